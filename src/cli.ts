@@ -1,0 +1,68 @@
+/**
+ * cac wiring only: each command module registers its flags and returns an exit code. This file
+ * owns the single error boundary that turns a thrown error into one clear line and an exit code.
+ */
+import { cac, type CAC } from 'cac'
+import { ProxyError, errorMessage } from './lib/errors.ts'
+import { ExitCode } from './lib/exit-codes.ts'
+import type { CliIo } from './lib/io.ts'
+import { colorsFor } from './lib/colors.ts'
+import { VERSION_TEXT, VERSION } from './version.ts'
+import { registerServe } from './commands/serve.ts'
+import { registerCheck } from './commands/check.ts'
+
+/** A command registers itself on the CLI; its action resolves to an exit code. */
+export type RegisterCommand = (cli: CAC, io: CliIo) => void
+
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const cli = cac('proxy')
+  for (const register of [registerServe, registerCheck]) register(cli, io)
+  cli.help()
+  cli.version(VERSION)
+  const c = colorsFor(io.stderrIsTTY, io.env)
+  try {
+    if (argv.includes('--version') || argv.includes('-v')) {
+      io.out(`${VERSION_TEXT}\n`)
+      return ExitCode.OK
+    }
+    cli.parse(['proxy', 'proxy', ...argv], { run: false })
+    if (cli.options.help) return ExitCode.OK
+    if (!cli.matchedCommand) {
+      if (cli.args.length > 0) throw new ProxyError('E_USAGE', `unknown command "${cli.args[0]}"; run "proxy --help" for the list`)
+      cli.outputHelp()
+      return ExitCode.USAGE
+    }
+    const code = await cli.runMatchedCommand()
+    return typeof code === 'number' ? code : ExitCode.OK
+  } catch (err) {
+    if (io.env.DEBUG === '1' && err instanceof Error) io.err(`${err.stack}\n`)
+    if (err instanceof ProxyError) {
+      io.err(`${c.red('error')} ${c.dim(`[${err.code}]`)} ${err.message}\n`)
+      return exitCodeFor(err)
+    }
+    // cac throws plain CACError for unknown options or missing values: a usage error.
+    if (err instanceof Error && err.name === 'CACError') {
+      io.err(`${c.red('error')} ${c.dim('[E_USAGE]')} ${err.message}; run "proxy --help"\n`)
+      return ExitCode.USAGE
+    }
+    io.err(`${c.red('error')} ${c.dim('[E_INTERNAL]')} ${errorMessage(err)}${io.env.DEBUG === '1' ? '' : ' (set DEBUG=1 for a stack trace)'}\n`)
+    return ExitCode.INTERNAL
+  }
+}
+
+function exitCodeFor(err: ProxyError): number {
+  switch (err.code) {
+    case 'E_USAGE':
+    case 'E_CONFIG':
+      return ExitCode.USAGE
+    case 'E_LISTEN':
+    case 'E_TLS_FILES':
+      return ExitCode.START_FAILED
+    case 'E_SLO':
+      return ExitCode.SLO_BROKEN
+    case 'E_BENCH':
+      return ExitCode.BENCH_FAILED
+    default:
+      return ExitCode.INTERNAL
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The config reference, as data: every key of every table, its kind, default and meaning.
+ * resolve.ts validates against these tables, --help prints their defaults, and the README's
+ * config reference is generated from them (scripts/config-doc.ts), so the three never drift.
+ */
+
+export type FieldKind =
+  | { type: 'duration' } // "250ms", "30s", "5m"; 0 means off where the doc says so
+  | { type: 'size' } // "64KiB", "1MB", or an integer of bytes
+  | { type: 'int'; min: number; max?: number }
+  | { type: 'bool' }
+  | { type: 'string' }
+  | { type: 'hostport' } // "host:port", "[::1]:port", or "off" where allowed
+  | { type: 'list' } // list of strings
+  | { type: 'enum'; values: readonly string[] }
+
+export interface Field {
+  /** snake_case TOML key. */
+  key: string
+  /** camelCase property in the resolved shape. */
+  prop: string
+  kind: FieldKind
+  /** Default, in the file's units; undefined means unset. */
+  default: string | number | boolean | readonly string[] | undefined
+  doc: string
+}
+
+const d = (key: string, prop: string, def: string, doc: string): Field => ({ key, prop, kind: { type: 'duration' }, default: def, doc })
+
+export const SERVER_FIELDS: readonly Field[] = [
+  { key: 'listen', prop: 'listen', kind: { type: 'hostport' }, default: '0.0.0.0:8080', doc: 'Address the proxy listens on.' },
+  { key: 'tls_cert', prop: 'tlsCertFile', kind: { type: 'string' }, default: undefined, doc: 'PEM certificate chain: terminate TLS on the listener (needs tls_key).' },
+  { key: 'tls_key', prop: 'tlsKeyFile', kind: { type: 'string' }, default: undefined, doc: 'PEM private key for tls_cert.' },
+  { key: 'max_body_size', prop: 'maxBodyBytes', kind: { type: 'size' }, default: '0', doc: 'Largest request body accepted (413 beyond). 0 means no limit: bodies stream.' },
+  { key: 'max_header_size', prop: 'maxHeaderBytes', kind: { type: 'size' }, default: '16KiB', doc: 'Largest request head (request line plus headers) accepted (431 beyond).' },
+  d('header_read_timeout', 'headerReadTimeoutMs', '10s', 'Time a client has to send the complete request head (slowloris guard).'),
+  d('keepalive_timeout', 'keepaliveTimeoutMs', '75s', 'How long an idle client keep-alive connection is held open.'),
+  d('drain_timeout', 'drainTimeoutMs', '30s', 'On SIGTERM/SIGINT, how long in-flight requests get to finish before the process exits.'),
+  { key: 'max_connections', prop: 'maxConnections', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most concurrent client connections; beyond it new connections get 503 and are closed. 0 means no limit.' },
+  { key: 'trusted_proxies', prop: 'trustedProxies', kind: { type: 'list' }, default: [], doc: 'CIDRs whose X-Forwarded-* headers are trusted and appended to; from anyone else they are replaced.' },
+  { key: 'default_upstream', prop: 'defaultUpstream', kind: { type: 'string' }, default: undefined, doc: 'Upstream used when no [[route]] matches. Default: the only upstream, or the one named "default".' },
+]
+
+export const UPSTREAM_FIELDS: readonly Field[] = [
+  { key: 'url', prop: 'url', kind: { type: 'string' }, default: undefined, doc: 'Origin: http://host[:port] or https://host[:port]; a bare host[:port] means http. Required.' },
+  { key: 'host_header', prop: 'hostHeader', kind: { type: 'string' }, default: undefined, doc: "Fixed Host header sent upstream. Default: the client's Host is kept." },
+  { key: 'tls_server_name', prop: 'tlsServerName', kind: { type: 'string' }, default: undefined, doc: 'SNI and certificate name for an https upstream. Default: the host in url.' },
+  { key: 'ca_file', prop: 'caFile', kind: { type: 'string' }, default: undefined, doc: "PEM CA bundle that verifies the upstream's certificate. Default: the system's roots." },
+  { key: 'insecure', prop: 'insecure', kind: { type: 'bool' }, default: false, doc: "Skip verifying the upstream's certificate. For testing only." },
+  d('connect_timeout', 'connectTimeoutMs', '5s', 'Time to open a TCP (and TLS) connection to one upstream address.'),
+  d('header_timeout', 'headerTimeoutMs', '60s', 'Time from sending the request to receiving the response head (504 beyond).'),
+  d('idle_timeout', 'idleTimeoutMs', '5m', 'Longest silence while streaming a response body before the exchange is aborted. 0 means none.'),
+  { key: 'resolvers', prop: 'resolvers', kind: { type: 'list' }, default: [], doc: 'DNS servers as ip[:port]. Default: the system configuration (/etc/resolv.conf, /etc/hosts).' },
+  { key: 'family', prop: 'family', kind: { type: 'enum', values: ['auto', 'ipv4', 'ipv6'] }, default: 'auto', doc: 'Address families to use: ipv4, ipv6, or auto (both, IPv4 first).' },
+  d('resolve_interval', 'resolveIntervalMs', '30s', 'Re-resolve interval for answers without a TTL (hosts file, IP literal).'),
+  d('resolve_min_ttl', 'resolveMinTtlMs', '5s', 'Shortest time an answer is kept, whatever its TTL.'),
+  d('resolve_max_ttl', 'resolveMaxTtlMs', '5m', 'Longest time an answer is kept, whatever its TTL.'),
+  d('resolve_timeout', 'resolveTimeoutMs', '2s', 'Time one DNS query may take before the next server (or a retry) is tried.'),
+  d('stale_grace', 'staleGraceMs', '24h', 'How long the last good addresses are kept when DNS fails (SERVFAIL, timeout, NXDOMAIN, empty).'),
+  d('max_connection_age', 'maxConnectionAgeMs', '5m', 'Pooled upstream connections older than this are closed when idle, so the pool follows DNS changes. 0 means no limit.'),
+  { key: 'max_idle_per_address', prop: 'maxIdlePerAddress', kind: { type: 'int', min: 0 }, default: 1024, doc: 'Idle keep-alive connections kept per upstream address.' },
+  d('pool_idle_timeout', 'poolIdleTimeoutMs', '60s', 'An idle pooled upstream connection is closed after this long.'),
+  { key: 'max_conns_per_address', prop: 'maxConnsPerAddress', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most concurrent connections to one upstream address; requests beyond it wait for a free one. 0 means no limit.' },
+  { key: 'retries', prop: 'retries', kind: { type: 'int', min: 0, max: 10 }, default: 2, doc: 'Extra attempts on another address after a connect failure, when the request can be replayed safely.' },
+  d('retry_timeout', 'retryTimeoutMs', '10s', 'Total time spent on retries of one request.'),
+  { key: 'fail_threshold', prop: 'failThreshold', kind: { type: 'int', min: 1 }, default: 1, doc: 'Consecutive connect failures that eject an address.' },
+  d('eject_time', 'ejectBaseMs', '1s', 'First ejection time of a failing address; doubles on each further failure up to eject_max_time, then a half-open probe.'),
+  d('eject_max_time', 'ejectMaxMs', '30s', 'Longest ejection time of a failing address.'),
+  { key: 'health_path', prop: 'healthPath', kind: { type: 'string' }, default: undefined, doc: 'Active health check: GET this path on every address; a non-2xx/3xx or a failure marks it down. Default: passive checks only.' },
+  d('health_interval', 'healthIntervalMs', '10s', 'Interval between active health checks.'),
+  d('health_timeout', 'healthTimeoutMs', '2s', 'Time one active health check may take.'),
+  { key: 'prewarm', prop: 'prewarmConnections', kind: { type: 'int', min: 0, max: 64 }, default: 0, doc: 'Connections (TCP and TLS) opened ahead of traffic to each new address.' },
+]
+
+export const ROUTE_FIELDS: readonly Field[] = [
+  { key: 'host', prop: 'host', kind: { type: 'string' }, default: undefined, doc: 'Match the request host exactly, or a suffix with "*.example.com". Default: any host.' },
+  { key: 'path_prefix', prop: 'pathPrefix', kind: { type: 'string' }, default: undefined, doc: 'Match paths that start with this prefix. Default: any path.' },
+  { key: 'upstream', prop: 'upstream', kind: { type: 'string' }, default: undefined, doc: 'Name of the [upstream.NAME] that serves the match. Required.' },
+]
+
+export const ADMIN_FIELDS: readonly Field[] = [
+  { key: 'listen', prop: 'listen', kind: { type: 'hostport' }, default: '127.0.0.1:9090', doc: 'Admin listener (/metrics, /status, /healthz, /readyz), or "off". Loopback by default.' },
+  { key: 'token', prop: 'token', kind: { type: 'string' }, default: undefined, doc: 'When set, admin requests need "Authorization: Bearer <token>".' },
+]
+
+export const LOG_FIELDS: readonly Field[] = [
+  { key: 'access_log', prop: 'accessLog', kind: { type: 'string' }, default: 'stdout', doc: 'Where access log lines go: stdout, stderr, off, or a file path.' },
+  { key: 'format', prop: 'format', kind: { type: 'enum', values: ['json', 'text'] }, default: 'json', doc: 'Access log format: JSON lines, or readable text.' },
+]
+
+export const TOP_FIELDS: readonly Field[] = [
+  { key: 'workers', prop: 'workers', kind: { type: 'string' }, default: '1', doc: 'Worker processes sharing the listen port: a number, or "auto" for one per core.' },
+]

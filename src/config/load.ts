@@ -1,0 +1,82 @@
+/**
+ * Reading a config file: file -> text -> TOML tables, plus a line index so that errors about a
+ * value (not only syntax errors) can name the line. Validation and defaults live in resolve.ts.
+ */
+import { readFileSync } from 'node:fs'
+import { parse } from 'toml'
+import { ConfigError } from '../lib/errors.ts'
+import type { FileConfig } from './schema.ts'
+
+export interface LoadedFile {
+  path: string
+  data: FileConfig
+  /** Maps a key path as written ("server.listen", "route[1].host") to its 1-based line. */
+  lines: ReadonlyMap<string, number>
+}
+
+export function loadConfigFile(path: string): LoadedFile {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : String(err)
+    throw new ConfigError({ file: path }, `cannot read config: ${why}`, { cause: err })
+  }
+  return parseConfigText(text, path)
+}
+
+export function parseConfigText(text: string, path: string): LoadedFile {
+  let data: unknown
+  try {
+    data = parse(text)
+  } catch (err) {
+    const e = err as { line?: number; column?: number; message?: string }
+    throw new ConfigError({ file: path, line: e.line, column: e.column }, `invalid TOML: ${e.message ?? String(err)}`, { cause: err })
+  }
+  return { path, data: data as FileConfig, lines: indexKeyLines(text) }
+}
+
+/**
+ * A light scan of the TOML text that remembers on which line each key was set. It follows
+ * [table] and [[array]] headers and dotted keys; it is only used to point at a line in an error
+ * message, so a key it cannot place simply gets no line.
+ */
+export function indexKeyLines(text: string): Map<string, number> {
+  const lines = new Map<string, number>()
+  const arrayCounts = new Map<string, number>()
+  let prefix = ''
+  const rows = text.split(/\r?\n/)
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i]!.trim()
+    if (row === '' || row.startsWith('#')) continue
+    const arr = /^\[\[\s*([^\]]+?)\s*\]\]/.exec(row)
+    if (arr) {
+      const name = normaliseKey(arr[1]!)
+      const n = arrayCounts.get(name) ?? 0
+      arrayCounts.set(name, n + 1)
+      prefix = `${name}[${n}]`
+      lines.set(prefix, i + 1)
+      continue
+    }
+    const table = /^\[\s*([^\]]+?)\s*\]/.exec(row)
+    if (table) {
+      prefix = normaliseKey(table[1]!)
+      lines.set(prefix, i + 1)
+      continue
+    }
+    const kv = /^((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=/.exec(row)
+    if (kv) {
+      const key = normaliseKey(kv[1]!)
+      lines.set(prefix ? `${prefix}.${key}` : key, i + 1)
+    }
+  }
+  return lines
+}
+
+function normaliseKey(raw: string): string {
+  return raw
+    .split('.')
+    .map((part) => part.trim().replace(/^["']|["']$/g, ''))
+    .join('.')
+}

@@ -1,0 +1,329 @@
+/**
+ * Layers and validation: defaults < config file < flags, into one frozen ResolvedConfig.
+ * This is the only place that parses units or checks for missing values; an error names the
+ * file, the line where known, and the key path (or the flag) that holds the bad value.
+ */
+import { isIP } from 'node:net'
+import { ConfigError, type ConfigLocation } from '../lib/errors.ts'
+import { parseDurationMs, parseSizeBytes } from '../lib/units.ts'
+import { ADMIN_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
+import type { LoadedFile } from './load.ts'
+import type { HostPort, ResolvedConfig, ResolvedRoute, ResolvedUpstream } from './schema.ts'
+import { parseCidr } from '../lib/cidr.ts'
+
+/** Flag values, already in file units and keyed like the file. Upstream flags apply to the default upstream. */
+export interface FlagLayer {
+  server?: Record<string, unknown>
+  upstream?: Record<string, unknown>
+  admin?: Record<string, unknown>
+  log?: Record<string, unknown>
+  workers?: unknown
+  /** "server.listen" -> "--listen": how to name a flag in an error. */
+  flagNames?: Record<string, string>
+}
+
+const TOP_KEYS = new Set(['server', 'upstream', 'route', 'admin', 'log', 'workers'])
+
+type Table = Record<string, unknown>
+
+interface Ctx {
+  file: LoadedFile | undefined
+  flags: FlagLayer
+}
+
+export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {}): ResolvedConfig {
+  const ctx: Ctx = { file, flags }
+  const data = (file?.data ?? {}) as Table
+  for (const key of Object.keys(data)) {
+    if (!TOP_KEYS.has(key)) fail(ctx, key, `unknown key; expected one of: ${[...TOP_KEYS].join(', ')}`)
+  }
+  const serverTable = mergeTable(ctx, 'server', tableAt(ctx, data, 'server'), flags.server)
+  const upstreamTables = collectUpstreams(ctx, data.upstream)
+  const server = resolveFields(ctx, 'server', serverTable, SERVER_FIELDS) as unknown as ResolvedConfig['server'] & { defaultUpstream: string | undefined }
+
+  // Which upstream the default route (and the --upstream family of flags) refers to.
+  const names = Object.keys(upstreamTables.tables)
+  let defaultName = server.defaultUpstream
+  if (defaultName === undefined) defaultName = names.length === 1 ? names[0]! : 'default'
+  if (flags.upstream && Object.keys(flags.upstream).length > 0) {
+    const base = upstreamTables.tables[defaultName] ?? {}
+    upstreamTables.tables[defaultName] = { ...base, ...stripUndefined(flags.upstream) }
+    upstreamTables.prefixes[defaultName] ??= `upstream.${defaultName}`
+  }
+  if (Object.keys(upstreamTables.tables).length === 0) {
+    fail(ctx, 'upstream', 'no upstream configured; pass --upstream <url> or add [upstream] with url = "https://origin.example.com"')
+  }
+  if (!(defaultName in upstreamTables.tables)) {
+    fail(ctx, 'server.default_upstream', `names upstream "${defaultName}", which is not defined; define [upstream.${defaultName}] or set server.default_upstream`)
+  }
+  const upstreams: Record<string, ResolvedUpstream> = {}
+  for (const [name, table] of Object.entries(upstreamTables.tables)) {
+    upstreams[name] = resolveUpstream(ctx, name, upstreamTables.prefixes[name]!, table)
+  }
+
+  const routes = resolveRoutes(ctx, data.route, upstreams)
+  routes.push({ host: undefined, pathPrefix: undefined, upstream: defaultName })
+
+  if ((server.tlsCertFile === undefined) !== (server.tlsKeyFile === undefined)) {
+    fail(ctx, server.tlsCertFile === undefined ? 'server.tls_cert' : 'server.tls_key', 'tls_cert and tls_key go together; set both or neither')
+  }
+  server.trustedProxies.forEach((cidr, i) => {
+    if (!parseCidr(cidr)) fail(ctx, `server.trusted_proxies[${i}]`, `"${cidr}" is not a CIDR; use e.g. "10.0.0.0/8" or "::1/128"`)
+  })
+
+  const adminTable = mergeTable(ctx, 'admin', tableAt(ctx, data, 'admin'), flags.admin)
+  const admin = resolveFields(ctx, 'admin', adminTable, ADMIN_FIELDS) as { listen: HostPort | undefined; token: string | undefined }
+  const logTable = mergeTable(ctx, 'log', tableAt(ctx, data, 'log'), flags.log)
+  const log = resolveFields(ctx, 'log', logTable, LOG_FIELDS) as unknown as ResolvedConfig['log']
+
+  const workersRaw = flags.workers ?? data.workers ?? '1'
+  const workers = resolveWorkers(ctx, workersRaw)
+
+  const resolved: ResolvedConfig = {
+    file: file?.path,
+    server: { ...server, defaultUpstream: defaultName },
+    upstreams,
+    routes,
+    admin,
+    log,
+    workers,
+  }
+  return deepFreeze(resolved)
+}
+
+function resolveWorkers(ctx: Ctx, raw: unknown): number {
+  if (raw === 'auto') return Math.max(1, navigator.hardwareConcurrency || 1)
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN
+  if (!Number.isInteger(n) || n < 1 || n > 256) fail(ctx, 'workers', `"${String(raw)}" is not a worker count; use a number from 1 to 256, or "auto"`)
+  return n
+}
+
+function collectUpstreams(ctx: Ctx, raw: unknown): { tables: Record<string, Table>; prefixes: Record<string, string> } {
+  const tables: Record<string, Table> = {}
+  const prefixes: Record<string, string> = {}
+  if (raw === undefined) return { tables, prefixes }
+  if (!isTable(raw)) fail(ctx, 'upstream', 'must be a table: [upstream] with url = "...", or [upstream.NAME] tables')
+  if ('url' in raw || Object.values(raw).every((v) => !isTable(v))) {
+    // The single-upstream form: [upstream] url = "..."
+    tables.default = raw
+    prefixes.default = 'upstream'
+    return { tables, prefixes }
+  }
+  for (const [name, value] of Object.entries(raw)) {
+    if (!isTable(value)) fail(ctx, `upstream.${name}`, 'expected a table [upstream.NAME]; do not mix [upstream] keys with named upstreams')
+    if (!/^[A-Za-z0-9_-]+$/.test(name)) fail(ctx, `upstream.${name}`, 'upstream names use letters, digits, "_" and "-"')
+    tables[name] = value
+    prefixes[name] = `upstream.${name}`
+  }
+  return { tables, prefixes }
+}
+
+function resolveUpstream(ctx: Ctx, name: string, prefix: string, table: Table): ResolvedUpstream {
+  const f = resolveFields(ctx, prefix, table, UPSTREAM_FIELDS) as Record<string, unknown>
+  if (typeof f.url !== 'string' || f.url === '') fail(ctx, `${prefix}.url`, 'missing; set the origin, e.g. url = "https://origin.example.com"')
+  const target = parseUpstreamUrl(f.url as string)
+  if (typeof target === 'string') fail(ctx, `${prefix}.url`, target)
+  if ((f.resolveMinTtlMs as number) > (f.resolveMaxTtlMs as number)) {
+    fail(ctx, `${prefix}.resolve_min_ttl`, 'is larger than resolve_max_ttl')
+  }
+  ;(f.resolvers as string[]).forEach((r, i) => {
+    if (!parseResolverAddress(r)) fail(ctx, `${prefix}.resolvers[${i}]`, `"${r}" is not ip[:port]; use e.g. "127.0.0.1:53" or "[::1]:53"`)
+  })
+  if (f.healthPath !== undefined && !(f.healthPath as string).startsWith('/')) {
+    fail(ctx, `${prefix}.health_path`, 'must start with "/"')
+  }
+  return {
+    ...(f as unknown as ResolvedUpstream),
+    name,
+    url: `${target.scheme}://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`,
+    scheme: target.scheme,
+    host: target.host,
+    port: target.port,
+    tlsServerName: (f.tlsServerName as string | undefined) ?? target.host,
+  }
+}
+
+/** Parses an upstream URL. Returns an error message (string) when it is not usable. */
+export function parseUpstreamUrl(raw: string): { scheme: 'http' | 'https'; host: string; port: number } | string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`
+  let u: URL
+  try {
+    u = new URL(withScheme)
+  } catch {
+    return `"${raw}" is not a URL; use http://host[:port] or https://host[:port]`
+  }
+  const scheme = u.protocol.slice(0, -1)
+  if (scheme !== 'http' && scheme !== 'https') return `scheme "${scheme}" is not supported; use http or https`
+  if (u.pathname !== '/' || u.search || u.hash) return `"${raw}" has a path or query; give only scheme://host[:port]`
+  if (u.username || u.password) return `"${raw}" has credentials; they are not supported in the upstream URL`
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname
+  if (!host) return `"${raw}" has no host`
+  const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80
+  return { scheme, host, port }
+}
+
+/** "1.2.3.4", "1.2.3.4:5353", "[::1]:53", "::1" -> { host, port }. */
+export function parseResolverAddress(raw: string): HostPort | undefined {
+  if (isIP(raw)) return { host: raw, port: 53 }
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(raw) ?? /^([^:]+):(\d+)$/.exec(raw)
+  if (!m || !isIP(m[1]!)) return undefined
+  const port = Number(m[2])
+  return port > 0 && port < 65536 ? { host: m[1]!, port } : undefined
+}
+
+function resolveRoutes(ctx: Ctx, raw: unknown, upstreams: Record<string, ResolvedUpstream>): ResolvedRoute[] {
+  if (raw === undefined) return []
+  if (!Array.isArray(raw)) fail(ctx, 'route', 'must be an array of tables: [[route]]')
+  return raw.map((entry, i) => {
+    const prefix = `route[${i}]`
+    if (!isTable(entry)) fail(ctx, prefix, 'must be a table')
+    const r = resolveFields(ctx, prefix, entry, ROUTE_FIELDS) as { host?: string; pathPrefix?: string; upstream?: string }
+    if (r.upstream === undefined) fail(ctx, `${prefix}.upstream`, 'missing; name an [upstream.NAME]')
+    if (!(r.upstream in upstreams)) fail(ctx, `${prefix}.upstream`, `names "${r.upstream}", which is not defined; defined: ${Object.keys(upstreams).join(', ')}`)
+    if (r.host === undefined && r.pathPrefix === undefined) fail(ctx, prefix, 'a route needs host and/or path_prefix')
+    if (r.pathPrefix !== undefined && !r.pathPrefix.startsWith('/')) fail(ctx, `${prefix}.path_prefix`, 'must start with "/"')
+    if (r.host !== undefined && !/^(\*\.)?[a-z0-9.-]+$/i.test(r.host)) fail(ctx, `${prefix}.host`, `"${r.host}" is not a host name or "*.suffix"`)
+    return { host: r.host?.toLowerCase(), pathPrefix: r.pathPrefix, upstream: r.upstream }
+  })
+}
+
+function tableAt(ctx: Ctx, data: Table, key: string): Table {
+  const v = data[key]
+  if (v === undefined) return {}
+  if (!isTable(v)) fail(ctx, key, `must be a table: [${key}]`)
+  return v
+}
+
+function mergeTable(_ctx: Ctx, _name: string, fileTable: Table, flagTable: Record<string, unknown> | undefined): Table {
+  return flagTable ? { ...fileTable, ...stripUndefined(flagTable) } : fileTable
+}
+
+function stripUndefined(t: Record<string, unknown>): Table {
+  return Object.fromEntries(Object.entries(t).filter(([, v]) => v !== undefined))
+}
+
+/** Validates one table against its field list; unknown keys are errors. Returns camelCase props. */
+function resolveFields(ctx: Ctx, prefix: string, table: Table, fields: readonly Field[]): Record<string, unknown> {
+  const known = new Map(fields.map((f) => [f.key, f]))
+  for (const key of Object.keys(table)) {
+    if (!known.has(key)) {
+      const near = closest(key, [...known.keys()])
+      fail(ctx, `${prefix}.${key}`, `unknown key${near ? `; did you mean "${near}"?` : ''}`)
+    }
+  }
+  const out: Record<string, unknown> = {}
+  for (const field of fields) {
+    const raw = table[field.key] ?? field.default
+    out[field.prop] = raw === undefined ? undefined : coerce(ctx, `${prefix}.${field.key}`, field, raw)
+  }
+  return out
+}
+
+function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
+  const k = field.kind
+  switch (k.type) {
+    case 'duration': {
+      const ms = typeof raw === 'string' ? parseDurationMs(raw) : typeof raw === 'number' && raw === 0 ? 0 : undefined
+      if (ms === undefined) fail(ctx, path, `${show(raw)} is not a duration; use e.g. "250ms", "30s", "5m"`)
+      return ms
+    }
+    case 'size': {
+      const bytes = typeof raw === 'number' && Number.isInteger(raw) && raw >= 0 ? raw : typeof raw === 'string' ? parseSizeBytes(raw) : undefined
+      if (bytes === undefined) fail(ctx, path, `${show(raw)} is not a size; use e.g. "64KiB", "10MB", or 0`)
+      return bytes
+    }
+    case 'int': {
+      const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < k.min || (k.max !== undefined && n > k.max)) {
+        fail(ctx, path, `${show(raw)} is not a whole number from ${k.min}${k.max !== undefined ? ` to ${k.max}` : ' up'}`)
+      }
+      return n
+    }
+    case 'bool':
+      if (typeof raw !== 'boolean') fail(ctx, path, `${show(raw)} is not true or false`)
+      return raw
+    case 'string':
+      if (typeof raw !== 'string') fail(ctx, path, `${show(raw)} is not a string; quote it`)
+      return raw === '' ? undefined : raw
+    case 'enum':
+      if (typeof raw !== 'string' || !k.values.includes(raw)) fail(ctx, path, `${show(raw)} is not one of: ${k.values.join(', ')}`)
+      return raw
+    case 'list': {
+      const list = typeof raw === 'string' ? [raw] : raw
+      if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) fail(ctx, path, `${show(raw)} is not a list of strings`)
+      return list
+    }
+    case 'hostport': {
+      if (raw === 'off') return undefined
+      const hp = typeof raw === 'string' ? parseHostPort(raw) : undefined
+      if (!hp) fail(ctx, path, `${show(raw)} is not host:port; use e.g. "0.0.0.0:8080", "[::]:8080" or ":8080"`)
+      return hp
+    }
+  }
+}
+
+/** "0.0.0.0:8080", "[::1]:8080", ":8080" (all interfaces), "localhost:8080". Port 0 picks a free port. */
+export function parseHostPort(raw: string): HostPort | undefined {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(raw) ?? /^([^:[\]]*):(\d+)$/.exec(raw)
+  if (!m) return undefined
+  const port = Number(m[2])
+  if (port > 65535) return undefined
+  return { host: m[1] === '' ? '0.0.0.0' : m[1]!, port }
+}
+
+function show(raw: unknown): string {
+  return typeof raw === 'string' ? `"${raw}"` : JSON.stringify(raw)
+}
+
+function fail(ctx: Ctx, keyPath: string, problem: string): never {
+  throw new ConfigError(locate(ctx, keyPath), problem)
+}
+
+/** Names where a value came from: the flag if a flag set it, else the file and line. */
+function locate(ctx: Ctx, keyPath: string): ConfigLocation {
+  const flagKey = keyPath.replace(/^upstream\.[^.]+\./, 'upstream.').replace(/\[\d+\]$/, '')
+  const flag = ctx.flags.flagNames?.[flagKey] ?? ctx.flags.flagNames?.[keyPath]
+  if (flag) return { keyPath: flag }
+  if (!ctx.file) return { keyPath }
+  const line = ctx.file.lines.get(keyPath.replace(/\[\d+\]$/, '')) ?? ctx.file.lines.get(keyPath.replace(/\.[^.]+$/, ''))
+  return { file: ctx.file.path, keyPath, line }
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined
+  let bestD = 3
+  for (const c of candidates) {
+    const dist = editDistance(word, c)
+    if (dist < bestD) {
+      bestD = dist
+      best = c
+    }
+  }
+  return best
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0]!
+    dp[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j]!
+      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
+      prev = tmp
+    }
+  }
+  return dp[b.length]!
+}
+
+function isTable(v: unknown): v is Table {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date)
+}
+
+function deepFreeze<T>(obj: T): T {
+  if (obj && typeof obj === 'object' && !Object.isFrozen(obj)) {
+    Object.freeze(obj)
+    for (const v of Object.values(obj)) deepFreeze(v)
+  }
+  return obj
+}

@@ -1,0 +1,100 @@
+/**
+ * The two config shapes. `FileConfig` is what a TOML file or the flags say: every key optional,
+ * in human units ("30s", "64KiB"), snake_case. `ResolvedConfig` is what the rest of the program
+ * reads: complete, in milliseconds and bytes, camelCase, frozen. Each field's behaviour, unit and
+ * default is documented once, in the field tables of fields.ts; this file holds only the types.
+ */
+
+export type AddressFamily = 'ipv4' | 'ipv6' | 'auto'
+export type LogFormat = 'json' | 'text'
+
+export interface HostPort {
+  host: string
+  port: number
+}
+
+export interface ResolvedServer {
+  listen: HostPort
+  tlsCertFile: string | undefined
+  tlsKeyFile: string | undefined
+  maxBodyBytes: number
+  maxHeaderBytes: number
+  headerReadTimeoutMs: number
+  keepaliveTimeoutMs: number
+  drainTimeoutMs: number
+  maxConnections: number
+  trustedProxies: readonly string[]
+  defaultUpstream: string
+}
+
+export interface ResolvedUpstream {
+  name: string
+  /** The configured URL, normalised: scheme://host:port */
+  url: string
+  scheme: 'http' | 'https'
+  /** The DNS name (or IP literal) to resolve. */
+  host: string
+  port: number
+  /** Fixed Host header to send; undefined keeps the client's Host. */
+  hostHeader: string | undefined
+  /** SNI and certificate name for https upstreams. */
+  tlsServerName: string
+  caFile: string | undefined
+  insecure: boolean
+  connectTimeoutMs: number
+  headerTimeoutMs: number
+  idleTimeoutMs: number
+  resolvers: readonly string[]
+  family: AddressFamily
+  resolveIntervalMs: number
+  resolveMinTtlMs: number
+  resolveMaxTtlMs: number
+  resolveTimeoutMs: number
+  staleGraceMs: number
+  maxConnectionAgeMs: number
+  maxIdlePerAddress: number
+  poolIdleTimeoutMs: number
+  maxConnsPerAddress: number
+  retries: number
+  retryTimeoutMs: number
+  failThreshold: number
+  ejectBaseMs: number
+  ejectMaxMs: number
+  healthPath: string | undefined
+  healthIntervalMs: number
+  healthTimeoutMs: number
+  prewarmConnections: number
+}
+
+export interface ResolvedRoute {
+  /** Exact host, "*.suffix", or undefined for any host. Lower-case, no port. */
+  host: string | undefined
+  pathPrefix: string | undefined
+  upstream: string
+}
+
+export interface ResolvedAdmin {
+  /** undefined when the admin listener is off. */
+  listen: HostPort | undefined
+  token: string | undefined
+}
+
+export interface ResolvedLog {
+  /** "stdout", "stderr", "off", or a file path. */
+  accessLog: string
+  format: LogFormat
+}
+
+export interface ResolvedConfig {
+  /** The config file this came from, if any. */
+  file: string | undefined
+  server: ResolvedServer
+  upstreams: Readonly<Record<string, ResolvedUpstream>>
+  routes: readonly ResolvedRoute[]
+  admin: ResolvedAdmin
+  log: ResolvedLog
+  workers: number
+}
+
+/** The raw, all-optional shape: nested tables of unknown values, as parsed from TOML or flags. */
+export type FileConfig = Record<string, unknown>

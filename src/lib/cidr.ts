@@ -1,0 +1,55 @@
+/**
+ * CIDR parsing and matching for IPv4 and IPv6 (used by trusted_proxies). Addresses are
+ * compared as 128-bit BigInts; IPv4 and IPv4-mapped IPv6 (::ffff:a.b.c.d) are the same.
+ */
+import { isIP } from 'node:net'
+
+export interface Cidr {
+  base: bigint
+  bits: number
+}
+
+export function parseCidr(raw: string): Cidr | undefined {
+  const [addr, len, extra] = raw.split('/')
+  if (extra !== undefined || addr === undefined) return undefined
+  const base = ipToBigInt(addr)
+  if (base === undefined) return undefined
+  const v4 = isIP(addr) === 4
+  const max = v4 ? 32 : 128
+  const prefix = len === undefined ? max : /^\d+$/.test(len) ? Number(len) : NaN
+  if (!(prefix >= 0 && prefix <= max)) return undefined
+  const bits = v4 ? prefix + 96 : prefix
+  return { base: base & mask(bits), bits }
+}
+
+export function cidrContains(cidr: Cidr, ip: string): boolean {
+  const v = ipToBigInt(ip)
+  return v !== undefined && (v & mask(cidr.bits)) === cidr.base
+}
+
+function mask(bits: number): bigint {
+  return bits === 0 ? 0n : ((1n << 128n) - 1n) ^ ((1n << BigInt(128 - bits)) - 1n)
+}
+
+/** IPv4 becomes ::ffff:a.b.c.d so both families share one space. */
+export function ipToBigInt(ip: string): bigint | undefined {
+  const kind = isIP(ip)
+  if (kind === 4) {
+    const p = ip.split('.').map(Number)
+    return 0xffffn << 32n | BigInt(((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!)
+  }
+  if (kind !== 6) return undefined
+  let text = ip.toLowerCase().split('%')[0]!
+  const v4tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(text)
+  if (v4tail) {
+    const p = v4tail[1]!.split('.').map(Number)
+    text = text.slice(0, -v4tail[1]!.length) + `${((p[0]! << 8) | p[1]!).toString(16)}:${((p[2]! << 8) | p[3]!).toString(16)}`
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined]
+  const h = head ? head.split(':') : []
+  const t = tail !== undefined ? (tail ? tail.split(':') : []) : []
+  const groups = tail !== undefined ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h
+  let v = 0n
+  for (const g of groups) v = (v << 16n) | BigInt(parseInt(g, 16))
+  return v
+}

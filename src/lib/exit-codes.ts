@@ -1,0 +1,20 @@
+/**
+ * Named process exit codes, documented in the README. Only main.ts calls process.exit;
+ * everything else returns one of these.
+ */
+export const ExitCode = {
+  OK: 0,
+  /** Unexpected failure: a bug, or an error we did not classify. */
+  INTERNAL: 1,
+  /** Bad command line or bad config (EX_USAGE / EX_CONFIG style, kept to one code). */
+  USAGE: 2,
+  /** Could not start: the listen address is taken, or TLS files are unreadable. */
+  START_FAILED: 3,
+  /** bench: a --slo objective was broken. */
+  SLO_BROKEN: 4,
+  /** bench: no request succeeded (every sample was an error). */
+  BENCH_FAILED: 5,
+  /** serve: check found the config valid but an upstream did not resolve. */
+  CHECK_UNRESOLVED: 6,
+} as const
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]

@@ -1,0 +1,45 @@
+/**
+ * The command-line I/O boundary: commands write through a `CliIo` instead of touching
+ * process.stdout, so tests can run `runCli(argv, io)` and read what was printed.
+ */
+export interface CliIo {
+  /** Writes text to stdout as given (add your own newline). */
+  out(text: string): void
+  /** Writes text to stderr as given (add your own newline). */
+  err(text: string): void
+  env: Record<string, string | undefined>
+  stdoutIsTTY: boolean
+  stderrIsTTY: boolean
+  /** Working directory for relative paths in flags. */
+  cwd: string
+}
+
+export function processIo(): CliIo {
+  return {
+    out: (text) => void process.stdout.write(text),
+    err: (text) => void process.stderr.write(text),
+    env: process.env,
+    stdoutIsTTY: Boolean(process.stdout.isTTY),
+    stderrIsTTY: Boolean(process.stderr.isTTY),
+    cwd: process.cwd(),
+  }
+}
+
+/** An in-memory CliIo for tests. */
+export function memoryIo(env: Record<string, string | undefined> = {}): CliIo & { stdout: string; stderr: string } {
+  const io = {
+    stdout: '',
+    stderr: '',
+    out(text: string) {
+      io.stdout += text
+    },
+    err(text: string) {
+      io.stderr += text
+    },
+    env,
+    stdoutIsTTY: false,
+    stderrIsTTY: false,
+    cwd: process.cwd(),
+  }
+  return io
+}

@@ -1,0 +1,63 @@
+/**
+ * Human units at the edge: durations ("250ms", "30s", "5m", "1h") and sizes ("64KiB", "1MB").
+ * Parsed once while resolving config; nothing downstream sees a string unit.
+ */
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** Parses "250ms", "1.5s", "5m", "1h30m", "0". Returns milliseconds, or undefined when malformed. */
+export function parseDurationMs(raw: string): number | undefined {
+  const text = raw.trim()
+  if (text === '0') return 0
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy
+  let total = 0
+  let matched = 0
+  let m: RegExpExecArray | null
+  while ((m = re.exec(text)) !== null) {
+    total += Number(m[1]) * DURATION_UNITS_MS[m[2]!]!
+    matched = re.lastIndex
+  }
+  if (matched === 0 || matched !== text.length) return undefined
+  return Math.round(total)
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+}
+
+/** Parses "64KiB", "1MB", "512", "2GiB". Returns bytes, or undefined when malformed. */
+export function parseSizeBytes(raw: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(raw)
+  if (!m) return undefined
+  const unit = (m[2] ?? '').toLowerCase() || 'b'
+  const factor = SIZE_UNITS[unit]
+  if (factor === undefined) return undefined
+  return Math.round(Number(m[1]) * factor)
+}
+
+/** "1500" -> "1.5s", "250" -> "250ms", for printing resolved config and --help defaults. */
+export function formatDurationMs(ms: number): string {
+  if (ms === 0) return '0'
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`
+  if (ms % 1000 === 0) return `${ms / 1000}s`
+  if (ms >= 1000) return `${ms / 1000}s`
+  return `${ms}ms`
+}
+
+export function formatSizeBytes(bytes: number): string {
+  if (bytes === 0) return '0'
+  for (const [unit, f] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+    if (bytes % f === 0) return `${bytes / f}${unit}`
+  }
+  return `${bytes}B`
+}
