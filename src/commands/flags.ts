@@ -1,0 +1,95 @@
+/**
+ * The serve/check flag set: each flag maps to one config key, so flags and the TOML file share
+ * validation, defaults and documentation (fields.ts). Undefined flag values never override.
+ */
+import type { Command } from 'cac'
+import { ADMIN_FIELDS, LOG_FIELDS, SERVER_FIELDS, TOP_FIELDS, UPSTREAM_FIELDS, type Field } from '../config/fields.ts'
+import type { FlagLayer } from '../config/resolve.ts'
+
+type Table = 'server' | 'upstream' | 'admin' | 'log' | 'top'
+
+interface FlagSpec {
+  /** cac raw name, e.g. "--listen <host:port>" */
+  raw: string
+  table: Table
+  key: string
+}
+
+export const CONFIG_FLAGS: readonly FlagSpec[] = [
+  { raw: '--upstream <url>', table: 'upstream', key: 'url' },
+  { raw: '--listen <host:port>', table: 'server', key: 'listen' },
+  { raw: '--host-header <host>', table: 'upstream', key: 'host_header' },
+  { raw: '--tls-server-name <name>', table: 'upstream', key: 'tls_server_name' },
+  { raw: '--upstream-ca <file>', table: 'upstream', key: 'ca_file' },
+  { raw: '--upstream-insecure', table: 'upstream', key: 'insecure' },
+  { raw: '--tls-cert <file>', table: 'server', key: 'tls_cert' },
+  { raw: '--tls-key <file>', table: 'server', key: 'tls_key' },
+  { raw: '--connect-timeout <duration>', table: 'upstream', key: 'connect_timeout' },
+  { raw: '--header-timeout <duration>', table: 'upstream', key: 'header_timeout' },
+  { raw: '--idle-timeout <duration>', table: 'upstream', key: 'idle_timeout' },
+  { raw: '--header-read-timeout <duration>', table: 'server', key: 'header_read_timeout' },
+  { raw: '--keepalive-timeout <duration>', table: 'server', key: 'keepalive_timeout' },
+  { raw: '--drain-timeout <duration>', table: 'server', key: 'drain_timeout' },
+  { raw: '--max-body-size <size>', table: 'server', key: 'max_body_size' },
+  { raw: '--max-connections <n>', table: 'server', key: 'max_connections' },
+  { raw: '--trusted-proxy <cidr>', table: 'server', key: 'trusted_proxies' },
+  { raw: '--resolver <ip[:port]>', table: 'upstream', key: 'resolvers' },
+  { raw: '--family <family>', table: 'upstream', key: 'family' },
+  { raw: '--resolve-interval <duration>', table: 'upstream', key: 'resolve_interval' },
+  { raw: '--resolve-min-ttl <duration>', table: 'upstream', key: 'resolve_min_ttl' },
+  { raw: '--resolve-max-ttl <duration>', table: 'upstream', key: 'resolve_max_ttl' },
+  { raw: '--stale-grace <duration>', table: 'upstream', key: 'stale_grace' },
+  { raw: '--max-connection-age <duration>', table: 'upstream', key: 'max_connection_age' },
+  { raw: '--retries <n>', table: 'upstream', key: 'retries' },
+  { raw: '--prewarm <n>', table: 'upstream', key: 'prewarm' },
+  { raw: '--health-path <path>', table: 'upstream', key: 'health_path' },
+  { raw: '--admin <host:port|off>', table: 'admin', key: 'listen' },
+  { raw: '--admin-token <token>', table: 'admin', key: 'token' },
+  { raw: '--access-log <stdout|stderr|off|file>', table: 'log', key: 'access_log' },
+  { raw: '--log-format <json|text>', table: 'log', key: 'format' },
+  { raw: '--workers <n|auto>', table: 'top', key: 'workers' },
+]
+
+const FIELDS: Record<Table, readonly Field[]> = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS, top: TOP_FIELDS }
+
+function flagName(raw: string): string {
+  return raw.split(/[ <[]/)[0]!.replace(/^--/, '')
+}
+
+function camel(name: string): string {
+  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())
+}
+
+/** Adds every config flag to a command, with its meaning and default in the help text. */
+export function addConfigFlags(cmd: Command): Command {
+  cmd.option('--config <file>', 'TOML config file; flags override it, and it overrides defaults')
+  for (const spec of CONFIG_FLAGS) {
+    const field = FIELDS[spec.table].find((f) => f.key === spec.key)!
+    const def = field.default
+    const shown = def === undefined || (Array.isArray(def) && def.length === 0) ? '' : ` (default: ${Array.isArray(def) ? def.join(',') : String(def)})`
+    const key = spec.table === 'top' ? spec.key : `${spec.table === 'upstream' ? 'upstream' : spec.table}.${spec.key}`
+    const repeat = field.kind.type === 'list' ? ' Repeatable.' : ''
+    cmd.option(spec.raw, `${field.doc}${repeat}${shown} [${key}]`)
+  }
+  return cmd
+}
+
+/** Turns parsed cac options into a FlagLayer for resolveConfig. */
+export function flagLayer(options: Record<string, unknown>): FlagLayer {
+  const layer: FlagLayer = { server: {}, upstream: {}, admin: {}, log: {}, flagNames: {} }
+  for (const spec of CONFIG_FLAGS) {
+    const name = flagName(spec.raw)
+    let value = options[camel(name)]
+    if (value === undefined) continue
+    if (typeof value === 'number') value = String(value)
+    if (Array.isArray(value)) value = value.map(String)
+    if (spec.table === 'top') {
+      layer.workers = value
+      layer.flagNames![spec.key] = `--${name}`
+      continue
+    }
+    ;(layer[spec.table] as Record<string, unknown>)[spec.key] = value
+    layer.flagNames![`${spec.table}.${spec.key}`] = `--${name}`
+  }
+  return layer
+}

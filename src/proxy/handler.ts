@@ -1,0 +1,254 @@
+/**
+ * The request path: route -> pick an address -> acquire a connection -> exchange -> relay the
+ * response, retrying on another address when that is safe. It reads the pool's current state and
+ * never awaits DNS. Header rules are in headers.ts, statuses in status.ts, pooling in pool.ts.
+ */
+import type { ResolvedConfig, ResolvedRoute } from '../config/schema.ts'
+import { cidrContains, type Cidr } from '../lib/cidr.ts'
+import { clientResponseHeaders, hostWithoutPort, requestIdFor, upstreamRequestHeaders } from './headers.ts'
+import type { AcquiredConnection, AddressState, UpstreamPool } from './pool.ts'
+import { errorResponse, statusForUpstreamError } from './status.ts'
+import type { ExchangeEnd, IncomingResponse, OutgoingRequest } from './transport/http1.ts'
+import { UpstreamError } from './upstream-error.ts'
+
+/** One line of the access log; field names follow nginx's upstream variables where one exists. */
+export interface RequestRecord {
+  ts: string
+  request_id: string
+  client: string
+  method: string
+  host: string
+  path: string
+  status: number
+  bytes_in: number
+  bytes_out: number
+  duration_ms: number
+  upstream: string
+  upstream_addr?: string
+  upstream_status?: number
+  upstream_connect_ms?: number
+  upstream_header_ms?: number
+  upstream_reused?: boolean
+  retries: number
+  error?: string
+}
+
+export interface HandlerHooks {
+  /** Called once per request when it is over (after the body has been relayed or failed). */
+  onRecord?(record: RequestRecord): void
+}
+
+export interface ClientInfo {
+  ip: string
+  /** Whether the client reached us over TLS. */
+  tls: boolean
+}
+
+/** Request bodies up to this size with a known length are read before sending, so a retry can replay them. */
+const REPLAYABLE_BODY_BYTES = 64 * 1024
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+
+export class ProxyHandler {
+  private readonly trusted: readonly Cidr[]
+  private readonly routes: readonly ResolvedRoute[]
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    private readonly pools: ReadonlyMap<string, UpstreamPool>,
+    trusted: readonly Cidr[],
+    private readonly hooks: HandlerHooks = {},
+  ) {
+    this.trusted = trusted
+    this.routes = config.routes
+  }
+
+  /** Finds the upstream for a request: first matching [[route]], else the default. */
+  route(host: string, path: string): UpstreamPool {
+    for (const r of this.routes) {
+      if (r.host !== undefined && !hostMatches(r.host, host)) continue
+      if (r.pathPrefix !== undefined && !path.startsWith(r.pathPrefix)) continue
+      return this.pools.get(r.upstream)!
+    }
+    return this.pools.get(this.config.server.defaultUpstream)!
+  }
+
+  async handle(req: Request, client: ClientInfo): Promise<Response> {
+    const startedAt = performance.now()
+    const requestId = requestIdFor(req.headers.get('x-request-id'))
+    const url = req.url
+    // Bun gives an absolute URL; the origin-form target is everything after the authority.
+    const pathStart = url.indexOf('/', url.indexOf('//') + 2)
+    const target = pathStart < 0 ? '/' : url.slice(pathStart)
+    const clientHost = req.headers.get('host') ?? ''
+    const host = hostWithoutPort(clientHost)
+    const qs = target.indexOf('?')
+    const path = qs < 0 ? target : target.slice(0, qs)
+    const pool = this.route(host, path)
+    const upstream = pool.upstream
+    const record: RequestRecord = {
+      ts: new Date().toISOString(),
+      request_id: requestId,
+      client: client.ip,
+      method: req.method,
+      host: clientHost,
+      path: target,
+      status: 0,
+      bytes_in: 0,
+      bytes_out: 0,
+      duration_ms: 0,
+      upstream: upstream.name,
+      retries: 0,
+    }
+    let emitted = false
+    const emit = (end?: ExchangeEnd) => {
+      if (emitted) return
+      emitted = true
+      if (end) {
+        record.bytes_in = end.requestBodyBytes
+        record.bytes_out = end.responseBodyBytes
+        if (end.error) record.error = end.error.code
+      }
+      record.duration_ms = Math.round((performance.now() - startedAt) * 1000) / 1000
+      this.hooks.onRecord?.(record)
+    }
+    const fail = (status: number, reason: string, code: string) => {
+      record.status = status
+      record.error = code
+      emit()
+      return errorResponse(status, reason, requestId)
+    }
+
+    const trustedPeer = this.trusted.length > 0 && this.trusted.some((c) => cidrContains(c, client.ip))
+    const headers = upstreamRequestHeaders(req.headers, {
+      clientIp: client.ip,
+      trustedPeer,
+      proto: client.tls ? 'https' : 'http',
+      clientHost,
+      hostOverride: upstream.hostHeader,
+      requestId,
+    })
+
+    // Body: small bodies of known length are read first (replayable); others stream once.
+    const lengthHeader = req.headers.get('content-length')
+    const declaredLength = lengthHeader !== null ? Number(lengthHeader) : undefined
+    const maxBody = this.config.server.maxBodyBytes
+    if (maxBody > 0 && declaredLength !== undefined && declaredLength > maxBody) {
+      return fail(413, 'request body too large', 'BODY_TOO_LARGE')
+    }
+    let body: Uint8Array | ReadableStream<Uint8Array> | null = null
+    if (req.body && declaredLength !== 0) {
+      if (declaredLength !== undefined && declaredLength <= REPLAYABLE_BODY_BYTES) {
+        try {
+          body = new Uint8Array(await req.arrayBuffer())
+        } catch {
+          return fail(499, 'client closed the request', 'CLIENT_GONE')
+        }
+      } else body = req.body
+    } else if (declaredLength === 0) body = new Uint8Array(0)
+
+    const outgoing: OutgoingRequest = {
+      method: req.method,
+      target,
+      headers,
+      body,
+      bodyLength: body instanceof ReadableStream ? declaredLength : undefined,
+      maxBodyBytes: maxBody,
+    }
+
+    const snapshot = pool.source.snapshot()
+    const tried = new Set<string>()
+    const deadline = performance.now() + upstream.retryTimeoutMs
+    let lastError: UpstreamError | undefined
+    // The exchange reports its end once the body has been relayed; only the attempt whose
+    // response we return is logged, and only when both its head and its end are known.
+    let answered = false
+    let endOfAnswer: ExchangeEnd | undefined
+    const onEnd = (end: ExchangeEnd) => {
+      if (answered) emit(end)
+      else endOfAnswer = end
+    }
+    for (let attempt = 0; attempt <= upstream.retries; attempt++) {
+      if (attempt > 0 && performance.now() > deadline) break
+      const state = pool.pick(tried)
+      if (!state) break
+      tried.add(state.address)
+      record.retries = attempt
+      record.upstream_addr = `${state.address.includes(':') ? `[${state.address}]` : state.address}:${upstream.port}`
+      let acquired: AcquiredConnection
+      try {
+        acquired = await pool.acquire(state)
+      } catch (err) {
+        lastError = err as UpstreamError
+        if (lastError.isAddressFailure) pool.reportFailure(state, lastError)
+        continue // nothing was sent: always safe to try another address
+      }
+      record.upstream_reused = acquired.reused
+      if (acquired.connectMs !== undefined) record.upstream_connect_ms = round3(acquired.connectMs)
+      const sentAt = performance.now()
+      endOfAnswer = undefined
+      let res: IncomingResponse
+      try {
+        res = await acquired.connection.exchange(outgoing, {
+          headerTimeoutMs: upstream.headerTimeoutMs,
+          idleTimeoutMs: upstream.idleTimeoutMs,
+          onEnd,
+        })
+      } catch (err) {
+        lastError = err as UpstreamError
+        if (lastError.code === 'CLIENT_GONE' || lastError.code === 'BODY_TOO_LARGE' || lastError.code === 'HEADER_TIMEOUT') break
+        if (!this.canRetry(outgoing, lastError, acquired.reused)) break
+        // The exchange already logged through onEnd; the next attempt logs again at its end.
+        continue
+      }
+      pool.reportSuccess(state)
+      record.upstream_status = res.head.status
+      record.upstream_header_ms = round3(res.firstByteAt - sentAt)
+      record.status = res.head.status
+      const keepLength = !(res.body instanceof ReadableStream)
+      answered = true
+      if (endOfAnswer) emit(endOfAnswer)
+      return new Response(res.body as ConstructorParameters<typeof Response>[0], {
+        status: res.head.status,
+        statusText: res.head.statusText,
+        headers: clientResponseHeaders(res.head.headers, requestId, keepLength),
+      })
+    }
+    if (!lastError) {
+      const why = snapshot.ready ? 'no upstream address available' : `upstream ${upstream.host} has not resolved yet${snapshot.lastError ? ` (${snapshot.lastError.code})` : ''}`
+      record.status = 503
+      record.error = 'NO_ADDRESS'
+      emit()
+      return errorResponse(503, why, requestId, [['retry-after', '1']])
+    }
+    const { status, reason } = statusForUpstreamError(lastError.code)
+    record.status = status
+    record.error = lastError.code
+    emit()
+    return errorResponse(status, reason, requestId)
+  }
+
+  /**
+   * Retry after a failed exchange only when the request can be replayed without harm
+   * (RFC 9110 §9.2.2): nothing of a streamed body was consumed, and the method is idempotent
+   * or the request never reached the upstream.
+   */
+  private canRetry(req: OutgoingRequest, err: UpstreamError, reused: boolean): boolean {
+    if (err.code !== 'RESET_BEFORE_RESPONSE' && !err.isAddressFailure) return false
+    if (req.body instanceof ReadableStream) return false
+    if (err.bodyConsumed) return false
+    // A reused keep-alive connection closing before any response byte is the classic stale
+    // connection race: the request was most likely never processed.
+    return IDEMPOTENT.has(req.method) || reused
+  }
+}
+
+function hostMatches(pattern: string, host: string): boolean {
+  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1
+  return pattern === host
+}
+
+function round3(ms: number): number {
+  return Math.round(ms * 1000) / 1000
+}
+
+export type { AddressState }

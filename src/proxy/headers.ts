@@ -1,0 +1,109 @@
+/**
+ * Pure header rules for both directions: hop-by-hop removal (RFC 9110 §7.6.1), the
+ * X-Forwarded-* family (trusted peers append, anyone else is replaced), the request id, and
+ * the Host header sent upstream. No I/O; table-tested in test/proxy/headers.test.ts.
+ */
+
+/** Always hop-by-hop, plus whatever a Connection header lists (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+])
+
+/** Headers we set ourselves upstream; the client's copies are dropped or merged. */
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id', 'host', 'content-length'])
+
+export interface ForwardContext {
+  /** The direct peer's IP. */
+  clientIp: string
+  /** Whether the direct peer is in trusted_proxies: its X-Forwarded-* are kept and appended to. */
+  trustedPeer: boolean
+  /** "http" or "https": how the client reached us. */
+  proto: 'http' | 'https'
+  /** The Host header the client sent (already validated by the listener). */
+  clientHost: string
+  /** Fixed upstream Host, or undefined to keep the client's. */
+  hostOverride: string | undefined
+  requestId: string
+}
+
+/** Names listed in Connection (lower-case), which are hop-by-hop for this message. */
+export function connectionTokens(connectionValue: string | null): Set<string> | undefined {
+  if (!connectionValue) return undefined
+  const set = new Set<string>()
+  for (const t of connectionValue.split(',')) {
+    const name = t.trim().toLowerCase()
+    if (name) set.add(name)
+  }
+  return set
+}
+
+/**
+ * Request headers to send upstream, in the client's order, minus hop-by-hop ones, plus Host,
+ * X-Forwarded-* and X-Request-Id. Content-Length and Transfer-Encoding are framing and are set
+ * by the transport.
+ */
+export function upstreamRequestHeaders(incoming: Headers, ctx: ForwardContext): [string, string][] {
+  const listed = connectionTokens(incoming.get('connection'))
+  const out: [string, string][] = [['host', ctx.hostOverride ?? ctx.clientHost]]
+  for (const [name, value] of incoming) {
+    if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || listed?.has(name)) continue
+    out.push([name, value])
+  }
+  const priorFor = ctx.trustedPeer ? incoming.get('x-forwarded-for') : null
+  out.push(['x-forwarded-for', priorFor ? `${priorFor}, ${ctx.clientIp}` : ctx.clientIp])
+  const priorProto = ctx.trustedPeer ? incoming.get('x-forwarded-proto') : null
+  out.push(['x-forwarded-proto', priorProto && /^https?$/i.test(priorProto) ? priorProto.toLowerCase() : ctx.proto])
+  const priorHost = ctx.trustedPeer ? incoming.get('x-forwarded-host') : null
+  out.push(['x-forwarded-host', priorHost ?? ctx.clientHost])
+  if (ctx.trustedPeer) {
+    const fwd = incoming.get('forwarded')
+    if (fwd) out.push(['forwarded', fwd])
+  }
+  out.push(['x-request-id', ctx.requestId])
+  return out
+}
+
+/** Response headers to send to the client: hop-by-hop removed, X-Request-Id added. */
+export function clientResponseHeaders(upstream: readonly (readonly [string, string])[], requestId: string, keepContentLength: boolean): [string, string][] {
+  let listed: Set<string> | undefined
+  for (const [name, value] of upstream) {
+    if (name.length === 10 && name.toLowerCase() === 'connection') {
+      listed ??= new Set()
+      for (const t of connectionTokens(value) ?? []) listed.add(t)
+    }
+  }
+  const out: [string, string][] = []
+  for (const [name, value] of upstream) {
+    const lower = name.toLowerCase()
+    if (HOP_BY_HOP.has(lower) || listed?.has(lower) || lower === 'x-request-id') continue
+    if (lower === 'content-length' && !keepContentLength) continue
+    out.push([name, value])
+  }
+  out.push(['x-request-id', requestId])
+  return out
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,200}$/
+
+/** Keeps a client's X-Request-Id when it is short and plain; otherwise makes a new one. */
+export function requestIdFor(incoming: string | null): string {
+  return incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
+}
+
+/** The Host header without a port, lower-case, for route matching. */
+export function hostWithoutPort(host: string): string {
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']')
+    return (end > 0 ? host.slice(0, end + 1) : host).toLowerCase()
+  }
+  const colon = host.indexOf(':')
+  return (colon >= 0 ? host.slice(0, colon) : host).toLowerCase()
+}

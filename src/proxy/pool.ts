@@ -1,0 +1,340 @@
+/**
+ * Per-address state and connection pooling for one upstream: which addresses exist (synced from
+ * the AddressSource), their health (passive ejection with backoff and a half-open probe),
+ * in-flight counts, and keep-alive connections (LIFO idle lists, age and idle limits).
+ * Picking uses power-of-two-choices on in-flight counts. The request path calls `pick` and
+ * `acquire`; it never awaits DNS.
+ */
+import type { ResolvedUpstream } from '../config/schema.ts'
+import { dial as defaultDial, DialError, type DialOptions, type Conn } from '../runtime/socket.ts'
+import { Http1Connection } from './transport/http1.ts'
+import { UpstreamError } from './upstream-error.ts'
+import type { Address, AddressSource } from './address-source.ts'
+
+export interface AddressState {
+  readonly address: string
+  readonly family: 4 | 6
+  readonly firstSeenAt: number
+  inFlight: number
+  /** Open connections (busy or idle). */
+  open: number
+  idle: Http1Connection[]
+  requests: number
+  failures: number
+  consecutiveFailures: number
+  /** Epoch ms until which the address gets no traffic; 0 when healthy. */
+  ejectedUntil: number
+  ejections: number
+  /** After an ejection expires: only one request at a time until one succeeds. */
+  halfOpen: boolean
+  /** Set by the active health checker; true unless a check failed. */
+  activeHealthy: boolean
+  /** Gone from DNS: no new requests; kept until its in-flight requests finish. */
+  removed: boolean
+  connectsOpened: number
+  waiters: (() => void)[]
+}
+
+export interface PoolOptions {
+  dial?: (opts: DialOptions) => Promise<Conn>
+  now?: () => number
+  random?: () => number
+  /** PEM CA bundle text for https upstreams (read once at start). */
+  ca?: string
+  log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
+}
+
+export interface AcquiredConnection {
+  connection: Http1Connection
+  /** True when the connection was reused from the idle pool. */
+  reused: boolean
+  /** ms spent opening a new connection (TCP + TLS); undefined when reused. */
+  connectMs: number | undefined
+}
+
+const SWEEP_INTERVAL_MS = 1000
+
+export class UpstreamPool {
+  readonly addresses = new Map<string, AddressState>()
+  private readonly dialFn: (opts: DialOptions) => Promise<Conn>
+  private readonly now: () => number
+  private readonly random: () => number
+  private readonly sweeper: ReturnType<typeof setInterval>
+  private readonly unsubscribe: () => void
+  private closed = false
+  /** Connections opened over the pool's life (for metrics and the churn check). */
+  connectsTotal = 0
+
+  constructor(
+    readonly upstream: ResolvedUpstream,
+    readonly source: AddressSource,
+    private readonly opts: PoolOptions = {},
+  ) {
+    this.dialFn = opts.dial ?? defaultDial
+    this.now = opts.now ?? Date.now
+    this.random = opts.random ?? Math.random
+    for (const a of source.snapshot().addresses) this.addAddress(a)
+    this.unsubscribe = source.onChange((change) => {
+      for (const a of change.added) this.addAddress(a)
+      for (const a of change.removed) this.removeAddress(a.address)
+    })
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
+    ;(this.sweeper as { unref?: () => void }).unref?.()
+  }
+
+  private addAddress(a: Address): void {
+    const existing = this.addresses.get(a.address)
+    if (existing) {
+      existing.removed = false
+      return
+    }
+    const state: AddressState = {
+      address: a.address,
+      family: a.family,
+      firstSeenAt: this.now(),
+      inFlight: 0,
+      open: 0,
+      idle: [],
+      requests: 0,
+      failures: 0,
+      consecutiveFailures: 0,
+      ejectedUntil: 0,
+      ejections: 0,
+      halfOpen: false,
+      activeHealthy: true,
+      removed: false,
+      connectsOpened: 0,
+      waiters: [],
+    }
+    this.addresses.set(a.address, state)
+    for (let i = 0; i < this.upstream.prewarmConnections; i++) void this.prewarm(state)
+  }
+
+  private removeAddress(address: string): void {
+    const state = this.addresses.get(address)
+    if (!state) return
+    state.removed = true
+    // Idle connections to a removed address close now; busy ones finish their exchange.
+    for (const c of state.idle.splice(0)) {
+      c.destroy()
+      state.open--
+    }
+    this.forgetIfDrained(state)
+  }
+
+  private forgetIfDrained(state: AddressState): void {
+    if (state.removed && state.open === 0 && state.inFlight === 0) this.addresses.delete(state.address)
+  }
+
+  /** Picks an address for a new request: P2C over healthy addresses, skipping `exclude`. */
+  pick(exclude?: ReadonlySet<string>): AddressState | undefined {
+    const now = this.now()
+    const eligible: AddressState[] = []
+    let fallback: AddressState | undefined
+    for (const s of this.addresses.values()) {
+      if (s.removed || exclude?.has(s.address)) continue
+      const ejected = s.ejectedUntil > now
+      if (!ejected && s.ejectedUntil !== 0 && !s.halfOpen) s.halfOpen = true
+      if (!ejected && s.activeHealthy && !(s.halfOpen && s.inFlight > 0)) eligible.push(s)
+      else if (!fallback || s.ejectedUntil < fallback.ejectedUntil) fallback = s
+    }
+    if (eligible.length === 0) return fallback // every address is down: try the one back soonest
+    if (eligible.length === 1) return eligible[0]
+    const i = Math.floor(this.random() * eligible.length)
+    let j = Math.floor(this.random() * (eligible.length - 1))
+    if (j >= i) j++
+    const a = eligible[i]!
+    const b = eligible[j]!
+    return a.inFlight <= b.inFlight ? a : b
+  }
+
+  /** Gets a connection to `state`: an idle one, or a new one. Counts the request as in flight. */
+  async acquire(state: AddressState): Promise<AcquiredConnection> {
+    state.inFlight++
+    state.requests++
+    try {
+      const now = this.now()
+      while (state.idle.length > 0) {
+        const c = state.idle.pop()!
+        if (!c.closed && (this.upstream.maxConnectionAgeMs === 0 || now - c.conn.createdAt < this.upstream.maxConnectionAgeMs)) {
+          return { connection: c, reused: true, connectMs: undefined }
+        }
+        c.destroy()
+      }
+      const max = this.upstream.maxConnsPerAddress
+      if (max > 0 && state.open >= max) await this.waitForSlot(state)
+      const t0 = performance.now()
+      const connection = await this.connect(state)
+      return { connection, reused: false, connectMs: performance.now() - t0 }
+    } catch (err) {
+      state.inFlight--
+      this.forgetIfDrained(state)
+      throw err
+    }
+  }
+
+  private waitForSlot(state: AddressState): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = state.waiters.indexOf(wake)
+        if (i >= 0) state.waiters.splice(i, 1)
+        reject(new UpstreamError('POOL_TIMEOUT', 'connect', `no free connection to ${state.address} within ${this.upstream.connectTimeoutMs}ms (max_conns_per_address=${this.upstream.maxConnsPerAddress})`, { address: state.address }))
+      }, this.upstream.connectTimeoutMs)
+      const wake = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+      state.waiters.push(wake)
+    })
+  }
+
+  private async connect(state: AddressState): Promise<Http1Connection> {
+    const u = this.upstream
+    state.open++
+    this.connectsTotal++
+    state.connectsOpened++
+    let conn: Conn
+    try {
+      conn = await this.dialFn({
+        address: state.address,
+        port: u.port,
+        connectTimeoutMs: u.connectTimeoutMs,
+        tls: u.scheme === 'https' ? { serverName: u.tlsServerName, ca: this.opts.ca, rejectUnauthorized: !u.insecure } : undefined,
+      })
+    } catch (err) {
+      state.open--
+      this.wakeWaiter(state)
+      throw toUpstreamError(err, state.address)
+    }
+    return new Http1Connection(conn, (c, reusable) => this.release(state, c, reusable))
+  }
+
+  private async prewarm(state: AddressState): Promise<void> {
+    if (this.closed || state.removed) return
+    try {
+      const c = await this.connect(state)
+      state.inFlight++
+      this.release(state, c, true)
+    } catch {
+      // A failed pre-warm is not a request failure; the first real request will retry.
+    }
+  }
+
+  /** Called once per exchange (or when an idle connection closes). */
+  private release(state: AddressState, c: Http1Connection, reusable: boolean): void {
+    const idleIndex = state.idle.indexOf(c)
+    if (idleIndex >= 0) {
+      // An idle connection closed under us.
+      state.idle.splice(idleIndex, 1)
+      state.open--
+      this.wakeWaiter(state)
+      this.forgetIfDrained(state)
+      return
+    }
+    state.inFlight = Math.max(0, state.inFlight - 1)
+    const tooOld = this.upstream.maxConnectionAgeMs > 0 && this.now() - c.conn.createdAt >= this.upstream.maxConnectionAgeMs
+    if (reusable && !c.closed && !state.removed && !this.closed && !tooOld && state.idle.length < this.upstream.maxIdlePerAddress) {
+      c.idleSince = this.now()
+      state.idle.push(c)
+    } else {
+      if (!c.closed) c.destroy()
+      state.open--
+    }
+    this.wakeWaiter(state)
+    this.forgetIfDrained(state)
+  }
+
+  private wakeWaiter(state: AddressState): void {
+    state.waiters.shift()?.()
+  }
+
+  reportSuccess(state: AddressState): void {
+    state.consecutiveFailures = 0
+    if (state.halfOpen || state.ejectedUntil !== 0) {
+      state.halfOpen = false
+      state.ejectedUntil = 0
+      state.ejections = 0
+      this.opts.log?.('info', 'upstream address recovered', { upstream: this.upstream.name, address: state.address })
+    }
+  }
+
+  /** A connect-level failure of this address: count it, maybe eject it, and ask DNS again. */
+  reportFailure(state: AddressState, err: UpstreamError): void {
+    state.failures++
+    state.consecutiveFailures++
+    if (state.halfOpen || state.consecutiveFailures >= this.upstream.failThreshold) {
+      const backoff = Math.min(this.upstream.ejectMaxMs, this.upstream.ejectBaseMs * 2 ** state.ejections)
+      state.ejections++
+      state.halfOpen = false
+      state.ejectedUntil = this.now() + backoff
+      this.opts.log?.('warn', 'upstream address ejected', { upstream: this.upstream.name, address: state.address, for_ms: backoff, error: err.code })
+    }
+    this.source.refreshNow(`connect to ${state.address} failed: ${err.code}`)
+  }
+
+  /** Closes idle connections past pool_idle_timeout or max_connection_age. */
+  private sweep(): void {
+    const now = this.now()
+    const u = this.upstream
+    for (const state of this.addresses.values()) {
+      if (state.idle.length === 0) continue
+      const keep: Http1Connection[] = []
+      for (const c of state.idle) {
+        const idleTooLong = now - c.idleSince >= u.poolIdleTimeoutMs
+        const tooOld = u.maxConnectionAgeMs > 0 && now - c.conn.createdAt >= u.maxConnectionAgeMs
+        if (idleTooLong || tooOld || c.closed) {
+          if (!c.closed) c.destroy()
+          state.open--
+        } else keep.push(c)
+      }
+      state.idle = keep
+      this.forgetIfDrained(state)
+    }
+  }
+
+  /** True when at least one address can take traffic now (for /readyz). */
+  hasHealthyAddress(): boolean {
+    const now = this.now()
+    for (const s of this.addresses.values()) if (!s.removed && s.activeHealthy && s.ejectedUntil <= now) return true
+    return false
+  }
+
+  stats() {
+    const now = this.now()
+    return [...this.addresses.values()].map((s) => ({
+      address: s.address,
+      family: s.family,
+      first_seen: new Date(s.firstSeenAt).toISOString(),
+      healthy: !s.removed && s.activeHealthy && s.ejectedUntil <= now,
+      ejected_for_ms: Math.max(0, s.ejectedUntil - now),
+      removed: s.removed,
+      in_flight: s.inFlight,
+      open: s.open,
+      idle: s.idle.length,
+      requests: s.requests,
+      failures: s.failures,
+      connections_opened: s.connectsOpened,
+    }))
+  }
+
+  close(): void {
+    this.closed = true
+    clearInterval(this.sweeper)
+    this.unsubscribe()
+    for (const s of this.addresses.values()) {
+      for (const c of s.idle.splice(0)) {
+        c.destroy()
+        s.open--
+      }
+    }
+  }
+}
+
+export function toUpstreamError(err: unknown, address: string): UpstreamError {
+  if (err instanceof UpstreamError) return err
+  if (err instanceof DialError) {
+    const code = err.code === 'ECONNREFUSED' ? 'CONNECT_REFUSED' : err.code === 'ETIMEDOUT' ? 'CONNECT_TIMEOUT' : err.code === 'ETLS' ? 'TLS_FAILED' : 'CONNECT_FAILED'
+    return new UpstreamError(code, 'connect', `${address}: ${err.message}`, { cause: err, address })
+  }
+  return new UpstreamError('CONNECT_FAILED', 'connect', `${address}: ${(err as Error)?.message ?? String(err)}`, { cause: err, address })
+}

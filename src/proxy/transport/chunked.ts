@@ -1,0 +1,124 @@
+/**
+ * Incremental decoder for HTTP/1.1 chunked transfer coding (RFC 9112 §7.1). Feeds on socket
+ * chunks and hands out body slices without copying; trailers are read and dropped. Pure:
+ * no I/O, so it is table-tested directly.
+ */
+
+const enum State {
+  Size,
+  SizeLineEnd,
+  Data,
+  DataCr,
+  DataLf,
+  Trailer,
+  Done,
+}
+
+/** A chunk-size line longer than this is an attack, not a chunk size. */
+const MAX_LINE_BYTES = 4096
+
+export class ChunkedDecodeError extends Error {
+  override name = 'ChunkedDecodeError'
+}
+
+export class ChunkedDecoder {
+  private state = State.Size
+  private size = 0
+  private sizeDigits = 0
+  private lineBytes = 0
+  private remaining = 0
+  private trailerLineBytes = 0
+
+  get done(): boolean {
+    return this.state === State.Done
+  }
+
+  /**
+   * Decodes as much of `input` as belongs to the body. Calls `emit` with each data slice.
+   * Returns the number of bytes consumed; anything after the final chunk is left unconsumed
+   * (the caller treats it as a protocol error or the next response).
+   */
+  feed(input: Uint8Array, emit: (slice: Uint8Array) => void): number {
+    let i = 0
+    const n = input.length
+    while (i < n && this.state !== State.Done) {
+      switch (this.state) {
+        case State.Size: {
+          const c = input[i]!
+          const v = hexValue(c)
+          if (v >= 0 && this.lineBytes === this.sizeDigits) {
+            if (this.sizeDigits >= 15) throw new ChunkedDecodeError('chunk size too large')
+            this.size = this.size * 16 + v
+            this.sizeDigits++
+          } else if (c === 0x0d) {
+            this.state = State.SizeLineEnd
+          } else if (c === 0x0a) {
+            throw new ChunkedDecodeError('bare LF in chunk size line')
+          } else if (this.sizeDigits === 0) {
+            throw new ChunkedDecodeError('invalid chunk size')
+          } else if (c !== 0x3b && c !== 0x20 && c !== 0x09 && this.lineBytes === this.sizeDigits) {
+            throw new ChunkedDecodeError('invalid character after chunk size')
+          }
+          // Anything after ';' is a chunk extension: skipped.
+          if (++this.lineBytes > MAX_LINE_BYTES) throw new ChunkedDecodeError('chunk size line too long')
+          i++
+          break
+        }
+        case State.SizeLineEnd: {
+          if (input[i] !== 0x0a) throw new ChunkedDecodeError('expected LF after chunk size')
+          i++
+          if (this.sizeDigits === 0) throw new ChunkedDecodeError('missing chunk size')
+          if (this.size === 0) {
+            this.state = State.Trailer
+            this.trailerLineBytes = 0
+          } else {
+            this.remaining = this.size
+            this.state = State.Data
+          }
+          this.size = 0
+          this.sizeDigits = 0
+          this.lineBytes = 0
+          break
+        }
+        case State.Data: {
+          const take = Math.min(this.remaining, n - i)
+          emit(input.subarray(i, i + take))
+          i += take
+          this.remaining -= take
+          if (this.remaining === 0) this.state = State.DataCr
+          break
+        }
+        case State.DataCr:
+          if (input[i] !== 0x0d) throw new ChunkedDecodeError('expected CRLF after chunk data')
+          this.state = State.DataLf
+          i++
+          break
+        case State.DataLf:
+          if (input[i] !== 0x0a) throw new ChunkedDecodeError('expected CRLF after chunk data')
+          this.state = State.Size
+          i++
+          break
+        case State.Trailer: {
+          // Trailer section: lines until an empty line. Dropped (we do not forward trailers).
+          const c = input[i]!
+          i++
+          if (c === 0x0a) {
+            if (this.trailerLineBytes === 0) this.state = State.Done
+            this.trailerLineBytes = 0
+          } else if (c !== 0x0d) {
+            if (++this.trailerLineBytes > MAX_LINE_BYTES * 4) throw new ChunkedDecodeError('trailer too large')
+          }
+          break
+        }
+      }
+    }
+    return i
+  }
+}
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30
+  if (c >= 0x61 && c <= 0x66) return c - 0x57
+  if (c >= 0x41 && c <= 0x46) return c - 0x37
+  return -1
+}

@@ -1,0 +1,318 @@
+/**
+ * Raw client sockets: how bytes reach one IP address. A small interface (`Conn`) over
+ * Bun.connect, with a node:net/node:tls fallback for Deno. TLS verification, SNI, connect
+ * timeout and write backpressure live here; HTTP framing lives in proxy/transport/http1.ts.
+ */
+import { isBun } from './detect.ts'
+
+export interface TlsDialOptions {
+  /** SNI and the name the certificate is verified against. */
+  serverName: string
+  /** PEM CA bundle; undefined means the runtime's default roots. */
+  ca: string | undefined
+  rejectUnauthorized: boolean
+}
+
+export interface DialOptions {
+  /** An IP address (the resolver already chose it). */
+  address: string
+  port: number
+  tls: TlsDialOptions | undefined
+  connectTimeoutMs: number
+}
+
+export interface ConnTimings {
+  /** performance.now() marks; tlsAt is undefined for plain TCP. */
+  startAt: number
+  connectAt: number
+  tlsAt: number | undefined
+}
+
+export type DialErrorCode = 'ECONNREFUSED' | 'ETIMEDOUT' | 'ECONNRESET' | 'ETLS' | 'ECONNECT'
+
+export class DialError extends Error {
+  readonly code: DialErrorCode
+  constructor(code: DialErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = 'DialError'
+  }
+}
+
+/** Event sinks a Conn user installs. Each is replaced, never chained. */
+export interface ConnHandlers {
+  data(chunk: Uint8Array): void
+  drain(): void
+  /** The connection is gone; `err` is set when it ended abnormally. Called once. */
+  close(err: Error | undefined): void
+}
+
+export interface Conn {
+  readonly remoteAddress: string
+  readonly timings: ConnTimings
+  readonly createdAt: number
+  readonly closed: boolean
+  handlers: ConnHandlers
+  /** Writes all of `data`; returns false when some of it was queued (wait for handlers.drain). */
+  write(data: Uint8Array | string): boolean
+  pause(): void
+  resume(): void
+  /** Closes gracefully (FIN). */
+  end(): void
+  /** Closes at once (RST where supported). */
+  destroy(): void
+  tlsInfo(): { version: string | undefined; alpn: string | undefined; cipher: string | undefined } | undefined
+}
+
+const NOOP_HANDLERS: ConnHandlers = { data() {}, drain() {}, close() {} }
+
+export function dial(opts: DialOptions): Promise<Conn> {
+  return isBun ? dialBun(opts) : dialNode(opts)
+}
+
+// ---------------------------------------------------------------- Bun
+
+interface BunSocketData {
+  conn: BunConn | undefined
+  settle: ((err: Error | undefined, socket: BunSocket | undefined, event: 'open' | 'handshake' | 'fail') => void) | undefined
+}
+
+type BunSocket = import('bun').Socket<BunSocketData>
+
+class BunConn implements Conn {
+  handlers: ConnHandlers = NOOP_HANDLERS
+  closed = false
+  readonly createdAt = Date.now()
+  private queue: Uint8Array[] = []
+  constructor(
+    private readonly socket: BunSocket,
+    readonly remoteAddress: string,
+    readonly timings: ConnTimings,
+  ) {}
+
+  write(data: Uint8Array | string): boolean {
+    if (this.closed) return false
+    const bytes = typeof data === 'string' ? encoder.encode(data) : data
+    if (this.queue.length > 0) {
+      this.queue.push(bytes)
+      return false
+    }
+    const n = this.socket.write(bytes)
+    if (n === bytes.byteLength) return true
+    if (n < 0) return false
+    this.queue.push(n === 0 ? bytes : bytes.subarray(n))
+    return false
+  }
+
+  /** Called from the socket's drain event: flush what is queued, then tell the user. */
+  flushQueue(): void {
+    while (this.queue.length > 0) {
+      const head = this.queue[0]!
+      const n = this.socket.write(head)
+      if (n < 0) return
+      if (n < head.byteLength) {
+        this.queue[0] = head.subarray(n)
+        return
+      }
+      this.queue.shift()
+    }
+    this.handlers.drain()
+  }
+
+  pause(): void {
+    this.socket.pause()
+  }
+  resume(): void {
+    this.socket.resume()
+  }
+  end(): void {
+    if (!this.closed) this.socket.end()
+  }
+  destroy(): void {
+    if (!this.closed) this.socket.terminate()
+  }
+  tlsInfo() {
+    if (this.timings.tlsAt === undefined) return undefined
+    const alpn = this.socket.alpnProtocol
+    return { version: this.socket.getTLSVersion() ?? undefined, alpn: typeof alpn === 'string' ? alpn : undefined, cipher: this.socket.getCipher()?.name }
+  }
+  markClosed(err: Error | undefined): void {
+    if (this.closed) return
+    this.closed = true
+    this.queue = []
+    this.handlers.close(err)
+  }
+}
+
+const encoder = new TextEncoder()
+
+const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
+  binaryType: 'buffer',
+  open(socket) {
+    // With a handshake handler present, open fires at TCP connect, before any TLS.
+    socket.data.settle?.(undefined, socket, 'open')
+  },
+  handshake(socket, success, authorizationError) {
+    const err = success ? undefined : new DialError('ETLS', `TLS handshake failed: ${authorizationError?.message ?? 'certificate not trusted'}`, { cause: authorizationError })
+    socket.data.settle?.(err, socket, 'handshake')
+  },
+  data(socket, chunk) {
+    socket.data.conn?.handlers.data(chunk as unknown as Uint8Array)
+  },
+  drain(socket) {
+    socket.data.conn?.flushQueue()
+  },
+  close(socket, err) {
+    const d = socket.data
+    d.settle?.(new DialError('ECONNRESET', `connection closed during connect${err ? `: ${err.message}` : ''}`, { cause: err }), socket, 'fail')
+    d.conn?.markClosed(err)
+  },
+  end(socket) {
+    // Half-close from the peer: treat as close; HTTP/1.1 responses that end at close are
+    // completed by the close handler of the exchange.
+    socket.end()
+  },
+  error(socket, err) {
+    const d = socket.data
+    d.settle?.(new DialError('ECONNECT', err.message, { cause: err }), socket, 'fail')
+    d.conn?.markClosed(err)
+  },
+  connectError(socket, err) {
+    const code = (err as { code?: string }).code
+    socket.data.settle?.(new DialError(code === 'ECONNREFUSED' ? 'ECONNREFUSED' : 'ECONNECT', err.message, { cause: err }), undefined, 'fail')
+  },
+}
+
+function dialBun(opts: DialOptions): Promise<Conn> {
+  return new Promise<Conn>((resolve, reject) => {
+    const startAt = performance.now()
+    let connectAt = 0
+    let done = false
+    let socketRef: BunSocket | undefined
+    const data: BunSocketData = { conn: undefined, settle: undefined }
+    const finish = (err: Error | undefined, socket: BunSocket | undefined) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      data.settle = undefined
+      if (err || !socket) {
+        ;(socket ?? socketRef)?.terminate()
+        reject(err ?? new DialError('ECONNECT', 'connect failed'))
+        return
+      }
+      socket.setNoDelay(true)
+      const conn = new BunConn(socket, opts.address, { startAt, connectAt, tlsAt: opts.tls ? performance.now() : undefined })
+      data.conn = conn
+      resolve(conn)
+    }
+    const timer = setTimeout(() => {
+      finish(new DialError('ETIMEDOUT', `connect to ${opts.address}:${opts.port} timed out after ${opts.connectTimeoutMs}ms`), undefined)
+    }, opts.connectTimeoutMs)
+    data.settle = (err, socket, event) => {
+      if (socket) socketRef = socket
+      if (event === 'open') {
+        connectAt = performance.now()
+        if (opts.tls) return // wait for the handshake
+      }
+      finish(err, socket)
+    }
+    Bun.connect<BunSocketData>({
+      hostname: opts.address,
+      port: opts.port,
+      data,
+      socket: bunHandlers,
+      tls: opts.tls ? { serverName: opts.tls.serverName, ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized } : undefined,
+    }).then(
+      (s) => {
+        socketRef = s
+        if (done && data.conn === undefined) s.terminate()
+      },
+      (err: Error) => {
+        const code = (err as { code?: string }).code
+        finish(new DialError(code === 'ECONNREFUSED' ? 'ECONNREFUSED' : 'ECONNECT', err.message, { cause: err }), undefined)
+      },
+    )
+  })
+}
+
+// ---------------------------------------------------------------- node:net (Deno)
+
+async function dialNode(opts: DialOptions): Promise<Conn> {
+  const net = await import('node:net')
+  const tls = await import('node:tls')
+  return new Promise<Conn>((resolve, reject) => {
+    const startAt = performance.now()
+    let connectAt = 0
+    let settled = false
+    const sock = opts.tls
+      ? tls.connect({ host: opts.address, port: opts.port, servername: opts.tls.serverName, ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized, ALPNProtocols: ['http/1.1'] })
+      : net.connect({ host: opts.address, port: opts.port })
+    sock.setNoDelay(true)
+    const timer = setTimeout(() => fail(new DialError('ETIMEDOUT', `connect to ${opts.address}:${opts.port} timed out after ${opts.connectTimeoutMs}ms`)), opts.connectTimeoutMs)
+    const fail = (err: Error) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      sock.destroy()
+      reject(err)
+    }
+    sock.once('connect', () => {
+      connectAt = performance.now()
+    })
+    sock.once(opts.tls ? 'secureConnect' : 'connect', () => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      const conn = new NodeConn(sock, opts.address, { startAt, connectAt: connectAt || performance.now(), tlsAt: opts.tls ? performance.now() : undefined })
+      resolve(conn)
+    })
+    sock.once('error', (err: NodeJS.ErrnoException) => {
+      const code = err.code === 'ECONNREFUSED' ? 'ECONNREFUSED' : opts.tls && connectAt ? 'ETLS' : 'ECONNECT'
+      fail(new DialError(code, err.message, { cause: err }))
+    })
+  })
+}
+
+class NodeConn implements Conn {
+  handlers: ConnHandlers = NOOP_HANDLERS
+  closed = false
+  readonly createdAt = Date.now()
+  constructor(
+    private readonly sock: import('node:net').Socket,
+    readonly remoteAddress: string,
+    readonly timings: ConnTimings,
+  ) {
+    sock.on('data', (chunk: Uint8Array) => this.handlers.data(chunk))
+    sock.on('drain', () => this.handlers.drain())
+    let error: Error | undefined
+    sock.on('error', (err) => {
+      error = err
+    })
+    sock.on('close', () => {
+      if (this.closed) return
+      this.closed = true
+      this.handlers.close(error)
+    })
+  }
+  write(data: Uint8Array | string): boolean {
+    if (this.closed) return false
+    return this.sock.write(data)
+  }
+  pause(): void {
+    this.sock.pause()
+  }
+  resume(): void {
+    this.sock.resume()
+  }
+  end(): void {
+    this.sock.end()
+  }
+  destroy(): void {
+    this.sock.destroy()
+  }
+  tlsInfo() {
+    const t = this.sock as import('node:tls').TLSSocket
+    if (typeof t.getProtocol !== 'function') return undefined
+    return { version: t.getProtocol() ?? undefined, alpn: typeof t.alpnProtocol === 'string' ? t.alpnProtocol : undefined, cipher: t.getCipher()?.name }
+  }
+}

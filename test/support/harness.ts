@@ -1,0 +1,66 @@
+/**
+ * Integration harness: starts origins and proxies on loopback with port 0, and closes all of
+ * them in one call (use in afterEach). Everything a test starts is registered here.
+ */
+import type { Server } from 'bun'
+import { resolveConfig, type FlagLayer } from '../../src/config/resolve.ts'
+import type { ResolvedConfig } from '../../src/config/schema.ts'
+import { staticSource, type Address, type AddressSource } from '../../src/proxy/address-source.ts'
+import type { RequestRecord } from '../../src/proxy/handler.ts'
+import { ProxyServer } from '../../src/proxy/server.ts'
+
+type Closer = () => void | Promise<void>
+
+export class Harness {
+  private closers: Closer[] = []
+  readonly records: RequestRecord[] = []
+
+  /** Registers anything with close/stop for teardown. */
+  track(fn: Closer): void {
+    this.closers.push(fn)
+  }
+
+  origin(options: Omit<Parameters<typeof Bun.serve>[0], 'port' | 'hostname'> & { hostname?: string; port?: number }): Server<unknown> {
+    const s = Bun.serve({ hostname: '127.0.0.1', port: 0, idleTimeout: 0, ...options } as Parameters<typeof Bun.serve>[0])
+    this.track(() => s.stop(true))
+    return s as Server<unknown>
+  }
+
+  config(flags: FlagLayer): ResolvedConfig {
+    return resolveConfig(undefined, { ...flags, server: { listen: '127.0.0.1:0', ...flags.server }, admin: { listen: 'off', ...flags.admin } })
+  }
+
+  /** A proxy whose upstream addresses come from `addresses` (or the URL's IP literal). */
+  proxy(flags: FlagLayer, opts: { addresses?: Address[]; source?: AddressSource } = {}): { proxy: ProxyServer; url: string; source: AddressSource } {
+    const config = this.config(flags)
+    let source: AddressSource | undefined = opts.source
+    const proxy = new ProxyServer(config, {
+      sourceFor: (u) => (source ??= staticSource(opts.addresses ?? [{ address: u.host, family: u.host.includes(':') ? 6 : 4 }])),
+      hooks: { onRecord: (r) => this.records.push({ ...r }) },
+    }).start()
+    this.track(() => proxy.close())
+    return { proxy, url: proxy.url, source: source! }
+  }
+
+  async closeAll(): Promise<void> {
+    const cs = this.closers.reverse()
+    this.closers = []
+    for (const c of cs) {
+      try {
+        await c()
+      } catch {
+        // keep closing the rest
+      }
+    }
+  }
+}
+
+/** Polls `fn` until it returns true, at most `timeoutMs`. */
+export async function waitFor(fn: () => boolean, timeoutMs = 5000, stepMs = 10): Promise<boolean> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (fn()) return true
+    await Bun.sleep(stepMs)
+  }
+  return fn()
+}
