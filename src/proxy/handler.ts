@@ -42,6 +42,8 @@ export interface ClientInfo {
   ip: string
   /** Whether the client reached us over TLS. */
   tls: boolean
+  /** Called once when the request is over (the listener restores its keep-alive timer). */
+  onDone?: () => void
 }
 
 /** Request bodies up to this size with a known length are read before sending, so a retry can replay them. */
@@ -109,6 +111,7 @@ export class ProxyHandler {
         if (end.error) record.error = end.error.code
       }
       record.duration_ms = Math.round((performance.now() - startedAt) * 1000) / 1000
+      client.onDone?.()
       this.hooks.onRecord?.(record)
     }
     const fail = (status: number, reason: string, code: string) => {

@@ -30,12 +30,14 @@ export class ProxyServer {
   private readonly trusted: Cidr[]
   private readonly cas = new Map<string, string | undefined>()
   private stopping = false
+  private readonly keepaliveS: number
 
   constructor(
     readonly config: ResolvedConfig,
     private readonly opts: ProxyServerOptions,
   ) {
     this.trusted = config.server.trustedProxies.map((c) => parseCidr(c)!)
+    this.keepaliveS = Math.min(255, Math.max(1, Math.ceil(config.server.keepaliveTimeoutMs / 1000)))
     for (const u of Object.values(config.upstreams)) {
       const ca = u.caFile ? readPem(u.caFile, `upstream.${u.name}.ca_file`) : undefined
       this.cas.set(u.name, ca)
@@ -52,10 +54,10 @@ export class ProxyServer {
     const cfg = this.config.server
     const tls = cfg.tlsCertFile && cfg.tlsKeyFile ? { cert: readPem(cfg.tlsCertFile, 'server.tls_cert'), key: readPem(cfg.tlsKeyFile, 'server.tls_key') } : undefined
     const clientTls = tls !== undefined
-    // Bun's listener idle timer (whole seconds, at most 255) is the keep-alive and header-read
-    // timeout; each proxied request turns it off for its own duration, so that long streams are
-    // governed by the upstream idle_timeout instead.
-    const idleTimeoutS = Math.min(255, Math.max(1, Math.ceil(Math.min(cfg.keepaliveTimeoutMs, cfg.headerReadTimeoutMs) / 1000)))
+    // Bun's listener idle timer (whole seconds, at most 255) is the keep-alive timeout. Each
+    // proxied request turns it off for its own duration (a silent stream or a slow upstream must
+    // not be cut by it; the upstream idle_timeout governs those) and restores it at the end.
+    const idleTimeoutS = this.keepaliveS
     try {
       this.server = Bun.serve<TunnelData>({
         hostname: cfg.listen.host,
@@ -88,7 +90,6 @@ export class ProxyServer {
   }
 
   private async fetch(req: Request, server: Server<TunnelData>, clientTls: boolean): Promise<Response | undefined> {
-    server.timeout(req, 0)
     const ip = server.requestIP(req)?.address ?? ''
     if (this.stopping) return errorResponse(503, 'proxy is shutting down', requestIdFor(req.headers.get('x-request-id')), [['connection', 'close']])
     if (req.method === 'CONNECT') {
@@ -113,7 +114,18 @@ export class ProxyServer {
         openTimeoutMs: pool.upstream.connectTimeoutMs + pool.upstream.headerTimeoutMs,
       })
     }
-    return this.handler.handle(req, { ip, tls: clientTls })
+    server.timeout(req, 0)
+    return this.handler.handle(req, {
+      ip,
+      tls: clientTls,
+      onDone: () => {
+        try {
+          server.timeout(req, this.keepaliveS)
+        } catch {
+          // the client connection is already gone
+        }
+      },
+    })
   }
 
   /**

@@ -74,6 +74,7 @@ export function dial(opts: DialOptions): Promise<Conn> {
 
 interface BunSocketData {
   conn: BunConn | undefined
+  rejectUnauthorized: boolean
   settle: ((err: Error | undefined, socket: BunSocket | undefined, event: 'open' | 'handshake' | 'fail') => void) | undefined
 }
 
@@ -153,7 +154,7 @@ const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
     socket.data.settle?.(undefined, socket, 'open')
   },
   handshake(socket, success, authorizationError) {
-    const err = success ? undefined : new DialError('ETLS', `TLS handshake failed: ${authorizationError?.message ?? 'certificate not trusted'}`, { cause: authorizationError })
+    const err = success || !socket.data.rejectUnauthorized ? undefined : new DialError('ETLS', `TLS handshake failed: ${authorizationError?.message ?? 'certificate not trusted'}`, { cause: authorizationError })
     socket.data.settle?.(err, socket, 'handshake')
   },
   data(socket, chunk) {
@@ -189,7 +190,7 @@ function dialBun(opts: DialOptions): Promise<Conn> {
     let connectAt = 0
     let done = false
     let socketRef: BunSocket | undefined
-    const data: BunSocketData = { conn: undefined, settle: undefined }
+    const data: BunSocketData = { conn: undefined, settle: undefined, rejectUnauthorized: opts.tls?.rejectUnauthorized ?? true }
     const finish = (err: Error | undefined, socket: BunSocket | undefined) => {
       if (done) return
       done = true
