@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import type { Server } from 'bun'
+import { listen, type Listener, type RequestContext } from '../runtime/listener.ts'
 import type { ResolvedConfig, ResolvedUpstream } from '../config/schema.ts'
 import { parseCidr, cidrContains, type Cidr } from '../lib/cidr.ts'
 import { ProxyError } from '../lib/errors.ts'
@@ -25,7 +26,7 @@ export interface ProxyServerOptions {
 export class ProxyServer {
   readonly pools = new Map<string, UpstreamPool>()
   readonly sources = new Map<string, AddressSource>()
-  private server: Server<TunnelData> | undefined
+  private server: Listener | undefined
   private readonly handler: ProxyHandler
   private readonly trusted: Cidr[]
   private readonly cas = new Map<string, string | undefined>()
@@ -59,19 +60,15 @@ export class ProxyServer {
     // not be cut by it; the upstream idle_timeout governs those) and restores it at the end.
     const idleTimeoutS = this.keepaliveS
     try {
-      this.server = Bun.serve<TunnelData>({
+      this.server = listen<TunnelData>({
         hostname: cfg.listen.host,
         port: cfg.listen.port,
         tls,
-        idleTimeout: idleTimeoutS,
+        idleTimeoutS,
         maxRequestBodySize: cfg.maxBodyBytes > 0 ? cfg.maxBodyBytes : Number.MAX_SAFE_INTEGER,
-        development: false,
-        fetch: (req, server) => this.fetch(req, server, clientTls),
+        fetch: (req, ctx) => this.fetch(req, ctx, clientTls),
         websocket: tunnelHandlers,
-        error: (err) => {
-          this.opts.log?.('error', 'listener error', { error: String(err) })
-          return new Response('500 internal error\n', { status: 500 })
-        },
+        onError: (err) => this.opts.log?.('error', 'listener error', { error: String(err) }),
       })
     } catch (err) {
       for (const s of this.sources.values()) s.close()
@@ -86,17 +83,17 @@ export class ProxyServer {
 
   get url(): string {
     const s = this.server!
-    return `${this.config.server.tlsCertFile ? 'https' : 'http'}://${s.hostname?.includes(':') ? `[${s.hostname}]` : s.hostname}:${s.port}`
+    return `${this.config.server.tlsCertFile ? 'https' : 'http'}://${s.hostname.includes(':') ? `[${s.hostname}]` : s.hostname}:${s.port}`
   }
 
-  private async fetch(req: Request, server: Server<TunnelData>, clientTls: boolean): Promise<Response | undefined> {
-    const ip = server.requestIP(req)?.address ?? ''
+  private async fetch(req: Request, ctx: RequestContext, clientTls: boolean): Promise<Response | undefined> {
+    const ip = ctx.ip
     if (this.stopping) return errorResponse(503, 'proxy is shutting down', requestIdFor(req.headers.get('x-request-id')), [['connection', 'close']])
     if (req.method === 'CONNECT') {
       // No open proxy, ever: CONNECT tunnels to arbitrary hosts are refused.
       return errorResponse(405, 'CONNECT is not supported', requestIdFor(null), [['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']])
     }
-    if (isWebSocketUpgrade(req)) {
+    if (isWebSocketUpgrade(req) && ctx.bunServer) {
       const url = req.url
       const pathStart = url.indexOf('/', url.indexOf('//') + 2)
       const target = pathStart < 0 ? '/' : url.slice(pathStart)
@@ -104,7 +101,7 @@ export class ProxyServer {
       const pool = this.handler.route(hostOnly(req.headers.get('host') ?? ''), q < 0 ? target : target.slice(0, q))
       return tunnelWebSocket(req, {
         pool,
-        server,
+        server: ctx.bunServer as Server<TunnelData>,
         clientIp: ip,
         clientTls,
         requestId: requestIdFor(req.headers.get('x-request-id')),
@@ -114,13 +111,13 @@ export class ProxyServer {
         openTimeoutMs: pool.upstream.connectTimeoutMs + pool.upstream.headerTimeoutMs,
       })
     }
-    server.timeout(req, 0)
+    ctx.setIdleTimeout(0)
     return this.handler.handle(req, {
       ip,
       tls: clientTls,
       onDone: () => {
         try {
-          server.timeout(req, this.keepaliveS)
+          ctx.setIdleTimeout(this.keepaliveS)
         } catch {
           // the client connection is already gone
         }
@@ -142,7 +139,7 @@ export class ProxyServer {
     const result = await Promise.race([done.then(() => 'done' as const), timedOut])
     clearTimeout(timer)
     if (result === 'timeout') {
-      this.opts.log?.('warn', 'drain timeout reached; closing remaining connections', { pending_requests: server.pendingRequests, websockets: server.pendingWebSockets })
+      this.opts.log?.('warn', 'drain timeout reached; closing remaining connections', { pending_requests: server.pendingRequests })
       await server.stop(true)
     }
     this.close()
@@ -151,7 +148,7 @@ export class ProxyServer {
   /** Closes everything at once. */
   close(): void {
     this.stopping = true
-    this.server?.stop(true)
+    void this.server?.stop(true)
     this.server = undefined
     for (const p of this.pools.values()) p.close()
     for (const s of this.sources.values()) s.close()

@@ -5,6 +5,7 @@
  * `onRelease`, whether the connection can be reused. Pooling is in pool.ts; the socket itself
  * in runtime/socket.ts.
  */
+import { Buffer } from 'node:buffer'
 import type { Conn, ConnHandlers } from '../../runtime/socket.ts'
 import { ChunkedDecoder } from './chunked.ts'
 import { parseResponseHead, type ResponseHead } from './response-head.ts'

@@ -1,0 +1,125 @@
+/**
+ * The HTTP listener behind one small interface: Bun.serve on Bun, Deno.serve on Deno. What
+ * differs is kept here: the peer address, the per-request idle timer (Bun only), WebSocket
+ * upgrades (Bun only; see the README), and stopping.
+ */
+import type { Server, WebSocketHandler } from 'bun'
+import { isBun } from './detect.ts'
+
+export interface RequestContext {
+  /** The direct peer's IP address. */
+  ip: string
+  /** Sets the connection's idle timer for this request, in seconds; 0 turns it off. No-op on Deno. */
+  setIdleTimeout(seconds: number): void
+  /** The Bun server, for WebSocket upgrades; undefined on Deno. */
+  bunServer: Server<unknown> | undefined
+}
+
+export interface ListenOptions<W> {
+  hostname: string
+  port: number
+  tls: { cert: string; key: string } | undefined
+  /** Connection idle timeout in whole seconds (Bun caps it at 255). */
+  idleTimeoutS: number
+  /** Largest request body; Number.MAX_SAFE_INTEGER for none. */
+  maxRequestBodySize: number
+  fetch(req: Request, ctx: RequestContext): Promise<Response | undefined> | Response | undefined
+  websocket: WebSocketHandler<W>
+  onError(err: unknown): void
+}
+
+export interface Listener {
+  readonly hostname: string
+  readonly port: number
+  readonly pendingRequests: number
+  /** Graceful: stop accepting and resolve when open requests are done. Forced: close all now. */
+  stop(force: boolean): Promise<void>
+}
+
+export function listen<W>(opts: ListenOptions<W>): Listener {
+  return isBun ? listenBun(opts) : listenDeno(opts)
+}
+
+function listenBun<W>(opts: ListenOptions<W>): Listener {
+  const server = Bun.serve<W>({
+    hostname: opts.hostname,
+    port: opts.port,
+    tls: opts.tls,
+    idleTimeout: opts.idleTimeoutS,
+    maxRequestBodySize: opts.maxRequestBodySize,
+    development: false,
+    fetch: (req, srv) =>
+      opts.fetch(req, {
+        ip: srv.requestIP(req)?.address ?? '',
+        setIdleTimeout: (s) => srv.timeout(req, s),
+        bunServer: srv as Server<unknown>,
+      }),
+    websocket: opts.websocket,
+    error(err) {
+      opts.onError(err)
+      return new Response('500 internal error\n', { status: 500 })
+    },
+  })
+  return {
+    get hostname() {
+      return server.hostname ?? opts.hostname
+    },
+    get port() {
+      return server.port ?? 0
+    },
+    get pendingRequests() {
+      return server.pendingRequests
+    },
+    stop: (force) => server.stop(force),
+  }
+}
+
+interface DenoServeInfo {
+  remoteAddr: { hostname: string }
+}
+interface DenoHttpServer {
+  addr: { hostname: string; port: number }
+  finished: Promise<void>
+  shutdown(): Promise<void>
+}
+interface DenoNs {
+  serve(options: Record<string, unknown>, handler: (req: Request, info: DenoServeInfo) => Response | Promise<Response>): DenoHttpServer
+}
+
+function listenDeno<W>(opts: ListenOptions<W>): Listener {
+  const Deno = (globalThis as unknown as { Deno: DenoNs }).Deno
+  let pending = 0
+  const abort = new AbortController()
+  const server = Deno.serve(
+    {
+      hostname: opts.hostname,
+      port: opts.port,
+      signal: abort.signal,
+      onListen() {},
+      ...(opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
+    },
+    async (req, info) => {
+      pending++
+      try {
+        const res = await opts.fetch(req, { ip: info.remoteAddr.hostname, setIdleTimeout() {}, bunServer: undefined })
+        return res ?? new Response('501 WebSocket tunnelling needs the Bun runtime\n', { status: 501 })
+      } catch (err) {
+        opts.onError(err)
+        return new Response('500 internal error\n', { status: 500 })
+      } finally {
+        pending--
+      }
+    },
+  )
+  return {
+    hostname: server.addr.hostname,
+    port: server.addr.port,
+    get pendingRequests() {
+      return pending
+    },
+    stop: async (force) => {
+      if (force) abort.abort()
+      else await server.shutdown()
+    },
+  }
+}
