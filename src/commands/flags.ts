@@ -3,10 +3,10 @@
  * validation, defaults and documentation (fields.ts). Undefined flag values never override.
  */
 import type { Command } from 'cac'
-import { ADMIN_FIELDS, LOG_FIELDS, SERVER_FIELDS, TOP_FIELDS, UPSTREAM_FIELDS, type Field } from '../config/fields.ts'
+import { ADMIN_FIELDS, LOG_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from '../config/fields.ts'
 import type { FlagLayer } from '../config/resolve.ts'
 
-type Table = 'server' | 'upstream' | 'admin' | 'log' | 'top'
+type Table = 'server' | 'upstream' | 'admin' | 'log'
 
 interface FlagSpec {
   /** cac raw name, e.g. "--listen <host:port>" */
@@ -27,11 +27,9 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--connect-timeout <duration>', table: 'upstream', key: 'connect_timeout' },
   { raw: '--header-timeout <duration>', table: 'upstream', key: 'header_timeout' },
   { raw: '--idle-timeout <duration>', table: 'upstream', key: 'idle_timeout' },
-  { raw: '--header-read-timeout <duration>', table: 'server', key: 'header_read_timeout' },
   { raw: '--keepalive-timeout <duration>', table: 'server', key: 'keepalive_timeout' },
   { raw: '--drain-timeout <duration>', table: 'server', key: 'drain_timeout' },
   { raw: '--max-body-size <size>', table: 'server', key: 'max_body_size' },
-  { raw: '--max-connections <n>', table: 'server', key: 'max_connections' },
   { raw: '--trusted-proxy <cidr>', table: 'server', key: 'trusted_proxies' },
   { raw: '--resolver <ip[:port]>', table: 'upstream', key: 'resolvers' },
   { raw: '--family <family>', table: 'upstream', key: 'family' },
@@ -42,15 +40,13 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--max-connection-age <duration>', table: 'upstream', key: 'max_connection_age' },
   { raw: '--retries <n>', table: 'upstream', key: 'retries' },
   { raw: '--prewarm <n>', table: 'upstream', key: 'prewarm' },
-  { raw: '--health-path <path>', table: 'upstream', key: 'health_path' },
   { raw: '--admin <host:port|off>', table: 'admin', key: 'listen' },
   { raw: '--admin-token <token>', table: 'admin', key: 'token' },
   { raw: '--access-log <stdout|stderr|off|file>', table: 'log', key: 'access_log' },
   { raw: '--log-format <json|text>', table: 'log', key: 'format' },
-  { raw: '--workers <n|auto>', table: 'top', key: 'workers' },
 ]
 
-const FIELDS: Record<Table, readonly Field[]> = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS, top: TOP_FIELDS }
+const FIELDS: Record<Table, readonly Field[]> = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS }
 
 function flagName(raw: string): string {
   return raw.split(/[ <[]/)[0]!.replace(/^--/, '')
@@ -67,7 +63,7 @@ export function addConfigFlags(cmd: Command): Command {
     const field = FIELDS[spec.table].find((f) => f.key === spec.key)!
     const def = field.default
     const shown = def === undefined || (Array.isArray(def) && def.length === 0) ? '' : ` (default: ${Array.isArray(def) ? def.join(',') : String(def)})`
-    const key = spec.table === 'top' ? spec.key : `${spec.table === 'upstream' ? 'upstream' : spec.table}.${spec.key}`
+    const key = `${spec.table}.${spec.key}`
     const repeat = field.kind.type === 'list' ? ' Repeatable.' : ''
     cmd.option(spec.raw, `${field.doc}${repeat}${shown} [${key}]`)
   }
@@ -83,11 +79,6 @@ export function flagLayer(options: Record<string, unknown>): FlagLayer {
     if (value === undefined) continue
     if (typeof value === 'number') value = String(value)
     if (Array.isArray(value)) value = value.map(String)
-    if (spec.table === 'top') {
-      layer.workers = value
-      layer.flagNames![spec.key] = `--${name}`
-      continue
-    }
     ;(layer[spec.table] as Record<string, unknown>)[spec.key] = value
     layer.flagNames![`${spec.table}.${spec.key}`] = `--${name}`
   }

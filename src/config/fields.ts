@@ -33,10 +33,8 @@ export const SERVER_FIELDS: readonly Field[] = [
   { key: 'tls_key', prop: 'tlsKeyFile', kind: { type: 'string' }, default: undefined, doc: 'PEM private key for tls_cert.' },
   { key: 'max_body_size', prop: 'maxBodyBytes', kind: { type: 'size' }, default: '0', doc: 'Largest request body accepted (413 beyond). 0 means no limit: bodies stream.' },
   { key: 'max_header_size', prop: 'maxHeaderBytes', kind: { type: 'size' }, default: '16KiB', doc: 'Largest request head (request line plus headers) accepted (431 beyond).' },
-  d('header_read_timeout', 'headerReadTimeoutMs', '10s', 'Time a client has to send the complete request head (slowloris guard).'),
   d('keepalive_timeout', 'keepaliveTimeoutMs', '75s', 'How long an idle client keep-alive connection is held open.'),
   d('drain_timeout', 'drainTimeoutMs', '30s', 'On SIGTERM/SIGINT, how long in-flight requests get to finish before the process exits.'),
-  { key: 'max_connections', prop: 'maxConnections', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most concurrent client connections; beyond it new connections get 503 and are closed. 0 means no limit.' },
   { key: 'trusted_proxies', prop: 'trustedProxies', kind: { type: 'list' }, default: [], doc: 'CIDRs whose X-Forwarded-* headers are trusted and appended to; from anyone else they are replaced.' },
   { key: 'default_upstream', prop: 'defaultUpstream', kind: { type: 'string' }, default: undefined, doc: 'Upstream used when no [[route]] matches. Default: the only upstream, or the one named "default".' },
 ]
@@ -66,9 +64,6 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'fail_threshold', prop: 'failThreshold', kind: { type: 'int', min: 1 }, default: 1, doc: 'Consecutive connect failures that eject an address.' },
   d('eject_time', 'ejectBaseMs', '1s', 'First ejection time of a failing address; doubles on each further failure up to eject_max_time, then a half-open probe.'),
   d('eject_max_time', 'ejectMaxMs', '30s', 'Longest ejection time of a failing address.'),
-  { key: 'health_path', prop: 'healthPath', kind: { type: 'string' }, default: undefined, doc: 'Active health check: GET this path on every address; a non-2xx/3xx or a failure marks it down. Default: passive checks only.' },
-  d('health_interval', 'healthIntervalMs', '10s', 'Interval between active health checks.'),
-  d('health_timeout', 'healthTimeoutMs', '2s', 'Time one active health check may take.'),
   { key: 'prewarm', prop: 'prewarmConnections', kind: { type: 'int', min: 0, max: 64 }, default: 0, doc: 'Connections (TCP and TLS) opened ahead of traffic to each new address.' },
 ]
 
@@ -88,6 +83,3 @@ export const LOG_FIELDS: readonly Field[] = [
   { key: 'format', prop: 'format', kind: { type: 'enum', values: ['json', 'text'] }, default: 'json', doc: 'Access log format: JSON lines, or readable text.' },
 ]
 
-export const TOP_FIELDS: readonly Field[] = [
-  { key: 'workers', prop: 'workers', kind: { type: 'string' }, default: '1', doc: 'Worker processes sharing the listen port: a number, or "auto" for one per core.' },
-]

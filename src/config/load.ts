@@ -31,8 +31,11 @@ export function parseConfigText(text: string, path: string): LoadedFile {
   try {
     data = parse(text)
   } catch (err) {
-    const e = err as { line?: number; column?: number; message?: string }
-    throw new ConfigError({ file: path, line: e.line, column: e.column }, `invalid TOML: ${e.message ?? String(err)}`, { cause: err })
+    // toml v5 reports the position in `location.start`; its `line`/`column` getters can be off.
+    const e = err as { line?: number; column?: number; message?: string; location?: { start?: { line: number; column: number } } }
+    const line = e.location?.start?.line ?? e.line
+    const column = e.location?.start?.column ?? e.column
+    throw new ConfigError({ file: path, line, column }, `invalid TOML: ${e.message ?? String(err)}`, { cause: err })
   }
   return { path, data: data as FileConfig, lines: indexKeyLines(text) }
 }

@@ -17,12 +17,11 @@ export interface FlagLayer {
   upstream?: Record<string, unknown>
   admin?: Record<string, unknown>
   log?: Record<string, unknown>
-  workers?: unknown
   /** "server.listen" -> "--listen": how to name a flag in an error. */
   flagNames?: Record<string, string>
 }
 
-const TOP_KEYS = new Set(['server', 'upstream', 'route', 'admin', 'log', 'workers'])
+const TOP_KEYS = new Set(['server', 'upstream', 'route', 'admin', 'log'])
 
 type Table = Record<string, unknown>
 
@@ -76,9 +75,6 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   const logTable = mergeTable(ctx, 'log', tableAt(ctx, data, 'log'), flags.log)
   const log = resolveFields(ctx, 'log', logTable, LOG_FIELDS) as unknown as ResolvedConfig['log']
 
-  const workersRaw = flags.workers ?? data.workers ?? '1'
-  const workers = resolveWorkers(ctx, workersRaw)
-
   const resolved: ResolvedConfig = {
     file: file?.path,
     server: { ...server, defaultUpstream: defaultName },
@@ -86,16 +82,8 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
     routes,
     admin,
     log,
-    workers,
   }
   return deepFreeze(resolved)
-}
-
-function resolveWorkers(ctx: Ctx, raw: unknown): number {
-  if (raw === 'auto') return Math.max(1, navigator.hardwareConcurrency || 1)
-  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN
-  if (!Number.isInteger(n) || n < 1 || n > 256) fail(ctx, 'workers', `"${String(raw)}" is not a worker count; use a number from 1 to 256, or "auto"`)
-  return n
 }
 
 function collectUpstreams(ctx: Ctx, raw: unknown): { tables: Record<string, Table>; prefixes: Record<string, string> } {
@@ -129,9 +117,6 @@ function resolveUpstream(ctx: Ctx, name: string, prefix: string, table: Table): 
   ;(f.resolvers as string[]).forEach((r, i) => {
     if (!parseResolverAddress(r)) fail(ctx, `${prefix}.resolvers[${i}]`, `"${r}" is not ip[:port]; use e.g. "127.0.0.1:53" or "[::1]:53"`)
   })
-  if (f.healthPath !== undefined && !(f.healthPath as string).startsWith('/')) {
-    fail(ctx, `${prefix}.health_path`, 'must start with "/"')
-  }
   return {
     ...(f as unknown as ResolvedUpstream),
     name,

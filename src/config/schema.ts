@@ -19,10 +19,8 @@ export interface ResolvedServer {
   tlsKeyFile: string | undefined
   maxBodyBytes: number
   maxHeaderBytes: number
-  headerReadTimeoutMs: number
   keepaliveTimeoutMs: number
   drainTimeoutMs: number
-  maxConnections: number
   trustedProxies: readonly string[]
   defaultUpstream: string
 }
@@ -60,9 +58,6 @@ export interface ResolvedUpstream {
   failThreshold: number
   ejectBaseMs: number
   ejectMaxMs: number
-  healthPath: string | undefined
-  healthIntervalMs: number
-  healthTimeoutMs: number
   prewarmConnections: number
 }
 
@@ -93,7 +88,6 @@ export interface ResolvedConfig {
   routes: readonly ResolvedRoute[]
   admin: ResolvedAdmin
   log: ResolvedLog
-  workers: number
 }
 
 /** The raw, all-optional shape: nested tables of unknown values, as parsed from TOML or flags. */

@@ -89,6 +89,7 @@ interface DenoNs {
 function listenDeno<W>(opts: ListenOptions<W>): Listener {
   const Deno = (globalThis as unknown as { Deno: DenoNs }).Deno
   let pending = 0
+  let stopped = false
   const abort = new AbortController()
   const server = Deno.serve(
     {
@@ -118,8 +119,14 @@ function listenDeno<W>(opts: ListenOptions<W>): Listener {
       return pending
     },
     stop: async (force) => {
-      if (force) abort.abort()
-      else await server.shutdown()
+      if (stopped) return
+      if (force) {
+        stopped = true
+        abort.abort()
+        return
+      }
+      await server.shutdown()
+      stopped = true
     },
   }
 }

@@ -1,0 +1,83 @@
+/** The CLI boundary: exit codes, one-line errors, help with defaults. Runs runCli in-process. */
+import { describe, expect, test } from 'bun:test'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runCli } from '../src/cli.ts'
+import { ExitCode } from '../src/lib/exit-codes.ts'
+import { memoryIo } from '../src/lib/io.ts'
+
+function tempFile(name: string, text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-cli-'))
+  const path = join(dir, name)
+  writeFileSync(path, text)
+  return path
+}
+
+describe('proxy check', () => {
+  test('a valid config prints the resolved configuration and exits 0', async () => {
+    const io = memoryIo()
+    const file = tempFile('ok.toml', '[upstream]\nurl = "https://origin.example"\nconnect_timeout = "2s"\n')
+    const code = await runCli(['check', '--config', file, '--json'], io)
+    expect(code).toBe(ExitCode.OK)
+    const resolved = JSON.parse(io.stdout)
+    expect(resolved.upstreams.default.connectTimeoutMs).toBe(2000)
+    expect(resolved.upstreams.default.port).toBe(443)
+  })
+
+  test('flags override the file', async () => {
+    const io = memoryIo()
+    const file = tempFile('ok.toml', '[upstream]\nurl = "https://origin.example"\n[server]\nlisten = "127.0.0.1:7000"\n')
+    expect(await runCli(['check', '--config', file, '--listen', '127.0.0.1:7001', '--json'], io)).toBe(ExitCode.OK)
+    expect(JSON.parse(io.stdout).server.listen.port).toBe(7001)
+  })
+
+  test('a bad value is one line naming file, line and key; exit 2; no stack trace', async () => {
+    const io = memoryIo()
+    const file = tempFile('bad.toml', '[upstream]\nurl = "https://origin.example"\nheader_timeout = "forever"\n')
+    expect(await runCli(['check', '--config', file], io)).toBe(ExitCode.USAGE)
+    expect(io.stderr.trim().split('\n')).toHaveLength(1)
+    expect(io.stderr).toContain(`${file}:3: upstream.header_timeout:`)
+    expect(io.stderr).toContain('E_CONFIG')
+    expect(io.stderr).not.toContain('    at ')
+  })
+
+  test('DEBUG=1 adds the stack trace', async () => {
+    const io = memoryIo({ DEBUG: '1' })
+    const file = tempFile('bad.toml', '[upstream]\nurl = 5\n')
+    expect(await runCli(['check', '--config', file], io)).toBe(ExitCode.USAGE)
+    expect(io.stderr).toContain('    at ')
+  })
+
+  test('a missing config file', async () => {
+    const io = memoryIo()
+    expect(await runCli(['check', '--config', '/nonexistent/proxy.toml'], io)).toBe(ExitCode.USAGE)
+    expect(io.stderr).toContain('file not found')
+  })
+
+  test('a bad flag value names the flag', async () => {
+    const io = memoryIo()
+    expect(await runCli(['check', '--upstream', 'origin.example', '--connect-timeout', 'soon'], io)).toBe(ExitCode.USAGE)
+    expect(io.stderr).toContain('--connect-timeout')
+  })
+
+  test('no colour when not a TTY', async () => {
+    const io = memoryIo()
+    await runCli(['check', '--upstream', 'origin.example', '--connect-timeout', 'soon'], io)
+    expect(io.stderr).not.toContain('\u001b[')
+  })
+})
+
+describe('usage errors', () => {
+  test('an unknown command', async () => {
+    const io = memoryIo()
+    expect(await runCli(['frobnicate'], io)).toBe(ExitCode.USAGE)
+    expect(io.stderr).toContain('unknown command')
+  })
+
+  test('--version prints version, commit and runtime', async () => {
+    const io = memoryIo()
+    expect(await runCli(['--version'], io)).toBe(ExitCode.OK)
+    expect(io.stdout).toMatch(/^proxy \d+\.\d+\.\d+ \(commit \S+, bun \d/)
+  })
+})

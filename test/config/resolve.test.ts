@@ -1,0 +1,129 @@
+import { describe, expect, test } from 'bun:test'
+import { parseConfigText } from '../../src/config/load.ts'
+import { parseHostPort, parseUpstreamUrl, resolveConfig } from '../../src/config/resolve.ts'
+import { ConfigError } from '../../src/lib/errors.ts'
+
+function fromText(text: string, flags = {}) {
+  return resolveConfig(parseConfigText(text, 'proxy.toml'), flags)
+}
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof ConfigError) return err
+    throw err
+  }
+  throw new Error('expected a ConfigError')
+}
+
+describe('layers', () => {
+  test('defaults apply and are in ms/bytes', () => {
+    const c = resolveConfig(undefined, { upstream: { url: 'origin.example.com' } })
+    expect(c.server.listen).toEqual({ host: '0.0.0.0', port: 8080 })
+    expect(c.admin.listen).toEqual({ host: '127.0.0.1', port: 9090 })
+    const u = c.upstreams.default!
+    expect(u.scheme).toBe('http')
+    expect(u.port).toBe(80)
+    expect(u.connectTimeoutMs).toBe(5000)
+    expect(u.tlsServerName).toBe('origin.example.com')
+    expect(c.server.maxBodyBytes).toBe(0)
+    expect(Object.isFrozen(c)).toBe(true)
+    expect(Object.isFrozen(c.upstreams.default)).toBe(true)
+  })
+
+  test('flags override the file, the file overrides defaults', () => {
+    const c = fromText('[server]\nlisten = "127.0.0.1:7000"\n[upstream]\nurl = "https://a.example"\nconnect_timeout = "2s"\nretries = 4\n', {
+      server: { listen: '127.0.0.1:7001' },
+      upstream: { retries: '1' },
+    })
+    expect(c.server.listen.port).toBe(7001)
+    expect(c.upstreams.default!.connectTimeoutMs).toBe(2000)
+    expect(c.upstreams.default!.retries).toBe(1)
+    expect(c.upstreams.default!.port).toBe(443)
+  })
+
+  test('undefined flag values never override', () => {
+    const c = fromText('[upstream]\nurl = "a.example:81"\n', { upstream: { url: undefined } })
+    expect(c.upstreams.default!.port).toBe(81)
+  })
+
+  test('named upstreams and routes; the default route comes last', () => {
+    const c = fromText(`
+[server]
+default_upstream = "web"
+[upstream.api]
+url = "https://api.example"
+[upstream.web]
+url = "http://web.example"
+[[route]]
+host = "*.api.example"
+upstream = "api"
+[[route]]
+path_prefix = "/v1/"
+upstream = "api"
+`)
+    expect(c.routes.map((r) => r.upstream)).toEqual(['api', 'api', 'web'])
+    expect(c.routes[0]!.host).toBe('*.api.example')
+  })
+})
+
+describe('errors name the file, the line and the key', () => {
+  test.each([
+    ['[upstream]\nurl = "a"\nconect_timeout = "1s"\n', 'upstream.conect_timeout', 3, /did you mean "connect_timeout"/],
+    ['[upstream]\nurl = "a"\nconnect_timeout = "soon"\n', 'upstream.connect_timeout', 3, /not a duration/],
+    ['[server]\nlisten = "nowhere"\n[upstream]\nurl = "a"\n', 'server.listen', 2, /host:port/],
+    ['[server]\nmax_body_size = "lots"\n[upstream]\nurl = "a"\n', 'server.max_body_size', 2, /not a size/],
+    ['[upstream]\nurl = "ftp://a"\n', 'upstream.url', 2, /not supported/],
+    ['[upstream]\nurl = "a"\nfamily = "ipv5"\n', 'upstream.family', 3, /one of/],
+    ['[upstream]\nurl = "a"\nresolvers = ["dns.google"]\n', 'upstream.resolvers[0]', 3, /ip\[:port\]/],
+    ['[upstream]\nurl = "a"\n[[route]]\nhost = "x.example"\nupstream = "nope"\n', 'route[0].upstream', 5, /not defined/],
+    ['[upstream]\nurl = "a"\n[server]\ntrusted_proxies = ["10.0.0.0/33"]\n', 'server.trusted_proxies[0]', 4, /CIDR/],
+    ['bogus = 1\n[upstream]\nurl = "a"\n', 'bogus', 1, /unknown key/],
+  ])('%#: %p', (text, keyPath, line, message) => {
+    const err = configError(() => fromText(text))
+    expect(err.code).toBe('E_CONFIG')
+    expect(err.location.file).toBe('proxy.toml')
+    expect(err.location.keyPath).toBe(keyPath)
+    expect(err.location.line).toBe(line)
+    expect(err.message).toMatch(message)
+    expect(err.message.startsWith(`proxy.toml:${line}: ${keyPath}: `)).toBe(true)
+  })
+
+  test('TOML syntax errors carry line and column', () => {
+    const err = configError(() => fromText('[server]\nlisten = "unterminated\n'))
+    expect(err.location.line).toBe(2)
+    expect(err.location.column).toBeGreaterThan(0)
+  })
+
+  test('a bad flag value names the flag', () => {
+    const err = configError(() => resolveConfig(undefined, { upstream: { url: 'a', connect_timeout: 'x' }, flagNames: { 'upstream.connect_timeout': '--connect-timeout' } }))
+    expect(err.location.keyPath).toBe('--connect-timeout')
+  })
+
+  test('no upstream at all says how to add one', () => {
+    expect(configError(() => resolveConfig(undefined, {})).message).toContain('--upstream')
+  })
+
+  test('tls_cert without tls_key', () => {
+    expect(configError(() => fromText('[server]\ntls_cert = "c.pem"\n[upstream]\nurl = "a"\n')).location.keyPath).toBe('server.tls_key')
+  })
+})
+
+describe('parsers', () => {
+  test.each([
+    ['http://a.example', { scheme: 'http', host: 'a.example', port: 80 }],
+    ['https://a.example', { scheme: 'https', host: 'a.example', port: 443 }],
+    ['a.example:8081', { scheme: 'http', host: 'a.example', port: 8081 }],
+    ['https://[::1]:8443', { scheme: 'https', host: '::1', port: 8443 }],
+    ['10.1.2.3', { scheme: 'http', host: '10.1.2.3', port: 80 }],
+  ])('parseUpstreamUrl(%p)', (raw, want) => expect(parseUpstreamUrl(raw)).toEqual(want as never))
+  test.each(['https://a.example/path', 'ftp://a', 'http://user:pw@a', 'http://'])('parseUpstreamUrl(%p) is an error', (raw) => expect(typeof parseUpstreamUrl(raw)).toBe('string'))
+  test.each([
+    ['0.0.0.0:8080', { host: '0.0.0.0', port: 8080 }],
+    [':8080', { host: '0.0.0.0', port: 8080 }],
+    ['[::1]:9090', { host: '::1', port: 9090 }],
+    ['localhost:0', { host: 'localhost', port: 0 }],
+  ])('parseHostPort(%p)', (raw, want) => expect(parseHostPort(raw)).toEqual(want))
+  test.each(['8080', 'host:', 'host:99999', '::1:80'])('parseHostPort(%p) is invalid', (raw) => expect(parseHostPort(raw)).toBeUndefined())
+})

@@ -1,0 +1,32 @@
+import { describe, expect, test } from 'bun:test'
+import { formatDurationMs, parseDurationMs, parseSizeBytes } from '../../src/lib/units.ts'
+
+describe('parseDurationMs', () => {
+  test.each([
+    ['250ms', 250],
+    ['30s', 30_000],
+    ['1.5s', 1500],
+    ['5m', 300_000],
+    ['1h30m', 5_400_000],
+    ['2d', 172_800_000],
+    ['0', 0],
+    [' 10s ', 10_000],
+  ])('%p -> %p', (raw, ms) => expect(parseDurationMs(raw)).toBe(ms))
+  test.each(['', '10', 's', '10x', '-5s', '5s junk', '1.s'])('%p is rejected', (raw) => expect(parseDurationMs(raw)).toBeUndefined())
+})
+
+describe('parseSizeBytes', () => {
+  test.each([
+    ['64KiB', 65536],
+    ['1MB', 1_000_000],
+    ['2GiB', 2 * 1024 ** 3],
+    ['512', 512],
+    ['16k', 16384],
+    ['0', 0],
+  ])('%p -> %p', (raw, bytes) => expect(parseSizeBytes(raw)).toBe(bytes))
+  test.each(['', 'KiB', '10 parsecs', '-1'])('%p is rejected', (raw) => expect(parseSizeBytes(raw)).toBeUndefined())
+})
+
+test('formatDurationMs round-trips through parseDurationMs', () => {
+  for (const ms of [0, 250, 1000, 1500, 60_000, 3_600_000, 90_000]) expect(parseDurationMs(formatDurationMs(ms))).toBe(ms)
+})

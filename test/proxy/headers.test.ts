@@ -1,0 +1,103 @@
+import { describe, expect, test } from 'bun:test'
+import { clientResponseHeaders, hostWithoutPort, requestIdFor, upstreamRequestHeaders } from '../../src/proxy/headers.ts'
+import { cidrContains, parseCidr } from '../../src/lib/cidr.ts'
+
+const ctx = { clientIp: '192.0.2.7', trustedPeer: false, proto: 'https' as const, clientHost: 'shop.example', hostOverride: undefined, requestId: 'rid-1' }
+
+describe('upstreamRequestHeaders', () => {
+  test('drops hop-by-hop and Connection-listed headers, sets forwarding headers', () => {
+    const incoming = new Headers({
+      connection: 'keep-alive, x-drop-me',
+      'keep-alive': 'timeout=5',
+      'x-drop-me': '1',
+      te: 'trailers',
+      upgrade: 'h2c',
+      'proxy-authorization': 'secret',
+      'transfer-encoding': 'chunked',
+      'x-forwarded-for': '198.51.100.1',
+      'x-forwarded-host': 'evil.example',
+      forwarded: 'for=1.2.3.4',
+      accept: 'text/html',
+      cookie: 'a=b',
+    })
+    const out = Object.fromEntries(upstreamRequestHeaders(incoming, ctx))
+    for (const gone of ['connection', 'keep-alive', 'x-drop-me', 'te', 'upgrade', 'proxy-authorization', 'transfer-encoding', 'forwarded']) expect(out[gone]).toBeUndefined()
+    expect(out.host).toBe('shop.example')
+    expect(out.accept).toBe('text/html')
+    expect(out.cookie).toBe('a=b')
+    expect(out['x-forwarded-for']).toBe('192.0.2.7')
+    expect(out['x-forwarded-host']).toBe('shop.example')
+    expect(out['x-forwarded-proto']).toBe('https')
+    expect(out['x-request-id']).toBe('rid-1')
+  })
+
+  test('a trusted peer has its X-Forwarded-* kept and appended to', () => {
+    const incoming = new Headers({ 'x-forwarded-for': '198.51.100.1', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'orig.example', forwarded: 'for=198.51.100.1' })
+    const out = Object.fromEntries(upstreamRequestHeaders(incoming, { ...ctx, trustedPeer: true }))
+    expect(out['x-forwarded-for']).toBe('198.51.100.1, 192.0.2.7')
+    expect(out['x-forwarded-proto']).toBe('http')
+    expect(out['x-forwarded-host']).toBe('orig.example')
+    expect(out.forwarded).toBe('for=198.51.100.1')
+  })
+
+  test('host_header overrides Host', () => {
+    const out = Object.fromEntries(upstreamRequestHeaders(new Headers(), { ...ctx, hostOverride: 'origin.internal' }))
+    expect(out.host).toBe('origin.internal')
+  })
+})
+
+describe('clientResponseHeaders', () => {
+  test('removes hop-by-hop, keeps repeated Set-Cookie, adds the request id', () => {
+    const out = clientResponseHeaders(
+      [
+        ['Connection', 'close, X-Internal'],
+        ['X-Internal', '1'],
+        ['Keep-Alive', 'timeout=5'],
+        ['Transfer-Encoding', 'chunked'],
+        ['Set-Cookie', 'a=1'],
+        ['Set-Cookie', 'b=2'],
+        ['Content-Length', '10'],
+        ['X-Request-Id', 'spoofed'],
+      ],
+      'rid-2',
+      false,
+    )
+    expect(out).toEqual([
+      ['Set-Cookie', 'a=1'],
+      ['Set-Cookie', 'b=2'],
+      ['x-request-id', 'rid-2'],
+    ])
+  })
+  test('Content-Length is kept for a buffered body', () => {
+    expect(clientResponseHeaders([['Content-Length', '10']], 'r', true)).toContainEqual(['Content-Length', '10'])
+  })
+})
+
+test.each([
+  ['abc-123', 'abc-123'],
+  ['a'.repeat(201), null],
+  ['has space', null],
+  ['new\nline', null],
+  [null, null],
+])('requestIdFor(%p)', (incoming, kept) => {
+  const id = requestIdFor(incoming)
+  if (kept) expect(id).toBe(kept)
+  else expect(id).toMatch(/^[0-9a-f-]{36}$/)
+})
+
+test.each([
+  ['Example.COM:8080', 'example.com'],
+  ['[::1]:8080', '[::1]'],
+  ['plain', 'plain'],
+])('hostWithoutPort(%p)', (raw, want) => expect(hostWithoutPort(raw)).toBe(want))
+
+test.each([
+  ['10.0.0.0/8', '10.1.2.3', true],
+  ['10.0.0.0/8', '11.0.0.1', false],
+  ['127.0.0.1', '127.0.0.1', true],
+  ['::1/128', '::1', true],
+  ['2001:db8::/32', '2001:db8:1::5', true],
+  ['2001:db8::/32', '2001:db9::5', false],
+  ['192.0.2.0/24', '::ffff:192.0.2.9', true],
+  ['0.0.0.0/0', '8.8.8.8', true],
+])('cidr %p contains %p: %p', (cidr, ip, want) => expect(cidrContains(parseCidr(cidr)!, ip)).toBe(want))

@@ -1,0 +1,78 @@
+import { describe, expect, test } from 'bun:test'
+import { ChunkedDecoder, ChunkedDecodeError } from '../../src/proxy/transport/chunked.ts'
+import { parseResponseHead, ResponseParseError } from '../../src/proxy/transport/response-head.ts'
+
+const enc = (s: string) => new TextEncoder().encode(s)
+
+function decodeAll(parts: string[]): { body: string; done: boolean; leftover: number } {
+  const d = new ChunkedDecoder()
+  let body = ''
+  let leftover = 0
+  for (const p of parts) {
+    const bytes = enc(p)
+    const used = d.feed(bytes, (s) => (body += new TextDecoder().decode(s)))
+    leftover += bytes.length - used
+  }
+  return { body, done: d.done, leftover }
+}
+
+describe('ChunkedDecoder', () => {
+  test.each([
+    [['5\r\nhello\r\n0\r\n\r\n'], 'hello'],
+    [['5\r\nhel', 'lo\r\n6\r\n world\r\n0\r\n\r\n'], 'hello world'],
+    [['A;ext=1\r\n0123456789\r\n0\r\n\r\n'], '0123456789'],
+    [['3\r\nabc\r\n0\r\nx-trailer: 1\r\n\r\n'], 'abc'],
+    // One byte at a time.
+    ['4\r\nwiki\r\n0\r\n\r\n'.split(''), 'wiki'],
+  ])('%#', (parts, body) => {
+    const r = decodeAll(parts)
+    expect(r.body).toBe(body)
+    expect(r.done).toBe(true)
+    expect(r.leftover).toBe(0)
+  })
+
+  test('bytes after the last chunk are not consumed', () => {
+    expect(decodeAll(['1\r\na\r\n0\r\n\r\nHTTP/1.1']).leftover).toBe(8)
+  })
+
+  test.each([['zz\r\n'], ['5\nhello'], ['5\r\nhelloXX'], ['ffffffffffffffff\r\n'], [';\r\n']])('rejects %p', (input) => {
+    expect(() => new ChunkedDecoder().feed(enc(input), () => {})).toThrow(ChunkedDecodeError)
+  })
+})
+
+describe('parseResponseHead', () => {
+  test('status, headers and length framing', () => {
+    const h = parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b', 'GET')
+    expect(h.status).toBe(200)
+    expect(h.statusText).toBe('OK')
+    expect(h.headers).toEqual([['Content-Length', '5'], ['X-A', 'b']])
+    expect(h.framing).toEqual({ kind: 'length', length: 5 })
+    expect(h.closeAfter).toBe(false)
+  })
+  test.each([
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked', 'GET', { kind: 'chunked' }, false],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip', 'GET', { kind: 'close' }, true],
+    ['HTTP/1.1 200 OK', 'GET', { kind: 'close' }, true],
+    ['HTTP/1.1 200 OK\r\nContent-Length: 10', 'HEAD', { kind: 'none' }, false],
+    ['HTTP/1.1 204 No Content', 'GET', { kind: 'none' }, false],
+    ['HTTP/1.1 304 Not Modified\r\nContent-Length: 10', 'GET', { kind: 'none' }, false],
+    ['HTTP/1.0 200 OK\r\nContent-Length: 1', 'GET', { kind: 'length', length: 1 }, true],
+    ['HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close', 'GET', { kind: 'length', length: 1 }, true],
+    ['HTTP/1.1 200 OK\r\nContent-Length: 3, 3', 'GET', { kind: 'length', length: 3 }, false],
+    // Transfer-Encoding wins over Content-Length, and the connection is not reused (RFC 9112 §6.3).
+    ['HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked', 'GET', { kind: 'chunked' }, true],
+  ])('%p (%s)', (head, method, framing, closeAfter) => {
+    const h = parseResponseHead(head, method)
+    expect(h.framing).toEqual(framing as never)
+    expect(h.closeAfter).toBe(closeAfter)
+  })
+  test.each([
+    'HTTP/2 200 OK',
+    'HTTP/1.1 20 OK',
+    'HTTP/1.1 200 OK\r\n folded: value',
+    'HTTP/1.1 200 OK\r\nbad header: x',
+    'HTTP/1.1 200 OK\r\nContent-Length: 1, 2',
+    'HTTP/1.1 200 OK\r\nContent-Length: -1',
+    'HTTP/1.1 200 OK\r\nNoColon',
+  ])('rejects %p', (head) => expect(() => parseResponseHead(head, 'GET')).toThrow(ResponseParseError))
+})
