@@ -10,6 +10,8 @@ import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import { createLogger } from '../lib/logger.ts'
 import { createAccessLog } from '../proxy/access-log.ts'
+import { AdminServer } from '../proxy/admin.ts'
+import { RequestMetrics } from '../proxy/metrics.ts'
 import { ProxyServer } from '../proxy/server.ts'
 import { sourceForUpstream } from '../proxy/sources.ts'
 import { addConfigFlags, flagLayer } from './flags.ts'
@@ -27,12 +29,25 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const config = configFromOptions(opts)
   const log = createLogger(io.err, io.env.DEBUG === '1' ? 'debug' : 'info')
   const accessLog = createAccessLog(config.log, log, io.out)
+  const metrics = new RequestMetrics()
   const proxy = new ProxyServer(config, {
     sourceFor: (u) => sourceForUpstream(u, log),
-    hooks: { onRecord: (r) => accessLog.write(r) },
+    hooks: {
+      onRecord: (r) => {
+        metrics.observe(r)
+        accessLog.write(r)
+      },
+    },
     log,
   }).start()
-  log('info', 'proxy listening', { url: proxy.url, upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
+  let admin: AdminServer
+  try {
+    admin = new AdminServer(config.admin, { proxy: () => proxy, metrics, startedAt: Date.now() }).start()
+  } catch (err) {
+    proxy.close()
+    throw err
+  }
+  log('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
 
   const signal = await new Promise<string>((resolve) => {
     const onSignal = (sig: string) => () => resolve(sig)
@@ -41,6 +56,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   })
   log('info', 'draining', { signal, drain_timeout_ms: config.server.drainTimeoutMs })
   await proxy.drain(config.server.drainTimeoutMs)
+  await admin.close()
   await accessLog.close()
   log('info', 'stopped')
   return ExitCode.OK

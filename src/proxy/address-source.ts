@@ -32,6 +32,10 @@ export interface AddressSource {
   onChange(listener: (change: AddressChange) => void): () => void
   /** Ask for a re-resolve now (after a connect failure). Single-flight, rate-limited, never throws. */
   refreshNow(reason: string): void
+  /** Plain JSON-able state for /status (optional: static sources have none). */
+  status?(): Record<string, unknown>
+  /** Numbers for /metrics (optional). */
+  metrics?(): { answerAgeMs: number | undefined; refreshes: Record<string, number> }
   close(): void
 }
 

@@ -77,6 +77,10 @@ export class ProxyServer {
     return this
   }
 
+  get pendingRequests(): number {
+    return this.server?.pendingRequests ?? 0
+  }
+
   get port(): number {
     return this.server?.port ?? 0
   }

@@ -1,0 +1,154 @@
+/**
+ * The admin listener: /healthz, /readyz, /status (JSON) and /metrics (Prometheus text). It binds
+ * loopback by default, is a separate listener from the proxied port, and can require a bearer
+ * token. Request metrics come from metrics.ts; pool and resolver state are read at request time.
+ */
+import { Buffer } from 'node:buffer'
+import { timingSafeEqual } from 'node:crypto'
+import type { ResolvedAdmin } from '../config/schema.ts'
+import { ProxyError } from '../lib/errors.ts'
+import { listen, type Listener } from '../runtime/listener.ts'
+import { VERSION } from '../version.ts'
+import { esc, type RequestMetrics } from './metrics.ts'
+import type { ProxyServer } from './server.ts'
+import type { UpstreamPool } from './pool.ts'
+
+type AddressStats = ReturnType<UpstreamPool['stats']>[number]
+
+export interface AdminDeps {
+  proxy: () => ProxyServer
+  metrics: RequestMetrics
+  startedAt: number
+  /** Worker label for metrics when several processes run. */
+  worker?: string
+}
+
+export class AdminServer {
+  private listener: Listener | undefined
+
+  constructor(
+    private readonly cfg: ResolvedAdmin,
+    private readonly deps: AdminDeps,
+  ) {}
+
+  start(): this {
+    const l = this.cfg.listen
+    if (!l) return this
+    try {
+      this.listener = listen({
+        hostname: l.host,
+        port: l.port,
+        tls: undefined,
+        idleTimeoutS: 30,
+        maxRequestBodySize: 1024,
+        fetch: (req) => this.handle(req),
+        websocket: {} as never,
+        onError: () => {},
+      })
+    } catch (err) {
+      throw new ProxyError('E_LISTEN', `cannot listen on admin address ${l.host}:${l.port}: ${(err as Error).message}; use --admin <host:port> or --admin off`, { cause: err })
+    }
+    return this
+  }
+
+  get url(): string | undefined {
+    const s = this.listener
+    return s ? `http://${s.hostname.includes(':') ? `[${s.hostname}]` : s.hostname}:${s.port}` : undefined
+  }
+
+  handle(req: Request): Response {
+    if (this.cfg.token && !tokenMatches(req.headers.get('authorization'), this.cfg.token)) {
+      return new Response('401 admin token required\n', { status: 401, headers: { 'www-authenticate': 'Bearer' } })
+    }
+    const path = new URL(req.url).pathname
+    switch (path) {
+      case '/healthz':
+        return new Response('ok\n')
+      case '/readyz': {
+        const notReady = [...this.deps.proxy().pools.values()].filter((p) => !p.hasHealthyAddress()).map((p) => p.upstream.name)
+        return notReady.length === 0
+          ? new Response('ready\n')
+          : new Response(`not ready: no healthy address for upstream ${notReady.join(', ')}\n`, { status: 503 })
+      }
+      case '/status':
+        return Response.json(this.status())
+      case '/metrics':
+        return new Response(this.metrics(), { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } })
+      default:
+        return new Response('404 not found; try /status, /metrics, /healthz or /readyz\n', { status: 404 })
+    }
+  }
+
+  status(): Record<string, unknown> {
+    const proxy = this.deps.proxy()
+    const upstreams: Record<string, unknown> = {}
+    for (const [name, pool] of proxy.pools) {
+      const source = proxy.sources.get(name)!
+      const snap = source.snapshot()
+      upstreams[name] = {
+        url: pool.upstream.url,
+        resolver: source.status?.() ?? { ready: snap.ready, stale: snap.stale, addresses: snap.addresses },
+        connections_opened: pool.connectsTotal,
+        addresses: pool.stats(),
+      }
+    }
+    return { version: VERSION, worker: this.deps.worker, pid: process.pid, uptime_s: Math.round((Date.now() - this.deps.startedAt) / 1000), upstreams }
+  }
+
+  metrics(): string {
+    const out: string[] = []
+    const proxy = this.deps.proxy()
+    this.deps.metrics.render(out)
+    const gauge = (name: string, help: string, rows: [string, number][]) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`)
+      for (const [labels, v] of rows) out.push(`${name}{${labels}} ${v}`)
+    }
+    const addrRows = (fn: (s: AddressStats) => number) => {
+      const rows: [string, number][] = []
+      for (const [name, pool] of proxy.pools) for (const s of pool.stats()) rows.push([`upstream="${esc(name)}",address="${esc(s.address)}"`, fn(s)])
+      return rows
+    }
+    gauge('proxy_upstream_address_healthy', '1 when the address takes traffic.', addrRows((s) => (s.healthy ? 1 : 0)))
+    gauge('proxy_upstream_address_in_flight', 'Requests in flight to the address.', addrRows((s) => s.in_flight))
+    gauge('proxy_upstream_address_requests', 'Requests sent to the address since it appeared.', addrRows((s) => s.requests))
+    gauge('proxy_upstream_address_failures', 'Connect failures of the address since it appeared.', addrRows((s) => s.failures))
+    gauge('proxy_upstream_pool_open_connections', 'Open upstream connections (busy and idle).', addrRows((s) => s.open))
+    gauge('proxy_upstream_pool_idle_connections', 'Idle pooled upstream connections.', addrRows((s) => s.idle))
+    const conns: [string, number][] = [...proxy.pools].map(([n, p]) => [`upstream="${esc(n)}"`, p.connectsTotal])
+    out.push('# HELP proxy_upstream_connections_opened_total Upstream connections opened.', '# TYPE proxy_upstream_connections_opened_total counter')
+    for (const [l, v] of conns) out.push(`proxy_upstream_connections_opened_total{${l}} ${v}`)
+    const dns: { stale: [string, number][]; age: [string, number][]; addrs: [string, number][]; refresh: [string, number][] } = { stale: [], age: [], addrs: [], refresh: [] }
+    for (const [name, source] of proxy.sources) {
+      const snap = source.snapshot()
+      const l = `upstream="${esc(name)}"`
+      dns.stale.push([l, snap.stale ? 1 : 0])
+      dns.addrs.push([l, snap.addresses.length])
+      const st = source.metrics?.()
+      if (st) {
+        if (st.answerAgeMs !== undefined) dns.age.push([l, st.answerAgeMs / 1000])
+        for (const [result, n] of Object.entries(st.refreshes)) dns.refresh.push([`${l},result="${esc(result)}"`, n])
+      }
+    }
+    gauge('proxy_dns_stale', '1 while DNS fails and the last good addresses are served.', dns.stale)
+    gauge('proxy_dns_addresses', 'Addresses in the current answer.', dns.addrs)
+    gauge('proxy_dns_answer_age_seconds', 'Age of the last good DNS answer.', dns.age)
+    out.push('# HELP proxy_dns_refreshes_total DNS refreshes by result.', '# TYPE proxy_dns_refreshes_total counter')
+    for (const [l, v] of dns.refresh) out.push(`proxy_dns_refreshes_total{${l}} ${v}`)
+    gauge('proxy_client_requests_in_flight', 'Client requests being served.', [['', proxy.pendingRequests]])
+    const text = out.join('\n') + '\n'
+    return this.deps.worker ? text.replace(/^(proxy_\w+)\{/gm, `$1{worker="${esc(this.deps.worker)}",`).replace(/^(proxy_\w+) /gm, `$1{worker="${esc(this.deps.worker)}"} `) : text.replace(/\{\} /g, ' ')
+  }
+
+  async close(): Promise<void> {
+    await this.listener?.stop(true)
+    this.listener = undefined
+  }
+}
+
+function tokenMatches(header: string | null, token: string): boolean {
+  const m = header ? /^Bearer (.+)$/.exec(header) : null
+  if (!m) return false
+  const a = Buffer.from(m[1]!)
+  const b = Buffer.from(token)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
