@@ -81,12 +81,14 @@ export class ProxyHandler {
     // Bun gives an absolute URL; the origin-form target is everything after the authority.
     const pathStart = url.indexOf('/', url.indexOf('//') + 2)
     const target = pathStart < 0 ? '/' : url.slice(pathStart)
-    const clientHost = req.headers.get('host') ?? ''
-    const host = hostWithoutPort(clientHost)
+    const hostHeader = req.headers.get('host')
+    const host = hostHeader === null ? '' : hostWithoutPort(hostHeader)
     const qs = target.indexOf('?')
     const path = qs < 0 ? target : target.slice(0, qs)
     const pool = this.route(host, path)
     const upstream = pool.upstream
+    // An HTTP/1.0 request may lack Host; the upstream then gets its own name.
+    const clientHost = hostHeader ?? (upstream.port === (upstream.scheme === 'https' ? 443 : 80) ? upstream.host : `${upstream.host}:${upstream.port}`)
     const record: RequestRecord = {
       ts: new Date().toISOString(),
       request_id: requestId,

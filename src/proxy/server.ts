@@ -12,6 +12,7 @@ import { ProxyError } from '../lib/errors.ts'
 import type { AddressSource } from './address-source.ts'
 import { ProxyHandler, type HandlerHooks } from './handler.ts'
 import { requestIdFor } from './headers.ts'
+import { checkRequest } from './request-checks.ts'
 import { UpstreamPool } from './pool.ts'
 import { errorResponse } from './status.ts'
 import { isWebSocketUpgrade, tunnelHandlers, tunnelWebSocket, type TunnelData } from './websocket.ts'
@@ -93,9 +94,11 @@ export class ProxyServer {
   private async fetch(req: Request, ctx: RequestContext, clientTls: boolean): Promise<Response | undefined> {
     const ip = ctx.ip
     if (this.stopping) return errorResponse(503, 'proxy is shutting down', requestIdFor(req.headers.get('x-request-id')), [['connection', 'close']])
-    if (req.method === 'CONNECT') {
-      // No open proxy, ever: CONNECT tunnels to arbitrary hosts are refused.
-      return errorResponse(405, 'CONNECT is not supported', requestIdFor(null), [['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']])
+    const rejected = checkRequest(req)
+    if (rejected) {
+      const extra: [string, string][] = rejected.status === 405 ? [['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']] : [['connection', 'close']]
+      this.opts.log?.('info', 'request rejected', { client: ip, status: rejected.status, reason: rejected.reason })
+      return errorResponse(rejected.status, rejected.reason, requestIdFor(null), extra)
     }
     if (isWebSocketUpgrade(req) && ctx.bunServer) {
       const url = req.url

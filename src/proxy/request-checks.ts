@@ -1,0 +1,35 @@
+/**
+ * Checks on a parsed client request that Bun's HTTP parser does not make, done before anything
+ * is sent upstream: CONNECT (no open proxy), a Host header that is not one valid host[:port]
+ * (several Host headers arrive joined with ","), and an absolute-form target whose authority is
+ * not the Host (RFC 9112 §3.2.2: we and the origin must not read the request differently).
+ * Everything else malformed (CL+TE, bad chunking, obs-fold, bare CR, control characters, huge
+ * heads) Bun's parser already refuses with 400/431; test/integration/hardening.test.ts proves it.
+ */
+
+export interface Rejection {
+  status: number
+  reason: string
+}
+
+// reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2), no userinfo, no list.
+const HOST_HEADER = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{1,5})?$/
+
+export function checkRequest(req: Request): Rejection | undefined {
+  if (req.method === 'CONNECT') return { status: 405, reason: 'CONNECT is not supported: this is not an open proxy' }
+  const host = req.headers.get('host')
+  if (host === null) return undefined // HTTP/1.0 without Host: allowed; the upstream's host is sent
+  if (!HOST_HEADER.test(host)) return { status: 400, reason: 'invalid or repeated Host header' }
+  // Where the runtime keeps an absolute-form target's authority in req.url (Deno), a mismatch
+  // with Host means the target names another authority. Bun rewrites absolute-form targets to
+  // origin-form with the Host header's authority before we see them, so on Bun the request is
+  // read one way only (Host), and that is what the upstream receives.
+  const url = req.url
+  const start = url.indexOf('//') + 2
+  let end = url.indexOf('/', start)
+  if (end < 0) end = url.length
+  const q = url.indexOf('?', start)
+  if (q >= 0 && q < end) end = q
+  if (url.slice(start, end).toLowerCase() !== host.toLowerCase()) return { status: 400, reason: 'request target names another host than the Host header' }
+  return undefined
+}
