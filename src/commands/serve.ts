@@ -1,23 +1,30 @@
 /**
- * `proxy serve`: resolves the config once, wires resolver, pools, listener, access log and
- * signals together, and returns an exit code after a graceful drain.
+ * `proxy serve`: resolves the config once, wires resolver, pools, listener, admin, access log
+ * and signals together, and returns an exit code after a graceful drain. SIGHUP re-reads the
+ * config and swaps it in (a bad config is logged and the old one kept). With --workers N > 1
+ * this process becomes a supervisor (workers.ts) and each worker runs this same code.
  */
 import type { CAC } from 'cac'
 import { loadConfigFile } from '../config/load.ts'
 import { resolveConfig } from '../config/resolve.ts'
 import type { ResolvedConfig } from '../config/schema.ts'
+import { errorMessage } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import { createLogger } from '../lib/logger.ts'
-import { createAccessLog } from '../proxy/access-log.ts'
+import { createAccessLog, type AccessLog } from '../proxy/access-log.ts'
 import { AdminServer } from '../proxy/admin.ts'
 import { RequestMetrics } from '../proxy/metrics.ts'
 import { ProxyServer } from '../proxy/server.ts'
 import { sourceForUpstream } from '../proxy/sources.ts'
 import { addConfigFlags, flagLayer } from './flags.ts'
+import { parseWorkers, runSupervisor, WORKER_ENV } from './workers.ts'
 
 export function registerServe(cli: CAC, io: CliIo): void {
-  addConfigFlags(cli.command('serve', 'Run the reverse proxy in front of an upstream')).example('proxy serve --upstream https://origin.example.com --listen 0.0.0.0:8080').action((opts: Record<string, unknown>) => serveCommand(opts, io))
+  addConfigFlags(cli.command('serve', 'Run the reverse proxy in front of an upstream'))
+    .option('--workers <n|auto>', 'Worker processes sharing the listen port (SO_REUSEPORT); "auto" is one per core (default: 1)')
+    .example('proxy serve --upstream https://origin.example.com --listen 0.0.0.0:8080')
+    .action((opts: Record<string, unknown>) => serveCommand(opts, io))
 }
 
 export function configFromOptions(opts: Record<string, unknown>): ResolvedConfig {
@@ -27,37 +34,79 @@ export function configFromOptions(opts: Record<string, unknown>): ResolvedConfig
 
 export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Promise<number> {
   const config = configFromOptions(opts)
+  const workers = parseWorkers(opts.workers)
+  const workerId = io.env[WORKER_ENV]
+  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io)
+
   const log = createLogger(io.err, io.env.DEBUG === '1' ? 'debug' : 'info')
-  const accessLog = createAccessLog(config.log, log, io.out)
+  const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })
+  let accessLog: AccessLog = createAccessLog(config.log, wlog, io.out)
   const metrics = new RequestMetrics()
   const proxy = new ProxyServer(config, {
-    sourceFor: (u) => sourceForUpstream(u, log),
+    sourceFor: (u) => sourceForUpstream(u, wlog),
     hooks: {
       onRecord: (r) => {
         metrics.observe(r)
         accessLog.write(r)
       },
     },
-    log,
+    log: wlog,
+    reusePort: workerId !== undefined,
   }).start()
+  // Each worker gets its own admin port (base + worker index), labelled in its metrics.
+  const adminFor = (c: ResolvedConfig) =>
+    new AdminServer(workerId !== undefined && c.admin.listen ? { ...c.admin, listen: { ...c.admin.listen, port: c.admin.listen.port + Number(workerId) } } : c.admin, {
+      proxy: () => proxy,
+      metrics,
+      startedAt: Date.now(),
+      worker: workerId,
+    }).start()
   let admin: AdminServer
   try {
-    admin = new AdminServer(config.admin, { proxy: () => proxy, metrics, startedAt: Date.now() }).start()
+    admin = adminFor(config)
   } catch (err) {
     proxy.close()
     throw err
   }
-  log('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
+  wlog('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
+
+  const onHup = async () => {
+    let next: ResolvedConfig
+    try {
+      next = configFromOptions(opts)
+    } catch (err) {
+      wlog('error', 'reload failed: config rejected; still serving the previous config', { error: errorMessage(err) })
+      return
+    }
+    try {
+      const prev = proxy.config
+      await proxy.reload(next)
+      if (JSON.stringify(prev.admin) !== JSON.stringify(next.admin)) {
+        await admin.close()
+        admin = adminFor(next)
+      }
+      if (JSON.stringify(prev.log) !== JSON.stringify(next.log)) {
+        const old = accessLog
+        accessLog = createAccessLog(next.log, wlog, io.out)
+        void old.close()
+      }
+      wlog('info', 'reloaded', { url: proxy.url, upstreams: Object.values(next.upstreams).map((u) => u.url).join(',') })
+    } catch (err) {
+      wlog('error', 'reload failed; still serving the previous config', { error: errorMessage(err) })
+    }
+  }
+  process.on('SIGHUP', onHup)
 
   const signal = await new Promise<string>((resolve) => {
     const onSignal = (sig: string) => () => resolve(sig)
     process.once('SIGTERM', onSignal('SIGTERM'))
     process.once('SIGINT', onSignal('SIGINT'))
   })
-  log('info', 'draining', { signal, drain_timeout_ms: config.server.drainTimeoutMs })
-  await proxy.drain(config.server.drainTimeoutMs)
+  process.off('SIGHUP', onHup)
+  wlog('info', 'draining', { signal, drain_timeout_ms: proxy.config.server.drainTimeoutMs })
+  await proxy.drain(proxy.config.server.drainTimeoutMs)
   await admin.close()
   await accessLog.close()
-  log('info', 'stopped')
+  wlog('info', 'stopped')
   return ExitCode.OK
 }

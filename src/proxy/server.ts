@@ -20,62 +20,151 @@ import { isWebSocketUpgrade, tunnelHandlers, tunnelWebSocket, type TunnelData } 
 export interface ProxyServerOptions {
   /** Builds the address source of one upstream (DNS resolver in production, static in tests). */
   sourceFor: (upstream: ResolvedUpstream) => AddressSource
+  /** Share the listen port with other worker processes (SO_REUSEPORT). */
+  reusePort?: boolean
   hooks?: HandlerHooks
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 }
 
+/** The parts of a config that one generation of the proxy is built from; swapped whole on reload. */
+interface Generation {
+  config: ResolvedConfig
+  handler: ProxyHandler
+  trusted: Cidr[]
+  keepaliveS: number
+}
+
 export class ProxyServer {
-  readonly pools = new Map<string, UpstreamPool>()
-  readonly sources = new Map<string, AddressSource>()
+  /** Current pools and sources by upstream name; replaced (not mutated) on reload. */
+  pools = new Map<string, UpstreamPool>()
+  sources = new Map<string, AddressSource>()
   private server: Listener | undefined
-  private readonly handler: ProxyHandler
-  private readonly trusted: Cidr[]
+  private gen: Generation
   private readonly cas = new Map<string, string | undefined>()
   private stopping = false
-  private readonly keepaliveS: number
+  private started = false
 
   constructor(
-    readonly config: ResolvedConfig,
+    config: ResolvedConfig,
     private readonly opts: ProxyServerOptions,
   ) {
-    this.trusted = config.server.trustedProxies.map((c) => parseCidr(c)!)
-    this.keepaliveS = Math.min(255, Math.max(1, Math.ceil(config.server.keepaliveTimeoutMs / 1000)))
+    this.gen = this.build(config, new Map(), new Map())
+  }
+
+  get config(): ResolvedConfig {
+    return this.gen.config
+  }
+
+  /**
+   * Builds pools and sources for `config`, reusing those of upstreams whose settings did not
+   * change (so their warm connections and DNS state survive a reload).
+   */
+  private build(config: ResolvedConfig, oldPools: Map<string, UpstreamPool>, oldSources: Map<string, AddressSource>): Generation {
+    const pools = new Map<string, UpstreamPool>()
+    const sources = new Map<string, AddressSource>()
     for (const u of Object.values(config.upstreams)) {
+      const old = oldPools.get(u.name)
+      if (old && JSON.stringify(old.upstream) === JSON.stringify(u)) {
+        pools.set(u.name, old)
+        sources.set(u.name, oldSources.get(u.name)!)
+        continue
+      }
       const ca = u.caFile ? readPem(u.caFile, `upstream.${u.name}.ca_file`) : undefined
       this.cas.set(u.name, ca)
-      const source = opts.sourceFor(u)
-      this.sources.set(u.name, source)
-      this.pools.set(u.name, new UpstreamPool(u, source, { ca, log: opts.log }))
+      const source = this.opts.sourceFor(u)
+      sources.set(u.name, source)
+      pools.set(u.name, new UpstreamPool(u, source, { ca, log: this.opts.log }))
     }
-    this.handler = new ProxyHandler(config, this.pools, this.trusted, opts.hooks)
+    this.pools = pools
+    this.sources = sources
+    const trusted = config.server.trustedProxies.map((c) => parseCidr(c)!)
+    return {
+      config,
+      trusted,
+      keepaliveS: Math.min(255, Math.max(1, Math.ceil(config.server.keepaliveTimeoutMs / 1000))),
+      handler: new ProxyHandler(config, pools, trusted, this.opts.hooks),
+    }
   }
 
   /** Starts the address sources and the listener. Throws E_LISTEN when the port is taken. */
   start(): this {
     for (const s of this.sources.values()) s.start()
-    const cfg = this.config.server
+    try {
+      this.server = this.openListener(this.gen.config)
+    } catch (err) {
+      for (const s of this.sources.values()) s.close()
+      throw err
+    }
+    this.started = true
+    return this
+  }
+
+  private openListener(config: ResolvedConfig): Listener {
+    const cfg = config.server
     const tls = cfg.tlsCertFile && cfg.tlsKeyFile ? { cert: readPem(cfg.tlsCertFile, 'server.tls_cert'), key: readPem(cfg.tlsKeyFile, 'server.tls_key') } : undefined
     const clientTls = tls !== undefined
-    // Bun's listener idle timer (whole seconds, at most 255) is the keep-alive timeout. Each
-    // proxied request turns it off for its own duration (a silent stream or a slow upstream must
-    // not be cut by it; the upstream idle_timeout governs those) and restores it at the end.
-    const idleTimeoutS = this.keepaliveS
     try {
-      this.server = listen<TunnelData>({
+      return listen<TunnelData>({
         hostname: cfg.listen.host,
         port: cfg.listen.port,
         tls,
-        idleTimeoutS,
+        // Bun's listener idle timer (whole seconds, at most 255) is the keep-alive timeout.
+        // Each proxied request turns it off for its own duration (a silent stream or a slow
+        // upstream must not be cut by it; idle_timeout governs those) and restores it after.
+        idleTimeoutS: Math.min(255, Math.max(1, Math.ceil(cfg.keepaliveTimeoutMs / 1000))),
         maxRequestBodySize: cfg.maxBodyBytes > 0 ? cfg.maxBodyBytes : Number.MAX_SAFE_INTEGER,
+        reusePort: this.opts.reusePort ?? false,
         fetch: (req, ctx) => this.fetch(req, ctx, clientTls),
         websocket: tunnelHandlers,
         onError: (err) => this.opts.log?.('error', 'listener error', { error: String(err) }),
       })
     } catch (err) {
-      for (const s of this.sources.values()) s.close()
+      if (err instanceof ProxyError) throw err
       throw new ProxyError('E_LISTEN', `cannot listen on ${cfg.listen.host}:${cfg.listen.port}: ${(err as Error).message}; pick another --listen address or stop what uses it`, { cause: err })
     }
-    return this
+  }
+
+  /**
+   * Applies a new config atomically: new requests use it at once; requests and WebSockets in
+   * flight finish on what they started with. A changed listen address or TLS files open a new
+   * listener first, then the old one drains. Throws (and changes nothing) if the new listener
+   * cannot be opened.
+   */
+  async reload(next: ResolvedConfig): Promise<void> {
+    const prev = this.gen
+    const oldPools = this.pools
+    const oldSources = this.sources
+    const listenerChanged = JSON.stringify([prev.config.server.listen, prev.config.server.tlsCertFile, prev.config.server.tlsKeyFile, prev.config.server.keepaliveTimeoutMs, prev.config.server.maxBodyBytes]) !==
+      JSON.stringify([next.server.listen, next.server.tlsCertFile, next.server.tlsKeyFile, next.server.keepaliveTimeoutMs, next.server.maxBodyBytes])
+    let newListener: Listener | undefined
+    let gen: Generation
+    try {
+      gen = this.build(next, oldPools, oldSources)
+      if (listenerChanged && this.started) {
+        // Same address (a TLS or limit change): the old one must let go of the port first.
+        const sameAddress = JSON.stringify(prev.config.server.listen) === JSON.stringify(next.server.listen)
+        if (sameAddress && !this.opts.reusePort) void this.server?.stop(false)
+        newListener = this.openListener(next)
+      }
+    } catch (err) {
+      // Roll back: keep serving the previous generation.
+      for (const [name, src] of this.sources) if (oldSources.get(name) !== src) src.close()
+      for (const [name, pool] of this.pools) if (oldPools.get(name) !== pool) pool.close()
+      this.pools = oldPools
+      this.sources = oldSources
+      throw err
+    }
+    this.gen = gen
+    for (const s of this.sources.values()) if (![...oldSources.values()].includes(s)) s.start()
+    // Retire what the new generation does not use: idle connections close now, busy ones when
+    // their exchange ends (the pool is closed, so nothing returns to it).
+    for (const [name, pool] of oldPools) if (this.pools.get(name) !== pool) pool.close()
+    for (const [name, src] of oldSources) if (this.sources.get(name) !== src) src.close()
+    if (newListener) {
+      const old = this.server
+      this.server = newListener
+      void old?.stop(false)
+    }
   }
 
   get pendingRequests(): number {
@@ -100,12 +189,13 @@ export class ProxyServer {
       this.opts.log?.('info', 'request rejected', { client: ip, status: rejected.status, reason: rejected.reason })
       return errorResponse(rejected.status, rejected.reason, requestIdFor(null), extra)
     }
+    const gen = this.gen
     if (isWebSocketUpgrade(req) && ctx.bunServer) {
       const url = req.url
       const pathStart = url.indexOf('/', url.indexOf('//') + 2)
       const target = pathStart < 0 ? '/' : url.slice(pathStart)
       const q = target.indexOf('?')
-      const pool = this.handler.route(hostOnly(req.headers.get('host') ?? ''), q < 0 ? target : target.slice(0, q))
+      const pool = gen.handler.route(hostOnly(req.headers.get('host') ?? ''), q < 0 ? target : target.slice(0, q))
       return tunnelWebSocket(req, {
         pool,
         server: ctx.bunServer as Server<TunnelData>,
@@ -113,18 +203,19 @@ export class ProxyServer {
         clientTls,
         requestId: requestIdFor(req.headers.get('x-request-id')),
         target,
-        trustedPeer: this.trusted.some((c) => cidrContains(c, ip)),
+        trustedPeer: gen.trusted.some((c) => cidrContains(c, ip)),
         ca: this.cas.get(pool.upstream.name),
         openTimeoutMs: pool.upstream.connectTimeoutMs + pool.upstream.headerTimeoutMs,
       })
     }
     ctx.setIdleTimeout(0)
-    return this.handler.handle(req, {
+    const keepaliveS = gen.keepaliveS
+    return gen.handler.handle(req, {
       ip,
       tls: clientTls,
       onDone: () => {
         try {
-          ctx.setIdleTimeout(this.keepaliveS)
+          ctx.setIdleTimeout(keepaliveS)
         } catch {
           // the client connection is already gone
         }

@@ -23,6 +23,8 @@ export interface ListenOptions<W> {
   idleTimeoutS: number
   /** Largest request body; Number.MAX_SAFE_INTEGER for none. */
   maxRequestBodySize: number
+  /** SO_REUSEPORT: several processes accept on one port (Linux). */
+  reusePort?: boolean
   fetch(req: Request, ctx: RequestContext): Promise<Response | undefined> | Response | undefined
   websocket: WebSocketHandler<W>
   onError(err: unknown): void
@@ -47,6 +49,7 @@ function listenBun<W>(opts: ListenOptions<W>): Listener {
     tls: opts.tls,
     idleTimeout: opts.idleTimeoutS,
     maxRequestBodySize: opts.maxRequestBodySize,
+    reusePort: opts.reusePort ?? false,
     development: false,
     fetch: (req, srv) =>
       opts.fetch(req, {
@@ -96,6 +99,7 @@ function listenDeno<W>(opts: ListenOptions<W>): Listener {
       hostname: opts.hostname,
       port: opts.port,
       signal: abort.signal,
+      reusePort: opts.reusePort ?? false,
       onListen() {},
       ...(opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
     },

@@ -5,13 +5,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { measureStreams, startProxyProcess } from '../../scripts/stream-rss.ts'
-
-const BIN = 'dist/proxy'
+import { BIN, ensureBinary } from '../support/binary.ts'
 
 beforeAll(() => {
-  if (!existsSync(BIN)) execFileSync(process.execPath, ['scripts/build.ts'], { stdio: 'inherit' })
+  ensureBinary()
 })
 
 describe('dist/proxy', () => {

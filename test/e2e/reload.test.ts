@@ -1,0 +1,90 @@
+/**
+ * Live reload with the compiled binary: SIGHUP with a changed upstream while load runs gives
+ * zero failed requests and leaves an open WebSocket alone; SIGHUP with a broken config keeps
+ * the proxy serving the old one.
+ */
+import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startProxyProcess } from '../../scripts/stream-rss.ts'
+import { BIN, ensureBinary } from '../support/binary.ts'
+
+const servers: { stop(force?: boolean): unknown }[] = []
+beforeAll(() => {
+  ensureBinary()
+})
+afterAll(() => servers.forEach((s) => s.stop(true)))
+
+function origin(name: string) {
+  const s = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    fetch(req, server) {
+      if (server.upgrade(req, { data: undefined })) return undefined
+      return new Response(name)
+    },
+    websocket: { message: (ws, m) => void ws.send(`${name}:${m}`) },
+  })
+  servers.push(s)
+  return s
+}
+
+test('SIGHUP swaps the upstream under load with zero failures; a WebSocket survives; a broken config is refused', async () => {
+  const a = origin('A')
+  const b = origin('B')
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-reload-'))
+  const file = join(dir, 'proxy.toml')
+  const write = (url: string, extra = '') => writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n[upstream]\nurl = "${url}"\n${extra}`)
+  write(`http://127.0.0.1:${a.port}`)
+  const proxy = await startProxyProcess(['serve', '--config', file], BIN)
+  try {
+    // A WebSocket opened before the reload.
+    const ws = new WebSocket(proxy.url.replace('http', 'ws'))
+    const wsMessages: string[] = []
+    ws.onmessage = (e) => wsMessages.push(String(e.data))
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve()
+      ws.onerror = () => reject(new Error('ws failed'))
+    })
+
+    const seen = { A: 0, B: 0, failed: 0 }
+    let running = true
+    const worker = async () => {
+      for (let i = 0; i < 5000 && running; i++) {
+        try {
+          const res = await fetch(proxy.url)
+          const text = await res.text()
+          if (res.status !== 200) seen.failed++
+          else if (text === 'A' || text === 'B') seen[text]++
+        } catch {
+          seen.failed++
+        }
+      }
+    }
+    const load = Promise.all(Array.from({ length: 16 }, worker))
+    await Bun.sleep(300)
+    write(`http://127.0.0.1:${b.port}`)
+    proxy.child.kill('SIGHUP')
+    const deadline = Date.now() + 5000
+    while (Date.now() < deadline && seen.B < 50) await Bun.sleep(20)
+    // A broken config: the proxy logs it and keeps serving B.
+    write(`http://127.0.0.1:${b.port}`, 'connect_timeout = "never"\n')
+    proxy.child.kill('SIGHUP')
+    await Bun.sleep(300)
+    running = false
+    await load
+    expect(seen.failed).toBe(0)
+    expect(seen.A).toBeGreaterThan(0)
+    expect(seen.B).toBeGreaterThan(50)
+    expect(await (await fetch(proxy.url)).text()).toBe('B')
+
+    ws.send('still here')
+    const until = Date.now() + 3000
+    while (Date.now() < until && wsMessages.length === 0) await Bun.sleep(10)
+    expect(wsMessages).toEqual(['A:still here'])
+    ws.close()
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 30_000)
