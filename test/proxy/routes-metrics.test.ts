@@ -1,0 +1,217 @@
+/** Routing (table tests and end to end), access-log records, and the /metrics text format. */
+import { afterEach, describe, expect, test } from 'bun:test'
+import { chmodSync, mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseConfigText } from '../../src/config/load.ts'
+import { resolveConfig } from '../../src/config/resolve.ts'
+import { staticSource } from '../../src/proxy/address-source.ts'
+import { AdminServer } from '../../src/proxy/admin.ts'
+import { createAccessLog, formatRecord } from '../../src/proxy/access-log.ts'
+import { ProxyHandler, type RequestRecord } from '../../src/proxy/handler.ts'
+import { RequestMetrics } from '../../src/proxy/metrics.ts'
+import { UpstreamPool } from '../../src/proxy/pool.ts'
+import { ProxyServer } from '../../src/proxy/server.ts'
+import { Harness, waitFor } from '../support/harness.ts'
+
+const h = new Harness()
+afterEach(() => h.closeAll())
+
+const ROUTES = `
+[server]
+default_upstream = "web"
+[upstream.api]
+url = "http://127.0.0.1:1"
+[upstream.web]
+url = "http://127.0.0.1:2"
+[upstream.static]
+url = "http://127.0.0.1:3"
+[[route]]
+host = "*.api.example"
+upstream = "api"
+[[route]]
+host = "cdn.example"
+path_prefix = "/assets/"
+upstream = "static"
+[[route]]
+path_prefix = "/api/"
+upstream = "api"
+`
+
+describe('route matching', () => {
+  const config = resolveConfig(parseConfigText(ROUTES, 'routes.toml'))
+  const pools = new Map(Object.values(config.upstreams).map((u) => [u.name, new UpstreamPool(u, staticSource([]))]))
+  const handler = new ProxyHandler(config, pools, [])
+  afterEach(() => {})
+  test.each([
+    ['v1.api.example', '/x', 'api'],
+    ['api.example', '/x', 'web'], // "*.api.example" needs a label before the suffix
+    ['cdn.example', '/assets/a.png', 'static'],
+    ['cdn.example', '/other', 'web'],
+    ['www.example', '/api/users', 'api'],
+    ['www.example', '/apix', 'web'],
+    ['www.example', '/', 'web'],
+  ])('%s%s -> %s', (host, path, upstream) => expect(handler.route(host, path).upstream.name).toBe(upstream))
+  test('cleanup', () => pools.forEach((p) => p.close()))
+})
+
+test('routes end to end: host and path pick the upstream', async () => {
+  const api = h.origin({ fetch: () => new Response('api') })
+  const web = h.origin({ fetch: () => new Response('web') })
+  const config = resolveConfig(
+    parseConfigText(
+      `[server]\nlisten = "127.0.0.1:0"\ndefault_upstream = "web"\n[admin]\nlisten = "off"\n[upstream.api]\nurl = "http://127.0.0.1:${api.port}"\n[upstream.web]\nurl = "http://127.0.0.1:${web.port}"\n[[route]]\npath_prefix = "/api/"\nupstream = "api"\n[[route]]\nhost = "*.api.test"\nupstream = "api"\n`,
+      'e2e.toml',
+    ),
+  )
+  const proxy = new ProxyServer(config, { sourceFor: (u) => staticSource([{ address: u.host, family: 4 }]) }).start()
+  h.track(() => proxy.close())
+  expect(await (await fetch(`${proxy.url}/api/x`)).text()).toBe('api')
+  expect(await (await fetch(`${proxy.url}/x`)).text()).toBe('web')
+  expect(await (await fetch(`${proxy.url}/x`, { headers: { host: 'v2.api.test' } })).text()).toBe('api')
+})
+
+describe('access log records', () => {
+  test('a proxied, a retried and a failed request; reuse is flagged', async () => {
+    const good = h.origin({ hostname: '127.0.0.2', fetch: () => new Response('hello') })
+    const dead = Bun.serve({ hostname: '127.0.0.3', port: good.port, fetch: () => new Response('') })
+    dead.stop(true)
+    const { url, proxy } = h.proxy(
+      { upstream: { url: `http://origin.test:${good.port}`, retries: '1' } },
+      { addresses: [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.3', family: 4 }] },
+    )
+    const pool = proxy.pools.get('default')!
+    // Force the first pick to the dead address, so the request is retried.
+    const realPick = pool.pick.bind(pool)
+    let first = true
+    pool.pick = (exclude) => (first ? ((first = false), pool.addresses.get('127.0.0.3')) : realPick(exclude))
+    await (await fetch(`${url}/one`, { method: 'POST', body: 'abc' })).text()
+    await (await fetch(`${url}/two`)).text()
+    pool.pick = () => pool.addresses.get('127.0.0.3')
+    await (await fetch(`${url}/three`)).text()
+    await waitFor(() => h.records.length >= 3)
+    const lines = h.records.map((r) => JSON.parse(formatRecord(r, 'json')) as RequestRecord)
+    const [retried, reused, failed] = lines
+    for (const l of lines) for (const k of ['ts', 'request_id', 'client', 'method', 'host', 'path', 'status', 'bytes_in', 'bytes_out', 'duration_ms', 'retries']) expect(l).toHaveProperty(k)
+    expect(retried!.retries).toBe(1)
+    expect(retried!.status).toBe(200)
+    expect(retried!.bytes_in).toBe(3)
+    expect(retried!.bytes_out).toBe(5)
+    expect(retried!.upstream_addr).toBe(`127.0.0.2:${good.port}`)
+    expect(retried!.upstream_reused).toBe(false)
+    expect(typeof retried!.upstream_connect_ms).toBe('number')
+    expect(reused!.upstream_reused).toBe(true)
+    expect(reused!.upstream_connect_ms).toBeUndefined()
+    expect(typeof reused!.upstream_header_ms).toBe('number')
+    expect(failed!.status).toBe(502)
+    expect(failed!.error).toBe('CONNECT_REFUSED')
+  })
+
+  test('an unwritable access-log file is reported and traffic continues', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'proxy-log-'))
+    chmodSync(dir, 0o500)
+    const warnings: string[] = []
+    const log = createAccessLog({ accessLog: join(dir, 'sub', 'access.log'), format: 'json' }, (_l, msg) => warnings.push(msg))
+    const origin = h.origin({ fetch: () => new Response('ok') })
+    const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+    const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), hooks: { onRecord: (r) => log.write(r) } }).start()
+    h.track(() => proxy.close())
+    const statuses: number[] = []
+    for (let i = 0; i < 20; i++) statuses.push((await fetch(proxy.url)).status)
+    expect(statuses.every((s) => s === 200)).toBe(true)
+    expect(await waitFor(() => warnings.length > 0)).toBe(true)
+    expect(warnings[0]).toContain('access log cannot be written')
+    await log.close()
+  })
+
+  test('a writable file gets one JSON line per request', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'access.log')
+    const log = createAccessLog({ accessLog: file, format: 'json' }, () => {})
+    const origin = h.origin({ fetch: () => new Response('ok') })
+    const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+    const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), hooks: { onRecord: (r) => log.write(r) } }).start()
+    h.track(() => proxy.close())
+    for (let i = 0; i < 5; i++) await (await fetch(`${proxy.url}/n${i}`)).text()
+    await log.close()
+    const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    expect(lines.map((l) => l.path)).toEqual(['/n0', '/n1', '/n2', '/n3', '/n4'])
+  })
+})
+
+/** A strict-enough parser of the Prometheus text format 0.0.4 (HELP/TYPE, samples, labels). */
+function parsePrometheus(text: string): Map<string, { type: string; samples: { name: string; labels: Record<string, string>; value: number }[] }> {
+  const families = new Map<string, { type: string; samples: { name: string; labels: Record<string, string>; value: number }[] }>()
+  let current: string | undefined
+  for (const line of text.split('\n')) {
+    if (line === '') continue
+    let m = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+$/.exec(line)
+    if (m) continue
+    m = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line)
+    if (m) {
+      if (families.has(m[1]!)) throw new Error(`duplicate TYPE for ${m[1]}`)
+      families.set(m[1]!, { type: m[2]!, samples: [] })
+      current = m[1]
+      continue
+    }
+    m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$/.exec(line)
+    if (!m) throw new Error(`bad sample line: ${line}`)
+    const name = m[1]!
+    const base = name.replace(/_(bucket|sum|count)$/, '')
+    const family = families.get(name) ?? families.get(base)
+    if (!family || (current !== name && current !== base)) throw new Error(`sample ${name} outside its family`)
+    const labels: Record<string, string> = {}
+    if (m[2]) {
+      const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(,|$)/gy
+      let lm: RegExpExecArray | null
+      let end = 0
+      while ((lm = re.exec(m[2])) !== null) {
+        labels[lm[1]!] = lm[2]!
+        end = re.lastIndex
+      }
+      if (end !== m[2].length) throw new Error(`bad labels: ${m[2]}`)
+    }
+    family.samples.push({ name, labels, value: Number(m[3]) })
+  }
+  return families
+}
+
+test('/metrics parses as Prometheus text and counts what happened; /status and /readyz', async () => {
+  const origin = h.origin({ fetch: () => new Response('ok') })
+  const metrics = new RequestMetrics()
+  const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` }, admin: { listen: '127.0.0.1:0' } })
+  const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), hooks: { onRecord: (r) => metrics.observe(r) } }).start()
+  h.track(() => proxy.close())
+  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics, startedAt: Date.now() }).start()
+  h.track(() => admin.close())
+  for (let i = 0; i < 7; i++) await (await fetch(proxy.url)).text()
+  await waitFor(() => (metrics.upstreams.get('default')?.total.count ?? 0) >= 7)
+  const text = await (await fetch(`${admin.url}/metrics`)).text()
+  const fams = parsePrometheus(text)
+  const req = fams.get('proxy_requests_total')!
+  expect(req.type).toBe('counter')
+  expect(req.samples.find((s) => s.labels.class === '2xx')!.value).toBe(7)
+  const hist = fams.get('proxy_request_duration_seconds')!
+  expect(hist.type).toBe('histogram')
+  expect(hist.samples.find((s) => s.name.endsWith('_count'))!.value).toBe(7)
+  expect(hist.samples.find((s) => s.labels.le === '+Inf')!.value).toBe(7)
+  expect(fams.get('proxy_upstream_address_healthy')!.samples[0]!.value).toBe(1)
+  expect(fams.get('proxy_upstream_connections_opened_total')!.samples[0]!.value).toBe(1)
+  const status = (await (await fetch(`${admin.url}/status`)).json()) as { upstreams: { default: { addresses: { requests: number }[] } } }
+  expect(status.upstreams.default.addresses[0]!.requests).toBe(7)
+  expect((await fetch(`${admin.url}/readyz`)).status).toBe(200)
+  expect((await fetch(`${admin.url}/healthz`)).status).toBe(200)
+})
+
+test('the admin token is required when set', async () => {
+  const origin = h.origin({ fetch: () => new Response('ok') })
+  const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` }, admin: { listen: '127.0.0.1:0', token: 's3cret' } })
+  const proxy = new ProxyServer(config, { sourceFor: () => staticSource([]) })
+  h.track(() => proxy.close())
+  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAt: Date.now() }).start()
+  h.track(() => admin.close())
+  expect((await fetch(`${admin.url}/status`)).status).toBe(401)
+  expect((await fetch(`${admin.url}/status`, { headers: { authorization: 'Bearer wrong!' } })).status).toBe(401)
+  expect((await fetch(`${admin.url}/status`, { headers: { authorization: 'Bearer s3cret' } })).status).toBe(200)
+  // Not ready: no address at all.
+  expect((await fetch(`${admin.url}/readyz`, { headers: { authorization: 'Bearer s3cret' } })).status).toBe(503)
+})
