@@ -18,7 +18,6 @@ export interface ResolvedServer {
   tlsCertFile: string | undefined
   tlsKeyFile: string | undefined
   maxBodyBytes: number
-  maxHeaderBytes: number
   keepaliveTimeoutMs: number
   drainTimeoutMs: number
   trustedProxies: readonly string[]

@@ -153,16 +153,21 @@ export class UpstreamPool {
     state.inFlight++
     state.requests++
     try {
-      const now = this.now()
-      while (state.idle.length > 0) {
-        const c = state.idle.pop()!
-        if (!c.closed && (this.upstream.maxConnectionAgeMs === 0 || now - c.conn.createdAt < this.upstream.maxConnectionAgeMs)) {
-          return { connection: c, reused: true, connectMs: undefined }
-        }
-        c.destroy()
-      }
       const max = this.upstream.maxConnsPerAddress
-      if (max > 0 && state.open >= max) await this.waitForSlot(state)
+      for (;;) {
+        const now = this.now()
+        while (state.idle.length > 0) {
+          const c = state.idle.pop()!
+          if (!c.closed && (this.upstream.maxConnectionAgeMs === 0 || now - c.conn.createdAt < this.upstream.maxConnectionAgeMs)) {
+            return { connection: c, reused: true, connectMs: undefined }
+          }
+          c.destroy()
+          state.open--
+        }
+        if (max === 0 || state.open < max) break
+        // At the per-address limit: wait until a connection is released (idle) or closed.
+        await this.waitForSlot(state)
+      }
       const t0 = performance.now()
       const connection = await this.connect(state)
       return { connection, reused: false, connectMs: performance.now() - t0 }
