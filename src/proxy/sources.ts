@@ -1,21 +1,18 @@
 /**
- * Chooses the address source for an upstream: a fixed one for an IP literal, the DNS resolver
- * for a name.
+ * Chooses the address source for an upstream: a fixed one for an IP literal, the TTL-aware
+ * resolver (with the system configuration or the configured servers) for a name.
  */
 import { isIP } from 'node:net'
 import type { ResolvedUpstream } from '../config/schema.ts'
+import { parseResolverAddress } from '../config/resolve.ts'
+import { createLookup, type Lookup } from '../dns/lookup.ts'
 import type { LogFn } from '../lib/logger.ts'
 import { staticSource, type AddressSource } from './address-source.ts'
-import { lookup } from 'node:dns/promises'
+import { UpstreamResolver } from './resolver.ts'
 
-export function sourceForUpstream(u: ResolvedUpstream, log: LogFn): AddressSource {
+export function sourceForUpstream(u: ResolvedUpstream, log: LogFn, lookup?: Lookup): AddressSource {
   const family = isIP(u.host)
   if (family === 4 || family === 6) return staticSource([{ address: u.host, family }])
-  // Interim: resolve once at start (replaced by the TTL-aware resolver).
-  const src = staticSource([])
-  lookup(u.host, { all: true }).then(
-    (addrs) => src.set(addrs.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }))),
-    (err) => log('warn', 'upstream did not resolve', { host: u.host, error: String(err) }),
-  )
-  return src
+  const resolvers = u.resolvers.map((r) => parseResolverAddress(r)!)
+  return new UpstreamResolver(u, { lookup: lookup ?? createLookup({ resolvers }), log })
 }

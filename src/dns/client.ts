@@ -1,0 +1,172 @@
+/**
+ * A stub DNS resolver over UDP (with TCP when the answer is truncated): asks each configured
+ * server in turn, validates the reply (id, source, question), follows the CNAME chain inside
+ * the answer, and returns the addresses with the smallest TTL along the chain. Failures are
+ * DnsErrors with stable codes. It keeps no cache: the resolver decides when to ask again.
+ */
+import { Buffer } from 'node:buffer'
+import { createSocket } from 'node:dgram'
+import { isIP, connect } from 'node:net'
+import type { HostPort } from '../config/schema.ts'
+import { decodeMessage, encodeQuery, normaliseName, RCODE, TYPE, type Message } from './wire.ts'
+
+export type DnsErrorCode = 'NXDOMAIN' | 'SERVFAIL' | 'REFUSED' | 'TIMEOUT' | 'NODATA' | 'BAD_RESPONSE' | 'NO_SERVERS'
+
+export class DnsError extends Error {
+  readonly code: DnsErrorCode
+  /** The server that gave this answer ("ip:port"), when one did. */
+  readonly server: string | undefined
+  constructor(code: DnsErrorCode, message: string, server?: string) {
+    super(message)
+    this.name = 'DnsError'
+    this.code = code
+    this.server = server
+  }
+}
+
+export interface DnsAnswer {
+  addresses: string[]
+  /** Smallest TTL along the CNAME chain and the address records, in seconds. */
+  ttlS: number
+  /** "ip:port" of the server that answered. */
+  server: string
+}
+
+export interface QueryOptions {
+  servers: readonly HostPort[]
+  timeoutMs: number
+}
+
+const MAX_CNAME_HOPS = 16
+
+function serverText(s: HostPort): string {
+  return s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`
+}
+
+/** Asks the servers in order for one record type. NXDOMAIN and NODATA are final; others try the next server. */
+export async function queryAddresses(name: string, type: typeof TYPE.A | typeof TYPE.AAAA, opts: QueryOptions): Promise<DnsAnswer> {
+  if (opts.servers.length === 0) throw new DnsError('NO_SERVERS', 'no DNS servers configured')
+  let last: DnsError | undefined
+  for (const server of opts.servers) {
+    try {
+      let msg = await udpExchange(name, type, server, opts.timeoutMs)
+      if (msg.truncated) msg = await tcpExchange(name, type, server, opts.timeoutMs)
+      return interpret(msg, name, type, serverText(server))
+    } catch (err) {
+      if (!(err instanceof DnsError)) throw err
+      last = err
+      if (err.code === 'NXDOMAIN' || err.code === 'NODATA') throw err
+    }
+  }
+  throw last!
+}
+
+/** Reads the answer section: follows CNAMEs from `name`, collects addresses, takes the minimum TTL. */
+export function interpret(msg: Message, name: string, type: number, server: string): DnsAnswer {
+  if (msg.rcode === RCODE.NXDOMAIN) throw new DnsError('NXDOMAIN', `${name}: no such domain (NXDOMAIN from ${server})`, server)
+  if (msg.rcode === RCODE.SERVFAIL) throw new DnsError('SERVFAIL', `${name}: server failure (SERVFAIL from ${server})`, server)
+  if (msg.rcode === RCODE.REFUSED) throw new DnsError('REFUSED', `${name}: query refused by ${server}`, server)
+  if (msg.rcode !== RCODE.NOERROR) throw new DnsError('BAD_RESPONSE', `${name}: rcode ${msg.rcode} from ${server}`, server)
+  let current = normaliseName(name)
+  let ttlS = Number.POSITIVE_INFINITY
+  for (let hop = 0; hop < MAX_CNAME_HOPS; hop++) {
+    const cname = msg.answers.find((rr) => rr.type === TYPE.CNAME && rr.name === current)
+    if (!cname) break
+    ttlS = Math.min(ttlS, cname.ttl)
+    current = normaliseName(cname.data)
+  }
+  const addresses: string[] = []
+  for (const rr of msg.answers) {
+    if (rr.type === type && rr.name === current && isIP(rr.data)) {
+      addresses.push(rr.data)
+      ttlS = Math.min(ttlS, rr.ttl)
+    }
+  }
+  if (addresses.length === 0) throw new DnsError('NODATA', `${name}: no ${type === TYPE.A ? 'A' : 'AAAA'} records (empty answer from ${server})`, server)
+  return { addresses, ttlS: Number.isFinite(ttlS) ? ttlS : 0, server }
+}
+
+function checkReply(msg: Message, id: number, name: string, type: number, server: string): void {
+  if (!msg.response || msg.id !== id) throw new DnsError('BAD_RESPONSE', `reply from ${server} does not match the query`, server)
+  const q = msg.questions[0]
+  if (!q || q.name !== normaliseName(name) || q.type !== type) throw new DnsError('BAD_RESPONSE', `reply from ${server} answers another question`, server)
+}
+
+function randomId(): number {
+  return (Math.random() * 0x10000) | 0
+}
+
+function udpExchange(name: string, type: number, server: HostPort, timeoutMs: number): Promise<Message> {
+  const id = randomId()
+  const query = encodeQuery(id, name, type)
+  const label = serverText(server)
+  return new Promise<Message>((resolve, reject) => {
+    const sock = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4')
+    let done = false
+    const finish = (err: Error | undefined, msg?: Message) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      try {
+        sock.close()
+      } catch {
+        // already closed
+      }
+      if (err) reject(err)
+      else resolve(msg!)
+    }
+    const timer = setTimeout(() => finish(new DnsError('TIMEOUT', `${name}: no answer from ${label} within ${timeoutMs}ms`, label)), timeoutMs)
+    sock.on('error', (err) => finish(new DnsError('TIMEOUT', `${name}: ${label}: ${err.message}`, label)))
+    sock.on('message', (data, rinfo) => {
+      // Ignore datagrams from anyone but the server we asked (off-path spoofing).
+      if (rinfo.address !== server.host || rinfo.port !== server.port) return
+      let msg: Message
+      try {
+        msg = decodeMessage(data)
+        checkReply(msg, id, name, type, label)
+      } catch {
+        return // not our answer: keep waiting until the timeout
+      }
+      finish(undefined, msg)
+    })
+    sock.send(query, server.port, server.host, (err) => {
+      if (err) finish(new DnsError('TIMEOUT', `${name}: cannot send to ${label}: ${err.message}`, label))
+    })
+  })
+}
+
+function tcpExchange(name: string, type: number, server: HostPort, timeoutMs: number): Promise<Message> {
+  const id = randomId()
+  const query = encodeQuery(id, name, type)
+  const label = serverText(server)
+  return new Promise<Message>((resolve, reject) => {
+    const sock = connect(server.port, server.host)
+    let buf = Buffer.alloc(0)
+    const timer = setTimeout(() => {
+      sock.destroy()
+      reject(new DnsError('TIMEOUT', `${name}: no TCP answer from ${label} within ${timeoutMs}ms`, label))
+    }, timeoutMs)
+    sock.on('connect', () => {
+      const len = Buffer.alloc(2)
+      len.writeUInt16BE(query.length)
+      sock.write(Buffer.concat([len, query]))
+    })
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d])
+      if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return
+      clearTimeout(timer)
+      sock.destroy()
+      try {
+        const msg = decodeMessage(buf.subarray(2, 2 + buf.readUInt16BE(0)))
+        checkReply(msg, id, name, type, label)
+        resolve(msg)
+      } catch (err) {
+        reject(err instanceof DnsError ? err : new DnsError('BAD_RESPONSE', `${name}: bad TCP reply from ${label}`, label))
+      }
+    })
+    sock.on('error', (err) => {
+      clearTimeout(timer)
+      reject(new DnsError('TIMEOUT', `${name}: TCP to ${label}: ${err.message}`, label))
+    })
+  })
+}

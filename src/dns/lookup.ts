@@ -1,0 +1,76 @@
+/**
+ * Where an upstream's addresses come from, as one injectable function: an IP literal is itself;
+ * explicit `resolvers` are asked directly; otherwise the system configuration applies:
+ * /etc/hosts first, then the /etc/resolv.conf name servers. No runtime DNS cache is involved.
+ * Refresh timing and stale handling are the resolver's (proxy/resolver.ts).
+ */
+import { isIP } from 'node:net'
+import type { AddressFamily, HostPort } from '../config/schema.ts'
+import type { Address } from '../proxy/address-source.ts'
+import { DnsError, queryAddresses, type DnsAnswer } from './client.ts'
+import { parseHosts, parseResolvConf, WatchedFile } from './system-config.ts'
+import { TYPE } from './wire.ts'
+
+export interface LookupResult {
+  /** IPv4 first, then IPv6. */
+  addresses: Address[]
+  /** The answer's TTL in ms (smallest along the CNAME chain); undefined for hosts-file and literal answers. */
+  ttlMs: number | undefined
+  /** "literal", "hosts", or the "ip:port" of the DNS server that answered. */
+  source: string
+}
+
+export interface LookupOptions {
+  family: AddressFamily
+  timeoutMs: number
+}
+
+export type Lookup = (host: string, opts: LookupOptions) => Promise<LookupResult>
+
+export interface SystemLookupOptions {
+  /** Explicit servers; when given, /etc/hosts and /etc/resolv.conf are not consulted. */
+  resolvers?: readonly HostPort[]
+  hostsPath?: string
+  resolvConfPath?: string
+}
+
+export function createLookup(opts: SystemLookupOptions = {}): Lookup {
+  const hosts = new WatchedFile(opts.hostsPath ?? '/etc/hosts', parseHosts, new Map<string, Address[]>())
+  const resolvConf = new WatchedFile(opts.resolvConfPath ?? '/etc/resolv.conf', parseResolvConf, { servers: [], timeoutMs: 5000, attempts: 2 })
+  const explicit = opts.resolvers && opts.resolvers.length > 0 ? opts.resolvers : undefined
+  return async (host, lo) => {
+    const literal = isIP(host)
+    if (literal === 4 || literal === 6) return { addresses: [{ address: host, family: literal }], ttlMs: undefined, source: 'literal' }
+    if (!explicit) {
+      const fromHosts = hosts.get().get(host.toLowerCase().replace(/\.$/, ''))
+      const wanted = fromHosts?.filter((a) => lo.family === 'auto' || (lo.family === 'ipv4' ? a.family === 4 : a.family === 6))
+      if (wanted && wanted.length > 0) return { addresses: orderFamilies(wanted), ttlMs: undefined, source: 'hosts' }
+    }
+    const servers = explicit ?? resolvConf.get().servers
+    const q = { servers, timeoutMs: lo.timeoutMs }
+    if (lo.family === 'ipv4') return fromAnswers([await queryAddresses(host, TYPE.A, q)], [])
+    if (lo.family === 'ipv6') return fromAnswers([], [await queryAddresses(host, TYPE.AAAA, q)])
+    const [a, aaaa] = await Promise.allSettled([queryAddresses(host, TYPE.A, q), queryAddresses(host, TYPE.AAAA, q)])
+    if (a.status === 'fulfilled' || aaaa.status === 'fulfilled') {
+      return fromAnswers(a.status === 'fulfilled' ? [a.value] : [], aaaa.status === 'fulfilled' ? [aaaa.value] : [])
+    }
+    throw pickError(a.reason, aaaa.reason)
+  }
+}
+
+function fromAnswers(v4: DnsAnswer[], v6: DnsAnswer[]): LookupResult {
+  const addresses: Address[] = [...v4.flatMap((a) => a.addresses.map((address) => ({ address, family: 4 as const }))), ...v6.flatMap((a) => a.addresses.map((address) => ({ address, family: 6 as const })))]
+  const all = [...v4, ...v6]
+  return { addresses, ttlMs: Math.min(...all.map((a) => a.ttlS)) * 1000, source: all[0]!.server }
+}
+
+/** Both families failed: NXDOMAIN wins (the name does not exist), then a real failure over NODATA. */
+function pickError(a: unknown, b: unknown): unknown {
+  const errs = [a, b].filter((e): e is DnsError => e instanceof DnsError)
+  if (errs.length < 2) return errs.length ? (a instanceof DnsError ? b : a) : a
+  return errs.find((e) => e.code === 'NXDOMAIN') ?? errs.find((e) => e.code !== 'NODATA') ?? errs[0]
+}
+
+function orderFamilies(list: { address: string; family: 4 | 6 }[]): Address[] {
+  return [...list.filter((a) => a.family === 4), ...list.filter((a) => a.family === 6)]
+}

@@ -1,0 +1,236 @@
+/**
+ * DNS messages on the wire (RFC 1035 §4): encoding queries and answers, decoding responses with
+ * name compression. Only what an address resolver needs: A, AAAA, CNAME, the header flags and
+ * rcode. Pure functions; the UDP client is client.ts, and the test/demo server reuses these.
+ */
+import { Buffer } from 'node:buffer'
+
+export const TYPE = { A: 1, CNAME: 5, AAAA: 28 } as const
+export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const
+
+export interface Question {
+  name: string
+  type: number
+}
+
+export interface ResourceRecord {
+  name: string
+  type: number
+  ttl: number
+  /** A/AAAA: the address text; CNAME: the target name; others: hex. */
+  data: string
+}
+
+export interface Message {
+  id: number
+  /** QR bit: true for a response. */
+  response: boolean
+  opcode: number
+  authoritative: boolean
+  truncated: boolean
+  recursionDesired: boolean
+  recursionAvailable: boolean
+  rcode: number
+  questions: Question[]
+  answers: ResourceRecord[]
+  authorities: ResourceRecord[]
+}
+
+export class DnsWireError extends Error {
+  override name = 'DnsWireError'
+}
+
+/** Lower-case, no trailing dot. */
+export function normaliseName(name: string): string {
+  const n = name.toLowerCase()
+  return n.endsWith('.') ? n.slice(0, -1) : n
+}
+
+function encodeName(name: string, out: number[]): void {
+  const n = normaliseName(name)
+  if (n.length > 0) {
+    for (const label of n.split('.')) {
+      const bytes = Buffer.from(label, 'ascii')
+      if (bytes.length === 0 || bytes.length > 63) throw new DnsWireError(`bad label in ${JSON.stringify(name)}`)
+      out.push(bytes.length, ...bytes)
+    }
+  }
+  out.push(0)
+}
+
+function u16(out: number[], v: number): void {
+  out.push((v >> 8) & 0xff, v & 0xff)
+}
+
+function u32(out: number[], v: number): void {
+  out.push((v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff)
+}
+
+export function encodeQuery(id: number, name: string, type: number): Uint8Array {
+  const out: number[] = []
+  u16(out, id)
+  u16(out, 0x0100) // RD
+  u16(out, 1)
+  u16(out, 0)
+  u16(out, 0)
+  u16(out, 0)
+  encodeName(name, out)
+  u16(out, type)
+  u16(out, 1) // IN
+  return Uint8Array.from(out)
+}
+
+/** Encodes a response (used by the embedded demo server and tests). */
+export function encodeResponse(m: Omit<Message, 'response' | 'opcode'>): Uint8Array {
+  const out: number[] = []
+  u16(out, m.id)
+  const flags = 0x8000 | (m.authoritative ? 0x0400 : 0) | (m.truncated ? 0x0200 : 0) | (m.recursionDesired ? 0x0100 : 0) | (m.recursionAvailable ? 0x0080 : 0) | (m.rcode & 0xf)
+  u16(out, flags)
+  u16(out, m.questions.length)
+  u16(out, m.answers.length)
+  u16(out, m.authorities.length)
+  u16(out, 0)
+  for (const q of m.questions) {
+    encodeName(q.name, out)
+    u16(out, q.type)
+    u16(out, 1)
+  }
+  for (const rr of [...m.answers, ...m.authorities]) {
+    encodeName(rr.name, out)
+    u16(out, rr.type)
+    u16(out, 1)
+    u32(out, rr.ttl)
+    const rdata: number[] = []
+    if (rr.type === TYPE.A) rdata.push(...rr.data.split('.').map(Number))
+    else if (rr.type === TYPE.AAAA) rdata.push(...ipv6Bytes(rr.data))
+    else if (rr.type === TYPE.CNAME) encodeName(rr.data, rdata)
+    else rdata.push(...Buffer.from(rr.data, 'hex'))
+    u16(out, rdata.length)
+    out.push(...rdata)
+  }
+  return Uint8Array.from(out)
+}
+
+export function decodeMessage(buf: Uint8Array): Message {
+  if (buf.length < 12) throw new DnsWireError('message shorter than its header')
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  let pos = 12
+  const flags = view.getUint16(2)
+  const counts = [view.getUint16(4), view.getUint16(6), view.getUint16(8)]
+  const readName = (): string => {
+    const labels: string[] = []
+    let p = pos
+    let jumped = false
+    let hops = 0
+    for (;;) {
+      if (p >= buf.length) throw new DnsWireError('name runs past the end')
+      const len = buf[p]!
+      if (len === 0) {
+        p++
+        break
+      }
+      if ((len & 0xc0) === 0xc0) {
+        if (p + 1 >= buf.length) throw new DnsWireError('truncated compression pointer')
+        if (++hops > 32) throw new DnsWireError('compression pointer loop')
+        const target = ((len & 0x3f) << 8) | buf[p + 1]!
+        if (!jumped) pos = p + 2
+        jumped = true
+        p = target
+        continue
+      }
+      if ((len & 0xc0) !== 0) throw new DnsWireError('bad label type')
+      if (p + 1 + len > buf.length) throw new DnsWireError('label runs past the end')
+      labels.push(Buffer.from(buf.subarray(p + 1, p + 1 + len)).toString('latin1'))
+      p += 1 + len
+    }
+    if (!jumped) pos = p
+    return normaliseName(labels.join('.'))
+  }
+  const need = (n: number) => {
+    if (pos + n > buf.length) throw new DnsWireError('record runs past the end')
+  }
+  const questions: Question[] = []
+  for (let i = 0; i < counts[0]!; i++) {
+    const name = readName()
+    need(4)
+    questions.push({ name, type: view.getUint16(pos) })
+    pos += 4
+  }
+  const readRecords = (count: number): ResourceRecord[] => {
+    const rrs: ResourceRecord[] = []
+    for (let i = 0; i < count; i++) {
+      const name = readName()
+      need(10)
+      const type = view.getUint16(pos)
+      const ttl = view.getUint32(pos + 4)
+      const rdlen = view.getUint16(pos + 8)
+      pos += 10
+      need(rdlen)
+      let data: string
+      if (type === TYPE.A && rdlen === 4) data = Array.from(buf.subarray(pos, pos + 4)).join('.')
+      else if (type === TYPE.AAAA && rdlen === 16) data = ipv6Text(buf.subarray(pos, pos + 16))
+      else if (type === TYPE.CNAME) {
+        const end = pos + rdlen
+        data = readName()
+        pos = end
+        rrs.push({ name, type, ttl, data })
+        continue
+      } else data = Buffer.from(buf.subarray(pos, pos + rdlen)).toString('hex')
+      pos += rdlen
+      // TTLs with the top bit set are treated as 0 (RFC 2181 §8).
+      rrs.push({ name, type, ttl: ttl > 0x7fffffff ? 0 : ttl, data })
+    }
+    return rrs
+  }
+  const answers = readRecords(counts[1]!)
+  const authorities = readRecords(counts[2]!)
+  return {
+    id: view.getUint16(0),
+    response: (flags & 0x8000) !== 0,
+    opcode: (flags >> 11) & 0xf,
+    authoritative: (flags & 0x0400) !== 0,
+    truncated: (flags & 0x0200) !== 0,
+    recursionDesired: (flags & 0x0100) !== 0,
+    recursionAvailable: (flags & 0x0080) !== 0,
+    rcode: flags & 0xf,
+    questions,
+    answers,
+    authorities,
+  }
+}
+
+function ipv6Bytes(text: string): number[] {
+  const [head, tail] = text.split('::') as [string, string | undefined]
+  const h = head ? head.split(':') : []
+  const t = tail !== undefined && tail ? tail.split(':') : []
+  const groups = tail !== undefined ? [...h, ...Array(8 - h.length - t.length).fill('0'), ...t] : h
+  const out: number[] = []
+  for (const g of groups) {
+    const v = parseInt(g, 16)
+    out.push((v >> 8) & 0xff, v & 0xff)
+  }
+  return out
+}
+
+function ipv6Text(b: Uint8Array): string {
+  const groups: string[] = []
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16))
+  // Compress the longest run of zero groups (RFC 5952).
+  let best = -1
+  let bestLen = 0
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++
+      continue
+    }
+    let j = i
+    while (j < 8 && groups[j] === '0') j++
+    if (j - i > bestLen && j - i > 1) {
+      best = i
+      bestLen = j - i
+    }
+    i = j
+  }
+  if (best < 0) return groups.join(':')
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`
+}

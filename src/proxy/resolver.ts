@@ -1,0 +1,272 @@
+/**
+ * Upstream address discovery for one upstream: lookups, refresh timing (TTL-aware, clamped,
+ * ahead of expiry with jitter), single-flight and rate-limited refreshes, and the stale policy
+ * (keep the last good addresses through DNS failures for stale_grace). The request path only
+ * reads `snapshot()`; health and picking live in pool.ts.
+ */
+import type { ResolvedUpstream } from '../config/schema.ts'
+import type { LogFn } from '../lib/logger.ts'
+import { DnsError } from '../dns/client.ts'
+import type { Lookup, LookupResult } from '../dns/lookup.ts'
+import type { Address, AddressChange, AddressSnapshot, AddressSource } from './address-source.ts'
+
+export interface Clock {
+  now(): number
+  setTimeout(fn: () => void, ms: number): unknown
+  clearTimeout(handle: unknown): void
+}
+
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms)
+    ;(t as { unref?: () => void }).unref?.()
+    return t
+  },
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+}
+
+export interface ResolverOptions {
+  lookup: Lookup
+  clock?: Clock
+  /** Returns [0, 1); drives the jitter. */
+  random?: () => number
+  log?: LogFn
+}
+
+/** A refresh is scheduled at this share of the (clamped) TTL... */
+export const REFRESH_AT_TTL_SHARE = 0.9
+/** ...minus up to this share of the TTL as jitter, so many proxies do not ask in lockstep. */
+export const JITTER_TTL_SHARE = 0.1
+/** Failure-triggered refreshes start at most this often. */
+export const REFRESH_NOW_MIN_INTERVAL_MS = 1000
+/** Retry backoff after a failed lookup: 1 s doubling, capped. */
+const RETRY_BASE_MS = 1000
+const RETRY_MAX_MS = 30_000
+
+export interface ResolverStatus {
+  host: string
+  ready: boolean
+  stale: boolean
+  stale_since: string | undefined
+  addresses: { address: string; family: 4 | 6; first_seen: string }[]
+  answer_age_ms: number | undefined
+  ttl_ms: number | undefined
+  source: string | undefined
+  next_refresh_in_ms: number | undefined
+  last_error: { code: string; message: string; at: string } | undefined
+  refreshes: Record<string, number>
+  changes: number
+}
+
+export class UpstreamResolver implements AddressSource {
+  private readonly lookup: Lookup
+  private readonly clock: Clock
+  private readonly random: () => number
+  private readonly log: LogFn | undefined
+  private readonly listeners = new Set<(c: AddressChange) => void>()
+  private snap: AddressSnapshot = { addresses: [], version: 0, stale: false, ready: false }
+  private firstSeen = new Map<string, number>()
+  private inFlight: Promise<void> | undefined
+  private timer: unknown
+  private timerAt = 0
+  private closed = false
+  private lastAnswerAt: number | undefined
+  private ttlMs: number | undefined
+  private source: string | undefined
+  private staleSince: number | undefined
+  private failures = 0
+  private lastRefreshStartedAt = Number.NEGATIVE_INFINITY
+  private readonly refreshes: Record<string, number> = {}
+  private changes = 0
+
+  constructor(
+    readonly upstream: Pick<ResolvedUpstream, 'host' | 'family' | 'resolveIntervalMs' | 'resolveMinTtlMs' | 'resolveMaxTtlMs' | 'resolveTimeoutMs' | 'staleGraceMs'>,
+    opts: ResolverOptions,
+  ) {
+    this.lookup = opts.lookup
+    this.clock = opts.clock ?? realClock
+    this.random = opts.random ?? Math.random
+    this.log = opts.log
+  }
+
+  start(): void {
+    if (this.closed || this.timer !== undefined || this.inFlight) return
+    this.schedule(0)
+  }
+
+  snapshot(): AddressSnapshot {
+    return this.snap
+  }
+
+  onChange(listener: (change: AddressChange) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** After a connect failure: re-resolve now, at most once per REFRESH_NOW_MIN_INTERVAL_MS. */
+  refreshNow(reason: string): void {
+    if (this.closed || this.inFlight) return
+    const earliest = this.lastRefreshStartedAt + REFRESH_NOW_MIN_INTERVAL_MS
+    const now = this.clock.now()
+    this.log?.('debug', 'refresh requested', { host: this.upstream.host, reason })
+    if (now >= earliest) this.schedule(0)
+    else if (this.timer === undefined || this.timerAt > earliest) this.schedule(earliest - now)
+  }
+
+  /** Resolves true once an answer has arrived, false if none did within timeoutMs. */
+  async whenReady(timeoutMs: number): Promise<boolean> {
+    if (this.snap.ready) return true
+    return new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => {
+        off()
+        resolve(this.snap.ready)
+      }, timeoutMs)
+      const off = this.onChange(() => {
+        if (!this.snap.ready) return
+        clearTimeout(t)
+        off()
+        resolve(true)
+      })
+    })
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
+    this.timerAt = this.clock.now() + ms
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined
+      void this.refresh()
+    }, ms)
+  }
+
+  /** One lookup at a time: a second caller waits for the one in flight. */
+  refresh(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    if (this.inFlight) return this.inFlight
+    this.lastRefreshStartedAt = this.clock.now()
+    this.inFlight = this.lookup(this.upstream.host, { family: this.upstream.family, timeoutMs: this.upstream.resolveTimeoutMs })
+      .then(
+        (result) => this.onAnswer(result),
+        (err) => this.onFailure(err),
+      )
+      .finally(() => {
+        this.inFlight = undefined
+      })
+    return this.inFlight
+  }
+
+  private count(result: string): void {
+    this.refreshes[result] = (this.refreshes[result] ?? 0) + 1
+  }
+
+  /** The refresh delay for an answer: TTL clamped to [min, max], refreshed ahead of expiry with jitter. */
+  nextRefreshMs(ttlMs: number | undefined): number {
+    if (ttlMs === undefined) return this.upstream.resolveIntervalMs
+    const clamped = Math.min(this.upstream.resolveMaxTtlMs, Math.max(this.upstream.resolveMinTtlMs, ttlMs))
+    return Math.max(0, clamped * REFRESH_AT_TTL_SHARE - clamped * JITTER_TTL_SHARE * this.random())
+  }
+
+  private onAnswer(result: LookupResult): void {
+    if (this.closed) return
+    this.count('ok')
+    const now = this.clock.now()
+    this.lastAnswerAt = now
+    this.ttlMs = result.ttlMs
+    this.source = result.source
+    this.failures = 0
+    if (result.addresses.length === 0) {
+      // A lookup that "succeeds" with nothing is treated as a failure (keeps the last good set).
+      this.onFailure(new DnsError('NODATA', `${this.upstream.host}: empty answer`))
+      return
+    }
+    if (this.staleSince !== undefined) {
+      this.log?.('info', 'DNS answers again; stale episode over', { host: this.upstream.host, stale_for_ms: now - this.staleSince, source: result.source })
+      this.staleSince = undefined
+    }
+    this.setAddresses(result.addresses, false, undefined)
+    this.schedule(this.nextRefreshMs(result.ttlMs))
+  }
+
+  private onFailure(err: unknown): void {
+    if (this.closed) return
+    const code = err instanceof DnsError ? err.code : 'ERROR'
+    const message = err instanceof Error ? err.message : String(err)
+    this.count(code)
+    const now = this.clock.now()
+    this.failures++
+    const lastError = { code, message, at: now }
+    const retryMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.failures - 1, 10), this.ttlMs !== undefined ? Math.max(RETRY_BASE_MS, this.ttlMs) : RETRY_MAX_MS)
+    if (!this.snap.ready) {
+      if (this.failures === 1) this.log?.('warn', 'upstream has not resolved yet; answering 503 until it does', { host: this.upstream.host, error: code, detail: message })
+      this.snap = { ...this.snap, lastError }
+      this.schedule(retryMs)
+      return
+    }
+    if (this.staleSince === undefined) {
+      this.staleSince = now
+      this.log?.('warn', 'DNS failing; serving the last good addresses', { host: this.upstream.host, error: code, detail: message, addresses: this.snap.addresses.map((a) => a.address).join(','), stale_grace_ms: this.upstream.staleGraceMs })
+    }
+    if (this.snap.addresses.length > 0 && now - this.staleSince >= this.upstream.staleGraceMs) {
+      this.log?.('error', 'stale grace expired; dropping the last good addresses', { host: this.upstream.host, stale_for_ms: now - this.staleSince })
+      this.setAddresses([], true, lastError)
+    } else {
+      this.snap = { ...this.snap, stale: true, lastError }
+    }
+    this.schedule(retryMs)
+  }
+
+  private setAddresses(addresses: readonly Address[], stale: boolean, lastError: AddressSnapshot['lastError']): void {
+    const before = new Map(this.snap.addresses.map((a) => [a.address, a]))
+    const after = new Map(addresses.map((a) => [a.address, a]))
+    const added = addresses.filter((a) => !before.has(a.address))
+    const removed = this.snap.addresses.filter((a) => !after.has(a.address))
+    const now = this.clock.now()
+    for (const a of added) this.firstSeen.set(a.address, now)
+    for (const a of removed) this.firstSeen.delete(a.address)
+    const changed = added.length > 0 || removed.length > 0
+    this.snap = { addresses: changed ? addresses : this.snap.addresses, version: this.snap.version + (changed ? 1 : 0), stale, ready: true, lastError }
+    if (!changed) return
+    this.changes++
+    if (this.snap.version > 1) this.log?.('info', 'upstream addresses changed', { host: this.upstream.host, added: added.map((a) => a.address).join(','), removed: removed.map((a) => a.address).join(',') })
+    const change: AddressChange = { added, removed, snapshot: this.snap }
+    for (const l of this.listeners) {
+      try {
+        l(change)
+      } catch (err) {
+        this.log?.('error', 'address change listener failed', { error: String(err) })
+      }
+    }
+  }
+
+  status(): Record<string, unknown> {
+    const now = this.clock.now()
+    const s: ResolverStatus = {
+      host: this.upstream.host,
+      ready: this.snap.ready,
+      stale: this.snap.stale,
+      stale_since: this.staleSince !== undefined ? new Date(this.staleSince).toISOString() : undefined,
+      addresses: this.snap.addresses.map((a) => ({ ...a, first_seen: new Date(this.firstSeen.get(a.address) ?? now).toISOString() })),
+      answer_age_ms: this.lastAnswerAt !== undefined ? now - this.lastAnswerAt : undefined,
+      ttl_ms: this.ttlMs,
+      source: this.source,
+      next_refresh_in_ms: this.timer !== undefined ? Math.max(0, this.timerAt - now) : undefined,
+      last_error: this.snap.lastError ? { ...this.snap.lastError, at: new Date(this.snap.lastError.at).toISOString() } : undefined,
+      refreshes: { ...this.refreshes },
+      changes: this.changes,
+    }
+    return s as unknown as Record<string, unknown>
+  }
+
+  metrics(): { answerAgeMs: number | undefined; refreshes: Record<string, number> } {
+    return { answerAgeMs: this.lastAnswerAt !== undefined ? this.clock.now() - this.lastAnswerAt : undefined, refreshes: { ...this.refreshes } }
+  }
+
+  close(): void {
+    this.closed = true
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
+    this.timer = undefined
+    this.listeners.clear()
+  }
+}

@@ -1,0 +1,115 @@
+/** The UDP client and the lookup function against our DNS server on 127.0.0.1. */
+import { afterEach, describe, expect, test } from 'bun:test'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DnsError, queryAddresses } from '../../src/dns/client.ts'
+import { createLookup } from '../../src/dns/lookup.ts'
+import { DnsServer } from '../../src/dns/server.ts'
+import { TYPE } from '../../src/dns/wire.ts'
+
+const servers: DnsServer[] = []
+afterEach(() => servers.splice(0).forEach((s) => s.close()))
+
+async function dns(): Promise<DnsServer> {
+  const s = await new DnsServer().start(0)
+  servers.push(s)
+  return s
+}
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p
+    return 'ok'
+  } catch (err) {
+    return (err as DnsError).code
+  }
+}
+
+describe('queryAddresses', () => {
+  test('A and AAAA answers', async () => {
+    const s = await dns()
+    s.set('origin.test', { a: ['127.0.0.2', '127.0.0.3'], aaaa: ['::1'], ttl: 42 })
+    const opts = { servers: [{ host: '127.0.0.1', port: s.port }], timeoutMs: 1000 }
+    const a = await queryAddresses('origin.test', TYPE.A, opts)
+    expect(a.addresses).toEqual(['127.0.0.2', '127.0.0.3'])
+    expect(a.ttlS).toBe(42)
+    expect(a.server).toBe(`127.0.0.1:${s.port}`)
+    expect((await queryAddresses('origin.test', TYPE.AAAA, opts)).addresses).toEqual(['::1'])
+  })
+
+  test('a CNAME chain uses the smallest TTL along it', async () => {
+    const s = await dns()
+    s.set('api.test', { cname: 'edge.test', ttl: 7 })
+    s.set('edge.test', { cname: 'lb.test', ttl: 300 })
+    s.set('lb.test', { a: ['127.0.0.4'], ttl: 60 })
+    const a = await queryAddresses('api.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: s.port }], timeoutMs: 1000 })
+    expect(a.addresses).toEqual(['127.0.0.4'])
+    expect(a.ttlS).toBe(7)
+  })
+
+  test.each([
+    ['NXDOMAIN', 'NXDOMAIN'],
+    ['SERVFAIL', 'SERVFAIL'],
+    ['REFUSED', 'REFUSED'],
+    ['EMPTY', 'NODATA'],
+    ['DROP', 'TIMEOUT'],
+  ] as const)('%s -> %s', async (mode, want) => {
+    const s = await dns()
+    s.set('x.test', mode)
+    expect(await code(queryAddresses('x.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: s.port }], timeoutMs: 300 }))).toBe(want)
+  })
+
+  test('a stopped server times out; SERVFAIL from the first server falls through to the second', async () => {
+    const a = await dns()
+    const b = await dns()
+    a.set('x.test', 'SERVFAIL')
+    b.set('x.test', { a: ['127.0.0.9'], ttl: 5 })
+    const both = { servers: [{ host: '127.0.0.1', port: a.port }, { host: '127.0.0.1', port: b.port }], timeoutMs: 300 }
+    expect((await queryAddresses('x.test', TYPE.A, both)).server).toBe(`127.0.0.1:${b.port}`)
+    b.stop()
+    expect(await code(queryAddresses('x.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: b.port }], timeoutMs: 300 }))).toBe('TIMEOUT')
+  })
+})
+
+describe('createLookup', () => {
+  test('explicit resolvers, family auto orders IPv4 first', async () => {
+    const s = await dns()
+    s.set('origin.test', { a: ['127.0.0.2'], aaaa: ['::1'], ttl: 30 })
+    const lookup = createLookup({ resolvers: [{ host: '127.0.0.1', port: s.port }] })
+    const r = await lookup('origin.test', { family: 'auto', timeoutMs: 500 })
+    expect(r.addresses).toEqual([
+      { address: '127.0.0.2', family: 4 },
+      { address: '::1', family: 6 },
+    ])
+    expect(r.ttlMs).toBe(30_000)
+    expect((await lookup('origin.test', { family: 'ipv6', timeoutMs: 500 })).addresses).toEqual([{ address: '::1', family: 6 }])
+  })
+
+  test('auto with only A records still answers; NXDOMAIN for both is NXDOMAIN', async () => {
+    const s = await dns()
+    s.set('v4only.test', { a: ['127.0.0.2'], ttl: 30 })
+    s.set('gone.test', 'NXDOMAIN')
+    const lookup = createLookup({ resolvers: [{ host: '127.0.0.1', port: s.port }] })
+    expect((await lookup('v4only.test', { family: 'auto', timeoutMs: 500 })).addresses).toEqual([{ address: '127.0.0.2', family: 4 }])
+    expect(await code(lookup('gone.test', { family: 'auto', timeoutMs: 500 }))).toBe('NXDOMAIN')
+  })
+
+  test('system mode: /etc/hosts first (no TTL), then resolv.conf servers; a changed hosts file is re-read', async () => {
+    const s = await dns()
+    s.set('dns-only.test', { a: ['127.0.0.7'], ttl: 9 })
+    const dir = mkdtempSync(join(tmpdir(), 'proxy-dns-'))
+    const hosts = join(dir, 'hosts')
+    const resolv = join(dir, 'resolv.conf')
+    writeFileSync(hosts, '127.0.0.5 pinned.test\n')
+    writeFileSync(resolv, 'nameserver 127.0.0.1\n')
+    // resolv.conf has no port syntax: point it at port 53 is impossible in a test, so check hosts here
+    const lookup = createLookup({ hostsPath: hosts, resolvConfPath: resolv })
+    const r = await lookup('pinned.test', { family: 'auto', timeoutMs: 300 })
+    expect(r).toEqual({ addresses: [{ address: '127.0.0.5', family: 4 }], ttlMs: undefined, source: 'hosts' })
+    await Bun.sleep(20)
+    writeFileSync(hosts, '127.0.0.6 pinned.test\n')
+    expect((await lookup('pinned.test', { family: 'auto', timeoutMs: 300 })).addresses[0]!.address).toBe('127.0.0.6')
+    expect((await lookup('127.0.0.8', { family: 'auto', timeoutMs: 300 })).source).toBe('literal')
+  })
+})

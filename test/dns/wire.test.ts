@@ -1,0 +1,118 @@
+import { describe, expect, test } from 'bun:test'
+import { interpret, DnsError } from '../../src/dns/client.ts'
+import { parseHosts, parseResolvConf } from '../../src/dns/system-config.ts'
+import { decodeMessage, DnsWireError, encodeQuery, encodeResponse, RCODE, TYPE } from '../../src/dns/wire.ts'
+
+describe('wire', () => {
+  test('a query round-trips', () => {
+    const m = decodeMessage(encodeQuery(0xbeef, 'Origin.Example.', TYPE.AAAA))
+    expect(m.id).toBe(0xbeef)
+    expect(m.response).toBe(false)
+    expect(m.recursionDesired).toBe(true)
+    expect(m.questions).toEqual([{ name: 'origin.example', type: TYPE.AAAA }])
+  })
+
+  test('a response with A, AAAA and CNAME round-trips', () => {
+    const bytes = encodeResponse({
+      id: 7,
+      authoritative: true,
+      truncated: false,
+      recursionDesired: true,
+      recursionAvailable: true,
+      rcode: RCODE.NOERROR,
+      questions: [{ name: 'www.example', type: TYPE.A }],
+      answers: [
+        { name: 'www.example', type: TYPE.CNAME, ttl: 300, data: 'lb.example' },
+        { name: 'lb.example', type: TYPE.A, ttl: 60, data: '192.0.2.10' },
+        { name: 'lb.example', type: TYPE.AAAA, ttl: 60, data: '2001:db8::1' },
+      ],
+      authorities: [],
+    })
+    const m = decodeMessage(bytes)
+    expect(m.response).toBe(true)
+    expect(m.answers.map((r) => r.data)).toEqual(['lb.example', '192.0.2.10', '2001:db8::1'])
+  })
+
+  test('compression pointers are followed', () => {
+    // Header, question "a.example" A IN, answer with name = pointer to offset 12 (the question name).
+    const q = Array.from(encodeQuery(1, 'a.example', TYPE.A))
+    q[2] = 0x81 // QR + RD
+    q[7] = 1 // ANCOUNT = 1
+    const answer = [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 198, 51, 100, 7]
+    const m = decodeMessage(Uint8Array.from([...q, ...answer]))
+    expect(m.answers).toEqual([{ name: 'a.example', type: TYPE.A, ttl: 30, data: '198.51.100.7' }])
+  })
+
+  test('a compression pointer loop is an error, not a hang', () => {
+    const q = Array.from(encodeQuery(1, 'a.example', TYPE.A))
+    q[7] = 1
+    const loop = [0xc0, q.length, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 1, 2, 3, 4] // points at itself
+    expect(() => decodeMessage(Uint8Array.from([...q, ...loop]))).toThrow(DnsWireError)
+  })
+
+  test.each([[new Uint8Array(5)], [Uint8Array.from([...encodeQuery(1, 'x', 1)].slice(0, 15))]])('truncated input is an error', (bytes) => {
+    expect(() => decodeMessage(bytes)).toThrow(DnsWireError)
+  })
+})
+
+describe('interpret', () => {
+  const base = { id: 1, response: true, opcode: 0, authoritative: true, truncated: false, recursionDesired: true, recursionAvailable: true, questions: [], authorities: [] }
+  test('follows a CNAME chain and takes the smallest TTL', () => {
+    const a = interpret(
+      {
+        ...base,
+        rcode: 0,
+        answers: [
+          { name: 'www.example', type: TYPE.CNAME, ttl: 20, data: 'edge.example' },
+          { name: 'edge.example', type: TYPE.CNAME, ttl: 300, data: 'lb.example' },
+          { name: 'lb.example', type: TYPE.A, ttl: 60, data: '192.0.2.1' },
+          { name: 'lb.example', type: TYPE.A, ttl: 60, data: '192.0.2.2' },
+          { name: 'unrelated.example', type: TYPE.A, ttl: 1, data: '192.0.2.99' },
+        ],
+      },
+      'www.example',
+      TYPE.A,
+      '127.0.0.1:53',
+    )
+    expect(a.addresses).toEqual(['192.0.2.1', '192.0.2.2'])
+    expect(a.ttlS).toBe(20)
+  })
+  test.each([
+    [RCODE.NXDOMAIN, 'NXDOMAIN'],
+    [RCODE.SERVFAIL, 'SERVFAIL'],
+    [RCODE.REFUSED, 'REFUSED'],
+    [RCODE.NOTIMP, 'BAD_RESPONSE'],
+  ])('rcode %p -> %p', (rcode, code) => {
+    try {
+      interpret({ ...base, rcode, answers: [] }, 'x.example', TYPE.A, 's')
+      throw new Error('no error')
+    } catch (err) {
+      expect((err as DnsError).code).toBe(code as DnsError['code'])
+    }
+  })
+  test('an empty NOERROR answer is NODATA', () => {
+    expect(() => interpret({ ...base, rcode: 0, answers: [] }, 'x.example', TYPE.A, 's')).toThrow(DnsError)
+  })
+})
+
+describe('system config', () => {
+  test('resolv.conf', () => {
+    const c = parseResolvConf('# comment\nnameserver 10.0.0.2\nnameserver ::1\nnameserver not-an-ip\nsearch example\noptions timeout:2 attempts:3 rotate\n')
+    expect(c.servers).toEqual([
+      { host: '10.0.0.2', port: 53 },
+      { host: '::1', port: 53 },
+    ])
+    expect(c.timeoutMs).toBe(2000)
+    expect(c.attempts).toBe(3)
+  })
+  test('hosts', () => {
+    const h = parseHosts('127.0.0.1 localhost\n::1 localhost ip6-localhost\n192.0.2.5  Origin.Example  origin # the origin\n# 192.0.2.6 commented\nbogus line\n')
+    expect(h.get('localhost')).toEqual([
+      { address: '127.0.0.1', family: 4 },
+      { address: '::1', family: 6 },
+    ])
+    expect(h.get('origin.example')).toEqual([{ address: '192.0.2.5', family: 4 }])
+    expect(h.get('origin')).toEqual([{ address: '192.0.2.5', family: 4 }])
+    expect(h.has('bogus')).toBe(false)
+  })
+})

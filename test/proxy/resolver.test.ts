@@ -1,0 +1,204 @@
+/** The resolver's policy with an injected lookup and a fake clock: no real time passes. */
+import { describe, expect, test } from 'bun:test'
+import { DnsError } from '../../src/dns/client.ts'
+import type { LookupResult } from '../../src/dns/lookup.ts'
+import type { AddressChange } from '../../src/proxy/address-source.ts'
+import { JITTER_TTL_SHARE, REFRESH_AT_TTL_SHARE, UpstreamResolver } from '../../src/proxy/resolver.ts'
+import { FakeClock, flush } from '../support/fake-clock.ts'
+
+const U = { host: 'origin.test', family: 'auto' as const, resolveIntervalMs: 30_000, resolveMinTtlMs: 5_000, resolveMaxTtlMs: 300_000, resolveTimeoutMs: 1000, staleGraceMs: 60_000 }
+
+function answer(addresses: string[], ttlMs: number | undefined = 60_000): LookupResult {
+  return { addresses: addresses.map((address) => ({ address, family: 4 as const })), ttlMs, source: '127.0.0.1:53' }
+}
+
+/** A scripted lookup: each call takes the next step (a result or an error), the last step repeats. */
+function scripted(steps: (LookupResult | DnsError)[]) {
+  const calls: number[] = []
+  let i = 0
+  const clock = new FakeClock()
+  const lookup = async () => {
+    calls.push(clock.now())
+    const step = steps[Math.min(i++, steps.length - 1)]!
+    if (step instanceof DnsError) throw step
+    return step
+  }
+  return { lookup, calls, clock }
+}
+
+function setup(steps: (LookupResult | DnsError)[], opts: { random?: () => number; upstream?: Partial<typeof U> } = {}) {
+  const { lookup, calls, clock } = scripted(steps)
+  const warnings: string[] = []
+  const r = new UpstreamResolver({ ...U, ...opts.upstream }, { lookup, clock, random: opts.random ?? (() => 0), log: (level, msg) => level !== 'debug' && level !== 'info' && warnings.push(msg) })
+  const changes: AddressChange[] = []
+  r.onChange((c) => changes.push(c))
+  return { r, calls, clock, warnings, changes }
+}
+
+describe('refresh timing', () => {
+  test.each([
+    [60_000, 0, 60_000 * REFRESH_AT_TTL_SHARE],
+    [60_000, 0.999999, 60_000 * (REFRESH_AT_TTL_SHARE - JITTER_TTL_SHARE) + 0.06],
+    [1_000, 0, 5_000 * REFRESH_AT_TTL_SHARE], // clamped up to resolve_min_ttl
+    [3_600_000, 0, 300_000 * REFRESH_AT_TTL_SHARE], // clamped down to resolve_max_ttl
+    [0, 0, 5_000 * REFRESH_AT_TTL_SHARE],
+    [undefined, 0.5, 30_000], // no TTL (hosts, literal): resolve_interval, no jitter
+  ])('ttl %p, random %p -> next refresh in %p ms', (ttl, rnd, want) => {
+    const { r } = setup([], { random: () => rnd })
+    expect(r.nextRefreshMs(ttl)).toBeCloseTo(want, 0)
+  })
+
+  test('jitter stays within its bound over many draws', () => {
+    let x = 0.123
+    const { r } = setup([], { random: () => (x = (x * 9301 + 49297) % 233280 / 233280) })
+    for (let i = 0; i < 1000; i++) {
+      const ms = r.nextRefreshMs(60_000)
+      expect(ms).toBeLessThanOrEqual(60_000 * REFRESH_AT_TTL_SHARE)
+      expect(ms).toBeGreaterThanOrEqual(60_000 * (REFRESH_AT_TTL_SHARE - JITTER_TTL_SHARE))
+    }
+  })
+
+  test('re-resolves ahead of the TTL and picks up changes', async () => {
+    const { r, calls, clock, changes } = setup([answer(['10.0.0.1'], 10_000), answer(['10.0.0.2'], 10_000)])
+    r.start()
+    await clock.advance(0)
+    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['10.0.0.1'])
+    await clock.advance(8_999)
+    expect(calls).toHaveLength(1)
+    await clock.advance(1)
+    expect(calls).toHaveLength(2)
+    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['10.0.0.2'])
+    expect(changes.at(-1)!.added.map((a) => a.address)).toEqual(['10.0.0.2'])
+    expect(changes.at(-1)!.removed.map((a) => a.address)).toEqual(['10.0.0.1'])
+    r.close()
+  })
+})
+
+describe('single flight and rate limit', () => {
+  test('concurrent refreshes share one lookup', async () => {
+    let resolveLookup!: (v: LookupResult) => void
+    let count = 0
+    const clock = new FakeClock()
+    const r = new UpstreamResolver(U, { lookup: () => (count++, new Promise((res) => (resolveLookup = res))), clock })
+    const a = r.refresh()
+    const b = r.refresh()
+    r.refreshNow('connect failed')
+    r.refreshNow('connect failed')
+    expect(count).toBe(1)
+    resolveLookup(answer(['10.0.0.1']))
+    await Promise.all([a, b])
+    expect(r.snapshot().ready).toBe(true)
+    r.close()
+  })
+
+  test('refreshNow runs at most once per second', async () => {
+    const { r, calls, clock } = setup([answer(['10.0.0.1'])])
+    r.start()
+    await clock.advance(0)
+    expect(calls).toHaveLength(1)
+    for (let i = 0; i < 10; i++) {
+      r.refreshNow('x')
+      await clock.advance(100)
+    }
+    // 1 s of time passed with 10 requests: one extra lookup at most (plus the first).
+    expect(calls.length).toBeLessThanOrEqual(2)
+    await clock.advance(1000)
+    r.refreshNow('x')
+    await clock.advance(0)
+    expect(calls.length).toBeLessThanOrEqual(3)
+    r.close()
+  })
+})
+
+describe('stale episodes', () => {
+  test('failures keep the last good set, warn once, end at the next answer', async () => {
+    const fail = new DnsError('SERVFAIL', 'server failure')
+    const { r, clock, warnings, changes } = setup([answer(['10.0.0.1'], 10_000), fail, fail, fail, answer(['10.0.0.1'], 10_000)])
+    r.start()
+    await clock.advance(0)
+    await clock.advance(9_000) // first failure
+    expect(r.snapshot().stale).toBe(true)
+    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['10.0.0.1'])
+    expect(r.snapshot().lastError!.code).toBe('SERVFAIL')
+    await clock.advance(1_000) // second failure (1 s backoff)
+    await clock.advance(2_000) // third (2 s)
+    expect(warnings.filter((w) => w.includes('serving the last good'))).toHaveLength(1)
+    await clock.advance(4_000) // answer again
+    expect(r.snapshot().stale).toBe(false)
+    expect(changes).toHaveLength(1) // only the initial set: failures changed nothing
+    r.close()
+  })
+
+  test.each(['NXDOMAIN', 'NODATA', 'TIMEOUT', 'REFUSED'] as const)('%s also keeps the set', async (codeName) => {
+    const { r, clock } = setup([answer(['10.0.0.1'], 10_000), new DnsError(codeName, codeName)])
+    r.start()
+    await clock.advance(0)
+    await clock.advance(20_000)
+    expect(r.snapshot().addresses).toHaveLength(1)
+    expect(r.snapshot().stale).toBe(true)
+    r.close()
+  })
+
+  test('after stale_grace the addresses are dropped', async () => {
+    const { r, clock, changes } = setup([answer(['10.0.0.1'], 10_000), new DnsError('SERVFAIL', 'x')], { upstream: { staleGraceMs: 20_000 } })
+    r.start()
+    await clock.advance(0)
+    await clock.advance(60_000)
+    expect(r.snapshot().addresses).toHaveLength(0)
+    expect(changes.at(-1)!.removed.map((a) => a.address)).toEqual(['10.0.0.1'])
+    r.close()
+  })
+
+  test('not ready until the first answer; retries with backoff meanwhile', async () => {
+    const down = new DnsError('TIMEOUT', 'no answer')
+    const { r, calls, clock } = setup([down, down, down, answer(['10.0.0.3'])])
+    r.start()
+    await clock.advance(0)
+    expect(r.snapshot().ready).toBe(false)
+    expect(r.snapshot().lastError!.code).toBe('TIMEOUT')
+    await clock.advance(1_000 + 2_000 + 4_000)
+    expect(calls).toHaveLength(4)
+    expect(r.snapshot().ready).toBe(true)
+    expect(r.snapshot().addresses[0]!.address).toBe('10.0.0.3')
+    r.close()
+  })
+
+  test('an empty successful answer does not wipe the set', async () => {
+    const { r, clock } = setup([answer(['10.0.0.1'], 10_000), answer([], 10_000)])
+    r.start()
+    await clock.advance(0)
+    await clock.advance(9_000)
+    expect(r.snapshot().addresses).toHaveLength(1)
+    expect(r.snapshot().stale).toBe(true)
+    r.close()
+  })
+})
+
+test('set diffing reports only what changed; status says where answers came from', async () => {
+  const { r, clock, changes } = setup([answer(['10.0.0.1', '10.0.0.2'], 10_000), answer(['10.0.0.2', '10.0.0.3'], 10_000), answer(['10.0.0.3', '10.0.0.2'], 10_000)])
+  r.start()
+  await clock.advance(0)
+  await clock.advance(9_000)
+  expect(changes).toHaveLength(2)
+  expect(changes[1]!.added.map((a) => a.address)).toEqual(['10.0.0.3'])
+  expect(changes[1]!.removed.map((a) => a.address)).toEqual(['10.0.0.1'])
+  await clock.advance(9_000) // same set, other order: no change
+  expect(changes).toHaveLength(2)
+  const st = r.status() as { source: string; refreshes: Record<string, number>; changes: number; ttl_ms: number }
+  expect(st.source).toBe('127.0.0.1:53')
+  expect(st.refreshes.ok).toBe(3)
+  expect(st.changes).toBe(2)
+  expect(st.ttl_ms).toBe(10_000)
+  r.close()
+  await flush()
+})
+
+test('close stops everything', async () => {
+  const { r, calls, clock } = setup([answer(['10.0.0.1'], 10_000)])
+  r.start()
+  await clock.advance(0)
+  r.close()
+  await clock.advance(1_000_000)
+  expect(calls).toHaveLength(1)
+  expect(clock.nextAt()).toBeUndefined()
+})
