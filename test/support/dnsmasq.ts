@@ -1,0 +1,55 @@
+/**
+ * Debian's dnsmasq as a real DNS server for tests: serves an addn-hosts file on 127.0.0.1 and a
+ * free port, with --local-ttl; SIGHUP makes it re-read the file. `available()` says whether the
+ * binary is installed (.ci/run installs dnsmasq-base).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { createSocket } from 'node:dgram'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export function dnsmasqAvailable(): boolean {
+  return spawnSync('sh', ['-c', 'command -v dnsmasq']).status === 0
+}
+
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4')
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))
+  const port = s.address().port
+  s.close()
+  return port
+}
+
+export class Dnsmasq {
+  private child: ChildProcess | undefined
+  port = 0
+  private readonly dir = mkdtempSync(join(tmpdir(), 'proxy-dnsmasq-'))
+  readonly hostsFile = join(this.dir, 'hosts')
+
+  /** hosts: lines of "ip name". */
+  async start(hosts: string, ttlS: number): Promise<this> {
+    chmodSync(this.dir, 0o755)
+    this.writeHosts(hosts)
+    this.port = await freeUdpPort()
+    this.child = spawn('dnsmasq', ['--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-poll', '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${this.port}`, `--addn-hosts=${this.hostsFile}`, `--local-ttl=${ttlS}`, '--user=root', `--pid-file=${join(this.dir, 'pid')}`, '--log-facility=-'], { stdio: 'ignore' })
+    await Bun.sleep(300)
+    if (this.child.exitCode !== null) throw new Error(`dnsmasq exited with ${this.child.exitCode}`)
+    return this
+  }
+
+  writeHosts(hosts: string): void {
+    writeFileSync(this.hostsFile, hosts)
+    chmodSync(this.hostsFile, 0o644)
+  }
+
+  /** Re-reads the hosts file (dnsmasq clears its cache and reloads addn-hosts on SIGHUP). */
+  reload(): void {
+    this.child?.kill('SIGHUP')
+  }
+
+  close(): void {
+    this.child?.kill('SIGKILL')
+    this.child = undefined
+  }
+}
