@@ -1,0 +1,199 @@
+/**
+ * `proxy bench URL`: flags -> a run plan -> samples -> report data -> text or JSON. The engine
+ * is bench/runner.ts, statistics bench/aggregate.ts and bench/stats.ts, rendering bench/report.ts.
+ */
+import type { CAC } from 'cac'
+import { createWriteStream, readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
+import { compare, report, SCHEMA } from '../bench/aggregate.ts'
+import { explainText } from '../bench/explain.ts'
+import { renderComparison, renderReport, renderWaterfall } from '../bench/report.ts'
+import { runBench, type RunPlan, type Sample } from '../bench/runner.ts'
+import { evaluateSlo, parseSlo, type SloResult } from '../bench/slo.ts'
+import type { Target } from '../bench/timing-client.ts'
+import { createLookup } from '../dns/lookup.ts'
+import { colorsFor } from '../lib/colors.ts'
+import { ProxyError, UsageError } from '../lib/errors.ts'
+import { ExitCode } from '../lib/exit-codes.ts'
+import type { CliIo } from '../lib/io.ts'
+import { parseDurationMs } from '../lib/units.ts'
+
+export function registerBench(cli: CAC, io: CliIo): void {
+  cli
+    .command('bench [url]', 'Time DNS / CONNECT / TLS / WAIT / TRANSFER for a URL; compare two with --vs')
+    .option('-n, --requests <n>', 'Requests (per URL with --vs). Default: 1, drawn as a waterfall (100 with --vs)')
+    .option('-c, --concurrency <n>', 'Requests in flight at once (default: 1)')
+    .option('-d, --duration <duration>', 'Run for this long instead of -n, e.g. 30s (use --data for a request body)')
+    .option('--rate <per-second>', 'Constant arrival rate; latency is also measured from the intended send time')
+    .option('--no-keepalive', 'Open a new connection for every request (default: reuse)')
+    .option('--vs <url>', 'Compare with a second URL, interleaving requests A/B')
+    .option('-X, --method <method>', 'Request method (default: GET, or POST with --data)')
+    .option('-H, --header <header>', '"Name: value" request header. Repeatable')
+    .option('--data <text>', 'Request body')
+    .option('--data-binary <@file|text>', 'Request body from a file (@path) or as given')
+    .option('-k, --insecure', "Do not verify the server's certificate")
+    .option('--cacert <file>', 'PEM CA bundle to verify the server with')
+    .option('--resolve <host:port:addr>', 'Use addr for host:port, keeping Host and SNI (as curl). Repeatable')
+    .option('--connect-to <host:port:host2:port2>', 'Connect to host2:port2 instead, keeping Host and SNI (as curl). Repeatable')
+    .option('--timeout <duration>', 'Per-request time limit (default: 10s)')
+    .option('--json', 'Print one JSON document (schema in the README)')
+    .option('--samples <file>', 'Write one JSON line per request to this file')
+    .option('--slo <objectives>', 'e.g. "p99.total<300ms,p50.wait<80ms"; exit 4 when one is broken')
+    .option('--explain', 'Print the glossary: each phase next to curl -w, devtools and k6 names')
+    .action((url: string | undefined, opts: Record<string, unknown>) => benchCommand(url, opts, io))
+}
+
+function list(v: unknown): string[] {
+  return v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]
+}
+
+function positiveInt(v: unknown, flag: string): number | undefined {
+  if (v === undefined) return undefined
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag}: "${String(v)}" is not a whole number of 1 or more`)
+  return n
+}
+
+/** URL + --resolve + --connect-to -> where to connect, keeping Host and SNI. */
+export function targetFor(raw: string, resolves: string[], connectTos: string[]): Target {
+  let u: URL
+  try {
+    u = new URL(/^[a-z]+:\/\//i.test(raw) ? raw : `http://${raw}`)
+  } catch {
+    throw new UsageError(`"${raw}" is not a URL; use e.g. https://example.com/path`)
+  }
+  const scheme = u.protocol.slice(0, -1)
+  if (scheme !== 'http' && scheme !== 'https') throw new UsageError(`"${raw}": only http and https URLs are supported`)
+  const host = u.hostname.replace(/^\[|\]$/g, '')
+  const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80
+  const t: Target = { scheme, host, port, path: `${u.pathname}${u.search}`, connectHost: host, connectPort: port, pinnedAddress: undefined }
+  for (const r of resolves) {
+    const m = /^(\[[^\]]+\]|[^:]+):(\d+):(.+)$/.exec(r)
+    if (!m) throw new UsageError(`--resolve: "${r}" is not host:port:addr`)
+    const addr = m[3]!.replace(/^\[|\]$/g, '')
+    if (!isIP(addr)) throw new UsageError(`--resolve: "${m[3]}" is not an IP address`)
+    if (m[1]!.replace(/^\[|\]$/g, '').toLowerCase() === host.toLowerCase() && Number(m[2]) === port) t.pinnedAddress = addr
+  }
+  for (const c of connectTos) {
+    const m = /^(\[[^\]]+\]|[^:]*):(\d*):(\[[^\]]+\]|[^:]*):(\d*)$/.exec(c)
+    if (!m) throw new UsageError(`--connect-to: "${c}" is not host:port:host2:port2`)
+    const hostOk = m[1] === '' || m[1]!.replace(/^\[|\]$/g, '').toLowerCase() === host.toLowerCase()
+    const portOk = m[2] === '' || Number(m[2]) === port
+    if (hostOk && portOk) {
+      if (m[3]) t.connectHost = m[3].replace(/^\[|\]$/g, '')
+      if (m[4]) t.connectPort = Number(m[4])
+    }
+  }
+  return t
+}
+
+export async function benchCommand(url: string | undefined, opts: Record<string, unknown>, io: CliIo): Promise<number> {
+  if (opts.explain) {
+    io.out(`${explainText()}\n`)
+    return ExitCode.OK
+  }
+  if (!url) throw new UsageError('bench needs a URL: proxy bench https://example.com/ (or --explain)')
+  const durationMs = opts.duration !== undefined ? parseDurationMs(String(opts.duration)) : undefined
+  if (opts.duration !== undefined && durationMs === undefined) throw new UsageError(`-d/--duration: "${String(opts.duration)}" is not a duration (e.g. 30s); for a request body use --data`)
+  const timeoutMs = opts.timeout !== undefined ? parseDurationMs(String(opts.timeout)) : 10_000
+  if (timeoutMs === undefined) throw new UsageError(`--timeout: "${String(opts.timeout)}" is not a duration`)
+  const rate = opts.rate !== undefined ? Number(opts.rate) : undefined
+  if (rate !== undefined && !(rate > 0)) throw new UsageError(`--rate: "${String(opts.rate)}" is not a positive number of requests per second`)
+  const slo = opts.slo !== undefined ? parseSlo(String(opts.slo)) : []
+  const resolves = list(opts.resolve)
+  const connectTos = list(opts.connectTo)
+  const targets = [targetFor(url, resolves, connectTos)]
+  if (opts.vs !== undefined) targets.push(targetFor(String(opts.vs), resolves, connectTos))
+  let requests = positiveInt(opts.requests, '-n/--requests')
+  if (requests === undefined && durationMs === undefined) requests = targets.length === 2 ? 100 : 1
+  const concurrency = positiveInt(opts.concurrency, '-c/--concurrency') ?? (rate !== undefined ? 64 : 1)
+
+  let body: Uint8Array | undefined
+  if (opts.dataBinary !== undefined) {
+    const v = String(opts.dataBinary)
+    try {
+      body = v.startsWith('@') ? new Uint8Array(readFileSync(v.slice(1))) : new TextEncoder().encode(v)
+    } catch (err) {
+      throw new UsageError(`--data-binary: cannot read "${v.slice(1)}": ${(err as NodeJS.ErrnoException).code ?? err}`)
+    }
+  } else if (opts.data !== undefined) body = new TextEncoder().encode(String(opts.data))
+  const headers = list(opts.header).map((h): [string, string] => {
+    const i = h.indexOf(':')
+    if (i <= 0) throw new UsageError(`-H: "${h}" is not "Name: value"`)
+    return [h.slice(0, i).trim(), h.slice(i + 1).trim()]
+  })
+  if (body && !headers.some(([n]) => n.toLowerCase() === 'content-type')) headers.push(['Content-Type', 'application/x-www-form-urlencoded'])
+  let ca: string | undefined
+  if (opts.cacert !== undefined) {
+    try {
+      ca = readFileSync(String(opts.cacert), 'utf8')
+    } catch (err) {
+      throw new UsageError(`--cacert: cannot read "${String(opts.cacert)}": ${(err as NodeJS.ErrnoException).code ?? err}`)
+    }
+  }
+  const method = opts.method !== undefined ? String(opts.method).toUpperCase() : body ? 'POST' : 'GET'
+
+  const samplesOut = opts.samples !== undefined ? createWriteStream(String(opts.samples)) : undefined
+  let done = 0
+  let failed = 0
+  const started = performance.now()
+  const progress =
+    io.stderrIsTTY && !opts.json
+      ? setInterval(() => {
+          const s = (performance.now() - started) / 1000
+          if (s >= 1) io.err(`\r  ${done} requests, ${failed} errors, ${s.toFixed(1)} s `)
+        }, 200)
+      : undefined
+  const plan: RunPlan = {
+    targets,
+    spec: { method, headers, body },
+    client: { timeoutMs, insecure: Boolean(opts.insecure), ca, lookup: createLookup() },
+    requests,
+    durationMs,
+    concurrency,
+    ratePerS: rate,
+    keepAlive: opts.keepalive !== false,
+    onSample: (s: Sample) => {
+      done++
+      if (s.error) failed++
+      samplesOut?.write(`${JSON.stringify({ ...s, url: s.side === 'a' ? url : String(opts.vs) })}\n`)
+    },
+  }
+  let result
+  try {
+    result = await runBench(plan)
+  } finally {
+    if (progress) {
+      clearInterval(progress)
+      if (performance.now() - started >= 1000) io.err('\r\u001b[K')
+    }
+    if (samplesOut) await new Promise<void>((r) => samplesOut.end(() => r()))
+  }
+  const c = colorsFor(io.stdoutIsTTY, io.env)
+  const a = result.samples.filter((s) => s.side === 'a')
+  const b = result.samples.filter((s) => s.side === 'b')
+  const ra = report(targets.length === 2 ? url : url, a, result.elapsedMs)
+  const rb = targets.length === 2 ? report(String(opts.vs), b, result.elapsedMs) : undefined
+  const sloResults: SloResult[] = [...evaluateSlo(slo, ra), ...(rb ? evaluateSlo(slo, rb) : [])]
+
+  if (opts.json) {
+    const doc = rb ? { schema: SCHEMA, a: ra, b: rb, comparison: compare(a, b) } : { schema: SCHEMA, ...ra }
+    io.out(`${JSON.stringify(slo.length ? { ...doc, slo: sloResults.map((r) => ({ objective: r.objective.text, actual_ms: r.actualMs, ok: r.ok })) } : doc, null, 2)}\n`)
+  } else if (rb) {
+    io.out(`${renderComparison(ra, rb, compare(a, b), c)}\n`)
+  } else if (requests === 1 && durationMs === undefined && a.length === 1) {
+    io.out(`${renderWaterfall(a[0]!, url, c)}\n`)
+  } else {
+    io.out(`${renderReport(ra, c)}\n`)
+  }
+  if (sloResults.length && !opts.json) {
+    for (const r of sloResults) io.out(`${r.ok ? c.green('ok  ') : c.red('FAIL')} ${r.objective.text} (actual ${r.actualMs === undefined ? 'n/a' : `${r.actualMs.toFixed(1)}ms`})\n`)
+  }
+  if (ra.requests > 0 && ra.errors === ra.requests) throw new ProxyError('E_BENCH', `every request to ${url} failed (${Object.keys(ra.errors_by_kind).join(', ')})`)
+  if (rb && rb.requests > 0 && rb.errors === rb.requests) throw new ProxyError('E_BENCH', `every request to ${String(opts.vs)} failed (${Object.keys(rb.errors_by_kind).join(', ')})`)
+  if (sloResults.some((r) => !r.ok)) {
+    if (!opts.json) io.err(`error [E_SLO] ${sloResults.filter((r) => !r.ok).map((r) => r.objective.text).join(', ')} broken\n`)
+    return ExitCode.SLO_BROKEN
+  }
+  return ExitCode.OK
+}

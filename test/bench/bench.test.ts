@@ -1,0 +1,178 @@
+/** `proxy bench` against servers on loopback started here. Timing bounds are generous; accuracy is scripts/bench-accuracy.ts. */
+import { afterEach, describe, expect, test } from 'bun:test'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runCli } from '../../src/cli.ts'
+import { ExitCode } from '../../src/lib/exit-codes.ts'
+import { memoryIo } from '../../src/lib/io.ts'
+import { makeCerts } from '../support/certs.ts'
+import { Harness } from '../support/harness.ts'
+
+const h = new Harness()
+afterEach(() => h.closeAll())
+
+async function bench(argv: string[]): Promise<{ code: number; out: string; err: string; json: any }> {
+  const io = memoryIo()
+  const code = await runCli(['bench', ...argv], io)
+  let json: any
+  try {
+    json = JSON.parse(io.stdout)
+  } catch {
+    json = undefined
+  }
+  return { code, out: io.stdout, err: io.stderr, json }
+}
+
+function delayed(ms: number, hostname = '127.0.0.1') {
+  return h.origin({
+    hostname,
+    async fetch() {
+      await Bun.sleep(ms)
+      return new Response('x'.repeat(1000))
+    },
+  })
+}
+
+test('WAIT reflects a known first-byte delay', async () => {
+  const s = delayed(150)
+  const r = await bench([`http://127.0.0.1:${s.port}/`, '-n', '3', '--json'])
+  expect(r.code).toBe(ExitCode.OK)
+  expect(r.json.phases.wait.p50).toBeGreaterThanOrEqual(140)
+  expect(r.json.phases.wait.p50).toBeLessThan(1000)
+  expect(r.json.phases.dns).toBeUndefined() // an IP literal: no lookup
+})
+
+test('one request is drawn as a waterfall', async () => {
+  const s = delayed(20)
+  const r = await bench([`http://localhost:${s.port}/`])
+  expect(r.code).toBe(0)
+  for (const label of ['DNS', 'CONNECT', 'WAIT', 'TRANSFER', 'total']) expect(r.out).toContain(label)
+  expect(r.out).toContain('200, 1000 bytes')
+})
+
+test('the JSON schema: every contract field, cold and warm separately', async () => {
+  const s = delayed(1)
+  const r = await bench([`http://localhost:${s.port}/`, '-n', '20', '-c', '2', '--json'])
+  const j = r.json
+  expect(j.schema).toBe('proxy-bench/1')
+  expect(j.requests).toBe(20)
+  expect(j.errors).toBe(0)
+  expect(j.status).toEqual({ '200': 20 })
+  for (const phase of ['dns', 'connect', 'wait', 'transfer', 'total']) {
+    for (const stat of ['n', 'min', 'mean', 'p50', 'p90', 'p99', 'max']) expect(typeof j.phases[phase][stat]).toBe('number')
+  }
+  expect(j.cold.requests).toBe(2)
+  expect(j.warm.requests).toBe(18)
+  expect(j.warm.phases.connect).toBeUndefined() // reused: absent, never zero
+  expect(j.warm.phases.dns).toBeUndefined()
+  expect(j.cold.phases.dns.n).toBe(2)
+  expect(typeof j.rps).toBe('number')
+})
+
+describe('keep-alive', () => {
+  test('reused by default: one cold request per connection', async () => {
+    const s = delayed(1)
+    const r = await bench([`http://127.0.0.1:${s.port}/`, '-n', '10', '--json'])
+    expect([r.json.cold.requests, r.json.warm.requests]).toEqual([1, 9])
+  })
+  test('--no-keepalive: every request on a new connection', async () => {
+    const s = delayed(1)
+    const r = await bench([`http://127.0.0.1:${s.port}/`, '-n', '10', '--no-keepalive', '--json'])
+    expect([r.json.cold.requests, r.json.warm.requests]).toEqual([10, 0])
+    expect(r.json.cold.phases.connect.n).toBe(10)
+  })
+})
+
+describe('TLS', () => {
+  test('tls phase present with --cacert; TLS details recorded', async () => {
+    const certs = makeCerts(['bench.test'], ['127.0.0.1'])
+    const s = h.origin({ tls: { cert: certs.cert, key: certs.key }, fetch: () => new Response('secure') } as never)
+    const r = await bench([`https://bench.test:${s.port}/`, '--resolve', `bench.test:${s.port}:127.0.0.1`, '--cacert', certs.caFile, '-n', '2', '--json'])
+    expect(r.code).toBe(0)
+    expect(r.json.phases.tls.n).toBe(1)
+    expect(r.json.connection.tls_version).toMatch(/^TLSv1\.[23]$/)
+    expect(r.json.phases.dns).toBeUndefined() // --resolve pins the address
+  })
+  test('a wrong name fails without -k and works with it', async () => {
+    const certs = makeCerts(['bench.test'], ['127.0.0.1'])
+    const s = h.origin({ tls: { cert: certs.cert, key: certs.key }, fetch: () => new Response('secure') } as never)
+    const bad = await bench([`https://wrong.test:${s.port}/`, '--connect-to', `wrong.test:${s.port}:127.0.0.1:${s.port}`, '--cacert', certs.caFile, '--json'])
+    expect(bad.code).toBe(ExitCode.BENCH_FAILED)
+    expect(bad.err).toContain('E_BENCH')
+    const ok = await bench([`https://wrong.test:${s.port}/`, '--connect-to', `wrong.test:${s.port}:127.0.0.1:${s.port}`, '-k', '--json'])
+    expect(ok.code).toBe(0)
+  })
+})
+
+test('--connect-to and --resolve keep the Host header', async () => {
+  let host = ''
+  const s = h.origin({ fetch: (req) => ((host = req.headers.get('host')!), new Response('ok')) })
+  await bench([`http://api.example:${s.port}/x`, '--resolve', `api.example:${s.port}:127.0.0.1`])
+  expect(host).toBe(`api.example:${s.port}`)
+  await bench([`http://other.example/x`, '--connect-to', `other.example:80:127.0.0.1:${s.port}`])
+  expect(host).toBe('other.example')
+})
+
+test('--vs names the faster side and its CI excludes 1', async () => {
+  const slow = delayed(60)
+  const fast = delayed(5)
+  const r = await bench([`http://127.0.0.1:${slow.port}/`, '--vs', `http://127.0.0.1:${fast.port}/`, '-n', '30', '-c', '2', '--json'])
+  expect(r.code).toBe(0)
+  expect(r.json.a.requests).toBe(30)
+  expect(r.json.b.requests).toBe(30)
+  const total = r.json.comparison.phases.total
+  expect(total.ratio).toBeGreaterThan(1)
+  expect(total.ci95[0]).toBeGreaterThan(1)
+  expect(r.json.comparison.verdict).toMatch(/^B is [\d.]+× faster/)
+  const text = await bench([`http://127.0.0.1:${fast.port}/`, '--vs', `http://127.0.0.1:${slow.port}/`, '-n', '20'])
+  expect(text.out).toMatch(/B is [\d.]+× slower/)
+})
+
+describe('--slo exit codes', () => {
+  test('met: 0; broken: 4; malformed: 2', async () => {
+    const s = delayed(30)
+    expect((await bench([`http://127.0.0.1:${s.port}/`, '-n', '3', '--slo', 'p99.total<5s'])).code).toBe(ExitCode.OK)
+    const broken = await bench([`http://127.0.0.1:${s.port}/`, '-n', '3', '--slo', 'p50.wait<1ms'])
+    expect(broken.code).toBe(ExitCode.SLO_BROKEN)
+    expect(broken.out).toContain('FAIL p50.wait<1ms')
+    expect((await bench([`http://127.0.0.1:${s.port}/`, '--slo', 'p50.wait<quick'])).code).toBe(ExitCode.USAGE)
+  })
+})
+
+test('errors are counted by kind; all failing exits 5', async () => {
+  const dead = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('') })
+  const port = dead.port
+  dead.stop(true)
+  const r = await bench([`http://127.0.0.1:${port}/`, '-n', '3', '--json'])
+  expect(r.code).toBe(ExitCode.BENCH_FAILED)
+  expect(r.json.errors).toBe(3)
+  expect(r.json.errors_by_kind.ECONNREFUSED).toBe(3)
+})
+
+test('--rate measures from the intended send time; --samples writes one line per request; -d runs for a duration', async () => {
+  const s = delayed(2)
+  const file = join(mkdtempSync(join(tmpdir(), 'proxy-bench-')), 'samples.ndjson')
+  const r = await bench([`http://127.0.0.1:${s.port}/`, '--rate', '50', '-d', '1s', '-c', '4', '--samples', file, '--json'])
+  expect(r.code).toBe(0)
+  expect(r.json.requests).toBeGreaterThan(20)
+  expect(r.json.requests).toBeLessThanOrEqual(51)
+  expect(r.json.corrected_total.n).toBe(r.json.requests)
+  expect(r.json.corrected_total.p50).toBeGreaterThanOrEqual(r.json.phases.total.p50 - 1e-6)
+  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  expect(lines).toHaveLength(r.json.requests)
+  expect(lines[0]).toHaveProperty('phases')
+})
+
+test('--explain prints the glossary; a body with --data; bad flags are usage errors', async () => {
+  const ex = await bench(['--explain'])
+  expect(ex.out).toContain('time_namelookup')
+  expect(ex.out).toContain('http_req_waiting')
+  let body = ''
+  const s = h.origin({ fetch: async (req) => ((body = `${req.method} ${await req.text()}`), new Response('ok')) })
+  expect((await bench([`http://127.0.0.1:${s.port}/`, '--data', 'a=1'])).code).toBe(0)
+  expect(body).toBe('POST a=1')
+  expect((await bench([`http://127.0.0.1:${s.port}/`, '-d', 'a=1'])).code).toBe(ExitCode.USAGE)
+  expect((await bench(['ftp://x/'])).code).toBe(ExitCode.USAGE)
+  expect((await bench([])).code).toBe(ExitCode.USAGE)
+})
