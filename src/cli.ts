@@ -11,13 +11,14 @@ import { VERSION_TEXT, VERSION } from './version.ts'
 import { registerServe } from './commands/serve.ts'
 import { registerCheck } from './commands/check.ts'
 import { registerBench } from './commands/bench.ts'
+import { registerDemo } from './commands/demo.ts'
 
 /** A command registers itself on the CLI; its action resolves to an exit code. */
 export type RegisterCommand = (cli: CAC, io: CliIo) => void
 
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const cli = cac('proxy')
-  for (const register of [registerServe, registerCheck, registerBench]) register(cli, io)
+  for (const register of [registerDemo, registerServe, registerCheck, registerBench]) register(cli, io)
   cli.help()
   cli.version(VERSION)
   const c = colorsFor(io.stderrIsTTY, io.env)

@@ -14,7 +14,9 @@ export const ExitCode = {
   SLO_BROKEN: 4,
   /** bench: no request succeeded (every sample was an error). */
   BENCH_FAILED: 5,
-  /** serve: check found the config valid but an upstream did not resolve. */
+  /** check: the config is valid but an upstream did not resolve. */
   CHECK_UNRESOLVED: 6,
+  /** demo: the proxy was not faster, or a request failed during the address rotation. */
+  DEMO_FAILED: 7,
 } as const
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
