@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { runCli } from '../src/cli.ts'
 import { ExitCode } from '../src/lib/exit-codes.ts'
 import { memoryIo } from '../src/lib/io.ts'
+import { DnsServer } from '../src/dns/server.ts'
 
 function tempFile(name: string, text: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'proxy-cli-'))
@@ -18,7 +19,7 @@ describe('proxy check', () => {
   test('a valid config prints the resolved configuration and exits 0', async () => {
     const io = memoryIo()
     const file = tempFile('ok.toml', '[upstream]\nurl = "https://origin.example"\nconnect_timeout = "2s"\n')
-    const code = await runCli(['check', '--config', file, '--json'], io)
+    const code = await runCli(['check', '--config', file, '--json', '--no-resolve'], io)
     expect(code).toBe(ExitCode.OK)
     const resolved = JSON.parse(io.stdout)
     expect(resolved.upstreams.default.connectTimeoutMs).toBe(2000)
@@ -28,7 +29,7 @@ describe('proxy check', () => {
   test('flags override the file', async () => {
     const io = memoryIo()
     const file = tempFile('ok.toml', '[upstream]\nurl = "https://origin.example"\n[server]\nlisten = "127.0.0.1:7000"\n')
-    expect(await runCli(['check', '--config', file, '--listen', '127.0.0.1:7001', '--json'], io)).toBe(ExitCode.OK)
+    expect(await runCli(['check', '--config', file, '--listen', '127.0.0.1:7001', '--json', '--no-resolve'], io)).toBe(ExitCode.OK)
     expect(JSON.parse(io.stdout).server.listen.port).toBe(7001)
   })
 
@@ -65,6 +66,24 @@ describe('proxy check', () => {
     const io = memoryIo()
     await runCli(['check', '--upstream', 'origin.example', '--connect-timeout', 'soon'], io)
     expect(io.stderr).not.toContain('\u001b[')
+  })
+})
+
+describe('proxy check resolves every upstream once', () => {
+  test('against a DNS server on loopback: found (0), and NXDOMAIN (6)', async () => {
+    const dns = await new DnsServer().start(0)
+    try {
+      dns.set('origin.test', { a: ['127.0.0.2', '127.0.0.3'], ttl: 30 })
+      dns.set('gone.test', 'NXDOMAIN')
+      const ok = memoryIo()
+      expect(await runCli(['check', '--upstream', 'https://origin.test', '--resolver', `127.0.0.1:${dns.port}`], ok)).toBe(ExitCode.OK)
+      expect(ok.stdout).toContain(`resolved   upstream default (origin.test) -> 127.0.0.2, 127.0.0.3 via 127.0.0.1:${dns.port}, TTL 30s`)
+      const bad = memoryIo()
+      expect(await runCli(['check', '--upstream', 'https://gone.test', '--resolver', `127.0.0.1:${dns.port}`], bad)).toBe(ExitCode.CHECK_UNRESOLVED)
+      expect(bad.stdout).toContain('unresolved upstream default (gone.test): NXDOMAIN')
+    } finally {
+      dns.close()
+    }
   })
 })
 

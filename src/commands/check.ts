@@ -1,28 +1,59 @@
 /**
- * `proxy check`: validates the config (file and flags) and prints the resolved configuration,
- * so an operator sees every default that applies. Exit 0 when valid, 2 when not.
+ * `proxy check`: validates the config (file and flags), prints the resolved configuration so
+ * an operator sees every default that applies, then resolves every upstream once and prints
+ * what it found. Exit 0 when valid and resolved, 2 when invalid, 6 when an upstream did not
+ * resolve (or --no-resolve to skip that step).
  */
 import type { CAC } from 'cac'
+import { isIP } from 'node:net'
+import { parseResolverAddress } from '../config/resolve.ts'
+import { createLookup } from '../dns/lookup.ts'
+import { colorsFor } from '../lib/colors.ts'
+import { errorMessage } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
-import { colorsFor } from '../lib/colors.ts'
 import { addConfigFlags } from './flags.ts'
 import { configFromOptions } from './serve.ts'
 
 export function registerCheck(cli: CAC, io: CliIo): void {
-  addConfigFlags(cli.command('check', 'Validate the config and print the resolved configuration'))
-    .option('--json', 'Print the resolved configuration as JSON')
+  addConfigFlags(cli.command('check', 'Validate the config, print the resolved configuration, and resolve every upstream once'))
+    .option('--json', 'Print the resolved configuration (and what each upstream resolved to) as JSON')
+    .option('--no-resolve', 'Only validate; do not look the upstreams up')
     .action((opts: Record<string, unknown>) => checkCommand(opts, io))
 }
 
 export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Promise<number> {
   const config = configFromOptions(opts)
-  if (opts.json) {
-    io.out(`${JSON.stringify(config, null, 2)}\n`)
-    return ExitCode.OK
-  }
   const c = colorsFor(io.stdoutIsTTY, io.env)
-  io.out(`${c.green('config ok')}${config.file ? ` (${config.file})` : ''}\n`)
-  io.out(`${JSON.stringify(config, null, 2)}\n`)
-  return ExitCode.OK
+  const resolved: Record<string, { addresses?: string[]; ttl_ms?: number; source?: string; error?: string }> = {}
+  if (opts.resolve !== false) {
+    await Promise.all(
+      Object.values(config.upstreams).map(async (u) => {
+        if (isIP(u.host)) {
+          resolved[u.name] = { addresses: [u.host], source: 'literal' }
+          return
+        }
+        try {
+          const lookup = createLookup({ resolvers: u.resolvers.map((r) => parseResolverAddress(r)!) })
+          const r = await lookup(u.host, { family: u.family, timeoutMs: u.resolveTimeoutMs })
+          resolved[u.name] = { addresses: r.addresses.map((a) => a.address), ttl_ms: r.ttlMs, source: r.source }
+        } catch (err) {
+          resolved[u.name] = { error: `${(err as { code?: string }).code ?? 'ERROR'}: ${errorMessage(err)}` }
+        }
+      }),
+    )
+  }
+  const unresolved = Object.entries(resolved).filter(([, r]) => r.error)
+  if (opts.json) {
+    io.out(`${JSON.stringify(opts.resolve !== false ? { config, resolved } : config, null, 2)}\n`)
+  } else {
+    io.out(`${c.green('config ok')}${config.file ? ` (${config.file})` : ''}\n`)
+    io.out(`${JSON.stringify(config, null, 2)}\n`)
+    for (const [name, r] of Object.entries(resolved)) {
+      const u = config.upstreams[name]!
+      if (r.error) io.out(`${c.red('unresolved')} upstream ${name} (${u.host}): ${r.error}\n`)
+      else io.out(`${c.green('resolved')}   upstream ${name} (${u.host}) -> ${r.addresses!.join(', ')} via ${r.source}${r.ttl_ms !== undefined ? `, TTL ${r.ttl_ms / 1000}s` : ''}\n`)
+    }
+  }
+  return unresolved.length > 0 ? ExitCode.CHECK_UNRESOLVED : ExitCode.OK
 }
