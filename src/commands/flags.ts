@@ -40,6 +40,8 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--max-connection-age <duration>', table: 'upstream', key: 'max_connection_age' },
   { raw: '--retries <n>', table: 'upstream', key: 'retries' },
   { raw: '--prewarm <n>', table: 'upstream', key: 'prewarm' },
+  { raw: '--health-path <path>', table: 'upstream', key: 'health_path' },
+  { raw: '--health-interval <duration>', table: 'upstream', key: 'health_interval' },
   { raw: '--admin <host:port|off>', table: 'admin', key: 'listen' },
   { raw: '--admin-token <token>', table: 'admin', key: 'token' },
   { raw: '--access-log <stdout|stderr|off|file>', table: 'log', key: 'access_log' },

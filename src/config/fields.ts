@@ -63,6 +63,9 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'fail_threshold', prop: 'failThreshold', kind: { type: 'int', min: 1 }, default: 1, doc: 'Consecutive connect failures that eject an address.' },
   d('eject_time', 'ejectBaseMs', '1s', 'First ejection time of a failing address; doubles on each further failure up to eject_max_time, then a half-open probe.'),
   d('eject_max_time', 'ejectMaxMs', '30s', 'Longest ejection time of a failing address.'),
+  { key: 'health_path', prop: 'healthPath', kind: { type: 'string' }, default: undefined, doc: 'Active health check: GET this path on every address (also those from DNS); a failure or a status other than 2xx/3xx takes the address out until a check passes. Default: passive checks only.' },
+  d('health_interval', 'healthIntervalMs', '10s', 'Interval between active health checks.'),
+  d('health_timeout', 'healthTimeoutMs', '2s', 'Time one active health check may take.'),
   { key: 'prewarm', prop: 'prewarmConnections', kind: { type: 'int', min: 0, max: 64 }, default: 0, doc: 'Connections (TCP and TLS) opened ahead of traffic to each new address.' },
 ]
 

@@ -117,6 +117,7 @@ function resolveUpstream(ctx: Ctx, name: string, prefix: string, table: Table): 
   ;(f.resolvers as string[]).forEach((r, i) => {
     if (!parseResolverAddress(r)) fail(ctx, `${prefix}.resolvers[${i}]`, `"${r}" is not ip[:port]; use e.g. "127.0.0.1:53" or "[::1]:53"`)
   })
+  if (f.healthPath !== undefined && !(f.healthPath as string).startsWith('/')) fail(ctx, `${prefix}.health_path`, 'must start with "/", e.g. "/healthz"')
   return {
     ...(f as unknown as ResolvedUpstream),
     name,

@@ -57,6 +57,9 @@ export interface ResolvedUpstream {
   failThreshold: number
   ejectBaseMs: number
   ejectMaxMs: number
+  healthPath: string | undefined
+  healthIntervalMs: number
+  healthTimeoutMs: number
   prewarmConnections: number
 }
 

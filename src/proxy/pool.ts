@@ -6,10 +6,12 @@
  * `acquire`; it never awaits DNS.
  */
 import type { ResolvedUpstream } from '../config/schema.ts'
+import type { LogFn } from '../lib/logger.ts'
 import { dial as defaultDial, DialError, type DialOptions, type Conn } from '../runtime/socket.ts'
 import { Http1Connection } from './transport/http1.ts'
 import { UpstreamError } from './upstream-error.ts'
 import type { Address, AddressSource } from './address-source.ts'
+import { ActiveHealthChecker } from './health.ts'
 
 export interface AddressState {
   readonly address: string
@@ -41,7 +43,7 @@ export interface PoolOptions {
   random?: () => number
   /** PEM CA bundle text for https upstreams (read once at start). */
   ca?: string
-  log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
+  log?: LogFn
 }
 
 export interface AcquiredConnection {
@@ -80,7 +82,11 @@ export class UpstreamPool {
     })
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
     ;(this.sweeper as { unref?: () => void }).unref?.()
+    this.health = new ActiveHealthChecker(this, { dial: opts.dial, log: opts.log })
+    this.health.start()
   }
+
+  readonly health: ActiveHealthChecker
 
   private addAddress(a: Address): void {
     const existing = this.addresses.get(a.address)
@@ -193,19 +199,24 @@ export class UpstreamPool {
     })
   }
 
-  private async connect(state: AddressState): Promise<Http1Connection> {
+  /** How to reach one address: its IP, the upstream port, and the TLS name and trust. */
+  dialOptions(state: AddressState): DialOptions {
     const u = this.upstream
+    return {
+      address: state.address,
+      port: u.port,
+      connectTimeoutMs: u.connectTimeoutMs,
+      tls: u.scheme === 'https' ? { serverName: u.tlsServerName, ca: this.opts.ca, rejectUnauthorized: !u.insecure } : undefined,
+    }
+  }
+
+  private async connect(state: AddressState): Promise<Http1Connection> {
     state.open++
     this.connectsTotal++
     state.connectsOpened++
     let conn: Conn
     try {
-      conn = await this.dialFn({
-        address: state.address,
-        port: u.port,
-        connectTimeoutMs: u.connectTimeoutMs,
-        tls: u.scheme === 'https' ? { serverName: u.tlsServerName, ca: this.opts.ca, rejectUnauthorized: !u.insecure } : undefined,
-      })
+      conn = await this.dialFn(this.dialOptions(state))
     } catch (err) {
       state.open--
       this.wakeWaiter(state)
@@ -325,6 +336,7 @@ export class UpstreamPool {
   close(): void {
     this.closed = true
     clearInterval(this.sweeper)
+    this.health.close()
     this.unsubscribe()
     for (const s of this.addresses.values()) {
       for (const c of s.idle.splice(0)) {

@@ -9,6 +9,7 @@ import { listen, type Listener, type RequestContext } from '../runtime/listener.
 import type { ResolvedConfig, ResolvedUpstream } from '../config/schema.ts'
 import { parseCidr, cidrContains, type Cidr } from '../lib/cidr.ts'
 import { ProxyError } from '../lib/errors.ts'
+import type { LogFn } from '../lib/logger.ts'
 import type { AddressSource } from './address-source.ts'
 import { ProxyHandler, type HandlerHooks } from './handler.ts'
 import { requestIdFor } from './headers.ts'
@@ -23,7 +24,7 @@ export interface ProxyServerOptions {
   /** Share the listen port with other worker processes (SO_REUSEPORT). */
   reusePort?: boolean
   hooks?: HandlerHooks
-  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
+  log?: LogFn
 }
 
 /** The parts of a config that one generation of the proxy is built from; swapped whole on reload. */

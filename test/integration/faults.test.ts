@@ -89,3 +89,26 @@ test('max_conns_per_address bounds upstream connections; requests wait for a fre
   expect(peak).toBeLessThanOrEqual(4)
   expect(proxy.pools.get('default')!.connectsTotal).toBeLessThanOrEqual(4)
 })
+
+test('active health check: an address whose health path fails gets no traffic, and comes back when it passes', async () => {
+  let sick = true
+  const a = h.origin({ hostname: '127.0.0.2', fetch: (req) => new Response(new URL(req.url).pathname === '/healthz' ? 'ok' : 'A') })
+  const b = h.origin({
+    hostname: '127.0.0.3',
+    port: a.port,
+    fetch: (req) => (new URL(req.url).pathname === '/healthz' ? new Response(sick ? 'sick' : 'ok', { status: sick ? 503 : 200 }) : new Response('B')),
+  } as never)
+  expect(b.port).toBe(a.port)
+  const { url, proxy } = h.proxy(
+    { upstream: { url: `http://origin.test:${a.port}`, health_path: '/healthz', health_interval: '200ms' } },
+    { addresses: [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.3', family: 4 }] },
+  )
+  const pool = proxy.pools.get('default')!
+  expect(await waitFor(() => pool.addresses.get('127.0.0.3')!.activeHealthy === false, 3000)).toBe(true)
+  const served = await Promise.all(Array.from({ length: 40 }, () => fetch(url).then((r) => r.text())))
+  expect(served.every((t) => t === 'A')).toBe(true)
+  sick = false
+  expect(await waitFor(() => pool.addresses.get('127.0.0.3')!.activeHealthy, 3000)).toBe(true)
+  const later = await Promise.all(Array.from({ length: 40 }, () => fetch(url).then((r) => r.text())))
+  expect(later.filter((t) => t === 'B').length).toBeGreaterThan(0)
+})
