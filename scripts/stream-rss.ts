@@ -62,7 +62,7 @@ export async function startProxyProcess(argv: string[], bin?: string): Promise<{
     const timer = setTimeout(() => reject(new Error(`proxy did not start: ${err}`)), 15000)
     child.stderr!.on('data', (d: Buffer) => {
       err += d.toString()
-      const m = /proxy listening url=(\S+)/.exec(err)
+      const m = /proxy listening (?:worker=\d+ )?url=(\S+)/.exec(err)
       if (m) {
         clearTimeout(timer)
         resolve(m[1]!)

@@ -79,8 +79,10 @@ export function flagLayer(options: Record<string, unknown>): FlagLayer {
     const name = flagName(spec.raw)
     let value = options[camel(name)]
     if (value === undefined) continue
+    const field = FIELDS[spec.table].find((f) => f.key === spec.key)!
+    // A repeated flag: lists keep every value; for anything else the last one wins.
+    if (Array.isArray(value)) value = field.kind.type === 'list' ? value.map(String) : value[value.length - 1]
     if (typeof value === 'number') value = String(value)
-    if (Array.isArray(value)) value = value.map(String)
     ;(layer[spec.table] as Record<string, unknown>)[spec.key] = value
     layer.flagNames![`${spec.table}.${spec.key}`] = `--${name}`
   }

@@ -36,7 +36,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const config = configFromOptions(opts)
   const workers = parseWorkers(opts.workers)
   const workerId = io.env[WORKER_ENV]
-  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io)
+  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, config.server.listen)
 
   const log = createLogger(io.err, io.env.DEBUG === '1' ? 'debug' : 'info')
   const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })
@@ -55,7 +55,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   }).start()
   // Each worker gets its own admin port (base + worker index), labelled in its metrics.
   const adminFor = (c: ResolvedConfig) =>
-    new AdminServer(workerId !== undefined && c.admin.listen ? { ...c.admin, listen: { ...c.admin.listen, port: c.admin.listen.port + Number(workerId) } } : c.admin, {
+    new AdminServer(workerId !== undefined && c.admin.listen && c.admin.listen.port !== 0 ? { ...c.admin, listen: { ...c.admin.listen, port: c.admin.listen.port + Number(workerId) } } : c.admin, {
       proxy: () => proxy,
       metrics,
       startedAt: Date.now(),

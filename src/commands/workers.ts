@@ -4,6 +4,8 @@
  * passes SIGHUP on to all, and on SIGTERM/SIGINT drains all and exits when they have.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+import type { HostPort } from '../config/schema.ts'
 import { availableParallelism } from 'node:os'
 import { UsageError } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
@@ -30,12 +32,30 @@ function selfCommand(): string[] {
   return [process.execPath, ...argv.slice(2)]
 }
 
-export async function runSupervisor(count: number, io: CliIo): Promise<number> {
+/** Port 0 means "any free port": pick one here, so that every worker shares the same one. */
+async function concretePort(host: string, port: number): Promise<number> {
+  if (port !== 0) return port
+  const srv = createServer()
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject)
+    srv.listen(0, host, () => resolve())
+  })
+  const p = (srv.address() as { port: number }).port
+  await new Promise<void>((resolve) => srv.close(() => resolve()))
+  return p
+}
+
+export async function runSupervisor(count: number, io: CliIo, listen: HostPort): Promise<number> {
   const log = createLogger(io.err)
-  const [cmd, ...args] = selfCommand()
+  const [cmd, ...baseArgs] = selfCommand()
+  // Flags override the config file, so a concrete --listen makes every worker share one port.
+  const port = await concretePort(listen.host, listen.port)
+  const args = [...baseArgs, '--listen', `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`]
   const workers = new Map<number, ChildProcess>()
   let stopping = false
   const restarts = new Map<number, number>()
+  let fatal: ((code: number) => void) | undefined
+  const fatalExit = new Promise<number>((resolve) => (fatal = resolve))
 
   const start = (index: number) => {
     const child = spawn(cmd!, args, { stdio: 'inherit', env: { ...process.env, [WORKER_ENV]: String(index) } })
@@ -43,6 +63,12 @@ export async function runSupervisor(count: number, io: CliIo): Promise<number> {
     child.once('exit', (code, signal) => {
       workers.delete(index)
       if (stopping) return
+      // A worker that cannot start (bad config, port taken) would fail again: stop everything.
+      if (code === ExitCode.USAGE || code === ExitCode.START_FAILED) {
+        log('error', 'worker cannot start; stopping', { worker: index, code })
+        fatal?.(code)
+        return
+      }
       const n = (restarts.get(index) ?? 0) + 1
       restarts.set(index, n)
       const delayMs = Math.min(10_000, 100 * 2 ** Math.min(n, 7))
@@ -60,10 +86,13 @@ export async function runSupervisor(count: number, io: CliIo): Promise<number> {
     for (const w of workers.values()) w.kill('SIGHUP')
   }
   process.on('SIGHUP', onHup)
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'))
-    process.once('SIGINT', () => resolve('SIGINT'))
-  })
+  const signal = await Promise.race([
+    new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'))
+      process.once('SIGINT', () => resolve('SIGINT'))
+    }),
+    fatalExit,
+  ])
   stopping = true
   process.off('SIGHUP', onHup)
   log('info', 'stopping workers', { signal })
@@ -78,5 +107,5 @@ export async function runSupervisor(count: number, io: CliIo): Promise<number> {
     ),
   )
   log('info', 'all workers stopped')
-  return ExitCode.OK
+  return typeof signal === 'number' ? signal : ExitCode.OK
 }

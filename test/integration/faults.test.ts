@@ -96,7 +96,7 @@ test('active health check: an address whose health path fails gets no traffic, a
   const b = h.origin({
     hostname: '127.0.0.3',
     port: a.port,
-    fetch: (req) => (new URL(req.url).pathname === '/healthz' ? new Response(sick ? 'sick' : 'ok', { status: sick ? 503 : 200 }) : new Response('B')),
+    fetch: (req: Request) => (new URL(req.url).pathname === '/healthz' ? new Response(sick ? 'sick' : 'ok', { status: sick ? 503 : 200 }) : new Response('B')),
   } as never)
   expect(b.port).toBe(a.port)
   const { url, proxy } = h.proxy(

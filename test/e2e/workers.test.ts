@@ -1,0 +1,73 @@
+/**
+ * --workers with the compiled binary: two workers share the port; kill -9 of one under load is
+ * noticed and it is restarted; SIGTERM stops all and exits 0. Counts what the clients saw.
+ */
+import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { execFileSync } from 'node:child_process'
+import { startProxyProcess } from '../../scripts/stream-rss.ts'
+import { BIN, ensureBinary } from '../support/binary.ts'
+
+const servers: { stop(force?: boolean): unknown }[] = []
+beforeAll(() => {
+  ensureBinary()
+})
+afterAll(() => servers.forEach((s) => s.stop(true)))
+
+function workerPids(supervisor: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(supervisor)]).toString().trim().split('\n').filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}
+
+test('kill -9 of a worker under load: the supervisor restarts it; failures are only the killed connections', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  servers.push(origin)
+  const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off', '--workers', '2'], BIN)
+  const sup = proxy.child.pid!
+  try {
+    let pids: number[] = []
+    for (let i = 0; i < 100 && pids.length < 2; i++) {
+      await Bun.sleep(50)
+      pids = workerPids(sup)
+    }
+    expect(pids).toHaveLength(2)
+    // The supervisor logs "proxy listening" per worker; the first one's URL is the shared port.
+    const url = proxy.url
+    let ok = 0
+    let failed = 0
+    let running = true
+    const loops = Array.from({ length: 16 }, async () => {
+      for (let i = 0; running && i < 100_000; i++) {
+        try {
+          const res = await fetch(url)
+          await res.text()
+          if (res.status === 200) ok++
+          else failed++
+        } catch {
+          failed++
+        }
+      }
+    })
+    await Bun.sleep(500)
+    process.kill(pids[1]!, 'SIGKILL')
+    let restarted: number[] = []
+    for (let i = 0; i < 100; i++) {
+      await Bun.sleep(50)
+      restarted = workerPids(sup)
+      if (restarted.length === 2 && !restarted.includes(pids[1]!)) break
+    }
+    await Bun.sleep(500)
+    running = false
+    await Promise.all(loops)
+    console.log(`workers: ${ok} ok, ${failed} failed around a kill -9 of one of two workers`)
+    expect(restarted).toHaveLength(2)
+    expect(restarted).not.toContain(pids[1])
+    expect(ok).toBeGreaterThan(100)
+    // Only requests on connections the killed worker held can fail: a small share.
+    expect(failed).toBeLessThan(ok / 10)
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 60_000)
