@@ -59,7 +59,11 @@ export async function startProxyProcess(argv: string[], bin?: string): Promise<{
   const child = spawn(cmd[0]!, [...cmd.slice(1), ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
   const url = await new Promise<string>((resolve, reject) => {
     let err = ''
-    const timer = setTimeout(() => reject(new Error(`proxy did not start: ${err}`)), 15000)
+    // A proxy that does not come up is killed, so that no process outlives the caller.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`proxy did not start: ${err}`))
+    }, 15000)
     child.stderr!.on('data', (d: Buffer) => {
       err += d.toString()
       const m = /proxy listening (?:worker=\d+ )?url=(\S+)/.exec(err)
