@@ -39,7 +39,8 @@ export const CASES: [string, string][] = [
   ['signed CL "+3"', `POST / HTTP/1.1\r\n${H}Content-Length: +3\r\n\r\nabc`],
 ]
 
-function send(port: number, raw: string): Promise<string> {
+/** Sends raw bytes and collects the reply until the peer closes or 1.5 s pass. */
+export function sendRaw(port: number, raw: string): Promise<string> {
   return new Promise((resolve) => {
     const s = connect(port, '127.0.0.1')
     let got = ''
@@ -99,7 +100,7 @@ async function main(): Promise<void> {
       const row: string[] = [name]
       for (const port of [18400, 18401]) {
         seen.length = 0
-        const reply = await send(port, raw)
+        const reply = await sendRaw(port, raw)
         await Bun.sleep(50)
         const statuses = [...reply.matchAll(/HTTP\/1\.[01] (\d{3})/g)].map((m) => m[1])
         row.push(statuses.join(', ') || '(closed)', seen.length ? `yes: ${seen.join('; ')}` : 'no')
