@@ -167,6 +167,11 @@ class Exchange {
       this.rejectHead = reject
     })
     const { req } = this
+    if (this.c.conn.closed) {
+      // The pooled connection closed in the same tick it was taken: nothing was sent, retry-safe.
+      queueMicrotask(() => this.fail('RESET_BEFORE_RESPONSE', 'upstream connection closed before the request was sent'))
+      return p
+    }
     let head = `${req.method} ${req.target} HTTP/1.1\r\n`
     for (const [name, value] of req.headers) head += `${name}: ${value}\r\n`
     if (req.body instanceof Uint8Array) {
