@@ -179,13 +179,15 @@ export class ProxyHandler {
       tried.add(state.address)
       record.retries = attempt
       record.upstream_addr = `${state.address.includes(':') ? `[${state.address}]` : state.address}:${upstream.port}`
-      let acquired: AcquiredConnection
-      try {
-        acquired = await pool.acquire(state)
-      } catch (err) {
-        lastError = err as UpstreamError
-        if (lastError.isAddressFailure) pool.reportFailure(state, lastError)
-        continue // nothing was sent: always safe to try another address
+      let acquired: AcquiredConnection | undefined = pool.takeIdle(state)
+      if (!acquired) {
+        try {
+          acquired = await pool.acquire(state)
+        } catch (err) {
+          lastError = err as UpstreamError
+          if (lastError.isAddressFailure) pool.reportFailure(state, lastError)
+          continue // nothing was sent: always safe to try another address
+        }
       }
       record.upstream_reused = acquired.reused
       if (acquired.connectMs !== undefined) record.upstream_connect_ms = round3(acquired.connectMs)

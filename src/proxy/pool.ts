@@ -154,6 +154,31 @@ export class UpstreamPool {
     return a.inFlight <= b.inFlight ? a : b
   }
 
+  /**
+   * The fast path: an idle pooled connection to `state`, taken synchronously, or undefined
+   * (then call acquire). Counts the request as in flight when it returns one.
+   */
+  takeIdle(state: AddressState): AcquiredConnection | undefined {
+    const c = this.popUsableIdle(state)
+    if (!c) return undefined
+    state.inFlight++
+    state.requests++
+    return { connection: c, reused: true, connectMs: undefined }
+  }
+
+  /** Pops the newest idle connection still open and young enough; closes stale ones on the way. */
+  private popUsableIdle(state: AddressState): Http1Connection | undefined {
+    const maxAge = this.upstream.maxConnectionAgeMs
+    const now = this.now()
+    while (state.idle.length > 0) {
+      const c = state.idle.pop()!
+      if (!c.closed && (maxAge === 0 || now - c.conn.createdAt < maxAge)) return c
+      c.destroy()
+      state.open--
+    }
+    return undefined
+  }
+
   /** Gets a connection to `state`: an idle one, or a new one. Counts the request as in flight. */
   async acquire(state: AddressState): Promise<AcquiredConnection> {
     state.inFlight++
@@ -161,15 +186,8 @@ export class UpstreamPool {
     try {
       const max = this.upstream.maxConnsPerAddress
       for (;;) {
-        const now = this.now()
-        while (state.idle.length > 0) {
-          const c = state.idle.pop()!
-          if (!c.closed && (this.upstream.maxConnectionAgeMs === 0 || now - c.conn.createdAt < this.upstream.maxConnectionAgeMs)) {
-            return { connection: c, reused: true, connectMs: undefined }
-          }
-          c.destroy()
-          state.open--
-        }
+        const idle = this.popUsableIdle(state)
+        if (idle) return { connection: idle, reused: true, connectMs: undefined }
         if (max === 0 || state.open < max) break
         // At the per-address limit: wait until a connection is released (idle) or closed.
         await this.waitForSlot(state)

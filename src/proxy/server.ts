@@ -181,7 +181,7 @@ export class ProxyServer {
     return `${this.config.server.tlsCertFile ? 'https' : 'http'}://${s.hostname.includes(':') ? `[${s.hostname}]` : s.hostname}:${s.port}`
   }
 
-  private async fetch(req: Request, ctx: RequestContext, clientTls: boolean): Promise<Response | undefined> {
+  private fetch(req: Request, ctx: RequestContext, clientTls: boolean): Response | Promise<Response | undefined> {
     const ip = ctx.ip
     if (this.stopping) return errorResponse(503, 'proxy is shutting down', requestIdFor(req.headers.get('x-request-id')), [['connection', 'close']])
     const rejected = checkRequest(req)
