@@ -30,6 +30,8 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--keepalive-timeout <duration>', table: 'server', key: 'keepalive_timeout' },
   { raw: '--drain-timeout <duration>', table: 'server', key: 'drain_timeout' },
   { raw: '--max-body-size <size>', table: 'server', key: 'max_body_size' },
+  { raw: '--max-header-size <size>', table: 'server', key: 'max_header_size' },
+  { raw: '--max-concurrent-requests <n>', table: 'server', key: 'max_concurrent_requests' },
   { raw: '--trusted-proxy <cidr>', table: 'server', key: 'trusted_proxies' },
   { raw: '--resolver <ip[:port]>', table: 'upstream', key: 'resolvers' },
   { raw: '--family <family>', table: 'upstream', key: 'family' },

@@ -66,6 +66,9 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   if ((server.tlsCertFile === undefined) !== (server.tlsKeyFile === undefined)) {
     fail(ctx, server.tlsCertFile === undefined ? 'server.tls_cert' : 'server.tls_key', 'tls_cert and tls_key go together; set both or neither')
   }
+  if (server.maxHeaderBytes < 1024 || server.maxHeaderBytes > 1024 * 1024) {
+    fail(ctx, 'server.max_header_size', `${server.maxHeaderBytes} bytes is outside 1KiB..1MiB; use e.g. "16KiB" or "64KiB"`)
+  }
   server.trustedProxies.forEach((cidr, i) => {
     if (!parseCidr(cidr)) fail(ctx, `server.trusted_proxies[${i}]`, `"${cidr}" is not a CIDR; use e.g. "10.0.0.0/8" or "::1/128"`)
   })

@@ -18,6 +18,8 @@ export interface ResolvedServer {
   tlsCertFile: string | undefined
   tlsKeyFile: string | undefined
   maxBodyBytes: number
+  maxHeaderBytes: number
+  maxConcurrentRequests: number
   keepaliveTimeoutMs: number
   drainTimeoutMs: number
   trustedProxies: readonly string[]

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import type { Server } from 'bun'
-import { listen, type Listener, type RequestContext } from '../runtime/listener.ts'
+import { listen, setMaxHeaderBytes, type Listener, type RequestContext } from '../runtime/listener.ts'
 import type { ResolvedConfig, ResolvedUpstream } from '../config/schema.ts'
 import { parseCidr, cidrContains, type Cidr } from '../lib/cidr.ts'
 import { ProxyError } from '../lib/errors.ts'
@@ -44,6 +44,9 @@ export class ProxyServer {
   private readonly cas = new Map<string, string | undefined>()
   private stopping = false
   private started = false
+  /** Requests answered by the proxy itself without going upstream, by reason (for /metrics). */
+  readonly refused = { malformed: 0, overload: 0, shutting_down: 0 }
+  private overloadLoggedAtMs = 0
 
   constructor(
     config: ResolvedConfig,
@@ -114,6 +117,7 @@ export class ProxyServer {
         // upstream must not be cut by it; idle_timeout governs those) and restores it after.
         idleTimeoutS: Math.min(255, Math.max(1, Math.ceil(cfg.keepaliveTimeoutMs / 1000))),
         maxRequestBodySize: cfg.maxBodyBytes > 0 ? cfg.maxBodyBytes : Number.MAX_SAFE_INTEGER,
+        maxHeaderBytes: cfg.maxHeaderBytes,
         reusePort: this.opts.reusePort ?? false,
         fetch: (req, ctx) => this.fetch(req, ctx, clientTls),
         websocket: tunnelHandlers,
@@ -156,6 +160,7 @@ export class ProxyServer {
       throw err
     }
     this.gen = gen
+    if (this.started) setMaxHeaderBytes(next.server.maxHeaderBytes)
     for (const s of this.sources.values()) if (![...oldSources.values()].includes(s)) s.start()
     // Retire what the new generation does not use: idle connections close now, busy ones when
     // their exchange ends (the pool is closed, so nothing returns to it).
@@ -183,9 +188,16 @@ export class ProxyServer {
 
   private fetch(req: Request, ctx: RequestContext, clientTls: boolean): Response | Promise<Response | undefined> {
     const ip = ctx.ip
-    if (this.stopping) return errorResponse(503, 'proxy is shutting down', requestIdFor(req.headers.get('x-request-id')), [['connection', 'close']])
+    if (this.stopping) {
+      this.refused.shutting_down++
+      return errorResponse(503, 'proxy is shutting down', requestIdFor(req.headers.get('x-request-id')), [['connection', 'close']])
+    }
+    const maxConcurrent = this.gen.config.server.maxConcurrentRequests
+    // pendingRequests counts this request too, and every response still streaming.
+    if (maxConcurrent > 0 && this.pendingRequests > maxConcurrent) return this.refuseOverload(ip, maxConcurrent)
     const rejected = checkRequest(req)
     if (rejected) {
+      this.refused.malformed++
       const extra: [string, string][] = rejected.status === 405 ? [['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']] : [['connection', 'close']]
       this.opts.log?.('info', 'request rejected', { client: ip, status: rejected.status, reason: rejected.reason })
       return errorResponse(rejected.status, rejected.reason, requestIdFor(null), extra)
@@ -222,6 +234,21 @@ export class ProxyServer {
         }
       },
     })
+  }
+
+  /** 503 beyond max_concurrent_requests; closing the connection frees the client's slot too. */
+  private refuseOverload(ip: string, maxConcurrent: number): Response {
+    this.refused.overload++
+    const nowMs = Date.now()
+    if (nowMs - this.overloadLoggedAtMs >= 1000) {
+      // At most one line a second: a flood must not also flood the log.
+      this.overloadLoggedAtMs = nowMs
+      this.opts.log?.('warn', 'request refused: max_concurrent_requests reached', { client: ip, max_concurrent_requests: maxConcurrent, refused_total: this.refused.overload })
+    }
+    return errorResponse(503, `too many concurrent requests (max_concurrent_requests=${maxConcurrent}); retry shortly`, requestIdFor(null), [
+      ['retry-after', '1'],
+      ['connection', 'close'],
+    ])
   }
 
   /**

@@ -1,9 +1,10 @@
 /**
  * The HTTP listener behind one small interface: Bun.serve on Bun, Deno.serve on Deno. What
  * differs is kept here: the peer address, the per-request idle timer (Bun only), WebSocket
- * upgrades (Bun only; see the README), and stopping.
+ * upgrades (Bun only; see the README), the request-head size limit (Bun only), and stopping.
  */
 import type { Server, WebSocketHandler } from 'bun'
+import nodeHttp from 'node:http'
 import { isBun } from './detect.ts'
 
 export interface RequestContext {
@@ -23,6 +24,11 @@ export interface ListenOptions<W> {
   idleTimeoutS: number
   /** Largest request body; Number.MAX_SAFE_INTEGER for none. */
   maxRequestBodySize: number
+  /**
+   * Largest request head (request line and headers), in bytes; 431 beyond. Bun only, and
+   * process-wide (see setMaxHeaderBytes); undefined leaves it as it is.
+   */
+  maxHeaderBytes?: number
   /** SO_REUSEPORT: several processes accept on one port (Linux). */
   reusePort?: boolean
   fetch(req: Request, ctx: RequestContext): Promise<Response | undefined> | Response | undefined
@@ -42,7 +48,18 @@ export function listen<W>(opts: ListenOptions<W>): Listener {
   return isBun ? listenBun(opts) : listenDeno(opts)
 }
 
+/**
+ * Sets the largest request head Bun's HTTP parser accepts (431 beyond). Bun reads this one
+ * process-wide value (node:http's maxHeaderSize, settable in Bun, the same as the
+ * --max-http-header-size runtime flag) on every request it parses, so it applies at once to
+ * listeners already open. A no-op on Deno, whose listener keeps its own limit.
+ */
+export function setMaxHeaderBytes(bytes: number): void {
+  if (isBun) (nodeHttp as { maxHeaderSize: number }).maxHeaderSize = bytes
+}
+
 function listenBun<W>(opts: ListenOptions<W>): Listener {
+  if (opts.maxHeaderBytes !== undefined) setMaxHeaderBytes(opts.maxHeaderBytes)
   const server = Bun.serve<W>({
     hostname: opts.hostname,
     port: opts.port,

@@ -74,6 +74,8 @@ describe('errors name the file, the line and the key', () => {
     ['[upstream]\nurl = "a"\nconnect_timeout = "soon"\n', 'upstream.connect_timeout', 3, /not a duration/],
     ['[server]\nlisten = "nowhere"\n[upstream]\nurl = "a"\n', 'server.listen', 2, /host:port/],
     ['[server]\nmax_body_size = "lots"\n[upstream]\nurl = "a"\n', 'server.max_body_size', 2, /not a size/],
+    ['[server]\nmax_header_size = "100B"\n[upstream]\nurl = "a"\n', 'server.max_header_size', 2, /outside 1KiB\.\.1MiB/],
+    ['[server]\nmax_concurrent_requests = -1\n[upstream]\nurl = "a"\n', 'server.max_concurrent_requests', 2, /whole number/],
     ['[upstream]\nurl = "ftp://a"\n', 'upstream.url', 2, /not supported/],
     ['[upstream]\nurl = "a"\nfamily = "ipv5"\n', 'upstream.family', 3, /one of/],
     ['[upstream]\nurl = "a"\nresolvers = ["dns.google"]\n', 'upstream.resolvers[0]', 3, /ip\[:port\]/],

@@ -9,6 +9,7 @@ import { staticSource } from '../../src/proxy/address-source.ts'
 import { AdminServer } from '../../src/proxy/admin.ts'
 import { createAccessLog, formatRecord } from '../../src/proxy/access-log.ts'
 import { ProxyHandler, type RequestRecord } from '../../src/proxy/handler.ts'
+import { connect } from 'node:net'
 import { RequestMetrics } from '../../src/proxy/metrics.ts'
 import { UpstreamPool } from '../../src/proxy/pool.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
@@ -184,6 +185,14 @@ test('/metrics parses as Prometheus text and counts what happened; /status and /
   const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics, startedAt: Date.now() }).start()
   h.track(() => admin.close())
   for (let i = 0; i < 7; i++) await (await fetch(proxy.url)).text()
+  // One refused by the request checks: counted under reason="malformed", not as a proxied request.
+  const sock = connect(proxy.port, '127.0.0.1')
+  h.track(() => void sock.destroy())
+  let answer = ''
+  sock.on('data', (d) => (answer += d.toString('latin1')))
+  sock.write('CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n')
+  expect(await waitFor(() => answer.includes('\r\n\r\n'))).toBe(true)
+  expect(answer.startsWith('HTTP/1.1 405')).toBe(true)
   await waitFor(() => (metrics.upstreams.get('default')?.total.count ?? 0) >= 7)
   const text = await (await fetch(`${admin.url}/metrics`)).text()
   const fams = parsePrometheus(text)
@@ -196,6 +205,10 @@ test('/metrics parses as Prometheus text and counts what happened; /status and /
   expect(hist.samples.find((s) => s.labels.le === '+Inf')!.value).toBe(7)
   expect(fams.get('proxy_upstream_address_healthy')!.samples[0]!.value).toBe(1)
   expect(fams.get('proxy_upstream_connections_opened_total')!.samples[0]!.value).toBe(1)
+  const refused = fams.get('proxy_client_requests_refused_total')!
+  expect(refused.type).toBe('counter')
+  expect(refused.samples.find((s) => s.labels.reason === 'malformed')!.value).toBe(1)
+  expect(refused.samples.find((s) => s.labels.reason === 'overload')!.value).toBe(0)
   const status = (await (await fetch(`${admin.url}/status`)).json()) as { upstreams: { default: { addresses: { requests: number }[] } } }
   expect(status.upstreams.default.addresses[0]!.requests).toBe(7)
   expect((await fetch(`${admin.url}/readyz`)).status).toBe(200)
