@@ -7,6 +7,7 @@ import type { ResolvedConfig, ResolvedRoute } from '../config/schema.ts'
 import { cidrContains, type Cidr } from '../lib/cidr.ts'
 import { clientResponseHeaders, hostWithoutPort, requestIdFor, upstreamRequestHeaders } from './headers.ts'
 import type { AcquiredConnection, AddressState, UpstreamPool } from './pool.ts'
+import { prepareBody } from './request-body.ts'
 import { errorResponse, statusForUpstreamError } from './status.ts'
 import type { ExchangeEnd, IncomingResponse, OutgoingRequest } from './transport/http1.ts'
 import { UpstreamError } from './upstream-error.ts'
@@ -46,8 +47,6 @@ export interface ClientInfo {
   onDone?: () => void
 }
 
-/** Request bodies up to this size with a known length are read before sending, so a retry can replay them. */
-const REPLAYABLE_BODY_BYTES = 64 * 1024
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 
 export class ProxyHandler {
@@ -133,7 +132,7 @@ export class ProxyHandler {
       requestId,
     })
 
-    // Body: small bodies of known length are read first (replayable); others stream once.
+    // Body: small ones (declared or chunked) are read first, replayable; larger ones stream once.
     const lengthHeader = req.headers.get('content-length')
     const declaredLength = lengthHeader !== null ? Number(lengthHeader) : undefined
     const maxBody = this.config.server.maxBodyBytes
@@ -141,15 +140,14 @@ export class ProxyHandler {
       return fail(413, 'request body too large', 'BODY_TOO_LARGE')
     }
     let body: Uint8Array | ReadableStream<Uint8Array> | null = null
-    if (req.body && declaredLength !== 0) {
-      if (declaredLength !== undefined && declaredLength <= REPLAYABLE_BODY_BYTES) {
-        try {
-          body = new Uint8Array(await req.arrayBuffer())
-        } catch {
-          return fail(499, 'client closed the request', 'CLIENT_GONE')
-        }
-      } else body = req.body
-    } else if (declaredLength === 0) body = new Uint8Array(0)
+    if (req.body || declaredLength === 0) {
+      const prepared = await prepareBody(req.body, declaredLength)
+      // A failed read-ahead: the client left, or its chunked body was malformed (the listener
+      // has answered 400 itself). Nothing was sent upstream.
+      if (prepared.kind === 'failed') return fail(499, 'client request body failed', 'CLIENT_GONE')
+      body = prepared.kind === 'buffered' ? prepared.bytes : prepared.kind === 'stream' ? prepared.stream : null
+      if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return fail(413, 'request body too large', 'BODY_TOO_LARGE')
+    }
 
     const outgoing: OutgoingRequest = {
       method: req.method,

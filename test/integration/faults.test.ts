@@ -89,12 +89,34 @@ test('a client that disconnects mid-upload cancels the upstream request', async 
   const s = connect(proxy.port, '127.0.0.1')
   await new Promise<void>((r) => s.once('connect', () => r()))
   s.write('POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n')
-  for (let i = 0; i < 20; i++) s.write(`400\r\n${'x'.repeat(1024)}\r\n`)
-  expect(await waitFor(() => upstreamBytes >= 10 * 1024)).toBe(true)
+  // More than the 64 KiB read-ahead, so the body is streaming upstream when the client vanishes.
+  for (let i = 0; i < 80; i++) s.write(`400\r\n${'x'.repeat(1024)}\r\n`)
+  expect(await waitFor(() => upstreamBytes >= 64 * 1024)).toBe(true)
   s.destroy()
   expect(await waitFor(() => upstreamAborted, 5000)).toBe(true)
   await waitFor(() => h.records.length > 0)
   expect(h.records.at(-1)!.error).toBe('CLIENT_GONE')
+})
+
+test('a client that disconnects while its small body is read ahead: nothing reaches the upstream', async () => {
+  let reached = 0
+  const origin = h.origin({
+    fetch() {
+      reached++
+      return new Response('done')
+    },
+  })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  const s = connect(proxy.port, '127.0.0.1')
+  await new Promise<void>((r) => s.once('connect', () => r()))
+  const before = h.records.length
+  s.write('POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n')
+  for (let i = 0; i < 10; i++) s.write(`400\r\n${'x'.repeat(1024)}\r\n`)
+  await Bun.sleep(100)
+  s.destroy()
+  expect(await waitFor(() => h.records.length > before)).toBe(true)
+  expect(h.records.at(-1)!.error).toBe('CLIENT_GONE')
+  expect(reached).toBe(0)
 })
 
 test('max_conns_per_address bounds upstream connections; requests wait for a free one', async () => {

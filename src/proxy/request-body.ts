@@ -1,0 +1,86 @@
+/**
+ * How a client's request body is prepared for the upstream. Small bodies (up to
+ * REPLAYABLE_BODY_BYTES) are read whole before anything is sent, whether their length was
+ * declared or they came chunked: a retry can replay them, and a malformed chunked body in that
+ * range is refused by the listener before the upstream sees a byte (nginx buffers request bodies
+ * for the same reason). A larger body streams: what was read ahead goes first, then the rest,
+ * with backpressure; memory stays bounded by REPLAYABLE_BODY_BYTES plus one chunk.
+ */
+
+/** Request bodies up to this size are read before sending, so a retry can replay them. */
+export const REPLAYABLE_BODY_BYTES = 64 * 1024
+
+export type PreparedBody =
+  | { kind: 'none' }
+  | { kind: 'buffered'; bytes: Uint8Array }
+  | { kind: 'stream'; stream: ReadableStream<Uint8Array> }
+  /** The client's body failed while it was read ahead: it went away, or (chunked) it was malformed. */
+  | { kind: 'failed' }
+
+/**
+ * `declaredLength` is the Content-Length, or undefined for a chunked body. A declared length
+ * above the limit streams at once (there is nothing to gain by reading ahead).
+ */
+export async function prepareBody(body: ReadableStream<Uint8Array> | null, declaredLength: number | undefined): Promise<PreparedBody> {
+  if (declaredLength === 0) return { kind: 'buffered', bytes: new Uint8Array(0) }
+  if (!body) return { kind: 'none' }
+  if (declaredLength !== undefined && declaredLength > REPLAYABLE_BODY_BYTES) return { kind: 'stream', stream: body }
+  const reader = body.getReader()
+  const chunks: Uint8Array[] = []
+  let bytes = 0
+  try {
+    while (bytes <= REPLAYABLE_BODY_BYTES) {
+      const { done, value } = await reader.read()
+      if (done) return { kind: 'buffered', bytes: join(chunks, bytes) }
+      if (value.byteLength === 0) continue
+      chunks.push(value)
+      bytes += value.byteLength
+    }
+  } catch {
+    return { kind: 'failed' }
+  }
+  // Longer than the read-ahead: stream what was read, then the rest of the client's body.
+  return { kind: 'stream', stream: continueStream(chunks, reader) }
+}
+
+/** The part of a default reader that continueStream uses. */
+interface BodyReader {
+  read(): Promise<{ done: boolean; value?: Uint8Array }>
+  cancel(reason?: unknown): Promise<void>
+}
+
+function join(chunks: Uint8Array[], bytes: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!
+  const out = new Uint8Array(bytes)
+  let at = 0
+  for (const c of chunks) {
+    out.set(c, at)
+    at += c.byteLength
+  }
+  return out
+}
+
+/** A stream of the chunks already read, followed by what `reader` still has; cancelling it cancels the client's body. */
+function continueStream(head: Uint8Array[], reader: BodyReader): ReadableStream<Uint8Array> {
+  let i = 0
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        if (i < head.length) {
+          controller.enqueue(head[i]!)
+          head[i++] = EMPTY // let it be collected once sent
+          return
+        }
+        const { done, value } = await reader.read()
+        if (done || !value) controller.close()
+        else controller.enqueue(value)
+      },
+      cancel(reason) {
+        return reader.cancel(reason)
+      },
+    },
+    { highWaterMark: 0 },
+  )
+}
+
+const EMPTY = new Uint8Array(0)

@@ -1,0 +1,61 @@
+/** prepareBody: small bodies are read whole (declared or chunked), larger ones stream in order, a failing body is reported. */
+import { expect, test } from 'bun:test'
+import { prepareBody, REPLAYABLE_BODY_BYTES } from '../../src/proxy/request-body.ts'
+
+/** A body made of these chunks; `failAfter` makes the stream error once that many were read. */
+function bodyOf(chunks: Uint8Array[], failAfter?: number): ReadableStream<Uint8Array> & { pulled: () => number } {
+  let i = 0
+  const s = new ReadableStream<Uint8Array>(
+    {
+      pull(c) {
+        if (failAfter !== undefined && i === failAfter) return c.error(new Error('connection closed'))
+        if (i < chunks.length) c.enqueue(chunks[i++]!)
+        else c.close()
+      },
+    },
+    { highWaterMark: 0 },
+  )
+  return Object.assign(s, { pulled: () => i })
+}
+
+const filled = (n: number, byte: number) => new Uint8Array(n).fill(byte)
+
+async function drain(s: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(s).arrayBuffer())
+}
+
+test('a small chunked body (no declared length) is read whole and joined in order', async () => {
+  const p = await prepareBody(bodyOf([filled(10, 1), filled(20, 2), filled(5, 3)]), undefined)
+  expect(p.kind).toBe('buffered')
+  const bytes = (p as { bytes: Uint8Array }).bytes
+  expect(bytes.byteLength).toBe(35)
+  expect([bytes[0], bytes[10], bytes[30], bytes[34]]).toEqual([1, 2, 3, 3])
+})
+
+test('a declared length of 0 is an empty buffered body; no body at all is none', async () => {
+  expect(await prepareBody(null, 0)).toEqual({ kind: 'buffered', bytes: new Uint8Array(0) })
+  expect(await prepareBody(null, undefined)).toEqual({ kind: 'none' })
+})
+
+test('a chunked body longer than the read-ahead streams every byte, in order, reading no more than one chunk past the limit first', async () => {
+  const chunk = 16 * 1024
+  const n = REPLAYABLE_BODY_BYTES / chunk + 4
+  const body = bodyOf(Array.from({ length: n }, (_, i) => filled(chunk, i + 1)))
+  const p = await prepareBody(body, undefined)
+  expect(p.kind).toBe('stream')
+  expect(body.pulled()).toBe(REPLAYABLE_BODY_BYTES / chunk + 1)
+  const all = await drain((p as { stream: ReadableStream<Uint8Array> }).stream)
+  expect(all.byteLength).toBe(n * chunk)
+  for (let i = 0; i < n; i++) expect(all[i * chunk]).toBe(i + 1)
+})
+
+test('a declared length above the limit streams at once, without reading ahead', async () => {
+  const body = bodyOf([filled(10, 1)])
+  const p = await prepareBody(body, REPLAYABLE_BODY_BYTES + 1)
+  expect(p).toEqual({ kind: 'stream', stream: body })
+  expect(body.pulled()).toBe(0)
+})
+
+test('a body that fails while read ahead is reported as failed', async () => {
+  expect((await prepareBody(bodyOf([filled(10, 1), filled(10, 2)], 1), undefined)).kind).toBe('failed')
+})
