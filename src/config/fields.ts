@@ -33,7 +33,7 @@ export const SERVER_FIELDS: readonly Field[] = [
   { key: 'tls_key', prop: 'tlsKeyFile', kind: { type: 'string' }, default: undefined, doc: 'PEM private key for tls_cert.' },
   { key: 'max_body_size', prop: 'maxBodyBytes', kind: { type: 'size' }, default: '0', doc: 'Largest request body accepted (413 beyond). 0 means no limit: bodies stream.' },
   { key: 'max_header_size', prop: 'maxHeaderBytes', kind: { type: 'size' }, default: '16KiB', doc: 'Largest request head (request line and headers) accepted; 431 beyond. From 1KiB to 1MiB. Bun only: Deno keeps its own limit.' },
-  { key: 'max_concurrent_requests', prop: 'maxConcurrentRequests', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most client requests served at once (streaming ones count until they end); beyond it, 503 with Retry-After and the connection closed. 0 means no limit.' },
+  { key: 'max_concurrent_requests', prop: 'maxConcurrentRequests', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most client requests served at once, per worker (streaming ones count until they end); beyond it, 503 with Retry-After and the connection closed. 0 means no limit.' },
   d('keepalive_timeout', 'keepaliveTimeoutMs', '75s', 'How long an idle client keep-alive connection is held open.'),
   d('drain_timeout', 'drainTimeoutMs', '30s', 'On SIGTERM/SIGINT, how long in-flight requests get to finish before the process exits.'),
   { key: 'trusted_proxies', prop: 'trustedProxies', kind: { type: 'list' }, default: [], doc: 'CIDRs whose X-Forwarded-* headers are trusted and appended to; from anyone else they are replaced.' },
