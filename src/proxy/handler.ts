@@ -5,6 +5,7 @@
  */
 import type { ResolvedConfig, ResolvedRoute } from '../config/schema.ts'
 import { cidrContains, type Cidr } from '../lib/cidr.ts'
+import { isoNow } from '../lib/clock.ts'
 import { clientResponseHeaders, hostWithoutPort, requestIdFor, upstreamRequestHeaders } from './headers.ts'
 import type { AcquiredConnection, AddressState, UpstreamPool } from './pool.ts'
 import { prepareBody } from './request-body.ts'
@@ -89,7 +90,7 @@ export class ProxyHandler {
     // An HTTP/1.0 request may lack Host; the upstream then gets its own name.
     const clientHost = hostHeader ?? (upstream.port === (upstream.scheme === 'https' ? 443 : 80) ? upstream.host : `${upstream.host}:${upstream.port}`)
     const record: RequestRecord = {
-      ts: new Date().toISOString(),
+      ts: isoNow(),
       request_id: requestId,
       client: client.ip,
       method: req.method,
@@ -159,7 +160,9 @@ export class ProxyHandler {
     }
 
     const snapshot = pool.source.snapshot()
-    const tried = new Set<string>()
+    // Addresses already tried; made on the first retry (most requests never need it).
+    let tried: Set<string> | undefined
+    let lastAddress: string | undefined
     const deadline = performance.now() + upstream.retryTimeoutMs
     let lastError: UpstreamError | undefined
     // The exchange reports its end once the body has been relayed; only the attempt whose
@@ -172,11 +175,12 @@ export class ProxyHandler {
     }
     for (let attempt = 0; attempt <= upstream.retries; attempt++) {
       if (attempt > 0 && performance.now() > deadline) break
+      if (lastAddress !== undefined) (tried ??= new Set()).add(lastAddress)
       const state = pool.pick(tried)
       if (!state) break
-      tried.add(state.address)
+      lastAddress = state.address
       record.retries = attempt
-      record.upstream_addr = `${state.address.includes(':') ? `[${state.address}]` : state.address}:${upstream.port}`
+      record.upstream_addr = state.label
       let acquired: AcquiredConnection | undefined = pool.takeIdle(state)
       if (!acquired) {
         try {

@@ -53,10 +53,9 @@ export function connectionTokens(connectionValue: string | null): Set<string> | 
 export function upstreamRequestHeaders(incoming: Headers, ctx: ForwardContext): [string, string][] {
   const listed = connectionTokens(incoming.get('connection'))
   const out: [string, string][] = [['host', ctx.hostOverride ?? ctx.clientHost]]
-  for (const [name, value] of incoming) {
-    if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || listed?.has(name)) continue
-    out.push([name, value])
-  }
+  incoming.forEach((value, name) => {
+    if (!HOP_BY_HOP.has(name) && !FORWARDING.has(name) && !listed?.has(name)) out.push([name, value])
+  })
   const priorFor = ctx.trustedPeer ? incoming.get('x-forwarded-for') : null
   out.push(['x-forwarded-for', priorFor ? `${priorFor}, ${ctx.clientIp}` : ctx.clientIp])
   const priorProto = ctx.trustedPeer ? incoming.get('x-forwarded-proto') : null

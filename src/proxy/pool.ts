@@ -15,6 +15,8 @@ import { ActiveHealthChecker } from './health.ts'
 
 export interface AddressState {
   readonly address: string
+  /** "ip:port" ("[ip]:port" for IPv6), as logged in upstream_addr. */
+  readonly label: string
   readonly family: 4 | 6
   readonly firstSeenAt: number
   inFlight: number
@@ -96,6 +98,7 @@ export class UpstreamPool {
     }
     const state: AddressState = {
       address: a.address,
+      label: `${a.address.includes(':') ? `[${a.address}]` : a.address}:${this.upstream.port}`,
       family: a.family,
       firstSeenAt: this.now(),
       inFlight: 0,

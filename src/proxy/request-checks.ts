@@ -15,17 +15,28 @@ export interface Rejection {
 // reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2), no userinfo, no list.
 const HOST_HEADER = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{1,5})?$/
 
+/** The last Host value that passed HOST_HEADER; most requests repeat it. */
+let lastValidHost = ''
+
 export function checkRequest(req: Request): Rejection | undefined {
   if (req.method === 'CONNECT') return { status: 405, reason: 'CONNECT is not supported: this is not an open proxy' }
   const host = req.headers.get('host')
   if (host === null) return undefined // HTTP/1.0 without Host: allowed; the upstream's host is sent
-  if (!HOST_HEADER.test(host)) return { status: 400, reason: 'invalid or repeated Host header' }
+  if (host !== lastValidHost) {
+    if (!HOST_HEADER.test(host)) return { status: 400, reason: 'invalid or repeated Host header' }
+    lastValidHost = host
+  }
   // Where the runtime keeps an absolute-form target's authority in req.url (Deno), a mismatch
   // with Host means the target names another authority. Bun rewrites absolute-form targets to
   // origin-form with the Host header's authority before we see them, so on Bun the request is
   // read one way only (Host), and that is what the upstream receives.
   const url = req.url
   const start = url.indexOf('//') + 2
+  if (url.startsWith(host, start)) {
+    // The usual case, compared without copying: the authority is exactly the Host.
+    const next = url.charCodeAt(start + host.length)
+    if (Number.isNaN(next) || next === 0x2f || next === 0x3f) return undefined // end, "/" or "?"
+  }
   let end = url.indexOf('/', start)
   if (end < 0) end = url.length
   const q = url.indexOf('?', start)

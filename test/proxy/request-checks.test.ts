@@ -1,0 +1,28 @@
+/** checkRequest: the Host header and the target's authority, table-tested on Request objects. */
+import { expect, test } from 'bun:test'
+import { checkRequest } from '../../src/proxy/request-checks.ts'
+
+const req = (url: string, host: string | undefined) => new Request(url, { headers: host === undefined ? {} : { host } })
+
+test.each([
+  ['http://a.example/x', 'a.example', undefined],
+  ['http://a.example:8080/x?q=1', 'a.example:8080', undefined],
+  ['http://a.example?q=1', 'a.example', undefined],
+  ['http://a.example/x', 'A.Example', undefined], // case differs: still the same authority
+  ['http://[::1]:8080/', '[::1]:8080', undefined],
+  ['http://b.example/x', 'a.example', 400], // the target names another host
+  ['http://a.example.evil/x', 'a.example', 400], // a prefix is not a match
+  ['http://a.example:81/x', 'a.example', 400],
+  ['http://a.example/x', 'a.example, b.example', 400], // two Host headers, joined
+  ['http://a.example/x', 'a example', 400],
+  ['http://a.example/x', 'user@a.example', 400],
+] as const)('%s with Host %s', (url, host, status) => {
+  expect(checkRequest(req(url, host))?.status).toBe(status)
+})
+
+test('a valid Host remembered from the last request does not skip the authority check', () => {
+  expect(checkRequest(req('http://a.example/', 'a.example'))).toBeUndefined()
+  expect(checkRequest(req('http://b.example/', 'a.example'))?.status).toBe(400)
+  expect(checkRequest(req('http://a.example/', 'a..example, x'))?.status).toBe(400)
+  expect(checkRequest(req('http://a.example/', 'a..example, x'))?.status).toBe(400)
+})
