@@ -6,6 +6,7 @@
  * for the same reason). A larger body streams: what was read ahead goes first, then the rest,
  * with backpressure; memory stays bounded by REPLAYABLE_BODY_BYTES plus one chunk.
  */
+import { Buffer } from 'node:buffer'
 
 /** Request bodies up to this size are read before sending, so a retry can replay them. */
 export const REPLAYABLE_BODY_BYTES = 64 * 1024
@@ -31,7 +32,7 @@ export async function prepareBody(body: ReadableStream<Uint8Array> | null, decla
   try {
     while (bytes <= REPLAYABLE_BODY_BYTES) {
       const { done, value } = await reader.read()
-      if (done) return { kind: 'buffered', bytes: join(chunks, bytes) }
+      if (done) return { kind: 'buffered', bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes) }
       if (value.byteLength === 0) continue
       chunks.push(value)
       bytes += value.byteLength
@@ -47,17 +48,6 @@ export async function prepareBody(body: ReadableStream<Uint8Array> | null, decla
 interface BodyReader {
   read(): Promise<{ done: boolean; value?: Uint8Array }>
   cancel(reason?: unknown): Promise<void>
-}
-
-function join(chunks: Uint8Array[], bytes: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!
-  const out = new Uint8Array(bytes)
-  let at = 0
-  for (const c of chunks) {
-    out.set(c, at)
-    at += c.byteLength
-  }
-  return out
 }
 
 /** A stream of the chunks already read, followed by what `reader` still has; cancelling it cancels the client's body. */

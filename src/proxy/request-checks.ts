@@ -15,17 +15,11 @@ export interface Rejection {
 // reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2), no userinfo, no list.
 const HOST_HEADER = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{1,5})?$/
 
-/** The last Host value that passed HOST_HEADER; most requests repeat it. */
-let lastValidHost = ''
-
 export function checkRequest(req: Request): Rejection | undefined {
   if (req.method === 'CONNECT') return { status: 405, reason: 'CONNECT is not supported: this is not an open proxy' }
   const host = req.headers.get('host')
   if (host === null) return undefined // HTTP/1.0 without Host: allowed; the upstream's host is sent
-  if (host !== lastValidHost) {
-    if (!HOST_HEADER.test(host)) return { status: 400, reason: 'invalid or repeated Host header' }
-    lastValidHost = host
-  }
+  if (!HOST_HEADER.test(host)) return { status: 400, reason: 'invalid or repeated Host header' }
   // Where the runtime keeps an absolute-form target's authority in req.url (Deno), a mismatch
   // with Host means the target names another authority. Bun rewrites absolute-form targets to
   // origin-form with the Host header's authority before we see them, so on Bun the request is

@@ -59,16 +59,13 @@ test('1,000 slow clients dribbling headers do not stop a normal request, and are
   h.track(() => clearInterval(drip))
   await Bun.sleep(500)
   const recordsBefore = h.records.length
-  const t0 = performance.now()
   const res = await fetch(url)
   expect(await res.text()).toBe('ok')
   // "Promptly": it completed while 1,000 connections were still dribbling (bounded by the test timeout).
   expect(slow.filter((s) => !s.destroyed).length).toBeGreaterThan(900)
   // Bun's parser gives a client ~13 s to complete its request head, however it dribbles: every
   // dribbling connection is closed by then, with nothing forwarded.
-  for (const s of slow) s.on('close', () => {})
   expect(await waitFor(() => slow.every((s) => s.destroyed || s.readyState === 'closed' || !s.writable), 25_000, 250)).toBe(true)
-  expect((performance.now() - t0) / 1000).toBeLessThan(25)
   expect(h.records.length).toBe(recordsBefore + 1)
 }, 40_000)
 

@@ -20,7 +20,7 @@ test.each([
   expect(checkRequest(req(url, host))?.status).toBe(status)
 })
 
-test('a valid Host remembered from the last request does not skip the authority check', () => {
+test('a valid Host seen before does not skip the authority check, and an invalid one stays invalid', () => {
   expect(checkRequest(req('http://a.example/', 'a.example'))).toBeUndefined()
   expect(checkRequest(req('http://b.example/', 'a.example'))?.status).toBe(400)
   expect(checkRequest(req('http://a.example/', 'a..example, x'))?.status).toBe(400)
