@@ -10,6 +10,7 @@ import { ADMIN_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS,
 import type { LoadedFile } from './load.ts'
 import type { HostPort, ResolvedConfig, ResolvedRoute, ResolvedUpstream } from './schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
+import { isBun } from '../runtime/detect.ts'
 
 /** Flag values, already in file units and keyed like the file. Upstream flags apply to the default upstream. */
 export interface FlagLayer {
@@ -66,6 +67,11 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   if ((server.tlsCertFile === undefined) !== (server.tlsKeyFile === undefined)) {
     fail(ctx, server.tlsCertFile === undefined ? 'server.tls_cert' : 'server.tls_key', 'tls_cert and tls_key go together; set both or neither')
   }
+  // Resolved here, once: the rest of the program sees "own" or "runtime".
+  const listener = server.listener as string
+  if (listener === 'auto') server.listener = isBun ? 'own' : 'runtime'
+  else if (listener === 'own' && !isBun) fail(ctx, 'server.listener', '"own" needs the Bun runtime (Bun.listen); use "runtime" or "auto" on Deno')
+  if (server.clientHeaderTimeoutMs <= 0) fail(ctx, 'server.client_header_timeout', 'must be more than 0; use e.g. "10s"')
   if (server.maxHeaderBytes < 1024 || server.maxHeaderBytes > 1024 * 1024) {
     fail(ctx, 'server.max_header_size', `${server.maxHeaderBytes} bytes is outside 1KiB..1MiB; use e.g. "16KiB" or "64KiB"`)
   }

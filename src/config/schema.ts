@@ -15,6 +15,9 @@ export interface HostPort {
 
 export interface ResolvedServer {
   listen: HostPort
+  listener: 'runtime' | 'own'
+  maxConnections: number
+  clientHeaderTimeoutMs: number
   tlsCertFile: string | undefined
   tlsKeyFile: string | undefined
   maxBodyBytes: number

@@ -9,7 +9,8 @@ import { isoNow } from '../lib/clock.ts'
 import { clientResponseHeaders, hostWithoutPort, requestIdFor, upstreamRequestHeaders } from './headers.ts'
 import type { AcquiredConnection, AddressState, UpstreamPool } from './pool.ts'
 import { prepareBody } from './request-body.ts'
-import { errorResponse, statusForUpstreamError } from './status.ts'
+import type { ProxyReply, ProxyRequest } from './message.ts'
+import { errorReply, statusForUpstreamError } from './status.ts'
 import type { ExchangeEnd, IncomingResponse, OutgoingRequest } from './transport/http1.ts'
 import { UpstreamError } from './upstream-error.ts'
 
@@ -46,6 +47,8 @@ export interface ClientInfo {
   tls: boolean
   /** Called once when the request is over (the listener restores its keep-alive timer). */
   onDone?: () => void
+  /** The listener sends a streamed body with the upstream's Content-Length (the own listener does; Bun.serve always chunks). */
+  streamKeepsLength?: boolean
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
@@ -74,13 +77,10 @@ export class ProxyHandler {
     return this.pools.get(this.config.server.defaultUpstream)!
   }
 
-  async handle(req: Request, client: ClientInfo): Promise<Response> {
+  async handle(req: ProxyRequest, client: ClientInfo): Promise<ProxyReply> {
     const startedAt = performance.now()
     const requestId = requestIdFor(req.headers.get('x-request-id'))
-    const url = req.url
-    // Bun gives an absolute URL; the origin-form target is everything after the authority.
-    const pathStart = url.indexOf('/', url.indexOf('//') + 2)
-    const target = pathStart < 0 ? '/' : url.slice(pathStart)
+    const target = req.target
     const hostHeader = req.headers.get('host')
     const host = hostHeader === null ? '' : hostWithoutPort(hostHeader)
     const qs = target.indexOf('?')
@@ -120,7 +120,7 @@ export class ProxyHandler {
       record.status = status
       record.error = code
       emit()
-      return errorResponse(status, reason, requestId)
+      return errorReply(status, reason, requestId)
     }
 
     const trustedPeer = this.trusted.length > 0 && this.trusted.some((c) => cidrContains(c, client.ip))
@@ -141,7 +141,11 @@ export class ProxyHandler {
       return fail(413, 'request body too large', 'BODY_TOO_LARGE')
     }
     let body: Uint8Array | ReadableStream<Uint8Array> | null = null
-    if (req.body || declaredLength === 0) {
+    if (req.body instanceof Uint8Array) {
+      // The own listener hands over a small body that arrived whole as bytes.
+      body = req.body
+      if (maxBody > 0 && body.byteLength > maxBody) return fail(413, 'request body too large', 'BODY_TOO_LARGE')
+    } else if (req.body || declaredLength === 0) {
       const prepared = await prepareBody(req.body, declaredLength)
       // A failed read-ahead: the client left, or its chunked body was malformed (the listener
       // has answered 400 itself). Nothing was sent upstream.
@@ -213,27 +217,23 @@ export class ProxyHandler {
       record.upstream_status = res.head.status
       record.upstream_header_ms = round3(res.firstByteAt - sentAt)
       record.status = res.head.status
-      const keepLength = !(res.body instanceof ReadableStream)
+      const keepLength = client.streamKeepsLength === true || !(res.body instanceof ReadableStream)
       answered = true
       if (endOfAnswer) emit(endOfAnswer)
-      return new Response(res.body as ConstructorParameters<typeof Response>[0], {
-        status: res.head.status,
-        statusText: res.head.statusText,
-        headers: clientResponseHeaders(res.head.headers, requestId, keepLength),
-      })
+      return { status: res.head.status, statusText: res.head.statusText, headers: clientResponseHeaders(res.head.headers, requestId, keepLength), body: res.body }
     }
     if (!lastError) {
       const why = snapshot.ready ? 'no upstream address available' : `upstream ${upstream.host} has not resolved yet${snapshot.lastError ? ` (${snapshot.lastError.code})` : ''}`
       record.status = 503
       record.error = 'NO_ADDRESS'
       emit()
-      return errorResponse(503, why, requestId, [['retry-after', '1']])
+      return errorReply(503, why, requestId, [['retry-after', '1']])
     }
     const { status, reason } = statusForUpstreamError(lastError.code)
     record.status = status
     record.error = lastError.code
     emit()
-    return errorResponse(status, reason, requestId)
+    return errorReply(status, reason, requestId)
   }
 
   /**

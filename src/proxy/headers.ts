@@ -3,6 +3,7 @@
  * X-Forwarded-* family (trusted peers append, anyone else is replaced), the request id, and
  * the Host header sent upstream. No I/O; table-tested in test/proxy/headers.test.ts.
  */
+import type { HeaderReader } from './message.ts'
 
 /** Always hop-by-hop, plus whatever a Connection header lists (RFC 9110 §7.6.1). */
 const HOP_BY_HOP = new Set([
@@ -50,7 +51,7 @@ export function connectionTokens(connectionValue: string | null): Set<string> | 
  * X-Forwarded-* and X-Request-Id. Content-Length and Transfer-Encoding are framing and are set
  * by the transport.
  */
-export function upstreamRequestHeaders(incoming: Headers, ctx: ForwardContext): [string, string][] {
+export function upstreamRequestHeaders(incoming: HeaderReader, ctx: ForwardContext): [string, string][] {
   const listed = connectionTokens(incoming.get('connection'))
   const out: [string, string][] = [['host', ctx.hostOverride ?? ctx.clientHost]]
   incoming.forEach((value, name) => {

@@ -17,6 +17,12 @@ import { checkRequest } from './request-checks.ts'
 import { UpstreamPool } from './pool.ts'
 import { errorResponse } from './status.ts'
 import { isWebSocketUpgrade, tunnelHandlers, tunnelWebSocket, type TunnelData } from './websocket.ts'
+import { isBun } from '../runtime/detect.ts'
+import type { Conn } from '../runtime/socket.ts'
+import { listenHttp1, type RefusalReason } from './http1-listener.ts'
+import { fromRequest, toResponse, type ProxyReply, type ProxyRequest } from './message.ts'
+import { errorReply } from './status.ts'
+import { tunnelUpgrade } from './tunnel.ts'
 
 export interface ProxyServerOptions {
   /** Builds the address source of one upstream (DNS resolver in production, static in tests). */
@@ -45,8 +51,9 @@ export class ProxyServer {
   private stopping = false
   private started = false
   /** Requests answered by the proxy itself without going upstream, by reason (for /metrics). */
-  readonly refused = { malformed: 0, overload: 0, shutting_down: 0 }
+  readonly refused: Record<'malformed' | 'overload' | 'shutting_down' | 'connections' | 'header_timeout', number> = { malformed: 0, overload: 0, shutting_down: 0, connections: 0, header_timeout: 0 }
   private overloadLoggedAtMs = 0
+  private refusalLoggedAtMs = 0
 
   constructor(
     config: ResolvedConfig,
@@ -108,6 +115,7 @@ export class ProxyServer {
     const tls = cfg.tlsCertFile && cfg.tlsKeyFile ? { cert: readPem(cfg.tlsCertFile, 'server.tls_cert'), key: readPem(cfg.tlsKeyFile, 'server.tls_key') } : undefined
     const clientTls = tls !== undefined
     try {
+      if (cfg.listener === 'own') return this.openOwnListener(config, tls)
       return listen<TunnelData>({
         hostname: cfg.listen.host,
         port: cfg.listen.port,
@@ -129,6 +137,66 @@ export class ProxyServer {
     }
   }
 
+  /** The proxy's own HTTP/1.1 listener (server.listener = "own"); Bun only. */
+  private openOwnListener(config: ResolvedConfig, tls: { cert: string; key: string } | undefined): Listener {
+    const cfg = config.server
+    if (!isBun) throw new ProxyError('E_LISTEN', 'server.listener = "own" needs the Bun runtime (Bun.listen); use listener = "runtime" on Deno')
+    const clientTls = tls !== undefined
+    return listenHttp1({
+      hostname: cfg.listen.host,
+      port: cfg.listen.port,
+      tls,
+      reusePort: this.opts.reusePort ?? false,
+      maxHeaderBytes: cfg.maxHeaderBytes,
+      headerTimeoutMs: cfg.clientHeaderTimeoutMs,
+      keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
+      maxConnections: cfg.maxConnections,
+      handle: (req, client) => this.serve(req, client.ip, clientTls),
+      upgrade: (req, upgrade, client, conn, early) => this.upgrade(req, upgrade, client.ip, clientTls, conn, early),
+      onRefused: (reason, status, detail, ip) => this.countRefusal(reason, status, detail, ip),
+      onError: (err) => this.opts.log?.('error', 'listener error', { error: String(err) }),
+    })
+  }
+
+  /** The request path behind the own listener: the same checks and handler as fetch(). */
+  private serve(req: ProxyRequest, ip: string, clientTls: boolean): ProxyReply | Promise<ProxyReply> {
+    if (this.stopping) {
+      this.refused.shutting_down++
+      return errorReply(503, 'proxy is shutting down', requestIdFor(req.headers.get('x-request-id')), [['connection', 'close']])
+    }
+    const maxConcurrent = this.gen.config.server.maxConcurrentRequests
+    if (maxConcurrent > 0 && this.pendingRequests > maxConcurrent) return this.refuseOverload(ip, maxConcurrent)
+    return this.gen.handler.handle(req, { ip, tls: clientTls, streamKeepsLength: true })
+  }
+
+  private upgrade(req: ProxyRequest, upgrade: string, ip: string, clientTls: boolean, conn: Conn, early: Uint8Array): void {
+    const gen = this.gen
+    const q = req.target.indexOf('?')
+    const pool = gen.handler.route(hostOnly(req.headers.get('host') ?? ''), q < 0 ? req.target : req.target.slice(0, q))
+    const requestId = requestIdFor(req.headers.get('x-request-id'))
+    tunnelUpgrade(req, conn, early, {
+      pool,
+      upgrade,
+      clientIp: ip,
+      clientTls,
+      trustedPeer: gen.trusted.some((c) => cidrContains(c, ip)),
+      requestId,
+      openTimeoutMs: pool.upstream.connectTimeoutMs + pool.upstream.headerTimeoutMs,
+    }).catch((err) => {
+      this.opts.log?.('error', 'upgrade tunnel failed', { error: String(err), request_id: requestId })
+      conn.destroy()
+    })
+  }
+
+  /** Counts what the own listener answered itself, and logs it (at most one line a second). */
+  private countRefusal(reason: RefusalReason, status: number, detail: string, ip: string): void {
+    this.refused[reason]++
+    const nowMs = Date.now()
+    if (nowMs - this.refusalLoggedAtMs < 1000) return
+    this.refusalLoggedAtMs = nowMs
+    this.opts.log?.(reason === 'malformed' ? 'info' : 'warn', 'request rejected', { client: ip, status, reason: detail, refused_total: this.refused[reason] })
+  }
+
   /**
    * Applies a new config atomically: new requests use it at once; requests and WebSockets in
    * flight finish on what they started with. A changed listen address or TLS files open a new
@@ -139,8 +207,7 @@ export class ProxyServer {
     const prev = this.gen
     const oldPools = this.pools
     const oldSources = this.sources
-    const listenerChanged = JSON.stringify([prev.config.server.listen, prev.config.server.tlsCertFile, prev.config.server.tlsKeyFile, prev.config.server.keepaliveTimeoutMs, prev.config.server.maxBodyBytes]) !==
-      JSON.stringify([next.server.listen, next.server.tlsCertFile, next.server.tlsKeyFile, next.server.keepaliveTimeoutMs, next.server.maxBodyBytes])
+    const listenerChanged = listenerKey(prev.config) !== listenerKey(next)
     let newListener: Listener | undefined
     let gen: Generation
     try {
@@ -194,7 +261,7 @@ export class ProxyServer {
     }
     const maxConcurrent = this.gen.config.server.maxConcurrentRequests
     // pendingRequests counts this request too, and every response still streaming.
-    if (maxConcurrent > 0 && this.pendingRequests > maxConcurrent) return this.refuseOverload(ip, maxConcurrent)
+    if (maxConcurrent > 0 && this.pendingRequests > maxConcurrent) return toResponse(this.refuseOverload(ip, maxConcurrent))
     const rejected = checkRequest(req)
     if (rejected) {
       this.refused.malformed++
@@ -223,21 +290,23 @@ export class ProxyServer {
     }
     ctx.setIdleTimeout(0)
     const keepaliveS = gen.keepaliveS
-    return gen.handler.handle(req, {
-      ip,
-      tls: clientTls,
-      onDone: () => {
-        try {
-          ctx.setIdleTimeout(keepaliveS)
-        } catch {
-          // the client connection is already gone
-        }
-      },
-    })
+    return gen.handler
+      .handle(fromRequest(req), {
+        ip,
+        tls: clientTls,
+        onDone: () => {
+          try {
+            ctx.setIdleTimeout(keepaliveS)
+          } catch {
+            // the client connection is already gone
+          }
+        },
+      })
+      .then(toResponse)
   }
 
   /** 503 beyond max_concurrent_requests; closing the connection frees the client's slot too. */
-  private refuseOverload(ip: string, maxConcurrent: number): Response {
+  private refuseOverload(ip: string, maxConcurrent: number): ProxyReply {
     this.refused.overload++
     const nowMs = Date.now()
     if (nowMs - this.overloadLoggedAtMs >= 1000) {
@@ -245,7 +314,7 @@ export class ProxyServer {
       this.overloadLoggedAtMs = nowMs
       this.opts.log?.('warn', 'request refused: max_concurrent_requests reached', { client: ip, max_concurrent_requests: maxConcurrent, refused_total: this.refused.overload })
     }
-    return errorResponse(503, `too many concurrent requests (max_concurrent_requests=${maxConcurrent}); retry shortly`, requestIdFor(null), [
+    return errorReply(503, `too many concurrent requests (max_concurrent_requests=${maxConcurrent}); retry shortly`, requestIdFor(null), [
       ['retry-after', '1'],
       ['connection', 'close'],
     ])
@@ -279,6 +348,13 @@ export class ProxyServer {
     for (const p of this.pools.values()) p.close()
     for (const s of this.sources.values()) s.close()
   }
+}
+
+/** The settings a listener is opened with: when any changes, a reload opens a new listener. */
+function listenerKey(config: ResolvedConfig): string {
+  const s = config.server
+  const own = s.listener === 'own' ? [s.clientHeaderTimeoutMs, s.maxConnections, s.maxHeaderBytes] : []
+  return JSON.stringify([s.listener, s.listen, s.tlsCertFile, s.tlsKeyFile, s.keepaliveTimeoutMs, s.maxBodyBytes, ...own])
 }
 
 function hostOnly(host: string): string {

@@ -2,6 +2,7 @@
  * The one place where failures become HTTP statuses, with the reason written down (as Caddy's
  * statusError does). The error body is short plain text with the reason and the request id.
  */
+import { toResponse, type ProxyReply } from './message.ts'
 import type { UpstreamErrorCode } from './upstream-error.ts'
 
 export interface ErrorStatus {
@@ -45,8 +46,12 @@ export function statusForUpstreamError(code: UpstreamErrorCode): ErrorStatus {
   }
 }
 
-export function errorResponse(status: number, reason: string, requestId: string, extraHeaders?: [string, string][]): Response {
+export function errorReply(status: number, reason: string, requestId: string, extraHeaders?: [string, string][]): ProxyReply {
   const headers: [string, string][] = [['content-type', 'text/plain; charset=utf-8'], ['x-request-id', requestId], ['cache-control', 'no-store']]
   if (extraHeaders) headers.push(...extraHeaders)
-  return new Response(`${status} ${reason} (request id ${requestId})\n`, { status, headers })
+  return { status, statusText: '', headers, body: `${status} ${reason} (request id ${requestId})\n` }
+}
+
+export function errorResponse(status: number, reason: string, requestId: string, extraHeaders?: [string, string][]): Response {
+  return toResponse(errorReply(status, reason, requestId, extraHeaders))
 }

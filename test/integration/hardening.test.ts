@@ -1,7 +1,9 @@
 /**
  * Malformed and ambiguous requests, sent as raw bytes: each is refused before anything reaches
- * the upstream. Most are refused by Bun's parser; Host checks and CONNECT by request-checks.ts;
- * a bad chunk in the first 64 KiB because small bodies are read before sending (request-body.ts).
+ * the upstream. With the own listener (the default on Bun) all by its parser
+ * (transport/request-head.ts, chunked.ts); with the runtime listener most by Bun's parser, Host
+ * checks and CONNECT by request-checks.ts, a bad chunk in the first 64 KiB because small bodies
+ * are read before sending (request-body.ts). `npm test` runs this file with both listeners.
  */
 import { afterEach, expect, test } from 'bun:test'
 import { connect } from 'node:net'
@@ -35,11 +37,14 @@ const EXPECTED: Record<string, RegExp> = {
   'negative CL': /^400$/,
   'signed CL "+3"': /^400$/,
 }
-// Absolute-form targets are rewritten by Bun before the proxy sees them (see the README).
+const OWN = h.config({ upstream: { url: 'http://127.0.0.1:9' } }).server.listener === 'own'
+// The own listener refuses an absolute-form target naming another host; Bun.serve rewrites it to
+// the Host header's authority before the proxy sees it (see the README), so only that one host is reached.
+if (OWN) EXPECTED['absolute-form, other host'] = /^400$/
 const REFUSED = CASES.filter(([name]) => name in EXPECTED)
 
 test('every case of the differential table has an expectation here, or a README note', () => {
-  expect(CASES.filter(([name]) => !(name in EXPECTED)).map(([n]) => n)).toEqual(['absolute-form, other host'])
+  expect(CASES.filter(([name]) => !(name in EXPECTED)).map(([n]) => n)).toEqual(OWN ? [] : ['absolute-form, other host'])
 })
 
 test.each(REFUSED)('%s is refused before the upstream', async (name, raw) => {

@@ -9,6 +9,12 @@ import { staticSource, type Address, type AddressSource } from '../../src/proxy/
 import type { RequestRecord } from '../../src/proxy/handler.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 
+/**
+ * The client listener the integration suites run against: PROXY_TEST_LISTENER=own or runtime;
+ * unset, the config default (auto: own on Bun). `npm test` runs the suites both ways.
+ */
+export const TEST_LISTENER = process.env.PROXY_TEST_LISTENER === 'own' || process.env.PROXY_TEST_LISTENER === 'runtime' ? process.env.PROXY_TEST_LISTENER : undefined
+
 type Closer = () => void | Promise<void>
 
 export class Harness {
@@ -27,7 +33,7 @@ export class Harness {
   }
 
   config(flags: FlagLayer): ResolvedConfig {
-    return resolveConfig(undefined, { ...flags, server: { listen: '127.0.0.1:0', ...flags.server }, admin: { listen: 'off', ...flags.admin } })
+    return resolveConfig(undefined, { ...flags, server: { listen: '127.0.0.1:0', ...(TEST_LISTENER ? { listener: TEST_LISTENER } : {}), ...flags.server }, admin: { listen: 'off', ...flags.admin } })
   }
 
   /** A proxy whose upstream addresses come from `addresses` (or the URL's IP literal). */

@@ -1,0 +1,40 @@
+/**
+ * The request and reply shapes the proxy's request path works on, independent of the listener:
+ * Bun.serve / Deno.serve hand over Request objects that are adapted to these, the proxy's own
+ * HTTP/1.1 listener (http1-listener.ts) builds them straight from the bytes it parsed.
+ */
+
+/** What the request path reads of request headers; a Headers object is one. Names are lower-case. */
+export interface HeaderReader {
+  get(name: string): string | null
+  forEach(fn: (value: string, name: string) => void): void
+}
+
+export interface ProxyRequest {
+  method: string
+  /** origin-form target: path and query. */
+  target: string
+  headers: HeaderReader
+  /** A body that arrived whole, a stream of it, or none. */
+  body: Uint8Array | ReadableStream<Uint8Array> | null
+}
+
+export interface ProxyReply {
+  status: number
+  statusText: string
+  headers: [string, string][]
+  body: Uint8Array | string | ReadableStream<Uint8Array> | null
+}
+
+/** Adapts a listener's Request (Bun.serve, Deno.serve) to a ProxyRequest. */
+export function fromRequest(req: Request): ProxyRequest {
+  // The runtime gives an absolute URL; the origin-form target is everything after the authority.
+  const url = req.url
+  const pathStart = url.indexOf('/', url.indexOf('//') + 2)
+  return { method: req.method, target: pathStart < 0 ? '/' : url.slice(pathStart), headers: req.headers, body: req.body }
+}
+
+/** A ProxyReply as a Response, for Bun.serve and Deno.serve. */
+export function toResponse(reply: ProxyReply): Response {
+  return new Response(reply.body as ConstructorParameters<typeof Response>[0], { status: reply.status, statusText: reply.statusText, headers: reply.headers })
+}

@@ -1,0 +1,225 @@
+/**
+ * Strict parser of an HTTP/1.1 request head (RFC 9112 §2–§3, §5–§6), for the proxy's own
+ * listener. Anything another parser could read differently is refused, never repaired: bare CR or
+ * LF, obs-fold, whitespace before a colon, control characters, Content-Length and
+ * Transfer-Encoding together, disagreeing lengths, codings other than a final "chunked", a
+ * missing or repeated Host, an absolute-form target naming another host, CONNECT. Pure: no I/O,
+ * table-tested in test/proxy/request-head.test.ts.
+ */
+
+export interface RequestHead {
+  method: string
+  /** origin-form (path and query), or "*" for OPTIONS; absolute-form is reduced to this. */
+  target: string
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minor: 0 | 1
+  /** Lower-case names, in arrival order, parallel to `values`. */
+  names: string[]
+  values: string[]
+  /** The one Host value, or undefined (HTTP/1.0 only). */
+  host: string | undefined
+  /** The body's framing. */
+  body: { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' }
+  /** Whether the connection stays open after the response (Connection and version rules). */
+  keepAlive: boolean
+  /** "Expect: 100-continue" was sent. */
+  expectContinue: boolean
+  /** The Upgrade header's value when the request asks to switch protocols (Connection: upgrade). */
+  upgrade: string | undefined
+}
+
+export class RequestHeadError extends Error {
+  override name = 'RequestHeadError'
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+/** Most header lines accepted in one request (431 beyond); nginx and Node have similar caps. */
+export const MAX_HEADER_COUNT = 200
+
+// token (RFC 9110 §5.6.2); the target is visible ASCII only (non-ASCII must be percent-encoded).
+const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/(\d)\.(\d)$/
+// name ":" value, the name a token right up to the colon.
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+// A value is HTAB, SP, VCHAR or obs-text: no CR, LF, NUL, other control characters or DEL.
+const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/
+// reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2); no userinfo, no list.
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{1,5})?$/
+const DIGITS = /^\d{1,15}$/
+
+/**
+ * Parses `head`: the bytes before the blank line, as latin1, without the final CRLFCRLF.
+ * Leading empty lines are tolerated (RFC 9112 §2.2). Throws RequestHeadError with the status to
+ * answer.
+ */
+export function parseRequestHead(head: string): RequestHead {
+  let start = 0
+  while (head.startsWith('\r\n', start)) start += 2
+  let lineEnd = head.indexOf('\r\n', start)
+  if (lineEnd < 0) lineEnd = head.length
+  const line = head.slice(start, lineEnd)
+  const m = REQUEST_LINE.exec(line)
+  if (!m) throw new RequestHeadError(400, 'malformed request line')
+  const method = m[1]!
+  let target = m[2]!
+  if (m[3] !== '1') throw new RequestHeadError(505, `HTTP/${m[3]}.${m[4]} is not supported; use HTTP/1.1`)
+  if (m[4] !== '0' && m[4] !== '1') throw new RequestHeadError(505, `HTTP/1.${m[4]} is not supported; use HTTP/1.1`)
+  const minor = m[4] === '1' ? 1 : 0
+  if (method === 'CONNECT') throw new RequestHeadError(405, 'CONNECT is not supported: this is not an open proxy')
+
+  const names: string[] = []
+  const values: string[] = []
+  let host: string | undefined
+  let hostCount = 0
+  let length: string | undefined
+  let te: string | undefined
+  let connection = ''
+  let expect: string | undefined
+  let upgrade: string | undefined
+  let pos = lineEnd + 2
+  while (pos < head.length) {
+    let end = head.indexOf('\r\n', pos)
+    if (end < 0) end = head.length
+    const c = head.charCodeAt(pos)
+    if (c === 0x20 || c === 0x09) throw new RequestHeadError(400, 'obsolete line folding is not allowed')
+    const colon = head.indexOf(':', pos)
+    if (colon < 0 || colon >= end || !FIELD_NAME.test(head.slice(pos, colon))) {
+      throw new RequestHeadError(400, 'malformed header line (bad name, whitespace before ":", or no colon)')
+    }
+    const raw = head.slice(colon + 1, end)
+    if (BAD_VALUE_CHAR.test(raw)) throw new RequestHeadError(400, 'control character (bare CR or LF, NUL, ...) in a header value')
+    if (names.length >= MAX_HEADER_COUNT) throw new RequestHeadError(431, `more than ${MAX_HEADER_COUNT} header lines`)
+    const name = head.slice(pos, colon).toLowerCase()
+    const value = trimOws(raw)
+    names.push(name)
+    values.push(value)
+    switch (name) {
+      case 'host':
+        hostCount++
+        host = value
+        break
+      case 'content-length':
+        // Repeated or listed lengths are accepted only when they all agree (RFC 9112 §6.3).
+        for (const part of value.split(',')) {
+          const v = part.trim()
+          if (!DIGITS.test(v)) throw new RequestHeadError(400, 'invalid Content-Length')
+          if (length !== undefined && Number(length) !== Number(v)) throw new RequestHeadError(400, 'conflicting Content-Length values')
+          length = v
+        }
+        break
+      case 'transfer-encoding':
+        te = te === undefined ? value : `${te}, ${value}`
+        break
+      case 'connection':
+        connection = connection ? `${connection}, ${value}` : value
+        break
+      case 'expect':
+        expect = value
+        break
+      case 'upgrade':
+        upgrade = value
+        break
+    }
+    pos = end + 2
+  }
+
+  // Host: exactly one in HTTP/1.1 (RFC 9112 §3.2), and a valid host[:port].
+  if (hostCount > 1) throw new RequestHeadError(400, 'more than one Host header')
+  if (hostCount === 0 && minor === 1) throw new RequestHeadError(400, 'missing Host header')
+  if (host !== undefined && !HOST.test(host)) throw new RequestHeadError(400, 'invalid Host header')
+
+  // The target: origin-form; absolute-form only when it names the Host; "*" only for OPTIONS.
+  if (target.charCodeAt(0) !== 0x2f) {
+    if (target === '*') {
+      if (method !== 'OPTIONS') throw new RequestHeadError(400, 'the "*" target is only for OPTIONS')
+    } else {
+      const abs = /^(https?):\/\/([^/?#]*)([^#]*)$/i.exec(target)
+      if (!abs) throw new RequestHeadError(400, 'invalid request target')
+      const authority = abs[2]!
+      if (host === undefined || authority.toLowerCase() !== host.toLowerCase()) {
+        throw new RequestHeadError(400, 'request target names another host than the Host header; this is not an open proxy')
+      }
+      const rest = abs[3]!
+      target = rest === '' ? '/' : rest.charCodeAt(0) === 0x3f ? `/${rest}` : rest
+    }
+  }
+  if (target.includes('#')) throw new RequestHeadError(400, 'a request target cannot carry a fragment')
+
+  // Framing (RFC 9112 §6.1, §6.3): never both; only a single, final "chunked" coding.
+  let body: RequestHead['body'] = { kind: 'none' }
+  if (te !== undefined) {
+    if (length !== undefined) throw new RequestHeadError(400, 'both Content-Length and Transfer-Encoding')
+    if (minor === 0) throw new RequestHeadError(400, 'Transfer-Encoding in an HTTP/1.0 request')
+    const codings = te.split(',').map((s) => s.trim().toLowerCase())
+    if (codings[codings.length - 1] !== 'chunked') throw new RequestHeadError(400, 'Transfer-Encoding must end with chunked')
+    if (codings.length !== 1) throw new RequestHeadError(501, `unsupported Transfer-Encoding "${te}"; only chunked is accepted`)
+    body = { kind: 'chunked' }
+  } else if (length !== undefined) {
+    const n = Number(length)
+    if (n > 0) body = { kind: 'length', length: n }
+  }
+
+  const tokens = connection.toLowerCase()
+  const keepAlive = minor === 1 ? !hasToken(tokens, 'close') : hasToken(tokens, 'keep-alive')
+  return {
+    method,
+    target,
+    minor,
+    names,
+    values,
+    host,
+    body,
+    keepAlive,
+    expectContinue: expect !== undefined && expect.toLowerCase() === '100-continue',
+    upgrade: upgrade !== undefined && hasToken(tokens, 'upgrade') ? upgrade : undefined,
+  }
+}
+
+/** Strips leading and trailing SP and HTAB (OWS). */
+function trimOws(s: string): string {
+  let a = 0
+  let b = s.length
+  while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++
+  while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--
+  return a === 0 && b === s.length ? s : s.slice(a, b)
+}
+
+function hasToken(list: string, token: string): boolean {
+  if (list === '') return false
+  if (list === token) return true
+  for (const t of list.split(',')) if (t.trim() === token) return true
+  return false
+}
+
+/**
+ * The headers of a parsed request, read the way the proxy reads a Headers object: `get` joins
+ * repeated fields with ", ", `forEach` visits each line. Names are lower-case.
+ */
+export class HeadHeaders {
+  constructor(
+    private readonly names: readonly string[],
+    private readonly values: readonly string[],
+  ) {}
+
+  get(name: string): string | null {
+    let out: string | null = null
+    const names = this.names
+    for (let i = 0; i < names.length; i++) {
+      if (names[i] === name) out = out === null ? this.values[i]! : `${out}, ${this.values[i]}`
+    }
+    return out
+  }
+
+  has(name: string): boolean {
+    return this.names.includes(name)
+  }
+
+  forEach(fn: (value: string, name: string) => void): void {
+    const names = this.names
+    for (let i = 0; i < names.length; i++) fn(this.values[i]!, names[i]!)
+  }
+}

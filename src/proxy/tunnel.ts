@@ -1,0 +1,204 @@
+/**
+ * Protocol upgrades on the proxy's own listener (WebSocket and any other Upgrade): the request
+ * head goes to a fresh connection to one pool address, with the usual forwarding headers; a
+ * 101 answer turns both connections into a byte tunnel with backpressure each way; any other
+ * answer is relayed to its end and both connections close (the client cannot go on talking to
+ * the upstream unchecked). The Bun.serve listener's WebSocket path is websocket.ts.
+ */
+import { Buffer } from 'node:buffer'
+import { dial, type Conn, type DialOptions } from '../runtime/socket.ts'
+import { upstreamRequestHeaders } from './headers.ts'
+import type { ProxyRequest } from './message.ts'
+import type { UpstreamPool } from './pool.ts'
+import { ChunkedDecoder } from './transport/chunked.ts'
+import { parseResponseHead, type ResponseHead } from './transport/response-head.ts'
+
+export interface TunnelContext {
+  pool: UpstreamPool
+  /** The Upgrade header's value, sent on as it came. */
+  upgrade: string
+  clientIp: string
+  clientTls: boolean
+  trustedPeer: boolean
+  requestId: string
+  /** Connect plus response-head time allowed per attempt. */
+  openTimeoutMs: number
+  dialFn?: (opts: DialOptions) => Promise<Conn>
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n')
+const MAX_HEAD_BYTES = 64 * 1024
+
+/** Runs one upgrade to its end. `client` is the listener's connection, already taken over. */
+export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint8Array, ctx: TunnelContext): Promise<void> {
+  // Hold what the client sends until the upstream has answered.
+  const held: Uint8Array[] = early.byteLength > 0 ? [early] : []
+  let clientGone = false
+  client.handlers = {
+    data: (c) => held.push(c),
+    drain() {},
+    close: () => {
+      clientGone = true
+    },
+  }
+  const u = ctx.pool.upstream
+  const headers = upstreamRequestHeaders(req.headers, {
+    clientIp: ctx.clientIp,
+    trustedPeer: ctx.trustedPeer,
+    proto: ctx.clientTls ? 'https' : 'http',
+    clientHost: req.headers.get('host') ?? u.host,
+    hostOverride: u.hostHeader,
+    requestId: ctx.requestId,
+  })
+  let head = `${req.method} ${req.target} HTTP/1.1\r\n`
+  for (const [n, v] of headers) head += `${n}: ${v}\r\n`
+  head += `connection: upgrade\r\nupgrade: ${ctx.upgrade}\r\n\r\n`
+
+  const tried = new Set<string>()
+  let lastReason = 'no upstream address available'
+  for (let attempt = 0; attempt <= u.retries && !clientGone; attempt++) {
+    const state = ctx.pool.pick(tried)
+    if (!state) break
+    tried.add(state.address)
+    let upstream: Conn
+    try {
+      upstream = await (ctx.dialFn ?? dial)(ctx.pool.dialOptions(state))
+    } catch (err) {
+      lastReason = `could not connect to upstream: ${(err as Error).message}`
+      continue
+    }
+    if (clientGone) {
+      upstream.destroy()
+      return
+    }
+    const answered = await readHead(upstream, Buffer.from(head, 'latin1'), req.method, ctx.openTimeoutMs)
+    if ('error' in answered) {
+      upstream.destroy()
+      lastReason = answered.error
+      if (answered.sent) break // the upstream may have acted on it: do not send it again
+      continue
+    }
+    if (clientGone) {
+      upstream.destroy()
+      return
+    }
+    if (answered.head.status === 101) {
+      // The head and whatever came with it (the upstream may speak first, as soon as it switched).
+      client.write(answered.rest.length > 0 ? Buffer.concat([answered.raw, answered.rest]) : answered.raw)
+      for (const c of held.splice(0)) upstream.write(c)
+      pipeBoth(client, upstream)
+      return
+    }
+    // Refused (401, 403, 426, ...): relay that answer, then close both.
+    relayThenClose(upstream, client, answered.raw, answered.head, answered.rest)
+    return
+  }
+  if (!clientGone) {
+    const body = `502 ${lastReason} (request id ${ctx.requestId})\n`
+    client.write(Buffer.from(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${ctx.requestId}\r\nconnection: close\r\n\r\n${body}`, 'utf8'))
+    client.end()
+  }
+}
+
+type HeadResult = { head: ResponseHead; raw: Buffer; rest: Buffer } | { error: string; sent: boolean }
+
+/** Sends the request head and reads the upstream's response head, within `timeoutMs`. */
+function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs: number): Promise<HeadResult> {
+  return new Promise<HeadResult>((resolve) => {
+    let buf: Buffer | null = null
+    let settled = false
+    const settle = (r: HeadResult) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      upstream.handlers = { data() {}, drain() {}, close() {} }
+      resolve(r)
+    }
+    const timer = setTimeout(() => settle({ error: `upstream did not answer the upgrade within ${timeoutMs}ms`, sent: true }), timeoutMs)
+    upstream.handlers = {
+      data(chunk) {
+        buf = buf ? Buffer.concat([buf, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+        const end = buf.indexOf(CRLFCRLF)
+        if (end < 0) {
+          if (buf.length > MAX_HEAD_BYTES) settle({ error: 'upstream response head too large', sent: true })
+          return
+        }
+        try {
+          const head = parseResponseHead(buf.toString('latin1', 0, end), method)
+          settle({ head, raw: buf.subarray(0, end + 4), rest: buf.subarray(end + 4) })
+        } catch (err) {
+          settle({ error: `upstream sent an invalid response: ${(err as Error).message}`, sent: true })
+        }
+      },
+      drain() {},
+      close() {
+        settle({ error: 'upstream closed the connection without answering the upgrade', sent: buf !== null })
+      },
+    }
+    upstream.write(requestHead)
+  })
+}
+
+/** Joins two connections into a byte tunnel: each side's data goes to the other, a full side pauses its source until it drains, and a close ends the other side. */
+function pipeBoth(a: Conn, b: Conn): void {
+  a.handlers = {
+    data: (c) => void (b.write(c) || a.pause()),
+    drain: () => b.resume(),
+    close: () => b.end(),
+  }
+  b.handlers = {
+    data: (c) => void (a.write(c) || b.pause()),
+    drain: () => a.resume(),
+    close: () => a.end(),
+  }
+}
+
+/** Relays a non-101 answer (its head, then its body by its framing) and closes both sides. */
+function relayThenClose(upstream: Conn, client: Conn, raw: Buffer, head: ResponseHead, rest: Buffer): void {
+  const done = () => {
+    upstream.destroy()
+    client.end()
+  }
+  client.write(raw)
+  const f = head.framing
+  if (f.kind === 'none') return done()
+  let remaining = f.kind === 'length' ? f.length : Infinity
+  const decoder = f.kind === 'chunked' ? new ChunkedDecoder() : undefined
+  const onBody = (chunk: Uint8Array) => {
+    if (decoder) {
+      let used: number
+      try {
+        used = decoder.feed(chunk, () => {})
+      } catch {
+        upstream.destroy()
+        client.destroy()
+        return
+      }
+      client.write(chunk.subarray(0, used))
+      if (decoder.done) done()
+      return
+    }
+    const take = Math.min(remaining, chunk.byteLength)
+    remaining -= take
+    if (!client.write(chunk.subarray(0, take))) upstream.pause()
+    if (remaining === 0) done()
+  }
+  upstream.handlers = {
+    data: onBody,
+    drain() {},
+    close() {
+      if (f.kind === 'close') client.end()
+      else client.destroy() // ended before its framing said: the client must see it cut
+    },
+  }
+  client.handlers = {
+    data() {},
+    drain() {
+      upstream.resume()
+    },
+    close() {
+      upstream.destroy()
+    },
+  }
+  if (rest.length > 0) onBody(rest)
+}

@@ -1,0 +1,211 @@
+/**
+ * What only the own HTTP/1.1 listener does (server.listener = "own"): client_header_timeout,
+ * max_connections, absolute-form refusal, pipelining, Expect: 100-continue, HTTP/1.0 keep-alive,
+ * Content-Length on streamed responses, and non-WebSocket upgrades. Raw clients on loopback.
+ */
+import { afterEach, describe, expect, test } from 'bun:test'
+import { connect, type Socket } from 'node:net'
+import { Harness, waitFor } from '../support/harness.ts'
+
+const h = new Harness()
+afterEach(() => h.closeAll())
+
+/** A raw client: everything it receives is collected in `got`. */
+function rawClient(port: number): { s: Socket; got: () => string; closed: () => boolean } {
+  const s = connect(port, '127.0.0.1')
+  let got = ''
+  let closed = false
+  s.on('data', (d) => (got += d.toString('latin1')))
+  s.on('close', () => (closed = true))
+  s.on('error', () => {})
+  h.track(() => void s.destroy())
+  return { s, got: () => got, closed: () => closed }
+}
+
+function countingOrigin() {
+  const seen: string[] = []
+  const origin = h.origin({
+    async fetch(req) {
+      const body = await req.text()
+      seen.push(`${req.method} ${new URL(req.url).pathname}${body ? ` ${body}` : ''}`)
+      return new Response(`hi ${new URL(req.url).pathname}`)
+    },
+  })
+  return { origin, seen }
+}
+
+const own = (port: number, server: Record<string, unknown> = {}) => h.proxy({ upstream: { url: `http://127.0.0.1:${port}` }, server: { listener: 'own', ...server } })
+
+describe('own listener', () => {
+  test('client_header_timeout: an unfinished head gets 408 and is closed, a silent connection is closed; nothing reaches the upstream', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = own(origin.port!, { client_header_timeout: '1s' })
+    const partial = rawClient(proxy.port)
+    partial.s.write('GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ')
+    const silent = rawClient(proxy.port)
+    expect(await waitFor(() => partial.closed() && silent.closed(), 5000, 50)).toBe(true)
+    expect(partial.got()).toStartWith('HTTP/1.1 408 ')
+    expect(silent.got()).toBe('')
+    expect(seen).toEqual([])
+    expect(proxy.refused.header_timeout).toBe(2)
+  })
+
+  test('client_header_timeout counts from the first byte, so dribbling does not extend it', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = own(origin.port!, { client_header_timeout: '1s' })
+    const c = rawClient(proxy.port)
+    c.s.write('GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ')
+    const drip = setInterval(() => c.s.writable && c.s.write('a'), 100)
+    h.track(() => clearInterval(drip))
+    expect(await waitFor(() => c.closed(), 5000, 50)).toBe(true)
+    expect(c.got()).toStartWith('HTTP/1.1 408 ')
+    expect(seen).toEqual([])
+  })
+
+  test('max_connections: the connection beyond the cap gets 503 and is closed; a freed slot is usable again', async () => {
+    const { origin } = countingOrigin()
+    const { proxy } = own(origin.port!, { max_connections: 2 })
+    const a = rawClient(proxy.port)
+    const b = rawClient(proxy.port)
+    await Bun.sleep(100)
+    const c = rawClient(proxy.port)
+    expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+    expect(c.got()).toStartWith('HTTP/1.1 503 ')
+    expect(c.got()).toContain('retry-after: 1')
+    expect(proxy.refused.connections).toBe(1)
+    // The two held connections still work.
+    a.s.write('GET /a HTTP/1.1\r\nHost: a\r\n\r\n')
+    expect(await waitFor(() => a.got().includes('hi /a'))).toBe(true)
+    b.s.destroy()
+    await waitFor(() => b.closed())
+    await Bun.sleep(50)
+    const d = rawClient(proxy.port)
+    d.s.write('GET /d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    expect(await waitFor(() => d.closed(), 3000)).toBe(true)
+    expect(d.got()).toStartWith('HTTP/1.1 200 ')
+  })
+
+  test('absolute-form: another host is refused with nothing forwarded; the Host itself is reduced to origin-form', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = own(origin.port!)
+    const evil = rawClient(proxy.port)
+    evil.s.write('GET http://evil.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n')
+    expect(await waitFor(() => evil.closed(), 3000)).toBe(true)
+    expect(evil.got()).toStartWith('HTTP/1.1 400 ')
+    expect(seen).toEqual([])
+    const same = rawClient(proxy.port)
+    same.s.write('GET http://a.example/y?z HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n')
+    expect(await waitFor(() => same.closed(), 3000)).toBe(true)
+    expect(same.got()).toStartWith('HTTP/1.1 200 ')
+    expect(seen).toEqual(['GET /y'])
+  })
+
+  test('pipelined requests are answered in order on one connection', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = own(origin.port!)
+    const c = rawClient(proxy.port)
+    c.s.write('GET /1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+    const bodies = [...c.got().matchAll(/hi (\/\d)/g)].map((m) => m[1])
+    expect(bodies).toEqual(['/1', '/2', '/3'])
+    expect(seen).toEqual(['GET /1', 'POST /2 abc', 'GET /3'])
+  })
+
+  test('Expect: 100-continue gets 100 before the body is sent, then the final answer', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = own(origin.port!)
+    const c = rawClient(proxy.port)
+    c.s.write('POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n')
+    expect(await waitFor(() => c.got().startsWith('HTTP/1.1 100 Continue\r\n\r\n'), 3000)).toBe(true)
+    c.s.write('hello')
+    expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+    expect(c.got()).toContain('HTTP/1.1 200 ')
+    expect(seen).toEqual(['POST /up hello'])
+  })
+
+  test('HTTP/1.0: closed after the answer unless it asks for keep-alive', async () => {
+    const { origin } = countingOrigin()
+    const { proxy } = own(origin.port!)
+    const plain = rawClient(proxy.port)
+    plain.s.write('GET /p HTTP/1.0\r\n\r\n')
+    expect(await waitFor(() => plain.closed(), 3000)).toBe(true)
+    expect(plain.got()).toContain('connection: close')
+    const kept = rawClient(proxy.port)
+    kept.s.write('GET /k HTTP/1.0\r\nConnection: keep-alive\r\n\r\n')
+    expect(await waitFor(() => kept.got().includes('hi /k'), 3000)).toBe(true)
+    expect(kept.got()).toContain('connection: keep-alive')
+    kept.s.write('GET /k2 HTTP/1.0\r\n\r\n')
+    expect(await waitFor(() => kept.got().includes('hi /k2') && kept.closed(), 3000)).toBe(true)
+  })
+
+  test('a streamed response keeps its Content-Length (no chunked re-framing)', async () => {
+    // A raw origin (Bun.serve would chunk a streamed body itself): the head, then 3 MiB in pieces.
+    const size = 3 * 1024 * 1024
+    const origin = Bun.listen({
+      hostname: '127.0.0.1',
+      port: 0,
+      socket: {
+        async data(s) {
+          s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${size}\r\n\r\n`)
+          for (let i = 0; i < 3; i++) {
+            await Bun.sleep(20)
+            const piece = Buffer.alloc(1024 * 1024, 97 + i)
+            let off = 0
+            for (let tries = 0; off < piece.length && tries < 1000; tries++) {
+              off += Math.max(0, s.write(piece.subarray(off)))
+              if (off < piece.length) await Bun.sleep(5)
+            }
+          }
+        },
+      },
+    })
+    h.track(() => origin.stop(true))
+    const { url } = own(origin.port!)
+    const res = await fetch(url)
+    expect(res.headers.get('content-length')).toBe(String(size))
+    expect(res.headers.get('transfer-encoding')).toBeNull()
+    const body = new Uint8Array(await res.arrayBuffer())
+    expect(body.length).toBe(size)
+    expect([body[0], body[size / 2], body[size - 1]]).toEqual([97, 98, 99])
+  })
+
+  test('a non-WebSocket upgrade is tunnelled byte for byte after 101', async () => {
+    // An origin on raw sockets that switches to an echo protocol.
+    const origin = Bun.listen<{ switched: boolean }>({
+      hostname: '127.0.0.1',
+      port: 0,
+      socket: {
+        open(s) {
+          s.data = { switched: false }
+        },
+        data(s, d) {
+          if (!s.data.switched) {
+            s.data.switched = true
+            s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nready;')
+            return
+          }
+          s.write(`echo:${Buffer.from(d).toString()};`)
+        },
+      },
+    })
+    h.track(() => origin.stop(true))
+    const { proxy } = own(origin.port!)
+    const c = rawClient(proxy.port)
+    c.s.write('GET /x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n')
+    expect(await waitFor(() => c.got().includes('ready;'), 3000)).toBe(true)
+    c.s.write('one')
+    expect(await waitFor(() => c.got().includes('echo:one;'), 3000)).toBe(true)
+    expect(c.got()).toStartWith('HTTP/1.1 101 ')
+  })
+
+  test('an upgrade the upstream refuses is relayed, then the connection closes (nothing else reaches the upstream unchecked)', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = own(origin.port!)
+    const c = rawClient(proxy.port)
+    c.s.write('GET /nows HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
+    expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+    expect(c.got()).toStartWith('HTTP/1.1 200 ')
+    expect(c.got()).toEndWith('hi /nows')
+    expect(seen).toEqual(['GET /nows'])
+  })
+})

@@ -1,0 +1,122 @@
+/** parseRequestHead: the own listener's strict request-head parser, table-tested. */
+import { describe, expect, test } from 'bun:test'
+import { HeadHeaders, MAX_HEADER_COUNT, parseRequestHead, RequestHeadError } from '../../src/proxy/transport/request-head.ts'
+
+/** The head as the listener hands it over: the bytes before CRLFCRLF. */
+const head = (...lines: string[]) => lines.join('\r\n')
+
+function statusOf(text: string): number | 'ok' {
+  try {
+    parseRequestHead(text)
+    return 'ok'
+  } catch (err) {
+    if (err instanceof RequestHeadError) return err.status
+    throw err
+  }
+}
+
+describe('refused', () => {
+  const cases: [string, string, number][] = [
+    ['CL and TE both', head('POST / HTTP/1.1', 'Host: a', 'Content-Length: 5', 'Transfer-Encoding: chunked'), 400],
+    ['two differing CL', head('POST / HTTP/1.1', 'Host: a', 'Content-Length: 3', 'Content-Length: 5'), 400],
+    ['CL list that disagrees', head('POST / HTTP/1.1', 'Host: a', 'Content-Length: 3, 5'), 400],
+    ['negative CL', head('POST / HTTP/1.1', 'Host: a', 'Content-Length: -1'), 400],
+    ['signed CL', head('POST / HTTP/1.1', 'Host: a', 'Content-Length: +3'), 400],
+    ['CL with 16 digits', head('POST / HTTP/1.1', 'Host: a', 'Content-Length: 1234567890123456'), 400],
+    ['TE gzip', head('POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: gzip'), 400],
+    ['TE chunked then gzip', head('POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked, gzip'), 400],
+    ['TE gzip then chunked (unsupported coding)', head('POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: gzip, chunked'), 501],
+    ['TE chunked twice over two lines', head('POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked', 'Transfer-Encoding: chunked'), 501],
+    ['TE xchunked', head('POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: xchunked'), 400],
+    ['TE in HTTP/1.0', head('POST / HTTP/1.0', 'Transfer-Encoding: chunked'), 400],
+    ['space before colon', head('POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding : chunked'), 400],
+    ['space in a name', head('GET / HTTP/1.1', 'Host: a', 'Bad Header: x'), 400],
+    ['no colon', head('GET / HTTP/1.1', 'Host: a', 'NoColon'), 400],
+    ['empty name', head('GET / HTTP/1.1', 'Host: a', ': x'), 400],
+    ['control character', head('GET / HTTP/1.1', 'Host: a', 'X-A: a\x01b'), 400],
+    ['NUL', head('GET / HTTP/1.1', 'Host: a', 'X-A: a\x00b'), 400],
+    ['DEL', head('GET / HTTP/1.1', 'Host: a', 'X-A: a\x7fb'), 400],
+    ['bare CR in a value', head('GET / HTTP/1.1', 'Host: a', 'X-A: a\rb'), 400],
+    ['bare LF in a value', head('GET / HTTP/1.1', 'Host: a', 'X-A: a\nX-B: b'), 400],
+    ['bare LF after the request line', 'GET / HTTP/1.1\nHost: a', 400],
+    ['obs-fold', head('GET / HTTP/1.1', 'Host: a', 'X-A: a', ' b'), 400],
+    ['no Host in HTTP/1.1', head('GET / HTTP/1.1'), 400],
+    ['two Host', head('GET / HTTP/1.1', 'Host: a', 'Host: b'), 400],
+    ['a Host list', head('GET / HTTP/1.1', 'Host: a, b'), 400],
+    ['a Host with userinfo', head('GET / HTTP/1.1', 'Host: u@a'), 400],
+    ['absolute-form naming another host', head('GET http://evil.example/x HTTP/1.1', 'Host: a.example'), 400],
+    ['absolute-form in HTTP/1.0 without Host', head('GET http://evil.example/x HTTP/1.0'), 400],
+    ['absolute-form with another port', head('GET http://a.example:8080/x HTTP/1.1', 'Host: a.example'), 400],
+    ['CONNECT', head('CONNECT evil.example:443 HTTP/1.1', 'Host: evil.example:443'), 405],
+    ['asterisk for GET', head('GET * HTTP/1.1', 'Host: a'), 400],
+    ['a fragment in the target', head('GET /a#b HTTP/1.1', 'Host: a'), 400],
+    ['a target that is neither a path nor a URL', head('GET a/b HTTP/1.1', 'Host: a'), 400],
+    ['non-ASCII in the target', head('GET /\xe9 HTTP/1.1', 'Host: a'), 400],
+    ['two spaces in the request line', head('GET  / HTTP/1.1', 'Host: a'), 400],
+    ['a lower-case version', head('GET / http/1.1', 'Host: a'), 400],
+    ['HTTP/2.0 on an HTTP/1 connection', head('GET / HTTP/2.0', 'Host: a'), 505],
+    ['HTTP/1.2', head('GET / HTTP/1.2', 'Host: a'), 505],
+    ['a method with a space', head('GE T / HTTP/1.1', 'Host: a'), 400],
+    ['too many header lines', head('GET / HTTP/1.1', 'Host: a', ...Array.from({ length: MAX_HEADER_COUNT }, (_, i) => `X-${i}: v`)), 431],
+  ]
+  test.each(cases)('%s', (_name, text, status) => {
+    expect(statusOf(text)).toBe(status)
+  })
+})
+
+describe('accepted', () => {
+  test('a plain GET: origin-form, keep-alive, no body', () => {
+    const r = parseRequestHead(head('GET /a?b=1 HTTP/1.1', 'Host: a.example:8080', 'X-Multi: 1', 'x-multi: 2'))
+    expect(r.method).toBe('GET')
+    expect(r.target).toBe('/a?b=1')
+    expect(r.minor).toBe(1)
+    expect(r.host).toBe('a.example:8080')
+    expect(r.body).toEqual({ kind: 'none' })
+    expect(r.keepAlive).toBe(true)
+    const h = new HeadHeaders(r.names, r.values)
+    expect(h.get('x-multi')).toBe('1, 2')
+    expect(h.get('absent')).toBeNull()
+    const seen: string[] = []
+    h.forEach((v, n) => seen.push(`${n}=${v}`))
+    expect(seen).toEqual(['host=a.example:8080', 'x-multi=1', 'x-multi=2'])
+  })
+
+  test('leading empty lines are skipped, and OWS around a value is trimmed', () => {
+    const r = parseRequestHead(`\r\n\r\n${head('GET / HTTP/1.1', 'Host: a', 'X-A: \t v a l \t')}`)
+    expect(new HeadHeaders(r.names, r.values).get('x-a')).toBe('v a l')
+  })
+
+  test('absolute-form naming the Host becomes origin-form', () => {
+    expect(parseRequestHead(head('GET http://A.example/x?y HTTP/1.1', 'Host: a.example')).target).toBe('/x?y')
+    expect(parseRequestHead(head('GET http://a.example HTTP/1.1', 'Host: a.example')).target).toBe('/')
+    expect(parseRequestHead(head('GET http://a.example?q HTTP/1.1', 'Host: a.example')).target).toBe('/?q')
+  })
+
+  test('framing: Content-Length (repeated identical values too), chunked, zero', () => {
+    expect(parseRequestHead(head('POST / HTTP/1.1', 'Host: a', 'Content-Length: 5', 'Content-Length: 5')).body).toEqual({ kind: 'length', length: 5 })
+    expect(parseRequestHead(head('POST / HTTP/1.1', 'Host: a', 'Content-Length: 5, 5')).body).toEqual({ kind: 'length', length: 5 })
+    expect(parseRequestHead(head('POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding: Chunked')).body).toEqual({ kind: 'chunked' })
+    expect(parseRequestHead(head('POST / HTTP/1.1', 'Host: a', 'Content-Length: 0')).body).toEqual({ kind: 'none' })
+  })
+
+  test('connection rules: close in 1.1, keep-alive in 1.0, upgrade, 100-continue', () => {
+    expect(parseRequestHead(head('GET / HTTP/1.1', 'Host: a', 'Connection: close')).keepAlive).toBe(false)
+    expect(parseRequestHead(head('GET / HTTP/1.0')).keepAlive).toBe(false)
+    expect(parseRequestHead(head('GET / HTTP/1.0', 'Connection: Keep-Alive')).keepAlive).toBe(true)
+    const up = parseRequestHead(head('GET /ws HTTP/1.1', 'Host: a', 'Connection: keep-alive, Upgrade', 'Upgrade: websocket'))
+    expect(up.upgrade).toBe('websocket')
+    // Upgrade without Connection: upgrade is not a request to switch.
+    expect(parseRequestHead(head('GET /ws HTTP/1.1', 'Host: a', 'Upgrade: websocket')).upgrade).toBeUndefined()
+    expect(parseRequestHead(head('POST / HTTP/1.1', 'Host: a', 'Expect: 100-continue', 'Content-Length: 1')).expectContinue).toBe(true)
+  })
+
+  test('OPTIONS * and an HTTP/1.0 request without Host', () => {
+    expect(parseRequestHead(head('OPTIONS * HTTP/1.1', 'Host: a')).target).toBe('*')
+    expect(parseRequestHead(head('GET / HTTP/1.0')).host).toBeUndefined()
+  })
+
+  test('a long hostile value is rejected in linear time (no regex backtracking)', () => {
+    // 16 KiB of spaces then a control character: refused, and quickly enough not to time out.
+    expect(statusOf(head('GET / HTTP/1.1', 'Host: a', `X-A: ${' '.repeat(16 * 1024)}\x01`))).toBe(400)
+  })
+})
