@@ -4,7 +4,8 @@
  *   bun scripts/bench-peers.ts [--rounds 3] [--duration 5s] [--pin] [--workers auto] [--quick]
  *
  * Starts an nginx origin (a 100-byte response, 1 MiB and 100 MiB files) and, in front of it,
- * three proxies with one worker each: dist/proxy, nginx (upstream keepalive 256) and HAProxy.
+ * four proxies with one worker each: dist/proxy with its own HTTP/1.1 listener (the default) and
+ * with the Bun.serve listener (`--listener runtime`), nginx (upstream keepalive 256) and HAProxy.
  * Every configuration runs `wrk -t1` against each proxy in turn, round after round (interleaved,
  * so drift hits all alike), and records req/s, p99, the proxy's CPU time per request (from
  * /proc), its RSS, and the upstream connections it opened (from the origin's stub_status).
@@ -28,7 +29,7 @@ const PIN = args.includes('--pin')
 const QUICK = args.includes('--quick')
 const WORKERS = opt('--workers', '1')
 
-const PORTS = { origin: 18200, ours: 18201, nginx: 18202, haproxy: 18203, status: 18209 }
+const PORTS = { origin: 18200, ours: 18201, nginx: 18202, haproxy: 18203, oursRuntime: 18204, status: 18209 }
 const dir = mkdtempSync(join(tmpdir(), 'bench-peers-'))
 const children: ChildProcess[] = []
 
@@ -174,6 +175,7 @@ async function main(): Promise<void> {
   await waitPort(PORTS.origin)
   const proxies: { name: string; port: number; child: ChildProcess }[] = [
     { name: 'proxy', port: PORTS.ours, child: run(bin, ['serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${PORTS.ours}`, '--admin', 'off', '--access-log', 'off', '--workers', WORKERS], 1) },
+    { name: 'proxy-rt', port: PORTS.oursRuntime, child: run(bin, ['serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${PORTS.oursRuntime}`, '--admin', 'off', '--access-log', 'off', '--workers', WORKERS, '--listener', 'runtime'], 1) },
     { name: 'nginx', port: PORTS.nginx, child: run('nginx', ['-c', nginxProxyConf], 1) },
     { name: 'haproxy', port: PORTS.haproxy, child: run('haproxy', ['-f', haproxyCfg], 1) },
   ]

@@ -135,6 +135,8 @@ export class AdminServer {
     out.push('# HELP proxy_dns_refreshes_total DNS refreshes by result.', '# TYPE proxy_dns_refreshes_total counter')
     for (const [l, v] of dns.refresh) out.push(`proxy_dns_refreshes_total{${l}} ${v}`)
     gauge('proxy_client_requests_in_flight', 'Client requests being served.', [['', proxy.pendingRequests]])
+    const clientConns = proxy.clientConnections
+    if (clientConns !== undefined) gauge('proxy_client_connections', 'Open client connections (listener = "own"; Bun.serve does not expose them).', [['', clientConns]])
     out.push('# HELP proxy_client_requests_refused_total Requests the proxy answered itself without going upstream, by reason: malformed (refused by its request checks), overload (max_concurrent_requests), shutting_down, and with listener = "own": connections (max_connections), header_timeout (client_header_timeout).', '# TYPE proxy_client_requests_refused_total counter')
     for (const [reason, n] of Object.entries(proxy.refused)) out.push(`proxy_client_requests_refused_total{reason="${reason}"} ${n}`)
     const text = out.join('\n') + '\n'

@@ -71,21 +71,27 @@ export function upstreamRequestHeaders(incoming: HeaderReader, ctx: ForwardConte
   return out
 }
 
+/** Lengths of the response header names clientResponseHeaders may drop; others skip the lower-casing. */
+const DROPPABLE_LENGTHS = new Set([...HOP_BY_HOP, 'x-request-id', 'content-length'].map((n) => n.length))
+
 /** Response headers to send to the client: hop-by-hop removed, X-Request-Id added. */
 export function clientResponseHeaders(upstream: readonly (readonly [string, string])[], requestId: string, keepContentLength: boolean): [string, string][] {
+  // Names a Connection header lists beyond the fixed hop-by-hop set (rare): then every name is checked.
   let listed: Set<string> | undefined
   for (const [name, value] of upstream) {
     if (name.length === 10 && name.toLowerCase() === 'connection') {
-      listed ??= new Set()
-      for (const t of connectionTokens(value) ?? []) listed.add(t)
+      for (const t of connectionTokens(value) ?? []) if (!HOP_BY_HOP.has(t)) (listed ??= new Set()).add(t)
     }
   }
   const out: [string, string][] = []
-  for (const [name, value] of upstream) {
-    const lower = name.toLowerCase()
-    if (HOP_BY_HOP.has(lower) || listed?.has(lower) || lower === 'x-request-id') continue
-    if (lower === 'content-length' && !keepContentLength) continue
-    out.push([name, value])
+  for (const pair of upstream) {
+    const name = pair[0]
+    if (listed !== undefined || DROPPABLE_LENGTHS.has(name.length)) {
+      const lower = name.toLowerCase()
+      if (HOP_BY_HOP.has(lower) || listed?.has(lower) || lower === 'x-request-id') continue
+      if (lower === 'content-length' && !keepContentLength) continue
+    }
+    out.push(pair as [string, string])
   }
   out.push(['x-request-id', requestId])
   return out

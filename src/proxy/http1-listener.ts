@@ -462,7 +462,9 @@ class ClientConnection {
 
     if (!stream || noBody) {
       stream?.cancel().catch(() => {})
-      this.write(bytes.byteLength > 0 ? Buffer.concat([Buffer.from(out, 'latin1'), bytes]) : Buffer.from(out, 'latin1'))
+      // Head and body in one send.
+      const headBytes = Buffer.from(out, 'latin1')
+      this.write(bytes.byteLength > 0 ? Buffer.concat([headBytes, bytes]) : headBytes)
       this.requestDone()
       return
     }

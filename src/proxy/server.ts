@@ -244,6 +244,11 @@ export class ProxyServer {
     return this.server?.pendingRequests ?? 0
   }
 
+  /** Open client connections; undefined when the listener cannot tell (Bun.serve, Deno.serve). */
+  get clientConnections(): number | undefined {
+    return this.server?.connections
+  }
+
   get port(): number {
     return this.server?.port ?? 0
   }

@@ -40,6 +40,8 @@ export interface Listener {
   readonly hostname: string
   readonly port: number
   readonly pendingRequests: number
+  /** Open client connections, where the listener can count them (the own listener). */
+  readonly connections?: number
   /** Graceful: stop accepting and resolve when open requests are done. Forced: close all now. */
   stop(force: boolean): Promise<void>
 }

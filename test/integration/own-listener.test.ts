@@ -73,6 +73,7 @@ describe('own listener', () => {
     expect(c.got()).toStartWith('HTTP/1.1 503 ')
     expect(c.got()).toContain('retry-after: 1')
     expect(proxy.refused.connections).toBe(1)
+    expect(proxy.clientConnections).toBe(2)
     // The two held connections still work.
     a.s.write('GET /a HTTP/1.1\r\nHost: a\r\n\r\n')
     expect(await waitFor(() => a.got().includes('hi /a'))).toBe(true)

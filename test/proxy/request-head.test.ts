@@ -105,6 +105,8 @@ describe('accepted', () => {
     expect(parseRequestHead(head('GET / HTTP/1.0', 'Connection: Keep-Alive')).keepAlive).toBe(true)
     const up = parseRequestHead(head('GET /ws HTTP/1.1', 'Host: a', 'Connection: keep-alive, Upgrade', 'Upgrade: websocket'))
     expect(up.upgrade).toBe('websocket')
+    // An upgrade with a body is served as a plain request (the body must not share the tunnel).
+    expect(parseRequestHead(head('POST /ws HTTP/1.1', 'Host: a', 'Connection: upgrade', 'Upgrade: h2c', 'Content-Length: 3')).upgrade).toBeUndefined()
     // Upgrade without Connection: upgrade is not a request to switch.
     expect(parseRequestHead(head('GET /ws HTTP/1.1', 'Host: a', 'Upgrade: websocket')).upgrade).toBeUndefined()
     expect(parseRequestHead(head('POST / HTTP/1.1', 'Host: a', 'Expect: 100-continue', 'Content-Length: 1')).expectContinue).toBe(true)

@@ -298,7 +298,8 @@ class Exchange {
       this.st = St.Done
       this.responseDone = true
       this.responseBytes = f.length
-      this.resolveHead({ head, body: Buffer.from(rest.subarray(0, f.length)), firstByteAt: this.firstByteAt })
+      // A view, not a copy: each socket read is a fresh buffer of at most one read's size.
+      this.resolveHead({ head, body: rest.length === f.length ? rest : rest.subarray(0, f.length), firstByteAt: this.firstByteAt })
       this.maybeFinish()
       return
     }

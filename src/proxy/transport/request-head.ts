@@ -6,6 +6,7 @@
  * missing or repeated Host, an absolute-form target naming another host, CONNECT. Pure: no I/O,
  * table-tested in test/proxy/request-head.test.ts.
  */
+import { isOws, isToken } from './http-chars.ts'
 
 export interface RequestHead {
   method: string
@@ -24,7 +25,7 @@ export interface RequestHead {
   keepAlive: boolean
   /** "Expect: 100-continue" was sent. */
   expectContinue: boolean
-  /** The Upgrade header's value when the request asks to switch protocols (Connection: upgrade). */
+  /** The Upgrade header's value when a request without a body asks to switch protocols (Connection: upgrade). */
   upgrade: string | undefined
 }
 
@@ -43,10 +44,6 @@ export const MAX_HEADER_COUNT = 200
 
 // token (RFC 9110 §5.6.2); the target is visible ASCII only (non-ASCII must be percent-encoded).
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/(\d)\.(\d)$/
-// name ":" value, the name a token right up to the colon.
-const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-// A value is HTAB, SP, VCHAR or obs-text: no CR, LF, NUL, other control characters or DEL.
-const BAD_VALUE_CHAR = /[\x00-\x08\x0a-\x1f\x7f]/
 // reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2); no userinfo, no list.
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{1,5})?$/
 const DIGITS = /^\d{1,15}$/
@@ -86,15 +83,19 @@ export function parseRequestHead(head: string): RequestHead {
     if (end < 0) end = head.length
     const c = head.charCodeAt(pos)
     if (c === 0x20 || c === 0x09) throw new RequestHeadError(400, 'obsolete line folding is not allowed')
+    // name ":" value, the name a token right up to the colon.
     const colon = head.indexOf(':', pos)
-    if (colon < 0 || colon >= end || !FIELD_NAME.test(head.slice(pos, colon))) {
+    if (colon < 0 || colon >= end || !isToken(head, pos, colon)) {
       throw new RequestHeadError(400, 'malformed header line (bad name, whitespace before ":", or no colon)')
     }
-    const raw = head.slice(colon + 1, end)
-    if (BAD_VALUE_CHAR.test(raw)) throw new RequestHeadError(400, 'control character (bare CR or LF, NUL, ...) in a header value')
+    let vs = colon + 1
+    let ve = end
+    while (vs < ve && isOws(head.charCodeAt(vs))) vs++
+    while (ve > vs && isOws(head.charCodeAt(ve - 1))) ve--
+    if (hasControlChar(head, vs, ve)) throw new RequestHeadError(400, 'control character (bare CR or LF, NUL, ...) in a header value')
     if (names.length >= MAX_HEADER_COUNT) throw new RequestHeadError(431, `more than ${MAX_HEADER_COUNT} header lines`)
     const name = head.slice(pos, colon).toLowerCase()
-    const value = trimOws(raw)
+    const value = head.slice(vs, ve)
     names.push(name)
     values.push(value)
     switch (name) {
@@ -175,17 +176,19 @@ export function parseRequestHead(head: string): RequestHead {
     body,
     keepAlive,
     expectContinue: expect !== undefined && expect.toLowerCase() === '100-continue',
-    upgrade: upgrade !== undefined && hasToken(tokens, 'upgrade') ? upgrade : undefined,
+    // A request with a body is not switched: its body would share the tunnel with whatever the
+    // client sends next, which the upstream could read as another request we never checked.
+    upgrade: upgrade !== undefined && hasToken(tokens, 'upgrade') && body.kind === 'none' ? upgrade : undefined,
   }
 }
 
-/** Strips leading and trailing SP and HTAB (OWS). */
-function trimOws(s: string): string {
-  let a = 0
-  let b = s.length
-  while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++
-  while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--
-  return a === 0 && b === s.length ? s : s.slice(a, b)
+/** A field value is HTAB, SP, VCHAR or obs-text: true if s[from, to) has CR, LF, NUL, another control character or DEL. */
+function hasControlChar(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i)
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true
+  }
+  return false
 }
 
 function hasToken(list: string, token: string): boolean {

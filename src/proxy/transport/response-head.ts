@@ -2,6 +2,7 @@
  * Parsing an upstream's HTTP/1.x response head (RFC 9112 §4–§6): status line, header fields,
  * and the body framing they imply. Pure; the connection state machine is in http1.ts.
  */
+import { isOws, isToken } from './http-chars.ts'
 
 export interface ResponseHead {
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
@@ -26,50 +27,79 @@ export class ResponseParseError extends Error {
   override name = 'ResponseParseError'
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-// Field values: visible ASCII, obs-text, SP and HTAB; never CR, LF or NUL (RFC 9110 §5.5).
-const BAD_VALUE = /[\0\r\n]/
 
-/** `head` is the latin1 text of the head without the final CRLFCRLF. */
+/**
+ * `head` is the latin1 text of the head without the final CRLFCRLF. Hand-scanned (no split, no
+ * per-line regex): it runs once per proxied response.
+ */
 export function parseResponseHead(head: string, requestMethod: string): ResponseHead {
-  const lines = head.split('\r\n')
-  const statusLine = lines[0] ?? ''
-  const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(statusLine)
-  if (!m) throw new ResponseParseError(`malformed status line: ${JSON.stringify(statusLine.slice(0, 80))}`)
-  const minorVersion = Number(m[1])
-  const status = Number(m[2])
+  let lineEnd = head.indexOf('\r\n')
+  if (lineEnd < 0) lineEnd = head.length
+  // "HTTP/1.x SSS" then an optional " reason".
+  const minorCh = head.charCodeAt(7)
+  if (
+    lineEnd < 12 ||
+    !head.startsWith('HTTP/1.') ||
+    (minorCh !== 0x30 && minorCh !== 0x31) ||
+    head.charCodeAt(8) !== 0x20 ||
+    !isDigit(head.charCodeAt(9)) ||
+    !isDigit(head.charCodeAt(10)) ||
+    !isDigit(head.charCodeAt(11)) ||
+    (lineEnd > 12 && head.charCodeAt(12) !== 0x20) ||
+    hasBadChar(head, 12, lineEnd)
+  ) {
+    throw new ResponseParseError(`malformed status line: ${JSON.stringify(head.slice(0, Math.min(lineEnd, 80)))}`)
+  }
+  const minorVersion = minorCh - 0x30
+  const status = (head.charCodeAt(9) - 0x30) * 100 + (head.charCodeAt(10) - 0x30) * 10 + (head.charCodeAt(11) - 0x30)
+  const statusText = lineEnd > 13 ? head.slice(13, lineEnd) : ''
   const headers: [string, string][] = []
   let contentLength: number | undefined
   let transferEncoding: string | undefined
   let connection = ''
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!
-    if (line.length === 0) continue
-    if (line.charCodeAt(0) === 0x20 || line.charCodeAt(0) === 0x09) throw new ResponseParseError('obsolete line folding in response')
-    const colon = line.indexOf(':')
-    if (colon <= 0) throw new ResponseParseError(`malformed header line: ${JSON.stringify(line.slice(0, 80))}`)
-    const name = line.slice(0, colon)
-    if (!TOKEN.test(name)) throw new ResponseParseError(`invalid header name: ${JSON.stringify(name.slice(0, 80))}`)
-    const value = line.slice(colon + 1).trim()
-    if (BAD_VALUE.test(value)) throw new ResponseParseError(`invalid character in header ${name}`)
-    const lower = name.toLowerCase()
-    if (lower === 'content-length') {
-      // Repeated identical values are allowed (RFC 9110 §8.6); differing ones are not.
-      for (const part of value.split(',')) {
-        const v = part.trim()
-        if (!/^\d{1,15}$/.test(v)) throw new ResponseParseError(`invalid Content-Length: ${JSON.stringify(value)}`)
-        const n = Number(v)
-        if (contentLength !== undefined && contentLength !== n) throw new ResponseParseError('conflicting Content-Length values')
-        contentLength = n
+  let pos = lineEnd + 2
+  while (pos < head.length) {
+    let end = head.indexOf('\r\n', pos)
+    if (end < 0) end = head.length
+    if (end === pos) {
+      pos += 2
+      continue
+    }
+    const first = head.charCodeAt(pos)
+    if (first === 0x20 || first === 0x09) throw new ResponseParseError('obsolete line folding in response')
+    const colon = head.indexOf(':', pos)
+    if (colon <= pos || colon >= end) throw new ResponseParseError(`malformed header line: ${JSON.stringify(head.slice(pos, Math.min(end, pos + 80)))}`)
+    if (!isToken(head, pos, colon)) throw new ResponseParseError(`invalid header name: ${JSON.stringify(head.slice(pos, Math.min(colon, pos + 80)))}`)
+    const name = head.slice(pos, colon)
+    let vs = colon + 1
+    let ve = end
+    while (vs < ve && isOws(head.charCodeAt(vs))) vs++
+    while (ve > vs && isOws(head.charCodeAt(ve - 1))) ve--
+    // Field values: visible ASCII, obs-text, SP and HTAB; never CR, LF or NUL (RFC 9110 §5.5).
+    if (hasBadChar(head, vs, ve)) throw new ResponseParseError(`invalid character in header ${name}`)
+    const value = head.slice(vs, ve)
+    const n = name.length
+    if (n === 14 || n === 17 || n === 10) {
+      const lower = name.toLowerCase()
+      if (lower === 'content-length') {
+        // Repeated identical values are allowed (RFC 9110 §8.6); differing ones are not.
+        for (const part of value.split(',')) {
+          const v = part.trim()
+          if (!/^\d{1,15}$/.test(v)) throw new ResponseParseError(`invalid Content-Length: ${JSON.stringify(value)}`)
+          const len = Number(v)
+          if (contentLength !== undefined && contentLength !== len) throw new ResponseParseError('conflicting Content-Length values')
+          contentLength = len
+        }
+      } else if (lower === 'transfer-encoding') {
+        transferEncoding = transferEncoding ? `${transferEncoding}, ${value}` : value
+      } else if (lower === 'connection') {
+        connection = connection ? `${connection}, ${value.toLowerCase()}` : value.toLowerCase()
       }
-    } else if (lower === 'transfer-encoding') {
-      transferEncoding = transferEncoding ? `${transferEncoding}, ${value}` : value
-    } else if (lower === 'connection') {
-      connection = connection ? `${connection}, ${value.toLowerCase()}` : value.toLowerCase()
     }
     headers.push([name, value])
+    pos = end + 2
   }
-  const tokens = connection.split(',').map((t) => t.trim())
+  const tokens = connection === '' ? NO_TOKENS : connection.split(',').map((t) => t.trim())
   let closeAfter = tokens.includes('close') || (minorVersion === 0 && !tokens.includes('keep-alive'))
   let framing: Framing
   if (requestMethod === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200)) {
@@ -90,5 +120,20 @@ export function parseResponseHead(head: string, requestMethod: string): Response
     framing = { kind: 'close' }
     closeAfter = true
   }
-  return { minorVersion, status, statusText: m[3] ?? '', headers, framing, closeAfter }
+  return { minorVersion, status, statusText, headers, framing, closeAfter }
+}
+
+const NO_TOKENS: string[] = []
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39
+}
+
+/** NUL, CR or LF in head[from, to). */
+function hasBadChar(head: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = head.charCodeAt(i)
+    if (c === 0x00 || c === 0x0d || c === 0x0a) return true
+  }
+  return false
 }
