@@ -179,7 +179,16 @@ class ClientConnection {
   deadlineAt = 0
   /** Whether deadlineAt is the keep-alive idle limit (else the request-head limit). */
   private deadlineKindIsIdle = false
-  private buf: Buffer | null = null
+  /**
+   * Bytes read but not yet parsed (a request head, or the next pipelined request): `acc` holds
+   * `accLen` of them. A head that arrives in one read is kept as that read's buffer; one that
+   * dribbles in is copied into a buffer that doubles as it fills, so a client sending a byte at a
+   * time costs linear, not quadratic, copying. `scanned` bytes are known to hold no CRLFCRLF.
+   */
+  private acc: Buffer | null = null
+  private accLen = 0
+  private accOwned = false
+  private scanned = 0
   private readonly ip: string
   // The current request.
   private head: RequestHead | undefined
@@ -214,7 +223,7 @@ class ClientConnection {
   onData(chunk: Buffer): void {
     switch (this.phase) {
       case Phase.Head:
-        this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk
+        this.append(chunk)
         this.readHead()
         return
       case Phase.Busy:
@@ -229,23 +238,51 @@ class ClientConnection {
 
   /** Bytes of the next request that arrive while this one is served: kept, and reading pauses. */
   private keepPipelined(chunk: Buffer): void {
-    this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk
-    if (!this.readPaused && this.buf.length > this.shared.opts.maxHeaderBytes) {
+    this.append(chunk)
+    if (!this.readPaused && this.accLen > this.shared.opts.maxHeaderBytes) {
       this.readPaused = true
       this.sock.pause()
     }
   }
 
+  private append(chunk: Buffer): void {
+    if (this.accLen === 0) {
+      this.acc = chunk
+      this.accLen = chunk.length
+      this.accOwned = false
+      this.scanned = 0
+      return
+    }
+    const need = this.accLen + chunk.length
+    if (!this.accOwned || need > this.acc!.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, 2 * this.accLen, 1024))
+      this.acc!.copy(grown, 0, 0, this.accLen)
+      this.acc = grown
+      this.accOwned = true
+    }
+    chunk.copy(this.acc!, this.accLen)
+    this.accLen = need
+  }
+
+  /** Keeps `rest` (a view of a read) as the bytes not yet parsed. */
+  private setBuffered(rest: Buffer | null): void {
+    this.acc = rest && rest.length > 0 ? rest : null
+    this.accLen = this.acc ? this.acc.length : 0
+    this.accOwned = false
+    this.scanned = 0
+  }
+
   private readHead(): void {
-    const buf = this.buf
-    if (!buf || buf.length === 0) return
+    if (this.accLen === 0) return
+    const buf = this.acc!.subarray(0, this.accLen)
     const opts = this.shared.opts
     if (this.deadlineKindIsIdle) {
       // The first byte of a new request on a kept-alive connection: its head is now due.
       this.deadlineKindIsIdle = false
       this.deadlineAt = performance.now() + opts.headerTimeoutMs
     }
-    const end = buf.indexOf(CRLFCRLF)
+    const end = buf.indexOf(CRLFCRLF, Math.max(0, this.scanned - 3))
+    this.scanned = buf.length
     if (end < 0 || end + 4 > opts.maxHeaderBytes) {
       if (end < 0 && buf.length <= opts.maxHeaderBytes) return // wait for more
       // Too large: 414 when the request line alone does not fit, else 431.
@@ -256,7 +293,7 @@ class ClientConnection {
     }
     let head: RequestHead
     try {
-      head = parseRequestHead(buf.toString("latin1", 0, end))
+      head = parseRequestHead(buf.toString('latin1', 0, end))
     } catch (err) {
       if (err instanceof RequestHeadError) {
         this.refuse(err.status, err.message, 'malformed', err.status === 405 ? [['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']] : undefined)
@@ -265,7 +302,7 @@ class ClientConnection {
       throw err
     }
     const rest = buf.length > end + 4 ? buf.subarray(end + 4) : null
-    this.buf = null
+    this.setBuffered(null)
     this.dispatch(head, rest)
   }
 
@@ -291,7 +328,7 @@ class ClientConnection {
     if (framing.kind === 'length') {
       if (rest && rest.length >= framing.length && framing.length <= INLINE_BODY_BYTES) {
         body = Buffer.from(rest.subarray(0, framing.length))
-        this.buf = rest.length > framing.length ? rest.subarray(framing.length) : null
+        this.setBuffered(rest.length > framing.length ? rest.subarray(framing.length) : null)
       } else {
         this.bodyRemaining = framing.length
         body = this.openBody(rest)
@@ -300,7 +337,7 @@ class ClientConnection {
       this.decoder = new ChunkedDecoder()
       body = this.openBody(rest)
     } else {
-      this.buf = rest
+      this.setBuffered(rest)
     }
     if (head.expectContinue && this.bodyOpen) this.write(CONTINUE)
 
@@ -519,7 +556,7 @@ class ClientConnection {
       this.readPaused = false
       this.sock.resume()
     }
-    if (this.buf) this.readHead()
+    if (this.accLen > 0) this.readHead()
   }
 
   /** Writes all of `data`; false when some of it is queued until the socket drains. */
@@ -565,7 +602,7 @@ class ClientConnection {
   /** Answers a request the listener itself refuses, and closes the connection. */
   refuse(status: number, reason: string, why: RefusalReason, extra?: [string, string][]): void {
     this.shared.opts.onRefused(why, status, reason, this.ip)
-    this.buf = null
+    this.setBuffered(null)
     this.deadlineAt = 0
     this.phase = Phase.Busy
     this.responded = true
@@ -576,7 +613,7 @@ class ClientConnection {
   onDeadline(): void {
     this.deadlineAt = 0
     if (this.phase !== Phase.Head) return
-    if (this.deadlineKindIsIdle || !this.buf || this.buf.length === 0) {
+    if (this.deadlineKindIsIdle || this.accLen === 0) {
       // Keep-alive idle, or nothing sent at all: close quietly (nginx does the same).
       if (!this.deadlineKindIsIdle) this.shared.opts.onRefused('header_timeout', 0, 'no request within the header timeout', this.ip)
       this.destroy()
@@ -586,7 +623,7 @@ class ClientConnection {
   }
 
   closeIfIdle(): void {
-    if (this.phase === Phase.Head && (!this.buf || this.buf.length === 0)) this.destroy()
+    if (this.phase === Phase.Head && this.accLen === 0) this.destroy()
     else this.closeAfter = true
   }
 
@@ -612,7 +649,7 @@ class ClientConnection {
     this.phase = Phase.Closed
     this.deadlineAt = 0
     this.queue = []
-    this.buf = null
+    this.setBuffered(null)
     if (this.bodyCtl) {
       try {
         this.bodyCtl.error(new Error('client closed the connection'))

@@ -62,6 +62,21 @@ describe('own listener', () => {
     expect(seen).toEqual([])
   })
 
+  test('a head sent one byte per write is read whole (the end of the head is found across reads)', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = own(origin.port!)
+    const c = rawClient(proxy.port)
+    c.s.setNoDelay(true)
+    const bytes = `GET /dribbled HTTP/1.1\r\nHost: a\r\nX-Pad: ${'p'.repeat(40)}\r\nConnection: close\r\n\r\n`
+    for (const ch of bytes) {
+      c.s.write(ch)
+      await Bun.sleep(1)
+    }
+    expect(await waitFor(() => c.closed(), 5000)).toBe(true)
+    expect(c.got()).toStartWith('HTTP/1.1 200 ')
+    expect(seen).toEqual(['GET /dribbled'])
+  })
+
   test('max_connections: the connection beyond the cap gets 503 and is closed; a freed slot is usable again', async () => {
     const { origin } = countingOrigin()
     const { proxy } = own(origin.port!, { max_connections: 2 })
