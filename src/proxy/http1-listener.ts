@@ -10,6 +10,7 @@
 import { Buffer } from 'node:buffer'
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from 'bun'
 import type { Conn, ConnHandlers } from '../runtime/socket.ts'
+import { WriteQueue } from '../runtime/write-queue.ts'
 import type { ProxyReply, ProxyRequest } from './message.ts'
 import { ChunkedDecoder } from './transport/chunked.ts'
 import { HeadHeaders, parseRequestHead, RequestHeadError, type RequestHead } from './transport/request-head.ts'
@@ -201,7 +202,7 @@ class ClientConnection {
   private bodyOpen = false
   private readPaused = false
   // Writes.
-  private queue: Uint8Array[] = []
+  private readonly out: WriteQueue
   private drainWaiter: (() => void) | undefined
   private tunnel: TunnelConn | undefined
   private replyReader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
@@ -213,6 +214,7 @@ class ClientConnection {
     private readonly shared: Shared,
   ) {
     this.ip = sock.remoteAddress
+    this.out = new WriteQueue(sock)
     sock.setNoDelay(true)
     // The first request's head is due within the header timeout from accept.
     this.deadlineAt = performance.now() + shared.opts.headerTimeoutMs
@@ -562,28 +564,11 @@ class ClientConnection {
   /** Writes all of `data`; false when some of it is queued until the socket drains. */
   write(data: Uint8Array): boolean {
     if (this.phase === Phase.Closed) return false
-    if (this.queue.length > 0) {
-      this.queue.push(data)
-      return false
-    }
-    const n = this.sock.write(data)
-    if (n === data.byteLength) return true
-    if (n < 0) return false
-    this.queue.push(n === 0 ? data : data.subarray(n))
-    return false
+    return this.out.write(data)
   }
 
   onDrain(): void {
-    while (this.queue.length > 0) {
-      const next = this.queue[0]!
-      const n = this.sock.write(next)
-      if (n < 0) return
-      if (n < next.byteLength) {
-        this.queue[0] = next.subarray(n)
-        return
-      }
-      this.queue.shift()
-    }
+    if (!this.out.flush()) return
     if (this.phase === Phase.Tunnel) this.tunnel?.handlers.drain()
     const w = this.drainWaiter
     this.drainWaiter = undefined
@@ -595,7 +580,7 @@ class ClientConnection {
   }
 
   private endWhenFlushed(): void {
-    if (this.queue.length === 0) this.sock.end()
+    if (this.out.empty) this.sock.end()
     else this.endPending = true
   }
 
@@ -648,7 +633,7 @@ class ClientConnection {
     const wasTunnel = this.phase === Phase.Tunnel
     this.phase = Phase.Closed
     this.deadlineAt = 0
-    this.queue = []
+    this.out.clear()
     this.setBuffered(null)
     if (this.bodyCtl) {
       try {

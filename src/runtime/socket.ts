@@ -4,6 +4,7 @@
  * timeout and write backpressure live here; HTTP framing lives in proxy/transport/http1.ts.
  */
 import { isBun } from './detect.ts'
+import { WriteQueue } from './write-queue.ts'
 
 export interface TlsDialOptions {
   /** SNI and the name the certificate is verified against. */
@@ -84,40 +85,23 @@ class BunConn implements Conn {
   handlers: ConnHandlers = NOOP_HANDLERS
   closed = false
   readonly createdAt = Date.now()
-  private queue: Uint8Array[] = []
+  private readonly out: WriteQueue
   constructor(
     private readonly socket: BunSocket,
     readonly remoteAddress: string,
     readonly timings: ConnTimings,
-  ) {}
+  ) {
+    this.out = new WriteQueue(socket)
+  }
 
   write(data: Uint8Array | string): boolean {
     if (this.closed) return false
-    const bytes = typeof data === 'string' ? encoder.encode(data) : data
-    if (this.queue.length > 0) {
-      this.queue.push(bytes)
-      return false
-    }
-    const n = this.socket.write(bytes)
-    if (n === bytes.byteLength) return true
-    if (n < 0) return false
-    this.queue.push(n === 0 ? bytes : bytes.subarray(n))
-    return false
+    return this.out.write(typeof data === 'string' ? encoder.encode(data) : data)
   }
 
   /** Called from the socket's drain event: flush what is queued, then tell the user. */
   flushQueue(): void {
-    while (this.queue.length > 0) {
-      const head = this.queue[0]!
-      const n = this.socket.write(head)
-      if (n < 0) return
-      if (n < head.byteLength) {
-        this.queue[0] = head.subarray(n)
-        return
-      }
-      this.queue.shift()
-    }
-    this.handlers.drain()
+    if (this.out.flush()) this.handlers.drain()
   }
 
   pause(): void {
@@ -140,7 +124,7 @@ class BunConn implements Conn {
   markClosed(err: Error | undefined): void {
     if (this.closed) return
     this.closed = true
-    this.queue = []
+    this.out.clear()
     this.handlers.close(err)
   }
 }
