@@ -1,7 +1,9 @@
 /**
- * The proxy listener: wires config, address sources, pools and the handler into a Bun.serve
- * server, and owns its lifecycle (start, graceful drain, close). The request path itself is
- * in handler.ts; WebSocket tunnels in websocket.ts.
+ * The proxy server: wires config, address sources, pools and the handler into a client listener
+ * (the own HTTP/1.1 listener of http1-listener.ts, or Bun.serve / Deno.serve through
+ * runtime/listener.ts), and owns its lifecycle (start, reload, graceful drain, close). The
+ * request path itself is in handler.ts; upgrade tunnels in tunnel.ts (own listener) and
+ * websocket.ts (Bun.serve).
  */
 import { readFileSync } from 'node:fs'
 import type { Server } from 'bun'
@@ -15,13 +17,12 @@ import { ProxyHandler, type HandlerHooks } from './handler.ts'
 import { requestIdFor } from './headers.ts'
 import { checkRequest } from './request-checks.ts'
 import { UpstreamPool } from './pool.ts'
-import { errorResponse } from './status.ts'
+import { errorReply, errorResponse } from './status.ts'
 import { isWebSocketUpgrade, tunnelHandlers, tunnelWebSocket, type TunnelData } from './websocket.ts'
 import { isBun } from '../runtime/detect.ts'
 import type { Conn } from '../runtime/socket.ts'
 import { listenHttp1, type RefusalReason } from './http1-listener.ts'
 import { fromRequest, toResponse, type ProxyReply, type ProxyRequest } from './message.ts'
-import { errorReply } from './status.ts'
 import { tunnelUpgrade } from './tunnel.ts'
 
 export interface ProxyServerOptions {
