@@ -169,6 +169,73 @@ describe('streaming', () => {
   })
 })
 
+describe('methods, versions and body limits', () => {
+  test('HEAD: the head with its Content-Length, and no body', async () => {
+    const origin = h.origin({ fetch: () => new Response('twelve bytes') })
+    const { url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+    const res = await fetch(url, { method: 'HEAD' })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-length')).toBe('12')
+    expect(await res.text()).toBe('')
+  })
+
+  test('an HTTP/1.0 client gets a chunked upstream body whole, without chunk framing', async () => {
+    const origin = h.origin({
+      fetch: () =>
+        new Response(
+          new ReadableStream({
+            async start(ctl) {
+              ctl.enqueue(enc.encode('part one, '))
+              await Bun.sleep(20)
+              ctl.enqueue(enc.encode('part two'))
+              ctl.close()
+            },
+          }),
+        ),
+    })
+    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+    const reply = await new Promise<string>((resolve) => {
+      const s = connect(proxy.port, '127.0.0.1')
+      h.track(() => void s.destroy())
+      let got = ''
+      s.on('data', (d) => (got += d.toString('latin1')))
+      s.on('close', () => resolve(got))
+      s.on('error', () => resolve(got))
+      s.write('GET / HTTP/1.0\r\nHost: a\r\n\r\n')
+    })
+    expect(reply).toMatch(/^HTTP\/1\.[01] 200 /)
+    expect(reply.toLowerCase()).not.toContain('transfer-encoding: chunked')
+    expect(reply.slice(reply.indexOf('\r\n\r\n') + 4)).toBe('part one, part two')
+  })
+
+  test('max_body_size: a declared or chunked body over the limit gets 413 and nothing reaches the upstream', async () => {
+    let reached = 0
+    const origin = h.origin({
+      async fetch(req) {
+        reached++
+        return new Response(`got ${(await req.arrayBuffer()).byteLength}`)
+      },
+    })
+    const { url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { max_body_size: '1KiB' } })
+    const declared = await fetch(url, { method: 'POST', body: 'x'.repeat(2048) })
+    expect(declared.status).toBe(413)
+    const chunked = await fetch(url, {
+      method: 'POST',
+      body: new ReadableStream({
+        start(ctl) {
+          ctl.enqueue(enc.encode('y'.repeat(1500)))
+          ctl.close()
+        },
+      }),
+    })
+    expect(chunked.status).toBe(413)
+    expect(reached).toBe(0)
+    const within = await fetch(url, { method: 'POST', body: 'z'.repeat(1000) })
+    expect(await within.text()).toBe('got 1000')
+    expect(reached).toBe(1)
+  })
+})
+
 describe('errors and timeouts', () => {
   test('connection refused -> 502 with the reason and the request id', async () => {
     const dead = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('') })
