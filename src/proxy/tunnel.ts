@@ -28,14 +28,22 @@ export interface TunnelContext {
 
 const CRLFCRLF = Buffer.from('\r\n\r\n')
 const MAX_HEAD_BYTES = 64 * 1024
+/** Client bytes held while the upstream has not answered the upgrade yet. */
+const MAX_HELD_BYTES = 64 * 1024
 
 /** Runs one upgrade to its end. `client` is the listener's connection, already taken over. */
 export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint8Array, ctx: TunnelContext): Promise<void> {
-  // Hold what the client sends until the upstream has answered.
+  // Hold what the client sends until the upstream has answered; past MAX_HELD_BYTES, stop
+  // reading the client (a client cannot make the proxy buffer without bound).
   const held: Uint8Array[] = early.byteLength > 0 ? [early] : []
+  let heldBytes = early.byteLength
   let clientGone = false
   client.handlers = {
-    data: (c) => held.push(c),
+    data: (c) => {
+      held.push(c)
+      heldBytes += c.byteLength
+      if (heldBytes > MAX_HELD_BYTES) client.pause()
+    },
     drain() {},
     close: () => {
       clientGone = true
@@ -87,6 +95,7 @@ export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint
       client.write(answered.rest.length > 0 ? Buffer.concat([answered.raw, answered.rest]) : answered.raw)
       for (const c of held.splice(0)) upstream.write(c)
       pipeBoth(client, upstream)
+      client.resume()
       return
     }
     // Refused (401, 403, 426, ...): relay that answer, then close both.
