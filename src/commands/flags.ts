@@ -35,6 +35,7 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--listener <kind>', table: 'server', key: 'listener' },
   { raw: '--max-connections <n>', table: 'server', key: 'max_connections' },
   { raw: '--client-header-timeout <duration>', table: 'server', key: 'client_header_timeout' },
+  { raw: '--client-body-timeout <duration>', table: 'server', key: 'client_body_timeout' },
   { raw: '--trusted-proxy <cidr>', table: 'server', key: 'trusted_proxies' },
   { raw: '--resolver <ip[:port]>', table: 'upstream', key: 'resolvers' },
   { raw: '--family <family>', table: 'upstream', key: 'family' },

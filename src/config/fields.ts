@@ -37,6 +37,7 @@ export const SERVER_FIELDS: readonly Field[] = [
   { key: 'max_concurrent_requests', prop: 'maxConcurrentRequests', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most client requests served at once, per worker (streaming ones count until they end); beyond it, 503 with Retry-After and the connection closed. 0 means no limit.' },
   { key: 'max_connections', prop: 'maxConnections', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most open client connections, per worker; a connection beyond it gets 503 with Retry-After and is closed. 0 means no limit. listener = "own" only.' },
   d('client_header_timeout', 'clientHeaderTimeoutMs', '10s', 'Time a client has to send a whole request head, from its first byte (or from connecting); 408 and close beyond. listener = "own" only: Bun.serve\'s is fixed at about 13 s.'),
+  d('client_body_timeout', 'clientBodyTimeoutMs', '60s', 'Longest wait for the next bytes of a request body while the proxy is ready for them; 408 (or an aborted upstream request) and close beyond. 0 means none. listener = "own" only.'),
   d('keepalive_timeout', 'keepaliveTimeoutMs', '75s', 'How long an idle client keep-alive connection is held open.'),
   d('drain_timeout', 'drainTimeoutMs', '30s', 'On SIGTERM/SIGINT, how long in-flight requests get to finish before the process exits.'),
   { key: 'trusted_proxies', prop: 'trustedProxies', kind: { type: 'list' }, default: [], doc: 'CIDRs whose X-Forwarded-* headers are trusted and appended to; from anyone else they are replaced.' },

@@ -18,6 +18,7 @@ export interface ResolvedServer {
   listener: 'runtime' | 'own'
   maxConnections: number
   clientHeaderTimeoutMs: number
+  clientBodyTimeoutMs: number
   tlsCertFile: string | undefined
   tlsKeyFile: string | undefined
   maxBodyBytes: number

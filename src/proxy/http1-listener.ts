@@ -20,7 +20,7 @@ export interface ClientInfo {
 }
 
 /** Why the listener answered a client itself, for counters and logs. */
-export type RefusalReason = 'malformed' | 'connections' | 'header_timeout'
+export type RefusalReason = 'malformed' | 'connections' | 'header_timeout' | 'body_timeout'
 
 export interface Http1ListenOptions {
   hostname: string
@@ -33,6 +33,8 @@ export interface Http1ListenOptions {
   headerTimeoutMs: number
   /** How long an idle keep-alive connection is held. */
   keepaliveTimeoutMs: number
+  /** Longest wait for the next bytes of a request body (the proxy not holding the client back); 408 beyond. 0: none. */
+  bodyTimeoutMs: number
   /** Most open client connections; beyond it a new one gets 503 and is closed. 0 means no limit. */
   maxConnections: number
   handle(req: ProxyRequest, client: ClientInfo): ProxyReply | Promise<ProxyReply>
@@ -357,6 +359,7 @@ class ClientConnection {
 
   private openBody(rest: Buffer | null): ReadableStream<Uint8Array> {
     this.bodyOpen = true
+    this.armBodyDeadline()
     const stream = new ReadableStream<Uint8Array>(
       {
         start: (ctl) => {
@@ -381,7 +384,14 @@ class ClientConnection {
     return stream
   }
 
+  /** The next body bytes are due within the body timeout (re-armed on every read, as nginx does). */
+  private armBodyDeadline(): void {
+    const ms = this.shared.opts.bodyTimeoutMs
+    this.deadlineAt = ms > 0 ? performance.now() + ms : 0
+  }
+
   private feedBody(chunk: Buffer): void {
+    this.armBodyDeadline()
     if (this.decoder) {
       let used: number
       try {
@@ -414,6 +424,7 @@ class ClientConnection {
 
   private endBody(rest: Buffer | null): void {
     this.bodyOpen = false
+    this.deadlineAt = 0
     try {
       this.bodyCtl?.close()
     } catch {
@@ -423,9 +434,14 @@ class ClientConnection {
     if (rest) this.keepPipelined(rest)
   }
 
-  /** A malformed request body: 400 if nothing was answered yet, and the connection closes. */
-  private bodyFailed(reason: string): void {
+  /**
+   * A malformed (400) or stalled (408) request body: the upstream request is aborted (the body
+   * stream errors), the client gets the status if nothing was answered yet, and the connection
+   * closes.
+   */
+  private bodyFailed(reason: string, status = 400, why: RefusalReason = 'malformed'): void {
     this.bodyOpen = false
+    this.deadlineAt = 0
     this.decoder = undefined
     try {
       this.bodyCtl?.error(new Error(reason))
@@ -436,9 +452,9 @@ class ClientConnection {
     this.closeAfter = true
     if (!this.responded) {
       this.responded = true
-      this.shared.opts.onRefused('malformed', 400, reason, this.ip)
-      this.write(plainReply(400, reason, true))
-      this.sock.end()
+      this.shared.opts.onRefused(why, status, reason, this.ip)
+      this.write(plainReply(status, reason, true))
+      this.endWhenFlushed()
     } else this.destroy()
   }
 
@@ -597,6 +613,12 @@ class ClientConnection {
 
   onDeadline(): void {
     this.deadlineAt = 0
+    if (this.phase === Phase.Busy && this.bodyOpen) {
+      // Reading is paused because the upstream is slow: the client is not the one stalling.
+      if (this.readPaused) this.armBodyDeadline()
+      else this.bodyFailed(`no request body bytes for client_body_timeout (${this.shared.opts.bodyTimeoutMs} ms)`, 408, 'body_timeout')
+      return
+    }
     if (this.phase !== Phase.Head) return
     if (this.deadlineKindIsIdle || this.accLen === 0) {
       // Keep-alive idle, or nothing sent at all: close quietly (nginx does the same).
@@ -604,7 +626,7 @@ class ClientConnection {
       this.destroy()
       return
     }
-    this.refuse(408, `request head not received within header_timeout (${this.shared.opts.headerTimeoutMs} ms)`, 'header_timeout')
+    this.refuse(408, `request head not received within client_header_timeout (${this.shared.opts.headerTimeoutMs} ms)`, 'header_timeout')
   }
 
   closeIfIdle(): void {

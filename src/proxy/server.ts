@@ -52,7 +52,7 @@ export class ProxyServer {
   private stopping = false
   private started = false
   /** Requests answered by the proxy itself without going upstream, by reason (for /metrics). */
-  readonly refused: Record<'malformed' | 'overload' | 'shutting_down' | 'connections' | 'header_timeout', number> = { malformed: 0, overload: 0, shutting_down: 0, connections: 0, header_timeout: 0 }
+  readonly refused: Record<'malformed' | 'overload' | 'shutting_down' | RefusalReason, number> = { malformed: 0, overload: 0, shutting_down: 0, connections: 0, header_timeout: 0, body_timeout: 0 }
   private overloadLoggedAtMs = 0
   private refusalLoggedAtMs = 0
 
@@ -151,6 +151,7 @@ export class ProxyServer {
       maxHeaderBytes: cfg.maxHeaderBytes,
       headerTimeoutMs: cfg.clientHeaderTimeoutMs,
       keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
+      bodyTimeoutMs: cfg.clientBodyTimeoutMs,
       maxConnections: cfg.maxConnections,
       handle: (req, client) => this.serve(req, client.ip, clientTls),
       upgrade: (req, upgrade, client, conn, early) => this.upgrade(req, upgrade, client.ip, clientTls, conn, early),
@@ -359,7 +360,7 @@ export class ProxyServer {
 /** The settings a listener is opened with: when any changes, a reload opens a new listener. */
 function listenerKey(config: ResolvedConfig): string {
   const s = config.server
-  const own = s.listener === 'own' ? [s.clientHeaderTimeoutMs, s.maxConnections, s.maxHeaderBytes] : []
+  const own = s.listener === 'own' ? [s.clientHeaderTimeoutMs, s.clientBodyTimeoutMs, s.maxConnections, s.maxHeaderBytes] : []
   return JSON.stringify([s.listener, s.listen, s.tlsCertFile, s.tlsKeyFile, s.keepaliveTimeoutMs, s.maxBodyBytes, ...own])
 }
 

@@ -62,6 +62,32 @@ describe('own listener', () => {
     expect(seen).toEqual([])
   })
 
+  test('client_body_timeout: a body that stalls gets 408 and is closed, and the upstream never gets the request', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = own(origin.port!, { client_body_timeout: '1s' })
+    const c = rawClient(proxy.port)
+    c.s.write('POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n0123456789')
+    expect(await waitFor(() => c.closed(), 5000, 50)).toBe(true)
+    expect(c.got()).toStartWith('HTTP/1.1 408 ')
+    expect(c.got()).toContain('client_body_timeout')
+    expect(seen).toEqual([])
+    expect(proxy.refused.body_timeout).toBe(1)
+  })
+
+  test('client_body_timeout is re-armed by each read: a slow but steady body gets through', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = own(origin.port!, { client_body_timeout: '1s' })
+    const c = rawClient(proxy.port)
+    c.s.write('POST /steady HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nConnection: close\r\n\r\n')
+    for (const part of ['ab', 'cd', 'ef']) {
+      await Bun.sleep(600)
+      c.s.write(part)
+    }
+    expect(await waitFor(() => c.closed(), 5000, 50)).toBe(true)
+    expect(c.got()).toStartWith('HTTP/1.1 200 ')
+    expect(seen).toEqual(['POST /steady abcdef'])
+  })
+
   test('a head sent one byte per write is read whole (the end of the head is found across reads)', async () => {
     const { origin, seen } = countingOrigin()
     const { proxy } = own(origin.port!)
