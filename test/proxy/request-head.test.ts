@@ -122,3 +122,56 @@ describe('accepted', () => {
     expect(statusOf(head('GET / HTTP/1.1', 'Host: a', `X-A: ${' '.repeat(16 * 1024)}\x01`))).toBe(400)
   })
 })
+
+describe('mutated heads (seeded, 5,000 cases)', () => {
+  test('every head is either refused with an HTTP status or parsed into a value with no CR, LF or control character', () => {
+    // A small deterministic PRNG (mulberry32): the same cases on every run.
+    let seed = 0x5eed
+    const rand = () => {
+      seed = (seed + 0x6d2b79f5) | 0
+      let t = seed
+      t = Math.imul(t ^ (t >>> 15), t | 1)
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+    }
+    const base = [
+      head('GET /a?b HTTP/1.1', 'Host: a.example', 'User-Agent: t', 'Accept: */*'),
+      head('POST /u HTTP/1.1', 'Host: a', 'Content-Length: 5', 'Connection: close'),
+      head('PUT /c HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked', 'Expect: 100-continue'),
+      head('GET http://a/x HTTP/1.1', 'Host: a', 'Connection: Upgrade', 'Upgrade: websocket'),
+    ]
+    const pieces = ['\r', '\n', '\r\n', ' ', '\t', ':', '\x00', '\x7f', ',', 'Host: b', 'Content-Length: 7', 'Transfer-Encoding: gzip', '\xff', 'HTTP/1.0', '/', '@', '#']
+    const statuses = new Set([400, 405, 414, 431, 501, 505])
+    let refused = 0
+    for (let i = 0; i < 5000; i++) {
+      let text = base[i % base.length]!
+      const edits = 1 + Math.floor(rand() * 3)
+      for (let e = 0; e < edits; e++) {
+        const at = Math.floor(rand() * (text.length + 1))
+        const r = rand()
+        if (r < 0.5) text = text.slice(0, at) + pieces[Math.floor(rand() * pieces.length)]! + text.slice(at)
+        else if (r < 0.8) text = text.slice(0, at) + text.slice(at + 1 + Math.floor(rand() * 4))
+        else text = text.slice(0, at) + String.fromCharCode(Math.floor(rand() * 256)) + text.slice(at + 1)
+      }
+      let parsed
+      try {
+        parsed = parseRequestHead(text)
+      } catch (err) {
+        expect(err).toBeInstanceOf(RequestHeadError)
+        expect(statuses.has((err as RequestHeadError).status)).toBe(true)
+        refused++
+        continue
+      }
+      expect(parsed.target === '*' || parsed.target.startsWith('/')).toBe(true)
+      expect(/^[\x21-\x7e]+$/.test(parsed.target)).toBe(true)
+      for (const n of parsed.names) expect(/^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(n)).toBe(true)
+      for (const v of parsed.values) expect(/[\x00-\x08\x0a-\x1f\x7f]/.test(v)).toBe(false)
+      expect(parsed.names.filter((n) => n === 'host').length).toBeLessThanOrEqual(1)
+      const framing = parsed.names.filter((n) => n === 'transfer-encoding' || n === 'content-length')
+      if (parsed.body.kind === 'chunked') expect(framing.every((n) => n === 'transfer-encoding')).toBe(true)
+    }
+    // The mutations are hostile enough that most heads are refused, and some still parse.
+    expect(refused).toBeGreaterThan(2500)
+    expect(refused).toBeLessThan(5000)
+  })
+})
