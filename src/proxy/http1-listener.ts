@@ -595,7 +595,8 @@ class ClientConnection {
     }
   }
 
-  private endWhenFlushed(): void {
+  /** FIN once every queued byte has been sent. */
+  endWhenFlushed(): void {
     if (this.out.empty) this.sock.end()
     else this.endPending = true
   }
@@ -699,7 +700,7 @@ class TunnelConn implements Conn {
     this.sock.resume()
   }
   end(): void {
-    if (!this.owner.isClosed) this.sock.end()
+    if (!this.owner.isClosed) this.owner.endWhenFlushed()
   }
   destroy(): void {
     this.owner.destroy()

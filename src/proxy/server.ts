@@ -24,6 +24,7 @@ import type { Conn } from '../runtime/socket.ts'
 import { listenHttp1, type RefusalReason } from './http1-listener.ts'
 import { fromRequest, toResponse, type ProxyReply, type ProxyRequest } from './message.ts'
 import { tunnelUpgrade } from './tunnel.ts'
+import { isoNow } from '../lib/clock.ts'
 
 export interface ProxyServerOptions {
   /** Builds the address source of one upstream (DNS resolver in production, static in tests). */
@@ -176,6 +177,8 @@ export class ProxyServer {
     const q = req.target.indexOf('?')
     const pool = gen.handler.route(hostOnly(req.headers.get('host') ?? ''), q < 0 ? req.target : req.target.slice(0, q))
     const requestId = requestIdFor(req.headers.get('x-request-id'))
+    const startedAt = performance.now()
+    const ts = isoNow()
     tunnelUpgrade(req, conn, early, {
       pool,
       upgrade,
@@ -184,6 +187,25 @@ export class ProxyServer {
       trustedPeer: gen.trusted.some((c) => cidrContains(c, ip)),
       requestId,
       openTimeoutMs: pool.upstream.connectTimeoutMs + pool.upstream.headerTimeoutMs,
+      // One access-log line per upgrade, when it is over (as nginx logs a WebSocket: 101, with its bytes).
+      onEnd: (end) =>
+        this.opts.hooks?.onRecord?.({
+          ts,
+          request_id: requestId,
+          client: ip,
+          method: req.method,
+          host: req.headers.get('host') ?? pool.upstream.host,
+          path: req.target,
+          status: end.status,
+          bytes_in: end.bytesIn,
+          bytes_out: end.bytesOut,
+          duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000,
+          upstream: pool.upstream.name,
+          ...(end.upstreamAddr !== undefined ? { upstream_addr: end.upstreamAddr } : {}),
+          ...(end.status !== 499 && end.status !== 502 ? { upstream_status: end.status } : {}),
+          retries: Math.max(0, end.attempts - 1),
+          ...(end.error !== undefined ? { error: end.error } : {}),
+        }),
     }).catch((err) => {
       this.opts.log?.('error', 'upgrade tunnel failed', { error: String(err), request_id: requestId })
       conn.destroy()

@@ -24,6 +24,22 @@ export interface TunnelContext {
   /** Connect plus response-head time allowed per attempt. */
   openTimeoutMs: number
   dialFn?: (opts: DialOptions) => Promise<Conn>
+  /** Called once when the upgrade is over: the tunnel closed, the refusal was relayed, or it failed. */
+  onEnd?: (end: TunnelEnd) => void
+}
+
+/** How one upgrade ended, for the access log. */
+export interface TunnelEnd {
+  /** 101 for a tunnel; the upstream's status for a refused upgrade; 502 when no upstream answered. */
+  status: number
+  /** Bytes from the client after its request head. */
+  bytesIn: number
+  /** Bytes to the client after the response head. */
+  bytesOut: number
+  /** The address tried last, as ip:port (the access log's upstream_addr). */
+  upstreamAddr: string | undefined
+  attempts: number
+  error?: string
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n')
@@ -62,12 +78,20 @@ export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint
   for (const [n, v] of headers) head += `${n}: ${v}\r\n`
   head += `connection: upgrade\r\nupgrade: ${ctx.upgrade}\r\n\r\n`
 
+  let ended = false
+  const end = (e: TunnelEnd) => {
+    if (ended) return
+    ended = true
+    ctx.onEnd?.(e)
+  }
   const tried = new Set<string>()
   let lastReason = 'no upstream address available'
+  let lastAddr: string | undefined
   for (let attempt = 0; attempt <= u.retries && !clientGone; attempt++) {
     const state = ctx.pool.pick(tried)
     if (!state) break
     tried.add(state.address)
+    lastAddr = state.label
     let upstream: Conn
     try {
       upstream = await (ctx.dialFn ?? dial)(ctx.pool.dialOptions(state))
@@ -77,6 +101,7 @@ export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint
     }
     if (clientGone) {
       upstream.destroy()
+      end({ status: 499, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, attempts: tried.size, error: 'CLIENT_GONE' })
       return
     }
     const answered = await readHead(upstream, Buffer.from(head, 'latin1'), req.method, ctx.openTimeoutMs)
@@ -88,20 +113,27 @@ export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint
     }
     if (clientGone) {
       upstream.destroy()
+      end({ status: 499, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, attempts: tried.size, error: 'CLIENT_GONE' })
       return
     }
+    const counts = { bytesIn: 0, bytesOut: answered.rest.length }
+    const finish = () => end({ status: answered.head.status, ...counts, upstreamAddr: lastAddr, attempts: tried.size })
     if (answered.head.status === 101) {
       // The head and whatever came with it (the upstream may speak first, as soon as it switched).
       client.write(answered.rest.length > 0 ? Buffer.concat([answered.raw, answered.rest]) : answered.raw)
-      for (const c of held.splice(0)) upstream.write(c)
-      pipeBoth(client, upstream)
+      for (const c of held.splice(0)) {
+        counts.bytesIn += c.byteLength
+        upstream.write(c)
+      }
+      pipeBoth(client, upstream, counts, finish)
       client.resume()
       return
     }
     // Refused (401, 403, 426, ...): relay that answer, then close both.
-    relayThenClose(upstream, client, answered.raw, answered.head, answered.rest)
+    relayThenClose(upstream, client, answered.raw, answered.head, answered.rest, counts, finish)
     return
   }
+  end({ status: clientGone ? 499 : 502, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, attempts: tried.size, error: clientGone ? 'CLIENT_GONE' : 'UPGRADE_FAILED' })
   if (!clientGone) {
     const body = `502 ${lastReason} (request id ${ctx.requestId})\n`
     client.write(Buffer.from(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${ctx.requestId}\r\nconnection: close\r\n\r\n${body}`, 'utf8'))
@@ -148,66 +180,82 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
   })
 }
 
-/** Joins two connections into a byte tunnel: each side's data goes to the other, a full side pauses its source until it drains, and a close ends the other side. */
-function pipeBoth(a: Conn, b: Conn): void {
-  a.handlers = {
-    data: (c) => void (b.write(c) || a.pause()),
-    drain: () => b.resume(),
-    close: () => b.end(),
+/**
+ * Joins the client and the upstream into a byte tunnel: each side's data goes to the other, a
+ * full side pauses its source until it drains, and a close ends the other side (then `onClose`).
+ */
+function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytesOut: number }, onClose: () => void): void {
+  client.handlers = {
+    data: (c) => {
+      counts.bytesIn += c.byteLength
+      if (!upstream.write(c)) client.pause()
+    },
+    drain: () => upstream.resume(),
+    close: () => {
+      upstream.end()
+      onClose()
+    },
   }
-  b.handlers = {
-    data: (c) => void (a.write(c) || b.pause()),
-    drain: () => a.resume(),
-    close: () => a.end(),
+  upstream.handlers = {
+    data: (c) => {
+      counts.bytesOut += c.byteLength
+      if (!client.write(c)) upstream.pause()
+    },
+    drain: () => client.resume(),
+    close: () => {
+      client.end()
+      onClose()
+    },
   }
 }
 
 /** Relays a non-101 answer (its head, then its body by its framing) and closes both sides. */
-function relayThenClose(upstream: Conn, client: Conn, raw: Buffer, head: ResponseHead, rest: Buffer): void {
-  const done = () => {
+function relayThenClose(upstream: Conn, client: Conn, raw: Buffer, head: ResponseHead, rest: Buffer, counts: { bytesOut: number }, onDone: () => void): void {
+  counts.bytesOut = 0
+  const NOOP = { data() {}, drain() {}, close() {} }
+  let over = false
+  /** `complete`: the answer was relayed whole (the client's connection ends cleanly); otherwise it is cut. */
+  const finish = (complete: boolean) => {
+    if (over) return
+    over = true
+    upstream.handlers = NOOP
+    client.handlers = NOOP
     upstream.destroy()
-    client.end()
+    if (complete) client.end()
+    else client.destroy()
+    onDone()
   }
   client.write(raw)
   const f = head.framing
-  if (f.kind === 'none') return done()
+  if (f.kind === 'none') return finish(true)
   let remaining = f.kind === 'length' ? f.length : Infinity
   const decoder = f.kind === 'chunked' ? new ChunkedDecoder() : undefined
   const onBody = (chunk: Uint8Array) => {
+    let take: number
     if (decoder) {
-      let used: number
       try {
-        used = decoder.feed(chunk, () => {})
+        take = decoder.feed(chunk, () => {})
       } catch {
-        upstream.destroy()
-        client.destroy()
-        return
+        return finish(false)
       }
-      client.write(chunk.subarray(0, used))
-      if (decoder.done) done()
-      return
+    } else {
+      take = Math.min(remaining, chunk.byteLength)
+      remaining -= take
     }
-    const take = Math.min(remaining, chunk.byteLength)
-    remaining -= take
+    counts.bytesOut += take
     if (!client.write(chunk.subarray(0, take))) upstream.pause()
-    if (remaining === 0) done()
+    if (decoder ? decoder.done : remaining === 0) finish(true)
   }
   upstream.handlers = {
     data: onBody,
     drain() {},
-    close() {
-      if (f.kind === 'close') client.end()
-      else client.destroy() // ended before its framing said: the client must see it cut
-    },
+    // A close-delimited answer ends here; any other that ends early is cut for the client too.
+    close: () => finish(f.kind === 'close'),
   }
   client.handlers = {
     data() {},
-    drain() {
-      upstream.resume()
-    },
-    close() {
-      upstream.destroy()
-    },
+    drain: () => upstream.resume(),
+    close: () => finish(false),
   }
   if (rest.length > 0) onBody(rest)
 }

@@ -58,7 +58,7 @@ export interface Conn {
   write(data: Uint8Array | string): boolean
   pause(): void
   resume(): void
-  /** Closes gracefully (FIN). */
+  /** Closes gracefully (FIN), after whatever is still queued has been sent. */
   end(): void
   /** Closes at once (RST where supported). */
   destroy(): void
@@ -86,6 +86,8 @@ class BunConn implements Conn {
   closed = false
   readonly createdAt = Date.now()
   private readonly out: WriteQueue
+  /** end() was called with bytes still queued: FIN once they are sent. */
+  private endPending = false
   constructor(
     private readonly socket: BunSocket,
     readonly remoteAddress: string,
@@ -101,7 +103,13 @@ class BunConn implements Conn {
 
   /** Called from the socket's drain event: flush what is queued, then tell the user. */
   flushQueue(): void {
-    if (this.out.flush()) this.handlers.drain()
+    if (!this.out.flush()) return
+    if (this.endPending) {
+      this.endPending = false
+      this.socket.end()
+      return
+    }
+    this.handlers.drain()
   }
 
   pause(): void {
@@ -111,7 +119,9 @@ class BunConn implements Conn {
     this.socket.resume()
   }
   end(): void {
-    if (!this.closed) this.socket.end()
+    if (this.closed) return
+    if (this.out.empty) this.socket.end()
+    else this.endPending = true
   }
   destroy(): void {
     if (!this.closed) this.socket.terminate()

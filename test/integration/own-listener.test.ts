@@ -238,6 +238,11 @@ describe('own listener', () => {
     c.s.write('one')
     expect(await waitFor(() => c.got().includes('echo:one;'), 3000)).toBe(true)
     expect(c.got()).toStartWith('HTTP/1.1 101 ')
+    // When the tunnel closes, one access record: 101, the bytes each way after the heads.
+    c.s.end()
+    expect(await waitFor(() => h.records.some((r) => r.path === '/x'), 3000)).toBe(true)
+    const rec = h.records.find((r) => r.path === '/x')!
+    expect([rec.status, rec.bytes_in, rec.bytes_out, rec.upstream_addr]).toEqual([101, 3, 'ready;echo:one;'.length, `127.0.0.1:${origin.port}`])
   })
 
   test('an upgrade the upstream refuses is relayed, then the connection closes (nothing else reaches the upstream unchecked)', async () => {
@@ -249,5 +254,21 @@ describe('own listener', () => {
     expect(c.got()).toStartWith('HTTP/1.1 200 ')
     expect(c.got()).toEndWith('hi /nows')
     expect(seen).toEqual(['GET /nows'])
+    expect(await waitFor(() => h.records.some((r) => r.path === '/nows'), 3000)).toBe(true)
+    const rec = h.records.find((r) => r.path === '/nows')!
+    expect([rec.status, rec.bytes_out]).toEqual([200, 'hi /nows'.length])
+  })
+
+  test('an upgrade no upstream answers gets 502 and an access record', async () => {
+    const dead = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('') })
+    const port = dead.port!
+    dead.stop(true)
+    const { proxy } = own(port)
+    const c = rawClient(proxy.port)
+    c.s.write('GET /gone HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
+    expect(await waitFor(() => c.closed(), 5000)).toBe(true)
+    expect(c.got()).toStartWith('HTTP/1.1 502 ')
+    expect(await waitFor(() => h.records.some((r) => r.path === '/gone'), 3000)).toBe(true)
+    expect(h.records.find((r) => r.path === '/gone')!.status).toBe(502)
   })
 })
