@@ -6,7 +6,7 @@
  * the upstream unchecked). The Bun.serve listener's WebSocket path is websocket.ts.
  */
 import { Buffer } from 'node:buffer'
-import { dial, type Conn, type DialOptions } from '../runtime/socket.ts'
+import { dial, type Conn, type ConnHandlers, type DialOptions } from '../runtime/socket.ts'
 import { upstreamRequestHeaders } from './headers.ts'
 import type { ProxyRequest } from './message.ts'
 import type { UpstreamPool } from './pool.ts'
@@ -185,28 +185,20 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
  * full side pauses its source until it drains, and a close ends the other side (then `onClose`).
  */
 function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytesOut: number }, onClose: () => void): void {
-  client.handlers = {
+  // Handlers of `from`: its data goes to `to`; its drain (its own queue sent) lets `to` read again.
+  const relay = (from: Conn, to: Conn, count: (n: number) => void): ConnHandlers => ({
     data: (c) => {
-      counts.bytesIn += c.byteLength
-      if (!upstream.write(c)) client.pause()
+      count(c.byteLength)
+      if (!to.write(c)) from.pause()
     },
-    drain: () => upstream.resume(),
+    drain: () => to.resume(),
     close: () => {
-      upstream.end()
+      to.end()
       onClose()
     },
-  }
-  upstream.handlers = {
-    data: (c) => {
-      counts.bytesOut += c.byteLength
-      if (!client.write(c)) upstream.pause()
-    },
-    drain: () => client.resume(),
-    close: () => {
-      client.end()
-      onClose()
-    },
-  }
+  })
+  client.handlers = relay(client, upstream, (n) => (counts.bytesIn += n))
+  upstream.handlers = relay(upstream, client, (n) => (counts.bytesOut += n))
 }
 
 /** Relays a non-101 answer (its head, then its body by its framing) and closes both sides. */
