@@ -1,7 +1,7 @@
 /**
- * The wall-clock time as an ISO 8601 string, formatted at most once per millisecond: the access
- * record of every request carries one, and at thousands of requests a second most of them share
- * the same millisecond.
+ * The wall-clock time as text, formatted no more often than it can change: ISO 8601 for the
+ * access record of every request (at thousands of requests a second most share a millisecond),
+ * and the HTTP date (IMF-fixdate, whole seconds) for responses the proxy writes itself.
  */
 let lastMs = -1
 let lastIso = ''
@@ -13,4 +13,17 @@ export function isoNow(): string {
     lastIso = new Date(ms).toISOString()
   }
   return lastIso
+}
+
+let lastSecond = -1
+let lastHttpDate = ''
+
+export function httpDateNow(): string {
+  const ms = Date.now()
+  const second = Math.floor(ms / 1000)
+  if (second !== lastSecond) {
+    lastSecond = second
+    lastHttpDate = new Date(ms).toUTCString()
+  }
+  return lastHttpDate
 }

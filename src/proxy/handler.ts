@@ -77,15 +77,18 @@ export class ProxyHandler {
     return this.pools.get(this.config.server.defaultUpstream)!
   }
 
+  /** The upstream for a request target and its Host header (the port dropped, the query ignored). */
+  routeFor(target: string, hostHeader: string | null): UpstreamPool {
+    const qs = target.indexOf('?')
+    return this.route(hostHeader === null ? '' : hostWithoutPort(hostHeader), qs < 0 ? target : target.slice(0, qs))
+  }
+
   async handle(req: ProxyRequest, client: ClientInfo): Promise<ProxyReply> {
     const startedAt = performance.now()
     const requestId = requestIdFor(req.headers.get('x-request-id'))
     const target = req.target
     const hostHeader = req.headers.get('host')
-    const host = hostHeader === null ? '' : hostWithoutPort(hostHeader)
-    const qs = target.indexOf('?')
-    const path = qs < 0 ? target : target.slice(0, qs)
-    const pool = this.route(host, path)
+    const pool = this.routeFor(target, hostHeader)
     const upstream = pool.upstream
     // An HTTP/1.0 request may lack Host; the upstream then gets its own name.
     const clientHost = hostHeader ?? (upstream.port === (upstream.scheme === 'https' ? 443 : 80) ? upstream.host : `${upstream.host}:${upstream.port}`)
@@ -144,15 +147,14 @@ export class ProxyHandler {
     if (req.body instanceof Uint8Array) {
       // The own listener hands over a small body that arrived whole as bytes.
       body = req.body
-      if (maxBody > 0 && body.byteLength > maxBody) return fail(413, 'request body too large', 'BODY_TOO_LARGE')
     } else if (req.body || declaredLength === 0) {
       const prepared = await prepareBody(req.body, declaredLength)
       // A failed read-ahead: the client left, or its chunked body was malformed (the listener
       // has answered 400 itself). Nothing was sent upstream.
       if (prepared.kind === 'failed') return fail(499, 'client request body failed', 'CLIENT_GONE')
       body = prepared.kind === 'buffered' ? prepared.bytes : prepared.kind === 'stream' ? prepared.stream : null
-      if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return fail(413, 'request body too large', 'BODY_TOO_LARGE')
     }
+    if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return fail(413, 'request body too large', 'BODY_TOO_LARGE')
 
     const outgoing: OutgoingRequest = {
       method: req.method,

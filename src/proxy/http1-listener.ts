@@ -8,8 +8,9 @@
  * Content-Length kept on streamed responses, and raw protocol upgrades (WebSocket tunnels).
  */
 import { Buffer } from 'node:buffer'
+import { httpDateNow } from '../lib/clock.ts'
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from 'bun'
-import type { Conn, ConnHandlers } from '../runtime/socket.ts'
+import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../runtime/socket.ts'
 import { WriteQueue } from '../runtime/write-queue.ts'
 import type { ProxyReply, ProxyRequest } from './message.ts'
 import { ChunkedDecoder } from './transport/chunked.ts'
@@ -80,10 +81,9 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const conns = new Set<ClientConnection>()
   let pending = 0
   let stopping = false
-  let stopWaiters: (() => void)[] = []
+  const stopWaiters: (() => void)[] = []
   const shared: Shared = {
     opts,
-    conns,
     get stopping() {
       return stopping
     },
@@ -169,7 +169,6 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
 
 interface Shared {
   readonly opts: Http1ListenOptions
-  readonly conns: Set<ClientConnection>
   readonly stopping: boolean
   requestStarted(): void
   requestEnded(): void
@@ -193,6 +192,8 @@ class ClientConnection {
   private accOwned = false
   private scanned = 0
   private readonly ip: string
+  /** What the request path is told of the client; the same for every request on the connection. */
+  private readonly client: ClientInfo
   // The current request.
   private head: RequestHead | undefined
   private closeAfter = false
@@ -216,6 +217,7 @@ class ClientConnection {
     private readonly shared: Shared,
   ) {
     this.ip = sock.remoteAddress
+    this.client = { ip: this.ip }
     this.out = new WriteQueue(sock)
     sock.setNoDelay(true)
     // The first request's head is due within the header timeout from accept.
@@ -317,7 +319,7 @@ class ClientConnection {
     this.responded = false
     this.closeAfter = !head.keepAlive || this.shared.stopping
     const headers = new HeadHeaders(head.names, head.values)
-    const client: ClientInfo = { ip: this.ip }
+    const client = this.client
 
     if (head.upgrade !== undefined) {
       this.phase = Phase.Tunnel
@@ -331,7 +333,8 @@ class ClientConnection {
     const framing = head.body
     if (framing.kind === 'length') {
       if (rest && rest.length >= framing.length && framing.length <= INLINE_BODY_BYTES) {
-        body = Buffer.from(rest.subarray(0, framing.length))
+        // A view, not a copy: the buffer it views is never written again (the next read replaces it).
+        body = rest.subarray(0, framing.length)
         this.setBuffered(rest.length > framing.length ? rest.subarray(framing.length) : null)
       } else {
         this.bodyRemaining = framing.length
@@ -453,7 +456,7 @@ class ClientConnection {
     if (!this.responded) {
       this.responded = true
       this.shared.opts.onRefused(why, status, reason, this.ip)
-      this.write(plainReply(status, reason, true))
+      this.write(plainReply(status, reason))
       this.endWhenFlushed()
     } else this.destroy()
   }
@@ -495,7 +498,7 @@ class ClientConnection {
       out += `${name}: ${value}\r\n`
     }
     // Answers the proxy made itself carry a Date, as an origin's would (RFC 9110 §6.6.1).
-    if (!hasDate) out += `date: ${httpDate()}\r\n`
+    if (!hasDate) out += `date: ${httpDateNow()}\r\n`
     // The request body must be read to its end before the next request; if it is not, close.
     if (this.bodyOpen) this.closeAfter = true
     let bytes: Uint8Array = EMPTY
@@ -608,7 +611,7 @@ class ClientConnection {
     this.deadlineAt = 0
     this.phase = Phase.Busy
     this.responded = true
-    this.write(plainReply(status, reason, true, extra))
+    this.write(plainReply(status, reason, extra))
     this.endWhenFlushed()
   }
 
@@ -681,7 +684,7 @@ class ClientConnection {
 
 /** The client connection seen as a Conn by an upgrade tunnel. */
 class TunnelConn implements Conn {
-  handlers: ConnHandlers = { data() {}, drain() {}, close() {} }
+  handlers: ConnHandlers = NOOP_HANDLERS
   closed = false
   readonly createdAt = Date.now()
   readonly timings = { startAt: 0, connectAt: 0, tlsAt: undefined }
@@ -717,25 +720,15 @@ class TunnelConn implements Conn {
 
 const EMPTY = new Uint8Array(0)
 
-let dateSecond = -1
-let dateText = ''
-/** The IMF-fixdate of now, formatted at most once a second. */
-function httpDate(): string {
-  const nowMs = Date.now()
-  const second = Math.floor(nowMs / 1000)
-  if (second !== dateSecond) {
-    dateSecond = second
-    dateText = new Date(nowMs).toUTCString()
-  }
-  return dateText
-}
-
-function plainReply(status: number, reason: string, close: boolean, extra?: [string, string][]): Buffer {
+/**
+ * A whole answer the proxy writes on a connection it then closes: the status, one plain line
+ * with the reason, and `extra` headers. Also used by upgrade tunnels (tunnel.ts).
+ */
+export function plainReply(status: number, reason: string, extra?: [string, string][]): Buffer {
   const body = `${status} ${reason}\n`
-  let out = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ndate: ${httpDate()}\r\ncontent-type: text/plain; charset=utf-8\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`
+  let out = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ndate: ${httpDateNow()}\r\ncontent-type: text/plain; charset=utf-8\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`
   for (const [n, v] of extra ?? []) out += `${n}: ${v}\r\n`
-  out += close ? 'connection: close\r\n\r\n' : '\r\n'
-  return Buffer.from(out + body, 'latin1')
+  return Buffer.from(`${out}connection: close\r\n\r\n${body}`, 'utf8')
 }
 
 const STATUS_TEXT: Record<number, string> = {

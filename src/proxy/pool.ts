@@ -231,6 +231,23 @@ export class UpstreamPool {
     }
   }
 
+  /**
+   * A new connection to `state` that the pool does not keep (an upgrade tunnel owns it). It
+   * counts as an opened connection, and a failure to connect counts against the address as any
+   * connect failure does (ejection, an early re-resolve).
+   */
+  async dialDetached(state: AddressState): Promise<Conn> {
+    this.connectsTotal++
+    state.connectsOpened++
+    try {
+      return await this.dialFn(this.dialOptions(state))
+    } catch (err) {
+      const e = toUpstreamError(err, state.address)
+      if (e.isAddressFailure) this.reportFailure(state, e)
+      throw e
+    }
+  }
+
   private async connect(state: AddressState): Promise<Http1Connection> {
     state.open++
     this.connectsTotal++

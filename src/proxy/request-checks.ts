@@ -5,21 +5,21 @@
  * not the Host (RFC 9112 §3.2.2: we and the origin must not read the request differently).
  * Everything else malformed (CL+TE, bad chunking, obs-fold, bare CR, control characters, huge
  * heads) Bun's parser already refuses with 400/431; test/integration/hardening.test.ts proves it.
+ * Used with listener = "runtime" only: the own listener's parser (transport/request-head.ts)
+ * makes these checks itself.
  */
+import { HOST_VALUE } from './transport/http-chars.ts'
 
 export interface Rejection {
   status: number
   reason: string
 }
 
-// reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2), no userinfo, no list.
-const HOST_HEADER = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{1,5})?$/
-
 export function checkRequest(req: Request): Rejection | undefined {
   if (req.method === 'CONNECT') return { status: 405, reason: 'CONNECT is not supported: this is not an open proxy' }
   const host = req.headers.get('host')
   if (host === null) return undefined // HTTP/1.0 without Host: allowed; the upstream's host is sent
-  if (!HOST_HEADER.test(host)) return { status: 400, reason: 'invalid or repeated Host header' }
+  if (!HOST_VALUE.test(host)) return { status: 400, reason: 'invalid or repeated Host header' }
   // Where the runtime keeps an absolute-form target's authority in req.url (Deno), a mismatch
   // with Host means the target names another authority. Bun rewrites absolute-form targets to
   // origin-form with the Host header's authority before we see them, so on Bun the request is

@@ -174,8 +174,7 @@ export class ProxyServer {
 
   private upgrade(req: ProxyRequest, upgrade: string, ip: string, clientTls: boolean, conn: Conn, early: Uint8Array): void {
     const gen = this.gen
-    const q = req.target.indexOf('?')
-    const pool = gen.handler.route(hostOnly(req.headers.get('host') ?? ''), q < 0 ? req.target : req.target.slice(0, q))
+    const pool = gen.handler.routeFor(req.target, req.headers.get('host'))
     const requestId = requestIdFor(req.headers.get('x-request-id'))
     const startedAt = performance.now()
     const ts = isoNow()
@@ -251,7 +250,8 @@ export class ProxyServer {
       throw err
     }
     this.gen = gen
-    if (this.started) setMaxHeaderBytes(next.server.maxHeaderBytes)
+    // Bun.serve reads its head limit from one process-wide value; the own listener has its own.
+    if (this.started && next.server.listener === 'runtime') setMaxHeaderBytes(next.server.maxHeaderBytes)
     for (const s of this.sources.values()) if (![...oldSources.values()].includes(s)) s.start()
     // Retire what the new generation does not use: idle connections close now, busy ones when
     // their exchange ends (the pool is closed, so nothing returns to it).
@@ -300,11 +300,8 @@ export class ProxyServer {
     }
     const gen = this.gen
     if (isWebSocketUpgrade(req) && ctx.bunServer) {
-      const url = req.url
-      const pathStart = url.indexOf('/', url.indexOf('//') + 2)
-      const target = pathStart < 0 ? '/' : url.slice(pathStart)
-      const q = target.indexOf('?')
-      const pool = gen.handler.route(hostOnly(req.headers.get('host') ?? ''), q < 0 ? target : target.slice(0, q))
+      const target = fromRequest(req).target
+      const pool = gen.handler.routeFor(target, req.headers.get('host'))
       return tunnelWebSocket(req, {
         pool,
         server: ctx.bunServer as Server<TunnelData>,
@@ -384,11 +381,6 @@ function listenerKey(config: ResolvedConfig): string {
   const s = config.server
   const own = s.listener === 'own' ? [s.clientHeaderTimeoutMs, s.clientBodyTimeoutMs, s.maxConnections, s.maxHeaderBytes] : []
   return JSON.stringify([s.listener, s.listen, s.tlsCertFile, s.tlsKeyFile, s.keepaliveTimeoutMs, s.maxBodyBytes, ...own])
-}
-
-function hostOnly(host: string): string {
-  const i = host.lastIndexOf(':')
-  return (i > 0 && !host.endsWith(']') ? host.slice(0, i) : host).toLowerCase()
 }
 
 function readPem(path: string, key: string): string {

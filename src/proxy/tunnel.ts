@@ -6,8 +6,9 @@
  * the upstream unchecked). The Bun.serve listener's WebSocket path is websocket.ts.
  */
 import { Buffer } from 'node:buffer'
-import { dial, type Conn, type ConnHandlers, type DialOptions } from '../runtime/socket.ts'
+import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../runtime/socket.ts'
 import { upstreamRequestHeaders } from './headers.ts'
+import { plainReply } from './http1-listener.ts'
 import type { ProxyRequest } from './message.ts'
 import type { UpstreamPool } from './pool.ts'
 import { ChunkedDecoder } from './transport/chunked.ts'
@@ -23,7 +24,6 @@ export interface TunnelContext {
   requestId: string
   /** Connect plus response-head time allowed per attempt. */
   openTimeoutMs: number
-  dialFn?: (opts: DialOptions) => Promise<Conn>
   /** Called once when the upgrade is over: the tunnel closed, the refusal was relayed, or it failed. */
   onEnd?: (end: TunnelEnd) => void
 }
@@ -74,9 +74,9 @@ export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint
     hostOverride: u.hostHeader,
     requestId: ctx.requestId,
   })
-  let head = `${req.method} ${req.target} HTTP/1.1\r\n`
-  for (const [n, v] of headers) head += `${n}: ${v}\r\n`
-  head += `connection: upgrade\r\nupgrade: ${ctx.upgrade}\r\n\r\n`
+  let headText = `${req.method} ${req.target} HTTP/1.1\r\n`
+  for (const [n, v] of headers) headText += `${n}: ${v}\r\n`
+  const head = Buffer.from(`${headText}connection: upgrade\r\nupgrade: ${ctx.upgrade}\r\n\r\n`, 'latin1')
 
   let ended = false
   const end = (e: TunnelEnd) => {
@@ -87,6 +87,7 @@ export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint
   const tried = new Set<string>()
   let lastReason = 'no upstream address available'
   let lastAddr: string | undefined
+  const clientLeft = () => end({ status: 499, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, attempts: tried.size, error: 'CLIENT_GONE' })
   for (let attempt = 0; attempt <= u.retries && !clientGone; attempt++) {
     const state = ctx.pool.pick(tried)
     if (!state) break
@@ -94,17 +95,16 @@ export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint
     lastAddr = state.label
     let upstream: Conn
     try {
-      upstream = await (ctx.dialFn ?? dial)(ctx.pool.dialOptions(state))
+      upstream = await ctx.pool.dialDetached(state)
     } catch (err) {
       lastReason = `could not connect to upstream: ${(err as Error).message}`
       continue
     }
     if (clientGone) {
       upstream.destroy()
-      end({ status: 499, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, attempts: tried.size, error: 'CLIENT_GONE' })
-      return
+      return clientLeft()
     }
-    const answered = await readHead(upstream, Buffer.from(head, 'latin1'), req.method, ctx.openTimeoutMs)
+    const answered = await readHead(upstream, head, req.method, ctx.openTimeoutMs)
     if ('error' in answered) {
       upstream.destroy()
       lastReason = answered.error
@@ -113,14 +113,14 @@ export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint
     }
     if (clientGone) {
       upstream.destroy()
-      end({ status: 499, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, attempts: tried.size, error: 'CLIENT_GONE' })
-      return
+      return clientLeft()
     }
-    const counts = { bytesIn: 0, bytesOut: answered.rest.length }
+    const counts = { bytesIn: 0, bytesOut: 0 }
     const finish = () => end({ status: answered.head.status, ...counts, upstreamAddr: lastAddr, attempts: tried.size })
     if (answered.head.status === 101) {
       // The head and whatever came with it (the upstream may speak first, as soon as it switched).
       client.write(answered.rest.length > 0 ? Buffer.concat([answered.raw, answered.rest]) : answered.raw)
+      counts.bytesOut = answered.rest.length
       for (const c of held.splice(0)) {
         counts.bytesIn += c.byteLength
         upstream.write(c)
@@ -133,12 +133,10 @@ export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint
     relayThenClose(upstream, client, answered.raw, answered.head, answered.rest, counts, finish)
     return
   }
-  end({ status: clientGone ? 499 : 502, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, attempts: tried.size, error: clientGone ? 'CLIENT_GONE' : 'UPGRADE_FAILED' })
-  if (!clientGone) {
-    const body = `502 ${lastReason} (request id ${ctx.requestId})\n`
-    client.write(Buffer.from(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-request-id: ${ctx.requestId}\r\nconnection: close\r\n\r\n${body}`, 'utf8'))
-    client.end()
-  }
+  if (clientGone) return clientLeft()
+  end({ status: 502, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, attempts: tried.size, error: 'UPGRADE_FAILED' })
+  client.write(plainReply(502, `${lastReason} (request id ${ctx.requestId})`, [['x-request-id', ctx.requestId]]))
+  client.end()
 }
 
 type HeadResult = { head: ResponseHead; raw: Buffer; rest: Buffer } | { error: string; sent: boolean }
@@ -152,7 +150,7 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
       if (settled) return
       settled = true
       clearTimeout(timer)
-      upstream.handlers = { data() {}, drain() {}, close() {} }
+      upstream.handlers = NOOP_HANDLERS
       resolve(r)
     }
     const timer = setTimeout(() => settle({ error: `upstream did not answer the upgrade within ${timeoutMs}ms`, sent: true }), timeoutMs)
@@ -203,15 +201,13 @@ function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytes
 
 /** Relays a non-101 answer (its head, then its body by its framing) and closes both sides. */
 function relayThenClose(upstream: Conn, client: Conn, raw: Buffer, head: ResponseHead, rest: Buffer, counts: { bytesOut: number }, onDone: () => void): void {
-  counts.bytesOut = 0
-  const NOOP = { data() {}, drain() {}, close() {} }
   let over = false
   /** `complete`: the answer was relayed whole (the client's connection ends cleanly); otherwise it is cut. */
   const finish = (complete: boolean) => {
     if (over) return
     over = true
-    upstream.handlers = NOOP
-    client.handlers = NOOP
+    upstream.handlers = NOOP_HANDLERS
+    client.handlers = NOOP_HANDLERS
     upstream.destroy()
     if (complete) client.end()
     else client.destroy()

@@ -65,7 +65,8 @@ export interface Conn {
   tlsInfo(): { version: string | undefined; alpn: string | undefined; cipher: string | undefined } | undefined
 }
 
-const NOOP_HANDLERS: ConnHandlers = { data() {}, drain() {}, close() {} }
+/** Handlers that ignore every event: a Conn's state before it is used, or after it is let go. */
+export const NOOP_HANDLERS: ConnHandlers = { data() {}, drain() {}, close() {} }
 
 export function dial(opts: DialOptions): Promise<Conn> {
   return isBun ? dialBun(opts) : dialNode(opts)

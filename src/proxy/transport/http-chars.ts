@@ -1,6 +1,8 @@
 /**
- * Character classes of HTTP/1.1 heads (RFC 9110 §5.5, §5.6.2), as lookups by character code,
- * shared by the request and response head parsers, which scan heads by hand on the hot path.
+ * Field syntax shared by the request and response head parsers (and the runtime listener's
+ * request checks): character classes as lookups by character code (the parsers scan heads by
+ * hand on the hot path), the Host value, and Content-Length values (RFC 9110 §5.5, §5.6.2,
+ * §7.2, §8.6).
  */
 
 /** tchar by character code: 1 where allowed in a token (a method or a header name). */
@@ -15,6 +17,25 @@ export function isToken(s: string, from: number, to: number): boolean {
     if (c > 127 || TCHAR[c] === 0) return false
   }
   return true
+}
+
+/** A Host value: reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2); no userinfo, no list. */
+export const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{1,5})?$/
+
+/**
+ * The length a Content-Length field gives, after `prior` from earlier fields of the message: a
+ * list, or a repeat, is accepted only when every entry agrees (RFC 9110 §8.6).
+ */
+export function contentLength(value: string, prior: number | undefined): number | 'invalid' | 'conflict' {
+  let length = prior
+  for (const part of value.split(',')) {
+    const v = part.trim()
+    if (!/^\d{1,15}$/.test(v)) return 'invalid'
+    const n = Number(v)
+    if (length !== undefined && length !== n) return 'conflict'
+    length = n
+  }
+  return length!
 }
 
 /** SP or HTAB: optional whitespace around a field value. */

@@ -6,7 +6,7 @@
  * missing or repeated Host, an absolute-form target naming another host, CONNECT. Pure: no I/O,
  * table-tested in test/proxy/request-head.test.ts.
  */
-import { isOws, isToken } from './http-chars.ts'
+import { contentLength, HOST_VALUE, isOws, isToken } from './http-chars.ts'
 
 export interface RequestHead {
   method: string
@@ -44,9 +44,6 @@ export const MAX_HEADER_COUNT = 200
 
 // token (RFC 9110 §5.6.2); the target is visible ASCII only (non-ASCII must be percent-encoded).
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/(\d)\.(\d)$/
-// reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2); no userinfo, no list.
-const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{1,5})?$/
-const DIGITS = /^\d{1,15}$/
 
 /**
  * Parses `head`: the bytes before the blank line, as latin1, without the final CRLFCRLF.
@@ -72,7 +69,7 @@ export function parseRequestHead(head: string): RequestHead {
   const values: string[] = []
   let host: string | undefined
   let hostCount = 0
-  let length: string | undefined
+  let length: number | undefined
   let te: string | undefined
   let connection = ''
   let expect: string | undefined
@@ -103,15 +100,13 @@ export function parseRequestHead(head: string): RequestHead {
         hostCount++
         host = value
         break
-      case 'content-length':
-        // Repeated or listed lengths are accepted only when they all agree (RFC 9112 §6.3).
-        for (const part of value.split(',')) {
-          const v = part.trim()
-          if (!DIGITS.test(v)) throw new RequestHeadError(400, 'invalid Content-Length')
-          if (length !== undefined && Number(length) !== Number(v)) throw new RequestHeadError(400, 'conflicting Content-Length values')
-          length = v
-        }
+      case 'content-length': {
+        const n = contentLength(value, length)
+        if (n === 'invalid') throw new RequestHeadError(400, 'invalid Content-Length')
+        if (n === 'conflict') throw new RequestHeadError(400, 'conflicting Content-Length values')
+        length = n
         break
+      }
       case 'transfer-encoding':
         te = te === undefined ? value : `${te}, ${value}`
         break
@@ -131,7 +126,7 @@ export function parseRequestHead(head: string): RequestHead {
   // Host: exactly one in HTTP/1.1 (RFC 9112 §3.2), and a valid host[:port].
   if (hostCount > 1) throw new RequestHeadError(400, 'more than one Host header')
   if (hostCount === 0 && minor === 1) throw new RequestHeadError(400, 'missing Host header')
-  if (host !== undefined && !HOST.test(host)) throw new RequestHeadError(400, 'invalid Host header')
+  if (host !== undefined && !HOST_VALUE.test(host)) throw new RequestHeadError(400, 'invalid Host header')
 
   // The target: origin-form; absolute-form only when it names the Host; "*" only for OPTIONS.
   if (target.charCodeAt(0) !== 0x2f) {
@@ -159,9 +154,8 @@ export function parseRequestHead(head: string): RequestHead {
     if (codings[codings.length - 1] !== 'chunked') throw new RequestHeadError(400, 'Transfer-Encoding must end with chunked')
     if (codings.length !== 1) throw new RequestHeadError(501, `unsupported Transfer-Encoding "${te}"; only chunked is accepted`)
     body = { kind: 'chunked' }
-  } else if (length !== undefined) {
-    const n = Number(length)
-    if (n > 0) body = { kind: 'length', length: n }
+  } else if (length !== undefined && length > 0) {
+    body = { kind: 'length', length }
   }
 
   const tokens = connection.toLowerCase()

@@ -2,7 +2,7 @@
  * Parsing an upstream's HTTP/1.x response head (RFC 9112 §4–§6): status line, header fields,
  * and the body framing they imply. Pure; the connection state machine is in http1.ts.
  */
-import { isOws, isToken } from './http-chars.ts'
+import { contentLength as contentLengthOf, isOws, isToken } from './http-chars.ts'
 
 export interface ResponseHead {
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
@@ -82,14 +82,10 @@ export function parseResponseHead(head: string, requestMethod: string): Response
     if (n === 14 || n === 17 || n === 10) {
       const lower = name.toLowerCase()
       if (lower === 'content-length') {
-        // Repeated identical values are allowed (RFC 9110 §8.6); differing ones are not.
-        for (const part of value.split(',')) {
-          const v = part.trim()
-          if (!/^\d{1,15}$/.test(v)) throw new ResponseParseError(`invalid Content-Length: ${JSON.stringify(value)}`)
-          const len = Number(v)
-          if (contentLength !== undefined && contentLength !== len) throw new ResponseParseError('conflicting Content-Length values')
-          contentLength = len
-        }
+        const n = contentLengthOf(value, contentLength)
+        if (n === 'invalid') throw new ResponseParseError(`invalid Content-Length: ${JSON.stringify(value)}`)
+        if (n === 'conflict') throw new ResponseParseError('conflicting Content-Length values')
+        contentLength = n
       } else if (lower === 'transfer-encoding') {
         transferEncoding = transferEncoding ? `${transferEncoding}, ${value}` : value
       } else if (lower === 'connection') {
