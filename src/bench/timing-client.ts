@@ -2,15 +2,15 @@
  * The bench's own HTTP/1.1 client over node:net and node:tls (the same on Bun and Deno), which
  * records a mark at every step: DNS (a fresh lookup each time, no runtime cache), TCP connect,
  * TLS handshake, request written, first response byte, last byte. Response framing reuses the
- * proxy's parser (transport/response-head.ts, transport/chunked.ts). Bodies are counted, never
+ * proxy's parser (http1/response-head.ts, http1/chunked.ts). Bodies are counted, never
  * kept. Phases are derived from the marks in timings.ts.
  */
 import { Buffer } from 'node:buffer'
 import { connect as netConnect, isIP, type Socket } from 'node:net'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import type { Lookup } from '../dns/lookup.ts'
-import { ChunkedDecoder } from '../proxy/transport/chunked.ts'
-import { parseResponseHead, type ResponseHead } from '../proxy/transport/response-head.ts'
+import { ChunkedDecoder } from '../http1/chunked.ts'
+import { parseResponseHead, type ResponseHead } from '../http1/response-head.ts'
 import type { Marks } from './timings.ts'
 
 export interface Target {

@@ -24,7 +24,7 @@ import type { CliIo } from '../lib/io.ts'
 import { createLogger } from '../lib/logger.ts'
 import { parseDurationMs } from '../lib/units.ts'
 import { ProxyServer } from '../proxy/server.ts'
-import { sourceForUpstream } from '../proxy/sources.ts'
+import { sourceForUpstream } from '../proxy/upstream/sources.ts'
 
 export function registerDemo(cli: CAC, io: CliIo): void {
   cli

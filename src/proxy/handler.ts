@@ -7,12 +7,12 @@ import type { ResolvedConfig, ResolvedRoute } from '../config/schema.ts'
 import { cidrContains, type Cidr } from '../lib/cidr.ts'
 import { isoNow } from '../lib/clock.ts'
 import { clientResponseHeaders, hostWithoutPort, requestIdFor, upstreamRequestHeaders } from './headers.ts'
-import type { AcquiredConnection, AddressState, UpstreamPool } from './pool.ts'
+import type { AcquiredConnection, AddressState, UpstreamPool } from './upstream/pool.ts'
 import { prepareBody } from './request-body.ts'
 import type { ProxyReply, ProxyRequest } from './message.ts'
 import { errorReply, statusForUpstreamError } from './status.ts'
-import type { ExchangeEnd, IncomingResponse, OutgoingRequest } from './transport/http1.ts'
-import { UpstreamError } from './upstream-error.ts'
+import type { ExchangeEnd, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
+import { UpstreamError } from './upstream/upstream-error.ts'
 
 /** One line of the access log; field names follow nginx's upstream variables where one exists. */
 export interface RequestRecord {

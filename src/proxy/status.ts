@@ -3,7 +3,7 @@
  * statusError does). The error body is short plain text with the reason and the request id.
  */
 import { toResponse, type ProxyReply } from './message.ts'
-import type { UpstreamErrorCode } from './upstream-error.ts'
+import type { UpstreamErrorCode } from './upstream/upstream-error.ts'
 
 export interface ErrorStatus {
   status: number

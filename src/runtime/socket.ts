@@ -1,7 +1,7 @@
 /**
  * Raw client sockets: how bytes reach one IP address. A small interface (`Conn`) over
  * Bun.connect, with a node:net/node:tls fallback for Deno. TLS verification, SNI, connect
- * timeout and write backpressure live here; HTTP framing lives in proxy/transport/http1.ts.
+ * timeout and write backpressure live here; HTTP framing lives in proxy/upstream/connection.ts.
  */
 import { isBun } from './detect.ts'
 import { WriteQueue } from './write-queue.ts'

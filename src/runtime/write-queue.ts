@@ -1,7 +1,7 @@
 /**
  * Ordered writes to a Bun socket, whose write() may take only part of the bytes: the rest is
  * queued and sent, in order, from the socket's drain event. Shared by upstream connections
- * (socket.ts) and client connections (proxy/http1-listener.ts).
+ * (socket.ts) and client connections (proxy/downstream/http1-listener.ts).
  */
 
 export class WriteQueue {

@@ -1,7 +1,7 @@
 /**
  * Malformed and ambiguous requests, sent as raw bytes: each is refused before anything reaches
  * the upstream. With the own listener (the default on Bun) all by its parser
- * (transport/request-head.ts, chunked.ts); with the runtime listener most by Bun's parser, Host
+ * (http1/request-head.ts, chunked.ts); with the runtime listener most by Bun's parser, Host
  * checks and CONNECT by request-checks.ts, a bad chunk in the first 64 KiB because small bodies
  * are read before sending (request-body.ts). `npm test` runs this file with both listeners.
  */

@@ -8,7 +8,7 @@ import type { Server } from 'bun'
 import { DnsServer } from '../../src/dns/server.ts'
 import { createLogger } from '../../src/lib/logger.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
-import { sourceForUpstream } from '../../src/proxy/sources.ts'
+import { sourceForUpstream } from '../../src/proxy/upstream/sources.ts'
 import { Dnsmasq, dnsmasqAvailable } from '../support/dnsmasq.ts'
 import { Harness, waitFor } from '../support/harness.ts'
 

@@ -1,5 +1,5 @@
 /** A manual clock for resolver unit tests: timers fire only when advance() passes them. */
-import type { Clock } from '../../src/proxy/resolver.ts'
+import type { Clock } from '../../src/proxy/upstream/resolver.ts'
 
 export class FakeClock implements Clock {
   private t = 1_000_000

@@ -5,7 +5,7 @@
 import type { Server } from 'bun'
 import { resolveConfig, type FlagLayer } from '../../src/config/resolve.ts'
 import type { ResolvedConfig } from '../../src/config/schema.ts'
-import { staticSource, type Address, type AddressSource } from '../../src/proxy/address-source.ts'
+import { staticSource, type Address, type AddressSource } from '../../src/proxy/upstream/address-source.ts'
 import type { RequestRecord } from '../../src/proxy/handler.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 

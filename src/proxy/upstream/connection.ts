@@ -7,9 +7,9 @@
  */
 import { Buffer } from 'node:buffer'
 import type { Conn, ConnHandlers } from '../../runtime/socket.ts'
-import { ChunkedDecoder } from './chunked.ts'
-import { parseResponseHead, type ResponseHead } from './response-head.ts'
-import { UpstreamError, type UpstreamErrorCode } from '../upstream-error.ts'
+import { ChunkedDecoder } from '../../http1/chunked.ts'
+import { parseResponseHead, type ResponseHead } from '../../http1/response-head.ts'
+import { UpstreamError, type UpstreamErrorCode } from './upstream-error.ts'
 
 export interface OutgoingRequest {
   method: string

@@ -4,10 +4,10 @@
  * upstream's Host and TLS name. A failure or a status outside 2xx/3xx takes the address out of
  * rotation until a check passes. Passive ejection (connect failures) is in pool.ts.
  */
-import { dial as defaultDial, type Conn, type DialOptions } from '../runtime/socket.ts'
-import type { LogFn } from '../lib/logger.ts'
+import { dial as defaultDial, type Conn, type DialOptions } from '../../runtime/socket.ts'
+import type { LogFn } from '../../lib/logger.ts'
 import type { AddressState, UpstreamPool } from './pool.ts'
-import { Http1Connection } from './transport/http1.ts'
+import { Http1Connection } from './connection.ts'
 
 export class ActiveHealthChecker {
   private timer: ReturnType<typeof setInterval> | undefined

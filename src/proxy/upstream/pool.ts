@@ -5,10 +5,10 @@
  * Picking uses power-of-two-choices on in-flight counts. The request path calls `pick` and
  * `acquire`; it never awaits DNS.
  */
-import type { ResolvedUpstream } from '../config/schema.ts'
-import type { LogFn } from '../lib/logger.ts'
-import { dial as defaultDial, DialError, type DialOptions, type Conn } from '../runtime/socket.ts'
-import { Http1Connection } from './transport/http1.ts'
+import type { ResolvedUpstream } from '../../config/schema.ts'
+import type { LogFn } from '../../lib/logger.ts'
+import { dial as defaultDial, DialError, type DialOptions, type Conn } from '../../runtime/socket.ts'
+import { Http1Connection } from './connection.ts'
 import { UpstreamError } from './upstream-error.ts'
 import type { Address, AddressSource } from './address-source.ts'
 import { ActiveHealthChecker } from './health.ts'

@@ -6,13 +6,13 @@
  * the upstream unchecked). The Bun.serve listener's WebSocket path is websocket.ts.
  */
 import { Buffer } from 'node:buffer'
-import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../runtime/socket.ts'
-import { upstreamRequestHeaders } from './headers.ts'
-import { plainReply } from './http1-listener.ts'
-import type { ProxyRequest } from './message.ts'
-import type { UpstreamPool } from './pool.ts'
-import { ChunkedDecoder } from './transport/chunked.ts'
-import { parseResponseHead, type ResponseHead } from './transport/response-head.ts'
+import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
+import { upstreamRequestHeaders } from '../headers.ts'
+import { plainReply } from '../downstream/http1-listener.ts'
+import type { ProxyRequest } from '../message.ts'
+import type { UpstreamPool } from '../upstream/pool.ts'
+import { ChunkedDecoder } from '../../http1/chunked.ts'
+import { parseResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 
 export interface TunnelContext {
   pool: UpstreamPool

@@ -5,10 +5,10 @@
  * not the Host (RFC 9112 §3.2.2: we and the origin must not read the request differently).
  * Everything else malformed (CL+TE, bad chunking, obs-fold, bare CR, control characters, huge
  * heads) Bun's parser already refuses with 400/431; test/integration/hardening.test.ts proves it.
- * Used with listener = "runtime" only: the own listener's parser (transport/request-head.ts)
+ * Used with listener = "runtime" only: the own listener's parser (http1/request-head.ts)
  * makes these checks itself.
  */
-import { HOST_VALUE } from './transport/http-chars.ts'
+import { HOST_VALUE } from '../../http1/chars.ts'
 
 export interface Rejection {
   status: number

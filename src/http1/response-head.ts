@@ -2,7 +2,7 @@
  * Parsing an upstream's HTTP/1.x response head (RFC 9112 §4–§6): status line, header fields,
  * and the body framing they imply. Pure; the connection state machine is in http1.ts.
  */
-import { contentLength as contentLengthOf, isOws, isToken } from './http-chars.ts'
+import { contentLength as contentLengthOf, isOws, isToken } from './chars.ts'
 
 export interface ResponseHead {
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */

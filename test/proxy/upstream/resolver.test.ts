@@ -1,10 +1,10 @@
 /** The resolver's policy with an injected lookup and a fake clock: no real time passes. */
 import { describe, expect, test } from 'bun:test'
-import { DnsError } from '../../src/dns/client.ts'
-import type { LookupResult } from '../../src/dns/lookup.ts'
-import type { AddressChange } from '../../src/proxy/address-source.ts'
-import { JITTER_TTL_SHARE, REFRESH_AT_TTL_SHARE, UpstreamResolver } from '../../src/proxy/resolver.ts'
-import { FakeClock, flush } from '../support/fake-clock.ts'
+import { DnsError } from '../../../src/dns/client.ts'
+import type { LookupResult } from '../../../src/dns/lookup.ts'
+import type { AddressChange } from '../../../src/proxy/upstream/address-source.ts'
+import { JITTER_TTL_SHARE, REFRESH_AT_TTL_SHARE, UpstreamResolver } from '../../../src/proxy/upstream/resolver.ts'
+import { FakeClock, flush } from '../../support/fake-clock.ts'
 
 const U = { host: 'origin.test', family: 'auto' as const, resolveIntervalMs: 30_000, resolveMinTtlMs: 5_000, resolveMaxTtlMs: 300_000, resolveTimeoutMs: 1000, staleGraceMs: 60_000 }
 

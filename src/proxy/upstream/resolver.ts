@@ -4,10 +4,10 @@
  * (keep the last good addresses through DNS failures for stale_grace). The request path only
  * reads `snapshot()`; health and picking live in pool.ts.
  */
-import type { ResolvedUpstream } from '../config/schema.ts'
-import type { LogFn } from '../lib/logger.ts'
-import { DnsError } from '../dns/client.ts'
-import type { Lookup, LookupResult } from '../dns/lookup.ts'
+import type { ResolvedUpstream } from '../../config/schema.ts'
+import type { LogFn } from '../../lib/logger.ts'
+import { DnsError } from '../../dns/client.ts'
+import type { Lookup, LookupResult } from '../../dns/lookup.ts'
 import type { Address, AddressChange, AddressSnapshot, AddressSource } from './address-source.ts'
 
 export interface Clock {

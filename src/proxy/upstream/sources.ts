@@ -3,10 +3,10 @@
  * resolver (with the system configuration or the configured servers) for a name.
  */
 import { isIP } from 'node:net'
-import type { ResolvedUpstream } from '../config/schema.ts'
-import { parseResolverAddress } from '../config/resolve.ts'
-import { createLookup, type Lookup } from '../dns/lookup.ts'
-import type { LogFn } from '../lib/logger.ts'
+import type { ResolvedUpstream } from '../../config/schema.ts'
+import { parseResolverAddress } from '../../config/resolve.ts'
+import { createLookup, type Lookup } from '../../dns/lookup.ts'
+import type { LogFn } from '../../lib/logger.ts'
 import { staticSource, type AddressSource } from './address-source.ts'
 import { UpstreamResolver } from './resolver.ts'
 

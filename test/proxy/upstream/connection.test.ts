@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test'
-import { ChunkedDecoder, ChunkedDecodeError } from '../../src/proxy/transport/chunked.ts'
-import { parseResponseHead, ResponseParseError } from '../../src/proxy/transport/response-head.ts'
+import { ChunkedDecoder, ChunkedDecodeError } from '../../../src/http1/chunked.ts'
+import { parseResponseHead, ResponseParseError } from '../../../src/http1/response-head.ts'
 
 const enc = (s: string) => new TextEncoder().encode(s)
 

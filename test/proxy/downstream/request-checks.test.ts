@@ -1,6 +1,6 @@
 /** checkRequest: the Host header and the target's authority, table-tested on Request objects. */
 import { expect, test } from 'bun:test'
-import { checkRequest } from '../../src/proxy/request-checks.ts'
+import { checkRequest } from '../../../src/proxy/downstream/request-checks.ts'
 
 const req = (url: string, host: string | undefined) => new Request(url, { headers: host === undefined ? {} : { host } })
 

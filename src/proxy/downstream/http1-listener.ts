@@ -1,6 +1,6 @@
 /**
  * The proxy's own HTTP/1.1 listener, on Bun.listen (server.listener = "own"). It reads request
- * heads with the strict parser of transport/request-head.ts, frames request and response bodies
+ * heads with the strict parser of http1/request-head.ts, frames request and response bodies
  * itself (Content-Length or chunked, with backpressure both ways), and hands the request path
  * plain ProxyRequest / ProxyReply values, without building Request and Response objects. What
  * Bun.serve does not let us do is here: a deadline for the request head (slowloris), a cap on
@@ -8,13 +8,13 @@
  * Content-Length kept on streamed responses, and raw protocol upgrades (WebSocket tunnels).
  */
 import { Buffer } from 'node:buffer'
-import { httpDateNow } from '../lib/clock.ts'
+import { httpDateNow } from '../../lib/clock.ts'
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from 'bun'
-import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../runtime/socket.ts'
-import { WriteQueue } from '../runtime/write-queue.ts'
-import type { ProxyReply, ProxyRequest } from './message.ts'
-import { ChunkedDecoder } from './transport/chunked.ts'
-import { HeadHeaders, parseRequestHead, RequestHeadError, type RequestHead } from './transport/request-head.ts'
+import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
+import { WriteQueue } from '../../runtime/write-queue.ts'
+import type { ProxyReply, ProxyRequest } from '../message.ts'
+import { ChunkedDecoder } from '../../http1/chunked.ts'
+import { HeadHeaders, parseRequestHead, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
 
 export interface ClientInfo {
   ip: string

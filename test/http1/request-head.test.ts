@@ -1,6 +1,6 @@
 /** parseRequestHead: the own listener's strict request-head parser, table-tested. */
 import { describe, expect, test } from 'bun:test'
-import { HeadHeaders, MAX_HEADER_COUNT, parseRequestHead, RequestHeadError } from '../../src/proxy/transport/request-head.ts'
+import { HeadHeaders, MAX_HEADER_COUNT, parseRequestHead, RequestHeadError } from '../../src/http1/request-head.ts'
 
 /** The head as the listener hands it over: the bytes before CRLFCRLF. */
 const head = (...lines: string[]) => lines.join('\r\n')

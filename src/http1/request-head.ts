@@ -6,7 +6,7 @@
  * missing or repeated Host, an absolute-form target naming another host, CONNECT. Pure: no I/O,
  * table-tested in test/proxy/request-head.test.ts.
  */
-import { contentLength, HOST_VALUE, isOws, isToken } from './http-chars.ts'
+import { contentLength, HOST_VALUE, isOws, isToken } from './chars.ts'
 
 export interface RequestHead {
   method: string

@@ -4,9 +4,9 @@
  * cannot be written is reported once per episode and traffic continues.
  */
 import { createWriteStream, type WriteStream } from 'node:fs'
-import type { ResolvedLog } from '../config/schema.ts'
-import type { LogFn } from '../lib/logger.ts'
-import type { RequestRecord } from './handler.ts'
+import type { ResolvedLog } from '../../config/schema.ts'
+import type { LogFn } from '../../lib/logger.ts'
+import type { RequestRecord } from '../handler.ts'
 
 export interface AccessLog {
   write(record: RequestRecord): void

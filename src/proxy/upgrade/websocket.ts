@@ -4,9 +4,9 @@
  * codes flow both ways with backpressure. Plain HTTP requests are in handler.ts.
  */
 import type { Server, ServerWebSocket, WebSocketHandler } from 'bun'
-import { upstreamRequestHeaders } from './headers.ts'
-import type { UpstreamPool } from './pool.ts'
-import { errorResponse } from './status.ts'
+import { upstreamRequestHeaders } from '../headers.ts'
+import type { UpstreamPool } from '../upstream/pool.ts'
+import { errorResponse } from '../status.ts'
 
 export interface TunnelData {
   upstream: WebSocket

@@ -5,13 +5,13 @@
  */
 import { Buffer } from 'node:buffer'
 import { timingSafeEqual } from 'node:crypto'
-import type { ResolvedAdmin } from '../config/schema.ts'
-import { ProxyError } from '../lib/errors.ts'
-import { listen, type Listener } from '../runtime/listener.ts'
-import { VERSION } from '../version.ts'
+import type { ResolvedAdmin } from '../../config/schema.ts'
+import { ProxyError } from '../../lib/errors.ts'
+import { listen, type Listener } from '../../runtime/listener.ts'
+import { VERSION } from '../../version.ts'
 import { esc, type RequestMetrics } from './metrics.ts'
-import type { ProxyServer } from './server.ts'
-import type { UpstreamPool } from './pool.ts'
+import type { ProxyServer } from '../server.ts'
+import type { UpstreamPool } from '../upstream/pool.ts'
 
 type AddressStats = ReturnType<UpstreamPool['stats']>[number]
 
