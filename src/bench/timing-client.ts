@@ -12,6 +12,7 @@ import type { Lookup } from '../dns/lookup.ts'
 import { ChunkedDecoder } from '../http1/chunked.ts'
 import { parseResponseHead, type ResponseHead } from '../http1/response-head.ts'
 import type { Marks } from './timings.ts'
+import { bracketHost } from '../lib/net.ts'
 
 export interface Target {
   scheme: 'http' | 'https'
@@ -288,6 +289,6 @@ export class TimingConnection {
 }
 
 function hostHeader(t: Target): string {
-  const h = t.host.includes(':') ? `[${t.host}]` : t.host
+  const h = bracketHost(t.host)
   return t.port === (t.scheme === 'https' ? 443 : 80) ? h : `${h}:${t.port}`
 }

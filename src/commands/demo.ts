@@ -119,7 +119,7 @@ export async function demoCommand(opts: Record<string, unknown>, io: CliIo): Pro
     closers.push(() => proxy.close())
     const proxyPort = new URL(proxy.url).port
     say(`proxy        https://${PROXY}:${proxyPort}  (near the user; upstream connections pre-warmed)`)
-    const source = proxy.sources.get('default')!
+    const source = proxy.source('default')!
     for (let i = 0; i < 100 && !source.snapshot().ready; i++) await Bun.sleep(20)
     await Bun.sleep(rttMs * 2 + 50) // let the pre-warmed TLS connections finish their handshakes
     say()
@@ -171,7 +171,7 @@ export async function demoCommand(opts: Record<string, unknown>, io: CliIo): Pro
     await Bun.sleep(Math.max(1000, rotationMs - third - Math.max(2500, third)))
     running = false
     await Promise.all(loops)
-    const stats = proxy.pools.get('default')!.stats()
+    const stats = proxy.pool('default')!.stats()
     const servedBy = (addr: string) => stats.find((s) => s.address === addr)?.requests ?? 0
     say(`   requests: ${ok + failed}, ${failed === 0 ? c.green('failed: 0') : c.red(`failed: ${failed}`)}; the proxy sent ${servedBy('127.0.0.3')} to 127.0.0.3 after the change`)
     say()

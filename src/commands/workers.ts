@@ -11,6 +11,7 @@ import { UsageError } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import { createLogger } from '../lib/logger.ts'
+import { hostPort } from '../lib/net.ts'
 
 /** Set in a worker's environment to its index; its absence marks the supervisor. */
 export const WORKER_ENV = 'PROXY_WORKER'
@@ -50,7 +51,7 @@ export async function runSupervisor(count: number, io: CliIo, listen: HostPort):
   const [cmd, ...baseArgs] = selfCommand()
   // Flags override the config file, so a concrete --listen makes every worker share one port.
   const port = await concretePort(listen.host, listen.port)
-  const args = [...baseArgs, '--listen', `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`]
+  const args = [...baseArgs, '--listen', hostPort(listen.host, port)]
   const workers = new Map<number, ChildProcess>()
   let stopping = false
   const restarts = new Map<number, number>()

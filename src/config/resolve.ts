@@ -11,6 +11,7 @@ import type { LoadedFile } from './load.ts'
 import type { HostPort, ResolvedConfig, ResolvedRoute, ResolvedUpstream } from './schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
+import { hostPort } from '../lib/net.ts'
 
 /** Flag values, already in file units and keyed like the file. Upstream flags apply to the default upstream. */
 export interface FlagLayer {
@@ -71,6 +72,8 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   const listener = server.listener as string
   if (listener === 'auto') server.listener = isBun ? 'own' : 'runtime'
   else if (listener === 'own' && !isBun) fail(ctx, 'server.listener', '"own" needs the Bun runtime (Bun.listen); use "runtime" or "auto" on Deno')
+  // One front door on Bun: Bun.serve lost pipelined requests and rewrote targets (see the README's Hardening section).
+  else if (listener === 'runtime' && isBun) fail(ctx, 'server.listener', '"runtime" (Bun.serve) is not offered on Bun: it lost pipelined requests and rewrote request targets; remove the key or use "auto" (the runtime server is used on Deno only)')
   if (server.clientHeaderTimeoutMs <= 0) fail(ctx, 'server.client_header_timeout', 'must be more than 0; use e.g. "10s"')
   if (server.maxHeaderBytes < 1024 || server.maxHeaderBytes > 1024 * 1024) {
     fail(ctx, 'server.max_header_size', `${server.maxHeaderBytes} bytes is outside 1KiB..1MiB; use e.g. "16KiB" or "64KiB"`)
@@ -130,7 +133,7 @@ function resolveUpstream(ctx: Ctx, name: string, prefix: string, table: Table): 
   return {
     ...(f as unknown as ResolvedUpstream),
     name,
-    url: `${target.scheme}://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`,
+    url: `${target.scheme}://${hostPort(target.host, target.port)}`,
     scheme: target.scheme,
     host: target.host,
     port: target.port,

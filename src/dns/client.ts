@@ -9,6 +9,7 @@ import { createSocket } from 'node:dgram'
 import { isIP, connect } from 'node:net'
 import type { HostPort } from '../config/schema.ts'
 import { decodeMessage, encodeQuery, normaliseName, RCODE, TYPE, type Message } from './wire.ts'
+import { hostPort } from '../lib/net.ts'
 
 export type DnsErrorCode = 'NXDOMAIN' | 'SERVFAIL' | 'REFUSED' | 'TIMEOUT' | 'NODATA' | 'BAD_RESPONSE' | 'NO_SERVERS'
 
@@ -40,7 +41,7 @@ export interface QueryOptions {
 const MAX_CNAME_HOPS = 16
 
 function serverText(s: HostPort): string {
-  return s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`
+  return hostPort(s.host, s.port)
 }
 
 /** Asks the servers in order for one record type. NXDOMAIN and NODATA are final; others try the next server. */

@@ -6,7 +6,7 @@
  */
 import { isIP } from 'node:net'
 import type { AddressFamily, HostPort } from '../config/schema.ts'
-import type { Address } from '../proxy/upstream/address-source.ts'
+import type { Address } from '../lib/net.ts'
 import { DnsError, queryAddresses, type DnsAnswer } from './client.ts'
 import { parseHosts, parseResolvConf, WatchedFile } from './system-config.ts'
 import { TYPE } from './wire.ts'

@@ -1,6 +1,7 @@
 /**
- * Incremental decoder for HTTP/1.1 chunked transfer coding (RFC 9112 §7.1). Feeds on socket
- * chunks and hands out body slices without copying; trailers are read and dropped. Pure:
+ * HTTP/1.1 chunked transfer coding (RFC 9112 §7.1): an incremental decoder that feeds on socket
+ * chunks and hands out body slices without copying (trailers are read and dropped), and the
+ * encoder of one chunk. Pure:
  * no I/O, so it is table-tested directly.
  */
 
@@ -121,4 +122,18 @@ function hexValue(c: number): number {
   if (c >= 0x61 && c <= 0x66) return c - 0x57
   if (c >= 0x41 && c <= 0x46) return c - 0x37
   return -1
+}
+
+/** The last chunk with no trailers: the end of a chunked body. */
+export const LAST_CHUNK = new TextEncoder().encode('0\r\n\r\n')
+
+/** One chunk of a chunked body (RFC 9112 §7.1): size line, data, CRLF, in one buffer. */
+export function encodeChunk(data: Uint8Array): Uint8Array {
+  const size = `${data.byteLength.toString(16)}\r\n`
+  const out = new Uint8Array(size.length + data.byteLength + 2)
+  for (let i = 0; i < size.length; i++) out[i] = size.charCodeAt(i)
+  out.set(data, size.length)
+  out[out.length - 2] = 13
+  out[out.length - 1] = 10
+  return out
 }

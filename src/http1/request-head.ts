@@ -29,10 +29,16 @@ export interface RequestHead {
   upgrade: string | undefined
 }
 
+/**
+ * Why a request head is refused, in the proxy's error vocabulary (proxy/errors.ts maps each to
+ * its status: 400, 414, 431, 405, 501, 505).
+ */
+export type HeadErrorCode = 'BAD_REQUEST' | 'URI_TOO_LONG' | 'HEAD_TOO_LARGE' | 'METHOD_NOT_ALLOWED' | 'NOT_IMPLEMENTED' | 'VERSION_NOT_SUPPORTED'
+
 export class RequestHeadError extends Error {
   override name = 'RequestHeadError'
   constructor(
-    readonly status: number,
+    readonly code: HeadErrorCode,
     message: string,
   ) {
     super(message)
@@ -47,8 +53,8 @@ const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/(\d)\
 
 /**
  * Parses `head`: the bytes before the blank line, as latin1, without the final CRLFCRLF.
- * Leading empty lines are tolerated (RFC 9112 §2.2). Throws RequestHeadError with the status to
- * answer.
+ * Leading empty lines are tolerated (RFC 9112 §2.2). Throws RequestHeadError with the code
+ * of the refusal.
  */
 export function parseRequestHead(head: string): RequestHead {
   let start = 0
@@ -57,13 +63,13 @@ export function parseRequestHead(head: string): RequestHead {
   if (lineEnd < 0) lineEnd = head.length
   const line = head.slice(start, lineEnd)
   const m = REQUEST_LINE.exec(line)
-  if (!m) throw new RequestHeadError(400, 'malformed request line')
+  if (!m) throw new RequestHeadError('BAD_REQUEST', 'malformed request line')
   const method = m[1]!
   let target = m[2]!
-  if (m[3] !== '1') throw new RequestHeadError(505, `HTTP/${m[3]}.${m[4]} is not supported; use HTTP/1.1`)
-  if (m[4] !== '0' && m[4] !== '1') throw new RequestHeadError(505, `HTTP/1.${m[4]} is not supported; use HTTP/1.1`)
+  if (m[3] !== '1') throw new RequestHeadError('VERSION_NOT_SUPPORTED', `HTTP/${m[3]}.${m[4]} is not supported; use HTTP/1.1`)
+  if (m[4] !== '0' && m[4] !== '1') throw new RequestHeadError('VERSION_NOT_SUPPORTED', `HTTP/1.${m[4]} is not supported; use HTTP/1.1`)
   const minor = m[4] === '1' ? 1 : 0
-  if (method === 'CONNECT') throw new RequestHeadError(405, 'CONNECT is not supported: this is not an open proxy')
+  if (method === 'CONNECT') throw new RequestHeadError('METHOD_NOT_ALLOWED', 'CONNECT is not supported: this is not an open proxy')
 
   const names: string[] = []
   const values: string[] = []
@@ -79,18 +85,18 @@ export function parseRequestHead(head: string): RequestHead {
     let end = head.indexOf('\r\n', pos)
     if (end < 0) end = head.length
     const c = head.charCodeAt(pos)
-    if (c === 0x20 || c === 0x09) throw new RequestHeadError(400, 'obsolete line folding is not allowed')
+    if (c === 0x20 || c === 0x09) throw new RequestHeadError('BAD_REQUEST', 'obsolete line folding is not allowed')
     // name ":" value, the name a token right up to the colon.
     const colon = head.indexOf(':', pos)
     if (colon < 0 || colon >= end || !isToken(head, pos, colon)) {
-      throw new RequestHeadError(400, 'malformed header line (bad name, whitespace before ":", or no colon)')
+      throw new RequestHeadError('BAD_REQUEST', 'malformed header line (bad name, whitespace before ":", or no colon)')
     }
     let vs = colon + 1
     let ve = end
     while (vs < ve && isOws(head.charCodeAt(vs))) vs++
     while (ve > vs && isOws(head.charCodeAt(ve - 1))) ve--
-    if (hasControlChar(head, vs, ve)) throw new RequestHeadError(400, 'control character (bare CR or LF, NUL, ...) in a header value')
-    if (names.length >= MAX_HEADER_COUNT) throw new RequestHeadError(431, `more than ${MAX_HEADER_COUNT} header lines`)
+    if (hasControlChar(head, vs, ve)) throw new RequestHeadError('BAD_REQUEST', 'control character (bare CR or LF, NUL, ...) in a header value')
+    if (names.length >= MAX_HEADER_COUNT) throw new RequestHeadError('HEAD_TOO_LARGE', `more than ${MAX_HEADER_COUNT} header lines`)
     const name = head.slice(pos, colon).toLowerCase()
     const value = head.slice(vs, ve)
     names.push(name)
@@ -102,8 +108,8 @@ export function parseRequestHead(head: string): RequestHead {
         break
       case 'content-length': {
         const n = contentLength(value, length)
-        if (n === 'invalid') throw new RequestHeadError(400, 'invalid Content-Length')
-        if (n === 'conflict') throw new RequestHeadError(400, 'conflicting Content-Length values')
+        if (n === 'invalid') throw new RequestHeadError('BAD_REQUEST', 'invalid Content-Length')
+        if (n === 'conflict') throw new RequestHeadError('BAD_REQUEST', 'conflicting Content-Length values')
         length = n
         break
       }
@@ -124,35 +130,35 @@ export function parseRequestHead(head: string): RequestHead {
   }
 
   // Host: exactly one in HTTP/1.1 (RFC 9112 §3.2), and a valid host[:port].
-  if (hostCount > 1) throw new RequestHeadError(400, 'more than one Host header')
-  if (hostCount === 0 && minor === 1) throw new RequestHeadError(400, 'missing Host header')
-  if (host !== undefined && !HOST_VALUE.test(host)) throw new RequestHeadError(400, 'invalid Host header')
+  if (hostCount > 1) throw new RequestHeadError('BAD_REQUEST', 'more than one Host header')
+  if (hostCount === 0 && minor === 1) throw new RequestHeadError('BAD_REQUEST', 'missing Host header')
+  if (host !== undefined && !HOST_VALUE.test(host)) throw new RequestHeadError('BAD_REQUEST', 'invalid Host header')
 
   // The target: origin-form; absolute-form only when it names the Host; "*" only for OPTIONS.
   if (target.charCodeAt(0) !== 0x2f) {
     if (target === '*') {
-      if (method !== 'OPTIONS') throw new RequestHeadError(400, 'the "*" target is only for OPTIONS')
+      if (method !== 'OPTIONS') throw new RequestHeadError('BAD_REQUEST', 'the "*" target is only for OPTIONS')
     } else {
       const abs = /^(https?):\/\/([^/?#]*)([^#]*)$/i.exec(target)
-      if (!abs) throw new RequestHeadError(400, 'invalid request target')
+      if (!abs) throw new RequestHeadError('BAD_REQUEST', 'invalid request target')
       const authority = abs[2]!
       if (host === undefined || authority.toLowerCase() !== host.toLowerCase()) {
-        throw new RequestHeadError(400, 'request target names another host than the Host header; this is not an open proxy')
+        throw new RequestHeadError('BAD_REQUEST', 'request target names another host than the Host header; this is not an open proxy')
       }
       const rest = abs[3]!
       target = rest === '' ? '/' : rest.charCodeAt(0) === 0x3f ? `/${rest}` : rest
     }
   }
-  if (target.includes('#')) throw new RequestHeadError(400, 'a request target cannot carry a fragment')
+  if (target.includes('#')) throw new RequestHeadError('BAD_REQUEST', 'a request target cannot carry a fragment')
 
   // Framing (RFC 9112 §6.1, §6.3): never both; only a single, final "chunked" coding.
   let body: RequestHead['body'] = { kind: 'none' }
   if (te !== undefined) {
-    if (length !== undefined) throw new RequestHeadError(400, 'both Content-Length and Transfer-Encoding')
-    if (minor === 0) throw new RequestHeadError(400, 'Transfer-Encoding in an HTTP/1.0 request')
+    if (length !== undefined) throw new RequestHeadError('BAD_REQUEST', 'both Content-Length and Transfer-Encoding')
+    if (minor === 0) throw new RequestHeadError('BAD_REQUEST', 'Transfer-Encoding in an HTTP/1.0 request')
     const codings = te.split(',').map((s) => s.trim().toLowerCase())
-    if (codings[codings.length - 1] !== 'chunked') throw new RequestHeadError(400, 'Transfer-Encoding must end with chunked')
-    if (codings.length !== 1) throw new RequestHeadError(501, `unsupported Transfer-Encoding "${te}"; only chunked is accepted`)
+    if (codings[codings.length - 1] !== 'chunked') throw new RequestHeadError('BAD_REQUEST', 'Transfer-Encoding must end with chunked')
+    if (codings.length !== 1) throw new RequestHeadError('NOT_IMPLEMENTED', `unsupported Transfer-Encoding "${te}"; only chunked is accepted`)
     body = { kind: 'chunked' }
   } else if (length !== undefined && length > 0) {
     body = { kind: 'length', length }

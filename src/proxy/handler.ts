@@ -1,148 +1,243 @@
 /**
- * The request path: route -> pick an address -> acquire a connection -> exchange -> relay the
- * response, retrying on another address when that is safe. It reads the pool's current state and
- * never awaits DNS. Header rules are in headers.ts, statuses in status.ts, pooling in pool.ts.
+ * The request path, one request at a time, as named phases:
+ *
+ *   route → admit → body → attempts → respond → record
+ *
+ * - route: the upstream (routes.ts), the request id and the access record;
+ * - admit: admission limits and the drain (the server's hook); refusals are answered and logged;
+ * - body: small bodies are read ahead so they can be replayed (request-body.ts), limits checked;
+ * - attempts: the one attempt loop (attempts.ts) over the pool, each attempt one exchange on an
+ *   idle or new upstream connection (upstream/connection.ts);
+ * - respond: the upstream's head with the response header rules (headers.ts) and its body as a
+ *   stream, or the proxy's own answer for a failure (errors.ts);
+ * - record: one access record when the response is over (observe/record.ts).
+ * An upgrade request takes the same route and admit phases, then a tunnel (upgrade/tunnel.ts)
+ * through the same attempt loop, and is recorded when the tunnel closes. Answers the listener
+ * makes itself (malformed heads, timeouts) are recorded here too (refusal()). It reads the pool's
+ * current state and never awaits DNS.
  */
-import type { ResolvedConfig, ResolvedRoute } from '../config/schema.ts'
+import type { ResolvedConfig } from '../config/schema.ts'
 import { cidrContains, type Cidr } from '../lib/cidr.ts'
 import { isoNow } from '../lib/clock.ts'
-import { clientResponseHeaders, hostWithoutPort, requestIdFor, upstreamRequestHeaders } from './headers.ts'
-import type { AcquiredConnection, AddressState, UpstreamPool } from './upstream/pool.ts'
-import { prepareBody } from './request-body.ts'
+import { runAttempts } from './attempts.ts'
+import { encodeClosingResponse } from '../http1/response-encode.ts'
+import type { Conn } from '../runtime/socket.ts'
+import { failureBody, failureHeaders, failureReply, RequestFailure, statusFor, type FailureCode } from './errors.ts'
+import { clientResponseHeaders, requestIdFor, upstreamRequestHeaders } from './headers.ts'
 import type { ProxyReply, ProxyRequest } from './message.ts'
-import { errorReply, statusForUpstreamError } from './status.ts'
+import { roundMs, type RequestRecord } from './observe/record.ts'
+import { prepareBody } from './request-body.ts'
+import { Router } from './routes.ts'
+import { tunnelUpgrade } from './upgrade/tunnel.ts'
 import type { ExchangeEnd, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
-import { UpstreamError } from './upstream/upstream-error.ts'
-
-/** One line of the access log; field names follow nginx's upstream variables where one exists. */
-export interface RequestRecord {
-  ts: string
-  request_id: string
-  client: string
-  method: string
-  host: string
-  path: string
-  status: number
-  bytes_in: number
-  bytes_out: number
-  duration_ms: number
-  upstream: string
-  upstream_addr?: string
-  upstream_status?: number
-  upstream_connect_ms?: number
-  upstream_header_ms?: number
-  upstream_reused?: boolean
-  retries: number
-  error?: string
-}
+import type { AddressState, UpstreamPool } from './upstream/pool.ts'
 
 export interface HandlerHooks {
   /** Called once per request when it is over (after the body has been relayed or failed). */
   onRecord?(record: RequestRecord): void
+  /** Admission: a failure code to refuse the request with (the drain, max_concurrent_requests), or undefined. */
+  admit?(client: ClientInfo): FailureCode | undefined
+  /** A bug: something on the request path threw. */
+  onError?(err: unknown): void
 }
 
 export interface ClientInfo {
   ip: string
   /** Whether the client reached us over TLS. */
   tls: boolean
-  /** Called once when the request is over (the listener restores its keep-alive timer). */
+  /** Called once when the request is over (a listener may restore its keep-alive timer). */
   onDone?: () => void
-  /** The listener sends a streamed body with the upstream's Content-Length (the own listener does; Bun.serve always chunks). */
+  /** The listener sends a streamed body with the upstream's Content-Length (the own listener does; Bun.serve and Deno.serve chunk). */
   streamKeepsLength?: boolean
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 
-export class ProxyHandler {
-  private readonly trusted: readonly Cidr[]
-  private readonly routes: readonly ResolvedRoute[]
+/** One request in flight: its route, its record, and when the record may be written. */
+class Flight {
+  readonly startedAt = performance.now()
+  readonly record: RequestRecord
+  private emitted = false
+  /** The attempt whose response is returned has its head; its end may come before or after. */
+  answered = false
+  endOfAnswer: ExchangeEnd | undefined
 
   constructor(
-    private readonly config: ResolvedConfig,
-    private readonly pools: ReadonlyMap<string, UpstreamPool>,
-    trusted: readonly Cidr[],
-    private readonly hooks: HandlerHooks = {},
+    readonly requestId: string,
+    readonly pool: UpstreamPool,
+    readonly clientHost: string,
+    readonly req: ProxyRequest,
+    readonly client: ClientInfo,
+    private readonly hooks: HandlerHooks,
   ) {
-    this.trusted = trusted
-    this.routes = config.routes
-  }
-
-  /** Finds the upstream for a request: first matching [[route]], else the default. */
-  route(host: string, path: string): UpstreamPool {
-    for (const r of this.routes) {
-      if (r.host !== undefined && !hostMatches(r.host, host)) continue
-      if (r.pathPrefix !== undefined && !path.startsWith(r.pathPrefix)) continue
-      return this.pools.get(r.upstream)!
-    }
-    return this.pools.get(this.config.server.defaultUpstream)!
-  }
-
-  /** The upstream for a request target and its Host header (the port dropped, the query ignored). */
-  routeFor(target: string, hostHeader: string | null): UpstreamPool {
-    const qs = target.indexOf('?')
-    return this.route(hostHeader === null ? '' : hostWithoutPort(hostHeader), qs < 0 ? target : target.slice(0, qs))
-  }
-
-  async handle(req: ProxyRequest, client: ClientInfo): Promise<ProxyReply> {
-    const startedAt = performance.now()
-    const requestId = requestIdFor(req.headers.get('x-request-id'))
-    const target = req.target
-    const hostHeader = req.headers.get('host')
-    const pool = this.routeFor(target, hostHeader)
-    const upstream = pool.upstream
-    // An HTTP/1.0 request may lack Host; the upstream then gets its own name.
-    const clientHost = hostHeader ?? (upstream.port === (upstream.scheme === 'https' ? 443 : 80) ? upstream.host : `${upstream.host}:${upstream.port}`)
-    const record: RequestRecord = {
+    this.record = {
       ts: isoNow(),
       request_id: requestId,
       client: client.ip,
       method: req.method,
       host: clientHost,
-      path: target,
+      path: req.target,
       status: 0,
       bytes_in: 0,
       bytes_out: 0,
       duration_ms: 0,
-      upstream: upstream.name,
+      upstream: pool.upstream.name,
       retries: 0,
     }
-    let emitted = false
-    const emit = (end?: ExchangeEnd) => {
-      if (emitted) return
-      emitted = true
-      if (end) {
-        record.bytes_in = end.requestBodyBytes
-        record.bytes_out = end.responseBodyBytes
-        if (end.error) record.error = end.error.code
-      }
-      record.duration_ms = Math.round((performance.now() - startedAt) * 1000) / 1000
-      client.onDone?.()
-      this.hooks.onRecord?.(record)
-    }
-    const fail = (status: number, reason: string, code: string) => {
-      record.status = status
-      record.error = code
-      emit()
-      return errorReply(status, reason, requestId)
-    }
+  }
 
-    const trustedPeer = this.trusted.length > 0 && this.trusted.some((c) => cidrContains(c, client.ip))
+  /** The record phase: written once, when the response is over. */
+  emit(end?: ExchangeEnd): void {
+    if (this.emitted) return
+    this.emitted = true
+    const record = this.record
+    if (end) {
+      record.bytes_in = end.requestBodyBytes
+      record.bytes_out = end.responseBodyBytes
+      if (end.error) record.error = end.error.code
+    }
+    record.duration_ms = roundMs(performance.now() - this.startedAt)
+    this.client.onDone?.()
+    this.hooks.onRecord?.(record)
+  }
+
+  /** The proxy's own answer for a failure, recorded. */
+  fail(code: FailureCode, detail?: string): ProxyReply {
+    this.record.status = statusFor(code).status
+    this.record.error = code
+    this.emit()
+    return failureReply(code, this.requestId, detail)
+  }
+}
+
+export class ProxyHandler {
+  private readonly trusted: readonly Cidr[]
+  readonly router: Router<UpstreamPool>
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    pools: ReadonlyMap<string, UpstreamPool>,
+    trusted: readonly Cidr[],
+    private readonly hooks: HandlerHooks = {},
+  ) {
+    this.trusted = trusted
+    this.router = new Router(config.routes, pools, config.server.defaultUpstream)
+  }
+
+  /** Whether `ip` is in trusted_proxies (its X-Forwarded-* are appended to). */
+  trustedPeer(ip: string): boolean {
+    return this.trusted.length > 0 && this.trusted.some((c) => cidrContains(c, ip))
+  }
+
+  async handle(req: ProxyRequest, client: ClientInfo): Promise<ProxyReply> {
+    // route
+    const flight = this.route(req, client)
+    // admit
+    const refusal = this.hooks.admit?.(client)
+    if (refusal) return flight.fail(refusal)
+    // body
+    const outgoing = await this.body(flight)
+    if (typeof outgoing === 'string') return flight.fail(outgoing)
+    // attempts, then respond
+    return this.attempts(flight, outgoing)
+  }
+
+  /** An upgrade request: route, admit, then a tunnel; recorded once the tunnel is over. `conn` is the client's, taken over. */
+  upgrade(req: ProxyRequest, upgrade: string, client: ClientInfo, conn: Conn, early: Uint8Array): void {
+    const flight = this.route(req, client)
+    const refusal = this.hooks.admit?.(client)
+    if (refusal) {
+      const reply = flight.fail(refusal)
+      conn.write(encodeClosingResponse(reply.status, reply.headers, reply.body as string))
+      conn.end()
+      return
+    }
+    const { pool, record } = flight
+    const u = pool.upstream
     const headers = upstreamRequestHeaders(req.headers, {
       clientIp: client.ip,
-      trustedPeer,
+      trustedPeer: this.trustedPeer(client.ip),
       proto: client.tls ? 'https' : 'http',
-      clientHost,
-      hostOverride: upstream.hostHeader,
-      requestId,
+      clientHost: flight.clientHost,
+      hostOverride: u.hostHeader,
+      requestId: flight.requestId,
     })
+    tunnelUpgrade(conn, early, {
+      pool,
+      method: req.method,
+      target: req.target,
+      headers,
+      upgrade,
+      requestId: flight.requestId,
+      openTimeoutMs: u.connectTimeoutMs + u.headerTimeoutMs,
+      // One access record per upgrade, when it is over (as nginx logs a WebSocket: 101, with its bytes).
+      onEnd: (end) => {
+        record.status = end.status
+        record.bytes_in = end.bytesIn
+        record.bytes_out = end.bytesOut
+        record.retries = end.retries
+        if (end.upstreamAddr !== undefined) record.upstream_addr = end.upstreamAddr
+        if (end.error === undefined) record.upstream_status = end.status
+        else record.error = end.error
+        flight.emit()
+      },
+    }).catch((err) => {
+      record.status = 500
+      record.error = 'INTERNAL'
+      flight.emit()
+      conn.destroy()
+      this.hooks.onError?.(err)
+    })
+  }
 
-    // Body: small ones (declared or chunked) are read first, replayable; larger ones stream once.
+  /**
+   * An answer the listener makes itself (a malformed head, a timeout, the connection cap): its
+   * reply with a request id, written to the access log when `record`. `req` is what was parsed.
+   */
+  refusal(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean): ProxyReply {
+    const requestId = requestIdFor(req?.headers.get('x-request-id') ?? null)
+    const status = statusFor(code).status
+    if (record) {
+      const upstream = req ? this.router.routeFor(req.target, req.headers.get('host')).upstream.name : this.config.server.defaultUpstream
+      this.hooks.onRecord?.({
+        ts: isoNow(),
+        request_id: requestId,
+        client: client.ip,
+        method: req?.method ?? '-',
+        host: req?.headers.get('host') ?? '-',
+        path: req?.target ?? '-',
+        status,
+        bytes_in: 0,
+        bytes_out: 0,
+        duration_ms: 0,
+        upstream,
+        retries: 0,
+        error: code,
+      })
+    }
+    return { status, statusText: '', headers: failureHeaders(code, requestId), body: failureBody(status, detail, requestId) }
+  }
+
+  /** The route phase: the upstream, the request id, the Host sent upstream and the record. */
+  private route(req: ProxyRequest, client: ClientInfo): Flight {
+    const hostHeader = req.headers.get('host')
+    const pool = this.router.routeFor(req.target, hostHeader)
+    const u = pool.upstream
+    // An HTTP/1.0 request may lack Host; the upstream then gets its own name.
+    const clientHost = hostHeader ?? (u.port === (u.scheme === 'https' ? 443 : 80) ? u.host : `${u.host}:${u.port}`)
+    return new Flight(requestIdFor(req.headers.get('x-request-id')), pool, clientHost, req, client, this.hooks)
+  }
+
+  /**
+   * The body phase: small bodies (declared or chunked) are read first, replayable; larger ones
+   * stream once. Returns the request to send, or the failure that ends it.
+   */
+  private async body(flight: Flight): Promise<OutgoingRequest | FailureCode> {
+    const { req, client } = flight
     const lengthHeader = req.headers.get('content-length')
     const declaredLength = lengthHeader !== null ? Number(lengthHeader) : undefined
     const maxBody = this.config.server.maxBodyBytes
-    if (maxBody > 0 && declaredLength !== undefined && declaredLength > maxBody) {
-      return fail(413, 'request body too large', 'BODY_TOO_LARGE')
-    }
+    if (maxBody > 0 && declaredLength !== undefined && declaredLength > maxBody) return 'BODY_TOO_LARGE'
     let body: Uint8Array | ReadableStream<Uint8Array> | null = null
     if (req.body instanceof Uint8Array) {
       // The own listener hands over a small body that arrived whole as bytes.
@@ -151,115 +246,74 @@ export class ProxyHandler {
       const prepared = await prepareBody(req.body, declaredLength)
       // A failed read-ahead: the client left, or its chunked body was malformed (the listener
       // has answered 400 itself). Nothing was sent upstream.
-      if (prepared.kind === 'failed') return fail(499, 'client request body failed', 'CLIENT_GONE')
+      if (prepared.kind === 'failed') return 'CLIENT_GONE'
       body = prepared.kind === 'buffered' ? prepared.bytes : prepared.kind === 'stream' ? prepared.stream : null
     }
-    if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return fail(413, 'request body too large', 'BODY_TOO_LARGE')
+    if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return 'BODY_TOO_LARGE'
+    const u = flight.pool.upstream
+    const headers = upstreamRequestHeaders(req.headers, {
+      clientIp: client.ip,
+      trustedPeer: this.trustedPeer(client.ip),
+      proto: client.tls ? 'https' : 'http',
+      clientHost: flight.clientHost,
+      hostOverride: u.hostHeader,
+      requestId: flight.requestId,
+    })
+    return { method: req.method, target: req.target, headers, body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
+  }
 
-    const outgoing: OutgoingRequest = {
-      method: req.method,
-      target,
-      headers,
-      body,
-      bodyLength: body instanceof ReadableStream ? declaredLength : undefined,
-      maxBodyBytes: maxBody,
-    }
-
-    const snapshot = pool.source.snapshot()
-    // Addresses already tried; made on the first retry (most requests never need it).
-    let tried: Set<string> | undefined
-    let lastAddress: string | undefined
-    const deadline = performance.now() + upstream.retryTimeoutMs
-    let lastError: UpstreamError | undefined
+  /** The attempts phase, then respond: the first answer any address gives, or the last failure. */
+  private async attempts(flight: Flight, outgoing: OutgoingRequest): Promise<ProxyReply> {
+    const { pool, record } = flight
+    const u = pool.upstream
     // The exchange reports its end once the body has been relayed; only the attempt whose
     // response we return is logged, and only when both its head and its end are known.
-    let answered = false
-    let endOfAnswer: ExchangeEnd | undefined
     const onEnd = (end: ExchangeEnd) => {
-      if (answered) emit(end)
-      else endOfAnswer = end
+      if (flight.answered) flight.emit(end)
+      else flight.endOfAnswer = end
     }
-    for (let attempt = 0; attempt <= upstream.retries; attempt++) {
-      if (attempt > 0 && performance.now() > deadline) break
-      if (lastAddress !== undefined) (tried ??= new Set()).add(lastAddress)
-      const state = pool.pick(tried)
-      if (!state) break
-      lastAddress = state.address
-      record.retries = attempt
-      record.upstream_addr = state.label
-      let acquired: AcquiredConnection | undefined = pool.takeIdle(state)
-      if (!acquired) {
-        try {
-          acquired = await pool.acquire(state)
-        } catch (err) {
-          lastError = err as UpstreamError
-          if (lastError.isAddressFailure) pool.reportFailure(state, lastError)
-          continue // nothing was sent: always safe to try another address
-        }
-      }
-      record.upstream_reused = acquired.reused
-      if (acquired.connectMs !== undefined) record.upstream_connect_ms = round3(acquired.connectMs)
-      const sentAt = performance.now()
-      endOfAnswer = undefined
-      let res: IncomingResponse
-      try {
-        res = await acquired.connection.exchange(outgoing, {
-          headerTimeoutMs: upstream.headerTimeoutMs,
-          idleTimeoutMs: upstream.idleTimeoutMs,
-          onEnd,
-        })
-      } catch (err) {
-        lastError = err as UpstreamError
-        if (lastError.code === 'CLIENT_GONE' || lastError.code === 'BODY_TOO_LARGE' || lastError.code === 'HEADER_TIMEOUT') break
-        if (!this.canRetry(outgoing, lastError, acquired.reused)) break
-        // The exchange already logged through onEnd; the next attempt logs again at its end.
-        continue
-      }
-      pool.reportSuccess(state)
-      record.upstream_status = res.head.status
-      record.upstream_header_ms = round3(res.firstByteAt - sentAt)
-      record.status = res.head.status
-      const keepLength = client.streamKeepsLength === true || !(res.body instanceof ReadableStream)
-      answered = true
-      if (endOfAnswer) emit(endOfAnswer)
-      return { status: res.head.status, statusText: res.head.statusText, headers: clientResponseHeaders(res.head.headers, requestId, keepLength), body: res.body }
+    const exchangeOpts = { headerTimeoutMs: u.headerTimeoutMs, idleTimeoutMs: u.idleTimeoutMs, onEnd }
+    const outcome = await runAttempts(pool, {
+      run: async (state: AddressState, index: number): Promise<IncomingResponse> => {
+        record.retries = index
+        record.upstream_addr = state.label
+        const acquired = pool.takeIdle(state) ?? (await pool.acquire(state))
+        record.upstream_reused = acquired.reused
+        if (acquired.connectMs !== undefined) record.upstream_connect_ms = roundMs(acquired.connectMs)
+        flight.endOfAnswer = undefined
+        const sentAt = performance.now()
+        const res = await acquired.connection.exchange(outgoing, exchangeOpts)
+        record.upstream_header_ms = roundMs(res.firstByteAt - sentAt)
+        return res
+      },
+      mayRetry: (failure) => canRetry(outgoing, failure, record.upstream_reused === true),
+    })
+    record.retries = outcome.retries
+    if (!outcome.ok) {
+      const f = outcome.failure
+      // The table's reason, except where the failure says more (DNS not answered yet).
+      return flight.fail(f.code, f.code === 'NOT_RESOLVED' ? f.message : undefined)
     }
-    if (!lastError) {
-      const why = snapshot.ready ? 'no upstream address available' : `upstream ${upstream.host} has not resolved yet${snapshot.lastError ? ` (${snapshot.lastError.code})` : ''}`
-      record.status = 503
-      record.error = 'NO_ADDRESS'
-      emit()
-      return errorReply(503, why, requestId, [['retry-after', '1']])
-    }
-    const { status, reason } = statusForUpstreamError(lastError.code)
-    record.status = status
-    record.error = lastError.code
-    emit()
-    return errorReply(status, reason, requestId)
-  }
-
-  /**
-   * Retry after a failed exchange only when the request can be replayed without harm
-   * (RFC 9110 §9.2.2): nothing of a streamed body was consumed, and the method is idempotent
-   * or the request never reached the upstream.
-   */
-  private canRetry(req: OutgoingRequest, err: UpstreamError, reused: boolean): boolean {
-    if (err.code !== 'RESET_BEFORE_RESPONSE' && !err.isAddressFailure) return false
-    if (req.body instanceof ReadableStream) return false
-    if (err.bodyConsumed) return false
-    // A reused keep-alive connection closing before any response byte is the classic stale
-    // connection race: the request was most likely never processed.
-    return IDEMPOTENT.has(req.method) || reused
+    // respond
+    const res = outcome.value
+    record.upstream_status = res.head.status
+    record.status = res.head.status
+    const keepLength = flight.client.streamKeepsLength === true || !(res.body instanceof ReadableStream)
+    flight.answered = true
+    if (flight.endOfAnswer) flight.emit(flight.endOfAnswer)
+    return { status: res.head.status, statusText: res.head.statusText, headers: clientResponseHeaders(res.head.headers, flight.requestId, keepLength), body: res.body }
   }
 }
 
-function hostMatches(pattern: string, host: string): boolean {
-  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1
-  return pattern === host
+/**
+ * Retry after a failed exchange only when the request can be replayed without harm
+ * (RFC 9110 §9.2.2): the upstream closed before any response byte, nothing of a streamed body
+ * was consumed, and the method is idempotent or the connection was a reused keep-alive one (the
+ * classic stale-connection race: the request was most likely never processed).
+ */
+function canRetry(req: OutgoingRequest, err: RequestFailure, reused: boolean): boolean {
+  if (err.code !== 'RESET_BEFORE_RESPONSE') return false
+  if (req.body instanceof ReadableStream) return false
+  if (err.bodyConsumed) return false
+  return IDEMPOTENT.has(req.method) || reused
 }
-
-function round3(ms: number): number {
-  return Math.round(ms * 1000) / 1000
-}
-
-export type { AddressState }

@@ -1,111 +1,121 @@
 /**
- * The proxy server: wires config, address sources, pools and the handler into a client listener
- * (the own HTTP/1.1 listener of http1-listener.ts, or Bun.serve / Deno.serve through
- * runtime/listener.ts), and owns its lifecycle (start, reload, graceful drain, close). The
- * request path itself is in handler.ts; upgrade tunnels in tunnel.ts (own listener) and
- * websocket.ts (Bun.serve).
+ * The proxy server's lifecycle: builds one generation from a config (address sources, pools,
+ * health checkers, the request path of handler.ts), opens the client side (the own HTTP/1.1
+ * listener on Bun, the runtime front on Deno), reloads a new generation atomically, drains, and
+ * closes. It serves admin a read-only view (observe/view.ts). The request path itself is
+ * handler.ts; the client side is downstream/; the origin side is upstream/.
  */
 import { readFileSync } from 'node:fs'
-import type { Server } from 'bun'
-import { listen, setMaxHeaderBytes, type Listener, type RequestContext } from '../runtime/listener.ts'
 import type { ResolvedConfig, ResolvedUpstream } from '../config/schema.ts'
-import { parseCidr, cidrContains, type Cidr } from '../lib/cidr.ts'
+import { parseCidr } from '../lib/cidr.ts'
 import { ProxyError } from '../lib/errors.ts'
 import type { LogFn } from '../lib/logger.ts'
-import type { AddressSource } from './upstream/address-source.ts'
-import { ProxyHandler, type HandlerHooks } from './handler.ts'
-import { requestIdFor } from './headers.ts'
-import { checkRequest } from './downstream/request-checks.ts'
-import { UpstreamPool } from './upstream/pool.ts'
-import { errorReply, errorResponse } from './status.ts'
-import { isWebSocketUpgrade, tunnelHandlers, tunnelWebSocket, type TunnelData } from './upgrade/websocket.ts'
+import { hostPort } from '../lib/net.ts'
 import { isBun } from '../runtime/detect.ts'
-import type { Conn } from '../runtime/socket.ts'
-import { listenHttp1, type RefusalReason } from './downstream/http1-listener.ts'
-import { fromRequest, toResponse, type ProxyReply, type ProxyRequest } from './message.ts'
-import { tunnelUpgrade } from './upgrade/tunnel.ts'
-import { isoNow } from '../lib/clock.ts'
+import type { Listener } from '../runtime/listener.ts'
+import { Admission } from './downstream/admission.ts'
+import { listenHttp1 } from './downstream/http1-listener.ts'
+import { listenRuntimeFront } from './downstream/runtime-front.ts'
+import { ProxyHandler, type HandlerHooks } from './handler.ts'
+import type { ProxyView, UpstreamView } from './observe/view.ts'
+import type { AddressSource } from './upstream/address-source.ts'
+import { ActiveHealthChecker } from './upstream/health.ts'
+import { UpstreamPool } from './upstream/pool.ts'
 
 export interface ProxyServerOptions {
   /** Builds the address source of one upstream (DNS resolver in production, static in tests). */
   sourceFor: (upstream: ResolvedUpstream) => AddressSource
   /** Share the listen port with other worker processes (SO_REUSEPORT). */
   reusePort?: boolean
-  hooks?: HandlerHooks
+  hooks?: Pick<HandlerHooks, 'onRecord'>
   log?: LogFn
+}
+
+/** The origin side of one upstream: where its addresses come from, its pool and its health checks. */
+interface UpstreamParts {
+  source: AddressSource
+  pool: UpstreamPool
+  health: ActiveHealthChecker
 }
 
 /** The parts of a config that one generation of the proxy is built from; swapped whole on reload. */
 interface Generation {
   config: ResolvedConfig
   handler: ProxyHandler
-  trusted: Cidr[]
-  keepaliveS: number
+  upstreams: Map<string, UpstreamParts>
 }
 
-export class ProxyServer {
-  /** Current pools and sources by upstream name; replaced (not mutated) on reload. */
-  pools = new Map<string, UpstreamPool>()
-  sources = new Map<string, AddressSource>()
+export class ProxyServer implements ProxyView {
   private server: Listener | undefined
   private gen: Generation
-  private readonly cas = new Map<string, string | undefined>()
-  private stopping = false
   private started = false
-  /** Requests answered by the proxy itself without going upstream, by reason (for /metrics). */
-  readonly refused: Record<'malformed' | 'overload' | 'shutting_down' | RefusalReason, number> = { malformed: 0, overload: 0, shutting_down: 0, connections: 0, header_timeout: 0, body_timeout: 0 }
-  private overloadLoggedAtMs = 0
-  private refusalLoggedAtMs = 0
+  private readonly admission: Admission
 
   constructor(
     config: ResolvedConfig,
     private readonly opts: ProxyServerOptions,
   ) {
-    this.gen = this.build(config, new Map(), new Map())
+    this.admission = new Admission({ maxConcurrentRequests: () => this.gen.config.server.maxConcurrentRequests, pendingRequests: () => this.pendingRequests }, opts.log)
+    this.gen = this.build(config, new Map())
   }
 
   get config(): ResolvedConfig {
     return this.gen.config
   }
 
+  /** Requests answered by the proxy itself without going upstream, by reason (for /metrics). */
+  get refused(): Readonly<Record<string, number>> {
+    return this.admission.refused
+  }
+
   /**
-   * Builds pools and sources for `config`, reusing those of upstreams whose settings did not
-   * change (so their warm connections and DNS state survive a reload).
+   * Builds a generation for `config`, reusing the origin side of upstreams whose settings did not
+   * change (so their warm connections and DNS state survive a reload). Starts nothing.
    */
-  private build(config: ResolvedConfig, oldPools: Map<string, UpstreamPool>, oldSources: Map<string, AddressSource>): Generation {
-    const pools = new Map<string, UpstreamPool>()
-    const sources = new Map<string, AddressSource>()
+  private build(config: ResolvedConfig, old: Map<string, UpstreamParts>): Generation {
+    const upstreams = new Map<string, UpstreamParts>()
     for (const u of Object.values(config.upstreams)) {
-      const old = oldPools.get(u.name)
-      if (old && JSON.stringify(old.upstream) === JSON.stringify(u)) {
-        pools.set(u.name, old)
-        sources.set(u.name, oldSources.get(u.name)!)
+      const prev = old.get(u.name)
+      if (prev && JSON.stringify(prev.pool.upstream) === JSON.stringify(u)) {
+        upstreams.set(u.name, prev)
         continue
       }
       const ca = u.caFile ? readPem(u.caFile, `upstream.${u.name}.ca_file`) : undefined
-      this.cas.set(u.name, ca)
       const source = this.opts.sourceFor(u)
-      sources.set(u.name, source)
-      pools.set(u.name, new UpstreamPool(u, source, { ca, log: this.opts.log }))
+      const pool = new UpstreamPool(u, source, { ca, log: this.opts.log })
+      upstreams.set(u.name, { source, pool, health: new ActiveHealthChecker(pool, { log: this.opts.log }) })
     }
-    this.pools = pools
-    this.sources = sources
+    const pools = new Map([...upstreams].map(([name, p]) => [name, p.pool]))
     const trusted = config.server.trustedProxies.map((c) => parseCidr(c)!)
-    return {
-      config,
-      trusted,
-      keepaliveS: Math.min(255, Math.max(1, Math.ceil(config.server.keepaliveTimeoutMs / 1000))),
-      handler: new ProxyHandler(config, pools, trusted, this.opts.hooks),
+    const handler = new ProxyHandler(config, pools, trusted, {
+      onRecord: this.opts.hooks?.onRecord,
+      admit: (client) => this.admission.admit(client.ip),
+      onError: (err) => this.opts.log?.('error', 'request path failed', { error: String(err) }),
+    })
+    return { config, handler, upstreams }
+  }
+
+  private startParts(parts: Iterable<UpstreamParts>): void {
+    for (const p of parts) {
+      p.source.start()
+      p.pool.start()
+      p.health.start()
     }
   }
 
-  /** Starts the address sources and the listener. Throws E_LISTEN when the port is taken. */
+  private closeParts(p: UpstreamParts): void {
+    p.health.close()
+    p.pool.close()
+    p.source.close()
+  }
+
+  /** Starts the origin side and the listener. Throws E_LISTEN when the port is taken. */
   start(): this {
-    for (const s of this.sources.values()) s.start()
+    this.startParts(this.gen.upstreams.values())
     try {
       this.server = this.openListener(this.gen.config)
     } catch (err) {
-      for (const s of this.sources.values()) s.close()
+      for (const p of this.gen.upstreams.values()) this.closeParts(p)
       throw err
     }
     this.started = true
@@ -115,126 +125,52 @@ export class ProxyServer {
   private openListener(config: ResolvedConfig): Listener {
     const cfg = config.server
     const tls = cfg.tlsCertFile && cfg.tlsKeyFile ? { cert: readPem(cfg.tlsCertFile, 'server.tls_cert'), key: readPem(cfg.tlsKeyFile, 'server.tls_key') } : undefined
-    const clientTls = tls !== undefined
+    const reusePort = this.opts.reusePort ?? false
+    const onError = (err: unknown) => this.opts.log?.('error', 'listener error', { error: String(err) })
     try {
-      if (cfg.listener === 'own') return this.openOwnListener(config, tls)
-      return listen<TunnelData>({
+      if (cfg.listener === 'runtime') {
+        return listenRuntimeFront(config, { tls, reusePort, handler: () => this.gen.handler, onRefused: (code, detail, ip) => this.admission.count(code, detail, ip), onError })
+      }
+      if (!isBun) throw new ProxyError('E_LISTEN', 'server.listener = "own" needs the Bun runtime (Bun.listen); use listener = "auto" on Deno')
+      const clientTls = tls !== undefined
+      return listenHttp1({
         hostname: cfg.listen.host,
         port: cfg.listen.port,
         tls,
-        // Bun's listener idle timer (whole seconds, at most 255) is the keep-alive timeout.
-        // Each proxied request turns it off for its own duration (a silent stream or a slow
-        // upstream must not be cut by it; idle_timeout governs those) and restores it after.
-        idleTimeoutS: Math.min(255, Math.max(1, Math.ceil(cfg.keepaliveTimeoutMs / 1000))),
-        maxRequestBodySize: cfg.maxBodyBytes > 0 ? cfg.maxBodyBytes : Number.MAX_SAFE_INTEGER,
+        reusePort,
         maxHeaderBytes: cfg.maxHeaderBytes,
-        reusePort: this.opts.reusePort ?? false,
-        fetch: (req, ctx) => this.fetch(req, ctx, clientTls),
-        websocket: tunnelHandlers,
-        onError: (err) => this.opts.log?.('error', 'listener error', { error: String(err) }),
+        headerTimeoutMs: cfg.clientHeaderTimeoutMs,
+        keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
+        bodyTimeoutMs: cfg.clientBodyTimeoutMs,
+        maxConnections: cfg.maxConnections,
+        handle: (req, client) => this.gen.handler.handle(req, { ip: client.ip, tls: clientTls, streamKeepsLength: true }),
+        upgrade: (req, upgrade, client, conn, early) => this.gen.handler.upgrade(req, upgrade, { ip: client.ip, tls: clientTls }, conn, early),
+        refuse: (code, detail, client, req, record) => {
+          this.admission.count(code, detail, client.ip)
+          return this.gen.handler.refusal(code, detail, { ip: client.ip, tls: clientTls }, req, record)
+        },
+        onQuietClose: (code, ip) => this.admission.count(code, 'no request within client_header_timeout', ip),
+        onError,
       })
     } catch (err) {
       if (err instanceof ProxyError) throw err
-      throw new ProxyError('E_LISTEN', `cannot listen on ${cfg.listen.host}:${cfg.listen.port}: ${(err as Error).message}; pick another --listen address or stop what uses it`, { cause: err })
+      throw new ProxyError('E_LISTEN', `cannot listen on ${hostPort(cfg.listen.host, cfg.listen.port)}: ${(err as Error).message}; pick another --listen address or stop what uses it`, { cause: err })
     }
-  }
-
-  /** The proxy's own HTTP/1.1 listener (server.listener = "own"); Bun only. */
-  private openOwnListener(config: ResolvedConfig, tls: { cert: string; key: string } | undefined): Listener {
-    const cfg = config.server
-    if (!isBun) throw new ProxyError('E_LISTEN', 'server.listener = "own" needs the Bun runtime (Bun.listen); use listener = "runtime" on Deno')
-    const clientTls = tls !== undefined
-    return listenHttp1({
-      hostname: cfg.listen.host,
-      port: cfg.listen.port,
-      tls,
-      reusePort: this.opts.reusePort ?? false,
-      maxHeaderBytes: cfg.maxHeaderBytes,
-      headerTimeoutMs: cfg.clientHeaderTimeoutMs,
-      keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
-      bodyTimeoutMs: cfg.clientBodyTimeoutMs,
-      maxConnections: cfg.maxConnections,
-      handle: (req, client) => this.serve(req, client.ip, clientTls),
-      upgrade: (req, upgrade, client, conn, early) => this.upgrade(req, upgrade, client.ip, clientTls, conn, early),
-      onRefused: (reason, status, detail, ip) => this.countRefusal(reason, status, detail, ip),
-      onError: (err) => this.opts.log?.('error', 'listener error', { error: String(err) }),
-    })
-  }
-
-  /** The request path behind the own listener: the same checks and handler as fetch(). */
-  private serve(req: ProxyRequest, ip: string, clientTls: boolean): ProxyReply | Promise<ProxyReply> {
-    if (this.stopping) {
-      this.refused.shutting_down++
-      return errorReply(503, 'proxy is shutting down', requestIdFor(req.headers.get('x-request-id')), [['connection', 'close']])
-    }
-    const maxConcurrent = this.gen.config.server.maxConcurrentRequests
-    if (maxConcurrent > 0 && this.pendingRequests > maxConcurrent) return this.refuseOverload(ip, maxConcurrent)
-    return this.gen.handler.handle(req, { ip, tls: clientTls, streamKeepsLength: true })
-  }
-
-  private upgrade(req: ProxyRequest, upgrade: string, ip: string, clientTls: boolean, conn: Conn, early: Uint8Array): void {
-    const gen = this.gen
-    const pool = gen.handler.routeFor(req.target, req.headers.get('host'))
-    const requestId = requestIdFor(req.headers.get('x-request-id'))
-    const startedAt = performance.now()
-    const ts = isoNow()
-    tunnelUpgrade(req, conn, early, {
-      pool,
-      upgrade,
-      clientIp: ip,
-      clientTls,
-      trustedPeer: gen.trusted.some((c) => cidrContains(c, ip)),
-      requestId,
-      openTimeoutMs: pool.upstream.connectTimeoutMs + pool.upstream.headerTimeoutMs,
-      // One access-log line per upgrade, when it is over (as nginx logs a WebSocket: 101, with its bytes).
-      onEnd: (end) =>
-        this.opts.hooks?.onRecord?.({
-          ts,
-          request_id: requestId,
-          client: ip,
-          method: req.method,
-          host: req.headers.get('host') ?? pool.upstream.host,
-          path: req.target,
-          status: end.status,
-          bytes_in: end.bytesIn,
-          bytes_out: end.bytesOut,
-          duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000,
-          upstream: pool.upstream.name,
-          ...(end.upstreamAddr !== undefined ? { upstream_addr: end.upstreamAddr } : {}),
-          ...(end.status !== 499 && end.status !== 502 ? { upstream_status: end.status } : {}),
-          retries: Math.max(0, end.attempts - 1),
-          ...(end.error !== undefined ? { error: end.error } : {}),
-        }),
-    }).catch((err) => {
-      this.opts.log?.('error', 'upgrade tunnel failed', { error: String(err), request_id: requestId })
-      conn.destroy()
-    })
-  }
-
-  /** Counts what the own listener answered itself, and logs it (at most one line a second). */
-  private countRefusal(reason: RefusalReason, status: number, detail: string, ip: string): void {
-    this.refused[reason]++
-    const nowMs = Date.now()
-    if (nowMs - this.refusalLoggedAtMs < 1000) return
-    this.refusalLoggedAtMs = nowMs
-    this.opts.log?.(reason === 'malformed' ? 'info' : 'warn', 'request rejected', { client: ip, status, reason: detail, refused_total: this.refused[reason] })
   }
 
   /**
-   * Applies a new config atomically: new requests use it at once; requests and WebSockets in
-   * flight finish on what they started with. A changed listen address or TLS files open a new
-   * listener first, then the old one drains. Throws (and changes nothing) if the new listener
-   * cannot be opened.
+   * Applies a new config atomically: new requests use it at once; requests and tunnels in flight
+   * finish on what they started with. A changed listen address or TLS files open a new listener
+   * first, then the old one drains. Throws (and changes nothing) if the new listener cannot be
+   * opened.
    */
   async reload(next: ResolvedConfig): Promise<void> {
     const prev = this.gen
-    const oldPools = this.pools
-    const oldSources = this.sources
     const listenerChanged = listenerKey(prev.config) !== listenerKey(next)
     let newListener: Listener | undefined
-    let gen: Generation
+    let gen: Generation | undefined
     try {
-      gen = this.build(next, oldPools, oldSources)
+      gen = this.build(next, prev.upstreams)
       if (listenerChanged && this.started) {
         // Same address (a TLS or limit change): the old one must let go of the port first.
         const sameAddress = JSON.stringify(prev.config.server.listen) === JSON.stringify(next.server.listen)
@@ -242,21 +178,16 @@ export class ProxyServer {
         newListener = this.openListener(next)
       }
     } catch (err) {
-      // Roll back: keep serving the previous generation.
-      for (const [name, src] of this.sources) if (oldSources.get(name) !== src) src.close()
-      for (const [name, pool] of this.pools) if (oldPools.get(name) !== pool) pool.close()
-      this.pools = oldPools
-      this.sources = oldSources
+      // Roll back: keep serving the previous generation; close what was built for the new one.
+      for (const [name, p] of gen?.upstreams ?? []) if (prev.upstreams.get(name) !== p) this.closeParts(p)
       throw err
     }
     this.gen = gen
-    // Bun.serve reads its head limit from one process-wide value; the own listener has its own.
-    if (this.started && next.server.listener === 'runtime') setMaxHeaderBytes(next.server.maxHeaderBytes)
-    for (const s of this.sources.values()) if (![...oldSources.values()].includes(s)) s.start()
+    const fresh = [...gen.upstreams].filter(([name, p]) => prev.upstreams.get(name) !== p).map(([, p]) => p)
+    this.startParts(fresh)
     // Retire what the new generation does not use: idle connections close now, busy ones when
     // their exchange ends (the pool is closed, so nothing returns to it).
-    for (const [name, pool] of oldPools) if (this.pools.get(name) !== pool) pool.close()
-    for (const [name, src] of oldSources) if (this.sources.get(name) !== src) src.close()
+    for (const [name, p] of prev.upstreams) if (gen.upstreams.get(name) !== p) this.closeParts(p)
     if (newListener) {
       const old = this.server
       this.server = newListener
@@ -268,7 +199,7 @@ export class ProxyServer {
     return this.server?.pendingRequests ?? 0
   }
 
-  /** Open client connections; undefined when the listener cannot tell (Bun.serve, Deno.serve). */
+  /** Open client connections; undefined when the listener cannot tell (the runtime front). */
   get clientConnections(): number | undefined {
     return this.server?.connections
   }
@@ -279,71 +210,27 @@ export class ProxyServer {
 
   get url(): string {
     const s = this.server!
-    return `${this.config.server.tlsCertFile ? 'https' : 'http'}://${s.hostname.includes(':') ? `[${s.hostname}]` : s.hostname}:${s.port}`
+    return `${this.config.server.tlsCertFile ? 'https' : 'http'}://${hostPort(s.hostname, s.port)}`
   }
 
-  private fetch(req: Request, ctx: RequestContext, clientTls: boolean): Response | Promise<Response | undefined> {
-    const ip = ctx.ip
-    if (this.stopping) {
-      this.refused.shutting_down++
-      return errorResponse(503, 'proxy is shutting down', requestIdFor(req.headers.get('x-request-id')), [['connection', 'close']])
-    }
-    const maxConcurrent = this.gen.config.server.maxConcurrentRequests
-    // pendingRequests counts this request too, and every response still streaming.
-    if (maxConcurrent > 0 && this.pendingRequests > maxConcurrent) return toResponse(this.refuseOverload(ip, maxConcurrent))
-    const rejected = checkRequest(req)
-    if (rejected) {
-      this.refused.malformed++
-      const extra: [string, string][] = rejected.status === 405 ? [['allow', 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS']] : [['connection', 'close']]
-      this.opts.log?.('info', 'request rejected', { client: ip, status: rejected.status, reason: rejected.reason })
-      return errorResponse(rejected.status, rejected.reason, requestIdFor(null), extra)
-    }
-    const gen = this.gen
-    if (isWebSocketUpgrade(req) && ctx.bunServer) {
-      const target = fromRequest(req).target
-      const pool = gen.handler.routeFor(target, req.headers.get('host'))
-      return tunnelWebSocket(req, {
-        pool,
-        server: ctx.bunServer as Server<TunnelData>,
-        clientIp: ip,
-        clientTls,
-        requestId: requestIdFor(req.headers.get('x-request-id')),
-        target,
-        trustedPeer: gen.trusted.some((c) => cidrContains(c, ip)),
-        ca: this.cas.get(pool.upstream.name),
-        openTimeoutMs: pool.upstream.connectTimeoutMs + pool.upstream.headerTimeoutMs,
-      })
-    }
-    ctx.setIdleTimeout(0)
-    const keepaliveS = gen.keepaliveS
-    return gen.handler
-      .handle(fromRequest(req), {
-        ip,
-        tls: clientTls,
-        onDone: () => {
-          try {
-            ctx.setIdleTimeout(keepaliveS)
-          } catch {
-            // the client connection is already gone
-          }
-        },
-      })
-      .then(toResponse)
+  /** Each upstream's pool and address source, read-only, for the admin endpoints. */
+  upstreams(): UpstreamView[] {
+    return [...this.gen.upstreams].map(([name, p]) => ({ name, pool: p.pool, source: p.source }))
   }
 
-  /** 503 beyond max_concurrent_requests; closing the connection frees the client's slot too. */
-  private refuseOverload(ip: string, maxConcurrent: number): ProxyReply {
-    this.refused.overload++
-    const nowMs = Date.now()
-    if (nowMs - this.overloadLoggedAtMs >= 1000) {
-      // At most one line a second: a flood must not also flood the log.
-      this.overloadLoggedAtMs = nowMs
-      this.opts.log?.('warn', 'request refused: max_concurrent_requests reached', { client: ip, max_concurrent_requests: maxConcurrent, refused_total: this.refused.overload })
-    }
-    return errorReply(503, `too many concurrent requests (max_concurrent_requests=${maxConcurrent}); retry shortly`, requestIdFor(null), [
-      ['retry-after', '1'],
-      ['connection', 'close'],
-    ])
+  /** One upstream's pool, by name (tests and the demo read its state). */
+  pool(name: string): UpstreamPool | undefined {
+    return this.gen.upstreams.get(name)?.pool
+  }
+
+  /** One upstream's address source, by name. */
+  source(name: string): AddressSource | undefined {
+    return this.gen.upstreams.get(name)?.source
+  }
+
+  /** True while a drain is under way (/readyz answers 503). */
+  get draining(): boolean {
+    return this.admission.stopping
   }
 
   /**
@@ -352,7 +239,7 @@ export class ProxyServer {
    */
   async drain(drainMs: number): Promise<void> {
     if (!this.server) return
-    this.stopping = true
+    this.admission.stopping = true
     const server = this.server
     const done = server.stop(false)
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -368,19 +255,17 @@ export class ProxyServer {
 
   /** Closes everything at once. */
   close(): void {
-    this.stopping = true
+    this.admission.stopping = true
     void this.server?.stop(true)
     this.server = undefined
-    for (const p of this.pools.values()) p.close()
-    for (const s of this.sources.values()) s.close()
+    for (const p of this.gen.upstreams.values()) this.closeParts(p)
   }
 }
 
 /** The settings a listener is opened with: when any changes, a reload opens a new listener. */
 function listenerKey(config: ResolvedConfig): string {
   const s = config.server
-  const own = s.listener === 'own' ? [s.clientHeaderTimeoutMs, s.clientBodyTimeoutMs, s.maxConnections, s.maxHeaderBytes] : []
-  return JSON.stringify([s.listener, s.listen, s.tlsCertFile, s.tlsKeyFile, s.keepaliveTimeoutMs, s.maxBodyBytes, ...own])
+  return JSON.stringify([s.listener, s.listen, s.tlsCertFile, s.tlsKeyFile, s.keepaliveTimeoutMs, s.maxBodyBytes, s.clientHeaderTimeoutMs, s.clientBodyTimeoutMs, s.maxConnections, s.maxHeaderBytes])
 }
 
 function readPem(path: string, key: string): string {

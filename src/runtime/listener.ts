@@ -1,9 +1,9 @@
 /**
  * The HTTP listener behind one small interface: Bun.serve on Bun, Deno.serve on Deno. What
- * differs is kept here: the peer address, the per-request idle timer (Bun only), WebSocket
- * upgrades (Bun only; see the README), the request-head size limit (Bun only), and stopping.
+ * differs is kept here: the peer address, the per-request idle timer (Bun only), the request-head
+ * size limit (Bun only), and stopping. On Bun it serves the admin endpoints; the proxied port
+ * there is the own listener (proxy/downstream/http1-listener.ts).
  */
-import type { Server, WebSocketHandler } from 'bun'
 import nodeHttp from 'node:http'
 import { isBun } from './detect.ts'
 
@@ -12,11 +12,9 @@ export interface RequestContext {
   ip: string
   /** Sets the connection's idle timer for this request, in seconds; 0 turns it off. No-op on Deno. */
   setIdleTimeout(seconds: number): void
-  /** The Bun server, for WebSocket upgrades; undefined on Deno. */
-  bunServer: Server<unknown> | undefined
 }
 
-export interface ListenOptions<W> {
+export interface ListenOptions {
   hostname: string
   port: number
   tls: { cert: string; key: string } | undefined
@@ -31,8 +29,7 @@ export interface ListenOptions<W> {
   maxHeaderBytes?: number
   /** SO_REUSEPORT: several processes accept on one port (Linux). */
   reusePort?: boolean
-  fetch(req: Request, ctx: RequestContext): Promise<Response | undefined> | Response | undefined
-  websocket: WebSocketHandler<W>
+  fetch(req: Request, ctx: RequestContext): Promise<Response> | Response
   onError(err: unknown): void
 }
 
@@ -46,7 +43,7 @@ export interface Listener {
   stop(force: boolean): Promise<void>
 }
 
-export function listen<W>(opts: ListenOptions<W>): Listener {
+export function listen(opts: ListenOptions): Listener {
   return isBun ? listenBun(opts) : listenDeno(opts)
 }
 
@@ -60,9 +57,9 @@ export function setMaxHeaderBytes(bytes: number): void {
   if (isBun) (nodeHttp as { maxHeaderSize: number }).maxHeaderSize = bytes
 }
 
-function listenBun<W>(opts: ListenOptions<W>): Listener {
+function listenBun(opts: ListenOptions): Listener {
   if (opts.maxHeaderBytes !== undefined) setMaxHeaderBytes(opts.maxHeaderBytes)
-  const server = Bun.serve<W>({
+  const server = Bun.serve({
     hostname: opts.hostname,
     port: opts.port,
     tls: opts.tls,
@@ -74,9 +71,7 @@ function listenBun<W>(opts: ListenOptions<W>): Listener {
       opts.fetch(req, {
         ip: srv.requestIP(req)?.address ?? '',
         setIdleTimeout: (s) => srv.timeout(req, s),
-        bunServer: srv as Server<unknown>,
       }),
-    websocket: opts.websocket,
     error(err) {
       opts.onError(err)
       return new Response('500 internal error\n', { status: 500 })
@@ -108,7 +103,7 @@ interface DenoNs {
   serve(options: Record<string, unknown>, handler: (req: Request, info: DenoServeInfo) => Response | Promise<Response>): DenoHttpServer
 }
 
-function listenDeno<W>(opts: ListenOptions<W>): Listener {
+function listenDeno(opts: ListenOptions): Listener {
   const Deno = (globalThis as unknown as { Deno: DenoNs }).Deno
   let pending = 0
   let stopped = false
@@ -125,8 +120,7 @@ function listenDeno<W>(opts: ListenOptions<W>): Listener {
     async (req, info) => {
       pending++
       try {
-        const res = await opts.fetch(req, { ip: info.remoteAddr.hostname, setIdleTimeout() {}, bunServer: undefined })
-        return res ?? new Response('501 WebSocket tunnelling needs the Bun runtime\n', { status: 501 })
+        return await opts.fetch(req, { ip: info.remoteAddr.hostname, setIdleTimeout() {} })
       } catch (err) {
         opts.onError(err)
         return new Response('500 internal error\n', { status: 500 })

@@ -29,7 +29,8 @@ export interface ConnTimings {
   tlsAt: number | undefined
 }
 
-export type DialErrorCode = 'ECONNREFUSED' | 'ETIMEDOUT' | 'ECONNRESET' | 'ETLS' | 'ECONNECT'
+/** Why a connect failed, in the proxy's error vocabulary (proxy/errors.ts maps these to statuses). */
+export type DialErrorCode = 'CONNECT_REFUSED' | 'CONNECT_TIMEOUT' | 'CONNECT_FAILED' | 'TLS_FAILED'
 
 export class DialError extends Error {
   readonly code: DialErrorCode
@@ -149,7 +150,7 @@ const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
     socket.data.settle?.(undefined, socket, 'open')
   },
   handshake(socket, success, authorizationError) {
-    const err = success || !socket.data.rejectUnauthorized ? undefined : new DialError('ETLS', `TLS handshake failed: ${authorizationError?.message ?? 'certificate not trusted'}`, { cause: authorizationError })
+    const err = success || !socket.data.rejectUnauthorized ? undefined : new DialError('TLS_FAILED', `TLS handshake failed: ${authorizationError?.message ?? 'certificate not trusted'}`, { cause: authorizationError })
     socket.data.settle?.(err, socket, 'handshake')
   },
   data(socket, chunk) {
@@ -160,7 +161,7 @@ const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
   },
   close(socket, err) {
     const d = socket.data
-    d.settle?.(new DialError('ECONNRESET', `connection closed during connect${err ? `: ${err.message}` : ''}`, { cause: err }), socket, 'fail')
+    d.settle?.(new DialError('CONNECT_FAILED', `connection closed during connect${err ? `: ${err.message}` : ''}`, { cause: err }), socket, 'fail')
     d.conn?.markClosed(err)
   },
   end(socket) {
@@ -170,12 +171,12 @@ const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
   },
   error(socket, err) {
     const d = socket.data
-    d.settle?.(new DialError('ECONNECT', err.message, { cause: err }), socket, 'fail')
+    d.settle?.(new DialError('CONNECT_FAILED', err.message, { cause: err }), socket, 'fail')
     d.conn?.markClosed(err)
   },
   connectError(socket, err) {
     const code = (err as { code?: string }).code
-    socket.data.settle?.(new DialError(code === 'ECONNREFUSED' ? 'ECONNREFUSED' : 'ECONNECT', err.message, { cause: err }), undefined, 'fail')
+    socket.data.settle?.(new DialError(code === 'ECONNREFUSED' ? 'CONNECT_REFUSED' : 'CONNECT_FAILED', err.message, { cause: err }), undefined, 'fail')
   },
 }
 
@@ -193,7 +194,7 @@ function dialBun(opts: DialOptions): Promise<Conn> {
       data.settle = undefined
       if (err || !socket) {
         ;(socket ?? socketRef)?.terminate()
-        reject(err ?? new DialError('ECONNECT', 'connect failed'))
+        reject(err ?? new DialError('CONNECT_FAILED', 'connect failed'))
         return
       }
       socket.setNoDelay(true)
@@ -202,7 +203,7 @@ function dialBun(opts: DialOptions): Promise<Conn> {
       resolve(conn)
     }
     const timer = setTimeout(() => {
-      finish(new DialError('ETIMEDOUT', `connect to ${opts.address}:${opts.port} timed out after ${opts.connectTimeoutMs}ms`), undefined)
+      finish(new DialError('CONNECT_TIMEOUT', `connect to ${opts.address}:${opts.port} timed out after ${opts.connectTimeoutMs}ms`), undefined)
     }, opts.connectTimeoutMs)
     data.settle = (err, socket, event) => {
       if (socket) socketRef = socket
@@ -225,7 +226,7 @@ function dialBun(opts: DialOptions): Promise<Conn> {
       },
       (err: Error) => {
         const code = (err as { code?: string }).code
-        finish(new DialError(code === 'ECONNREFUSED' ? 'ECONNREFUSED' : 'ECONNECT', err.message, { cause: err }), undefined)
+        finish(new DialError(code === 'ECONNREFUSED' ? 'CONNECT_REFUSED' : 'CONNECT_FAILED', err.message, { cause: err }), undefined)
       },
     )
   })
@@ -244,7 +245,7 @@ async function dialNode(opts: DialOptions): Promise<Conn> {
       ? tls.connect({ host: opts.address, port: opts.port, servername: opts.tls.serverName, ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized, ALPNProtocols: ['http/1.1'] })
       : net.connect({ host: opts.address, port: opts.port })
     sock.setNoDelay(true)
-    const timer = setTimeout(() => fail(new DialError('ETIMEDOUT', `connect to ${opts.address}:${opts.port} timed out after ${opts.connectTimeoutMs}ms`)), opts.connectTimeoutMs)
+    const timer = setTimeout(() => fail(new DialError('CONNECT_TIMEOUT', `connect to ${opts.address}:${opts.port} timed out after ${opts.connectTimeoutMs}ms`)), opts.connectTimeoutMs)
     const fail = (err: Error) => {
       if (settled) return
       settled = true
@@ -263,7 +264,7 @@ async function dialNode(opts: DialOptions): Promise<Conn> {
       resolve(conn)
     })
     sock.once('error', (err: NodeJS.ErrnoException) => {
-      const code = err.code === 'ECONNREFUSED' ? 'ECONNREFUSED' : opts.tls && connectAt ? 'ETLS' : 'ECONNECT'
+      const code = err.code === 'ECONNREFUSED' ? 'CONNECT_REFUSED' : opts.tls && connectAt ? 'TLS_FAILED' : 'CONNECT_FAILED'
       fail(new DialError(code, err.message, { cause: err }))
     })
   })

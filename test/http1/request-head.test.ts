@@ -1,5 +1,6 @@
 /** parseRequestHead: the own listener's strict request-head parser, table-tested. */
 import { describe, expect, test } from 'bun:test'
+import { statusFor } from '../../src/proxy/errors.ts'
 import { HeadHeaders, MAX_HEADER_COUNT, parseRequestHead, RequestHeadError } from '../../src/http1/request-head.ts'
 
 /** The head as the listener hands it over: the bytes before CRLFCRLF. */
@@ -10,7 +11,7 @@ function statusOf(text: string): number | 'ok' {
     parseRequestHead(text)
     return 'ok'
   } catch (err) {
-    if (err instanceof RequestHeadError) return err.status
+    if (err instanceof RequestHeadError) return statusFor(err.code).status
     throw err
   }
 }
@@ -158,7 +159,7 @@ describe('mutated heads (seeded, 5,000 cases)', () => {
         parsed = parseRequestHead(text)
       } catch (err) {
         expect(err).toBeInstanceOf(RequestHeadError)
-        expect(statuses.has((err as RequestHeadError).status)).toBe(true)
+        expect(statuses.has(statusFor((err as RequestHeadError).code).status)).toBe(true)
         refused++
         continue
       }

@@ -45,8 +45,8 @@ test('an upstream that accepts but never answers: 504 at header_timeout, other r
 })
 
 test('1,000 slow clients dribbling headers do not stop a normal request, and are cut at the header-read limit', async () => {
-  const origin = h.origin({ fetch: () => new Response('ok') })
-  // client_header_timeout applies to the own listener; Bun.serve's limit is its own (~13 s).
+  let reached = 0
+  const origin = h.origin({ fetch: () => (reached++, new Response('ok')) })
   const { proxy, url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { client_header_timeout: '3s' } })
   const slow: Socket[] = []
   h.track(() => slow.forEach((s) => s.destroy()))
@@ -64,11 +64,17 @@ test('1,000 slow clients dribbling headers do not stop a normal request, and are
   expect(await res.text()).toBe('ok')
   // "Promptly": it completed while 1,000 connections were still dribbling (bounded by the test timeout).
   expect(slow.filter((s) => !s.destroyed).length).toBeGreaterThan(900)
-  // The own listener gives a client client_header_timeout (3 s here), Bun's parser ~13 s, to
-  // complete its request head, however it dribbles: every dribbling connection is closed by
-  // then, with nothing forwarded.
+  // The listener gives a client client_header_timeout (3 s here) to complete its request head,
+  // however it dribbles: every dribbling connection is closed by then, with nothing forwarded,
+  // and each refusal (408) is in the access log with its reason and a request id.
   expect(await waitFor(() => slow.every((s) => s.destroyed || s.readyState === 'closed' || !s.writable), 25_000, 250)).toBe(true)
-  expect(h.records.length).toBe(recordsBefore + 1)
+  expect(reached).toBe(1)
+  const after = h.records.slice(recordsBefore)
+  expect(after.filter((r) => r.status === 200).length).toBe(1)
+  const refusals = after.filter((r) => r.status !== 200)
+  expect(refusals.length).toBe(1000)
+  expect(refusals.every((r) => r.status === 408 && r.error === 'CLIENT_HEADER_TIMEOUT' && r.request_id.length > 0)).toBe(true)
+  expect(proxy.refused.header_timeout).toBe(1000)
 }, 40_000)
 
 test('a client that disconnects mid-upload cancels the upstream request', async () => {
@@ -133,7 +139,7 @@ test('max_conns_per_address bounds upstream connections; requests wait for a fre
   const results = await Promise.all(Array.from({ length: 40 }, () => fetch(url).then((r) => r.status)))
   expect(results.every((s) => s === 200)).toBe(true)
   expect(peak).toBeLessThanOrEqual(4)
-  expect(proxy.pools.get('default')!.connectsTotal).toBeLessThanOrEqual(4)
+  expect(proxy.pool('default')!.connectsTotal).toBeLessThanOrEqual(4)
 })
 
 test('active health check: an address whose health path fails gets no traffic, and comes back when it passes', async () => {
@@ -149,7 +155,7 @@ test('active health check: an address whose health path fails gets no traffic, a
     { upstream: { url: `http://origin.test:${a.port}`, health_path: '/healthz', health_interval: '200ms' } },
     { addresses: [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.3', family: 4 }] },
   )
-  const pool = proxy.pools.get('default')!
+  const pool = proxy.pool('default')!
   expect(await waitFor(() => pool.addresses.get('127.0.0.3')!.activeHealthy === false, 3000)).toBe(true)
   const served = await Promise.all(Array.from({ length: 40 }, () => fetch(url).then((r) => r.text())))
   expect(served.every((t) => t === 'A')).toBe(true)

@@ -271,7 +271,7 @@ describe('own listener', () => {
     expect(await waitFor(() => h.records.some((r) => r.path === '/gone'), 3000)).toBe(true)
     expect(h.records.find((r) => r.path === '/gone')!.status).toBe(502)
     // The refused connect counts against the address, as a refused connect of a request does.
-    const state = [...proxy.pools.get('default')!.addresses.values()][0]!
+    const state = [...proxy.pool('default')!.addresses.values()][0]!
     expect(state.failures).toBeGreaterThanOrEqual(1)
     expect(state.ejectedUntil).toBeGreaterThan(0)
   })

@@ -80,7 +80,7 @@ describe('forwarding', () => {
     const origin = h.origin({ fetch: () => new Response('ok') })
     const { url, proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
     for (let i = 0; i < 20; i++) await (await fetch(url)).text()
-    expect(proxy.pools.get('default')!.connectsTotal).toBe(1)
+    expect(proxy.pool('default')!.connectsTotal).toBe(1)
     expect(h.records.filter((r) => r.upstream_reused).length).toBe(19)
   })
 
@@ -97,7 +97,7 @@ describe('forwarding', () => {
       const rs = await Promise.all(Array.from({ length: concurrency }, () => fetch(url).then((r) => r.text())))
       expect(rs.every((t) => t === 'ok')).toBe(true)
     }
-    expect(proxy.pools.get('default')!.connectsTotal).toBeLessThanOrEqual(concurrency)
+    expect(proxy.pool('default')!.connectsTotal).toBeLessThanOrEqual(concurrency)
   })
 })
 
@@ -267,9 +267,9 @@ describe('errors and timeouts', () => {
     // 127.0.0.1 with a port that accepts nothing would refuse; instead use a TCP server that
     // never accepts: a backlog-0 listener is not portable, so the dial function is slowed.
     const { url, proxy } = h.proxy({ upstream: { url: 'http://127.0.0.1:9', connect_timeout: '200ms', retries: '0' } })
-    const pool = proxy.pools.get('default')!
+    const pool = proxy.pool('default')!
     ;(pool as unknown as { dialFn: unknown }).dialFn = (o: { connectTimeoutMs: number }) =>
-      new Promise((_, reject) => setTimeout(() => reject(Object.assign(new (require('../../src/runtime/socket.ts').DialError)('ETIMEDOUT', `timed out after ${o.connectTimeoutMs}ms`))), o.connectTimeoutMs))
+      new Promise((_, reject) => setTimeout(() => reject(Object.assign(new (require('../../src/runtime/socket.ts').DialError)('CONNECT_TIMEOUT', `timed out after ${o.connectTimeoutMs}ms`))), o.connectTimeoutMs))
     const res = await fetch(url)
     expect(res.status).toBe(504)
     expect(h.records.at(-1)!.error).toBe('CONNECT_TIMEOUT')
@@ -361,7 +361,7 @@ describe('retries', () => {
     )
     const results = await Promise.all(Array.from({ length: 40 }, () => fetch(url).then((r) => r.status)))
     expect(results.every((s) => s === 200)).toBe(true)
-    const stats = proxy.pools.get('default')!.stats()
+    const stats = proxy.pool('default')!.stats()
     expect(stats.find((s) => s.address === '127.0.0.3')!.healthy).toBe(false)
     expect((source as unknown as { refreshes: number }).refreshes).toBeGreaterThan(0)
   })

@@ -106,7 +106,7 @@ function load(url: string, concurrency = 16, maxRequests = 200_000) {
 }
 
 async function ready(proxy: ProxyServer): Promise<void> {
-  expect(await waitFor(() => proxy.sources.get('default')!.snapshot().ready, 5000)).toBe(true)
+  expect(await waitFor(() => proxy.source('default')!.snapshot().ready, 5000)).toBe(true)
 }
 
 describe('scenarios (failed requests must be zero)', () => {
@@ -140,7 +140,7 @@ describe('scenarios (failed requests must be zero)', () => {
     const r = await l.stop()
     expect(r.failed).toBe(0)
     expect(r.ok).toBeGreaterThan(100)
-    const snap = proxy.sources.get('default')!.snapshot()
+    const snap = proxy.source('default')!.snapshot()
     expect(snap.stale).toBe(true)
     expect(snap.lastError!.code).toBe('TIMEOUT')
     expect(logs.filter((l) => l.includes('serving the last good addresses'))).toHaveLength(1)
@@ -155,12 +155,12 @@ describe('scenarios (failed requests must be zero)', () => {
     const l = load(proxy.url)
     dns.set(HOST, 'NXDOMAIN')
     await Bun.sleep(10_000)
-    expect(proxy.sources.get('default')!.snapshot().lastError!.code).toBe('NXDOMAIN')
+    expect(proxy.source('default')!.snapshot().lastError!.code).toBe('NXDOMAIN')
     dns.set(HOST, { a: ['127.0.0.2'], ttl: 1 })
     await Bun.sleep(1500)
     const r = await l.stop()
     expect(r.failed).toBe(0)
-    expect(proxy.sources.get('default')!.snapshot().stale).toBe(false)
+    expect(proxy.source('default')!.snapshot().stale).toBe(false)
   }, 30_000)
 
   test('(d) one of three addresses starts refusing connections', async () => {
@@ -175,7 +175,7 @@ describe('scenarios (failed requests must be zero)', () => {
     await Bun.sleep(2000)
     const r = await l.stop()
     expect(r.failed).toBe(0)
-    const dead = proxy.pools.get('default')!.stats().find((s) => s.address === '127.0.0.3')!
+    const dead = proxy.pool('default')!.stats().find((s) => s.address === '127.0.0.3')!
     expect(dead.failures).toBeGreaterThan(0)
     expect(r.byAddress['127.0.0.2']).toBeGreaterThan(0)
     expect(r.byAddress['127.0.0.4']).toBeGreaterThan(0)
@@ -251,7 +251,7 @@ test('a WebSocket opened to .2 before the move stays open after it', async () =>
     ws.onerror = () => reject(new Error('ws'))
   })
   dns.set(HOST, { a: ['127.0.0.3'], ttl: 1 })
-  expect(await waitFor(() => proxy.sources.get('default')!.snapshot().addresses[0]?.address === '127.0.0.3', 4000)).toBe(true)
+  expect(await waitFor(() => proxy.source('default')!.snapshot().addresses[0]?.address === '127.0.0.3', 4000)).toBe(true)
   // New requests go to .3; the WebSocket still talks to .2.
   expect(await (await fetch(proxy.url)).text()).toBe('127.0.0.3')
   ws.send('hello')
@@ -276,7 +276,7 @@ describe.if(dnsmasqAvailable())('with dnsmasq from Debian', () => {
     const r = await l.stop()
     expect(r.failed).toBe(0)
     expect(r.byAddress['127.0.0.3']).toBeGreaterThan(0)
-    const st = proxy.sources.get('default')!.status!() as { source: string }
+    const st = proxy.source('default')!.status!() as { source: string }
     expect(st.source).toBe(`127.0.0.1:${dm.port}`)
   })
 })

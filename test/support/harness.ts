@@ -6,14 +6,9 @@ import type { Server } from 'bun'
 import { resolveConfig, type FlagLayer } from '../../src/config/resolve.ts'
 import type { ResolvedConfig } from '../../src/config/schema.ts'
 import { staticSource, type Address, type AddressSource } from '../../src/proxy/upstream/address-source.ts'
-import type { RequestRecord } from '../../src/proxy/handler.ts'
+import type { RequestRecord } from '../../src/proxy/observe/record.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 
-/**
- * The client listener the integration suites run against: PROXY_TEST_LISTENER=own or runtime;
- * unset, the config default (auto: own on Bun). `npm test` runs the suites both ways.
- */
-export const TEST_LISTENER = process.env.PROXY_TEST_LISTENER === 'own' || process.env.PROXY_TEST_LISTENER === 'runtime' ? process.env.PROXY_TEST_LISTENER : undefined
 
 type Closer = () => void | Promise<void>
 
@@ -33,7 +28,7 @@ export class Harness {
   }
 
   config(flags: FlagLayer): ResolvedConfig {
-    return resolveConfig(undefined, { ...flags, server: { listen: '127.0.0.1:0', ...(TEST_LISTENER ? { listener: TEST_LISTENER } : {}), ...flags.server }, admin: { listen: 'off', ...flags.admin } })
+    return resolveConfig(undefined, { ...flags, server: { listen: '127.0.0.1:0', ...flags.server }, admin: { listen: 'off', ...flags.admin } })
   }
 
   /** A proxy whose upstream addresses come from `addresses` (or the URL's IP literal). */

@@ -5,21 +5,22 @@
  * not the Host (RFC 9112 §3.2.2: we and the origin must not read the request differently).
  * Everything else malformed (CL+TE, bad chunking, obs-fold, bare CR, control characters, huge
  * heads) Bun's parser already refuses with 400/431; test/integration/hardening.test.ts proves it.
- * Used with listener = "runtime" only: the own listener's parser (http1/request-head.ts)
+ * Used by the runtime front (downstream/runtime-front.ts) only: the own listener's parser (http1/request-head.ts)
  * makes these checks itself.
  */
 import { HOST_VALUE } from '../../http1/chars.ts'
+import type { FailureCode } from '../errors.ts'
 
 export interface Rejection {
-  status: number
+  code: FailureCode
   reason: string
 }
 
 export function checkRequest(req: Request): Rejection | undefined {
-  if (req.method === 'CONNECT') return { status: 405, reason: 'CONNECT is not supported: this is not an open proxy' }
+  if (req.method === 'CONNECT') return { code: 'METHOD_NOT_ALLOWED', reason: 'CONNECT is not supported: this is not an open proxy' }
   const host = req.headers.get('host')
   if (host === null) return undefined // HTTP/1.0 without Host: allowed; the upstream's host is sent
-  if (!HOST_VALUE.test(host)) return { status: 400, reason: 'invalid or repeated Host header' }
+  if (!HOST_VALUE.test(host)) return { code: 'BAD_REQUEST', reason: 'invalid or repeated Host header' }
   // Where the runtime keeps an absolute-form target's authority in req.url (Deno), a mismatch
   // with Host means the target names another authority. Bun rewrites absolute-form targets to
   // origin-form with the Host header's authority before we see them, so on Bun the request is
@@ -35,6 +36,6 @@ export function checkRequest(req: Request): Rejection | undefined {
   if (end < 0) end = url.length
   const q = url.indexOf('?', start)
   if (q >= 0 && q < end) end = q
-  if (url.slice(start, end).toLowerCase() !== host.toLowerCase()) return { status: 400, reason: 'request target names another host than the Host header' }
+  if (url.slice(start, end).toLowerCase() !== host.toLowerCase()) return { code: 'BAD_REQUEST', reason: 'request target names another host than the Host header' }
   return undefined
 }

@@ -6,7 +6,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs'
 import type { ResolvedLog } from '../../config/schema.ts'
 import type { LogFn } from '../../lib/logger.ts'
-import type { RequestRecord } from '../handler.ts'
+import type { RequestRecord } from './record.ts'
 
 export interface AccessLog {
   write(record: RequestRecord): void

@@ -1,7 +1,8 @@
 /**
  * The admin listener: /healthz, /readyz, /status (JSON) and /metrics (Prometheus text). It binds
  * loopback by default, is a separate listener from the proxied port, and can require a bearer
- * token. Request metrics come from metrics.ts; pool and resolver state are read at request time.
+ * token. Request metrics come from metrics.ts; pool and resolver state are read at request time
+ * through the server's read-only view (view.ts).
  */
 import { Buffer } from 'node:buffer'
 import { timingSafeEqual } from 'node:crypto'
@@ -10,13 +11,12 @@ import { ProxyError } from '../../lib/errors.ts'
 import { listen, type Listener } from '../../runtime/listener.ts'
 import { VERSION } from '../../version.ts'
 import { esc, type RequestMetrics } from './metrics.ts'
-import type { ProxyServer } from '../server.ts'
-import type { UpstreamPool } from '../upstream/pool.ts'
-
-type AddressStats = ReturnType<UpstreamPool['stats']>[number]
+import { hostPort } from '../../lib/net.ts'
+import type { AddressStats } from '../upstream/address-state.ts'
+import type { ProxyView } from './view.ts'
 
 export interface AdminDeps {
-  proxy: () => ProxyServer
+  proxy: () => ProxyView
   metrics: RequestMetrics
   startedAt: number
   /** Worker label for metrics when several processes run. */
@@ -42,7 +42,6 @@ export class AdminServer {
         idleTimeoutS: 30,
         maxRequestBodySize: 1024,
         fetch: (req) => this.handle(req),
-        websocket: {} as never,
         onError: () => {},
       })
     } catch (err) {
@@ -53,7 +52,7 @@ export class AdminServer {
 
   get url(): string | undefined {
     const s = this.listener
-    return s ? `http://${s.hostname.includes(':') ? `[${s.hostname}]` : s.hostname}:${s.port}` : undefined
+    return s ? `http://${hostPort(s.hostname, s.port)}` : undefined
   }
 
   handle(req: Request): Response {
@@ -65,7 +64,10 @@ export class AdminServer {
       case '/healthz':
         return new Response('ok\n')
       case '/readyz': {
-        const notReady = [...this.deps.proxy().pools.values()].filter((p) => !p.hasHealthyAddress()).map((p) => p.upstream.name)
+        const proxy = this.deps.proxy()
+        // From the first moment of a drain: a load balancer must stop sending new traffic.
+        if (proxy.draining) return new Response('not ready: draining\n', { status: 503 })
+        const notReady = proxy.upstreams().filter((u) => !u.pool.hasHealthyAddress()).map((u) => u.name)
         return notReady.length === 0
           ? new Response('ready\n')
           : new Response(`not ready: no healthy address for upstream ${notReady.join(', ')}\n`, { status: 503 })
@@ -82,8 +84,7 @@ export class AdminServer {
   status(): Record<string, unknown> {
     const proxy = this.deps.proxy()
     const upstreams: Record<string, unknown> = {}
-    for (const [name, pool] of proxy.pools) {
-      const source = proxy.sources.get(name)!
+    for (const { name, pool, source } of proxy.upstreams()) {
       const snap = source.snapshot()
       upstreams[name] = {
         url: pool.upstream.url,
@@ -105,7 +106,7 @@ export class AdminServer {
     }
     const addrRows = (fn: (s: AddressStats) => number) => {
       const rows: [string, number][] = []
-      for (const [name, pool] of proxy.pools) for (const s of pool.stats()) rows.push([`upstream="${esc(name)}",address="${esc(s.address)}"`, fn(s)])
+      for (const { name, pool } of proxy.upstreams()) for (const s of pool.stats()) rows.push([`upstream="${esc(name)}",address="${esc(s.address)}"`, fn(s)])
       return rows
     }
     gauge('proxy_upstream_address_healthy', '1 when the address takes traffic.', addrRows((s) => (s.healthy ? 1 : 0)))
@@ -114,11 +115,11 @@ export class AdminServer {
     gauge('proxy_upstream_address_failures', 'Connect failures of the address since it appeared.', addrRows((s) => s.failures))
     gauge('proxy_upstream_pool_open_connections', 'Open upstream connections (busy and idle).', addrRows((s) => s.open))
     gauge('proxy_upstream_pool_idle_connections', 'Idle pooled upstream connections.', addrRows((s) => s.idle))
-    const conns: [string, number][] = [...proxy.pools].map(([n, p]) => [`upstream="${esc(n)}"`, p.connectsTotal])
+    const conns: [string, number][] = proxy.upstreams().map((u) => [`upstream="${esc(u.name)}"`, u.pool.connectsTotal])
     out.push('# HELP proxy_upstream_connections_opened_total Upstream connections opened.', '# TYPE proxy_upstream_connections_opened_total counter')
     for (const [l, v] of conns) out.push(`proxy_upstream_connections_opened_total{${l}} ${v}`)
     const dns: { stale: [string, number][]; age: [string, number][]; addrs: [string, number][]; refresh: [string, number][] } = { stale: [], age: [], addrs: [], refresh: [] }
-    for (const [name, source] of proxy.sources) {
+    for (const { name, source } of proxy.upstreams()) {
       const snap = source.snapshot()
       const l = `upstream="${esc(name)}"`
       dns.stale.push([l, snap.stale ? 1 : 0])

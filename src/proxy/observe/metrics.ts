@@ -3,7 +3,7 @@
  * access record, and rendered in the Prometheus text format (version 0.0.4). Gauges that live
  * elsewhere (pool, resolver) are read at scrape time by admin.ts.
  */
-import type { RequestRecord } from '../handler.ts'
+import type { RequestRecord } from './record.ts'
 
 /** Latency buckets in seconds, from 1 ms to 60 s. */
 const BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]

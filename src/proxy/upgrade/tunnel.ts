@@ -1,26 +1,29 @@
 /**
- * Protocol upgrades on the proxy's own listener (WebSocket and any other Upgrade): the request
- * head goes to a fresh connection to one pool address, with the usual forwarding headers; a
- * 101 answer turns both connections into a byte tunnel with backpressure each way; any other
- * answer is relayed to its end and both connections close (the client cannot go on talking to
- * the upstream unchecked). The Bun.serve listener's WebSocket path is websocket.ts.
+ * Protocol upgrades (WebSocket and any other Upgrade), through the same attempt loop and pool as
+ * plain requests: the request head goes to a fresh connection to one pool address (dialled by the
+ * pool, so connects count and failures eject), with the usual forwarding headers; a 101 answer
+ * turns both connections into a byte tunnel with backpressure each way; any other answer is
+ * relayed to its end and both connections close (the client cannot go on talking to the
+ * upstream unchecked). The request path (handler.ts) routes, admits and records upgrades.
  */
 import { Buffer } from 'node:buffer'
-import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
-import { upstreamRequestHeaders } from '../headers.ts'
-import { plainReply } from '../downstream/http1-listener.ts'
-import type { ProxyRequest } from '../message.ts'
-import type { UpstreamPool } from '../upstream/pool.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
+import { HeadReader } from '../../http1/head-reader.ts'
+import { encodeClosingResponse } from '../../http1/response-encode.ts'
 import { parseResponseHead, type ResponseHead } from '../../http1/response-head.ts'
+import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
+import { runAttempts } from '../attempts.ts'
+import { failureBody, failureHeaders, RequestFailure, statusFor } from '../errors.ts'
+import type { UpstreamPool } from '../upstream/pool.ts'
 
 export interface TunnelContext {
   pool: UpstreamPool
+  /** The request head to send upstream, without its final blank line's Connection/Upgrade. */
+  method: string
+  target: string
+  headers: readonly (readonly [string, string])[]
   /** The Upgrade header's value, sent on as it came. */
   upgrade: string
-  clientIp: string
-  clientTls: boolean
-  trustedPeer: boolean
   requestId: string
   /** Connect plus response-head time allowed per attempt. */
   openTimeoutMs: number
@@ -30,7 +33,7 @@ export interface TunnelContext {
 
 /** How one upgrade ended, for the access log. */
 export interface TunnelEnd {
-  /** 101 for a tunnel; the upstream's status for a refused upgrade; 502 when no upstream answered. */
+  /** 101 for a tunnel; the upstream's status for a refused upgrade; the proxy's own when no upstream answered. */
   status: number
   /** Bytes from the client after its request head. */
   bytesIn: number
@@ -38,17 +41,24 @@ export interface TunnelEnd {
   bytesOut: number
   /** The address tried last, as ip:port (the access log's upstream_addr). */
   upstreamAddr: string | undefined
-  attempts: number
+  retries: number
+  /** A failure code of errors.ts. */
   error?: string
 }
 
-const CRLFCRLF = Buffer.from('\r\n\r\n')
 const MAX_HEAD_BYTES = 64 * 1024
 /** Client bytes held while the upstream has not answered the upgrade yet. */
 const MAX_HELD_BYTES = 64 * 1024
 
+interface Answer {
+  upstream: Conn
+  head: ResponseHead
+  raw: Buffer
+  rest: Buffer
+}
+
 /** Runs one upgrade to its end. `client` is the listener's connection, already taken over. */
-export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint8Array, ctx: TunnelContext): Promise<void> {
+export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: TunnelContext): Promise<void> {
   // Hold what the client sends until the upstream has answered; past MAX_HELD_BYTES, stop
   // reading the client (a client cannot make the proxy buffer without bound).
   const held: Uint8Array[] = early.byteLength > 0 ? [early] : []
@@ -65,17 +75,8 @@ export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint
       clientGone = true
     },
   }
-  const u = ctx.pool.upstream
-  const headers = upstreamRequestHeaders(req.headers, {
-    clientIp: ctx.clientIp,
-    trustedPeer: ctx.trustedPeer,
-    proto: ctx.clientTls ? 'https' : 'http',
-    clientHost: req.headers.get('host') ?? u.host,
-    hostOverride: u.hostHeader,
-    requestId: ctx.requestId,
-  })
-  let headText = `${req.method} ${req.target} HTTP/1.1\r\n`
-  for (const [n, v] of headers) headText += `${n}: ${v}\r\n`
+  let headText = `${ctx.method} ${ctx.target} HTTP/1.1\r\n`
+  for (const [n, v] of ctx.headers) headText += `${n}: ${v}\r\n`
   const head = Buffer.from(`${headText}connection: upgrade\r\nupgrade: ${ctx.upgrade}\r\n\r\n`, 'latin1')
 
   let ended = false
@@ -84,94 +85,94 @@ export async function tunnelUpgrade(req: ProxyRequest, client: Conn, early: Uint
     ended = true
     ctx.onEnd?.(e)
   }
-  const tried = new Set<string>()
-  let lastReason = 'no upstream address available'
   let lastAddr: string | undefined
-  const clientLeft = () => end({ status: 499, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, attempts: tried.size, error: 'CLIENT_GONE' })
-  for (let attempt = 0; attempt <= u.retries && !clientGone; attempt++) {
-    const state = ctx.pool.pick(tried)
-    if (!state) break
-    tried.add(state.address)
-    lastAddr = state.label
-    let upstream: Conn
-    try {
-      upstream = await ctx.pool.dialDetached(state)
-    } catch (err) {
-      lastReason = `could not connect to upstream: ${(err as Error).message}`
-      continue
-    }
-    if (clientGone) {
-      upstream.destroy()
-      return clientLeft()
-    }
-    const answered = await readHead(upstream, head, req.method, ctx.openTimeoutMs)
-    if ('error' in answered) {
-      upstream.destroy()
-      lastReason = answered.error
-      if (answered.sent) break // the upstream may have acted on it: do not send it again
-      continue
-    }
-    if (clientGone) {
-      upstream.destroy()
-      return clientLeft()
-    }
-    const counts = { bytesIn: 0, bytesOut: 0 }
-    const finish = () => end({ status: answered.head.status, ...counts, upstreamAddr: lastAddr, attempts: tried.size })
-    if (answered.head.status === 101) {
-      // The head and whatever came with it (the upstream may speak first, as soon as it switched).
-      client.write(answered.rest.length > 0 ? Buffer.concat([answered.raw, answered.rest]) : answered.raw)
-      counts.bytesOut = answered.rest.length
-      for (const c of held.splice(0)) {
-        counts.bytesIn += c.byteLength
-        upstream.write(c)
+  const gone = () => new RequestFailure('CLIENT_GONE', 'request', 'client closed the connection')
+  const outcome = await runAttempts(ctx.pool, {
+    run: async (state): Promise<Answer> => {
+      if (clientGone) throw gone()
+      lastAddr = state.label
+      const upstream = await ctx.pool.dialDetached(state)
+      if (clientGone) {
+        upstream.destroy()
+        throw gone()
       }
-      pipeBoth(client, upstream, counts, finish)
-      client.resume()
-      return
-    }
-    // Refused (401, 403, 426, ...): relay that answer, then close both.
-    relayThenClose(upstream, client, answered.raw, answered.head, answered.rest, counts, finish)
+      try {
+        return { upstream, ...(await readHead(upstream, head, ctx.method, ctx.openTimeoutMs)) }
+      } catch (err) {
+        upstream.destroy()
+        throw err
+      }
+    },
+    // The upstream closed without a byte: it did not act on the request.
+    mayRetry: (f) => f.code === 'RESET_BEFORE_RESPONSE' && !clientGone,
+  })
+  if (!outcome.ok) {
+    const f = outcome.failure
+    if (f.code === 'CLIENT_GONE' || clientGone) return end({ status: 499, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, retries: outcome.retries, error: 'CLIENT_GONE' })
+    const status = statusFor(f.code).status
+    end({ status, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, retries: outcome.retries, error: f.code })
+    client.write(encodeClosingResponse(status, failureHeaders(f.code, ctx.requestId), failureBody(status, f.message, ctx.requestId)))
+    client.end()
     return
   }
-  if (clientGone) return clientLeft()
-  end({ status: 502, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, attempts: tried.size, error: 'UPGRADE_FAILED' })
-  client.write(plainReply(502, `${lastReason} (request id ${ctx.requestId})`, [['x-request-id', ctx.requestId]]))
-  client.end()
+  const { upstream, head: answer, raw, rest } = outcome.value
+  if (clientGone) {
+    upstream.destroy()
+    return end({ status: 499, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, retries: outcome.retries, error: 'CLIENT_GONE' })
+  }
+  const counts = { bytesIn: 0, bytesOut: 0 }
+  const finish = () => end({ status: answer.status, ...counts, upstreamAddr: lastAddr, retries: outcome.retries })
+  if (answer.status === 101) {
+    // The head and whatever came with it (the upstream may speak first, as soon as it switched).
+    client.write(rest.length > 0 ? Buffer.concat([raw, rest]) : raw)
+    counts.bytesOut = rest.length
+    for (const c of held.splice(0)) {
+      counts.bytesIn += c.byteLength
+      upstream.write(c)
+    }
+    pipeBoth(client, upstream, counts, finish)
+    client.resume()
+    return
+  }
+  // Refused (401, 403, 426, ...): relay that answer, then close both.
+  relayThenClose(upstream, client, raw, answer, rest, counts, finish)
 }
 
-type HeadResult = { head: ResponseHead; raw: Buffer; rest: Buffer } | { error: string; sent: boolean }
-
 /** Sends the request head and reads the upstream's response head, within `timeoutMs`. */
-function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs: number): Promise<HeadResult> {
-  return new Promise<HeadResult>((resolve) => {
-    let buf: Buffer | null = null
+function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs: number): Promise<Omit<Answer, 'upstream'>> {
+  return new Promise((resolve, reject) => {
+    const reader = new HeadReader()
     let settled = false
-    const settle = (r: HeadResult) => {
+    const settle = (r: Omit<Answer, 'upstream'> | RequestFailure) => {
       if (settled) return
       settled = true
       clearTimeout(timer)
       upstream.handlers = NOOP_HANDLERS
-      resolve(r)
+      if (r instanceof RequestFailure) reject(r)
+      else resolve(r)
     }
-    const timer = setTimeout(() => settle({ error: `upstream did not answer the upgrade within ${timeoutMs}ms`, sent: true }), timeoutMs)
+    const failure = (code: 'HEADER_TIMEOUT' | 'BAD_RESPONSE' | 'RESET_BEFORE_RESPONSE', message: string) => new RequestFailure(code, 'response-head', message, { address: upstream.remoteAddress })
+    const timer = setTimeout(() => settle(failure('HEADER_TIMEOUT', `upstream did not answer the upgrade within ${timeoutMs}ms`)), timeoutMs)
     upstream.handlers = {
       data(chunk) {
-        buf = buf ? Buffer.concat([buf, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-        const end = buf.indexOf(CRLFCRLF)
+        reader.append(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+        const end = reader.findEnd()
         if (end < 0) {
-          if (buf.length > MAX_HEAD_BYTES) settle({ error: 'upstream response head too large', sent: true })
+          if (reader.size > MAX_HEAD_BYTES) settle(failure('BAD_RESPONSE', 'upstream response head too large'))
           return
         }
+        const buf = reader.bytes
         try {
           const head = parseResponseHead(buf.toString('latin1', 0, end), method)
           settle({ head, raw: buf.subarray(0, end + 4), rest: buf.subarray(end + 4) })
         } catch (err) {
-          settle({ error: `upstream sent an invalid response: ${(err as Error).message}`, sent: true })
+          settle(failure('BAD_RESPONSE', `upstream sent an invalid response: ${(err as Error).message}`))
         }
       },
       drain() {},
       close() {
-        settle({ error: 'upstream closed the connection without answering the upgrade', sent: buf !== null })
+        // Nothing at all came back: the upstream did not act on it (retry-safe); else it may have.
+        settle(reader.size === 0 ? failure('RESET_BEFORE_RESPONSE', 'upstream closed the connection without answering the upgrade') : failure('BAD_RESPONSE', 'upstream closed the connection in the middle of its answer'))
       },
     }
     upstream.write(requestHead)

@@ -4,10 +4,9 @@
  * serves IP literals and tests.
  */
 
-export interface Address {
-  address: string
-  family: 4 | 6
-}
+import type { Address } from '../../lib/net.ts'
+
+export type { Address }
 
 export interface AddressSnapshot {
   addresses: readonly Address[]

@@ -9,7 +9,7 @@ import { Buffer } from 'node:buffer'
 import type { Conn, ConnHandlers } from '../../runtime/socket.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { parseResponseHead, type ResponseHead } from '../../http1/response-head.ts'
-import { UpstreamError, type UpstreamErrorCode } from './upstream-error.ts'
+import { RequestFailure, type FailureCode } from '../errors.ts'
 
 export interface OutgoingRequest {
   method: string
@@ -36,7 +36,7 @@ export interface ExchangeEnd {
   requestBodyBytes: number
   responseBodyBytes: number
   /** Set when the exchange failed (before or after the head). */
-  error: UpstreamError | undefined
+  error: RequestFailure | undefined
 }
 
 export interface IncomingResponse {
@@ -135,7 +135,7 @@ class Exchange {
   private headBuf: Buffer | null = null
   private head: ResponseHead | undefined
   private resolveHead!: (r: IncomingResponse) => void
-  private rejectHead!: (e: UpstreamError) => void
+  private rejectHead!: (e: RequestFailure) => void
   private controller: ReadableStreamDefaultController<Uint8Array> | undefined
   private decoder: ChunkedDecoder | undefined
   private remaining = 0
@@ -153,7 +153,7 @@ class Exchange {
   private reader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
   private finishedOnce = false
   private responseBytes = 0
-  private error: UpstreamError | undefined
+  private error: RequestFailure | undefined
 
   constructor(
     private readonly c: Http1Connection,
@@ -431,10 +431,10 @@ class Exchange {
   }
 
   /** Aborts the exchange: rejects the head promise, or errors the body stream. */
-  private fail(code: UpstreamErrorCode, message: string): void {
+  private fail(code: FailureCode, message: string): void {
     if (this.finishedOnce) return
     const phase = this.st === St.Head ? (this.requestDone ? 'response-head' : 'request') : 'response-body'
-    const error = new UpstreamError(code, phase, message, { bodyConsumed: this.bodyConsumed, address: this.c.conn.remoteAddress })
+    const error = new RequestFailure(code, phase, message, { bodyConsumed: this.bodyConsumed, address: this.c.conn.remoteAddress })
     this.error = error
     this.reusable = false
     const wasHead = this.st === St.Head

@@ -1,13 +1,22 @@
 /**
  * Active health checks for one upstream: every health_interval, a GET of health_path on each
- * address the pool knows (DNS-discovered ones included), on a fresh connection with the
- * upstream's Host and TLS name. A failure or a status outside 2xx/3xx takes the address out of
- * rotation until a check passes. Passive ejection (connect failures) is in pool.ts.
+ * address it is shown (DNS-discovered ones included), on a fresh connection with the upstream's
+ * Host and TLS name. A failure or a status outside 2xx/3xx takes the address out of rotation
+ * (AddressState.activeHealthy) until a check passes. It acts on address states only; passive
+ * ejection (connect failures) is address-state.ts's, applied by the pool.
  */
-import { dial as defaultDial, type Conn, type DialOptions } from '../../runtime/socket.ts'
+import type { ResolvedUpstream } from '../../config/schema.ts'
 import type { LogFn } from '../../lib/logger.ts'
-import type { AddressState, UpstreamPool } from './pool.ts'
+import { dial as defaultDial, type Conn, type DialOptions } from '../../runtime/socket.ts'
+import type { AddressState } from './address-state.ts'
 import { Http1Connection } from './connection.ts'
+
+/** What the checker is shown: the current addresses, and how to reach one (the pool is one). */
+export interface HealthTargets {
+  readonly upstream: ResolvedUpstream
+  readonly addresses: ReadonlyMap<string, AddressState>
+  dialOptions(state: AddressState): DialOptions
+}
 
 export class ActiveHealthChecker {
   private timer: ReturnType<typeof setInterval> | undefined
@@ -15,12 +24,12 @@ export class ActiveHealthChecker {
   checks = 0
 
   constructor(
-    private readonly pool: UpstreamPool,
+    private readonly targets: HealthTargets,
     private readonly opts: { dial?: (o: DialOptions) => Promise<Conn>; log?: LogFn } = {},
   ) {}
 
   start(): void {
-    const u = this.pool.upstream
+    const u = this.targets.upstream
     if (!u.healthPath || this.timer) return
     this.timer = setInterval(() => void this.runOnce(), u.healthIntervalMs)
     ;(this.timer as { unref?: () => void }).unref?.()
@@ -32,20 +41,20 @@ export class ActiveHealthChecker {
     if (this.running) return
     this.running = true
     try {
-      await Promise.all([...this.pool.addresses.values()].filter((s) => !s.removed).map((s) => this.check(s)))
+      await Promise.all([...this.targets.addresses.values()].filter((s) => !s.removed).map((s) => this.check(s)))
     } finally {
       this.running = false
     }
   }
 
   private async check(state: AddressState): Promise<void> {
-    const u = this.pool.upstream
+    const u = this.targets.upstream
     this.checks++
     let healthy = false
     let why = ''
     let conn: Conn | undefined
     try {
-      conn = await (this.opts.dial ?? defaultDial)({ ...this.pool.dialOptions(state), connectTimeoutMs: Math.min(u.connectTimeoutMs, u.healthTimeoutMs) })
+      conn = await (this.opts.dial ?? defaultDial)({ ...this.targets.dialOptions(state), connectTimeoutMs: Math.min(u.connectTimeoutMs, u.healthTimeoutMs) })
       const c = new Http1Connection(conn, () => {})
       const res = await c.exchange(
         { method: 'GET', target: u.healthPath!, headers: [['host', u.hostHeader ?? u.host], ['user-agent', 'proxy-health-check'], ['connection', 'close']], body: null, bodyLength: undefined, maxBodyBytes: 0 },

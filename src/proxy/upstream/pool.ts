@@ -1,43 +1,20 @@
 /**
- * Per-address state and connection pooling for one upstream: which addresses exist (synced from
- * the AddressSource), their health (passive ejection with backoff and a half-open probe),
- * in-flight counts, and keep-alive connections (LIFO idle lists, age and idle limits).
- * Picking uses power-of-two-choices on in-flight counts. The request path calls `pick` and
- * `acquire`; it never awaits DNS.
+ * Connection pooling for one upstream: keeps the per-address states in step with the address
+ * source, picks an address (picker.ts), hands out keep-alive connections (LIFO idle lists, age
+ * and idle limits, an optional per-address cap) or dials new ones, and applies the ejection
+ * rules of address-state.ts when an attempt reports back. Its constructor starts nothing:
+ * start() subscribes to the source, starts the idle sweep and pre-warms; close() undoes it.
+ * The request path calls pick / takeIdle / acquire and never awaits DNS.
  */
 import type { ResolvedUpstream } from '../../config/schema.ts'
 import type { LogFn } from '../../lib/logger.ts'
 import { dial as defaultDial, DialError, type DialOptions, type Conn } from '../../runtime/socket.ts'
-import { Http1Connection } from './connection.ts'
-import { UpstreamError } from './upstream-error.ts'
+import { RequestFailure } from '../errors.ts'
 import type { Address, AddressSource } from './address-source.ts'
-import { ActiveHealthChecker } from './health.ts'
-
-export interface AddressState {
-  readonly address: string
-  /** "ip:port" ("[ip]:port" for IPv6), as logged in upstream_addr. */
-  readonly label: string
-  readonly family: 4 | 6
-  readonly firstSeenAt: number
-  inFlight: number
-  /** Open connections (busy or idle). */
-  open: number
-  idle: Http1Connection[]
-  requests: number
-  failures: number
-  consecutiveFailures: number
-  /** Epoch ms until which the address gets no traffic; 0 when healthy. */
-  ejectedUntil: number
-  ejections: number
-  /** After an ejection expires: only one request at a time until one succeeds. */
-  halfOpen: boolean
-  /** Set by the active health checker; true unless a check failed. */
-  activeHealthy: boolean
-  /** Gone from DNS: no new requests; kept until its in-flight requests finish. */
-  removed: boolean
-  connectsOpened: number
-  waiters: (() => void)[]
-}
+import { addressStats, isHealthy, newAddressState, recordFailure, recordSuccess, type AddressState } from './address-state.ts'
+import { Http1Connection } from './connection.ts'
+import { pickAddress } from './picker.ts'
+import { hostPort } from '../../lib/net.ts'
 
 export interface PoolOptions {
   dial?: (opts: DialOptions) => Promise<Conn>
@@ -63,8 +40,8 @@ export class UpstreamPool {
   private readonly dialFn: (opts: DialOptions) => Promise<Conn>
   private readonly now: () => number
   private readonly random: () => number
-  private readonly sweeper: ReturnType<typeof setInterval>
-  private readonly unsubscribe: () => void
+  private sweeper: ReturnType<typeof setInterval> | undefined
+  private unsubscribe: (() => void) | undefined
   private closed = false
   /** Connections opened over the pool's life (for metrics and the churn check). */
   connectsTotal = 0
@@ -77,18 +54,20 @@ export class UpstreamPool {
     this.dialFn = opts.dial ?? defaultDial
     this.now = opts.now ?? Date.now
     this.random = opts.random ?? Math.random
-    for (const a of source.snapshot().addresses) this.addAddress(a)
-    this.unsubscribe = source.onChange((change) => {
+  }
+
+  /** Follows the address source, sweeps idle connections, and pre-warms. Idempotent. */
+  start(): this {
+    if (this.unsubscribe || this.closed) return this
+    for (const a of this.source.snapshot().addresses) this.addAddress(a)
+    this.unsubscribe = this.source.onChange((change) => {
       for (const a of change.added) this.addAddress(a)
       for (const a of change.removed) this.removeAddress(a.address)
     })
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
     ;(this.sweeper as { unref?: () => void }).unref?.()
-    this.health = new ActiveHealthChecker(this, { dial: opts.dial, log: opts.log })
-    this.health.start()
+    return this
   }
-
-  readonly health: ActiveHealthChecker
 
   private addAddress(a: Address): void {
     const existing = this.addresses.get(a.address)
@@ -96,25 +75,7 @@ export class UpstreamPool {
       existing.removed = false
       return
     }
-    const state: AddressState = {
-      address: a.address,
-      label: `${a.address.includes(':') ? `[${a.address}]` : a.address}:${this.upstream.port}`,
-      family: a.family,
-      firstSeenAt: this.now(),
-      inFlight: 0,
-      open: 0,
-      idle: [],
-      requests: 0,
-      failures: 0,
-      consecutiveFailures: 0,
-      ejectedUntil: 0,
-      ejections: 0,
-      halfOpen: false,
-      activeHealthy: true,
-      removed: false,
-      connectsOpened: 0,
-      waiters: [],
-    }
+    const state = newAddressState(a, this.upstream.port, this.now())
     this.addresses.set(a.address, state)
     for (let i = 0; i < this.upstream.prewarmConnections; i++) void this.prewarm(state)
   }
@@ -135,26 +96,9 @@ export class UpstreamPool {
     if (state.removed && state.open === 0 && state.inFlight === 0) this.addresses.delete(state.address)
   }
 
-  /** Picks an address for a new request: P2C over healthy addresses, skipping `exclude`. */
+  /** Picks an address for a new request, skipping `exclude` (see picker.ts). */
   pick(exclude?: ReadonlySet<string>): AddressState | undefined {
-    const now = this.now()
-    const eligible: AddressState[] = []
-    let fallback: AddressState | undefined
-    for (const s of this.addresses.values()) {
-      if (s.removed || exclude?.has(s.address)) continue
-      const ejected = s.ejectedUntil > now
-      if (!ejected && s.ejectedUntil !== 0 && !s.halfOpen) s.halfOpen = true
-      if (!ejected && s.activeHealthy && !(s.halfOpen && s.inFlight > 0)) eligible.push(s)
-      else if (!fallback || s.ejectedUntil < fallback.ejectedUntil) fallback = s
-    }
-    if (eligible.length === 0) return fallback // every address is down: try the one back soonest
-    if (eligible.length === 1) return eligible[0]
-    const i = Math.floor(this.random() * eligible.length)
-    let j = Math.floor(this.random() * (eligible.length - 1))
-    if (j >= i) j++
-    const a = eligible[i]!
-    const b = eligible[j]!
-    return a.inFlight <= b.inFlight ? a : b
+    return pickAddress(this.addresses.values(), this.now(), this.random, exclude)
   }
 
   /**
@@ -210,7 +154,7 @@ export class UpstreamPool {
       const timer = setTimeout(() => {
         const i = state.waiters.indexOf(wake)
         if (i >= 0) state.waiters.splice(i, 1)
-        reject(new UpstreamError('POOL_TIMEOUT', 'connect', `no free connection to ${state.address} within ${this.upstream.connectTimeoutMs}ms (max_conns_per_address=${this.upstream.maxConnsPerAddress})`, { address: state.address }))
+        reject(new RequestFailure('POOL_TIMEOUT', 'connect', `no free connection to ${state.address} within ${this.upstream.connectTimeoutMs}ms (max_conns_per_address=${this.upstream.maxConnsPerAddress})`, { address: state.address }))
       }, this.upstream.connectTimeoutMs)
       const wake = () => {
         clearTimeout(timer)
@@ -233,8 +177,8 @@ export class UpstreamPool {
 
   /**
    * A new connection to `state` that the pool does not keep (an upgrade tunnel owns it). It
-   * counts as an opened connection, and a failure to connect counts against the address as any
-   * connect failure does (ejection, an early re-resolve).
+   * counts as an opened connection; a failure rejects with a RequestFailure, which the attempt
+   * loop counts against the address like any connect failure.
    */
   async dialDetached(state: AddressState): Promise<Conn> {
     this.connectsTotal++
@@ -242,9 +186,7 @@ export class UpstreamPool {
     try {
       return await this.dialFn(this.dialOptions(state))
     } catch (err) {
-      const e = toUpstreamError(err, state.address)
-      if (e.isAddressFailure) this.reportFailure(state, e)
-      throw e
+      throw toRequestFailure(err, state.address)
     }
   }
 
@@ -258,7 +200,7 @@ export class UpstreamPool {
     } catch (err) {
       state.open--
       this.wakeWaiter(state)
-      throw toUpstreamError(err, state.address)
+      throw toRequestFailure(err, state.address)
     }
     return new Http1Connection(conn, (c, reusable) => this.release(state, c, reusable))
   }
@@ -303,26 +245,13 @@ export class UpstreamPool {
   }
 
   reportSuccess(state: AddressState): void {
-    state.consecutiveFailures = 0
-    if (state.halfOpen || state.ejectedUntil !== 0) {
-      state.halfOpen = false
-      state.ejectedUntil = 0
-      state.ejections = 0
-      this.opts.log?.('info', 'upstream address recovered', { upstream: this.upstream.name, address: state.address })
-    }
+    if (recordSuccess(state)) this.opts.log?.('info', 'upstream address recovered', { upstream: this.upstream.name, address: state.address })
   }
 
   /** A connect-level failure of this address: count it, maybe eject it, and ask DNS again. */
-  reportFailure(state: AddressState, err: UpstreamError): void {
-    state.failures++
-    state.consecutiveFailures++
-    if (state.halfOpen || state.consecutiveFailures >= this.upstream.failThreshold) {
-      const backoff = Math.min(this.upstream.ejectMaxMs, this.upstream.ejectBaseMs * 2 ** state.ejections)
-      state.ejections++
-      state.halfOpen = false
-      state.ejectedUntil = this.now() + backoff
-      this.opts.log?.('warn', 'upstream address ejected', { upstream: this.upstream.name, address: state.address, for_ms: backoff, error: err.code })
-    }
+  reportFailure(state: AddressState, err: RequestFailure): void {
+    const backoffMs = recordFailure(state, this.upstream, this.now())
+    if (backoffMs !== undefined) this.opts.log?.('warn', 'upstream address ejected', { upstream: this.upstream.name, address: state.address, for_ms: backoffMs, error: err.code })
     this.source.refreshNow(`connect to ${state.address} failed: ${err.code}`)
   }
 
@@ -349,33 +278,19 @@ export class UpstreamPool {
   /** True when at least one address can take traffic now (for /readyz). */
   hasHealthyAddress(): boolean {
     const now = this.now()
-    for (const s of this.addresses.values()) if (!s.removed && s.activeHealthy && s.ejectedUntil <= now) return true
+    for (const s of this.addresses.values()) if (isHealthy(s, now)) return true
     return false
   }
 
   stats() {
     const now = this.now()
-    return [...this.addresses.values()].map((s) => ({
-      address: s.address,
-      family: s.family,
-      first_seen: new Date(s.firstSeenAt).toISOString(),
-      healthy: !s.removed && s.activeHealthy && s.ejectedUntil <= now,
-      ejected_for_ms: Math.max(0, s.ejectedUntil - now),
-      removed: s.removed,
-      in_flight: s.inFlight,
-      open: s.open,
-      idle: s.idle.length,
-      requests: s.requests,
-      failures: s.failures,
-      connections_opened: s.connectsOpened,
-    }))
+    return [...this.addresses.values()].map((s) => addressStats(s, now))
   }
 
   close(): void {
     this.closed = true
     clearInterval(this.sweeper)
-    this.health.close()
-    this.unsubscribe()
+    this.unsubscribe?.()
     for (const s of this.addresses.values()) {
       for (const c of s.idle.splice(0)) {
         c.destroy()
@@ -385,11 +300,10 @@ export class UpstreamPool {
   }
 }
 
-export function toUpstreamError(err: unknown, address: string): UpstreamError {
-  if (err instanceof UpstreamError) return err
-  if (err instanceof DialError) {
-    const code = err.code === 'ECONNREFUSED' ? 'CONNECT_REFUSED' : err.code === 'ETIMEDOUT' ? 'CONNECT_TIMEOUT' : err.code === 'ETLS' ? 'TLS_FAILED' : 'CONNECT_FAILED'
-    return new UpstreamError(code, 'connect', `${address}: ${err.message}`, { cause: err, address })
-  }
-  return new UpstreamError('CONNECT_FAILED', 'connect', `${address}: ${(err as Error)?.message ?? String(err)}`, { cause: err, address })
+export function toRequestFailure(err: unknown, address: string): RequestFailure {
+  if (err instanceof RequestFailure) return err
+  if (err instanceof DialError) return new RequestFailure(err.code, 'connect', `${address}: ${err.message}`, { cause: err, address })
+  return new RequestFailure('CONNECT_FAILED', 'connect', `${address}: ${(err as Error)?.message ?? String(err)}`, { cause: err, address })
 }
+
+export type { AddressState }

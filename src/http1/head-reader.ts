@@ -1,0 +1,76 @@
+/**
+ * Gathers the bytes of a message head up to the blank line (CRLFCRLF), for requests and
+ * responses alike. A head that arrives in one read is kept as a view of that read; one that
+ * dribbles in is copied into a buffer that doubles as it fills, and only newly arrived bytes are
+ * scanned, so a peer sending a byte at a time costs linear, not quadratic, work. The size cap is
+ * the caller's to apply (`size`), since what to answer beyond it differs.
+ */
+import { Buffer } from 'node:buffer'
+
+const CRLFCRLF = Buffer.from('\r\n\r\n')
+
+export class HeadReader {
+  private acc: Buffer | null = null
+  private accLen = 0
+  private owned = false
+  /** Leading bytes known to hold no CRLFCRLF. */
+  private scanned = 0
+
+  /** Bytes held, not yet consumed. */
+  get size(): number {
+    return this.accLen
+  }
+
+  /** The bytes held, as a view (valid until the next append or consume). */
+  get bytes(): Buffer {
+    return this.acc ? this.acc.subarray(0, this.accLen) : EMPTY
+  }
+
+  append(chunk: Buffer): void {
+    if (this.accLen === 0) {
+      this.acc = chunk
+      this.accLen = chunk.length
+      this.owned = false
+      this.scanned = 0
+      return
+    }
+    const need = this.accLen + chunk.length
+    if (!this.owned || need > this.acc!.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, 2 * this.accLen, 1024))
+      this.acc!.copy(grown, 0, 0, this.accLen)
+      this.acc = grown
+      this.owned = true
+    }
+    chunk.copy(this.acc!, this.accLen)
+    this.accLen = need
+  }
+
+  /** Where the head ends (the offset of its CRLFCRLF), or -1 while it is not complete. */
+  findEnd(): number {
+    if (this.accLen === 0) return -1
+    const end = this.acc!.subarray(0, this.accLen).indexOf(CRLFCRLF, Math.max(0, this.scanned - 3))
+    this.scanned = end < 0 ? this.accLen : 0
+    return end
+  }
+
+  /** Drops the first `n` bytes; what follows stays held (as a view, not a copy). */
+  consume(n: number): Buffer | null {
+    const rest = n < this.accLen ? this.acc!.subarray(n, this.accLen) : null
+    this.keep(rest)
+    return rest
+  }
+
+  /** Holds exactly `rest` (or nothing). */
+  keep(rest: Buffer | null): void {
+    this.acc = rest && rest.length > 0 ? rest : null
+    this.accLen = this.acc ? this.acc.length : 0
+    this.owned = false
+    this.scanned = 0
+  }
+
+  clear(): void {
+    this.keep(null)
+  }
+}
+
+const EMPTY = Buffer.alloc(0)

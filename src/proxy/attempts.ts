@@ -1,0 +1,74 @@
+/**
+ * The one attempt loop, used by plain requests and upgrade tunnels alike: pick an address (never
+ * awaiting DNS), run one attempt on it, and on failure try another address while that is safe,
+ * within `retries` and the retry deadline (`retry_timeout`). A connect-level failure counts
+ * against the address (ejection, an early re-resolve); a success clears its record. What one
+ * attempt does (acquire or dial, then exchange or tunnel) is the caller's; whether a failure
+ * after the connect may be retried is the caller's too (RFC 9110 §9.2.2 for requests).
+ */
+import { RequestFailure } from './errors.ts'
+import type { AddressState } from './upstream/address-state.ts'
+import type { AddressSnapshot } from './upstream/address-source.ts'
+
+/** What the loop needs of an upstream's pool. */
+export interface AttemptTarget {
+  readonly upstream: { readonly host: string; readonly retries: number; readonly retryTimeoutMs: number }
+  readonly source: { snapshot(): AddressSnapshot }
+  pick(exclude?: ReadonlySet<string>): AddressState | undefined
+  reportFailure(state: AddressState, err: RequestFailure): void
+  reportSuccess(state: AddressState): void
+}
+
+export interface Attempt<T> {
+  /** One attempt on `state` (`index` 0 is the first): resolves with its result or rejects with a RequestFailure. */
+  run(state: AddressState, index: number): Promise<T>
+  /** Whether a failure after the connect (something may have been sent) allows another attempt. */
+  mayRetry(failure: RequestFailure): boolean
+}
+
+export type AttemptOutcome<T> =
+  | { ok: true; value: T; state: AddressState; retries: number }
+  | { ok: false; failure: RequestFailure; state: AddressState | undefined; retries: number }
+
+export async function runAttempts<T>(target: AttemptTarget, attempt: Attempt<T>, nowMs: () => number = performance.now.bind(performance)): Promise<AttemptOutcome<T>> {
+  const u = target.upstream
+  const deadline = nowMs() + u.retryTimeoutMs
+  // Addresses already tried; made on the first retry (most requests never need it).
+  let tried: Set<string> | undefined
+  let state: AddressState | undefined
+  let failure: RequestFailure | undefined
+  let last = 0
+  for (let index = 0; index <= u.retries; index++) {
+    if (index > 0 && nowMs() > deadline) break
+    if (state !== undefined) (tried ??= new Set()).add(state.address)
+    const next = target.pick(tried)
+    if (!next) break
+    state = next
+    last = index
+    try {
+      const value = await attempt.run(state, index)
+      target.reportSuccess(state)
+      return { ok: true, value, state, retries: index }
+    } catch (err) {
+      failure = asFailure(err, state.address)
+      if (failure.isAddressFailure) target.reportFailure(state, failure)
+      // A connect-phase failure sent nothing: another address is always safe.
+      if (failure.phase !== 'connect' && !attempt.mayRetry(failure)) return { ok: false, failure, state, retries: index }
+    }
+  }
+  if (failure) return { ok: false, failure, state, retries: last }
+  return { ok: false, failure: noAddress(target), state, retries: 0 }
+}
+
+/** Why there was nothing to try: DNS has not answered yet, or every address is gone. */
+function noAddress(target: AttemptTarget): RequestFailure {
+  const snap = target.source.snapshot()
+  if (snap.ready) return new RequestFailure('NO_ADDRESS', 'connect', 'no upstream address available')
+  const why = snap.lastError ? ` (${snap.lastError.code})` : ''
+  return new RequestFailure('NOT_RESOLVED', 'connect', `upstream ${target.upstream.host} has not resolved yet${why}`)
+}
+
+function asFailure(err: unknown, address: string): RequestFailure {
+  if (err instanceof RequestFailure) return err
+  return new RequestFailure('INTERNAL', 'request', `${address}: ${(err as Error)?.message ?? String(err)}`, { cause: err, address })
+}

@@ -1,0 +1,46 @@
+/**
+ * Admission: whether the proxy takes a request at all (not during a drain; not beyond
+ * max_concurrent_requests), and the count of every request it answered itself, by reason, for
+ * proxy_client_requests_refused_total. A flood of refusals writes at most one log line a second.
+ */
+import type { LogFn } from '../../lib/logger.ts'
+import { statusFor, type FailureCode, type RefusalReason } from '../errors.ts'
+
+export class Admission {
+  /** Set when a drain starts: every new request is refused (503, connection closed). */
+  stopping = false
+  readonly refused: Record<RefusalReason, number> = { malformed: 0, overload: 0, shutting_down: 0, connections: 0, header_timeout: 0, body_timeout: 0 }
+  private loggedAtMs = 0
+
+  constructor(
+    private readonly limits: { maxConcurrentRequests(): number; pendingRequests(): number },
+    private readonly log?: LogFn,
+  ) {}
+
+  /** A failure code when the request must be refused, else undefined. Counts what it refuses. */
+  admit(ip: string): FailureCode | undefined {
+    if (this.stopping) {
+      this.count('SHUTTING_DOWN', 'proxy is shutting down', ip)
+      return 'SHUTTING_DOWN'
+    }
+    const max = this.limits.maxConcurrentRequests()
+    // pendingRequests counts this request too, and every response still streaming.
+    if (max > 0 && this.limits.pendingRequests() > max) {
+      this.count('OVERLOADED', `max_concurrent_requests=${max} reached`, ip)
+      return 'OVERLOADED'
+    }
+    return undefined
+  }
+
+  /** Counts a request the proxy answered itself (codes with a refusal label), and logs it. */
+  count(code: FailureCode, detail: string, ip: string): void {
+    const s = statusFor(code)
+    const reason = s.refusal
+    if (!reason) return
+    this.refused[reason]++
+    const nowMs = Date.now()
+    if (nowMs - this.loggedAtMs < 1000) return
+    this.loggedAtMs = nowMs
+    this.log?.(reason === 'malformed' ? 'info' : 'warn', 'request refused', { client: ip, status: s.status, reason: detail, refused_reason: reason, refused_total: this.refused[reason] })
+  }
+}

@@ -1,0 +1,407 @@
+/**
+ * One client connection on the own HTTP/1.1 listener, as a state machine: read a request head
+ * (http1/head-reader.ts, parsed strictly by http1/request-head.ts), frame its body (Content-Length
+ * or chunked) into a stream with backpressure, hand the request to the request path, write the
+ * reply (reply-writer.ts), then the next request (pipelined bytes are kept) or close. An upgrade
+ * request hands the connection over to a tunnel. Deadlines (head, body, keep-alive idle) are
+ * checked by the listener's sweep. Accepting and counting connections is http1-listener.ts's.
+ */
+import { Buffer } from 'node:buffer'
+import type { Socket } from 'bun'
+import { SocketBodyStream } from '../../http1/body-stream.ts'
+import { ChunkedDecoder } from '../../http1/chunked.ts'
+import { HeadReader } from '../../http1/head-reader.ts'
+import { HeadHeaders, parseRequestHead, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
+import type { FailureCode } from '../errors.ts'
+import type { ProxyReply, ProxyRequest } from '../message.ts'
+import type { Http1ListenOptions } from './http1-listener.ts'
+import { ReplyWriter } from './reply-writer.ts'
+import { TunnelConn } from './tunnel-conn.ts'
+
+export interface ClientInfo {
+  ip: string
+}
+
+/** What a connection shares with its listener. */
+export interface ListenerState {
+  readonly opts: Http1ListenOptions
+  readonly stopping: boolean
+  requestStarted(): void
+  requestEnded(): void
+  closed(c: ClientConnection): void
+}
+
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n')
+/** Request bodies that arrive whole with their head and are at most this large are handed over as bytes. */
+const INLINE_BODY_BYTES = 64 * 1024
+
+const enum Phase {
+  /** Waiting for (or reading) a request head. */
+  Head,
+  /** A request is being served. */
+  Busy,
+  /** Handed over to an upgrade tunnel. */
+  Tunnel,
+  Closed,
+}
+
+export class ClientConnection {
+  phase = Phase.Head
+  /** performance.now() by which something must happen (0: none); what, depends on the phase. */
+  deadlineAt = 0
+  /** Whether deadlineAt is the keep-alive idle limit (else the request-head limit). */
+  private deadlineKindIsIdle = false
+  /** Bytes read but not yet parsed: a request head, or the next pipelined request. */
+  private readonly pending = new HeadReader()
+  private readonly ip: string
+  /** What the request path is told of the client; the same for every request on the connection. */
+  private readonly client: ClientInfo
+  // The current request.
+  private head: RequestHead | undefined
+  private closeAfter = false
+  private responded = false
+  // Its body, while it streams.
+  private body: SocketBodyStream | undefined
+  private bodyRemaining = 0
+  private decoder: ChunkedDecoder | undefined
+  /** Reading is paused: the body's consumer is behind, or pipelined bytes wait. */
+  private readPaused = false
+  private readonly writer: ReplyWriter
+  private tunnel: TunnelConn | undefined
+
+  constructor(
+    private readonly sock: Socket<ClientConnection>,
+    private readonly shared: ListenerState,
+  ) {
+    this.ip = sock.remoteAddress
+    this.client = { ip: this.ip }
+    this.writer = new ReplyWriter(sock)
+    sock.setNoDelay(true)
+    // The first request's head is due within the header timeout from accept.
+    this.deadlineAt = performance.now() + shared.opts.headerTimeoutMs
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  onData(chunk: Buffer): void {
+    switch (this.phase) {
+      case Phase.Head:
+        this.pending.append(chunk)
+        this.readHead()
+        return
+      case Phase.Busy:
+        if (this.bodyOpen) this.feedBody(chunk)
+        else this.keepPipelined(chunk)
+        return
+      case Phase.Tunnel:
+        this.tunnel?.handlers.data(chunk)
+        return
+    }
+  }
+
+  private get bodyOpen(): boolean {
+    return this.decoder !== undefined || this.bodyRemaining > 0
+  }
+
+  /** Bytes of the next request that arrive while this one is served: kept, and reading pauses. */
+  private keepPipelined(chunk: Buffer): void {
+    this.pending.append(chunk)
+    if (!this.readPaused && this.pending.size > this.shared.opts.maxHeaderBytes) this.pauseReading()
+  }
+
+  private pauseReading(): void {
+    this.readPaused = true
+    this.sock.pause()
+  }
+
+  private resumeReading(): void {
+    if (!this.readPaused) return
+    this.readPaused = false
+    this.sock.resume()
+  }
+
+  private readHead(): void {
+    if (this.pending.size === 0) return
+    const opts = this.shared.opts
+    if (this.deadlineKindIsIdle) {
+      // The first byte of a new request on a kept-alive connection: its head is now due.
+      this.deadlineKindIsIdle = false
+      this.deadlineAt = performance.now() + opts.headerTimeoutMs
+    }
+    const end = this.pending.findEnd()
+    if (end < 0 || end + 4 > opts.maxHeaderBytes) {
+      const buf = this.pending.bytes
+      if (end < 0 && buf.length <= opts.maxHeaderBytes) return // wait for more
+      // Too large: 414 when the request line alone does not fit, else 431.
+      const lineEnd = buf.indexOf('\r\n')
+      if (lineEnd < 0 || lineEnd > opts.maxHeaderBytes) this.refuse('URI_TOO_LONG', `request line longer than max_header_size (${opts.maxHeaderBytes} bytes)`)
+      else this.refuse('HEAD_TOO_LARGE', `request head larger than max_header_size (${opts.maxHeaderBytes} bytes)`)
+      return
+    }
+    let head: RequestHead
+    try {
+      head = parseRequestHead(this.pending.bytes.toString('latin1', 0, end))
+    } catch (err) {
+      if (err instanceof RequestHeadError) return this.refuse(err.code, err.message)
+      throw err
+    }
+    const rest = this.pending.consume(end + 4)
+    this.pending.clear()
+    this.dispatch(head, rest)
+  }
+
+  private dispatch(head: RequestHead, rest: Buffer | null): void {
+    this.phase = Phase.Busy
+    this.deadlineAt = 0
+    this.head = head
+    this.responded = false
+    this.closeAfter = !head.keepAlive || this.shared.stopping
+    const req: ProxyRequest = { method: head.method, target: head.target, headers: new HeadHeaders(head.names, head.values), body: null }
+
+    if (head.upgrade !== undefined) {
+      this.phase = Phase.Tunnel
+      const tunnel = new TunnelConn(this.sock, this.ip, this)
+      this.tunnel = tunnel
+      this.shared.opts.upgrade(req, head.upgrade, this.client, tunnel, rest ?? new Uint8Array(0))
+      return
+    }
+
+    const framing = head.body
+    if (framing.kind === 'length') {
+      if (rest && rest.length >= framing.length && framing.length <= INLINE_BODY_BYTES) {
+        // A view, not a copy: the buffer it views is never written again (the next read replaces it).
+        req.body = rest.subarray(0, framing.length)
+        this.pending.keep(rest.length > framing.length ? rest.subarray(framing.length) : null)
+      } else {
+        this.bodyRemaining = framing.length
+        req.body = this.openBody(rest)
+      }
+    } else if (framing.kind === 'chunked') {
+      this.decoder = new ChunkedDecoder()
+      req.body = this.openBody(rest)
+    } else {
+      this.pending.keep(rest)
+    }
+    if (head.expectContinue && this.bodyOpen) this.writer.write(CONTINUE)
+
+    this.shared.requestStarted()
+    let reply: ProxyReply | Promise<ProxyReply>
+    try {
+      reply = this.shared.opts.handle(req, this.client)
+    } catch (err) {
+      this.handlerFailed(err)
+      return
+    }
+    if (reply instanceof Promise) reply.then((r) => this.writeReply(r), (err) => this.handlerFailed(err))
+    else this.writeReply(reply)
+  }
+
+  private openBody(rest: Buffer | null): ReadableStream<Uint8Array> {
+    this.armBodyDeadline()
+    const body = new SocketBodyStream(
+      {
+        pause: () => this.pauseReading(),
+        resume: () => {
+          if (this.phase === Phase.Busy) this.resumeReading()
+        },
+      },
+      () => {
+        // The request path gave up on the body: the rest of it cannot be read past, so the
+        // connection closes after the response.
+        this.closeAfter = true
+      },
+    )
+    this.body = body
+    if (rest && rest.length > 0) this.feedBody(rest)
+    return body.stream
+  }
+
+  /** The next body bytes are due within the body timeout (re-armed on every read, as nginx does). */
+  private armBodyDeadline(): void {
+    const ms = this.shared.opts.bodyTimeoutMs
+    this.deadlineAt = ms > 0 ? performance.now() + ms : 0
+  }
+
+  private feedBody(chunk: Buffer): void {
+    this.armBodyDeadline()
+    if (this.decoder) {
+      let used: number
+      try {
+        used = this.decoder.feed(chunk, (s) => this.body?.push(s))
+      } catch (err) {
+        this.bodyFailed('BAD_BODY', `malformed chunked request body: ${(err as Error).message}`)
+        return
+      }
+      if (this.decoder.done) {
+        this.decoder = undefined
+        this.endBody(used < chunk.length ? chunk.subarray(used) : null)
+      }
+      return
+    }
+    const take = Math.min(this.bodyRemaining, chunk.length)
+    this.bodyRemaining -= take
+    this.body?.push(take === chunk.length ? chunk : chunk.subarray(0, take))
+    if (this.bodyRemaining === 0) this.endBody(take < chunk.length ? chunk.subarray(take) : null)
+  }
+
+  private endBody(rest: Buffer | null): void {
+    this.deadlineAt = 0
+    this.body?.close()
+    this.body = undefined
+    if (rest) this.keepPipelined(rest)
+  }
+
+  /**
+   * A malformed (400) or stalled (408) request body: the upstream request is aborted (the body
+   * stream errors), the client gets the status if nothing was answered yet, and the connection
+   * closes.
+   */
+  private bodyFailed(code: FailureCode, detail: string): void {
+    this.deadlineAt = 0
+    this.decoder = undefined
+    this.bodyRemaining = 0
+    this.body?.error(new Error(detail))
+    this.body = undefined
+    this.closeAfter = true
+    if (this.responded) return this.destroy()
+    this.responded = true
+    // The request path records this request itself (its body failed); the listener only answers.
+    const reply = this.shared.opts.refuse(code, detail, this.client, this.currentRequest(), false)
+    this.writer.writeReply(reply, { method: 'GET', minor: 1, close: true }, () => {})
+    this.writer.endWhenFlushed()
+  }
+
+  private currentRequest(): ProxyRequest | undefined {
+    const h = this.head
+    return h ? { method: h.method, target: h.target, headers: new HeadHeaders(h.names, h.values), body: null } : undefined
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  private handlerFailed(err: unknown): void {
+    this.shared.opts.onError(err)
+    this.writeReply(this.shared.opts.refuse('INTERNAL', 'internal error', this.client, this.currentRequest(), true))
+  }
+
+  private writeReply(reply: ProxyReply): void {
+    const head = this.head!
+    if (this.phase === Phase.Closed || this.responded) {
+      if (reply.body instanceof ReadableStream) reply.body.cancel().catch(() => {})
+      this.requestDone()
+      return
+    }
+    this.responded = true
+    // The request body must be read to its end before the next request; if it is not, close.
+    if (this.bodyOpen) this.closeAfter = true
+    this.writer.writeReply(reply, { method: head.method, minor: head.minor, close: this.closeAfter }, (end, close) => this.replyEnded(end, close))
+  }
+
+  private replyEnded(end: 'done' | 'failed', close: boolean): void {
+    if (close) this.closeAfter = true
+    if (this.phase === Phase.Closed) return
+    // An upstream that failed mid-body: the client must see an aborted response, not a complete one.
+    if (end === 'failed') return this.destroy()
+    this.requestDone()
+  }
+
+  /** The current request is over: the next one may be read, or the connection closes. */
+  private requestDone(): void {
+    if (this.head === undefined) return
+    this.head = undefined
+    this.shared.requestEnded()
+    if (this.phase === Phase.Closed) return
+    if (this.closeAfter || this.shared.stopping) {
+      this.writer.endWhenFlushed()
+      return
+    }
+    this.phase = Phase.Head
+    this.deadlineKindIsIdle = true
+    this.deadlineAt = performance.now() + this.shared.opts.keepaliveTimeoutMs
+    this.resumeReading()
+    if (this.pending.size > 0) this.readHead()
+  }
+
+  /** Writes all of `data`; false when some of it is queued until the socket drains. */
+  write(data: Uint8Array): boolean {
+    if (this.phase === Phase.Closed) return false
+    return this.writer.write(data)
+  }
+
+  onDrain(): void {
+    if (!this.writer.onDrain()) return
+    if (this.phase === Phase.Tunnel) this.tunnel?.handlers.drain()
+  }
+
+  /** FIN once every queued byte has been sent. */
+  endWhenFlushed(): void {
+    this.writer.endWhenFlushed()
+  }
+
+  /** Answers a request the listener itself refuses (recorded and counted by the server), and closes. */
+  refuse(code: FailureCode, detail: string): void {
+    const req = this.head ? this.currentRequest() : undefined
+    this.pending.clear()
+    this.deadlineAt = 0
+    this.phase = Phase.Busy
+    this.responded = true
+    const reply = this.shared.opts.refuse(code, detail, this.client, req, true)
+    this.writer.writeReply(reply, { method: req?.method ?? 'GET', minor: 1, close: true }, () => {})
+    this.writer.endWhenFlushed()
+  }
+
+  onDeadline(): void {
+    this.deadlineAt = 0
+    if (this.phase === Phase.Busy && this.bodyOpen) {
+      // Reading is paused because the upstream is slow: the client is not the one stalling.
+      if (this.readPaused) this.armBodyDeadline()
+      else this.bodyFailed('CLIENT_BODY_TIMEOUT', `no request body bytes for client_body_timeout (${this.shared.opts.bodyTimeoutMs} ms)`)
+      return
+    }
+    if (this.phase !== Phase.Head) return
+    if (this.deadlineKindIsIdle || this.pending.size === 0) {
+      // Keep-alive idle, or nothing sent at all: close quietly (nginx does the same).
+      if (!this.deadlineKindIsIdle) this.shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.ip)
+      this.destroy()
+      return
+    }
+    this.refuse('CLIENT_HEADER_TIMEOUT', `request head not received within client_header_timeout (${this.shared.opts.headerTimeoutMs} ms)`)
+  }
+
+  closeIfIdle(): void {
+    if (this.phase === Phase.Head && this.pending.size === 0) this.destroy()
+    else this.closeAfter = true
+  }
+
+  onEnd(): void {
+    // The client half-closed. A request still being served finishes; otherwise close.
+    if (this.phase === Phase.Tunnel) {
+      this.tunnel?.handlers.close(undefined)
+      return
+    }
+    if (this.phase === Phase.Head) this.destroy()
+    else this.closeAfter = true
+  }
+
+  destroy(): void {
+    if (this.phase === Phase.Closed) return
+    this.sock.terminate()
+    this.onClose(undefined)
+  }
+
+  onClose(err: Error | undefined): void {
+    if (this.phase === Phase.Closed) return
+    const wasTunnel = this.phase === Phase.Tunnel
+    this.phase = Phase.Closed
+    this.deadlineAt = 0
+    this.writer.close()
+    this.pending.clear()
+    this.body?.error(new Error('client closed the connection'))
+    this.body = undefined
+    if (wasTunnel) this.tunnel?.markClosed(err)
+    this.shared.closed(this)
+  }
+
+  get isClosed(): boolean {
+    return this.phase === Phase.Closed
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * The writing half of a client connection: a reply's head (http1/response-encode.ts) and its body,
+ * whole in one send or pumped from a stream with backpressure (the upstream pauses while the
+ * client's socket is full), chunked where the framing needs it. Bytes the socket did not take wait
+ * in a WriteQueue; end() waits for them. Reading requests is client-connection.ts's.
+ */
+import { Buffer } from 'node:buffer'
+import { encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
+import { isBodiless, planResponseHead } from '../../http1/response-encode.ts'
+import { WriteQueue } from '../../runtime/write-queue.ts'
+import type { ProxyReply } from '../message.ts'
+
+/** The socket operations the writer needs. */
+export interface WritableSocket {
+  write(data: Uint8Array): number
+  end(): void
+}
+
+export interface ReplyContext {
+  method: string
+  minor: number
+  /** The connection is to close after this reply. */
+  close: boolean
+}
+
+/** How a reply ended: written whole, or cut (its body stream broke); and whether the connection closes after it. */
+export type ReplyEndFn = (end: 'done' | 'failed', close: boolean) => void
+
+const EMPTY = new Uint8Array(0)
+
+export class ReplyWriter {
+  private readonly out: WriteQueue
+  private drainWaiter: (() => void) | undefined
+  private reader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
+  /** end() once the write queue has drained. */
+  private endPending = false
+  closed = false
+
+  constructor(private readonly sock: WritableSocket) {
+    this.out = new WriteQueue(sock)
+  }
+
+  /**
+   * Writes `reply`, and calls `onEnd` when the body is written ('failed' when its stream broke:
+   * the client must see a cut, not an end), saying whether the connection closes after it.
+   */
+  writeReply(reply: ProxyReply, ctx: ReplyContext, onEnd: ReplyEndFn): void {
+    const stream = reply.body instanceof ReadableStream ? reply.body : undefined
+    let bytes: Uint8Array = EMPTY
+    if (!stream) {
+      const b = reply.body as Uint8Array | string | null
+      bytes = b === null ? EMPTY : typeof b === 'string' ? Buffer.from(b, 'utf8') : b
+    }
+    const plan = planResponseHead({ status: reply.status, statusText: reply.statusText, headers: reply.headers, method: ctx.method, minor: ctx.minor, bodyLength: stream ? undefined : bytes.byteLength, close: ctx.close })
+    const headBytes = Buffer.from(plan.text, 'latin1')
+    const bodiless = isBodiless(ctx.method, reply.status)
+    if (!stream || bodiless) {
+      stream?.cancel().catch(() => {})
+      // Head and body in one send.
+      this.write(bytes.byteLength > 0 && !bodiless ? Buffer.concat([headBytes, bytes]) : headBytes)
+      onEnd('done', plan.close)
+      return
+    }
+    this.write(headBytes)
+    void this.pump(stream, plan.chunked, (end) => onEnd(end, plan.close))
+  }
+
+  private async pump(stream: ReadableStream<Uint8Array>, chunked: boolean, onEnd: (end: 'done' | 'failed') => void): Promise<void> {
+    const reader = stream.getReader()
+    this.reader = reader
+    let failed = false
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) break
+        if (this.closed) return
+        if (value.byteLength === 0) continue
+        if (!this.write(chunked ? encodeChunk(value) : value)) {
+          await new Promise<void>((r) => (this.drainWaiter = r))
+          if (this.closed) return
+        }
+      }
+      if (chunked) this.write(LAST_CHUNK)
+    } catch {
+      // The upstream failed mid-body.
+      failed = true
+    } finally {
+      this.reader = undefined
+    }
+    onEnd(failed ? 'failed' : 'done')
+  }
+
+  /** Writes all of `data`; false when some of it is queued until the socket drains. */
+  write(data: Uint8Array): boolean {
+    if (this.closed) return false
+    return this.out.write(data)
+  }
+
+  /** The socket drained: sends what was queued; true when the queue is empty. */
+  onDrain(): boolean {
+    if (!this.out.flush()) return false
+    const w = this.drainWaiter
+    this.drainWaiter = undefined
+    w?.()
+    if (this.endPending) {
+      this.endPending = false
+      this.sock.end()
+    }
+    return true
+  }
+
+  /** FIN once every queued byte has been sent. */
+  endWhenFlushed(): void {
+    if (this.out.empty) this.sock.end()
+    else this.endPending = true
+  }
+
+  /** The connection is gone: drops what is queued and stops the body being pumped. */
+  close(): void {
+    this.closed = true
+    this.out.clear()
+    this.reader?.cancel(new Error('client closed the connection')).catch(() => {})
+    const w = this.drainWaiter
+    this.drainWaiter = undefined
+    w?.()
+  }
+}

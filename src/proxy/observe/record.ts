@@ -1,0 +1,32 @@
+/**
+ * One request's access record: what the access log writes and the metrics count. The request
+ * path fills it (handler.ts), as do the upgrade tunnel and the listener's own refusals; field
+ * names follow nginx's upstream variables where one exists.
+ */
+
+export interface RequestRecord {
+  ts: string
+  request_id: string
+  client: string
+  method: string
+  host: string
+  path: string
+  status: number
+  bytes_in: number
+  bytes_out: number
+  duration_ms: number
+  upstream: string
+  upstream_addr?: string
+  upstream_status?: number
+  upstream_connect_ms?: number
+  upstream_header_ms?: number
+  upstream_reused?: boolean
+  retries: number
+  /** A failure code of proxy/errors.ts. */
+  error?: string
+}
+
+/** Milliseconds rounded to microseconds, as the log writes them. */
+export function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000
+}

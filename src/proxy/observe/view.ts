@@ -1,0 +1,29 @@
+/**
+ * What the admin endpoints may read of a running proxy: a narrow, read-only view (the server
+ * implements it), so admin.ts never reaches into the server's internals.
+ */
+import type { AddressSource } from '../upstream/address-source.ts'
+import type { AddressStats } from '../upstream/address-state.ts'
+
+/** One upstream's origin side, as admin reads it. */
+export interface UpstreamView {
+  name: string
+  pool: {
+    readonly upstream: { readonly url: string }
+    readonly connectsTotal: number
+    hasHealthyAddress(): boolean
+    stats(): AddressStats[]
+  }
+  source: Pick<AddressSource, 'snapshot' | 'status' | 'metrics'>
+}
+
+export interface ProxyView {
+  upstreams(): UpstreamView[]
+  /** Requests the proxy answered itself, by refusal reason. */
+  readonly refused: Readonly<Record<string, number>>
+  readonly pendingRequests: number
+  /** Open client connections, where the listener can count them. */
+  readonly clientConnections: number | undefined
+  /** A drain is under way: not ready for new traffic. */
+  readonly draining: boolean
+}

@@ -1,0 +1,117 @@
+/**
+ * What the proxy knows of one upstream address: its counters, its pooled connections, and its
+ * health (passive ejection with exponential backoff and a half-open probe; the active checker's
+ * verdict). The rules for ejecting and recovering live here as plain functions; the pool (pool.ts)
+ * applies them, the picker (picker.ts) and the health checker (health.ts) read and set them.
+ */
+import type { Address } from '../../lib/net.ts'
+import { hostPort } from '../../lib/net.ts'
+import type { Http1Connection } from './connection.ts'
+
+export interface AddressState {
+  readonly address: string
+  /** "ip:port" ("[ip]:port" for IPv6), as logged in upstream_addr. */
+  readonly label: string
+  readonly family: 4 | 6
+  readonly firstSeenAt: number
+  inFlight: number
+  /** Open connections (busy or idle). */
+  open: number
+  idle: Http1Connection[]
+  requests: number
+  failures: number
+  consecutiveFailures: number
+  /** Epoch ms until which the address gets no traffic; 0 when healthy. */
+  ejectedUntil: number
+  ejections: number
+  /** After an ejection expires: only one request at a time until one succeeds. */
+  halfOpen: boolean
+  /** Set by the active health checker; true unless a check failed. */
+  activeHealthy: boolean
+  /** Gone from DNS: no new requests; kept until its in-flight requests finish. */
+  removed: boolean
+  connectsOpened: number
+  waiters: (() => void)[]
+}
+
+/** The ejection settings of an upstream (fail_threshold, eject_base, eject_max). */
+export interface EjectionPolicy {
+  readonly failThreshold: number
+  readonly ejectBaseMs: number
+  readonly ejectMaxMs: number
+}
+
+export function newAddressState(a: Address, port: number, nowMs: number): AddressState {
+  return {
+    address: a.address,
+    label: hostPort(a.address, port),
+    family: a.family,
+    firstSeenAt: nowMs,
+    inFlight: 0,
+    open: 0,
+    idle: [],
+    requests: 0,
+    failures: 0,
+    consecutiveFailures: 0,
+    ejectedUntil: 0,
+    ejections: 0,
+    halfOpen: false,
+    activeHealthy: true,
+    removed: false,
+    connectsOpened: 0,
+    waiters: [],
+  }
+}
+
+/** Takes traffic now: known, not ejected, and passing its active checks. */
+export function isHealthy(s: AddressState, nowMs: number): boolean {
+  return !s.removed && s.activeHealthy && s.ejectedUntil <= nowMs
+}
+
+/** A request succeeded on `s`. True when that ended an ejection episode (worth a log line). */
+export function recordSuccess(s: AddressState): boolean {
+  s.consecutiveFailures = 0
+  if (!s.halfOpen && s.ejectedUntil === 0) return false
+  s.halfOpen = false
+  s.ejectedUntil = 0
+  s.ejections = 0
+  return true
+}
+
+/**
+ * A connect-level failure of `s`. Ejects it when the failures in a row reach the threshold, or
+ * when its half-open probe failed, for a backoff that doubles once per episode: failures of
+ * requests that were already in flight when it was ejected do not extend the ejection (sixteen
+ * concurrent refusals are one episode, not sixteen). Returns the backoff when it ejected.
+ */
+export function recordFailure(s: AddressState, policy: EjectionPolicy, nowMs: number): number | undefined {
+  s.failures++
+  s.consecutiveFailures++
+  if (s.ejectedUntil > nowMs && !s.halfOpen) return undefined
+  if (!s.halfOpen && s.consecutiveFailures < policy.failThreshold) return undefined
+  const backoffMs = Math.min(policy.ejectMaxMs, policy.ejectBaseMs * 2 ** s.ejections)
+  s.ejections++
+  s.halfOpen = false
+  s.ejectedUntil = nowMs + backoffMs
+  return backoffMs
+}
+
+/** One address as /status and /metrics show it. */
+export function addressStats(s: AddressState, nowMs: number) {
+  return {
+    address: s.address,
+    family: s.family,
+    first_seen: new Date(s.firstSeenAt).toISOString(),
+    healthy: isHealthy(s, nowMs),
+    ejected_for_ms: Math.max(0, s.ejectedUntil - nowMs),
+    removed: s.removed,
+    in_flight: s.inFlight,
+    open: s.open,
+    idle: s.idle.length,
+    requests: s.requests,
+    failures: s.failures,
+    connections_opened: s.connectsOpened,
+  }
+}
+
+export type AddressStats = ReturnType<typeof addressStats>
