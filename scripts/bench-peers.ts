@@ -1,11 +1,13 @@
 /**
  * Side-by-side throughput of this proxy against nginx and HAProxy, in one run, on loopback.
  *
- *   bun scripts/bench-peers.ts [--rounds 3] [--duration 5s] [--pin] [--workers auto] [--quick]
+ *   bun scripts/bench-peers.ts [--rounds 3] [--duration 5s] [--pin] [--workers auto] [--quick] [--base-bin FILE]
  *
  * Starts an nginx origin (a 100-byte response, 1 MiB and 100 MiB files) and, in front of it,
- * four proxies with one worker each: dist/proxy with its own HTTP/1.1 listener (the default) and
- * with the Bun.serve listener (`--listener runtime`), nginx (upstream keepalive 256) and HAProxy.
+ * with one worker each: dist/proxy, nginx (upstream keepalive 256), HAProxy, and the floor: a
+ * bare Bun byte relay (scripts/floor-relay.ts, no HTTP parsing), the runtime's limit. With
+ * --base-bin, another build of the proxy runs beside dist/proxy as "proxy-base" (a before/after
+ * comparison in one run).
  * Every configuration runs `wrk -t1` against each proxy in turn, round after round (interleaved,
  * so drift hits all alike), and records req/s, p99, the proxy's CPU time per request (from
  * /proc), its RSS, and the upstream connections it opened (from the origin's stub_status).
@@ -28,8 +30,9 @@ const DURATION = opt('--duration', '5s')
 const PIN = args.includes('--pin')
 const QUICK = args.includes('--quick')
 const WORKERS = opt('--workers', '1')
+const BASE_BIN = opt('--base-bin', '')
 
-const PORTS = { origin: 18200, ours: 18201, nginx: 18202, haproxy: 18203, oursRuntime: 18204, status: 18209 }
+const PORTS = { origin: 18200, ours: 18201, nginx: 18202, haproxy: 18203, oursBase: 18204, floor: 18205, status: 18209 }
 const dir = mkdtempSync(join(tmpdir(), 'bench-peers-'))
 const children: ChildProcess[] = []
 
@@ -175,9 +178,10 @@ async function main(): Promise<void> {
   await waitPort(PORTS.origin)
   const proxies: { name: string; port: number; child: ChildProcess }[] = [
     { name: 'proxy', port: PORTS.ours, child: run(bin, ['serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${PORTS.ours}`, '--admin', 'off', '--access-log', 'off', '--workers', WORKERS], 1) },
-    { name: 'proxy-rt', port: PORTS.oursRuntime, child: run(bin, ['serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${PORTS.oursRuntime}`, '--admin', 'off', '--access-log', 'off', '--workers', WORKERS, '--listener', 'runtime'], 1) },
+    ...(BASE_BIN ? [{ name: 'proxy-base', port: PORTS.oursBase, child: run(BASE_BIN, ['serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${PORTS.oursBase}`, '--admin', 'off', '--access-log', 'off', '--workers', WORKERS], 1) }] : []),
     { name: 'nginx', port: PORTS.nginx, child: run('nginx', ['-c', nginxProxyConf], 1) },
     { name: 'haproxy', port: PORTS.haproxy, child: run('haproxy', ['-f', haproxyCfg], 1) },
+    { name: 'floor', port: PORTS.floor, child: run(process.execPath, [join(import.meta.dir, 'floor-relay.ts'), String(PORTS.floor), String(PORTS.origin)], 1) },
   ]
   for (const p of proxies) await waitPort(p.port)
   // nginx forks its worker: measure the master's whole tree (treePids).

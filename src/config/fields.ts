@@ -67,7 +67,7 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'retries', prop: 'retries', kind: { type: 'int', min: 0, max: 10 }, default: 2, doc: 'Extra attempts on another address after a connect failure, when the request can be replayed safely.' },
   d('retry_timeout', 'retryTimeoutMs', '10s', 'Total time spent on retries of one request.'),
   { key: 'fail_threshold', prop: 'failThreshold', kind: { type: 'int', min: 1 }, default: 1, doc: 'Consecutive connect failures that eject an address.' },
-  d('eject_time', 'ejectBaseMs', '1s', 'First ejection time of a failing address; doubles on each further failure up to eject_max_time, then a half-open probe.'),
+  d('eject_time', 'ejectBaseMs', '1s', 'First ejection time of a failing address; after it a half-open probe (one request) decides: each failed probe doubles the time, up to eject_max_time. Requests that fail while the address is already ejected do not extend it.'),
   d('eject_max_time', 'ejectMaxMs', '30s', 'Longest ejection time of a failing address.'),
   { key: 'health_path', prop: 'healthPath', kind: { type: 'string' }, default: undefined, doc: 'Active health check: GET this path on every address (also those from DNS); a failure or a status other than 2xx/3xx takes the address out until a check passes. Default: passive checks only.' },
   d('health_interval', 'healthIntervalMs', '10s', 'Interval between active health checks.'),

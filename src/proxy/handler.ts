@@ -23,7 +23,7 @@ import { runAttempts } from './attempts.ts'
 import { encodeClosingResponse } from '../http1/response-encode.ts'
 import type { Conn } from '../runtime/socket.ts'
 import { failureBody, failureHeaders, failureReply, RequestFailure, statusFor, type FailureCode } from './errors.ts'
-import { clientResponseHeaders, requestIdFor, upstreamRequestHeaders } from './headers.ts'
+import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestHeaders } from './headers.ts'
 import type { ProxyReply, ProxyRequest } from './message.ts'
 import { roundMs, type RequestRecord } from './observe/record.ts'
 import { prepareBody } from './request-body.ts'
@@ -154,14 +154,7 @@ export class ProxyHandler {
     }
     const { pool, record } = flight
     const u = pool.upstream
-    const headers = upstreamRequestHeaders(req.headers, {
-      clientIp: client.ip,
-      trustedPeer: this.trustedPeer(client.ip),
-      proto: client.tls ? 'https' : 'http',
-      clientHost: flight.clientHost,
-      hostOverride: u.hostHeader,
-      requestId: flight.requestId,
-    })
+    const headers = this.forwardHeaders(flight)
     tunnelUpgrade(conn, early, {
       pool,
       method: req.method,
@@ -218,13 +211,26 @@ export class ProxyHandler {
     return { status, statusText: '', headers: failureHeaders(code, requestId), body: failureBody(status, detail, requestId) }
   }
 
+  /** The request headers sent upstream: hop-by-hop removed, X-Forwarded-* and the request id set (headers.ts). */
+  private forwardHeaders(flight: Flight): [string, string][] {
+    const { req, client } = flight
+    return upstreamRequestHeaders(req.headers, {
+      clientIp: client.ip,
+      trustedPeer: this.trustedPeer(client.ip),
+      proto: client.tls ? 'https' : 'http',
+      clientHost: flight.clientHost,
+      hostOverride: flight.pool.upstream.hostHeader,
+      requestId: flight.requestId,
+    })
+  }
+
   /** The route phase: the upstream, the request id, the Host sent upstream and the record. */
   private route(req: ProxyRequest, client: ClientInfo): Flight {
     const hostHeader = req.headers.get('host')
     const pool = this.router.routeFor(req.target, hostHeader)
     const u = pool.upstream
     // An HTTP/1.0 request may lack Host; the upstream then gets its own name.
-    const clientHost = hostHeader ?? (u.port === (u.scheme === 'https' ? 443 : 80) ? u.host : `${u.host}:${u.port}`)
+    const clientHost = hostHeader ?? upstreamAuthority(u)
     return new Flight(requestIdFor(req.headers.get('x-request-id')), pool, clientHost, req, client, this.hooks)
   }
 
@@ -233,7 +239,7 @@ export class ProxyHandler {
    * stream once. Returns the request to send, or the failure that ends it.
    */
   private async body(flight: Flight): Promise<OutgoingRequest | FailureCode> {
-    const { req, client } = flight
+    const req = flight.req
     const lengthHeader = req.headers.get('content-length')
     const declaredLength = lengthHeader !== null ? Number(lengthHeader) : undefined
     const maxBody = this.config.server.maxBodyBytes
@@ -250,16 +256,7 @@ export class ProxyHandler {
       body = prepared.kind === 'buffered' ? prepared.bytes : prepared.kind === 'stream' ? prepared.stream : null
     }
     if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return 'BODY_TOO_LARGE'
-    const u = flight.pool.upstream
-    const headers = upstreamRequestHeaders(req.headers, {
-      clientIp: client.ip,
-      trustedPeer: this.trustedPeer(client.ip),
-      proto: client.tls ? 'https' : 'http',
-      clientHost: flight.clientHost,
-      hostOverride: u.hostHeader,
-      requestId: flight.requestId,
-    })
-    return { method: req.method, target: req.target, headers, body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
+    return { method: req.method, target: req.target, headers: this.forwardHeaders(flight), body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
   }
 
   /** The attempts phase, then respond: the first answer any address gives, or the last failure. */

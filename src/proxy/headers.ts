@@ -3,6 +3,7 @@
  * X-Forwarded-* family (trusted peers append, anyone else is replaced), the request id, and
  * the Host header sent upstream. No I/O; table-tested in test/proxy/headers.test.ts.
  */
+import { bracketHost, hostPort } from '../lib/net.ts'
 import type { HeaderReader } from './message.ts'
 
 /** Always hop-by-hop, plus whatever a Connection header lists (RFC 9110 §7.6.1). */
@@ -112,4 +113,12 @@ export function hostWithoutPort(host: string): string {
   }
   const colon = host.indexOf(':')
   return (colon >= 0 ? host.slice(0, colon) : host).toLowerCase()
+}
+
+/**
+ * The upstream's own authority, for a Host header when the client sent none (HTTP/1.0) and for
+ * health checks: host, with the port unless it is the scheme's default (RFC 9110 §7.2).
+ */
+export function upstreamAuthority(u: { host: string; port: number; scheme: 'http' | 'https' }): string {
+  return u.port === (u.scheme === 'https' ? 443 : 80) ? bracketHost(u.host) : hostPort(u.host, u.port)
 }

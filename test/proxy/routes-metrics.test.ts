@@ -213,8 +213,8 @@ test('/metrics parses as Prometheus text and counts what happened; /status and /
   expect(refused.type).toBe('counter')
   expect(refused.samples.find((s) => s.labels.reason === 'malformed')!.value).toBe(1)
   expect(refused.samples.find((s) => s.labels.reason === 'overload')!.value).toBe(0)
-  // Client connections can be counted by the own listener only; Bun.serve does not expose them.
-  expect(fams.get('proxy_client_connections')?.type).toBe(config.server.listener === 'own' ? 'gauge' : undefined)
+  // The own listener counts its client connections.
+  expect(fams.get('proxy_client_connections')?.type).toBe('gauge')
   const status = (await (await fetch(`${admin.url}/status`)).json()) as { upstreams: { default: { addresses: { requests: number }[] } } }
   expect(status.upstreams.default.addresses[0]!.requests).toBe(7)
   expect((await fetch(`${admin.url}/readyz`)).status).toBe(200)

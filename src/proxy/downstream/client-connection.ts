@@ -14,22 +14,9 @@ import { HeadReader } from '../../http1/head-reader.ts'
 import { HeadHeaders, parseRequestHead, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
 import type { FailureCode } from '../errors.ts'
 import type { ProxyReply, ProxyRequest } from '../message.ts'
-import type { Http1ListenOptions } from './http1-listener.ts'
+import type { ClientInfo, ListenerState } from './connection-options.ts'
 import { ReplyWriter } from './reply-writer.ts'
 import { TunnelConn } from './tunnel-conn.ts'
-
-export interface ClientInfo {
-  ip: string
-}
-
-/** What a connection shares with its listener. */
-export interface ListenerState {
-  readonly opts: Http1ListenOptions
-  readonly stopping: boolean
-  requestStarted(): void
-  requestEnded(): void
-  closed(c: ClientConnection): void
-}
 
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n')
 /** Request bodies that arrive whole with their head and are at most this large are handed over as bytes. */

@@ -10,45 +10,18 @@
  */
 import type { Buffer } from 'node:buffer'
 import type { SocketHandler, TCPSocketListener, TCPSocketListenOptions } from 'bun'
-import type { Conn } from '../../runtime/socket.ts'
-import type { FailureCode } from '../errors.ts'
-import type { ProxyReply, ProxyRequest } from '../message.ts'
-import { ClientConnection, type ClientInfo, type ListenerState } from './client-connection.ts'
+import { ClientConnection } from './client-connection.ts'
+import type { ClientInfo, ConnectionOptions, ListenerState } from './connection-options.ts'
 
 export type { ClientInfo }
 
-export interface Http1ListenOptions {
+export interface Http1ListenOptions extends ConnectionOptions {
   hostname: string
   port: number
   tls: { cert: string; key: string } | undefined
   reusePort: boolean
-  /** Largest request head (request line and headers), in bytes; 431 (or 414) beyond. */
-  maxHeaderBytes: number
-  /** Time from a connection's first byte of a request (or from accept) to the end of its head; 408 beyond. */
-  headerTimeoutMs: number
-  /** How long an idle keep-alive connection is held. */
-  keepaliveTimeoutMs: number
-  /** Longest wait for the next bytes of a request body (the proxy not holding the client back); 408 beyond. 0: none. */
-  bodyTimeoutMs: number
   /** Most open client connections; beyond it a new one gets 503 and is closed. 0 means no limit. */
   maxConnections: number
-  /** The request path. */
-  handle(req: ProxyRequest, client: ClientInfo): ProxyReply | Promise<ProxyReply>
-  /**
-   * Takes over a connection whose request asks for a protocol upgrade: the callee owns `conn`
-   * from now on (bytes the client sent after the head are passed as `early`).
-   */
-  upgrade(req: ProxyRequest, upgrade: string, client: ClientInfo, conn: Conn, early: Uint8Array): void
-  /**
-   * The listener answers a client itself (a malformed or oversized head, a timeout, the
-   * connection cap, an internal error): returns the reply to send (with a request id), counted,
-   * and written to the access log when `record` (a request whose body failed is recorded by the
-   * request path itself). `req` is what was parsed of the request, if anything.
-   */
-  refuse(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean): ProxyReply
-  /** A connection closed without an answer (nothing was sent within client_header_timeout): counted only. */
-  onQuietClose(code: FailureCode, ip: string): void
-  onError(err: unknown): void
 }
 
 export interface Http1Listener {
@@ -79,7 +52,7 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       pending--
     },
     closed(c) {
-      conns.delete(c)
+      conns.delete(c as ClientConnection)
       if (stopping && conns.size === 0) for (const w of stopWaiters.splice(0)) w()
     },
   }

@@ -9,6 +9,7 @@ import type { ResolvedUpstream } from '../../config/schema.ts'
 import type { LogFn } from '../../lib/logger.ts'
 import { dial as defaultDial, type Conn, type DialOptions } from '../../runtime/socket.ts'
 import type { AddressState } from './address-state.ts'
+import { upstreamAuthority } from '../headers.ts'
 import { Http1Connection } from './connection.ts'
 
 /** What the checker is shown: the current addresses, and how to reach one (the pool is one). */
@@ -57,7 +58,7 @@ export class ActiveHealthChecker {
       conn = await (this.opts.dial ?? defaultDial)({ ...this.targets.dialOptions(state), connectTimeoutMs: Math.min(u.connectTimeoutMs, u.healthTimeoutMs) })
       const c = new Http1Connection(conn, () => {})
       const res = await c.exchange(
-        { method: 'GET', target: u.healthPath!, headers: [['host', u.hostHeader ?? u.host], ['user-agent', 'proxy-health-check'], ['connection', 'close']], body: null, bodyLength: undefined, maxBodyBytes: 0 },
+        { method: 'GET', target: u.healthPath!, headers: [['host', u.hostHeader ?? upstreamAuthority(u)], ['user-agent', 'proxy-health-check'], ['connection', 'close']], body: null, bodyLength: undefined, maxBodyBytes: 0 },
         { headerTimeoutMs: u.healthTimeoutMs, idleTimeoutMs: u.healthTimeoutMs },
       )
       if (res.body instanceof ReadableStream) await res.body.cancel()

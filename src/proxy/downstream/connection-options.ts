@@ -1,0 +1,50 @@
+/**
+ * What a client connection (client-connection.ts) is given by its listener (http1-listener.ts):
+ * the limits, the callbacks into the proxy (the request path, upgrades, refusals), and the
+ * listener's shared state. Types only.
+ */
+import type { Conn } from '../../runtime/socket.ts'
+import type { FailureCode } from '../errors.ts'
+import type { ProxyReply, ProxyRequest } from '../message.ts'
+
+export interface ClientInfo {
+  ip: string
+}
+
+/** What a connection is told by its listener: limits and the callbacks into the proxy. */
+export interface ConnectionOptions {
+  /** Largest request head (request line and headers), in bytes; 431 (or 414) beyond. */
+  maxHeaderBytes: number
+  /** Time from a connection's first byte of a request (or from accept) to the end of its head; 408 beyond. */
+  headerTimeoutMs: number
+  /** How long an idle keep-alive connection is held. */
+  keepaliveTimeoutMs: number
+  /** Longest wait for the next bytes of a request body (the proxy not holding the client back); 408 beyond. 0: none. */
+  bodyTimeoutMs: number
+  /** The request path. */
+  handle(req: ProxyRequest, client: ClientInfo): ProxyReply | Promise<ProxyReply>
+  /**
+   * Takes over a connection whose request asks for a protocol upgrade: the callee owns `conn`
+   * from now on (bytes the client sent after the head are passed as `early`).
+   */
+  upgrade(req: ProxyRequest, upgrade: string, client: ClientInfo, conn: Conn, early: Uint8Array): void
+  /**
+   * The listener answers a client itself (a malformed or oversized head, a timeout, the
+   * connection cap, an internal error): returns the reply to send (with a request id), counted,
+   * and written to the access log when `record` (a request whose body failed is recorded by the
+   * request path itself). `req` is what was parsed of the request, if anything.
+   */
+  refuse(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean): ProxyReply
+  /** A connection closed without an answer (nothing was sent within client_header_timeout): counted only. */
+  onQuietClose(code: FailureCode, ip: string): void
+  onError(err: unknown): void
+}
+
+/** What a connection shares with its listener. */
+export interface ListenerState {
+  readonly opts: ConnectionOptions
+  readonly stopping: boolean
+  requestStarted(): void
+  requestEnded(): void
+  closed(c: { readonly isClosed: boolean }): void
+}

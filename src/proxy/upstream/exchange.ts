@@ -1,0 +1,367 @@
+/**
+ * One request/response exchange on an upstream connection: writes the request (head plus a
+ * buffered or streamed body, chunked where its length is unknown), parses the response head
+ * (skipping 1xx), and streams the response body with backpressure (a slow client pauses the
+ * upstream socket), within header_timeout and idle_timeout. It fails with a RequestFailure whose
+ * phase tells the retry policy what may have reached the upstream. The connection it runs on is
+ * connection.ts's.
+ */
+import { Buffer } from 'node:buffer'
+import { SocketBodyStream } from '../../http1/body-stream.ts'
+import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
+import { HeadReader } from '../../http1/head-reader.ts'
+import { parseResponseHead, type ResponseHead } from '../../http1/response-head.ts'
+import type { Conn } from '../../runtime/socket.ts'
+import { RequestFailure, type FailureCode } from '../errors.ts'
+
+export interface OutgoingRequest {
+  method: string
+  /** origin-form target: path and query. */
+  target: string
+  headers: readonly (readonly [string, string])[]
+  /** A buffered body (sent with Content-Length), a stream, or none. */
+  body: Uint8Array | ReadableStream<Uint8Array> | null
+  /** For a stream body: its declared length; undefined sends it chunked. */
+  bodyLength: number | undefined
+  /** 0 means no limit. Applies to streamed bodies. */
+  maxBodyBytes: number
+}
+
+export interface ExchangeOptions {
+  headerTimeoutMs: number
+  /** 0 disables the body idle timeout. */
+  idleTimeoutMs: number
+  /** Called once when the exchange is over (response fully relayed, or failed). */
+  onEnd?: (end: ExchangeEnd) => void
+}
+
+export interface ExchangeEnd {
+  requestBodyBytes: number
+  responseBodyBytes: number
+  /** Set when the exchange failed (before or after the head). */
+  error: RequestFailure | undefined
+}
+
+export interface IncomingResponse {
+  head: ResponseHead
+  /** Uint8Array when the whole body arrived with the head; null when there is none. */
+  body: ReadableStream<Uint8Array> | Uint8Array | null
+  /** performance.now() when the first response byte arrived. */
+  firstByteAt: number
+}
+
+/** Response heads larger than this are refused (nginx's default proxy_buffer_size is far lower). */
+const MAX_RESPONSE_HEAD_BYTES = 64 * 1024
+
+/** What an exchange needs of its connection. */
+export interface ExchangeHost {
+  readonly conn: Conn
+  /** Called by the exchange exactly once, when it is over. */
+  finished(ex: Exchange, reusable: boolean): void
+}
+
+const enum St {
+  Head,
+  Body,
+  Done,
+}
+
+export class Exchange {
+  private st = St.Head
+  private readonly headReader = new HeadReader()
+  private head: ResponseHead | undefined
+  private resolveHead!: (r: IncomingResponse) => void
+  private rejectHead!: (e: RequestFailure) => void
+  private body: SocketBodyStream | undefined
+  private decoder: ChunkedDecoder | undefined
+  private remaining = 0
+  private requestDone = false
+  private responseDone = false
+  private reusable = true
+  private bodyConsumed = false
+  private bodyBytes = 0
+  private lastDataAt = 0
+  private firstByteAt = 0
+  private headerTimer: ReturnType<typeof setTimeout> | undefined
+  private idleTimer: ReturnType<typeof setTimeout> | undefined
+  private drainWaiter: (() => void) | undefined
+  private reader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
+  private finishedOnce = false
+  private responseBytes = 0
+  private error: RequestFailure | undefined
+
+  constructor(
+    private readonly c: ExchangeHost,
+    private readonly req: OutgoingRequest,
+    private readonly opts: ExchangeOptions,
+  ) {}
+
+  start(): Promise<IncomingResponse> {
+    const p = new Promise<IncomingResponse>((resolve, reject) => {
+      this.resolveHead = resolve
+      this.rejectHead = reject
+    })
+    const { req } = this
+    if (this.c.conn.closed) {
+      // The pooled connection closed in the same tick it was taken: nothing was sent, retry-safe.
+      queueMicrotask(() => this.fail('RESET_BEFORE_RESPONSE', 'upstream connection closed before the request was sent'))
+      return p
+    }
+    let head = `${req.method} ${req.target} HTTP/1.1\r\n`
+    for (const [name, value] of req.headers) head += `${name}: ${value}\r\n`
+    if (req.body instanceof Uint8Array) {
+      head += `content-length: ${req.body.byteLength}\r\n\r\n`
+      const headBytes = Buffer.from(head, 'latin1')
+      this.c.conn.write(req.body.byteLength > 0 ? Buffer.concat([headBytes, req.body]) : headBytes)
+      this.requestDone = true
+    } else if (req.body) {
+      head += req.bodyLength !== undefined ? `content-length: ${req.bodyLength}\r\n\r\n` : 'transfer-encoding: chunked\r\n\r\n'
+      this.c.conn.write(Buffer.from(head, 'latin1'))
+      void this.pump(req.body, req.bodyLength === undefined)
+    } else {
+      this.c.conn.write(Buffer.from(head + '\r\n', 'latin1'))
+      this.requestDone = true
+    }
+    this.headerTimer = setTimeout(() => {
+      this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
+    }, this.opts.headerTimeoutMs)
+    return p
+  }
+
+  /** Streams the request body with backpressure: waits for the socket to drain. */
+  private async pump(body: ReadableStream<Uint8Array>, chunked: boolean): Promise<void> {
+    const reader = body.getReader()
+    this.reader = reader
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (this.st === St.Done && this.finishedOnce) return
+        if (done) break
+        if (value.byteLength === 0) continue
+        this.bodyConsumed = true
+        this.bodyBytes += value.byteLength
+        if (this.req.maxBodyBytes > 0 && this.bodyBytes > this.req.maxBodyBytes) {
+          this.fail('BODY_TOO_LARGE', `request body exceeds ${this.req.maxBodyBytes} bytes`)
+          return
+        }
+        const ok = this.c.conn.write(chunked ? encodeChunk(value) : value)
+        if (!ok) {
+          if (this.c.conn.closed) return
+          await new Promise<void>((r) => (this.drainWaiter = r))
+          if (this.c.conn.closed) return
+        }
+      }
+      if (this.req.bodyLength !== undefined && this.bodyBytes !== this.req.bodyLength) {
+        this.fail('CLIENT_GONE', 'request body ended before its Content-Length')
+        return
+      }
+      if (chunked) this.c.conn.write(LAST_CHUNK)
+      this.requestDone = true
+      this.maybeFinish()
+    } catch (err) {
+      // The client aborted its upload: cancel the upstream request too.
+      this.fail('CLIENT_GONE', `client request body failed: ${(err as Error)?.message ?? err}`)
+    } finally {
+      this.reader = undefined
+    }
+  }
+
+  onDrain(): void {
+    const w = this.drainWaiter
+    this.drainWaiter = undefined
+    w?.()
+  }
+
+  onData(chunk: Buffer): void {
+    this.lastDataAt = performance.now()
+    if (this.st === St.Head) this.onHeadData(chunk)
+    else if (this.st === St.Body) this.onBodyData(chunk)
+    else this.reusable = false // bytes after the response: out of sync
+  }
+
+  private onHeadData(chunk: Buffer): void {
+    if (this.firstByteAt === 0) this.firstByteAt = this.lastDataAt
+    const reader = this.headReader
+    reader.append(chunk)
+    for (;;) {
+      const end = reader.findEnd()
+      if (end < 0) {
+        if (reader.size > MAX_RESPONSE_HEAD_BYTES) return this.fail('BAD_RESPONSE', 'response head too large')
+        return
+      }
+      let head: ResponseHead
+      try {
+        head = parseResponseHead(reader.bytes.toString('latin1', 0, end), this.req.method)
+      } catch (err) {
+        return this.fail('BAD_RESPONSE', (err as Error).message)
+      }
+      const rest = reader.consume(end + 4)
+      if (head.status >= 100 && head.status < 200) {
+        // 100 Continue, 102, 103 Early Hints: informational, skip to the final response.
+        if (head.status === 101) return this.fail('BAD_RESPONSE', 'unexpected 101 Switching Protocols')
+        if (rest === null) return
+        continue
+      }
+      reader.clear()
+      this.head = head
+      clearTimeout(this.headerTimer)
+      this.headerTimer = undefined
+      if (head.closeAfter) this.reusable = false
+      this.beginBody(head, rest ?? EMPTY)
+      return
+    }
+  }
+
+  private beginBody(head: ResponseHead, rest: Buffer): void {
+    const f = head.framing
+    if (f.kind === 'none') {
+      if (rest.length > 0) this.reusable = false
+      this.st = St.Done
+      this.responseDone = true
+      this.resolveHead({ head, body: null, firstByteAt: this.firstByteAt })
+      this.maybeFinish()
+      return
+    }
+    if (f.kind === 'length' && rest.length >= f.length) {
+      // The whole body came with the head: hand it over buffered (keeps Content-Length).
+      if (rest.length > f.length) this.reusable = false
+      this.st = St.Done
+      this.responseDone = true
+      this.responseBytes = f.length
+      // A view, not a copy: each socket read is a fresh buffer of at most one read's size.
+      this.resolveHead({ head, body: rest.length === f.length ? rest : rest.subarray(0, f.length), firstByteAt: this.firstByteAt })
+      this.maybeFinish()
+      return
+    }
+    if (f.kind === 'chunked') {
+      this.decoder = new ChunkedDecoder()
+      const slices: Uint8Array[] = []
+      let used: number
+      try {
+        used = this.decoder.feed(rest, (s) => slices.push(s))
+      } catch (err) {
+        return this.fail('BAD_RESPONSE', (err as Error).message)
+      }
+      if (this.decoder.done) {
+        if (used < rest.length) this.reusable = false
+        this.st = St.Done
+        this.responseDone = true
+        const body = slices.length === 1 ? Buffer.from(slices[0]!) : Buffer.concat(slices)
+        this.responseBytes = body.byteLength
+        this.resolveHead({ head, body, firstByteAt: this.firstByteAt })
+        this.maybeFinish()
+        return
+      }
+      this.openStream(head)
+      for (const s of slices) this.enqueue(Buffer.from(s))
+      return
+    }
+    if (f.kind === 'length') this.remaining = f.length
+    this.openStream(head)
+    if (rest.length > 0) this.onBodyData(rest)
+  }
+
+  private openStream(head: ResponseHead): void {
+    this.st = St.Body
+    // The client went away: stop reading the upstream, and do not reuse the connection.
+    this.body = new SocketBodyStream(this.c.conn, () => this.fail('CLIENT_GONE', 'client closed the response stream'))
+    this.resolveHead({ head, body: this.body.stream, firstByteAt: this.firstByteAt })
+    if (this.opts.idleTimeoutMs > 0) this.armIdle(this.opts.idleTimeoutMs)
+  }
+
+  private armIdle(ms: number): void {
+    this.idleTimer = setTimeout(() => {
+      if (this.st !== St.Body) return
+      // A paused socket is our doing (slow client), not upstream silence.
+      const idle = this.body?.paused ? 0 : performance.now() - this.lastDataAt
+      if (idle >= this.opts.idleTimeoutMs) this.fail('IDLE_TIMEOUT', `response body stalled for ${this.opts.idleTimeoutMs}ms`)
+      else this.armIdle(this.opts.idleTimeoutMs - idle)
+    }, ms)
+  }
+
+  private onBodyData(chunk: Buffer): void {
+    const f = this.head!.framing
+    if (f.kind === 'length') {
+      const take = Math.min(this.remaining, chunk.length)
+      if (take < chunk.length) this.reusable = false
+      this.remaining -= take
+      this.enqueue(take === chunk.length ? chunk : chunk.subarray(0, take))
+      if (this.remaining === 0) this.endBody()
+    } else if (f.kind === 'chunked') {
+      let used: number
+      try {
+        used = this.decoder!.feed(chunk, (s) => this.enqueue(s))
+      } catch (err) {
+        return this.fail('RESET_MID_BODY', `bad chunked encoding from upstream: ${(err as Error).message}`)
+      }
+      if (this.decoder!.done) {
+        if (used < chunk.length) this.reusable = false
+        this.endBody()
+      }
+    } else {
+      this.enqueue(chunk)
+    }
+  }
+
+  private enqueue(slice: Uint8Array): void {
+    if (!this.body?.open || slice.byteLength === 0) return
+    this.responseBytes += slice.byteLength
+    this.body.push(slice)
+  }
+
+  private endBody(): void {
+    this.st = St.Done
+    this.responseDone = true
+    clearTimeout(this.idleTimer)
+    this.body?.close()
+    this.maybeFinish()
+  }
+
+  onClose(err: Error | undefined): void {
+    if (this.st === St.Head) {
+      this.fail('RESET_BEFORE_RESPONSE', `upstream closed the connection before responding${err ? `: ${err.message}` : ''}`)
+    } else if (this.st === St.Body) {
+      if (this.head!.framing.kind === 'close') {
+        this.reusable = false
+        this.endBody()
+        return
+      }
+      this.fail('RESET_MID_BODY', `upstream closed the connection mid-body${err ? `: ${err.message}` : ''}`)
+    } else {
+      this.reusable = false
+      this.finish()
+    }
+  }
+
+  /** Aborts the exchange: rejects the head promise, or errors the body stream. */
+  private fail(code: FailureCode, message: string): void {
+    if (this.finishedOnce) return
+    const phase = this.st === St.Head ? (this.requestDone ? 'response-head' : 'request') : 'response-body'
+    const error = new RequestFailure(code, phase, message, { bodyConsumed: this.bodyConsumed, address: this.c.conn.remoteAddress })
+    this.error = error
+    this.reusable = false
+    const wasHead = this.st === St.Head
+    this.st = St.Done
+    if (wasHead) this.rejectHead(error)
+    else this.body?.error(error)
+    this.reader?.cancel(error).catch(() => {})
+    this.onDrain()
+    this.finish()
+  }
+
+  private maybeFinish(): void {
+    if (this.requestDone && this.responseDone) this.finish()
+  }
+
+  private finish(): void {
+    if (this.finishedOnce) return
+    this.finishedOnce = true
+    clearTimeout(this.headerTimer)
+    clearTimeout(this.idleTimer)
+    this.body?.resume()
+    this.c.finished(this, this.reusable && this.requestDone && this.responseDone)
+    this.opts.onEnd?.({ requestBodyBytes: this.req.body instanceof Uint8Array ? this.req.body.byteLength : this.bodyBytes, responseBodyBytes: this.responseBytes, error: this.error })
+  }
+}
+
+const EMPTY = Buffer.alloc(0)

@@ -1,0 +1,227 @@
+/** The attempt loop against a scripted target: no sockets, no timers; time is injected. */
+import { describe, expect, test } from 'bun:test'
+import { runAttempts, type AttemptTarget } from '../../src/proxy/attempts.ts'
+import { RequestFailure, type ExchangePhase, type FailureCode } from '../../src/proxy/errors.ts'
+import type { AddressSnapshot } from '../../src/proxy/upstream/address-source.ts'
+import { newAddressState, type AddressState } from '../../src/proxy/upstream/address-state.ts'
+
+interface FakeTarget extends AttemptTarget {
+  states: AddressState[]
+  /** The exclude set each pick was given (copied), in order. */
+  picks: (string[] | undefined)[]
+  failures: [string, FailureCode][]
+  successes: string[]
+}
+
+/** A target over `addresses` that picks the first one not excluded; `ready` shapes the empty snapshot. */
+function target(addresses: string[], opts: { retries?: number; retryTimeoutMs?: number; snapshot?: AddressSnapshot } = {}): FakeTarget {
+  const states = addresses.map((a) => newAddressState({ address: a, family: 4 }, 80, 0))
+  const snapshot = opts.snapshot ?? { addresses: addresses.map((address) => ({ address, family: 4 as const })), version: 1, stale: false, ready: true }
+  const t: FakeTarget = {
+    upstream: { host: 'origin.test', retries: opts.retries ?? 2, retryTimeoutMs: opts.retryTimeoutMs ?? 10_000 },
+    source: { snapshot: () => snapshot },
+    states,
+    picks: [],
+    failures: [],
+    successes: [],
+    pick(exclude) {
+      t.picks.push(exclude ? [...exclude].sort() : undefined)
+      return states.find((s) => !exclude?.has(s.address))
+    },
+    reportFailure(state, err) {
+      t.failures.push([state.address, err.code])
+    },
+    reportSuccess(state) {
+      t.successes.push(state.address)
+    },
+  }
+  return t
+}
+
+const fail = (code: FailureCode, phase: ExchangePhase) => new RequestFailure(code, phase, `scripted ${code}`)
+
+/** An attempt whose n-th run follows script[n]: a value to resolve with, or a failure to reject with. */
+function scripted(script: (string | Error)[], mayRetry: (f: RequestFailure) => boolean = () => false) {
+  const runs: [string, number][] = []
+  const mayRetryCalls: FailureCode[] = []
+  return {
+    runs,
+    mayRetryCalls,
+    attempt: {
+      async run(state: AddressState, index: number): Promise<string> {
+        runs.push([state.address, index])
+        const step = script[runs.length - 1]
+        if (step === undefined) throw new Error('test script ran out')
+        if (step instanceof Error) throw step
+        return step
+      },
+      mayRetry(f: RequestFailure): boolean {
+        mayRetryCalls.push(f.code)
+        return mayRetry(f)
+      },
+    },
+  }
+}
+
+describe('runAttempts', () => {
+  test('success on the first try: one run, reportSuccess, no retries', async () => {
+    const t = target(['10.0.0.1', '10.0.0.2'])
+    const s = scripted(['ok'])
+    const out = await runAttempts(t, s.attempt)
+    expect(out).toMatchObject({ ok: true, value: 'ok', retries: 0 })
+    expect(out.state?.address).toBe('10.0.0.1')
+    expect(s.runs).toEqual([['10.0.0.1', 0]])
+    expect(t.successes).toEqual(['10.0.0.1'])
+    expect(t.failures).toEqual([])
+    expect(t.picks).toEqual([undefined])
+  })
+
+  test.each(['CONNECT_REFUSED', 'CONNECT_TIMEOUT', 'CONNECT_FAILED', 'TLS_FAILED'] as const)('%s then success on another address', async (code) => {
+    const t = target(['10.0.0.1', '10.0.0.2'])
+    const s = scripted([fail(code, 'connect'), 'ok'])
+    const out = await runAttempts(t, s.attempt)
+    expect(out).toMatchObject({ ok: true, value: 'ok', retries: 1 })
+    expect(s.runs).toEqual([['10.0.0.1', 0], ['10.0.0.2', 1]])
+    // The retry's pick excluded the failed address.
+    expect(t.picks).toEqual([undefined, ['10.0.0.1']])
+    expect(t.failures).toEqual([['10.0.0.1', code]])
+    expect(t.successes).toEqual(['10.0.0.2'])
+    // A connect failure sent nothing: no need to ask the caller.
+    expect(s.mayRetryCalls).toEqual([])
+  })
+
+  test('a connect-phase failure that is not an address failure retries without counting against the address', async () => {
+    const t = target(['10.0.0.1', '10.0.0.2'])
+    const s = scripted([fail('POOL_TIMEOUT', 'connect'), 'ok'])
+    const out = await runAttempts(t, s.attempt)
+    expect(out).toMatchObject({ ok: true, retries: 1 })
+    expect(t.failures).toEqual([])
+    expect(s.mayRetryCalls).toEqual([])
+  })
+
+  test('the tried set grows with every failed address', async () => {
+    const t = target(['10.0.0.1', '10.0.0.2', '10.0.0.3'], { retries: 2 })
+    const s = scripted([fail('CONNECT_REFUSED', 'connect'), fail('CONNECT_REFUSED', 'connect'), 'ok'])
+    const out = await runAttempts(t, s.attempt)
+    expect(out).toMatchObject({ ok: true, retries: 2 })
+    expect(t.picks).toEqual([undefined, ['10.0.0.1'], ['10.0.0.1', '10.0.0.2']])
+    expect(s.runs.map((r) => r[0])).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3'])
+  })
+
+  test.each([
+    ['RESET_BEFORE_RESPONSE', 'response-head'],
+    ['HEADER_TIMEOUT', 'response-head'],
+    ['BAD_RESPONSE', 'response-head'],
+    ['RESET_MID_BODY', 'request'],
+  ] as const)('%s (%s) refused by mayRetry stops at once', async (code, phase) => {
+    const t = target(['10.0.0.1', '10.0.0.2'])
+    const s = scripted([fail(code, phase), 'never reached'], () => false)
+    const out = await runAttempts(t, s.attempt)
+    expect(out.ok).toBe(false)
+    if (out.ok) return
+    expect(out.failure.code).toBe(code)
+    expect(out.state?.address).toBe('10.0.0.1')
+    expect(out.retries).toBe(0)
+    expect(s.runs).toHaveLength(1)
+    expect(s.mayRetryCalls).toEqual([code])
+    expect(t.failures).toEqual([])
+    expect(t.successes).toEqual([])
+  })
+
+  test('a non-connect failure that mayRetry allows is retried on another address', async () => {
+    const t = target(['10.0.0.1', '10.0.0.2'])
+    const s = scripted([fail('RESET_BEFORE_RESPONSE', 'response-head'), 'ok'], () => true)
+    const out = await runAttempts(t, s.attempt)
+    expect(out).toMatchObject({ ok: true, value: 'ok', retries: 1 })
+    expect(s.mayRetryCalls).toEqual(['RESET_BEFORE_RESPONSE'])
+    expect(t.failures).toEqual([])
+  })
+
+  test('something other than a RequestFailure becomes INTERNAL and is not an address failure', async () => {
+    const t = target(['10.0.0.1', '10.0.0.2'])
+    const s = scripted([new TypeError('boom')])
+    const out = await runAttempts(t, s.attempt)
+    expect(out.ok).toBe(false)
+    if (out.ok) return
+    expect(out.failure.code).toBe('INTERNAL')
+    expect(out.failure.address).toBe('10.0.0.1')
+    expect(s.mayRetryCalls).toEqual(['INTERNAL'])
+    expect(t.failures).toEqual([])
+  })
+
+  test.each([0, 1, 2, 3])('retries=%d: at most retries+1 attempts, the last failure is returned', async (retries) => {
+    const addresses = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.6']
+    const t = target(addresses, { retries })
+    const s = scripted(addresses.map((_, i) => fail(i % 2 ? 'CONNECT_TIMEOUT' : 'CONNECT_REFUSED', 'connect')))
+    const out = await runAttempts(t, s.attempt)
+    expect(out.ok).toBe(false)
+    if (out.ok) return
+    expect(s.runs).toHaveLength(retries + 1)
+    expect(out.retries).toBe(retries)
+    expect(out.state?.address).toBe(addresses[retries]!)
+    expect(out.failure.code).toBe(retries % 2 ? 'CONNECT_TIMEOUT' : 'CONNECT_REFUSED')
+    expect(t.failures).toHaveLength(retries + 1)
+  })
+
+  test('running out of addresses before retries ends the loop with the last failure', async () => {
+    const t = target(['10.0.0.1', '10.0.0.2'], { retries: 5 })
+    const s = scripted([fail('CONNECT_REFUSED', 'connect'), fail('CONNECT_REFUSED', 'connect')])
+    const out = await runAttempts(t, s.attempt)
+    expect(out.ok).toBe(false)
+    if (out.ok) return
+    expect(s.runs).toHaveLength(2)
+    expect(out.retries).toBe(1)
+    expect(out.failure.code).toBe('CONNECT_REFUSED')
+    expect(out.state?.address).toBe('10.0.0.2')
+  })
+
+  test('the retry deadline stops further attempts', async () => {
+    let now = 1000
+    const t = target(['10.0.0.1', '10.0.0.2', '10.0.0.3'], { retries: 5, retryTimeoutMs: 100 })
+    const s = scripted([fail('CONNECT_TIMEOUT', 'connect'), fail('CONNECT_TIMEOUT', 'connect'), 'never reached'])
+    const run = s.attempt.run
+    // Each attempt takes 60 ms of injected time: the second starts at 1060 (within 1100), the third would at 1120.
+    s.attempt.run = async (state, index) => {
+      now += 60
+      return run(state, index)
+    }
+    const out = await runAttempts(t, s.attempt, () => now)
+    expect(out.ok).toBe(false)
+    if (out.ok) return
+    expect(s.runs).toHaveLength(2)
+    expect(out.retries).toBe(1)
+    expect(out.failure.code).toBe('CONNECT_TIMEOUT')
+  })
+
+  test('the first attempt runs even when the deadline is already zero', async () => {
+    let now = 0
+    const t = target(['10.0.0.1', '10.0.0.2'], { retryTimeoutMs: 0 })
+    const s = scripted([fail('CONNECT_REFUSED', 'connect'), 'never reached'])
+    const run = s.attempt.run
+    s.attempt.run = async (state, index) => {
+      now += 1
+      return run(state, index)
+    }
+    const out = await runAttempts(t, s.attempt, () => now)
+    expect(out.ok).toBe(false)
+    expect(s.runs).toHaveLength(1)
+  })
+
+  test.each([
+    ['NOT_RESOLVED', 'not resolved yet', { addresses: [], version: 0, stale: false, ready: false }],
+    ['NOT_RESOLVED', 'not resolved, with a DNS error', { addresses: [], version: 0, stale: false, ready: false, lastError: { code: 'SERVFAIL', message: 'x', at: 0 } }],
+    ['NO_ADDRESS', 'resolved to nothing usable', { addresses: [], version: 3, stale: false, ready: true }],
+  ] as const)('no address at all -> %s (%s)', async (code, _why, snapshot) => {
+    const t = target([], { snapshot })
+    const s = scripted(['never reached'])
+    const out = await runAttempts(t, s.attempt)
+    expect(out.ok).toBe(false)
+    if (out.ok) return
+    expect(out.failure.code).toBe(code)
+    expect(out.failure.phase).toBe('connect')
+    expect(out.state).toBeUndefined()
+    expect(out.retries).toBe(0)
+    expect(s.runs).toEqual([])
+    expect(t.failures).toEqual([])
+  })
+})

@@ -1,0 +1,478 @@
+/**
+ * The pool with an injected dial that hands out fake Conns (no sockets) and an injected clock.
+ * Real timers only for the per-address wait (connect_timeout of a few ms), bounded by a guard.
+ */
+import { afterEach, describe, expect, test } from 'bun:test'
+import { Buffer } from 'node:buffer'
+import { resolveConfig } from '../../../src/config/resolve.ts'
+import type { ResolvedUpstream } from '../../../src/config/schema.ts'
+import { RequestFailure } from '../../../src/proxy/errors.ts'
+import { staticSource, type Address, type AddressChange } from '../../../src/proxy/upstream/address-source.ts'
+import type { Http1Connection } from '../../../src/proxy/upstream/connection.ts'
+import { UpstreamPool, type AcquiredConnection } from '../../../src/proxy/upstream/pool.ts'
+import { DialError, NOOP_HANDLERS, type Conn, type ConnHandlers, type DialErrorCode, type DialOptions } from '../../../src/runtime/socket.ts'
+import { flush } from '../../support/fake-clock.ts'
+
+const T0 = 1_000_000
+
+function upstream(fields: Record<string, unknown> = {}): ResolvedUpstream {
+  return resolveConfig(undefined, { upstream: { url: 'http://origin.test:8080', ...fields }, server: { listen: '127.0.0.1:0' }, admin: { listen: 'off' } }).upstreams.default!
+}
+
+const A: Address = { address: '10.0.0.1', family: 4 }
+const B: Address = { address: '10.0.0.2', family: 4 }
+
+/** A Conn that records what is written; destroy() closes it as a socket would (close handler once). */
+class FakeConn implements Conn {
+  handlers: ConnHandlers = NOOP_HANDLERS
+  closed = false
+  destroyed = false
+  readonly written: string[] = []
+  readonly timings = { startAt: 0, connectAt: 0, tlsAt: undefined }
+  constructor(
+    readonly remoteAddress: string,
+    readonly createdAt: number,
+  ) {}
+  write(data: Uint8Array | string): boolean {
+    this.written.push(typeof data === 'string' ? data : new TextDecoder().decode(data))
+    return true
+  }
+  pause(): void {}
+  resume(): void {}
+  end(): void {
+    this.destroy()
+  }
+  destroy(): void {
+    this.destroyed = true
+    this.peerClose()
+  }
+  /** The other side closed the connection. */
+  peerClose(): void {
+    if (this.closed) return
+    this.closed = true
+    this.handlers.close(undefined)
+  }
+  tlsInfo() {
+    return undefined
+  }
+}
+
+interface Rig {
+  pool: UpstreamPool
+  source: ReturnType<typeof staticSource>
+  dials: DialOptions[]
+  conns: FakeConn[]
+  subscriptions: () => number
+  clock: { t: number }
+  logs: string[]
+}
+
+const rigs: Rig[] = []
+afterEach(() => {
+  for (const r of rigs.splice(0)) r.pool.close()
+})
+
+/** A pool over `addresses`; `dial` decides each dial (default: a new FakeConn). */
+function rig(fields: Record<string, unknown> = {}, opts: { addresses?: Address[]; dial?: (o: DialOptions, n: number) => Promise<Conn> | undefined } = {}): Rig {
+  const clock = { t: T0 }
+  const dials: DialOptions[] = []
+  const conns: FakeConn[] = []
+  const logs: string[] = []
+  const source = staticSource(opts.addresses ?? [A])
+  let subscribed = 0
+  const onChange = source.onChange.bind(source)
+  source.onChange = (l: (c: AddressChange) => void) => {
+    subscribed++
+    const off = onChange(l)
+    return () => {
+      subscribed--
+      return off()
+    }
+  }
+  const pool = new UpstreamPool(upstream(fields), source, {
+    now: () => clock.t,
+    random: () => 0,
+    log: (level, msg) => logs.push(`${level}: ${msg}`),
+    dial: (o) => {
+      dials.push(o)
+      const scripted = opts.dial?.(o, dials.length)
+      if (scripted) return scripted
+      const c = new FakeConn(o.address, clock.t)
+      conns.push(c)
+      return Promise.resolve(c)
+    },
+  })
+  const r = { pool, source, dials, conns, subscriptions: () => subscribed, clock, logs }
+  rigs.push(r)
+  return r
+}
+
+/** Runs one GET on `c` and answers it with a 204, so the connection goes back to the pool. */
+async function exchangeOnce(c: Http1Connection, response = 'HTTP/1.1 204 No Content\r\n\r\n'): Promise<number> {
+  const p = c.exchange({ method: 'GET', target: '/', headers: [['host', 'origin.test']], body: null, bodyLength: undefined, maxBodyBytes: 0 }, { headerTimeoutMs: 5000, idleTimeoutMs: 0 })
+  // Sockets hand over Buffers (binaryType 'buffer'), and the head reader relies on that.
+  c.conn.handlers.data(Buffer.from(response, 'latin1'))
+  return (await p).head.status
+}
+
+/** Awaits `p`, failing the test instead of hanging if it takes longer than `ms` (real time). */
+async function within<T>(p: Promise<T>, ms = 2000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const guard = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still pending after ${ms}ms`)), ms)))
+  try {
+    return await Promise.race([p, guard])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function rejection(p: Promise<unknown>): Promise<RequestFailure> {
+  const err = await within(p.then(() => undefined, (e: unknown) => e))
+  expect(err).toBeInstanceOf(RequestFailure)
+  return err as RequestFailure
+}
+
+describe('lifecycle', () => {
+  test('the constructor starts nothing: no address, no dial, no subscription', async () => {
+    const r = rig({ prewarm: '2' })
+    await flush()
+    expect(r.pool.addresses.size).toBe(0)
+    expect(r.dials).toEqual([])
+    expect(r.subscriptions()).toBe(0)
+    expect(r.pool.pick()).toBeUndefined()
+  })
+
+  test('start() adds the source addresses and subscribes once (idempotent)', () => {
+    const r = rig({}, { addresses: [A, B] })
+    expect(r.pool.start()).toBe(r.pool)
+    r.pool.start()
+    expect([...r.pool.addresses.keys()].sort()).toEqual(['10.0.0.1', '10.0.0.2'])
+    expect(r.subscriptions()).toBe(1)
+    expect(r.pool.addresses.get('10.0.0.1')!.label).toBe('10.0.0.1:8080')
+    expect(r.dials).toEqual([])
+  })
+
+  test('start() follows source changes: added addresses appear, removed ones go', () => {
+    const r = rig({}, { addresses: [A] })
+    r.pool.start()
+    r.source.set([B])
+    expect([...r.pool.addresses.keys()]).toEqual(['10.0.0.2'])
+    r.source.set([A, B])
+    expect([...r.pool.addresses.keys()].sort()).toEqual(['10.0.0.1', '10.0.0.2'])
+  })
+
+  test('a removed address with a request in flight is kept (removed, never picked) until it drains', async () => {
+    const r = rig({}, { addresses: [A, B] })
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    const got = await r.pool.acquire(a)
+    r.source.set([B])
+    expect(r.pool.addresses.get('10.0.0.1')).toBe(a)
+    expect(a.removed).toBe(true)
+    for (let i = 0; i < 5; i++) expect(r.pool.pick()?.address).toBe('10.0.0.2')
+    expect(await exchangeOnce(got.connection)).toBe(204)
+    // Not pooled: its address is gone.
+    expect(r.conns[0]!.destroyed).toBe(true)
+    expect(r.pool.addresses.has('10.0.0.1')).toBe(false)
+  })
+
+  test('close() closes idle connections and stops following the source', async () => {
+    const r = rig({}, { addresses: [A] })
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    const got = await r.pool.acquire(a)
+    await exchangeOnce(got.connection)
+    expect(a.idle).toHaveLength(1)
+    r.pool.close()
+    expect(r.conns[0]!.destroyed).toBe(true)
+    expect(a.idle).toHaveLength(0)
+    expect(a.open).toBe(0)
+    expect(r.subscriptions()).toBe(0)
+    r.source.set([A, B])
+    expect(r.pool.addresses.has('10.0.0.2')).toBe(false)
+    // start() after close() does nothing.
+    r.pool.start()
+    expect(r.subscriptions()).toBe(0)
+  })
+
+  test('a connection released after close() is closed, not pooled', async () => {
+    const r = rig()
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    const got = await r.pool.acquire(a)
+    r.pool.close()
+    await exchangeOnce(got.connection)
+    expect(r.conns[0]!.destroyed).toBe(true)
+    expect(a.idle).toHaveLength(0)
+    expect(a.open).toBe(0)
+  })
+})
+
+describe('acquire', () => {
+  test('dials a new connection and counts it', async () => {
+    const r = rig({ connect_timeout: '750ms' })
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    const got = await r.pool.acquire(a)
+    expect(got.reused).toBe(false)
+    expect(got.connectMs).toBeNumber()
+    expect(got.connection.conn).toBe(r.conns[0]!)
+    expect(r.dials).toEqual([{ address: '10.0.0.1', port: 8080, connectTimeoutMs: 750, tls: undefined }])
+    expect(r.pool.connectsTotal).toBe(1)
+    expect(a).toMatchObject({ open: 1, inFlight: 1, requests: 1, connectsOpened: 1 })
+    expect(r.pool.stats()[0]).toMatchObject({ address: '10.0.0.1', open: 1, in_flight: 1, idle: 0, connections_opened: 1 })
+  })
+
+  test('a finished exchange returns the connection to the pool; the next acquire reuses it', async () => {
+    const r = rig()
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    const first = await r.pool.acquire(a)
+    expect(await exchangeOnce(first.connection)).toBe(204)
+    expect(a).toMatchObject({ open: 1, inFlight: 0 })
+    expect(a.idle).toEqual([first.connection])
+    const second = await r.pool.acquire(a)
+    expect(second).toMatchObject({ reused: true, connectMs: undefined })
+    expect(second.connection).toBe(first.connection)
+    expect(r.pool.connectsTotal).toBe(1)
+    expect(a).toMatchObject({ open: 1, inFlight: 1, requests: 2 })
+  })
+
+  test('takeIdle: the idle connection synchronously, or undefined', async () => {
+    const r = rig()
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    expect(r.pool.takeIdle(a)).toBeUndefined()
+    expect(a.inFlight).toBe(0)
+    const first = await r.pool.acquire(a)
+    await exchangeOnce(first.connection)
+    const again = r.pool.takeIdle(a)
+    expect(again?.connection).toBe(first.connection)
+    expect(again?.reused).toBe(true)
+    expect(a).toMatchObject({ inFlight: 1, requests: 2 })
+  })
+
+  test('a connection the response says to close is not pooled', async () => {
+    const r = rig()
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    const got = await r.pool.acquire(a)
+    await exchangeOnce(got.connection, 'HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n')
+    expect(r.conns[0]!.destroyed).toBe(true)
+    expect(a).toMatchObject({ open: 0, inFlight: 0 })
+    expect(a.idle).toHaveLength(0)
+  })
+
+  test('an idle connection the upstream closes leaves the pool', async () => {
+    const r = rig()
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    await exchangeOnce((await r.pool.acquire(a)).connection)
+    r.conns[0]!.peerClose()
+    expect(a.idle).toHaveLength(0)
+    expect(a.open).toBe(0)
+    const next = await r.pool.acquire(a)
+    expect(next.reused).toBe(false)
+    expect(r.pool.connectsTotal).toBe(2)
+  })
+
+  test('an idle connection older than max_connection_age is closed instead of reused', async () => {
+    const r = rig({ max_connection_age: '10s' })
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    await exchangeOnce((await r.pool.acquire(a)).connection)
+    expect(a.idle).toHaveLength(1)
+    r.clock.t += 10_000
+    expect(r.pool.takeIdle(a)).toBeUndefined()
+    expect(r.conns[0]!.destroyed).toBe(true)
+    expect(a.open).toBe(0)
+  })
+
+  test('max_idle_per_address bounds the idle list', async () => {
+    const r = rig({ max_idle_per_address: '1' })
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    const c1 = await r.pool.acquire(a)
+    const c2 = await r.pool.acquire(a)
+    await exchangeOnce(c1.connection)
+    await exchangeOnce(c2.connection)
+    expect(a.idle).toEqual([c1.connection])
+    expect(r.conns[1]!.destroyed).toBe(true)
+    expect(a.open).toBe(1)
+  })
+
+  test.each(['CONNECT_REFUSED', 'CONNECT_TIMEOUT', 'CONNECT_FAILED', 'TLS_FAILED'] as DialErrorCode[])('a dial failure %s becomes a RequestFailure with that code', async (code) => {
+    const r = rig({}, { dial: () => Promise.reject(new DialError(code, 'scripted')) })
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    const err = await rejection(r.pool.acquire(a))
+    expect(err.code).toBe(code)
+    expect(err.phase).toBe('connect')
+    expect(err.address).toBe('10.0.0.1')
+    expect(err.isAddressFailure).toBe(true)
+    expect(a).toMatchObject({ open: 0, inFlight: 0, connectsOpened: 1 })
+    expect(r.pool.connectsTotal).toBe(1)
+  })
+
+  test('a dial that throws something else is CONNECT_FAILED', async () => {
+    const r = rig({}, { dial: () => Promise.reject(new Error('EHOSTUNREACH')) })
+    r.pool.start()
+    const err = await rejection(r.pool.acquire(r.pool.addresses.get('10.0.0.1')!))
+    expect(err.code).toBe('CONNECT_FAILED')
+    expect(err.phase).toBe('connect')
+  })
+
+  test('dialDetached counts an opened connection but does not pool it', async () => {
+    const r = rig()
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    const conn = await r.pool.dialDetached(a)
+    expect(conn).toBe(r.conns[0]!)
+    expect(r.pool.connectsTotal).toBe(1)
+    expect(a).toMatchObject({ connectsOpened: 1, open: 0, inFlight: 0 })
+  })
+
+  test('dialDetached failures are RequestFailures too', async () => {
+    const r = rig({}, { dial: () => Promise.reject(new DialError('CONNECT_REFUSED', 'scripted')) })
+    r.pool.start()
+    const err = await rejection(r.pool.dialDetached(r.pool.addresses.get('10.0.0.1')!))
+    expect(err.code).toBe('CONNECT_REFUSED')
+  })
+})
+
+describe('max_conns_per_address', () => {
+  test('acquire waits for a free connection and fails with POOL_TIMEOUT after connect_timeout', async () => {
+    const r = rig({ max_conns_per_address: '1', connect_timeout: '20ms' })
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    await r.pool.acquire(a)
+    const err = await rejection(r.pool.acquire(a))
+    expect(err.code).toBe('POOL_TIMEOUT')
+    expect(err.phase).toBe('connect')
+    expect(err.isAddressFailure).toBe(false)
+    expect(r.dials).toHaveLength(1)
+    expect(a).toMatchObject({ open: 1, inFlight: 1 })
+    expect(a.waiters).toHaveLength(0)
+  })
+
+  test('a waiting acquire gets the connection the moment it is released', async () => {
+    const r = rig({ max_conns_per_address: '1', connect_timeout: '5s' })
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    const first = await r.pool.acquire(a)
+    let second: AcquiredConnection | undefined
+    const waiting = r.pool.acquire(a).then((c) => (second = c))
+    await flush()
+    expect(second).toBeUndefined()
+    expect(a.waiters).toHaveLength(1)
+    await exchangeOnce(first.connection)
+    await within(waiting)
+    expect(second?.reused).toBe(true)
+    expect(second?.connection).toBe(first.connection)
+    expect(r.dials).toHaveLength(1)
+  })
+
+  test('a failed dial frees the slot for a waiter', async () => {
+    // The first dial is refused, the second succeeds.
+    const r = rig({ max_conns_per_address: '1', connect_timeout: '5s' }, { dial: (_o, n) => (n === 1 ? Promise.reject(new DialError('CONNECT_REFUSED', 'scripted')) : undefined) })
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    const first = r.pool.acquire(a)
+    const second = r.pool.acquire(a)
+    // The second is at the limit (the first dial is still pending): it waits.
+    expect(a.waiters).toHaveLength(1)
+    expect((await rejection(first)).code).toBe('CONNECT_REFUSED')
+    const got = await within(second)
+    expect(got.reused).toBe(false)
+    expect(a).toMatchObject({ open: 1, inFlight: 1 })
+  })
+})
+
+describe('prewarm', () => {
+  test('opens `prewarm` idle connections to each address on start', async () => {
+    const r = rig({ prewarm: '2' }, { addresses: [A, B] })
+    r.pool.start()
+    await flush()
+    expect(r.dials.map((d) => d.address).sort()).toEqual(['10.0.0.1', '10.0.0.1', '10.0.0.2', '10.0.0.2'])
+    for (const s of r.pool.addresses.values()) expect(s).toMatchObject({ open: 2, inFlight: 0, requests: 0 })
+    for (const s of r.pool.addresses.values()) expect(s.idle).toHaveLength(2)
+    // The first request reuses a pre-warmed connection.
+    const got = r.pool.takeIdle(r.pool.addresses.get('10.0.0.1')!)
+    expect(got?.reused).toBe(true)
+  })
+
+  test('an address added later is pre-warmed too', async () => {
+    const r = rig({ prewarm: '1' }, { addresses: [A] })
+    r.pool.start()
+    r.source.set([A, B])
+    await flush()
+    expect(r.pool.addresses.get('10.0.0.2')!.idle).toHaveLength(1)
+  })
+
+  test('a failed pre-warm leaves nothing behind and throws nowhere', async () => {
+    const r = rig({ prewarm: '1' }, { dial: () => Promise.reject(new DialError('CONNECT_REFUSED', 'scripted')) })
+    r.pool.start()
+    await flush()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    expect(r.dials).toHaveLength(1)
+    expect(a).toMatchObject({ open: 0, inFlight: 0, failures: 0 })
+    expect(a.idle).toHaveLength(0)
+  })
+})
+
+describe('reportFailure / reportSuccess', () => {
+  test('a connect failure ejects per the policy and asks the source to re-resolve', () => {
+    const r = rig({ fail_threshold: '2', eject_time: '1s' }, { addresses: [A, B] })
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    const err = new RequestFailure('CONNECT_REFUSED', 'connect', 'scripted')
+    r.pool.reportFailure(a, err)
+    expect(r.source.refreshes).toBe(1)
+    expect(a.ejectedUntil).toBe(0)
+    r.pool.reportFailure(a, err)
+    expect(a.ejectedUntil).toBe(T0 + 1000)
+    expect(r.source.refreshes).toBe(2)
+    expect(r.pool.stats().find((s) => s.address === '10.0.0.1')).toMatchObject({ healthy: false, ejected_for_ms: 1000, failures: 2 })
+    for (let i = 0; i < 5; i++) expect(r.pool.pick()?.address).toBe('10.0.0.2')
+    expect(r.pool.hasHealthyAddress()).toBe(true)
+    expect(r.logs).toContain('warn: upstream address ejected')
+  })
+
+  test('after the ejection a success recovers the address', () => {
+    const r = rig({ eject_time: '1s' })
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    r.pool.reportFailure(a, new RequestFailure('CONNECT_TIMEOUT', 'connect', 'scripted'))
+    expect(r.pool.hasHealthyAddress()).toBe(false)
+    // The only address is the fallback even while ejected.
+    expect(r.pool.pick()).toBe(a)
+    r.clock.t += 1000
+    expect(r.pool.pick()).toBe(a)
+    expect(a.halfOpen).toBe(true)
+    r.pool.reportSuccess(a)
+    expect(a).toMatchObject({ halfOpen: false, ejectedUntil: 0 })
+    expect(r.pool.hasHealthyAddress()).toBe(true)
+    expect(r.logs).toContain('info: upstream address recovered')
+  })
+})
+
+describe('idle sweep', () => {
+  const sweep = (pool: UpstreamPool) => (pool as unknown as { sweep(): void }).sweep()
+
+  test('closes idle connections past pool_idle_timeout and keeps younger ones', async () => {
+    const r = rig({ pool_idle_timeout: '30s', max_connection_age: '0' })
+    r.pool.start()
+    const a = r.pool.addresses.get('10.0.0.1')!
+    const c1 = await r.pool.acquire(a)
+    const c2 = await r.pool.acquire(a)
+    await exchangeOnce(c1.connection)
+    r.clock.t += 20_000
+    await exchangeOnce(c2.connection)
+    r.clock.t += 15_000
+    sweep(r.pool)
+    expect(r.conns[0]!.destroyed).toBe(true)
+    expect(r.conns[1]!.destroyed).toBe(false)
+    expect(a.idle).toEqual([c2.connection])
+    expect(a.open).toBe(1)
+  })
+})
