@@ -62,7 +62,7 @@ export function compareWithBaseline(file: string, baseline: Report, current: Rep
       break
     case 'no_difference':
       outcome = 'no_difference'
-      verdict = `no difference from the baseline: ${cmp.verdict.replace(/^no (significant|meaningful) difference /, '')}`
+      verdict = `no difference from the baseline ${cmp.verdict.replace(/^no (significant|meaningful) difference /, '')}`
       break
     default:
       outcome = cmp.outcome

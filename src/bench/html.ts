@@ -26,7 +26,7 @@ export interface HtmlInput {
 
 const KINDS = ['cold', 'resumed', 'warm'] as const
 const KIND_TEXT: Record<(typeof KINDS)[number], string> = {
-  cold: 'cold: new connection, full handshake',
+  cold: 'cold: new connection (full TLS handshake)',
   resumed: 'resumed: new connection, resumed TLS session',
   warm: 'warm: reused connection',
 }
@@ -88,17 +88,26 @@ function distributions(input: HtmlInput): string {
   return charts.join('')
 }
 
-function perSecond(samples: readonly Sample[]): { ok: number; errors: number }[] {
-  if (!samples.length) return []
-  const t0 = samples.reduce((m, s) => Math.min(m, s.ts), Infinity)
+/** Requests started per bucket, as rates per second; the bucket is as short as keeps the bars under 60. */
+function timeline(samples: readonly Sample[]): { bucketMs: number; rates: { ok: number; errors: number }[] } {
+  if (!samples.length) return { bucketMs: 1000, rates: [] }
+  let t0 = Infinity
+  let t1 = -Infinity
+  for (const s of samples) {
+    t0 = Math.min(t0, s.ts)
+    t1 = Math.max(t1, s.ts)
+  }
+  const bucketMs = [100, 250, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000].find((b) => (t1 - t0) / b < 60) ?? 300_000
   const out: { ok: number; errors: number }[] = []
   for (const s of samples) {
-    const i = Math.floor((s.ts - t0) / 1000)
+    const i = Math.floor((s.ts - t0) / bucketMs)
     while (out.length <= i) out.push({ ok: 0, errors: 0 })
-    if (s.error) out[i]!.errors++
+    // An error here is a failed request or a 5xx answer: both are what a user sees fail.
+    if (s.error || (s.status ?? 0) >= 500) out[i]!.errors++
     else out[i]!.ok++
   }
-  return out
+  const perS = 1000 / bucketMs
+  return { bucketMs, rates: out.map((b) => ({ ok: b.ok * perS, errors: b.errors * perS })) }
 }
 
 function groupTable(title: string, g: Group): string {
@@ -198,9 +207,9 @@ export function renderHtml(input: HtmlInput, generatedAt: Date): string {
   out.push(`<h2>Distributions <span class="dim">(each phase by percentile; the tail is stretched)</span></h2>`)
   out.push(`<div class="grid">${distributions(input)}</div>`)
 
-  const timeline = perSecond([...input.aSamples, ...(input.bSamples ?? [])])
-  out.push(`<h2>Requests and errors per second</h2>`)
-  out.push(`<figure class="card">${timelineSvg(timeline, 'requests and errors per second')}</figure>`)
+  const tl = timeline([...input.aSamples, ...(input.bSamples ?? [])])
+  out.push(`<h2>Requests and errors per second <span class="dim">(started per ${tl.bucketMs >= 1000 ? `${tl.bucketMs / 1000} s` : `${tl.bucketMs} ms`}, as a rate; errors are failures and 5xx)</span></h2>`)
+  out.push(`<figure class="card">${timelineSvg(tl.rates, tl.bucketMs / 1000, 'requests and errors per second')}</figure>`)
 
   out.push(`<h2>Phase statistics <span class="dim">(ms)</span></h2>`)
   for (const r of runs) {

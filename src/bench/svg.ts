@@ -52,7 +52,7 @@ export function waterfallSvg(rows: readonly WaterfallRow[], title: string): stri
     parts.push(`<line class="grid" x1="${num(x)}" y1="${top}" x2="${num(x)}" y2="${top + rows.length * rowH}"/>`)
     parts.push(`<text class="axis" x="${num(x)}" y="${top + rows.length * rowH + 16}" text-anchor="middle">${fmtMs(t)}</text>`)
   }
-  parts.push(`<text class="axis" x="${W - right}" y="${H - 2}" text-anchor="end">ms</text>`)
+  parts.push(`<text class="axis" x="${left - 8}" y="${top + rows.length * rowH + 16}" text-anchor="end">ms</text>`)
   rows.forEach((r, i) => {
     const y = top + i * rowH
     parts.push(`<text class="label" x="${left - 8}" y="${y + rowH / 2 + 4}" text-anchor="end">${esc(r.label)}</text>`)
@@ -80,7 +80,7 @@ export function percentileSvg(series: readonly CurveSeries[], title: string): st
   const W = 360
   const H = 200
   const left = 44
-  const right = 10
+  const right = 22
   const top = 10
   const bottom = 34
   const present = series.filter((s) => s.sorted.length > 0)
@@ -121,8 +121,8 @@ export function percentileSvg(series: readonly CurveSeries[], title: string): st
   return `<svg class="chart small" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)}">${parts.join('')}</svg>`
 }
 
-/** Per-second bars of requests, with errors stacked in their own colour. */
-export function timelineSvg(perSecond: readonly { ok: number; errors: number }[], title: string): string {
+/** Bars of requests per second per time bucket, with errors stacked in their own colour. */
+export function timelineSvg(perSecond: readonly { ok: number; errors: number }[], bucketS: number, title: string): string {
   const W = 720
   const H = 180
   const left = 44
@@ -138,15 +138,16 @@ export function timelineSvg(perSecond: readonly { ok: number; errors: number }[]
   const parts: string[] = []
   for (const t of tk) {
     parts.push(`<line class="grid" x1="${left}" y1="${num(py(t))}" x2="${W - right}" y2="${num(py(t))}"/>`)
-    parts.push(`<text class="axis" x="${left - 4}" y="${num(py(t) + 4)}" text-anchor="end">${t}</text>`)
+    parts.push(`<text class="axis" x="${left - 4}" y="${num(py(t) + 4)}" text-anchor="end">${num(t)}</text>`)
   }
   const every = Math.max(1, Math.ceil(n / 12))
   perSecond.forEach((s, i) => {
     const x = left + i * bw
     const w = Math.max(1, bw - 1)
-    parts.push(`<rect class="seg ok" x="${num(x)}" y="${num(py(s.ok))}" width="${num(w)}" height="${num(py(0) - py(s.ok))}"><title>${i}–${i + 1} s: ${s.ok} ok, ${s.errors} errors</title></rect>`)
+    const at = (k: number) => `${num(k * bucketS)}s`
+    parts.push(`<rect class="seg ok" x="${num(x)}" y="${num(py(s.ok))}" width="${num(w)}" height="${num(py(0) - py(s.ok))}"><title>${at(i)}–${at(i + 1)}: ${num(s.ok)} ok/s, ${num(s.errors)} errors/s</title></rect>`)
     if (s.errors) parts.push(`<rect class="seg err" x="${num(x)}" y="${num(py(s.ok + s.errors))}" width="${num(w)}" height="${num(py(s.ok) - py(s.ok + s.errors))}"/>`)
-    if (i % every === 0) parts.push(`<text class="axis" x="${num(x + bw / 2)}" y="${H - bottom + 14}" text-anchor="middle">${i}s</text>`)
+    if (i % every === 0) parts.push(`<text class="axis" x="${num(x)}" y="${H - bottom + 14}" text-anchor="middle">${at(i)}</text>`)
   })
   parts.push(`<rect class="seg ok" x="${left}" y="${H - 12}" width="10" height="10"/><text class="axis" x="${left + 14}" y="${H - 3}">requests/s</text>`)
   parts.push(`<rect class="seg err" x="${left + 100}" y="${H - 12}" width="10" height="10"/><text class="axis" x="${left + 114}" y="${H - 3}">errors/s</text>`)
