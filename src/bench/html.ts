@@ -174,8 +174,9 @@ th,td{padding:3px 8px;text-align:right;border-bottom:1px solid var(--line)}thead
 td.better{color:#1e7a4f;font-weight:600}td.worse{color:var(--err);font-weight:600}
 .tables{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:12px}
 footer{margin-top:2em;font-size:.8em;color:var(--dim)}
-@media (max-width:600px){body{padding:10px;font-size:14px}.grid,.tables{grid-template-columns:1fr}th,td{padding:3px 5px}}
-@media print{body{max-width:none;padding:0;font-size:10pt}.card{background:none;border:1px solid var(--line)}h2{break-after:avoid}.card,.table,figure{break-inside:avoid}
+.narrow{display:none}
+@media (max-width:600px){body{padding:10px;font-size:14px}.grid,.tables{grid-template-columns:1fr}th,td{padding:3px 5px}.wide{display:none}.narrow{display:block}}
+@media print{body{max-width:none;padding:0;font-size:10pt}.wide{display:block}.narrow{display:none}.card{background:none;border:1px solid var(--line)}h2{break-after:avoid}.card,.table,figure{break-inside:avoid}
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
 `
 
@@ -201,7 +202,9 @@ export function renderHtml(input: HtmlInput, generatedAt: Date): string {
   const rows = waterfallRows(runs)
   out.push(`<h2>Where the time goes <span class="dim">(mean of each phase, per kind of request)</span></h2>`)
   out.push(legend([['dns', 'DNS'], ['connect', 'CONNECT'], ['tls', 'TLS'], ['send', 'SEND (request write, gaps)'], ['wait', 'WAIT'], ['transfer', 'TRANSFER']]))
-  out.push(rows.length ? `<figure class="card">${waterfallSvg(rows, 'waterfall of mean phases')}</figure>` : '<p class="dim">no successful request</p>')
+  // Wide charts come in two drawings, one for a phone: CSS shows one (no script needed).
+  const both = (draw: (w: number) => string) => `<div class="wide">${draw(720)}</div><div class="narrow">${draw(400)}</div>`
+  out.push(rows.length ? `<figure class="card">${both((w) => waterfallSvg(rows, 'waterfall of mean phases', w))}</figure>` : '<p class="dim">no successful request</p>')
   out.push(`<p class="dim">${KINDS.map((k) => esc(KIND_TEXT[k])).join(' · ')}</p>`)
 
   out.push(`<h2>Distributions <span class="dim">(each phase by percentile; the tail is stretched)</span></h2>`)
@@ -209,7 +212,7 @@ export function renderHtml(input: HtmlInput, generatedAt: Date): string {
 
   const tl = timeline([...input.aSamples, ...(input.bSamples ?? [])])
   out.push(`<h2>Requests and errors per second <span class="dim">(started per ${tl.bucketMs >= 1000 ? `${tl.bucketMs / 1000} s` : `${tl.bucketMs} ms`}, as a rate; errors are failures and 5xx)</span></h2>`)
-  out.push(`<figure class="card">${timelineSvg(tl.rates, tl.bucketMs / 1000, 'requests and errors per second')}</figure>`)
+  out.push(`<figure class="card">${both((w) => timelineSvg(tl.rates, tl.bucketMs / 1000, 'requests and errors per second', w))}</figure>`)
 
   out.push(`<h2>Phase statistics <span class="dim">(ms)</span></h2>`)
   for (const r of runs) {

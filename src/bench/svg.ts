@@ -34,11 +34,10 @@ export interface WaterfallRow {
   segments: { cls: string; name: string; ms: number }[]
 }
 
-/** Rows of consecutive segments on one shared time axis (ms). */
-export function waterfallSvg(rows: readonly WaterfallRow[], title: string): string {
-  const W = 720
-  const left = 150
-  const right = 20
+/** Rows of consecutive segments on one shared time axis (ms); W is the drawing's width in its own units. */
+export function waterfallSvg(rows: readonly WaterfallRow[], title: string, W = 720): string {
+  const left = W < 500 ? 126 : 150
+  const right = 44
   const rowH = 30
   const top = 10
   const axisH = 30
@@ -47,12 +46,12 @@ export function waterfallSvg(rows: readonly WaterfallRow[], title: string): stri
   const tk = ticks(maxMs)
   const scale = (W - left - right) / tk[tk.length - 1]!
   const parts: string[] = []
-  for (const t of tk) {
+  tk.forEach((t, i) => {
     const x = left + t * scale
+    const last = i === tk.length - 1
     parts.push(`<line class="grid" x1="${num(x)}" y1="${top}" x2="${num(x)}" y2="${top + rows.length * rowH}"/>`)
-    parts.push(`<text class="axis" x="${num(x)}" y="${top + rows.length * rowH + 16}" text-anchor="middle">${fmtMs(t)}</text>`)
-  }
-  parts.push(`<text class="axis" x="${left - 8}" y="${top + rows.length * rowH + 16}" text-anchor="end">ms</text>`)
+    parts.push(`<text class="axis" x="${num(x)}" y="${top + rows.length * rowH + 16}" text-anchor="${last ? 'end' : 'middle'}">${fmtMs(t)}${last ? ' ms' : ''}</text>`)
+  })
   rows.forEach((r, i) => {
     const y = top + i * rowH
     parts.push(`<text class="label" x="${left - 8}" y="${y + rowH / 2 + 4}" text-anchor="end">${esc(r.label)}</text>`)
@@ -63,7 +62,7 @@ export function waterfallSvg(rows: readonly WaterfallRow[], title: string): stri
       x += w
     }
     const total = r.segments.reduce((a, s) => a + s.ms, 0)
-    parts.push(`<text class="value" x="${num(Math.min(x + 4, W - right))}" y="${y + rowH / 2 + 4}"${x + 60 > W ? ' text-anchor="end"' : ''}>${fmtMs(total)}</text>`)
+    parts.push(`<text class="value" x="${num(x + 4)}" y="${y + rowH / 2 + 4}">${fmtMs(total)}</text>`)
   })
   return `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)}">${parts.join('')}</svg>`
 }
@@ -122,9 +121,8 @@ export function percentileSvg(series: readonly CurveSeries[], title: string): st
 }
 
 /** Bars of requests per second per time bucket, with errors stacked in their own colour. */
-export function timelineSvg(perSecond: readonly { ok: number; errors: number }[], bucketS: number, title: string): string {
-  const W = 720
-  const H = 180
+export function timelineSvg(perSecond: readonly { ok: number; errors: number }[], bucketS: number, title: string, W = 720): string {
+  const H = W < 500 ? 200 : 180
   const left = 44
   const right = 10
   const top = 10
@@ -140,7 +138,7 @@ export function timelineSvg(perSecond: readonly { ok: number; errors: number }[]
     parts.push(`<line class="grid" x1="${left}" y1="${num(py(t))}" x2="${W - right}" y2="${num(py(t))}"/>`)
     parts.push(`<text class="axis" x="${left - 4}" y="${num(py(t) + 4)}" text-anchor="end">${num(t)}</text>`)
   }
-  const every = Math.max(1, Math.ceil(n / 12))
+  const every = Math.max(1, Math.ceil(n / (W < 500 ? 6 : 12)))
   perSecond.forEach((s, i) => {
     const x = left + i * bw
     const w = Math.max(1, bw - 1)
