@@ -168,6 +168,9 @@ test('--explain prints the glossary; a body with --data; bad flags are usage err
   const ex = await bench(['--explain'])
   expect(ex.out).toContain('time_namelookup')
   expect(ex.out).toContain('http_req_waiting')
+  expect(ex.out).toMatch(/TLS 1\.2, full handshake\s+2 RTT/)
+  expect(ex.out).toMatch(/TLS 1\.3, resumed \(PSK\)\s+1 RTT/)
+  for (const kind of ['cold', 'resumed', 'warm']) expect(ex.out).toMatch(new RegExp(`^  ${kind}\\s`, 'm'))
   let body = ''
   const s = h.origin({ fetch: async (req) => ((body = `${req.method} ${await req.text()}`), new Response('ok')) })
   expect((await bench([`http://127.0.0.1:${s.port}/`, '--data', 'a=1'])).code).toBe(0)
