@@ -27,6 +27,8 @@ export interface ConnectionsSummary {
   requests_per_connection: { min: number; mean: number; max: number }
   /** The most requests in flight at once on one connection (above 1 only with HTTP/2 streams). */
   max_streams_in_flight: number
+  /** HTTP/2: requests the server did not process (GOAWAY, REFUSED_STREAM), sent again on a new connection. */
+  retried_unprocessed?: number
 }
 
 export interface Report extends Group {
@@ -145,7 +147,7 @@ function connectionsSummary(conns: readonly ConnectionRecord[]): ConnectionsSumm
   return { opened: conns.length, ...(tls ? { tls_resumed: resumed } : {}), requests_per_connection: { min, mean: sum / conns.length, max }, max_streams_in_flight: peak }
 }
 
-export function report(url: string, samples: readonly Sample[], elapsedMs: number, conns?: readonly ConnectionRecord[]): Report {
+export function report(url: string, samples: readonly Sample[], elapsedMs: number, conns?: readonly ConnectionRecord[], retriedUnprocessed = 0): Report {
   const ok = samples.filter((s) => !s.error)
   const corrected = summarize(ok.filter((s) => s.correctedTotal !== undefined).map((s) => s.correctedTotal!))
   const first = samples.find((s) => s.remoteAddress)
@@ -155,6 +157,7 @@ export function report(url: string, samples: readonly Sample[], elapsedMs: numbe
     if (v.length) values[p] = keep(v)
   }
   const summary = conns ? connectionsSummary(conns) : undefined
+  if (summary && retriedUnprocessed > 0) summary.retried_unprocessed = retriedUnprocessed
   return {
     url,
     started_at: samples.length ? new Date(samples.reduce((m, s) => Math.min(m, s.ts), Infinity)).toISOString() : undefined,

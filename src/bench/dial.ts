@@ -73,11 +73,16 @@ export interface ConnectionInfo {
   tlsResumed?: boolean
 }
 
-/** A failure with a short, countable kind (ECONNREFUSED, timeout, NXDOMAIN, a TLS code, …). */
+/**
+ * A failure with a short, countable kind (ECONNREFUSED, timeout, NXDOMAIN, a TLS code, …).
+ * `unprocessed`: the server said it did not process the request (an HTTP/2 stream refused or
+ * above a GOAWAY's last stream id, RFC 9113 §8.7), so it may be sent again on a new connection.
+ */
 export class BenchRequestError extends Error {
   constructor(
     readonly kind: string,
     message: string,
+    readonly unprocessed = false,
   ) {
     super(message)
     this.name = 'BenchRequestError'

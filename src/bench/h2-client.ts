@@ -20,6 +20,8 @@ export class H2Connection implements BenchConnection {
   peakInFlight = 0
   private inFlight = 0
   private closed = false
+  /** From the server's GOAWAY: streams above it were not processed (RFC 9113 §6.8). */
+  private goawayLastStreamId: number | undefined
   private readonly session: ClientHttp2Session
 
   constructor(
@@ -33,7 +35,10 @@ export class H2Connection implements BenchConnection {
     // Errors reach each stream too; the session's own only mark it unusable.
     this.session.on('error', () => (this.closed = true))
     this.session.on('close', () => (this.closed = true))
-    this.session.on('goaway', () => (this.closed = true))
+    this.session.on('goaway', (_code: number, lastStreamId: number) => {
+      this.closed = true
+      this.goawayLastStreamId = lastStreamId
+    })
   }
 
   get usable(): boolean {
@@ -63,9 +68,13 @@ export class H2Connection implements BenchConnection {
         done = true
         this.inFlight--
         clearTimeout(timer)
+        if (this.closed && this.inFlight === 0 && !this.session.destroyed) this.session.destroy()
         if (err) {
           stream?.close(constants.NGHTTP2_CANCEL)
-          return reject(asBenchError(err))
+          const e = asBenchError(err)
+          if (status !== 0 || !this.wasUnprocessed(stream, e)) return reject(e)
+          this.requests-- // the server never saw it
+          return reject(new BenchRequestError(e.kind, e.message, true))
         }
         marks.end = performance.now()
         resolve({ status, bytes: count, keepAlive: this.usable })
@@ -76,6 +85,8 @@ export class H2Connection implements BenchConnection {
       try {
         stream = this.session.request(headers, { endStream: !spec.body })
       } catch (err) {
+        // Refused before anything was sent (a GOAWAY arrived first): the connection is done.
+        this.closed = true
         return settle(err as Error)
       }
       stream.once('ready', () => (marks.requestWritten ??= performance.now()))
@@ -93,8 +104,20 @@ export class H2Connection implements BenchConnection {
     })
   }
 
+  /** Not processed by the server: never sent, refused (REFUSED_STREAM), or above the GOAWAY's last stream. */
+  private wasUnprocessed(stream: { id?: number; rstCode?: number } | undefined, e: BenchRequestError): boolean {
+    if (!stream || stream.id === undefined) return true
+    if (e.kind === 'ERR_HTTP2_GOAWAY_SESSION' || stream.rstCode === constants.NGHTTP2_REFUSED_STREAM) return true
+    return this.goawayLastStreamId !== undefined && stream.id > this.goawayLastStreamId
+  }
+
+  /**
+   * Other streams may still be in flight on a connection one stream gave up on: close gracefully
+   * then (no new streams; those finish or time out on their own), at once when none is.
+   */
   close(): void {
     this.closed = true
-    this.session.destroy()
+    if (this.inFlight === 0) this.session.destroy()
+    else if (!this.session.closed) this.session.close()
   }
 }

@@ -64,8 +64,13 @@ export interface RunPlan {
 export interface RunResult {
   samples: Sample[]
   connections: ConnectionRecord[]
+  /** Requests the server did not process (HTTP/2 GOAWAY or REFUSED_STREAM), sent again on a new connection. */
+  retriedUnprocessed: Record<'a' | 'b', number>
   elapsedMs: number
 }
+
+/** How often one request is sent again after the server said it did not process it. */
+const MAX_UNPROCESSED_RETRIES = 3
 
 /** Where one loop (HTTP/1.1) or one connection's streams (HTTP/2) keep their connection. */
 interface Holder {
@@ -106,17 +111,21 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
   let issued = 0
   let seq = 0
   let connSeq = 0
+  const retriedUnprocessed = { a: 0, b: 0 }
 
   const release = (holder: Holder) => {
     holder.conn?.close()
     holder.conn = undefined
   }
 
-  /** One timed request on the holder's connection, or on a new one. */
-  const timedRequest = async (target: Target, holder: Holder, side: 'a' | 'b', intendedAt: number | undefined): Promise<Sample> => {
+  /**
+   * One timed request on the holder's connection, or on a new one. 'retry': the server did not
+   * process it (RFC 9113 §8.7: safe to send again), so it is not a sample.
+   */
+  const timedRequest = async (target: Target, holder: Holder, side: 'a' | 'b', intendedAt: number | undefined, mayRetry: boolean): Promise<Sample | 'retry'> => {
     if (holder.opening) await holder.opening.catch(() => {})
     const marks: Marks = { start: performance.now() }
-    const sample: Sample = { seq: seq++, side, ts: Date.now(), reused: false, phases: {}, bytes: 0 }
+    const sample: Sample = { seq: 0, side, ts: Date.now(), reused: false, phases: {}, bytes: 0 }
     const reusable = plan.keepAlive && holder.conn !== undefined && holder.conn.usable
     if (!reusable) release(holder)
     try {
@@ -148,6 +157,8 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
       if ((!plan.keepAlive || !res.keepAlive) && holder.conn === conn) release(holder)
     } catch (err) {
       const e = asBenchError(err)
+      if (holder.conn && !holder.conn.usable) release(holder)
+      if (e.unprocessed && mayRetry) return 'retry'
       sample.error = e.kind
       sample.errorMessage = e.message
       if (holder.conn && !holder.conn.usable) release(holder)
@@ -185,7 +196,13 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
         if (wait > 0) await new Promise((r) => setTimeout(r, wait))
         if (performance.now() >= deadline) break
       }
-      const s = await timedRequest(plan.targets[sideIndex]!, holders[sideIndex]!, sides[sideIndex]!, intendedAt)
+      let s: Sample | 'retry'
+      for (let attempt = 0; ; attempt++) {
+        s = await timedRequest(plan.targets[sideIndex]!, holders[sideIndex]!, sides[sideIndex]!, intendedAt, attempt < MAX_UNPROCESSED_RETRIES)
+        if (s !== 'retry') break
+        retriedUnprocessed[sides[sideIndex]!]++
+      }
+      s.seq = seq++
       samples.push(s)
       plan.onSample?.(s)
     }
@@ -212,5 +229,5 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
   }
   await Promise.all(loops)
   for (const h of allHolders) release(h)
-  return { samples, connections, elapsedMs: performance.now() - t0 }
+  return { samples, connections, retriedUnprocessed, elapsedMs: performance.now() - t0 }
 }

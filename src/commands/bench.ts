@@ -208,8 +208,8 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   const a = result.samples.filter((s) => s.side === 'a')
   const b = result.samples.filter((s) => s.side === 'b')
   const conns = (side: 'a' | 'b') => result.connections.filter((k) => k.side === side)
-  const ra = { ...report(url, a, result.elapsedMs, conns('a')), concurrency, ...(targets[0]!.http2 ? { streams } : {}) }
-  const rb = targets.length === 2 ? { ...report(String(opts.vs), b, result.elapsedMs, conns('b')), concurrency, ...(targets[1]!.http2 ? { streams } : {}) } : undefined
+  const ra = { ...report(url, a, result.elapsedMs, conns('a'), result.retriedUnprocessed.a), concurrency, ...(targets[0]!.http2 ? { streams } : {}) }
+  const rb = targets.length === 2 ? { ...report(String(opts.vs), b, result.elapsedMs, conns('b'), result.retriedUnprocessed.b), concurrency, ...(targets[1]!.http2 ? { streams } : {}) } : undefined
   const cmp = rb ? compare(a, b) : undefined
   const base = baseline ? compareWithBaseline(String(opts.baseline), baseline, ra) : undefined
   const sloBase = baseline && base ? { report: baseline, regressed: (p: Phase) => Boolean(base.phases[p]?.ci95 && base.phases[p]!.ci95![1] < 1 && base.phases[p]!.ratio <= 1 / (1 + MIN_EFFECT)) } : undefined

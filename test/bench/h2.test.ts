@@ -29,9 +29,9 @@ async function bench(argv: string[]): Promise<{ code: number; out: string; err: 
 
 const certs = () => makeCerts(['h2.test'], ['127.0.0.1'])
 
-async function nginx(http2: boolean): Promise<{ ng: Nginx; args: string[]; url: string }> {
+async function nginx(http2: boolean, keepaliveRequests?: number): Promise<{ ng: Nginx; args: string[]; url: string }> {
   const c = certs()
-  const ng = await new Nginx().start({ cert: c.cert, key: c.key, http2, protocols: 'TLSv1.2 TLSv1.3' })
+  const ng = await new Nginx().start({ cert: c.cert, key: c.key, http2, protocols: 'TLSv1.2 TLSv1.3', keepaliveRequests })
   closers.push(() => ng.close())
   const url = `https://h2.test:${ng.port}/`
   return { ng, url, args: [url, '--resolve', `h2.test:${ng.port}:127.0.0.1`, '--cacert', c.caFile] }
@@ -104,6 +104,19 @@ describe.skipIf(!nginxAvailable())('against nginx with http2', () => {
     expect(theirCounts.length).toBe(oursCounts.length)
     expect(theirCounts.reduce((a, b) => a + b, 0)).toBe(oursCounts.reduce((a, b) => a + b, 0))
     expect(ours.json.connections.opened).toBe(3)
+  })
+
+  test('GOAWAY after N requests: streams the server did not process are sent again on a new connection, never errors', async () => {
+    const { ng, args } = await nginx(true, 10)
+    const r = await bench([...args, '--http2', '-n', '100', '-c', '1', '-m', '6', '--json'])
+    expect(r.code).toBe(0)
+    expect(r.json.errors).toBe(0)
+    expect(r.json.requests).toBe(100)
+    expect(ng.lines()).toHaveLength(100) // each request processed once
+    expect(r.json.connections.retried_unprocessed).toBeGreaterThan(0)
+    expect(r.json.connections.requests_per_connection.max).toBe(10)
+    expect(r.json.connections.opened).toBe(perConnection(ng).length)
+    expect(r.json.resumed.requests).toBe(r.json.connections.opened - 1) // every new connection after the first resumed
   })
 
   test('a server without h2: says so, and times HTTP/1.1 one request at a time', async () => {

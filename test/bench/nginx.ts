@@ -29,8 +29,9 @@ export interface NginxOptions {
   http2: boolean
   /** e.g. "TLSv1.3" or "TLSv1.2". */
   protocols: string
-  /** Body delay is not possible in plain nginx; the body is fixed. */
   body?: string
+  /** Requests per connection before nginx closes it (HTTP/2: sends GOAWAY). Default 10000. */
+  keepaliveRequests?: number
 }
 
 export interface LogLine {
@@ -74,7 +75,7 @@ http {
     ssl_certificate_key ${d}/key.pem;
     ssl_protocols ${o.protocols};
     ssl_session_cache shared:bench:1m;
-    keepalive_requests 10000;
+    keepalive_requests ${o.keepaliveRequests ?? 10_000};
     access_log ${this.log} bench;
     location / { return 200 "${o.body ?? 'hello from nginx'}\\n"; }
   }
