@@ -203,3 +203,9 @@ export async function dial(target: Target, opts: ClientOptions, marks: Marks, al
     },
   }
 }
+
+/** The Host header (HTTP/1.1) or :authority (HTTP/2) for a target: the port only when not the default. */
+export function hostHeader(t: Target): string {
+  const h = t.host.includes(':') ? `[${t.host}]` : t.host
+  return t.port === (t.scheme === 'https' ? 443 : 80) ? h : `${h}:${t.port}`
+}

@@ -8,8 +8,7 @@
  */
 import { connect as h2Connect, constants, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2'
 import type { TLSSocket } from 'node:tls'
-import { asBenchError, BenchRequestError, type BenchConnection, type ClientOptions, type ConnectionInfo, type RequestSpec, type ResponseInfo, type Target } from './dial.ts'
-import { hostHeader } from './timing-client.ts'
+import { asBenchError, BenchRequestError, hostHeader, type BenchConnection, type ClientOptions, type ConnectionInfo, type RequestSpec, type ResponseInfo, type Target } from './dial.ts'
 import type { Marks } from './timings.ts'
 
 /** Connection-specific fields that HTTP/2 forbids (RFC 9113 §8.2.2); Host becomes :authority (§8.3.1). */

@@ -128,6 +128,7 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
     const sample: Sample = { seq: 0, side, ts: Date.now(), reused: false, phases: {}, bytes: 0 }
     const reusable = plan.keepAlive && holder.conn !== undefined && holder.conn.usable
     if (!reusable) release(holder)
+    let used: BenchConnection | undefined
     try {
       let conn = reusable ? holder.conn! : undefined
       if (!conn) {
@@ -146,14 +147,10 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
       } else sample.reused = true
       Object.assign(sample, conn.info)
       sample.conn = conn.id
+      used = conn
       const res = await conn.request(target, plan.spec, plan.client, marks)
       sample.status = res.status
       sample.bytes = res.bytes
-      const record = records.get(conn.id)
-      if (record) {
-        record.requests = conn.requests
-        record.peakInFlight = conn.peakInFlight
-      }
       if ((!plan.keepAlive || !res.keepAlive) && holder.conn === conn) release(holder)
     } catch (err) {
       const e = asBenchError(err)
@@ -161,7 +158,12 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
       if (e.unprocessed && mayRetry) return 'retry'
       sample.error = e.kind
       sample.errorMessage = e.message
-      if (holder.conn && !holder.conn.usable) release(holder)
+    } finally {
+      const record = used && records.get(used.id)
+      if (record) {
+        record.requests = used!.requests
+        record.peakInFlight = used!.peakInFlight
+      }
     }
     sample.phases = phasesOf(marks)
     if (sample.error) delete sample.phases.total
@@ -206,6 +208,8 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
       samples.push(s)
       plan.onSample?.(s)
     }
+    // The lead may end without ever dialling a side (the requests ran out): release the others.
+    if (lead) for (const h of holders) h.firstDial?.settle()
   }
 
   const loops: Promise<void>[] = []

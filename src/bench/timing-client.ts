@@ -10,7 +10,7 @@ import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { ChunkedDecoder } from '../proxy/transport/chunked.ts'
 import { parseResponseHead, type ResponseHead } from '../proxy/transport/response-head.ts'
-import { asBenchError, BenchRequestError, type BenchConnection, type ClientOptions, type ConnectionInfo, type RequestSpec, type ResponseInfo, type Target } from './dial.ts'
+import { asBenchError, BenchRequestError, hostHeader, type BenchConnection, type ClientOptions, type ConnectionInfo, type RequestSpec, type ResponseInfo, type Target } from './dial.ts'
 import type { Marks } from './timings.ts'
 
 const CRLFCRLF = Buffer.from('\r\n\r\n')
@@ -151,9 +151,4 @@ export class TimingConnection implements BenchConnection {
     this.closed = true
     this.socket.destroy()
   }
-}
-
-export function hostHeader(t: Target): string {
-  const h = t.host.includes(':') ? `[${t.host}]` : t.host
-  return t.port === (t.scheme === 'https' ? 443 : 80) ? h : `${h}:${t.port}`
 }

@@ -37,15 +37,21 @@ async function nginx(http2: boolean, keepaliveRequests?: number): Promise<{ ng: 
   return { ng, url, args: [url, '--resolve', `h2.test:${ng.port}:127.0.0.1`, '--cacert', c.caFile] }
 }
 
-/** Per nginx connection id, how many requests it carried. */
-function perConnection(ng: Nginx): number[] {
+/** Per nginx connection id, how many requests it carried (once the log has `n` lines). */
+async function perConnection(ng: Nginx, n: number): Promise<number[]> {
   const counts = new Map<string, number>()
-  for (const l of ng.lines()) counts.set(l.connection, (counts.get(l.connection) ?? 0) + 1)
+  for (const l of await ng.linesWhen(n)) counts.set(l.connection, (counts.get(l.connection) ?? 0) + 1)
   return [...counts.values()].sort((a, b) => a - b)
 }
 
-test('-m without --http2 is a usage error', async () => {
+test('-m without --http2 is a usage error; --http2 on http:// says it is timed over HTTP/1.1', async () => {
   expect((await bench(['https://127.0.0.1:1/', '-m', '4'])).code).toBe(ExitCode.USAGE)
+  const s = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  closers.push(() => void s.stop(true))
+  const r = await bench([`http://127.0.0.1:${s.port}/`, '--http2', '-n', '2', '--json'])
+  expect(r.code).toBe(0)
+  expect(r.err).toContain('h2 is offered by ALPN over TLS only')
+  expect(r.json.requests).toBe(2)
 })
 
 describe.skipIf(!nginxAvailable())('against nginx with http2', () => {
@@ -60,10 +66,10 @@ describe.skipIf(!nginxAvailable())('against nginx with http2', () => {
     expect(r.json.connections.opened).toBe(2)
     expect(r.json.connections.max_streams_in_flight).toBe(5)
     // nginx's own view: every request over HTTP/2.0, on two connections that add up to 100.
-    const log = ng.lines()
+    const log = await ng.linesWhen(100)
     expect(log).toHaveLength(100)
     expect(log.every((l) => l.protocol === 'HTTP/2.0')).toBe(true)
-    const counts = perConnection(ng)
+    const counts = await perConnection(ng, 100)
     expect(counts).toHaveLength(2)
     expect(counts[0]! + counts[1]!).toBe(100)
     expect([r.json.connections.requests_per_connection.min, r.json.connections.requests_per_connection.max]).toEqual(counts)
@@ -87,7 +93,7 @@ describe.skipIf(!nginxAvailable())('against nginx with http2', () => {
     }
     const { ng, args } = await nginx(true)
     const ours = await bench([...args, '--http2', '-n', '60', '-c', '3', '-m', '4', '--json'])
-    const oursCounts = perConnection(ng)
+    const oursCounts = await perConnection(ng, 60)
     ng.clearLog()
     const h2load = await new Promise<string>((resolve) => {
       const c = spawn('h2load', ['-n', '60', '-c', '3', '-m', '4', `https://127.0.0.1:${ng.port}/`])
@@ -99,7 +105,7 @@ describe.skipIf(!nginxAvailable())('against nginx with http2', () => {
     expect(h2load).toContain('Application protocol: h2')
     const done = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded/.exec(h2load)
     expect(Number(done![3])).toBe(ours.json.requests - ours.json.errors)
-    const theirCounts = perConnection(ng)
+    const theirCounts = await perConnection(ng, 60)
     expect(ng.lines().every((l) => l.protocol === 'HTTP/2.0')).toBe(true)
     expect(theirCounts.length).toBe(oursCounts.length)
     expect(theirCounts.reduce((a, b) => a + b, 0)).toBe(oursCounts.reduce((a, b) => a + b, 0))
@@ -112,10 +118,10 @@ describe.skipIf(!nginxAvailable())('against nginx with http2', () => {
     expect(r.code).toBe(0)
     expect(r.json.errors).toBe(0)
     expect(r.json.requests).toBe(100)
-    expect(ng.lines()).toHaveLength(100) // each request processed once
+    expect(await ng.linesWhen(100)).toHaveLength(100) // each request processed once
     expect(r.json.connections.retried_unprocessed).toBeGreaterThan(0)
     expect(r.json.connections.requests_per_connection.max).toBe(10)
-    expect(r.json.connections.opened).toBe(perConnection(ng).length)
+    expect(r.json.connections.opened).toBe((await perConnection(ng, 100)).length)
     expect(r.json.resumed.requests).toBe(r.json.connections.opened - 1) // every new connection after the first resumed
   })
 
@@ -128,7 +134,9 @@ describe.skipIf(!nginxAvailable())('against nginx with http2', () => {
     expect(r.json.requests).toBe(20)
     expect(r.json.errors).toBe(0)
     expect(r.json.connections.max_streams_in_flight).toBe(1)
-    expect(ng.lines().every((l) => l.protocol === 'HTTP/1.1')).toBe(true)
+    const log = await ng.linesWhen(20)
+    expect(log).toHaveLength(20)
+    expect(log.every((l) => l.protocol === 'HTTP/1.1')).toBe(true)
   })
 
   test('--vs across protocols: HTTP/1.1 (A) against h2 (B) on the same server', async () => {
@@ -138,7 +146,7 @@ describe.skipIf(!nginxAvailable())('against nginx with http2', () => {
     expect(r.json.a.connection.alpn).toBe('http/1.1')
     expect(r.json.b.connection.alpn).toBe('h2')
     expect(r.json.comparison.phases.total.ci95).toHaveLength(2)
-    const protocols = ng.lines().map((l) => l.protocol)
+    const protocols = (await ng.linesWhen(40)).map((l) => l.protocol)
     expect(protocols.filter((p) => p === 'HTTP/1.1')).toHaveLength(20)
     expect(protocols.filter((p) => p === 'HTTP/2.0')).toHaveLength(20)
   })

@@ -107,6 +107,19 @@ http {
       })
   }
 
+  /**
+   * The log once it has at least `n` lines: nginx writes a request's line after the response
+   * went out (its log phase), so the client can be done first. Polls for at most 2 s.
+   */
+  async linesWhen(n: number): Promise<LogLine[]> {
+    for (let i = 0; i < 40; i++) {
+      const l = this.lines()
+      if (l.length >= n) return l
+      await Bun.sleep(50)
+    }
+    return this.lines()
+  }
+
   clearLog(): void {
     writeFileSync(this.log, '')
   }
