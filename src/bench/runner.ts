@@ -1,10 +1,14 @@
 /**
  * The request engine: runs one request, N requests, or a duration, at a concurrency or a
- * constant arrival rate, against one target or two interleaved (A/B). Each worker keeps one
- * connection per target, reused unless --no-keepalive. Produces samples; statistics and
- * rendering are elsewhere (stats.ts, report.ts).
+ * constant arrival rate, against one target or two interleaved (A/B). Over HTTP/1.1 each of the
+ * `-c` loops keeps its own connection per target; over HTTP/2 each of the `-c` connections
+ * carries `-m` concurrent streams (as h2load). Connections are reused unless --no-keepalive.
+ * Produces samples and per-connection counts; statistics and rendering are elsewhere.
  */
-import { asBenchError, TimingConnection, type ClientOptions, type RequestSpec, type Target } from './timing-client.ts'
+import type { TLSSocket } from 'node:tls'
+import { asBenchError, dial, type BenchConnection, type ClientOptions, type RequestSpec, type Target } from './dial.ts'
+import { H2Connection } from './h2-client.ts'
+import { TimingConnection } from './timing-client.ts'
 import { phasesOf, type Marks, type Phases } from './timings.ts'
 
 export interface Sample {
@@ -12,7 +16,12 @@ export interface Sample {
   side: 'a' | 'b'
   /** Epoch ms when the request started. */
   ts: number
+  /** Sent on a connection that was open before the request started. */
   reused: boolean
+  /** The connection's TLS handshake resumed an earlier session; undefined without TLS. */
+  tlsResumed?: boolean
+  /** Which connection carried it (run-wide sequence number). */
+  conn?: number
   phases: Phases
   /** --rate: total measured from the intended send time (coordinated omission corrected). */
   correctedTotal?: number
@@ -27,6 +36,15 @@ export interface Sample {
   cipher?: string
 }
 
+export interface ConnectionRecord {
+  id: number
+  side: 'a' | 'b'
+  alpn?: string
+  tlsResumed?: boolean
+  requests: number
+  peakInFlight: number
+}
+
 export interface RunPlan {
   /** One target, or two for --vs (A then B, interleaved). */
   targets: Target[]
@@ -36,6 +54,8 @@ export interface RunPlan {
   requests: number | undefined
   durationMs: number | undefined
   concurrency: number
+  /** HTTP/2: concurrent streams per connection (h2load's -m); default 1. */
+  streams?: number
   ratePerS: number | undefined
   keepAlive: boolean
   onSample?: (s: Sample) => void
@@ -43,46 +63,46 @@ export interface RunPlan {
 
 export interface RunResult {
   samples: Sample[]
+  connections: ConnectionRecord[]
+  /** Requests the server did not process (HTTP/2 GOAWAY or REFUSED_STREAM), sent again on a new connection. */
+  retriedUnprocessed: Record<'a' | 'b', number>
   elapsedMs: number
 }
 
-/** One timed request on `slot`'s connection (or a new one). */
-async function timedRequest(target: Target, plan: RunPlan, slot: { conn?: TimingConnection }, seq: number, side: 'a' | 'b', intendedAt?: number): Promise<Sample> {
-  const marks: Marks = { start: performance.now() }
-  const ts = Date.now()
-  const reused = plan.keepAlive && slot.conn !== undefined && slot.conn.usable
-  if (!reused) {
-    slot.conn?.close()
-    slot.conn = undefined
-  }
-  const sample: Sample = { seq, side, ts, reused, phases: {}, bytes: 0 }
-  try {
-    if (!slot.conn) slot.conn = await TimingConnection.open(target, plan.client, marks)
-    const conn = slot.conn
-    Object.assign(sample, conn.info)
-    const res = await conn.request(target, plan.spec, plan.client, marks)
-    sample.status = res.status
-    sample.bytes = res.bytes
-    if (!plan.keepAlive || !res.keepAlive) {
-      conn.close()
-      slot.conn = undefined
-    }
-  } catch (err) {
-    const e = asBenchError(err)
-    sample.error = e.kind
-    sample.errorMessage = e.message
-    slot.conn?.close()
-    slot.conn = undefined
-  }
-  sample.phases = phasesOf(marks)
-  if (sample.error) delete sample.phases.total
-  // A timer may wake a little early: never count from after the real start.
-  if (intendedAt !== undefined && marks.end !== undefined && !sample.error) sample.correctedTotal = marks.end - Math.min(intendedAt, marks.start)
-  return sample
+/** How often one request is sent again after the server said it did not process it. */
+const MAX_UNPROCESSED_RETRIES = 3
+
+/** Where one loop (HTTP/1.1) or one connection's streams (HTTP/2) keep their connection. */
+interface Holder {
+  conn?: BenchConnection
+  /** A dial in progress: other streams of the same connection wait for it before they start. */
+  opening?: Promise<unknown>
+  /** Shared by the streams of one HTTP/2 connection: settled once its first dial has. */
+  firstDial?: { promise: Promise<void>; settle: () => void }
+}
+
+function sharedHolder(): Holder {
+  let settle = () => {}
+  const promise = new Promise<void>((r) => (settle = r))
+  return { firstDial: { promise, settle } }
+}
+
+/** A connection that can carry more than one request at a time. */
+function multiplexes(c: BenchConnection | undefined): boolean {
+  return c instanceof H2Connection
+}
+
+async function openConnection(target: Target, client: ClientOptions, marks: Marks, id: number): Promise<BenchConnection> {
+  const alpn = target.http2 ? ['h2', 'http/1.1'] : ['http/1.1']
+  const { socket, info } = await dial(target, client, marks, alpn)
+  if (info.alpn === 'h2') return new H2Connection(socket as TLSSocket, target, info, id)
+  return new TimingConnection(socket, info, id)
 }
 
 export async function runBench(plan: RunPlan): Promise<RunResult> {
   const samples: Sample[] = []
+  const connections: ConnectionRecord[] = []
+  const records = new Map<number, ConnectionRecord>()
   const sides: ('a' | 'b')[] = plan.targets.length === 2 ? ['a', 'b'] : ['a']
   const t0 = performance.now()
   const deadline = plan.durationMs !== undefined ? t0 + plan.durationMs : Number.POSITIVE_INFINITY
@@ -90,17 +110,85 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
   const total = plan.requests !== undefined ? plan.requests * sides.length : plan.durationMs !== undefined ? Number.POSITIVE_INFINITY : sides.length
   let issued = 0
   let seq = 0
-  const record = (s: Sample) => {
-    samples.push(s)
-    plan.onSample?.(s)
+  let connSeq = 0
+  const retriedUnprocessed = { a: 0, b: 0 }
+
+  const release = (holder: Holder) => {
+    holder.conn?.close()
+    holder.conn = undefined
   }
 
-  const worker = async () => {
-    const slots = sides.map(() => ({}) as { conn?: TimingConnection })
+  /**
+   * One timed request on the holder's connection, or on a new one. 'retry': the server did not
+   * process it (RFC 9113 §8.7: safe to send again), so it is not a sample.
+   */
+  const timedRequest = async (target: Target, holder: Holder, side: 'a' | 'b', intendedAt: number | undefined, mayRetry: boolean): Promise<Sample | 'retry'> => {
+    if (holder.opening) await holder.opening.catch(() => {})
+    const marks: Marks = { start: performance.now() }
+    const sample: Sample = { seq: 0, side, ts: Date.now(), reused: false, phases: {}, bytes: 0 }
+    const reusable = plan.keepAlive && holder.conn !== undefined && holder.conn.usable
+    if (!reusable) release(holder)
+    let used: BenchConnection | undefined
+    try {
+      let conn = reusable ? holder.conn! : undefined
+      if (!conn) {
+        const opening = openConnection(target, plan.client, marks, ++connSeq)
+        holder.opening = opening
+        try {
+          conn = await opening
+        } finally {
+          holder.opening = undefined
+          holder.firstDial?.settle()
+        }
+        holder.conn = conn
+        const rec: ConnectionRecord = { id: conn.id, side, alpn: conn.info.alpn, tlsResumed: conn.info.tlsResumed, requests: 0, peakInFlight: 0 }
+        connections.push(rec)
+        records.set(conn.id, rec)
+      } else sample.reused = true
+      Object.assign(sample, conn.info)
+      sample.conn = conn.id
+      used = conn
+      const res = await conn.request(target, plan.spec, plan.client, marks)
+      sample.status = res.status
+      sample.bytes = res.bytes
+      if ((!plan.keepAlive || !res.keepAlive) && holder.conn === conn) release(holder)
+    } catch (err) {
+      const e = asBenchError(err)
+      if (holder.conn && !holder.conn.usable) release(holder)
+      if (e.unprocessed && mayRetry) return 'retry'
+      sample.error = e.kind
+      sample.errorMessage = e.message
+    } finally {
+      const record = used && records.get(used.id)
+      if (record) {
+        record.requests = used!.requests
+        record.peakInFlight = used!.peakInFlight
+      }
+    }
+    sample.phases = phasesOf(marks)
+    if (sample.error) delete sample.phases.total
+    // A timer may wake a little early: never count from after the real start.
+    if (intendedAt !== undefined && marks.end !== undefined && !sample.error) sample.correctedTotal = marks.end - Math.min(intendedAt, marks.start)
+    return sample
+  }
+
+  /**
+   * One request loop; `holders` is per side, shared by the streams of one HTTP/2 connection. The
+   * lead stream opens the connection alone; the others start once it is open, and stop when the
+   * server did not negotiate h2 (HTTP/1.1 carries one request at a time).
+   */
+  const loop = async (holders: Holder[], lead: boolean) => {
     for (;;) {
+      if (!lead) {
+        for (const h of holders) {
+          if (!h.firstDial) continue
+          await h.firstDial.promise
+          if (h.opening) await h.opening.catch(() => {})
+          if (h.conn && !multiplexes(h.conn)) return
+        }
+      }
       if (issued >= total || performance.now() >= deadline) break
       const k = issued++
-      // Alternate which target goes first, so that neither always follows the other.
       // A B B A A B B A …: equal counts, and neither target always goes first.
       const sideIndex = sides.length === 2 ? (k + Math.floor(k / 2)) % 2 : 0
       let intendedAt: number | undefined
@@ -110,11 +198,40 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
         if (wait > 0) await new Promise((r) => setTimeout(r, wait))
         if (performance.now() >= deadline) break
       }
-      record(await timedRequest(plan.targets[sideIndex]!, plan, slots[sideIndex]!, seq++, sides[sideIndex]!, intendedAt))
+      let s: Sample | 'retry'
+      for (let attempt = 0; ; attempt++) {
+        s = await timedRequest(plan.targets[sideIndex]!, holders[sideIndex]!, sides[sideIndex]!, intendedAt, attempt < MAX_UNPROCESSED_RETRIES)
+        if (s !== 'retry') break
+        retriedUnprocessed[sides[sideIndex]!]++
+      }
+      s.seq = seq++
+      samples.push(s)
+      plan.onSample?.(s)
     }
-    for (const s of slots) s.conn?.close()
+    // The lead may end without ever dialling a side (the requests ran out): release the others.
+    if (lead) for (const h of holders) h.firstDial?.settle()
   }
-  const workers = Math.max(1, Math.min(plan.concurrency, total))
-  await Promise.all(Array.from({ length: workers }, () => worker()))
-  return { samples, elapsedMs: performance.now() - t0 }
+
+  const loops: Promise<void>[] = []
+  const allHolders: Holder[] = []
+  const connectionsWanted = Math.max(1, Math.min(plan.concurrency, total))
+  for (let w = 0; w < connectionsWanted; w++) {
+    // HTTP/2 targets: one holder shared by the -m streams; HTTP/1.1: one per loop.
+    const shared = plan.targets.map((): Holder => sharedHolder())
+    allHolders.push(...shared)
+    // Without keep-alive every request has its own connection: nothing to multiplex.
+    const streams = plan.keepAlive && plan.targets.some((t) => t.http2) ? (plan.streams ?? 1) : 1
+    for (let m = 0; m < streams; m++) {
+      const holders = plan.targets.map((t, i): Holder => {
+        if (t.http2 && t.scheme === 'https') return shared[i]!
+        const own: Holder = {}
+        allHolders.push(own)
+        return own
+      })
+      loops.push(loop(holders, m === 0))
+    }
+  }
+  await Promise.all(loops)
+  for (const h of allHolders) release(h)
+  return { samples, connections, retriedUnprocessed, elapsedMs: performance.now() - t0 }
 }

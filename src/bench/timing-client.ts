@@ -1,94 +1,33 @@
 /**
- * The bench's own HTTP/1.1 client over node:net and node:tls (the same on Bun and Deno), which
- * records a mark at every step: DNS (a fresh lookup each time, no runtime cache), TCP connect,
- * TLS handshake, request written, first response byte, last byte. Response framing reuses the
- * proxy's parser (http1/response-head.ts, http1/chunked.ts). Bodies are counted, never
- * kept. Phases are derived from the marks in timings.ts.
+ * The bench's own HTTP/1.1 client over a socket from dial.ts (node:net / node:tls, the same on
+ * Bun and Deno), which records a mark at every step: request written, first response byte, last
+ * byte. Response framing reuses the proxy's parser (http1/response-head.ts,
+ * http1/chunked.ts). Bodies are counted, never kept. Phases are derived from the marks in
+ * timings.ts; opening the connection is dial.ts.
  */
 import { Buffer } from 'node:buffer'
-import { connect as netConnect, isIP, type Socket } from 'node:net'
-import { connect as tlsConnect, type TLSSocket } from 'node:tls'
-import type { Lookup } from '../dns/lookup.ts'
+import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import { ChunkedDecoder } from '../http1/chunked.ts'
 import { parseResponseHead, type ResponseHead } from '../http1/response-head.ts'
+import { asBenchError, BenchRequestError, hostHeader, type BenchConnection, type ClientOptions, type ConnectionInfo, type RequestSpec, type ResponseInfo, type Target } from './dial.ts'
 import type { Marks } from './timings.ts'
-import { bracketHost } from '../lib/net.ts'
-
-export interface Target {
-  scheme: 'http' | 'https'
-  /** Host for the Host header and SNI. */
-  host: string
-  port: number
-  /** Path and query. */
-  path: string
-  /** Where to connect: a name (looked up) or an IP. --connect-to changes it; --resolve pins it. */
-  connectHost: string
-  connectPort: number
-  /** --resolve: the address to use without a lookup. */
-  pinnedAddress: string | undefined
-}
-
-export interface RequestSpec {
-  method: string
-  headers: [string, string][]
-  body: Uint8Array | undefined
-}
-
-export interface ClientOptions {
-  timeoutMs: number
-  insecure: boolean
-  ca: string | undefined
-  lookup: Lookup
-}
-
-export interface ConnectionInfo {
-  remoteAddress: string
-  family: 4 | 6
-  tlsVersion?: string
-  alpn?: string
-  cipher?: string
-}
-
-export interface ResponseInfo {
-  status: number
-  bytes: number
-  /** The server allows another request on this connection. */
-  keepAlive: boolean
-}
-
-/** A failure with a short, countable kind (ECONNREFUSED, timeout, NXDOMAIN, a TLS code, …). */
-export class BenchRequestError extends Error {
-  constructor(
-    readonly kind: string,
-    message: string,
-  ) {
-    super(message)
-    this.name = 'BenchRequestError'
-  }
-}
-
-function kindOf(err: unknown): string {
-  const e = err as { code?: string; name?: string }
-  if (err instanceof BenchRequestError) return err.kind
-  return e?.code ?? e?.name ?? 'error'
-}
-
-export function asBenchError(err: unknown): BenchRequestError {
-  return err instanceof BenchRequestError ? err : new BenchRequestError(kindOf(err), (err as Error)?.message ?? String(err))
-}
 
 const CRLFCRLF = Buffer.from('\r\n\r\n')
 
-export class TimingConnection {
+export class TimingConnection implements BenchConnection {
   private buf: Buffer | null = null
   private closed = false
   private onData: ((chunk: Buffer) => void) | undefined
   private onEnd: ((err?: Error) => void) | undefined
   requests = 0
+  /** HTTP/1.1 sends one request at a time (no pipelining). */
+  peakInFlight = 1
 
-  private constructor(
+  constructor(
     private readonly socket: Socket | TLSSocket,
     readonly info: ConnectionInfo,
+    readonly id: number,
   ) {
     socket.on('data', (chunk: Buffer) => {
       if (this.onData) this.onData(chunk)
@@ -106,83 +45,9 @@ export class TimingConnection {
     return !this.closed && !this.socket.destroyed
   }
 
-  /** DNS, TCP and TLS, recording marks. */
-  static async open(target: Target, opts: ClientOptions, marks: Marks): Promise<TimingConnection> {
-    let address = target.pinnedAddress
-    let family: 4 | 6
-    if (address === undefined) {
-      const literal = isIP(target.connectHost)
-      if (literal) {
-        address = target.connectHost
-        family = literal as 4 | 6
-      } else {
-        marks.dnsStart = performance.now()
-        let found
-        try {
-          found = await opts.lookup(target.connectHost, { family: 'auto', timeoutMs: Math.min(opts.timeoutMs, 5000) })
-        } catch (err) {
-          throw new BenchRequestError((err as { code?: string }).code ?? 'DNS', (err as Error).message)
-        }
-        marks.dnsEnd = performance.now()
-        address = found.addresses[0]!.address
-        family = found.addresses[0]!.family
-      }
-    } else family = isIP(address) === 6 ? 6 : 4
-    marks.connectStart = performance.now()
-    const remaining = () => Math.max(1, opts.timeoutMs - (performance.now() - marks.start))
-    const tcp = await new Promise<Socket>((resolve, reject) => {
-      const s = netConnect({ host: address!, port: target.connectPort })
-      s.setNoDelay(true)
-      const timer = setTimeout(() => {
-        s.destroy()
-        reject(new BenchRequestError('timeout', `connect to ${address}:${target.connectPort} timed out`))
-      }, remaining())
-      s.once('connect', () => {
-        clearTimeout(timer)
-        resolve(s)
-      })
-      s.once('error', (err) => {
-        clearTimeout(timer)
-        reject(asBenchError(err))
-      })
-    })
-    marks.connectEnd = performance.now()
-    if (target.scheme === 'http') return new TimingConnection(tcp, { remoteAddress: address, family })
-    const tls = await new Promise<TLSSocket>((resolve, reject) => {
-      const s = tlsConnect({
-        socket: tcp,
-        servername: isIP(target.host) ? undefined : target.host,
-        ca: opts.ca,
-        rejectUnauthorized: !opts.insecure,
-        ALPNProtocols: ['http/1.1'],
-      })
-      const timer = setTimeout(() => {
-        s.destroy()
-        reject(new BenchRequestError('timeout', 'TLS handshake timed out'))
-      }, remaining())
-      s.once('secureConnect', () => {
-        clearTimeout(timer)
-        resolve(s)
-      })
-      s.once('error', (err) => {
-        clearTimeout(timer)
-        tcp.destroy()
-        reject(asBenchError(err))
-      })
-    })
-    marks.tlsEnd = performance.now()
-    const cipher = tls.getCipher()
-    return new TimingConnection(tls, {
-      remoteAddress: address,
-      family,
-      tlsVersion: tls.getProtocol() ?? undefined,
-      alpn: typeof tls.alpnProtocol === 'string' ? tls.alpnProtocol : undefined,
-      cipher: cipher?.name,
-    })
-  }
-
   /** Sends one request and reads the whole response, counting body bytes. */
   request(target: Target, spec: RequestSpec, opts: ClientOptions, marks: Marks): Promise<ResponseInfo> {
+    if (this.onData) return Promise.reject(new BenchRequestError('BUSY', 'an HTTP/1.1 connection carries one request at a time'))
     this.requests++
     let head = `${spec.method} ${target.path} HTTP/1.1\r\n`
     const names = new Set(spec.headers.map(([n]) => n.toLowerCase()))
@@ -286,9 +151,4 @@ export class TimingConnection {
     this.closed = true
     this.socket.destroy()
   }
-}
-
-function hostHeader(t: Target): string {
-  const h = bracketHost(t.host)
-  return t.port === (t.scheme === 'https' ? 443 : 80) ? h : `${h}:${t.port}`
 }

@@ -1,32 +1,48 @@
 /**
- * `proxy bench URL`: flags -> a run plan -> samples -> report data -> text or JSON. The engine
- * is bench/runner.ts, statistics bench/aggregate.ts and bench/stats.ts, rendering bench/report.ts.
+ * `proxy bench URL`: flags -> a run plan -> samples -> report data -> text, JSON or HTML. The
+ * engine is bench/runner.ts, statistics bench/aggregate.ts and bench/stats.ts, the saved-run
+ * comparison bench/baseline.ts, rendering bench/report.ts (text) and bench/html.ts.
  */
 import type { CAC } from 'cac'
 import { createWriteStream, readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { compare, report, SCHEMA } from '../bench/aggregate.ts'
+import { compare, MIN_EFFECT, report, sampleRecord, SCHEMA } from '../bench/aggregate.ts'
+import { compareWithBaseline, loadBaseline } from '../bench/baseline.ts'
+import { TlsSessionCache, type Target } from '../bench/dial.ts'
 import { explainText } from '../bench/explain.ts'
+import { writeHtmlReport } from '../bench/html.ts'
 import { renderComparison, renderReport, renderWaterfall } from '../bench/report.ts'
 import { runBench, type RunPlan, type Sample } from '../bench/runner.ts'
 import { evaluateSlo, parseSlo, type SloResult } from '../bench/slo.ts'
-import type { Target } from '../bench/timing-client.ts'
 import { createLookup } from '../dns/lookup.ts'
-import { colorsFor } from '../lib/colors.ts'
+import { colorEnabled, colorsFor } from '../lib/colors.ts'
 import { ProxyError, UsageError } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import { parseDurationMs } from '../lib/units.ts'
+import type { Phase } from '../bench/timings.ts'
+
+/** -c without a value: 1, or with --rate enough request loops to hold the rate while some wait. */
+export const DEFAULT_CONCURRENCY = 1
+export const DEFAULT_RATE_CONCURRENCY = 64
+/** -m without a value. */
+export const DEFAULT_STREAMS = 1
 
 export function registerBench(cli: CAC, io: CliIo): void {
-  cli
-    .command('bench [url]', 'Time DNS / CONNECT / TLS / WAIT / TRANSFER for a URL; compare two with --vs')
+  const cmd = cli
+    .command('bench [url]', 'Time DNS / CONNECT / TLS / WAIT / TRANSFER for a URL; compare two with --vs, or with a saved run')
     .option('-n, --requests <n>', 'Requests (per URL with --vs). Default: 1, drawn as a waterfall (100 with --vs)')
-    .option('-c, --concurrency <n>', 'Requests in flight at once (default: 1)')
+    .option('-c, --concurrency <n>', `Connections (HTTP/1.1: requests in flight) at once. Default: ${DEFAULT_CONCURRENCY}; with --rate: ${DEFAULT_RATE_CONCURRENCY}`)
+    .option('-m, --streams <n>', `With --http2: concurrent streams on each of the -c connections, as h2load -m (default: ${DEFAULT_STREAMS})`)
     .option('-d, --duration <duration>', 'Run for this long instead of -n, e.g. 30s (use --data for a request body)')
-    .option('--rate <per-second>', 'Constant arrival rate; latency is also measured from the intended send time')
+    .option('--rate <per-second>', `Constant arrival rate; latency is also measured from the intended send time (-c defaults to ${DEFAULT_RATE_CONCURRENCY})`)
     .option('--no-keepalive', 'Open a new connection for every request (default: reuse)')
+    .option('--no-tls-resume', 'Make every TLS handshake full (default: offer the session from an earlier handshake, as browsers do)')
+    .option('--http2', 'Offer h2 by ALPN (https URLs; says so when the server picks HTTP/1.1)')
+    .option('--vs-http2', 'Offer h2 to the --vs URL only (e.g. direct HTTP/1.1 against a proxy over h2)')
     .option('--vs <url>', 'Compare with a second URL, interleaving requests A/B')
+    .option('--baseline <file>', 'Compare with a run saved with --json: same intervals and verdict as --vs')
+    .option('--html <file>', 'Also write a self-contained HTML report (charts as inline SVG)')
     .option('-X, --method <method>', 'Request method (default: GET, or POST with --data)')
     .option('-H, --header <header>', '"Name: value" request header. Repeatable')
     .option('--data <text>', 'Request body')
@@ -38,9 +54,12 @@ export function registerBench(cli: CAC, io: CliIo): void {
     .option('--timeout <duration>', 'Per-request time limit (default: 10s)')
     .option('--json', 'Print one JSON document (schema in the README)')
     .option('--samples <file>', 'Write one JSON line per request to this file')
-    .option('--slo <objectives>', 'e.g. "p99.total<300ms,p50.wait<80ms"; exit 4 when one is broken')
+    .option('--slo <objectives>', 'e.g. "p99.total<300ms,p50.wait<80ms", or with --baseline "p50.total<+10%"; exit 4 when one is broken')
     .option('--explain', 'Print the glossary: each phase next to curl -w, devtools and k6 names')
     .action((url: string | undefined, opts: Record<string, unknown>) => benchCommand(url, opts, io))
+  // cac gives every --no-… flag a default of true, and --help would print "(default: true)"
+  // next to a flag that turns something off. The flag's own text says what the default is.
+  for (const o of cmd.options) if (o.negated) o.config.default = undefined
 }
 
 function list(v: unknown): string[] {
@@ -66,7 +85,7 @@ export function targetFor(raw: string, resolves: string[], connectTos: string[])
   if (scheme !== 'http' && scheme !== 'https') throw new UsageError(`"${raw}": only http and https URLs are supported`)
   const host = u.hostname.replace(/^\[|\]$/g, '')
   const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80
-  const t: Target = { scheme, host, port, path: `${u.pathname}${u.search}`, connectHost: host, connectPort: port, pinnedAddress: undefined }
+  const t: Target = { scheme, host, port, path: `${u.pathname}${u.search}`, connectHost: host, connectPort: port, pinnedAddress: undefined, http2: false }
   for (const r of resolves) {
     const m = /^(\[[^\]]+\]|[^:]+):(\d+):(.+)$/.exec(r)
     if (!m) throw new UsageError(`--resolve: "${r}" is not host:port:addr`)
@@ -104,9 +123,21 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   const connectTos = list(opts.connectTo)
   const targets = [targetFor(url, resolves, connectTos)]
   if (opts.vs !== undefined) targets.push(targetFor(String(opts.vs), resolves, connectTos))
+  if (opts.vsHttp2 && opts.vs === undefined) throw new UsageError('--vs-http2 needs --vs URL')
+  if (opts.vs !== undefined && opts.baseline !== undefined) throw new UsageError('--vs and --baseline each make a comparison: use one')
+  // h2 is chosen by ALPN in the TLS handshake (RFC 9113 §3.2); cleartext h2c is not offered.
+  targets.forEach((t, i) => {
+    const want = Boolean(opts.http2) || (i === 1 && Boolean(opts.vsHttp2))
+    if (want && t.scheme === 'http') io.err(`note: ${i === 0 ? url : String(opts.vs)} is http://: h2 is offered by ALPN over TLS only, so it is timed over HTTP/1.1\n`)
+    t.http2 = want && t.scheme === 'https'
+  })
   let requests = positiveInt(opts.requests, '-n/--requests')
   if (requests === undefined && durationMs === undefined) requests = targets.length === 2 ? 100 : 1
-  const concurrency = positiveInt(opts.concurrency, '-c/--concurrency') ?? (rate !== undefined ? 64 : 1)
+  const concurrency = positiveInt(opts.concurrency, '-c/--concurrency') ?? (rate !== undefined ? DEFAULT_RATE_CONCURRENCY : DEFAULT_CONCURRENCY)
+  const streams = positiveInt(opts.streams, '-m/--streams') ?? DEFAULT_STREAMS
+  if (streams > 1 && !targets.some((t) => t.http2)) throw new UsageError('-m/--streams needs --http2 (or --vs-http2) and an https URL: HTTP/1.1 carries one request at a time')
+  const baseline = opts.baseline !== undefined ? loadBaseline(String(opts.baseline)) : undefined
+  if (slo.some((o) => o.regressionPct !== undefined) && !baseline) throw new UsageError('--slo: a "+N%" objective is measured against a saved run: add --baseline FILE.json')
 
   let body: Uint8Array | undefined
   if (opts.dataBinary !== undefined) {
@@ -133,6 +164,7 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   }
   const method = opts.method !== undefined ? String(opts.method).toUpperCase() : body ? 'POST' : 'GET'
 
+  const keepAlive = opts.keepalive !== false
   const samplesOut = opts.samples !== undefined ? createWriteStream(String(opts.samples)) : undefined
   let done = 0
   let failed = 0
@@ -147,16 +179,17 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   const plan: RunPlan = {
     targets,
     spec: { method, headers, body },
-    client: { timeoutMs, insecure: Boolean(opts.insecure), ca, lookup: createLookup() },
+    client: { timeoutMs, insecure: Boolean(opts.insecure), ca, lookup: createLookup(), tlsSessions: opts.tlsResume === false ? undefined : new TlsSessionCache() },
     requests,
     durationMs,
     concurrency,
+    streams,
     ratePerS: rate,
-    keepAlive: opts.keepalive !== false,
+    keepAlive,
     onSample: (s: Sample) => {
       done++
       if (s.error) failed++
-      samplesOut?.write(`${JSON.stringify({ ...s, url: s.side === 'a' ? url : String(opts.vs) })}\n`)
+      samplesOut?.write(`${JSON.stringify(sampleRecord(s, s.side === 'a' ? url : String(opts.vs)))}\n`)
     },
   }
   let result
@@ -170,24 +203,44 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
     if (samplesOut) await new Promise<void>((r) => samplesOut.end(() => r()))
   }
   const c = colorsFor(io.stdoutIsTTY, io.env)
+  const columns = Number(io.env.COLUMNS) || (io.stdoutIsTTY ? (process.stdout.columns ?? 0) : 0)
+  const text = { sparklines: colorEnabled(io.stdoutIsTTY, io.env) && columns >= 80, keepAlive }
   const a = result.samples.filter((s) => s.side === 'a')
   const b = result.samples.filter((s) => s.side === 'b')
-  const ra = report(targets.length === 2 ? url : url, a, result.elapsedMs)
-  const rb = targets.length === 2 ? report(String(opts.vs), b, result.elapsedMs) : undefined
-  const sloResults: SloResult[] = [...evaluateSlo(slo, ra), ...(rb ? evaluateSlo(slo, rb) : [])]
+  const conns = (side: 'a' | 'b') => result.connections.filter((k) => k.side === side)
+  const ra = { ...report(url, a, result.elapsedMs, conns('a'), result.retriedUnprocessed.a), concurrency, ...(targets[0]!.http2 ? { streams } : {}) }
+  const rb = targets.length === 2 ? { ...report(String(opts.vs), b, result.elapsedMs, conns('b'), result.retriedUnprocessed.b), concurrency, ...(targets[1]!.http2 ? { streams } : {}) } : undefined
+  const cmp = rb ? compare(a, b) : undefined
+  const base = baseline ? compareWithBaseline(String(opts.baseline), baseline, ra) : undefined
+  const sloBase = baseline && base ? { report: baseline, regressed: (p: Phase) => Boolean(base.phases[p]?.ci95 && base.phases[p]!.ci95![1] < 1 && base.phases[p]!.ratio <= 1 / (1 + MIN_EFFECT)) } : undefined
+  const sloResults: SloResult[] = [...evaluateSlo(slo, ra, sloBase), ...(rb ? evaluateSlo(slo, rb) : [])]
+  // Say so when h2 was asked for and the server chose HTTP/1.1 (RFC 7301 §3.2: its choice).
+  targets.forEach((t, i) => {
+    const r = i === 0 ? ra : rb!
+    if (t.http2 && r.connection?.alpn !== undefined && r.connection.alpn !== 'h2') io.err(`note: ${r.url} did not negotiate h2 (ALPN: ${r.connection.alpn || 'none'}); it was timed over HTTP/1.1\n`)
+  })
 
   if (opts.json) {
-    const doc = rb ? { schema: SCHEMA, a: ra, b: rb, comparison: compare(a, b) } : { schema: SCHEMA, ...ra }
-    io.out(`${JSON.stringify(slo.length ? { ...doc, slo: sloResults.map((r) => ({ objective: r.objective.text, actual_ms: r.actualMs, ok: r.ok })) } : doc, null, 2)}\n`)
+    const doc = rb ? { schema: SCHEMA, a: ra, b: rb, comparison: cmp } : { schema: SCHEMA, ...ra, ...(base ? { baseline: base } : {}) }
+    io.out(`${JSON.stringify(slo.length ? { ...doc, slo: sloResults.map((r) => ({ objective: r.objective.text, actual_ms: r.actualMs, ...(r.baselineMs !== undefined ? { baseline_ms: r.baselineMs } : {}), ok: r.ok })) } : doc, null, 2)}\n`)
   } else if (rb) {
-    io.out(`${renderComparison(ra, rb, compare(a, b), c)}\n`)
-  } else if (requests === 1 && durationMs === undefined && a.length === 1) {
+    io.out(`${renderComparison(ra, rb, cmp!, c)}\n`)
+  } else if (requests === 1 && durationMs === undefined && a.length === 1 && !base) {
     io.out(`${renderWaterfall(a[0]!, url, c)}\n`)
   } else {
-    io.out(`${renderReport(ra, c)}\n`)
+    io.out(`${renderReport(ra, c, text)}\n`)
+    if (base) io.out(`\n${c.bold('against the baseline')} ${c.dim(base.file)}\n${renderComparison(baseline!, ra, base, c, ['base', 'now'])}\n`)
   }
   if (sloResults.length && !opts.json) {
-    for (const r of sloResults) io.out(`${r.ok ? c.green('ok  ') : c.red('FAIL')} ${r.objective.text} (actual ${r.actualMs === undefined ? 'n/a' : `${r.actualMs.toFixed(1)}ms`})\n`)
+    for (const r of sloResults) {
+      const was = r.baselineMs !== undefined ? `, baseline ${r.baselineMs.toFixed(1)}ms` : ''
+      io.out(`${r.ok ? c.green('ok  ') : c.red('FAIL')} ${r.objective.text} (actual ${r.actualMs === undefined ? 'n/a' : `${r.actualMs.toFixed(1)}ms`}${was})\n`)
+    }
+  }
+  if (opts.html !== undefined) {
+    const file = String(opts.html)
+    writeHtmlReport(file, { a: ra, aSamples: a, b: rb, bSamples: b, comparison: cmp, baseline: baseline && base ? { report: baseline, comparison: base } : undefined, elapsedMs: result.elapsedMs })
+    if (!opts.json) io.err(`HTML report: ${file}\n`)
   }
   if (ra.requests > 0 && ra.errors === ra.requests) throw new ProxyError('E_BENCH', `every request to ${url} failed (${Object.keys(ra.errors_by_kind).join(', ')})`)
   if (rb && rb.requests > 0 && rb.errors === rb.requests) throw new ProxyError('E_BENCH', `every request to ${String(opts.vs)} failed (${Object.keys(rb.errors_by_kind).join(', ')})`)

@@ -175,7 +175,7 @@ export async function demoCommand(opts: Record<string, unknown>, io: CliIo): Pro
     const servedBy = (addr: string) => stats.find((s) => s.address === addr)?.requests ?? 0
     say(`   requests: ${ok + failed}, ${failed === 0 ? c.green('failed: 0') : c.red(`failed: ${failed}`)}; the proxy sent ${servedBy('127.0.0.3')} to 127.0.0.3 after the change`)
     say()
-    const faster = (cmp.phases.total?.ci95[0] ?? 0) > 1
+    const faster = (cmp.phases.total?.ci95?.[0] ?? 0) > 1
     say(faster && failed === 0 ? c.green('The proxy cut the time of a new user, and not one request failed while the origin moved.') : c.red('The demo did not show what it should; see the figures above.'))
     return faster && failed === 0 ? ExitCode.OK : ExitCode.DEMO_FAILED
   } finally {

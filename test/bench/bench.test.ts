@@ -1,5 +1,5 @@
 /** `proxy bench` against servers on loopback started here. Timing bounds are generous; accuracy is scripts/bench-accuracy.ts. */
-import { afterEach, describe, expect, test } from 'bun:test'
+import { afterEach, describe, expect, spyOn, test } from 'bun:test'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -168,6 +168,9 @@ test('--explain prints the glossary; a body with --data; bad flags are usage err
   const ex = await bench(['--explain'])
   expect(ex.out).toContain('time_namelookup')
   expect(ex.out).toContain('http_req_waiting')
+  expect(ex.out).toMatch(/TLS 1\.2, full handshake\s+2 RTT/)
+  expect(ex.out).toMatch(/TLS 1\.3, resumed \(PSK\)\s+1 RTT/)
+  for (const kind of ['cold', 'resumed', 'warm']) expect(ex.out).toMatch(new RegExp(`^  ${kind}\\s`, 'm'))
   let body = ''
   const s = h.origin({ fetch: async (req) => ((body = `${req.method} ${await req.text()}`), new Response('ok')) })
   expect((await bench([`http://127.0.0.1:${s.port}/`, '--data', 'a=1'])).code).toBe(0)
@@ -175,4 +178,79 @@ test('--explain prints the glossary; a body with --data; bad flags are usage err
   expect((await bench([`http://127.0.0.1:${s.port}/`, '-d', 'a=1'])).code).toBe(ExitCode.USAGE)
   expect((await bench(['ftp://x/'])).code).toBe(ExitCode.USAGE)
   expect((await bench([])).code).toBe(ExitCode.USAGE)
+})
+
+describe('rough edges (issue 19, item 6)', () => {
+  test('--help: -c states its defaults (also with --rate); no "(default: true)" on --no-… flags', async () => {
+    // cac prints help with console.info.
+    const printed: string[] = []
+    const spy = spyOn(console, 'info').mockImplementation((...args: unknown[]) => void printed.push(args.join(' ')))
+    try {
+      await runCli(['bench', '--help'], memoryIo())
+    } finally {
+      spy.mockRestore()
+    }
+    const help = printed.join('\n')
+    expect(help).toMatch(/-c, --concurrency <n>.*Default: 1; with --rate: 64/)
+    expect(help).toContain('--no-keepalive')
+    expect(help).toContain('--no-tls-resume')
+    expect(help).not.toContain('(default: true)')
+  })
+
+  test('--rate without -c uses the documented default, reported in the JSON', async () => {
+    const s = delayed(1)
+    const r = await bench([`http://127.0.0.1:${s.port}/`, '--rate', '40', '-n', '4', '--json'])
+    expect(r.json.concurrency).toBe(64)
+    const withC = await bench([`http://127.0.0.1:${s.port}/`, '--rate', '40', '-n', '4', '-c', '2', '--json'])
+    expect(withC.json.concurrency).toBe(2)
+  })
+
+  test('--no-keepalive: the warm section says there was no reuse; with keep-alive and no reuse it says none was reused', async () => {
+    const s = delayed(1)
+    const r = await bench([`http://127.0.0.1:${s.port}/`, '-n', '3', '--no-keepalive'])
+    expect(r.out).toContain('(none: no reuse with --no-keepalive)')
+    expect(r.out).not.toContain('no successful request')
+    const one = await bench([`http://127.0.0.1:${s.port}/`, '-n', '2', '-c', '2'])
+    expect(one.out).toContain('(none: no connection was reused)')
+  })
+
+  test('--vs with one sample per side: "n too small", and no interval is printed', async () => {
+    const a = delayed(1)
+    const b = delayed(1)
+    const r = await bench([`http://127.0.0.1:${a.port}/`, '--vs', `http://127.0.0.1:${b.port}/`, '-n', '1'])
+    expect(r.out).toContain('n too small')
+    expect(r.out).not.toMatch(/\(\d+\.\d+–\d+\.\d+\)/)
+    const j = await bench([`http://127.0.0.1:${a.port}/`, '--vs', `http://127.0.0.1:${b.port}/`, '-n', '1', '--json'])
+    expect(j.json.comparison.outcome).toBe('n_too_small')
+    expect(j.json.comparison.phases.total.ci95).toBeUndefined()
+  })
+
+  test('the one-request waterfall: its rows (with SEND) add up to the total', async () => {
+    const certs = makeCerts(['bench.test'], ['127.0.0.1'])
+    const s = h.origin({ tls: { cert: certs.cert, key: certs.key }, fetch: () => new Response('x'.repeat(5000)) } as never)
+    const r = await bench([`https://bench.test:${s.port}/`, '--resolve', `bench.test:${s.port}:127.0.0.1`, '--cacert', certs.caFile])
+    const row = (label: string) => Number(new RegExp(`^  ${label}\\s.*?([\\d.]+) ms`, 'm').exec(r.out)?.[1])
+    const parts = ['CONNECT', 'TLS', 'SEND', 'WAIT', 'TRANSFER'].map(row)
+    for (const v of parts) expect(Number.isFinite(v)).toBe(true)
+    const total = row('total')
+    expect(Math.abs(parts.reduce((x, y) => x + y, 0) - total)).toBeLessThan(0.006)
+    expect(r.out).toMatch(/^  DNS\s+-$/m) // --resolve: no lookup, shown as absent
+  })
+})
+
+describe('sparklines', () => {
+  test('drawn per phase with colour and a wide terminal; not otherwise', async () => {
+    const s = delayed(1)
+    const url = `http://127.0.0.1:${s.port}/`
+    const io = memoryIo({ FORCE_COLOR: '1', COLUMNS: '120' })
+    await runCli(['bench', url, '-n', '20'], io)
+    expect(io.stdout).toContain('distributions')
+    expect(io.stdout).toMatch(/WAIT.*[▁▂▃▄▅▆▇█]/)
+    const narrow = memoryIo({ FORCE_COLOR: '1', COLUMNS: '60' })
+    await runCli(['bench', url, '-n', '20'], narrow)
+    expect(narrow.stdout).not.toContain('distributions')
+    const plain = memoryIo({ NO_COLOR: '1', COLUMNS: '120' })
+    await runCli(['bench', url, '-n', '20'], plain)
+    expect(plain.stdout).not.toContain('distributions')
+  })
 })

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test'
-import { compare, verdict } from '../../src/bench/aggregate.ts'
+import { compare, compareValues, MIN_CI_SAMPLES, MIN_EFFECT, outcomeOf, verdict } from '../../src/bench/aggregate.ts'
+import { sparkline } from '../../src/bench/report.ts'
 import type { Sample } from '../../src/bench/runner.ts'
 import { evaluateSlo, parseSlo } from '../../src/bench/slo.ts'
 import { bootstrapRatio, histogram, percentile, seededRandom, summarize } from '../../src/bench/stats.ts'
@@ -88,4 +89,41 @@ test('compare fills every phase both sides have', () => {
   const c = compare(Array.from({ length: 30 }, (_, i) => mk('a', 100 + i)), Array.from({ length: 30 }, (_, i) => mk('b', 50 + i)))
   expect(Object.keys(c.phases)).toEqual(['connect', 'total'])
   expect(c.verdict).toMatch(/^B is 1\.\d+× faster/)
+})
+
+test('verdict: a CI that excludes 1 but a difference under MIN_EFFECT is no meaningful difference', () => {
+  const x = { a_p50: 0, b_p50: 0, a_p95: 0, b_p95: 0, ratio: 1.02, ci95: [1.01, 1.03] as [number, number] }
+  expect(outcomeOf(x)).toBe('no_difference')
+  expect(verdict(x)).toContain('no meaningful difference')
+  expect(outcomeOf({ ...x, ratio: 1 + MIN_EFFECT + 0.01, ci95: [1.02, 1.2] })).toBe('b_faster')
+  expect(outcomeOf({ ...x, ratio: 1.5, ci95: undefined })).toBe('n_too_small')
+})
+
+test('compareValues: below MIN_CI_SAMPLES a side gets medians and "n too small", never an interval', () => {
+  const few = Array.from({ length: MIN_CI_SAMPLES - 1 }, (_, i) => 10 + i)
+  const many = Array.from({ length: 30 }, (_, i) => 20 + i)
+  const c = compareValues({ total: few }, { total: many })
+  expect(c.outcome).toBe('n_too_small')
+  expect(c.phases.total!.ci95).toBeUndefined()
+  expect(c.verdict).toContain('n too small')
+  expect(compareValues({ total: many }, { total: many }).phases.total!.ci95).toHaveLength(2)
+})
+
+test('relative SLO objectives: broken only when the phase regressed and the budget is exceeded', () => {
+  const [o] = parseSlo('p50.total<+10%')
+  expect(o!.regressionPct).toBe(10)
+  const rep = (p50: number) => ({ phases: { total: { p50 } } }) as never
+  const base = (regressed: boolean) => ({ report: rep(100), regressed: () => regressed })
+  expect(evaluateSlo([o!], rep(150), base(true))[0]!.ok).toBe(false)
+  expect(evaluateSlo([o!], rep(150), base(false))[0]!.ok).toBe(true) // noise alone never fails
+  expect(evaluateSlo([o!], rep(105), base(true))[0]!.ok).toBe(true)
+  expect(evaluateSlo([o!], rep(150))[0]!.ok).toBe(false) // no baseline to measure against
+})
+
+test('sparkline: one cell per bin, a › for a tail beyond p99', () => {
+  const values = [...Array.from({ length: 200 }, (_, i) => i % 10), 1000]
+  const line = sparkline(values, 10)
+  expect(line.endsWith('›')).toBe(true)
+  expect([...line.slice(0, -1)]).toHaveLength(10)
+  expect(sparkline([5, 5, 5], 4)).toMatch(/^█/)
 })

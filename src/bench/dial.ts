@@ -1,0 +1,212 @@
+/**
+ * Opening a timed connection: DNS (a fresh lookup each time, no runtime cache), TCP connect and
+ * the TLS handshake, with a mark at each step, ALPN offered as asked, and TLS session resumption
+ * as browsers and curl do it (a new connection offers the session from an earlier handshake with
+ * the same origin; RFC 8446 §2.2 for TLS 1.3 tickets, RFC 5077 for TLS 1.2). What is spoken over
+ * the socket afterwards belongs to timing-client.ts (HTTP/1.1) and h2-client.ts (HTTP/2); the
+ * shape both give the runner (BenchConnection) is declared here.
+ */
+import type { Buffer } from 'node:buffer'
+import { connect as netConnect, isIP, type Socket } from 'node:net'
+import { connect as tlsConnect, type TLSSocket } from 'node:tls'
+import type { Lookup } from '../dns/lookup.ts'
+import type { Marks } from './timings.ts'
+import { bracketHost } from '../lib/net.ts'
+
+export interface Target {
+  scheme: 'http' | 'https'
+  /** Host for the Host header and SNI. */
+  host: string
+  port: number
+  /** Path and query. */
+  path: string
+  /** Where to connect: a name (looked up) or an IP. --connect-to changes it; --resolve pins it. */
+  connectHost: string
+  connectPort: number
+  /** --resolve: the address to use without a lookup. */
+  pinnedAddress: string | undefined
+  /** --http2 / --vs-http2: offer h2 by ALPN (https only). */
+  http2?: boolean
+}
+
+export interface RequestSpec {
+  method: string
+  headers: [string, string][]
+  body: Uint8Array | undefined
+}
+
+export interface ResponseInfo {
+  status: number
+  bytes: number
+  /** The server allows another request on this connection. */
+  keepAlive: boolean
+}
+
+/** One open connection, HTTP/1.1 or HTTP/2, as the runner sees it. */
+export interface BenchConnection {
+  readonly info: ConnectionInfo
+  /** Run-wide sequence number, so samples can be grouped by connection. */
+  readonly id: number
+  readonly usable: boolean
+  /** Requests sent on it so far, and the most that were in flight at once. */
+  requests: number
+  peakInFlight: number
+  request(target: Target, spec: RequestSpec, opts: ClientOptions, marks: Marks): Promise<ResponseInfo>
+  close(): void
+}
+
+export interface ClientOptions {
+  timeoutMs: number
+  insecure: boolean
+  ca: string | undefined
+  lookup: Lookup
+  /** Where sessions from earlier handshakes are kept; undefined (--no-tls-resume): every handshake is full. */
+  tlsSessions?: TlsSessionCache
+}
+
+export interface ConnectionInfo {
+  remoteAddress: string
+  family: 4 | 6
+  tlsVersion?: string
+  alpn?: string
+  cipher?: string
+  /** TLS only: the handshake resumed an earlier session (an abbreviated handshake). */
+  tlsResumed?: boolean
+}
+
+/**
+ * A failure with a short, countable kind (ECONNREFUSED, timeout, NXDOMAIN, a TLS code, …).
+ * `unprocessed`: the server said it did not process the request (an HTTP/2 stream refused or
+ * above a GOAWAY's last stream id, RFC 9113 §8.7), so it may be sent again on a new connection.
+ */
+export class BenchRequestError extends Error {
+  constructor(
+    readonly kind: string,
+    message: string,
+    readonly unprocessed = false,
+  ) {
+    super(message)
+    this.name = 'BenchRequestError'
+  }
+}
+
+function kindOf(err: unknown): string {
+  const e = err as { code?: string; name?: string }
+  if (err instanceof BenchRequestError) return err.kind
+  return e?.code ?? e?.name ?? 'error'
+}
+
+export function asBenchError(err: unknown): BenchRequestError {
+  return err instanceof BenchRequestError ? err : new BenchRequestError(kindOf(err), (err as Error)?.message ?? String(err))
+}
+
+/**
+ * The latest session per origin and server name, as a browser keeps it. The newest ticket wins:
+ * TLS 1.3 servers may send several, and RFC 8446 §C.4 asks clients not to reuse one, but
+ * curl and the runtimes' own clients do offer the same one again, and servers accept it.
+ */
+export class TlsSessionCache {
+  private readonly sessions = new Map<string, Buffer>()
+  get(key: string): Buffer | undefined {
+    return this.sessions.get(key)
+  }
+  set(key: string, session: Buffer): void {
+    this.sessions.set(key, session)
+  }
+}
+
+export interface Dialed {
+  socket: Socket | TLSSocket
+  info: ConnectionInfo
+}
+
+/** DNS, TCP and TLS, recording marks. `alpn` is what to offer (TLS only). */
+export async function dial(target: Target, opts: ClientOptions, marks: Marks, alpn: string[]): Promise<Dialed> {
+  let address = target.pinnedAddress
+  let family: 4 | 6
+  if (address === undefined) {
+    const literal = isIP(target.connectHost)
+    if (literal) {
+      address = target.connectHost
+      family = literal as 4 | 6
+    } else {
+      marks.dnsStart = performance.now()
+      let found
+      try {
+        found = await opts.lookup(target.connectHost, { family: 'auto', timeoutMs: Math.min(opts.timeoutMs, 5000) })
+      } catch (err) {
+        throw new BenchRequestError((err as { code?: string }).code ?? 'DNS', (err as Error).message)
+      }
+      marks.dnsEnd = performance.now()
+      address = found.addresses[0]!.address
+      family = found.addresses[0]!.family
+    }
+  } else family = isIP(address) === 6 ? 6 : 4
+  marks.connectStart = performance.now()
+  const remaining = () => Math.max(1, opts.timeoutMs - (performance.now() - marks.start))
+  const tcp = await new Promise<Socket>((resolve, reject) => {
+    const s = netConnect({ host: address!, port: target.connectPort })
+    s.setNoDelay(true)
+    const timer = setTimeout(() => {
+      s.destroy()
+      reject(new BenchRequestError('timeout', `connect to ${address}:${target.connectPort} timed out`))
+    }, remaining())
+    s.once('connect', () => {
+      clearTimeout(timer)
+      resolve(s)
+    })
+    s.once('error', (err) => {
+      clearTimeout(timer)
+      reject(asBenchError(err))
+    })
+  })
+  marks.connectEnd = performance.now()
+  if (target.scheme === 'http') return { socket: tcp, info: { remoteAddress: address, family } }
+  const servername = isIP(target.host) ? undefined : target.host
+  const sessionKey = `${target.host}:${target.port}/${target.connectHost}:${target.connectPort}`
+  const cache = opts.tlsSessions
+  const tls = await new Promise<TLSSocket>((resolve, reject) => {
+    const s = tlsConnect({
+      socket: tcp,
+      servername,
+      ca: opts.ca,
+      rejectUnauthorized: !opts.insecure,
+      ALPNProtocols: alpn,
+      session: cache?.get(sessionKey),
+    })
+    // TLS 1.3 tickets arrive after the handshake (RFC 8446 §4.6.1): keep listening for them.
+    if (cache) s.on('session', (session: Buffer) => cache.set(sessionKey, session))
+    const timer = setTimeout(() => {
+      s.destroy()
+      reject(new BenchRequestError('timeout', 'TLS handshake timed out'))
+    }, remaining())
+    s.once('secureConnect', () => {
+      clearTimeout(timer)
+      resolve(s)
+    })
+    s.once('error', (err) => {
+      clearTimeout(timer)
+      tcp.destroy()
+      reject(asBenchError(err))
+    })
+  })
+  marks.tlsEnd = performance.now()
+  const cipher = tls.getCipher()
+  return {
+    socket: tls,
+    info: {
+      remoteAddress: address,
+      family,
+      tlsVersion: tls.getProtocol() ?? undefined,
+      alpn: typeof tls.alpnProtocol === 'string' ? tls.alpnProtocol : undefined,
+      cipher: cipher?.name,
+      tlsResumed: tls.isSessionReused(),
+    },
+  }
+}
+
+/** The Host header (HTTP/1.1) or :authority (HTTP/2) for a target: the port only when not the default. */
+export function hostHeader(t: Target): string {
+  const h = bracketHost(t.host)
+  return t.port === (t.scheme === 'https' ? 443 : 80) ? h : `${h}:${t.port}`
+}

@@ -1,0 +1,153 @@
+/**
+ * `proxy bench --http2` against nginx with http2: ALPN h2, -c connections carrying -m streams
+ * each (counted per connection by nginx's own log), connection phases once per connection and
+ * wait/transfer per stream, the same request and connection counts as h2load with the same
+ * flags, a clear note when the server does not negotiate h2, and --vs across protocols.
+ */
+import { afterEach, describe, expect, test } from 'bun:test'
+import { spawn, spawnSync } from 'node:child_process'
+import { runCli } from '../../src/cli.ts'
+import { ExitCode } from '../../src/lib/exit-codes.ts'
+import { memoryIo } from '../../src/lib/io.ts'
+import { makeCerts } from '../support/certs.ts'
+import { Nginx, nginxAvailable } from './nginx.ts'
+
+const closers: (() => void)[] = []
+afterEach(() => {
+  for (const c of closers.splice(0).reverse()) c()
+})
+
+async function bench(argv: string[]): Promise<{ code: number; out: string; err: string; json: any }> {
+  const io = memoryIo()
+  const code = await runCli(['bench', ...argv], io)
+  let json: any
+  try {
+    json = JSON.parse(io.stdout)
+  } catch {}
+  return { code, out: io.stdout, err: io.stderr, json }
+}
+
+const certs = () => makeCerts(['h2.test'], ['127.0.0.1'])
+
+async function nginx(http2: boolean, keepaliveRequests?: number): Promise<{ ng: Nginx; args: string[]; url: string }> {
+  const c = certs()
+  const ng = await new Nginx().start({ cert: c.cert, key: c.key, http2, protocols: 'TLSv1.2 TLSv1.3', keepaliveRequests })
+  closers.push(() => ng.close())
+  const url = `https://h2.test:${ng.port}/`
+  return { ng, url, args: [url, '--resolve', `h2.test:${ng.port}:127.0.0.1`, '--cacert', c.caFile] }
+}
+
+/** Per nginx connection id, how many requests it carried (once the log has `n` lines). */
+async function perConnection(ng: Nginx, n: number): Promise<number[]> {
+  const counts = new Map<string, number>()
+  for (const l of await ng.linesWhen(n)) counts.set(l.connection, (counts.get(l.connection) ?? 0) + 1)
+  return [...counts.values()].sort((a, b) => a - b)
+}
+
+test('-m without --http2 is a usage error; --http2 on http:// says it is timed over HTTP/1.1', async () => {
+  expect((await bench(['https://127.0.0.1:1/', '-m', '4'])).code).toBe(ExitCode.USAGE)
+  const s = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  closers.push(() => void s.stop(true))
+  const r = await bench([`http://127.0.0.1:${s.port}/`, '--http2', '-n', '2', '--json'])
+  expect(r.code).toBe(0)
+  expect(r.err).toContain('h2 is offered by ALPN over TLS only')
+  expect(r.json.requests).toBe(2)
+})
+
+describe.skipIf(!nginxAvailable())('against nginx with http2', () => {
+  test('ALPN h2; -c 2 -m 5: two connections, five streams in flight on each; phases where they belong', async () => {
+    const { ng, args } = await nginx(true)
+    const r = await bench([...args, '--http2', '-n', '100', '-c', '2', '-m', '5', '--json'])
+    expect(r.code).toBe(0)
+    expect(r.json.connection.alpn).toBe('h2')
+    expect(r.json.requests).toBe(100)
+    expect(r.json.status).toEqual({ '200': 100 })
+    expect(r.json.streams).toBe(5)
+    expect(r.json.connections.opened).toBe(2)
+    expect(r.json.connections.max_streams_in_flight).toBe(5)
+    // nginx's own view: every request over HTTP/2.0, on two connections that add up to 100.
+    const log = await ng.linesWhen(100)
+    expect(log).toHaveLength(100)
+    expect(log.every((l) => l.protocol === 'HTTP/2.0')).toBe(true)
+    const counts = await perConnection(ng, 100)
+    expect(counts).toHaveLength(2)
+    expect(counts[0]! + counts[1]!).toBe(100)
+    expect([r.json.connections.requests_per_connection.min, r.json.connections.requests_per_connection.max]).toEqual(counts)
+    // Connection phases once per connection; wait and transfer for every stream.
+    expect(r.json.cold.requests).toBe(2)
+    expect(r.json.warm.requests).toBe(98)
+    for (const p of ['connect', 'tls']) expect(r.json.cold.phases[p].n).toBe(2)
+    for (const p of ['dns', 'connect', 'tls']) expect(r.json.warm.phases[p]).toBeUndefined()
+    expect(r.json.phases.wait.n).toBe(100)
+    expect(r.json.phases.transfer.n).toBe(100)
+    // Plausible: positive, and no stream's wait + transfer exceeds its total.
+    expect(r.json.phases.wait.min).toBeGreaterThan(0)
+    expect(r.json.phases.total.max).toBeGreaterThanOrEqual(r.json.phases.wait.max)
+    expect(r.json.cold.phases.total.min).toBeGreaterThan(r.json.cold.phases.tls.min)
+  })
+
+  test('the same request and connection counts as h2load with the same flags', async () => {
+    if (spawnSync('sh', ['-c', 'command -v h2load']).status !== 0) {
+      console.warn('skipped: h2load is not installed (apt-get install nghttp2-client)')
+      return
+    }
+    const { ng, args } = await nginx(true)
+    const ours = await bench([...args, '--http2', '-n', '60', '-c', '3', '-m', '4', '--json'])
+    const oursCounts = await perConnection(ng, 60)
+    ng.clearLog()
+    const h2load = await new Promise<string>((resolve) => {
+      const c = spawn('h2load', ['-n', '60', '-c', '3', '-m', '4', `https://127.0.0.1:${ng.port}/`])
+      let out = ''
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()))
+      const timer = setTimeout(() => c.kill('SIGKILL'), 20_000)
+      c.on('close', () => (clearTimeout(timer), resolve(out)))
+    })
+    expect(h2load).toContain('Application protocol: h2')
+    const done = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded/.exec(h2load)
+    expect(Number(done![3])).toBe(ours.json.requests - ours.json.errors)
+    const theirCounts = await perConnection(ng, 60)
+    expect(ng.lines().every((l) => l.protocol === 'HTTP/2.0')).toBe(true)
+    expect(theirCounts.length).toBe(oursCounts.length)
+    expect(theirCounts.reduce((a, b) => a + b, 0)).toBe(oursCounts.reduce((a, b) => a + b, 0))
+    expect(ours.json.connections.opened).toBe(3)
+  })
+
+  test('GOAWAY after N requests: streams the server did not process are sent again on a new connection, never errors', async () => {
+    const { ng, args } = await nginx(true, 10)
+    const r = await bench([...args, '--http2', '-n', '100', '-c', '1', '-m', '6', '--json'])
+    expect(r.code).toBe(0)
+    expect(r.json.errors).toBe(0)
+    expect(r.json.requests).toBe(100)
+    expect(await ng.linesWhen(100)).toHaveLength(100) // each request processed once
+    expect(r.json.connections.retried_unprocessed).toBeGreaterThan(0)
+    expect(r.json.connections.requests_per_connection.max).toBe(10)
+    expect(r.json.connections.opened).toBe((await perConnection(ng, 100)).length)
+    expect(r.json.resumed.requests).toBe(r.json.connections.opened - 1) // every new connection after the first resumed
+  })
+
+  test('a server without h2: says so, and times HTTP/1.1 one request at a time', async () => {
+    const { ng, args } = await nginx(false)
+    const r = await bench([...args, '--http2', '-n', '20', '-c', '2', '-m', '5', '--json'])
+    expect(r.code).toBe(0)
+    expect(r.err).toContain('did not negotiate h2 (ALPN: http/1.1)')
+    expect(r.json.connection.alpn).toBe('http/1.1')
+    expect(r.json.requests).toBe(20)
+    expect(r.json.errors).toBe(0)
+    expect(r.json.connections.max_streams_in_flight).toBe(1)
+    const log = await ng.linesWhen(20)
+    expect(log).toHaveLength(20)
+    expect(log.every((l) => l.protocol === 'HTTP/1.1')).toBe(true)
+  })
+
+  test('--vs across protocols: HTTP/1.1 (A) against h2 (B) on the same server', async () => {
+    const { ng, args, url } = await nginx(true)
+    const r = await bench([...args, '--vs', url, '--vs-http2', '-n', '20', '--json'])
+    expect(r.code).toBe(0)
+    expect(r.json.a.connection.alpn).toBe('http/1.1')
+    expect(r.json.b.connection.alpn).toBe('h2')
+    expect(r.json.comparison.phases.total.ci95).toHaveLength(2)
+    const protocols = (await ng.linesWhen(40)).map((l) => l.protocol)
+    expect(protocols.filter((p) => p === 'HTTP/1.1')).toHaveLength(20)
+    expect(protocols.filter((p) => p === 'HTTP/2.0')).toHaveLength(20)
+  })
+})
