@@ -1,5 +1,5 @@
 /** The CLI boundary: exit codes, one-line errors, help with defaults. Runs runCli in-process. */
-import { describe, expect, test } from 'bun:test'
+import { afterEach, describe, expect, test } from 'bun:test'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -98,5 +98,63 @@ describe('usage errors', () => {
     const io = memoryIo()
     expect(await runCli(['--version'], io)).toBe(ExitCode.OK)
     expect(io.stdout).toMatch(/^proxy \d+\.\d+\.\d+ \(commit \S+, bun \d/)
+  })
+})
+
+describe('mistyped flags and commands get a did-you-mean (exit 2)', () => {
+  test('a flag one letter off names the flag as typed and the one meant', async () => {
+    const io = memoryIo()
+    expect(await runCli(['check', '--upstream', 'origin.example', '--connect-timout', '5s', '--no-resolve'], io)).toBe(ExitCode.USAGE)
+    expect(io.stderr).toContain('unknown flag --connect-timout; did you mean --connect-timeout?')
+    expect(io.stderr.trim().split('\n')).toHaveLength(1)
+  })
+
+  test('a config key written as a flag, and --flag=value', async () => {
+    const a = memoryIo()
+    expect(await runCli(['serve', '--upstream', 'origin.example', '--max_body_size', '1MB'], a)).toBe(ExitCode.USAGE)
+    expect(a.stderr).toContain('did you mean --max-body-size?')
+    const b = memoryIo()
+    expect(await runCli(['serve', '--upstrem=http://origin.example'], b)).toBe(ExitCode.USAGE)
+    expect(b.stderr).toContain('unknown flag --upstrem; did you mean --upstream?')
+  })
+
+  test('nothing close: no suggestion, still exit 2', async () => {
+    const io = memoryIo()
+    expect(await runCli(['check', '--upstream', 'origin.example', '--frobnicate-widely'], io)).toBe(ExitCode.USAGE)
+    expect(io.stderr).toContain('unknown flag --frobnicate-widely (run "proxy check --help" for the list)')
+  })
+
+  test('a mistyped command', async () => {
+    const io = memoryIo()
+    expect(await runCli(['serv', '--upstream', 'origin.example'], io)).toBe(ExitCode.USAGE)
+    expect(io.stderr).toContain('unknown command "serv"; did you mean "serve"?')
+  })
+})
+
+describe('start-up errors: a taken port says "address in use" (exit 3) and names the flag', () => {
+  const held: { stop(force?: boolean): void }[] = []
+  afterEach(() => held.splice(0).forEach((s) => s.stop(true)))
+  const holdPort = (): number => {
+    const s = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+    held.push(s)
+    return s.port
+  }
+
+  for (const listener of ['own', 'runtime']) {
+    test(`the listen port (listener = ${listener})`, async () => {
+      const port = holdPort()
+      const io = memoryIo()
+      expect(await runCli(['serve', '--upstream', 'http://127.0.0.1:9', '--listen', `127.0.0.1:${port}`, '--admin', 'off', '--listener', listener], io)).toBe(ExitCode.START_FAILED)
+      expect(io.stderr).toContain(`[E_LISTEN] cannot listen on 127.0.0.1:${port}: address in use;`)
+      expect(io.stderr).toContain('--listen')
+    })
+  }
+
+  test('the admin port another instance holds: the error names --admin', async () => {
+    const port = holdPort()
+    const io = memoryIo()
+    expect(await runCli(['serve', '--upstream', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${port}`], io)).toBe(ExitCode.START_FAILED)
+    expect(io.stderr).toContain(`cannot listen on admin address 127.0.0.1:${port}: address in use;`)
+    expect(io.stderr).toContain('--admin 127.0.0.1:<port>')
   })
 })

@@ -11,6 +11,7 @@ import type { LoadedFile } from './load.ts'
 import type { HostPort, ResolvedConfig, ResolvedRoute, ResolvedUpstream } from './schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
+import { closest } from '../lib/suggest.ts'
 
 /** Flag values, already in file units and keyed like the file. Upstream flags apply to the default upstream. */
 export interface FlagLayer {
@@ -282,33 +283,6 @@ function locate(ctx: Ctx, keyPath: string): ConfigLocation {
   if (!ctx.file) return { keyPath }
   const line = ctx.file.lines.get(keyPath.replace(/\[\d+\]$/, '')) ?? ctx.file.lines.get(keyPath.replace(/\.[^.]+$/, ''))
   return { file: ctx.file.path, keyPath, line }
-}
-
-function closest(word: string, candidates: string[]): string | undefined {
-  let best: string | undefined
-  let bestD = 3
-  for (const c of candidates) {
-    const dist = editDistance(word, c)
-    if (dist < bestD) {
-      bestD = dist
-      best = c
-    }
-  }
-  return best
-}
-
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0]!
-    dp[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j]!
-      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
-      prev = tmp
-    }
-  }
-  return dp[b.length]!
 }
 
 function isTable(v: unknown): v is Table {

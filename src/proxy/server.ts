@@ -11,6 +11,7 @@ import { listen, setMaxHeaderBytes, type Listener, type RequestContext } from '.
 import type { ResolvedConfig, ResolvedUpstream } from '../config/schema.ts'
 import { parseCidr, cidrContains, type Cidr } from '../lib/cidr.ts'
 import { ProxyError } from '../lib/errors.ts'
+import { listenError } from '../lib/listen-error.ts'
 import type { LogFn } from '../lib/logger.ts'
 import type { AddressSource } from './address-source.ts'
 import { ProxyHandler, type HandlerHooks } from './handler.ts'
@@ -135,7 +136,7 @@ export class ProxyServer {
       })
     } catch (err) {
       if (err instanceof ProxyError) throw err
-      throw new ProxyError('E_LISTEN', `cannot listen on ${cfg.listen.host}:${cfg.listen.port}: ${(err as Error).message}; pick another --listen address or stop what uses it`, { cause: err })
+      throw listenError('proxy', cfg.listen.host, cfg.listen.port, err)
     }
   }
 
