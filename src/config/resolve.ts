@@ -8,7 +8,7 @@ import { ConfigError, type ConfigLocation } from '../lib/errors.ts'
 import { parseDurationMs, parseSizeBytes } from '../lib/units.ts'
 import { ADMIN_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
 import type { LoadedFile } from './load.ts'
-import type { HostPort, ResolvedConfig, ResolvedRoute, ResolvedUpstream } from './schema.ts'
+import type { HostPort, ResolvedConfig, ResolvedRoute, ResolvedUpstream, RewritePair } from './schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
 import { closest } from '../lib/suggest.ts'
@@ -249,6 +249,8 @@ function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
       if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) fail(ctx, path, `${show(raw)} is not a list of strings`)
       return list
     }
+    case 'rewrites':
+      return coerceRewrites(ctx, path, k.keywords, raw)
     case 'hostport': {
       if (raw === 'off') return undefined
       const hp = typeof raw === 'string' ? parseHostPort(raw) : undefined
@@ -256,6 +258,26 @@ function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
       return hp
     }
   }
+}
+
+/** "FROM TO" pairs and keywords -> rules; "off" stands alone and means none. */
+function coerceRewrites(ctx: Ctx, path: string, keywords: readonly string[], raw: unknown): (string | RewritePair)[] {
+  const list = typeof raw === 'string' ? [raw] : raw
+  if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) fail(ctx, path, `${show(raw)} is not a string or a list of strings`)
+  const entries = (list as string[]).map((e) => e.trim())
+  if (entries.includes('off')) {
+    if (!keywords.includes('off') || entries.length > 1) fail(ctx, path, '"off" stands alone; remove it, or the other entries')
+    return []
+  }
+  return entries.map((entry) => {
+    if (keywords.includes(entry)) return entry
+    const parts = entry.split(/\s+/)
+    if (parts.length !== 2 || parts[0] === '') {
+      const allowed = [...keywords.map((w) => `"${w}"`), '"FROM TO"'].join(', ')
+      fail(ctx, path, `${show(entry)} is not one of: ${allowed}; e.g. "http://origin.internal:8080/ https://www.example.com/"`)
+    }
+    return { from: parts[0]!, to: parts[1]! }
+  })
 }
 
 /** "0.0.0.0:8080", "[::1]:8080", ":8080" (all interfaces), "localhost:8080". Port 0 picks a free port. */

@@ -9,6 +9,7 @@ import { isoNow } from '../lib/clock.ts'
 import { clientResponseHeaders, hostWithoutPort, requestIdFor, upstreamRequestHeaders } from './headers.ts'
 import type { AcquiredConnection, AddressState, UpstreamPool } from './pool.ts'
 import { prepareBody } from './request-body.ts'
+import { responseRewriterFor, rewriteResponseHeaders, type ResponseRewriter } from './rewrite.ts'
 import type { ProxyReply, ProxyRequest } from './message.ts'
 import { errorReply, statusForUpstreamError } from './status.ts'
 import type { ExchangeEnd, IncomingResponse, OutgoingRequest } from './transport/http1.ts'
@@ -56,6 +57,8 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 export class ProxyHandler {
   private readonly trusted: readonly Cidr[]
   private readonly routes: readonly ResolvedRoute[]
+  /** Location and Set-Cookie rewrites (rewrite.ts), by upstream name; absent when an upstream has none. */
+  private readonly rewriters = new Map<string, ResponseRewriter>()
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -65,6 +68,10 @@ export class ProxyHandler {
   ) {
     this.trusted = trusted
     this.routes = config.routes
+    for (const u of Object.values(config.upstreams)) {
+      const rw = responseRewriterFor(u)
+      if (rw) this.rewriters.set(u.name, rw)
+    }
   }
 
   /** Finds the upstream for a request: first matching [[route]], else the default. */
@@ -222,7 +229,10 @@ export class ProxyHandler {
       const keepLength = client.streamKeepsLength === true || !(res.body instanceof ReadableStream)
       answered = true
       if (endOfAnswer) emit(endOfAnswer)
-      return { status: res.head.status, statusText: res.head.statusText, headers: clientResponseHeaders(res.head.headers, requestId, keepLength), body: res.body }
+      const headers = clientResponseHeaders(res.head.headers, requestId, keepLength)
+      const rewriter = this.rewriters.get(upstream.name)
+      if (rewriter) rewriteResponseHeaders(headers, rewriter, { tls: client.tls, headers: req.headers, trustedPeer })
+      return { status: res.head.status, statusText: res.head.statusText, headers, body: res.body }
     }
     if (!lastError) {
       const why = snapshot.ready ? 'no upstream address available' : `upstream ${upstream.host} has not resolved yet${snapshot.lastError ? ` (${snapshot.lastError.code})` : ''}`
