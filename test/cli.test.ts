@@ -22,15 +22,28 @@ describe('proxy check', () => {
     const code = await runCli(['check', '--config', file, '--json', '--no-resolve'], io)
     expect(code).toBe(ExitCode.OK)
     const resolved = JSON.parse(io.stdout)
-    expect(resolved.upstreams.default.connectTimeoutMs).toBe(2000)
-    expect(resolved.upstreams.default.port).toBe(443)
+    expect(resolved.upstream.default.connect_timeout).toBe('2s')
+    expect(resolved.upstream.default.url).toBe('https://origin.example:443')
   })
 
   test('flags override the file', async () => {
     const io = memoryIo()
     const file = tempFile('ok.toml', '[upstream]\nurl = "https://origin.example"\n[server]\nlisten = "127.0.0.1:7000"\n')
     expect(await runCli(['check', '--config', file, '--listen', '127.0.0.1:7001', '--json', '--no-resolve'], io)).toBe(ExitCode.OK)
-    expect(JSON.parse(io.stdout).server.listen.port).toBe(7001)
+    expect(JSON.parse(io.stdout).server.listen).toBe('127.0.0.1:7001')
+  })
+
+  test('the text output speaks the config\'s language: TOML keys and units, never internal names', async () => {
+    const io = memoryIo()
+    const file = tempFile('ok.toml', '[upstream]\nurl = "https://origin.example"\nconnect_timeout = "2500ms"\n[server]\nmax_body_size = "10MB"\n[admin]\ntoken = "s3cret"\n')
+    expect(await runCli(['check', '--config', file, '--no-resolve', '--idle-timeout', '0'], io)).toBe(ExitCode.OK)
+    const out = io.stdout
+    expect(out).toContain(`config ok (${file})`)
+    for (const line of ['[server]', 'max_body_size = "10MB"', 'max_header_size = "16KiB"', 'client_body_timeout = "60s"', '[upstream]', 'connect_timeout = "2.5s"', 'idle_timeout = 0', 'stale_grace = "24h"', 'proxy_redirect = "default"', '# host_header is not set', '[admin]', 'listen = "127.0.0.1:9090"', '# token is set (not shown)']) {
+      expect(out.split('\n')).toContain(line)
+    }
+    expect(out).not.toContain('s3cret')
+    expect(out).not.toMatch(/[a-z]+Ms\b|[a-z]+Bytes\b|connectTimeout|"port":/)
   })
 
   test('a bad value is one line naming file, line and key; exit 2; no stack trace', async () => {

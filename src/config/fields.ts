@@ -26,6 +26,8 @@ export interface Field {
   /** Default, in the file's units; undefined means unset. */
   default: string | number | boolean | readonly string[] | undefined
   doc: string
+  /** Never printed back (proxy check shows only that it is set). */
+  secret?: boolean
 }
 
 const d = (key: string, prop: string, def: string, doc: string): Field => ({ key, prop, kind: { type: 'duration' }, default: def, doc })
@@ -107,7 +109,7 @@ export const ROUTE_FIELDS: readonly Field[] = [
 
 export const ADMIN_FIELDS: readonly Field[] = [
   { key: 'listen', prop: 'listen', kind: { type: 'hostport' }, default: '127.0.0.1:9090', doc: 'Admin listener (/metrics, /status, /healthz, /readyz), or "off". Loopback by default.' },
-  { key: 'token', prop: 'token', kind: { type: 'string' }, default: undefined, doc: 'When set, admin requests need "Authorization: Bearer <token>".' },
+  { key: 'token', prop: 'token', kind: { type: 'string' }, default: undefined, secret: true, doc: 'When set, admin requests need "Authorization: Bearer <token>".' },
 ]
 
 export const LOG_FIELDS: readonly Field[] = [
