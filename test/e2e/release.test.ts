@@ -5,9 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { existsSync, openSync, readdirSync, readFileSync, readSync, closeSync } from 'node:fs'
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { createHash } from 'node:crypto'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { RELEASE_DIR, RELEASE_TARGETS } from '../../scripts/release.ts'
 
 /** ELF e_machine values (System V ABI): what the file was built for. */
@@ -65,6 +66,20 @@ describe('npm run release', () => {
   test.if(process.arch === 'x64')('the x64 binary runs here: --version names the commit it was built from', () => {
     const commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD']).toString().trim()
     expect(execFileSync(x64, ['--version']).toString()).toMatch(new RegExp(`^proxy \\d+\\.\\d+\\.\\d+ \\(commit ${commit}, bun `))
+  })
+
+  test.if(process.arch === 'x64')('a binary ignores .env in the directory it runs in (Bun loads it by default)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'proxy-release-'))
+    try {
+      // DEBUG=1 from a .env would add a stack trace to this error.
+      writeFileSync(join(dir, '.env'), 'DEBUG=1\n')
+      const r = spawnSync(resolve(x64), ['check', '--upstream', 'origin.example', '--retries', 'many'], { cwd: dir, env: { PATH: process.env.PATH } })
+      expect(r.status).toBe(2)
+      expect(String(r.stderr)).toContain('--retries')
+      expect(String(r.stderr)).not.toContain('    at ')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
