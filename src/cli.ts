@@ -7,6 +7,7 @@ import { ProxyError, errorMessage } from './lib/errors.ts'
 import { ExitCode } from './lib/exit-codes.ts'
 import type { CliIo } from './lib/io.ts'
 import { colorsFor } from './lib/colors.ts'
+import { closest } from './lib/suggest.ts'
 import { VERSION_TEXT, VERSION } from './version.ts'
 import { registerServe } from './commands/serve.ts'
 import { registerCheck } from './commands/check.ts'
@@ -30,7 +31,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     cli.parse(['proxy', 'proxy', ...argv], { run: false })
     if (cli.options.help) return ExitCode.OK
     if (!cli.matchedCommand) {
-      if (cli.args.length > 0) throw new ProxyError('E_USAGE', `unknown command "${cli.args[0]}"; run "proxy --help" for the list`)
+      if (cli.args.length > 0) {
+        const near = closest(String(cli.args[0]), cli.commands.map((cmd) => cmd.name).filter(Boolean))
+        throw new ProxyError('E_USAGE', `unknown command "${cli.args[0]}"${near ? `; did you mean "${near}"?` : ''} (run "proxy --help" for the list)`)
+      }
       cli.outputHelp()
       return ExitCode.USAGE
     }
@@ -44,12 +48,42 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     }
     // cac throws plain CACError for unknown options or missing values: a usage error.
     if (err instanceof Error && err.name === 'CACError') {
-      io.err(`${c.red('error')} ${c.dim('[E_USAGE]')} ${err.message}; run "proxy --help"\n`)
+      const message = (/^Unknown option/.test(err.message) && unknownFlagMessage(argv, cli)) || `${err.message}; run "proxy --help"`
+      io.err(`${c.red('error')} ${c.dim('[E_USAGE]')} ${message}\n`)
       return ExitCode.USAGE
     }
     io.err(`${c.red('error')} ${c.dim('[E_INTERNAL]')} ${errorMessage(err)}${io.env.DEBUG === '1' ? '' : ' (set DEBUG=1 for a stack trace)'}\n`)
     return ExitCode.INTERNAL
   }
+}
+
+/**
+ * The first flag in argv that the matched command does not know, as written (cac's own message
+ * names it camelCased, "--connectTimout"), with the nearest known flag as a suggestion, the way
+ * a mistyped config key gets one.
+ */
+function unknownFlagMessage(argv: readonly string[], cli: CAC): string | undefined {
+  const command = cli.matchedCommand
+  const known = new Set<string>()
+  for (const option of [...cli.globalCommand.options, ...(command?.options ?? [])]) {
+    for (const part of option.rawName.split(',')) {
+      const name = part.trim().split(/[ <[]/)[0]!
+      known.add(name)
+      // cac accepts both --x and --no-x for a flag declared either way.
+      if (name.startsWith('--no-')) known.add(`--${name.slice(5)}`)
+      else if (name.startsWith('--')) known.add(`--no-${name.slice(2)}`)
+    }
+  }
+  const endOfFlags = argv.indexOf('--')
+  for (const arg of endOfFlags < 0 ? argv : argv.slice(0, endOfFlags)) {
+    if (!arg.startsWith('-') || arg === '-') continue
+    const flag = arg.split('=')[0]!
+    if (known.has(flag)) continue
+    const near = closest(flag, [...known].filter((k) => k.startsWith('--') && !k.startsWith('--no-')))
+    const help = `run "proxy ${command?.name ? `${command.name} ` : ''}--help" for the list`
+    return `unknown flag ${flag}${near ? `; did you mean ${near}?` : ''} (${help})`
+  }
+  return undefined
 }
 
 function exitCodeFor(err: ProxyError): number {

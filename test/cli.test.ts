@@ -1,5 +1,5 @@
 /** The CLI boundary: exit codes, one-line errors, help with defaults. Runs runCli in-process. */
-import { describe, expect, test } from 'bun:test'
+import { afterEach, describe, expect, test } from 'bun:test'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -22,15 +22,28 @@ describe('proxy check', () => {
     const code = await runCli(['check', '--config', file, '--json', '--no-resolve'], io)
     expect(code).toBe(ExitCode.OK)
     const resolved = JSON.parse(io.stdout)
-    expect(resolved.upstreams.default.connectTimeoutMs).toBe(2000)
-    expect(resolved.upstreams.default.port).toBe(443)
+    expect(resolved.upstream.default.connect_timeout).toBe('2s')
+    expect(resolved.upstream.default.url).toBe('https://origin.example:443')
   })
 
   test('flags override the file', async () => {
     const io = memoryIo()
     const file = tempFile('ok.toml', '[upstream]\nurl = "https://origin.example"\n[server]\nlisten = "127.0.0.1:7000"\n')
     expect(await runCli(['check', '--config', file, '--listen', '127.0.0.1:7001', '--json', '--no-resolve'], io)).toBe(ExitCode.OK)
-    expect(JSON.parse(io.stdout).server.listen.port).toBe(7001)
+    expect(JSON.parse(io.stdout).server.listen).toBe('127.0.0.1:7001')
+  })
+
+  test('the text output speaks the config\'s language: TOML keys and units, never internal names', async () => {
+    const io = memoryIo()
+    const file = tempFile('ok.toml', '[upstream]\nurl = "https://origin.example"\nconnect_timeout = "2500ms"\n[server]\nmax_body_size = "10MB"\n[admin]\ntoken = "s3cret"\n')
+    expect(await runCli(['check', '--config', file, '--no-resolve', '--idle-timeout', '0'], io)).toBe(ExitCode.OK)
+    const out = io.stdout
+    expect(out).toContain(`config ok (${file})`)
+    for (const line of ['[server]', 'max_body_size = "10MB"', 'max_header_size = "16KiB"', 'client_body_timeout = "60s"', '[upstream]', 'connect_timeout = "2.5s"', 'idle_timeout = 0', 'stale_grace = "24h"', 'proxy_redirect = "default"', '# host_header is not set', '[admin]', 'listen = "127.0.0.1:9090"', '# token is set (not shown)']) {
+      expect(out.split('\n')).toContain(line)
+    }
+    expect(out).not.toContain('s3cret')
+    expect(out).not.toMatch(/[a-z]+Ms\b|[a-z]+Bytes\b|connectTimeout|"port":/)
   })
 
   test('a bad value is one line naming file, line and key; exit 2; no stack trace', async () => {
@@ -98,5 +111,63 @@ describe('usage errors', () => {
     const io = memoryIo()
     expect(await runCli(['--version'], io)).toBe(ExitCode.OK)
     expect(io.stdout).toMatch(/^proxy \d+\.\d+\.\d+ \(commit \S+, bun \d/)
+  })
+})
+
+describe('mistyped flags and commands get a did-you-mean (exit 2)', () => {
+  test('a flag one letter off names the flag as typed and the one meant', async () => {
+    const io = memoryIo()
+    expect(await runCli(['check', '--upstream', 'origin.example', '--connect-timout', '5s', '--no-resolve'], io)).toBe(ExitCode.USAGE)
+    expect(io.stderr).toContain('unknown flag --connect-timout; did you mean --connect-timeout?')
+    expect(io.stderr.trim().split('\n')).toHaveLength(1)
+  })
+
+  test('a config key written as a flag, and --flag=value', async () => {
+    const a = memoryIo()
+    expect(await runCli(['serve', '--upstream', 'origin.example', '--max_body_size', '1MB'], a)).toBe(ExitCode.USAGE)
+    expect(a.stderr).toContain('did you mean --max-body-size?')
+    const b = memoryIo()
+    expect(await runCli(['serve', '--upstrem=http://origin.example'], b)).toBe(ExitCode.USAGE)
+    expect(b.stderr).toContain('unknown flag --upstrem; did you mean --upstream?')
+  })
+
+  test('nothing close: no suggestion, still exit 2', async () => {
+    const io = memoryIo()
+    expect(await runCli(['check', '--upstream', 'origin.example', '--frobnicate-widely'], io)).toBe(ExitCode.USAGE)
+    expect(io.stderr).toContain('unknown flag --frobnicate-widely (run "proxy check --help" for the list)')
+  })
+
+  test('a mistyped command', async () => {
+    const io = memoryIo()
+    expect(await runCli(['serv', '--upstream', 'origin.example'], io)).toBe(ExitCode.USAGE)
+    expect(io.stderr).toContain('unknown command "serv"; did you mean "serve"?')
+  })
+})
+
+describe('start-up errors: a taken port says "address in use" (exit 3) and names the flag', () => {
+  const held: { stop(force?: boolean): void }[] = []
+  afterEach(() => held.splice(0).forEach((s) => s.stop(true)))
+  const holdPort = (): number => {
+    const s = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+    held.push(s)
+    return s.port
+  }
+
+  for (const listener of ['own']) {
+    test(`the listen port (listener = ${listener})`, async () => {
+      const port = holdPort()
+      const io = memoryIo()
+      expect(await runCli(['serve', '--upstream', 'http://127.0.0.1:9', '--listen', `127.0.0.1:${port}`, '--admin', 'off', '--listener', listener], io)).toBe(ExitCode.START_FAILED)
+      expect(io.stderr).toContain(`[E_LISTEN] cannot listen on 127.0.0.1:${port}: address in use;`)
+      expect(io.stderr).toContain('--listen')
+    })
+  }
+
+  test('the admin port another instance holds: the error names --admin', async () => {
+    const port = holdPort()
+    const io = memoryIo()
+    expect(await runCli(['serve', '--upstream', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${port}`], io)).toBe(ExitCode.START_FAILED)
+    expect(io.stderr).toContain(`cannot listen on admin address 127.0.0.1:${port}: address in use;`)
+    expect(io.stderr).toContain('--admin 127.0.0.1:<port>')
   })
 })

@@ -1,11 +1,13 @@
 /**
- * `proxy check`: validates the config (file and flags), prints the resolved configuration so
- * an operator sees every default that applies, then resolves every upstream once and prints
+ * `proxy check`: validates the config (file and flags), prints the resolved configuration under
+ * its TOML keys and in its units (config/render.ts) so an operator sees every default that
+ * applies, then resolves every upstream once and prints
  * what it found. Exit 0 when valid and resolved, 2 when invalid, 6 when an upstream did not
  * resolve (or --no-resolve to skip that step).
  */
 import type { CAC } from 'cac'
 import { isIP } from 'node:net'
+import { fileShapeOf, toToml } from '../config/render.ts'
 import { parseResolverAddress } from '../config/resolve.ts'
 import { createLookup } from '../dns/lookup.ts'
 import { colorsFor } from '../lib/colors.ts'
@@ -44,11 +46,13 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
     )
   }
   const unresolved = Object.entries(resolved).filter(([, r]) => r.error)
+  // Printed in the config's own language (TOML keys, "5s", "16KiB"), never the internal shape.
+  const shape = fileShapeOf(config)
   if (opts.json) {
-    io.out(`${JSON.stringify(opts.resolve !== false ? { config, resolved } : config, null, 2)}\n`)
+    io.out(`${JSON.stringify(opts.resolve !== false ? { config: shape, resolved } : shape, null, 2)}\n`)
   } else {
-    io.out(`${c.green('config ok')}${config.file ? ` (${config.file})` : ''}\n`)
-    io.out(`${JSON.stringify(config, null, 2)}\n`)
+    io.out(`${c.green('config ok')}${config.file ? ` (${config.file})` : ''}: every value that applies, defaults included\n\n`)
+    io.out(`${toToml(shape)}\n`)
     for (const [name, r] of Object.entries(resolved)) {
       const u = config.upstreams[name]!
       if (r.error) io.out(`${c.red('unresolved')} upstream ${name} (${u.host}): ${r.error}\n`)

@@ -48,6 +48,9 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--prewarm <n>', table: 'upstream', key: 'prewarm' },
   { raw: '--health-path <path>', table: 'upstream', key: 'health_path' },
   { raw: '--health-interval <duration>', table: 'upstream', key: 'health_interval' },
+  { raw: '--proxy-redirect <rule>', table: 'upstream', key: 'proxy_redirect' },
+  { raw: '--proxy-cookie-domain <rule>', table: 'upstream', key: 'proxy_cookie_domain' },
+  { raw: '--proxy-cookie-path <rule>', table: 'upstream', key: 'proxy_cookie_path' },
   { raw: '--admin <host:port|off>', table: 'admin', key: 'listen' },
   { raw: '--admin-token <token>', table: 'admin', key: 'token' },
   { raw: '--access-log <stdout|stderr|off|file>', table: 'log', key: 'access_log' },
@@ -55,6 +58,11 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
 ]
 
 const FIELDS: Record<Table, readonly Field[]> = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS }
+
+/** Kinds whose flag may be given several times, each value one entry. */
+function isListKind(field: Field): boolean {
+  return field.kind.type === 'list' || field.kind.type === 'rewrites'
+}
 
 function flagName(raw: string): string {
   return raw.split(/[ <[]/)[0]!.replace(/^--/, '')
@@ -72,7 +80,7 @@ export function addConfigFlags(cmd: Command): Command {
     const def = field.default
     const shown = def === undefined || (Array.isArray(def) && def.length === 0) ? '' : ` (default: ${Array.isArray(def) ? def.join(',') : String(def)})`
     const key = `${spec.table}.${spec.key}`
-    const repeat = field.kind.type === 'list' ? ' Repeatable.' : ''
+    const repeat = isListKind(field) ? ' Repeatable.' : ''
     cmd.option(spec.raw, `${field.doc}${repeat}${shown} [${key}]`)
   }
   return cmd
@@ -87,7 +95,7 @@ export function flagLayer(options: Record<string, unknown>): FlagLayer {
     if (value === undefined) continue
     const field = FIELDS[spec.table].find((f) => f.key === spec.key)!
     // A repeated flag: lists keep every value; for anything else the last one wins.
-    if (Array.isArray(value)) value = field.kind.type === 'list' ? value.map(String) : value[value.length - 1]
+    if (Array.isArray(value)) value = isListKind(field) ? value.map(String) : value[value.length - 1]
     if (typeof value === 'number') value = String(value)
     ;(layer[spec.table] as Record<string, unknown>)[spec.key] = value
     layer.flagNames![`${spec.table}.${spec.key}`] = `--${name}`

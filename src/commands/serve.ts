@@ -36,7 +36,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const config = configFromOptions(opts)
   const workers = parseWorkers(opts.workers)
   const workerId = io.env[WORKER_ENV]
-  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, config.server.listen)
+  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, config.server.listen, config.admin.listen)
 
   const log = createLogger(io.err, io.env.DEBUG === '1' ? 'debug' : 'info')
   const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })

@@ -8,6 +8,7 @@ import { createServer } from 'node:net'
 import type { HostPort } from '../config/schema.ts'
 import { availableParallelism } from 'node:os'
 import { UsageError } from '../lib/errors.ts'
+import { listenError, type ListenerRole } from '../lib/listen-error.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import { createLogger } from '../lib/logger.ts'
@@ -33,24 +34,36 @@ function selfCommand(): string[] {
   return [process.execPath, ...argv.slice(2)]
 }
 
-/** Port 0 means "any free port": pick one here, so that every worker shares the same one. */
-async function concretePort(host: string, port: number): Promise<number> {
-  if (port !== 0) return port
+/**
+ * Binds host:port once, without SO_REUSEPORT, and lets go: fails with E_LISTEN when anything
+ * listens there. Workers bind with SO_REUSEPORT, so without this check a second instance with
+ * --workers on the same port would silently share it with the first (measured: both started).
+ * Returns the port, a concrete one for port 0 ("any free port"), so every worker shares it.
+ */
+async function claimPort(role: ListenerRole, host: string, port: number, note?: string): Promise<number> {
   const srv = createServer()
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject)
-    srv.listen(0, host, () => resolve())
-  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject)
+      srv.listen({ host, port }, () => resolve())
+    })
+  } catch (err) {
+    throw listenError(role, host, port, err, note)
+  }
   const p = (srv.address() as { port: number }).port
   await new Promise<void>((resolve) => srv.close(() => resolve()))
   return p
 }
 
-export async function runSupervisor(count: number, io: CliIo, listen: HostPort): Promise<number> {
+export async function runSupervisor(count: number, io: CliIo, listen: HostPort, admin: HostPort | undefined): Promise<number> {
   const log = createLogger(io.err)
   const [cmd, ...baseArgs] = selfCommand()
   // Flags override the config file, so a concrete --listen makes every worker share one port.
-  const port = await concretePort(listen.host, listen.port)
+  const port = await claimPort('proxy', listen.host, listen.port)
+  // Worker i serves its admin endpoints on the admin port + i: all must be free before any starts.
+  if (admin && admin.port !== 0) {
+    for (let i = 0; i < count; i++) await claimPort('admin', admin.host, admin.port + i, i > 0 ? `worker ${i} of ${count} uses admin port ${admin.port} + ${i}` : undefined)
+  }
   const args = [...baseArgs, '--listen', hostPort(listen.host, port)]
   const workers = new Map<number, ChildProcess>()
   let stopping = false

@@ -13,6 +13,9 @@ export type FieldKind =
   | { type: 'hostport' } // "host:port", "[::1]:port", or "off" where allowed
   | { type: 'list' } // list of strings
   | { type: 'enum'; values: readonly string[] }
+  // "FROM TO" pairs (a string or a list of them), resolved to { from, to }; plus the listed
+  // keywords: "off" (alone: no rules) and, where allowed, "default".
+  | { type: 'rewrites'; keywords: readonly ('off' | 'default')[] }
 
 export interface Field {
   /** snake_case TOML key. */
@@ -23,6 +26,8 @@ export interface Field {
   /** Default, in the file's units; undefined means unset. */
   default: string | number | boolean | readonly string[] | undefined
   doc: string
+  /** Never printed back (proxy check shows only that it is set). */
+  secret?: boolean
 }
 
 const d = (key: string, prop: string, def: string, doc: string): Field => ({ key, prop, kind: { type: 'duration' }, default: def, doc })
@@ -72,6 +77,27 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'health_path', prop: 'healthPath', kind: { type: 'string' }, default: undefined, doc: 'Active health check: GET this path on every address (also those from DNS); a failure or a status other than 2xx/3xx takes the address out until a check passes. Default: passive checks only.' },
   d('health_interval', 'healthIntervalMs', '10s', 'Interval between active health checks.'),
   d('health_timeout', 'healthTimeoutMs', '2s', 'Time one active health check may take.'),
+  {
+    key: 'proxy_redirect',
+    prop: 'redirectRewrites',
+    kind: { type: 'rewrites', keywords: ['default', 'off'] },
+    default: 'default',
+    doc: 'Rewrites Location, Content-Location and Refresh in responses, as nginx\'s proxy_redirect. "default": an absolute URL at the upstream itself (its scheme, host and port as dialled) gets the scheme and Host the client used; relative ones and URLs elsewhere are left alone. "FROM TO": a URL starting with FROM gets TO instead of it. "off": none. A list may hold pairs and "default"; the first that matches applies.',
+  },
+  {
+    key: 'proxy_cookie_domain',
+    prop: 'cookieDomainRewrites',
+    kind: { type: 'rewrites', keywords: ['off'] },
+    default: 'off',
+    doc: 'Rewrites the Domain attribute of Set-Cookie, as nginx\'s proxy_cookie_domain: "FROM TO" pairs; FROM matches the whole domain, case-insensitively, a leading dot ignored.',
+  },
+  {
+    key: 'proxy_cookie_path',
+    prop: 'cookiePathRewrites',
+    kind: { type: 'rewrites', keywords: ['off'] },
+    default: 'off',
+    doc: 'Rewrites the Path attribute of Set-Cookie, as nginx\'s proxy_cookie_path: "FROM TO" pairs; a path starting with FROM gets TO instead of it.',
+  },
   { key: 'prewarm', prop: 'prewarmConnections', kind: { type: 'int', min: 0, max: 64 }, default: 0, doc: 'Connections (TCP and TLS) opened ahead of traffic to each new address.' },
 ]
 
@@ -83,7 +109,7 @@ export const ROUTE_FIELDS: readonly Field[] = [
 
 export const ADMIN_FIELDS: readonly Field[] = [
   { key: 'listen', prop: 'listen', kind: { type: 'hostport' }, default: '127.0.0.1:9090', doc: 'Admin listener (/metrics, /status, /healthz, /readyz), or "off". Loopback by default.' },
-  { key: 'token', prop: 'token', kind: { type: 'string' }, default: undefined, doc: 'When set, admin requests need "Authorization: Bearer <token>".' },
+  { key: 'token', prop: 'token', kind: { type: 'string' }, default: undefined, secret: true, doc: 'When set, admin requests need "Authorization: Bearer <token>".' },
 ]
 
 export const LOG_FIELDS: readonly Field[] = [

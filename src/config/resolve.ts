@@ -8,10 +8,11 @@ import { ConfigError, type ConfigLocation } from '../lib/errors.ts'
 import { parseDurationMs, parseSizeBytes } from '../lib/units.ts'
 import { ADMIN_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
 import type { LoadedFile } from './load.ts'
-import type { HostPort, ResolvedConfig, ResolvedRoute, ResolvedUpstream } from './schema.ts'
+import type { HostPort, ResolvedConfig, ResolvedRoute, ResolvedUpstream, RewritePair } from './schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
 import { hostPort } from '../lib/net.ts'
+import { closest } from '../lib/suggest.ts'
 
 /** Flag values, already in file units and keyed like the file. Upstream flags apply to the default upstream. */
 export interface FlagLayer {
@@ -251,6 +252,8 @@ function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
       if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) fail(ctx, path, `${show(raw)} is not a list of strings`)
       return list
     }
+    case 'rewrites':
+      return coerceRewrites(ctx, path, k.keywords, raw)
     case 'hostport': {
       if (raw === 'off') return undefined
       const hp = typeof raw === 'string' ? parseHostPort(raw) : undefined
@@ -258,6 +261,26 @@ function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
       return hp
     }
   }
+}
+
+/** "FROM TO" pairs and keywords -> rules; "off" stands alone and means none. */
+function coerceRewrites(ctx: Ctx, path: string, keywords: readonly string[], raw: unknown): (string | RewritePair)[] {
+  const list = typeof raw === 'string' ? [raw] : raw
+  if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) fail(ctx, path, `${show(raw)} is not a string or a list of strings`)
+  const entries = (list as string[]).map((e) => e.trim())
+  if (entries.includes('off')) {
+    if (!keywords.includes('off') || entries.length > 1) fail(ctx, path, '"off" stands alone; remove it, or the other entries')
+    return []
+  }
+  return entries.map((entry) => {
+    if (keywords.includes(entry)) return entry
+    const parts = entry.split(/\s+/)
+    if (parts.length !== 2 || parts[0] === '') {
+      const allowed = [...keywords.map((w) => `"${w}"`), '"FROM TO"'].join(', ')
+      fail(ctx, path, `${show(entry)} is not one of: ${allowed}; e.g. "http://origin.internal:8080/ https://www.example.com/"`)
+    }
+    return { from: parts[0]!, to: parts[1]! }
+  })
 }
 
 /** "0.0.0.0:8080", "[::1]:8080", ":8080" (all interfaces), "localhost:8080". Port 0 picks a free port. */
@@ -285,33 +308,6 @@ function locate(ctx: Ctx, keyPath: string): ConfigLocation {
   if (!ctx.file) return { keyPath }
   const line = ctx.file.lines.get(keyPath.replace(/\[\d+\]$/, '')) ?? ctx.file.lines.get(keyPath.replace(/\.[^.]+$/, ''))
   return { file: ctx.file.path, keyPath, line }
-}
-
-function closest(word: string, candidates: string[]): string | undefined {
-  let best: string | undefined
-  let bestD = 3
-  for (const c of candidates) {
-    const dist = editDistance(word, c)
-    if (dist < bestD) {
-      bestD = dist
-      best = c
-    }
-  }
-  return best
-}
-
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0]!
-    dp[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j]!
-      dp[j] = Math.min(dp[j]! + 1, dp[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
-      prev = tmp
-    }
-  }
-  return dp[b.length]!
 }
 
 function isTable(v: unknown): v is Table {

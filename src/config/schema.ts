@@ -30,6 +30,15 @@ export interface ResolvedServer {
   defaultUpstream: string
 }
 
+/** One "FROM TO" rule of proxy_redirect, proxy_cookie_domain or proxy_cookie_path. */
+export interface RewritePair {
+  from: string
+  to: string
+}
+
+/** A proxy_redirect rule: "default" (the upstream's own URL to the client's), or a FROM TO pair. */
+export type RedirectRule = 'default' | RewritePair
+
 export interface ResolvedUpstream {
   name: string
   /** The configured URL, normalised: scheme://host:port */
@@ -67,6 +76,12 @@ export interface ResolvedUpstream {
   healthIntervalMs: number
   healthTimeoutMs: number
   prewarmConnections: number
+  /** Empty: Location, Content-Location and Refresh are relayed as they are. */
+  redirectRewrites: readonly RedirectRule[]
+  /** Empty: Set-Cookie Domain is relayed as it is. */
+  cookieDomainRewrites: readonly RewritePair[]
+  /** Empty: Set-Cookie Path is relayed as it is. */
+  cookiePathRewrites: readonly RewritePair[]
 }
 
 export interface ResolvedRoute {

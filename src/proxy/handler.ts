@@ -27,6 +27,7 @@ import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequest
 import type { ProxyReply, ProxyRequest } from './message.ts'
 import { roundMs, type RequestRecord } from './observe/record.ts'
 import { prepareBody } from './request-body.ts'
+import { responseRewriterFor, rewriteResponseHeaders, type ResponseRewriter } from './rewrite.ts'
 import { Router } from './routes.ts'
 import { tunnelUpgrade } from './upgrade/tunnel.ts'
 import type { ExchangeEnd, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
@@ -113,6 +114,8 @@ class Flight {
 export class ProxyHandler {
   private readonly trusted: readonly Cidr[]
   readonly router: Router<UpstreamPool>
+  /** Location and Set-Cookie rewrites (rewrite.ts), by upstream name; absent when an upstream has none. */
+  private readonly rewriters = new Map<string, ResponseRewriter>()
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -122,6 +125,10 @@ export class ProxyHandler {
   ) {
     this.trusted = trusted
     this.router = new Router(config.routes, pools, config.server.defaultUpstream)
+    for (const u of Object.values(config.upstreams)) {
+      const rw = responseRewriterFor(u)
+      if (rw) this.rewriters.set(u.name, rw)
+    }
   }
 
   /** Whether `ip` is in trusted_proxies (its X-Forwarded-* are appended to). */
@@ -298,7 +305,10 @@ export class ProxyHandler {
     const keepLength = flight.client.streamKeepsLength === true || !(res.body instanceof ReadableStream)
     flight.answered = true
     if (flight.endOfAnswer) flight.emit(flight.endOfAnswer)
-    return { status: res.head.status, statusText: res.head.statusText, headers: clientResponseHeaders(res.head.headers, flight.requestId, keepLength), body: res.body }
+    const headers = clientResponseHeaders(res.head.headers, flight.requestId, keepLength)
+    const rewriter = this.rewriters.get(pool.upstream.name)
+    if (rewriter) rewriteResponseHeaders(headers, rewriter, { tls: flight.client.tls, headers: flight.req.headers, trustedPeer: this.trustedPeer(flight.client.ip) })
+    return { status: res.head.status, statusText: res.head.statusText, headers, body: res.body }
   }
 }
 

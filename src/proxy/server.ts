@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import type { ResolvedConfig, ResolvedUpstream } from '../config/schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
 import { ProxyError } from '../lib/errors.ts'
+import { listenError } from '../lib/listen-error.ts'
 import type { LogFn } from '../lib/logger.ts'
 import { hostPort } from '../lib/net.ts'
 import { isBun } from '../runtime/detect.ts'
@@ -154,7 +155,7 @@ export class ProxyServer implements ProxyView {
       })
     } catch (err) {
       if (err instanceof ProxyError) throw err
-      throw new ProxyError('E_LISTEN', `cannot listen on ${hostPort(cfg.listen.host, cfg.listen.port)}: ${(err as Error).message}; pick another --listen address or stop what uses it`, { cause: err })
+      throw listenError('proxy', cfg.listen.host, cfg.listen.port, err)
     }
   }
 

@@ -4,13 +4,20 @@
  * binary is installed (.ci/run installs dnsmasq-base).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { createSocket } from 'node:dgram'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
+/** dnsmasq's path: on PATH, or in /usr/sbin (not on a non-root user's PATH on Debian). */
+function dnsmasqPath(): string | undefined {
+  const found = spawnSync('sh', ['-c', 'command -v dnsmasq']).stdout?.toString().trim()
+  if (found) return found
+  return ['/usr/sbin/dnsmasq', '/sbin/dnsmasq'].find((p) => existsSync(p))
+}
+
 export function dnsmasqAvailable(): boolean {
-  return spawnSync('sh', ['-c', 'command -v dnsmasq']).status === 0
+  return dnsmasqPath() !== undefined
 }
 
 async function freeUdpPort(): Promise<number> {
@@ -32,7 +39,7 @@ export class Dnsmasq {
     chmodSync(this.dir, 0o755)
     this.writeHosts(hosts)
     this.port = await freeUdpPort()
-    this.child = spawn('dnsmasq', ['--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-poll', '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${this.port}`, `--addn-hosts=${this.hostsFile}`, `--local-ttl=${ttlS}`, '--user=root', `--pid-file=${join(this.dir, 'pid')}`, '--log-facility=-'], { stdio: 'ignore' })
+    this.child = spawn(dnsmasqPath() ?? 'dnsmasq', ['--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-poll', '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${this.port}`, `--addn-hosts=${this.hostsFile}`, `--local-ttl=${ttlS}`, '--user=root', `--pid-file=${join(this.dir, 'pid')}`, '--log-facility=-'], { stdio: 'ignore' })
     await Bun.sleep(300)
     if (this.child.exitCode !== null) throw new Error(`dnsmasq exited with ${this.child.exitCode}`)
     return this

@@ -7,7 +7,7 @@
 import { Buffer } from 'node:buffer'
 import { timingSafeEqual } from 'node:crypto'
 import type { ResolvedAdmin } from '../../config/schema.ts'
-import { ProxyError } from '../../lib/errors.ts'
+import { listenError } from '../../lib/listen-error.ts'
 import { listen, type Listener } from '../../runtime/listener.ts'
 import { VERSION } from '../../version.ts'
 import { esc, type RequestMetrics } from './metrics.ts'
@@ -45,7 +45,7 @@ export class AdminServer {
         onError: () => {},
       })
     } catch (err) {
-      throw new ProxyError('E_LISTEN', `cannot listen on admin address ${l.host}:${l.port}: ${(err as Error).message}; use --admin <host:port> or --admin off`, { cause: err })
+      throw listenError('admin', l.host, l.port, err)
     }
     return this
   }

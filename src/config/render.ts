@@ -1,0 +1,118 @@
+/**
+ * The resolved config said back in the file's language: TOML keys and human units
+ * (connect_timeout = "5s", not connectTimeoutMs = 5000), for `proxy check`. Driven by the field
+ * tables of fields.ts, so a new field is printed without touching this file. The output reads
+ * back to the same ResolvedConfig (test/config/render.test.ts), so an operator can keep it as a
+ * complete config file (all but a secret, which shows only that it is set).
+ */
+import { formatDurationMs, formatSizeBytes, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
+import { ADMIN_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
+import type { HostPort, ResolvedConfig, RewritePair } from './schema.ts'
+import { hostPort } from '../lib/net.ts'
+
+/** A table of TOML keys to values in file units; undefined means the key is not set. */
+export type FileTable = Record<string, unknown>
+
+export interface FileShape {
+  server: FileTable
+  /** Every upstream by name ([upstream] alone is the one named "default"). */
+  upstream: Record<string, FileTable>
+  /** The [[route]] entries as written; the implicit last route (default_upstream) is not one. */
+  route: FileTable[]
+  admin: FileTable
+  log: FileTable
+}
+
+/** The resolved config as file tables: every key of every table, defaults included. */
+export function fileShapeOf(config: ResolvedConfig): FileShape {
+  const table = (fields: readonly Field[], values: object): FileTable => {
+    const out: FileTable = {}
+    for (const f of fields) out[f.key] = fileValue(f, (values as Record<string, unknown>)[f.prop])
+    return out
+  }
+  return {
+    server: table(SERVER_FIELDS, config.server),
+    upstream: Object.fromEntries(Object.values(config.upstreams).map((u) => [u.name, table(UPSTREAM_FIELDS, u)])),
+    route: config.routes.slice(0, -1).map((r) => table(ROUTE_FIELDS, r)),
+    admin: table(ADMIN_FIELDS, config.admin),
+    log: table(LOG_FIELDS, config.log),
+  }
+}
+
+/** What a secret (the admin token) is printed as, when it is set. */
+export const NOT_SHOWN = '(set; not shown)'
+
+/**
+ * One resolved value in the unit and spelling the file uses for its field. A value equal to the
+ * field's default is spelled as the default is in the reference ("60s", not "1m").
+ */
+export function fileValue(field: Field, value: unknown): unknown {
+  if (value === undefined) return field.kind.type === 'hostport' ? 'off' : undefined
+  if (field.secret) return NOT_SHOWN
+  switch (field.kind.type) {
+    case 'duration':
+      if (typeof field.default === 'string' && parseDurationMs(field.default) === value) return field.default
+      return value === 0 ? 0 : formatDurationMs(value as number)
+    case 'size':
+      if (typeof field.default === 'string' && parseSizeBytes(field.default) === value) return value === 0 ? 0 : field.default
+      return value === 0 ? 0 : sizeText(value as number)
+    case 'hostport': {
+      const hp = value as HostPort
+      return hostPort(hp.host, hp.port)
+    }
+    case 'rewrites': {
+      const rules = (value as readonly ('default' | RewritePair)[]).map((r) => (typeof r === 'string' ? r : `${r.from} ${r.to}`))
+      return rules.length === 0 ? 'off' : rules.length === 1 ? rules[0] : rules
+    }
+    default:
+      return value
+  }
+}
+
+/**
+ * The shape as TOML text. A key that is not set is printed as a comment, so every key shows.
+ * A single upstream named "default" is written as [upstream], the way it is usually configured.
+ */
+export function toToml(shape: FileShape): string {
+  const lines: string[] = []
+  const section = (header: string, t: FileTable) => {
+    if (lines.length > 0) lines.push('')
+    lines.push(header)
+    for (const [key, value] of Object.entries(t)) {
+      if (value === undefined) lines.push(`# ${key} is not set`)
+      else if (value === NOT_SHOWN) lines.push(`# ${key} is set (not shown)`)
+      else lines.push(`${key} = ${tomlValue(value)}`)
+    }
+  }
+  section('[server]', shape.server)
+  const names = Object.keys(shape.upstream)
+  for (const name of names) section(names.length === 1 && name === 'default' ? '[upstream]' : `[upstream.${name}]`, shape.upstream[name]!)
+  for (const r of shape.route) section('[[route]]', Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)))
+  section('[admin]', shape.admin)
+  section('[log]', shape.log)
+  return `${lines.join('\n')}\n`
+}
+
+/** "16KiB" where it divides by 1024, else "10MB" where by 1000, else a count of bytes. */
+function sizeText(bytes: number): string {
+  const binary = formatSizeBytes(bytes)
+  if (!/^\d+B$/.test(binary)) return binary
+  for (const [unit, f] of [['GB', 1000 ** 3], ['MB', 1000 ** 2], ['KB', 1000]] as const) {
+    if (bytes % f === 0) return `${bytes / f}${unit}`
+  }
+  return binary
+}
+
+function tomlValue(v: unknown): string {
+  if (typeof v === 'string') return tomlString(v)
+  if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`
+  return String(v)
+}
+
+/**
+ * A TOML basic string. JSON's escapes are all valid TOML escapes; TOML also wants DEL escaped,
+ * which JSON leaves as it is (TOML 1.0, "String").
+ */
+function tomlString(s: string): string {
+  return JSON.stringify(s).replace(/\x7f/g, '\\u007f')
+}

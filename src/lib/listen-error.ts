@@ -1,0 +1,53 @@
+/**
+ * Why a listener could not open, said once for every place that binds a port: the proxy's
+ * listener, the admin listener, and the worker supervisor's check before it starts workers.
+ * Bun.listen, Bun.serve, node:net and Deno.serve all report the OS error differently (Bun.serve's
+ * message is "Is port N in use?", Bun.listen's is "Failed to listen at HOST"); the code is what
+ * they share, so the words come from the code. The errors are E_LISTEN (exit 3).
+ */
+import { ProxyError } from './errors.ts'
+import { hostPort } from './net.ts'
+
+/** Which listener failed: it decides the flag (and config key) the message tells the user to change. */
+export type ListenerRole = 'proxy' | 'admin'
+
+/** Deno names its errors instead of setting an errno code. */
+const DENO_NAMES: Record<string, string> = { AddrInUse: 'EADDRINUSE', AddrNotAvailable: 'EADDRNOTAVAIL', PermissionDenied: 'EACCES' }
+
+/** The OS error code of a failed listen (EADDRINUSE, ...), whichever runtime threw it. */
+export function listenErrorCode(err: unknown): string | undefined {
+  if (!err || typeof err !== 'object') return undefined
+  const { code, name } = err as { code?: unknown; name?: unknown }
+  if (typeof code === 'string' && code.startsWith('E')) return code
+  return typeof name === 'string' ? DENO_NAMES[name] : undefined
+}
+
+/** The reason in plain words: "address in use", ... or the runtime's own message for anything else. */
+export function listenFailureReason(err: unknown): string {
+  switch (listenErrorCode(err)) {
+    case 'EADDRINUSE':
+      return 'address in use'
+    case 'EADDRNOTAVAIL':
+      return 'address not available (no network interface of this machine has that IP)'
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
+    default:
+      return err instanceof Error ? err.message : String(err)
+  }
+}
+
+/**
+ * The E_LISTEN error for a listener that did not open, naming the flag and config key to change.
+ * `note` adds context the caller has (e.g. which worker's admin port it was).
+ */
+export function listenError(role: ListenerRole, host: string, port: number, err: unknown, note?: string): ProxyError {
+  const where = hostPort(host, port)
+  const inUse = listenErrorCode(err) === 'EADDRINUSE'
+  const reason = listenFailureReason(err) + (note ? ` (${note})` : '')
+  const message =
+    role === 'admin'
+      ? `cannot listen on admin address ${where}: ${reason}; ${inUse ? 'another process (another proxy on this machine?) has it, and each instance needs its own admin port: ' : ''}choose another with --admin 127.0.0.1:<port> (admin.listen in the config file), or turn it off with --admin off`
+      : `cannot listen on ${where}: ${reason}; ${inUse ? 'stop the process that listens there (ss -ltnp shows it), or ' : ''}choose another address with --listen <host:port> (server.listen in the config file)`
+  return new ProxyError('E_LISTEN', message, { cause: err })
+}

@@ -1,0 +1,69 @@
+/** The resolved config printed back as TOML (proxy check) reads back to the same config. */
+import { expect, test } from 'bun:test'
+import { parseConfigText } from '../../src/config/load.ts'
+import { fileShapeOf, toToml } from '../../src/config/render.ts'
+import { resolveConfig } from '../../src/config/resolve.ts'
+
+const CASES: Record<string, string> = {
+  'defaults, one upstream': '[upstream]\nurl = "https://origin.example"\n',
+  'everything off the defaults': `
+[server]
+listen = "[::1]:8443"
+max_body_size = "10MB"
+max_header_size = 4096
+client_body_timeout = 0
+drain_timeout = "1m30s"
+trusted_proxies = ["10.0.0.0/8", "::1/128"]
+default_upstream = "web"
+
+[upstream.web]
+url = "http://web-lb.internal:8080"
+host_header = "www.example.com"
+connect_timeout = "250ms"
+idle_timeout = "1.5s"
+resolvers = ["127.0.0.1:5353"]
+family = "ipv4"
+proxy_redirect = ["http://web-lb.internal:8080/two/ /", "default"]
+proxy_cookie_domain = "web-lb.internal example.com"
+proxy_cookie_path = ["/app/ /"]
+
+[upstream.api]
+url = "https://api-lb.internal"
+proxy_redirect = "off"
+health_path = "/healthz"
+
+[[route]]
+host = "*.api.example.com"
+upstream = "api"
+
+[[route]]
+path_prefix = "/v1/"
+upstream = "api"
+
+[admin]
+listen = "off"
+
+[log]
+access_log = "off"
+format = "text"
+`,
+}
+
+for (const [name, text] of Object.entries(CASES)) {
+  test(`round trip: ${name}`, () => {
+    const config = resolveConfig(parseConfigText(text, 'a.toml'))
+    const printed = toToml(fileShapeOf(config))
+    const again = resolveConfig(parseConfigText(printed, 'b.toml'))
+    expect({ ...again, file: undefined }).toEqual({ ...config, file: undefined })
+  })
+}
+
+test('units as the file writes them', () => {
+  const config = resolveConfig(parseConfigText(CASES['everything off the defaults']!, 'a.toml'))
+  const shape = fileShapeOf(config)
+  expect(shape.server).toMatchObject({ listen: '[::1]:8443', max_body_size: '10MB', max_header_size: '4KiB', client_body_timeout: 0, drain_timeout: '90s', keepalive_timeout: '75s' })
+  expect(shape.upstream.web).toMatchObject({ connect_timeout: '250ms', idle_timeout: '1.5s', proxy_redirect: ['http://web-lb.internal:8080/two/ /', 'default'], proxy_cookie_domain: 'web-lb.internal example.com' })
+  expect(shape.upstream.api).toMatchObject({ proxy_redirect: 'off', proxy_cookie_path: 'off' })
+  expect(shape.admin.listen).toBe('off')
+  expect(shape.route).toHaveLength(2)
+})

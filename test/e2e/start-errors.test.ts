@@ -1,0 +1,45 @@
+/**
+ * Start-up errors of the compiled binary between two instances on one machine: with --workers
+ * the listen port is bound with SO_REUSEPORT, which would let a second instance share it with
+ * the first without a word; the supervisor refuses instead (exit 3, "address in use").
+ */
+import { afterEach, beforeAll, expect, test } from 'bun:test'
+import { spawnSync } from 'node:child_process'
+import { startProxyProcess } from '../../scripts/stream-rss.ts'
+import { BIN, ensureBinary } from '../support/binary.ts'
+
+beforeAll(() => {
+  ensureBinary()
+})
+const cleanups: (() => unknown)[] = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c()
+})
+
+test('a second instance with --workers on the port of a first one with --workers: exit 3, address in use', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  cleanups.push(() => origin.stop(true))
+  const first = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off', '--workers', '2'], BIN)
+  cleanups.push(() => first.stop())
+  const listen = new URL(first.url).host
+  const second = spawnSync(BIN, ['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', listen, '--admin', 'off', '--access-log', 'off', '--workers', '2'], { timeout: 15_000 })
+  expect(second.status).toBe(3)
+  expect(String(second.stderr)).toContain(`cannot listen on ${listen}: address in use;`)
+  // It never started a worker: nothing of it listens next to the first instance.
+  expect(String(second.stderr)).not.toContain('proxy listening')
+  expect(await (await fetch(first.url)).text()).toBe('ok')
+})
+
+test('two instances on the same admin port: the second names --admin and exits 3', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  cleanups.push(() => origin.stop(true))
+  const holder = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  cleanups.push(() => holder.stop(true))
+  const admin = `127.0.0.1:${holder.port}`
+  for (const workers of ['1', '2']) {
+    const r = spawnSync(BIN, ['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', admin, '--workers', workers], { timeout: 15_000 })
+    expect(r.status).toBe(3)
+    expect(String(r.stderr)).toContain(`cannot listen on admin address ${admin}: address in use;`)
+    expect(String(r.stderr)).toContain('--admin')
+  }
+})

@@ -1,0 +1,29 @@
+import { expect, test } from 'bun:test'
+import { listenError, listenErrorCode, listenFailureReason } from '../../src/lib/listen-error.ts'
+
+test('each runtime\'s way of saying it maps to one code and one reason', () => {
+  const cases: [unknown, string | undefined, string][] = [
+    [Object.assign(new Error('Failed to listen at 127.0.0.1'), { code: 'EADDRINUSE' }), 'EADDRINUSE', 'address in use'], // Bun.listen
+    [Object.assign(new Error('Failed to start server. Is port 9090 in use?'), { code: 'EADDRINUSE' }), 'EADDRINUSE', 'address in use'], // Bun.serve
+    [Object.assign(new Error('Address already in use'), { name: 'AddrInUse' }), 'EADDRINUSE', 'address in use'], // Deno.serve
+    [Object.assign(new Error('x'), { code: 'EADDRNOTAVAIL' }), 'EADDRNOTAVAIL', 'address not available'],
+    [Object.assign(new Error('x'), { code: 'EACCES' }), 'EACCES', 'permission denied'],
+    [new Error('something else'), undefined, 'something else'],
+  ]
+  for (const [err, code, reason] of cases) {
+    expect(listenErrorCode(err)).toBe(code)
+    expect(listenFailureReason(err)).toStartWith(reason)
+  }
+})
+
+test('the error is E_LISTEN and names the flag of the listener that failed', () => {
+  const inUse = Object.assign(new Error('x'), { code: 'EADDRINUSE' })
+  const proxy = listenError('proxy', '::1', 8080, inUse)
+  expect(proxy.code).toBe('E_LISTEN')
+  expect(proxy.message).toStartWith('cannot listen on [::1]:8080: address in use;')
+  expect(proxy.message).toContain('--listen')
+  const admin = listenError('admin', '127.0.0.1', 9091, inUse, 'worker 1 of 2 uses admin port 9090 + 1')
+  expect(admin.message).toContain('address in use (worker 1 of 2 uses admin port 9090 + 1)')
+  expect(admin.message).toContain('--admin')
+  expect(admin.cause).toBe(inUse)
+})
