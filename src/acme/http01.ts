@@ -51,7 +51,7 @@ export class FileChallengeStore implements ChallengeStore {
 export interface Http01Options {
   listen: HostPort
   /** The HTTPS port redirects point at; 443 is left out of the URL. */
-  httpsPort: number
+  readonly httpsPort: number
   challenges: { lookup(token: string): string | undefined }
   reusePort: boolean
   log?: LogFn

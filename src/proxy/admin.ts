@@ -21,6 +21,8 @@ export interface AdminDeps {
   startedAt: number
   /** Worker label for metrics when several processes run. */
   worker?: string
+  /** ACME hook (issue 17): more Prometheus lines (certificate days left). */
+  extraMetrics?: (out: string[]) => void
 }
 
 export class AdminServer {
@@ -99,6 +101,7 @@ export class AdminServer {
     const out: string[] = []
     const proxy = this.deps.proxy()
     this.deps.metrics.render(out)
+    this.deps.extraMetrics?.(out) // ACME hook (issue 17)
     const gauge = (name: string, help: string, rows: [string, number][]) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`)
       for (const [labels, v] of rows) out.push(`${name}{${labels}} ${v}`)

@@ -14,6 +14,7 @@ import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../runtime/socket.t
 import { WriteQueue } from '../runtime/write-queue.ts'
 import type { ProxyReply, ProxyRequest } from './message.ts'
 import { ChunkedDecoder } from './transport/chunked.ts'
+import { perConnectionTls, type CertSource } from '../acme/tls-per-connection.ts'
 import { HeadHeaders, parseRequestHead, RequestHeadError, type RequestHead } from './transport/request-head.ts'
 
 export interface ClientInfo {
@@ -27,6 +28,8 @@ export interface Http1ListenOptions {
   hostname: string
   port: number
   tls: { cert: string; key: string } | undefined
+  /** ACME hook (issue 17): a certificate that changes while listening, read per connection; replaces `tls`. */
+  dynamicTls?: CertSource
   reusePort: boolean
   /** Largest request head (request line and headers), in bytes; 431 (or 414) beyond. */
   maxHeaderBytes: number
@@ -126,7 +129,10 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
     },
   }
   // reusePort works on Bun.listen (SO_REUSEPORT, for --workers) though its types omit it.
-  const listenOptions = { hostname: opts.hostname, port: opts.port, reusePort: opts.reusePort, ...(opts.tls ? { tls: opts.tls } : {}), socket: handlers }
+  // ACME hook (issue 17): with dynamicTls the listener is plain and each connection is upgraded
+  // with the certificate current at accept (see acme/tls-per-connection.ts for why).
+  const socket = opts.dynamicTls ? perConnectionTls(handlers, opts.dynamicTls) : handlers
+  const listenOptions = { hostname: opts.hostname, port: opts.port, reusePort: opts.reusePort, ...(opts.tls && !opts.dynamicTls ? { tls: opts.tls } : {}), socket }
   const server: TCPSocketListener<ClientConnection> = Bun.listen<ClientConnection>(listenOptions as TCPSocketListenOptions<ClientConnection>)
   const sweep = setInterval(() => {
     const now = performance.now()

@@ -33,6 +33,11 @@ export interface ProxyServerOptions {
   reusePort?: boolean
   hooks?: HandlerHooks
   log?: LogFn
+  /**
+   * ACME hook (issue 17): the certificate to present, read per client connection (own listener
+   * only); undefined from it means none yet, and the handshake is refused with a TLS alert.
+   */
+  dynamicTls?: () => { cert: string; key: string } | undefined
 }
 
 /** The parts of a config that one generation of the proxy is built from; swapped whole on reload. */
@@ -118,6 +123,7 @@ export class ProxyServer {
     const clientTls = tls !== undefined
     try {
       if (cfg.listener === 'own') return this.openOwnListener(config, tls)
+      if (this.opts.dynamicTls) throw new ProxyError('E_LISTEN', 'automatic HTTPS (--acme) needs listener = "own" (Bun)') // ACME hook (issue 17)
       return listen<TunnelData>({
         hostname: cfg.listen.host,
         port: cfg.listen.port,
@@ -143,11 +149,12 @@ export class ProxyServer {
   private openOwnListener(config: ResolvedConfig, tls: { cert: string; key: string } | undefined): Listener {
     const cfg = config.server
     if (!isBun) throw new ProxyError('E_LISTEN', 'server.listener = "own" needs the Bun runtime (Bun.listen); use listener = "runtime" on Deno')
-    const clientTls = tls !== undefined
+    const clientTls = tls !== undefined || this.opts.dynamicTls !== undefined // ACME hook (issue 17)
     return listenHttp1({
       hostname: cfg.listen.host,
       port: cfg.listen.port,
       tls,
+      dynamicTls: this.opts.dynamicTls, // ACME hook (issue 17)
       reusePort: this.opts.reusePort ?? false,
       maxHeaderBytes: cfg.maxHeaderBytes,
       headerTimeoutMs: cfg.clientHeaderTimeoutMs,
@@ -279,7 +286,7 @@ export class ProxyServer {
 
   get url(): string {
     const s = this.server!
-    return `${this.config.server.tlsCertFile ? 'https' : 'http'}://${s.hostname.includes(':') ? `[${s.hostname}]` : s.hostname}:${s.port}`
+    return `${this.config.server.tlsCertFile || this.opts.dynamicTls ? 'https' : 'http'}://${s.hostname.includes(':') ? `[${s.hostname}]` : s.hostname}:${s.port}`
   }
 
   private fetch(req: Request, ctx: RequestContext, clientTls: boolean): Response | Promise<Response | undefined> {
