@@ -26,24 +26,29 @@ const NO_CERTIFICATE_WAIT_S = 10
  * each accepted connection is upgraded with `source()`'s certificate and then served by
  * `handlers` exactly as if the listener had been opened with that certificate.
  */
-export function perConnectionTls<T>(handlers: SocketHandler<T>, source: CertSource, onRefused?: () => void): SocketHandler<undefined> {
+export function perConnectionTls<T>(handlers: SocketHandler<T>, source: CertSource, onRefused?: () => void): SocketHandler<boolean> {
+  // The raw socket's data: true when it is refused for want of a certificate. Measured: after
+  // upgradeTLS the raw socket's data() still sees the encrypted bytes, so it must ignore them.
   return {
     binaryType: 'buffer',
-    open(raw: Socket<undefined>) {
+    open(raw: Socket<boolean>) {
       const pem = source()
       if (!pem) {
+        raw.data = true
         raw.timeout(NO_CERTIFICATE_WAIT_S)
         return
       }
+      raw.data = false
       raw.upgradeTLS<T>({ tls: { cert: pem.cert, key: pem.key }, socket: handlers })
     },
-    // Only connections refused for want of a certificate get here: upgraded ones have the TLS handlers.
-    data(raw: Socket<undefined>) {
+    data(raw: Socket<boolean>) {
+      if (!raw.data) return
+      raw.data = false
       onRefused?.()
       raw.end(NO_CERTIFICATE_ALERT)
     },
-    timeout(raw: Socket<undefined>) {
-      raw.end()
+    timeout(raw: Socket<boolean>) {
+      if (raw.data) raw.end()
     },
     close() {},
     error() {},
