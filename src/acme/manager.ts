@@ -241,7 +241,8 @@ export class CertificateManager {
 
   private use(stored: StoredCert): void {
     this.info = certInfo(stored.certPem)
-    this.renewAtMs = undefined
+    // The two-thirds rule until the CA's ARI window (if any) is known; dueAtMs() asks for it.
+    this.renewAtMs = renewalTimeMs(this.info, this.random)
     this.ari = undefined
     this.served = { cert: stored.certPem, key: stored.keyPem }
     for (const fn of this.listeners) {
