@@ -72,7 +72,7 @@ export class AutomaticHttps {
     const st = this.manager.status()
     const label = `names="${st.names.join(',')}"`
     out.push('# HELP proxy_acme_certificate_days_left Days until the served ACME certificate expires.', '# TYPE proxy_acme_certificate_days_left gauge')
-    if (st.daysLeft !== undefined) out.push(`proxy_acme_certificate_days_left{${label}} ${st.daysLeft.toFixed(3)}`)
+    if (st.daysLeft !== undefined) out.push(`proxy_acme_certificate_days_left{${label}} ${Number(st.daysLeft.toFixed(6))}`)
     out.push('# HELP proxy_acme_renewal_failures Consecutive failed ACME orders (0 after a success).', '# TYPE proxy_acme_renewal_failures gauge')
     out.push(`proxy_acme_renewal_failures{${label}} ${st.failures}`)
   }

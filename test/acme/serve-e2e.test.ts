@@ -2,13 +2,15 @@
  * `proxy serve --acme` end to end against Debian's pebble on loopback (its 5% badNonce
  * rejections on): first issuance for two names, verified by real curl against pebble's root;
  * the HTTP-01 listener's 308 redirect; key files not world-readable; a restart serving the
- * stored certificate with no new order; and, with the ACME server unreachable and nothing
- * stored, a TLS alert instead of a crash.
+ * stored certificate with no new order; with the ACME server unreachable and nothing stored, a
+ * TLS alert instead of a crash; and, with 12-second certificates, renewal by the real timers,
+ * swapped in while a connection opened before it keeps being served, with days left in /metrics.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import * as tls from 'node:tls'
 import { join } from 'node:path'
 import { freeTcpPort, Pebble, pebbleAvailable } from '../support/pebble.ts'
 
@@ -148,4 +150,64 @@ describe.skipIf(!available)('proxy serve --acme against pebble', () => {
       await proc.stop()
     }
   }, 30_000)
+
+  test('short-lived certificates are renewed by the timers and swapped in under an open connection', async () => {
+    const shortHttpPort = await freeTcpPort()
+    const short = await new Pebble({ httpPort: shortHttpPort, certValiditySeconds: 12 }).start()
+    const stateDir = mkdtempSync(join(tmpdir(), 'proxy-acme-state-'))
+    dirs.push(stateDir)
+    const listenPort = await freeTcpPort()
+    const adminPort = await freeTcpPort()
+    let proc: Proc | undefined
+    let sock: tls.TLSSocket | undefined
+    try {
+      proc = await serve(
+        ['--upstream', `http://127.0.0.1:${origin.port}`, '--listen', `127.0.0.1:${listenPort}`, '--admin', `127.0.0.1:${adminPort}`, '--access-log', 'off', '--acme', 'short.test', '--acme-directory', short.directoryUrl, '--acme-ca', short.caFile, '--acme-http-listen', `127.0.0.1:${shortHttpPort}`, '--state-dir', stateDir],
+        /acme: certificate issued/,
+      )
+      const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text()
+      const daysLeft = Number(/proxy_acme_certificate_days_left\{names="short.test"\} (\S+)/.exec(metrics)?.[1])
+      expect(daysLeft).toBeGreaterThan(0)
+      expect(daysLeft).toBeLessThan(12 / 86_400)
+      expect(metrics).toContain('proxy_acme_renewal_failures{names="short.test"} 0')
+      const root = await short.rootPem()
+      // A keep-alive connection opened on the first certificate.
+      sock = await new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port: listenPort, servername: 'short.test', ca: root }, () => resolve(s))
+        s.once('error', reject)
+      })
+      const firstSerial = sock.getPeerCertificate().serialNumber
+      const ask = (s: tls.TLSSocket) =>
+        new Promise<string>((resolve, reject) => {
+          let got = ''
+          const onData = (d: Buffer) => {
+            got += d.toString()
+            if (got.includes('origin saw')) {
+              s.off('data', onData)
+              resolve(got)
+            }
+          }
+          s.on('data', onData)
+          s.once('error', reject)
+          s.write('GET / HTTP/1.1\r\nhost: short.test\r\n\r\n')
+        })
+      expect(await ask(sock)).toContain('origin saw host=short.test')
+      // Renewal at about 8 s (two thirds of 12); bounded wait for the second issuance.
+      const deadline = Date.now() + 25_000
+      while ((proc.log().match(/acme: certificate issued/g) ?? []).length < 2 && Date.now() < deadline) await Bun.sleep(100)
+      expect((proc.log().match(/acme: certificate issued/g) ?? []).length).toBeGreaterThanOrEqual(2)
+      const fresh = await new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port: listenPort, servername: 'short.test', ca: root }, () => resolve(s))
+        s.once('error', reject)
+      })
+      expect(fresh.getPeerCertificate().serialNumber).not.toBe(firstSerial)
+      fresh.destroy()
+      // The connection from before the swap is still served.
+      expect(await ask(sock)).toContain('origin saw host=short.test')
+    } finally {
+      sock?.destroy()
+      await proc?.stop()
+      short.close()
+    }
+  }, 60_000)
 })
