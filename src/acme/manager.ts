@@ -151,7 +151,10 @@ export class CertificateManager {
   private nextWakeMs(): number {
     const now = this.clock.now()
     const due = Math.max(this.renewAtMs ?? now, this.nextAttemptMs)
-    return Math.min(Math.max(0, due - now), this.opts.watchIntervalMs ?? 30_000)
+    // With nothing to serve yet, look at the state directory every second: another worker's
+    // first certificate should end this process's refused handshakes quickly.
+    const watchMs = this.served ? (this.opts.watchIntervalMs ?? 30_000) : Math.min(1000, this.opts.watchIntervalMs ?? 1000)
+    return Math.min(Math.max(0, due - now), watchMs)
   }
 
   /** When the served certificate should be replaced: now if there is none. */
@@ -185,6 +188,9 @@ export class CertificateManager {
 
   private async renew(now: number): Promise<void> {
     if (!this.store.tryLock(now)) {
+      // Look again in a second: by then the other process's certificate may be on disk, or its
+      // lock stale (it died).
+      this.nextAttemptMs = now + 1000
       this.opts.log('debug', 'acme: another process is ordering; waiting for its certificate')
       return
     }

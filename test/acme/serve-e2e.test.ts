@@ -210,4 +210,40 @@ describe.skipIf(!available)('proxy serve --acme against pebble', () => {
       short.close()
     }
   }, 60_000)
+
+  test('workers share the state directory: one order, and every worker serves the certificate', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'proxy-acme-state-'))
+    dirs.push(stateDir)
+    const listenPort = await freeTcpPort()
+    const adminPort = await freeTcpPort()
+    const proc = await serve(
+      ['--workers', '2', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', `127.0.0.1:${listenPort}`, '--admin', `127.0.0.1:${adminPort}`, '--access-log', 'off', '--acme', 'w.test', '--acme-directory', pebble.directoryUrl, '--acme-ca', pebble.caFile, '--acme-http-listen', `127.0.0.1:${httpPort}`, '--state-dir', stateDir],
+      /acme: certificate issued/,
+    )
+    try {
+      // Each worker's own admin port (base + index) shows days left once it serves the certificate.
+      const serving = async (port: number) => {
+        try {
+          return /proxy_acme_certificate_days_left\{worker="\d",names="w.test"\} \d/.test(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())
+        } catch {
+          return false
+        }
+      }
+      let both = false
+      for (let i = 0; i < 100 && !both; i++) {
+        both = (await serving(adminPort)) && (await serving(adminPort + 1))
+        if (!both) await Bun.sleep(100)
+      }
+      expect(both).toBe(true)
+      expect((proc.log().match(/acme: order created/g) ?? []).length).toBe(1)
+      const rootFile = join(stateDir, 'pebble-root.pem')
+      writeFileSync(rootFile, await pebble.rootPem())
+      for (let i = 0; i < 4; i++) {
+        const r = await curl(['--cacert', rootFile, '--resolve', `w.test:${listenPort}:127.0.0.1`, `https://w.test:${listenPort}/`])
+        expect(r.out).toBe(`origin saw host=w.test:${listenPort}`)
+      }
+    } finally {
+      await proc.stop()
+    }
+  }, 60_000)
 })
