@@ -38,7 +38,7 @@ export interface IssueOptions {
 
 export async function issueCertificate(opts: IssueOptions): Promise<Issued> {
   const { client, names, log } = opts
-  const { url: orderUrl, order } = await client.newOrder(names, opts.replaces)
+  const { url: orderUrl, order } = await newOrder(opts)
   log?.('info', 'acme: order created', { names: names.join(','), order: orderUrl })
   if (order.status === 'pending') {
     for (const authzUrl of order.authorizations) await authorize(opts, authzUrl)
@@ -58,6 +58,22 @@ export async function issueCertificate(opts: IssueOptions): Promise<Issued> {
   if (!sameKey(certPem, keyPem)) throw new AcmeError('E_ACME', 'the downloaded certificate does not match the key of the CSR')
   log?.('info', 'acme: certificate issued', { names: names.join(',') })
   return { certPem, keyPem }
+}
+
+/**
+ * RFC 9773 §5: `replaces` names the certificate being renewed. A CA that refuses it (the old
+ * one was already replaced, say by another process's order) must not block renewal: order again
+ * without it.
+ */
+async function newOrder(opts: IssueOptions): Promise<{ url: string; order: Order }> {
+  if (!opts.replaces) return opts.client.newOrder(opts.names)
+  try {
+    return await opts.client.newOrder(opts.names, opts.replaces)
+  } catch (err) {
+    if (!(err instanceof AcmeError) || (err.problemType !== 'alreadyReplaced' && err.httpStatus !== 409)) throw err
+    opts.log?.('info', 'acme: the CA refused "replaces"; ordering without it', { error: err.message })
+    return opts.client.newOrder(opts.names)
+  }
 }
 
 async function authorize(opts: IssueOptions, authzUrl: string): Promise<void> {
