@@ -89,7 +89,8 @@ async function authorize(opts: IssueOptions, authzUrl: string): Promise<void> {
     const done = await client.poll<typeof authz>(authzUrl, (s) => s === 'valid', `validating ${name}`)
     if (done.status !== 'valid') {
       const failed = done.challenges.find((c) => c.type === 'http-01')
-      throw problemError(`http-01 validation of ${name}`, failed?.error ?? { detail: `authorization is ${done.status}` }, 403, undefined)
+      const problem = failed?.error ?? { detail: `authorization is ${done.status}` }
+      throw problemError(`http-01 validation of ${name}`, problem, problem.status ?? 403, undefined)
     }
     opts.log?.('info', 'acme: name validated', { name })
   } finally {
@@ -98,7 +99,7 @@ async function authorize(opts: IssueOptions, authzUrl: string): Promise<void> {
 }
 
 function orderFailed(order: Order, names: readonly string[]): AcmeError {
-  return problemError(`order for ${names.join(',')} is ${order.status}`, order.error ?? {}, 403, undefined)
+  return problemError(`order for ${names.join(',')} is ${order.status}`, order.error ?? {}, order.error?.status ?? 403, undefined)
 }
 
 function sameKey(certPem: string, keyPem: string): boolean {
