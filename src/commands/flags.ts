@@ -3,10 +3,10 @@
  * validation, defaults and documentation (fields.ts). Undefined flag values never override.
  */
 import type { Command } from 'cac'
-import { ADMIN_FIELDS, LOG_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from '../config/fields.ts'
+import { ACME_FIELDS, ADMIN_FIELDS, LOG_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from '../config/fields.ts'
 import type { FlagLayer } from '../config/resolve.ts'
 
-type Table = 'server' | 'upstream' | 'admin' | 'log'
+type Table = 'server' | 'upstream' | 'admin' | 'log' | 'acme'
 
 interface FlagSpec {
   /** cac raw name, e.g. "--listen <host:port>" */
@@ -55,9 +55,15 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--admin-token <token>', table: 'admin', key: 'token' },
   { raw: '--access-log <stdout|stderr|off|file>', table: 'log', key: 'access_log' },
   { raw: '--log-format <json|text>', table: 'log', key: 'format' },
+  { raw: '--acme <domain>', table: 'acme', key: 'domains' },
+  { raw: '--acme-email <email>', table: 'acme', key: 'email' },
+  { raw: '--acme-directory <url>', table: 'acme', key: 'directory' },
+  { raw: '--acme-ca <file>', table: 'acme', key: 'ca_file' },
+  { raw: '--acme-http-listen <host:port|off>', table: 'acme', key: 'http_listen' },
+  { raw: '--state-dir <dir>', table: 'acme', key: 'state_dir' },
 ]
 
-const FIELDS: Record<Table, readonly Field[]> = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS }
+const FIELDS: Record<Table, readonly Field[]> = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS, acme: ACME_FIELDS }
 
 /** Kinds whose flag may be given several times, each value one entry. */
 function isListKind(field: Field): boolean {
@@ -88,7 +94,7 @@ export function addConfigFlags(cmd: Command): Command {
 
 /** Turns parsed cac options into a FlagLayer for resolveConfig. */
 export function flagLayer(options: Record<string, unknown>): FlagLayer {
-  const layer: FlagLayer = { server: {}, upstream: {}, admin: {}, log: {}, flagNames: {} }
+  const layer: FlagLayer = { server: {}, upstream: {}, admin: {}, log: {}, acme: {}, flagNames: {} }
   for (const spec of CONFIG_FLAGS) {
     const name = flagName(spec.raw)
     let value = options[camel(name)]

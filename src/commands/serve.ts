@@ -18,6 +18,7 @@ import { RequestMetrics } from '../proxy/observe/metrics.ts'
 import { ProxyServer } from '../proxy/server.ts'
 import { sourceForUpstream } from '../proxy/upstream/sources.ts'
 import { addConfigFlags, flagLayer } from './flags.ts'
+import { AutomaticHttps } from '../acme/automatic-https.ts'
 import { parseWorkers, runSupervisor, WORKER_ENV } from './workers.ts'
 
 export function registerServe(cli: CAC, io: CliIo): void {
@@ -42,7 +43,12 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })
   let accessLog: AccessLog = createAccessLog(config.log, wlog, io.out)
   const metrics = new RequestMetrics()
+  // Automatic HTTPS (issue 17): the HTTP-01 listener and the certificate come first; the TLS
+  // listener reads the certificate per connection. ACME settings are read at start only.
+  let proxyPort = config.server.listen.port
+  const acme = config.acme.domains.length > 0 ? new AutomaticHttps(config.acme, { httpsPort: () => proxyPort, reusePort: workerId !== undefined, log: wlog }).start() : undefined
   const proxy = new ProxyServer(config, {
+    dynamicTls: acme?.certSource,
     sourceFor: (u) => sourceForUpstream(u, wlog),
     hooks: {
       onRecord: (r) => {
@@ -52,7 +58,14 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     },
     log: wlog,
     reusePort: workerId !== undefined,
-  }).start()
+  })
+  try {
+    proxy.start()
+  } catch (err) {
+    await acme?.close()
+    throw err
+  }
+  proxyPort = proxy.port
   // Each worker gets its own admin port (base + worker index), labelled in its metrics.
   const adminFor = (c: ResolvedConfig) =>
     new AdminServer(workerId !== undefined && c.admin.listen && c.admin.listen.port !== 0 ? { ...c.admin, listen: { ...c.admin.listen, port: c.admin.listen.port + Number(workerId) } } : c.admin, {
@@ -60,15 +73,17 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       metrics,
       startedAt: Date.now(),
       worker: workerId,
+      extraMetrics: acme ? (out) => acme.metrics(out) : undefined,
     }).start()
   let admin: AdminServer
   try {
     admin = adminFor(config)
   } catch (err) {
     proxy.close()
+    await acme?.close()
     throw err
   }
-  wlog('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
+  wlog('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', ...(acme ? { acme: config.acme.domains.join(','), acme_http: acme.httpPort } : {}), upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
 
   const onHup = async () => {
     let next: ResolvedConfig
@@ -106,6 +121,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   wlog('info', 'draining', { signal, drain_timeout_ms: proxy.config.server.drainTimeoutMs })
   await proxy.drain(proxy.config.server.drainTimeoutMs)
   await admin.close()
+  await acme?.close()
   await accessLog.close()
   wlog('info', 'stopped')
   return ExitCode.OK

@@ -117,3 +117,14 @@ export const LOG_FIELDS: readonly Field[] = [
   { key: 'format', prop: 'format', kind: { type: 'enum', values: ['json', 'text'] }, default: 'json', doc: 'Access log format: JSON lines, or readable text.' },
 ]
 
+
+export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory'
+
+export const ACME_FIELDS: readonly Field[] = [
+  { key: 'domains', prop: 'domains', kind: { type: 'list' }, default: [], doc: 'Automatic HTTPS: names to get one certificate for from an ACME CA (HTTP-01 challenges), served on the listener and renewed by the proxy; no tls_cert needed. Wildcards are not supported (they need DNS-01).' },
+  { key: 'email', prop: 'email', kind: { type: 'string' }, default: undefined, doc: 'Contact address for the ACME account (the CA may send expiry warnings there).' },
+  { key: 'directory', prop: 'directoryUrl', kind: { type: 'string' }, default: LETS_ENCRYPT_DIRECTORY, doc: "ACME directory URL. Let's Encrypt production by default; for testing use its staging directory, https://acme-staging-v02.api.letsencrypt.org/directory." },
+  { key: 'ca_file', prop: 'caFile', kind: { type: 'string' }, default: undefined, doc: "PEM bundle that verifies the ACME server's own HTTPS (private or test ACME servers). Default: the system's roots." },
+  { key: 'http_listen', prop: 'httpListen', kind: { type: 'hostport' }, default: '0.0.0.0:80', doc: 'Plain-HTTP listener that answers HTTP-01 challenges at /.well-known/acme-challenge/ and redirects every other request to https with 308, or "off" (then the CA must reach port 80 some other way).' },
+  { key: 'state_dir', prop: 'stateDir', kind: { type: 'string' }, default: undefined, doc: 'Directory for the ACME account key and the certificates (PEM; keys mode 0600), created if missing and shared by workers and restarts. Default: /var/lib/proxy as root, else $XDG_STATE_HOME/proxy or ~/.local/state/proxy.' },
+]

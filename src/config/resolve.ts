@@ -4,11 +4,13 @@
  * file, the line where known, and the key path (or the flag) that holds the bad value.
  */
 import { isIP } from 'node:net'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import { ConfigError, type ConfigLocation } from '../lib/errors.ts'
 import { parseDurationMs, parseSizeBytes } from '../lib/units.ts'
-import { ADMIN_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
+import { ACME_FIELDS, ADMIN_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
 import type { LoadedFile } from './load.ts'
-import type { HostPort, ResolvedConfig, ResolvedRoute, ResolvedUpstream, RewritePair } from './schema.ts'
+import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream, RewritePair } from './schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
 import { hostPort } from '../lib/net.ts'
@@ -20,11 +22,12 @@ export interface FlagLayer {
   upstream?: Record<string, unknown>
   admin?: Record<string, unknown>
   log?: Record<string, unknown>
+  acme?: Record<string, unknown>
   /** "server.listen" -> "--listen": how to name a flag in an error. */
   flagNames?: Record<string, string>
 }
 
-const TOP_KEYS = new Set(['server', 'upstream', 'route', 'admin', 'log'])
+const TOP_KEYS = new Set(['server', 'upstream', 'route', 'admin', 'log', 'acme'])
 
 type Table = Record<string, unknown>
 
@@ -87,6 +90,7 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   const admin = resolveFields(ctx, 'admin', adminTable, ADMIN_FIELDS) as { listen: HostPort | undefined; token: string | undefined }
   const logTable = mergeTable(ctx, 'log', tableAt(ctx, data, 'log'), flags.log)
   const log = resolveFields(ctx, 'log', logTable, LOG_FIELDS) as unknown as ResolvedConfig['log']
+  const acme = resolveAcme(ctx, mergeTable(ctx, 'acme', tableAt(ctx, data, 'acme'), flags.acme), server)
 
   const resolved: ResolvedConfig = {
     file: file?.path,
@@ -95,8 +99,44 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
     routes,
     admin,
     log,
+    acme,
   }
   return deepFreeze(resolved)
+}
+
+/** A DNS name an ACME CA can validate over HTTP-01: LDH labels, at least two, no wildcard. */
+const ACME_NAME_RE = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
+
+function resolveAcme(ctx: Ctx, table: Table, server: { tlsCertFile: string | undefined; listener: string }): ResolvedAcme {
+  const f = resolveFields(ctx, 'acme', table, ACME_FIELDS) as Record<string, unknown>
+  const domains = [...new Set((f.domains as string[]).map((d) => d.trim().toLowerCase()))]
+  domains.forEach((d, i) => {
+    if (d.startsWith('*.')) fail(ctx, `acme.domains[${i}]`, `"${d}": wildcard names need the DNS-01 challenge, which the proxy does not do; list each name`)
+    if (isIP(d) || !ACME_NAME_RE.test(d)) fail(ctx, `acme.domains[${i}]`, `"${d}" is not a DNS name; use e.g. "example.com"`)
+  })
+  const directoryUrl = f.directoryUrl as string
+  if (!/^https:\/\/[^/]+/i.test(directoryUrl)) fail(ctx, 'acme.directory', `"${directoryUrl}" is not an https URL; ACME directories are served over HTTPS (RFC 8555 §6.1)`)
+  const email = f.email as string | undefined
+  if (email !== undefined && !/^[^@\s]+@[^@\s]+$/.test(email)) fail(ctx, 'acme.email', `"${email}" is not an e-mail address`)
+  if (domains.length > 0) {
+    if (server.tlsCertFile !== undefined) fail(ctx, 'acme.domains', 'automatic HTTPS and server.tls_cert both set the listener\'s certificate; use one or the other')
+    if (server.listener === 'runtime') fail(ctx, 'server.listener', 'automatic HTTPS (acme.domains) needs the own listener (Bun); use listener = "own" or "auto" on Bun')
+  }
+  return {
+    domains,
+    email,
+    directoryUrl,
+    caFile: f.caFile as string | undefined,
+    httpListen: f.httpListen as HostPort | undefined,
+    stateDir: (f.stateDir as string | undefined) ?? defaultStateDir(),
+  }
+}
+
+/** /var/lib/proxy for root (a system service), else the XDG state directory of the user. */
+function defaultStateDir(): string {
+  if (process.getuid?.() === 0) return '/var/lib/proxy'
+  const xdg = process.env.XDG_STATE_HOME
+  return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.local', 'state'), 'proxy')
 }
 
 function collectUpstreams(ctx: Ctx, raw: unknown): { tables: Record<string, Table>; prefixes: Record<string, string> } {

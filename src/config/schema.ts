@@ -103,6 +103,17 @@ export interface ResolvedLog {
   format: LogFormat
 }
 
+export interface ResolvedAcme {
+  /** Empty when automatic HTTPS is off. Lower-case. */
+  domains: readonly string[]
+  email: string | undefined
+  directoryUrl: string
+  caFile: string | undefined
+  /** undefined when the HTTP-01 listener is off. */
+  httpListen: HostPort | undefined
+  stateDir: string
+}
+
 export interface ResolvedConfig {
   /** The config file this came from, if any. */
   file: string | undefined
@@ -111,6 +122,7 @@ export interface ResolvedConfig {
   routes: readonly ResolvedRoute[]
   admin: ResolvedAdmin
   log: ResolvedLog
+  acme: ResolvedAcme
 }
 
 /** The raw, all-optional shape: nested tables of unknown values, as parsed from TOML or flags. */

@@ -30,6 +30,11 @@ export interface ProxyServerOptions {
   reusePort?: boolean
   hooks?: Pick<HandlerHooks, 'onRecord'>
   log?: LogFn
+  /**
+   * Automatic HTTPS: the certificate to present, read per client connection (own listener
+   * only); undefined from it means none yet, and the handshake is refused with a TLS alert.
+   */
+  dynamicTls?: () => { cert: string; key: string } | undefined
 }
 
 /** The origin side of one upstream: where its addresses come from, its pool and its health checks. */
@@ -130,14 +135,16 @@ export class ProxyServer implements ProxyView {
     const onError = (err: unknown) => this.opts.log?.('error', 'listener error', { error: String(err) })
     try {
       if (cfg.listener === 'runtime') {
+        if (this.opts.dynamicTls) throw new ProxyError('E_LISTEN', 'automatic HTTPS (--acme) needs the own listener (Bun)')
         return listenRuntimeFront(config, { tls, reusePort, handler: () => this.gen.handler, onRefused: (code, detail, ip) => this.admission.count(code, detail, ip), onError })
       }
       if (!isBun) throw new ProxyError('E_LISTEN', 'server.listener = "own" needs the Bun runtime (Bun.listen); use listener = "auto" on Deno')
-      const clientTls = tls !== undefined
+      const clientTls = tls !== undefined || this.opts.dynamicTls !== undefined
       return listenHttp1({
         hostname: cfg.listen.host,
         port: cfg.listen.port,
         tls,
+        dynamicTls: this.opts.dynamicTls,
         reusePort,
         maxHeaderBytes: cfg.maxHeaderBytes,
         headerTimeoutMs: cfg.clientHeaderTimeoutMs,
@@ -211,7 +218,7 @@ export class ProxyServer implements ProxyView {
 
   get url(): string {
     const s = this.server!
-    return `${this.config.server.tlsCertFile ? 'https' : 'http'}://${hostPort(s.hostname, s.port)}`
+    return `${this.config.server.tlsCertFile || this.opts.dynamicTls ? 'https' : 'http'}://${hostPort(s.hostname, s.port)}`
   }
 
   /** Each upstream's pool and address source, read-only, for the admin endpoints. */

@@ -10,6 +10,7 @@
  */
 import type { Buffer } from 'node:buffer'
 import type { SocketHandler, TCPSocketListener, TCPSocketListenOptions } from 'bun'
+import { perConnectionTls, type CertSource } from '../../runtime/tls-per-connection.ts'
 import { ClientConnection } from './client-connection.ts'
 import type { ClientInfo, ConnectionOptions, ListenerState } from './connection-options.ts'
 
@@ -19,6 +20,8 @@ export interface Http1ListenOptions extends ConnectionOptions {
   hostname: string
   port: number
   tls: { cert: string; key: string } | undefined
+  /** A certificate that changes while listening (automatic HTTPS), read per connection; replaces `tls`. */
+  dynamicTls?: CertSource
   reusePort: boolean
   /** Most open client connections; beyond it a new one gets 503 and is closed. 0 means no limit. */
   maxConnections: number
@@ -84,7 +87,10 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
     },
   }
   // reusePort works on Bun.listen (SO_REUSEPORT, for --workers) though its types omit it.
-  const listenOptions = { hostname: opts.hostname, port: opts.port, reusePort: opts.reusePort, ...(opts.tls ? { tls: opts.tls } : {}), socket: handlers }
+  // With dynamicTls the listener is plain and each connection is upgraded with the certificate
+  // current at accept (runtime/tls-per-connection.ts says why).
+  const socket = opts.dynamicTls ? perConnectionTls(handlers, opts.dynamicTls) : handlers
+  const listenOptions = { hostname: opts.hostname, port: opts.port, reusePort: opts.reusePort, ...(opts.tls && !opts.dynamicTls ? { tls: opts.tls } : {}), socket }
   const server: TCPSocketListener<ClientConnection> = Bun.listen<ClientConnection>(listenOptions as TCPSocketListenOptions<ClientConnection>)
   const sweep = setInterval(() => {
     const now = performance.now()

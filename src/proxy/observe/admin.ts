@@ -21,6 +21,8 @@ export interface AdminDeps {
   startedAt: number
   /** Worker label for metrics when several processes run. */
   worker?: string
+  /** More Prometheus lines from other parts (automatic HTTPS: certificate days left). */
+  extraMetrics?: (out: string[]) => void
 }
 
 export class AdminServer {
@@ -100,6 +102,7 @@ export class AdminServer {
     const out: string[] = []
     const proxy = this.deps.proxy()
     this.deps.metrics.render(out)
+    this.deps.extraMetrics?.(out)
     const gauge = (name: string, help: string, rows: [string, number][]) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`)
       for (const [labels, v] of rows) out.push(`${name}{${labels}} ${v}`)

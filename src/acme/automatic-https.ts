@@ -1,0 +1,84 @@
+/**
+ * Automatic HTTPS as `proxy serve` runs it: one CertificateManager for the configured names,
+ * the HTTP-01 / redirect listener, the certificate source the TLS listener reads per
+ * connection, and the /metrics lines. serve.ts calls start() before the proxy listener opens
+ * and close() after it drains; nothing else here knows about the proxy.
+ */
+import { readFileSync } from 'node:fs'
+import type { ResolvedAcme } from '../config/schema.ts'
+import { ProxyError } from '../lib/errors.ts'
+import type { LogFn } from '../lib/logger.ts'
+import { Http01Server } from './http01.ts'
+import { CertificateManager, type CertificateManagerOptions } from './manager.ts'
+import type { CertSource } from '../runtime/tls-per-connection.ts'
+
+export interface AutomaticHttpsOptions {
+  /** The HTTPS port redirects point at (the proxy's listen port, read once it is bound). */
+  httpsPort: () => number
+  /** Several workers: the HTTP-01 port is shared (SO_REUSEPORT) like the proxy's. */
+  reusePort: boolean
+  log: LogFn
+  /** Tests: clock, random, fetch, intervals. */
+  manager?: Partial<CertificateManagerOptions>
+}
+
+export class AutomaticHttps {
+  readonly manager: CertificateManager
+  private http01: Http01Server | undefined
+
+  constructor(
+    private readonly cfg: ResolvedAcme,
+    private readonly opts: AutomaticHttpsOptions,
+  ) {
+    let caPem: string | undefined
+    if (cfg.caFile) {
+      try {
+        caPem = readFileSync(cfg.caFile, 'utf8')
+      } catch (err) {
+        throw new ProxyError('E_TLS_FILES', `acme.ca_file: cannot read "${cfg.caFile}": ${(err as NodeJS.ErrnoException).code ?? err}; check the path and permissions`, { cause: err })
+      }
+    }
+    this.manager = new CertificateManager({ domains: cfg.domains, directoryUrl: cfg.directoryUrl, email: cfg.email, caPem, stateDir: cfg.stateDir, log: opts.log, ...opts.manager })
+  }
+
+  /** What the TLS listener presents: read on every accepted connection. */
+  readonly certSource: CertSource = () => this.manager.current()
+
+  /** Opens the HTTP-01 listener, then loads or orders the certificate. */
+  start(): this {
+    const { httpListen } = this.cfg
+    if (httpListen) {
+      const httpsPort = this.opts.httpsPort
+      this.http01 = new Http01Server({
+        listen: httpListen,
+        get httpsPort() {
+          return httpsPort()
+        },
+        challenges: this.manager.challenges,
+        reusePort: this.opts.reusePort,
+        log: this.opts.log,
+      }).start()
+    }
+    this.manager.start()
+    return this
+  }
+
+  get httpPort(): number {
+    return this.http01?.port ?? 0
+  }
+
+  /** Prometheus lines for /metrics: days left (negative once expired; absent before the first certificate) and failures. */
+  metrics(out: string[]): void {
+    const st = this.manager.status()
+    const label = `names="${st.names.join(',')}"`
+    out.push('# HELP proxy_acme_certificate_days_left Days until the served ACME certificate expires.', '# TYPE proxy_acme_certificate_days_left gauge')
+    if (st.daysLeft !== undefined) out.push(`proxy_acme_certificate_days_left{${label}} ${Number(st.daysLeft.toFixed(6))}`)
+    out.push('# HELP proxy_acme_renewal_failures Consecutive failed ACME orders (0 after a success).', '# TYPE proxy_acme_renewal_failures gauge')
+    out.push(`proxy_acme_renewal_failures{${label}} ${st.failures}`)
+  }
+
+  async close(): Promise<void> {
+    this.manager.close()
+    await this.http01?.close()
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * The RFC 8555 protocol client: the directory, nonces, signed POSTs (with the badNonce retry of
+ * §6.5), accounts (§7.3), orders, authorizations and challenges (§7.4, §7.5), finalization,
+ * certificate download (§7.4.2), polling that honours Retry-After (§7.4, §8.2), and renewal
+ * information (RFC 9773). It knows nothing of files or schedules: order.ts runs one issuance,
+ * manager.ts decides when.
+ */
+import type { KeyObject } from 'node:crypto'
+import type { LogFn } from '../lib/logger.ts'
+import { AcmeError, parseRetryAfterMs, problemError, type Problem } from './errors.ts'
+import { signJws } from './jws.ts'
+
+export interface Directory {
+  newNonce: string
+  newAccount: string
+  newOrder: string
+  renewalInfo?: string
+  meta?: { termsOfService?: string }
+}
+
+export type Status = 'pending' | 'ready' | 'processing' | 'valid' | 'invalid' | 'expired' | 'deactivated' | 'revoked'
+
+export interface Order {
+  status: Status
+  identifiers: { type: string; value: string }[]
+  authorizations: string[]
+  finalize: string
+  certificate?: string
+  error?: Problem
+}
+
+export interface Challenge {
+  type: string
+  url: string
+  status: Status
+  token: string
+  error?: Problem
+}
+
+export interface Authorization {
+  status: Status
+  identifier: { type: string; value: string }
+  challenges: Challenge[]
+}
+
+export interface RenewalInfo {
+  startMs: number
+  endMs: number
+  /** When to ask again (Retry-After, RFC 9773 §4.3). */
+  retryAfterMs: number | undefined
+}
+
+export interface AcmeClientOptions {
+  directoryUrl: string
+  accountKey: KeyObject
+  /** PEM bundle that verifies the ACME server's HTTPS (private or test CAs); default: system roots. */
+  caPem?: string
+  /** Injected for tests; default: the runtime's fetch. */
+  fetch?: typeof fetch
+  log?: LogFn
+  /** Poll interval when the server gives no Retry-After. */
+  pollIntervalMs?: number
+  /** Longest wait for one authorization or order to settle. */
+  pollTimeoutMs?: number
+  /** Longest single HTTP exchange with the ACME server. */
+  requestTimeoutMs?: number
+  sleep?: (ms: number) => Promise<void>
+}
+
+/** RFC 8555 §6.5 says to retry a badNonce with the fresh nonce; bounded, as pebble rejects 5% on purpose. */
+const MAX_BAD_NONCE_RETRIES = 10
+/** ACME replies (JSON, a PEM chain) are small; anything larger is a broken server. */
+const MAX_REPLY_BYTES = 1024 * 1024
+/** A server's Retry-After is honoured but capped, so one bad header cannot stall an order for days. */
+const MAX_POLL_WAIT_MS = 60_000
+
+interface Reply {
+  status: number
+  headers: Headers
+  text: string
+}
+
+export class AcmeClient {
+  private dir: Directory | undefined
+  private nonce: string | undefined
+  private kid: string | undefined
+  private readonly fetchFn: typeof fetch
+  private readonly sleep: (ms: number) => Promise<void>
+
+  constructor(private readonly opts: AcmeClientOptions) {
+    this.fetchFn = opts.fetch ?? fetch
+    this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)))
+  }
+
+  get accountUrl(): string | undefined {
+    return this.kid
+  }
+
+  async directory(): Promise<Directory> {
+    if (this.dir) return this.dir
+    const res = await this.http(this.opts.directoryUrl, { method: 'GET' }, 'fetching the ACME directory')
+    if (res.status !== 200) throw new AcmeError('E_ACME', `fetching the ACME directory ${this.opts.directoryUrl}: status ${res.status}; check --acme-directory`)
+    const dir = parseJson(res.text, 'the ACME directory') as Directory
+    if (!dir.newNonce || !dir.newAccount || !dir.newOrder) throw new AcmeError('E_ACME', `${this.opts.directoryUrl} is not an ACME directory (no newNonce/newAccount/newOrder); check --acme-directory`)
+    this.dir = dir
+    return dir
+  }
+
+  /**
+   * Creates the account, or finds the existing one for this key: newAccount answers 200 with the
+   * same account URL when the key is known (RFC 8555 §7.3.1), so a restart needs no stored URL.
+   */
+  async account(email: string | undefined): Promise<string> {
+    const dir = await this.directory()
+    const payload: Record<string, unknown> = { termsOfServiceAgreed: true }
+    if (email) payload.contact = [`mailto:${email}`]
+    const res = await this.post(dir.newAccount, payload, 'creating the ACME account', true)
+    const kid = res.headers.get('location')
+    if (!kid) throw new AcmeError('E_ACME', 'creating the ACME account: the server sent no account URL (Location)')
+    this.kid = kid
+    this.opts.log?.(res.status === 201 ? 'info' : 'debug', res.status === 201 ? 'acme: account created' : 'acme: account found', { account: kid })
+    return kid
+  }
+
+  async newOrder(names: readonly string[], replaces?: string): Promise<{ url: string; order: Order }> {
+    const dir = await this.directory()
+    const payload: Record<string, unknown> = { identifiers: names.map((value) => ({ type: 'dns', value })) }
+    // RFC 9773 §5: say which certificate this one replaces, when the server does ARI.
+    if (replaces && dir.renewalInfo) payload.replaces = replaces
+    const res = await this.post(dir.newOrder, payload, `new order for ${names.join(',')}`)
+    const url = res.headers.get('location')
+    if (!url) throw new AcmeError('E_ACME', 'new order: the server sent no order URL (Location)')
+    return { url, order: parseJson(res.text, 'the order') as Order }
+  }
+
+  async getOrder(url: string): Promise<Order> {
+    return parseJson((await this.post(url, undefined, 'reading the order')).text, 'the order') as Order
+  }
+
+  async getAuthorization(url: string): Promise<Authorization> {
+    return parseJson((await this.post(url, undefined, 'reading the authorization')).text, 'the authorization') as Authorization
+  }
+
+  /** Tells the server the challenge response is in place (RFC 8555 §7.5.1: an empty JSON object). */
+  async respond(challengeUrl: string): Promise<void> {
+    await this.post(challengeUrl, {}, 'answering the challenge')
+  }
+
+  async finalize(finalizeUrl: string, csrDer: Uint8Array): Promise<Order> {
+    const res = await this.post(finalizeUrl, { csr: Buffer.from(csrDer).toString('base64url') }, 'finalizing the order')
+    return parseJson(res.text, 'the order') as Order
+  }
+
+  /** The PEM chain, leaf first (RFC 8555 §7.4.2). */
+  async downloadCertificate(url: string): Promise<string> {
+    const res = await this.post(url, undefined, 'downloading the certificate', false, 'application/pem-certificate-chain')
+    if (!res.text.includes('-----BEGIN CERTIFICATE-----')) throw new AcmeError('E_ACME', 'downloading the certificate: the reply is not a PEM chain')
+    return res.text
+  }
+
+  /** Polls a resource until `done` says so, honouring Retry-After; throws on `failed` or timeout. */
+  async poll<T extends { status: Status }>(url: string, done: (s: Status) => boolean, what: string): Promise<T> {
+    const deadline = Date.now() + (this.opts.pollTimeoutMs ?? 5 * 60_000)
+    for (let i = 0; i < 10_000; i++) {
+      const res = await this.post(url, undefined, what)
+      const value = parseJson(res.text, what) as T
+      if (done(value.status)) return value
+      if (value.status === 'invalid' || value.status === 'expired' || value.status === 'deactivated' || value.status === 'revoked') return value
+      const waitMs = Math.min(MAX_POLL_WAIT_MS, parseRetryAfterMs(res.headers.get('retry-after'), Date.now()) ?? this.opts.pollIntervalMs ?? 1000)
+      if (Date.now() + waitMs > deadline) break
+      await this.sleep(waitMs)
+    }
+    throw new AcmeError('E_ACME_TIMEOUT', `${what}: still not finished after ${Math.round((this.opts.pollTimeoutMs ?? 300_000) / 1000)} s; the proxy retries later`)
+  }
+
+  /** RFC 9773 §4.3: the CA's suggested renewal window; undefined when it does not offer ARI. */
+  async renewalInfo(certId: string): Promise<RenewalInfo | undefined> {
+    const dir = await this.directory()
+    if (!dir.renewalInfo) return undefined
+    const res = await this.http(`${dir.renewalInfo.replace(/\/$/, '')}/${certId}`, { method: 'GET' }, 'reading renewal information')
+    if (res.status !== 200) return undefined
+    const body = parseJson(res.text, 'renewal information') as { suggestedWindow?: { start?: string; end?: string } }
+    const startMs = Date.parse(body.suggestedWindow?.start ?? '')
+    const endMs = Date.parse(body.suggestedWindow?.end ?? '')
+    if (Number.isNaN(startMs) || Number.isNaN(endMs) || endMs < startMs) return undefined
+    return { startMs, endMs, retryAfterMs: parseRetryAfterMs(res.headers.get('retry-after'), Date.now()) }
+  }
+
+  /** One signed POST; a badNonce is retried with the nonce that came with it (RFC 8555 §6.5). */
+  private async post(url: string, payload: unknown, what: string, useJwk = false, accept?: string): Promise<Reply> {
+    for (let attempt = 0; ; attempt++) {
+      const nonce = await this.takeNonce()
+      if (!useJwk && !this.kid) throw new AcmeError('E_ACME', `${what}: no account yet; call account() first`)
+      const jws = signJws(this.opts.accountKey, { url, nonce, kid: useJwk ? undefined : this.kid }, payload)
+      const headers: Record<string, string> = { 'content-type': 'application/jose+json' }
+      if (accept) headers.accept = accept
+      const res = await this.http(url, { method: 'POST', headers, body: JSON.stringify(jws) }, what)
+      if (res.status < 400) return res
+      const problem = (tryJson(res.text) ?? { detail: res.text.slice(0, 200) }) as Problem
+      if (problem.type === 'urn:ietf:params:acme:error:badNonce' && attempt < MAX_BAD_NONCE_RETRIES) {
+        this.opts.log?.('debug', 'acme: badNonce, retrying with a fresh nonce', { url, attempt: attempt + 1 })
+        continue
+      }
+      throw problemError(what, problem, res.status, parseRetryAfterMs(res.headers.get('retry-after'), Date.now()))
+    }
+  }
+
+  private async takeNonce(): Promise<string> {
+    const saved = this.nonce
+    this.nonce = undefined
+    if (saved) return saved
+    const dir = await this.directory()
+    const res = await this.http(dir.newNonce, { method: 'HEAD' }, 'getting a nonce')
+    const nonce = res.headers.get('replay-nonce')
+    if (!nonce) throw new AcmeError('E_ACME', `getting a nonce from ${dir.newNonce}: no Replay-Nonce header (status ${res.status})`)
+    this.nonce = undefined // http() kept it; it is used now, and a nonce is good once
+    return nonce
+  }
+
+  /** One HTTP exchange, with a timeout and a bounded reply; every reply's Replay-Nonce is kept. */
+  private async http(url: string, init: RequestInit, what: string): Promise<Reply> {
+    let res: Response
+    try {
+      res = await this.fetchFn(url, {
+        ...init,
+        headers: { 'user-agent': 'proxy-acme/1', ...(init.headers as Record<string, string> | undefined) },
+        signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 30_000),
+        ...(this.opts.caPem ? { tls: { ca: this.opts.caPem } } : {}),
+      } as RequestInit)
+    } catch (err) {
+      throw new AcmeError('E_ACME_HTTP', `${what}: cannot reach the ACME server at ${url}: ${(err as Error).message}; check --acme-directory, DNS and --acme-ca`, { cause: err })
+    }
+    const nonce = res.headers.get('replay-nonce')
+    if (nonce) this.nonce = nonce
+    const text = init.method === 'HEAD' ? '' : await readLimited(res, what)
+    return { status: res.status, headers: res.headers, text }
+  }
+}
+
+async function readLimited(res: Response, what: string): Promise<string> {
+  if (!res.body) return ''
+  const reader = res.body.getReader()
+  const parts: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.length
+    if (total > MAX_REPLY_BYTES) {
+      void reader.cancel()
+      throw new AcmeError('E_ACME', `${what}: the ACME server's reply is over ${MAX_REPLY_BYTES} bytes`)
+    }
+    parts.push(value)
+  }
+  return Buffer.concat(parts).toString('utf8')
+}
+
+function tryJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+function parseJson(text: string, what: string): unknown {
+  const v = tryJson(text)
+  if (v === undefined || typeof v !== 'object' || v === null) throw new AcmeError('E_ACME', `${what}: the ACME server's reply is not JSON`)
+  return v
+}

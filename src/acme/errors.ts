@@ -1,0 +1,73 @@
+/**
+ * ACME failures as typed errors: problem documents (RFC 8555 §6.7, RFC 7807) become an
+ * AcmeError whose message is a log line an operator can act on; the codes are stable for tests.
+ */
+
+export type AcmeErrorCode =
+  | 'E_ACME' // the server answered with a problem document or an unexpected reply
+  | 'E_ACME_HTTP' // the ACME server could not be reached (DNS, TCP, TLS, timeout)
+  | 'E_ACME_TIMEOUT' // an order or authorization did not finish in time
+  | 'E_ACME_STATE' // the state directory is unusable
+
+export interface Problem {
+  type?: string
+  detail?: string
+  status?: number
+  subproblems?: { type?: string; detail?: string; identifier?: { value?: string } }[]
+}
+
+const PREFIX = 'urn:ietf:params:acme:error:'
+
+/** What to tell the operator for the problem types an operator can do something about. */
+const ADVICE: Record<string, string> = {
+  rateLimited: "the CA's rate limit was reached; the proxy retries later. While testing, use the staging directory (see the README)",
+  connection: 'the CA could not connect to this host on port 80 for the HTTP-01 challenge; check DNS, firewalls and --acme-http-listen',
+  dns: "the CA could not resolve the name; check the domain's DNS records",
+  unauthorized: 'the CA did not get the expected challenge answer; check that the name points at this host and port 80 reaches --acme-http-listen',
+  incorrectResponse: 'the CA got a wrong challenge answer; another server may be answering port 80 for this name',
+  rejectedIdentifier: 'the CA will not issue for this name; check --acme domains',
+  caa: 'a CAA record forbids this CA for the name',
+  externalAccountRequired: 'this CA needs external account binding, which the proxy does not support',
+  userActionRequired: "the CA needs you to act (for example, agree to new terms); see the CA's message",
+  badNonce: 'the CA kept rejecting nonces',
+}
+
+export class AcmeError extends Error {
+  readonly code: AcmeErrorCode
+  /** The problem type without the ACME URN prefix ("rateLimited"), when there was one. */
+  readonly problemType: string | undefined
+  readonly httpStatus: number | undefined
+  /** From Retry-After, when the server sent one. */
+  readonly retryAfterMs: number | undefined
+
+  constructor(code: AcmeErrorCode, message: string, extra: { problemType?: string; httpStatus?: number; retryAfterMs?: number; cause?: unknown } = {}) {
+    super(message, { cause: extra.cause })
+    this.name = 'AcmeError'
+    this.code = code
+    this.problemType = extra.problemType
+    this.httpStatus = extra.httpStatus
+    this.retryAfterMs = extra.retryAfterMs
+  }
+}
+
+/** Builds the error for a problem document; `what` names the request ("new order for a.test"). */
+export function problemError(what: string, problem: Problem, httpStatus: number, retryAfterMs: number | undefined): AcmeError {
+  const type = problem.type?.startsWith(PREFIX) ? problem.type.slice(PREFIX.length) : problem.type
+  let msg = `${what}: ACME server said ${httpStatus}${type ? ` ${type}` : ''}${problem.detail ? `: ${problem.detail}` : ''}`
+  for (const sub of problem.subproblems ?? []) {
+    const subType = sub.type?.startsWith(PREFIX) ? sub.type.slice(PREFIX.length) : sub.type
+    msg += `; ${sub.identifier?.value ?? '?'}: ${subType ?? ''} ${sub.detail ?? ''}`.trimEnd()
+  }
+  if (type && ADVICE[type]) msg += ` (${ADVICE[type]})`
+  if (retryAfterMs !== undefined) msg += `; retry after ${Math.ceil(retryAfterMs / 1000)} s`
+  return new AcmeError('E_ACME', msg, { problemType: type, httpStatus, retryAfterMs })
+}
+
+/** Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date; undefined when absent or unreadable. */
+export function parseRetryAfterMs(value: string | null, nowMs: number): number | undefined {
+  if (value === null || value.trim() === '') return undefined
+  const v = value.trim()
+  if (/^\d+$/.test(v)) return Number(v) * 1000
+  const at = Date.parse(v)
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs)
+}

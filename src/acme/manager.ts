@@ -1,0 +1,262 @@
+/**
+ * CertificateManager: keeps one certificate (all --acme names, as SANs) current for the TLS
+ * listener. It serves what the state directory holds at start, orders when there is nothing
+ * usable, renews on the schedule of schedule.ts (or the CA's ARI window), backs off after
+ * failures while the old certificate keeps being served, and lets the process holding the
+ * state directory's lock order while the others pick the result up from disk. The listener
+ * reads current() per connection and hears of swaps through onChange(); the protocol is in
+ * client.ts and order.ts, the files in store.ts.
+ */
+import type { KeyObject } from 'node:crypto'
+import type { LogFn } from '../lib/logger.ts'
+import { certInfo, type CertInfo } from './cert-info.ts'
+import { AcmeClient } from './client.ts'
+import { AcmeError } from './errors.ts'
+import { FileChallengeStore } from './http01.ts'
+import { issueCertificate, type ChallengeStore } from './order.ts'
+import { daysLeft, MAX_TIMER_MS, renewalTimeMs, retryDelayMs, type Window } from './schedule.ts'
+import { StateStore, type StoredCert } from './store.ts'
+
+/** What the TLS listener presents. */
+export interface ServedCert {
+  cert: string
+  key: string
+}
+
+export interface Clock {
+  now(): number
+  setTimeout(fn: () => void, ms: number): unknown
+  clearTimeout(handle: unknown): void
+}
+
+const REAL_CLOCK: Clock = { now: () => Date.now(), setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>) }
+
+export interface CertificateManagerOptions {
+  domains: readonly string[]
+  directoryUrl: string
+  email: string | undefined
+  /** PEM bundle that verifies the ACME server's HTTPS. */
+  caPem: string | undefined
+  stateDir: string
+  log: LogFn
+  clock?: Clock
+  random?: () => number
+  fetch?: typeof fetch
+  /** How often the state directory is re-read (to pick up another worker's certificate). */
+  watchIntervalMs?: number
+  /** Poll interval for orders when the CA gives no Retry-After. */
+  pollIntervalMs?: number
+  /** Injected for tests: where HTTP-01 answers go (default: memory + state directory). */
+  challenges?: ChallengeStore
+}
+
+export interface CertificateStatus {
+  names: readonly string[]
+  notAfterMs: number | undefined
+  daysLeft: number | undefined
+  renewAtMs: number | undefined
+  failures: number
+  lastError: string | undefined
+}
+
+export class CertificateManager {
+  readonly store: StateStore
+  readonly challenges: FileChallengeStore
+  private readonly clock: Clock
+  private readonly random: () => number
+  private readonly names: string[]
+  private served: ServedCert | undefined
+  private info: CertInfo | undefined
+  private readonly listeners: ((c: ServedCert) => void)[] = []
+  private timer: unknown
+  private running = false
+  private closed = false
+  private failures = 0
+  private nextAttemptMs = 0
+  private lastError: string | undefined
+  private client: AcmeClient | undefined
+  private accountKey: KeyObject | undefined
+  private ari: { window: Window | undefined; nextFetchMs: number; forCertId: string } | undefined
+  private renewAtMs: number | undefined
+
+  constructor(private readonly opts: CertificateManagerOptions) {
+    if (opts.domains.length === 0) throw new AcmeError('E_ACME_STATE', 'no --acme domains given')
+    this.names = opts.domains.map((d) => d.toLowerCase())
+    this.clock = opts.clock ?? REAL_CLOCK
+    this.random = opts.random ?? Math.random
+    this.store = new StateStore(opts.stateDir, opts.directoryUrl)
+    this.challenges = new FileChallengeStore(this.store)
+  }
+
+  /** The certificate to present now; undefined until the first one exists. */
+  current(): ServedCert | undefined {
+    return this.served
+  }
+
+  onChange(fn: (c: ServedCert) => void): void {
+    this.listeners.push(fn)
+  }
+
+  status(): CertificateStatus {
+    const now = this.clock.now()
+    return {
+      names: this.names,
+      notAfterMs: this.info?.notAfterMs,
+      daysLeft: this.info ? daysLeft(this.info.notAfterMs, now) : undefined,
+      renewAtMs: this.renewAtMs,
+      failures: this.failures,
+      lastError: this.lastError,
+    }
+  }
+
+  /** Loads what the state directory has (serving it at once) and starts the renewal loop. */
+  start(): this {
+    this.pickUpFromDisk()
+    if (this.served) this.opts.log('info', 'acme: serving the stored certificate', { names: this.names.join(','), days_left: this.status().daysLeft?.toFixed(1) })
+    else this.opts.log('info', 'acme: no usable certificate stored; ordering one (TLS handshakes fail until it arrives)', { names: this.names.join(',') })
+    this.arm(0)
+    return this
+  }
+
+  close(): void {
+    this.closed = true
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
+  /** Runs one check now (tests; and start()). Single-flight: a check in progress is not doubled. */
+  async check(): Promise<void> {
+    if (this.running || this.closed) return
+    this.running = true
+    try {
+      this.pickUpFromDisk()
+      const now = this.clock.now()
+      const due = await this.dueAtMs(now)
+      if (now >= due && now >= this.nextAttemptMs) await this.renew(now)
+    } finally {
+      this.running = false
+      if (!this.closed) this.arm(this.nextWakeMs())
+    }
+  }
+
+  private arm(delayMs: number): void {
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined
+      void this.check()
+    }, Math.max(0, Math.min(delayMs, MAX_TIMER_MS)))
+    ;(this.timer as { unref?: () => void } | undefined)?.unref?.()
+  }
+
+  private nextWakeMs(): number {
+    const now = this.clock.now()
+    const due = Math.max(this.renewAtMs ?? now, this.nextAttemptMs)
+    // With nothing to serve yet, look at the state directory every second: another worker's
+    // first certificate should end this process's refused handshakes quickly.
+    const watchMs = this.served ? (this.opts.watchIntervalMs ?? 30_000) : Math.min(1000, this.opts.watchIntervalMs ?? 1000)
+    return Math.min(Math.max(0, due - now), watchMs)
+  }
+
+  /** When the served certificate should be replaced: now if there is none. */
+  private async dueAtMs(now: number): Promise<number> {
+    if (!this.info) return (this.renewAtMs = now)
+    const id = this.info.certId
+    if (id && (!this.ari || this.ari.forCertId !== id || now >= this.ari.nextFetchMs)) await this.fetchAri(id, now)
+    if (this.renewAtMs === undefined) this.renewAtMs = renewalTimeMs(this.info, this.random, this.ari?.window)
+    return this.renewAtMs
+  }
+
+  /** RFC 9773: ask the CA for its window; failures are quiet (the two-thirds rule still applies). */
+  private async fetchAri(certId: string, now: number): Promise<void> {
+    let window: Window | undefined = this.ari?.forCertId === certId ? this.ari.window : undefined
+    let nextFetchMs = now + 3600_000
+    try {
+      const info = await this.acme().renewalInfo(certId)
+      if (info) {
+        // §4.3: ask again after Retry-After; bounded so a bad header neither hammers nor forgets.
+        nextFetchMs = now + Math.min(Math.max(info.retryAfterMs ?? 6 * 3600_000, 60_000), 24 * 3600_000)
+        if (window?.startMs !== info.startMs || window?.endMs !== info.endMs) this.renewAtMs = undefined
+        window = { startMs: info.startMs, endMs: info.endMs }
+      } else {
+        nextFetchMs = now + 24 * 3600_000 // the CA does not offer ARI
+      }
+    } catch (err) {
+      this.opts.log('debug', 'acme: renewal information not available', { error: (err as Error).message })
+    }
+    this.ari = { window, nextFetchMs, forCertId: certId }
+  }
+
+  private async renew(now: number): Promise<void> {
+    if (!this.store.tryLock(now)) {
+      // Look again in a second: by then the other process's certificate may be on disk, or its
+      // lock stale (it died).
+      this.nextAttemptMs = now + 1000
+      this.opts.log('debug', 'acme: another process is ordering; waiting for its certificate')
+      return
+    }
+    try {
+      const client = this.acme()
+      this.accountKey ??= this.store.accountKey()
+      if (!client.accountUrl) await client.account(this.opts.email)
+      const issued = await issueCertificate({ client, accountKey: this.accountKey, names: this.names, challenges: this.opts.challenges ?? this.challenges, log: this.opts.log, replaces: this.info?.certId })
+      this.store.saveCert(this.names[0]!, issued)
+      this.failures = 0
+      this.nextAttemptMs = 0
+      this.lastError = undefined
+      this.use(issued)
+    } catch (err) {
+      this.failures++
+      const retryAfter = err instanceof AcmeError ? err.retryAfterMs : undefined
+      this.nextAttemptMs = this.clock.now() + retryDelayMs(this.failures, this.random, retryAfter)
+      this.lastError = (err as Error).message
+      const left = this.info ? daysLeft(this.info.notAfterMs, this.clock.now()) : undefined
+      this.opts.log(this.served ? 'warn' : 'error', this.served ? 'acme: renewal failed; still serving the current certificate' : 'acme: could not obtain a certificate; TLS handshakes fail until it succeeds', {
+        names: this.names.join(','),
+        error: this.lastError,
+        failures: this.failures,
+        retry_in_s: Math.round((this.nextAttemptMs - this.clock.now()) / 1000),
+        days_left: left?.toFixed(1),
+      })
+    } finally {
+      this.store.unlock()
+    }
+  }
+
+  private acme(): AcmeClient {
+    this.accountKey ??= this.store.accountKey()
+    this.client ??= new AcmeClient({ directoryUrl: this.opts.directoryUrl, accountKey: this.accountKey, caPem: this.opts.caPem, fetch: this.opts.fetch, log: this.opts.log, pollIntervalMs: this.opts.pollIntervalMs })
+    return this.client
+  }
+
+  /** Serves the state directory's certificate when it differs from ours and covers every name. */
+  private pickUpFromDisk(): void {
+    const stored = this.store.loadCert(this.names[0]!)
+    if (!stored || stored.certPem === this.served?.cert) return
+    let info: CertInfo
+    try {
+      info = certInfo(stored.certPem)
+    } catch {
+      return
+    }
+    const missing = this.names.filter((n) => !info.names.includes(n))
+    if (missing.length > 0 || info.notAfterMs <= this.clock.now()) return
+    if (this.info && info.notAfterMs <= this.info.notAfterMs) return // never go back to an older one
+    if (this.served) this.opts.log('info', 'acme: picked up a renewed certificate from the state directory', { names: this.names.join(',') })
+    this.use(stored)
+  }
+
+  private use(stored: StoredCert): void {
+    this.info = certInfo(stored.certPem)
+    // The two-thirds rule until the CA's ARI window (if any) is known; dueAtMs() asks for it.
+    this.renewAtMs = renewalTimeMs(this.info, this.random)
+    this.ari = undefined
+    this.served = { cert: stored.certPem, key: stored.keyPem }
+    for (const fn of this.listeners) {
+      try {
+        fn(this.served)
+      } catch (err) {
+        this.opts.log('error', 'acme: certificate change listener failed', { error: (err as Error).message })
+      }
+    }
+  }
+}

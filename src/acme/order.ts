@@ -1,0 +1,111 @@
+/**
+ * One issuance, start to finish (RFC 8555 §7.4): new order, an HTTP-01 answer for each pending
+ * authorization (§8.3), finalize with a CSR, download the chain. The protocol messages are in
+ * client.ts; where challenge answers are published is the caller's (http01.ts); when to issue
+ * is manager.ts's.
+ */
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
+import type { LogFn } from '../lib/logger.ts'
+import type { AcmeClient, Order } from './client.ts'
+import { buildCsr, generateCertificateKey } from './csr.ts'
+import { AcmeError, problemError } from './errors.ts'
+import { keyAuthorization } from './jws.ts'
+
+/** Where HTTP-01 answers go while a challenge is open; the responder serves them. */
+export interface ChallengeStore {
+  publish(token: string, keyAuthorization: string): void | Promise<void>
+  unpublish(token: string): void | Promise<void>
+}
+
+export interface Issued {
+  /** PEM chain, leaf first. */
+  certPem: string
+  /** PEM (PKCS#8) private key of the certificate. */
+  keyPem: string
+}
+
+export interface IssueOptions {
+  client: AcmeClient
+  accountKey: KeyObject
+  names: readonly string[]
+  challenges: ChallengeStore
+  log?: LogFn
+  /** RFC 9773 certificate ID of the certificate this one replaces. */
+  replaces?: string
+  /** Injected for tests; default: a new P-256 key. */
+  certificateKey?: KeyObject
+}
+
+export async function issueCertificate(opts: IssueOptions): Promise<Issued> {
+  const { client, names, log } = opts
+  const { url: orderUrl, order } = await newOrder(opts)
+  log?.('info', 'acme: order created', { names: names.join(','), order: orderUrl })
+  if (order.status === 'pending') {
+    for (const authzUrl of order.authorizations) await authorize(opts, authzUrl)
+  }
+  let current = await client.poll<Order>(orderUrl, (s) => s === 'ready' || s === 'valid', 'waiting for the order to become ready')
+  if (current.status !== 'ready' && current.status !== 'valid') throw orderFailed(current, names)
+  const key = opts.certificateKey ?? generateCertificateKey()
+  if (current.status === 'ready') {
+    await client.finalize(current.finalize, buildCsr(names, key))
+    current = await client.poll<Order>(orderUrl, (s) => s === 'valid', 'waiting for the certificate to be issued')
+    if (current.status !== 'valid') throw orderFailed(current, names)
+  }
+  if (!current.certificate) throw new AcmeError('E_ACME', `order for ${names.join(',')} is valid but has no certificate URL`)
+  const certPem = await client.downloadCertificate(current.certificate)
+  const keyPem = key.export({ type: 'pkcs8', format: 'pem' }) as string
+  // The chain must be for this key: a CA bug or a reused order must not pair a stranger's cert with our key.
+  if (!sameKey(certPem, keyPem)) throw new AcmeError('E_ACME', 'the downloaded certificate does not match the key of the CSR')
+  log?.('info', 'acme: certificate issued', { names: names.join(',') })
+  return { certPem, keyPem }
+}
+
+/**
+ * RFC 9773 §5: `replaces` names the certificate being renewed. A CA that refuses it (the old
+ * one was already replaced, say by another process's order) must not block renewal: order again
+ * without it.
+ */
+async function newOrder(opts: IssueOptions): Promise<{ url: string; order: Order }> {
+  if (!opts.replaces) return opts.client.newOrder(opts.names)
+  try {
+    return await opts.client.newOrder(opts.names, opts.replaces)
+  } catch (err) {
+    if (!(err instanceof AcmeError) || (err.problemType !== 'alreadyReplaced' && err.httpStatus !== 409)) throw err
+    opts.log?.('info', 'acme: the CA refused "replaces"; ordering without it', { error: err.message })
+    return opts.client.newOrder(opts.names)
+  }
+}
+
+async function authorize(opts: IssueOptions, authzUrl: string): Promise<void> {
+  const { client } = opts
+  const authz = await client.getAuthorization(authzUrl)
+  if (authz.status === 'valid') return
+  const name = authz.identifier.value
+  const challenge = authz.challenges.find((c) => c.type === 'http-01')
+  if (!challenge) throw new AcmeError('E_ACME', `the CA offers no http-01 challenge for ${name} (offered: ${authz.challenges.map((c) => c.type).join(', ')}); wildcard names need DNS-01, which the proxy does not do`)
+  await opts.challenges.publish(challenge.token, keyAuthorization(challenge.token, opts.accountKey))
+  try {
+    if (challenge.status === 'pending') await client.respond(challenge.url)
+    const done = await client.poll<typeof authz>(authzUrl, (s) => s === 'valid', `validating ${name}`)
+    if (done.status !== 'valid') {
+      const failed = done.challenges.find((c) => c.type === 'http-01')
+      const problem = failed?.error ?? { detail: `authorization is ${done.status}` }
+      throw problemError(`http-01 validation of ${name}`, problem, problem.status ?? 403, undefined)
+    }
+    opts.log?.('info', 'acme: name validated', { name })
+  } finally {
+    await opts.challenges.unpublish(challenge.token)
+  }
+}
+
+function orderFailed(order: Order, names: readonly string[]): AcmeError {
+  return problemError(`order for ${names.join(',')} is ${order.status}`, order.error ?? {}, order.error?.status ?? 403, undefined)
+}
+
+function sameKey(certPem: string, keyPem: string): boolean {
+  try {
+    return new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * When to renew, as pure functions of the certificate, the clock and a random source: at about
+ * two thirds of the lifetime with jitter (so many proxies started together do not order in the
+ * same minute), or inside the CA's ARI window (RFC 9773 §4.2); and how long to back off after a
+ * failure. manager.ts owns the timers that act on these numbers.
+ */
+
+export interface Validity {
+  notBeforeMs: number
+  notAfterMs: number
+}
+
+/** The CA's suggested window (RFC 9773 §4.2). */
+export interface Window {
+  startMs: number
+  endMs: number
+}
+
+/** Jitter around the two-thirds mark, as a fraction of the lifetime either way (±3 days of 90). */
+const JITTER_FRACTION = 1 / 30
+const FIRST_RETRY_MS = 60_000
+const MAX_RETRY_MS = 6 * 3600_000
+/** setTimeout fires at once beyond 2^31-1 ms; timers are also re-armed at least this often. */
+export const MAX_TIMER_MS = 12 * 3600_000
+
+/**
+ * The moment to start renewing. With an ARI window: a uniformly random point inside it, as the
+ * RFC asks; a window already past means now. Without: two thirds of the lifetime, ± jitter.
+ */
+export function renewalTimeMs(cert: Validity, random: () => number, ari?: Window): number {
+  if (ari) return ari.startMs + random() * (ari.endMs - ari.startMs)
+  const lifetimeMs = Math.max(0, cert.notAfterMs - cert.notBeforeMs)
+  const twoThirds = cert.notBeforeMs + (lifetimeMs * 2) / 3
+  return twoThirds + (random() * 2 - 1) * lifetimeMs * JITTER_FRACTION
+}
+
+/**
+ * Back-off after `failures` consecutive failed attempts (1 = the first failure): one minute,
+ * doubling to six hours, ±20% jitter; never sooner than the server's Retry-After.
+ */
+export function retryDelayMs(failures: number, random: () => number, retryAfterMs?: number): number {
+  const base = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** Math.max(0, Math.min(failures - 1, 20)))
+  const jittered = base * (0.8 + 0.4 * random())
+  return Math.max(jittered, retryAfterMs ?? 0)
+}
+
+/** Whole and fractional days until expiry; negative once expired. For the log and /metrics. */
+export function daysLeft(notAfterMs: number, nowMs: number): number {
+  return (notAfterMs - nowMs) / 86_400_000
+}

@@ -1,0 +1,164 @@
+/**
+ * The state directory: the ACME account key, each certificate and its key as PEM files, the
+ * HTTP-01 answers in flight, and the lock that lets one process of several order while the
+ * others wait and pick up the result. Layout, under one directory per ACME server (so staging
+ * and production never mix):
+ *   <state>/<ca>/account.key            0600
+ *   <state>/<ca>/certs/<name>/key.pem   0600   written before cert.pem
+ *   <state>/<ca>/certs/<name>/cert.pem  0644
+ *   <state>/<ca>/challenges/<token>
+ *   <state>/<ca>/order.lock             {"pid","host","atMs"}
+ * Directories are 0700. Every write is write-to-temp then rename, so a reader sees a whole file.
+ */
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { AcmeError } from './errors.ts'
+import { generateAccountKey } from './jws.ts'
+
+export interface StoredCert {
+  certPem: string
+  keyPem: string
+}
+
+/** An order holds the lock for minutes at most (client.ts polls for 5); older locks are stale. */
+const LOCK_STALE_MS = 15 * 60_000
+
+export class StateStore {
+  readonly caDir: string
+
+  constructor(
+    readonly stateDir: string,
+    directoryUrl: string,
+  ) {
+    this.caDir = join(stateDir, caDirName(directoryUrl))
+    try {
+      mkdirSync(this.caDir, { recursive: true, mode: 0o700 })
+      mkdirSync(join(this.caDir, 'challenges'), { recursive: true, mode: 0o700 })
+      mkdirSync(join(this.caDir, 'certs'), { recursive: true, mode: 0o700 })
+    } catch (err) {
+      throw new AcmeError('E_ACME_STATE', `cannot create the state directory ${this.caDir}: ${(err as NodeJS.ErrnoException).code ?? err}; set --state-dir to a writable directory`, { cause: err })
+    }
+  }
+
+  /** Loads the account key, or creates it; two processes racing both end up with the first one's key. */
+  accountKey(): KeyObject {
+    const file = join(this.caDir, 'account.key')
+    try {
+      return createPrivateKey(readFileSync(file, 'utf8'))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new AcmeError('E_ACME_STATE', `cannot read the ACME account key ${file}: ${(err as Error).message}; fix its permissions, or delete it to register a new account`, { cause: err })
+    }
+    const key = generateAccountKey()
+    try {
+      const fd = openSync(file, 'wx', 0o600)
+      writeSync(fd, key.export({ type: 'pkcs8', format: 'pem' }) as string)
+      closeSync(fd)
+      return key
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return createPrivateKey(readFileSync(file, 'utf8'))
+      throw new AcmeError('E_ACME_STATE', `cannot write the ACME account key ${file}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  certDir(name: string): string {
+    return join(this.caDir, 'certs', name.replace(/[^a-z0-9.-]/gi, '_'))
+  }
+
+  /** The stored pair, or undefined when missing or when the key does not match the certificate. */
+  loadCert(name: string): StoredCert | undefined {
+    const dir = this.certDir(name)
+    let certPem: string
+    let keyPem: string
+    try {
+      certPem = readFileSync(join(dir, 'cert.pem'), 'utf8')
+      keyPem = readFileSync(join(dir, 'key.pem'), 'utf8')
+    } catch {
+      return undefined
+    }
+    try {
+      // A writer in another process may be between its two renames: a mismatch is "not yet".
+      if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) return undefined
+    } catch {
+      return undefined
+    }
+    return { certPem, keyPem }
+  }
+
+  saveCert(name: string, cert: StoredCert): void {
+    const dir = this.certDir(name)
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    atomicWrite(join(dir, 'key.pem'), cert.keyPem, 0o600)
+    atomicWrite(join(dir, 'cert.pem'), cert.certPem, 0o644)
+  }
+
+  challengeFile(token: string): string | undefined {
+    // Tokens are base64url (RFC 8555 §8.3); anything else must not become a path.
+    return /^[A-Za-z0-9_-]{1,256}$/.test(token) ? join(this.caDir, 'challenges', token) : undefined
+  }
+
+  /** Takes the order lock; false when a live process holds it. */
+  tryLock(nowMs: number): boolean {
+    const file = join(this.caDir, 'order.lock')
+    const body = JSON.stringify({ pid: process.pid, host: hostname(), atMs: nowMs })
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(file, 'wx', 0o600)
+        writeSync(fd, body)
+        closeSync(fd)
+        return true
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new AcmeError('E_ACME_STATE', `cannot create ${file}: ${(err as Error).message}`, { cause: err })
+      }
+      if (!lockIsStale(file, nowMs)) return false
+      rmSync(file, { force: true })
+    }
+    return false
+  }
+
+  unlock(): void {
+    const file = join(this.caDir, 'order.lock')
+    try {
+      const held = JSON.parse(readFileSync(file, 'utf8')) as { pid?: number }
+      if (held.pid === process.pid) rmSync(file, { force: true })
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** "https://acme-v02.api.letsencrypt.org/directory" -> "acme-v02.api.letsencrypt.org-directory". */
+export function caDirName(directoryUrl: string): string {
+  const u = new URL(directoryUrl)
+  return `${u.host}${u.pathname}`.replace(/[^A-Za-z0-9.-]+/g, '-').replace(/-+$/, '')
+}
+
+function lockIsStale(file: string, nowMs: number): boolean {
+  try {
+    const held = JSON.parse(readFileSync(file, 'utf8')) as { pid?: number; host?: string; atMs?: number }
+    if (typeof held.atMs !== 'number' || nowMs - held.atMs > LOCK_STALE_MS) return true
+    if (held.host === hostname() && typeof held.pid === 'number') {
+      try {
+        process.kill(held.pid, 0)
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code === 'ESRCH' // the holder died
+      }
+    }
+    return false
+  } catch {
+    // Unreadable or half-written: judge by age alone.
+    try {
+      return nowMs - statSync(file).mtimeMs > LOCK_STALE_MS
+    } catch {
+      return true
+    }
+  }
+}
+
+function atomicWrite(file: string, text: string, mode: number): void {
+  const tmp = `${file}.${process.pid}.tmp`
+  writeFileSync(tmp, text, { mode })
+  chmodSync(tmp, mode) // the umask may have narrowed or (for 0644) left it; be exact
+  renameSync(tmp, file)
+}

@@ -1,0 +1,56 @@
+/**
+ * TLS whose certificate can change while the listener stays open, for Bun.listen. Measured on
+ * Bun 1.4.5 (see the README, "Automatic HTTPS"): TCPSocketListener.reload({ tls }) is accepted
+ * but ignored; Bun.listen refuses a `tls` array (no SNI list, unlike Bun.serve); `tls: {}`
+ * listens in plain text. What works is a plain listener whose open() calls
+ * socket.upgradeTLS({ tls, socket }) as the server side, with the certificate current at that
+ * moment: new connections get the new certificate and open ones keep theirs, with no listener
+ * swap. Until a certificate exists, a connection's first bytes (its ClientHello) are answered
+ * with a fatal TLS alert, so clients report a TLS failure rather than a reset or a hang.
+ */
+import type { Socket, SocketHandler } from 'bun'
+
+export type CertSource = () => { cert: string; key: string } | undefined
+
+/**
+ * TLS alert record (RFC 8446 §5.1, §6): content type alert (21), legacy version 3.3, length 2,
+ * fatal (2), internal_error (80). Go's crypto/tls (so Caddy) sends internal_error too when it
+ * has no certificate; clients show e.g. "tlsv1 alert internal error".
+ */
+const NO_CERTIFICATE_ALERT = Uint8Array.of(0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50)
+/** How long a connection that has not sent its ClientHello is kept while there is no certificate. */
+const NO_CERTIFICATE_WAIT_S = 10
+
+/**
+ * Wraps the handlers of a TLS listener so that the listener itself is opened without `tls`:
+ * each accepted connection is upgraded with `source()`'s certificate and then served by
+ * `handlers` exactly as if the listener had been opened with that certificate.
+ */
+export function perConnectionTls<T>(handlers: SocketHandler<T>, source: CertSource, onRefused?: () => void): SocketHandler<boolean> {
+  // The raw socket's data: true when it is refused for want of a certificate. Measured: after
+  // upgradeTLS the raw socket's data() still sees the encrypted bytes, so it must ignore them.
+  return {
+    binaryType: 'buffer',
+    open(raw: Socket<boolean>) {
+      const pem = source()
+      if (!pem) {
+        raw.data = true
+        raw.timeout(NO_CERTIFICATE_WAIT_S)
+        return
+      }
+      raw.data = false
+      raw.upgradeTLS<T>({ tls: { cert: pem.cert, key: pem.key }, socket: handlers })
+    },
+    data(raw: Socket<boolean>) {
+      if (!raw.data) return
+      raw.data = false
+      onRefused?.()
+      raw.end(NO_CERTIFICATE_ALERT)
+    },
+    timeout(raw: Socket<boolean>) {
+      if (raw.data) raw.end()
+    },
+    close() {},
+    error() {},
+  }
+}

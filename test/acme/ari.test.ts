@@ -1,0 +1,63 @@
+/**
+ * ACME Renewal Information (RFC 9773): the certificate ID against the RFC's own example, and
+ * the manager renewing inside the window a (scripted) CA suggests instead of at two thirds.
+ * Pebble 2.4 does not offer ARI, so the CA here is a fetch function.
+ */
+import { afterAll, describe, expect, test } from 'bun:test'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { certInfo } from '../../src/acme/cert-info.ts'
+import { CertificateManager } from '../../src/acme/manager.ts'
+import { StateStore } from '../../src/acme/store.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'proxy-ari-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+/** A certificate with the AKI and serial of RFC 9773 §4.1's example, made with openssl. */
+function exampleCert(): { certPem: string; keyPem: string } {
+  writeFileSync(join(dir, 'ari.cnf'), '[req]\ndistinguished_name=dn\nx509_extensions=ext\n[dn]\n[ext]\n2.5.29.35=DER:3016801469885B6B87464041E1B37B847BA0AE2CDE01C8D4\nsubjectAltName=DNS:ari.test\n')
+  execFileSync('openssl', ['req', '-x509', '-config', 'ari.cnf', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ari.key', '-out', 'ari.pem', '-subj', '/CN=ari.test', '-set_serial', '0x87654321', '-days', '9'], { cwd: dir, stdio: 'pipe' })
+  return { certPem: readFileSync(join(dir, 'ari.pem'), 'utf8'), keyPem: readFileSync(join(dir, 'ari.key'), 'utf8') }
+}
+
+describe('ARI', () => {
+  test('certificate ID: base64url(AKI keyIdentifier) "." base64url(serial with its leading zero), as RFC 9773 §4.1', () => {
+    const info = certInfo(exampleCert().certPem)
+    expect(info.certId).toBe('aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE')
+    expect(info.names).toEqual(['ari.test'])
+  })
+
+  test("the manager renews inside the CA's window, not at two thirds", async () => {
+    const cert = exampleCert()
+    const directoryUrl = 'https://ca.test/dir'
+    const stateDir = join(dir, 'state')
+    new StateStore(stateDir, directoryUrl).saveCert('ari.test', cert)
+    const now = Date.now()
+    const window = { start: new Date(now + 20 * 86_400_000).toISOString(), end: new Date(now + 21 * 86_400_000).toISOString() }
+    const asked: string[] = []
+    const fetchFn = (async (input: string | URL | Request) => {
+      const url = String(input)
+      asked.push(url)
+      if (url === directoryUrl) return Response.json({ newNonce: 'https://ca.test/nonce', newAccount: 'https://ca.test/acct', newOrder: 'https://ca.test/order', renewalInfo: 'https://ca.test/ari/' })
+      if (url === 'https://ca.test/ari/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE') return Response.json({ suggestedWindow: window }, { headers: { 'retry-after': '21600' } })
+      return new Response('unexpected', { status: 500 })
+    }) as typeof fetch
+    const m = new CertificateManager({ domains: ['ari.test'], directoryUrl, email: undefined, caPem: undefined, stateDir, log: () => {}, fetch: fetchFn, clock: { now: () => Date.now(), setTimeout: () => 0, clearTimeout: () => {} } })
+    m.start()
+    expect(m.current()).toBeDefined()
+    const twoThirds = m.status().renewAtMs!
+    expect(twoThirds).toBeLessThan(now + 9 * 86_400_000)
+    await m.check()
+    const renewAt = m.status().renewAtMs!
+    expect(renewAt).toBeGreaterThanOrEqual(Date.parse(window.start))
+    expect(renewAt).toBeLessThanOrEqual(Date.parse(window.end))
+    // Not due yet: no order was placed.
+    expect(asked.some((u) => u.includes('/order') || u.includes('/nonce'))).toBe(false)
+    // Asked again only after Retry-After.
+    await m.check()
+    expect(asked.filter((u) => u.includes('/ari/')).length).toBe(1)
+    m.close()
+  })
+})

@@ -1,0 +1,102 @@
+/**
+ * The protocol client against a scripted ACME server (a fetch function): the badNonce retry
+ * with the nonce from the error reply, Retry-After while polling, and problem documents.
+ * The real server flow is covered against pebble in e2e.test.ts.
+ */
+import { describe, expect, test } from 'bun:test'
+import { AcmeClient } from '../../src/acme/client.ts'
+import { AcmeError } from '../../src/acme/errors.ts'
+import { generateAccountKey } from '../../src/acme/jws.ts'
+
+const DIR = 'https://ca.test/dir'
+
+interface Seen {
+  method: string
+  url: string
+  nonce?: string
+}
+
+function fakeCa(script: (req: Seen, n: number) => Response | undefined) {
+  const seen: Seen[] = []
+  let nonceCounter = 0
+  const fetchFn = (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = String(input)
+    const method = init?.method ?? 'GET'
+    const req: Seen = { method, url }
+    if (method === 'POST') req.nonce = JSON.parse(Buffer.from(JSON.parse(String(init!.body)).protected, 'base64url').toString()).nonce
+    seen.push(req)
+    const nonce = `nonce-${++nonceCounter}`
+    if (url === DIR) return Response.json({ newNonce: 'https://ca.test/nonce', newAccount: 'https://ca.test/acct', newOrder: 'https://ca.test/order' })
+    if (url === 'https://ca.test/nonce') return new Response(null, { headers: { 'replay-nonce': nonce } })
+    const res = script(req, seen.filter((s) => s.url === url).length)
+    if (!res) return new Response('no', { status: 404 })
+    res.headers.set('replay-nonce', nonce)
+    return res
+  }) as typeof fetch
+  return { seen, fetchFn }
+}
+
+const problem = (type: string, status: number, extra: Record<string, string> = {}) =>
+  new Response(JSON.stringify({ type: `urn:ietf:params:acme:error:${type}`, detail: `${type} detail`, status }), { status, headers: { 'content-type': 'application/problem+json', ...extra } })
+
+describe('AcmeClient', () => {
+  test('badNonce is retried with the nonce that came with the error (RFC 8555 §6.5)', async () => {
+    const ca = fakeCa((req, n) => {
+      if (req.url === 'https://ca.test/acct') return n <= 2 ? problem('badNonce', 400) : new Response('{}', { status: 201, headers: { location: 'https://ca.test/acct/1' } })
+      return undefined
+    })
+    const client = new AcmeClient({ directoryUrl: DIR, accountKey: generateAccountKey(), fetch: ca.fetchFn })
+    expect(await client.account('a@b.test')).toBe('https://ca.test/acct/1')
+    const posts = ca.seen.filter((s) => s.method === 'POST')
+    expect(posts.length).toBe(3)
+    // The first POST used the HEAD nonce; each retry used the nonce of the badNonce reply before it.
+    expect(ca.seen.filter((s) => s.method === 'HEAD').length).toBe(1)
+    expect(new Set(posts.map((p) => p.nonce)).size).toBe(3)
+  })
+
+  test('a badNonce that never ends is an error, not a loop', async () => {
+    const ca = fakeCa((req) => (req.url === 'https://ca.test/acct' ? problem('badNonce', 400) : undefined))
+    const client = new AcmeClient({ directoryUrl: DIR, accountKey: generateAccountKey(), fetch: ca.fetchFn })
+    const err = (await client.account(undefined).catch((e) => e)) as AcmeError
+    expect(err).toBeInstanceOf(AcmeError)
+    expect(err.problemType).toBe('badNonce')
+    expect(ca.seen.filter((s) => s.method === 'POST').length).toBe(11)
+  })
+
+  test('rateLimited becomes a clear error with Retry-After', async () => {
+    const ca = fakeCa((req) => {
+      if (req.url === 'https://ca.test/acct') return new Response('{}', { status: 200, headers: { location: 'https://ca.test/acct/1' } })
+      if (req.url === 'https://ca.test/order') return problem('rateLimited', 429, { 'retry-after': '3600' })
+      return undefined
+    })
+    const client = new AcmeClient({ directoryUrl: DIR, accountKey: generateAccountKey(), fetch: ca.fetchFn })
+    await client.account(undefined)
+    const err = (await client.newOrder(['a.test']).catch((e) => e)) as AcmeError
+    expect(err.code).toBe('E_ACME')
+    expect(err.problemType).toBe('rateLimited')
+    expect(err.httpStatus).toBe(429)
+    expect(err.retryAfterMs).toBe(3600_000)
+    expect(err.message).toContain('rate limit')
+    expect(err.message).toContain('staging')
+  })
+
+  test('polling waits as long as Retry-After says', async () => {
+    const ca = fakeCa((req, n) => {
+      if (req.url === 'https://ca.test/acct') return new Response('{}', { status: 200, headers: { location: 'https://ca.test/acct/1' } })
+      if (req.url === 'https://ca.test/order/1') return Response.json({ status: n < 3 ? 'processing' : 'valid' }, { headers: { 'retry-after': String(n + 1) } })
+      return undefined
+    })
+    const waits: number[] = []
+    const client = new AcmeClient({ directoryUrl: DIR, accountKey: generateAccountKey(), fetch: ca.fetchFn, sleep: async (ms) => void waits.push(ms) })
+    await client.account(undefined)
+    const order = await client.poll<{ status: 'valid' }>('https://ca.test/order/1', (s) => s === 'valid', 'order')
+    expect(order.status).toBe('valid')
+    expect(waits).toEqual([2000, 3000])
+  })
+
+  test('an unreachable server is E_ACME_HTTP', async () => {
+    const client = new AcmeClient({ directoryUrl: 'https://127.0.0.1:1/dir', accountKey: generateAccountKey() })
+    const err = (await client.directory().catch((e) => e)) as AcmeError
+    expect(err.code).toBe('E_ACME_HTTP')
+  })
+})

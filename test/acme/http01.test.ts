@@ -1,0 +1,51 @@
+/** The HTTP-01 responder's answers: challenge tokens (memory and the shared state directory), 308 redirects, refusals. */
+import { afterAll, describe, expect, test } from 'bun:test'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { FileChallengeStore, Http01Server } from '../../src/acme/http01.ts'
+import { StateStore } from '../../src/acme/store.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'proxy-http01-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+const store = new StateStore(dir, 'https://ca.test/dir')
+const mine = new FileChallengeStore(store)
+const otherWorker = new FileChallengeStore(store)
+const server = (httpsPort: number) => new Http01Server({ listen: { host: '127.0.0.1', port: 0 }, httpsPort, challenges: otherWorker, reusePort: false })
+const get = (path: string, host?: string) => new Request(`http://${host ?? 'x.test'}${path}`, { headers: host === undefined ? {} : { host } })
+
+describe('HTTP-01 responder', () => {
+  test("answers a token published by another worker (through the state directory), then forgets it", async () => {
+    mine.publish('tok_en-1', 'tok_en-1.thumb')
+    const res = server(443).answer(get('/.well-known/acme-challenge/tok_en-1', 'a.test'))
+    expect(res.status).toBe(200)
+    expect(await res.text()).toBe('tok_en-1.thumb')
+    mine.unpublish('tok_en-1')
+    expect(server(443).answer(get('/.well-known/acme-challenge/tok_en-1', 'a.test')).status).toBe(404)
+  })
+
+  test('tokens that are not base64url never become paths', () => {
+    expect(store.challengeFile('../account.key')).toBeUndefined()
+    expect(server(443).answer(get('/.well-known/acme-challenge/..%2faccount.key', 'a.test')).status).toBe(404)
+  })
+
+  test.each([
+    [443, 'a.test', '/p?q=1', 'https://a.test/p?q=1'],
+    [8443, 'a.test:80', '/', 'https://a.test:8443/'],
+    [443, '[::1]:80', '/x', 'https://[::1]/x'],
+  ])('https port %d, Host %s %s -> 308 %s', (port, host, path, location) => {
+    const res = server(port).answer(get(path, host))
+    expect(res.status).toBe(308)
+    expect(res.headers.get('location')).toBe(location)
+  })
+
+  test('a bad Host is 400, not a redirect somewhere else', () => {
+    const req = new Request('http://x.test/', { headers: { host: 'evil.test/path' } })
+    expect(server(443).answer(req).status).toBe(400)
+  })
+
+  test('state directories are private', () => {
+    expect(statSync(store.caDir).mode & 0o777).toBe(0o700)
+  })
+})
