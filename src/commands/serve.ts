@@ -60,7 +60,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     reusePort: workerId !== undefined,
   })
   try {
-    proxy.start()
+    await proxy.startResolved()
   } catch (err) {
     await acme?.close()
     throw err

@@ -22,6 +22,8 @@ export class DnsServer {
   /** Queries received, for tests. */
   queries = 0
   port = 0
+  /** Every answer goes out this much later (a slow resolver, for tests). */
+  answerDelayMs = 0
 
   constructor(readonly host = '127.0.0.1') {}
 
@@ -73,7 +75,8 @@ export class DnsServer {
     if (q.response || !question) return
     const reply = (rcode: number, answers: ResourceRecord[] = []) => {
       const bytes = encodeResponse({ id: q.id, authoritative: true, truncated: false, recursionDesired: q.recursionDesired, recursionAvailable: false, rcode, questions: [question], answers, authorities: [] })
-      this.socket?.send(bytes, port, address)
+      if (this.answerDelayMs > 0) setTimeout(() => this.socket?.send(bytes, port, address), this.answerDelayMs)
+      else this.socket?.send(bytes, port, address)
     }
     const answers: ResourceRecord[] = []
     let name = question.name

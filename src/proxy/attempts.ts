@@ -2,9 +2,12 @@
  * The one attempt loop, used by plain requests and upgrade tunnels alike: pick an address (never
  * awaiting DNS), run one attempt on it, and on failure try another address while that is safe,
  * within `retries` and the retry deadline (`retry_timeout`). A connect-level failure counts
- * against the address (ejection, an early re-resolve); a success clears its record. What one
- * attempt does (acquire or dial, then exchange or tunnel) is the caller's; whether a failure
- * after the connect may be retried is the caller's too (RFC 9110 §9.2.2 for requests).
+ * against the address (ejection, an early re-resolve); a success clears its record. When nothing
+ * healthy is left to try (the only address refused, or every address is ejected), the request
+ * waits, within the deadline, for the rescue the failure set off: the re-resolve finishing with
+ * a fresh set, or an address coming back; it never fails while an IP change is being picked up.
+ * What one attempt does (acquire or dial, then exchange or tunnel) is the caller's; whether a
+ * failure after the connect may be retried is the caller's too (RFC 9110 §9.2.2 for requests).
  */
 import { RequestFailure } from './errors.ts'
 import type { AddressState } from './upstream/address-state.ts'
@@ -15,6 +18,10 @@ export interface AttemptTarget {
   readonly upstream: { readonly host: string; readonly retries: number; readonly retryTimeoutMs: number }
   readonly source: { snapshot(): AddressSnapshot }
   pick(exclude?: ReadonlySet<string>): AddressState | undefined
+  /** Whether `state` takes traffic now (not ejected, not failing its health checks). */
+  takesTraffic(state: AddressState): boolean
+  /** Waits (at most `timeoutMs`) for a re-resolve to finish or an ejection (outside `exclude`) to end; at once when none is coming. */
+  waitForRescue?(timeoutMs: number, exclude?: ReadonlySet<string>): Promise<void>
   reportFailure(state: AddressState, err: RequestFailure): void
   reportSuccess(state: AddressState): void
 }
@@ -41,7 +48,12 @@ export async function runAttempts<T>(target: AttemptTarget, attempt: Attempt<T>,
   for (let index = 0; index <= u.retries; index++) {
     if (index > 0 && nowMs() > deadline) break
     if (state !== undefined) (tried ??= new Set()).add(state.address)
-    const next = target.pick(tried)
+    let next = target.pick(tried)
+    // Nothing healthy to try: after a connect failure, or when every address is ejected at once.
+    if ((next === undefined || !target.takesTraffic(next)) && target.waitForRescue && (failure?.isAddressFailure || (index === 0 && next !== undefined))) {
+      await target.waitForRescue(deadline - nowMs(), tried)
+      next = target.pick(tried)
+    }
     if (!next) break
     state = next
     last = index

@@ -115,7 +115,32 @@ export class ProxyServer implements ProxyView {
     p.source.close()
   }
 
-  /** Starts the origin side and the listener. Throws E_LISTEN when the port is taken. */
+  /**
+   * Starts the origin side, waits up to resolve_timeout for each upstream's first DNS answer (as
+   * nginx resolves before it listens), then opens the listener. When DNS is down it starts anyway
+   * and requests get 503 until an answer arrives. Throws E_LISTEN when the port is taken.
+   */
+  async startResolved(): Promise<this> {
+    this.startParts(this.gen.upstreams.values())
+    const waits: Promise<unknown>[] = []
+    for (const [name, p] of this.gen.upstreams) {
+      if (p.source.snapshot().ready) continue
+      const timeoutMs = p.pool.upstream.resolveTimeoutMs
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const timedOut = new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))
+      waits.push(
+        Promise.race([p.source.nextRefresh?.(timeoutMs) ?? Promise.resolve(), timedOut]).then(() => {
+          clearTimeout(timer)
+          const snap = p.source.snapshot()
+          if (!snap.ready) this.opts.log?.('warn', 'starting before the first DNS answer; requests get 503 until one arrives', { upstream: name, host: p.pool.upstream.host, error: snap.lastError?.code })
+        }),
+      )
+    }
+    await Promise.all(waits)
+    return this.start()
+  }
+
+  /** Starts the origin side (if not yet) and the listener, without waiting for DNS. Throws E_LISTEN when the port is taken. */
   start(): this {
     this.startParts(this.gen.upstreams.values())
     try {

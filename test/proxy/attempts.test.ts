@@ -28,6 +28,7 @@ function target(addresses: string[], opts: { retries?: number; retryTimeoutMs?: 
       t.picks.push(exclude ? [...exclude].sort() : undefined)
       return states.find((s) => !exclude?.has(s.address))
     },
+    takesTraffic: (s) => s.ejectedUntil === 0,
     reportFailure(state, err) {
       t.failures.push([state.address, err.code])
     },
@@ -223,5 +224,75 @@ describe('runAttempts', () => {
     expect(out.retries).toBe(0)
     expect(s.runs).toEqual([])
     expect(t.failures).toEqual([])
+  })
+})
+
+describe('waiting for the rescue a connect failure set off', () => {
+  const refused = () => new RequestFailure('CONNECT_REFUSED', 'connect', 'refused')
+
+  test('the only address refuses: the request waits for the re-resolve and succeeds on the new address', async () => {
+    const t = target(['10.0.0.2'])
+    const waits: [number, string[]][] = []
+    t.waitForRescue = async (timeoutMs, exclude) => {
+      waits.push([timeoutMs, [...(exclude ?? [])]])
+      // The re-resolve found the new address.
+      t.states.push(newAddressState({ address: '10.0.0.3', family: 4 }, 80, 0))
+    }
+    const tried: string[] = []
+    const outcome = await runAttempts(t, {
+      run: async (s) => {
+        tried.push(s.address)
+        if (s.address === '10.0.0.2') throw refused()
+        return 'ok'
+      },
+      mayRetry: () => false,
+    }, () => 0)
+    expect(outcome.ok).toBe(true)
+    expect(tried).toEqual(['10.0.0.2', '10.0.0.3'])
+    expect(waits).toEqual([[10_000, ['10.0.0.2']]])
+    expect(t.failures).toEqual([['10.0.0.2', 'CONNECT_REFUSED']])
+  })
+
+  test('nothing new after the rescue: the request fails with the connect failure, without retrying the refused address', async () => {
+    const t = target(['10.0.0.2'])
+    let waited = 0
+    t.waitForRescue = async () => void waited++
+    let runs = 0
+    const outcome = await runAttempts(t, { run: async () => (runs++, Promise.reject(refused())), mayRetry: () => false }, () => 0)
+    expect(outcome.ok).toBe(false)
+    if (!outcome.ok) expect(outcome.failure.code).toBe('CONNECT_REFUSED')
+    expect(runs).toBe(1)
+    expect(waited).toBe(1)
+  })
+
+  test('every address ejected when the request arrives: it waits once for one to come back, then tries', async () => {
+    const t = target(['10.0.0.2'])
+    t.states[0]!.ejectedUntil = 5_000
+    const waits: number[] = []
+    t.waitForRescue = async (timeoutMs) => {
+      waits.push(timeoutMs)
+      t.states[0]!.ejectedUntil = 0
+    }
+    const outcome = await runAttempts(t, { run: async () => 'ok', mayRetry: () => false }, () => 0)
+    expect(outcome.ok).toBe(true)
+    expect(waits).toEqual([10_000])
+  })
+
+  test('a failure after the connect does not wait (nothing suggests the address set is wrong)', async () => {
+    const t = target(['10.0.0.2'])
+    let waited = 0
+    t.waitForRescue = async () => void waited++
+    const outcome = await runAttempts(t, { run: async () => Promise.reject(new RequestFailure('RESET_BEFORE_RESPONSE', 'response-head', 'reset')), mayRetry: () => true }, () => 0)
+    expect(outcome.ok).toBe(false)
+    expect(waited).toBe(0)
+  })
+
+  test('the wait is bounded by what is left of the retry deadline', async () => {
+    const t = target(['10.0.0.2'], { retryTimeoutMs: 1_000 })
+    const waits: number[] = []
+    t.waitForRescue = async (timeoutMs) => void waits.push(timeoutMs)
+    let now = 0
+    await runAttempts(t, { run: async () => ((now = 400), Promise.reject(refused())), mayRetry: () => false }, () => now)
+    expect(waits).toEqual([600])
   })
 })

@@ -38,11 +38,15 @@ export class Dnsmasq {
   async start(hosts: string, ttlS: number): Promise<this> {
     chmodSync(this.dir, 0o755)
     this.writeHosts(hosts)
-    this.port = await freeUdpPort()
-    this.child = spawn(dnsmasqPath() ?? 'dnsmasq', ['--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-poll', '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${this.port}`, `--addn-hosts=${this.hostsFile}`, `--local-ttl=${ttlS}`, '--user=root', `--pid-file=${join(this.dir, 'pid')}`, '--log-facility=-'], { stdio: 'ignore' })
-    await Bun.sleep(300)
-    if (this.child.exitCode !== null) throw new Error(`dnsmasq exited with ${this.child.exitCode}`)
-    return this
+    // dnsmasq binds TCP as well as UDP on its port: a UDP port found free may be taken for TCP
+    // by another process's connection. It then exits with 2 at once; a new port is tried (5 at most).
+    for (let attempt = 1; ; attempt++) {
+      this.port = await freeUdpPort()
+      this.child = spawn(dnsmasqPath() ?? 'dnsmasq', ['--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-poll', '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${this.port}`, `--addn-hosts=${this.hostsFile}`, `--local-ttl=${ttlS}`, '--user=root', `--pid-file=${join(this.dir, 'pid')}`, '--log-facility=-'], { stdio: 'ignore' })
+      await Bun.sleep(300)
+      if (this.child.exitCode === null) return this
+      if (this.child.exitCode !== 2 || attempt >= 5) throw new Error(`dnsmasq exited with ${this.child.exitCode}`)
+    }
   }
 
   writeHosts(hosts: string): void {

@@ -31,6 +31,11 @@ export interface AddressSource {
   onChange(listener: (change: AddressChange) => void): () => void
   /** Ask for a re-resolve now (after a connect failure). Single-flight, rate-limited, never throws. */
   refreshNow(reason: string): void
+  /**
+   * The refresh in flight, or one due within `withinMs`, as a promise that settles when it is
+   * done; undefined when none is coming (static sources never refresh).
+   */
+  nextRefresh?(withinMs: number): Promise<void> | undefined
   /** Plain JSON-able state for /status (optional: static sources have none). */
   status?(): Record<string, unknown>
   /** Numbers for /metrics (optional). */

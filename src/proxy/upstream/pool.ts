@@ -42,6 +42,8 @@ export class UpstreamPool {
   private readonly random: () => number
   private sweeper: ReturnType<typeof setInterval> | undefined
   private unsubscribe: (() => void) | undefined
+  /** Requests waiting for a rescue after a connect failure (waitForRescue). */
+  private rescueWaiters: (() => void)[] = []
   private closed = false
   /** Connections opened over the pool's life (for metrics and the churn check). */
   connectsTotal = 0
@@ -63,6 +65,7 @@ export class UpstreamPool {
     this.unsubscribe = this.source.onChange((change) => {
       for (const a of change.added) this.addAddress(a)
       for (const a of change.removed) this.removeAddress(a.address)
+      if (change.added.length > 0) this.wakeRescue()
     })
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
     ;(this.sweeper as { unref?: () => void }).unref?.()
@@ -94,6 +97,44 @@ export class UpstreamPool {
 
   private forgetIfDrained(state: AddressState): void {
     if (state.removed && state.open === 0 && state.inFlight === 0) this.addresses.delete(state.address)
+  }
+
+  /**
+   * After a connect failure left nothing healthy to try: waits (at most `timeoutMs`) for what can
+   * rescue the request: an address added by DNS, the re-resolve that the failure asked for (or a
+   * TTL refresh) finishing, or the earliest ejection of an address not in `exclude` (those the
+   * request tried) ending. Resolves at once when nothing of the kind is coming.
+   */
+  waitForRescue(timeoutMs: number, exclude?: ReadonlySet<string>): Promise<void> {
+    if (timeoutMs <= 0 || this.closed) return Promise.resolve()
+    const now = this.now()
+    let ejectionEndsInMs = Infinity
+    for (const s of this.addresses.values()) if (!s.removed && !exclude?.has(s.address) && s.ejectedUntil > now) ejectionEndsInMs = Math.min(ejectionEndsInMs, s.ejectedUntil - now)
+    const refresh = this.source.nextRefresh?.(timeoutMs)
+    if (!refresh && ejectionEndsInMs > timeoutMs) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      let done = false
+      const finish = () => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        const i = this.rescueWaiters.indexOf(finish)
+        if (i >= 0) this.rescueWaiters.splice(i, 1)
+        resolve()
+      }
+      const timer = setTimeout(finish, Math.min(timeoutMs, ejectionEndsInMs))
+      this.rescueWaiters.push(finish)
+      refresh?.then(finish, finish)
+    })
+  }
+
+  private wakeRescue(): void {
+    for (const w of this.rescueWaiters.splice(0)) w()
+  }
+
+  /** Whether `state` takes traffic now. */
+  takesTraffic(state: AddressState): boolean {
+    return isHealthy(state, this.now())
   }
 
   /** Picks an address for a new request, skipping `exclude` (see picker.ts). */
@@ -291,6 +332,7 @@ export class UpstreamPool {
     this.closed = true
     clearInterval(this.sweeper)
     this.unsubscribe?.()
+    this.wakeRescue()
     for (const s of this.addresses.values()) {
       for (const c of s.idle.splice(0)) {
         c.destroy()

@@ -68,6 +68,8 @@ export class UpstreamResolver implements AddressSource {
   private snap: AddressSnapshot = { addresses: [], version: 0, stale: false, ready: false }
   private firstSeen = new Map<string, number>()
   private inFlight: Promise<void> | undefined
+  /** Callers waiting for the next refresh to finish (nextRefresh). */
+  private refreshWaiters: (() => void)[] = []
   private timer: unknown
   private timerAt = 0
   private closed = false
@@ -114,6 +116,18 @@ export class UpstreamResolver implements AddressSource {
     else if (this.timer === undefined || this.timerAt > earliest) this.schedule(earliest - now)
   }
 
+  /**
+   * The refresh in flight, or the next one when it is due within `withinMs` (a connect failure's
+   * early re-resolve, or the TTL's): resolves when it has finished, whatever it found. Undefined
+   * when none is coming that soon. The attempt loop waits on it after a connect failure.
+   */
+  nextRefresh(withinMs: number): Promise<void> | undefined {
+    if (this.closed) return undefined
+    if (this.inFlight) return this.inFlight
+    if (this.timer === undefined || this.timerAt - this.clock.now() > withinMs) return undefined
+    return new Promise<void>((resolve) => this.refreshWaiters.push(resolve))
+  }
+
   /** Resolves true once an answer has arrived, false if none did within timeoutMs. */
   async whenReady(timeoutMs: number): Promise<boolean> {
     if (this.snap.ready) return true
@@ -153,6 +167,7 @@ export class UpstreamResolver implements AddressSource {
       )
       .finally(() => {
         this.inFlight = undefined
+        for (const w of this.refreshWaiters.splice(0)) w()
       })
     return this.inFlight
   }
@@ -268,5 +283,6 @@ export class UpstreamResolver implements AddressSource {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     this.timer = undefined
     this.listeners.clear()
+    for (const w of this.refreshWaiters.splice(0)) w()
   }
 }

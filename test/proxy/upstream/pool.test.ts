@@ -476,3 +476,61 @@ describe('idle sweep', () => {
     expect(a.open).toBe(1)
   })
 })
+
+describe('waitForRescue', () => {
+  test('resolves when DNS adds an address, not before', async () => {
+    const r = rig({}, { addresses: [A] })
+    r.pool.start()
+    let done = false
+    const p = r.pool.waitForRescue(2_000).then(() => (done = true))
+    // Nothing is coming from a static source and nothing is ejected: it resolves at once.
+    await p
+    expect(done).toBe(true)
+    // With a refresh pending, it waits for the address set to change.
+    let finishRefresh!: () => void
+    const refresh = new Promise<void>((res) => (finishRefresh = res))
+    ;(r.source as { nextRefresh?: (ms: number) => Promise<void> | undefined }).nextRefresh = () => refresh
+    let woke = false
+    const waiting = r.pool.waitForRescue(2_000).then(() => (woke = true))
+    await Bun.sleep(5)
+    expect(woke).toBe(false)
+    r.source.set([A, B])
+    await waiting
+    expect(woke).toBe(true)
+    expect(r.pool.pick(new Set([A.address]))?.address).toBe(B.address)
+    finishRefresh()
+  })
+
+  test('resolves when the pending refresh finishes, even with nothing new', async () => {
+    const r = rig({}, { addresses: [A] })
+    r.pool.start()
+    let finishRefresh!: () => void
+    const refresh = new Promise<void>((res) => (finishRefresh = res))
+    ;(r.source as { nextRefresh?: (ms: number) => Promise<void> | undefined }).nextRefresh = () => refresh
+    let woke = false
+    const waiting = r.pool.waitForRescue(2_000).then(() => (woke = true))
+    await Bun.sleep(5)
+    expect(woke).toBe(false)
+    finishRefresh()
+    await waiting
+    expect(woke).toBe(true)
+  })
+
+  test('an ejection of an address the request tried is not waited for; another one is', async () => {
+    const r = rig({}, { addresses: [A, B] })
+    r.pool.start()
+    const a = r.pool.addresses.get(A.address)!
+    const b = r.pool.addresses.get(B.address)!
+    a.ejectedUntil = r.clock.t + 60_000
+    b.ejectedUntil = r.clock.t + 20
+    // A's ejection (one minute) is beyond the 2 s budget, and B was tried: nothing to wait for.
+    const first = await Promise.race([r.pool.waitForRescue(2_000, new Set([B.address])).then(() => 'resolved'), Bun.sleep(500).then(() => 'still waiting')])
+    expect(first).toBe('resolved')
+    let woke = false
+    const waiting = r.pool.waitForRescue(2_000, new Set([A.address])).then(() => (woke = true))
+    await Bun.sleep(1)
+    expect(woke).toBe(false)
+    await waiting
+    expect(woke).toBe(true)
+  })
+})
