@@ -3,10 +3,10 @@
  * validation, defaults and documentation (fields.ts). Undefined flag values never override.
  */
 import type { Command } from 'cac'
-import { ADMIN_FIELDS, LOG_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from '../config/fields.ts'
+import { ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from '../config/fields.ts'
 import type { FlagLayer } from '../config/resolve.ts'
 
-type Table = 'server' | 'upstream' | 'admin' | 'log'
+type Table = 'server' | 'upstream' | 'admin' | 'log' | 'cache'
 
 interface FlagSpec {
   /** cac raw name, e.g. "--listen <host:port>" */
@@ -52,9 +52,12 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--admin-token <token>', table: 'admin', key: 'token' },
   { raw: '--access-log <stdout|stderr|off|file>', table: 'log', key: 'access_log' },
   { raw: '--log-format <json|text>', table: 'log', key: 'format' },
+  { raw: '--cache <size>', table: 'cache', key: 'max_size' },
+  { raw: '--cache-max-object-size <size>', table: 'cache', key: 'max_object_size' },
+  { raw: '--cache-stale-if-error <duration>', table: 'cache', key: 'stale_if_error' },
 ]
 
-const FIELDS: Record<Table, readonly Field[]> = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS }
+const FIELDS: Record<Table, readonly Field[]> = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS, cache: CACHE_FIELDS }
 
 function flagName(raw: string): string {
   return raw.split(/[ <[]/)[0]!.replace(/^--/, '')
@@ -80,7 +83,7 @@ export function addConfigFlags(cmd: Command): Command {
 
 /** Turns parsed cac options into a FlagLayer for resolveConfig. */
 export function flagLayer(options: Record<string, unknown>): FlagLayer {
-  const layer: FlagLayer = { server: {}, upstream: {}, admin: {}, log: {}, flagNames: {} }
+  const layer: FlagLayer = { server: {}, upstream: {}, admin: {}, log: {}, cache: {}, flagNames: {} }
   for (const spec of CONFIG_FLAGS) {
     const name = flagName(spec.raw)
     let value = options[camel(name)]

@@ -15,6 +15,7 @@ import { createLogger } from '../lib/logger.ts'
 import { createAccessLog, type AccessLog } from '../proxy/access-log.ts'
 import { AdminServer } from '../proxy/admin.ts'
 import { RequestMetrics } from '../proxy/metrics.ts'
+import { EdgeCache } from '../proxy/cache/cache.ts'
 import { ProxyServer } from '../proxy/server.ts'
 import { sourceForUpstream } from '../proxy/sources.ts'
 import { addConfigFlags, flagLayer } from './flags.ts'
@@ -42,6 +43,9 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })
   let accessLog: AccessLog = createAccessLog(config.log, wlog, io.out)
   const metrics = new RequestMetrics()
+  // In memory, per worker; its settings apply from start-up (a reload keeps the cache as it is).
+  const c = config.cache
+  const cache = c.maxBytes > 0 ? new EdgeCache({ maxBytes: c.maxBytes, maxObjectBytes: c.maxObjectBytes, staleIfErrorMs: c.staleIfErrorMs }) : undefined
   const proxy = new ProxyServer(config, {
     sourceFor: (u) => sourceForUpstream(u, wlog),
     hooks: {
@@ -49,6 +53,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
         metrics.observe(r)
         accessLog.write(r)
       },
+      cache,
     },
     log: wlog,
     reusePort: workerId !== undefined,
@@ -60,6 +65,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       metrics,
       startedAt: Date.now(),
       worker: workerId,
+      cache,
     }).start()
   let admin: AdminServer
   try {
@@ -107,6 +113,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   await proxy.drain(proxy.config.server.drainTimeoutMs)
   await admin.close()
   await accessLog.close()
+  cache?.close()
   wlog('info', 'stopped')
   return ExitCode.OK
 }

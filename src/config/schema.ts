@@ -74,6 +74,15 @@ export interface ResolvedRoute {
   host: string | undefined
   pathPrefix: string | undefined
   upstream: string
+  /** false: the edge cache is bypassed for this route. */
+  cache: boolean
+}
+
+export interface ResolvedCache {
+  /** 0 when the cache is off. */
+  maxBytes: number
+  maxObjectBytes: number
+  staleIfErrorMs: number
 }
 
 export interface ResolvedAdmin {
@@ -96,6 +105,7 @@ export interface ResolvedConfig {
   routes: readonly ResolvedRoute[]
   admin: ResolvedAdmin
   log: ResolvedLog
+  cache: ResolvedCache
 }
 
 /** The raw, all-optional shape: nested tables of unknown values, as parsed from TOML or flags. */

@@ -13,6 +13,8 @@ import type { ProxyReply, ProxyRequest } from './message.ts'
 import { errorReply, statusForUpstreamError } from './status.ts'
 import type { ExchangeEnd, IncomingResponse, OutgoingRequest } from './transport/http1.ts'
 import { UpstreamError } from './upstream-error.ts'
+import type { CacheExchange, EdgeCache } from './cache/cache.ts' // [cache]
+import { cacheKey } from './cache/key.ts' // [cache]
 
 /** One line of the access log; field names follow nginx's upstream variables where one exists. */
 export interface RequestRecord {
@@ -34,11 +36,15 @@ export interface RequestRecord {
   upstream_reused?: boolean
   retries: number
   error?: string
+  /** [cache] How the edge cache answered: hit, stale, revalidated, collapsed, miss, bypass. */
+  cache?: string
 }
 
 export interface HandlerHooks {
   /** Called once per request when it is over (after the body has been relayed or failed). */
   onRecord?(record: RequestRecord): void
+  /** [cache] The edge cache, when [cache] max_size is set. */
+  cache?: EdgeCache
 }
 
 export interface ClientInfo {
@@ -65,22 +71,34 @@ export class ProxyHandler {
   ) {
     this.trusted = trusted
     this.routes = config.routes
+    // [cache] A stale-while-revalidate refresh goes through this same request path.
+    const cache = hooks.cache
+    if (cache) cache.forwarder = (r, c) => this.handle(r, { ip: (c as ClientInfo).ip, tls: (c as ClientInfo).tls, streamKeepsLength: true })
   }
 
   /** Finds the upstream for a request: first matching [[route]], else the default. */
   route(host: string, path: string): UpstreamPool {
+    return this.pools.get(this.matchRoute(host, path).upstream)!
+  }
+
+  private matchRoute(host: string, path: string): ResolvedRoute {
     for (const r of this.routes) {
       if (r.host !== undefined && !hostMatches(r.host, host)) continue
       if (r.pathPrefix !== undefined && !path.startsWith(r.pathPrefix)) continue
-      return this.pools.get(r.upstream)!
+      return r
     }
-    return this.pools.get(this.config.server.defaultUpstream)!
+    return this.routes[this.routes.length - 1]!
   }
 
-  /** The upstream for a request target and its Host header (the port dropped, the query ignored). */
-  routeFor(target: string, hostHeader: string | null): UpstreamPool {
+  /** The route for a request target and its Host header (the port dropped, the query ignored). */
+  routeEntryFor(target: string, hostHeader: string | null): ResolvedRoute {
     const qs = target.indexOf('?')
-    return this.route(hostHeader === null ? '' : hostWithoutPort(hostHeader), qs < 0 ? target : target.slice(0, qs))
+    return this.matchRoute(hostHeader === null ? '' : hostWithoutPort(hostHeader), qs < 0 ? target : target.slice(0, qs))
+  }
+
+  /** The upstream for a request target and its Host header. */
+  routeFor(target: string, hostHeader: string | null): UpstreamPool {
+    return this.pools.get(this.routeEntryFor(target, hostHeader).upstream)!
   }
 
   async handle(req: ProxyRequest, client: ClientInfo): Promise<ProxyReply> {
@@ -88,7 +106,8 @@ export class ProxyHandler {
     const requestId = requestIdFor(req.headers.get('x-request-id'))
     const target = req.target
     const hostHeader = req.headers.get('host')
-    const pool = this.routeFor(target, hostHeader)
+    const route = this.routeEntryFor(target, hostHeader)
+    const pool = this.pools.get(route.upstream)!
     const upstream = pool.upstream
     // An HTTP/1.0 request may lack Host; the upstream then gets its own name.
     const clientHost = hostHeader ?? (upstream.port === (upstream.scheme === 'https' ? 443 : 80) ? upstream.host : `${upstream.host}:${upstream.port}`)
@@ -107,9 +126,11 @@ export class ProxyHandler {
       retries: 0,
     }
     let emitted = false
+    let cached: CacheExchange | undefined // [cache]
     const emit = (end?: ExchangeEnd) => {
       if (emitted) return
       emitted = true
+      if (cached) record.cache = cached.result // [cache]
       if (end) {
         record.bytes_in = end.requestBodyBytes
         record.bytes_out = end.responseBodyBytes
@@ -155,6 +176,21 @@ export class ProxyHandler {
       body = prepared.kind === 'buffered' ? prepared.bytes : prepared.kind === 'stream' ? prepared.stream : null
     }
     if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return fail(413, 'request body too large', 'BODY_TOO_LARGE')
+
+    // ── [cache] phase: a stored answer returns here; a miss goes on with the validators it asks for.
+    const cache = this.hooks.cache
+    if (cache) {
+      const key = cacheKey(client.tls ? 'https' : 'http', clientHost, target)
+      cached = await cache.lookup(req, { key, enabled: route.cache, requestId, client, maxWaitMs: upstream.connectTimeoutMs + upstream.headerTimeoutMs })
+      if (cached.hit) {
+        record.status = cached.hit.status
+        if (cached.hit.body instanceof Uint8Array) record.bytes_out = cached.hit.body.byteLength
+        emit()
+        return cached.hit
+      }
+      headers.push(...cached.validators)
+    }
+    // ── end [cache]
 
     const outgoing: OutgoingRequest = {
       method: req.method,
@@ -220,9 +256,20 @@ export class ProxyHandler {
       record.upstream_header_ms = round3(res.firstByteAt - sentAt)
       record.status = res.head.status
       const keepLength = client.streamKeepsLength === true || !(res.body instanceof ReadableStream)
+      let reply: ProxyReply = { status: res.head.status, statusText: res.head.statusText, headers: clientResponseHeaders(res.head.headers, requestId, keepLength), body: res.body }
+      if (cached) reply = cached.onReply(reply) // [cache] stored, shared, merged from a 304, or stale for a 5xx
+      record.status = reply.status
       answered = true
       if (endOfAnswer) emit(endOfAnswer)
-      return { status: res.head.status, statusText: res.head.statusText, headers: clientResponseHeaders(res.head.headers, requestId, keepLength), body: res.body }
+      return reply
+    }
+    // [cache] The upstream failed: a stored response within stale-if-error may answer instead.
+    const stale = cached?.onError()
+    if (stale) {
+      record.status = stale.status
+      record.error = lastError?.code ?? 'NO_ADDRESS'
+      emit()
+      return stale
     }
     if (!lastError) {
       const why = snapshot.ready ? 'no upstream address available' : `upstream ${upstream.host} has not resolved yet${snapshot.lastError ? ` (${snapshot.lastError.code})` : ''}`
