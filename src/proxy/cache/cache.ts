@@ -71,7 +71,7 @@ export class EdgeCache implements CacheInternals {
   }
 
   /** The cache phase for one request: an answer from the cache, or what to forward. */
-  lookup(req: ProxyRequest, ctx: LookupContext, looked = false): CacheExchange | Promise<CacheExchange> {
+  lookup(req: ProxyRequest, ctx: LookupContext, waited?: CacheExchange['fwd']): CacheExchange | Promise<CacheExchange> {
     const rd = requestDirectives(req.headers)
     const x = new CacheExchange(this, req, ctx, rd)
     if (!ctx.enabled) return x.bypass('bypass')
@@ -92,6 +92,8 @@ export class EdgeCache implements CacheInternals {
       if (!isBackground) {
         const v = evaluateReuse(selected, rd, nowMs)
         const ttlS = Math.floor(v.ttlMs / 1000)
+        // After waiting for another request's answer, it is that answer: a collapsed request, not a hit.
+        if (v.reuse === 'fresh' && waited) return x.serve(selected, v.ageMs, 'collapsed', { fwd: waited, collapsed: true })
         if (v.reuse === 'fresh') return x.serve(selected, v.ageMs, 'hit', { hit: true, ttlS })
         if (v.reuse === 'stale-ok') return x.serve(selected, v.ageMs, 'stale', { hit: true, ttlS, detail: 'max-stale' })
         if (v.reuse === 'stale-while-revalidate') {
@@ -104,13 +106,15 @@ export class EdgeCache implements CacheInternals {
 
     const flight = this.flights.get(ctx.key)
     // A response still arriving for this key can answer as it streams.
+    if (waited) x.fwd = waited
     if (!isBackground && flight?.fill && x.canShare(flight.fill, nowMs)) return x.serveFill(flight.fill, nowMs)
     if (rd.onlyIfCached) return x.reply(onlyIfCachedReply(ctx.requestId), 'miss')
     const collapsible = !isBackground && x.collapsible(this.isUncollapsible(ctx.key, nowMs))
-    if (flight && collapsible && !looked) {
+    if (flight && collapsible && !waited) {
       // Another request is fetching this key: wait for its head, then look again (it may
       // have been stored, or be shareable while it streams, or neither: then go ourselves).
-      return this.waitFor(flight, ctx.maxWaitMs).then(() => this.lookup(req, ctx, true))
+      const fwd = x.fwd
+      return this.waitFor(flight, ctx.maxWaitMs).then(() => this.lookup(req, ctx, fwd))
     }
     if (!flight && collapsible) return x.forward(this.openFlight(ctx.key))
     return x.forward(undefined)
