@@ -122,3 +122,56 @@ export function headerCount(headers: readonly (readonly [string, string])[], nam
   for (const [n] of headers) if (n.length === name.length && n.toLowerCase() === name) count++
   return count
 }
+
+/** Directives of CDN-Cache-Control whose value must be a non-negative Integer (RFC 9213 §2.1, RFC 9111 §5.2.2). */
+const INTEGER_DIRECTIVES = new Set(['max-age', 's-maxage', 'stale-while-revalidate', 'stale-if-error'])
+/** Directives that take no argument: in a Dictionary, Boolean true (RFC 9213 §2.1: no field-name lists). */
+const BOOLEAN_DIRECTIVES = new Set(['public', 'private', 'no-store', 'no-cache', 'must-revalidate', 'proxy-revalidate', 'must-understand', 'no-transform', 'immutable'])
+const SF_KEY = /^[a-z*][a-z0-9_.*-]*/
+const SF_BARE_ITEM = /^(?:-?\d{1,15}(?:\.\d{1,3})?|"(?:[^"\\\x00-\x1f\x7f]|\\["\\])*"|[A-Za-z*][!#$%&'*+\-.^_`|~:/0-9A-Za-z]*|:[A-Za-z0-9+/=]*:|\?[01])/
+
+/**
+ * A targeted cache-control field (RFC 9213 §2.1) parsed as a Structured Field Dictionary
+ * (RFC 8941 §3.2). undefined when it is not a valid Dictionary, or a known directive has a value
+ * of the wrong type: the field is then ignored as a whole and Cache-Control applies.
+ */
+export function parseTargetedDirectives(value: string | null): Directives | undefined {
+  if (value === null) return undefined
+  const out = new Map<string, DirectiveValue>()
+  let rest = value.replace(/^[ \t]+|[ \t]+$/g, '')
+  if (rest === '') return undefined
+  for (;;) {
+    const key = SF_KEY.exec(rest)?.[0]
+    if (key === undefined) return undefined
+    rest = rest.slice(key.length)
+    let item: string | true = true
+    if (rest.startsWith('=')) {
+      const bare = SF_BARE_ITEM.exec(rest.slice(1))?.[0]
+      if (bare === undefined) return undefined
+      rest = rest.slice(1 + bare.length)
+      item = bare === '?1' ? true : bare
+    }
+    // Parameters (";key[=item]") are allowed and ignored.
+    while (rest.startsWith(';')) {
+      const m = /^;[ ]*([a-z*][a-z0-9_.*-]*)/.exec(rest)
+      if (!m) return undefined
+      rest = rest.slice(m[0].length)
+      if (rest.startsWith('=')) {
+        const bare = SF_BARE_ITEM.exec(rest.slice(1))?.[0]
+        if (bare === undefined) return undefined
+        rest = rest.slice(1 + bare.length)
+      }
+    }
+    if (INTEGER_DIRECTIVES.has(key) && (typeof item !== 'string' || !/^\d+$/.test(item))) return undefined
+    if (BOOLEAN_DIRECTIVES.has(key) && item !== true && item !== '?0') return undefined
+    // The last value of a repeated key wins in a Dictionary (RFC 8941 §3.2); ?0 means absent.
+    if (item === '?0') out.delete(key)
+    else out.set(key, item)
+    rest = rest.replace(/^[ \t]+/, '')
+    if (rest === '') break
+    if (!rest.startsWith(',')) return undefined
+    rest = rest.slice(1).replace(/^[ \t]+/, '')
+    if (rest === '') return undefined
+  }
+  return out
+}

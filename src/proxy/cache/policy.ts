@@ -6,7 +6,7 @@
  * conditional requests and 304 merging in revalidate.ts.
  */
 import type { HeaderReader } from '../message.ts'
-import { deltaSeconds, headerValue, parseDirectives, parseHttpDate, type Directives } from './directives.ts'
+import { deltaSeconds, headerValue, parseDirectives, parseHttpDate, parseTargetedDirectives, type Directives } from './directives.ts'
 
 export type Headers_ = readonly (readonly [string, string])[]
 
@@ -30,8 +30,8 @@ export interface ResponseDirectives {
 export function responseDirectives(headers: Headers_): ResponseDirectives {
   // RFC 9213 §2.2: a cache that honours a targeted field uses it when it is valid and not
   // empty, and then ignores Cache-Control and Expires for its own policy.
-  const cdn = parseDirectives(headerValue(headers, 'cdn-cache-control'))
-  if (cdn.size > 0) return { cc: cdn, targeted: true }
+  const cdn = parseTargetedDirectives(headerValue(headers, 'cdn-cache-control'))
+  if (cdn !== undefined && cdn.size > 0) return { cc: cdn, targeted: true }
   return { cc: parseDirectives(headerValue(headers, 'cache-control')), targeted: false }
 }
 
@@ -105,7 +105,9 @@ export interface ExchangeTimes {
  * end of that second, or an entry stored within the same second would look up to 1 s old.
  */
 export function currentAgeMs(headers: Headers_, times: ExchangeTimes, nowMs: number): number {
-  const ageValueMs = (deltaSeconds(headerValue(headers, 'age')?.trim()) ?? 0) * 1000
+  // The first value of the first Age line counts; an invalid one is ignored (§5.1).
+  const age = headerValue(headers, 'age')
+  const ageValueMs = (deltaSeconds(age === null ? undefined : age.split(',')[0]!.trim()) ?? 0) * 1000
   const dateMs = parseHttpDate(headerValue(headers, 'date'))
   const apparentAgeMs = dateMs === undefined ? 0 : Math.max(0, times.responseTimeMs - (dateMs + 999))
   const responseDelayMs = Math.max(0, times.responseTimeMs - times.requestTimeMs)

@@ -11,8 +11,11 @@ import type { Headers_ } from './policy.ts'
 /** Hop-by-hop fields (RFC 9110 §7.6.1): never stored (§3.1) nor merged from a 304. */
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization'])
 
-/** Fields the proxy sets per request or per hop, so never stored: the request id, and our own Cache-Status entry is added per answer. */
-const PER_ANSWER = new Set(['x-request-id'])
+/**
+ * Never stored either: proxy authentication fields (§3.1), and the request id the proxy sets
+ * per answer.
+ */
+const PER_ANSWER = new Set(['proxy-authentication-info', 'x-request-id'])
 
 /** The fields of a response to store: hop-by-hop ones (and those Connection lists) removed (§3.1). */
 export function storableHeaders(headers: Headers_): [string, string][] {
@@ -47,8 +50,12 @@ export function isConditional(req: HeaderReader): boolean {
   return CONDITIONAL_FIELDS.some((n) => req.get(n) !== null)
 }
 
-/** Fields a 304 must not change in the stored response (§3.2): framing, and what the stored body depends on. */
-const NOT_UPDATED = new Set(['content-length', 'content-encoding', 'content-range', 'content-type', 'x-request-id'])
+/**
+ * Fields a 304 does not change in the stored response (§3.2): Content-Length, and Content-Range
+ * (partial responses are not stored). The body is stored as received, so Content-Type and
+ * Content-Encoding are updated like any other field.
+ */
+const NOT_UPDATED = new Set(['content-length', 'content-range'])
 
 /**
  * The stored response's fields updated from a 304 (§3.2, §4.3.4): each field in the 304

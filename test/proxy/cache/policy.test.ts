@@ -1,6 +1,6 @@
 /** RFC 9111 rules as tables, with times given explicitly (the policy has no clock of its own). */
 import { describe, expect, test } from 'bun:test'
-import { deltaSeconds, parseDirectives, parseHttpDate } from '../../../src/proxy/cache/directives.ts'
+import { deltaSeconds, parseDirectives, parseHttpDate, parseTargetedDirectives } from '../../../src/proxy/cache/directives.ts'
 import {
   currentAgeMs,
   evaluateReuse,
@@ -77,6 +77,8 @@ describe('storability (§3, §3.5)', () => {
     ['must-understand with an unknown status', 'GET', {}, 299, [['cache-control', 'must-understand, no-store, max-age=60']], 'status'],
     ['CDN-Cache-Control private wins over Cache-Control', 'GET', {}, 200, [['cache-control', 'max-age=60'], ['cdn-cache-control', 'private']], 'private'],
     ['CDN-Cache-Control max-age overrides Cache-Control no-store', 'GET', {}, 200, [['cache-control', 'no-store'], ['cdn-cache-control', 'max-age=60']], undefined],
+    ['an invalid CDN-Cache-Control is ignored (not a Structured Field)', 'GET', {}, 200, [['cache-control', 'no-store'], ['cdn-cache-control', 'max-age=60, &&&']], 'no-store'],
+    ['an invalid CDN-Cache-Control is ignored (a string max-age)', 'GET', {}, 200, [['cache-control', 'no-store'], ['cdn-cache-control', 'max-age="60"']], 'no-store'],
   ]
   test.each(cases)('%s', (_name, method, reqHeaders, status, headers, want) => {
     const r = req(reqHeaders)
@@ -117,6 +119,11 @@ describe('age (§4.2.3), in milliseconds', () => {
     ['apparent age from a Date 5 s old', [['date', httpDate(T0 - 5000)]], T0, T0, T0 + 1000, 5000 - 999 + 1000],
     ['no Date', [], T0, T0 + 20, T0 + 1020, 1020],
     ['invalid Age ignored', [['age', 'x']], T0, T0, T0 + 1, 1],
+    ['negative Age ignored', [['age', '-7200']], T0, T0, T0 + 1, 1],
+    ['float Age ignored', [['age', '7200.0']], T0, T0, T0 + 1, 1],
+    ['the first of several Age values', [['age', '7200, 0']], T0, T0, T0, 7_200_000],
+    ['the first Age line', [['age', '0'], ['age', '7200']], T0, T0, T0, 0],
+    ['Age beyond 2^31 is 2^31', [['age', '2147483649']], T0, T0, T0, 2147483648_000],
   ]
   test.each(cases)('%s', (_n, headers, reqT, resT, now, want) => {
     expect(currentAgeMs(headers, { requestTimeMs: reqT, responseTimeMs: resT }, now)).toBe(want)
@@ -182,5 +189,24 @@ describe('reuse of a stored response (§4.2.4, §5.2.1, RFC 5861)', () => {
   test.each(sie)('stale-if-error: %s', (_n, cc, reqHeaders, afterS, defMs, want) => {
     const entry = view([['cache-control', cc], ['date', httpDate(T0)]], T0)
     expect(staleIfErrorAllows(entry, requestDirectives(req(reqHeaders)), T0 + afterS * 1000, defMs)).toBe(want)
+  })
+})
+
+describe('CDN-Cache-Control as a Structured Field Dictionary (RFC 9213, RFC 8941)', () => {
+  test.each([
+    ['max-age=60', { 'max-age': '60' }],
+    ['max-age=60, private', { 'max-age': '60', private: true }],
+    ['no-store;foo=1, max-age=0', { 'no-store': true, 'max-age': '0' }],
+    ['private=?0, max-age=5', { 'max-age': '5' }],
+    ['x-ext="a b", max-age=5', { 'x-ext': '"a b"', 'max-age': '5' }],
+    ['private="set-cookie"', undefined], // a known directive with the wrong type
+    ['MaX-AgE=5', undefined],
+    ['max-age = 5', undefined],
+    ['max-age=-5', undefined],
+    ['max-age=5,', undefined],
+    ['', undefined],
+  ] as [string, Record<string, string | true> | undefined][])('%p', (raw, want) => {
+    const d = parseTargetedDirectives(raw)
+    expect(d === undefined ? undefined : Object.fromEntries(d)).toEqual(want)
   })
 })
