@@ -36,7 +36,7 @@ export interface RequestRecord {
   upstream_reused?: boolean
   retries: number
   error?: string
-  /** [cache] How the edge cache answered: hit, stale, revalidated, collapsed, miss, bypass. */
+  /** [cache] How the edge cache answered: hit, stale, revalidated, collapsed, miss, bypass, refresh. */
   cache?: string
 }
 

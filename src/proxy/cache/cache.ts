@@ -15,6 +15,7 @@ import { keyFromUrl } from './key.ts'
 import { discardBody, onlyIfCachedReply } from './reply.ts'
 import { CONDITIONAL_FIELDS } from './revalidate.ts'
 import { CacheStore, entryBytes, type CacheEntry } from './store.ts'
+import type { FillBudget } from './tee.ts'
 import { varyMatches } from './vary.ts'
 
 export type { CacheExchange, CacheResult, LookupContext }
@@ -37,7 +38,7 @@ export type Forwarder = (req: ProxyRequest, client: unknown) => Promise<ProxyRep
 const UNCOLLAPSIBLE_MS = 5000
 const MAX_UNCOLLAPSIBLE_KEYS = 10_000
 
-const RESULTS: readonly CacheResult[] = ['hit', 'stale', 'revalidated', 'collapsed', 'miss', 'bypass']
+const RESULTS: readonly CacheResult[] = ['hit', 'stale', 'revalidated', 'collapsed', 'miss', 'bypass', 'refresh']
 
 export class EdgeCache implements CacheInternals {
   readonly store: CacheStore
@@ -45,9 +46,11 @@ export class EdgeCache implements CacheInternals {
   readonly staleIfErrorMs: number
   /** Installed by the request path: how a background refresh reaches the upstream. */
   forwarder: Forwarder | undefined
-  readonly counts: Record<CacheResult, number> = { hit: 0, stale: 0, revalidated: 0, collapsed: 0, miss: 0, bypass: 0 }
+  readonly counts: Record<CacheResult, number> = { hit: 0, stale: 0, revalidated: 0, collapsed: 0, miss: 0, bypass: 0, refresh: 0 }
   stores = 0
   purged = 0
+  /** Bodies being kept while they arrive may use as much memory as the store, and no more. */
+  readonly fillBudget: FillBudget
   private readonly clock: () => number
   private readonly flights = new Map<string, Flight>()
   private readonly uncollapsible = new Map<string, number>()
@@ -59,6 +62,7 @@ export class EdgeCache implements CacheInternals {
     this.store = new CacheStore(opts.maxBytes)
     this.maxObjectBytes = Math.min(opts.maxObjectBytes, opts.maxBytes)
     this.staleIfErrorMs = opts.staleIfErrorMs
+    this.fillBudget = { keptBytes: 0, maxKeptBytes: opts.maxBytes }
     this.clock = opts.nowMs ?? Date.now
   }
 
@@ -78,6 +82,7 @@ export class EdgeCache implements CacheInternals {
     if (req.method !== 'GET' && req.method !== 'HEAD') return x.bypass('method')
     const nowMs = this.now()
     const isBackground = this.background.has(req)
+    x.background = isBackground
     const variants = this.store.variants(ctx.key)
     let selected: CacheEntry | undefined
     for (const e of variants) {
@@ -237,12 +242,13 @@ export class EdgeCache implements CacheInternals {
       objects: this.store.objects,
       evictions: this.store.evictions,
       in_flight: this.flights.size,
+      filling_bytes: this.fillBudget.keptBytes,
     }
   }
 
   /** Prometheus text lines for /metrics. */
   renderMetrics(out: string[]): void {
-    out.push('# HELP proxy_cache_requests_total Requests through the cache by result: hit, stale (served stale), revalidated (304 from the origin), collapsed (shared another request\'s response), miss, bypass (not cacheable by method or route).', '# TYPE proxy_cache_requests_total counter')
+    out.push('# HELP proxy_cache_requests_total Requests through the cache by result: hit, stale (served stale), revalidated (304 from the origin), collapsed (shared another request\'s response), miss, bypass (not cacheable by method or route), refresh (a background stale-while-revalidate request of the cache\'s own).', '# TYPE proxy_cache_requests_total counter')
     for (const r of RESULTS) out.push(`proxy_cache_requests_total{result="${r}"} ${this.counts[r]}`)
     const gauge = (name: string, help: string, v: number) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${v}`)
     const counter = (name: string, help: string, v: number) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${v}`)

@@ -11,11 +11,11 @@ import { evaluateReuse, freshnessLifetimeMs, isErrorStatus, responseDirectives, 
 import { answerFromStore, discardBody, withCacheStatus, type CacheStatus, type StoredAnswer } from './reply.ts'
 import { hasValidators, invalidatedKeys, isConditional, mergeNotModified, notModifiedSelects, storableHeaders, validatorHeaders } from './revalidate.ts'
 import { entryBytes, type CacheEntry, type CacheStore } from './store.ts'
-import { BodyTee } from './tee.ts'
+import { BodyTee, type FillBudget } from './tee.ts'
 import { varyKeyFor, varyMatches, varyNames } from './vary.ts'
 
 /** How a request's answer was produced, for the access log and proxy_cache_requests_total. */
-export type CacheResult = 'hit' | 'stale' | 'revalidated' | 'collapsed' | 'miss' | 'bypass'
+export type CacheResult = 'hit' | 'stale' | 'revalidated' | 'collapsed' | 'miss' | 'bypass' | 'refresh'
 
 export interface LookupContext {
   /** The primary key: the absolute target URI (key.ts). */
@@ -51,6 +51,8 @@ export interface CacheInternals {
   readonly store: CacheStore
   readonly maxObjectBytes: number
   readonly staleIfErrorMs: number
+  /** Bytes of bodies being kept for the store while they arrive, across all requests. */
+  readonly fillBudget: FillBudget
   now(): number
   count(result: CacheResult): void
   /** Ends a flight: waiters look again. With a fill, the flight stays for later arrivals until the fill ends. */
@@ -84,6 +86,8 @@ export class CacheExchange {
   flight: Flight | undefined
   private bypassed = false
   private counted = false
+  /** A background refresh the cache sent itself (stale-while-revalidate): counted as 'refresh'. */
+  background = false
   private readonly requestTimeMs: number
 
   constructor(
@@ -95,7 +99,8 @@ export class CacheExchange {
     this.requestTimeMs = cache.now()
   }
 
-  private count(result: CacheResult): void {
+  private count(outcome: CacheResult): void {
+    const result = this.background ? 'refresh' : outcome
     this.result = result
     if (this.counted) return
     this.counted = true
@@ -224,6 +229,7 @@ export class CacheExchange {
     const fill: Fill = { entry, tee: undefined as never, contentLength, discarded: false }
     fill.tee = new BodyTee(body, {
       maxStoreBytes: c.maxObjectBytes,
+      budget: c.fillBudget,
       windowBytes: SHARED_WINDOW_BYTES,
       onStored: (bytes) => {
         if (!fill.discarded) c.commit(entry, bytes)

@@ -7,8 +7,15 @@
  * a cache). What to do with a kept body is the caller's (cache.ts).
  */
 
+/** Bytes all tees together keep for the store while bodies arrive; shared so that many large fills cannot add up without bound. */
+export interface FillBudget {
+  keptBytes: number
+  maxKeptBytes: number
+}
+
 export interface TeeOptions {
   maxStoreBytes: number
+  budget: FillBudget
   windowBytes: number
   /** Called once with the whole body when it ended and was kept. */
   onStored(body: Uint8Array): void
@@ -111,6 +118,7 @@ export class BodyTee {
   private abandon(): void {
     if (this.settled) return
     this.settled = true
+    this.opts.budget.keptBytes -= this.totalBytes
     this.opts.onAbandoned()
   }
 
@@ -140,6 +148,7 @@ export class BodyTee {
         this.done = true
         if (this.keeping && !this.settled) {
           this.settled = true
+          this.opts.budget.keptBytes -= this.totalBytes
           this.opts.onStored(this.chunks.length === 1 ? this.chunks[0]! : concat(this.chunks, this.totalBytes))
         }
         this.wakeReaders()
@@ -150,7 +159,9 @@ export class BodyTee {
       this.chunks.push(chunk)
       this.totalBytes += chunk.byteLength
       this.bufferedBytes += chunk.byteLength
-      if (this.keeping && this.totalBytes > this.opts.maxStoreBytes) {
+      const budget = this.opts.budget
+      if (this.keeping) budget.keptBytes += chunk.byteLength
+      if (this.keeping && (this.totalBytes > this.opts.maxStoreBytes || budget.keptBytes > budget.maxKeptBytes)) {
         this.keeping = false
         this.abandon()
         this.released()

@@ -124,6 +124,7 @@ describe('EdgeCache', () => {
     const bg = await lookup(cache, refreshes[0]!)
     expect(bg.hit).toBeUndefined()
     finish(bg.onReply(origin(200, [['cache-control', 'max-age=60']], 'v2')))
+    expect(bg.result).toBe('refresh')
     await Bun.sleep(0)
     const after = await lookup(cache, request())
     expect(after.result).toBe('hit')

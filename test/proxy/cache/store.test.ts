@@ -172,7 +172,7 @@ describe('tee: one upstream body, many readers', () => {
     const src = source(10, 1000)
     let stored: Uint8Array | undefined
     let abandoned = false
-    const tee = new BodyTee(src.stream, { maxStoreBytes: 1 << 20, windowBytes: 4096, onStored: (b) => (stored = b), onAbandoned: () => (abandoned = true) })
+    const tee = new BodyTee(src.stream, { maxStoreBytes: 1 << 20, budget: { keptBytes: 0, maxKeptBytes: 1 << 30 }, windowBytes: 4096, onStored: (b) => (stored = b), onAbandoned: () => (abandoned = true) })
     const readers = [tee.reader(), tee.reader(), tee.reader()]
     expect(await Promise.all(readers.map(readAll))).toEqual([10_000, 10_000, 10_000])
     expect(stored?.byteLength).toBe(10_000)
@@ -186,7 +186,7 @@ describe('tee: one upstream body, many readers', () => {
     const src = source(1000, 1000) // 1 MB
     let stored = false
     let abandoned = false
-    const tee = new BodyTee(src.stream, { maxStoreBytes: 5000, windowBytes: 8000, onStored: () => (stored = true), onAbandoned: () => (abandoned = true) })
+    const tee = new BodyTee(src.stream, { maxStoreBytes: 5000, budget: { keptBytes: 0, maxKeptBytes: 1 << 30 }, windowBytes: 8000, onStored: () => (stored = true), onAbandoned: () => (abandoned = true) })
     const fast = tee.reader()
     const slow = tee.reader().getReader()
     await slow.read() // one chunk, then it stops reading
@@ -212,10 +212,35 @@ describe('tee: one upstream body, many readers', () => {
     })
     let stored = false
     let abandoned = false
-    const tee = new BodyTee(failing, { maxStoreBytes: 1 << 20, windowBytes: 4096, onStored: () => (stored = true), onAbandoned: () => (abandoned = true) })
+    const budget = { keptBytes: 0, maxKeptBytes: 1 << 30 }
+    const tee = new BodyTee(failing, { maxStoreBytes: 1 << 20, budget, windowBytes: 4096, onStored: () => (stored = true), onAbandoned: () => (abandoned = true) })
     const results = await Promise.allSettled([readAll(tee.reader()), readAll(tee.reader())])
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected'])
     expect(stored).toBe(false)
     expect(abandoned).toBe(true)
+    expect(budget.keptBytes).toBe(0)
+  })
+
+  test('bodies kept across tees share one budget: past it, a body is no longer kept for the store', async () => {
+    const budget = { keptBytes: 0, maxKeptBytes: 15_000 }
+    let closeA!: () => void
+    const a = new ReadableStream<Uint8Array>({
+      start(ctl) {
+        for (let i = 0; i < 10; i++) ctl.enqueue(new Uint8Array(1000))
+        closeA = () => ctl.close()
+      },
+    })
+    const outcome: string[] = []
+    const ta = new BodyTee(a, { maxStoreBytes: 1 << 20, budget, windowBytes: 4096, onStored: () => outcome.push('a stored'), onAbandoned: () => outcome.push('a abandoned') })
+    const aRead = readAll(ta.reader())
+    for (let i = 0; i < 100 && budget.keptBytes < 10_000; i++) await Bun.sleep(1)
+    expect(budget.keptBytes).toBe(10_000) // a is held open with 10 kB kept
+    const b = source(10, 1000)
+    const tb = new BodyTee(b.stream, { maxStoreBytes: 1 << 20, budget, windowBytes: 4096, onStored: () => outcome.push('b stored'), onAbandoned: () => outcome.push('b abandoned') })
+    expect(await readAll(tb.reader())).toBe(10_000)
+    closeA()
+    expect(await aRead).toBe(10_000)
+    expect(outcome).toEqual(['b abandoned', 'a stored'])
+    expect(budget.keptBytes).toBe(0)
   })
 })
