@@ -257,7 +257,7 @@ export class ProxyHandler {
       record.status = res.head.status
       const keepLength = client.streamKeepsLength === true || !(res.body instanceof ReadableStream)
       let reply: ProxyReply = { status: res.head.status, statusText: res.head.statusText, headers: clientResponseHeaders(res.head.headers, requestId, keepLength), body: res.body }
-      if (cached) reply = cached.onReply(reply) // [cache] stored, shared, merged from a 304, or stale for a 5xx
+      if (cached) reply = await cached.onReply(reply) // [cache] stored, shared, merged from a 304, or stale for a 5xx
       record.status = reply.status
       answered = true
       if (endOfAnswer) emit(endOfAnswer)

@@ -56,6 +56,8 @@ export class EdgeCache implements CacheInternals {
   private readonly uncollapsible = new Map<string, number>()
   /** Requests the cache itself sent (background refreshes): they revalidate, never hit. */
   private readonly background = new WeakSet<ProxyRequest>()
+  /** Requests the cache sent again without validators after a 304 that matched nothing stored. */
+  private readonly unconditional = new WeakSet<ProxyRequest>()
   private readonly timers = new Set<ReturnType<typeof setTimeout>>()
 
   constructor(opts: EdgeCacheOptions) {
@@ -83,6 +85,8 @@ export class EdgeCache implements CacheInternals {
     const nowMs = this.now()
     const isBackground = this.background.has(req)
     x.background = isBackground
+    const isRetry = this.unconditional.has(req)
+    x.noValidators = isRetry
     const variants = this.store.variants(ctx.key)
     let selected: CacheEntry | undefined
     for (const e of variants) {
@@ -94,7 +98,7 @@ export class EdgeCache implements CacheInternals {
     if (selected) {
       x.candidate = selected
       x.fwd = 'stale'
-      if (!isBackground) {
+      if (!isBackground && !isRetry) {
         const v = evaluateReuse(selected, rd, nowMs)
         const ttlS = Math.floor(v.ttlMs / 1000)
         // After waiting for another request's answer, it is that answer: a collapsed request, not a hit.
@@ -114,7 +118,7 @@ export class EdgeCache implements CacheInternals {
     if (waited) x.fwd = waited
     if (!isBackground && flight?.fill && x.canShare(flight.fill, nowMs)) return x.serveFill(flight.fill, nowMs)
     if (rd.onlyIfCached) return x.reply(onlyIfCachedReply(ctx.requestId), 'miss')
-    const collapsible = !isBackground && x.collapsible(this.isUncollapsible(ctx.key, nowMs))
+    const collapsible = !isBackground && !isRetry && x.collapsible(this.isUncollapsible(ctx.key, nowMs))
     if (flight && collapsible && !waited) {
       // Another request is fetching this key: wait for its head, then look again (it may
       // have been stored, or be shareable while it streams, or neither: then go ourselves).
@@ -209,6 +213,13 @@ export class EdgeCache implements CacheInternals {
       .finally(() => {
         entry.refreshing = false
       })
+  }
+
+  refetch(req: ProxyRequest, client: unknown): Promise<ProxyReply> | undefined {
+    if (!this.forwarder) return undefined
+    const again: ProxyRequest = { method: req.method, target: req.target, headers: req.headers, body: null }
+    this.unconditional.add(again)
+    return this.forwarder(again, client)
   }
 
   /** DELETE /cache?url=: every variant of one key. undefined when the URL is not absolute http(s). */

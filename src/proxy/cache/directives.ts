@@ -26,11 +26,14 @@ export function parseDirectives(value: string | null | undefined): Directives {
     while (i < n && (value[i] === ',' || value[i] === ' ' || value[i] === '\t')) i++
     const nameStart = i
     while (i < n && value[i] !== '=' && value[i] !== ',') i++
-    const name = value.slice(nameStart, i).trim().toLowerCase()
+    const rawName = value.slice(nameStart, i)
+    const name = rawName.trim().toLowerCase()
     let arg: string | true = true
+    // The grammar has no whitespace around "=" (§5.2): "max-age = 5" is not max-age, and is ignored.
+    let valid = !/[ \t]/.test(name) && !(value[i] === '=' && /[ \t]$/.test(rawName))
     if (i < n && value[i] === '=') {
       i++
-      while (i < n && (value[i] === ' ' || value[i] === '\t')) i++
+      if (value[i] === ' ' || value[i] === '\t') valid = false
       if (value[i] === '"') {
         let s = ''
         i++
@@ -48,7 +51,7 @@ export function parseDirectives(value: string | null | undefined): Directives {
         arg = value.slice(argStart, i).trim()
       }
     }
-    if (name === '') continue
+    if (name === '' || !valid) continue
     const prev = out.get(name)
     out.set(name, prev === undefined || prev === arg ? arg : null)
   }

@@ -62,6 +62,8 @@ export interface CacheInternals {
   endFill(key: string, fill: Fill): void
   invalidate(key: string): void
   markUncollapsible(key: string): void
+  /** Sends the request again without the cache's validators; undefined when no forwarder is installed. */
+  refetch(req: ProxyRequest, client: unknown): Promise<ProxyReply> | undefined
 }
 
 /** Bytes a reader of a response too large to store may fall behind before the upstream is paused. */
@@ -88,6 +90,8 @@ export class CacheExchange {
   private counted = false
   /** A background refresh the cache sent itself (stale-while-revalidate): counted as 'refresh'. */
   background = false
+  /** Forward without the stored response's validators (a retry after a 304 that matched none). */
+  noValidators = false
   private readonly requestTimeMs: number
 
   constructor(
@@ -152,7 +156,7 @@ export class CacheExchange {
   /** Goes upstream, with the candidate's validators unless the client sent its own conditions (§4.3.1). */
   forward(flight: Flight | undefined): this {
     this.flight = flight
-    if (this.candidate && !isConditional(this.req.headers)) this.validators = validatorHeaders(this.candidate.headers)
+    if (this.candidate && !this.noValidators && !isConditional(this.req.headers)) this.validators = validatorHeaders(this.candidate.headers)
     return this
   }
 
@@ -163,7 +167,7 @@ export class CacheExchange {
   }
 
   /** The upstream answered: returns what to send to the client. */
-  onReply(reply: ProxyReply): ProxyReply {
+  onReply(reply: ProxyReply): ProxyReply | Promise<ProxyReply> {
     const c = this.cache
     const req = this.req
     const nowMs = c.now()
@@ -182,6 +186,16 @@ export class CacheExchange {
       this.count('revalidated')
       const v = evaluateReuse(updated, this.rd, nowMs)
       return answerFromStore(req, answerOf(updated, v.ageMs), this.ctx.requestId, { fwd: this.fwd, fwdStatus: 304, ttlS: Math.floor(v.ttlMs / 1000) })
+    }
+    // A 304 for a validator the cache did not send (§4.3.4: it updates nothing) cannot answer a
+    // client that asked unconditionally: ask again, without validators.
+    if (reply.status === 304 && candidate && this.validators.length > 0) {
+      const again = c.refetch(req, this.ctx.client)
+      if (again) {
+        this.settle()
+        this.count('miss')
+        return again
+      }
     }
     // The origin failed, and a stale response may stand in (RFC 5861 §4).
     if (isErrorStatus(reply.status) && candidate && staleIfErrorAllows(candidate, this.rd, nowMs, c.staleIfErrorMs)) {

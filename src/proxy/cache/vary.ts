@@ -32,19 +32,25 @@ export function varyNames(headers: Headers_): string[] | '*' {
  * A header value normalized as §4.1 allows: repeated lines are already combined by the reader,
  * and whitespace around list commas and runs of whitespace do not make two values differ.
  */
-export function normalizeVaryValue(value: string | null): string | null {
+export function normalizeVaryValue(value: string | null, name = ''): string | null {
   if (value === null) return null
-  return value.trim().replace(/\s*,\s*/g, ',').replace(/[ \t]+/g, ' ')
+  const v = value.trim().replace(/\s*([,;=])\s*/g, '$1').replace(/[ \t]+/g, ' ')
+  // Lists whose members are case-insensitive and whose order carries no preference (q-values
+  // do, RFC 9110 §12.4.2): "en, FR" and "fr,en" select the same response.
+  return ORDER_FREE.has(name) ? v.toLowerCase().split(',').sort().join(',') : v
 }
 
+const ORDER_FREE = new Set(['accept-language', 'accept-encoding'])
+
 export function varyKeyFor(names: readonly string[], req: HeaderReader): VaryKey {
-  return { names, values: names.map((n) => normalizeVaryValue(req.get(n))) }
+  return { names, values: names.map((n) => normalizeVaryValue(req.get(n), n)) }
 }
 
 /** Does a request select a response stored with this key (§4.1)? An absent header matches only an absent one. */
 export function varyMatches(key: VaryKey, req: HeaderReader): boolean {
   for (let i = 0; i < key.names.length; i++) {
-    if (normalizeVaryValue(req.get(key.names[i]!)) !== key.values[i]) return false
+    const name = key.names[i]!
+    if (normalizeVaryValue(req.get(name), name) !== key.values[i]) return false
   }
   return true
 }

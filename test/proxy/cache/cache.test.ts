@@ -44,7 +44,7 @@ async function text(reply: ProxyReply): Promise<string> {
 async function prime(cache: EdgeCache, headers: [string, string][], body = 'hello') {
   const x = await lookup(cache, request())
   expect(x.hit).toBeUndefined()
-  const r = x.onReply(origin(200, headers, body))
+  const r = await x.onReply(origin(200, headers, body))
   expect(h(r, 'cache-status')).toBe('proxy; fwd=uri-miss; stored')
   await text(r)
 }
@@ -80,7 +80,7 @@ describe('EdgeCache', () => {
     const x = await lookup(cache, request())
     expect(x.hit).toBeUndefined()
     expect(x.validators).toEqual([['if-none-match', '"v1"']])
-    const r = x.onReply(origin(304, [['date', new Date(clock.t).toUTCString()], ['cache-control', 'max-age=100'], ['etag', '"v1"'], ['x-a', 'new']], null))
+    const r = await x.onReply(origin(304, [['date', new Date(clock.t).toUTCString()], ['cache-control', 'max-age=100'], ['etag', '"v1"'], ['x-a', 'new']], null))
     expect(r.status).toBe(200)
     expect(await text(r)).toBe('hello')
     expect(h(r, 'x-a')).toBe('new')
@@ -90,6 +90,26 @@ describe('EdgeCache', () => {
     const y = await lookup(cache, request())
     expect(y.result).toBe('hit')
     expect(h(y.hit!, 'x-a')).toBe('new')
+  })
+
+  test('a 304 for a validator the cache did not send: the request goes again without validators', async () => {
+    const { clock, cache } = setup()
+    const sent: CacheExchange[] = []
+    cache.forwarder = async (req) => {
+      const again = await lookup(cache, req)
+      sent.push(again)
+      return again.onReply(origin(200, [['cache-control', 'max-age=60'], ['etag', '"v2"']], 'new'))
+    }
+    await prime(cache, [['cache-control', 'max-age=1'], ['etag', '"v1"']])
+    clock.t += 2000
+    const x = await lookup(cache, request())
+    expect(x.validators).toEqual([['if-none-match', '"v1"']])
+    const r = await x.onReply(origin(304, [['etag', '"v2"']], null))
+    expect(r.status).toBe(200)
+    expect(await text(r)).toBe('new')
+    expect(sent.length).toBe(1)
+    expect(sent[0]!.hit).toBeUndefined()
+    expect(sent[0]!.validators).toEqual([])
   })
 
   test('a client conditional request that matches the stored response gets a 304 from the cache', async () => {
@@ -123,7 +143,7 @@ describe('EdgeCache', () => {
     expect(refreshes[0]!.headers.get('x-request-id')).toBeNull()
     const bg = await lookup(cache, refreshes[0]!)
     expect(bg.hit).toBeUndefined()
-    finish(bg.onReply(origin(200, [['cache-control', 'max-age=60']], 'v2')))
+    finish(await bg.onReply(origin(200, [['cache-control', 'max-age=60']], 'v2')))
     expect(bg.result).toBe('refresh')
     await Bun.sleep(0)
     const after = await lookup(cache, request())
@@ -136,7 +156,7 @@ describe('EdgeCache', () => {
     await prime(cache, [['cache-control', 'max-age=1, stale-if-error=60']], 'old')
     clock.t += 10_000
     const x = await lookup(cache, request())
-    const r = x.onReply(origin(503, [], 'down'))
+    const r = await x.onReply(origin(503, [], 'down'))
     expect(r.status).toBe(200)
     expect(await text(r)).toBe('old')
     expect(h(r, 'cache-status')).toBe('proxy; fwd=stale; fwd-status=503; ttl=-9; detail=stale-if-error')
@@ -162,10 +182,10 @@ describe('EdgeCache', () => {
     const { cache } = setup()
     await prime(cache, [['cache-control', 'max-age=60']])
     const other = await lookup(cache, request('GET', {}, '/b'), 'http://example.com/b')
-    await text(other.onReply(origin(200, [['cache-control', 'max-age=60']])))
+    await text(await other.onReply(origin(200, [['cache-control', 'max-age=60']])))
     const post = await lookup(cache, request('POST'))
     expect(post.hit).toBeUndefined()
-    const r = post.onReply(origin(201, [['location', '/b']], null))
+    const r = await post.onReply(origin(201, [['location', '/b']], null))
     expect(h(r, 'cache-status')).toBe('proxy; fwd=method')
     expect((await lookup(cache, request())).hit).toBeUndefined()
     expect((await lookup(cache, request('GET', {}, '/b'), 'http://example.com/b')).hit).toBeUndefined()
@@ -180,7 +200,7 @@ describe('EdgeCache', () => {
   test('Vary: another Accept-Encoding is a vary-miss; the same one a hit', async () => {
     const { cache } = setup()
     const x = await lookup(cache, request('GET', { 'accept-encoding': 'gzip' }))
-    await text(x.onReply(origin(200, [['cache-control', 'max-age=60'], ['vary', 'Accept-Encoding']], 'gz')))
+    await text(await x.onReply(origin(200, [['cache-control', 'max-age=60'], ['vary', 'Accept-Encoding']], 'gz')))
     expect((await lookup(cache, request('GET', { 'accept-encoding': 'gzip' }))).result).toBe('hit')
     const y = await lookup(cache, request('GET', { 'accept-encoding': 'br' }))
     expect(y.hit).toBeUndefined()
@@ -190,7 +210,7 @@ describe('EdgeCache', () => {
   test('a response to a request with Authorization is not stored without public, s-maxage or must-revalidate', async () => {
     const { cache } = setup()
     const x = await lookup(cache, request('GET', { authorization: 'Bearer alice' }))
-    await text(x.onReply(origin(200, [['cache-control', 'max-age=60']], 'alice')))
+    await text(await x.onReply(origin(200, [['cache-control', 'max-age=60']], 'alice')))
     expect((await lookup(cache, request())).hit).toBeUndefined()
   })
 
@@ -200,7 +220,7 @@ describe('EdgeCache', () => {
     const waiting = lookup(cache, request())
     let ctl!: ReadableStreamDefaultController<Uint8Array>
     const body = new ReadableStream<Uint8Array>({ start: (c) => void (ctl = c) })
-    const r = leader.onReply(origin(200, [['cache-control', 'max-age=60']], body))
+    const r = await leader.onReply(origin(200, [['cache-control', 'max-age=60']], body))
     const waiter = await waiting
     expect(waiter.result).toBe('collapsed')
     expect(h(waiter.hit!, 'cache-status')).toBe('proxy; fwd=uri-miss; collapsed')
@@ -221,7 +241,7 @@ describe('EdgeCache', () => {
     const { cache } = setup()
     const leader = await lookup(cache, request())
     const waiting = lookup(cache, request())
-    await text(leader.onReply(origin(200, [['cache-control', 'private']], 'mine')))
+    await text(await leader.onReply(origin(200, [['cache-control', 'private']], 'mine')))
     const waiter = await waiting
     expect(waiter.hit).toBeUndefined()
     // And for a while, requests for this key no longer wait for each other.
@@ -241,7 +261,7 @@ describe('EdgeCache', () => {
         c.close()
       },
     })
-    const r = x.onReply(origin(200, [['cache-control', 'max-age=60']], body))
+    const r = await x.onReply(origin(200, [['cache-control', 'max-age=60']], body))
     expect((await new Response(r.body as ReadableStream).arrayBuffer()).byteLength).toBe(5000)
     expect((await lookup(cache, request())).hit).toBeUndefined()
     expect(cache.store.objects).toBe(0)

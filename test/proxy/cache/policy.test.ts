@@ -25,6 +25,9 @@ describe('directives', () => {
     ['max-age=1, max-age=2', { 'max-age': null }],
     ['max-age=1, max-age=1', { 'max-age': '1' }],
     [' , private ,,', { private: true }],
+    ['max-age =60, public', { public: true }],
+    ['max-age= 60', {}],
+    ['foo="max-age=8000", max-age=1', { foo: 'max-age=8000', 'max-age': '1' }],
   ] as [string, Record<string, string | true | null>][])('%p', (raw, want) => {
     expect(Object.fromEntries(parseDirectives(raw))).toEqual(want)
   })
