@@ -134,7 +134,8 @@ export class CacheExchange {
   /** May this request wait for, and share, another request's upstream answer? */
   collapsible(uncollapsible: boolean): boolean {
     const r = this.req
-    return r.method === 'GET' && !uncollapsible && !this.rd.noCache && !this.rd.noStore && this.rd.maxAgeMs === undefined && r.headers.get('authorization') === null && !isConditional(r.headers)
+    const h = r.headers
+    return r.method === 'GET' && !uncollapsible && !this.rd.noCache && !this.rd.noStore && this.rd.maxAgeMs === undefined && h.get('authorization') === null && h.get('range') === null && !isConditional(h)
   }
 
   /** Can this request be answered from a response still arriving? Its Vary must match and it must be fresh enough. */

@@ -13,6 +13,7 @@ export const CACHE_NAME = 'proxy'
 /** Our entry of Cache-Status, e.g. `proxy; hit; ttl=57` or `proxy; fwd=uri-miss; stored`. */
 export interface CacheStatus {
   hit?: boolean
+  /** Why the request went forward; absent when it did not. */
   fwd?: 'bypass' | 'method' | 'uri-miss' | 'vary-miss' | 'miss' | 'request' | 'stale'
   fwdStatus?: number
   ttlS?: number
@@ -78,7 +79,8 @@ export function answerFromStore(req: { method: string; headers: HeaderReader }, 
     if (n !== 'age' && n !== 'content-length' && n !== 'x-request-id') headers.push(pair as [string, string])
   }
   headers.push(['age', ageS])
-  if (a.bodyLength !== undefined) headers.push(['content-length', String(a.bodyLength)])
+  // No Content-Length on a 204 (RFC 9110 §8.6).
+  if (a.bodyLength !== undefined && a.status !== 204) headers.push(['content-length', String(a.bodyLength)])
   headers.push(['x-request-id', requestId])
   let body: ProxyReply['body'] = null
   if (req.method !== 'HEAD') body = typeof a.body === 'function' ? a.body() : a.body
@@ -88,7 +90,7 @@ export function answerFromStore(req: { method: string; headers: HeaderReader }, 
 /** The cache's own answer when only-if-cached finds nothing usable (RFC 9111 §5.2.1.7). */
 export function onlyIfCachedReply(requestId: string): ProxyReply {
   const headers: [string, string][] = [['content-type', 'text/plain; charset=utf-8'], ['cache-control', 'no-store'], ['x-request-id', requestId]]
-  return { status: 504, statusText: 'Gateway Timeout', headers: withCacheStatus(headers, { fwd: 'miss', detail: 'only-if-cached' }), body: `504 not in cache and the request said only-if-cached (request id ${requestId})\n` }
+  return { status: 504, statusText: 'Gateway Timeout', headers: withCacheStatus(headers, { detail: 'only-if-cached' }), body: `504 not in cache and the request said only-if-cached (request id ${requestId})\n` }
 }
 
 /** Cancels a body the cache will not pass on, so the upstream exchange ends. */

@@ -65,6 +65,15 @@ describe('EdgeCache', () => {
     expect(cache.counts).toMatchObject({ hit: 1, miss: 1 })
   })
 
+  test('a stored 204 is answered without Content-Length', async () => {
+    const { cache } = setup()
+    const x = await lookup(cache, request())
+    await text(await x.onReply(origin(204, [['cache-control', 'max-age=60']], null)))
+    const y = await lookup(cache, request())
+    expect(y.hit!.status).toBe(204)
+    expect(h(y.hit!, 'content-length')).toBeUndefined()
+  })
+
   test('HEAD is answered from a stored GET, without a body', async () => {
     const { cache } = setup()
     await prime(cache, [['cache-control', 'max-age=60']])
@@ -195,6 +204,7 @@ describe('EdgeCache', () => {
     const { cache } = setup()
     const x = await lookup(cache, request('GET', { 'cache-control': 'only-if-cached' }))
     expect(x.hit!.status).toBe(504)
+    expect(h(x.hit!, 'cache-status')).toBe('proxy; detail=only-if-cached')
   })
 
   test('Vary: another Accept-Encoding is a vary-miss; the same one a hit', async () => {
