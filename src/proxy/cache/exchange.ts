@@ -218,12 +218,15 @@ export class CacheExchange {
       return { ...reply, headers: withCacheStatus(headers, { fwd: this.fwd }) }
     }
     const names = varyNames(headers) as string[] // '*' was refused above
+    const stored = storableHeaders(headers)
+    // A response without Date gets the time it was received before it is cached (RFC 9110 §6.6.1).
+    if (headerValue(headers, 'date') === null) stored.push(['date', new Date(nowMs).toUTCString()])
     const entry: CacheEntry = {
       key: this.ctx.key,
       vary: varyKeyFor(names, req.headers),
       status: reply.status,
       statusText: reply.statusText,
-      headers: storableHeaders(headers),
+      headers: stored,
       body: EMPTY,
       requestTimeMs: this.requestTimeMs,
       responseTimeMs: nowMs,

@@ -74,6 +74,16 @@ describe('EdgeCache', () => {
     expect(h(y.hit!, 'content-length')).toBeUndefined()
   })
 
+  test('a response stored without Date gets the time it was received', async () => {
+    const { clock, cache } = setup()
+    const x = await lookup(cache, request())
+    await text(await x.onReply({ status: 200, statusText: '', headers: [['cache-control', 'max-age=60']], body: 'x' }))
+    clock.t += 5000
+    const y = await lookup(cache, request())
+    expect(h(y.hit!, 'date')).toBe(new Date(T0).toUTCString())
+    expect(h(y.hit!, 'age')).toBe('5')
+  })
+
   test('HEAD is answered from a stored GET, without a body', async () => {
     const { cache } = setup()
     await prime(cache, [['cache-control', 'max-age=60']])
