@@ -71,9 +71,10 @@ export class ProxyHandler {
   ) {
     this.trusted = trusted
     this.routes = config.routes
-    // [cache] A stale-while-revalidate refresh goes through this same request path.
+    // [cache] Requests the cache sends itself (a stale-while-revalidate refresh, a retry without
+    // validators) go through this same request path, as the client they were made for.
     const cache = hooks.cache
-    if (cache) cache.forwarder = (r, c) => this.handle(r, { ip: (c as ClientInfo).ip, tls: (c as ClientInfo).tls, streamKeepsLength: true })
+    if (cache) cache.forwarder = (r, c) => this.handle(r, { ip: (c as ClientInfo).ip, tls: (c as ClientInfo).tls, streamKeepsLength: (c as ClientInfo).streamKeepsLength })
   }
 
   /** Finds the upstream for a request: first matching [[route]], else the default. */
@@ -181,7 +182,8 @@ export class ProxyHandler {
     const cache = this.hooks.cache
     if (cache) {
       const key = cacheKey(client.tls ? 'https' : 'http', clientHost, target)
-      cached = await cache.lookup(req, { key, enabled: route.cache, requestId, client, maxWaitMs: upstream.connectTimeoutMs + upstream.headerTimeoutMs })
+      const maxWaitMs = upstream.connectTimeoutMs + upstream.headerTimeoutMs
+      cached = await cache.lookup(req, { key, enabled: route.cache, requestId, client, maxWaitMs, streamKeepsLength: client.streamKeepsLength === true })
       if (cached.hit) {
         record.status = cached.hit.status
         if (cached.hit.body instanceof Uint8Array) record.bytes_out = cached.hit.body.byteLength

@@ -28,6 +28,8 @@ export interface LookupContext {
   client: unknown
   /** Longest time a collapsed request waits for the leader's response head before it goes upstream itself. */
   maxWaitMs: number
+  /** The listener sends a streamed body with its Content-Length (the own listener); otherwise a shared stream goes without one. */
+  streamKeepsLength?: boolean
 }
 
 /** A response still arriving that other requests may share (collapsed forwarding). */
@@ -148,7 +150,7 @@ export class CacheExchange {
   serveFill(fill: Fill, nowMs: number): this {
     const ageMs = evaluateReuse(fill.entry, this.rd, nowMs).ageMs
     const e = fill.entry
-    const answer: StoredAnswer = { status: e.status, statusText: e.statusText, headers: e.headers, body: () => fill.tee.reader(), bodyLength: fill.contentLength, ageMs }
+    const answer: StoredAnswer = { status: e.status, statusText: e.statusText, headers: e.headers, body: () => fill.tee.reader(), bodyLength: this.ctx.streamKeepsLength === false ? undefined : fill.contentLength, ageMs }
     this.count('collapsed')
     this.hit = answerFromStore(this.req, answer, this.ctx.requestId, { fwd: this.fwd, collapsed: true })
     return this
