@@ -7,7 +7,7 @@
  */
 import type { ProxyReply, ProxyRequest } from '../message.ts'
 import { headerValue } from './directives.ts'
-import { evaluateReuse, freshnessLifetimeMs, isErrorStatus, responseDirectives, staleIfErrorAllows, whyNotStorable, type NotStorable, type RequestDirectives } from './policy.ts'
+import { currentAgeMs, evaluateReuse, freshnessLifetimeMs, isErrorStatus, responseDirectives, staleIfErrorAllows, whyNotStorable, type NotStorable, type RequestDirectives } from './policy.ts'
 import { answerFromStore, discardBody, withCacheStatus, type CacheStatus, type StoredAnswer } from './reply.ts'
 import { hasValidators, invalidatedKeys, isConditional, mergeNotModified, notModifiedSelects, storableHeaders, validatorHeaders } from './revalidate.ts'
 import { entryBytes, type CacheEntry, type CacheStore } from './store.ts'
@@ -214,8 +214,10 @@ export class CacheExchange {
     // Stored only if it can ever be of use: fresh for a while, or revalidatable, or allowed stale.
     const useful = lifetimeMs > 0 || hasValidators(headers) || rd.cc.has('stale-if-error') || rd.cc.has('stale-while-revalidate') || c.staleIfErrorMs > 0
     this.count('miss')
-    if (why !== undefined || !useful || (contentLength !== undefined && contentLength > c.maxObjectBytes)) {
-      if (why !== undefined && RESPONSE_REASONS.has(why)) c.markUncollapsible(this.ctx.key)
+    const tooBig = contentLength !== undefined && contentLength > c.maxObjectBytes
+    if (why !== undefined || !useful || tooBig) {
+      // Requests for this key cannot share its answers: for a while, they stop waiting for each other.
+      if ((why !== undefined && RESPONSE_REASONS.has(why)) || (why === undefined && !useful) || tooBig) c.markUncollapsible(this.ctx.key)
       this.settle()
       return { ...reply, headers: withCacheStatus(headers, { fwd: this.fwd }) }
     }
@@ -237,6 +239,8 @@ export class CacheExchange {
       bytes: 0,
       refreshing: false,
     }
+    // Stale on arrival (max-age=0, no-cache): every request must go to the origin anyway.
+    if (lifetimeMs <= currentAgeMs(headers, entry, nowMs) || rd.cc.has('no-cache')) c.markUncollapsible(this.ctx.key)
     const out = withCacheStatus(headers, { fwd: this.fwd, stored: true })
     const body = reply.body
     if (!(body instanceof ReadableStream)) {

@@ -271,6 +271,22 @@ describe('EdgeCache', () => {
     expect(b.hit).toBeUndefined()
   })
 
+  test('a response stale on arrival is stored for validation, and requests for its key stop waiting for each other', async () => {
+    const { cache } = setup()
+    const leader = await lookup(cache, request())
+    const waiting = lookup(cache, request())
+    await text(await leader.onReply(origin(200, [['cache-control', 'max-age=0'], ['etag', '"a"']])))
+    const waiter = await waiting
+    expect(waiter.hit).toBeUndefined()
+    expect(waiter.validators).toEqual([['if-none-match', '"a"']])
+    // Later concurrent requests each go to the origin at once instead of queueing behind one.
+    const ctx = { key: KEY, enabled: true, requestId: 'r', client: {}, maxWaitMs: 5000 }
+    const a = cache.lookup(request(), ctx)
+    const b = cache.lookup(request(), ctx)
+    expect(a).not.toBeInstanceOf(Promise)
+    expect(b).not.toBeInstanceOf(Promise)
+  })
+
   test('a body over max_object_size streams through whole and is not stored', async () => {
     const { cache } = setup({ maxObjectBytes: 1000 })
     const x = await lookup(cache, request())
