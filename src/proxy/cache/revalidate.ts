@@ -132,16 +132,14 @@ export function invalidatedKeys(method: string, status: number, key: string, hea
 
 /** `ref` resolved against the absolute key; undefined when it points to another origin. */
 export function resolveSameOrigin(base: string, ref: string): string | undefined {
-  let u: URL
-  let b: URL
   try {
-    b = new URL(base)
-    u = new URL(ref, base)
+    const b = new URL(base)
+    const u = new URL(ref, base)
+    if (u.origin !== b.origin) return undefined
+    return `${originOf(base)}${u.pathname}${u.search}`
   } catch {
     return undefined
   }
-  if (u.origin !== b.origin) return undefined
-  return `${originOf(base)}${u.pathname}${u.search}`
 }
 
 /** "http://host[:port]" of an absolute key, as the key spells it. */
