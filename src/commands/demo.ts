@@ -3,7 +3,7 @@
  * It starts a far origin (an HTTPS app behind two "load balancer nodes" that add a round-trip
  * delay), an embedded DNS server that names it, and this proxy nearby; then it benches direct vs
  * through the proxy on cold connections, and rotates the origin's addresses under load counting
- * failed requests. Everything it starts, it stops.
+ * failed requests; then shows the edge cache (src/demo/cache-part.ts). Everything it starts, it stops.
  */
 import type { CAC } from 'cac'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -17,6 +17,8 @@ import { createLookup } from '../dns/lookup.ts'
 import { DnsServer } from '../dns/server.ts'
 import { DEMO_CA, DEMO_CERT, DEMO_KEY } from '../demo/certs.ts'
 import { DelayRelay } from '../demo/relay.ts'
+import { cacheDemo } from '../demo/cache-part.ts'
+import { EdgeCache } from '../proxy/cache/cache.ts'
 import { colorsFor } from '../lib/colors.ts'
 import { UsageError } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
@@ -37,6 +39,8 @@ export function registerDemo(cli: CAC, io: CliIo): void {
 }
 
 const ORIGIN = 'origin.demo'
+/** The demo feed's freshness (part 3): short, so that the demo can show it going stale. */
+const FEED_MAX_AGE_S = 3
 const PROXY = 'proxy.demo'
 
 function duration(v: unknown, flag: string, def: number): number {
@@ -81,14 +85,18 @@ export async function demoCommand(opts: Record<string, unknown>, io: CliIo): Pro
     say(c.dim('Everything runs on loopback and stops at the end; nothing reaches the internet.'))
     say()
 
-    // The origin app: HTTPS, spends originMs per request.
+    // The origin app: HTTPS, spends originMs per request. Its /feed may be cached (part 3).
+    let feedRequests = 0
     const app = Bun.serve({
       hostname: '127.0.0.1',
       port: 0,
       tls: { cert: DEMO_CERT, key: DEMO_KEY },
       async fetch(req) {
         await Bun.sleep(originMs)
-        return Response.json({ ok: true, path: new URL(req.url).pathname, served_at: new Date().toISOString() })
+        const path = new URL(req.url).pathname
+        if (path !== '/feed') return Response.json({ ok: true, path, served_at: new Date().toISOString() })
+        feedRequests++
+        return Response.json({ feed: ['a', 'b', 'c'], served_at: new Date().toISOString() }, { headers: { 'cache-control': `max-age=${FEED_MAX_AGE_S}, stale-if-error=300` } })
       },
     })
     closers.push(() => app.stop(true))
@@ -175,9 +183,29 @@ export async function demoCommand(opts: Record<string, unknown>, io: CliIo): Pro
     const servedBy = (addr: string) => stats.find((s) => s.address === addr)?.requests ?? 0
     say(`   requests: ${ok + failed}, ${failed === 0 ? c.green('failed: 0') : c.red(`failed: ${failed}`)}; the proxy sent ${servedBy('127.0.0.3')} to 127.0.0.3 after the change`)
     say()
+
+    // 3. A second nearby proxy, with the edge cache on.
+    const cache = new EdgeCache({ maxBytes: 64 << 20, maxObjectBytes: 1 << 20, staleIfErrorMs: 0 })
+    closers.push(() => cache.close())
+    const cached = new ProxyServer(config, { sourceFor: (u) => sourceForUpstream(u, quiet), log: quiet, hooks: { cache } }).start()
+    closers.push(() => cached.close())
+    const cachedSource = cached.source('default')!
+    for (let i = 0; i < 100 && !cachedSource.snapshot().ready; i++) await Bun.sleep(20)
+    const cachedPort = new URL(cached.url).port
+    const cacheOk = await cacheDemo({
+      say,
+      c,
+      proxyUrl: `https://127.0.0.1:${cachedPort}`,
+      init: { tls: { ca: DEMO_CA, serverName: PROXY }, headers: { host: `${PROXY}:${cachedPort}` } } as RequestInit,
+      originFeedRequests: () => feedRequests,
+      maxAgeMs: FEED_MAX_AGE_S * 1000,
+      stopOrigin: () => relays.forEach((r) => r.close()),
+    })
+
     const faster = (cmp.phases.total?.ci95?.[0] ?? 0) > 1
-    say(faster && failed === 0 ? c.green('The proxy cut the time of a new user, and not one request failed while the origin moved.') : c.red('The demo did not show what it should; see the figures above.'))
-    return faster && failed === 0 ? ExitCode.OK : ExitCode.DEMO_FAILED
+    const good = faster && failed === 0 && cacheOk
+    say(good ? c.green('The proxy cut the time of a new user, not one request failed while the origin moved, and the edge cache answered for the origin.') : c.red('The demo did not show what it should; see the figures above.'))
+    return good ? ExitCode.OK : ExitCode.DEMO_FAILED
   } finally {
     for (const close of closers.reverse()) {
       try {

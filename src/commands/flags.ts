@@ -3,10 +3,10 @@
  * validation, defaults and documentation (fields.ts). Undefined flag values never override.
  */
 import type { Command } from 'cac'
-import { ACME_FIELDS, ADMIN_FIELDS, LOG_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from '../config/fields.ts'
+import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from '../config/fields.ts'
 import type { FlagLayer } from '../config/resolve.ts'
 
-type Table = 'server' | 'upstream' | 'admin' | 'log' | 'acme'
+type Table = 'server' | 'upstream' | 'admin' | 'log' | 'acme' | 'cache'
 
 interface FlagSpec {
   /** cac raw name, e.g. "--listen <host:port>" */
@@ -55,6 +55,9 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--admin-token <token>', table: 'admin', key: 'token' },
   { raw: '--access-log <stdout|stderr|off|file>', table: 'log', key: 'access_log' },
   { raw: '--log-format <json|text>', table: 'log', key: 'format' },
+  { raw: '--cache <size>', table: 'cache', key: 'max_size' },
+  { raw: '--cache-max-object-size <size>', table: 'cache', key: 'max_object_size' },
+  { raw: '--cache-stale-if-error <duration>', table: 'cache', key: 'stale_if_error' },
   { raw: '--acme <domain>', table: 'acme', key: 'domains' },
   { raw: '--acme-email <email>', table: 'acme', key: 'email' },
   { raw: '--acme-directory <url>', table: 'acme', key: 'directory' },
@@ -63,7 +66,7 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--state-dir <dir>', table: 'acme', key: 'state_dir' },
 ]
 
-const FIELDS: Record<Table, readonly Field[]> = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS, acme: ACME_FIELDS }
+const FIELDS: Record<Table, readonly Field[]> = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS, acme: ACME_FIELDS, cache: CACHE_FIELDS }
 
 /** Kinds whose flag may be given several times, each value one entry. */
 function isListKind(field: Field): boolean {
@@ -94,7 +97,7 @@ export function addConfigFlags(cmd: Command): Command {
 
 /** Turns parsed cac options into a FlagLayer for resolveConfig. */
 export function flagLayer(options: Record<string, unknown>): FlagLayer {
-  const layer: FlagLayer = { server: {}, upstream: {}, admin: {}, log: {}, acme: {}, flagNames: {} }
+  const layer: FlagLayer = { server: {}, upstream: {}, admin: {}, log: {}, acme: {}, cache: {}, flagNames: {} }
   for (const spec of CONFIG_FLAGS) {
     const name = flagName(spec.raw)
     let value = options[camel(name)]

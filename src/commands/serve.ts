@@ -15,6 +15,7 @@ import { createLogger } from '../lib/logger.ts'
 import { createAccessLog, type AccessLog } from '../proxy/observe/access-log.ts'
 import { AdminServer } from '../proxy/observe/admin.ts'
 import { RequestMetrics } from '../proxy/observe/metrics.ts'
+import { EdgeCache } from '../proxy/cache/cache.ts'
 import { ProxyServer } from '../proxy/server.ts'
 import { sourceForUpstream } from '../proxy/upstream/sources.ts'
 import { addConfigFlags, flagLayer } from './flags.ts'
@@ -43,6 +44,9 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })
   let accessLog: AccessLog = createAccessLog(config.log, wlog, io.out)
   const metrics = new RequestMetrics()
+  // In memory, per worker; its settings apply from start-up (a reload keeps the cache as it is).
+  const c = config.cache
+  const cache = c.maxBytes > 0 ? new EdgeCache({ maxBytes: c.maxBytes, maxObjectBytes: c.maxObjectBytes, staleIfErrorMs: c.staleIfErrorMs }) : undefined
   // Automatic HTTPS (issue 17): the HTTP-01 listener and the certificate come first; the TLS
   // listener reads the certificate per connection. ACME settings are read at start only.
   let proxyPort = config.server.listen.port
@@ -55,6 +59,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
         metrics.observe(r)
         accessLog.write(r)
       },
+      cache,
     },
     log: wlog,
     reusePort: workerId !== undefined,
@@ -74,6 +79,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       startedAt: Date.now(),
       worker: workerId,
       extraMetrics: acme ? (out) => acme.metrics(out) : undefined,
+      cache,
     }).start()
   let admin: AdminServer
   try {
@@ -123,6 +129,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   await admin.close()
   await acme?.close()
   await accessLog.close()
+  cache?.close()
   wlog('info', 'stopped')
   return ExitCode.OK
 }

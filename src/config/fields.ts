@@ -105,6 +105,13 @@ export const ROUTE_FIELDS: readonly Field[] = [
   { key: 'host', prop: 'host', kind: { type: 'string' }, default: undefined, doc: 'Match the request host exactly, or a suffix with "*.example.com". Default: any host.' },
   { key: 'path_prefix', prop: 'pathPrefix', kind: { type: 'string' }, default: undefined, doc: 'Match paths that start with this prefix. Default: any path.' },
   { key: 'upstream', prop: 'upstream', kind: { type: 'string' }, default: undefined, doc: 'Name of the [upstream.NAME] that serves the match. Required.' },
+  { key: 'cache', prop: 'cache', kind: { type: 'bool' }, default: true, doc: 'false: requests this route matches bypass the edge cache (never answered from it, never stored). Has effect only when [cache] max_size is set.' },
+]
+
+export const CACHE_FIELDS: readonly Field[] = [
+  { key: 'max_size', prop: 'maxBytes', kind: { type: 'size' }, default: '0', doc: 'Turns on the shared edge cache (RFC 9111) with this much memory for stored responses, per worker; the least recently used are evicted beyond it. 0 means off.' },
+  { key: 'max_object_size', prop: 'maxObjectBytes', kind: { type: 'size' }, default: '8MiB', doc: 'Largest response body stored; larger ones stream through uncached, never buffered whole. At most max_size.' },
+  d('stale_if_error', 'staleIfErrorMs', '0', 'How long past its freshness a stored response may answer when the origin fails (no connection, or 500, 502, 503, 504) if the response sets no stale-if-error itself (RFC 5861). must-revalidate, proxy-revalidate, s-maxage and no-cache still forbid it. 0 means off.'),
 ]
 
 export const ADMIN_FIELDS: readonly Field[] = [

@@ -8,7 +8,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, type ConfigLocation } from '../lib/errors.ts'
 import { parseDurationMs, parseSizeBytes } from '../lib/units.ts'
-import { ACME_FIELDS, ADMIN_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
+import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
 import type { LoadedFile } from './load.ts'
 import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream, RewritePair } from './schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
@@ -23,11 +23,12 @@ export interface FlagLayer {
   admin?: Record<string, unknown>
   log?: Record<string, unknown>
   acme?: Record<string, unknown>
+  cache?: Record<string, unknown>
   /** "server.listen" -> "--listen": how to name a flag in an error. */
   flagNames?: Record<string, string>
 }
 
-const TOP_KEYS = new Set(['server', 'upstream', 'route', 'admin', 'log', 'acme'])
+const TOP_KEYS = new Set(['server', 'upstream', 'route', 'admin', 'log', 'acme', 'cache'])
 
 type Table = Record<string, unknown>
 
@@ -67,7 +68,7 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   }
 
   const routes = resolveRoutes(ctx, data.route, upstreams)
-  routes.push({ host: undefined, pathPrefix: undefined, upstream: defaultName })
+  routes.push({ host: undefined, pathPrefix: undefined, upstream: defaultName, cache: true })
 
   if ((server.tlsCertFile === undefined) !== (server.tlsKeyFile === undefined)) {
     fail(ctx, server.tlsCertFile === undefined ? 'server.tls_cert' : 'server.tls_key', 'tls_cert and tls_key go together; set both or neither')
@@ -91,6 +92,10 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   const logTable = mergeTable(ctx, 'log', tableAt(ctx, data, 'log'), flags.log)
   const log = resolveFields(ctx, 'log', logTable, LOG_FIELDS) as unknown as ResolvedConfig['log']
   const acme = resolveAcme(ctx, mergeTable(ctx, 'acme', tableAt(ctx, data, 'acme'), flags.acme), server)
+  const cacheTable = mergeTable(ctx, 'cache', tableAt(ctx, data, 'cache'), flags.cache)
+  const cache = resolveFields(ctx, 'cache', cacheTable, CACHE_FIELDS) as unknown as ResolvedConfig['cache']
+  // An object larger than the whole budget could never be stored.
+  if (cache.maxObjectBytes > cache.maxBytes) cache.maxObjectBytes = cache.maxBytes
 
   const resolved: ResolvedConfig = {
     file: file?.path,
@@ -100,6 +105,7 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
     admin,
     log,
     acme,
+    cache,
   }
   return deepFreeze(resolved)
 }
@@ -216,13 +222,13 @@ function resolveRoutes(ctx: Ctx, raw: unknown, upstreams: Record<string, Resolve
   return raw.map((entry, i) => {
     const prefix = `route[${i}]`
     if (!isTable(entry)) fail(ctx, prefix, 'must be a table')
-    const r = resolveFields(ctx, prefix, entry, ROUTE_FIELDS) as { host?: string; pathPrefix?: string; upstream?: string }
+    const r = resolveFields(ctx, prefix, entry, ROUTE_FIELDS) as { host?: string; pathPrefix?: string; upstream?: string; cache: boolean }
     if (r.upstream === undefined) fail(ctx, `${prefix}.upstream`, 'missing; name an [upstream.NAME]')
     if (!(r.upstream in upstreams)) fail(ctx, `${prefix}.upstream`, `names "${r.upstream}", which is not defined; defined: ${Object.keys(upstreams).join(', ')}`)
     if (r.host === undefined && r.pathPrefix === undefined) fail(ctx, prefix, 'a route needs host and/or path_prefix')
     if (r.pathPrefix !== undefined && !r.pathPrefix.startsWith('/')) fail(ctx, `${prefix}.path_prefix`, 'must start with "/"')
     if (r.host !== undefined && !/^(\*\.)?[a-z0-9.-]+$/i.test(r.host)) fail(ctx, `${prefix}.host`, `"${r.host}" is not a host name or "*.suffix"`)
-    return { host: r.host?.toLowerCase(), pathPrefix: r.pathPrefix, upstream: r.upstream }
+    return { host: r.host?.toLowerCase(), pathPrefix: r.pathPrefix, upstream: r.upstream, cache: r.cache }
   })
 }
 

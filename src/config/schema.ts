@@ -89,6 +89,15 @@ export interface ResolvedRoute {
   host: string | undefined
   pathPrefix: string | undefined
   upstream: string
+  /** false: the edge cache is bypassed for this route. */
+  cache: boolean
+}
+
+export interface ResolvedCache {
+  /** 0 when the cache is off. */
+  maxBytes: number
+  maxObjectBytes: number
+  staleIfErrorMs: number
 }
 
 export interface ResolvedAdmin {
@@ -123,6 +132,7 @@ export interface ResolvedConfig {
   admin: ResolvedAdmin
   log: ResolvedLog
   acme: ResolvedAcme
+  cache: ResolvedCache
 }
 
 /** The raw, all-optional shape: nested tables of unknown values, as parsed from TOML or flags. */

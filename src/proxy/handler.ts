@@ -1,11 +1,13 @@
 /**
  * The request path, one request at a time, as named phases:
  *
- *   route → admit → body → attempts → respond → record
+ *   route → admit → body → cache → attempts → respond → record
  *
  * - route: the upstream (routes.ts), the request id and the access record;
  * - admit: admission limits and the drain (the server's hook); refusals are answered and logged;
  * - body: small bodies are read ahead so they can be replayed (request-body.ts), limits checked;
+ * - cache: with the edge cache on (cache/), a stored answer returns here; a miss goes on, with
+ *   the validators the cache asks for, and the cache sees the answer in respond (or the failure);
  * - attempts: the one attempt loop (attempts.ts) over the pool, each attempt one exchange on an
  *   idle or new upstream connection (upstream/connection.ts);
  * - respond: the upstream's head with the response header rules (headers.ts) and its body as a
@@ -30,6 +32,8 @@ import { prepareBody } from './request-body.ts'
 import { responseRewriterFor, rewriteResponseHeaders, type ResponseRewriter } from './rewrite.ts'
 import { Router } from './routes.ts'
 import { tunnelUpgrade } from './upgrade/tunnel.ts'
+import type { CacheExchange, EdgeCache } from './cache/cache.ts'
+import { cacheKey } from './cache/key.ts'
 import type { ExchangeEnd, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
 import type { AddressState, UpstreamPool } from './upstream/pool.ts'
 
@@ -40,6 +44,8 @@ export interface HandlerHooks {
   admit?(client: ClientInfo): FailureCode | undefined
   /** A bug: something on the request path threw. */
   onError?(err: unknown): void
+  /** The edge cache, when [cache] max_size is set. */
+  cache?: EdgeCache
 }
 
 export interface ClientInfo {
@@ -62,6 +68,8 @@ class Flight {
   /** The attempt whose response is returned has its head; its end may come before or after. */
   answered = false
   endOfAnswer: ExchangeEnd | undefined
+  /** The cache phase's exchange, when the cache is on. */
+  cached: CacheExchange | undefined
 
   constructor(
     readonly requestId: string,
@@ -92,6 +100,7 @@ class Flight {
     if (this.emitted) return
     this.emitted = true
     const record = this.record
+    if (this.cached) record.cache = this.cached.result
     if (end) {
       record.bytes_in = end.requestBodyBytes
       record.bytes_out = end.responseBodyBytes
@@ -125,6 +134,9 @@ export class ProxyHandler {
   ) {
     this.trusted = trusted
     this.router = new Router(config.routes, pools, config.server.defaultUpstream)
+    // Requests the cache makes itself (a stale-while-revalidate refresh, a retry without
+    // validators) go through this same request path, as the client they were made for.
+    if (hooks.cache) hooks.cache.forwarder = (r, c) => this.handle(r, c as ClientInfo)
     for (const u of Object.values(config.upstreams)) {
       const rw = responseRewriterFor(u)
       if (rw) this.rewriters.set(u.name, rw)
@@ -145,6 +157,9 @@ export class ProxyHandler {
     // body
     const outgoing = await this.body(flight)
     if (typeof outgoing === 'string') return flight.fail(outgoing)
+    // cache
+    const hit = await this.cache(flight, outgoing)
+    if (hit) return hit
     // attempts, then respond
     return this.attempts(flight, outgoing)
   }
@@ -266,6 +281,29 @@ export class ProxyHandler {
     return { method: req.method, target: req.target, headers: this.forwardHeaders(flight), body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
   }
 
+  /**
+   * The cache phase: a stored (or shared, collapsed) answer, or undefined to go upstream with the
+   * validators the cache asks for. The cache then sees the answer (respond) or the failure.
+   */
+  private async cache(flight: Flight, outgoing: OutgoingRequest): Promise<ProxyReply | undefined> {
+    const cache = this.hooks.cache
+    if (!cache) return undefined
+    const { req, client, pool } = flight
+    const u = pool.upstream
+    const key = cacheKey(client.tls ? 'https' : 'http', flight.clientHost, req.target)
+    const enabled = this.router.matchFor(req.target, req.headers.get('host'))?.cache ?? true
+    const cached = await cache.lookup(req, { key, enabled, requestId: flight.requestId, client, maxWaitMs: u.connectTimeoutMs + u.headerTimeoutMs, streamKeepsLength: client.streamKeepsLength === true })
+    flight.cached = cached
+    if (cached.hit) {
+      flight.record.status = cached.hit.status
+      if (cached.hit.body instanceof Uint8Array) flight.record.bytes_out = cached.hit.body.byteLength
+      flight.emit()
+      return cached.hit
+    }
+    for (const v of cached.validators) (outgoing.headers as [string, string][]).push(v)
+    return undefined
+  }
+
   /** The attempts phase, then respond: the first answer any address gives, or the last failure. */
   private async attempts(flight: Flight, outgoing: OutgoingRequest): Promise<ProxyReply> {
     const { pool, record } = flight
@@ -295,20 +333,31 @@ export class ProxyHandler {
     record.retries = outcome.retries
     if (!outcome.ok) {
       const f = outcome.failure
+      // The upstream failed: a stored response within stale-if-error may answer instead.
+      const stale = flight.cached?.onError()
+      if (stale) {
+        record.status = stale.status
+        record.error = f.code
+        flight.emit()
+        return stale
+      }
       // The table's reason, except where the failure says more (DNS not answered yet).
       return flight.fail(f.code, f.code === 'NOT_RESOLVED' ? f.message : undefined)
     }
     // respond
     const res = outcome.value
     record.upstream_status = res.head.status
-    record.status = res.head.status
     const keepLength = flight.client.streamKeepsLength === true || !(res.body instanceof ReadableStream)
-    flight.answered = true
-    if (flight.endOfAnswer) flight.emit(flight.endOfAnswer)
     const headers = clientResponseHeaders(res.head.headers, flight.requestId, keepLength)
     const rewriter = this.rewriters.get(pool.upstream.name)
     if (rewriter) rewriteResponseHeaders(headers, rewriter, { tls: flight.client.tls, headers: flight.req.headers, trustedPeer: this.trustedPeer(flight.client.ip) })
-    return { status: res.head.status, statusText: res.head.statusText, headers, body: res.body }
+    let reply: ProxyReply = { status: res.head.status, statusText: res.head.statusText, headers, body: res.body }
+    // The cache stores or shares it, merges a 304 into the stored one, or serves stale for a 5xx.
+    if (flight.cached) reply = await flight.cached.onReply(reply)
+    record.status = reply.status
+    flight.answered = true
+    if (flight.endOfAnswer) flight.emit(flight.endOfAnswer)
+    return reply
   }
 }
 

@@ -13,20 +13,30 @@ export class Router<T> {
     private readonly defaultUpstream: string,
   ) {}
 
-  /** The upstream for a host (without port) and a path (without query). */
-  route(host: string, path: string): T {
+  /** The route for a host (without port) and a path (without query); undefined when none matches. */
+  match(host: string, path: string): ResolvedRoute | undefined {
     for (const r of this.routes) {
       if (r.host !== undefined && !hostMatches(r.host, host)) continue
       if (r.pathPrefix !== undefined && !path.startsWith(r.pathPrefix)) continue
-      return this.upstreams.get(r.upstream)!
+      return r
     }
-    return this.upstreams.get(this.defaultUpstream)!
+    return undefined
   }
 
-  /** The upstream for a request target and its Host header (the port dropped, the query ignored). */
-  routeFor(target: string, hostHeader: string | null): T {
+  /** The upstream for a host (without port) and a path (without query). */
+  route(host: string, path: string): T {
+    return this.upstreams.get(this.match(host, path)?.upstream ?? this.defaultUpstream)!
+  }
+
+  /** The route for a request target and its Host header (the port dropped, the query ignored). */
+  matchFor(target: string, hostHeader: string | null): ResolvedRoute | undefined {
     const qs = target.indexOf('?')
-    return this.route(hostHeader === null ? '' : hostWithoutPort(hostHeader), qs < 0 ? target : target.slice(0, qs))
+    return this.match(hostHeader === null ? '' : hostWithoutPort(hostHeader), qs < 0 ? target : target.slice(0, qs))
+  }
+
+  /** The upstream for a request target and its Host header. */
+  routeFor(target: string, hostHeader: string | null): T {
+    return this.upstreams.get(this.matchFor(target, hostHeader)?.upstream ?? this.defaultUpstream)!
   }
 }
 

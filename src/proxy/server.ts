@@ -28,7 +28,7 @@ export interface ProxyServerOptions {
   sourceFor: (upstream: ResolvedUpstream) => AddressSource
   /** Share the listen port with other worker processes (SO_REUSEPORT). */
   reusePort?: boolean
-  hooks?: Pick<HandlerHooks, 'onRecord'>
+  hooks?: Pick<HandlerHooks, 'onRecord' | 'cache'>
   log?: LogFn
   /**
    * Automatic HTTPS: the certificate to present, read per client connection (own listener
@@ -95,6 +95,7 @@ export class ProxyServer implements ProxyView {
     const trusted = config.server.trustedProxies.map((c) => parseCidr(c)!)
     const handler = new ProxyHandler(config, pools, trusted, {
       onRecord: this.opts.hooks?.onRecord,
+      cache: this.opts.hooks?.cache,
       admit: (client) => this.admission.admit(client.ip),
       onError: (err) => this.opts.log?.('error', 'request path failed', { error: String(err) }),
     })

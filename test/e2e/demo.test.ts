@@ -16,5 +16,8 @@ test('the demo runs to the end: the proxy is faster and the rotation loses nothi
   expect(out).toContain('B is ')
   expect(out).toMatch(/B is [\d.]+× faster in total/)
   expect(out).toMatch(/requests: \d+, failed: 0;/)
+  // Part 3, the edge cache: one origin request for 50 concurrent misses, and stale-if-error with the origin down.
+  expect(out).toContain('50 concurrent misses: 1 origin request;')
+  expect(out).toContain('origin down, feed stale: still 200 from the edge')
   expect(code).toBe(0)
 }, 60_000)

@@ -22,7 +22,8 @@ export function formatRecord(record: RequestRecord, format: 'json' | 'text'): st
   const header = r.upstream_header_ms !== undefined ? ` header=${r.upstream_header_ms}ms` : ''
   const err = r.error ? ` error=${r.error}` : ''
   const retries = r.retries > 0 ? ` retries=${r.retries}` : ''
-  return `${r.ts} ${r.client} "${r.method} ${r.host}${r.path}" ${r.status} in=${r.bytes_in} out=${r.bytes_out} ${r.duration_ms}ms${up}${header}${retries}${err} id=${r.request_id}\n`
+  const cache = r.cache ? ` cache=${r.cache}` : ''
+  return `${r.ts} ${r.client} "${r.method} ${r.host}${r.path}" ${r.status} in=${r.bytes_in} out=${r.bytes_out} ${r.duration_ms}ms${up}${header}${retries}${cache}${err} id=${r.request_id}\n`
 }
 
 export function createAccessLog(cfg: ResolvedLog, log: LogFn, stdout: (s: string) => void = (s) => void process.stdout.write(s)): AccessLog {

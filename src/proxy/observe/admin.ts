@@ -14,6 +14,7 @@ import { esc, type RequestMetrics } from './metrics.ts'
 import { hostPort } from '../../lib/net.ts'
 import type { AddressStats } from '../upstream/address-state.ts'
 import type { ProxyView } from './view.ts'
+import type { EdgeCache } from '../cache/cache.ts'
 
 export interface AdminDeps {
   proxy: () => ProxyView
@@ -23,6 +24,8 @@ export interface AdminDeps {
   worker?: string
   /** More Prometheus lines from other parts (automatic HTTPS: certificate days left). */
   extraMetrics?: (out: string[]) => void
+  /** The edge cache, when on: /status, /metrics and DELETE /cache. */
+  cache?: EdgeCache
 }
 
 export class AdminServer {
@@ -61,8 +64,11 @@ export class AdminServer {
     if (this.cfg.token && !tokenMatches(req.headers.get('authorization'), this.cfg.token)) {
       return new Response('401 admin token required\n', { status: 401, headers: { 'www-authenticate': 'Bearer' } })
     }
-    const path = new URL(req.url).pathname
+    const url = new URL(req.url)
+    const path = url.pathname
     switch (path) {
+      case '/cache':
+        return this.purge(req.method, url.searchParams)
       case '/healthz':
         return new Response('ok\n')
       case '/readyz': {
@@ -83,6 +89,18 @@ export class AdminServer {
     }
   }
 
+  /** DELETE /cache?url=<absolute URL> drops every variant of one key; ?prefix=<absolute URL prefix> every key under it. */
+  private purge(method: string, params: URLSearchParams): Response {
+    const cache = this.deps.cache
+    if (method !== 'DELETE') return new Response('405 use DELETE /cache?url=<absolute URL> or DELETE /cache?prefix=<absolute URL prefix>\n', { status: 405, headers: { allow: 'DELETE' } })
+    if (!cache) return new Response('404 the cache is off; turn it on with --cache SIZE or [cache] max_size\n', { status: 404 })
+    const url = params.get('url')
+    const prefix = params.get('prefix')
+    const purged = url !== null ? cache.purgeUrl(url) : prefix !== null ? cache.purgePrefix(prefix) : undefined
+    if (purged === undefined) return new Response('400 give ?url=<absolute http(s) URL> or ?prefix=<absolute http(s) URL prefix>, e.g. ?url=https://example.com/a?b=1 (URL-encoded)\n', { status: 400 })
+    return Response.json({ purged })
+  }
+
   status(): Record<string, unknown> {
     const proxy = this.deps.proxy()
     const upstreams: Record<string, unknown> = {}
@@ -95,7 +113,8 @@ export class AdminServer {
         addresses: pool.stats(),
       }
     }
-    return { version: VERSION, worker: this.deps.worker, pid: process.pid, uptime_s: Math.round((Date.now() - this.deps.startedAt) / 1000), upstreams }
+    const cache = this.deps.cache?.status()
+    return { version: VERSION, worker: this.deps.worker, pid: process.pid, uptime_s: Math.round((Date.now() - this.deps.startedAt) / 1000), upstreams, ...(cache ? { cache } : {}) }
   }
 
   metrics(): string {
@@ -103,6 +122,7 @@ export class AdminServer {
     const proxy = this.deps.proxy()
     this.deps.metrics.render(out)
     this.deps.extraMetrics?.(out)
+    this.deps.cache?.renderMetrics(out)
     const gauge = (name: string, help: string, rows: [string, number][]) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`)
       for (const [labels, v] of rows) out.push(`${name}{${labels}} ${v}`)

@@ -24,6 +24,8 @@ export interface RequestRecord {
   retries: number
   /** A failure code of proxy/errors.ts. */
   error?: string
+  /** How the edge cache answered: hit, stale, revalidated, collapsed, miss, bypass, refresh. */
+  cache?: string
 }
 
 /** Milliseconds rounded to microseconds, as the log writes them. */

@@ -1,0 +1,282 @@
+/**
+ * The edge cache, as one phase of the request path (RFC 9111, shared cache). The request path
+ * calls lookup() after it has the request (and its body); the returned exchange either holds
+ * an answer (`hit`), or says which validators to add and takes the upstream's answer back
+ * (`onReply`) or its failure (`onError`). Concurrent misses for one key wait for one upstream
+ * request and share its answer as it streams (collapsed forwarding); a stale response within
+ * stale-while-revalidate is served at once and refreshed in the background through the
+ * forwarder the request path installs. Also: purge, status and metrics. Policy is in
+ * policy.ts, storage in store.ts, the per-request logic in exchange.ts.
+ */
+import type { ProxyReply, ProxyRequest } from '../message.ts'
+import { evaluateReuse, requestDirectives } from './policy.ts'
+import { CacheExchange, type CacheInternals, type CacheResult, type Fill, type Flight, type LookupContext } from './exchange.ts'
+import { keyFromUrl } from './key.ts'
+import { discardBody, onlyIfCachedReply } from './reply.ts'
+import { CONDITIONAL_FIELDS } from './revalidate.ts'
+import { CacheStore, entryBytes, type CacheEntry } from './store.ts'
+import type { FillBudget } from './tee.ts'
+import { varyMatches } from './vary.ts'
+
+export type { CacheExchange, CacheResult, LookupContext }
+
+export interface EdgeCacheOptions {
+  /** The store's budget in bytes (bodies, fields and bookkeeping). */
+  maxBytes: number
+  /** Larger responses stream through and are not stored. */
+  maxObjectBytes: number
+  /** stale-if-error for responses that do not say (0: off). */
+  staleIfErrorMs: number
+  /** Wall-clock milliseconds; tests pass a fake clock. */
+  nowMs?: () => number
+}
+
+/** Sends a request through the rest of the request path (used for background refreshes). */
+export type Forwarder = (req: ProxyRequest, client: unknown) => Promise<ProxyReply>
+
+/** How long a key whose response was not storable stops collapsing concurrent requests. */
+const UNCOLLAPSIBLE_MS = 5000
+const MAX_UNCOLLAPSIBLE_KEYS = 10_000
+
+const RESULTS: readonly CacheResult[] = ['hit', 'stale', 'revalidated', 'collapsed', 'miss', 'bypass', 'refresh']
+
+export class EdgeCache implements CacheInternals {
+  readonly store: CacheStore
+  readonly maxObjectBytes: number
+  readonly staleIfErrorMs: number
+  /** Installed by the request path: how a background refresh reaches the upstream. */
+  forwarder: Forwarder | undefined
+  readonly counts: Record<CacheResult, number> = { hit: 0, stale: 0, revalidated: 0, collapsed: 0, miss: 0, bypass: 0, refresh: 0 }
+  stores = 0
+  purged = 0
+  /** Bodies being kept while they arrive may use as much memory as the store, and no more. */
+  readonly fillBudget: FillBudget
+  private readonly clock: () => number
+  private readonly flights = new Map<string, Flight>()
+  private readonly uncollapsible = new Map<string, number>()
+  /** Requests the cache itself sent (background refreshes): they revalidate, never hit. */
+  private readonly background = new WeakSet<ProxyRequest>()
+  /** Requests the cache sent again without validators after a 304 that matched nothing stored. */
+  private readonly unconditional = new WeakSet<ProxyRequest>()
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>()
+
+  constructor(opts: EdgeCacheOptions) {
+    this.store = new CacheStore(opts.maxBytes)
+    this.maxObjectBytes = Math.min(opts.maxObjectBytes, opts.maxBytes)
+    this.staleIfErrorMs = opts.staleIfErrorMs
+    this.fillBudget = { keptBytes: 0, maxKeptBytes: opts.maxBytes }
+    this.clock = opts.nowMs ?? Date.now
+  }
+
+  now(): number {
+    return this.clock()
+  }
+
+  count(result: CacheResult): void {
+    this.counts[result]++
+  }
+
+  /** The cache phase for one request: an answer from the cache, or what to forward. */
+  lookup(req: ProxyRequest, ctx: LookupContext, waited?: CacheExchange['fwd']): CacheExchange | Promise<CacheExchange> {
+    const rd = requestDirectives(req.headers)
+    const x = new CacheExchange(this, req, ctx, rd)
+    if (!ctx.enabled) return x.bypass('bypass')
+    if (req.method !== 'GET' && req.method !== 'HEAD') return x.bypass('method')
+    const nowMs = this.now()
+    const isBackground = this.background.has(req)
+    x.background = isBackground
+    const isRetry = this.unconditional.has(req)
+    x.noValidators = isRetry
+    const variants = this.store.variants(ctx.key)
+    let selected: CacheEntry | undefined
+    for (const e of variants) {
+      if (varyMatches(e.vary, req.headers)) {
+        selected = e
+        break
+      }
+    }
+    if (selected) {
+      x.candidate = selected
+      x.fwd = 'stale'
+      if (!isBackground && !isRetry) {
+        const v = evaluateReuse(selected, rd, nowMs)
+        const ttlS = Math.floor(v.ttlMs / 1000)
+        // After waiting for another request's answer, it is that answer: a collapsed request, not a hit.
+        if (v.reuse === 'fresh' && waited) return x.serve(selected, v.ageMs, 'collapsed', { fwd: waited, collapsed: true })
+        if (v.reuse === 'fresh') return x.serve(selected, v.ageMs, 'hit', { hit: true, ttlS })
+        if (v.reuse === 'stale-ok') return x.serve(selected, v.ageMs, 'stale', { hit: true, ttlS, detail: 'max-stale' })
+        if (v.reuse === 'stale-while-revalidate') {
+          this.refresh(selected, req, ctx)
+          return x.serve(selected, v.ageMs, 'stale', { hit: true, ttlS, detail: 'stale-while-revalidate' })
+        }
+        if (v.reuse === 'revalidate-request') x.fwd = 'request'
+      }
+    } else x.fwd = variants.length > 0 ? 'vary-miss' : 'uri-miss'
+
+    const flight = this.flights.get(ctx.key)
+    // A response still arriving for this key can answer as it streams.
+    if (waited) x.fwd = waited
+    if (!isBackground && flight?.fill && x.canShare(flight.fill, nowMs)) return x.serveFill(flight.fill, nowMs)
+    if (rd.onlyIfCached) return x.reply(onlyIfCachedReply(ctx.requestId), 'miss')
+    const collapsible = !isBackground && !isRetry && x.collapsible(this.isUncollapsible(ctx.key, nowMs))
+    if (flight && collapsible && !waited) {
+      // Another request is fetching this key: wait for its head, then look again (it may
+      // have been stored, or be shareable while it streams, or neither: then go ourselves).
+      const fwd = x.fwd
+      return this.waitFor(flight, ctx.maxWaitMs).then(() => this.lookup(req, ctx, fwd))
+    }
+    if (!flight && collapsible) return x.forward(this.openFlight(ctx.key))
+    return x.forward(undefined)
+  }
+
+  private openFlight(key: string): Flight {
+    let release!: () => void
+    const headed = new Promise<void>((r) => (release = r))
+    const flight: Flight = { headed, release, fill: undefined }
+    this.flights.set(key, flight)
+    return flight
+  }
+
+  private waitFor(flight: Flight, maxWaitMs: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer)
+        resolve()
+      }, maxWaitMs)
+      this.timers.add(timer)
+      flight.headed.then(() => {
+        clearTimeout(timer)
+        this.timers.delete(timer)
+        resolve()
+      })
+    })
+  }
+
+  settle(key: string, flight: Flight, fill?: Fill): void {
+    if (fill) flight.fill = fill
+    else if (this.flights.get(key) === flight) this.flights.delete(key)
+    flight.release()
+  }
+
+  endFill(key: string, fill: Fill): void {
+    const f = this.flights.get(key)
+    if (f?.fill === fill) this.flights.delete(key)
+  }
+
+  commit(entry: CacheEntry, body: Uint8Array): void {
+    entry.body = body
+    entry.bytes = entryBytes(entry.key, entry.headers, body)
+    if (this.store.put(entry)) this.stores++
+  }
+
+  invalidate(key: string): void {
+    this.store.purgeKey(key)
+    this.dropFill(key)
+  }
+
+  private dropFill(key: string): void {
+    const f = this.flights.get(key)
+    if (f?.fill) {
+      f.fill.discarded = true
+      this.flights.delete(key)
+    }
+  }
+
+  markUncollapsible(key: string): void {
+    if (this.uncollapsible.size >= MAX_UNCOLLAPSIBLE_KEYS) this.uncollapsible.clear()
+    this.uncollapsible.set(key, this.now() + UNCOLLAPSIBLE_MS)
+  }
+
+  private isUncollapsible(key: string, nowMs: number): boolean {
+    const until = this.uncollapsible.get(key)
+    if (until === undefined) return false
+    if (until > nowMs) return true
+    this.uncollapsible.delete(key)
+    return false
+  }
+
+  /**
+   * stale-while-revalidate (RFC 5861 §3): one background request per stored response, sent
+   * through the request path like the client's (same headers, minus its conditions and id).
+   */
+  private refresh(entry: CacheEntry, req: ProxyRequest, ctx: LookupContext): void {
+    if (entry.refreshing || !this.forwarder || this.flights.has(ctx.key)) return
+    entry.refreshing = true
+    const headers = new Headers()
+    req.headers.forEach((value, name) => {
+      if (!CONDITIONAL_FIELDS.includes(name) && name !== 'x-request-id') headers.append(name, value)
+    })
+    const bg: ProxyRequest = { method: 'GET', target: req.target, headers, body: null }
+    this.background.add(bg)
+    this.forwarder(bg, ctx.client)
+      .then((reply) => discardBody(reply.body), () => {})
+      .finally(() => {
+        entry.refreshing = false
+      })
+  }
+
+  refetch(req: ProxyRequest, client: unknown): Promise<ProxyReply> | undefined {
+    if (!this.forwarder) return undefined
+    const again: ProxyRequest = { method: req.method, target: req.target, headers: req.headers, body: null }
+    this.unconditional.add(again)
+    return this.forwarder(again, client)
+  }
+
+  /** DELETE /cache?url=: every variant of one key. undefined when the URL is not absolute http(s). */
+  purgeUrl(url: string): number | undefined {
+    const key = keyFromUrl(url)
+    if (key === undefined) return undefined
+    const n = this.store.purgeKey(key)
+    this.dropFill(key)
+    this.purged += n
+    return n
+  }
+
+  /** DELETE /cache?prefix=: every key that starts with the prefix (an absolute URL prefix). */
+  purgePrefix(prefix: string): number | undefined {
+    const key = keyFromUrl(prefix)
+    if (key === undefined) return undefined
+    // keyFromUrl adds "/" to a bare origin; a prefix means what it says.
+    const p = /^https?:\/\/[^/?#]+$/i.test(prefix.trim()) ? key.slice(0, -1) : key
+    const n = this.store.purgePrefix(p)
+    for (const k of [...this.flights.keys()]) if (k.startsWith(p)) this.dropFill(k)
+    this.purged += n
+    return n
+  }
+
+  /** For /status. */
+  status(): Record<string, number> {
+    return {
+      max_bytes: this.store.maxBytes,
+      max_object_bytes: this.maxObjectBytes,
+      bytes: this.store.bytes,
+      objects: this.store.objects,
+      evictions: this.store.evictions,
+      in_flight: this.flights.size,
+      filling_bytes: this.fillBudget.keptBytes,
+    }
+  }
+
+  /** Prometheus text lines for /metrics. */
+  renderMetrics(out: string[]): void {
+    out.push('# HELP proxy_cache_requests_total Requests through the cache by result: hit, stale (served stale), revalidated (304 from the origin), collapsed (shared another request\'s response), miss, bypass (not cacheable by method or route), refresh (a background stale-while-revalidate request of the cache\'s own).', '# TYPE proxy_cache_requests_total counter')
+    for (const r of RESULTS) out.push(`proxy_cache_requests_total{result="${r}"} ${this.counts[r]}`)
+    const gauge = (name: string, help: string, v: number) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${v}`)
+    const counter = (name: string, help: string, v: number) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${v}`)
+    gauge('proxy_cache_stored_bytes', 'Bytes held by stored responses (bodies, fields, bookkeeping).', this.store.bytes)
+    gauge('proxy_cache_max_bytes', 'The cache budget ([cache] max_size).', this.store.maxBytes)
+    gauge('proxy_cache_stored_objects', 'Stored responses (each Vary variant counts).', this.store.objects)
+    counter('proxy_cache_stores_total', 'Responses stored.', this.stores)
+    counter('proxy_cache_evictions_total', 'Stored responses evicted to stay within max_size.', this.store.evictions)
+    counter('proxy_cache_purged_total', 'Stored responses dropped by the admin purge.', this.purged)
+  }
+
+  /** Drops everything and stops the collapse timers. */
+  close(): void {
+    for (const t of this.timers) clearTimeout(t)
+    this.timers.clear()
+    for (const f of this.flights.values()) f.release()
+    this.flights.clear()
+    this.store.clear()
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * One request's passage through the cache phase: what lookup decided (a stored answer, or
+ * forward with validators), and what becomes of the upstream's answer (stored, shared with
+ * collapsed requests while it streams, merged from a 304, replaced by a stale response on an
+ * origin error). The store, the in-flight table and the counters belong to cache.ts, reached
+ * through CacheInternals.
+ */
+import type { ProxyReply, ProxyRequest } from '../message.ts'
+import { headerValue } from './directives.ts'
+import { currentAgeMs, evaluateReuse, freshnessLifetimeMs, isErrorStatus, responseDirectives, staleIfErrorAllows, whyNotStorable, type NotStorable, type RequestDirectives } from './policy.ts'
+import { answerFromStore, discardBody, withCacheStatus, type CacheStatus, type StoredAnswer } from './reply.ts'
+import { hasValidators, invalidatedKeys, isConditional, mergeNotModified, notModifiedSelects, storableHeaders, validatorHeaders } from './revalidate.ts'
+import { entryBytes, type CacheEntry, type CacheStore } from './store.ts'
+import { BodyTee, type FillBudget } from './tee.ts'
+import { varyKeyFor, varyMatches, varyNames } from './vary.ts'
+
+/** How a request's answer was produced, for the access log and proxy_cache_requests_total. */
+export type CacheResult = 'hit' | 'stale' | 'revalidated' | 'collapsed' | 'miss' | 'bypass' | 'refresh'
+
+export interface LookupContext {
+  /** The primary key: the absolute target URI (key.ts). */
+  key: string
+  /** false on a [[route]] with cache = false. */
+  enabled: boolean
+  /** Written into answers the cache makes itself. */
+  requestId: string
+  /** Handed back to the forwarder when this request triggers a background refresh. */
+  client: unknown
+  /** Longest time a collapsed request waits for the leader's response head before it goes upstream itself. */
+  maxWaitMs: number
+  /** The listener sends a streamed body with its Content-Length (the own listener); otherwise a shared stream goes without one. */
+  streamKeepsLength?: boolean
+}
+
+/** A response still arriving that other requests may share (collapsed forwarding). */
+export interface Fill {
+  entry: CacheEntry
+  tee: BodyTee
+  contentLength: number | undefined
+  /** Set by a purge or invalidation while it arrives: it is then not stored. */
+  discarded: boolean
+}
+
+/** One upstream request that concurrent misses of a key wait for. */
+export interface Flight {
+  /** Resolves once the leader's answer head has been handled. */
+  headed: Promise<void>
+  release: () => void
+  fill: Fill | undefined
+}
+
+export interface CacheInternals {
+  readonly store: CacheStore
+  readonly maxObjectBytes: number
+  readonly staleIfErrorMs: number
+  /** Bytes of bodies being kept for the store while they arrive, across all requests. */
+  readonly fillBudget: FillBudget
+  now(): number
+  count(result: CacheResult): void
+  /** Ends a flight: waiters look again. With a fill, the flight stays for later arrivals until the fill ends. */
+  settle(key: string, flight: Flight, fill?: Fill): void
+  /** Stores a response whose whole body is in. */
+  commit(entry: CacheEntry, body: Uint8Array): void
+  endFill(key: string, fill: Fill): void
+  invalidate(key: string): void
+  markUncollapsible(key: string): void
+  /** Sends the request again without the cache's validators; undefined when no forwarder is installed. */
+  refetch(req: ProxyRequest, client: unknown): Promise<ProxyReply> | undefined
+}
+
+/** Bytes a reader of a response too large to store may fall behind before the upstream is paused. */
+const SHARED_WINDOW_BYTES = 256 * 1024
+
+/** Reasons about the response itself (not this one request) that make a key's answers uncacheable. */
+const RESPONSE_REASONS = new Set<NotStorable>(['no-store', 'private', 'no-freshness', 'vary-star'])
+
+const EMPTY = new Uint8Array(0)
+const encoder = new TextEncoder()
+
+/** The per-request handle the request path holds between lookup and the upstream's answer. */
+export class CacheExchange {
+  /** A reply the cache makes: the request goes no further. */
+  hit: ProxyReply | undefined
+  /** Headers to add to the upstream request (the stored response's validators). */
+  validators: [string, string][] = []
+  result: CacheResult = 'miss'
+  fwd: CacheStatus['fwd'] = 'uri-miss'
+  /** The stored response this request would revalidate, or fall back on after an origin error. */
+  candidate: CacheEntry | undefined
+  flight: Flight | undefined
+  private bypassed = false
+  private counted = false
+  /** A background refresh the cache sent itself (stale-while-revalidate): counted as 'refresh'. */
+  background = false
+  /** Forward without the stored response's validators (a retry after a 304 that matched none). */
+  noValidators = false
+  private readonly requestTimeMs: number
+
+  constructor(
+    private readonly cache: CacheInternals,
+    readonly req: ProxyRequest,
+    readonly ctx: LookupContext,
+    readonly rd: RequestDirectives,
+  ) {
+    this.requestTimeMs = cache.now()
+  }
+
+  private count(outcome: CacheResult): void {
+    const result = this.background ? 'refresh' : outcome
+    this.result = result
+    if (this.counted) return
+    this.counted = true
+    this.cache.count(result)
+  }
+
+  bypass(fwd: 'bypass' | 'method'): this {
+    this.bypassed = true
+    this.fwd = fwd
+    return this
+  }
+
+  /** Answers from a stored response. */
+  serve(entry: CacheEntry, ageMs: number, result: CacheResult, status: CacheStatus): this {
+    this.cache.store.touch(entry)
+    this.count(result)
+    this.hit = answerFromStore(this.req, answerOf(entry, ageMs), this.ctx.requestId, status)
+    return this
+  }
+
+  reply(reply: ProxyReply, result: CacheResult): this {
+    this.count(result)
+    this.hit = reply
+    return this
+  }
+
+  /** May this request wait for, and share, another request's upstream answer? */
+  collapsible(uncollapsible: boolean): boolean {
+    const r = this.req
+    const h = r.headers
+    return r.method === 'GET' && !uncollapsible && !this.rd.noCache && !this.rd.noStore && this.rd.maxAgeMs === undefined && h.get('authorization') === null && h.get('range') === null && !isConditional(h)
+  }
+
+  /** Can this request be answered from a response still arriving? Its Vary must match and it must be fresh enough. */
+  canShare(fill: Fill, nowMs: number): boolean {
+    if (!fill.tee.joinable || fill.discarded || !varyMatches(fill.entry.vary, this.req.headers)) return false
+    const r = evaluateReuse(fill.entry, this.rd, nowMs).reuse
+    return r === 'fresh' || r === 'stale-ok'
+  }
+
+  serveFill(fill: Fill, nowMs: number): this {
+    const ageMs = evaluateReuse(fill.entry, this.rd, nowMs).ageMs
+    const e = fill.entry
+    const answer: StoredAnswer = { status: e.status, statusText: e.statusText, headers: e.headers, body: () => fill.tee.reader(), bodyLength: this.ctx.streamKeepsLength === false ? undefined : fill.contentLength, ageMs }
+    this.count('collapsed')
+    this.hit = answerFromStore(this.req, answer, this.ctx.requestId, { fwd: this.fwd, collapsed: true })
+    return this
+  }
+
+  /** Goes upstream, with the candidate's validators unless the client sent its own conditions (§4.3.1). */
+  forward(flight: Flight | undefined): this {
+    this.flight = flight
+    if (this.candidate && !this.noValidators && !isConditional(this.req.headers)) this.validators = validatorHeaders(this.candidate.headers)
+    return this
+  }
+
+  private settle(fill?: Fill): void {
+    const f = this.flight
+    this.flight = undefined
+    if (f) this.cache.settle(this.ctx.key, f, fill)
+  }
+
+  /** The upstream answered: returns what to send to the client. */
+  onReply(reply: ProxyReply): ProxyReply | Promise<ProxyReply> {
+    const c = this.cache
+    const req = this.req
+    const nowMs = c.now()
+    if (this.bypassed) {
+      // §4.4: an unsafe method that succeeded invalidates what it may have changed.
+      for (const k of invalidatedKeys(req.method, reply.status, this.ctx.key, reply.headers)) c.invalidate(k)
+      this.count('bypass')
+      return { ...reply, headers: withCacheStatus(reply.headers, { fwd: this.fwd }) }
+    }
+    const headers = reply.headers
+    const candidate = this.candidate
+    // A 304 to our validators: the stored response is still good; update it and serve it (§4.3.3, §4.3.4).
+    if (reply.status === 304 && candidate && this.validators.length > 0 && notModifiedSelects(candidate.headers, headers)) {
+      const updated = this.refreshed(candidate, headers, nowMs)
+      this.settle()
+      this.count('revalidated')
+      const v = evaluateReuse(updated, this.rd, nowMs)
+      return answerFromStore(req, answerOf(updated, v.ageMs), this.ctx.requestId, { fwd: this.fwd, fwdStatus: 304, ttlS: Math.floor(v.ttlMs / 1000) })
+    }
+    // A 304 for a validator the cache did not send (§4.3.4: it updates nothing) cannot answer a
+    // client that asked unconditionally: ask again, without validators.
+    if (reply.status === 304 && candidate && this.validators.length > 0) {
+      const again = c.refetch(req, this.ctx.client)
+      if (again) {
+        this.settle()
+        this.count('miss')
+        return again
+      }
+    }
+    // The origin failed, and a stale response may stand in (RFC 5861 §4).
+    if (isErrorStatus(reply.status) && candidate && staleIfErrorAllows(candidate, this.rd, nowMs, c.staleIfErrorMs)) {
+      discardBody(reply.body)
+      this.settle()
+      return this.serveStale(nowMs, { fwd: this.fwd, fwdStatus: reply.status, detail: 'stale-if-error' })
+    }
+    const rd = responseDirectives(headers)
+    const why = whyNotStorable(req.method, req.headers, this.rd, reply.status, headers, rd)
+    const lifetimeMs = freshnessLifetimeMs(reply.status, headers, rd, nowMs)
+    const lengthValue = headerValue(headers, 'content-length')
+    const contentLength = lengthValue !== null && /^\d+$/.test(lengthValue) ? Number(lengthValue) : undefined
+    // Stored only if it can ever be of use: fresh for a while, or revalidatable, or allowed stale.
+    const useful = lifetimeMs > 0 || hasValidators(headers) || rd.cc.has('stale-if-error') || rd.cc.has('stale-while-revalidate') || c.staleIfErrorMs > 0
+    this.count('miss')
+    const tooBig = contentLength !== undefined && contentLength > c.maxObjectBytes
+    if (why !== undefined || !useful || tooBig) {
+      // Requests for this key cannot share its answers: for a while, they stop waiting for each other.
+      if ((why !== undefined && RESPONSE_REASONS.has(why)) || (why === undefined && !useful) || tooBig) c.markUncollapsible(this.ctx.key)
+      this.settle()
+      return { ...reply, headers: withCacheStatus(headers, { fwd: this.fwd }) }
+    }
+    const names = varyNames(headers) as string[] // '*' was refused above
+    const stored = storableHeaders(headers)
+    // A response without Date gets the time it was received before it is cached (RFC 9110 §6.6.1).
+    if (headerValue(headers, 'date') === null) stored.push(['date', new Date(nowMs).toUTCString()])
+    const entry: CacheEntry = {
+      key: this.ctx.key,
+      vary: varyKeyFor(names, req.headers),
+      status: reply.status,
+      statusText: reply.statusText,
+      headers: stored,
+      body: EMPTY,
+      requestTimeMs: this.requestTimeMs,
+      responseTimeMs: nowMs,
+      rd,
+      lifetimeMs,
+      bytes: 0,
+      refreshing: false,
+    }
+    // Stale on arrival (max-age=0, no-cache): every request must go to the origin anyway.
+    if (lifetimeMs <= currentAgeMs(headers, entry, nowMs) || rd.cc.has('no-cache')) c.markUncollapsible(this.ctx.key)
+    const out = withCacheStatus(headers, { fwd: this.fwd, stored: true })
+    const body = reply.body
+    if (!(body instanceof ReadableStream)) {
+      // The whole body arrived with the head; it may be a view of a socket buffer, so it is copied.
+      const bytes = body === null ? EMPTY : typeof body === 'string' ? encoder.encode(body) : body.slice()
+      if (bytes.byteLength <= c.maxObjectBytes) c.commit(entry, bytes)
+      this.settle()
+      return { ...reply, headers: out }
+    }
+    const fill: Fill = { entry, tee: undefined as never, contentLength, discarded: false }
+    fill.tee = new BodyTee(body, {
+      maxStoreBytes: c.maxObjectBytes,
+      budget: c.fillBudget,
+      windowBytes: SHARED_WINDOW_BYTES,
+      onStored: (bytes) => {
+        if (!fill.discarded) c.commit(entry, bytes)
+        c.endFill(this.ctx.key, fill)
+      },
+      onAbandoned: () => c.endFill(this.ctx.key, fill),
+    })
+    const own = fill.tee.reader()
+    this.settle(fill)
+    return { ...reply, headers: out, body: own }
+  }
+
+  /** The upstream could not be reached or failed before answering: a stale response within stale-if-error, or undefined. */
+  onError(): ProxyReply | undefined {
+    this.settle()
+    const candidate = this.candidate
+    if (!this.bypassed && candidate && staleIfErrorAllows(candidate, this.rd, this.cache.now(), this.cache.staleIfErrorMs)) {
+      return this.serveStale(this.cache.now(), { fwd: this.fwd, detail: 'stale-if-error' })
+    }
+    this.count(this.bypassed ? 'bypass' : 'miss')
+    return undefined
+  }
+
+  private serveStale(nowMs: number, status: CacheStatus): ProxyReply {
+    const entry = this.candidate!
+    const v = evaluateReuse(entry, this.rd, nowMs)
+    this.count('stale')
+    return answerFromStore(this.req, answerOf(entry, v.ageMs), this.ctx.requestId, { ...status, ttlS: Math.floor(v.ttlMs / 1000) })
+  }
+
+  /** The candidate updated from a 304 (§3.2, §4.3.4), replacing it in the store, or dropped when it no longer may be stored. */
+  private refreshed(candidate: CacheEntry, notModified: ProxyReply['headers'], nowMs: number): CacheEntry {
+    let merged = mergeNotModified(candidate.headers, notModified)
+    // The stored Age described the first receipt; the times now start again from this 304.
+    if (headerValue(notModified, 'age') === null) merged = merged.filter(([n]) => n.toLowerCase() !== 'age')
+    const rd = responseDirectives(merged)
+    const updated: CacheEntry = {
+      ...candidate,
+      headers: merged,
+      rd,
+      requestTimeMs: this.requestTimeMs,
+      responseTimeMs: nowMs,
+      lifetimeMs: freshnessLifetimeMs(candidate.status, merged, rd, nowMs),
+      refreshing: false,
+    }
+    updated.bytes = entryBytes(updated.key, merged, updated.body)
+    const store = this.cache.store
+    const why = whyNotStorable('GET', this.req.headers, this.rd, candidate.status, merged, rd)
+    if (why !== undefined && RESPONSE_REASONS.has(why)) store.remove(candidate)
+    else store.replace(candidate, updated)
+    return updated
+  }
+}
+
+function answerOf(entry: CacheEntry, ageMs: number): StoredAnswer {
+  return { status: entry.status, statusText: entry.statusText, headers: entry.headers, body: entry.body, bodyLength: entry.body.byteLength, ageMs }
+}
+

@@ -1,0 +1,227 @@
+/**
+ * RFC 9111 for a shared cache, as pure functions on headers and millisecond times: which
+ * responses may be stored (§3, §3.5), their freshness lifetime (§4.2.1, §4.2.2), their current
+ * age (§4.2.3), and whether a stored response may answer a request (§4.2.4, §5.2.1, §5.2.2,
+ * RFC 5861, RFC 9213). No I/O and no clock of its own: callers pass `nowMs`. Vary is in vary.ts,
+ * conditional requests and 304 merging in revalidate.ts.
+ */
+import type { HeaderReader } from '../message.ts'
+import { deltaSeconds, headerValue, parseDirectives, parseHttpDate, parseTargetedDirectives, type Directives } from './directives.ts'
+
+export type Headers_ = readonly (readonly [string, string])[]
+
+/** Status codes cacheable by default, so heuristic freshness applies (RFC 9110 §15.1). 206 is left out: partial content is not stored. */
+const HEURISTIC_STATUSES = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501])
+
+/** Final status codes whose semantics this cache understands (for must-understand, §5.2.2.3). */
+const UNDERSTOOD_STATUSES = new Set([200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501])
+
+/** Heuristic freshness is 10% of the time since Last-Modified (§4.2.2), capped at one day. */
+const HEURISTIC_FRACTION = 0.1
+const HEURISTIC_MAX_MS = 24 * 3600 * 1000
+
+/** The directives that govern this cache for a response. */
+export interface ResponseDirectives {
+  cc: Directives
+  /** True when CDN-Cache-Control applied (RFC 9213 §2.2): Cache-Control and Expires are then ignored. */
+  targeted: boolean
+}
+
+export function responseDirectives(headers: Headers_): ResponseDirectives {
+  // RFC 9213 §2.2: a cache that honours a targeted field uses it when it is valid and not
+  // empty, and then ignores Cache-Control and Expires for its own policy.
+  const cdn = parseTargetedDirectives(headerValue(headers, 'cdn-cache-control'))
+  if (cdn !== undefined && cdn.size > 0) return { cc: cdn, targeted: true }
+  return { cc: parseDirectives(headerValue(headers, 'cache-control')), targeted: false }
+}
+
+/** Why a response is not stored, or undefined when it may be (RFC 9111 §3). */
+export type NotStorable = 'method' | 'status' | 'no-store' | 'request-no-store' | 'private' | 'authorization' | 'no-freshness' | 'vary-star'
+
+export function whyNotStorable(method: string, req: HeaderReader, reqDirectives: RequestDirectives, status: number, headers: Headers_, rd: ResponseDirectives): NotStorable | undefined {
+  const cc = rd.cc
+  // Only GET responses are stored; HEAD is answered from them (§4.3.5 is not used).
+  if (method !== 'GET') return 'method'
+  // A final status; 206 and 304 are never stored as such (§3, §3.3 is not implemented).
+  if (status < 200 || status === 206 || status === 304) return 'status'
+  if (cc.has('must-understand')) {
+    // §5.2.2.3: store only status codes the cache understands; then no-store is overridden.
+    if (!UNDERSTOOD_STATUSES.has(status)) return 'status'
+  } else if (cc.has('no-store')) return 'no-store'
+  if (reqDirectives.noStore) return 'request-no-store'
+  // A shared cache never stores a private response, qualified or not (§5.2.2.7 lets it store a
+  // qualified one without the named fields; not storing is the safer choice that is allowed).
+  if (cc.has('private')) return 'private'
+  // §3.5: a response to a request with Authorization only with one of these directives.
+  if (req.get('authorization') !== null && !cc.has('public') && !cc.has('s-maxage') && !cc.has('must-revalidate')) return 'authorization'
+  if (varyIsStar(headers)) return 'vary-star' // it can never match a later request (§4.1)
+  const explicit = cc.has('public') || cc.has('max-age') || cc.has('s-maxage') || (!rd.targeted && headerValue(headers, 'expires') !== null)
+  if (!explicit && !HEURISTIC_STATUSES.has(status)) return 'no-freshness'
+  return undefined
+}
+
+function varyIsStar(headers: Headers_): boolean {
+  const v = headerValue(headers, 'vary')
+  return v !== null && v.split(',').some((t) => t.trim() === '*')
+}
+
+/**
+ * Freshness lifetime in ms (§4.2.1): s-maxage, then max-age, then Expires - Date, then a
+ * heuristic where allowed (§4.2.2). An invalid or conflicting s-maxage/max-age, or an invalid
+ * Expires (such as "0"), makes the response stale (0).
+ */
+export function freshnessLifetimeMs(status: number, headers: Headers_, rd: ResponseDirectives, responseTimeMs: number): number {
+  const cc = rd.cc
+  if (cc.has('s-maxage')) return (deltaSeconds(cc.get('s-maxage')) ?? 0) * 1000
+  if (cc.has('max-age')) return (deltaSeconds(cc.get('max-age')) ?? 0) * 1000
+  const dateMs = parseHttpDate(headerValue(headers, 'date')) ?? responseTimeMs
+  if (!rd.targeted) {
+    const expires = headerValue(headers, 'expires')
+    if (expires !== null) {
+      const expiresMs = parseHttpDate(expires)
+      return expiresMs === undefined ? 0 : Math.max(0, expiresMs - dateMs)
+    }
+  }
+  if (!HEURISTIC_STATUSES.has(status) && !cc.has('public')) return 0
+  const lastModifiedMs = parseHttpDate(headerValue(headers, 'last-modified'))
+  if (lastModifiedMs === undefined || lastModifiedMs >= dateMs) return 0
+  return Math.min(HEURISTIC_MAX_MS, Math.floor((dateMs - lastModifiedMs) * HEURISTIC_FRACTION))
+}
+
+/** Whether the freshness lifetime came from a heuristic (no explicit expiration time). */
+export function isHeuristic(headers: Headers_, rd: ResponseDirectives): boolean {
+  return !rd.cc.has('s-maxage') && !rd.cc.has('max-age') && (rd.targeted || headerValue(headers, 'expires') === null)
+}
+
+/** When a stored response was requested and received, in ms of the cache's clock. */
+export interface ExchangeTimes {
+  requestTimeMs: number
+  responseTimeMs: number
+}
+
+/**
+ * current_age (§4.2.3), in ms. Date has one-second resolution (RFC 9110 §5.6.7), so the
+ * response was generated up to 999 ms after its Date value: the apparent age counts from the
+ * end of that second, or an entry stored within the same second would look up to 1 s old.
+ */
+export function currentAgeMs(headers: Headers_, times: ExchangeTimes, nowMs: number): number {
+  // The first value of the first Age line counts; an invalid one is ignored (§5.1).
+  const age = headerValue(headers, 'age')
+  const ageValueMs = (deltaSeconds(age === null ? undefined : age.split(',')[0]!.trim()) ?? 0) * 1000
+  const dateMs = parseHttpDate(headerValue(headers, 'date'))
+  const apparentAgeMs = dateMs === undefined ? 0 : Math.max(0, times.responseTimeMs - (dateMs + 999))
+  const responseDelayMs = Math.max(0, times.responseTimeMs - times.requestTimeMs)
+  const correctedAgeValueMs = ageValueMs + responseDelayMs
+  const correctedInitialAgeMs = Math.max(apparentAgeMs, correctedAgeValueMs)
+  const residentTimeMs = Math.max(0, nowMs - times.responseTimeMs)
+  return correctedInitialAgeMs + residentTimeMs
+}
+
+/** The request's cache directives (§5.2.1), with Pragma: no-cache where Cache-Control is absent (§5.4). */
+export interface RequestDirectives {
+  noCache: boolean
+  noStore: boolean
+  onlyIfCached: boolean
+  maxAgeMs: number | undefined
+  /** Infinity for max-stale without an argument. */
+  maxStaleMs: number | undefined
+  minFreshMs: number | undefined
+  staleIfErrorMs: number | undefined
+}
+
+export function requestDirectives(req: HeaderReader): RequestDirectives {
+  const raw = req.get('cache-control')
+  const cc = parseDirectives(raw)
+  const pragmaNoCache = raw === null && /(^|,)\s*no-cache\s*(,|$)/i.test(req.get('pragma') ?? '')
+  const secs = (name: string) => {
+    if (!cc.has(name)) return undefined
+    const s = deltaSeconds(cc.get(name))
+    return s === undefined ? undefined : s * 1000
+  }
+  // An invalid request max-age is taken as 0 (revalidate): the client asked for something fresh.
+  const maxAgeMs = cc.has('max-age') ? (secs('max-age') ?? 0) : undefined
+  const maxStaleMs = cc.has('max-stale') ? (cc.get('max-stale') === true ? Infinity : secs('max-stale')) : undefined
+  return {
+    noCache: cc.has('no-cache') || pragmaNoCache,
+    noStore: cc.has('no-store'),
+    onlyIfCached: cc.has('only-if-cached'),
+    maxAgeMs,
+    maxStaleMs,
+    minFreshMs: secs('min-fresh'),
+    staleIfErrorMs: secs('stale-if-error'),
+  }
+}
+
+/** A stored response as policy sees it. */
+export interface StoredView extends ExchangeTimes {
+  status: number
+  headers: Headers_
+  rd: ResponseDirectives
+  lifetimeMs: number
+}
+
+export type Reuse =
+  /** Fresh, and acceptable to the request: answer from the cache. */
+  | 'fresh'
+  /** Stale, but the request accepts it (max-stale). */
+  | 'stale-ok'
+  /** Stale within stale-while-revalidate: answer now, refresh in the background (RFC 5861 §3). */
+  | 'stale-while-revalidate'
+  /** Must be validated with the origin before use: the request asks for it (no-cache, max-age, min-fresh). */
+  | 'revalidate-request'
+  /** Must be validated with the origin before use: it is stale, or no-cache says so. */
+  | 'revalidate'
+
+export interface ReuseVerdict {
+  reuse: Reuse
+  ageMs: number
+  /** Freshness left; negative when stale. */
+  ttlMs: number
+}
+
+/** May a stored response answer this request, and how (§4, §4.2.4, §5.2)? */
+export function evaluateReuse(entry: StoredView, req: RequestDirectives, nowMs: number): ReuseVerdict {
+  const ageMs = currentAgeMs(entry.headers, entry, nowMs)
+  const ttlMs = entry.lifetimeMs - ageMs
+  const verdict = (reuse: Reuse): ReuseVerdict => ({ reuse, ageMs, ttlMs })
+  const cc = entry.rd.cc
+  // no-cache (qualified or not; a qualified one is treated as whole, which is allowed) (§5.2.2.4).
+  if (cc.has('no-cache')) return verdict('revalidate')
+  if (req.noCache) return verdict('revalidate-request')
+  if (req.maxAgeMs !== undefined && ageMs > req.maxAgeMs) return verdict('revalidate-request')
+  if (ttlMs > 0) {
+    if (req.minFreshMs !== undefined && ttlMs < req.minFreshMs) return verdict('revalidate-request')
+    return verdict('fresh')
+  }
+  // Stale (§4.2.4): served only where a directive allows it and nothing forbids it.
+  if (forbidsStale(entry.rd)) return verdict('revalidate')
+  const staleByMs = -ttlMs
+  if (req.maxStaleMs !== undefined && staleByMs <= req.maxStaleMs) return verdict('stale-ok')
+  const swrS = deltaSeconds(cc.get('stale-while-revalidate'))
+  if (swrS !== undefined && staleByMs <= swrS * 1000 && req.minFreshMs === undefined && req.maxAgeMs === undefined) return verdict('stale-while-revalidate')
+  return verdict('revalidate')
+}
+
+/** must-revalidate, proxy-revalidate and s-maxage (which implies proxy-revalidate, §5.2.2.10) forbid serving stale. */
+export function forbidsStale(rd: ResponseDirectives): boolean {
+  return rd.cc.has('must-revalidate') || rd.cc.has('proxy-revalidate') || rd.cc.has('s-maxage') || rd.cc.has('no-cache')
+}
+
+/**
+ * May a stored response be served because the origin failed (RFC 5861 §4)? Within the
+ * response's stale-if-error (or the configured default when it has none), or the request's,
+ * and never when a directive forbids stale responses (RFC 9111 §4.2.4).
+ */
+export function staleIfErrorAllows(entry: StoredView, req: RequestDirectives, nowMs: number, defaultMs: number): boolean {
+  if (forbidsStale(entry.rd)) return false
+  const responseS = deltaSeconds(entry.rd.cc.get('stale-if-error'))
+  const windowMs = Math.max(responseS !== undefined ? responseS * 1000 : defaultMs, req.staleIfErrorMs ?? 0)
+  if (windowMs <= 0) return false
+  const staleByMs = currentAgeMs(entry.headers, entry, nowMs) - entry.lifetimeMs
+  return staleByMs <= windowMs
+}
+
+/** Statuses that count as the origin failing, for stale-if-error (RFC 5861 §4). */
+export function isErrorStatus(status: number): boolean {
+  return status === 500 || status === 502 || status === 503 || status === 504
+}

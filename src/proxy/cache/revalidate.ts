@@ -1,0 +1,149 @@
+/**
+ * Validation (RFC 9111 §4.3): the conditional headers a cache adds to refresh a stored response
+ * (§4.3.1), how a 304 updates it (§3.2, §4.3.4), evaluating a client's own conditional request
+ * against a stored response (§4.3.2), and which stored responses an unsafe request invalidates
+ * (§4.4). Pure.
+ */
+import type { HeaderReader } from '../message.ts'
+import { headerValue, parseHttpDate } from './directives.ts'
+import type { Headers_ } from './policy.ts'
+
+/** Hop-by-hop fields (RFC 9110 §7.6.1): never stored (§3.1) nor merged from a 304. */
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization'])
+
+/**
+ * Never stored either: proxy authentication fields (§3.1), and the request id the proxy sets
+ * per answer.
+ */
+const PER_ANSWER = new Set(['proxy-authentication-info', 'x-request-id'])
+
+/** The fields of a response to store: hop-by-hop ones (and those Connection lists) removed (§3.1). */
+export function storableHeaders(headers: Headers_): [string, string][] {
+  const listed = new Set<string>()
+  for (const [n, v] of headers) if (n.toLowerCase() === 'connection') for (const t of v.split(',')) listed.add(t.trim().toLowerCase())
+  const out: [string, string][] = []
+  for (const [n, v] of headers) {
+    const lower = n.toLowerCase()
+    if (HOP_BY_HOP.has(lower) || listed.has(lower) || PER_ANSWER.has(lower) || lower === 'content-length') continue
+    out.push([n, v])
+  }
+  return out
+}
+
+/** Conditional headers that validate a stored response (§4.3.1): its entity tag and its Last-Modified. */
+export function validatorHeaders(stored: Headers_): [string, string][] {
+  const out: [string, string][] = []
+  const etag = headerValue(stored, 'etag')
+  if (etag !== null) out.push(['if-none-match', etag])
+  const lastModified = headerValue(stored, 'last-modified')
+  if (lastModified !== null) out.push(['if-modified-since', lastModified])
+  return out
+}
+
+export function hasValidators(stored: Headers_): boolean {
+  return headerValue(stored, 'etag') !== null || headerValue(stored, 'last-modified') !== null
+}
+
+export const CONDITIONAL_FIELDS = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range']
+
+export function isConditional(req: HeaderReader): boolean {
+  return CONDITIONAL_FIELDS.some((n) => req.get(n) !== null)
+}
+
+/**
+ * Fields a 304 does not change in the stored response (§3.2): Content-Length, and Content-Range
+ * (partial responses are not stored). The body is stored as received, so Content-Type and
+ * Content-Encoding are updated like any other field.
+ */
+const NOT_UPDATED = new Set(['content-length', 'content-range'])
+
+/**
+ * The stored response's fields updated from a 304 (§3.2, §4.3.4): each field in the 304
+ * replaces the stored lines of that name; the rest are kept.
+ */
+export function mergeNotModified(stored: Headers_, notModified: Headers_): [string, string][] {
+  const incoming = storableHeaders(notModified).filter(([n]) => !NOT_UPDATED.has(n.toLowerCase()))
+  const replaced = new Set(incoming.map(([n]) => n.toLowerCase()))
+  const out: [string, string][] = stored.filter(([n]) => !replaced.has(n.toLowerCase())) as [string, string][]
+  out.push(...incoming)
+  return out
+}
+
+/**
+ * Does a 304 describe this stored response (§4.3.4)? With a strong entity tag in the 304, the
+ * stored one must be the same; without one, its Last-Modified (if any) must be the same.
+ */
+export function notModifiedSelects(stored: Headers_, notModified: Headers_): boolean {
+  const etag = headerValue(notModified, 'etag')
+  if (etag !== null) return opaqueTag(etag) === opaqueTag(headerValue(stored, 'etag'))
+  const lm = headerValue(notModified, 'last-modified')
+  if (lm !== null) return parseHttpDate(lm) === parseHttpDate(headerValue(stored, 'last-modified'))
+  return true
+}
+
+function opaqueTag(tag: string | null): string | null {
+  if (tag === null) return null
+  const t = tag.trim()
+  return t.startsWith('W/') ? t.slice(2) : t
+}
+
+/**
+ * A client's conditional GET/HEAD evaluated against a stored response (§4.3.2, RFC 9110 §13.2.2):
+ * true when the answer is 304. If-None-Match uses the weak comparison and, when present, If-Modified-Since is ignored.
+ */
+export function clientNotModified(req: HeaderReader, stored: Headers_): boolean {
+  const inm = req.get('if-none-match')
+  if (inm !== null) {
+    const etag = opaqueTag(headerValue(stored, 'etag'))
+    if (etag === null) return false
+    return inm.split(',').some((t) => t.trim() === '*' || opaqueTag(t) === etag)
+  }
+  const ims = parseHttpDate(req.get('if-modified-since'))
+  if (ims === undefined) return false
+  const lm = parseHttpDate(headerValue(stored, 'last-modified')) ?? parseHttpDate(headerValue(stored, 'date'))
+  return lm !== undefined && lm <= ims
+}
+
+/** Fields a 304 carries from the stored 200 (RFC 9110 §15.4.5). */
+const NOT_MODIFIED_FIELDS = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'last-modified', 'cdn-cache-control'])
+
+export function notModifiedHeaders(stored: Headers_): [string, string][] {
+  return stored.filter(([n]) => NOT_MODIFIED_FIELDS.has(n.toLowerCase())) as [string, string][]
+}
+
+/** Methods that are safe (RFC 9110 §9.2.1): they invalidate nothing. */
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
+
+/**
+ * The cache keys an unsafe request's answer invalidates (§4.4): for a non-error status, its
+ * target URI, and the URIs in Location and Content-Location when they have the same origin.
+ */
+export function invalidatedKeys(method: string, status: number, key: string, headers: Headers_): string[] {
+  if (SAFE.has(method) || status < 200 || status >= 400) return []
+  const out = [key]
+  for (const name of ['location', 'content-location']) {
+    const v = headerValue(headers, name)
+    if (v === null) continue
+    const other = resolveSameOrigin(key, v.trim())
+    if (other !== undefined && !out.includes(other)) out.push(other)
+  }
+  return out
+}
+
+/** `ref` resolved against the absolute key; undefined when it points to another origin. */
+export function resolveSameOrigin(base: string, ref: string): string | undefined {
+  try {
+    const b = new URL(base)
+    const u = new URL(ref, base)
+    if (u.origin !== b.origin) return undefined
+    return `${originOf(base)}${u.pathname}${u.search}`
+  } catch {
+    return undefined
+  }
+}
+
+/** "http://host[:port]" of an absolute key, as the key spells it. */
+function originOf(key: string): string {
+  const slash = key.indexOf('/', key.indexOf('//') + 2)
+  return slash < 0 ? key : key.slice(0, slash)
+}

@@ -1,0 +1,132 @@
+/**
+ * The in-memory store: stored responses by primary key, each key with its Vary variants,
+ * bounded by bytes (not entries) with least-recently-used eviction. It knows nothing of HTTP
+ * semantics beyond the variant key; policy.ts decides what goes in and what may come out.
+ */
+import { sameVaryKey, type VaryKey } from './vary.ts'
+import type { ResponseDirectives } from './policy.ts'
+
+export interface CacheEntry {
+  key: string
+  vary: VaryKey
+  status: number
+  statusText: string
+  /** Stored fields: hop-by-hop ones, Content-Length and X-Request-Id removed. */
+  headers: [string, string][]
+  body: Uint8Array
+  requestTimeMs: number
+  responseTimeMs: number
+  rd: ResponseDirectives
+  lifetimeMs: number
+  /** Bytes charged against the store's budget (body, fields, bookkeeping). */
+  bytes: number
+  /** A background revalidation (stale-while-revalidate) is in flight. */
+  refreshing: boolean
+}
+
+/** What an entry costs beyond its body and fields: the objects and maps around it. */
+const ENTRY_OVERHEAD_BYTES = 256
+
+export function entryBytes(key: string, headers: readonly (readonly [string, string])[], body: Uint8Array): number {
+  let n = ENTRY_OVERHEAD_BYTES + key.length + body.byteLength
+  for (const [k, v] of headers) n += k.length + v.length + 16
+  return n
+}
+
+export class CacheStore {
+  private readonly byKey = new Map<string, CacheEntry[]>()
+  /** Every entry, least recently used first (a Map keeps insertion order; a touch re-inserts). */
+  private readonly lru = new Map<CacheEntry, true>()
+  bytes = 0
+  evictions = 0
+
+  constructor(readonly maxBytes: number) {}
+
+  get objects(): number {
+    return this.lru.size
+  }
+
+  /** The stored variants of a key, most recently stored first. */
+  variants(key: string): readonly CacheEntry[] {
+    return this.byKey.get(key) ?? []
+  }
+
+  /** Marks an entry as just used. */
+  touch(entry: CacheEntry): void {
+    if (!this.lru.has(entry)) return
+    this.lru.delete(entry)
+    this.lru.set(entry, true)
+  }
+
+  /** Whether an entry is still stored (it may have been evicted or purged meanwhile). */
+  has(entry: CacheEntry): boolean {
+    return this.lru.has(entry)
+  }
+
+  /**
+   * Stores an entry, replacing the variant with the same secondary key, then evicts the least
+   * recently used entries until the store is within its budget. False when it cannot fit at all.
+   */
+  put(entry: CacheEntry): boolean {
+    if (entry.bytes > this.maxBytes) return false
+    const list = this.byKey.get(entry.key) ?? []
+    for (const old of list) if (sameVaryKey(old.vary, entry.vary)) this.remove(old)
+    const fresh = this.byKey.get(entry.key) ?? []
+    fresh.unshift(entry)
+    this.byKey.set(entry.key, fresh)
+    this.lru.set(entry, true)
+    this.bytes += entry.bytes
+    for (const victim of this.lru.keys()) {
+      if (this.bytes <= this.maxBytes) break
+      if (victim === entry) continue
+      this.remove(victim)
+      this.evictions++
+    }
+    return true
+  }
+
+  /** Replaces a stored entry by an updated copy (a 304 merged into it) in place. */
+  replace(old: CacheEntry, updated: CacheEntry): void {
+    if (!this.has(old)) {
+      this.put(updated)
+      return
+    }
+    const list = this.byKey.get(old.key)!
+    list[list.indexOf(old)] = updated
+    this.lru.delete(old)
+    this.lru.set(updated, true)
+    this.bytes += updated.bytes - old.bytes
+  }
+
+  remove(entry: CacheEntry): void {
+    if (!this.lru.delete(entry)) return
+    this.bytes -= entry.bytes
+    const list = this.byKey.get(entry.key)
+    if (!list) return
+    const i = list.indexOf(entry)
+    if (i >= 0) list.splice(i, 1)
+    if (list.length === 0) this.byKey.delete(entry.key)
+  }
+
+  /** Drops every variant of a key; returns how many entries went. */
+  purgeKey(key: string): number {
+    const list = this.byKey.get(key)
+    if (!list) return 0
+    const n = list.length
+    for (const e of [...list]) this.remove(e)
+    return n
+  }
+
+  /** Drops every entry whose key starts with `prefix`; returns how many went. */
+  purgePrefix(prefix: string): number {
+    let n = 0
+    for (const key of [...this.byKey.keys()]) if (key.startsWith(prefix)) n += this.purgeKey(key)
+    return n
+  }
+
+  clear(): void {
+    this.byKey.clear()
+    this.lru.clear()
+    this.bytes = 0
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * One upstream response body, read once and served to every request that shares it (the
+ * leader and the collapsed ones) as it arrives, while it is also kept whole for the store.
+ * Memory stays bounded: the body is kept only up to maxStoreBytes; past that it is no longer
+ * stored, chunks every reader has passed are dropped, and the upstream is read only while at
+ * most windowBytes wait for the slowest reader (so a slow reader slows the upstream, as without
+ * a cache). What to do with a kept body is the caller's (cache.ts).
+ */
+
+/** Bytes all tees together keep for the store while bodies arrive; shared so that many large fills cannot add up without bound. */
+export interface FillBudget {
+  keptBytes: number
+  maxKeptBytes: number
+}
+
+export interface TeeOptions {
+  maxStoreBytes: number
+  budget: FillBudget
+  windowBytes: number
+  /** Called once with the whole body when it ended and was kept. */
+  onStored(body: Uint8Array): void
+  /** Called once when the body will not be stored: too large, failed, or nobody reads it. */
+  onAbandoned(): void
+}
+
+interface Cursor {
+  /** Index of the next chunk this reader takes, counted from the body's first chunk. */
+  index: number
+}
+
+export class BodyTee {
+  private chunks: Uint8Array[] = []
+  /** Chunks dropped from the front (only once the body is no longer kept). */
+  private dropped = 0
+  private bufferedBytes = 0
+  totalBytes = 0
+  private keeping = true
+  private done = false
+  private failure: unknown = undefined
+  private readonly cursors = new Set<Cursor>()
+  private waiting: (() => void)[] = []
+  private pumpWaiting: (() => void) | undefined
+  private readonly source: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(reason?: unknown): Promise<void> }
+  private settled = false
+
+  constructor(
+    stream: ReadableStream<Uint8Array>,
+    private readonly opts: TeeOptions,
+  ) {
+    this.source = stream.getReader()
+    void this.pump()
+  }
+
+  /** Whether a new reader can still get the body from its first byte. */
+  get joinable(): boolean {
+    return this.keeping && this.failure === undefined
+  }
+
+  /** A new reader from the first byte; call only while joinable. */
+  reader(): ReadableStream<Uint8Array> {
+    const cursor: Cursor = { index: this.dropped }
+    this.cursors.add(cursor)
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (ctl) => {
+          for (;;) {
+            const i = cursor.index - this.dropped
+            if (i < this.chunks.length) {
+              ctl.enqueue(this.chunks[i]!)
+              cursor.index++
+              this.released()
+              return
+            }
+            if (this.failure !== undefined) {
+              this.cursors.delete(cursor)
+              ctl.error(this.failure)
+              return
+            }
+            if (this.done) {
+              this.cursors.delete(cursor)
+              ctl.close()
+              return
+            }
+            await new Promise<void>((r) => this.waiting.push(r))
+          }
+        },
+        cancel: () => {
+          this.cursors.delete(cursor)
+          this.released()
+        },
+      },
+      // Nothing is pulled ahead of the reader: the chunks stay here, shared.
+      { highWaterMark: 0 },
+    )
+  }
+
+  /** A reader moved on or left: drop what all have passed, and let the pump read again. */
+  private released(): void {
+    if (this.keeping) return
+    let min = Infinity
+    for (const c of this.cursors) if (c.index < min) min = c.index
+    if (min === Infinity) min = this.dropped + this.chunks.length
+    while (this.dropped < min && this.chunks.length > 0) {
+      this.bufferedBytes -= this.chunks.shift()!.byteLength
+      this.dropped++
+    }
+    const w = this.pumpWaiting
+    this.pumpWaiting = undefined
+    w?.()
+  }
+
+  private wakeReaders(): void {
+    const w = this.waiting
+    this.waiting = []
+    for (const f of w) f()
+  }
+
+  private abandon(): void {
+    if (this.settled) return
+    this.settled = true
+    this.opts.budget.keptBytes -= this.totalBytes
+    this.opts.onAbandoned()
+  }
+
+  private async pump(): Promise<void> {
+    for (;;) {
+      if (!this.keeping) {
+        // Not stored: read on only while the slowest reader is less than a window behind.
+        while (this.cursors.size > 0 && this.bufferedBytes >= this.opts.windowBytes) await new Promise<void>((r) => (this.pumpWaiting = r))
+        if (this.cursors.size === 0) {
+          this.source.cancel().catch(() => {})
+          this.done = true
+          return
+        }
+      }
+      let next: { done: boolean; value?: Uint8Array }
+      try {
+        next = await this.source.read()
+      } catch (err) {
+        this.failure = err ?? new Error('upstream body failed')
+        this.chunks = []
+        this.bufferedBytes = 0
+        this.abandon()
+        this.wakeReaders()
+        return
+      }
+      if (next.done) {
+        this.done = true
+        if (this.keeping && !this.settled) {
+          this.settled = true
+          this.opts.budget.keptBytes -= this.totalBytes
+          this.opts.onStored(this.chunks.length === 1 ? this.chunks[0]! : concat(this.chunks, this.totalBytes))
+        }
+        this.wakeReaders()
+        return
+      }
+      const chunk = next.value!
+      if (chunk.byteLength === 0) continue
+      this.chunks.push(chunk)
+      this.totalBytes += chunk.byteLength
+      this.bufferedBytes += chunk.byteLength
+      const budget = this.opts.budget
+      if (this.keeping) budget.keptBytes += chunk.byteLength
+      if (this.keeping && (this.totalBytes > this.opts.maxStoreBytes || budget.keptBytes > budget.maxKeptBytes)) {
+        this.keeping = false
+        this.abandon()
+        this.released()
+      }
+      this.wakeReaders()
+    }
+  }
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total)
+  let at = 0
+  for (const c of chunks) {
+    out.set(c, at)
+    at += c.byteLength
+  }
+  return out
+}

@@ -1,0 +1,249 @@
+/** Vary keys, validation helpers, invalidation targets, the byte-bounded store and the streaming tee. */
+import { describe, expect, test } from 'bun:test'
+import { cacheKey, keyFromUrl } from '../../../src/proxy/cache/key.ts'
+import { responseDirectives } from '../../../src/proxy/cache/policy.ts'
+import { clientNotModified, invalidatedKeys, mergeNotModified, notModifiedSelects, storableHeaders } from '../../../src/proxy/cache/revalidate.ts'
+import { CacheStore, entryBytes, type CacheEntry } from '../../../src/proxy/cache/store.ts'
+import { BodyTee } from '../../../src/proxy/cache/tee.ts'
+import { varyKeyFor, varyMatches, varyNames, type VaryKey } from '../../../src/proxy/cache/vary.ts'
+
+type H = [string, string][]
+
+describe('Vary (§4.1)', () => {
+  const cases: [string, string, Record<string, string>, Record<string, string>, boolean][] = [
+    ['same value', 'Accept-Encoding', { 'accept-encoding': 'gzip' }, { 'accept-encoding': 'gzip' }, true],
+    ['other value', 'Accept-Encoding', { 'accept-encoding': 'gzip' }, { 'accept-encoding': 'br' }, false],
+    ['whitespace in lists does not matter', 'accept-encoding', { 'accept-encoding': 'gzip,br' }, { 'accept-encoding': 'gzip ,  br' }, true],
+    ['absent matches only absent', 'Accept-Language', {}, {}, true],
+    ['Accept-Language: order and case do not matter', 'Accept-Language', { 'accept-language': 'en, FR;q=0.5' }, { 'accept-language': 'fr;q=0.5,EN' }, true],
+    ['Accept-Language: q-values do', 'Accept-Language', { 'accept-language': 'en, fr;q=0.5' }, { 'accept-language': 'en;q=0.5, fr' }, false],
+    ['other fields keep their case', 'X-Mode', { 'x-mode': 'A' }, { 'x-mode': 'a' }, false],
+    ['absent vs present', 'Accept-Language', {}, { 'accept-language': 'en' }, false],
+    ['present vs empty', 'Accept-Language', { 'accept-language': 'en' }, { 'accept-language': '' }, false],
+    ['two names', 'Accept, Accept-Language', { accept: 'a', 'accept-language': 'en' }, { accept: 'a', 'accept-language': 'en' }, true],
+    ['two names, one differs', 'Accept, Accept-Language', { accept: 'a', 'accept-language': 'en' }, { accept: 'a', 'accept-language': 'de' }, false],
+    ['no Vary matches anything', '', { a: '1' }, { a: '2' }, true],
+  ]
+  test.each(cases)('%s', (_n, vary, first, later, want) => {
+    const names = varyNames(vary ? [['Vary', vary]] : [])
+    expect(names).not.toBe('*')
+    const key = varyKeyFor(names as string[], new Headers(first))
+    expect(varyMatches(key, new Headers(later))).toBe(want)
+  })
+
+  test('Vary: * is reported, so it is never stored or matched', () => {
+    expect(varyNames([['vary', 'Accept'], ['vary', '*']])).toBe('*')
+  })
+})
+
+describe('validation and invalidation (§3.2, §4.3, §4.4)', () => {
+  test('a 304 replaces the stored fields it carries, keeps the others, never changes Content-Length or hop-by-hop ones', () => {
+    const stored: H = [['ETag', '"a"'], ['Cache-Control', 'max-age=1'], ['X-Old', 'keep'], ['Content-Type', 'text/plain']]
+    const merged = mergeNotModified(stored, [['etag', '"a"'], ['cache-control', 'max-age=60'], ['content-length', '0'], ['connection', 'close'], ['x-new', 'n'], ['content-type', 'text/html']])
+    const get = (n: string) => merged.filter(([k]) => k.toLowerCase() === n).map(([, v]) => v)
+    expect(get('cache-control')).toEqual(['max-age=60'])
+    expect(get('x-old')).toEqual(['keep'])
+    expect(get('x-new')).toEqual(['n'])
+    expect(get('content-length')).toEqual([])
+    expect(get('connection')).toEqual([])
+    // The body is kept as received, so even Content-Type follows the 304 (§3.2).
+    expect(get('content-type')).toEqual(['text/html'])
+  })
+
+  test.each([
+    ['same strong tag', [['etag', '"a"']], [['etag', '"a"']], true],
+    ['other tag', [['etag', '"a"']], [['etag', '"b"']], false],
+    ['no validator in the 304', [['etag', '"a"']], [], true],
+    ['same Last-Modified', [['last-modified', 'Sun, 06 Nov 1994 08:49:37 GMT']], [['last-modified', 'Sun, 06 Nov 1994 08:49:37 GMT']], true],
+    ['other Last-Modified', [['last-modified', 'Sun, 06 Nov 1994 08:49:37 GMT']], [['last-modified', 'Sun, 06 Nov 1994 08:49:38 GMT']], false],
+  ] as [string, H, H, boolean][])('304 selects the stored response: %s', (_n, stored, nm, want) => {
+    expect(notModifiedSelects(stored, nm)).toBe(want)
+  })
+
+  test.each([
+    ['If-None-Match matches (weak comparison)', { 'if-none-match': 'W/"a"' }, true],
+    ['If-None-Match list', { 'if-none-match': '"x", "a"' }, true],
+    ['If-None-Match other', { 'if-none-match': '"b"' }, false],
+    ['If-Modified-Since at Last-Modified', { 'if-modified-since': 'Sun, 06 Nov 1994 08:49:37 GMT' }, true],
+    ['If-Modified-Since before Last-Modified', { 'if-modified-since': 'Sun, 06 Nov 1994 08:49:36 GMT' }, false],
+    ['If-None-Match wins over If-Modified-Since', { 'if-none-match': '"b"', 'if-modified-since': 'Sun, 06 Nov 1994 08:49:37 GMT' }, false],
+  ] as [string, Record<string, string>, boolean][])('client condition: %s', (_n, h, want) => {
+    expect(clientNotModified(new Headers(h), [['etag', '"a"'], ['last-modified', 'Sun, 06 Nov 1994 08:49:37 GMT']])).toBe(want)
+  })
+
+  const base = 'http://example.com/items/1'
+  test.each([
+    ['GET invalidates nothing', 'GET', 200, [], []],
+    ['POST 200: the target', 'POST', 200, [], [base]],
+    ['POST 500: nothing', 'POST', 500, [], []],
+    ['PUT 303 with Location on the same origin', 'PUT', 303, [['location', '/items']], [base, 'http://example.com/items']],
+    ['DELETE with Content-Location elsewhere', 'DELETE', 204, [['content-location', 'http://other.example/x']], [base]],
+    ['an unknown method counts as unsafe', 'PURGEX', 200, [['content-location', 'other?x=1']], [base, 'http://example.com/items/other?x=1']],
+  ] as [string, string, number, H, string[]][])('%s', (_n, method, status, headers, want) => {
+    expect(invalidatedKeys(method, status, base, headers)).toEqual(want)
+  })
+
+  test('stored fields lose hop-by-hop ones, those Connection lists, Content-Length and the request id', () => {
+    const out = storableHeaders([['Connection', 'x-hop'], ['X-Hop', '1'], ['Keep-Alive', 't'], ['Content-Length', '3'], ['x-request-id', 'r'], ['Proxy-Authentication-Info', 'x'], ['Set-Cookie', 'a=1'], ['ETag', '"e"']])
+    // Set-Cookie is stored: RFC 9111 does not exclude it (and the response had to be public to be stored).
+    expect(out).toEqual([['Set-Cookie', 'a=1'], ['ETag', '"e"']])
+  })
+
+  test('keys: scheme and host lower-cased, default port dropped, path kept as sent', () => {
+    expect(cacheKey('http', 'Example.COM:80', '/a/../B?x')).toBe('http://example.com/a/../B?x')
+    expect(cacheKey('https', 'example.com:8443', '/')).toBe('https://example.com:8443/')
+    expect(keyFromUrl('HTTP://Example.com:80/a?b=1')).toBe('http://example.com/a?b=1')
+    expect(keyFromUrl('https://example.com')).toBe('https://example.com/')
+    expect(keyFromUrl('ftp://example.com/')).toBeUndefined()
+  })
+})
+
+function entry(key: string, bodyBytes: number, vary: VaryKey = { names: [], values: [] }): CacheEntry {
+  const body = new Uint8Array(bodyBytes)
+  const headers: H = []
+  return { key, vary, status: 200, statusText: 'OK', headers, body, requestTimeMs: 0, responseTimeMs: 0, rd: responseDirectives(headers), lifetimeMs: 1000, bytes: entryBytes(key, headers, body), refreshing: false }
+}
+
+describe('store: bounded by bytes, least recently used evicted', () => {
+  test('evicts the least recently used once over budget, and counts it', () => {
+    const one = entry('http://a/1', 1000).bytes
+    const store = new CacheStore(one * 3)
+    const a = entry('http://a/1', 1000)
+    const b = entry('http://a/2', 1000)
+    const c = entry('http://a/3', 1000)
+    store.put(a)
+    store.put(b)
+    store.put(c)
+    store.touch(a) // b is now the least recently used
+    store.put(entry('http://a/4', 1000))
+    expect(store.has(b)).toBe(false)
+    expect(store.has(a)).toBe(true)
+    expect(store.objects).toBe(3)
+    expect(store.bytes).toBeLessThanOrEqual(store.maxBytes)
+    expect(store.evictions).toBe(1)
+  })
+
+  test('an entry larger than the budget is refused; one variant per secondary key', () => {
+    const store = new CacheStore(2000)
+    expect(store.put(entry('http://a/big', 5000))).toBe(false)
+    const v1 = entry('http://a/v', 10, { names: ['accept'], values: ['a'] })
+    const v2 = entry('http://a/v', 10, { names: ['accept'], values: ['b'] })
+    const v1again = entry('http://a/v', 10, { names: ['accept'], values: ['a'] })
+    store.put(v1)
+    store.put(v2)
+    store.put(v1again)
+    expect(store.variants('http://a/v')).toEqual([v1again, v2])
+  })
+
+  test('purge by key drops every variant; by prefix every key under it', () => {
+    const store = new CacheStore(1 << 20)
+    store.put(entry('http://a/x', 1, { names: ['accept'], values: ['1'] }))
+    store.put(entry('http://a/x', 1, { names: ['accept'], values: ['2'] }))
+    store.put(entry('http://a/y/1', 1))
+    store.put(entry('http://a/y/2', 1))
+    store.put(entry('http://b/y/3', 1))
+    expect(store.purgeKey('http://a/x')).toBe(2)
+    expect(store.purgePrefix('http://a/y/')).toBe(2)
+    expect(store.objects).toBe(1)
+  })
+})
+
+/** A body pushed chunk by chunk, recording how many chunks the tee has pulled. */
+function source(chunks: number, size: number) {
+  let pulled = 0
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      pull(ctl) {
+        if (pulled === chunks) return ctl.close()
+        pulled++
+        ctl.enqueue(new Uint8Array(size).fill(pulled % 256))
+      },
+    },
+    { highWaterMark: 0 },
+  )
+  return { stream, pulled: () => pulled }
+}
+
+async function readAll(s: ReadableStream<Uint8Array>): Promise<number> {
+  let n = 0
+  for await (const c of s) n += c.byteLength
+  return n
+}
+
+describe('tee: one upstream body, many readers', () => {
+  test('every reader gets the whole body, and it is stored when within the limit', async () => {
+    const src = source(10, 1000)
+    let stored: Uint8Array | undefined
+    let abandoned = false
+    const tee = new BodyTee(src.stream, { maxStoreBytes: 1 << 20, budget: { keptBytes: 0, maxKeptBytes: 1 << 30 }, windowBytes: 4096, onStored: (b) => (stored = b), onAbandoned: () => (abandoned = true) })
+    const readers = [tee.reader(), tee.reader(), tee.reader()]
+    expect(await Promise.all(readers.map(readAll))).toEqual([10_000, 10_000, 10_000])
+    expect(stored?.byteLength).toBe(10_000)
+    expect(stored![0]).toBe(1)
+    expect(stored![9999]).toBe(10)
+    expect(abandoned).toBe(false)
+    expect(src.pulled()).toBe(10)
+  })
+
+  test('past the store limit it is not stored, and a reader that stops holds the upstream back to the window', async () => {
+    const src = source(1000, 1000) // 1 MB
+    let stored = false
+    let abandoned = false
+    const tee = new BodyTee(src.stream, { maxStoreBytes: 5000, budget: { keptBytes: 0, maxKeptBytes: 1 << 30 }, windowBytes: 8000, onStored: () => (stored = true), onAbandoned: () => (abandoned = true) })
+    const fast = tee.reader()
+    const slow = tee.reader().getReader()
+    await slow.read() // one chunk, then it stops reading
+    const fastRead = readAll(fast)
+    // The fast reader cannot run ahead of the slow one by more than the window.
+    for (let i = 0; i < 50; i++) await Bun.sleep(1)
+    expect(abandoned).toBe(true)
+    expect(tee.joinable).toBe(false)
+    expect(src.pulled()).toBeLessThan(20)
+    // Once the slow reader leaves, the rest flows.
+    await slow.cancel()
+    expect(await fastRead).toBe(1_000_000)
+    expect(stored).toBe(false)
+  })
+
+  test('an upstream failure reaches every reader as an error, and nothing is stored', async () => {
+    let n = 0
+    const failing = new ReadableStream<Uint8Array>({
+      pull(ctl) {
+        if (n++ < 2) ctl.enqueue(new Uint8Array(10))
+        else ctl.error(new Error('reset'))
+      },
+    })
+    let stored = false
+    let abandoned = false
+    const budget = { keptBytes: 0, maxKeptBytes: 1 << 30 }
+    const tee = new BodyTee(failing, { maxStoreBytes: 1 << 20, budget, windowBytes: 4096, onStored: () => (stored = true), onAbandoned: () => (abandoned = true) })
+    const results = await Promise.allSettled([readAll(tee.reader()), readAll(tee.reader())])
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected'])
+    expect(stored).toBe(false)
+    expect(abandoned).toBe(true)
+    expect(budget.keptBytes).toBe(0)
+  })
+
+  test('bodies kept across tees share one budget: past it, a body is no longer kept for the store', async () => {
+    const budget = { keptBytes: 0, maxKeptBytes: 15_000 }
+    let closeA!: () => void
+    const a = new ReadableStream<Uint8Array>({
+      start(ctl) {
+        for (let i = 0; i < 10; i++) ctl.enqueue(new Uint8Array(1000))
+        closeA = () => ctl.close()
+      },
+    })
+    const outcome: string[] = []
+    const ta = new BodyTee(a, { maxStoreBytes: 1 << 20, budget, windowBytes: 4096, onStored: () => outcome.push('a stored'), onAbandoned: () => outcome.push('a abandoned') })
+    const aRead = readAll(ta.reader())
+    for (let i = 0; i < 100 && budget.keptBytes < 10_000; i++) await Bun.sleep(1)
+    expect(budget.keptBytes).toBe(10_000) // a is held open with 10 kB kept
+    const b = source(10, 1000)
+    const tb = new BodyTee(b.stream, { maxStoreBytes: 1 << 20, budget, windowBytes: 4096, onStored: () => outcome.push('b stored'), onAbandoned: () => outcome.push('b abandoned') })
+    expect(await readAll(tb.reader())).toBe(10_000)
+    closeA()
+    expect(await aRead).toBe(10_000)
+    expect(outcome).toEqual(['b abandoned', 'a stored'])
+    expect(budget.keptBytes).toBe(0)
+  })
+})
