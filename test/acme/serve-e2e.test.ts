@@ -12,7 +12,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os'
 import * as tls from 'node:tls'
 import { join } from 'node:path'
-import { freeTcpPort, Pebble, pebbleAvailable } from '../support/pebble.ts'
+import { freeTcpPort, freeTcpPortRun, Pebble, pebbleAvailable } from '../support/pebble.ts'
 
 const available = pebbleAvailable()
 let pebble: Pebble
@@ -215,7 +215,7 @@ describe.skipIf(!available)('proxy serve --acme against pebble', () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'proxy-acme-state-'))
     dirs.push(stateDir)
     const listenPort = await freeTcpPort()
-    const adminPort = await freeTcpPort()
+    const adminPort = await freeTcpPortRun(2)
     const proc = await serve(
       ['--workers', '2', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', `127.0.0.1:${listenPort}`, '--admin', `127.0.0.1:${adminPort}`, '--access-log', 'off', '--acme', 'w.test', '--acme-directory', pebble.directoryUrl, '--acme-ca', pebble.caFile, '--acme-http-listen', `127.0.0.1:${httpPort}`, '--state-dir', stateDir],
       /acme: certificate issued/,
