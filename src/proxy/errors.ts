@@ -20,7 +20,6 @@ export type FailureCode =
   | 'NO_ADDRESS' // every address is gone or out of rotation
   | 'NOT_RESOLVED' // DNS has produced no address yet
   | 'POOL_TIMEOUT' // max_conns_per_address reached and no connection freed up in time
-  | 'UPGRADE_FAILED' // no upstream answered a protocol upgrade
   // The client side. Head errors come from http1/request-head.ts under the same names.
   | HeadErrorCode // BAD_REQUEST, URI_TOO_LONG, HEAD_TOO_LARGE, METHOD_NOT_ALLOWED, NOT_IMPLEMENTED, VERSION_NOT_SUPPORTED
   | 'BAD_BODY' // a malformed chunked request body
@@ -32,6 +31,7 @@ export type FailureCode =
   | 'TOO_MANY_CONNECTIONS' // max_connections
   | 'OVERLOADED' // max_concurrent_requests
   | 'SHUTTING_DOWN' // a drain is under way
+  | 'DRAIN_TIMEOUT' // still in flight (or an open tunnel) when drain_timeout ended: cut
   | 'INTERNAL' // a bug: the request path threw
 
 /** Which part of an exchange failed; the retry policy reads it. */
@@ -84,7 +84,6 @@ const TABLE: Record<FailureCode, FailureStatus> = {
   TLS_FAILED: { status: 502, reason: 'TLS handshake with upstream failed' },
   RESET_BEFORE_RESPONSE: { status: 502, reason: 'upstream closed the connection without responding' },
   BAD_RESPONSE: { status: 502, reason: 'upstream sent an invalid response' },
-  UPGRADE_FAILED: { status: 502, reason: 'no upstream accepted the upgrade' },
   // Only reachable after the head was sent; logged, never sent as a status.
   RESET_MID_BODY: { status: 502, reason: 'upstream failed during the response body' },
   IDLE_TIMEOUT: { status: 502, reason: 'upstream stalled during the response body' },
@@ -111,6 +110,8 @@ const TABLE: Record<FailureCode, FailureStatus> = {
   TOO_MANY_CONNECTIONS: { status: 503, reason: 'too many client connections (max_connections); retry shortly', refusal: 'connections', close: true },
   OVERLOADED: { status: 503, reason: 'too many concurrent requests (max_concurrent_requests); retry shortly', refusal: 'overload', close: true },
   SHUTTING_DOWN: { status: 503, reason: 'proxy is shutting down', refusal: 'shutting_down', close: true },
+  // Logged only: the response had begun; the proxy cut it when drain_timeout ran out.
+  DRAIN_TIMEOUT: { status: 503, reason: 'cut at the end of drain_timeout' },
   INTERNAL: { status: 500, reason: 'internal error' },
 }
 
@@ -147,4 +148,10 @@ export function failureBody(status: number, reason: string, requestId: string): 
 export function failureReply(code: FailureCode, requestId: string, detail?: string): ProxyReply {
   const s = TABLE[code]
   return { status: s.status, statusText: '', headers: failureHeaders(code, requestId), body: failureBody(s.status, detail ?? s.reason, requestId) }
+}
+
+/** Why a client's body stream failed: the listener errors it with the code (malformed, stalled); otherwise the client left. */
+export function clientBodyFailure(err: unknown): 'CLIENT_GONE' | 'BAD_BODY' | 'CLIENT_BODY_TIMEOUT' {
+  const code = (err as { code?: unknown } | undefined)?.code
+  return code === 'BAD_BODY' || code === 'CLIENT_BODY_TIMEOUT' ? code : 'CLIENT_GONE'
 }

@@ -46,6 +46,8 @@ export interface HandlerHooks {
   onError?(err: unknown): void
   /** The edge cache, when [cache] max_size is set. */
   cache?: EdgeCache
+  /** True once a drain has run out of time: connections closed now are the proxy's cut. */
+  cutting?(): boolean
 }
 
 export interface ClientInfo {
@@ -104,7 +106,7 @@ class Flight {
     if (end) {
       record.bytes_in = end.requestBodyBytes
       record.bytes_out = end.responseBodyBytes
-      if (end.error) record.error = end.error.code
+      if (end.error) record.error = end.error.code === 'CLIENT_GONE' && this.hooks.cutting?.() ? 'DRAIN_TIMEOUT' : end.error.code
     }
     record.duration_ms = roundMs(performance.now() - this.startedAt)
     this.client.onDone?.()
@@ -194,6 +196,7 @@ export class ProxyHandler {
         if (end.upstreamAddr !== undefined) record.upstream_addr = end.upstreamAddr
         if (end.error === undefined) record.upstream_status = end.status
         else record.error = end.error
+        if (this.hooks.cutting?.()) record.error = 'DRAIN_TIMEOUT'
         flight.emit()
       },
     }).catch((err) => {
@@ -210,7 +213,7 @@ export class ProxyHandler {
    * reply with a request id, written to the access log when `record`. `req` is what was parsed.
    */
   refusal(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean): ProxyReply {
-    const requestId = requestIdFor(req?.headers.get('x-request-id') ?? null)
+    const requestId = req?.id ?? requestIdFor(req?.headers.get('x-request-id') ?? null)
     const status = statusFor(code).status
     if (record) {
       const upstream = req ? this.router.routeFor(req.target, req.headers.get('host')).upstream.name : this.config.server.defaultUpstream
@@ -253,7 +256,9 @@ export class ProxyHandler {
     const u = pool.upstream
     // An HTTP/1.0 request may lack Host; the upstream then gets its own name.
     const clientHost = hostHeader ?? upstreamAuthority(u)
-    return new Flight(requestIdFor(req.headers.get('x-request-id')), pool, clientHost, req, client, this.hooks)
+    const requestId = req.id ?? requestIdFor(req.headers.get('x-request-id'))
+    req.id = requestId
+    return new Flight(requestId, pool, clientHost, req, client, this.hooks)
   }
 
   /**
@@ -274,7 +279,7 @@ export class ProxyHandler {
       const prepared = await prepareBody(req.body, declaredLength)
       // A failed read-ahead: the client left, or its chunked body was malformed (the listener
       // has answered 400 itself). Nothing was sent upstream.
-      if (prepared.kind === 'failed') return 'CLIENT_GONE'
+      if (prepared.kind === 'failed') return prepared.code
       body = prepared.kind === 'buffered' ? prepared.bytes : prepared.kind === 'stream' ? prepared.stream : null
     }
     if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return 'BODY_TOO_LARGE'

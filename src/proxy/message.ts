@@ -17,6 +17,8 @@ export interface ProxyRequest {
   headers: HeaderReader
   /** A body that arrived whole, a stream of it, or none. */
   body: Uint8Array | ReadableStream<Uint8Array> | null
+  /** The request id, once the request path has given it one (answers the listener makes later reuse it). */
+  id?: string
 }
 
 export interface ProxyReply {

@@ -7,6 +7,7 @@
  * with backpressure; memory stays bounded by REPLAYABLE_BODY_BYTES plus one chunk.
  */
 import { Buffer } from 'node:buffer'
+import { clientBodyFailure } from './errors.ts'
 
 /** Request bodies up to this size are read before sending, so a retry can replay them. */
 export const REPLAYABLE_BODY_BYTES = 64 * 1024
@@ -15,8 +16,8 @@ export type PreparedBody =
   | { kind: 'none' }
   | { kind: 'buffered'; bytes: Uint8Array }
   | { kind: 'stream'; stream: ReadableStream<Uint8Array> }
-  /** The client's body failed while it was read ahead: it went away, or (chunked) it was malformed. */
-  | { kind: 'failed' }
+  /** The client's body failed while it was read ahead: it went away, or (chunked) it was malformed, or it stalled. */
+  | { kind: 'failed'; code: 'CLIENT_GONE' | 'BAD_BODY' | 'CLIENT_BODY_TIMEOUT' }
 
 /**
  * `declaredLength` is the Content-Length, or undefined for a chunked body. A declared length
@@ -37,8 +38,8 @@ export async function prepareBody(body: ReadableStream<Uint8Array> | null, decla
       chunks.push(value)
       bytes += value.byteLength
     }
-  } catch {
-    return { kind: 'failed' }
+  } catch (err) {
+    return { kind: 'failed', code: clientBodyFailure(err) }
   }
   // Longer than the read-ahead: stream what was read, then the rest of the client's body.
   return { kind: 'stream', stream: continueStream(chunks, reader) }
@@ -74,3 +75,4 @@ function continueStream(head: Uint8Array[], reader: BodyReader): ReadableStream<
 }
 
 const EMPTY = new Uint8Array(0)
+

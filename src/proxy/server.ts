@@ -97,6 +97,7 @@ export class ProxyServer implements ProxyView {
       onRecord: this.opts.hooks?.onRecord,
       cache: this.opts.hooks?.cache,
       admit: (client) => this.admission.admit(client.ip),
+      cutting: () => this.admission.cutting,
       onError: (err) => this.opts.log?.('error', 'request path failed', { error: String(err) }),
     })
     return { config, handler, upstreams }
@@ -275,13 +276,15 @@ export class ProxyServer implements ProxyView {
     if (!this.server) return
     this.admission.stopping = true
     const server = this.server
+    this.opts.log?.('info', 'drain started', { pending_requests: server.pendingRequests, open_tunnels: server.tunnels ?? 0, drain_timeout_ms: drainMs })
     const done = server.stop(false)
     let timer: ReturnType<typeof setTimeout> | undefined
     const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), drainMs)))
     const result = await Promise.race([done.then(() => 'done' as const), timedOut])
     clearTimeout(timer)
     if (result === 'timeout') {
-      this.opts.log?.('warn', 'drain timeout reached; closing remaining connections', { pending_requests: server.pendingRequests })
+      this.opts.log?.('warn', 'drain timeout reached; cutting what is left', { pending_requests: server.pendingRequests, open_tunnels: server.tunnels ?? 0 })
+      this.admission.cutting = true
       await server.stop(true)
     }
     this.close()

@@ -39,6 +39,8 @@ export interface Listener {
   readonly pendingRequests: number
   /** Open client connections, where the listener can count them (the own listener). */
   readonly connections?: number
+  /** Open upgrade tunnels (WebSockets), where the listener has them (the own listener). */
+  readonly tunnels?: number
   /** Graceful: stop accepting and resolve when open requests are done. Forced: close all now. */
   stop(force: boolean): Promise<void>
 }

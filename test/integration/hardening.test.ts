@@ -7,7 +7,7 @@ import { afterEach, expect, test } from 'bun:test'
 import { connect } from 'node:net'
 import { CASES, sendRaw } from '../../scripts/differential.ts'
 import { REPLAYABLE_BODY_BYTES } from '../../src/proxy/request-body.ts'
-import { Harness } from '../support/harness.ts'
+import { Harness, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -64,6 +64,13 @@ test.each(REFUSED)('%s is refused before the upstream', async (name, raw) => {
   expect(complete).toBe(0)
   // Nothing smuggled behind the first request reached the upstream either.
   expect(reply).not.toContain('reached')
+  // The refusal carries a request id, and the access log has that request with its status and code.
+  const id = /\r\nx-request-id: ([^\r]+)\r\n/i.exec(reply)?.[1]
+  expect(id).toBeTruthy()
+  expect(await waitFor(() => h.records.some((r) => r.request_id === id))).toBe(true)
+  const record = h.records.find((r) => r.request_id === id)!
+  expect(record.status).toBe(Number(first))
+  expect(record.error).toMatch(/^[A-Z_]+$/)
 })
 
 test('an HTTP/1.0 request without Host gets the upstream host name', async () => {

@@ -9,7 +9,6 @@ const EXPECTED: [FailureCode, number, RefusalReason | undefined, boolean][] = [
   ['TLS_FAILED', 502, undefined, false],
   ['RESET_BEFORE_RESPONSE', 502, undefined, false],
   ['BAD_RESPONSE', 502, undefined, false],
-  ['UPGRADE_FAILED', 502, undefined, false],
   ['RESET_MID_BODY', 502, undefined, false],
   ['IDLE_TIMEOUT', 502, undefined, false],
   ['CONNECT_TIMEOUT', 504, undefined, false],
@@ -31,6 +30,7 @@ const EXPECTED: [FailureCode, number, RefusalReason | undefined, boolean][] = [
   ['TOO_MANY_CONNECTIONS', 503, 'connections', true],
   ['OVERLOADED', 503, 'overload', true],
   ['SHUTTING_DOWN', 503, 'shutting_down', true],
+  ['DRAIN_TIMEOUT', 503, undefined, false],
   ['INTERNAL', 500, undefined, false],
 ]
 

@@ -9,6 +9,8 @@ import { statusFor, type FailureCode, type RefusalReason } from '../errors.ts'
 export class Admission {
   /** Set when a drain starts: every new request is refused (503, connection closed). */
   stopping = false
+  /** Set when drain_timeout ran out: what is cut now is logged DRAIN_TIMEOUT, not as a client leaving. */
+  cutting = false
   readonly refused: Record<RefusalReason, number> = { malformed: 0, overload: 0, shutting_down: 0, connections: 0, header_timeout: 0, body_timeout: 0 }
   private loggedAtMs = 0
 

@@ -13,6 +13,7 @@ import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { HeadHeaders, parseRequestHead, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
 import type { FailureCode } from '../errors.ts'
+import { requestIdFor } from '../headers.ts'
 import type { ProxyReply, ProxyRequest } from '../message.ts'
 import type { ClientInfo, ListenerState } from './connection-options.ts'
 import { ReplyWriter } from './reply-writer.ts'
@@ -43,8 +44,9 @@ export class ClientConnection {
   private readonly ip: string
   /** What the request path is told of the client; the same for every request on the connection. */
   private readonly client: ClientInfo
-  // The current request.
+  // The current request, as parsed and as handed to the request path.
   private head: RequestHead | undefined
+  private req: ProxyRequest | undefined
   private closeAfter = false
   private responded = false
   // Its body, while it streams.
@@ -143,7 +145,11 @@ export class ClientConnection {
     this.head = head
     this.responded = false
     this.closeAfter = !head.keepAlive || this.shared.stopping
-    const req: ProxyRequest = { method: head.method, target: head.target, headers: new HeadHeaders(head.names, head.values), body: null }
+    const headers = new HeadHeaders(head.names, head.values)
+    // The id is given here, so that an answer this connection makes itself (a malformed body)
+    // and the request path's record of the request carry the same one.
+    const req: ProxyRequest = { method: head.method, target: head.target, headers, body: null, id: requestIdFor(headers.get('x-request-id')) }
+    this.req = req
 
     if (head.upgrade !== undefined) {
       this.phase = Phase.Tunnel
@@ -247,27 +253,22 @@ export class ClientConnection {
     this.deadlineAt = 0
     this.decoder = undefined
     this.bodyRemaining = 0
-    this.body?.error(new Error(detail))
+    // The request path sees the body fail with this code, and records the request with it.
+    this.body?.error(Object.assign(new Error(detail), { code }))
     this.body = undefined
     this.closeAfter = true
     if (this.responded) return this.destroy()
     this.responded = true
-    // The request path records this request itself (its body failed); the listener only answers.
-    const reply = this.shared.opts.refuse(code, detail, this.client, this.currentRequest(), false)
+    const reply = this.shared.opts.refuse(code, detail, this.client, this.req, false)
     this.writer.writeReply(reply, { method: 'GET', minor: 1, close: true }, () => {})
     this.writer.endWhenFlushed()
-  }
-
-  private currentRequest(): ProxyRequest | undefined {
-    const h = this.head
-    return h ? { method: h.method, target: h.target, headers: new HeadHeaders(h.names, h.values), body: null } : undefined
   }
 
   // ---------------------------------------------------------------- writing
 
   private handlerFailed(err: unknown): void {
     this.shared.opts.onError(err)
-    this.writeReply(this.shared.opts.refuse('INTERNAL', 'internal error', this.client, this.currentRequest(), true))
+    this.writeReply(this.shared.opts.refuse('INTERNAL', 'internal error', this.client, this.req, true))
   }
 
   private writeReply(reply: ProxyReply): void {
@@ -295,6 +296,7 @@ export class ClientConnection {
   private requestDone(): void {
     if (this.head === undefined) return
     this.head = undefined
+    this.req = undefined
     this.shared.requestEnded()
     if (this.phase === Phase.Closed) return
     if (this.closeAfter || this.shared.stopping) {
@@ -326,7 +328,7 @@ export class ClientConnection {
 
   /** Answers a request the listener itself refuses (recorded and counted by the server), and closes. */
   refuse(code: FailureCode, detail: string): void {
-    const req = this.head ? this.currentRequest() : undefined
+    const req = this.head ? this.req : undefined
     this.pending.clear()
     this.deadlineAt = 0
     this.phase = Phase.Busy
@@ -390,5 +392,9 @@ export class ClientConnection {
 
   get isClosed(): boolean {
     return this.phase === Phase.Closed
+  }
+
+  get isTunnel(): boolean {
+    return this.phase === Phase.Tunnel
   }
 }

@@ -32,6 +32,8 @@ export interface Http1Listener {
   readonly port: number
   readonly pendingRequests: number
   readonly connections: number
+  /** Connections handed over to an upgrade tunnel and still open. */
+  readonly tunnels: number
   stop(force: boolean): Promise<void>
 }
 
@@ -106,6 +108,11 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
     },
     get connections() {
       return conns.size
+    },
+    get tunnels() {
+      let n = 0
+      for (const c of conns) if (c.isTunnel) n++
+      return n
     },
     stop(force) {
       if (!stopping) {

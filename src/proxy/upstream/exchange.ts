@@ -12,7 +12,7 @@ import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { parseResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
-import { RequestFailure, type FailureCode } from '../errors.ts'
+import { clientBodyFailure, RequestFailure, type FailureCode } from '../errors.ts'
 
 export interface OutgoingRequest {
   method: string
@@ -159,8 +159,8 @@ export class Exchange {
       this.requestDone = true
       this.maybeFinish()
     } catch (err) {
-      // The client aborted its upload: cancel the upstream request too.
-      this.fail('CLIENT_GONE', `client request body failed: ${(err as Error)?.message ?? err}`)
+      // The client aborted its upload (or sent a malformed or stalled body): cancel the upstream request too.
+      this.fail(clientBodyFailure(err), `client request body failed: ${(err as Error)?.message ?? err}`)
     } finally {
       this.reader = undefined
     }

@@ -1,0 +1,114 @@
+/**
+ * The edges of a request's life at shutdown: /readyz answers 503 from the first moment of a
+ * drain; an open WebSocket tunnel is counted in the drain log and the drain ends as soon as it
+ * closes; what is still in flight when drain_timeout runs out is cut and logged DRAIN_TIMEOUT.
+ */
+import { afterEach, expect, test } from 'bun:test'
+import type { LogFn } from '../../src/lib/logger.ts'
+import { AdminServer } from '../../src/proxy/observe/admin.ts'
+import { RequestMetrics } from '../../src/proxy/observe/metrics.ts'
+import { ProxyServer } from '../../src/proxy/server.ts'
+import { staticSource } from '../../src/proxy/upstream/address-source.ts'
+import { Harness, waitFor } from '../support/harness.ts'
+
+const h = new Harness()
+afterEach(() => h.closeAll())
+
+function proxyWithLog(originPort: number, admin = false) {
+  const config = h.config({ upstream: { url: `http://127.0.0.1:${originPort}` }, ...(admin ? { admin: { listen: '127.0.0.1:0' } } : {}) })
+  const lines: Record<string, unknown>[] = []
+  const log: LogFn = (level, msg, fields) => void lines.push({ level, msg, ...fields })
+  const records: { status: number; error?: string; path: string }[] = []
+  const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), log, hooks: { onRecord: (r) => records.push(r) } }).start()
+  h.track(() => proxy.close())
+  return { proxy, lines, records, config }
+}
+
+test('/readyz answers 503 from the first moment of a drain', async () => {
+  let release!: () => void
+  const origin = h.origin({
+    fetch: () =>
+      new Response(
+        new ReadableStream({
+          start(c) {
+            c.enqueue(new TextEncoder().encode('head;'))
+            release = () => c.close()
+          },
+        }),
+      ),
+  })
+  const { proxy, config } = proxyWithLog(origin.port!, true)
+  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAt: Date.now() }).start()
+  h.track(() => admin.close())
+  expect((await fetch(`${admin.url}/readyz`)).status).toBe(200)
+  // A response in flight keeps the drain going while /readyz is asked.
+  const inFlight = await fetch(`${proxy.url}/slow`)
+  const draining = proxy.drain(10_000)
+  const ready = await fetch(`${admin.url}/readyz`)
+  expect(ready.status).toBe(503)
+  expect(await ready.text()).toContain('draining')
+  release()
+  await inFlight.text()
+  await draining
+})
+
+test('an open WebSocket is counted in the drain log, and the drain ends as soon as it closes', async () => {
+  const origin = h.origin({
+    fetch(req, server) {
+      if (server.upgrade(req, { data: {} })) return undefined
+      return new Response('no', { status: 400 })
+    },
+    websocket: {
+      message(ws, m) {
+        ws.send(m)
+      },
+    },
+  })
+  const { proxy, lines } = proxyWithLog(origin.port!)
+  const ws = new WebSocket(proxy.url.replace('http', 'ws') + '/ws')
+  h.track(() => ws.close())
+  const echoed = new Promise<string>((resolve) => (ws.onmessage = (e) => resolve(String(e.data))))
+  await new Promise<void>((resolve) => (ws.onopen = () => resolve()))
+  ws.send('ping')
+  expect(await echoed).toBe('ping')
+  let drained = false
+  // A long drain_timeout: only the tunnel closing can end the drain within this test.
+  const draining = proxy.drain(60_000).then(() => (drained = true))
+  expect(await waitFor(() => lines.some((l) => l.msg === 'drain started'))).toBe(true)
+  expect(lines.find((l) => l.msg === 'drain started')).toMatchObject({ pending_requests: 0, open_tunnels: 1 })
+  await Bun.sleep(200)
+  expect(drained).toBe(false)
+  ws.close()
+  await draining
+  expect(drained).toBe(true)
+  expect(lines.some((l) => l.msg === 'drain timeout reached; cutting what is left')).toBe(false)
+}, 30_000)
+
+test('a download still running at drain_timeout is cut and logged DRAIN_TIMEOUT, not as a client leaving', async () => {
+  const origin = h.origin({
+    fetch: () =>
+      new Response(
+        new ReadableStream({
+          start(c) {
+            c.enqueue(new TextEncoder().encode('first part;'))
+          },
+        }),
+      ),
+  })
+  const { proxy, lines, records } = proxyWithLog(origin.port!)
+  const res = await fetch(`${proxy.url}/download`)
+  const reader = res.body!.getReader()
+  expect(new TextDecoder().decode((await reader.read()).value)).toBe('first part;')
+  await proxy.drain(300)
+  expect(lines.find((l) => l.msg === 'drain timeout reached; cutting what is left')).toMatchObject({ pending_requests: 1 })
+  // The client sees a cut, not an end.
+  let cut = false
+  try {
+    for (let i = 0; i < 10; i++) if ((await reader.read()).done) break
+  } catch {
+    cut = true
+  }
+  expect(cut).toBe(true)
+  expect(await waitFor(() => records.some((r) => r.path === '/download'))).toBe(true)
+  expect(records.find((r) => r.path === '/download')).toMatchObject({ status: 200, error: 'DRAIN_TIMEOUT' })
+})
