@@ -1,0 +1,524 @@
+/**
+ * A server-side HTTP/2 connection (RFC 9113), independent of the transport: bytes come in through
+ * receive(), go out through the injected write(), and requests come out as ServerStreams through
+ * onRequest. This file owns the connection state: the preface and SETTINGS exchange (§3.4, §6.5),
+ * frame dispatch and stream states (§5.1), header blocks across CONTINUATION (§6.10), flow control
+ * of request bodies (§6.9), GOAWAY (§6.8), the idle timeout, and the attack budgets of limits.ts.
+ * Frame codecs are in frames.ts, HPACK in hpack.ts, request checks in request.ts, the per-stream
+ * API in stream.ts, the outgoing queue and DATA scheduling in output.ts.
+ */
+import { connectionError, H2Code, Http2Error, streamError } from './errors.ts'
+import * as F from './frames.ts'
+import { HpackDecoder, HpackEncoder, type HeaderField } from './hpack.ts'
+import { Budget, resolveLimits, type Http2Limits } from './limits.ts'
+import { Output } from './output.ts'
+import { checkTrailers, toRequest } from './request.ts'
+import { ServerStream, type StreamHost } from './stream.ts'
+
+export interface SessionOptions {
+  /** Sends bytes; false means the transport is queueing: call drained() when it has sent them. */
+  write(bytes: Uint8Array): boolean
+  /** Ends the transport once what was written is sent. Called once. */
+  close(): void
+  /** A request whose head was checked; its body (if any) arrives through stream.body. */
+  onRequest(stream: ServerStream): void
+  /** The session ended, with the connection error when there was one (for logs and counters). */
+  onClose?(err: Http2Error | undefined): void
+  limits?: Partial<Http2Limits>
+  /** Clock for budgets and the idle timeout; performance.now by default. */
+  now?: () => number
+}
+
+interface OpenBlock {
+  streamId: number
+  endStream: boolean
+  parts: Uint8Array[]
+  bytes: number
+  frames: number
+}
+
+export class ServerSession implements StreamHost {
+  readonly limits: Http2Limits
+  readonly highWaterBytes: number
+  private readonly out: Output
+  private readonly decoder: HpackDecoder
+  private readonly encoder = new HpackEncoder(4096)
+  private readonly streams = new Map<number, ServerStream>()
+  private readonly now: () => number
+  private buf: Uint8Array = new Uint8Array(0)
+  private prefaceSeen = false
+  private settingsSeen = false
+  private block: OpenBlock | undefined
+  /** Highest client stream id seen (§5.1.1), and the last one we will process after GOAWAY. */
+  private lastStreamId = 0
+  private goawayLastId: number | undefined
+  private peerInitialWindow = F.DEFAULT_WINDOW
+  /** Connection receive window left, and credit taken but not yet returned. */
+  private recvWindow = F.DEFAULT_WINDOW
+  private recvUnacked = 0
+  private toDispatch: ServerStream[] = []
+  private lastProgressMs: number
+  private ended = false
+  private readonly resets: Budget
+  private readonly settingsBudget: Budget
+  private readonly pings: Budget
+  private readonly empties: Budget
+  private readonly windowUpdates: Budget
+
+  constructor(private readonly opts: SessionOptions) {
+    const l = (this.limits = resolveLimits(opts.limits))
+    this.highWaterBytes = l.streamHighWaterBytes
+    this.now = opts.now ?? (() => performance.now())
+    this.lastProgressMs = this.now()
+    this.decoder = new HpackDecoder(l.headerTableBytes, l.maxHeaderListBytes)
+    const budget = (max: number) => new Budget(max, l.floodWindowMs, this.now)
+    this.resets = budget(l.maxResetsPerWindow)
+    this.settingsBudget = budget(l.maxSettingsPerWindow)
+    this.pings = budget(l.maxPingsPerWindow)
+    this.empties = budget(l.maxEmptyFramesPerWindow)
+    this.windowUpdates = budget(l.maxWindowUpdatesPerWindow)
+    this.out = new Output({ write: (b) => opts.write(b) }, l.maxQueuedControlBytes)
+    this.out.onStreamDone = (s) => this.guard(() => this.localDone(s))
+    // Server preface (§3.4): our SETTINGS, then the larger connection window (§6.9.2).
+    this.out.push(
+      F.settingsFrame([
+        [F.Setting.HEADER_TABLE_SIZE, l.headerTableBytes],
+        [F.Setting.ENABLE_PUSH, 0],
+        [F.Setting.MAX_CONCURRENT_STREAMS, l.maxConcurrentStreams],
+        [F.Setting.INITIAL_WINDOW_SIZE, l.streamWindowBytes],
+        [F.Setting.MAX_FRAME_SIZE, l.maxFrameBytes],
+        [F.Setting.MAX_HEADER_LIST_SIZE, l.maxHeaderListBytes],
+      ]),
+    )
+    if (l.connectionWindowBytes > F.DEFAULT_WINDOW) {
+      this.out.push(F.windowUpdateFrame(0, l.connectionWindowBytes - F.DEFAULT_WINDOW))
+      this.recvWindow = l.connectionWindowBytes
+    }
+  }
+
+  /** Open streams (requests not yet finished both ways). */
+  get streamCount(): number {
+    return this.streams.size
+  }
+
+  get closed(): boolean {
+    return this.ended
+  }
+
+  /** Bytes from the client. */
+  receive(chunk: Uint8Array): void {
+    if (this.ended) return
+    let buf = chunk
+    if (this.buf.byteLength > 0) {
+      buf = new Uint8Array(this.buf.byteLength + chunk.byteLength)
+      buf.set(this.buf)
+      buf.set(chunk, this.buf.byteLength)
+    }
+    let off = 0
+    try {
+      if (!this.prefaceSeen) {
+        const n = Math.min(buf.byteLength, F.PREFACE.byteLength)
+        for (let i = 0; i < n; i++) {
+          if (buf[i] !== F.PREFACE[i]) throw connectionError(H2Code.PROTOCOL_ERROR, 'not an HTTP/2 client preface (RFC 9113 §3.4)')
+        }
+        if (n < F.PREFACE.byteLength) {
+          this.buf = buf.slice()
+          return
+        }
+        this.prefaceSeen = true
+        off = n
+      }
+      while (!this.ended && buf.byteLength - off >= F.FRAME_HEADER_BYTES) {
+        const h = F.readFrameHeader(buf, off)
+        if (h.length > this.limits.maxFrameBytes) throw connectionError(H2Code.FRAME_SIZE_ERROR, `frame of ${h.length} bytes above our SETTINGS_MAX_FRAME_SIZE`)
+        if (buf.byteLength - off < F.FRAME_HEADER_BYTES + h.length) break
+        const payload = buf.subarray(off + F.FRAME_HEADER_BYTES, off + F.FRAME_HEADER_BYTES + h.length)
+        off += F.FRAME_HEADER_BYTES + h.length
+        try {
+          this.frame(h, payload)
+        } catch (err) {
+          if (!(err instanceof Http2Error) || err.streamId === 0) throw err
+          this.streamFailed(err)
+        }
+      }
+    } catch (err) {
+      this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
+      return
+    }
+    this.buf = off < buf.byteLength ? buf.slice(off) : new Uint8Array(0)
+    this.dispatch()
+  }
+
+  /** The transport sent what it had queued. */
+  drained(): void {
+    if (!this.ended) this.guard(() => this.out.drained())
+  }
+
+  /**
+   * Graceful shutdown (§6.8): GOAWAY with the last stream we accept, finish the open streams, then
+   * close. For reloads and drains; also used by the idle timeout.
+   */
+  shutdown(code: number = H2Code.NO_ERROR, debug = ''): void {
+    if (this.ended) return
+    if (this.goawayLastId === undefined) {
+      this.goawayLastId = this.lastStreamId
+      this.out.push(F.goawayFrame(this.lastStreamId, code, debug))
+    }
+    if (this.streams.size === 0) this.end(undefined)
+  }
+
+  /** Closes at once: every stream is reset, the transport closed. */
+  destroy(): void {
+    this.end(undefined)
+  }
+
+  /** Call now and then (e.g. every second): applies the idle timeout. */
+  sweep(nowMs: number = this.now()): void {
+    const idle = this.limits.idleTimeoutMs
+    if (!this.ended && idle > 0 && this.streams.size === 0 && nowMs - this.lastProgressMs >= idle) this.shutdown(H2Code.NO_ERROR, 'idle')
+  }
+
+  // ---- StreamHost ----
+
+  sendHeaders(stream: ServerStream, fields: HeaderField[], endStream: boolean): void {
+    if (this.ended) return
+    this.guard(() => {
+      this.out.push(F.headerFrames(stream.id, this.encoder.encode(fields), endStream, this.out.peerMaxFrame))
+      if (endStream) {
+        stream.localEnded = true
+        this.localDone(stream)
+      }
+    })
+  }
+
+  schedule(stream: ServerStream): void {
+    this.out.schedule(stream)
+  }
+
+  resetStream(stream: ServerStream, code: number): void {
+    if (this.ended) return
+    this.guard(() => {
+      this.out.push(F.rstStreamFrame(stream.id, code))
+      this.closeStream(stream, code)
+    })
+  }
+
+  consumed(stream: ServerStream, bytes: number): void {
+    if (bytes <= 0 || this.ended) return
+    this.guard(() => {
+      if (!stream.closed && !stream.remoteEnded) {
+        stream.recvUnacked += bytes
+        if (stream.recvUnacked >= this.limits.streamWindowBytes / 2) {
+          this.out.push(F.windowUpdateFrame(stream.id, stream.recvUnacked))
+          stream.recvWindow += stream.recvUnacked
+          stream.recvUnacked = 0
+        }
+      }
+      this.creditConnection(bytes)
+    })
+  }
+
+  // ---- frames in ----
+
+  private frame(h: F.FrameHeader, p: Uint8Array): void {
+    if (!this.settingsSeen && h.type !== F.FrameType.SETTINGS) throw connectionError(H2Code.PROTOCOL_ERROR, 'first frame is not SETTINGS (RFC 9113 §3.4)')
+    if (this.block && h.type !== F.FrameType.CONTINUATION) throw connectionError(H2Code.PROTOCOL_ERROR, 'header block interrupted (RFC 9113 §6.10)')
+    switch (h.type) {
+      case F.FrameType.DATA:
+        return this.data(h, p)
+      case F.FrameType.HEADERS:
+        return this.headers(h, p)
+      case F.FrameType.CONTINUATION:
+        return this.continuation(h, p)
+      case F.FrameType.PRIORITY: {
+        if (h.streamId === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'PRIORITY on stream 0 (RFC 9113 §6.3)')
+        const prio = F.parsePriority(h, p)
+        // Priority signals are deprecated (§5.3.2) and ignored, but they are counted: a flood costs us work.
+        if (!this.empties.take()) throw calm('PRIORITY flood')
+        if (prio.dependsOn === h.streamId) throw streamError(h.streamId, H2Code.PROTOCOL_ERROR, 'stream depends on itself (RFC 9113 §5.3.1)')
+        return
+      }
+      case F.FrameType.RST_STREAM:
+        return this.rstStream(h, p)
+      case F.FrameType.SETTINGS:
+        return this.settings(h, p)
+      case F.FrameType.PUSH_PROMISE:
+        throw connectionError(H2Code.PROTOCOL_ERROR, 'a client cannot send PUSH_PROMISE (RFC 9113 §8.4)')
+      case F.FrameType.PING: {
+        const data = F.parsePing(h, p)
+        if (!this.pings.take()) throw calm('PING flood')
+        if ((h.flags & F.Flag.ACK) === 0) this.out.push(F.pingFrame(data, true))
+        return
+      }
+      case F.FrameType.GOAWAY:
+        F.parseGoaway(h, p)
+        // The client opens nothing more; finish what is open, then close.
+        if (this.goawayLastId === undefined) this.goawayLastId = this.lastStreamId
+        if (this.streams.size === 0) this.end(undefined)
+        return
+      case F.FrameType.WINDOW_UPDATE:
+        return this.windowUpdate(h, p)
+      default:
+        // Unknown frame types are ignored (§4.1, §5.5), and counted like empty frames.
+        if (!this.empties.take()) throw calm('flood of unknown frames')
+    }
+  }
+
+  private settings(h: F.FrameHeader, p: Uint8Array): void {
+    const list = F.parseSettings(h, p)
+    this.settingsSeen = true
+    if (h.flags & F.Flag.ACK) return
+    if (!this.settingsBudget.take()) throw calm('SETTINGS flood')
+    for (const [id, value] of list) {
+      if (id === F.Setting.HEADER_TABLE_SIZE) this.encoder.setPeerTableSize(value)
+      else if (id === F.Setting.MAX_FRAME_SIZE) this.out.peerMaxFrame = value
+      else if (id === F.Setting.INITIAL_WINDOW_SIZE) {
+        // A change applies to every open stream's window, which may go negative (§6.9.2).
+        const delta = value - this.peerInitialWindow
+        this.peerInitialWindow = value
+        for (const s of this.streams.values()) {
+          s.sendWindow += delta
+          if (s.sendWindow > F.MAX_WINDOW) throw connectionError(H2Code.FLOW_CONTROL_ERROR, 'SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window')
+        }
+        if (delta > 0) this.out.windowOpened()
+      }
+    }
+    this.out.push(F.SETTINGS_ACK)
+  }
+
+  private windowUpdate(h: F.FrameHeader, p: Uint8Array): void {
+    const inc = F.parseWindowUpdate(h, p)
+    if (!this.windowUpdates.take(2 * this.out.dataFramesSent)) throw calm('WINDOW_UPDATE flood')
+    if (h.streamId === 0) {
+      this.out.sendWindow += inc
+      if (this.out.sendWindow > F.MAX_WINDOW) throw connectionError(H2Code.FLOW_CONTROL_ERROR, 'connection window above 2^31-1 (RFC 9113 §6.9.1)')
+    } else {
+      const s = this.streams.get(h.streamId)
+      if (!s) {
+        if (h.streamId > this.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream (RFC 9113 §5.1)')
+        return // a closed stream: ignored
+      }
+      s.sendWindow += inc
+      if (s.sendWindow > F.MAX_WINDOW) throw streamError(s.id, H2Code.FLOW_CONTROL_ERROR, 'stream window above 2^31-1 (RFC 9113 §6.9.1)')
+    }
+    this.out.windowOpened()
+  }
+
+  private rstStream(h: F.FrameHeader, p: Uint8Array): void {
+    if (h.streamId === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'RST_STREAM on stream 0 (RFC 9113 §6.4)')
+    const code = F.parseRstStream(p)
+    if (h.streamId > this.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'RST_STREAM on an idle stream (RFC 9113 §6.4)')
+    const s = this.streams.get(h.streamId)
+    if (!s) return
+    // Rapid reset (CVE-2023-44487): opening and cancelling streams costs us work without limit.
+    if (!this.resets.take()) throw calm('too many stream resets')
+    this.closeStream(s, code)
+  }
+
+  private headers(h: F.FrameHeader, p: Uint8Array): void {
+    if (h.streamId === 0 || h.streamId % 2 === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'HEADERS on stream 0 or an even stream (RFC 9113 §5.1.1)')
+    const { fragment, priority } = F.parseHeaders(h, p)
+    this.block = { streamId: h.streamId, endStream: (h.flags & F.Flag.END_STREAM) !== 0, parts: [], bytes: 0, frames: 0 }
+    this.addFragment(fragment)
+    if (h.flags & F.Flag.END_HEADERS) this.finishBlock(priority?.dependsOn === h.streamId)
+  }
+
+  private continuation(h: F.FrameHeader, p: Uint8Array): void {
+    const b = this.block
+    if (!b || b.streamId !== h.streamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'CONTINUATION without an open header block (RFC 9113 §6.10)')
+    // CONTINUATION flood (CVE-2024-27316): bytes and frames are capped before anything is decoded.
+    if (++b.frames > this.limits.maxContinuationFrames) throw calm('too many CONTINUATION frames')
+    this.addFragment(p)
+    if (h.flags & F.Flag.END_HEADERS) this.finishBlock(false)
+  }
+
+  private addFragment(p: Uint8Array): void {
+    const b = this.block!
+    b.bytes += p.byteLength
+    if (b.bytes > this.limits.maxHeaderBlockBytes) throw calm(`header block above ${this.limits.maxHeaderBlockBytes} bytes`)
+    if (p.byteLength > 0) b.parts.push(p)
+  }
+
+  private finishBlock(selfDependent: boolean): void {
+    const b = this.block!
+    this.block = undefined
+    const bytes = b.parts.length === 1 ? b.parts[0]! : concatParts(b.parts, b.bytes)
+    const decoded = this.decoder.decode(bytes)
+    const id = b.streamId
+    const existing = this.streams.get(id)
+    if (existing) {
+      // Trailers (§8.1): must end the stream.
+      if (existing.remoteEnded) throw streamError(id, H2Code.STREAM_CLOSED, 'HEADERS after END_STREAM (RFC 9113 §5.1)')
+      if (!b.endStream) throw streamError(id, H2Code.PROTOCOL_ERROR, 'second HEADERS without END_STREAM (RFC 9113 §8.1)')
+      existing.requestTrailers = checkTrailers(id, decoded.fields)
+      this.remoteEnd(existing)
+      return
+    }
+    if (id <= this.lastStreamId) return // a stream already closed: nothing to do (§5.1)
+    this.lastStreamId = id
+    this.lastProgressMs = this.now()
+    if (this.goawayLastId !== undefined) return // after GOAWAY: ignored, the client may retry elsewhere (§6.8)
+    if (selfDependent) throw streamError(id, H2Code.PROTOCOL_ERROR, 'stream depends on itself (RFC 9113 §5.3.1)')
+    if (this.streams.size >= this.limits.maxConcurrentStreams) throw streamError(id, H2Code.REFUSED_STREAM, 'over SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2)')
+    if (decoded.tooLarge) {
+      // Answer 431 without involving the owner (RFC 9113 §10.5.1, RFC 6585 §5).
+      this.out.push(F.headerFrames(id, this.encoder.encode([[':status', '431'], ['content-length', '0']]), true, this.out.peerMaxFrame))
+      if (!b.endStream) this.out.push(F.rstStreamFrame(id, H2Code.NO_ERROR))
+      if (!this.resets.take()) throw calm('too many refused requests')
+      return
+    }
+    const request = toRequest(id, decoded.fields)
+    const stream = new ServerStream(id, request, this, this.peerInitialWindow, this.limits.streamWindowBytes, !b.endStream)
+    this.streams.set(id, stream)
+    this.toDispatch.push(stream)
+  }
+
+  private data(h: F.FrameHeader, p: Uint8Array): void {
+    if (h.streamId === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on stream 0 (RFC 9113 §6.1)')
+    // Flow control counts the whole payload, padding included (§6.9.1).
+    this.recvWindow -= h.length
+    if (this.recvWindow < 0) throw connectionError(H2Code.FLOW_CONTROL_ERROR, 'DATA beyond the connection window (RFC 9113 §6.9.1)')
+    const s = this.streams.get(h.streamId)
+    if (!s || s.remoteEnded) {
+      this.creditConnection(h.length)
+      if (!s && h.streamId > this.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
+      if (s) throw streamError(s.id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
+      return // a closed stream: its data is dropped, its credit returned
+    }
+    s.recvWindow -= h.length
+    if (s.recvWindow < 0) {
+      this.creditConnection(h.length)
+      throw streamError(s.id, H2Code.FLOW_CONTROL_ERROR, 'DATA beyond the stream window (RFC 9113 §6.9.1)')
+    }
+    const data = F.stripPadding(h, p)
+    const end = (h.flags & F.Flag.END_STREAM) !== 0
+    if (data.byteLength === 0 && !end && !this.empties.take()) throw calm('flood of empty DATA frames')
+    // Padding is credited back at once: the owner never sees it.
+    if (h.length > data.byteLength) this.consumed(s, h.length - data.byteLength)
+    if (data.byteLength > 0) this.lastProgressMs = this.now()
+    s.receivedBytes += data.byteLength
+    const cl = s.request.contentLength
+    if (cl !== undefined && (s.receivedBytes > cl || (end && s.receivedBytes !== cl))) {
+      s.receiveData(data) // counted as taken: credit returns when the stream closes
+      throw streamError(s.id, H2Code.PROTOCOL_ERROR, 'body length differs from content-length (RFC 9113 §8.1.1)')
+    }
+    s.receiveData(data)
+    if (end) this.remoteEnd(s)
+  }
+
+  // ---- stream lifecycle ----
+
+  private remoteEnd(s: ServerStream): void {
+    s.receiveEnd()
+    if (s.localEnded) this.closeStream(s, undefined)
+  }
+
+  /** Our END_STREAM is queued: trailers go out now; the stream closes if the client is done too. */
+  private localDone(s: ServerStream): void {
+    if (s.trailers) {
+      const t = s.trailers
+      s.trailers = undefined
+      this.out.push(F.headerFrames(s.id, this.encoder.encode(t), true, this.out.peerMaxFrame))
+    }
+    if (s.closed) return
+    if (s.remoteEnded) this.closeStream(s, undefined)
+    else {
+      // The response is complete before the request: ask the client to stop sending (§8.1).
+      this.out.push(F.rstStreamFrame(s.id, H2Code.NO_ERROR))
+      this.closeStream(s, undefined)
+    }
+  }
+
+  private closeStream(s: ServerStream, code: number | undefined): void {
+    if (s.closed) return
+    this.streams.delete(s.id)
+    this.out.unschedule(s)
+    const unread = s.finish(code)
+    if (unread > 0) this.creditConnection(unread)
+    if (this.goawayLastId !== undefined && this.streams.size === 0) this.end(undefined)
+  }
+
+  private streamFailed(err: Http2Error): void {
+    const s = this.streams.get(err.streamId)
+    this.out.push(F.rstStreamFrame(err.streamId, err.h2Code))
+    if (s) this.closeStream(s, err.h2Code)
+    // Errors we reset for count like resets the client sends (a variant of rapid reset).
+    if (!this.resets.take()) throw calm('too many stream errors')
+  }
+
+  private creditConnection(bytes: number): void {
+    this.recvUnacked += bytes
+    if (this.recvUnacked >= this.limits.connectionWindowBytes / 2) {
+      this.out.push(F.windowUpdateFrame(0, this.recvUnacked))
+      this.recvWindow += this.recvUnacked
+      this.recvUnacked = 0
+    }
+  }
+
+  /** Hands new requests to the owner after the whole chunk is read: a stream reset in the same chunk never reaches it. */
+  private dispatch(): void {
+    const list = this.toDispatch
+    if (list.length === 0) return
+    this.toDispatch = []
+    for (const s of list) {
+      if (s.closed || this.ended) continue
+      s.dispatched = true
+      try {
+        this.opts.onRequest(s)
+      } catch {
+        s.reset(H2Code.INTERNAL_ERROR)
+      }
+    }
+  }
+
+  // ---- connection end ----
+
+  private guard(fn: () => void): void {
+    try {
+      fn()
+    } catch (err) {
+      if (err instanceof Http2Error && err.streamId !== 0) {
+        try {
+          this.streamFailed(err)
+          return
+        } catch (e) {
+          err = e
+        }
+      }
+      this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
+    }
+  }
+
+  private fail(err: Http2Error): void {
+    if (this.ended) return
+    this.out.push(F.goawayFrame(this.lastStreamId, err.h2Code, err.message.slice(0, 200)), false)
+    this.end(err)
+  }
+
+  private end(err: Http2Error | undefined): void {
+    if (this.ended) return
+    this.ended = true
+    for (const s of [...this.streams.values()]) {
+      this.streams.delete(s.id)
+      s.finish(err ? err.h2Code : H2Code.CANCEL)
+    }
+    this.toDispatch = []
+    this.out.flushNow()
+    this.opts.close()
+    this.opts.onClose?.(err)
+  }
+}
+
+function calm(what: string): Http2Error {
+  return connectionError(H2Code.ENHANCE_YOUR_CALM, `${what}; closing the connection (RFC 9113 §10.5)`)
+}
+
+function concatParts(parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total)
+  let off = 0
+  for (const p of parts) {
+    out.set(p, off)
+    off += p.byteLength
+  }
+  return out
+}
