@@ -433,6 +433,8 @@ export class ServerSession implements StreamHost {
     if (s.closed) return
     this.streams.delete(s.id)
     this.out.unschedule(s)
+    // Idle time counts from the end of the last stream.
+    this.lastProgressMs = this.now()
     const unread = s.finish(code)
     if (unread > 0) this.creditConnection(unread)
     if (this.goawayLastId !== undefined && this.streams.size === 0) this.end(undefined)

@@ -57,6 +57,7 @@ export class ServerStream {
   private inBytes = 0
   private pullWaiter: { ctrl: ReadableStreamDefaultController<Uint8Array>; resolve: () => void } | undefined
   private bodyDone = false
+  private closeCode: CloseCode
   private discardBody = false
   private headersSent = false
   private wantDrain = false
@@ -170,15 +171,14 @@ export class ServerStream {
     this.inBytes = 0
     this.outQueue = []
     this.outBytes = 0
+    // Unread body bytes are dropped with the stream: the reader then sees an error, not a short body.
+    this.closeCode = code ?? (unread > 0 && !this.bodyDone ? H2Code.CANCEL : undefined)
     const w = this.pullWaiter
     this.pullWaiter = undefined
-    if (w && !this.bodyDone) {
-      this.bodyDone = true
-      if (code === undefined && this.remoteEnded) w.ctrl.close()
-      else w.ctrl.error(new Http2Error(code ?? H2Code.CANCEL, this.id, `request stream reset: ${h2CodeName(code ?? H2Code.CANCEL)}`))
+    if (w) {
+      this.finishBody(w.ctrl)
       w.resolve()
     }
-    this.bodyDone = true
     this.onClose?.(code)
     return unread
   }
@@ -200,8 +200,11 @@ export class ServerStream {
   private finishBody(ctrl: ReadableStreamDefaultController<Uint8Array>): void {
     if (this.bodyDone) return
     this.bodyDone = true
-    if (this.closed && !this.remoteEnded) ctrl.error(new Http2Error(H2Code.CANCEL, this.id, 'request stream reset before its end'))
-    else ctrl.close()
+    // A body cut short (reset, or the connection gone) must not look complete to the reader.
+    if (this.closed && (this.closeCode !== undefined || !this.remoteEnded)) {
+      const code = this.closeCode ?? H2Code.CANCEL
+      ctrl.error(new Http2Error(code, this.id, `request stream reset before its end: ${h2CodeName(code)}`))
+    } else ctrl.close()
   }
 
   /** The owner does not want the rest of the body: drop it, keep the client's windows open. */
