@@ -50,7 +50,7 @@ async function serve(kind: Kind, certFile: string, keyFile: string): Promise<voi
   } else if (kind === 'node') {
     const http2 = await import('node:http2')
     const server = http2.createSecureServer({ cert, key })
-    server.on('stream', (stream) => {
+    server.on('stream', (stream: import('node:http2').ServerHttp2Stream) => {
       stream.respond({ ':status': 200, 'content-type': 'text/plain', 'content-length': BODY.length })
       stream.end(BODY)
     })

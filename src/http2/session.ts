@@ -57,6 +57,8 @@ export class ServerSession implements StreamHost {
   private recvWindow = F.DEFAULT_WINDOW
   private recvUnacked = 0
   private toDispatch: ServerStream[] = []
+  /** Recent streams we sent RST_STREAM on: frames the client sent before seeing it are ignored. */
+  private readonly resetByUs = new Set<number>()
   private lastProgressMs: number
   private ended = false
   private readonly resets: Budget
@@ -198,7 +200,7 @@ export class ServerSession implements StreamHost {
   resetStream(stream: ServerStream, code: number): void {
     if (this.ended) return
     this.guard(() => {
-      this.out.push(F.rstStreamFrame(stream.id, code))
+      this.sendRst(stream.id, code)
       this.closeStream(stream, code)
     })
   }
@@ -351,10 +353,16 @@ export class ServerSession implements StreamHost {
       if (existing.remoteEnded) throw streamError(id, H2Code.STREAM_CLOSED, 'HEADERS after END_STREAM (RFC 9113 §5.1)')
       if (!b.endStream) throw streamError(id, H2Code.PROTOCOL_ERROR, 'second HEADERS without END_STREAM (RFC 9113 §8.1)')
       existing.requestTrailers = checkTrailers(id, decoded.fields)
+      const cl = existing.request.contentLength
+      if (cl !== undefined && existing.receivedBytes !== cl) throw streamError(id, H2Code.PROTOCOL_ERROR, 'body length differs from content-length (RFC 9113 §8.1.1)')
       this.remoteEnd(existing)
       return
     }
-    if (id <= this.lastStreamId) return // a stream already closed: nothing to do (§5.1)
+    if (id <= this.lastStreamId) {
+      // Frames in flight on a stream we reset are ignored (§5.1, "closed"); otherwise the id went backwards (§5.1.1).
+      if (this.resetByUs.has(id)) return
+      throw connectionError(H2Code.PROTOCOL_ERROR, `HEADERS on closed stream ${id} (RFC 9113 §5.1.1)`)
+    }
     this.lastStreamId = id
     this.lastProgressMs = this.now()
     if (this.goawayLastId !== undefined) return // after GOAWAY: ignored, the client may retry elsewhere (§6.8)
@@ -363,11 +371,12 @@ export class ServerSession implements StreamHost {
     if (decoded.tooLarge) {
       // Answer 431 without involving the owner (RFC 9113 §10.5.1, RFC 6585 §5).
       this.out.push(F.headerFrames(id, this.encoder.encode([[':status', '431'], ['content-length', '0']]), true, this.out.peerMaxFrame))
-      if (!b.endStream) this.out.push(F.rstStreamFrame(id, H2Code.NO_ERROR))
+      if (!b.endStream) this.sendRst(id, H2Code.NO_ERROR)
       if (!this.resets.take()) throw calm('too many refused requests')
       return
     }
     const request = toRequest(id, decoded.fields)
+    if (b.endStream && request.contentLength) throw streamError(id, H2Code.PROTOCOL_ERROR, 'content-length without a body (RFC 9113 §8.1.1)')
     const stream = new ServerStream(id, request, this, this.peerInitialWindow, this.limits.streamWindowBytes, !b.endStream)
     this.streams.set(id, stream)
     this.toDispatch.push(stream)
@@ -383,7 +392,9 @@ export class ServerSession implements StreamHost {
       this.creditConnection(h.length)
       if (!s && h.streamId > this.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
       if (s) throw streamError(s.id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
-      return // a closed stream: its data is dropped, its credit returned
+      // A closed stream: data in flight after our RST_STREAM is dropped (§5.1); anything else is an error.
+      if (!this.resetByUs.has(h.streamId)) throw streamError(h.streamId, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
+      return
     }
     s.recvWindow -= h.length
     if (s.recvWindow < 0) {
@@ -424,7 +435,7 @@ export class ServerSession implements StreamHost {
     if (s.remoteEnded) this.closeStream(s, undefined)
     else {
       // The response is complete before the request: ask the client to stop sending (§8.1).
-      this.out.push(F.rstStreamFrame(s.id, H2Code.NO_ERROR))
+      this.sendRst(s.id, H2Code.NO_ERROR)
       this.closeStream(s, undefined)
     }
   }
@@ -442,10 +453,16 @@ export class ServerSession implements StreamHost {
 
   private streamFailed(err: Http2Error): void {
     const s = this.streams.get(err.streamId)
-    this.out.push(F.rstStreamFrame(err.streamId, err.h2Code))
+    this.sendRst(err.streamId, err.h2Code)
     if (s) this.closeStream(s, err.h2Code)
     // Errors we reset for count like resets the client sends (a variant of rapid reset).
     if (!this.resets.take()) throw calm('too many stream errors')
+  }
+
+  private sendRst(id: number, code: number): void {
+    this.out.push(F.rstStreamFrame(id, code))
+    this.resetByUs.add(id)
+    if (this.resetByUs.size > 1024) this.resetByUs.delete(this.resetByUs.values().next().value!)
   }
 
   private creditConnection(bytes: number): void {
