@@ -58,3 +58,8 @@ export function connectionError(h2Code: number, message: string): Http2Error {
 export function streamError(streamId: number, h2Code: number, message: string): Http2Error {
   return new Http2Error(h2Code, streamId, message)
 }
+
+/** A peer that makes us work without progress (RFC 9113 §10.5): ENHANCE_YOUR_CALM, and the connection ends. */
+export function enhanceYourCalm(what: string): Http2Error {
+  return connectionError(H2Code.ENHANCE_YOUR_CALM, `${what}; closing the connection (RFC 9113 §10.5)`)
+}

@@ -1,8 +1,9 @@
 /**
- * The limits of an HTTP/2 server session, with their defaults, and the fixed-window budgets that
- * bound how often a client may make the server do work without progress (RFC 9113 §10.5: rapid
- * reset, SETTINGS/PING/empty-frame floods). Enforcing them is session.ts's job.
+ * The limits of an HTTP/2 server session, with their defaults and the clamping of configured
+ * values to what the protocol allows. The flood budgets are counted in floods.ts; enforcing the
+ * rest is session.ts's job.
  */
+import { Setting, type SettingsList } from './frames.ts'
 
 export interface Http2Limits {
   /** SETTINGS_MAX_CONCURRENT_STREAMS we announce; streams beyond it are refused (REFUSED_STREAM, §5.1.2). */
@@ -61,6 +62,18 @@ export const DEFAULT_LIMITS: Readonly<Http2Limits> = Object.freeze({
   maxQueuedControlBytes: 64 * 1024,
 })
 
+/** The SETTINGS of our server preface (RFC 9113 §3.4, §6.5.2); no server push (§8.4). */
+export function announcedSettings(l: Http2Limits): SettingsList {
+  return [
+    [Setting.HEADER_TABLE_SIZE, l.headerTableBytes],
+    [Setting.ENABLE_PUSH, 0],
+    [Setting.MAX_CONCURRENT_STREAMS, l.maxConcurrentStreams],
+    [Setting.INITIAL_WINDOW_SIZE, l.streamWindowBytes],
+    [Setting.MAX_FRAME_SIZE, l.maxFrameBytes],
+    [Setting.MAX_HEADER_LIST_SIZE, l.maxHeaderListBytes],
+  ]
+}
+
 export function resolveLimits(partial: Partial<Http2Limits> | undefined): Http2Limits {
   const limits = { ...DEFAULT_LIMITS, ...partial }
   // Below the protocol defaults a client that sends before our SETTINGS arrive would break flow control (§6.9.2).
@@ -68,22 +81,4 @@ export function resolveLimits(partial: Partial<Http2Limits> | undefined): Http2L
   limits.connectionWindowBytes = Math.max(65_535, Math.min(limits.connectionWindowBytes, 2 ** 31 - 1))
   limits.maxFrameBytes = Math.max(16_384, Math.min(limits.maxFrameBytes, 16_777_215))
   return limits
-}
-
-/** Counts events in fixed windows of `windowMs`; take() is false once more than `max` happened in the current one. */
-export class Budget {
-  private windowStart = 0
-  private count = 0
-
-  constructor(private readonly max: number, private readonly windowMs: number, private readonly now: () => number) {}
-
-  take(extra = 0): boolean {
-    const t = this.now()
-    if (t - this.windowStart >= this.windowMs) {
-      this.windowStart = t
-      this.count = 0
-    }
-    this.count++
-    return this.count <= this.max + extra
-  }
 }

@@ -2,16 +2,21 @@
  * A server-side HTTP/2 connection (RFC 9113), independent of the transport: bytes come in through
  * receive(), go out through the injected write(), and requests come out as ServerStreams through
  * onRequest. This file owns the connection state: the preface and SETTINGS exchange (§3.4, §6.5),
- * frame dispatch and stream states (§5.1), header blocks across CONTINUATION (§6.10), flow control
- * of request bodies (§6.9), GOAWAY (§6.8), the idle timeout, and the attack budgets of limits.ts.
- * Frame codecs are in frames.ts, HPACK in hpack.ts, request checks in request.ts, the per-stream
- * API in stream.ts, the outgoing queue and DATA scheduling in output.ts.
+ * frame dispatch and stream states (§5.1), GOAWAY (§6.8), the idle timeout, and where each flood
+ * budget is charged. Elsewhere: frame splitting (reader.ts) and codecs (frames.ts), header blocks
+ * across CONTINUATION (header-block.ts), HPACK (hpack.ts), request checks (request.ts), receive
+ * flow control (flow.ts), budgets (floods.ts), the per-stream API (stream.ts), and the outgoing
+ * queue with DATA scheduling (output.ts).
  */
 import { connectionError, H2Code, Http2Error, streamError } from './errors.ts'
+import { HeaderBlock } from './header-block.ts'
 import * as F from './frames.ts'
 import { HpackDecoder, HpackEncoder, type HeaderField } from './hpack.ts'
-import { Budget, resolveLimits, type Http2Limits } from './limits.ts'
+import { FloodGuard } from './floods.ts'
+import { ReceiveFlow } from './flow.ts'
+import { announcedSettings, resolveLimits, type Http2Limits } from './limits.ts'
 import { Output } from './output.ts'
+import { FrameReader } from './reader.ts'
 import { checkTrailers, toRequest } from './request.ts'
 import { ServerStream, type StreamHost } from './stream.ts'
 
@@ -29,14 +34,6 @@ export interface SessionOptions {
   now?: () => number
 }
 
-interface OpenBlock {
-  streamId: number
-  endStream: boolean
-  parts: Uint8Array[]
-  bytes: number
-  frames: number
-}
-
 export class ServerSession implements StreamHost {
   readonly limits: Http2Limits
   readonly highWaterBytes: number
@@ -45,27 +42,20 @@ export class ServerSession implements StreamHost {
   private readonly encoder = new HpackEncoder(4096)
   private readonly streams = new Map<number, ServerStream>()
   private readonly now: () => number
-  private buf: Uint8Array = new Uint8Array(0)
-  private prefaceSeen = false
   private settingsSeen = false
-  private block: OpenBlock | undefined
+  private readonly reader: FrameReader
+  private block: HeaderBlock | undefined
   /** Highest client stream id seen (§5.1.1), and the last one we will process after GOAWAY. */
   private lastStreamId = 0
   private goawayLastId: number | undefined
   private peerInitialWindow = F.DEFAULT_WINDOW
-  /** Connection receive window left, and credit taken but not yet returned. */
-  private recvWindow = F.DEFAULT_WINDOW
-  private recvUnacked = 0
+  private readonly flow: ReceiveFlow
   private toDispatch: ServerStream[] = []
   /** Recent streams we sent RST_STREAM on: frames the client sent before seeing it are ignored. */
   private readonly resetByUs = new Set<number>()
   private lastProgressMs: number
   private ended = false
-  private readonly resets: Budget
-  private readonly settingsBudget: Budget
-  private readonly pings: Budget
-  private readonly empties: Budget
-  private readonly windowUpdates: Budget
+  private readonly floods: FloodGuard
 
   constructor(private readonly opts: SessionOptions) {
     const l = (this.limits = resolveLimits(opts.limits))
@@ -73,29 +63,14 @@ export class ServerSession implements StreamHost {
     this.now = opts.now ?? (() => performance.now())
     this.lastProgressMs = this.now()
     this.decoder = new HpackDecoder(l.headerTableBytes, l.maxHeaderListBytes)
-    const budget = (max: number) => new Budget(max, l.floodWindowMs, this.now)
-    this.resets = budget(l.maxResetsPerWindow)
-    this.settingsBudget = budget(l.maxSettingsPerWindow)
-    this.pings = budget(l.maxPingsPerWindow)
-    this.empties = budget(l.maxEmptyFramesPerWindow)
-    this.windowUpdates = budget(l.maxWindowUpdatesPerWindow)
+    this.reader = new FrameReader(l.maxFrameBytes)
+    this.floods = new FloodGuard(l, this.now)
     this.out = new Output({ write: (b) => opts.write(b) }, l.maxQueuedControlBytes)
     this.out.onStreamDone = (s) => this.guard(() => this.localDone(s))
     // Server preface (§3.4): our SETTINGS, then the larger connection window (§6.9.2).
-    this.out.push(
-      F.settingsFrame([
-        [F.Setting.HEADER_TABLE_SIZE, l.headerTableBytes],
-        [F.Setting.ENABLE_PUSH, 0],
-        [F.Setting.MAX_CONCURRENT_STREAMS, l.maxConcurrentStreams],
-        [F.Setting.INITIAL_WINDOW_SIZE, l.streamWindowBytes],
-        [F.Setting.MAX_FRAME_SIZE, l.maxFrameBytes],
-        [F.Setting.MAX_HEADER_LIST_SIZE, l.maxHeaderListBytes],
-      ]),
-    )
-    if (l.connectionWindowBytes > F.DEFAULT_WINDOW) {
-      this.out.push(F.windowUpdateFrame(0, l.connectionWindowBytes - F.DEFAULT_WINDOW))
-      this.recvWindow = l.connectionWindowBytes
-    }
+    this.out.push(F.settingsFrame(announcedSettings(l)))
+    this.flow = new ReceiveFlow(l.connectionWindowBytes, l.streamWindowBytes, (f) => this.out.push(f))
+    this.flow.start()
   }
 
   /** Open streams (requests not yet finished both ways). */
@@ -110,44 +85,20 @@ export class ServerSession implements StreamHost {
   /** Bytes from the client. */
   receive(chunk: Uint8Array): void {
     if (this.ended) return
-    let buf = chunk
-    if (this.buf.byteLength > 0) {
-      buf = new Uint8Array(this.buf.byteLength + chunk.byteLength)
-      buf.set(this.buf)
-      buf.set(chunk, this.buf.byteLength)
-    }
-    let off = 0
     try {
-      if (!this.prefaceSeen) {
-        const n = Math.min(buf.byteLength, F.PREFACE.byteLength)
-        for (let i = 0; i < n; i++) {
-          if (buf[i] !== F.PREFACE[i]) throw connectionError(H2Code.PROTOCOL_ERROR, 'not an HTTP/2 client preface (RFC 9113 §3.4)')
-        }
-        if (n < F.PREFACE.byteLength) {
-          this.buf = buf.slice()
-          return
-        }
-        this.prefaceSeen = true
-        off = n
-      }
-      while (!this.ended && buf.byteLength - off >= F.FRAME_HEADER_BYTES) {
-        const h = F.readFrameHeader(buf, off)
-        if (h.length > this.limits.maxFrameBytes) throw connectionError(H2Code.FRAME_SIZE_ERROR, `frame of ${h.length} bytes above our SETTINGS_MAX_FRAME_SIZE`)
-        if (buf.byteLength - off < F.FRAME_HEADER_BYTES + h.length) break
-        const payload = buf.subarray(off + F.FRAME_HEADER_BYTES, off + F.FRAME_HEADER_BYTES + h.length)
-        off += F.FRAME_HEADER_BYTES + h.length
+      this.reader.push(chunk, (h, payload) => {
         try {
           this.frame(h, payload)
         } catch (err) {
           if (!(err instanceof Http2Error) || err.streamId === 0) throw err
           this.streamFailed(err)
         }
-      }
+        return !this.ended
+      })
     } catch (err) {
       this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
       return
     }
-    this.buf = off < buf.byteLength ? buf.slice(off) : new Uint8Array(0)
     this.dispatch()
   }
 
@@ -207,17 +158,7 @@ export class ServerSession implements StreamHost {
 
   consumed(stream: ServerStream, bytes: number): void {
     if (bytes <= 0 || this.ended) return
-    this.guard(() => {
-      if (!stream.closed && !stream.remoteEnded) {
-        stream.recvUnacked += bytes
-        if (stream.recvUnacked >= this.limits.streamWindowBytes / 2) {
-          this.out.push(F.windowUpdateFrame(stream.id, stream.recvUnacked))
-          stream.recvWindow += stream.recvUnacked
-          stream.recvUnacked = 0
-        }
-      }
-      this.creditConnection(bytes)
-    })
+    this.guard(() => this.flow.consumed(stream, bytes, !stream.closed && !stream.remoteEnded))
   }
 
   // ---- frames in ----
@@ -236,7 +177,7 @@ export class ServerSession implements StreamHost {
         if (h.streamId === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'PRIORITY on stream 0 (RFC 9113 §6.3)')
         const prio = F.parsePriority(h, p)
         // Priority signals are deprecated (§5.3.2) and ignored, but they are counted: a flood costs us work.
-        if (!this.empties.take()) throw calm('PRIORITY flood')
+        this.floods.empty('PRIORITY frames')
         if (prio.dependsOn === h.streamId) throw streamError(h.streamId, H2Code.PROTOCOL_ERROR, 'stream depends on itself (RFC 9113 §5.3.1)')
         return
       }
@@ -248,7 +189,7 @@ export class ServerSession implements StreamHost {
         throw connectionError(H2Code.PROTOCOL_ERROR, 'a client cannot send PUSH_PROMISE (RFC 9113 §8.4)')
       case F.FrameType.PING: {
         const data = F.parsePing(h, p)
-        if (!this.pings.take()) throw calm('PING flood')
+        this.floods.ping()
         if ((h.flags & F.Flag.ACK) === 0) this.out.push(F.pingFrame(data, true))
         return
       }
@@ -262,7 +203,7 @@ export class ServerSession implements StreamHost {
         return this.windowUpdate(h, p)
       default:
         // Unknown frame types are ignored (§4.1, §5.5), and counted like empty frames.
-        if (!this.empties.take()) throw calm('flood of unknown frames')
+        this.floods.empty('unknown frames')
     }
   }
 
@@ -270,7 +211,7 @@ export class ServerSession implements StreamHost {
     const list = F.parseSettings(h, p)
     this.settingsSeen = true
     if (h.flags & F.Flag.ACK) return
-    if (!this.settingsBudget.take()) throw calm('SETTINGS flood')
+    this.floods.setting()
     for (const [id, value] of list) {
       if (id === F.Setting.HEADER_TABLE_SIZE) this.encoder.setPeerTableSize(value)
       else if (id === F.Setting.MAX_FRAME_SIZE) this.out.peerMaxFrame = value
@@ -290,7 +231,7 @@ export class ServerSession implements StreamHost {
 
   private windowUpdate(h: F.FrameHeader, p: Uint8Array): void {
     const inc = F.parseWindowUpdate(h, p)
-    if (!this.windowUpdates.take(2 * this.out.dataFramesSent)) throw calm('WINDOW_UPDATE flood')
+    this.floods.windowUpdate(this.out.dataFramesSent)
     if (h.streamId === 0) {
       this.out.sendWindow += inc
       if (this.out.sendWindow > F.MAX_WINDOW) throw connectionError(H2Code.FLOW_CONTROL_ERROR, 'connection window above 2^31-1 (RFC 9113 §6.9.1)')
@@ -313,38 +254,30 @@ export class ServerSession implements StreamHost {
     const s = this.streams.get(h.streamId)
     if (!s) return
     // Rapid reset (CVE-2023-44487): opening and cancelling streams costs us work without limit.
-    if (!this.resets.take()) throw calm('too many stream resets')
+    this.floods.reset('stream resets')
     this.closeStream(s, code)
   }
 
   private headers(h: F.FrameHeader, p: Uint8Array): void {
     if (h.streamId === 0 || h.streamId % 2 === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'HEADERS on stream 0 or an even stream (RFC 9113 §5.1.1)')
     const { fragment, priority } = F.parseHeaders(h, p)
-    this.block = { streamId: h.streamId, endStream: (h.flags & F.Flag.END_STREAM) !== 0, parts: [], bytes: 0, frames: 0 }
-    this.addFragment(fragment)
-    if (h.flags & F.Flag.END_HEADERS) this.finishBlock(priority?.dependsOn === h.streamId)
+    const l = this.limits
+    this.block = new HeaderBlock(h.streamId, (h.flags & F.Flag.END_STREAM) !== 0, priority?.dependsOn === h.streamId, l.maxHeaderBlockBytes, l.maxContinuationFrames)
+    this.block.add(fragment, false)
+    if (h.flags & F.Flag.END_HEADERS) this.finishBlock()
   }
 
   private continuation(h: F.FrameHeader, p: Uint8Array): void {
     const b = this.block
     if (!b || b.streamId !== h.streamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'CONTINUATION without an open header block (RFC 9113 §6.10)')
-    // CONTINUATION flood (CVE-2024-27316): bytes and frames are capped before anything is decoded.
-    if (++b.frames > this.limits.maxContinuationFrames) throw calm('too many CONTINUATION frames')
-    this.addFragment(p)
-    if (h.flags & F.Flag.END_HEADERS) this.finishBlock(false)
+    b.add(p, true)
+    if (h.flags & F.Flag.END_HEADERS) this.finishBlock()
   }
 
-  private addFragment(p: Uint8Array): void {
-    const b = this.block!
-    b.bytes += p.byteLength
-    if (b.bytes > this.limits.maxHeaderBlockBytes) throw calm(`header block above ${this.limits.maxHeaderBlockBytes} bytes`)
-    if (p.byteLength > 0) b.parts.push(p)
-  }
-
-  private finishBlock(selfDependent: boolean): void {
+  private finishBlock(): void {
     const b = this.block!
     this.block = undefined
-    const bytes = b.parts.length === 1 ? b.parts[0]! : concatParts(b.parts, b.bytes)
+    const bytes = b.joined()
     const decoded = this.decoder.decode(bytes)
     const id = b.streamId
     const existing = this.streams.get(id)
@@ -366,13 +299,13 @@ export class ServerSession implements StreamHost {
     this.lastStreamId = id
     this.lastProgressMs = this.now()
     if (this.goawayLastId !== undefined) return // after GOAWAY: ignored, the client may retry elsewhere (§6.8)
-    if (selfDependent) throw streamError(id, H2Code.PROTOCOL_ERROR, 'stream depends on itself (RFC 9113 §5.3.1)')
+    if (b.selfDependent) throw streamError(id, H2Code.PROTOCOL_ERROR, 'stream depends on itself (RFC 9113 §5.3.1)')
     if (this.streams.size >= this.limits.maxConcurrentStreams) throw streamError(id, H2Code.REFUSED_STREAM, 'over SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2)')
     if (decoded.tooLarge) {
       // Answer 431 without involving the owner (RFC 9113 §10.5.1, RFC 6585 §5).
       this.out.push(F.headerFrames(id, this.encoder.encode([[':status', '431'], ['content-length', '0']]), true, this.out.peerMaxFrame))
       if (!b.endStream) this.sendRst(id, H2Code.NO_ERROR)
-      if (!this.resets.take()) throw calm('too many refused requests')
+      this.floods.reset('refused requests')
       return
     }
     const request = toRequest(id, decoded.fields)
@@ -385,25 +318,20 @@ export class ServerSession implements StreamHost {
   private data(h: F.FrameHeader, p: Uint8Array): void {
     if (h.streamId === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on stream 0 (RFC 9113 §6.1)')
     // Flow control counts the whole payload, padding included (§6.9.1).
-    this.recvWindow -= h.length
-    if (this.recvWindow < 0) throw connectionError(H2Code.FLOW_CONTROL_ERROR, 'DATA beyond the connection window (RFC 9113 §6.9.1)')
+    this.flow.chargeConnection(h.length)
     const s = this.streams.get(h.streamId)
     if (!s || s.remoteEnded) {
-      this.creditConnection(h.length)
+      this.flow.creditConnection(h.length)
       if (!s && h.streamId > this.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
       if (s) throw streamError(s.id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
       // A closed stream: data in flight after our RST_STREAM is dropped (§5.1); anything else is an error.
       if (!this.resetByUs.has(h.streamId)) throw streamError(h.streamId, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
       return
     }
-    s.recvWindow -= h.length
-    if (s.recvWindow < 0) {
-      this.creditConnection(h.length)
-      throw streamError(s.id, H2Code.FLOW_CONTROL_ERROR, 'DATA beyond the stream window (RFC 9113 §6.9.1)')
-    }
+    this.flow.chargeStream(s, h.length)
     const data = F.stripPadding(h, p)
     const end = (h.flags & F.Flag.END_STREAM) !== 0
-    if (data.byteLength === 0 && !end && !this.empties.take()) throw calm('flood of empty DATA frames')
+    if (data.byteLength === 0 && !end) this.floods.empty('empty DATA frames')
     // Padding is credited back at once: the owner never sees it.
     if (h.length > data.byteLength) this.consumed(s, h.length - data.byteLength)
     if (data.byteLength > 0) this.lastProgressMs = this.now()
@@ -447,7 +375,7 @@ export class ServerSession implements StreamHost {
     // Idle time counts from the end of the last stream.
     this.lastProgressMs = this.now()
     const unread = s.finish(code)
-    if (unread > 0) this.creditConnection(unread)
+    if (unread > 0) this.flow.creditConnection(unread)
     if (this.goawayLastId !== undefined && this.streams.size === 0) this.end(undefined)
   }
 
@@ -456,22 +384,13 @@ export class ServerSession implements StreamHost {
     this.sendRst(err.streamId, err.h2Code)
     if (s) this.closeStream(s, err.h2Code)
     // Errors we reset for count like resets the client sends (a variant of rapid reset).
-    if (!this.resets.take()) throw calm('too many stream errors')
+    this.floods.reset('stream errors')
   }
 
   private sendRst(id: number, code: number): void {
     this.out.push(F.rstStreamFrame(id, code))
     this.resetByUs.add(id)
     if (this.resetByUs.size > 1024) this.resetByUs.delete(this.resetByUs.values().next().value!)
-  }
-
-  private creditConnection(bytes: number): void {
-    this.recvUnacked += bytes
-    if (this.recvUnacked >= this.limits.connectionWindowBytes / 2) {
-      this.out.push(F.windowUpdateFrame(0, this.recvUnacked))
-      this.recvWindow += this.recvUnacked
-      this.recvUnacked = 0
-    }
   }
 
   /** Hands new requests to the owner after the whole chunk is read: a stream reset in the same chunk never reaches it. */
@@ -526,18 +445,4 @@ export class ServerSession implements StreamHost {
     this.opts.close()
     this.opts.onClose?.(err)
   }
-}
-
-function calm(what: string): Http2Error {
-  return connectionError(H2Code.ENHANCE_YOUR_CALM, `${what}; closing the connection (RFC 9113 §10.5)`)
-}
-
-function concatParts(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total)
-  let off = 0
-  for (const p of parts) {
-    out.set(p, off)
-    off += p.byteLength
-  }
-  return out
 }
