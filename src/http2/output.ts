@@ -33,7 +33,12 @@ export class Output {
 
   constructor(private readonly transport: OutputTransport, private readonly maxQueuedControlBytes: number) {}
 
-  /** Queues a control or HEADERS frame; a flush follows at the end of this turn. */
+  /**
+   * Queues a control or HEADERS frame; a flush follows at the end of this turn. `checked` frames
+   * are answers the peer asks for (acks, resets): while the peer does not read, they count
+   * against maxQueuedControlBytes. Frames the owner causes (responses, window credit) are bounded
+   * by stream limits instead.
+   */
   push(frame: Uint8Array, checked = true): void {
     this.frames.push(frame)
     this.frameBytes += frame.byteLength

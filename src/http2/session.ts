@@ -69,7 +69,7 @@ export class ServerSession implements StreamHost {
     this.out.onStreamDone = (s) => this.guard(() => this.localDone(s))
     // Server preface (§3.4): our SETTINGS, then the larger connection window (§6.9.2).
     this.out.push(F.settingsFrame(announcedSettings(l)))
-    this.flow = new ReceiveFlow(l.connectionWindowBytes, l.streamWindowBytes, (f) => this.out.push(f))
+    this.flow = new ReceiveFlow(l.connectionWindowBytes, l.streamWindowBytes, (f) => this.out.push(f, false))
     this.flow.start()
   }
 
@@ -136,7 +136,7 @@ export class ServerSession implements StreamHost {
   sendHeaders(stream: ServerStream, fields: HeaderField[], endStream: boolean): void {
     if (this.ended) return
     this.guard(() => {
-      this.out.push(F.headerFrames(stream.id, this.encoder.encode(fields), endStream, this.out.peerMaxFrame))
+      this.out.push(F.headerFrames(stream.id, this.encoder.encode(fields), endStream, this.out.peerMaxFrame), false)
       if (endStream) {
         stream.localEnded = true
         this.localDone(stream)
@@ -357,7 +357,7 @@ export class ServerSession implements StreamHost {
     if (s.trailers) {
       const t = s.trailers
       s.trailers = undefined
-      this.out.push(F.headerFrames(s.id, this.encoder.encode(t), true, this.out.peerMaxFrame))
+      this.out.push(F.headerFrames(s.id, this.encoder.encode(t), true, this.out.peerMaxFrame), false)
     }
     if (s.closed) return
     if (s.remoteEnded) this.closeStream(s, undefined)

@@ -16,6 +16,8 @@ export interface TestH2Server {
   caFile: string
   /** Requests that reached the handler, and the connection each came on. */
   requests: { path: string; method: string; conn: H2Connection; headers: [string, string][] }[]
+  /** The streams handed to the handler, in order. */
+  streams: ServerStream[]
   /** Highest number of /wait requests in flight at once. */
   peakWaiting: number
   close(): void
@@ -31,7 +33,7 @@ export function pattern(offset: number, n: number): Uint8Array {
 export function startServer(opts: { tls: boolean; limits?: Partial<Http2Limits> }): TestH2Server {
   const certs = makeCerts(['origin.test'], ['127.0.0.1'])
   let waiting = 0
-  const state: Omit<TestH2Server, 'url' | 'port' | 'listener' | 'close'> = { caFile: certs.caFile, requests: [], peakWaiting: 0 }
+  const state: Omit<TestH2Server, 'url' | 'port' | 'listener' | 'close'> = { caFile: certs.caFile, requests: [], streams: [], peakWaiting: 0 }
   const listener = listenH2({
     hostname: '127.0.0.1',
     port: 0,
@@ -40,6 +42,7 @@ export function startServer(opts: { tls: boolean; limits?: Partial<Http2Limits> 
     onRequest(stream, conn) {
       const r = stream.request
       state.requests.push({ path: r.path, method: r.method, conn, headers: r.headers })
+      state.streams.push(stream)
       handle(stream).catch(() => stream.reset())
     },
   })
@@ -75,6 +78,14 @@ export function startServer(opts: { tls: boolean; limits?: Partial<Http2Limits> 
       waiting--
       stream.respond(200, [['content-type', 'text/plain']])
       return sendBody(stream, `waited ${stream.id}\n`)
+    }
+    if (url.pathname === '/trailers') {
+      // Reads the body, then answers with its length and the request's trailers echoed as response trailers.
+      let n = 0
+      if (stream.body) for await (const chunk of stream.body) n += chunk.byteLength
+      stream.respond(200, [['content-type', 'text/plain']])
+      const echoed: [string, string][] = (stream.requestTrailers ?? []).map(([k, v]) => [`x-echo-${k}`, v])
+      return stream.end(new TextEncoder().encode(String(n)), [...echoed, ['x-length', String(n)]])
     }
     if (url.pathname === '/headers') {
       stream.respond(200, [['content-type', 'application/json']])
