@@ -49,3 +49,14 @@ export class FrameReader {
     this.rest = off < buf.byteLength ? buf.slice(off) : new Uint8Array(0)
   }
 }
+
+/**
+ * Whether the first bytes of a cleartext connection are the HTTP/2 preface (prior knowledge,
+ * RFC 9113 §3.3): true or false once `bytes` says, undefined while it is a prefix of the preface.
+ * Lets an HTTP/1.1 listener hand such a connection to a session.
+ */
+export function isPreface(bytes: Uint8Array): boolean | undefined {
+  const n = Math.min(bytes.byteLength, PREFACE.byteLength)
+  for (let i = 0; i < n; i++) if (bytes[i] !== PREFACE[i]) return false
+  return n === PREFACE.byteLength ? true : undefined
+}

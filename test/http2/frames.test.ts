@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import type { Http2Error } from '../../src/http2/errors.ts'
 import * as F from '../../src/http2/frames.ts'
+import { isPreface } from '../../src/http2/reader.ts'
 
 const hdr = (type: number, flags: number, streamId: number, length: number): F.FrameHeader => ({ type, flags, streamId, length })
 const codeOf = (fn: () => unknown) => {
@@ -73,4 +74,12 @@ describe('payloads', () => {
       [F.FrameType.CONTINUATION, F.Flag.END_HEADERS, 7232],
     ])
   })
+})
+
+test('isPreface tells h2 prior knowledge from HTTP/1.1 by the first bytes', () => {
+  const pre = new TextEncoder().encode('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+  expect(isPreface(pre)).toBe(true)
+  expect(isPreface(pre.subarray(0, 10))).toBeUndefined()
+  expect(isPreface(new TextEncoder().encode('PRI / HTTP/1.1\r\n'))).toBe(false)
+  expect(isPreface(new TextEncoder().encode('GET / HTTP/1.1\r\n'))).toBe(false)
 })

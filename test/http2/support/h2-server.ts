@@ -20,6 +20,8 @@ export interface TestH2Server {
   streams: ServerStream[]
   /** Highest number of /wait requests in flight at once. */
   peakWaiting: number
+  /** Bytes the /big handler's source has produced so far (what an upstream would have sent). */
+  bigProduced: number
   close(): void
 }
 
@@ -33,7 +35,7 @@ export function pattern(offset: number, n: number): Uint8Array {
 export function startServer(opts: { tls: boolean; limits?: Partial<Http2Limits> }): TestH2Server {
   const certs = makeCerts(['origin.test'], ['127.0.0.1'])
   let waiting = 0
-  const state: Omit<TestH2Server, 'url' | 'port' | 'listener' | 'close'> = { caFile: certs.caFile, requests: [], streams: [], peakWaiting: 0 }
+  const state: Omit<TestH2Server, 'url' | 'port' | 'listener' | 'close'> = { caFile: certs.caFile, requests: [], streams: [], peakWaiting: 0, bigProduced: 0 }
   const listener = listenH2({
     hostname: '127.0.0.1',
     port: 0,
@@ -67,6 +69,7 @@ export function startServer(opts: { tls: boolean; limits?: Partial<Http2Limits> 
           const n = Math.min(64 * 1024, total - sent)
           ctrl.enqueue(pattern(sent, n))
           sent += n
+          state.bigProduced += n
         },
       }, { highWaterMark: 0 })
       return sendBody(stream, body)
