@@ -153,6 +153,24 @@ describe('responses', () => {
     expect(trailer.flags & Flag.END_STREAM).toBe(Flag.END_STREAM)
     expect(c.session.streamCount).toBe(0)
   })
+  test('informational 1xx heads may precede the final one; 101 cannot be sent over HTTP/2 (§8.6)', async () => {
+    let err: unknown
+    const c = new RawClient({
+      onRequest: (s) => {
+        s.respond(103, [['link', '</a.css>; rel=preload']])
+        try {
+          s.respond(101)
+        } catch (e) {
+          err = e
+        }
+        s.respond(200, [], true)
+      },
+    }).start()
+    c.send(c.get(1))
+    await c.settle()
+    expect(c.ofType(FrameType.HEADERS, 1).map((f) => [f.headers![0]![1], f.flags & Flag.END_STREAM])).toEqual([['103', 0], ['200', Flag.END_STREAM]])
+    expect(err).toBeDefined()
+  })
   test('a response finished before the request body ends is followed by RST_STREAM NO_ERROR (§8.1)', async () => {
     const c = new RawClient({ onRequest: (s) => s.respond(413, [], true) }).start()
     c.send(c.get(1, '/up', [], false))
