@@ -55,6 +55,12 @@ export function encodeInt(out: Uint8Array, off: number, value: number, prefixBit
 }
 
 function latin1(bytes: Uint8Array): string {
+  // Short strings (most header fields) are cheaper built directly than through a Buffer view.
+  if (bytes.byteLength <= 32) {
+    let s = ''
+    for (let i = 0; i < bytes.byteLength; i++) s += String.fromCharCode(bytes[i]!)
+    return s
+  }
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
 }
 

@@ -29,9 +29,14 @@ export const CONNECTION_SPECIFIC = new Set(['connection', 'proxy-connection', 'k
 const NAME_CHARS = new Uint8Array(256)
 for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") NAME_CHARS[c.charCodeAt(0)] = 1
 
+/** Names already found valid: HPACK hands the same few names over and over. Bounded. */
+const KNOWN_NAMES = new Set<string>()
+
 function validName(name: string, from: number): boolean {
+  if (KNOWN_NAMES.has(name)) return true
   if (name.length <= from) return false
   for (let i = from; i < name.length; i++) if (NAME_CHARS[name.charCodeAt(i)] !== 1) return false
+  if (KNOWN_NAMES.size < 512 && name.length <= 64) KNOWN_NAMES.add(name)
   return true
 }
 
@@ -95,7 +100,7 @@ export function toRequest(streamId: number, fields: HeaderField[]): H2Request {
     }
     headers.push(field)
   }
-  if (method === undefined || method === '' || !validName(method.toLowerCase(), 0)) throw bad('missing or bad :method')
+  if (method === undefined || (method !== 'GET' && method !== 'POST' && (method === '' || !validName(method.toLowerCase(), 0)))) throw bad('missing or bad :method')
   if (method === 'CONNECT') {
     if (scheme !== undefined || path !== undefined || !authority) throw bad('CONNECT needs :authority only (§8.5)')
   } else {
@@ -117,7 +122,7 @@ export function toRequest(streamId: number, fields: HeaderField[]): H2Request {
 }
 
 function validScheme(s: string): boolean {
-  return /^[a-zA-Z][a-zA-Z0-9+.-]*$/.test(s)
+  return s === 'https' || s === 'http' || /^[a-zA-Z][a-zA-Z0-9+.-]*$/.test(s)
 }
 
 /** Checks trailers (§8.1): no pseudo-headers, lowercase token names, clean values. */
