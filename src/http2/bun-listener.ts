@@ -20,6 +20,7 @@ export interface H2ConnectionOptions {
   limits?: Partial<Http2Limits>
   onRequest(stream: ServerStream, conn: H2Connection): void
   onClose?(err: Http2Error | undefined): void
+  onError?(err: unknown): void
 }
 
 /** A session bound to one socket. The socket's handlers must forward data, drain and close here. */
@@ -36,6 +37,7 @@ export class H2Connection {
       close: () => this.endWhenFlushed(),
       onRequest: (s) => opts.onRequest(s, this),
       onClose: opts.onClose,
+      onError: opts.onError,
       limits: opts.limits,
     })
   }

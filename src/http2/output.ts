@@ -30,6 +30,8 @@ export class Output {
   private blockedControlBytes = 0
   /** Set by the session: a stream sent its last frame. */
   onStreamDone: (stream: ServerStream) => void = () => {}
+  /** Set by the session: a flush outside any session call failed (it ends the connection). */
+  onFault: (err: unknown) => void = () => {}
 
   constructor(private readonly transport: OutputTransport, private readonly maxQueuedControlBytes: number) {}
 
@@ -82,7 +84,11 @@ export class Output {
     this.flushQueued = true
     queueMicrotask(() => {
       this.flushQueued = false
-      this.flush()
+      try {
+        this.flush()
+      } catch (err) {
+        this.onFault(err)
+      }
     })
   }
 

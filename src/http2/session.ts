@@ -29,6 +29,8 @@ export interface SessionOptions {
   onRequest(stream: ServerStream): void
   /** The session ended, with the connection error when there was one (for logs and counters). */
   onClose?(err: Http2Error | undefined): void
+  /** A callback of the owner (onRequest, a stream's onDrain or onClose) threw; rethrown asynchronously when absent. */
+  onError?(err: unknown): void
   limits?: Partial<Http2Limits>
   /** Clock for budgets and the idle timeout; performance.now by default. */
   now?: () => number
@@ -67,6 +69,7 @@ export class ServerSession implements StreamHost {
     this.floods = new FloodGuard(l, this.now)
     this.out = new Output({ write: (b) => opts.write(b) }, l.maxQueuedControlBytes)
     this.out.onStreamDone = (s) => this.guard(() => this.localDone(s))
+    this.out.onFault = (err) => this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
     // Server preface (§3.4): our SETTINGS, then the larger connection window (§6.9.2).
     this.out.push(F.settingsFrame(announcedSettings(l)))
     this.flow = new ReceiveFlow(l.connectionWindowBytes, l.streamWindowBytes, (f) => this.out.push(f, false))
@@ -154,6 +157,14 @@ export class ServerSession implements StreamHost {
       this.sendRst(stream.id, code)
       this.closeStream(stream, code)
     })
+  }
+
+  ownerFault(err: unknown): void {
+    if (this.opts.onError) this.opts.onError(err)
+    else
+      queueMicrotask(() => {
+        throw err
+      })
   }
 
   consumed(stream: ServerStream, bytes: number): void {
@@ -403,8 +414,9 @@ export class ServerSession implements StreamHost {
       s.dispatched = true
       try {
         this.opts.onRequest(s)
-      } catch {
+      } catch (err) {
         s.reset(H2Code.INTERNAL_ERROR)
+        this.ownerFault(err)
       }
     }
   }

@@ -19,6 +19,8 @@ export interface StreamHost {
   resetStream(stream: ServerStream, code: number): void
   /** Request body bytes the owner has taken: their window credit can go back to the client. */
   consumed(stream: ServerStream, bytes: number): void
+  /** An owner's callback threw. */
+  ownerFault(err: unknown): void
 }
 
 /** Why a stream ended: normally (`undefined`), or the reset code, sent or received. */
@@ -158,7 +160,7 @@ export class ServerStream {
   sent(): void {
     if (this.wantDrain && this.outBytes < this.host.highWaterBytes) {
       this.wantDrain = false
-      this.onDrain?.()
+      callOwner(this.host, this.onDrain, undefined)
     }
   }
 
@@ -179,7 +181,7 @@ export class ServerStream {
       this.finishBody(w.ctrl)
       w.resolve()
     }
-    this.onClose?.(code)
+    callOwner(this.host, this.onClose, code)
     return unread
   }
 
@@ -215,5 +217,15 @@ export class ServerStream {
     this.inQueue = []
     this.inBytes = 0
     if (unread > 0) this.host.consumed(this, unread)
+  }
+}
+
+/** Runs an owner's callback; its exception is the owner's bug, reported, and must not break the connection's frames. */
+function callOwner<T>(host: StreamHost, fn: ((arg: T) => void) | undefined, arg: T): void {
+  if (!fn) return
+  try {
+    fn(arg)
+  } catch (err) {
+    host.ownerFault(err)
   }
 }

@@ -362,3 +362,24 @@ describe('stream states and GOAWAY', () => {
     expect(c.goaway()?.code).toBe(H2Code.NO_ERROR)
   })
 })
+
+test('an owner callback that throws is reported and does not break the connection', async () => {
+  const errors: unknown[] = []
+  const c = new RawClient({
+    onRequest: (s) => {
+      if (s.request.path === '/throw') throw new Error('owner bug')
+      s.onClose = () => {
+        throw new Error('owner bug in onClose')
+      }
+      s.respond(204, [], true)
+    },
+    onError: (e) => errors.push(e),
+  })
+  c.start()
+  c.send(c.get(1, '/throw'), c.get(3, '/ok'))
+  await c.settle()
+  expect(c.rstCode(1)).toBe(H2Code.INTERNAL_ERROR)
+  expect(c.status(3)).toBe('204')
+  expect(errors.map((e) => (e as Error).message)).toEqual(['owner bug', 'owner bug in onClose'])
+  expect(c.goaway()).toBeUndefined()
+})

@@ -31,7 +31,7 @@ export class RawClient {
   private readonly dec = new HpackDecoder(65536, 1 << 20)
   now = 0
 
-  constructor(opts: { limits?: Partial<Http2Limits>; onRequest?: (s: ServerStream) => void } = {}) {
+  constructor(opts: { limits?: Partial<Http2Limits>; onRequest?: (s: ServerStream) => void; onError?: (err: unknown) => void } = {}) {
     this.session = new ServerSession({
       write: (b) => {
         this.bytesWritten += b.byteLength
@@ -45,6 +45,7 @@ export class RawClient {
         this.requests.push(s)
         opts.onRequest?.(s)
       },
+      onError: opts.onError,
       limits: opts.limits,
       now: () => this.now,
     })
