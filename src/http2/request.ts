@@ -154,3 +154,8 @@ export function responseFields(status: number, headers: Iterable<HeaderField>): 
   }
   return dropped ? out.filter(([n]) => !dropped!.has(n)) : out
 }
+
+/** Response trailers as HTTP/2 sends them: the same filtering as responseFields, no pseudo-headers (§8.1). */
+export function trailerFields(headers: Iterable<HeaderField>): HeaderField[] {
+  return responseFields(0, headers).slice(1)
+}

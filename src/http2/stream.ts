@@ -7,7 +7,7 @@
  */
 import { Http2Error, H2Code, h2CodeName } from './errors.ts'
 import type { HeaderField } from './hpack.ts'
-import { responseFields, type H2Request } from './request.ts'
+import { responseFields, trailerFields, type H2Request } from './request.ts'
 
 /** What a stream needs from its session. */
 export interface StreamHost {
@@ -27,6 +27,7 @@ export interface StreamHost {
 export type CloseCode = number | undefined
 
 export class ServerStream {
+  // ---- state the session and output.ts keep; owners read at most `closed` and `requestTrailers` ----
   /** Body bytes queued for sending; the session takes from the front. */
   outQueue: Uint8Array[] = []
   outBytes = 0
@@ -111,7 +112,10 @@ export class ServerStream {
     if (chunk) this.write(chunk)
     if (!this.headersSent) throw new Http2Error(H2Code.INTERNAL_ERROR, this.id, 'end() before respond()')
     this.ending = true
-    if (trailers) this.trailers = [...trailers].map(([n, v]) => [n.toLowerCase(), v])
+    if (trailers) {
+      const fields = trailerFields(trailers)
+      if (fields.length > 0) this.trailers = fields
+    }
     this.host.schedule(this)
   }
 

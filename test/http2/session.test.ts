@@ -141,7 +141,7 @@ describe('responses', () => {
       onRequest: (s) => {
         s.respond(200, [['Content-Type', 'text/plain'], ['Connection', 'close, x-hop'], ['x-hop', '1'], ['keep-alive', 'x'], ['transfer-encoding', 'chunked']])
         s.write(new TextEncoder().encode('hel'))
-        s.end(new TextEncoder().encode('lo'), [['x-checksum', 'abc']])
+        s.end(new TextEncoder().encode('lo'), [['X-Checksum', 'abc'], ['connection', 'close'], [':status', '500']])
       },
     }).start()
     c.send(c.get(1))
