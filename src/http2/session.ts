@@ -1,12 +1,12 @@
 /**
  * A server-side HTTP/2 connection (RFC 9113), independent of the transport: bytes come in through
  * receive(), go out through the injected write(), and requests come out as ServerStreams through
- * onRequest. This file owns the connection state: the preface and SETTINGS exchange (§3.4, §6.5),
- * frame dispatch and stream states (§5.1), GOAWAY (§6.8), the idle timeout, and where each flood
- * budget is charged. Elsewhere: frame splitting (reader.ts) and codecs (frames.ts), header blocks
- * across CONTINUATION (header-block.ts), HPACK (hpack.ts), request checks (request.ts), receive
- * flow control (flow.ts), budgets (floods.ts), the per-stream API (stream.ts), and the outgoing
- * queue with DATA scheduling (output.ts).
+ * onRequest. This file owns the connection state: the SETTINGS exchange (§3.4, §6.5), frame
+ * dispatch, opening streams (§5.1), GOAWAY (§6.8), the idle timeout, and where each flood budget
+ * is charged. Elsewhere: frame splitting (reader.ts) and codecs (frames.ts), header blocks across
+ * CONTINUATION (header-block.ts), HPACK (hpack.ts), request checks (request.ts), receive flow
+ * control (flow.ts), budgets (floods.ts), the open streams and how they end (streams.ts), the
+ * per-stream API (stream.ts), and the outgoing queue with DATA scheduling (output.ts).
  */
 import { connectionError, H2Code, Http2Error, streamError } from './errors.ts'
 import { HeaderBlock } from './header-block.ts'
@@ -19,6 +19,7 @@ import { Output } from './output.ts'
 import { FrameReader } from './reader.ts'
 import { checkTrailers, toRequest } from './request.ts'
 import { ServerStream, type StreamHost } from './stream.ts'
+import { StreamTable } from './streams.ts'
 
 export interface SessionOptions {
   /** Sends bytes; false means the transport is queueing: call drained() when it has sent them. */
@@ -42,19 +43,16 @@ export class ServerSession implements StreamHost {
   private readonly out: Output
   private readonly decoder: HpackDecoder
   private readonly encoder = new HpackEncoder(4096)
-  private readonly streams = new Map<number, ServerStream>()
+  private readonly streams: StreamTable
   private readonly now: () => number
   private settingsSeen = false
   private readonly reader: FrameReader
   private block: HeaderBlock | undefined
-  /** Highest client stream id seen (§5.1.1), and the last one we will process after GOAWAY. */
-  private lastStreamId = 0
+  /** The last stream we process after a GOAWAY either way (§6.8). */
   private goawayLastId: number | undefined
   private peerInitialWindow = F.DEFAULT_WINDOW
   private readonly flow: ReceiveFlow
   private toDispatch: ServerStream[] = []
-  /** Recent streams we sent RST_STREAM on: frames the client sent before seeing it are ignored. */
-  private readonly resetByUs = new Set<number>()
   private lastProgressMs: number
   private ended = false
   private readonly floods: FloodGuard
@@ -68,12 +66,13 @@ export class ServerSession implements StreamHost {
     this.reader = new FrameReader(l.maxFrameBytes)
     this.floods = new FloodGuard(l, this.now)
     this.out = new Output({ write: (b) => opts.write(b) }, l.maxQueuedControlBytes)
-    this.out.onStreamDone = (s) => this.guard(() => this.localDone(s))
+    this.out.onStreamDone = (s) => this.guard(() => this.streams.localDone(s))
     this.out.onFault = (err) => this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
     // Server preface (§3.4): our SETTINGS, then the larger connection window (§6.9.2).
     this.out.push(F.settingsFrame(announcedSettings(l)))
     this.flow = new ReceiveFlow(l.connectionWindowBytes, l.streamWindowBytes, (f) => this.out.push(f, false))
     this.flow.start()
+    this.streams = new StreamTable(this.out, this.encoder, this.flow, this.floods, () => this.streamClosed())
   }
 
   /** Open streams (requests not yet finished both ways). */
@@ -94,7 +93,7 @@ export class ServerSession implements StreamHost {
           this.frame(h, payload)
         } catch (err) {
           if (!(err instanceof Http2Error) || err.streamId === 0) throw err
-          this.streamFailed(err)
+          this.streams.failed(err)
         }
         return !this.ended
       })
@@ -117,8 +116,8 @@ export class ServerSession implements StreamHost {
   shutdown(code: number = H2Code.NO_ERROR, debug = ''): void {
     if (this.ended) return
     if (this.goawayLastId === undefined) {
-      this.goawayLastId = this.lastStreamId
-      this.out.push(F.goawayFrame(this.lastStreamId, code, debug))
+      this.goawayLastId = this.streams.lastStreamId
+      this.out.push(F.goawayFrame(this.streams.lastStreamId, code, debug))
     }
     if (this.streams.size === 0) this.end(undefined)
   }
@@ -142,7 +141,7 @@ export class ServerSession implements StreamHost {
       this.out.push(F.headerFrames(stream.id, this.encoder.encode(fields), endStream, this.out.peerMaxFrame), false)
       if (endStream) {
         stream.localEnded = true
-        this.localDone(stream)
+        this.streams.localDone(stream)
       }
     })
   }
@@ -154,8 +153,8 @@ export class ServerSession implements StreamHost {
   resetStream(stream: ServerStream, code: number): void {
     if (this.ended) return
     this.guard(() => {
-      this.sendRst(stream.id, code)
-      this.closeStream(stream, code)
+      this.streams.sendRst(stream.id, code)
+      this.streams.close(stream, code)
     })
   }
 
@@ -207,7 +206,7 @@ export class ServerSession implements StreamHost {
       case F.FrameType.GOAWAY:
         F.parseGoaway(h, p)
         // The client opens nothing more; finish what is open, then close.
-        if (this.goawayLastId === undefined) this.goawayLastId = this.lastStreamId
+        if (this.goawayLastId === undefined) this.goawayLastId = this.streams.lastStreamId
         if (this.streams.size === 0) this.end(undefined)
         return
       case F.FrameType.WINDOW_UPDATE:
@@ -249,7 +248,7 @@ export class ServerSession implements StreamHost {
     } else {
       const s = this.streams.get(h.streamId)
       if (!s) {
-        if (h.streamId > this.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream (RFC 9113 §5.1)')
+        if (h.streamId > this.streams.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream (RFC 9113 §5.1)')
         return // a closed stream: ignored
       }
       s.sendWindow += inc
@@ -261,12 +260,12 @@ export class ServerSession implements StreamHost {
   private rstStream(h: F.FrameHeader, p: Uint8Array): void {
     if (h.streamId === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'RST_STREAM on stream 0 (RFC 9113 §6.4)')
     const code = F.parseRstStream(p)
-    if (h.streamId > this.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'RST_STREAM on an idle stream (RFC 9113 §6.4)')
+    if (h.streamId > this.streams.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'RST_STREAM on an idle stream (RFC 9113 §6.4)')
     const s = this.streams.get(h.streamId)
     if (!s) return
     // Rapid reset (CVE-2023-44487): opening and cancelling streams costs us work without limit.
     this.floods.reset('stream resets')
-    this.closeStream(s, code)
+    this.streams.close(s, code)
   }
 
   private headers(h: F.FrameHeader, p: Uint8Array): void {
@@ -299,15 +298,15 @@ export class ServerSession implements StreamHost {
       existing.requestTrailers = checkTrailers(id, decoded.fields)
       const cl = existing.request.contentLength
       if (cl !== undefined && existing.receivedBytes !== cl) throw streamError(id, H2Code.PROTOCOL_ERROR, 'body length differs from content-length (RFC 9113 §8.1.1)')
-      this.remoteEnd(existing)
+      this.streams.remoteEnd(existing)
       return
     }
-    if (id <= this.lastStreamId) {
+    if (id <= this.streams.lastStreamId) {
       // Frames in flight on a stream we reset are ignored (§5.1, "closed"); otherwise the id went backwards (§5.1.1).
-      if (this.resetByUs.has(id)) return
+      if (this.streams.wasResetByUs(id)) return
       throw connectionError(H2Code.PROTOCOL_ERROR, `HEADERS on closed stream ${id} (RFC 9113 §5.1.1)`)
     }
-    this.lastStreamId = id
+    this.streams.lastStreamId = id
     this.lastProgressMs = this.now()
     if (this.goawayLastId !== undefined) return // after GOAWAY: ignored, the client may retry elsewhere (§6.8)
     if (b.selfDependent) throw streamError(id, H2Code.PROTOCOL_ERROR, 'stream depends on itself (RFC 9113 §5.3.1)')
@@ -315,14 +314,14 @@ export class ServerSession implements StreamHost {
     if (decoded.tooLarge) {
       // Answer 431 without involving the owner (RFC 9113 §10.5.1, RFC 6585 §5).
       this.out.push(F.headerFrames(id, this.encoder.encode([[':status', '431'], ['content-length', '0']]), true, this.out.peerMaxFrame))
-      if (!b.endStream) this.sendRst(id, H2Code.NO_ERROR)
+      if (!b.endStream) this.streams.sendRst(id, H2Code.NO_ERROR)
       this.floods.reset('refused requests')
       return
     }
     const request = toRequest(id, decoded.fields)
     if (b.endStream && request.contentLength) throw streamError(id, H2Code.PROTOCOL_ERROR, 'content-length without a body (RFC 9113 §8.1.1)')
     const stream = new ServerStream(id, request, this, this.peerInitialWindow, this.limits.streamWindowBytes, !b.endStream)
-    this.streams.set(id, stream)
+    this.streams.add(stream)
     this.toDispatch.push(stream)
   }
 
@@ -333,10 +332,10 @@ export class ServerSession implements StreamHost {
     const s = this.streams.get(h.streamId)
     if (!s || s.remoteEnded) {
       this.flow.creditConnection(h.length)
-      if (!s && h.streamId > this.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
+      if (!s && h.streamId > this.streams.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
       if (s) throw streamError(s.id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
       // A closed stream: data in flight after our RST_STREAM is dropped (§5.1); anything else is an error.
-      if (!this.resetByUs.has(h.streamId)) throw streamError(h.streamId, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
+      if (!this.streams.wasResetByUs(h.streamId)) throw streamError(h.streamId, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
       return
     }
     this.flow.chargeStream(s, h.length)
@@ -353,55 +352,13 @@ export class ServerSession implements StreamHost {
       throw streamError(s.id, H2Code.PROTOCOL_ERROR, 'body length differs from content-length (RFC 9113 §8.1.1)')
     }
     s.receiveData(data)
-    if (end) this.remoteEnd(s)
+    if (end) this.streams.remoteEnd(s)
   }
 
-  // ---- stream lifecycle ----
-
-  private remoteEnd(s: ServerStream): void {
-    s.receiveEnd()
-    if (s.localEnded) this.closeStream(s, undefined)
-  }
-
-  /** Our END_STREAM is queued: trailers go out now; the stream closes if the client is done too. */
-  private localDone(s: ServerStream): void {
-    if (s.trailers) {
-      const t = s.trailers
-      s.trailers = undefined
-      this.out.push(F.headerFrames(s.id, this.encoder.encode(t), true, this.out.peerMaxFrame), false)
-    }
-    if (s.closed) return
-    if (s.remoteEnded) this.closeStream(s, undefined)
-    else {
-      // The response is complete before the request: ask the client to stop sending (§8.1).
-      this.sendRst(s.id, H2Code.NO_ERROR)
-      this.closeStream(s, undefined)
-    }
-  }
-
-  private closeStream(s: ServerStream, code: number | undefined): void {
-    if (s.closed) return
-    this.streams.delete(s.id)
-    this.out.unschedule(s)
-    // Idle time counts from the end of the last stream.
+  private streamClosed(): void {
+    // Idle time counts from the end of the last stream; after GOAWAY the last one ends the connection.
     this.lastProgressMs = this.now()
-    const unread = s.finish(code)
-    if (unread > 0) this.flow.creditConnection(unread)
     if (this.goawayLastId !== undefined && this.streams.size === 0) this.end(undefined)
-  }
-
-  private streamFailed(err: Http2Error): void {
-    const s = this.streams.get(err.streamId)
-    this.sendRst(err.streamId, err.h2Code)
-    if (s) this.closeStream(s, err.h2Code)
-    // Errors we reset for count like resets the client sends (a variant of rapid reset).
-    this.floods.reset('stream errors')
-  }
-
-  private sendRst(id: number, code: number): void {
-    this.out.push(F.rstStreamFrame(id, code))
-    this.resetByUs.add(id)
-    if (this.resetByUs.size > 1024) this.resetByUs.delete(this.resetByUs.values().next().value!)
   }
 
   /** Hands new requests to the owner after the whole chunk is read: a stream reset in the same chunk never reaches it. */
@@ -429,7 +386,7 @@ export class ServerSession implements StreamHost {
     } catch (err) {
       if (err instanceof Http2Error && err.streamId !== 0) {
         try {
-          this.streamFailed(err)
+          this.streams.failed(err)
           return
         } catch (e) {
           err = e
@@ -441,17 +398,14 @@ export class ServerSession implements StreamHost {
 
   private fail(err: Http2Error): void {
     if (this.ended) return
-    this.out.push(F.goawayFrame(this.lastStreamId, err.h2Code, err.message.slice(0, 200)), false)
+    this.out.push(F.goawayFrame(this.streams.lastStreamId, err.h2Code, err.message.slice(0, 200)), false)
     this.end(err)
   }
 
   private end(err: Http2Error | undefined): void {
     if (this.ended) return
     this.ended = true
-    for (const s of [...this.streams.values()]) {
-      this.streams.delete(s.id)
-      s.finish(err ? err.h2Code : H2Code.CANCEL)
-    }
+    this.streams.abortAll(err ? err.h2Code : H2Code.CANCEL)
     this.toDispatch = []
     this.out.flushNow()
     this.opts.close()
