@@ -28,7 +28,10 @@ export interface Http2Limits {
   idleTimeoutMs: number
   /** Length of the window the flood budgets count in. */
   floodWindowMs: number
-  /** Streams reset (by the client, or by us for its errors) per window; beyond: GOAWAY ENHANCE_YOUR_CALM (CVE-2023-44487). */
+  /**
+   * Streams reset (by the client, or by us for its errors) per window; beyond: GOAWAY ENHANCE_YOUR_CALM
+   * (CVE-2023-44487). Near nghttp2's burst of 1000: a browser leaving a page may cancel hundreds at once.
+   */
   maxResetsPerWindow: number
   /** SETTINGS frames per window. */
   maxSettingsPerWindow: number
@@ -54,7 +57,7 @@ export const DEFAULT_LIMITS: Readonly<Http2Limits> = Object.freeze({
   streamHighWaterBytes: 64 * 1024,
   idleTimeoutMs: 60_000,
   floodWindowMs: 10_000,
-  maxResetsPerWindow: 200,
+  maxResetsPerWindow: 1000,
   maxSettingsPerWindow: 100,
   maxPingsPerWindow: 100,
   maxEmptyFramesPerWindow: 200,

@@ -41,6 +41,20 @@ describe('session level: each flood ends the connection with ENHANCE_YOUR_CALM, 
     expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
     expect(c.requests).toHaveLength(0)
   })
+  test('with the default budget, pages of 120 requests cancelled three times over (360 resets) keep the connection', async () => {
+    const c = new RawClient().start()
+    let id = 1
+    for (let page = 0; page < 3; page++) {
+      const ids = Array.from({ length: 120 }, () => (id += 2) - 2)
+      for (const i of ids) c.send(c.get(i, '/img'))
+      for (const i of ids) c.send(rstStreamFrame(i, H2Code.CANCEL))
+    }
+    c.send(c.get(id, '/next'))
+    await c.settle()
+    expect(c.goaway()).toBeUndefined()
+    expect(c.requests).toHaveLength(361)
+    expect(c.requests.at(-1)?.request.path).toBe('/next')
+  })
   test('the budget is per window: resets spread over time are allowed', async () => {
     const c = new RawClient({ limits: { maxResetsPerWindow: 10, floodWindowMs: 1000 } }).start()
     for (let i = 0; i < 50; i++) {
