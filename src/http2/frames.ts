@@ -253,6 +253,12 @@ export function windowUpdateFrame(streamId: number, increment: number): Uint8Arr
 
 /** A header block as one HEADERS frame and as many CONTINUATION frames as `maxFrameBytes` needs, in one buffer. */
 export function headerFrames(streamId: number, block: Uint8Array, endStream: boolean, maxFrameBytes: number): Uint8Array {
+  if (block.byteLength <= maxFrameBytes) {
+    const out = new Uint8Array(FRAME_HEADER_BYTES + block.byteLength)
+    writeFrameHeader(out, 0, block.byteLength, FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), streamId)
+    out.set(block, FRAME_HEADER_BYTES)
+    return out
+  }
   const count = Math.max(1, Math.ceil(block.byteLength / maxFrameBytes))
   const out = new Uint8Array(count * FRAME_HEADER_BYTES + block.byteLength)
   let src = 0

@@ -25,10 +25,14 @@ export const STATIC_COUNT = STATIC_TABLE.length
 
 /** Static index of the first entry with a name, and of each exact name + value pair (for the encoder). */
 export const STATIC_NAME_INDEX = new Map<string, number>()
-export const STATIC_PAIR_INDEX = new Map<string, number>()
+/** By name, then value (nested, so a lookup builds no key string). */
+export const STATIC_PAIR_INDEX = new Map<string, Map<string, number>>()
 STATIC_TABLE.forEach(([name, value], i) => {
   if (!STATIC_NAME_INDEX.has(name)) STATIC_NAME_INDEX.set(name, i + 1)
-  if (value !== '') STATIC_PAIR_INDEX.set(`${name}\0${value}`, i + 1)
+  if (value === '') return
+  let byValue = STATIC_PAIR_INDEX.get(name)
+  if (!byValue) STATIC_PAIR_INDEX.set(name, (byValue = new Map()))
+  byValue.set(value, i + 1)
 })
 
 /** An entry's size counts its name and value octets plus 32 (§4.1). */

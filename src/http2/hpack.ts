@@ -159,7 +159,8 @@ const MAX_INDEXED_VALUE = 256
 export class HpackEncoder {
   readonly table: DynamicTable
   /** Absolute entry numbers by name + value and by name, possibly stale (checked on use). */
-  private pairs = new Map<string, number>()
+  private pairs = new Map<string, Map<string, number>>()
+  private pairCount = 0
   private names = new Map<string, number>()
   /** Smallest table size set since the last block, and the current one: both signalled (§4.2). */
   private pendingMin: number | undefined
@@ -192,15 +193,14 @@ export class HpackEncoder {
   }
 
   private field(out: Uint8Array, off: number, name: string, value: string): number {
-    const key = `${name}\0${value}`
-    const exact = STATIC_PAIR_INDEX.get(key) ?? this.dynamicIndex(this.pairs.get(key))
+    const exact = STATIC_PAIR_INDEX.get(name)?.get(value) ?? this.dynamicIndex(this.pairs.get(name)?.get(value))
     if (exact) return encodeInt(out, off, exact, 7, 0x80)
     const nameIndex = STATIC_NAME_INDEX.get(name) ?? this.dynamicIndex(this.names.get(name))
     const size = entrySize(name, value)
     if (NEVER_INDEX.has(name)) off = encodeInt(out, off, nameIndex, 4, 0x10)
     else if (!NO_INDEX.has(name) && value.length <= MAX_INDEXED_VALUE && size * 2 <= this.table.maxSize) {
       off = encodeInt(out, off, nameIndex, 6, 0x40)
-      this.remember(name, value, key)
+      this.remember(name, value)
     } else off = encodeInt(out, off, nameIndex, 4, 0x00)
     if (nameIndex === 0) off = encodeString(out, off, name)
     return encodeString(out, off, value)
@@ -210,17 +210,22 @@ export class HpackEncoder {
     return abs === undefined ? 0 : this.table.indexOfAbsolute(abs)
   }
 
-  private remember(name: string, value: string, key: string): void {
+  private remember(name: string, value: string): void {
     const abs = this.table.inserted
     this.table.add(name, value)
-    this.pairs.set(key, abs)
+    let byValue = this.pairs.get(name)
+    if (!byValue) this.pairs.set(name, (byValue = new Map()))
+    if (!byValue.has(value)) this.pairCount++
+    byValue.set(value, abs)
     this.names.set(name, abs)
     // Stale numbers are harmless but would pile up; drop them all once the maps outgrow the table.
-    if (this.pairs.size > 4 * this.table.length + 64) {
+    if (this.pairCount > 4 * this.table.length + 64) {
       this.pairs.clear()
       this.names.clear()
+      this.pairCount = 0
     }
   }
+
 }
 
 function encodeString(out: Uint8Array, off: number, s: string): number {

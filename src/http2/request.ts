@@ -142,7 +142,8 @@ export function checkTrailers(streamId: number, fields: HeaderField[]): HeaderFi
 export function responseFields(status: number, headers: Iterable<HeaderField>): HeaderField[] {
   const out: HeaderField[] = [[':status', String(status)]]
   let dropped: Set<string> | undefined
-  for (const [rawName, value] of headers) {
+  for (const field of headers) {
+    const [rawName, value] = field
     const name = rawName.toLowerCase()
     if (name === 'connection') {
       dropped ??= new Set()
@@ -150,7 +151,7 @@ export function responseFields(status: number, headers: Iterable<HeaderField>): 
       continue
     }
     if (CONNECTION_SPECIFIC.has(name) || name === 'te' || name.charCodeAt(0) === 58) continue
-    out.push([name, value])
+    out.push(name === rawName ? field : [name, value])
   }
   return dropped ? out.filter(([n]) => !dropped!.has(n)) : out
 }
