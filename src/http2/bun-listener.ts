@@ -1,0 +1,185 @@
+/**
+ * HTTP/2 sessions on Bun.listen sockets: TLS with ALPN "h2" (RFC 9113 §3.2) and cleartext with
+ * prior knowledge (h2c, §3.3). One connection is one ServerSession fed from the socket's data
+ * events, writing through a WriteQueue, ending only once queued bytes are out. The proxy's own
+ * listener, which also serves HTTP/1.1 on the same port, plugs sessions in with attachH2; listenH2
+ * is a standalone server for tests and the comparison script. Requests are the caller's business.
+ */
+import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from 'bun'
+import { WriteQueue } from '../runtime/write-queue.ts'
+import type { Http2Error } from './errors.ts'
+import type { Http2Limits } from './limits.ts'
+import { ServerSession } from './session.ts'
+import type { ServerStream } from './stream.ts'
+
+/** ALPN wire format (RFC 7301 §3.1): length-prefixed protocol names. Bun wants it as one string. */
+export const ALPN_H2_HTTP1 = '\x02h2\x08http/1.1'
+export const ALPN_H2 = '\x02h2'
+
+export interface H2ConnectionOptions {
+  limits?: Partial<Http2Limits>
+  onRequest(stream: ServerStream, conn: H2Connection): void
+  onClose?(err: Http2Error | undefined): void
+  onError?(err: unknown): void
+}
+
+/** A session bound to one socket. The socket's handlers must forward data, drain and close here. */
+export class H2Connection {
+  readonly session: ServerSession
+  private readonly out: WriteQueue
+  private endPending = false
+  private gone = false
+
+  constructor(private readonly sock: Socket<unknown>, opts: H2ConnectionOptions) {
+    this.out = new WriteQueue(sock)
+    this.session = new ServerSession({
+      write: (b) => (this.gone ? false : this.out.write(b)),
+      close: () => this.endWhenFlushed(),
+      onRequest: (s) => opts.onRequest(s, this),
+      onClose: opts.onClose,
+      onError: opts.onError,
+      limits: opts.limits,
+    })
+  }
+
+  get remoteAddress(): string {
+    return this.sock.remoteAddress
+  }
+
+  onData(chunk: Uint8Array): void {
+    this.session.receive(chunk)
+  }
+
+  onDrain(): void {
+    if (!this.out.flush()) return
+    if (this.endPending) {
+      this.endPending = false
+      this.sock.end()
+      return
+    }
+    this.session.drained()
+  }
+
+  onClose(): void {
+    this.gone = true
+    this.out.clear()
+    this.session.destroy()
+  }
+
+  private endWhenFlushed(): void {
+    if (this.gone) return
+    if (this.out.empty) this.sock.end()
+    else this.endPending = true
+  }
+}
+
+export interface H2ListenOptions extends H2ConnectionOptions {
+  hostname: string
+  port: number
+  /** TLS with ALPN h2; without it the listener speaks h2c with prior knowledge. */
+  tls?: { cert: string; key: string }
+  /** How often sessions are swept for the idle timeout. */
+  sweepMs?: number
+}
+
+export interface H2Listener {
+  readonly port: number
+  readonly connections: number
+  /** Graceful: GOAWAY to every session; they close when their streams are done. */
+  shutdown(): void
+  stop(): void
+}
+
+/** A standalone HTTP/2-only server (tests, benchmarks). */
+export function listenH2(opts: H2ListenOptions): H2Listener {
+  const conns = new Set<H2Connection>()
+  const start = (sock: Socket<H2Connection | undefined>) => {
+    const c = new H2Connection(sock as Socket<unknown>, opts)
+    sock.data = c
+    conns.add(c)
+  }
+  const handlers: SocketHandler<H2Connection | undefined> = {
+    binaryType: 'uint8array',
+    open(sock) {
+      if (!opts.tls) start(sock)
+    },
+    handshake(sock, success) {
+      // Only a client that chose h2 by ALPN gets a session (RFC 9113 §3.2).
+      if (success && sock.alpnProtocol === 'h2') start(sock)
+      else sock.end()
+    },
+    data(sock, chunk) {
+      sock.data?.onData(chunk)
+    },
+    drain(sock) {
+      sock.data?.onDrain()
+    },
+    close(sock) {
+      if (sock.data) conns.delete(sock.data)
+      sock.data?.onClose()
+    },
+    error(sock) {
+      if (sock.data) conns.delete(sock.data)
+      sock.data?.onClose()
+    },
+  }
+  const listenOptions = {
+    hostname: opts.hostname,
+    port: opts.port,
+    ...(opts.tls ? { tls: { ...opts.tls, ALPNProtocols: ALPN_H2 } } : {}),
+    socket: handlers,
+  }
+  const server: TCPSocketListener<H2Connection | undefined> = Bun.listen(listenOptions as TCPSocketListenOptions<H2Connection | undefined>)
+  const sweep = setInterval(() => {
+    for (const c of conns) c.session.sweep()
+  }, opts.sweepMs ?? 1000)
+  ;(sweep as { unref?: () => void }).unref?.()
+  return {
+    port: server.port,
+    get connections() {
+      return conns.size
+    },
+    shutdown() {
+      for (const c of conns) c.session.shutdown()
+    },
+    stop() {
+      clearInterval(sweep)
+      server.stop(true)
+      for (const c of conns) c.session.destroy()
+      conns.clear()
+    },
+  }
+}
+
+/**
+ * Sends a whole response body on a stream that has responded: bytes at once, a ReadableStream with
+ * backpressure (a slow HTTP/2 reader pauses the source), then END_STREAM. Resolves when handed over.
+ */
+export async function sendBody(stream: ServerStream, body: Uint8Array | string | ReadableStream<Uint8Array> | null): Promise<void> {
+  if (body === null) return stream.end()
+  if (typeof body === 'string') return stream.end(new TextEncoder().encode(body))
+  if (body instanceof Uint8Array) return stream.end(body)
+  const reader = body.getReader()
+  let closed = false
+  let wake: (() => void) | undefined
+  const prevClose = stream.onClose
+  stream.onClose = (code) => {
+    closed = true
+    prevClose?.(code)
+    wake?.()
+    if (code !== undefined) reader.cancel().catch(() => {})
+  }
+  stream.onDrain = () => wake?.()
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (closed) return
+      if (done) return stream.end()
+      if (!stream.write(value)) await new Promise<void>((resolve) => (wake = resolve))
+      wake = undefined
+      if (closed) return
+    }
+  } catch {
+    stream.reset()
+  }
+}

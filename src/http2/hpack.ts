@@ -1,0 +1,240 @@
+/**
+ * HPACK header block coding (RFC 7541): integers (§5.1), string literals (§5.2), and the field
+ * representations of §6 in a decoder (with dynamic table size updates, §4.2 and §6.3) and an
+ * encoder (static and dynamic indexing, Huffman where shorter, never-indexed literals for
+ * credentials, §7.1.3). The decoder enforces a cap on the decoded header list so that a small
+ * block cannot expand into a large one (an "HPACK bomb", §7.3 of RFC 7541 and RFC 9113 §10.5.1).
+ * The tables are in hpack-table.ts, the Huffman code in huffman.ts; what the fields mean for a
+ * request is request.ts's business.
+ */
+import { Buffer } from 'node:buffer'
+import { connectionError, H2Code } from './errors.ts'
+import { DynamicTable, entrySize, STATIC_NAME_INDEX, STATIC_PAIR_INDEX } from './hpack-table.ts'
+import { huffmanDecode, huffmanEncode, huffmanLength } from './huffman.ts'
+
+export type HeaderField = [name: string, value: string]
+
+const MAX_INT = 2 ** 31 - 1
+
+function compressionError(message: string): Error {
+  return connectionError(H2Code.COMPRESSION_ERROR, `HPACK: ${message}`)
+}
+
+/** Reads an integer with an N-bit prefix at `pos` (§5.1); returns [value, next position]. */
+export function decodeInt(buf: Uint8Array, pos: number, prefixBits: number): [number, number] {
+  if (pos >= buf.byteLength) throw compressionError('integer truncated')
+  const max = (1 << prefixBits) - 1
+  let value = buf[pos++]! & max
+  if (value < max) return [value, pos]
+  let shift = 0
+  for (;;) {
+    if (pos >= buf.byteLength) throw compressionError('integer truncated')
+    const b = buf[pos++]!
+    value += (b & 0x7f) * 2 ** shift
+    shift += 7
+    if (value > MAX_INT) throw compressionError('integer above 2^31-1')
+    if ((b & 0x80) === 0) return [value, pos]
+  }
+}
+
+/** Writes `value` with an N-bit prefix, OR-ing `flags` into the first byte (§5.1); returns the end offset. */
+export function encodeInt(out: Uint8Array, off: number, value: number, prefixBits: number, flags: number): number {
+  const max = (1 << prefixBits) - 1
+  if (value < max) {
+    out[off++] = flags | value
+    return off
+  }
+  out[off++] = flags | max
+  value -= max
+  while (value >= 128) {
+    out[off++] = (value % 128) | 0x80
+    value = Math.floor(value / 128)
+  }
+  out[off++] = value
+  return off
+}
+
+function latin1(bytes: Uint8Array): string {
+  // Short strings (most header fields) are cheaper built directly than through a Buffer view.
+  if (bytes.byteLength <= 32) {
+    let s = ''
+    for (let i = 0; i < bytes.byteLength; i++) s += String.fromCharCode(bytes[i]!)
+    return s
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
+}
+
+function decodeString(buf: Uint8Array, pos: number): [string, number] {
+  if (pos >= buf.byteLength) throw compressionError('string truncated')
+  const huffman = (buf[pos]! & 0x80) !== 0
+  const [len, start] = decodeInt(buf, pos, 7)
+  const end = start + len
+  if (end > buf.byteLength) throw compressionError('string longer than the block')
+  const raw = buf.subarray(start, end)
+  if (!huffman) return [latin1(raw), end]
+  const bytes = huffmanDecode(raw)
+  if (!bytes) throw compressionError('invalid Huffman string (RFC 7541 §5.2)')
+  return [latin1(bytes), end]
+}
+
+export interface DecodedBlock {
+  fields: HeaderField[]
+  /** Size of the whole list as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2), even past the cap. */
+  listBytes: number
+  /** The list exceeded the cap: `fields` stops there, but the table was kept in step. */
+  tooLarge: boolean
+}
+
+/**
+ * Decodes header blocks of one connection, in order. Errors are connection errors
+ * (COMPRESSION_ERROR, RFC 9113 §4.3): after one, the table state is unknown.
+ */
+export class HpackDecoder {
+  readonly table: DynamicTable
+
+  /** `maxTableBytes` is what we announce as SETTINGS_HEADER_TABLE_SIZE; `maxListBytes` caps a decoded list. */
+  constructor(private readonly maxTableBytes: number, private readonly maxListBytes: number) {
+    this.table = new DynamicTable(maxTableBytes)
+  }
+
+  decode(block: Uint8Array): DecodedBlock {
+    const fields: HeaderField[] = []
+    let listBytes = 0
+    let tooLarge = false
+    let pos = 0
+    let sawField = false
+    const emit = (name: string, value: string): void => {
+      listBytes += entrySize(name, value)
+      if (listBytes > this.maxListBytes) tooLarge = true
+      if (!tooLarge) fields.push([name, value])
+    }
+    while (pos < block.byteLength) {
+      const b = block[pos]!
+      if (b & 0x80) {
+        // Indexed field (§6.1).
+        const [index, next] = decodeInt(block, pos, 7)
+        pos = next
+        const entry = index === 0 ? undefined : this.table.get(index)
+        if (!entry) throw compressionError(`index ${index} not in the table`)
+        emit(entry[0], entry[1])
+        sawField = true
+      } else if ((b & 0xe0) === 0x20) {
+        // Dynamic table size update (§6.3): only before the first field of a block (§4.2).
+        if (sawField) throw compressionError('table size update after a field (RFC 7541 §4.2)')
+        const [size, next] = decodeInt(block, pos, 5)
+        pos = next
+        if (size > this.maxTableBytes) throw compressionError(`table size ${size} above the ${this.maxTableBytes} we allowed`)
+        this.table.resize(size)
+      } else {
+        // Literal: with incremental indexing (01), without indexing (0000), never indexed (0001) (§6.2).
+        const indexing = (b & 0xc0) === 0x40
+        const [nameIndex, next] = decodeInt(block, pos, indexing ? 6 : 4)
+        pos = next
+        let name: string
+        if (nameIndex === 0) {
+          ;[name, pos] = decodeString(block, pos)
+        } else {
+          const entry = this.table.get(nameIndex)
+          if (!entry) throw compressionError(`name index ${nameIndex} not in the table`)
+          name = entry[0]
+        }
+        let value: string
+        ;[value, pos] = decodeString(block, pos)
+        if (indexing) this.table.add(name, value)
+        emit(name, value)
+        sawField = true
+      }
+    }
+    return { fields, listBytes, tooLarge }
+  }
+}
+
+/** Names whose values are credentials: sent as never-indexed literals (RFC 7541 §7.1.3). */
+const NEVER_INDEX = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie'])
+/** Values that change with nearly every response: indexing them only churns the table. */
+const NO_INDEX = new Set(['content-length', 'etag', 'last-modified', 'age', 'content-range', ':path'])
+const MAX_INDEXED_VALUE = 256
+
+/** Encodes header blocks of one connection, in the order they are sent. */
+export class HpackEncoder {
+  readonly table: DynamicTable
+  /** Absolute entry numbers by name + value and by name, possibly stale (checked on use). */
+  private pairs = new Map<string, Map<string, number>>()
+  private pairCount = 0
+  private names = new Map<string, number>()
+  /** Smallest table size set since the last block, and the current one: both signalled (§4.2). */
+  private pendingMin: number | undefined
+
+  constructor(maxTableBytes = 4096, private readonly ourCapBytes = 4096) {
+    this.table = new DynamicTable(Math.min(maxTableBytes, ourCapBytes))
+  }
+
+  /** The peer's SETTINGS_HEADER_TABLE_SIZE changed; we use at most our own cap. */
+  setPeerTableSize(bytes: number): void {
+    const size = Math.min(bytes, this.ourCapBytes)
+    if (size === this.table.maxSize) return
+    this.pendingMin = Math.min(this.pendingMin ?? size, size)
+    this.table.resize(size)
+  }
+
+  encode(fields: Iterable<HeaderField>): Uint8Array {
+    const list = Array.isArray(fields) ? (fields as HeaderField[]) : [...fields]
+    let worst = 12
+    for (const [n, v] of list) worst += n.length + v.length + 12
+    const out = new Uint8Array(worst)
+    let off = 0
+    if (this.pendingMin !== undefined) {
+      if (this.pendingMin < this.table.maxSize) off = encodeInt(out, off, this.pendingMin, 5, 0x20)
+      off = encodeInt(out, off, this.table.maxSize, 5, 0x20)
+      this.pendingMin = undefined
+    }
+    for (const [name, value] of list) off = this.field(out, off, name, value)
+    return out.subarray(0, off)
+  }
+
+  private field(out: Uint8Array, off: number, name: string, value: string): number {
+    const exact = STATIC_PAIR_INDEX.get(name)?.get(value) ?? this.dynamicIndex(this.pairs.get(name)?.get(value))
+    if (exact) return encodeInt(out, off, exact, 7, 0x80)
+    const nameIndex = STATIC_NAME_INDEX.get(name) ?? this.dynamicIndex(this.names.get(name))
+    const size = entrySize(name, value)
+    if (NEVER_INDEX.has(name)) off = encodeInt(out, off, nameIndex, 4, 0x10)
+    else if (!NO_INDEX.has(name) && value.length <= MAX_INDEXED_VALUE && size * 2 <= this.table.maxSize) {
+      off = encodeInt(out, off, nameIndex, 6, 0x40)
+      this.remember(name, value)
+    } else off = encodeInt(out, off, nameIndex, 4, 0x00)
+    if (nameIndex === 0) off = encodeString(out, off, name)
+    return encodeString(out, off, value)
+  }
+
+  private dynamicIndex(abs: number | undefined): number {
+    return abs === undefined ? 0 : this.table.indexOfAbsolute(abs)
+  }
+
+  private remember(name: string, value: string): void {
+    const abs = this.table.inserted
+    this.table.add(name, value)
+    let byValue = this.pairs.get(name)
+    if (!byValue) this.pairs.set(name, (byValue = new Map()))
+    if (!byValue.has(value)) this.pairCount++
+    byValue.set(value, abs)
+    this.names.set(name, abs)
+    // Stale numbers are harmless but would pile up; drop them all once the maps outgrow the table.
+    if (this.pairCount > 4 * this.table.length + 64) {
+      this.pairs.clear()
+      this.names.clear()
+      this.pairCount = 0
+    }
+  }
+
+}
+
+function encodeString(out: Uint8Array, off: number, s: string): number {
+  const h = huffmanLength(s)
+  if (h < s.length) {
+    off = encodeInt(out, off, h, 7, 0x80)
+    return huffmanEncode(s, out, off)
+  }
+  off = encodeInt(out, off, s.length, 7, 0)
+  for (let i = 0; i < s.length; i++) out[off++] = s.charCodeAt(i) & 0xff
+  return off
+}

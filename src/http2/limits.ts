@@ -1,0 +1,87 @@
+/**
+ * The limits of an HTTP/2 server session, with their defaults and the clamping of configured
+ * values to what the protocol allows. The flood budgets are counted in floods.ts; enforcing the
+ * rest is session.ts's job.
+ */
+import { Setting, type SettingsList } from './frames.ts'
+
+export interface Http2Limits {
+  /** SETTINGS_MAX_CONCURRENT_STREAMS we announce; streams beyond it are refused (REFUSED_STREAM, §5.1.2). */
+  maxConcurrentStreams: number
+  /** SETTINGS_MAX_HEADER_LIST_SIZE: a decoded request head larger than this gets 431 (§10.5.1). */
+  maxHeaderListBytes: number
+  /** Compressed header block bytes (HEADERS + CONTINUATION) accepted before the connection is closed (CVE-2024-27316). */
+  maxHeaderBlockBytes: number
+  /** CONTINUATION frames accepted for one header block (empty ones cost work without adding bytes). */
+  maxContinuationFrames: number
+  /** SETTINGS_HEADER_TABLE_SIZE: the HPACK dynamic table the client may use (RFC 7541 §4.2). */
+  headerTableBytes: number
+  /** SETTINGS_INITIAL_WINDOW_SIZE: request body bytes buffered per stream before the client must wait. */
+  streamWindowBytes: number
+  /** Connection receive window: request body bytes buffered per connection across streams. */
+  connectionWindowBytes: number
+  /** SETTINGS_MAX_FRAME_SIZE we accept. */
+  maxFrameBytes: number
+  /** Response bytes a stream queues before write() says to wait (the drain callback follows). */
+  streamHighWaterBytes: number
+  /** A connection with no open stream and no request for this long is closed with GOAWAY. 0: never. */
+  idleTimeoutMs: number
+  /** Length of the window the flood budgets count in. */
+  floodWindowMs: number
+  /**
+   * Streams reset (by the client, or by us for its errors) per window; beyond: GOAWAY ENHANCE_YOUR_CALM
+   * (CVE-2023-44487). Near nghttp2's burst of 1000: a browser leaving a page may cancel hundreds at once.
+   */
+  maxResetsPerWindow: number
+  /** SETTINGS frames per window. */
+  maxSettingsPerWindow: number
+  /** PING frames per window. */
+  maxPingsPerWindow: number
+  /** Frames that carry nothing (empty DATA without END_STREAM, PRIORITY, unknown types) per window. */
+  maxEmptyFramesPerWindow: number
+  /** WINDOW_UPDATE frames per window, on top of two per DATA frame we sent. */
+  maxWindowUpdatesPerWindow: number
+  /** Frames we must answer (acks, resets) queued while the client does not read; beyond: GOAWAY. */
+  maxQueuedControlBytes: number
+}
+
+export const DEFAULT_LIMITS: Readonly<Http2Limits> = Object.freeze({
+  maxConcurrentStreams: 128,
+  maxHeaderListBytes: 32 * 1024,
+  maxHeaderBlockBytes: 64 * 1024,
+  maxContinuationFrames: 32,
+  headerTableBytes: 4096,
+  streamWindowBytes: 256 * 1024,
+  connectionWindowBytes: 1024 * 1024,
+  maxFrameBytes: 16_384,
+  streamHighWaterBytes: 64 * 1024,
+  idleTimeoutMs: 60_000,
+  floodWindowMs: 10_000,
+  maxResetsPerWindow: 1000,
+  maxSettingsPerWindow: 100,
+  maxPingsPerWindow: 100,
+  maxEmptyFramesPerWindow: 200,
+  maxWindowUpdatesPerWindow: 2000,
+  maxQueuedControlBytes: 64 * 1024,
+})
+
+/** The SETTINGS of our server preface (RFC 9113 §3.4, §6.5.2); no server push (§8.4). */
+export function announcedSettings(l: Http2Limits): SettingsList {
+  return [
+    [Setting.HEADER_TABLE_SIZE, l.headerTableBytes],
+    [Setting.ENABLE_PUSH, 0],
+    [Setting.MAX_CONCURRENT_STREAMS, l.maxConcurrentStreams],
+    [Setting.INITIAL_WINDOW_SIZE, l.streamWindowBytes],
+    [Setting.MAX_FRAME_SIZE, l.maxFrameBytes],
+    [Setting.MAX_HEADER_LIST_SIZE, l.maxHeaderListBytes],
+  ]
+}
+
+export function resolveLimits(partial: Partial<Http2Limits> | undefined): Http2Limits {
+  const limits = { ...DEFAULT_LIMITS, ...partial }
+  // Below the protocol defaults a client that sends before our SETTINGS arrive would break flow control (§6.9.2).
+  limits.streamWindowBytes = Math.max(65_535, Math.min(limits.streamWindowBytes, 2 ** 31 - 1))
+  limits.connectionWindowBytes = Math.max(65_535, Math.min(limits.connectionWindowBytes, 2 ** 31 - 1))
+  limits.maxFrameBytes = Math.max(16_384, Math.min(limits.maxFrameBytes, 16_777_215))
+  return limits
+}

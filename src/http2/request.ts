@@ -1,0 +1,162 @@
+/**
+ * HTTP/2 request and response heads as HTTP semantics (RFC 9113 §8.2, §8.3): checking a decoded
+ * request header list (pseudo-headers, lowercase names, connection-specific fields, TE) and
+ * turning it into the fields an HTTP/1.1 request path expects (:authority as Host, cookies joined
+ * with "; "); and, for responses, dropping the fields HTTP/2 forbids. A malformed request is a
+ * stream error of type PROTOCOL_ERROR (§8.1.1). Decoding the block is hpack.ts's job.
+ */
+import { H2Code, streamError } from './errors.ts'
+import type { HeaderField } from './hpack.ts'
+
+export interface H2Request {
+  method: string
+  /** "http" or "https" (any scheme is passed on; CONNECT has none: ""). */
+  scheme: string
+  /** :authority, or the Host field when :authority is absent; "" when neither was sent. */
+  authority: string
+  /** :path as sent (origin-form, or "*" for OPTIONS); "" for CONNECT. */
+  path: string
+  /** Regular fields, lowercase: `host` first when there is an authority, one `cookie` field (§8.2.3). */
+  headers: HeaderField[]
+  /** content-length when sent; the body is checked against it (§8.1.1). */
+  contentLength: number | undefined
+}
+
+/** Fields that are connection-specific in HTTP/1.1 and malformed in HTTP/2 (§8.2.2). */
+export const CONNECTION_SPECIFIC = new Set(['connection', 'proxy-connection', 'keep-alive', 'transfer-encoding', 'upgrade'])
+
+// A field name is a token (RFC 9110 §5.1) in lowercase (RFC 9113 §8.2.1).
+const NAME_CHARS = new Uint8Array(256)
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") NAME_CHARS[c.charCodeAt(0)] = 1
+
+/** Names already found valid: HPACK hands the same few names over and over. Bounded. */
+const KNOWN_NAMES = new Set<string>()
+
+function validName(name: string, from: number): boolean {
+  if (KNOWN_NAMES.has(name)) return true
+  if (name.length <= from) return false
+  for (let i = from; i < name.length; i++) if (NAME_CHARS[name.charCodeAt(i)] !== 1) return false
+  if (KNOWN_NAMES.size < 512 && name.length <= 64) KNOWN_NAMES.add(name)
+  return true
+}
+
+/** §8.2.1: no NUL, CR or LF, and no leading or trailing whitespace. */
+function validValue(v: string): boolean {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i)
+    if (c === 0 || c === 10 || c === 13) return false
+  }
+  if (v.length === 0) return true
+  const first = v.charCodeAt(0)
+  const last = v.charCodeAt(v.length - 1)
+  return first !== 32 && first !== 9 && last !== 32 && last !== 9
+}
+
+/** Checks a request header list and translates it; throws a stream error for a malformed one. */
+export function toRequest(streamId: number, fields: HeaderField[]): H2Request {
+  const bad = (why: string) => streamError(streamId, H2Code.PROTOCOL_ERROR, `malformed request: ${why} (RFC 9113 §8.2, §8.3)`)
+  let method: string | undefined
+  let scheme: string | undefined
+  let authority: string | undefined
+  let path: string | undefined
+  let host: string | undefined
+  let contentLength: number | undefined
+  const cookies: string[] = []
+  const headers: HeaderField[] = []
+  let regular = false
+  for (const field of fields) {
+    const [name, value] = field
+    if (!validValue(value)) throw bad(`bad characters in the value of ${name}`)
+    if (name.charCodeAt(0) === 58 /* : */) {
+      if (regular) throw bad('pseudo-header after a regular field')
+      const set = (cur: string | undefined): string => {
+        if (cur !== undefined) throw bad(`${name} twice`)
+        return value
+      }
+      if (name === ':method') method = set(method)
+      else if (name === ':scheme') scheme = set(scheme)
+      else if (name === ':authority') authority = set(authority)
+      else if (name === ':path') path = set(path)
+      // :protocol needs SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441), which we do not send.
+      else throw bad(`pseudo-header ${name} not allowed in a request`)
+      continue
+    }
+    regular = true
+    if (!validName(name, 0)) throw bad(`field name ${JSON.stringify(name)} is not a lowercase token`)
+    if (CONNECTION_SPECIFIC.has(name)) throw bad(`connection-specific field ${name}`)
+    if (name === 'te') {
+      if (value.toLowerCase() !== 'trailers') throw bad('TE other than "trailers"')
+    } else if (name === 'cookie') {
+      cookies.push(value)
+      continue
+    } else if (name === 'host') {
+      if (host !== undefined) throw bad('host twice')
+      host = value
+      continue
+    } else if (name === 'content-length') {
+      if (!/^[0-9]{1,15}$/.test(value) || (contentLength !== undefined && contentLength !== Number(value))) throw bad('bad content-length')
+      contentLength = Number(value)
+      continue
+    }
+    headers.push(field)
+  }
+  if (method === undefined || (method !== 'GET' && method !== 'POST' && (method === '' || !validName(method.toLowerCase(), 0)))) throw bad('missing or bad :method')
+  if (method === 'CONNECT') {
+    if (scheme !== undefined || path !== undefined || !authority) throw bad('CONNECT needs :authority only (§8.5)')
+  } else {
+    if (!scheme || !validScheme(scheme)) throw bad('missing or bad :scheme')
+    if (!path) throw bad('missing or empty :path')
+    if (path !== '*' && path.charCodeAt(0) !== 47 /* / */ && (scheme === 'http' || scheme === 'https')) throw bad(':path not in origin form')
+    if (path === '*' && method !== 'OPTIONS') throw bad(':path "*" only for OPTIONS')
+  }
+  if (authority !== undefined) {
+    // §8.3.1: no userinfo for http(s); Host, when also sent, must name the same thing.
+    if (authority.includes('@')) throw bad(':authority with userinfo')
+    if (host !== undefined && host.toLowerCase() !== authority.toLowerCase()) throw bad('Host differs from :authority')
+  }
+  const hostValue = authority || host
+  if (hostValue) headers.unshift(['host', hostValue])
+  if (contentLength !== undefined) headers.push(['content-length', String(contentLength)])
+  if (cookies.length > 0) headers.push(['cookie', cookies.join('; ')])
+  return { method, scheme: scheme ?? '', authority: hostValue ?? '', path: path ?? '', headers, contentLength }
+}
+
+function validScheme(s: string): boolean {
+  return s === 'https' || s === 'http' || /^[a-zA-Z][a-zA-Z0-9+.-]*$/.test(s)
+}
+
+/** Checks trailers (§8.1): no pseudo-headers, lowercase token names, clean values. */
+export function checkTrailers(streamId: number, fields: HeaderField[]): HeaderField[] {
+  for (const [name, value] of fields) {
+    if (!validName(name, 0) || CONNECTION_SPECIFIC.has(name) || !validValue(value)) {
+      throw streamError(streamId, H2Code.PROTOCOL_ERROR, `malformed trailer field ${JSON.stringify(name)} (RFC 9113 §8.1)`)
+    }
+  }
+  return fields
+}
+
+/**
+ * Response fields as HTTP/2 sends them: names lowercased, connection-specific fields and `te`
+ * dropped (§8.2.2), the Connection field's listed names dropped too, pseudo-headers refused.
+ */
+export function responseFields(status: number, headers: Iterable<HeaderField>): HeaderField[] {
+  const out: HeaderField[] = [[':status', String(status)]]
+  let dropped: Set<string> | undefined
+  for (const field of headers) {
+    const [rawName, value] = field
+    const name = rawName.toLowerCase()
+    if (name === 'connection') {
+      dropped ??= new Set()
+      for (const token of value.split(',')) dropped.add(token.trim().toLowerCase())
+      continue
+    }
+    if (CONNECTION_SPECIFIC.has(name) || name === 'te' || name.charCodeAt(0) === 58) continue
+    out.push(name === rawName ? field : [name, value])
+  }
+  return dropped ? out.filter(([n]) => !dropped!.has(n)) : out
+}
+
+/** Response trailers as HTTP/2 sends them: the same filtering as responseFields, no pseudo-headers (§8.1). */
+export function trailerFields(headers: Iterable<HeaderField>): HeaderField[] {
+  return responseFields(0, headers).slice(1)
+}

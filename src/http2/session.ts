@@ -1,0 +1,414 @@
+/**
+ * A server-side HTTP/2 connection (RFC 9113), independent of the transport: bytes come in through
+ * receive(), go out through the injected write(), and requests come out as ServerStreams through
+ * onRequest. This file owns the connection state: the SETTINGS exchange (§3.4, §6.5), frame
+ * dispatch, opening streams (§5.1), GOAWAY (§6.8), the idle timeout, and where each flood budget
+ * is charged. Elsewhere: frame splitting (reader.ts) and codecs (frames.ts), header blocks across
+ * CONTINUATION (header-block.ts), HPACK (hpack.ts), request checks (request.ts), receive flow
+ * control (flow.ts), budgets (floods.ts), the open streams and how they end (streams.ts), the
+ * per-stream API (stream.ts), and the outgoing queue with DATA scheduling (output.ts).
+ */
+import { connectionError, H2Code, Http2Error, streamError } from './errors.ts'
+import { HeaderBlock } from './header-block.ts'
+import * as F from './frames.ts'
+import { HpackDecoder, HpackEncoder, type HeaderField } from './hpack.ts'
+import { FloodGuard } from './floods.ts'
+import { ReceiveFlow } from './flow.ts'
+import { announcedSettings, resolveLimits, type Http2Limits } from './limits.ts'
+import { Output } from './output.ts'
+import { FrameReader } from './reader.ts'
+import { checkTrailers, toRequest } from './request.ts'
+import { ServerStream, type StreamHost } from './stream.ts'
+import { StreamTable } from './streams.ts'
+
+export interface SessionOptions {
+  /** Sends bytes; false means the transport is queueing: call drained() when it has sent them. */
+  write(bytes: Uint8Array): boolean
+  /** Ends the transport once what was written is sent. Called once. */
+  close(): void
+  /** A request whose head was checked; its body (if any) arrives through stream.body. */
+  onRequest(stream: ServerStream): void
+  /** The session ended, with the connection error when there was one (for logs and counters). */
+  onClose?(err: Http2Error | undefined): void
+  /** A callback of the owner (onRequest, a stream's onDrain or onClose) threw; rethrown asynchronously when absent. */
+  onError?(err: unknown): void
+  limits?: Partial<Http2Limits>
+  /** Clock for budgets and the idle timeout; performance.now by default. */
+  now?: () => number
+}
+
+export class ServerSession implements StreamHost {
+  readonly limits: Http2Limits
+  readonly highWaterBytes: number
+  private readonly out: Output
+  private readonly decoder: HpackDecoder
+  private readonly encoder = new HpackEncoder(4096)
+  private readonly streams: StreamTable
+  private readonly now: () => number
+  private settingsSeen = false
+  private readonly reader: FrameReader
+  private block: HeaderBlock | undefined
+  /** The last stream we process after a GOAWAY either way (§6.8). */
+  private goawayLastId: number | undefined
+  private peerInitialWindow = F.DEFAULT_WINDOW
+  private readonly flow: ReceiveFlow
+  private toDispatch: ServerStream[] = []
+  private lastProgressMs: number
+  private ended = false
+  private readonly floods: FloodGuard
+
+  constructor(private readonly opts: SessionOptions) {
+    const l = (this.limits = resolveLimits(opts.limits))
+    this.highWaterBytes = l.streamHighWaterBytes
+    this.now = opts.now ?? (() => performance.now())
+    this.lastProgressMs = this.now()
+    this.decoder = new HpackDecoder(l.headerTableBytes, l.maxHeaderListBytes)
+    this.reader = new FrameReader(l.maxFrameBytes)
+    this.floods = new FloodGuard(l, this.now)
+    this.out = new Output({ write: (b) => opts.write(b) }, l.maxQueuedControlBytes)
+    this.out.onStreamDone = (s) => this.guard(() => this.streams.localDone(s))
+    this.out.onFault = (err) => this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
+    // Server preface (§3.4): our SETTINGS, then the larger connection window (§6.9.2).
+    this.out.push(F.settingsFrame(announcedSettings(l)))
+    this.flow = new ReceiveFlow(l.connectionWindowBytes, l.streamWindowBytes, (f) => this.out.push(f, false))
+    this.flow.start()
+    this.streams = new StreamTable(this.out, this.encoder, this.flow, this.floods, () => this.streamClosed())
+  }
+
+  /** Open streams (requests not yet finished both ways). */
+  get streamCount(): number {
+    return this.streams.size
+  }
+
+  get closed(): boolean {
+    return this.ended
+  }
+
+  /** Bytes from the client. */
+  receive(chunk: Uint8Array): void {
+    if (this.ended) return
+    try {
+      this.reader.push(chunk, (h, payload) => {
+        try {
+          this.frame(h, payload)
+        } catch (err) {
+          if (!(err instanceof Http2Error) || err.streamId === 0) throw err
+          this.streams.failed(err)
+        }
+        return !this.ended
+      })
+    } catch (err) {
+      this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
+      return
+    }
+    this.dispatch()
+  }
+
+  /** The transport sent what it had queued. */
+  drained(): void {
+    if (!this.ended) this.guard(() => this.out.drained())
+  }
+
+  /**
+   * Graceful shutdown (§6.8): GOAWAY with the last stream we accept, finish the open streams, then
+   * close. For reloads and drains; also used by the idle timeout.
+   */
+  shutdown(code: number = H2Code.NO_ERROR, debug = ''): void {
+    if (this.ended) return
+    if (this.goawayLastId === undefined) {
+      this.goawayLastId = this.streams.lastStreamId
+      this.out.push(F.goawayFrame(this.streams.lastStreamId, code, debug))
+    }
+    if (this.streams.size === 0) this.end(undefined)
+  }
+
+  /** Closes at once: every stream is reset, the transport closed. */
+  destroy(): void {
+    this.end(undefined)
+  }
+
+  /** Call now and then (e.g. every second): applies the idle timeout. */
+  sweep(nowMs: number = this.now()): void {
+    const idle = this.limits.idleTimeoutMs
+    if (!this.ended && idle > 0 && this.streams.size === 0 && nowMs - this.lastProgressMs >= idle) this.shutdown(H2Code.NO_ERROR, 'idle')
+  }
+
+  // ---- StreamHost ----
+
+  sendHeaders(stream: ServerStream, fields: HeaderField[], endStream: boolean): void {
+    if (this.ended) return
+    this.guard(() => {
+      this.out.push(F.headerFrames(stream.id, this.encoder.encode(fields), endStream, this.out.peerMaxFrame), false)
+      if (endStream) {
+        stream.localEnded = true
+        this.streams.localDone(stream)
+      }
+    })
+  }
+
+  schedule(stream: ServerStream): void {
+    this.out.schedule(stream)
+  }
+
+  resetStream(stream: ServerStream, code: number): void {
+    if (this.ended) return
+    this.guard(() => {
+      this.streams.sendRst(stream.id, code)
+      this.streams.close(stream, code)
+    })
+  }
+
+  ownerFault(err: unknown): void {
+    if (this.opts.onError) this.opts.onError(err)
+    else
+      queueMicrotask(() => {
+        throw err
+      })
+  }
+
+  consumed(stream: ServerStream, bytes: number): void {
+    if (bytes <= 0 || this.ended) return
+    this.guard(() => this.flow.consumed(stream, bytes, !stream.closed && !stream.remoteEnded))
+  }
+
+  // ---- frames in ----
+
+  private frame(h: F.FrameHeader, p: Uint8Array): void {
+    if (!this.settingsSeen && h.type !== F.FrameType.SETTINGS) throw connectionError(H2Code.PROTOCOL_ERROR, 'first frame is not SETTINGS (RFC 9113 §3.4)')
+    if (this.block && h.type !== F.FrameType.CONTINUATION) throw connectionError(H2Code.PROTOCOL_ERROR, 'header block interrupted (RFC 9113 §6.10)')
+    switch (h.type) {
+      case F.FrameType.DATA:
+        return this.data(h, p)
+      case F.FrameType.HEADERS:
+        return this.headers(h, p)
+      case F.FrameType.CONTINUATION:
+        return this.continuation(h, p)
+      case F.FrameType.PRIORITY: {
+        if (h.streamId === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'PRIORITY on stream 0 (RFC 9113 §6.3)')
+        const prio = F.parsePriority(h, p)
+        // Priority signals are deprecated (§5.3.2) and ignored, but they are counted: a flood costs us work.
+        this.floods.empty('PRIORITY frames')
+        if (prio.dependsOn === h.streamId) throw streamError(h.streamId, H2Code.PROTOCOL_ERROR, 'stream depends on itself (RFC 9113 §5.3.1)')
+        return
+      }
+      case F.FrameType.RST_STREAM:
+        return this.rstStream(h, p)
+      case F.FrameType.SETTINGS:
+        return this.settings(h, p)
+      case F.FrameType.PUSH_PROMISE:
+        throw connectionError(H2Code.PROTOCOL_ERROR, 'a client cannot send PUSH_PROMISE (RFC 9113 §8.4)')
+      case F.FrameType.PING: {
+        const data = F.parsePing(h, p)
+        this.floods.ping()
+        if ((h.flags & F.Flag.ACK) === 0) this.out.push(F.pingFrame(data, true))
+        return
+      }
+      case F.FrameType.GOAWAY:
+        F.parseGoaway(h, p)
+        // The client opens nothing more; finish what is open, then close.
+        if (this.goawayLastId === undefined) this.goawayLastId = this.streams.lastStreamId
+        if (this.streams.size === 0) this.end(undefined)
+        return
+      case F.FrameType.WINDOW_UPDATE:
+        return this.windowUpdate(h, p)
+      default:
+        // Unknown frame types are ignored (§4.1, §5.5), and counted like empty frames.
+        this.floods.empty('unknown frames')
+    }
+  }
+
+  private settings(h: F.FrameHeader, p: Uint8Array): void {
+    const list = F.parseSettings(h, p)
+    this.settingsSeen = true
+    if (h.flags & F.Flag.ACK) return
+    this.floods.setting()
+    for (const [id, value] of list) {
+      if (id === F.Setting.HEADER_TABLE_SIZE) this.encoder.setPeerTableSize(value)
+      else if (id === F.Setting.MAX_FRAME_SIZE) this.out.peerMaxFrame = value
+      else if (id === F.Setting.INITIAL_WINDOW_SIZE) {
+        // A change applies to every open stream's window, which may go negative (§6.9.2).
+        const delta = value - this.peerInitialWindow
+        this.peerInitialWindow = value
+        for (const s of this.streams.values()) {
+          s.sendWindow += delta
+          if (s.sendWindow > F.MAX_WINDOW) throw connectionError(H2Code.FLOW_CONTROL_ERROR, 'SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window')
+        }
+        if (delta > 0) this.out.windowOpened()
+      }
+    }
+    this.out.push(F.SETTINGS_ACK)
+  }
+
+  private windowUpdate(h: F.FrameHeader, p: Uint8Array): void {
+    const inc = F.parseWindowUpdate(h, p)
+    this.floods.windowUpdate(this.out.dataFramesSent)
+    if (h.streamId === 0) {
+      this.out.sendWindow += inc
+      if (this.out.sendWindow > F.MAX_WINDOW) throw connectionError(H2Code.FLOW_CONTROL_ERROR, 'connection window above 2^31-1 (RFC 9113 §6.9.1)')
+    } else {
+      const s = this.streams.get(h.streamId)
+      if (!s) {
+        if (h.streamId > this.streams.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream (RFC 9113 §5.1)')
+        return // a closed stream: ignored
+      }
+      s.sendWindow += inc
+      if (s.sendWindow > F.MAX_WINDOW) throw streamError(s.id, H2Code.FLOW_CONTROL_ERROR, 'stream window above 2^31-1 (RFC 9113 §6.9.1)')
+    }
+    this.out.windowOpened()
+  }
+
+  private rstStream(h: F.FrameHeader, p: Uint8Array): void {
+    if (h.streamId === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'RST_STREAM on stream 0 (RFC 9113 §6.4)')
+    const code = F.parseRstStream(p)
+    if (h.streamId > this.streams.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'RST_STREAM on an idle stream (RFC 9113 §6.4)')
+    const s = this.streams.get(h.streamId)
+    if (!s) return
+    // Rapid reset (CVE-2023-44487): opening and cancelling streams costs us work without limit.
+    this.floods.reset('stream resets')
+    this.streams.close(s, code)
+  }
+
+  private headers(h: F.FrameHeader, p: Uint8Array): void {
+    if (h.streamId === 0 || h.streamId % 2 === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'HEADERS on stream 0 or an even stream (RFC 9113 §5.1.1)')
+    const { fragment, priority } = F.parseHeaders(h, p)
+    const l = this.limits
+    this.block = new HeaderBlock(h.streamId, (h.flags & F.Flag.END_STREAM) !== 0, priority?.dependsOn === h.streamId, l.maxHeaderBlockBytes, l.maxContinuationFrames)
+    this.block.add(fragment, false)
+    if (h.flags & F.Flag.END_HEADERS) this.finishBlock()
+  }
+
+  private continuation(h: F.FrameHeader, p: Uint8Array): void {
+    const b = this.block
+    if (!b || b.streamId !== h.streamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'CONTINUATION without an open header block (RFC 9113 §6.10)')
+    b.add(p, true)
+    if (h.flags & F.Flag.END_HEADERS) this.finishBlock()
+  }
+
+  private finishBlock(): void {
+    const b = this.block!
+    this.block = undefined
+    const bytes = b.joined()
+    const decoded = this.decoder.decode(bytes)
+    const id = b.streamId
+    const existing = this.streams.get(id)
+    if (existing) {
+      // Trailers (§8.1): must end the stream.
+      if (existing.remoteEnded) throw streamError(id, H2Code.STREAM_CLOSED, 'HEADERS after END_STREAM (RFC 9113 §5.1)')
+      if (!b.endStream) throw streamError(id, H2Code.PROTOCOL_ERROR, 'second HEADERS without END_STREAM (RFC 9113 §8.1)')
+      existing.requestTrailers = checkTrailers(id, decoded.fields)
+      const cl = existing.request.contentLength
+      if (cl !== undefined && existing.receivedBytes !== cl) throw streamError(id, H2Code.PROTOCOL_ERROR, 'body length differs from content-length (RFC 9113 §8.1.1)')
+      this.streams.remoteEnd(existing)
+      return
+    }
+    if (id <= this.streams.lastStreamId) {
+      // Frames in flight on a stream we reset are ignored (§5.1, "closed"); otherwise the id went backwards (§5.1.1).
+      if (this.streams.wasResetByUs(id)) return
+      throw connectionError(H2Code.PROTOCOL_ERROR, `HEADERS on closed stream ${id} (RFC 9113 §5.1.1)`)
+    }
+    this.streams.lastStreamId = id
+    this.lastProgressMs = this.now()
+    if (this.goawayLastId !== undefined) return // after GOAWAY: ignored, the client may retry elsewhere (§6.8)
+    if (b.selfDependent) throw streamError(id, H2Code.PROTOCOL_ERROR, 'stream depends on itself (RFC 9113 §5.3.1)')
+    if (this.streams.size >= this.limits.maxConcurrentStreams) throw streamError(id, H2Code.REFUSED_STREAM, 'over SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2)')
+    if (decoded.tooLarge) {
+      // Answer 431 without involving the owner (RFC 9113 §10.5.1, RFC 6585 §5).
+      this.out.push(F.headerFrames(id, this.encoder.encode([[':status', '431'], ['content-length', '0']]), true, this.out.peerMaxFrame))
+      if (!b.endStream) this.streams.sendRst(id, H2Code.NO_ERROR)
+      this.floods.reset('refused requests')
+      return
+    }
+    const request = toRequest(id, decoded.fields)
+    if (b.endStream && request.contentLength) throw streamError(id, H2Code.PROTOCOL_ERROR, 'content-length without a body (RFC 9113 §8.1.1)')
+    const stream = new ServerStream(id, request, this, this.peerInitialWindow, this.limits.streamWindowBytes, !b.endStream)
+    this.streams.add(stream)
+    this.toDispatch.push(stream)
+  }
+
+  private data(h: F.FrameHeader, p: Uint8Array): void {
+    if (h.streamId === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on stream 0 (RFC 9113 §6.1)')
+    // Flow control counts the whole payload, padding included (§6.9.1).
+    this.flow.chargeConnection(h.length)
+    const s = this.streams.get(h.streamId)
+    if (!s || s.remoteEnded) {
+      this.flow.creditConnection(h.length)
+      if (!s && h.streamId > this.streams.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
+      if (s) throw streamError(s.id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
+      // A closed stream: data in flight after our RST_STREAM is dropped (§5.1); anything else is an error.
+      if (!this.streams.wasResetByUs(h.streamId)) throw streamError(h.streamId, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
+      return
+    }
+    this.flow.chargeStream(s, h.length)
+    const data = F.stripPadding(h, p)
+    const end = (h.flags & F.Flag.END_STREAM) !== 0
+    if (data.byteLength === 0 && !end) this.floods.empty('empty DATA frames')
+    // Padding is credited back at once: the owner never sees it.
+    if (h.length > data.byteLength) this.consumed(s, h.length - data.byteLength)
+    if (data.byteLength > 0) this.lastProgressMs = this.now()
+    s.receivedBytes += data.byteLength
+    const cl = s.request.contentLength
+    if (cl !== undefined && (s.receivedBytes > cl || (end && s.receivedBytes !== cl))) {
+      s.receiveData(data) // counted as taken: credit returns when the stream closes
+      throw streamError(s.id, H2Code.PROTOCOL_ERROR, 'body length differs from content-length (RFC 9113 §8.1.1)')
+    }
+    s.receiveData(data)
+    if (end) this.streams.remoteEnd(s)
+  }
+
+  private streamClosed(): void {
+    // Idle time counts from the end of the last stream; after GOAWAY the last one ends the connection.
+    this.lastProgressMs = this.now()
+    if (this.goawayLastId !== undefined && this.streams.size === 0) this.end(undefined)
+  }
+
+  /** Hands new requests to the owner after the whole chunk is read: a stream reset in the same chunk never reaches it. */
+  private dispatch(): void {
+    const list = this.toDispatch
+    if (list.length === 0) return
+    this.toDispatch = []
+    for (const s of list) {
+      if (s.closed || this.ended) continue
+      s.dispatched = true
+      try {
+        this.opts.onRequest(s)
+      } catch (err) {
+        s.reset(H2Code.INTERNAL_ERROR)
+        this.ownerFault(err)
+      }
+    }
+  }
+
+  // ---- connection end ----
+
+  private guard(fn: () => void): void {
+    try {
+      fn()
+    } catch (err) {
+      if (err instanceof Http2Error && err.streamId !== 0) {
+        try {
+          this.streams.failed(err)
+          return
+        } catch (e) {
+          err = e
+        }
+      }
+      this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
+    }
+  }
+
+  private fail(err: Http2Error): void {
+    if (this.ended) return
+    this.out.push(F.goawayFrame(this.streams.lastStreamId, err.h2Code, err.message.slice(0, 200)), false)
+    this.end(err)
+  }
+
+  private end(err: Http2Error | undefined): void {
+    if (this.ended) return
+    this.ended = true
+    this.streams.abortAll(err ? err.h2Code : H2Code.CANCEL)
+    this.toDispatch = []
+    this.out.flushNow()
+    this.opts.close()
+    this.opts.onClose?.(err)
+  }
+}

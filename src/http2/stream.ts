@@ -1,0 +1,235 @@
+/**
+ * One HTTP/2 request stream on the server side (RFC 9113 §5.1), as its owner sees it: the request
+ * head, the request body as a pull stream whose reading returns flow-control credit, and the
+ * response side (respond, write with backpressure, end with optional trailers, reset). Frames,
+ * windows shared across streams and the HPACK encoder belong to the session (session.ts), which
+ * this file reaches only through StreamHost.
+ */
+import { Http2Error, H2Code, h2CodeName } from './errors.ts'
+import type { HeaderField } from './hpack.ts'
+import { responseFields, trailerFields, type H2Request } from './request.ts'
+
+/** What a stream needs from its session. */
+export interface StreamHost {
+  readonly highWaterBytes: number
+  sendHeaders(stream: ServerStream, fields: HeaderField[], endStream: boolean): void
+  /** The stream has response bytes or an end to send. */
+  schedule(stream: ServerStream): void
+  /** Reset by us: RST_STREAM, then close. */
+  resetStream(stream: ServerStream, code: number): void
+  /** Request body bytes the owner has taken: their window credit can go back to the client. */
+  consumed(stream: ServerStream, bytes: number): void
+  /** An owner's callback threw. */
+  ownerFault(err: unknown): void
+}
+
+/** Why a stream ended: normally (`undefined`), or the reset code, sent or received. */
+export type CloseCode = number | undefined
+
+export class ServerStream {
+  // ---- state the session and output.ts keep; owners read at most `closed` and `requestTrailers` ----
+  /** Body bytes queued for sending; the session takes from the front. */
+  outQueue: Uint8Array[] = []
+  outBytes = 0
+  /** end() was called: after outQueue, send END_STREAM (or trailers). */
+  ending = false
+  trailers: HeaderField[] | undefined
+  /** END_STREAM has been sent (or is queued in the session's output). */
+  localEnded = false
+  remoteEnded = false
+  closed = false
+  /** Peer's window for our DATA on this stream (§6.9). */
+  sendWindow: number
+  /** What the client may still send on this stream, and what we took but did not credit back yet. */
+  recvWindow: number
+  recvUnacked = 0
+  /** Body bytes received, for the content-length check (§8.1.1). */
+  receivedBytes = 0
+  /** Request trailers, when the client sent them. */
+  requestTrailers: HeaderField[] | undefined
+  /** The request reached the owner (onRequest); streams reset before that never do. */
+  dispatched = false
+
+  /** Called when write() had returned false and the queue fell below the high-water mark. */
+  onDrain: (() => void) | undefined
+  /** Called once when the stream is finished: `code` undefined for a clean end, else the reset code. */
+  onClose: ((code: CloseCode) => void) | undefined
+
+  readonly body: ReadableStream<Uint8Array> | null
+  private inQueue: Uint8Array[] = []
+  private inBytes = 0
+  private pullWaiter: { ctrl: ReadableStreamDefaultController<Uint8Array>; resolve: () => void } | undefined
+  private bodyDone = false
+  private closeCode: CloseCode
+  private discardBody = false
+  private headersSent = false
+  private wantDrain = false
+
+  constructor(
+    readonly id: number,
+    readonly request: H2Request,
+    private readonly host: StreamHost,
+    sendWindow: number,
+    recvWindow: number,
+    hasBody: boolean,
+  ) {
+    this.sendWindow = sendWindow
+    this.recvWindow = recvWindow
+    this.remoteEnded = !hasBody
+    this.body = hasBody
+      ? new ReadableStream<Uint8Array>({ pull: (ctrl) => this.pull(ctrl), cancel: () => this.cancelBody() }, { highWaterMark: 0 })
+      : null
+  }
+
+  /** Sends the response head. A 1xx status (not 101) may come before the final one. */
+  respond(status: number, headers: Iterable<HeaderField> = [], endStream = false): void {
+    if (this.closed) return
+    if (this.headersSent) throw new Http2Error(H2Code.INTERNAL_ERROR, this.id, 'response head already sent')
+    if (status < 100 || status > 999 || status === 101) throw new Http2Error(H2Code.INTERNAL_ERROR, this.id, `status ${status} cannot be sent over HTTP/2`)
+    const informational = status < 200
+    if (!informational) this.headersSent = true
+    this.host.sendHeaders(this, responseFields(status, headers), endStream && !informational)
+    if (endStream && !informational) this.localEnded = this.ending = true
+  }
+
+  /** Queues response body bytes; false when the queue is above the high-water mark (wait for onDrain). */
+  write(chunk: Uint8Array): boolean {
+    if (this.closed || this.ending) return false
+    if (!this.headersSent) throw new Http2Error(H2Code.INTERNAL_ERROR, this.id, 'write() before respond()')
+    if (chunk.byteLength > 0) {
+      this.outQueue.push(chunk)
+      this.outBytes += chunk.byteLength
+      this.host.schedule(this)
+    }
+    if (this.outBytes < this.host.highWaterBytes) return true
+    this.wantDrain = true
+    return false
+  }
+
+  /** Ends the response after the queued bytes, with trailers when given (§8.1). */
+  end(chunk?: Uint8Array, trailers?: Iterable<HeaderField>): void {
+    if (this.closed || this.ending) return
+    if (chunk) this.write(chunk)
+    if (!this.headersSent) throw new Http2Error(H2Code.INTERNAL_ERROR, this.id, 'end() before respond()')
+    this.ending = true
+    if (trailers) {
+      const fields = trailerFields(trailers)
+      if (fields.length > 0) this.trailers = fields
+    }
+    this.host.schedule(this)
+  }
+
+  /** Abandons the stream with RST_STREAM (default CANCEL). */
+  reset(code: number = H2Code.CANCEL): void {
+    if (!this.closed) this.host.resetStream(this, code)
+  }
+
+  get responseStarted(): boolean {
+    return this.headersSent
+  }
+
+  // ---- called by the session ----
+
+  /** Request body bytes from a DATA frame. */
+  receiveData(data: Uint8Array): void {
+    if (this.discardBody || this.bodyDone) {
+      this.host.consumed(this, data.byteLength)
+      return
+    }
+    if (data.byteLength === 0) return
+    const w = this.pullWaiter
+    if (w) {
+      this.pullWaiter = undefined
+      w.ctrl.enqueue(data)
+      this.host.consumed(this, data.byteLength)
+      w.resolve()
+      return
+    }
+    this.inQueue.push(data)
+    this.inBytes += data.byteLength
+  }
+
+  /** END_STREAM from the client. */
+  receiveEnd(): void {
+    this.remoteEnded = true
+    const w = this.pullWaiter
+    if (w && this.inQueue.length === 0) {
+      this.pullWaiter = undefined
+      this.finishBody(w.ctrl)
+      w.resolve()
+    }
+  }
+
+  /** Queued response bytes fell: tell a waiting writer. */
+  sent(): void {
+    if (this.wantDrain && this.outBytes < this.host.highWaterBytes) {
+      this.wantDrain = false
+      callOwner(this.host, this.onDrain, undefined)
+    }
+  }
+
+  /** The stream is finished; returns unread body bytes, whose connection credit the session returns. */
+  finish(code: CloseCode): number {
+    if (this.closed) return 0
+    this.closed = true
+    const unread = this.inBytes
+    this.inQueue = []
+    this.inBytes = 0
+    this.outQueue = []
+    this.outBytes = 0
+    // Unread body bytes are dropped with the stream: the reader then sees an error, not a short body.
+    this.closeCode = code ?? (unread > 0 && !this.bodyDone ? H2Code.CANCEL : undefined)
+    const w = this.pullWaiter
+    this.pullWaiter = undefined
+    if (w) {
+      this.finishBody(w.ctrl)
+      w.resolve()
+    }
+    callOwner(this.host, this.onClose, code)
+    return unread
+  }
+
+  private pull(ctrl: ReadableStreamDefaultController<Uint8Array>): Promise<void> | void {
+    const chunk = this.inQueue.shift()
+    if (chunk) {
+      this.inBytes -= chunk.byteLength
+      ctrl.enqueue(chunk)
+      this.host.consumed(this, chunk.byteLength)
+      return
+    }
+    if (this.remoteEnded || this.closed) return this.finishBody(ctrl)
+    return new Promise<void>((resolve) => {
+      this.pullWaiter = { ctrl, resolve }
+    })
+  }
+
+  private finishBody(ctrl: ReadableStreamDefaultController<Uint8Array>): void {
+    if (this.bodyDone) return
+    this.bodyDone = true
+    // A body cut short (reset, or the connection gone) must not look complete to the reader.
+    if (this.closed && (this.closeCode !== undefined || !this.remoteEnded)) {
+      const code = this.closeCode ?? H2Code.CANCEL
+      ctrl.error(new Http2Error(code, this.id, `request stream reset before its end: ${h2CodeName(code)}`))
+    } else ctrl.close()
+  }
+
+  /** The owner does not want the rest of the body: drop it, keep the client's windows open. */
+  private cancelBody(): void {
+    this.discardBody = true
+    this.bodyDone = true
+    const unread = this.inBytes
+    this.inQueue = []
+    this.inBytes = 0
+    if (unread > 0) this.host.consumed(this, unread)
+  }
+}
+
+/** Runs an owner's callback; its exception is the owner's bug, reported, and must not break the connection's frames. */
+function callOwner<T>(host: StreamHost, fn: ((arg: T) => void) | undefined, arg: T): void {
+  if (!fn) return
+  try {
+    fn(arg)
+  } catch (err) {
+    host.ownerFault(err)
+  }
+}

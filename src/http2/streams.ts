@@ -1,0 +1,102 @@
+/**
+ * The session's table of open streams and the ends of their lives (RFC 9113 §5.1): both sides
+ * done, a reset either way, a response finished before the request (§8.1), stream errors
+ * (§5.4.2), and the recent resets whose in-flight frames are ignored. Opening streams and
+ * reading frames stay in session.ts; the stream's own API is stream.ts.
+ */
+import { H2Code, type Http2Error } from './errors.ts'
+import type { FloodGuard } from './floods.ts'
+import type { ReceiveFlow } from './flow.ts'
+import { headerFrames, rstStreamFrame } from './frames.ts'
+import type { HpackEncoder } from './hpack.ts'
+import type { Output } from './output.ts'
+import type { CloseCode, ServerStream } from './stream.ts'
+
+/** Resets remembered, so frames the client sent before it saw one are told from protocol errors. */
+const RECENT_RESETS = 1024
+
+export class StreamTable {
+  private readonly open = new Map<number, ServerStream>()
+  private readonly resetByUs = new Set<number>()
+  /** Highest client stream id seen (§5.1.1). */
+  lastStreamId = 0
+
+  constructor(
+    private readonly out: Output,
+    private readonly encoder: HpackEncoder,
+    private readonly flow: ReceiveFlow,
+    private readonly floods: FloodGuard,
+    /** Called after each stream closes. */
+    private readonly onClosed: () => void,
+  ) {}
+
+  get size(): number {
+    return this.open.size
+  }
+
+  get(id: number): ServerStream | undefined {
+    return this.open.get(id)
+  }
+
+  values(): IterableIterator<ServerStream> {
+    return this.open.values()
+  }
+
+  add(s: ServerStream): void {
+    this.open.set(s.id, s)
+  }
+
+  wasResetByUs(id: number): boolean {
+    return this.resetByUs.has(id)
+  }
+
+  sendRst(id: number, code: number): void {
+    this.out.push(rstStreamFrame(id, code))
+    this.resetByUs.add(id)
+    if (this.resetByUs.size > RECENT_RESETS) this.resetByUs.delete(this.resetByUs.values().next().value!)
+  }
+
+  /** END_STREAM from the client. */
+  remoteEnd(s: ServerStream): void {
+    s.receiveEnd()
+    if (s.localEnded) this.close(s, undefined)
+  }
+
+  /** Our END_STREAM is queued: trailers go out now; the stream closes if the client is done too. */
+  localDone(s: ServerStream): void {
+    if (s.trailers) {
+      const t = s.trailers
+      s.trailers = undefined
+      this.out.push(headerFrames(s.id, this.encoder.encode(t), true, this.out.peerMaxFrame), false)
+    }
+    if (s.closed) return
+    // The response is complete before the request: ask the client to stop sending (§8.1).
+    if (!s.remoteEnded) this.sendRst(s.id, H2Code.NO_ERROR)
+    this.close(s, undefined)
+  }
+
+  close(s: ServerStream, code: CloseCode): void {
+    if (s.closed) return
+    this.open.delete(s.id)
+    this.out.unschedule(s)
+    const unread = s.finish(code)
+    if (unread > 0) this.flow.creditConnection(unread)
+    this.onClosed()
+  }
+
+  /** A stream error (§5.4.2): RST_STREAM, and it counts like a reset the client sent (a variant of rapid reset). */
+  failed(err: Http2Error): void {
+    const s = this.open.get(err.streamId)
+    this.sendRst(err.streamId, err.h2Code)
+    if (s) this.close(s, err.h2Code)
+    this.floods.reset('stream errors')
+  }
+
+  /** The connection is gone: every stream ends with `code`. */
+  abortAll(code: number): void {
+    for (const s of [...this.open.values()]) {
+      this.open.delete(s.id)
+      s.finish(code)
+    }
+  }
+}

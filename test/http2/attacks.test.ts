@@ -1,0 +1,230 @@
+/**
+ * Attack defences (RFC 9113 §10.5): each attack is sent, and the test asserts that the attacking
+ * connection is closed with GOAWAY (or the request refused), that only a bounded number of its
+ * streams reached the owner (the upstream is not flooded), and that other streams and clients
+ * are still served.
+ */
+import { afterEach, describe, expect, test } from 'bun:test'
+import { H2Code } from '../../src/http2/errors.ts'
+import { frame, FrameType, Flag, PREFACE, rstStreamFrame, settingsFrame, windowUpdateFrame, readFrameHeader } from '../../src/http2/frames.ts'
+import { encodeInt, HpackEncoder } from '../../src/http2/hpack.ts'
+import { RawClient } from './support/raw-client.ts'
+import { run, startServer, type TestH2Server } from './support/h2-server.ts'
+
+const ping = (i: number) => frame(FrameType.PING, 0, 0, new Uint8Array(8).fill(i & 0xff))
+
+describe('session level: each flood ends the connection with ENHANCE_YOUR_CALM, within its budget', () => {
+  test('rapid reset (CVE-2023-44487): streams opened and cancelled one by one reach the owner at most the budget', async () => {
+    const c = new RawClient({ limits: { maxResetsPerWindow: 50 } }).start()
+    for (let i = 0; i < 1000 && !c.closed; i++) {
+      const id = 1 + 2 * i
+      c.send(c.get(id, '/slow')) // each in its own read, so the session hands it to the owner...
+      c.send(rstStreamFrame(id, H2Code.CANCEL)) // ...before the reset arrives
+    }
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+    expect(c.requests.length).toBeLessThanOrEqual(51)
+    expect(c.closed).toBe(true)
+  })
+  test('rapid reset within one read: a stream reset in the same chunk never reaches the owner', async () => {
+    const c = new RawClient().start()
+    const parts: Uint8Array[] = []
+    for (let i = 0; i < 20; i++) parts.push(c.get(1 + 2 * i), rstStreamFrame(1 + 2 * i, H2Code.CANCEL))
+    c.send(...parts)
+    await c.settle()
+    expect(c.requests).toHaveLength(0)
+  })
+  test('stream errors we answer count against the same budget (invalid requests in a loop)', async () => {
+    const c = new RawClient({ limits: { maxResetsPerWindow: 20 } }).start()
+    for (let i = 0; i < 200 && !c.closed; i++) c.send(c.headers(1 + 2 * i, [[':method', 'GET'], [':path', '/']]))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+    expect(c.requests).toHaveLength(0)
+  })
+  test('with the default budget, pages of 120 requests cancelled three times over (360 resets) keep the connection', async () => {
+    const c = new RawClient().start()
+    let id = 1
+    for (let page = 0; page < 3; page++) {
+      const ids = Array.from({ length: 120 }, () => (id += 2) - 2)
+      for (const i of ids) c.send(c.get(i, '/img'))
+      for (const i of ids) c.send(rstStreamFrame(i, H2Code.CANCEL))
+    }
+    c.send(c.get(id, '/next'))
+    await c.settle()
+    expect(c.goaway()).toBeUndefined()
+    expect(c.requests).toHaveLength(361)
+    expect(c.requests.at(-1)?.request.path).toBe('/next')
+  })
+  test('the budget is per window: resets spread over time are allowed', async () => {
+    const c = new RawClient({ limits: { maxResetsPerWindow: 10, floodWindowMs: 1000 } }).start()
+    for (let i = 0; i < 50; i++) {
+      c.now = i * 200 // 5 resets per second
+      c.send(c.get(1 + 2 * i))
+      c.send(rstStreamFrame(1 + 2 * i, H2Code.CANCEL))
+    }
+    await c.settle()
+    expect(c.goaway()).toBeUndefined()
+    expect(c.requests).toHaveLength(50)
+  })
+  test('CONTINUATION flood (CVE-2024-27316): header bytes are capped before decoding', async () => {
+    const c = new RawClient({ limits: { maxHeaderBlockBytes: 64 * 1024 } }).start()
+    c.send(frame(FrameType.HEADERS, 0, 1, c.get(1).subarray(9)))
+    const junk = new Uint8Array(16_384).fill(0x41)
+    for (let i = 0; i < 1000 && !c.closed; i++) c.send(frame(FrameType.CONTINUATION, 0, 1, junk))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+    expect(c.requests).toHaveLength(0)
+  })
+  test('CONTINUATION flood of empty frames is capped by count', async () => {
+    const c = new RawClient({ limits: { maxContinuationFrames: 32 } }).start()
+    c.send(frame(FrameType.HEADERS, 0, 1, c.get(1).subarray(9)))
+    for (let i = 0; i < 10_000 && !c.closed; i++) c.send(frame(FrameType.CONTINUATION, 0, 1))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+  })
+  test.each([
+    ['SETTINGS', () => settingsFrame([])],
+    ['PING', () => ping(1)],
+    ['WINDOW_UPDATE', () => windowUpdateFrame(0, 1)],
+    ['PRIORITY', () => frame(FrameType.PRIORITY, 0, 1, new Uint8Array([0, 0, 0, 3, 16]))],
+    ['unknown frame type', () => frame(0xfa, 0, 0, new Uint8Array(4))],
+  ])('%s flood', async (_, make) => {
+    const c = new RawClient().start()
+    const one = make()
+    const batch = new Uint8Array(one.byteLength * 100)
+    for (let i = 0; i < 100; i++) batch.set(one, i * one.byteLength)
+    for (let i = 0; i < 100 && !c.closed; i++) c.send(batch) // 10,000 frames
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+  })
+  test('empty DATA flood on an open stream', async () => {
+    const c = new RawClient().start()
+    c.send(c.get(1, '/up', [], false))
+    for (let i = 0; i < 10_000 && !c.closed; i++) c.send(c.data(1, new Uint8Array(0)))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+  })
+  test('a client that asks for answers (PING) without reading them cannot grow our queue without bound', async () => {
+    const c = new RawClient({ limits: { maxPingsPerWindow: 1_000_000, maxQueuedControlBytes: 4096 } }).start()
+    await c.settle()
+    c.writable = false
+    c.send(ping(0))
+    await c.settle()
+    for (let i = 0; i < 10_000 && !c.closed; i++) c.send(ping(i))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+    expect(c.bytesWritten).toBeLessThan(64 * 1024)
+  })
+  test('HPACK bomb: a small block naming a large table entry many times gets 431; the connection goes on', async () => {
+    const c = new RawClient({ limits: { maxHeaderListBytes: 16 * 1024 } }).start()
+    const big = 'x'.repeat(4000)
+    const len = new Uint8Array(4)
+    const lenEnd = encodeInt(len, 0, big.length, 7, 0)
+    const block = Uint8Array.from([
+      0x82, 0x87, 0x84, 0x41, 0x01, 0x61, // GET https / :authority "a"
+      0x40, 0x01, 0x62, ...len.subarray(0, lenEnd), ...Buffer.from(big), // literal "b: xxx..." with indexing (index 62)
+      ...new Array<number>(1000).fill(0xbe), // 1000 references to it: ~4 MB decoded from ~1 KB
+    ])
+    expect(block.byteLength).toBeLessThan(6000)
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, block))
+    c.send(c.get(3, '/after'))
+    await c.settle()
+    expect(c.status(1)).toBe('431')
+    expect(c.requests.map((s) => s.request.path)).toEqual(['/after'])
+    expect(c.goaway()).toBeUndefined()
+  })
+  test('HPACK: a dynamic table size update above our SETTINGS_HEADER_TABLE_SIZE is a COMPRESSION_ERROR', async () => {
+    const c = new RawClient({ limits: { headerTableBytes: 4096 } }).start()
+    const block = new Uint8Array(8)
+    const end = encodeInt(block, 0, 1 << 20, 5, 0x20)
+    c.send(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Uint8Array.from([...block.subarray(0, end), 0x82, 0x87, 0x84])))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.COMPRESSION_ERROR)
+  })
+})
+
+describe('socket level: the attacker is cut off, other clients are served', () => {
+  let server: TestH2Server | undefined
+  afterEach(() => {
+    server?.close()
+    server = undefined
+  })
+
+  /** Sends `parts` on a new h2c connection; returns the GOAWAY code received (if any). */
+  async function attack(port: number, parts: Uint8Array[]): Promise<number | undefined> {
+    let rx = new Uint8Array(0)
+    let goaway: number | undefined
+    const { promise: closed, resolve } = Promise.withResolvers<void>()
+    const sock = await Bun.connect({
+      hostname: '127.0.0.1',
+      port,
+      socket: {
+        data(_, d) {
+          const buf = new Uint8Array(rx.byteLength + d.byteLength)
+          buf.set(rx)
+          buf.set(d, rx.byteLength)
+          let off = 0
+          while (buf.byteLength - off >= 9) {
+            const h = readFrameHeader(buf, off)
+            if (buf.byteLength - off < 9 + h.length) break
+            if (h.type === FrameType.GOAWAY) goaway = new DataView(buf.buffer, buf.byteOffset + off + 9 + 4, 4).getUint32(0)
+            off += 9 + h.length
+          }
+          rx = buf.slice(off)
+        },
+        close: () => resolve(),
+        error: () => resolve(),
+      },
+    })
+    try {
+      for (const p of parts) {
+        if (sock.write(p) < p.byteLength) break
+        await Bun.sleep(0)
+      }
+      await Promise.race([closed, Bun.sleep(5000)])
+    } finally {
+      sock.end()
+    }
+    return goaway
+  }
+
+  const enc = () => new HpackEncoder(4096)
+  const req = (e: HpackEncoder, id: number, path: string) =>
+    frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, e.encode([[':method', 'GET'], [':scheme', 'http'], [':authority', 'a'], [':path', path]]))
+
+  const attacks: [string, () => Uint8Array[]][] = [
+    ['rapid reset', () => {
+      const e = enc()
+      const out = [PREFACE, settingsFrame([])]
+      for (let i = 0; i < 2000; i++) out.push(req(e, 1 + 2 * i, '/wait?ms=1000'), rstStreamFrame(1 + 2 * i, H2Code.CANCEL))
+      return out
+    }],
+    ['CONTINUATION flood', () => {
+      const out = [PREFACE, settingsFrame([]), frame(FrameType.HEADERS, 0, 1, new Uint8Array([0x82, 0x86, 0x84]))]
+      for (let i = 0; i < 500; i++) out.push(frame(FrameType.CONTINUATION, 0, 1, new Uint8Array(16_000)))
+      return out
+    }],
+    ['SETTINGS flood', () => [PREFACE, ...Array.from({ length: 2000 }, () => settingsFrame([]))]],
+    ['PING flood', () => [PREFACE, settingsFrame([]), ...Array.from({ length: 2000 }, (_, i) => ping(i))]],
+    ['empty DATA flood', () => {
+      const e = enc()
+      const head = frame(FrameType.HEADERS, Flag.END_HEADERS, 1, e.encode([[':method', 'POST'], [':scheme', 'http'], [':authority', 'a'], [':path', '/hash']]))
+      return [PREFACE, settingsFrame([]), head, ...Array.from({ length: 2000 }, () => frame(FrameType.DATA, 0, 1))]
+    }],
+  ]
+  for (const [name, build] of attacks) {
+    test(`${name}: GOAWAY ENHANCE_YOUR_CALM, a bounded number of requests reach the handler, a client already connected and a new one are served`, async () => {
+      const s = (server = startServer({ tls: false, limits: { maxResetsPerWindow: 100 } }))
+      // A well-behaved client with a request in flight during the attack.
+      const before = run(['curl', '-sS', '--http2-prior-knowledge', '-o', '/dev/null', '-w', '%{http_code} %{http_version}', `${s.url}/wait?ms=500`], { timeoutMs: 15_000 })
+      await Bun.sleep(100)
+      const code = await attack(s.port, build())
+      expect(code).toBe(H2Code.ENHANCE_YOUR_CALM)
+      const attackerRequests = s.requests.filter((r) => r.path === '/wait?ms=1000' || r.path === '/hash').length
+      expect(attackerRequests).toBeLessThanOrEqual(101)
+      expect((await before).stdout).toBe('200 2')
+      const after = await run(['curl', '-sS', '--http2-prior-knowledge', `${s.url}/hello`], { timeoutMs: 10_000 })
+      expect(after.stdout).toBe('hello GET /hello\n')
+    })
+  }
+})

@@ -1,0 +1,85 @@
+import { describe, expect, test } from 'bun:test'
+import type { Http2Error } from '../../src/http2/errors.ts'
+import * as F from '../../src/http2/frames.ts'
+import { isPreface } from '../../src/http2/reader.ts'
+
+const hdr = (type: number, flags: number, streamId: number, length: number): F.FrameHeader => ({ type, flags, streamId, length })
+const codeOf = (fn: () => unknown) => {
+  try {
+    fn()
+  } catch (e) {
+    return (e as Http2Error).code
+  }
+  return undefined
+}
+
+describe('frame header (RFC 9113 §4.1)', () => {
+  test('round-trips length, type, flags and stream id; the reserved bit is ignored on receipt', () => {
+    const f = F.frame(F.FrameType.HEADERS, F.Flag.END_HEADERS, 0x7fffffff, new Uint8Array(70_000))
+    expect(F.readFrameHeader(f, 0)).toEqual({ length: 70_000, type: 1, flags: 4, streamId: 0x7fffffff })
+    f[5]! |= 0x80
+    expect(F.readFrameHeader(f, 0).streamId).toBe(0x7fffffff)
+  })
+})
+
+describe('payloads', () => {
+  test('padding is removed; a pad as long as the payload is a PROTOCOL_ERROR (§6.1)', () => {
+    const p = Uint8Array.from([2, 65, 66, 0, 0])
+    expect([...F.stripPadding(hdr(0, F.Flag.PADDED, 1, 5), p)]).toEqual([65, 66])
+    expect(codeOf(() => F.stripPadding(hdr(0, F.Flag.PADDED, 1, 3), Uint8Array.from([3, 0, 0])))).toBe('E_H2_PROTOCOL_ERROR')
+  })
+  test('HEADERS with PADDED and PRIORITY flags yields the fragment alone (§6.2)', () => {
+    const p = Uint8Array.from([1, 0x80, 0, 0, 3, 15, 0x82, 0x84, 0])
+    const { fragment, priority } = F.parseHeaders(hdr(1, F.Flag.PADDED | F.Flag.PRIORITY, 5, p.length), p)
+    expect([...fragment]).toEqual([0x82, 0x84])
+    expect(priority).toEqual({ exclusive: true, dependsOn: 3, weight: 16 })
+  })
+  test('SETTINGS round-trip and checks (§6.5)', () => {
+    const f = F.settingsFrame([[F.Setting.MAX_FRAME_SIZE, 20_000], [0x99, 7]])
+    const h = F.readFrameHeader(f, 0)
+    expect(F.parseSettings(h, f.subarray(9))).toEqual([[5, 20_000], [0x99, 7]])
+    expect(codeOf(() => F.parseSettings(hdr(4, 0, 1, 0), new Uint8Array(0)))).toBe('E_H2_PROTOCOL_ERROR')
+    expect(codeOf(() => F.parseSettings(hdr(4, 0, 0, 5), new Uint8Array(5)))).toBe('E_H2_FRAME_SIZE_ERROR')
+    expect(codeOf(() => F.parseSettings(hdr(4, 1, 0, 6), new Uint8Array(6)))).toBe('E_H2_FRAME_SIZE_ERROR')
+    const bad = (id: number, v: number) => F.settingsFrame([[id, v]]).subarray(9)
+    expect(codeOf(() => F.parseSettings(hdr(4, 0, 0, 6), bad(F.Setting.ENABLE_PUSH, 2)))).toBe('E_H2_PROTOCOL_ERROR')
+    expect(codeOf(() => F.parseSettings(hdr(4, 0, 0, 6), bad(F.Setting.INITIAL_WINDOW_SIZE, 2 ** 31)))).toBe('E_H2_FLOW_CONTROL_ERROR')
+    expect(codeOf(() => F.parseSettings(hdr(4, 0, 0, 6), bad(F.Setting.MAX_FRAME_SIZE, 16_383)))).toBe('E_H2_PROTOCOL_ERROR')
+  })
+  test('PING, RST_STREAM, WINDOW_UPDATE, GOAWAY, PRIORITY sizes and values', () => {
+    expect(codeOf(() => F.parsePing(hdr(6, 0, 0, 7), new Uint8Array(7)))).toBe('E_H2_FRAME_SIZE_ERROR')
+    expect(codeOf(() => F.parsePing(hdr(6, 0, 1, 8), new Uint8Array(8)))).toBe('E_H2_PROTOCOL_ERROR')
+    expect(codeOf(() => F.parseRstStream(new Uint8Array(3)))).toBe('E_H2_FRAME_SIZE_ERROR')
+    expect(F.parseRstStream(F.rstStreamFrame(1, 8).subarray(9))).toBe(8)
+    expect(F.parseWindowUpdate(hdr(8, 0, 3, 4), F.windowUpdateFrame(3, 1000).subarray(9))).toBe(1000)
+    const zero = (() => { try { F.parseWindowUpdate(hdr(8, 0, 3, 4), new Uint8Array(4)) } catch (e) { return e as Http2Error } })()
+    expect(zero?.code).toBe('E_H2_PROTOCOL_ERROR')
+    expect(zero?.streamId).toBe(3) // a stream error on a stream, a connection error on stream 0
+    const g = F.goawayFrame(7, 11, 'calm down')
+    expect(F.parseGoaway(F.readFrameHeader(g, 0), g.subarray(9))).toMatchObject({ lastStreamId: 7, code: 11 })
+    expect(codeOf(() => F.parsePriority(hdr(2, 0, 1, 4), new Uint8Array(4)))).toBe('E_H2_FRAME_SIZE_ERROR')
+  })
+  test('a header block larger than the peer frame size goes out as HEADERS plus CONTINUATION (§6.10)', () => {
+    const block = new Uint8Array(40_000).fill(7)
+    const out = F.headerFrames(9, block, true, 16_384)
+    const frames: F.FrameHeader[] = []
+    for (let off = 0; off < out.length; ) {
+      const h = F.readFrameHeader(out, off)
+      frames.push(h)
+      off += 9 + h.length
+    }
+    expect(frames.map((f) => [f.type, f.flags, f.length])).toEqual([
+      [F.FrameType.HEADERS, F.Flag.END_STREAM, 16_384],
+      [F.FrameType.CONTINUATION, 0, 16_384],
+      [F.FrameType.CONTINUATION, F.Flag.END_HEADERS, 7232],
+    ])
+  })
+})
+
+test('isPreface tells h2 prior knowledge from HTTP/1.1 by the first bytes', () => {
+  const pre = new TextEncoder().encode('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+  expect(isPreface(pre)).toBe(true)
+  expect(isPreface(pre.subarray(0, 10))).toBeUndefined()
+  expect(isPreface(new TextEncoder().encode('PRI / HTTP/1.1\r\n'))).toBe(false)
+  expect(isPreface(new TextEncoder().encode('GET / HTTP/1.1\r\n'))).toBe(false)
+})

@@ -1,0 +1,385 @@
+import { describe, expect, test } from 'bun:test'
+import { H2Code } from '../../src/http2/errors.ts'
+import { frame, FrameType, Flag, Setting, windowUpdateFrame, rstStreamFrame, goawayFrame } from '../../src/http2/frames.ts'
+import { RawClient } from './support/raw-client.ts'
+
+const u32 = (p: Uint8Array, off = 0) => new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(off)
+const settingsOf = (p: Uint8Array) => {
+  const m = new Map<number, number>()
+  for (let i = 0; i < p.byteLength; i += 6) m.set((p[i]! << 8) | p[i + 1]!, u32(p, i + 2))
+  return m
+}
+
+describe('connection start (RFC 9113 §3.4)', () => {
+  test('the server preface is SETTINGS with our limits, then a larger connection window; client SETTINGS are acked', async () => {
+    const c = new RawClient({ limits: { maxConcurrentStreams: 7, streamWindowBytes: 100_000, connectionWindowBytes: 1_000_000 } }).start()
+    await c.settle()
+    const [first, second] = c.frames
+    expect(first!.type).toBe(FrameType.SETTINGS)
+    const s = settingsOf(first!.payload)
+    expect(s.get(Setting.MAX_CONCURRENT_STREAMS)).toBe(7)
+    expect(s.get(Setting.INITIAL_WINDOW_SIZE)).toBe(100_000)
+    expect(s.get(Setting.ENABLE_PUSH)).toBe(0)
+    expect(second!.type).toBe(FrameType.WINDOW_UPDATE)
+    expect(u32(second!.payload)).toBe(1_000_000 - 65_535)
+    expect(c.ofType(FrameType.SETTINGS).some((f) => f.flags & Flag.ACK)).toBe(true)
+  })
+  test('a bad preface is a PROTOCOL_ERROR', async () => {
+    const c = new RawClient()
+    c.send(new TextEncoder().encode('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.PROTOCOL_ERROR)
+    expect(c.closed).toBe(true)
+  })
+  test('a first frame other than SETTINGS is a PROTOCOL_ERROR', async () => {
+    const c = new RawClient()
+    c.send(new TextEncoder().encode('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(FrameType.PING, 0, 0, new Uint8Array(8)))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.PROTOCOL_ERROR)
+  })
+  test('a preface split across reads is accepted', async () => {
+    const c = new RawClient()
+    const pre = new TextEncoder().encode('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+    c.send(pre.subarray(0, 5))
+    c.send(pre.subarray(5))
+    c.send(frame(FrameType.SETTINGS, 0, 0))
+    c.send(c.get(1))
+    await c.settle()
+    expect(c.requests).toHaveLength(1)
+    expect(c.goaway()).toBeUndefined()
+  })
+})
+
+describe('requests (RFC 9113 §8.2, §8.3)', () => {
+  test('translated for HTTP/1.1: :authority becomes host, cookies are joined with "; "', async () => {
+    const c = new RawClient().start()
+    c.send(c.get(1, '/a?b=1', [['cookie', 'a=1'], ['accept', '*/*'], ['cookie', 'b=2']]))
+    await c.settle()
+    const r = c.requests[0]!.request
+    expect(r).toMatchObject({ method: 'GET', scheme: 'https', authority: 'example.test', path: '/a?b=1' })
+    expect(r.headers).toEqual([['host', 'example.test'], ['accept', '*/*'], ['cookie', 'a=1; b=2']])
+    expect(c.requests[0]!.body).toBeNull()
+  })
+  const base: [string, string][] = [[':method', 'GET'], [':scheme', 'https'], [':authority', 'h.test'], [':path', '/']]
+  test.each([
+    ['connection-specific field', [...base, ['connection', 'keep-alive']]],
+    ['transfer-encoding', [...base, ['transfer-encoding', 'chunked']]],
+    ['upgrade', [...base, ['upgrade', 'h2c']]],
+    ['TE other than trailers', [...base, ['te', 'gzip']]],
+    ['uppercase name', [...base, ['X-Up', '1']]],
+    ['pseudo-header after a field', [[':method', 'GET'], [':scheme', 'https'], ['accept', '*'], [':path', '/']]],
+    ['missing :path', base.slice(0, 3)],
+    ['empty :path', [...base.slice(0, 3), [':path', '']]],
+    ['duplicate :method', [...base, [':method', 'GET']]],
+    ['unknown pseudo-header', [...base, [':protocol', 'websocket']]],
+    ['response pseudo-header', [...base, [':status', '200']]],
+    ['Host differs from :authority', [...base, ['host', 'other.test']]],
+    ['userinfo in :authority', [[':method', 'GET'], [':scheme', 'https'], [':authority', 'u@h.test'], [':path', '/']]],
+    ['CR in a value', [...base, ['x-a', 'a\rb']]],
+    ['leading space in a value', [...base, ['x-a', ' a']]],
+  ] as [string, [string, string][]][])('malformed: %s -> RST_STREAM PROTOCOL_ERROR, never reaches the owner', async (_, fields) => {
+    const c = new RawClient().start()
+    c.send(c.headers(1, fields))
+    c.send(c.get(3))
+    await c.settle()
+    expect(c.rstCode(1)).toBe(H2Code.PROTOCOL_ERROR)
+    expect(c.requests.map((s) => s.id)).toEqual([3])
+    expect(c.goaway()).toBeUndefined()
+  })
+  test('te: trailers and a Host equal to :authority are accepted', async () => {
+    const c = new RawClient().start()
+    c.send(c.headers(1, [...base, ['te', 'trailers'], ['host', 'H.test']]))
+    await c.settle()
+    expect(c.requests).toHaveLength(1)
+  })
+  test('a header block split over CONTINUATION frames is one request', async () => {
+    const c = new RawClient().start()
+    const h = c.get(1, '/split', [['x-long', 'v'.repeat(100)]])
+    const block = h.subarray(9)
+    c.send(frame(FrameType.HEADERS, Flag.END_STREAM, 1, block.subarray(0, 10)), frame(FrameType.CONTINUATION, 0, 1, block.subarray(10, 50)), frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, block.subarray(50)))
+    await c.settle()
+    expect(c.requests[0]?.request.path).toBe('/split')
+  })
+  test('a frame between HEADERS and CONTINUATION is a connection PROTOCOL_ERROR', async () => {
+    const c = new RawClient().start()
+    const block = c.get(1).subarray(9)
+    c.send(frame(FrameType.HEADERS, Flag.END_STREAM, 1, block.subarray(0, 3)), frame(FrameType.PING, 0, 0, new Uint8Array(8)))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.PROTOCOL_ERROR)
+  })
+  test('PUSH_PROMISE from a client is a PROTOCOL_ERROR', async () => {
+    const c = new RawClient().start()
+    c.send(frame(FrameType.PUSH_PROMISE, Flag.END_HEADERS, 1, new Uint8Array([0, 0, 0, 2, 0x82])))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.PROTOCOL_ERROR)
+  })
+  test('a body longer than content-length is a stream PROTOCOL_ERROR (§8.1.1)', async () => {
+    const c = new RawClient().start()
+    c.send(c.get(1, '/up', [['content-length', '3']], false), c.data(1, new Uint8Array(5), true))
+    await c.settle()
+    expect(c.rstCode(1)).toBe(H2Code.PROTOCOL_ERROR)
+  })
+  test('more streams than SETTINGS_MAX_CONCURRENT_STREAMS are refused with REFUSED_STREAM', async () => {
+    const c = new RawClient({ limits: { maxConcurrentStreams: 3 } }).start()
+    c.send(c.get(1), c.get(3), c.get(5), c.get(7))
+    await c.settle()
+    expect(c.requests.map((s) => s.id)).toEqual([1, 3, 5])
+    expect(c.rstCode(7)).toBe(H2Code.REFUSED_STREAM)
+  })
+  test('a header list above the limit gets 431 and does not reach the owner', async () => {
+    const c = new RawClient({ limits: { maxHeaderListBytes: 1000 } }).start()
+    c.send(c.get(1, '/', [['x-big', 'b'.repeat(2000)]]), c.get(3))
+    await c.settle()
+    expect(c.status(1)).toBe('431')
+    expect(c.requests.map((s) => s.id)).toEqual([3])
+  })
+})
+
+describe('responses', () => {
+  test('HEADERS then DATA with END_STREAM; connection-specific fields are dropped; trailers end the stream', async () => {
+    const c = new RawClient({
+      onRequest: (s) => {
+        s.respond(200, [['Content-Type', 'text/plain'], ['Connection', 'close, x-hop'], ['x-hop', '1'], ['keep-alive', 'x'], ['transfer-encoding', 'chunked']])
+        s.write(new TextEncoder().encode('hel'))
+        s.end(new TextEncoder().encode('lo'), [['X-Checksum', 'abc'], ['connection', 'close'], [':status', '500']])
+      },
+    }).start()
+    c.send(c.get(1))
+    await c.settle()
+    expect(c.ofType(FrameType.HEADERS, 1)[0]!.headers).toEqual([[':status', '200'], ['content-type', 'text/plain']])
+    expect(c.bodyOf(1)).toBe('hello')
+    const trailer = c.ofType(FrameType.HEADERS, 1)[1]!
+    expect(trailer.headers).toEqual([['x-checksum', 'abc']])
+    expect(trailer.flags & Flag.END_STREAM).toBe(Flag.END_STREAM)
+    expect(c.session.streamCount).toBe(0)
+  })
+  test('informational 1xx heads may precede the final one; 101 cannot be sent over HTTP/2 (§8.6)', async () => {
+    let err: unknown
+    const c = new RawClient({
+      onRequest: (s) => {
+        s.respond(103, [['link', '</a.css>; rel=preload']])
+        try {
+          s.respond(101)
+        } catch (e) {
+          err = e
+        }
+        s.respond(200, [], true)
+      },
+    }).start()
+    c.send(c.get(1))
+    await c.settle()
+    expect(c.ofType(FrameType.HEADERS, 1).map((f) => [f.headers![0]![1], f.flags & Flag.END_STREAM])).toEqual([['103', 0], ['200', Flag.END_STREAM]])
+    expect(err).toBeDefined()
+  })
+  test('a response finished before the request body ends is followed by RST_STREAM NO_ERROR (§8.1)', async () => {
+    const c = new RawClient({ onRequest: (s) => s.respond(413, [], true) }).start()
+    c.send(c.get(1, '/up', [], false))
+    await c.settle()
+    expect(c.status(1)).toBe('413')
+    expect(c.rstCode(1)).toBe(H2Code.NO_ERROR)
+    c.send(c.data(1, new Uint8Array(100), true)) // late data on the closed stream is dropped, not an error
+    await c.settle()
+    expect(c.goaway()).toBeUndefined()
+  })
+})
+
+describe('flow control (RFC 9113 §6.9)', () => {
+  test('a slow reader pauses the response: no more than its window is sent, the producer is held at the high-water mark, WINDOW_UPDATE resumes it', async () => {
+    let produced = 0
+    const c = new RawClient({
+      limits: { streamHighWaterBytes: 32 * 1024 },
+      onRequest: (s) => {
+        s.respond(200)
+        // A producer like a proxied upstream: writes until told to wait, goes on at each drain.
+        const pump = () => {
+          while (produced < 1_000_000) {
+            produced += 16 * 1024
+            if (!s.write(new Uint8Array(16 * 1024))) return
+          }
+          s.end()
+        }
+        s.onDrain = pump
+        pump()
+      },
+    }).start()
+    c.send(c.get(1))
+    await c.settle()
+    const sent = () => c.ofType(FrameType.DATA, 1).reduce((n, f) => n + f.payload.byteLength, 0)
+    expect(sent()).toBe(65_535) // the default stream and connection window
+    // Produced: what was sent plus at most the high-water mark and one chunk.
+    expect(produced).toBeLessThanOrEqual(65_535 + 32 * 1024 + 16 * 1024)
+    const held = produced
+    await c.settle()
+    expect(produced).toBe(held)
+    c.send(windowUpdateFrame(0, 100_000), windowUpdateFrame(1, 100_000))
+    await c.settle()
+    expect(sent()).toBe(165_535)
+    expect(produced).toBeGreaterThan(held)
+    expect(produced).toBeLessThanOrEqual(165_535 + 32 * 1024 + 16 * 1024)
+  })
+  test('the client may raise the stream windows with SETTINGS_INITIAL_WINDOW_SIZE', async () => {
+    const c = new RawClient({ onRequest: (s) => { s.respond(200); s.end(new Uint8Array(100_000)) } })
+    c.start([[Setting.INITIAL_WINDOW_SIZE, 200_000]])
+    c.send(windowUpdateFrame(0, 100_000))
+    c.send(c.get(1))
+    await c.settle()
+    expect(c.ofType(FrameType.DATA, 1).reduce((n, f) => n + f.payload.byteLength, 0)).toBe(100_000)
+  })
+  test('a transport that does not take bytes stops DATA until drained()', async () => {
+    const c = new RawClient({ onRequest: (s) => { s.respond(200); s.end(new Uint8Array(60_000)) } }).start()
+    await c.settle()
+    c.writable = false
+    c.send(c.get(1)) // HEADERS and the first DATA go in one write, then the transport says "full"
+    await c.settle()
+    const before = c.ofType(FrameType.DATA, 1).length
+    c.send(c.get(3))
+    await c.settle()
+    expect(c.ofType(FrameType.HEADERS, 3)).toHaveLength(0)
+    c.writable = true
+    c.session.drained()
+    await c.settle()
+    expect(c.ofType(FrameType.HEADERS, 3)).toHaveLength(1)
+    expect(c.ofType(FrameType.DATA).length).toBeGreaterThan(before)
+  })
+  test('request body credit returns only as the owner reads it; sending past the window is a FLOW_CONTROL_ERROR', async () => {
+    const c = new RawClient({ limits: { streamWindowBytes: 65_535 } }).start()
+    c.send(c.get(1, '/up', [], false), c.data(1, new Uint8Array(16_384)), c.data(1, new Uint8Array(16_384)), c.data(1, new Uint8Array(16_384)))
+    await c.settle()
+    expect(c.ofType(FrameType.WINDOW_UPDATE, 1)).toHaveLength(0) // nothing read yet: no credit
+    const reader = c.requests[0]!.body!.getReader()
+    for (let i = 0; i < 3; i++) expect((await reader.read()).value?.byteLength).toBe(16_384)
+    await c.settle()
+    // Credit goes back in batches of at least half the window.
+    expect(c.ofType(FrameType.WINDOW_UPDATE, 1).map((f) => u32(f.payload))).toEqual([32_768])
+    // The window left is 65535 - 49152 + 32768 = 49151: 49152 more bytes break it.
+    c.send(c.data(1, new Uint8Array(16_384)), c.data(1, new Uint8Array(16_384)), c.data(1, new Uint8Array(16_384)))
+    await c.settle()
+    expect(c.rstCode(1)).toBe(H2Code.FLOW_CONTROL_ERROR)
+    await expect(reader.read()).rejects.toBeDefined()
+  })
+  test('the connection window bounds request bytes buffered across streams', async () => {
+    const c = new RawClient({ limits: { connectionWindowBytes: 65_535, streamWindowBytes: 65_535 } }).start()
+    c.send(c.get(1, '/a', [], false), c.get(3, '/b', [], false))
+    c.send(c.data(1, new Uint8Array(16_384)), c.data(1, new Uint8Array(16_384)), c.data(1, new Uint8Array(16_384)), c.data(1, new Uint8Array(16_383)))
+    c.send(c.data(3, new Uint8Array(1)))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.FLOW_CONTROL_ERROR)
+  })
+  test('a WINDOW_UPDATE of 0 is a PROTOCOL_ERROR; overflowing 2^31-1 is a FLOW_CONTROL_ERROR', async () => {
+    const c = new RawClient().start()
+    c.send(c.get(1, '/up', [], false), frame(FrameType.WINDOW_UPDATE, 0, 1, new Uint8Array(4)))
+    await c.settle()
+    expect(c.rstCode(1)).toBe(H2Code.PROTOCOL_ERROR)
+    c.send(windowUpdateFrame(0, 2 ** 31 - 1))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.FLOW_CONTROL_ERROR)
+  })
+})
+
+describe('stream states and GOAWAY', () => {
+  test('a client RST_STREAM ends the stream and errors its body', async () => {
+    let closedWith: number | undefined = -1
+    const c = new RawClient({ onRequest: (s) => (s.onClose = (code) => (closedWith = code)) }).start()
+    c.send(c.get(1, '/up', [], false))
+    const body = c.requests[0]!.body!
+    c.send(rstStreamFrame(1, H2Code.CANCEL))
+    await c.settle()
+    expect(closedWith).toBe(H2Code.CANCEL)
+    await expect(body.getReader().read()).rejects.toBeDefined()
+    expect(c.session.streamCount).toBe(0)
+  })
+  test('HEADERS on a lower stream id that is not one we reset is a connection PROTOCOL_ERROR (§5.1.1)', async () => {
+    const c = new RawClient().start()
+    c.send(c.get(5), c.get(3))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.PROTOCOL_ERROR)
+  })
+  test('frames in flight on a stream we reset are ignored; DATA on a stream closed cleanly is STREAM_CLOSED', async () => {
+    const c = new RawClient({ onRequest: (s) => (s.request.path === '/reset' ? s.reset(H2Code.CANCEL) : s.respond(204, [], true)) }).start()
+    c.send(c.get(1, '/reset', [], false), c.get(3, '/done'))
+    await c.settle()
+    c.send(c.data(1, new Uint8Array(10)), c.headers(1, [['x-trailer', '1']], true))
+    await c.settle()
+    expect(c.goaway()).toBeUndefined()
+    expect(c.ofType(FrameType.RST_STREAM, 1)).toHaveLength(1)
+    c.send(c.data(3, new Uint8Array(10)))
+    await c.settle()
+    expect(c.rstCode(3)).toBe(H2Code.STREAM_CLOSED)
+  })
+  test('content-length on a request without a body is a stream PROTOCOL_ERROR (§8.1.1)', async () => {
+    const c = new RawClient().start()
+    c.send(c.get(1, '/', [['content-length', '5']]))
+    await c.settle()
+    expect(c.rstCode(1)).toBe(H2Code.PROTOCOL_ERROR)
+    expect(c.requests).toHaveLength(0)
+  })
+  test('frames on idle streams are connection errors', async () => {
+    const c = new RawClient().start()
+    c.send(c.data(5, new Uint8Array(1)))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.PROTOCOL_ERROR)
+  })
+  test('shutdown(): GOAWAY with the last stream id, open streams finish, later streams are ignored, then close', async () => {
+    const c = new RawClient().start()
+    c.send(c.get(1), c.get(3))
+    await c.settle()
+    c.session.shutdown()
+    await c.settle()
+    expect(c.goaway()).toEqual({ lastStreamId: 3, code: H2Code.NO_ERROR })
+    c.send(c.get(5))
+    await c.settle()
+    expect(c.requests.map((s) => s.id)).toEqual([1, 3])
+    expect(c.closed).toBe(false)
+    for (const s of c.requests) s.respond(204, [], true)
+    await c.settle()
+    expect(c.status(3)).toBe('204')
+    expect(c.closed).toBe(true)
+  })
+  test('a client GOAWAY closes the session once its streams are done', async () => {
+    const c = new RawClient().start()
+    c.send(c.get(1), goawayFrame(1, 0))
+    await c.settle()
+    expect(c.closed).toBe(false)
+    c.requests[0]!.respond(200, [], true)
+    await c.settle()
+    expect(c.closed).toBe(true)
+  })
+  test('idle timeout: sweep() closes a session without streams after idleTimeoutMs, with GOAWAY', async () => {
+    const c = new RawClient({ limits: { idleTimeoutMs: 1000 } }).start()
+    c.send(c.get(1))
+    c.now = 5000
+    c.session.sweep()
+    expect(c.closed).toBe(false) // a stream is open
+    c.requests[0]!.respond(200, [], true)
+    await c.settle()
+    c.now = 5999
+    c.session.sweep()
+    expect(c.closed).toBe(false)
+    c.now = 6001
+    c.session.sweep()
+    await c.settle()
+    expect(c.closed).toBe(true)
+    expect(c.goaway()?.code).toBe(H2Code.NO_ERROR)
+  })
+})
+
+test('an owner callback that throws is reported and does not break the connection', async () => {
+  const errors: unknown[] = []
+  const c = new RawClient({
+    onRequest: (s) => {
+      if (s.request.path === '/throw') throw new Error('owner bug')
+      s.onClose = () => {
+        throw new Error('owner bug in onClose')
+      }
+      s.respond(204, [], true)
+    },
+    onError: (e) => errors.push(e),
+  })
+  c.start()
+  c.send(c.get(1, '/throw'), c.get(3, '/ok'))
+  await c.settle()
+  expect(c.rstCode(1)).toBe(H2Code.INTERNAL_ERROR)
+  expect(c.status(3)).toBe('204')
+  expect(errors.map((e) => (e as Error).message)).toEqual(['owner bug', 'owner bug in onClose'])
+  expect(c.goaway()).toBeUndefined()
+})
