@@ -33,6 +33,7 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--max-header-size <size>', table: 'server', key: 'max_header_size' },
   { raw: '--max-concurrent-requests <n>', table: 'server', key: 'max_concurrent_requests' },
   { raw: '--listener <kind>', table: 'server', key: 'listener' },
+  { raw: '--http2 <on|off>', table: 'server', key: 'http2' },
   { raw: '--max-connections <n>', table: 'server', key: 'max_connections' },
   { raw: '--client-header-timeout <duration>', table: 'server', key: 'client_header_timeout' },
   { raw: '--client-body-timeout <duration>', table: 'server', key: 'client_body_timeout' },
@@ -106,6 +107,12 @@ export function flagLayer(options: Record<string, unknown>): FlagLayer {
     // A repeated flag: lists keep every value; for anything else the last one wins.
     if (Array.isArray(value)) value = isListKind(field) ? value.map(String) : value[value.length - 1]
     if (typeof value === 'number') value = String(value)
+    // A boolean key given as a flag value: on/off, true/false, yes/no (--http2 off).
+    if (field.kind.type === 'bool' && typeof value === 'string') {
+      const v = value.toLowerCase()
+      if (['on', 'true', 'yes', '1'].includes(v)) value = true
+      else if (['off', 'false', 'no', '0'].includes(v)) value = false
+    }
     ;(layer[spec.table] as Record<string, unknown>)[spec.key] = value
     layer.flagNames![`${spec.table}.${spec.key}`] = `--${name}`
   }

@@ -17,6 +17,8 @@ export interface ResolvedServer {
   listen: HostPort
   listener: 'runtime' | 'own'
   maxConnections: number
+  http2: boolean
+  http2MaxConcurrentStreams: number
   clientHeaderTimeoutMs: number
   clientBodyTimeoutMs: number
   tlsCertFile: string | undefined

@@ -101,6 +101,9 @@ export class Output {
     this.frames = []
     this.frameBytes = 0
     if (!this.transport.write(bytes)) this.blocked = true
+    // One flush sends at most the DATA budget; with the windows open and the socket taking it,
+    // nothing else would wake the rest (no WINDOW_UPDATE is due), so go on in the next turn.
+    else if (this.ready.length > 0) this.soon()
   }
 
   /** Writes what is queued now, blocked or not (the last frames before closing). */

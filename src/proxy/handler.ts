@@ -58,6 +58,8 @@ export interface ClientInfo {
   onDone?: () => void
   /** The listener sends a streamed body with the upstream's Content-Length (the own listener does; Bun.serve and Deno.serve chunk). */
   streamKeepsLength?: boolean
+  /** How the client speaks to us (the access log's protocol); HTTP/1.1 when unsaid. */
+  protocol?: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2'
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
@@ -88,6 +90,7 @@ class Flight {
       method: req.method,
       host: clientHost,
       path: req.target,
+      protocol: client.protocol ?? 'HTTP/1.1',
       status: 0,
       bytes_in: 0,
       bytes_out: 0,
@@ -224,6 +227,7 @@ export class ProxyHandler {
         method: req?.method ?? '-',
         host: req?.headers.get('host') ?? '-',
         path: req?.target ?? '-',
+        protocol: client.protocol ?? 'HTTP/1.1',
         status,
         bytes_in: 0,
         bytes_out: 0,

@@ -122,3 +122,15 @@ export function hostWithoutPort(host: string): string {
 export function upstreamAuthority(u: { host: string; port: number; scheme: 'http' | 'https' }): string {
   return u.port === (u.scheme === 'https' ? 443 : 80) ? bracketHost(u.host) : hostPort(u.host, u.port)
 }
+
+/**
+ * The Upgrade protocols a tunnel may ask the upstream for: never h2c (RFC 9113 §3.1 retired the
+ * HTTP/1.1 upgrade to HTTP/2; a proxy that tunnelled it would hand the client a raw connection to
+ * the origin). Undefined when nothing else is asked: the request is then served as plain HTTP/1.1,
+ * its Upgrade and Connection fields dropped as hop-by-hop.
+ */
+export function withoutH2c(upgrade: string): string | undefined {
+  if (!/h2c/i.test(upgrade)) return upgrade
+  const rest = upgrade.split(',').map((p) => p.trim()).filter((p) => p !== '' && p.toLowerCase() !== 'h2c')
+  return rest.length > 0 ? rest.join(', ') : undefined
+}

@@ -172,17 +172,18 @@ export class ProxyServer implements ProxyView {
         port: cfg.listen.port,
         tls,
         dynamicTls: this.opts.dynamicTls,
+        http2: cfg.http2 ? { maxConcurrentStreams: cfg.http2MaxConcurrentStreams, maxHeaderListBytes: cfg.maxHeaderBytes, idleTimeoutMs: cfg.keepaliveTimeoutMs } : undefined,
         reusePort,
         maxHeaderBytes: cfg.maxHeaderBytes,
         headerTimeoutMs: cfg.clientHeaderTimeoutMs,
         keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
         bodyTimeoutMs: cfg.clientBodyTimeoutMs,
         maxConnections: cfg.maxConnections,
-        handle: (req, client) => this.gen.handler.handle(req, { ip: client.ip, tls: clientTls, streamKeepsLength: true }),
-        upgrade: (req, upgrade, client, conn, early) => this.gen.handler.upgrade(req, upgrade, { ip: client.ip, tls: clientTls }, conn, early),
+        handle: (req, client) => this.gen.handler.handle(req, { ip: client.ip, tls: clientTls, streamKeepsLength: true, protocol: client.protocol }),
+        upgrade: (req, upgrade, client, conn, early) => this.gen.handler.upgrade(req, upgrade, { ip: client.ip, tls: clientTls, protocol: client.protocol }, conn, early),
         refuse: (code, detail, client, req, record) => {
           this.admission.count(code, detail, client.ip)
-          return this.gen.handler.refusal(code, detail, { ip: client.ip, tls: clientTls }, req, record)
+          return this.gen.handler.refusal(code, detail, { ip: client.ip, tls: clientTls, protocol: client.protocol }, req, record)
         },
         onQuietClose: (code, ip) => this.admission.count(code, 'no request within client_header_timeout', ip),
         onError,
@@ -302,7 +303,7 @@ export class ProxyServer implements ProxyView {
 /** The settings a listener is opened with: when any changes, a reload opens a new listener. */
 function listenerKey(config: ResolvedConfig): string {
   const s = config.server
-  return JSON.stringify([s.listener, s.listen, s.tlsCertFile, s.tlsKeyFile, s.keepaliveTimeoutMs, s.maxBodyBytes, s.clientHeaderTimeoutMs, s.clientBodyTimeoutMs, s.maxConnections, s.maxHeaderBytes])
+  return JSON.stringify([s.listener, s.listen, s.tlsCertFile, s.tlsKeyFile, s.keepaliveTimeoutMs, s.maxBodyBytes, s.clientHeaderTimeoutMs, s.clientBodyTimeoutMs, s.maxConnections, s.maxHeaderBytes, s.http2, s.http2MaxConcurrentStreams])
 }
 
 function readPem(path: string, key: string): string {

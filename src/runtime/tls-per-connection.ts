@@ -26,7 +26,7 @@ const NO_CERTIFICATE_WAIT_S = 10
  * each accepted connection is upgraded with `source()`'s certificate and then served by
  * `handlers` exactly as if the listener had been opened with that certificate.
  */
-export function perConnectionTls<T>(handlers: SocketHandler<T>, source: CertSource, onRefused?: () => void): SocketHandler<boolean> {
+export function perConnectionTls<T>(handlers: SocketHandler<T>, source: CertSource, opts: { onRefused?: () => void; alpn?: string } = {}): SocketHandler<boolean> {
   // The raw socket's data: true when it is refused for want of a certificate. Measured: after
   // upgradeTLS the raw socket's data() still sees the encrypted bytes, so it must ignore them.
   return {
@@ -39,12 +39,12 @@ export function perConnectionTls<T>(handlers: SocketHandler<T>, source: CertSour
         return
       }
       raw.data = false
-      raw.upgradeTLS<T>({ tls: { cert: pem.cert, key: pem.key }, socket: handlers })
+      raw.upgradeTLS<T>({ tls: { cert: pem.cert, key: pem.key, ...(opts.alpn ? { ALPNProtocols: opts.alpn } : {}) } as { cert: string; key: string }, socket: handlers })
     },
     data(raw: Socket<boolean>) {
       if (!raw.data) return
       raw.data = false
-      onRefused?.()
+      opts.onRefused?.()
       raw.end(NO_CERTIFICATE_ALERT)
     },
     timeout(raw: Socket<boolean>) {

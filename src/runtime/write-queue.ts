@@ -21,8 +21,9 @@ export class WriteQueue {
     }
     const n = this.socket.write(bytes)
     if (n === bytes.byteLength) return true
-    if (n < 0) return false
-    this.queue.push(n === 0 ? bytes : bytes.subarray(n))
+    // -1: nothing taken (seen from a TLS socket in a burst of writes; a closed socket says it too).
+    // The bytes wait for the drain event rather than being dropped; a close clears the queue.
+    this.queue.push(n <= 0 ? bytes : bytes.subarray(n))
     return false
   }
 

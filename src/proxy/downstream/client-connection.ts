@@ -13,9 +13,9 @@ import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { HeadHeaders, parseRequestHead, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
 import type { FailureCode } from '../errors.ts'
-import { requestIdFor } from '../headers.ts'
+import { requestIdFor, withoutH2c } from '../headers.ts'
 import type { ProxyReply, ProxyRequest } from '../message.ts'
-import type { ClientInfo, ListenerState } from './connection-options.ts'
+import type { ClientInfo, DownstreamConnection, ListenerState } from './connection-options.ts'
 import { ReplyWriter } from './reply-writer.ts'
 import { TunnelConn } from './tunnel-conn.ts'
 
@@ -33,7 +33,7 @@ const enum Phase {
   Closed,
 }
 
-export class ClientConnection {
+export class ClientConnection implements DownstreamConnection {
   phase = Phase.Head
   /** performance.now() by which something must happen (0: none); what, depends on the phase. */
   deadlineAt = 0
@@ -63,7 +63,7 @@ export class ClientConnection {
     private readonly shared: ListenerState,
   ) {
     this.ip = sock.remoteAddress
-    this.client = { ip: this.ip }
+    this.client = { ip: this.ip, protocol: 'HTTP/1.1' }
     this.writer = new ReplyWriter(sock)
     sock.setNoDelay(true)
     // The first request's head is due within the header timeout from accept.
@@ -72,7 +72,11 @@ export class ClientConnection {
 
   // ---------------------------------------------------------------- reading
 
-  onData(chunk: Buffer): void {
+  onData(chunk: Uint8Array): void {
+    this.read(chunk as Buffer)
+  }
+
+  private read(chunk: Buffer): void {
     switch (this.phase) {
       case Phase.Head:
         this.pending.append(chunk)
@@ -145,17 +149,19 @@ export class ClientConnection {
     this.head = head
     this.responded = false
     this.closeAfter = !head.keepAlive || this.shared.stopping
+    this.client.protocol = head.minor === 0 ? 'HTTP/1.0' : 'HTTP/1.1'
     const headers = new HeadHeaders(head.names, head.values)
     // The id is given here, so that an answer this connection makes itself (a malformed body)
     // and the request path's record of the request carry the same one.
     const req: ProxyRequest = { method: head.method, target: head.target, headers, body: null, id: requestIdFor(headers.get('x-request-id')) }
     this.req = req
 
-    if (head.upgrade !== undefined) {
+    const upgrade = head.upgrade === undefined ? undefined : withoutH2c(head.upgrade)
+    if (upgrade !== undefined) {
       this.phase = Phase.Tunnel
       const tunnel = new TunnelConn(this.sock, this.ip, this)
       this.tunnel = tunnel
-      this.shared.opts.upgrade(req, head.upgrade, this.client, tunnel, rest ?? new Uint8Array(0))
+      this.shared.opts.upgrade(req, upgrade, this.client, tunnel, rest ?? new Uint8Array(0))
       return
     }
 
@@ -398,3 +404,4 @@ export class ClientConnection {
     return this.phase === Phase.Tunnel
   }
 }
+

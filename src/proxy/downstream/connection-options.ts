@@ -9,6 +9,8 @@ import type { ProxyReply, ProxyRequest } from '../message.ts'
 
 export interface ClientInfo {
   ip: string
+  /** How the client speaks to us, for the access log and metrics. */
+  protocol: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2'
 }
 
 /** What a connection is told by its listener: limits and the callbacks into the proxy. */
@@ -38,6 +40,22 @@ export interface ConnectionOptions {
   /** A connection closed without an answer (nothing was sent within client_header_timeout): counted only. */
   onQuietClose(code: FailureCode, ip: string): void
   onError(err: unknown): void
+}
+
+/** What the listener needs of a client connection, whichever protocol it speaks. */
+export interface DownstreamConnection {
+  /** performance.now() by which onDeadline must run; 0: none. */
+  deadlineAt: number
+  readonly isClosed: boolean
+  readonly isTunnel: boolean
+  onData(chunk: Uint8Array): void
+  onDrain(): void
+  onEnd(): void
+  onClose(err?: Error): void
+  onDeadline(): void
+  /** A graceful stop: close now if idle, else after what is in flight. */
+  closeIfIdle(): void
+  destroy(): void
 }
 
 /** What a connection shares with its listener. */

@@ -9,10 +9,13 @@
  * streamed responses, pipelining, and raw protocol upgrades.
  */
 import type { Buffer } from 'node:buffer'
-import type { SocketHandler, TCPSocketListener, TCPSocketListenOptions } from 'bun'
+import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from 'bun'
 import { perConnectionTls, type CertSource } from '../../runtime/tls-per-connection.ts'
+import { ALPN_H2_HTTP1 } from '../../http2/bun-listener.ts'
+import type { Http2Limits } from '../../http2/limits.ts'
 import { ClientConnection } from './client-connection.ts'
-import type { ClientInfo, ConnectionOptions, ListenerState } from './connection-options.ts'
+import type { ClientInfo, ConnectionOptions, DownstreamConnection, ListenerState } from './connection-options.ts'
+import { H2Client } from './h2-client.ts'
 
 export type { ClientInfo }
 
@@ -22,6 +25,8 @@ export interface Http1ListenOptions extends ConnectionOptions {
   tls: { cert: string; key: string } | undefined
   /** A certificate that changes while listening (automatic HTTPS), read per connection; replaces `tls`. */
   dynamicTls?: CertSource
+  /** Offer HTTP/2 by ALPN on TLS (RFC 9113 §3.2), with these session limits; undefined: HTTP/1.1 only. */
+  http2?: Partial<Http2Limits>
   reusePort: boolean
   /** Most open client connections; beyond it a new one gets 503 and is closed. 0 means no limit. */
   maxConnections: number
@@ -41,7 +46,7 @@ export interface Http1Listener {
 const SWEEP_MS = 250
 
 export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
-  const conns = new Set<ClientConnection>()
+  const conns = new Set<DownstreamConnection>()
   let pending = 0
   let stopping = false
   const stopWaiters: (() => void)[] = []
@@ -57,14 +62,15 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       pending--
     },
     closed(c) {
-      conns.delete(c as ClientConnection)
+      conns.delete(c as DownstreamConnection)
       if (stopping && conns.size === 0) for (const w of stopWaiters.splice(0)) w()
     },
   }
-  const handlers: SocketHandler<ClientConnection> = {
+  const h2 = opts.http2 !== undefined && (opts.tls !== undefined || opts.dynamicTls !== undefined)
+  const handlers: SocketHandler<DownstreamConnection> = {
     binaryType: 'buffer',
     open(sock) {
-      const c = new ClientConnection(sock, shared)
+      const c = new ClientConnection(sock as Socket<ClientConnection>, shared)
       sock.data = c
       if (opts.maxConnections > 0 && conns.size >= opts.maxConnections) {
         c.refuse('TOO_MANY_CONNECTIONS', `too many client connections (max_connections=${opts.maxConnections}); retry shortly`)
@@ -72,8 +78,19 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       }
       conns.add(c)
     },
+    // TLS: the protocol the client chose by ALPN. "h2" turns the connection (nothing was read on
+    // it yet) into an HTTP/2 one; anything else stays HTTP/1.1, WebSockets included.
+    handshake(sock) {
+      if (!h2 || (sock as { alpnProtocol?: string | false | null }).alpnProtocol !== 'h2') return
+      const c = sock.data
+      if (!c || c.isClosed || !conns.has(c)) return
+      conns.delete(c)
+      const h2c = new H2Client(sock, shared, opts.http2!)
+      sock.data = h2c
+      conns.add(h2c)
+    },
     data(sock, chunk) {
-      sock.data?.onData(chunk as unknown as Buffer)
+      sock.data?.onData(chunk)
     },
     drain(sock) {
       sock.data?.onDrain()
@@ -91,9 +108,12 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   // reusePort works on Bun.listen (SO_REUSEPORT, for --workers) though its types omit it.
   // With dynamicTls the listener is plain and each connection is upgraded with the certificate
   // current at accept (runtime/tls-per-connection.ts says why).
-  const socket = opts.dynamicTls ? perConnectionTls(handlers, opts.dynamicTls) : handlers
-  const listenOptions = { hostname: opts.hostname, port: opts.port, reusePort: opts.reusePort, ...(opts.tls && !opts.dynamicTls ? { tls: opts.tls } : {}), socket }
-  const server: TCPSocketListener<ClientConnection> = Bun.listen<ClientConnection>(listenOptions as TCPSocketListenOptions<ClientConnection>)
+  // ALPN must be wire format (length-prefixed names in one string): Bun refuses an array.
+  const alpn = h2 ? ALPN_H2_HTTP1 : undefined
+  const socket = opts.dynamicTls ? perConnectionTls(handlers, opts.dynamicTls, { alpn }) : handlers
+  const tls = opts.tls && !opts.dynamicTls ? { tls: { ...opts.tls, ...(alpn ? { ALPNProtocols: alpn } : {}) } } : {}
+  const listenOptions = { hostname: opts.hostname, port: opts.port, reusePort: opts.reusePort, ...tls, socket }
+  const server: TCPSocketListener<DownstreamConnection> = Bun.listen<DownstreamConnection>(listenOptions as TCPSocketListenOptions<DownstreamConnection>)
   const sweep = setInterval(() => {
     const now = performance.now()
     for (const c of conns) if (c.deadlineAt !== 0 && now >= c.deadlineAt) c.onDeadline()

@@ -11,6 +11,8 @@ export interface RequestRecord {
   method: string
   host: string
   path: string
+  /** HTTP/1.0, HTTP/1.1 or HTTP/2: how the client spoke to the proxy (the upstream is HTTP/1.1). */
+  protocol: string
   status: number
   bytes_in: number
   bytes_out: number

@@ -1,0 +1,171 @@
+/**
+ * One HTTP/2 client connection on the own listener (negotiated by ALPN on TLS): the session of
+ * http2/ (framing, HPACK, flow control, flood budgets) feeding the same request path as HTTP/1.1.
+ * Each stream becomes a ProxyRequest (:authority as Host, cookies joined, RFC 9113 §8.3), goes
+ * through the handler, and its reply is sent back with backpressure both ways: the request body
+ * is pulled as the upstream takes it (window credit follows), the response body is written as the
+ * client's windows allow (a slow reader pauses the upstream). Connection-specific fields never
+ * cross (§8.2.2). The listener sweeps it (idle timeout) and shuts it down with GOAWAY on drain.
+ */
+import type { Socket } from 'bun'
+import { HOST_VALUE } from '../../http1/chars.ts'
+import { HeadHeaders } from '../../http1/request-head.ts'
+import { H2Connection, sendBody } from '../../http2/bun-listener.ts'
+import { H2Code } from '../../http2/errors.ts'
+import type { Http2Limits } from '../../http2/limits.ts'
+import type { ServerStream } from '../../http2/stream.ts'
+import { ALLOWED_METHODS, type FailureCode } from '../errors.ts'
+import { requestIdFor } from '../headers.ts'
+import type { ProxyReply, ProxyRequest } from '../message.ts'
+import type { ClientInfo, ListenerState } from './connection-options.ts'
+
+/** Statuses whose response has no body (RFC 9110 §6.4.1), besides any answer to HEAD. */
+function bodiless(method: string, status: number): boolean {
+  return method === 'HEAD' || status === 204 || status === 304 || status < 200
+}
+
+export class H2Client {
+  /** The listener's sweep: when something is due. The session keeps its own idle clock. */
+  deadlineAt = 0
+  readonly isTunnel = false
+  private readonly conn: H2Connection
+  private readonly client: ClientInfo
+  private closed = false
+
+  constructor(
+    sock: Socket<unknown>,
+    private readonly shared: ListenerState,
+    limits: Partial<Http2Limits>,
+  ) {
+    this.client = { ip: sock.remoteAddress, protocol: 'HTTP/2' }
+    this.conn = new H2Connection(sock, {
+      limits,
+      onRequest: (stream) => this.serve(stream),
+      onError: (err) => shared.opts.onError(err),
+    })
+    this.deadlineAt = performance.now() + 1000
+  }
+
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  private serve(stream: ServerStream): void {
+    const r = stream.request
+    const names: string[] = []
+    const values: string[] = []
+    for (const [n, v] of r.headers) {
+      names.push(n)
+      values.push(v)
+    }
+    const headers = new HeadHeaders(names, values)
+    const req: ProxyRequest = { method: r.method, target: r.path, headers, body: stream.body, id: requestIdFor(headers.get('x-request-id')) }
+    // What the HTTP/1.1 parser refuses is refused here too: never an open proxy (CONNECT), only
+    // origin-form targets, and one valid authority to route by.
+    const refusal: [FailureCode, string] | undefined =
+      r.method === 'CONNECT'
+        ? ['METHOD_NOT_ALLOWED', 'CONNECT is not supported: this is not an open proxy']
+        : !(r.path.startsWith('/') || (r.path === '*' && r.method === 'OPTIONS'))
+          ? ['BAD_REQUEST', 'invalid :path']
+          : r.authority === '' || !HOST_VALUE.test(r.authority)
+            ? ['BAD_REQUEST', 'missing or invalid :authority']
+            : undefined
+    if (refusal) {
+      const reply = this.shared.opts.refuse(refusal[0], refusal[1], this.client, req, true)
+      if (refusal[0] === 'METHOD_NOT_ALLOWED') reply.headers.push(['allow', ALLOWED_METHODS])
+      this.send(stream, r.method, reply)
+      return
+    }
+    this.shared.requestStarted()
+    let ended = false
+    const end = () => {
+      if (ended) return
+      ended = true
+      this.shared.requestEnded()
+    }
+    const prevClose = stream.onClose
+    stream.onClose = (code) => {
+      prevClose?.(code)
+      end()
+    }
+    let reply: ProxyReply | Promise<ProxyReply>
+    try {
+      reply = this.shared.opts.handle(req, this.client)
+    } catch (err) {
+      this.shared.opts.onError(err)
+      reply = this.shared.opts.refuse('INTERNAL', 'internal error', this.client, req, true)
+    }
+    if (reply instanceof Promise) {
+      reply.then(
+        (rep) => this.send(stream, r.method, rep),
+        (err) => {
+          this.shared.opts.onError(err)
+          this.send(stream, r.method, this.shared.opts.refuse('INTERNAL', 'internal error', this.client, req, true))
+        },
+      )
+    } else this.send(stream, r.method, reply)
+  }
+
+  /** The reply on its stream: the head (connection-specific fields dropped), then the body with backpressure. */
+  private send(stream: ServerStream, method: string, reply: ProxyReply): void {
+    if (stream.closed) {
+      if (reply.body instanceof ReadableStream) reply.body.cancel().catch(() => {})
+      return
+    }
+    const headers: [string, string][] = []
+    for (const [n, v] of reply.headers) {
+      const lower = n.toLowerCase()
+      // Connection: close from an answer the proxy made means nothing per stream (§8.2.2).
+      if (lower === 'connection' || lower === 'transfer-encoding' || lower === 'keep-alive') continue
+      headers.push([lower, v])
+    }
+    if (bodiless(method, reply.status)) {
+      if (reply.body instanceof ReadableStream) reply.body.cancel().catch(() => {})
+      stream.respond(reply.status, headers, true)
+      return
+    }
+    const body = reply.body
+    if (!(body instanceof ReadableStream) && !headers.some(([n]) => n === 'content-length')) {
+      const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
+      headers.push(['content-length', String(length)])
+    }
+    stream.respond(reply.status, headers, false)
+    void sendBody(stream, body)
+  }
+
+  onData(chunk: Uint8Array): void {
+    this.conn.onData(chunk)
+  }
+
+  onDrain(): void {
+    this.conn.onDrain()
+  }
+
+  onEnd(): void {
+    this.conn.session.shutdown(H2Code.NO_ERROR, 'client closed its side')
+  }
+
+  onClose(): void {
+    if (this.closed) return
+    this.closed = true
+    this.deadlineAt = 0
+    this.conn.onClose()
+    this.shared.closed(this)
+  }
+
+  /** The sweep: the session's idle timeout, checked once a second. */
+  onDeadline(): void {
+    if (this.closed) return
+    this.conn.session.sweep()
+    this.deadlineAt = performance.now() + 1000
+  }
+
+  /** A drain: GOAWAY, open streams finish, then the connection closes. */
+  closeIfIdle(): void {
+    this.conn.session.shutdown(H2Code.NO_ERROR, 'shutting down')
+  }
+
+  destroy(): void {
+    this.conn.session.destroy()
+  }
+}
