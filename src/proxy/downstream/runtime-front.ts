@@ -58,7 +58,13 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
           // the client connection is already gone
         }
       }
-      return handler.handle(fromRequest(req), client).then(toResponse)
+      const request = fromRequest(req)
+      // Deno.serve hands a request of any method but GET/HEAD an empty body stream even when it
+      // had no framing headers (measured: PURGE and DELETE); forwarded as is, the upstream would
+      // get "Content-Length: 0" the client never sent. No framing headers means no body
+      // (RFC 9112 §6.3, rule 7).
+      if (request.body !== null && req.headers.get('content-length') === null && req.headers.get('transfer-encoding') === null) request.body = null
+      return handler.handle(request, client).then(toResponse)
     },
   })
 }

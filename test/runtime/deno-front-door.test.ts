@@ -1,0 +1,74 @@
+/**
+ * The front-door probes of test/integration/front-door.test.ts against the runtime front on
+ * Deno (`deno run -A src/main.ts serve`, Deno.serve). What Deno.serve does differently from the
+ * own listener is asserted here as measured and written down in the README (Runtime notes:
+ * Deno): a GET body is refused (501; Deno.serve drops it), a WebSocket upgrade is refused
+ * (501; Deno.serve gives no raw connection), and a refusal does not close the connection.
+ */
+import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { startProxyProcess } from '../../scripts/stream-rss.ts'
+import { getWithBody, method, pipelined, target, upgradeWithFrame } from '../support/front-door.ts'
+import { RawOrigin } from '../support/raw-origin.ts'
+
+const DENO = 'node_modules/.bin/deno'
+let origin: RawOrigin
+let proxy: Awaited<ReturnType<typeof startProxyProcess>> | undefined
+let port = 0
+
+beforeAll(async () => {
+  origin = await RawOrigin.start()
+  proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off'], DENO)
+  port = Number(new URL(proxy.url).port)
+}, 60_000)
+
+afterAll(async () => {
+  if (proxy) expect(await proxy.stop()).toBe(0)
+  origin?.close()
+})
+
+test('three pipelined GETs in one write: three responses in order, all three reach the origin', async () => {
+  const r = await pipelined(port, origin)
+  expect(r.statuses).toEqual([200, 200, 200])
+  expect([...r.reply.matchAll(/GET \/p\d/g)].map((m) => m[0])).toEqual(['GET /p1', 'GET /p2', 'GET /p3'])
+  expect(r.seen.map((q) => q.target)).toEqual(['/p1', '/p2', '/p3'])
+})
+
+test.each(['/a/../admin', '/a/%2e%2e/admin', '/a%2F..%2Fb?x=/../y'])('the target %s reaches the origin byte for byte', async (path) => {
+  const r = await target(port, origin, path)
+  expect(r.statuses).toEqual([200])
+  expect(r.seen.map((q) => q.target)).toEqual([path])
+})
+
+test('HTTP/1.0 without Host: the whole path reaches the origin, with the upstream as Host', async () => {
+  const r = await target(port, origin, '/x/admin', true)
+  expect(r.statuses).toEqual([200])
+  expect(r.seen.map((q) => q.target)).toEqual(['/x/admin'])
+  expect(origin.header(r.seen[0]!, 'host')).toBe(`127.0.0.1:${origin.port}`)
+})
+
+test('a raw UTF-8 byte in the target is a 400 with nothing forwarded, as on the own listener (Deno.serve would re-encode it)', async () => {
+  const r = await target(port, origin, '/caf\xc3\xa9')
+  expect(r.statuses).toEqual([400])
+  expect(r.seen).toEqual([])
+})
+
+test('a GET body, which Deno.serve drops, is refused with 501 rather than forwarded without it; the next pipelined request is answered', async () => {
+  const r = await getWithBody(port, origin)
+  expect(r.statuses).toEqual([501, 200])
+  expect(r.seen.map((q) => `${q.method} ${q.target} ${q.body}`)).toEqual(['GET /after '])
+})
+
+test.each(['PURGE', 'PROPFIND', 'MKCOL', 'X-CUSTOM_1'])('the token method %s is forwarded without a Content-Length the client never sent', async (name) => {
+  const r = await method(port, origin, name)
+  expect(r.statuses).toEqual([200])
+  expect(r.reply).toEndWith(`${name} /m`)
+  expect(r.seen.map((q) => q.method)).toEqual([name])
+  expect(origin.header(r.seen[0]!, 'content-length')).toBeUndefined()
+})
+
+test('a WebSocket upgrade is refused with 501 on Deno, and nothing reaches the origin', async () => {
+  const r = await upgradeWithFrame(port, origin)
+  expect(r.statuses).toEqual([501])
+  expect(r.reply).toContain('not supported on this runtime')
+  expect(r.seen).toEqual([])
+})
