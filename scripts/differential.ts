@@ -38,7 +38,27 @@ export const CASES: [string, string][] = [
   ['bad chunk size', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n`],
   ['negative CL', `POST / HTTP/1.1\r\n${H}Content-Length: -1\r\n\r\n`],
   ['signed CL "+3"', `POST / HTTP/1.1\r\n${H}Content-Length: +3\r\n\r\nabc`],
+  ...notOwsCases(),
 ]
+
+/**
+ * Bytes that JavaScript's trim() (and some parsers) treat as whitespace but RFC 9110 §5.6.3 does
+ * not (OWS is SP and HTAB only), before or after a framing value, Host, and in a chunk-size line.
+ */
+function notOwsCases(): [string, string][] {
+  const out: [string, string][] = []
+  const chunked = 'Transfer-Encoding: chunked\r\n'
+  for (const [label, b] of [['VT', '\x0b'], ['FF', '\x0c'], ['NEL', '\x85'], ['NBSP', '\xa0']]) {
+    out.push([`CL ${label} before value`, `POST / HTTP/1.1\r\n${H}Content-Length: ${b}5\r\n\r\nabcde`])
+    out.push([`CL ${label} after value`, `POST / HTTP/1.1\r\n${H}Content-Length: 5${b}\r\n\r\nabcde`])
+    out.push([`TE ${label} before value`, `POST / HTTP/1.1\r\n${H}Transfer-Encoding:${b}chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`])
+    out.push([`TE ${label} after value`, `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked${b}\r\n\r\n3\r\nabc\r\n0\r\n\r\n`])
+    out.push([`Host ${label} before value`, `GET / HTTP/1.1\r\nHost: ${b}a.example\r\n\r\n`])
+    out.push([`Host ${label} after value`, `GET / HTTP/1.1\r\nHost: a.example${b}\r\n\r\n`])
+    out.push([`chunk size ${label} after`, `POST / HTTP/1.1\r\n${H}${chunked}\r\n3${b}\r\nabc\r\n0\r\n\r\n`])
+  }
+  return out
+}
 
 /** Sends raw bytes and collects the reply until the peer closes or 1.5 s pass. */
 export function sendRaw(port: number, raw: string): Promise<string> {

@@ -29,7 +29,9 @@ export const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(
 export function contentLength(value: string, prior: number | undefined): number | 'invalid' | 'conflict' {
   let length = prior
   for (const part of value.split(',')) {
-    const v = part.trim()
+    // Only SP and HTAB are optional whitespace (RFC 9110 §5.6.3): JavaScript's trim() would also
+    // strip 0xA0 and VT/FF, so "\xa05" would read as 5 here and as garbage in another parser.
+    const v = trimOws(part)
     if (!/^\d{1,15}$/.test(v)) return 'invalid'
     const n = Number(v)
     if (length !== undefined && length !== n) return 'conflict'
@@ -38,7 +40,35 @@ export function contentLength(value: string, prior: number | undefined): number 
   return length!
 }
 
-/** SP or HTAB: optional whitespace around a field value. */
+/** SP or HTAB: optional whitespace around a field value (RFC 9110 §5.6.3); nothing else is. */
 export function isOws(c: number): boolean {
   return c === 0x20 || c === 0x09
+}
+
+/** `s` without leading and trailing SP/HTAB: the strict counterpart of String.prototype.trim. */
+export function trimOws(s: string): string {
+  let from = 0
+  let to = s.length
+  while (from < to && isOws(s.charCodeAt(from))) from++
+  while (to > from && isOws(s.charCodeAt(to - 1))) to--
+  return from === 0 && to === s.length ? s : s.slice(from, to)
+}
+
+/**
+ * The members of a comma-separated list field (RFC 9110 §5.6.1), trimmed of SP/HTAB only, empty
+ * members dropped, lower-cased: how Transfer-Encoding and Connection are read.
+ */
+export function listMembers(value: string): string[] {
+  const out: string[] = []
+  for (const part of value.split(',')) {
+    const v = trimOws(part)
+    if (v !== '') out.push(v.toLowerCase())
+  }
+  return out
+}
+
+/** Whether every member of a list is a token: a transfer coding must be one (RFC 9112 §7). */
+export function allTokens(members: readonly string[]): boolean {
+  for (const m of members) if (!isToken(m, 0, m.length)) return false
+  return true
 }

@@ -29,6 +29,9 @@ export class ChunkedDecoder {
   private lineBytes = 0
   private remaining = 0
   private trailerLineBytes = 0
+  private trailerCr = false
+  /** The chunk-size line after the digits (extensions), checked when its CR arrives. */
+  private ext = ''
 
   get done(): boolean {
     return this.state === State.Done
@@ -46,21 +49,24 @@ export class ChunkedDecoder {
       switch (this.state) {
         case State.Size: {
           const c = input[i]!
-          const v = hexValue(c)
-          if (v >= 0 && this.lineBytes === this.sizeDigits) {
+          const v = this.lineBytes === this.sizeDigits ? hexValue(c) : -1
+          if (v >= 0) {
             if (this.sizeDigits >= 15) throw new ChunkedDecodeError('chunk size too large')
             this.size = this.size * 16 + v
             this.sizeDigits++
           } else if (c === 0x0d) {
+            // What follows the size must be chunk extensions (or SP/HTAB only): "5 6" or
+            // "5\xa0" would be read differently by a parser that stops at the first non-digit.
+            if (this.ext !== '' && !CHUNK_EXT.test(this.ext)) throw new ChunkedDecodeError('invalid chunk extension (RFC 9112 §7.1.1)')
+            this.ext = ''
             this.state = State.SizeLineEnd
           } else if (c === 0x0a) {
             throw new ChunkedDecodeError('bare LF in chunk size line')
           } else if (this.sizeDigits === 0) {
             throw new ChunkedDecodeError('invalid chunk size')
-          } else if (c !== 0x3b && c !== 0x20 && c !== 0x09 && this.lineBytes === this.sizeDigits) {
-            throw new ChunkedDecodeError('invalid character after chunk size')
+          } else {
+            this.ext += String.fromCharCode(c)
           }
-          // Anything after ';' is a chunk extension: skipped.
           if (++this.lineBytes > MAX_LINE_BYTES) throw new ChunkedDecodeError('chunk size line too long')
           i++
           break
@@ -100,13 +106,23 @@ export class ChunkedDecoder {
           i++
           break
         case State.Trailer: {
-          // Trailer section: lines until an empty line. Dropped (we do not forward trailers).
+          // Trailer section: field lines until an empty line, each ended by CRLF (RFC 9112 §7.1.2).
+          // Dropped (we do not forward trailers), but read strictly: a bare CR or LF, obs-fold or a
+          // control character could end the message at a different byte in another parser.
           const c = input[i]!
           i++
           if (c === 0x0a) {
+            if (!this.trailerCr) throw new ChunkedDecodeError('bare LF in trailer section')
             if (this.trailerLineBytes === 0) this.state = State.Done
             this.trailerLineBytes = 0
-          } else if (c !== 0x0d) {
+            this.trailerCr = false
+          } else if (this.trailerCr) {
+            throw new ChunkedDecodeError('bare CR in trailer section')
+          } else if (c === 0x0d) {
+            this.trailerCr = true
+          } else {
+            if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw new ChunkedDecodeError('control character in trailer section')
+            if (this.trailerLineBytes === 0 && (c === 0x20 || c === 0x09)) throw new ChunkedDecodeError('obsolete line folding in trailer section')
             if (++this.trailerLineBytes > MAX_LINE_BYTES * 4) throw new ChunkedDecodeError('trailer too large')
           }
           break
@@ -116,6 +132,14 @@ export class ChunkedDecoder {
     return i
   }
 }
+
+// chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ), ext-val = token / quoted-string
+// (RFC 9112 §7.1.1, RFC 9110 §5.6.2, §5.6.4). Only SP and HTAB are whitespace; trailing SP/HTAB
+// after the size is tolerated (nothing can read it as part of the size). No runaway backtracking:
+// every repetition has to consume a ";", and the line is at most MAX_LINE_BYTES.
+const TOKEN = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+"
+const QUOTED = '"(?:[\\t \\x21\\x23-\\x5b\\x5d-\\x7e\\x80-\\xff]|\\\\[\\t \\x21-\\x7e\\x80-\\xff])*"'
+const CHUNK_EXT = new RegExp(`^(?:[ \\t]*;[ \\t]*${TOKEN}(?:[ \\t]*=[ \\t]*(?:${TOKEN}|${QUOTED}))?)*[ \\t]*$`)
 
 function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30

@@ -6,7 +6,7 @@
  * missing or repeated Host, an absolute-form target naming another host, CONNECT. Pure: no I/O,
  * table-tested in test/proxy/request-head.test.ts.
  */
-import { contentLength, HOST_VALUE, isOws, isToken } from './chars.ts'
+import { allTokens, contentLength, HOST_VALUE, isOws, isToken, listMembers, trimOws } from './chars.ts'
 
 export interface RequestHead {
   method: string
@@ -156,7 +156,10 @@ export function parseRequestHead(head: string): RequestHead {
   if (te !== undefined) {
     if (length !== undefined) throw new RequestHeadError('BAD_REQUEST', 'both Content-Length and Transfer-Encoding')
     if (minor === 0) throw new RequestHeadError('BAD_REQUEST', 'Transfer-Encoding in an HTTP/1.0 request')
-    const codings = te.split(',').map((s) => s.trim().toLowerCase())
+    const codings = listMembers(te)
+    // Each coding is a token: NBSP, VT, FF, NEL ... next to "chunked" are not whitespace, and a
+    // front end that strips them would frame this body differently (RFC 9110 §5.6.3).
+    if (codings.length === 0 || !allTokens(codings)) throw new RequestHeadError('BAD_REQUEST', 'invalid Transfer-Encoding (codings are tokens separated by commas, SP and HTAB)')
     if (codings[codings.length - 1] !== 'chunked') throw new RequestHeadError('BAD_REQUEST', 'Transfer-Encoding must end with chunked')
     if (codings.length !== 1) throw new RequestHeadError('NOT_IMPLEMENTED', `unsupported Transfer-Encoding "${te}"; only chunked is accepted`)
     body = { kind: 'chunked' }
@@ -194,7 +197,7 @@ function hasControlChar(s: string, from: number, to: number): boolean {
 function hasToken(list: string, token: string): boolean {
   if (list === '') return false
   if (list === token) return true
-  for (const t of list.split(',')) if (t.trim() === token) return true
+  for (const t of list.split(',')) if (trimOws(t) === token) return true
   return false
 }
 

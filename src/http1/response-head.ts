@@ -2,7 +2,7 @@
  * Parsing an upstream's HTTP/1.x response head (RFC 9112 §4–§6): status line, header fields,
  * and the body framing they imply. Pure; the connection state machine is in http1.ts.
  */
-import { contentLength as contentLengthOf, isOws, isToken } from './chars.ts'
+import { allTokens, contentLength as contentLengthOf, isOws, isToken, listMembers } from './chars.ts'
 
 export interface ResponseHead {
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
@@ -95,7 +95,7 @@ export function parseResponseHead(head: string, requestMethod: string): Response
     headers.push([name, value])
     pos = end + 2
   }
-  const tokens = connection === '' ? NO_TOKENS : connection.split(',').map((t) => t.trim())
+  const tokens = connection === '' ? NO_TOKENS : listMembers(connection)
   let closeAfter = tokens.includes('close') || (minorVersion === 0 && !tokens.includes('keep-alive'))
   let framing: Framing
   if (requestMethod === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200)) {
@@ -103,7 +103,10 @@ export function parseResponseHead(head: string, requestMethod: string): Response
   } else if (transferEncoding !== undefined) {
     // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; a final coding other than
     // chunked means the body ends at close.
-    const codings = transferEncoding.toLowerCase().split(',').map((t) => t.trim()).filter(Boolean)
+    const codings = listMembers(transferEncoding)
+    // Strict like the request side: "chunked\xa0" is neither chunked nor read-until-close here,
+    // because another parser on the path may strip the NBSP (RFC 9110 §5.6.3: OWS is SP/HTAB).
+    if (!allTokens(codings)) throw new ResponseParseError(`invalid Transfer-Encoding: ${JSON.stringify(transferEncoding)}`)
     if (codings[codings.length - 1] === 'chunked') framing = { kind: 'chunked' }
     else {
       framing = { kind: 'close' }

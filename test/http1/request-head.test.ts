@@ -65,6 +65,38 @@ describe('refused', () => {
   })
 })
 
+// Only SP and HTAB are optional whitespace (RFC 9110 §5.6.3). VT, FF, NEL and NBSP next to a
+// framing value (or Host) are what JavaScript's trim() used to strip: each must be a 400 now.
+describe('whitespace that is not OWS, around framing values and Host', () => {
+  const bytes: [string, string][] = [['VT', '\x0b'], ['FF', '\x0c'], ['NEL', '\x85'], ['NBSP', '\xa0']]
+  const cases: [string, string][] = []
+  for (const [label, b] of bytes) {
+    for (const [where, v] of [['before', `${b}5`], ['after', `5${b}`], ['around', ` ${b}5${b} `]] as const) {
+      cases.push([`Content-Length ${where} (${label})`, head('POST / HTTP/1.1', 'Host: a', `Content-Length: ${v}`)])
+    }
+    for (const [where, v] of [['before', `${b}chunked`], ['after', `chunked${b}`], ['around', `${b}chunked${b}`]] as const) {
+      cases.push([`Transfer-Encoding ${where} (${label})`, head('POST / HTTP/1.1', 'Host: a', `Transfer-Encoding: ${v}`)])
+    }
+    cases.push([`Transfer-Encoding list member (${label})`, head('POST / HTTP/1.1', 'Host: a', `Transfer-Encoding: ${b}, chunked`)])
+    for (const [where, v] of [['before', `${b}a.example`], ['after', `a.example${b}`]] as const) {
+      cases.push([`Host ${where} (${label})`, head('GET / HTTP/1.1', `Host: ${v}`)])
+    }
+  }
+  test.each(cases)('%s is a 400', (_name, text) => {
+    expect(statusOf(text)).toBe(400)
+  })
+  test('SP and HTAB around the same values are accepted', () => {
+    expect(parseRequestHead(head('POST / HTTP/1.1', 'Host: \ta.example ', 'Content-Length: \t5 ')).body).toEqual({ kind: 'length', length: 5 })
+    expect(parseRequestHead(head('POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding:\t chunked \t')).body).toEqual({ kind: 'chunked' })
+    // Not a framing header: NBSP stays part of the value (obs-text is allowed in a field value).
+    const r = parseRequestHead(head('GET / HTTP/1.1', 'Host: a', 'X-A: \xa0v\xa0'))
+    expect(new HeadHeaders(r.names, r.values).get('x-a')).toBe('\xa0v\xa0')
+  })
+  test('"Connection: close" with NBSP is not the close token', () => {
+    expect(parseRequestHead(head('GET / HTTP/1.1', 'Host: a', 'Connection: close\xa0')).keepAlive).toBe(true)
+  })
+})
+
 describe('accepted', () => {
   test('a plain GET: origin-form, keep-alive, no body', () => {
     const r = parseRequestHead(head('GET /a?b=1 HTTP/1.1', 'Host: a.example:8080', 'X-Multi: 1', 'x-multi: 2'))
@@ -141,7 +173,9 @@ describe('mutated heads (seeded, 5,000 cases)', () => {
       head('PUT /c HTTP/1.1', 'Host: a', 'Transfer-Encoding: chunked', 'Expect: 100-continue'),
       head('GET http://a/x HTTP/1.1', 'Host: a', 'Connection: Upgrade', 'Upgrade: websocket'),
     ]
-    const pieces = ['\r', '\n', '\r\n', ' ', '\t', ':', '\x00', '\x7f', ',', 'Host: b', 'Content-Length: 7', 'Transfer-Encoding: gzip', '\xff', 'HTTP/1.0', '/', '@', '#']
+    const pieces = ['\r', '\n', '\r\n', ' ', '\t', ':', '\x00', '\x7f', ',', 'Host: b', 'Content-Length: 7', 'Transfer-Encoding: gzip', '\xff', 'HTTP/1.0', '/', '@', '#', '\xa0', '\x0b', '\x0c', '\x85', 'Content-Length: \xa07\xa0', 'Transfer-Encoding:\xa0chunked\xa0']
+    // The characters JavaScript's trim() strips beyond SP/HTAB: none may surround a framing value that parsed.
+    const notOws = /^[\x0b\x0c\x0d\x0a\xa0\x85]|[\x0b\x0c\x0d\x0a\xa0\x85]$/
     const statuses = new Set([400, 405, 414, 431, 501, 505])
     let refused = 0
     for (let i = 0; i < 5000; i++) {
@@ -168,6 +202,13 @@ describe('mutated heads (seeded, 5,000 cases)', () => {
       for (const n of parsed.names) expect(/^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(n)).toBe(true)
       for (const v of parsed.values) expect(/[\x00-\x08\x0a-\x1f\x7f]/.test(v)).toBe(false)
       expect(parsed.names.filter((n) => n === 'host').length).toBeLessThanOrEqual(1)
+      parsed.names.forEach((n, j) => {
+        if (n === 'transfer-encoding' || n === 'content-length' || n === 'host') expect(notOws.test(parsed.values[j]!)).toBe(false)
+      })
+      if (parsed.body.kind === 'length') {
+        const cl = parsed.names.flatMap((n, j) => (n === 'content-length' ? parsed.values[j]!.split(',') : []))
+        for (const v of cl) expect(v.replace(/^[ \t]+|[ \t]+$/g, '')).toBe(String(parsed.body.length))
+      }
       const framing = parsed.names.filter((n) => n === 'transfer-encoding' || n === 'content-length')
       if (parsed.body.kind === 'chunked') expect(framing.every((n) => n === 'transfer-encoding')).toBe(true)
     }

@@ -35,6 +35,9 @@ const EXPECTED: Record<string, RegExp> = {
   'negative CL': /^400$/,
   'signed CL "+3"': /^400$/,
 }
+// Only SP and HTAB are whitespace (RFC 9110 §5.6.3): VT, FF, NEL and NBSP next to a framing
+// value, Host, or in a chunk-size line are refused, never trimmed (issue 14).
+for (const [name] of CASES) if (/ (VT|FF|NEL|NBSP) (before|after)/.test(name)) EXPECTED[name] = /^400$/
 // An absolute-form target naming another host than Host: never an open proxy (RFC 9112 §3.2.2).
 EXPECTED['absolute-form, other host'] = /^400$/
 const REFUSED = CASES.filter(([name]) => name in EXPECTED)

@@ -1,8 +1,9 @@
 /**
- * Checks on a parsed client request that Bun's HTTP parser does not make, done before anything
+ * Checks on a parsed client request that the runtime's HTTP parser does not make, done before anything
  * is sent upstream: CONNECT (no open proxy), a Host header that is not one valid host[:port]
  * (several Host headers arrive joined with ","), and an absolute-form target whose authority is
- * not the Host (RFC 9112 §3.2.2: we and the origin must not read the request differently).
+ * not the Host (RFC 9112 §3.2.2: we and the origin must not read the request differently), a
+ * non-ASCII target, and a GET/HEAD body the runtime dropped.
  * Everything else malformed (CL+TE, bad chunking, obs-fold, bare CR, control characters, huge
  * heads) Bun's parser already refuses with 400/431; test/integration/hardening.test.ts proves it.
  * Used by the runtime front (downstream/runtime-front.ts) only: the own listener's parser (http1/request-head.ts)
@@ -11,6 +12,12 @@
 import { HOST_VALUE } from '../../http1/chars.ts'
 import type { FailureCode } from '../errors.ts'
 
+const VISIBLE_ASCII = /^[\x21-\x7e]*$/
+
+function hasBody(contentLength: string | null): boolean {
+  return contentLength !== null && contentLength !== '0'
+}
+
 export interface Rejection {
   code: FailureCode
   reason: string
@@ -18,6 +25,15 @@ export interface Rejection {
 
 export function checkRequest(req: Request): Rejection | undefined {
   if (req.method === 'CONNECT') return { code: 'METHOD_NOT_ALLOWED', reason: 'CONNECT is not supported: this is not an open proxy' }
+  // The target is URI syntax, visible ASCII only (RFC 9112 §3.2), as the own listener requires.
+  // Deno.serve passes raw UTF-8 bytes through, re-encoded (measured: "/caf\xc3\xa9" arrives as
+  // "/cafÃƒÂ©"), so forwarding it would send the origin a different target than the client's.
+  if (!VISIBLE_ASCII.test(req.url)) return { code: 'BAD_REQUEST', reason: 'non-ASCII or control byte in the request target; percent-encode it (RFC 3986 §2.1)' }
+  // Deno.serve gives a GET or HEAD request no body (req.body is null) even when the client sent
+  // one; forwarding the request without it would change its meaning, so it is refused instead.
+  if (req.body === null && (hasBody(req.headers.get('content-length')) || req.headers.has('transfer-encoding'))) {
+    return { code: 'NOT_IMPLEMENTED', reason: `a ${req.method} request body cannot be forwarded by this runtime's server (it drops it); run the Bun build` }
+  }
   const host = req.headers.get('host')
   if (host === null) return undefined // HTTP/1.0 without Host: allowed; the upstream's host is sent
   if (!HOST_VALUE.test(host)) return { code: 'BAD_REQUEST', reason: 'invalid or repeated Host header' }

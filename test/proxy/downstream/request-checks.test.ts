@@ -27,3 +27,19 @@ test('a valid Host seen before does not skip the authority check, and an invalid
   expect(checkRequest(req('http://a.example/', 'a..example, x'))?.code).toBe('BAD_REQUEST')
   expect(checkRequest(req('http://a.example/', 'a..example, x'))?.code).toBe('BAD_REQUEST')
 })
+
+// A Request as Deno.serve hands it over: url kept as the runtime built it, body null for GET.
+const denoLike = (url: string, headers: Record<string, string>, body: ReadableStream | null = null) =>
+  ({ method: 'GET', url, headers: new Headers({ host: 'a.example', ...headers }), body }) as unknown as Request
+
+test('a target with a byte that is not visible ASCII is a 400 (RFC 9112 §3.2)', () => {
+  expect(checkRequest(denoLike('http://a.example/caf\u00c3\u0192\u00c2\u00a9', {}))?.code).toBe('BAD_REQUEST')
+  expect(checkRequest(denoLike('http://a.example/caf%C3%A9', {}))).toBeUndefined()
+})
+
+test('a GET whose body the runtime dropped is refused with 501; an empty Content-Length is fine', () => {
+  expect(checkRequest(denoLike('http://a.example/', { 'content-length': '5' }))?.code).toBe('NOT_IMPLEMENTED')
+  expect(checkRequest(denoLike('http://a.example/', { 'transfer-encoding': 'chunked' }))?.code).toBe('NOT_IMPLEMENTED')
+  expect(checkRequest(denoLike('http://a.example/', { 'content-length': '0' }))).toBeUndefined()
+  expect(checkRequest(denoLike('http://a.example/', { 'content-length': '5' }, new ReadableStream()))).toBeUndefined()
+})

@@ -35,9 +35,41 @@ describe('ChunkedDecoder', () => {
     expect(decodeAll(['1\r\na\r\n0\r\n\r\nHTTP/1.1']).leftover).toBe(8)
   })
 
-  test.each([['zz\r\n'], ['5\nhello'], ['5\r\nhelloXX'], ['ffffffffffffffff\r\n'], [';\r\n']])('rejects %p', (input) => {
-    expect(() => new ChunkedDecoder().feed(enc(input), () => {})).toThrow(ChunkedDecodeError)
+  test.each([
+    ['zz\r\n'],
+    ['5\nhello'],
+    ['5\r\nhelloXX'],
+    ['ffffffffffffffff\r\n'],
+    [';\r\n'],
+    // Only SP/HTAB and chunk extensions may follow the size (RFC 9112 §7.1.1).
+    ['5 6\r\n'],
+    ['5\xa0\r\n'],
+    ['5\x0b\r\n'],
+    ['5\x0c\r\n'],
+    ['5\x85\r\n'],
+    ['\xa05\r\n'],
+    ['5;\xa0a\r\n'],
+    ['5;a=\xa0\r\n'],
+    ['5;a=b c\r\n'],
+    ['5;a="unterminated\r\n'],
+    ['5;a\rb\r\n'],
+    // The trailer section ends with CRLF, never a bare LF (RFC 9112 §7.1.2).
+    ['0\r\n\n'],
+    ['0\r\nx: 1\n\r\n'],
+    ['0\r\nx: 1\rX\r\n\r\n'],
+    ['0\r\nx: \x01\r\n\r\n'],
+  ])('rejects %p', (input) => {
+    expect(() => new ChunkedDecoder().feed(Uint8Array.from(input, (c) => c.charCodeAt(0)), () => {})).toThrow(ChunkedDecodeError)
   })
+
+  test.each([['5 \r\n'], ['5 ; a = b\r\n'], ['5;a="x \\" \xa0y";b\r\n'], ['5\t;a=b\t\r\n']])('accepts the size line %p', (line) => {
+    const d = new ChunkedDecoder()
+    let body = ''
+    d.feed(Uint8Array.from(`${line}hello\r\n0\r\n\r\n`, (c) => c.charCodeAt(0)), (s) => (body += new TextDecoder().decode(s)))
+    expect(body).toBe('hello')
+    expect(d.done).toBe(true)
+  })
+
 })
 
 describe('parseResponseHead', () => {
@@ -74,5 +106,13 @@ describe('parseResponseHead', () => {
     'HTTP/1.1 200 OK\r\nContent-Length: 1, 2',
     'HTTP/1.1 200 OK\r\nContent-Length: -1',
     'HTTP/1.1 200 OK\r\nNoColon',
+    // An upstream's framing is read as strictly as a client's: only SP/HTAB are whitespace.
+    'HTTP/1.1 200 OK\r\nContent-Length: \xa05\xa0',
+    'HTTP/1.1 200 OK\r\nContent-Length: \x0b5',
+    'HTTP/1.1 200 OK\r\nContent-Length: 5\x0c',
+    'HTTP/1.1 200 OK\r\nContent-Length: 5\x85',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\xa0',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: \x0bchunked',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: \x85chunked',
   ])('rejects %p', (head) => expect(() => parseResponseHead(head, 'GET')).toThrow(ResponseParseError))
 })

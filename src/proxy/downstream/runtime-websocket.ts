@@ -1,0 +1,290 @@
+/**
+ * WebSocket through the runtime front (Deno.serve), which cannot hand over the client's raw
+ * connection: the upgrade goes through the same request path and tunnel as on the own listener
+ * (handler.upgrade, upgrade/tunnel.ts), with this bridge standing in for the client's
+ * connection. The tunnel writes the upstream's answer to the bridge: a 101 makes the bridge
+ * upgrade the client with the runtime's call (runtime/websocket-upgrade.ts, same subprotocol)
+ * and relay messages each way (upstream frames decoded, client messages encoded as masked
+ * frames, RFC 6455 §5); any other answer becomes the client's Response. Extensions are not
+ * offered upstream (the runtime's socket speaks plain frames to the client). Backpressure:
+ * toward the client by the socket's bufferedAmount; from the client, messages arriving while
+ * the upstream is full are held up to MAX_HELD_BYTES, then the socket is closed with 1013.
+ */
+import { ChunkedDecoder } from '../../http1/chunked.ts'
+import { parseResponseHead } from '../../http1/response-head.ts'
+import { NOOP_HANDLERS, type Conn, type ConnHandlers, type ConnTimings } from '../../runtime/socket.ts'
+import { upgradeWebSocket } from '../../runtime/websocket-upgrade.ts'
+import type { ClientInfo, ProxyHandler } from '../handler.ts'
+import type { HeaderReader, ProxyRequest } from '../message.ts'
+import { closePayload, encodeMaskedFrame, FrameError, FrameReader, OPCODE } from '../upgrade/ws-frames.ts'
+
+/** Largest upstream message relayed (a longer one closes both sides with 1009). */
+const MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+/** Client bytes held while the upstream connection is full. */
+const MAX_HELD_BYTES = 1024 * 1024
+/** Bytes queued toward the client above which the upstream is paused. */
+const CLIENT_HIGH_WATER_BYTES = 1024 * 1024
+/** Largest refusal answer turned into a Response (it is read whole). */
+const MAX_ANSWER_BYTES = 1024 * 1024
+
+type Outcome = { kind: 'switched'; protocol: string | undefined } | { kind: 'answer'; response: Response }
+
+/** Serves a WebSocket upgrade request on the runtime front; resolves with the client's Response. */
+export async function serveRuntimeWebSocket(req: Request, request: ProxyRequest, handler: ProxyHandler, client: ClientInfo, ip: string): Promise<Response> {
+  const bridge = new WebSocketBridge(ip)
+  const headers = withoutExtensions(request.headers)
+  handler.upgrade({ ...request, headers, body: null }, 'websocket', client, bridge, new Uint8Array(0))
+  const outcome = await bridge.outcome
+  if (outcome.kind === 'answer') return outcome.response
+  const up = upgradeWebSocket(req, outcome.protocol)
+  if (!up) {
+    bridge.destroy()
+    return new Response('501 WebSocket upgrades are not supported on this runtime\n', { status: 501 })
+  }
+  bridge.attach(up.socket)
+  return up.response
+}
+
+/** The request's headers without Sec-WebSocket-Extensions: frames must reach us uncompressed. */
+function withoutExtensions(h: HeaderReader): HeaderReader {
+  return {
+    get: (name) => (name === 'sec-websocket-extensions' ? null : h.get(name)),
+    forEach: (fn) => h.forEach((v, n) => n !== 'sec-websocket-extensions' && fn(v, n)),
+  }
+}
+
+class WebSocketBridge implements Conn {
+  handlers: ConnHandlers = NOOP_HANDLERS
+  closed = false
+  readonly createdAt = Date.now()
+  readonly timings: ConnTimings
+  readonly outcome: Promise<Outcome>
+  private settle!: (o: Outcome) => void
+  private settled = false
+  /** The answer's bytes until its head is read (then the refusal's body, if it is not a 101). */
+  private answer: Uint8Array[] = []
+  private answerBytes = 0
+  private switched = false
+  private readonly frames = new FrameReader(MAX_MESSAGE_BYTES)
+  private fragments: Uint8Array[] = []
+  private fragmentOpcode = 0
+  private socket: WebSocket | undefined
+  /** Messages for the client before its socket is open. */
+  private pendingToClient: (string | Uint8Array)[] = []
+  private paused = false
+  private held: Uint8Array[] = []
+  private heldBytes = 0
+  private drainTimer: ReturnType<typeof setInterval> | undefined
+
+  constructor(readonly remoteAddress: string) {
+    const now = performance.now()
+    this.timings = { startAt: now, connectAt: now, tlsAt: undefined }
+    this.outcome = new Promise((resolve) => (this.settle = resolve))
+  }
+
+  /** Bytes from the tunnel: the upstream's answer head, then (after a 101) its frames. */
+  write(data: Uint8Array | string): boolean {
+    if (this.closed) return true
+    const bytes = typeof data === 'string' ? Uint8Array.from(data, (c) => c.charCodeAt(0)) : data
+    if (this.switched) return this.relayFrames(bytes)
+    this.answer.push(bytes)
+    this.answerBytes += bytes.byteLength
+    if (this.answerBytes > MAX_ANSWER_BYTES) {
+      this.destroy()
+      return true
+    }
+    if (this.settled) return true
+    const all = this.joined()
+    const end = indexOfBlankLine(all)
+    if (end < 0) return true
+    const status = Number(String.fromCharCode(...all.subarray(9, 12)))
+    if (status === 101) {
+      const head = parseResponseHead(latin1(all.subarray(0, end)), 'GET')
+      const protocol = head.headers.find(([n]) => n.toLowerCase() === 'sec-websocket-protocol')?.[1]
+      this.switched = true
+      this.answer = []
+      this.settled = true
+      this.settle({ kind: 'switched', protocol })
+      const rest = all.subarray(end + 4)
+      if (rest.byteLength > 0) this.relayFrames(rest)
+    }
+    return true
+  }
+
+  /** The client's socket, once the runtime has upgraded it. */
+  attach(socket: WebSocket): void {
+    this.socket = socket
+    socket.binaryType = 'arraybuffer'
+    socket.onopen = () => {
+      for (const m of this.pendingToClient) socket.send(m)
+      this.pendingToClient = []
+    }
+    socket.onmessage = (e: MessageEvent) => {
+      const data = e.data
+      const frame = typeof data === 'string' ? encodeMaskedFrame(OPCODE.text, new TextEncoder().encode(data)) : encodeMaskedFrame(OPCODE.binary, new Uint8Array(data as ArrayBuffer))
+      this.toUpstream(frame)
+    }
+    socket.onclose = (e: CloseEvent) => {
+      if (this.closed) return
+      // The client's close goes upstream as a close frame, then the tunnel ends.
+      const code = e.code >= 1000 && e.code !== 1005 && e.code !== 1006 ? e.code : undefined
+      this.toUpstream(encodeMaskedFrame(OPCODE.close, closePayload(code, e.reason ?? '')))
+      this.finish()
+    }
+    socket.onerror = () => {}
+  }
+
+  pause(): void {
+    this.paused = true
+  }
+
+  resume(): void {
+    this.paused = false
+    const held = this.held
+    this.held = []
+    this.heldBytes = 0
+    for (const f of held) this.handlers.data(f)
+  }
+
+  /** The tunnel is over: a refusal is complete, or the upstream side closed. */
+  end(): void {
+    if (!this.settled) this.settleAnswer()
+    this.finish()
+  }
+
+  destroy(): void {
+    if (!this.settled) {
+      this.settled = true
+      this.settle({ kind: 'answer', response: new Response('502 the upstream answer to the upgrade was cut\n', { status: 502 }) })
+    }
+    this.finish()
+  }
+
+  tlsInfo(): undefined {
+    return undefined
+  }
+
+  private finish(): void {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.drainTimer)
+    const s = this.socket
+    if (s && s.readyState <= 1) s.close()
+    const h = this.handlers
+    this.handlers = NOOP_HANDLERS
+    h.close(undefined)
+  }
+
+  /** A refusal's whole answer as a Response: its status, its end-to-end headers, its decoded body. */
+  private settleAnswer(): void {
+    this.settled = true
+    const all = this.joined()
+    const end = indexOfBlankLine(all)
+    let response: Response
+    try {
+      if (end < 0) throw new Error('no complete head')
+      const head = parseResponseHead(latin1(all.subarray(0, end)), 'GET')
+      let body = all.subarray(end + 4)
+      if (head.framing.kind === 'chunked') {
+        const parts: Uint8Array[] = []
+        new ChunkedDecoder().feed(body, (s) => parts.push(s.slice()))
+        body = concat(parts)
+      } else if (head.framing.kind === 'length') body = body.subarray(0, head.framing.length)
+      else if (head.framing.kind === 'none') body = new Uint8Array(0)
+      const headers = new Headers()
+      for (const [n, v] of head.headers) if (!HOP_BY_HOP.has(n.toLowerCase())) headers.append(n, v)
+      response = new Response(body.byteLength > 0 ? body : null, { status: head.status, statusText: head.statusText, headers })
+    } catch {
+      response = new Response('502 the upstream answer to the upgrade could not be read\n', { status: 502 })
+    }
+    this.settle({ kind: 'answer', response })
+  }
+
+  /** Upstream frames to the client: data messages reassembled, pings answered, a close relayed. */
+  private relayFrames(bytes: Uint8Array): boolean {
+    let frames
+    try {
+      frames = this.frames.push(bytes)
+    } catch (err) {
+      const code = err instanceof FrameError ? err.closeCode : 1002
+      this.socket?.close(code === 1009 ? 1009 : 1011)
+      this.finish()
+      return true
+    }
+    for (const f of frames) {
+      if (f.opcode === OPCODE.ping) this.toUpstream(encodeMaskedFrame(OPCODE.pong, f.payload))
+      else if (f.opcode === OPCODE.pong) continue
+      else if (f.opcode === OPCODE.close) {
+        const code = f.payload.byteLength >= 2 ? (f.payload[0]! << 8) | f.payload[1]! : undefined
+        const reason = new TextDecoder().decode(f.payload.subarray(2))
+        const s = this.socket
+        if (s && s.readyState <= 1) code !== undefined && code >= 1000 && code < 5000 && code !== 1005 && code !== 1006 && code !== 1015 ? s.close(code, reason) : s.close()
+      } else {
+        if (f.opcode !== OPCODE.continuation) this.fragmentOpcode = f.opcode
+        this.fragments.push(f.payload)
+        if (!f.fin) continue
+        const payload = concat(this.fragments)
+        this.fragments = []
+        this.toClient(this.fragmentOpcode === OPCODE.text ? new TextDecoder().decode(payload) : payload)
+      }
+    }
+    const s = this.socket
+    if (s && s.bufferedAmount > CLIENT_HIGH_WATER_BYTES) {
+      // Full: the tunnel pauses the upstream until drain.
+      this.drainTimer ??= setInterval(() => {
+        if (this.socket && this.socket.bufferedAmount <= CLIENT_HIGH_WATER_BYTES / 2) {
+          clearInterval(this.drainTimer)
+          this.drainTimer = undefined
+          this.handlers.drain()
+        }
+      }, 10)
+      return false
+    }
+    return true
+  }
+
+  private toClient(m: string | Uint8Array): void {
+    const s = this.socket
+    if (s && s.readyState === 1) s.send(m)
+    else this.pendingToClient.push(m)
+  }
+
+  private toUpstream(frame: Uint8Array): void {
+    if (!this.paused) return this.handlers.data(frame)
+    this.held.push(frame)
+    this.heldBytes += frame.byteLength
+    if (this.heldBytes > MAX_HELD_BYTES) {
+      this.socket?.close(1013, 'upstream too slow')
+      this.finish()
+    }
+  }
+
+  private joined(): Uint8Array {
+    if (this.answer.length !== 1) this.answer = [concat(this.answer)]
+    return this.answer[0]!
+  }
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'proxy-connection'])
+
+function indexOfBlankLine(b: Uint8Array): number {
+  for (let i = 0; i + 3 < b.byteLength; i++) if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i
+  return -1
+}
+
+function latin1(b: Uint8Array): string {
+  let s = ''
+  for (let i = 0; i < b.byteLength; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192))
+  return s
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0))
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.byteLength
+  }
+  return out
+}
