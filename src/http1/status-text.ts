@@ -3,6 +3,8 @@
 const STATUS_TEXT: Record<number, string> = {
   100: 'Continue',
   101: 'Switching Protocols',
+  102: 'Processing',
+  103: 'Early Hints',
   200: 'OK',
   201: 'Created',
   202: 'Accepted',

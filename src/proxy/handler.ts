@@ -34,6 +34,7 @@ import { Router } from './routes.ts'
 import { tunnelUpgrade } from './upgrade/tunnel.ts'
 import type { CacheExchange, EdgeCache } from './cache/cache.ts'
 import { cacheKey } from './cache/key.ts'
+import type { ResponseHead } from '../http1/response-head.ts'
 import type { ExchangeEnd, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
 import type { AddressState, UpstreamPool } from './upstream/pool.ts'
 
@@ -60,6 +61,8 @@ export interface ClientInfo {
   streamKeepsLength?: boolean
   /** How the client speaks to us (the access log's protocol); HTTP/1.1 when unsaid. */
   protocol?: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2'
+  /** Sends an interim (1xx) response ahead of the final one, where the client can take it. */
+  interim?(status: number, headers: [string, string][]): void
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
@@ -323,7 +326,14 @@ export class ProxyHandler {
       if (flight.answered) flight.emit(end)
       else flight.endOfAnswer = end
     }
-    const exchangeOpts = { headerTimeoutMs: u.headerTimeoutMs, idleTimeoutMs: u.idleTimeoutMs, onEnd }
+    const interim = flight.client.interim
+    const exchangeOpts = {
+      headerTimeoutMs: u.headerTimeoutMs,
+      idleTimeoutMs: u.idleTimeoutMs,
+      onEnd,
+      // 102 and 103 Early Hints are forwarded as they come (RFC 9110 §15.2), hop-by-hop fields removed.
+      onInterim: interim ? (h: ResponseHead) => interim(h.status, clientResponseHeaders(h.headers, flight.requestId, false)) : undefined,
+    }
     const outcome = await runAttempts(pool, {
       run: async (state: AddressState, index: number): Promise<IncomingResponse> => {
         record.retries = index

@@ -11,6 +11,7 @@ import type { Socket } from 'bun'
 import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
+import { statusText } from '../../http1/status-text.ts'
 import { HeadHeaders, parseRequestHead, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
 import type { FailureCode } from '../errors.ts'
 import { requestIdFor, withoutH2c } from '../headers.ts'
@@ -63,7 +64,7 @@ export class ClientConnection implements DownstreamConnection {
     private readonly shared: ListenerState,
   ) {
     this.ip = sock.remoteAddress
-    this.client = { ip: this.ip, protocol: 'HTTP/1.1' }
+    this.client = { ip: this.ip, protocol: 'HTTP/1.1', interim: (status, headers) => this.writeInterim(status, headers) }
     this.writer = new ReplyWriter(sock)
     sock.setNoDelay(true)
     // The first request's head is due within the header timeout from accept.
@@ -288,6 +289,14 @@ export class ClientConnection implements DownstreamConnection {
     // The request body must be read to its end before the next request; if it is not, close.
     if (this.bodyOpen) this.closeAfter = true
     this.writer.writeReply(reply, { method: head.method, minor: head.minor, close: this.closeAfter }, (end, close) => this.replyEnded(end, close))
+  }
+
+  /** A 1xx ahead of the final response; never to an HTTP/1.0 client (RFC 9110 §15.2). */
+  private writeInterim(status: number, headers: [string, string][]): void {
+    if (this.phase !== Phase.Busy || this.responded || this.head?.minor !== 1) return
+    let out = `HTTP/1.1 ${status} ${statusText(status)}\r\n`
+    for (const [n, v] of headers) out += `${n}: ${v}\r\n`
+    this.writer.write(Buffer.from(`${out}\r\n`, 'latin1'))
   }
 
   private replyEnded(end: 'done' | 'failed', close: boolean): void {

@@ -11,6 +11,8 @@ export interface ClientInfo {
   ip: string
   /** How the client speaks to us, for the access log and metrics. */
   protocol: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2'
+  /** Sends an interim (1xx) response ahead of the current request's final one (not to HTTP/1.0 clients). */
+  interim?(status: number, headers: [string, string][]): void
 }
 
 /** What a connection is told by its listener: limits and the callbacks into the proxy. */

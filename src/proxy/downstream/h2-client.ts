@@ -89,8 +89,10 @@ export class H2Client {
       end()
     }
     let reply: ProxyReply | Promise<ProxyReply>
+    // Interim responses go to this stream: 1xx heads before the final one (RFC 9113 §8.1).
+    const client: ClientInfo = { ...this.client, interim: (status, headers) => !stream.closed && !stream.responseStarted && stream.respond(status, headers.filter(([n]) => n !== 'connection')) }
     try {
-      reply = this.shared.opts.handle(req, this.client)
+      reply = this.shared.opts.handle(req, client)
     } catch (err) {
       this.shared.opts.onError(err)
       reply = this.shared.opts.refuse('INTERNAL', 'internal error', this.client, req, true)

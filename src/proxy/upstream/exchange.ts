@@ -33,6 +33,8 @@ export interface ExchangeOptions {
   idleTimeoutMs: number
   /** Called once when the exchange is over (response fully relayed, or failed). */
   onEnd?: (end: ExchangeEnd) => void
+  /** An interim (1xx) response before the final one: 102 Processing, 103 Early Hints (RFC 9110 §15.2). */
+  onInterim?: (head: ResponseHead) => void
 }
 
 export interface ExchangeEnd {
@@ -197,8 +199,10 @@ export class Exchange {
       }
       const rest = reader.consume(end + 4)
       if (head.status >= 100 && head.status < 200) {
-        // 100 Continue, 102, 103 Early Hints: informational, skip to the final response.
+        // 100 Continue, 102, 103 Early Hints: informational; the final response follows. A
+        // proxy forwards them (RFC 9110 §15.2); 100 is the client listener's own business.
         if (head.status === 101) return this.fail('BAD_RESPONSE', 'unexpected 101 Switching Protocols')
+        if (head.status !== 100) this.opts.onInterim?.(head)
         if (rest === null) return
         continue
       }

@@ -1,0 +1,69 @@
+/**
+ * Interim (1xx) responses: a proxy forwards them (RFC 9110 §15.2), so a 103 Early Hints from the
+ * origin reaches an HTTP/1.1 client before the final response and an HTTP/2 client as a 1xx
+ * HEADERS frame; an HTTP/1.0 client never gets one. The origin is a raw socket server, as
+ * Bun.serve cannot send a 1xx.
+ */
+import { afterEach, expect, test } from 'bun:test'
+import { connect, createServer, type Server } from 'node:net'
+import { makeCerts } from '../support/certs.ts'
+import { Harness } from '../support/harness.ts'
+
+const h = new Harness()
+afterEach(() => h.closeAll())
+
+/** An origin that answers every request with a 103 Early Hints and then a 200. */
+async function hintingOrigin(): Promise<number> {
+  const server: Server = createServer((sock) => {
+    let buf = ''
+    sock.on('data', (d) => {
+      buf += d.toString('latin1')
+      while (buf.includes('\r\n\r\n')) {
+        buf = buf.slice(buf.indexOf('\r\n\r\n') + 4)
+        sock.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+      }
+    })
+    sock.on('error', () => {})
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  h.track(() => void server.close())
+  return (server.address() as { port: number }).port
+}
+
+function raw(port: number, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1')
+    let got = ''
+    s.on('data', (d) => {
+      got += d.toString('latin1')
+      if (got.endsWith('\r\n\r\nok')) s.end()
+    })
+    s.on('close', () => resolve(got))
+    s.on('error', () => resolve(got))
+    s.write(text)
+  })
+}
+
+test('HTTP/1.1: the 103 arrives before the 200, hop-by-hop fields removed; HTTP/1.0 gets the 200 only', async () => {
+  const port = await hintingOrigin()
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` } })
+  const one1 = await raw(proxy.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n')
+  expect(one1).toMatch(/^HTTP\/1\.1 103 Early Hints\r\n/)
+  expect(one1).toContain('link: </style.css>; rel=preload\r\n'.replace('link', 'Link'))
+  expect(one1.indexOf('HTTP/1.1 200')).toBeGreaterThan(one1.indexOf('103'))
+  const one0 = await raw(proxy.port, 'GET / HTTP/1.0\r\n\r\n')
+  expect(one0).toMatch(/^HTTP\/1\.1 200 /)
+  expect(one0).not.toContain('103')
+})
+
+test('HTTP/2: the 103 is forwarded as an interim head (curl shows it)', async () => {
+  const port = await hintingOrigin()
+  const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const p = Bun.spawn(['curl', '-sS', '--http2', '--cacert', certs.caFile, '-D', '-', '-o', '/dev/null', `https://127.0.0.1:${proxy.port}/`], { stdout: 'pipe', stderr: 'pipe', timeout: 30_000 })
+  const out = await new Response(p.stdout).text()
+  await p.exited
+  expect(out).toMatch(/^HTTP\/2 103 ?\r\n/)
+  expect(out.toLowerCase()).toContain('link: </style.css>; rel=preload')
+  expect(out).toContain('HTTP/2 200')
+})
