@@ -4,6 +4,7 @@
  * certificates is node:crypto's X509Certificate, except the one extension it does not expose
  * (authority key identifier), which cert-info.ts finds with readTlv.
  */
+import { concatBytes } from '../lib/bytes.ts'
 
 /** Universal tags used here (X.680 §8.4). */
 export const Tag = {
@@ -31,28 +32,17 @@ export function encodeLength(length: number): Uint8Array {
   return Uint8Array.from([0x80 | bytes.length, ...bytes])
 }
 
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0
-  for (const p of parts) total += p.length
-  const out = new Uint8Array(total)
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
 
 /** One tag-length-value; `tag` is the whole identifier octet (class, constructed bit, number < 31). */
 export function tlv(tag: number, content: Uint8Array): Uint8Array {
-  return concat([Uint8Array.of(tag), encodeLength(content.length), content])
+  return concatBytes([Uint8Array.of(tag), encodeLength(content.length), content])
 }
 
-export const sequence = (...items: Uint8Array[]): Uint8Array => tlv(Tag.SEQUENCE, concat(items))
+export const sequence = (...items: Uint8Array[]): Uint8Array => tlv(Tag.SEQUENCE, concatBytes(items))
 
 /** SET OF: DER sorts the encodings of the elements (X.690 §11.6). */
 export function setOf(...items: Uint8Array[]): Uint8Array {
-  return tlv(Tag.SET, concat([...items].sort(compareBytes)))
+  return tlv(Tag.SET, concatBytes([...items].sort(compareBytes)))
 }
 
 /** Context-specific [n]; constructed for EXPLICIT tags and IMPLICIT tags of constructed types. */
@@ -68,7 +58,7 @@ export function integer(magnitude: Uint8Array | number): Uint8Array {
   while (start < bytes.length - 1 && bytes[start] === 0) start++
   bytes = bytes.subarray(start)
   if (bytes.length === 0) bytes = Uint8Array.of(0)
-  return tlv(Tag.INTEGER, bytes[0]! & 0x80 ? concat([Uint8Array.of(0), bytes]) : bytes)
+  return tlv(Tag.INTEGER, bytes[0]! & 0x80 ? concatBytes([Uint8Array.of(0), bytes]) : bytes)
 }
 
 function numberBytes(n: number): Uint8Array {
@@ -109,7 +99,7 @@ export const ia5String = (s: string): Uint8Array => tlv(Tag.IA5_STRING, asciiByt
 
 export const octetString = (bytes: Uint8Array): Uint8Array => tlv(Tag.OCTET_STRING, bytes)
 /** BIT STRING of whole bytes: the first content octet says 0 unused bits (§8.6). */
-export const bitString = (bytes: Uint8Array): Uint8Array => tlv(Tag.BIT_STRING, concat([Uint8Array.of(0), bytes]))
+export const bitString = (bytes: Uint8Array): Uint8Array => tlv(Tag.BIT_STRING, concatBytes([Uint8Array.of(0), bytes]))
 export const nullValue = (): Uint8Array => Uint8Array.of(Tag.NULL, 0)
 
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {

@@ -7,6 +7,7 @@
 import { connectionError, H2Code } from './errors.ts'
 import { dataFrameHeader, DEFAULT_WINDOW, MIN_MAX_FRAME_SIZE } from './frames.ts'
 import type { ServerStream } from './stream.ts'
+import { concatBytes } from '../lib/bytes.ts'
 
 export interface OutputTransport {
   /** Takes the bytes (queueing what it cannot send now); false means: wait for drained(). */
@@ -97,7 +98,7 @@ export class Output {
     if (this.blocked) return
     this.pump()
     if (this.frameBytes === 0) return
-    const bytes = this.frames.length === 1 ? this.frames[0]! : concat(this.frames, this.frameBytes)
+    const bytes = this.frames.length === 1 ? this.frames[0]! : concatBytes(this.frames, this.frameBytes)
     this.frames = []
     this.frameBytes = 0
     if (!this.transport.write(bytes)) this.blocked = true
@@ -109,7 +110,7 @@ export class Output {
   /** Writes what is queued now, blocked or not (the last frames before closing). */
   flushNow(): void {
     if (this.frameBytes === 0) return
-    const bytes = concat(this.frames, this.frameBytes)
+    const bytes = concatBytes(this.frames, this.frameBytes)
     this.frames = []
     this.frameBytes = 0
     this.transport.write(bytes)
@@ -177,14 +178,4 @@ export class Output {
       }
     }
   }
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total)
-  let off = 0
-  for (const p of parts) {
-    out.set(p, off)
-    off += p.byteLength
-  }
-  return out
 }

@@ -7,24 +7,14 @@ import { afterEach, expect, test } from 'bun:test'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runCli } from '../../src/cli.ts'
 import { ExitCode } from '../../src/lib/exit-codes.ts'
-import { memoryIo } from '../../src/lib/io.ts'
 import { Harness } from '../support/harness.ts'
+import { bench } from './run-bench.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
 const dir = mkdtempSync(join(tmpdir(), 'proxy-bench-baseline-'))
 
-async function bench(argv: string[]): Promise<{ code: number; out: string; err: string; json: any }> {
-  const io = memoryIo()
-  const code = await runCli(['bench', ...argv], io)
-  let json: any
-  try {
-    json = JSON.parse(io.stdout)
-  } catch {}
-  return { code, out: io.stdout, err: io.stderr, json }
-}
 
 function delayed(ms: number) {
   return h.origin({

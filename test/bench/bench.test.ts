@@ -8,21 +8,11 @@ import { ExitCode } from '../../src/lib/exit-codes.ts'
 import { memoryIo } from '../../src/lib/io.ts'
 import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
+import { bench } from './run-bench.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
 
-async function bench(argv: string[]): Promise<{ code: number; out: string; err: string; json: any }> {
-  const io = memoryIo()
-  const code = await runCli(['bench', ...argv], io)
-  let json: any
-  try {
-    json = JSON.parse(io.stdout)
-  } catch {
-    json = undefined
-  }
-  return { code, out: io.stdout, err: io.stderr, json }
-}
 
 function delayed(ms: number, hostname = '127.0.0.1') {
   return h.origin({

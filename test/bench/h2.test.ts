@@ -6,26 +6,16 @@
  */
 import { afterEach, describe, expect, test } from 'bun:test'
 import { spawn, spawnSync } from 'node:child_process'
-import { runCli } from '../../src/cli.ts'
 import { ExitCode } from '../../src/lib/exit-codes.ts'
-import { memoryIo } from '../../src/lib/io.ts'
 import { makeCerts } from '../support/certs.ts'
 import { Nginx, nginxAvailable } from './nginx.ts'
+import { bench } from './run-bench.ts'
 
 const closers: (() => void)[] = []
 afterEach(() => {
   for (const c of closers.splice(0).reverse()) c()
 })
 
-async function bench(argv: string[]): Promise<{ code: number; out: string; err: string; json: any }> {
-  const io = memoryIo()
-  const code = await runCli(['bench', ...argv], io)
-  let json: any
-  try {
-    json = JSON.parse(io.stdout)
-  } catch {}
-  return { code, out: io.stdout, err: io.stderr, json }
-}
 
 const certs = () => makeCerts(['h2.test'], ['127.0.0.1'])
 

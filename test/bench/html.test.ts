@@ -10,24 +10,14 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer, type Server } from 'node:tls'
-import { runCli } from '../../src/cli.ts'
-import { memoryIo } from '../../src/lib/io.ts'
 import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
+import { bench } from './run-bench.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
 const dir = mkdtempSync(join(tmpdir(), 'proxy-bench-html-'))
 
-async function bench(argv: string[]): Promise<{ code: number; out: string; err: string; json: any }> {
-  const io = memoryIo()
-  const code = await runCli(['bench', ...argv], io)
-  let json: any
-  try {
-    json = JSON.parse(io.stdout)
-  } catch {}
-  return { code, out: io.stdout, err: io.stderr, json }
-}
 
 /** A node:tls HTTP/1.1 origin that resumes sessions and answers every 7th request with a 503. */
 async function tlsOrigin(): Promise<{ port: number; caFile: string }> {

@@ -9,25 +9,15 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer, type Server, type TLSSocket } from 'node:tls'
-import { runCli } from '../../src/cli.ts'
-import { memoryIo } from '../../src/lib/io.ts'
 import { makeCerts } from '../support/certs.ts'
 import { Nginx, nginxAvailable } from './nginx.ts'
+import { bench } from './run-bench.ts'
 
 const closers: (() => void)[] = []
 afterEach(() => {
   for (const c of closers.splice(0).reverse()) c()
 })
 
-async function bench(argv: string[]): Promise<{ code: number; out: string; err: string; json: any }> {
-  const io = memoryIo()
-  const code = await runCli(['bench', ...argv], io)
-  let json: any
-  try {
-    json = JSON.parse(io.stdout)
-  } catch {}
-  return { code, out: io.stdout, err: io.stderr, json }
-}
 
 /** A minimal HTTP/1.1 server over node:tls that records, per connection, whether the server resumed a session. */
 async function tlsOrigin(maxVersion: 'TLSv1.2' | 'TLSv1.3'): Promise<{ port: number; resumed: boolean[] }> {

@@ -20,7 +20,8 @@ export function dnsmasqAvailable(): boolean {
   return dnsmasqPath() !== undefined
 }
 
-async function freeUdpPort(): Promise<number> {
+/** A UDP port on 127.0.0.1 that was free a moment ago. */
+export async function freeUdpPort(): Promise<number> {
   const s = createSocket('udp4')
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))
   const port = s.address().port

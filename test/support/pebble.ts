@@ -8,10 +8,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createSocket } from 'node:dgram'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { makeCerts } from './certs.ts'
+import { freeUdpPort } from './dnsmasq.ts'
 
 export function pebbleAvailable(): boolean {
   return spawnSync('sh', ['-c', 'command -v pebble && command -v pebble-challtestsrv']).status === 0
@@ -39,14 +39,6 @@ export async function freeTcpPortRun(count: number): Promise<number> {
     }
   }
   throw new Error(`no run of ${count} free ports found`)
-}
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4')
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()))
-  const port = s.address().port
-  s.close()
-  return port
 }
 
 export interface PebbleOptions {

@@ -6,6 +6,7 @@
  * most windowBytes wait for the slowest reader (so a slow reader slows the upstream, as without
  * a cache). What to do with a kept body is the caller's (cache.ts).
  */
+import { concatBytes } from '../../lib/bytes.ts'
 
 /** Bytes all tees together keep for the store while bodies arrive; shared so that many large fills cannot add up without bound. */
 export interface FillBudget {
@@ -149,7 +150,7 @@ export class BodyTee {
         if (this.keeping && !this.settled) {
           this.settled = true
           this.opts.budget.keptBytes -= this.totalBytes
-          this.opts.onStored(this.chunks.length === 1 ? this.chunks[0]! : concat(this.chunks, this.totalBytes))
+          this.opts.onStored(this.chunks.length === 1 ? this.chunks[0]! : concatBytes(this.chunks, this.totalBytes))
         }
         this.wakeReaders()
         return
@@ -169,14 +170,4 @@ export class BodyTee {
       this.wakeReaders()
     }
   }
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total)
-  let at = 0
-  for (const c of chunks) {
-    out.set(c, at)
-    at += c.byteLength
-  }
-  return out
 }
