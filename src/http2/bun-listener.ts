@@ -27,7 +27,6 @@ export interface H2ConnectionOptions {
 export class H2Connection {
   readonly session: ServerSession
   private readonly out: WriteQueue
-  private endPending = false
   private gone = false
 
   constructor(private readonly sock: Socket<unknown>, opts: H2ConnectionOptions) {
@@ -52,11 +51,6 @@ export class H2Connection {
 
   onDrain(): void {
     if (!this.out.flush()) return
-    if (this.endPending) {
-      this.endPending = false
-      this.sock.end()
-      return
-    }
     this.session.drained()
   }
 
@@ -68,8 +62,7 @@ export class H2Connection {
 
   private endWhenFlushed(): void {
     if (this.gone) return
-    if (this.out.empty) this.sock.end()
-    else this.endPending = true
+    this.out.endWhenFlushed()
   }
 }
 

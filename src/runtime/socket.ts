@@ -89,7 +89,6 @@ class BunConn implements Conn {
   readonly createdAt = Date.now()
   private readonly out: WriteQueue
   /** end() was called with bytes still queued: FIN once they are sent. */
-  private endPending = false
   constructor(
     private readonly socket: BunSocket,
     readonly remoteAddress: string,
@@ -106,11 +105,6 @@ class BunConn implements Conn {
   /** Called from the socket's drain event: flush what is queued, then tell the user. */
   flushQueue(): void {
     if (!this.out.flush()) return
-    if (this.endPending) {
-      this.endPending = false
-      this.socket.end()
-      return
-    }
     this.handlers.drain()
   }
 
@@ -122,8 +116,7 @@ class BunConn implements Conn {
   }
   end(): void {
     if (this.closed) return
-    if (this.out.empty) this.socket.end()
-    else this.endPending = true
+    this.out.endWhenFlushed()
   }
   destroy(): void {
     if (!this.closed) this.socket.terminate()

@@ -1,13 +1,27 @@
 /**
  * Ordered writes to a Bun socket, whose write() may take only part of the bytes: the rest is
- * queued and sent, in order, from the socket's drain event. Shared by upstream connections
- * (socket.ts) and client connections (proxy/downstream/http1-listener.ts).
+ * queued and sent, in order, from the socket's drain event, and an end waits for what is queued.
+ * Shared by upstream connections (socket.ts), HTTP/1.1 client connections
+ * (proxy/downstream/reply-writer.ts) and HTTP/2 ones (http2/bun-listener.ts).
  */
 
 export class WriteQueue {
   private queue: Uint8Array[] = []
+  /** end() the socket once the queue is empty (endWhenFlushed). */
+  private endPending = false
 
-  constructor(private readonly socket: { write(data: Uint8Array): number }) {}
+  constructor(private readonly socket: { write(data: Uint8Array): number; end(): void }) {}
+
+  /** FIN once every queued byte has been sent: now if nothing waits, else from flush(). */
+  endWhenFlushed(): void {
+    if (this.queue.length === 0) this.socket.end()
+    else this.endPending = true
+  }
+
+  /** Whether the socket has been (or will be, once flushed) ended through endWhenFlushed(). */
+  get ending(): boolean {
+    return this.endPending
+  }
 
   get empty(): boolean {
     return this.queue.length === 0
@@ -27,7 +41,10 @@ export class WriteQueue {
     return false
   }
 
-  /** Call from the drain event: sends what is queued; true when nothing is left. */
+  /**
+   * Call from the drain event: sends what is queued; true when nothing is left and the socket
+   * stays open (false too once it has been ended for a pending endWhenFlushed).
+   */
   flush(): boolean {
     while (this.queue.length > 0) {
       const head = this.queue[0]!
@@ -39,10 +56,16 @@ export class WriteQueue {
       }
       this.queue.shift()
     }
+    if (this.endPending) {
+      this.endPending = false
+      this.socket.end()
+      return false
+    }
     return true
   }
 
   clear(): void {
     this.queue = []
+    this.endPending = false
   }
 }

@@ -32,8 +32,6 @@ export class ReplyWriter {
   private readonly out: WriteQueue
   private drainWaiter: (() => void) | undefined
   private reader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
-  /** end() once the write queue has drained. */
-  private endPending = false
   closed = false
 
   constructor(private readonly sock: WritableSocket) {
@@ -102,17 +100,12 @@ export class ReplyWriter {
     const w = this.drainWaiter
     this.drainWaiter = undefined
     w?.()
-    if (this.endPending) {
-      this.endPending = false
-      this.sock.end()
-    }
     return true
   }
 
   /** FIN once every queued byte has been sent. */
   endWhenFlushed(): void {
-    if (this.out.empty) this.sock.end()
-    else this.endPending = true
+    this.out.endWhenFlushed()
   }
 
   /** The connection is gone: drops what is queued and stops the body being pumped. */
