@@ -84,8 +84,11 @@ function parseLabels(s: string, lineNo: number): { labels: [string, string][]; r
     if (!name) throw new MetricsParseError(lineNo, 'a label name was expected')
     i += name[0].length
     skipSpace()
-    if (s[i] !== '=' || s[i + 1] !== '"') throw new MetricsParseError(lineNo, `label ${name[0]} has no ="value"`)
-    i += 2
+    if (s[i] !== '=') throw new MetricsParseError(lineNo, `label ${name[0]} has no ="value"`)
+    i++
+    skipSpace()
+    if (s[i] !== '"') throw new MetricsParseError(lineNo, `label ${name[0]} has no ="value"`)
+    i++
     let value = ''
     for (;;) {
       const c = s[i]
