@@ -57,7 +57,7 @@ function selfCommand(): string[] {
  * --workers on the same port would silently share it with the first (measured: both started).
  * Returns the port, a concrete one for port 0 ("any free port"), so every worker shares it.
  */
-async function claimPort(role: ListenerRole, host: string, port: number, note?: string): Promise<number> {
+async function claimPort(role: ListenerRole, host: string, port: number): Promise<number> {
   const srv = createServer()
   try {
     await new Promise<void>((resolve, reject) => {
@@ -65,7 +65,7 @@ async function claimPort(role: ListenerRole, host: string, port: number, note?: 
       srv.listen({ host, port }, () => resolve())
     })
   } catch (err) {
-    throw listenError(role, host, port, err, note)
+    throw listenError(role, host, port, err)
   }
   const p = (srv.address() as { port: number }).port
   await new Promise<void>((resolve) => srv.close(() => resolve()))
@@ -128,7 +128,11 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
 
   const onHup = () => {
     try {
-      if (opts.reloadAdmin) admin.setConfig(opts.reloadAdmin())
+      const next = opts.reloadAdmin?.()
+      if (next) {
+        admin.setConfig(next)
+        if (JSON.stringify(next.listen) !== JSON.stringify(opts.admin.listen)) log('warn', 'the admin address is read at start with --workers; restart to move it', { admin: admin.url ?? 'off' })
+      }
     } catch {
       // The workers log why the config was rejected; they keep theirs and so does the supervisor.
     }
