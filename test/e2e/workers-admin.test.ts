@@ -6,6 +6,9 @@
  */
 import { afterEach, beforeAll, expect, test } from 'bun:test'
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { BIN, ensureBinary } from '../support/binary.ts'
 
 beforeAll(() => {
@@ -113,5 +116,32 @@ test('--workers 2: the admin address merges both workers; the counter over both 
   const after = await (await fetch(`${proxy.admin}/metrics`, { headers: auth })).text()
   expect(Number(/^proxy_requests_total\{upstream="default",class="2xx"\} (\d+)$/m.exec(after)?.[1])).toBe(2 * K)
   expect(after).toContain('proxy_worker_restarts_total{worker="1"} 1\n')
+  expect(await proxy.stop()).toBe(0)
+}, 60_000)
+
+test('SIGHUP with a new admin token: the merged endpoint takes the new one and still reaches both workers', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  cleanups.push(() => origin.stop(true))
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-workers-admin-'))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'proxy.toml')
+  const write = (token: string) => writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[admin]\nlisten = "127.0.0.1:0"\ntoken = "${token}"\n[log]\naccess_log = "off"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n`)
+  write('first')
+  const proxy = await startWorkers(['serve', '--config', file, '--workers', '2'])
+  const metrics = (token: string) => fetch(`${proxy.admin}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+  expect((await metrics('first')).status).toBe(200)
+  write('second')
+  proxy.child.kill('SIGHUP')
+  // Each worker reopens its own admin with the new token and reports its new port.
+  let text = ''
+  for (let i = 0; i < 100; i++) {
+    await Bun.sleep(50)
+    const res = await metrics('second')
+    text = res.status === 200 ? await res.text() : ''
+    if (text.includes('proxy_worker_up{worker="0"} 1\n') && text.includes('proxy_worker_up{worker="1"} 1\n')) break
+  }
+  expect(text).toContain('proxy_worker_up{worker="0"} 1\n')
+  expect(text).toContain('proxy_worker_up{worker="1"} 1\n')
+  expect((await metrics('first')).status).toBe(401)
   expect(await proxy.stop()).toBe(0)
 }, 60_000)
