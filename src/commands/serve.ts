@@ -20,7 +20,7 @@ import { ProxyServer } from '../proxy/server.ts'
 import { sourceForUpstream } from '../proxy/upstream/sources.ts'
 import { addConfigFlags, flagLayer } from './flags.ts'
 import { AutomaticHttps } from '../acme/automatic-https.ts'
-import { parseWorkers, runSupervisor, WORKER_ENV } from './workers.ts'
+import { parseWorkers, reportWorkerAdmin, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
 
 export function registerServe(cli: CAC, io: CliIo): void {
   addConfigFlags(cli.command('serve', 'Run the reverse proxy in front of an upstream'))
@@ -38,7 +38,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const config = configFromOptions(opts)
   const workers = parseWorkers(opts.workers)
   const workerId = io.env[WORKER_ENV]
-  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, config.server.listen, config.admin.listen)
+  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, { listen: config.server.listen, admin: config.admin, reloadAdmin: () => configFromOptions(opts).admin })
 
   const log = createLogger(io.err, io.env.DEBUG === '1' ? 'debug' : 'info')
   const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })
@@ -71,9 +71,10 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     throw err
   }
   proxyPort = proxy.port
-  // Each worker gets its own admin port (base + worker index), labelled in its metrics.
-  const adminFor = (c: ResolvedConfig) =>
-    new AdminServer(workerId !== undefined && c.admin.listen && c.admin.listen.port !== 0 ? { ...c.admin, listen: { ...c.admin.listen, port: c.admin.listen.port + Number(workerId) } } : c.admin, {
+  // A worker's own admin listens on a loopback port of its choosing and reports it: the
+  // supervisor serves the configured address for all workers (workers-admin.ts).
+  const adminFor = (c: ResolvedConfig) => {
+    const a = new AdminServer(workerId !== undefined && c.admin.listen ? { ...c.admin, listen: WORKER_ADMIN_LISTEN } : c.admin, {
       proxy: () => proxy,
       metrics,
       startedAt: Date.now(),
@@ -81,6 +82,9 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       extraMetrics: acme ? (out) => acme.metrics(out) : undefined,
       cache,
     }).start()
+    if (workerId !== undefined) reportWorkerAdmin(a.url)
+    return a
+  }
   let admin: AdminServer
   try {
     admin = adminFor(config)

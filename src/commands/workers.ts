@@ -1,11 +1,13 @@
 /**
  * The worker supervisor for `serve --workers N`: starts N copies of this same command, each
  * accepting on the shared port (SO_REUSEPORT), restarts a worker that dies (with a backoff),
- * passes SIGHUP on to all, and on SIGTERM/SIGINT drains all and exits when they have.
+ * passes SIGHUP on to all, and on SIGTERM/SIGINT drains all and exits when they have. It serves
+ * the configured admin address for all workers (observe/workers-admin.ts); each worker's own
+ * admin listens on a loopback port of its choosing, which it reports over the IPC channel.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
-import type { HostPort } from '../config/schema.ts'
+import type { HostPort, ResolvedAdmin } from '../config/schema.ts'
 import { availableParallelism } from 'node:os'
 import { UsageError } from '../lib/errors.ts'
 import { listenError, type ListenerRole } from '../lib/listen-error.ts'
@@ -13,9 +15,24 @@ import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import { createLogger } from '../lib/logger.ts'
 import { hostPort } from '../lib/net.ts'
+import { WorkersAdmin, type WorkerSlot } from '../proxy/observe/workers-admin.ts'
 
 /** Set in a worker's environment to its index; its absence marks the supervisor. */
 export const WORKER_ENV = 'PROXY_WORKER'
+
+/** What a worker tells the supervisor over the IPC channel once its admin listener is up. */
+export interface WorkerAdminMessage {
+  type: 'admin'
+  url: string
+}
+
+/** Where a worker's own admin listens: loopback, a port the kernel picks (it reports it). */
+export const WORKER_ADMIN_LISTEN: HostPort = { host: '127.0.0.1', port: 0 }
+
+/** A worker reports its admin URL to the supervisor (a no-op without an IPC channel). */
+export function reportWorkerAdmin(url: string | undefined): void {
+  if (url && process.send) process.send({ type: 'admin', url } satisfies WorkerAdminMessage)
+}
 
 export function parseWorkers(raw: unknown): number {
   if (raw === undefined) return 1
@@ -40,7 +57,7 @@ function selfCommand(): string[] {
  * --workers on the same port would silently share it with the first (measured: both started).
  * Returns the port, a concrete one for port 0 ("any free port"), so every worker shares it.
  */
-async function claimPort(role: ListenerRole, host: string, port: number, note?: string): Promise<number> {
+async function claimPort(role: ListenerRole, host: string, port: number): Promise<number> {
   const srv = createServer()
   try {
     await new Promise<void>((resolve, reject) => {
@@ -48,34 +65,49 @@ async function claimPort(role: ListenerRole, host: string, port: number, note?: 
       srv.listen({ host, port }, () => resolve())
     })
   } catch (err) {
-    throw listenError(role, host, port, err, note)
+    throw listenError(role, host, port, err)
   }
   const p = (srv.address() as { port: number }).port
   await new Promise<void>((resolve) => srv.close(() => resolve()))
   return p
 }
 
-export async function runSupervisor(count: number, io: CliIo, listen: HostPort, admin: HostPort | undefined): Promise<number> {
+export interface SupervisorOptions {
+  listen: HostPort
+  admin: ResolvedAdmin
+  /** Re-reads the admin settings on SIGHUP (a new token); throws when the config is rejected. */
+  reloadAdmin?: () => ResolvedAdmin
+}
+
+export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOptions): Promise<number> {
   const log = createLogger(io.err)
   const [cmd, ...baseArgs] = selfCommand()
+  const listen = opts.listen
   // Flags override the config file, so a concrete --listen makes every worker share one port.
   const port = await claimPort('proxy', listen.host, listen.port)
-  // Worker i serves its admin endpoints on the admin port + i: all must be free before any starts.
-  if (admin && admin.port !== 0) {
-    for (let i = 0; i < count; i++) await claimPort('admin', admin.host, admin.port + i, i > 0 ? `worker ${i} of ${count} uses admin port ${admin.port} + ${i}` : undefined)
-  }
+  const slots: WorkerSlot[] = Array.from({ length: count }, (_, index) => ({ index, pid: undefined, adminUrl: undefined, restarts: 0 }))
+  let stopping = false
+  // The one admin endpoint for all workers, bound before any worker starts (E_LISTEN if taken).
+  const admin = new WorkersAdmin(opts.admin, { workers: () => slots, draining: () => stopping }).start()
   const args = [...baseArgs, '--listen', hostPort(listen.host, port)]
   const workers = new Map<number, ChildProcess>()
-  let stopping = false
-  const restarts = new Map<number, number>()
   let fatal: ((code: number) => void) | undefined
   const fatalExit = new Promise<number>((resolve) => (fatal = resolve))
 
   const start = (index: number) => {
-    const child = spawn(cmd!, args, { stdio: 'inherit', env: { ...process.env, [WORKER_ENV]: String(index) } })
+    const child = spawn(cmd!, args, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...process.env, [WORKER_ENV]: String(index) } })
     workers.set(index, child)
+    const slot = slots[index]!
+    slot.pid = child.pid
+    slot.adminUrl = undefined
+    child.on('message', (m: Partial<WorkerAdminMessage>) => {
+      if (m?.type === 'admin' && typeof m.url === 'string' && slot.pid === child.pid) slot.adminUrl = m.url
+    })
     child.once('exit', (code, signal) => {
       workers.delete(index)
+      if (child.pid !== undefined) admin.workerExited(index, child.pid)
+      slot.pid = undefined
+      slot.adminUrl = undefined
       if (stopping) return
       // A worker that cannot start (bad config, port taken) would fail again: stop everything.
       if (code === ExitCode.USAGE || code === ExitCode.START_FAILED) {
@@ -83,8 +115,7 @@ export async function runSupervisor(count: number, io: CliIo, listen: HostPort, 
         fatal?.(code)
         return
       }
-      const n = (restarts.get(index) ?? 0) + 1
-      restarts.set(index, n)
+      const n = ++slot.restarts
       const delayMs = Math.min(10_000, 100 * 2 ** Math.min(n, 7))
       log('warn', 'worker died; restarting', { worker: index, code, signal, restart_in_ms: delayMs })
       setTimeout(() => {
@@ -93,9 +124,18 @@ export async function runSupervisor(count: number, io: CliIo, listen: HostPort, 
     })
   }
   for (let i = 0; i < count; i++) start(i)
-  log('info', 'supervisor started', { workers: count, pid: process.pid })
+  log('info', 'supervisor started', { workers: count, pid: process.pid, admin: admin.url ?? 'off' })
 
   const onHup = () => {
+    try {
+      const next = opts.reloadAdmin?.()
+      if (next) {
+        admin.setConfig(next)
+        if (JSON.stringify(next.listen) !== JSON.stringify(opts.admin.listen)) log('warn', 'the admin address is read at start with --workers; restart to move it', { admin: admin.url ?? 'off' })
+      }
+    } catch {
+      // The workers log why the config was rejected; they keep theirs and so does the supervisor.
+    }
     log('info', 'reloading all workers')
     for (const w of workers.values()) w.kill('SIGHUP')
   }
@@ -120,6 +160,7 @@ export async function runSupervisor(count: number, io: CliIo, listen: HostPort, 
         }),
     ),
   )
+  await admin.close()
   log('info', 'all workers stopped')
   return typeof signal === 'number' ? signal : ExitCode.OK
 }

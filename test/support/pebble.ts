@@ -24,23 +24,6 @@ export async function freeTcpPort(): Promise<number> {
   return port
 }
 
-/** A free port whose next `count - 1` ports are free too (a base admin port and one per worker); 20 tries at most. */
-export async function freeTcpPortRun(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const base = await freeTcpPort()
-    const held: { stop(force?: boolean): void }[] = []
-    try {
-      for (let i = 1; i < count; i++) held.push(Bun.listen({ hostname: '127.0.0.1', port: base + i, socket: { data() {} } }))
-      return base
-    } catch {
-      // taken: try another base
-    } finally {
-      for (const l of held) l.stop(true)
-    }
-  }
-  throw new Error(`no run of ${count} free ports found`)
-}
-
 export interface PebbleOptions {
   /** Port pebble's validator connects to for HTTP-01 (the proxy's --acme-http-listen). */
   httpPort: number

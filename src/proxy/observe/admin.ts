@@ -173,7 +173,8 @@ export class AdminServer {
   }
 }
 
-function tokenMatches(header: string | null, token: string): boolean {
+/** Constant-time check of "Authorization: Bearer <token>" (shared with workers-admin.ts). */
+export function tokenMatches(header: string | null, token: string): boolean {
   const m = header ? /^Bearer (.+)$/.exec(header) : null
   if (!m) return false
   const a = Buffer.from(m[1]!)

@@ -1,0 +1,147 @@
+/**
+ * One admin endpoint for --workers 2, with the compiled binary: the configured admin address
+ * serves /metrics merged over both workers (the request counter and the duration histogram's
+ * count equal the requests sent, whichever worker took them), /status with both workers and
+ * totals, /readyz for the whole, and the token on the merged endpoint.
+ */
+import { afterEach, beforeAll, expect, test } from 'bun:test'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { BIN, ensureBinary } from '../support/binary.ts'
+
+beforeAll(() => {
+  ensureBinary()
+})
+const cleanups: (() => unknown)[] = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c()
+})
+
+interface MergedStatus {
+  workers: { worker: string; pid: number; up: boolean; admin: string; status: { upstreams: { default: { addresses: { requests: number }[] } } } }[]
+  totals: { upstreams: { default: { requests: number } } }
+}
+
+/** Starts the binary and waits for the supervisor's admin URL and both workers' "proxy listening". */
+async function startWorkers(args: string[]): Promise<{ child: ChildProcess; admin: string; url: string; stop(): Promise<number | null> }> {
+  const child = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  const stop = () =>
+    new Promise<number | null>((resolve) => {
+      if (child.exitCode !== null) return resolve(child.exitCode)
+      child.once('exit', (code) => resolve(code))
+      child.kill('SIGTERM')
+    })
+  cleanups.push(stop)
+  return new Promise((resolve, reject) => {
+    let err = ''
+    const timer = setTimeout(() => reject(new Error(`proxy did not start: ${err}`)), 15_000)
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString()
+      const admin = /supervisor started .*admin=(\S+)/.exec(err)
+      const listening = [...err.matchAll(/proxy listening worker=\d+ url=(\S+)/g)]
+      if (admin && listening.length === 2) {
+        clearTimeout(timer)
+        resolve({ child, admin: admin[1]!, url: listening[0]![1]!, stop })
+      }
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`proxy exited with ${code}: ${err}`))
+    })
+  })
+}
+
+test('--workers 2: the admin address merges both workers; the counter over both equals the requests sent', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  cleanups.push(() => origin.stop(true))
+  const token = 'e2e-token'
+  const proxy = await startWorkers(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--admin-token', token, '--access-log', 'off', '--workers', '2'])
+  const auth = { authorization: `Bearer ${token}` }
+  expect((await fetch(`${proxy.admin}/metrics`)).status).toBe(401)
+
+  // Each request on a new connection, so that SO_REUSEPORT spreads them over both workers.
+  const K = 60
+  for (let i = 0; i < K; i++) {
+    const res = await fetch(proxy.url, { headers: { connection: 'close' } })
+    expect(await res.text()).toBe('ok')
+  }
+  const text = await (await fetch(`${proxy.admin}/metrics`, { headers: auth })).text()
+  const value = (re: RegExp) => Number(re.exec(text)?.[1])
+  expect(value(/^proxy_requests_total\{upstream="default",class="2xx"\} (\d+)$/m)).toBe(K)
+  expect(value(/^proxy_request_duration_seconds_count\{upstream="default"\} (\d+)$/m)).toBe(K)
+  expect(value(/^proxy_request_duration_seconds_bucket\{upstream="default",le="\+Inf"\} (\d+)$/m)).toBe(K)
+  expect(text).not.toMatch(/^proxy_requests_total\{worker=/m)
+  expect(text).toContain('proxy_worker_up{worker="0"} 1\n')
+  expect(text).toContain('proxy_worker_up{worker="1"} 1\n')
+  // Gauges stay per worker.
+  expect(text).toMatch(/^proxy_client_requests_in_flight\{worker="0"\} \d+$/m)
+  expect(text).toMatch(/^proxy_client_requests_in_flight\{worker="1"\} \d+$/m)
+
+  const status = (await (await fetch(`${proxy.admin}/status`, { headers: auth })).json()) as MergedStatus
+  expect(status.workers).toHaveLength(2)
+  expect(status.workers.map((w) => w.up)).toEqual([true, true])
+  expect(status.totals.upstreams.default.requests).toBe(K)
+  // Each worker's status is its own: the two share the load (both served some).
+  const perWorker = status.workers.map((w) => w.status.upstreams.default.addresses[0]!.requests)
+  console.log(`workers-admin: ${K} requests split ${perWorker.join(' + ')} over two workers`)
+  expect(perWorker.reduce((a, b) => a + b, 0)).toBe(K)
+  expect(Math.min(...perWorker)).toBeGreaterThan(0)
+  // A worker's own admin is on loopback, listed in /status, and needs the token too.
+  for (const w of status.workers) {
+    expect(w.admin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect((await fetch(`${w.admin}/healthz`)).status).toBe(401)
+  }
+
+  const ready = await fetch(`${proxy.admin}/readyz`, { headers: auth })
+  expect(ready.status).toBe(200)
+  expect(await ready.text()).toBe('ready: 2 of 2 workers\n')
+
+  // kill -9 of worker 1 after that scrape: its counts are carried, so the merged counter does
+  // not go down (no counter reset for Prometheus) and goes on counting with the new worker.
+  const killed = status.workers[1]!.pid
+  process.kill(killed, 'SIGKILL')
+  let restarted: { pid: number; up: boolean } | undefined
+  for (let i = 0; i < 100; i++) {
+    await Bun.sleep(50)
+    const w = ((await (await fetch(`${proxy.admin}/status`, { headers: auth })).json()) as MergedStatus).workers[1]!
+    if (w.up && w.pid !== killed) {
+      restarted = w
+      break
+    }
+  }
+  expect(restarted).toBeDefined()
+  for (let i = 0; i < K; i++) await (await fetch(proxy.url, { headers: { connection: 'close' } })).text()
+  const after = await (await fetch(`${proxy.admin}/metrics`, { headers: auth })).text()
+  expect(Number(/^proxy_requests_total\{upstream="default",class="2xx"\} (\d+)$/m.exec(after)?.[1])).toBe(2 * K)
+  expect(after).toContain('proxy_worker_restarts_total{worker="1"} 1\n')
+  expect(await proxy.stop()).toBe(0)
+}, 60_000)
+
+test('SIGHUP with a new admin token: the merged endpoint takes the new one and still reaches both workers', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  cleanups.push(() => origin.stop(true))
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-workers-admin-'))
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'proxy.toml')
+  const write = (token: string) => writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[admin]\nlisten = "127.0.0.1:0"\ntoken = "${token}"\n[log]\naccess_log = "off"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n`)
+  write('first')
+  const proxy = await startWorkers(['serve', '--config', file, '--workers', '2'])
+  const metrics = (token: string) => fetch(`${proxy.admin}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+  expect((await metrics('first')).status).toBe(200)
+  write('second')
+  proxy.child.kill('SIGHUP')
+  // Each worker reopens its own admin with the new token and reports its new port.
+  let text = ''
+  for (let i = 0; i < 100; i++) {
+    await Bun.sleep(50)
+    const res = await metrics('second')
+    text = res.status === 200 ? await res.text() : ''
+    if (text.includes('proxy_worker_up{worker="0"} 1\n') && text.includes('proxy_worker_up{worker="1"} 1\n')) break
+  }
+  expect(text).toContain('proxy_worker_up{worker="0"} 1\n')
+  expect(text).toContain('proxy_worker_up{worker="1"} 1\n')
+  expect((await metrics('first')).status).toBe(401)
+  expect(await proxy.stop()).toBe(0)
+}, 60_000)
