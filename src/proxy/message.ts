@@ -32,8 +32,29 @@ export interface ProxyReply {
 export function fromRequest(req: Request): ProxyRequest {
   // The runtime gives an absolute URL; the origin-form target is everything after the authority.
   const url = req.url
-  const pathStart = url.indexOf('/', url.indexOf('//') + 2)
-  return { method: req.method, target: pathStart < 0 ? '/' : url.slice(pathStart), headers: req.headers, body: req.body }
+  const authorityStart = url.indexOf('//') + 2
+  const pathStart = url.indexOf('/', authorityStart)
+  const target = pathStart < 0 ? '/' : url.slice(pathStart)
+  const headers = req.headers
+  // Over HTTP/2, Deno.serve keeps the client's :authority in the URL and gives no Host field: it
+  // becomes Host, as RFC 9113 §8.3.1 says. A request without Host on HTTP/1.x gets a URL of
+  // "localhost:<port>" from Deno: that one stays absent (the upstream's own name is sent).
+  if (headers.get('host') === null) {
+    const authority = url.slice(authorityStart, pathStart < 0 ? url.length : pathStart)
+    if (authority !== '' && !authority.startsWith('localhost:') && authority !== 'localhost') return { method: req.method, target, headers: withHost(headers, authority), body: req.body }
+  }
+  return { method: req.method, target, headers, body: req.body }
+}
+
+/** A header reader that adds `host` to headers that have none. */
+function withHost(headers: HeaderReader, host: string): HeaderReader {
+  return {
+    get: (name) => (name === 'host' ? host : headers.get(name)),
+    forEach(fn) {
+      fn(host, 'host')
+      headers.forEach(fn)
+    },
+  }
 }
 
 /** A ProxyReply as a Response, for Bun.serve and Deno.serve. */
