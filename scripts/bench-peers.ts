@@ -98,14 +98,33 @@ async function waitPort(port: number, tls = false): Promise<void> {
   throw new Error(`nothing listening on ${port}`)
 }
 
-function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100 // utime+stime in clock ticks (100/s)
+/** utime+stime of a process in ms (clock ticks, 100/s); undefined once it has exited. */
+function cpuMs(pid: number): number | undefined {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100
+  } catch {
+    return undefined
+  }
+}
+
+/** CPU ms a tree spent between two readings, over the processes alive at both (nginx's cache loader exits on its own). */
+function cpuDeltaMs(before: Map<number, number | undefined>, after: Map<number, number | undefined>): number {
+  let ms = 0
+  for (const [pid, t0] of before) {
+    const t1 = after.get(pid)
+    if (t0 !== undefined && t1 !== undefined) ms += t1 - t0
+  }
+  return ms
 }
 
 function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) / 1024 : 0
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) / 1024 : 0
+  } catch {
+    return 0 // exited
+  }
 }
 
 /** All PIDs of a process tree (a supervisor and its workers). */
@@ -177,18 +196,19 @@ async function h2load(port: number, path: string, conns: number, streams: number
 
 async function measure(pid: number, load: () => Promise<Load>): Promise<Sample> {
   const pids = treePids(pid)
-  const cpu0 = pids.reduce((a, p) => a + cpuMs(p), 0)
+  const cpuOf = () => new Map(pids.map((p) => [p, cpuMs(p)]))
+  const cpu0 = cpuOf()
   const origin0 = await originCounts()
   let peakRss = 0
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, pids.reduce((a, p) => a + rssMiB(p), 0))), 200)
   const { requests, rps, p99Ms, mbps } = await load()
   clearInterval(sampler)
-  const cpu1 = pids.reduce((a, p) => a + cpuMs(p), 0)
+  const cpu1 = cpuOf()
   const origin1 = await originCounts()
   return {
     rps,
     p99Ms,
-    cpuUsPerReq: requests ? ((cpu1 - cpu0) * 1000) / requests : 0,
+    cpuUsPerReq: requests ? (cpuDeltaMs(cpu0, cpu1) * 1000) / requests : 0,
     rssMiB: peakRss,
     upstreamConns: origin1.accepts - origin0.accepts,
     originRequests: origin1.requests - origin0.requests - 1,
