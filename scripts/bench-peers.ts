@@ -8,11 +8,18 @@
  * bare Bun byte relay (scripts/floor-relay.ts, no HTTP parsing), the runtime's limit. With
  * --base-bin, another build of the proxy runs beside dist/proxy as "proxy-base" (a before/after
  * comparison in one run).
- * Every configuration runs `wrk -t1` against each proxy in turn, round after round (interleaved,
- * so drift hits all alike), and records req/s, p99, the proxy's CPU time per request (from
- * /proc), its RSS, and the upstream connections it opened (from the origin's stub_status).
- * Prints medians and ratios against nginx. Installs nginx, haproxy and wrk from Debian if they
- * are missing. Everything listens on 127.0.0.1; everything started is killed by PID at the end.
+ * Two more rows compare like with like:
+ *   - cache hit (issue 15): dist/proxy with `--cache 64MiB` against nginx with proxy_cache (a
+ *     cache zone in the temp dir), both warmed, serving a 100-byte resource the origin marks
+ *     `Cache-Control: public, max-age=3600`; the origin should see no request during the run.
+ *   - h2 (issue 16): `h2load` over TLS (ALPN h2, a self-signed certificate made with openssl in
+ *     the temp dir) against dist/proxy's TLS listener and nginx's `listen ... ssl http2`.
+ * Every configuration runs its load (`wrk -t1`, or `h2load -t1`) against each of its proxies in
+ * turn, round after round (interleaved, so drift hits all alike), and records req/s, p99 (wrk
+ * only), the proxy's CPU time per request (from /proc), its RSS, and the upstream connections it
+ * opened (from the origin's stub_status). Prints medians and ratios against the row's nginx.
+ * Installs nginx, haproxy, wrk and nghttp2-client from Debian if they are missing. Everything
+ * listens on 127.0.0.1; everything started is killed by process group at the end.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
@@ -33,6 +40,8 @@ const WORKERS = opt('--workers', '1')
 const BASE_BIN = opt('--base-bin', '')
 
 const PORTS = { origin: 18200, ours: 18201, nginx: 18202, haproxy: 18203, oursBase: 18204, floor: 18205, status: 18209 }
+const CACHE_PORTS = { ours: 18206, nginx: 18207 }
+const H2_PORTS = { ours: 18208, nginx: 18210 }
 const dir = mkdtempSync(join(tmpdir(), 'bench-peers-'))
 const children: ChildProcess[] = []
 
@@ -71,11 +80,16 @@ function nginxConf(name: string, body: string): string {
   return path
 }
 
-async function waitPort(port: number): Promise<void> {
+/** One request, certificate unchecked (the bench's own self-signed one): waits for a listener, warms a cache. */
+async function get(port: number, path: string, tls = false): Promise<void> {
+  const r = await fetch(`${tls ? 'https' : 'http'}://127.0.0.1:${port}${path}`, { tls: { rejectUnauthorized: false } } as RequestInit)
+  await r.arrayBuffer()
+}
+
+async function waitPort(port: number, tls = false): Promise<void> {
   for (let i = 0; i < 100; i++) {
     try {
-      const r = await fetch(`http://127.0.0.1:${port}/small`)
-      await r.arrayBuffer()
+      await get(port, '/small', tls)
       return
     } catch {
       await Bun.sleep(50)
@@ -84,14 +98,33 @@ async function waitPort(port: number): Promise<void> {
   throw new Error(`nothing listening on ${port}`)
 }
 
-function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100 // utime+stime in clock ticks (100/s)
+/** utime+stime of a process in ms (clock ticks, 100/s); undefined once it has exited. */
+function cpuMs(pid: number): number | undefined {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100
+  } catch {
+    return undefined
+  }
+}
+
+/** CPU ms a tree spent between two readings, over the processes alive at both (nginx's cache loader exits on its own). */
+function cpuDeltaMs(before: Map<number, number | undefined>, after: Map<number, number | undefined>): number {
+  let ms = 0
+  for (const [pid, t0] of before) {
+    const t1 = after.get(pid)
+    if (t0 !== undefined && t1 !== undefined) ms += t1 - t0
+  }
+  return ms
 }
 
 function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) / 1024 : 0
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) / 1024 : 0
+  } catch {
+    return 0 // exited
+  }
 }
 
 /** All PIDs of a process tree (a supervisor and its workers). */
@@ -100,10 +133,11 @@ function treePids(pid: number): number[] {
   return [pid, ...out.split('\n').filter(Boolean).map(Number).flatMap(treePids)]
 }
 
-async function originAccepts(): Promise<number> {
+/** The origin's accepted connections and requests so far (nginx stub_status; this read counts itself as one request). */
+async function originCounts(): Promise<{ accepts: number; requests: number }> {
   const text = await (await fetch(`http://127.0.0.1:${PORTS.status}/status`)).text()
   const m = /\n\s*(\d+)\s+(\d+)\s+(\d+)/.exec(text)
-  return m ? Number(m[1]) : 0
+  return m ? { accepts: Number(m[1]), requests: Number(m[3]) } : { accepts: 0, requests: 0 }
 }
 
 interface Sample {
@@ -112,37 +146,74 @@ interface Sample {
   cpuUsPerReq: number
   rssMiB: number
   upstreamConns: number
+  originRequests: number
   mbps: number
 }
 
-function parseWrk(text: string): { rps: number; p99Ms: number; mbps: number } {
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? 0)
-  const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(text)
-  const unit = p99?.[2] === 'us' ? 0.001 : p99?.[2] === 's' ? 1000 : 1
-  const tr = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(text)
-  const f = { B: 1e-6, KB: 1e-3, MB: 1, GB: 1e3 }[tr?.[2] ?? 'B'] ?? 1
-  return { rps, p99Ms: p99 ? Number(p99[1]) * unit : 0, mbps: tr ? Number(tr[1]) * f : 0 }
+/** What one load run measured: requests completed, req/s, p99 (NaN where the tool gives none), MB/s. */
+interface Load {
+  requests: number
+  rps: number
+  p99Ms: number
+  mbps: number
 }
 
-async function measure(pid: number, port: number, path: string, conns: number, duration: string): Promise<Sample> {
-  const pids = treePids(pid)
-  const cpu0 = pids.reduce((a, p) => a + cpuMs(p), 0)
-  const acc0 = await originAccepts()
-  let peakRss = 0
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, pids.reduce((a, p) => a + rssMiB(p), 0))), 200)
-  const wrkArgs = ['-t1', `-c${conns}`, `-d${duration}`, '--latency', `http://127.0.0.1:${port}${path}`]
-  const out = await new Promise<string>((resolve) => {
-    const w = PIN ? spawn('taskset', ['-c', '0', 'wrk', ...wrkArgs]) : spawn('wrk', wrkArgs)
+/** Runs a load generator to its end (pinned to CPU 0 with --pin) and returns its stdout. */
+function loadRun(cmd: string, argv: string[]): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const w = PIN ? spawn('taskset', ['-c', '0', cmd, ...argv]) : spawn(cmd, argv)
     let text = ''
     w.stdout.on('data', (d: Buffer) => (text += d.toString()))
     w.on('close', () => resolve(text))
   })
+}
+
+const MB = (n: string, unit: string | undefined) => Number(n) * ({ B: 1e-6, KB: 1e-3, MB: 1, GB: 1e3 }[unit ?? 'B'] ?? 1)
+
+async function wrk(port: number, path: string, conns: number, duration: string): Promise<Load> {
+  const text = await loadRun('wrk', ['-t1', `-c${conns}`, `-d${duration}`, '--latency', `http://127.0.0.1:${port}${path}`])
+  const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(text)
+  const unit = p99?.[2] === 'us' ? 0.001 : p99?.[2] === 's' ? 1000 : 1
+  const tr = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(text)
+  return {
+    requests: Number(/(\d+) requests in/.exec(text)?.[1] ?? 0),
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? 0),
+    p99Ms: p99 ? Number(p99[1]) * unit : 0,
+    mbps: tr ? MB(tr[1]!, tr[2]) : 0,
+  }
+}
+
+/** h2load over TLS (ALPN h2): `conns` connections with `streams` requests in flight on each. */
+async function h2load(port: number, path: string, conns: number, streams: number, duration: string): Promise<Load> {
+  const text = await loadRun('h2load', ['-t1', `-c${conns}`, `-m${streams}`, `-D${duration}`, `https://127.0.0.1:${port}${path}`])
+  if (!/Application protocol: h2/.test(text)) console.error(`h2load on ${port} did not negotiate h2:\n${text.slice(-600)}`)
+  const fin = /finished in [\d.]+\w*, ([\d.]+) req\/s, ([\d.]+)(B|KB|MB|GB)\/s/.exec(text)
+  const done = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(text)?.[1] ?? 0)
+  const ok = Number(/status codes: (\d+) 2xx/.exec(text)?.[1] ?? 0)
+  if (ok < done) console.error(`h2load on ${port}: only ${ok} of ${done} answers were 2xx`)
+  return { requests: done, rps: fin ? Number(fin[1]) : 0, p99Ms: Number.NaN, mbps: fin ? MB(fin[2]!, fin[3]) : 0 }
+}
+
+async function measure(pid: number, load: () => Promise<Load>): Promise<Sample> {
+  const pids = treePids(pid)
+  const cpuOf = () => new Map(pids.map((p) => [p, cpuMs(p)]))
+  const cpu0 = cpuOf()
+  const origin0 = await originCounts()
+  let peakRss = 0
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, pids.reduce((a, p) => a + rssMiB(p), 0))), 200)
+  const { requests, rps, p99Ms, mbps } = await load()
   clearInterval(sampler)
-  const cpu1 = pids.reduce((a, p) => a + cpuMs(p), 0)
-  const acc1 = await originAccepts()
-  const { rps, p99Ms, mbps } = parseWrk(out)
-  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0)
-  return { rps, p99Ms, cpuUsPerReq: requests ? ((cpu1 - cpu0) * 1000) / requests : 0, rssMiB: peakRss, upstreamConns: acc1 - acc0, mbps }
+  const cpu1 = cpuOf()
+  const origin1 = await originCounts()
+  return {
+    rps,
+    p99Ms,
+    cpuUsPerReq: requests ? (cpuDeltaMs(cpu0, cpu1) * 1000) / requests : 0,
+    rssMiB: peakRss,
+    upstreamConns: origin1.accepts - origin0.accepts,
+    originRequests: origin1.requests - origin0.requests - 1,
+    mbps,
+  }
 }
 
 function median(xs: number[]): number {
@@ -150,25 +221,57 @@ function median(xs: number[]): number {
   return s.length ? s[Math.floor((s.length - 1) / 2)]! : 0
 }
 
+interface Proxy {
+  name: string
+  port: number
+  child: ChildProcess
+  tls?: boolean
+}
+
+interface Config {
+  label: string
+  path: string
+  /** The proxies this row compares, and the one its ratios are against. */
+  proxies: Proxy[]
+  ref: string
+  load: (port: number) => Promise<Load>
+}
+
 async function main(): Promise<void> {
   need('nginx', 'nginx-light')
   need('haproxy', 'haproxy')
   need('wrk', 'wrk')
+  need('h2load', 'nghttp2-client')
   const bin = ensureBinary()
   spawnSync('chmod', ['755', dir]) // nginx workers run as www-data
   const www = join(dir, 'www')
   spawnSync('mkdir', ['-p', www])
   writeFileSync(join(www, 'small'), 'x'.repeat(100))
+  writeFileSync(join(www, 'cacheable'), 'c'.repeat(100))
   spawnSync('sh', ['-c', `head -c 1048576 /dev/zero > ${join(www, '1m')} && head -c 104857600 /dev/zero > ${join(www, '100m')}`])
+  // A self-signed certificate for the h2 row's two TLS listeners (h2load does not verify it).
+  const cert = join(dir, 'cert.pem')
+  const key = join(dir, 'key.pem')
+  const ssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'])
+  if (ssl.status !== 0) throw new Error(`openssl could not make a certificate: ${ssl.stderr}`)
+  spawnSync('chmod', ['644', key]) // read by nginx's master as root, but keep it simple for its workers too
 
   const originConf = nginxConf(
     'origin',
-    `  server { listen 127.0.0.1:${PORTS.origin}; root ${www}; location = /small { default_type text/plain; } }\n  server { listen 127.0.0.1:${PORTS.status}; location /status { stub_status; } }`,
+    `  server { listen 127.0.0.1:${PORTS.origin}; root ${www}; location = /small { default_type text/plain; } location = /cacheable { default_type text/plain; add_header Cache-Control "public, max-age=3600"; } }\n  server { listen 127.0.0.1:${PORTS.status}; location /status { stub_status; } }`,
   )
   run('nginx', ['-c', originConf], 0)
-  const nginxProxyConf = nginxConf(
-    'nginx-proxy',
-    `  upstream origin { server 127.0.0.1:${PORTS.origin}; keepalive 256; }\n  server { listen 127.0.0.1:${PORTS.nginx}; location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering on; } }`,
+  const upstreamBlock = `  upstream origin { server 127.0.0.1:${PORTS.origin}; keepalive 256; }\n`
+  const proxyPass = 'proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering on;'
+  const nginxProxyConf = nginxConf('nginx-proxy', `${upstreamBlock}  server { listen 127.0.0.1:${PORTS.nginx}; location / { ${proxyPass} } }`)
+  const nginxCacheConf = nginxConf(
+    'nginx-cache',
+    `${upstreamBlock}  proxy_cache_path ${join(dir, 'nginx-cache')} levels=1:2 keys_zone=edge:10m max_size=64m inactive=1h use_temp_path=off;\n  server { listen 127.0.0.1:${CACHE_PORTS.nginx}; location / { ${proxyPass} proxy_cache edge; } }`,
+  )
+  // Debian 12's nginx 1.22: `http2` is a parameter of listen (the `http2 on;` directive is 1.25.1+).
+  const nginxH2Conf = nginxConf(
+    'nginx-h2',
+    `${upstreamBlock}  server { listen 127.0.0.1:${H2_PORTS.nginx} ssl http2; ssl_certificate ${cert}; ssl_certificate_key ${key}; location / { ${proxyPass} } }`,
   )
   const haproxyCfg = join(dir, 'haproxy.cfg')
   writeFileSync(
@@ -176,54 +279,68 @@ async function main(): Promise<void> {
     `global\n  maxconn 8000\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\nfrontend f\n  bind 127.0.0.1:${PORTS.haproxy}\n  default_backend b\nbackend b\n  http-reuse always\n  server o 127.0.0.1:${PORTS.origin} maxconn 1000\n`,
   )
   await waitPort(PORTS.origin)
-  const proxies: { name: string; port: number; child: ChildProcess }[] = [
-    { name: 'proxy', port: PORTS.ours, child: run(bin, ['serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${PORTS.ours}`, '--admin', 'off', '--access-log', 'off', '--workers', WORKERS], 1) },
-    ...(BASE_BIN ? [{ name: 'proxy-base', port: PORTS.oursBase, child: run(BASE_BIN, ['serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${PORTS.oursBase}`, '--admin', 'off', '--access-log', 'off', '--workers', WORKERS], 1) }] : []),
+  const ours = (port: number, extra: string[] = [], file = bin) =>
+    run(file, ['serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${port}`, '--admin', 'off', '--access-log', 'off', '--workers', WORKERS, ...extra], 1)
+  const proxies: Proxy[] = [
+    { name: 'proxy', port: PORTS.ours, child: ours(PORTS.ours) },
+    ...(BASE_BIN ? [{ name: 'proxy-base', port: PORTS.oursBase, child: ours(PORTS.oursBase, [], BASE_BIN) }] : []),
     { name: 'nginx', port: PORTS.nginx, child: run('nginx', ['-c', nginxProxyConf], 1) },
     { name: 'haproxy', port: PORTS.haproxy, child: run('haproxy', ['-f', haproxyCfg], 1) },
     { name: 'floor', port: PORTS.floor, child: run(process.execPath, [join(import.meta.dir, 'floor-relay.ts'), String(PORTS.floor), String(PORTS.origin)], 1) },
   ]
-  for (const p of proxies) await waitPort(p.port)
+  const cached: Proxy[] = [
+    { name: 'proxy', port: CACHE_PORTS.ours, child: ours(CACHE_PORTS.ours, ['--cache', '64MiB']) },
+    { name: 'nginx', port: CACHE_PORTS.nginx, child: run('nginx', ['-c', nginxCacheConf], 1) },
+  ]
+  const h2: Proxy[] = [
+    { name: 'proxy', port: H2_PORTS.ours, child: ours(H2_PORTS.ours, ['--tls-cert', cert, '--tls-key', key]), tls: true },
+    { name: 'nginx', port: H2_PORTS.nginx, child: run('nginx', ['-c', nginxH2Conf], 1), tls: true },
+  ]
+  for (const p of [...proxies, ...cached, ...h2]) await waitPort(p.port, p.tls)
   // nginx forks its worker: measure the master's whole tree (treePids).
 
-  const configs = QUICK
-    ? [{ label: 'c=64 100B', path: '/small', conns: 64, duration: DURATION }]
-    : [
-        { label: 'c=64 100B', path: '/small', conns: 64, duration: DURATION },
-        { label: 'c=256 100B', path: '/small', conns: 256, duration: DURATION },
-        { label: 'c=16 1MiB', path: '/1m', conns: 16, duration: DURATION },
-        { label: 'c=1 100MiB', path: '/100m', conns: 1, duration: DURATION },
-      ]
+  const plain = (label: string, path: string, conns: number): Config => ({ label, path, proxies, ref: 'nginx', load: (port) => wrk(port, path, conns, DURATION) })
+  const rows: Config[] = [
+    plain('c=64 100B', '/small', 64),
+    ...(QUICK ? [] : [plain('c=256 100B', '/small', 256), plain('c=16 1MiB', '/1m', 16), plain('c=1 100MiB', '/100m', 1)]),
+    { label: 'cache hit c=64 100B', path: '/cacheable', proxies: cached, ref: 'nginx', load: (port) => wrk(port, '/cacheable', 64, DURATION) },
+    // 160 streams in flight: within nginx's upstream keepalive 256, so neither side churns upstream connections.
+    { label: 'h2 c=16 m=10 100B', path: '/small', proxies: h2, ref: 'nginx', load: (port) => h2load(port, '/small', 16, 10, DURATION) },
+  ]
   const results = new Map<string, Sample[]>()
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const c of configs) {
-      for (const p of round % 2 ? proxies : [...proxies].reverse()) {
-        await fetch(`http://127.0.0.1:${p.port}${c.path}`).then((r) => r.arrayBuffer()) // warm
-        const s = await measure(p.child.pid!, p.port, c.path, c.conns, c.duration)
+    for (const c of rows) {
+      for (const p of round % 2 ? c.proxies : [...c.proxies].reverse()) {
+        await get(p.port, c.path, p.tls) // warm (for the cache row: the response is stored here)
+        const s = await measure(p.child.pid!, () => c.load(p.port))
         const key = `${c.label}|${p.name}`
         results.set(key, [...(results.get(key) ?? []), s])
-        console.error(`round ${round} ${c.label.padEnd(11)} ${p.name.padEnd(8)} ${s.rps.toFixed(0).padStart(7)} req/s  p99 ${s.p99Ms.toFixed(2)} ms  ${s.cpuUsPerReq.toFixed(1)} µs CPU/req  ${s.mbps.toFixed(0)} MB/s  rss ${s.rssMiB.toFixed(0)} MiB  upstream conns ${s.upstreamConns}`)
+        console.error(`round ${round} ${c.label.padEnd(19)} ${p.name.padEnd(10)} ${s.rps.toFixed(0).padStart(7)} req/s  p99 ${fmt(s.p99Ms)} ms  ${s.cpuUsPerReq.toFixed(1)} µs CPU/req  ${s.mbps.toFixed(0)} MB/s  rss ${s.rssMiB.toFixed(0)} MiB  upstream conns ${s.upstreamConns}  origin requests ${s.originRequests}`)
       }
     }
   }
 
-  console.log(`\nmedians of ${ROUNDS} interleaved rounds, wrk -t1, ${DURATION} each${PIN ? ', proxies pinned to CPU 1, wrk and origin to CPU 0' : ''}, proxy workers: ${WORKERS}\n`)
-  console.log('| config | proxy | req/s | × nginx | p99 ms | CPU µs/req | MB/s | × nginx MB/s | RSS MiB | upstream conns opened |')
-  console.log('|---|---|---|---|---|---|---|---|---|---|')
-  for (const c of configs) {
-    const nginx = results.get(`${c.label}|nginx`)!
-    const nRps = median(nginx.map((s) => s.rps))
-    const nMb = median(nginx.map((s) => s.mbps))
-    for (const p of proxies) {
+  console.log(`\nmedians of ${ROUNDS} interleaved rounds, wrk -t1 (h2 row: h2load -t1), ${DURATION} each${PIN ? ', proxies pinned to CPU 1, load and origin to CPU 0' : ''}, proxy workers: ${WORKERS}\n`)
+  console.log('| config | proxy | req/s | × nginx | p99 ms | CPU µs/req | × nginx CPU | MB/s | × nginx MB/s | RSS MiB | upstream conns opened | origin requests |')
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|')
+  for (const c of rows) {
+    const ref = results.get(`${c.label}|${c.ref}`)!
+    const nRps = median(ref.map((s) => s.rps))
+    const nMb = median(ref.map((s) => s.mbps))
+    const nCpu = median(ref.map((s) => s.cpuUsPerReq))
+    for (const p of c.proxies) {
       const ss = results.get(`${c.label}|${p.name}`)!
       const rps = median(ss.map((s) => s.rps))
       const mb = median(ss.map((s) => s.mbps))
+      const cpu = median(ss.map((s) => s.cpuUsPerReq))
       console.log(
-        `| ${c.label} | ${p.name} | ${rps.toFixed(0)} | ${(rps / nRps).toFixed(2)} | ${median(ss.map((s) => s.p99Ms)).toFixed(2)} | ${median(ss.map((s) => s.cpuUsPerReq)).toFixed(1)} | ${mb.toFixed(0)} | ${nMb ? (mb / nMb).toFixed(2) : '-'} | ${Math.max(...ss.map((s) => s.rssMiB)).toFixed(0)} | ${median(ss.map((s) => s.upstreamConns))} |`,
+        `| ${c.label} | ${p.name} | ${rps.toFixed(0)} | ${(rps / nRps).toFixed(2)} | ${fmt(median(ss.map((s) => s.p99Ms)))} | ${cpu.toFixed(1)} | ${nCpu ? (cpu / nCpu).toFixed(2) : '-'} | ${mb.toFixed(0)} | ${nMb ? (mb / nMb).toFixed(2) : '-'} | ${Math.max(...ss.map((s) => s.rssMiB)).toFixed(0)} | ${median(ss.map((s) => s.upstreamConns))} | ${median(ss.map((s) => s.originRequests))} |`,
       )
     }
   }
 }
+
+const fmt = (ms: number) => (Number.isNaN(ms) ? '-' : ms.toFixed(2))
 
 try {
   await main()
