@@ -27,6 +27,7 @@ export class Budget {
 
 export class FloodGuard {
   private readonly resets: Budget
+  private readonly abandoned: Budget
   private readonly settings: Budget
   private readonly pings: Budget
   private readonly empties: Budget
@@ -35,6 +36,7 @@ export class FloodGuard {
   constructor(l: Http2Limits, now: () => number) {
     const budget = (max: number) => new Budget(max, l.floodWindowMs, now)
     this.resets = budget(l.maxResetsPerWindow)
+    this.abandoned = budget(l.maxAbandonedPerWindow)
     this.settings = budget(l.maxSettingsPerWindow)
     this.pings = budget(l.maxPingsPerWindow)
     this.empties = budget(l.maxEmptyFramesPerWindow)
@@ -44,6 +46,11 @@ export class FloodGuard {
   /** A stream reset by the client, or by us for its error, or refused: the rapid-reset count. */
   reset(what: string): void {
     if (!this.resets.take()) throw enhanceYourCalm(`too many ${what}`)
+  }
+
+  /** A request the client cancelled after it reached the request path, before its answer began. */
+  abandon(): void {
+    if (!this.abandoned.take()) throw enhanceYourCalm('too many requests cancelled before their response')
   }
 
   setting(): void {

@@ -33,6 +33,13 @@ export interface Http2Limits {
    * (CVE-2023-44487). Near nghttp2's burst of 1000: a browser leaving a page may cancel hundreds at once.
    */
   maxResetsPerWindow: number
+  /**
+   * Streams the client reset after they reached the request path and before their response began,
+   * per window; beyond: GOAWAY ENHANCE_YOUR_CALM. Each costs the origin a request, and a proxy an
+   * upstream connection cut mid-response, so the budget is below the one for resets at large, yet
+   * above what a browser leaving pages cancels (a few hundred).
+   */
+  maxAbandonedPerWindow: number
   /** SETTINGS frames per window. */
   maxSettingsPerWindow: number
   /** PING frames per window. */
@@ -58,6 +65,7 @@ export const DEFAULT_LIMITS: Readonly<Http2Limits> = Object.freeze({
   idleTimeoutMs: 60_000,
   floodWindowMs: 10_000,
   maxResetsPerWindow: 1000,
+  maxAbandonedPerWindow: 400,
   maxSettingsPerWindow: 100,
   maxPingsPerWindow: 100,
   maxEmptyFramesPerWindow: 200,

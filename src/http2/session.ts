@@ -265,6 +265,8 @@ export class ServerSession implements StreamHost {
     if (!s) return
     // Rapid reset (CVE-2023-44487): opening and cancelling streams costs us work without limit.
     this.floods.reset('stream resets')
+    // A request already handed on (the origin is working on it) and dropped before its answer.
+    if (s.dispatched && !s.responseStarted) this.floods.abandon()
     this.streams.close(s, code)
   }
 
