@@ -1,8 +1,15 @@
 /**
- * A message body read from a socket, as a ReadableStream with backpressure: when the consumer
- * falls behind (two chunks queued), the socket is paused; when it pulls again, the socket
- * resumes. Used for request bodies on the client side and response bodies on the upstream side.
- * Framing (Content-Length, chunked) is the caller's; this only carries the bytes.
+ * A message body read from a socket, as a ReadableStream with backpressure: a chunk that no read
+ * is waiting for pauses the socket, and the consumer's next read resumes it. Used for request
+ * bodies on the client side and response bodies on the upstream side. Framing (Content-Length,
+ * chunked) is the caller's; this only carries the bytes.
+ *
+ * The high-water mark is zero on purpose: the source is read only while the consumer asks for
+ * bytes, and the consumers (proxy/downstream/reply-writer.ts, proxy/upstream/exchange.ts) ask
+ * only once they have written the previous chunk whole. So a body held up by a slow reader or a
+ * slow upstream keeps one socket read in user space (runtime/receive-buffer.ts bounds its size),
+ * not a queue of them: measured, a queue of two 512 KiB reads plus one being written was ~1.2 MB
+ * per slow reader.
  */
 
 /** The side the bytes come from. */
@@ -33,7 +40,7 @@ export class SocketBodyStream {
           onCancel(reason)
         },
       },
-      { highWaterMark: 2 },
+      { highWaterMark: 0 },
     )
   }
 
@@ -42,7 +49,7 @@ export class SocketBodyStream {
     return this.ctl !== undefined
   }
 
-  /** Queues `chunk`; pauses the source once the consumer is behind. */
+  /** Hands `chunk` to a waiting read, or queues it; either way the source pauses until the next read. */
   push(chunk: Uint8Array): void {
     const ctl = this.ctl
     if (!ctl || chunk.byteLength === 0) return

@@ -4,6 +4,7 @@
  * timeout and write backpressure live here; HTTP framing lives in proxy/upstream/connection.ts.
  */
 import { isBun } from './detect.ts'
+import { setReceiveBuffer } from './receive-buffer.ts'
 import { WriteQueue } from './write-queue.ts'
 
 export interface TlsDialOptions {
@@ -146,6 +147,8 @@ const encoder = new TextEncoder()
 const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
   binaryType: 'buffer',
   open(socket) {
+    // Before any response byte: one read of the response is then at most ~2x this (receive-buffer.ts).
+    setReceiveBuffer(socket)
     // With a handshake handler present, open fires at TCP connect, before any TLS.
     socket.data.settle?.(undefined, socket, 'open')
   },
