@@ -16,7 +16,11 @@
 export interface PausableSource {
   pause(): void
   resume(): void
+  /** The consumer wrote `bytes` onward: `whole` when its peer took them all at once (read sizing). */
+  wrote?(whole: boolean, bytes: number): void
 }
+
+const byStream = new WeakMap<ReadableStream<Uint8Array>, SocketBodyStream>()
 
 export class SocketBodyStream {
   readonly stream: ReadableStream<Uint8Array>
@@ -42,6 +46,17 @@ export class SocketBodyStream {
       },
       { highWaterMark: 0 },
     )
+    byStream.set(this.stream, this)
+  }
+
+  /** The SocketBodyStream behind `stream`, if it is one: its consumer reports its writes there. */
+  static of(stream: ReadableStream<Uint8Array>): SocketBodyStream | undefined {
+    return byStream.get(stream)
+  }
+
+  /** The consumer wrote `bytes` onward; `whole` when its peer took them at once. */
+  wrote(whole: boolean, bytes: number): void {
+    this.source.wrote?.(whole, bytes)
   }
 
   /** Whether the consumer still takes bytes. */

@@ -4,7 +4,7 @@
  * timeout and write backpressure live here; HTTP framing lives in proxy/upstream/connection.ts.
  */
 import { isBun } from './detect.ts'
-import { setReceiveBuffer } from './receive-buffer.ts'
+import { ReadSizer } from './receive-buffer.ts'
 import { WriteQueue } from './write-queue.ts'
 
 export interface TlsDialOptions {
@@ -60,6 +60,8 @@ export interface Conn {
   write(data: Uint8Array | string): boolean
   pause(): void
   resume(): void
+  /** What is read here was written onward, `whole` or not: reads are sized by it (receive-buffer.ts; Bun only). */
+  wrote?(whole: boolean, bytes: number): void
   /** Closes gracefully (FIN), after whatever is still queued has been sent. */
   end(): void
   /** Closes at once (RST where supported). */
@@ -91,12 +93,18 @@ class BunConn implements Conn {
   private readonly out: WriteQueue
   /** end() was called with bytes still queued: FIN once they are sent. */
   private endPending = false
+  private readonly sizer: ReadSizer
   constructor(
     private readonly socket: BunSocket,
     readonly remoteAddress: string,
     readonly timings: ConnTimings,
   ) {
     this.out = new WriteQueue(socket)
+    this.sizer = new ReadSizer(socket)
+  }
+
+  wrote(whole: boolean, bytes: number): void {
+    this.sizer.wrote(whole, bytes)
   }
 
   write(data: Uint8Array | string): boolean {
@@ -147,8 +155,6 @@ const encoder = new TextEncoder()
 const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
   binaryType: 'buffer',
   open(socket) {
-    // Before any response byte: one read of the response is then at most ~2x this (receive-buffer.ts).
-    setReceiveBuffer(socket)
     // With a handshake handler present, open fires at TCP connect, before any TLS.
     socket.data.settle?.(undefined, socket, 'open')
   },

@@ -8,7 +8,7 @@
  * for the runtime's own growth. A memory bound, not a timing threshold: the pace only decides how
  * long the proxy holds bytes, the bound is how many. The measured figures are in the README.
  */
-import { afterEach, beforeAll, expect, test } from 'bun:test'
+import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test'
 import { createHash, randomBytes } from 'node:crypto'
 import { rssBytes, startProxyProcess } from '../../scripts/stream-rss.ts'
 import { RECEIVE_BUFFER_BYTES, setReceiveBuffer } from '../../src/runtime/receive-buffer.ts'
@@ -21,7 +21,10 @@ const BODY_SHA = createHash('sha256').update(BODY).digest('hex')
 const UPLOAD_BYTES = 16 * 2 ** 20
 const UPLOAD = randomBytes(UPLOAD_BYTES)
 const UPLOAD_SHA = createHash('sha256').update(UPLOAD).digest('hex')
-/** What one connection may hold in the proxy: one socket read (at most twice SO_RCVBUF, Linux doubles it) and the one being written. */
+/**
+ * What one connection may hold in the proxy: one socket read, at most twice SO_RCVBUF (Linux
+ * doubles it); counted twice, for the connection's own objects and the allocator's rounding.
+ */
 const PER_CONNECTION_BYTES = 2 * 2 * RECEIVE_BUFFER_BYTES
 /** The runtime's own growth under load (heap, allocator slack, code), whatever the body sizes. */
 const ALLOWANCE_BYTES = 24 * 2 ** 20
@@ -34,11 +37,17 @@ const FAST_RECEIVE_BUFFER = 1024 * 1024
 const FAST_START_BYTES = 1024 * 1024
 
 const cleanups: (() => void | Promise<unknown>)[] = []
+const purgeDelayBefore = process.env.MIMALLOC_PURGE_DELAY
 beforeAll(() => {
   ensureBinary()
-  // Bun's allocator (mimalloc) keeps freed pages for a while; the README says why this is set
-  // (Limits). The proxy process inherits it, so RSS follows what the proxy holds.
-  process.env.MIMALLOC_PURGE_DELAY ??= '0'
+  // Bun's allocator (mimalloc) keeps freed pages for a while after a burst (README, Limits: the
+  // same run with and without). The proxy processes inherit it, so their RSS follows what the
+  // proxy holds rather than what the allocator has not yet returned.
+  process.env.MIMALLOC_PURGE_DELAY = '0'
+})
+afterAll(() => {
+  if (purgeDelayBefore === undefined) delete process.env.MIMALLOC_PURGE_DELAY
+  else process.env.MIMALLOC_PURGE_DELAY = purgeDelayBefore
 })
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c()
@@ -96,6 +105,13 @@ async function slowPhase(pid: number, pace: Pace): Promise<number> {
   return peak
 }
 
+/** Waits for `p`, or at most `ms`; the timer does not outlive the wait. */
+async function within(p: Promise<void>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  await Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))])
+  clearTimeout(timer)
+}
+
 function splitResponse(raw: Buffer): { status: number; body: Buffer } {
   const end = raw.indexOf('\r\n\r\n')
   return { status: Number(raw.subarray(9, 12).toString()), body: raw.subarray(end + 4) }
@@ -109,7 +125,10 @@ test('100 slow readers of a 4 MiB body: RSS growth within the per-connection bou
   cleanups.push(() => proxy.stop())
   const port = Number(new URL(proxy.url).port)
   const pid = proxy.child.pid!
-  expect((await fetch(proxy.url)).status).toBe(200) // the first request's code paths are loaded before measuring
+  // The first request's code paths are loaded before measuring.
+  const warm = await fetch(proxy.url)
+  expect(warm.status).toBe(200)
+  await warm.arrayBuffer()
   const idleRss = rssBytes(pid)
   const pace = new Pace()
   const sockets: import('bun').Socket<undefined>[] = []
@@ -137,7 +156,7 @@ test('100 slow readers of a 4 MiB body: RSS growth within the per-connection bou
     })
     sockets.push(s)
     s.write('GET /big HTTP/1.1\r\nHost: origin.test\r\nConnection: close\r\n\r\n')
-    await Promise.race([closed, Bun.sleep(60_000)])
+    await within(closed, 60_000)
     return splitResponse(Buffer.concat(parts))
   })
   const peakRss = await slowPhase(pid, pace)
@@ -227,7 +246,7 @@ test('25 fast uploads of 16 MiB toward an upstream that reads slowly: RSS growth
     })
     sockets.push(s)
     sent += Math.max(0, s.write(request))
-    await Promise.race([closed, Bun.sleep(60_000)])
+    await within(closed, 60_000)
     return splitResponse(Buffer.concat(parts))
   })
   const peakRss = await slowPhase(pid, pace)

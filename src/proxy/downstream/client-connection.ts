@@ -12,6 +12,7 @@ import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { HeadHeaders, parseRequestHead, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
+import { ReadSizer } from '../../runtime/receive-buffer.ts'
 import type { FailureCode } from '../errors.ts'
 import type { ProxyReply, ProxyRequest } from '../message.ts'
 import type { ClientInfo, ListenerState } from './connection-options.ts'
@@ -54,6 +55,8 @@ export class ClientConnection {
   /** Reading is paused: the body's consumer is behind, or pipelined bytes wait. */
   private readPaused = false
   private readonly writer: ReplyWriter
+  /** Reads of an upload are small while the upstream is slow (runtime/receive-buffer.ts). */
+  private readonly sizer: ReadSizer
   private tunnel: TunnelConn | undefined
 
   constructor(
@@ -63,6 +66,7 @@ export class ClientConnection {
     this.ip = sock.remoteAddress
     this.client = { ip: this.ip }
     this.writer = new ReplyWriter(sock)
+    this.sizer = new ReadSizer(sock)
     sock.setNoDelay(true)
     // The first request's head is due within the header timeout from accept.
     this.deadlineAt = performance.now() + shared.opts.headerTimeoutMs
@@ -191,6 +195,7 @@ export class ClientConnection {
         resume: () => {
           if (this.phase === Phase.Busy) this.resumeReading()
         },
+        wrote: (whole, bytes) => this.sizer.wrote(whole, bytes),
       },
       () => {
         // The request path gave up on the body: the rest of it cannot be read past, so the

@@ -10,7 +10,6 @@
  */
 import type { Buffer } from 'node:buffer'
 import type { SocketHandler, TCPSocketListener, TCPSocketListenOptions } from 'bun'
-import { setReceiveBuffer } from '../../runtime/receive-buffer.ts'
 import { perConnectionTls, type CertSource } from '../../runtime/tls-per-connection.ts'
 import { ClientConnection } from './client-connection.ts'
 import type { ClientInfo, ConnectionOptions, ListenerState } from './connection-options.ts'
@@ -63,8 +62,6 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const handlers: SocketHandler<ClientConnection> = {
     binaryType: 'buffer',
     open(sock) {
-      // One read of an upload is then at most ~128 KiB, the most a slow upstream leaves in user space.
-      setReceiveBuffer(sock)
       const c = new ClientConnection(sock, shared)
       sock.data = c
       if (opts.maxConnections > 0 && conns.size >= opts.maxConnections) {
