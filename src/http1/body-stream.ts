@@ -1,15 +1,26 @@
 /**
- * A message body read from a socket, as a ReadableStream with backpressure: when the consumer
- * falls behind (two chunks queued), the socket is paused; when it pulls again, the socket
- * resumes. Used for request bodies on the client side and response bodies on the upstream side.
- * Framing (Content-Length, chunked) is the caller's; this only carries the bytes.
+ * A message body read from a socket, as a ReadableStream with backpressure: a chunk that no read
+ * is waiting for pauses the socket, and the consumer's next read resumes it. Used for request
+ * bodies on the client side and response bodies on the upstream side. Framing (Content-Length,
+ * chunked) is the caller's; this only carries the bytes.
+ *
+ * The high-water mark is zero on purpose: the source is read only while the consumer asks for
+ * bytes, and the consumers (proxy/downstream/reply-writer.ts, proxy/upstream/exchange.ts) ask
+ * only once they have written the previous chunk whole. So a body held up by a slow reader or a
+ * slow upstream keeps one socket read in user space (runtime/receive-buffer.ts bounds its size),
+ * not a queue of them: measured, a queue of two 512 KiB reads plus one being written was ~1.2 MB
+ * per slow reader.
  */
 
 /** The side the bytes come from. */
 export interface PausableSource {
   pause(): void
   resume(): void
+  /** The consumer wrote `bytes` onward: `whole` when its peer took them all at once (read sizing). */
+  wrote?(whole: boolean, bytes: number): void
 }
+
+const byStream = new WeakMap<ReadableStream<Uint8Array>, SocketBodyStream>()
 
 export class SocketBodyStream {
   readonly stream: ReadableStream<Uint8Array>
@@ -33,8 +44,19 @@ export class SocketBodyStream {
           onCancel(reason)
         },
       },
-      { highWaterMark: 2 },
+      { highWaterMark: 0 },
     )
+    byStream.set(this.stream, this)
+  }
+
+  /** The SocketBodyStream behind `stream`, if it is one: its consumer reports its writes there. */
+  static of(stream: ReadableStream<Uint8Array>): SocketBodyStream | undefined {
+    return byStream.get(stream)
+  }
+
+  /** The consumer wrote `bytes` onward; `whole` when its peer took them at once. */
+  wrote(whole: boolean, bytes: number): void {
+    this.source.wrote?.(whole, bytes)
   }
 
   /** Whether the consumer still takes bytes. */
@@ -42,7 +64,7 @@ export class SocketBodyStream {
     return this.ctl !== undefined
   }
 
-  /** Queues `chunk`; pauses the source once the consumer is behind. */
+  /** Hands `chunk` to a waiting read, or queues it; either way the source pauses until the next read. */
   push(chunk: Uint8Array): void {
     const ctl = this.ctl
     if (!ctl || chunk.byteLength === 0) return

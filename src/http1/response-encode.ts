@@ -79,3 +79,10 @@ export function encodeClosingResponse(status: number, headers: readonly (readonl
   const plan = planResponseHead({ status, statusText: '', headers, method: 'GET', minor: 1, bodyLength: bytes.byteLength, close: true })
   return Buffer.concat([Buffer.from(plan.text, 'latin1'), bytes])
 }
+
+/** An interim (1xx) response head, sent ahead of the final one (RFC 9110 §15.2). */
+export function encodeInterim(status: number, headers: readonly (readonly [string, string])[]): Buffer {
+  let out = `HTTP/1.1 ${status} ${statusText(status)}\r\n`
+  for (const [n, v] of headers) out += `${n}: ${v}\r\n`
+  return Buffer.from(`${out}\r\n`, 'latin1')
+}

@@ -4,6 +4,7 @@
  * timeout and write backpressure live here; HTTP framing lives in proxy/upstream/connection.ts.
  */
 import { isBun } from './detect.ts'
+import { ReadSizer } from './receive-buffer.ts'
 import { WriteQueue } from './write-queue.ts'
 
 export interface TlsDialOptions {
@@ -59,6 +60,8 @@ export interface Conn {
   write(data: Uint8Array | string): boolean
   pause(): void
   resume(): void
+  /** What is read here was written onward, `whole` or not: reads are sized by it (receive-buffer.ts; Bun only). */
+  wrote?(whole: boolean, bytes: number): void
   /** Closes gracefully (FIN), after whatever is still queued has been sent. */
   end(): void
   /** Closes at once (RST where supported). */
@@ -88,13 +91,19 @@ class BunConn implements Conn {
   closed = false
   readonly createdAt = Date.now()
   private readonly out: WriteQueue
-  /** end() was called with bytes still queued: FIN once they are sent. */
+  /** Sizes this socket's reads by how fast what is read moves on (receive-buffer.ts). */
+  private readonly sizer: ReadSizer
   constructor(
     private readonly socket: BunSocket,
     readonly remoteAddress: string,
     readonly timings: ConnTimings,
   ) {
     this.out = new WriteQueue(socket)
+    this.sizer = new ReadSizer(socket)
+  }
+
+  wrote(whole: boolean, bytes: number): void {
+    this.sizer.wrote(whole, bytes)
   }
 
   write(data: Uint8Array | string): boolean {

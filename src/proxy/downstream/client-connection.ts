@@ -11,8 +11,9 @@ import type { Socket } from 'bun'
 import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
-import { statusText } from '../../http1/status-text.ts'
+import { encodeInterim } from '../../http1/response-encode.ts'
 import { HeadHeaders, parseRequestHead, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
+import { ReadSizer } from '../../runtime/receive-buffer.ts'
 import type { FailureCode } from '../errors.ts'
 import { requestIdFor, withoutH2c } from '../headers.ts'
 import type { ProxyReply, ProxyRequest } from '../message.ts'
@@ -57,6 +58,8 @@ export class ClientConnection implements DownstreamConnection {
   /** Reading is paused: the body's consumer is behind, or pipelined bytes wait. */
   private readPaused = false
   private readonly writer: ReplyWriter
+  /** Reads of an upload are small while the upstream is slow (runtime/receive-buffer.ts). */
+  private readonly sizer: ReadSizer
   private tunnel: TunnelConn | undefined
 
   constructor(
@@ -66,6 +69,7 @@ export class ClientConnection implements DownstreamConnection {
     this.ip = sock.remoteAddress
     this.client = { ip: this.ip, protocol: 'HTTP/1.1', interim: (status, headers) => this.writeInterim(status, headers) }
     this.writer = new ReplyWriter(sock)
+    this.sizer = new ReadSizer(sock)
     sock.setNoDelay(true)
     // The first request's head is due within the header timeout from accept.
     this.deadlineAt = performance.now() + shared.opts.headerTimeoutMs
@@ -204,6 +208,7 @@ export class ClientConnection implements DownstreamConnection {
         resume: () => {
           if (this.phase === Phase.Busy) this.resumeReading()
         },
+        wrote: (whole, bytes) => this.sizer.wrote(whole, bytes),
       },
       () => {
         // The request path gave up on the body: the rest of it cannot be read past, so the
@@ -293,10 +298,7 @@ export class ClientConnection implements DownstreamConnection {
 
   /** A 1xx ahead of the final response; never to an HTTP/1.0 client (RFC 9110 §15.2). */
   private writeInterim(status: number, headers: [string, string][]): void {
-    if (this.phase !== Phase.Busy || this.responded || this.head?.minor !== 1) return
-    let out = `HTTP/1.1 ${status} ${statusText(status)}\r\n`
-    for (const [n, v] of headers) out += `${n}: ${v}\r\n`
-    this.writer.write(Buffer.from(`${out}\r\n`, 'latin1'))
+    if (this.phase === Phase.Busy && !this.responded && this.head?.minor === 1) this.writer.write(encodeInterim(status, headers))
   }
 
   private replyEnded(end: 'done' | 'failed', close: boolean): void {

@@ -5,6 +5,7 @@
  * in a WriteQueue; end() waits for them. Reading requests is client-connection.ts's.
  */
 import { Buffer } from 'node:buffer'
+import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { isBodiless, planResponseHead } from '../../http1/response-encode.ts'
 import { WriteQueue } from '../../runtime/write-queue.ts'
@@ -66,6 +67,8 @@ export class ReplyWriter {
   private async pump(stream: ReadableStream<Uint8Array>, chunked: boolean, onEnd: (end: 'done' | 'failed') => void): Promise<void> {
     const reader = stream.getReader()
     this.reader = reader
+    // A body read from an upstream socket sizes its reads by whether the client keeps up.
+    const source = SocketBodyStream.of(stream)
     let failed = false
     try {
       for (;;) {
@@ -73,7 +76,9 @@ export class ReplyWriter {
         if (done) break
         if (this.closed) return
         if (value.byteLength === 0) continue
-        if (!this.write(chunked ? encodeChunk(value) : value)) {
+        const whole = this.write(chunked ? encodeChunk(value) : value)
+        source?.wrote(whole, value.byteLength)
+        if (!whole) {
           await new Promise<void>((r) => (this.drainWaiter = r))
           if (this.closed) return
         }

@@ -134,6 +134,8 @@ export class Exchange {
   private async pump(body: ReadableStream<Uint8Array>, chunked: boolean): Promise<void> {
     const reader = body.getReader()
     this.reader = reader
+    // A body read from the client's socket sizes its reads by whether the upstream keeps up.
+    const source = SocketBodyStream.of(body)
     try {
       for (;;) {
         const { done, value } = await reader.read()
@@ -147,6 +149,7 @@ export class Exchange {
           return
         }
         const ok = this.c.conn.write(chunked ? encodeChunk(value) : value)
+        source?.wrote(ok, value.byteLength)
         if (!ok) {
           if (this.c.conn.closed) return
           await new Promise<void>((r) => (this.drainWaiter = r))

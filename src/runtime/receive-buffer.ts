@@ -1,0 +1,105 @@
+/**
+ * Caps a socket's kernel receive buffer (SO_RCVBUF), which caps how many bytes one read can
+ * return, and the policy of when reads are small or large (ReadSizer). Which sockets get one is
+ * their owners' (socket.ts for upstream connections, proxy/downstream/client-connection.ts for
+ * clients); the writes that tell it whether the peer keeps up are the body pumps'.
+ *
+ * Why: Bun reads a socket into a 512 KiB buffer (uSockets' LIBUS_RECV_BUFFER_LENGTH) and hands
+ * each read to JavaScript as a fresh Buffer, so one read can be 512 KiB (measured: a 4 MiB body
+ * from nginx on loopback came in 8 reads of 512 KiB). Pausing a socket stops the next read, not
+ * the one already made, so a paused slow reader still holds one read in user space. Bun has no
+ * API for the receive buffer or the read size; the socket's file descriptor (`socket.fd`) and
+ * libc's setsockopt through bun:ffi do it. Linux only (the option's numbers are Linux's); where
+ * it cannot be set, reads stay at up to 512 KiB and setReceiveBuffer returns false.
+ *
+ * Linux doubles the value given (socket(7)), and a set SO_RCVBUF turns off receive-buffer
+ * autotuning for that socket: the TCP window it advertises stays near the value, which bounds
+ * one connection's throughput to about window / RTT.
+ */
+import { isBun } from './detect.ts'
+
+/** The SO_RCVBUF value the proxy asks for; Linux keeps twice this, so one read is at most ~2x. */
+export const RECEIVE_BUFFER_BYTES = 64 * 1024
+/** Once the reader has shown it keeps up: large enough that reads are Bun's 512 KiB again. */
+export const LARGE_RECEIVE_BUFFER_BYTES = 2 * 1024 * 1024
+/**
+ * Bytes the peer takes whole, in a row, before reads are made large. More than the kernel's send
+ * buffer can take (tcp_wmem's maximum is 4 MiB by default), so a peer that reads slowly from the
+ * start never gets there: measured, 500 such readers took ~1 MB each before they stalled.
+ */
+export const WIDEN_AFTER_BYTES = 8 * 1024 * 1024
+
+// <asm-generic/socket.h>: the same on x86_64 and arm64.
+const SOL_SOCKET = 1
+const SO_RCVBUF = 8
+
+type SetSockOpt = (fd: number, level: number, name: number, value: Int32Array, length: number) => number
+
+let setsockopt: SetSockOpt | null | undefined
+
+function load(): SetSockOpt | null {
+  if (setsockopt !== undefined) return setsockopt
+  setsockopt = null
+  if (!isBun || process.platform !== 'linux') return null
+  try {
+    const ffi = (import.meta as unknown as { require(id: string): typeof import('bun:ffi') }).require('bun:ffi')
+    for (const name of ['libc.so.6', 'libc.musl-x86_64.so.1', 'libc.musl-aarch64.so.1']) {
+      try {
+        const lib = ffi.dlopen(name, { setsockopt: { args: [ffi.FFIType.i32, ffi.FFIType.i32, ffi.FFIType.i32, ffi.FFIType.ptr, ffi.FFIType.u32], returns: ffi.FFIType.i32 } })
+        setsockopt = lib.symbols.setsockopt as unknown as SetSockOpt
+        break
+      } catch {
+        // not this libc
+      }
+    }
+  } catch {
+    // no FFI in this runtime
+  }
+  return setsockopt
+}
+
+const value = new Int32Array(1)
+
+/**
+ * Sets SO_RCVBUF on a Bun socket (its `fd`, which Bun's types omit) to `bytes`; false when it
+ * could not be set (the socket still works, with reads of up to 512 KiB).
+ */
+export function setReceiveBuffer(socket: object, bytes: number = RECEIVE_BUFFER_BYTES): boolean {
+  const fd = (socket as { fd?: unknown }).fd
+  if (typeof fd !== 'number' || fd < 0) return false
+  const fn = load()
+  if (!fn) return false
+  value[0] = bytes
+  return fn(fd, SOL_SOCKET, SO_RCVBUF, value, 4) === 0
+}
+
+/**
+ * The read size of one socket whose bytes are forwarded to a peer: small from the start, large
+ * for good once the peer has taken WIDEN_AFTER_BYTES whole in a row (over several responses of a
+ * kept-alive connection too). Small reads bound what a slow peer leaves in user space; they cost
+ * CPU on a fast path (bench-peers, c=16 1 MiB: 1026 against 643 µs per request with reads small
+ * throughout). It never shrinks again: a receive buffer made smaller than the window already
+ * advertised makes the kernel drop arriving segments (measured: c=1 100 MiB fell to ~200 MiB/s
+ * when it toggled), and a peer that stalls after it was fast leaves one read in user space either
+ * way, then at most 512 KiB.
+ */
+export class ReadSizer {
+  private large = false
+  private wholeBytesInARow = 0
+
+  constructor(private readonly socket: object) {
+    setReceiveBuffer(socket)
+  }
+
+  /** The peer was given `bytes` read here: `whole` when its socket took them all at once. */
+  wrote(whole: boolean, bytes: number): void {
+    if (this.large) return
+    if (!whole) {
+      this.wholeBytesInARow = 0
+      return
+    }
+    if ((this.wholeBytesInARow += bytes) < WIDEN_AFTER_BYTES) return
+    this.large = true
+    setReceiveBuffer(this.socket, LARGE_RECEIVE_BUFFER_BYTES)
+  }
+}
