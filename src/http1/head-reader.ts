@@ -48,9 +48,16 @@ export class HeadReader {
   /** Where the head ends (the offset of its CRLFCRLF), or -1 while it is not complete. */
   findEnd(): number {
     if (this.accLen === 0) return -1
-    const end = this.acc!.subarray(0, this.accLen).indexOf(CRLFCRLF, Math.max(0, this.scanned - 3))
+    // Searched in place (no view made): a match past accLen lies in a grown buffer's unused tail.
+    let end = this.acc!.indexOf(CRLFCRLF, Math.max(0, this.scanned - 3))
+    if (end + 4 > this.accLen) end = -1
     this.scanned = end < 0 ? this.accLen : 0
     return end
+  }
+
+  /** The first `end` bytes as latin1 text (the head, for the parsers). */
+  text(end: number): string {
+    return this.acc!.toString('latin1', 0, end)
   }
 
   /** Drops the first `n` bytes; what follows stays held (as a view, not a copy). */

@@ -37,7 +37,7 @@ export type AttemptOutcome<T> =
   | { ok: true; value: T; state: AddressState; retries: number }
   | { ok: false; failure: RequestFailure; state: AddressState | undefined; retries: number }
 
-export async function runAttempts<T>(target: AttemptTarget, attempt: Attempt<T>, nowMs: () => number = performance.now.bind(performance)): Promise<AttemptOutcome<T>> {
+export async function runAttempts<T>(target: AttemptTarget, attempt: Attempt<T>, nowMs: () => number = monotonicMs): Promise<AttemptOutcome<T>> {
   const u = target.upstream
   const deadline = nowMs() + u.retryTimeoutMs
   // Addresses already tried; made on the first retry (most requests never need it).
@@ -71,6 +71,8 @@ export async function runAttempts<T>(target: AttemptTarget, attempt: Attempt<T>,
   if (failure) return { ok: false, failure, state, retries: last }
   return { ok: false, failure: noAddress(target), state, retries: 0 }
 }
+
+const monotonicMs = () => performance.now()
 
 /** Why there was nothing to try: DNS has not answered yet, or every address is gone. */
 function noAddress(target: AttemptTarget): RequestFailure {

@@ -9,7 +9,8 @@
  * - cache: with the edge cache on (cache/), a stored answer returns here; a miss goes on, with
  *   the validators the cache asks for, and the cache sees the answer in respond (or the failure);
  * - attempts: the one attempt loop (attempts.ts) over the pool, each attempt one exchange on an
- *   idle or new upstream connection (upstream/connection.ts);
+ *   idle or new upstream connection (upstream/connection.ts); what one attempt does is the
+ *   request's own (flight.ts);
  * - respond: the upstream's head with the response header rules (headers.ts) and its body as a
  *   stream, or the proxy's own answer for a failure (errors.ts);
  * - record: one access record when the response is over (observe/record.ts).
@@ -22,111 +23,33 @@ import type { ResolvedConfig } from '../config/schema.ts'
 import { cidrContains, type Cidr } from '../lib/cidr.ts'
 import { isoNow } from '../lib/clock.ts'
 import { runAttempts } from './attempts.ts'
+import { Flight, type ClientInfo, type FlightHooks } from './flight.ts'
 import { encodeClosingResponse } from '../http1/response-encode.ts'
 import type { Conn } from '../runtime/socket.ts'
-import { failureBody, failureHeaders, failureReply, RequestFailure, statusFor, type FailureCode } from './errors.ts'
+import { failureBody, failureHeaders, statusFor, type FailureCode } from './errors.ts'
 import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestHeaders } from './headers.ts'
 import type { ProxyReply, ProxyRequest } from './message.ts'
-import { roundMs, type RequestRecord } from './observe/record.ts'
+import { roundMs } from './observe/record.ts'
 import { prepareBody } from './request-body.ts'
 import { responseRewriterFor, rewriteResponseHeaders, type ResponseRewriter } from './rewrite.ts'
 import { Router } from './routes.ts'
 import { tunnelUpgrade } from './upgrade/tunnel.ts'
-import type { CacheExchange, EdgeCache } from './cache/cache.ts'
+import type { EdgeCache } from './cache/cache.ts'
 import { cacheKey } from './cache/key.ts'
-import type { ResponseHead } from '../http1/response-head.ts'
-import type { ExchangeEnd, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
-import type { AddressState, UpstreamPool } from './upstream/pool.ts'
+import type { OutgoingRequest } from './upstream/connection.ts'
+import type { UpstreamPool } from './upstream/pool.ts'
 
-export interface HandlerHooks {
-  /** Called once per request when it is over (after the body has been relayed or failed). */
-  onRecord?(record: RequestRecord): void
+export interface HandlerHooks extends FlightHooks {
   /** Admission: a failure code to refuse the request with (the drain, max_concurrent_requests), or undefined. */
   admit?(client: ClientInfo): FailureCode | undefined
   /** A bug: something on the request path threw. */
   onError?(err: unknown): void
   /** The edge cache, when [cache] max_size is set. */
   cache?: EdgeCache
-  /** True once a drain has run out of time: connections closed now are the proxy's cut. */
-  cutting?(): boolean
 }
 
-export interface ClientInfo {
-  ip: string
-  /** Whether the client reached us over TLS. */
-  tls: boolean
-  /** Called once when the request is over (a listener may restore its keep-alive timer). */
-  onDone?: () => void
-  /** The listener sends a streamed body with the upstream's Content-Length (the own listener does; Bun.serve and Deno.serve chunk). */
-  streamKeepsLength?: boolean
-  /** How the client speaks to us (the access log's protocol); HTTP/1.1 when unsaid. */
-  protocol?: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2'
-  /** Sends an interim (1xx) response ahead of the final one, where the client can take it. */
-  interim?(status: number, headers: [string, string][]): void
-}
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
-
-/** One request in flight: its route, its record, and when the record may be written. */
-class Flight {
-  readonly startedAt = performance.now()
-  readonly record: RequestRecord
-  private emitted = false
-  /** The attempt whose response is returned has its head; its end may come before or after. */
-  answered = false
-  endOfAnswer: ExchangeEnd | undefined
-  /** The cache phase's exchange, when the cache is on. */
-  cached: CacheExchange | undefined
-
-  constructor(
-    readonly requestId: string,
-    readonly pool: UpstreamPool,
-    readonly clientHost: string,
-    readonly req: ProxyRequest,
-    readonly client: ClientInfo,
-    private readonly hooks: HandlerHooks,
-  ) {
-    this.record = {
-      ts: isoNow(),
-      request_id: requestId,
-      client: client.ip,
-      method: req.method,
-      host: clientHost,
-      path: req.target,
-      protocol: client.protocol ?? 'HTTP/1.1',
-      status: 0,
-      bytes_in: 0,
-      bytes_out: 0,
-      duration_ms: 0,
-      upstream: pool.upstream.name,
-      retries: 0,
-    }
-  }
-
-  /** The record phase: written once, when the response is over. */
-  emit(end?: ExchangeEnd): void {
-    if (this.emitted) return
-    this.emitted = true
-    const record = this.record
-    if (this.cached) record.cache = this.cached.result
-    if (end) {
-      record.bytes_in = end.requestBodyBytes
-      record.bytes_out = end.responseBodyBytes
-      if (end.error) record.error = end.error.code === 'CLIENT_GONE' && this.hooks.cutting?.() ? 'DRAIN_TIMEOUT' : end.error.code
-    }
-    record.duration_ms = roundMs(performance.now() - this.startedAt)
-    this.client.onDone?.()
-    this.hooks.onRecord?.(record)
-  }
-
-  /** The proxy's own answer for a failure, recorded. */
-  fail(code: FailureCode, detail?: string): ProxyReply {
-    this.record.status = statusFor(code).status
-    this.record.error = code
-    this.emit()
-    return failureReply(code, this.requestId, detail)
-  }
-}
+export type { ClientInfo }
 
 export class ProxyHandler {
   private readonly trusted: readonly Cidr[]
@@ -162,14 +85,17 @@ export class ProxyHandler {
     // admit
     const refusal = this.hooks.admit?.(client)
     if (refusal) return flight.fail(refusal)
-    // body
-    const outgoing = await this.body(flight)
+    // body (read ahead only when there is one to read: most requests go on in the same turn)
+    let outgoing = this.body(flight)
+    if (outgoing instanceof Promise) outgoing = await outgoing
     if (typeof outgoing === 'string') return flight.fail(outgoing)
     // cache
-    const hit = await this.cache(flight, outgoing)
-    if (hit) return hit
+    if (this.hooks.cache) {
+      const hit = await this.cache(flight, outgoing)
+      if (hit) return hit
+    }
     // attempts, then respond
-    return this.attempts(flight, outgoing)
+    return await this.attempts(flight, outgoing)
   }
 
   /** An upgrade request: route, admit, then a tunnel; recorded once the tunnel is over. `conn` is the client's, taken over. */
@@ -272,24 +198,26 @@ export class ProxyHandler {
    * The body phase: small bodies (declared or chunked) are read first, replayable; larger ones
    * stream once. Returns the request to send, or the failure that ends it.
    */
-  private async body(flight: Flight): Promise<OutgoingRequest | FailureCode> {
+  private body(flight: Flight): OutgoingRequest | FailureCode | Promise<OutgoingRequest | FailureCode> {
     const req = flight.req
     const lengthHeader = req.headers.get('content-length')
     const declaredLength = lengthHeader !== null ? Number(lengthHeader) : undefined
     const maxBody = this.config.server.maxBodyBytes
     if (maxBody > 0 && declaredLength !== undefined && declaredLength > maxBody) return 'BODY_TOO_LARGE'
-    let body: Uint8Array | ReadableStream<Uint8Array> | null = null
-    if (req.body instanceof Uint8Array) {
-      // The own listener hands over a small body that arrived whole as bytes.
-      body = req.body
-    } else if (req.body || declaredLength === 0) {
-      const prepared = await prepareBody(req.body, declaredLength)
+    // The own listener hands over a small body that arrived whole as bytes; none is the usual case.
+    if (req.body instanceof Uint8Array || (req.body === null && declaredLength !== 0)) return this.outgoing(flight, req.body, declaredLength)
+    return prepareBody(req.body, declaredLength).then((prepared) => {
       // A failed read-ahead: the client left, or its chunked body was malformed (the listener
       // has answered 400 itself). Nothing was sent upstream.
       if (prepared.kind === 'failed') return prepared.code
-      body = prepared.kind === 'buffered' ? prepared.bytes : prepared.kind === 'stream' ? prepared.stream : null
-    }
+      return this.outgoing(flight, prepared.kind === 'buffered' ? prepared.bytes : prepared.kind === 'stream' ? prepared.stream : null, declaredLength)
+    })
+  }
+
+  private outgoing(flight: Flight, body: Uint8Array | ReadableStream<Uint8Array> | null, declaredLength: number | undefined): OutgoingRequest | FailureCode {
+    const maxBody = this.config.server.maxBodyBytes
     if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return 'BODY_TOO_LARGE'
+    const req = flight.req
     return { method: req.method, target: req.target, headers: this.forwardHeaders(flight), body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
   }
 
@@ -320,36 +248,12 @@ export class ProxyHandler {
   private async attempts(flight: Flight, outgoing: OutgoingRequest): Promise<ProxyReply> {
     const { pool, record } = flight
     const u = pool.upstream
-    // The exchange reports its end once the body has been relayed; only the attempt whose
-    // response we return is logged, and only when both its head and its end are known.
-    const onEnd = (end: ExchangeEnd) => {
-      if (flight.answered) flight.emit(end)
-      else flight.endOfAnswer = end
-    }
-    const interim = flight.client.interim
-    const exchangeOpts = {
-      headerTimeoutMs: u.headerTimeoutMs,
-      idleTimeoutMs: u.idleTimeoutMs,
-      onEnd,
-      // 102 and 103 Early Hints are forwarded as they come (RFC 9110 §15.2), hop-by-hop fields removed.
-      onInterim: interim ? (h: ResponseHead) => interim(h.status, clientResponseHeaders(h.headers, flight.requestId, false)) : undefined,
-    }
-    const outcome = await runAttempts(pool, {
-      run: async (state: AddressState, index: number): Promise<IncomingResponse> => {
-        record.retries = index
-        record.upstream_addr = state.label
-        const acquired = pool.takeIdle(state) ?? (await pool.acquire(state))
-        record.upstream_reused = acquired.reused
-        if (acquired.connectMs !== undefined) record.upstream_connect_ms = roundMs(acquired.connectMs)
-        flight.endOfAnswer = undefined
-        const sentAt = performance.now()
-        const res = await acquired.connection.exchange(outgoing, exchangeOpts)
-        record.upstream_header_ms = roundMs(res.firstByteAt - sentAt)
-        return res
-      },
-      mayRetry: (failure) => canRetry(outgoing, failure, record.upstream_reused === true),
-    })
+    flight.outgoing = outgoing
+    flight.headerTimeoutMs = u.headerTimeoutMs
+    flight.idleTimeoutMs = u.idleTimeoutMs
+    const outcome = await runAttempts(pool, flight)
     record.retries = outcome.retries
+    if (outcome.ok) record.upstream_header_ms = roundMs(outcome.value.firstByteAt - flight.sentAt)
     if (!outcome.ok) {
       const f = outcome.failure
       // The upstream failed: a stored response within stale-if-error may answer instead.
@@ -378,17 +282,4 @@ export class ProxyHandler {
     if (flight.endOfAnswer) flight.emit(flight.endOfAnswer)
     return reply
   }
-}
-
-/**
- * Retry after a failed exchange only when the request can be replayed without harm
- * (RFC 9110 §9.2.2): the upstream closed before any response byte, nothing of a streamed body
- * was consumed, and the method is idempotent or the connection was a reused keep-alive one (the
- * classic stale-connection race: the request was most likely never processed).
- */
-function canRetry(req: OutgoingRequest, err: RequestFailure, reused: boolean): boolean {
-  if (err.code !== 'RESET_BEFORE_RESPONSE') return false
-  if (req.body instanceof ReadableStream) return false
-  if (err.bodyConsumed) return false
-  return IDEMPOTENT.has(req.method) || reused
 }

@@ -75,13 +75,8 @@ export class ClientConnection implements DownstreamConnection {
     this.deadlineAt = performance.now() + shared.opts.headerTimeoutMs
   }
 
-  // ---------------------------------------------------------------- reading
-
-  onData(chunk: Uint8Array): void {
-    this.read(chunk as Buffer)
-  }
-
-  private read(chunk: Buffer): void {
+  onData(data: Uint8Array): void {
+    const chunk = data as Buffer
     switch (this.phase) {
       case Phase.Head:
         this.pending.append(chunk)
@@ -138,7 +133,7 @@ export class ClientConnection implements DownstreamConnection {
     }
     let head: RequestHead
     try {
-      head = parseRequestHead(this.pending.bytes.toString('latin1', 0, end))
+      head = parseRequestHead(this.pending.text(end))
     } catch (err) {
       if (err instanceof RequestHeadError) return this.refuse(err.code, err.message)
       throw err
@@ -272,11 +267,9 @@ export class ClientConnection implements DownstreamConnection {
     if (this.responded) return this.destroy()
     this.responded = true
     const reply = this.shared.opts.refuse(code, detail, this.client, this.req, false)
-    this.writer.writeReply(reply, { method: 'GET', minor: 1, close: true }, () => {})
-    this.writer.endWhenFlushed()
+    this.answerAndClose(reply, 'GET')
   }
 
-  // ---------------------------------------------------------------- writing
 
   private handlerFailed(err: unknown): void {
     this.shared.opts.onError(err)
@@ -293,13 +286,15 @@ export class ClientConnection implements DownstreamConnection {
     this.responded = true
     // The request body must be read to its end before the next request; if it is not, close.
     if (this.bodyOpen) this.closeAfter = true
-    this.writer.writeReply(reply, { method: head.method, minor: head.minor, close: this.closeAfter }, (end, close) => this.replyEnded(end, close))
+    this.writer.writeReply(reply, { method: head.method, minor: head.minor, close: this.closeAfter }, this.onReplyEnd)
   }
 
   /** A 1xx ahead of the final response; never to an HTTP/1.0 client (RFC 9110 §15.2). */
   private writeInterim(status: number, headers: [string, string][]): void {
     if (this.phase === Phase.Busy && !this.responded && this.head?.minor === 1) this.writer.write(encodeInterim(status, headers))
   }
+
+  private readonly onReplyEnd = (end: 'done' | 'failed', close: boolean): void => this.replyEnded(end, close)
 
   private replyEnded(end: 'done' | 'failed', close: boolean): void {
     if (close) this.closeAfter = true
@@ -343,6 +338,12 @@ export class ClientConnection implements DownstreamConnection {
     this.writer.endWhenFlushed()
   }
 
+  /** An answer the connection makes itself, then FIN. */
+  private answerAndClose(reply: ProxyReply, method: string): void {
+    this.writer.writeReply(reply, { method, minor: 1, close: true }, () => {})
+    this.writer.endWhenFlushed()
+  }
+
   /** Answers a request the listener itself refuses (recorded and counted by the server), and closes. */
   refuse(code: FailureCode, detail: string): void {
     const req = this.head ? this.req : undefined
@@ -351,8 +352,7 @@ export class ClientConnection implements DownstreamConnection {
     this.phase = Phase.Busy
     this.responded = true
     const reply = this.shared.opts.refuse(code, detail, this.client, req, true)
-    this.writer.writeReply(reply, { method: req?.method ?? 'GET', minor: 1, close: true }, () => {})
-    this.writer.endWhenFlushed()
+    this.answerAndClose(reply, req?.method ?? 'GET')
   }
 
   onDeadline(): void {

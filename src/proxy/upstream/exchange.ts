@@ -196,7 +196,7 @@ export class Exchange {
       }
       let head: ResponseHead
       try {
-        head = parseResponseHead(reader.bytes.toString('latin1', 0, end), this.req.method)
+        head = parseResponseHead(reader.text(end), this.req.method)
       } catch (err) {
         return this.fail('BAD_RESPONSE', (err as Error).message)
       }

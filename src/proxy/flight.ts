@@ -1,0 +1,153 @@
+/**
+ * One request in flight on the request path (handler.ts): its route, its access record and when
+ * that may be written, and what the attempt loop runs for it (Attempt: take an idle connection or
+ * dial, then exchange) and what each exchange reports to (ExchangeOptions: its end, interim
+ * heads). Methods rather than closures made for every request; the phases themselves are the
+ * handler's.
+ */
+import { isoNow } from '../lib/clock.ts'
+import type { ResponseHead } from '../http1/response-head.ts'
+import type { Attempt } from './attempts.ts'
+import type { CacheExchange } from './cache/cache.ts'
+import { failureReply, RequestFailure, statusFor, type FailureCode } from './errors.ts'
+import { clientResponseHeaders } from './headers.ts'
+import type { ProxyReply, ProxyRequest } from './message.ts'
+import { roundMs, type RequestRecord } from './observe/record.ts'
+import type { ExchangeEnd, ExchangeOptions, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
+import type { AcquiredConnection, AddressState, UpstreamPool } from './upstream/pool.ts'
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+
+export interface ClientInfo {
+  ip: string
+  /** Whether the client reached us over TLS. */
+  tls: boolean
+  /** Called once when the request is over (a listener may restore its keep-alive timer). */
+  onDone?: () => void
+  /** The listener sends a streamed body with the upstream's Content-Length (the own listener does; Bun.serve and Deno.serve chunk). */
+  streamKeepsLength?: boolean
+  /** How the client speaks to us (the access log's protocol); HTTP/1.1 when unsaid. */
+  protocol?: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2'
+  /** Sends an interim (1xx) response ahead of the final one, where the client can take it. */
+  interim?(status: number, headers: [string, string][]): void
+}
+
+/** What a request in flight reports to (part of the handler's hooks). */
+export interface FlightHooks {
+  /** Called once per request when it is over (after the body has been relayed or failed). */
+  onRecord?(record: RequestRecord): void
+  /** True once a drain has run out of time: connections closed now are the proxy's cut. */
+  cutting?(): boolean
+}
+
+export class Flight implements Attempt<IncomingResponse>, ExchangeOptions {
+  readonly startedAt = performance.now()
+  readonly record: RequestRecord
+  private emitted = false
+  /** The attempt whose response is returned has its head; its end may come before or after. */
+  answered = false
+  endOfAnswer: ExchangeEnd | undefined
+  /** The cache phase's exchange, when the cache is on. */
+  cached: CacheExchange | undefined
+  // The attempts phase: what is sent, how long the upstream may take, when the last one was sent.
+  outgoing!: OutgoingRequest
+  headerTimeoutMs = 0
+  idleTimeoutMs = 0
+  sentAt = 0
+
+  constructor(
+    readonly requestId: string,
+    readonly pool: UpstreamPool,
+    readonly clientHost: string,
+    readonly req: ProxyRequest,
+    readonly client: ClientInfo,
+    private readonly hooks: FlightHooks,
+  ) {
+    this.record = {
+      ts: isoNow(),
+      request_id: requestId,
+      client: client.ip,
+      method: req.method,
+      host: clientHost,
+      path: req.target,
+      protocol: client.protocol ?? 'HTTP/1.1',
+      status: 0,
+      bytes_in: 0,
+      bytes_out: 0,
+      duration_ms: 0,
+      upstream: pool.upstream.name,
+      retries: 0,
+    }
+  }
+
+  /** The record phase: written once, when the response is over. */
+  emit(end?: ExchangeEnd): void {
+    if (this.emitted) return
+    this.emitted = true
+    const record = this.record
+    if (this.cached) record.cache = this.cached.result
+    if (end) {
+      record.bytes_in = end.requestBodyBytes
+      record.bytes_out = end.responseBodyBytes
+      if (end.error) record.error = end.error.code === 'CLIENT_GONE' && this.hooks.cutting?.() ? 'DRAIN_TIMEOUT' : end.error.code
+    }
+    record.duration_ms = roundMs(performance.now() - this.startedAt)
+    this.client.onDone?.()
+    this.hooks.onRecord?.(record)
+  }
+
+  /** One attempt on `state`: an idle pooled connection (the usual case) goes straight to its exchange. */
+  run(state: AddressState, index: number): Promise<IncomingResponse> {
+    this.record.retries = index
+    this.record.upstream_addr = state.label
+    const idle = this.pool.takeIdle(state)
+    return idle ? this.exchange(idle) : this.pool.acquire(state).then((a) => this.exchange(a))
+  }
+
+  private exchange(acquired: AcquiredConnection): Promise<IncomingResponse> {
+    this.record.upstream_reused = acquired.reused
+    if (acquired.connectMs !== undefined) this.record.upstream_connect_ms = roundMs(acquired.connectMs)
+    this.endOfAnswer = undefined
+    this.sentAt = performance.now()
+    return acquired.connection.exchange(this.outgoing, this)
+  }
+
+  mayRetry(failure: RequestFailure): boolean {
+    return canRetry(this.outgoing, failure, this.record.upstream_reused === true)
+  }
+
+  /**
+   * An exchange is over (its body relayed, or failed). Only the attempt whose response is returned
+   * is logged, and only when both its head and its end are known.
+   */
+  onEnd(end: ExchangeEnd): void {
+    if (this.answered) this.emit(end)
+    else this.endOfAnswer = end
+  }
+
+  /** 102 and 103 Early Hints are forwarded as they come (RFC 9110 §15.2), hop-by-hop fields removed. */
+  onInterim(head: ResponseHead): void {
+    this.client.interim?.(head.status, clientResponseHeaders(head.headers, this.requestId, false))
+  }
+
+  /** The proxy's own answer for a failure, recorded. */
+  fail(code: FailureCode, detail?: string): ProxyReply {
+    this.record.status = statusFor(code).status
+    this.record.error = code
+    this.emit()
+    return failureReply(code, this.requestId, detail)
+  }
+}
+
+/**
+ * Retry after a failed exchange only when the request can be replayed without harm
+ * (RFC 9110 §9.2.2): the upstream closed before any response byte, nothing of a streamed body
+ * was consumed, and the method is idempotent or the connection was a reused keep-alive one (the
+ * classic stale-connection race: the request was most likely never processed).
+ */
+function canRetry(req: OutgoingRequest, err: RequestFailure, reused: boolean): boolean {
+  if (err.code !== 'RESET_BEFORE_RESPONSE') return false
+  if (req.body instanceof ReadableStream) return false
+  if (err.bodyConsumed) return false
+  return IDEMPOTENT.has(req.method) || reused
+}
