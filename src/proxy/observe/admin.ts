@@ -37,27 +37,12 @@ export class AdminServer {
   ) {}
 
   start(): this {
-    const l = this.cfg.listen
-    if (!l) return this
-    try {
-      this.listener = listen({
-        hostname: l.host,
-        port: l.port,
-        tls: undefined,
-        idleTimeoutS: 30,
-        maxRequestBodySize: 1024,
-        fetch: (req) => this.handle(req),
-        onError: () => {},
-      })
-    } catch (err) {
-      throw listenError('admin', l.host, l.port, err)
-    }
+    this.listener = listenAdmin(this.cfg, (req) => this.handle(req))
     return this
   }
 
   get url(): string | undefined {
-    const s = this.listener
-    return s ? `http://${hostPort(s.hostname, s.port)}` : undefined
+    return adminUrl(this.listener)
   }
 
   handle(req: Request): Response {
@@ -171,6 +156,24 @@ export class AdminServer {
     await this.listener?.stop(true)
     this.listener = undefined
   }
+}
+
+/**
+ * Opens an admin listener (plain HTTP, small bodies) for `cfg.listen`, or none when it is off.
+ * Throws E_LISTEN naming the flag to change. Used by a worker's admin and the supervisor's.
+ */
+export function listenAdmin(cfg: ResolvedAdmin, fetch: (req: Request) => Response | Promise<Response>): Listener | undefined {
+  const l = cfg.listen
+  if (!l) return undefined
+  try {
+    return listen({ hostname: l.host, port: l.port, tls: undefined, idleTimeoutS: 30, maxRequestBodySize: 1024, fetch, onError: () => {} })
+  } catch (err) {
+    throw listenError('admin', l.host, l.port, err)
+  }
+}
+
+export function adminUrl(listener: Listener | undefined): string | undefined {
+  return listener ? `http://${hostPort(listener.hostname, listener.port)}` : undefined
 }
 
 /** Constant-time check of "Authorization: Bearer <token>" (shared with workers-admin.ts). */

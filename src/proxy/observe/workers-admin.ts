@@ -8,11 +8,9 @@
  * restarting workers lives in commands/workers.ts; a single process's endpoints in admin.ts.
  */
 import type { ResolvedAdmin } from '../../config/schema.ts'
-import { listenError } from '../../lib/listen-error.ts'
-import { hostPort } from '../../lib/net.ts'
-import { listen, type Listener } from '../../runtime/listener.ts'
+import type { Listener } from '../../runtime/listener.ts'
 import { VERSION } from '../../version.ts'
-import { tokenMatches } from './admin.ts'
+import { adminUrl, listenAdmin, tokenMatches } from './admin.ts'
 import { mergeFamilies, parseExposition, renderExposition, summedFamilies, type Family, type MetricsInput } from './merge-metrics.ts'
 import { statusTotals } from './merge-status.ts'
 
@@ -58,19 +56,12 @@ export class WorkersAdmin {
   ) {}
 
   start(): this {
-    const l = this.cfg.listen
-    if (!l) return this
-    try {
-      this.listener = listen({ hostname: l.host, port: l.port, tls: undefined, idleTimeoutS: 30, maxRequestBodySize: 1024, fetch: (req) => this.handle(req), onError: () => {} })
-    } catch (err) {
-      throw listenError('admin', l.host, l.port, err)
-    }
+    this.listener = listenAdmin(this.cfg, (req) => this.handle(req))
     return this
   }
 
   get url(): string | undefined {
-    const s = this.listener
-    return s ? `http://${hostPort(s.hostname, s.port)}` : undefined
+    return adminUrl(this.listener)
   }
 
   /** A reload: the token may change; the listen address is kept until a restart. */
