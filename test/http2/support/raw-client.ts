@@ -8,6 +8,7 @@ import { HpackDecoder, HpackEncoder, type HeaderField } from '../../../src/http2
 import type { Http2Limits } from '../../../src/http2/limits.ts'
 import { ServerSession } from '../../../src/http2/session.ts'
 import type { ServerStream } from '../../../src/http2/stream.ts'
+import { concatBytes } from '../../../src/lib/bytes.ts'
 
 export interface RxFrame {
   type: number
@@ -58,15 +59,7 @@ export class RawClient {
   }
 
   send(...parts: Uint8Array[]): void {
-    let n = 0
-    for (const p of parts) n += p.byteLength
-    const all = new Uint8Array(n)
-    let off = 0
-    for (const p of parts) {
-      all.set(p, off)
-      off += p.byteLength
-    }
-    this.session.receive(all)
+    this.session.receive(concatBytes(parts))
   }
 
   /** A HEADERS frame for a request (fields encoded with a real HPACK encoder). */
