@@ -11,10 +11,14 @@
  * the upstream is full are held up to MAX_HELD_BYTES, then the socket is closed with 1013.
  */
 import { ChunkedDecoder } from '../../http1/chunked.ts'
+import { Buffer } from 'node:buffer'
+import { HeadReader } from '../../http1/head-reader.ts'
 import { parseResponseHead } from '../../http1/response-head.ts'
+import { concatBytes } from '../../lib/bytes.ts'
 import { NOOP_HANDLERS, type Conn, type ConnHandlers, type ConnTimings } from '../../runtime/socket.ts'
 import { upgradeWebSocket } from '../../runtime/websocket-upgrade.ts'
 import type { ClientInfo, ProxyHandler } from '../handler.ts'
+import { clientResponseHeaders } from '../headers.ts'
 import type { HeaderReader, ProxyRequest } from '../message.ts'
 import { closePayload, encodeMaskedFrame, FrameError, FrameReader, OPCODE } from '../upgrade/ws-frames.ts'
 
@@ -33,7 +37,10 @@ type Outcome = { kind: 'switched'; protocol: string | undefined } | { kind: 'ans
 export async function serveRuntimeWebSocket(req: Request, request: ProxyRequest, handler: ProxyHandler, client: ClientInfo, ip: string): Promise<Response> {
   const bridge = new WebSocketBridge(ip)
   const headers = withoutExtensions(request.headers)
-  handler.upgrade({ ...request, headers, body: null }, 'websocket', client, bridge, new Uint8Array(0))
+  const upgrade: ProxyRequest = { ...request, headers, body: null }
+  handler.upgrade(upgrade, 'websocket', client, bridge, new Uint8Array(0))
+  // The request path gave the request its id (route phase): a relayed refusal carries it.
+  bridge.requestId = upgrade.id ?? ''
   const outcome = await bridge.outcome
   if (outcome.kind === 'answer') return outcome.response
   const up = upgradeWebSocket(req, outcome.protocol)
@@ -62,8 +69,8 @@ class WebSocketBridge implements Conn {
   private settle!: (o: Outcome) => void
   private settled = false
   /** The answer's bytes until its head is read (then the refusal's body, if it is not a 101). */
-  private answer: Uint8Array[] = []
-  private answerBytes = 0
+  private readonly answer = new HeadReader()
+  requestId = ''
   private switched = false
   private readonly frames = new FrameReader(MAX_MESSAGE_BYTES)
   private fragments: Uint8Array[] = []
@@ -87,26 +94,23 @@ class WebSocketBridge implements Conn {
     if (this.closed) return true
     const bytes = typeof data === 'string' ? Uint8Array.from(data, (c) => c.charCodeAt(0)) : data
     if (this.switched) return this.relayFrames(bytes)
-    this.answer.push(bytes)
-    this.answerBytes += bytes.byteLength
-    if (this.answerBytes > MAX_ANSWER_BYTES) {
+    this.answer.append(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength))
+    if (this.answer.size > MAX_ANSWER_BYTES) {
       this.destroy()
       return true
     }
     if (this.settled) return true
-    const all = this.joined()
-    const end = indexOfBlankLine(all)
+    const end = this.answer.findEnd()
     if (end < 0) return true
-    const status = Number(String.fromCharCode(...all.subarray(9, 12)))
-    if (status === 101) {
-      const head = parseResponseHead(latin1(all.subarray(0, end)), 'GET')
+    if (Number(this.answer.text(12).slice(9)) === 101) {
+      const head = parseResponseHead(this.answer.text(end), 'GET')
       const protocol = head.headers.find(([n]) => n.toLowerCase() === 'sec-websocket-protocol')?.[1]
+      const rest = this.answer.consume(end + 4)
+      this.answer.clear()
       this.switched = true
-      this.answer = []
       this.settled = true
       this.settle({ kind: 'switched', protocol })
-      const rest = all.subarray(end + 4)
-      if (rest.byteLength > 0) this.relayFrames(rest)
+      if (rest) this.relayFrames(rest)
     }
     return true
   }
@@ -178,21 +182,20 @@ class WebSocketBridge implements Conn {
   /** A refusal's whole answer as a Response: its status, its end-to-end headers, its decoded body. */
   private settleAnswer(): void {
     this.settled = true
-    const all = this.joined()
-    const end = indexOfBlankLine(all)
+    const end = this.answer.findEnd()
     let response: Response
     try {
       if (end < 0) throw new Error('no complete head')
-      const head = parseResponseHead(latin1(all.subarray(0, end)), 'GET')
-      let body = all.subarray(end + 4)
+      const head = parseResponseHead(this.answer.text(end), 'GET')
+      let body: Uint8Array = this.answer.bytes.subarray(end + 4)
       if (head.framing.kind === 'chunked') {
         const parts: Uint8Array[] = []
         new ChunkedDecoder().feed(body, (s) => parts.push(s.slice()))
-        body = concat(parts)
+        body = concatBytes(parts)
       } else if (head.framing.kind === 'length') body = body.subarray(0, head.framing.length)
       else if (head.framing.kind === 'none') body = new Uint8Array(0)
-      const headers = new Headers()
-      for (const [n, v] of head.headers) if (!HOP_BY_HOP.has(n.toLowerCase())) headers.append(n, v)
+      // End-to-end fields only (hop-by-hop and Content-Length go; the Response frames the body).
+      const headers = new Headers(clientResponseHeaders(head.headers, this.requestId, false))
       response = new Response(body.byteLength > 0 ? body : null, { status: head.status, statusText: head.statusText, headers })
     } catch {
       response = new Response('502 the upstream answer to the upgrade could not be read\n', { status: 502 })
@@ -223,7 +226,7 @@ class WebSocketBridge implements Conn {
         if (f.opcode !== OPCODE.continuation) this.fragmentOpcode = f.opcode
         this.fragments.push(f.payload)
         if (!f.fin) continue
-        const payload = concat(this.fragments)
+        const payload = concatBytes(this.fragments)
         this.fragments = []
         this.toClient(this.fragmentOpcode === OPCODE.text ? new TextDecoder().decode(payload) : payload)
       }
@@ -258,33 +261,4 @@ class WebSocketBridge implements Conn {
       this.finish()
     }
   }
-
-  private joined(): Uint8Array {
-    if (this.answer.length !== 1) this.answer = [concat(this.answer)]
-    return this.answer[0]!
-  }
-}
-
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'proxy-connection'])
-
-function indexOfBlankLine(b: Uint8Array): number {
-  for (let i = 0; i + 3 < b.byteLength; i++) if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i
-  return -1
-}
-
-function latin1(b: Uint8Array): string {
-  let s = ''
-  for (let i = 0; i < b.byteLength; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192))
-  return s
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.byteLength
-  }
-  return out
 }
