@@ -10,19 +10,15 @@
 import type { Socket } from 'bun'
 import { HOST_VALUE } from '../../http1/chars.ts'
 import { HeadHeaders } from '../../http1/request-head.ts'
+import { isBodiless } from '../../http1/response-encode.ts'
 import { H2Connection, sendBody } from '../../http2/bun-listener.ts'
 import { H2Code } from '../../http2/errors.ts'
 import type { Http2Limits } from '../../http2/limits.ts'
 import type { ServerStream } from '../../http2/stream.ts'
-import { ALLOWED_METHODS, type FailureCode } from '../errors.ts'
+import type { FailureCode } from '../errors.ts'
 import { requestIdFor } from '../headers.ts'
 import type { ProxyReply, ProxyRequest } from '../message.ts'
 import type { ClientInfo, ListenerState } from './connection-options.ts'
-
-/** Statuses whose response has no body (RFC 9110 §6.4.1), besides any answer to HEAD. */
-function bodiless(method: string, status: number): boolean {
-  return method === 'HEAD' || status === 204 || status === 304 || status < 200
-}
 
 export class H2Client {
   /** The listener's sweep: when something is due. The session keeps its own idle clock. */
@@ -71,9 +67,8 @@ export class H2Client {
             ? ['BAD_REQUEST', 'missing or invalid :authority']
             : undefined
     if (refusal) {
-      const reply = this.shared.opts.refuse(refusal[0], refusal[1], this.client, req, true)
-      if (refusal[0] === 'METHOD_NOT_ALLOWED') reply.headers.push(['allow', ALLOWED_METHODS])
-      this.send(stream, r.method, reply)
+      // The answer carries what its status calls for (Allow with the 405: errors.ts failureHeaders).
+      this.send(stream, r.method, this.shared.opts.refuse(refusal[0], refusal[1], this.client, req, true))
       return
     }
     this.shared.requestStarted()
@@ -90,7 +85,7 @@ export class H2Client {
     }
     let reply: ProxyReply | Promise<ProxyReply>
     // Interim responses go to this stream: 1xx heads before the final one (RFC 9113 §8.1).
-    const client: ClientInfo = { ...this.client, interim: (status, headers) => !stream.closed && !stream.responseStarted && stream.respond(status, headers.filter(([n]) => n !== 'connection')) }
+    const client: ClientInfo = { ...this.client, interim: (status, headers) => !stream.closed && !stream.responseStarted && stream.respond(status, headers) }
     try {
       reply = this.shared.opts.handle(req, client)
     } catch (err) {
@@ -108,28 +103,26 @@ export class H2Client {
     } else this.send(stream, r.method, reply)
   }
 
-  /** The reply on its stream: the head (connection-specific fields dropped), then the body with backpressure. */
+  /**
+   * The reply on its stream: the head, then the body with backpressure. The session drops the
+   * connection-specific fields (RFC 9113 §8.2.2; a proxy-made answer's Connection: close means
+   * nothing per stream) and lower-cases names (http2/request.ts responseFields).
+   */
   private send(stream: ServerStream, method: string, reply: ProxyReply): void {
     if (stream.closed) {
       if (reply.body instanceof ReadableStream) reply.body.cancel().catch(() => {})
       return
     }
-    const headers: [string, string][] = []
-    for (const [n, v] of reply.headers) {
-      const lower = n.toLowerCase()
-      // Connection: close from an answer the proxy made means nothing per stream (§8.2.2).
-      if (lower === 'connection' || lower === 'transfer-encoding' || lower === 'keep-alive') continue
-      headers.push([lower, v])
-    }
-    if (bodiless(method, reply.status)) {
+    if (isBodiless(method, reply.status)) {
       if (reply.body instanceof ReadableStream) reply.body.cancel().catch(() => {})
-      stream.respond(reply.status, headers, true)
+      stream.respond(reply.status, reply.headers, true)
       return
     }
     const body = reply.body
-    if (!(body instanceof ReadableStream) && !headers.some(([n]) => n === 'content-length')) {
+    let headers = reply.headers
+    if (!(body instanceof ReadableStream) && !headers.some(([n]) => n.length === 14 && n.toLowerCase() === 'content-length')) {
       const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
-      headers.push(['content-length', String(length)])
+      headers = [...headers, ['content-length', String(length)]]
     }
     stream.respond(reply.status, headers, false)
     void sendBody(stream, body)
