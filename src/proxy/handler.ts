@@ -21,12 +21,11 @@
  */
 import type { ResolvedConfig } from '../config/schema.ts'
 import { cidrContains, type Cidr } from '../lib/cidr.ts'
-import { isoNow } from '../lib/clock.ts'
 import { runAttempts } from './attempts.ts'
 import { Flight, type ClientInfo, type FlightHooks } from './flight.ts'
 import { encodeClosingResponse } from '../http1/response-encode.ts'
 import type { Conn } from '../runtime/socket.ts'
-import { failureBody, failureHeaders, statusFor, type FailureCode } from './errors.ts'
+import { failureReply, type FailureCode } from './errors.ts'
 import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestHeaders } from './headers.ts'
 import type { ProxyReply, ProxyRequest } from './message.ts'
 import { roundMs } from './observe/record.ts'
@@ -145,28 +144,9 @@ export class ProxyHandler {
    * reply with a request id, written to the access log when `record`. `req` is what was parsed.
    */
   refusal(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean): ProxyReply {
-    const requestId = req?.id ?? requestIdFor(req?.headers.get('x-request-id') ?? null)
-    const status = statusFor(code).status
-    if (record) {
-      const upstream = req ? this.router.routeFor(req.target, req.headers.get('host')).upstream.name : this.config.server.defaultUpstream
-      this.hooks.onRecord?.({
-        ts: isoNow(),
-        request_id: requestId,
-        client: client.ip,
-        method: req?.method ?? '-',
-        host: req?.headers.get('host') ?? '-',
-        path: req?.target ?? '-',
-        protocol: client.protocol ?? 'HTTP/1.1',
-        status,
-        bytes_in: 0,
-        bytes_out: 0,
-        duration_ms: 0,
-        upstream,
-        retries: 0,
-        error: code,
-      })
-    }
-    return { status, statusText: '', headers: failureHeaders(code, requestId), body: failureBody(status, detail, requestId) }
+    // The route phase gives it its id, upstream and record; nothing of an unparsed request is known.
+    const flight = this.route(req ?? unparsed(), client)
+    return record ? flight.fail(code, detail) : failureReply(code, flight.requestId, detail)
   }
 
   /** The request headers sent upstream: hop-by-hop removed, X-Forwarded-* and the request id set (headers.ts). */
@@ -282,4 +262,9 @@ export class ProxyHandler {
     if (flight.endOfAnswer) flight.emit(flight.endOfAnswer)
     return reply
   }
+}
+
+/** What the access log knows of a request whose head could not be read: "-" for each part. */
+function unparsed(): ProxyRequest {
+  return { method: '-', target: '-', headers: { get: (name) => (name === 'host' ? '-' : null), forEach() {} }, body: null }
 }
