@@ -46,9 +46,8 @@ export class AdminServer {
   }
 
   handle(req: Request): Response {
-    if (this.cfg.token && !tokenMatches(req.headers.get('authorization'), this.cfg.token)) {
-      return new Response('401 admin token required\n', { status: 401, headers: { 'www-authenticate': 'Bearer' } })
-    }
+    const denied = refuseWithoutToken(req, this.cfg.token)
+    if (denied) return denied
     const url = new URL(req.url)
     const path = url.pathname
     switch (path) {
@@ -176,8 +175,14 @@ export function adminUrl(listener: Listener | undefined): string | undefined {
   return listener ? `http://${hostPort(listener.hostname, listener.port)}` : undefined
 }
 
-/** Constant-time check of "Authorization: Bearer <token>" (shared with workers-admin.ts). */
-export function tokenMatches(header: string | null, token: string): boolean {
+/** A 401 when the admin token is set and `req` does not carry it (shared with workers-admin.ts). */
+export function refuseWithoutToken(req: Request, token: string | undefined): Response | undefined {
+  if (!token || tokenMatches(req.headers.get('authorization'), token)) return undefined
+  return new Response('401 admin token required\n', { status: 401, headers: { 'www-authenticate': 'Bearer' } })
+}
+
+/** Constant-time check of "Authorization: Bearer <token>". */
+function tokenMatches(header: string | null, token: string): boolean {
   const m = header ? /^Bearer (.+)$/.exec(header) : null
   if (!m) return false
   const a = Buffer.from(m[1]!)

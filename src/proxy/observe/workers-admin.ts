@@ -10,7 +10,7 @@
 import type { ResolvedAdmin } from '../../config/schema.ts'
 import type { Listener } from '../../runtime/listener.ts'
 import { VERSION } from '../../version.ts'
-import { adminUrl, listenAdmin, tokenMatches } from './admin.ts'
+import { adminUrl, listenAdmin, refuseWithoutToken } from './admin.ts'
 import { mergeFamilies, parseExposition, renderExposition, summedFamilies, type Family, type MetricsInput } from './merge-metrics.ts'
 import { statusTotals } from './merge-status.ts'
 
@@ -81,9 +81,8 @@ export class WorkersAdmin {
   }
 
   async handle(req: Request): Promise<Response> {
-    if (this.cfg.token && !tokenMatches(req.headers.get('authorization'), this.cfg.token)) {
-      return new Response('401 admin token required\n', { status: 401, headers: { 'www-authenticate': 'Bearer' } })
-    }
+    const denied = refuseWithoutToken(req, this.cfg.token)
+    if (denied) return denied
     const url = new URL(req.url)
     switch (url.pathname) {
       case '/metrics':
