@@ -95,8 +95,14 @@ export function parseResponseHead(head: string, requestMethod: string): Response
     headers.push([name, value])
     pos = end + 2
   }
-  const tokens = connection === '' ? NO_TOKENS : listMembers(connection)
-  let closeAfter = tokens.includes('close') || (minorVersion === 0 && !tokens.includes('keep-alive'))
+  let closeAfter: boolean
+  // The usual values, one token, are read without splitting the list.
+  if (connection === 'keep-alive') closeAfter = false
+  else if (connection === 'close') closeAfter = true
+  else {
+    const tokens = connection === '' ? NO_TOKENS : listMembers(connection)
+    closeAfter = tokens.includes('close') || (minorVersion === 0 && !tokens.includes('keep-alive'))
+  }
   let framing: Framing
   if (requestMethod === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200)) {
     framing = { kind: 'none' }

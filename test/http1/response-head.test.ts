@@ -1,0 +1,67 @@
+/**
+ * The upstream response head parser's framing and keep-alive decisions (http1/response-head.ts),
+ * including the fast paths for the usual single values of Content-Length and Connection, which
+ * must decide exactly as the general list reading does.
+ */
+import { describe, expect, test } from 'bun:test'
+import { parseResponseHead } from '../../src/http1/response-head.ts'
+import { contentLength } from '../../src/http1/chars.ts'
+
+const head = (lines: string[], status = 'HTTP/1.1 200 OK') => [status, ...lines].join('\r\n')
+
+describe('Content-Length', () => {
+  test.each([
+    ['0', 0],
+    ['100', 100],
+    ['007', 7],
+    ['999999999999999', 999999999999999],
+    ['5, 5', 5],
+    ['5,5', 5],
+    // SP and HTAB around a list member are optional whitespace (RFC 9110 §5.6.1).
+    [' 5', 5],
+    ['5\t', 5],
+  ])('%p reads as %p', (value, n) => {
+    expect(contentLength(value, undefined)).toBe(n)
+  })
+
+  test.each(['', '+5', '-1', '1e3', '0x10', '1234567890123456', '5,', '\u00a05', '5\u00a0', '٥'])('%p is invalid', (value) => {
+    expect(contentLength(value, undefined)).toBe('invalid')
+  })
+
+  test('a second field must agree with the first', () => {
+    expect(contentLength('5', 5)).toBe(5)
+    expect(contentLength('6', 5)).toBe('conflict')
+    expect(contentLength('5, 6', undefined)).toBe('conflict')
+  })
+
+  test('the parser frames by it, and refuses a conflict', () => {
+    expect(parseResponseHead(head(['Content-Length: 100']), 'GET').framing).toEqual({ kind: 'length', length: 100 })
+    expect(parseResponseHead(head(['Content-Length: 0']), 'GET').framing).toEqual({ kind: 'none' })
+    expect(() => parseResponseHead(head(['Content-Length: 1', 'Content-Length: 2']), 'GET')).toThrow('conflicting')
+    expect(() => parseResponseHead(head(['Content-Length: 1x']), 'GET')).toThrow('invalid Content-Length')
+  })
+})
+
+describe('keep-alive after the response', () => {
+  test.each([
+    ['HTTP/1.1 200 OK', 'keep-alive', false],
+    ['HTTP/1.1 200 OK', 'Keep-Alive', false],
+    ['HTTP/1.1 200 OK', 'close', true],
+    ['HTTP/1.1 200 OK', 'CLOSE', true],
+    ['HTTP/1.1 200 OK', 'keep-alive, close', true],
+    ['HTTP/1.1 200 OK', 'foo', false],
+    ['HTTP/1.1 200 OK', undefined, false],
+    ['HTTP/1.0 200 OK', undefined, true],
+    ['HTTP/1.0 200 OK', 'keep-alive', false],
+    ['HTTP/1.0 200 OK', 'foo, Keep-Alive', false],
+    ['HTTP/1.0 200 OK', 'close', true],
+  ])('%s with Connection %p closes: %p', (status, connection, closes) => {
+    const lines = ['Content-Length: 1']
+    if (connection !== undefined) lines.push(`Connection: ${connection}`)
+    expect(parseResponseHead(head(lines, status), 'GET').closeAfter).toBe(closes)
+  })
+
+  test('two Connection fields are one list', () => {
+    expect(parseResponseHead(head(['Content-Length: 1', 'Connection: keep-alive', 'Connection: close']), 'GET').closeAfter).toBe(true)
+  })
+})
