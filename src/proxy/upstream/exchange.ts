@@ -12,6 +12,7 @@ import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { parseResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
+import { DeadlineSweep, type Expiring } from '../../runtime/deadline-sweep.ts'
 import { clientBodyFailure, RequestFailure, type FailureCode } from '../errors.ts'
 
 export interface OutgoingRequest {
@@ -68,7 +69,7 @@ const enum St {
   Done,
 }
 
-export class Exchange {
+export class Exchange implements Expiring {
   private st = St.Head
   private readonly headReader = new HeadReader()
   private head: ResponseHead | undefined
@@ -84,7 +85,8 @@ export class Exchange {
   private bodyBytes = 0
   private lastDataAt = 0
   private firstByteAt = 0
-  private headerTimer: ReturnType<typeof setTimeout> | undefined
+  /** When the response head is due (HEAD_DEADLINES expires the exchange then). */
+  deadlineAt = 0
   private idleTimer: ReturnType<typeof setTimeout> | undefined
   private drainWaiter: (() => void) | undefined
   private reader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
@@ -124,10 +126,14 @@ export class Exchange {
       this.c.conn.write(Buffer.from(head + '\r\n', 'latin1'))
       this.requestDone = true
     }
-    this.headerTimer = setTimeout(() => {
-      this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
-    }, this.opts.headerTimeoutMs)
+    this.deadlineAt = performance.now() + this.opts.headerTimeoutMs
+    HEAD_DEADLINES.add(this)
     return p
+  }
+
+  /** The response head did not come within header_timeout. */
+  expire(): void {
+    this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
   }
 
   /** Streams the request body with backpressure: waits for the socket to drain. */
@@ -211,8 +217,7 @@ export class Exchange {
       }
       reader.clear()
       this.head = head
-      clearTimeout(this.headerTimer)
-      this.headerTimer = undefined
+      HEAD_DEADLINES.delete(this)
       if (head.closeAfter) this.reusable = false
       this.beginBody(head, rest ?? EMPTY)
       return
@@ -363,7 +368,7 @@ export class Exchange {
   private finish(): void {
     if (this.finishedOnce) return
     this.finishedOnce = true
-    clearTimeout(this.headerTimer)
+    HEAD_DEADLINES.delete(this)
     clearTimeout(this.idleTimer)
     this.body?.resume()
     this.c.finished(this, this.reusable && this.requestDone && this.responseDone)
@@ -372,3 +377,11 @@ export class Exchange {
 }
 
 const EMPTY = Buffer.alloc(0)
+
+/**
+ * The response-head deadline of every exchange, on one timer rather than one per request (a
+ * timer made and cleared per proxied request, which almost never fires). header_timeout fires
+ * up to this much late.
+ */
+const HEAD_DEADLINE_TICK_MS = 50
+const HEAD_DEADLINES = new DeadlineSweep(HEAD_DEADLINE_TICK_MS)
