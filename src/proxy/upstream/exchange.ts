@@ -12,7 +12,6 @@ import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { parseResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
-import { DeadlineSweep, type Expiring } from '../../runtime/deadline-sweep.ts'
 import { latin1With } from '../../lib/bytes.ts'
 import { clientBodyFailure, RequestFailure, type FailureCode } from '../errors.ts'
 
@@ -70,7 +69,7 @@ const enum St {
   Done,
 }
 
-export class Exchange implements Expiring {
+export class Exchange {
   private st = St.Head
   private readonly headReader = new HeadReader()
   private head: ResponseHead | undefined
@@ -86,8 +85,7 @@ export class Exchange implements Expiring {
   private bodyBytes = 0
   private lastDataAt = 0
   private firstByteAt = 0
-  /** When the response head is due (HEAD_DEADLINES expires the exchange then). */
-  deadlineAt = 0
+  private headerTimer: ReturnType<typeof setTimeout> | undefined
   private idleTimer: ReturnType<typeof setTimeout> | undefined
   private drainWaiter: (() => void) | undefined
   private reader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
@@ -126,14 +124,10 @@ export class Exchange implements Expiring {
       this.c.conn.write(Buffer.from(head + '\r\n', 'latin1'))
       this.requestDone = true
     }
-    this.deadlineAt = performance.now() + this.opts.headerTimeoutMs
-    HEAD_DEADLINES.add(this)
+    this.headerTimer = setTimeout(() => {
+      this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
+    }, this.opts.headerTimeoutMs)
     return p
-  }
-
-  /** The response head did not come within header_timeout. */
-  expire(): void {
-    this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
   }
 
   /** Streams the request body with backpressure: waits for the socket to drain. */
@@ -217,7 +211,8 @@ export class Exchange implements Expiring {
       }
       reader.clear()
       this.head = head
-      HEAD_DEADLINES.delete(this)
+      clearTimeout(this.headerTimer)
+      this.headerTimer = undefined
       if (head.closeAfter) this.reusable = false
       this.beginBody(head, rest ?? EMPTY)
       return
@@ -368,7 +363,7 @@ export class Exchange implements Expiring {
   private finish(): void {
     if (this.finishedOnce) return
     this.finishedOnce = true
-    HEAD_DEADLINES.delete(this)
+    clearTimeout(this.headerTimer)
     clearTimeout(this.idleTimer)
     this.body?.resume()
     this.c.finished(this, this.reusable && this.requestDone && this.responseDone)
@@ -377,11 +372,3 @@ export class Exchange implements Expiring {
 }
 
 const EMPTY = Buffer.alloc(0)
-
-/**
- * The response-head deadline of every exchange, on one timer rather than one per request (a
- * timer made and cleared per proxied request, which almost never fires). header_timeout fires
- * up to this much late.
- */
-const HEAD_DEADLINE_TICK_MS = 50
-const HEAD_DEADLINES = new DeadlineSweep(HEAD_DEADLINE_TICK_MS)
