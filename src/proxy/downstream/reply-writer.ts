@@ -8,7 +8,6 @@ import { Buffer } from 'node:buffer'
 import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { isBodiless, planResponseHead } from '../../http1/response-encode.ts'
-import { latin1With } from '../../lib/bytes.ts'
 import { WriteQueue } from '../../runtime/write-queue.ts'
 import type { ProxyReply } from '../message.ts'
 
@@ -52,15 +51,16 @@ export class ReplyWriter {
       bytes = b === null ? EMPTY : typeof b === 'string' ? Buffer.from(b, 'utf8') : b
     }
     const plan = planResponseHead({ status: reply.status, statusText: reply.statusText, headers: reply.headers, method: ctx.method, minor: ctx.minor, bodyLength: stream ? undefined : bytes.byteLength, close: ctx.close })
+    const headBytes = Buffer.from(plan.text, 'latin1')
     const bodiless = isBodiless(ctx.method, reply.status)
     if (!stream || bodiless) {
       stream?.cancel().catch(() => {})
       // Head and body in one send.
-      this.write(latin1With(plan.text, bodiless ? undefined : bytes))
+      this.write(bytes.byteLength > 0 && !bodiless ? Buffer.concat([headBytes, bytes]) : headBytes)
       onEnd('done', plan.close)
       return
     }
-    this.write(Buffer.from(plan.text, 'latin1'))
+    this.write(headBytes)
     void this.pump(stream, plan.chunked, (end) => onEnd(end, plan.close))
   }
 

@@ -12,7 +12,6 @@ import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { parseResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
-import { latin1With } from '../../lib/bytes.ts'
 import { clientBodyFailure, RequestFailure, type FailureCode } from '../errors.ts'
 
 export interface OutgoingRequest {
@@ -114,7 +113,8 @@ export class Exchange {
     for (const [name, value] of req.headers) head += `${name}: ${value}\r\n`
     if (req.body instanceof Uint8Array) {
       head += `content-length: ${req.body.byteLength}\r\n\r\n`
-      this.c.conn.write(latin1With(head, req.body))
+      const headBytes = Buffer.from(head, 'latin1')
+      this.c.conn.write(req.body.byteLength > 0 ? Buffer.concat([headBytes, req.body]) : headBytes)
       this.requestDone = true
     } else if (req.body) {
       head += req.bodyLength !== undefined ? `content-length: ${req.bodyLength}\r\n\r\n` : 'transfer-encoding: chunked\r\n\r\n'
