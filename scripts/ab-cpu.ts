@@ -6,13 +6,14 @@
  *
  *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small]
  *
- * Starts a local nginx origin (a 100-byte answer at /small, keepalive_requests 1000000) and both
+ * Starts a local nginx origin (a 100-byte answer at /small, a 1 MiB file at /1m, keepalive_requests
+ * 1000000) and both
  * proxies with one worker each, access log and admin off; `wrk -t1` drives one proxy at a time.
  * Prints each round (with the proxy's RSS after it) and the medians, with B against A. Loopback only; everything is killed at
  * the end.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -76,18 +77,22 @@ async function waitFor(port: number): Promise<void> {
 
 function wrk(port: number, duration: string): { rps: number; requests: number } {
   const r = spawnSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${duration}`, `http://127.0.0.1:${port}${PATH}`], { encoding: 'utf8' })
+  if (/Non-2xx/.test(r.stdout)) throw new Error(`the origin refused: ${r.stdout}`)
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1])
   const requests = Number(/(\d+) requests in/.exec(r.stdout)?.[1])
   if (!rps || !requests) throw new Error(`wrk failed: ${r.stdout}${r.stderr}`)
   return { rps, requests }
 }
 
+// nginx's workers run as another user: the temp dir must let them read the file.
+chmodSync(dir, 0o755)
+writeFileSync(join(dir, '1m'), new Uint8Array(1024 * 1024).fill(0x78))
 const conf = join(dir, 'origin.conf')
 writeFileSync(
   conf,
   `worker_processes 1;\ndaemon off;\npid ${join(dir, 'nginx.pid')};\nerror_log ${join(dir, 'nginx.err')} warn;\nevents { worker_connections 4096; }\n` +
     `http {\n  access_log off;\n  keepalive_requests 1000000;\n  server {\n    listen 127.0.0.1:${PORTS.origin};\n` +
-    `    location = /small { return 200 "${'x'.repeat(100)}"; }\n  }\n}\n`,
+    `    location = /small { return 200 "${'x'.repeat(100)}"; }\n    location = /1m { alias ${join(dir, '1m')}; }\n  }\n}\n`,
 )
 start('nginx', ['-c', conf])
 const proxies = [

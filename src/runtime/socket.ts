@@ -98,7 +98,8 @@ class BunConn implements Conn {
     readonly remoteAddress: string,
     readonly timings: ConnTimings,
   ) {
-    this.out = new WriteQueue(socket)
+    // Batched: requests written from promise reactions go out together (write-queue.ts).
+    this.out = new WriteQueue(socket, { batch: true })
     this.sizer = new ReadSizer(socket)
   }
 
@@ -128,7 +129,10 @@ class BunConn implements Conn {
     this.out.endWhenFlushed()
   }
   destroy(): void {
-    if (!this.closed) this.socket.terminate()
+    if (this.closed) return
+    // What was written goes to the kernel first, as it did before writes were batched.
+    this.out.sendBatch()
+    this.socket.terminate()
   }
   tlsInfo() {
     if (this.timings.tlsAt === undefined) return undefined

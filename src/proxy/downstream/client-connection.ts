@@ -390,6 +390,7 @@ export class ClientConnection implements DownstreamConnection {
 
   destroy(): void {
     if (this.phase === Phase.Closed) return
+    this.writer.sendBatch() // an answer already written goes out before the cut
     this.sock.terminate()
     this.onClose(undefined)
   }

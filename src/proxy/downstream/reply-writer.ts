@@ -36,7 +36,8 @@ export class ReplyWriter {
   closed = false
 
   constructor(private readonly sock: WritableSocket) {
-    this.out = new WriteQueue(sock)
+    // Batched: answers written from promise reactions go out together (runtime/write-queue.ts).
+    this.out = new WriteQueue(sock, { batch: true })
   }
 
   /**
@@ -111,6 +112,11 @@ export class ReplyWriter {
   /** FIN once every queued byte has been sent. */
   endWhenFlushed(): void {
     this.out.endWhenFlushed()
+  }
+
+  /** Hands what is held for this round's batch to the socket now (before the socket is cut). */
+  sendBatch(): void {
+    if (!this.closed) this.out.sendBatch()
   }
 
   /** The connection is gone: drops what is queued and stops the body being pumped. */
