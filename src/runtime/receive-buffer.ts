@@ -61,16 +61,24 @@ function load(): SetSockOpt | null {
 const value = new Int32Array(1)
 
 /**
- * Sets SO_RCVBUF on a Bun socket (its `fd`, which Bun's types omit) to `bytes`; false when it
- * could not be set (the socket still works, with reads of up to 512 KiB).
+ * Sets an integer socket option through libc's setsockopt on a Bun socket's file descriptor
+ * (`fd`, which Bun's types omit); false when it could not be set. Also used by send-backlog.ts.
  */
-export function setReceiveBuffer(socket: object, bytes: number = RECEIVE_BUFFER_BYTES): boolean {
+export function setSocketOption(socket: object, level: number, name: number, optionValue: number): boolean {
   const fd = (socket as { fd?: unknown }).fd
   if (typeof fd !== 'number' || fd < 0) return false
   const fn = load()
   if (!fn) return false
-  value[0] = bytes
-  return fn(fd, SOL_SOCKET, SO_RCVBUF, value, 4) === 0
+  value[0] = optionValue
+  return fn(fd, level, name, value, 4) === 0
+}
+
+/**
+ * Sets SO_RCVBUF on a Bun socket to `bytes`; false when it could not be set (the socket still
+ * works, with reads of up to 512 KiB).
+ */
+export function setReceiveBuffer(socket: object, bytes: number = RECEIVE_BUFFER_BYTES): boolean {
+  return setSocketOption(socket, SOL_SOCKET, SO_RCVBUF, bytes)
 }
 
 /**
