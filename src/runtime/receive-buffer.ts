@@ -95,14 +95,22 @@ export class ReadSizer {
   private large = false
   private wholeBytesInARow = 0
 
-  constructor(private readonly socket: object) {
+  constructor(
+    private readonly socket: object,
+    /**
+     * The peers the bytes go to bound their sockets' unsent backlog (send-backlog.ts): a write
+     * taken only in part then says the peer is that bound behind, not that it is slow, and does
+     * not start the count again. A peer cannot take much more than it reads plus that bound.
+     */
+    private readonly peerBacklogBounded = false,
+  ) {
     setReceiveBuffer(socket)
   }
 
   /** The peer was given `bytes` read here: `whole` when its socket took them all at once. */
   wrote(whole: boolean, bytes: number): void {
     if (this.large) return
-    if (!whole) {
+    if (!whole && !this.peerBacklogBounded) {
       this.wholeBytesInARow = 0
       return
     }

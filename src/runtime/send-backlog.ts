@@ -14,8 +14,9 @@
  * writable again below half of it; tcp(7)), so a slow reader is handed the bound plus its
  * window, not ~1 MB. Bytes in flight are not counted, so the congestion window, and with it a
  * distant fast client's throughput, is not limited. What a small bound costs is more writable
- * events per byte, so it is raised once the client has taken WIDEN_AFTER_BYTES: with the bound
- * in place, a client can only have taken that much by reading it.
+ * events per byte, so it is raised for good once the client has taken WIDEN_AFTER_BYTES.
+ * Where the proxy reads the bytes from also needs to know that a write taken in part is not a
+ * slow client (receive-buffer.ts, peerBacklogBounded).
  */
 import { setSocketOption } from './receive-buffer.ts'
 
@@ -23,7 +24,11 @@ import { setSocketOption } from './receive-buffer.ts'
 export const SEND_BACKLOG_BYTES = 64 * 1024
 /** The bound once the client has shown it reads: room for two of the largest reads (512 KiB). */
 export const LARGE_SEND_BACKLOG_BYTES = 1024 * 1024
-/** Bytes handed to the socket before the bound is raised. */
+/**
+ * Bytes handed to the socket before the bound is raised: with the bound in place, a client can
+ * only have taken that many by reading most of them (what is unsent is at most the bound, what
+ * is in flight at most its window).
+ */
 export const WIDEN_AFTER_BYTES = 2 * 1024 * 1024
 
 // <netinet/tcp.h>, the same on every Linux architecture.
@@ -42,7 +47,7 @@ export class SendBacklog {
     if (process.platform === 'linux') setSocketOption(socket, IPPROTO_TCP, TCP_NOTSENT_LOWAT, SEND_BACKLOG_BYTES)
   }
 
-  /** `bytes` were handed to the socket (taken, or queued until it drains). */
+  /** `bytes` of a body were handed to the socket (taken, or queued until it drains). */
   wrote(bytes: number): void {
     if (this.handedBytes >= WIDEN_AFTER_BYTES) return
     if ((this.handedBytes += bytes) < WIDEN_AFTER_BYTES) return

@@ -99,7 +99,8 @@ class BunConn implements Conn {
     readonly timings: ConnTimings,
   ) {
     this.out = new WriteQueue(socket)
-    this.sizer = new ReadSizer(socket)
+    // What is read here goes to client sockets, whose unsent backlog is bounded (send-backlog.ts).
+    this.sizer = new ReadSizer(socket, true)
   }
 
   wrote(whole: boolean, bytes: number): void {
