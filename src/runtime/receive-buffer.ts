@@ -61,16 +61,24 @@ function load(): SetSockOpt | null {
 const value = new Int32Array(1)
 
 /**
- * Sets SO_RCVBUF on a Bun socket (its `fd`, which Bun's types omit) to `bytes`; false when it
- * could not be set (the socket still works, with reads of up to 512 KiB).
+ * Sets an integer socket option through libc's setsockopt on a Bun socket's file descriptor
+ * (`fd`, which Bun's types omit); false when it could not be set. Also used by send-backlog.ts.
  */
-export function setReceiveBuffer(socket: object, bytes: number = RECEIVE_BUFFER_BYTES): boolean {
+export function setSocketOption(socket: object, level: number, name: number, optionValue: number): boolean {
   const fd = (socket as { fd?: unknown }).fd
   if (typeof fd !== 'number' || fd < 0) return false
   const fn = load()
   if (!fn) return false
-  value[0] = bytes
-  return fn(fd, SOL_SOCKET, SO_RCVBUF, value, 4) === 0
+  value[0] = optionValue
+  return fn(fd, level, name, value, 4) === 0
+}
+
+/**
+ * Sets SO_RCVBUF on a Bun socket to `bytes`; false when it could not be set (the socket still
+ * works, with reads of up to 512 KiB).
+ */
+export function setReceiveBuffer(socket: object, bytes: number = RECEIVE_BUFFER_BYTES): boolean {
+  return setSocketOption(socket, SOL_SOCKET, SO_RCVBUF, bytes)
 }
 
 /**
@@ -87,14 +95,22 @@ export class ReadSizer {
   private large = false
   private wholeBytesInARow = 0
 
-  constructor(private readonly socket: object) {
+  constructor(
+    private readonly socket: object,
+    /**
+     * The peers the bytes go to bound their sockets' unsent backlog (send-backlog.ts): a write
+     * taken only in part then says the peer is that bound behind, not that it is slow, and does
+     * not start the count again. A peer cannot take much more than it reads plus that bound.
+     */
+    private readonly peerBacklogBounded = false,
+  ) {
     setReceiveBuffer(socket)
   }
 
   /** The peer was given `bytes` read here: `whole` when its socket took them all at once. */
   wrote(whole: boolean, bytes: number): void {
     if (this.large) return
-    if (!whole) {
+    if (!whole && !this.peerBacklogBounded) {
       this.wholeBytesInARow = 0
       return
     }

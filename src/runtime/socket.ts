@@ -100,7 +100,8 @@ class BunConn implements Conn {
   ) {
     // Batched: requests written from promise reactions go out together (write-queue.ts).
     this.out = new WriteQueue(socket, { batch: true })
-    this.sizer = new ReadSizer(socket)
+    // What is read here goes to client sockets, whose unsent backlog is bounded (send-backlog.ts).
+    this.sizer = new ReadSizer(socket, true)
   }
 
   wrote(whole: boolean, bytes: number): void {

@@ -6,10 +6,13 @@
  * and every body must arrive whole (SHA-256). Asserts that the RSS growth of the slow phase stays
  * under the stated per-connection bound times the number of connections, plus a fixed allowance
  * for the runtime's own growth. A memory bound, not a timing threshold: the pace only decides how
- * long the proxy holds bytes, the bound is how many. The measured figures are in the README.
+ * long the proxy holds bytes, the bound is how many. And issue 14's target with Debian's
+ * slowhttptest: 500 readers that hardly read keep the RSS within 64 MiB of idle. The measured
+ * figures are in the README.
  */
 import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test'
 import { createHash, randomBytes } from 'node:crypto'
+import { measureSlowReaders, startNginxOrigin } from '../../scripts/slow-readers-rss.ts'
 import { rssBytes, startProxyProcess } from '../../scripts/stream-rss.ts'
 import { RECEIVE_BUFFER_BYTES, setReceiveBuffer } from '../../src/runtime/receive-buffer.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
@@ -260,4 +263,24 @@ test('25 fast uploads of 16 MiB toward an upstream that reads slowly: RSS growth
     expect(r.body.toString()).toBe(UPLOAD_SHA)
   }
   expect(growth).toBeLessThan(UPLOADS * CONNECTIONS_PER_TRANSFER * PER_CONNECTION_BYTES + ALLOWANCE_BYTES)
+}, 90_000)
+
+test('500 slowhttptest -X readers of a 4 MiB body: RSS stays within 64 MiB of idle', async () => {
+  // Issue 14's target, with Debian's slowhttptest as in the README (shorter): each reader
+  // advertises a window of 512 to 1024 bytes and reads 32 bytes every 5 s. Before the send
+  // backlog was bounded (runtime/send-backlog.ts) the kernel took ~1 MB per reader within the
+  // first second, and the proxy's RSS peaked 80 to 105 MiB over idle while that passed through it.
+  const READERS = 500
+  const LIMIT_BYTES = 64 * 2 ** 20
+  // nginx as the origin, as in the README's figure (and in front of most real origins).
+  const origin = await startNginxOrigin()
+  cleanups.push(() => origin.stop())
+  const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off'], BIN)
+  cleanups.push(() => proxy.stop())
+  const r = await measureSlowReaders({ url: `${proxy.url}/big`, pid: proxy.child.pid!, clients: READERS, seconds: 10, sampleMs: 100 })
+  const growth = r.peakBytes - r.idleBytes
+  console.log(`${READERS} slowhttptest -X readers: proxy RSS ${(r.idleBytes / 2 ** 20).toFixed(1)} MiB idle, peak ${(r.peakBytes / 2 ** 20).toFixed(1)} MiB (+${(growth / 2 ** 20).toFixed(1)} MiB), up to ${r.maxSockets} sockets open`)
+  // Every reader was connected through the proxy at once: its socket and its upstream one.
+  expect(r.maxSockets).toBeGreaterThanOrEqual(2 * READERS)
+  expect(growth).toBeLessThan(LIMIT_BYTES)
 }, 90_000)

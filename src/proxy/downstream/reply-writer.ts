@@ -8,6 +8,7 @@ import { Buffer } from 'node:buffer'
 import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { isBodiless, planResponseHead } from '../../http1/response-encode.ts'
+import { SendBacklog } from '../../runtime/send-backlog.ts'
 import { WriteQueue } from '../../runtime/write-queue.ts'
 import type { ProxyReply } from '../message.ts'
 
@@ -31,6 +32,8 @@ const EMPTY = new Uint8Array(0)
 
 export class ReplyWriter {
   private readonly out: WriteQueue
+  /** The client socket's unsent backlog: small until the client has taken a few MiB (runtime/send-backlog.ts). */
+  private readonly backlog: SendBacklog
   private drainWaiter: (() => void) | undefined
   private reader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
   closed = false
@@ -38,6 +41,7 @@ export class ReplyWriter {
   constructor(private readonly sock: WritableSocket) {
     // Batched: answers written from promise reactions go out together (runtime/write-queue.ts).
     this.out = new WriteQueue(sock, { batch: true })
+    this.backlog = new SendBacklog(sock)
   }
 
   /**
@@ -79,6 +83,7 @@ export class ReplyWriter {
         if (value.byteLength === 0) continue
         const whole = this.write(chunked ? encodeChunk(value) : value)
         source?.wrote(whole, value.byteLength)
+        this.backlog.wrote(value.byteLength)
         if (!whole) {
           await new Promise<void>((r) => (this.drainWaiter = r))
           if (this.closed) return
