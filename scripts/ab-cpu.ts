@@ -4,11 +4,13 @@
  * machine hits both alike. What each performance commit's message quotes (issue 18's rule: an
  * optimisation is its own commit with its A/B figures).
  *
- *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small]
+ *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2]
  *
  * Starts a local nginx origin (a 100-byte answer at /small, a 1 MiB file at /1m, keepalive_requests
  * 1000000) and both
  * proxies with one worker each, access log and admin off; `wrk -t1` drives one proxy at a time.
+ * With --h2 the proxies listen with TLS (a self-signed certificate made with openssl) and
+ * `h2load -t1 -c16 -m10` (ALPN h2) drives them instead.
  * Prints each round (with the proxy's RSS after it) and the medians, with B against A. Loopback only; everything is killed at
  * the end.
  */
@@ -22,7 +24,8 @@ const opt = (name: string, def: string) => {
   const i = args.indexOf(name)
   return i >= 0 ? args[i + 1]! : def
 }
-const [binA, binB] = args.filter((a, i) => !a.startsWith('--') && (i === 0 || !args[i - 1]!.startsWith('--')))
+const FLAGS_WITH_VALUES = new Set(['--rounds', '--duration', '--connections', '--path'])
+const [binA, binB] = args.filter((a, i) => !a.startsWith('--') && (i === 0 || !FLAGS_WITH_VALUES.has(args[i - 1]!)))
 if (!binA || !binB) {
   console.error('usage: bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small]')
   process.exit(2)
@@ -31,6 +34,7 @@ const ROUNDS = Number(opt('--rounds', '4'))
 const DURATION = opt('--duration', '5s')
 const CONNECTIONS = opt('--connections', '64')
 const PATH = opt('--path', '/small')
+const H2 = args.includes('--h2')
 const PORTS = { origin: 18300, a: 18301, b: 18302 }
 const TICKS_PER_S = 100
 
@@ -63,16 +67,30 @@ function cpuTicks(pid: number): [number, number] {
   return [Number(f[11]), Number(f[12])]
 }
 
-async function waitFor(port: number): Promise<void> {
+async function waitFor(port: number, tls = false): Promise<void> {
   for (let i = 0; i < 100; i++) {
     try {
-      await fetch(`http://127.0.0.1:${port}${PATH}`)
+      await fetch(`${tls ? 'https' : 'http'}://127.0.0.1:${port}${PATH}`, { tls: { rejectUnauthorized: false } } as RequestInit)
       return
     } catch {
       await Bun.sleep(100)
     }
   }
   throw new Error(`nothing answers on port ${port}`)
+}
+
+/** h2load over TLS: 16 connections, 10 streams in flight on each. */
+function h2load(port: number, duration: string): { rps: number; requests: number } {
+  const r = spawnSync('h2load', ['-t1', '-c16', '-m10', `-D${duration}`, `https://127.0.0.1:${port}${PATH}`], { encoding: 'utf8' })
+  const rps = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(r.stdout)?.[1])
+  const requests = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(r.stdout)?.[1])
+  const ok = Number(/status codes: (\d+) 2xx/.exec(r.stdout)?.[1])
+  if (!/Application protocol: h2/.test(r.stdout) || !rps || !requests || ok < requests) throw new Error(`h2load failed: ${r.stdout}${r.stderr}`)
+  return { rps, requests }
+}
+
+function load(port: number, duration: string): { rps: number; requests: number } {
+  return H2 ? h2load(port, duration) : wrk(port, duration)
 }
 
 function wrk(port: number, duration: string): { rps: number; requests: number } {
@@ -95,21 +113,29 @@ writeFileSync(
     `    location = /small { return 200 "${'x'.repeat(100)}"; }\n    location = /1m { alias ${join(dir, '1m')}; }\n  }\n}\n`,
 )
 start('nginx', ['-c', conf])
+const tlsArgs: string[] = []
+if (H2) {
+  const cert = join(dir, 'cert.pem')
+  const key = join(dir, 'key.pem')
+  const ssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'])
+  if (ssl.status !== 0) throw new Error(`openssl could not make a certificate: ${ssl.stderr}`)
+  tlsArgs.push('--tls-cert', cert, '--tls-key', key)
+}
 const proxies = [
   { name: 'A', bin: binA, port: PORTS.a },
   { name: 'B', bin: binB, port: PORTS.b },
-].map((p) => ({ ...p, child: start(p.bin, ['serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${p.port}`, '--admin', 'off', '--access-log', 'off']) }))
+].map((p) => ({ ...p, child: start(p.bin, ['serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${p.port}`, '--admin', 'off', '--access-log', 'off', ...tlsArgs]) }))
 await waitFor(PORTS.origin)
 for (const p of proxies) {
-  await waitFor(p.port)
-  wrk(p.port, '2s') // warm-up: JIT tiers and the upstream pool
+  await waitFor(p.port, H2)
+  load(p.port, '2s') // warm-up: JIT tiers and the upstream pool
 }
 
 const results = new Map<string, { rps: number[]; user: number[]; sys: number[]; rss: number[] }>(proxies.map((p) => [p.name, { rps: [], user: [], sys: [], rss: [] }]))
 for (let round = 1; round <= ROUNDS; round++) {
   for (const p of proxies) {
     const [u0, s0] = cpuTicks(p.child.pid!)
-    const { rps, requests } = wrk(p.port, DURATION)
+    const { rps, requests } = load(p.port, DURATION)
     const [u1, s1] = cpuTicks(p.child.pid!)
     const usPer = (ticks: number) => (ticks * 1e6) / TICKS_PER_S / requests
     const r = results.get(p.name)!

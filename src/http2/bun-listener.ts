@@ -30,7 +30,8 @@ export class H2Connection {
   private gone = false
 
   constructor(private readonly sock: Socket<unknown>, opts: H2ConnectionOptions) {
-    this.out = new WriteQueue(sock)
+    // Batched: the flushes of many sessions in one round of events go out together (write-queue.ts).
+    this.out = new WriteQueue(sock, { batch: true })
     this.session = new ServerSession({
       write: (b) => (this.gone ? false : this.out.write(b)),
       close: () => this.endWhenFlushed(),
