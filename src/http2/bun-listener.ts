@@ -55,6 +55,11 @@ export class H2Connection {
     this.session.drained()
   }
 
+  /** Hands what is held for this round's batch to the socket now (the peer half-closed: Bun closes the socket next). */
+  sendBatch(): void {
+    if (!this.gone) this.out.sendBatch()
+  }
+
   onClose(): void {
     this.gone = true
     this.out.clear()

@@ -113,6 +113,11 @@ class BunConn implements Conn {
     return this.out.write(typeof data === 'string' ? encoder.encode(data) : data)
   }
 
+  /** Hands what is held for this round's batch to the socket now. */
+  sendBatch(): void {
+    if (!this.closed) this.out.sendBatch()
+  }
+
   /** Called from the socket's drain event: flush what is queued, then tell the user. */
   flushQueue(): void {
     if (!this.out.flush()) return
@@ -173,7 +178,9 @@ const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
   },
   end(socket) {
     // Half-close from the peer: treat as close; HTTP/1.1 responses that end at close are
-    // completed by the close handler of the exchange.
+    // completed by the close handler of the exchange. What is held for this round's batch goes
+    // to the kernel first, as it did before writes were batched.
+    socket.data.conn?.sendBatch()
     socket.end()
   },
   error(socket, err) {

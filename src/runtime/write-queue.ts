@@ -14,6 +14,7 @@
  * returns stays honest for backpressure: a batched write says true, and what the socket does not
  * take when the batch is sent is queued, so the next write says false until the drain.
  */
+import { concatBytes } from '../lib/bytes.ts'
 
 /**
  * The unwritten rest of a write, as a copy when it is under half of the buffer it views: a view
@@ -77,9 +78,12 @@ export class WriteQueue {
   sendBatch(): void {
     const held = this.batch
     if (held === undefined) return
+    const total = this.batchBytes
     this.batch = undefined
     this.batchBytes = 0
-    for (const bytes of held) this.sendNow(bytes)
+    // One send (and over TLS one record) for what one socket was given this round.
+    if (held.length === 1) this.sendNow(held[0]!)
+    else this.sendNow(concatBytes(held, total))
   }
 
   /** Whether the socket has been (or will be, once flushed) ended through endWhenFlushed(). */

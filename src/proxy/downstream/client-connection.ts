@@ -151,8 +151,7 @@ export class ClientConnection implements DownstreamConnection {
     this.closeAfter = !head.keepAlive || this.shared.stopping
     this.client.protocol = head.minor === 0 ? 'HTTP/1.0' : 'HTTP/1.1'
     const headers = new HeadHeaders(head.names, head.values)
-    // The id is given here, so that an answer this connection makes itself (a malformed body)
-    // and the request path's record of the request carry the same one.
+    // The id is given here, so that an answer this connection makes itself (a malformed body) and the request path's record carry the same one.
     const req: ProxyRequest = { method: head.method, target: head.target, headers, body: null, id: requestIdFor(headers.get('x-request-id')) }
     this.req = req
 
@@ -379,7 +378,8 @@ export class ClientConnection implements DownstreamConnection {
   }
 
   onEnd(): void {
-    // The client half-closed. A request still being served finishes; otherwise close.
+    // The client half-closed; Bun closes the socket once this returns: what is held goes out now.
+    this.writer.sendBatch()
     if (this.phase === Phase.Tunnel) {
       this.tunnel?.handlers.close(undefined)
       return

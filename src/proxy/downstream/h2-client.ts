@@ -138,6 +138,8 @@ export class H2Client {
 
   onEnd(): void {
     this.conn.session.shutdown(H2Code.NO_ERROR, 'client closed its side')
+    // Bun closes the socket once this returns: the GOAWAY and what else is held go out now.
+    this.conn.sendBatch()
   }
 
   onClose(): void {
