@@ -6,8 +6,9 @@
  */
 import { afterEach, describe, expect, test } from 'bun:test'
 import { H2Code } from '../../src/http2/errors.ts'
-import { frame, FrameType, Flag, PREFACE, rstStreamFrame, settingsFrame, windowUpdateFrame, readFrameHeader } from '../../src/http2/frames.ts'
+import { frame, FrameType, Flag, PREFACE, rstStreamFrame, settingsFrame, windowUpdateFrame } from '../../src/http2/frames.ts'
 import { encodeInt, HpackEncoder } from '../../src/http2/hpack.ts'
+import { FrameSplitter } from './support/frame-splitter.ts'
 import { RawClient } from './support/raw-client.ts'
 import { run, startServer, type TestH2Server } from './support/h2-server.ts'
 
@@ -152,7 +153,7 @@ describe('socket level: the attacker is cut off, other clients are served', () =
 
   /** Sends `parts` on a new h2c connection; returns the GOAWAY code received (if any). */
   async function attack(port: number, parts: Uint8Array[]): Promise<number | undefined> {
-    let rx = new Uint8Array(0)
+    const frames = new FrameSplitter()
     let goaway: number | undefined
     const { promise: closed, resolve } = Promise.withResolvers<void>()
     const sock = await Bun.connect({
@@ -160,17 +161,9 @@ describe('socket level: the attacker is cut off, other clients are served', () =
       port,
       socket: {
         data(_, d) {
-          const buf = new Uint8Array(rx.byteLength + d.byteLength)
-          buf.set(rx)
-          buf.set(d, rx.byteLength)
-          let off = 0
-          while (buf.byteLength - off >= 9) {
-            const h = readFrameHeader(buf, off)
-            if (buf.byteLength - off < 9 + h.length) break
-            if (h.type === FrameType.GOAWAY) goaway = new DataView(buf.buffer, buf.byteOffset + off + 9 + 4, 4).getUint32(0)
-            off += 9 + h.length
-          }
-          rx = buf.slice(off)
+          frames.push(d, (h, payload) => {
+            if (h.type === FrameType.GOAWAY) goaway = new DataView(payload.buffer, payload.byteOffset + 4, 4).getUint32(0)
+          })
         },
         close: () => resolve(),
         error: () => resolve(),

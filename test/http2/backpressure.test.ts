@@ -3,8 +3,9 @@
  * (what would be the upstream) after at most its window plus the stream's queue.
  */
 import { afterEach, expect, test } from 'bun:test'
-import { frame, FrameType, Flag, PREFACE, readFrameHeader, settingsFrame } from '../../src/http2/frames.ts'
+import { frame, FrameType, Flag, PREFACE, settingsFrame } from '../../src/http2/frames.ts'
 import { HpackEncoder } from '../../src/http2/hpack.ts'
+import { FrameSplitter } from './support/frame-splitter.ts'
 import { startServer, type TestH2Server } from './support/h2-server.ts'
 
 let server: TestH2Server | undefined
@@ -15,24 +16,16 @@ afterEach(() => {
 
 test('a reader that sends no WINDOW_UPDATE gets 65535 bytes, and the source is paused near that', async () => {
   server = startServer({ tls: false })
-  let rx = new Uint8Array(0)
+  const frames = new FrameSplitter()
   let dataBytes = 0
   const sock = await Bun.connect({
     hostname: '127.0.0.1',
     port: server.port,
     socket: {
       data(_, d) {
-        const buf = new Uint8Array(rx.byteLength + d.byteLength)
-        buf.set(rx)
-        buf.set(d, rx.byteLength)
-        let off = 0
-        while (buf.byteLength - off >= 9) {
-          const h = readFrameHeader(buf, off)
-          if (buf.byteLength - off < 9 + h.length) break
+        frames.push(d, (h) => {
           if (h.type === FrameType.DATA) dataBytes += h.length
-          off += 9 + h.length
-        }
-        rx = buf.slice(off)
+        })
       },
     },
   })

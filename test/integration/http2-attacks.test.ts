@@ -9,9 +9,10 @@
 import { afterEach, expect, test } from 'bun:test'
 import { connect } from 'node:tls'
 import { H2Code } from '../../src/http2/errors.ts'
-import { frame, Flag, FrameType, PREFACE, readFrameHeader, rstStreamFrame, settingsFrame } from '../../src/http2/frames.ts'
+import { frame, Flag, FrameType, PREFACE, rstStreamFrame, settingsFrame } from '../../src/http2/frames.ts'
 import { HpackEncoder } from '../../src/http2/hpack.ts'
 import { DEFAULT_LIMITS } from '../../src/http2/limits.ts'
+import { FrameSplitter } from '../http2/support/frame-splitter.ts'
 import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
 
@@ -67,21 +68,13 @@ async function attack(port: number, parts: Uint8Array[], waitCloseMs = 5000): Pr
     sock.on('close', () => resolve())
     sock.on('error', () => resolve())
   })
-  let rx = new Uint8Array(0)
+  const frames = new FrameSplitter()
   sock.on('data', (d: Buffer) => {
-    const buf = new Uint8Array(rx.byteLength + d.byteLength)
-    buf.set(rx)
-    buf.set(d, rx.byteLength)
-    let off = 0
-    while (buf.byteLength - off >= 9) {
-      const f = readFrameHeader(buf, off)
-      if (buf.byteLength - off < 9 + f.length) break
-      const payload = new DataView(buf.buffer, buf.byteOffset + off + 9, f.length)
+    frames.push(d, (f, bytes) => {
+      const payload = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
       if (f.type === FrameType.GOAWAY) result.goaway = payload.getUint32(4)
       if (f.type === FrameType.RST_STREAM && payload.getUint32(0) === H2Code.REFUSED_STREAM) result.refused++
-      off += 9 + f.length
-    }
-    rx = buf.slice(off)
+    })
   })
   try {
     await new Promise<void>((resolve, reject) => {

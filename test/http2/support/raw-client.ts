@@ -3,12 +3,13 @@
  * real client would never send) and feeds them to a ServerSession over an in-memory transport,
  * then parses what the session wrote back.
  */
-import { readFrameHeader, frame, FrameType, Flag, PREFACE, settingsFrame, type SettingsList } from '../../../src/http2/frames.ts'
+import { frame, FrameType, Flag, PREFACE, settingsFrame, type SettingsList } from '../../../src/http2/frames.ts'
 import { HpackDecoder, HpackEncoder, type HeaderField } from '../../../src/http2/hpack.ts'
 import type { Http2Limits } from '../../../src/http2/limits.ts'
 import { ServerSession } from '../../../src/http2/session.ts'
 import type { ServerStream } from '../../../src/http2/stream.ts'
 import { concatBytes } from '../../../src/lib/bytes.ts'
+import { FrameSplitter } from './frame-splitter.ts'
 
 export interface RxFrame {
   type: number
@@ -27,7 +28,7 @@ export class RawClient {
   /** What write() returns: false simulates a client that stops reading. */
   writable = true
   bytesWritten = 0
-  private rx = new Uint8Array(0)
+  private readonly rx = new FrameSplitter()
   private readonly enc = new HpackEncoder(4096)
   private readonly dec = new HpackDecoder(65536, 1 << 20)
   now = 0
@@ -106,19 +107,10 @@ export class RawClient {
   }
 
   private parse(b: Uint8Array): void {
-    const buf = new Uint8Array(this.rx.byteLength + b.byteLength)
-    buf.set(this.rx)
-    buf.set(b, this.rx.byteLength)
-    let off = 0
-    while (buf.byteLength - off >= 9) {
-      const h = readFrameHeader(buf, off)
-      if (buf.byteLength - off < 9 + h.length) break
-      const payload = buf.slice(off + 9, off + 9 + h.length)
+    this.rx.push(b, (h, payload) => {
       const f: RxFrame = { type: h.type, flags: h.flags, streamId: h.streamId, payload }
       if (h.type === FrameType.HEADERS) f.headers = this.dec.decode(payload).fields
       this.frames.push(f)
-      off += 9 + h.length
-    }
-    this.rx = buf.slice(off)
+    })
   }
 }
