@@ -14,7 +14,7 @@
  * writable again below half of it; tcp(7)), so a slow reader is handed the bound plus its
  * window, not ~1 MB. Bytes in flight are not counted, so the congestion window, and with it a
  * distant fast client's throughput, is not limited. What a small bound costs is more writable
- * events per byte, so it is raised for good once the client has taken WIDEN_AFTER_BYTES.
+ * events per byte, so it is raised for good once the client has taken RAISE_AFTER_BYTES.
  * Where the proxy reads the bytes from also needs to know that a write taken in part is not a
  * slow client (receive-buffer.ts, peerBacklogBounded).
  */
@@ -29,7 +29,7 @@ export const LARGE_SEND_BACKLOG_BYTES = 1024 * 1024
  * only have taken that many by reading most of them (what is unsent is at most the bound, what
  * is in flight at most its window).
  */
-export const WIDEN_AFTER_BYTES = 2 * 1024 * 1024
+export const RAISE_AFTER_BYTES = 2 * 1024 * 1024
 
 // <netinet/tcp.h>, the same on every Linux architecture.
 const IPPROTO_TCP = 6
@@ -37,20 +37,21 @@ const TCP_NOTSENT_LOWAT = 25
 
 /**
  * The unsent-backlog bound of one socket: small from the start, large for good once
- * WIDEN_AFTER_BYTES have been handed to it (over several responses of a kept-alive connection
- * too). Where the option cannot be set (not Linux, no FFI) the kernel's own sizing stays.
+ * RAISE_AFTER_BYTES have been handed to it (over several responses of a kept-alive connection
+ * too). Where the option cannot be set (setSocketOption does nothing off Linux or without FFI)
+ * the kernel's own sizing stays.
  */
 export class SendBacklog {
   private handedBytes = 0
 
   constructor(private readonly socket: object) {
-    if (process.platform === 'linux') setSocketOption(socket, IPPROTO_TCP, TCP_NOTSENT_LOWAT, SEND_BACKLOG_BYTES)
+    setSocketOption(socket, IPPROTO_TCP, TCP_NOTSENT_LOWAT, SEND_BACKLOG_BYTES)
   }
 
   /** `bytes` of a body were handed to the socket (taken, or queued until it drains). */
   wrote(bytes: number): void {
-    if (this.handedBytes >= WIDEN_AFTER_BYTES) return
-    if ((this.handedBytes += bytes) < WIDEN_AFTER_BYTES) return
-    if (process.platform === 'linux') setSocketOption(this.socket, IPPROTO_TCP, TCP_NOTSENT_LOWAT, LARGE_SEND_BACKLOG_BYTES)
+    if (this.handedBytes >= RAISE_AFTER_BYTES) return
+    if ((this.handedBytes += bytes) < RAISE_AFTER_BYTES) return
+    setSocketOption(this.socket, IPPROTO_TCP, TCP_NOTSENT_LOWAT, LARGE_SEND_BACKLOG_BYTES)
   }
 }

@@ -6,8 +6,9 @@
  *
  * Batched queues (`{ batch: true }`) hold small writes (at most 64 KiB a socket) made while the
  * event loop handles one round of socket events and send them all at the end of it (one
- * setImmediate for every queue), instead of one send per write as it is made. Bun corks a socket's writes only inside that
- * socket's own callbacks, and the request path writes from promise reactions, outside them.
+ * setImmediate for every queue), instead of one send per write as it is made. Bun corks a
+ * socket's writes only inside that socket's own callbacks, and the request path writes from
+ * promise reactions, outside them.
  * Measured (scripts/ab-cpu.ts, small proxied requests, c=64): each send wakes the peer that
  * waits for it (wrk, nginx), and spread-out sends woke them once per request; sent together, one
  * wake-up serves several, and the proxy's system time per request fell by a fifth. What a write

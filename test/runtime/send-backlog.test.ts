@@ -5,7 +5,7 @@
  */
 import { afterEach, expect, test } from 'bun:test'
 import type { Socket, TCPSocketListener } from 'bun'
-import { SEND_BACKLOG_BYTES, SendBacklog, WIDEN_AFTER_BYTES } from '../../src/runtime/send-backlog.ts'
+import { SEND_BACKLOG_BYTES, SendBacklog, RAISE_AFTER_BYTES } from '../../src/runtime/send-backlog.ts'
 
 const cleanups: (() => void)[] = []
 afterEach(() => {
@@ -68,7 +68,7 @@ test('without the bound, and after widening, the same client is handed more', as
   const takenPlain = await fill(plain)
   const s = await stalledPair()
   const backlog = new SendBacklog(s)
-  backlog.wrote(WIDEN_AFTER_BYTES)
+  backlog.wrote(RAISE_AFTER_BYTES)
   const takenWide = await fill(s)
   console.log(`stalled client took ${(takenPlain / 1024).toFixed(0)} KiB without a bound, ${(takenWide / 1024).toFixed(0)} KiB after widening`)
   expect(takenPlain).toBeGreaterThan(SEND_BACKLOG_BYTES + 64 * 1024 + 256 * 1024)
