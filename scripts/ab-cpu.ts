@@ -18,6 +18,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { rssBytes } from './stream-rss.ts'
 
 const args = process.argv.slice(2)
 const opt = (name: string, def: string) => {
@@ -58,7 +59,7 @@ function start(cmd: string, argv: string[]): ChildProcess {
 
 /** Resident memory of one process, in MiB. */
 function rssMiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024
+  return rssBytes(pid) / (1024 * 1024)
 }
 
 /** user and system CPU ticks of one process. */
