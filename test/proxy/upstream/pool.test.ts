@@ -73,6 +73,14 @@ afterEach(() => {
 })
 
 /** A pool over `addresses`; `dial` decides each dial (default: a new FakeConn). */
+/** Makes the rig's source report a re-resolve in flight; the returned function finishes it. */
+function pendRefresh(r: Rig): () => void {
+  let finish!: () => void
+  const refresh = new Promise<void>((res) => (finish = res))
+  ;(r.source as { nextRefresh?: (ms: number) => Promise<void> | undefined }).nextRefresh = () => refresh
+  return finish
+}
+
 function rig(fields: Record<string, unknown> = {}, opts: { addresses?: Address[]; dial?: (o: DialOptions, n: number) => Promise<Conn> | undefined } = {}): Rig {
   const clock = { t: T0 }
   const dials: DialOptions[] = []
@@ -487,9 +495,7 @@ describe('waitForRescue', () => {
     await p
     expect(done).toBe(true)
     // With a refresh pending, it waits for the address set to change.
-    let finishRefresh!: () => void
-    const refresh = new Promise<void>((res) => (finishRefresh = res))
-    ;(r.source as { nextRefresh?: (ms: number) => Promise<void> | undefined }).nextRefresh = () => refresh
+    const finishRefresh = pendRefresh(r)
     let woke = false
     const waiting = r.pool.waitForRescue(2_000).then(() => (woke = true))
     await Bun.sleep(5)
@@ -504,9 +510,7 @@ describe('waitForRescue', () => {
   test('resolves when the pending refresh finishes, even with nothing new', async () => {
     const r = rig({}, { addresses: [A] })
     r.pool.start()
-    let finishRefresh!: () => void
-    const refresh = new Promise<void>((res) => (finishRefresh = res))
-    ;(r.source as { nextRefresh?: (ms: number) => Promise<void> | undefined }).nextRefresh = () => refresh
+    const finishRefresh = pendRefresh(r)
     let woke = false
     const waiting = r.pool.waitForRescue(2_000).then(() => (woke = true))
     await Bun.sleep(5)
