@@ -10,6 +10,7 @@ import { Buffer } from 'node:buffer'
 import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
+import { encodeRequestHead } from '../../http1/request-encode.ts'
 import { parseResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
 import { clientBodyFailure, RequestFailure, type FailureCode } from '../errors.ts'
@@ -109,19 +110,15 @@ export class Exchange {
       queueMicrotask(() => this.fail('RESET_BEFORE_RESPONSE', 'upstream connection closed before the request was sent'))
       return p
     }
-    let head = `${req.method} ${req.target} HTTP/1.1\r\n`
-    for (const [name, value] of req.headers) head += `${name}: ${value}\r\n`
     if (req.body instanceof Uint8Array) {
-      head += `content-length: ${req.body.byteLength}\r\n\r\n`
-      const headBytes = Buffer.from(head, 'latin1')
-      this.c.conn.write(req.body.byteLength > 0 ? Buffer.concat([headBytes, req.body]) : headBytes)
+      this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, `content-length: ${req.body.byteLength}\r\n`, req.body))
       this.requestDone = true
     } else if (req.body) {
-      head += req.bodyLength !== undefined ? `content-length: ${req.bodyLength}\r\n\r\n` : 'transfer-encoding: chunked\r\n\r\n'
-      this.c.conn.write(Buffer.from(head, 'latin1'))
+      const framing = req.bodyLength !== undefined ? `content-length: ${req.bodyLength}\r\n` : 'transfer-encoding: chunked\r\n'
+      this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, framing))
       void this.pump(req.body, req.bodyLength === undefined)
     } else {
-      this.c.conn.write(Buffer.from(head + '\r\n', 'latin1'))
+      this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, ''))
       this.requestDone = true
     }
     this.headerTimer = setTimeout(() => {
