@@ -19,6 +19,30 @@ export function isToken(s: string, from: number, to: number): boolean {
   return true
 }
 
+/** Whether bytes[from, to) is a non-empty token. */
+export function isTokenBytes(b: Uint8Array, from: number, to: number): boolean {
+  if (to <= from) return false
+  for (let i = from; i < to; i++) {
+    const c = b[i]!
+    if (c > 127 || TCHAR[c] === 0) return false
+  }
+  return true
+}
+
+/**
+ * Whether bytes[from, to) is `lower` (lower-case letters, digits and '-') in any case, without
+ * making a string: a letter matches in either case, anything else exactly.
+ */
+export function bytesEqualLower(b: Uint8Array, from: number, to: number, lower: string): boolean {
+  if (to - from !== lower.length) return false
+  for (let i = 0; i < lower.length; i++) {
+    const c = b[from + i]!
+    const l = lower.charCodeAt(i)
+    if (c !== l && !(l >= 0x61 && l <= 0x7a && c === l - 0x20)) return false
+  }
+  return true
+}
+
 /** A Host value: reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2); no userinfo, no list. */
 export const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{1,5})?$/
 

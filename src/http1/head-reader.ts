@@ -60,6 +60,16 @@ export class HeadReader {
     return this.acc!.toString('latin1', 0, end)
   }
 
+  /**
+   * The held bytes, for a parser that keeps a view of the head's first `end` bytes: the read
+   * itself, or a copy of the head when the read is large (the rest of it, a body, moves on, and a
+   * kept head would pin all of it).
+   */
+  headBytes(end: number): Buffer {
+    const acc = this.acc!
+    return acc.buffer.byteLength > 4 * end + 4096 ? Buffer.from(acc.subarray(0, end)) : acc
+  }
+
   /** Drops the first `n` bytes; what follows stays held (as a view, not a copy). */
   consume(n: number): Buffer | null {
     const rest = n < this.accLen ? this.acc!.subarray(n, this.accLen) : null

@@ -1,8 +1,11 @@
 /**
  * Parsing an upstream's HTTP/1.x response head (RFC 9112 §4–§6): status line, header fields,
- * and the body framing they imply. Pure; the connection state machine is in http1.ts.
+ * and the body framing they imply, read from the bytes a socket gave (the fields stay there, as
+ * offsets, until something asks for them as strings). Pure; the exchange that reads heads off an
+ * upstream socket is proxy/upstream/exchange.ts.
  */
-import { allTokens, contentLength as contentLengthOf, isOws, isToken, listMembers } from './chars.ts'
+import { Buffer } from 'node:buffer'
+import { allTokens, bytesEqualLower, contentLength as contentLengthOf, isOws, isTokenBytes, listMembers } from './chars.ts'
 
 export interface ResponseHead {
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
@@ -15,6 +18,21 @@ export interface ResponseHead {
   framing: Framing
   /** The upstream asked to close after this response (or spoke HTTP/1.0 without keep-alive). */
   closeAfter: boolean
+  /** The bytes it was parsed from, where a head was read off a socket (parseResponseHeadBytes). */
+  raw?: RawFields
+}
+
+/** A parsed head's own bytes and where its fields lie in them: what forwarding copies from. */
+export interface RawFields {
+  /** The head without its blank line: bytes[0, end). */
+  bytes: Buffer
+  end: number
+  /** Where the status line ends (its CRLF). */
+  statusLineEnd: number
+  /** Four offsets per field: name start, name end, value start, value end (the value without OWS). */
+  spans: number[]
+  /** The Connection fields' values, lower-case, joined with ", " ('' when none). */
+  connection: string
 }
 
 export type Framing =
@@ -27,73 +45,104 @@ export class ResponseParseError extends Error {
   override name = 'ResponseParseError'
 }
 
+/**
+ * A head parsed from bytes: status and framing read at once; the reason phrase and the fields
+ * become strings only when asked for (forwarding to an HTTP/1.1 client copies the bytes instead).
+ */
+class ParsedHead implements ResponseHead {
+  private text: string | undefined
+  private pairs: [string, string][] | undefined
+  constructor(
+    readonly minorVersion: number,
+    readonly status: number,
+    readonly framing: Framing,
+    readonly closeAfter: boolean,
+    readonly raw: RawFields,
+  ) {}
+
+  get statusText(): string {
+    const r = this.raw
+    return (this.text ??= r.statusLineEnd > 13 ? r.bytes.toString('latin1', 13, r.statusLineEnd) : '')
+  }
+
+  get headers(): [string, string][] {
+    if (this.pairs) return this.pairs
+    const { bytes, spans } = this.raw
+    const out: [string, string][] = []
+    for (let i = 0; i < spans.length; i += 4) out.push([bytes.toString('latin1', spans[i]!, spans[i + 1]!), bytes.toString('latin1', spans[i + 2]!, spans[i + 3]!)])
+    return (this.pairs = out)
+  }
+}
+
+/** `head` is the latin1 text of the head without the final CRLFCRLF. */
+export function parseResponseHead(head: string, requestMethod: string): ResponseHead {
+  return parseResponseHeadBytes(Buffer.from(head, 'latin1'), head.length, requestMethod)
+}
 
 /**
- * `head` is the latin1 text of the head without the final CRLFCRLF. Hand-scanned (no split, no
- * per-line regex): it runs once per proxied response.
+ * Parses bytes[0, end), the head without its final CRLFCRLF. Scanned by hand over the bytes (no
+ * string for the whole head, none per field): it runs once per proxied response.
  */
-export function parseResponseHead(head: string, requestMethod: string): ResponseHead {
-  let lineEnd = head.indexOf('\r\n')
-  if (lineEnd < 0) lineEnd = head.length
+export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod: string): ResponseHead {
+  const b = bytes
+  const lineEnd = crlfAt(b, 0, end)
   // "HTTP/1.x SSS" then an optional " reason".
-  const minorCh = head.charCodeAt(7)
+  const minorCh = b[7]!
   if (
     lineEnd < 12 ||
-    !head.startsWith('HTTP/1.') ||
+    !startsWithHttp1(b) ||
     (minorCh !== 0x30 && minorCh !== 0x31) ||
-    head.charCodeAt(8) !== 0x20 ||
-    !isDigit(head.charCodeAt(9)) ||
-    !isDigit(head.charCodeAt(10)) ||
-    !isDigit(head.charCodeAt(11)) ||
-    (lineEnd > 12 && head.charCodeAt(12) !== 0x20) ||
-    hasBadChar(head, 12, lineEnd)
+    b[8] !== 0x20 ||
+    !isDigit(b[9]!) ||
+    !isDigit(b[10]!) ||
+    !isDigit(b[11]!) ||
+    (lineEnd > 12 && b[12] !== 0x20) ||
+    hasBadByte(b, 12, lineEnd)
   ) {
-    throw new ResponseParseError(`malformed status line: ${JSON.stringify(head.slice(0, Math.min(lineEnd, 80)))}`)
+    throw new ResponseParseError(`malformed status line: ${JSON.stringify(b.toString('latin1', 0, Math.min(lineEnd, 80)))}`)
   }
   const minorVersion = minorCh - 0x30
-  const status = (head.charCodeAt(9) - 0x30) * 100 + (head.charCodeAt(10) - 0x30) * 10 + (head.charCodeAt(11) - 0x30)
-  const statusText = lineEnd > 13 ? head.slice(13, lineEnd) : ''
-  const headers: [string, string][] = []
+  const status = (b[9]! - 0x30) * 100 + (b[10]! - 0x30) * 10 + (b[11]! - 0x30)
+  const spans: number[] = []
   let contentLength: number | undefined
   let transferEncoding: string | undefined
   let connection = ''
   let pos = lineEnd + 2
-  while (pos < head.length) {
-    let end = head.indexOf('\r\n', pos)
-    if (end < 0) end = head.length
-    if (end === pos) {
+  while (pos < end) {
+    const lineStop = crlfAt(b, pos, end)
+    if (lineStop === pos) {
       pos += 2
       continue
     }
-    const first = head.charCodeAt(pos)
+    const first = b[pos]!
     if (first === 0x20 || first === 0x09) throw new ResponseParseError('obsolete line folding in response')
-    const colon = head.indexOf(':', pos)
-    if (colon <= pos || colon >= end) throw new ResponseParseError(`malformed header line: ${JSON.stringify(head.slice(pos, Math.min(end, pos + 80)))}`)
-    if (!isToken(head, pos, colon)) throw new ResponseParseError(`invalid header name: ${JSON.stringify(head.slice(pos, Math.min(colon, pos + 80)))}`)
-    const name = head.slice(pos, colon)
+    let colon = pos
+    while (colon < lineStop && b[colon] !== 0x3a) colon++
+    if (colon === pos || colon >= lineStop) throw new ResponseParseError(`malformed header line: ${JSON.stringify(b.toString('latin1', pos, Math.min(lineStop, pos + 80)))}`)
+    if (!isTokenBytes(b, pos, colon)) throw new ResponseParseError(`invalid header name: ${JSON.stringify(b.toString('latin1', pos, Math.min(colon, pos + 80)))}`)
     let vs = colon + 1
-    let ve = end
-    while (vs < ve && isOws(head.charCodeAt(vs))) vs++
-    while (ve > vs && isOws(head.charCodeAt(ve - 1))) ve--
+    let ve = lineStop
+    while (vs < ve && isOws(b[vs]!)) vs++
+    while (ve > vs && isOws(b[ve - 1]!)) ve--
     // Field values: visible ASCII, obs-text, SP and HTAB; never CR, LF or NUL (RFC 9110 §5.5).
-    if (hasBadChar(head, vs, ve)) throw new ResponseParseError(`invalid character in header ${name}`)
-    const value = head.slice(vs, ve)
-    const n = name.length
-    if (n === 14 || n === 17 || n === 10) {
-      const lower = name.toLowerCase()
-      if (lower === 'content-length') {
-        const n = contentLengthOf(value, contentLength)
-        if (n === 'invalid') throw new ResponseParseError(`invalid Content-Length: ${JSON.stringify(value)}`)
-        if (n === 'conflict') throw new ResponseParseError('conflicting Content-Length values')
-        contentLength = n
-      } else if (lower === 'transfer-encoding') {
-        transferEncoding = transferEncoding ? `${transferEncoding}, ${value}` : value
-      } else if (lower === 'connection') {
-        connection = connection ? `${connection}, ${value.toLowerCase()}` : value.toLowerCase()
-      }
+    if (hasBadByte(b, vs, ve)) throw new ResponseParseError(`invalid character in header ${b.toString('latin1', pos, colon)}`)
+    const n = colon - pos
+    if (n === 14 && bytesEqualLower(b, pos, colon, 'content-length')) {
+      const digits = plainDigits(b, vs, ve)
+      const got = digits >= 0 ? (contentLength !== undefined && contentLength !== digits ? 'conflict' : digits) : contentLengthOf(b.toString('latin1', vs, ve), contentLength)
+      if (got === 'invalid') throw new ResponseParseError(`invalid Content-Length: ${JSON.stringify(b.toString('latin1', vs, ve))}`)
+      if (got === 'conflict') throw new ResponseParseError('conflicting Content-Length values')
+      contentLength = got
+    } else if (n === 17 && bytesEqualLower(b, pos, colon, 'transfer-encoding')) {
+      const value = b.toString('latin1', vs, ve)
+      transferEncoding = transferEncoding ? `${transferEncoding}, ${value}` : value
+    } else if (n === 10 && bytesEqualLower(b, pos, colon, 'connection')) {
+      // The usual value, keep-alive, is recognised without a string made for it.
+      const value = connection === '' && bytesEqualLower(b, vs, ve, 'keep-alive') ? 'keep-alive' : b.toString('latin1', vs, ve).toLowerCase()
+      connection = connection ? `${connection}, ${value}` : value
     }
-    headers.push([name, value])
-    pos = end + 2
+    spans.push(pos, colon, vs, ve)
+    pos = lineStop + 2
   }
   let closeAfter: boolean
   // The usual values, one token, are read without splitting the list.
@@ -105,7 +154,7 @@ export function parseResponseHead(head: string, requestMethod: string): Response
   }
   let framing: Framing
   if (requestMethod === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200)) {
-    framing = { kind: 'none' }
+    framing = NO_BODY
   } else if (transferEncoding !== undefined) {
     // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length; a final coding other than
     // chunked means the body ends at close.
@@ -120,24 +169,49 @@ export function parseResponseHead(head: string, requestMethod: string): Response
     }
     if (contentLength !== undefined) closeAfter = true
   } else if (contentLength !== undefined) {
-    framing = contentLength === 0 ? { kind: 'none' } : { kind: 'length', length: contentLength }
+    framing = contentLength === 0 ? NO_BODY : { kind: 'length', length: contentLength }
   } else {
     framing = { kind: 'close' }
     closeAfter = true
   }
-  return { minorVersion, status, statusText, headers, framing, closeAfter }
+  return new ParsedHead(minorVersion, status, framing, closeAfter, { bytes, end, statusLineEnd: lineEnd, spans, connection })
+}
+
+const NO_BODY: Framing = { kind: 'none' }
+
+/** Where the next CRLF at or after `from` starts, or `end` when there is none before it. */
+function crlfAt(b: Uint8Array, from: number, end: number): number {
+  for (let i = from; i < end - 1; i++) if (b[i] === 0x0d && b[i + 1] === 0x0a) return i
+  return end
+}
+
+/** bytes[from, to) as a number when it is 1 to 15 digits and nothing else; -1 otherwise. */
+function plainDigits(b: Uint8Array, from: number, to: number): number {
+  if (to <= from || to - from > 15) return -1
+  let n = 0
+  for (let i = from; i < to; i++) {
+    const c = b[i]! - 0x30
+    if (c < 0 || c > 9) return -1
+    n = n * 10 + c
+  }
+  return n
 }
 
 const NO_TOKENS: string[] = []
+
+/** "HTTP/1." exactly (the version's name is case-sensitive, RFC 9112 §2.3). */
+function startsWithHttp1(b: Uint8Array): boolean {
+  return b[0] === 0x48 && b[1] === 0x54 && b[2] === 0x54 && b[3] === 0x50 && b[4] === 0x2f && b[5] === 0x31 && b[6] === 0x2e
+}
 
 function isDigit(c: number): boolean {
   return c >= 0x30 && c <= 0x39
 }
 
-/** NUL, CR or LF in head[from, to). */
-function hasBadChar(head: string, from: number, to: number): boolean {
+/** NUL, CR or LF in bytes[from, to). */
+function hasBadByte(b: Uint8Array, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
-    const c = head.charCodeAt(i)
+    const c = b[i]
     if (c === 0x00 || c === 0x0d || c === 0x0a) return true
   }
   return false

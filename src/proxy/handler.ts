@@ -26,11 +26,12 @@ import { Flight, type ClientInfo, type FlightHooks } from './flight.ts'
 import { encodeClosingResponse } from '../http1/response-encode.ts'
 import type { Conn } from '../runtime/socket.ts'
 import { failureReply, type FailureCode } from './errors.ts'
+import { ForwardedReply } from './forwarded-reply.ts'
 import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestHeaders } from './headers.ts'
 import type { ProxyReply, ProxyRequest } from './message.ts'
 import { roundMs } from './observe/record.ts'
 import { prepareBody } from './request-body.ts'
-import { responseRewriterFor, rewriteResponseHeaders, type ResponseRewriter } from './rewrite.ts'
+import { responseRewriterFor, rewriteResponseHeaders, rewrites, type ResponseRewriter } from './rewrite.ts'
 import { Router } from './routes.ts'
 import { tunnelUpgrade } from './upgrade/tunnel.ts'
 import type { EdgeCache } from './cache/cache.ts'
@@ -251,10 +252,17 @@ export class ProxyHandler {
     const res = outcome.value
     record.upstream_status = res.head.status
     const keepLength = flight.client.streamKeepsLength === true || !(res.body instanceof ReadableStream)
-    const headers = clientResponseHeaders(res.head.headers, flight.requestId, keepLength)
     const rewriter = this.rewriters.get(pool.upstream.name)
-    if (rewriter) rewriteResponseHeaders(headers, rewriter, { tls: flight.client.tls, headers: flight.req.headers, trustedPeer: this.trustedPeer(flight.client.ip) })
-    let reply: ProxyReply = { status: res.head.status, statusText: res.head.statusText, headers, body: res.body }
+    let reply: ProxyReply
+    const raw = res.head.raw
+    if (raw && !flight.cached && (!rewriter || !rewrites(raw, rewriter))) {
+      // Nothing changes the fields: they stay in the upstream's bytes until a writer needs them.
+      reply = new ForwardedReply(res.head, raw, flight.requestId, keepLength, res.body)
+    } else {
+      const headers = clientResponseHeaders(res.head.headers, flight.requestId, keepLength)
+      if (rewriter) rewriteResponseHeaders(headers, rewriter, { tls: flight.client.tls, headers: flight.req.headers, trustedPeer: this.trustedPeer(flight.client.ip) })
+      reply = { status: res.head.status, statusText: res.head.statusText, headers, body: res.body }
+    }
     // The cache stores or shares it, merges a 304 into the stored one, or serves stale for a 5xx.
     if (flight.cached) reply = await flight.cached.onReply(reply)
     record.status = reply.status

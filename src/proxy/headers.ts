@@ -7,7 +7,7 @@ import { bracketHost, hostPort } from '../lib/net.ts'
 import type { HeaderReader } from './message.ts'
 
 /** Always hop-by-hop, plus whatever a Connection header lists (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',

@@ -6,6 +6,8 @@
  * No I/O; table-tested in test/proxy/rewrite.test.ts.
  */
 import type { RedirectRule, ResolvedUpstream, RewritePair } from '../config/schema.ts'
+import { bytesEqualLower } from '../http1/chars.ts'
+import type { RawFields } from '../http1/response-head.ts'
 import type { HeaderReader } from './message.ts'
 
 /** One upstream's rules, built once per config generation. */
@@ -39,6 +41,31 @@ export function responseRewriterFor(u: ResolvedUpstream): ResponseRewriter | und
     cookieDomain: u.cookieDomainRewrites,
     cookiePath: u.cookiePathRewrites,
   }
+}
+
+/**
+ * Whether a response with these fields (an upstream's head, still as bytes) has any the rules
+ * could rewrite; most have none, and their fields are then forwarded as they came.
+ */
+export function rewrites(raw: RawFields, rw: ResponseRewriter): boolean {
+  const { bytes, spans } = raw
+  const cookies = rw.cookieDomain.length > 0 || rw.cookiePath.length > 0
+  const redirects = rw.redirect.length > 0
+  for (let i = 0; i < spans.length; i += 4) {
+    const from = spans[i]!
+    const to = spans[i + 1]!
+    const len = to - from
+    if (len === 8) {
+      if (redirects && bytesEqualLower(bytes, from, to, 'location')) return true
+    } else if (len === 16) {
+      if (redirects && bytesEqualLower(bytes, from, to, 'content-location')) return true
+    } else if (len === 7) {
+      if (redirects && bytesEqualLower(bytes, from, to, 'refresh')) return true
+    } else if (len === 10) {
+      if (cookies && bytesEqualLower(bytes, from, to, 'set-cookie')) return true
+    }
+  }
+  return false
 }
 
 /**

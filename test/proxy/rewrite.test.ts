@@ -1,7 +1,8 @@
 /** The Location / Refresh / Set-Cookie rewrite rules, as tables (src/proxy/rewrite.ts). */
 import { describe, expect, test } from 'bun:test'
 import { resolveConfig } from '../../src/config/resolve.ts'
-import { clientOriginOf, responseRewriterFor, rewriteResponseHeaders, rewriteSetCookie, type ClientView, type ResponseRewriter } from '../../src/proxy/rewrite.ts'
+import { parseResponseHead } from '../../src/http1/response-head.ts'
+import { clientOriginOf, responseRewriterFor, rewriteResponseHeaders, rewrites, rewriteSetCookie, type ClientView, type ResponseRewriter } from '../../src/proxy/rewrite.ts'
 
 function rewriter(upstream: Record<string, unknown>): ResponseRewriter | undefined {
   return responseRewriterFor(resolveConfig(undefined, { upstream }).upstreams.default!)
@@ -148,5 +149,24 @@ describe('proxy_cookie_domain and proxy_cookie_path (off by default)', () => {
       ['Set-Cookie', 'a=1; Domain=example.com'],
       ['Set-Cookie', 'b=2; Path=/b'],
     ])
+  })
+})
+
+describe('which responses the rules can touch (fields still as bytes)', () => {
+  const fields = (lines: string[]) => parseResponseHead(['HTTP/1.1 200 OK', ...lines].join('\r\n'), 'GET').raw!
+
+  test('redirect rules: Location, Content-Location and Refresh, in any case; nothing else', () => {
+    const rw = rewriter({ url: 'http://origin.internal:8080' })!
+    expect(rewrites(fields(['Content-Type: text/plain', 'Content-Length: 5', 'Set-Cookie: a=1']), rw)).toBe(false)
+    expect(rewrites(fields(['LOCATION: /x']), rw)).toBe(true)
+    expect(rewrites(fields(['content-location: /x']), rw)).toBe(true)
+    expect(rewrites(fields(['Refresh: 0; url=/x']), rw)).toBe(true)
+    // Same lengths, other names.
+    expect(rewrites(fields(['Locatiom: /x', 'X-Cookie-: 1', 'Refresx: 1']), rw)).toBe(false)
+  })
+
+  test('cookie rules: Set-Cookie too', () => {
+    const rw = rewriter({ url: 'http://origin.internal:8080', proxy_cookie_domain: 'origin.internal www.example.com' })!
+    expect(rewrites(fields(['set-cookie: a=1; Domain=origin.internal']), rw)).toBe(true)
   })
 })

@@ -10,6 +10,7 @@ import { encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { isBodiless, planResponseHead } from '../../http1/response-encode.ts'
 import { SendBacklog } from '../../runtime/send-backlog.ts'
 import { WriteQueue } from '../../runtime/write-queue.ts'
+import { ForwardedReply } from '../forwarded-reply.ts'
 import type { ProxyReply } from '../message.ts'
 
 /** The socket operations the writer needs. */
@@ -55,9 +56,23 @@ export class ReplyWriter {
       const b = reply.body as Uint8Array | string | null
       bytes = b === null ? EMPTY : typeof b === 'string' ? Buffer.from(b, 'utf8') : b
     }
+    const bodiless = isBodiless(ctx.method, reply.status)
+    // An upstream's answer is copied from its bytes; anything else (or one whose fields were
+    // asked for as a list) is planned from its list.
+    const copied = reply instanceof ForwardedReply ? reply.encodeHead(ctx.method, ctx.minor, ctx.close, stream ? undefined : bytes) : undefined
+    if (copied !== undefined) {
+      if (!stream || bodiless) {
+        stream?.cancel().catch(() => {})
+        this.write(copied.bytes)
+        onEnd('done', copied.close)
+        return
+      }
+      this.write(copied.bytes)
+      void this.pump(stream, copied.chunked, (end) => onEnd(end, copied.close))
+      return
+    }
     const plan = planResponseHead({ status: reply.status, statusText: reply.statusText, headers: reply.headers, method: ctx.method, minor: ctx.minor, bodyLength: stream ? undefined : bytes.byteLength, close: ctx.close })
     const headBytes = Buffer.from(plan.text, 'latin1')
-    const bodiless = isBodiless(ctx.method, reply.status)
     if (!stream || bodiless) {
       stream?.cancel().catch(() => {})
       // Head and body in one send.

@@ -11,7 +11,7 @@ import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeRequestHead } from '../../http1/request-encode.ts'
-import { parseResponseHead, type ResponseHead } from '../../http1/response-head.ts'
+import { parseResponseHeadBytes, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
 import { clientBodyFailure, RequestFailure, type FailureCode } from '../errors.ts'
 
@@ -193,7 +193,7 @@ export class Exchange {
       }
       let head: ResponseHead
       try {
-        head = parseResponseHead(reader.text(end), this.req.method)
+        head = parseResponseHeadBytes(reader.headBytes(end), end, this.req.method)
       } catch (err) {
         return this.fail('BAD_RESPONSE', (err as Error).message)
       }

@@ -1,0 +1,148 @@
+/**
+ * An upstream's answer on its way to a client, its header fields still in the bytes they came in
+ * (http1/response-head.ts keeps their offsets). The HTTP/1.1 client writer copies the fields it
+ * keeps from those bytes (encodeHead): no string per field, no list, no joined head. Any other
+ * reader (HTTP/2, the runtime listeners) asks for `headers` and gets the list
+ * clientResponseHeaders makes, and from then on the writer uses that list.
+ */
+import { bytesEqualLower } from '../http1/chars.ts'
+import { isBodiless } from '../http1/response-encode.ts'
+import type { RawFields, ResponseHead } from '../http1/response-head.ts'
+import { statusText as defaultStatusText } from '../http1/status-text.ts'
+import { putLatin1 } from '../lib/bytes.ts'
+import { httpDateNow } from '../lib/clock.ts'
+import { clientResponseHeaders, connectionTokens, HOP_BY_HOP } from './headers.ts'
+import type { ProxyReply } from './message.ts'
+
+/** What encodeHead wrote, and the framing it chose: planResponseHead's answer, as bytes. */
+export interface EncodedHead {
+  /** The head, and after it the whole body when one was given. */
+  bytes: Uint8Array
+  chunked: boolean
+  close: boolean
+}
+
+/** Names clientResponseHeaders drops (besides Content-Length, which depends), by length. */
+const DROPPED_BY_LENGTH = new Map<number, string[]>()
+for (const name of [...HOP_BY_HOP, 'x-request-id']) DROPPED_BY_LENGTH.set(name.length, [...(DROPPED_BY_LENGTH.get(name.length) ?? []), name])
+
+/** Which fields are kept, per encodeHead call (one at a time: the event loop runs one). */
+let kept = new Uint8Array(64)
+
+export class ForwardedReply implements ProxyReply {
+  status: number
+  private pairs: [string, string][] | undefined
+  private reason: string | undefined
+
+  constructor(
+    private readonly head: ResponseHead,
+    private readonly raw: RawFields,
+    private readonly requestId: string,
+    /** clientResponseHeaders' keepContentLength. */
+    private readonly keepLength: boolean,
+    public body: Uint8Array | ReadableStream<Uint8Array> | null,
+  ) {
+    this.status = head.status
+  }
+
+  get statusText(): string {
+    return this.reason ?? this.head.statusText
+  }
+  set statusText(text: string) {
+    this.reason = text
+  }
+
+  get headers(): [string, string][] {
+    return (this.pairs ??= clientResponseHeaders(this.head.headers, this.requestId, this.keepLength))
+  }
+  set headers(list: [string, string][]) {
+    this.pairs = list
+  }
+
+  /**
+   * The head planResponseHead would write for this reply (and `body` after it, when whole), copied
+   * from the upstream's bytes; undefined where that copy might not be exact: the list was asked
+   * for (and may have been changed), the reason phrase was set, or the status changed or is
+   * below 100.
+   */
+  encodeHead(method: string, minor: number, closeAsked: boolean, body: Uint8Array | undefined): EncodedHead | undefined {
+    if (this.pairs !== undefined || this.reason !== undefined || this.status < 100 || this.status !== this.head.status) return undefined
+    const { bytes, spans, statusLineEnd, connection } = this.raw
+    // Fields a Connection field names are hop-by-hop for this message too (RFC 9110 §7.6.1).
+    let listed: string[] | undefined
+    if (connection !== '' && connection !== 'keep-alive') {
+      for (const t of connectionTokens(connection) ?? []) if (!HOP_BY_HOP.has(t)) (listed ??= []).push(t)
+    }
+    const status = this.status
+    const noBody = isBodiless(method, status)
+    const streamed = body === undefined
+    const fields = spans.length >> 2
+    if (kept.length < fields) kept = new Uint8Array(fields * 2)
+    const reason = statusLineEnd > 13 ? '' : `${status} ${defaultStatusText(status)}`
+    // "HTTP/1.1 " + "SSS reason" + CRLF
+    let size = 9 + (reason === '' ? statusLineEnd - 9 : reason.length) + 2
+    let hasDate = false
+    let hasLength = false
+    for (let f = 0; f < fields; f++) {
+      const ns = spans[4 * f]!
+      const ne = spans[4 * f + 1]!
+      const n = ne - ns
+      let keep = 1
+      if (n === 14 && bytesEqualLower(bytes, ns, ne, 'content-length')) {
+        // Dropped unless kept; then written only for a stream or a bodiless answer (a whole body gets its own).
+        if (this.keepLength) hasLength = true
+        keep = this.keepLength && (streamed || noBody) ? 1 : 0
+      } else if (n === 4 && bytesEqualLower(bytes, ns, ne, 'date')) hasDate = true
+      else {
+        const names = DROPPED_BY_LENGTH.get(n)
+        if (names !== undefined) for (const name of names) if (bytesEqualLower(bytes, ns, ne, name)) keep = 0
+      }
+      if (listed !== undefined && keep === 1) for (const name of listed) if (bytesEqualLower(bytes, ns, ne, name)) keep = 0
+      kept[f] = keep
+      if (keep === 1) size += n + (spans[4 * f + 3]! - spans[4 * f + 2]!) + 4
+    }
+    const date = hasDate ? '' : httpDateNow()
+    const length = !streamed && !noBody ? String(body.byteLength) : ''
+    let close = closeAsked
+    let chunked = false
+    if (streamed && !noBody && !hasLength) {
+      if (minor === 1) chunked = true
+      else close = true // HTTP/1.0: the body ends when the connection does
+    }
+    const end = close ? 'connection: close\r\n\r\n' : minor === 0 ? 'connection: keep-alive\r\n\r\n' : '\r\n'
+    size += 16 + this.requestId.length + (date === '' ? 0 : 8 + date.length) + (length === '' ? 0 : 18 + length.length) + (chunked ? 28 : 0) + end.length
+    const bodyBytes = body !== undefined && !noBody ? body.byteLength : 0
+    const out = new Uint8Array(size + bodyBytes)
+    let at = putLatin1(out, 0, 'HTTP/1.1 ')
+    at = reason === '' ? copy(bytes, 9, statusLineEnd, out, at) : putLatin1(out, at, reason)
+    at = crlf(out, at)
+    for (let f = 0; f < fields; f++) {
+      if (kept[f] === 0) continue
+      at = copy(bytes, spans[4 * f]!, spans[4 * f + 1]!, out, at)
+      out[at++] = 0x3a
+      out[at++] = 0x20
+      at = crlf(out, copy(bytes, spans[4 * f + 2]!, spans[4 * f + 3]!, out, at))
+    }
+    at = crlf(out, putLatin1(out, putLatin1(out, at, 'x-request-id: '), this.requestId))
+    if (date !== '') at = crlf(out, putLatin1(out, putLatin1(out, at, 'date: '), date))
+    if (length !== '') at = crlf(out, putLatin1(out, putLatin1(out, at, 'content-length: '), length))
+    if (chunked) at = putLatin1(out, at, 'transfer-encoding: chunked\r\n')
+    at = putLatin1(out, at, end)
+    if (bodyBytes > 0) out.set(body!, at)
+    return { bytes: out, chunked, close }
+  }
+}
+
+function crlf(out: Uint8Array, at: number): number {
+  out[at] = 0x0d
+  out[at + 1] = 0x0a
+  return at + 2
+}
+
+/** bytes[from, to) into out at `at`; returns the offset after it. Short ranges by hand, long ones by set(). */
+function copy(bytes: Uint8Array, from: number, to: number, out: Uint8Array, at: number): number {
+  const n = to - from
+  if (n > 64) out.set(bytes.subarray(from, to), at)
+  else for (let i = 0; i < n; i++) out[at + i] = bytes[from + i]!
+  return at + n
+}

@@ -1,0 +1,78 @@
+/**
+ * The head an HTTP/1.1 client gets from an upstream's answer, copied from the upstream's bytes
+ * (proxy/forwarded-reply.ts), must be byte for byte what the list path writes
+ * (clientResponseHeaders, then planResponseHead), for every framing case; and where the copy would
+ * not be exact, it must decline.
+ */
+import { describe, expect, test } from 'bun:test'
+import { Buffer } from 'node:buffer'
+import { planResponseHead } from '../../src/http1/response-encode.ts'
+import { parseResponseHead, type RawFields } from '../../src/http1/response-head.ts'
+import { ForwardedReply } from '../../src/proxy/forwarded-reply.ts'
+import { clientResponseHeaders } from '../../src/proxy/headers.ts'
+
+const ID = '0b6f2c1e-1c1a-4b57-9c65-1f0a3c6e9e77'
+/** The Date line the proxy adds is the clock's: the same in both, unless a second ticks between. */
+const sameDate = (s: string) => s.replace(/\r\ndate: [^\r]*\r\n/, '\r\ndate: X\r\n')
+
+function both(headText: string, method: string, minor: number, close: boolean, body: Uint8Array | undefined, keepLength: boolean) {
+  const head = parseResponseHead(headText, method)
+  const reply = new ForwardedReply(head, head.raw as RawFields, ID, keepLength, body ?? null)
+  const copied = reply.encodeHead(method, minor, close, body)
+  const plan = planResponseHead({ status: head.status, statusText: head.statusText, headers: clientResponseHeaders(head.headers, ID, keepLength), method, minor, bodyLength: body?.byteLength, close })
+  const bodiless = method === 'HEAD' || head.status === 204 || head.status === 304
+  const listed = Buffer.concat([Buffer.from(plan.text, 'latin1'), body && !bodiless ? body : new Uint8Array(0)])
+  return { copied, plan, listed }
+}
+
+const heads = [
+  'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 04:04:47 GMT\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive',
+  'HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 5',
+  'HTTP/1.1 200\r\nContent-Length: 5',
+  'HTTP/1.1 404 \r\nContent-Length: 5\r\nX-Request-Id: upstream-own\r\nKeep-Alive: timeout=5',
+  'HTTP/1.0 200 Fine\r\nContent-Length: 5\r\nCONNECTION: Keep-Alive, close',
+  // A Connection field naming other fields: those are hop-by-hop for this message (RFC 9110 §7.6.1).
+  'HTTP/1.1 200 OK\r\nConnection: x-private, CLOSE\r\nX-Private: 1\r\nclose: odd\r\nX-Kept: 2\r\nContent-Length: 5',
+  'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Obs: caf\xe9',
+  'HTTP/1.1 204 No Content\r\nX-A:no-space\r\nX-B:   padded   ',
+  'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\nContent-Length: 42',
+  'HTTP/1.1 599 Custom Reason Phrase\r\nUpgrade: h2c\r\nProxy-Authenticate: Basic\r\nTE: trailers\r\nProxy-Connection: keep-alive',
+  `HTTP/1.1 200 OK\r\nX-Long: ${'v'.repeat(300)}\r\nContent-Length: 5`,
+]
+
+describe('copied head = listed head', () => {
+  for (const h of heads) {
+    for (const method of ['GET', 'HEAD']) {
+      for (const minor of [0, 1]) {
+        for (const close of [false, true]) {
+          for (const whole of [true, false]) {
+            for (const keepLength of whole ? [true] : [true, false]) {
+              test(`${JSON.stringify(h.slice(0, 30))} ${method} 1.${minor} close=${close} ${whole ? 'whole' : 'stream'} keepLength=${keepLength}`, () => {
+                const { copied, plan, listed } = both(h, method, minor, close, whole ? Buffer.from('hello') : undefined, keepLength)
+                expect(copied).toBeDefined()
+                expect(sameDate(Buffer.from(copied!.bytes).toString('latin1'))).toBe(sameDate(listed.toString('latin1')))
+                expect(copied!.chunked).toBe(plan.chunked)
+                expect(copied!.close).toBe(plan.close)
+              })
+            }
+          }
+        }
+      }
+    }
+  }
+})
+
+describe('where a copy would not be exact, it declines', () => {
+  test('the list was asked for (and may have been changed), or the reason phrase set', () => {
+    const head = parseResponseHead('HTTP/1.1 200 OK\r\nContent-Length: 5', 'GET')
+    const a = new ForwardedReply(head, head.raw as RawFields, ID, true, null)
+    a.headers.push(['x-added', '1'])
+    expect(a.encodeHead('GET', 1, false, Buffer.from('hello'))).toBeUndefined()
+    const b = new ForwardedReply(head, head.raw as RawFields, ID, true, null)
+    b.statusText = 'Fine'
+    expect(b.encodeHead('GET', 1, false, Buffer.from('hello'))).toBeUndefined()
+    const c = new ForwardedReply(head, head.raw as RawFields, ID, true, null)
+    c.status = 502
+    expect(c.encodeHead('GET', 1, false, Buffer.from('hello'))).toBeUndefined()
+  })
+})
