@@ -13,6 +13,35 @@ export type ReleaseFn = (connection: Http1Connection, reusable: boolean) => void
 
 let nextConnectionId = 1
 
+/**
+ * Open connections, whose exchanges' deadlines (header_timeout, idle_timeout) one sweep timer
+ * checks for all of them, instead of a timer made and cleared per request. A deadline fires up to
+ * SWEEP_MS late. The set changes when a connection opens or closes, not per request.
+ */
+const open = new Set<Http1Connection>()
+const SWEEP_MS = 100
+let sweeper: ReturnType<typeof setInterval> | undefined
+
+function sweep(): void {
+  const now = performance.now()
+  for (const c of open) c.checkDeadlines(now)
+}
+
+function track(c: Http1Connection): void {
+  open.add(c)
+  if (sweeper === undefined) {
+    sweeper = setInterval(sweep, SWEEP_MS)
+    // A sweep alone never keeps the process alive.
+    ;(sweeper as { unref?: () => void }).unref?.()
+  }
+}
+
+function untrack(c: Http1Connection): void {
+  if (!open.delete(c) || open.size > 0 || sweeper === undefined) return
+  clearInterval(sweeper)
+  sweeper = undefined
+}
+
 export class Http1Connection implements ConnHandlers {
   readonly id = nextConnectionId++
   /** Completed exchanges on this connection; > 0 means the next one reuses it. */
@@ -27,6 +56,7 @@ export class Http1Connection implements ConnHandlers {
     private readonly onRelease: ReleaseFn,
   ) {
     conn.handlers = this
+    if (!conn.closed) track(this)
   }
 
   get closed(): boolean {
@@ -45,6 +75,11 @@ export class Http1Connection implements ConnHandlers {
     return ex.start()
   }
 
+  /** Fails the exchange in progress if one of its deadlines has passed (the sweep above). */
+  checkDeadlines(nowMs: number): void {
+    this.ex?.checkDeadlines(nowMs)
+  }
+
   /** Called by the exchange exactly once. */
   finished(ex: Exchange, reusable: boolean): void {
     if (this.ex !== ex) return
@@ -61,6 +96,7 @@ export class Http1Connection implements ConnHandlers {
   /** Closes the socket at once. */
   destroy(): void {
     this.discarded = true
+    untrack(this)
     this.conn.destroy()
   }
 
@@ -73,6 +109,7 @@ export class Http1Connection implements ConnHandlers {
     this.ex?.onDrain()
   }
   close(err: Error | undefined): void {
+    untrack(this)
     if (this.ex) this.ex.onClose(err)
     else if (!this.discarded) {
       // The upstream closed a connection that was idle in the pool.

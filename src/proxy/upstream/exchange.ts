@@ -85,8 +85,8 @@ export class Exchange {
   private bodyBytes = 0
   private lastDataAt = 0
   private firstByteAt = 0
-  private headerTimer: ReturnType<typeof setTimeout> | undefined
-  private idleTimer: ReturnType<typeof setTimeout> | undefined
+  /** performance.now() by which the response head is due (0: it came, or the exchange is over). */
+  private headDueAt = 0
   private drainWaiter: (() => void) | undefined
   private reader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
   private finishedOnce = false
@@ -121,9 +121,7 @@ export class Exchange {
       this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, ''))
       this.requestDone = true
     }
-    this.headerTimer = setTimeout(() => {
-      this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
-    }, this.opts.headerTimeoutMs)
+    this.headDueAt = performance.now() + this.opts.headerTimeoutMs
     return p
   }
 
@@ -208,8 +206,7 @@ export class Exchange {
       }
       reader.clear()
       this.head = head
-      clearTimeout(this.headerTimer)
-      this.headerTimer = undefined
+      this.headDueAt = 0
       if (head.closeAfter) this.reusable = false
       this.beginBody(head, rest ?? EMPTY)
       return
@@ -270,17 +267,20 @@ export class Exchange {
     // The client went away: stop reading the upstream, and do not reuse the connection.
     this.body = new SocketBodyStream(this.c.conn, () => this.fail('CLIENT_GONE', 'client closed the response stream'))
     this.resolveHead({ head, body: this.body.stream, firstByteAt: this.firstByteAt })
-    if (this.opts.idleTimeoutMs > 0) this.armIdle(this.opts.idleTimeoutMs)
   }
 
-  private armIdle(ms: number): void {
-    this.idleTimer = setTimeout(() => {
-      if (this.st !== St.Body) return
-      // A paused socket is our doing (slow client), not upstream silence.
-      const idle = this.body?.paused ? 0 : performance.now() - this.lastDataAt
-      if (idle >= this.opts.idleTimeoutMs) this.fail('IDLE_TIMEOUT', `response body stalled for ${this.opts.idleTimeoutMs}ms`)
-      else this.armIdle(this.opts.idleTimeoutMs - idle)
-    }, ms)
+  /**
+   * The deadlines, checked by the connections' sweep (connection.ts) instead of a timer per
+   * exchange: the response head within header_timeout, then no body gap over idle_timeout.
+   */
+  checkDeadlines(nowMs: number): void {
+    if (this.st === St.Head) {
+      if (this.headDueAt !== 0 && nowMs >= this.headDueAt) this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
+    } else if (this.st === St.Body && this.opts.idleTimeoutMs > 0) {
+      // A paused socket is our doing (slow client), not upstream silence: the gap counts from the resume.
+      if (this.body?.paused) this.lastDataAt = nowMs
+      else if (nowMs - this.lastDataAt >= this.opts.idleTimeoutMs) this.fail('IDLE_TIMEOUT', `response body stalled for ${this.opts.idleTimeoutMs}ms`)
+    }
   }
 
   private onBodyData(chunk: Buffer): void {
@@ -316,7 +316,6 @@ export class Exchange {
   private endBody(): void {
     this.st = St.Done
     this.responseDone = true
-    clearTimeout(this.idleTimer)
     this.body?.close()
     this.maybeFinish()
   }
@@ -360,8 +359,7 @@ export class Exchange {
   private finish(): void {
     if (this.finishedOnce) return
     this.finishedOnce = true
-    clearTimeout(this.headerTimer)
-    clearTimeout(this.idleTimer)
+    this.headDueAt = 0
     this.body?.resume()
     this.c.finished(this, this.reusable && this.requestDone && this.responseDone)
     this.opts.onEnd?.({ requestBodyBytes: this.req.body instanceof Uint8Array ? this.req.body.byteLength : this.bodyBytes, responseBodyBytes: this.responseBytes, error: this.error })

@@ -1,0 +1,68 @@
+/**
+ * An exchange's deadlines, checked by the upstream connections' one sweep (connection.ts): no
+ * response head within header_timeout, and a response body that stops for idle_timeout. Against
+ * a loopback server that stays silent, or stops mid-body.
+ */
+import { afterEach, expect, test } from 'bun:test'
+import { dial } from '../../../src/runtime/socket.ts'
+import { Http1Connection } from '../../../src/proxy/upstream/connection.ts'
+import type { RequestFailure } from '../../../src/proxy/errors.ts'
+
+const closers: (() => void)[] = []
+afterEach(() => {
+  for (const c of closers.splice(0)) c()
+})
+
+/** A server that reads requests and answers each with `answer` (nothing when it is ''). */
+function server(answer: string): number {
+  const s = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data(sock) { if (answer) sock.write(answer) } } })
+  closers.push(() => s.stop(true))
+  return s.port
+}
+
+async function connection(port: number): Promise<Http1Connection> {
+  const conn = await dial({ address: '127.0.0.1', port, tls: undefined, connectTimeoutMs: 2000 })
+  const c = new Http1Connection(conn, () => {})
+  closers.push(() => c.destroy())
+  return c
+}
+
+const request = { method: 'GET', target: '/', headers: [['host', 'origin.test']] as [string, string][], body: null, bodyLength: undefined, maxBodyBytes: 0 }
+
+test('no response head within header_timeout: the exchange fails with HEADER_TIMEOUT, the connection is not reused', async () => {
+  const c = await connection(server(''))
+  let reusable: boolean | undefined
+  const t0 = performance.now()
+  const failure = await c.exchange(request, { headerTimeoutMs: 200, idleTimeoutMs: 0, onEnd: () => (reusable = !c.closed) }).then(
+    () => undefined,
+    (err: RequestFailure) => err,
+  )
+  expect(failure?.code).toBe('HEADER_TIMEOUT')
+  expect(failure?.phase).toBe('response-head')
+  // Not before its time (the sweep may run it up to 100 ms late).
+  expect(performance.now() - t0).toBeGreaterThanOrEqual(199)
+  expect(reusable).toBe(false)
+})
+
+test('a head that comes in time is not cut by header_timeout later', async () => {
+  const c = await connection(server('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'))
+  const res = await c.exchange(request, { headerTimeoutMs: 150, idleTimeoutMs: 0 })
+  expect(res.head.status).toBe(200)
+  await Bun.sleep(300) // past the deadline the head met: nothing fails
+  expect(c.closed).toBe(false)
+  expect(c.busy).toBe(false)
+})
+
+test('a body that stops for idle_timeout: the stream errors with IDLE_TIMEOUT', async () => {
+  const c = await connection(server('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc'))
+  const res = await c.exchange(request, { headerTimeoutMs: 2000, idleTimeoutMs: 200 })
+  expect(res.body).toBeInstanceOf(ReadableStream)
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+  const first = await reader.read()
+  expect(new TextDecoder().decode(first.value)).toBe('abc')
+  const failure = await reader.read().then(
+    () => undefined,
+    (err: RequestFailure) => err,
+  )
+  expect(failure?.code).toBe('IDLE_TIMEOUT')
+})
