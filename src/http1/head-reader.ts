@@ -55,6 +55,11 @@ export class HeadReader {
     return end
   }
 
+  /** The buffer whose first `size` bytes are the ones held (no view made), for a parser that reads in place. */
+  get buffer(): Buffer {
+    return this.acc ?? EMPTY
+  }
+
   /** The first `end` bytes as latin1 text (the head, for the parsers). */
   text(end: number): string {
     return this.acc!.toString('latin1', 0, end)

@@ -6,7 +6,8 @@
  * missing or repeated Host, an absolute-form target naming another host, CONNECT. Pure: no I/O,
  * table-tested in test/proxy/request-head.test.ts.
  */
-import { allTokens, contentLength, HOST_VALUE, isOws, isToken, listMembers, trimOws } from './chars.ts'
+import { Buffer } from 'node:buffer'
+import { allTokens, bytesEqualLower, contentLength, HOST_VALUE, isOws, isTokenBytes, listMembers, TCHAR, trimOws } from './chars.ts'
 
 export interface RequestHead {
   method: string
@@ -48,27 +49,49 @@ export class RequestHeadError extends Error {
 /** Most header lines accepted in one request (431 beyond); nginx and Node have similar caps. */
 export const MAX_HEADER_COUNT = 200
 
-// token (RFC 9110 §5.6.2); the target is visible ASCII only (non-ASCII must be percent-encoded).
-const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP\/(\d)\.(\d)$/
-
 /**
- * Parses `head`: the bytes before the blank line, as latin1, without the final CRLFCRLF.
- * Leading empty lines are tolerated (RFC 9112 §2.2). Throws RequestHeadError with the code
- * of the refusal.
+ * Parses `head`: the bytes before the blank line, as latin1, without the final CRLFCRLF (the
+ * string form of parseRequestHeadBytes, for callers that hold text).
  */
 export function parseRequestHead(head: string): RequestHead {
+  return parseRequestHeadBytes(Buffer.from(head, 'latin1'), head.length)
+}
+
+/**
+ * Parses bytes[0, end): a request head without its final CRLFCRLF, scanned by hand (no string
+ * for the whole head; common methods and field names are shared constants, not new strings).
+ * Leading empty lines are tolerated (RFC 9112 §2.2). Throws RequestHeadError with the code of
+ * the refusal.
+ */
+export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
   let start = 0
-  while (head.startsWith('\r\n', start)) start += 2
-  let lineEnd = head.indexOf('\r\n', start)
-  if (lineEnd < 0) lineEnd = head.length
-  const line = head.slice(start, lineEnd)
-  const m = REQUEST_LINE.exec(line)
-  if (!m) throw new RequestHeadError('BAD_REQUEST', 'malformed request line')
-  const method = m[1]!
-  let target = m[2]!
-  if (m[3] !== '1') throw new RequestHeadError('VERSION_NOT_SUPPORTED', `HTTP/${m[3]}.${m[4]} is not supported; use HTTP/1.1`)
-  if (m[4] !== '0' && m[4] !== '1') throw new RequestHeadError('VERSION_NOT_SUPPORTED', `HTTP/1.${m[4]} is not supported; use HTTP/1.1`)
-  const minor = m[4] === '1' ? 1 : 0
+  while (start + 1 < end && b[start] === 0x0d && b[start + 1] === 0x0a) start += 2
+  const lineEnd = crlfAt(b, start, end)
+  // method SP request-target SP HTTP-version: a token, visible ASCII, "HTTP/" DIGIT "." DIGIT.
+  let i = start
+  while (i < lineEnd && b[i]! < 128 && TCHAR[b[i]!] === 1) i++
+  const methodEnd = i
+  if (methodEnd === start || b[i] !== 0x20) throw new RequestHeadError('BAD_REQUEST', 'malformed request line')
+  const targetStart = ++i
+  while (i < lineEnd && b[i]! >= 0x21 && b[i]! <= 0x7e) i++
+  const targetEnd = i
+  const major = b[i + 6]!
+  const minorCh = b[i + 8]!
+  if (
+    targetEnd === targetStart ||
+    i + 9 !== lineEnd ||
+    b[i] !== 0x20 || b[i + 1] !== 0x48 || b[i + 2] !== 0x54 || b[i + 3] !== 0x54 || b[i + 4] !== 0x50 || b[i + 5] !== 0x2f ||
+    !isDigit(major) ||
+    b[i + 7] !== 0x2e ||
+    !isDigit(minorCh)
+  ) {
+    throw new RequestHeadError('BAD_REQUEST', 'malformed request line')
+  }
+  const method = knownMethod(b, start, methodEnd) ?? b.toString('latin1', start, methodEnd)
+  let target = b.toString('latin1', targetStart, targetEnd)
+  if (major !== 0x31) throw new RequestHeadError('VERSION_NOT_SUPPORTED', `HTTP/${major - 0x30}.${minorCh - 0x30} is not supported; use HTTP/1.1`)
+  if (minorCh !== 0x30 && minorCh !== 0x31) throw new RequestHeadError('VERSION_NOT_SUPPORTED', `HTTP/1.${minorCh - 0x30} is not supported; use HTTP/1.1`)
+  const minor = minorCh === 0x31 ? 1 : 0
   if (method === 'CONNECT') throw new RequestHeadError('METHOD_NOT_ALLOWED', 'CONNECT is not supported: this is not an open proxy')
 
   const names: string[] = []
@@ -81,24 +104,24 @@ export function parseRequestHead(head: string): RequestHead {
   let expect: string | undefined
   let upgrade: string | undefined
   let pos = lineEnd + 2
-  while (pos < head.length) {
-    let end = head.indexOf('\r\n', pos)
-    if (end < 0) end = head.length
-    const c = head.charCodeAt(pos)
+  while (pos < end) {
+    const stop = crlfAt(b, pos, end)
+    const c = b[pos]
     if (c === 0x20 || c === 0x09) throw new RequestHeadError('BAD_REQUEST', 'obsolete line folding is not allowed')
     // name ":" value, the name a token right up to the colon.
-    const colon = head.indexOf(':', pos)
-    if (colon < 0 || colon >= end || !isToken(head, pos, colon)) {
+    let colon = pos
+    while (colon < stop && b[colon] !== 0x3a) colon++
+    if (colon >= stop || !isTokenBytes(b, pos, colon)) {
       throw new RequestHeadError('BAD_REQUEST', 'malformed header line (bad name, whitespace before ":", or no colon)')
     }
     let vs = colon + 1
-    let ve = end
-    while (vs < ve && isOws(head.charCodeAt(vs))) vs++
-    while (ve > vs && isOws(head.charCodeAt(ve - 1))) ve--
-    if (hasControlChar(head, vs, ve)) throw new RequestHeadError('BAD_REQUEST', 'control character (bare CR or LF, NUL, ...) in a header value')
+    let ve = stop
+    while (vs < ve && isOws(b[vs]!)) vs++
+    while (ve > vs && isOws(b[ve - 1]!)) ve--
+    if (hasControlByte(b, vs, ve)) throw new RequestHeadError('BAD_REQUEST', 'control character (bare CR or LF, NUL, ...) in a header value')
     if (names.length >= MAX_HEADER_COUNT) throw new RequestHeadError('HEAD_TOO_LARGE', `more than ${MAX_HEADER_COUNT} header lines`)
-    const name = head.slice(pos, colon).toLowerCase()
-    const value = head.slice(vs, ve)
+    const name = knownName(b, pos, colon) ?? b.toString('latin1', pos, colon).toLowerCase()
+    const value = vs === ve ? '' : b.toString('latin1', vs, ve)
     names.push(name)
     values.push(value)
     switch (name) {
@@ -126,7 +149,7 @@ export function parseRequestHead(head: string): RequestHead {
         upgrade = value
         break
     }
-    pos = end + 2
+    pos = stop + 2
   }
 
   // Host: exactly one in HTTP/1.1 (RFC 9112 §3.2), and a valid host[:port].
@@ -185,13 +208,54 @@ export function parseRequestHead(head: string): RequestHead {
   }
 }
 
-/** A field value is HTAB, SP, VCHAR or obs-text: true if s[from, to) has CR, LF, NUL, another control character or DEL. */
-function hasControlChar(s: string, from: number, to: number): boolean {
+/** A field value is HTAB, SP, VCHAR or obs-text: true if b[from, to) has CR, LF, NUL, another control character or DEL. */
+function hasControlByte(b: Uint8Array, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i)
+    const c = b[i]!
     if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true
   }
   return false
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39
+}
+
+/** Where the next CRLF at or after `from` starts, or `end` when there is none before it. */
+function crlfAt(b: Uint8Array, from: number, end: number): number {
+  for (let i = from; i < end - 1; i++) if (b[i] === 0x0d && b[i + 1] === 0x0a) return i
+  return end
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']
+
+/** The method as a shared constant when it is a usual one (methods are case-sensitive). */
+function knownMethod(b: Uint8Array, from: number, to: number): string | undefined {
+  for (const m of METHODS) {
+    if (m.length !== to - from) continue
+    let i = 0
+    while (i < m.length && b[from + i] === m.charCodeAt(i)) i++
+    if (i === m.length) return m
+  }
+  return undefined
+}
+
+/** Field names browsers, curl and load tools send, lower-case, by length. */
+const KNOWN_NAMES = new Map<number, string[]>()
+for (const n of [
+  'host', 'user-agent', 'accept', 'accept-encoding', 'accept-language', 'accept-charset', 'connection', 'keep-alive',
+  'content-length', 'content-type', 'cookie', 'referer', 'origin', 'authorization', 'cache-control', 'pragma',
+  'if-none-match', 'if-modified-since', 'range', 'if-range', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host',
+  'x-real-ip', 'x-request-id', 'forwarded', 'via', 'upgrade', 'transfer-encoding', 'expect', 'te', 'dnt', 'priority',
+  'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'sec-fetch-user', 'sec-ch-ua', 'sec-ch-ua-mobile',
+  'sec-ch-ua-platform', 'upgrade-insecure-requests', 'sec-websocket-key', 'sec-websocket-version',
+]) KNOWN_NAMES.set(n.length, [...(KNOWN_NAMES.get(n.length) ?? []), n])
+
+/** A field name, lower-case, as a shared constant when it is a known one. */
+function knownName(b: Uint8Array, from: number, to: number): string | undefined {
+  const names = KNOWN_NAMES.get(to - from)
+  if (names !== undefined) for (const n of names) if (bytesEqualLower(b, from, to, n)) return n
+  return undefined
 }
 
 function hasToken(list: string, token: string): boolean {

@@ -12,7 +12,7 @@ import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeInterim } from '../../http1/response-encode.ts'
-import { HeadHeaders, parseRequestHead, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
+import { HeadHeaders, parseRequestHeadBytes, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
 import { ReadSizer } from '../../runtime/receive-buffer.ts'
 import type { FailureCode } from '../errors.ts'
 import { requestIdFor, withoutH2c } from '../headers.ts'
@@ -133,7 +133,7 @@ export class ClientConnection implements DownstreamConnection {
     }
     let head: RequestHead
     try {
-      head = parseRequestHead(this.pending.text(end))
+      head = parseRequestHeadBytes(this.pending.buffer, end)
     } catch (err) {
       if (err instanceof RequestHeadError) return this.refuse(err.code, err.message)
       throw err
