@@ -5,6 +5,7 @@
  * Pure: the client connection decides what to send and when.
  */
 import { Buffer } from 'node:buffer'
+import { putLatin1 } from '../lib/bytes.ts'
 import { httpDateNow } from '../lib/clock.ts'
 import { statusText } from './status-text.ts'
 
@@ -35,49 +36,95 @@ export function isBodiless(method: string, status: number): boolean {
   return method === 'HEAD' || status === 204 || status === 304 || status < 200
 }
 
-export function planResponseHead(r: HeadInput): HeadPlan {
+/** A response head as bytes (and a whole body after it, when one was given), with the framing chosen. */
+export interface EncodedHead {
+  bytes: Uint8Array
+  /** The body goes out with chunked framing. */
+  chunked: boolean
+  /** The connection closes after this response. */
+  close: boolean
+}
+
+/** Which fields are written, per encodeResponseHead call (one at a time: the event loop runs one). */
+let written = new Uint8Array(64)
+
+/**
+ * The head for `r` written straight into bytes (no joined string to flatten and encode again),
+ * with `body` after it in the same array when given: a whole body sent with its head.
+ */
+export function encodeResponseHead(r: HeadInput, body?: Uint8Array): EncodedHead {
   const noBody = isBodiless(r.method, r.status)
   const streamed = r.bodyLength === undefined
   let close = r.close
-  let out = `HTTP/1.1 ${r.status} ${r.statusText || statusText(r.status)}\r\n`
+  const status = String(r.status)
+  const reason = r.statusText || statusText(r.status)
+  // "HTTP/1.1 " status SP reason CRLF
+  let size = 9 + status.length + 1 + reason.length + 2
   let lengthValue: string | undefined
   let hasDate = false
-  for (const [name, value] of r.headers) {
+  const headers = r.headers
+  if (written.length < headers.length) written = new Uint8Array(headers.length * 2)
+  for (let i = 0; i < headers.length; i++) {
+    const [name, value] = headers[i]!
     const n = name.length
+    let keep = 1
     if (n === 4 && name.toLowerCase() === 'date') hasDate = true
-    if (n === 10 && name.toLowerCase() === 'connection') {
+    else if (n === 10 && name.toLowerCase() === 'connection') {
       if (value.toLowerCase().includes('close')) close = true
-      continue
-    }
-    if (n === 14 && name.toLowerCase() === 'content-length') {
+      keep = 0
+    } else if (n === 14 && name.toLowerCase() === 'content-length') {
       lengthValue = value
       // A stream keeps the upstream's length; a whole body gets its own below.
-      if (streamed || noBody) out += `${name}: ${value}\r\n`
-      continue
-    }
-    if (n === 17 && name.toLowerCase() === 'transfer-encoding') continue
-    out += `${name}: ${value}\r\n`
+      if (!streamed && !noBody) keep = 0
+    } else if (n === 17 && name.toLowerCase() === 'transfer-encoding') keep = 0
+    written[i] = keep
+    if (keep === 1) size += n + value.length + 4
   }
-  if (!hasDate) out += `date: ${httpDateNow()}\r\n`
+  const date = hasDate ? '' : httpDateNow()
+  const length = !streamed && !noBody ? String(r.bodyLength) : ''
   let chunked = false
-  if (!streamed) {
-    if (!noBody) out += `content-length: ${r.bodyLength}\r\n`
-  } else if (!noBody && lengthValue === undefined) {
-    if (r.minor === 1) {
-      chunked = true
-      out += 'transfer-encoding: chunked\r\n'
-    } else close = true // HTTP/1.0: the body ends when the connection does
+  if (streamed && !noBody && lengthValue === undefined) {
+    if (r.minor === 1) chunked = true
+    else close = true // HTTP/1.0: the body ends when the connection does
   }
-  if (close) out += 'connection: close\r\n\r\n'
-  else out += r.minor === 0 ? 'connection: keep-alive\r\n\r\n' : '\r\n'
-  return { text: out, chunked, close }
+  const end = close ? 'connection: close\r\n\r\n' : r.minor === 0 ? 'connection: keep-alive\r\n\r\n' : '\r\n'
+  size += (date === '' ? 0 : 8 + date.length) + (length === '' ? 0 : 18 + length.length) + (chunked ? 28 : 0) + end.length
+  const bodyBytes = body !== undefined && !noBody ? body.byteLength : 0
+  const out = new Uint8Array(size + bodyBytes)
+  let at = putLatin1(out, 0, 'HTTP/1.1 ')
+  at = putLatin1(out, at, status)
+  out[at++] = 0x20
+  at = putLatin1(out, at, reason)
+  out[at++] = 0x0d
+  out[at++] = 0x0a
+  for (let i = 0; i < headers.length; i++) {
+    if (written[i] === 0) continue
+    const [name, value] = headers[i]!
+    at = putLatin1(out, at, name)
+    out[at++] = 0x3a
+    out[at++] = 0x20
+    at = putLatin1(out, at, value)
+    out[at++] = 0x0d
+    out[at++] = 0x0a
+  }
+  if (date !== '') at = putLatin1(out, putLatin1(out, putLatin1(out, at, 'date: '), date), '\r\n')
+  if (length !== '') at = putLatin1(out, putLatin1(out, putLatin1(out, at, 'content-length: '), length), '\r\n')
+  if (chunked) at = putLatin1(out, at, 'transfer-encoding: chunked\r\n')
+  at = putLatin1(out, at, end)
+  if (bodyBytes > 0) out.set(body!, at)
+  return { bytes: out, chunked, close }
+}
+
+/** The same head as text (for callers that add to it, and tests). */
+export function planResponseHead(r: HeadInput): HeadPlan {
+  const { bytes, chunked, close } = encodeResponseHead(r)
+  return { text: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'), chunked, close }
 }
 
 /** A whole response with a short text body, on a connection that then closes (refusals, tunnel failures). */
-export function encodeClosingResponse(status: number, headers: readonly (readonly [string, string])[], body: string): Buffer {
+export function encodeClosingResponse(status: number, headers: readonly (readonly [string, string])[], body: string): Uint8Array {
   const bytes = Buffer.from(body, 'utf8')
-  const plan = planResponseHead({ status, statusText: '', headers, method: 'GET', minor: 1, bodyLength: bytes.byteLength, close: true })
-  return Buffer.concat([Buffer.from(plan.text, 'latin1'), bytes])
+  return encodeResponseHead({ status, statusText: '', headers, method: 'GET', minor: 1, bodyLength: bytes.byteLength, close: true }, bytes).bytes
 }
 
 /** An interim (1xx) response head, sent ahead of the final one (RFC 9110 §15.2). */

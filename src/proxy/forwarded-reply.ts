@@ -6,21 +6,13 @@
  * clientResponseHeaders makes, and from then on the writer uses that list.
  */
 import { bytesEqualLower } from '../http1/chars.ts'
-import { isBodiless } from '../http1/response-encode.ts'
+import { isBodiless, type EncodedHead } from '../http1/response-encode.ts'
 import type { RawFields, ResponseHead } from '../http1/response-head.ts'
 import { statusText as defaultStatusText } from '../http1/status-text.ts'
 import { putLatin1 } from '../lib/bytes.ts'
 import { httpDateNow } from '../lib/clock.ts'
 import { clientResponseHeaders, connectionTokens, HOP_BY_HOP } from './headers.ts'
 import type { ProxyReply } from './message.ts'
-
-/** What encodeHead wrote, and the framing it chose: planResponseHead's answer, as bytes. */
-export interface EncodedHead {
-  /** The head, and after it the whole body when one was given. */
-  bytes: Uint8Array
-  chunked: boolean
-  close: boolean
-}
 
 /** Names clientResponseHeaders drops (besides Content-Length, which depends), by length. */
 const DROPPED_BY_LENGTH = new Map<number, string[]>()

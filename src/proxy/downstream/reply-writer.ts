@@ -7,7 +7,7 @@
 import { Buffer } from 'node:buffer'
 import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
-import { isBodiless, planResponseHead } from '../../http1/response-encode.ts'
+import { encodeResponseHead, isBodiless } from '../../http1/response-encode.ts'
 import { SendBacklog } from '../../runtime/send-backlog.ts'
 import { WriteQueue } from '../../runtime/write-queue.ts'
 import { ForwardedReply } from '../forwarded-reply.ts'
@@ -71,16 +71,17 @@ export class ReplyWriter {
       void this.pump(stream, copied.chunked, (end) => onEnd(end, copied.close))
       return
     }
-    const plan = planResponseHead({ status: reply.status, statusText: reply.statusText, headers: reply.headers, method: ctx.method, minor: ctx.minor, bodyLength: stream ? undefined : bytes.byteLength, close: ctx.close })
-    const headBytes = Buffer.from(plan.text, 'latin1')
+    const input = { status: reply.status, statusText: reply.statusText, headers: reply.headers, method: ctx.method, minor: ctx.minor, bodyLength: stream ? undefined : bytes.byteLength, close: ctx.close }
     if (!stream || bodiless) {
       stream?.cancel().catch(() => {})
-      // Head and body in one send.
-      this.write(bytes.byteLength > 0 && !bodiless ? Buffer.concat([headBytes, bytes]) : headBytes)
-      onEnd('done', plan.close)
+      // Head and body in one array, one send.
+      const whole = encodeResponseHead(input, bytes)
+      this.write(whole.bytes)
+      onEnd('done', whole.close)
       return
     }
-    this.write(headBytes)
+    const plan = encodeResponseHead(input)
+    this.write(plan.bytes)
     void this.pump(stream, plan.chunked, (end) => onEnd(end, plan.close))
   }
 
