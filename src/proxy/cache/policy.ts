@@ -105,6 +105,25 @@ export interface ExchangeTimes {
  * end of that second, or an entry stored within the same second would look up to 1 s old.
  */
 export function currentAgeMs(headers: Headers_, times: ExchangeTimes, nowMs: number): number {
+  let initialMs = initialAges.get(times)
+  if (initialMs === undefined || initialAgeHeaders.get(times) !== headers) {
+    initialMs = correctedInitialAgeMs(headers, times)
+    initialAges.set(times, initialMs)
+    initialAgeHeaders.set(times, headers)
+  }
+  const residentTimeMs = Math.max(0, nowMs - times.responseTimeMs)
+  return initialMs + residentTimeMs
+}
+
+/**
+ * corrected_initial_age depends only on what was stored (its Age and Date fields, its request
+ * and response times): worked out once per stored response (keyed by its times, with the field
+ * list it was read from), not on every hit.
+ */
+const initialAges = new WeakMap<ExchangeTimes, number>()
+const initialAgeHeaders = new WeakMap<ExchangeTimes, Headers_>()
+
+function correctedInitialAgeMs(headers: Headers_, times: ExchangeTimes): number {
   // The first value of the first Age line counts; an invalid one is ignored (§5.1).
   const age = headerValue(headers, 'age')
   const ageValueMs = (deltaSeconds(age === null ? undefined : age.split(',')[0]!.trim()) ?? 0) * 1000
@@ -112,9 +131,7 @@ export function currentAgeMs(headers: Headers_, times: ExchangeTimes, nowMs: num
   const apparentAgeMs = dateMs === undefined ? 0 : Math.max(0, times.responseTimeMs - (dateMs + 999))
   const responseDelayMs = Math.max(0, times.responseTimeMs - times.requestTimeMs)
   const correctedAgeValueMs = ageValueMs + responseDelayMs
-  const correctedInitialAgeMs = Math.max(apparentAgeMs, correctedAgeValueMs)
-  const residentTimeMs = Math.max(0, nowMs - times.responseTimeMs)
-  return correctedInitialAgeMs + residentTimeMs
+  return Math.max(apparentAgeMs, correctedAgeValueMs)
 }
 
 /** The request's cache directives (§5.2.1), with Pragma: no-cache where Cache-Control is absent (§5.4). */
