@@ -199,7 +199,9 @@ export class ProxyHandler {
     const maxBody = this.config.server.maxBodyBytes
     if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return 'BODY_TOO_LARGE'
     const req = flight.req
-    return { method: req.method, target: req.target, headers: this.forwardHeaders(flight), body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
+    // With a cache, the headers are made once the cache has not answered (cache(), below): a hit needs none.
+    const headers = this.hooks.cache ? [] : this.forwardHeaders(flight)
+    return { method: req.method, target: req.target, headers, body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
   }
 
   /**
@@ -221,7 +223,9 @@ export class ProxyHandler {
       flight.emit()
       return cached.hit
     }
-    for (const v of cached.validators) (outgoing.headers as [string, string][]).push(v)
+    const headers = this.forwardHeaders(flight)
+    for (const v of cached.validators) headers.push(v)
+    outgoing.headers = headers
     return undefined
   }
 

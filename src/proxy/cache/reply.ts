@@ -75,8 +75,13 @@ export function answerFromStore(req: { method: string; headers: HeaderReader }, 
   }
   const headers: [string, string][] = []
   for (const pair of a.headers) {
-    const n = pair[0].toLowerCase()
-    if (n !== 'age' && n !== 'content-length' && n !== 'x-request-id') headers.push(pair as [string, string])
+    // Only names as long as Age, Content-Length or X-Request-Id are lower-cased to be compared.
+    const len = pair[0].length
+    if (len === 3 || len === 14 || len === 12) {
+      const n = pair[0].toLowerCase()
+      if (n === 'age' || n === 'content-length' || n === 'x-request-id') continue
+    }
+    headers.push(pair as [string, string])
   }
   headers.push(['age', ageS])
   // No Content-Length on a 204 (RFC 9110 §8.6).
