@@ -92,6 +92,18 @@ export class ServerStream {
     if (endStream && !informational) this.localEnded = this.ending = true
   }
 
+  /**
+   * Sends a final response head whose fields are already as HTTP/2 sends them: ":status" (200
+   * or more) first, lower-case names, no connection-specific fields (ForwardedReply.h2Fields).
+   */
+  respondWith(fields: HeaderField[], endStream = false): void {
+    if (this.closed) return
+    if (this.headersSent) throw new Http2Error(H2Code.INTERNAL_ERROR, this.id, 'response head already sent')
+    this.headersSent = true
+    this.host.sendHeaders(this, fields, endStream)
+    if (endStream) this.localEnded = this.ending = true
+  }
+
   /** Queues response body bytes; false when the queue is above the high-water mark (wait for onDrain). */
   write(chunk: Uint8Array): boolean {
     if (this.closed || this.ending) return false

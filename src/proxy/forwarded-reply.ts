@@ -123,6 +123,55 @@ export class ForwardedReply implements ProxyReply {
     if (bodyBytes > 0) out.set(body!, at)
     return { bytes: out, chunked, close }
   }
+
+  /**
+   * The fields an HTTP/2 client gets (lower-case names, ":status" first, RFC 9113 §8.2), made
+   * from the upstream's bytes: what responseFields would make of `headers` (with the body's
+   * Content-Length added after them, for a whole body that has none), with known names as
+   * shared constants. Undefined where the list must be used (as encodeHead).
+   */
+  h2Fields(wholeBodyLength: number | undefined): [string, string][] | undefined {
+    if (this.pairs !== undefined || this.reason !== undefined || this.status < 100 || this.status !== this.head.status) return undefined
+    const { bytes, spans, connection } = this.raw
+    let listed: string[] | undefined
+    if (connection !== '' && connection !== 'keep-alive') {
+      for (const t of connectionTokens(connection) ?? []) if (!HOP_BY_HOP.has(t)) (listed ??= []).push(t)
+    }
+    const out: [string, string][] = [[':status', String(this.status)]]
+    let hasLength = false
+    for (let i = 0; i < spans.length; i += 4) {
+      const ns = spans[i]!
+      const ne = spans[i + 1]!
+      const n = ne - ns
+      if (n === 14 && bytesEqualLower(bytes, ns, ne, 'content-length')) {
+        if (!this.keepLength) continue
+        hasLength = true
+      } else {
+        const names = DROPPED_BY_LENGTH.get(n)
+        if (names !== undefined && names.some((name) => bytesEqualLower(bytes, ns, ne, name))) continue
+      }
+      if (listed !== undefined && listed.some((name) => bytesEqualLower(bytes, ns, ne, name))) continue
+      const name = knownFieldName(bytes, ns, ne) ?? bytes.toString('latin1', ns, ne).toLowerCase()
+      out.push([name, bytes.toString('latin1', spans[i + 2]!, spans[i + 3]!)])
+    }
+    out.push(['x-request-id', this.requestId])
+    if (wholeBodyLength !== undefined && !hasLength) out.push(['content-length', String(wholeBodyLength)])
+    return out
+  }
+}
+
+/** Response field names upstreams usually send, lower-case, by length: shared constants for HTTP/2's fields. */
+const KNOWN_BY_LENGTH = new Map<number, string[]>()
+for (const name of [
+  'server', 'date', 'content-type', 'content-length', 'content-encoding', 'content-language', 'last-modified', 'etag',
+  'cache-control', 'expires', 'accept-ranges', 'vary', 'set-cookie', 'location', 'age', 'via', 'link', 'alt-svc',
+  'strict-transport-security', 'access-control-allow-origin', 'x-content-type-options', 'x-frame-options',
+]) KNOWN_BY_LENGTH.set(name.length, [...(KNOWN_BY_LENGTH.get(name.length) ?? []), name])
+
+function knownFieldName(bytes: Uint8Array, from: number, to: number): string | undefined {
+  const names = KNOWN_BY_LENGTH.get(to - from)
+  if (names !== undefined) for (const name of names) if (bytesEqualLower(bytes, from, to, name)) return name
+  return undefined
 }
 
 function crlf(out: Uint8Array, at: number): number {

@@ -10,6 +10,7 @@ import { planResponseHead } from '../../src/http1/response-encode.ts'
 import { parseResponseHead, type RawFields } from '../../src/http1/response-head.ts'
 import { ForwardedReply } from '../../src/proxy/forwarded-reply.ts'
 import { clientResponseHeaders } from '../../src/proxy/headers.ts'
+import { responseFields } from '../../src/http2/request.ts'
 
 const ID = '0b6f2c1e-1c1a-4b57-9c65-1f0a3c6e9e77'
 /** The Date line the proxy adds is the clock's: the same in both, unless a second ticks between. */
@@ -75,4 +76,20 @@ describe('where a copy would not be exact, it declines', () => {
     c.status = 502
     expect(c.encodeHead('GET', 1, false, Buffer.from('hello'))).toBeUndefined()
   })
+})
+
+describe('HTTP/2 fields from the bytes = the fields HTTP/2 makes of the list', () => {
+  for (const h of heads) {
+    for (const whole of [5, 0, undefined]) {
+      test(`${JSON.stringify(h.slice(0, 30))} whole body of ${whole ?? 'none (stream or bodiless)'}`, () => {
+        const head = parseResponseHead(h, 'GET')
+        const reply = new ForwardedReply(head, head.raw as RawFields, ID, true, null)
+        const fields = reply.h2Fields(whole)
+        // The list path (h2-client.ts send): the list, Content-Length added for a whole body without one, then responseFields.
+        const list = clientResponseHeaders(head.headers, ID, true)
+        if (whole !== undefined && !list.some(([n]) => n.toLowerCase() === 'content-length')) list.push(['content-length', String(whole)])
+        expect(fields).toEqual(responseFields(head.status, list))
+      })
+    }
+  }
 })

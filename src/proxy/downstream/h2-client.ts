@@ -17,6 +17,7 @@ import type { Http2Limits } from '../../http2/limits.ts'
 import type { ServerStream } from '../../http2/stream.ts'
 import type { FailureCode } from '../errors.ts'
 import { requestIdFor } from '../headers.ts'
+import { ForwardedReply } from '../forwarded-reply.ts'
 import type { ProxyReply, ProxyRequest } from '../message.ts'
 import type { ClientInfo, ListenerState } from './connection-options.ts'
 
@@ -113,12 +114,22 @@ export class H2Client {
       if (reply.body instanceof ReadableStream) reply.body.cancel().catch(() => {})
       return
     }
-    if (isBodiless(method, reply.status)) {
-      if (reply.body instanceof ReadableStream) reply.body.cancel().catch(() => {})
-      stream.respond(reply.status, reply.headers, true)
+    const bodiless = isBodiless(method, reply.status)
+    const body = reply.body
+    // An upstream's answer: its fields made from its bytes (forwarded-reply.ts).
+    const whole = bodiless || body instanceof ReadableStream ? undefined : body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
+    const fields = reply instanceof ForwardedReply ? reply.h2Fields(whole) : undefined
+    if (bodiless) {
+      if (body instanceof ReadableStream) body.cancel().catch(() => {})
+      if (fields) stream.respondWith(fields, true)
+      else stream.respond(reply.status, reply.headers, true)
       return
     }
-    const body = reply.body
+    if (fields) {
+      stream.respondWith(fields, false)
+      void sendBody(stream, body)
+      return
+    }
     let headers = reply.headers
     if (!(body instanceof ReadableStream) && !headers.some(([n]) => n.length === 14 && n.toLowerCase() === 'content-length')) {
       const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
