@@ -151,8 +151,11 @@ export class HpackDecoder {
 
 /** Names whose values are credentials: sent as never-indexed literals (RFC 7541 §7.1.3). */
 const NEVER_INDEX = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie'])
-/** Values that change with nearly every response: indexing them only churns the table. */
-const NO_INDEX = new Set(['content-length', 'etag', 'last-modified', 'age', 'content-range', ':path'])
+/**
+ * Values that change with nearly every response: indexing them only churns the table (and pushes
+ * out the entries that do repeat). X-Request-Id is new on every response the proxy sends.
+ */
+const NO_INDEX = new Set(['content-length', 'etag', 'last-modified', 'age', 'content-range', ':path', 'x-request-id'])
 const MAX_INDEXED_VALUE = 256
 
 /** Encodes header blocks of one connection, in the order they are sent. */
@@ -198,7 +201,9 @@ export class HpackEncoder {
     const nameIndex = STATIC_NAME_INDEX.get(name) ?? this.dynamicIndex(this.names.get(name))
     const size = entrySize(name, value)
     if (NEVER_INDEX.has(name)) off = encodeInt(out, off, nameIndex, 4, 0x10)
-    else if (!NO_INDEX.has(name) && value.length <= MAX_INDEXED_VALUE && size * 2 <= this.table.maxSize) {
+    // A value that changes every time is indexed only while its name is in no table: the ones
+    // after it then refer to the name.
+    else if ((!NO_INDEX.has(name) || nameIndex === 0) && value.length <= MAX_INDEXED_VALUE && size * 2 <= this.table.maxSize) {
       off = encodeInt(out, off, nameIndex, 6, 0x40)
       this.remember(name, value)
     } else off = encodeInt(out, off, nameIndex, 4, 0x00)

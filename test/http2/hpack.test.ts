@@ -152,3 +152,25 @@ describe('HPACK encoder', () => {
     expect(sizes[2]!).toBeLessThan(sizes[0]!)
   })
 })
+
+describe('values new on every response (X-Request-Id)', () => {
+  test('only the first is indexed, for its name; the rest refer to the name and leave the table as it is', () => {
+    const enc = new HpackEncoder(4096)
+    const dec = new HpackDecoder(4096, 65536)
+    const fields = (id: string): [string, string][] => [[':status', '200'], ['server', 'origin'], ['x-request-id', id]]
+    const first = enc.encode(fields('0b6f2c1e-1c1a-4b57-9c65-1f0a3c6e9e77'))
+    expect(dec.decode(first).fields).toEqual(fields('0b6f2c1e-1c1a-4b57-9c65-1f0a3c6e9e77'))
+    const entries = enc.table.length
+    const sizes: number[] = []
+    for (let i = 0; i < 50; i++) {
+      const id = `id-${i}-${'x'.repeat(30)}`
+      const block = enc.encode(fields(id))
+      sizes.push(block.byteLength)
+      expect(dec.decode(block).fields).toEqual(fields(id))
+    }
+    // Nothing more was inserted, so the server entry was never pushed out by ids.
+    expect(enc.table.length).toBe(entries)
+    // Every later block refers to the name the first one carried (and :status and server by index).
+    for (const n of sizes) expect(n).toBeLessThan(first.byteLength)
+  })
+})
