@@ -72,7 +72,10 @@ export class HeadReader {
    */
   headBytes(end: number): Buffer {
     const acc = this.acc!
-    return acc.buffer.byteLength > 4 * end + 4096 ? Buffer.from(acc.subarray(0, end)) : acc
+    // A read arrives as a buffer of its own size, so its length says how large it is. (Not
+    // acc.buffer: JSC makes an ArrayBuffer object for a read on first asking.) A view left by
+    // consume() (after a 1xx head) may pin the rest of its read: one read, on a rare path.
+    return acc.byteLength > 4 * end + 4096 ? Buffer.from(acc.subarray(0, end)) : acc
   }
 
   /** Drops the first `n` bytes; what follows stays held (as a view, not a copy). */
