@@ -3,6 +3,7 @@
  * Bun.serve / Deno.serve hand over Request objects that are adapted to these, the proxy's own
  * HTTP/1.1 listener (http1-listener.ts) builds them straight from the bytes it parsed.
  */
+import type { EncodedHead } from '../http1/response-encode.ts'
 
 /** What the request path reads of request headers; a Headers object is one. Names are lower-case. */
 export interface HeaderReader {
@@ -26,6 +27,15 @@ export interface ProxyReply {
   statusText: string
   headers: [string, string][]
   body: Uint8Array | string | ReadableStream<Uint8Array> | null
+}
+
+/**
+ * A reply that can write its own HTTP/1.1 head (and whole body after it) as bytes, copied from
+ * what it was made of: an upstream's answer (forwarded-reply.ts), a stored one
+ * (cache/stored-reply.ts). Undefined means: write it from its list of fields.
+ */
+export interface SelfEncodingReply extends ProxyReply {
+  encodeHead(method: string, minor: number, closeAsked: boolean, body: Uint8Array | undefined): EncodedHead | undefined
 }
 
 /** Adapts a listener's Request (Bun.serve, Deno.serve) to a ProxyRequest. */

@@ -6,6 +6,7 @@
 import type { HeaderReader, ProxyReply } from '../message.ts'
 import { clientNotModified, notModifiedHeaders } from './revalidate.ts'
 import type { Headers_ } from './policy.ts'
+import { StoredReply } from './stored-reply.ts'
 
 /** The cache's name in Cache-Status (RFC 9211 §2). */
 export const CACHE_NAME = 'proxy'
@@ -73,23 +74,9 @@ export function answerFromStore(req: { method: string; headers: HeaderReader }, 
     headers.push(['age', ageS], ['x-request-id', requestId])
     return { status: 304, statusText: 'Not Modified', headers: withCacheStatus(headers, status), body: null }
   }
-  const headers: [string, string][] = []
-  for (const pair of a.headers) {
-    // Only names as long as Age, Content-Length or X-Request-Id are lower-cased to be compared.
-    const len = pair[0].length
-    if (len === 3 || len === 14 || len === 12) {
-      const n = pair[0].toLowerCase()
-      if (n === 'age' || n === 'content-length' || n === 'x-request-id') continue
-    }
-    headers.push(pair as [string, string])
-  }
-  headers.push(['age', ageS])
-  // No Content-Length on a 204 (RFC 9110 §8.6).
-  if (a.bodyLength !== undefined && a.status !== 204) headers.push(['content-length', String(a.bodyLength)])
-  headers.push(['x-request-id', requestId])
   let body: ProxyReply['body'] = null
   if (req.method !== 'HEAD') body = typeof a.body === 'function' ? a.body() : a.body
-  return { status: a.status, statusText: a.statusText, headers: withCacheStatus(headers, status), body }
+  return new StoredReply(a.status, a.statusText, a.headers, ageS, a.bodyLength, requestId, formatCacheStatus(status), body)
 }
 
 /** The cache's own answer when only-if-cached finds nothing usable (RFC 9111 §5.2.1.7). */

@@ -10,8 +10,7 @@ import { encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { encodeResponseHead, isBodiless } from '../../http1/response-encode.ts'
 import { SendBacklog } from '../../runtime/send-backlog.ts'
 import { WriteQueue } from '../../runtime/write-queue.ts'
-import { ForwardedReply } from '../forwarded-reply.ts'
-import type { ProxyReply } from '../message.ts'
+import type { ProxyReply, SelfEncodingReply } from '../message.ts'
 
 /** The socket operations the writer needs. */
 export interface WritableSocket {
@@ -57,9 +56,9 @@ export class ReplyWriter {
       bytes = b === null ? EMPTY : typeof b === 'string' ? Buffer.from(b, 'utf8') : b
     }
     const bodiless = isBodiless(ctx.method, reply.status)
-    // An upstream's answer is copied from its bytes; anything else (or one whose fields were
-    // asked for as a list) is planned from its list.
-    const copied = reply instanceof ForwardedReply ? reply.encodeHead(ctx.method, ctx.minor, ctx.close, stream ? undefined : bytes) : undefined
+    // An upstream's answer, or a stored one, is copied from what it was made of; anything else
+    // (or one whose fields were asked for as a list) is written from its list.
+    const copied = 'encodeHead' in reply ? (reply as SelfEncodingReply).encodeHead(ctx.method, ctx.minor, ctx.close, stream ? undefined : bytes) : undefined
     if (copied !== undefined) {
       if (!stream || bodiless) {
         stream?.cancel().catch(() => {})

@@ -1,0 +1,147 @@
+/**
+ * A reply from a stored response. Its list of fields is what a reply from the store always
+ * carries: the stored fields but Age, Content-Length, X-Request-Id and Cache-Status, then this
+ * reply's Age, Content-Length, X-Request-Id and Cache-Status (reply.ts answerFromStore). The
+ * stored part is the same on every hit, so it is encoded once per stored response, and the
+ * HTTP/1.1 writer copies it (encodeHead) with this reply's own lines; anyone else (HTTP/2, the
+ * runtime listeners) asks for `headers` and gets the list, and from then on the list is used.
+ */
+import { isBodiless, type EncodedHead } from '../../http1/response-encode.ts'
+import { statusText as defaultStatusText } from '../../http1/status-text.ts'
+import { putLatin1 } from '../../lib/bytes.ts'
+import { httpDateNow } from '../../lib/clock.ts'
+import type { ProxyReply } from '../message.ts'
+import type { Headers_ } from './policy.ts'
+
+/** The stored fields every reply carries unchanged, encoded, and what the writer needs to know of them. */
+interface StoredBlock {
+  kept: (readonly [string, string])[]
+  /** "name: value\r\n" for each of `kept`. */
+  bytes: Uint8Array
+  hasDate: boolean
+  /** The stored Cache-Status values, joined (ours goes after them). */
+  prior: string | undefined
+  /** No field the writer treats apart (Connection, Transfer-Encoding): the copy is exact. */
+  plain: boolean
+}
+
+/** Per stored field list (a stored response's, never changed once stored). */
+const blocks = new WeakMap<Headers_, StoredBlock>()
+
+function blockOf(stored: Headers_): StoredBlock {
+  const known = blocks.get(stored)
+  if (known) return known
+  const kept: (readonly [string, string])[] = []
+  let prior: string | undefined
+  let hasDate = false
+  let plain = true
+  let size = 0
+  for (const pair of stored) {
+    const lower = pair[0].toLowerCase()
+    if (lower === 'age' || lower === 'content-length' || lower === 'x-request-id') continue
+    if (lower === 'cache-status') {
+      prior = prior === undefined ? pair[1] : `${prior}, ${pair[1]}`
+      continue
+    }
+    if (lower === 'date') hasDate = true
+    if (lower === 'connection' || lower === 'transfer-encoding') plain = false
+    kept.push(pair)
+    size += pair[0].length + pair[1].length + 4
+  }
+  const bytes = new Uint8Array(size)
+  let at = 0
+  for (const [name, value] of kept) at = putLatin1(bytes, putLatin1(bytes, putLatin1(bytes, putLatin1(bytes, at, name), ': '), value), '\r\n')
+  const block = { kept, bytes, hasDate, prior, plain }
+  blocks.set(stored, block)
+  return block
+}
+
+export class StoredReply implements ProxyReply {
+  private pairs: [string, string][] | undefined
+
+  constructor(
+    public status: number,
+    public statusText: string,
+    private readonly stored: Headers_,
+    private readonly ageS: string,
+    /** The stored body's length (the Content-Length this reply lists), when known. */
+    private readonly bodyLength: number | undefined,
+    private readonly requestId: string,
+    /** Our Cache-Status entry (formatCacheStatus). */
+    private readonly ours: string,
+    public body: ProxyReply['body'],
+  ) {}
+
+  /** The list: stored fields (but the four), Age, Content-Length (not on a 204), X-Request-Id, Cache-Status. */
+  get headers(): [string, string][] {
+    if (this.pairs) return this.pairs
+    const block = blockOf(this.stored)
+    const out = block.kept.slice() as [string, string][]
+    out.push(['age', this.ageS])
+    if (this.listedLength !== undefined) out.push(['content-length', this.listedLength])
+    out.push(['x-request-id', this.requestId], ['cache-status', this.cacheStatus(block)])
+    return (this.pairs = out)
+  }
+  set headers(list: [string, string][]) {
+    this.pairs = list
+  }
+
+  private get listedLength(): string | undefined {
+    // No Content-Length on a 204 (RFC 9110 §8.6).
+    return this.bodyLength !== undefined && this.status !== 204 ? String(this.bodyLength) : undefined
+  }
+
+  private cacheStatus(block: StoredBlock): string {
+    return block.prior === undefined ? this.ours : `${block.prior}, ${this.ours}`
+  }
+
+  /**
+   * The head planResponseHead writes for the list (and `body` after it, when whole), with the
+   * stored part copied; undefined when the list was asked for (it may have changed) or the stored
+   * fields hold one the writer treats apart.
+   */
+  encodeHead(method: string, minor: number, closeAsked: boolean, body: Uint8Array | undefined): EncodedHead | undefined {
+    if (this.pairs !== undefined || this.status < 100) return undefined
+    const block = blockOf(this.stored)
+    if (!block.plain) return undefined
+    const noBody = isBodiless(method, this.status)
+    const streamed = body === undefined
+    const listed = this.listedLength
+    // The listed length stays where it is for a stream or a bodiless answer; a whole body gets its own, after Date.
+    const inPlace = listed !== undefined && (streamed || noBody) ? listed : ''
+    const own = !streamed && !noBody ? String(body.byteLength) : ''
+    let close = closeAsked
+    let chunked = false
+    if (streamed && !noBody && listed === undefined) {
+      if (minor === 1) chunked = true
+      else close = true // HTTP/1.0: the body ends when the connection does
+    }
+    const status = String(this.status)
+    const reason = this.statusText || defaultStatusText(this.status)
+    const cacheStatus = this.cacheStatus(block)
+    const date = block.hasDate ? '' : httpDateNow()
+    const end = close ? 'connection: close\r\n\r\n' : minor === 0 ? 'connection: keep-alive\r\n\r\n' : '\r\n'
+    const size =
+      9 + status.length + 1 + reason.length + 2 + block.bytes.byteLength + 7 + this.ageS.length + (inPlace === '' ? 0 : 18 + inPlace.length) + 16 + this.requestId.length +
+      16 + cacheStatus.length + (date === '' ? 0 : 8 + date.length) + (own === '' ? 0 : 18 + own.length) + (chunked ? 28 : 0) + end.length
+    const bodyBytes = !streamed && !noBody ? body.byteLength : 0
+    const out = new Uint8Array(size + bodyBytes)
+    let at = line(out, 0, 'HTTP/1.1 ', `${status} ${reason}`)
+    out.set(block.bytes, at)
+    at = line(out, at + block.bytes.byteLength, 'age: ', this.ageS)
+    if (inPlace !== '') at = line(out, at, 'content-length: ', inPlace)
+    at = line(out, at, 'x-request-id: ', this.requestId)
+    at = line(out, at, 'cache-status: ', cacheStatus)
+    if (date !== '') at = line(out, at, 'date: ', date)
+    if (own !== '') at = line(out, at, 'content-length: ', own)
+    if (chunked) at = putLatin1(out, at, 'transfer-encoding: chunked\r\n')
+    at = putLatin1(out, at, end)
+    if (bodyBytes > 0) out.set(body!, at)
+    return { bytes: out, chunked, close }
+  }
+}
+
+/** `name` and `value` then CRLF, at `at`; returns the offset after it. */
+function line(out: Uint8Array, at: number, name: string, value: string): number {
+  return putLatin1(out, putLatin1(out, putLatin1(out, at, name), value), '\r\n')
+}
