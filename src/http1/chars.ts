@@ -43,6 +43,25 @@ export function bytesEqualLower(b: Uint8Array, from: number, to: number, lower: 
   return true
 }
 
+/**
+ * Lower-case field names looked up in bytes by length, without making a string: the shared
+ * constant for a name in the table, in whatever case it was sent.
+ */
+export class NameTable {
+  private readonly byLength = new Map<number, string[]>()
+
+  constructor(names: readonly string[]) {
+    for (const name of names) this.byLength.set(name.length, [...(this.byLength.get(name.length) ?? []), name])
+  }
+
+  /** The table's name that bytes[from, to) is, or undefined. */
+  find(b: Uint8Array, from: number, to: number): string | undefined {
+    const names = this.byLength.get(to - from)
+    if (names !== undefined) for (const name of names) if (bytesEqualLower(b, from, to, name)) return name
+    return undefined
+  }
+}
+
 /** A Host value: reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2); no userinfo, no list. */
 export const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{1,5})?$/
 

@@ -3,7 +3,7 @@
  * fields as given, the framing lines the caller chose (Content-Length or chunked), the blank
  * line, and a small whole body after it, all in one array sent in one write.
  */
-import { putLatin1 } from '../lib/bytes.ts'
+import { putFieldLine, putLatin1 } from '../lib/bytes.ts'
 
 /**
  * `framing` is the framing header lines, each ending in CRLF ('' for none); `body` goes after the
@@ -19,14 +19,7 @@ export function encodeRequestHead(method: string, target: string, headers: reado
   out[at++] = 0x20
   at = putLatin1(out, at, target)
   at = putLatin1(out, at, ' HTTP/1.1\r\n')
-  for (const [name, value] of headers) {
-    at = putLatin1(out, at, name)
-    out[at++] = 0x3a
-    out[at++] = 0x20
-    at = putLatin1(out, at, value)
-    out[at++] = 0x0d
-    out[at++] = 0x0a
-  }
+  for (const [name, value] of headers) at = putFieldLine(out, at, name, value)
   at = putLatin1(out, at, framing)
   out[at++] = 0x0d
   out[at++] = 0x0a

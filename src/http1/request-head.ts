@@ -7,7 +7,7 @@
  * table-tested in test/proxy/request-head.test.ts.
  */
 import { Buffer } from 'node:buffer'
-import { allTokens, bytesEqualLower, contentLength, HOST_VALUE, isOws, isTokenBytes, listMembers, TCHAR, trimOws } from './chars.ts'
+import { allTokens, contentLength, HOST_VALUE, isOws, isTokenBytes, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
 
 export interface RequestHead {
   method: string
@@ -120,7 +120,7 @@ export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
     while (ve > vs && isOws(b[ve - 1]!)) ve--
     if (hasControlByte(b, vs, ve)) throw new RequestHeadError('BAD_REQUEST', 'control character (bare CR or LF, NUL, ...) in a header value')
     if (names.length >= MAX_HEADER_COUNT) throw new RequestHeadError('HEAD_TOO_LARGE', `more than ${MAX_HEADER_COUNT} header lines`)
-    const name = knownName(b, pos, colon) ?? b.toString('latin1', pos, colon).toLowerCase()
+    const name = KNOWN_NAMES.find(b, pos, colon) ?? b.toString('latin1', pos, colon).toLowerCase()
     const value = vs === ve ? '' : b.toString('latin1', vs, ve)
     names.push(name)
     values.push(value)
@@ -240,23 +240,15 @@ function knownMethod(b: Uint8Array, from: number, to: number): string | undefine
   return undefined
 }
 
-/** Field names browsers, curl and load tools send, lower-case, by length. */
-const KNOWN_NAMES = new Map<number, string[]>()
-for (const n of [
+/** Field names browsers, curl and load tools send: shared constants instead of a new string per request. */
+const KNOWN_NAMES = new NameTable([
   'host', 'user-agent', 'accept', 'accept-encoding', 'accept-language', 'accept-charset', 'connection', 'keep-alive',
   'content-length', 'content-type', 'cookie', 'referer', 'origin', 'authorization', 'cache-control', 'pragma',
   'if-none-match', 'if-modified-since', 'range', 'if-range', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host',
   'x-real-ip', 'x-request-id', 'forwarded', 'via', 'upgrade', 'transfer-encoding', 'expect', 'te', 'dnt', 'priority',
   'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'sec-fetch-user', 'sec-ch-ua', 'sec-ch-ua-mobile',
   'sec-ch-ua-platform', 'upgrade-insecure-requests', 'sec-websocket-key', 'sec-websocket-version',
-]) KNOWN_NAMES.set(n.length, [...(KNOWN_NAMES.get(n.length) ?? []), n])
-
-/** A field name, lower-case, as a shared constant when it is a known one. */
-function knownName(b: Uint8Array, from: number, to: number): string | undefined {
-  const names = KNOWN_NAMES.get(to - from)
-  if (names !== undefined) for (const n of names) if (bytesEqualLower(b, from, to, n)) return n
-  return undefined
-}
+])
 
 function hasToken(list: string, token: string): boolean {
   if (list === '') return false

@@ -5,7 +5,7 @@
  * Pure: the client connection decides what to send and when.
  */
 import { Buffer } from 'node:buffer'
-import { putLatin1 } from '../lib/bytes.ts'
+import { putFieldLine, putLatin1 } from '../lib/bytes.ts'
 import { httpDateNow } from '../lib/clock.ts'
 import { statusText } from './status-text.ts'
 
@@ -45,6 +45,49 @@ export interface EncodedHead {
   close: boolean
 }
 
+/** What follows a head's fields (planResponseHead's rules), for every encoder of a head. */
+export interface HeadEnd {
+  /** The Date value to add ('' when the fields have one). */
+  date: string
+  /** A whole body's Content-Length to add ('' for none). */
+  length: string
+  chunked: boolean
+  close: boolean
+  /** The connection line (where one is needed) and the blank line. */
+  last: string
+  /** Bytes it takes, the body not counted. */
+  size: number
+}
+
+/**
+ * After the fields: Date where they have none (RFC 9110 §6.6.1), a whole body's own
+ * Content-Length (`wholeLength`; undefined for a stream), chunked for a stream without a listed
+ * length (`listedLength`) to an HTTP/1.1 client, a close for one to an HTTP/1.0 client (RFC 9112 §6).
+ */
+export function headEnd(hasDate: boolean, noBody: boolean, wholeLength: number | undefined, listedLength: boolean, minor: number, closeAsked: boolean): HeadEnd {
+  const streamed = wholeLength === undefined
+  const date = hasDate ? '' : httpDateNow()
+  const length = !streamed && !noBody ? String(wholeLength) : ''
+  let close = closeAsked
+  let chunked = false
+  if (streamed && !noBody && !listedLength) {
+    if (minor === 1) chunked = true
+    else close = true // HTTP/1.0: the body ends when the connection does
+  }
+  const last = close ? 'connection: close\r\n\r\n' : minor === 0 ? 'connection: keep-alive\r\n\r\n' : '\r\n'
+  const size = (date === '' ? 0 : 8 + date.length) + (length === '' ? 0 : 18 + length.length) + (chunked ? 28 : 0) + last.length
+  return { date, length, chunked, close, last, size }
+}
+
+/** Writes `end` at `at`, then `body` when given (a whole body, for an answer that has one). */
+export function putHeadEnd(out: Uint8Array, at: number, end: HeadEnd, body: Uint8Array | undefined): void {
+  if (end.date !== '') at = putFieldLine(out, at, 'date', end.date)
+  if (end.length !== '') at = putFieldLine(out, at, 'content-length', end.length)
+  if (end.chunked) at = putLatin1(out, at, 'transfer-encoding: chunked\r\n')
+  at = putLatin1(out, at, end.last)
+  if (body !== undefined && body.byteLength > 0) out.set(body, at)
+}
+
 /** Which fields are written, per encodeResponseHead call (one at a time: the event loop runs one). */
 let written = new Uint8Array(64)
 
@@ -80,15 +123,8 @@ export function encodeResponseHead(r: HeadInput, body?: Uint8Array): EncodedHead
     written[i] = keep
     if (keep === 1) size += n + value.length + 4
   }
-  const date = hasDate ? '' : httpDateNow()
-  const length = !streamed && !noBody ? String(r.bodyLength) : ''
-  let chunked = false
-  if (streamed && !noBody && lengthValue === undefined) {
-    if (r.minor === 1) chunked = true
-    else close = true // HTTP/1.0: the body ends when the connection does
-  }
-  const end = close ? 'connection: close\r\n\r\n' : r.minor === 0 ? 'connection: keep-alive\r\n\r\n' : '\r\n'
-  size += (date === '' ? 0 : 8 + date.length) + (length === '' ? 0 : 18 + length.length) + (chunked ? 28 : 0) + end.length
+  const end = headEnd(hasDate, noBody, r.bodyLength, lengthValue !== undefined, r.minor, close)
+  size += end.size
   const bodyBytes = body !== undefined && !noBody ? body.byteLength : 0
   const out = new Uint8Array(size + bodyBytes)
   let at = putLatin1(out, 0, 'HTTP/1.1 ')
@@ -100,19 +136,10 @@ export function encodeResponseHead(r: HeadInput, body?: Uint8Array): EncodedHead
   for (let i = 0; i < headers.length; i++) {
     if (written[i] === 0) continue
     const [name, value] = headers[i]!
-    at = putLatin1(out, at, name)
-    out[at++] = 0x3a
-    out[at++] = 0x20
-    at = putLatin1(out, at, value)
-    out[at++] = 0x0d
-    out[at++] = 0x0a
+    at = putFieldLine(out, at, name, value)
   }
-  if (date !== '') at = putLatin1(out, putLatin1(out, putLatin1(out, at, 'date: '), date), '\r\n')
-  if (length !== '') at = putLatin1(out, putLatin1(out, putLatin1(out, at, 'content-length: '), length), '\r\n')
-  if (chunked) at = putLatin1(out, at, 'transfer-encoding: chunked\r\n')
-  at = putLatin1(out, at, end)
-  if (bodyBytes > 0) out.set(body!, at)
-  return { bytes: out, chunked, close }
+  putHeadEnd(out, at, end, bodyBytes > 0 ? body : undefined)
+  return { bytes: out, chunked: end.chunked, close: end.close }
 }
 
 /** The same head as text (for callers that add to it, and tests). */

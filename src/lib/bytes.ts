@@ -25,3 +25,14 @@ export function putLatin1(out: Uint8Array, at: number, s: string): number {
   for (let i = 0; i < n; i++) out[at + i] = s.charCodeAt(i)
   return at + n
 }
+
+/** One HTTP field line, `name: value` CRLF, as latin1 at `at`; returns the offset after it. */
+export function putFieldLine(out: Uint8Array, at: number, name: string, value: string): number {
+  at = putLatin1(out, at, name)
+  out[at++] = 0x3a
+  out[at++] = 0x20
+  at = putLatin1(out, at, value)
+  out[at++] = 0x0d
+  out[at++] = 0x0a
+  return at
+}

@@ -5,18 +5,16 @@
  * reader (HTTP/2, the runtime listeners) asks for `headers` and gets the list
  * clientResponseHeaders makes, and from then on the writer uses that list.
  */
-import { bytesEqualLower } from '../http1/chars.ts'
-import { isBodiless, type EncodedHead } from '../http1/response-encode.ts'
+import { bytesEqualLower, NameTable } from '../http1/chars.ts'
+import { headEnd, isBodiless, putHeadEnd, type EncodedHead } from '../http1/response-encode.ts'
 import type { RawFields, ResponseHead } from '../http1/response-head.ts'
 import { statusText as defaultStatusText } from '../http1/status-text.ts'
-import { putLatin1 } from '../lib/bytes.ts'
-import { httpDateNow } from '../lib/clock.ts'
+import { putFieldLine, putLatin1 } from '../lib/bytes.ts'
 import { clientResponseHeaders, connectionTokens, HOP_BY_HOP } from './headers.ts'
 import type { ProxyReply } from './message.ts'
 
-/** Names clientResponseHeaders drops (besides Content-Length, which depends), by length. */
-const DROPPED_BY_LENGTH = new Map<number, string[]>()
-for (const name of [...HOP_BY_HOP, 'x-request-id']) DROPPED_BY_LENGTH.set(name.length, [...(DROPPED_BY_LENGTH.get(name.length) ?? []), name])
+/** Names clientResponseHeaders drops (besides Content-Length, which depends). */
+const DROPPED = new NameTable([...HOP_BY_HOP, 'x-request-id'])
 
 /** Which fields are kept, per encodeHead call (one at a time: the event loop runs one). */
 let kept = new Uint8Array(64)
@@ -85,24 +83,13 @@ export class ForwardedReply implements ProxyReply {
         if (this.keepLength) hasLength = true
         keep = this.keepLength && (streamed || noBody) ? 1 : 0
       } else if (n === 4 && bytesEqualLower(bytes, ns, ne, 'date')) hasDate = true
-      else {
-        const names = DROPPED_BY_LENGTH.get(n)
-        if (names !== undefined) for (const name of names) if (bytesEqualLower(bytes, ns, ne, name)) keep = 0
-      }
+      else if (DROPPED.find(bytes, ns, ne) !== undefined) keep = 0
       if (listed !== undefined && keep === 1) for (const name of listed) if (bytesEqualLower(bytes, ns, ne, name)) keep = 0
       kept[f] = keep
       if (keep === 1) size += n + (spans[4 * f + 3]! - spans[4 * f + 2]!) + 4
     }
-    const date = hasDate ? '' : httpDateNow()
-    const length = !streamed && !noBody ? String(body.byteLength) : ''
-    let close = closeAsked
-    let chunked = false
-    if (streamed && !noBody && !hasLength) {
-      if (minor === 1) chunked = true
-      else close = true // HTTP/1.0: the body ends when the connection does
-    }
-    const end = close ? 'connection: close\r\n\r\n' : minor === 0 ? 'connection: keep-alive\r\n\r\n' : '\r\n'
-    size += 16 + this.requestId.length + (date === '' ? 0 : 8 + date.length) + (length === '' ? 0 : 18 + length.length) + (chunked ? 28 : 0) + end.length
+    const end = headEnd(hasDate, noBody, body?.byteLength, hasLength, minor, closeAsked)
+    size += 16 + this.requestId.length + end.size
     const bodyBytes = body !== undefined && !noBody ? body.byteLength : 0
     const out = new Uint8Array(size + bodyBytes)
     let at = putLatin1(out, 0, 'HTTP/1.1 ')
@@ -115,13 +102,8 @@ export class ForwardedReply implements ProxyReply {
       out[at++] = 0x20
       at = crlf(out, copy(bytes, spans[4 * f + 2]!, spans[4 * f + 3]!, out, at))
     }
-    at = crlf(out, putLatin1(out, putLatin1(out, at, 'x-request-id: '), this.requestId))
-    if (date !== '') at = crlf(out, putLatin1(out, putLatin1(out, at, 'date: '), date))
-    if (length !== '') at = crlf(out, putLatin1(out, putLatin1(out, at, 'content-length: '), length))
-    if (chunked) at = putLatin1(out, at, 'transfer-encoding: chunked\r\n')
-    at = putLatin1(out, at, end)
-    if (bodyBytes > 0) out.set(body!, at)
-    return { bytes: out, chunked, close }
+    putHeadEnd(out, putFieldLine(out, at, 'x-request-id', this.requestId), end, bodyBytes > 0 ? body : undefined)
+    return { bytes: out, chunked: end.chunked, close: end.close }
   }
 
   /**
@@ -146,12 +128,9 @@ export class ForwardedReply implements ProxyReply {
       if (n === 14 && bytesEqualLower(bytes, ns, ne, 'content-length')) {
         if (!this.keepLength) continue
         hasLength = true
-      } else {
-        const names = DROPPED_BY_LENGTH.get(n)
-        if (names !== undefined && names.some((name) => bytesEqualLower(bytes, ns, ne, name))) continue
-      }
+      } else if (DROPPED.find(bytes, ns, ne) !== undefined) continue
       if (listed !== undefined && listed.some((name) => bytesEqualLower(bytes, ns, ne, name))) continue
-      const name = knownFieldName(bytes, ns, ne) ?? bytes.toString('latin1', ns, ne).toLowerCase()
+      const name = KNOWN_FIELDS.find(bytes, ns, ne) ?? bytes.toString('latin1', ns, ne).toLowerCase()
       out.push([name, bytes.toString('latin1', spans[i + 2]!, spans[i + 3]!)])
     }
     out.push(['x-request-id', this.requestId])
@@ -160,19 +139,12 @@ export class ForwardedReply implements ProxyReply {
   }
 }
 
-/** Response field names upstreams usually send, lower-case, by length: shared constants for HTTP/2's fields. */
-const KNOWN_BY_LENGTH = new Map<number, string[]>()
-for (const name of [
+/** Response field names upstreams usually send: shared constants for HTTP/2's fields. */
+const KNOWN_FIELDS = new NameTable([
   'server', 'date', 'content-type', 'content-length', 'content-encoding', 'content-language', 'last-modified', 'etag',
   'cache-control', 'expires', 'accept-ranges', 'vary', 'set-cookie', 'location', 'age', 'via', 'link', 'alt-svc',
   'strict-transport-security', 'access-control-allow-origin', 'x-content-type-options', 'x-frame-options',
-]) KNOWN_BY_LENGTH.set(name.length, [...(KNOWN_BY_LENGTH.get(name.length) ?? []), name])
-
-function knownFieldName(bytes: Uint8Array, from: number, to: number): string | undefined {
-  const names = KNOWN_BY_LENGTH.get(to - from)
-  if (names !== undefined) for (const name of names) if (bytesEqualLower(bytes, from, to, name)) return name
-  return undefined
-}
+])
 
 function crlf(out: Uint8Array, at: number): number {
   out[at] = 0x0d

@@ -6,10 +6,9 @@
  * HTTP/1.1 writer copies it (encodeHead) with this reply's own lines; anyone else (HTTP/2, the
  * runtime listeners) asks for `headers` and gets the list, and from then on the list is used.
  */
-import { isBodiless, type EncodedHead } from '../../http1/response-encode.ts'
+import { headEnd, isBodiless, putHeadEnd, type EncodedHead } from '../../http1/response-encode.ts'
 import { statusText as defaultStatusText } from '../../http1/status-text.ts'
-import { putLatin1 } from '../../lib/bytes.ts'
-import { httpDateNow } from '../../lib/clock.ts'
+import { putFieldLine, putLatin1 } from '../../lib/bytes.ts'
 import type { ProxyReply } from '../message.ts'
 import type { Headers_ } from './policy.ts'
 
@@ -50,7 +49,7 @@ function blockOf(stored: Headers_): StoredBlock {
   }
   const bytes = new Uint8Array(size)
   let at = 0
-  for (const [name, value] of kept) at = putLatin1(bytes, putLatin1(bytes, putLatin1(bytes, putLatin1(bytes, at, name), ': '), value), '\r\n')
+  for (const [name, value] of kept) at = putFieldLine(bytes, at, name, value)
   const block = { kept, bytes, hasDate, prior, plain }
   blocks.set(stored, block)
   return block
@@ -109,39 +108,22 @@ export class StoredReply implements ProxyReply {
     const listed = this.listedLength
     // The listed length stays where it is for a stream or a bodiless answer; a whole body gets its own, after Date.
     const inPlace = listed !== undefined && (streamed || noBody) ? listed : ''
-    const own = !streamed && !noBody ? String(body.byteLength) : ''
-    let close = closeAsked
-    let chunked = false
-    if (streamed && !noBody && listed === undefined) {
-      if (minor === 1) chunked = true
-      else close = true // HTTP/1.0: the body ends when the connection does
-    }
     const status = String(this.status)
     const reason = this.statusText || defaultStatusText(this.status)
     const cacheStatus = this.cacheStatus(block)
-    const date = block.hasDate ? '' : httpDateNow()
-    const end = close ? 'connection: close\r\n\r\n' : minor === 0 ? 'connection: keep-alive\r\n\r\n' : '\r\n'
+    const end = headEnd(block.hasDate, noBody, body?.byteLength, listed !== undefined, minor, closeAsked)
     const size =
       9 + status.length + 1 + reason.length + 2 + block.bytes.byteLength + 7 + this.ageS.length + (inPlace === '' ? 0 : 18 + inPlace.length) + 16 + this.requestId.length +
-      16 + cacheStatus.length + (date === '' ? 0 : 8 + date.length) + (own === '' ? 0 : 18 + own.length) + (chunked ? 28 : 0) + end.length
+      16 + cacheStatus.length + end.size
     const bodyBytes = !streamed && !noBody ? body.byteLength : 0
     const out = new Uint8Array(size + bodyBytes)
-    let at = line(out, 0, 'HTTP/1.1 ', `${status} ${reason}`)
+    let at = putLatin1(out, 0, `HTTP/1.1 ${status} ${reason}\r\n`)
     out.set(block.bytes, at)
-    at = line(out, at + block.bytes.byteLength, 'age: ', this.ageS)
-    if (inPlace !== '') at = line(out, at, 'content-length: ', inPlace)
-    at = line(out, at, 'x-request-id: ', this.requestId)
-    at = line(out, at, 'cache-status: ', cacheStatus)
-    if (date !== '') at = line(out, at, 'date: ', date)
-    if (own !== '') at = line(out, at, 'content-length: ', own)
-    if (chunked) at = putLatin1(out, at, 'transfer-encoding: chunked\r\n')
-    at = putLatin1(out, at, end)
-    if (bodyBytes > 0) out.set(body!, at)
-    return { bytes: out, chunked, close }
+    at = putFieldLine(out, at + block.bytes.byteLength, 'age', this.ageS)
+    if (inPlace !== '') at = putFieldLine(out, at, 'content-length', inPlace)
+    at = putFieldLine(out, at, 'x-request-id', this.requestId)
+    at = putFieldLine(out, at, 'cache-status', cacheStatus)
+    putHeadEnd(out, at, end, bodyBytes > 0 ? body : undefined)
+    return { bytes: out, chunked: end.chunked, close: end.close }
   }
-}
-
-/** `name` and `value` then CRLF, at `at`; returns the offset after it. */
-function line(out: Uint8Array, at: number, name: string, value: string): number {
-  return putLatin1(out, putLatin1(out, putLatin1(out, at, name), value), '\r\n')
 }
