@@ -56,13 +56,9 @@ export class ForwardedReply implements ProxyReply {
    * below 100.
    */
   encodeHead(method: string, minor: number, closeAsked: boolean, body: Uint8Array | undefined): EncodedHead | undefined {
-    if (this.pairs !== undefined || this.reason !== undefined || this.status < 100 || this.status !== this.head.status) return undefined
-    const { bytes, spans, statusLineEnd, connection } = this.raw
-    // Fields a Connection field names are hop-by-hop for this message too (RFC 9110 §7.6.1).
-    let listed: string[] | undefined
-    if (connection !== '' && connection !== 'keep-alive') {
-      for (const t of connectionTokens(connection) ?? []) if (!HOP_BY_HOP.has(t)) (listed ??= []).push(t)
-    }
+    if (!this.untouched) return undefined
+    const { bytes, spans, statusLineEnd } = this.raw
+    const listed = this.listed()
     const status = this.status
     const noBody = isBodiless(method, status)
     const streamed = body === undefined
@@ -78,13 +74,12 @@ export class ForwardedReply implements ProxyReply {
       const ne = spans[4 * f + 1]!
       const n = ne - ns
       let keep = 1
-      if (n === 14 && bytesEqualLower(bytes, ns, ne, 'content-length')) {
-        // Dropped unless kept; then written only for a stream or a bodiless answer (a whole body gets its own).
-        if (this.keepLength) hasLength = true
-        keep = this.keepLength && (streamed || noBody) ? 1 : 0
+      if (this.drops(ns, ne, listed)) keep = 0
+      else if (isLength(bytes, ns, ne)) {
+        // Written only for a stream or a bodiless answer (a whole body gets its own).
+        hasLength = true
+        if (!streamed && !noBody) keep = 0
       } else if (n === 4 && bytesEqualLower(bytes, ns, ne, 'date')) hasDate = true
-      else if (DROPPED.find(bytes, ns, ne) !== undefined) keep = 0
-      if (listed !== undefined && keep === 1) for (const name of listed) if (bytesEqualLower(bytes, ns, ne, name)) keep = 0
       kept[f] = keep
       if (keep === 1) size += n + (spans[4 * f + 3]! - spans[4 * f + 2]!) + 4
     }
@@ -113,23 +108,16 @@ export class ForwardedReply implements ProxyReply {
    * shared constants. Undefined where the list must be used (as encodeHead).
    */
   h2Fields(wholeBodyLength: number | undefined): [string, string][] | undefined {
-    if (this.pairs !== undefined || this.reason !== undefined || this.status < 100 || this.status !== this.head.status) return undefined
-    const { bytes, spans, connection } = this.raw
-    let listed: string[] | undefined
-    if (connection !== '' && connection !== 'keep-alive') {
-      for (const t of connectionTokens(connection) ?? []) if (!HOP_BY_HOP.has(t)) (listed ??= []).push(t)
-    }
+    if (!this.untouched) return undefined
+    const { bytes, spans } = this.raw
+    const listed = this.listed()
     const out: [string, string][] = [[':status', String(this.status)]]
     let hasLength = false
     for (let i = 0; i < spans.length; i += 4) {
       const ns = spans[i]!
       const ne = spans[i + 1]!
-      const n = ne - ns
-      if (n === 14 && bytesEqualLower(bytes, ns, ne, 'content-length')) {
-        if (!this.keepLength) continue
-        hasLength = true
-      } else if (DROPPED.find(bytes, ns, ne) !== undefined) continue
-      if (listed !== undefined && listed.some((name) => bytesEqualLower(bytes, ns, ne, name))) continue
+      if (this.drops(ns, ne, listed)) continue
+      if (isLength(bytes, ns, ne)) hasLength = true
       const name = KNOWN_FIELDS.find(bytes, ns, ne) ?? bytes.toString('latin1', ns, ne).toLowerCase()
       out.push([name, bytes.toString('latin1', spans[i + 2]!, spans[i + 3]!)])
     }
@@ -137,6 +125,38 @@ export class ForwardedReply implements ProxyReply {
     if (wholeBodyLength !== undefined && !hasLength) out.push(['content-length', String(wholeBodyLength)])
     return out
   }
+
+  /**
+   * Whether the copies are still exact: the list was not asked for (it may have been changed),
+   * nor the reason phrase set, and the status is the upstream's (and 100 or more).
+   */
+  private get untouched(): boolean {
+    return this.pairs === undefined && this.reason === undefined && this.status >= 100 && this.status === this.head.status
+  }
+
+  /** Fields a Connection field names beyond the hop-by-hop set: hop-by-hop for this message too (RFC 9110 §7.6.1). */
+  private listed(): string[] | undefined {
+    const connection = this.raw.connection
+    if (connection === '' || connection === 'keep-alive') return undefined
+    let listed: string[] | undefined
+    for (const t of connectionTokens(connection) ?? []) if (!HOP_BY_HOP.has(t)) (listed ??= []).push(t)
+    return listed
+  }
+
+  /**
+   * Whether clientResponseHeaders drops the field whose name is bytes[from, to): hop-by-hop, named
+   * by Connection, X-Request-Id, or Content-Length when it is not kept.
+   */
+  private drops(from: number, to: number, listed: string[] | undefined): boolean {
+    const bytes = this.raw.bytes
+    if (DROPPED.find(bytes, from, to) !== undefined) return true
+    if (listed !== undefined && listed.some((name) => bytesEqualLower(bytes, from, to, name))) return true
+    return !this.keepLength && isLength(bytes, from, to)
+  }
+}
+
+function isLength(bytes: Uint8Array, from: number, to: number): boolean {
+  return to - from === 14 && bytesEqualLower(bytes, from, to, 'content-length')
 }
 
 /** Response field names upstreams usually send: shared constants for HTTP/2's fields. */

@@ -34,6 +34,8 @@ const heads = [
   'HTTP/1.0 200 Fine\r\nContent-Length: 5\r\nCONNECTION: Keep-Alive, close',
   // A Connection field naming other fields: those are hop-by-hop for this message (RFC 9110 §7.6.1).
   'HTTP/1.1 200 OK\r\nConnection: x-private, CLOSE\r\nX-Private: 1\r\nclose: odd\r\nX-Kept: 2\r\nContent-Length: 5',
+  // Connection may name Date or Content-Length too: then those are dropped like any other named field.
+  'HTTP/1.1 200 OK\r\nConnection: date, content-length\r\nDate: Thu, 26 Nov 2026 04:04:47 GMT\r\nContent-Length: 5\r\nX-Kept: 1',
   'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Obs: caf\xe9',
   'HTTP/1.1 204 No Content\r\nX-A:no-space\r\nX-B:   padded   ',
   'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\nContent-Length: 42',
