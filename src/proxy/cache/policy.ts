@@ -105,14 +105,13 @@ export interface ExchangeTimes {
  * end of that second, or an entry stored within the same second would look up to 1 s old.
  */
 export function currentAgeMs(headers: Headers_, times: ExchangeTimes, nowMs: number): number {
-  let initialMs = initialAges.get(times)
-  if (initialMs === undefined || initialAgeHeaders.get(times) !== headers) {
-    initialMs = correctedInitialAgeMs(headers, times)
-    initialAges.set(times, initialMs)
-    initialAgeHeaders.set(times, headers)
+  let initial = initialAges.get(times)
+  if (initial === undefined || initial.headers !== headers) {
+    initial = { headers, ms: correctedInitialAgeMs(headers, times) }
+    initialAges.set(times, initial)
   }
   const residentTimeMs = Math.max(0, nowMs - times.responseTimeMs)
-  return initialMs + residentTimeMs
+  return initial.ms + residentTimeMs
 }
 
 /**
@@ -120,8 +119,7 @@ export function currentAgeMs(headers: Headers_, times: ExchangeTimes, nowMs: num
  * and response times): worked out once per stored response (keyed by its times, with the field
  * list it was read from), not on every hit.
  */
-const initialAges = new WeakMap<ExchangeTimes, number>()
-const initialAgeHeaders = new WeakMap<ExchangeTimes, Headers_>()
+const initialAges = new WeakMap<ExchangeTimes, { headers: Headers_; ms: number }>()
 
 function correctedInitialAgeMs(headers: Headers_, times: ExchangeTimes): number {
   // The first value of the first Age line counts; an invalid one is ignored (§5.1).

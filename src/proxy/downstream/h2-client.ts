@@ -116,27 +116,18 @@ export class H2Client {
     }
     const bodiless = isBodiless(method, reply.status)
     const body = reply.body
-    // An upstream's answer: its fields made from its bytes (forwarded-reply.ts).
+    // A whole body's length: sent as Content-Length where the fields have none.
     const whole = bodiless || body instanceof ReadableStream ? undefined : body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
+    if (bodiless && body instanceof ReadableStream) body.cancel().catch(() => {})
+    // An upstream's answer: its fields made from its bytes (forwarded-reply.ts).
     const fields = reply instanceof ForwardedReply ? reply.h2Fields(whole) : undefined
-    if (bodiless) {
-      if (body instanceof ReadableStream) body.cancel().catch(() => {})
-      if (fields) stream.respondWith(fields, true)
-      else stream.respond(reply.status, reply.headers, true)
-      return
+    if (fields) stream.respondWith(fields, bodiless)
+    else {
+      let headers = reply.headers
+      if (whole !== undefined && !headers.some(([n]) => n.length === 14 && n.toLowerCase() === 'content-length')) headers = [...headers, ['content-length', String(whole)]]
+      stream.respond(reply.status, headers, bodiless)
     }
-    if (fields) {
-      stream.respondWith(fields, false)
-      void sendBody(stream, body)
-      return
-    }
-    let headers = reply.headers
-    if (!(body instanceof ReadableStream) && !headers.some(([n]) => n.length === 14 && n.toLowerCase() === 'content-length')) {
-      const length = body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
-      headers = [...headers, ['content-length', String(length)]]
-    }
-    stream.respond(reply.status, headers, false)
-    void sendBody(stream, body)
+    if (!bodiless) void sendBody(stream, body)
   }
 
   onData(chunk: Uint8Array): void {

@@ -56,32 +56,20 @@ export class ReplyWriter {
       bytes = b === null ? EMPTY : typeof b === 'string' ? Buffer.from(b, 'utf8') : b
     }
     const bodiless = isBodiless(ctx.method, reply.status)
+    const whole = stream ? undefined : bytes
     // An upstream's answer, or a stored one, is copied from what it was made of; anything else
-    // (or one whose fields were asked for as a list) is written from its list.
-    const copied = 'encodeHead' in reply ? (reply as SelfEncodingReply).encodeHead(ctx.method, ctx.minor, ctx.close, stream ? undefined : bytes) : undefined
-    if (copied !== undefined) {
-      if (!stream || bodiless) {
-        stream?.cancel().catch(() => {})
-        this.write(copied.bytes)
-        onEnd('done', copied.close)
-        return
-      }
-      this.write(copied.bytes)
-      void this.pump(stream, copied.chunked, (end) => onEnd(end, copied.close))
-      return
-    }
-    const input = { status: reply.status, statusText: reply.statusText, headers: reply.headers, method: ctx.method, minor: ctx.minor, bodyLength: stream ? undefined : bytes.byteLength, close: ctx.close }
+    // (or one whose fields were asked for as a list) is written from its list. A whole body goes
+    // in the same array as the head: one send.
+    const head =
+      ('encodeHead' in reply ? (reply as SelfEncodingReply).encodeHead(ctx.method, ctx.minor, ctx.close, whole) : undefined) ??
+      encodeResponseHead({ status: reply.status, statusText: reply.statusText, headers: reply.headers, method: ctx.method, minor: ctx.minor, bodyLength: whole?.byteLength, close: ctx.close }, whole)
+    this.write(head.bytes)
     if (!stream || bodiless) {
       stream?.cancel().catch(() => {})
-      // Head and body in one array, one send.
-      const whole = encodeResponseHead(input, bytes)
-      this.write(whole.bytes)
-      onEnd('done', whole.close)
+      onEnd('done', head.close)
       return
     }
-    const plan = encodeResponseHead(input)
-    this.write(plan.bytes)
-    void this.pump(stream, plan.chunked, (end) => onEnd(end, plan.close))
+    void this.pump(stream, head.chunked, (end) => onEnd(end, head.close))
   }
 
   private async pump(stream: ReadableStream<Uint8Array>, chunked: boolean, onEnd: (end: 'done' | 'failed') => void): Promise<void> {

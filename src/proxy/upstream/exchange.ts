@@ -195,19 +195,11 @@ export class Exchange {
       } catch (err) {
         return this.fail('BAD_RESPONSE', (err as Error).message)
       }
+      // The usual small answer, whole in this read: its body copied out (a view of the read costs
+      // more, in JSC, than copying a few hundred bytes). Anything else: the rest as a view.
       const f = head.framing
-      if (head.status >= 200 && f.kind === 'length' && f.length <= SMALL_BODY_BYTES && reader.size - (end + 4) === f.length) {
-        // The usual small answer, whole in this read: its body copied out (a view of the read
-        // costs more, in JSC, than copying a few hundred bytes).
-        const body = copyOut(reader.buffer, end + 4, f.length)
-        reader.clear()
-        this.head = head
-        this.headDueAt = 0
-        if (head.closeAfter) this.reusable = false
-        this.beginBody(head, body)
-        return
-      }
-      const rest = reader.consume(end + 4)
+      const whole = head.status >= 200 && f.kind === 'length' && f.length <= SMALL_BODY_BYTES && reader.size - (end + 4) === f.length
+      const rest = whole ? copyOut(reader.buffer, end + 4, f.length) : reader.consume(end + 4)
       if (head.status >= 100 && head.status < 200) {
         // 100 Continue, 102, 103 Early Hints: informational; the final response follows. A
         // proxy forwards them (RFC 9110 §15.2); 100 is the client listener's own business.
