@@ -6,8 +6,8 @@ const text = (b: Uint8Array) => Buffer.from(b).toString('latin1')
 
 describe('encodeRequestHead', () => {
   test('request line, fields in order, framing, blank line', () => {
-    const out = encodeRequestHead('GET', '/a?b=1', [['host', 'example.test'], ['x-forwarded-for', '10.0.0.1']], '')
-    expect(text(out)).toBe('GET /a?b=1 HTTP/1.1\r\nhost: example.test\r\nx-forwarded-for: 10.0.0.1\r\n\r\n')
+    const out = encodeRequestHead('GET', '/a?b=1', [['host', 'example.test'], ['x-forwarded-for', '127.0.0.1']], '')
+    expect(text(out)).toBe('GET /a?b=1 HTTP/1.1\r\nhost: example.test\r\nx-forwarded-for: 127.0.0.1\r\n\r\n')
   })
 
   test('framing lines and a whole body in the same array', () => {
