@@ -17,7 +17,7 @@ import { createLogger } from '../../src/lib/logger.ts'
 import { staticSource } from '../../src/proxy/upstream/address-source.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 import { Harness } from '../support/harness.ts'
-import { freeTcpPort, Pebble, pebbleAvailable } from '../support/pebble.ts'
+import { Pebble, pebbleAvailable } from '../support/pebble.ts'
 
 const available = pebbleAvailable()
 
@@ -70,15 +70,15 @@ describe.skipIf(!available)('ACME renewal', () => {
   let http01: Http01Server
   const h = new Harness()
   const dirs: string[] = []
-  let httpPort = 0
   /** The one HTTP-01 listener asks each test's manager in turn. */
   const answerers: { lookup(token: string): string | undefined }[] = []
 
   beforeAll(async () => {
-    httpPort = await freeTcpPort()
-    pebble = await new Pebble({ httpPort }).start()
     const challenges = { lookup: (token: string) => answerers.map((a) => a.lookup(token)).find((v) => v !== undefined) }
-    http01 = new Http01Server({ listen: { host: '127.0.0.1', port: httpPort }, httpsPort: 443, challenges, reusePort: false, log }).start()
+    // Bound first, on a port the kernel picks, and held: pebble is then told it. (A port found
+    // free and bound later could be taken in between by another socket of the run.)
+    http01 = new Http01Server({ listen: { host: '127.0.0.1', port: 0 }, httpsPort: 443, challenges, reusePort: false, log }).start()
+    pebble = await new Pebble({ httpPort: http01.port }).start()
   })
   afterAll(async () => {
     await http01?.close()
