@@ -37,18 +37,51 @@ export type AttemptOutcome<T> =
   | { ok: true; value: T; state: AddressState; retries: number }
   | { ok: false; failure: RequestFailure; state: AddressState | undefined; retries: number }
 
-export async function runAttempts<T>(target: AttemptTarget, attempt: Attempt<T>, nowMs: () => number = monotonicMs): Promise<AttemptOutcome<T>> {
+export function runAttempts<T>(target: AttemptTarget, attempt: Attempt<T>, nowMs: () => number = monotonicMs): Promise<AttemptOutcome<T>> {
+  const deadline = nowMs() + target.upstream.retryTimeoutMs
+  // The usual case: the first pick takes traffic, and its answer is the outcome. It goes through
+  // one `then` rather than an async loop (a frame and a resumption fewer per request).
+  const first = target.pick()
+  if (first === undefined || !target.takesTraffic(first)) return attemptLoop(target, attempt, nowMs, deadline, 0, undefined, undefined, first)
+  let run: Promise<T>
+  try {
+    run = attempt.run(first, 0)
+  } catch (err) {
+    run = Promise.reject(err)
+  }
+  return run.then(
+    (value) => {
+      target.reportSuccess(first)
+      return { ok: true, value, state: first, retries: 0 }
+    },
+    (err: unknown) => {
+      const failure = failed(target, first, err)
+      if (failure.phase !== 'connect' && !attempt.mayRetry(failure)) return { ok: false, failure, state: first, retries: 0 }
+      return attemptLoop(target, attempt, nowMs, deadline, 1, first, failure)
+    },
+  )
+}
+
+/** The attempt loop from attempt `start` on, after `state` failed with `failure` (or from attempt 0, whose pick is `firstPick`). */
+async function attemptLoop<T>(
+  target: AttemptTarget,
+  attempt: Attempt<T>,
+  nowMs: () => number,
+  deadline: number,
+  start: number,
+  state: AddressState | undefined,
+  failure: RequestFailure | undefined,
+  /** What runAttempts picked for attempt 0 (the loop does not pick it again). */
+  firstPick?: AddressState,
+): Promise<AttemptOutcome<T>> {
   const u = target.upstream
-  const deadline = nowMs() + u.retryTimeoutMs
   // Addresses already tried; made on the first retry (most requests never need it).
   let tried: Set<string> | undefined
-  let state: AddressState | undefined
-  let failure: RequestFailure | undefined
-  let last = 0
-  for (let index = 0; index <= u.retries; index++) {
+  let last = start > 0 ? start - 1 : 0
+  for (let index = start; index <= u.retries; index++) {
     if (index > 0 && nowMs() > deadline) break
     if (state !== undefined) (tried ??= new Set()).add(state.address)
-    let next = target.pick(tried)
+    let next = index === 0 ? firstPick : target.pick(tried)
     // Nothing healthy to try: after a connect failure, or when every address is ejected at once.
     if ((next === undefined || !target.takesTraffic(next)) && target.waitForRescue && (failure?.isAddressFailure || (index === 0 && next !== undefined))) {
       await target.waitForRescue(deadline - nowMs(), tried)
@@ -62,14 +95,20 @@ export async function runAttempts<T>(target: AttemptTarget, attempt: Attempt<T>,
       target.reportSuccess(state)
       return { ok: true, value, state, retries: index }
     } catch (err) {
-      failure = asFailure(err, state.address)
-      if (failure.isAddressFailure) target.reportFailure(state, failure)
+      failure = failed(target, state, err)
       // A connect-phase failure sent nothing: another address is always safe.
       if (failure.phase !== 'connect' && !attempt.mayRetry(failure)) return { ok: false, failure, state, retries: index }
     }
   }
   if (failure) return { ok: false, failure, state, retries: last }
   return { ok: false, failure: noAddress(target), state, retries: 0 }
+}
+
+/** An attempt on `state` failed: the failure, counted against the address when it is the address's fault. */
+function failed(target: AttemptTarget, state: AddressState, err: unknown): RequestFailure {
+  const failure = asFailure(err, state.address)
+  if (failure.isAddressFailure) target.reportFailure(state, failure)
+  return failure
 }
 
 const monotonicMs = () => performance.now()

@@ -21,7 +21,7 @@
  */
 import type { ResolvedConfig } from '../config/schema.ts'
 import { cidrContains, type Cidr } from '../lib/cidr.ts'
-import { runAttempts } from './attempts.ts'
+import { runAttempts, type AttemptOutcome } from './attempts.ts'
 import { Flight, type ClientInfo, type FlightHooks } from './flight.ts'
 import { encodeClosingResponse } from '../http1/response-encode.ts'
 import type { Conn } from '../runtime/socket.ts'
@@ -36,7 +36,7 @@ import { Router } from './routes.ts'
 import { tunnelUpgrade } from './upgrade/tunnel.ts'
 import type { EdgeCache } from './cache/cache.ts'
 import { cacheKey } from './cache/key.ts'
-import type { OutgoingRequest } from './upstream/connection.ts'
+import type { IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
 import type { UpstreamPool } from './upstream/pool.ts'
 
 export interface HandlerHooks extends FlightHooks {
@@ -79,23 +79,34 @@ export class ProxyHandler {
     return this.trusted.length > 0 && this.trusted.some((c) => cidrContains(c, ip))
   }
 
+  /** The request path as a promise (Bun.serve and Deno.serve fronts, the cache's own requests). */
   async handle(req: ProxyRequest, client: ClientInfo): Promise<ProxyReply> {
+    return this.serve(req, client)
+  }
+
+  /**
+   * The request path: the reply, or a promise of it. Refusals are answered in the same turn, and
+   * a request goes from phase to phase through as few promise turns as it can (the own listeners
+   * take either).
+   */
+  serve(req: ProxyRequest, client: ClientInfo): ProxyReply | Promise<ProxyReply> {
     // route
     const flight = this.route(req, client)
     // admit
     const refusal = this.hooks.admit?.(client)
     if (refusal) return flight.fail(refusal)
     // body (read ahead only when there is one to read: most requests go on in the same turn)
-    let outgoing = this.body(flight)
-    if (outgoing instanceof Promise) outgoing = await outgoing
+    const outgoing = this.body(flight)
+    if (outgoing instanceof Promise) return outgoing.then((o) => this.afterBody(flight, o))
+    return this.afterBody(flight, outgoing)
+  }
+
+  private afterBody(flight: Flight, outgoing: OutgoingRequest | FailureCode): ProxyReply | Promise<ProxyReply> {
     if (typeof outgoing === 'string') return flight.fail(outgoing)
     // cache
-    if (this.hooks.cache) {
-      const hit = await this.cache(flight, outgoing)
-      if (hit) return hit
-    }
+    if (this.hooks.cache) return this.cache(flight, outgoing).then((hit) => hit ?? this.attempts(flight, outgoing))
     // attempts, then respond
-    return await this.attempts(flight, outgoing)
+    return this.attempts(flight, outgoing)
   }
 
   /** An upgrade request: route, admit, then a tunnel; recorded once the tunnel is over. `conn` is the client's, taken over. */
@@ -230,15 +241,18 @@ export class ProxyHandler {
   }
 
   /** The attempts phase, then respond: the first answer any address gives, or the last failure. */
-  private async attempts(flight: Flight, outgoing: OutgoingRequest): Promise<ProxyReply> {
-    const { pool, record } = flight
-    const u = pool.upstream
+  private attempts(flight: Flight, outgoing: OutgoingRequest): Promise<ProxyReply> {
+    const u = flight.pool.upstream
     flight.outgoing = outgoing
     flight.headerTimeoutMs = u.headerTimeoutMs
     flight.idleTimeoutMs = u.idleTimeoutMs
-    const outcome = await runAttempts(pool, flight)
+    return runAttempts(flight.pool, flight).then((outcome) => this.respond(flight, outcome))
+  }
+
+  /** The respond phase: the upstream's answer with the response header rules, or the proxy's own for the failure. */
+  private respond(flight: Flight, outcome: AttemptOutcome<IncomingResponse>): ProxyReply | Promise<ProxyReply> {
+    const { pool, record } = flight
     record.retries = outcome.retries
-    if (outcome.ok) record.upstream_header_ms = roundMs(outcome.value.firstByteAt - flight.sentAt)
     if (!outcome.ok) {
       const f = outcome.failure
       // The upstream failed: a stored response within stale-if-error may answer instead.
@@ -252,8 +266,8 @@ export class ProxyHandler {
       // The table's reason, except where the failure says more (DNS not answered yet).
       return flight.fail(f.code, f.code === 'NOT_RESOLVED' ? f.message : undefined)
     }
-    // respond
     const res = outcome.value
+    record.upstream_header_ms = roundMs(res.firstByteAt - flight.sentAt)
     record.upstream_status = res.head.status
     const keepLength = flight.client.streamKeepsLength === true || !(res.body instanceof ReadableStream)
     const rewriter = this.rewriters.get(pool.upstream.name)
@@ -268,8 +282,16 @@ export class ProxyHandler {
       reply = { status: res.head.status, statusText: res.head.statusText, headers, body: res.body }
     }
     // The cache stores or shares it, merges a 304 into the stored one, or serves stale for a 5xx.
-    if (flight.cached) reply = await flight.cached.onReply(reply)
-    record.status = reply.status
+    if (flight.cached) {
+      const stored = flight.cached.onReply(reply)
+      return stored instanceof Promise ? stored.then((r) => this.answered(flight, r)) : this.answered(flight, stored)
+    }
+    return this.answered(flight, reply)
+  }
+
+  /** The reply is decided: recorded now if its exchange is already over. */
+  private answered(flight: Flight, reply: ProxyReply): ProxyReply {
+    flight.record.status = reply.status
     flight.answered = true
     if (flight.endOfAnswer) flight.emit(flight.endOfAnswer)
     return reply
