@@ -10,7 +10,7 @@
 import { Buffer } from 'node:buffer'
 import { connectionError, H2Code } from './errors.ts'
 import { DynamicTable, entrySize, STATIC_NAME_INDEX, STATIC_PAIR_INDEX } from './hpack-table.ts'
-import { huffmanDecode, huffmanEncode, huffmanLength } from './huffman.ts'
+import { huffmanDecodeInto, huffmanEncode, huffmanLength } from './huffman.ts'
 
 export type HeaderField = [name: string, value: string]
 
@@ -22,10 +22,22 @@ function compressionError(message: string): Error {
 
 /** Reads an integer with an N-bit prefix at `pos` (§5.1); returns [value, next position]. */
 export function decodeInt(buf: Uint8Array, pos: number, prefixBits: number): [number, number] {
+  const value = readInt(buf, pos, prefixBits)
+  return [value, readEnd]
+}
+
+/** Where the last readInt or readString ended (the decoder reads one field at a time, never re-entered). */
+let readEnd = 0
+
+/** decodeInt without the pair: the value, with its end in `readEnd`. */
+function readInt(buf: Uint8Array, pos: number, prefixBits: number): number {
   if (pos >= buf.byteLength) throw compressionError('integer truncated')
   const max = (1 << prefixBits) - 1
   let value = buf[pos++]! & max
-  if (value < max) return [value, pos]
+  if (value < max) {
+    readEnd = pos
+    return value
+  }
   let shift = 0
   for (;;) {
     if (pos >= buf.byteLength) throw compressionError('integer truncated')
@@ -33,7 +45,10 @@ export function decodeInt(buf: Uint8Array, pos: number, prefixBits: number): [nu
     value += (b & 0x7f) * 2 ** shift
     shift += 7
     if (value > MAX_INT) throw compressionError('integer above 2^31-1')
-    if ((b & 0x80) === 0) return [value, pos]
+    if ((b & 0x80) === 0) {
+      readEnd = pos
+      return value
+    }
   }
 }
 
@@ -54,27 +69,30 @@ export function encodeInt(out: Uint8Array, off: number, value: number, prefixBit
   return off
 }
 
-function latin1(bytes: Uint8Array): string {
-  // Short strings (most header fields) are cheaper built directly than through a Buffer view.
-  if (bytes.byteLength <= 32) {
-    let s = ''
-    for (let i = 0; i < bytes.byteLength; i++) s += String.fromCharCode(bytes[i]!)
-    return s
-  }
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
-}
+/** Where Huffman strings are decoded (one at a time); grown for a longer one. */
+let decoded = Buffer.allocUnsafe(256)
 
-function decodeString(buf: Uint8Array, pos: number): [string, number] {
+/** A string literal at `pos` (§5.2), with its end in `readEnd`. */
+function readString(buf: Uint8Array, pos: number): string {
   if (pos >= buf.byteLength) throw compressionError('string truncated')
   const huffman = (buf[pos]! & 0x80) !== 0
-  const [len, start] = decodeInt(buf, pos, 7)
+  const len = readInt(buf, pos, 7)
+  const start = readEnd
   const end = start + len
   if (end > buf.byteLength) throw compressionError('string longer than the block')
-  const raw = buf.subarray(start, end)
-  if (!huffman) return [latin1(raw), end]
-  const bytes = huffmanDecode(raw)
-  if (!bytes) throw compressionError('invalid Huffman string (RFC 7541 §5.2)')
-  return [latin1(bytes), end]
+  readEnd = end
+  if (!huffman) return latin1(buf, start, end)
+  // Every code is at least 5 bits, so at most 8/5 symbols per byte.
+  const most = Math.ceil((len * 8) / 5)
+  if (decoded.byteLength < most) decoded = Buffer.allocUnsafe(most)
+  const n = huffmanDecodeInto(buf, start, end, decoded)
+  if (n < 0) throw compressionError('invalid Huffman string (RFC 7541 §5.2)')
+  return decoded.toString('latin1', 0, n)
+}
+
+/** bytes[from, to) as a latin1 string. */
+function latin1(bytes: Uint8Array, from: number, to: number): string {
+  return (bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('latin1', from, to)
 }
 
 export interface DecodedBlock {
@@ -103,47 +121,48 @@ export class HpackDecoder {
     let tooLarge = false
     let pos = 0
     let sawField = false
-    const emit = (name: string, value: string): void => {
-      listBytes += entrySize(name, value)
-      if (listBytes > this.maxListBytes) tooLarge = true
-      if (!tooLarge) fields.push([name, value])
-    }
+    const maxListBytes = this.maxListBytes
     while (pos < block.byteLength) {
       const b = block[pos]!
+      let name: string
+      let value: string
       if (b & 0x80) {
         // Indexed field (§6.1).
-        const [index, next] = decodeInt(block, pos, 7)
-        pos = next
+        const index = readInt(block, pos, 7)
+        pos = readEnd
         const entry = index === 0 ? undefined : this.table.get(index)
         if (!entry) throw compressionError(`index ${index} not in the table`)
-        emit(entry[0], entry[1])
-        sawField = true
+        name = entry[0]
+        value = entry[1]
       } else if ((b & 0xe0) === 0x20) {
         // Dynamic table size update (§6.3): only before the first field of a block (§4.2).
         if (sawField) throw compressionError('table size update after a field (RFC 7541 §4.2)')
-        const [size, next] = decodeInt(block, pos, 5)
-        pos = next
+        const size = readInt(block, pos, 5)
+        pos = readEnd
         if (size > this.maxTableBytes) throw compressionError(`table size ${size} above the ${this.maxTableBytes} we allowed`)
         this.table.resize(size)
+        continue
       } else {
         // Literal: with incremental indexing (01), without indexing (0000), never indexed (0001) (§6.2).
         const indexing = (b & 0xc0) === 0x40
-        const [nameIndex, next] = decodeInt(block, pos, indexing ? 6 : 4)
-        pos = next
-        let name: string
+        const nameIndex = readInt(block, pos, indexing ? 6 : 4)
+        pos = readEnd
         if (nameIndex === 0) {
-          ;[name, pos] = decodeString(block, pos)
+          name = readString(block, pos)
+          pos = readEnd
         } else {
           const entry = this.table.get(nameIndex)
           if (!entry) throw compressionError(`name index ${nameIndex} not in the table`)
           name = entry[0]
         }
-        let value: string
-        ;[value, pos] = decodeString(block, pos)
+        value = readString(block, pos)
+        pos = readEnd
         if (indexing) this.table.add(name, value)
-        emit(name, value)
-        sawField = true
       }
+      sawField = true
+      listBytes += entrySize(name, value)
+      if (listBytes > maxListBytes) tooLarge = true
+      if (!tooLarge) fields.push([name, value])
     }
     return { fields, listBytes, tooLarge }
   }

@@ -29,19 +29,9 @@ const LENGTHS: readonly number[] = [
 ]
 
 export const EOS = 256
-const MAX_BITS = 30
-const FAST_BITS = 9
 
-/** Code of each symbol, rebuilt canonically from LENGTHS. */
+/** Code of each symbol, rebuilt canonically from LENGTHS (at most 30 bits: fits a 32-bit integer). */
 export const CODES: readonly number[] = buildCodes()
-/** Per code length: the first code, how many codes, and where their symbols start in SORTED. */
-const FIRST_CODE = new Array<number>(MAX_BITS + 1).fill(0)
-const COUNT = new Array<number>(MAX_BITS + 1).fill(0)
-const FIRST_INDEX = new Array<number>(MAX_BITS + 1).fill(0)
-const SORTED: number[] = []
-/** Symbols whose code fits in FAST_BITS, looked up by the next FAST_BITS bits: (symbol << 5) | length, or -1. */
-const FAST = new Int32Array(1 << FAST_BITS).fill(-1)
-const POW2 = Array.from({ length: 64 }, (_, i) => 2 ** i)
 
 function buildCodes(): number[] {
   const order = LENGTHS.map((len, sym) => ({ len, sym })).sort((a, b) => a.len - b.len || a.sym - b.sym)
@@ -57,20 +47,62 @@ function buildCodes(): number[] {
   return codes
 }
 
-{
-  const order = LENGTHS.map((len, sym) => ({ len, sym })).sort((a, b) => a.len - b.len || a.sym - b.sym)
-  order.forEach(({ len, sym }, i) => {
-    if (COUNT[len] === 0) {
-      FIRST_CODE[len] = CODES[sym]!
-      FIRST_INDEX[len] = i
+/*
+ * Decoding walks the code's binary tree four bits at a time. STEP holds, for each inner node and
+ * each nibble, the node reached (bits 0-8), the symbol completed on the way plus one (bits 9-17;
+ * no code is shorter than 5 bits, so a nibble completes at most one) and whether EOS was met
+ * (bit 18). A string may end only on the root or on the all-ones path within 7 bits of it: its
+ * padding is then at most 7 bits and the most significant bits of EOS (§5.2).
+ */
+const NODE_MASK = 0x1ff
+const SYMBOL_SHIFT = 9
+const EOS_MET = 1 << 18
+const { STEP, ACCEPTS } = buildStepTable()
+
+function buildStepTable(): { STEP: Int32Array; ACCEPTS: Uint8Array } {
+  // children[2 * node + bit]: an inner node's number (> 0), a leaf as -(symbol + 1), or 0 (none yet).
+  const children: number[] = [0, 0]
+  for (let sym = 0; sym <= EOS; sym++) {
+    const code = CODES[sym]!
+    let node = 0
+    for (let b = LENGTHS[sym]! - 1; b >= 0; b--) {
+      const slot = 2 * node + ((code >>> b) & 1)
+      if (b === 0) children[slot] = -(sym + 1)
+      else {
+        if (children[slot] === 0) {
+          children[slot] = children.length / 2
+          children.push(0, 0)
+        }
+        node = children[slot]!
+      }
     }
-    COUNT[len]!++
-    SORTED.push(sym)
-    if (len <= FAST_BITS) {
-      const base = CODES[sym]! << (FAST_BITS - len)
-      for (let k = 0; k < 1 << (FAST_BITS - len); k++) FAST[base + k] = (sym << 5) | len
+  }
+  const nodes = children.length / 2
+  const accepts = new Uint8Array(nodes)
+  for (let node = 0, depth = 0; depth <= 7; depth++) {
+    accepts[node] = 1
+    node = children[2 * node + 1]!
+  }
+  const step = new Int32Array(nodes * 16)
+  for (let state = 0; state < nodes; state++) {
+    for (let nibble = 0; nibble < 16; nibble++) {
+      let node = state
+      let entry = 0
+      for (let b = 3; b >= 0; b--) {
+        const next = children[2 * node + ((nibble >> b) & 1)]!
+        if (next >= 0) {
+          node = next
+          continue
+        }
+        const sym = -next - 1
+        if (sym === EOS) entry |= EOS_MET
+        else entry |= (sym + 1) << SYMBOL_SHIFT
+        node = 0
+      }
+      step[state * 16 + nibble] = entry | node
     }
-  })
+  }
+  return { STEP: step, ACCEPTS: accepts }
 }
 
 /** Bits of a symbol's code, for tests against Appendix B. */
@@ -87,19 +119,33 @@ export function huffmanLength(s: string): number {
 
 /** Writes the Huffman form of `s` into `out` at `off`, padded with the EOS prefix (§5.2); returns the end offset. */
 export function huffmanEncode(s: string, out: Uint8Array, off: number): number {
+  // acc holds the bits not yet written (fewer than 8), then a code of at most 24 bits: within 31 bits.
   let acc = 0
   let bits = 0
   for (let i = 0; i < s.length; i++) {
     const sym = s.charCodeAt(i) & 0xff
-    const len = LENGTHS[sym]!
-    acc = acc * POW2[len]! + CODES[sym]!
+    let len = LENGTHS[sym]!
+    let code = CODES[sym]!
+    if (len > 24) {
+      // The rare long codes: their top bits first.
+      const top = len - 16
+      acc = (acc << top) | (code >>> 16)
+      bits += top
+      while (bits >= 8) {
+        bits -= 8
+        out[off++] = (acc >>> bits) & 0xff
+      }
+      acc &= (1 << bits) - 1
+      code &= 0xffff
+      len = 16
+    }
+    acc = (acc << len) | code
     bits += len
     while (bits >= 8) {
       bits -= 8
-      const byte = Math.floor(acc / POW2[bits]!)
-      out[off++] = byte
-      acc -= byte * POW2[bits]!
+      out[off++] = (acc >>> bits) & 0xff
     }
+    acc &= (1 << bits) - 1
   }
   if (bits > 0) out[off++] = ((acc << (8 - bits)) | (0xff >> bits)) & 0xff
   return off
@@ -112,45 +158,27 @@ export function huffmanEncode(s: string, out: Uint8Array, off: number): number {
 export function huffmanDecode(src: Uint8Array): Uint8Array | undefined {
   // Every code is at least 5 bits, so at most 8/5 symbols per byte.
   const out = new Uint8Array(Math.ceil((src.byteLength * 8) / 5))
+  const n = huffmanDecodeInto(src, 0, src.byteLength, out)
+  return n < 0 ? undefined : out.subarray(0, n)
+}
+
+/**
+ * Decodes src[from, to) into `out` (at least ceil((to - from) * 8 / 5) bytes); returns the number
+ * of bytes written, or -1 when the string is invalid (as huffmanDecode).
+ */
+export function huffmanDecodeInto(src: Uint8Array, from: number, to: number, out: Uint8Array): number {
   let n = 0
-  let acc = 0
-  let bits = 0
-  let i = 0
-  for (;;) {
-    while (bits < MAX_BITS && i < src.byteLength) {
-      acc = acc * 256 + src[i++]!
-      bits += 8
-    }
-    if (bits === 0) break
-    let sym = -1
-    let len = 0
-    if (bits >= FAST_BITS) {
-      const hit = FAST[Math.floor(acc / POW2[bits - FAST_BITS]!)]!
-      if (hit >= 0) {
-        sym = hit >> 5
-        len = hit & 31
-      }
-    }
-    if (sym < 0) {
-      for (let l = 5; l <= Math.min(bits, MAX_BITS); l++) {
-        const code = Math.floor(acc / POW2[bits - l]!)
-        const k = code - FIRST_CODE[l]!
-        if (COUNT[l]! > 0 && k >= 0 && k < COUNT[l]!) {
-          sym = SORTED[FIRST_INDEX[l]! + k]!
-          len = l
-          break
-        }
-      }
-    }
-    if (sym < 0) {
-      // Out of input: what is left must be padding, at most 7 bits, all ones (§5.2).
-      if (i < src.byteLength || bits > 7 || acc !== POW2[bits]! - 1) return undefined
-      break
-    }
-    if (sym === EOS) return undefined
-    out[n++] = sym
-    bits -= len
-    acc %= POW2[bits]!
+  let state = 0
+  for (let i = from; i < to; i++) {
+    const byte = src[i]!
+    let e = STEP[(state << 4) | (byte >> 4)]!
+    if ((e & EOS_MET) !== 0) return -1
+    if (e >> SYMBOL_SHIFT !== 0) out[n++] = (e >> SYMBOL_SHIFT) - 1
+    state = e & NODE_MASK
+    e = STEP[(state << 4) | (byte & 15)]!
+    if ((e & EOS_MET) !== 0) return -1
+    if (e >> SYMBOL_SHIFT !== 0) out[n++] = (e >> SYMBOL_SHIFT) - 1
+    state = e & NODE_MASK
   }
-  return out.subarray(0, n)
+  return ACCEPTS[state] === 1 ? n : -1
 }
