@@ -65,6 +65,36 @@ export class NameTable {
 /** A Host value: reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2); no userinfo, no list. */
 export const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{1,5})?$/
 
+/** Characters of a reg-name or IPv4 host in HOST_VALUE (1), and of a bracketed IPv6 one (2). */
+const HOST_CHAR = new Uint8Array(128)
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+;=%") HOST_CHAR[c.charCodeAt(0)]! |= 1
+for (const c of '0123456789ABCDEFabcdef:.') HOST_CHAR[c.charCodeAt(0)]! |= 2
+
+/** HOST_VALUE.test on bytes[from, to), without making a string. */
+export function isHostValueBytes(b: Uint8Array, from: number, to: number): boolean {
+  let i = from
+  if (i < to && b[i] === 0x5b) {
+    // "[" IPv6 or IPvFuture characters "]"
+    i++
+    const start = i
+    while (i < to && b[i]! < 128 && (HOST_CHAR[b[i]!]! & 2) !== 0) i++
+    if (i === start || i >= to || b[i] !== 0x5d) return false
+    i++
+  } else {
+    const start = i
+    while (i < to && b[i]! < 128 && (HOST_CHAR[b[i]!]! & 1) !== 0) i++
+    if (i === start) return false
+  }
+  if (i === to) return true
+  // ":" and one to five digits, then the end.
+  if (b[i] !== 0x3a) return false
+  i++
+  const digits = to - i
+  if (digits < 1 || digits > 5) return false
+  for (; i < to; i++) if (b[i]! < 0x30 || b[i]! > 0x39) return false
+  return true
+}
+
 /**
  * The length a Content-Length field gives, after `prior` from earlier fields of the message: a
  * list, or a repeat, is accepted only when every entry agrees (RFC 9110 §8.6).

@@ -7,7 +7,7 @@
  * table-tested in test/proxy/request-head.test.ts.
  */
 import { Buffer } from 'node:buffer'
-import { allTokens, contentLength, HOST_VALUE, isOws, isTokenBytes, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
+import { allTokens, contentLength, isHostValueBytes, isOws, isTokenBytes, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
 
 export interface RequestHead {
   method: string
@@ -98,6 +98,9 @@ export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
   const values: string[] = []
   let host: string | undefined
   let hostCount = 0
+  // Where the (last) Host value is in the bytes, checked once the count is known.
+  let hostStart = 0
+  let hostEnd = 0
   let length: number | undefined
   let te: string | undefined
   let connection = ''
@@ -128,6 +131,8 @@ export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
       case 'host':
         hostCount++
         host = value
+        hostStart = vs
+        hostEnd = ve
         break
       case 'content-length': {
         const n = contentLength(value, length)
@@ -155,7 +160,7 @@ export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
   // Host: exactly one in HTTP/1.1 (RFC 9112 §3.2), and a valid host[:port].
   if (hostCount > 1) throw new RequestHeadError('BAD_REQUEST', 'more than one Host header')
   if (hostCount === 0 && minor === 1) throw new RequestHeadError('BAD_REQUEST', 'missing Host header')
-  if (host !== undefined && !HOST_VALUE.test(host)) throw new RequestHeadError('BAD_REQUEST', 'invalid Host header')
+  if (host !== undefined && !isHostValueBytes(b, hostStart, hostEnd)) throw new RequestHeadError('BAD_REQUEST', 'invalid Host header')
 
   // The target: origin-form; absolute-form only when it names the Host; "*" only for OPTIONS.
   if (target.charCodeAt(0) !== 0x2f) {
@@ -175,7 +180,7 @@ export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
   if (target.includes('#')) throw new RequestHeadError('BAD_REQUEST', 'a request target cannot carry a fragment')
 
   // Framing (RFC 9112 §6.1, §6.3): never both; only a single, final "chunked" coding.
-  let body: RequestHead['body'] = { kind: 'none' }
+  let body: RequestHead['body'] = NO_BODY
   if (te !== undefined) {
     if (length !== undefined) throw new RequestHeadError('BAD_REQUEST', 'both Content-Length and Transfer-Encoding')
     if (minor === 0) throw new RequestHeadError('BAD_REQUEST', 'Transfer-Encoding in an HTTP/1.0 request')
@@ -226,6 +231,9 @@ function crlfAt(b: Uint8Array, from: number, end: number): number {
   for (let i = from; i < end - 1; i++) if (b[i] === 0x0d && b[i + 1] === 0x0a) return i
   return end
 }
+
+/** The framing of a request without a body (most of them): one shared object, never changed. */
+const NO_BODY: RequestHead['body'] = Object.freeze({ kind: 'none' })
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']
 

@@ -15,7 +15,9 @@ export class Router<T> {
 
   /** The route for a host (without port) and a path (without query); undefined when none matches. */
   match(host: string, path: string): ResolvedRoute | undefined {
-    for (const r of this.routes) {
+    const routes = this.routes
+    for (let i = 0; i < routes.length; i++) {
+      const r = routes[i]!
       if (r.host !== undefined && !hostMatches(r.host, host)) continue
       if (r.pathPrefix !== undefined && !path.startsWith(r.pathPrefix)) continue
       return r
@@ -36,6 +38,8 @@ export class Router<T> {
 
   /** The upstream for a request target and its Host header. */
   routeFor(target: string, hostHeader: string | null): T {
+    // Without [[route]] tables there is nothing to match the Host and path against.
+    if (this.routes.length === 0) return this.upstreams.get(this.defaultUpstream)!
     return this.upstreams.get(this.matchFor(target, hostHeader)?.upstream ?? this.defaultUpstream)!
   }
 }

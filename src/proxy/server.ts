@@ -179,7 +179,8 @@ export class ProxyServer implements ProxyView {
         keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
         bodyTimeoutMs: cfg.clientBodyTimeoutMs,
         maxConnections: cfg.maxConnections,
-        handle: (req, client) => this.gen.handler.serve(req, { ip: client.ip, tls: clientTls, streamKeepsLength: true, protocol: client.protocol, interim: client.interim }),
+        // The connection's own client record: nothing made per request.
+        handle: (req, client) => this.gen.handler.serve(req, client),
         upgrade: (req, upgrade, client, conn, early) => this.gen.handler.upgrade(req, upgrade, { ip: client.ip, tls: clientTls, protocol: client.protocol }, conn, early),
         refuse: (code, detail, client, req, record) => {
           this.admission.count(code, detail, client.ip)

@@ -67,7 +67,7 @@ export class ClientConnection implements DownstreamConnection {
     private readonly shared: ListenerState,
   ) {
     this.ip = sock.remoteAddress
-    this.client = { ip: this.ip, protocol: 'HTTP/1.1', interim: (status, headers) => this.writeInterim(status, headers) }
+    this.client = { ip: this.ip, tls: shared.tls, streamKeepsLength: true, protocol: 'HTTP/1.1', interim: (status, headers) => this.writeInterim(status, headers) }
     this.writer = new ReplyWriter(sock)
     this.sizer = new ReadSizer(sock)
     sock.setNoDelay(true)

@@ -9,6 +9,10 @@ import type { ProxyReply, ProxyRequest } from '../message.ts'
 
 export interface ClientInfo {
   ip: string
+  /** Whether the client reached us over TLS. */
+  readonly tls: boolean
+  /** A streamed body goes out with the upstream's Content-Length (this listener keeps it). */
+  readonly streamKeepsLength: true
   /** How the client speaks to us, for the access log and metrics. */
   protocol: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2'
   /** Sends an interim (1xx) response ahead of the current request's final one (not to HTTP/1.0 clients). */
@@ -63,6 +67,8 @@ export interface DownstreamConnection {
 /** What a connection shares with its listener. */
 export interface ListenerState {
   readonly opts: ConnectionOptions
+  /** Whether connections come over TLS. */
+  readonly tls: boolean
   readonly stopping: boolean
   requestStarted(): void
   requestEnded(): void

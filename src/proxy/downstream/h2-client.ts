@@ -34,7 +34,7 @@ export class H2Client {
     private readonly shared: ListenerState,
     limits: Partial<Http2Limits>,
   ) {
-    this.client = { ip: sock.remoteAddress, protocol: 'HTTP/2' }
+    this.client = { ip: sock.remoteAddress, tls: true, streamKeepsLength: true, protocol: 'HTTP/2' }
     this.conn = new H2Connection(sock, {
       limits,
       onRequest: (stream) => this.serve(stream),

@@ -52,6 +52,7 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const stopWaiters: (() => void)[] = []
   const shared: ListenerState = {
     opts,
+    tls: opts.tls !== undefined || opts.dynamicTls !== undefined,
     get stopping() {
       return stopping
     },
