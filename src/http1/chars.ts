@@ -19,16 +19,6 @@ export function isToken(s: string, from: number, to: number): boolean {
   return true
 }
 
-/** Whether bytes[from, to) is a non-empty token. */
-export function isTokenBytes(b: Uint8Array, from: number, to: number): boolean {
-  if (to <= from) return false
-  for (let i = from; i < to; i++) {
-    const c = b[i]!
-    if (c > 127 || TCHAR[c] === 0) return false
-  }
-  return true
-}
-
 /**
  * Whether bytes[from, to) is `lower` (lower-case letters, digits and '-') in any case, without
  * making a string: a letter matches in either case, anything else exactly.

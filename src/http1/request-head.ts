@@ -7,7 +7,7 @@
  * table-tested in test/proxy/request-head.test.ts.
  */
 import { Buffer } from 'node:buffer'
-import { allTokens, contentLength, isHostValueBytes, isOws, isTokenBytes, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
+import { allTokens, contentLength, isHostValueBytes, isOws, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
 
 export interface RequestHead {
   method: string
@@ -108,20 +108,26 @@ export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
   let upgrade: string | undefined
   let pos = lineEnd + 2
   while (pos < end) {
-    const stop = crlfAt(b, pos, end)
-    const c = b[pos]
-    if (c === 0x20 || c === 0x09) throw new RequestHeadError('BAD_REQUEST', 'obsolete line folding is not allowed')
-    // name ":" value, the name a token right up to the colon.
+    const first = b[pos]!
+    if (first === 0x20 || first === 0x09) throw new RequestHeadError('BAD_REQUEST', 'obsolete line folding is not allowed')
+    // name ":" value, the name a token right up to the colon; one pass over the line.
     let colon = pos
-    while (colon < stop && b[colon] !== 0x3a) colon++
-    if (colon >= stop || !isTokenBytes(b, pos, colon)) {
+    for (let c = first; c < 128 && TCHAR[c] === 1 && colon < end; c = b[++colon]!);
+    if (colon === pos || colon >= end || b[colon] !== 0x3a) {
       throw new RequestHeadError('BAD_REQUEST', 'malformed header line (bad name, whitespace before ":", or no colon)')
     }
     let vs = colon + 1
+    while (vs < end && isOws(b[vs]!)) vs++
+    // The value up to its CRLF: HTAB, SP, VCHAR or obs-text; a bare CR or LF, NUL, another control character or DEL is refused.
+    let stop = vs
+    for (; stop < end; stop++) {
+      const c = b[stop]!
+      if ((c >= 0x20 && c !== 0x7f) || c === 0x09) continue
+      if (c === 0x0d && b[stop + 1] === 0x0a && stop + 1 < end) break
+      throw new RequestHeadError('BAD_REQUEST', 'control character (bare CR or LF, NUL, ...) in a header value')
+    }
     let ve = stop
-    while (vs < ve && isOws(b[vs]!)) vs++
     while (ve > vs && isOws(b[ve - 1]!)) ve--
-    if (hasControlByte(b, vs, ve)) throw new RequestHeadError('BAD_REQUEST', 'control character (bare CR or LF, NUL, ...) in a header value')
     if (names.length >= MAX_HEADER_COUNT) throw new RequestHeadError('HEAD_TOO_LARGE', `more than ${MAX_HEADER_COUNT} header lines`)
     const name = KNOWN_NAMES.find(b, pos, colon) ?? b.toString('latin1', pos, colon).toLowerCase()
     const value = vs === ve ? '' : b.toString('latin1', vs, ve)
@@ -211,15 +217,6 @@ export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
     // client sends next, which the upstream could read as another request we never checked.
     upgrade: upgrade !== undefined && hasToken(tokens, 'upgrade') && body.kind === 'none' ? upgrade : undefined,
   }
-}
-
-/** A field value is HTAB, SP, VCHAR or obs-text: true if b[from, to) has CR, LF, NUL, another control character or DEL. */
-function hasControlByte(b: Uint8Array, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) {
-    const c = b[i]!
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true
-  }
-  return false
 }
 
 function isDigit(c: number): boolean {

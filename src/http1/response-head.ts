@@ -5,7 +5,7 @@
  * upstream socket is proxy/upstream/exchange.ts.
  */
 import { Buffer } from 'node:buffer'
-import { allTokens, bytesEqualLower, contentLength as contentLengthOf, isOws, isTokenBytes, listMembers } from './chars.ts'
+import { allTokens, bytesEqualLower, contentLength as contentLengthOf, isOws, listMembers, TCHAR } from './chars.ts'
 
 export interface ResponseHead {
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
@@ -109,23 +109,29 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
   let connection = ''
   let pos = lineEnd + 2
   while (pos < end) {
-    const lineStop = crlfAt(b, pos, end)
-    if (lineStop === pos) {
+    // One pass over the line: the name (token characters up to the colon), then the value up to
+    // its CRLF, checked as it is scanned. Anything else takes the slow path for its error.
+    const first = b[pos]!
+    if (first === 0x0d && b[pos + 1] === 0x0a) {
       pos += 2
       continue
     }
-    const first = b[pos]!
     if (first === 0x20 || first === 0x09) throw new ResponseParseError('obsolete line folding in response')
     let colon = pos
-    while (colon < lineStop && b[colon] !== 0x3a) colon++
-    if (colon === pos || colon >= lineStop) throw new ResponseParseError(`malformed header line: ${JSON.stringify(b.toString('latin1', pos, Math.min(lineStop, pos + 80)))}`)
-    if (!isTokenBytes(b, pos, colon)) throw new ResponseParseError(`invalid header name: ${JSON.stringify(b.toString('latin1', pos, Math.min(colon, pos + 80)))}`)
+    for (let c = first; c < 128 && TCHAR[c] === 1 && colon < end; c = b[++colon]!);
+    if (colon === pos || colon >= end || b[colon] !== 0x3a) throw badFieldLine(b, pos, end)
     let vs = colon + 1
-    let ve = lineStop
-    while (vs < ve && isOws(b[vs]!)) vs++
-    while (ve > vs && isOws(b[ve - 1]!)) ve--
+    while (vs < end && isOws(b[vs]!)) vs++
     // Field values: visible ASCII, obs-text, SP and HTAB; never CR, LF or NUL (RFC 9110 §5.5).
-    if (hasBadByte(b, vs, ve)) throw new ResponseParseError(`invalid character in header ${b.toString('latin1', pos, colon)}`)
+    let lineStop = vs
+    for (; lineStop < end; lineStop++) {
+      const c = b[lineStop]!
+      if (c > 0x0d) continue
+      if (c === 0x0d && b[lineStop + 1] === 0x0a && lineStop + 1 < end) break
+      if (c === 0x00 || c === 0x0d || c === 0x0a) throw new ResponseParseError(`invalid character in header ${b.toString('latin1', pos, colon)}`)
+    }
+    let ve = lineStop
+    while (ve > vs && isOws(b[ve - 1]!)) ve--
     const n = colon - pos
     if (n === 14 && bytesEqualLower(b, pos, colon, 'content-length')) {
       const digits = plainDigits(b, vs, ve)
@@ -178,6 +184,15 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
 }
 
 const NO_BODY: Framing = { kind: 'none' }
+
+/** Why a header line that the fast scan stopped on is refused: no colon in it, or a name that is not a token. */
+function badFieldLine(b: Buffer, pos: number, end: number): ResponseParseError {
+  const lineStop = crlfAt(b, pos, end)
+  let colon = pos
+  while (colon < lineStop && b[colon] !== 0x3a) colon++
+  if (colon === pos || colon >= lineStop) return new ResponseParseError(`malformed header line: ${JSON.stringify(b.toString('latin1', pos, Math.min(lineStop, pos + 80)))}`)
+  return new ResponseParseError(`invalid header name: ${JSON.stringify(b.toString('latin1', pos, Math.min(colon, pos + 80)))}`)
+}
 
 /** Where the next CRLF at or after `from` starts, or `end` when there is none before it. */
 function crlfAt(b: Uint8Array, from: number, end: number): number {
