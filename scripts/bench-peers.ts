@@ -6,6 +6,8 @@
  * Starts an nginx origin (a 100-byte response, 1 MiB and 100 MiB files) and, in front of it,
  * with one worker each: dist/proxy, nginx (upstream keepalive 256), HAProxy, and the floor: a
  * bare Bun byte relay (scripts/floor-relay.ts, no HTTP parsing), the runtime's limit. With
+ * --workers N (or auto), the proxy runs N workers and so do its peers: nginx worker_processes N,
+ * HAProxy nbthread N (auto: all cores); the origin and the floor stay single. With
  * --base-bin, another build of the proxy runs beside dist/proxy as "proxy-base" (a before/after
  * comparison in one run).
  * Two more rows compare like with like:
@@ -71,11 +73,12 @@ function cleanup(): void {
 process.on('exit', cleanup)
 process.on('SIGINT', () => process.exit(130))
 
-function nginxConf(name: string, body: string): string {
+/** An nginx config; `workers` is its worker_processes (the origin keeps 1, the peers get --workers). */
+function nginxConf(name: string, body: string, workers = '1'): string {
   const path = join(dir, `${name}.conf`)
   writeFileSync(
     path,
-    `worker_processes 1;\ndaemon off;\npid ${join(dir, `${name}.pid`)};\nerror_log ${join(dir, `${name}.err`)} warn;\nevents { worker_connections 8192; }\nhttp {\n  access_log off;\n  keepalive_requests 1000000;\n  sendfile on;\n${body}\n}\n`,
+    `worker_processes ${workers};\ndaemon off;\npid ${join(dir, `${name}.pid`)};\nerror_log ${join(dir, `${name}.err`)} warn;\nevents { worker_connections 8192; }\nhttp {\n  access_log off;\n  keepalive_requests 1000000;\n  sendfile on;\n${body}\n}\n`,
   )
   return path
 }
@@ -263,20 +266,24 @@ async function main(): Promise<void> {
   run('nginx', ['-c', originConf], 0)
   const upstreamBlock = `  upstream origin { server 127.0.0.1:${PORTS.origin}; keepalive 256; }\n`
   const proxyPass = 'proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering on;'
-  const nginxProxyConf = nginxConf('nginx-proxy', `${upstreamBlock}  server { listen 127.0.0.1:${PORTS.nginx}; location / { ${proxyPass} } }`)
+  const nginxProxyConf = nginxConf('nginx-proxy', `${upstreamBlock}  server { listen 127.0.0.1:${PORTS.nginx}; location / { ${proxyPass} } }`, WORKERS)
   const nginxCacheConf = nginxConf(
     'nginx-cache',
     `${upstreamBlock}  proxy_cache_path ${join(dir, 'nginx-cache')} levels=1:2 keys_zone=edge:10m max_size=64m inactive=1h use_temp_path=off;\n  server { listen 127.0.0.1:${CACHE_PORTS.nginx}; location / { ${proxyPass} proxy_cache edge; } }`,
+    WORKERS,
   )
   // Debian 12's nginx 1.22: `http2` is a parameter of listen (the `http2 on;` directive is 1.25.1+).
   const nginxH2Conf = nginxConf(
     'nginx-h2',
     `${upstreamBlock}  server { listen 127.0.0.1:${H2_PORTS.nginx} ssl http2; ssl_certificate ${cert}; ssl_certificate_key ${key}; location / { ${proxyPass} } }`,
+    WORKERS,
   )
   const haproxyCfg = join(dir, 'haproxy.cfg')
+  // The peers run as many workers as the proxy: nginx worker_processes, HAProxy threads (all cores when unsaid).
+  const HAPROXY_THREADS = WORKERS === 'auto' ? '' : `  nbthread ${WORKERS}\n`
   writeFileSync(
     haproxyCfg,
-    `global\n  maxconn 8000\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\nfrontend f\n  bind 127.0.0.1:${PORTS.haproxy}\n  default_backend b\nbackend b\n  http-reuse always\n  server o 127.0.0.1:${PORTS.origin} maxconn 1000\n`,
+    `global\n  maxconn 8000\n${HAPROXY_THREADS}defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\nfrontend f\n  bind 127.0.0.1:${PORTS.haproxy}\n  default_backend b\nbackend b\n  http-reuse always\n  server o 127.0.0.1:${PORTS.origin} maxconn 1000\n`,
   )
   await waitPort(PORTS.origin)
   const ours = (port: number, extra: string[] = [], file = bin) =>
