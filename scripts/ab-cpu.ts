@@ -14,10 +14,8 @@
  * Prints each round (with the proxy's RSS after it) and the medians, with B against A. Loopback only; everything is killed at
  * the end.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { h2load, selfSignedTlsArgs, start, startOrigin, waitFor, workDir, wrk, type LoadResult } from './local-load.ts'
 import { rssBytes } from './stream-rss.ts'
 
 const args = process.argv.slice(2)
@@ -39,23 +37,7 @@ const H2 = args.includes('--h2')
 const PORTS = { origin: 18300, a: 18301, b: 18302 }
 const TICKS_PER_S = 100
 
-const dir = mkdtempSync(join(tmpdir(), 'ab-cpu-'))
-const children: ChildProcess[] = []
-process.on('exit', () => {
-  for (const c of children) {
-    try {
-      process.kill(-c.pid!, 'SIGKILL')
-    } catch {}
-  }
-})
-process.on('SIGINT', () => process.exit(130))
-
-function start(cmd: string, argv: string[]): ChildProcess {
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
-  child.stderr!.on('data', () => {})
-  children.push(child)
-  return child
-}
+const dir = workDir('ab-cpu-')
 
 /** Resident memory of one process, in MiB. */
 function rssMiB(pid: number): number {
@@ -68,67 +50,19 @@ function cpuTicks(pid: number): [number, number] {
   return [Number(f[11]), Number(f[12])]
 }
 
-async function waitFor(port: number, tls = false): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      await fetch(`${tls ? 'https' : 'http'}://127.0.0.1:${port}${PATH}`, { tls: { rejectUnauthorized: false } } as RequestInit)
-      return
-    } catch {
-      await Bun.sleep(100)
-    }
-  }
-  throw new Error(`nothing answers on port ${port}`)
+function load(port: number, duration: string): LoadResult {
+  return H2 ? h2load(port, PATH, duration) : wrk(port, PATH, CONNECTIONS, duration)
 }
 
-/** h2load over TLS: 16 connections, 10 streams in flight on each. */
-function h2load(port: number, duration: string): { rps: number; requests: number } {
-  const r = spawnSync('h2load', ['-t1', '-c16', '-m10', `-D${duration}`, `https://127.0.0.1:${port}${PATH}`], { encoding: 'utf8' })
-  const rps = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(r.stdout)?.[1])
-  const requests = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(r.stdout)?.[1])
-  const ok = Number(/status codes: (\d+) 2xx/.exec(r.stdout)?.[1])
-  if (!/Application protocol: h2/.test(r.stdout) || !rps || !requests || ok < requests) throw new Error(`h2load failed: ${r.stdout}${r.stderr}`)
-  return { rps, requests }
-}
-
-function load(port: number, duration: string): { rps: number; requests: number } {
-  return H2 ? h2load(port, duration) : wrk(port, duration)
-}
-
-function wrk(port: number, duration: string): { rps: number; requests: number } {
-  const r = spawnSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${duration}`, `http://127.0.0.1:${port}${PATH}`], { encoding: 'utf8' })
-  if (/Non-2xx/.test(r.stdout)) throw new Error(`the origin refused: ${r.stdout}`)
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1])
-  const requests = Number(/(\d+) requests in/.exec(r.stdout)?.[1])
-  if (!rps || !requests) throw new Error(`wrk failed: ${r.stdout}${r.stderr}`)
-  return { rps, requests }
-}
-
-// nginx's workers run as another user: the temp dir must let them read the file.
-chmodSync(dir, 0o755)
-writeFileSync(join(dir, '1m'), new Uint8Array(1024 * 1024).fill(0x78))
-const conf = join(dir, 'origin.conf')
-writeFileSync(
-  conf,
-  `worker_processes 1;\ndaemon off;\npid ${join(dir, 'nginx.pid')};\nerror_log ${join(dir, 'nginx.err')} warn;\nevents { worker_connections 4096; }\n` +
-    `http {\n  access_log off;\n  keepalive_requests 1000000;\n  server {\n    listen 127.0.0.1:${PORTS.origin};\n` +
-    `    location = /small { return 200 "${'x'.repeat(100)}"; }\n    location = /1m { alias ${join(dir, '1m')}; }\n  }\n}\n`,
-)
-start('nginx', ['-c', conf])
-const tlsArgs: string[] = []
-if (H2) {
-  const cert = join(dir, 'cert.pem')
-  const key = join(dir, 'key.pem')
-  const ssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'])
-  if (ssl.status !== 0) throw new Error(`openssl could not make a certificate: ${ssl.stderr}`)
-  tlsArgs.push('--tls-cert', cert, '--tls-key', key)
-}
+startOrigin(dir, PORTS.origin)
+const tlsArgs = H2 ? selfSignedTlsArgs(dir) : []
 const proxies = [
   { name: 'A', bin: binA, port: PORTS.a },
   { name: 'B', bin: binB, port: PORTS.b },
 ].map((p) => ({ ...p, child: start(p.bin, ['serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${p.port}`, '--admin', 'off', '--access-log', 'off', ...tlsArgs]) }))
-await waitFor(PORTS.origin)
+await waitFor(PORTS.origin, PATH)
 for (const p of proxies) {
-  await waitFor(p.port, H2)
+  await waitFor(p.port, PATH, H2)
   load(p.port, '2s') // warm-up: JIT tiers and the upstream pool
 }
 

@@ -1,0 +1,96 @@
+/**
+ * What the local benchmark scripts share (ab-cpu.ts, profile.ts): a temp dir, processes started
+ * in their own group and killed at exit, a local nginx origin (a 100-byte answer at /small and a
+ * 1 MiB file at /1m, keepalive_requests 1000000), a self-signed certificate for TLS listeners,
+ * and the two load generators: `wrk -t1` (HTTP/1.1) and `h2load -t1 -c16 -m10` (HTTP/2 by ALPN).
+ * Loopback only.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export interface LoadResult {
+  rps: number
+  requests: number
+}
+
+/** A temp dir for one script run (readable by nginx's workers, which run as another user). */
+export function workDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  chmodSync(dir, 0o755)
+  return dir
+}
+
+const children: ChildProcess[] = []
+process.on('exit', () => {
+  for (const c of children) {
+    try {
+      process.kill(-c.pid!, 'SIGKILL')
+    } catch {}
+  }
+})
+process.on('SIGINT', () => process.exit(130))
+
+/** Starts a process in its own group (killed with everything it forked when this script exits). */
+export function start(cmd: string, argv: string[], env?: Record<string, string>): ChildProcess {
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: env ? { ...process.env, ...env } : process.env })
+  child.stderr!.on('data', () => {})
+  children.push(child)
+  return child
+}
+
+/** The nginx origin on `port` in `dir`: /small (100 bytes) and /1m (1 MiB). */
+export function startOrigin(dir: string, port: number): ChildProcess {
+  writeFileSync(join(dir, '1m'), new Uint8Array(1024 * 1024).fill(0x78))
+  const conf = join(dir, 'origin.conf')
+  writeFileSync(
+    conf,
+    `worker_processes 1;\ndaemon off;\npid ${join(dir, 'nginx.pid')};\nerror_log ${join(dir, 'nginx.err')} warn;\nevents { worker_connections 4096; }\n` +
+      `http {\n  access_log off;\n  keepalive_requests 1000000;\n  server {\n    listen 127.0.0.1:${port};\n` +
+      `    location = /small { return 200 "${'x'.repeat(100)}"; }\n    location = /1m { alias ${join(dir, '1m')}; }\n  }\n}\n`,
+  )
+  return start('nginx', ['-c', conf])
+}
+
+/** A self-signed certificate for 127.0.0.1 in `dir`: the proxy's TLS arguments. */
+export function selfSignedTlsArgs(dir: string): string[] {
+  const cert = join(dir, 'cert.pem')
+  const key = join(dir, 'key.pem')
+  const ssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'])
+  if (ssl.status !== 0) throw new Error(`openssl could not make a certificate: ${ssl.stderr}`)
+  return ['--tls-cert', cert, '--tls-key', key]
+}
+
+/** Waits (10 s at most) until `path` on `port` answers. */
+export async function waitFor(port: number, path: string, tls = false): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(`${tls ? 'https' : 'http'}://127.0.0.1:${port}${path}`, { tls: { rejectUnauthorized: false } } as RequestInit)
+      return
+    } catch {
+      await Bun.sleep(100)
+    }
+  }
+  throw new Error(`nothing answers on port ${port}`)
+}
+
+/** `wrk -t1` with `connections` for `duration` (wrk's syntax: "5s"). */
+export function wrk(port: number, path: string, connections: string, duration: string): LoadResult {
+  const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${duration}`, `http://127.0.0.1:${port}${path}`], { encoding: 'utf8' })
+  if (/Non-2xx/.test(r.stdout)) throw new Error(`the origin refused: ${r.stdout}`)
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1])
+  const requests = Number(/(\d+) requests in/.exec(r.stdout)?.[1])
+  if (!rps || !requests) throw new Error(`wrk failed: ${r.stdout}${r.stderr}`)
+  return { rps, requests }
+}
+
+/** h2load over TLS: 16 connections, 10 streams in flight on each. */
+export function h2load(port: number, path: string, duration: string): LoadResult {
+  const r = spawnSync('h2load', ['-t1', '-c16', '-m10', `-D${duration}`, `https://127.0.0.1:${port}${path}`], { encoding: 'utf8' })
+  const rps = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(r.stdout)?.[1])
+  const requests = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(r.stdout)?.[1])
+  const ok = Number(/status codes: (\d+) 2xx/.exec(r.stdout)?.[1])
+  if (!/Application protocol: h2/.test(r.stdout) || !rps || !requests || ok < requests) throw new Error(`h2load failed: ${r.stdout}${r.stderr}`)
+  return { rps, requests }
+}
