@@ -112,7 +112,7 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
     // One pass over the line: the name (token characters up to the colon), then the value up to
     // its CRLF, checked as it is scanned. Anything else takes the slow path for its error.
     const first = b[pos]!
-    if (first === 0x0d && b[pos + 1] === 0x0a) {
+    if (first === 0x0d && b[pos + 1] === 0x0a && pos + 1 < end) {
       pos += 2
       continue
     }

@@ -69,8 +69,8 @@ export function encodeInt(out: Uint8Array, off: number, value: number, prefixBit
   return off
 }
 
-/** Where Huffman strings are decoded (one at a time); grown for a longer one. */
-let decoded = Buffer.allocUnsafe(256)
+/** Where Huffman strings of up to 1 KiB decoded are written (one at a time). */
+const decoded = Buffer.allocUnsafe(1024)
 
 /** A string literal at `pos` (§5.2), with its end in `readEnd`. */
 function readString(buf: Uint8Array, pos: number): string {
@@ -84,10 +84,11 @@ function readString(buf: Uint8Array, pos: number): string {
   if (!huffman) return latin1(buf, start, end)
   // Every code is at least 5 bits, so at most 8/5 symbols per byte.
   const most = Math.ceil((len * 8) / 5)
-  if (decoded.byteLength < most) decoded = Buffer.allocUnsafe(most)
-  const n = huffmanDecodeInto(buf, start, end, decoded)
+  // A rare long string gets a buffer of its own: the shared one stays small.
+  const into = most <= decoded.byteLength ? decoded : Buffer.allocUnsafe(most)
+  const n = huffmanDecodeInto(buf, start, end, into)
   if (n < 0) throw compressionError('invalid Huffman string (RFC 7541 §5.2)')
-  return decoded.toString('latin1', 0, n)
+  return into.toString('latin1', 0, n)
 }
 
 /** bytes[from, to) as a latin1 string. */

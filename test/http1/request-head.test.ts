@@ -235,7 +235,7 @@ describe('the Host value check on bytes (isHostValueBytes)', () => {
 
   test('agrees with HOST_VALUE on 20,000 generated values', () => {
     let seed = 7
-    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff
+    const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff) / 0x7fffffff
     const alphabet = "aZ09-._~!$&'()*+;=%:[]@/ ?#\x00\x7f\xe9fF."
     let valid = 0
     const differ: string[] = []

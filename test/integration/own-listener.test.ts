@@ -153,6 +153,22 @@ describe('own listener', () => {
     expect(seen).toEqual(['GET /1', 'POST /2 abc', 'GET /3'])
   })
 
+  test('pipelined requests refused in the same turn (413, body whole) are each answered, in order, and the connection goes on', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = own(origin.port!, { max_body_size: '1' })
+    const c = rawClient(proxy.port)
+    // 3,000 tiny refused requests in as few reads as the kernel makes of them, then one that passes.
+    const refused = 3000
+    c.s.write('POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab'.repeat(refused) + 'GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    expect(await waitFor(() => c.closed(), 20_000, 50)).toBe(true)
+    const statuses = [...c.got().matchAll(/^HTTP\/1\.1 (\d{3}) /gm)].map((m) => m[1])
+    expect(statuses.length).toBe(refused + 1)
+    expect(statuses.slice(0, refused).every((st) => st === '413')).toBe(true)
+    expect(statuses.at(-1)).toBe('200')
+    expect(c.got()).toEndWith('hi /ok')
+    expect(seen).toEqual(['GET /ok'])
+  })
+
   test('Expect: 100-continue gets 100 before the body is sent, then the final answer', async () => {
     const { origin, seen } = countingOrigin()
     const { proxy } = own(origin.port!)

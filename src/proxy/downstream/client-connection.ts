@@ -191,7 +191,8 @@ export class ClientConnection implements DownstreamConnection {
       return
     }
     if (reply instanceof Promise) reply.then((r) => this.writeReply(r), (err) => this.handlerFailed(err))
-    else this.writeReply(reply)
+    // A reply made in this turn (a refusal) waits for a microtask too: pipelined requests must not nest.
+    else queueMicrotask(() => this.writeReply(reply))
   }
 
   private openBody(rest: Buffer | null): ReadableStream<Uint8Array> {
@@ -268,7 +269,6 @@ export class ClientConnection implements DownstreamConnection {
     const reply = this.shared.opts.refuse(code, detail, this.client, this.req, false)
     this.answerAndClose(reply, 'GET')
   }
-
 
   private handlerFailed(err: unknown): void {
     this.shared.opts.onError(err)
