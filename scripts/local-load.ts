@@ -6,7 +6,7 @@
  * Loopback only.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -15,10 +15,14 @@ export interface LoadResult {
   requests: number
 }
 
-/** A temp dir for one script run (readable by nginx's workers, which run as another user). */
-export function workDir(prefix: string): string {
+/** A temp dir for one script run (readable by nginx's workers, which run as another user), removed at exit unless `keep`. */
+export function workDir(prefix: string, keep = false): string {
   const dir = mkdtempSync(join(tmpdir(), prefix))
   chmodSync(dir, 0o755)
+  process.on('exit', () => {
+    if (keep) console.log(`kept ${dir}`)
+    else rmSync(dir, { recursive: true, force: true })
+  })
   return dir
 }
 

@@ -18,7 +18,7 @@
  * h2load as ab-cpu.ts. Loopback only; with --keep the temp dir (perf data, dumps) is left.
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { h2load, selfSignedTlsArgs, start, startOrigin, waitFor, workDir, wrk } from './local-load.ts'
 
@@ -38,13 +38,9 @@ if (spawnSync('perf', ['--version']).status !== 0) {
   console.error('perf is not installed (Debian: apt-get install linux-perf)')
   process.exit(2)
 }
-const dir = workDir('profile-')
+const dir = workDir('profile-', args.includes('--keep'))
 const dumps = join(dir, 'jit')
-spawnSync('mkdir', ['-p', dumps])
-process.on('exit', () => {
-  if (!args.includes('--keep')) rmSync(dir, { recursive: true, force: true })
-  else console.log(`kept ${dir}`)
-})
+mkdirSync(dumps)
 
 startOrigin(dir, PORTS.origin)
 const tlsArgs = H2 ? selfSignedTlsArgs(dir) : []
