@@ -9,7 +9,7 @@ import { Buffer } from 'node:buffer'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { ChunkedDecoder } from '../http1/chunked.ts'
-import { parseResponseHead, type ResponseHead } from '../http1/response-head.ts'
+import { parseResponseHeadBytes, type ResponseHead } from '../http1/response-head.ts'
 import { asBenchError, BenchRequestError, hostHeader, type BenchConnection, type ClientOptions, type ConnectionInfo, type RequestSpec, type ResponseInfo, type Target } from './dial.ts'
 import type { Marks } from './timings.ts'
 
@@ -113,7 +113,7 @@ export class TimingConnection implements BenchConnection {
             return
           }
           try {
-            parsed = parseResponseHead(buf.toString('latin1', 0, end), spec.method)
+            parsed = parseResponseHeadBytes(buf, end, spec.method)
           } catch (err) {
             return fail(new BenchRequestError('BAD_RESPONSE', (err as Error).message))
           }

@@ -115,6 +115,17 @@ export function contentLength(value: string, prior: number | undefined): number 
   return length!
 }
 
+/** An ASCII digit's character code. */
+export function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39
+}
+
+/** Where the next CRLF in bytes[from, end) starts (both of its bytes before `end`), or `end` when there is none. */
+export function crlfAt(b: Uint8Array, from: number, end: number): number {
+  for (let i = from; i < end - 1; i++) if (b[i] === 0x0d && b[i + 1] === 0x0a) return i
+  return end
+}
+
 /** SP or HTAB: optional whitespace around a field value (RFC 9110 §5.6.3); nothing else is. */
 export function isOws(c: number): boolean {
   return c === 0x20 || c === 0x09

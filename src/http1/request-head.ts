@@ -7,7 +7,7 @@
  * table-tested in test/proxy/request-head.test.ts.
  */
 import { Buffer } from 'node:buffer'
-import { allTokens, contentLength, isHostValueBytes, isOws, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
+import { allTokens, contentLength, crlfAt, isDigit, isHostValueBytes, isOws, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
 
 export interface RequestHead {
   method: string
@@ -217,16 +217,6 @@ export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
     // client sends next, which the upstream could read as another request we never checked.
     upgrade: upgrade !== undefined && hasToken(tokens, 'upgrade') && body.kind === 'none' ? upgrade : undefined,
   }
-}
-
-function isDigit(c: number): boolean {
-  return c >= 0x30 && c <= 0x39
-}
-
-/** Where the next CRLF at or after `from` starts, or `end` when there is none before it. */
-function crlfAt(b: Uint8Array, from: number, end: number): number {
-  for (let i = from; i < end - 1; i++) if (b[i] === 0x0d && b[i + 1] === 0x0a) return i
-  return end
 }
 
 /** The framing of a request without a body (most of them): one shared object, never changed. */

@@ -142,7 +142,7 @@ export function encodeResponseHead(r: HeadInput, body?: Uint8Array): EncodedHead
   return { bytes: out, chunked: end.chunked, close: end.close }
 }
 
-/** The same head as text (for callers that add to it, and tests). */
+/** The same head as text (for tests that read it). */
 export function planResponseHead(r: HeadInput): HeadPlan {
   const { bytes, chunked, close } = encodeResponseHead(r)
   return { text: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'), chunked, close }

@@ -5,7 +5,7 @@
  * upstream socket is proxy/upstream/exchange.ts.
  */
 import { Buffer } from 'node:buffer'
-import { allTokens, bytesEqualLower, contentLength as contentLengthOf, isOws, listMembers, TCHAR } from './chars.ts'
+import { allTokens, bytesEqualLower, contentLength as contentLengthOf, crlfAt, isDigit, isOws, listMembers, TCHAR } from './chars.ts'
 
 export interface ResponseHead {
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
@@ -194,12 +194,6 @@ function badFieldLine(b: Buffer, pos: number, end: number): ResponseParseError {
   return new ResponseParseError(`invalid header name: ${JSON.stringify(b.toString('latin1', pos, Math.min(colon, pos + 80)))}`)
 }
 
-/** Where the next CRLF at or after `from` starts, or `end` when there is none before it. */
-function crlfAt(b: Uint8Array, from: number, end: number): number {
-  for (let i = from; i < end - 1; i++) if (b[i] === 0x0d && b[i + 1] === 0x0a) return i
-  return end
-}
-
 /** bytes[from, to) as a number when it is 1 to 15 digits and nothing else; -1 otherwise. */
 function plainDigits(b: Uint8Array, from: number, to: number): number {
   if (to <= from || to - from > 15) return -1
@@ -217,10 +211,6 @@ const NO_TOKENS: string[] = []
 /** "HTTP/1." exactly (the version's name is case-sensitive, RFC 9112 §2.3). */
 function startsWithHttp1(b: Uint8Array): boolean {
   return b[0] === 0x48 && b[1] === 0x54 && b[2] === 0x54 && b[3] === 0x50 && b[4] === 0x2f && b[5] === 0x31 && b[6] === 0x2e
-}
-
-function isDigit(c: number): boolean {
-  return c >= 0x30 && c <= 0x39
 }
 
 /** NUL, CR or LF in bytes[from, to). */

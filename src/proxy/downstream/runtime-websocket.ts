@@ -13,7 +13,7 @@
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { Buffer } from 'node:buffer'
 import { HeadReader } from '../../http1/head-reader.ts'
-import { parseResponseHead } from '../../http1/response-head.ts'
+import { parseResponseHeadBytes } from '../../http1/response-head.ts'
 import { concatBytes } from '../../lib/bytes.ts'
 import { NOOP_HANDLERS, type Conn, type ConnHandlers, type ConnTimings } from '../../runtime/socket.ts'
 import { upgradeWebSocket } from '../../runtime/websocket-upgrade.ts'
@@ -103,7 +103,7 @@ class WebSocketBridge implements Conn {
     const end = this.answer.findEnd()
     if (end < 0) return true
     if (Number(this.answer.text(12).slice(9)) === 101) {
-      const head = parseResponseHead(this.answer.text(end), 'GET')
+      const head = parseResponseHeadBytes(this.answer.buffer, end, 'GET')
       const protocol = head.headers.find(([n]) => n.toLowerCase() === 'sec-websocket-protocol')?.[1]
       const rest = this.answer.consume(end + 4)
       this.answer.clear()
@@ -186,7 +186,7 @@ class WebSocketBridge implements Conn {
     let response: Response
     try {
       if (end < 0) throw new Error('no complete head')
-      const head = parseResponseHead(this.answer.text(end), 'GET')
+      const head = parseResponseHeadBytes(this.answer.buffer, end, 'GET')
       let body: Uint8Array = this.answer.bytes.subarray(end + 4)
       if (head.framing.kind === 'chunked') {
         const parts: Uint8Array[] = []

@@ -10,7 +10,7 @@ import { Buffer } from 'node:buffer'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeClosingResponse } from '../../http1/response-encode.ts'
-import { parseResponseHead, type ResponseHead } from '../../http1/response-head.ts'
+import { parseResponseHeadBytes, type ResponseHead } from '../../http1/response-head.ts'
 import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
 import { runAttempts } from '../attempts.ts'
 import { failureBody, failureHeaders, RequestFailure, statusFor } from '../errors.ts'
@@ -163,7 +163,7 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
         }
         const buf = reader.bytes
         try {
-          const head = parseResponseHead(buf.toString('latin1', 0, end), method)
+          const head = parseResponseHeadBytes(buf, end, method)
           settle({ head, raw: buf.subarray(0, end + 4), rest: buf.subarray(end + 4) })
         } catch (err) {
           settle(failure('BAD_RESPONSE', `upstream sent an invalid response: ${(err as Error).message}`))
