@@ -13,7 +13,7 @@ max_body_size = "10MB"
 max_header_size = 4096
 client_body_timeout = 0
 drain_timeout = "1m30s"
-trusted_proxies = ["10.0.0.0/8", "::1/128"]
+trusted_proxies = ["127.0.0.0/8", "::1/128"]
 default_upstream = "web"
 
 [upstream.web]

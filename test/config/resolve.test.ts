@@ -80,7 +80,7 @@ describe('errors name the file, the line and the key', () => {
     ['[upstream]\nurl = "a"\nfamily = "ipv5"\n', 'upstream.family', 3, /one of/],
     ['[upstream]\nurl = "a"\nresolvers = ["dns.google"]\n', 'upstream.resolvers[0]', 3, /ip\[:port\]/],
     ['[upstream]\nurl = "a"\n[[route]]\nhost = "x.example"\nupstream = "nope"\n', 'route[0].upstream', 5, /not defined/],
-    ['[upstream]\nurl = "a"\n[server]\ntrusted_proxies = ["10.0.0.0/33"]\n', 'server.trusted_proxies[0]', 4, /CIDR/],
+    ['[upstream]\nurl = "a"\n[server]\ntrusted_proxies = ["127.0.0.0/33"]\n', 'server.trusted_proxies[0]', 4, /CIDR/],
     ['bogus = 1\n[upstream]\nurl = "a"\n', 'bogus', 1, /unknown key/],
     // One front door on Bun: Bun.serve is not offered (it lost pipelined requests and rewrote targets).
     ['[upstream]\nurl = "a"\n[server]\nlistener = "runtime"\n', 'server.listener', 4, /not offered on Bun/],
@@ -120,7 +120,7 @@ describe('parsers', () => {
     ['https://a.example', { scheme: 'https', host: 'a.example', port: 443 }],
     ['a.example:8081', { scheme: 'http', host: 'a.example', port: 8081 }],
     ['https://[::1]:8443', { scheme: 'https', host: '::1', port: 8443 }],
-    ['10.1.2.3', { scheme: 'http', host: '10.1.2.3', port: 80 }],
+    ['127.1.2.3', { scheme: 'http', host: '127.1.2.3', port: 80 }],
   ])('parseUpstreamUrl(%p)', (raw, want) => expect(parseUpstreamUrl(raw)).toEqual(want as never))
   test.each(['https://a.example/path', 'ftp://a', 'http://user:pw@a', 'http://'])('parseUpstreamUrl(%p) is an error', (raw) => expect(typeof parseUpstreamUrl(raw)).toBe('string'))
   test.each([

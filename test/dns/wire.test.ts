@@ -97,9 +97,9 @@ describe('interpret', () => {
 
 describe('system config', () => {
   test('resolv.conf', () => {
-    const c = parseResolvConf('# comment\nnameserver 10.0.0.2\nnameserver ::1\nnameserver not-an-ip\nsearch example\noptions timeout:2 attempts:3 rotate\n')
+    const c = parseResolvConf('# comment\nnameserver 127.0.2.2\nnameserver ::1\nnameserver not-an-ip\nsearch example\noptions timeout:2 attempts:3 rotate\n')
     expect(c.servers).toEqual([
-      { host: '10.0.0.2', port: 53 },
+      { host: '127.0.2.2', port: 53 },
       { host: '::1', port: 53 },
     ])
     expect(c.timeoutMs).toBe(2000)

@@ -66,33 +66,33 @@ function scripted(script: (string | Error)[], mayRetry: (f: RequestFailure) => b
 
 describe('runAttempts', () => {
   test('success on the first try: one run, reportSuccess, no retries', async () => {
-    const t = target(['10.0.0.1', '10.0.0.2'])
+    const t = target(['127.0.2.1', '127.0.2.2'])
     const s = scripted(['ok'])
     const out = await runAttempts(t, s.attempt)
     expect(out).toMatchObject({ ok: true, value: 'ok', retries: 0 })
-    expect(out.state?.address).toBe('10.0.0.1')
-    expect(s.runs).toEqual([['10.0.0.1', 0]])
-    expect(t.successes).toEqual(['10.0.0.1'])
+    expect(out.state?.address).toBe('127.0.2.1')
+    expect(s.runs).toEqual([['127.0.2.1', 0]])
+    expect(t.successes).toEqual(['127.0.2.1'])
     expect(t.failures).toEqual([])
     expect(t.picks).toEqual([undefined])
   })
 
   test.each(['CONNECT_REFUSED', 'CONNECT_TIMEOUT', 'CONNECT_FAILED', 'TLS_FAILED'] as const)('%s then success on another address', async (code) => {
-    const t = target(['10.0.0.1', '10.0.0.2'])
+    const t = target(['127.0.2.1', '127.0.2.2'])
     const s = scripted([fail(code, 'connect'), 'ok'])
     const out = await runAttempts(t, s.attempt)
     expect(out).toMatchObject({ ok: true, value: 'ok', retries: 1 })
-    expect(s.runs).toEqual([['10.0.0.1', 0], ['10.0.0.2', 1]])
+    expect(s.runs).toEqual([['127.0.2.1', 0], ['127.0.2.2', 1]])
     // The retry's pick excluded the failed address.
-    expect(t.picks).toEqual([undefined, ['10.0.0.1']])
-    expect(t.failures).toEqual([['10.0.0.1', code]])
-    expect(t.successes).toEqual(['10.0.0.2'])
+    expect(t.picks).toEqual([undefined, ['127.0.2.1']])
+    expect(t.failures).toEqual([['127.0.2.1', code]])
+    expect(t.successes).toEqual(['127.0.2.2'])
     // A connect failure sent nothing: no need to ask the caller.
     expect(s.mayRetryCalls).toEqual([])
   })
 
   test('a connect-phase failure that is not an address failure retries without counting against the address', async () => {
-    const t = target(['10.0.0.1', '10.0.0.2'])
+    const t = target(['127.0.2.1', '127.0.2.2'])
     const s = scripted([fail('POOL_TIMEOUT', 'connect'), 'ok'])
     const out = await runAttempts(t, s.attempt)
     expect(out).toMatchObject({ ok: true, retries: 1 })
@@ -101,12 +101,12 @@ describe('runAttempts', () => {
   })
 
   test('the tried set grows with every failed address', async () => {
-    const t = target(['10.0.0.1', '10.0.0.2', '10.0.0.3'], { retries: 2 })
+    const t = target(['127.0.2.1', '127.0.2.2', '127.0.2.3'], { retries: 2 })
     const s = scripted([fail('CONNECT_REFUSED', 'connect'), fail('CONNECT_REFUSED', 'connect'), 'ok'])
     const out = await runAttempts(t, s.attempt)
     expect(out).toMatchObject({ ok: true, retries: 2 })
-    expect(t.picks).toEqual([undefined, ['10.0.0.1'], ['10.0.0.1', '10.0.0.2']])
-    expect(s.runs.map((r) => r[0])).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3'])
+    expect(t.picks).toEqual([undefined, ['127.0.2.1'], ['127.0.2.1', '127.0.2.2']])
+    expect(s.runs.map((r) => r[0])).toEqual(['127.0.2.1', '127.0.2.2', '127.0.2.3'])
   })
 
   test.each([
@@ -115,13 +115,13 @@ describe('runAttempts', () => {
     ['BAD_RESPONSE', 'response-head'],
     ['RESET_MID_BODY', 'request'],
   ] as const)('%s (%s) refused by mayRetry stops at once', async (code, phase) => {
-    const t = target(['10.0.0.1', '10.0.0.2'])
+    const t = target(['127.0.2.1', '127.0.2.2'])
     const s = scripted([fail(code, phase), 'never reached'], () => false)
     const out = await runAttempts(t, s.attempt)
     expect(out.ok).toBe(false)
     if (out.ok) return
     expect(out.failure.code).toBe(code)
-    expect(out.state?.address).toBe('10.0.0.1')
+    expect(out.state?.address).toBe('127.0.2.1')
     expect(out.retries).toBe(0)
     expect(s.runs).toHaveLength(1)
     expect(s.mayRetryCalls).toEqual([code])
@@ -130,7 +130,7 @@ describe('runAttempts', () => {
   })
 
   test('a non-connect failure that mayRetry allows is retried on another address', async () => {
-    const t = target(['10.0.0.1', '10.0.0.2'])
+    const t = target(['127.0.2.1', '127.0.2.2'])
     const s = scripted([fail('RESET_BEFORE_RESPONSE', 'response-head'), 'ok'], () => true)
     const out = await runAttempts(t, s.attempt)
     expect(out).toMatchObject({ ok: true, value: 'ok', retries: 1 })
@@ -139,19 +139,19 @@ describe('runAttempts', () => {
   })
 
   test('something other than a RequestFailure becomes INTERNAL and is not an address failure', async () => {
-    const t = target(['10.0.0.1', '10.0.0.2'])
+    const t = target(['127.0.2.1', '127.0.2.2'])
     const s = scripted([new TypeError('boom')])
     const out = await runAttempts(t, s.attempt)
     expect(out.ok).toBe(false)
     if (out.ok) return
     expect(out.failure.code).toBe('INTERNAL')
-    expect(out.failure.address).toBe('10.0.0.1')
+    expect(out.failure.address).toBe('127.0.2.1')
     expect(s.mayRetryCalls).toEqual(['INTERNAL'])
     expect(t.failures).toEqual([])
   })
 
   test.each([0, 1, 2, 3])('retries=%d: at most retries+1 attempts, the last failure is returned', async (retries) => {
-    const addresses = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.6']
+    const addresses = ['127.0.2.1', '127.0.2.2', '127.0.2.3', '127.0.2.4', '127.0.2.5', '127.0.2.6']
     const t = target(addresses, { retries })
     const s = scripted(addresses.map((_, i) => fail(i % 2 ? 'CONNECT_TIMEOUT' : 'CONNECT_REFUSED', 'connect')))
     const out = await runAttempts(t, s.attempt)
@@ -165,7 +165,7 @@ describe('runAttempts', () => {
   })
 
   test('running out of addresses before retries ends the loop with the last failure', async () => {
-    const t = target(['10.0.0.1', '10.0.0.2'], { retries: 5 })
+    const t = target(['127.0.2.1', '127.0.2.2'], { retries: 5 })
     const s = scripted([fail('CONNECT_REFUSED', 'connect'), fail('CONNECT_REFUSED', 'connect')])
     const out = await runAttempts(t, s.attempt)
     expect(out.ok).toBe(false)
@@ -173,12 +173,12 @@ describe('runAttempts', () => {
     expect(s.runs).toHaveLength(2)
     expect(out.retries).toBe(1)
     expect(out.failure.code).toBe('CONNECT_REFUSED')
-    expect(out.state?.address).toBe('10.0.0.2')
+    expect(out.state?.address).toBe('127.0.2.2')
   })
 
   test('the retry deadline stops further attempts', async () => {
     let now = 1000
-    const t = target(['10.0.0.1', '10.0.0.2', '10.0.0.3'], { retries: 5, retryTimeoutMs: 100 })
+    const t = target(['127.0.2.1', '127.0.2.2', '127.0.2.3'], { retries: 5, retryTimeoutMs: 100 })
     const s = scripted([fail('CONNECT_TIMEOUT', 'connect'), fail('CONNECT_TIMEOUT', 'connect'), 'never reached'])
     const run = s.attempt.run
     // Each attempt takes 60 ms of injected time: the second starts at 1060 (within 1100), the third would at 1120.
@@ -196,7 +196,7 @@ describe('runAttempts', () => {
 
   test('the first attempt runs even when the deadline is already zero', async () => {
     let now = 0
-    const t = target(['10.0.0.1', '10.0.0.2'], { retryTimeoutMs: 0 })
+    const t = target(['127.0.2.1', '127.0.2.2'], { retryTimeoutMs: 0 })
     const s = scripted([fail('CONNECT_REFUSED', 'connect'), 'never reached'])
     const run = s.attempt.run
     s.attempt.run = async (state, index) => {
@@ -231,30 +231,30 @@ describe('waiting for the rescue a connect failure set off', () => {
   const refused = () => new RequestFailure('CONNECT_REFUSED', 'connect', 'refused')
 
   test('the only address refuses: the request waits for the re-resolve and succeeds on the new address', async () => {
-    const t = target(['10.0.0.2'])
+    const t = target(['127.0.2.2'])
     const waits: [number, string[]][] = []
     t.waitForRescue = async (timeoutMs, exclude) => {
       waits.push([timeoutMs, [...(exclude ?? [])]])
       // The re-resolve found the new address.
-      t.states.push(newAddressState({ address: '10.0.0.3', family: 4 }, 80, 0))
+      t.states.push(newAddressState({ address: '127.0.2.3', family: 4 }, 80, 0))
     }
     const tried: string[] = []
     const outcome = await runAttempts(t, {
       run: async (s) => {
         tried.push(s.address)
-        if (s.address === '10.0.0.2') throw refused()
+        if (s.address === '127.0.2.2') throw refused()
         return 'ok'
       },
       mayRetry: () => false,
     }, () => 0)
     expect(outcome.ok).toBe(true)
-    expect(tried).toEqual(['10.0.0.2', '10.0.0.3'])
-    expect(waits).toEqual([[10_000, ['10.0.0.2']]])
-    expect(t.failures).toEqual([['10.0.0.2', 'CONNECT_REFUSED']])
+    expect(tried).toEqual(['127.0.2.2', '127.0.2.3'])
+    expect(waits).toEqual([[10_000, ['127.0.2.2']]])
+    expect(t.failures).toEqual([['127.0.2.2', 'CONNECT_REFUSED']])
   })
 
   test('nothing new after the rescue: the request fails with the connect failure, without retrying the refused address', async () => {
-    const t = target(['10.0.0.2'])
+    const t = target(['127.0.2.2'])
     let waited = 0
     t.waitForRescue = async () => void waited++
     let runs = 0
@@ -266,7 +266,7 @@ describe('waiting for the rescue a connect failure set off', () => {
   })
 
   test('every address ejected when the request arrives: it waits once for one to come back, then tries', async () => {
-    const t = target(['10.0.0.2'])
+    const t = target(['127.0.2.2'])
     t.states[0]!.ejectedUntil = 5_000
     const waits: number[] = []
     t.waitForRescue = async (timeoutMs) => {
@@ -279,7 +279,7 @@ describe('waiting for the rescue a connect failure set off', () => {
   })
 
   test('a failure after the connect does not wait (nothing suggests the address set is wrong)', async () => {
-    const t = target(['10.0.0.2'])
+    const t = target(['127.0.2.2'])
     let waited = 0
     t.waitForRescue = async () => void waited++
     const outcome = await runAttempts(t, { run: async () => Promise.reject(new RequestFailure('RESET_BEFORE_RESPONSE', 'response-head', 'reset')), mayRetry: () => true }, () => 0)
@@ -288,7 +288,7 @@ describe('waiting for the rescue a connect failure set off', () => {
   })
 
   test('the wait is bounded by what is left of the retry deadline', async () => {
-    const t = target(['10.0.0.2'], { retryTimeoutMs: 1_000 })
+    const t = target(['127.0.2.2'], { retryTimeoutMs: 1_000 })
     const waits: number[] = []
     t.waitForRescue = async (timeoutMs) => void waits.push(timeoutMs)
     let now = 0

@@ -92,8 +92,8 @@ test.each([
 ])('hostWithoutPort(%p)', (raw, want) => expect(hostWithoutPort(raw)).toBe(want))
 
 test.each([
-  ['10.0.0.0/8', '10.1.2.3', true],
-  ['10.0.0.0/8', '11.0.0.1', false],
+  ['127.0.0.0/8', '127.1.2.3', true],
+  ['127.0.0.0/8', '11.0.0.1', false],
   ['127.0.0.1', '127.0.0.1', true],
   ['::1/128', '::1', true],
   ['2001:db8::/32', '2001:db8:1::5', true],

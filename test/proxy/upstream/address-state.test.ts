@@ -5,7 +5,7 @@ import { pickAddress } from '../../../src/proxy/upstream/picker.ts'
 
 const T0 = 1_000_000
 const POLICY: EjectionPolicy = { failThreshold: 1, ejectBaseMs: 1000, ejectMaxMs: 8000 }
-const state = (address = '10.0.0.1') => newAddressState({ address, family: 4 }, 8080, T0)
+const state = (address = '127.0.2.1') => newAddressState({ address, family: 4 }, 8080, T0)
 
 /** Lets the ejection of `s` run out and turns it into a half-open probe, as a pick does. */
 function expireAndProbe(s: ReturnType<typeof state>, nowMs: number): void {
@@ -16,7 +16,7 @@ function expireAndProbe(s: ReturnType<typeof state>, nowMs: number): void {
 describe('newAddressState', () => {
   test('starts healthy and empty, labelled ip:port', () => {
     const s = state()
-    expect(s.label).toBe('10.0.0.1:8080')
+    expect(s.label).toBe('127.0.2.1:8080')
     expect(isHealthy(s, T0)).toBe(true)
     expect(s).toMatchObject({ inFlight: 0, open: 0, failures: 0, consecutiveFailures: 0, ejectedUntil: 0, ejections: 0, halfOpen: false, activeHealthy: true, removed: false })
   })

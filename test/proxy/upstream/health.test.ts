@@ -142,21 +142,21 @@ describe('ActiveHealthChecker.runOnce', () => {
     const seenB: Seen[] = []
     const seenC: Seen[] = []
     const ports = new Map([
-      ['10.0.0.1', origin({ value: 200 }, seenA).port!],
-      ['10.0.0.2', origin({ value: 503 }, seenB).port!],
-      ['10.0.0.3', origin({ value: 200 }, seenC).port!],
+      ['127.0.2.1', origin({ value: 200 }, seenA).port!],
+      ['127.0.2.2', origin({ value: 503 }, seenB).port!],
+      ['127.0.2.3', origin({ value: 200 }, seenC).port!],
     ])
-    const t = targets(ports.get('10.0.0.1')!, [...ports.keys()], {}, (a) => ports.get(a)!)
-    t.addresses.get('10.0.0.1')!.activeHealthy = false
-    t.addresses.get('10.0.0.3')!.activeHealthy = false
-    t.addresses.get('10.0.0.3')!.removed = true
+    const t = targets(ports.get('127.0.2.1')!, [...ports.keys()], {}, (a) => ports.get(a)!)
+    t.addresses.get('127.0.2.1')!.activeHealthy = false
+    t.addresses.get('127.0.2.3')!.activeHealthy = false
+    t.addresses.get('127.0.2.3')!.removed = true
     const c = checker(t)
     await c.runOnce()
     expect(c.checks).toBe(2)
     expect([seenA.length, seenB.length, seenC.length]).toEqual([1, 1, 0])
-    expect(t.addresses.get('10.0.0.1')!.activeHealthy).toBe(true)
-    expect(t.addresses.get('10.0.0.2')!.activeHealthy).toBe(false)
-    expect(t.addresses.get('10.0.0.3')!.activeHealthy).toBe(false)
+    expect(t.addresses.get('127.0.2.1')!.activeHealthy).toBe(true)
+    expect(t.addresses.get('127.0.2.2')!.activeHealthy).toBe(false)
+    expect(t.addresses.get('127.0.2.3')!.activeHealthy).toBe(false)
   })
 
   test('a round still running is not started twice', async () => {

@@ -6,7 +6,7 @@ import { pickAddress } from '../../../src/proxy/upstream/picker.ts'
 const NOW = 1_000_000
 
 function states(inFlight: number[]): AddressState[] {
-  return inFlight.map((n, i) => Object.assign(newAddressState({ address: `10.0.0.${i + 1}`, family: 4 }, 80, 0), { inFlight: n }))
+  return inFlight.map((n, i) => Object.assign(newAddressState({ address: `127.0.2.${i + 1}`, family: 4 }, 80, 0), { inFlight: n }))
 }
 
 /** A random() that returns `values` in turn (then repeats the last). */
@@ -68,13 +68,13 @@ describe('pickAddress: what is skipped', () => {
 
   test('excluded addresses are skipped', () => {
     const ss = states([0, 0, 5])
-    expect(pickAddress(ss, NOW, () => 0, new Set(['10.0.0.1', '10.0.0.2']))).toBe(ss[2]!)
+    expect(pickAddress(ss, NOW, () => 0, new Set(['127.0.2.1', '127.0.2.2']))).toBe(ss[2]!)
   })
 
   test('excluded and removed addresses are never a fallback', () => {
     const ss = states([0, 0])
     ss[0]!.removed = true
-    expect(pickAddress(ss, NOW, () => 0, new Set(['10.0.0.2']))).toBeUndefined()
+    expect(pickAddress(ss, NOW, () => 0, new Set(['127.0.2.2']))).toBeUndefined()
   })
 })
 

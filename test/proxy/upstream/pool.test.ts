@@ -19,8 +19,8 @@ function upstream(fields: Record<string, unknown> = {}): ResolvedUpstream {
   return resolveConfig(undefined, { upstream: { url: 'http://origin.test:8080', ...fields }, server: { listen: '127.0.0.1:0' }, admin: { listen: 'off' } }).upstreams.default!
 }
 
-const A: Address = { address: '10.0.0.1', family: 4 }
-const B: Address = { address: '10.0.0.2', family: 4 }
+const A: Address = { address: '127.0.2.1', family: 4 }
+const B: Address = { address: '127.0.2.2', family: 4 }
 
 /** A Conn that records what is written; destroy() closes it as a socket would (close handler once). */
 class FakeConn implements Conn {
@@ -154,9 +154,9 @@ describe('lifecycle', () => {
     const r = rig({}, { addresses: [A, B] })
     expect(r.pool.start()).toBe(r.pool)
     r.pool.start()
-    expect([...r.pool.addresses.keys()].sort()).toEqual(['10.0.0.1', '10.0.0.2'])
+    expect([...r.pool.addresses.keys()].sort()).toEqual(['127.0.2.1', '127.0.2.2'])
     expect(r.subscriptions()).toBe(1)
-    expect(r.pool.addresses.get('10.0.0.1')!.label).toBe('10.0.0.1:8080')
+    expect(r.pool.addresses.get('127.0.2.1')!.label).toBe('127.0.2.1:8080')
     expect(r.dials).toEqual([])
   })
 
@@ -164,30 +164,30 @@ describe('lifecycle', () => {
     const r = rig({}, { addresses: [A] })
     r.pool.start()
     r.source.set([B])
-    expect([...r.pool.addresses.keys()]).toEqual(['10.0.0.2'])
+    expect([...r.pool.addresses.keys()]).toEqual(['127.0.2.2'])
     r.source.set([A, B])
-    expect([...r.pool.addresses.keys()].sort()).toEqual(['10.0.0.1', '10.0.0.2'])
+    expect([...r.pool.addresses.keys()].sort()).toEqual(['127.0.2.1', '127.0.2.2'])
   })
 
   test('a removed address with a request in flight is kept (removed, never picked) until it drains', async () => {
     const r = rig({}, { addresses: [A, B] })
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     const got = await r.pool.acquire(a)
     r.source.set([B])
-    expect(r.pool.addresses.get('10.0.0.1')).toBe(a)
+    expect(r.pool.addresses.get('127.0.2.1')).toBe(a)
     expect(a.removed).toBe(true)
-    for (let i = 0; i < 5; i++) expect(r.pool.pick()?.address).toBe('10.0.0.2')
+    for (let i = 0; i < 5; i++) expect(r.pool.pick()?.address).toBe('127.0.2.2')
     expect(await exchangeOnce(got.connection)).toBe(204)
     // Not pooled: its address is gone.
     expect(r.conns[0]!.destroyed).toBe(true)
-    expect(r.pool.addresses.has('10.0.0.1')).toBe(false)
+    expect(r.pool.addresses.has('127.0.2.1')).toBe(false)
   })
 
   test('close() closes idle connections and stops following the source', async () => {
     const r = rig({}, { addresses: [A] })
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     const got = await r.pool.acquire(a)
     await exchangeOnce(got.connection)
     expect(a.idle).toHaveLength(1)
@@ -197,7 +197,7 @@ describe('lifecycle', () => {
     expect(a.open).toBe(0)
     expect(r.subscriptions()).toBe(0)
     r.source.set([A, B])
-    expect(r.pool.addresses.has('10.0.0.2')).toBe(false)
+    expect(r.pool.addresses.has('127.0.2.2')).toBe(false)
     // start() after close() does nothing.
     r.pool.start()
     expect(r.subscriptions()).toBe(0)
@@ -206,7 +206,7 @@ describe('lifecycle', () => {
   test('a connection released after close() is closed, not pooled', async () => {
     const r = rig()
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     const got = await r.pool.acquire(a)
     r.pool.close()
     await exchangeOnce(got.connection)
@@ -220,21 +220,21 @@ describe('acquire', () => {
   test('dials a new connection and counts it', async () => {
     const r = rig({ connect_timeout: '750ms' })
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     const got = await r.pool.acquire(a)
     expect(got.reused).toBe(false)
     expect(got.connectMs).toBeNumber()
     expect(got.connection.conn).toBe(r.conns[0]!)
-    expect(r.dials).toEqual([{ address: '10.0.0.1', port: 8080, connectTimeoutMs: 750, tls: undefined }])
+    expect(r.dials).toEqual([{ address: '127.0.2.1', port: 8080, connectTimeoutMs: 750, tls: undefined }])
     expect(r.pool.connectsTotal).toBe(1)
     expect(a).toMatchObject({ open: 1, inFlight: 1, requests: 1, connectsOpened: 1 })
-    expect(r.pool.stats()[0]).toMatchObject({ address: '10.0.0.1', open: 1, in_flight: 1, idle: 0, connections_opened: 1 })
+    expect(r.pool.stats()[0]).toMatchObject({ address: '127.0.2.1', open: 1, in_flight: 1, idle: 0, connections_opened: 1 })
   })
 
   test('a finished exchange returns the connection to the pool; the next acquire reuses it', async () => {
     const r = rig()
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     const first = await r.pool.acquire(a)
     expect(await exchangeOnce(first.connection)).toBe(204)
     expect(a).toMatchObject({ open: 1, inFlight: 0 })
@@ -249,7 +249,7 @@ describe('acquire', () => {
   test('takeIdle: the idle connection synchronously, or undefined', async () => {
     const r = rig()
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     expect(r.pool.takeIdle(a)).toBeUndefined()
     expect(a.inFlight).toBe(0)
     const first = await r.pool.acquire(a)
@@ -263,7 +263,7 @@ describe('acquire', () => {
   test('a connection the response says to close is not pooled', async () => {
     const r = rig()
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     const got = await r.pool.acquire(a)
     await exchangeOnce(got.connection, 'HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n')
     expect(r.conns[0]!.destroyed).toBe(true)
@@ -274,7 +274,7 @@ describe('acquire', () => {
   test('an idle connection the upstream closes leaves the pool', async () => {
     const r = rig()
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     await exchangeOnce((await r.pool.acquire(a)).connection)
     r.conns[0]!.peerClose()
     expect(a.idle).toHaveLength(0)
@@ -287,7 +287,7 @@ describe('acquire', () => {
   test('an idle connection older than max_connection_age is closed instead of reused', async () => {
     const r = rig({ max_connection_age: '10s' })
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     await exchangeOnce((await r.pool.acquire(a)).connection)
     expect(a.idle).toHaveLength(1)
     r.clock.t += 10_000
@@ -299,7 +299,7 @@ describe('acquire', () => {
   test('max_idle_per_address bounds the idle list', async () => {
     const r = rig({ max_idle_per_address: '1' })
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     const c1 = await r.pool.acquire(a)
     const c2 = await r.pool.acquire(a)
     await exchangeOnce(c1.connection)
@@ -312,11 +312,11 @@ describe('acquire', () => {
   test.each(['CONNECT_REFUSED', 'CONNECT_TIMEOUT', 'CONNECT_FAILED', 'TLS_FAILED'] as DialErrorCode[])('a dial failure %s becomes a RequestFailure with that code', async (code) => {
     const r = rig({}, { dial: () => Promise.reject(new DialError(code, 'scripted')) })
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     const err = await rejection(r.pool.acquire(a))
     expect(err.code).toBe(code)
     expect(err.phase).toBe('connect')
-    expect(err.address).toBe('10.0.0.1')
+    expect(err.address).toBe('127.0.2.1')
     expect(err.isAddressFailure).toBe(true)
     expect(a).toMatchObject({ open: 0, inFlight: 0, connectsOpened: 1 })
     expect(r.pool.connectsTotal).toBe(1)
@@ -325,7 +325,7 @@ describe('acquire', () => {
   test('a dial that throws something else is CONNECT_FAILED', async () => {
     const r = rig({}, { dial: () => Promise.reject(new Error('EHOSTUNREACH')) })
     r.pool.start()
-    const err = await rejection(r.pool.acquire(r.pool.addresses.get('10.0.0.1')!))
+    const err = await rejection(r.pool.acquire(r.pool.addresses.get('127.0.2.1')!))
     expect(err.code).toBe('CONNECT_FAILED')
     expect(err.phase).toBe('connect')
   })
@@ -333,7 +333,7 @@ describe('acquire', () => {
   test('dialDetached counts an opened connection but does not pool it', async () => {
     const r = rig()
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     const conn = await r.pool.dialDetached(a)
     expect(conn).toBe(r.conns[0]!)
     expect(r.pool.connectsTotal).toBe(1)
@@ -343,7 +343,7 @@ describe('acquire', () => {
   test('dialDetached failures are RequestFailures too', async () => {
     const r = rig({}, { dial: () => Promise.reject(new DialError('CONNECT_REFUSED', 'scripted')) })
     r.pool.start()
-    const err = await rejection(r.pool.dialDetached(r.pool.addresses.get('10.0.0.1')!))
+    const err = await rejection(r.pool.dialDetached(r.pool.addresses.get('127.0.2.1')!))
     expect(err.code).toBe('CONNECT_REFUSED')
   })
 })
@@ -352,7 +352,7 @@ describe('max_conns_per_address', () => {
   test('acquire waits for a free connection and fails with POOL_TIMEOUT after connect_timeout', async () => {
     const r = rig({ max_conns_per_address: '1', connect_timeout: '20ms' })
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     await r.pool.acquire(a)
     const err = await rejection(r.pool.acquire(a))
     expect(err.code).toBe('POOL_TIMEOUT')
@@ -366,7 +366,7 @@ describe('max_conns_per_address', () => {
   test('a waiting acquire gets the connection the moment it is released', async () => {
     const r = rig({ max_conns_per_address: '1', connect_timeout: '5s' })
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     const first = await r.pool.acquire(a)
     let second: AcquiredConnection | undefined
     const waiting = r.pool.acquire(a).then((c) => (second = c))
@@ -384,7 +384,7 @@ describe('max_conns_per_address', () => {
     // The first dial is refused, the second succeeds.
     const r = rig({ max_conns_per_address: '1', connect_timeout: '5s' }, { dial: (_o, n) => (n === 1 ? Promise.reject(new DialError('CONNECT_REFUSED', 'scripted')) : undefined) })
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     const first = r.pool.acquire(a)
     const second = r.pool.acquire(a)
     // The second is at the limit (the first dial is still pending): it waits.
@@ -401,11 +401,11 @@ describe('prewarm', () => {
     const r = rig({ prewarm: '2' }, { addresses: [A, B] })
     r.pool.start()
     await flush()
-    expect(r.dials.map((d) => d.address).sort()).toEqual(['10.0.0.1', '10.0.0.1', '10.0.0.2', '10.0.0.2'])
+    expect(r.dials.map((d) => d.address).sort()).toEqual(['127.0.2.1', '127.0.2.1', '127.0.2.2', '127.0.2.2'])
     for (const s of r.pool.addresses.values()) expect(s).toMatchObject({ open: 2, inFlight: 0, requests: 0 })
     for (const s of r.pool.addresses.values()) expect(s.idle).toHaveLength(2)
     // The first request reuses a pre-warmed connection.
-    const got = r.pool.takeIdle(r.pool.addresses.get('10.0.0.1')!)
+    const got = r.pool.takeIdle(r.pool.addresses.get('127.0.2.1')!)
     expect(got?.reused).toBe(true)
   })
 
@@ -414,14 +414,14 @@ describe('prewarm', () => {
     r.pool.start()
     r.source.set([A, B])
     await flush()
-    expect(r.pool.addresses.get('10.0.0.2')!.idle).toHaveLength(1)
+    expect(r.pool.addresses.get('127.0.2.2')!.idle).toHaveLength(1)
   })
 
   test('a failed pre-warm leaves nothing behind and throws nowhere', async () => {
     const r = rig({ prewarm: '1' }, { dial: () => Promise.reject(new DialError('CONNECT_REFUSED', 'scripted')) })
     r.pool.start()
     await flush()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     expect(r.dials).toHaveLength(1)
     expect(a).toMatchObject({ open: 0, inFlight: 0, failures: 0 })
     expect(a.idle).toHaveLength(0)
@@ -432,7 +432,7 @@ describe('reportFailure / reportSuccess', () => {
   test('a connect failure ejects per the policy and asks the source to re-resolve', () => {
     const r = rig({ fail_threshold: '2', eject_time: '1s' }, { addresses: [A, B] })
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     const err = new RequestFailure('CONNECT_REFUSED', 'connect', 'scripted')
     r.pool.reportFailure(a, err)
     expect(r.source.refreshes).toBe(1)
@@ -440,8 +440,8 @@ describe('reportFailure / reportSuccess', () => {
     r.pool.reportFailure(a, err)
     expect(a.ejectedUntil).toBe(T0 + 1000)
     expect(r.source.refreshes).toBe(2)
-    expect(r.pool.stats().find((s) => s.address === '10.0.0.1')).toMatchObject({ healthy: false, ejected_for_ms: 1000, failures: 2 })
-    for (let i = 0; i < 5; i++) expect(r.pool.pick()?.address).toBe('10.0.0.2')
+    expect(r.pool.stats().find((s) => s.address === '127.0.2.1')).toMatchObject({ healthy: false, ejected_for_ms: 1000, failures: 2 })
+    for (let i = 0; i < 5; i++) expect(r.pool.pick()?.address).toBe('127.0.2.2')
     expect(r.pool.hasHealthyAddress()).toBe(true)
     expect(r.logs).toContain('warn: upstream address ejected')
   })
@@ -449,7 +449,7 @@ describe('reportFailure / reportSuccess', () => {
   test('after the ejection a success recovers the address', () => {
     const r = rig({ eject_time: '1s' })
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     r.pool.reportFailure(a, new RequestFailure('CONNECT_TIMEOUT', 'connect', 'scripted'))
     expect(r.pool.hasHealthyAddress()).toBe(false)
     // The only address is the fallback even while ejected.
@@ -470,7 +470,7 @@ describe('idle sweep', () => {
   test('closes idle connections past pool_idle_timeout and keeps younger ones', async () => {
     const r = rig({ pool_idle_timeout: '30s', max_connection_age: '0' })
     r.pool.start()
-    const a = r.pool.addresses.get('10.0.0.1')!
+    const a = r.pool.addresses.get('127.0.2.1')!
     const c1 = await r.pool.acquire(a)
     const c2 = await r.pool.acquire(a)
     await exchangeOnce(c1.connection)

@@ -59,17 +59,17 @@ describe('refresh timing', () => {
   })
 
   test('re-resolves ahead of the TTL and picks up changes', async () => {
-    const { r, calls, clock, changes } = setup([answer(['10.0.0.1'], 10_000), answer(['10.0.0.2'], 10_000)])
+    const { r, calls, clock, changes } = setup([answer(['127.0.2.1'], 10_000), answer(['127.0.2.2'], 10_000)])
     r.start()
     await clock.advance(0)
-    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['10.0.0.1'])
+    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['127.0.2.1'])
     await clock.advance(8_999)
     expect(calls).toHaveLength(1)
     await clock.advance(1)
     expect(calls).toHaveLength(2)
-    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['10.0.0.2'])
-    expect(changes.at(-1)!.added.map((a) => a.address)).toEqual(['10.0.0.2'])
-    expect(changes.at(-1)!.removed.map((a) => a.address)).toEqual(['10.0.0.1'])
+    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['127.0.2.2'])
+    expect(changes.at(-1)!.added.map((a) => a.address)).toEqual(['127.0.2.2'])
+    expect(changes.at(-1)!.removed.map((a) => a.address)).toEqual(['127.0.2.1'])
     r.close()
   })
 })
@@ -85,14 +85,14 @@ describe('single flight and rate limit', () => {
     r.refreshNow('connect failed')
     r.refreshNow('connect failed')
     expect(count).toBe(1)
-    resolveLookup(answer(['10.0.0.1']))
+    resolveLookup(answer(['127.0.2.1']))
     await Promise.all([a, b])
     expect(r.snapshot().ready).toBe(true)
     r.close()
   })
 
   test('refreshNow runs at most once per second', async () => {
-    const { r, calls, clock } = setup([answer(['10.0.0.1'])])
+    const { r, calls, clock } = setup([answer(['127.0.2.1'])])
     r.start()
     await clock.advance(0)
     expect(calls).toHaveLength(1)
@@ -113,12 +113,12 @@ describe('single flight and rate limit', () => {
 describe('stale episodes', () => {
   test('failures keep the last good set, warn once, end at the next answer', async () => {
     const fail = new DnsError('SERVFAIL', 'server failure')
-    const { r, clock, warnings, changes } = setup([answer(['10.0.0.1'], 10_000), fail, fail, fail, answer(['10.0.0.1'], 10_000)])
+    const { r, clock, warnings, changes } = setup([answer(['127.0.2.1'], 10_000), fail, fail, fail, answer(['127.0.2.1'], 10_000)])
     r.start()
     await clock.advance(0)
     await clock.advance(9_000) // first failure
     expect(r.snapshot().stale).toBe(true)
-    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['10.0.0.1'])
+    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['127.0.2.1'])
     expect(r.snapshot().lastError!.code).toBe('SERVFAIL')
     await clock.advance(1_000) // second failure (1 s backoff)
     await clock.advance(2_000) // third (2 s)
@@ -130,7 +130,7 @@ describe('stale episodes', () => {
   })
 
   test.each(['NXDOMAIN', 'NODATA', 'TIMEOUT', 'REFUSED'] as const)('%s also keeps the set', async (codeName) => {
-    const { r, clock } = setup([answer(['10.0.0.1'], 10_000), new DnsError(codeName, codeName)])
+    const { r, clock } = setup([answer(['127.0.2.1'], 10_000), new DnsError(codeName, codeName)])
     r.start()
     await clock.advance(0)
     await clock.advance(20_000)
@@ -140,18 +140,18 @@ describe('stale episodes', () => {
   })
 
   test('after stale_grace the addresses are dropped', async () => {
-    const { r, clock, changes } = setup([answer(['10.0.0.1'], 10_000), new DnsError('SERVFAIL', 'x')], { upstream: { staleGraceMs: 20_000 } })
+    const { r, clock, changes } = setup([answer(['127.0.2.1'], 10_000), new DnsError('SERVFAIL', 'x')], { upstream: { staleGraceMs: 20_000 } })
     r.start()
     await clock.advance(0)
     await clock.advance(60_000)
     expect(r.snapshot().addresses).toHaveLength(0)
-    expect(changes.at(-1)!.removed.map((a) => a.address)).toEqual(['10.0.0.1'])
+    expect(changes.at(-1)!.removed.map((a) => a.address)).toEqual(['127.0.2.1'])
     r.close()
   })
 
   test('not ready until the first answer; retries with backoff meanwhile', async () => {
     const down = new DnsError('TIMEOUT', 'no answer')
-    const { r, calls, clock } = setup([down, down, down, answer(['10.0.0.3'])])
+    const { r, calls, clock } = setup([down, down, down, answer(['127.0.2.3'])])
     r.start()
     await clock.advance(0)
     expect(r.snapshot().ready).toBe(false)
@@ -159,12 +159,12 @@ describe('stale episodes', () => {
     await clock.advance(1_000 + 2_000 + 4_000)
     expect(calls).toHaveLength(4)
     expect(r.snapshot().ready).toBe(true)
-    expect(r.snapshot().addresses[0]!.address).toBe('10.0.0.3')
+    expect(r.snapshot().addresses[0]!.address).toBe('127.0.2.3')
     r.close()
   })
 
   test('an empty successful answer does not wipe the set', async () => {
-    const { r, clock } = setup([answer(['10.0.0.1'], 10_000), answer([], 10_000)])
+    const { r, clock } = setup([answer(['127.0.2.1'], 10_000), answer([], 10_000)])
     r.start()
     await clock.advance(0)
     await clock.advance(9_000)
@@ -175,13 +175,13 @@ describe('stale episodes', () => {
 })
 
 test('set diffing reports only what changed; status says where answers came from', async () => {
-  const { r, clock, changes } = setup([answer(['10.0.0.1', '10.0.0.2'], 10_000), answer(['10.0.0.2', '10.0.0.3'], 10_000), answer(['10.0.0.3', '10.0.0.2'], 10_000)])
+  const { r, clock, changes } = setup([answer(['127.0.2.1', '127.0.2.2'], 10_000), answer(['127.0.2.2', '127.0.2.3'], 10_000), answer(['127.0.2.3', '127.0.2.2'], 10_000)])
   r.start()
   await clock.advance(0)
   await clock.advance(9_000)
   expect(changes).toHaveLength(2)
-  expect(changes[1]!.added.map((a) => a.address)).toEqual(['10.0.0.3'])
-  expect(changes[1]!.removed.map((a) => a.address)).toEqual(['10.0.0.1'])
+  expect(changes[1]!.added.map((a) => a.address)).toEqual(['127.0.2.3'])
+  expect(changes[1]!.removed.map((a) => a.address)).toEqual(['127.0.2.1'])
   await clock.advance(9_000) // same set, other order: no change
   expect(changes).toHaveLength(2)
   const st = r.status() as { source: string; refreshes: Record<string, number>; changes: number; ttl_ms: number }
@@ -194,7 +194,7 @@ test('set diffing reports only what changed; status says where answers came from
 })
 
 test('close stops everything', async () => {
-  const { r, calls, clock } = setup([answer(['10.0.0.1'], 10_000)])
+  const { r, calls, clock } = setup([answer(['127.0.2.1'], 10_000)])
   r.start()
   await clock.advance(0)
   r.close()
