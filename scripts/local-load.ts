@@ -5,7 +5,7 @@
  * and the two load generators: `wrk -t1` (HTTP/1.1) and `h2load -t1 -c16 -m10` (HTTP/2 by ALPN).
  * Loopback only.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,6 +13,8 @@ import { join } from 'node:path'
 export interface LoadResult {
   rps: number
   requests: number
+  /** wrk's 99th percentile latency (undefined from h2load, which prints none). */
+  p99Ms?: number
 }
 
 /** A temp dir for one script run (readable by nginx's workers, which run as another user), removed at exit unless `keep`. */
@@ -36,10 +38,11 @@ process.on('exit', () => {
 })
 process.on('SIGINT', () => process.exit(130))
 
-/** Starts a process in its own group (killed with everything it forked when this script exits). */
-export function start(cmd: string, argv: string[], env?: Record<string, string>): ChildProcess {
+/** Starts a process in its own group (killed with everything it forked when this script exits); its stderr goes to `onStderr`, if given. */
+export function start(cmd: string, argv: string[], env?: Record<string, string>, onStderr?: (text: string) => void): ChildProcess {
   const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: env ? { ...process.env, ...env } : process.env })
-  child.stderr!.on('data', () => {})
+  child.stderr!.setEncoding('latin1')
+  child.stderr!.on('data', onStderr ?? (() => {}))
   children.push(child)
   return child
 }
@@ -79,19 +82,25 @@ export async function waitFor(port: number, path: string, tls = false): Promise<
   throw new Error(`nothing answers on port ${port}`)
 }
 
+/** A command's output, waited for without blocking this script's event loop (the proxies' stderr keeps draining). */
+function output(cmd: string, argv: string[]): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve) => execFile(cmd, argv, { encoding: 'utf8', maxBuffer: 16 << 20 }, (_err, stdout, stderr) => resolve({ stdout, stderr })))
+}
+
 /** `wrk -t1` with `connections` for `duration` (wrk's syntax: "5s"). */
-export function wrk(port: number, path: string, connections: string, duration: string): LoadResult {
-  const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${duration}`, `http://127.0.0.1:${port}${path}`], { encoding: 'utf8' })
+export async function wrk(port: number, path: string, connections: string, duration: string): Promise<LoadResult> {
+  const r = await output('wrk', ['-t1', `-c${connections}`, `-d${duration}`, '--latency', `http://127.0.0.1:${port}${path}`])
   if (/Non-2xx/.test(r.stdout)) throw new Error(`the origin refused: ${r.stdout}`)
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1])
   const requests = Number(/(\d+) requests in/.exec(r.stdout)?.[1])
-  if (!rps || !requests) throw new Error(`wrk failed: ${r.stdout}${r.stderr}`)
-  return { rps, requests }
+  const p99 = /^\s*99%\s+([\d.]+)(us|ms|s)$/m.exec(r.stdout)
+  if (!rps || !requests || !p99) throw new Error(`wrk failed: ${r.stdout}${r.stderr}`)
+  return { rps, requests, p99Ms: Number(p99[1]) * (p99[2] === 'us' ? 0.001 : p99[2] === 's' ? 1000 : 1) }
 }
 
 /** h2load over TLS: 16 connections, 10 streams in flight on each. */
-export function h2load(port: number, path: string, duration: string): LoadResult {
-  const r = spawnSync('h2load', ['-t1', '-c16', '-m10', `-D${duration}`, `https://127.0.0.1:${port}${path}`], { encoding: 'utf8' })
+export async function h2load(port: number, path: string, duration: string): Promise<LoadResult> {
+  const r = await output('h2load', ['-t1', '-c16', '-m10', `-D${duration}`, `https://127.0.0.1:${port}${path}`])
   const rps = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(r.stdout)?.[1])
   const requests = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(r.stdout)?.[1])
   const ok = Number(/status codes: (\d+) 2xx/.exec(r.stdout)?.[1])

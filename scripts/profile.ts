@@ -52,14 +52,14 @@ const proxy = start(process.execPath, [main, 'serve', '--upstream', `127.0.0.1:$
 await waitFor(PORTS.origin, PATH)
 await waitFor(PORTS.proxy, PATH, H2)
 const load = (seconds: number) => (H2 ? h2load(PORTS.proxy, PATH, `${seconds}`) : wrk(PORTS.proxy, PATH, CONNECTIONS, `${seconds}s`))
-load(3) // warm-up: JIT tiers, the upstream pool
+await load(3) // warm-up: JIT tiers, the upstream pool
 
 const data = join(dir, 'perf.data')
 const recorder = spawn('perf', ['record', '-k', 'mono', '-e', 'cpu-clock', '-F', '4999', '-g', '-p', String(proxy.pid), '-o', data, '--', 'sleep', String(SECONDS)], { stdio: ['ignore', 'ignore', 'pipe'] })
 let recordErr = ''
 recorder.stderr!.on('data', (d) => (recordErr += d))
 const recorded = new Promise<number>((resolve) => recorder.on('exit', (code) => resolve(code ?? 1)))
-const { rps } = load(SECONDS + 1)
+const { rps } = await load(SECONDS + 1)
 if ((await recorded) !== 0) {
   console.error(`perf record failed (perf_event_paranoid at most 1, or root):\n${recordErr}`)
   process.exit(1)
