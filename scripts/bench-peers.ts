@@ -10,6 +10,8 @@
  * HAProxy nbthread N (auto: all cores); the origin and the floor stay single. With
  * --base-bin, another build of the proxy runs beside dist/proxy as "proxy-base" (a before/after
  * comparison in one run).
+ * The "browser head" row sends the 14 fields of a browser's navigation request (about 650 bytes
+ * of head) where the other rows send wrk's one-field head.
  * Two more rows compare like with like:
  *   - cache hit (issue 15): dist/proxy with `--cache 64MiB` against nginx with proxy_cache (a
  *     cache zone in the temp dir), both warmed, serving a 100-byte resource the origin marks
@@ -173,8 +175,29 @@ function loadRun(cmd: string, argv: string[]): Promise<string> {
 
 const MB = (n: string, unit: string | undefined) => Number(n) * ({ B: 1e-6, KB: 1e-3, MB: 1, GB: 1e3 }[unit ?? 'B'] ?? 1)
 
-async function wrk(port: number, path: string, conns: number, duration: string): Promise<Load> {
-  const text = await loadRun('wrk', ['-t1', `-c${conns}`, `-d${duration}`, '--latency', `http://127.0.0.1:${port}${path}`])
+/**
+ * The fields a browser's navigation request carries besides Host (Chrome's, with a cookie): wrk
+ * alone sends a one-field head, and a browser's ~650-byte head costs a parser more.
+ */
+const BROWSER_FIELDS = [
+  'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36',
+  'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8',
+  'Accept-Language: en-US,en;q=0.9,ko;q=0.8',
+  'Accept-Encoding: gzip, deflate, br, zstd',
+  'Cache-Control: max-age=0',
+  'Sec-Fetch-Dest: document',
+  'Sec-Fetch-Mode: navigate',
+  'Sec-Fetch-Site: none',
+  'Sec-Fetch-User: ?1',
+  'Upgrade-Insecure-Requests: 1',
+  'Cookie: session=0123456789abcdef0123456789abcdef; theme=dark; _ga=GA1.2.123456789.1700000000',
+  'sec-ch-ua: "Chromium";v="126", "Not.A/Brand";v="24"',
+  'sec-ch-ua-mobile: ?0',
+  'sec-ch-ua-platform: "Linux"',
+]
+
+async function wrk(port: number, path: string, conns: number, duration: string, fields: readonly string[] = []): Promise<Load> {
+  const text = await loadRun('wrk', ['-t1', `-c${conns}`, `-d${duration}`, '--latency', ...fields.flatMap((f) => ['-H', f]), `http://127.0.0.1:${port}${path}`])
   const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(text)
   const unit = p99?.[2] === 'us' ? 0.001 : p99?.[2] === 's' ? 1000 : 1
   const tr = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(text)
@@ -309,7 +332,14 @@ async function main(): Promise<void> {
   const plain = (label: string, path: string, conns: number): Config => ({ label, path, proxies, ref: 'nginx', load: (port) => wrk(port, path, conns, DURATION) })
   const rows: Config[] = [
     plain('c=64 100B', '/small', 64),
-    ...(QUICK ? [] : [plain('c=256 100B', '/small', 256), plain('c=16 1MiB', '/1m', 16), plain('c=1 100MiB', '/100m', 1)]),
+    ...(QUICK
+      ? []
+      : [
+          plain('c=256 100B', '/small', 256),
+          { label: 'c=64 100B browser head', path: '/small', proxies, ref: 'nginx', load: (port: number) => wrk(port, '/small', 64, DURATION, BROWSER_FIELDS) },
+          plain('c=16 1MiB', '/1m', 16),
+          plain('c=1 100MiB', '/100m', 1),
+        ]),
     { label: 'cache hit c=64 100B', path: '/cacheable', proxies: cached, ref: 'nginx', load: (port) => wrk(port, '/cacheable', 64, DURATION) },
     // 160 streams in flight: within nginx's upstream keepalive 256, so neither side churns upstream connections.
     { label: 'h2 c=16 m=10 100B', path: '/small', proxies: h2, ref: 'nginx', load: (port) => h2load(port, '/small', 16, 10, DURATION) },
