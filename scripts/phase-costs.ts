@@ -48,7 +48,7 @@ function perCall(name: string, calls: number, fn: () => unknown): void {
 const requestText = 'GET /small HTTP/1.1\r\nHost: 127.0.0.1:8080'
 const responseText = 'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 04:04:47 GMT\r\nContent-Type: text/plain\r\nContent-Length: 100\r\nConnection: keep-alive'
 const parsedRequest = parseRequestHead(requestText)
-const requestHeaders = new HeadHeaders(parsedRequest.names, parsedRequest.values)
+const requestHeaders = HeadHeaders.of(parsedRequest)
 const parsedResponse = parseResponseHead(responseText, 'GET')
 const toClient = clientResponseHeaders(parsedResponse.headers, '0b6f2c1e-1c1a-4b57-9c65-1f0a3c6e9e77', true)
 console.log('head work, in a loop (per call):')

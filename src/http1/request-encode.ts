@@ -6,23 +6,49 @@
 import { putFieldLine, putLatin1 } from '../lib/bytes.ts'
 
 /**
+ * Field lines copied as they came from a client's request head: [start, end) byte ranges of
+ * `bytes`, each a run of whole lines with their CRLFs (proxy/headers.ts picks them).
+ */
+export interface ForwardedLines {
+  bytes: Uint8Array
+  ranges: readonly number[]
+}
+
+/**
  * `framing` is the framing header lines, each ending in CRLF ('' for none); `body` goes after the
  * head in the same array. Written byte by byte from the strings: no joined string, no second copy.
+ * `lines`, when given, go right after the first of `headers` (Host).
  */
-export function encodeRequestHead(method: string, target: string, headers: readonly (readonly [string, string])[], framing: string, body?: Uint8Array): Uint8Array {
+export function encodeRequestHead(method: string, target: string, headers: readonly (readonly [string, string])[], framing: string, body?: Uint8Array, lines?: ForwardedLines): Uint8Array {
   // "METHOD SP target SP HTTP/1.1 CRLF", "name: value CRLF" each, framing, CRLF.
   let length = method.length + target.length + 12 + framing.length + 2
   for (const [name, value] of headers) length += name.length + value.length + 4
+  const ranges = lines?.ranges
+  if (ranges !== undefined) for (let r = 0; r < ranges.length; r += 2) length += ranges[r + 1]! - ranges[r]!
   const bodyLength = body ? body.byteLength : 0
   const out = new Uint8Array(length + bodyLength)
   let at = putLatin1(out, 0, method)
   out[at++] = 0x20
   at = putLatin1(out, at, target)
   at = putLatin1(out, at, ' HTTP/1.1\r\n')
-  for (const [name, value] of headers) at = putFieldLine(out, at, name, value)
+  for (let h = 0; h < headers.length; h++) {
+    at = putFieldLine(out, at, headers[h]![0], headers[h]![1])
+    if (h === 0 && ranges !== undefined) at = putRanges(out, at, lines!.bytes, ranges)
+  }
+  if (headers.length === 0 && ranges !== undefined) at = putRanges(out, at, lines!.bytes, ranges)
   at = putLatin1(out, at, framing)
   out[at++] = 0x0d
   out[at++] = 0x0a
   if (body && bodyLength > 0) out.set(body, at)
   return out
+}
+
+function putRanges(out: Uint8Array, at: number, bytes: Uint8Array, ranges: readonly number[]): number {
+  for (let r = 0; r < ranges.length; r += 2) {
+    const from = ranges[r]!
+    const to = ranges[r + 1]!
+    out.set(bytes.subarray(from, to), at)
+    at += to - from
+  }
+  return at
 }

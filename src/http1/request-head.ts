@@ -15,9 +15,17 @@ export interface RequestHead {
   target: string
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
   minor: 0 | 1
-  /** Lower-case names, in arrival order, parallel to `values`. */
+  /** Lower-case names, in arrival order, parallel to `values` and to `spans`' groups of four. */
   names: string[]
-  values: string[]
+  /**
+   * The values the parser read itself (Host, the framing and connection fields, X-Request-Id);
+   * undefined for the others, which HeadHeaders decodes when asked (headValues() decodes all).
+   */
+  values: (string | undefined)[]
+  /** The bytes parsed: the request head and its CRLFCRLF are bytes[0, end + 4) of them, never written again. */
+  bytes: Buffer
+  /** Per field: where its line starts, its value starts and ends (OWS trimmed), and the next line starts. */
+  spans: number[]
   /** The one Host value, or undefined (HTTP/1.0 only). */
   host: string | undefined
   /** The body's framing. */
@@ -54,11 +62,12 @@ export const MAX_HEADER_COUNT = 200
  * string form of parseRequestHeadBytes, for callers that hold text).
  */
 export function parseRequestHead(head: string): RequestHead {
-  return parseRequestHeadBytes(Buffer.from(head, 'latin1'), head.length)
+  return parseRequestHeadBytes(Buffer.from(`${head}\r\n\r\n`, 'latin1'), head.length)
 }
 
 /**
- * Parses bytes[0, end): a request head without its final CRLFCRLF, scanned by hand (no string
+ * Parses bytes[0, end): a request head without its final CRLFCRLF (which `b` holds too, at `end`:
+ * the last field's line is forwarded with its CRLF), scanned by hand (no string
  * for the whole head; common methods and field names are shared constants, not new strings).
  * Leading empty lines are tolerated (RFC 9112 §2.2). Throws RequestHeadError with the code of
  * the refusal.
@@ -95,7 +104,8 @@ export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
   if (method === 'CONNECT') throw new RequestHeadError('METHOD_NOT_ALLOWED', 'CONNECT is not supported: this is not an open proxy')
 
   const names: string[] = []
-  const values: string[] = []
+  const values: (string | undefined)[] = []
+  const spans: number[] = []
   let host: string | undefined
   let hostCount = 0
   // Where the (last) Host value is in the bytes, checked once the count is known.
@@ -130,8 +140,14 @@ export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
     while (ve > vs && isOws(b[ve - 1]!)) ve--
     if (names.length >= MAX_HEADER_COUNT) throw new RequestHeadError('HEAD_TOO_LARGE', `more than ${MAX_HEADER_COUNT} header lines`)
     const name = KNOWN_NAMES.find(b, pos, colon) ?? b.toString('latin1', pos, colon).toLowerCase()
-    const value = vs === ve ? '' : b.toString('latin1', vs, ve)
     names.push(name)
+    spans.push(pos, vs, ve, stop + 2)
+    if (!READ_HERE.has(name)) {
+      values.push(undefined)
+      pos = stop + 2
+      continue
+    }
+    const value = vs === ve ? '' : b.toString('latin1', vs, ve)
     values.push(value)
     switch (name) {
       case 'host':
@@ -209,6 +225,8 @@ export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
     minor,
     names,
     values,
+    bytes: b,
+    spans,
     host,
     body,
     keepAlive,
@@ -235,6 +253,9 @@ function knownMethod(b: Uint8Array, from: number, to: number): string | undefine
   return undefined
 }
 
+/** Fields whose values the parser reads (the switch above) or the listener asks for at once (the request id). */
+const READ_HERE: ReadonlySet<string> = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'expect', 'upgrade', 'x-request-id'])
+
 /** Field names browsers, curl and load tools send: shared constants instead of a new string per request. */
 const KNOWN_NAMES = new NameTable([
   'host', 'user-agent', 'accept', 'accept-encoding', 'accept-language', 'accept-charset', 'connection', 'keep-alive',
@@ -252,21 +273,61 @@ function hasToken(list: string, token: string): boolean {
   return false
 }
 
+/** Every value of a parsed head, the ones the parser left undecoded included. */
+export function headValues(head: RequestHead): string[] {
+  return head.names.map((_, i) => head.values[i] ?? decodeValue(head.bytes, head.spans, i))
+}
+
+function decodeValue(bytes: Buffer, spans: readonly number[], i: number): string {
+  const vs = spans[4 * i + 1]!
+  const ve = spans[4 * i + 2]!
+  return vs === ve ? '' : bytes.toString('latin1', vs, ve)
+}
+
 /**
  * The headers of a parsed request, read the way the proxy reads a Headers object: `get` joins
- * repeated fields with ", ", `forEach` visits each line. Names are lower-case.
+ * repeated fields with ", ", `forEach` visits each line. Names are lower-case. Made from a head
+ * (`head`), values the parser left undecoded are decoded when first asked for, and the head's
+ * bytes stay at hand for forwarding its lines as they came (proxy/headers.ts).
  */
 export class HeadHeaders {
+  private readonly values: (string | undefined)[]
+  /** The parsed head the values come from (HeadHeaders.of): those left undecoded are decoded from its bytes. */
+  private source: RequestHead | undefined
+
+  /** Headers with every value given; a parsed head's are HeadHeaders.of(head). */
   constructor(
     private readonly names: readonly string[],
-    private readonly values: readonly string[],
-  ) {}
+    values: readonly string[],
+  ) {
+    this.values = values as (string | undefined)[]
+  }
+
+  /** The headers of `head`, its values decoded when first asked for. */
+  static of(head: RequestHead): HeadHeaders {
+    const headers = new HeadHeaders(head.names, head.values as string[])
+    headers.source = head
+    return headers
+  }
+
+  /** The parsed head behind these headers, when they are one's (proxy/headers.ts forwards its lines). */
+  get head(): RequestHead | undefined {
+    return this.source
+  }
+
+  /** The value of field `i` (in arrival order). */
+  valueAt(i: number): string {
+    const v = this.values[i]
+    if (v !== undefined) return v
+    const head = this.source!
+    return (this.values[i] = decodeValue(head.bytes, head.spans, i))
+  }
 
   get(name: string): string | null {
     let out: string | null = null
     const names = this.names
     for (let i = 0; i < names.length; i++) {
-      if (names[i] === name) out = out === null ? this.values[i]! : `${out}, ${this.values[i]}`
+      if (names[i] === name) out = out === null ? this.valueAt(i) : `${out}, ${this.valueAt(i)}`
     }
     return out
   }
@@ -277,6 +338,6 @@ export class HeadHeaders {
 
   forEach(fn: (value: string, name: string) => void): void {
     const names = this.names
-    for (let i = 0; i < names.length; i++) fn(this.values[i]!, names[i]!)
+    for (let i = 0; i < names.length; i++) fn(this.valueAt(i), names[i]!)
   }
 }

@@ -24,10 +24,11 @@ import { cidrContains, type Cidr } from '../lib/cidr.ts'
 import { runAttempts, type AttemptOutcome } from './attempts.ts'
 import { Flight, type ClientInfo, type FlightHooks } from './flight.ts'
 import { encodeClosingResponse } from '../http1/response-encode.ts'
+import { HeadHeaders } from '../http1/request-head.ts'
 import type { Conn } from '../runtime/socket.ts'
 import { failureReply, type FailureCode } from './errors.ts'
 import { ForwardedReply } from './forwarded-reply.ts'
-import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestHeaders } from './headers.ts'
+import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestHeaders, upstreamRequestLines, type ForwardContext } from './headers.ts'
 import type { ProxyReply, ProxyRequest } from './message.ts'
 import { roundMs } from './observe/record.ts'
 import { prepareBody } from './request-body.ts'
@@ -50,6 +51,9 @@ export interface HandlerHooks extends FlightHooks {
 
 
 export type { ClientInfo }
+
+/** Heads with more fields than this forward their lines from their bytes (upstreamRequestLines). */
+const LINES_FROM_FIELDS = 3
 
 export class ProxyHandler {
   private readonly trusted: readonly Cidr[]
@@ -163,15 +167,19 @@ export class ProxyHandler {
 
   /** The request headers sent upstream: hop-by-hop removed, X-Forwarded-* and the request id set (headers.ts). */
   private forwardHeaders(flight: Flight): [string, string][] {
-    const { req, client } = flight
-    return upstreamRequestHeaders(req.headers, {
+    return upstreamRequestHeaders(flight.req.headers, this.forwardContext(flight))
+  }
+
+  private forwardContext(flight: Flight): ForwardContext {
+    const client = flight.client
+    return {
       clientIp: client.ip,
       trustedPeer: this.trustedPeer(client.ip),
       proto: client.tls ? 'https' : 'http',
       clientHost: flight.clientHost,
       hostOverride: flight.pool.upstream.hostHeader,
       requestId: flight.requestId,
-    })
+    }
   }
 
   /** The route phase: the upstream, the request id, the Host sent upstream and the record. */
@@ -211,8 +219,12 @@ export class ProxyHandler {
     if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return 'BODY_TOO_LARGE'
     const req = flight.req
     // With a cache, the headers are made once the cache has not answered (cache(), below): a hit needs none.
-    const headers = this.hooks.cache ? [] : this.forwardHeaders(flight)
-    return { method: req.method, target: req.target, headers, body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
+    if (this.hooks.cache) return { method: req.method, target: req.target, headers: [], body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
+    // A head the own listener parsed, with more than a few fields: its kept lines go upstream as
+    // they came (for a head of one or two fields, like a load tool's, the list costs less).
+    const head = req.headers instanceof HeadHeaders ? req.headers.head : undefined
+    const { headers, lines } = head !== undefined && head.names.length > LINES_FROM_FIELDS ? upstreamRequestLines(req.headers, head, this.forwardContext(flight)) : { headers: this.forwardHeaders(flight), lines: undefined }
+    return { method: req.method, target: req.target, headers, lines, body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
   }
 
   /**

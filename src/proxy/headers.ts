@@ -3,6 +3,8 @@
  * X-Forwarded-* family (trusted peers append, anyone else is replaced), the request id, and
  * the Host header sent upstream. No I/O; table-tested in test/proxy/headers.test.ts.
  */
+import type { ForwardedLines } from '../http1/request-encode.ts'
+import type { RequestHead } from '../http1/request-head.ts'
 import { bracketHost, hostPort } from '../lib/net.ts'
 import type { HeaderReader } from './message.ts'
 
@@ -58,6 +60,34 @@ export function upstreamRequestHeaders(incoming: HeaderReader, ctx: ForwardConte
   incoming.forEach((value, name) => {
     if (!HOP_BY_HOP.has(name) && !FORWARDING.has(name) && !listed?.has(name)) out.push([name, value])
   })
+  return addForwarding(out, incoming, ctx)
+}
+
+/**
+ * The same for a head the own listener parsed: the client's lines that upstreamRequestHeaders
+ * would keep are copied as they came (`lines`, runs of whole lines of `head.bytes`; the name's
+ * case and the spacing around the value are the client's, as nginx forwards them), without a
+ * string made of their values; `headers` holds Host, which the lines follow, then X-Forwarded-*
+ * and X-Request-Id.
+ */
+export function upstreamRequestLines(incoming: HeaderReader, head: RequestHead, ctx: ForwardContext): { headers: [string, string][]; lines: ForwardedLines } {
+  const listed = connectionTokens(incoming.get('connection'))
+  const { names, spans } = head
+  const ranges: number[] = []
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!
+    if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || listed?.has(name)) continue
+    const start = spans[4 * i]!
+    const next = spans[4 * i + 3]!
+    // Consecutive kept lines are one range.
+    if (ranges.length > 0 && ranges[ranges.length - 1] === start) ranges[ranges.length - 1] = next
+    else ranges.push(start, next)
+  }
+  return { headers: addForwarding([['host', ctx.hostOverride ?? ctx.clientHost]], incoming, ctx), lines: { bytes: head.bytes, ranges } }
+}
+
+/** Appends X-Forwarded-For, -Proto, -Host, Forwarded (from a trusted peer) and X-Request-Id to `out`. */
+function addForwarding(out: [string, string][], incoming: HeaderReader, ctx: ForwardContext): [string, string][] {
   const priorFor = ctx.trustedPeer ? incoming.get('x-forwarded-for') : null
   out.push(['x-forwarded-for', priorFor ? `${priorFor}, ${ctx.clientIp}` : ctx.clientIp])
   const priorProto = ctx.trustedPeer ? incoming.get('x-forwarded-proto') : null

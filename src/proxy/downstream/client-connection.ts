@@ -133,7 +133,7 @@ export class ClientConnection implements DownstreamConnection {
     }
     let head: RequestHead
     try {
-      head = parseRequestHeadBytes(this.pending.buffer, end)
+      head = parseRequestHeadBytes(this.pending.headBytes(end + 4), end)
     } catch (err) {
       if (err instanceof RequestHeadError) return this.refuse(err.code, err.message)
       throw err
@@ -150,7 +150,7 @@ export class ClientConnection implements DownstreamConnection {
     this.responded = false
     this.closeAfter = !head.keepAlive || this.shared.stopping
     this.client.protocol = head.minor === 0 ? 'HTTP/1.0' : 'HTTP/1.1'
-    const headers = new HeadHeaders(head.names, head.values)
+    const headers = HeadHeaders.of(head)
     // The id is given here, so that an answer this connection makes itself (a malformed body) and the request path's record carry the same one.
     const req: ProxyRequest = { method: head.method, target: head.target, headers, body: null, id: requestIdFor(headers.get('x-request-id')) }
     this.req = req

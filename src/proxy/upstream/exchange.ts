@@ -10,7 +10,7 @@ import { Buffer } from 'node:buffer'
 import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
-import { encodeRequestHead } from '../../http1/request-encode.ts'
+import { encodeRequestHead, type ForwardedLines } from '../../http1/request-encode.ts'
 import { parseResponseHeadBytes, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
 import { clientBodyFailure, RequestFailure, type FailureCode } from '../errors.ts'
@@ -20,6 +20,8 @@ export interface OutgoingRequest {
   /** origin-form target: path and query. */
   target: string
   headers: readonly (readonly [string, string])[]
+  /** The client's lines copied as they came, after the first of `headers` (proxy/headers.ts, upstreamRequestLines). */
+  lines?: ForwardedLines
   /** A buffered body (sent with Content-Length), a stream, or none. */
   body: Uint8Array | ReadableStream<Uint8Array> | null
   /** For a stream body: its declared length; undefined sends it chunked. */
@@ -111,14 +113,14 @@ export class Exchange {
       return p
     }
     if (req.body instanceof Uint8Array) {
-      this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, `content-length: ${req.body.byteLength}\r\n`, req.body))
+      this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, `content-length: ${req.body.byteLength}\r\n`, req.body, req.lines))
       this.requestDone = true
     } else if (req.body) {
       const framing = req.bodyLength !== undefined ? `content-length: ${req.bodyLength}\r\n` : 'transfer-encoding: chunked\r\n'
-      this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, framing))
+      this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, framing, undefined, req.lines))
       void this.pump(req.body, req.bodyLength === undefined)
     } else {
-      this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, ''))
+      this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, '', undefined, req.lines))
       this.requestDone = true
     }
     this.headDueAt = performance.now() + this.opts.headerTimeoutMs

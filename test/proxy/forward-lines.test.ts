@@ -1,0 +1,100 @@
+import { describe, expect, test } from 'bun:test'
+import { encodeRequestHead } from '../../src/http1/request-encode.ts'
+import { HeadHeaders, headValues, parseRequestHead, parseRequestHeadBytes, RequestHeadError, type RequestHead } from '../../src/http1/request-head.ts'
+import { upstreamRequestHeaders, upstreamRequestLines, type ForwardContext } from '../../src/proxy/headers.ts'
+
+const ctx: ForwardContext = { clientIp: '127.0.0.7', trustedPeer: false, proto: 'http', clientHost: 'shop.test', hostOverride: undefined, requestId: 'rid-1' }
+
+function parse(lines: string[]): RequestHead {
+  return parseRequestHead(`GET /p HTTP/1.1\r\n${lines.join('\r\n')}`)
+}
+
+/** The upstream head the lines path writes, as text. */
+function viaLines(head: RequestHead, c: ForwardContext = ctx): string {
+  const { headers, lines } = upstreamRequestLines(HeadHeaders.of(head), head, c)
+  return Buffer.from(encodeRequestHead('GET', '/p', headers, '', undefined, lines)).toString('latin1')
+}
+
+/** What an upstream reads from a head: lower-case names and their values, in order. */
+function fieldsOf(bytes: Uint8Array): [string, string][] {
+  const b = Buffer.from(bytes)
+  const p = parseRequestHeadBytes(b, b.length - 4)
+  const values = headValues(p)
+  return p.names.map((n, i) => [n, values[i]!])
+}
+
+describe('upstreamRequestLines', () => {
+  test("copies the client's kept lines as they came, after Host, and drops what the list drops", () => {
+    const head = parse([
+      'Host: shop.test',
+      'User-Agent:  curl/8  ',
+      'Connection: keep-alive, X-Drop-Me',
+      'X-Drop-Me: 1',
+      'Keep-Alive: timeout=5',
+      'TE: trailers',
+      'Proxy-Authorization: secret',
+      'X-Forwarded-For: 198.51.100.1',
+      'X-Request-Id: abc',
+      'Accept: */*',
+      'Cookie: a=1',
+    ])
+    expect(viaLines(head)).toBe(
+      'GET /p HTTP/1.1\r\nhost: shop.test\r\nUser-Agent:  curl/8  \r\nAccept: */*\r\nCookie: a=1\r\n' +
+        'x-forwarded-for: 127.0.0.7\r\nx-forwarded-proto: http\r\nx-forwarded-host: shop.test\r\nx-request-id: rid-1\r\n\r\n',
+    )
+  })
+
+  test('a trusted peer keeps its forwarding fields, appended to, as the list path does', () => {
+    const head = parse(['Host: shop.test', 'X-Forwarded-For: 198.51.100.1', 'X-Forwarded-Proto: HTTPS', 'Forwarded: for=198.51.100.1', 'Accept: */*'])
+    const trusted = { ...ctx, trustedPeer: true, hostOverride: 'origin.test' }
+    const { headers } = upstreamRequestLines(HeadHeaders.of(head), head, trusted)
+    expect(headers).toEqual([
+      ['host', 'origin.test'],
+      ['x-forwarded-for', '198.51.100.1, 127.0.0.7'],
+      ['x-forwarded-proto', 'https'],
+      ['x-forwarded-host', 'shop.test'],
+      ['forwarded', 'for=198.51.100.1'],
+      ['x-request-id', 'rid-1'],
+    ])
+  })
+
+  test('consecutive kept lines are copied as one range', () => {
+    const head = parse(['Host: shop.test', 'A: 1', 'B: 2', 'Connection: close', 'C: 3'])
+    const { lines } = upstreamRequestLines(HeadHeaders.of(head), head, ctx)
+    expect(lines.ranges.length).toBe(4)
+  })
+
+  test('values the parser left undecoded are decoded when asked for, and once', () => {
+    const head = parse(['Host: shop.test', 'Accept:  text/html ', 'X-A: \xa0v\xa0'])
+    expect(head.values).toEqual(['shop.test', undefined, undefined])
+    const h = HeadHeaders.of(head)
+    expect(h.get('accept')).toBe('text/html')
+    expect(head.values[1]).toBe('text/html')
+    expect(headValues(head)).toEqual(['shop.test', 'text/html', '\xa0v\xa0'])
+  })
+
+  test('generated heads: an upstream reads the same fields from the lines path as from the list path', () => {
+    const NAMES = ['Host', 'host', 'Connection', 'Keep-Alive', 'TE', 'Upgrade', 'X-Forwarded-For', 'x-forwarded-proto', 'X-Forwarded-Host', 'Forwarded', 'X-Request-Id', 'Proxy-Authorization', 'Trailer', 'X-A', 'x-b', 'Accept', 'Cookie', 'Via', 'Transfer-Encoding', 'Content-Length', 'proxy-connection']
+    const VALUES = ['', 'v', ' spaced ', '\tx\t', 'a, b', 'close', 'x-a, X-B', 'keep-alive, x-b', '127.0.0.9', '0', '5', 'chunked', 'h\xe9llo', 'https']
+    let seed = 7
+    const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n)
+    let compared = 0
+    for (let n = 0; n < 3000; n++) {
+      const lines = ['Host: shop.test']
+      for (let i = rnd(8); i > 0; i--) lines.push(`${NAMES[rnd(NAMES.length)]}:${rnd(2) ? ' ' : ''}${VALUES[rnd(VALUES.length)]}`)
+      let head: RequestHead
+      try {
+        head = parse(lines)
+      } catch (err) {
+        expect(err).toBeInstanceOf(RequestHeadError)
+        continue
+      }
+      const c = { ...ctx, trustedPeer: rnd(2) === 0, clientHost: head.host!, hostOverride: rnd(3) === 0 ? 'origin.test' : undefined }
+      const list = encodeRequestHead('GET', '/p', upstreamRequestHeaders(HeadHeaders.of(parse(lines)), c), '')
+      const { headers, lines: kept } = upstreamRequestLines(HeadHeaders.of(head), head, c)
+      expect(fieldsOf(encodeRequestHead('GET', '/p', headers, '', undefined, kept))).toEqual(fieldsOf(list))
+      compared++
+    }
+    expect(compared).toBeGreaterThan(1000)
+  })
+})
