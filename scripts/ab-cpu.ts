@@ -4,13 +4,15 @@
  * machine hits both alike. What each performance commit's message quotes (issue 18's rule: an
  * optimisation is its own commit with its A/B figures).
  *
- *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2] [--gc]
+ *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2] [--gc] [--browser-head]
  *
  * Starts a local nginx origin (a 100-byte answer at /small, a 1 MiB file at /1m, keepalive_requests
  * 1000000) and both
  * proxies with one worker each, access log and admin off; `wrk -t1` drives one proxy at a time.
  * With --h2 the proxies listen with TLS (a self-signed certificate made with openssl) and
  * `h2load -t1 -c16 -m10` (ALPN h2) drives them instead.
+ * With --browser-head wrk sends a browser's navigation request head (local-load.ts, BROWSER_FIELDS)
+ * instead of its one-field head.
  * Prints each round (with wrk's p99 and the proxy's RSS after it) and the medians, with B against A.
  * With --gc both proxies run with JSC's GC log on (BUN_JSC_logGC=1, on stderr) and each round
  * also says how many eden and full collections there were per thousand requests and how long
@@ -18,7 +20,7 @@
  * everything is killed at the end.
  */
 import { readFileSync } from 'node:fs'
-import { h2load, selfSignedTlsArgs, start, startOrigin, waitFor, workDir, wrk, type LoadResult } from './local-load.ts'
+import { BROWSER_FIELDS, h2load, selfSignedTlsArgs, start, startOrigin, waitFor, workDir, wrk, type LoadResult } from './local-load.ts'
 import { rssBytes } from './stream-rss.ts'
 
 const args = process.argv.slice(2)
@@ -29,7 +31,7 @@ const opt = (name: string, def: string) => {
 const FLAGS_WITH_VALUES = new Set(['--rounds', '--duration', '--connections', '--path'])
 const [binA, binB] = args.filter((a, i) => !a.startsWith('--') && (i === 0 || !FLAGS_WITH_VALUES.has(args[i - 1]!)))
 if (!binA || !binB) {
-  console.error('usage: bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2] [--gc]')
+  console.error('usage: bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2] [--gc] [--browser-head]')
   process.exit(2)
 }
 const ROUNDS = Number(opt('--rounds', '4'))
@@ -38,6 +40,7 @@ const CONNECTIONS = opt('--connections', '64')
 const PATH = opt('--path', '/small')
 const H2 = args.includes('--h2')
 const GC = args.includes('--gc')
+const FIELDS = args.includes('--browser-head') ? BROWSER_FIELDS : []
 const PORTS = { origin: 18300, a: 18301, b: 18302 }
 const TICKS_PER_S = 100
 
@@ -55,7 +58,7 @@ function cpuTicks(pid: number): [number, number] {
 }
 
 function load(port: number, duration: string): Promise<LoadResult> {
-  return H2 ? h2load(port, PATH, duration) : wrk(port, PATH, CONNECTIONS, duration)
+  return H2 ? h2load(port, PATH, duration) : wrk(port, PATH, CONNECTIONS, duration, FIELDS)
 }
 
 startOrigin(dir, PORTS.origin)

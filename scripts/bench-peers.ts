@@ -30,6 +30,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ensureBinary } from '../test/support/binary.ts'
+import { BROWSER_FIELDS } from './local-load.ts'
 
 const args = process.argv.slice(2)
 const opt = (name: string, def: string) => {
@@ -174,27 +175,6 @@ function loadRun(cmd: string, argv: string[]): Promise<string> {
 }
 
 const MB = (n: string, unit: string | undefined) => Number(n) * ({ B: 1e-6, KB: 1e-3, MB: 1, GB: 1e3 }[unit ?? 'B'] ?? 1)
-
-/**
- * The fields a browser's navigation request carries besides Host (Chrome's, with a cookie): wrk
- * alone sends a one-field head, and a browser's ~650-byte head costs a parser more.
- */
-const BROWSER_FIELDS = [
-  'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36',
-  'Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8',
-  'Accept-Language: en-US,en;q=0.9,ko;q=0.8',
-  'Accept-Encoding: gzip, deflate, br, zstd',
-  'Cache-Control: max-age=0',
-  'Sec-Fetch-Dest: document',
-  'Sec-Fetch-Mode: navigate',
-  'Sec-Fetch-Site: none',
-  'Sec-Fetch-User: ?1',
-  'Upgrade-Insecure-Requests: 1',
-  'Cookie: session=0123456789abcdef0123456789abcdef; theme=dark; _ga=GA1.2.123456789.1700000000',
-  'sec-ch-ua: "Chromium";v="126", "Not.A/Brand";v="24"',
-  'sec-ch-ua-mobile: ?0',
-  'sec-ch-ua-platform: "Linux"',
-]
 
 async function wrk(port: number, path: string, conns: number, duration: string, fields: readonly string[] = []): Promise<Load> {
   const text = await loadRun('wrk', ['-t1', `-c${conns}`, `-d${duration}`, '--latency', ...fields.flatMap((f) => ['-H', f]), `http://127.0.0.1:${port}${path}`])
