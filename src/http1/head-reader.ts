@@ -72,10 +72,13 @@ export class HeadReader {
    */
   headBytes(end: number): Buffer {
     const acc = this.acc!
-    // A read arrives as a buffer of its own size, so its length says how large it is. (Not
-    // acc.buffer: JSC makes an ArrayBuffer object for a read on first asking.) A view left by
-    // consume() (after a 1xx head) may pin the rest of its read: one read, on a rare path.
-    return acc.byteLength > 4 * end + 4096 ? Buffer.from(acc.subarray(0, end)) : acc
+    const most = 4 * end + 4096
+    // A read arrives as a buffer of its own size (at offset 0), so its length says how large it
+    // is; acc.buffer is not asked for it (JSC makes an ArrayBuffer object for a read on first
+    // asking). A view left by keep() or consume() (a pipelined head after a body, a head after a
+    // 1xx) starts further in, and its read may be far larger than it: that is asked.
+    const large = acc.byteLength > most || (acc.byteOffset !== 0 && acc.buffer.byteLength > most)
+    return large ? Buffer.from(acc.subarray(0, end)) : acc
   }
 
   /** Drops the first `n` bytes; what follows stays held (as a view, not a copy). */

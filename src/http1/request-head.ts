@@ -22,7 +22,7 @@ export interface RequestHead {
    * undefined for the others, which HeadHeaders decodes when asked (headValues() decodes all).
    */
   values: (string | undefined)[]
-  /** The bytes parsed: the request head and its CRLFCRLF are bytes[0, end + 4) of them, never written again. */
+  /** The bytes parsed, never written again: they begin with the request head and its CRLFCRLF. */
   bytes: Buffer
   /** Per field: where its line starts, its value starts and ends (OWS trimmed), and the next line starts. */
   spans: number[]
@@ -73,6 +73,8 @@ export function parseRequestHead(head: string): RequestHead {
  * the refusal.
  */
 export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
+  // The last field's line is kept with its CRLF (spans), which is the CRLFCRLF's start.
+  if (b.length < end + 4) throw new RangeError('parseRequestHeadBytes: the buffer must hold the head and its CRLFCRLF')
   let start = 0
   while (start + 1 < end && b[start] === 0x0d && b[start + 1] === 0x0a) start += 2
   const lineEnd = crlfAt(b, start, end)

@@ -65,8 +65,9 @@ export function upstreamRequestHeaders(incoming: HeaderReader, ctx: ForwardConte
 
 /**
  * The same for a head the own listener parsed: the client's lines that upstreamRequestHeaders
- * would keep are copied as they came (`lines`, runs of whole lines of `head.bytes`; the name's
- * case and the spacing around the value are the client's, as nginx forwards them), without a
+ * would keep are copied as they came (`lines`, runs of whole lines of `head.bytes`: the name's
+ * case and the spacing around the value are the client's, where the list path writes the name in
+ * lower case and one space before the trimmed value; nginx keeps the case and trims), without a
  * string made of their values; `headers` holds Host, which the lines follow, then X-Forwarded-*
  * and X-Request-Id.
  */

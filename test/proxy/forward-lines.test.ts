@@ -2,6 +2,7 @@ import { describe, expect, test } from 'bun:test'
 import { encodeRequestHead } from '../../src/http1/request-encode.ts'
 import { HeadHeaders, headValues, parseRequestHead, parseRequestHeadBytes, RequestHeadError, type RequestHead } from '../../src/http1/request-head.ts'
 import { upstreamRequestHeaders, upstreamRequestLines, type ForwardContext } from '../../src/proxy/headers.ts'
+import { HeadReader } from '../../src/http1/head-reader.ts'
 
 const ctx: ForwardContext = { clientIp: '127.0.0.7', trustedPeer: false, proto: 'http', clientHost: 'shop.test', hostOverride: undefined, requestId: 'rid-1' }
 
@@ -96,5 +97,36 @@ describe('upstreamRequestLines', () => {
       compared++
     }
     expect(compared).toBeGreaterThan(1000)
+  })
+})
+
+describe('HeadReader.headBytes: a head kept for forwarding never pins a large read', () => {
+  const head = Buffer.from('GET /p HTTP/1.1\r\nHost: shop.test\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n', 'latin1')
+  const end = head.length - 4
+
+  test('a small read of its own is kept as it is', () => {
+    const r = new HeadReader()
+    r.append(Buffer.from(head))
+    expect(r.headBytes(end + 4).byteLength).toBe(head.length)
+  })
+
+  test('a head at the start of a large read (a body after it) is copied', () => {
+    const read = Buffer.concat([head, Buffer.alloc(60_000, 0x78)])
+    const r = new HeadReader()
+    r.append(read)
+    const bytes = r.headBytes(end + 4)
+    expect(bytes.byteLength).toBe(end + 4)
+    expect(bytes.buffer).not.toBe(read.buffer)
+  })
+
+  test('a pipelined head left as a view at the end of a large read is copied', () => {
+    // What the listener does after an inline body: keep() the rest of the read, the next head.
+    const read = Buffer.concat([Buffer.alloc(60_000, 0x78), head])
+    const r = new HeadReader()
+    r.keep(read.subarray(60_000))
+    expect(r.findEnd()).toBe(end)
+    const bytes = r.headBytes(end + 4)
+    expect(bytes.buffer).not.toBe(read.buffer)
+    expect(bytes.toString('latin1')).toBe(head.toString('latin1'))
   })
 })
