@@ -31,11 +31,11 @@ export function encodeRequestHead(method: string, target: string, headers: reado
   out[at++] = 0x20
   at = putLatin1(out, at, target)
   at = putLatin1(out, at, ' HTTP/1.1\r\n')
-  for (let h = 0; h < headers.length; h++) {
-    at = putFieldLine(out, at, headers[h]![0], headers[h]![1])
-    if (h === 0 && ranges !== undefined) at = putRanges(out, at, lines!.bytes, ranges)
-  }
-  if (headers.length === 0 && ranges !== undefined) at = putRanges(out, at, lines!.bytes, ranges)
+  // The first field (Host), the client's lines, then the rest.
+  const first = Math.min(1, headers.length)
+  for (let h = 0; h < first; h++) at = putFieldLine(out, at, headers[h]![0], headers[h]![1])
+  if (lines !== undefined) at = putRanges(out, at, lines.bytes, lines.ranges)
+  for (let h = first; h < headers.length; h++) at = putFieldLine(out, at, headers[h]![0], headers[h]![1])
   at = putLatin1(out, at, framing)
   out[at++] = 0x0d
   out[at++] = 0x0a

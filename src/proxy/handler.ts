@@ -25,6 +25,7 @@ import { runAttempts, type AttemptOutcome } from './attempts.ts'
 import { Flight, type ClientInfo, type FlightHooks } from './flight.ts'
 import { encodeClosingResponse } from '../http1/response-encode.ts'
 import { HeadHeaders } from '../http1/request-head.ts'
+import type { ForwardedLines } from '../http1/request-encode.ts'
 import type { Conn } from '../runtime/socket.ts'
 import { failureReply, type FailureCode } from './errors.ts'
 import { ForwardedReply } from './forwarded-reply.ts'
@@ -170,6 +171,18 @@ export class ProxyHandler {
     return upstreamRequestHeaders(flight.req.headers, this.forwardContext(flight))
   }
 
+  /**
+   * The same, for the exchange: a head the own listener parsed, with more than a few fields, has
+   * its kept lines go upstream as they came (for a head of one to three fields, like a load
+   * tool's or curl's, the list costs less).
+   */
+  private forwardFields(flight: Flight): { headers: [string, string][]; lines?: ForwardedLines } {
+    const req = flight.req
+    const head = req.headers instanceof HeadHeaders ? req.headers.head : undefined
+    if (head === undefined || head.names.length <= LINES_FROM_FIELDS) return { headers: this.forwardHeaders(flight) }
+    return upstreamRequestLines(req.headers, head, this.forwardContext(flight))
+  }
+
   private forwardContext(flight: Flight): ForwardContext {
     const client = flight.client
     return {
@@ -219,11 +232,7 @@ export class ProxyHandler {
     if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return 'BODY_TOO_LARGE'
     const req = flight.req
     // With a cache, the headers are made once the cache has not answered (cache(), below): a hit needs none.
-    if (this.hooks.cache) return { method: req.method, target: req.target, headers: [], body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
-    // A head the own listener parsed, with more than a few fields: its kept lines go upstream as
-    // they came (for a head of one or two fields, like a load tool's, the list costs less).
-    const head = req.headers instanceof HeadHeaders ? req.headers.head : undefined
-    const { headers, lines } = head !== undefined && head.names.length > LINES_FROM_FIELDS ? upstreamRequestLines(req.headers, head, this.forwardContext(flight)) : { headers: this.forwardHeaders(flight), lines: undefined }
+    const { headers, lines } = this.hooks.cache ? { headers: [], lines: undefined } : this.forwardFields(flight)
     return { method: req.method, target: req.target, headers, lines, body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
   }
 
@@ -246,9 +255,10 @@ export class ProxyHandler {
       flight.emit()
       return cached.hit
     }
-    const headers = this.forwardHeaders(flight)
+    const { headers, lines } = this.forwardFields(flight)
     for (const v of cached.validators) headers.push(v)
     outgoing.headers = headers
+    outgoing.lines = lines
     return undefined
   }
 

@@ -58,9 +58,14 @@ export function upstreamRequestHeaders(incoming: HeaderReader, ctx: ForwardConte
   const listed = connectionTokens(incoming.get('connection'))
   const out: [string, string][] = [['host', ctx.hostOverride ?? ctx.clientHost]]
   incoming.forEach((value, name) => {
-    if (!HOP_BY_HOP.has(name) && !FORWARDING.has(name) && !listed?.has(name)) out.push([name, value])
+    if (isForwarded(name, listed)) out.push([name, value])
   })
   return addForwarding(out, incoming, ctx)
+}
+
+/** Whether the client's field `name` (lower-case) goes upstream as it came: not hop-by-hop, not listed in Connection, not one the proxy sets itself. */
+function isForwarded(name: string, listed: Set<string> | undefined): boolean {
+  return !HOP_BY_HOP.has(name) && !FORWARDING.has(name) && !listed?.has(name)
 }
 
 /**
@@ -76,8 +81,7 @@ export function upstreamRequestLines(incoming: HeaderReader, head: RequestHead, 
   const { names, spans } = head
   const ranges: number[] = []
   for (let i = 0; i < names.length; i++) {
-    const name = names[i]!
-    if (HOP_BY_HOP.has(name) || FORWARDING.has(name) || listed?.has(name)) continue
+    if (!isForwarded(names[i]!, listed)) continue
     const start = spans[4 * i]!
     const next = spans[4 * i + 3]!
     // Consecutive kept lines are one range.
