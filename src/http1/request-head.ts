@@ -7,6 +7,7 @@
  * table-tested in test/proxy/request-head.test.ts.
  */
 import { Buffer } from 'node:buffer'
+import type { HeadReader } from './head-reader.ts'
 import { allTokens, contentLength, crlfAt, isDigit, isHostValueBytes, isOws, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
 
 export interface RequestHead {
@@ -63,6 +64,17 @@ export const MAX_HEADER_COUNT = 200
  */
 export function parseRequestHead(head: string): RequestHead {
   return parseRequestHeadBytes(Buffer.from(`${head}\r\n\r\n`, 'latin1'), head.length)
+}
+
+/**
+ * Whether the bytes `held` for a request head can no longer fit in `maxBytes`: 'line' when the
+ * request line alone does not (414 URI Too Long), 'head' when the whole head does not (431);
+ * undefined while it may still fit. `end` is where the head's CRLFCRLF is, or -1.
+ */
+export function oversizeHead(held: HeadReader, end: number, maxBytes: number): 'line' | 'head' | undefined {
+  if (end >= 0 ? end + 4 <= maxBytes : held.size <= maxBytes) return undefined
+  const lineEnd = held.bytes.indexOf('\r\n')
+  return lineEnd < 0 || lineEnd > maxBytes ? 'line' : 'head'
 }
 
 /**

@@ -13,6 +13,8 @@ import { RequestFailure } from './errors.ts'
 import type { AddressState } from './upstream/address-state.ts'
 import type { AddressSnapshot } from './upstream/address-source.ts'
 
+const monotonicMs = () => performance.now()
+
 /** What the loop needs of an upstream's pool. */
 export interface AttemptTarget {
   readonly upstream: { readonly host: string; readonly retries: number; readonly retryTimeoutMs: number }
@@ -39,8 +41,6 @@ export type AttemptOutcome<T> =
 
 export function runAttempts<T>(target: AttemptTarget, attempt: Attempt<T>, nowMs: () => number = monotonicMs): Promise<AttemptOutcome<T>> {
   const deadline = nowMs() + target.upstream.retryTimeoutMs
-  // The usual case: the first pick takes traffic, and its answer is the outcome. It goes through
-  // one `then` rather than an async loop (a frame and a resumption fewer per request).
   const first = target.pick()
   if (first === undefined || !target.takesTraffic(first)) return attemptLoop(target, attempt, nowMs, deadline, 0, undefined, undefined, first)
   let run: Promise<T>
@@ -50,16 +50,34 @@ export function runAttempts<T>(target: AttemptTarget, attempt: Attempt<T>, nowMs
     run = Promise.reject(err)
   }
   return run.then(
-    (value) => {
-      target.reportSuccess(first)
-      return { ok: true, value, state: first, retries: 0 }
-    },
-    (err: unknown) => {
-      const failure = failed(target, first, err)
-      if (failure.phase !== 'connect' && !attempt.mayRetry(failure)) return { ok: false, failure, state: first, retries: 0 }
-      return attemptLoop(target, attempt, nowMs, deadline, 1, first, failure)
-    },
+    (value) => firstSucceeded(target, first, value),
+    (err: unknown) => firstFailed(target, attempt, first, err, deadline, nowMs),
   )
+}
+
+/*
+ * The same loop in parts, for a caller that runs the first attempt itself, without a promise
+ * (flight.ts: a request's first pick goes straight to its exchange): it picks as runAttempts does
+ * and, when the pick is not one to try now, hands over to loopFrom; it reports the first attempt's
+ * end through firstSucceeded or firstFailed, which go on with the loop when that may be retried.
+ */
+
+/** The loop from attempt 0, when `firstPick` (what target.pick() gave) is not one to try now. */
+export function loopFrom<T>(target: AttemptTarget, attempt: Attempt<T>, deadline: number, firstPick: AddressState | undefined, nowMs: () => number = monotonicMs): Promise<AttemptOutcome<T>> {
+  return attemptLoop(target, attempt, nowMs, deadline, 0, undefined, undefined, firstPick)
+}
+
+/** Attempt 0 on `state` gave `value`: the address's failure record is cleared. */
+export function firstSucceeded<T>(target: AttemptTarget, state: AddressState, value: T): AttemptOutcome<T> {
+  target.reportSuccess(state)
+  return { ok: true, value, state, retries: 0 }
+}
+
+/** Attempt 0 on `state` failed with `err`: the outcome, or the loop from attempt 1 when another attempt is allowed. */
+export function firstFailed<T>(target: AttemptTarget, attempt: Attempt<T>, state: AddressState, err: unknown, deadline: number, nowMs: () => number = monotonicMs): AttemptOutcome<T> | Promise<AttemptOutcome<T>> {
+  const failure = failed(target, state, err)
+  if (failure.phase !== 'connect' && !attempt.mayRetry(failure)) return { ok: false, failure, state, retries: 0 }
+  return attemptLoop(target, attempt, nowMs, deadline, 1, state, failure)
 }
 
 /** The attempt loop from attempt `start` on, after `state` failed with `failure` (or from attempt 0, whose pick is `firstPick`). */
@@ -111,7 +129,6 @@ function failed(target: AttemptTarget, state: AddressState, err: unknown): Reque
   return failure
 }
 
-const monotonicMs = () => performance.now()
 
 /** Why there was nothing to try: DNS has not answered yet, or every address is gone. */
 function noAddress(target: AttemptTarget): RequestFailure {

@@ -1,19 +1,21 @@
 /**
  * One request in flight on the request path (handler.ts): its route, its access record and when
- * that may be written, and what the attempt loop runs for it (Attempt: take an idle connection or
- * dial, then exchange) and what each exchange reports to (ExchangeOptions: its end, interim
- * heads). Methods rather than closures made for every request; the phases themselves are the
- * handler's.
+ * that may be written, where its reply goes (ReplySink), and its attempts: the first pick goes
+ * straight to an exchange that reports to this flight (ExchangeSink: the head, the failure, the
+ * end, interim heads), so the usual request makes no promise between the client's read and the
+ * client's write; after a failure that may be retried, the attempt loop (attempts.ts) runs the
+ * rest with this flight as its Attempt. Methods rather than closures made for every request;
+ * the phases themselves are the handler's.
  */
 import { isoNow } from '../lib/clock.ts'
 import type { ResponseHead } from '../http1/response-head.ts'
-import type { Attempt } from './attempts.ts'
+import { firstFailed, firstSucceeded, loopFrom, type Attempt, type AttemptOutcome } from './attempts.ts'
 import type { CacheExchange } from './cache/cache.ts'
 import { failureReply, RequestFailure, statusFor, type FailureCode } from './errors.ts'
 import { clientResponseHeaders } from './headers.ts'
-import type { ProxyReply, ProxyRequest } from './message.ts'
+import type { ProxyReply, ProxyRequest, ReplySink } from './message.ts'
 import { roundMs, type RequestRecord } from './observe/record.ts'
-import type { ExchangeEnd, ExchangeOptions, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
+import type { ExchangeEnd, ExchangeSink, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
 import type { AcquiredConnection, AddressState, UpstreamPool } from './upstream/pool.ts'
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
@@ -40,7 +42,10 @@ export interface FlightHooks {
   cutting?(): boolean
 }
 
-export class Flight implements Attempt<IncomingResponse>, ExchangeOptions {
+/** Where the attempts phase's outcome goes (the handler's respond phase). */
+export type OutcomeFn = (flight: Flight, outcome: AttemptOutcome<IncomingResponse>) => void
+
+export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
   readonly startedAt = performance.now()
   readonly record: RequestRecord
   private emitted = false
@@ -54,6 +59,10 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeOptions {
   headerTimeoutMs = 0
   idleTimeoutMs = 0
   sentAt = 0
+  /** The attempts phase: its first address, its deadline for retries, where its outcome goes. */
+  private first: AddressState | undefined
+  private retryDeadlineMs = 0
+  private outcome: OutcomeFn | undefined
 
   constructor(
     readonly requestId: string,
@@ -61,6 +70,8 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeOptions {
     readonly clientHost: string,
     readonly req: ProxyRequest,
     readonly client: ClientInfo,
+    /** Where the reply goes: the listener's writer. */
+    readonly sink: ReplySink,
     private readonly hooks: FlightHooks,
   ) {
     this.record = {
@@ -96,20 +107,72 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeOptions {
     this.hooks.onRecord?.(record)
   }
 
-  /** One attempt on `state`: an idle pooled connection (the usual case) goes straight to its exchange. */
+  /**
+   * The attempts phase (`outgoing` and the timeouts set): the first pick, as the attempt loop
+   * would pick it, goes to an idle connection (or one dialled) with this flight as the sink; its
+   * outcome, or the loop's after a failure, goes to `outcome`.
+   */
+  attempt(outcome: OutcomeFn): void {
+    this.outcome = outcome
+    const pool = this.pool
+    const deadline = (this.retryDeadlineMs = performance.now() + pool.upstream.retryTimeoutMs)
+    const first = pool.pick()
+    if (first === undefined || !pool.takesTraffic(first)) return this.settle(loopFrom(pool, this, deadline, first))
+    this.first = first
+    this.attemptOn(first, 0)
+    const idle = pool.takeIdle(first)
+    if (idle) this.sendOn(idle)
+    else pool.acquire(first).then((a) => this.sendOn(a), (err) => this.firstEnded(err))
+  }
+
+  private sendOn(acquired: AcquiredConnection): void {
+    try {
+      this.exchangeOn(acquired)
+      acquired.connection.send(this.outgoing, this)
+    } catch (err) {
+      this.firstEnded(err)
+    }
+  }
+
+  // ExchangeSink, for the first attempt (later ones go through exchange()'s promise)
+  onResponse(r: IncomingResponse): void {
+    this.settle(firstSucceeded(this.pool, this.first!, r))
+  }
+  onFailure(f: RequestFailure): void {
+    this.firstEnded(f)
+  }
+
+  private firstEnded(err: unknown): void {
+    this.settle(firstFailed(this.pool, this, this.first!, err, this.retryDeadlineMs))
+  }
+
+  private settle(o: AttemptOutcome<IncomingResponse> | Promise<AttemptOutcome<IncomingResponse>>): void {
+    if (o instanceof Promise) o.then((x) => this.outcome!(this, x), (err) => this.sink.failed(err))
+    else this.outcome!(this, o)
+  }
+
+  /** One attempt of the loop (after a failure) on `state`: an idle pooled connection, or a new one. */
   run(state: AddressState, index: number): Promise<IncomingResponse> {
-    this.record.retries = index
-    this.record.upstream_addr = state.label
+    this.attemptOn(state, index)
     const idle = this.pool.takeIdle(state)
     return idle ? this.exchange(idle) : this.pool.acquire(state).then((a) => this.exchange(a))
   }
 
+  private attemptOn(state: AddressState, index: number): void {
+    this.record.retries = index
+    this.record.upstream_addr = state.label
+  }
+
   private exchange(acquired: AcquiredConnection): Promise<IncomingResponse> {
+    this.exchangeOn(acquired)
+    return acquired.connection.exchange(this.outgoing, this)
+  }
+
+  private exchangeOn(acquired: AcquiredConnection): void {
     this.record.upstream_reused = acquired.reused
     if (acquired.connectMs !== undefined) this.record.upstream_connect_ms = roundMs(acquired.connectMs)
     this.endOfAnswer = undefined
     this.sentAt = performance.now()
-    return acquired.connection.exchange(this.outgoing, this)
   }
 
   mayRetry(failure: RequestFailure): boolean {

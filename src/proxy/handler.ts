@@ -21,8 +21,8 @@
  */
 import type { ResolvedConfig } from '../config/schema.ts'
 import { cidrContains, type Cidr } from '../lib/cidr.ts'
-import { runAttempts, type AttemptOutcome } from './attempts.ts'
-import { Flight, type ClientInfo, type FlightHooks } from './flight.ts'
+import type { AttemptOutcome } from './attempts.ts'
+import { Flight, type ClientInfo, type FlightHooks, type OutcomeFn } from './flight.ts'
 import { encodeClosingResponse } from '../http1/response-encode.ts'
 import { HeadHeaders } from '../http1/request-head.ts'
 import type { ForwardedLines } from '../http1/request-encode.ts'
@@ -30,7 +30,7 @@ import type { Conn } from '../runtime/socket.ts'
 import { failureReply, type FailureCode } from './errors.ts'
 import { ForwardedReply } from './forwarded-reply.ts'
 import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestHeaders, upstreamRequestLines, type ForwardContext } from './headers.ts'
-import type { ProxyReply, ProxyRequest } from './message.ts'
+import type { ProxyReply, ProxyRequest, ReplySink } from './message.ts'
 import { roundMs } from './observe/record.ts'
 import { prepareBody } from './request-body.ts'
 import { responseRewriterFor, rewriteResponseHeaders, rewrites, type ResponseRewriter } from './rewrite.ts'
@@ -85,38 +85,45 @@ export class ProxyHandler {
   }
 
   /** The request path as a promise (Bun.serve and Deno.serve fronts, the cache's own requests). */
-  async handle(req: ProxyRequest, client: ClientInfo): Promise<ProxyReply> {
-    return this.serve(req, client)
+  handle(req: ProxyRequest, client: ClientInfo): Promise<ProxyReply> {
+    return new Promise((resolve, reject) => this.serve(req, client, { answer: resolve, failed: reject }))
   }
 
   /**
-   * The request path: the reply, or a promise of it. Refusals are answered in the same turn, and
-   * a request goes from phase to phase through as few promise turns as it can (the own listeners
-   * take either).
+   * The request path: the reply goes to `sink` once it is decided. A request goes from phase to
+   * phase in the events that move it (the client's read, the upstream's answer) with no promise
+   * between them unless a phase has to wait (a body read ahead, the cache, a retry); a refusal is
+   * answered in the same turn. A throw here is the caller's to answer.
    */
-  serve(req: ProxyRequest, client: ClientInfo): ProxyReply | Promise<ProxyReply> {
+  serve(req: ProxyRequest, client: ClientInfo, sink: ReplySink): void {
     // route
-    const flight = this.route(req, client)
+    const flight = this.route(req, client, sink)
     // admit
     const refusal = this.hooks.admit?.(client)
-    if (refusal) return flight.fail(refusal)
+    if (refusal) return sink.answer(flight.fail(refusal))
     // body (read ahead only when there is one to read: most requests go on in the same turn)
     const outgoing = this.body(flight)
-    if (outgoing instanceof Promise) return outgoing.then((o) => this.afterBody(flight, o))
-    return this.afterBody(flight, outgoing)
+    if (outgoing instanceof Promise) outgoing.then((o) => this.afterBody(flight, o)).catch((err) => sink.failed(err))
+    else this.afterBody(flight, outgoing)
   }
 
-  private afterBody(flight: Flight, outgoing: OutgoingRequest | FailureCode): ProxyReply | Promise<ProxyReply> {
-    if (typeof outgoing === 'string') return flight.fail(outgoing)
+  private afterBody(flight: Flight, outgoing: OutgoingRequest | FailureCode): void {
+    if (typeof outgoing === 'string') return flight.sink.answer(flight.fail(outgoing))
     // cache
-    if (this.hooks.cache) return this.cache(flight, outgoing).then((hit) => hit ?? this.attempts(flight, outgoing))
+    if (this.hooks.cache) {
+      this.cache(flight, outgoing).then(
+        (hit) => (hit ? flight.sink.answer(hit) : this.attempts(flight, outgoing)),
+        (err) => flight.sink.failed(err),
+      )
+      return
+    }
     // attempts, then respond
-    return this.attempts(flight, outgoing)
+    this.attempts(flight, outgoing)
   }
 
   /** An upgrade request: route, admit, then a tunnel; recorded once the tunnel is over. `conn` is the client's, taken over. */
   upgrade(req: ProxyRequest, upgrade: string, client: ClientInfo, conn: Conn, early: Uint8Array): void {
-    const flight = this.route(req, client)
+    const flight = this.route(req, client, NO_SINK)
     const refusal = this.hooks.admit?.(client)
     if (refusal) {
       const reply = flight.fail(refusal)
@@ -162,7 +169,7 @@ export class ProxyHandler {
    */
   refusal(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean): ProxyReply {
     // The route phase gives it its id, upstream and record; nothing of an unparsed request is known.
-    const flight = this.route(req ?? unparsed(), client)
+    const flight = this.route(req ?? unparsed(), client, NO_SINK)
     return record ? flight.fail(code, detail) : failureReply(code, flight.requestId, detail)
   }
 
@@ -196,7 +203,7 @@ export class ProxyHandler {
   }
 
   /** The route phase: the upstream, the request id, the Host sent upstream and the record. */
-  private route(req: ProxyRequest, client: ClientInfo): Flight {
+  private route(req: ProxyRequest, client: ClientInfo, sink: ReplySink): Flight {
     const hostHeader = req.headers.get('host')
     const pool = this.router.routeFor(req.target, hostHeader)
     const u = pool.upstream
@@ -204,7 +211,7 @@ export class ProxyHandler {
     const clientHost = hostHeader ?? upstreamAuthority(u)
     const requestId = req.id ?? requestIdFor(req.headers.get('x-request-id'))
     req.id = requestId
-    return new Flight(requestId, pool, clientHost, req, client, this.hooks)
+    return new Flight(requestId, pool, clientHost, req, client, sink, this.hooks)
   }
 
   /**
@@ -262,13 +269,25 @@ export class ProxyHandler {
     return undefined
   }
 
-  /** The attempts phase, then respond: the first answer any address gives, or the last failure. */
-  private attempts(flight: Flight, outgoing: OutgoingRequest): Promise<ProxyReply> {
+  /** The attempts phase (flight.ts), then respond: the first answer any address gives, or the last failure. */
+  private attempts(flight: Flight, outgoing: OutgoingRequest): void {
     const u = flight.pool.upstream
     flight.outgoing = outgoing
     flight.headerTimeoutMs = u.headerTimeoutMs
     flight.idleTimeoutMs = u.idleTimeoutMs
-    return runAttempts(flight.pool, flight).then((outcome) => this.respond(flight, outcome))
+    flight.attempt(this.responded)
+  }
+
+  /** The attempts' outcome, through the respond phase, to the flight's sink (one function for every request). */
+  private readonly responded: OutcomeFn = (flight, outcome) => {
+    let reply: ProxyReply | Promise<ProxyReply>
+    try {
+      reply = this.respond(flight, outcome)
+    } catch (err) {
+      return flight.sink.failed(err)
+    }
+    if (reply instanceof Promise) reply.then((r) => flight.sink.answer(r), (err) => flight.sink.failed(err))
+    else flight.sink.answer(reply)
   }
 
   /** The respond phase: the upstream's answer with the response header rules, or the proxy's own for the failure. */
@@ -319,6 +338,9 @@ export class ProxyHandler {
     return reply
   }
 }
+
+/** The sink of a flight whose reply its caller writes itself (refusals, upgrades). */
+const NO_SINK: ReplySink = { answer() {}, failed() {} }
 
 /** What the access log knows of a request whose head could not be read: "-" for each part. */
 function unparsed(): ProxyRequest {

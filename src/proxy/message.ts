@@ -30,6 +30,17 @@ export interface ProxyReply {
 }
 
 /**
+ * Where the request path hands a request's reply: the listener that writes it. `answer` is called
+ * once with the reply (synchronously, from the event that decided it: a listener that must not
+ * write from inside its own dispatch defers it); `failed` instead, for a bug on the path (the
+ * listener answers 500).
+ */
+export interface ReplySink {
+  answer(reply: ProxyReply): void
+  failed(err: unknown): void
+}
+
+/**
  * A reply that can write its own HTTP/1.1 head (and whole body after it) as bytes, copied from
  * what it was made of: an upstream's answer (forwarded-reply.ts), a stored one
  * (cache/stored-reply.ts). Undefined means: write it from its list of fields.

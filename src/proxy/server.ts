@@ -180,7 +180,7 @@ export class ProxyServer implements ProxyView {
         bodyTimeoutMs: cfg.clientBodyTimeoutMs,
         maxConnections: cfg.maxConnections,
         // The connection's own client record: nothing made per request.
-        handle: (req, client) => this.gen.handler.serve(req, client),
+        handle: (req, client, sink) => this.gen.handler.serve(req, client, sink),
         upgrade: (req, upgrade, client, conn, early) => this.gen.handler.upgrade(req, upgrade, { ip: client.ip, tls: clientTls, protocol: client.protocol }, conn, early),
         refuse: (code, detail, client, req, record) => {
           this.admission.count(code, detail, client.ip)

@@ -8,15 +8,15 @@
  */
 import { Buffer } from 'node:buffer'
 import type { Socket } from 'bun'
-import { SocketBodyStream } from '../../http1/body-stream.ts'
+import { SocketBodyStream, type PausableSource } from '../../http1/body-stream.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeInterim } from '../../http1/response-encode.ts'
-import { HeadHeaders, parseRequestHeadBytes, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
+import { HeadHeaders, oversizeHead, parseRequestHeadBytes, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
 import { ReadSizer } from '../../runtime/receive-buffer.ts'
 import type { FailureCode } from '../errors.ts'
 import { requestIdFor, withoutH2c } from '../headers.ts'
-import type { ProxyReply, ProxyRequest } from '../message.ts'
+import type { ProxyReply, ProxyRequest, ReplySink } from '../message.ts'
 import type { ClientInfo, DownstreamConnection, ListenerState } from './connection-options.ts'
 import { ReplyWriter } from './reply-writer.ts'
 import { TunnelConn } from './tunnel-conn.ts'
@@ -35,7 +35,7 @@ const enum Phase {
   Closed,
 }
 
-export class ClientConnection implements DownstreamConnection {
+export class ClientConnection implements DownstreamConnection, ReplySink {
   phase = Phase.Head
   /** performance.now() by which something must happen (0: none); what, depends on the phase. */
   deadlineAt = 0
@@ -51,6 +51,8 @@ export class ClientConnection implements DownstreamConnection {
   private req: ProxyRequest | undefined
   private closeAfter = false
   private responded = false
+  /** Inside the request path's own call (see answer()). */
+  private dispatching = false
   // Its body, while it streams.
   private body: SocketBodyStream | undefined
   private bodyRemaining = 0
@@ -122,15 +124,10 @@ export class ClientConnection implements DownstreamConnection {
       this.deadlineAt = performance.now() + opts.headerTimeoutMs
     }
     const end = this.pending.findEnd()
-    if (end < 0 || end + 4 > opts.maxHeaderBytes) {
-      const buf = this.pending.bytes
-      if (end < 0 && buf.length <= opts.maxHeaderBytes) return // wait for more
-      // Too large: 414 when the request line alone does not fit, else 431.
-      const lineEnd = buf.indexOf('\r\n')
-      if (lineEnd < 0 || lineEnd > opts.maxHeaderBytes) this.refuse('URI_TOO_LONG', `request line longer than max_header_size (${opts.maxHeaderBytes} bytes)`)
-      else this.refuse('HEAD_TOO_LARGE', `request head larger than max_header_size (${opts.maxHeaderBytes} bytes)`)
-      return
-    }
+    const over = oversizeHead(this.pending, end, opts.maxHeaderBytes)
+    if (over === 'line') return this.refuse('URI_TOO_LONG', `request line longer than max_header_size (${opts.maxHeaderBytes} bytes)`)
+    if (over === 'head') return this.refuse('HEAD_TOO_LARGE', `request head larger than max_header_size (${opts.maxHeaderBytes} bytes)`)
+    if (end < 0) return // wait for more
     let head: RequestHead
     try {
       head = parseRequestHeadBytes(this.pending.headBytes(end + 4), end)
@@ -181,36 +178,41 @@ export class ClientConnection implements DownstreamConnection {
       this.pending.keep(rest)
     }
     if (head.expectContinue && this.bodyOpen) this.writer.write(CONTINUE)
-
     this.shared.requestStarted()
-    let reply: ProxyReply | Promise<ProxyReply>
+    this.dispatching = true
     try {
-      reply = this.shared.opts.handle(req, this.client)
+      this.shared.opts.handle(req, this.client, this)
     } catch (err) {
-      this.handlerFailed(err)
-      return
+      this.failed(err)
+    } finally {
+      this.dispatching = false
     }
-    if (reply instanceof Promise) reply.then((r) => this.writeReply(r), (err) => this.handlerFailed(err))
-    // A reply made in this turn (a refusal) waits for a microtask too: pipelined requests must not nest.
-    else queueMicrotask(() => this.writeReply(reply))
+  }
+
+  // ReplySink: the connection is each request's (one at a time: nothing made per request). What is
+  // given within the handler's own call (a refusal) waits for a microtask: pipelined requests must not nest.
+  answer(reply: ProxyReply): void {
+    if (this.dispatching) queueMicrotask(() => this.writeReply(reply))
+    else this.writeReply(reply)
+  }
+  failed(err: unknown): void {
+    if (this.dispatching) queueMicrotask(() => this.handlerFailed(err))
+    else this.handlerFailed(err)
+  }
+
+  /** How a request body's stream moves this socket's reads (one for the connection's life). */
+  private readonly bodySource: PausableSource = {
+    pause: () => this.pauseReading(),
+    resume: () => {
+      if (this.phase === Phase.Busy) this.resumeReading()
+    },
+    wrote: (whole, bytes) => this.sizer.wrote(whole, bytes),
   }
 
   private openBody(rest: Buffer | null): ReadableStream<Uint8Array> {
     this.armBodyDeadline()
-    const body = new SocketBodyStream(
-      {
-        pause: () => this.pauseReading(),
-        resume: () => {
-          if (this.phase === Phase.Busy) this.resumeReading()
-        },
-        wrote: (whole, bytes) => this.sizer.wrote(whole, bytes),
-      },
-      () => {
-        // The request path gave up on the body: the rest of it cannot be read past, so the
-        // connection closes after the response.
-        this.closeAfter = true
-      },
-    )
+    // Cancelled: the request path gave up on the body; the rest cannot be read past, so the connection closes after the response.
+    const body = new SocketBodyStream(this.bodySource, () => (this.closeAfter = true))
     this.body = body
     if (rest && rest.length > 0) this.feedBody(rest)
     return body.stream
@@ -293,12 +295,10 @@ export class ClientConnection implements DownstreamConnection {
     if (this.phase === Phase.Busy && !this.responded && this.head?.minor === 1) this.writer.write(encodeInterim(status, headers))
   }
 
-  private readonly onReplyEnd = (end: 'done' | 'failed', close: boolean): void => this.replyEnded(end, close)
-
-  private replyEnded(end: 'done' | 'failed', close: boolean): void {
+  /** The reply is written, or cut (an upstream that failed mid-body: the client must see an abort, not an end). */
+  private readonly onReplyEnd = (end: 'done' | 'failed', close: boolean): void => {
     if (close) this.closeAfter = true
     if (this.phase === Phase.Closed) return
-    // An upstream that failed mid-body: the client must see an aborted response, not a complete one.
     if (end === 'failed') return this.destroy()
     this.requestDone()
   }

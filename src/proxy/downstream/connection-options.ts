@@ -5,7 +5,7 @@
  */
 import type { Conn } from '../../runtime/socket.ts'
 import type { FailureCode } from '../errors.ts'
-import type { ProxyReply, ProxyRequest } from '../message.ts'
+import type { ProxyReply, ProxyRequest, ReplySink } from '../message.ts'
 
 export interface ClientInfo {
   ip: string
@@ -29,8 +29,8 @@ export interface ConnectionOptions {
   keepaliveTimeoutMs: number
   /** Longest wait for the next bytes of a request body (the proxy not holding the client back); 408 beyond. 0: none. */
   bodyTimeoutMs: number
-  /** The request path. */
-  handle(req: ProxyRequest, client: ClientInfo): ProxyReply | Promise<ProxyReply>
+  /** The request path: the reply goes to `sink` (proxy/message.ts). */
+  handle(req: ProxyRequest, client: ClientInfo, sink: ReplySink): void
   /**
    * Takes over a connection whose request asks for a protocol upgrade: the callee owns `conn`
    * from now on (bytes the client sent after the head are passed as `early`).

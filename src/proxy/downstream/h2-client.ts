@@ -84,24 +84,17 @@ export class H2Client {
       prevClose?.(code)
       end()
     }
-    let reply: ProxyReply | Promise<ProxyReply>
     // Interim responses go to this stream: 1xx heads before the final one (RFC 9113 §8.1).
     const client: ClientInfo = { ...this.client, interim: (status, headers) => !stream.closed && !stream.responseStarted && stream.respond(status, headers) }
-    try {
-      reply = this.shared.opts.handle(req, client)
-    } catch (err) {
+    const failed = (err: unknown) => {
       this.shared.opts.onError(err)
-      reply = this.shared.opts.refuse('INTERNAL', 'internal error', this.client, req, true)
+      this.send(stream, r.method, this.shared.opts.refuse('INTERNAL', 'internal error', this.client, req, true))
     }
-    if (reply instanceof Promise) {
-      reply.then(
-        (rep) => this.send(stream, r.method, rep),
-        (err) => {
-          this.shared.opts.onError(err)
-          this.send(stream, r.method, this.shared.opts.refuse('INTERNAL', 'internal error', this.client, req, true))
-        },
-      )
-    } else this.send(stream, r.method, reply)
+    try {
+      this.shared.opts.handle(req, client, { answer: (reply) => this.send(stream, r.method, reply), failed })
+    } catch (err) {
+      failed(err)
+    }
   }
 
   /**

@@ -5,9 +5,9 @@
  * in runtime/socket.ts.
  */
 import type { Conn, ConnHandlers } from '../../runtime/socket.ts'
-import { Exchange, type ExchangeOptions, type IncomingResponse, type OutgoingRequest } from './exchange.ts'
+import { Exchange, type ExchangeOptions, type ExchangeSink, type IncomingResponse, type OutgoingRequest } from './exchange.ts'
 
-export type { ExchangeEnd, ExchangeOptions, IncomingResponse, OutgoingRequest } from './exchange.ts'
+export type { ExchangeEnd, ExchangeOptions, ExchangeSink, IncomingResponse, OutgoingRequest } from './exchange.ts'
 
 export type ReleaseFn = (connection: Http1Connection, reusable: boolean) => void
 
@@ -67,12 +67,26 @@ export class Http1Connection implements ConnHandlers {
     return this.ex !== undefined
   }
 
-  /** Sends one request. Resolves with the response head; the body streams after. */
-  exchange(req: OutgoingRequest, opts: ExchangeOptions): Promise<IncomingResponse> {
+  /** Sends one request; `sink` hears of the response head (the body streams after) or the failure. */
+  send(req: OutgoingRequest, sink: ExchangeSink): void {
     if (this.ex) throw new Error('Http1Connection: exchange already in progress')
-    const ex = new Exchange(this, req, opts)
+    const ex = new Exchange(this, req, sink)
     this.ex = ex
-    return ex.start()
+    ex.start()
+  }
+
+  /** The same, as a promise of the response head (health checks, the attempt loop after a failure). */
+  exchange(req: OutgoingRequest, opts: ExchangeOptions): Promise<IncomingResponse> {
+    return new Promise((resolve, reject) =>
+      this.send(req, {
+        headerTimeoutMs: opts.headerTimeoutMs,
+        idleTimeoutMs: opts.idleTimeoutMs,
+        onEnd: opts.onEnd && ((end) => opts.onEnd!(end)),
+        onInterim: opts.onInterim && ((head) => opts.onInterim!(head)),
+        onResponse: resolve,
+        onFailure: reject,
+      }),
+    )
   }
 
   /** Fails the exchange in progress if one of its deadlines has passed (the sweep above). */

@@ -40,6 +40,17 @@ export interface ExchangeOptions {
   onInterim?: (head: ResponseHead) => void
 }
 
+/**
+ * What an exchange reports its outcome to, besides ExchangeOptions: the response head once (the
+ * usual case) or the failure before one; both after the exchange's own end when that came first
+ * (a whole body in the head's read). Called synchronously from the socket's events: a caller that
+ * wants a promise takes Http1Connection.exchange's.
+ */
+export interface ExchangeSink extends ExchangeOptions {
+  onResponse(r: IncomingResponse): void
+  onFailure(f: RequestFailure): void
+}
+
 export interface ExchangeEnd {
   requestBodyBytes: number
   responseBodyBytes: number
@@ -75,8 +86,6 @@ export class Exchange {
   private st = St.Head
   private readonly headReader = new HeadReader()
   private head: ResponseHead | undefined
-  private resolveHead!: (r: IncomingResponse) => void
-  private rejectHead!: (e: RequestFailure) => void
   private body: SocketBodyStream | undefined
   private decoder: ChunkedDecoder | undefined
   private remaining = 0
@@ -98,19 +107,15 @@ export class Exchange {
   constructor(
     private readonly c: ExchangeHost,
     private readonly req: OutgoingRequest,
-    private readonly opts: ExchangeOptions,
+    private readonly opts: ExchangeSink,
   ) {}
 
-  start(): Promise<IncomingResponse> {
-    const p = new Promise<IncomingResponse>((resolve, reject) => {
-      this.resolveHead = resolve
-      this.rejectHead = reject
-    })
+  start(): void {
     const { req } = this
     if (this.c.conn.closed) {
       // The pooled connection closed in the same tick it was taken: nothing was sent, retry-safe.
       queueMicrotask(() => this.fail('RESET_BEFORE_RESPONSE', 'upstream connection closed before the request was sent'))
-      return p
+      return
     }
     if (req.body instanceof Uint8Array) {
       this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, `content-length: ${req.body.byteLength}\r\n`, req.body, req.lines))
@@ -124,7 +129,6 @@ export class Exchange {
       this.requestDone = true
     }
     this.headDueAt = performance.now() + this.opts.headerTimeoutMs
-    return p
   }
 
   /** Streams the request body with backpressure: waits for the socket to drain. */
@@ -225,8 +229,8 @@ export class Exchange {
       if (rest.length > 0) this.reusable = false
       this.st = St.Done
       this.responseDone = true
-      this.resolveHead({ head, body: null, firstByteAt: this.firstByteAt })
       this.maybeFinish()
+      this.opts.onResponse({ head, body: null, firstByteAt: this.firstByteAt })
       return
     }
     if (f.kind === 'length' && rest.length >= f.length) {
@@ -235,9 +239,9 @@ export class Exchange {
       this.st = St.Done
       this.responseDone = true
       this.responseBytes = f.length
-      // A view, not a copy: each socket read is a fresh buffer of at most one read's size.
-      this.resolveHead({ head, body: rest.length === f.length ? rest : rest.subarray(0, f.length), firstByteAt: this.firstByteAt })
       this.maybeFinish()
+      // A view, not a copy: each socket read is a fresh buffer of at most one read's size.
+      this.opts.onResponse({ head, body: rest.length === f.length ? rest : rest.subarray(0, f.length), firstByteAt: this.firstByteAt })
       return
     }
     if (f.kind === 'chunked') {
@@ -255,24 +259,27 @@ export class Exchange {
         this.responseDone = true
         const body = slices.length === 1 ? Buffer.from(slices[0]!) : Buffer.concat(slices)
         this.responseBytes = body.byteLength
-        this.resolveHead({ head, body, firstByteAt: this.firstByteAt })
         this.maybeFinish()
+        this.opts.onResponse({ head, body, firstByteAt: this.firstByteAt })
         return
       }
-      this.openStream(head)
+      const stream = this.openStream()
       for (const s of slices) this.enqueue(Buffer.from(s))
+      this.opts.onResponse({ head, body: stream, firstByteAt: this.firstByteAt })
       return
     }
     if (f.kind === 'length') this.remaining = f.length
-    this.openStream(head)
+    const stream = this.openStream()
     if (rest.length > 0) this.onBodyData(rest)
+    // The bytes of this read are in the stream before anyone reads it.
+    this.opts.onResponse({ head, body: stream, firstByteAt: this.firstByteAt })
   }
 
-  private openStream(head: ResponseHead): void {
+  private openStream(): ReadableStream<Uint8Array> {
     this.st = St.Body
     // The client went away: stop reading the upstream, and do not reuse the connection.
     this.body = new SocketBodyStream(this.c.conn, () => this.fail('CLIENT_GONE', 'client closed the response stream'))
-    this.resolveHead({ head, body: this.body.stream, firstByteAt: this.firstByteAt })
+    return this.body.stream
   }
 
   /**
@@ -342,7 +349,7 @@ export class Exchange {
     }
   }
 
-  /** Aborts the exchange: rejects the head promise, or errors the body stream. */
+  /** Aborts the exchange: the sink hears of it (after the end) before a head, the body stream errors after one. */
   private fail(code: FailureCode, message: string): void {
     if (this.finishedOnce) return
     const phase = this.st === St.Head ? (this.requestDone ? 'response-head' : 'request') : 'response-body'
@@ -351,11 +358,11 @@ export class Exchange {
     this.reusable = false
     const wasHead = this.st === St.Head
     this.st = St.Done
-    if (wasHead) this.rejectHead(error)
-    else this.body?.error(error)
+    if (!wasHead) this.body?.error(error)
     this.reader?.cancel(error).catch(() => {})
     this.onDrain()
     this.finish()
+    if (wasHead) this.opts.onFailure(error)
   }
 
   private maybeFinish(): void {
