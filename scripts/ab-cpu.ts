@@ -4,7 +4,7 @@
  * machine hits both alike. What each performance commit's message quotes (issue 18's rule: an
  * optimisation is its own commit with its A/B figures).
  *
- *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2] [--gc] [--browser-head]
+ *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2] [--gc] [--browser-head] [--cache]
  *
  * Starts a local nginx origin (a 100-byte answer at /small, a 1 MiB file at /1m, keepalive_requests
  * 1000000) and both
@@ -12,7 +12,8 @@
  * With --h2 the proxies listen with TLS (a self-signed certificate made with openssl) and
  * `h2load -t1 -c16 -m10` (ALPN h2) drives them instead.
  * With --browser-head wrk sends a browser's navigation request head (local-load.ts, BROWSER_FIELDS)
- * instead of its one-field head.
+ * instead of its one-field head. With --cache both proxies run with `--cache 64MiB` and wrk asks
+ * for /cacheable (stored on the warm-up): cache hits.
  * Prints each round (with wrk's p99 and the proxy's RSS after it) and the medians, with B against A.
  * With --gc both proxies run with JSC's GC log on (BUN_JSC_logGC=1, on stderr) and each round
  * also says how many eden and full collections there were per thousand requests and how long
@@ -31,13 +32,14 @@ const opt = (name: string, def: string) => {
 const FLAGS_WITH_VALUES = new Set(['--rounds', '--duration', '--connections', '--path'])
 const [binA, binB] = args.filter((a, i) => !a.startsWith('--') && (i === 0 || !FLAGS_WITH_VALUES.has(args[i - 1]!)))
 if (!binA || !binB) {
-  console.error('usage: bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2] [--gc] [--browser-head]')
+  console.error('usage: bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2] [--gc] [--browser-head] [--cache]')
   process.exit(2)
 }
 const ROUNDS = Number(opt('--rounds', '4'))
 const DURATION = opt('--duration', '5s')
 const CONNECTIONS = opt('--connections', '64')
-const PATH = opt('--path', '/small')
+const CACHE = args.includes('--cache')
+const PATH = opt('--path', CACHE ? '/cacheable' : '/small')
 const H2 = args.includes('--h2')
 const GC = args.includes('--gc')
 const FIELDS = args.includes('--browser-head') ? BROWSER_FIELDS : []
@@ -68,7 +70,7 @@ const proxies = [
   { name: 'B', bin: binB, port: PORTS.b },
 ].map((p) => {
   const gc = { eden: 0, full: 0, cycleMs: 0 }
-  const argv = ['serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${p.port}`, '--admin', 'off', '--access-log', 'off', ...tlsArgs]
+  const argv = ['serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${p.port}`, '--admin', 'off', '--access-log', 'off', ...tlsArgs, ...(CACHE ? ['--cache', '64MiB'] : [])]
   const child = GC ? start(p.bin, argv, { BUN_JSC_logGC: '1' }, (text) => countCollections(text, gc)) : start(p.bin, argv)
   return { ...p, child, gc }
 })

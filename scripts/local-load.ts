@@ -1,7 +1,7 @@
 /**
  * What the local benchmark scripts share (ab-cpu.ts, profile.ts): a temp dir, processes started
- * in their own group and killed at exit, a local nginx origin (a 100-byte answer at /small and a
- * 1 MiB file at /1m, keepalive_requests 1000000), a self-signed certificate for TLS listeners,
+ * in their own group and killed at exit, a local nginx origin (a 100-byte answer at /small, the
+ * same marked cacheable for an hour at /cacheable, and a 1 MiB file at /1m, keepalive_requests 1000000), a self-signed certificate for TLS listeners,
  * and the two load generators: `wrk -t1` (HTTP/1.1) and `h2load -t1 -c16 -m10` (HTTP/2 by ALPN).
  * Loopback only.
  */
@@ -47,7 +47,7 @@ export function start(cmd: string, argv: string[], env?: Record<string, string>,
   return child
 }
 
-/** The nginx origin on `port` in `dir`: /small (100 bytes) and /1m (1 MiB). */
+/** The nginx origin on `port` in `dir`: /small (100 bytes), /cacheable (the same, Cache-Control: public, max-age=3600) and /1m (1 MiB). */
 export function startOrigin(dir: string, port: number): ChildProcess {
   writeFileSync(join(dir, '1m'), new Uint8Array(1024 * 1024).fill(0x78))
   const conf = join(dir, 'origin.conf')
@@ -55,7 +55,8 @@ export function startOrigin(dir: string, port: number): ChildProcess {
     conf,
     `worker_processes 1;\ndaemon off;\npid ${join(dir, 'nginx.pid')};\nerror_log ${join(dir, 'nginx.err')} warn;\nevents { worker_connections 4096; }\n` +
       `http {\n  access_log off;\n  keepalive_requests 1000000;\n  server {\n    listen 127.0.0.1:${port};\n` +
-      `    location = /small { return 200 "${'x'.repeat(100)}"; }\n    location = /1m { alias ${join(dir, '1m')}; }\n  }\n}\n`,
+      `    location = /small { return 200 "${'x'.repeat(100)}"; }\n    location = /1m { alias ${join(dir, '1m')}; }\n` +
+      `    location = /cacheable { add_header Cache-Control "public, max-age=3600"; return 200 "${'x'.repeat(100)}"; }\n  }\n}\n`,
   )
   return start('nginx', ['-c', conf])
 }

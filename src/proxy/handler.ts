@@ -36,7 +36,7 @@ import { prepareBody } from './request-body.ts'
 import { responseRewriterFor, rewriteResponseHeaders, rewrites, type ResponseRewriter } from './rewrite.ts'
 import { Router } from './routes.ts'
 import { tunnelUpgrade } from './upgrade/tunnel.ts'
-import type { EdgeCache } from './cache/cache.ts'
+import type { CacheExchange, EdgeCache } from './cache/cache.ts'
 import { cacheKey } from './cache/key.ts'
 import type { IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
 import type { UpstreamPool } from './upstream/pool.ts'
@@ -111,10 +111,9 @@ export class ProxyHandler {
     if (typeof outgoing === 'string') return flight.sink.answer(flight.fail(outgoing))
     // cache
     if (this.hooks.cache) {
-      this.cache(flight, outgoing).then(
-        (hit) => (hit ? flight.sink.answer(hit) : this.attempts(flight, outgoing)),
-        (err) => flight.sink.failed(err),
-      )
+      const hit = this.cache(flight, outgoing)
+      if (hit instanceof Promise) hit.then((h) => this.afterCache(flight, outgoing, h), (err) => flight.sink.failed(err))
+      else this.afterCache(flight, outgoing, hit)
       return
     }
     // attempts, then respond
@@ -243,18 +242,29 @@ export class ProxyHandler {
     return { method: req.method, target: req.target, headers, lines, body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
   }
 
+  private afterCache(flight: Flight, outgoing: OutgoingRequest, hit: ProxyReply | undefined): void {
+    if (hit) flight.sink.answer(hit)
+    else this.attempts(flight, outgoing)
+  }
+
   /**
    * The cache phase: a stored (or shared, collapsed) answer, or undefined to go upstream with the
-   * validators the cache asks for. The cache then sees the answer (respond) or the failure.
+   * validators the cache asks for. The cache then sees the answer (respond) or the failure. In
+   * the same turn when the cache can tell at once (a hit, a miss nobody else is fetching).
    */
-  private async cache(flight: Flight, outgoing: OutgoingRequest): Promise<ProxyReply | undefined> {
+  private cache(flight: Flight, outgoing: OutgoingRequest): ProxyReply | undefined | Promise<ProxyReply | undefined> {
     const cache = this.hooks.cache
     if (!cache) return undefined
     const { req, client, pool } = flight
     const u = pool.upstream
     const key = cacheKey(client.tls ? 'https' : 'http', flight.clientHost, req.target)
     const enabled = this.router.matchFor(req.target, req.headers.get('host'))?.cache ?? true
-    const cached = await cache.lookup(req, { key, enabled, requestId: flight.requestId, client, maxWaitMs: u.connectTimeoutMs + u.headerTimeoutMs, streamKeepsLength: client.streamKeepsLength === true })
+    const cached = cache.lookup(req, { key, enabled, requestId: flight.requestId, client, maxWaitMs: u.connectTimeoutMs + u.headerTimeoutMs, streamKeepsLength: client.streamKeepsLength === true })
+    return cached instanceof Promise ? cached.then((c) => this.looked(flight, outgoing, c)) : this.looked(flight, outgoing, cached)
+  }
+
+  /** What the cache said: its answer (recorded), or the request goes upstream with its validators. */
+  private looked(flight: Flight, outgoing: OutgoingRequest, cached: CacheExchange): ProxyReply | undefined {
     flight.cached = cached
     if (cached.hit) {
       flight.record.status = cached.hit.status
