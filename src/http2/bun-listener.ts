@@ -151,13 +151,17 @@ export function listenH2(opts: H2ListenOptions): H2Listener {
 }
 
 /**
- * Sends a whole response body on a stream that has responded: bytes at once, a ReadableStream with
- * backpressure (a slow HTTP/2 reader pauses the source), then END_STREAM. Resolves when handed over.
+ * Sends a whole response body on a stream that has responded: bytes at once (no promise made), a
+ * ReadableStream pumped with backpressure (a slow HTTP/2 reader pauses the source), then END_STREAM.
  */
-export async function sendBody(stream: ServerStream, body: Uint8Array | string | ReadableStream<Uint8Array> | null): Promise<void> {
+export function sendBody(stream: ServerStream, body: Uint8Array | string | ReadableStream<Uint8Array> | null): void {
   if (body === null) return stream.end()
   if (typeof body === 'string') return stream.end(new TextEncoder().encode(body))
   if (body instanceof Uint8Array) return stream.end(body)
+  void pumpBody(stream, body)
+}
+
+async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>): Promise<void> {
   const reader = body.getReader()
   let closed = false
   let wake: (() => void) | undefined

@@ -120,7 +120,7 @@ export class H2Client {
       if (whole !== undefined && !headers.some(([n]) => n.length === 14 && n.toLowerCase() === 'content-length')) headers = [...headers, ['content-length', String(whole)]]
       stream.respond(reply.status, headers, bodiless)
     }
-    if (!bodiless) void sendBody(stream, body)
+    if (!bodiless) sendBody(stream, body)
   }
 
   onData(chunk: Uint8Array): void {
