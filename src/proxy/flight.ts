@@ -87,7 +87,16 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
       bytes_out: 0,
       duration_ms: 0,
       upstream: pool.upstream.name,
+      // Every field there is from the start (undefined ones are left out of the log line), so
+      // each record keeps one shape while the phases fill it in.
+      upstream_addr: undefined,
+      upstream_status: undefined,
+      upstream_connect_ms: undefined,
+      upstream_header_ms: undefined,
+      upstream_reused: undefined,
       retries: 0,
+      error: undefined,
+      cache: undefined,
     }
   }
 
