@@ -31,7 +31,12 @@ export interface AddressState {
   /** Gone from DNS: no new requests; kept until its in-flight requests finish. */
   removed: boolean
   connectsOpened: number
-  waiters: (() => void)[]
+  /**
+   * Requests waiting at max_conns_per_address, first come first served: each is woken with the
+   * connection a finished exchange handed over to it, or with none when a slot opened (a
+   * connection closed: it may dial).
+   */
+  waiters: ((handed: Http1Connection | undefined) => void)[]
 }
 
 /** The ejection settings of an upstream (fail_threshold, eject_base, eject_max). */

@@ -177,8 +177,10 @@ export class UpstreamPool {
         const idle = this.popUsableIdle(state)
         if (idle) return { connection: idle, reused: true, connectMs: undefined }
         if (max === 0 || state.open < max) break
-        // At the per-address limit: wait until a connection is released (idle) or closed.
-        await this.waitForSlot(state)
+        // At the per-address limit: wait for a connection handed over by a finished exchange,
+        // or for one to close.
+        const handed = await this.waitForSlot(state)
+        if (handed) return { connection: handed, reused: true, connectMs: undefined }
       }
       const t0 = performance.now()
       const connection = await this.connect(state)
@@ -190,16 +192,16 @@ export class UpstreamPool {
     }
   }
 
-  private waitForSlot(state: AddressState): Promise<void> {
+  private waitForSlot(state: AddressState): Promise<Http1Connection | undefined> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         const i = state.waiters.indexOf(wake)
         if (i >= 0) state.waiters.splice(i, 1)
         reject(new RequestFailure('POOL_TIMEOUT', 'connect', `no free connection to ${state.address} within ${this.upstream.connectTimeoutMs}ms (max_conns_per_address=${this.upstream.maxConnsPerAddress})`, { address: state.address }))
       }, this.upstream.connectTimeoutMs)
-      const wake = () => {
+      const wake = (handed: Http1Connection | undefined) => {
         clearTimeout(timer)
-        resolve()
+        resolve(handed)
       }
       state.waiters.push(wake)
     })
@@ -270,7 +272,16 @@ export class UpstreamPool {
     }
     state.inFlight = Math.max(0, state.inFlight - 1)
     const tooOld = this.upstream.maxConnectionAgeMs > 0 && this.now() - c.conn.createdAt >= this.upstream.maxConnectionAgeMs
-    if (reusable && !c.closed && !state.removed && !this.closed && !tooOld && state.idle.length < this.upstream.maxIdlePerAddress) {
+    const keep = reusable && !c.closed && !state.removed && !this.closed && !tooOld
+    // A request waiting at max_conns_per_address gets the connection itself: put back as idle,
+    // the next request of this same turn (a pipelined one, answered from this very exchange)
+    // would take it before the waiter runs, and could keep doing so.
+    const waiter = keep ? state.waiters.shift() : undefined
+    if (waiter) {
+      waiter(c)
+      return
+    }
+    if (keep && state.idle.length < this.upstream.maxIdlePerAddress) {
       c.idleSince = this.now()
       state.idle.push(c)
     } else {
@@ -281,8 +292,9 @@ export class UpstreamPool {
     this.forgetIfDrained(state)
   }
 
+  /** A slot opened (a connection closed): the first waiter may dial. */
   private wakeWaiter(state: AddressState): void {
-    state.waiters.shift()?.()
+    state.waiters.shift()?.(undefined)
   }
 
   reportSuccess(state: AddressState): void {

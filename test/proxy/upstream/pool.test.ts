@@ -380,6 +380,29 @@ describe('max_conns_per_address', () => {
     expect(r.dials).toHaveLength(1)
   })
 
+  test('a released connection goes to the waiter, not to a request of the same turn (a pipelined one)', async () => {
+    const r = rig({ max_conns_per_address: '1', connect_timeout: '5s' })
+    r.pool.start()
+    const a = r.pool.addresses.get('127.0.2.1')!
+    const first = await r.pool.acquire(a)
+    let second: AcquiredConnection | undefined
+    const waiting = r.pool.acquire(a).then((c) => (second = c))
+    await flush()
+    expect(a.waiters).toHaveLength(1)
+    // The request path answers from the upstream's own event and, in the same turn, may dispatch
+    // the client's next pipelined request: it must not find the connection idle.
+    const p = first.connection.exchange({ method: 'GET', target: '/', headers: [['host', 'origin.test']], body: null, bodyLength: undefined, maxBodyBytes: 0 }, { headerTimeoutMs: 5000, idleTimeoutMs: 0 })
+    first.connection.conn.handlers.data(Buffer.from('HTTP/1.1 204 No Content\r\n\r\n', 'latin1'))
+    expect(r.pool.takeIdle(a)).toBeUndefined()
+    expect(a.idle).toHaveLength(0)
+    await p
+    await within(waiting)
+    expect(second?.connection).toBe(first.connection)
+    expect(second?.reused).toBe(true)
+    expect(a).toMatchObject({ open: 1, inFlight: 1 })
+    expect(r.dials).toHaveLength(1)
+  })
+
   test('a failed dial frees the slot for a waiter', async () => {
     // The first dial is refused, the second succeeds.
     const r = rig({ max_conns_per_address: '1', connect_timeout: '5s' }, { dial: (_o, n) => (n === 1 ? Promise.reject(new DialError('CONNECT_REFUSED', 'scripted')) : undefined) })
