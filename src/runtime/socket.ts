@@ -186,7 +186,11 @@ const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
   error(socket, err) {
     const d = socket.data
     d.settle?.(new DialError('CONNECT_FAILED', err.message, { cause: err }), socket, 'fail')
-    d.conn?.markClosed(err)
+    if (!d.conn) return
+    d.conn.markClosed(err)
+    // Bun also brings here what a handler of ours threw, with the socket still open: cut it, or
+    // it would stay open outside the pool's count.
+    socket.terminate()
   },
   connectError(socket, err) {
     const code = (err as { code?: string }).code

@@ -228,3 +228,39 @@ test('max_concurrent_requests: beyond the limit, 503 with Retry-After and the co
   expect(await after.text()).toBe('quick')
   expect(proxy.refused.overload).toBe(1)
 })
+
+test('max_concurrent_requests: clients that leave in the middle of a response stop counting (they were counted forever)', async () => {
+  const origin = h.origin({
+    fetch(req) {
+      if (new URL(req.url).pathname !== '/stream') return new Response('quick')
+      // The head and a first part at once; the rest never comes.
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode('first;'))
+        },
+      })
+      return new Response(body)
+    },
+  })
+  const { proxy, url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { max_concurrent_requests: '2' } })
+  for (let i = 0; i < 4; i++) {
+    // A raw client that reads the head and the first part, then closes its socket.
+    await new Promise<void>((done) => {
+      const s = connect(proxy.port, '127.0.0.1', () => s.write('GET /stream HTTP/1.1\r\nHost: a\r\n\r\n'))
+      let got = ''
+      s.on('data', (d) => {
+        got += d.toString('latin1')
+        if (got.includes('first;')) s.destroy()
+      })
+      s.on('close', () => done())
+      s.on('error', () => {})
+      h.track(() => void s.destroy())
+    })
+    expect(await waitFor(() => proxy.pendingRequests === 0)).toBe(true)
+  }
+  // Four have left, with a limit of two: the next request is served, not refused.
+  const after = await fetch(`${url}/quick`)
+  expect(after.status).toBe(200)
+  expect(await after.text()).toBe('quick')
+  expect(proxy.refused.overload).toBe(0)
+})

@@ -212,8 +212,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   private openBody(rest: Buffer | null): ReadableStream<Uint8Array> {
     this.armBodyDeadline()
     // Cancelled: the request path gave up on the body; the rest cannot be read past, so the connection closes after the response.
-    const body = new SocketBodyStream(this.bodySource, () => (this.closeAfter = true))
-    this.body = body
+    const body = (this.body = new SocketBodyStream(this.bodySource, () => (this.closeAfter = true)))
     if (rest && rest.length > 0) this.feedBody(rest)
     return body.stream
   }
@@ -268,8 +267,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.closeAfter = true
     if (this.responded) return this.destroy()
     this.responded = true
-    const reply = this.shared.opts.refuse(code, detail, this.client, this.req, false)
-    this.answerAndClose(reply, 'GET')
+    this.answerAndClose(this.shared.opts.refuse(code, detail, this.client, this.req, false), 'GET')
   }
 
   private handlerFailed(err: unknown): void {
@@ -287,7 +285,13 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.responded = true
     // The request body must be read to its end before the next request; if it is not, close.
     if (this.bodyOpen) this.closeAfter = true
-    this.writer.writeReply(reply, { method: head.method, minor: head.minor, close: this.closeAfter }, this.onReplyEnd)
+    try {
+      this.writer.writeReply(reply, { method: head.method, minor: head.minor, close: this.closeAfter }, this.onReplyEnd)
+    } catch (err) {
+      // A bug: logged, and the connection cut (part of the reply may be out) rather than left waiting.
+      this.shared.opts.onError(err)
+      this.destroy()
+    }
   }
 
   /** A 1xx ahead of the final response; never to an HTTP/1.0 client (RFC 9110 §15.2). */
@@ -328,8 +332,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   }
 
   onDrain(): void {
-    if (!this.writer.onDrain()) return
-    if (this.phase === Phase.Tunnel) this.tunnel?.handlers.drain()
+    if (this.writer.onDrain() && this.phase === Phase.Tunnel) this.tunnel?.handlers.drain()
   }
 
   /** FIN once every queued byte has been sent. */
@@ -350,8 +353,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.deadlineAt = 0
     this.phase = Phase.Busy
     this.responded = true
-    const reply = this.shared.opts.refuse(code, detail, this.client, req, true)
-    this.answerAndClose(reply, req?.method ?? 'GET')
+    this.answerAndClose(this.shared.opts.refuse(code, detail, this.client, req, true), req?.method ?? 'GET')
   }
 
   onDeadline(): void {
@@ -366,8 +368,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     if (this.deadlineKindIsIdle || this.pending.size === 0) {
       // Keep-alive idle, or nothing sent at all: close quietly (nginx does the same).
       if (!this.deadlineKindIsIdle) this.shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.ip)
-      this.destroy()
-      return
+      return this.destroy()
     }
     this.refuse('CLIENT_HEADER_TIMEOUT', `request head not received within client_header_timeout (${this.shared.opts.headerTimeoutMs} ms)`)
   }
@@ -380,10 +381,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   onEnd(): void {
     // The client half-closed; Bun closes the socket once this returns: what is held goes out now.
     this.writer.sendBatch()
-    if (this.phase === Phase.Tunnel) {
-      this.tunnel?.handlers.close(undefined)
-      return
-    }
+    if (this.phase === Phase.Tunnel) return this.tunnel?.handlers.close(undefined)
     if (this.phase === Phase.Head) this.destroy()
     else this.closeAfter = true
   }
@@ -405,6 +403,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.body?.error(new Error('client closed the connection'))
     this.body = undefined
     if (wasTunnel) this.tunnel?.markClosed(err)
+    // A request cut while being served ends here: nothing else will end it (the in-flight count).
+    else if (this.head !== undefined) this.requestDone()
     this.shared.closed(this)
   }
 

@@ -103,7 +103,10 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       sock.data?.onEnd()
     },
     error(sock, err) {
+      // A socket error, or what a handler of ours threw (Bun brings both here, the socket still
+      // open in the second case): the connection is cut either way.
       sock.data?.onClose(err)
+      sock.terminate()
     },
   }
   // reusePort works on Bun.listen (SO_REUSEPORT, for --workers) though its types omit it.
