@@ -191,16 +191,18 @@ test('max_header_size: a request head over the limit gets 431 and nothing reache
   expect(big.text.endsWith('got 40000')).toBe(true)
 })
 
-test('max_concurrent_requests: beyond the limit, 503 with Retry-After and the connection closed; streaming responses count until they end', async () => {
-  const release: (() => void)[] = []
-  const origin = h.origin({
+/**
+ * An origin answering /stream with its head and 'first;' at once, the rest when `onOpen`'s
+ * finish is called (never, if it is not); anything else with 'quick'.
+ */
+function streamingOrigin(onOpen: (finish: () => void) => void = () => {}) {
+  return h.origin({
     fetch(req) {
       if (new URL(req.url).pathname !== '/stream') return new Response('quick')
-      // The head goes out at once; the body stays open until the test releases it.
       const body = new ReadableStream<Uint8Array>({
         start(c) {
           c.enqueue(new TextEncoder().encode('first;'))
-          release.push(() => {
+          onOpen(() => {
             c.enqueue(new TextEncoder().encode('last'))
             c.close()
           })
@@ -209,6 +211,12 @@ test('max_concurrent_requests: beyond the limit, 503 with Retry-After and the co
       return new Response(body)
     },
   })
+}
+
+test('max_concurrent_requests: beyond the limit, 503 with Retry-After and the connection closed; streaming responses count until they end', async () => {
+  const release: (() => void)[] = []
+  // The body stays open until the test releases it.
+  const origin = streamingOrigin((finish) => release.push(finish))
   h.track(() => release.forEach((r) => r()))
   const { proxy, url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { max_concurrent_requests: '3' } })
   const streams = await Promise.all(Array.from({ length: 3 }, () => fetch(`${url}/stream`)))
@@ -230,18 +238,8 @@ test('max_concurrent_requests: beyond the limit, 503 with Retry-After and the co
 })
 
 test('max_concurrent_requests: clients that leave in the middle of a response stop counting (they were counted forever)', async () => {
-  const origin = h.origin({
-    fetch(req) {
-      if (new URL(req.url).pathname !== '/stream') return new Response('quick')
-      // The head and a first part at once; the rest never comes.
-      const body = new ReadableStream<Uint8Array>({
-        start(c) {
-          c.enqueue(new TextEncoder().encode('first;'))
-        },
-      })
-      return new Response(body)
-    },
-  })
+  // The rest of each body never comes.
+  const origin = streamingOrigin()
   const { proxy, url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { max_concurrent_requests: '2' } })
   for (let i = 0; i < 4; i++) {
     // A raw client that reads the head and the first part, then closes its socket.

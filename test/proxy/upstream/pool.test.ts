@@ -363,31 +363,31 @@ describe('max_conns_per_address', () => {
     expect(a.waiters).toHaveLength(0)
   })
 
-  test('a waiting acquire gets the connection the moment it is released', async () => {
+  /** At max_conns_per_address 1: one connection taken, and a second acquire waiting for it. */
+  async function oneTakenOneWaiting() {
     const r = rig({ max_conns_per_address: '1', connect_timeout: '5s' })
     r.pool.start()
     const a = r.pool.addresses.get('127.0.2.1')!
     const first = await r.pool.acquire(a)
-    let second: AcquiredConnection | undefined
-    const waiting = r.pool.acquire(a).then((c) => (second = c))
+    const got: { second?: AcquiredConnection } = {}
+    const waiting = r.pool.acquire(a).then((c) => (got.second = c))
     await flush()
-    expect(second).toBeUndefined()
+    return { r, a, first, got, waiting }
+  }
+
+  test('a waiting acquire gets the connection the moment it is released', async () => {
+    const { r, a, first, got, waiting } = await oneTakenOneWaiting()
+    expect(got.second).toBeUndefined()
     expect(a.waiters).toHaveLength(1)
     await exchangeOnce(first.connection)
     await within(waiting)
-    expect(second?.reused).toBe(true)
-    expect(second?.connection).toBe(first.connection)
+    expect(got.second?.reused).toBe(true)
+    expect(got.second?.connection).toBe(first.connection)
     expect(r.dials).toHaveLength(1)
   })
 
   test('a released connection goes to the waiter, not to a request of the same turn (a pipelined one)', async () => {
-    const r = rig({ max_conns_per_address: '1', connect_timeout: '5s' })
-    r.pool.start()
-    const a = r.pool.addresses.get('127.0.2.1')!
-    const first = await r.pool.acquire(a)
-    let second: AcquiredConnection | undefined
-    const waiting = r.pool.acquire(a).then((c) => (second = c))
-    await flush()
+    const { r, a, first, got, waiting } = await oneTakenOneWaiting()
     expect(a.waiters).toHaveLength(1)
     // The request path answers from the upstream's own event and, in the same turn, may dispatch
     // the client's next pipelined request: it must not find the connection idle.
@@ -397,8 +397,8 @@ describe('max_conns_per_address', () => {
     expect(a.idle).toHaveLength(0)
     await p
     await within(waiting)
-    expect(second?.connection).toBe(first.connection)
-    expect(second?.reused).toBe(true)
+    expect(got.second?.connection).toBe(first.connection)
+    expect(got.second?.reused).toBe(true)
     expect(a).toMatchObject({ open: 1, inFlight: 1 })
     expect(r.dials).toHaveLength(1)
   })
