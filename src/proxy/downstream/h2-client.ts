@@ -90,8 +90,17 @@ export class H2Client {
       this.shared.opts.onError(err)
       this.send(stream, r.method, this.shared.opts.refuse('INTERNAL', 'internal error', this.client, req, true))
     }
+    // A throw in sending (a bug) is logged and resets the stream rather than leaving it open.
+    const answer = (reply: ProxyReply) => {
+      try {
+        this.send(stream, r.method, reply)
+      } catch (err) {
+        this.shared.opts.onError(err)
+        stream.reset(H2Code.INTERNAL_ERROR)
+      }
+    }
     try {
-      this.shared.opts.handle(req, client, { answer: (reply) => this.send(stream, r.method, reply), failed })
+      this.shared.opts.handle(req, client, { answer, failed })
     } catch (err) {
       failed(err)
     }
