@@ -41,8 +41,8 @@ export type AttemptOutcome<T> =
 
 export function runAttempts<T>(target: AttemptTarget, attempt: Attempt<T>, nowMs: () => number = monotonicMs): Promise<AttemptOutcome<T>> {
   const deadline = nowMs() + target.upstream.retryTimeoutMs
-  const first = target.pick()
-  if (first === undefined || !target.takesTraffic(first)) return attemptLoop(target, attempt, nowMs, deadline, 0, undefined, undefined, first)
+  const first = pickFirst(target, attempt, deadline, nowMs)
+  if (first instanceof Promise) return first
   let run: Promise<T>
   try {
     run = attempt.run(first, 0)
@@ -57,14 +57,16 @@ export function runAttempts<T>(target: AttemptTarget, attempt: Attempt<T>, nowMs
 
 /*
  * The same loop in parts, for a caller that runs the first attempt itself, without a promise
- * (flight.ts: a request's first pick goes straight to its exchange): it picks as runAttempts does
- * and, when the pick is not one to try now, hands over to loopFrom; it reports the first attempt's
- * end through firstSucceeded or firstFailed, which go on with the loop when that may be retried.
+ * (flight.ts: a request's first pick goes straight to its exchange): pickFirst picks, or hands
+ * over to the loop when the pick is not one to try now; the first attempt's end goes to
+ * firstSucceeded or firstFailed, which go on with the loop when that may be retried.
  */
 
-/** The loop from attempt 0, when `firstPick` (what target.pick() gave) is not one to try now. */
-export function loopFrom<T>(target: AttemptTarget, attempt: Attempt<T>, deadline: number, firstPick: AddressState | undefined, nowMs: () => number = monotonicMs): Promise<AttemptOutcome<T>> {
-  return attemptLoop(target, attempt, nowMs, deadline, 0, undefined, undefined, firstPick)
+/** The address of attempt 0; or, when the pick is not one to try now, the loop from attempt 0 (which waits for a rescue or fails). */
+export function pickFirst<T>(target: AttemptTarget, attempt: Attempt<T>, deadline: number, nowMs: () => number = monotonicMs): AddressState | Promise<AttemptOutcome<T>> {
+  const first = target.pick()
+  if (first === undefined || !target.takesTraffic(first)) return attemptLoop(target, attempt, nowMs, deadline, 0, undefined, undefined, first)
+  return first
 }
 
 /** Attempt 0 on `state` gave `value`: the address's failure record is cleared. */

@@ -9,7 +9,7 @@
  */
 import { isoNow } from '../lib/clock.ts'
 import type { ResponseHead } from '../http1/response-head.ts'
-import { firstFailed, firstSucceeded, loopFrom, type Attempt, type AttemptOutcome } from './attempts.ts'
+import { firstFailed, firstSucceeded, pickFirst, type Attempt, type AttemptOutcome } from './attempts.ts'
 import type { CacheExchange } from './cache/cache.ts'
 import { failureReply, RequestFailure, statusFor, type FailureCode } from './errors.ts'
 import { clientResponseHeaders } from './headers.ts'
@@ -124,9 +124,9 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
   attempt(outcome: OutcomeFn): void {
     this.outcome = outcome
     const pool = this.pool
-    const deadline = (this.retryDeadlineMs = performance.now() + pool.upstream.retryTimeoutMs)
-    const first = pool.pick()
-    if (first === undefined || !pool.takesTraffic(first)) return this.settle(loopFrom(pool, this, deadline, first))
+    this.retryDeadlineMs = performance.now() + pool.upstream.retryTimeoutMs
+    const first = pickFirst(pool, this, this.retryDeadlineMs)
+    if (first instanceof Promise) return this.settle(first)
     this.first = first
     this.attemptOn(first, 0)
     const idle = pool.takeIdle(first)

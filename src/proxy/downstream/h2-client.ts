@@ -86,10 +86,6 @@ export class H2Client {
     }
     // Interim responses go to this stream: 1xx heads before the final one (RFC 9113 §8.1).
     const client: ClientInfo = { ...this.client, interim: (status, headers) => !stream.closed && !stream.responseStarted && stream.respond(status, headers) }
-    const failed = (err: unknown) => {
-      this.shared.opts.onError(err)
-      this.send(stream, r.method, this.shared.opts.refuse('INTERNAL', 'internal error', this.client, req, true))
-    }
     // A throw in sending (a bug) is logged and resets the stream rather than leaving it open.
     const answer = (reply: ProxyReply) => {
       try {
@@ -98,6 +94,10 @@ export class H2Client {
         this.shared.opts.onError(err)
         stream.reset(H2Code.INTERNAL_ERROR)
       }
+    }
+    const failed = (err: unknown) => {
+      this.shared.opts.onError(err)
+      answer(this.shared.opts.refuse('INTERNAL', 'internal error', this.client, req, true))
     }
     try {
       this.shared.opts.handle(req, client, { answer, failed })
