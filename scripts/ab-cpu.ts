@@ -4,13 +4,14 @@
  * machine hits both alike. What each performance commit's message quotes (issue 18's rule: an
  * optimisation is its own commit with its A/B figures).
  *
- *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2] [--gc] [--browser-head] [--cache]
+ *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2 | --tls] [--gc] [--browser-head] [--cache]
  *
  * Starts a local nginx origin (a 100-byte answer at /small, a 1 MiB file at /1m, keepalive_requests
  * 1000000) and both
  * proxies with one worker each, access log and admin off; `wrk -t1` drives one proxy at a time.
  * With --h2 the proxies listen with TLS (a self-signed certificate made with openssl) and
- * `h2load -t1 -c16 -m10` (ALPN h2) drives them instead.
+ * `h2load -t1 -c16 -m10` (ALPN h2) drives them instead; with --tls they listen with TLS and wrk
+ * drives them over HTTPS (HTTP/1.1).
  * With --browser-head wrk sends a browser's navigation request head (local-load.ts, BROWSER_FIELDS)
  * instead of its one-field head. With --cache both proxies run with `--cache 64MiB` and wrk asks
  * for /cacheable (stored on the warm-up): cache hits.
@@ -32,7 +33,7 @@ const opt = (name: string, def: string) => {
 const FLAGS_WITH_VALUES = new Set(['--rounds', '--duration', '--connections', '--path'])
 const [binA, binB] = args.filter((a, i) => !a.startsWith('--') && (i === 0 || !FLAGS_WITH_VALUES.has(args[i - 1]!)))
 if (!binA || !binB) {
-  console.error('usage: bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2] [--gc] [--browser-head] [--cache]')
+  console.error('usage: bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2 | --tls] [--gc] [--browser-head] [--cache]')
   process.exit(2)
 }
 const ROUNDS = Number(opt('--rounds', '4'))
@@ -41,6 +42,7 @@ const CONNECTIONS = opt('--connections', '64')
 const CACHE = args.includes('--cache')
 const PATH = opt('--path', CACHE ? '/cacheable' : '/small')
 const H2 = args.includes('--h2')
+const TLS = H2 || args.includes('--tls')
 const GC = args.includes('--gc')
 const FIELDS = args.includes('--browser-head') ? BROWSER_FIELDS : []
 const PORTS = { origin: 18300, a: 18301, b: 18302 }
@@ -60,11 +62,11 @@ function cpuTicks(pid: number): [number, number] {
 }
 
 function load(port: number, duration: string): Promise<LoadResult> {
-  return H2 ? h2load(port, PATH, duration) : wrk(port, PATH, CONNECTIONS, duration, FIELDS)
+  return H2 ? h2load(port, PATH, duration) : wrk(port, PATH, CONNECTIONS, duration, FIELDS, TLS)
 }
 
 startOrigin(dir, PORTS.origin)
-const tlsArgs = H2 ? selfSignedTlsArgs(dir) : []
+const tlsArgs = TLS ? selfSignedTlsArgs(dir) : []
 const proxies = [
   { name: 'A', bin: binA, port: PORTS.a },
   { name: 'B', bin: binB, port: PORTS.b },
@@ -88,7 +90,7 @@ function countCollections(text: string, into: { eden: number; full: number; cycl
 }
 await waitFor(PORTS.origin, PATH)
 for (const p of proxies) {
-  await waitFor(p.port, PATH, H2)
+  await waitFor(p.port, PATH, TLS)
   await load(p.port, '2s') // warm-up: JIT tiers and the upstream pool
 }
 

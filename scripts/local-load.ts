@@ -109,9 +109,9 @@ function output(cmd: string, argv: string[]): Promise<{ stdout: string; stderr: 
   return new Promise((resolve) => execFile(cmd, argv, { encoding: 'utf8', maxBuffer: 16 << 20 }, (_err, stdout, stderr) => resolve({ stdout, stderr })))
 }
 
-/** `wrk -t1` with `connections` for `duration` (wrk's syntax: "5s"), sending `fields` besides Host. */
-export async function wrk(port: number, path: string, connections: string, duration: string, fields: readonly string[] = []): Promise<LoadResult> {
-  const r = await output('wrk', ['-t1', `-c${connections}`, `-d${duration}`, '--latency', ...fields.flatMap((f) => ['-H', f]), `http://127.0.0.1:${port}${path}`])
+/** `wrk -t1` with `connections` for `duration` (wrk's syntax: "5s"), sending `fields` besides Host; HTTP/1.1 over TLS with `tls`. */
+export async function wrk(port: number, path: string, connections: string, duration: string, fields: readonly string[] = [], tls = false): Promise<LoadResult> {
+  const r = await output('wrk', ['-t1', `-c${connections}`, `-d${duration}`, '--latency', ...fields.flatMap((f) => ['-H', f]), `${tls ? 'https' : 'http'}://127.0.0.1:${port}${path}`])
   if (/Non-2xx/.test(r.stdout)) throw new Error(`the origin refused: ${r.stdout}`)
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1])
   const requests = Number(/(\d+) requests in/.exec(r.stdout)?.[1])

@@ -1,10 +1,10 @@
 /**
  * Where the proxy's CPU time goes under load: `perf` samples with JavaScript names, from source.
  *
- *   bun scripts/profile.ts [--h2] [--path /small] [--connections 64] [--seconds 5] [--top 25] [--keep]
+ *   bun scripts/profile.ts [--h2 | --tls] [--path /small] [--connections 64] [--seconds 5] [--top 25] [--keep]
  *
  * Runs `bun src/main.ts serve` (JIT dump on) in front of a local nginx origin, loads it with wrk
- * (or h2load over TLS with --h2) for a warm-up, then records it with `perf record -g` while the
+ * (or h2load over TLS with --h2, wrk over TLS with --tls) for a warm-up, then records it with `perf record -g` while the
  * load goes on, and prints: the share of kernel, JavaScript and Bun-native samples; JavaScript
  * functions by self and by inclusive time; native samples by the innermost JavaScript function
  * that called them (Bun's own code is stripped of symbols).
@@ -28,6 +28,7 @@ const opt = (name: string, def: string) => {
   return i >= 0 ? args[i + 1]! : def
 }
 const H2 = args.includes('--h2')
+const TLS = H2 || args.includes('--tls')
 const PATH = opt('--path', '/small')
 const CONNECTIONS = opt('--connections', '64')
 const SECONDS = Number(opt('--seconds', '5'))
@@ -43,15 +44,15 @@ const dumps = join(dir, 'jit')
 mkdirSync(dumps)
 
 startOrigin(dir, PORTS.origin)
-const tlsArgs = H2 ? selfSignedTlsArgs(dir) : []
+const tlsArgs = TLS ? selfSignedTlsArgs(dir) : []
 const main = join(import.meta.dir, '..', 'src', 'main.ts')
 const proxy = start(process.execPath, [main, 'serve', '--upstream', `127.0.0.1:${PORTS.origin}`, '--listen', `127.0.0.1:${PORTS.proxy}`, '--admin', 'off', '--access-log', 'off', ...tlsArgs], {
   BUN_JSC_useJITDump: '1',
   BUN_JSC_jitDumpDirectory: dumps,
 })
 await waitFor(PORTS.origin, PATH)
-await waitFor(PORTS.proxy, PATH, H2)
-const load = (seconds: number) => (H2 ? h2load(PORTS.proxy, PATH, `${seconds}`) : wrk(PORTS.proxy, PATH, CONNECTIONS, `${seconds}s`))
+await waitFor(PORTS.proxy, PATH, TLS)
+const load = (seconds: number) => (H2 ? h2load(PORTS.proxy, PATH, `${seconds}`) : wrk(PORTS.proxy, PATH, CONNECTIONS, `${seconds}s`, [], TLS))
 await load(3) // warm-up: JIT tiers, the upstream pool
 
 const data = join(dir, 'perf.data')
@@ -64,7 +65,7 @@ if ((await recorded) !== 0) {
   console.error(`perf record failed (perf_event_paranoid at most 1, or root):\n${recordErr}`)
   process.exit(1)
 }
-console.log(`${H2 ? 'h2load -c16 -m10' : `wrk -c${CONNECTIONS}`} ${PATH}: ${rps.toFixed(0)} req/s during the recording (perf slows it)`)
+console.log(`${H2 ? 'h2load -c16 -m10' : `wrk -c${CONNECTIONS}${TLS ? ' over TLS' : ''}`} ${PATH}: ${rps.toFixed(0)} req/s during the recording (perf slows it)`)
 
 // The dump under the name perf inject looks for, and that name in the recorded mmap event.
 const pid = proxy.pid!
