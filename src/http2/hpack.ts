@@ -169,6 +169,9 @@ export class HpackDecoder {
   }
 }
 
+/** Where encode() codes a block before copying it out (one block at a time: encode() never waits). */
+const encodeScratch = new Uint8Array(4096)
+
 /** Names whose values are credentials: sent as never-indexed literals (RFC 7541 §7.1.3). */
 const NEVER_INDEX = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie'])
 /**
@@ -200,11 +203,17 @@ export class HpackEncoder {
     this.table.resize(size)
   }
 
+  /**
+   * One header block, as a new array of its exact size. The fields are coded into a buffer shared
+   * by all encoders and then copied out: a view of a new small array would cost more than the copy
+   * (JSC gives such an array a separate backing store the first time a view of it is made).
+   */
   encode(fields: Iterable<HeaderField>): Uint8Array {
     const list = Array.isArray(fields) ? (fields as HeaderField[]) : [...fields]
     let worst = 12
     for (const [n, v] of list) worst += n.length + v.length + 12
-    const out = new Uint8Array(worst)
+    // A block larger than the shared buffer (rare: a response head of kilobytes) gets its own.
+    const out = worst <= encodeScratch.byteLength ? encodeScratch : new Uint8Array(worst)
     let off = 0
     if (this.pendingMin !== undefined) {
       if (this.pendingMin < this.table.maxSize) off = encodeInt(out, off, this.pendingMin, 5, 0x20)
@@ -212,7 +221,7 @@ export class HpackEncoder {
       this.pendingMin = undefined
     }
     for (const [name, value] of list) off = this.field(out, off, name, value)
-    return out.subarray(0, off)
+    return out.slice(0, off)
   }
 
   private field(out: Uint8Array, off: number, name: string, value: string): number {
