@@ -52,74 +52,92 @@ function validValue(v: string): boolean {
   return first !== 32 && first !== 9 && last !== 32 && last !== 9
 }
 
-/** Checks a request header list and translates it; throws a stream error for a malformed one. */
+/** The stream error for a malformed request (§8.1.1). */
+function malformed(streamId: number, why: string): Error {
+  return streamError(streamId, H2Code.PROTOCOL_ERROR, `malformed request: ${why} (RFC 9113 §8.2, §8.3)`)
+}
+
+/**
+ * Checks a request header list and translates it; throws a stream error for a malformed one.
+ * Runs once per request: no closure or list is made that the usual request does not need.
+ */
 export function toRequest(streamId: number, fields: HeaderField[]): H2Request {
-  const bad = (why: string) => streamError(streamId, H2Code.PROTOCOL_ERROR, `malformed request: ${why} (RFC 9113 §8.2, §8.3)`)
   let method: string | undefined
   let scheme: string | undefined
   let authority: string | undefined
   let path: string | undefined
   let host: string | undefined
   let contentLength: number | undefined
-  const cookies: string[] = []
-  const headers: HeaderField[] = []
+  let cookies: string[] | undefined
+  // Host first when there is an authority: its place is kept and filled in at the end.
+  const headers: HeaderField[] = [HOST_SLOT]
   let regular = false
   for (const field of fields) {
-    const [name, value] = field
-    if (!validValue(value)) throw bad(`bad characters in the value of ${name}`)
+    const name = field[0]
+    const value = field[1]
+    if (!validValue(value)) throw malformed(streamId, `bad characters in the value of ${name}`)
     if (name.charCodeAt(0) === 58 /* : */) {
-      if (regular) throw bad('pseudo-header after a regular field')
-      const set = (cur: string | undefined): string => {
-        if (cur !== undefined) throw bad(`${name} twice`)
-        return value
+      if (regular) throw malformed(streamId, 'pseudo-header after a regular field')
+      if (name === ':method') {
+        if (method !== undefined) throw malformed(streamId, `${name} twice`)
+        method = value
+      } else if (name === ':scheme') {
+        if (scheme !== undefined) throw malformed(streamId, `${name} twice`)
+        scheme = value
+      } else if (name === ':authority') {
+        if (authority !== undefined) throw malformed(streamId, `${name} twice`)
+        authority = value
+      } else if (name === ':path') {
+        if (path !== undefined) throw malformed(streamId, `${name} twice`)
+        path = value
       }
-      if (name === ':method') method = set(method)
-      else if (name === ':scheme') scheme = set(scheme)
-      else if (name === ':authority') authority = set(authority)
-      else if (name === ':path') path = set(path)
       // :protocol needs SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441), which we do not send.
-      else throw bad(`pseudo-header ${name} not allowed in a request`)
+      else throw malformed(streamId, `pseudo-header ${name} not allowed in a request`)
       continue
     }
     regular = true
-    if (!validName(name, 0)) throw bad(`field name ${JSON.stringify(name)} is not a lowercase token`)
-    if (CONNECTION_SPECIFIC.has(name)) throw bad(`connection-specific field ${name}`)
+    if (!validName(name, 0)) throw malformed(streamId, `field name ${JSON.stringify(name)} is not a lowercase token`)
+    if (CONNECTION_SPECIFIC.has(name)) throw malformed(streamId, `connection-specific field ${name}`)
     if (name === 'te') {
-      if (value.toLowerCase() !== 'trailers') throw bad('TE other than "trailers"')
+      if (value.toLowerCase() !== 'trailers') throw malformed(streamId, 'TE other than "trailers"')
     } else if (name === 'cookie') {
-      cookies.push(value)
+      ;(cookies ??= []).push(value)
       continue
     } else if (name === 'host') {
-      if (host !== undefined) throw bad('host twice')
+      if (host !== undefined) throw malformed(streamId, 'host twice')
       host = value
       continue
     } else if (name === 'content-length') {
-      if (!/^[0-9]{1,15}$/.test(value) || (contentLength !== undefined && contentLength !== Number(value))) throw bad('bad content-length')
+      if (!/^[0-9]{1,15}$/.test(value) || (contentLength !== undefined && contentLength !== Number(value))) throw malformed(streamId, 'bad content-length')
       contentLength = Number(value)
       continue
     }
     headers.push(field)
   }
-  if (method === undefined || (method !== 'GET' && method !== 'POST' && (method === '' || !validName(method.toLowerCase(), 0)))) throw bad('missing or bad :method')
+  if (method === undefined || (method !== 'GET' && method !== 'POST' && (method === '' || !validName(method.toLowerCase(), 0)))) throw malformed(streamId, 'missing or bad :method')
   if (method === 'CONNECT') {
-    if (scheme !== undefined || path !== undefined || !authority) throw bad('CONNECT needs :authority only (§8.5)')
+    if (scheme !== undefined || path !== undefined || !authority) throw malformed(streamId, 'CONNECT needs :authority only (§8.5)')
   } else {
-    if (!scheme || !validScheme(scheme)) throw bad('missing or bad :scheme')
-    if (!path) throw bad('missing or empty :path')
-    if (path !== '*' && path.charCodeAt(0) !== 47 /* / */ && (scheme === 'http' || scheme === 'https')) throw bad(':path not in origin form')
-    if (path === '*' && method !== 'OPTIONS') throw bad(':path "*" only for OPTIONS')
+    if (!scheme || !validScheme(scheme)) throw malformed(streamId, 'missing or bad :scheme')
+    if (!path) throw malformed(streamId, 'missing or empty :path')
+    if (path !== '*' && path.charCodeAt(0) !== 47 /* / */ && (scheme === 'http' || scheme === 'https')) throw malformed(streamId, ':path not in origin form')
+    if (path === '*' && method !== 'OPTIONS') throw malformed(streamId, ':path "*" only for OPTIONS')
   }
   if (authority !== undefined) {
     // §8.3.1: no userinfo for http(s); Host, when also sent, must name the same thing.
-    if (authority.includes('@')) throw bad(':authority with userinfo')
-    if (host !== undefined && host.toLowerCase() !== authority.toLowerCase()) throw bad('Host differs from :authority')
+    if (authority.includes('@')) throw malformed(streamId, ':authority with userinfo')
+    if (host !== undefined && host.toLowerCase() !== authority.toLowerCase()) throw malformed(streamId, 'Host differs from :authority')
   }
   const hostValue = authority || host
-  if (hostValue) headers.unshift(['host', hostValue])
+  if (hostValue) headers[0] = ['host', hostValue]
+  else headers.shift()
   if (contentLength !== undefined) headers.push(['content-length', String(contentLength)])
-  if (cookies.length > 0) headers.push(['cookie', cookies.join('; ')])
+  if (cookies !== undefined) headers.push(['cookie', cookies.join('; ')])
   return { method, scheme: scheme ?? '', authority: hostValue ?? '', path: path ?? '', headers, contentLength }
 }
+
+/** The first entry of a request's list until its Host is known (replaced or removed before it is returned). */
+const HOST_SLOT: HeaderField = ['host', '']
 
 function validScheme(s: string): boolean {
   return s === 'https' || s === 'http' || /^[a-zA-Z][a-zA-Z0-9+.-]*$/.test(s)
