@@ -118,8 +118,22 @@ export class ForwardedReply implements ProxyReply {
       const ne = spans[i + 1]!
       if (this.drops(ns, ne, listed)) continue
       if (isLength(bytes, ns, ne)) hasLength = true
-      const name = KNOWN_FIELDS.find(bytes, ns, ne) ?? bytes.toString('latin1', ns, ne).toLowerCase()
-      out.push([name, bytes.toString('latin1', spans[i + 2]!, spans[i + 3]!)])
+      const known = KNOWN_FIELDS.find(bytes, ns, ne)
+      const vs = spans[i + 2]!
+      const ve = spans[i + 3]!
+      if (known === undefined) {
+        out.push([bytes.toString('latin1', ns, ne).toLowerCase(), bytes.toString('latin1', vs, ve)])
+        continue
+      }
+      // The value this name had in the last answer when it is the same again (Server, Content-Type,
+      // Date within its second): no new string, and HPACK's lookups of it find its hash made.
+      const last = lastValues.get(known)
+      if (last !== undefined && latin1Equal(bytes, vs, ve, last)) out.push([known, last])
+      else {
+        const value = bytes.toString('latin1', vs, ve)
+        if (value.length <= MAX_REMEMBERED_VALUE) lastValues.set(known, value)
+        out.push([known, value])
+      }
     }
     out.push(['x-request-id', this.requestId])
     if (wholeBodyLength !== undefined && !hasLength) out.push(['content-length', String(wholeBodyLength)])
@@ -153,6 +167,17 @@ export class ForwardedReply implements ProxyReply {
     if (listed !== undefined && listed.some((name) => bytesEqualLower(bytes, from, to, name))) return true
     return !this.keepLength && isLength(bytes, from, to)
   }
+}
+
+/** The last value each of KNOWN_FIELDS' names had (h2Fields): one entry a name, a short value each. */
+const lastValues = new Map<string, string>()
+const MAX_REMEMBERED_VALUE = 256
+
+/** Whether bytes[from, to) are the characters of `s`. */
+function latin1Equal(bytes: Uint8Array, from: number, to: number, s: string): boolean {
+  if (to - from !== s.length) return false
+  for (let i = 0; i < s.length; i++) if (bytes[from + i] !== s.charCodeAt(i)) return false
+  return true
 }
 
 function isLength(bytes: Uint8Array, from: number, to: number): boolean {

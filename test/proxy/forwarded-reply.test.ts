@@ -95,3 +95,23 @@ describe('HTTP/2 fields from the bytes = the fields HTTP/2 makes of the list', (
     }
   }
 })
+
+describe('h2Fields reuses a known field value only while its bytes are the same', () => {
+  // Each answer's values must be its own, however the one before it ended: same length, one byte
+  // apart, shorter, longer, empty.
+  const answers = [
+    ['nginx/1.22.1', 'Thu, 26 Nov 2026 04:04:47 GMT', 'text/plain'],
+    ['nginx/1.22.1', 'Thu, 26 Nov 2026 04:04:48 GMT', 'text/plain'],
+    ['nginx/1.22.2', 'Thu, 26 Nov 2026 04:04:48 GMT', 'text/html'],
+    ['nginx', 'Thu, 26 Nov 2026 04:04:48 GMT', ''],
+    ['nginx/1.22.1-debian', 'Thu, 26 Nov 2026 04:04:48 GMT', 'text/plain; charset=utf-8'],
+    ['nginx/1.22.1-debian', 'Thu, 26 Nov 2026 04:04:48 GMT', 'text/plain; charset=utf-8'],
+  ]
+  test('six answers in a row', () => {
+    for (const [server, date, type] of answers) {
+      const head = parseResponseHead(`HTTP/1.1 200 OK\r\nServer: ${server}\r\nDate: ${date}\r\nContent-Type: ${type}\r\nContent-Length: 5`, 'GET')
+      const fields = new ForwardedReply(head, head.raw as RawFields, ID, true, null).h2Fields(undefined)
+      expect(fields).toEqual([[':status', '200'], ['server', server!], ['date', date!], ['content-type', type!], ['content-length', '5'], ['x-request-id', ID]])
+    }
+  })
+})
