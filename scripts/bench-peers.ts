@@ -1,7 +1,7 @@
 /**
  * Side-by-side throughput of this proxy against nginx and HAProxy, in one run, on loopback.
  *
- *   bun scripts/bench-peers.ts [--rounds 3] [--duration 5s] [--pin] [--workers auto] [--quick] [--base-bin FILE]
+ *   bun scripts/bench-peers.ts [--rounds 3] [--duration 5s] [--warmup 2s] [--pin] [--workers auto] [--quick] [--base-bin FILE]
  *
  * Starts an nginx origin (a 100-byte response, 1 MiB and 100 MiB files) and, in front of it,
  * with one worker each: dist/proxy, nginx (upstream keepalive 256), HAProxy, and the floor: a
@@ -18,8 +18,11 @@
  *     `Cache-Control: public, max-age=3600`; the origin should see no request during the run.
  *   - h2 (issue 16): `h2load` over TLS (ALPN h2, a self-signed certificate made with openssl in
  *     the temp dir) against dist/proxy's TLS listener and nginx's `listen ... ssl http2`.
- * Every configuration runs its load (`wrk -t1`, or `h2load -t1`) against each of its proxies in
- * turn, round after round (interleaved, so drift hits all alike), and records req/s, p99 (wrk
+ *   - TLS: wrk over HTTPS (HTTP/1.1, one handshake per connection, then keep-alive), c=64, against
+ *     the same two listeners and HAProxy's `bind ... ssl crt` (and the base build's own, with
+ *     --base-bin): what an edge that ends its users' TLS does per request.
+ * Every configuration runs its load (`wrk -t1`, or `h2load -t1`) against each of its proxies
+ * once unmeasured (--warmup, 2 s: JIT tiers), then in turn, round after round (interleaved, so drift hits all alike), and records req/s, p99 (wrk
  * only), the proxy's CPU time per request (from /proc), its RSS, and the upstream connections it
  * opened (from the origin's stub_status). Prints medians and ratios against the row's nginx.
  * Installs nginx, haproxy, wrk and nghttp2-client from Debian if they are missing. Everything
@@ -43,10 +46,14 @@ const PIN = args.includes('--pin')
 const QUICK = args.includes('--quick')
 const WORKERS = opt('--workers', '1')
 const BASE_BIN = opt('--base-bin', '')
+/** Unmeasured load on each proxy of each row before the first round. */
+const WARMUP = opt('--warmup', '2s')
 
 const PORTS = { origin: 18200, ours: 18201, nginx: 18202, haproxy: 18203, oursBase: 18204, floor: 18205, status: 18209 }
 const CACHE_PORTS = { ours: 18206, nginx: 18207 }
 const H2_PORTS = { ours: 18208, nginx: 18210 }
+/** The TLS row: HAProxy's TLS frontend and the base build's TLS listener (the proxy and nginx use their h2 ports, which also speak HTTP/1.1). */
+const TLS_PORTS = { haproxy: 18211, oursBase: 18212 }
 const dir = mkdtempSync(join(tmpdir(), 'bench-peers-'))
 const children: ChildProcess[] = []
 
@@ -176,8 +183,8 @@ function loadRun(cmd: string, argv: string[]): Promise<string> {
 
 const MB = (n: string, unit: string | undefined) => Number(n) * ({ B: 1e-6, KB: 1e-3, MB: 1, GB: 1e3 }[unit ?? 'B'] ?? 1)
 
-async function wrk(port: number, path: string, conns: number, duration: string, fields: readonly string[] = []): Promise<Load> {
-  const text = await loadRun('wrk', ['-t1', `-c${conns}`, `-d${duration}`, '--latency', ...fields.flatMap((f) => ['-H', f]), `http://127.0.0.1:${port}${path}`])
+async function wrk(port: number, path: string, conns: number, duration: string, fields: readonly string[] = [], tls = false): Promise<Load> {
+  const text = await loadRun('wrk', ['-t1', `-c${conns}`, `-d${duration}`, '--latency', ...fields.flatMap((f) => ['-H', f]), `${tls ? 'https' : 'http'}://127.0.0.1:${port}${path}`])
   const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(text)
   const unit = p99?.[2] === 'us' ? 0.001 : p99?.[2] === 's' ? 1000 : 1
   const tr = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(text)
@@ -240,7 +247,8 @@ interface Config {
   /** The proxies this row compares, and the one its ratios are against. */
   proxies: Proxy[]
   ref: string
-  load: (port: number) => Promise<Load>
+  /** One run of the row's load against `port` for `duration` (wrk's syntax: "5s"). */
+  load: (port: number, duration: string) => Promise<Load>
 }
 
 async function main(): Promise<void> {
@@ -284,9 +292,12 @@ async function main(): Promise<void> {
   const haproxyCfg = join(dir, 'haproxy.cfg')
   // The peers run as many workers as the proxy: nginx worker_processes, HAProxy threads (all cores when unsaid).
   const HAPROXY_THREADS = WORKERS === 'auto' ? '' : `  nbthread ${WORKERS}\n`
+  // HAProxy takes the certificate and its key in one PEM file.
+  const haproxyPem = join(dir, 'haproxy.pem')
+  writeFileSync(haproxyPem, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'))
   writeFileSync(
     haproxyCfg,
-    `global\n  maxconn 8000\n${HAPROXY_THREADS}defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\nfrontend f\n  bind 127.0.0.1:${PORTS.haproxy}\n  default_backend b\nbackend b\n  http-reuse always\n  server o 127.0.0.1:${PORTS.origin} maxconn 1000\n`,
+    `global\n  maxconn 8000\n${HAPROXY_THREADS}defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  option http-keep-alive\nfrontend f\n  bind 127.0.0.1:${PORTS.haproxy}\n  default_backend b\nfrontend ftls\n  bind 127.0.0.1:${TLS_PORTS.haproxy} ssl crt ${haproxyPem} alpn http/1.1\n  default_backend b\nbackend b\n  http-reuse always\n  server o 127.0.0.1:${PORTS.origin} maxconn 1000\n`,
   )
   await waitPort(PORTS.origin)
   const ours = (port: number, extra: string[] = [], file = bin) =>
@@ -306,30 +317,42 @@ async function main(): Promise<void> {
     { name: 'proxy', port: H2_PORTS.ours, child: ours(H2_PORTS.ours, ['--tls-cert', cert, '--tls-key', key]), tls: true },
     { name: 'nginx', port: H2_PORTS.nginx, child: run('nginx', ['-c', nginxH2Conf], 1), tls: true },
   ]
-  for (const p of [...proxies, ...cached, ...h2]) await waitPort(p.port, p.tls)
+  const haproxy = proxies.find((p) => p.name === 'haproxy')!
+  const tls: Proxy[] = [
+    h2[0]!,
+    ...(BASE_BIN ? [{ name: 'proxy-base', port: TLS_PORTS.oursBase, child: ours(TLS_PORTS.oursBase, ['--tls-cert', cert, '--tls-key', key], BASE_BIN), tls: true }] : []),
+    h2[1]!,
+    { name: 'haproxy', port: TLS_PORTS.haproxy, child: haproxy.child, tls: true },
+  ]
+  for (const p of [...proxies, ...cached, ...h2, ...tls.slice(1)]) await waitPort(p.port, p.tls)
   // nginx forks its worker: measure the master's whole tree (treePids).
 
-  const plain = (label: string, path: string, conns: number): Config => ({ label, path, proxies, ref: 'nginx', load: (port) => wrk(port, path, conns, DURATION) })
+  const plain = (label: string, path: string, conns: number): Config => ({ label, path, proxies, ref: 'nginx', load: (port, duration) => wrk(port, path, conns, duration) })
   const rows: Config[] = [
     plain('c=64 100B', '/small', 64),
     ...(QUICK
       ? []
       : [
           plain('c=256 100B', '/small', 256),
-          { label: 'c=64 100B browser head', path: '/small', proxies, ref: 'nginx', load: (port: number) => wrk(port, '/small', 64, DURATION, BROWSER_FIELDS) },
+          { label: 'c=64 100B browser head', path: '/small', proxies, ref: 'nginx', load: (port: number, duration: string) => wrk(port, '/small', 64, duration, BROWSER_FIELDS) },
           plain('c=16 1MiB', '/1m', 16),
           plain('c=1 100MiB', '/100m', 1),
         ]),
-    { label: 'cache hit c=64 100B', path: '/cacheable', proxies: cached, ref: 'nginx', load: (port) => wrk(port, '/cacheable', 64, DURATION) },
+    ...(QUICK ? [] : [{ label: 'TLS c=64 100B', path: '/small', proxies: tls, ref: 'nginx', load: (port: number, duration: string) => wrk(port, '/small', 64, duration, [], true) }]),
+    { label: 'cache hit c=64 100B', path: '/cacheable', proxies: cached, ref: 'nginx', load: (port, duration) => wrk(port, '/cacheable', 64, duration) },
     // 160 streams in flight: within nginx's upstream keepalive 256, so neither side churns upstream connections.
-    { label: 'h2 c=16 m=10 100B', path: '/small', proxies: h2, ref: 'nginx', load: (port) => h2load(port, '/small', 16, 10, DURATION) },
+    { label: 'h2 c=16 m=10 100B', path: '/small', proxies: h2, ref: 'nginx', load: (port, duration) => h2load(port, '/small', 16, 10, duration) },
   ]
+  // A warm-up of each row's load on each of its proxies, unmeasured: the JIT tiers of a Bun
+  // process take a second or two under load (the proxy on the TLS port serves nothing before its
+  // first row), and a first round run cold would count that against it.
+  for (const c of rows) for (const p of c.proxies) await c.load(p.port, WARMUP)
   const results = new Map<string, Sample[]>()
   for (let round = 1; round <= ROUNDS; round++) {
     for (const c of rows) {
       for (const p of round % 2 ? c.proxies : [...c.proxies].reverse()) {
         await get(p.port, c.path, p.tls) // warm (for the cache row: the response is stored here)
-        const s = await measure(p.child.pid!, () => c.load(p.port))
+        const s = await measure(p.child.pid!, () => c.load(p.port, DURATION))
         const key = `${c.label}|${p.name}`
         results.set(key, [...(results.get(key) ?? []), s])
         console.error(`round ${round} ${c.label.padEnd(19)} ${p.name.padEnd(10)} ${s.rps.toFixed(0).padStart(7)} req/s  p99 ${fmt(s.p99Ms)} ms  ${s.cpuUsPerReq.toFixed(1)} µs CPU/req  ${s.mbps.toFixed(0)} MB/s  rss ${s.rssMiB.toFixed(0)} MiB  upstream conns ${s.upstreamConns}  origin requests ${s.originRequests}`)
