@@ -3,6 +3,7 @@
  * fields as given, the framing lines the caller chose (Content-Length or chunked), the blank
  * line, and a small whole body after it, all in one array sent in one write.
  */
+import { Buffer } from 'node:buffer'
 import { putFieldLine, putLatin1 } from '../lib/bytes.ts'
 
 /**
@@ -43,11 +44,18 @@ export function encodeRequestHead(method: string, target: string, headers: reado
   return out
 }
 
+/**
+ * Copies the ranges of `bytes` into `out`. A Buffer (a socket read) is copied with its own copy():
+ * a view of a read that has had none (subarray) makes JSC move the whole read into a backing
+ * store of its own first, 0.4-0.6 us for a browser's head, where copy() takes 0.09.
+ */
 function putRanges(out: Uint8Array, at: number, bytes: Uint8Array, ranges: readonly number[]): number {
+  const buffer = bytes instanceof Buffer ? bytes : undefined
   for (let r = 0; r < ranges.length; r += 2) {
     const from = ranges[r]!
     const to = ranges[r + 1]!
-    out.set(bytes.subarray(from, to), at)
+    if (buffer !== undefined) buffer.copy(out, at, from, to)
+    else out.set(bytes.subarray(from, to), at)
     at += to - from
   }
   return at
