@@ -47,7 +47,13 @@ export function start(cmd: string, argv: string[], env?: Record<string, string>,
   return child
 }
 
-/** The nginx origin on `port` in `dir`: /small (100 bytes), /cacheable (the same, Cache-Control: public, max-age=3600) and /1m (1 MiB). */
+/** A Content-Security-Policy of the length sites send (a 217-byte field line), for /csp. */
+const CSP = "default-src 'self'; script-src 'self' https://cdn.example.com; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; connect-src 'self' https://api.example.com; frame-ancestors 'none'"
+
+/**
+ * The nginx origin on `port` in `dir`: /small (100 bytes), /cacheable (the same, Cache-Control:
+ * public, max-age=3600), /csp (the same with CSP's long field line) and /1m (1 MiB).
+ */
 export function startOrigin(dir: string, port: number): ChildProcess {
   writeFileSync(join(dir, '1m'), new Uint8Array(1024 * 1024).fill(0x78))
   const conf = join(dir, 'origin.conf')
@@ -56,7 +62,8 @@ export function startOrigin(dir: string, port: number): ChildProcess {
     `worker_processes 1;\ndaemon off;\npid ${join(dir, 'nginx.pid')};\nerror_log ${join(dir, 'nginx.err')} warn;\nevents { worker_connections 4096; }\n` +
       `http {\n  access_log off;\n  keepalive_requests 1000000;\n  server {\n    listen 127.0.0.1:${port};\n` +
       `    location = /small { return 200 "${'x'.repeat(100)}"; }\n    location = /1m { alias ${join(dir, '1m')}; }\n` +
-      `    location = /cacheable { add_header Cache-Control "public, max-age=3600"; return 200 "${'x'.repeat(100)}"; }\n  }\n}\n`,
+      `    location = /cacheable { add_header Cache-Control "public, max-age=3600"; return 200 "${'x'.repeat(100)}"; }\n` +
+      `    location = /csp { add_header Content-Security-Policy "${CSP}"; return 200 "${'x'.repeat(100)}"; }\n  }\n}\n`,
   )
   return start('nginx', ['-c', conf])
 }

@@ -197,10 +197,14 @@ function crlf(out: Uint8Array, at: number): number {
   return at + 2
 }
 
-/** bytes[from, to) into out at `at`; returns the offset after it. Short ranges by hand, long ones by set(). */
-function copy(bytes: Uint8Array, from: number, to: number, out: Uint8Array, at: number): number {
+/**
+ * bytes[from, to) into out at `at`; returns the offset after it. Short ranges by hand, long ones
+ * by the Buffer's copy(): a view of the upstream's read (subarray) would first make JSC move the
+ * whole read into a backing store of its own (request-encode.ts putRanges, the same).
+ */
+function copy(bytes: Buffer, from: number, to: number, out: Uint8Array, at: number): number {
   const n = to - from
-  if (n > 64) out.set(bytes.subarray(from, to), at)
+  if (n > 64) bytes.copy(out, at, from, to)
   else for (let i = 0; i < n; i++) out[at + i] = bytes[from + i]!
   return at + n
 }
