@@ -116,9 +116,14 @@ function output(cmd: string, argv: string[]): Promise<{ stdout: string; stderr: 
   return new Promise((resolve) => execFile(cmd, argv, { encoding: 'utf8', maxBuffer: 16 << 20 }, (_err, stdout, stderr) => resolve({ stdout, stderr })))
 }
 
-/** `wrk -t1` with `connections` for `duration` (wrk's syntax: "5s"), sending `fields` besides Host; HTTP/1.1 over TLS with `tls`. */
-export async function wrk(port: number, path: string, connections: string, duration: string, fields: readonly string[] = [], tls = false): Promise<LoadResult> {
-  const r = await output('wrk', ['-t1', `-c${connections}`, `-d${duration}`, '--latency', ...fields.flatMap((f) => ['-H', f]), `${tls ? 'https' : 'http'}://127.0.0.1:${port}${path}`])
+/**
+ * `wrk -t1` with `connections` for `duration` (wrk's syntax: "5s"), sending `fields` besides Host;
+ * HTTP/1.1 over TLS with `tls`; POSTs of `postBytes` bytes of JSON-typed body when above 0 (a wrk
+ * Lua script in the temp dir).
+ */
+export async function wrk(port: number, path: string, connections: string, duration: string, fields: readonly string[] = [], tls = false, postBytes = 0): Promise<LoadResult> {
+  const script = postBytes > 0 ? postScript(postBytes) : undefined
+  const r = await output('wrk', ['-t1', `-c${connections}`, `-d${duration}`, '--latency', ...(script ? ['-s', script] : []), ...fields.flatMap((f) => ['-H', f]), `${tls ? 'https' : 'http'}://127.0.0.1:${port}${path}`])
   if (/Non-2xx/.test(r.stdout)) throw new Error(`the origin refused: ${r.stdout}`)
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1])
   const requests = Number(/(\d+) requests in/.exec(r.stdout)?.[1])
@@ -126,6 +131,15 @@ export async function wrk(port: number, path: string, connections: string, durat
   if (!rps || !requests || !p99) throw new Error(`wrk failed: ${r.stdout}${r.stderr}`)
   return { rps, requests, p99Ms: Number(p99[1]) * (p99[2] === 'us' ? 0.001 : p99[2] === 's' ? 1000 : 1) }
 }
+
+/** A wrk script that POSTs `bytes` bytes (written once per size into a temp dir removed at exit). */
+function postScript(bytes: number): string {
+  const dir = (scriptDir ??= workDir('wrk-post-'))
+  const file = join(dir, `post-${bytes}.lua`)
+  writeFileSync(file, `wrk.method = "POST"\nwrk.body = string.rep("x", ${bytes})\nwrk.headers["Content-Type"] = "application/json"\n`)
+  return file
+}
+let scriptDir: string | undefined
 
 /** h2load over TLS: 16 connections, 10 streams in flight on each. */
 export async function h2load(port: number, path: string, duration: string): Promise<LoadResult> {

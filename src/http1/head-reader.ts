@@ -8,6 +8,8 @@
 import { Buffer } from 'node:buffer'
 
 const CRLFCRLF = Buffer.from('\r\n\r\n')
+/** What follows a head is copied out up to this size (consume), and viewed beyond it. */
+const COPY_REST_MAX_BYTES = 4096
 
 export class HeadReader {
   private acc: Buffer | null = null
@@ -81,9 +83,19 @@ export class HeadReader {
     return large ? Buffer.from(acc.subarray(0, end)) : acc
   }
 
-  /** Drops the first `n` bytes; what follows stays held (as a view, not a copy). */
+  /**
+   * Drops the first `n` bytes; what follows stays held: a copy when it is small (a body that came
+   * with its head, a pipelined request), a view when it is not. The first view made of a read
+   * makes JSC move the whole read into a backing store of its own (0.3-0.6 us for a read of a
+   * few hundred bytes), where copying 200 bytes out takes 0.04.
+   */
   consume(n: number): Buffer | null {
-    const rest = n < this.accLen ? this.acc!.subarray(n, this.accLen) : null
+    const length = this.accLen - n
+    let rest: Buffer | null = null
+    if (length > 0 && length <= COPY_REST_MAX_BYTES) {
+      rest = Buffer.allocUnsafe(length)
+      this.acc!.copy(rest, 0, n, this.accLen)
+    } else if (length > 0) rest = this.acc!.subarray(n, this.accLen)
     this.keep(rest)
     return rest
   }

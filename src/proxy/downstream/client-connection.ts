@@ -164,8 +164,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     const framing = head.body
     if (framing.kind === 'length') {
       if (rest && rest.length >= framing.length && framing.length <= INLINE_BODY_BYTES) {
-        // A view, not a copy: the buffer it views is never written again (the next read replaces it).
-        req.body = rest.subarray(0, framing.length)
+        // The rest itself when it is the body (no view made: head-reader.ts consume), else a view.
+        req.body = rest.length === framing.length ? rest : rest.subarray(0, framing.length)
         this.pending.keep(rest.length > framing.length ? rest.subarray(framing.length) : null)
       } else {
         this.bodyRemaining = framing.length
