@@ -19,8 +19,9 @@
  *   - h2 (issue 16): `h2load` over TLS (ALPN h2, a self-signed certificate made with openssl in
  *     the temp dir) against dist/proxy's TLS listener and nginx's `listen ... ssl http2`.
  *   - TLS: wrk over HTTPS (HTTP/1.1, one handshake per connection, then keep-alive), c=64, against
- *     the same two listeners and HAProxy's `bind ... ssl crt` (and the base build's own, with
- *     --base-bin): what an edge that ends its users' TLS does per request.
+ *     a dist/proxy TLS listener of its own, nginx's h2 listener (which speaks HTTP/1.1 too) and
+ *     HAProxy's `bind ... ssl crt` (and the base build's own, with --base-bin): what an edge
+ *     that ends its users' TLS does per request.
  * Every configuration runs its load (`wrk -t1`, or `h2load -t1`) against each of its proxies
  * once unmeasured (--warmup, 2 s: JIT tiers), then in turn, round after round (interleaved, so drift hits all alike), and records req/s, p99 (wrk
  * only), the proxy's CPU time per request (from /proc), its RSS, and the upstream connections it
@@ -52,8 +53,8 @@ const WARMUP = opt('--warmup', '2s')
 const PORTS = { origin: 18200, ours: 18201, nginx: 18202, haproxy: 18203, oursBase: 18204, floor: 18205, status: 18209 }
 const CACHE_PORTS = { ours: 18206, nginx: 18207 }
 const H2_PORTS = { ours: 18208, nginx: 18210 }
-/** The TLS row: HAProxy's TLS frontend and the base build's TLS listener (the proxy and nginx use their h2 ports, which also speak HTTP/1.1). */
-const TLS_PORTS = { haproxy: 18211, oursBase: 18212 }
+/** The TLS row: the proxy's and the base build's own TLS listeners (processes of their own, as in the other rows) and HAProxy's TLS frontend; nginx uses its h2 listener, which speaks HTTP/1.1 too. */
+const TLS_PORTS = { haproxy: 18211, oursBase: 18212, ours: 18213 }
 const dir = mkdtempSync(join(tmpdir(), 'bench-peers-'))
 const children: ChildProcess[] = []
 
@@ -319,12 +320,12 @@ async function main(): Promise<void> {
   ]
   const haproxy = proxies.find((p) => p.name === 'haproxy')!
   const tls: Proxy[] = [
-    h2[0]!,
+    { name: 'proxy', port: TLS_PORTS.ours, child: ours(TLS_PORTS.ours, ['--tls-cert', cert, '--tls-key', key]), tls: true },
     ...(BASE_BIN ? [{ name: 'proxy-base', port: TLS_PORTS.oursBase, child: ours(TLS_PORTS.oursBase, ['--tls-cert', cert, '--tls-key', key], BASE_BIN), tls: true }] : []),
     h2[1]!,
     { name: 'haproxy', port: TLS_PORTS.haproxy, child: haproxy.child, tls: true },
   ]
-  for (const p of [...proxies, ...cached, ...h2, ...tls.slice(1)]) await waitPort(p.port, p.tls)
+  for (const p of [...proxies, ...cached, ...h2, ...tls]) await waitPort(p.port, p.tls)
   // nginx forks its worker: measure the master's whole tree (treePids).
 
   const plain = (label: string, path: string, conns: number): Config => ({ label, path, proxies, ref: 'nginx', load: (port, duration) => wrk(port, path, conns, duration) })
