@@ -131,7 +131,8 @@ export class ForwardedReply implements ProxyReply {
       if (last !== undefined && latin1Equal(bytes, vs, ve, last)) out.push([known, last])
       else {
         const value = bytes.toString('latin1', vs, ve)
-        if (value.length <= MAX_REMEMBERED_VALUE) lastValues.set(known, value)
+        // Not a Set-Cookie: a session's token is not kept past its answer (HPACK never indexes it anyway).
+        if (value.length <= MAX_REMEMBERED_VALUE && known !== 'set-cookie') lastValues.set(known, value)
         out.push([known, value])
       }
     }
