@@ -4,13 +4,13 @@
  * machine hits both alike. What each performance commit's message quotes (issue 18's rule: an
  * optimisation is its own commit with its A/B figures).
  *
- *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2 | --tls] [--gc] [--browser-head] [--cache] [--post BYTES]
+ *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2 [--streams 10] | --tls] [--gc] [--browser-head] [--cache] [--post BYTES]
  *
  * Starts a local nginx origin (a 100-byte answer at /small, a 1 MiB file at /1m, keepalive_requests
  * 1000000) and both
  * proxies with one worker each, access log and admin off; `wrk -t1` drives one proxy at a time.
  * With --h2 the proxies listen with TLS (a self-signed certificate made with openssl) and
- * `h2load -t1 -c16 -m10` (ALPN h2) drives them instead; with --tls they listen with TLS and wrk
+ * `h2load -t1 -c16 -m10` (ALPN h2; -m from --streams) drives them instead; with --tls they listen with TLS and wrk
  * drives them over HTTPS (HTTP/1.1). With --post BYTES wrk sends POSTs with a body of that size.
  * With --browser-head wrk sends a browser's navigation request head (local-load.ts, BROWSER_FIELDS)
  * instead of its one-field head. With --cache both proxies run with `--cache 64MiB` and wrk asks
@@ -30,10 +30,10 @@ const opt = (name: string, def: string) => {
   const i = args.indexOf(name)
   return i >= 0 ? args[i + 1]! : def
 }
-const FLAGS_WITH_VALUES = new Set(['--rounds', '--duration', '--connections', '--path', '--post'])
+const FLAGS_WITH_VALUES = new Set(['--rounds', '--duration', '--connections', '--path', '--post', '--streams'])
 const [binA, binB] = args.filter((a, i) => !a.startsWith('--') && (i === 0 || !FLAGS_WITH_VALUES.has(args[i - 1]!)))
 if (!binA || !binB) {
-  console.error('usage: bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2 | --tls] [--gc] [--browser-head] [--cache] [--post BYTES]')
+  console.error('usage: bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2 [--streams 10] | --tls] [--gc] [--browser-head] [--cache] [--post BYTES]')
   process.exit(2)
 }
 const ROUNDS = Number(opt('--rounds', '4'))
@@ -43,6 +43,7 @@ const CACHE = args.includes('--cache')
 const POST_BYTES = Number(opt('--post', '0'))
 const PATH = opt('--path', CACHE ? '/cacheable' : '/small')
 const H2 = args.includes('--h2')
+const H2_STREAMS = Number(opt('--streams', '10'))
 const TLS = H2 || args.includes('--tls')
 const GC = args.includes('--gc')
 const FIELDS = args.includes('--browser-head') ? BROWSER_FIELDS : []
@@ -63,7 +64,7 @@ function cpuTicks(pid: number): [number, number] {
 }
 
 function load(port: number, duration: string): Promise<LoadResult> {
-  return H2 ? h2load(port, PATH, duration) : wrk(port, PATH, CONNECTIONS, duration, FIELDS, TLS, POST_BYTES)
+  return H2 ? h2load(port, PATH, duration, H2_STREAMS) : wrk(port, PATH, CONNECTIONS, duration, FIELDS, TLS, POST_BYTES)
 }
 
 startOrigin(dir, PORTS.origin)

@@ -7,7 +7,9 @@
  * a 100-byte body. Prints µs per request (wall and this process's CPU); run it a few times and
  * compare builds by their ratio, as ab-cpu.ts does for the whole proxy.
  *
- *   bun scripts/h2-session.ts [--requests 300000]
+ *   bun scripts/h2-session.ts [--requests 300000] [--per-read 10]
+ *
+ * --per-read: requests in one read (h2load -m10 puts ten in a read; a browser one to a few).
  *
  * No sockets, no timers; the loop is bounded by --requests.
  */
@@ -20,10 +22,13 @@ import { concatBytes } from '../src/lib/bytes.ts'
 import { ForwardedReply } from '../src/proxy/forwarded-reply.ts'
 
 const args = process.argv.slice(2)
-const i = args.indexOf('--requests')
-const REQUESTS = Math.max(100_000, Number(i >= 0 ? args[i + 1] : 300_000))
-const PER_READ = 10
-const WARM_READS = 5000
+const opt = (name: string, def: number) => {
+  const i = args.indexOf(name)
+  return i >= 0 ? Number(args[i + 1]) : def
+}
+const REQUESTS = Math.max(100_000, opt('--requests', 300_000))
+const PER_READ = Math.max(1, Math.min(100, opt('--per-read', 10)))
+const WARM_READS = Math.floor(50_000 / PER_READ)
 
 const RESPONSE = 'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 13:24:48 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\nConnection: keep-alive\r\n\r\n'
 const responseBytes = Buffer.from(RESPONSE, 'latin1')

@@ -141,9 +141,9 @@ function postScript(bytes: number): string {
 }
 let scriptDir: string | undefined
 
-/** h2load over TLS: 16 connections, 10 streams in flight on each. */
-export async function h2load(port: number, path: string, duration: string): Promise<LoadResult> {
-  const r = await output('h2load', ['-t1', '-c16', '-m10', `-D${duration}`, `https://127.0.0.1:${port}${path}`])
+/** h2load over TLS: 16 connections, `streams` (10) in flight on each. */
+export async function h2load(port: number, path: string, duration: string, streams = 10): Promise<LoadResult> {
+  const r = await output('h2load', ['-t1', '-c16', `-m${streams}`, `-D${duration}`, `https://127.0.0.1:${port}${path}`])
   const rps = Number(/finished in [\d.]+\w*, ([\d.]+) req\/s/.exec(r.stdout)?.[1])
   const requests = Number(/requests: \d+ total, \d+ started, (\d+) done/.exec(r.stdout)?.[1])
   const ok = Number(/status codes: (\d+) 2xx/.exec(r.stdout)?.[1])

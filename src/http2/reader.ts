@@ -3,6 +3,7 @@
  * keeps a partial frame across reads, and refuses frames above our SETTINGS_MAX_FRAME_SIZE
  * (§4.2). What a frame means is the session's business (session.ts).
  */
+import { Buffer } from 'node:buffer'
 import { connectionError, H2Code } from './errors.ts'
 import { FRAME_HEADER_BYTES, PREFACE, readFrameHeader, type FrameHeader } from './frames.ts'
 
@@ -14,7 +15,8 @@ export class FrameReader {
 
   /**
    * Calls `onFrame` for every whole frame in what has arrived, until it returns false. Payloads
-   * are views of the chunks read (not copies): they stay valid as long as the caller keeps them.
+   * are copies of small frames and views of larger ones: both stay valid as long as the caller
+   * keeps them (a read is never written again).
    * Throws a connection error for a bad preface or an oversized frame.
    */
   push(chunk: Uint8Array, onFrame: (h: FrameHeader, payload: Uint8Array) => boolean): void {
@@ -41,13 +43,27 @@ export class FrameReader {
       const h = readFrameHeader(buf, off)
       if (h.length > this.maxFrameBytes) throw connectionError(H2Code.FRAME_SIZE_ERROR, `frame of ${h.length} bytes above our SETTINGS_MAX_FRAME_SIZE`)
       if (buf.byteLength - off < FRAME_HEADER_BYTES + h.length) break
-      const payload = buf.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + h.length)
+      const start = off + FRAME_HEADER_BYTES
+      const payload = buf instanceof Buffer && h.length <= COPY_PAYLOAD_MAX_BYTES ? copyOut(buf, start, h.length) : buf.subarray(start, start + h.length)
       off += FRAME_HEADER_BYTES + h.length
       if (!onFrame(h, payload)) return
     }
     // A partial frame waits for the next read; copied, as it is at most one frame.
     this.rest = off < buf.byteLength ? buf.slice(off) : new Uint8Array(0)
   }
+}
+
+/**
+ * Payloads up to this size are copied out of the read rather than viewed: the first view made of
+ * a read makes JSC move the whole read into a backing store of its own (http1/head-reader.ts,
+ * consume), which costs more than copying a HEADERS or control frame's few bytes.
+ */
+const COPY_PAYLOAD_MAX_BYTES = 1024
+
+function copyOut(read: Buffer, start: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(length)
+  read.copy(out, 0, start, start + length)
+  return out
 }
 
 /**
