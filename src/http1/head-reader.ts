@@ -6,6 +6,7 @@
  * the caller's to apply (`size`), since what to answer beyond it differs.
  */
 import { Buffer } from 'node:buffer'
+import { copyOut } from '../lib/bytes.ts'
 
 const CRLFCRLF = Buffer.from('\r\n\r\n')
 /** What follows a head is copied out up to this size (consume), and viewed beyond it. */
@@ -85,17 +86,11 @@ export class HeadReader {
 
   /**
    * Drops the first `n` bytes; what follows stays held: a copy when it is small (a body that came
-   * with its head, a pipelined request), a view when it is not. The first view made of a read
-   * makes JSC move the whole read into a backing store of its own (0.3-0.6 us for a read of a
-   * few hundred bytes), where copying 200 bytes out takes 0.04.
+   * with its head, a pipelined request: lib/bytes.ts copyOut says why), a view when it is not.
    */
   consume(n: number): Buffer | null {
     const length = this.accLen - n
-    let rest: Buffer | null = null
-    if (length > 0 && length <= COPY_REST_MAX_BYTES) {
-      rest = Buffer.allocUnsafe(length)
-      this.acc!.copy(rest, 0, n, this.accLen)
-    } else if (length > 0) rest = this.acc!.subarray(n, this.accLen)
+    const rest = length <= 0 ? null : length <= COPY_REST_MAX_BYTES ? copyOut(this.acc!, n, this.accLen) : this.acc!.subarray(n, this.accLen)
     this.keep(rest)
     return rest
   }

@@ -3,8 +3,7 @@
  * fields as given, the framing lines the caller chose (Content-Length or chunked), the blank
  * line, and a small whole body after it, all in one array sent in one write.
  */
-import { Buffer } from 'node:buffer'
-import { putFieldLine, putLatin1 } from '../lib/bytes.ts'
+import { putFieldLine, putLatin1, putRange } from '../lib/bytes.ts'
 
 /**
  * Field lines copied as they came from a client's request head: [start, end) byte ranges of
@@ -44,19 +43,8 @@ export function encodeRequestHead(method: string, target: string, headers: reado
   return out
 }
 
-/**
- * Copies the ranges of `bytes` into `out`. A Buffer (a socket read) is copied with its own copy():
- * a view of a read that has had none (subarray) makes JSC move the whole read into a backing
- * store of its own first, 0.4-0.6 us for a browser's head, where copy() takes 0.09.
- */
+/** Copies the ranges of `bytes` (the client's read) into `out`, without a view of the read (putRange). */
 function putRanges(out: Uint8Array, at: number, bytes: Uint8Array, ranges: readonly number[]): number {
-  const buffer = bytes instanceof Buffer ? bytes : undefined
-  for (let r = 0; r < ranges.length; r += 2) {
-    const from = ranges[r]!
-    const to = ranges[r + 1]!
-    if (buffer !== undefined) buffer.copy(out, at, from, to)
-    else out.set(bytes.subarray(from, to), at)
-    at += to - from
-  }
+  for (let r = 0; r < ranges.length; r += 2) at = putRange(out, at, bytes, ranges[r]!, ranges[r + 1]!)
   return at
 }

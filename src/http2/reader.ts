@@ -3,7 +3,7 @@
  * keeps a partial frame across reads, and refuses frames above our SETTINGS_MAX_FRAME_SIZE
  * (§4.2). What a frame means is the session's business (session.ts).
  */
-import { Buffer } from 'node:buffer'
+import { copyOut } from '../lib/bytes.ts'
 import { connectionError, H2Code } from './errors.ts'
 import { FRAME_HEADER_BYTES, PREFACE, readFrameHeader, type FrameHeader } from './frames.ts'
 
@@ -44,7 +44,7 @@ export class FrameReader {
       if (h.length > this.maxFrameBytes) throw connectionError(H2Code.FRAME_SIZE_ERROR, `frame of ${h.length} bytes above our SETTINGS_MAX_FRAME_SIZE`)
       if (buf.byteLength - off < FRAME_HEADER_BYTES + h.length) break
       const start = off + FRAME_HEADER_BYTES
-      const payload = buf instanceof Buffer && h.length <= COPY_PAYLOAD_MAX_BYTES ? copyOut(buf, start, h.length) : buf.subarray(start, start + h.length)
+      const payload = h.length <= COPY_PAYLOAD_MAX_BYTES ? copyOut(buf, start, start + h.length) : buf.subarray(start, start + h.length)
       off += FRAME_HEADER_BYTES + h.length
       if (!onFrame(h, payload)) return
     }
@@ -53,18 +53,8 @@ export class FrameReader {
   }
 }
 
-/**
- * Payloads up to this size are copied out of the read rather than viewed: the first view made of
- * a read makes JSC move the whole read into a backing store of its own (http1/head-reader.ts,
- * consume), which costs more than copying a HEADERS or control frame's few bytes.
- */
+/** Payloads up to this size (HEADERS, control frames, small DATA) are copied out of the read rather than viewed (lib/bytes.ts copyOut). */
 const COPY_PAYLOAD_MAX_BYTES = 1024
-
-function copyOut(read: Buffer, start: number, length: number): Buffer {
-  const out = Buffer.allocUnsafe(length)
-  read.copy(out, 0, start, start + length)
-  return out
-}
 
 /**
  * Whether the first bytes of a cleartext connection are the HTTP/2 preface (prior knowledge,

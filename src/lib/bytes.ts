@@ -1,4 +1,9 @@
-/** Byte arrays: joining parts into one (Buffer.concat's job, for code that also runs where only Uint8Array is wanted). */
+/**
+ * Byte arrays: joining parts into one (Buffer.concat's job, for code that also runs where only
+ * Uint8Array is wanted), writing latin1 text and field lines into them, and copying pieces of
+ * socket reads without a view of the read (copyOut, putRange).
+ */
+import { Buffer } from 'node:buffer'
 
 /** One array holding `parts` in order; `total` is their summed length when the caller knows it. */
 export function concatBytes(parts: readonly Uint8Array[], total?: number): Uint8Array {
@@ -35,4 +40,29 @@ export function putFieldLine(out: Uint8Array, at: number, name: string, value: s
   out[at++] = 0x0d
   out[at++] = 0x0a
   return at
+}
+
+/**
+ * bytes[from, to) as a Buffer of its own. For pieces of socket reads: the first view made of a
+ * read (subarray, .buffer) makes JSC move the whole read into a backing store of its own (0.3-0.7
+ * us for a read of a few hundred bytes, measured in a Bun data callback), where copying 200 bytes
+ * out with Buffer's copy() takes 0.04. Something not a Buffer is copied through a view.
+ */
+export function copyOut(bytes: Uint8Array, from: number, to: number): Buffer {
+  const out = Buffer.allocUnsafe(to - from)
+  if (bytes instanceof Buffer) bytes.copy(out, 0, from, to)
+  else out.set(bytes.subarray(from, to))
+  return out
+}
+
+/**
+ * bytes[from, to) into `out` at `at`, without a view of `bytes` (copyOut): a short range by hand,
+ * a longer one with Buffer's copy(); returns the offset after it.
+ */
+export function putRange(out: Uint8Array, at: number, bytes: Uint8Array, from: number, to: number): number {
+  const n = to - from
+  if (n <= 64) for (let i = 0; i < n; i++) out[at + i] = bytes[from + i]!
+  else if (bytes instanceof Buffer) bytes.copy(out, at, from, to)
+  else out.set(bytes.subarray(from, to), at)
+  return at + n
 }

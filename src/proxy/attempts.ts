@@ -131,7 +131,6 @@ function failed(target: AttemptTarget, state: AddressState, err: unknown): Reque
   return failure
 }
 
-
 /** Why there was nothing to try: DNS has not answered yet, or every address is gone. */
 function noAddress(target: AttemptTarget): RequestFailure {
   const snap = target.source.snapshot()

@@ -9,7 +9,7 @@ import { bytesEqualLower, NameTable } from '../http1/chars.ts'
 import { headEnd, isBodiless, putHeadEnd, type EncodedHead } from '../http1/response-encode.ts'
 import type { RawFields, ResponseHead } from '../http1/response-head.ts'
 import { statusText as defaultStatusText } from '../http1/status-text.ts'
-import { putFieldLine, putLatin1 } from '../lib/bytes.ts'
+import { putFieldLine, putLatin1, putRange } from '../lib/bytes.ts'
 import { clientResponseHeaders, connectionTokens, HOP_BY_HOP } from './headers.ts'
 import type { ProxyReply } from './message.ts'
 
@@ -88,14 +88,14 @@ export class ForwardedReply implements ProxyReply {
     const bodyBytes = body !== undefined && !noBody ? body.byteLength : 0
     const out = new Uint8Array(size + bodyBytes)
     let at = putLatin1(out, 0, 'HTTP/1.1 ')
-    at = reason === '' ? copy(bytes, 9, statusLineEnd, out, at) : putLatin1(out, at, reason)
+    at = reason === '' ? putRange(out, at, bytes, 9, statusLineEnd) : putLatin1(out, at, reason)
     at = crlf(out, at)
     for (let f = 0; f < fields; f++) {
       if (kept[f] === 0) continue
-      at = copy(bytes, spans[4 * f]!, spans[4 * f + 1]!, out, at)
+      at = putRange(out, at, bytes, spans[4 * f]!, spans[4 * f + 1]!)
       out[at++] = 0x3a
       out[at++] = 0x20
-      at = crlf(out, copy(bytes, spans[4 * f + 2]!, spans[4 * f + 3]!, out, at))
+      at = crlf(out, putRange(out, at, bytes, spans[4 * f + 2]!, spans[4 * f + 3]!))
     }
     putHeadEnd(out, putFieldLine(out, at, 'x-request-id', this.requestId), end, bodyBytes > 0 ? body : undefined)
     return { bytes: out, chunked: end.chunked, close: end.close }
@@ -198,14 +198,3 @@ function crlf(out: Uint8Array, at: number): number {
   return at + 2
 }
 
-/**
- * bytes[from, to) into out at `at`; returns the offset after it. Short ranges by hand, long ones
- * by the Buffer's copy(): a view of the upstream's read (subarray) would first make JSC move the
- * whole read into a backing store of its own (request-encode.ts putRanges, the same).
- */
-function copy(bytes: Buffer, from: number, to: number, out: Uint8Array, at: number): number {
-  const n = to - from
-  if (n > 64) bytes.copy(out, at, from, to)
-  else for (let i = 0; i < n; i++) out[at + i] = bytes[from + i]!
-  return at + n
-}

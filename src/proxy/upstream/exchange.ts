@@ -13,6 +13,7 @@ import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeRequestHead, type ForwardedLines } from '../../http1/request-encode.ts'
 import { parseResponseHeadBytes, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
+import { copyOut } from '../../lib/bytes.ts'
 import { clientBodyFailure, RequestFailure, type FailureCode } from '../errors.ts'
 
 export interface OutgoingRequest {
@@ -205,7 +206,7 @@ export class Exchange {
       // more, in JSC, than copying a few hundred bytes). Anything else: the rest as a view.
       const f = head.framing
       const whole = head.status >= 200 && f.kind === 'length' && f.length <= SMALL_BODY_BYTES && reader.size - (end + 4) === f.length
-      const rest = whole ? copyOut(reader.buffer, end + 4, f.length) : reader.consume(end + 4)
+      const rest = whole ? copyOut(reader.buffer, end + 4, end + 4 + f.length) : reader.consume(end + 4)
       if (head.status >= 100 && head.status < 200) {
         // 100 Continue, 102, 103 Early Hints: informational; the final response follows. A
         // proxy forwards them (RFC 9110 §15.2); 100 is the client listener's own business.
@@ -383,9 +384,3 @@ const EMPTY = Buffer.alloc(0)
 
 /** Bodies up to this size that arrive whole with their head are copied out of the read. */
 const SMALL_BODY_BYTES = 4096
-
-function copyOut(from: Uint8Array, start: number, length: number): Buffer {
-  const out = Buffer.allocUnsafe(length)
-  for (let i = 0; i < length; i++) out[i] = from[start + i]!
-  return out
-}
