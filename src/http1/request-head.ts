@@ -8,6 +8,7 @@
  */
 import { Buffer } from 'node:buffer'
 import type { HeadReader } from './head-reader.ts'
+import type { RepeatedStrings } from '../lib/bytes.ts'
 import { allTokens, contentLength, crlfAt, isDigit, isHostValueBytes, isOws, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
 
 export interface RequestHead {
@@ -82,9 +83,10 @@ export function oversizeHead(held: HeadReader, end: number, maxBytes: number): '
  * the last field's line is forwarded with its CRLF), scanned by hand (no string
  * for the whole head; common methods and field names are shared constants, not new strings).
  * Leading empty lines are tolerated (RFC 9112 §2.2). Throws RequestHeadError with the code of
- * the refusal.
+ * the refusal. `strings`, the connection's, gives the target, Host and Connection of the request
+ * before back when their bytes repeat.
  */
-export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
+export function parseRequestHeadBytes(b: Buffer, end: number, strings?: RepeatedStrings): RequestHead {
   // The last field's line is kept with its CRLF (spans), which is the CRLFCRLF's start.
   if (b.length < end + 4) throw new RangeError('parseRequestHeadBytes: the buffer must hold the head and its CRLFCRLF')
   let start = 0
@@ -111,7 +113,7 @@ export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
     throw new RequestHeadError('BAD_REQUEST', 'malformed request line')
   }
   const method = knownMethod(b, start, methodEnd) ?? b.toString('latin1', start, methodEnd)
-  let target = b.toString('latin1', targetStart, targetEnd)
+  let target = strings ? strings.latin1(b, targetStart, targetEnd, 0) : b.toString('latin1', targetStart, targetEnd)
   if (major !== 0x31) throw new RequestHeadError('VERSION_NOT_SUPPORTED', `HTTP/${major - 0x30}.${minorCh - 0x30} is not supported; use HTTP/1.1`)
   if (minorCh !== 0x30 && minorCh !== 0x31) throw new RequestHeadError('VERSION_NOT_SUPPORTED', `HTTP/1.${minorCh - 0x30} is not supported; use HTTP/1.1`)
   const minor = minorCh === 0x31 ? 1 : 0
@@ -161,7 +163,8 @@ export function parseRequestHeadBytes(b: Buffer, end: number): RequestHead {
       pos = stop + 2
       continue
     }
-    const value = vs === ve ? '' : b.toString('latin1', vs, ve)
+    const slot = name === 'host' ? 1 : name === 'connection' ? 2 : 0
+    const value = vs === ve ? '' : strings && slot !== 0 ? strings.latin1(b, vs, ve, slot) : b.toString('latin1', vs, ve)
     values.push(value)
     switch (name) {
       case 'host':

@@ -66,3 +66,27 @@ export function putRange(out: Uint8Array, at: number, bytes: Uint8Array, from: n
   else out.set(bytes.subarray(from, to), at)
   return at + n
 }
+
+/**
+ * Latin1 strings of byte ranges for one connection's heads: a range whose bytes are the string
+ * the same slot made last time gives that string back, so a value that repeats from request to
+ * request (Host, often the target) is not made again. In a socket's data callback a Buffer's
+ * toString took ~0.15 µs a call and comparing 15 bytes ~0.03 (measured in Bun). Strings over 256
+ * characters are not kept.
+ */
+export class RepeatedStrings {
+  private readonly last: (string | undefined)[] = []
+
+  latin1(b: Buffer, from: number, to: number, slot: number): string {
+    const n = to - from
+    const prev = this.last[slot]
+    if (prev !== undefined && prev.length === n) {
+      let i = 0
+      while (i < n && b[from + i] === prev.charCodeAt(i)) i++
+      if (i === n) return prev
+    }
+    const s = b.toString('latin1', from, to)
+    this.last[slot] = n <= 256 ? s : undefined
+    return s
+  }
+}

@@ -13,6 +13,7 @@ import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeInterim } from '../../http1/response-encode.ts'
 import { HeadHeaders, oversizeHead, parseRequestHeadBytes, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
+import { RepeatedStrings } from '../../lib/bytes.ts'
 import { ReadSizer } from '../../runtime/receive-buffer.ts'
 import type { FailureCode } from '../errors.ts'
 import { requestIdFor, withoutH2c } from '../headers.ts'
@@ -41,9 +42,9 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   deadlineAt = 0
   /** Whether deadlineAt is the keep-alive idle limit (else the request-head limit). */
   private deadlineKindIsIdle = false
-  /** Bytes read but not yet parsed: a request head, or the next pipelined request. */
+  /** Bytes read but not yet parsed (a request head, or the next pipelined request), and the strings its heads repeat. */
   private readonly pending = new HeadReader()
-  private readonly ip: string
+  private readonly strings = new RepeatedStrings()
   /** What the request path is told of the client; the same for every request on the connection. */
   private readonly client: ClientInfo
   // The current request, as parsed and as handed to the request path.
@@ -68,8 +69,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     private readonly sock: Socket<ClientConnection>,
     private readonly shared: ListenerState,
   ) {
-    this.ip = sock.remoteAddress
-    this.client = { ip: this.ip, tls: shared.tls, streamKeepsLength: true, protocol: 'HTTP/1.1', interim: (status, headers) => this.writeInterim(status, headers) }
+    this.client = { ip: sock.remoteAddress, tls: shared.tls, streamKeepsLength: true, protocol: 'HTTP/1.1', interim: (status, headers) => this.writeInterim(status, headers) }
     this.writer = new ReplyWriter(sock)
     this.sizer = new ReadSizer(sock)
     sock.setNoDelay(true)
@@ -130,7 +130,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     if (end < 0) return // wait for more
     let head: RequestHead
     try {
-      head = parseRequestHeadBytes(this.pending.headBytes(end + 4), end)
+      head = parseRequestHeadBytes(this.pending.headBytes(end + 4), end, this.strings)
     } catch (err) {
       if (err instanceof RequestHeadError) return this.refuse(err.code, err.message)
       throw err
@@ -155,7 +155,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     const upgrade = head.upgrade === undefined ? undefined : withoutH2c(head.upgrade)
     if (upgrade !== undefined) {
       this.phase = Phase.Tunnel
-      const tunnel = new TunnelConn(this.sock, this.ip, this)
+      const tunnel = new TunnelConn(this.sock, this.client.ip, this)
       this.tunnel = tunnel
       this.shared.opts.upgrade(req, upgrade, this.client, tunnel, rest ?? new Uint8Array(0))
       return
@@ -367,7 +367,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     if (this.phase !== Phase.Head) return
     if (this.deadlineKindIsIdle || this.pending.size === 0) {
       // Keep-alive idle, or nothing sent at all: close quietly (nginx does the same).
-      if (!this.deadlineKindIsIdle) this.shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.ip)
+      if (!this.deadlineKindIsIdle) this.shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.client.ip)
       return this.destroy()
     }
     this.refuse('CLIENT_HEADER_TIMEOUT', `request head not received within client_header_timeout (${this.shared.opts.headerTimeoutMs} ms)`)
