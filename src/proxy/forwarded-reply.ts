@@ -1,7 +1,7 @@
 /**
  * An upstream's answer on its way to a client, its header fields still in the bytes they came in
- * (http1/response-head.ts keeps their offsets). The HTTP/1.1 client writer copies the fields it
- * keeps from those bytes (encodeHead): no string per field, no list, no joined head. Any other
+ * (http1/response-head.ts keeps their offsets). The HTTP/1.1 client writer copies the field lines
+ * it keeps from those bytes (encodeHead): no string per field, no list, no joined head. Any other
  * reader (HTTP/2, the runtime listeners) asks for `headers` and gets the list
  * clientResponseHeaders makes, and from then on the writer uses that list.
  */
@@ -50,14 +50,15 @@ export class ForwardedReply implements ProxyReply {
   }
 
   /**
-   * The head planResponseHead would write for this reply (and `body` after it, when whole), copied
-   * from the upstream's bytes; undefined where that copy might not be exact: the list was asked
-   * for (and may have been changed), the reason phrase was set, or the status changed or is
-   * below 100.
+   * The head planResponseHead would write for this reply (and `body` after it, when whole), its
+   * kept field lines copied from the upstream's bytes as they came (runs of whole lines: the name's
+   * case and the spacing around the value are the upstream's, as nginx's copy keeps the case);
+   * undefined where that copy might not be exact: the list was asked for (and may have been
+   * changed), the reason phrase was set, or the status changed or is below 100.
    */
   encodeHead(method: string, minor: number, closeAsked: boolean, body: Uint8Array | undefined): EncodedHead | undefined {
     if (!this.untouched) return undefined
-    const { bytes, spans, statusLineEnd } = this.raw
+    const { bytes, spans, statusLineEnd, end: rawEnd } = this.raw
     const listed = this.listed()
     const status = this.status
     const noBody = isBodiless(method, status)
@@ -81,7 +82,8 @@ export class ForwardedReply implements ProxyReply {
         if (!streamed && !noBody) keep = 0
       } else if (n === 4 && bytesEqualLower(bytes, ns, ne, 'date')) hasDate = true
       kept[f] = keep
-      if (keep === 1) size += n + (spans[4 * f + 3]! - spans[4 * f + 2]!) + 4
+      // The whole line: up to the next one's start, or to the end and a CRLF.
+      if (keep === 1) size += (f + 1 < fields ? spans[4 * f + 4]! : rawEnd + 2) - ns
     }
     const end = headEnd(hasDate, noBody, body?.byteLength, hasLength, minor, closeAsked)
     size += 16 + this.requestId.length + end.size
@@ -90,12 +92,17 @@ export class ForwardedReply implements ProxyReply {
     let at = putLatin1(out, 0, 'HTTP/1.1 ')
     at = reason === '' ? putRange(out, at, bytes, 9, statusLineEnd) : putLatin1(out, at, reason)
     at = crlf(out, at)
-    for (let f = 0; f < fields; f++) {
-      if (kept[f] === 0) continue
-      at = putRange(out, at, bytes, spans[4 * f]!, spans[4 * f + 1]!)
-      out[at++] = 0x3a
-      out[at++] = 0x20
-      at = crlf(out, putRange(out, at, bytes, spans[4 * f + 2]!, spans[4 * f + 3]!))
+    // Each run of kept lines in one copy.
+    for (let f = 0; f < fields; ) {
+      if (kept[f] === 0) {
+        f++
+        continue
+      }
+      const from = spans[4 * f]!
+      while (f < fields && kept[f] === 1) f++
+      // The last line's CRLF is not in `bytes` when the head was copied out of a large read.
+      if (f < fields) at = putRange(out, at, bytes, from, spans[4 * f]!)
+      else at = crlf(out, putRange(out, at, bytes, from, rawEnd))
     }
     putHeadEnd(out, putFieldLine(out, at, 'x-request-id', this.requestId), end, bodyBytes > 0 ? body : undefined)
     return { bytes: out, chunked: end.chunked, close: end.close }

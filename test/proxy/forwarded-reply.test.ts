@@ -1,8 +1,9 @@
 /**
- * The head an HTTP/1.1 client gets from an upstream's answer, copied from the upstream's bytes
- * (proxy/forwarded-reply.ts), must be byte for byte what the list path writes
- * (clientResponseHeaders, then planResponseHead), for every framing case; and where the copy would
- * not be exact, it must decline.
+ * The head an HTTP/1.1 client gets from an upstream's answer, its field lines copied from the
+ * upstream's bytes (proxy/forwarded-reply.ts), must be what the list path writes
+ * (clientResponseHeaders, then planResponseHead), for every framing case: byte for byte once each
+ * field line's spacing is the list's ("name: value"), and with the upstream's own lines otherwise;
+ * where the copy would not be exact, it must decline.
  */
 import { describe, expect, test } from 'bun:test'
 import { Buffer } from 'node:buffer'
@@ -15,6 +16,12 @@ import { responseFields } from '../../src/http2/request.ts'
 const ID = '0b6f2c1e-1c1a-4b57-9c65-1f0a3c6e9e77'
 /** The Date line the proxy adds is the clock's: the same in both, unless a second ticks between. */
 const sameDate = (s: string) => s.replace(/\r\ndate: [^\r]*\r\n/, '\r\ndate: X\r\n')
+/** Each field line of the head as the list path spaces it: "name: value" (OWS around the value trimmed). */
+const listSpacing = (s: string) => {
+  const at = s.indexOf('\r\n\r\n')
+  const [status, ...lines] = s.slice(0, at).split('\r\n')
+  return [status, ...lines.map((l) => l.replace(/^([^:]+):[ \t]*(.*?)[ \t]*$/, '$1: $2'))].join('\r\n') + s.slice(at)
+}
 
 function both(headText: string, method: string, minor: number, close: boolean, body: Uint8Array | undefined, keepLength: boolean) {
   const head = parseResponseHead(headText, method)
@@ -53,7 +60,7 @@ describe('copied head = listed head', () => {
               test(`${JSON.stringify(h.slice(0, 30))} ${method} 1.${minor} close=${close} ${whole ? 'whole' : 'stream'} keepLength=${keepLength}`, () => {
                 const { copied, plan, listed } = both(h, method, minor, close, whole ? Buffer.from('hello') : undefined, keepLength)
                 expect(copied).toBeDefined()
-                expect(sameDate(Buffer.from(copied!.bytes).toString('latin1'))).toBe(sameDate(listed.toString('latin1')))
+                expect(sameDate(listSpacing(Buffer.from(copied!.bytes).toString('latin1')))).toBe(sameDate(listed.toString('latin1')))
                 expect(copied!.chunked).toBe(plan.chunked)
                 expect(copied!.close).toBe(plan.close)
               })
@@ -63,6 +70,19 @@ describe('copied head = listed head', () => {
       }
     }
   }
+})
+
+describe('field lines go to the client as the upstream wrote them', () => {
+  test('runs of kept lines around dropped ones, odd spacing and case, the last line without its CRLF in the bytes', () => {
+    const text = 'HTTP/1.1 200 OK\r\nX-First:a\r\nConnection: keep-alive\r\nX-Mid:\t b c \t\r\nSERVER: up\r\nKeep-Alive: timeout=5\r\nContent-Length: 5\r\nx-last:   z  '
+    const head = parseResponseHead(text, 'GET')
+    // parseResponseHead's bytes end with the last value: its CRLF must be written, not copied.
+    expect((head.raw as RawFields).bytes.length).toBe(text.length)
+    const copied = new ForwardedReply(head, head.raw as RawFields, ID, true, null).encodeHead('GET', 1, false, Buffer.from('hello'))!
+    const lines = Buffer.from(copied.bytes).toString('latin1').split('\r\n')
+    expect(lines.slice(0, 5)).toEqual(['HTTP/1.1 200 OK', 'X-First:a', 'X-Mid:\t b c \t', 'SERVER: up', 'x-last:   z  '])
+    expect(lines.slice(5)).toEqual([`x-request-id: ${ID}`, expect.stringMatching(/^date: /), 'content-length: 5', '', 'hello'])
+  })
 })
 
 describe('where a copy would not be exact, it declines', () => {
