@@ -12,7 +12,7 @@ import type { ResponseHead } from '../http1/response-head.ts'
 import { firstFailed, firstSucceeded, pickFirst, type Attempt, type AttemptOutcome } from './attempts.ts'
 import type { CacheExchange } from './cache/cache.ts'
 import { failureReply, RequestFailure, statusFor, type FailureCode } from './errors.ts'
-import { clientResponseHeaders } from './headers.ts'
+import { clientResponseHeaders, type ForwardingLines } from './headers.ts'
 import type { ProxyReply, ProxyRequest, ReplySink } from './message.ts'
 import { roundMs, type RequestRecord } from './observe/record.ts'
 import type { ExchangeEnd, ExchangeSink, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
@@ -30,6 +30,8 @@ export interface ClientInfo {
   streamKeepsLength?: boolean
   /** How the client speaks to us (the access log's protocol); HTTP/1.1 when unsaid. */
   protocol?: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2'
+  /** The connection's X-Forwarded-* lines (proxy/headers.ts), where the listener keeps them. */
+  forwarding?: ForwardingLines
   /** Sends an interim (1xx) response ahead of the final one, where the client can take it. */
   interim?(status: number, headers: [string, string][]): void
 }

@@ -29,7 +29,7 @@ import type { ForwardedLines } from '../http1/request-encode.ts'
 import type { Conn } from '../runtime/socket.ts'
 import { failureReply, type FailureCode } from './errors.ts'
 import { ForwardedReply } from './forwarded-reply.ts'
-import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestHeaders, upstreamRequestLines, type ForwardContext } from './headers.ts'
+import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestFields, upstreamRequestHeaders, upstreamRequestLines, type ForwardContext } from './headers.ts'
 import type { ProxyReply, ProxyRequest, ReplySink } from './message.ts'
 import { roundMs } from './observe/record.ts'
 import { prepareBody } from './request-body.ts'
@@ -185,7 +185,7 @@ export class ProxyHandler {
   private forwardFields(flight: Flight): { headers: [string, string][]; lines?: ForwardedLines } {
     const req = flight.req
     const head = req.headers instanceof HeadHeaders ? req.headers.head : undefined
-    if (head === undefined || head.names.length <= LINES_FROM_FIELDS) return { headers: this.forwardHeaders(flight) }
+    if (head === undefined || head.names.length <= LINES_FROM_FIELDS) return upstreamRequestFields(req.headers, this.forwardContext(flight))
     return upstreamRequestLines(req.headers, head, this.forwardContext(flight))
   }
 
@@ -198,6 +198,7 @@ export class ProxyHandler {
       clientHost: flight.clientHost,
       hostOverride: flight.pool.upstream.hostHeader,
       requestId: flight.requestId,
+      forwarding: client.forwarding,
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import type { ForwardedLines } from '../http1/request-encode.ts'
 import type { RequestHead } from '../http1/request-head.ts'
+import { putFieldLine } from '../lib/bytes.ts'
 import { bracketHost, hostPort } from '../lib/net.ts'
 import type { HeaderReader } from './message.ts'
 
@@ -36,6 +37,35 @@ export interface ForwardContext {
   /** Fixed upstream Host, or undefined to keep the client's. */
   hostOverride: string | undefined
   requestId: string
+  /** The client connection's own X-Forwarded-* lines, where its listener keeps them (ForwardingLines). */
+  forwarding?: ForwardingLines
+}
+
+/**
+ * A client connection's X-Forwarded-For, -Proto and -Host lines, encoded once and given again
+ * while the connection's Host repeats: for a peer that is not trusted they depend on nothing
+ * else (its own X-Forwarded-* are dropped). One per connection, made by its listener.
+ */
+export class ForwardingLines {
+  private host: string | undefined
+  private ip = ''
+  private proto = ''
+  private bytes = new Uint8Array(0)
+
+  of(ctx: ForwardContext): Uint8Array {
+    if (ctx.clientHost !== this.host || ctx.clientIp !== this.ip || ctx.proto !== this.proto) {
+      this.host = ctx.clientHost
+      this.ip = ctx.clientIp
+      this.proto = ctx.proto
+      const fields: [string, string][] = [['x-forwarded-for', this.ip], ['x-forwarded-proto', this.proto], ['x-forwarded-host', this.host]]
+      let length = 0
+      for (const [n, v] of fields) length += n.length + v.length + 4
+      this.bytes = new Uint8Array(length)
+      let at = 0
+      for (const [n, v] of fields) at = putFieldLine(this.bytes, at, n, v)
+    }
+    return this.bytes
+  }
 }
 
 /** Names listed in Connection (lower-case), which are hop-by-hop for this message. */
@@ -55,12 +85,38 @@ export function connectionTokens(connectionValue: string | null): Set<string> | 
  * by the transport.
  */
 export function upstreamRequestHeaders(incoming: HeaderReader, ctx: ForwardContext): [string, string][] {
+  return addForwarding(clientFields(incoming, ctx), incoming, ctx)
+}
+
+/**
+ * The same fields for an exchange (encodeRequestHead): where the connection keeps its
+ * X-Forwarded-* lines (an untrusted peer's), those go as `lines.own`, after Host and before the
+ * client's fields (nginx's order for the fields it sets), and only X-Request-Id is added to the list.
+ */
+export function upstreamRequestFields(incoming: HeaderReader, ctx: ForwardContext): { headers: [string, string][]; lines?: ForwardedLines } {
+  const own = ownLines(ctx)
+  if (own === undefined) return { headers: upstreamRequestHeaders(incoming, ctx) }
+  const headers = clientFields(incoming, ctx)
+  headers.push(['x-request-id', ctx.requestId])
+  return { headers, lines: { bytes: NO_BYTES, ranges: NO_RANGES, own } }
+}
+
+/** Host, then the client's fields that go upstream. */
+function clientFields(incoming: HeaderReader, ctx: ForwardContext): [string, string][] {
   const listed = connectionTokens(incoming.get('connection'))
   const out: [string, string][] = [['host', ctx.hostOverride ?? ctx.clientHost]]
   incoming.forEach((value, name) => {
     if (isForwarded(name, listed)) out.push([name, value])
   })
-  return addForwarding(out, incoming, ctx)
+  return out
+}
+
+const NO_BYTES = new Uint8Array(0)
+const NO_RANGES: readonly number[] = []
+
+/** The connection's X-Forwarded-* lines, for a peer that is not trusted; undefined otherwise. */
+function ownLines(ctx: ForwardContext): Uint8Array | undefined {
+  return ctx.trustedPeer || ctx.forwarding === undefined ? undefined : ctx.forwarding.of(ctx)
 }
 
 /** Whether the client's field `name` (lower-case) goes upstream as it came: not hop-by-hop, not listed in Connection, not one the proxy sets itself. */
@@ -88,7 +144,11 @@ export function upstreamRequestLines(incoming: HeaderReader, head: RequestHead, 
     if (ranges.length > 0 && ranges[ranges.length - 1] === start) ranges[ranges.length - 1] = next
     else ranges.push(start, next)
   }
-  return { headers: addForwarding([['host', ctx.hostOverride ?? ctx.clientHost]], incoming, ctx), lines: { bytes: head.bytes, ranges } }
+  const host: [string, string][] = [['host', ctx.hostOverride ?? ctx.clientHost]]
+  const own = ownLines(ctx)
+  if (own === undefined) return { headers: addForwarding(host, incoming, ctx), lines: { bytes: head.bytes, ranges } }
+  host.push(['x-request-id', ctx.requestId])
+  return { headers: host, lines: { bytes: head.bytes, ranges, own } }
 }
 
 /** Appends X-Forwarded-For, -Proto, -Host, Forwarded (from a trusted peer) and X-Request-Id to `out`. */

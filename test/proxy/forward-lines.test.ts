@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { encodeRequestHead } from '../../src/http1/request-encode.ts'
 import { HeadHeaders, headValues, parseRequestHead, parseRequestHeadBytes, RequestHeadError, type RequestHead } from '../../src/http1/request-head.ts'
-import { upstreamRequestHeaders, upstreamRequestLines, type ForwardContext } from '../../src/proxy/headers.ts'
+import { ForwardingLines, upstreamRequestFields, upstreamRequestHeaders, upstreamRequestLines, type ForwardContext } from '../../src/proxy/headers.ts'
 import { HeadReader } from '../../src/http1/head-reader.ts'
 
 const ctx: ForwardContext = { clientIp: '127.0.0.7', trustedPeer: false, proto: 'http', clientHost: 'shop.test', hostOverride: undefined, requestId: 'rid-1' }
@@ -97,6 +97,50 @@ describe('upstreamRequestLines', () => {
       compared++
     }
     expect(compared).toBeGreaterThan(1000)
+  })
+})
+
+describe("a client connection's ForwardingLines", () => {
+  /** The fields grouped by name, each name's values in their order (the lines the list path adds go after the client's). */
+  const byName = (fields: [string, string][]) => fields.map((f, i) => [f, i] as const).sort((a, b) => (a[0][0] < b[0][0] ? -1 : a[0][0] > b[0][0] ? 1 : a[1] - b[1])).map(([f]) => f)
+
+  test('generated heads on one connection whose Host, address and scheme change: the fields the list path sends', () => {
+    const NAMES = ['Connection', 'X-Forwarded-For', 'x-forwarded-proto', 'X-Forwarded-Host', 'Forwarded', 'X-Request-Id', 'X-A', 'Accept', 'Cookie']
+    const VALUES = ['v', ' spaced ', 'x-a', 'keep-alive', '127.0.0.9', 'https']
+    const HOSTS = ['shop.test', 'shop.test:8080', 'other.test', 'SHOP.test']
+    let seed = 11
+    const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n)
+    const forwarding = new ForwardingLines()
+    let own = 0
+    for (let n = 0; n < 2000; n++) {
+      const lines = [`Host: ${HOSTS[rnd(HOSTS.length)]}`]
+      for (let i = rnd(7); i > 0; i--) lines.push(`${NAMES[rnd(NAMES.length)]}: ${VALUES[rnd(VALUES.length)]}`)
+      const head = parse(lines)
+      const c: ForwardContext = { ...ctx, clientIp: rnd(4) === 0 ? '::1' : '127.0.0.7', proto: rnd(3) === 0 ? 'https' : 'http', trustedPeer: rnd(4) === 0, clientHost: head.host!, hostOverride: rnd(3) === 0 ? 'origin.test' : undefined, forwarding }
+      const list = fieldsOf(encodeRequestHead('GET', '/p', upstreamRequestHeaders(HeadHeaders.of(head), { ...c, forwarding: undefined }), ''))
+      const viaLines = upstreamRequestLines(HeadHeaders.of(head), head, c)
+      const viaFields = upstreamRequestFields(HeadHeaders.of(head), c)
+      if (viaLines.lines.own) own++
+      // The client's lines and the proxy's own keep the list's order; the list path's own lines come before the client's fields.
+      expect(fieldsOf(encodeRequestHead('GET', '/p', viaLines.headers, '', undefined, viaLines.lines))).toEqual(list)
+      expect(byName(fieldsOf(encodeRequestHead('GET', '/p', viaFields.headers, '', undefined, viaFields.lines)))).toEqual(byName(list))
+      expect(viaFields.lines?.own === undefined).toBe(c.trustedPeer)
+    }
+    expect(own).toBeGreaterThan(1000)
+  })
+
+  test("the list path: Host, the proxy's X-Forwarded-* lines, the client's fields, then X-Request-Id", () => {
+    const head = parse(['Host: shop.test', 'User-Agent: curl/8', 'Accept: */*'])
+    const { headers, lines } = upstreamRequestFields(HeadHeaders.of(head), { ...ctx, clientHost: 'shop.test', forwarding: new ForwardingLines() })
+    expect(fieldsOf(encodeRequestHead('GET', '/p', headers, '', undefined, lines))).toEqual([
+      ['host', 'shop.test'],
+      ['x-forwarded-for', '127.0.0.7'],
+      ['x-forwarded-proto', 'http'],
+      ['x-forwarded-host', 'shop.test'],
+      ['user-agent', 'curl/8'],
+      ['accept', '*/*'],
+      ['x-request-id', 'rid-1'],
+    ])
   })
 })
 

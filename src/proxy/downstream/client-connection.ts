@@ -16,7 +16,7 @@ import { HeadHeaders, oversizeHead, parseRequestHeadBytes, RequestHeadError, typ
 import { RepeatedStrings } from '../../lib/bytes.ts'
 import { ReadSizer } from '../../runtime/receive-buffer.ts'
 import type { FailureCode } from '../errors.ts'
-import { requestIdFor, withoutH2c } from '../headers.ts'
+import { ForwardingLines, requestIdFor, withoutH2c } from '../headers.ts'
 import type { ProxyReply, ProxyRequest, ReplySink } from '../message.ts'
 import type { ClientInfo, DownstreamConnection, ListenerState } from './connection-options.ts'
 import { ReplyWriter } from './reply-writer.ts'
@@ -69,7 +69,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     private readonly sock: Socket<ClientConnection>,
     private readonly shared: ListenerState,
   ) {
-    this.client = { ip: sock.remoteAddress, tls: shared.tls, streamKeepsLength: true, protocol: 'HTTP/1.1', interim: (status, headers) => this.writeInterim(status, headers) }
+    this.client = { ip: sock.remoteAddress, tls: shared.tls, streamKeepsLength: true, protocol: 'HTTP/1.1', forwarding: new ForwardingLines(), interim: (status, headers) => this.writeInterim(status, headers) }
     this.writer = new ReplyWriter(sock)
     this.sizer = new ReadSizer(sock)
     sock.setNoDelay(true)

@@ -5,6 +5,7 @@
  */
 import type { Conn } from '../../runtime/socket.ts'
 import type { FailureCode } from '../errors.ts'
+import type { ForwardingLines } from '../headers.ts'
 import type { ProxyReply, ProxyRequest, ReplySink } from '../message.ts'
 
 export interface ClientInfo {
@@ -15,6 +16,8 @@ export interface ClientInfo {
   readonly streamKeepsLength: true
   /** How the client speaks to us, for the access log and metrics. */
   protocol: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2'
+  /** The connection's X-Forwarded-* lines, made once (proxy/headers.ts). */
+  readonly forwarding: ForwardingLines
   /** Sends an interim (1xx) response ahead of the current request's final one (not to HTTP/1.0 clients). */
   interim?(status: number, headers: [string, string][]): void
 }

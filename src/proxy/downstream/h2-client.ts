@@ -16,7 +16,7 @@ import { H2Code } from '../../http2/errors.ts'
 import type { Http2Limits } from '../../http2/limits.ts'
 import type { ServerStream } from '../../http2/stream.ts'
 import type { FailureCode } from '../errors.ts'
-import { requestIdFor } from '../headers.ts'
+import { ForwardingLines, requestIdFor } from '../headers.ts'
 import { ForwardedReply } from '../forwarded-reply.ts'
 import type { ProxyReply, ProxyRequest } from '../message.ts'
 import type { ClientInfo, ListenerState } from './connection-options.ts'
@@ -34,7 +34,7 @@ export class H2Client {
     private readonly shared: ListenerState,
     limits: Partial<Http2Limits>,
   ) {
-    this.client = { ip: sock.remoteAddress, tls: true, streamKeepsLength: true, protocol: 'HTTP/2' }
+    this.client = { ip: sock.remoteAddress, tls: true, streamKeepsLength: true, protocol: 'HTTP/2', forwarding: new ForwardingLines() }
     this.conn = new H2Connection(sock, {
       limits,
       onRequest: (stream) => this.serve(stream),
