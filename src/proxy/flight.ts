@@ -7,7 +7,7 @@
  * rest with this flight as its Attempt. Methods rather than closures made for every request;
  * the phases themselves are the handler's.
  */
-import { isoNow } from '../lib/clock.ts'
+import { isoNow, monoNow } from '../lib/clock.ts'
 import type { ResponseHead } from '../http1/response-head.ts'
 import { firstFailed, firstSucceeded, pickFirst, type Attempt, type AttemptOutcome } from './attempts.ts'
 import type { CacheExchange } from './cache/cache.ts'
@@ -48,7 +48,7 @@ export interface FlightHooks {
 export type OutcomeFn = (flight: Flight, outcome: AttemptOutcome<IncomingResponse>) => void
 
 export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
-  readonly startedAt = performance.now()
+  readonly startedAt = monoNow()
   readonly record: RequestRecord
   private emitted = false
   /** The attempt whose response is returned has its head; its end may come before or after. */
@@ -113,7 +113,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
       record.bytes_out = end.responseBodyBytes
       if (end.error) record.error = end.error.code === 'CLIENT_GONE' && this.hooks.cutting?.() ? 'DRAIN_TIMEOUT' : end.error.code
     }
-    record.duration_ms = roundMs(performance.now() - this.startedAt)
+    record.duration_ms = roundMs(monoNow() - this.startedAt)
     this.client.onDone?.()
     this.hooks.onRecord?.(record)
   }
@@ -126,7 +126,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
   attempt(outcome: OutcomeFn): void {
     this.outcome = outcome
     const pool = this.pool
-    this.retryDeadlineMs = performance.now() + pool.upstream.retryTimeoutMs
+    this.retryDeadlineMs = monoNow() + pool.upstream.retryTimeoutMs
     const first = pickFirst(pool, this, this.retryDeadlineMs)
     if (first instanceof Promise) return this.settle(first)
     this.first = first
@@ -183,7 +183,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
     this.record.upstream_reused = acquired.reused
     if (acquired.connectMs !== undefined) this.record.upstream_connect_ms = roundMs(acquired.connectMs)
     this.endOfAnswer = undefined
-    this.sentAt = performance.now()
+    this.sentAt = monoNow()
   }
 
   mayRetry(failure: RequestFailure): boolean {

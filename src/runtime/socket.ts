@@ -3,6 +3,7 @@
  * Bun.connect, with a node:net/node:tls fallback for Deno. TLS verification, SNI, connect
  * timeout and write backpressure live here; HTTP framing lives in proxy/upstream/connection.ts.
  */
+import { holdClocks, releaseClocks } from '../lib/clock.ts'
 import { isBun } from './detect.ts'
 import { ReadSizer } from './receive-buffer.ts'
 import { WriteQueue } from './write-queue.ts'
@@ -166,7 +167,12 @@ const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
     socket.data.settle?.(err, socket, 'handshake')
   },
   data(socket, chunk) {
-    socket.data.conn?.handlers.data(chunk as unknown as Uint8Array)
+    holdClocks()
+    try {
+      socket.data.conn?.handlers.data(chunk as unknown as Uint8Array)
+    } finally {
+      releaseClocks()
+    }
   },
   drain(socket) {
     socket.data.conn?.flushQueue()

@@ -14,6 +14,7 @@ import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeInterim } from '../../http1/response-encode.ts'
 import { HeadHeaders, oversizeHead, parseRequestHeadBytes, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
 import { RepeatedStrings } from '../../lib/bytes.ts'
+import { monoNow } from '../../lib/clock.ts'
 import { ReadSizer } from '../../runtime/receive-buffer.ts'
 import type { FailureCode } from '../errors.ts'
 import { ForwardingLines, requestIdFor, withoutH2c } from '../headers.ts'
@@ -38,7 +39,7 @@ const enum Phase {
 
 export class ClientConnection implements DownstreamConnection, ReplySink {
   phase = Phase.Head
-  /** performance.now() by which something must happen (0: none); what, depends on the phase. */
+  /** monoNow() by which something must happen (0: none); what, depends on the phase. */
   deadlineAt = 0
   /** Whether deadlineAt is the keep-alive idle limit (else the request-head limit). */
   private deadlineKindIsIdle = false
@@ -73,8 +74,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.writer = new ReplyWriter(sock)
     this.sizer = new ReadSizer(sock)
     sock.setNoDelay(true)
-    // The first request's head is due within the header timeout from accept.
-    this.deadlineAt = performance.now() + shared.opts.headerTimeoutMs
+    this.deadlineAt = monoNow() + shared.opts.headerTimeoutMs // the first request's head is due within the header timeout from accept
   }
 
   onData(data: Uint8Array): void {
@@ -121,7 +121,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     if (this.deadlineKindIsIdle) {
       // The first byte of a new request on a kept-alive connection: its head is now due.
       this.deadlineKindIsIdle = false
-      this.deadlineAt = performance.now() + opts.headerTimeoutMs
+      this.deadlineAt = monoNow() + opts.headerTimeoutMs
     }
     const end = this.pending.findEnd()
     const over = oversizeHead(this.pending, end, opts.maxHeaderBytes)
@@ -220,7 +220,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   /** The next body bytes are due within the body timeout (re-armed on every read, as nginx does). */
   private armBodyDeadline(): void {
     const ms = this.shared.opts.bodyTimeoutMs
-    this.deadlineAt = ms > 0 ? performance.now() + ms : 0
+    this.deadlineAt = ms > 0 ? monoNow() + ms : 0
   }
 
   private feedBody(chunk: Buffer): void {
@@ -320,7 +320,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     }
     this.phase = Phase.Head
     this.deadlineKindIsIdle = true
-    this.deadlineAt = performance.now() + this.shared.opts.keepaliveTimeoutMs
+    this.deadlineAt = monoNow() + this.shared.opts.keepaliveTimeoutMs
     this.resumeReading()
     if (this.pending.size > 0) this.readHead()
   }

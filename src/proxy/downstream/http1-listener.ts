@@ -10,6 +10,7 @@
  */
 import type { Buffer } from 'node:buffer'
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from 'bun'
+import { holdClocks, releaseClocks } from '../../lib/clock.ts'
 import { perConnectionTls, type CertSource } from '../../runtime/tls-per-connection.ts'
 import { ALPN_H2_HTTP1 } from '../../http2/bun-listener.ts'
 import type { Http2Limits } from '../../http2/limits.ts'
@@ -91,7 +92,12 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       conns.add(h2c)
     },
     data(sock, chunk) {
-      sock.data?.onData(chunk)
+      holdClocks()
+      try {
+        sock.data?.onData(chunk)
+      } finally {
+        releaseClocks()
+      }
     },
     drain(sock) {
       sock.data?.onDrain()

@@ -14,6 +14,7 @@ import { encodeRequestHead, type ForwardedLines } from '../../http1/request-enco
 import { parseResponseHeadBytes, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
 import { copyOut } from '../../lib/bytes.ts'
+import { monoNow } from '../../lib/clock.ts'
 import { clientBodyFailure, RequestFailure, type FailureCode } from '../errors.ts'
 
 export interface OutgoingRequest {
@@ -129,7 +130,7 @@ export class Exchange {
       this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, '', undefined, req.lines))
       this.requestDone = true
     }
-    this.headDueAt = performance.now() + this.opts.headerTimeoutMs
+    this.headDueAt = monoNow() + this.opts.headerTimeoutMs
   }
 
   /** Streams the request body with backpressure: waits for the socket to drain. */
@@ -180,7 +181,7 @@ export class Exchange {
   }
 
   onData(chunk: Buffer): void {
-    this.lastDataAt = performance.now()
+    this.lastDataAt = monoNow()
     if (this.st === St.Head) this.onHeadData(chunk)
     else if (this.st === St.Body) this.onBodyData(chunk)
     else this.reusable = false // bytes after the response: out of sync

@@ -7,6 +7,7 @@
  * The request path calls pick / takeIdle / acquire and never awaits DNS.
  */
 import type { ResolvedUpstream } from '../../config/schema.ts'
+import { wallNow } from '../../lib/clock.ts'
 import type { LogFn } from '../../lib/logger.ts'
 import { dial as defaultDial, DialError, type DialOptions, type Conn } from '../../runtime/socket.ts'
 import { RequestFailure } from '../errors.ts'
@@ -54,7 +55,7 @@ export class UpstreamPool {
     private readonly opts: PoolOptions = {},
   ) {
     this.dialFn = opts.dial ?? defaultDial
-    this.now = opts.now ?? Date.now
+    this.now = opts.now ?? wallNow
     this.random = opts.random ?? Math.random
   }
 
