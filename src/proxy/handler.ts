@@ -61,6 +61,8 @@ export class ProxyHandler {
   readonly router: Router<UpstreamPool>
   /** Location and Set-Cookie rewrites (rewrite.ts), by upstream name; absent when an upstream has none. */
   private readonly rewriters = new Map<string, ResponseRewriter>()
+  /** The ForwardContext forwardContext() fills per request (headers.ts keeps none of it). */
+  private readonly forwarding: ForwardContext = { clientIp: '', trustedPeer: false, proto: 'http', clientHost: '', hostOverride: undefined, requestId: '', forwarding: undefined }
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -191,15 +193,15 @@ export class ProxyHandler {
 
   private forwardContext(flight: Flight): ForwardContext {
     const client = flight.client
-    return {
-      clientIp: client.ip,
-      trustedPeer: this.trustedPeer(client.ip),
-      proto: client.tls ? 'https' : 'http',
-      clientHost: flight.clientHost,
-      hostOverride: flight.pool.upstream.hostHeader,
-      requestId: flight.requestId,
-      forwarding: client.forwarding,
-    }
+    const ctx = this.forwarding
+    ctx.clientIp = client.ip
+    ctx.trustedPeer = this.trustedPeer(client.ip)
+    ctx.proto = client.tls ? 'https' : 'http'
+    ctx.clientHost = flight.clientHost
+    ctx.hostOverride = flight.pool.upstream.hostHeader
+    ctx.requestId = flight.requestId
+    ctx.forwarding = client.forwarding
+    return ctx
   }
 
   /** The route phase: the upstream, the request id, the Host sent upstream and the record. */

@@ -36,8 +36,12 @@ export class Histogram {
   }
 }
 
+/** Status classes as counted: 1xx to 5xx, then anything else. */
+const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'other']
+
 interface UpstreamMetrics {
-  requestsByClass: Map<string, number>
+  /** Requests per status class, indexed as CLASSES (no label string made per request). */
+  requestsByClass: number[]
   connect: Histogram
   header: Histogram
   total: Histogram
@@ -53,11 +57,10 @@ export class RequestMetrics {
   observe(r: RequestRecord): void {
     let m = this.upstreams.get(r.upstream)
     if (!m) {
-      m = { requestsByClass: new Map(), connect: new Histogram(), header: new Histogram(), total: new Histogram(), bytesIn: 0, bytesOut: 0, retries: 0, errors: new Map() }
+      m = { requestsByClass: CLASSES.map(() => 0), connect: new Histogram(), header: new Histogram(), total: new Histogram(), bytesIn: 0, bytesOut: 0, retries: 0, errors: new Map() }
       this.upstreams.set(r.upstream, m)
     }
-    const cls = r.status >= 100 && r.status < 600 ? `${Math.floor(r.status / 100)}xx` : 'other'
-    m.requestsByClass.set(cls, (m.requestsByClass.get(cls) ?? 0) + 1)
+    m.requestsByClass[r.status >= 100 && r.status < 600 ? Math.floor(r.status / 100) - 1 : 5]!++
     if (r.upstream_connect_ms !== undefined) m.connect.observeMs(r.upstream_connect_ms)
     if (r.upstream_header_ms !== undefined) m.header.observeMs(r.upstream_header_ms)
     m.total.observeMs(r.duration_ms)
@@ -73,7 +76,7 @@ export class RequestMetrics {
       for (const [u, m] of this.upstreams) fn(u, m)
     }
     each('Requests by status class.', 'proxy_requests_total', 'counter', (u, m) => {
-      for (const [cls, n] of m.requestsByClass) out.push(`proxy_requests_total{upstream="${esc(u)}",class="${cls}"} ${n}`)
+      m.requestsByClass.forEach((n, i) => n > 0 && out.push(`proxy_requests_total{upstream="${esc(u)}",class="${CLASSES[i]}"} ${n}`))
     })
     each('Failed requests by error code.', 'proxy_request_errors_total', 'counter', (u, m) => {
       for (const [code, n] of m.errors) out.push(`proxy_request_errors_total{upstream="${esc(u)}",code="${code}"} ${n}`)

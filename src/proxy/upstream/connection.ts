@@ -4,6 +4,7 @@
  * once, through `onRelease`, whether it can be reused. Pooling is in pool.ts; the socket itself
  * in runtime/socket.ts.
  */
+import { HeadReader } from '../../http1/head-reader.ts'
 import type { Conn, ConnHandlers } from '../../runtime/socket.ts'
 import { Exchange, type ExchangeOptions, type ExchangeSink, type IncomingResponse, type OutgoingRequest } from './exchange.ts'
 
@@ -44,6 +45,7 @@ function untrack(c: Http1Connection): void {
 
 export class Http1Connection implements ConnHandlers {
   readonly id = nextConnectionId++
+  readonly headReader = new HeadReader()
   /** Completed exchanges on this connection; > 0 means the next one reuses it. */
   requestCount = 0
   idleSince = 0
@@ -70,6 +72,7 @@ export class Http1Connection implements ConnHandlers {
   /** Sends one request; `sink` hears of the response head (the body streams after) or the failure. */
   send(req: OutgoingRequest, sink: ExchangeSink): void {
     if (this.ex) throw new Error('Http1Connection: exchange already in progress')
+    this.headReader.clear() // what a failed exchange left (its connection is not reused anyway)
     const ex = new Exchange(this, req, sink)
     this.ex = ex
     ex.start()

@@ -9,7 +9,7 @@
 import { Buffer } from 'node:buffer'
 import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
-import { HeadReader } from '../../http1/head-reader.ts'
+import type { HeadReader } from '../../http1/head-reader.ts'
 import { encodeRequestHead, type ForwardedLines } from '../../http1/request-encode.ts'
 import { parseResponseHeadBytes, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
@@ -74,6 +74,8 @@ const MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 /** What an exchange needs of its connection. */
 export interface ExchangeHost {
   readonly conn: Conn
+  /** The connection's reader of response heads, empty between exchanges (one exchange at a time). */
+  readonly headReader: HeadReader
   /** Called by the exchange exactly once, when it is over. */
   finished(ex: Exchange, reusable: boolean): void
 }
@@ -86,7 +88,6 @@ const enum St {
 
 export class Exchange {
   private st = St.Head
-  private readonly headReader = new HeadReader()
   private head: ResponseHead | undefined
   private body: SocketBodyStream | undefined
   private decoder: ChunkedDecoder | undefined
@@ -189,7 +190,7 @@ export class Exchange {
 
   private onHeadData(chunk: Buffer): void {
     if (this.firstByteAt === 0) this.firstByteAt = this.lastDataAt
-    const reader = this.headReader
+    const reader = this.c.headReader
     reader.append(chunk)
     for (;;) {
       const end = reader.findEnd()
