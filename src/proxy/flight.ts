@@ -15,7 +15,7 @@ import { failureReply, RequestFailure, statusFor, type FailureCode } from './err
 import { clientResponseHeaders, type ForwardingLines } from './headers.ts'
 import type { ProxyReply, ProxyRequest, ReplySink } from './message.ts'
 import { roundMs, type RequestRecord } from './observe/record.ts'
-import type { ExchangeEnd, ExchangeSink, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
+import type { ExchangeEnd, ExchangeSink, Http1Connection, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
 import type { AcquiredConnection, AddressState, UpstreamPool } from './upstream/pool.ts'
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
@@ -131,15 +131,15 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
     if (first instanceof Promise) return this.settle(first)
     this.first = first
     this.attemptOn(first, 0)
-    const idle = pool.takeIdle(first)
-    if (idle) this.sendOn(idle)
-    else pool.acquire(first).then((a) => this.sendOn(a), (err) => this.firstEnded(err))
+    const idle = pool.takeIdleConnection(first)
+    if (idle) this.sendOn(idle, true, undefined)
+    else pool.acquire(first).then((a) => this.sendOn(a.connection, a.reused, a.connectMs), (err) => this.firstEnded(err))
   }
 
-  private sendOn(acquired: AcquiredConnection): void {
+  private sendOn(connection: Http1Connection, reused: boolean, connectMs: number | undefined): void {
     try {
-      this.exchangeOn(acquired)
-      acquired.connection.send(this.outgoing, this)
+      this.exchangeOn(reused, connectMs)
+      connection.send(this.outgoing, this)
     } catch (err) {
       this.firstEnded(err)
     }
@@ -175,13 +175,13 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
   }
 
   private exchange(acquired: AcquiredConnection): Promise<IncomingResponse> {
-    this.exchangeOn(acquired)
+    this.exchangeOn(acquired.reused, acquired.connectMs)
     return acquired.connection.exchange(this.outgoing, this)
   }
 
-  private exchangeOn(acquired: AcquiredConnection): void {
-    this.record.upstream_reused = acquired.reused
-    if (acquired.connectMs !== undefined) this.record.upstream_connect_ms = roundMs(acquired.connectMs)
+  private exchangeOn(reused: boolean, connectMs: number | undefined): void {
+    this.record.upstream_reused = reused
+    if (connectMs !== undefined) this.record.upstream_connect_ms = roundMs(connectMs)
     this.endOfAnswer = undefined
     this.sentAt = monoNow()
   }

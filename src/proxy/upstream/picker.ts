@@ -6,22 +6,34 @@
  */
 import type { AddressState } from './address-state.ts'
 
-export function pickAddress(states: Iterable<AddressState>, nowMs: number, random: () => number, exclude?: ReadonlySet<string>): AddressState | undefined {
-  const eligible: AddressState[] = []
+export function pickAddress(states: readonly AddressState[], nowMs: number, random: () => number, exclude?: ReadonlySet<string>): AddressState | undefined {
+  // Counted, not listed: the usual pick makes nothing (a second pass finds the two drawn).
+  let eligible = 0
+  let last: AddressState | undefined
   let fallback: AddressState | undefined
-  for (const s of states) {
+  for (let k = 0; k < states.length; k++) {
+    const s = states[k]!
     if (s.removed || exclude?.has(s.address)) continue
     const ejected = s.ejectedUntil > nowMs
     if (!ejected && s.ejectedUntil !== 0 && !s.halfOpen) s.halfOpen = true
-    if (!ejected && s.activeHealthy && !(s.halfOpen && s.inFlight > 0)) eligible.push(s)
-    else if (!fallback || s.ejectedUntil < fallback.ejectedUntil) fallback = s
+    if (!ejected && s.activeHealthy && !(s.halfOpen && s.inFlight > 0)) {
+      eligible++
+      last = s
+    } else if (!fallback || s.ejectedUntil < fallback.ejectedUntil) fallback = s
   }
-  if (eligible.length === 0) return fallback
-  if (eligible.length === 1) return eligible[0]
-  const i = Math.floor(random() * eligible.length)
-  let j = Math.floor(random() * (eligible.length - 1))
+  if (eligible === 0) return fallback
+  if (eligible === 1) return last
+  const i = Math.floor(random() * eligible)
+  let j = Math.floor(random() * (eligible - 1))
   if (j >= i) j++
-  const a = eligible[i]!
-  const b = eligible[j]!
-  return a.inFlight <= b.inFlight ? a : b
+  let a: AddressState | undefined
+  let b: AddressState | undefined
+  for (let k = 0, n = 0; k < states.length && (a === undefined || b === undefined); k++) {
+    const s = states[k]!
+    if (s.removed || exclude?.has(s.address) || s.ejectedUntil > nowMs || !s.activeHealthy || (s.halfOpen && s.inFlight > 0)) continue
+    if (n === i) a = s
+    if (n === j) b = s
+    n++
+  }
+  return a!.inFlight <= b!.inFlight ? a! : b!
 }

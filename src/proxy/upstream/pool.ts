@@ -38,6 +38,8 @@ const SWEEP_INTERVAL_MS = 1000
 
 export class UpstreamPool {
   readonly addresses = new Map<string, AddressState>()
+  /** The same states as a list, for the pick of every request (no iterator made). */
+  private states: AddressState[] = []
   private readonly dialFn: (opts: DialOptions) => Promise<Conn>
   private readonly now: () => number
   private readonly random: () => number
@@ -81,6 +83,7 @@ export class UpstreamPool {
     }
     const state = newAddressState(a, this.upstream.port, this.now())
     this.addresses.set(a.address, state)
+    this.states.push(state)
     for (let i = 0; i < this.upstream.prewarmConnections; i++) void this.prewarm(state)
   }
 
@@ -97,7 +100,9 @@ export class UpstreamPool {
   }
 
   private forgetIfDrained(state: AddressState): void {
-    if (state.removed && state.open === 0 && state.inFlight === 0) this.addresses.delete(state.address)
+    if (!state.removed || state.open !== 0 || state.inFlight !== 0) return
+    this.addresses.delete(state.address)
+    this.states = this.states.filter((s) => s !== state)
   }
 
   /**
@@ -140,7 +145,7 @@ export class UpstreamPool {
 
   /** Picks an address for a new request, skipping `exclude` (see picker.ts). */
   pick(exclude?: ReadonlySet<string>): AddressState | undefined {
-    return pickAddress(this.addresses.values(), this.now(), this.random, exclude)
+    return pickAddress(this.states, this.now(), this.random, exclude)
   }
 
   /**
@@ -148,11 +153,17 @@ export class UpstreamPool {
    * (then call acquire). Counts the request as in flight when it returns one.
    */
   takeIdle(state: AddressState): AcquiredConnection | undefined {
+    const c = this.takeIdleConnection(state)
+    return c && { connection: c, reused: true, connectMs: undefined }
+  }
+
+  /** takeIdle's connection itself (the first attempt's path: nothing made for it). */
+  takeIdleConnection(state: AddressState): Http1Connection | undefined {
     const c = this.popUsableIdle(state)
     if (!c) return undefined
     state.inFlight++
     state.requests++
-    return { connection: c, reused: true, connectMs: undefined }
+    return c
   }
 
   /** Pops the newest idle connection still open and young enough; closes stale ones on the way. */
