@@ -8,6 +8,7 @@
  * control (flow.ts), budgets (floods.ts), the open streams and how they end (streams.ts), the
  * per-stream API (stream.ts), and the outgoing queue with DATA scheduling (output.ts).
  */
+import { monoNow } from '../lib/clock.ts'
 import { connectionError, H2Code, Http2Error, streamError } from './errors.ts'
 import { HeaderBlock } from './header-block.ts'
 import * as F from './frames.ts'
@@ -20,22 +21,9 @@ import { FrameReader } from './reader.ts'
 import { checkTrailers, toRequest } from './request.ts'
 import { ServerStream, type StreamHost } from './stream.ts'
 import { StreamTable } from './streams.ts'
+import type { SessionOptions } from './session-options.ts'
 
-export interface SessionOptions {
-  /** Sends bytes; false means the transport is queueing: call drained() when it has sent them. */
-  write(bytes: Uint8Array): boolean
-  /** Ends the transport once what was written is sent. Called once. */
-  close(): void
-  /** A request whose head was checked; its body (if any) arrives through stream.body. */
-  onRequest(stream: ServerStream): void
-  /** The session ended, with the connection error when there was one (for logs and counters). */
-  onClose?(err: Http2Error | undefined): void
-  /** A callback of the owner (onRequest, a stream's onDrain or onClose) threw; rethrown asynchronously when absent. */
-  onError?(err: unknown): void
-  limits?: Partial<Http2Limits>
-  /** Clock for budgets and the idle timeout; performance.now by default. */
-  now?: () => number
-}
+export type { SessionOptions } from './session-options.ts'
 
 export class ServerSession implements StreamHost {
   readonly limits: Http2Limits
@@ -60,13 +48,19 @@ export class ServerSession implements StreamHost {
   constructor(private readonly opts: SessionOptions) {
     const l = (this.limits = resolveLimits(opts.limits))
     this.highWaterBytes = l.streamHighWaterBytes
-    this.now = opts.now ?? (() => performance.now())
+    this.now = opts.now ?? monoNow
     this.lastProgressMs = this.now()
     this.decoder = new HpackDecoder(l.headerTableBytes, l.maxHeaderListBytes)
     this.reader = new FrameReader(l.maxFrameBytes)
     this.floods = new FloodGuard(l, this.now)
     this.out = new Output({ write: (b) => opts.write(b) }, l.maxQueuedControlBytes)
-    this.out.onStreamDone = (s) => this.guard(() => this.streams.localDone(s))
+    this.out.onStreamDone = (s) => {
+      try {
+        this.streams.localDone(s)
+      } catch (err) {
+        this.guardFailed(err)
+      }
+    }
     this.out.onFault = (err) => this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
     // Server preface (§3.4): our SETTINGS, then the larger connection window (§6.9.2).
     this.out.push(F.settingsFrame(announcedSettings(l)))
@@ -137,13 +131,16 @@ export class ServerSession implements StreamHost {
 
   sendHeaders(stream: ServerStream, fields: HeaderField[], endStream: boolean): void {
     if (this.ended) return
-    this.guard(() => {
+    // guard()'s handling without a closure made per response.
+    try {
       this.out.push(F.headerFrames(stream.id, this.encoder.encode(fields), endStream, this.out.peerMaxFrame), false)
       if (endStream) {
         stream.localEnded = true
         this.streams.localDone(stream)
       }
-    })
+    } catch (err) {
+      this.guardFailed(err)
+    }
   }
 
   schedule(stream: ServerStream): void {
@@ -386,16 +383,21 @@ export class ServerSession implements StreamHost {
     try {
       fn()
     } catch (err) {
-      if (err instanceof Http2Error && err.streamId !== 0) {
-        try {
-          this.streams.failed(err)
-          return
-        } catch (e) {
-          err = e
-        }
-      }
-      this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
+      this.guardFailed(err)
     }
+  }
+
+  /** What guard() does with a throw: a stream error resets the stream, anything else ends the connection. */
+  private guardFailed(err: unknown): void {
+    if (err instanceof Http2Error && err.streamId !== 0) {
+      try {
+        this.streams.failed(err)
+        return
+      } catch (e) {
+        err = e
+      }
+    }
+    this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
   }
 
   private fail(err: Http2Error): void {

@@ -18,7 +18,7 @@ import type { ServerStream } from '../../http2/stream.ts'
 import type { FailureCode } from '../errors.ts'
 import { ForwardingLines, requestIdFor } from '../headers.ts'
 import { ForwardedReply } from '../forwarded-reply.ts'
-import type { ProxyReply, ProxyRequest } from '../message.ts'
+import type { ProxyReply, ProxyRequest, ReplySink } from '../message.ts'
 import type { ClientInfo, ListenerState } from './connection-options.ts'
 
 export class H2Client {
@@ -26,12 +26,12 @@ export class H2Client {
   deadlineAt = 0
   readonly isTunnel = false
   private readonly conn: H2Connection
-  private readonly client: ClientInfo
+  readonly client: ClientInfo
   private closed = false
 
   constructor(
     sock: Socket<unknown>,
-    private readonly shared: ListenerState,
+    readonly shared: ListenerState,
     limits: Partial<Http2Limits>,
   ) {
     this.client = { ip: sock.remoteAddress, tls: true, streamKeepsLength: true, protocol: 'HTTP/2', forwarding: new ForwardingLines() }
@@ -73,36 +73,11 @@ export class H2Client {
       return
     }
     this.shared.requestStarted()
-    let ended = false
-    const end = () => {
-      if (ended) return
-      ended = true
-      this.shared.requestEnded()
-    }
-    const prevClose = stream.onClose
-    stream.onClose = (code) => {
-      prevClose?.(code)
-      end()
-    }
-    // Interim responses go to this stream: 1xx heads before the final one (RFC 9113 §8.1).
-    const client: ClientInfo = { ...this.client, interim: (status, headers) => !stream.closed && !stream.responseStarted && stream.respond(status, headers) }
-    // A throw in sending (a bug) is logged and resets the stream rather than leaving it open.
-    const answer = (reply: ProxyReply) => {
-      try {
-        this.send(stream, r.method, reply)
-      } catch (err) {
-        this.shared.opts.onError(err)
-        stream.reset(H2Code.INTERNAL_ERROR)
-      }
-    }
-    const failed = (err: unknown) => {
-      this.shared.opts.onError(err)
-      answer(this.shared.opts.refuse('INTERNAL', 'internal error', this.client, req, true))
-    }
+    const exchange = new StreamExchange(this, stream, r.method, req)
     try {
-      this.shared.opts.handle(req, client, { answer, failed })
+      this.shared.opts.handle(req, exchange, exchange)
     } catch (err) {
-      failed(err)
+      exchange.failed(err)
     }
   }
 
@@ -111,7 +86,7 @@ export class H2Client {
    * connection-specific fields (RFC 9113 §8.2.2; a proxy-made answer's Connection: close means
    * nothing per stream) and lower-cases names (http2/request.ts responseFields).
    */
-  private send(stream: ServerStream, method: string, reply: ProxyReply): void {
+  send(stream: ServerStream, method: string, reply: ProxyReply): void {
     if (stream.closed) {
       if (reply.body instanceof ReadableStream) reply.body.cancel().catch(() => {})
       return
@@ -168,5 +143,55 @@ export class H2Client {
 
   destroy(): void {
     this.conn.session.destroy()
+  }
+}
+
+/**
+ * One request on a stream, as the request path sees it: its client (interim answers go to this
+ * stream) and where its reply goes (ReplySink). One object per stream rather than a closure for
+ * each of those; the listener's in-flight count ends when the stream closes.
+ */
+class StreamExchange implements ClientInfo, ReplySink {
+  readonly ip: string
+  readonly tls = true
+  readonly streamKeepsLength = true
+  readonly protocol = 'HTTP/2'
+  readonly forwarding: ForwardingLines
+
+  constructor(
+    private readonly owner: H2Client,
+    private readonly stream: ServerStream,
+    private readonly method: string,
+    private readonly req: ProxyRequest,
+  ) {
+    this.ip = owner.client.ip
+    this.forwarding = owner.client.forwarding
+    const prevClose = stream.onClose
+    let ended = false
+    stream.onClose = (code) => {
+      prevClose?.(code)
+      if (ended) return
+      ended = true
+      owner.shared.requestEnded()
+    }
+  }
+
+  interim(status: number, headers: [string, string][]): void {
+    if (!this.stream.closed && !this.stream.responseStarted) this.stream.respond(status, headers)
+  }
+
+  /** A throw in sending (a bug) is logged and resets the stream rather than leaving it open. */
+  answer(reply: ProxyReply): void {
+    try {
+      this.owner.send(this.stream, this.method, reply)
+    } catch (err) {
+      this.owner.shared.opts.onError(err)
+      this.stream.reset(H2Code.INTERNAL_ERROR)
+    }
+  }
+
+  failed(err: unknown): void {
+    this.owner.shared.opts.onError(err)
+    this.answer(this.owner.shared.opts.refuse('INTERNAL', 'internal error', this.owner.client, this.req, true))
   }
 }
