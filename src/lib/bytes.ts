@@ -67,6 +67,13 @@ export function putRange(out: Uint8Array, at: number, bytes: Uint8Array, from: n
   return at + n
 }
 
+/** Whether bytes[from, to) are the characters of `s` as latin1 (a string made of them would equal it). */
+export function latin1Equals(bytes: Uint8Array, from: number, to: number, s: string): boolean {
+  if (to - from !== s.length) return false
+  for (let i = 0; i < s.length; i++) if (bytes[from + i] !== s.charCodeAt(i)) return false
+  return true
+}
+
 /**
  * Latin1 strings of byte ranges for one connection's heads: a range whose bytes are the string
  * the same slot made last time gives that string back, so a value that repeats from request to
@@ -80,11 +87,7 @@ export class RepeatedStrings {
   latin1(b: Buffer, from: number, to: number, slot: number): string {
     const n = to - from
     const prev = this.last[slot]
-    if (prev !== undefined && prev.length === n) {
-      let i = 0
-      while (i < n && b[from + i] === prev.charCodeAt(i)) i++
-      if (i === n) return prev
-    }
+    if (prev !== undefined && latin1Equals(b, from, to, prev)) return prev
     const s = b.toString('latin1', from, to)
     this.last[slot] = n <= 256 ? s : undefined
     return s

@@ -9,7 +9,7 @@ import { bytesEqualLower, NameTable } from '../http1/chars.ts'
 import { headEnd, isBodiless, putHeadEnd, type EncodedHead } from '../http1/response-encode.ts'
 import type { RawFields, ResponseHead } from '../http1/response-head.ts'
 import { statusText as defaultStatusText } from '../http1/status-text.ts'
-import { putFieldLine, putLatin1, putRange } from '../lib/bytes.ts'
+import { latin1Equals, putFieldLine, putLatin1, putRange } from '../lib/bytes.ts'
 import { clientResponseHeaders, connectionTokens, HOP_BY_HOP } from './headers.ts'
 import type { ProxyReply } from './message.ts'
 
@@ -135,7 +135,7 @@ export class ForwardedReply implements ProxyReply {
       // The value this name had in the last answer when it is the same again (Server, Content-Type,
       // Date within its second): no new string, and HPACK's lookups of it find its hash made.
       const last = lastValues.get(known)
-      if (last !== undefined && latin1Equal(bytes, vs, ve, last)) out.push([known, last])
+      if (last !== undefined && latin1Equals(bytes, vs, ve, last)) out.push([known, last])
       else {
         const value = bytes.toString('latin1', vs, ve)
         // Not a Set-Cookie: a session's token is not kept past its answer (HPACK never indexes it anyway).
@@ -180,13 +180,6 @@ export class ForwardedReply implements ProxyReply {
 /** The last value each of KNOWN_FIELDS' names had (h2Fields): one entry a name, a short value each. */
 const lastValues = new Map<string, string>()
 const MAX_REMEMBERED_VALUE = 256
-
-/** Whether bytes[from, to) are the characters of `s`. */
-function latin1Equal(bytes: Uint8Array, from: number, to: number, s: string): boolean {
-  if (to - from !== s.length) return false
-  for (let i = 0; i < s.length; i++) if (bytes[from + i] !== s.charCodeAt(i)) return false
-  return true
-}
 
 function isLength(bytes: Uint8Array, from: number, to: number): boolean {
   return to - from === 14 && bytesEqualLower(bytes, from, to, 'content-length')

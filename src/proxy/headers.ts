@@ -5,7 +5,7 @@
  */
 import type { ForwardedLines } from '../http1/request-encode.ts'
 import type { RequestHead } from '../http1/request-head.ts'
-import { putFieldLine } from '../lib/bytes.ts'
+import { putLatin1 } from '../lib/bytes.ts'
 import { bracketHost, hostPort } from '../lib/net.ts'
 import type { HeaderReader } from './message.ts'
 
@@ -57,12 +57,10 @@ export class ForwardingLines {
       this.host = ctx.clientHost
       this.ip = ctx.clientIp
       this.proto = ctx.proto
-      const fields: [string, string][] = [['x-forwarded-for', this.ip], ['x-forwarded-proto', this.proto], ['x-forwarded-host', this.host]]
-      let length = 0
-      for (const [n, v] of fields) length += n.length + v.length + 4
-      this.bytes = new Uint8Array(length)
-      let at = 0
-      for (const [n, v] of fields) at = putFieldLine(this.bytes, at, n, v)
+      // What addForwarding sends for such a peer, as lines.
+      const lines = `x-forwarded-for: ${this.ip}\r\nx-forwarded-proto: ${this.proto}\r\nx-forwarded-host: ${this.host}\r\n`
+      this.bytes = new Uint8Array(lines.length)
+      putLatin1(this.bytes, 0, lines)
     }
     return this.bytes
   }

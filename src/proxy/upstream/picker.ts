@@ -14,9 +14,8 @@ export function pickAddress(states: readonly AddressState[], nowMs: number, rand
   for (let k = 0; k < states.length; k++) {
     const s = states[k]!
     if (s.removed || exclude?.has(s.address)) continue
-    const ejected = s.ejectedUntil > nowMs
-    if (!ejected && s.ejectedUntil !== 0 && !s.halfOpen) s.halfOpen = true
-    if (!ejected && s.activeHealthy && !(s.halfOpen && s.inFlight > 0)) {
+    if (s.ejectedUntil <= nowMs && s.ejectedUntil !== 0 && !s.halfOpen) s.halfOpen = true
+    if (takesPick(s, nowMs)) {
       eligible++
       last = s
     } else if (!fallback || s.ejectedUntil < fallback.ejectedUntil) fallback = s
@@ -30,10 +29,15 @@ export function pickAddress(states: readonly AddressState[], nowMs: number, rand
   let b: AddressState | undefined
   for (let k = 0, n = 0; k < states.length && (a === undefined || b === undefined); k++) {
     const s = states[k]!
-    if (s.removed || exclude?.has(s.address) || s.ejectedUntil > nowMs || !s.activeHealthy || (s.halfOpen && s.inFlight > 0)) continue
+    if (s.removed || exclude?.has(s.address) || !takesPick(s, nowMs)) continue
     if (n === i) a = s
     if (n === j) b = s
     n++
   }
   return a!.inFlight <= b!.inFlight ? a! : b!
+}
+
+/** Whether `s` (not removed, not excluded) may be drawn now: not ejected, healthy, and not a half-open probe already in use. */
+function takesPick(s: AddressState, nowMs: number): boolean {
+  return s.ejectedUntil <= nowMs && s.activeHealthy && !(s.halfOpen && s.inFlight > 0)
 }
