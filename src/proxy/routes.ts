@@ -7,11 +7,22 @@ import type { ResolvedRoute } from '../config/schema.ts'
 import { hostWithoutPort } from './headers.ts'
 
 export class Router<T> {
+  /** The routes a request can reach: those up to the first that matches anything (the config's catch-all). */
+  private readonly routes: readonly ResolvedRoute[]
+  /** Whether any of them looks at the Host, or at the path: a request's are only derived then. */
+  private readonly byHost: boolean
+  private readonly byPath: boolean
+
   constructor(
-    private readonly routes: readonly ResolvedRoute[],
+    routes: readonly ResolvedRoute[],
     private readonly upstreams: ReadonlyMap<string, T>,
     private readonly defaultUpstream: string,
-  ) {}
+  ) {
+    const all = routes.findIndex((r) => r.host === undefined && r.pathPrefix === undefined)
+    this.routes = all < 0 ? routes : routes.slice(0, all + 1)
+    this.byHost = this.routes.some((r) => r.host !== undefined)
+    this.byPath = this.routes.some((r) => r.pathPrefix !== undefined)
+  }
 
   /** The route for a host (without port) and a path (without query); undefined when none matches. */
   match(host: string, path: string): ResolvedRoute | undefined {
@@ -30,10 +41,19 @@ export class Router<T> {
     return this.upstreams.get(this.match(host, path)?.upstream ?? this.defaultUpstream)!
   }
 
-  /** The route for a request target and its Host header (the port dropped, the query ignored). */
+  /**
+   * The route for a request target and its Host header (the port dropped, the query ignored).
+   * The Host is lower-cased and the path cut from the query only when a route looks at them: the
+   * usual table (the catch-all alone) matches every request without either.
+   */
   matchFor(target: string, hostHeader: string | null): ResolvedRoute | undefined {
-    const qs = target.indexOf('?')
-    return this.match(hostHeader === null ? '' : hostWithoutPort(hostHeader), qs < 0 ? target : target.slice(0, qs))
+    const host = this.byHost && hostHeader !== null ? hostWithoutPort(hostHeader) : ''
+    let path = target
+    if (this.byPath) {
+      const qs = target.indexOf('?')
+      if (qs >= 0) path = target.slice(0, qs)
+    }
+    return this.match(host, path)
   }
 
   /** The upstream for a request target and its Host header. */

@@ -1,0 +1,51 @@
+/** Router.matchFor: the Host and path derived from a request only when a route looks at them, with the same answers. */
+import { describe, expect, test } from 'bun:test'
+import type { ResolvedRoute } from '../../src/config/schema.ts'
+import { Router } from '../../src/proxy/routes.ts'
+
+const route = (upstream: string, host?: string, pathPrefix?: string): ResolvedRoute => ({ host, pathPrefix, upstream, cache: true })
+const CATCH_ALL = route('web')
+const upstreams = new Map([['api', 'api'], ['web', 'web'], ['static', 'static']])
+
+describe('matchFor with host and path routes', () => {
+  const router = new Router([route('api', '*.api.example'), route('static', 'cdn.example', '/assets/'), route('api', undefined, '/api/'), CATCH_ALL], upstreams, 'web')
+  test.each([
+    ['/x', 'V1.API.example:8443', 'api'],
+    ['/x', 'api.example', 'web'],
+    ['/assets/a.png?v=1', 'CDN.example', 'static'],
+    ['/other?x=/assets/', 'cdn.example', 'web'],
+    ['/api/users?q=1', 'www.example', 'api'],
+    ['/apix', 'www.example', 'web'],
+    ['/x?/api/', 'www.example', 'web'],
+    ['/api/x', null, 'api'], // HTTP/1.0 without Host: only the path routes can match
+    ['/x', null, 'web'],
+  ] as const)('%s (Host %s) -> %s', (target, host, upstream) => {
+    expect(router.matchFor(target, host)?.upstream).toBe(upstream)
+    expect(router.routeFor(target, host)).toBe(upstream)
+  })
+})
+
+test('an IPv6 Host keeps its brackets and drops its port', () => {
+  const router = new Router([route('api', '[::1]'), CATCH_ALL], upstreams, 'web')
+  expect(router.routeFor('/', '[::1]:8080')).toBe('api')
+  expect(router.routeFor('/', '[::2]:8080')).toBe('web')
+})
+
+test('the catch-all alone matches every request, whatever its Host and target', () => {
+  const router = new Router([CATCH_ALL], upstreams, 'web')
+  for (const [target, host] of [['/', 'a.example'], ['/x?y', null], ['*', 'B.EXAMPLE:1']] as const) expect(router.matchFor(target, host)).toBe(CATCH_ALL)
+})
+
+test('routes after one that matches anything are never reached', () => {
+  const shadowed = route('static', 'cdn.example')
+  const router = new Router([route('api', undefined, '/api/'), CATCH_ALL, shadowed], upstreams, 'web')
+  expect(router.matchFor('/x', 'cdn.example')).toBe(CATCH_ALL)
+  expect(router.matchFor('/api/x', 'cdn.example')?.upstream).toBe('api')
+})
+
+test('without a catch-all, an unmatched request gets the default upstream', () => {
+  const router = new Router([route('api', undefined, '/api/')], upstreams, 'static')
+  expect(router.matchFor('/x', 'a.example')).toBeUndefined()
+  expect(router.routeFor('/x', 'a.example')).toBe('static')
+  expect(new Router([], upstreams, 'web').routeFor('/api/x', null)).toBe('web')
+})
