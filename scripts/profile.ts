@@ -1,11 +1,11 @@
 /**
  * Where the proxy's CPU time goes under load: `perf` samples with JavaScript names, from source.
  *
- *   bun scripts/profile.ts [--h2 | --tls] [--path /small] [--connections 64] [--seconds 5] [--top 25] [--keep]
+ *   bun scripts/profile.ts [--h2 | --tls] [--browser-head] [--path /small] [--connections 64] [--seconds 5] [--top 25] [--keep]
  *
  * Runs `bun src/main.ts serve` (JIT dump on) in front of a local nginx origin, loads it with wrk
  * (or h2load over TLS with --h2, wrk over TLS with --tls) for a warm-up, then records it with `perf record -g` while the
- * load goes on, and prints: the share of kernel, JavaScript and Bun-native samples; JavaScript
+ * load goes on (with --browser-head wrk sends a browser's navigation head, as ab-cpu.ts), and prints: the share of kernel, JavaScript and Bun-native samples; JavaScript
  * functions by self and by inclusive time; native samples by the innermost JavaScript function
  * that called them (Bun's own code is stripped of symbols).
  *
@@ -20,7 +20,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { h2load, selfSignedTlsArgs, start, startOrigin, waitFor, workDir, wrk } from './local-load.ts'
+import { BROWSER_FIELDS, h2load, selfSignedTlsArgs, start, startOrigin, waitFor, workDir, wrk } from './local-load.ts'
 
 const args = process.argv.slice(2)
 const opt = (name: string, def: string) => {
@@ -30,6 +30,7 @@ const opt = (name: string, def: string) => {
 const H2 = args.includes('--h2')
 const TLS = H2 || args.includes('--tls')
 const PATH = opt('--path', '/small')
+const FIELDS = args.includes('--browser-head') ? BROWSER_FIELDS : []
 const CONNECTIONS = opt('--connections', '64')
 const SECONDS = Number(opt('--seconds', '5'))
 const TOP = Number(opt('--top', '25'))
@@ -52,7 +53,7 @@ const proxy = start(process.execPath, [main, 'serve', '--upstream', `127.0.0.1:$
 })
 await waitFor(PORTS.origin, PATH)
 await waitFor(PORTS.proxy, PATH, TLS)
-const load = (seconds: number) => (H2 ? h2load(PORTS.proxy, PATH, `${seconds}`) : wrk(PORTS.proxy, PATH, CONNECTIONS, `${seconds}s`, [], TLS))
+const load = (seconds: number) => (H2 ? h2load(PORTS.proxy, PATH, `${seconds}`) : wrk(PORTS.proxy, PATH, CONNECTIONS, `${seconds}s`, FIELDS, TLS))
 await load(3) // warm-up: JIT tiers, the upstream pool
 
 const data = join(dir, 'perf.data')
@@ -65,7 +66,7 @@ if ((await recorded) !== 0) {
   console.error(`perf record failed (perf_event_paranoid at most 1, or root):\n${recordErr}`)
   process.exit(1)
 }
-console.log(`${H2 ? 'h2load -c16 -m10' : `wrk -c${CONNECTIONS}${TLS ? ' over TLS' : ''}`} ${PATH}: ${rps.toFixed(0)} req/s during the recording (perf slows it)`)
+console.log(`${H2 ? 'h2load -c16 -m10' : `wrk -c${CONNECTIONS}${TLS ? ' over TLS' : ''}${FIELDS.length ? ' (browser head)' : ''}`} ${PATH}: ${rps.toFixed(0)} req/s during the recording (perf slows it)`)
 
 // The dump under the name perf inject looks for, and that name in the recorded mmap event.
 const pid = proxy.pid!

@@ -34,22 +34,47 @@ export function bytesEqualLower(b: Uint8Array, from: number, to: number, lower: 
 }
 
 /**
- * Lower-case field names looked up in bytes by length, without making a string: the shared
- * constant for a name in the table, in whatever case it was sent.
+ * Lower-case field names (of two bytes or more) looked up in bytes, without making a string: the
+ * shared constant for a name in the table, in whatever case it was sent.
  */
 export class NameTable {
-  private readonly byLength = new Map<number, string[]>()
+  /**
+   * The names by a hash of their length and three of their bytes (the first and the last two):
+   * one slot holds the names with that hash, nearly always one, so a lookup compares one name,
+   * not every name of its length (a browser's head has six "sec-*" names of 14 or 15 bytes).
+   */
+  private readonly slots: (string[] | undefined)[] = new Array<string[] | undefined>(NAME_SLOTS).fill(undefined)
 
   constructor(names: readonly string[]) {
-    for (const name of names) this.byLength.set(name.length, [...(this.byLength.get(name.length) ?? []), name])
+    for (const name of names) {
+      if (name.length < 2 || name !== name.toLowerCase()) throw new RangeError(`NameTable: "${name}" is not a lower-case name of two bytes or more`)
+      const codes = new Uint8Array(name.length)
+      for (let i = 0; i < name.length; i++) codes[i] = name.charCodeAt(i)
+      const h = nameHash(codes, 0, codes.length)
+      this.slots[h] = [...(this.slots[h] ?? []), name]
+    }
   }
 
   /** The table's name that bytes[from, to) is, or undefined. */
   find(b: Uint8Array, from: number, to: number): string | undefined {
-    const names = this.byLength.get(to - from)
-    if (names !== undefined) for (const name of names) if (bytesEqualLower(b, from, to, name)) return name
+    if (to - from < 2) return undefined
+    const names = this.slots[nameHash(b, from, to)]
+    if (names === undefined) return undefined
+    for (let i = 0; i < names.length; i++) if (bytesEqualLower(b, from, to, names[i]!)) return names[i]
     return undefined
   }
+}
+
+const NAME_SLOTS = 1024
+
+/**
+ * The slot of bytes[from, to) (at least two bytes): its length, its first byte and its last two,
+ * with 0x20 set in each (which lower-cases an ASCII letter and leaves the digits and "-" of a
+ * table name as they are), so a name hashes alike in any case. Other bytes may share a slot with
+ * a name; find() compares before it answers.
+ */
+function nameHash(b: Uint8Array, from: number, to: number): number {
+  return ((to - from) * 961 + (b[from]! | 0x20) * 31 + (b[to - 1]! | 0x20) * 7 + (b[to - 2]! | 0x20)) & (NAME_SLOTS - 1)
 }
 
 /** A Host value: reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2); no userinfo, no list. */
