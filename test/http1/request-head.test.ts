@@ -253,3 +253,13 @@ describe('the Host value check on bytes (isHostValueBytes)', () => {
     expect(valid).toBeLessThan(19_000)
   })
 })
+
+test('a head of MAX_HEADER_COUNT fields keeps each value, and the head parsed after it only its own', () => {
+  const lines = Array.from({ length: MAX_HEADER_COUNT - 1 }, (_, i) => `X-${i}:\tvalue-${i}`)
+  const big = parseRequestHead(['GET / HTTP/1.1', 'Host: a', ...lines].join('\r\n'))
+  const small = parseRequestHead(['GET / HTTP/1.1', 'Host: b', 'X-One: 1'].join('\r\n'))
+  expect(headValues(big)).toEqual(['a', ...lines.map((_, i) => `value-${i}`)])
+  expect(big.spans.length).toBe(4 * MAX_HEADER_COUNT)
+  expect(headValues(small)).toEqual(['b', '1'])
+  expect(small.spans.length).toBe(8)
+})

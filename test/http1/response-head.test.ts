@@ -65,3 +65,14 @@ describe('keep-alive after the response', () => {
     expect(parseResponseHead(head(['Content-Length: 1', 'Connection: keep-alive', 'Connection: close']), 'GET').closeAfter).toBe(true)
   })
 })
+
+test('every field of a head with more fields than the first offset buffer holds keeps its own name and value', () => {
+  const lines = Array.from({ length: 300 }, (_, i) => `X-F${i}:  v${i} `)
+  const first = parseResponseHead(head(lines), 'GET')
+  // A second, smaller head parsed after it must not see the first one's offsets.
+  const second = parseResponseHead(head(['A: 1', 'B:2']), 'GET')
+  expect(first.headers).toEqual(lines.map((_, i) => [`X-F${i}`, `v${i}`]))
+  expect(first.raw!.spans.length).toBe(4 * 300)
+  expect(second.headers).toEqual([['A', '1'], ['B', '2']])
+  expect(second.raw!.spans.length).toBe(8)
+})
