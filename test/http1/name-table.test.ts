@@ -34,6 +34,17 @@ test('bytes that differ from a name only in bit 0x20 outside the letters are not
   expect(table.find(Uint8Array.of(0x54, 0x05), 0, 2)).toBeUndefined()
 })
 
+test('bytes above 0x7f never match a name, even where they share its slot', () => {
+  const name = bytes('content-length')
+  for (const b of [0xc8, 0xe8, 0xc5, 0xe5, 0xff, 0x80]) {
+    for (const at of [0, 6, 12, 13]) {
+      const sent = Uint8Array.from(name)
+      sent[at] = b
+      expect(table.find(sent, 0, sent.length)).toBeUndefined()
+    }
+  }
+})
+
 test('a table refuses names it could never find', () => {
   expect(() => new NameTable(['x'])).toThrow(RangeError)
   expect(() => new NameTable(['Host'])).toThrow(RangeError)

@@ -36,6 +36,13 @@ test('the catch-all alone matches every request, whatever its Host and target', 
   for (const [target, host] of [['/', 'a.example'], ['/x?y', null], ['*', 'B.EXAMPLE:1']] as const) expect(router.matchFor(target, host)).toBe(CATCH_ALL)
 })
 
+test('a route that bypasses the cache is what matchFor gives, before the catch-all', () => {
+  const noCache: ResolvedRoute = { host: undefined, pathPrefix: '/live/', upstream: 'api', cache: false }
+  const router = new Router([noCache, CATCH_ALL], upstreams, 'web')
+  expect(router.matchFor('/live/feed?x=1', 'a.example')?.cache).toBe(false)
+  expect(router.matchFor('/other', 'a.example')?.cache).toBe(true)
+})
+
 test('routes after one that matches anything are never reached', () => {
   const shadowed = route('static', 'cdn.example')
   const router = new Router([route('api', undefined, '/api/'), CATCH_ALL, shadowed], upstreams, 'web')
