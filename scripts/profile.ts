@@ -4,10 +4,11 @@
  *   bun scripts/profile.ts [--h2 | --tls] [--browser-head] [--path /small] [--connections 64] [--seconds 5] [--top 25] [--keep]
  *
  * Runs `bun src/main.ts serve` (JIT dump on) in front of a local nginx origin, loads it with wrk
- * (or h2load over TLS with --h2, wrk over TLS with --tls) for a warm-up, then records it with `perf record -g` while the
- * load goes on (with --browser-head wrk sends a browser's navigation head, as ab-cpu.ts), and prints: the share of kernel, JavaScript and Bun-native samples; JavaScript
- * functions by self and by inclusive time; native samples by the innermost JavaScript function
- * that called them (Bun's own code is stripped of symbols).
+ * (or h2load over TLS with --h2, wrk over TLS with --tls; with --browser-head wrk sends a
+ * browser's navigation head, as ab-cpu.ts does) for a warm-up, then records it with
+ * `perf record -g` while the load goes on, and prints: the share of kernel, JavaScript and
+ * Bun-native samples; JavaScript functions by self and by inclusive time; native samples by the
+ * innermost JavaScript function that called them (Bun's own code is stripped of symbols).
  *
  * JSC writes its JIT dump as jit-<tid>-<pid>.dump; `perf inject --jit` only picks up
  * jit-<pid>.dump, and then matches samples to JIT code by time (code whose addresses were reused
