@@ -10,6 +10,9 @@
  * HAProxy nbthread N (auto: all cores); the origin and the floor stay single. With
  * --base-bin, another build of the proxy runs beside dist/proxy as "proxy-base" (a before/after
  * comparison in one run).
+ * nginx-same is nginx doing per request what this proxy does by default: X-Forwarded-For, -Proto
+ * and -Host set upstream, and a request id sent upstream and in the reply (its ratios are still
+ * against plain nginx; the rows without it measure nginx doing the least it can).
  * The "browser head" row sends the 14 fields of a browser's navigation request (about 650 bytes
  * of head) where the other rows send wrk's one-field head.
  * Two more rows compare like with like:
@@ -55,6 +58,8 @@ const CACHE_PORTS = { ours: 18206, nginx: 18207 }
 const H2_PORTS = { ours: 18208, nginx: 18210 }
 /** The TLS row: the proxy's and the base build's own TLS listeners (processes of their own, as in the other rows) and HAProxy's TLS frontend; nginx uses its h2 listener, which speaks HTTP/1.1 too. */
 const TLS_PORTS = { haproxy: 18211, oursBase: 18212, ours: 18213 }
+/** nginx configured to do per request what this proxy does by default (nginx-same, below). */
+const SAME_PORT = 18214
 const dir = mkdtempSync(join(tmpdir(), 'bench-peers-'))
 const children: ChildProcess[] = []
 
@@ -279,6 +284,12 @@ async function main(): Promise<void> {
   const upstreamBlock = `  upstream origin { server 127.0.0.1:${PORTS.origin}; keepalive 256; }\n`
   const proxyPass = 'proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering on;'
   const nginxProxyConf = nginxConf('nginx-proxy', `${upstreamBlock}  server { listen 127.0.0.1:${PORTS.nginx}; location / { ${proxyPass} } }`, WORKERS)
+  // What this proxy adds by default, asked of nginx: X-Forwarded-For (the peer's address, as for a
+  // peer outside trusted_proxies), -Proto and -Host (the client's Host as sent), and a request id
+  // sent upstream and in the reply. nginx's $request_id is 16 random bytes in hex.
+  const sameWork =
+    'proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host; proxy_set_header X-Request-Id $request_id; add_header X-Request-Id $request_id always;'
+  const nginxSameConf = nginxConf('nginx-same', `${upstreamBlock}  server { listen 127.0.0.1:${SAME_PORT}; location / { ${proxyPass} ${sameWork} } }`, WORKERS)
   const nginxCacheConf = nginxConf(
     'nginx-cache',
     `${upstreamBlock}  proxy_cache_path ${join(dir, 'nginx-cache')} levels=1:2 keys_zone=edge:10m max_size=64m inactive=1h use_temp_path=off;\n  server { listen 127.0.0.1:${CACHE_PORTS.nginx}; location / { ${proxyPass} proxy_cache edge; } }`,
@@ -307,6 +318,7 @@ async function main(): Promise<void> {
     { name: 'proxy', port: PORTS.ours, child: ours(PORTS.ours) },
     ...(BASE_BIN ? [{ name: 'proxy-base', port: PORTS.oursBase, child: ours(PORTS.oursBase, [], BASE_BIN) }] : []),
     { name: 'nginx', port: PORTS.nginx, child: run('nginx', ['-c', nginxProxyConf], 1) },
+    { name: 'nginx-same', port: SAME_PORT, child: run('nginx', ['-c', nginxSameConf], 1) },
     { name: 'haproxy', port: PORTS.haproxy, child: run('haproxy', ['-f', haproxyCfg], 1) },
     { name: 'floor', port: PORTS.floor, child: run(process.execPath, [join(import.meta.dir, 'floor-relay.ts'), String(PORTS.floor), String(PORTS.origin)], 1) },
   ]
