@@ -41,10 +41,14 @@ function readInt(buf: Uint8Array, pos: number, prefixBits: number): number {
   let shift = 0
   for (;;) {
     if (pos >= buf.byteLength) throw compressionError('integer truncated')
+    // Five continuation bytes carry 35 bits, past 2^31-1; a longer encoding (zero bytes that add
+    // nothing) is refused by its length (RFC 7541 §5.1), before 2 ** shift could reach Infinity
+    // and make the value NaN, which no comparison would catch.
+    if (shift > 28) throw compressionError('integer encoding longer than 2^31-1 needs')
     const b = buf[pos++]!
     value += (b & 0x7f) * 2 ** shift
     shift += 7
-    if (value > MAX_INT) throw compressionError('integer above 2^31-1')
+    if (!(value <= MAX_INT)) throw compressionError('integer above 2^31-1')
     if ((b & 0x80) === 0) {
       readEnd = pos
       return value

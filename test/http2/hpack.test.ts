@@ -45,6 +45,21 @@ describe('HPACK integers (RFC 7541 C.1)', () => {
   test('an integer above 2^31-1 is a COMPRESSION_ERROR', () => {
     expect(() => decodeInt(hex('1fffffffff0f'), 0, 5)).toThrow(Http2Error)
   })
+  test('the largest value takes five continuation bytes; a longer encoding is refused, whatever it adds', () => {
+    // 2^31-1 with a 5-bit prefix: 31 + 2147483616 = e0 ff ff ff 07.
+    expect(decodeInt(hex('1fe0ffffff07'), 0, 5)).toEqual([2 ** 31 - 1, 6])
+    // Six continuation bytes that add nothing past the fifth: 31 + 0.
+    expect(() => decodeInt(hex('1f808080808000'), 0, 5)).toThrow(Http2Error)
+    // 150 bytes of 0x80: 2 ** shift would reach Infinity and the value NaN, which once passed.
+    expect(() => decodeInt(hex('1f' + '80'.repeat(150) + '00'), 0, 5)).toThrow(Http2Error)
+  })
+  test('a table size update of 150 padded bytes is refused, and the table keeps its limit', () => {
+    const d = new HpackDecoder(4096, 65536)
+    expect(() => d.decode(hex('3f' + '80'.repeat(150) + '00' + '82'))).toThrow(Http2Error)
+    // A string length padded the same way.
+    const d2 = new HpackDecoder(4096, 65536)
+    expect(() => d2.decode(hex('400178' + '7f' + '80'.repeat(150) + '00'))).toThrow(Http2Error)
+  })
 })
 
 describe('HPACK decoder, RFC 7541 Appendix C', () => {
