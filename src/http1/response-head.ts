@@ -33,6 +33,19 @@ export interface RawFields {
   spans: number[]
   /** The Connection fields' values, lower-case, joined with ", " ('' when none). */
   connection: string
+  /**
+   * Whether the Content-Length lines may be passed on as they came: at most one, plain digits,
+   * no Transfer-Encoding beside it, and a status that may have one. When false, every
+   * Content-Length line is left out, and `announcedLength` is what to send instead.
+   */
+  lengthVerbatim: boolean
+  /**
+   * The one Content-Length to send where the upstream's lines are not passed on (a list such as
+   * "5, 5", or the same line twice: RFC 9110 §8.6 lets a recipient replace them with the one
+   * value); undefined when none is to be sent (Transfer-Encoding overrides it, RFC 9112 §6.3;
+   * 1xx and 204 never have one, RFC 9110 §8.6).
+   */
+  announcedLength: number | undefined
 }
 
 export type Framing =
@@ -67,9 +80,13 @@ class ParsedHead implements ResponseHead {
 
   get headers(): [string, string][] {
     if (this.pairs) return this.pairs
-    const { bytes, spans } = this.raw
+    const { bytes, spans, lengthVerbatim, announcedLength } = this.raw
     const out: [string, string][] = []
-    for (let i = 0; i < spans.length; i += 4) out.push([bytes.toString('latin1', spans[i]!, spans[i + 1]!), bytes.toString('latin1', spans[i + 2]!, spans[i + 3]!)])
+    for (let i = 0; i < spans.length; i += 4) {
+      if (!lengthVerbatim && spans[i + 1]! - spans[i]! === 14 && bytesEqualLower(bytes, spans[i]!, spans[i + 1]!, 'content-length')) continue
+      out.push([bytes.toString('latin1', spans[i]!, spans[i + 1]!), bytes.toString('latin1', spans[i + 2]!, spans[i + 3]!)])
+    }
+    if (announcedLength !== undefined) out.push(['content-length', String(announcedLength)])
     return (this.pairs = out)
   }
 }
@@ -105,6 +122,9 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
   const status = (b[9]! - 0x30) * 100 + (b[10]! - 0x30) * 10 + (b[11]! - 0x30)
   const spans: number[] = []
   let contentLength: number | undefined
+  /** Content-Length lines, and whether each was plain digits. */
+  let lengthLines = 0
+  let lengthPlain = true
   let transferEncoding: string | undefined
   let connection = ''
   let pos = lineEnd + 2
@@ -135,6 +155,8 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
     const n = colon - pos
     if (n === 14 && bytesEqualLower(b, pos, colon, 'content-length')) {
       const digits = plainDigits(b, vs, ve)
+      lengthLines++
+      if (digits < 0) lengthPlain = false
       const got = digits >= 0 ? (contentLength !== undefined && contentLength !== digits ? 'conflict' : digits) : contentLengthOf(b.toString('latin1', vs, ve), contentLength)
       if (got === 'invalid') throw new ResponseParseError(`invalid Content-Length: ${JSON.stringify(b.toString('latin1', vs, ve))}`)
       if (got === 'conflict') throw new ResponseParseError('conflicting Content-Length values')
@@ -168,11 +190,12 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
     // Strict like the request side: "chunked\xa0" is neither chunked nor read-until-close here,
     // because another parser on the path may strip the NBSP (RFC 9110 §5.6.3: OWS is SP/HTAB).
     if (!allTokens(codings)) throw new ResponseParseError(`invalid Transfer-Encoding: ${JSON.stringify(transferEncoding)}`)
-    if (codings[codings.length - 1] === 'chunked') framing = { kind: 'chunked' }
-    else {
-      framing = { kind: 'close' }
-      closeAfter = true
-    }
+    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means its framing is faulty.
+    if (minorVersion === 0) throw new ResponseParseError('Transfer-Encoding in an HTTP/1.0 response (its framing is faulty, RFC 9112 §6.1)')
+    // Only chunked is relayed. A body in another coding (gzip, or gzip then chunked) would reach
+    // the client without the coding named, as bytes it cannot read: refused, as nginx does.
+    if (codings.length !== 1 || codings[0] !== 'chunked') throw new ResponseParseError(`unsupported Transfer-Encoding from the upstream: ${JSON.stringify(transferEncoding)} (only chunked is relayed)`)
+    framing = { kind: 'chunked' }
     if (contentLength !== undefined) closeAfter = true
   } else if (contentLength !== undefined) {
     framing = contentLength === 0 ? NO_BODY : { kind: 'length', length: contentLength }
@@ -180,7 +203,11 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
     framing = { kind: 'close' }
     closeAfter = true
   }
-  return new ParsedHead(minorVersion, status, framing, closeAfter, { bytes, end, statusLineEnd: lineEnd, spans, connection })
+  // Content-Length passes on as it came only where it is one plain value that means something.
+  const lengthAllowed = transferEncoding === undefined && status !== 204 && (status < 100 || status >= 200)
+  const lengthVerbatim = lengthLines === 0 || (lengthAllowed && lengthLines === 1 && lengthPlain)
+  const announcedLength = !lengthVerbatim && lengthAllowed ? contentLength : undefined
+  return new ParsedHead(minorVersion, status, framing, closeAfter, { bytes, end, statusLineEnd: lineEnd, spans, connection, lengthVerbatim, announcedLength })
 }
 
 const NO_BODY: Framing = { kind: 'none' }

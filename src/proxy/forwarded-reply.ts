@@ -85,6 +85,12 @@ export class ForwardedReply implements ProxyReply {
       // The whole line: up to the next one's start, or to the end and a CRLF.
       if (keep === 1) size += (f + 1 < fields ? spans[4 * f + 4]! : rawEnd + 2) - ns
     }
+    // The one value that stands for the upstream's lines where they are not passed on as they came.
+    const announced = this.keepLength && (streamed || noBody) && this.raw.announcedLength !== undefined ? String(this.raw.announcedLength) : ''
+    if (announced !== '') {
+      hasLength = true
+      size += 18 + announced.length
+    }
     const end = headEnd(hasDate, noBody, body?.byteLength, hasLength, minor, closeAsked)
     size += 16 + this.requestId.length + end.size
     const bodyBytes = body !== undefined && !noBody ? body.byteLength : 0
@@ -104,6 +110,7 @@ export class ForwardedReply implements ProxyReply {
       if (f < fields) at = putRange(out, at, bytes, from, spans[4 * f]!)
       else at = crlf(out, putRange(out, at, bytes, from, rawEnd))
     }
+    if (announced !== '') at = putFieldLine(out, at, 'content-length', announced)
     putHeadEnd(out, putFieldLine(out, at, 'x-request-id', this.requestId), end, bodyBytes > 0 ? body : undefined)
     return { bytes: out, chunked: end.chunked, close: end.close }
   }
@@ -143,6 +150,10 @@ export class ForwardedReply implements ProxyReply {
         out.push([known, value])
       }
     }
+    if (this.keepLength && this.raw.announcedLength !== undefined) {
+      out.push(['content-length', String(this.raw.announcedLength)])
+      hasLength = true
+    }
     out.push(['x-request-id', this.requestId])
     if (wholeBodyLength !== undefined && !hasLength) out.push(['content-length', String(wholeBodyLength)])
     return out
@@ -167,13 +178,14 @@ export class ForwardedReply implements ProxyReply {
 
   /**
    * Whether clientResponseHeaders drops the field whose name is bytes[from, to): hop-by-hop, named
-   * by Connection, X-Request-Id, or Content-Length when it is not kept.
+   * by Connection, X-Request-Id, or Content-Length when it is not kept (or not passed on as it
+   * came: then announcedLength stands for it, as in the head's list).
    */
   private drops(from: number, to: number, listed: string[] | undefined): boolean {
     const bytes = this.raw.bytes
     if (DROPPED.find(bytes, from, to) !== undefined) return true
     if (listed !== undefined && listed.some((name) => bytesEqualLower(bytes, from, to, name))) return true
-    return !this.keepLength && isLength(bytes, from, to)
+    return (!this.keepLength || !this.raw.lengthVerbatim) && isLength(bytes, from, to)
   }
 }
 

@@ -48,6 +48,12 @@ const heads = [
   'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\nContent-Length: 42',
   'HTTP/1.1 599 Custom Reason Phrase\r\nUpgrade: h2c\r\nProxy-Authenticate: Basic\r\nTE: trailers\r\nProxy-Connection: keep-alive',
   `HTTP/1.1 200 OK\r\nX-Long: ${'v'.repeat(300)}\r\nContent-Length: 5`,
+  // Content-Length not passed on as it came: beside Transfer-Encoding (never), as a list or twice
+  // (its one value instead), on a 204 (never).
+  'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\nX-After: 1',
+  'HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nX-After: 1',
+  'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Mid: 1\r\ncontent-length: 5',
+  'HTTP/1.1 204 No Content\r\nContent-Length: 2\r\nX-A: 1',
   // Every dropped name in upper case (the copy finds them by hash, the list by its lower-case set).
   'HTTP/1.1 200 OK\r\nCONNECTION: keep-alive\r\nKEEP-ALIVE: 5\r\nPROXY-CONNECTION: x\r\nTE: trailers\r\nTRAILER: X-Sum\r\nTRANSFER-ENCODING: chunked\r\nUPGRADE: x\r\nPROXY-AUTHENTICATE: Basic\r\nPROXY-AUTHORIZATION: Basic x\r\nX-REQUEST-ID: up\r\nX-KEPT: 1',
 ]
