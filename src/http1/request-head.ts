@@ -247,10 +247,12 @@ export function parseRequestHeadBytes(b: Buffer, end: number, strings?: Repeated
     host,
     body,
     keepAlive,
-    expectContinue: expect !== undefined && expect.toLowerCase() === '100-continue',
+    // An HTTP/1.0 request's 100-continue is ignored (RFC 9110 §10.1.1: no 1xx to such a client).
+    expectContinue: minor === 1 && expect !== undefined && expect.toLowerCase() === '100-continue',
     // A request with a body is not switched: its body would share the tunnel with whatever the
     // client sends next, which the upstream could read as another request we never checked.
-    upgrade: upgrade !== undefined && hasToken(tokens, 'upgrade') && body.kind === 'none' ? upgrade : undefined,
+    // Nor is an HTTP/1.0 request: its Upgrade is ignored (RFC 9110 §7.8).
+    upgrade: minor === 1 && upgrade !== undefined && hasToken(tokens, 'upgrade') && body.kind === 'none' ? upgrade : undefined,
   }
 }
 

@@ -144,6 +144,9 @@ describe('accepted', () => {
     // Upgrade without Connection: upgrade is not a request to switch.
     expect(parseRequestHead(head('GET /ws HTTP/1.1', 'Host: a', 'Upgrade: websocket')).upgrade).toBeUndefined()
     expect(parseRequestHead(head('POST / HTTP/1.1', 'Host: a', 'Expect: 100-continue', 'Content-Length: 1')).expectContinue).toBe(true)
+    // HTTP/1.0: a 100-continue expectation and an Upgrade are ignored (RFC 9110 §10.1.1, §7.8).
+    expect(parseRequestHead(head('POST / HTTP/1.0', 'Host: a', 'Expect: 100-continue', 'Content-Length: 1')).expectContinue).toBe(false)
+    expect(parseRequestHead(head('GET /ws HTTP/1.0', 'Host: a', 'Connection: Upgrade', 'Upgrade: websocket')).upgrade).toBeUndefined()
   })
 
   test('OPTIONS * and an HTTP/1.0 request without Host', () => {

@@ -181,6 +181,32 @@ describe('own listener', () => {
     expect(seen).toEqual(['POST /up hello'])
   })
 
+  test('HTTP/1.0 with Expect: 100-continue gets no 100 (RFC 9110 §10.1.1), only the answer once the body is sent', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = own(origin.port!)
+    const c = rawClient(proxy.port)
+    c.s.write('POST /up HTTP/1.0\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n')
+    // Long enough for a 100 to have come on loopback; then the body.
+    await Bun.sleep(150)
+    expect(c.got()).toBe('')
+    c.s.write('hello')
+    expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+    expect(c.got()).toStartWith('HTTP/1.1 200 ')
+    expect(c.got()).not.toContain(' 100 ')
+    expect(seen).toEqual(['POST /up hello'])
+  })
+
+  test('HTTP/1.0 with Connection: Upgrade is served as a plain request (RFC 9110 §7.8)', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = own(origin.port!)
+    const c = rawClient(proxy.port)
+    c.s.write('GET /ws HTTP/1.0\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n')
+    expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+    expect(c.got()).toStartWith('HTTP/1.1 200 ')
+    expect(c.got()).toEndWith('hi /ws')
+    expect(seen).toEqual(['GET /ws'])
+  })
+
   test('HTTP/1.0: closed after the answer unless it asks for keep-alive', async () => {
     const { origin } = countingOrigin()
     const { proxy } = own(origin.port!)
