@@ -51,7 +51,9 @@ export class ChunkedDecoder {
           const c = input[i]!
           const v = this.lineBytes === this.sizeDigits ? hexValue(c) : -1
           if (v >= 0) {
-            if (this.sizeDigits >= 15) throw new ChunkedDecodeError('chunk size too large')
+            // By value, not by digit count: leading zeros are digits too (1*HEXDIG, RFC 9112 §7.1),
+            // and the line's own limit bounds how many come. Sizes stay exact integers.
+            if (this.size > MAX_SIZE_BEFORE_DIGIT) throw new ChunkedDecodeError('chunk size too large')
             this.size = this.size * 16 + v
             this.sizeDigits++
           } else if (c === 0x0d) {
@@ -140,6 +142,9 @@ export class ChunkedDecoder {
 const TOKEN = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+"
 const QUOTED = '"(?:[\\t \\x21\\x23-\\x5b\\x5d-\\x7e\\x80-\\xff]|\\\\[\\t \\x21-\\x7e\\x80-\\xff])*"'
 const CHUNK_EXT = new RegExp(`^(?:[ \\t]*;[ \\t]*${TOKEN}(?:[ \\t]*=[ \\t]*(?:${TOKEN}|${QUOTED}))?)*[ \\t]*$`)
+
+/** The largest size another hex digit may follow and leave it at most 2^53-1. */
+const MAX_SIZE_BEFORE_DIGIT = Math.floor((Number.MAX_SAFE_INTEGER - 15) / 16)
 
 function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30

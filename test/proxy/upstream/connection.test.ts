@@ -40,6 +40,9 @@ describe('ChunkedDecoder', () => {
     ['5\nhello'],
     ['5\r\nhelloXX'],
     ['ffffffffffffffff\r\n'],
+    // Past 2^53-1: 0x20000000000000, with leading zeros or without.
+    ['20000000000000\r\n'],
+    ['000020000000000000\r\n'],
     [';\r\n'],
     // Only SP/HTAB and chunk extensions may follow the size (RFC 9112 §7.1.1).
     ['5 6\r\n'],
@@ -62,7 +65,7 @@ describe('ChunkedDecoder', () => {
     expect(() => new ChunkedDecoder().feed(Uint8Array.from(input, (c) => c.charCodeAt(0)), () => {})).toThrow(ChunkedDecodeError)
   })
 
-  test.each([['5 \r\n'], ['5 ; a = b\r\n'], ['5;a="x \\" \xa0y";b\r\n'], ['5\t;a=b\t\r\n']])('accepts the size line %p', (line) => {
+  test.each([['5 \r\n'], ['5 ; a = b\r\n'], ['5;a="x \\" \xa0y";b\r\n'], ['5\t;a=b\t\r\n'], ['0000000000000000005\r\n'], ['00005;a=b\r\n']])('accepts the size line %p', (line) => {
     const d = new ChunkedDecoder()
     let body = ''
     d.feed(Uint8Array.from(`${line}hello\r\n0\r\n\r\n`, (c) => c.charCodeAt(0)), (s) => (body += new TextDecoder().decode(s)))
