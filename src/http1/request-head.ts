@@ -68,15 +68,37 @@ export function parseRequestHead(head: string): RequestHead {
 }
 
 /**
- * Whether the bytes `held` for a request head can no longer fit in `maxBytes`: 'line' when the
- * request line alone does not (414 URI Too Long), 'head' when the whole head does not (431);
- * undefined while it may still fit. `end` is where the head's CRLFCRLF is, or -1.
+ * Why the bytes `held` for a request head are refused before it is parsed: 414 when the request
+ * line alone cannot fit in `maxBytes`, 431 when the whole head cannot; 400 when it is unfinished
+ * and has a line ended by a bare LF followed by an empty line (a client that ends its lines with LF
+ * alone would otherwise wait for the header timeout; RFC 9112 §2.2 lets a server refuse a bare
+ * LF, and the parser does). Undefined while it may still come right. `end` is where the head's
+ * CRLFCRLF is, or -1.
  */
-export function oversizeHead(held: HeadReader, end: number, maxBytes: number): 'line' | 'head' | undefined {
-  if (end >= 0 ? end + 4 <= maxBytes : held.size <= maxBytes) return undefined
-  const lineEnd = held.bytes.indexOf('\r\n')
-  return lineEnd < 0 || lineEnd > maxBytes ? 'line' : 'head'
+export function unfinishedHeadError(held: HeadReader, end: number, maxBytes: number): RequestHeadError | undefined {
+  if (end >= 0 ? end + 4 > maxBytes : held.size > maxBytes) {
+    const lineEnd = held.bytes.indexOf('\r\n')
+    return lineEnd < 0 || lineEnd > maxBytes
+      ? new RequestHeadError('URI_TOO_LONG', `request line longer than max_header_size (${maxBytes} bytes)`)
+      : new RequestHeadError('HEAD_TOO_LARGE', `request head larger than max_header_size (${maxBytes} bytes)`)
+  }
+  if (end < 0) {
+    const b = held.buffer
+    const lf = b.indexOf(LF_LF)
+    if ((lf >= 0 && lf + 2 <= held.size) || hasBareLfEnd(b, held.size)) return new RequestHeadError('BAD_REQUEST', 'request head lines end with a bare LF (they end with CRLF)')
+  }
+  return undefined
 }
+
+const LF_LF = Buffer.from('\n\n')
+
+/** LF CR LF in bytes[0, size): a bare-LF line followed by the empty line. */
+function hasBareLfEnd(b: Buffer, size: number): boolean {
+  const at = b.indexOf(LF_CRLF)
+  return at >= 0 && at + 3 <= size && (at === 0 || b[at - 1] !== 0x0d)
+}
+
+const LF_CRLF = Buffer.from('\n\r\n')
 
 /**
  * Parses bytes[0, end): a request head without its final CRLFCRLF (which `b` holds too, at `end`:

@@ -207,6 +207,20 @@ describe('own listener', () => {
     expect(seen).toEqual(['GET /ws'])
   })
 
+  test.each([
+    ['every line', 'GET /lf HTTP/1.1\nHost: a\n\n'],
+    ['its last field line', 'GET /lf HTTP/1.1\r\nHost: a\n\r\n'],
+  ])('a head with %s ended by a bare LF gets 400 at once, not the header timeout', async (_, raw) => {
+    const { origin, seen } = countingOrigin()
+    // The header timeout (10 s) is far past the wait below: a 400 within it is the head's own refusal.
+    const { proxy } = own(origin.port!)
+    const c = rawClient(proxy.port)
+    c.s.write(raw)
+    expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+    expect(c.got()).toStartWith('HTTP/1.1 400 ')
+    expect(seen).toEqual([])
+  })
+
   test('HTTP/1.0: closed after the answer unless it asks for keep-alive', async () => {
     const { origin } = countingOrigin()
     const { proxy } = own(origin.port!)

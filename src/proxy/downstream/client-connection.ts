@@ -12,7 +12,7 @@ import { SocketBodyStream, type PausableSource } from '../../http1/body-stream.t
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeInterim } from '../../http1/response-encode.ts'
-import { HeadHeaders, oversizeHead, parseRequestHeadBytes, RequestHeadError, type RequestHead } from '../../http1/request-head.ts'
+import { HeadHeaders, parseRequestHeadBytes, RequestHeadError, unfinishedHeadError, type RequestHead } from '../../http1/request-head.ts'
 import { RepeatedStrings } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { ReadSizer } from '../../runtime/receive-buffer.ts'
@@ -124,9 +124,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
       this.deadlineAt = monoNow() + opts.headerTimeoutMs
     }
     const end = this.pending.findEnd()
-    const over = oversizeHead(this.pending, end, opts.maxHeaderBytes)
-    if (over === 'line') return this.refuse('URI_TOO_LONG', `request line longer than max_header_size (${opts.maxHeaderBytes} bytes)`)
-    if (over === 'head') return this.refuse('HEAD_TOO_LARGE', `request head larger than max_header_size (${opts.maxHeaderBytes} bytes)`)
+    const refused = unfinishedHeadError(this.pending, end, opts.maxHeaderBytes)
+    if (refused) return this.refuse(refused.code, refused.message)
     if (end < 0) return // wait for more
     let head: RequestHead
     try {
