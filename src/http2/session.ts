@@ -202,10 +202,8 @@ export class ServerSession implements StreamHost {
       }
       case F.FrameType.GOAWAY:
         F.parseGoaway(h, p)
-        // The client opens nothing more; finish what is open, then close.
-        if (this.goawayLastId === undefined) this.goawayLastId = this.streams.lastStreamId
-        if (this.streams.size === 0) this.end(undefined)
-        return
+        // Ours names the last stream we process (§6.8): one opened later is known to the client as not processed (§8.7).
+        return this.shutdown(H2Code.NO_ERROR, 'client sent GOAWAY')
       case F.FrameType.WINDOW_UPDATE:
         return this.windowUpdate(h, p)
       default:
@@ -307,7 +305,8 @@ export class ServerSession implements StreamHost {
     }
     this.streams.lastStreamId = id
     this.lastProgressMs = this.now()
-    if (this.goawayLastId !== undefined) return // after GOAWAY: ignored, the client may retry elsewhere (§6.8)
+    // After our GOAWAY: ignored, the client may retry elsewhere (§6.8); counted like a refused stream.
+    if (this.goawayLastId !== undefined) return this.floods.reset('streams opened after GOAWAY')
     if (b.selfDependent) throw streamError(id, H2Code.PROTOCOL_ERROR, 'stream depends on itself (RFC 9113 §5.3.1)')
     if (this.streams.size >= this.limits.maxConcurrentStreams) throw streamError(id, H2Code.REFUSED_STREAM, 'over SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2)')
     if (decoded.tooLarge) {

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, test } from 'bun:test'
 import { H2Code } from '../../src/http2/errors.ts'
-import { frame, FrameType, Flag, PREFACE, rstStreamFrame, settingsFrame, windowUpdateFrame } from '../../src/http2/frames.ts'
+import { frame, FrameType, Flag, goawayFrame, PREFACE, rstStreamFrame, settingsFrame, windowUpdateFrame } from '../../src/http2/frames.ts'
 import { encodeInt, HpackEncoder } from '../../src/http2/hpack.ts'
 import { FrameSplitter } from './support/frame-splitter.ts'
 import { RawClient } from './support/raw-client.ts'
@@ -25,6 +25,16 @@ describe('session level: each flood ends the connection with ENHANCE_YOUR_CALM, 
     await c.settle()
     expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
     expect(c.requests.length).toBeLessThanOrEqual(51)
+    expect(c.closed).toBe(true)
+  })
+  test('streams opened after a GOAWAY (the client\'s, answered with ours) are ignored, and count against the same budget', async () => {
+    const c = new RawClient({ limits: { maxResetsPerWindow: 20 } }).start()
+    // Stream 1 stays open, so the connection does not simply close after the GOAWAY.
+    c.send(c.get(1, '/up', [], false), goawayFrame(0, 0))
+    for (let i = 1; i < 200 && !c.closed; i++) c.send(c.get(1 + 2 * i))
+    await c.settle()
+    expect(c.requests.map((s) => s.id)).toEqual([1])
+    expect(c.ofType(FrameType.GOAWAY).map((f) => new DataView(f.payload.buffer, f.payload.byteOffset).getUint32(4))).toEqual([H2Code.NO_ERROR, H2Code.ENHANCE_YOUR_CALM])
     expect(c.closed).toBe(true)
   })
   test('rapid reset within one read: a stream reset in the same chunk never reaches the owner', async () => {

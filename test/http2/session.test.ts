@@ -344,6 +344,18 @@ describe('stream states and GOAWAY', () => {
     await c.settle()
     expect(c.closed).toBe(true)
   })
+  test('a client GOAWAY gets ours, naming the last stream processed: a request opened after it is known not to be (RFC 9113 §6.8, §8.7)', async () => {
+    const c = new RawClient().start()
+    // Stream 1 stays open (no END_STREAM), the client says GOAWAY, then opens stream 3.
+    c.send(c.get(1, '/p1', [], false), goawayFrame(0, 0), c.get(3))
+    await c.settle()
+    expect(c.goaway()).toEqual({ lastStreamId: 1, code: H2Code.NO_ERROR })
+    expect(c.requests.map((s) => s.id)).toEqual([1])
+    expect(c.closed).toBe(false)
+    c.requests[0]!.respond(200, [], true)
+    await c.settle()
+    expect(c.closed).toBe(true)
+  })
   test('idle timeout: sweep() closes a session without streams after idleTimeoutMs, with GOAWAY', async () => {
     const c = new RawClient({ limits: { idleTimeoutMs: 1000 } }).start()
     c.send(c.get(1))
