@@ -124,6 +124,12 @@ describe('accepted', () => {
     expect(parseRequestHead(head('GET http://A.example/x?y HTTP/1.1', 'Host: a.example')).target).toBe('/x?y')
     expect(parseRequestHead(head('GET http://a.example HTTP/1.1', 'Host: a.example')).target).toBe('/')
     expect(parseRequestHead(head('GET http://a.example?q HTTP/1.1', 'Host: a.example')).target).toBe('/?q')
+    // The scheme's default port names the same authority, on either side (RFC 9110 §4.2.3).
+    expect(parseRequestHead(head('GET http://a.example:80/x HTTP/1.1', 'Host: a.example')).target).toBe('/x')
+    expect(parseRequestHead(head('GET http://a.example/x HTTP/1.1', 'Host: a.example:80')).target).toBe('/x')
+    expect(parseRequestHead(head('GET https://[::1]:443/x HTTP/1.1', 'Host: [::1]')).target).toBe('/x')
+    // Another scheme's default port is another port.
+    expect(() => parseRequestHead(head('GET http://a.example:443/x HTTP/1.1', 'Host: a.example'))).toThrow(RequestHeadError)
   })
 
   test('framing: Content-Length (repeated identical values too), chunked, zero', () => {
