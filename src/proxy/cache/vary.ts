@@ -29,18 +29,24 @@ export function varyNames(headers: Headers_): string[] | '*' {
 }
 
 /**
- * A header value normalized as §4.1 allows: repeated lines are already combined by the reader,
- * and whitespace around list commas and runs of whitespace do not make two values differ.
+ * A header value normalized as §4.1 allows, and no further: repeated lines are already combined
+ * by the reader and whitespace at the ends is not part of a value (RFC 9110 §5.5). In the Accept
+ * lists, whose syntax has optional whitespace around their commas and semicolons (RFC 9110
+ * §5.6.1, §5.6.6), that whitespace goes too; their tokens are case-insensitive except Accept's
+ * parameter values. Only Accept-Encoding's members are sorted: its order means nothing, where some
+ * servers read Accept-Language's order as a preference among equal weights (RFC 9110 §12.5.4). Any
+ * other field is compared as it came: "a  b" in quotes is not "a b".
  */
 export function normalizeVaryValue(value: string | null, name = ''): string | null {
   if (value === null) return null
-  const v = value.trim().replace(/\s*([,;=])\s*/g, '$1').replace(/[ \t]+/g, ' ')
-  // Lists whose members are case-insensitive and whose order carries no preference (q-values
-  // do, RFC 9110 §12.4.2): "en, FR" and "fr,en" select the same response.
-  return ORDER_FREE.has(name) ? v.toLowerCase().split(',').sort().join(',') : v
+  const v = value.replace(/^[ \t]+|[ \t]+$/g, '')
+  if (!ACCEPT_LISTS.has(name)) return v
+  const list = v.replace(/[ \t]*([,;])[ \t]*/g, '$1')
+  if (name === 'accept-encoding') return list.toLowerCase().split(',').sort().join(',')
+  return name === 'accept' ? list : list.toLowerCase()
 }
 
-const ORDER_FREE = new Set(['accept-language', 'accept-encoding'])
+const ACCEPT_LISTS = new Set(['accept', 'accept-encoding', 'accept-language', 'accept-charset'])
 
 export function varyKeyFor(names: readonly string[], req: HeaderReader): VaryKey {
   return { names, values: names.map((n) => normalizeVaryValue(req.get(n), n)) }

@@ -15,7 +15,14 @@ describe('Vary (§4.1)', () => {
     ['other value', 'Accept-Encoding', { 'accept-encoding': 'gzip' }, { 'accept-encoding': 'br' }, false],
     ['whitespace in lists does not matter', 'accept-encoding', { 'accept-encoding': 'gzip,br' }, { 'accept-encoding': 'gzip ,  br' }, true],
     ['absent matches only absent', 'Accept-Language', {}, {}, true],
-    ['Accept-Language: order and case do not matter', 'Accept-Language', { 'accept-language': 'en, FR;q=0.5' }, { 'accept-language': 'fr;q=0.5,EN' }, true],
+    ['Accept-Language: case and whitespace do not matter', 'Accept-Language', { 'accept-language': 'en, FR;q=0.5' }, { 'accept-language': 'EN,fr ; q=0.5' }, true],
+    // Some servers read the order of equal weights as a preference (RFC 9110 §12.5.4).
+    ['Accept-Language: order does', 'Accept-Language', { 'accept-language': 'en, fr' }, { 'accept-language': 'fr, en' }, false],
+    ['Accept-Encoding: order does not', 'Accept-Encoding', { 'accept-encoding': 'gzip, br' }, { 'accept-encoding': 'BR,gzip' }, true],
+    // Another field is compared as it came (but for whitespace at its ends): its syntax is not known.
+    ['other fields: whitespace inside a quoted string matters', 'X-Name', { 'x-name': '"a  b"' }, { 'x-name': '"a b"' }, false],
+    ['other fields: whitespace around = matters', 'X-Name', { 'x-name': 'k = v' }, { 'x-name': 'k=v' }, false],
+    ['other fields: whitespace at the ends does not', 'X-Name', { 'x-name': 'k=v' }, { 'x-name': 'k=v\t' }, true],
     ['Accept-Language: q-values do', 'Accept-Language', { 'accept-language': 'en, fr;q=0.5' }, { 'accept-language': 'en;q=0.5, fr' }, false],
     ['other fields keep their case', 'X-Mode', { 'x-mode': 'A' }, { 'x-mode': 'a' }, false],
     ['absent vs present', 'Accept-Language', {}, { 'accept-language': 'en' }, false],
