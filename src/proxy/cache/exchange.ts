@@ -211,8 +211,10 @@ export class CacheExchange {
     const lifetimeMs = freshnessLifetimeMs(reply.status, headers, rd, nowMs)
     const lengthValue = headerValue(headers, 'content-length')
     const contentLength = lengthValue !== null && /^\d+$/.test(lengthValue) ? Number(lengthValue) : undefined
-    // Stored only if it can ever be of use: fresh for a while, or revalidatable, or allowed stale.
-    const useful = lifetimeMs > 0 || hasValidators(headers) || rd.cc.has('stale-if-error') || rd.cc.has('stale-while-revalidate') || c.staleIfErrorMs > 0
+    // Stored only if it can ever be of use: fresh for a while (its lifetime past the age it came
+    // with), or revalidatable, or allowed stale.
+    const arrivalAgeMs = currentAgeMs(headers, { requestTimeMs: this.requestTimeMs, responseTimeMs: nowMs }, nowMs)
+    const useful = lifetimeMs > arrivalAgeMs || hasValidators(headers) || rd.cc.has('stale-if-error') || rd.cc.has('stale-while-revalidate') || c.staleIfErrorMs > 0
     this.count('miss')
     const tooBig = contentLength !== undefined && contentLength > c.maxObjectBytes
     if (why !== undefined || !useful || tooBig) {
@@ -240,7 +242,7 @@ export class CacheExchange {
       refreshing: false,
     }
     // Stale on arrival (max-age=0, no-cache): every request must go to the origin anyway.
-    if (lifetimeMs <= currentAgeMs(headers, entry, nowMs) || rd.cc.has('no-cache')) c.markUncollapsible(this.ctx.key)
+    if (lifetimeMs <= arrivalAgeMs || rd.cc.has('no-cache')) c.markUncollapsible(this.ctx.key)
     const out = withCacheStatus(headers, { fwd: this.fwd, stored: true })
     const body = reply.body
     if (!(body instanceof ReadableStream)) {
@@ -287,6 +289,9 @@ export class CacheExchange {
   /** The candidate updated from a 304 (§3.2, §4.3.4), replacing it in the store, or dropped when it no longer may be stored. */
   private refreshed(candidate: CacheEntry, notModified: ProxyReply['headers'], nowMs: number): CacheEntry {
     let merged = mergeNotModified(candidate.headers, notModified)
+    // A 304 without Date gets the time it was received (RFC 9110 §6.6.1), as a stored response
+    // does: the stored Date described the first receipt, and the age would count from it.
+    if (headerValue(notModified, 'date') === null) merged = [...merged.filter(([n]) => n.toLowerCase() !== 'date'), ['date', new Date(nowMs).toUTCString()]]
     // The stored Age described the first receipt; the times now start again from this 304.
     if (headerValue(notModified, 'age') === null) merged = merged.filter(([n]) => n.toLowerCase() !== 'age')
     const rd = responseDirectives(merged)

@@ -111,6 +111,34 @@ describe('EdgeCache', () => {
     expect(h(y.hit!, 'x-a')).toBe('new')
   })
 
+  test('a 304 without Date freshens the stored response from the time it came (RFC 9110 §6.6.1)', async () => {
+    const { clock, cache } = setup()
+    await prime(cache, [['cache-control', 'max-age=1'], ['etag', '"v1"']])
+    clock.t += 4200
+    const x = await lookup(cache, request())
+    expect(x.validators).toEqual([['if-none-match', '"v1"']])
+    // No Date: the stored one (4.2 s old) must not make the refreshed response stale at once.
+    const r = await x.onReply({ status: 304, statusText: '', headers: [['cache-control', 'max-age=3'], ['etag', '"v1"']], body: null })
+    expect(h(r, 'cache-status')).toBe('proxy; fwd=stale; fwd-status=304; ttl=3')
+    await text(r)
+    clock.t += 1000
+    const y = await lookup(cache, request())
+    expect(y.result).toBe('hit')
+    expect(h(y.hit!, 'age')).toBe('1')
+  })
+
+  test('a response stale on arrival without validators is not stored: it could never answer', async () => {
+    const { cache } = setup()
+    const x = await lookup(cache, request())
+    // Fresh for 60 s by its own word, but 100 s old when it came.
+    const r = await x.onReply(origin(200, [['cache-control', 'max-age=60'], ['age', '100']]))
+    expect(h(r, 'cache-status')).toBe('proxy; fwd=uri-miss')
+    await text(r)
+    const y = await lookup(cache, request())
+    expect(y.hit).toBeUndefined()
+    expect(y.validators).toEqual([])
+  })
+
   test('a 304 for a validator the cache did not send: the request goes again without validators', async () => {
     const { clock, cache } = setup()
     const sent: CacheExchange[] = []
