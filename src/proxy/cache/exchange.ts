@@ -190,6 +190,11 @@ export class CacheExchange {
       const v = evaluateReuse(updated, this.rd, nowMs)
       return answerFromStore(req, answerOf(updated, v.ageMs), this.ctx.requestId, { fwd: this.fwd, fwdStatus: 304, ttlS: Math.floor(v.ttlMs / 1000) })
     }
+    // A 304 to the client's own validators goes to the client as it is, and it freshens the stored
+    // response it names by a validator (§4.3.4: a cache updates what a 304 selects, whoever asked).
+    if (reply.status === 304 && candidate && this.validators.length === 0 && namesValidator(headers) && notModifiedSelects(candidate.headers, headers)) {
+      this.refreshed(candidate, headers, nowMs)
+    }
     // A 304 for a validator the cache did not send (§4.3.4: it updates nothing) cannot answer a
     // client that asked unconditionally: ask again, without validators.
     if (reply.status === 304 && candidate && this.validators.length > 0) {
@@ -317,3 +322,7 @@ function answerOf(entry: CacheEntry, ageMs: number): StoredAnswer {
   return { status: entry.status, statusText: entry.statusText, headers: entry.headers, body: entry.body, bodyLength: entry.body.byteLength, ageMs }
 }
 
+/** Whether a 304 carries a validator (ETag or Last-Modified) to select a stored response by. */
+function namesValidator(headers: ProxyReply['headers']): boolean {
+  return headerValue(headers, 'etag') !== null || headerValue(headers, 'last-modified') !== null
+}

@@ -139,6 +139,33 @@ describe('EdgeCache', () => {
     expect(y.validators).toEqual([])
   })
 
+  test('a 304 to the client\'s own conditional request goes to it, and freshens the stored response it names (§4.3.4)', async () => {
+    const { clock, cache } = setup()
+    await prime(cache, [['cache-control', 'max-age=1'], ['etag', '"t"']])
+    clock.t += 2600
+    const x = await lookup(cache, request('GET', { 'if-none-match': '"t"' }))
+    expect(x.hit).toBeUndefined()
+    expect(x.validators).toEqual([]) // the client's own go upstream
+    const r = await x.onReply(origin(304, [['date', new Date(clock.t).toUTCString()], ['cache-control', 'max-age=60'], ['etag', '"t"']], null))
+    expect(r.status).toBe(304)
+    clock.t += 1000
+    const y = await lookup(cache, request())
+    expect(y.result).toBe('hit')
+    expect(await text(y.hit!)).toBe('hello')
+  })
+
+  test('a 304 to the client\'s conditional request for another tag freshens nothing', async () => {
+    const { clock, cache } = setup()
+    await prime(cache, [['cache-control', 'max-age=1'], ['etag', '"t"']])
+    clock.t += 2600
+    const x = await lookup(cache, request('GET', { 'if-none-match': '"u"' }))
+    const r = await x.onReply(origin(304, [['date', new Date(clock.t).toUTCString()], ['cache-control', 'max-age=60'], ['etag', '"u"']], null))
+    expect(r.status).toBe(304)
+    const y = await lookup(cache, request())
+    expect(y.hit).toBeUndefined()
+    expect(y.validators).toEqual([['if-none-match', '"t"']])
+  })
+
   test('a 304 for a validator the cache did not send: the request goes again without validators', async () => {
     const { clock, cache } = setup()
     const sent: CacheExchange[] = []
