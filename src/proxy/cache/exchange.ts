@@ -248,15 +248,18 @@ export class CacheExchange {
     }
     // Stale on arrival (max-age=0, no-cache): every request must go to the origin anyway.
     if (lifetimeMs <= arrivalAgeMs || rd.cc.has('no-cache')) c.markUncollapsible(this.ctx.key)
-    const out = withCacheStatus(headers, { fwd: this.fwd, stored: true })
     const body = reply.body
     if (!(body instanceof ReadableStream)) {
       // The whole body arrived with the head; it may be a view of a socket buffer, so it is copied.
       const bytes = body === null ? EMPTY : typeof body === 'string' ? encoder.encode(body) : body.slice()
-      if (bytes.byteLength <= c.maxObjectBytes) c.commit(entry, bytes)
+      const stored = bytes.byteLength <= c.maxObjectBytes
+      if (stored) c.commit(entry, bytes)
       this.settle()
-      return { ...reply, headers: out }
+      return { ...reply, headers: withCacheStatus(headers, { fwd: this.fwd, stored }) }
     }
+    // A streamed body says 'stored' only when its length is known to fit (RFC 9211 §2.6: the
+    // cache stored it); one of unknown length may yet pass max_object_size, so it says nothing.
+    const out = withCacheStatus(headers, { fwd: this.fwd, stored: contentLength !== undefined })
     const fill: Fill = { entry, tee: undefined as never, contentLength, discarded: false }
     fill.tee = new BodyTee(body, {
       maxStoreBytes: c.maxObjectBytes,

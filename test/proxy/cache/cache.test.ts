@@ -353,9 +353,30 @@ describe('EdgeCache', () => {
       },
     })
     const r = await x.onReply(origin(200, [['cache-control', 'max-age=60']], body))
+    // Its length unknown when the head goes, it does not say 'stored' (RFC 9211 §2.6).
+    expect(h(r, 'cache-status')).toBe('proxy; fwd=uri-miss')
     expect((await new Response(r.body as ReadableStream).arrayBuffer()).byteLength).toBe(5000)
     expect((await lookup(cache, request())).hit).toBeUndefined()
     expect(cache.store.objects).toBe(0)
+  })
+
+  test('Cache-Status says stored only for what is: a whole body over max_object_size, and a streamed one of known length', async () => {
+    const { cache } = setup({ maxObjectBytes: 1000 })
+    const x = await lookup(cache, request())
+    const r = await x.onReply(origin(200, [['cache-control', 'max-age=60']], 'x'.repeat(2000)))
+    expect(h(r, 'cache-status')).toBe('proxy; fwd=uri-miss')
+    expect(cache.store.objects).toBe(0)
+    const y = await lookup(cache, request())
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new Uint8Array(500))
+        c.close()
+      },
+    })
+    const s = await y.onReply(origin(200, [['cache-control', 'max-age=60'], ['content-length', '500']], stream))
+    expect(h(s, 'cache-status')).toBe('proxy; fwd=uri-miss; stored')
+    expect((await new Response(s.body as ReadableStream).arrayBuffer()).byteLength).toBe(500)
+    expect(cache.store.objects).toBe(1)
   })
 
   test('purge by URL and by prefix', async () => {
