@@ -126,7 +126,9 @@ export class Exchange {
     } else if (req.body) {
       const framing = req.bodyLength !== undefined ? `content-length: ${req.bodyLength}\r\n` : 'transfer-encoding: chunked\r\n'
       this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, framing, undefined, req.lines))
+      // header_timeout counts from the request's end (pump sets it): a long upload is not late.
       void this.pump(req.body, req.bodyLength === undefined)
+      return
     } else {
       this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, '', undefined, req.lines))
       this.requestDone = true
@@ -142,6 +144,8 @@ export class Exchange {
     const source = SocketBodyStream.of(body)
     try {
       for (;;) {
+        // While the client is to send more, its own client_body_timeout runs, not header_timeout.
+        this.headDueAt = 0
         const { done, value } = await reader.read()
         if (this.st === St.Done && this.finishedOnce) return
         if (done) break
@@ -156,6 +160,8 @@ export class Exchange {
         source?.wrote(ok, value.byteLength)
         if (!ok) {
           if (this.c.conn.closed) return
+          // The upstream is to take what is queued: header_timeout runs while it does not (a 504).
+          if (this.st === St.Head) this.headDueAt = monoNow() + this.opts.headerTimeoutMs
           await new Promise<void>((r) => (this.drainWaiter = r))
           if (this.c.conn.closed) return
         }
@@ -166,6 +172,7 @@ export class Exchange {
       }
       if (chunked) this.c.conn.write(LAST_CHUNK)
       this.requestDone = true
+      if (this.st === St.Head) this.headDueAt = monoNow() + this.opts.headerTimeoutMs
       this.maybeFinish()
     } catch (err) {
       // The client aborted its upload (or sent a malformed or stalled body): cancel the upstream request too.

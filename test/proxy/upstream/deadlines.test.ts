@@ -66,3 +66,63 @@ test('a body that stops for idle_timeout: the stream errors with IDLE_TIMEOUT', 
   )
   expect(failure?.code).toBe('IDLE_TIMEOUT')
 })
+
+/** A streamed request body: `pieces` chunks of `size` bytes, one each `gapMs`. */
+function slowBody(pieces: number, size: number, gapMs: number): ReadableStream<Uint8Array> {
+  let sent = 0
+  return new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      if (sent === pieces) return ctrl.close()
+      await Bun.sleep(gapMs)
+      sent++
+      ctrl.enqueue(new Uint8Array(size).fill(0x61))
+    },
+  })
+}
+
+test('an upload longer than header_timeout, sent steadily, is not cut: the deadline counts from the request\'s end', async () => {
+  // The server answers once it has the whole body (6 x 1000 bytes).
+  let got = 0
+  const s = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      data(sock, d) {
+        const text = Buffer.from(d).toString('latin1')
+        const at = text.indexOf('\r\n\r\n')
+        got += at >= 0 ? d.byteLength - (at + 4) : d.byteLength
+        if (got >= 6000) sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+      },
+    },
+  })
+  closers.push(() => s.stop(true))
+  const c = await connection(s.port)
+  // Six pieces 100 ms apart: about 600 ms of upload against a header_timeout of 250 ms.
+  const res = await c.exchange({ ...request, method: 'POST', body: slowBody(6, 1000, 100), bodyLength: 6000 }, { headerTimeoutMs: 250, idleTimeoutMs: 0 })
+  expect(res.head.status).toBe(200)
+  expect(got).toBe(6000)
+})
+
+test('an upstream that takes the whole body and stays silent still gets HEADER_TIMEOUT after the request\'s end', async () => {
+  const c = await connection(server(''))
+  const failure = await c.exchange({ ...request, method: 'POST', body: slowBody(3, 100, 50), bodyLength: 300 }, { headerTimeoutMs: 200, idleTimeoutMs: 0 }).then(
+    () => undefined,
+    (err: RequestFailure) => err,
+  )
+  expect(failure?.code).toBe('HEADER_TIMEOUT')
+  expect(failure?.phase).toBe('response-head')
+})
+
+test('an upstream that stops taking the body gets HEADER_TIMEOUT while it does not (the request phase)', async () => {
+  // The server reads nothing at all: the kernel's buffers fill and the writes wait for a drain.
+  const s = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { open(sock) { sock.pause() }, data() {} } })
+  closers.push(() => s.stop(true))
+  const c = await connection(s.port)
+  // Up to 64 MiB in 256 KiB pieces, made as they are read: far past what loopback buffers hold.
+  const failure = await c.exchange({ ...request, method: 'PUT', body: slowBody(256, 256 * 1024, 0), bodyLength: 256 * 256 * 1024 }, { headerTimeoutMs: 300, idleTimeoutMs: 0 }).then(
+    () => undefined,
+    (err: RequestFailure) => err,
+  )
+  expect(failure?.code).toBe('HEADER_TIMEOUT')
+  expect(failure?.phase).toBe('request')
+})
