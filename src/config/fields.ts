@@ -5,7 +5,7 @@
  */
 
 export type FieldKind =
-  | { type: 'duration' } // "250ms", "30s", "5m"; 0 means off where the doc says so
+  | { type: 'duration'; positive?: boolean } // "250ms", "30s", "5m"; 0 means off where the doc says so, and is refused where `positive`
   | { type: 'size' } // "64KiB", "1MB", or an integer of bytes
   | { type: 'int'; min: number; max?: number }
   | { type: 'bool' }
@@ -31,6 +31,8 @@ export interface Field {
 }
 
 const d = (key: string, prop: string, def: string, doc: string): Field => ({ key, prop, kind: { type: 'duration' }, default: def, doc })
+/** A duration that must be more than 0: a zero would fail every request, or spin. */
+const dp = (key: string, prop: string, def: string, doc: string): Field => ({ key, prop, kind: { type: 'duration', positive: true }, default: def, doc })
 
 export const SERVER_FIELDS: readonly Field[] = [
   { key: 'listen', prop: 'listen', kind: { type: 'hostport' }, default: '0.0.0.0:8080', doc: 'Address the proxy listens on.' },
@@ -43,7 +45,7 @@ export const SERVER_FIELDS: readonly Field[] = [
   { key: 'http2', prop: 'http2', kind: { type: 'bool' }, default: true, doc: 'Offer HTTP/2 to clients by ALPN on a TLS listener (RFC 9113), beside HTTP/1.1 on the same port; WebSockets stay on HTTP/1.1. false: HTTP/1.1 only. Plain-text listeners speak HTTP/1.1.' },
   { key: 'http2_max_concurrent_streams', prop: 'http2MaxConcurrentStreams', kind: { type: 'int', min: 1, max: 10000 }, default: 128, doc: 'Most requests in flight on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused with REFUSED_STREAM, which clients retry.' },
   { key: 'max_connections', prop: 'maxConnections', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most open client connections, per worker; a connection beyond it gets 503 with Retry-After and is closed. 0 means no limit. Not on Deno (its server does not expose connections).' },
-  d('client_header_timeout', 'clientHeaderTimeoutMs', '10s', 'Time a client has to send a whole request head, from its first byte (or from connecting); 408 and close beyond. Not on Deno (its server keeps its own).'),
+  dp('client_header_timeout', 'clientHeaderTimeoutMs', '10s', 'Time a client has to send a whole request head, from its first byte (or from connecting); 408 and close beyond. Not on Deno (its server keeps its own).'),
   d('client_body_timeout', 'clientBodyTimeoutMs', '60s', 'Longest wait for the next bytes of a request body while the proxy is ready for them; 408 (or an aborted upstream request) and close beyond. 0 means none. Not on Deno.'),
   d('keepalive_timeout', 'keepaliveTimeoutMs', '75s', 'How long an idle client keep-alive connection is held open.'),
   d('drain_timeout', 'drainTimeoutMs', '30s', 'On SIGTERM/SIGINT, how long in-flight requests get to finish before the process exits.'),
@@ -57,15 +59,15 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'tls_server_name', prop: 'tlsServerName', kind: { type: 'string' }, default: undefined, doc: 'SNI and certificate name for an https upstream. Default: the host in url.' },
   { key: 'ca_file', prop: 'caFile', kind: { type: 'string' }, default: undefined, doc: "PEM CA bundle that verifies the upstream's certificate. Default: the system's roots." },
   { key: 'insecure', prop: 'insecure', kind: { type: 'bool' }, default: false, doc: "Skip verifying the upstream's certificate. For testing only." },
-  d('connect_timeout', 'connectTimeoutMs', '5s', 'Time to open a TCP (and TLS) connection to one upstream address.'),
-  d('header_timeout', 'headerTimeoutMs', '60s', 'Time from sending the request to receiving the response head (504 beyond).'),
+  dp('connect_timeout', 'connectTimeoutMs', '5s', 'Time to open a TCP (and TLS) connection to one upstream address.'),
+  dp('header_timeout', 'headerTimeoutMs', '60s', 'Time from sending the request to receiving the response head (504 beyond).'),
   d('idle_timeout', 'idleTimeoutMs', '5m', 'Longest silence while streaming a response body before the exchange is aborted. 0 means none.'),
   { key: 'resolvers', prop: 'resolvers', kind: { type: 'list' }, default: [], doc: 'DNS servers as ip[:port]. Default: the system configuration (/etc/resolv.conf, /etc/hosts).' },
   { key: 'family', prop: 'family', kind: { type: 'enum', values: ['auto', 'ipv4', 'ipv6'] }, default: 'auto', doc: 'Address families to use: ipv4, ipv6, or auto (both, IPv4 first).' },
-  d('resolve_interval', 'resolveIntervalMs', '30s', 'Re-resolve interval for answers without a TTL (hosts file, IP literal).'),
+  dp('resolve_interval', 'resolveIntervalMs', '30s', 'Re-resolve interval for answers without a TTL (hosts file, IP literal).'),
   d('resolve_min_ttl', 'resolveMinTtlMs', '5s', 'Shortest time an answer is kept, whatever its TTL.'),
-  d('resolve_max_ttl', 'resolveMaxTtlMs', '5m', 'Longest time an answer is kept, whatever its TTL.'),
-  d('resolve_timeout', 'resolveTimeoutMs', '2s', 'Time one DNS query may take before the next server (or a retry) is tried.'),
+  dp('resolve_max_ttl', 'resolveMaxTtlMs', '5m', 'Longest time an answer is kept, whatever its TTL.'),
+  dp('resolve_timeout', 'resolveTimeoutMs', '2s', 'Time one DNS query may take before the next server (or a retry) is tried.'),
   d('stale_grace', 'staleGraceMs', '24h', 'How long the last good addresses are kept when DNS fails (SERVFAIL, timeout, NXDOMAIN, empty).'),
   d('max_connection_age', 'maxConnectionAgeMs', '5m', 'Pooled upstream connections older than this are closed when idle, so the pool follows DNS changes. 0 means no limit.'),
   { key: 'max_idle_per_address', prop: 'maxIdlePerAddress', kind: { type: 'int', min: 0 }, default: 1024, doc: 'Idle keep-alive connections kept per upstream address.' },
@@ -74,11 +76,11 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'retries', prop: 'retries', kind: { type: 'int', min: 0, max: 10 }, default: 2, doc: 'Extra attempts on another address after a connect failure, when the request can be replayed safely.' },
   d('retry_timeout', 'retryTimeoutMs', '10s', 'Total time spent on retries of one request.'),
   { key: 'fail_threshold', prop: 'failThreshold', kind: { type: 'int', min: 1 }, default: 1, doc: 'Consecutive connect failures that eject an address.' },
-  d('eject_time', 'ejectBaseMs', '1s', 'First ejection time of a failing address; after it a half-open probe (one request) decides: each failed probe doubles the time, up to eject_max_time. Requests that fail while the address is already ejected do not extend it.'),
-  d('eject_max_time', 'ejectMaxMs', '30s', 'Longest ejection time of a failing address.'),
+  dp('eject_time', 'ejectBaseMs', '1s', 'First ejection time of a failing address; after it a half-open probe (one request) decides: each failed probe doubles the time, up to eject_max_time. Requests that fail while the address is already ejected do not extend it.'),
+  dp('eject_max_time', 'ejectMaxMs', '30s', 'Longest ejection time of a failing address.'),
   { key: 'health_path', prop: 'healthPath', kind: { type: 'string' }, default: undefined, doc: 'Active health check: GET this path on every address (also those from DNS); a failure or a status other than 2xx/3xx takes the address out until a check passes. Default: passive checks only.' },
-  d('health_interval', 'healthIntervalMs', '10s', 'Interval between active health checks.'),
-  d('health_timeout', 'healthTimeoutMs', '2s', 'Time one active health check may take.'),
+  dp('health_interval', 'healthIntervalMs', '10s', 'Interval between active health checks.'),
+  dp('health_timeout', 'healthTimeoutMs', '2s', 'Time one active health check may take.'),
   {
     key: 'proxy_redirect',
     prop: 'redirectRewrites',

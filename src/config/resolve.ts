@@ -79,7 +79,6 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   else if (listener === 'own' && !isBun) fail(ctx, 'server.listener', '"own" needs the Bun runtime (Bun.listen); use "runtime" or "auto" on Deno')
   // One front door on Bun: Bun.serve lost pipelined requests and rewrote targets (see the README's Hardening section).
   else if (listener === 'runtime' && isBun) fail(ctx, 'server.listener', '"runtime" (Bun.serve) is not offered on Bun: it lost pipelined requests and rewrote request targets; remove the key or use "auto" (the runtime server is used on Deno only)')
-  if (server.clientHeaderTimeoutMs <= 0) fail(ctx, 'server.client_header_timeout', 'must be more than 0; use e.g. "10s"')
   if (server.maxHeaderBytes < 1024 || server.maxHeaderBytes > 1024 * 1024) {
     fail(ctx, 'server.max_header_size', `${server.maxHeaderBytes} bytes is outside 1KiB..1MiB; use e.g. "16KiB" or "64KiB"`)
   }
@@ -270,6 +269,7 @@ function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
     case 'duration': {
       const ms = typeof raw === 'string' ? parseDurationMs(raw) : typeof raw === 'number' && raw === 0 ? 0 : undefined
       if (ms === undefined) fail(ctx, path, `${show(raw)} is not a duration; use e.g. "250ms", "30s", "5m"`)
+      if (k.positive && ms <= 0) fail(ctx, path, `must be more than 0; use e.g. "${field.default}"`)
       return ms
     }
     case 'size': {

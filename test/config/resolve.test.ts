@@ -84,6 +84,11 @@ describe('errors name the file, the line and the key', () => {
     ['bogus = 1\n[upstream]\nurl = "a"\n', 'bogus', 1, /unknown key/],
     // One front door on Bun: Bun.serve is not offered (it lost pipelined requests and rewrote targets).
     ['[upstream]\nurl = "a"\n[server]\nlistener = "runtime"\n', 'server.listener', 4, /not offered on Bun/],
+    // A zero where it would fail every request, or spin: refused, with the default as the example.
+    ['[upstream]\nurl = "a"\nheader_timeout = "0s"\n', 'upstream.header_timeout', 3, /must be more than 0; use e\.g\. "60s"/],
+    ['[upstream]\nurl = "a"\nconnect_timeout = 0\n', 'upstream.connect_timeout', 3, /must be more than 0; use e\.g\. "5s"/],
+    ['[upstream]\nurl = "a"\nhealth_interval = "0ms"\n', 'upstream.health_interval', 3, /must be more than 0/],
+    ['[server]\nclient_header_timeout = "0s"\n[upstream]\nurl = "a"\n', 'server.client_header_timeout', 2, /must be more than 0; use e\.g\. "10s"/],
   ])('%#: %p', (text, keyPath, line, message) => {
     const err = configError(() => fromText(text))
     expect(err.code).toBe('E_CONFIG')
@@ -103,6 +108,11 @@ describe('errors name the file, the line and the key', () => {
   test('a bad flag value names the flag', () => {
     const err = configError(() => resolveConfig(undefined, { upstream: { url: 'a', connect_timeout: 'x' }, flagNames: { 'upstream.connect_timeout': '--connect-timeout' } }))
     expect(err.location.keyPath).toBe('--connect-timeout')
+  })
+
+  test('a zero stays allowed where it means none', () => {
+    const c = fromText('[server]\nclient_body_timeout = "0s"\n[upstream]\nurl = "a"\nidle_timeout = "0s"\nmax_connection_age = 0\n')
+    expect([c.server.clientBodyTimeoutMs, c.upstreams.default!.idleTimeoutMs, c.upstreams.default!.maxConnectionAgeMs]).toEqual([0, 0, 0])
   })
 
   test('no upstream at all says how to add one', () => {
