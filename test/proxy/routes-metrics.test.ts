@@ -231,6 +231,9 @@ test('the admin token is required when set', async () => {
   expect((await fetch(`${admin.url}/status`)).status).toBe(401)
   expect((await fetch(`${admin.url}/status`, { headers: { authorization: 'Bearer wrong!' } })).status).toBe(401)
   expect((await fetch(`${admin.url}/status`, { headers: { authorization: 'Bearer s3cret' } })).status).toBe(200)
+  // The scheme's name is case-insensitive (RFC 9110 §11.1); the token is not.
+  expect((await fetch(`${admin.url}/status`, { headers: { authorization: 'bearer s3cret' } })).status).toBe(200)
+  expect((await fetch(`${admin.url}/status`, { headers: { authorization: 'Bearer S3CRET' } })).status).toBe(401)
   // Not ready: no address at all.
   expect((await fetch(`${admin.url}/readyz`, { headers: { authorization: 'Bearer s3cret' } })).status).toBe(503)
 })

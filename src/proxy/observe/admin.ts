@@ -181,9 +181,9 @@ export function refuseWithoutToken(req: Request, token: string | undefined): Res
   return new Response('401 admin token required\n', { status: 401, headers: { 'www-authenticate': 'Bearer' } })
 }
 
-/** Constant-time check of "Authorization: Bearer <token>". */
+/** Constant-time check of "Authorization: Bearer <token>" (the scheme's name in any case, RFC 9110 §11.1). */
 function tokenMatches(header: string | null, token: string): boolean {
-  const m = header ? /^Bearer (.+)$/.exec(header) : null
+  const m = header ? /^bearer +(.+)$/i.exec(header) : null
   if (!m) return false
   const a = Buffer.from(m[1]!)
   const b = Buffer.from(token)
