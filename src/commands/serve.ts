@@ -13,7 +13,7 @@ import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import { createLogger } from '../lib/logger.ts'
 import { createAccessLog, type AccessLog } from '../proxy/observe/access-log.ts'
-import { AdminServer } from '../proxy/observe/admin.ts'
+import { AdminServer, exposedAdminWarning } from '../proxy/observe/admin.ts'
 import { RequestMetrics } from '../proxy/observe/metrics.ts'
 import { EdgeCache } from '../proxy/cache/cache.ts'
 import { ProxyServer } from '../proxy/server.ts'
@@ -93,6 +93,8 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     await acme?.close()
     throw err
   }
+  const exposed = workerId === undefined ? exposedAdminWarning(config.admin) : undefined
+  if (exposed) wlog('warn', exposed)
   wlog('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', ...(acme ? { acme: config.acme.domains.join(','), acme_http: acme.httpPort } : {}), upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
 
   const onHup = async () => {

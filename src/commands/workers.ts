@@ -15,6 +15,7 @@ import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import { createLogger } from '../lib/logger.ts'
 import { hostPort } from '../lib/net.ts'
+import { exposedAdminWarning } from '../proxy/observe/admin.ts'
 import { WorkersAdmin, type WorkerSlot } from '../proxy/observe/workers-admin.ts'
 
 /** Set in a worker's environment to its index; its absence marks the supervisor. */
@@ -124,6 +125,8 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     })
   }
   for (let i = 0; i < count; i++) start(i)
+  const exposed = exposedAdminWarning(opts.admin)
+  if (exposed) log('warn', exposed)
   log('info', 'supervisor started', { workers: count, pid: process.pid, admin: admin.url ?? 'off' })
 
   const onHup = () => {

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { parseConfigText } from '../../src/config/load.ts'
 import { resolveConfig } from '../../src/config/resolve.ts'
 import { staticSource } from '../../src/proxy/upstream/address-source.ts'
-import { AdminServer } from '../../src/proxy/observe/admin.ts'
+import { AdminServer, exposedAdminWarning } from '../../src/proxy/observe/admin.ts'
 import { createAccessLog, formatRecord } from '../../src/proxy/observe/access-log.ts'
 import { ProxyHandler } from '../../src/proxy/handler.ts'
 import type { RequestRecord } from '../../src/proxy/observe/record.ts'
@@ -236,4 +236,14 @@ test('the admin token is required when set', async () => {
   expect((await fetch(`${admin.url}/status`, { headers: { authorization: 'Bearer S3CRET' } })).status).toBe(401)
   // Not ready: no address at all.
   expect((await fetch(`${admin.url}/readyz`, { headers: { authorization: 'Bearer s3cret' } })).status).toBe(503)
+})
+
+test('an admin address beyond loopback without a token is warned about; loopback, off, or a token are not', () => {
+  const at = (host: string, token?: string) => exposedAdminWarning({ listen: { host, port: 9090 }, token })
+  expect(at('0.0.0.0')).toContain('0.0.0.0:9090 without a token')
+  expect(at('::')).toContain('[::]:9090')
+  expect(at('10.1.2.3')).toContain('--admin-token')
+  for (const host of ['127.0.0.1', '127.9.9.9', '::1', 'localhost']) expect(at(host)).toBeUndefined()
+  expect(at('0.0.0.0', 's3cret')).toBeUndefined()
+  expect(exposedAdminWarning({ listen: undefined, token: undefined })).toBeUndefined()
 })

@@ -175,6 +175,17 @@ export function adminUrl(listener: Listener | undefined): string | undefined {
   return listener ? `http://${hostPort(listener.hostname, listener.port)}` : undefined
 }
 
+/**
+ * The warning to log when the admin endpoints answer beyond loopback to anyone (an address other
+ * than 127.0.0.0/8, ::1 or localhost, and no token); undefined otherwise.
+ */
+export function exposedAdminWarning(admin: { listen: { host: string; port: number } | undefined; token: string | undefined }): string | undefined {
+  const host = admin.listen?.host
+  if (host === undefined || admin.token) return undefined
+  const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host)
+  return loopback ? undefined : `the admin endpoints listen on ${hostPort(host, admin.listen!.port)} without a token: anyone who reaches it can read /status and /metrics and purge the cache; set --admin-token (admin.token) or listen on 127.0.0.1`
+}
+
 /** A 401 when the admin token is set and `req` does not carry it (shared with workers-admin.ts). */
 export function refuseWithoutToken(req: Request, token: string | undefined): Response | undefined {
   if (!token || tokenMatches(req.headers.get('authorization'), token)) return undefined
