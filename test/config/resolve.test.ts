@@ -138,6 +138,8 @@ describe('parsers', () => {
     [':8080', { host: '0.0.0.0', port: 8080 }],
     ['[::1]:9090', { host: '::1', port: 9090 }],
     ['localhost:0', { host: 'localhost', port: 0 }],
+    ['[::]:443', { host: '::', port: 443 }],
+    ['edge-1.example:80', { host: 'edge-1.example', port: 80 }],
   ])('parseHostPort(%p)', (raw, want) => expect(parseHostPort(raw)).toEqual(want))
-  test.each(['8080', 'host:', 'host:99999', '::1:80'])('parseHostPort(%p) is invalid', (raw) => expect(parseHostPort(raw)).toBeUndefined())
+  test.each(['8080', 'host:', 'host:99999', '::1:80', '999.1.1.1:80', '1.2.3:80', '[1.2.3.4]:80', '[nothing]:80', 'a b:80', 'a_b!:80'])('parseHostPort(%p) is invalid', (raw) => expect(parseHostPort(raw)).toBeUndefined())
 })
