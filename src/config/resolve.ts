@@ -41,7 +41,10 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   const ctx: Ctx = { file, flags }
   const data = (file?.data ?? {}) as Table
   for (const key of Object.keys(data)) {
-    if (!TOP_KEYS.has(key)) fail(ctx, key, `unknown key; expected one of: ${[...TOP_KEYS].join(', ')}`)
+    if (!TOP_KEYS.has(key)) {
+      const near = closest(key, [...TOP_KEYS])
+      fail(ctx, key, `unknown key${near ? ` (did you mean "${near}"?)` : ''}; expected one of: ${[...TOP_KEYS].join(', ')}`)
+    }
   }
   const serverTable = mergeTable(ctx, 'server', tableAt(ctx, data, 'server'), flags.server)
   const upstreamTables = collectUpstreams(ctx, data.upstream)
@@ -151,6 +154,8 @@ function collectUpstreams(ctx: Ctx, raw: unknown): { tables: Record<string, Tabl
   if (!isTable(raw)) fail(ctx, 'upstream', 'must be a table: [upstream] with url = "...", or [upstream.NAME] tables')
   if ('url' in raw || Object.values(raw).every((v) => !isTable(v))) {
     // The single-upstream form: [upstream] url = "..."
+    const named = Object.keys(raw).find((k) => isTable(raw[k]))
+    if (named !== undefined) fail(ctx, `upstream.${named}`, 'named upstreams ([upstream.NAME]) cannot be mixed with [upstream] url = "..."; name that one too, e.g. [upstream.default]')
     tables.default = raw
     prefixes.default = 'upstream'
     return { tables, prefixes }
@@ -356,8 +361,17 @@ function locate(ctx: Ctx, keyPath: string): ConfigLocation {
   const flag = ctx.flags.flagNames?.[flagKey] ?? ctx.flags.flagNames?.[keyPath]
   if (flag) return { keyPath: flag }
   if (!ctx.file) return { keyPath }
-  const line = ctx.file.lines.get(keyPath.replace(/\[\d+\]$/, '')) ?? ctx.file.lines.get(keyPath.replace(/\.[^.]+$/, ''))
+  const line = ctx.file.lines.get(keyPath.replace(/\[\d+\]$/, '')) ?? ctx.file.lines.get(keyPath.replace(/\.[^.]+$/, '')) ?? firstLineUnder(ctx.file.lines, keyPath)
   return { file: ctx.file.path, keyPath, line }
+}
+
+/** The first line of a key under `keyPath` ([uptream.x] for "uptream", [[routes]] for "routes"). */
+function firstLineUnder(lines: ReadonlyMap<string, number>, keyPath: string): number | undefined {
+  let first: number | undefined
+  for (const [key, line] of lines) {
+    if ((key.startsWith(`${keyPath}.`) || key.startsWith(`${keyPath}[`)) && (first === undefined || line < first)) first = line
+  }
+  return first
 }
 
 function isTable(v: unknown): v is Table {

@@ -82,6 +82,11 @@ describe('errors name the file, the line and the key', () => {
     ['[upstream]\nurl = "a"\n[[route]]\nhost = "x.example"\nupstream = "nope"\n', 'route[0].upstream', 5, /not defined/],
     ['[upstream]\nurl = "a"\n[server]\ntrusted_proxies = ["127.0.0.0/33"]\n', 'server.trusted_proxies[0]', 4, /CIDR/],
     ['bogus = 1\n[upstream]\nurl = "a"\n', 'bogus', 1, /unknown key/],
+    // A misspelt table: its header's line, and the name meant.
+    ['[uptream.x]\nurl = "a"\n', 'uptream', 1, /unknown key \(did you mean "upstream"\?\)/],
+    ['[upstream]\nurl = "a"\n\n[[routes]]\nupstream = "a"\n', 'routes', 4, /did you mean "route"/],
+    // [upstream] url = ... and [upstream.NAME] together: says how to write it.
+    ['[upstream]\nurl = "a"\n[upstream.b]\nurl = "b"\n', 'upstream.b', 3, /cannot be mixed with \[upstream\] url = "\.\.\."; name that one too/],
     // One front door on Bun: Bun.serve is not offered (it lost pipelined requests and rewrote targets).
     ['[upstream]\nurl = "a"\n[server]\nlistener = "runtime"\n', 'server.listener', 4, /not offered on Bun/],
     // A zero where it would fail every request, or spin: refused, with the default as the example.
