@@ -267,6 +267,28 @@ describe('own listener', () => {
     expect([body[0], body[size / 2], body[size - 1]]).toEqual([97, 98, 99])
   })
 
+  test('a refused upgrade is relayed with the request id and Connection: close, then both sides close', async () => {
+    const origin = Bun.listen({
+      hostname: '127.0.0.1',
+      port: 0,
+      socket: {
+        data(s) {
+          s.write('HTTP/1.1 403 Forbidden\r\nConnection: keep-alive\r\nX-Why: no\r\nX-Request-Id: upstream-own\r\nKeep-Alive: timeout=5\r\nContent-Length: 4\r\n\r\nnope')
+        },
+      },
+    })
+    h.track(() => origin.stop(true))
+    const { proxy } = own(origin.port!)
+    const c = rawClient(proxy.port)
+    c.s.write('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nX-Request-Id: client-id-1\r\n\r\n')
+    expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+    const [head, body] = c.got().split('\r\n\r\n')
+    const lines = head!.split('\r\n')
+    expect(lines[0]).toBe('HTTP/1.1 403 Forbidden')
+    expect(lines.slice(1)).toEqual(['X-Why: no', 'Content-Length: 4', 'x-request-id: client-id-1', 'connection: close'])
+    expect(body).toBe('nope')
+  })
+
   test('a non-WebSocket upgrade is tunnelled byte for byte after 101', async () => {
     // An origin on raw sockets that switches to an echo protocol.
     const origin = Bun.listen<{ switched: boolean }>({

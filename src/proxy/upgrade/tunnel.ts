@@ -135,7 +135,23 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
     return
   }
   // Refused (401, 403, 426, ...): relay that answer, then close both.
-  relayThenClose(upstream, client, raw, answer, rest, counts, finish)
+  relayThenClose(upstream, client, refusalHead(answer, raw, ctx.requestId), answer, rest, counts, finish)
+}
+
+/**
+ * A refused upgrade's head for the client: the upstream's lines as they came but its Connection,
+ * Keep-Alive and X-Request-Id, then the request id and Connection: close (both sides close after
+ * it). The framing lines stay: the body is relayed as it comes.
+ */
+function refusalHead(head: ResponseHead, raw: Buffer, requestId: string): Buffer {
+  const r = head.raw!
+  let out = raw.toString('latin1', 0, r.statusLineEnd + 2)
+  for (let i = 0; i < r.spans.length; i += 4) {
+    const name = raw.toString('latin1', r.spans[i]!, r.spans[i + 1]!).toLowerCase()
+    if (name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'x-request-id') continue
+    out += raw.toString('latin1', r.spans[i]!, i + 4 < r.spans.length ? r.spans[i + 4]! : r.end + 2)
+  }
+  return Buffer.from(`${out}x-request-id: ${requestId}\r\nconnection: close\r\n\r\n`, 'latin1')
 }
 
 /** Sends the request head and reads the upstream's response head, within `timeoutMs`. */
