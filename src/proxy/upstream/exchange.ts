@@ -101,6 +101,8 @@ export class Exchange {
   private firstByteAt = 0
   /** performance.now() by which the response head is due (0: it came, or the exchange is over). */
   private headDueAt = 0
+  /** performance.now() by which the client's next request body bytes are due (0: not waiting for them). */
+  private bodyDueAt = 0
   private drainWaiter: (() => void) | undefined
   private reader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
   private finishedOnce = false
@@ -144,9 +146,13 @@ export class Exchange {
     const source = SocketBodyStream.of(body)
     try {
       for (;;) {
-        // While the client is to send more, its own client_body_timeout runs, not header_timeout.
+        // While the client is to send more, header_timeout does not run; a client that sends
+        // nothing for that long is cut as a stalled body (408), where its listener has no
+        // client_body_timeout of its own (HTTP/2, Deno, or 0) or has a longer one.
         this.headDueAt = 0
+        this.bodyDueAt = monoNow() + this.opts.headerTimeoutMs
         const { done, value } = await reader.read()
+        this.bodyDueAt = 0
         if (this.st === St.Done && this.finishedOnce) return
         if (done) break
         if (value.byteLength === 0) continue
@@ -297,6 +303,7 @@ export class Exchange {
    * exchange: the response head within header_timeout, then no body gap over idle_timeout.
    */
   checkDeadlines(nowMs: number): void {
+    if (this.bodyDueAt !== 0 && nowMs >= this.bodyDueAt) return this.fail('CLIENT_BODY_TIMEOUT', `no request body bytes from the client for ${this.opts.headerTimeoutMs}ms (header_timeout)`)
     if (this.st === St.Head) {
       if (this.headDueAt !== 0 && nowMs >= this.headDueAt) this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
     } else if (this.st === St.Body && this.opts.idleTimeoutMs > 0) {
@@ -383,6 +390,7 @@ export class Exchange {
     if (this.finishedOnce) return
     this.finishedOnce = true
     this.headDueAt = 0
+    this.bodyDueAt = 0
     this.body?.resume()
     this.c.finished(this, this.reusable && this.requestDone && this.responseDone)
     this.opts.onEnd?.({ requestBodyBytes: this.req.body instanceof Uint8Array ? this.req.body.byteLength : this.bodyBytes, responseBodyBytes: this.responseBytes, error: this.error })

@@ -105,12 +105,31 @@ test('an upload longer than header_timeout, sent steadily, is not cut: the deadl
 
 test('an upstream that takes the whole body and stays silent still gets HEADER_TIMEOUT after the request\'s end', async () => {
   const c = await connection(server(''))
+  const t0 = performance.now()
   const failure = await c.exchange({ ...request, method: 'POST', body: slowBody(3, 100, 50), bodyLength: 300 }, { headerTimeoutMs: 200, idleTimeoutMs: 0 }).then(
     () => undefined,
     (err: RequestFailure) => err,
   )
   expect(failure?.code).toBe('HEADER_TIMEOUT')
   expect(failure?.phase).toBe('response-head')
+  // Counted from the body's end (about 150 ms in), not from the head's.
+  expect(performance.now() - t0).toBeGreaterThanOrEqual(340)
+})
+
+test('a client that stops sending its body is cut after header_timeout as a stalled body (where its listener has no body timeout)', async () => {
+  const c = await connection(server(''))
+  // One piece, then nothing for far longer than header_timeout.
+  const stalled = new ReadableStream<Uint8Array>({
+    start(ctrl) {
+      ctrl.enqueue(new Uint8Array(100))
+    },
+  })
+  const failure = await c.exchange({ ...request, method: 'POST', body: stalled, bodyLength: 1000 }, { headerTimeoutMs: 200, idleTimeoutMs: 0 }).then(
+    () => undefined,
+    (err: RequestFailure) => err,
+  )
+  expect(failure?.code).toBe('CLIENT_BODY_TIMEOUT')
+  expect(failure?.phase).toBe('request')
 })
 
 test('an upstream that stops taking the body gets HEADER_TIMEOUT while it does not (the request phase)', async () => {
