@@ -18,6 +18,8 @@ export class HeadReader {
   private owned = false
   /** Leading bytes known to hold no CRLFCRLF. */
   private scanned = 0
+  /** Leading bytes known to hold no line ended by a bare LF before the empty line (bareLfEnd). */
+  private lfScanned = 0
 
   /** Bytes held, not yet consumed. */
   get size(): number {
@@ -35,6 +37,7 @@ export class HeadReader {
       this.accLen = chunk.length
       this.owned = false
       this.scanned = 0
+      this.lfScanned = 0
       return
     }
     const need = this.accLen + chunk.length
@@ -51,11 +54,30 @@ export class HeadReader {
   /** Where the head ends (the offset of its CRLFCRLF), or -1 while it is not complete. */
   findEnd(): number {
     if (this.accLen === 0) return -1
-    // Searched in place (no view made): a match past accLen lies in a grown buffer's unused tail.
-    let end = this.acc!.indexOf(CRLFCRLF, Math.max(0, this.scanned - 3))
+    // A read is searched in place (no view made of it: see lib/bytes.ts copyOut); a grown buffer
+    // through a view of its held bytes, so that its unused tail is not searched each time.
+    const held = this.owned ? this.acc!.subarray(0, this.accLen) : this.acc!
+    let end = held.indexOf(CRLFCRLF, Math.max(0, this.scanned - 3))
     if (end + 4 > this.accLen) end = -1
     this.scanned = end < 0 ? this.accLen : 0
     return end
+  }
+
+  /**
+   * Whether the held bytes have a line ended by a bare LF and then the empty line (LF LF, or LF
+   * CR LF): a head whose sender ends lines with LF alone, which a CRLFCRLF will never end. Only
+   * the bytes that arrived since the last call are scanned.
+   */
+  bareLfEnd(): boolean {
+    const b = this.acc
+    if (b === null) return false
+    for (let i = Math.max(1, this.lfScanned); i < this.accLen; i++) {
+      if (b[i] !== 0x0a) continue
+      const p = b[i - 1]
+      if (p === 0x0a || (p === 0x0d && i >= 2 && b[i - 2] === 0x0a && (i < 3 || b[i - 3] !== 0x0d))) return true
+    }
+    this.lfScanned = this.accLen
+    return false
   }
 
   /** The buffer whose first `size` bytes are the ones held (no view made), for a parser that reads in place. */
@@ -101,6 +123,7 @@ export class HeadReader {
     this.accLen = this.acc ? this.acc.length : 0
     this.owned = false
     this.scanned = 0
+    this.lfScanned = 0
   }
 
   clear(): void {

@@ -82,23 +82,9 @@ export function unfinishedHeadError(held: HeadReader, end: number, maxBytes: num
       ? new RequestHeadError('URI_TOO_LONG', `request line longer than max_header_size (${maxBytes} bytes)`)
       : new RequestHeadError('HEAD_TOO_LARGE', `request head larger than max_header_size (${maxBytes} bytes)`)
   }
-  if (end < 0) {
-    const b = held.buffer
-    const lf = b.indexOf(LF_LF)
-    if ((lf >= 0 && lf + 2 <= held.size) || hasBareLfEnd(b, held.size)) return new RequestHeadError('BAD_REQUEST', 'request head lines end with a bare LF (they end with CRLF)')
-  }
+  if (end < 0 && held.bareLfEnd()) return new RequestHeadError('BAD_REQUEST', 'request head lines end with a bare LF (they end with CRLF)')
   return undefined
 }
-
-const LF_LF = Buffer.from('\n\n')
-
-/** LF CR LF in bytes[0, size): a bare-LF line followed by the empty line. */
-function hasBareLfEnd(b: Buffer, size: number): boolean {
-  const at = b.indexOf(LF_CRLF)
-  return at >= 0 && at + 3 <= size && (at === 0 || b[at - 1] !== 0x0d)
-}
-
-const LF_CRLF = Buffer.from('\n\r\n')
 
 /**
  * Parses bytes[0, end): a request head without its final CRLFCRLF (which `b` holds too, at `end`:
