@@ -9,6 +9,7 @@
 import { Buffer } from 'node:buffer'
 import type { HeadReader } from './head-reader.ts'
 import type { RepeatedStrings } from '../lib/bytes.ts'
+import { sameAuthority } from '../lib/net.ts'
 import { allTokens, contentLength, crlfAt, isDigit, isHostValueBytes, isOws, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
 
 export interface RequestHead {
@@ -218,8 +219,7 @@ export function parseRequestHeadBytes(b: Buffer, end: number, strings?: Repeated
       if (!abs) throw new RequestHeadError('BAD_REQUEST', 'invalid request target')
       const authority = abs[2]!
       // Compared without the scheme's default port: http://a:80/ names the Host "a" (RFC 9110 §4.2.3).
-      const port = abs[1]!.length === 4 ? ':80' : ':443'
-      if (host === undefined || withoutPort(authority.toLowerCase(), port) !== withoutPort(host.toLowerCase(), port)) {
+      if (host === undefined || !sameAuthority(authority, host, abs[1]!)) {
         throw new RequestHeadError('BAD_REQUEST', 'request target names another host than the Host header; this is not an open proxy')
       }
       const rest = abs[3]!
@@ -264,11 +264,6 @@ export function parseRequestHeadBytes(b: Buffer, end: number, strings?: Repeated
     // Nor is an HTTP/1.0 request: its Upgrade is ignored (RFC 9110 §7.8).
     upgrade: minor === 1 && upgrade !== undefined && hasToken(tokens, 'upgrade') && body.kind === 'none' ? upgrade : undefined,
   }
-}
-
-/** `authority` without `port` (":80", ":443") at its end. */
-function withoutPort(authority: string, port: string): string {
-  return authority.endsWith(port) ? authority.slice(0, -port.length) : authority
 }
 
 /** The framing of a request without a body (most of them): one shared object, never changed. */

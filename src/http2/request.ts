@@ -5,6 +5,7 @@
  * with "; "); and, for responses, dropping the fields HTTP/2 forbids. A malformed request is a
  * stream error of type PROTOCOL_ERROR (§8.1.1). Decoding the block is hpack.ts's job.
  */
+import { sameAuthority } from '../lib/net.ts'
 import { H2Code, streamError } from './errors.ts'
 import type { HeaderField } from './hpack.ts'
 
@@ -126,7 +127,8 @@ export function toRequest(streamId: number, fields: HeaderField[]): H2Request {
   if (authority !== undefined) {
     // §8.3.1: no userinfo for http(s); Host, when also sent, must name the same thing.
     if (authority.includes('@')) throw malformed(streamId, ':authority with userinfo')
-    if (host !== undefined && host.toLowerCase() !== authority.toLowerCase()) throw malformed(streamId, 'Host differs from :authority')
+    // The same authority, as HTTP/1.1's absolute-form is compared (the scheme's default port alike).
+    if (host !== undefined && !sameAuthority(host, authority, scheme ?? 'https')) throw malformed(streamId, 'Host differs from :authority')
   }
   const hostValue = authority || host
   if (hostValue) headers[0] = ['host', hostValue]

@@ -1,6 +1,7 @@
 /**
- * Network names as text: an Address (an IP of some family) and host:port formatting with IPv6
- * brackets (RFC 3986 §3.2.2). Every place that prints or builds an authority uses these.
+ * Network names as text: an Address (an IP of some family), host:port formatting with IPv6
+ * brackets (RFC 3986 §3.2.2), and comparing two authorities. Every place that prints, builds or
+ * compares an authority uses these.
  */
 
 /** One IP address of an upstream, as the resolver found it. */
@@ -17,4 +18,17 @@ export function bracketHost(host: string): string {
 /** "host:port", with IPv6 literals in brackets. */
 export function hostPort(host: string, port: number): string {
   return `${bracketHost(host)}:${port}`
+}
+
+/**
+ * Whether two authorities (host[:port]) name the same one for `scheme`: without case, and with
+ * the scheme's default port (80 for http, 443 for https) the same as none (RFC 9110 §4.2.3).
+ */
+export function sameAuthority(a: string, b: string, scheme: string): boolean {
+  const port = scheme.toLowerCase() === 'https' ? ':443' : ':80'
+  return withoutPort(a.toLowerCase(), port) === withoutPort(b.toLowerCase(), port)
+}
+
+function withoutPort(authority: string, port: string): string {
+  return authority.endsWith(port) ? authority.slice(0, -port.length) : authority
 }

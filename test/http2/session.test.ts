@@ -74,6 +74,7 @@ describe('requests (RFC 9113 §8.2, §8.3)', () => {
     ['unknown pseudo-header', [...base, [':protocol', 'websocket']]],
     ['response pseudo-header', [...base, [':status', '200']]],
     ['Host differs from :authority', [...base, ['host', 'other.test']]],
+    ['Host with http\'s default port where the scheme is https', [...base, ['host', 'h.test:80']]],
     ['userinfo in :authority', [[':method', 'GET'], [':scheme', 'https'], [':authority', 'u@h.test'], [':path', '/']]],
     ['CR in a value', [...base, ['x-a', 'a\rb']]],
     ['leading space in a value', [...base, ['x-a', ' a']]],
@@ -91,6 +92,13 @@ describe('requests (RFC 9113 §8.2, §8.3)', () => {
     c.send(c.headers(1, [...base, ['te', 'trailers'], ['host', 'H.test']]))
     await c.settle()
     expect(c.requests).toHaveLength(1)
+  })
+  test('a Host and an :authority that differ only by the scheme\'s default port name the same (RFC 9110 §4.2.3)', async () => {
+    const c = new RawClient().start()
+    c.send(c.headers(1, [[':method', 'GET'], [':scheme', 'https'], [':authority', 'h.test:443'], [':path', '/'], ['host', 'h.test']]))
+    c.send(c.headers(3, [[':method', 'GET'], [':scheme', 'http'], [':authority', 'h.test'], [':path', '/'], ['host', 'H.test:80']]))
+    await c.settle()
+    expect(c.requests.map((s) => s.id)).toEqual([1, 3])
   })
   test('a header block split over CONTINUATION frames is one request', async () => {
     const c = new RawClient().start()
