@@ -257,9 +257,11 @@ export class CacheExchange {
       this.settle()
       return { ...reply, headers: withCacheStatus(headers, { fwd: this.fwd, stored }) }
     }
-    // A streamed body says 'stored' only when its length is known to fit (RFC 9211 §2.6: the
-    // cache stored it); one of unknown length may yet pass max_object_size, so it says nothing.
-    const out = withCacheStatus(headers, { fwd: this.fwd, stored: contentLength !== undefined })
+    // A streamed body says 'stored' only when its length is known to fit, in max_object_size and
+    // in what the bodies being kept may hold now (RFC 9211 §2.5: the cache stored it); one of
+    // unknown length may yet pass max_object_size, so it says nothing.
+    const budget = c.fillBudget
+    const out = withCacheStatus(headers, { fwd: this.fwd, stored: contentLength !== undefined && budget.keptBytes + contentLength <= budget.maxKeptBytes })
     const fill: Fill = { entry, tee: undefined as never, contentLength, discarded: false }
     fill.tee = new BodyTee(body, {
       maxStoreBytes: c.maxObjectBytes,

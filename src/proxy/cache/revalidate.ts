@@ -53,9 +53,11 @@ export function isConditional(req: HeaderReader): boolean {
 /**
  * Fields a 304 does not change in the stored response (§3.2): Content-Length, and Content-Range
  * (partial responses are not stored). The body is stored as received, so Content-Type and
- * Content-Encoding are updated like any other field.
+ * Content-Encoding are updated like any other field. Nor Set-Cookie: a 304's is for the client
+ * whose request (and cookies) it answered, and merged into the stored response it would go to
+ * everyone that response answers.
  */
-const NOT_UPDATED = new Set(['content-length', 'content-range'])
+const NOT_UPDATED = new Set(['content-length', 'content-range', 'set-cookie'])
 
 /**
  * The stored response's fields updated from a 304 (§3.2, §4.3.4): each field in the 304

@@ -85,12 +85,13 @@ export class CacheStore {
     return true
   }
 
-  /** Replaces a stored entry by an updated copy (a 304 merged into it) in place. */
+  /**
+   * Replaces a stored entry by an updated copy (a 304 merged into it) in place. One that is no
+   * longer stored (purged, invalidated or evicted while its revalidation was on its way) stays
+   * gone: a 304 does not bring it back.
+   */
   replace(old: CacheEntry, updated: CacheEntry): void {
-    if (!this.has(old)) {
-      this.put(updated)
-      return
-    }
+    if (!this.has(old)) return
     const list = this.byKey.get(old.key)!
     list[list.indexOf(old)] = updated
     this.lru.delete(old)

@@ -32,8 +32,9 @@ export function varyNames(headers: Headers_): string[] | '*' {
  * A header value normalized as §4.1 allows, and no further: repeated lines are already combined
  * by the reader and whitespace at the ends is not part of a value (RFC 9110 §5.5). In the Accept
  * lists, whose syntax has optional whitespace around their commas and semicolons (RFC 9110
- * §5.6.1, §5.6.6), that whitespace goes too; their tokens are case-insensitive except Accept's
- * parameter values. Only Accept-Encoding's members are sorted: its order means nothing, where some
+ * §5.6.1, §5.6.6), that whitespace goes too, and -Encoding, -Language and -Charset are compared
+ * without case (Accept is compared as written: its parameter values may be case-sensitive, and a
+ * variant more costs only a hit). Only Accept-Encoding's members are sorted: its order means nothing, where some
  * servers read Accept-Language's order as a preference among equal weights (RFC 9110 §12.5.4). Any
  * other field is compared as it came: "a  b" in quotes is not "a b".
  */

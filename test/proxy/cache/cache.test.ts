@@ -154,6 +154,21 @@ describe('EdgeCache', () => {
     expect(await text(y.hit!)).toBe('hello')
   })
 
+  test('a stored response purged while its revalidation is on its way stays gone after the 304', async () => {
+    const { clock, cache } = setup()
+    await prime(cache, [['cache-control', 'max-age=1'], ['etag', '"v1"']])
+    clock.t += 2000
+    const x = await lookup(cache, request())
+    expect(x.validators).toEqual([['if-none-match', '"v1"']])
+    expect(cache.purgeUrl(KEY)).toBe(1)
+    const r = await x.onReply(origin(304, [['date', new Date(clock.t).toUTCString()], ['cache-control', 'max-age=60'], ['etag', '"v1"']], null))
+    // This client still gets the body it was revalidating.
+    expect(r.status).toBe(200)
+    expect(await text(r)).toBe('hello')
+    expect(cache.store.objects).toBe(0)
+    expect((await lookup(cache, request())).hit).toBeUndefined()
+  })
+
   test('a 304 to the client\'s conditional request for another tag freshens nothing', async () => {
     const { clock, cache } = setup()
     await prime(cache, [['cache-control', 'max-age=1'], ['etag', '"t"']])

@@ -57,6 +57,11 @@ describe('validation and invalidation (§3.2, §4.3, §4.4)', () => {
     expect(get('content-type')).toEqual(['text/html'])
   })
 
+  test('a 304\'s Set-Cookie is not merged: it answered one client\'s request, and the stored response answers everyone', () => {
+    const merged = mergeNotModified([['etag', '"a"'], ['set-cookie', 'shared=1']], [['etag', '"a"'], ['set-cookie', 'session=alice']])
+    expect(merged.filter(([k]) => k.toLowerCase() === 'set-cookie').map(([, v]) => v)).toEqual(['shared=1'])
+  })
+
   test.each([
     ['same strong tag', [['etag', '"a"']], [['etag', '"a"']], true],
     ['other tag', [['etag', '"a"']], [['etag', '"b"']], false],
