@@ -341,9 +341,10 @@ export function parseHostPort(raw: string): HostPort | undefined {
   const port = Number(m[2])
   if (port > 65535) return undefined
   const host = m[1] === '' ? '0.0.0.0' : m[1]!
-  // In brackets an IPv6 address; otherwise an IPv4 address or a name (digits and dots alone,
-  // as in 999.1.1.1, must make an IPv4 address: a name is never all digits).
-  if (raw.startsWith('[') ? isIP(host) !== 6 : !(isIP(host) === 4 || (/^[A-Za-z0-9.-]+$/.test(host) && !/^[\d.]+$/.test(host)))) return undefined
+  // In brackets an IPv6 address; otherwise an IPv4 address or a name (letters, digits, '.', '-'
+  // and '_' as container service names have; digits and dots alone, as in 999.1.1.1, must make
+  // an IPv4 address: a name is never all digits).
+  if (raw.startsWith('[') ? isIP(host) !== 6 : !(isIP(host) === 4 || (/^[A-Za-z0-9._-]+$/.test(host) && !/^[\d.]+$/.test(host)))) return undefined
   return { host, port }
 }
 

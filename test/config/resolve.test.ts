@@ -145,6 +145,7 @@ describe('parsers', () => {
     ['localhost:0', { host: 'localhost', port: 0 }],
     ['[::]:443', { host: '::', port: 443 }],
     ['edge-1.example:80', { host: 'edge-1.example', port: 80 }],
+    ['my_service:8080', { host: 'my_service', port: 8080 }],
   ])('parseHostPort(%p)', (raw, want) => expect(parseHostPort(raw)).toEqual(want))
   test.each(['8080', 'host:', 'host:99999', '::1:80', '999.1.1.1:80', '1.2.3:80', '[1.2.3.4]:80', '[nothing]:80', 'a b:80', 'a_b!:80'])('parseHostPort(%p) is invalid', (raw) => expect(parseHostPort(raw)).toBeUndefined())
 })
