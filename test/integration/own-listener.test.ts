@@ -297,6 +297,38 @@ describe('own listener', () => {
     expect(body).toBe('nope')
   })
 
+  test('a refused upgrade\'s Content-Length goes as the forwarding path passes it: its one value, none beside Transfer-Encoding; fields Connection names are dropped', async () => {
+    const answers = [
+      'HTTP/1.1 401 Unauthorized\r\nConnection: x-private\r\nX-Private: 1\r\nContent-Length: 4, 4\r\n\r\nnope',
+      'HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nnope\r\n0\r\n\r\n',
+    ]
+    const origin = Bun.listen<{ n: number }>({
+      hostname: '127.0.0.1',
+      port: 0,
+      socket: {
+        data(s, d) {
+          s.write(answers[Buffer.from(d).toString('latin1').includes('/two') ? 1 : 0]!)
+        },
+      },
+    })
+    h.track(() => origin.stop(true))
+    const { proxy } = own(origin.port!)
+    const heads: string[][] = []
+    const bodies: string[] = []
+    for (const path of ['/one', '/two']) {
+      const c = rawClient(proxy.port)
+      c.s.write(`GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`)
+      expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+      const at = c.got().indexOf('\r\n\r\n')
+      heads.push(c.got().slice(0, at).split('\r\n').slice(1).filter((l) => !l.startsWith('x-request-id')))
+      bodies.push(c.got().slice(at + 4))
+    }
+    expect(heads[0]).toEqual(['content-length: 4', 'connection: close'])
+    expect(bodies[0]).toBe('nope')
+    expect(heads[1]).toEqual(['Upgrade: websocket', 'Transfer-Encoding: chunked', 'connection: close'])
+    expect(bodies[1]).toBe('4\r\nnope\r\n0\r\n\r\n')
+  })
+
   test('a non-WebSocket upgrade is tunnelled byte for byte after 101', async () => {
     // An origin on raw sockets that switches to an echo protocol.
     const origin = Bun.listen<{ switched: boolean }>({

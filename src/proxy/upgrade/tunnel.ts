@@ -14,6 +14,7 @@ import { parseResponseHeadBytes, type ResponseHead } from '../../http1/response-
 import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
 import { runAttempts } from '../attempts.ts'
 import { failureBody, failureHeaders, RequestFailure, statusFor } from '../errors.ts'
+import { connectionTokens } from '../headers.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 
 export interface TunnelContext {
@@ -139,18 +140,22 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
 }
 
 /**
- * A refused upgrade's head for the client: the upstream's lines as they came but its Connection,
- * Keep-Alive and X-Request-Id, then the request id and Connection: close (both sides close after
- * it). The framing lines stay: the body is relayed as it comes.
+ * A refused upgrade's head for the client: the upstream's lines as they came but its Connection
+ * (and the fields it names), Keep-Alive and X-Request-Id, then the request id and Connection:
+ * close (both sides close after it). Transfer-Encoding stays (the body is relayed as it comes);
+ * Content-Length as the forwarding path passes it on: as it came, or its one value, or none.
  */
 function refusalHead(head: ResponseHead, raw: Buffer, requestId: string): Buffer {
   const r = head.raw!
+  const named = connectionTokens(r.connection)
   let out = raw.toString('latin1', 0, r.statusLineEnd + 2)
   for (let i = 0; i < r.spans.length; i += 4) {
     const name = raw.toString('latin1', r.spans[i]!, r.spans[i + 1]!).toLowerCase()
-    if (name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'x-request-id') continue
+    if (name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'x-request-id' || named?.has(name)) continue
+    if (name === 'content-length' && !r.lengthVerbatim) continue
     out += raw.toString('latin1', r.spans[i]!, i + 4 < r.spans.length ? r.spans[i + 4]! : r.end + 2)
   }
+  if (r.announcedLength !== undefined) out += `content-length: ${r.announcedLength}\r\n`
   return Buffer.from(`${out}x-request-id: ${requestId}\r\nconnection: close\r\n\r\n`, 'latin1')
 }
 
