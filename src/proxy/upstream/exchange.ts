@@ -354,7 +354,9 @@ export class Exchange {
     if (this.st === St.Head) {
       this.fail('RESET_BEFORE_RESPONSE', `upstream closed the connection before responding${err ? `: ${err.message}` : ''}`)
     } else if (this.st === St.Body) {
-      if (this.head!.framing.kind === 'close') {
+      // A body read to the close ends with a close, not with an error (a reset): that one is cut
+      // (RFC 9112 §6.3: only the closing of the connection marks its end).
+      if (this.head!.framing.kind === 'close' && err === undefined) {
         this.reusable = false
         this.endBody()
         return
