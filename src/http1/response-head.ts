@@ -120,6 +120,8 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
   }
   const minorVersion = minorCh - 0x30
   const status = (b[9]! - 0x30) * 100 + (b[10]! - 0x30) * 10 + (b[11]! - 0x30)
+  // 0xx has no class (RFC 9110 §15): no client can be given it.
+  if (status < 100) throw new ResponseParseError(`status ${b.toString('latin1', 9, 12)} is not a status code (100-999)`)
   const spans: number[] = []
   let contentLength: number | undefined
   /** Content-Length lines, and whether each was plain digits. */
@@ -142,13 +144,14 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
     if (colon === pos || colon >= end || b[colon] !== 0x3a) throw badFieldLine(b, pos, end)
     let vs = colon + 1
     while (vs < end && isOws(b[vs]!)) vs++
-    // Field values: visible ASCII, obs-text, SP and HTAB; never CR, LF or NUL (RFC 9110 §5.5).
+    // Field values: visible ASCII, obs-text, SP and HTAB (RFC 9110 §5.5), as on the request side:
+    // no control byte (an HTTP/2 client's parser refuses the whole answer for one).
     let lineStop = vs
     for (; lineStop < end; lineStop++) {
       const c = b[lineStop]!
-      if (c > 0x0d) continue
+      if ((c >= 0x20 && c !== 0x7f) || c === 0x09) continue
       if (c === 0x0d && b[lineStop + 1] === 0x0a && lineStop + 1 < end) break
-      if (c === 0x00 || c === 0x0d || c === 0x0a) throw new ResponseParseError(`invalid character in header ${b.toString('latin1', pos, colon)}`)
+      throw new ResponseParseError(`invalid character in header ${b.toString('latin1', pos, colon)}`)
     }
     let ve = lineStop
     while (ve > vs && isOws(b[ve - 1]!)) ve--

@@ -123,6 +123,13 @@ describe('parseResponseHead', () => {
     'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked',
     'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked',
     'HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked',
+    // A status below 100 has no class (RFC 9110 §15).
+    'HTTP/1.1 099 Low\r\nContent-Length: 5',
+    'HTTP/1.1 000 Zero',
+    // Control bytes in a value, as on the request side (RFC 9110 §5.5).
+    'HTTP/1.1 200 OK\r\nX-C: a\x01b',
+    'HTTP/1.1 200 OK\r\nX-C: a\x7fb',
+    'HTTP/1.1 200 OK\r\nX-C: a\x1bb',
   ])('rejects %p', (head) => expect(() => parseResponseHead(head, 'GET')).toThrow(ResponseParseError))
   test.each([
     // [head, method, its list of fields]
