@@ -4,24 +4,12 @@
  * reset (RFC 9112 §6.3: only the closing marks its end), so that a client and the cache never
  * take a truncated body for a whole one.
  */
-import { afterEach, expect, test } from 'bun:test'
-import { dial } from '../../../src/runtime/socket.ts'
-import { Http1Connection } from '../../../src/proxy/upstream/connection.ts'
+import { expect, test } from 'bun:test'
 import type { RequestFailure } from '../../../src/proxy/errors.ts'
+import { GET_REQUEST as request, upstreamConnections } from '../../support/upstream-connection.ts'
 
-const closers: (() => void)[] = []
-afterEach(() => {
-  for (const c of closers.splice(0)) c()
-})
+const { closers, connection } = upstreamConnections()
 
-async function connection(port: number): Promise<Http1Connection> {
-  const conn = await dial({ address: '127.0.0.1', port, tls: undefined, connectTimeoutMs: 2000 })
-  const c = new Http1Connection(conn, () => {})
-  closers.push(() => c.destroy())
-  return c
-}
-
-const request = { method: 'GET', target: '/', headers: [['host', 'origin.test']] as [string, string][], body: null, bodyLength: undefined, maxBodyBytes: 0 }
 
 test('a body read to the close that ends with a reset is cut, not complete; one that ends with a close is complete', async () => {
   const ends: string[] = []

@@ -3,15 +3,11 @@
  * response head within header_timeout, and a response body that stops for idle_timeout. Against
  * a loopback server that stays silent, or stops mid-body.
  */
-import { afterEach, expect, test } from 'bun:test'
-import { dial } from '../../../src/runtime/socket.ts'
-import { Http1Connection } from '../../../src/proxy/upstream/connection.ts'
+import { expect, test } from 'bun:test'
 import type { RequestFailure } from '../../../src/proxy/errors.ts'
+import { GET_REQUEST as request, upstreamConnections } from '../../support/upstream-connection.ts'
 
-const closers: (() => void)[] = []
-afterEach(() => {
-  for (const c of closers.splice(0)) c()
-})
+const { closers, connection } = upstreamConnections()
 
 /** A server that reads requests and answers each with `answer` (nothing when it is ''). */
 function server(answer: string): number {
@@ -20,14 +16,6 @@ function server(answer: string): number {
   return s.port
 }
 
-async function connection(port: number): Promise<Http1Connection> {
-  const conn = await dial({ address: '127.0.0.1', port, tls: undefined, connectTimeoutMs: 2000 })
-  const c = new Http1Connection(conn, () => {})
-  closers.push(() => c.destroy())
-  return c
-}
-
-const request = { method: 'GET', target: '/', headers: [['host', 'origin.test']] as [string, string][], body: null, bodyLength: undefined, maxBodyBytes: 0 }
 
 test('no response head within header_timeout: the exchange fails with HEADER_TIMEOUT, the connection is not reused', async () => {
   const c = await connection(server(''))
