@@ -29,6 +29,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return ExitCode.OK
     }
     cli.parse(['proxy', 'proxy', ...argv], { run: false })
+    valuesAsWritten(argv, cli)
     if (cli.options.help) return ExitCode.OK
     if (!cli.matchedCommand) {
       if (cli.args.length > 0) {
@@ -84,6 +85,33 @@ function unknownFlagMessage(argv: readonly string[], cli: CAC): string | undefin
     return `unknown flag ${flag}${near ? `; did you mean ${near}?` : ''} (${help})`
   }
   return undefined
+}
+
+/**
+ * cac (through mri) turns a flag's value that looks like a number into one: "--data 0123" was
+ * sent as "123", "--data-binary 007" as "7", "--admin-token 00042" became 42, "-X ''" the method
+ * 0. The values of the flags that take one are read again from argv as they were written; the
+ * commands convert the ones they want as numbers themselves.
+ */
+function valuesAsWritten(argv: readonly string[], cli: CAC): void {
+  type Opt = (typeof cli.globalCommand.options)[number]
+  const byFlag = new Map<string, Opt>()
+  for (const o of [...cli.globalCommand.options, ...(cli.matchedCommand?.options ?? [])]) {
+    if (o.isBoolean) continue
+    for (const part of o.rawName.split(',')) byFlag.set(part.trim().split(/[ <[]/)[0]!, o)
+  }
+  const endOfFlags = argv.indexOf('--')
+  const args = endOfFlags < 0 ? argv : argv.slice(0, endOfFlags)
+  const written = new Map<Opt, string[]>()
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1
+    const o = byFlag.get(eq > 0 ? arg.slice(0, eq) : arg)
+    if (o === undefined) continue
+    const value = eq > 0 ? arg.slice(eq + 1) : args[++i]
+    if (value !== undefined) written.set(o, [...(written.get(o) ?? []), value])
+  }
+  for (const [o, values] of written) for (const name of o.names) cli.options[name] = values.length === 1 ? values[0] : values
 }
 
 function exitCodeFor(err: ProxyError): number {

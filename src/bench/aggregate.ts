@@ -83,6 +83,15 @@ function strip(s: Summary): PhaseStats {
   return rest
 }
 
+/**
+ * Whether a sample failed, as a user sees it: no complete answer, or a 5xx one. Its timings stay
+ * out of every statistic (a proxy answering 502 at once is not fast) and it counts as an error,
+ * named by its kind or as HTTP_5xx (HTTP_502, ...).
+ */
+export function failed(s: Sample): boolean {
+  return s.error !== undefined || (s.status ?? 0) >= 500
+}
+
 export function group(samples: readonly Sample[]): Group {
   const status: Record<string, number> = {}
   const kinds: Record<string, number> = {}
@@ -91,11 +100,17 @@ export function group(samples: readonly Sample[]): Group {
     if (s.error) {
       errors++
       kinds[s.error] = (kinds[s.error] ?? 0) + 1
-    } else if (s.status !== undefined) status[s.status] = (status[s.status] ?? 0) + 1
+    } else if (s.status !== undefined) {
+      status[s.status] = (status[s.status] ?? 0) + 1
+      if (s.status >= 500) {
+        errors++
+        kinds[`HTTP_${s.status}`] = (kinds[`HTTP_${s.status}`] ?? 0) + 1
+      }
+    }
   }
   const phases: Partial<Record<Phase, PhaseStats>> = {}
   for (const p of PHASES) {
-    const values = samples.filter((s) => !s.error && s.phases[p] !== undefined).map((s) => s.phases[p]!)
+    const values = samples.filter((s) => !failed(s) && s.phases[p] !== undefined).map((s) => s.phases[p]!)
     const sum = summarize(values)
     if (sum) phases[p] = strip(sum)
   }
@@ -109,7 +124,7 @@ export function kindOf(s: Sample): 'cold' | 'resumed' | 'warm' {
 
 export function valuesOf(samples: readonly Sample[], p: Phase): number[] {
   const out: number[] = []
-  for (const s of samples) if (!s.error && s.phases[p] !== undefined) out.push(s.phases[p]!)
+  for (const s of samples) if (!failed(s) && s.phases[p] !== undefined) out.push(s.phases[p]!)
   return out
 }
 
@@ -148,7 +163,7 @@ function connectionsSummary(conns: readonly ConnectionRecord[]): ConnectionsSumm
 }
 
 export function report(url: string, samples: readonly Sample[], elapsedMs: number, conns?: readonly ConnectionRecord[], retriedUnprocessed = 0): Report {
-  const ok = samples.filter((s) => !s.error)
+  const ok = samples.filter((s) => !failed(s))
   const corrected = summarize(ok.filter((s) => s.correctedTotal !== undefined).map((s) => s.correctedTotal!))
   const first = samples.find((s) => s.remoteAddress)
   const values: Partial<Record<Phase, number[]>> = {}

@@ -89,12 +89,18 @@ export class H2Connection implements BenchConnection {
         return settle(err as Error)
       }
       stream.once('ready', () => (marks.requestWritten ??= performance.now()))
+      let declared: number | undefined
       stream.once('response', (h) => {
         marks.firstByte ??= performance.now()
         status = Number(h[':status'])
+        const cl = h['content-length']
+        // A HEAD, 204 or 304 answer's content-length is not its DATA's (RFC 9110 §8.6).
+        if (cl !== undefined && /^\d+$/.test(String(cl)) && spec.method !== 'HEAD' && status !== 204 && status !== 304) declared = Number(cl)
       })
       stream.on('data', (chunk: Uint8Array) => (count += chunk.byteLength))
-      stream.once('end', () => settle())
+      // A stream whose DATA stops short of its content-length was cut (RFC 9113 §8.1.1), however
+      // it ended: Bun's client reports a RST_STREAM after some DATA as a clean end.
+      stream.once('end', () => (declared !== undefined && count !== declared ? settle(new BenchRequestError('ECONNRESET', `the stream ended after ${count} of ${declared} bytes`)) : settle()))
       stream.once('error', (err) => settle(err))
       stream.once('close', () => {
         if (!done) settle(new BenchRequestError(stream!.rstCode ? `RST_STREAM_${stream!.rstCode}` : 'ECONNRESET', 'the stream closed before the response was complete'))

@@ -8,7 +8,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { UsageError } from '../lib/errors.ts'
-import { kindOf, type Comparison, type Group, type Report } from './aggregate.ts'
+import { failed, kindOf, type Comparison, type Group, type Report } from './aggregate.ts'
 import type { BaselineComparison } from './baseline.ts'
 import type { Sample } from './runner.ts'
 import { esc, fmtMs, percentileSvg, timelineSvg, waterfallSvg, type CurveSeries, type WaterfallRow } from './svg.ts'
@@ -65,7 +65,7 @@ function waterfallRows(runs: readonly { name: string; report: Report }[]): Water
 
 function sortedValues(samples: readonly Sample[], p: Phase, keep: (s: Sample) => boolean = () => true): number[] {
   const v: number[] = []
-  for (const s of samples) if (!s.error && s.phases[p] !== undefined && keep(s)) v.push(s.phases[p]!)
+  for (const s of samples) if (!failed(s) && s.phases[p] !== undefined && keep(s)) v.push(s.phases[p]!)
   return v.sort((x, y) => x - y)
 }
 
@@ -103,7 +103,7 @@ function timeline(samples: readonly Sample[]): { bucketMs: number; rates: { ok: 
     const i = Math.floor((s.ts - t0) / bucketMs)
     while (out.length <= i) out.push({ ok: 0, errors: 0 })
     // An error here is a failed request or a 5xx answer: both are what a user sees fail.
-    if (s.error || (s.status ?? 0) >= 500) out[i]!.errors++
+    if (failed(s)) out[i]!.errors++
     else out[i]!.ok++
   }
   const perS = 1000 / bucketMs

@@ -158,8 +158,10 @@ export function renderComparison(a: Report, b: Report, cmp: Pick<Comparison, 'ph
   const out: string[] = []
   const [na, nb] = names
   const proto = (r: Report) => (r.connection?.alpn ? ` ${c.dim(r.connection.alpn)}` : '')
-  out.push(`${c.bold(na.padEnd(4))} ${a.url}${proto(a)}  ${c.dim(`(${a.requests} requests, ${a.errors} errors${a.started_at && names[0] !== 'A' ? `, ${a.started_at}` : ''})`)}`)
-  out.push(`${c.bold(nb.padEnd(4))} ${b.url}${proto(b)}  ${c.dim(`(${b.requests} requests, ${b.errors} errors)`)}`)
+  // Errors named by kind: a side whose answers were 502s must not read as merely fast.
+  const errors = (r: Report) => (r.errors === 0 ? '0 errors' : `${r.errors} errors: ${Object.entries(r.errors_by_kind).map(([k, n]) => `${k} ${n}`).join(', ')}`)
+  out.push(`${c.bold(na.padEnd(4))} ${a.url}${proto(a)}  ${c.dim(`(${a.requests} requests, ${errors(a)}${a.started_at && names[0] !== 'A' ? `, ${a.started_at}` : ''})`)}`)
+  out.push(`${c.bold(nb.padEnd(4))} ${b.url}${proto(b)}  ${c.dim(`(${b.requests} requests, ${errors(b)})`)}`)
   out.push('')
   out.push(c.dim(`  ${'phase'.padEnd(9)}${`${na} p50`.padStart(10)}${`${nb} p50`.padStart(10)}${`${na} p95`.padStart(10)}${`${nb} p95`.padStart(10)}   ${na}/${nb} median (95% CI)`))
   for (const p of PHASES) {

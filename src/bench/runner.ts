@@ -194,6 +194,8 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
       let intendedAt: number | undefined
       if (plan.ratePerS !== undefined) {
         intendedAt = t0 + (k / plan.ratePerS) * 1000
+        // Due at or past the end of a -d run: not sent (the loop must not sleep past the end).
+        if (intendedAt >= deadline) break
         const wait = intendedAt - performance.now()
         if (wait > 0) await new Promise((r) => setTimeout(r, wait))
         if (performance.now() >= deadline) break

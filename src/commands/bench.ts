@@ -4,9 +4,9 @@
  * comparison bench/baseline.ts, rendering bench/report.ts (text) and bench/html.ts.
  */
 import type { CAC } from 'cac'
-import { createWriteStream, readFileSync } from 'node:fs'
+import { closeSync, createWriteStream, openSync, readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { compare, MIN_EFFECT, report, sampleRecord, SCHEMA } from '../bench/aggregate.ts'
+import { compare, failed as sampleFailed, MIN_EFFECT, report, sampleRecord, SCHEMA } from '../bench/aggregate.ts'
 import { compareWithBaseline, loadBaseline } from '../bench/baseline.ts'
 import { TlsSessionCache, type Target } from '../bench/dial.ts'
 import { explainText } from '../bench/explain.ts'
@@ -62,6 +62,18 @@ export function registerBench(cli: CAC, io: CliIo): void {
   for (const o of cmd.options) if (o.negated) o.config.default = undefined
 }
 
+/** A method or a field name (RFC 9110 §5.6.2). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/** A file opened for writing, or a usage error naming the flag and why. */
+function openForWriting(path: string, flag: string): number {
+  try {
+    return openSync(path, 'w')
+  } catch (err) {
+    throw new UsageError(`${flag}: cannot write "${path}": ${(err as NodeJS.ErrnoException).code ?? err}`)
+  }
+}
+
 function list(v: unknown): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v.map(String) : [String(v)]
 }
@@ -83,6 +95,7 @@ export function targetFor(raw: string, resolves: string[], connectTos: string[])
   }
   const scheme = u.protocol.slice(0, -1)
   if (scheme !== 'http' && scheme !== 'https') throw new UsageError(`"${raw}": only http and https URLs are supported`)
+  if (u.username || u.password) throw new UsageError(`"${raw}": credentials in the URL are not sent; give them as -H "Authorization: Basic <base64 of user:password>"`)
   const host = u.hostname.replace(/^\[|\]$/g, '')
   const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80
   const t: Target = { scheme, host, port, path: `${u.pathname}${u.search}`, connectHost: host, connectPort: port, pinnedAddress: undefined, http2: false }
@@ -113,9 +126,9 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   }
   if (!url) throw new UsageError('bench needs a URL: proxy bench https://example.com/ (or --explain)')
   const durationMs = opts.duration !== undefined ? parseDurationMs(String(opts.duration)) : undefined
-  if (opts.duration !== undefined && durationMs === undefined) throw new UsageError(`-d/--duration: "${String(opts.duration)}" is not a duration (e.g. 30s); for a request body use --data`)
+  if (opts.duration !== undefined && !(durationMs! > 0)) throw new UsageError(`-d/--duration: "${String(opts.duration)}" is not a duration of more than 0 (e.g. 30s); for a request body use --data`)
   const timeoutMs = opts.timeout !== undefined ? parseDurationMs(String(opts.timeout)) : 10_000
-  if (timeoutMs === undefined) throw new UsageError(`--timeout: "${String(opts.timeout)}" is not a duration`)
+  if (timeoutMs === undefined || !(timeoutMs > 0)) throw new UsageError(`--timeout: "${String(opts.timeout)}" is not a duration of more than 0 (e.g. 10s)`)
   const rate = opts.rate !== undefined ? Number(opts.rate) : undefined
   if (rate !== undefined && !(rate > 0)) throw new UsageError(`--rate: "${String(opts.rate)}" is not a positive number of requests per second`)
   const slo = opts.slo !== undefined ? parseSlo(String(opts.slo)) : []
@@ -148,10 +161,14 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
       throw new UsageError(`--data-binary: cannot read "${v.slice(1)}": ${(err as NodeJS.ErrnoException).code ?? err}`)
     }
   } else if (opts.data !== undefined) body = new TextEncoder().encode(String(opts.data))
+  // A request line and fields as HTTP has them (RFC 9110 §5.1, §5.5, §9.1): a token for a name or
+  // a method, and no CR, LF or NUL in a value (one would make a second field, or break the head).
   const headers = list(opts.header).map((h): [string, string] => {
     const i = h.indexOf(':')
-    if (i <= 0) throw new UsageError(`-H: "${h}" is not "Name: value"`)
-    return [h.slice(0, i).trim(), h.slice(i + 1).trim()]
+    if (i <= 0 || !TOKEN.test(h.slice(0, i).trim())) throw new UsageError(`-H: "${h}" is not "Name: value" with a name of letters, digits and !#$%&'*+-.^_\`|~`)
+    const value = h.slice(i + 1).trim()
+    if (/[\r\n\0]/.test(value)) throw new UsageError(`-H: the value of "${h.slice(0, i).trim()}" has a CR, LF or NUL; give each field its own -H`)
+    return [h.slice(0, i).trim(), value]
   })
   if (body && !headers.some(([n]) => n.toLowerCase() === 'content-type')) headers.push(['Content-Type', 'application/x-www-form-urlencoded'])
   let ca: string | undefined
@@ -161,11 +178,16 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
     } catch (err) {
       throw new UsageError(`--cacert: cannot read "${String(opts.cacert)}": ${(err as NodeJS.ErrnoException).code ?? err}`)
     }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--cacert: "${String(opts.cacert)}" holds no PEM certificate (-----BEGIN CERTIFICATE-----)`)
   }
   const method = opts.method !== undefined ? String(opts.method).toUpperCase() : body ? 'POST' : 'GET'
+  if (!TOKEN.test(method)) throw new UsageError(`-X/--method: "${String(opts.method)}" is not a method (a token, e.g. GET, POST, PURGE)`)
 
   const keepAlive = opts.keepalive !== false
-  const samplesOut = opts.samples !== undefined ? createWriteStream(String(opts.samples)) : undefined
+  // Both files are opened before the run, so that a path that cannot be written is said at once
+  // (not after the run, or as a stack trace in the middle of it).
+  const samplesOut = opts.samples !== undefined ? createWriteStream('', { fd: openForWriting(String(opts.samples), '--samples') }) : undefined
+  if (opts.html !== undefined) closeSync(openForWriting(String(opts.html), '--html'))
   let done = 0
   let failed = 0
   const started = performance.now()
@@ -188,7 +210,7 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
     keepAlive,
     onSample: (s: Sample) => {
       done++
-      if (s.error) failed++
+      if (sampleFailed(s)) failed++
       samplesOut?.write(`${JSON.stringify(sampleRecord(s, s.side === 'a' ? url : String(opts.vs)))}\n`)
     },
   }

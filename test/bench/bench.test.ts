@@ -244,3 +244,75 @@ describe('sparklines', () => {
     expect(plain.stdout).not.toContain('distributions')
   })
 })
+
+describe('what bench sends and counts', () => {
+  test('flag values are sent as written: a body of digits keeps its zeros', async () => {
+    const bodies: string[] = []
+    const s = h.origin({
+      async fetch(req) {
+        bodies.push(await req.text())
+        return new Response('ok')
+      },
+    })
+    for (const body of ['0123', '1e3', '0x10']) expect((await bench([`http://127.0.0.1:${s.port}/`, '--data', body, '-n', '1', '--json'])).code).toBe(ExitCode.OK)
+    expect((await bench([`http://127.0.0.1:${s.port}/`, '--data-binary', '007', '-n', '1', '--json'])).code).toBe(ExitCode.OK)
+    expect(bodies).toEqual(['0123', '1e3', '0x10', '007'])
+  })
+
+  test('5xx answers are errors: their timings stay out, they are counted by status, and --vs names them', async () => {
+    const bad = h.origin({ fetch: () => new Response('down', { status: 502 }) })
+    const good = delayed(5)
+    const r = await bench([`http://127.0.0.1:${bad.port}/`, '-n', '4', '--json'])
+    expect(r.json.status).toEqual({ '502': 4 })
+    expect(r.json.errors).toBe(4)
+    expect(r.json.errors_by_kind).toEqual({ HTTP_502: 4 })
+    expect(r.json.phases.total).toBeUndefined()
+    expect(r.code).toBe(ExitCode.BENCH_FAILED)
+    const vs = await bench([`http://127.0.0.1:${good.port}/`, '--vs', `http://127.0.0.1:${bad.port}/`, '-n', '6'])
+    expect(vs.out).toContain('6 errors: HTTP_502 6')
+    expect(vs.out).not.toContain('faster')
+  })
+
+  test('-d with --rate ends at the duration, not after every loop has slept to its turn', async () => {
+    const s = delayed(1)
+    // 64 loops (the default with --rate) at 10/s would have slept to 6.3 s.
+    const r = await bench([`http://127.0.0.1:${s.port}/`, '-d', '300ms', '--rate', '10', '--json'])
+    expect(r.code).toBe(ExitCode.OK)
+    expect(r.json.requests).toBeGreaterThanOrEqual(2)
+    expect(r.json.requests).toBeLessThanOrEqual(3)
+    expect(r.json.duration_ms).toBeLessThan(2000)
+  })
+
+  test.each([
+    ['-d 0', ['-d', '0'], '-d/--duration'],
+    ['--timeout 0', ['--timeout', '0s'], '--timeout'],
+    ['an empty method', ['-X', ''], '-X/--method'],
+    ['a method with a space', ['-X', 'GE T'], '-X/--method'],
+    ['a field name with a space', ['-H', 'Bad Name: x'], '-H'],
+    ['a value with CR LF', ['-H', 'X: a\r\nX-Evil: 1'], 'CR, LF or NUL'],
+    ['--samples where nothing can be written', ['--samples', '/nonexistent/dir/x.ndjson'], '--samples: cannot write'],
+    ['--html where nothing can be written', ['--html', '/nonexistent/dir/r.html'], '--html: cannot write'],
+  ])('%s is a usage error before anything is sent', async (_, flags, message) => {
+    let hits = 0
+    const s = h.origin({
+      fetch() {
+        hits++
+        return new Response('ok')
+      },
+    })
+    const r = await bench([`http://127.0.0.1:${s.port}/`, '-n', '2', ...flags])
+    expect(r.code).toBe(ExitCode.USAGE)
+    expect(r.err).toContain(message)
+    expect(hits).toBe(0)
+  })
+
+  test('credentials in the URL and a --cacert that is not PEM are usage errors', async () => {
+    expect((await bench(['http://user:pw@127.0.0.1:1/'])).err).toContain('credentials in the URL are not sent')
+    const dir = mkdtempSync(join(tmpdir(), 'bench-ca-'))
+    const notPem = join(dir, 'ca.txt')
+    await Bun.write(notPem, 'not a certificate\n')
+    const r = await bench(['https://127.0.0.1:1/', '--cacert', notPem])
+    expect(r.code).toBe(ExitCode.USAGE)
+    expect(r.err).toContain('holds no PEM certificate')
+  })
+})

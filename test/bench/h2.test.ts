@@ -141,3 +141,23 @@ describe.skipIf(!nginxAvailable())('against nginx with http2', () => {
     expect(protocols.filter((p) => p === 'HTTP/2.0')).toHaveLength(20)
   })
 })
+
+test('an HTTP/2 answer whose DATA stops short of its content-length is an error, not a success', async () => {
+  // node:http2's server (Bun's own): 5,000 bytes of a declared 100,000, then a reset.
+  const { createSecureServer, constants } = await import('node:http2')
+  const c = makeCerts(['h2.test'], ['127.0.0.1'])
+  const server = createSecureServer({ key: c.key, cert: c.cert })
+  server.on('stream', (s) => {
+    s.on('error', () => {})
+    s.respond({ ':status': 200, 'content-length': '100000' })
+    s.write(Buffer.alloc(5000, 97))
+    setTimeout(() => s.close(constants.NGHTTP2_INTERNAL_ERROR), 20)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  closers.push(() => void server.close())
+  const port = (server.address() as { port: number }).port
+  const r = await bench([`https://h2.test:${port}/`, '--resolve', `h2.test:${port}:127.0.0.1`, '--cacert', c.caFile, '--http2', '-n', '2', '--json'])
+  expect(r.json.errors).toBe(2)
+  expect(r.json.errors_by_kind).toEqual({ ECONNRESET: 2 })
+  expect(r.code).toBe(ExitCode.BENCH_FAILED)
+})
