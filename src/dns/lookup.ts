@@ -18,6 +18,12 @@ export interface LookupResult {
   ttlMs: number | undefined
   /** "literal", "hosts", or the "ip:port" of the DNS server that answered. */
   source: string
+  /**
+   * With family "auto": the family whose query failed (a timeout, SERVFAIL, REFUSED: not NODATA
+   * or NXDOMAIN, which are answers) while the other answered. The resolver keeps that family's
+   * last good addresses rather than dropping them (proxy/upstream/resolver.ts).
+   */
+  failedFamily?: { family: 4 | 6; error: unknown }
 }
 
 export interface LookupOptions {
@@ -52,7 +58,10 @@ export function createLookup(opts: SystemLookupOptions = {}): Lookup {
     if (lo.family === 'ipv6') return fromAnswers([], [await queryAddresses(host, TYPE.AAAA, q)])
     const [a, aaaa] = await Promise.allSettled([queryAddresses(host, TYPE.A, q), queryAddresses(host, TYPE.AAAA, q)])
     if (a.status === 'fulfilled' || aaaa.status === 'fulfilled') {
-      return fromAnswers(a.status === 'fulfilled' ? [a.value] : [], aaaa.status === 'fulfilled' ? [aaaa.value] : [])
+      const result = fromAnswers(a.status === 'fulfilled' ? [a.value] : [], aaaa.status === 'fulfilled' ? [aaaa.value] : [])
+      if (a.status === 'rejected' && !isAnswer(a.reason)) return { ...result, failedFamily: { family: 4, error: a.reason } }
+      if (aaaa.status === 'rejected' && !isAnswer(aaaa.reason)) return { ...result, failedFamily: { family: 6, error: aaaa.reason } }
+      return result
     }
     throw pickError(a.reason, aaaa.reason)
   }
@@ -62,6 +71,11 @@ function fromAnswers(v4: DnsAnswer[], v6: DnsAnswer[]): LookupResult {
   const addresses: Address[] = [...v4.flatMap((a) => a.addresses.map((address) => ({ address, family: 4 as const }))), ...v6.flatMap((a) => a.addresses.map((address) => ({ address, family: 6 as const })))]
   const all = [...v4, ...v6]
   return { addresses, ttlMs: Math.min(...all.map((a) => a.ttlS)) * 1000, source: all[0]!.server }
+}
+
+/** NODATA and NXDOMAIN are the server's answer (no such records, no such name), not a failure to get one. */
+function isAnswer(err: unknown): boolean {
+  return err instanceof DnsError && (err.code === 'NODATA' || err.code === 'NXDOMAIN')
 }
 
 /** Both families failed: NXDOMAIN wins (the name does not exist), then a real failure over NODATA. */

@@ -1,14 +1,17 @@
 /**
  * A small authoritative DNS server over UDP, whose answers can be changed while it runs: the
  * demo's embedded "cloud DNS", and the real server the resolver tests talk to on loopback.
- * Names map to A/AAAA lists with a TTL, a CNAME, or a failure mode (NXDOMAIN, SERVFAIL, REFUSED,
- * an empty answer, or no reply at all).
+ * Names map to A/AAAA lists with a TTL (either type may fail alone: SERVFAIL, or no reply), a
+ * CNAME, or a failure mode (NXDOMAIN, SERVFAIL, REFUSED, an empty answer, or no reply at all).
  */
 import { createSocket, type Socket } from 'node:dgram'
 import { decodeMessage, encodeResponse, normaliseName, RCODE, TYPE, type ResourceRecord } from './wire.ts'
 
+/** A record type's addresses, or how its query fails while the other type's answers (a failing A or AAAA query alone). */
+export type TypeAnswer = string[] | 'SERVFAIL' | 'DROP'
+
 export type ZoneEntry =
-  | { a?: string[]; aaaa?: string[]; ttl: number }
+  | { a?: TypeAnswer; aaaa?: TypeAnswer; ttl: number }
   | { cname: string; ttl: number }
   | 'NXDOMAIN'
   | 'SERVFAIL'
@@ -94,6 +97,8 @@ export class DnsServer {
         continue
       }
       const list = question.type === TYPE.A ? entry.a : question.type === TYPE.AAAA ? entry.aaaa : undefined
+      if (list === 'DROP') return
+      if (list === 'SERVFAIL') return reply(RCODE.SERVFAIL)
       for (const data of list ?? []) answers.push({ name, type: question.type, ttl: entry.ttl, data })
       return reply(RCODE.NOERROR, answers)
     }

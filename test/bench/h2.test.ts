@@ -147,7 +147,7 @@ test('an HTTP/2 answer whose DATA stops short of its content-length is an error,
   const { createSecureServer, constants } = await import('node:http2')
   const c = makeCerts(['h2.test'], ['127.0.0.1'])
   const server = createSecureServer({ key: c.key, cert: c.cert })
-  server.on('stream', (s) => {
+  server.on('stream', (s: import('node:http2').ServerHttp2Stream) => {
     s.on('error', () => {})
     s.respond({ ':status': 200, 'content-length': '100000' })
     s.write(Buffer.alloc(5000, 97))

@@ -86,6 +86,21 @@ describe('createLookup', () => {
     expect((await lookup('origin.test', { family: 'ipv6', timeoutMs: 500 })).addresses).toEqual([{ address: '::1', family: 6 }])
   })
 
+  test('auto: one type failing while the other answers is said (failedFamily); NODATA for one is an answer', async () => {
+    const s = await dns()
+    s.set('a-fails.test', { a: 'SERVFAIL', aaaa: ['::1'], ttl: 30 })
+    s.set('aaaa-silent.test', { a: ['127.0.0.2'], aaaa: 'DROP', ttl: 30 })
+    s.set('v4only.test', { a: ['127.0.0.2'], ttl: 30 })
+    const lookup = createLookup({ resolvers: [{ host: '127.0.0.1', port: s.port }] })
+    const a = await lookup('a-fails.test', { family: 'auto', timeoutMs: 300 })
+    expect(a.addresses).toEqual([{ address: '::1', family: 6 }])
+    expect(a.failedFamily?.family).toBe(4)
+    const b = await lookup('aaaa-silent.test', { family: 'auto', timeoutMs: 300 })
+    expect(b.addresses).toEqual([{ address: '127.0.0.2', family: 4 }])
+    expect(b.failedFamily?.family).toBe(6)
+    expect((await lookup('v4only.test', { family: 'auto', timeoutMs: 300 })).failedFamily).toBeUndefined()
+  })
+
   test('auto with only A records still answers; NXDOMAIN for both is NXDOMAIN', async () => {
     const s = await dns()
     s.set('v4only.test', { a: ['127.0.0.2'], ttl: 30 })

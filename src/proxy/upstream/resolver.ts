@@ -185,6 +185,12 @@ export class UpstreamResolver implements AddressSource {
 
   private onAnswer(result: LookupResult): void {
     if (this.closed) return
+    // One family's query failed while the other answered: where that family has last good
+    // addresses, this is a DNS failure like any other (all of the last good set stays in use,
+    // stale), not an answer without them. A published but unreachable AAAA must not become
+    // the only address because the A query timed out.
+    const failed = result.failedFamily
+    if (failed !== undefined && this.snap.addresses.some((a) => a.family === failed.family)) return this.onFailure(failed.error)
     this.count('ok')
     const now = this.clock.now()
     this.lastAnswerAt = now

@@ -163,6 +163,34 @@ describe('stale episodes', () => {
     r.close()
   })
 
+  test('one family failing while the other answers keeps the last good set (family auto)', async () => {
+    const both: LookupResult = { addresses: [{ address: '127.0.2.1', family: 4 }, { address: '::1', family: 6 }], ttlMs: 10_000, source: '127.0.0.1:53' }
+    // The A query times out, the AAAA one answers: the A address must not be dropped.
+    const v6Only: LookupResult = { addresses: [{ address: '::1', family: 6 }], ttlMs: 10_000, source: '127.0.0.1:53', failedFamily: { family: 4, error: new DnsError('TIMEOUT', 'no answer') } }
+    const { r, clock, warnings, changes } = setup([both, v6Only, v6Only, both])
+    r.start()
+    await clock.advance(0)
+    await clock.advance(9_000)
+    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['127.0.2.1', '::1'])
+    expect(r.snapshot().stale).toBe(true)
+    expect(r.snapshot().lastError!.code).toBe('TIMEOUT')
+    expect(warnings.filter((w) => w.includes('serving the last good'))).toHaveLength(1)
+    await clock.advance(1_000 + 2_000)
+    expect(r.snapshot().stale).toBe(false)
+    expect(changes).toHaveLength(1)
+    r.close()
+  })
+
+  test('a family that failed and never had addresses does not hold back the other', async () => {
+    const v6Only: LookupResult = { addresses: [{ address: '::1', family: 6 }], ttlMs: 10_000, source: '127.0.0.1:53', failedFamily: { family: 4, error: new DnsError('SERVFAIL', 'x') } }
+    const { r, clock } = setup([v6Only])
+    r.start()
+    await clock.advance(0)
+    expect(r.snapshot().ready).toBe(true)
+    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['::1'])
+    r.close()
+  })
+
   test('an empty successful answer does not wipe the set', async () => {
     const { r, clock } = setup([answer(['127.0.2.1'], 10_000), answer([], 10_000)])
     r.start()
