@@ -70,15 +70,20 @@ export function interpret(msg: Message, name: string, type: number, server: stri
   if (msg.rcode !== RCODE.NOERROR) throw new DnsError('BAD_RESPONSE', `${name}: rcode ${msg.rcode} from ${server}`, server)
   let current = normaliseName(name)
   let ttlS = Number.POSITIVE_INFINITY
+  const seen = new Set([current])
   for (let hop = 0; hop < MAX_CNAME_HOPS; hop++) {
     const cname = msg.answers.find((rr) => rr.type === TYPE.CNAME && rr.name === current)
     if (!cname) break
     ttlS = Math.min(ttlS, cname.ttl)
     current = normaliseName(cname.data)
+    // A chain that comes back to a name it passed names no address: a loop, whatever else came.
+    if (seen.has(current)) throw new DnsError('BAD_RESPONSE', `${name}: CNAME loop at ${current} in the answer from ${server}`, server)
+    seen.add(current)
   }
   const addresses: string[] = []
   for (const rr of msg.answers) {
-    if (rr.type === type && rr.name === current && isIP(rr.data)) {
+    // The same address twice is one (RFC 2181 §5: a set has no duplicates).
+    if (rr.type === type && rr.name === current && isIP(rr.data) && !addresses.includes(rr.data)) {
       addresses.push(rr.data)
       ttlS = Math.min(ttlS, rr.ttl)
     }
@@ -93,8 +98,17 @@ function checkReply(msg: Message, id: number, name: string, type: number, server
   if (!q || q.name !== normaliseName(name) || q.type !== type) throw new DnsError('BAD_RESPONSE', `reply from ${server} answers another question`, server)
 }
 
+/** A query id from the CSPRNG: an off-path spoofer must guess it (RFC 5452 §9.2). */
 function randomId(): number {
-  return (Math.random() * 0x10000) | 0
+  return crypto.getRandomValues(new Uint16Array(1))[0]!
+}
+
+/**
+ * The id of a reply, read before the message is decoded: a datagram that is not the answer to
+ * our query costs no decoding (a 64 KB message of long compressed names could take a while).
+ */
+function idOf(data: Uint8Array): number {
+  return data.byteLength >= 2 ? (data[0]! << 8) | data[1]! : -1
 }
 
 function udpExchange(name: string, type: number, server: HostPort, timeoutMs: number): Promise<Message> {
@@ -118,9 +132,12 @@ function udpExchange(name: string, type: number, server: HostPort, timeoutMs: nu
     }
     const timer = setTimeout(() => finish(new DnsError('TIMEOUT', `${name}: no answer from ${label} within ${timeoutMs}ms`, label)), timeoutMs)
     sock.on('error', (err) => finish(new DnsError('TIMEOUT', `${name}: ${label}: ${err.message}`, label)))
+    // The server's address as the socket reports a source: IPv6 in its canonical text.
+    const from = canonicalIp(server.host)
     sock.on('message', (data, rinfo) => {
-      // Ignore datagrams from anyone but the server we asked (off-path spoofing).
-      if (rinfo.address !== server.host || rinfo.port !== server.port) return
+      // Ignore datagrams from anyone but the server we asked (off-path spoofing), and any that
+      // is not the answer to our query id.
+      if (canonicalIp(rinfo.address) !== from || rinfo.port !== server.port || idOf(data) !== id) return
       let msg: Message
       try {
         msg = decodeMessage(data)
@@ -134,6 +151,16 @@ function udpExchange(name: string, type: number, server: HostPort, timeoutMs: nu
       if (err) finish(new DnsError('TIMEOUT', `${name}: cannot send to ${label}: ${err.message}`, label))
     })
   })
+}
+
+/** An IP address in one text form (IPv6 as the URL parser writes it: lower case, zeros compressed). */
+function canonicalIp(address: string): string {
+  if (isIP(address) !== 6) return address
+  try {
+    return new URL(`http://[${address}]/`).hostname.slice(1, -1)
+  } catch {
+    return address
+  }
 }
 
 function tcpExchange(name: string, type: number, server: HostPort, timeoutMs: number): Promise<Message> {

@@ -122,6 +122,8 @@ export function decodeMessage(buf: Uint8Array): Message {
     let p = pos
     let jumped = false
     let hops = 0
+    // Its length as on the wire: a length byte and the bytes of each label, and the final zero.
+    let wireLength = 1
     for (;;) {
       if (p >= buf.length) throw new DnsWireError('name runs past the end')
       const len = buf[p]!
@@ -140,7 +142,13 @@ export function decodeMessage(buf: Uint8Array): Message {
       }
       if ((len & 0xc0) !== 0) throw new DnsWireError('bad label type')
       if (p + 1 + len > buf.length) throw new DnsWireError('label runs past the end')
-      labels.push(Buffer.from(buf.subarray(p + 1, p + 1 + len)).toString('latin1'))
+      // A name is at most 255 bytes (RFC 1035 §3.1): compression pointers cannot make one longer.
+      wireLength += 1 + len
+      if (wireLength > 255) throw new DnsWireError('name longer than 255 bytes')
+      const label = Buffer.from(buf.subarray(p + 1, p + 1 + len)).toString('latin1')
+      // A dot inside a label would read as two labels once joined: another name than the one sent.
+      if (label.includes('.')) throw new DnsWireError('a label holds a dot')
+      labels.push(label)
       p += 1 + len
     }
     if (!jumped) pos = p
@@ -162,10 +170,18 @@ export function decodeMessage(buf: Uint8Array): Message {
       const name = readName()
       need(10)
       const type = view.getUint16(pos)
-      const ttl = view.getUint32(pos + 4)
+      const klass = view.getUint16(pos + 2)
+      const raw = view.getUint32(pos + 4)
+      // TTLs with the top bit set are treated as 0 (RFC 2181 §8), for every record type.
+      const ttl = raw > 0x7fffffff ? 0 : raw
       const rdlen = view.getUint16(pos + 8)
       pos += 10
       need(rdlen)
+      // Only the Internet class is ours: a record of another (CH, HS) answers nothing asked.
+      if (klass !== CLASS_IN) {
+        pos += rdlen
+        continue
+      }
       let data: string
       if (type === TYPE.A && rdlen === 4) data = Array.from(buf.subarray(pos, pos + 4)).join('.')
       else if (type === TYPE.AAAA && rdlen === 16) data = ipv6Text(buf.subarray(pos, pos + 16))
@@ -177,8 +193,7 @@ export function decodeMessage(buf: Uint8Array): Message {
         continue
       } else data = Buffer.from(buf.subarray(pos, pos + rdlen)).toString('hex')
       pos += rdlen
-      // TTLs with the top bit set are treated as 0 (RFC 2181 §8).
-      rrs.push({ name, type, ttl: ttl > 0x7fffffff ? 0 : ttl, data })
+      rrs.push({ name, type, ttl, data })
     }
     return rrs
   }
@@ -198,6 +213,8 @@ export function decodeMessage(buf: Uint8Array): Message {
     authorities,
   }
 }
+
+const CLASS_IN = 1
 
 function ipv6Bytes(text: string): number[] {
   const [head, tail] = text.split('::') as [string, string | undefined]

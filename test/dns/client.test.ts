@@ -72,6 +72,18 @@ describe('queryAddresses', () => {
   })
 })
 
+describe('the server\'s address', () => {
+  test('an IPv6 resolver written in a non-canonical form is answered (the reply\'s source is compared canonically)', async () => {
+    const s = await new DnsServer('::1').start(0)
+    servers.push(s)
+    s.set('origin.test', { a: ['127.0.0.2'], ttl: 30 })
+    for (const host of ['0:0:0:0:0:0:0:1', '0::1', '::1']) {
+      const a = await queryAddresses('origin.test', TYPE.A, { servers: [{ host, port: s.port }], timeoutMs: 1000 })
+      expect(a.addresses).toEqual(['127.0.0.2'])
+    }
+  })
+})
+
 describe('createLookup', () => {
   test('explicit resolvers, family auto orders IPv4 first', async () => {
     const s = await dns()

@@ -50,6 +50,35 @@ describe('wire', () => {
     expect(() => decodeMessage(Uint8Array.from([...q, ...loop]))).toThrow(DnsWireError)
   })
 
+  /** A response to an A query for a.example, with `answer` bytes as its one answer record. */
+  const withAnswer = (answer: number[]) => {
+    const q = Array.from(encodeQuery(1, 'a.example', TYPE.A))
+    q[2] = 0x81
+    q[7] = 1
+    return Uint8Array.from([...q, ...answer])
+  }
+  const label = (text: string) => [text.length, ...Array.from(text, (c) => c.charCodeAt(0))]
+
+  test('a name longer than 255 bytes is an error, however compression builds it', () => {
+    // Four labels of 63 bytes: 257 bytes with their lengths and the final zero.
+    const long = [...label('a'.repeat(63)), ...label('b'.repeat(63)), ...label('c'.repeat(63)), ...label('d'.repeat(63)), 0]
+    expect(() => decodeMessage(withAnswer([...long, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 1, 2, 3, 4]))).toThrow('longer than 255')
+    // Three of them and one of 61: 255 bytes, the most there may be.
+    const most = [...label('a'.repeat(63)), ...label('b'.repeat(63)), ...label('c'.repeat(63)), ...label('d'.repeat(61)), 0]
+    expect(decodeMessage(withAnswer([...most, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 1, 2, 3, 4])).answers).toHaveLength(1)
+  })
+
+  test('a label holding a dot is an error (it would read as two labels)', () => {
+    expect(() => decodeMessage(withAnswer([...label('a.example'), 0, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 1, 2, 3, 4]))).toThrow('dot')
+  })
+
+  test('records of another class than IN are left out; a CNAME\'s TTL with the top bit set is 0', () => {
+    const ch = decodeMessage(withAnswer([0xc0, 12, 0, 1, 0, 3, 0, 0, 0, 30, 0, 4, 1, 2, 3, 4]))
+    expect(ch.answers).toEqual([])
+    const cname = decodeMessage(withAnswer([0xc0, 12, 0, 5, 0, 1, 0x80, 0, 0, 0, 0, 2, 0xc0, 12]))
+    expect(cname.answers).toEqual([{ name: 'a.example', type: TYPE.CNAME, ttl: 0, data: 'a.example' }])
+  })
+
   test.each([[new Uint8Array(5)], [Uint8Array.from([...encodeQuery(1, 'x', 1)].slice(0, 15))]])('truncated input is an error', (bytes) => {
     expect(() => decodeMessage(bytes)).toThrow(DnsWireError)
   })
@@ -92,6 +121,24 @@ describe('interpret', () => {
   })
   test('an empty NOERROR answer is NODATA', () => {
     expect(() => interpret({ ...base, rcode: 0, answers: [] }, 'x.example', TYPE.A, 's')).toThrow(DnsError)
+  })
+  test('the same address twice is one (RFC 2181 §5)', () => {
+    const answers = ['192.0.2.1', '192.0.2.1', '192.0.2.2', '192.0.2.1'].map((data) => ({ name: 'x.example', type: TYPE.A, ttl: 60, data }))
+    expect(interpret({ ...base, rcode: 0, answers }, 'x.example', TYPE.A, 's').addresses).toEqual(['192.0.2.1', '192.0.2.2'])
+  })
+  test('a CNAME chain that loops is BAD_RESPONSE, even with an address record at a name in it', () => {
+    const answers = [
+      { name: 'x.example', type: TYPE.CNAME, ttl: 60, data: 'c1.example' },
+      { name: 'c1.example', type: TYPE.CNAME, ttl: 60, data: 'x.example' },
+      { name: 'x.example', type: TYPE.A, ttl: 60, data: '192.0.2.3' },
+    ]
+    let code = ''
+    try {
+      interpret({ ...base, rcode: 0, answers }, 'x.example', TYPE.A, 's')
+    } catch (err) {
+      code = (err as DnsError).code
+    }
+    expect(code).toBe('BAD_RESPONSE')
   })
 })
 

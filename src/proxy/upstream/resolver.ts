@@ -43,6 +43,8 @@ export const REFRESH_NOW_MIN_INTERVAL_MS = 1000
 /** Retry backoff after a failed lookup: 1 s doubling, capped. */
 const RETRY_BASE_MS = 1000
 const RETRY_MAX_MS = 30_000
+/** The longest delay a timer takes (2^31-1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 export interface ResolverStatus {
   host: string
@@ -147,6 +149,9 @@ export class UpstreamResolver implements AddressSource {
 
   private schedule(ms: number): void {
     if (this.closed) return
+    // A timer's delay is at most 2^31-1 ms (24.8 days); a longer one fires at once (Bun, Node),
+    // which a long TTL under a large resolve_max_ttl made a query loop. Past it, a refresh then.
+    ms = Math.min(ms, MAX_TIMER_MS)
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     this.timerAt = this.clock.now() + ms
     this.timer = this.clock.setTimeout(() => {

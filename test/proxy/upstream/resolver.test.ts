@@ -74,6 +74,17 @@ describe('refresh timing', () => {
   })
 })
 
+test('a refresh is never scheduled past a timer\'s longest delay (2^31-1 ms), whatever the TTL and resolve_max_ttl', async () => {
+  // A TTL of 2^31-1 s under resolve_max_ttl = 60 days: 0.9 of that is past 24.8 days.
+  const { r, clock, calls } = setup([answer(['127.0.2.1'], (2 ** 31 - 1) * 1000)], { upstream: { resolveMaxTtlMs: 60 * 86_400_000 } })
+  r.start()
+  await clock.advance(0)
+  expect(r.status().next_refresh_in_ms).toBeLessThanOrEqual(2 ** 31 - 1)
+  expect(r.status().next_refresh_in_ms).toBeGreaterThan(20 * 86_400_000)
+  expect(calls).toHaveLength(1)
+  r.close()
+})
+
 describe('single flight and rate limit', () => {
   test('concurrent refreshes share one lookup', async () => {
     let resolveLookup!: (v: LookupResult) => void
