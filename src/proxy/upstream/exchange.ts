@@ -150,7 +150,9 @@ export class Exchange {
         // nothing for that long is cut as a stalled body (408), where its listener has no
         // client_body_timeout of its own (HTTP/2, Deno, or 0) or has a longer one.
         this.headDueAt = 0
-        this.bodyDueAt = monoNow() + this.opts.headerTimeoutMs
+        // Only until the response begins: an upload that goes on beside a live response (a
+        // stream both ways) is the client's business then.
+        if (this.st === St.Head) this.bodyDueAt = monoNow() + this.opts.headerTimeoutMs
         const { done, value } = await reader.read()
         this.bodyDueAt = 0
         if (this.st === St.Done && this.finishedOnce) return
@@ -233,6 +235,7 @@ export class Exchange {
       reader.clear()
       this.head = head
       this.headDueAt = 0
+      this.bodyDueAt = 0
       if (head.closeAfter) this.reusable = false
       this.beginBody(head, rest ?? EMPTY)
       return
@@ -303,8 +306,8 @@ export class Exchange {
    * exchange: the response head within header_timeout, then no body gap over idle_timeout.
    */
   checkDeadlines(nowMs: number): void {
-    if (this.bodyDueAt !== 0 && nowMs >= this.bodyDueAt) return this.fail('CLIENT_BODY_TIMEOUT', `no request body bytes from the client for ${this.opts.headerTimeoutMs}ms (header_timeout)`)
     if (this.st === St.Head) {
+      if (this.bodyDueAt !== 0 && nowMs >= this.bodyDueAt) return this.fail('CLIENT_BODY_TIMEOUT', `no request body bytes from the client for ${this.opts.headerTimeoutMs}ms (header_timeout)`)
       if (this.headDueAt !== 0 && nowMs >= this.headDueAt) this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
     } else if (this.st === St.Body && this.opts.idleTimeoutMs > 0) {
       // A paused socket is our doing (slow client), not upstream silence: the gap counts from the resume.

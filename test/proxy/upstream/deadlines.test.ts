@@ -133,3 +133,33 @@ test('an upstream that stops taking the body gets HEADER_TIMEOUT while it does n
   expect(failure?.code).toBe('HEADER_TIMEOUT')
   expect(failure?.phase).toBe('request')
 })
+
+test('once the response has begun, a request body that pauses does not cut it (a stream both ways)', async () => {
+  // The upstream answers at once, chunked, a byte every 50 ms, while the client's body pauses.
+  const s = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      data(sock) {
+        sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n')
+        let n = 0
+        const t = setInterval(() => {
+          if (++n > 8) {
+            clearInterval(t)
+            sock.write('0\r\n\r\n')
+          } else sock.write('1\r\nx\r\n')
+        }, 50)
+        closers.push(() => clearInterval(t))
+      },
+    },
+  })
+  closers.push(() => s.stop(true))
+  const c = await connection(s.port)
+  const paused = new ReadableStream<Uint8Array>({
+    start(ctrl) {
+      ctrl.enqueue(new Uint8Array(10))
+    },
+  })
+  const res = await c.exchange({ ...request, method: 'POST', body: paused, bodyLength: undefined }, { headerTimeoutMs: 150, idleTimeoutMs: 5000 })
+  expect(await new Response(res.body as ReadableStream<Uint8Array>).text()).toBe('xxxxxxxx')
+})
