@@ -120,8 +120,9 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
   }
   const minorVersion = minorCh - 0x30
   const status = (b[9]! - 0x30) * 100 + (b[10]! - 0x30) * 10 + (b[11]! - 0x30)
-  // 0xx has no class (RFC 9110 §15): no client can be given it.
-  if (status < 100) throw new ResponseParseError(`status ${b.toString('latin1', 9, 12)} is not a status code (100-999)`)
+  // 0xx has no class (RFC 9110 §15): no client can be given it. (600-999 are invalid too, but a
+  // client treats them as 5xx, §15: they are passed on.)
+  if (status < 100) throw new ResponseParseError(`status ${b.toString('latin1', 9, 12)} is not a status code (they start at 100)`)
   const spans: number[] = []
   let contentLength: number | undefined
   /** Content-Length lines, and whether each was plain digits. */
@@ -243,11 +244,11 @@ function startsWithHttp1(b: Uint8Array): boolean {
   return b[0] === 0x48 && b[1] === 0x54 && b[2] === 0x54 && b[3] === 0x50 && b[4] === 0x2f && b[5] === 0x31 && b[6] === 0x2e
 }
 
-/** NUL, CR or LF in bytes[from, to). */
+/** A control byte but HTAB in bytes[from, to): not in a reason phrase (RFC 9112 §4: HTAB, SP, VCHAR, obs-text). */
 function hasBadByte(b: Uint8Array, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
-    const c = b[i]
-    if (c === 0x00 || c === 0x0d || c === 0x0a) return true
+    const c = b[i]!
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true
   }
   return false
 }

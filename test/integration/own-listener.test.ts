@@ -300,7 +300,8 @@ describe('own listener', () => {
   test('a refused upgrade\'s Content-Length goes as the forwarding path passes it: its one value, none beside Transfer-Encoding; fields Connection names are dropped', async () => {
     const answers = [
       'HTTP/1.1 401 Unauthorized\r\nConnection: x-private\r\nX-Private: 1\r\nContent-Length: 4, 4\r\n\r\nnope',
-      'HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nnope\r\n0\r\n\r\n',
+      // Connection naming Upgrade and Transfer-Encoding: a 426 keeps its Upgrade, a chunked body its framing.
+      'HTTP/1.1 426 Upgrade Required\r\nConnection: Upgrade, transfer-encoding\r\nUpgrade: websocket\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nnope\r\n0\r\n\r\n',
     ]
     const origin = Bun.listen<{ n: number }>({
       hostname: '127.0.0.1',

@@ -130,6 +130,8 @@ describe('parseResponseHead', () => {
     'HTTP/1.1 200 OK\r\nX-C: a\x01b',
     'HTTP/1.1 200 OK\r\nX-C: a\x7fb',
     'HTTP/1.1 200 OK\r\nX-C: a\x1bb',
+    // ...and in the reason phrase (RFC 9112 §4).
+    'HTTP/1.1 200 O\x01K',
   ])('rejects %p', (head) => expect(() => parseResponseHead(head, 'GET')).toThrow(ResponseParseError))
   test.each([
     // [head, method, its list of fields]
