@@ -195,7 +195,13 @@ export class UpstreamResolver implements AddressSource {
     // stale), not an answer without them. A published but unreachable AAAA must not become
     // the only address because the A query timed out.
     const failed = result.failedFamily
-    if (failed !== undefined && this.snap.addresses.some((a) => a.family === failed.family)) return this.onFailure(failed.error)
+    if (failed !== undefined && this.snap.addresses.some((a) => a.family === failed.family)) {
+      const graceOver = this.staleSince !== undefined && this.clock.now() - this.staleSince >= this.upstream.staleGraceMs
+      if (!graceOver) return this.onFailure(failed.error)
+      // stale_grace is over for the family that keeps failing: its addresses go, and the other's
+      // answer is taken (dropping everything would leave nothing while DNS answers for one).
+      this.log?.('error', 'stale grace expired; dropping the last good addresses of the family that keeps failing', { host: this.upstream.host, family: failed.family === 4 ? 'A' : 'AAAA' })
+    }
     this.count('ok')
     const now = this.clock.now()
     this.lastAnswerAt = now

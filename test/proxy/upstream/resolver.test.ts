@@ -192,6 +192,19 @@ describe('stale episodes', () => {
     r.close()
   })
 
+  test('a family that keeps failing past stale_grace loses its addresses; the other family\'s answer stays', async () => {
+    const both: LookupResult = { addresses: [{ address: '127.0.2.1', family: 4 }, { address: '::1', family: 6 }], ttlMs: 10_000, source: '127.0.0.1:53' }
+    const v6Only: LookupResult = { addresses: [{ address: '::1', family: 6 }], ttlMs: 10_000, source: '127.0.0.1:53', failedFamily: { family: 4, error: new DnsError('SERVFAIL', 'x') } }
+    const { r, clock, changes } = setup([both, v6Only], { upstream: { staleGraceMs: 20_000 } })
+    r.start()
+    await clock.advance(0)
+    await clock.advance(60_000)
+    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['::1'])
+    // Never an empty set on the way: only the A address was removed.
+    expect(changes.slice(1).map((c) => [c.added.map((a) => a.address), c.removed.map((a) => a.address)])).toEqual([[[], ['127.0.2.1']]])
+    r.close()
+  })
+
   test('a family that failed and never had addresses does not hold back the other', async () => {
     const v6Only: LookupResult = { addresses: [{ address: '::1', family: 6 }], ttlMs: 10_000, source: '127.0.0.1:53', failedFamily: { family: 4, error: new DnsError('SERVFAIL', 'x') } }
     const { r, clock } = setup([v6Only])
