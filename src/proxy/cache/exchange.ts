@@ -188,7 +188,11 @@ export class CacheExchange {
       this.settle()
       this.count('revalidated')
       const v = evaluateReuse(updated, this.rd, nowMs)
-      return answerFromStore(req, answerOf(updated, v.ageMs), this.ctx.requestId, { fwd: this.fwd, fwdStatus: 304, ttlS: Math.floor(v.ttlMs / 1000) })
+      const answer = answerFromStore(req, answerOf(updated, v.ageMs), this.ctx.requestId, { fwd: this.fwd, fwdStatus: 304, ttlS: Math.floor(v.ttlMs / 1000) })
+      // The 304's Set-Cookie is not stored (revalidate.ts), but it is this client's: it goes with this answer.
+      const cookies = headers.filter(([n]) => n.length === 10 && n.toLowerCase() === 'set-cookie')
+      if (cookies.length > 0) answer.headers = [...answer.headers, ...(cookies as [string, string][])]
+      return answer
     }
     // A 304 to the client's own validators goes to the client as it is, and it freshens the stored
     // response it names by a validator (§4.3.4: a cache updates what a 304 selects, whoever asked).

@@ -154,6 +154,19 @@ describe('EdgeCache', () => {
     expect(await text(y.hit!)).toBe('hello')
   })
 
+  test('a 304\'s Set-Cookie goes to the client whose revalidation it answered, and is not stored', async () => {
+    const { clock, cache } = setup()
+    await prime(cache, [['cache-control', 'max-age=1'], ['etag', '"v1"']])
+    clock.t += 2000
+    const x = await lookup(cache, request())
+    const r = await x.onReply(origin(304, [['date', new Date(clock.t).toUTCString()], ['cache-control', 'max-age=60'], ['etag', '"v1"'], ['set-cookie', 'session=alice']], null))
+    expect(r.status).toBe(200)
+    expect(r.headers.filter(([n]) => n === 'set-cookie').map(([, v]) => v)).toEqual(['session=alice'])
+    const y = await lookup(cache, request())
+    expect(y.result).toBe('hit')
+    expect(h(y.hit!, 'set-cookie')).toBeUndefined()
+  })
+
   test('a stored response purged while its revalidation is on its way stays gone after the 304', async () => {
     const { clock, cache } = setup()
     await prime(cache, [['cache-control', 'max-age=1'], ['etag', '"v1"']])
