@@ -105,10 +105,15 @@ function valuesAsWritten(argv: readonly string[], cli: CAC): void {
   const written = new Map<Opt, string[]>()
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1
+    // "--name=value", "-X=value", or the flag alone with its value next, as mri reads them: a
+    // next argument that starts with "-" is not a value (mri leaves the flag without one, and
+    // cac then says so), and "--name=" takes the next argument.
+    const eq = arg.startsWith('-') ? arg.indexOf('=') : -1
     const o = byFlag.get(eq > 0 ? arg.slice(0, eq) : arg)
     if (o === undefined) continue
-    const value = eq > 0 ? arg.slice(eq + 1) : args[++i]
+    let value: string | undefined
+    if (eq > 0 && eq + 1 < arg.length) value = arg.slice(eq + 1)
+    else if (i + 1 < args.length && !args[i + 1]!.startsWith('-')) value = args[++i]
     if (value !== undefined) written.set(o, [...(written.get(o) ?? []), value])
   }
   for (const [o, values] of written) for (const name of o.names) cli.options[name] = values.length === 1 ? values[0] : values

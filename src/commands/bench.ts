@@ -162,12 +162,12 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
     }
   } else if (opts.data !== undefined) body = new TextEncoder().encode(String(opts.data))
   // A request line and fields as HTTP has them (RFC 9110 §5.1, §5.5, §9.1): a token for a name or
-  // a method, and no CR, LF or NUL in a value (one would make a second field, or break the head).
+  // a method, and no control character but HTAB in a value (a CR LF would make a second field).
   const headers = list(opts.header).map((h): [string, string] => {
     const i = h.indexOf(':')
     if (i <= 0 || !TOKEN.test(h.slice(0, i).trim())) throw new UsageError(`-H: "${h}" is not "Name: value" with a name of letters, digits and !#$%&'*+-.^_\`|~`)
     const value = h.slice(i + 1).trim()
-    if (/[\r\n\0]/.test(value)) throw new UsageError(`-H: the value of "${h.slice(0, i).trim()}" has a CR, LF or NUL; give each field its own -H`)
+    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) throw new UsageError(`-H: the value of "${h.slice(0, i).trim()}" has a control character (CR, LF, NUL, ...); give each field its own -H`)
     return [h.slice(0, i).trim(), value]
   })
   if (body && !headers.some(([n]) => n.toLowerCase() === 'content-type')) headers.push(['Content-Type', 'application/x-www-form-urlencoded'])

@@ -141,6 +141,13 @@ function udpExchange(name: string, type: number, server: HostPort, timeoutMs: nu
       let msg: Message
       try {
         msg = decodeMessage(data)
+      } catch (err) {
+        // Our id from our server, and not a DNS message we read: a bad answer, said at once (the
+        // next server is asked) rather than waited out as a timeout.
+        finish(new DnsError('BAD_RESPONSE', `${name}: unreadable reply from ${label}: ${(err as Error).message}`, label))
+        return
+      }
+      try {
         checkReply(msg, id, name, type, label)
       } catch {
         return // not our answer: keep waiting until the timeout

@@ -289,7 +289,10 @@ describe('what bench sends and counts', () => {
     ['an empty method', ['-X', ''], '-X/--method'],
     ['a method with a space', ['-X', 'GE T'], '-X/--method'],
     ['a field name with a space', ['-H', 'Bad Name: x'], '-H'],
-    ['a value with CR LF', ['-H', 'X: a\r\nX-Evil: 1'], 'CR, LF or NUL'],
+    ['a value with CR LF', ['-H', 'X: a\r\nX-Evil: 1'], 'control character'],
+    ['a value with another control byte', ['-H', 'X: a\x01b'], 'control character'],
+    // A flag whose next argument is another flag has no value (as cac reads it): not "--vs" as a file name.
+    ['--html followed by another flag', ['--html', '--json'], 'value is missing'],
     ['--samples where nothing can be written', ['--samples', '/nonexistent/dir/x.ndjson'], '--samples: cannot write'],
     ['--html where nothing can be written', ['--html', '/nonexistent/dir/r.html'], '--html: cannot write'],
   ])('%s is a usage error before anything is sent', async (_, flags, message) => {

@@ -72,6 +72,22 @@ describe('queryAddresses', () => {
   })
 })
 
+describe('a reply with our id that cannot be read', () => {
+  test('is BAD_RESPONSE at once, not a timeout', async () => {
+    const { createSocket } = await import('node:dgram')
+    const sock = createSocket('udp4')
+    // Our id, a response with one question whose first label's length byte (0x40) is no label type.
+    sock.on('message', (q, rinfo) => sock.send(Buffer.from([q[0]!, q[1]!, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0x40, 0x61, 0, 0, 1, 0, 1]), rinfo.port, rinfo.address))
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()))
+    try {
+      const got = await code(queryAddresses('origin.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: sock.address().port }], timeoutMs: 5000 }))
+      expect(got).toBe('BAD_RESPONSE')
+    } finally {
+      sock.close()
+    }
+  })
+})
+
 describe('the server\'s address', () => {
   test('an IPv6 resolver written in a non-canonical form is answered (the reply\'s source is compared canonically)', async () => {
     const s = await new DnsServer('::1').start(0)
