@@ -29,10 +29,20 @@ export interface AttemptTarget {
 }
 
 export interface Attempt<T> {
-  /** One attempt on `state` (`index` 0 is the first): resolves with its result or rejects with a RequestFailure. */
-  run(state: AddressState, index: number): Promise<T>
+  /**
+   * One attempt on `state` (`index` 0 is the first): resolves with its result or rejects with a
+   * RequestFailure. `fresh`: on a connection dialled for it, not an idle pooled one.
+   */
+  run(state: AddressState, index: number, fresh?: boolean): Promise<T>
   /** Whether a failure after the connect (something may have been sent) allows another attempt. */
   mayRetry(failure: RequestFailure): boolean
+  /**
+   * Whether `failure` says nothing of its address: a connection that closed before any answer
+   * (a stale keep-alive connection, or an upstream going away: a new connection tells which).
+   * Then the same address is tried once more, on a new connection, and that try does not count
+   * against `retries` (nginx does not count a failed cached upstream connection either).
+   */
+  staleConnection?(failure: RequestFailure): boolean
 }
 
 export type AttemptOutcome<T> =
@@ -98,10 +108,17 @@ async function attemptLoop<T>(
   // Addresses already tried; made on the first retry (most requests never need it).
   let tried: Set<string> | undefined
   let last = start > 0 ? start - 1 : 0
-  for (let index = start; index <= u.retries; index++) {
+  // A stale keep-alive connection's failure: the same address once more, on a new connection,
+  // not counted (`free`). Were the address gone, that connect fails, counts against it (an early
+  // re-resolve) and the loop waits for the rescue as after any connect failure.
+  let again = failure !== undefined && attempt.staleConnection?.(failure) === true
+  let free = again ? 1 : 0
+  for (let index = start; index <= u.retries + free; index++) {
     if (index > 0 && nowMs() > deadline) break
-    if (state !== undefined) (tried ??= new Set()).add(state.address)
-    let next = index === 0 ? firstPick : target.pick(tried)
+    if (state !== undefined && !again) (tried ??= new Set()).add(state.address)
+    let next = index === 0 ? firstPick : again ? state : target.pick(tried)
+    const fresh = again
+    again = false
     // Nothing healthy to try: after a connect failure, or when every address is ejected at once.
     if ((next === undefined || !target.takesTraffic(next)) && target.waitForRescue && (failure?.isAddressFailure || (index === 0 && next !== undefined))) {
       await target.waitForRescue(deadline - nowMs(), tried)
@@ -111,13 +128,15 @@ async function attemptLoop<T>(
     state = next
     last = index
     try {
-      const value = await attempt.run(state, index)
+      const value = await attempt.run(state, index, fresh)
       target.reportSuccess(state)
       return { ok: true, value, state, retries: index }
     } catch (err) {
       failure = failed(target, state, err)
       // A connect-phase failure sent nothing: another address is always safe.
       if (failure.phase !== 'connect' && !attempt.mayRetry(failure)) return { ok: false, failure, state, retries: index }
+      if (free === 0 && attempt.staleConnection?.(failure) === true) again = true
+      if (again) free = 1
     }
   }
   if (failure) return { ok: false, failure, state, retries: last }

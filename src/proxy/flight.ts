@@ -162,11 +162,16 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
     else this.outcome!(this, o)
   }
 
-  /** One attempt of the loop (after a failure) on `state`: an idle pooled connection, or a new one. */
-  run(state: AddressState, index: number): Promise<IncomingResponse> {
+  /** One attempt of the loop (after a failure) on `state`: an idle pooled connection, or a new one (always, when `fresh`). */
+  run(state: AddressState, index: number, fresh = false): Promise<IncomingResponse> {
     this.attemptOn(state, index)
-    const idle = this.pool.takeIdle(state)
-    return idle ? this.exchange(idle) : this.pool.acquire(state).then((a) => this.exchange(a))
+    const idle = fresh ? undefined : this.pool.takeIdle(state)
+    return idle ? this.exchange(idle) : this.pool.acquire(state, fresh).then((a) => this.exchange(a))
+  }
+
+  /** A connection that closed before any answer (a stale keep-alive one, or an upstream going away). */
+  staleConnection(failure: RequestFailure): boolean {
+    return failure.code === 'RESET_BEFORE_RESPONSE'
   }
 
   private attemptOn(state: AddressState, index: number): void {

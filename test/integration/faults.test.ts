@@ -262,3 +262,34 @@ test('max_concurrent_requests: clients that leave in the middle of a response st
   expect(await after.text()).toBe('quick')
   expect(proxy.refused.overload).toBe(0)
 })
+
+test('a pooled keep-alive connection the origin resets on its next request: the request is sent again on a new connection to the only address (not a 502)', async () => {
+  // Each origin connection answers its first request and resets on its second (a keep-alive
+  // connection gone stale between requests, or an origin going away, as seen from the pool).
+  const seen: string[] = []
+  const origin = Bun.listen<{ n: number }>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open(s) {
+        s.data = { n: 0 }
+      },
+      data(s, d) {
+        seen.push(Buffer.from(d).toString('latin1').split(' ')[1]!)
+        if (++s.data.n === 1) s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+        else s.terminate()
+      },
+    },
+  })
+  h.track(() => origin.stop(true))
+  const { url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}`, retries: 0 } })
+  const statuses: number[] = []
+  for (const path of ['/a', '/b', '/c']) {
+    const res = await fetch(`${url}${path}`)
+    await res.text()
+    statuses.push(res.status)
+  }
+  expect(statuses).toEqual([200, 200, 200])
+  // /b and /c each reached the origin twice: on the pooled connection (reset), then on a new one.
+  expect(seen).toEqual(['/a', '/b', '/b', '/c', '/c'])
+})

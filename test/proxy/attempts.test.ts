@@ -227,6 +227,51 @@ describe('runAttempts', () => {
   })
 })
 
+describe('a stale keep-alive connection', () => {
+  const stale = () => new RequestFailure('RESET_BEFORE_RESPONSE', 'response-head', 'closed before responding')
+
+  test('the only address, its origin gone after a DNS move: the same address once more on a new connection, refused, then the rescue\'s address', async () => {
+    const t = target(['127.0.2.2'], { retries: 1 })
+    t.waitForRescue = async () => void t.states.push(newAddressState({ address: '127.0.2.3', family: 4 }, 80, 0))
+    const runs: [string, number, boolean][] = []
+    const outcome = await runAttempts(t, {
+      run: async (s, index, fresh) => {
+        runs.push([s.address, index, fresh === true])
+        if (s.address === '127.0.2.3') return 'ok'
+        throw index === 0 ? stale() : new RequestFailure('CONNECT_REFUSED', 'connect', 'refused')
+      },
+      mayRetry: (f) => f.code === 'RESET_BEFORE_RESPONSE',
+      staleConnection: (f) => f.code === 'RESET_BEFORE_RESPONSE',
+    }, () => 0)
+    expect(outcome.ok).toBe(true)
+    // With retries = 1: the try on a new connection is not counted.
+    expect(runs).toEqual([['127.0.2.2', 0, false], ['127.0.2.2', 1, true], ['127.0.2.3', 2, false]])
+    expect(t.failures).toEqual([['127.0.2.2', 'CONNECT_REFUSED']])
+  })
+
+  test('a stale connection to a live origin: the same address answers on a new connection; only once free', async () => {
+    const t = target(['127.0.2.2'], { retries: 0 })
+    const runs: boolean[] = []
+    const outcome = await runAttempts(t, {
+      run: async (_s, index, fresh) => {
+        runs.push(fresh === true)
+        if (index === 0) throw stale()
+        return 'ok'
+      },
+      mayRetry: () => true,
+      staleConnection: () => true,
+    }, () => 0)
+    expect(outcome).toMatchObject({ ok: true, value: 'ok' })
+    expect(runs).toEqual([false, true])
+    // Stale again on the new connection: no second free try.
+    const again = target(['127.0.2.2'], { retries: 0 })
+    let n = 0
+    const out2 = await runAttempts(again, { run: async () => { n++; throw stale() }, mayRetry: () => true, staleConnection: () => true }, () => 0)
+    expect(out2.ok).toBe(false)
+    expect(n).toBe(2)
+  })
+})
+
 describe('waiting for the rescue a connect failure set off', () => {
   const refused = () => new RequestFailure('CONNECT_REFUSED', 'connect', 'refused')
 

@@ -179,14 +179,14 @@ export class UpstreamPool {
     return undefined
   }
 
-  /** Gets a connection to `state`: an idle one, or a new one. Counts the request as in flight. */
-  async acquire(state: AddressState): Promise<AcquiredConnection> {
+  /** Gets a connection to `state`: an idle one, or a new one (always, when `fresh`). Counts the request as in flight. */
+  async acquire(state: AddressState, fresh = false): Promise<AcquiredConnection> {
     state.inFlight++
     state.requests++
     try {
       const max = this.upstream.maxConnsPerAddress
       for (;;) {
-        const idle = this.popUsableIdle(state)
+        const idle = fresh ? undefined : this.popUsableIdle(state)
         if (idle) return { connection: idle, reused: true, connectMs: undefined }
         if (max === 0 || state.open < max) break
         // At the per-address limit: wait for a connection handed over by a finished exchange,
