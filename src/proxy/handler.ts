@@ -228,7 +228,7 @@ export class ProxyHandler {
     if (maxBody > 0 && declaredLength !== undefined && declaredLength > maxBody) return 'BODY_TOO_LARGE'
     // The own listener hands over a small body that arrived whole as bytes; none is the usual case.
     if (req.body instanceof Uint8Array || (req.body === null && declaredLength !== 0)) return this.outgoing(flight, req.body, declaredLength)
-    return prepareBody(req.body, declaredLength).then((prepared) => {
+    return prepareBody(req.body, declaredLength, flight.pool.upstream.headerTimeoutMs).then((prepared) => {
       // A failed read-ahead: the client left, or its chunked body was malformed (the listener
       // has answered 400 itself). Nothing was sent upstream.
       if (prepared.kind === 'failed') return prepared.code

@@ -21,9 +21,12 @@ export type PreparedBody =
 
 /**
  * `declaredLength` is the Content-Length, or undefined for a chunked body. A declared length
- * above the limit streams at once (there is nothing to gain by reading ahead).
+ * above the limit streams at once (there is nothing to gain by reading ahead). `stallMs` bounds
+ * each wait for the client's next piece while reading ahead (header_timeout: where the listener
+ * has no body timer of its own, an HTTP/2 stream or Deno, a body that never ends would otherwise
+ * hold its request, and a slot of max_concurrent_requests, for good).
  */
-export async function prepareBody(body: ReadableStream<Uint8Array> | null, declaredLength: number | undefined): Promise<PreparedBody> {
+export async function prepareBody(body: ReadableStream<Uint8Array> | null, declaredLength: number | undefined, stallMs = 0): Promise<PreparedBody> {
   if (declaredLength === 0) return { kind: 'buffered', bytes: new Uint8Array(0) }
   if (!body) return { kind: 'none' }
   if (declaredLength !== undefined && declaredLength > REPLAYABLE_BODY_BYTES) return { kind: 'stream', stream: body }
@@ -32,8 +35,8 @@ export async function prepareBody(body: ReadableStream<Uint8Array> | null, decla
   let bytes = 0
   try {
     while (bytes <= REPLAYABLE_BODY_BYTES) {
-      const { done, value } = await reader.read()
-      if (done) return { kind: 'buffered', bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes) }
+      const { done, value } = stallMs > 0 ? await withinMs(reader, stallMs) : await reader.read()
+      if (done || !value) return { kind: 'buffered', bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes) }
       if (value.byteLength === 0) continue
       chunks.push(value)
       bytes += value.byteLength
@@ -43,6 +46,20 @@ export async function prepareBody(body: ReadableStream<Uint8Array> | null, decla
   }
   // Longer than the read-ahead: stream what was read, then the rest of the client's body.
   return { kind: 'stream', stream: continueStream(chunks, reader) }
+}
+
+/** The reader's next piece, or a CLIENT_BODY_TIMEOUT failure (the body cancelled) after `ms`. */
+function withinMs(reader: BodyReader, ms: number): Promise<{ done: boolean; value?: Uint8Array }> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = Object.assign(new Error(`no request body bytes for ${ms}ms`), { code: 'CLIENT_BODY_TIMEOUT' })
+      // Rejected first: the cancel ends the pending read as 'done', which must not win the race.
+      reject(err)
+      reader.cancel(err).catch(() => {})
+    }, ms)
+  })
+  return Promise.race([reader.read(), stalled]).finally(() => clearTimeout(timer))
 }
 
 /** The part of a default reader that continueStream uses. */

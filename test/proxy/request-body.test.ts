@@ -59,3 +59,30 @@ test('a declared length above the limit streams at once, without reading ahead',
 test('a body that fails while read ahead is reported as failed', async () => {
   expect((await prepareBody(bodyOf([filled(10, 1), filled(10, 2)], 1), undefined)).kind).toBe('failed')
 })
+
+test('a body that stops while read ahead fails with CLIENT_BODY_TIMEOUT after the stall time, and is cancelled', async () => {
+  let cancelled = false
+  const stalled = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(new Uint8Array(3))
+    },
+    cancel() {
+      cancelled = true
+    },
+  })
+  const prepared = await prepareBody(stalled, 10, 100)
+  expect(prepared).toEqual({ kind: 'failed', code: 'CLIENT_BODY_TIMEOUT' })
+  expect(cancelled).toBe(true)
+  // A body that keeps coming, each piece within the stall time, is read whole.
+  let sent = 0
+  const steady = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      await Bun.sleep(30)
+      if (sent++ === 5) c.close()
+      else c.enqueue(new Uint8Array(2))
+    },
+  })
+  const whole = await prepareBody(steady, undefined, 100)
+  expect(whole.kind).toBe('buffered')
+  expect((whole as { bytes: Uint8Array }).bytes.byteLength).toBe(10)
+})
