@@ -26,6 +26,12 @@ export interface Http2Limits {
   streamHighWaterBytes: number
   /** A connection with no open stream and no request for this long is closed with GOAWAY. 0: never. */
   idleTimeoutMs: number
+  /**
+   * A request's header block must be complete this long after it began, and the first one this
+   * long after the connection opened (the preface first); else GOAWAY. 0: no limit (idleTimeoutMs
+   * only). The proxy passes client_header_timeout, as for an HTTP/1.1 head.
+   */
+  headTimeoutMs: number
   /** Length of the window the flood budgets count in. */
   floodWindowMs: number
   /**
@@ -63,6 +69,7 @@ export const DEFAULT_LIMITS: Readonly<Http2Limits> = Object.freeze({
   maxFrameBytes: 16_384,
   streamHighWaterBytes: 64 * 1024,
   idleTimeoutMs: 60_000,
+  headTimeoutMs: 0,
   floodWindowMs: 10_000,
   maxResetsPerWindow: 1000,
   maxAbandonedPerWindow: 400,

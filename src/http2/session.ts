@@ -42,6 +42,7 @@ export class ServerSession implements StreamHost {
   private readonly flow: ReceiveFlow
   private toDispatch: ServerStream[] = []
   private lastProgressMs: number
+  private headDueMs: number // by when the header block begun (at first: the first one) must be complete; 0: none due
   private ended = false
   private readonly floods: FloodGuard
 
@@ -50,6 +51,7 @@ export class ServerSession implements StreamHost {
     this.highWaterBytes = l.streamHighWaterBytes
     this.now = opts.now ?? monoNow
     this.lastProgressMs = this.now()
+    this.headDueMs = l.headTimeoutMs > 0 ? this.lastProgressMs + l.headTimeoutMs : 0
     this.decoder = new HpackDecoder(l.headerTableBytes, l.maxHeaderListBytes)
     this.reader = new FrameReader(l.maxFrameBytes)
     this.floods = new FloodGuard(l, this.now)
@@ -103,10 +105,7 @@ export class ServerSession implements StreamHost {
     if (!this.ended) this.guard(() => this.out.drained())
   }
 
-  /**
-   * Graceful shutdown (§6.8): GOAWAY with the last stream we accept, finish the open streams, then
-   * close. For reloads and drains; also used by the idle timeout.
-   */
+  /** Graceful shutdown (§6.8): GOAWAY naming the last stream we take, open streams finish, then close (drains, timeouts). */
   shutdown(code: number = H2Code.NO_ERROR, debug = ''): void {
     if (this.ended) return
     if (this.goawayLastId === undefined) {
@@ -121,10 +120,11 @@ export class ServerSession implements StreamHost {
     this.end(undefined)
   }
 
-  /** Call now and then (e.g. every second): applies the idle timeout. */
+  /** Call now and then (every second): the idle timeout; the head timeout (no first request, or a header block unfinished, in time). */
   sweep(nowMs: number = this.now()): void {
     const idle = this.limits.idleTimeoutMs
     if (!this.ended && idle > 0 && this.streams.size === 0 && nowMs - this.lastProgressMs >= idle) this.shutdown(H2Code.NO_ERROR, 'idle')
+    if (!this.ended && this.headDueMs > 0 && nowMs >= this.headDueMs && (this.block !== undefined || this.streams.size === 0)) this.shutdown(H2Code.NO_ERROR, 'no complete request head in time')
   }
 
   // ---- StreamHost ----
@@ -270,6 +270,7 @@ export class ServerSession implements StreamHost {
     const { fragment, priority } = F.parseHeaders(h, p)
     const l = this.limits
     this.block = new HeaderBlock(h.streamId, (h.flags & F.Flag.END_STREAM) !== 0, priority?.dependsOn === h.streamId, l.maxHeaderBlockBytes, l.maxContinuationFrames)
+    if (l.headTimeoutMs > 0 && this.headDueMs === 0) this.headDueMs = this.now() + l.headTimeoutMs
     this.block.add(fragment, false)
     if (h.flags & F.Flag.END_HEADERS) this.finishBlock()
   }
@@ -284,6 +285,7 @@ export class ServerSession implements StreamHost {
   private finishBlock(): void {
     const b = this.block!
     this.block = undefined
+    this.headDueMs = 0
     const bytes = b.joined()
     const decoded = this.decoder.decode(bytes)
     const id = b.streamId

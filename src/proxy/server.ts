@@ -172,7 +172,7 @@ export class ProxyServer implements ProxyView {
         port: cfg.listen.port,
         tls,
         dynamicTls: this.opts.dynamicTls,
-        http2: cfg.http2 ? { maxConcurrentStreams: cfg.http2MaxConcurrentStreams, maxHeaderListBytes: cfg.maxHeaderBytes, idleTimeoutMs: cfg.keepaliveTimeoutMs } : undefined,
+        http2: cfg.http2 ? { maxConcurrentStreams: cfg.http2MaxConcurrentStreams, maxHeaderListBytes: cfg.maxHeaderBytes, idleTimeoutMs: cfg.keepaliveTimeoutMs, headTimeoutMs: cfg.clientHeaderTimeoutMs } : undefined,
         reusePort,
         maxHeaderBytes: cfg.maxHeaderBytes,
         headerTimeoutMs: cfg.clientHeaderTimeoutMs,

@@ -3,6 +3,8 @@ import { H2Code } from '../../src/http2/errors.ts'
 import { frame, FrameType, Flag, Setting, windowUpdateFrame, rstStreamFrame, goawayFrame } from '../../src/http2/frames.ts'
 import { RawClient } from './support/raw-client.ts'
 
+/** A HEADERS frame for stream 1 without END_HEADERS: a header block left unfinished. */
+const c1Block = (c: RawClient) => frame(FrameType.HEADERS, Flag.END_STREAM, 1, c.get(1).subarray(9, 12))
 const u32 = (p: Uint8Array, off = 0) => new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(off)
 const settingsOf = (p: Uint8Array) => {
   const m = new Map<number, number>()
@@ -363,6 +365,35 @@ describe('stream states and GOAWAY', () => {
     c.requests[0]!.respond(200, [], true)
     await c.settle()
     expect(c.closed).toBe(true)
+  })
+  test('head timeout: no request within headTimeoutMs of the connection, or a header block left unfinished, ends it with GOAWAY', async () => {
+    const quiet = new RawClient({ limits: { headTimeoutMs: 1000 } }).start()
+    quiet.now = 999
+    quiet.session.sweep()
+    expect(quiet.closed).toBe(false)
+    quiet.now = 1000
+    quiet.session.sweep()
+    await quiet.settle()
+    expect(quiet.goaway()?.code).toBe(H2Code.NO_ERROR)
+    expect(quiet.closed).toBe(true)
+    // A HEADERS frame without END_HEADERS, and no CONTINUATION: the block's own deadline.
+    const half = new RawClient({ limits: { headTimeoutMs: 1000 } }).start()
+    half.send(c1Block(half))
+    half.now = 5000
+    half.session.sweep()
+    await half.settle()
+    expect(half.closed).toBe(true)
+    expect(half.requests).toHaveLength(0)
+  })
+  test('head timeout: once a request came whole, an idle connection is the idle timeout\'s (keepalive), not the head timeout\'s', async () => {
+    const c = new RawClient({ limits: { headTimeoutMs: 1000, idleTimeoutMs: 60_000 } }).start()
+    c.send(c.get(1))
+    await c.settle()
+    c.requests[0]!.respond(204, [], true)
+    await c.settle()
+    c.now = 30_000
+    c.session.sweep()
+    expect(c.closed).toBe(false)
   })
   test('idle timeout: sweep() closes a session without streams after idleTimeoutMs, with GOAWAY', async () => {
     const c = new RawClient({ limits: { idleTimeoutMs: 1000 } }).start()
