@@ -10,7 +10,7 @@ import { headEnd, isBodiless, putHeadEnd, type EncodedHead } from '../http1/resp
 import type { RawFields, ResponseHead } from '../http1/response-head.ts'
 import { statusText as defaultStatusText } from '../http1/status-text.ts'
 import { latin1Equals, putFieldLine, putLatin1, putRange } from '../lib/bytes.ts'
-import { clientResponseHeaders, connectionTokens, HOP_BY_HOP } from './headers.ts'
+import { clientResponseHeaders, HOP_BY_HOP, listedByConnection } from './headers.ts'
 import type { ProxyReply } from './message.ts'
 
 /** Names clientResponseHeaders drops (besides Content-Length, which depends). */
@@ -169,11 +169,7 @@ export class ForwardedReply implements ProxyReply {
 
   /** Fields a Connection field names beyond the hop-by-hop set: hop-by-hop for this message too (RFC 9110 §7.6.1). */
   private listed(): string[] | undefined {
-    const connection = this.raw.connection
-    if (connection === '' || connection === 'keep-alive') return undefined
-    let listed: string[] | undefined
-    for (const t of connectionTokens(connection) ?? []) if (!HOP_BY_HOP.has(t)) (listed ??= []).push(t)
-    return listed
+    return listedByConnection(this.raw.connection)
   }
 
   /**

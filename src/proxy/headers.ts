@@ -66,6 +66,17 @@ export class ForwardingLines {
   }
 }
 
+/**
+ * The fields a Connection value (lower-case, lines joined) names beyond the always-hop-by-hop set:
+ * hop-by-hop for this message too (RFC 9110 §7.6.1); undefined when none (the usual keep-alive).
+ */
+export function listedByConnection(connection: string): string[] | undefined {
+  if (connection === '' || connection === 'keep-alive') return undefined
+  let listed: string[] | undefined
+  for (const t of connectionTokens(connection) ?? []) if (!HOP_BY_HOP.has(t)) (listed ??= []).push(t)
+  return listed
+}
+
 /** Names listed in Connection (lower-case), which are hop-by-hop for this message. */
 export function connectionTokens(connectionValue: string | null): Set<string> | undefined {
   if (!connectionValue) return undefined

@@ -14,7 +14,7 @@ import { parseResponseHeadBytes, type ResponseHead } from '../../http1/response-
 import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
 import { runAttempts } from '../attempts.ts'
 import { failureBody, failureHeaders, RequestFailure, statusFor } from '../errors.ts'
-import { connectionTokens, HOP_BY_HOP } from '../headers.ts'
+import { listedByConnection } from '../headers.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 
 export interface TunnelContext {
@@ -147,15 +147,14 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
  */
 function refusalHead(head: ResponseHead, raw: Buffer, requestId: string): Buffer {
   const r = head.raw!
-  // Fields Connection names beyond the hop-by-hop set (as the forwarding path's listed()): a
-  // 426's Upgrade stays (RFC 9110 §15.5.22: it must carry one), and so do the framing fields the
-  // relayed body depends on.
-  const named = connectionTokens(r.connection)
-  for (const t of named ?? []) if (HOP_BY_HOP.has(t) || t === 'content-length') named!.delete(t)
+  // Fields Connection names beyond the hop-by-hop set, as the forwarding path drops them: a 426's
+  // Upgrade stays (RFC 9110 §15.5.22: it must carry one), and so does the framing the relayed body
+  // depends on (Content-Length follows its own rule below).
+  const named = listedByConnection(r.connection)?.filter((t) => t !== 'content-length')
   let out = raw.toString('latin1', 0, r.statusLineEnd + 2)
   for (let i = 0; i < r.spans.length; i += 4) {
     const name = raw.toString('latin1', r.spans[i]!, r.spans[i + 1]!).toLowerCase()
-    if (name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'x-request-id' || named?.has(name)) continue
+    if (name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'x-request-id' || named?.includes(name)) continue
     if (name === 'content-length' && !r.lengthVerbatim) continue
     out += raw.toString('latin1', r.spans[i]!, i + 4 < r.spans.length ? r.spans[i + 4]! : r.end + 2)
   }
