@@ -108,7 +108,7 @@ async function attemptLoop<T>(
   // Addresses already tried; made on the first retry (most requests never need it).
   let tried: Set<string> | undefined
   let last = start > 0 ? start - 1 : 0
-  // A stale keep-alive connection's failure: the same address once more, on a new connection,
+  // A connection that closed before any answer: the same address once more, on a new connection,
   // not counted (`free`). Were the address gone, that connect fails, counts against it (an early
   // re-resolve) and the loop waits for the rescue as after any connect failure.
   let again = failure !== undefined && attempt.staleConnection?.(failure) === true
@@ -135,8 +135,10 @@ async function attemptLoop<T>(
       failure = failed(target, state, err)
       // A connect-phase failure sent nothing: another address is always safe.
       if (failure.phase !== 'connect' && !attempt.mayRetry(failure)) return { ok: false, failure, state, retries: index }
-      if (free === 0 && attempt.staleConnection?.(failure) === true) again = true
-      if (again) free = 1
+      if (free === 0 && attempt.staleConnection?.(failure) === true) {
+        again = true
+        free = 1
+      }
     }
   }
   if (failure) return { ok: false, failure, state, retries: last }

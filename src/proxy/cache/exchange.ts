@@ -222,7 +222,8 @@ export class CacheExchange {
     const contentLength = lengthValue !== null && /^\d+$/.test(lengthValue) ? Number(lengthValue) : undefined
     // Stored only if it can ever be of use: fresh for a while (its lifetime past the age it came
     // with), or revalidatable, or allowed stale.
-    const arrivalAgeMs = currentAgeMs(headers, { requestTimeMs: this.requestTimeMs, responseTimeMs: nowMs }, nowMs)
+    // (Worked out only for a response that may be stored at all.)
+    const arrivalAgeMs = why === undefined ? currentAgeMs(headers, { requestTimeMs: this.requestTimeMs, responseTimeMs: nowMs }, nowMs) : 0
     const useful = lifetimeMs > arrivalAgeMs || hasValidators(headers) || rd.cc.has('stale-if-error') || rd.cc.has('stale-while-revalidate') || c.staleIfErrorMs > 0
     this.count('miss')
     const tooBig = contentLength !== undefined && contentLength > c.maxObjectBytes

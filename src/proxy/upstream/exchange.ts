@@ -146,12 +146,11 @@ export class Exchange {
     const source = SocketBodyStream.of(body)
     try {
       for (;;) {
-        // While the client is to send more, header_timeout does not run; a client that sends
-        // nothing for that long is cut as a stalled body (408), where its listener has no
-        // client_body_timeout of its own (HTTP/2, Deno, or 0) or has a longer one.
+        // While the client is to send more, header_timeout does not run; until the response begins,
+        // a client silent that long is cut as a stalled body (408), where its listener has no
+        // client_body_timeout of its own (HTTP/2, Deno, or 0) or a longer one. (Beside a live
+        // response, a stream both ways, an upload's pauses are the client's business.)
         this.headDueAt = 0
-        // Only until the response begins: an upload that goes on beside a live response (a
-        // stream both ways) is the client's business then.
         if (this.st === St.Head) this.bodyDueAt = monoNow() + this.opts.headerTimeoutMs
         const { done, value } = await reader.read()
         this.bodyDueAt = 0
