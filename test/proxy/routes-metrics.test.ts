@@ -242,7 +242,7 @@ test('an admin address beyond loopback without a token is warned about; loopback
   const at = (host: string, token?: string) => exposedAdminWarning({ listen: { host, port: 9090 }, token })
   expect(at('0.0.0.0')).toContain('0.0.0.0:9090 without a token')
   expect(at('::')).toContain('[::]:9090')
-  expect(at('10.1.2.3')).toContain('--admin-token')
+  expect(at('203.0.113.5')).toContain('--admin-token')
   for (const host of ['127.0.0.1', '127.9.9.9', '::1', 'localhost']) expect(at(host)).toBeUndefined()
   expect(at('0.0.0.0', 's3cret')).toBeUndefined()
   expect(exposedAdminWarning({ listen: undefined, token: undefined })).toBeUndefined()
