@@ -381,8 +381,17 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     // The client half-closed; Bun closes the socket once this returns: what is held goes out now.
     this.writer.sendBatch()
     if (this.phase === Phase.Tunnel) return this.tunnel?.handlers.close(undefined)
-    if (this.phase === Phase.Head) this.destroy()
+    if (this.phase === Phase.Head) this.endGracefully()
     else this.closeAfter = true
+  }
+
+  /**
+   * The client closed its side with nothing in progress: a FIN back (over TLS a close_notify
+   * first), as nginx does, not a reset, which could cost the client what it has not read yet.
+   */
+  private endGracefully(): void {
+    this.writer.endWhenFlushed()
+    this.onClose(undefined)
   }
 
   destroy(): void {
