@@ -33,6 +33,8 @@ export class H2Client {
     sock: Socket<unknown>,
     readonly shared: ListenerState,
     limits: Partial<Http2Limits>,
+    /** Set for a connection the listener refuses (max_connections): each stream gets this answer, then GOAWAY. */
+    private readonly refusal?: [FailureCode, string],
   ) {
     this.client = { ip: sock.remoteAddress, tls: true, streamKeepsLength: true, protocol: 'HTTP/2', forwarding: new ForwardingLines() }
     this.conn = new H2Connection(sock, {
@@ -70,6 +72,11 @@ export class H2Client {
     if (refusal) {
       // The answer carries what its status calls for (Allow with the 405: errors.ts failureHeaders).
       this.send(stream, r.method, this.shared.opts.refuse(refusal[0], refusal[1], this.client, req, true))
+      return
+    }
+    if (this.refusal) {
+      this.send(stream, r.method, this.shared.opts.refuse(this.refusal[0], this.refusal[1], this.client, req, true))
+      this.conn.session.shutdown(H2Code.NO_ERROR, this.refusal[1])
       return
     }
     this.shared.requestStarted()

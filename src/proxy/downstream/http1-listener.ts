@@ -48,6 +48,9 @@ const SWEEP_MS = 250
 
 export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const conns = new Set<DownstreamConnection>()
+  /** TLS connections over max_connections, answered 503 once their handshake says in which protocol. */
+  const refusing = new Set<DownstreamConnection>()
+  const overCap = `too many client connections (max_connections=${opts.maxConnections}); retry shortly`
   let pending = 0
   let stopping = false
   const stopWaiters: (() => void)[] = []
@@ -64,6 +67,7 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       pending--
     },
     closed(c) {
+      refusing.delete(c as DownstreamConnection)
       conns.delete(c as DownstreamConnection)
       if (stopping && conns.size === 0) for (const w of stopWaiters.splice(0)) w()
     },
@@ -75,7 +79,13 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       const c = new ClientConnection(sock as Socket<ClientConnection>, shared)
       sock.data = c
       if (opts.maxConnections > 0 && conns.size >= opts.maxConnections) {
-        c.refuse('TOO_MANY_CONNECTIONS', `too many client connections (max_connections=${opts.maxConnections}); retry shortly`)
+        // Over TLS the answer waits for the handshake, so that it is in the protocol the client
+        // chose by ALPN (an HTTP/2 client cannot read an HTTP/1.1 503). Until then the head
+        // deadline (client_header_timeout, from accept) bounds it; past a cap's worth of them
+        // waiting, a newcomer is cut at once.
+        if (!shared.tls) return c.refuse('TOO_MANY_CONNECTIONS', overCap)
+        if (refusing.size >= Math.max(64, opts.maxConnections)) return void sock.terminate()
+        refusing.add(c)
         return
       }
       conns.add(c)
@@ -83,9 +93,19 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
     // TLS: the protocol the client chose by ALPN. "h2" turns the connection (nothing was read on
     // it yet) into an HTTP/2 one; anything else stays HTTP/1.1, WebSockets included.
     handshake(sock) {
-      if (!h2 || (sock as { alpnProtocol?: string | false | null }).alpnProtocol !== 'h2') return
       const c = sock.data
-      if (!c || c.isClosed || !conns.has(c)) return
+      if (!c || c.isClosed) return
+      const wantsH2 = h2 && (sock as { alpnProtocol?: string | false | null }).alpnProtocol === 'h2'
+      if (refusing.has(c)) {
+        if (!wantsH2) return (c as ClientConnection).refuse('TOO_MANY_CONNECTIONS', overCap)
+        // Each stream it opens is answered 503, then GOAWAY (h2-client.ts).
+        refusing.delete(c)
+        const h2c = new H2Client(sock, shared, opts.http2!, ['TOO_MANY_CONNECTIONS', overCap])
+        sock.data = h2c
+        refusing.add(h2c)
+        return
+      }
+      if (!wantsH2 || !conns.has(c)) return
       conns.delete(c)
       const h2c = new H2Client(sock, shared, opts.http2!)
       sock.data = h2c
@@ -127,6 +147,7 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const sweep = setInterval(() => {
     const now = performance.now()
     for (const c of conns) if (c.deadlineAt !== 0 && now >= c.deadlineAt) c.onDeadline()
+    for (const c of refusing) if (c.deadlineAt !== 0 && now >= c.deadlineAt) c.onDeadline()
   }, SWEEP_MS)
   ;(sweep as { unref?: () => void }).unref?.()
 
@@ -150,6 +171,7 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
         server.stop(false)
       }
       // Idle connections close now, busy ones after their response (closeAfter is read then).
+      for (const c of [...refusing]) c.destroy()
       for (const c of [...conns]) {
         if (force) c.destroy()
         else c.closeIfIdle()
