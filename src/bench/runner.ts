@@ -59,6 +59,8 @@ export interface RunPlan {
   ratePerS: number | undefined
   keepAlive: boolean
   onSample?: (s: Sample) => void
+  /** Aborted (Ctrl-C): no new request starts, and the run ends at once with what has finished. */
+  signal?: AbortSignal
 }
 
 export interface RunResult {
@@ -67,6 +69,8 @@ export interface RunResult {
   /** Requests the server did not process (HTTP/2 GOAWAY or REFUSED_STREAM), sent again on a new connection. */
   retriedUnprocessed: Record<'a' | 'b', number>
   elapsedMs: number
+  /** The signal ended the run early; requests still in flight then are not in the samples. */
+  interrupted: boolean
 }
 
 /** How often one request is sent again after the server said it did not process it. */
@@ -109,6 +113,7 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
   // With -n: N requests per target. Neither -n nor -d: one.
   const total = plan.requests !== undefined ? plan.requests * sides.length : plan.durationMs !== undefined ? Number.POSITIVE_INFINITY : sides.length
   let issued = 0
+  let stopped = false
   let seq = 0
   let connSeq = 0
   const retriedUnprocessed = { a: 0, b: 0 }
@@ -159,6 +164,8 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
       sample.error = e.kind
       sample.errorMessage = e.message
     } finally {
+      // Ended after an interruption: its connection (perhaps dialled since) is let go too.
+      if (stopped) release(holder)
       const record = used && records.get(used.id)
       if (record) {
         record.requests = used!.requests
@@ -187,7 +194,7 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
           if (h.conn && !multiplexes(h.conn)) return
         }
       }
-      if (issued >= total || performance.now() >= deadline) break
+      if (issued >= total || performance.now() >= deadline || stopped) break
       const k = issued++
       // A B B A A B B A …: equal counts, and neither target always goes first.
       const sideIndex = sides.length === 2 ? (k + Math.floor(k / 2)) % 2 : 0
@@ -198,7 +205,7 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
         if (intendedAt >= deadline) break
         const wait = intendedAt - performance.now()
         if (wait > 0) await new Promise((r) => setTimeout(r, wait))
-        if (performance.now() >= deadline) break
+        if (performance.now() >= deadline || stopped) break
       }
       let s: Sample | 'retry'
       for (let attempt = 0; ; attempt++) {
@@ -206,6 +213,7 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
         if (s !== 'retry') break
         retriedUnprocessed[sides[sideIndex]!]++
       }
+      if (stopped) break // finished after the run was summarised: not counted
       s.seq = seq++
       samples.push(s)
       plan.onSample?.(s)
@@ -233,7 +241,21 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
       loops.push(loop(holders, m === 0))
     }
   }
-  await Promise.all(loops)
+  let interrupted = false
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = () => {
+      interrupted = true
+      resolve()
+    }
+    if (plan.signal?.aborted) onAbort()
+    else plan.signal?.addEventListener('abort', onAbort, { once: true })
+  })
+  await Promise.race([Promise.all(loops), aborted])
+  plan.signal?.removeEventListener('abort', onAbort!)
+  stopped = true
+  const elapsedMs = performance.now() - t0
+  // Interrupted: requests in flight are cut with their connections and their loops end unseen.
   for (const h of allHolders) release(h)
-  return { samples, connections, retriedUnprocessed, elapsedMs: performance.now() - t0 }
+  return { samples, connections, retriedUnprocessed, elapsedMs, interrupted }
 }

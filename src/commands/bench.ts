@@ -191,6 +191,18 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   let done = 0
   let failed = 0
   const started = performance.now()
+  // Ctrl-C ends the run with a summary of what finished, as oha does; a second one quits at once
+  // (the default action: killed by SIGINT).
+  const interrupt = new AbortController()
+  const onInterrupt = () => {
+    if (!interrupt.signal.aborted) {
+      interrupt.abort()
+      io.err('\ninterrupted: the summary counts the requests that finished (Ctrl-C again to quit at once)\n')
+      return
+    }
+    process.off('SIGINT', onInterrupt)
+    process.kill(process.pid, 'SIGINT')
+  }
   const progress =
     io.stderrIsTTY && !opts.json
       ? setInterval(() => {
@@ -208,6 +220,7 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
     streams,
     ratePerS: rate,
     keepAlive,
+    signal: interrupt.signal,
     onSample: (s: Sample) => {
       done++
       if (sampleFailed(s)) failed++
@@ -215,9 +228,11 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
     },
   }
   let result
+  process.on('SIGINT', onInterrupt)
   try {
     result = await runBench(plan)
   } finally {
+    process.off('SIGINT', onInterrupt)
     if (progress) {
       clearInterval(progress)
       if (performance.now() - started >= 1000) io.err('\r\u001b[K')
@@ -243,7 +258,8 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   })
 
   if (opts.json) {
-    const doc = rb ? { schema: SCHEMA, a: ra, b: rb, comparison: cmp } : { schema: SCHEMA, ...ra, ...(base ? { baseline: base } : {}) }
+    const stopped = result.interrupted ? { interrupted: true } : {}
+    const doc = rb ? { schema: SCHEMA, ...stopped, a: ra, b: rb, comparison: cmp } : { schema: SCHEMA, ...stopped, ...ra, ...(base ? { baseline: base } : {}) }
     io.out(`${JSON.stringify(slo.length ? { ...doc, slo: sloResults.map((r) => ({ objective: r.objective.text, actual_ms: r.actualMs, ...(r.baselineMs !== undefined ? { baseline_ms: r.baselineMs } : {}), ok: r.ok })) } : doc, null, 2)}\n`)
   } else if (rb) {
     io.out(`${renderComparison(ra, rb, cmp!, c)}\n`)
@@ -264,6 +280,7 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
     writeHtmlReport(file, { a: ra, aSamples: a, b: rb, bSamples: b, comparison: cmp, baseline: baseline && base ? { report: baseline, comparison: base } : undefined, elapsedMs: result.elapsedMs })
     if (!opts.json) io.err(`HTML report: ${file}\n`)
   }
+  if (result.interrupted) return ExitCode.INTERRUPTED
   if (ra.requests > 0 && ra.errors === ra.requests) throw new ProxyError('E_BENCH', `every request to ${url} failed (${Object.keys(ra.errors_by_kind).join(', ')})`)
   if (rb && rb.requests > 0 && rb.errors === rb.requests) throw new ProxyError('E_BENCH', `every request to ${String(opts.vs)} failed (${Object.keys(rb.errors_by_kind).join(', ')})`)
   if (sloResults.some((r) => !r.ok)) {

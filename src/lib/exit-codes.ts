@@ -18,5 +18,7 @@ export const ExitCode = {
   CHECK_UNRESOLVED: 6,
   /** demo: the proxy was not faster, or a request failed during the address rotation. */
   DEMO_FAILED: 7,
+  /** bench: stopped by Ctrl-C (SIGINT); the summary of what finished was printed (128 + SIGINT). */
+  INTERRUPTED: 130,
 } as const
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]

@@ -283,6 +283,29 @@ describe('what bench sends and counts', () => {
     expect(r.json.duration_ms).toBeLessThan(2000)
   })
 
+  test('Ctrl-C (SIGINT) ends a run with the summary of what finished, exit 130; the requests counted reached the origin', async () => {
+    let served = 0
+    const s = h.origin({
+      fetch: () => {
+        served++
+        return new Response('ok')
+      },
+    })
+    const p = Bun.spawn(['bun', join(import.meta.dir, '../../src/main.ts'), 'bench', `http://127.0.0.1:${s.port}/`, '-d', '60s', '-c', '2', '--json'], { stdout: 'pipe', stderr: 'pipe', timeout: 30_000 })
+    for (let i = 0; i < 200 && served < 20; i++) await Bun.sleep(25)
+    const sentAt = performance.now()
+    p.kill('SIGINT')
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited])
+    expect(code).toBe(ExitCode.INTERRUPTED)
+    expect(performance.now() - sentAt).toBeLessThan(20_000) // not the 60 s asked for
+    expect(err).toContain('interrupted')
+    const doc = JSON.parse(out)
+    expect(doc.interrupted).toBe(true)
+    expect(doc.requests).toBeGreaterThanOrEqual(20)
+    expect(doc.errors).toBe(0)
+    expect(doc.requests).toBeLessThanOrEqual(served)
+  })
+
   test.each([
     ['-d 0', ['-d', '0'], '-d/--duration'],
     ['--timeout 0', ['--timeout', '0s'], '--timeout'],
