@@ -5,7 +5,6 @@
  * closes. It serves admin a read-only view (observe/view.ts). The request path itself is
  * handler.ts; the client side is downstream/; the origin side is upstream/.
  */
-import { readFileSync } from 'node:fs'
 import type { ResolvedConfig, ResolvedUpstream } from '../config/schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
 import { ProxyError } from '../lib/errors.ts'
@@ -14,8 +13,9 @@ import type { LogFn } from '../lib/logger.ts'
 import { hostPort } from '../lib/net.ts'
 import { isBun } from '../runtime/detect.ts'
 import type { Listener } from '../runtime/listener.ts'
+import { loadTlsPair, readPem, type TlsPair } from '../runtime/tls-files.ts'
 import { Admission } from './downstream/admission.ts'
-import { listenHttp1 } from './downstream/http1-listener.ts'
+import { listenHttp1, type Http1Listener, type Http1Settings } from './downstream/http1-listener.ts'
 import { listenRuntimeFront } from './downstream/runtime-front.ts'
 import { ProxyHandler, type HandlerHooks } from './handler.ts'
 import type { ProxyView, UpstreamView } from './observe/view.ts'
@@ -52,7 +52,9 @@ interface Generation {
 }
 
 export class ProxyServer implements ProxyView {
-  private server: Listener | undefined
+  private server: (Listener & Partial<Pick<Http1Listener, 'update'>>) | undefined
+  /** The certificate and key the listener was opened with (a reload compares the files' contents). */
+  private serverTls: TlsPair | undefined
   private gen: Generation
   private started = false
   private readonly admission: Admission
@@ -146,7 +148,9 @@ export class ProxyServer implements ProxyView {
   start(): this {
     this.startParts(this.gen.upstreams.values())
     try {
-      this.server = this.openListener(this.gen.config)
+      const tls = listenerTls(this.gen.config)
+      this.server = this.openListener(this.gen.config, tls)
+      this.serverTls = tls
     } catch (err) {
       for (const p of this.gen.upstreams.values()) this.closeParts(p)
       throw err
@@ -155,9 +159,8 @@ export class ProxyServer implements ProxyView {
     return this
   }
 
-  private openListener(config: ResolvedConfig): Listener {
+  private openListener(config: ResolvedConfig, tls: TlsPair | undefined): Listener {
     const cfg = config.server
-    const tls = cfg.tlsCertFile && cfg.tlsKeyFile ? { cert: readPem(cfg.tlsCertFile, 'server.tls_cert'), key: readPem(cfg.tlsKeyFile, 'server.tls_key') } : undefined
     const reusePort = this.opts.reusePort ?? false
     const onError = (err: unknown) => this.opts.log?.('error', 'listener error', { error: String(err) })
     try {
@@ -172,13 +175,8 @@ export class ProxyServer implements ProxyView {
         port: cfg.listen.port,
         tls,
         dynamicTls: this.opts.dynamicTls,
-        http2: cfg.http2 ? { maxConcurrentStreams: cfg.http2MaxConcurrentStreams, maxHeaderListBytes: cfg.maxHeaderBytes, idleTimeoutMs: cfg.keepaliveTimeoutMs, headTimeoutMs: cfg.clientHeaderTimeoutMs } : undefined,
         reusePort,
-        maxHeaderBytes: cfg.maxHeaderBytes,
-        headerTimeoutMs: cfg.clientHeaderTimeoutMs,
-        keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
-        bodyTimeoutMs: cfg.clientBodyTimeoutMs,
-        maxConnections: cfg.maxConnections,
+        ...http1Settings(config),
         // The connection's own client record: nothing made per request.
         handle: (req, client, sink) => this.gen.handler.serve(req, client, sink),
         upgrade: (req, upgrade, client, conn, early) => this.gen.handler.upgrade(req, upgrade, { ip: client.ip, tls: clientTls, protocol: client.protocol }, conn, early),
@@ -197,22 +195,26 @@ export class ProxyServer implements ProxyView {
 
   /**
    * Applies a new config atomically: new requests use it at once; requests and tunnels in flight
-   * finish on what they started with. A changed listen address or TLS files open a new listener
-   * first, then the old one drains. Throws (and changes nothing) if the new listener cannot be
-   * opened.
+   * finish on what they started with. Limits and timeouts change on the open listener (the own
+   * one) in place. A new listen address, certificate (the files' contents: a renewed pair at the
+   * same paths counts), or HTTP/2 on or off opens a new listener first, then the old one drains;
+   * on the same address without SO_REUSEPORT the old one must let go of the port first, and if
+   * the new one then cannot open, the old config's is opened again. The certificate pair is
+   * checked before anything is touched. Throws (and changes nothing) on failure.
    */
   async reload(next: ResolvedConfig): Promise<void> {
     const prev = this.gen
-    const listenerChanged = listenerKey(prev.config) !== listenerKey(next)
     let newListener: Listener | undefined
+    let nextTls = this.serverTls
     let gen: Generation | undefined
     try {
       gen = this.build(next, prev.upstreams)
-      if (listenerChanged && this.started) {
-        // Same address (a TLS or limit change): the old one must let go of the port first.
-        const sameAddress = JSON.stringify(prev.config.server.listen) === JSON.stringify(next.server.listen)
-        if (sameAddress && !this.opts.reusePort) void this.server?.stop(false)
-        newListener = this.openListener(next)
+      if (this.started) {
+        nextTls = listenerTls(next)
+        const inPlace = this.server?.update !== undefined && next.server.listener === prev.config.server.listener
+        if (socketKey(prev.config, this.serverTls) !== socketKey(next, nextTls) || (!inPlace && settingsKey(prev.config) !== settingsKey(next))) {
+          newListener = this.reopen(prev.config, next, nextTls)
+        }
       }
     } catch (err) {
       // Roll back: keep serving the previous generation; close what was built for the new one.
@@ -228,7 +230,29 @@ export class ProxyServer implements ProxyView {
     if (newListener) {
       const old = this.server
       this.server = newListener
-      void old?.stop(false)
+      this.serverTls = nextTls
+      if (old !== newListener) void old?.stop(false)
+    } else if (this.server?.update && settingsKey(prev.config) !== settingsKey(next)) {
+      this.server.update(http1Settings(next))
+    }
+  }
+
+  /** Opens the listener for `next`; see reload for the order. Returns the new listener (or the old config's, reopened, never: that throws). */
+  private reopen(prev: ResolvedConfig, next: ResolvedConfig, nextTls: TlsPair | undefined): Listener {
+    const sameAddress = JSON.stringify(prev.server.listen) === JSON.stringify(next.server.listen)
+    if (!sameAddress || this.opts.reusePort) return this.openListener(next, nextTls)
+    const old = this.server
+    void old?.stop(false)
+    try {
+      return this.openListener(next, nextTls)
+    } catch (err) {
+      try {
+        this.server = this.openListener(prev, this.serverTls)
+      } catch (again) {
+        this.opts.log?.('error', 'the previous listener could not be opened again; nothing listens until a reload succeeds', { error: String(again) })
+        this.server = undefined
+      }
+      throw err
     }
   }
 
@@ -301,16 +325,32 @@ export class ProxyServer implements ProxyView {
   }
 }
 
-/** The settings a listener is opened with: when any changes, a reload opens a new listener. */
-function listenerKey(config: ResolvedConfig): string {
+/** What only a new listener socket can change: the address, the certificate pair, and whether h2 is offered by ALPN. */
+function socketKey(config: ResolvedConfig, tls: TlsPair | undefined): string {
   const s = config.server
-  return JSON.stringify([s.listener, s.listen, s.tlsCertFile, s.tlsKeyFile, s.keepaliveTimeoutMs, s.maxBodyBytes, s.clientHeaderTimeoutMs, s.clientBodyTimeoutMs, s.maxConnections, s.maxHeaderBytes, s.http2, s.http2MaxConcurrentStreams])
+  return JSON.stringify([s.listener, s.listen, tls?.cert, tls?.key, s.http2])
 }
 
-function readPem(path: string, key: string): string {
-  try {
-    return readFileSync(path, 'utf8')
-  } catch (err) {
-    throw new ProxyError('E_TLS_FILES', `${key}: cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? err}; check the path and permissions`, { cause: err })
+/** What the own listener takes in place (http1Settings), and the runtime front only with a new listener. */
+function settingsKey(config: ResolvedConfig): string {
+  const s = config.server
+  return JSON.stringify([s.keepaliveTimeoutMs, s.maxBodyBytes, s.clientHeaderTimeoutMs, s.clientBodyTimeoutMs, s.maxConnections, s.maxHeaderBytes, s.http2MaxConcurrentStreams])
+}
+
+function http1Settings(config: ResolvedConfig): Http1Settings {
+  const cfg = config.server
+  return {
+    http2: cfg.http2 ? { maxConcurrentStreams: cfg.http2MaxConcurrentStreams, maxHeaderListBytes: cfg.maxHeaderBytes, idleTimeoutMs: cfg.keepaliveTimeoutMs, headTimeoutMs: cfg.clientHeaderTimeoutMs } : undefined,
+    maxHeaderBytes: cfg.maxHeaderBytes,
+    headerTimeoutMs: cfg.clientHeaderTimeoutMs,
+    keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
+    bodyTimeoutMs: cfg.clientBodyTimeoutMs,
+    maxConnections: cfg.maxConnections,
   }
+}
+
+/** The configured certificate pair, read and checked (runtime/tls-files.ts); undefined without TLS files. */
+function listenerTls(config: ResolvedConfig): TlsPair | undefined {
+  const s = config.server
+  return s.tlsCertFile && s.tlsKeyFile ? loadTlsPair(s.tlsCertFile, s.tlsKeyFile) : undefined
 }

@@ -33,6 +33,9 @@ export interface Http1ListenOptions extends ConnectionOptions {
   maxConnections: number
 }
 
+/** What a reload changes on an open listener in place: no new socket, so nothing in the accept queue is lost. */
+export type Http1Settings = Pick<Http1ListenOptions, 'maxHeaderBytes' | 'headerTimeoutMs' | 'keepaliveTimeoutMs' | 'bodyTimeoutMs' | 'maxConnections' | 'http2'>
+
 export interface Http1Listener {
   readonly hostname: string
   readonly port: number
@@ -40,6 +43,8 @@ export interface Http1Listener {
   readonly connections: number
   /** Connections handed over to an upgrade tunnel and still open. */
   readonly tunnels: number
+  /** New limits and timeouts, read by each connection at its next use of them (HTTP/2 ones by new connections). */
+  update(settings: Http1Settings): void
   stop(force: boolean): Promise<void>
 }
 
@@ -50,7 +55,7 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const conns = new Set<DownstreamConnection>()
   /** TLS connections over max_connections, answered 503 once their handshake says in which protocol. */
   const refusing = new Set<DownstreamConnection>()
-  const overCap = `too many client connections (max_connections=${opts.maxConnections}); retry shortly`
+  const overCap = () => `too many client connections (max_connections=${opts.maxConnections}); retry shortly`
   let pending = 0
   let stopping = false
   const stopWaiters: (() => void)[] = []
@@ -72,6 +77,7 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       if (stopping && conns.size === 0) for (const w of stopWaiters.splice(0)) w()
     },
   }
+  // Whether h2 is offered is fixed with the socket (its ALPN list); its limits may change (update).
   const h2 = opts.http2 !== undefined && (opts.tls !== undefined || opts.dynamicTls !== undefined)
   const handlers: SocketHandler<DownstreamConnection> = {
     binaryType: 'buffer',
@@ -83,7 +89,7 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
         // chose by ALPN (an HTTP/2 client cannot read an HTTP/1.1 503). Until then the head
         // deadline (client_header_timeout, from accept) bounds it; past a cap's worth of them
         // waiting, a newcomer is cut at once.
-        if (!shared.tls) return c.refuse('TOO_MANY_CONNECTIONS', overCap)
+        if (!shared.tls) return c.refuse('TOO_MANY_CONNECTIONS', overCap())
         if (refusing.size >= Math.max(64, opts.maxConnections)) return void sock.terminate()
         refusing.add(c)
         return
@@ -97,10 +103,10 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       if (!c || c.isClosed) return
       const wantsH2 = h2 && (sock as { alpnProtocol?: string | false | null }).alpnProtocol === 'h2'
       if (refusing.has(c)) {
-        if (!wantsH2) return (c as ClientConnection).refuse('TOO_MANY_CONNECTIONS', overCap)
+        if (!wantsH2) return (c as ClientConnection).refuse('TOO_MANY_CONNECTIONS', overCap())
         // Each stream it opens is answered 503, then GOAWAY (h2-client.ts).
         refusing.delete(c)
-        const h2c = new H2Client(sock, shared, opts.http2!, ['TOO_MANY_CONNECTIONS', overCap])
+        const h2c = new H2Client(sock, shared, opts.http2!, ['TOO_MANY_CONNECTIONS', overCap()])
         sock.data = h2c
         refusing.add(h2c)
         return
@@ -164,6 +170,10 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       let n = 0
       for (const c of conns) if (c.isTunnel) n++
       return n
+    },
+    update(settings) {
+      // `opts` is the connections' shared.opts: they read these values where they use them.
+      Object.assign(opts, settings)
     },
     stop(force) {
       if (!stopping) {

@@ -1,0 +1,49 @@
+/**
+ * The listener's certificate and key, read from their files and checked before use: each is
+ * PEM the runtime can parse, and the key is the certificate's. A listener opened with a bad pair
+ * fails only inside the runtime's TLS setup, after the old listener may already be gone (a
+ * reload); checked here first, a bad pair changes nothing and the error names the file to fix.
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { ProxyError } from '../lib/errors.ts'
+
+export interface TlsPair {
+  cert: string
+  key: string
+}
+
+/** Reads and checks the pair (config keys named in errors: server.tls_cert, server.tls_key). Throws E_TLS_FILES. */
+export function loadTlsPair(certFile: string, keyFile: string): TlsPair {
+  const cert = readPem(certFile, 'server.tls_cert')
+  const key = readPem(keyFile, 'server.tls_key')
+  let leaf: X509Certificate
+  try {
+    leaf = new X509Certificate(cert)
+  } catch (err) {
+    throw new ProxyError('E_TLS_FILES', `server.tls_cert: "${certFile}" holds no certificate the TLS library can read (${errText(err)}); give a PEM certificate chain, leaf first`, { cause: err })
+  }
+  let privateKey: ReturnType<typeof createPrivateKey>
+  try {
+    privateKey = createPrivateKey(key)
+  } catch (err) {
+    throw new ProxyError('E_TLS_FILES', `server.tls_key: "${keyFile}" holds no private key the TLS library can read (${errText(err)}); give an unencrypted PEM key`, { cause: err })
+  }
+  if (!leaf.checkPrivateKey(privateKey)) {
+    throw new ProxyError('E_TLS_FILES', `server.tls_key: "${keyFile}" is not the key of the certificate in "${certFile}" (subject ${leaf.subject.replace(/\n/g, ', ')}); give the pair that belongs together`)
+  }
+  return { cert, key }
+}
+
+/** A PEM file's text; E_TLS_FILES naming the config key when it cannot be read. */
+export function readPem(path: string, key: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new ProxyError('E_TLS_FILES', `${key}: cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? err}; check the path and permissions`, { cause: err })
+  }
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}

@@ -1,0 +1,116 @@
+/**
+ * A reload and the client listener (proxy/server.ts reload): limits and timeouts change on the
+ * open listener, so a kept-alive connection from before is still served; a certificate renewed
+ * at the same paths is served to new connections; a certificate pair that is not one (garbage,
+ * or a key of another certificate) is refused before the listener is touched, which goes on
+ * serving. Real sockets on loopback; the reload is ProxyServer.reload with a resolved config, as
+ * SIGHUP calls it.
+ */
+import { afterEach, expect, test } from 'bun:test'
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import tls from 'node:tls'
+import { makeCerts } from '../support/certs.ts'
+import { Harness, waitFor } from '../support/harness.ts'
+
+const h = new Harness()
+afterEach(() => h.closeAll())
+
+/** One TLS connection: the served certificate's subjectAltName and the answer to one request. */
+function tlsAsk(port: number, ca: string[]): Promise<{ san: string; answer: string }> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ca, servername: 'proxy.test', ALPNProtocols: ['http/1.1'] })
+    let answer = ''
+    let san = ''
+    const timer = setTimeout(() => (s.destroy(), reject(new Error('no answer'))), 5000)
+    s.once('secureConnect', () => {
+      san = String(s.getPeerCertificate().subjectaltname)
+      s.write('GET / HTTP/1.1\r\nHost: proxy.test\r\nConnection: close\r\n\r\n')
+    })
+    s.on('data', (d) => (answer += d.toString('latin1')))
+    s.on('error', (e) => (clearTimeout(timer), reject(e)))
+    s.on('close', () => {
+      clearTimeout(timer)
+      resolve({ san, answer })
+    })
+  })
+}
+
+/** A port free on loopback now, so that the config names it and a reload keeps the same address. */
+async function freePort(): Promise<number> {
+  const s = net.createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
+  const port = (s.address() as net.AddressInfo).port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
+
+test('a reload that changes limits and timeouts keeps the listener: a kept-alive connection from before is served after', async () => {
+  const origin = h.origin({ fetch: () => new Response('hello') })
+  const listen = `127.0.0.1:${await freePort()}`
+  const flags = { upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listen } }
+  const { proxy } = h.proxy(flags)
+  const port = proxy.port
+  const sock = net.connect(port, '127.0.0.1')
+  h.track(() => void sock.destroy())
+  let got = ''
+  sock.on('data', (d) => (got += d.toString('latin1')))
+  sock.write('GET /1 HTTP/1.1\r\nHost: a\r\n\r\n')
+  expect(await waitFor(() => got.endsWith('hello'))).toBe(true)
+
+  await proxy.reload(h.config({ ...flags, server: { listen, keepalive_timeout: '30s', client_header_timeout: '5s', max_connections: 50 } }))
+  expect(proxy.port).toBe(port)
+  got = ''
+  sock.write('GET /2 HTTP/1.1\r\nHost: a\r\n\r\n')
+  expect(await waitFor(() => got.endsWith('hello'))).toBe(true)
+  expect(got).toStartWith('HTTP/1.1 200 ')
+
+  // The new cap is in force on the same listener.
+  await proxy.reload(h.config({ ...flags, server: { listen, max_connections: 1 } }))
+  const second = net.connect(port, '127.0.0.1')
+  h.track(() => void second.destroy())
+  let refused = ''
+  second.on('data', (d) => (refused += d.toString('latin1')))
+  expect(await waitFor(() => refused.includes('\r\n\r\n'))).toBe(true)
+  expect(refused).toStartWith('HTTP/1.1 503 ')
+})
+
+test('TLS: a pair renewed at the same paths is served after a reload; a bad pair is refused and the listener goes on serving', async () => {
+  const origin = h.origin({ fetch: () => new Response('hello') })
+  const first = makeCerts(['proxy.test'], ['127.0.0.1'])
+  const second = makeCerts(['proxy.test', 'renewed.test'], ['127.0.0.1'])
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-reload-tls-'))
+  const certFile = join(dir, 'cert.pem')
+  const keyFile = join(dir, 'key.pem')
+  copyFileSync(first.certFile, certFile)
+  copyFileSync(first.keyFile, keyFile)
+  const flags = { upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listen: `127.0.0.1:${await freePort()}`, tls_cert: certFile, tls_key: keyFile } }
+  const { proxy } = h.proxy(flags)
+  const cas = [first.ca, second.ca]
+  const before = await tlsAsk(proxy.port, cas)
+  expect(before.answer).toStartWith('HTTP/1.1 200 ')
+  expect(before.san).not.toContain('renewed.test')
+
+  // Garbage in the certificate file: refused, naming the key; the old pair is still served.
+  writeFileSync(certFile, 'garbage\n')
+  await expect(proxy.reload(h.config(flags))).rejects.toThrow(/server\.tls_cert/)
+  expect((await tlsAsk(proxy.port, cas)).answer).toStartWith('HTTP/1.1 200 ')
+
+  // A key that is not the certificate's: refused too.
+  copyFileSync(second.certFile, certFile)
+  await expect(proxy.reload(h.config(flags))).rejects.toThrow(/not the key of the certificate/)
+  const still = await tlsAsk(proxy.port, cas)
+  expect(still.answer).toStartWith('HTTP/1.1 200 ')
+  expect(still.san).not.toContain('renewed.test')
+
+  // The renewed pair, whole: served from the next connection on, on the same port.
+  copyFileSync(second.keyFile, keyFile)
+  const port = proxy.port
+  await proxy.reload(h.config(flags))
+  expect(proxy.port).toBe(port)
+  const after = await tlsAsk(proxy.port, cas)
+  expect(after.answer).toStartWith('HTTP/1.1 200 ')
+  expect(after.san).toContain('renewed.test')
+})
