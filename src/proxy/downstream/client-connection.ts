@@ -28,12 +28,9 @@ const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n')
 const INLINE_BODY_BYTES = 64 * 1024
 
 const enum Phase {
-  /** Waiting for (or reading) a request head. */
-  Head,
-  /** A request is being served. */
-  Busy,
-  /** Handed over to an upgrade tunnel. */
-  Tunnel,
+  Head, // waiting for (or reading) a request head
+  Busy, // a request is being served
+  Tunnel, // handed over to an upgrade tunnel
   Closed,
 }
 
@@ -381,15 +378,9 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     // The client half-closed; Bun closes the socket once this returns: what is held goes out now.
     this.writer.sendBatch()
     if (this.phase === Phase.Tunnel) return this.tunnel?.handlers.close(undefined)
-    if (this.phase === Phase.Head) this.endGracefully()
-    else this.closeAfter = true
-  }
-
-  /**
-   * The client closed its side with nothing in progress: a FIN back (over TLS a close_notify
-   * first), as nginx does, not a reset, which could cost the client what it has not read yet.
-   */
-  private endGracefully(): void {
+    if (this.phase !== Phase.Head) return void (this.closeAfter = true)
+    // Nothing in progress: a FIN back (over TLS a close_notify first), as nginx closes; a reset
+    // could cost the client what it has not read yet.
     this.writer.endWhenFlushed()
     this.onClose(undefined)
   }
@@ -419,7 +410,6 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   get isClosed(): boolean {
     return this.phase === Phase.Closed
   }
-
   get isTunnel(): boolean {
     return this.phase === Phase.Tunnel
   }
