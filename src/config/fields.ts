@@ -61,7 +61,7 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'insecure', prop: 'insecure', kind: { type: 'bool' }, default: false, doc: "Skip verifying the upstream's certificate. For testing only." },
   dp('connect_timeout', 'connectTimeoutMs', '5s', 'Time to open a TCP (and TLS) connection to one upstream address.'),
   dp('header_timeout', 'headerTimeoutMs', '60s', 'Time from sending the request to receiving the response head (504 beyond). While a streamed request body is still coming and no response has begun, also the longest silence of the client between its pieces (408 beyond).'),
-  d('idle_timeout', 'idleTimeoutMs', '5m', 'Longest silence while streaming a response body before the exchange is aborted. 0 means none.'),
+  d('idle_timeout', 'idleTimeoutMs', '5m', 'Longest silence while streaming a response body before the exchange is aborted, and longest silence both ways in an upgrade tunnel (WebSocket) before it is closed. 0 means none.'),
   { key: 'resolvers', prop: 'resolvers', kind: { type: 'list' }, default: [], doc: 'DNS servers as ip[:port]. Default: the system configuration (/etc/resolv.conf, /etc/hosts).' },
   { key: 'family', prop: 'family', kind: { type: 'enum', values: ['auto', 'ipv4', 'ipv6'] }, default: 'auto', doc: 'Address families to use: ipv4, ipv6, or auto (both, IPv4 first).' },
   dp('resolve_interval', 'resolveIntervalMs', '30s', 'Re-resolve interval for answers without a TTL (hosts file, IP literal).'),

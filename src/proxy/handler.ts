@@ -143,6 +143,7 @@ export class ProxyHandler {
       upgrade,
       requestId: flight.requestId,
       openTimeoutMs: u.connectTimeoutMs + u.headerTimeoutMs,
+      idleTimeoutMs: u.idleTimeoutMs,
       // One access record per upgrade, when it is over (as nginx logs a WebSocket: 101, with its bytes).
       onEnd: (end) => {
         record.status = end.status

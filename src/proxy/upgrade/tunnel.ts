@@ -11,6 +11,7 @@ import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeClosingResponse } from '../../http1/response-encode.ts'
 import { parseResponseHeadBytes, type ResponseHead } from '../../http1/response-head.ts'
+import { monoNow } from '../../lib/clock.ts'
 import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
 import { runAttempts } from '../attempts.ts'
 import { failureBody, failureHeaders, RequestFailure, statusFor } from '../errors.ts'
@@ -28,6 +29,8 @@ export interface TunnelContext {
   requestId: string
   /** Connect plus response-head time allowed per attempt. */
   openTimeoutMs: number
+  /** An open tunnel with no byte either way for this long is closed (the upstream's idle_timeout); 0: never. */
+  idleTimeoutMs: number
   /** Called once when the upgrade is over: the tunnel closed, the refusal was relayed, or it failed. */
   onEnd?: (end: TunnelEnd) => void
 }
@@ -48,6 +51,8 @@ export interface TunnelEnd {
 }
 
 const MAX_HEAD_BYTES = 64 * 1024
+/** Interim (1xx) answers relayed before the final one; more is a misbehaving upstream. */
+const MAX_INTERIM_HEADS = 16
 /** Client bytes held while the upstream has not answered the upgrade yet. */
 const MAX_HELD_BYTES = 64 * 1024
 
@@ -98,7 +103,7 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
         throw gone()
       }
       try {
-        return { upstream, ...(await readHead(upstream, head, ctx.method, ctx.openTimeoutMs)) }
+        return { upstream, ...(await readHead(upstream, head, ctx.method, ctx.openTimeoutMs, (interim) => client.write(interim))) }
       } catch (err) {
         upstream.destroy()
         throw err
@@ -131,7 +136,7 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
       counts.bytesIn += c.byteLength
       upstream.write(c)
     }
-    pipeBoth(client, upstream, counts, finish)
+    pipeBoth(client, upstream, counts, ctx.idleTimeoutMs, (idled) => end({ status: 101, ...counts, upstreamAddr: lastAddr, retries: outcome.retries, ...(idled ? { error: 'IDLE_TIMEOUT' } : {}) }))
     client.resume()
     return
   }
@@ -162,8 +167,12 @@ function refusalHead(head: ResponseHead, raw: Buffer, requestId: string): Buffer
   return Buffer.from(`${out}x-request-id: ${requestId}\r\nconnection: close\r\n\r\n`, 'latin1')
 }
 
-/** Sends the request head and reads the upstream's response head, within `timeoutMs`. */
-function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs: number): Promise<Omit<Answer, 'upstream'>> {
+/**
+ * Sends the request head and reads the upstream's final response head, within `timeoutMs`.
+ * Interim heads before it (a 100 Continue, a 103) go to the client as they came (RFC 9110 §15.2:
+ * a proxy forwards 1xx answers and waits on; §7.8: a server may send 100 before its 101).
+ */
+function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs: number, onInterim: (head: Buffer) => void): Promise<Omit<Answer, 'upstream'>> {
   return new Promise((resolve, reject) => {
     const reader = new HeadReader()
     let settled = false
@@ -180,17 +189,23 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
     upstream.handlers = {
       data(chunk) {
         reader.append(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-        const end = reader.findEnd()
-        if (end < 0) {
-          if (reader.size > MAX_HEAD_BYTES) settle(failure('BAD_RESPONSE', 'upstream response head too large'))
-          return
-        }
-        const buf = reader.bytes
-        try {
-          const head = parseResponseHeadBytes(buf, end, method)
-          settle({ head, raw: buf.subarray(0, end + 4), rest: buf.subarray(end + 4) })
-        } catch (err) {
-          settle(failure('BAD_RESPONSE', `upstream sent an invalid response: ${(err as Error).message}`))
+        for (let interims = 0; !settled; interims++) {
+          const end = reader.findEnd()
+          if (end < 0) {
+            if (reader.size > MAX_HEAD_BYTES) settle(failure('BAD_RESPONSE', 'upstream response head too large'))
+            return
+          }
+          const buf = reader.bytes
+          let head: ResponseHead
+          try {
+            head = parseResponseHeadBytes(buf, end, method)
+          } catch (err) {
+            return settle(failure('BAD_RESPONSE', `upstream sent an invalid response: ${(err as Error).message}`))
+          }
+          if (head.status >= 200 || head.status === 101) return settle({ head, raw: buf.subarray(0, end + 4), rest: buf.subarray(end + 4) })
+          if (interims >= MAX_INTERIM_HEADS) return settle(failure('BAD_RESPONSE', `upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers`))
+          onInterim(Buffer.from(buf.subarray(0, end + 4)))
+          reader.consume(end + 4)
         }
       },
       drain() {},
@@ -206,22 +221,70 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
 /**
  * Joins the client and the upstream into a byte tunnel: each side's data goes to the other, a
  * full side pauses its source until it drains, and a close ends the other side (then `onClose`).
+ * With `idleMs`, no byte either way for that long closes both (`onClose(true)`), as HAProxy's
+ * `timeout tunnel` does: a peer that vanished without a FIN does not hold two sockets forever.
  */
-function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytesOut: number }, onClose: () => void): void {
+function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytesOut: number }, idleMs: number, onClose: (idled: boolean) => void): void {
+  let idled = false
+  const watch: IdleWatch = {
+    lastActiveAt: monoNow(),
+    idleMs,
+    expire() {
+      idled = true
+      client.destroy()
+      upstream.destroy()
+    },
+  }
+  const unwatch = idleMs > 0 ? watchIdle(watch) : () => {}
+  let closed = false
   // Handlers of `from`: its data goes to `to`; its drain (its own queue sent) lets `to` read again.
   const relay = (from: Conn, to: Conn, count: (n: number) => void): ConnHandlers => ({
     data: (c) => {
       count(c.byteLength)
+      watch.lastActiveAt = monoNow()
       if (!to.write(c)) from.pause()
     },
     drain: () => to.resume(),
     close: () => {
       to.end()
-      onClose()
+      if (closed) return
+      closed = true
+      unwatch()
+      onClose(idled)
     },
   })
   client.handlers = relay(client, upstream, (n) => (counts.bytesIn += n))
   upstream.handlers = relay(upstream, client, (n) => (counts.bytesOut += n))
+}
+
+/** An open tunnel's idle limit, checked by one sweep for all tunnels. */
+interface IdleWatch {
+  lastActiveAt: number
+  readonly idleMs: number
+  expire(): void
+}
+
+const TUNNEL_SWEEP_MS = 1000
+const watched = new Set<IdleWatch>()
+let sweepTimer: ReturnType<typeof setInterval> | undefined
+
+/** Watches `w` until the returned function is called; the sweep timer runs only while something is watched. */
+function watchIdle(w: IdleWatch): () => void {
+  watched.add(w)
+  if (sweepTimer === undefined) {
+    sweepTimer = setInterval(() => {
+      const now = monoNow()
+      for (const x of watched) if (now - x.lastActiveAt >= x.idleMs) x.expire()
+    }, TUNNEL_SWEEP_MS)
+    ;(sweepTimer as { unref?: () => void }).unref?.()
+  }
+  return () => {
+    watched.delete(w)
+    if (watched.size === 0 && sweepTimer !== undefined) {
+      clearInterval(sweepTimer)
+      sweepTimer = undefined
+    }
+  }
 }
 
 /** Relays a non-101 answer (its head, then its body by its framing) and closes both sides. */

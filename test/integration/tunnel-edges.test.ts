@@ -1,0 +1,86 @@
+/**
+ * Upgrade tunnels at their edges (proxy/upgrade/tunnel.ts): an interim answer before the 101 is
+ * relayed and the upgrade goes on (RFC 9110 §7.8, §15.2); an open tunnel with no byte either way
+ * for the upstream's idle_timeout is closed and logged IDLE_TIMEOUT, while one with traffic stays
+ * open. Raw sockets on loopback.
+ */
+import { afterEach, expect, test } from 'bun:test'
+import { connect, type Socket } from 'node:net'
+import { Harness, waitFor } from '../support/harness.ts'
+
+const h = new Harness()
+afterEach(() => h.closeAll())
+
+function rawClient(port: number): { s: Socket; got: () => string; closed: () => boolean } {
+  const s = connect(port, '127.0.0.1')
+  let got = ''
+  let closed = false
+  s.on('data', (d) => (got += d.toString('latin1')))
+  s.on('close', () => (closed = true))
+  s.on('error', () => {})
+  h.track(() => void s.destroy())
+  return { s, got: () => got, closed: () => closed }
+}
+
+/** An origin on raw sockets: `answer` writes its answer to the upgrade request; then it echoes. */
+function upgradingOrigin(answer: (write: (text: string) => void) => void): number {
+  const origin = Bun.listen<{ switched: boolean }>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open(s) {
+        s.data = { switched: false }
+      },
+      data(s, d) {
+        if (s.data.switched) return void s.write(`echo:${Buffer.from(d).toString()};`)
+        s.data.switched = true
+        answer((text) => s.write(text))
+      },
+    },
+  })
+  h.track(() => origin.stop(true))
+  return origin.port
+}
+
+const UPGRADE = 'GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n'
+const SWITCHED = 'HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n'
+
+test('a 100 Continue before the 101 reaches the client first, and the tunnel opens', async () => {
+  const port = upgradingOrigin((write) => {
+    write('HTTP/1.1 100 Continue\r\n\r\n')
+    setTimeout(() => write(SWITCHED), 50)
+  })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` } })
+  const c = rawClient(proxy.port)
+  c.s.write(UPGRADE)
+  expect(await waitFor(() => c.got().includes('HTTP/1.1 101 '), 3000)).toBe(true)
+  expect(c.got()).toStartWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 ')
+  c.s.write('one')
+  expect(await waitFor(() => c.got().endsWith('echo:one;'), 3000)).toBe(true)
+  c.s.end()
+  expect(await waitFor(() => h.records.some((r) => r.path === '/t'), 3000)).toBe(true)
+  expect(h.records.find((r) => r.path === '/t')!.status).toBe(101)
+})
+
+test('a tunnel silent both ways for idle_timeout is closed and logged IDLE_TIMEOUT; one with traffic stays open', async () => {
+  const port = upgradingOrigin((write) => write(SWITCHED))
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}`, idle_timeout: '1s' } })
+  const silent = rawClient(proxy.port)
+  const busy = rawClient(proxy.port)
+  silent.s.write(UPGRADE.replace('/t', '/idle'))
+  busy.s.write(UPGRADE.replace('/t', '/busy'))
+  expect(await waitFor(() => silent.got().includes('HTTP/1.1 101 ') && busy.got().includes('HTTP/1.1 101 '), 3000)).toBe(true)
+  // The busy one sends a byte every 300 ms; the silent one nothing.
+  for (let i = 0; i < 10 && !silent.closed(); i++) {
+    busy.s.write(String(i))
+    await Bun.sleep(300)
+  }
+  expect(await waitFor(() => silent.closed(), 3000)).toBe(true)
+  expect(busy.closed()).toBe(false)
+  expect(busy.got()).toContain('echo:')
+  const rec = h.records.find((r) => r.path === '/idle')!
+  expect([rec.status, rec.error]).toEqual([101, 'IDLE_TIMEOUT'])
+  busy.s.end()
+  expect(await waitFor(() => h.records.some((r) => r.path === '/busy'), 3000)).toBe(true)
+  expect(h.records.find((r) => r.path === '/busy')!.error).toBeUndefined()
+})
