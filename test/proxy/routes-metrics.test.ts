@@ -238,6 +238,26 @@ test('the admin token is required when set', async () => {
   expect((await fetch(`${admin.url}/readyz`, { headers: { authorization: 'Bearer s3cret' } })).status).toBe(503)
 })
 
+test('the read-only admin endpoints answer GET and HEAD; another method is a 405 with Allow; /cache keeps DELETE', async () => {
+  const origin = h.origin({ fetch: () => new Response('ok') })
+  const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` }, admin: { listen: '127.0.0.1:0' } })
+  const proxy = new ProxyServer(config, { sourceFor: () => staticSource([]) })
+  h.track(() => proxy.close())
+  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAt: Date.now() }).start()
+  h.track(() => admin.close())
+  for (const path of ['/metrics', '/status', '/healthz', '/readyz']) {
+    for (const method of ['POST', 'DELETE', 'PUT']) {
+      const res = await fetch(`${admin.url}${path}`, { method })
+      expect([path, method, res.status, res.headers.get('allow')]).toEqual([path, method, 405, 'GET, HEAD'])
+    }
+    expect((await fetch(`${admin.url}${path}`, { method: 'HEAD' })).status).not.toBe(405)
+  }
+  expect((await fetch(`${admin.url}/healthz`)).status).toBe(200)
+  const purge = await fetch(`${admin.url}/cache?url=${encodeURIComponent('http://a/x')}`, { method: 'DELETE' })
+  expect(purge.status).not.toBe(405)
+  expect((await fetch(`${admin.url}/cache`, { method: 'GET' })).headers.get('allow')).toBe('DELETE')
+})
+
 test('an admin address beyond loopback without a token is warned about; loopback, off, or a token are not', () => {
   const at = (host: string, token?: string) => exposedAdminWarning({ listen: { host, port: 9090 }, token })
   expect(at('0.0.0.0')).toContain('0.0.0.0:9090 without a token')

@@ -50,6 +50,8 @@ export class AdminServer {
     if (denied) return denied
     const url = new URL(req.url)
     const path = url.pathname
+    const wrongMethod = refuseWrite(req, path)
+    if (wrongMethod) return wrongMethod
     switch (path) {
       case '/cache':
         return this.purge(req.method, url.searchParams)
@@ -190,6 +192,15 @@ export function exposedAdminWarning(admin: { listen: { host: string; port: numbe
 export function refuseWithoutToken(req: Request, token: string | undefined): Response | undefined {
   if (!token || tokenMatches(req.headers.get('authorization'), token)) return undefined
   return new Response('401 admin token required\n', { status: 401, headers: { 'www-authenticate': 'Bearer' } })
+}
+
+/**
+ * A 405 for a method the read-only endpoints do not take (all but /cache, which takes DELETE):
+ * RFC 9110 §15.5.6, with Allow. A POST to /metrics is a mistake worth telling, not a read.
+ */
+export function refuseWrite(req: Request, path: string): Response | undefined {
+  if (path === '/cache' || req.method === 'GET' || req.method === 'HEAD') return undefined
+  return new Response(`405 ${path} answers GET and HEAD only\n`, { status: 405, headers: { allow: 'GET, HEAD' } })
 }
 
 /** Constant-time check of "Authorization: Bearer <token>" (the scheme's name in any case, RFC 9110 §11.1). */

@@ -10,7 +10,7 @@
 import type { ResolvedAdmin } from '../../config/schema.ts'
 import type { Listener } from '../../runtime/listener.ts'
 import { VERSION } from '../../version.ts'
-import { adminUrl, listenAdmin, refuseWithoutToken } from './admin.ts'
+import { adminUrl, listenAdmin, refuseWithoutToken, refuseWrite } from './admin.ts'
 import { mergeFamilies, parseExposition, renderExposition, summedFamilies, type Family, type MetricsInput } from './merge-metrics.ts'
 import { statusTotals } from './merge-status.ts'
 
@@ -84,6 +84,8 @@ export class WorkersAdmin {
     const denied = refuseWithoutToken(req, this.cfg.token)
     if (denied) return denied
     const url = new URL(req.url)
+    const wrongMethod = refuseWrite(req, url.pathname)
+    if (wrongMethod) return wrongMethod
     switch (url.pathname) {
       case '/metrics':
         return new Response(await this.metrics(), { headers: { 'content-type': TEXT_FORMAT } })
