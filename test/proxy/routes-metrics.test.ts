@@ -258,6 +258,18 @@ test('the read-only admin endpoints answer GET and HEAD; another method is a 405
   expect((await fetch(`${admin.url}/cache`, { method: 'GET' })).headers.get('allow')).toBe('DELETE')
 })
 
+test('/readyz names the DNS error of an upstream that has no address', async () => {
+  const config = h.config({ upstream: { url: 'http://api.test:8080' }, admin: { listen: '127.0.0.1:0' } })
+  const nxdomain = { ...staticSource([]), snapshot: () => ({ addresses: [], version: 1, stale: false, ready: false, lastError: { code: 'NXDOMAIN', message: 'api.test does not exist', at: 0 } }) }
+  const proxy = new ProxyServer(config, { sourceFor: () => nxdomain })
+  h.track(() => proxy.close())
+  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAt: Date.now() }).start()
+  h.track(() => admin.close())
+  const res = await fetch(`${admin.url}/readyz`)
+  expect(res.status).toBe(503)
+  expect(await res.text()).toBe('not ready: no healthy address for upstream default (DNS: NXDOMAIN: api.test does not exist)\n')
+})
+
 test('an admin address beyond loopback without a token is warned about; loopback, off, or a token are not', () => {
   const at = (host: string, token?: string) => exposedAdminWarning({ listen: { host, port: 9090 }, token })
   expect(at('0.0.0.0')).toContain('0.0.0.0:9090 without a token')

@@ -13,7 +13,7 @@ import { VERSION } from '../../version.ts'
 import { esc, type RequestMetrics } from './metrics.ts'
 import { hostPort } from '../../lib/net.ts'
 import type { AddressStats } from '../upstream/address-state.ts'
-import type { ProxyView } from './view.ts'
+import type { ProxyView, UpstreamView } from './view.ts'
 import type { EdgeCache } from '../cache/cache.ts'
 
 export interface AdminDeps {
@@ -61,10 +61,8 @@ export class AdminServer {
         const proxy = this.deps.proxy()
         // From the first moment of a drain: a load balancer must stop sending new traffic.
         if (proxy.draining) return new Response('not ready: draining\n', { status: 503 })
-        const notReady = proxy.upstreams().filter((u) => !u.pool.hasHealthyAddress()).map((u) => u.name)
-        return notReady.length === 0
-          ? new Response('ready\n')
-          : new Response(`not ready: no healthy address for upstream ${notReady.join(', ')}\n`, { status: 503 })
+        const notReady = proxy.upstreams().filter((u) => !u.pool.hasHealthyAddress())
+        return notReady.length === 0 ? new Response('ready\n') : new Response(`not ready: ${notReady.map(whyNotReady).join('; ')}\n`, { status: 503 })
       }
       case '/status':
         return Response.json(this.status())
@@ -186,6 +184,13 @@ export function exposedAdminWarning(admin: { listen: { host: string; port: numbe
   if (host === undefined || admin.token) return undefined
   const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host)
   return loopback ? undefined : `the admin endpoints listen on ${hostPort(host, admin.listen!.port)} without a token: anyone who reaches it can read /status and /metrics and purge the cache; set --admin-token (admin.token) or listen on 127.0.0.1`
+}
+
+/** One upstream with no healthy address, and why when DNS says (its last error: NXDOMAIN, a timeout ...). */
+function whyNotReady(u: UpstreamView): string {
+  const snap = u.source.snapshot()
+  const dns = snap.lastError && snap.addresses.length === 0 ? ` (DNS: ${snap.lastError.code}: ${snap.lastError.message})` : ''
+  return `no healthy address for upstream ${u.name}${dns}`
 }
 
 /** A 401 when the admin token is set and `req` does not carry it (shared with workers-admin.ts). */
