@@ -64,12 +64,49 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
         }
       }
       const request = fromRequest(req)
-      // Deno.serve hands a request of any method but GET/HEAD an empty body stream even when it
-      // had no framing headers (measured: PURGE and DELETE); forwarded as is, the upstream would
-      // get "Content-Length: 0" the client never sent. No framing headers means no body
-      // (RFC 9112 §6.3, rule 7).
-      if (request.body !== null && req.headers.get('content-length') === null && req.headers.get('transfer-encoding') === null) request.body = null
+      if (request.body instanceof ReadableStream && req.headers.get('content-length') === null && req.headers.get('transfer-encoding') === null) {
+        return bodyOrNone(request.body).then((body) => {
+          request.body = body
+          return handler.handle(request, client).then(toResponse)
+        })
+      }
       return handler.handle(request, client).then(toResponse)
     },
   })
+}
+
+/**
+ * A body without framing headers, which may be none: Deno.serve hands an HTTP/1.1 request of any
+ * method but GET/HEAD an empty stream even when it had no framing headers (measured: PURGE and
+ * DELETE), and an HTTP/2 request its DATA frames, which need no Content-Length (RFC 9113 §8.1).
+ * The first read tells them apart: nothing means no body (RFC 9112 §6.3 rule 7; not the
+ * "Content-Length: 0" the client never sent), bytes go on as a stream read as the upstream takes
+ * them.
+ */
+async function bodyOrNone(body: ReadableStream<Uint8Array>): Promise<ReadableStream<Uint8Array> | null> {
+  const reader = body.getReader()
+  let first = await reader.read()
+  // Deno.serve's empty stream gives one empty chunk before its end (measured with PURGE).
+  for (let empties = 0; !first.done && first.value.byteLength === 0 && empties < 16; empties++) first = await reader.read()
+  if (first.done) {
+    reader.releaseLock()
+    return null
+  }
+  let held: Uint8Array | undefined = first.value
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        if (held !== undefined) {
+          controller.enqueue(held)
+          held = undefined
+          return
+        }
+        const next = await reader.read()
+        if (next.done) controller.close()
+        else controller.enqueue(next.value)
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  )
 }
