@@ -21,6 +21,7 @@ export const CASES: [string, string][] = [
   ['two differing CL', `POST / HTTP/1.1\r\n${H}Content-Length: 3\r\nContent-Length: 5\r\n\r\nabcde`],
   ['CL list "3, 5"', `POST / HTTP/1.1\r\n${H}Content-Length: 3, 5\r\n\r\nabcde`],
   ['TE gzip (not chunked)', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: gzip\r\n\r\nabc`],
+  ['TE "gzip, chunked"', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`],
   ['TE "chunked, gzip"', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked, gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n`],
   ['TE xchunked', `POST / HTTP/1.1\r\n${H}Transfer-Encoding: xchunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`],
   ['space before colon', `POST / HTTP/1.1\r\n${H}Transfer-Encoding : chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n`],

@@ -3,7 +3,7 @@
  * is sent upstream: CONNECT (no open proxy), a Host header that is not one valid host[:port]
  * (several Host headers arrive joined with ","), and an absolute-form target whose authority is
  * not the Host (RFC 9112 §3.2.2: we and the origin must not read the request differently), a
- * non-ASCII target, and a GET/HEAD body the runtime dropped.
+ * non-ASCII target, a GET/HEAD body the runtime dropped, and a transfer coding other than chunked.
  * Everything else malformed (CL+TE, bad chunking, obs-fold, bare CR, control characters, huge
  * heads) Bun's parser already refuses with 400/431; test/integration/hardening.test.ts proves it.
  * Used by the runtime front (downstream/runtime-front.ts) only: the own listener's parser (http1/request-head.ts)
@@ -34,6 +34,11 @@ export function checkRequest(req: Request): Rejection | undefined {
   if (req.body === null && (hasBody(req.headers.get('content-length')) || req.headers.has('transfer-encoding'))) {
     return { code: 'NOT_IMPLEMENTED', reason: `a ${req.method} request body cannot be forwarded by this runtime's server (it drops it); run the Bun build` }
   }
+  // Only chunked is a transfer coding we read (RFC 9112 §6.1, as the own listener: 501 for any
+  // other). The runtime's parser takes "gzip, chunked" and hands over the chunked-decoded bytes,
+  // still gzip-coded, with the coding dropped: forwarded, the origin would read them as plain.
+  const te = req.headers.get('transfer-encoding')
+  if (te !== null && te.trim().toLowerCase() !== 'chunked') return { code: 'NOT_IMPLEMENTED', reason: `unsupported Transfer-Encoding "${te}"; only chunked is accepted` }
   const host = req.headers.get('host')
   if (host === null) return undefined // HTTP/1.0 without Host: allowed; the upstream's host is sent
   if (!HOST_VALUE.test(host)) return { code: 'BAD_REQUEST', reason: 'invalid or repeated Host header' }
