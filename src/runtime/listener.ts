@@ -105,45 +105,79 @@ interface DenoNs {
   serve(options: Record<string, unknown>, handler: (req: Request, info: DenoServeInfo) => Response | Promise<Response>): DenoHttpServer
 }
 
+/** After the runtime's server stops accepting on its own (EMFILE), how long before it listens again. */
+const RELISTEN_MS = 1000
+
 function listenDeno(opts: ListenOptions): Listener {
   const Deno = (globalThis as unknown as { Deno: DenoNs }).Deno
   let pending = 0
   let stopped = false
+  let shuttingDown = false
+  let relisten: ReturnType<typeof setTimeout> | undefined
   const abort = new AbortController()
-  const server = Deno.serve(
-    {
-      hostname: opts.hostname,
-      port: opts.port,
-      signal: abort.signal,
-      reusePort: opts.reusePort ?? false,
-      onListen() {},
-      ...(opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
-    },
-    async (req, info) => {
-      pending++
-      try {
-        return await opts.fetch(req, { ip: info.remoteAddr.hostname, setIdleTimeout() {} })
-      } catch (err) {
-        opts.onError(err)
-        return new Response('500 internal error\n', { status: 500 })
-      } finally {
-        pending--
-      }
-    },
-  )
+  const handler = async (req: Request, info: DenoServeInfo) => {
+    pending++
+    try {
+      return await opts.fetch(req, { ip: info.remoteAddr.hostname, setIdleTimeout() {} })
+    } catch (err) {
+      opts.onError(err)
+      return new Response('500 internal error\n', { status: 500 })
+    } finally {
+      pending--
+    }
+  }
+  // Deno.serve's accept loop ends for good on an accept error such as EMFILE (out of file
+  // descriptors: measured with ulimit -n 64 and 100 connections), and its `finished` rejects; left
+  // unhandled, that ends the process. The error is logged and the port listened on again.
+  const serve = (): DenoHttpServer => {
+    const s = Deno.serve(
+      {
+        hostname: opts.hostname,
+        // Listening again: on the port first bound (which port 0 chose).
+        port: boundPort ?? opts.port,
+        signal: abort.signal,
+        reusePort: opts.reusePort ?? false,
+        onListen() {},
+        ...(opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
+      },
+      handler,
+    )
+    s.finished.catch((err) => {
+      if (stopped || shuttingDown) return
+      opts.onError(new Error(`the listener stopped accepting (${String(err)}); listening again in ${RELISTEN_MS} ms (raise the open-files limit, ulimit -n)`))
+      relisten = setTimeout(() => {
+        relisten = undefined
+        if (stopped || shuttingDown) return
+        try {
+          server = serve()
+        } catch (again) {
+          opts.onError(again)
+        }
+      }, RELISTEN_MS)
+    })
+    return s
+  }
+  let boundPort: number | undefined
+  let server = serve()
+  const addr = server.addr
+  boundPort = addr.port
   return {
-    hostname: server.addr.hostname,
-    port: server.addr.port,
+    hostname: addr.hostname,
+    port: addr.port,
     get pendingRequests() {
       return pending
     },
     stop: async (force) => {
       if (stopped) return
+      clearTimeout(relisten)
       if (force) {
         stopped = true
-        abort.abort()
+        // Deno throws (uncaught, "Bad resource ID") when the signal aborts a server whose
+        // shutdown() is under way: then what is still running ends with the process.
+        if (!shuttingDown) abort.abort()
         return
       }
+      shuttingDown = true
       await server.shutdown()
       stopped = true
     },

@@ -3,7 +3,10 @@
  * Deno comes from the `deno` npm package (devDependency).
  */
 import { afterAll, expect, test } from 'bun:test'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { connect, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { makeCerts } from '../support/certs.ts'
 
@@ -48,6 +51,79 @@ test('serve on Deno speaks HTTP/2 by ALPN (Deno.serve), and :authority reaches t
     await curl.exited
     expect(out).toBe('hello edge.test\n2')
   } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 60_000)
+
+test('on Deno, an HTTP/2 request body streamed without Content-Length reaches the origin whole; a POST with no body goes with none (no chunked stream)', async () => {
+  const origin = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    async fetch(req) {
+      const bytes = (await req.arrayBuffer()).byteLength
+      return new Response(`got ${bytes} bytes, length ${req.headers.get('content-length')}, te ${req.headers.get('transfer-encoding')}`)
+    },
+  })
+  origins.push(origin)
+  const certs = makeCerts(['edge.test'], ['127.0.0.1'])
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--tls-cert', certs.certFile, '--tls-key', certs.keyFile], DENO)
+  const curl = async (args: string[], stdin?: Uint8Array) => {
+    const port = new URL(proxy.url).port
+    const p = Bun.spawn(['curl', '-sS', '--http2', '--cacert', certs.caFile, '--connect-to', `edge.test:443:127.0.0.1:${port}`, ...args, 'https://edge.test/up'], { stdin: stdin ?? 'ignore', stdout: 'pipe', stderr: 'pipe', timeout: 30_000 })
+    const out = await new Response(p.stdout).text()
+    await p.exited
+    return out
+  }
+  try {
+    // -T - streams stdin: DATA frames with no content-length field.
+    const body = new Uint8Array(5 * 1024 * 1024).fill(97)
+    expect(await curl(['-T', '-', '-X', 'POST'], body)).toBe(`got ${body.byteLength} bytes, length null, te chunked`)
+    const empty = await curl(['-X', 'POST'])
+    expect(empty).toStartWith('got 0 bytes, ')
+    expect(empty).toEndWith('te null')
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 60_000)
+
+test('on Deno, SIGTERM with a request still running past drain_timeout exits 0', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, idleTimeout: 0, fetch: () => Bun.sleep(6000).then(() => new Response('late')) })
+  origins.push(origin)
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-deno-drain-'))
+  const file = join(dir, 'proxy.toml')
+  writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\ndrain_timeout = "1s"\n\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n\n[admin]\nlisten = "off"\n`)
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--config', file], DENO)
+  const slow = fetch(`${proxy.url}/slow`).then((r) => r.status, () => 'cut')
+  await Bun.sleep(300)
+  expect(await proxy.stop()).toBe(0)
+  expect(await slow).toBe('cut')
+}, 60_000)
+
+test('on Deno, running out of file descriptors does not end the process: the listener is opened again once some are free', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  origins.push(origin)
+  const serve = `ulimit -n 96; exec ${DENO} run -A src/main.ts serve --upstream http://127.0.0.1:${origin.port} --listen 127.0.0.1:0 --admin off --access-log off`
+  const proxy = await startProxyProcess(['-c', serve], 'sh')
+  const { port } = new URL(proxy.url)
+  const held: Socket[] = []
+  try {
+    for (let i = 0; i < 150; i++) {
+      const s = connect(Number(port), '127.0.0.1')
+      s.on('error', () => {})
+      held.push(s)
+    }
+    await Bun.sleep(1000)
+    for (const s of held) s.destroy()
+    // Listening again 1 s after the accept loop ended: poll for up to 10 s.
+    let status = 0
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      await Bun.sleep(200)
+      status = await fetch(`${proxy.url}/x`).then((r) => r.status, () => 0)
+    }
+    expect(status).toBe(200)
+    expect(proxy.child.exitCode).toBeNull()
+  } finally {
+    for (const s of held) s.destroy()
     expect(await proxy.stop()).toBe(0)
   }
 }, 60_000)
