@@ -213,6 +213,8 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
   fail(code: FailureCode, detail?: string): ProxyReply {
     this.record.status = statusFor(code).status
     this.record.error = code
+    // What of the body the failed exchange had sent on (an upload cut by the client) is logged.
+    if (this.endOfAnswer) this.record.bytes_in = this.endOfAnswer.requestBodyBytes
     this.emit()
     return failureReply(code, this.requestId, detail)
   }
