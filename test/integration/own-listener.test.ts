@@ -82,13 +82,13 @@ describe('own listener', () => {
     stalled.s.write(`POST /stalled HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n${part}`)
     expect(await waitFor(() => stalled.closed(), 5000, 50)).toBe(true)
     const gone = rawClient(proxy.port)
-    gone.s.write(`POST /gone HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n${part}`)
+    gone.s.write(`POST /gone-upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n${part}`)
     await Bun.sleep(300)
     gone.s.destroy()
-    expect(await waitFor(() => h.records.some((r) => r.path === '/gone'), 5000)).toBe(true)
+    expect(await waitFor(() => h.records.some((r) => r.path === '/gone-upload'), 5000)).toBe(true)
     const rec = (path: string) => h.records.find((r) => r.path === path)!
     expect([rec('/stalled').status, rec('/stalled').error, rec('/stalled').bytes_in]).toEqual([408, 'CLIENT_BODY_TIMEOUT', 200_000])
-    expect([rec('/gone').status, rec('/gone').error, rec('/gone').bytes_in]).toEqual([499, 'CLIENT_GONE', 200_000])
+    expect([rec('/gone-upload').status, rec('/gone-upload').error, rec('/gone-upload').bytes_in]).toEqual([499, 'CLIENT_GONE', 200_000])
   })
 
   test('client_body_timeout is re-armed by each read: a slow but steady body gets through', async () => {
