@@ -55,6 +55,7 @@ export class AutomaticHttps {
           return httpsPort()
         },
         challenges: this.manager.challenges,
+        defaultHost: this.cfg.domains[0],
         reusePort: this.opts.reusePort,
         log: this.opts.log,
       }).start()

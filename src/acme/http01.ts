@@ -1,7 +1,8 @@
 /**
  * The plain-HTTP side of automatic HTTPS (--acme-http-listen): answers HTTP-01 challenges at
  * /.well-known/acme-challenge/<token> (RFC 8555 §8.3) and sends every other request to https
- * with 308 (RFC 9110 §15.4.9, which keeps the method and body). Answers are published to the
+ * with 308 (RFC 9110 §15.4.9, which keeps the method and body); a request without Host (HTTP/1.0)
+ * goes to the first --acme name, a malformed Host gets a plain 400. Answers are published to the
  * state directory too, so with several workers on one port whichever worker the CA reaches can
  * answer. Bun.serve is enough here: short requests, no streaming (automatic HTTPS needs the
  * own listener, hence Bun, anyway).
@@ -16,7 +17,7 @@ import type { StateStore } from './store.ts'
 
 const PREFIX = '/.well-known/acme-challenge/'
 /** Host header: a name or IPv4 with an optional port, or a bracketed IPv6 literal (RFC 9110 §7.2). */
-const HOST_RE = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/
+const HOST_RE = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/
 
 /** Answers kept in memory and mirrored to the state directory for the other workers. */
 export class FileChallengeStore implements ChallengeStore {
@@ -53,6 +54,8 @@ export interface Http01Options {
   /** The HTTPS port redirects point at; 443 is left out of the URL. */
   readonly httpsPort: number
   challenges: { lookup(token: string): string | undefined }
+  /** Where a request without Host (HTTP/1.0, RFC 9112 §3.2) is redirected: the first --acme name. */
+  defaultHost?: string
   reusePort: boolean
   log?: LogFn
 }
@@ -71,7 +74,13 @@ export class Http01Server {
         reusePort: this.opts.reusePort,
         idleTimeout: 10,
         maxRequestBodySize: 64 * 1024,
+        // Never Bun's development error page (source lines, paths) to whoever connects to port 80.
+        development: false,
         fetch: (req) => this.answer(req),
+        error: (err) => {
+          this.opts.log?.('error', 'acme: http-01 listener failed on a request', { error: err.message })
+          return plain(500, 'internal error\n')
+        },
       })
     } catch (err) {
       throw new AcmeError('E_ACME_STATE', `cannot listen on ${listen.host}:${listen.port} for HTTP-01 challenges: ${(err as Error).message}; port 80 must be free (or set --acme-http-listen)`, { cause: err })
@@ -84,23 +93,53 @@ export class Http01Server {
   }
 
   answer(req: Request): Response {
-    const url = new URL(req.url)
-    if (url.pathname.startsWith(PREFIX)) {
-      const token = url.pathname.slice(PREFIX.length)
+    const target = originForm(req.url)
+    if (target === undefined) return plain(400, 'bad request target\n')
+    const query = target.indexOf('?')
+    const path = query < 0 ? target : target.slice(0, query)
+    if (path.startsWith(PREFIX)) {
+      const token = path.slice(PREFIX.length)
       const keyAuth = this.opts.challenges.lookup(token)
       this.opts.log?.(keyAuth ? 'info' : 'warn', keyAuth ? 'acme: http-01 challenge answered' : 'acme: http-01 challenge for an unknown token', { token })
-      if (keyAuth === undefined) return new Response('no such challenge\n', { status: 404 })
+      if (keyAuth === undefined) return plain(404, 'no such challenge\n')
       return new Response(keyAuth, { headers: { 'content-type': 'application/octet-stream' } })
     }
-    const host = req.headers.get('host')
-    if (!host || !HOST_RE.test(host)) return new Response('a Host header is needed to redirect to https\n', { status: 400 })
-    const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '')
+    const name = redirectName(req.headers.get('host'), this.opts.defaultHost)
+    if (name === undefined) return plain(400, 'a valid Host header is needed to redirect to https\n')
     const port = this.opts.httpsPort === 443 ? '' : `:${this.opts.httpsPort}`
-    return new Response(null, { status: 308, headers: { location: `https://${name}${port}${url.pathname}${url.search}` } })
+    return new Response(null, { status: 308, headers: { location: `https://${name}${port}${target}` } })
   }
 
   async close(): Promise<void> {
     await this.server?.stop(true)
     this.server = undefined
   }
+}
+
+function plain(status: number, body: string): Response {
+  return new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } })
+}
+
+/**
+ * The request target as path and query. Bun gives an absolute URL when the Host header made
+ * one, else the target as sent ("/x"); new URL() would throw on the second, so neither is parsed.
+ */
+function originForm(url: string): string | undefined {
+  if (url.startsWith('/')) return url
+  const rest = /^https?:\/\/[^/?#]*(.*)$/is.exec(url)?.[1]
+  if (rest === undefined) return undefined
+  if (rest === '' || rest.startsWith('?')) return `/${rest}`
+  return rest.startsWith('/') ? rest : undefined
+}
+
+/**
+ * The name to redirect to: the Host header's, without its port. A request with no Host at all
+ * (legal in HTTP/1.0) goes to `fallback`; a Host that is present but not a host[:port] (empty,
+ * "a b", "user@host", a port over 65535) gets undefined, which is a 400.
+ */
+function redirectName(host: string | null, fallback: string | undefined): string | undefined {
+  if (host === null) return fallback
+  const m = HOST_RE.exec(host)
+  if (!m || (m[2] !== undefined && Number(m[2]) > 65535)) return undefined
+  return m[1]
 }

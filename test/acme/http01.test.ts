@@ -13,6 +13,13 @@ const store = new StateStore(dir, 'https://ca.test/dir')
 const mine = new FileChallengeStore(store)
 const otherWorker = new FileChallengeStore(store)
 const server = (httpsPort: number) => new Http01Server({ listen: { host: '127.0.0.1', port: 0 }, httpsPort, challenges: otherWorker, reusePort: false })
+/** One request on a fresh loopback connection, read until the server closes it. */
+function raw(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = ''
+    Bun.connect({ hostname: '127.0.0.1', port, socket: { open: (s) => void s.write(text), data: (_s, d) => void (got += d.toString('latin1')), close: () => resolve(got), error: (_s, e) => reject(e) } }).catch(reject)
+  })
+}
 const get = (path: string, host?: string) => new Request(`http://${host ?? 'x.test'}${path}`, { headers: host === undefined ? {} : { host } })
 
 describe('HTTP-01 responder', () => {
@@ -43,6 +50,37 @@ describe('HTTP-01 responder', () => {
   test('a bad Host is 400, not a redirect somewhere else', () => {
     const req = new Request('http://x.test/', { headers: { host: 'evil.test/path' } })
     expect(server(443).answer(req).status).toBe(400)
+  })
+
+  test('on the wire: no Host (HTTP/1.0) redirects to the first name; a bad Host is a short 400, never a 500 with source', async () => {
+    const live = new Http01Server({ listen: { host: '127.0.0.1', port: 0 }, httpsPort: 8443, challenges: otherWorker, defaultHost: 'a.test', reusePort: false }).start()
+    try {
+      const noHost = await raw(live.port, 'GET /x?y=1 HTTP/1.0\r\n\r\n')
+      expect(noHost).toStartWith('HTTP/1.1 308 ')
+      expect(noHost).toMatch(/\r\nlocation: https:\/\/a\.test:8443\/x\?y=1\r\n/i)
+      for (const host of ['a.test:99999', 'evil@a.test', 'a b', '']) {
+        const res = await raw(live.port, `GET /x HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
+        expect(res).toStartWith('HTTP/1.1 400 ')
+        expect(res.length).toBeLessThan(400)
+        expect(res).not.toContain(process.cwd())
+      }
+    } finally {
+      await live.close()
+    }
+  })
+
+  test('a failure inside the handler is a short 500 and one log line: no development page', async () => {
+    const logged: string[] = []
+    const broken = { lookup: (): string | undefined => { throw new Error('disk on fire') } }
+    const live = new Http01Server({ listen: { host: '127.0.0.1', port: 0 }, httpsPort: 443, challenges: broken, reusePort: false, log: (_l, msg, f) => void logged.push(`${msg} ${f?.error}`) }).start()
+    try {
+      const res = await raw(live.port, 'GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n')
+      expect(res).toStartWith('HTTP/1.1 500 ')
+      expect(res).toEndWith('\r\n\r\ninternal error\n')
+      expect(logged).toEqual(['acme: http-01 listener failed on a request disk on fire'])
+    } finally {
+      await live.close()
+    }
   })
 
   test('state directories are private', () => {
