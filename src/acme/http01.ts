@@ -93,6 +93,8 @@ export class Http01Server {
   }
 
   answer(req: Request): Response {
+    // CONNECT's target is an authority ("a.test:443"), not a path to redirect; nginx says 405 too.
+    if (req.method === 'CONNECT') return plain(405, 'CONNECT is not served here\n', { allow: 'GET, HEAD' })
     const target = originForm(req.url)
     if (target === undefined) return plain(400, 'bad request target\n')
     const query = target.indexOf('?')
@@ -116,8 +118,8 @@ export class Http01Server {
   }
 }
 
-function plain(status: number, body: string): Response {
-  return new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } })
+function plain(status: number, body: string, headers: Record<string, string> = {}): Response {
+  return new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8', ...headers } })
 }
 
 /**

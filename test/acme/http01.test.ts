@@ -69,6 +69,18 @@ describe('HTTP-01 responder', () => {
     }
   })
 
+  test('CONNECT is 405 with Allow: GET, HEAD, not a redirect to a made-up port', async () => {
+    const live = new Http01Server({ listen: { host: '127.0.0.1', port: 0 }, httpsPort: 8443, challenges: otherWorker, reusePort: false }).start()
+    try {
+      const res = await raw(live.port, 'CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\nConnection: close\r\n\r\n')
+      expect(res).toStartWith('HTTP/1.1 405 ')
+      expect(res).toMatch(/\r\nallow: GET, HEAD\r\n/i)
+      expect(res).not.toMatch(/\r\nlocation:/i)
+    } finally {
+      await live.close()
+    }
+  })
+
   test('a failure inside the handler is a short 500 and one log line: no development page', async () => {
     const logged: string[] = []
     const broken = { lookup: (): string | undefined => { throw new Error('disk on fire') } }
