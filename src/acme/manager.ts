@@ -133,6 +133,9 @@ export class CertificateManager {
       const now = this.clock.now()
       const due = await this.dueAtMs(now)
       if (now >= due && now >= this.nextAttemptMs) await this.renew(now)
+    } catch (err) {
+      // Whatever failed (the CA, the state directory) is one failed attempt, backed off.
+      this.failed(err)
     } finally {
       this.running = false
       if (!this.closed) this.arm(this.nextWakeMs())
@@ -186,15 +189,18 @@ export class CertificateManager {
     this.ari = { window, nextFetchMs, forCertId: certId }
   }
 
+  /** One order, under the state directory's lock; throws what failed (check() counts it). */
   private async renew(now: number): Promise<void> {
-    if (!this.store.tryLock(now)) {
-      // Look again in a second: by then the other process's certificate may be on disk, or its
-      // lock stale (it died).
-      this.nextAttemptMs = now + 1000
-      this.opts.log('debug', 'acme: another process is ordering; waiting for its certificate')
-      return
-    }
+    let locked = false
     try {
+      locked = this.store.tryLock(now)
+      if (!locked) {
+        // Look again in a second: by then the other process's certificate may be on disk, or its
+        // lock stale (it died).
+        this.nextAttemptMs = now + 1000
+        this.opts.log('debug', 'acme: another process is ordering; waiting for its certificate')
+        return
+      }
       const client = this.acme()
       this.accountKey ??= this.store.accountKey()
       if (!client.accountUrl) await client.account(this.opts.email)
@@ -204,22 +210,25 @@ export class CertificateManager {
       this.nextAttemptMs = 0
       this.lastError = undefined
       this.use(issued)
-    } catch (err) {
-      this.failures++
-      const retryAfter = err instanceof AcmeError ? err.retryAfterMs : undefined
-      this.nextAttemptMs = this.clock.now() + retryDelayMs(this.failures, this.random, retryAfter)
-      this.lastError = (err as Error).message
-      const left = this.info ? daysLeft(this.info.notAfterMs, this.clock.now()) : undefined
-      this.opts.log(this.served ? 'warn' : 'error', this.served ? 'acme: renewal failed; still serving the current certificate' : 'acme: could not obtain a certificate; TLS handshakes fail until it succeeds', {
-        names: this.names.join(','),
-        error: this.lastError,
-        failures: this.failures,
-        retry_in_s: Math.round((this.nextAttemptMs - this.clock.now()) / 1000),
-        days_left: left?.toFixed(1),
-      })
     } finally {
-      this.store.unlock()
+      if (locked) this.store.unlock()
     }
+  }
+
+  /** Counts a failed attempt, sets the back-off, and logs it once. */
+  private failed(err: unknown): void {
+    this.failures++
+    const retryAfter = err instanceof AcmeError ? err.retryAfterMs : undefined
+    this.nextAttemptMs = this.clock.now() + retryDelayMs(this.failures, this.random, retryAfter)
+    this.lastError = err instanceof Error ? err.message : String(err)
+    const left = this.info ? daysLeft(this.info.notAfterMs, this.clock.now()) : undefined
+    this.opts.log(this.served ? 'warn' : 'error', this.served ? 'acme: renewal failed; still serving the current certificate' : 'acme: could not obtain a certificate; TLS handshakes fail until it succeeds', {
+      names: this.names.join(','),
+      error: this.lastError,
+      failures: this.failures,
+      retry_in_s: Math.round((this.nextAttemptMs - this.clock.now()) / 1000),
+      days_left: left?.toFixed(1),
+    })
   }
 
   private acme(): AcmeClient {

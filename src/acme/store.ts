@@ -88,9 +88,19 @@ export class StateStore {
 
   saveCert(name: string, cert: StoredCert): void {
     const dir = this.certDir(name)
-    mkdirSync(dir, { recursive: true, mode: 0o700 })
-    atomicWrite(join(dir, 'key.pem'), cert.keyPem, 0o600)
-    atomicWrite(join(dir, 'cert.pem'), cert.certPem, 0o644)
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 })
+      atomicWrite(join(dir, 'key.pem'), cert.keyPem, 0o600)
+      atomicWrite(join(dir, 'cert.pem'), cert.certPem, 0o644)
+    } catch (err) {
+      throw this.unwritable('cannot save the certificate in', dir, err)
+    }
+  }
+
+  /** The error for a write the state directory refused (EROFS, EACCES, ENOSPC ...): what, where, and what to do. */
+  private unwritable(what: string, path: string, err: unknown): AcmeError {
+    const reason = (err as Error).message?.split(',')[0] ?? String(err) // "EROFS: read-only file system"
+    return new AcmeError('E_ACME_STATE', `${what} ${path}: ${reason}; make ${this.caDir} writable by this user (or set --state-dir to a writable directory)`, { cause: err })
   }
 
   challengeFile(token: string): string | undefined {
@@ -109,10 +119,14 @@ export class StateStore {
         closeSync(fd)
         return true
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new AcmeError('E_ACME_STATE', `cannot create ${file}: ${(err as Error).message}`, { cause: err })
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw this.unwritable('cannot create the order lock', file, err)
       }
       if (!lockIsStale(file, nowMs)) return false
-      rmSync(file, { force: true })
+      try {
+        rmSync(file, { force: true })
+      } catch (err) {
+        throw this.unwritable('cannot remove the stale order lock', file, err)
+      }
     }
     return false
   }

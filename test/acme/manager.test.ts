@@ -1,0 +1,80 @@
+/**
+ * CertificateManager against a scripted CA (a fetch function) and a clock the test holds still:
+ * what a failed attempt does to the schedule when the state directory or the CA misbehaves.
+ * Issuance against a real CA is in renewal.test.ts (pebble).
+ */
+import { afterAll, describe, expect, test } from 'bun:test'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CertificateManager, type Clock } from '../../src/acme/manager.ts'
+
+const root = mkdtempSync(join(tmpdir(), 'proxy-acme-manager-'))
+afterAll(() => rmSync(root, { recursive: true, force: true }))
+let dirs = 0
+
+/** Time stands still; timers are recorded, never fired (the test calls check()). */
+class StillClock implements Clock {
+  readonly armedMs: number[] = []
+  constructor(public nowMs = Date.now()) {}
+  now(): number {
+    return this.nowMs
+  }
+  setTimeout(_fn: () => void, ms: number): unknown {
+    this.armedMs.push(ms)
+    return 0
+  }
+  clearTimeout(): void {}
+}
+
+interface Logged {
+  level: string
+  msg: string
+  fields: Record<string, unknown>
+}
+
+function setup(fetchFn: typeof fetch, domains = ['a.test']) {
+  const logs: Logged[] = []
+  const clock = new StillClock()
+  const m = new CertificateManager({
+    domains,
+    directoryUrl: 'https://ca.test/dir',
+    email: undefined,
+    caPem: undefined,
+    stateDir: join(root, `state-${++dirs}`),
+    log: (level, msg, fields) => void logs.push({ level, msg, fields: fields ?? {} }),
+    clock,
+    random: () => 0.5,
+    fetch: fetchFn,
+  })
+  return { m, logs, clock }
+}
+
+const unreachable = (async () => {
+  throw new Error('connection refused')
+}) as unknown as typeof fetch
+
+describe('CertificateManager failures', () => {
+  test('an unwritable state directory is one clear, counted failure with back-off, not a spin', async () => {
+    const { m, logs, clock } = setup(unreachable)
+    // As root, permissions do not stop writes: a file where the directory was does (ENOTDIR),
+    // and takes the same path as EROFS or EACCES.
+    rmSync(m.store.caDir, { recursive: true })
+    writeFileSync(m.store.caDir, 'not a directory')
+    await m.check()
+    const st = m.status()
+    expect(st.failures).toBe(1)
+    expect(st.lastError).toContain(join(m.store.caDir, 'order.lock'))
+    expect(st.lastError).toContain('writable')
+    const errors = logs.filter((l) => l.level === 'error')
+    expect(errors.length).toBe(1)
+    expect(errors[0]!.fields.retry_in_s).toBe(60)
+    // Re-armed for the state directory watch, not for "now".
+    expect(clock.armedMs.at(-1)).toBe(1000)
+    // Checked again before the back-off ends: no new attempt, no new log line.
+    await m.check()
+    expect(m.status().failures).toBe(1)
+    expect(logs.filter((l) => l.level === 'error').length).toBe(1)
+    m.close()
+  })
+})
