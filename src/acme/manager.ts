@@ -70,6 +70,7 @@ export class CertificateManager {
   private readonly listeners: ((c: ServedCert) => void)[] = []
   private timer: unknown
   private running = false
+  private holdsLock = false
   private closed = false
   private failures = 0
   private nextAttemptMs = 0
@@ -118,10 +119,12 @@ export class CertificateManager {
     return this
   }
 
+  /** Stops the timers and releases the order lock if an order of ours holds it (shutdown mid-order). */
   close(): void {
     this.closed = true
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     this.timer = undefined
+    this.releaseLock()
   }
 
   /** Runs one check now (tests; and start()). Single-flight: a check in progress is not doubled. */
@@ -191,10 +194,9 @@ export class CertificateManager {
 
   /** One order, under the state directory's lock; throws what failed (check() counts it). */
   private async renew(now: number): Promise<void> {
-    let locked = false
     try {
-      locked = this.store.tryLock(now)
-      if (!locked) {
+      this.holdsLock = this.store.tryLock(now)
+      if (!this.holdsLock) {
         // Look again in a second: by then the other process's certificate may be on disk, or its
         // lock stale (it died).
         this.nextAttemptMs = now + 1000
@@ -211,8 +213,13 @@ export class CertificateManager {
       this.lastError = undefined
       this.use(issued)
     } finally {
-      if (locked) this.store.unlock()
+      this.releaseLock()
     }
+  }
+
+  private releaseLock(): void {
+    if (this.holdsLock) this.store.unlock()
+    this.holdsLock = false
   }
 
   /** Counts a failed attempt, sets the back-off, and logs it once. */

@@ -7,10 +7,10 @@
  *   <state>/<ca>/certs/<name>/key.pem   0600   written before cert.pem
  *   <state>/<ca>/certs/<name>/cert.pem  0644
  *   <state>/<ca>/challenges/<token>
- *   <state>/<ca>/order.lock             {"pid","host","atMs"}
+ *   <state>/<ca>/order.lock             {"pid","host","run","atMs"}
  * Directories are 0700. Every write is write-to-temp then rename, so a reader sees a whole file.
  */
-import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
+import { createPrivateKey, randomUUID, X509Certificate, type KeyObject } from 'node:crypto'
 import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
@@ -24,6 +24,11 @@ export interface StoredCert {
 
 /** An order holds the lock for minutes at most (client.ts polls for 5); older locks are stale. */
 const LOCK_STALE_MS = 15 * 60_000
+/**
+ * This process's run, written into the lock: a lock with our pid and host but another run was
+ * left by an earlier process that had our pid (PID 1 in a restarted container), so it is stale.
+ */
+const RUN_ID = randomUUID()
 
 export class StateStore {
   readonly caDir: string
@@ -111,7 +116,7 @@ export class StateStore {
   /** Takes the order lock; false when a live process holds it. */
   tryLock(nowMs: number): boolean {
     const file = join(this.caDir, 'order.lock')
-    const body = JSON.stringify({ pid: process.pid, host: hostname(), atMs: nowMs })
+    const body = JSON.stringify({ pid: process.pid, host: hostname(), run: RUN_ID, atMs: nowMs })
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(file, 'wx', 0o600)
@@ -131,11 +136,12 @@ export class StateStore {
     return false
   }
 
+  /** Removes the order lock if this process took it. */
   unlock(): void {
     const file = join(this.caDir, 'order.lock')
     try {
-      const held = JSON.parse(readFileSync(file, 'utf8')) as { pid?: number }
-      if (held.pid === process.pid) rmSync(file, { force: true })
+      const held = JSON.parse(readFileSync(file, 'utf8')) as { pid?: number; run?: string }
+      if (held.pid === process.pid && held.run === RUN_ID) rmSync(file, { force: true })
     } catch {
       // already gone
     }
@@ -150,8 +156,11 @@ export function caDirName(directoryUrl: string): string {
 
 function lockIsStale(file: string, nowMs: number): boolean {
   try {
-    const held = JSON.parse(readFileSync(file, 'utf8')) as { pid?: number; host?: string; atMs?: number }
+    const held = JSON.parse(readFileSync(file, 'utf8')) as { pid?: number; host?: string; run?: string; atMs?: number }
     if (typeof held.atMs !== 'number' || nowMs - held.atMs > LOCK_STALE_MS) return true
+    // Our pid: this process holds it (another manager of ours; check() is single-flight) or an
+    // earlier run with the same pid left it. kill(pid, 0) cannot tell, the run id can.
+    if (held.host === hostname() && held.pid === process.pid) return held.run !== RUN_ID
     if (held.host === hostname() && typeof held.pid === 'number') {
       try {
         process.kill(held.pid, 0)

@@ -4,7 +4,7 @@
  * Issuance against a real CA is in renewal.test.ts (pebble).
  */
 import { afterAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CertificateManager, type Clock } from '../../src/acme/manager.ts'
@@ -76,5 +76,24 @@ describe('CertificateManager failures', () => {
     expect(m.status().failures).toBe(1)
     expect(logs.filter((l) => l.level === 'error').length).toBe(1)
     m.close()
+  })
+
+  test('close() during an order releases the order lock (a restart must not wait for it)', async () => {
+    let called!: () => void
+    const reached = new Promise<void>((r) => (called = r))
+    let release!: (err: Error) => void
+    const hanging = ((() => {
+      called()
+      return new Promise((_, reject) => (release = reject))
+    }) as unknown) as typeof fetch
+    const { m } = setup(hanging)
+    const checking = m.check()
+    await reached // the order has the lock and waits for the CA's directory
+    const lock = join(m.store.caDir, 'order.lock')
+    expect(existsSync(lock)).toBe(true)
+    m.close()
+    expect(existsSync(lock)).toBe(false)
+    release(new Error('shut down'))
+    await checking
   })
 })

@@ -1,0 +1,47 @@
+/** The state directory's order lock: who may take it, and when a lock left behind is stale. */
+import { afterAll, describe, expect, test } from 'bun:test'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { hostname, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { StateStore } from '../../src/acme/store.ts'
+
+const root = mkdtempSync(join(tmpdir(), 'proxy-acme-store-'))
+afterAll(() => rmSync(root, { recursive: true, force: true }))
+let dirs = 0
+const fresh = () => new StateStore(join(root, `state-${++dirs}`), 'https://ca.test/dir')
+
+describe('order lock', () => {
+  test('a lock with our pid and host from an earlier run (PID 1 in a restarted container) is stale', () => {
+    const store = fresh()
+    const lock = join(store.caDir, 'order.lock')
+    const now = Date.now()
+    for (const left of [{ pid: process.pid, host: hostname(), run: 'an-earlier-run', atMs: now }, { pid: process.pid, host: hostname(), atMs: now }]) {
+      writeFileSync(lock, JSON.stringify(left))
+      expect(store.tryLock(now)).toBe(true)
+      expect(JSON.parse(readFileSync(lock, 'utf8')).run).not.toBe('an-earlier-run')
+      store.unlock()
+      expect(existsSync(lock)).toBe(false)
+    }
+  })
+
+  test('a lock this process holds is not stale: a second manager of ours waits', () => {
+    const a = fresh()
+    const b = new StateStore(a.stateDir, 'https://ca.test/dir')
+    const now = Date.now()
+    expect(a.tryLock(now)).toBe(true)
+    expect(b.tryLock(now)).toBe(false)
+    a.unlock()
+    expect(b.tryLock(now)).toBe(true)
+    b.unlock()
+  })
+
+  test('a live lock of another process on this host is kept; unlock() leaves what is not ours', () => {
+    const store = fresh()
+    const lock = join(store.caDir, 'order.lock')
+    // The parent of the test runner is alive and is not us.
+    writeFileSync(lock, JSON.stringify({ pid: process.ppid, host: hostname(), run: 'other', atMs: Date.now() }))
+    expect(store.tryLock(Date.now())).toBe(false)
+    store.unlock()
+    expect(existsSync(lock)).toBe(true)
+  })
+})
