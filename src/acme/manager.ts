@@ -113,7 +113,9 @@ export class CertificateManager {
   /** Loads what the state directory has (serving it at once) and starts the renewal loop. */
   start(): this {
     this.pickUpFromDisk()
-    if (this.served) this.opts.log('info', 'acme: serving the stored certificate', { names: this.names.join(','), days_left: this.status().daysLeft?.toFixed(1) })
+    const missing = this.missingNames()
+    if (this.served && missing.length > 0) this.opts.log('info', 'acme: serving the stored certificate, which lacks some names; ordering one for all of them', { names: this.names.join(','), missing: missing.join(','), days_left: this.status().daysLeft?.toFixed(1) })
+    else if (this.served) this.opts.log('info', 'acme: serving the stored certificate', { names: this.names.join(','), days_left: this.status().daysLeft?.toFixed(1) })
     else this.opts.log('info', 'acme: no usable certificate stored; ordering one (TLS handshakes fail until it arrives)', { names: this.names.join(',') })
     this.arm(0)
     return this
@@ -163,9 +165,9 @@ export class CertificateManager {
     return Math.min(Math.max(0, due - now), watchMs)
   }
 
-  /** When the served certificate should be replaced: now if there is none. */
+  /** When the served certificate should be replaced: now if there is none, or it lacks a name. */
   private async dueAtMs(now: number): Promise<number> {
-    if (!this.info) return (this.renewAtMs = now)
+    if (!this.info || this.missingNames().length > 0) return (this.renewAtMs = now)
     const id = this.info.certId
     if (id && (!this.ari || this.ari.forCertId !== id || now >= this.ari.nextFetchMs)) await this.fetchAri(id, now)
     if (this.renewAtMs === undefined) this.renewAtMs = renewalTimeMs(this.info, this.random, this.ari?.window)
@@ -206,7 +208,7 @@ export class CertificateManager {
       const client = this.acme()
       this.accountKey ??= this.store.accountKey()
       if (!client.accountUrl) await client.account(this.opts.email)
-      const issued = await issueCertificate({ client, accountKey: this.accountKey, names: this.names, challenges: this.opts.challenges ?? this.challenges, log: this.opts.log, replaces: this.info?.certId })
+      const issued = await issueCertificate({ client, accountKey: this.accountKey, names: this.names, challenges: this.opts.challenges ?? this.challenges, log: this.opts.log, replaces: this.missingNames().length === 0 ? this.info?.certId : undefined })
       this.store.saveCert(this.names[0]!, issued)
       this.failures = 0
       this.nextAttemptMs = 0
@@ -244,7 +246,16 @@ export class CertificateManager {
     return this.client
   }
 
-  /** Serves the state directory's certificate when it differs from ours and covers every name. */
+  /** Configured names the served certificate (or `info`) does not cover; all of them when there is none. */
+  private missingNames(info = this.info): string[] {
+    return this.names.filter((n) => !info?.names.includes(n))
+  }
+
+  /**
+   * Serves the state directory's certificate when it is better than ours: one that covers every
+   * name beats one that does not (a restart with one more --acme name keeps serving the old
+   * certificate for the names it has until the new one arrives), then the later expiry wins.
+   */
   private pickUpFromDisk(): void {
     const stored = this.store.loadCert(this.names[0]!)
     if (!stored || stored.certPem === this.served?.cert) return
@@ -254,9 +265,13 @@ export class CertificateManager {
     } catch {
       return
     }
-    const missing = this.names.filter((n) => !info.names.includes(n))
-    if (missing.length > 0 || info.notAfterMs <= this.clock.now()) return
-    if (this.info && info.notAfterMs <= this.info.notAfterMs) return // never go back to an older one
+    const missing = this.missingNames(info).length
+    if (missing === this.names.length || info.notAfterMs <= this.clock.now()) return
+    if (this.info) {
+      const servedMissing = this.missingNames().length
+      if (missing > 0 && servedMissing === 0) return // never trade all names for some
+      if ((missing > 0) === (servedMissing > 0) && info.notAfterMs <= this.info.notAfterMs) return // never go back to an older one
+    }
     if (this.served) this.opts.log('info', 'acme: picked up a renewed certificate from the state directory', { names: this.names.join(',') })
     this.use(stored)
   }

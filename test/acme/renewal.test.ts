@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as tls from 'node:tls'
+import { certInfo } from '../../src/acme/cert-info.ts'
 import { Http01Server } from '../../src/acme/http01.ts'
 import { CertificateManager, type Clock } from '../../src/acme/manager.ts'
 import { createLogger } from '../../src/lib/logger.ts'
@@ -92,8 +93,8 @@ describe.skipIf(!available)('ACME renewal', () => {
     dirs.push(d)
     return d
   }
-  const manager = (dir: string, clock: Clock) =>
-    new CertificateManager({ domains: ['renew.test'], directoryUrl: pebble.directoryUrl, email: undefined, caPem: pebble.caPem, stateDir: dir, log, clock, pollIntervalMs: 50 })
+  const manager = (dir: string, clock: Clock, domains = ['renew.test']) =>
+    new CertificateManager({ domains, directoryUrl: pebble.directoryUrl, email: undefined, caPem: pebble.caPem, stateDir: dir, log, clock, pollIntervalMs: 50 })
 
   test('two managers on one state directory (workers) make one order; the other picks the certificate up', async () => {
     const dir = stateDir()
@@ -114,6 +115,35 @@ describe.skipIf(!available)('ACME renewal', () => {
     await other.check()
     expect(other.current()?.cert).toBe(winner.current()!.cert)
     expect((logText.match(/acme: order created/g) ?? []).length - before).toBe(1)
+  }, 30_000)
+
+  test('a restart with one more name serves the stored certificate until the one for all names arrives', async () => {
+    const dir = stateDir()
+    const clock = new JumpClock()
+    const before = manager(dir, clock)
+    h.track(() => before.close())
+    answerers.push(before.challenges)
+    await before.check()
+    const old = before.current()!.cert
+    before.close()
+
+    const m = manager(dir, clock, ['renew.test', 'more.test'])
+    h.track(() => m.close())
+    answerers.push(m.challenges)
+    const changes: string[] = []
+    m.onChange((c) => changes.push(c.cert))
+    m.start()
+    expect(m.current()?.cert).toBe(old)
+    expect(logText).toContain('lacks some names; ordering one for all of them names=renew.test,more.test missing=more.test')
+    await m.check()
+    expect(changes.length).toBe(2)
+    expect(certInfo(m.current()!.cert).names.sort()).toEqual(['more.test', 'renew.test'])
+    // Stored for the next start, which serves it with no new order.
+    const again = manager(dir, clock, ['renew.test', 'more.test'])
+    h.track(() => again.close())
+    again.start()
+    expect(again.current()?.cert).toBe(m.current()!.cert)
+    expect(again.status().renewAtMs!).toBeGreaterThan(Date.now())
   }, 30_000)
 
   test('renewal swaps the certificate on the live listener; an open connection keeps working; the CA down keeps the old one', async () => {
