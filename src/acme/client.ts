@@ -58,7 +58,7 @@ export interface AcmeClientOptions {
   /** Injected for tests; default: the runtime's fetch. */
   fetch?: typeof fetch
   log?: LogFn
-  /** Poll interval when the server gives no Retry-After. */
+  /** Poll interval when the server gives no Retry-After, and the shortest wait when it gives one. */
   pollIntervalMs?: number
   /** Longest wait for one authorization or order to settle. */
   pollTimeoutMs?: number
@@ -166,7 +166,10 @@ export class AcmeClient {
       const value = parseJson(res.text, what) as T
       if (done(value.status)) return value
       if (value.status === 'invalid' || value.status === 'expired' || value.status === 'deactivated' || value.status === 'revoked') return value
-      const waitMs = Math.min(MAX_POLL_WAIT_MS, parseRetryAfterMs(res.headers.get('retry-after'), Date.now()) ?? this.opts.pollIntervalMs ?? 1000)
+      // Retry-After within bounds: no shorter than the poll interval (0 or a past date would be a
+      // busy loop against the CA), no longer than MAX_POLL_WAIT_MS.
+      const intervalMs = this.opts.pollIntervalMs ?? 1000
+      const waitMs = Math.min(MAX_POLL_WAIT_MS, Math.max(intervalMs, parseRetryAfterMs(res.headers.get('retry-after'), Date.now()) ?? intervalMs))
       if (Date.now() + waitMs > deadline) break
       await this.sleep(waitMs)
     }

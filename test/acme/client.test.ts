@@ -94,6 +94,19 @@ describe('AcmeClient', () => {
     expect(waits).toEqual([2000, 3000])
   })
 
+  test('Retry-After: 0 or a date in the past waits the poll interval, not zero', async () => {
+    const ca = fakeCa((req, n) => {
+      if (req.url === 'https://ca.test/acct') return new Response('{}', { status: 200, headers: { location: 'https://ca.test/acct/1' } })
+      if (req.url === 'https://ca.test/order/1') return Response.json({ status: n < 3 ? 'processing' : 'valid' }, { headers: { 'retry-after': n === 1 ? '0' : 'Thu, 01 Jan 1970 00:00:00 GMT' } })
+      return undefined
+    })
+    const waits: number[] = []
+    const client = new AcmeClient({ directoryUrl: DIR, accountKey: generateAccountKey(), fetch: ca.fetchFn, sleep: async (ms) => void waits.push(ms) })
+    await client.account(undefined)
+    await client.poll('https://ca.test/order/1', (s) => s === 'valid', 'order')
+    expect(waits).toEqual([1000, 1000])
+  })
+
   test('an unreachable server is E_ACME_HTTP', async () => {
     const client = new AcmeClient({ directoryUrl: 'https://127.0.0.1:1/dir', accountKey: generateAccountKey() })
     const err = (await client.directory().catch((e) => e)) as AcmeError
