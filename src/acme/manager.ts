@@ -14,7 +14,7 @@ import { AcmeClient } from './client.ts'
 import { AcmeError } from './errors.ts'
 import { FileChallengeStore } from './http01.ts'
 import { issueCertificate, type ChallengeStore } from './order.ts'
-import { daysLeft, MAX_TIMER_MS, renewalTimeMs, retryDelayMs, type Window } from './schedule.ts'
+import { daysLeft, MAX_RETRY_MS, MAX_TIMER_MS, renewalTimeMs, retryDelayMs, type Window } from './schedule.ts'
 import { StateStore, type StoredCert } from './store.ts'
 
 /** What the TLS listener presents. */
@@ -230,6 +230,9 @@ export class CertificateManager {
     const retryAfter = err instanceof AcmeError ? err.retryAfterMs : undefined
     this.nextAttemptMs = this.clock.now() + retryDelayMs(this.failures, this.random, retryAfter)
     this.lastError = err instanceof Error ? err.message : String(err)
+    if (retryAfter !== undefined && retryAfter > MAX_RETRY_MS) {
+      this.opts.log('warn', "acme: the CA's Retry-After is longer than the longest back-off; capped", { retry_after_s: Math.ceil(retryAfter / 1000), capped_to_s: MAX_RETRY_MS / 1000 })
+    }
     const left = this.info ? daysLeft(this.info.notAfterMs, this.clock.now()) : undefined
     this.opts.log(this.served ? 'warn' : 'error', this.served ? 'acme: renewal failed; still serving the current certificate' : 'acme: could not obtain a certificate; TLS handshakes fail until it succeeds', {
       names: this.names.join(','),

@@ -19,7 +19,8 @@ export interface Window {
 /** Jitter around the two-thirds mark, as a fraction of the lifetime either way (±3 days of 90). */
 const JITTER_FRACTION = 1 / 30
 const FIRST_RETRY_MS = 60_000
-const MAX_RETRY_MS = 6 * 3600_000
+/** The longest back-off; a CA's Retry-After is capped here too, so one header cannot stop ordering. */
+export const MAX_RETRY_MS = 6 * 3600_000
 /** setTimeout fires at once beyond 2^31-1 ms; timers are also re-armed at least this often. */
 export const MAX_TIMER_MS = 12 * 3600_000
 
@@ -36,12 +37,13 @@ export function renewalTimeMs(cert: Validity, random: () => number, ari?: Window
 
 /**
  * Back-off after `failures` consecutive failed attempts (1 = the first failure): one minute,
- * doubling to six hours, ±20% jitter; never sooner than the server's Retry-After.
+ * doubling to six hours, ±20% jitter; never sooner than the server's Retry-After, which counts
+ * for at most six hours (`Retry-After: 99999999999999999999` must not mean "never again").
  */
 export function retryDelayMs(failures: number, random: () => number, retryAfterMs?: number): number {
   const base = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** Math.max(0, Math.min(failures - 1, 20)))
   const jittered = base * (0.8 + 0.4 * random())
-  return Math.max(jittered, retryAfterMs ?? 0)
+  return Math.max(jittered, Math.min(retryAfterMs ?? 0, MAX_RETRY_MS))
 }
 
 /** Whole and fractional days until expiry; negative once expired. For the log and /metrics. */

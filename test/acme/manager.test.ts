@@ -50,6 +50,24 @@ function setup(fetchFn: typeof fetch, domains = ['a.test']) {
   return { m, logs, clock }
 }
 
+/** A CA whose directory, nonces and account work; `order` answers newOrder. */
+function scriptedCa(order: () => Response): typeof fetch {
+  let n = 0
+  return (async (input: string | URL | Request) => {
+    const url = String(input)
+    const headers = { 'replay-nonce': `nonce-${++n}` }
+    if (url === 'https://ca.test/dir') return Response.json({ newNonce: 'https://ca.test/nonce', newAccount: 'https://ca.test/acct', newOrder: 'https://ca.test/order' })
+    if (url === 'https://ca.test/nonce') return new Response(null, { headers })
+    if (url === 'https://ca.test/acct') return new Response('{}', { status: 200, headers: { ...headers, location: 'https://ca.test/acct/1' } })
+    if (url === 'https://ca.test/order') {
+      const res = order()
+      res.headers.set('replay-nonce', headers['replay-nonce'])
+      return res
+    }
+    return new Response('unexpected', { status: 500 })
+  }) as typeof fetch
+}
+
 const unreachable = (async () => {
   throw new Error('connection refused')
 }) as unknown as typeof fetch
@@ -95,5 +113,18 @@ describe('CertificateManager failures', () => {
     expect(existsSync(lock)).toBe(false)
     release(new Error('shut down'))
     await checking
+  })
+
+  test("a CA's Retry-After beyond six hours is capped at six hours, and the log says so", async () => {
+    const rateLimited = () => new Response(JSON.stringify({ type: 'urn:ietf:params:acme:error:rateLimited', detail: 'slow down' }), { status: 429, headers: { 'content-type': 'application/problem+json', 'retry-after': '99999999999999999999' } })
+    const { m, logs } = setup(scriptedCa(rateLimited))
+    await m.check()
+    expect(m.status().failures).toBe(1)
+    const failure = logs.find((l) => l.level === 'error')!
+    expect(failure.fields.retry_in_s).toBe(6 * 3600)
+    const capped = logs.find((l) => l.msg.includes('capped'))
+    expect(capped?.fields.capped_to_s).toBe(6 * 3600)
+    expect(capped?.fields.retry_after_s).toBeGreaterThan(1e19)
+    m.close()
   })
 })

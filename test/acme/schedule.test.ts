@@ -29,6 +29,8 @@ describe('renewal schedule', () => {
     expect(retryDelayMs(1, () => 0)).toBe(48_000)
     expect(retryDelayMs(1, () => 1)).toBeCloseTo(72_000, 6)
     expect(retryDelayMs(1, mid, 3600_000)).toBe(3600_000)
+    // A Retry-After beyond the longest back-off counts as six hours, not as "never again".
+    expect(retryDelayMs(1, mid, 99999999999999999999 * 1000)).toBe(6 * 3600_000)
   })
 
   test('days left', () => {
