@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import type { ResolvedAcme } from '../config/schema.ts'
 import { ProxyError } from '../lib/errors.ts'
 import type { LogFn } from '../lib/logger.ts'
+import { AcmeError } from './errors.ts'
 import { Http01Server } from './http01.ts'
 import { CertificateManager, type CertificateManagerOptions } from './manager.ts'
 import type { CertSource } from '../runtime/tls-per-connection.ts'
@@ -38,7 +39,14 @@ export class AutomaticHttps {
         throw new ProxyError('E_TLS_FILES', `acme.ca_file: cannot read "${cfg.caFile}": ${(err as NodeJS.ErrnoException).code ?? err}; check the path and permissions`, { cause: err })
       }
     }
-    this.manager = new CertificateManager({ domains: cfg.domains, directoryUrl: cfg.directoryUrl, email: cfg.email, caPem, stateDir: cfg.stateDir, log: opts.log, ...opts.manager })
+    try {
+      this.manager = new CertificateManager({ domains: cfg.domains, directoryUrl: cfg.directoryUrl, email: cfg.email, caPem, stateDir: cfg.stateDir, log: opts.log, ...opts.manager })
+    } catch (err) {
+      // The state directory holds the certificate and its key: not being able to create it is a
+      // start failure like an unreadable TLS file (exit 3), not an internal error.
+      if (err instanceof AcmeError && err.code === 'E_ACME_STATE') throw new ProxyError('E_TLS_FILES', err.message, { cause: err })
+      throw err
+    }
   }
 
   /** What the TLS listener presents: read on every accepted connection. */

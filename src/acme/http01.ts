@@ -10,8 +10,9 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { Server } from 'bun'
 import type { HostPort } from '../config/schema.ts'
+import { ProxyError } from '../lib/errors.ts'
+import { listenFailureReason } from '../lib/listen-error.ts'
 import type { LogFn } from '../lib/logger.ts'
-import { AcmeError } from './errors.ts'
 import type { ChallengeStore } from './order.ts'
 import type { StateStore } from './store.ts'
 
@@ -83,7 +84,8 @@ export class Http01Server {
         },
       })
     } catch (err) {
-      throw new AcmeError('E_ACME_STATE', `cannot listen on ${listen.host}:${listen.port} for HTTP-01 challenges: ${(err as Error).message}; port 80 must be free (or set --acme-http-listen)`, { cause: err })
+      // A start failure like the proxy's own listener (E_LISTEN, exit 3).
+      throw new ProxyError('E_LISTEN', `cannot listen on ${listen.host}:${listen.port} for HTTP-01 challenges and https redirects: ${listenFailureReason(err)}; stop the process that listens there (ss -ltnp shows it), or choose another address with --acme-http-listen <host:port> (acme.http_listen in the config file); the CA must reach it on port 80`, { cause: err })
     }
     return this
   }

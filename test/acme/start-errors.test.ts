@@ -1,0 +1,37 @@
+/** `proxy serve --acme` start-up failures are start failures (exit 3) with one line saying what to change, not E_INTERNAL. */
+import { afterAll, describe, expect, test } from 'bun:test'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runCli } from '../../src/cli.ts'
+import { ExitCode } from '../../src/lib/exit-codes.ts'
+import { memoryIo } from '../../src/lib/io.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'proxy-acme-start-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+/** Never reached: both failures come before the first order. */
+const args = (httpListen: string, stateDir: string) => ['serve', '--upstream', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', 'off', '--acme', 'a.test', '--acme-directory', 'https://127.0.0.1:9/dir', '--acme-http-listen', httpListen, '--state-dir', stateDir]
+
+describe('automatic HTTPS start-up errors', () => {
+  test('the HTTP-01 port taken: E_LISTEN, exit 3, naming --acme-http-listen', async () => {
+    const held = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+    try {
+      const io = memoryIo()
+      expect(await runCli(args(`127.0.0.1:${held.port}`, join(dir, 'state-1')), io)).toBe(ExitCode.START_FAILED)
+      expect(io.stderr).toContain(`[E_LISTEN] cannot listen on 127.0.0.1:${held.port} for HTTP-01 challenges and https redirects: address in use;`)
+      expect(io.stderr).toContain('--acme-http-listen')
+    } finally {
+      held.stop(true)
+    }
+  })
+
+  test('a state directory that cannot be created: exit 3, naming --state-dir', async () => {
+    const file = join(dir, 'a-file')
+    writeFileSync(file, '')
+    const io = memoryIo()
+    expect(await runCli(args('127.0.0.1:0', join(file, 'state')), io)).toBe(ExitCode.START_FAILED)
+    expect(io.stderr).toContain('[E_TLS_FILES] cannot create the state directory')
+    expect(io.stderr).toContain('set --state-dir to a writable directory')
+  })
+})
