@@ -59,10 +59,17 @@ export interface Http01Options {
   defaultHost?: string
   reusePort: boolean
   log?: LogFn
+  /** Injected for tests: the clock of the unknown-token log's throttle. */
+  nowMs?: () => number
 }
+
+/** Requests for unknown tokens (scanners, a CA retrying after we gave up) log one line a second at most. */
+const UNKNOWN_TOKEN_LOG_EVERY_MS = 1000
 
 export class Http01Server {
   private server: Server<undefined> | undefined
+  private unknownLoggedAtMs = -Infinity
+  private unknownNotLogged = 0
 
   constructor(private readonly opts: Http01Options) {}
 
@@ -104,14 +111,28 @@ export class Http01Server {
     if (path.startsWith(PREFIX)) {
       const token = path.slice(PREFIX.length)
       const keyAuth = this.opts.challenges.lookup(token)
-      this.opts.log?.(keyAuth ? 'info' : 'warn', keyAuth ? 'acme: http-01 challenge answered' : 'acme: http-01 challenge for an unknown token', { token })
-      if (keyAuth === undefined) return plain(404, 'no such challenge\n')
+      if (keyAuth === undefined) {
+        this.logUnknownToken(token)
+        return plain(404, 'no such challenge\n')
+      }
+      this.opts.log?.('info', 'acme: http-01 challenge answered', { token })
       return new Response(keyAuth, { headers: { 'content-type': 'application/octet-stream' } })
     }
     const name = redirectName(req.headers.get('host'), this.opts.defaultHost)
     if (name === undefined) return plain(400, 'a valid Host header is needed to redirect to https\n')
     const port = this.opts.httpsPort === 443 ? '' : `:${this.opts.httpsPort}`
     return new Response(null, { status: 308, headers: { location: `https://${name}${port}${target}` } })
+  }
+
+  private logUnknownToken(token: string): void {
+    const nowMs = (this.opts.nowMs ?? Date.now)()
+    if (nowMs - this.unknownLoggedAtMs < UNKNOWN_TOKEN_LOG_EVERY_MS) {
+      this.unknownNotLogged++
+      return
+    }
+    this.opts.log?.('warn', 'acme: http-01 challenge for an unknown token', { token, ...(this.unknownNotLogged > 0 ? { more_not_logged: this.unknownNotLogged } : {}) })
+    this.unknownLoggedAtMs = nowMs
+    this.unknownNotLogged = 0
   }
 
   async close(): Promise<void> {

@@ -95,6 +95,20 @@ describe('HTTP-01 responder', () => {
     }
   })
 
+  test('unknown tokens log one warning a second at most, with the count of those not logged', () => {
+    let nowMs = 5000
+    const logged: Record<string, unknown>[] = []
+    const s = new Http01Server({ listen: { host: '127.0.0.1', port: 0 }, httpsPort: 443, challenges: otherWorker, reusePort: false, nowMs: () => nowMs, log: (_l, _m, f) => void logged.push(f ?? {}) })
+    const ask = (t: string) => expect(s.answer(get(`/.well-known/acme-challenge/${t}`, 'a.test')).status).toBe(404)
+    for (let i = 0; i < 5; i++) ask(`scan${i}`)
+    nowMs += 999
+    ask('scan5')
+    expect(logged).toEqual([{ token: 'scan0' }])
+    nowMs += 1
+    ask('scan6')
+    expect(logged).toEqual([{ token: 'scan0' }, { token: 'scan6', more_not_logged: 5 }])
+  })
+
   test('state directories are private', () => {
     expect(statSync(store.caDir).mode & 0o777).toBe(0o700)
   })
