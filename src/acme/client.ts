@@ -223,11 +223,12 @@ export class AcmeClient {
   /** One HTTP exchange, with a timeout and a bounded reply; every reply's Replay-Nonce is kept. */
   private async http(url: string, init: RequestInit, what: string): Promise<Reply> {
     let res: Response
+    const timeoutMs = this.opts.requestTimeoutMs ?? 30_000
     try {
       res = await this.fetchFn(url, {
         ...init,
         headers: { 'user-agent': 'proxy-acme/1', ...(init.headers as Record<string, string> | undefined) },
-        signal: AbortSignal.timeout(this.opts.requestTimeoutMs ?? 30_000),
+        signal: AbortSignal.timeout(timeoutMs),
         ...(this.opts.caPem ? { tls: { ca: this.opts.caPem } } : {}),
       } as RequestInit)
     } catch (err) {
@@ -235,7 +236,15 @@ export class AcmeClient {
     }
     const nonce = res.headers.get('replay-nonce')
     if (nonce) this.nonce = nonce
-    const text = init.method === 'HEAD' ? '' : await readLimited(res, what)
+    let text = ''
+    try {
+      if (init.method !== 'HEAD') text = await readLimited(res, what)
+    } catch (err) {
+      if (err instanceof AcmeError) throw err
+      // The same timeout covers the body: a CA that sends its headers and then trickles.
+      const how = (err as Error).name === 'TimeoutError' ? `did not finish within ${timeoutMs / 1000} s` : `was cut off (${(err as Error).message})`
+      throw new AcmeError('E_ACME_HTTP', `${what}: the reply of the ACME server at ${url} ${how}; the proxy retries later`, { cause: err })
+    }
     return { status: res.status, headers: res.headers, text }
   }
 }

@@ -107,6 +107,20 @@ describe('AcmeClient', () => {
     expect(waits).toEqual([1000, 1000])
   })
 
+  test('a reply whose body stalls is E_ACME_HTTP naming the request, not a bare "operation timed out"', async () => {
+    // Real fetch over loopback: headers and one byte, then nothing.
+    const stalled = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response(new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode('{')) }), { headers: { 'content-type': 'application/json' } }) })
+    try {
+      const client = new AcmeClient({ directoryUrl: `http://127.0.0.1:${stalled.port}/dir`, accountKey: generateAccountKey(), requestTimeoutMs: 200 })
+      const err = (await client.directory().catch((e) => e)) as AcmeError
+      expect(err).toBeInstanceOf(AcmeError)
+      expect(err.code).toBe('E_ACME_HTTP')
+      expect(err.message).toBe(`fetching the ACME directory: the reply of the ACME server at http://127.0.0.1:${stalled.port}/dir did not finish within 0.2 s; the proxy retries later`)
+    } finally {
+      stalled.stop(true)
+    }
+  })
+
   test('an unreachable server is E_ACME_HTTP', async () => {
     const client = new AcmeClient({ directoryUrl: 'https://127.0.0.1:1/dir', accountKey: generateAccountKey() })
     const err = (await client.directory().catch((e) => e)) as AcmeError
