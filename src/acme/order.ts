@@ -1,11 +1,12 @@
 /**
  * One issuance, start to finish (RFC 8555 §7.4): new order, an HTTP-01 answer for each pending
- * authorization (§8.3), finalize with a CSR, download the chain. The protocol messages are in
- * client.ts; where challenge answers are published is the caller's (http01.ts); when to issue
- * is manager.ts's.
+ * authorization (§8.3), finalize with a CSR, download the chain and check that it is for our key
+ * and every name ordered. The protocol messages are in client.ts; where challenge answers are
+ * published is the caller's (http01.ts); when to issue is manager.ts's.
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import type { LogFn } from '../lib/logger.ts'
+import { certInfo } from './cert-info.ts'
 import type { AcmeClient, Order } from './client.ts'
 import { buildCsr, generateCertificateKey } from './csr.ts'
 import { AcmeError, problemError } from './errors.ts'
@@ -56,6 +57,10 @@ export async function issueCertificate(opts: IssueOptions): Promise<Issued> {
   const keyPem = key.export({ type: 'pkcs8', format: 'pem' }) as string
   // The chain must be for this key: a CA bug or a reused order must not pair a stranger's cert with our key.
   if (!sameKey(certPem, keyPem)) throw new AcmeError('E_ACME', 'the downloaded certificate does not match the key of the CSR')
+  // And for every name ordered: served, one without a name would fail every handshake for it.
+  const covered = certInfo(certPem).names
+  const missing = names.filter((n) => !covered.includes(n.toLowerCase()))
+  if (missing.length > 0) throw new AcmeError('E_ACME', `the issued certificate lacks ${missing.join(', ')} (it names ${covered.join(', ') || 'no DNS names'}); not used, the proxy orders again later`)
   log?.('info', 'acme: certificate issued', { names: names.join(',') })
   return { certPem, keyPem }
 }

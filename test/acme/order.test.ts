@@ -1,0 +1,69 @@
+/**
+ * One issuance against a scripted CA (a fetch function): the order is ready at once, finalized,
+ * and the certificate downloaded. The certificate is made with openssl for the key the CSR
+ * carries, with the DNS names the test chooses: one that lacks an ordered name is refused.
+ */
+import { afterAll, describe, expect, test } from 'bun:test'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { AcmeClient } from '../../src/acme/client.ts'
+import { generateCertificateKey } from '../../src/acme/csr.ts'
+import { AcmeError } from '../../src/acme/errors.ts'
+import { generateAccountKey } from '../../src/acme/jws.ts'
+import { issueCertificate } from '../../src/acme/order.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'proxy-acme-order-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+/** A CA that issues `certPem` for whatever is ordered. */
+function scriptedCa(certPem: string): typeof fetch {
+  let n = 0
+  let finalized = false
+  return (async (input: string | URL | Request) => {
+    const url = String(input)
+    const headers = { 'replay-nonce': `nonce-${++n}` }
+    const order = () => Response.json({ status: finalized ? 'valid' : 'ready', identifiers: [], authorizations: [], finalize: 'https://ca.test/finalize', ...(finalized ? { certificate: 'https://ca.test/cert' } : {}) }, { headers: { ...headers, location: 'https://ca.test/order/1' } })
+    switch (url) {
+      case 'https://ca.test/dir':
+        return Response.json({ newNonce: 'https://ca.test/nonce', newAccount: 'https://ca.test/acct', newOrder: 'https://ca.test/order' })
+      case 'https://ca.test/nonce':
+        return new Response(null, { headers })
+      case 'https://ca.test/acct':
+        return new Response('{}', { headers: { ...headers, location: 'https://ca.test/acct/1' } })
+      case 'https://ca.test/order':
+      case 'https://ca.test/order/1':
+        return order()
+      case 'https://ca.test/finalize':
+        finalized = true
+        return order()
+      case 'https://ca.test/cert':
+        return new Response(certPem, { headers: { ...headers, 'content-type': 'application/pem-certificate-chain' } })
+    }
+    return new Response('unexpected', { status: 500 })
+  }) as typeof fetch
+}
+
+async function issue(names: string[], certNames: string[]) {
+  const key = generateCertificateKey()
+  writeFileSync(join(dir, 'k.pem'), key.export({ type: 'pkcs8', format: 'pem' }) as string)
+  execFileSync('openssl', ['req', '-x509', '-key', 'k.pem', '-out', 'c.pem', '-subj', `/CN=${certNames[0]}`, '-addext', `subjectAltName=${certNames.map((n) => `DNS:${n}`).join(',')}`, '-days', '1'], { cwd: dir, stdio: 'pipe' })
+  const accountKey = generateAccountKey()
+  const client = new AcmeClient({ directoryUrl: 'https://ca.test/dir', accountKey, fetch: scriptedCa(readFileSync(join(dir, 'c.pem'), 'utf8')), pollIntervalMs: 1 })
+  await client.account(undefined)
+  return issueCertificate({ client, accountKey, names, challenges: { publish() {}, unpublish() {} }, certificateKey: key })
+}
+
+describe('issueCertificate', () => {
+  test('a certificate for every ordered name is taken', async () => {
+    const issued = await issue(['a.test', 'b.test'], ['a.test', 'b.test'])
+    expect(issued.certPem).toContain('BEGIN CERTIFICATE')
+  })
+
+  test('a certificate that lacks an ordered name is refused, naming it', async () => {
+    const err = (await issue(['a.test', 'b.test'], ['a.test']).catch((e) => e)) as AcmeError
+    expect(err).toBeInstanceOf(AcmeError)
+    expect(err.message).toBe('the issued certificate lacks b.test (it names a.test); not used, the proxy orders again later')
+  })
+})
