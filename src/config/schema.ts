@@ -27,6 +27,7 @@ export interface ResolvedServer {
   maxHeaderBytes: number
   maxConcurrentRequests: number
   keepaliveTimeoutMs: number
+  sendTimeoutMs: number
   drainTimeoutMs: number
   trustedProxies: readonly string[]
   defaultUpstream: string

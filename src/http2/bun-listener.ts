@@ -173,12 +173,21 @@ async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>):
     if (code !== undefined) reader.cancel().catch(() => {})
   }
   stream.onDrain = () => wake?.()
+  let watching = false
   try {
     for (;;) {
       const { done, value } = await reader.read()
       if (closed) return
       if (done) return stream.end()
-      if (!stream.write(value)) await new Promise<void>((resolve) => (wake = resolve))
+      if (!stream.write(value)) {
+        // A body that breaks while the window is shut (send_timeout cut it upstream) ends the
+        // wait, and the stream is reset below; watched from the first wait on.
+        if (!watching) {
+          watching = true
+          reader.closed.catch(() => wake?.())
+        }
+        await new Promise<void>((resolve) => (wake = resolve))
+      }
       wake = undefined
       if (closed) return
     }

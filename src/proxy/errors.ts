@@ -27,6 +27,7 @@ export type FailureCode =
   | 'CLIENT_HEADER_TIMEOUT' // the request head was not complete within client_header_timeout
   | 'CLIENT_BODY_TIMEOUT' // the request body stalled longer than client_body_timeout
   | 'CLIENT_GONE' // the client went away first
+  | 'CLIENT_SEND_TIMEOUT' // the client took no response bytes for send_timeout: the response was cut
   // Admission.
   | 'TOO_MANY_CONNECTIONS' // max_connections
   | 'OVERLOADED' // max_concurrent_requests
@@ -107,6 +108,8 @@ const TABLE: Record<FailureCode, FailureStatus> = {
   CLIENT_BODY_TIMEOUT: { status: 408, reason: 'request body stalled', refusal: 'body_timeout', close: true },
   // The client left; nginx logs 499 for this. Nothing is sent.
   CLIENT_GONE: { status: 499, reason: 'client closed the request' },
+  // Logged only: the response had begun and the client stopped taking it (nginx's send_timeout).
+  CLIENT_SEND_TIMEOUT: { status: 408, reason: 'client took no response bytes within send_timeout' },
   TOO_MANY_CONNECTIONS: { status: 503, reason: 'too many client connections (max_connections); retry shortly', refusal: 'connections', close: true },
   OVERLOADED: { status: 503, reason: 'too many concurrent requests (max_concurrent_requests); retry shortly', refusal: 'overload', close: true },
   SHUTTING_DOWN: { status: 503, reason: 'proxy is shutting down', refusal: 'shutting_down', close: true },

@@ -27,6 +27,7 @@ const EXPECTED: [FailureCode, number, RefusalReason | undefined, boolean][] = [
   ['CLIENT_HEADER_TIMEOUT', 408, 'header_timeout', true],
   ['CLIENT_BODY_TIMEOUT', 408, 'body_timeout', true],
   ['CLIENT_GONE', 499, undefined, false],
+  ['CLIENT_SEND_TIMEOUT', 408, undefined, false],
   ['TOO_MANY_CONNECTIONS', 503, 'connections', true],
   ['OVERLOADED', 503, 'overload', true],
   ['SHUTTING_DOWN', 503, 'shutting_down', true],

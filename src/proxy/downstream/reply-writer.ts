@@ -78,6 +78,7 @@ export class ReplyWriter {
     // A body read from an upstream socket sizes its reads by whether the client keeps up.
     const source = SocketBodyStream.of(stream)
     let failed = false
+    let watching = false
     try {
       for (;;) {
         const { done, value } = await reader.read()
@@ -88,6 +89,12 @@ export class ReplyWriter {
         source?.wrote(whole, value.byteLength)
         this.backlog.wrote(value.byteLength)
         if (!whole) {
+          // A body that breaks while we wait on the client (send_timeout cut it upstream) ends
+          // the wait, so that the client sees the cut now; watched from the first wait on.
+          if (!watching) {
+            watching = true
+            reader.closed.catch(() => this.wakeDrainWaiter())
+          }
           await new Promise<void>((r) => (this.drainWaiter = r))
           if (this.closed) return
         }
@@ -106,6 +113,12 @@ export class ReplyWriter {
   write(data: Uint8Array): boolean {
     if (this.closed) return false
     return this.out.write(data)
+  }
+
+  private wakeDrainWaiter(): void {
+    const w = this.drainWaiter
+    this.drainWaiter = undefined
+    w?.()
   }
 
   /** The socket drained: sends what was queued; true when the queue is empty. */

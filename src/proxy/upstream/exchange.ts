@@ -36,6 +36,8 @@ export interface ExchangeOptions {
   headerTimeoutMs: number
   /** 0 disables the body idle timeout. */
   idleTimeoutMs: number
+  /** Longest the response body may wait on a client that takes nothing (send_timeout); 0 or undefined: none. */
+  sendTimeoutMs?: number
   /** Called once when the exchange is over (response fully relayed, or failed). */
   onEnd?: (end: ExchangeEnd) => void
   /** An interim (1xx) response before the final one: 102 Processing, 103 Early Hints (RFC 9110 §15.2). */
@@ -308,10 +310,17 @@ export class Exchange {
     if (this.st === St.Head) {
       if (this.bodyDueAt !== 0 && nowMs >= this.bodyDueAt) return this.fail('CLIENT_BODY_TIMEOUT', `no request body bytes from the client for ${this.opts.headerTimeoutMs}ms (header_timeout)`)
       if (this.headDueAt !== 0 && nowMs >= this.headDueAt) this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
-    } else if (this.st === St.Body && this.opts.idleTimeoutMs > 0) {
-      // A paused socket is our doing (slow client), not upstream silence: the gap counts from the resume.
-      if (this.body?.paused) this.lastDataAt = nowMs
-      else if (nowMs - this.lastDataAt >= this.opts.idleTimeoutMs) this.fail('IDLE_TIMEOUT', `response body stalled for ${this.opts.idleTimeoutMs}ms`)
+    } else if (this.st === St.Body) {
+      const body = this.body
+      if (body?.paused) {
+        // A paused socket is our doing (slow client), not upstream silence: the gap counts from
+        // the resume. The client's own stall (send_timeout) counts from the pause.
+        this.lastDataAt = nowMs
+        const sendMs = this.opts.sendTimeoutMs ?? 0
+        if (sendMs > 0 && body.stalledMs(nowMs) >= sendMs) this.fail('CLIENT_SEND_TIMEOUT', `the client took no response bytes for ${sendMs}ms (send_timeout)`)
+        return
+      }
+      if (this.opts.idleTimeoutMs > 0 && nowMs - this.lastDataAt >= this.opts.idleTimeoutMs) this.fail('IDLE_TIMEOUT', `response body stalled for ${this.opts.idleTimeoutMs}ms`)
     }
   }
 

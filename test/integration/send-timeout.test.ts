@@ -1,0 +1,113 @@
+/**
+ * send_timeout: a client that takes no bytes of a response (it stopped reading; its HTTP/2
+ * stream's window stays closed) has the response cut after send_timeout, logged
+ * CLIENT_SEND_TIMEOUT, and its request's slot and upstream connection freed, as nginx's
+ * send_timeout does; a slow client that keeps taking bytes is not cut. Raw clients on loopback.
+ */
+import { afterEach, expect, test } from 'bun:test'
+import { connect } from 'node:net'
+import tls from 'node:tls'
+import { Flag, frame, FrameType, PREFACE, Setting, settingsFrame } from '../../src/http2/frames.ts'
+import { HpackEncoder } from '../../src/http2/hpack.ts'
+import { concatBytes } from '../../src/lib/bytes.ts'
+import { FrameSplitter } from '../http2/support/frame-splitter.ts'
+import { makeCerts } from '../support/certs.ts'
+import { Harness, waitFor } from '../support/harness.ts'
+
+const h = new Harness()
+afterEach(() => h.closeAll())
+
+/** An origin streaming `mib` MiB in 64 KiB pieces, as fast as it is read. */
+function bigOrigin(mib: number) {
+  const piece = new Uint8Array(64 * 1024).fill(120)
+  return h.origin({
+    fetch: () => {
+      let sent = 0
+      return new Response(
+        new ReadableStream({
+          pull(c) {
+            if (sent >= mib * 16) return c.close()
+            sent++
+            c.enqueue(piece)
+          },
+        }),
+        { headers: { 'content-length': String(mib * 1024 * 1024) } },
+      )
+    },
+  })
+}
+
+test('HTTP/1.1: a client that stops reading is cut after send_timeout and logged; its slot is freed for the next client', async () => {
+  const origin = bigOrigin(64)
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { send_timeout: '1s', max_concurrent_requests: 1 } })
+  const stalled = connect(proxy.port, '127.0.0.1')
+  h.track(() => void stalled.destroy())
+  let got = 0
+  let closed = false
+  stalled.on('data', (d) => {
+    got += d.length
+    if (got >= 64 * 1024) stalled.pause() // reads a little, then nothing
+  })
+  stalled.on('close', () => (closed = true))
+  stalled.on('error', () => {})
+  stalled.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n')
+  expect(await waitFor(() => closed, 10_000, 50)).toBe(true)
+  expect(got).toBeLessThan(64 * 1024 * 1024)
+  expect(await waitFor(() => h.records.some((r) => r.path === '/big'), 3000)).toBe(true)
+  const rec = h.records.find((r) => r.path === '/big')!
+  expect([rec.status, rec.error]).toEqual([200, 'CLIENT_SEND_TIMEOUT'])
+  // The one slot is free again: the next request is served, not refused 503.
+  const next = await fetch(`${proxy.url}/small`, { headers: { range: 'bytes=0-0' } })
+  expect(next.status).not.toBe(503)
+  await next.body?.cancel()
+}, 20_000)
+
+test('HTTP/2: a stream whose window stays closed is reset after send_timeout and logged', async () => {
+  const origin = bigOrigin(4)
+  const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { send_timeout: '1s', tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const sock = tls.connect({ host: '127.0.0.1', port: proxy.port, ca: await Bun.file(certs.caFile).text(), servername: 'proxy.test', ALPNProtocols: ['h2'] })
+  h.track(() => void sock.destroy())
+  const request = new HpackEncoder(4096).encode([[':method', 'GET'], [':scheme', 'https'], [':authority', 'proxy.test'], [':path', '/h2big']])
+  let reset = false
+  let data = 0
+  const rx = new FrameSplitter()
+  sock.on('data', (d: Buffer) =>
+    rx.push(new Uint8Array(d), (fh, payload) => {
+      if (fh.type === FrameType.RST_STREAM && fh.streamId === 1) reset = true
+      if (fh.type === FrameType.DATA) data += payload.byteLength
+    }),
+  )
+  sock.on('error', () => {})
+  sock.once('secureConnect', () => {
+    // A window of 0 for every stream, never opened: the client takes nothing.
+    sock.write(concatBytes([PREFACE, settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 0]]), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, request)]))
+  })
+  expect(await waitFor(() => reset, 10_000, 50)).toBe(true)
+  expect(data).toBe(0)
+  expect(await waitFor(() => h.records.some((r) => r.path === '/h2big'), 3000)).toBe(true)
+  expect(h.records.find((r) => r.path === '/h2big')!.error).toBe('CLIENT_SEND_TIMEOUT')
+}, 20_000)
+
+test('a slow client that keeps taking bytes is not cut by send_timeout', async () => {
+  const origin = bigOrigin(16)
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { send_timeout: '1s' } })
+  const res = await fetch(`${proxy.url}/slow`)
+  const reader = res.body!.getReader()
+  let got = 0
+  let nextPauseAt = 1024 * 1024
+  // Reads with a 400 ms pause after each MiB (about 6 s in all): the proxy's side fills and waits
+  // on each pause, shorter than send_timeout each time, longer in sum.
+  for (;;) {
+    const r = await reader.read()
+    if (r.done) break
+    got += r.value.byteLength
+    if (got >= nextPauseAt) {
+      nextPauseAt += 1024 * 1024
+      await Bun.sleep(400)
+    }
+  }
+  expect(got).toBe(16 * 1024 * 1024)
+  expect(await waitFor(() => h.records.some((r) => r.path === '/slow'), 3000)).toBe(true)
+  expect(h.records.find((r) => r.path === '/slow')!.error).toBeUndefined()
+}, 30_000)
