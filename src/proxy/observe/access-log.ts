@@ -6,6 +6,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs'
 import type { ResolvedLog } from '../../config/schema.ts'
 import type { LogFn } from '../../lib/logger.ts'
+import { DropReport } from './log-drops.ts'
 import type { RequestRecord } from './record.ts'
 
 export interface AccessLog {
@@ -49,23 +50,29 @@ export function createAccessLog(cfg: ResolvedLog, log: LogFn, stdout: (s: string
 const MAX_PENDING_BYTES = 8 * 1024 * 1024
 
 class FileAccessLog implements AccessLog {
-  dropped = 0
   private stream: WriteStream | undefined
   private failing = false
   private pendingBytes = 0
+  private readonly report: DropReport
 
   constructor(
     private readonly path: string,
     private readonly format: 'json' | 'text',
-    private readonly log: LogFn,
+    log: LogFn,
   ) {
+    this.report = new DropReport({ dropped: 0 }, log, { path })
     this.open()
+  }
+
+  get dropped(): number {
+    return this.report.dropped
   }
 
   private open(): void {
     const stream = createWriteStream(this.path, { flags: 'a' })
     stream.on('error', (err) => {
-      if (!this.failing) this.log('error', 'access log cannot be written; requests continue, lines are dropped', { path: this.path, error: err.message })
+      // Once per outage; it ends when a line is written, not when the file opens.
+      this.report.drop(0, 'access log cannot be written; requests continue, lines are dropped', err.message)
       this.failing = true
       this.stream = undefined
       // Try again later: the disk may come back (a rotated or remounted path).
@@ -74,7 +81,6 @@ class FileAccessLog implements AccessLog {
       }, 5000).unref?.()
     })
     stream.on('open', () => {
-      if (this.failing) this.log('info', 'access log writable again', { path: this.path, dropped: this.dropped })
       this.failing = false
     })
     this.stream = stream
@@ -83,13 +89,15 @@ class FileAccessLog implements AccessLog {
   write(record: RequestRecord): void {
     const s = this.stream
     if (!s || this.failing || this.pendingBytes > MAX_PENDING_BYTES) {
-      this.dropped++
+      this.report.drop(1, 'access log cannot be written; requests continue, lines are dropped', this.failing ? 'not open' : 'too many bytes waiting')
       return
     }
     const line = formatRecord(record, this.format)
     this.pendingBytes += line.length
-    s.write(line, () => {
+    s.write(line, (err) => {
       this.pendingBytes -= line.length
+      if (err) this.report.drop(1, 'access log cannot be written; requests continue, lines are dropped', err.message)
+      else this.report.recovered()
     })
   }
 
@@ -97,6 +105,7 @@ class FileAccessLog implements AccessLog {
     const s = this.stream
     this.stream = undefined
     this.failing = false
+    this.report.close()
     return new Promise((resolve) => (s ? s.end(() => resolve()) : resolve()))
   }
 }
