@@ -12,7 +12,7 @@ import { errorMessage } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import { createLogger } from '../lib/logger.ts'
-import { createAccessLog, type AccessLog } from '../proxy/observe/access-log.ts'
+import { createAccessLog, renderAccessLogMetrics, type AccessLog, type AccessLogStats } from '../proxy/observe/access-log.ts'
 import { AdminServer, exposedAdminWarning } from '../proxy/observe/admin.ts'
 import { RequestMetrics } from '../proxy/observe/metrics.ts'
 import { EdgeCache } from '../proxy/cache/cache.ts'
@@ -42,7 +42,9 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
 
   const log = createLogger(io.err, io.env.DEBUG === '1' ? 'debug' : 'info')
   const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })
-  let accessLog: AccessLog = createAccessLog(config.log, wlog, io.out)
+  // Dropped lines are counted over every access log this process has (a reload makes a new one).
+  const accessLogStats: AccessLogStats = { dropped: 0 }
+  let accessLog: AccessLog = createAccessLog(config.log, wlog, io.out, accessLogStats)
   const metrics = new RequestMetrics()
   // In memory, per worker; its settings apply from start-up (a reload keeps the cache as it is).
   const c = config.cache
@@ -79,7 +81,10 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       metrics,
       startedAt: Date.now(),
       worker: workerId,
-      extraMetrics: acme ? (out) => acme.metrics(out) : undefined,
+      extraMetrics: (out) => {
+        renderAccessLogMetrics(accessLogStats, out)
+        acme?.metrics(out)
+      },
       cache,
     }).start()
     if (workerId !== undefined) reportWorkerAdmin(a.url)
@@ -114,7 +119,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       }
       if (JSON.stringify(prev.log) !== JSON.stringify(next.log)) {
         const old = accessLog
-        accessLog = createAccessLog(next.log, wlog, io.out)
+        accessLog = createAccessLog(next.log, wlog, io.out, accessLogStats)
         void old.close()
       }
       wlog('info', 'reloaded', { url: proxy.url, upstreams: Object.values(next.upstreams).map((u) => u.url).join(',') })

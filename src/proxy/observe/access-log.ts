@@ -1,17 +1,19 @@
 /**
  * The access log: one line per request, JSON lines or readable text, to stdout, stderr, a file,
- * or nowhere. Writes are fire-and-forget and never block or fail the request path; a file that
- * cannot be written is reported once per episode and traffic continues.
+ * or nowhere. Writes never fail the request path. A file's lines are gathered per event-loop turn
+ * and written with one synchronous write (log-writer.ts), as nginx does; a file that cannot be
+ * written drops its lines, counted (proxy_access_log_dropped_total) and reported once per outage
+ * (log-drops.ts), and traffic continues.
  */
-import { createWriteStream, type WriteStream } from 'node:fs'
 import type { ResolvedLog } from '../../config/schema.ts'
 import type { LogFn } from '../../lib/logger.ts'
-import { DropReport } from './log-drops.ts'
+import { DropReport, type AccessLogStats } from './log-drops.ts'
+import { FileLineWriter } from './log-writer.ts'
 import type { RequestRecord } from './record.ts'
 
 export interface AccessLog {
   write(record: RequestRecord): void
-  /** Lines dropped because the destination failed. */
+  /** Lines this log dropped: its destination failed or could not keep up. */
   readonly dropped: number
   close(): Promise<void>
 }
@@ -27,7 +29,16 @@ export function formatRecord(record: RequestRecord, format: 'json' | 'text'): st
   return `${r.ts} ${r.client} "${r.method} ${r.host}${r.path}" ${r.status} in=${r.bytes_in} out=${r.bytes_out} ${r.duration_ms}ms${up}${header}${retries}${cache}${err} id=${r.request_id}\n`
 }
 
-export function createAccessLog(cfg: ResolvedLog, log: LogFn, stdout: (s: string) => void = (s) => void process.stdout.write(s)): AccessLog {
+export type { AccessLogStats } from './log-drops.ts'
+
+/** The dropped-lines counter in the Prometheus text format (a counter, summed over workers). */
+export function renderAccessLogMetrics(stats: AccessLogStats, out: string[]): void {
+  out.push('# HELP proxy_access_log_dropped_total Access log lines not written (destination failing or too slow).', '# TYPE proxy_access_log_dropped_total counter')
+  out.push(`proxy_access_log_dropped_total ${stats.dropped}`)
+}
+
+/** `stats` counts dropped lines over every access log the process has (a reload makes a new one). */
+export function createAccessLog(cfg: ResolvedLog, log: LogFn, stdout: (s: string) => void = (s) => void process.stdout.write(s), stats: AccessLogStats = { dropped: 0 }): AccessLog {
   if (cfg.accessLog === 'off') return { write() {}, dropped: 0, close: async () => {} }
   if (cfg.accessLog === 'stdout' || cfg.accessLog === 'stderr') {
     const out = cfg.accessLog === 'stdout' ? stdout : (s: string) => void process.stderr.write(s)
@@ -43,69 +54,35 @@ export function createAccessLog(cfg: ResolvedLog, log: LogFn, stdout: (s: string
       close: async () => {},
     }
   }
-  return new FileAccessLog(cfg.accessLog, cfg.format, log)
+  return new FileAccessLog(cfg.accessLog, cfg.format, log, stats)
 }
 
-/** Bytes buffered in memory for a slow or failing log file before lines are dropped. */
-const MAX_PENDING_BYTES = 8 * 1024 * 1024
-
+/** An access log to a file: lines batched per event-loop turn, one synchronous write each (log-writer.ts). */
 class FileAccessLog implements AccessLog {
-  private stream: WriteStream | undefined
-  private failing = false
-  private pendingBytes = 0
   private readonly report: DropReport
+  private readonly writer: FileLineWriter
 
   constructor(
-    private readonly path: string,
+    path: string,
     private readonly format: 'json' | 'text',
     log: LogFn,
+    stats: AccessLogStats,
   ) {
-    this.report = new DropReport({ dropped: 0 }, log, { path })
-    this.open()
+    this.report = new DropReport(stats, log, { path })
+    this.writer = new FileLineWriter(path, this.report)
   }
 
   get dropped(): number {
     return this.report.dropped
   }
 
-  private open(): void {
-    const stream = createWriteStream(this.path, { flags: 'a' })
-    stream.on('error', (err) => {
-      // Once per outage; it ends when a line is written, not when the file opens.
-      this.report.drop(0, 'access log cannot be written; requests continue, lines are dropped', err.message)
-      this.failing = true
-      this.stream = undefined
-      // Try again later: the disk may come back (a rotated or remounted path).
-      setTimeout(() => {
-        if (this.failing) this.open()
-      }, 5000).unref?.()
-    })
-    stream.on('open', () => {
-      this.failing = false
-    })
-    this.stream = stream
-  }
-
   write(record: RequestRecord): void {
-    const s = this.stream
-    if (!s || this.failing || this.pendingBytes > MAX_PENDING_BYTES) {
-      this.report.drop(1, 'access log cannot be written; requests continue, lines are dropped', this.failing ? 'not open' : 'too many bytes waiting')
-      return
-    }
-    const line = formatRecord(record, this.format)
-    this.pendingBytes += line.length
-    s.write(line, (err) => {
-      this.pendingBytes -= line.length
-      if (err) this.report.drop(1, 'access log cannot be written; requests continue, lines are dropped', err.message)
-      else this.report.recovered()
-    })
+    // A failing file costs a count per request, not a formatted line.
+    if (this.writer.accepting) this.writer.add(formatRecord(record, this.format))
+    else this.writer.skip()
   }
 
-  close(): Promise<void> {
-    const s = this.stream
-    this.stream = undefined
-    this.failing = false
-    this.report.close()
-    return new Promise((resolve) => (s ? s.end(() => resolve()) : resolve()))
+  async close(): Promise<void> {
+    this.writer.close()
   }
 }

@@ -1,10 +1,10 @@
 /** The access log's writers: files, outages and their messages. */
 import { afterEach, describe, expect, jest, test } from 'bun:test'
-import { mkdirSync, mkdtempSync, statSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, statSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createAccessLog } from '../../../src/proxy/observe/access-log.ts'
+import { createAccessLog, renderAccessLogMetrics } from '../../../src/proxy/observe/access-log.ts'
 import type { RequestRecord } from '../../../src/proxy/observe/record.ts'
 
 function record(path = '/a'): RequestRecord {
@@ -17,6 +17,35 @@ async function settle(): Promise<void> {
 }
 
 afterEach(() => void jest.useRealTimers())
+
+describe('a file keeps up', () => {
+  test('100,000 lines in one burst are all written, in order, none dropped', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'access.log')
+    const log = createAccessLog({ accessLog: file, format: 'json' }, () => {})
+    for (let i = 0; i < 100_000; i++) log.write(record(`/n${i}`))
+    await log.close()
+    const lines = readFileSync(file, 'utf8').split('\n')
+    expect(lines.pop()).toBe('')
+    expect(lines).toHaveLength(100_000)
+    expect(log.dropped).toBe(0)
+    expect(JSON.parse(lines[0]!).path).toBe('/n0')
+    expect(JSON.parse(lines[99_999]!).path).toBe('/n99999')
+  })
+
+  test('lines a file cannot take are counted, in proxy_access_log_dropped_total too', async () => {
+    const stats = { dropped: 0 }
+    const messages: string[] = []
+    const log = createAccessLog({ accessLog: join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'missing', 'access.log'), format: 'json' }, (_level, msg) => messages.push(msg), undefined, stats)
+    for (let i = 0; i < 10; i++) log.write(record())
+    await log.close()
+    expect(log.dropped).toBe(10)
+    const out: string[] = []
+    renderAccessLogMetrics(stats, out)
+    expect(out).toContain('# TYPE proxy_access_log_dropped_total counter')
+    expect(out).toContain('proxy_access_log_dropped_total 10')
+    expect(messages).toEqual(['access log cannot be written; requests continue, lines are dropped'])
+  })
+})
 
 describe('outages', () => {
   test('/dev/full: "cannot be written" once for the whole outage, through retries; never "writable again"', async () => {
