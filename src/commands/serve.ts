@@ -44,7 +44,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })
   // Dropped lines are counted over every access log this process has (a reload makes a new one).
   const accessLogStats: AccessLogStats = { dropped: 0 }
-  let accessLog: AccessLog = createAccessLog(config.log, wlog, io.out, accessLogStats)
+  let accessLog: AccessLog = createAccessLog(config.log, wlog, { stats: accessLogStats })
   const metrics = new RequestMetrics()
   // In memory, per worker; its settings apply from start-up (a reload keeps the cache as it is).
   const c = config.cache
@@ -119,7 +119,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       }
       if (JSON.stringify(prev.log) !== JSON.stringify(next.log)) {
         const old = accessLog
-        accessLog = createAccessLog(next.log, wlog, io.out, accessLogStats)
+        accessLog = createAccessLog(next.log, wlog, { stats: accessLogStats })
         void old.close()
       }
       wlog('info', 'reloaded', { url: proxy.url, upstreams: Object.values(next.upstreams).map((u) => u.url).join(',') })

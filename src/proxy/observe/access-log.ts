@@ -1,14 +1,15 @@
 /**
  * The access log: one line per request, JSON lines or readable text, to stdout, stderr, a file,
- * or nowhere. Writes never fail the request path. A file's lines are gathered per event-loop turn
- * and written with one synchronous write (log-writer.ts), as nginx does; a file that cannot be
- * written drops its lines, counted (proxy_access_log_dropped_total) and reported once per outage
- * (log-drops.ts), and traffic continues.
+ * or nowhere. Writes never fail the request path. Lines are gathered per event-loop turn
+ * (log-writer.ts): a file gets one synchronous write each, as nginx does; stdout and stderr get
+ * at most 8 MiB waiting for a slow reader. Lines that cannot be written are dropped, counted
+ * (proxy_access_log_dropped_total) and reported once per outage (log-drops.ts); traffic
+ * continues.
  */
 import type { ResolvedLog } from '../../config/schema.ts'
 import type { LogFn } from '../../lib/logger.ts'
 import { DropReport, type AccessLogStats } from './log-drops.ts'
-import { FileLineWriter } from './log-writer.ts'
+import { FileLineWriter, StreamLineWriter, type LineStream } from './log-writer.ts'
 import type { RequestRecord } from './record.ts'
 
 export interface AccessLog {
@@ -37,52 +38,49 @@ export function renderAccessLogMetrics(stats: AccessLogStats, out: string[]): vo
   out.push(`proxy_access_log_dropped_total ${stats.dropped}`)
 }
 
-/** `stats` counts dropped lines over every access log the process has (a reload makes a new one). */
-export function createAccessLog(cfg: ResolvedLog, log: LogFn, stdout: (s: string) => void = (s) => void process.stdout.write(s), stats: AccessLogStats = { dropped: 0 }): AccessLog {
-  if (cfg.accessLog === 'off') return { write() {}, dropped: 0, close: async () => {} }
-  if (cfg.accessLog === 'stdout' || cfg.accessLog === 'stderr') {
-    const out = cfg.accessLog === 'stdout' ? stdout : (s: string) => void process.stderr.write(s)
-    return {
-      write: (r) => {
-        try {
-          out(formatRecord(r, cfg.format))
-        } catch {
-          // a closed stdout must not break requests
-        }
-      },
-      dropped: 0,
-      close: async () => {},
-    }
-  }
-  return new FileAccessLog(cfg.accessLog, cfg.format, log, stats)
+export interface AccessLogOptions {
+  /** Counts dropped lines over every access log of the process (a reload makes a new one). */
+  stats?: AccessLogStats
+  /** Where "stdout" and "stderr" lines go; process.stdout and process.stderr by default. */
+  stdout?: LineStream
+  stderr?: LineStream
 }
 
-/** An access log to a file: lines batched per event-loop turn, one synchronous write each (log-writer.ts). */
-class FileAccessLog implements AccessLog {
-  private readonly report: DropReport
-  private readonly writer: FileLineWriter
-
-  constructor(
-    path: string,
-    private readonly format: 'json' | 'text',
-    log: LogFn,
-    stats: AccessLogStats,
-  ) {
-    this.report = new DropReport(stats, log, { path })
-    this.writer = new FileLineWriter(path, this.report)
+/**
+ * stdout and stderr are written as streams, not through CliIo: the log must learn when a write
+ * is done, to bound what waits for a slow reader.
+ */
+export function createAccessLog(cfg: ResolvedLog, log: LogFn, opts: AccessLogOptions = {}): AccessLog {
+  if (cfg.accessLog === 'off') return { write() {}, dropped: 0, close: async () => {} }
+  const stats = opts.stats ?? { dropped: 0 }
+  if (cfg.accessLog === 'stdout' || cfg.accessLog === 'stderr') {
+    const stream = cfg.accessLog === 'stdout' ? (opts.stdout ?? process.stdout) : (opts.stderr ?? process.stderr)
+    const report = new DropReport(stats, log, { stream: cfg.accessLog })
+    return new BatchedAccessLog(new StreamLineWriter(stream, report), report, cfg.format)
   }
+  const report = new DropReport(stats, log, { path: cfg.accessLog })
+  return new BatchedAccessLog(new FileLineWriter(cfg.accessLog, report), report, cfg.format)
+}
+
+/** Lines batched per event-loop turn by a writer (log-writer.ts): a file's, or a stream's. */
+class BatchedAccessLog implements AccessLog {
+  constructor(
+    private readonly writer: FileLineWriter | StreamLineWriter,
+    private readonly report: DropReport,
+    private readonly format: 'json' | 'text',
+  ) {}
 
   get dropped(): number {
     return this.report.dropped
   }
 
   write(record: RequestRecord): void {
-    // A failing file costs a count per request, not a formatted line.
+    // A failing destination costs a count per request, not a formatted line.
     if (this.writer.accepting) this.writer.add(formatRecord(record, this.format))
     else this.writer.skip()
   }
 
-  async close(): Promise<void> {
-    this.writer.close()
+  close(): Promise<void> {
+    return Promise.resolve(this.writer.close())
   }
 }

@@ -1,10 +1,17 @@
 /**
- * How access-log lines reach a file: gathered in one fixed buffer for the rest of the event-loop
- * turn (or until BATCH_BYTES) and written with one synchronous write, as nginx writes its log.
- * A write to a regular file lands in the page cache and takes microseconds; the thread-pool
- * write per line this replaces (fs.WriteStream) kept up with ~40,000 lines/s and dropped the
- * rest. A file that cannot be opened or written drops its lines (counted, log-drops.ts) and is
- * reopened every RETRY_MS until a write succeeds.
+ * How access-log lines reach their destination: gathered in one fixed buffer for the rest of the
+ * event-loop turn (or until BATCH_BYTES), then handed on in one piece.
+ *
+ * A file gets one synchronous write per batch, as nginx writes its log: a regular file takes it
+ * into the page cache in microseconds; the thread-pool write per line this replaces
+ * (fs.WriteStream) kept up with ~40,000 lines/s and dropped the rest. A file that cannot be
+ * opened or written drops its lines (counted, log-drops.ts) and is reopened every RETRY_MS.
+ *
+ * stdout and stderr (a pipe to journald or a container's log driver) are written as streams,
+ * with at most MAX_PENDING_BYTES handed over and not yet written: a reader that stalls costs
+ * dropped lines (counted and reported, as Envoy does), never memory without bound and never a
+ * stalled proxy (nginx blocks on its log instead; a proxy that stops serving because its log
+ * reader is stuck takes the site down with it).
  */
 import { closeSync, openSync, writeSync } from 'node:fs'
 import type { DropReport } from './log-drops.ts'
@@ -21,7 +28,14 @@ const MAX_WRITES_PER_BATCH = 64
 /** Worst case of UTF-8 bytes per UTF-16 code unit. */
 const MAX_BYTES_PER_UNIT = 3
 
+/** Bytes handed to a stream and not yet written beyond which a stream's lines are dropped. */
+export const MAX_PENDING_BYTES = 8 * 1024 * 1024
+
+/** Longest a closing stream log waits for what it handed over to be written. */
+const CLOSE_WAIT_MS = 1000
+
 const CANNOT_WRITE = 'access log cannot be written; requests continue, lines are dropped'
+const SLOW_READER = 'access log reader is not keeping up; requests continue, lines are dropped'
 
 /** Lines gathered into one buffer and handed on per event-loop turn, or when it is full. */
 export abstract class LineBatcher {
@@ -148,5 +162,72 @@ export class FileLineWriter extends LineBatcher {
     if (this.retryTimer) clearTimeout(this.retryTimer)
     this.closeFd()
     this.report.close()
+  }
+}
+
+/** A writable stream as process.stdout is one: `done` runs once the chunk is written (or failed). */
+export interface LineStream {
+  write(chunk: Uint8Array, done: (err?: Error | null) => void): unknown
+  on(event: 'error', listener: (err: Error) => void): unknown
+}
+
+export class StreamLineWriter extends LineBatcher {
+  private pendingBytes = 0
+  private onIdle: (() => void) | undefined
+
+  constructor(
+    private readonly stream: LineStream,
+    report: DropReport,
+  ) {
+    super(report)
+    // A failed write (EPIPE: the reader is gone) reaches its callback, and is counted there; the
+    // stream's 'error' event needs a listener not to be reported as unhandled.
+    stream.on('error', () => {})
+  }
+
+  get accepting(): boolean {
+    return this.pendingBytes < MAX_PENDING_BYTES && !this.closed
+  }
+
+  skip(): void {
+    if (!this.closed) this.report.drop(1, SLOW_READER, `${this.pendingBytes} bytes waiting`)
+  }
+
+  protected emit(bytes: Buffer, lines: number): void {
+    const n = bytes.length
+    if (this.pendingBytes + n > MAX_PENDING_BYTES) return this.report.drop(lines, SLOW_READER, `${this.pendingBytes} bytes waiting`)
+    this.pendingBytes += n
+    let settled = false
+    const done = (err?: Error | null) => {
+      if (settled) return
+      settled = true
+      this.pendingBytes -= n
+      if (err) this.report.drop(lines, CANNOT_WRITE, err.message)
+      else if (this.report.outage) this.report.recovered()
+      if (this.pendingBytes === 0) this.onIdle?.()
+    }
+    try {
+      // A copy: the batch buffer is reused at once, the stream may hold the chunk a while.
+      this.stream.write(Buffer.from(bytes), done)
+    } catch (err) {
+      done(err instanceof Error ? err : new Error(String(err)))
+    }
+  }
+
+  /** Hands on what is gathered and waits (CLOSE_WAIT_MS at most) until it is written. */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    this.flush()
+    this.closed = true
+    this.report.close()
+    if (this.pendingBytes === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, CLOSE_WAIT_MS)
+      timer.unref?.()
+      this.onIdle = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
   }
 }

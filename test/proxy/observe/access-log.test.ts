@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, statSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createAccessLog, renderAccessLogMetrics } from '../../../src/proxy/observe/access-log.ts'
+import { createAccessLog, formatRecord, renderAccessLogMetrics } from '../../../src/proxy/observe/access-log.ts'
 import type { RequestRecord } from '../../../src/proxy/observe/record.ts'
 
 function record(path = '/a'): RequestRecord {
@@ -35,7 +35,7 @@ describe('a file keeps up', () => {
   test('lines a file cannot take are counted, in proxy_access_log_dropped_total too', async () => {
     const stats = { dropped: 0 }
     const messages: string[] = []
-    const log = createAccessLog({ accessLog: join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'missing', 'access.log'), format: 'json' }, (_level, msg) => messages.push(msg), undefined, stats)
+    const log = createAccessLog({ accessLog: join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'missing', 'access.log'), format: 'json' }, (_level, msg) => messages.push(msg), { stats })
     for (let i = 0; i < 10; i++) log.write(record())
     await log.close()
     expect(log.dropped).toBe(10)
@@ -43,6 +43,58 @@ describe('a file keeps up', () => {
     renderAccessLogMetrics(stats, out)
     expect(out).toContain('# TYPE proxy_access_log_dropped_total counter')
     expect(out).toContain('proxy_access_log_dropped_total 10')
+    expect(messages).toEqual(['access log cannot be written; requests continue, lines are dropped'])
+  })
+})
+
+/** One event-loop turn: the log's batch of this turn has been handed on. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+describe('stdout and stderr', () => {
+  test('a reader that never reads: what waits stays under 8 MiB and a batch; the rest is counted, reported once', async () => {
+    const realWrite = process.stdout.write
+    let handedBytes = 0
+    const callbacks: (() => void)[] = []
+    // process.stdout itself, with a reader that never reads: nothing handed over is ever written.
+    process.stdout.write = ((chunk: string | Uint8Array, done?: () => void) => {
+      handedBytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length
+      if (typeof done === 'function') callbacks.push(done)
+      return false
+    }) as typeof process.stdout.write
+    const messages: string[] = []
+    const log = createAccessLog({ accessLog: 'stdout', format: 'json' }, (_level, msg) => messages.push(msg))
+    try {
+      for (let round = 0; round < 10; round++) {
+        for (let i = 0; i < 10_000; i++) log.write(record())
+        await turn()
+      }
+      const lineBytes = formatRecord(record(), 'json').length
+      expect(handedBytes).toBeLessThanOrEqual(8 * 1024 * 1024 + 64 * 1024)
+      expect(log.dropped + handedBytes / lineBytes).toBe(100_000)
+      expect(messages).toEqual(['access log reader is not keeping up; requests continue, lines are dropped'])
+      // The reader catches up: the outage ends, once.
+      for (const done of callbacks.splice(0)) done()
+      expect(messages.slice(1)).toEqual(['access log writable again'])
+    } finally {
+      await log.close()
+      process.stdout.write = realWrite
+    }
+  })
+
+  test('a reader that is gone (EPIPE): lines are counted as dropped, the process goes on', async () => {
+    const stats = { dropped: 0 }
+    const messages: string[] = []
+    let errorListeners = 0
+    const gone = {
+      write: (_chunk: Uint8Array, done: (err?: Error | null) => void) => queueMicrotask(() => done(Object.assign(new Error('broken pipe'), { code: 'EPIPE' }))),
+      on: (event: string) => void (event === 'error' && errorListeners++),
+    }
+    const log = createAccessLog({ accessLog: 'stderr', format: 'text' }, (_level, msg) => messages.push(msg), { stats, stderr: gone })
+    for (let i = 0; i < 5; i++) log.write(record())
+    await turn()
+    await log.close()
+    expect(errorListeners).toBe(1)
+    expect(stats.dropped).toBe(5)
     expect(messages).toEqual(['access log cannot be written; requests continue, lines are dropped'])
   })
 })
