@@ -1,7 +1,8 @@
 /**
  * `proxy serve`: resolves the config once, wires resolver, pools, listener, admin, access log
  * and signals together, and returns an exit code after a graceful drain. SIGHUP re-reads the
- * config and swaps it in (a bad config is logged and the old one kept). With --workers N > 1
+ * config and swaps it in (a bad config is logged and the old one kept); SIGUSR1 and SIGHUP reopen
+ * the access log file (after a rotation). With --workers N > 1
  * this process becomes a supervisor (workers.ts) and each worker runs this same code.
  */
 import type { CAC } from 'cac'
@@ -66,10 +67,19 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     log: wlog,
     reusePort: workerId !== undefined,
   })
+  // SIGUSR1 reopens the access log file (nginx's convention, what logrotate's postrotate sends);
+  // installed before the listener opens, so that no USR1 finds the default action (exit).
+  const onUsr1 = () => accessLog.reopen()
+  process.on('SIGUSR1', onUsr1)
+  const startFailed = async () => {
+    process.off('SIGUSR1', onUsr1)
+    await acme?.close()
+    await accessLog.close()
+  }
   try {
     await proxy.startResolved()
   } catch (err) {
-    await acme?.close()
+    await startFailed()
     throw err
   }
   proxyPort = proxy.port
@@ -95,7 +105,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     admin = adminFor(config)
   } catch (err) {
     proxy.close()
-    await acme?.close()
+    await startFailed()
     throw err
   }
   const exposed = workerId === undefined ? exposedAdminWarning(config.admin) : undefined
@@ -108,8 +118,13 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       next = configFromOptions(opts)
     } catch (err) {
       wlog('error', 'reload failed: config rejected; still serving the previous config', { error: errorMessage(err) })
+      accessLog.reopen()
       return
     }
+    // A reload reopens the log file at once too (a rotation script may send SIGHUP), unless the
+    // log's settings change: then the new log replaces it once the reload is through.
+    const logChanged = JSON.stringify(proxy.config.log) !== JSON.stringify(next.log)
+    if (!logChanged) accessLog.reopen()
     try {
       const prev = proxy.config
       await proxy.reload(next)
@@ -117,7 +132,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
         await admin.close()
         admin = adminFor(next)
       }
-      if (JSON.stringify(prev.log) !== JSON.stringify(next.log)) {
+      if (logChanged) {
         const old = accessLog
         accessLog = createAccessLog(next.log, wlog, { stats: accessLogStats })
         void old.close()
@@ -125,6 +140,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       wlog('info', 'reloaded', { url: proxy.url, upstreams: Object.values(next.upstreams).map((u) => u.url).join(',') })
     } catch (err) {
       wlog('error', 'reload failed; still serving the previous config', { error: errorMessage(err) })
+      if (logChanged) accessLog.reopen()
     }
   }
   process.on('SIGHUP', onHup)
@@ -140,6 +156,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   await admin.close()
   await acme?.close()
   await accessLog.close()
+  process.off('SIGUSR1', onUsr1)
   cache?.close()
   wlog('info', 'stopped')
   return ExitCode.OK

@@ -1,7 +1,8 @@
 /**
  * The worker supervisor for `serve --workers N`: starts N copies of this same command, each
  * accepting on the shared port (SO_REUSEPORT), restarts a worker that dies (with a backoff),
- * passes SIGHUP on to all, and on SIGTERM/SIGINT drains all and exits when they have. It serves
+ * passes SIGHUP and SIGUSR1 (reopen the access log) on to all, and on SIGTERM/SIGINT drains all
+ * and exits when they have. It serves
  * the configured admin address for all workers (observe/workers-admin.ts); each worker's own
  * admin listens on a loopback port of its choosing, which it reports over the IPC channel.
  */
@@ -95,6 +96,13 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   let fatal: ((code: number) => void) | undefined
   const fatalExit = new Promise<number>((resolve) => (fatal = resolve))
 
+  // Before any worker starts: a USR1 must never find the default action (exit, orphaning them).
+  const onUsr1 = () => {
+    log('info', 'reopening the access log in all workers')
+    for (const w of workers.values()) w.kill('SIGUSR1')
+  }
+  process.on('SIGUSR1', onUsr1)
+
   const start = (index: number) => {
     const child = spawn(cmd!, args, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...process.env, [WORKER_ENV]: String(index) } })
     workers.set(index, child)
@@ -164,6 +172,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     ),
   )
   await admin.close()
+  process.off('SIGUSR1', onUsr1)
   log('info', 'all workers stopped')
   return typeof signal === 'number' ? signal : ExitCode.OK
 }

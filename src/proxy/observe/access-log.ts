@@ -16,6 +16,8 @@ export interface AccessLog {
   write(record: RequestRecord): void
   /** Lines this log dropped: its destination failed or could not keep up. */
   readonly dropped: number
+  /** Opens a file log's path anew, after a rotation moved the file away (a stream's: a no-op). */
+  reopen(): void
   close(): Promise<void>
 }
 
@@ -51,15 +53,15 @@ export interface AccessLogOptions {
  * is done, to bound what waits for a slow reader.
  */
 export function createAccessLog(cfg: ResolvedLog, log: LogFn, opts: AccessLogOptions = {}): AccessLog {
-  if (cfg.accessLog === 'off') return { write() {}, dropped: 0, close: async () => {} }
+  if (cfg.accessLog === 'off') return { write() {}, dropped: 0, reopen() {}, close: async () => {} }
   const stats = opts.stats ?? { dropped: 0 }
   if (cfg.accessLog === 'stdout' || cfg.accessLog === 'stderr') {
     const stream = cfg.accessLog === 'stdout' ? (opts.stdout ?? process.stdout) : (opts.stderr ?? process.stderr)
     const report = new DropReport(stats, log, { stream: cfg.accessLog })
-    return new BatchedAccessLog(new StreamLineWriter(stream, report), report, cfg.format)
+    return new BatchedAccessLog(new StreamLineWriter(stream, report), report, cfg.format, log)
   }
   const report = new DropReport(stats, log, { path: cfg.accessLog })
-  return new BatchedAccessLog(new FileLineWriter(cfg.accessLog, report), report, cfg.format)
+  return new BatchedAccessLog(new FileLineWriter(cfg.accessLog, report), report, cfg.format, log)
 }
 
 /** Lines batched per event-loop turn by a writer (log-writer.ts): a file's, or a stream's. */
@@ -68,6 +70,7 @@ class BatchedAccessLog implements AccessLog {
     private readonly writer: FileLineWriter | StreamLineWriter,
     private readonly report: DropReport,
     private readonly format: 'json' | 'text',
+    private readonly log: LogFn,
   ) {}
 
   get dropped(): number {
@@ -78,6 +81,12 @@ class BatchedAccessLog implements AccessLog {
     // A failing destination costs a count per request, not a formatted line.
     if (this.writer.accepting) this.writer.add(formatRecord(record, this.format))
     else this.writer.skip()
+  }
+
+  reopen(): void {
+    if (!(this.writer instanceof FileLineWriter)) return
+    this.writer.reopen()
+    this.log('info', 'access log reopened', { path: this.writer.path })
   }
 
   close(): Promise<void> {

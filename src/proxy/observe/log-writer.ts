@@ -94,7 +94,7 @@ export class FileLineWriter extends LineBatcher {
   private retryTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(
-    private readonly path: string,
+    readonly path: string,
     report: DropReport,
   ) {
     super(report)
@@ -107,6 +107,13 @@ export class FileLineWriter extends LineBatcher {
 
   skip(): void {
     if (!this.closed) this.report.drop(1, CANNOT_WRITE, 'not open')
+  }
+
+  /** Writes what is gathered to the file open now, then opens the path anew (after a rotation). */
+  reopen(): void {
+    if (this.closed) return
+    this.flush()
+    this.open()
   }
 
   private open(): void {

@@ -1,6 +1,6 @@
 /** The access log's writers: files, outages and their messages. */
 import { afterEach, describe, expect, jest, test } from 'bun:test'
-import { mkdirSync, mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, statSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -49,6 +49,26 @@ describe('a file keeps up', () => {
 
 /** One event-loop turn: the log's batch of this turn has been handed on. */
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+const paths = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as RequestRecord).path)
+
+describe('rotation', () => {
+  test('reopen(): once the file is moved away, the lines after go to a new file at the path', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'access.log')
+    const messages: string[] = []
+    const log = createAccessLog({ accessLog: file, format: 'json' }, (_level, msg) => messages.push(msg))
+    log.write(record('/before'))
+    await turn()
+    renameSync(file, `${file}.1`)
+    log.write(record('/between')) // gathered before the reopen: written to the file it was meant for
+    log.reopen()
+    log.write(record('/after'))
+    await log.close()
+    expect(paths(`${file}.1`)).toEqual(['/before', '/between'])
+    expect(paths(file)).toEqual(['/after'])
+    expect(messages).toEqual(['access log reopened'])
+  })
+})
 
 describe('stdout and stderr', () => {
   test('a reader that never reads: what waits stays under 8 MiB and a batch; the rest is counted, reported once', async () => {
