@@ -21,15 +21,52 @@ export interface AccessLog {
   close(): Promise<void>
 }
 
+/**
+ * One line of the log. JSON escapes what it must (`"`, `\`, controls, lone surrogates). The text
+ * format quotes the request; what a client chose there (method, Host, target) has `"`, `\`,
+ * control bytes and bytes beyond printable ASCII written as \xHH, as nginx's log does, so a field
+ * never ends early or spans lines. The check is a regular-expression test per field; only a line
+ * that needs it is rewritten.
+ */
 export function formatRecord(record: RequestRecord, format: 'json' | 'text'): string {
   if (format === 'json') return `${JSON.stringify(record)}\n`
   const r = record
+  // Tested on the fields as they are (flat strings from the parser), not on a joined one.
+  const plain = !NEEDS_ESCAPE.test(r.path) && !NEEDS_ESCAPE.test(r.host) && !NEEDS_ESCAPE.test(r.method)
+  const request = plain ? `${r.method} ${r.host}${r.path}` : escapeBytes(`${r.method} ${r.host}${r.path}`)
   const up = r.upstream_addr ? ` upstream=${r.upstream_addr}${r.upstream_reused ? ' reused' : r.upstream_connect_ms !== undefined ? ` connect=${r.upstream_connect_ms}ms` : ''}` : ''
   const header = r.upstream_header_ms !== undefined ? ` header=${r.upstream_header_ms}ms` : ''
   const err = r.error ? ` error=${r.error}` : ''
   const retries = r.retries > 0 ? ` retries=${r.retries}` : ''
   const cache = r.cache ? ` cache=${r.cache}` : ''
-  return `${r.ts} ${r.client} "${r.method} ${r.host}${r.path}" ${r.status} in=${r.bytes_in} out=${r.bytes_out} ${r.duration_ms}ms${up}${header}${retries}${cache}${err} id=${r.request_id}\n`
+  return `${r.ts} ${r.client} "${request}" ${r.status} in=${r.bytes_in} out=${r.bytes_out} ${r.duration_ms}ms${up}${header}${retries}${cache}${err} id=${r.request_id}\n`
+}
+
+/** A character the text format writes as \xHH: `"`, `\`, C0 controls, DEL and beyond ASCII. */
+const NEEDS_ESCAPE = /["\\\x00-\x1f\x7f-\uffff]/
+
+/**
+ * `s` with each character NEEDS_ESCAPE matches as \xHH: a character up to U+00FF is the byte it
+ * was read as (the own listener reads the request line as latin1); one beyond (a path from
+ * HTTP/2 or the runtime listener) is its UTF-8 bytes.
+ */
+function escapeBytes(s: string): string {
+  let out = ''
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c >= 0x20 && c < 0x7f && c !== 0x22 && c !== 0x5c) out += s[i]
+    else if (c <= 0xff) out += hexByte(c)
+    else {
+      const cp = s.codePointAt(i)!
+      if (cp > 0xffff) i++
+      for (const b of Buffer.from(String.fromCodePoint(cp), 'utf8')) out += hexByte(b)
+    }
+  }
+  return out
+}
+
+function hexByte(b: number): string {
+  return `\\x${b < 0x10 ? '0' : ''}${b.toString(16).toUpperCase()}`
 }
 
 export type { AccessLogStats } from './log-drops.ts'

@@ -52,6 +52,31 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 const paths = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as RequestRecord).path)
 
+describe('formats', () => {
+  test('text: a `"` in the request is \\x22, as nginx writes it, so the quoted field ends where it should', () => {
+    expect(formatRecord(record('/a"b'), 'text')).toContain(' "GET h.test/a\\x22b" 200 ')
+  })
+
+  test('text: backslash, controls, DEL, bytes beyond ASCII as \\xHH; a plain request as it was', () => {
+    const line = (path: string) => formatRecord(record(path), 'text')
+    expect(line('/x\\y\n\t\x7f')).toContain('"GET h.test/x\\x5Cy\\x0A\\x09\\x7F" ')
+    // The own listener reads the target as latin1: one character per byte sent.
+    expect(line('/caf\xc3\xa9')).toContain('"GET h.test/caf\\xC3\\xA9" ')
+    // A path from HTTP/2 or the runtime listener may hold any character: its UTF-8 bytes.
+    expect(line('/\u20ac\u{1f600}')).toContain('"GET h.test/\\xE2\\x82\\xAC\\xF0\\x9F\\x98\\x80" ')
+    expect(line('/a/b?c=d&e=%22')).toBe('2026-11-26T00:00:00.000Z 127.0.0.1 "GET h.test/a/b?c=d&e=%22" 200 in=0 out=5 0.5ms id=r1\n')
+    expect(line('/a"b').split('\n')).toHaveLength(2)
+  })
+
+  test('JSON: hostile values come back as they were, on one line', () => {
+    const hostile = { ...record('/a"b\\c\n\r\u0000\x7f\xe9\u20ac\ud800'), host: 'h"\n', method: 'G"ET' }
+    const line = formatRecord(hostile, 'json')
+    expect(line.indexOf('\n')).toBe(line.length - 1)
+    expect(/[\u0000-\u001f]/.test(line.slice(0, -1))).toBe(false)
+    expect(JSON.parse(line)).toEqual(hostile)
+  })
+})
+
 describe('rotation', () => {
   test('reopen(): once the file is moved away, the lines after go to a new file at the path', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'access.log')
