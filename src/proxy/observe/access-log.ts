@@ -1,11 +1,12 @@
 /**
  * The access log: one line per request, JSON lines or readable text, to stdout, stderr, a file,
  * or nowhere. Writes never fail the request path. Lines are gathered per event-loop turn
- * (log-writer.ts): a file gets one synchronous write each, as nginx does; stdout and stderr get
- * at most 8 MiB waiting for a slow reader. Lines that cannot be written are dropped, counted
- * (proxy_access_log_dropped_total) and reported once per outage (log-drops.ts); traffic
- * continues.
+ * (log-writer.ts): a file gets one synchronous write each, as nginx does; stdout, stderr and a
+ * FIFO path get at most 8 MiB waiting for a slow reader. Lines that cannot be written are
+ * dropped, counted (proxy_access_log_dropped_total) and reported once per outage (log-drops.ts);
+ * traffic continues. reopen() follows a rotation (serve.ts calls it on SIGUSR1 and SIGHUP).
  */
+import { createWriteStream, statSync } from 'node:fs'
 import type { ResolvedLog } from '../../config/schema.ts'
 import type { LogFn } from '../../lib/logger.ts'
 import { DropReport, type AccessLogStats } from './log-drops.ts'
@@ -98,7 +99,18 @@ export function createAccessLog(cfg: ResolvedLog, log: LogFn, opts: AccessLogOpt
     return new BatchedAccessLog(new StreamLineWriter(stream, report), report, cfg.format, log)
   }
   const report = new DropReport(stats, log, { path: cfg.accessLog })
+  // A FIFO (/dev/stdout into a container's log pipe) could block a synchronous write for as long
+  // as its reader stalls: it is a stream, written from the thread pool, bounded as stdout is.
+  if (isFifo(cfg.accessLog)) return new BatchedAccessLog(new StreamLineWriter(createWriteStream(cfg.accessLog, { flags: 'a' }), report, true), report, cfg.format, log)
   return new BatchedAccessLog(new FileLineWriter(cfg.accessLog, report), report, cfg.format, log)
+}
+
+function isFifo(path: string): boolean {
+  try {
+    return statSync(path).isFIFO()
+  } catch {
+    return false
+  }
 }
 
 /** Lines batched per event-loop turn by a writer (log-writer.ts): a file's, or a stream's. */

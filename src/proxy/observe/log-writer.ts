@@ -7,8 +7,8 @@
  * (fs.WriteStream) kept up with ~40,000 lines/s and dropped the rest. A file that cannot be
  * opened or written drops its lines (counted, log-drops.ts) and is reopened every RETRY_MS.
  *
- * stdout and stderr (a pipe to journald or a container's log driver) are written as streams,
- * with at most MAX_PENDING_BYTES handed over and not yet written: a reader that stalls costs
+ * stdout, stderr (a pipe to journald or a container's log driver) and a FIFO path are written as
+ * streams, with at most MAX_PENDING_BYTES handed over and not yet written: a reader that stalls costs
  * dropped lines (counted and reported, as Envoy does), never memory without bound and never a
  * stalled proxy (nginx blocks on its log instead; a proxy that stops serving because its log
  * reader is stuck takes the site down with it).
@@ -176,6 +176,8 @@ export class FileLineWriter extends LineBatcher {
 export interface LineStream {
   write(chunk: Uint8Array, done: (err?: Error | null) => void): unknown
   on(event: 'error', listener: (err: Error) => void): unknown
+  /** Closes the stream; called on close() only for a stream the log opened itself (a FIFO path). */
+  destroy?(): unknown
 }
 
 export class StreamLineWriter extends LineBatcher {
@@ -185,6 +187,8 @@ export class StreamLineWriter extends LineBatcher {
   constructor(
     private readonly stream: LineStream,
     report: DropReport,
+    /** The log opened the stream (a FIFO path), so closes it; never process.stdout or stderr. */
+    private readonly owned = false,
   ) {
     super(report)
     // A failed write (EPIPE: the reader is gone) reaches its callback, and is counted there; the
@@ -227,14 +231,18 @@ export class StreamLineWriter extends LineBatcher {
     this.flush()
     this.closed = true
     this.report.close()
-    if (this.pendingBytes === 0) return Promise.resolve()
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, CLOSE_WAIT_MS)
-      timer.unref?.()
-      this.onIdle = () => {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
+    const waited =
+      this.pendingBytes === 0
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, CLOSE_WAIT_MS)
+            timer.unref?.()
+            this.onIdle = () => {
+              clearTimeout(timer)
+              resolve()
+            }
+          })
+    // What did not get written within the wait is dropped with the stream (counted by its callback).
+    return waited.then(() => void (this.owned && this.stream.destroy?.()))
   }
 }

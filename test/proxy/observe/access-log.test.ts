@@ -1,6 +1,7 @@
 /** The access log's writers: files, outages and their messages. */
 import { afterEach, describe, expect, jest, test } from 'bun:test'
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, statSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, statSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -123,6 +124,25 @@ describe('stdout and stderr', () => {
     } finally {
       await log.close()
       process.stdout.write = realWrite
+    }
+  })
+
+  test('a FIFO path (/dev/stdout into a pipe) is written as a stream: a reader that never reads costs dropped lines, not a stalled process', async () => {
+    const fifo = join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'access.fifo')
+    execFileSync('mkfifo', [fifo])
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK) // opened, never read
+    const messages: string[] = []
+    const log = createAccessLog({ accessLog: fifo, format: 'json' }, (_level, msg) => messages.push(msg))
+    try {
+      for (let round = 0; round < 10; round++) {
+        for (let i = 0; i < 10_000; i++) log.write(record())
+        await turn()
+      }
+      expect(log.dropped).toBeGreaterThan(50_000)
+      expect(messages).toEqual(['access log reader is not keeping up; requests continue, lines are dropped'])
+    } finally {
+      closeSync(reader) // a write blocked on the full pipe ends (EPIPE)
+      await log.close()
     }
   })
 
