@@ -88,6 +88,18 @@ export function unfinishedHeadError(held: HeadReader, end: number, maxBytes: num
 }
 
 /**
+ * The method and target of a head parseRequestHeadBytes refused, when its request line itself
+ * is well formed (the refusal was of a field after it), for the access log; else undefined.
+ * Read only on that error path.
+ */
+export function requestLineOf(b: Buffer, end: number): { method: string; target: string } | undefined {
+  let start = 0
+  while (start + 1 < end && b[start] === 0x0d && b[start + 1] === 0x0a) start += 2
+  const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/\d\.\d$/.exec(b.toString('latin1', start, crlfAt(b, start, end)))
+  return m ? { method: m[1]!, target: m[2]! } : undefined
+}
+
+/**
  * Parses bytes[0, end): a request head without its final CRLFCRLF (which `b` holds too, at `end`:
  * the last field's line is forwarded with its CRLF), scanned by hand (no string
  * for the whole head; common methods and field names are shared constants, not new strings).

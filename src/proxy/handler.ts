@@ -30,7 +30,7 @@ import type { Conn } from '../runtime/socket.ts'
 import { failureReply, type FailureCode } from './errors.ts'
 import { ForwardedReply } from './forwarded-reply.ts'
 import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestFields, upstreamRequestHeaders, upstreamRequestLines, type ForwardContext } from './headers.ts'
-import type { ProxyReply, ProxyRequest, ReplySink } from './message.ts'
+import { unparsedRequest, type ProxyReply, type ProxyRequest, type ReplySink } from './message.ts'
 import { roundMs } from './observe/record.ts'
 import { prepareBody } from './request-body.ts'
 import { responseRewriterFor, rewriteResponseHeaders, rewrites, type ResponseRewriter } from './rewrite.ts'
@@ -171,7 +171,7 @@ export class ProxyHandler {
    */
   refusal(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean): ProxyReply {
     // The route phase gives it its id, upstream and record; nothing of an unparsed request is known.
-    const flight = this.route(req ?? unparsed(), client, NO_SINK)
+    const flight = this.route(req ?? unparsedRequest(), client, NO_SINK)
     return record ? flight.fail(code, detail) : failureReply(code, flight.requestId, detail)
   }
 
@@ -356,8 +356,3 @@ export class ProxyHandler {
 
 /** The sink of a flight whose reply its caller writes itself (refusals, upgrades). */
 const NO_SINK: ReplySink = { answer() {}, failed() {} }
-
-/** What the access log knows of a request whose head could not be read: "-" for each part. */
-function unparsed(): ProxyRequest {
-  return { method: '-', target: '-', headers: { get: (name) => (name === 'host' ? '-' : null), forEach() {} }, body: null }
-}

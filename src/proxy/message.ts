@@ -22,6 +22,14 @@ export interface ProxyRequest {
   id?: string
 }
 
+/**
+ * A request the listener refuses before it is whole, as the access log shows it: its method and
+ * target when its request line was read (a bad field after it), else "-"; Host "-".
+ */
+export function unparsedRequest(line?: { method: string; target: string }): ProxyRequest {
+  return { method: line?.method ?? '-', target: line?.target ?? '-', headers: { get: (name) => (name === 'host' ? '-' : null), forEach() {} }, body: null }
+}
+
 export interface ProxyReply {
   status: number
   statusText: string

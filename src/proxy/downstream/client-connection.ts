@@ -12,13 +12,13 @@ import { SocketBodyStream, type PausableSource } from '../../http1/body-stream.t
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeInterim } from '../../http1/response-encode.ts'
-import { HeadHeaders, parseRequestHeadBytes, RequestHeadError, unfinishedHeadError, type RequestHead } from '../../http1/request-head.ts'
+import { HeadHeaders, parseRequestHeadBytes, RequestHeadError, requestLineOf, unfinishedHeadError, type RequestHead } from '../../http1/request-head.ts'
 import { RepeatedStrings } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { ReadSizer } from '../../runtime/receive-buffer.ts'
 import type { FailureCode } from '../errors.ts'
 import { ForwardingLines, requestIdFor, withoutH2c } from '../headers.ts'
-import type { ProxyReply, ProxyRequest, ReplySink } from '../message.ts'
+import { unparsedRequest, type ProxyReply, type ProxyRequest, type ReplySink } from '../message.ts'
 import type { ClientInfo, DownstreamConnection, ListenerState } from './connection-options.ts'
 import { ReplyWriter } from './reply-writer.ts'
 import { TunnelConn } from './tunnel-conn.ts'
@@ -128,7 +128,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     try {
       head = parseRequestHeadBytes(this.pending.headBytes(end + 4), end, this.strings)
     } catch (err) {
-      if (err instanceof RequestHeadError) return this.refuse(err.code, err.message)
+      if (err instanceof RequestHeadError) return this.refuse(err.code, err.message, requestLineOf(this.pending.buffer, end))
       throw err
     }
     const rest = this.pending.consume(end + 4)
@@ -342,9 +342,9 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.writer.endWhenFlushed()
   }
 
-  /** Answers a request the listener itself refuses (recorded and counted by the server), and closes. */
-  refuse(code: FailureCode, detail: string): void {
-    const req = this.head ? this.req : undefined
+  /** Answers a request the listener itself refuses (recorded and counted by the server), and closes; `line`: what of an unparsed one was read. */
+  refuse(code: FailureCode, detail: string, line?: { method: string; target: string }): void {
+    const req = this.head ? this.req : line && unparsedRequest(line)
     this.pending.clear()
     this.deadlineAt = 0
     this.phase = Phase.Busy
