@@ -27,11 +27,6 @@ export class SocketBodyStream {
   private ctl: ReadableStreamDefaultController<Uint8Array> | undefined
   /** Whether this stream paused the source (and so owes it a resume). */
   paused = false
-  /** How many times it resumed the source: the consumer's progress (stalledMs). */
-  private resumes = 0
-  /** When stalledMs first saw the current pause, and the resumes there had been by then. */
-  private stallSince = 0
-  private resumesAtStall = 0
 
   constructor(
     private readonly source: PausableSource,
@@ -80,23 +75,10 @@ export class SocketBodyStream {
     }
   }
 
-  /**
-   * For a periodic check while `paused`: how long the consumer has taken nothing, as of `nowMs`,
-   * counted from the first check that saw this pause (a resume since starts it again).
-   */
-  stalledMs(nowMs: number): number {
-    if (this.stallSince === 0 || this.resumes !== this.resumesAtStall) {
-      this.stallSince = nowMs
-      this.resumesAtStall = this.resumes
-    }
-    return nowMs - this.stallSince
-  }
-
   /** Resumes the source if this stream paused it. */
   resume(): void {
     if (!this.paused) return
     this.paused = false
-    this.resumes++
     this.source.resume()
   }
 

@@ -6,8 +6,10 @@
  * is a standalone server for tests and the comparison script. Requests are the caller's business.
  */
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from 'bun'
+import { monoNow } from '../lib/clock.ts'
+import { unwatchStall, watchStall, type StallWatch } from '../lib/stall-sweep.ts'
 import { WriteQueue } from '../runtime/write-queue.ts'
-import type { Http2Error } from './errors.ts'
+import { H2Code, type Http2Error } from './errors.ts'
 import type { Http2Limits } from './limits.ts'
 import { ServerSession } from './session.ts'
 import type { ServerStream } from './stream.ts'
@@ -154,14 +156,20 @@ export function listenH2(opts: H2ListenOptions): H2Listener {
  * Sends a whole response body on a stream that has responded: bytes at once (no promise made), a
  * ReadableStream pumped with backpressure (a slow HTTP/2 reader pauses the source), then END_STREAM.
  */
-export function sendBody(stream: ServerStream, body: Uint8Array | string | ReadableStream<Uint8Array> | null): void {
+export function sendBody(stream: ServerStream, body: Uint8Array | string | ReadableStream<Uint8Array> | null, sendTimeoutMs = 0): void {
   if (body === null) return stream.end()
   if (typeof body === 'string') return stream.end(new TextEncoder().encode(body))
   if (body instanceof Uint8Array) return stream.end(body)
-  void pumpBody(stream, body)
+  void pumpBody(stream, body, sendTimeoutMs)
 }
 
-async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>): Promise<void> {
+/**
+ * A stream body, written as the stream's and the connection's windows allow. A wait on a client
+ * that takes nothing (no DATA frame of this stream sent: windows shut, or the socket full) is
+ * timed by `sendTimeoutMs` (send_timeout): past it, the body is cancelled (the exchange logs
+ * CLIENT_SEND_TIMEOUT) and the stream reset.
+ */
+async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>, sendTimeoutMs: number): Promise<void> {
   const reader = body.getReader()
   let closed = false
   let wake: (() => void) | undefined
@@ -173,6 +181,20 @@ async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>):
     if (code !== undefined) reader.cancel().catch(() => {})
   }
   stream.onDrain = () => wake?.()
+  let seenFrames = 0
+  const stall: StallWatch | undefined =
+    sendTimeoutMs > 0
+      ? {
+          since: 0,
+          limitMs: sendTimeoutMs,
+          progressed: () => seenFrames !== (seenFrames = stream.framesSent),
+          expire: () => {
+            const why = Object.assign(new Error(`the client took no response bytes for ${sendTimeoutMs}ms (send_timeout)`), { code: 'CLIENT_SEND_TIMEOUT' })
+            reader.cancel(why).catch(() => {})
+            stream.reset(H2Code.CANCEL)
+          },
+        }
+      : undefined
   let watching = false
   try {
     for (;;) {
@@ -186,7 +208,13 @@ async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>):
           watching = true
           reader.closed.catch(() => wake?.())
         }
+        if (stall) {
+          stall.since = monoNow()
+          seenFrames = stream.framesSent
+          watchStall(stall)
+        }
         await new Promise<void>((resolve) => (wake = resolve))
+        if (stall) unwatchStall(stall)
       }
       wake = undefined
       if (closed) return

@@ -52,6 +52,8 @@ export class ServerStream {
 
   /** Called when write() had returned false and the queue fell below the high-water mark. */
   onDrain: (() => void) | undefined
+  /** DATA frames of this stream handed to the connection: a client's progress (send_timeout). */
+  framesSent = 0
   /** Called once when the stream is finished: `code` undefined for a clean end, else the reset code. */
   onClose: ((code: CloseCode) => void) | undefined
 
@@ -174,6 +176,7 @@ export class ServerStream {
 
   /** Queued response bytes fell: tell a waiting writer. */
   sent(): void {
+    this.framesSent++
     if (this.wantDrain && this.outBytes < this.host.highWaterBytes) {
       this.wantDrain = false
       callOwner(this.host, this.onDrain, undefined)

@@ -60,7 +60,6 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
   outgoing!: OutgoingRequest
   headerTimeoutMs = 0
   idleTimeoutMs = 0
-  sendTimeoutMs = 0
   sentAt = 0
   /** The attempts phase: its first address, its deadline for retries, where its outcome goes. */
   private first: AddressState | undefined

@@ -289,7 +289,6 @@ export class ProxyHandler {
     flight.outgoing = outgoing
     flight.headerTimeoutMs = u.headerTimeoutMs
     flight.idleTimeoutMs = u.idleTimeoutMs
-    flight.sendTimeoutMs = this.config.server.sendTimeoutMs
     flight.attempt(this.responded)
   }
 

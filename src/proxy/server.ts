@@ -334,7 +334,7 @@ function socketKey(config: ResolvedConfig, tls: TlsPair | undefined): string {
 /** What the own listener takes in place (http1Settings), and the runtime front only with a new listener. */
 function settingsKey(config: ResolvedConfig): string {
   const s = config.server
-  return JSON.stringify([s.keepaliveTimeoutMs, s.maxBodyBytes, s.clientHeaderTimeoutMs, s.clientBodyTimeoutMs, s.maxConnections, s.maxHeaderBytes, s.http2MaxConcurrentStreams])
+  return JSON.stringify([s.keepaliveTimeoutMs, s.maxBodyBytes, s.clientHeaderTimeoutMs, s.clientBodyTimeoutMs, s.sendTimeoutMs, s.maxConnections, s.maxHeaderBytes, s.http2MaxConcurrentStreams])
 }
 
 function http1Settings(config: ResolvedConfig): Http1Settings {
@@ -345,6 +345,7 @@ function http1Settings(config: ResolvedConfig): Http1Settings {
     headerTimeoutMs: cfg.clientHeaderTimeoutMs,
     keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
     bodyTimeoutMs: cfg.clientBodyTimeoutMs,
+    sendTimeoutMs: cfg.sendTimeoutMs,
     maxConnections: cfg.maxConnections,
   }
 }

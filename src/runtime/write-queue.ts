@@ -50,6 +50,8 @@ function sendBatches(): void {
 export interface WriteQueueOptions {
   /** Hold small writes and send them with the others of this round of events (see above). */
   batch?: boolean
+  /** Bytes the socket did not take are now queued (the owner may time the wait: send_timeout). */
+  onQueued?: () => void
 }
 
 export class WriteQueue {
@@ -60,12 +62,14 @@ export class WriteQueue {
   /** end() the socket once the queue is empty (endWhenFlushed). */
   private endPending = false
   private readonly batching: boolean
+  private readonly onQueued: (() => void) | undefined
 
   constructor(
     private readonly socket: { write(data: Uint8Array): number; end(): void },
     opts: WriteQueueOptions = {},
   ) {
     this.batching = opts.batch === true
+    this.onQueued = opts.onQueued
   }
 
   /** FIN once every queued byte has been sent: now if nothing waits, else from flush(). */
@@ -138,6 +142,7 @@ export class WriteQueue {
     // -1: nothing taken (seen from a TLS socket in a burst of writes; a closed socket says it too).
     // The bytes wait for the drain event rather than being dropped; a close clears the queue.
     this.queue.push(n <= 0 ? bytes : keep(bytes.subarray(n)))
+    this.onQueued?.()
     return false
   }
 

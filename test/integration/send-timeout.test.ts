@@ -6,6 +6,10 @@
  */
 import { afterEach, expect, test } from 'bun:test'
 import { connect } from 'node:net'
+import { EdgeCache } from '../../src/proxy/cache/cache.ts'
+import type { RequestRecord } from '../../src/proxy/observe/record.ts'
+import { ProxyServer } from '../../src/proxy/server.ts'
+import { staticSource } from '../../src/proxy/upstream/address-source.ts'
 import tls from 'node:tls'
 import { Flag, frame, FrameType, PREFACE, Setting, settingsFrame } from '../../src/http2/frames.ts'
 import { HpackEncoder } from '../../src/http2/hpack.ts'
@@ -16,6 +20,22 @@ import { Harness, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
+
+/**
+ * A client that sends `request` and never reads: resolves when the proxy closes the connection
+ * (or after `waitMs`, with false).
+ */
+function neverReads(port: number, request: string, waitMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1')
+    h.track(() => void s.destroy())
+    s.pause()
+    const timer = setTimeout(() => resolve(false), waitMs)
+    s.on('close', () => (clearTimeout(timer), resolve(true)))
+    s.on('error', () => {})
+    s.write(request)
+  })
+}
 
 /** An origin streaming `mib` MiB in 64 KiB pieces, as fast as it is read. */
 function bigOrigin(mib: number) {
@@ -88,6 +108,37 @@ test('HTTP/2: a stream whose window stays closed is reset after send_timeout and
   expect(await waitFor(() => h.records.some((r) => r.path === '/h2big'), 3000)).toBe(true)
   expect(h.records.find((r) => r.path === '/h2big')!.error).toBe('CLIENT_SEND_TIMEOUT')
 }, 20_000)
+
+test('a client that never reads a body the upstream sent in full (its last read) is cut too, and its slot freed', async () => {
+  const body = new Uint8Array(200 * 1024).fill(121)
+  const origin = h.origin({ fetch: () => new Response(body) })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { send_timeout: '1s', max_concurrent_requests: 1 } })
+  // Loopback buffers take some MiB: many at once fill them, so some wait on the client.
+  const waits = Array.from({ length: 1 }, () => neverReads(proxy.port, 'GET /whole HTTP/1.1\r\nHost: a\r\n\r\n', 8000))
+  const cut = await Promise.all(waits)
+  expect(cut).toEqual([true])
+  const next = await fetch(`${proxy.url}/after`)
+  expect(next.status).toBe(200)
+  await next.arrayBuffer()
+}, 20_000)
+
+test('a client that never reads a cached or cacheable body (the cache tee reads the upstream whole) is cut and its slot freed', async () => {
+  const body = new Uint8Array(6 * 1024 * 1024).fill(122)
+  const origin = h.origin({ fetch: () => new Response(body, { headers: { 'cache-control': 'max-age=60' } }) })
+  const cache = new EdgeCache({ maxBytes: 32 << 20, maxObjectBytes: 8 << 20, staleIfErrorMs: 0, nowMs: () => Date.now() })
+  h.track(() => cache.close())
+  const records: RequestRecord[] = []
+  const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { send_timeout: '1s', max_concurrent_requests: 1 } })
+  const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), hooks: { onRecord: (r) => void records.push({ ...r }), cache } }).start()
+  h.track(() => proxy.close())
+  // A miss that fills the cache, then a hit: neither client reads.
+  expect(await neverReads(proxy.port, 'GET /cached HTTP/1.1\r\nHost: a\r\n\r\n', 8000)).toBe(true)
+  expect(await waitFor(() => (cache.status().objects ?? 0) > 0, 3000)).toBe(true)
+  expect(await neverReads(proxy.port, 'GET /cached HTTP/1.1\r\nHost: a\r\n\r\n', 8000)).toBe(true)
+  const next = await fetch(`${proxy.url}/cached`)
+  expect(next.status).toBe(200)
+  expect((await next.arrayBuffer()).byteLength).toBe(body.byteLength)
+}, 30_000)
 
 test('a slow client that keeps taking bytes is not cut by send_timeout', async () => {
   const origin = bigOrigin(16)

@@ -68,7 +68,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     private readonly shared: ListenerState,
   ) {
     this.client = { ip: sock.remoteAddress, tls: shared.tls, streamKeepsLength: true, protocol: 'HTTP/1.1', forwarding: new ForwardingLines(), interim: (status, headers) => this.writeInterim(status, headers) }
-    this.writer = new ReplyWriter(sock)
+    this.writer = new ReplyWriter(sock, shared.opts, () => this.destroy())
     this.sizer = new ReadSizer(sock)
     sock.setNoDelay(true)
     this.deadlineAt = monoNow() + shared.opts.headerTimeoutMs // the first request's head is due within the header timeout from accept

@@ -32,6 +32,8 @@ export interface ConnectionOptions {
   keepaliveTimeoutMs: number
   /** Longest wait for the next bytes of a request body (the proxy not holding the client back); 408 beyond. 0: none. */
   bodyTimeoutMs: number
+  /** Longest a response waits on a client that takes none of it (send_timeout); then it is cut. 0: none. */
+  sendTimeoutMs: number
   /** The request path: the reply goes to `sink` (proxy/message.ts). */
   handle(req: ProxyRequest, client: ClientInfo, sink: ReplySink): void
   /**

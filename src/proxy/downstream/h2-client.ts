@@ -111,7 +111,7 @@ export class H2Client {
       if (whole !== undefined && !headers.some(([n]) => n.length === 14 && n.toLowerCase() === 'content-length')) headers = [...headers, ['content-length', String(whole)]]
       stream.respond(reply.status, headers, bodiless)
     }
-    if (!bodiless) sendBody(stream, body)
+    if (!bodiless) sendBody(stream, body, this.shared.opts.sendTimeoutMs)
   }
 
   onData(chunk: Uint8Array): void {

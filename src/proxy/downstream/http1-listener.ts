@@ -34,7 +34,7 @@ export interface Http1ListenOptions extends ConnectionOptions {
 }
 
 /** What a reload changes on an open listener in place: no new socket, so nothing in the accept queue is lost. */
-export type Http1Settings = Pick<Http1ListenOptions, 'maxHeaderBytes' | 'headerTimeoutMs' | 'keepaliveTimeoutMs' | 'bodyTimeoutMs' | 'maxConnections' | 'http2'>
+export type Http1Settings = Pick<Http1ListenOptions, 'maxHeaderBytes' | 'headerTimeoutMs' | 'keepaliveTimeoutMs' | 'bodyTimeoutMs' | 'sendTimeoutMs' | 'maxConnections' | 'http2'>
 
 export interface Http1Listener {
   readonly hostname: string

@@ -10,6 +10,9 @@ import { encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { encodeResponseHead, isBodiless } from '../../http1/response-encode.ts'
 import { SendBacklog } from '../../runtime/send-backlog.ts'
 import { WriteQueue } from '../../runtime/write-queue.ts'
+import { monoNow } from '../../lib/clock.ts'
+import { unwatchStall, watchStall, type StallWatch } from '../../lib/stall-sweep.ts'
+import { RequestFailure } from '../errors.ts'
 import type { ProxyReply, SelfEncodingReply } from '../message.ts'
 
 /** The socket operations the writer needs. */
@@ -36,11 +39,19 @@ export class ReplyWriter {
   private readonly backlog: SendBacklog
   private drainWaiter: (() => void) | undefined
   private reader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
+  /** The wait on a client that does not drain, timed by send_timeout (made at the first wait). */
+  private stall: StallWatch | undefined
   closed = false
 
-  constructor(private readonly sock: WritableSocket) {
+  constructor(
+    private readonly sock: WritableSocket,
+    /** The listener's settings (send_timeout is read at each wait: a reload may change it). */
+    private readonly limits: { readonly sendTimeoutMs: number },
+    /** The client took nothing for send_timeout: the body was cancelled; the connection is to be cut. */
+    private readonly onStall: () => void,
+  ) {
     // Batched: answers written from promise reactions go out together (runtime/write-queue.ts).
-    this.out = new WriteQueue(sock, { batch: true })
+    this.out = new WriteQueue(sock, { batch: true, onQueued: () => this.watchStall() })
     this.backlog = new SendBacklog(sock)
   }
 
@@ -115,6 +126,30 @@ export class ReplyWriter {
     return this.out.write(data)
   }
 
+  /**
+   * Times the wait of queued bytes with send_timeout (as nginx's), whatever they are (a streamed
+   * body, or a whole one: a cache hit): each drain, the socket having taken bytes, starts it
+   * again, and an empty queue ends it; past it, the body is cancelled (the exchange logs
+   * CLIENT_SEND_TIMEOUT) and the connection cut, which frees the upstream connection and the
+   * request's slot.
+   */
+  private watchStall(): void {
+    const limitMs = this.limits.sendTimeoutMs
+    if (limitMs <= 0) return
+    const w = (this.stall ??= {
+      since: 0,
+      limitMs,
+      expire: () => {
+        const failure = new RequestFailure('CLIENT_SEND_TIMEOUT', 'response-body', `the client took no response bytes for ${w.limitMs}ms (send_timeout)`)
+        this.reader?.cancel(failure).catch(() => {})
+        this.onStall()
+      },
+    })
+    w.limitMs = limitMs
+    w.since = monoNow()
+    watchStall(w)
+  }
+
   private wakeDrainWaiter(): void {
     const w = this.drainWaiter
     this.drainWaiter = undefined
@@ -123,7 +158,9 @@ export class ReplyWriter {
 
   /** The socket drained: sends what was queued; true when the queue is empty. */
   onDrain(): boolean {
+    if (this.stall) this.stall.since = monoNow() // the client took bytes: progress
     if (!this.out.flush()) return false
+    if (this.stall) unwatchStall(this.stall)
     const w = this.drainWaiter
     this.drainWaiter = undefined
     w?.()
@@ -143,6 +180,7 @@ export class ReplyWriter {
   /** The connection is gone: drops what is queued and stops the body being pumped. */
   close(): void {
     this.closed = true
+    if (this.stall) unwatchStall(this.stall)
     this.out.clear()
     this.reader?.cancel(new Error('client closed the connection')).catch(() => {})
     const w = this.drainWaiter

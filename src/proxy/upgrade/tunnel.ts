@@ -12,6 +12,7 @@ import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeClosingResponse } from '../../http1/response-encode.ts'
 import { parseResponseHeadBytes, type ResponseHead } from '../../http1/response-head.ts'
 import { monoNow } from '../../lib/clock.ts'
+import { unwatchStall, watchStall, type StallWatch } from '../../lib/stall-sweep.ts'
 import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
 import { runAttempts } from '../attempts.ts'
 import { failureBody, failureHeaders, RequestFailure, statusFor } from '../errors.ts'
@@ -226,22 +227,22 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
  */
 function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytesOut: number }, idleMs: number, onClose: (idled: boolean) => void): void {
   let idled = false
-  const watch: IdleWatch = {
-    lastActiveAt: monoNow(),
-    idleMs,
+  const watch: StallWatch = {
+    since: monoNow(),
+    limitMs: idleMs,
     expire() {
       idled = true
       client.destroy()
       upstream.destroy()
     },
   }
-  const unwatch = idleMs > 0 ? watchIdle(watch) : () => {}
+  if (idleMs > 0) watchStall(watch)
   let closed = false
   // Handlers of `from`: its data goes to `to`; its drain (its own queue sent) lets `to` read again.
   const relay = (from: Conn, to: Conn, count: (n: number) => void): ConnHandlers => ({
     data: (c) => {
       count(c.byteLength)
-      watch.lastActiveAt = monoNow()
+      watch.since = monoNow()
       if (!to.write(c)) from.pause()
     },
     drain: () => to.resume(),
@@ -249,42 +250,12 @@ function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytes
       to.end()
       if (closed) return
       closed = true
-      unwatch()
+      unwatchStall(watch)
       onClose(idled)
     },
   })
   client.handlers = relay(client, upstream, (n) => (counts.bytesIn += n))
   upstream.handlers = relay(upstream, client, (n) => (counts.bytesOut += n))
-}
-
-/** An open tunnel's idle limit, checked by one sweep for all tunnels. */
-interface IdleWatch {
-  lastActiveAt: number
-  readonly idleMs: number
-  expire(): void
-}
-
-const TUNNEL_SWEEP_MS = 1000
-const watched = new Set<IdleWatch>()
-let sweepTimer: ReturnType<typeof setInterval> | undefined
-
-/** Watches `w` until the returned function is called; the sweep timer runs only while something is watched. */
-function watchIdle(w: IdleWatch): () => void {
-  watched.add(w)
-  if (sweepTimer === undefined) {
-    sweepTimer = setInterval(() => {
-      const now = monoNow()
-      for (const x of watched) if (now - x.lastActiveAt >= x.idleMs) x.expire()
-    }, TUNNEL_SWEEP_MS)
-    ;(sweepTimer as { unref?: () => void }).unref?.()
-  }
-  return () => {
-    watched.delete(w)
-    if (watched.size === 0 && sweepTimer !== undefined) {
-      clearInterval(sweepTimer)
-      sweepTimer = undefined
-    }
-  }
 }
 
 /** Relays a non-101 answer (its head, then its body by its framing) and closes both sides. */

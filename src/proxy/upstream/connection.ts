@@ -84,7 +84,6 @@ export class Http1Connection implements ConnHandlers {
       this.send(req, {
         headerTimeoutMs: opts.headerTimeoutMs,
         idleTimeoutMs: opts.idleTimeoutMs,
-        sendTimeoutMs: opts.sendTimeoutMs,
         onEnd: opts.onEnd && ((end) => opts.onEnd!(end)),
         onInterim: opts.onInterim && ((head) => opts.onInterim!(head)),
         onResponse: resolve,

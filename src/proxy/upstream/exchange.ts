@@ -36,8 +36,6 @@ export interface ExchangeOptions {
   headerTimeoutMs: number
   /** 0 disables the body idle timeout. */
   idleTimeoutMs: number
-  /** Longest the response body may wait on a client that takes nothing (send_timeout); 0 or undefined: none. */
-  sendTimeoutMs?: number
   /** Called once when the exchange is over (response fully relayed, or failed). */
   onEnd?: (end: ExchangeEnd) => void
   /** An interim (1xx) response before the final one: 102 Processing, 103 Early Hints (RFC 9110 §15.2). */
@@ -298,7 +296,8 @@ export class Exchange {
   private openStream(): ReadableStream<Uint8Array> {
     this.st = St.Body
     // The client went away: stop reading the upstream, and do not reuse the connection.
-    this.body = new SocketBodyStream(this.c.conn, () => this.fail('CLIENT_GONE', 'client closed the response stream'))
+    // The client went away, or stopped taking bytes (send_timeout: the reason says so).
+    this.body = new SocketBodyStream(this.c.conn, (why) => (why instanceof Error && (why as { code?: string }).code === 'CLIENT_SEND_TIMEOUT' ? this.fail('CLIENT_SEND_TIMEOUT', why.message) : this.fail('CLIENT_GONE', 'client closed the response stream')))
     return this.body.stream
   }
 
@@ -312,14 +311,9 @@ export class Exchange {
       if (this.headDueAt !== 0 && nowMs >= this.headDueAt) this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
     } else if (this.st === St.Body) {
       const body = this.body
-      if (body?.paused) {
-        // A paused socket is our doing (slow client), not upstream silence: the gap counts from
-        // the resume. The client's own stall (send_timeout) counts from the pause.
-        this.lastDataAt = nowMs
-        const sendMs = this.opts.sendTimeoutMs ?? 0
-        if (sendMs > 0 && body.stalledMs(nowMs) >= sendMs) this.fail('CLIENT_SEND_TIMEOUT', `the client took no response bytes for ${sendMs}ms (send_timeout)`)
-        return
-      }
+      // A paused socket is our doing (slow client), not upstream silence: the gap counts from the
+      // resume. A client that takes nothing is the client side's to time (send_timeout).
+      if (body?.paused) return void (this.lastDataAt = nowMs)
       if (this.opts.idleTimeoutMs > 0 && nowMs - this.lastDataAt >= this.opts.idleTimeoutMs) this.fail('IDLE_TIMEOUT', `response body stalled for ${this.opts.idleTimeoutMs}ms`)
     }
   }
