@@ -9,6 +9,9 @@ import { sameAuthority } from '../lib/net.ts'
 import { H2Code, streamError } from './errors.ts'
 import type { HeaderField } from './hpack.ts'
 
+/** What a :path may hold: visible ASCII but "#" (RFC 3986 path and query characters, percent-encoded otherwise). */
+const PATH_CHARS = /^[\x21-\x22\x24-\x7e]+$/
+
 export interface H2Request {
   method: string
   /** "http" or "https" (any scheme is passed on; CONNECT has none: ""). */
@@ -123,6 +126,9 @@ export function toRequest(streamId: number, fields: HeaderField[]): H2Request {
     if (!path) throw malformed(streamId, 'missing or empty :path')
     if (path !== '*' && path.charCodeAt(0) !== 47 /* / */ && (scheme === 'http' || scheme === 'https')) throw malformed(streamId, ':path not in origin form')
     if (path === '*' && method !== 'OPTIONS') throw malformed(streamId, ':path "*" only for OPTIONS')
+    // absolute-path ["?" query] (§8.3.1): visible ASCII, no fragment, as an HTTP/1.1 target must be;
+    // a space would split the request line this path becomes upstream.
+    if (!PATH_CHARS.test(path)) throw malformed(streamId, ':path has a space, a control or non-ASCII byte, or a fragment')
   }
   if (authority !== undefined) {
     // §8.3.1: no userinfo for http(s); Host, when also sent, must name the same thing.

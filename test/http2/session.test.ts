@@ -72,6 +72,10 @@ describe('requests (RFC 9113 §8.2, §8.3)', () => {
     ['pseudo-header after a field', [[':method', 'GET'], [':scheme', 'https'], ['accept', '*'], [':path', '/']]],
     ['missing :path', base.slice(0, 3)],
     ['empty :path', [...base.slice(0, 3), [':path', '']]],
+    ['a space in :path (it would split the upstream request line)', [...base.slice(0, 3), [':path', '/a b']]],
+    [':path "/x HTTP/1.0"', [...base.slice(0, 3), [':path', '/x HTTP/1.0']]],
+    ['a fragment in :path', [...base.slice(0, 3), [':path', '/a#b']]],
+    ['a non-ASCII byte in :path', [...base.slice(0, 3), [':path', '/caf\u00e9']]],
     ['duplicate :method', [...base, [':method', 'GET']]],
     ['unknown pseudo-header', [...base, [':protocol', 'websocket']]],
     ['response pseudo-header', [...base, [':status', '200']]],
@@ -274,6 +278,13 @@ describe('flow control (RFC 9113 §6.9)', () => {
     c.send(c.data(3, new Uint8Array(1)))
     await c.settle()
     expect(c.goaway()?.code).toBe(H2Code.FLOW_CONTROL_ERROR)
+  })
+  test('a WINDOW_UPDATE of 0 on an idle stream is a connection PROTOCOL_ERROR, never an RST_STREAM on the idle stream (§5.1, §6.4)', async () => {
+    const c = new RawClient().start()
+    c.send(frame(FrameType.WINDOW_UPDATE, 0, 3, new Uint8Array(4)))
+    await c.settle()
+    expect(c.ofType(FrameType.RST_STREAM)).toEqual([])
+    expect(c.goaway()?.code).toBe(H2Code.PROTOCOL_ERROR)
   })
   test('a WINDOW_UPDATE of 0 is a PROTOCOL_ERROR; overflowing 2^31-1 is a FLOW_CONTROL_ERROR', async () => {
     const c = new RawClient().start()
