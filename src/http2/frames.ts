@@ -127,6 +127,10 @@ function readPriority(p: Uint8Array, off: number): PriorityFields {
 
 /** A HEADERS payload: the header block fragment, and the deprecated priority fields if flagged. */
 export function parseHeaders(h: FrameHeader, payload: Uint8Array): { fragment: Uint8Array; priority: PriorityFields | undefined } {
+  // Padding that reaches into the priority fields exceeds what is left for the fragment: a
+  // PROTOCOL_ERROR (§6.2), as a pad beyond the payload is (stripPadding).
+  const both = Flag.PADDED | Flag.PRIORITY
+  if ((h.flags & both) === both && payload.byteLength >= 6 && payload[0]! > payload.byteLength - 6) throw connectionError(H2Code.PROTOCOL_ERROR, `pad length ${payload[0]} runs into the priority fields (RFC 9113 §6.2)`)
   let p = stripPadding(h, payload)
   let priority: PriorityFields | undefined
   if (h.flags & Flag.PRIORITY) {

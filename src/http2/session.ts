@@ -235,6 +235,8 @@ export class ServerSession implements StreamHost {
   }
 
   private windowUpdate(h: F.FrameHeader, p: Uint8Array): void {
+    // Idle first: even an increment of 0 there is a connection error, not an RST_STREAM (§5.1, §6.4).
+    if (h.streamId > this.streams.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream (RFC 9113 §5.1)')
     const inc = F.parseWindowUpdate(h, p)
     this.floods.windowUpdate(this.out.dataFramesSent)
     if (h.streamId === 0) {
@@ -242,10 +244,7 @@ export class ServerSession implements StreamHost {
       if (this.out.sendWindow > F.MAX_WINDOW) throw connectionError(H2Code.FLOW_CONTROL_ERROR, 'connection window above 2^31-1 (RFC 9113 §6.9.1)')
     } else {
       const s = this.streams.get(h.streamId)
-      if (!s) {
-        if (h.streamId > this.streams.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream (RFC 9113 §5.1)')
-        return // a closed stream: ignored
-      }
+      if (!s) return // a closed stream: ignored
       s.sendWindow += inc
       if (s.sendWindow > F.MAX_WINDOW) throw streamError(s.id, H2Code.FLOW_CONTROL_ERROR, 'stream window above 2^31-1 (RFC 9113 §6.9.1)')
     }

@@ -28,6 +28,11 @@ describe('payloads', () => {
     expect([...F.stripPadding(hdr(0, F.Flag.PADDED, 1, 5), p)]).toEqual([65, 66])
     expect(codeOf(() => F.stripPadding(hdr(0, F.Flag.PADDED, 1, 3), Uint8Array.from([3, 0, 0])))).toBe('E_H2_PROTOCOL_ERROR')
   })
+  test('HEADERS whose padding runs into its priority fields is a PROTOCOL_ERROR, not a FRAME_SIZE_ERROR (§6.2)', () => {
+    // Pad length 5, the five priority bytes, a 3-byte fragment, no padding bytes (h2spec 6.2/4).
+    const p = Uint8Array.from([5, 0, 0, 0, 0, 15, 0x82, 0x87, 0x84])
+    expect(codeOf(() => F.parseHeaders(hdr(1, F.Flag.PADDED | F.Flag.PRIORITY | F.Flag.END_HEADERS, 1, p.length), p))).toBe('E_H2_PROTOCOL_ERROR')
+  })
   test('HEADERS with PADDED and PRIORITY flags yields the fragment alone (§6.2)', () => {
     const p = Uint8Array.from([1, 0x80, 0, 0, 3, 15, 0x82, 0x84, 0])
     const { fragment, priority } = F.parseHeaders(hdr(1, F.Flag.PADDED | F.Flag.PRIORITY, 5, p.length), p)
