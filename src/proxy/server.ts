@@ -212,8 +212,9 @@ export class ProxyServer implements ProxyView {
       if (this.started) {
         nextTls = listenerTls(next)
         const inPlace = this.server?.update !== undefined && next.server.listener === prev.config.server.listener
-        if (socketKey(prev.config, this.serverTls) !== socketKey(next, nextTls) || (!inPlace && settingsKey(prev.config) !== settingsKey(next))) {
-          newListener = this.reopen(prev.config, next, nextTls)
+        // No listener at all (a reload whose new and old listeners both failed to open): open one.
+        if (this.server === undefined || socketKey(prev.config, this.serverTls) !== socketKey(next, nextTls) || (!inPlace && settingsKey(prev.config) !== settingsKey(next))) {
+          newListener = await this.reopen(prev.config, next, nextTls)
         }
       }
     } catch (err) {
@@ -237,17 +238,31 @@ export class ProxyServer implements ProxyView {
     }
   }
 
-  /** Opens the listener for `next`; see reload for the order. Returns the new listener (or the old config's, reopened, never: that throws). */
-  private reopen(prev: ResolvedConfig, next: ResolvedConfig, nextTls: TlsPair | undefined): Listener {
+  /**
+   * Opens the listener for `next`; see reload for the order. Returns the new listener (or the old
+   * config's, reopened, never: that throws). A stopped listener may let go of its port a moment
+   * later (Deno.serve's shutdown is asynchronous): the port is tried again for up to a second.
+   */
+  private async reopen(prev: ResolvedConfig, next: ResolvedConfig, nextTls: TlsPair | undefined): Promise<Listener> {
     const sameAddress = JSON.stringify(prev.server.listen) === JSON.stringify(next.server.listen)
-    if (!sameAddress || this.opts.reusePort) return this.openListener(next, nextTls)
     const old = this.server
-    void old?.stop(false)
+    if (!sameAddress || this.opts.reusePort || old === undefined) return this.openListener(next, nextTls)
+    void old.stop(false)
+    const openWhenFree = async (config: ResolvedConfig, tls: TlsPair | undefined): Promise<Listener> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return this.openListener(config, tls)
+        } catch (err) {
+          if (attempt >= 50 || !/in use/i.test(String((err as Error).message))) throw err
+          await new Promise((r) => setTimeout(r, 20))
+        }
+      }
+    }
     try {
-      return this.openListener(next, nextTls)
+      return await openWhenFree(next, nextTls)
     } catch (err) {
       try {
-        this.server = this.openListener(prev, this.serverTls)
+        this.server = await openWhenFree(prev, this.serverTls)
       } catch (again) {
         this.opts.log?.('error', 'the previous listener could not be opened again; nothing listens until a reload succeeds', { error: String(again) })
         this.server = undefined
@@ -270,7 +285,8 @@ export class ProxyServer implements ProxyView {
   }
 
   get url(): string {
-    const s = this.server!
+    const listen = this.config.server.listen
+    const s = this.server ?? { hostname: listen.host, port: listen.port } // nothing listens: what it was told to
     return `${this.config.server.tlsCertFile || this.opts.dynamicTls ? 'https' : 'http'}://${hostPort(s.hostname, s.port)}`
   }
 

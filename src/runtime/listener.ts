@@ -145,17 +145,22 @@ function listenDeno(opts: ListenOptions): Listener {
     s.finished.catch((err) => {
       if (stopped || shuttingDown) return
       opts.onError(new Error(`the listener stopped accepting (${String(err)}); listening again in ${RELISTEN_MS} ms (raise the open-files limit, ulimit -n)`))
-      relisten = setTimeout(() => {
-        relisten = undefined
-        if (stopped || shuttingDown) return
-        try {
-          server = serve()
-        } catch (again) {
-          opts.onError(again)
-        }
-      }, RELISTEN_MS)
+      listenAgainLater()
     })
     return s
+  }
+  // Tried again each RELISTEN_MS while it fails (still out of descriptors, say).
+  const listenAgainLater = (): void => {
+    relisten = setTimeout(() => {
+      relisten = undefined
+      if (stopped || shuttingDown) return
+      try {
+        server = serve()
+      } catch (again) {
+        opts.onError(again)
+        listenAgainLater()
+      }
+    }, RELISTEN_MS)
   }
   let boundPort: number | undefined
   let server = serve()

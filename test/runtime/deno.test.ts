@@ -127,3 +127,31 @@ test('on Deno, running out of file descriptors does not end the process: the lis
     expect(await proxy.stop()).toBe(0)
   }
 }, 60_000)
+
+test('on Deno, a reload that changes a limit keeps serving on the same port (it left nothing listening)', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  origins.push(origin)
+  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  const port = probe.port
+  probe.stop(true)
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-deno-reload-'))
+  const file = join(dir, 'proxy.toml')
+  const config = (keepalive: string) => `[server]\nlisten = "127.0.0.1:${port}"\nkeepalive_timeout = "${keepalive}"\n\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n\n[admin]\nlisten = "off"\n`
+  writeFileSync(file, config('75s'))
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--config', file], DENO)
+  try {
+    expect((await fetch(`${proxy.url}/a`)).status).toBe(200)
+    writeFileSync(file, config('30s'))
+    proxy.child.kill('SIGHUP')
+    // The reload is logged; then the same port still answers.
+    let status = 0
+    for (let i = 0; i < 20 && status !== 200; i++) {
+      await Bun.sleep(100)
+      status = await fetch(`${proxy.url}/b`).then((r) => r.status, () => 0)
+    }
+    await Bun.sleep(300)
+    expect(await fetch(`${proxy.url}/c`).then((r) => r.status, () => 0)).toBe(200)
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 60_000)

@@ -23,10 +23,10 @@ export interface RuntimeFrontOptions {
   onError(err: unknown): void
 }
 
-export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOptions): Listener {
+export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOptions): Listener & { update?(): void } {
   const cfg = config.server
   const keepaliveS = Math.min(255, Math.max(1, Math.ceil(cfg.keepaliveTimeoutMs / 1000)))
-  return listen({
+  const listener: Listener & { update?(): void } = listen({
     hostname: cfg.listen.host,
     port: cfg.listen.port,
     tls: opts.tls,
@@ -73,6 +73,11 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
       return handler.handle(request, client).then(toResponse)
     },
   })
+  // Deno.serve takes none of the limits and timeouts a reload may change (keep-alive, head size
+  // and timeouts are its own; body limits are the request path's), so they change in place: a new
+  // server on the same port is opened only for a new address or certificate.
+  if (isDeno) listener.update = () => {}
+  return listener
 }
 
 /**
