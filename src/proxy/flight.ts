@@ -13,7 +13,7 @@ import { firstFailed, firstSucceeded, pickFirst, type Attempt, type AttemptOutco
 import type { CacheExchange } from './cache/cache.ts'
 import { failureReply, RequestFailure, statusFor, type FailureCode } from './errors.ts'
 import { clientResponseHeaders, type ForwardingLines } from './headers.ts'
-import type { ProxyReply, ProxyRequest, ReplySink } from './message.ts'
+import type { GoneListener, ProxyReply, ProxyRequest, ReplySink } from './message.ts'
 import { roundMs, type RequestRecord } from './observe/record.ts'
 import type { ExchangeEnd, ExchangeSink, Http1Connection, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
 import type { AcquiredConnection, AddressState, UpstreamPool } from './upstream/pool.ts'
@@ -47,7 +47,7 @@ export interface FlightHooks {
 /** Where the attempts phase's outcome goes (the handler's respond phase). */
 export type OutcomeFn = (flight: Flight, outcome: AttemptOutcome<IncomingResponse>) => void
 
-export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
+export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneListener {
   readonly startedAt = monoNow()
   readonly record: RequestRecord
   private emitted = false
@@ -63,6 +63,8 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
   sentAt = 0
   /** The attempts phase: its first address, its deadline for retries, where its outcome goes. */
   private first: AddressState | undefined
+  /** The connection of the exchange in progress (clientGone aborts it). */
+  private connection: Http1Connection | undefined
   private retryDeadlineMs = 0
   private outcome: OutcomeFn | undefined
 
@@ -76,6 +78,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
     readonly sink: ReplySink,
     private readonly hooks: FlightHooks,
   ) {
+    if ('inFlight' in sink) sink.inFlight = this
     this.record = {
       ts: isoNow(),
       request_id: requestId,
@@ -139,6 +142,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
   private sendOn(connection: Http1Connection, reused: boolean, connectMs: number | undefined): void {
     try {
       this.exchangeOn(reused, connectMs)
+      this.connection = connection
       connection.send(this.outgoing, this)
     } catch (err) {
       this.firstEnded(err)
@@ -181,6 +185,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
 
   private exchange(acquired: AcquiredConnection): Promise<IncomingResponse> {
     this.exchangeOn(acquired.reused, acquired.connectMs)
+    this.connection = acquired.connection
     return acquired.connection.exchange(this.outgoing, this)
   }
 
@@ -209,8 +214,17 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink {
     this.client.interim?.(head.status, clientResponseHeaders(head.headers, this.requestId, false))
   }
 
-  /** The proxy's own answer for a failure, recorded. */
-  fail(code: FailureCode, detail?: string): ProxyReply {
+  /**
+   * The client left before any answer (the listener says so): the exchange in progress is failed
+   * CLIENT_GONE, which ends the attempts, frees the upstream connection and is logged 499.
+   */
+  clientGone(): void {
+    if (!this.answered && !this.emitted) this.connection?.abortExchange('CLIENT_GONE', 'client closed the connection before the response')
+  }
+
+  /** The proxy's own answer for a failure, recorded (a client cut by a drain's end: DRAIN_TIMEOUT). */
+  fail(failed: FailureCode, detail?: string): ProxyReply {
+    const code = failed === 'CLIENT_GONE' && this.hooks.cutting?.() ? 'DRAIN_TIMEOUT' : failed
     this.record.status = statusFor(code).status
     this.record.error = code
     // What of the body the failed exchange had sent on (an upload cut by the client) is logged.

@@ -46,6 +46,16 @@ export interface ProxyReply {
 export interface ReplySink {
   answer(reply: ProxyReply): void
   failed(err: unknown): void
+  /**
+   * Where the listener keeps the request in flight (a sink that declares it: the own listener's
+   * connections, HTTP/2 streams), to tell it the client left before any answer (an upstream
+   * request then aborted and logged 499, as nginx does, rather than run to its end).
+   */
+  inFlight?: GoneListener | undefined
+}
+
+export interface GoneListener {
+  clientGone(): void
 }
 
 /**

@@ -112,3 +112,14 @@ test('a download still running at drain_timeout is cut and logged DRAIN_TIMEOUT,
   expect(await waitFor(() => records.some((r) => r.path === '/download'))).toBe(true)
   expect(records.find((r) => r.path === '/download')).toMatchObject({ status: 200, error: 'DRAIN_TIMEOUT' })
 })
+
+test('a request still waiting for its response head when drain_timeout runs out is logged DRAIN_TIMEOUT (it was never logged)', async () => {
+  const origin = h.origin({ fetch: () => new Promise<Response>(() => {}) }) // never answers
+  const { proxy, records } = proxyWithLog(origin.port!)
+  const pending = fetch(`${proxy.url}/hang`).then((r) => r.status, () => 'cut')
+  expect(await waitFor(() => proxy.pendingRequests === 1)).toBe(true)
+  await proxy.drain(300)
+  expect(await pending).toBe('cut')
+  expect(await waitFor(() => records.some((r) => r.path === '/hang'))).toBe(true)
+  expect(records.find((r) => r.path === '/hang')).toMatchObject({ status: 503, error: 'DRAIN_TIMEOUT' })
+})

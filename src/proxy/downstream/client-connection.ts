@@ -18,7 +18,7 @@ import { monoNow } from '../../lib/clock.ts'
 import { ReadSizer } from '../../runtime/receive-buffer.ts'
 import type { FailureCode } from '../errors.ts'
 import { ForwardingLines, requestIdFor, withoutH2c } from '../headers.ts'
-import { unparsedRequest, type ProxyReply, type ProxyRequest, type ReplySink } from '../message.ts'
+import { unparsedRequest, type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink } from '../message.ts'
 import type { ClientInfo, DownstreamConnection, ListenerState } from './connection-options.ts'
 import { ReplyWriter } from './reply-writer.ts'
 import { TunnelConn } from './tunnel-conn.ts'
@@ -50,6 +50,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   private req: ProxyRequest | undefined
   private closeAfter = false
   private responded = false
+  inFlight: GoneListener | undefined = undefined // the request path's, told when the client leaves before the answer
   /** Inside the request path's own call (see answer()). */
   private dispatching = false
   // Its body, while it streams.
@@ -402,8 +403,9 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.body?.error(new Error('client closed the connection'))
     this.body = undefined
     if (wasTunnel) this.tunnel?.markClosed(err)
+    else if (this.head !== undefined && !this.responded) this.inFlight?.clientGone()
     // A request cut while being served ends here: nothing else will end it (the in-flight count).
-    else if (this.head !== undefined) this.requestDone()
+    if (!wasTunnel && this.head !== undefined) this.requestDone()
     this.shared.closed(this)
   }
 

@@ -18,7 +18,7 @@ import type { ServerStream } from '../../http2/stream.ts'
 import type { FailureCode } from '../errors.ts'
 import { ForwardingLines, requestIdFor } from '../headers.ts'
 import { ForwardedReply } from '../forwarded-reply.ts'
-import type { ProxyReply, ProxyRequest, ReplySink } from '../message.ts'
+import type { GoneListener, ProxyReply, ProxyRequest, ReplySink } from '../message.ts'
 import type { ClientInfo, ListenerState } from './connection-options.ts'
 
 export class H2Client {
@@ -164,6 +164,8 @@ class StreamExchange implements ClientInfo, ReplySink {
   readonly streamKeepsLength = true
   readonly protocol = 'HTTP/2'
   readonly forwarding: ForwardingLines
+  /** The request path's flight, told when the client resets the stream (or leaves) before any answer. */
+  inFlight: GoneListener | undefined = undefined
 
   constructor(
     private readonly owner: H2Client,
@@ -177,6 +179,7 @@ class StreamExchange implements ClientInfo, ReplySink {
     let ended = false
     stream.onClose = (code) => {
       prevClose?.(code)
+      if (code !== undefined && !stream.responseStarted) this.inFlight?.clientGone()
       if (ended) return
       ended = true
       owner.shared.requestEnded()

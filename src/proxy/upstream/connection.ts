@@ -97,6 +97,11 @@ export class Http1Connection implements ConnHandlers {
     this.ex?.checkDeadlines(nowMs)
   }
 
+  /** Fails the exchange in progress now (its client left before any answer): the connection is not reused. */
+  abortExchange(code: 'CLIENT_GONE', message: string): void {
+    this.ex?.abort(code, message)
+  }
+
   /** Called by the exchange exactly once. */
   finished(ex: Exchange, reusable: boolean): void {
     if (this.ex !== ex) return

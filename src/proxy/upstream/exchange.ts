@@ -305,6 +305,11 @@ export class Exchange {
    * The deadlines, checked by the connections' sweep (connection.ts) instead of a timer per
    * exchange: the response head within header_timeout, then no body gap over idle_timeout.
    */
+  /** The request's client left before the answer: fail now (not reused; the attempt loop does not retry it). */
+  abort(code: 'CLIENT_GONE', message: string): void {
+    this.fail(code, message)
+  }
+
   checkDeadlines(nowMs: number): void {
     if (this.st === St.Head) {
       if (this.bodyDueAt !== 0 && nowMs >= this.bodyDueAt) return this.fail('CLIENT_BODY_TIMEOUT', `no request body bytes from the client for ${this.opts.headerTimeoutMs}ms (header_timeout)`)
