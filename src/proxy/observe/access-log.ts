@@ -93,21 +93,25 @@ export interface AccessLogOptions {
 export function createAccessLog(cfg: ResolvedLog, log: LogFn, opts: AccessLogOptions = {}): AccessLog {
   if (cfg.accessLog === 'off') return { write() {}, dropped: 0, reopen() {}, close: async () => {} }
   const stats = opts.stats ?? { dropped: 0 }
-  if (cfg.accessLog === 'stdout' || cfg.accessLog === 'stderr') {
-    const stream = cfg.accessLog === 'stdout' ? (opts.stdout ?? process.stdout) : (opts.stderr ?? process.stderr)
-    const report = new DropReport(stats, log, { stream: cfg.accessLog })
+  // "/dev/stdout" is the process's stdout whatever it is (a pipe, a tty, systemd's journal socket,
+  // which cannot be opened by path: ENXIO), so it is written as the stream it already is.
+  const std = cfg.accessLog === '/dev/stdout' ? 'stdout' : cfg.accessLog === '/dev/stderr' ? 'stderr' : cfg.accessLog
+  if (std === 'stdout' || std === 'stderr') {
+    const stream = std === 'stdout' ? (opts.stdout ?? process.stdout) : (opts.stderr ?? process.stderr)
+    const report = new DropReport(stats, log, { stream: std })
     return new BatchedAccessLog(new StreamLineWriter(stream, report), report, cfg.format, log)
   }
   const report = new DropReport(stats, log, { path: cfg.accessLog })
-  // A FIFO (/dev/stdout into a container's log pipe) could block a synchronous write for as long
-  // as its reader stalls: it is a stream, written from the thread pool, bounded as stdout is.
-  if (isFifo(cfg.accessLog)) return new BatchedAccessLog(new StreamLineWriter(createWriteStream(cfg.accessLog, { flags: 'a' }), report, true), report, cfg.format, log)
+  // Anything but a regular file (a FIFO, a character device) could block a synchronous write for as
+  // long as its reader stalls: it is a stream, written from the thread pool, bounded as stdout is.
+  if (isSpecial(cfg.accessLog)) return new BatchedAccessLog(new StreamLineWriter(createWriteStream(cfg.accessLog, { flags: 'a' }), report, true), report, cfg.format, log)
   return new BatchedAccessLog(new FileLineWriter(cfg.accessLog, report), report, cfg.format, log)
 }
 
-function isFifo(path: string): boolean {
+/** An existing path that is not a regular file (a file not there yet is one the log creates). */
+function isSpecial(path: string): boolean {
   try {
-    return statSync(path).isFIFO()
+    return !statSync(path).isFile()
   } catch {
     return false
   }

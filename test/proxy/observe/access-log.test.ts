@@ -19,6 +19,23 @@ async function settle(): Promise<void> {
 
 afterEach(() => void jest.useRealTimers())
 
+test('"/dev/stdout" is the process\'s stdout stream whatever it is (a journal socket cannot be opened by path), not a file opened by name', async () => {
+  const written: string[] = []
+  const stdout = {
+    write(chunk: Uint8Array, done: (err?: Error | null) => void) {
+      written.push(Buffer.from(chunk).toString())
+      done()
+      return true
+    },
+    on() {},
+  }
+  const log = createAccessLog({ accessLog: '/dev/stdout', format: 'json' }, () => {}, { stdout })
+  log.write(record('/to-stdout'))
+  await log.close()
+  expect(written.join('')).toContain('"path":"/to-stdout"')
+  expect(log.dropped).toBe(0)
+})
+
 describe('a file keeps up', () => {
   test('100,000 lines in one burst are all written, in order, none dropped', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'access.log')
