@@ -4,23 +4,11 @@
  * Content-Length on streamed responses, and non-WebSocket upgrades. Raw clients on loopback.
  */
 import { afterEach, describe, expect, test } from 'bun:test'
-import { connect, type Socket } from 'node:net'
-import { Harness, waitFor } from '../support/harness.ts'
+import { Harness, rawClient as rawClientOf, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
-
-/** A raw client: everything it receives is collected in `got`. */
-function rawClient(port: number): { s: Socket; got: () => string; closed: () => boolean } {
-  const s = connect(port, '127.0.0.1')
-  let got = ''
-  let closed = false
-  s.on('data', (d) => (got += d.toString('latin1')))
-  s.on('close', () => (closed = true))
-  s.on('error', () => {})
-  h.track(() => void s.destroy())
-  return { s, got: () => got, closed: () => closed }
-}
+const rawClient = (port: number) => rawClientOf(h, port)
 
 function countingOrigin() {
   const seen: string[] = []

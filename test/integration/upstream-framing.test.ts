@@ -7,11 +7,11 @@
  * raw clients keep the connection and send a second request, which must get its own answer.
  */
 import { afterEach, describe, expect, test } from 'bun:test'
-import { connect, type Socket } from 'node:net'
-import { Harness, waitFor } from '../support/harness.ts'
+import { Harness, rawClient as rawClientOf, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
+const rawClient = (port: number) => rawClientOf(h, port)
 
 /** A raw origin: `/odd` answers with `head` then, 50 ms later, `body`; anything else with "next". */
 function oddOrigin(head: string, body: string): number {
@@ -30,15 +30,6 @@ function oddOrigin(head: string, body: string): number {
   })
   h.track(() => origin.stop(true))
   return origin.port
-}
-
-function rawClient(port: number): { s: Socket; got: () => string } {
-  const s = connect(port, '127.0.0.1')
-  let got = ''
-  s.on('data', (d) => (got += d.toString('latin1')))
-  s.on('error', () => {})
-  h.track(() => void s.destroy())
-  return { s, got: () => got }
 }
 
 const proxyTo = (port: number) => h.proxy({ upstream: { url: `http://127.0.0.1:${port}` }, server: { listener: 'own' } }).proxy

@@ -3,6 +3,7 @@
  * them in one call (use in afterEach). Everything a test starts is registered here.
  */
 import type { Server } from 'bun'
+import { connect, type Socket } from 'node:net'
 import { resolveConfig, type FlagLayer } from '../../src/config/resolve.ts'
 import type { ResolvedConfig } from '../../src/config/schema.ts'
 import { staticSource, type Address, type AddressSource } from '../../src/proxy/upstream/address-source.ts'
@@ -64,4 +65,16 @@ export async function waitFor(fn: () => boolean, timeoutMs = 5000, stepMs = 10):
     await Bun.sleep(stepMs)
   }
   return fn()
+}
+
+/** A raw loopback client of `port`: everything it receives is collected in `got`; closed with the harness. */
+export function rawClient(h: Harness, port: number): { s: Socket; got: () => string; closed: () => boolean } {
+  const s = connect(port, '127.0.0.1')
+  let got = ''
+  let closed = false
+  s.on('data', (d) => (got += d.toString('latin1')))
+  s.on('close', () => (closed = true))
+  s.on('error', () => {})
+  h.track(() => void s.destroy())
+  return { s, got: () => got, closed: () => closed }
 }
