@@ -63,8 +63,10 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   sentAt = 0
   /** The attempts phase: its first address, its deadline for retries, where its outcome goes. */
   private first: AddressState | undefined
-  /** The connection of the exchange in progress (clientGone aborts it). */
+  /** The connection of this flight's latest exchange (clientGone aborts that exchange, if still on). */
   private connection: Http1Connection | undefined
+  /** The client left before any answer: nothing more is sent upstream. */
+  private gone = false
   private retryDeadlineMs = 0
   private outcome: OutcomeFn | undefined
 
@@ -140,6 +142,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   }
 
   private sendOn(connection: Http1Connection, reused: boolean, connectMs: number | undefined): void {
+    if (this.gone) return this.unsent(connection, (f) => this.firstEnded(f))
     try {
       this.exchangeOn(reused, connectMs)
       this.connection = connection
@@ -184,6 +187,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   }
 
   private exchange(acquired: AcquiredConnection): Promise<IncomingResponse> {
+    if (this.gone) return new Promise((_, reject) => this.unsent(acquired.connection, reject))
     this.exchangeOn(acquired.reused, acquired.connectMs)
     this.connection = acquired.connection
     return acquired.connection.exchange(this.outgoing, this)
@@ -219,7 +223,15 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
    * CLIENT_GONE, which ends the attempts, frees the upstream connection and is logged 499.
    */
   clientGone(): void {
-    if (!this.answered && !this.emitted) this.connection?.abortExchange('CLIENT_GONE', 'client closed the connection before the response')
+    if (this.answered || this.emitted) return
+    this.gone = true
+    this.connection?.abortExchange(this, 'CLIENT_GONE', 'client closed the connection before the response')
+  }
+
+  /** A connection acquired after the client left: given back unused, and the attempt fails CLIENT_GONE. */
+  private unsent(connection: Http1Connection, fail: (f: RequestFailure) => void): void {
+    connection.releaseUnused()
+    fail(new RequestFailure('CLIENT_GONE', 'request', 'client closed the connection before the request was sent'))
   }
 
   /** The proxy's own answer for a failure, recorded (a client cut by a drain's end: DRAIN_TIMEOUT). */

@@ -309,6 +309,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     if (this.head === undefined) return
     this.head = undefined
     this.req = undefined
+    this.inFlight = undefined // not kept through the keep-alive wait
     this.shared.requestEnded()
     if (this.phase === Phase.Closed) return
     if (this.closeAfter || this.shared.stopping) {
@@ -404,8 +405,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.body = undefined
     if (wasTunnel) this.tunnel?.markClosed(err)
     else if (this.head !== undefined && !this.responded) this.inFlight?.clientGone()
-    // A request cut while being served ends here: nothing else will end it (the in-flight count).
-    if (!wasTunnel && this.head !== undefined) this.requestDone()
+    if (!wasTunnel && this.head !== undefined) this.requestDone() // a request cut while served ends here (the in-flight count)
     this.shared.closed(this)
   }
 

@@ -50,6 +50,8 @@ export class Http1Connection implements ConnHandlers {
   requestCount = 0
   idleSince = 0
   private ex: Exchange | undefined
+  /** Who the exchange in progress is for (abortExchange acts only on that one's). */
+  private exOwner: unknown
   /** Set once the owner has been told this connection is gone; guards double reports. */
   private discarded = false
 
@@ -70,11 +72,12 @@ export class Http1Connection implements ConnHandlers {
   }
 
   /** Sends one request; `sink` hears of the response head (the body streams after) or the failure. */
-  send(req: OutgoingRequest, sink: ExchangeSink): void {
+  send(req: OutgoingRequest, sink: ExchangeSink, owner: unknown = sink): void {
     if (this.ex) throw new Error('Http1Connection: exchange already in progress')
     this.headReader.clear() // what a failed exchange left (its connection is not reused anyway)
     const ex = new Exchange(this, req, sink)
     this.ex = ex
+    this.exOwner = owner
     ex.start()
   }
 
@@ -88,7 +91,7 @@ export class Http1Connection implements ConnHandlers {
         onInterim: opts.onInterim && ((head) => opts.onInterim!(head)),
         onResponse: resolve,
         onFailure: reject,
-      }),
+      }, opts),
     )
   }
 
@@ -97,15 +100,24 @@ export class Http1Connection implements ConnHandlers {
     this.ex?.checkDeadlines(nowMs)
   }
 
-  /** Fails the exchange in progress now (its client left before any answer): the connection is not reused. */
-  abortExchange(code: 'CLIENT_GONE', message: string): void {
-    this.ex?.abort(code, message)
+  /**
+   * Fails the exchange in progress now, if it is `owner`'s (its client left before any answer;
+   * the connection may since run another's): the connection is not reused.
+   */
+  abortExchange(owner: unknown, code: 'CLIENT_GONE', message: string): void {
+    if (this.ex !== undefined && this.exOwner === owner) this.ex.abort(code, message)
+  }
+
+  /** An acquired connection given back without an exchange (its request's client left first). */
+  releaseUnused(): void {
+    if (this.ex === undefined) this.onRelease(this, !this.conn.closed)
   }
 
   /** Called by the exchange exactly once. */
   finished(ex: Exchange, reusable: boolean): void {
     if (this.ex !== ex) return
     this.ex = undefined
+    this.exOwner = undefined
     this.requestCount++
     const keep = reusable && !this.conn.closed
     if (!keep) {
