@@ -158,9 +158,33 @@ export function listenH2(opts: H2ListenOptions): H2Listener {
  */
 export function sendBody(stream: ServerStream, body: Uint8Array | string | ReadableStream<Uint8Array> | null, sendTimeoutMs = 0): void {
   if (body === null) return stream.end()
-  if (typeof body === 'string') return stream.end(new TextEncoder().encode(body))
-  if (body instanceof Uint8Array) return stream.end(body)
+  if (typeof body === 'string') return endWhole(stream, new TextEncoder().encode(body), sendTimeoutMs)
+  if (body instanceof Uint8Array) return endWhole(stream, body, sendTimeoutMs)
   void pumpBody(stream, body, sendTimeoutMs)
+}
+
+/**
+ * A whole body (a small upstream answer, a cache hit, an error page), ended at once. When the
+ * stream's window cannot take it now, the wait is timed by `sendTimeoutMs` (send_timeout), DATA
+ * frames sent counting as progress: a client that never opens its window does not keep the
+ * stream (and its request's slot) for ever. A stream whose window takes it all is not watched.
+ */
+function endWhole(stream: ServerStream, bytes: Uint8Array, sendTimeoutMs: number): void {
+  stream.end(bytes)
+  if (sendTimeoutMs <= 0 || bytes.byteLength <= stream.sendWindow || stream.closed) return
+  let seenFrames = stream.framesSent
+  const stall: StallWatch = {
+    since: monoNow(),
+    limitMs: sendTimeoutMs,
+    progressed: () => seenFrames !== (seenFrames = stream.framesSent),
+    expire: () => stream.reset(H2Code.CANCEL),
+  }
+  watchStall(stall)
+  const prevClose = stream.onClose
+  stream.onClose = (code) => {
+    unwatchStall(stall)
+    prevClose?.(code)
+  }
 }
 
 /**

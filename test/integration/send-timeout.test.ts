@@ -109,6 +109,33 @@ test('HTTP/2: a stream whose window stays closed is reset after send_timeout and
   expect(h.records.find((r) => r.path === '/h2big')!.error).toBe('CLIENT_SEND_TIMEOUT')
 }, 20_000)
 
+test('HTTP/2: a small whole body on a stream whose window stays shut is reset after send_timeout, and its slot freed', async () => {
+  const origin = h.origin({ fetch: () => new Response('x'.repeat(3000)) })
+  const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { send_timeout: '1s', max_concurrent_requests: 1, tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const sock = tls.connect({ host: '127.0.0.1', port: proxy.port, ca: await Bun.file(certs.caFile).text(), servername: 'proxy.test', ALPNProtocols: ['h2'] })
+  h.track(() => void sock.destroy())
+  const request = new HpackEncoder(4096).encode([[':method', 'GET'], [':scheme', 'https'], [':authority', 'proxy.test'], [':path', '/small-whole']])
+  let reset = false
+  let headers = false
+  const rx = new FrameSplitter()
+  sock.on('data', (d: Buffer) =>
+    rx.push(new Uint8Array(d), (fh) => {
+      if (fh.type === FrameType.RST_STREAM && fh.streamId === 1) reset = true
+      if (fh.type === FrameType.HEADERS && fh.streamId === 1) headers = true
+    }),
+  )
+  sock.on('error', () => {})
+  sock.once('secureConnect', () => {
+    sock.write(concatBytes([PREFACE, settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 0]]), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, request)]))
+  })
+  expect(await waitFor(() => headers, 3000)).toBe(true)
+  expect(await waitFor(() => reset, 8000, 50)).toBe(true)
+  const next = await fetch(`${proxy.url}/next`, { tls: { ca: await Bun.file(certs.caFile).text(), serverName: 'proxy.test' } } as RequestInit)
+  expect(next.status).toBe(200)
+  await next.arrayBuffer()
+}, 20_000)
+
 test('a client that never reads a body the upstream sent in full (its last read) is cut too, and its slot freed', async () => {
   const body = new Uint8Array(200 * 1024).fill(121)
   const origin = h.origin({ fetch: () => new Response(body) })

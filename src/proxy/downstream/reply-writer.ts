@@ -159,7 +159,11 @@ export class ReplyWriter {
   /** The socket drained: sends what was queued; true when the queue is empty. */
   onDrain(): boolean {
     if (this.stall) this.stall.since = monoNow() // the client took bytes: progress
-    if (!this.out.flush()) return false
+    if (!this.out.flush()) {
+      // All sent and the socket ended (endWhenFlushed): nothing waits for the client any more.
+      if (this.stall && this.out.empty) unwatchStall(this.stall)
+      return false
+    }
     if (this.stall) unwatchStall(this.stall)
     const w = this.drainWaiter
     this.drainWaiter = undefined
