@@ -112,7 +112,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   if (exposed) wlog('warn', exposed)
   wlog('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', ...(acme ? { acme: config.acme.domains.join(','), acme_http: acme.httpPort } : {}), upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
 
-  const onHup = async () => {
+  const reloadNow = async () => {
     let next: ResolvedConfig
     try {
       next = configFromOptions(opts)
@@ -142,6 +142,11 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       wlog('error', 'reload failed; still serving the previous config', { error: errorMessage(err) })
       if (logChanged) accessLog.reopen()
     }
+  }
+  // One reload at a time: a SIGHUP during another (whose listener may be waiting for its port) runs after it.
+  let reloading = Promise.resolve()
+  const onHup = () => {
+    reloading = reloading.then(reloadNow, reloadNow)
   }
   process.on('SIGHUP', onHup)
 

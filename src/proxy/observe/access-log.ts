@@ -108,10 +108,11 @@ export function createAccessLog(cfg: ResolvedLog, log: LogFn, opts: AccessLogOpt
   return new BatchedAccessLog(new FileLineWriter(cfg.accessLog, report), report, cfg.format, log)
 }
 
-/** An existing path that is not a regular file (a file not there yet is one the log creates). */
+/** An existing FIFO, character device or socket (a file not there yet is one the log creates; a directory fails to open, at start). */
 function isSpecial(path: string): boolean {
   try {
-    return !statSync(path).isFile()
+    const st = statSync(path)
+    return st.isFIFO() || st.isCharacterDevice() || st.isSocket()
   } catch {
     return false
   }
