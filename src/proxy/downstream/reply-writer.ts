@@ -135,7 +135,7 @@ export class ReplyWriter {
    */
   private watchStall(): void {
     const limitMs = this.limits.sendTimeoutMs
-    if (limitMs <= 0) return
+    if (!(limitMs > 0)) return // 0 (off), or a listener opened without it
     const w = (this.stall ??= {
       since: 0,
       limitMs,
