@@ -4,7 +4,6 @@
  * connection, and the /metrics lines. serve.ts calls start() before the proxy listener opens
  * and close() after it drains; nothing else here knows about the proxy.
  */
-import { readFileSync } from 'node:fs'
 import type { ResolvedAcme } from '../config/schema.ts'
 import { ProxyError } from '../lib/errors.ts'
 import type { LogFn } from '../lib/logger.ts'
@@ -12,6 +11,7 @@ import { AcmeError } from './errors.ts'
 import { Http01Server } from './http01.ts'
 import { CertificateManager, type CertificateManagerOptions } from './manager.ts'
 import type { CertSource } from '../runtime/tls-per-connection.ts'
+import { readPem } from '../runtime/tls-files.ts'
 
 export interface AutomaticHttpsOptions {
   /** The HTTPS port redirects point at (the proxy's listen port, read once it is bound). */
@@ -31,14 +31,7 @@ export class AutomaticHttps {
     private readonly cfg: ResolvedAcme,
     private readonly opts: AutomaticHttpsOptions,
   ) {
-    let caPem: string | undefined
-    if (cfg.caFile) {
-      try {
-        caPem = readFileSync(cfg.caFile, 'utf8')
-      } catch (err) {
-        throw new ProxyError('E_TLS_FILES', `acme.ca_file: cannot read "${cfg.caFile}": ${(err as NodeJS.ErrnoException).code ?? err}; check the path and permissions`, { cause: err })
-      }
-    }
+    const caPem = cfg.caFile ? readPem(cfg.caFile, 'acme.ca_file') : undefined
     try {
       this.manager = new CertificateManager({ domains: cfg.domains, directoryUrl: cfg.directoryUrl, email: cfg.email, caPem, stateDir: cfg.stateDir, log: opts.log, ...opts.manager })
     } catch (err) {

@@ -163,6 +163,12 @@ export function sendBody(stream: ServerStream, body: Uint8Array | string | Reada
   void pumpBody(stream, body, sendTimeoutMs)
 }
 
+/** A send_timeout watch on `stream`: a DATA frame of it sent since the last look is progress. */
+function streamStall(stream: ServerStream, limitMs: number, expire: () => void): StallWatch {
+  let seenFrames = stream.framesSent
+  return { since: monoNow(), limitMs, progressed: () => seenFrames !== (seenFrames = stream.framesSent), expire }
+}
+
 /**
  * A whole body (a small upstream answer, a cache hit, an error page), ended at once. When the
  * stream's window cannot take it now, the wait is timed by `sendTimeoutMs` (send_timeout), DATA
@@ -172,13 +178,7 @@ export function sendBody(stream: ServerStream, body: Uint8Array | string | Reada
 function endWhole(stream: ServerStream, bytes: Uint8Array, sendTimeoutMs: number): void {
   stream.end(bytes)
   if (sendTimeoutMs <= 0 || bytes.byteLength <= stream.sendWindow || stream.closed) return
-  let seenFrames = stream.framesSent
-  const stall: StallWatch = {
-    since: monoNow(),
-    limitMs: sendTimeoutMs,
-    progressed: () => seenFrames !== (seenFrames = stream.framesSent),
-    expire: () => stream.reset(H2Code.CANCEL),
-  }
+  const stall = streamStall(stream, sendTimeoutMs, () => stream.reset(H2Code.CANCEL))
   watchStall(stall)
   const prevClose = stream.onClose
   stream.onClose = (code) => {
@@ -205,19 +205,13 @@ async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>, 
     if (code !== undefined) reader.cancel().catch(() => {})
   }
   stream.onDrain = () => wake?.()
-  let seenFrames = 0
-  const stall: StallWatch | undefined =
+  const stall =
     sendTimeoutMs > 0
-      ? {
-          since: 0,
-          limitMs: sendTimeoutMs,
-          progressed: () => seenFrames !== (seenFrames = stream.framesSent),
-          expire: () => {
-            const why = Object.assign(new Error(`the client took no response bytes for ${sendTimeoutMs}ms (send_timeout)`), { code: 'CLIENT_SEND_TIMEOUT' })
-            reader.cancel(why).catch(() => {})
-            stream.reset(H2Code.CANCEL)
-          },
-        }
+      ? streamStall(stream, sendTimeoutMs, () => {
+          const why = Object.assign(new Error(`the client took no response bytes for ${sendTimeoutMs}ms (send_timeout)`), { code: 'CLIENT_SEND_TIMEOUT' })
+          reader.cancel(why).catch(() => {})
+          stream.reset(H2Code.CANCEL)
+        })
       : undefined
   let watching = false
   try {
@@ -226,15 +220,15 @@ async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>, 
       if (closed) return
       if (done) return stream.end()
       if (!stream.write(value)) {
-        // A body that breaks while the window is shut (send_timeout cut it upstream) ends the
-        // wait, and the stream is reset below; watched from the first wait on.
+        // A body that breaks while the window is shut (the upstream failed) ends the wait, and
+        // the stream is reset below; watched from the first wait on.
         if (!watching) {
           watching = true
           reader.closed.catch(() => wake?.())
         }
         if (stall) {
           stall.since = monoNow()
-          seenFrames = stream.framesSent
+          stall.progressed!() // counts from the frames sent so far
           watchStall(stall)
         }
         await new Promise<void>((resolve) => (wake = resolve))

@@ -116,7 +116,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     if (end) {
       record.bytes_in = end.requestBodyBytes
       record.bytes_out = end.responseBodyBytes
-      if (end.error) record.error = end.error.code === 'CLIENT_GONE' && this.hooks.cutting?.() ? 'DRAIN_TIMEOUT' : end.error.code
+      if (end.error) record.error = this.cutByDrain(end.error.code)
     }
     record.duration_ms = roundMs(monoNow() - this.startedAt)
     this.client.onDone?.()
@@ -234,9 +234,14 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     fail(new RequestFailure('CLIENT_GONE', 'request', 'client closed the connection before the request was sent'))
   }
 
+  /** A client cut when a drain ran out of time is the proxy's doing: DRAIN_TIMEOUT, not CLIENT_GONE. */
+  private cutByDrain(code: FailureCode): FailureCode {
+    return code === 'CLIENT_GONE' && this.hooks.cutting?.() ? 'DRAIN_TIMEOUT' : code
+  }
+
   /** The proxy's own answer for a failure, recorded (a client cut by a drain's end: DRAIN_TIMEOUT). */
   fail(failed: FailureCode, detail?: string): ProxyReply {
-    const code = failed === 'CLIENT_GONE' && this.hooks.cutting?.() ? 'DRAIN_TIMEOUT' : failed
+    const code = this.cutByDrain(failed)
     this.record.status = statusFor(code).status
     this.record.error = code
     // What of the body the failed exchange had sent on (an upload cut by the client) is logged.

@@ -61,22 +61,20 @@ export class H2Client {
     const req: ProxyRequest = { method: r.method, target: r.path, headers, body: stream.body, id: requestIdFor(headers.get('x-request-id')) }
     // What the HTTP/1.1 parser refuses is refused here too: never an open proxy (CONNECT), only
     // origin-form targets, and one valid authority to route by.
+    // Over max_connections (this.refusal), every stream is refused, then GOAWAY.
     const refusal: [FailureCode, string] | undefined =
-      r.method === 'CONNECT'
+      this.refusal ??
+      (r.method === 'CONNECT'
         ? ['METHOD_NOT_ALLOWED', 'CONNECT is not supported: this is not an open proxy']
         : !(r.path.startsWith('/') || (r.path === '*' && r.method === 'OPTIONS'))
           ? ['BAD_REQUEST', 'invalid :path']
           : r.authority === '' || !HOST_VALUE.test(r.authority)
             ? ['BAD_REQUEST', 'missing or invalid :authority']
-            : undefined
+            : undefined)
     if (refusal) {
       // The answer carries what its status calls for (Allow with the 405: errors.ts failureHeaders).
       this.send(stream, r.method, this.shared.opts.refuse(refusal[0], refusal[1], this.client, req, true))
-      return
-    }
-    if (this.refusal) {
-      this.send(stream, r.method, this.shared.opts.refuse(this.refusal[0], this.refusal[1], this.client, req, true))
-      this.conn.session.shutdown(H2Code.NO_ERROR, this.refusal[1])
+      if (this.refusal) this.conn.session.shutdown(H2Code.NO_ERROR, this.refusal[1])
       return
     }
     this.shared.requestStarted()

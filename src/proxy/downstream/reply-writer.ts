@@ -100,8 +100,8 @@ export class ReplyWriter {
         source?.wrote(whole, value.byteLength)
         this.backlog.wrote(value.byteLength)
         if (!whole) {
-          // A body that breaks while we wait on the client (send_timeout cut it upstream) ends
-          // the wait, so that the client sees the cut now; watched from the first wait on.
+          // A body that breaks while we wait on the client (the upstream failed) ends the wait,
+          // so that the client sees the cut now; watched from the first wait on.
           if (!watching) {
             watching = true
             reader.closed.catch(() => this.wakeDrainWaiter())
@@ -165,9 +165,7 @@ export class ReplyWriter {
       return false
     }
     if (this.stall) unwatchStall(this.stall)
-    const w = this.drainWaiter
-    this.drainWaiter = undefined
-    w?.()
+    this.wakeDrainWaiter()
     return true
   }
 
@@ -187,8 +185,6 @@ export class ReplyWriter {
     if (this.stall) unwatchStall(this.stall)
     this.out.clear()
     this.reader?.cancel(new Error('client closed the connection')).catch(() => {})
-    const w = this.drainWaiter
-    this.drainWaiter = undefined
-    w?.()
+    this.wakeDrainWaiter()
   }
 }
