@@ -201,7 +201,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   }
 
   mayRetry(failure: RequestFailure): boolean {
-    return canRetry(this.outgoing, failure, this.record.upstream_reused === true)
+    return canRetry(this.outgoing, failure)
   }
 
   /**
@@ -254,12 +254,15 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
 /**
  * Retry after a failed exchange only when the request can be replayed without harm
  * (RFC 9110 §9.2.2): the upstream closed before any response byte, nothing of a streamed body
- * was consumed, and the method is idempotent or the connection was a reused keep-alive one (the
- * classic stale-connection race: the request was most likely never processed).
+ * was consumed, and the method is idempotent, or nothing of the request was written (a pooled
+ * connection found closed as it was taken: phase `request` with a body held whole or none). A
+ * non-idempotent request that reached the upstream is never replayed, reused connection or not
+ * ("A proxy MUST NOT automatically retry non-idempotent requests", §9.2.2): the upstream may have
+ * acted on it before its connection went away. nginx does the same (`non_idempotent` is off).
  */
-function canRetry(req: OutgoingRequest, err: RequestFailure, reused: boolean): boolean {
+function canRetry(req: OutgoingRequest, err: RequestFailure): boolean {
   if (err.code !== 'RESET_BEFORE_RESPONSE') return false
   if (req.body instanceof ReadableStream) return false
   if (err.bodyConsumed) return false
-  return IDEMPOTENT.has(req.method) || reused
+  return IDEMPOTENT.has(req.method) || err.phase === 'request'
 }
