@@ -5,6 +5,7 @@
  *
  * - route: the upstream (routes.ts), the request id and the access record;
  * - admit: admission limits and the drain (the server's hook); refusals are answered and logged;
+ *   a TRACE or OPTIONS with Max-Forwards: 0 is answered here (max-forwards.ts);
  * - body: small bodies are read ahead so they can be replayed (request-body.ts), limits checked;
  * - cache: with the edge cache on (cache/), a stored answer returns here; a miss goes on, with
  *   the validators the cache asks for, and the cache sees the answer in respond (or the failure);
@@ -30,6 +31,7 @@ import type { Conn } from '../runtime/socket.ts'
 import { failureReply, type FailureCode } from './errors.ts'
 import { ForwardedReply } from './forwarded-reply.ts'
 import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestFields, upstreamRequestHeaders, upstreamRequestLines, type ForwardContext } from './headers.ts'
+import { maxForwardsStep } from './max-forwards.ts'
 import { unparsedRequest, type ProxyReply, type ProxyRequest, type ReplySink } from './message.ts'
 import { roundMs } from './observe/record.ts'
 import { prepareBody } from './request-body.ts'
@@ -103,6 +105,9 @@ export class ProxyHandler {
     // admit
     const refusal = this.hooks.admit?.(client)
     if (refusal) return sink.answer(flight.fail(refusal))
+    // Max-Forwards on TRACE and OPTIONS: answered here at 0, else counted down (max-forwards.ts).
+    const method = req.method
+    if ((method === 'OPTIONS' || method === 'TRACE') && this.maxForwards(flight)) return
     // body (read ahead only when there is one to read: most requests go on in the same turn)
     const outgoing = this.body(flight)
     if (outgoing instanceof Promise) outgoing.then((o) => this.afterBody(flight, o)).catch((err) => sink.failed(err))
@@ -120,6 +125,20 @@ export class ProxyHandler {
     }
     // attempts, then respond
     this.attempts(flight, outgoing)
+  }
+
+  /** True when the proxy answered the request itself, as its final recipient (Max-Forwards: 0). */
+  private maxForwards(flight: Flight): boolean {
+    const step = maxForwardsStep(flight.req, flight.requestId)
+    if (step === undefined) return false
+    if ('headers' in step) {
+      flight.req.headers = step.headers
+      return false
+    }
+    flight.record.status = step.answer.status
+    flight.emit()
+    flight.sink.answer(step.answer)
+    return true
   }
 
   /** An upgrade request: route, admit, then a tunnel; recorded once the tunnel is over. `conn` is the client's, taken over. */

@@ -1,11 +1,12 @@
 /**
  * RFC 9110 / 9112 intermediary semantics, each seen end to end through the proxy with a raw
  * recording origin on loopback: when a request may be replayed after its upstream connection
- * went away (§9.2.2).
+ * went away (§9.2.2); Max-Forwards on TRACE and OPTIONS (§7.6.2).
  */
 import { afterEach, expect, test } from 'bun:test'
-import { createServer, type Socket } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
 import { Harness } from '../support/harness.ts'
+import { RawOrigin } from '../support/raw-origin.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -81,4 +82,54 @@ test('a GET on a reused connection that closed before its answer is sent again o
     { conn: 1, line: 'GET /again HTTP/1.1' },
     { conn: 2, line: 'GET /again HTTP/1.1' },
   ])
+})
+
+/** Sends `head` (which asks for Connection: close) and returns all the proxy sent back until it closed. */
+async function raw(url: string, head: string): Promise<string> {
+  const s = connect(Number(new URL(url).port), '127.0.0.1')
+  h.track(() => void s.destroy())
+  let text = ''
+  s.on('data', (d) => (text += d.toString('latin1')))
+  s.on('error', () => {})
+  s.write(head)
+  await new Promise<void>((r) => s.once('close', () => r()))
+  return text
+}
+
+async function rawOrigin(): Promise<RawOrigin> {
+  const origin = await RawOrigin.start()
+  h.track(() => origin.close())
+  return origin
+}
+
+test('TRACE and OPTIONS with Max-Forwards: 0 are answered by the proxy, never forwarded (RFC 9110 §7.6.2)', async () => {
+  const origin = await rawOrigin()
+  const { url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  const before = h.records.length
+  const options = await raw(url, 'OPTIONS /x HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nConnection: close\r\n\r\n')
+  expect(options).toStartWith('HTTP/1.1 200 ')
+  expect(options.toLowerCase()).toContain('\r\ncontent-length: 0\r\n')
+  const trace = await raw(url, 'TRACE /t?q=1 HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nCookie: secret=1\r\nAuthorization: Basic eDp5\r\nX-Probe: seen\r\nConnection: close\r\n\r\n')
+  expect(trace).toStartWith('HTTP/1.1 200 ')
+  expect(trace.toLowerCase()).toContain('\r\ncontent-type: message/http\r\n')
+  const echoed = trace.slice(trace.indexOf('\r\n\r\n') + 4)
+  expect(echoed).toStartWith('TRACE /t?q=1 HTTP/1.1\r\n')
+  expect(echoed).toContain('x-probe: seen\r\n')
+  expect(echoed).toContain('max-forwards: 0\r\n')
+  // §9.3.8: fields likely to hold credentials are not echoed.
+  expect(echoed).not.toContain('secret')
+  expect(echoed.toLowerCase()).not.toContain('authorization')
+  expect(origin.requests).toHaveLength(0)
+  expect(h.records.slice(before).map((r) => r.status)).toEqual([200, 200])
+})
+
+test('TRACE and OPTIONS with Max-Forwards above 0 go on with the value less one; other methods keep theirs', async () => {
+  const origin = await rawOrigin()
+  const { url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  // Heads of more than three fields go upstream from their bytes; one of two fields from a list.
+  await raw(url, 'OPTIONS /o HTTP/1.1\r\nHost: a\r\nMax-Forwards: 5\r\nConnection: close\r\n\r\n')
+  await raw(url, 'TRACE /t HTTP/1.1\r\nHost: a\r\nUser-Agent: u\r\nAccept: */*\r\nMax-Forwards: 1\r\nX-A: 1\r\nConnection: close\r\n\r\n')
+  await raw(url, 'GET /g HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nConnection: close\r\n\r\n')
+  expect(origin.requests.map((r) => `${r.method} ${origin.header(r, 'max-forwards')}`)).toEqual(['OPTIONS 4', 'TRACE 0', 'GET 0'])
+  for (const r of origin.requests) expect(r.headers.filter((l) => l.toLowerCase().startsWith('max-forwards:'))).toHaveLength(1)
 })

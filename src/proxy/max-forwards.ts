@@ -1,0 +1,50 @@
+/**
+ * Max-Forwards on TRACE and OPTIONS (RFC 9110 §7.6.2): an intermediary that receives one of
+ * them with Max-Forwards MUST check and update it before forwarding. At 0 the proxy is the final
+ * recipient and answers itself (OPTIONS: 200 with no content, §9.3.7; TRACE: the request as it
+ * arrived, as `message/http`, fields likely to hold credentials left out, §9.3.8); above 0 the
+ * request goes on with the value less one. Other methods ignore the field (it goes on as it came).
+ * Pure: the request path (handler.ts) asks, and answers or forwards what it is given.
+ */
+import type { HeaderReader, ProxyReply, ProxyRequest } from './message.ts'
+
+/** What to do with a TRACE or OPTIONS request: answer it here, or forward it with these fields. */
+export type MaxForwardsStep = { answer: ProxyReply } | { headers: HeaderReader } | undefined
+
+/** Fields a TRACE answer never echoes (§9.3.8: "likely to contain sensitive data"). */
+const NOT_ECHOED = new Set(['cookie', 'authorization', 'proxy-authorization'])
+
+/** Undefined for any other method, and for a TRACE or OPTIONS without a valid Max-Forwards. */
+export function maxForwardsStep(req: ProxyRequest, requestId: string): MaxForwardsStep {
+  const method = req.method
+  if (method !== 'OPTIONS' && method !== 'TRACE') return undefined
+  const value = req.headers.get('max-forwards')
+  // 1*DIGIT (§7.6.2); anything else is not a count this proxy can update: it goes on as it came.
+  if (value === null || !/^[0-9]{1,15}$/.test(value)) return undefined
+  const left = Number(value)
+  if (left > 0) return { headers: replacing(req.headers, String(left - 1)) }
+  return { answer: method === 'TRACE' ? traceAnswer(req, requestId) : optionsAnswer(requestId) }
+}
+
+function optionsAnswer(requestId: string): ProxyReply {
+  return { status: 200, statusText: 'OK', headers: [['x-request-id', requestId]], body: '' }
+}
+
+function traceAnswer(req: ProxyRequest, requestId: string): ProxyReply {
+  let text = `TRACE ${req.target} HTTP/1.1\r\n`
+  req.headers.forEach((value, name) => {
+    if (!NOT_ECHOED.has(name)) text += `${name}: ${value}\r\n`
+  })
+  text += '\r\n'
+  return { status: 200, statusText: 'OK', headers: [['content-type', 'message/http'], ['cache-control', 'no-store'], ['x-request-id', requestId]], body: text }
+}
+
+/** The request's fields with Max-Forwards set to `value`. */
+function replacing(headers: HeaderReader, value: string): HeaderReader {
+  return {
+    get: (name) => (name === 'max-forwards' ? value : headers.get(name)),
+    forEach(fn) {
+      headers.forEach((v, name) => fn(name === 'max-forwards' ? value : v, name))
+    },
+  }
+}
