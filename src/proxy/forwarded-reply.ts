@@ -10,6 +10,7 @@ import { headEnd, isBodiless, putHeadEnd, type EncodedHead } from '../http1/resp
 import type { RawFields, ResponseHead } from '../http1/response-head.ts'
 import { statusText as defaultStatusText } from '../http1/status-text.ts'
 import { latin1Equals, putFieldLine, putLatin1, putRange } from '../lib/bytes.ts'
+import { httpDateNow } from '../lib/clock.ts'
 import { clientResponseHeaders, HOP_BY_HOP, listedByConnection } from './headers.ts'
 import type { ProxyReply } from './message.ts'
 
@@ -127,12 +128,14 @@ export class ForwardedReply implements ProxyReply {
     const listed = this.listed()
     const out: [string, string][] = [[':status', String(this.status)]]
     let hasLength = false
+    let hasDate = false
     for (let i = 0; i < spans.length; i += 4) {
       const ns = spans[i]!
       const ne = spans[i + 1]!
       if (this.drops(ns, ne, listed)) continue
       if (isLength(bytes, ns, ne)) hasLength = true
       const known = KNOWN_FIELDS.find(bytes, ns, ne)
+      if (known === 'date') hasDate = true
       const vs = spans[i + 2]!
       const ve = spans[i + 3]!
       if (known === undefined) {
@@ -155,6 +158,8 @@ export class ForwardedReply implements ProxyReply {
       hasLength = true
     }
     out.push(['x-request-id', this.requestId])
+    // A proxy that forwards an answer without Date MUST add one (RFC 9110 §6.6.1), as encodeHead does.
+    if (!hasDate) out.push(['date', httpDateNow()])
     if (wholeBodyLength !== undefined && !hasLength) out.push(['content-length', String(wholeBodyLength)])
     return out
   }

@@ -1,10 +1,13 @@
 /**
  * RFC 9110 / 9112 intermediary semantics, each seen end to end through the proxy with a raw
  * recording origin on loopback: when a request may be replayed after its upstream connection
- * went away (§9.2.2); Max-Forwards on TRACE and OPTIONS (§7.6.2).
+ * went away (§9.2.2); Max-Forwards on TRACE and OPTIONS (§7.6.2); Date added to an answer that
+ * has none, over HTTP/2 as over HTTP/1.1 (§6.6.1).
  */
 import { afterEach, expect, test } from 'bun:test'
+import http2 from 'node:http2'
 import { connect, createServer, type Socket } from 'node:net'
+import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
 import { RawOrigin } from '../support/raw-origin.ts'
 
@@ -132,4 +135,37 @@ test('TRACE and OPTIONS with Max-Forwards above 0 go on with the value less one;
   await raw(url, 'GET /g HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nConnection: close\r\n\r\n')
   expect(origin.requests.map((r) => `${r.method} ${origin.header(r, 'max-forwards')}`)).toEqual(['OPTIONS 4', 'TRACE 0', 'GET 0'])
   for (const r of origin.requests) expect(r.headers.filter((l) => l.toLowerCase().startsWith('max-forwards:'))).toHaveLength(1)
+})
+
+/** The response heads of GETs to `paths` over one HTTP/2 connection to `url`. */
+async function h2Heads(url: string, ca: string, paths: string[]): Promise<http2.IncomingHttpHeaders[]> {
+  const client = http2.connect(url, { ca })
+  h.track(() => void client.close())
+  const heads: http2.IncomingHttpHeaders[] = []
+  for (const path of paths) {
+    heads.push(
+      await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        const req = client.request({ ':path': path, 'max-forwards': '0', ':method': path === '/own' ? 'OPTIONS' : 'GET' })
+        let head: http2.IncomingHttpHeaders = {}
+        req.on('response', (h) => (head = h))
+        req.on('data', () => {})
+        req.on('end', () => resolve(head))
+        req.on('error', reject)
+        req.end()
+      }),
+    )
+  }
+  return heads
+}
+
+test('an answer without Date gets one over HTTP/2 (HTTP/1.1 had it): forwarded, and the proxy\'s own (RFC 9110 §6.6.1)', async () => {
+  const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+  // The raw origin sends no Date.
+  const origin = await rawOrigin()
+  const { url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const [forwarded, own] = await h2Heads(url, certs.ca, ['/fwd', '/own'])
+  expect(Number(forwarded![':status'])).toBe(200)
+  expect(Number.isNaN(Date.parse(String(forwarded!.date)))).toBe(false)
+  expect(Number(own![':status'])).toBe(200)
+  expect(Number.isNaN(Date.parse(String(own!.date)))).toBe(false)
 })

@@ -11,6 +11,7 @@ import type { Socket } from 'bun'
 import { HOST_VALUE } from '../../http1/chars.ts'
 import { HeadHeaders } from '../../http1/request-head.ts'
 import { isBodiless } from '../../http1/response-encode.ts'
+import { httpDateNow } from '../../lib/clock.ts'
 import { H2Connection, sendBody } from '../../http2/bun-listener.ts'
 import { H2Code } from '../../http2/errors.ts'
 import type { Http2Limits } from '../../http2/limits.ts'
@@ -105,9 +106,7 @@ export class H2Client {
     const fields = reply instanceof ForwardedReply ? reply.h2Fields(whole) : undefined
     if (fields) stream.respondWith(fields, bodiless)
     else {
-      let headers = reply.headers
-      if (whole !== undefined && !headers.some(([n]) => n.length === 14 && n.toLowerCase() === 'content-length')) headers = [...headers, ['content-length', String(whole)]]
-      stream.respond(reply.status, headers, bodiless)
+      stream.respond(reply.status, withDateAndLength(reply.headers, whole), bodiless)
     }
     if (!bodiless) sendBody(stream, body, this.shared.opts.sendTimeoutMs)
   }
@@ -213,4 +212,23 @@ class StreamExchange implements ClientInfo, ReplySink {
     this.owner.shared.opts.onError(err)
     this.answer(this.owner.shared.opts.refuse('INTERNAL', 'internal error', this.owner.client, this.req, true))
   }
+}
+
+/**
+ * A reply's fields as the stream sends them: with Date where they have none (RFC 9110 §6.6.1:
+ * the proxy's own answers, and a forwarded one without it, get one over HTTP/1.1 too), and a
+ * whole body's Content-Length where they have none. The reply's list is copied only to add.
+ */
+export function withDateAndLength(headers: [string, string][], whole: number | undefined): [string, string][] {
+  let hasDate = false
+  let hasLength = whole === undefined
+  for (const [n] of headers) {
+    if (n.length === 4 && n.toLowerCase() === 'date') hasDate = true
+    else if (n.length === 14 && n.toLowerCase() === 'content-length') hasLength = true
+  }
+  if (hasDate && hasLength) return headers
+  const out = [...headers]
+  if (!hasDate) out.push(['date', httpDateNow()])
+  if (!hasLength) out.push(['content-length', String(whole)])
+  return out
 }
