@@ -235,7 +235,9 @@ export function parseRequestHeadBytes(b: Buffer, end: number, strings?: Repeated
         throw new RequestHeadError('BAD_REQUEST', 'request target names another host than the Host header; this is not an open proxy')
       }
       const rest = abs[3]!
-      target = rest === '' ? '/' : rest.charCodeAt(0) === 0x3f ? `/${rest}` : rest
+      // An empty path and no query: "/", but "*" for OPTIONS, which is about the server as a
+      // whole (RFC 9112 §3.2.4: the last proxy on the chain MUST send "*").
+      target = rest === '' ? (method === 'OPTIONS' ? '*' : '/') : rest.charCodeAt(0) === 0x3f ? `/${rest}` : rest
     }
   }
   if (target.includes('#')) throw new RequestHeadError('BAD_REQUEST', 'a request target cannot carry a fragment')

@@ -124,6 +124,10 @@ describe('accepted', () => {
     expect(parseRequestHead(head('GET http://A.example/x?y HTTP/1.1', 'Host: a.example')).target).toBe('/x?y')
     expect(parseRequestHead(head('GET http://a.example HTTP/1.1', 'Host: a.example')).target).toBe('/')
     expect(parseRequestHead(head('GET http://a.example?q HTTP/1.1', 'Host: a.example')).target).toBe('/?q')
+    // OPTIONS of no path is about the whole server: "*" (RFC 9112 §3.2.4); with a path or query, origin-form.
+    expect(parseRequestHead(head('OPTIONS http://a.example HTTP/1.1', 'Host: a.example')).target).toBe('*')
+    expect(parseRequestHead(head('OPTIONS http://a.example/ HTTP/1.1', 'Host: a.example')).target).toBe('/')
+    expect(parseRequestHead(head('OPTIONS http://a.example?q HTTP/1.1', 'Host: a.example')).target).toBe('/?q')
     // The scheme's default port names the same authority, on either side (RFC 9110 §4.2.3).
     expect(parseRequestHead(head('GET http://a.example:80/x HTTP/1.1', 'Host: a.example')).target).toBe('/x')
     expect(parseRequestHead(head('GET http://a.example/x HTTP/1.1', 'Host: a.example:80')).target).toBe('/x')

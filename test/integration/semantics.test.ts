@@ -2,7 +2,8 @@
  * RFC 9110 / 9112 intermediary semantics, each seen end to end through the proxy with a raw
  * recording origin on loopback: when a request may be replayed after its upstream connection
  * went away (§9.2.2); Max-Forwards on TRACE and OPTIONS (§7.6.2); Date added to an answer that
- * has none, over HTTP/2 as over HTTP/1.1 (§6.6.1).
+ * has none, over HTTP/2 as over HTTP/1.1 (§6.6.1); an absolute-form OPTIONS for a whole server
+ * goes upstream as "OPTIONS *" (RFC 9112 §3.2.4).
  */
 import { afterEach, expect, test } from 'bun:test'
 import http2 from 'node:http2'
@@ -168,4 +169,14 @@ test('an answer without Date gets one over HTTP/2 (HTTP/1.1 had it): forwarded, 
   expect(Number.isNaN(Date.parse(String(forwarded!.date)))).toBe(false)
   expect(Number(own![':status'])).toBe(200)
   expect(Number.isNaN(Date.parse(String(own!.date)))).toBe(false)
+})
+
+test('OPTIONS with an absolute-form target of no path goes upstream as "OPTIONS *"; with a path or query as origin-form (RFC 9112 §3.2.4)', async () => {
+  const origin = await rawOrigin()
+  const { url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  await raw(url, 'OPTIONS http://a:80 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+  await raw(url, 'OPTIONS http://a?x=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+  await raw(url, 'GET http://a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+  await raw(url, 'OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+  expect(origin.requests.map((r) => `${r.method} ${r.target}`)).toEqual(['OPTIONS *', 'OPTIONS /?x=1', 'GET /', 'OPTIONS *'])
 })
