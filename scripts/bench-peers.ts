@@ -11,7 +11,7 @@
  * --base-bin, another build of the proxy runs beside dist/proxy as "proxy-base" (a before/after
  * comparison in one run).
  * nginx-same is nginx doing per request what this proxy does by default: X-Forwarded-For, -Proto
- * and -Host set upstream, and a request id sent upstream and in the reply (its ratios are still
+ * and -Host and Via set upstream, and a request id sent upstream and in the reply (its ratios are still
  * against plain nginx; the rows without it measure nginx doing the least it can).
  * The "browser head" row sends the 14 fields of a browser's navigation request (about 650 bytes
  * of head) where the other rows send wrk's one-field head.
@@ -288,7 +288,7 @@ async function main(): Promise<void> {
   // peer outside trusted_proxies), -Proto and -Host (the client's Host as sent), and a request id
   // sent upstream and in the reply. nginx's $request_id is 16 random bytes in hex.
   const sameWork =
-    'proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host; proxy_set_header X-Request-Id $request_id; add_header X-Request-Id $request_id always;'
+    'proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host; proxy_set_header X-Request-Id $request_id; proxy_set_header Via "1.1 proxy"; add_header X-Request-Id $request_id always;'
   const nginxSameConf = nginxConf('nginx-same', `${upstreamBlock}  server { listen 127.0.0.1:${SAME_PORT}; location / { ${proxyPass} ${sameWork} } }`, WORKERS)
   const nginxCacheConf = nginxConf(
     'nginx-cache',

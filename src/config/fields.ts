@@ -51,6 +51,7 @@ export const SERVER_FIELDS: readonly Field[] = [
   d('keepalive_timeout', 'keepaliveTimeoutMs', '75s', 'How long an idle client keep-alive connection is held open.'),
   d('drain_timeout', 'drainTimeoutMs', '30s', 'On SIGTERM/SIGINT, how long in-flight requests get to finish before the process exits.'),
   { key: 'trusted_proxies', prop: 'trustedProxies', kind: { type: 'list' }, default: [], doc: 'CIDRs whose X-Forwarded-* headers are trusted and appended to; from anyone else they are replaced.' },
+  { key: 'via', prop: 'via', kind: { type: 'string' }, default: 'proxy', doc: 'Name this proxy gives itself in the Via field it adds to each request sent upstream ("1.1 proxy", after any Via the client sent; RFC 9110 §7.6.3 says a gateway MUST send one): a token, or host[:port]. "off" sends none. An nginx origin with gzip on and its default gzip_proxied off does not compress answers to requests that carry Via: set gzip_proxied any there, or via = "off".' },
   { key: 'default_upstream', prop: 'defaultUpstream', kind: { type: 'string' }, default: undefined, doc: 'Upstream used when no [[route]] matches. Default: the only upstream, or the one named "default".' },
 ]
 

@@ -85,6 +85,12 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   if (server.maxHeaderBytes < 1024 || server.maxHeaderBytes > 1024 * 1024) {
     fail(ctx, 'server.max_header_size', `${server.maxHeaderBytes} bytes is outside 1KiB..1MiB; use e.g. "16KiB" or "64KiB"`)
   }
+  // received-by (RFC 9110 §7.6.3): a pseudonym (a token) or uri-host[:port]; "off" for none.
+  const via = server.via as string
+  if (via === 'off') server.via = undefined
+  else if (!/^(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/.test(via)) {
+    fail(ctx, 'server.via', `"${via}" is not a name Via can carry; use a token such as "edge-1", a host[:port], or "off"`)
+  }
   server.trustedProxies.forEach((cidr, i) => {
     if (!parseCidr(cidr)) fail(ctx, `server.trusted_proxies[${i}]`, `"${cidr}" is not a CIDR; use e.g. "10.0.0.0/8" or "::1/128"`)
   })

@@ -30,6 +30,8 @@ export interface ResolvedServer {
   sendTimeoutMs: number
   drainTimeoutMs: number
   trustedProxies: readonly string[]
+  /** received-by of the Via field added upstream (a pseudonym or host[:port]); undefined: none. */
+  via: string | undefined
   defaultUpstream: string
 }
 

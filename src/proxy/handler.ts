@@ -64,7 +64,9 @@ export class ProxyHandler {
   /** Location and Set-Cookie rewrites (rewrite.ts), by upstream name; absent when an upstream has none. */
   private readonly rewriters = new Map<string, ResponseRewriter>()
   /** The ForwardContext forwardContext() fills per request (headers.ts keeps none of it). */
-  private readonly forwarding: ForwardContext = { clientIp: '', trustedPeer: false, proto: 'http', clientHost: '', hostOverride: undefined, requestId: '', forwarding: undefined }
+  private readonly forwarding: ForwardContext = { clientIp: '', trustedPeer: false, proto: 'http', clientHost: '', hostOverride: undefined, requestId: '', via: undefined, forwarding: undefined }
+  /** This proxy's Via entries (headers.ts addVia) by the client's protocol; undefined with server.via "off". */
+  private readonly via: { 'HTTP/1.0': string; 'HTTP/1.1': string; 'HTTP/2': string } | undefined
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -73,6 +75,8 @@ export class ProxyHandler {
     private readonly hooks: HandlerHooks = {},
   ) {
     this.trusted = trusted
+    const name = config.server.via
+    this.via = name === undefined ? undefined : { 'HTTP/1.0': `1.0 ${name}`, 'HTTP/1.1': `1.1 ${name}`, 'HTTP/2': `2 ${name}` }
     this.router = new Router(config.routes, pools, config.server.defaultUpstream)
     // Requests the cache makes itself (a stale-while-revalidate refresh, a retry without
     // validators) go through this same request path, as the client they were made for.
@@ -220,6 +224,7 @@ export class ProxyHandler {
     ctx.clientHost = flight.clientHost
     ctx.hostOverride = flight.pool.upstream.hostHeader
     ctx.requestId = flight.requestId
+    ctx.via = this.via?.[client.protocol ?? 'HTTP/1.1']
     ctx.forwarding = client.forwarding
     return ctx
   }

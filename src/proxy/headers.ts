@@ -1,7 +1,7 @@
 /**
  * Pure header rules for both directions: hop-by-hop removal (RFC 9110 §7.6.1), the
- * X-Forwarded-* family (trusted peers append, anyone else is replaced), the request id, and
- * the Host header sent upstream. No I/O; table-tested in test/proxy/headers.test.ts.
+ * X-Forwarded-* family (trusted peers append, anyone else is replaced), Via (§7.6.3), the
+ * request id, and the Host header sent upstream. No I/O; table-tested in test/proxy/headers.test.ts.
  */
 import type { ForwardedLines } from '../http1/request-encode.ts'
 import type { RequestHead } from '../http1/request-head.ts'
@@ -23,7 +23,7 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 ])
 
 /** Headers we set ourselves upstream; the client's copies are dropped or merged. */
-const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id', 'host', 'content-length'])
+const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id', 'host', 'content-length', 'via'])
 
 export interface ForwardContext {
   /** The direct peer's IP. */
@@ -37,6 +37,8 @@ export interface ForwardContext {
   /** Fixed upstream Host, or undefined to keep the client's. */
   hostOverride: string | undefined
   requestId: string
+  /** This proxy's Via entry for the request ("1.1 proxy": the client's protocol and server.via), or undefined for none. */
+  via?: string
   /** The client connection's own X-Forwarded-* lines, where its listener keeps them (ForwardingLines). */
   forwarding?: ForwardingLines
 }
@@ -106,6 +108,7 @@ export function upstreamRequestFields(incoming: HeaderReader, ctx: ForwardContex
   const own = ownLines(ctx)
   if (own === undefined) return { headers: upstreamRequestHeaders(incoming, ctx) }
   const headers = clientFields(incoming, ctx)
+  addVia(headers, incoming, ctx)
   headers.push(['x-request-id', ctx.requestId])
   return { headers, lines: { bytes: NO_BYTES, ranges: NO_RANGES, own } }
 }
@@ -156,6 +159,7 @@ export function upstreamRequestLines(incoming: HeaderReader, head: RequestHead, 
   const host: [string, string][] = [['host', ctx.hostOverride ?? ctx.clientHost]]
   const own = ownLines(ctx)
   if (own === undefined) return { headers: addForwarding(host, incoming, ctx), lines: { bytes: head.bytes, ranges } }
+  addVia(host, incoming, ctx)
   host.push(['x-request-id', ctx.requestId])
   return { headers: host, lines: { bytes: head.bytes, ranges, own } }
 }
@@ -172,8 +176,22 @@ function addForwarding(out: [string, string][], incoming: HeaderReader, ctx: For
     const fwd = incoming.get('forwarded')
     if (fwd) out.push(['forwarded', fwd])
   }
+  addVia(out, incoming, ctx)
   out.push(['x-request-id', ctx.requestId])
   return out
+}
+
+/**
+ * Appends Via (RFC 9110 §7.6.3): the client's Via lines as one list, then this proxy's entry
+ * (a gateway MUST send one in each request it forwards, after those before it); with server.via
+ * "off", the client's as they came. The client's lines are never copied as they came (FORWARDING).
+ */
+function addVia(out: [string, string][], incoming: HeaderReader, ctx: ForwardContext): void {
+  const prior = incoming.get('via')
+  const own = ctx.via
+  if (prior === null) {
+    if (own !== undefined) out.push(['via', own])
+  } else out.push(['via', own === undefined ? prior : `${prior}, ${own}`])
 }
 
 /** Lengths of the response header names clientResponseHeaders may drop; others skip the lower-casing. */

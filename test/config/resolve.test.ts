@@ -75,6 +75,7 @@ describe('errors name the file, the line and the key', () => {
     ['[server]\nlisten = "nowhere"\n[upstream]\nurl = "a"\n', 'server.listen', 2, /host:port/],
     ['[server]\nmax_body_size = "lots"\n[upstream]\nurl = "a"\n', 'server.max_body_size', 2, /not a size/],
     ['[server]\nmax_header_size = "100B"\n[upstream]\nurl = "a"\n', 'server.max_header_size', 2, /outside 1KiB\.\.1MiB/],
+    ['[server]\nvia = "my proxy"\n[upstream]\nurl = "a"\n', 'server.via', 2, /not a name Via can carry/],
     ['[server]\nmax_concurrent_requests = -1\n[upstream]\nurl = "a"\n', 'server.max_concurrent_requests', 2, /whole number/],
     ['[upstream]\nurl = "ftp://a"\n', 'upstream.url', 2, /not supported/],
     ['[upstream]\nurl = "a"\nfamily = "ipv5"\n', 'upstream.family', 3, /one of/],

@@ -180,3 +180,38 @@ test('OPTIONS with an absolute-form target of no path goes upstream as "OPTIONS 
   await raw(url, 'OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
   expect(origin.requests.map((r) => `${r.method} ${r.target}`)).toEqual(['OPTIONS *', 'OPTIONS /?x=1', 'GET /', 'OPTIONS *'])
 })
+
+/** The Via values an origin saw, one per request, its lines joined as one list. */
+function vias(origin: RawOrigin): string[] {
+  return origin.requests.map((r) =>
+    r.headers
+      .filter((l) => l.toLowerCase().startsWith('via:'))
+      .map((l) => l.slice(4).trim())
+      .join(', '),
+  )
+}
+
+test('each request sent upstream carries Via with the client\'s protocol, after the client\'s own Via lines (RFC 9110 §7.6.3)', async () => {
+  const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+  const origin = await rawOrigin()
+  const { url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const plain = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  // A short head (the list path), a long one (its lines copied from its bytes) with two Via lines, HTTP/1.0.
+  await raw(plain.url, 'GET /a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+  await raw(plain.url, 'GET /b HTTP/1.1\r\nHost: a\r\nVia: 1.1 cdn-a\r\nUser-Agent: u\r\nVia: 2 cdn-b (x)\r\nAccept: */*\r\nConnection: close\r\n\r\n')
+  await raw(plain.url, 'GET /c HTTP/1.0\r\nHost: a\r\n\r\n')
+  await h2Heads(url, certs.ca, ['/d'])
+  expect(vias(origin)).toEqual(['1.1 proxy', '1.1 cdn-a, 2 cdn-b (x), 1.1 proxy', '1.0 proxy', '2 proxy'])
+  // Exactly one Via line goes up, whatever the client sent.
+  expect(origin.requests.map((r) => r.headers.filter((l) => l.toLowerCase().startsWith('via:')).length)).toEqual([1, 1, 1, 1])
+})
+
+test('server.via names the proxy in Via, and "off" adds none (a client\'s Via still goes on)', async () => {
+  const origin = await rawOrigin()
+  const named = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { via: 'edge-seoul.example:8443' } })
+  const off = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { via: 'off' } })
+  await raw(named.url, 'GET /a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+  await raw(off.url, 'GET /b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+  await raw(off.url, 'GET /c HTTP/1.1\r\nHost: a\r\nVia: 1.1 cdn-a\r\nConnection: close\r\n\r\n')
+  expect(vias(origin)).toEqual(['1.1 edge-seoul.example:8443', '', '1.1 cdn-a'])
+})
