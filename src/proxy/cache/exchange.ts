@@ -189,9 +189,10 @@ export class CacheExchange {
       this.count('revalidated')
       const v = evaluateReuse(updated, this.rd, nowMs)
       const answer = answerFromStore(req, answerOf(updated, v.ageMs), this.ctx.requestId, { fwd: this.fwd, fwdStatus: 304, ttlS: Math.floor(v.ttlMs / 1000) })
-      // The 304's Set-Cookie is not stored (revalidate.ts), but it is this client's: it goes with this answer.
-      const cookies = headers.filter(([n]) => n.length === 10 && n.toLowerCase() === 'set-cookie')
-      if (cookies.length > 0) answer.headers = [...answer.headers, ...(cookies as [string, string][])]
+      // The 304's Set-Cookie is not stored (revalidate.ts), but it is this client's: its answer is
+      // the response as the 304 updated it, whose Set-Cookie lines are the 304's alone (§4.3.4).
+      const cookies = headers.filter(isSetCookie)
+      if (cookies.length > 0) answer.headers = [...answer.headers.filter((p) => !isSetCookie(p)), ...(cookies as [string, string][])]
       return answer
     }
     // A 304 to the client's own validators goes to the client as it is, and it freshens the stored
@@ -330,6 +331,10 @@ export class CacheExchange {
 
 function answerOf(entry: CacheEntry, ageMs: number): StoredAnswer {
   return { status: entry.status, statusText: entry.statusText, headers: entry.headers, body: entry.body, bodyLength: entry.body.byteLength, ageMs }
+}
+
+function isSetCookie([name]: readonly [string, string]): boolean {
+  return name.length === 10 && name.toLowerCase() === 'set-cookie'
 }
 
 /** Whether a 304 carries a validator (ETag or Last-Modified) to select a stored response by. */
