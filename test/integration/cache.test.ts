@@ -262,4 +262,22 @@ describe('edge cache over real sockets', () => {
     expect(await waitFor(() => records.length === 4)).toBe(true)
     expect(records.map((r) => r.cache)).toEqual(['miss', 'hit', 'bypass', 'bypass'])
   })
+
+  test('a Range request is answered from the stored 200 with a 206 of that part, through the HTTP/1.1 writer', async () => {
+    let upstream = 0
+    const origin = h.origin({
+      fetch() {
+        upstream++
+        return new Response('01234567890', { headers: { 'cache-control': 'max-age=60' } })
+      },
+    })
+    const { url } = start(origin.port)
+    expect(await (await fetch(`${url}/r`)).text()).toBe('01234567890')
+    const res = await fetch(`${url}/r`, { headers: { range: 'bytes=2-4' } })
+    expect(res.status).toBe(206)
+    expect(res.headers.get('content-range')).toBe('bytes 2-4/11')
+    expect(res.headers.get('content-length')).toBe('3')
+    expect(await res.text()).toBe('234')
+    expect(upstream).toBe(1)
+  })
 })

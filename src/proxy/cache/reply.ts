@@ -1,9 +1,11 @@
 /**
  * Answers made from stored responses: the Age the cache computed (RFC 9111 §4.2.3, §5.1), a
- * Content-Length for the stored body, the Cache-Status entry (RFC 9211), and a 304 when the
- * client's own conditional request matches (§4.3.2). Pure, apart from reading the entry.
+ * Content-Length for the stored body, the Cache-Status entry (RFC 9211), a 304 when the
+ * client's own conditional request matches (§4.3.2), and a 206 when it asks for one byte range
+ * of a whole stored 200 (range.ts). Pure, apart from reading the entry.
  */
 import type { HeaderReader, ProxyReply } from '../message.ts'
+import { contentRange, requestedRange } from './range.ts'
 import { clientNotModified, notModifiedHeaders } from './revalidate.ts'
 import type { Headers_ } from './policy.ts'
 import { StoredReply } from './stored-reply.ts'
@@ -65,7 +67,7 @@ export interface StoredAnswer {
 /**
  * The reply for a request answered from a stored response: Age replaced by ours, the body's
  * length, our request id and Cache-Status; no body for HEAD; a 304 when the client's
- * conditions say it already has this response.
+ * conditions say it already has this response; a 206 for one satisfiable byte range of a GET.
  */
 export function answerFromStore(req: { method: string; headers: HeaderReader }, a: StoredAnswer, requestId: string, status: CacheStatus): ProxyReply {
   const ageS = String(Math.floor(a.ageMs / 1000))
@@ -73,6 +75,14 @@ export function answerFromStore(req: { method: string; headers: HeaderReader }, 
     const headers = notModifiedHeaders(a.headers)
     headers.push(['age', ageS], ['x-request-id', requestId])
     return { status: 304, statusText: 'Not Modified', headers: withCacheStatus(headers, status), body: null }
+  }
+  // A single byte range of a whole stored 200 (RFC 9110 §14): a 206 with that part of the body.
+  const range = a.status === 200 && a.body instanceof Uint8Array ? requestedRange(req, a.headers, a.body.byteLength) : undefined
+  if (range !== undefined && a.body instanceof Uint8Array) {
+    const part = a.body.subarray(range.first, range.last + 1)
+    const reply = new StoredReply(206, 'Partial Content', a.headers, ageS, part.byteLength, requestId, formatCacheStatus(status), part)
+    reply.headers = [...reply.headers.filter(([n]) => n.toLowerCase() !== 'content-range'), ['content-range', contentRange(range)]]
+    return reply
   }
   let body: ProxyReply['body'] = null
   if (req.method !== 'HEAD') body = typeof a.body === 'function' ? a.body() : a.body

@@ -56,3 +56,66 @@ describe('304 updates (RFC 9111 §3.2, §4.3.4)', () => {
     expect(await text(r)).toBe('hello')
   })
 })
+
+describe('byte ranges of a stored 200 (RFC 9110 §14)', () => {
+  const BODY = '01234567890'
+  const stored: [string, string][] = [['cache-control', 'max-age=3600'], ['etag', '"v1"'], ['last-modified', new Date(T0 - 60_000).toUTCString()], ['x-a', '1']]
+
+  async function ask(headers: Record<string, string>, method = 'GET') {
+    const { cache, clock } = setup()
+    await prime(cache, clock.t, stored, BODY)
+    const x = await lookup(cache, request(method, headers))
+    expect(x.result).toBe('hit')
+    return x.hit!
+  }
+
+  test('one range is a 206 with that part, its Content-Range and Content-Length, and the stored fields', async () => {
+    const r = await ask({ range: 'bytes=0-1' })
+    expect(r.status).toBe(206)
+    expect(await text(r)).toBe('01')
+    expect(h(r, 'content-range')).toBe('bytes 0-1/11')
+    expect(h(r, 'content-length')).toBe('2')
+    expect(h(r, 'x-a')).toBe('1')
+    expect(h(r, 'etag')).toBe('"v1"')
+    expect(h(r, 'cache-status')).toBe('proxy; hit; ttl=3600')
+  })
+
+  test('an open end and a suffix; a last position past the end is cut to it', async () => {
+    for (const [range, part, cr] of [['bytes=1-', '1234567890', 'bytes 1-10/11'], ['bytes=-1', '0', 'bytes 10-10/11'], ['bytes=-50', BODY, 'bytes 0-10/11'], ['bytes=9-99', '90', 'bytes 9-10/11']] as const) {
+      const r = await ask({ range })
+      expect(r.status).toBe(206)
+      expect(await text(r)).toBe(part)
+      expect(h(r, 'content-range')).toBe(cr)
+    }
+  })
+
+  test('several ranges, another unit, bad syntax or a first position past the end get the whole 200', async () => {
+    for (const range of ['bytes=0-1,3-4', 'items=0-1', 'bytes=1-0', 'bytes=11-', 'bytes=-0', 'bytes=x-1']) {
+      const r = await ask({ range })
+      expect(r.status).toBe(200)
+      expect(await text(r)).toBe(BODY)
+      expect(h(r, 'content-range')).toBeUndefined()
+    }
+  })
+
+  test('If-Range: the strong stored tag or the Last-Modified date gives the range; anything else the whole 200', async () => {
+    const lm = new Date(T0 - 60_000).toUTCString()
+    expect((await ask({ range: 'bytes=0-1', 'if-range': '"v1"' })).status).toBe(206)
+    expect((await ask({ range: 'bytes=0-1', 'if-range': lm })).status).toBe(206)
+    expect((await ask({ range: 'bytes=0-1', 'if-range': '"v2"' })).status).toBe(200)
+    expect((await ask({ range: 'bytes=0-1', 'if-range': 'W/"v1"' })).status).toBe(200)
+    expect((await ask({ range: 'bytes=0-1', 'if-range': new Date(T0).toUTCString() })).status).toBe(200)
+  })
+
+  test('HEAD has no ranges: a 200 without a body', async () => {
+    const r = await ask({ range: 'bytes=0-1' }, 'HEAD')
+    expect(r.status).toBe(200)
+    expect(r.body).toBeNull()
+    expect(h(r, 'content-length')).toBe('11')
+  })
+
+  test('a client If-None-Match that matches still gets a 304, before any range', async () => {
+    const r = await ask({ range: 'bytes=0-1', 'if-none-match': '"v1"' })
+    expect(r.status).toBe(304)
+  })
+})
