@@ -13,6 +13,7 @@ import { H2Code, type Http2Error } from './errors.ts'
 import type { Http2Limits } from './limits.ts'
 import { ServerSession } from './session.ts'
 import type { ServerStream } from './stream.ts'
+import { SERVER_CIPHERS } from '../runtime/tls-policy.ts'
 
 /** ALPN wire format (RFC 7301 §3.1): length-prefixed protocol names. Bun wants it as one string. */
 export const ALPN_H2_HTTP1 = '\x02h2\x08http/1.1'
@@ -127,7 +128,7 @@ export function listenH2(opts: H2ListenOptions): H2Listener {
   const listenOptions = {
     hostname: opts.hostname,
     port: opts.port,
-    ...(opts.tls ? { tls: { ...opts.tls, ALPNProtocols: ALPN_H2 } } : {}),
+    ...(opts.tls ? { tls: { ...opts.tls, ciphers: SERVER_CIPHERS, ALPNProtocols: ALPN_H2 } } : {}),
     socket: handlers,
   }
   const server: TCPSocketListener<H2Connection | undefined> = Bun.listen(listenOptions as TCPSocketListenOptions<H2Connection | undefined>)

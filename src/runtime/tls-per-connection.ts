@@ -11,6 +11,7 @@
  * counts only connections that reached it, which these have not).
  */
 import type { Socket, SocketHandler } from 'bun'
+import { SERVER_CIPHERS } from './tls-policy.ts'
 
 export type CertSource = () => { cert: string; key: string } | undefined
 
@@ -54,7 +55,7 @@ export function perConnectionTls<T>(handlers: SocketHandler<T>, source: CertSour
         return
       }
       raw.data = false
-      raw.upgradeTLS<T>({ tls: { cert: pem.cert, key: pem.key, ...(opts.alpn ? { ALPNProtocols: opts.alpn } : {}) } as { cert: string; key: string }, socket: handlers })
+      raw.upgradeTLS<T>({ tls: { cert: pem.cert, key: pem.key, ciphers: SERVER_CIPHERS, ...(opts.alpn ? { ALPNProtocols: opts.alpn } : {}) } as { cert: string; key: string }, socket: handlers })
     },
     data(raw: Socket<boolean>) {
       if (!raw.data) return

@@ -17,6 +17,7 @@ import type { Http2Limits } from '../../http2/limits.ts'
 import { ClientConnection } from './client-connection.ts'
 import type { ClientInfo, ConnectionOptions, DownstreamConnection, ListenerState } from './connection-options.ts'
 import { H2Client } from './h2-client.ts'
+import { SERVER_CIPHERS } from '../../runtime/tls-policy.ts'
 
 export type { ClientInfo }
 
@@ -147,7 +148,7 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   // ALPN must be wire format (length-prefixed names in one string): Bun refuses an array.
   const alpn = h2 ? ALPN_H2_HTTP1 : undefined
   const socket = opts.dynamicTls ? perConnectionTls(handlers, opts.dynamicTls, { alpn }) : handlers
-  const tls = opts.tls && !opts.dynamicTls ? { tls: { ...opts.tls, ...(alpn ? { ALPNProtocols: alpn } : {}) } } : {}
+  const tls = opts.tls && !opts.dynamicTls ? { tls: { ...opts.tls, ciphers: SERVER_CIPHERS, ...(alpn ? { ALPNProtocols: alpn } : {}) } } : {}
   const listenOptions = { hostname: opts.hostname, port: opts.port, reusePort: opts.reusePort, ...tls, socket }
   const server: TCPSocketListener<DownstreamConnection> = Bun.listen<DownstreamConnection>(listenOptions as TCPSocketListenOptions<DownstreamConnection>)
   const sweep = setInterval(() => {
