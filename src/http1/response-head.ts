@@ -6,6 +6,7 @@
  */
 import { Buffer } from 'node:buffer'
 import { allTokens, bytesEqualLower, contentLength as contentLengthOf, crlfAt, isDigit, isOws, listMembers, TCHAR } from './chars.ts'
+import type { HeadReader } from './head-reader.ts'
 
 export interface ResponseHead {
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
@@ -89,6 +90,20 @@ class ParsedHead implements ResponseHead {
     if (announcedLength !== undefined) out.push(['content-length', String(announcedLength)])
     return (this.pairs = out)
   }
+}
+
+/** Response heads larger than this are refused (nginx's default proxy_buffer_size is far lower). */
+export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024
+
+/**
+ * Why the bytes `held` for a response head are refused before it is parsed (a 502), or undefined
+ * while it may still come right. `end` is where its CRLFCRLF is, or -1: the size limit holds for
+ * a complete head too, since its blank line may come in the read that crosses the limit. Called
+ * only when the head is unfinished or over the limit (the common head is checked by one compare).
+ */
+export function unfinishedResponseHead(held: HeadReader, end: number): string | undefined {
+  if (end >= 0 ? end + 4 > MAX_RESPONSE_HEAD_BYTES : held.size > MAX_RESPONSE_HEAD_BYTES) return 'response head too large'
+  return undefined
 }
 
 /** `head` is the latin1 text of the head without the final CRLFCRLF. */

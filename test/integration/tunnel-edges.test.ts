@@ -2,7 +2,7 @@
  * Upgrade tunnels at their edges (proxy/upgrade/tunnel.ts): an interim answer before the 101 is
  * relayed and the upgrade goes on (RFC 9110 §7.8, §15.2); an open tunnel with no byte either way
  * for the upstream's idle_timeout is closed and logged IDLE_TIMEOUT, while one with traffic stays
- * open. Raw sockets on loopback.
+ * open; an answer whose head is over 64 KiB is a 502. Raw sockets on loopback.
  */
 import { afterEach, expect, test } from 'bun:test'
 import { Harness, rawClient as rawClientOf, waitFor } from '../support/harness.ts'
@@ -72,4 +72,17 @@ test('a tunnel silent both ways for idle_timeout is closed and logged IDLE_TIMEO
   busy.s.end()
   expect(await waitFor(() => h.records.some((r) => r.path === '/busy'), 3000)).toBe(true)
   expect(h.records.find((r) => r.path === '/busy')!.error).toBeUndefined()
+})
+
+test('an answer to an upgrade whose head passes 64 KiB in the read that ends it is a 502, not a 101', async () => {
+  // 60 KiB of 101 head, then 10 KiB more with its blank line: no read before the last is over the limit.
+  const port = upgradingOrigin((write) => {
+    write(`${SWITCHED.slice(0, -2)}X-Big: ${'a'.repeat(60 * 1024)}`)
+    setTimeout(() => write(`${'b'.repeat(10 * 1024)}\r\n\r\n`), 50)
+  })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` } })
+  const c = rawClient(proxy.port)
+  c.s.write(UPGRADE)
+  expect(await waitFor(() => c.got().includes('\r\n\r\n'), 3000)).toBe(true)
+  expect(c.got()).toStartWith('HTTP/1.1 502 ')
 })

@@ -10,7 +10,7 @@ import { Buffer } from 'node:buffer'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeClosingResponse } from '../../http1/response-encode.ts'
-import { parseResponseHeadBytes, type ResponseHead } from '../../http1/response-head.ts'
+import { MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { unwatchStall, watchStall, type StallWatch } from '../../lib/stall-sweep.ts'
 import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
@@ -51,7 +51,6 @@ export interface TunnelEnd {
   error?: string
 }
 
-const MAX_HEAD_BYTES = 64 * 1024
 /** Interim (1xx) answers relayed before the final one; more is a misbehaving upstream. */
 const MAX_INTERIM_HEADS = 16
 /** Client bytes held while the upstream has not answered the upgrade yet. */
@@ -192,9 +191,9 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
         reader.append(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
         for (let interims = 0; !settled; interims++) {
           const end = reader.findEnd()
-          if (end < 0) {
-            if (reader.size > MAX_HEAD_BYTES) settle(failure('BAD_RESPONSE', 'upstream response head too large'))
-            return
+          if (end < 0 || end + 4 > MAX_RESPONSE_HEAD_BYTES) {
+            const refused = unfinishedResponseHead(reader, end)
+            return refused === undefined ? undefined : settle(failure('BAD_RESPONSE', `upstream ${refused}`))
           }
           const buf = reader.bytes
           let head: ResponseHead

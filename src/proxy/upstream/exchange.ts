@@ -11,7 +11,7 @@ import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import type { HeadReader } from '../../http1/head-reader.ts'
 import { encodeRequestHead, type ForwardedLines } from '../../http1/request-encode.ts'
-import { parseResponseHeadBytes, type ResponseHead } from '../../http1/response-head.ts'
+import { MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
 import { copyOut } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
@@ -67,9 +67,6 @@ export interface IncomingResponse {
   /** performance.now() when the first response byte arrived. */
   firstByteAt: number
 }
-
-/** Response heads larger than this are refused (nginx's default proxy_buffer_size is far lower). */
-const MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 
 /** What an exchange needs of its connection. */
 export interface ExchangeHost {
@@ -208,9 +205,9 @@ export class Exchange {
     reader.append(chunk)
     for (;;) {
       const end = reader.findEnd()
-      if (end < 0) {
-        if (reader.size > MAX_RESPONSE_HEAD_BYTES) return this.fail('BAD_RESPONSE', 'response head too large')
-        return
+      if (end < 0 || end + 4 > MAX_RESPONSE_HEAD_BYTES) {
+        const refused = unfinishedResponseHead(reader, end)
+        return refused === undefined ? undefined : this.fail('BAD_RESPONSE', refused)
       }
       let head: ResponseHead
       try {

@@ -1,0 +1,52 @@
+/**
+ * Response heads an exchange refuses (BAD_RESPONSE, a 502 to the client) however the upstream's
+ * bytes are cut into reads: one larger than the 64 KiB limit, also when its blank line arrives
+ * in the read that crosses the limit; and heads that can never end with a CRLFCRLF (lines ended
+ * by a bare LF, bytes that are not an HTTP/1.x status line), refused when they arrive, not left
+ * to header_timeout (a 504, as if the upstream had said nothing). Against loopback servers.
+ */
+import { expect, test } from 'bun:test'
+import type { RequestFailure } from '../../../src/proxy/errors.ts'
+import { GET_REQUEST as request, upstreamConnections } from '../../support/upstream-connection.ts'
+
+const { closers, connection } = upstreamConnections()
+
+/** A server that answers each request with `parts`, one write each, 30 ms apart, and keeps the connection. */
+function server(parts: string[]): number {
+  const s = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      data(sock) {
+        parts.forEach((p, i) => {
+          const t = setTimeout(() => sock.write(p), 30 * i)
+          closers.push(() => clearTimeout(t))
+        })
+      },
+    },
+  })
+  closers.push(() => s.stop(true))
+  return s.port
+}
+
+/** The failure an exchange against `parts` ends with (its code and message), or 'answered <status>'. */
+async function outcome(parts: string[]): Promise<string> {
+  const c = await connection(server(parts))
+  return c.exchange(request, { headerTimeoutMs: 5000, idleTimeoutMs: 0 }).then(
+    (res) => `answered ${res.head.status}`,
+    (err: RequestFailure) => `${err.code}: ${err.message}`,
+  )
+}
+
+test('a response head over 64 KiB whose blank line comes in the read that crosses the limit is refused', async () => {
+  // 60 KiB of head without its end, then 10 KiB more and the CRLFCRLF: no read before the last
+  // holds more than the limit, so only the complete head's size can tell.
+  const head = `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(60 * 1024)}`
+  const got = await outcome([head, `${'b'.repeat(10 * 1024)}\r\nContent-Length: 2\r\n\r\nok`])
+  expect(got).toBe('BAD_RESPONSE: response head too large')
+})
+
+test('a response head just under the limit, in two reads, is read', async () => {
+  const head = `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(60 * 1024)}`
+  expect(await outcome([head, `${'b'.repeat(1024)}\r\nContent-Length: 2\r\n\r\nok`])).toBe('answered 200')
+})
