@@ -98,11 +98,15 @@ export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 /**
  * Why the bytes `held` for a response head are refused before it is parsed (a 502), or undefined
  * while it may still come right. `end` is where its CRLFCRLF is, or -1: the size limit holds for
- * a complete head too, since its blank line may come in the read that crosses the limit. Called
+ * a complete head too, since its blank line may come in the read that crosses the limit; an
+ * unfinished head with a line ended by a bare LF and then the empty line will never end (RFC 9112
+ * §2.2 lets a recipient refuse bare LF, and the parser does), so it is refused at once. Called
  * only when the head is unfinished or over the limit (the common head is checked by one compare).
  */
 export function unfinishedResponseHead(held: HeadReader, end: number): string | undefined {
   if (end >= 0 ? end + 4 > MAX_RESPONSE_HEAD_BYTES : held.size > MAX_RESPONSE_HEAD_BYTES) return 'response head too large'
+  // A head whose lines end with a bare LF never gets its CRLFCRLF: refused now, not at header_timeout.
+  if (end < 0 && held.bareLfEnd()) return 'response head lines end with a bare LF (they end with CRLF)'
   return undefined
 }
 

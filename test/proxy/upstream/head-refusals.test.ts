@@ -32,7 +32,7 @@ function server(parts: string[]): number {
 /** The failure an exchange against `parts` ends with (its code and message), or 'answered <status>'. */
 async function outcome(parts: string[]): Promise<string> {
   const c = await connection(server(parts))
-  return c.exchange(request, { headerTimeoutMs: 5000, idleTimeoutMs: 0 }).then(
+  return c.exchange(request, { headerTimeoutMs: 30_000, idleTimeoutMs: 0 }).then(
     (res) => `answered ${res.head.status}`,
     (err: RequestFailure) => `${err.code}: ${err.message}`,
   )
@@ -49,4 +49,12 @@ test('a response head over 64 KiB whose blank line comes in the read that crosse
 test('a response head just under the limit, in two reads, is read', async () => {
   const head = `HTTP/1.1 200 OK\r\nX-Big: ${'a'.repeat(60 * 1024)}`
   expect(await outcome([head, `${'b'.repeat(1024)}\r\nContent-Length: 2\r\n\r\nok`])).toBe('answered 200')
+})
+
+test.each([
+  ['LF LF', 'HTTP/1.1 200 OK\nContent-Length: 2\n\nok'],
+  ['LF CRLF', 'HTTP/1.1 200 OK\r\nContent-Length: 2\n\r\nok'],
+])('a response head whose lines end with a bare LF (%s) is refused as it arrives, not at header_timeout', async (_, answer) => {
+  // header_timeout is 30 s, past the test's own limit: only a refusal from the bytes passes.
+  expect(await outcome([answer])).toBe('BAD_RESPONSE: response head lines end with a bare LF (they end with CRLF)')
 })
