@@ -100,14 +100,26 @@ export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024
  * while it may still come right. `end` is where its CRLFCRLF is, or -1: the size limit holds for
  * a complete head too, since its blank line may come in the read that crosses the limit; an
  * unfinished head with a line ended by a bare LF and then the empty line will never end (RFC 9112
- * §2.2 lets a recipient refuse bare LF, and the parser does), so it is refused at once. Called
+ * §2.2 lets a recipient refuse bare LF, and the parser does), so it is refused at once, as is one
+ * whose first bytes cannot begin "HTTP/1." (the parser would refuse its status line). Called
  * only when the head is unfinished or over the limit (the common head is checked by one compare).
  */
 export function unfinishedResponseHead(held: HeadReader, end: number): string | undefined {
   if (end >= 0 ? end + 4 > MAX_RESPONSE_HEAD_BYTES : held.size > MAX_RESPONSE_HEAD_BYTES) return 'response head too large'
   // A head whose lines end with a bare LF never gets its CRLFCRLF: refused now, not at header_timeout.
   if (end < 0 && held.bareLfEnd()) return 'response head lines end with a bare LF (they end with CRLF)'
+  // Nor does one that cannot begin a status line (an HTTP/0.9 answer, another protocol's greeting).
+  if (end < 0 && !beginsLikeHttp1(held.buffer, held.size)) return 'upstream answer does not begin with an HTTP/1.x status line'
   return undefined
+}
+
+const HTTP1_PREFIX = [0x48, 0x54, 0x54, 0x50, 0x2f, 0x31, 0x2e] // "HTTP/1."
+
+/** Whether the first `size` bytes of `b` could begin "HTTP/1.": all of it when there are that many. */
+function beginsLikeHttp1(b: Uint8Array, size: number): boolean {
+  const n = Math.min(size, HTTP1_PREFIX.length)
+  for (let i = 0; i < n; i++) if (b[i] !== HTTP1_PREFIX[i]) return false
+  return true
 }
 
 /** `head` is the latin1 text of the head without the final CRLFCRLF. */

@@ -58,3 +58,16 @@ test.each([
   // header_timeout is 30 s, past the test's own limit: only a refusal from the bytes passes.
   expect(await outcome([answer])).toBe('BAD_RESPONSE: response head lines end with a bare LF (they end with CRLF)')
 })
+
+test.each([
+  ['an HTTP/0.9 answer', ['hello world']],
+  ['another protocol greeting', ['SSH-2.0-OpenSSH_9.2\r\n']],
+  ['HTTP/2.0 status line, then the rest', ['HTTP/2.0', ' 200 OK\r\n\r\n']],
+])('%s, with the connection kept open, is refused as it arrives, not at header_timeout', async (_, parts) => {
+  expect(await outcome(parts)).toBe('BAD_RESPONSE: upstream answer does not begin with an HTTP/1.x status line')
+})
+
+test('a status line that comes a byte at a time is still read', async () => {
+  const answer = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
+  expect(await outcome(answer.slice(0, 9).split('').concat(answer.slice(9)))).toBe('answered 200')
+})
