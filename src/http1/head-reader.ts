@@ -2,8 +2,9 @@
  * Gathers the bytes of a message head up to the blank line (CRLFCRLF), for requests and
  * responses alike. A head that arrives in one read is kept as a view of that read; one that
  * dribbles in is copied into a buffer that doubles as it fills, and only newly arrived bytes are
- * scanned, so a peer sending a byte at a time costs linear, not quadratic, work. The size cap is
- * the caller's to apply (`size`), since what to answer beyond it differs.
+ * scanned, so a peer sending a byte at a time costs linear, not quadratic, work. Empty lines
+ * before a request head are dropped (findRequestEnd). The size cap is the caller's to apply
+ * (`size`), since what to answer beyond it differs.
  */
 import { Buffer } from 'node:buffer'
 import { copyOut } from '../lib/bytes.ts'
@@ -61,6 +62,20 @@ export class HeadReader {
     if (end + 4 > this.accLen) end = -1
     this.scanned = end < 0 ? this.accLen : 0
     return end
+  }
+
+  /**
+   * findEnd for a request head: empty lines (CRLF) before it are dropped first, which a server
+   * SHOULD ignore (RFC 9112 §2.2); else "\r\n\r\nGET ..." would end at its first byte, an empty head.
+   */
+  findRequestEnd(): number {
+    const b = this.acc
+    if (b !== null && b[0] === 0x0d) {
+      let n = 0
+      while (n + 1 < this.accLen && b[n] === 0x0d && b[n + 1] === 0x0a) n += 2
+      if (n > 0) this.consume(n)
+    }
+    return this.findEnd()
   }
 
   /**

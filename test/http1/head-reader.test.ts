@@ -1,7 +1,8 @@
 /**
  * HeadReader (http1/head-reader.ts): the end of a head found across reads of any size, from a
  * read kept as it came or from a grown buffer, and a head ended by bare LFs told apart from one
- * still coming. Appends of one byte each cross every boundary.
+ * still coming, and empty lines before a request head dropped. Appends of one byte each cross
+ * every boundary.
  */
 import { describe, expect, test } from 'bun:test'
 import { Buffer } from 'node:buffer'
@@ -49,5 +50,16 @@ describe('HeadReader', () => {
 
   test('an unfinished head with CRLF lines only is not taken for one ended by bare LFs', () => {
     for (const step of [1, 2, 3]) expect(feed('GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n', step).bareAt).toBe(-1)
+  })
+
+  test.each([1, 2, 3, 100])('findRequestEnd drops empty lines before a request head, in pieces of %i bytes', (step) => {
+    const text = '\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n'
+    const r = new HeadReader()
+    let end = -1
+    for (let at = 0; at < text.length && end < 0; at += step) {
+      r.append(Buffer.from(text.slice(at, at + step), 'latin1'))
+      end = r.findRequestEnd()
+    }
+    expect(r.bytes.toString('latin1', 0, end)).toBe('GET / HTTP/1.1\r\nHost: a')
   })
 })

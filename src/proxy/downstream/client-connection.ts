@@ -121,7 +121,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
       this.deadlineKindIsIdle = false
       this.deadlineAt = monoNow() + opts.headerTimeoutMs
     }
-    const end = this.pending.findEnd()
+    const end = this.pending.findRequestEnd()
     const refused = unfinishedHeadError(this.pending, end, opts.maxHeaderBytes)
     if (refused) return this.refuse(refused.code, refused.message)
     if (end < 0) return // wait for more
