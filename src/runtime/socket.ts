@@ -6,6 +6,7 @@
 import { holdClocks, releaseClocks } from '../lib/clock.ts'
 import { isBun } from './detect.ts'
 import { ReadSizer } from './receive-buffer.ts'
+import type { TlsSessionCache } from './tls-sessions.ts'
 import { WriteQueue } from './write-queue.ts'
 
 export interface TlsDialOptions {
@@ -14,6 +15,8 @@ export interface TlsDialOptions {
   /** PEM CA bundle; undefined means the runtime's default roots. */
   ca: string | undefined
   rejectUnauthorized: boolean
+  /** Sessions to offer again (resumption) and to keep, by address and port; none when undefined. */
+  sessions?: TlsSessionCache
 }
 
 export interface DialOptions {
@@ -29,6 +32,8 @@ export interface ConnTimings {
   startAt: number
   connectAt: number
   tlsAt: number | undefined
+  /** The TLS handshake resumed an earlier session (tls-sessions.ts). */
+  tlsResumed?: boolean
 }
 
 /** Why a connect failed, in the proxy's error vocabulary (proxy/errors.ts maps these to statuses). */
@@ -83,6 +88,9 @@ interface BunSocketData {
   conn: BunConn | undefined
   rejectUnauthorized: boolean
   settle: ((err: Error | undefined, socket: BunSocket | undefined, event: 'open' | 'handshake' | 'fail') => void) | undefined
+  /** TLS resumption: where this socket's session goes (tls-sessions.ts), until its first read has kept it. */
+  sessions: TlsSessionCache | undefined
+  sessionKey: string
 }
 
 type BunSocket = import('bun').Socket<BunSocketData>
@@ -159,17 +167,28 @@ const encoder = new TextEncoder()
 const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
   binaryType: 'buffer',
   open(socket) {
-    // With a handshake handler present, open fires at TCP connect, before any TLS.
-    socket.data.settle?.(undefined, socket, 'open')
+    // With a handshake handler present, open fires at TCP connect, before any TLS: the one
+    // place a session to resume can be set (Bun's setSession).
+    const d = socket.data
+    const session = d.sessions?.get(d.sessionKey)
+    if (session !== undefined) socket.setSession(session)
+    d.settle?.(undefined, socket, 'open')
   },
   handshake(socket, success, authorizationError) {
-    const err = success || !socket.data.rejectUnauthorized ? undefined : new DialError('TLS_FAILED', `TLS handshake failed: ${authorizationError?.message ?? 'certificate not trusted'}`, { cause: authorizationError })
-    socket.data.settle?.(err, socket, 'handshake')
+    const d = socket.data
+    const err = success || !d.rejectUnauthorized ? undefined : new DialError('TLS_FAILED', `TLS handshake failed: ${authorizationError?.message ?? 'certificate not trusted'}`, { cause: authorizationError })
+    // A failed handshake's session (if one was offered) is not offered again.
+    if (err !== undefined) d.sessions?.forget(d.sessionKey)
+    d.settle?.(err, socket, 'handshake')
   },
   data(socket, chunk) {
     holdClocks()
     try {
-      socket.data.conn?.handlers.data(chunk as unknown as Uint8Array)
+      const d = socket.data
+      // The session is kept at the first read: a TLS 1.3 ticket comes after the handshake
+      // (RFC 8446 §4.6.1), before the answer's bytes.
+      if (d.sessions !== undefined) keepSession(socket, d.sessions, d.sessionKey)
+      d.conn?.handlers.data(chunk as unknown as Uint8Array)
     } finally {
       releaseClocks()
     }
@@ -204,13 +223,19 @@ const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
   },
 }
 
+function keepSession(socket: BunSocket, sessions: TlsSessionCache, key: string): void {
+  socket.data.sessions = undefined
+  const session = (socket as unknown as { getSession(): Uint8Array | undefined }).getSession()
+  if (session !== undefined && session.byteLength > 0) sessions.set(key, session)
+}
+
 function dialBun(opts: DialOptions): Promise<Conn> {
   return new Promise<Conn>((resolve, reject) => {
     const startAt = performance.now()
     let connectAt = 0
     let done = false
     let socketRef: BunSocket | undefined
-    const data: BunSocketData = { conn: undefined, settle: undefined, rejectUnauthorized: opts.tls?.rejectUnauthorized ?? true }
+    const data: BunSocketData = { conn: undefined, settle: undefined, rejectUnauthorized: opts.tls?.rejectUnauthorized ?? true, sessions: opts.tls?.sessions, sessionKey: `${opts.address}:${opts.port}` }
     const finish = (err: Error | undefined, socket: BunSocket | undefined) => {
       if (done) return
       done = true
@@ -222,7 +247,7 @@ function dialBun(opts: DialOptions): Promise<Conn> {
         return
       }
       socket.setNoDelay(true)
-      const conn = new BunConn(socket, opts.address, { startAt, connectAt, tlsAt: opts.tls ? performance.now() : undefined })
+      const conn = new BunConn(socket, opts.address, { startAt, connectAt, tlsAt: opts.tls ? performance.now() : undefined, tlsResumed: opts.tls !== undefined && socket.isSessionReused() })
       data.conn = conn
       resolve(conn)
     }
@@ -265,9 +290,13 @@ async function dialNode(opts: DialOptions): Promise<Conn> {
     const startAt = performance.now()
     let connectAt = 0
     let settled = false
+    const sessionKey = `${opts.address}:${opts.port}`
     const sock = opts.tls
-      ? tls.connect({ host: opts.address, port: opts.port, servername: opts.tls.serverName, ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized, ALPNProtocols: ['http/1.1'] })
+      ? tls.connect({ host: opts.address, port: opts.port, servername: opts.tls.serverName, ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized, ALPNProtocols: ['http/1.1'], session: opts.tls.sessions?.get(sessionKey) as Buffer | undefined })
       : net.connect({ host: opts.address, port: opts.port })
+    // Sessions to resume, as on Bun (tls-sessions.ts); node:tls says when one (or a TLS 1.3 ticket) arrives.
+    const sessions = opts.tls?.sessions
+    if (sessions !== undefined) sock.on('session', (session: Uint8Array) => sessions.set(sessionKey, session))
     sock.setNoDelay(true)
     const timer = setTimeout(() => fail(new DialError('CONNECT_TIMEOUT', `connect to ${opts.address}:${opts.port} timed out after ${opts.connectTimeoutMs}ms`)), opts.connectTimeoutMs)
     const fail = (err: Error) => {
@@ -284,11 +313,12 @@ async function dialNode(opts: DialOptions): Promise<Conn> {
       if (settled) return
       settled = true
       clearTimeout(timer)
-      const conn = new NodeConn(sock, opts.address, { startAt, connectAt: connectAt || performance.now(), tlsAt: opts.tls ? performance.now() : undefined })
+      const conn = new NodeConn(sock, opts.address, { startAt, connectAt: connectAt || performance.now(), tlsAt: opts.tls ? performance.now() : undefined, tlsResumed: opts.tls !== undefined && (sock as import('node:tls').TLSSocket).isSessionReused() })
       resolve(conn)
     })
     sock.once('error', (err: NodeJS.ErrnoException) => {
       const code = err.code === 'ECONNREFUSED' ? 'CONNECT_REFUSED' : opts.tls && connectAt ? 'TLS_FAILED' : 'CONNECT_FAILED'
+      if (code === 'TLS_FAILED') sessions?.forget(sessionKey)
       fail(new DialError(code, err.message, { cause: err }))
     })
   })

@@ -94,6 +94,7 @@ export class AdminServer {
         url: pool.upstream.url,
         resolver: source.status?.() ?? { ready: snap.ready, stale: snap.stale, addresses: snap.addresses },
         connections_opened: pool.connectsTotal,
+        tls_resumed: pool.tlsResumedTotal,
         addresses: pool.stats(),
       }
     }
@@ -125,6 +126,8 @@ export class AdminServer {
     const conns: [string, number][] = proxy.upstreams().map((u) => [`upstream="${esc(u.name)}"`, u.pool.connectsTotal])
     out.push('# HELP proxy_upstream_connections_opened_total Upstream connections opened.', '# TYPE proxy_upstream_connections_opened_total counter')
     for (const [l, v] of conns) out.push(`proxy_upstream_connections_opened_total{${l}} ${v}`)
+    out.push('# HELP proxy_upstream_tls_resumed_total Upstream connections whose TLS handshake resumed a kept session.', '# TYPE proxy_upstream_tls_resumed_total counter')
+    for (const { name, pool } of proxy.upstreams()) out.push(`proxy_upstream_tls_resumed_total{upstream="${esc(name)}"} ${pool.tlsResumedTotal}`)
     const dns: { stale: [string, number][]; age: [string, number][]; addrs: [string, number][]; refresh: [string, number][] } = { stale: [], age: [], addrs: [], refresh: [] }
     for (const { name, source } of proxy.upstreams()) {
       const snap = source.snapshot()

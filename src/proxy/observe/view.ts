@@ -11,6 +11,7 @@ export interface UpstreamView {
   pool: {
     readonly upstream: { readonly url: string }
     readonly connectsTotal: number
+    readonly tlsResumedTotal: number
     hasHealthyAddress(): boolean
     stats(): AddressStats[]
   }

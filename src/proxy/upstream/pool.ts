@@ -10,6 +10,7 @@ import type { ResolvedUpstream } from '../../config/schema.ts'
 import { wallNow } from '../../lib/clock.ts'
 import type { LogFn } from '../../lib/logger.ts'
 import { dial as defaultDial, DialError, type DialOptions, type Conn } from '../../runtime/socket.ts'
+import { TlsSessionCache } from '../../runtime/tls-sessions.ts'
 import { RequestFailure } from '../errors.ts'
 import type { Address, AddressSource } from './address-source.ts'
 import { addressStats, isHealthy, newAddressState, recordFailure, recordSuccess, type AddressState } from './address-state.ts'
@@ -41,6 +42,8 @@ export class UpstreamPool {
   /** The same states as a list, for the pick of every request (no iterator made). */
   private states: AddressState[] = []
   private readonly dialFn: (opts: DialOptions) => Promise<Conn>
+  /** TLS sessions of this upstream's addresses, offered again on new connections (runtime/tls-sessions.ts). */
+  readonly tlsSessions = new TlsSessionCache()
   private readonly now: () => number
   private readonly random: () => number
   private sweeper: ReturnType<typeof setInterval> | undefined
@@ -50,6 +53,8 @@ export class UpstreamPool {
   private closed = false
   /** Connections opened over the pool's life (for metrics and the churn check). */
   connectsTotal = 0
+  /** New connections whose TLS handshake resumed a kept session. */
+  tlsResumedTotal = 0
 
   constructor(
     readonly upstream: ResolvedUpstream,
@@ -226,7 +231,7 @@ export class UpstreamPool {
       address: state.address,
       port: u.port,
       connectTimeoutMs: u.connectTimeoutMs,
-      tls: u.scheme === 'https' ? { serverName: u.tlsServerName, ca: this.opts.ca, rejectUnauthorized: !u.insecure } : undefined,
+      tls: u.scheme === 'https' ? { serverName: u.tlsServerName, ca: this.opts.ca, rejectUnauthorized: !u.insecure, sessions: this.tlsSessions } : undefined,
     }
   }
 
@@ -238,11 +243,14 @@ export class UpstreamPool {
   async dialDetached(state: AddressState): Promise<Conn> {
     this.connectsTotal++
     state.connectsOpened++
+    let conn: Conn
     try {
-      return await this.dialFn(this.dialOptions(state))
+      conn = await this.dialFn(this.dialOptions(state))
     } catch (err) {
       throw toRequestFailure(err, state.address)
     }
+    if (conn.timings.tlsResumed) this.tlsResumedTotal++
+    return conn
   }
 
   private async connect(state: AddressState): Promise<Http1Connection> {
@@ -257,6 +265,7 @@ export class UpstreamPool {
       this.wakeWaiter(state)
       throw toRequestFailure(err, state.address)
     }
+    if (conn.timings.tlsResumed) this.tlsResumedTotal++
     return new Http1Connection(conn, (c, reusable) => this.release(state, c, reusable))
   }
 
