@@ -1,5 +1,5 @@
 /** The CLI boundary: exit codes, one-line errors, help with defaults. Runs runCli in-process. */
-import { afterEach, describe, expect, test } from 'bun:test'
+import { afterEach, describe, expect, spyOn, test } from 'bun:test'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -169,5 +169,26 @@ describe('start-up errors: a taken port says "address in use" (exit 3) and names
     expect(await runCli(['serve', '--upstream', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${port}`], io)).toBe(ExitCode.START_FAILED)
     expect(io.stderr).toContain(`cannot listen on admin address 127.0.0.1:${port}: address in use;`)
     expect(io.stderr).toContain('--admin 127.0.0.1:<port>')
+  })
+})
+
+describe('proxy check --help', () => {
+  test('--no-resolve is not shown with "(default: true)": resolving is the default', async () => {
+    const printed: string[] = []
+    const spy = spyOn(console, 'info').mockImplementation((...args: unknown[]) => void printed.push(args.join(' ')))
+    try {
+      expect(await runCli(['check', '--help'], memoryIo())).toBe(ExitCode.OK)
+    } finally {
+      spy.mockRestore()
+    }
+    const line = printed.join('\n').split('\n').find((l) => l.includes('--no-resolve'))
+    expect(line).toContain('default: resolve them')
+    expect(line).not.toContain('(default: true)')
+  })
+
+  test('without --no-resolve, check still resolves', async () => {
+    const io = memoryIo()
+    expect(await runCli(['check', '--upstream', 'http://127.0.0.1:9'], io)).toBe(ExitCode.OK)
+    expect(io.stdout).toContain('resolved   upstream default (127.0.0.1) -> 127.0.0.1 via literal')
   })
 })

@@ -18,10 +18,13 @@ import { addConfigFlags } from './flags.ts'
 import { configFromOptions } from './serve.ts'
 
 export function registerCheck(cli: CAC, io: CliIo): void {
-  addConfigFlags(cli.command('check', 'Validate the config, print the resolved configuration, and resolve every upstream once'))
+  const cmd = addConfigFlags(cli.command('check', 'Validate the config, print the resolved configuration, and resolve every upstream once'))
     .option('--json', 'Print the resolved configuration (and what each upstream resolved to) as JSON')
-    .option('--no-resolve', 'Only validate; do not look the upstreams up')
+    .option('--no-resolve', 'Only validate; do not look the upstreams up (default: resolve them)')
     .action((opts: Record<string, unknown>) => checkCommand(opts, io))
+  // cac gives a --no-… flag a default of true, which --help printed as "(default: true)" beside a
+  // flag that turns resolving off; the flag's own text says what the default is.
+  for (const o of cmd.options) if (o.negated) o.config.default = undefined
 }
 
 export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Promise<number> {
