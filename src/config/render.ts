@@ -6,7 +6,7 @@
  * complete config file (all but a secret, which shows only that it is set).
  */
 import { formatDurationMs, formatSizeBytes, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
-import { ADMIN_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
+import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
 import type { HostPort, ResolvedConfig, RewritePair } from './schema.ts'
 import { hostPort } from '../lib/net.ts'
 
@@ -21,6 +21,8 @@ export interface FileShape {
   route: FileTable[]
   admin: FileTable
   log: FileTable
+  cache: FileTable
+  acme: FileTable
 }
 
 /** The resolved config as file tables: every key of every table, defaults included. */
@@ -36,6 +38,10 @@ export function fileShapeOf(config: ResolvedConfig): FileShape {
     route: config.routes.slice(0, -1).map((r) => table(ROUTE_FIELDS, r)),
     admin: table(ADMIN_FIELDS, config.admin),
     log: table(LOG_FIELDS, config.log),
+    // With the cache off, max_object_size is clamped to max_size (0); printed so, a file kept from
+    // this output would store nothing once max_size is set. Its default reads back the same.
+    cache: table(CACHE_FIELDS, config.cache.maxBytes === 0 ? { ...config.cache, maxObjectBytes: parseSizeBytes(String(CACHE_FIELDS.find((f) => f.key === 'max_object_size')!.default)) } : config.cache),
+    acme: table(ACME_FIELDS, config.acme),
   }
 }
 
@@ -51,7 +57,7 @@ export function fileValue(field: Field, value: unknown): unknown {
   if (field.secret) return NOT_SHOWN
   switch (field.kind.type) {
     case 'duration':
-      if (typeof field.default === 'string' && parseDurationMs(field.default) === value) return field.default
+      if (typeof field.default === 'string' && parseDurationMs(field.default) === value) return value === 0 ? 0 : field.default
       return value === 0 ? 0 : formatDurationMs(value as number)
     case 'size':
       if (typeof field.default === 'string' && parseSizeBytes(field.default) === value) return value === 0 ? 0 : field.default
@@ -90,6 +96,8 @@ export function toToml(shape: FileShape): string {
   for (const r of shape.route) section('[[route]]', Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)))
   section('[admin]', shape.admin)
   section('[log]', shape.log)
+  section('[cache]', shape.cache)
+  section('[acme]', shape.acme)
   return `${lines.join('\n')}\n`
 }
 

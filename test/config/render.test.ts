@@ -46,6 +46,18 @@ listen = "off"
 [log]
 access_log = "off"
 format = "text"
+
+[cache]
+max_size = "64MiB"
+max_object_size = "1MiB"
+stale_if_error = "5m"
+
+[acme]
+domains = ["example.com", "www.example.com"]
+email = "ops@example.com"
+directory = "https://acme-staging-v02.api.letsencrypt.org/directory"
+http_listen = "127.0.0.1:8080"
+state_dir = "/tmp/proxy-state"
 `,
 }
 
@@ -66,4 +78,21 @@ test('units as the file writes them', () => {
   expect(shape.upstream.api).toMatchObject({ proxy_redirect: 'off', proxy_cookie_path: 'off' })
   expect(shape.admin.listen).toBe('off')
   expect(shape.route).toHaveLength(2)
+})
+
+test('[cache] and [acme] are printed too, set or not (proxy check drops no table)', () => {
+  const on = toToml(fileShapeOf(resolveConfig(parseConfigText(CASES['everything off the defaults']!, 'a.toml')))).split('\n')
+  for (const line of ['[cache]', 'max_size = "64MiB"', 'max_object_size = "1MiB"', 'stale_if_error = "5m"', '[acme]', 'domains = ["example.com", "www.example.com"]', 'email = "ops@example.com"', 'http_listen = "127.0.0.1:8080"', 'state_dir = "/tmp/proxy-state"']) {
+    expect(on).toContain(line)
+  }
+  const off = toToml(fileShapeOf(resolveConfig(parseConfigText(CASES['defaults, one upstream']!, 'a.toml')))).split('\n')
+  for (const line of ['[cache]', 'max_size = 0', 'max_object_size = "8MiB"', 'stale_if_error = 0', '[acme]', 'domains = []', 'http_listen = "0.0.0.0:80"']) {
+    expect(off).toContain(line)
+  }
+})
+
+test('a kept check output of a config with the cache off turns the cache on with the default max_object_size', () => {
+  const printed = toToml(fileShapeOf(resolveConfig(parseConfigText(CASES['defaults, one upstream']!, 'a.toml'))))
+  const on = resolveConfig(parseConfigText(printed.replace('max_size = 0', 'max_size = "64MiB"'), 'b.toml'))
+  expect(on.cache.maxObjectBytes).toBe(8 * 1024 * 1024)
 })
