@@ -7,6 +7,7 @@ import { runCli } from '../src/cli.ts'
 import { ExitCode } from '../src/lib/exit-codes.ts'
 import { memoryIo } from '../src/lib/io.ts'
 import { DnsServer } from '../src/dns/server.ts'
+import { makeCerts } from './support/certs.ts'
 
 function tempFile(name: string, text: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'proxy-cli-'))
@@ -61,6 +62,27 @@ describe('proxy check', () => {
     const file = tempFile('bad.toml', '[upstream]\nurl = 5\n')
     expect(await runCli(['check', '--config', file], io)).toBe(ExitCode.USAGE)
     expect(io.stderr).toContain('    at ')
+  })
+
+  test('the files the config names are checked as serve reads them: a missing key, a key of another certificate, a missing CA bundle exit 3 naming the key', async () => {
+    const a = makeCerts(['a.test'])
+    const b = makeCerts(['b.test'])
+    const run = async (toml: string) => {
+      const io = memoryIo()
+      const code = await runCli(['check', '--config', tempFile('tls.toml', toml), '--no-resolve'], io)
+      return { code, err: io.stderr }
+    }
+    const tls = (cert: string, key: string) => `[server]\ntls_cert = "${cert}"\ntls_key = "${key}"\n[upstream]\nurl = "http://127.0.0.1:1"\n`
+    expect((await run(tls(a.certFile, a.keyFile))).code).toBe(ExitCode.OK)
+    const missing = await run(tls(a.certFile, '/nonexistent/key.pem'))
+    expect(missing.code).toBe(ExitCode.START_FAILED)
+    expect(missing.err).toContain('server.tls_key: cannot read "/nonexistent/key.pem"')
+    const mismatched = await run(tls(a.certFile, b.keyFile))
+    expect(mismatched.code).toBe(ExitCode.START_FAILED)
+    expect(mismatched.err).toContain('is not the key of the certificate')
+    const ca = await run('[upstream]\nurl = "https://127.0.0.1:1"\nca_file = "/nonexistent/ca.pem"\n')
+    expect(ca.code).toBe(ExitCode.START_FAILED)
+    expect(ca.err).toContain('upstream.default.ca_file: cannot read')
   })
 
   test('a missing config file', async () => {

@@ -1,9 +1,10 @@
 /**
- * `proxy check`: validates the config (file and flags), prints the resolved configuration under
- * its TOML keys and in its units (config/render.ts) so an operator sees every default that
- * applies, then resolves every upstream once and prints
- * what it found. Exit 0 when valid and resolved, 2 when invalid, 6 when an upstream did not
- * resolve (or --no-resolve to skip that step).
+ * `proxy check`: validates the config (file and flags) and the files it names as `serve` reads
+ * them (the TLS certificate and key as a matching pair, every CA bundle), prints the resolved
+ * configuration under its TOML keys and in its units (config/render.ts) so an operator sees
+ * every default that applies, then resolves every upstream once and prints what it found. Exit 0
+ * when valid and resolved, 2 when invalid, 3 when a named file cannot be used (as `serve` would
+ * exit), 6 when an upstream did not resolve (or --no-resolve to skip that step).
  */
 import type { CAC } from 'cac'
 import { isIP } from 'node:net'
@@ -14,6 +15,8 @@ import { colorsFor } from '../lib/colors.ts'
 import { errorMessage } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
+import type { ResolvedConfig } from '../config/schema.ts'
+import { loadTlsPair, readPem } from '../runtime/tls-files.ts'
 import { addConfigFlags } from './flags.ts'
 import { configFromOptions } from './serve.ts'
 
@@ -29,6 +32,7 @@ export function registerCheck(cli: CAC, io: CliIo): void {
 
 export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Promise<number> {
   const config = configFromOptions(opts)
+  checkFiles(config)
   const c = colorsFor(io.stdoutIsTTY, io.env)
   const resolved: Record<string, { addresses?: string[]; ttl_ms?: number; source?: string; error?: string }> = {}
   if (opts.resolve !== false) {
@@ -63,4 +67,12 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
     }
   }
   return unresolved.length > 0 ? ExitCode.CHECK_UNRESOLVED : ExitCode.OK
+}
+
+/** The files the config names, read and checked as `serve` reads them; throws E_TLS_FILES naming the key. */
+function checkFiles(config: ResolvedConfig): void {
+  const s = config.server
+  if (s.tlsCertFile && s.tlsKeyFile) loadTlsPair(s.tlsCertFile, s.tlsKeyFile)
+  for (const u of Object.values(config.upstreams)) if (u.caFile) readPem(u.caFile, `upstream.${u.name}.ca_file`)
+  if (config.acme.caFile) readPem(config.acme.caFile, 'acme.ca_file')
 }
