@@ -236,7 +236,7 @@ export class ServerSession implements StreamHost {
 
   private windowUpdate(h: F.FrameHeader, p: Uint8Array): void {
     // Idle first: even an increment of 0 there is a connection error, not an RST_STREAM (§5.1, §6.4).
-    if (h.streamId > this.streams.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream (RFC 9113 §5.1)')
+    if (this.streams.isIdle(h.streamId)) throw connectionError(H2Code.PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream (RFC 9113 §5.1)')
     const inc = F.parseWindowUpdate(h, p)
     this.floods.windowUpdate(this.out.dataFramesSent)
     if (h.streamId === 0) {
@@ -254,7 +254,7 @@ export class ServerSession implements StreamHost {
   private rstStream(h: F.FrameHeader, p: Uint8Array): void {
     if (h.streamId === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'RST_STREAM on stream 0 (RFC 9113 §6.4)')
     const code = F.parseRstStream(p)
-    if (h.streamId > this.streams.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'RST_STREAM on an idle stream (RFC 9113 §6.4)')
+    if (this.streams.isIdle(h.streamId)) throw connectionError(H2Code.PROTOCOL_ERROR, 'RST_STREAM on an idle stream (RFC 9113 §6.4)')
     const s = this.streams.get(h.streamId)
     if (!s) return
     // Rapid reset (CVE-2023-44487): opening and cancelling streams costs us work without limit.
@@ -331,7 +331,7 @@ export class ServerSession implements StreamHost {
     const s = this.streams.get(h.streamId)
     if (!s || s.remoteEnded) {
       this.flow.creditConnection(h.length)
-      if (!s && h.streamId > this.streams.lastStreamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
+      if (!s && this.streams.isIdle(h.streamId)) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
       if (s) throw streamError(s.id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
       // A closed stream: data in flight after our RST_STREAM is dropped (§5.1); anything else is an error.
       if (!this.streams.wasResetByUs(h.streamId)) throw streamError(h.streamId, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')

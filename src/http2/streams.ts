@@ -4,7 +4,7 @@
  * (§5.4.2), and the recent resets whose in-flight frames are ignored. Opening streams and
  * reading frames stay in session.ts; the stream's own API is stream.ts.
  */
-import { H2Code, type Http2Error } from './errors.ts'
+import { connectionError, H2Code, type Http2Error } from './errors.ts'
 import type { FloodGuard } from './floods.ts'
 import type { ReceiveFlow } from './flow.ts'
 import { headerFrames, rstStreamFrame } from './frames.ts'
@@ -44,6 +44,14 @@ export class StreamTable {
 
   add(s: ServerStream): void {
     this.open.set(s.id, s)
+  }
+
+  /**
+   * A stream the client never opened (§5.1): above the last one it opened, or an even id (ours,
+   * and we never push). Stream 0 is the connection, not a stream.
+   */
+  isIdle(id: number): boolean {
+    return id !== 0 && (id > this.lastStreamId || id % 2 === 0)
   }
 
   wasResetByUs(id: number): boolean {
@@ -86,6 +94,9 @@ export class StreamTable {
 
   /** A stream error (§5.4.2): RST_STREAM, and it counts like a reset the client sent (a variant of rapid reset). */
   failed(err: Http2Error): void {
+    // RST_STREAM must not name an idle stream (§6.4): an error there (a PRIORITY frame of the
+    // wrong size or depending on itself) is the connection's.
+    if (this.isIdle(err.streamId)) throw connectionError(err.h2Code, err.message)
     const s = this.open.get(err.streamId)
     this.sendRst(err.streamId, err.h2Code)
     if (s) this.close(s, err.h2Code)
