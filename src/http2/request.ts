@@ -44,11 +44,15 @@ function validName(name: string, from: number): boolean {
   return true
 }
 
-/** §8.2.1: no NUL, CR or LF, and no leading or trailing whitespace. */
+/**
+ * §8.2.1: no NUL, CR or LF, and no leading or trailing whitespace; and, as the HTTP/1.1 listener
+ * reads a value, no other control character or DEL either (RFC 9110 §5.5: invalid, kept only
+ * where no HTTP parser downstream reads them, and an upstream's HTTP/1.1 parser does).
+ */
 function validValue(v: string): boolean {
   for (let i = 0; i < v.length; i++) {
     const c = v.charCodeAt(i)
-    if (c === 0 || c === 10 || c === 13) return false
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return false
   }
   if (v.length === 0) return true
   const first = v.charCodeAt(0)

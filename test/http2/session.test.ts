@@ -84,6 +84,9 @@ describe('requests (RFC 9113 §8.2, §8.3)', () => {
     ['userinfo in :authority', [[':method', 'GET'], [':scheme', 'https'], [':authority', 'u@h.test'], [':path', '/']]],
     ['CR in a value', [...base, ['x-a', 'a\rb']]],
     ['leading space in a value', [...base, ['x-a', ' a']]],
+    ['a control character in a value (the HTTP/1.1 listener refuses it too)', [...base, ['x-a', 'a\u0001b']]],
+    ['DEL in a value', [...base, ['x-a', 'a\u007fb']]],
+    ['ESC in a cookie', [...base, ['cookie', 'a=\u001b[31m']]],
   ] as [string, [string, string][]][])('malformed: %s -> RST_STREAM PROTOCOL_ERROR, never reaches the owner', async (_, fields) => {
     const c = new RawClient().start()
     c.send(c.headers(1, fields))
@@ -92,6 +95,12 @@ describe('requests (RFC 9113 §8.2, §8.3)', () => {
     expect(c.rstCode(1)).toBe(H2Code.PROTOCOL_ERROR)
     expect(c.requests.map((s) => s.id)).toEqual([3])
     expect(c.goaway()).toBeUndefined()
+  })
+  test('a tab inside a value and bytes 0x80-0xFF (obs-text) are accepted', async () => {
+    const c = new RawClient().start()
+    c.send(c.headers(1, [...base, ['x-a', 'a\tb'], ['x-b', 'caf\u00e9']]))
+    await c.settle()
+    expect(c.requests).toHaveLength(1)
   })
   test('te: trailers and a Host equal to :authority are accepted', async () => {
     const c = new RawClient().start()
