@@ -280,6 +280,18 @@ export function headerFrames(streamId: number, block: Uint8Array, endStream: boo
   return out
 }
 
+/**
+ * headerFrames for a block encoded after FRAME_HEADER_BYTES of headroom (HpackEncoder.encode):
+ * a block that fits one frame gets its HEADERS frame header written in front of it, in place,
+ * with no second array and copy; a larger one is split as headerFrames splits it.
+ */
+export function headersFrame(streamId: number, framed: Uint8Array, endStream: boolean, maxFrameBytes: number): Uint8Array {
+  const length = framed.byteLength - FRAME_HEADER_BYTES
+  if (length > maxFrameBytes) return headerFrames(streamId, framed.subarray(FRAME_HEADER_BYTES), endStream, maxFrameBytes)
+  writeFrameHeader(framed, 0, length, FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), streamId)
+  return framed
+}
+
 /** A DATA frame header; the payload is written after it separately, saving a copy of large chunks. */
 export function dataFrameHeader(streamId: number, length: number, endStream: boolean): Uint8Array {
   const out = new Uint8Array(FRAME_HEADER_BYTES)

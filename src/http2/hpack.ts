@@ -208,17 +208,18 @@ export class HpackEncoder {
   }
 
   /**
-   * One header block, as a new array of its exact size. The fields are coded into a buffer shared
+   * One header block, as a new array of its exact size (after `headroom` bytes left for the caller). The fields are coded into a buffer shared
    * by all encoders and then copied out: a view of a new small array would cost more than the copy
    * (JSC gives such an array a separate backing store the first time a view of it is made).
    */
-  encode(fields: Iterable<HeaderField>): Uint8Array {
+  encode(fields: Iterable<HeaderField>, headroom = 0): Uint8Array {
     const list = Array.isArray(fields) ? (fields as HeaderField[]) : [...fields]
-    let worst = 12
+    let worst = 12 + headroom
     for (const [n, v] of list) worst += n.length + v.length + 12
     // A block larger than the shared buffer (rare: a response head of kilobytes) gets its own.
     const out = worst <= encodeScratch.byteLength ? encodeScratch : new Uint8Array(worst)
-    let off = 0
+    // `headroom` bytes before the block are the caller's to fill (a frame header: frames.ts headersFrame).
+    let off = headroom
     if (this.pendingMin !== undefined) {
       if (this.pendingMin < this.table.maxSize) off = encodeInt(out, off, this.pendingMin, 5, 0x20)
       off = encodeInt(out, off, this.table.maxSize, 5, 0x20)

@@ -133,7 +133,7 @@ export class ServerSession implements StreamHost {
     if (this.ended) return
     // guard()'s handling without a closure made per response.
     try {
-      this.out.push(F.headerFrames(stream.id, this.encoder.encode(fields), endStream, this.out.peerMaxFrame), false)
+      this.out.push(F.headersFrame(stream.id, this.encoder.encode(fields, F.FRAME_HEADER_BYTES), endStream, this.out.peerMaxFrame), false)
       if (endStream) {
         stream.localEnded = true
         this.streams.localDone(stream)
