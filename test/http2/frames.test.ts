@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import type { Http2Error } from '../../src/http2/errors.ts'
 import * as F from '../../src/http2/frames.ts'
+import { HpackDecoder, HpackEncoder } from '../../src/http2/hpack.ts'
 import { isPreface } from '../../src/http2/reader.ts'
 
 const hdr = (type: number, flags: number, streamId: number, length: number): F.FrameHeader => ({ type, flags, streamId, length })
@@ -78,6 +79,22 @@ describe('payloads', () => {
       [F.FrameType.CONTINUATION, 0, 16_384],
       [F.FrameType.CONTINUATION, F.Flag.END_HEADERS, 7232],
     ])
+  })
+  test('headersFrame: a block encoded after 9 bytes of headroom becomes its own HEADERS frame; a larger one is split', () => {
+    const enc = new HpackEncoder(4096)
+    const fields: [string, string][] = [[':status', '200'], ['content-type', 'text/plain'], ['x-request-id', 'ab']]
+    const framed = enc.encode(fields, F.FRAME_HEADER_BYTES)
+    const one = F.headersFrame(5, framed, true, 16_384)
+    expect(one).toBe(framed)
+    const h = F.readFrameHeader(one, 0)
+    expect([h.type, h.flags, h.streamId, h.length]).toEqual([F.FrameType.HEADERS, F.Flag.END_HEADERS | F.Flag.END_STREAM, 5, one.length - 9])
+    expect(new HpackDecoder(4096, 65536).decode(one.subarray(9)).fields).toEqual(fields)
+    const big = new Uint8Array(9 + 20_000).fill(3)
+    const split = F.headersFrame(7, big, false, 16_384)
+    const first = F.readFrameHeader(split, 0)
+    const second = F.readFrameHeader(split, 9 + first.length)
+    expect([first.type, first.flags, first.length, second.type, second.flags, second.length]).toEqual([F.FrameType.HEADERS, 0, 16_384, F.FrameType.CONTINUATION, F.Flag.END_HEADERS, 20_000 - 16_384])
+    expect(split.subarray(9, 9 + 16_384).every((b) => b === 3)).toBe(true)
   })
 })
 
