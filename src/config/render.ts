@@ -33,7 +33,8 @@ export function fileShapeOf(config: ResolvedConfig): FileShape {
     return out
   }
   return {
-    server: table(SERVER_FIELDS, config.server),
+    // server.via "off" resolves to undefined (no Via); printed as not set, it would read back as the default name.
+    server: table(SERVER_FIELDS, config.server.via === undefined ? { ...config.server, via: 'off' } : config.server),
     upstream: Object.fromEntries(Object.values(config.upstreams).map((u) => [u.name, table(UPSTREAM_FIELDS, u)])),
     route: config.routes.slice(0, -1).map((r) => table(ROUTE_FIELDS, r)),
     admin: table(ADMIN_FIELDS, config.admin),

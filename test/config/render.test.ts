@@ -6,6 +6,8 @@ import { resolveConfig } from '../../src/config/resolve.ts'
 
 const CASES: Record<string, string> = {
   'defaults, one upstream': '[upstream]\nurl = "https://origin.example"\n',
+  'Via off': '[server]\nvia = "off"\n\n[upstream]\nurl = "https://origin.example"\n',
+  'Via named': '[server]\nvia = "edge-1.example:8443"\n\n[upstream]\nurl = "https://origin.example"\n',
   'everything off the defaults': `
 [server]
 listen = "[::1]:8443"
