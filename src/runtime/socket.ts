@@ -91,6 +91,8 @@ interface BunSocketData {
   /** TLS resumption: where this socket's session goes (tls-sessions.ts), until its first read has kept it. */
   sessions: TlsSessionCache | undefined
   sessionKey: string
+  /** The session offered in this handshake (set in open), dropped if the dial then fails. */
+  offered?: Uint8Array
 }
 
 type BunSocket = import('bun').Socket<BunSocketData>
@@ -171,7 +173,10 @@ const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
     // place a session to resume can be set (Bun's setSession).
     const d = socket.data
     const session = d.sessions?.get(d.sessionKey)
-    if (session !== undefined) socket.setSession(session)
+    if (session !== undefined) {
+      socket.setSession(session)
+      d.offered = session
+    }
     d.settle?.(undefined, socket, 'open')
   },
   handshake(socket, success, authorizationError) {
@@ -242,6 +247,10 @@ function dialBun(opts: DialOptions): Promise<Conn> {
       clearTimeout(timer)
       data.settle = undefined
       if (err || !socket) {
+        // A dial that offered a session and then failed (cut or timed out mid-handshake, not only
+        // refused a certificate) does not offer it again: a peer that cannot take it would
+        // otherwise fail every new connection, where a full handshake would have done.
+        if (data.offered !== undefined) data.sessions?.forget(data.sessionKey, data.offered)
         ;(socket ?? socketRef)?.terminate()
         reject(err ?? new DialError('CONNECT_FAILED', 'connect failed'))
         return

@@ -23,9 +23,9 @@ export class TlsSessionCache {
     if (this.sessions.size > this.maxEntries) this.sessions.delete(this.sessions.keys().next().value!)
   }
 
-  /** A key's session failed or was refused: it is not offered again. */
-  forget(key: string): void {
-    this.sessions.delete(key)
+  /** A key's session failed or was refused: it is not offered again (only `session`, when given: not a newer one kept since). */
+  forget(key: string, session?: Uint8Array): void {
+    if (session === undefined || this.sessions.get(key) === session) this.sessions.delete(key)
   }
 
   get size(): number {
