@@ -250,7 +250,7 @@ function dialBun(opts: DialOptions): Promise<Conn> {
         // A dial that offered a session and then failed (cut or timed out mid-handshake, not only
         // refused a certificate) does not offer it again: a peer that cannot take it would
         // otherwise fail every new connection, where a full handshake would have done.
-        if (data.offered !== undefined) data.sessions?.forget(data.sessionKey, data.offered)
+        if (data.offered !== undefined) data.sessions?.refused(data.sessionKey, data.offered)
         ;(socket ?? socketRef)?.terminate()
         reject(err ?? new DialError('CONNECT_FAILED', 'connect failed'))
         return

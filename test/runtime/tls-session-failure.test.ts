@@ -4,7 +4,8 @@
  * resumption-intolerant middlebox, a balancer that cannot read a stale ticket) costs one failed
  * connect, not every connect after it. The origin here sits behind a loopback middlebox that
  * resets any connection whose ClientHello offers a session (a TLS 1.3 pre_shared_key, a TLS 1.2
- * session ticket or ID), and passes the others through.
+ * session ticket or ID), and passes the others through. After such a failure no session is kept
+ * for the address for a while (TlsSessionCache.refused), so later connects are all full handshakes.
  */
 import { afterEach, describe, expect, test } from 'bun:test'
 import { createServer, connect, type Server, type Socket } from 'node:net'
@@ -105,5 +106,26 @@ describe.each(['TLSv1.3', 'TLSv1.2'] as const)('%s', (version) => {
     // Nothing offered: a full handshake gets through the middlebox.
     expect(await once()).toBe('ok resumed=false')
     expect(state.cuts).toBe(1)
+    // And resumption stays off for the address a while: no session is kept, so the connects
+    // after it do not alternate between a full handshake and a resumed one that is cut.
+    expect(sessions.size).toBe(0)
+    expect(await once()).toBe('ok resumed=false')
+    expect(await once()).toBe('ok resumed=false')
+    expect(state.cuts).toBe(1)
   })
+})
+
+test('TlsSessionCache: a refused key keeps nothing until its pause is over; other keys are not affected', async () => {
+  const sessions = new TlsSessionCache(256, 50)
+  const a = new Uint8Array([1])
+  sessions.set('k', a)
+  sessions.set('other', new Uint8Array([2]))
+  sessions.refused('k', a)
+  expect(sessions.get('k')).toBeUndefined()
+  sessions.set('k', new Uint8Array([3]))
+  expect(sessions.get('k')).toBeUndefined()
+  expect(sessions.get('other')).toEqual(new Uint8Array([2]))
+  await Bun.sleep(80)
+  sessions.set('k', new Uint8Array([4]))
+  expect(sessions.get('k')).toEqual(new Uint8Array([4]))
 })
