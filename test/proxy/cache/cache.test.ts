@@ -2,6 +2,7 @@
 import { describe, expect, test } from 'bun:test'
 import { EdgeCache, type CacheExchange } from '../../../src/proxy/cache/cache.ts'
 import type { ProxyReply, ProxyRequest } from '../../../src/proxy/message.ts'
+import { replyText } from '../../support/reply.ts'
 
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0)
 const KEY = 'http://example.com/a'
@@ -32,13 +33,7 @@ async function lookup(cache: EdgeCache, req: ProxyRequest, key = KEY): Promise<C
 
 const h = (reply: ProxyReply, name: string) => reply.headers.find(([n]) => n.toLowerCase() === name)?.[1]
 
-async function text(reply: ProxyReply): Promise<string> {
-  const b = reply.body
-  if (b === null) return ''
-  if (typeof b === 'string') return b
-  if (b instanceof Uint8Array) return new TextDecoder().decode(b)
-  return new Response(b).text()
-}
+const text = replyText
 
 /** Stores a response for KEY through one miss. */
 async function prime(cache: EdgeCache, headers: [string, string][], body = 'hello') {

@@ -6,6 +6,7 @@
 import { describe, expect, test } from 'bun:test'
 import { EdgeCache, type CacheExchange } from '../../../src/proxy/cache/cache.ts'
 import type { ProxyReply, ProxyRequest } from '../../../src/proxy/message.ts'
+import { replyText } from '../../support/reply.ts'
 
 const T0 = Date.UTC(2026, 0, 1, 12, 0, 0)
 const KEY = 'http://example.com/a'
@@ -27,13 +28,7 @@ function lookup(cache: EdgeCache, req: ProxyRequest): Promise<CacheExchange> {
 const all = (reply: ProxyReply, name: string) => reply.headers.filter(([n]) => n.toLowerCase() === name).map(([, v]) => v)
 const h = (reply: ProxyReply, name: string) => all(reply, name)[0]
 
-async function text(reply: ProxyReply): Promise<string> {
-  const b = reply.body
-  if (b === null) return ''
-  if (typeof b === 'string') return b
-  if (b instanceof Uint8Array) return new TextDecoder().decode(b)
-  return new Response(b).text()
-}
+const text = replyText
 
 /** Stores a 200 for KEY through one miss, with a Date of the clock's time. */
 async function prime(cache: EdgeCache, now: number, headers: [string, string][], body = 'hello') {
