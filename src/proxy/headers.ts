@@ -9,6 +9,15 @@ import { putLatin1 } from '../lib/bytes.ts'
 import { bracketHost, hostPort } from '../lib/net.ts'
 import type { HeaderReader } from './message.ts'
 
+/**
+ * A client's address as the proxy forwards (X-Forwarded-For) and logs it: an IPv4-mapped IPv6
+ * address (::ffff:a.b.c.d, RFC 4291 §2.5.5.2), which is how a dual-stack [::] listener sees an
+ * IPv4 client, is the IPv4 address it stands for, as on a 0.0.0.0 listener. Once per connection.
+ */
+export function clientAddress(ip: string): string {
+  return ip.startsWith('::ffff:') && ip.includes('.', 7) ? ip.slice(7) : ip
+}
+
 /** Always hop-by-hop, plus whatever a Connection header lists (RFC 9110 §7.6.1). */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',

@@ -17,7 +17,7 @@ import { RepeatedStrings } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { ReadSizer } from '../../runtime/receive-buffer.ts'
 import type { FailureCode } from '../errors.ts'
-import { ForwardingLines, requestIdFor, withoutH2c } from '../headers.ts'
+import { clientAddress, ForwardingLines, requestIdFor, withoutH2c } from '../headers.ts'
 import { unparsedRequest, type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink } from '../message.ts'
 import type { ClientInfo, DownstreamConnection, ListenerState } from './connection-options.ts'
 import { ReplyWriter } from './reply-writer.ts'
@@ -68,7 +68,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     private readonly sock: Socket<ClientConnection>,
     private readonly shared: ListenerState,
   ) {
-    this.client = { ip: sock.remoteAddress, tls: shared.tls, streamKeepsLength: true, protocol: 'HTTP/1.1', forwarding: new ForwardingLines(), interim: (status, headers) => this.writeInterim(status, headers) }
+    this.client = { ip: clientAddress(sock.remoteAddress), tls: shared.tls, streamKeepsLength: true, protocol: 'HTTP/1.1', forwarding: new ForwardingLines(), interim: (status, headers) => this.writeInterim(status, headers) }
     this.writer = new ReplyWriter(sock, shared.opts, () => this.destroy())
     this.sizer = new ReadSizer(sock)
     sock.setNoDelay(true)

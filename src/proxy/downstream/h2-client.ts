@@ -17,7 +17,7 @@ import { H2Code } from '../../http2/errors.ts'
 import type { Http2Limits } from '../../http2/limits.ts'
 import type { ServerStream } from '../../http2/stream.ts'
 import type { FailureCode } from '../errors.ts'
-import { ForwardingLines, requestIdFor } from '../headers.ts'
+import { clientAddress, ForwardingLines, requestIdFor } from '../headers.ts'
 import { ForwardedReply } from '../forwarded-reply.ts'
 import type { GoneListener, ProxyReply, ProxyRequest, ReplySink } from '../message.ts'
 import type { ClientInfo, ListenerState } from './connection-options.ts'
@@ -37,7 +37,7 @@ export class H2Client {
     /** Set for a connection the listener refuses (max_connections): each stream gets this answer, then GOAWAY. */
     private readonly refusal?: [FailureCode, string],
   ) {
-    this.client = { ip: sock.remoteAddress, tls: true, streamKeepsLength: true, protocol: 'HTTP/2', forwarding: new ForwardingLines() }
+    this.client = { ip: clientAddress(sock.remoteAddress), tls: true, streamKeepsLength: true, protocol: 'HTTP/2', forwarding: new ForwardingLines() }
     this.conn = new H2Connection(sock, {
       limits,
       onRequest: (stream) => this.serve(stream),

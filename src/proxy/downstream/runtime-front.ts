@@ -9,6 +9,7 @@ import { listen, type Listener } from '../../runtime/listener.ts'
 import type { ResolvedConfig } from '../../config/schema.ts'
 import type { ClientInfo, ProxyHandler } from '../handler.ts'
 import type { FailureCode } from '../errors.ts'
+import { clientAddress } from '../headers.ts'
 import { fromRequest, toResponse } from '../message.ts'
 import { isDeno } from '../../runtime/detect.ts'
 import { checkRequest } from './request-checks.ts'
@@ -37,7 +38,7 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
     onError: opts.onError,
     fetch: (req, ctx) => {
       const handler = opts.handler()
-      const client: ClientInfo = { ip: ctx.ip, tls: opts.tls !== undefined }
+      const client: ClientInfo = { ip: clientAddress(ctx.ip), tls: opts.tls !== undefined }
       // Deno.serve cannot hand over the raw connection: a WebSocket is relayed message by message
       // (runtime-websocket.ts); any other upgrade is refused, never forwarded as a plain request
       // with its Upgrade headers stripped.
@@ -45,15 +46,15 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
       const upgrading = up !== null && /\bupgrade\b/i.test(req.headers.get('connection') ?? '')
       if (upgrading && (up.toLowerCase() !== 'websocket' || !isDeno)) {
         const detail = `protocol upgrade (${up}) is not supported on this runtime; run the Bun build for tunnels of any protocol`
-        opts.onRefused('NOT_IMPLEMENTED', detail, ctx.ip)
+        opts.onRefused('NOT_IMPLEMENTED', detail, client.ip)
         return toResponse(handler.refusal('NOT_IMPLEMENTED', detail, client, fromRequest(req), true))
       }
       const rejected = checkRequest(req)
       if (rejected) {
-        opts.onRefused(rejected.code, rejected.reason, ctx.ip)
+        opts.onRefused(rejected.code, rejected.reason, client.ip)
         return toResponse(handler.refusal(rejected.code, rejected.reason, client, fromRequest(req), true))
       }
-      if (upgrading) return serveRuntimeWebSocket(req, fromRequest(req), handler, client, ctx.ip)
+      if (upgrading) return serveRuntimeWebSocket(req, fromRequest(req), handler, client, client.ip)
       // The runtime's idle timer would cut a silent stream: off while the request is served.
       ctx.setIdleTimeout(0)
       client.onDone = () => {
