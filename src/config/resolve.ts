@@ -13,7 +13,7 @@ import type { LoadedFile } from './load.ts'
 import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream, RewritePair } from './schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
-import { hostPort } from '../lib/net.ts'
+import { bracketedIpv6, hostPort } from '../lib/net.ts'
 import { closest } from '../lib/suggest.ts'
 
 /** Flag values, already in file units and keyed like the file. Upstream flags apply to the default upstream. */
@@ -237,8 +237,10 @@ function resolveRoutes(ctx: Ctx, raw: unknown, upstreams: Record<string, Resolve
     if (!(r.upstream in upstreams)) fail(ctx, `${prefix}.upstream`, `names "${r.upstream}", which is not defined; defined: ${Object.keys(upstreams).join(', ')}`)
     if (r.host === undefined && r.pathPrefix === undefined) fail(ctx, prefix, 'a route needs host and/or path_prefix')
     if (r.pathPrefix !== undefined && !r.pathPrefix.startsWith('/')) fail(ctx, `${prefix}.path_prefix`, 'must start with "/"')
-    if (r.host !== undefined && !/^(\*\.)?[a-z0-9.-]+$/i.test(r.host)) fail(ctx, `${prefix}.host`, `"${r.host}" is not a host name or "*.suffix"`)
-    return { host: r.host?.toLowerCase(), pathPrefix: r.pathPrefix, upstream: r.upstream, cache: r.cache }
+    // An IPv6 literal is matched as the Host header carries it: in brackets (RFC 3986 §3.2.2).
+    const v6 = r.host === undefined ? undefined : bracketedIpv6(r.host)
+    if (r.host !== undefined && v6 === undefined && !/^(\*\.)?[a-z0-9.-]+$/i.test(r.host)) fail(ctx, `${prefix}.host`, `"${r.host}" is not a host name, "*.suffix" or an IP address such as "[2001:db8::1]"`)
+    return { host: v6 ?? r.host?.toLowerCase(), pathPrefix: r.pathPrefix, upstream: r.upstream, cache: r.cache }
   })
 }
 

@@ -1,8 +1,10 @@
 /**
  * Network names as text: an Address (an IP of some family), host:port formatting with IPv6
- * brackets (RFC 3986 §3.2.2), and comparing two authorities. Every place that prints, builds or
+ * brackets (RFC 3986 §3.2.2), IPv6 literals in one form, and comparing two authorities. Every place that prints, builds or
  * compares an authority uses these.
  */
+
+import { isIP } from 'node:net'
 
 /** One IP address of an upstream, as the resolver found it. */
 export interface Address {
@@ -13,6 +15,17 @@ export interface Address {
 /** A host as it goes in an authority: IPv6 literals in brackets. */
 export function bracketHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host
+}
+
+/**
+ * An IPv6 literal, bare or in brackets, as a URL's host has it: in brackets, lower-case and in
+ * its shortest form (RFC 5952: "[0:0::1]" is "[::1]"); undefined when `text` is none (or has a
+ * zone, which a Host header cannot carry).
+ */
+export function bracketedIpv6(text: string): string | undefined {
+  const bare = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text
+  if (isIP(bare) !== 6 || bare.includes('%')) return undefined
+  return new URL(`http://[${bare}]/`).hostname
 }
 
 /** "host:port", with IPv6 literals in brackets. */

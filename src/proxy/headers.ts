@@ -6,7 +6,7 @@
 import type { ForwardedLines } from '../http1/request-encode.ts'
 import type { RequestHead } from '../http1/request-head.ts'
 import { putLatin1 } from '../lib/bytes.ts'
-import { bracketHost, hostPort } from '../lib/net.ts'
+import { bracketedIpv6, bracketHost, hostPort } from '../lib/net.ts'
 import type { HeaderReader } from './message.ts'
 
 /**
@@ -236,11 +236,12 @@ export function requestIdFor(incoming: string | null): string {
   return incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
 }
 
-/** The Host header without a port, lower-case, for route matching. */
+/** The Host header without a port, lower-case, for route matching; an IPv6 literal in its shortest form ("[::1]"). */
 export function hostWithoutPort(host: string): string {
   if (host.startsWith('[')) {
     const end = host.indexOf(']')
-    return (end > 0 ? host.slice(0, end + 1) : host).toLowerCase()
+    const literal = end > 0 ? host.slice(0, end + 1) : host
+    return bracketedIpv6(literal) ?? literal.toLowerCase()
   }
   const colon = host.indexOf(':')
   return (colon >= 0 ? host.slice(0, colon) : host).toLowerCase()

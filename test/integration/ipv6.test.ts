@@ -4,6 +4,11 @@
  * IPv6 addresses in error messages (in brackets where a port follows, RFC 3986 §3.2.2).
  */
 import { afterEach, describe, expect, test } from 'bun:test'
+import { connect } from 'node:net'
+import { parseConfigText } from '../../src/config/load.ts'
+import { resolveConfig } from '../../src/config/resolve.ts'
+import { ProxyServer } from '../../src/proxy/server.ts'
+import { staticSource } from '../../src/proxy/upstream/address-source.ts'
 import { Harness } from '../support/harness.ts'
 
 const h = new Harness()
@@ -30,3 +35,35 @@ describe('a dual-stack [::] listener', () => {
     expect(await res.text()).toBe('2001:db8::7, 127.0.0.1')
   })
 })
+
+describe('routes by an IPv6 literal host', () => {
+  test('host = "[::1]" (or "::1", "[0:0::1]") matches Host [::1]:PORT and [0:0::1]; other hosts get the default', async () => {
+    const a = h.origin({ fetch: () => new Response('a') }).port!
+    const b = h.origin({ fetch: () => new Response('b') }).port!
+    for (const routeHost of ['[::1]', '::1', '[0:0::1]']) {
+      const text = `[server]\nlisten = "[::1]:0"\ndefault_upstream = "a"\n[admin]\nlisten = "off"\n[upstream.a]\nurl = "http://127.0.0.1:${a}"\n[upstream.b]\nurl = "http://127.0.0.1:${b}"\n[[route]]\nhost = "${routeHost}"\nupstream = "b"\n`
+      const config = resolveConfig(parseConfigText(text, 'v6.toml'))
+      expect(config.routes[0]!.host).toBe('[::1]')
+      const proxy = new ProxyServer(config, { sourceFor: (u) => staticSource([{ address: u.host, family: 4 }]) }).start()
+      h.track(() => proxy.close())
+      const port = Number(new URL(proxy.url).port)
+      const body = async (host: string) => (await rawGet(port, host)).split('\r\n\r\n')[1]
+      expect(await body(`[::1]:${port}`)).toBe('b')
+      expect(await body('[::1]')).toBe('b')
+      expect(await body(`[0:0::1]:${port}`)).toBe('b')
+      expect(await body(`[::2]:${port}`)).toBe('a')
+      expect(await body(`localhost:${port}`)).toBe('a')
+    }
+  })
+})
+
+/** One GET with this Host over a raw connection to [::1]:port; the whole reply. */
+function rawGet(port: number, host: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let got = ''
+    const s = connect(port, '::1', () => s.write(`GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`))
+    s.on('data', (d) => (got += d.toString('latin1')))
+    s.on('close', () => resolve(got))
+    s.on('error', reject)
+  })
+}
