@@ -36,7 +36,7 @@ export interface ConnTimings {
   tlsResumed?: boolean
 }
 
-/** Why a connect failed, in the proxy's error vocabulary (proxy/errors.ts maps these to statuses). */
+/** Why a connect failed, in the proxy's error vocabulary (proxy/errors.ts maps these to statuses); the pool names the address (host:port) before the message. */
 export type DialErrorCode = 'CONNECT_REFUSED' | 'CONNECT_TIMEOUT' | 'CONNECT_FAILED' | 'TLS_FAILED'
 
 export class DialError extends Error {
@@ -261,7 +261,7 @@ function dialBun(opts: DialOptions): Promise<Conn> {
       resolve(conn)
     }
     const timer = setTimeout(() => {
-      finish(new DialError('CONNECT_TIMEOUT', `connect to ${opts.address}:${opts.port} timed out after ${opts.connectTimeoutMs}ms`), undefined)
+      finish(new DialError('CONNECT_TIMEOUT', `connect timed out after ${opts.connectTimeoutMs}ms`), undefined)
     }, opts.connectTimeoutMs)
     data.settle = (err, socket, event) => {
       if (socket) socketRef = socket
@@ -307,7 +307,7 @@ async function dialNode(opts: DialOptions): Promise<Conn> {
     const sessions = opts.tls?.sessions
     if (sessions !== undefined) sock.on('session', (session: Uint8Array) => sessions.set(sessionKey, session))
     sock.setNoDelay(true)
-    const timer = setTimeout(() => fail(new DialError('CONNECT_TIMEOUT', `connect to ${opts.address}:${opts.port} timed out after ${opts.connectTimeoutMs}ms`)), opts.connectTimeoutMs)
+    const timer = setTimeout(() => fail(new DialError('CONNECT_TIMEOUT', `connect timed out after ${opts.connectTimeoutMs}ms`)), opts.connectTimeoutMs)
     const fail = (err: Error) => {
       if (settled) return
       settled = true

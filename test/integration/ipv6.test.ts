@@ -57,13 +57,26 @@ describe('routes by an IPv6 literal host', () => {
   })
 })
 
-/** One GET with this Host over a raw connection to [::1]:port; the whole reply. */
-function rawGet(port: number, host: string): Promise<string> {
+/** One GET with this Host (and `fields`) over a raw connection to [::1]:port; all it gets until the proxy closes. */
+function rawGet(port: number, host: string, fields = 'Connection: close\r\n'): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     let got = ''
-    const s = connect(port, '::1', () => s.write(`GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`))
+    const s = connect(port, '::1', () => s.write(`GET / HTTP/1.1\r\nHost: ${host}\r\n${fields}\r\n`))
     s.on('data', (d) => (got += d.toString('latin1')))
     s.on('close', () => resolve(got))
     s.on('error', reject)
   })
 }
+
+describe('IPv6 addresses in error messages', () => {
+  test('a tunnel whose IPv6 upstream refuses names it as [::1]:PORT', async () => {
+    const gone = Bun.listen({ hostname: '::1', port: 0, socket: { data() {} } })
+    const dead = gone.port
+    gone.stop(true)
+    const { url } = h.proxy({ upstream: { url: `http://[::1]:${dead}`, retries: '0' }, server: { listen: '[::1]:0' } })
+    const port = Number(new URL(url).port)
+    const reply = await rawGet(port, `[::1]:${port}`, 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n')
+    expect(reply).toStartWith('HTTP/1.1 502 ')
+    expect(reply).toContain(`\r\n\r\n502 [::1]:${dead}: `)
+  })
+})

@@ -214,7 +214,7 @@ export class UpstreamPool {
       const timer = setTimeout(() => {
         const i = state.waiters.indexOf(wake)
         if (i >= 0) state.waiters.splice(i, 1)
-        reject(new RequestFailure('POOL_TIMEOUT', 'connect', `no free connection to ${state.address} within ${this.upstream.connectTimeoutMs}ms (max_conns_per_address=${this.upstream.maxConnsPerAddress})`, { address: state.address }))
+        reject(new RequestFailure('POOL_TIMEOUT', 'connect', `no free connection to ${state.label} within ${this.upstream.connectTimeoutMs}ms (max_conns_per_address=${this.upstream.maxConnsPerAddress})`, { address: state.address }))
       }, this.upstream.connectTimeoutMs)
       const wake = (handed: Http1Connection | undefined) => {
         clearTimeout(timer)
@@ -247,7 +247,7 @@ export class UpstreamPool {
     try {
       conn = await this.dialFn(this.dialOptions(state))
     } catch (err) {
-      throw toRequestFailure(err, state.address)
+      throw toRequestFailure(err, state)
     }
     if (conn.timings.tlsResumed) this.tlsResumedTotal++
     return conn
@@ -263,7 +263,7 @@ export class UpstreamPool {
     } catch (err) {
       state.open--
       this.wakeWaiter(state)
-      throw toRequestFailure(err, state.address)
+      throw toRequestFailure(err, state)
     }
     if (conn.timings.tlsResumed) this.tlsResumedTotal++
     return new Http1Connection(conn, (c, reusable) => this.release(state, c, reusable))
@@ -375,10 +375,12 @@ export class UpstreamPool {
   }
 }
 
-export function toRequestFailure(err: unknown, address: string): RequestFailure {
+/** A failed dial as a RequestFailure whose message names the address as host:port ("[::1]:8080: ..."). */
+export function toRequestFailure(err: unknown, state: Pick<AddressState, 'address' | 'label'>): RequestFailure {
   if (err instanceof RequestFailure) return err
-  if (err instanceof DialError) return new RequestFailure(err.code, 'connect', `${address}: ${err.message}`, { cause: err, address })
-  return new RequestFailure('CONNECT_FAILED', 'connect', `${address}: ${(err as Error)?.message ?? String(err)}`, { cause: err, address })
+  const address = state.address
+  if (err instanceof DialError) return new RequestFailure(err.code, 'connect', `${state.label}: ${err.message}`, { cause: err, address })
+  return new RequestFailure('CONNECT_FAILED', 'connect', `${state.label}: ${(err as Error)?.message ?? String(err)}`, { cause: err, address })
 }
 
 export type { AddressState }
