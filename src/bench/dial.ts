@@ -11,7 +11,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import type { Lookup } from '../dns/lookup.ts'
 import type { Marks } from './timings.ts'
-import { bracketHost } from '../lib/net.ts'
+import { bracketHost, hostPort } from '../lib/net.ts'
 
 export interface Target {
   scheme: 'http' | 'https'
@@ -149,7 +149,7 @@ export async function dial(target: Target, opts: ClientOptions, marks: Marks, al
     s.setNoDelay(true)
     const timer = setTimeout(() => {
       s.destroy()
-      reject(new BenchRequestError('timeout', `connect to ${address}:${target.connectPort} timed out`))
+      reject(new BenchRequestError('timeout', `connect to ${hostPort(address!, target.connectPort)} timed out`))
     }, remaining())
     s.once('connect', () => {
       clearTimeout(timer)
@@ -157,7 +157,8 @@ export async function dial(target: Target, opts: ClientOptions, marks: Marks, al
     })
     s.once('error', (err) => {
       clearTimeout(timer)
-      reject(asBenchError(err))
+      // node:net says "connect ECONNREFUSED ::1:443": the address as host:port, bracketed (RFC 3986 §3.2.2).
+      reject(new BenchRequestError(kindOf(err), err.message.replace(`${address}:${target.connectPort}`, hostPort(address!, target.connectPort))))
     })
   })
   marks.connectEnd = performance.now()

@@ -140,6 +140,15 @@ test('errors are counted by kind; all failing exits 5', async () => {
   expect(r.json.errors_by_kind.ECONNREFUSED).toBe(3)
 })
 
+test('a refused IPv6 address is named [::1]:PORT in the report, not ::1:PORT', async () => {
+  const dead = Bun.serve({ hostname: '::1', port: 0, fetch: () => new Response('') })
+  const port = dead.port
+  dead.stop(true)
+  const r = await bench([`http://[::1]:${port}/`])
+  expect(r.code).toBe(ExitCode.BENCH_FAILED)
+  expect(r.out).toContain(`ECONNREFUSED connect ECONNREFUSED [::1]:${port}`)
+})
+
 test('--rate measures from the intended send time; --samples writes one line per request; -d runs for a duration', async () => {
   const s = delayed(2)
   const file = join(mkdtempSync(join(tmpdir(), 'proxy-bench-')), 'samples.ndjson')
