@@ -12,6 +12,7 @@ import type { Server } from 'bun'
 import type { HostPort } from '../config/schema.ts'
 import { ProxyError } from '../lib/errors.ts'
 import { listenFailureReason } from '../lib/listen-error.ts'
+import { hostPort } from '../lib/net.ts'
 import type { LogFn } from '../lib/logger.ts'
 import type { ChallengeStore } from './order.ts'
 import type { StateStore } from './store.ts'
@@ -92,7 +93,7 @@ export class Http01Server {
       })
     } catch (err) {
       // A start failure like the proxy's own listener (E_LISTEN, exit 3).
-      throw new ProxyError('E_LISTEN', `cannot listen on ${listen.host}:${listen.port} for HTTP-01 challenges and https redirects: ${listenFailureReason(err)}; stop the process that listens there (ss -ltnp shows it), or choose another address with --acme-http-listen <host:port> (acme.http_listen in the config file); the CA must reach it on port 80`, { cause: err })
+      throw new ProxyError('E_LISTEN', `cannot listen on ${hostPort(listen.host, listen.port)} for HTTP-01 challenges and https redirects: ${listenFailureReason(err)}; stop the process that listens there (ss -ltnp shows it), or choose another address with --acme-http-listen <host:port> (acme.http_listen in the config file); the CA must reach it on port 80`, { cause: err })
     }
     return this
   }

@@ -26,6 +26,17 @@ describe('automatic HTTPS start-up errors', () => {
     }
   })
 
+  test('an IPv6 HTTP-01 address taken is named [::1]:PORT (RFC 3986 §3.2.2), not ::1:PORT', async () => {
+    const held = Bun.listen({ hostname: '::1', port: 0, socket: { data() {} } })
+    try {
+      const io = memoryIo()
+      expect(await runCli(args(`[::1]:${held.port}`, join(dir, 'state-v6')), io)).toBe(ExitCode.START_FAILED)
+      expect(io.stderr).toContain(`[E_LISTEN] cannot listen on [::1]:${held.port} for HTTP-01 challenges`)
+    } finally {
+      held.stop(true)
+    }
+  })
+
   test('a state directory that cannot be created: exit 3, naming --state-dir', async () => {
     const file = join(dir, 'a-file')
     writeFileSync(file, '')
