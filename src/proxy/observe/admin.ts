@@ -11,6 +11,7 @@ import { listenError } from '../../lib/listen-error.ts'
 import { listen, type Listener } from '../../runtime/listener.ts'
 import { VERSION } from '../../version.ts'
 import { esc, type RequestMetrics } from './metrics.ts'
+import { cidrContains, parseCidr } from '../../lib/cidr.ts'
 import { hostPort } from '../../lib/net.ts'
 import type { AddressStats } from '../upstream/address-state.ts'
 import type { ProxyView, UpstreamView } from './view.ts'
@@ -178,6 +179,9 @@ export function adminUrl(listener: Listener | undefined): string | undefined {
   return listener ? `http://${hostPort(listener.hostname, listener.port)}` : undefined
 }
 
+/** Loopback however written: 127.0.0.0/8 (IPv4-mapped too: ::ffff:127.0.0.1) and ::1 (0:0:0:0:0:0:0:1 too). */
+const LOOPBACK = [parseCidr('127.0.0.0/8')!, parseCidr('::1/128')!]
+
 /**
  * The warning to log when the admin endpoints answer beyond loopback to anyone (an address other
  * than 127.0.0.0/8, ::1 or localhost, and no token); undefined otherwise.
@@ -185,7 +189,7 @@ export function adminUrl(listener: Listener | undefined): string | undefined {
 export function exposedAdminWarning(admin: { listen: { host: string; port: number } | undefined; token: string | undefined }): string | undefined {
   const host = admin.listen?.host
   if (host === undefined || admin.token) return undefined
-  const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host)
+  const loopback = host === 'localhost' || LOOPBACK.some((c) => cidrContains(c, host))
   return loopback ? undefined : `the admin endpoints listen on ${hostPort(host, admin.listen!.port)} without a token: anyone who reaches it can read /status and /metrics and purge the cache; set --admin-token (admin.token) or listen on 127.0.0.1`
 }
 
