@@ -205,7 +205,7 @@ export function parseUpstreamUrl(raw: string): { scheme: 'http' | 'https'; host:
   try {
     u = new URL(withScheme)
   } catch {
-    return `"${raw}" is not a URL; use http://host[:port] or https://host[:port]`
+    return `"${raw}" is not a URL; ${bracketsHint(withScheme) ?? 'use http://host[:port] or https://host[:port]'}`
   }
   const scheme = u.protocol.slice(0, -1)
   if (scheme !== 'http' && scheme !== 'https') return `scheme "${scheme}" is not supported; use http or https`
@@ -215,6 +215,14 @@ export function parseUpstreamUrl(raw: string): { scheme: 'http' | 'https'; host:
   if (!host) return `"${raw}" has no host`
   const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80
   return { scheme, host, port }
+}
+
+/** For "http://::1:8080", the URL with the IPv6 address in brackets (RFC 3986 §3.2.2); undefined for other mistakes. */
+function bracketsHint(url: string): string | undefined {
+  const [, scheme, authority] = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#[\]]*)$/i.exec(url) ?? []
+  const port = /:(\d{1,5})$/.exec(authority ?? '')
+  const fixed = port && isIP(authority!.slice(0, port.index)) === 6 ? `[${authority!.slice(0, port.index)}]:${port[1]}` : isIP(authority ?? '') === 6 ? `[${authority}]` : undefined
+  return fixed && `an IPv6 address goes in brackets; use "${scheme}${fixed}"`
 }
 
 /** "1.2.3.4", "1.2.3.4:5353", "[::1]:53", "::1" -> { host, port }. */

@@ -140,6 +140,13 @@ describe('parsers', () => {
   ])('parseUpstreamUrl(%p)', (raw, want) => expect(parseUpstreamUrl(raw)).toEqual(want as never))
   test.each(['https://a.example/path', 'ftp://a', 'http://user:pw@a', 'http://'])('parseUpstreamUrl(%p) is an error', (raw) => expect(typeof parseUpstreamUrl(raw)).toBe('string'))
   test.each([
+    ['http://::1:8080', '"http://[::1]:8080"'],
+    ['::1:8080', '"http://[::1]:8080"'],
+    ['https://2001:db8::1', '"https://[2001:db8::1]"'],
+  ])('an IPv6 upstream without brackets, %p, is told to write %s (RFC 3986 §3.2.2)', (raw, want) => {
+    expect(parseUpstreamUrl(raw)).toContain(`an IPv6 address goes in brackets; use ${want}`)
+  })
+  test.each([
     ['0.0.0.0:8080', { host: '0.0.0.0', port: 8080 }],
     [':8080', { host: '0.0.0.0', port: 8080 }],
     ['[::1]:9090', { host: '::1', port: 9090 }],
