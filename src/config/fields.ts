@@ -65,7 +65,7 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   dp('header_timeout', 'headerTimeoutMs', '60s', 'Time from sending the request to receiving the response head (504 beyond). While a streamed request body is still coming and no response has begun, also the longest silence of the client between its pieces (408 beyond).'),
   d('idle_timeout', 'idleTimeoutMs', '5m', 'Longest silence while streaming a response body before the exchange is aborted, and longest silence both ways in an upgrade tunnel (WebSocket) before it is closed. 0 means none.'),
   { key: 'resolvers', prop: 'resolvers', kind: { type: 'list' }, default: [], doc: 'DNS servers as ip[:port]. Default: the system configuration (/etc/resolv.conf, /etc/hosts).' },
-  { key: 'family', prop: 'family', kind: { type: 'enum', values: ['auto', 'ipv4', 'ipv6'] }, default: 'auto', doc: 'Address families to use: ipv4, ipv6, or auto (both, IPv4 first).' },
+  { key: 'family', prop: 'family', kind: { type: 'enum', values: ['auto', 'ipv4', 'ipv6'] }, default: 'auto', doc: 'Address families to use: ipv4 (A records), ipv6 (AAAA), or auto (both: requests are spread over the addresses of both families, as over several of one).' },
   dp('resolve_interval', 'resolveIntervalMs', '30s', 'Re-resolve interval for answers without a TTL (hosts file, IP literal).'),
   d('resolve_min_ttl', 'resolveMinTtlMs', '5s', 'Shortest time an answer is kept, whatever its TTL.'),
   dp('resolve_max_ttl', 'resolveMaxTtlMs', '5m', 'Longest time an answer is kept, whatever its TTL.'),
