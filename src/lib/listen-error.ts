@@ -6,7 +6,10 @@
  * they share, so the words come from the code. The errors are E_LISTEN (exit 3).
  */
 import { ProxyError } from './errors.ts'
+import { cidrContains, parseCidr } from './cidr.ts'
 import { hostPort } from './net.ts'
+
+const LINK_LOCAL = parseCidr('fe80::/10')!
 
 /** Which listener failed: it decides the flag (and config key) the message tells the user to change. */
 export type ListenerRole = 'proxy' | 'admin'
@@ -44,7 +47,9 @@ export function listenFailureReason(err: unknown): string {
 export function listenError(role: ListenerRole, host: string, port: number, err: unknown, note?: string): ProxyError {
   const where = hostPort(host, port)
   const inUse = listenErrorCode(err) === 'EADDRINUSE'
-  const reason = listenFailureReason(err) + (note ? ` (${note})` : '')
+  // Bun says only "Failed to listen at fe80::1" (EINVAL): a link-local address is on every link.
+  const linkLocal = listenErrorCode(err) === 'EINVAL' && !host.includes('%') && cidrContains(LINK_LOCAL, host)
+  const reason = (linkLocal ? `a link-local IPv6 address (fe80::/10) needs its interface, as in [${host}%eth0]:${port}` : listenFailureReason(err)) + (note ? ` (${note})` : '')
   const message =
     role === 'admin'
       ? `cannot listen on admin address ${where}: ${reason}; ${inUse ? 'another process (another proxy on this machine?) has it, and each instance needs its own admin port: ' : ''}choose another with --admin 127.0.0.1:<port> (admin.listen in the config file), or turn it off with --admin off`

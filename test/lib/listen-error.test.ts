@@ -27,3 +27,10 @@ test('the error is E_LISTEN and names the flag of the listener that failed', () 
   expect(admin.message).toContain('--admin')
   expect(admin.cause).toBe(inUse)
 })
+
+test('a link-local IPv6 address without its interface is told to name one (Bun says only "Failed to listen at fe80::1")', () => {
+  const einval = Object.assign(new Error('Failed to listen at fe80::1'), { code: 'EINVAL' })
+  const err = listenError('proxy', 'fe80::1', 8080, einval)
+  expect(err.message).toStartWith('cannot listen on [fe80::1]:8080: a link-local IPv6 address (fe80::/10) needs its interface, as in [fe80::1%eth0]:8080;')
+  expect(listenError('proxy', '::1', 8080, einval).message).toStartWith('cannot listen on [::1]:8080: Failed to listen at fe80::1;')
+})
