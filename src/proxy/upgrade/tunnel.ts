@@ -117,7 +117,9 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
     if (f.code === 'CLIENT_GONE' || clientGone) return end({ status: 499, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, retries: outcome.retries, error: 'CLIENT_GONE' })
     const status = statusFor(f.code).status
     end({ status, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, retries: outcome.retries, error: f.code })
-    client.write(encodeClosingResponse(status, failureHeaders(f.code, ctx.requestId), failureBody(status, f.message, ctx.requestId)))
+    // The table's reason, as an ordinary request's failure says: what failed where (the upstream's
+    // address) is the access log's (upstream_addr, error), not the client's to read.
+    client.write(encodeClosingResponse(status, failureHeaders(f.code, ctx.requestId), failureBody(status, statusFor(f.code).reason, ctx.requestId)))
     client.end()
     return
   }
