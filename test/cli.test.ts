@@ -1,5 +1,6 @@
 /** The CLI boundary: exit codes, one-line errors, help with defaults. Runs runCli in-process. */
 import { afterEach, describe, expect, spyOn, test } from 'bun:test'
+import { X509Certificate } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -83,6 +84,28 @@ describe('proxy check', () => {
     const ca = await run('[upstream]\nurl = "https://127.0.0.1:1"\nca_file = "/nonexistent/ca.pem"\n')
     expect(ca.code).toBe(ExitCode.START_FAILED)
     expect(ca.err).toContain('upstream.default.ca_file: cannot read')
+  })
+
+  test('a ca_file that is not PEM certificates (text, DER) exits 3 naming the key, as serve would; a bundle of several passes', async () => {
+    const a = makeCerts(['a.test'])
+    const b = makeCerts(['b.test'])
+    const dir = mkdtempSync(join(tmpdir(), 'proxy-ca-'))
+    const der = join(dir, 'ca.der')
+    writeFileSync(der, new X509Certificate(a.ca).raw)
+    const run = async (caFile: string) => {
+      const io = memoryIo()
+      const code = await runCli(['check', '--config', tempFile('ca.toml', `[upstream]\nurl = "https://127.0.0.1:1"\nca_file = "${caFile}"\n`), '--no-resolve'], io)
+      return { code, err: io.stderr }
+    }
+    for (const file of [tempFile('not-pem.txt', 'not a certificate\n'), der]) {
+      const r = await run(file)
+      expect(r.code).toBe(ExitCode.START_FAILED)
+      expect(r.err).toContain(`upstream.default.ca_file: "${file}" holds no PEM certificate`)
+    }
+    const broken = await run(tempFile('broken.pem', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'))
+    expect(broken.code).toBe(ExitCode.START_FAILED)
+    expect(broken.err).toContain('certificate 1 of 1')
+    expect((await run(tempFile('bundle.pem', a.ca + b.ca))).code).toBe(ExitCode.OK)
   })
 
   test('a missing config file', async () => {

@@ -11,7 +11,7 @@ import { AcmeError } from './errors.ts'
 import { Http01Server } from './http01.ts'
 import { CertificateManager, type CertificateManagerOptions } from './manager.ts'
 import type { CertSource } from '../runtime/tls-per-connection.ts'
-import { readPem } from '../runtime/tls-files.ts'
+import { readCaBundle } from '../runtime/tls-files.ts'
 
 export interface AutomaticHttpsOptions {
   /** The HTTPS port redirects point at (the proxy's listen port, read once it is bound). */
@@ -31,7 +31,7 @@ export class AutomaticHttps {
     private readonly cfg: ResolvedAcme,
     private readonly opts: AutomaticHttpsOptions,
   ) {
-    const caPem = cfg.caFile ? readPem(cfg.caFile, 'acme.ca_file') : undefined
+    const caPem = cfg.caFile ? readCaBundle(cfg.caFile, 'acme.ca_file') : undefined
     try {
       this.manager = new CertificateManager({ domains: cfg.domains, directoryUrl: cfg.directoryUrl, email: cfg.email, caPem, stateDir: cfg.stateDir, log: opts.log, ...opts.manager })
     } catch (err) {

@@ -16,7 +16,7 @@ import { errorMessage } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import type { ResolvedConfig } from '../config/schema.ts'
-import { loadTlsPair, readPem } from '../runtime/tls-files.ts'
+import { loadTlsPair, readCaBundle } from '../runtime/tls-files.ts'
 import { addConfigFlags } from './flags.ts'
 import { configFromOptions } from './serve.ts'
 
@@ -73,6 +73,6 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
 function checkFiles(config: ResolvedConfig): void {
   const s = config.server
   if (s.tlsCertFile && s.tlsKeyFile) loadTlsPair(s.tlsCertFile, s.tlsKeyFile)
-  for (const u of Object.values(config.upstreams)) if (u.caFile) readPem(u.caFile, `upstream.${u.name}.ca_file`)
-  if (config.acme.caFile) readPem(config.acme.caFile, 'acme.ca_file')
+  for (const u of Object.values(config.upstreams)) if (u.caFile) readCaBundle(u.caFile, `upstream.${u.name}.ca_file`)
+  if (config.acme.caFile) readCaBundle(config.acme.caFile, 'acme.ca_file')
 }

@@ -13,7 +13,7 @@ import type { LogFn } from '../lib/logger.ts'
 import { hostPort } from '../lib/net.ts'
 import { isBun } from '../runtime/detect.ts'
 import type { Listener } from '../runtime/listener.ts'
-import { loadTlsPair, readPem, type TlsPair } from '../runtime/tls-files.ts'
+import { loadTlsPair, readCaBundle, type TlsPair } from '../runtime/tls-files.ts'
 import { Admission } from './downstream/admission.ts'
 import { listenHttp1, type Http1Listener, type Http1Settings } from './downstream/http1-listener.ts'
 import { listenRuntimeFront } from './downstream/runtime-front.ts'
@@ -88,7 +88,7 @@ export class ProxyServer implements ProxyView {
         upstreams.set(u.name, prev)
         continue
       }
-      const ca = u.caFile ? readPem(u.caFile, `upstream.${u.name}.ca_file`) : undefined
+      const ca = u.caFile ? readCaBundle(u.caFile, `upstream.${u.name}.ca_file`) : undefined
       const source = this.opts.sourceFor(u)
       const pool = new UpstreamPool(u, source, { ca, log: this.opts.log })
       upstreams.set(u.name, { source, pool, health: new ActiveHealthChecker(pool, { log: this.opts.log }) })

@@ -1,8 +1,10 @@
 /**
- * The listener's certificate and key, read from their files and checked before use: each is
- * PEM the runtime can parse, and the key is the certificate's. A listener opened with a bad pair
- * fails only inside the runtime's TLS setup, after the old listener may already be gone (a
- * reload); checked here first, a bad pair changes nothing and the error names the file to fix.
+ * The TLS files the config names, read and checked before use: the listener's certificate and
+ * key (each PEM the runtime can parse, and the key the certificate's) and CA bundles (upstream and
+ * ACME ca_file: PEM certificates). A listener opened with a bad pair fails only inside the
+ * runtime's TLS setup, after the old listener may already be gone (a reload); a CA bundle the TLS
+ * library cannot read fails every dial, as if the origin were down. Checked here first, a bad
+ * file changes nothing and the error names the file to fix.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -33,6 +35,25 @@ export function loadTlsPair(certFile: string, keyFile: string): TlsPair {
     throw new ProxyError('E_TLS_FILES', `server.tls_key: "${keyFile}" is not the key of the certificate in "${certFile}" (subject ${leaf.subject.replace(/\n/g, ', ')}); give the pair that belongs together`)
   }
   return { cert, key }
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g
+
+/** A CA bundle's text (`key`: the config key named in errors), checked to hold PEM certificates only the TLS library can read. Throws E_TLS_FILES. */
+export function readCaBundle(path: string, key: string): string {
+  const pem = readPem(path, key)
+  const blocks = pem.match(PEM_CERTIFICATE) ?? []
+  if (blocks.length === 0) {
+    throw new ProxyError('E_TLS_FILES', `${key}: "${path}" holds no PEM certificate ("-----BEGIN CERTIFICATE-----"); give PEM CA certificates (a DER file converts with: openssl x509 -inform DER -in FILE -out FILE.pem)`)
+  }
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block)
+    } catch (err) {
+      throw new ProxyError('E_TLS_FILES', `${key}: certificate ${i + 1} of ${blocks.length} in "${path}" cannot be read (${errText(err)}); give PEM CA certificates`, { cause: err })
+    }
+  })
+  return pem
 }
 
 /** A PEM file's text; E_TLS_FILES naming the config key when it cannot be read. */
