@@ -234,6 +234,14 @@ function keepSession(socket: BunSocket, sessions: TlsSessionCache, key: string):
   if (session !== undefined && session.byteLength > 0) sessions.set(key, session)
 }
 
+/**
+ * ALPN offer (RFC 7301 §3.1, wire format: length-prefixed names): HTTP/1.1, the only protocol
+ * the upstream side speaks. Without it an origin that speaks only h2 accepts the connection and
+ * answers HTTP/1.1 bytes with an error page of its own (Node's http2 server: 403); offered, the
+ * origin refuses the handshake (no_application_protocol), a TLS_FAILED that names the cause.
+ */
+const ALPN_HTTP11 = new Uint8Array([8, ...new TextEncoder().encode('http/1.1')])
+
 function dialBun(opts: DialOptions): Promise<Conn> {
   return new Promise<Conn>((resolve, reject) => {
     const startAt = performance.now()
@@ -276,7 +284,7 @@ function dialBun(opts: DialOptions): Promise<Conn> {
       port: opts.port,
       data,
       socket: bunHandlers,
-      tls: opts.tls ? { serverName: opts.tls.serverName, ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized } : undefined,
+      tls: opts.tls ? { serverName: opts.tls.serverName, ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized, ALPNProtocols: ALPN_HTTP11 } : undefined,
     }).then(
       (s) => {
         socketRef = s
