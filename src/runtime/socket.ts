@@ -3,6 +3,7 @@
  * Bun.connect, with a node:net/node:tls fallback for Deno. TLS verification, SNI, connect
  * timeout and write backpressure live here; HTTP framing lives in proxy/upstream/connection.ts.
  */
+import { isIP } from 'node:net'
 import { holdClocks, releaseClocks } from '../lib/clock.ts'
 import { isBun } from './detect.ts'
 import { ReadSizer } from './receive-buffer.ts'
@@ -242,6 +243,15 @@ function keepSession(socket: BunSocket, sessions: TlsSessionCache, key: string):
  */
 const ALPN_HTTP11 = new Uint8Array([8, ...new TextEncoder().encode('http/1.1')])
 
+/**
+ * The SNI to send: none ('') for an IP address (RFC 6066 §3: a literal IP is not a HostName), as
+ * for an upstream URL of an IP literal. Both runtimes then verify the certificate against the
+ * dialled address, which is that IP; a tls_server_name that is some other IP is sent as is.
+ */
+function sniFor(serverName: string, address: string): string {
+  return serverName === address && isIP(serverName) !== 0 ? '' : serverName
+}
+
 function dialBun(opts: DialOptions): Promise<Conn> {
   return new Promise<Conn>((resolve, reject) => {
     const startAt = performance.now()
@@ -284,7 +294,7 @@ function dialBun(opts: DialOptions): Promise<Conn> {
       port: opts.port,
       data,
       socket: bunHandlers,
-      tls: opts.tls ? { serverName: opts.tls.serverName, ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized, ALPNProtocols: ALPN_HTTP11 } : undefined,
+      tls: opts.tls ? { serverName: sniFor(opts.tls.serverName, opts.address), ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized, ALPNProtocols: ALPN_HTTP11 } : undefined,
     }).then(
       (s) => {
         socketRef = s
@@ -309,7 +319,7 @@ async function dialNode(opts: DialOptions): Promise<Conn> {
     let settled = false
     const sessionKey = `${opts.address}:${opts.port}`
     const sock = opts.tls
-      ? tls.connect({ host: opts.address, port: opts.port, servername: opts.tls.serverName, ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized, ALPNProtocols: ['http/1.1'], session: opts.tls.sessions?.get(sessionKey) as Buffer | undefined })
+      ? tls.connect({ host: opts.address, port: opts.port, servername: sniFor(opts.tls.serverName, opts.address), ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized, ALPNProtocols: ['http/1.1'], session: opts.tls.sessions?.get(sessionKey) as Buffer | undefined })
       : net.connect({ host: opts.address, port: opts.port })
     // Sessions to resume, as on Bun (tls-sessions.ts); node:tls says when one (or a TLS 1.3 ticket) arrives.
     const sessions = opts.tls?.sessions

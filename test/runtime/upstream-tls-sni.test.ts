@@ -1,0 +1,68 @@
+/**
+ * SNI toward an https upstream whose name is an IP literal (runtime/socket.ts): none is sent
+ * (RFC 6066 §3: "Literal IPv4 and IPv6 addresses are not permitted in HostName"), and the
+ * certificate is still verified against that IP (an IP SAN); a DNS name is sent as SNI.
+ */
+import { afterEach, expect, test } from 'bun:test'
+import { createServer, type Server, type TLSSocket } from 'node:tls'
+import { dial, type DialError } from '../../src/runtime/socket.ts'
+import { makeCerts } from '../support/certs.ts'
+
+const closers: (() => void)[] = []
+afterEach(() => {
+  for (const c of closers.splice(0)) c()
+})
+
+/** A TLS origin with `certs`; `sni` holds each request's SNI (false when none came). */
+async function origin(certs: { cert: string; key: string }): Promise<{ port: number; sni: (string | false)[] }> {
+  const sni: (string | false)[] = []
+  const sockets = new Set<TLSSocket>()
+  const server: Server = createServer({ cert: certs.cert, key: certs.key }, (s) => {
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
+    s.on('error', () => {})
+    s.once('data', () => {
+      sni.push(s.servername || false)
+      s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')
+    })
+  })
+  server.on('tlsClientError', () => {})
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  closers.push(() => {
+    for (const s of sockets) s.destroy()
+    server.close()
+  })
+  return { port: (server.address() as { port: number }).port, sni }
+}
+
+/** Dials, sends one request, and reads the answer to its end; the DialError when the dial fails. */
+async function exchange(port: number, serverName: string, ca: string): Promise<string | DialError> {
+  let conn
+  try {
+    conn = await dial({ address: '127.0.0.1', port, connectTimeoutMs: 5000, tls: { serverName, ca, rejectUnauthorized: true } })
+  } catch (err) {
+    return err as DialError
+  }
+  const c = conn
+  return new Promise<string>((resolve) => {
+    let text = ''
+    c.handlers = { data: (d) => void (text += new TextDecoder().decode(d)), drain() {}, close: () => resolve(text) }
+    c.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n')
+  })
+}
+
+test('an IP name sends no SNI and is verified against the IP SAN; a DNS name is sent', async () => {
+  const certs = makeCerts(['origin.test'], ['127.0.0.1'])
+  const o = await origin(certs)
+  expect(await exchange(o.port, '127.0.0.1', certs.ca)).toEndWith('ok')
+  expect(await exchange(o.port, 'origin.test', certs.ca)).toEndWith('ok')
+  expect(o.sni).toEqual([false, 'origin.test'])
+})
+
+test('without SNI, a certificate with no SAN for the IP still fails', async () => {
+  const certs = makeCerts(['dns-only.test'], [])
+  const o = await origin(certs)
+  const err = await exchange(o.port, '127.0.0.1', certs.ca)
+  expect((err as DialError).code).toBe('TLS_FAILED')
+  expect(o.sni).toEqual([])
+})
