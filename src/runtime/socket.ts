@@ -88,6 +88,8 @@ export function dial(opts: DialOptions): Promise<Conn> {
 interface BunSocketData {
   conn: BunConn | undefined
   rejectUnauthorized: boolean
+  /** The DNS name the certificate was verified against (SNI); undefined for an IP or insecure. */
+  dnsName: string | undefined
   settle: ((err: Error | undefined, socket: BunSocket | undefined, event: 'open' | 'handshake' | 'fail') => void) | undefined
   /** TLS resumption: where this socket's session goes (tls-sessions.ts), until its first read has kept it. */
   sessions: TlsSessionCache | undefined
@@ -182,7 +184,8 @@ const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
   },
   handshake(socket, success, authorizationError) {
     const d = socket.data
-    const err = success || !d.rejectUnauthorized ? undefined : new DialError('TLS_FAILED', `TLS handshake failed: ${authorizationError?.message ?? 'certificate not trusted'}`, { cause: authorizationError })
+    let err = success || !d.rejectUnauthorized ? undefined : new DialError('TLS_FAILED', `TLS handshake failed: ${authorizationError?.message ?? 'certificate not trusted'}`, { cause: authorizationError })
+    if (err === undefined && d.dnsName !== undefined) err = commonNameOnly(d.dnsName, socket.getPeerCertificate())
     // A failed handshake's session (if one was offered) is not offered again.
     if (err !== undefined) d.sessions?.forget(d.sessionKey)
     d.settle?.(err, socket, 'handshake')
@@ -244,6 +247,17 @@ function keepSession(socket: BunSocket, sessions: TlsSessionCache, key: string):
 const ALPN_HTTP11 = new Uint8Array([8, ...new TextEncoder().encode('http/1.1')])
 
 /**
+ * A certificate verified for a DNS name only by its subject's Common Name: the runtimes' check
+ * (Node's checkServerIdentity) falls back to the CN when there is no DNS SAN; RFC 9525 §6.3 (and
+ * browsers, Go) do not, and CAs no longer issue such certificates. A TLS_FAILED then, else
+ * undefined. A resumed handshake may carry no certificate: it was checked when first made.
+ */
+function commonNameOnly(name: string, cert: { subjectaltname?: string; subject?: unknown } | undefined): DialError | undefined {
+  if (cert?.subject === undefined || cert.subjectaltname?.includes('DNS:')) return undefined
+  return new DialError('TLS_FAILED', `TLS handshake failed: the certificate names ${name} only in its Common Name, with no DNS subjectAltName (RFC 9525 §6.3: the CN is not used); reissue it with a subjectAltName`)
+}
+
+/**
  * The SNI to send: none ('') for an IP address (RFC 6066 §3: a literal IP is not a HostName), as
  * for an upstream URL of an IP literal. Both runtimes then verify the certificate against the
  * dialled address, which is that IP; a tls_server_name that is some other IP is sent as is.
@@ -258,7 +272,7 @@ function dialBun(opts: DialOptions): Promise<Conn> {
     let connectAt = 0
     let done = false
     let socketRef: BunSocket | undefined
-    const data: BunSocketData = { conn: undefined, settle: undefined, rejectUnauthorized: opts.tls?.rejectUnauthorized ?? true, sessions: opts.tls?.sessions, sessionKey: `${opts.address}:${opts.port}` }
+    const data: BunSocketData = { conn: undefined, settle: undefined, rejectUnauthorized: opts.tls?.rejectUnauthorized ?? true, dnsName: opts.tls?.rejectUnauthorized && isIP(opts.tls.serverName) === 0 ? opts.tls.serverName : undefined, sessions: opts.tls?.sessions, sessionKey: `${opts.address}:${opts.port}` }
     const finish = (err: Error | undefined, socket: BunSocket | undefined) => {
       if (done) return
       done = true
@@ -319,7 +333,7 @@ async function dialNode(opts: DialOptions): Promise<Conn> {
     let settled = false
     const sessionKey = `${opts.address}:${opts.port}`
     const sock = opts.tls
-      ? tls.connect({ host: opts.address, port: opts.port, servername: sniFor(opts.tls.serverName, opts.address), ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized, ALPNProtocols: ['http/1.1'], session: opts.tls.sessions?.get(sessionKey) as Buffer | undefined })
+      ? tls.connect({ host: opts.address, port: opts.port, servername: sniFor(opts.tls.serverName, opts.address), ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized, ALPNProtocols: ['http/1.1'], checkServerIdentity: (host, cert) => (isIP(host) === 0 ? commonNameOnly(host, cert) : undefined) ?? tls.checkServerIdentity(host, cert), session: opts.tls.sessions?.get(sessionKey) as Buffer | undefined })
       : net.connect({ host: opts.address, port: opts.port })
     // Sessions to resume, as on Bun (tls-sessions.ts); node:tls says when one (or a TLS 1.3 ticket) arrives.
     const sessions = opts.tls?.sessions

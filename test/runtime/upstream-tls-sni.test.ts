@@ -1,7 +1,8 @@
 /**
  * SNI toward an https upstream whose name is an IP literal (runtime/socket.ts): none is sent
  * (RFC 6066 §3: "Literal IPv4 and IPv6 addresses are not permitted in HostName"), and the
- * certificate is still verified against that IP (an IP SAN); a DNS name is sent as SNI.
+ * certificate is still verified against that IP (an IP SAN); a DNS name is sent as SNI. A DNS
+ * name is matched against DNS subjectAltNames only, never the subject's Common Name (RFC 9525 §6.3).
  */
 import { afterEach, expect, test } from 'bun:test'
 import { createServer, type Server, type TLSSocket } from 'node:tls'
@@ -65,4 +66,17 @@ test('without SNI, a certificate with no SAN for the IP still fails', async () =
   const err = await exchange(o.port, '127.0.0.1', certs.ca)
   expect((err as DialError).code).toBe('TLS_FAILED')
   expect(o.sni).toEqual([])
+})
+
+test('a DNS name found only in the Common Name fails (no SAN, or only an IP SAN); insecure lets it through', async () => {
+  for (const certs of [makeCerts(['origin.test'], [], false), makeCerts(['origin.test'], ['127.0.0.1'], false)]) {
+    const o = await origin(certs)
+    const err = (await exchange(o.port, 'origin.test', certs.ca)) as DialError
+    expect(err.code).toBe('TLS_FAILED')
+    expect(err.message).toContain('only in its Common Name')
+  }
+  const cnOnly = makeCerts(['origin.test'], [], false)
+  const o = await origin(cnOnly)
+  const conn = await dial({ address: '127.0.0.1', port: o.port, connectTimeoutMs: 5000, tls: { serverName: 'origin.test', ca: cnOnly.ca, rejectUnauthorized: false } })
+  conn.destroy()
 })

@@ -19,16 +19,17 @@ export interface TestCerts {
 
 const cache = new Map<string, TestCerts>()
 
-export function makeCerts(names: string[] = ['origin.test'], ips: string[] = ['127.0.0.1']): TestCerts {
-  const id = [...names, ...ips].join(',')
+/** `san: false` leaves out the subjectAltName: the name is only the subject's CN (names[0]). */
+export function makeCerts(names: string[] = ['origin.test'], ips: string[] = ['127.0.0.1'], san = true): TestCerts {
+  const id = [...names, ...ips, san].join(',')
   const hit = cache.get(id)
   if (hit) return hit
   const dir = mkdtempSync(join(tmpdir(), 'proxy-certs-'))
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' })
   run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3650', '-subj', '/CN=proxy test CA')
   run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', `/CN=${names[0] ?? 'server'}`)
-  const san = [...names.map((n) => `DNS:${n}`), ...ips.map((i) => `IP:${i}`)].join(',')
-  writeFileSync(join(dir, 'ext.cnf'), `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n`)
+  const sans = [...names.map((n) => `DNS:${n}`), ...ips.map((i) => `IP:${i}`)].join(',')
+  writeFileSync(join(dir, 'ext.cnf'), `${san ? `subjectAltName=${sans}\n` : ''}basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n`)
   run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '3650', '-extfile', 'ext.cnf')
   const certs: TestCerts = {
     dir,
