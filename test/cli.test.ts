@@ -108,6 +108,18 @@ describe('proxy check', () => {
     expect((await run(tempFile('bundle.pem', a.ca + b.ca))).code).toBe(ExitCode.OK)
   })
 
+  test('--via sets server.via: a name, or off; a name Via cannot carry is a usage error naming the flag', async () => {
+    const named = memoryIo()
+    expect(await runCli(['check', '--upstream', 'http://127.0.0.1:1', '--via', 'edge-1', '--json', '--no-resolve'], named)).toBe(ExitCode.OK)
+    expect(JSON.parse(named.stdout).server.via).toBe('edge-1')
+    const off = memoryIo()
+    expect(await runCli(['check', '--upstream', 'http://127.0.0.1:1', '--via', 'off', '--json', '--no-resolve'], off)).toBe(ExitCode.OK)
+    expect(JSON.parse(off.stdout).server.via).toBe('off')
+    const bad = memoryIo()
+    expect(await runCli(['check', '--upstream', 'http://127.0.0.1:1', '--via', 'two words', '--no-resolve'], bad)).toBe(ExitCode.USAGE)
+    expect(bad.stderr).toContain('--via: "two words" is not a name Via can carry')
+  })
+
   test('a missing config file', async () => {
     const io = memoryIo()
     expect(await runCli(['check', '--config', '/nonexistent/proxy.toml'], io)).toBe(ExitCode.USAGE)

@@ -38,6 +38,7 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--client-header-timeout <duration>', table: 'server', key: 'client_header_timeout' },
   { raw: '--client-body-timeout <duration>', table: 'server', key: 'client_body_timeout' },
   { raw: '--trusted-proxy <cidr>', table: 'server', key: 'trusted_proxies' },
+  { raw: '--via <name|off>', table: 'server', key: 'via' },
   { raw: '--resolver <ip[:port]>', table: 'upstream', key: 'resolvers' },
   { raw: '--family <family>', table: 'upstream', key: 'family' },
   { raw: '--resolve-interval <duration>', table: 'upstream', key: 'resolve_interval' },
