@@ -96,7 +96,11 @@ function withHost(headers: HeaderReader, host: string): HeaderReader {
   }
 }
 
-/** A ProxyReply as a Response, for Bun.serve and Deno.serve. */
+/**
+ * A ProxyReply as a Response, for Bun.serve and Deno.serve. An empty string body goes as none: a
+ * Response made from a string gets `Content-Type: text/plain;charset=UTF-8` the reply never had
+ * (the OPTIONS answer at Max-Forwards 0, max-forwards.ts); with none it is `Content-Length: 0` only.
+ */
 export function toResponse(reply: ProxyReply): Response {
-  return new Response(reply.body as ConstructorParameters<typeof Response>[0], { status: reply.status, statusText: reply.statusText, headers: reply.headers })
+  return new Response((reply.body === '' ? null : reply.body) as ConstructorParameters<typeof Response>[0], { status: reply.status, statusText: reply.statusText, headers: reply.headers })
 }
