@@ -184,7 +184,11 @@ const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
   },
   handshake(socket, success, authorizationError) {
     const d = socket.data
-    let err = success || !d.rejectUnauthorized ? undefined : new DialError('TLS_FAILED', `TLS handshake failed: ${authorizationError?.message ?? 'certificate not trusted'}`, { cause: authorizationError })
+    // Bun reports an untrusted certificate (a name mismatch included) as success = false, which
+    // insecure accepts; a handshake refused by an alert (an h2-only origin's no_application_protocol)
+    // is false too, but negotiated no cipher: that one fails under insecure as well.
+    const refused = !success && (d.rejectUnauthorized || !socket.getCipher()?.name)
+    let err = refused ? new DialError('TLS_FAILED', `TLS handshake failed: ${authorizationError?.message ?? 'certificate not trusted'}`, { cause: authorizationError }) : undefined
     if (err === undefined && d.dnsName !== undefined) err = commonNameOnly(d.dnsName, socket.getPeerCertificate())
     // A failed handshake's session (if one was offered) is not offered again.
     if (err !== undefined) d.sessions?.forget(d.sessionKey)

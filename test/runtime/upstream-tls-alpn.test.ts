@@ -51,9 +51,9 @@ test('the dial offers http/1.1 by ALPN; an origin that has it picks it', async (
   expect(o.seen).toEqual(['http/1.1'])
 })
 
-test('an origin that speaks only h2 refuses the handshake: TLS_FAILED', async () => {
+test.each([true, false])('an origin that speaks only h2 refuses the handshake: TLS_FAILED (rejectUnauthorized %p: insecure does not hide a refused handshake)', async (rejectUnauthorized) => {
   const o = await origin(['h2'])
-  const err = (await dial({ address: '127.0.0.1', port: o.port, connectTimeoutMs: 5000, tls: tlsTo(true) }).then(
+  const err = (await dial({ address: '127.0.0.1', port: o.port, connectTimeoutMs: 5000, tls: tlsTo(rejectUnauthorized) }).then(
     (c) => {
       c.destroy()
       return undefined
