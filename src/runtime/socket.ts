@@ -264,7 +264,8 @@ function commonNameOnly(name: string, cert: { subjectaltname?: string; subject?:
 /**
  * The SNI to send: none ('') for an IP address (RFC 6066 §3: a literal IP is not a HostName), as
  * for an upstream URL of an IP literal. Both runtimes then verify the certificate against the
- * dialled address, which is that IP; a tls_server_name that is some other IP is sent as is.
+ * dialled address, which is that IP; a tls_server_name that is some other IP is sent as is
+ * (Bun then verifies against it; node:tls, for Deno, sends none and checks it in dialNode).
  */
 function sniFor(serverName: string, address: string): string {
   return serverName === address && isIP(serverName) !== 0 ? '' : serverName
@@ -336,8 +337,11 @@ async function dialNode(opts: DialOptions): Promise<Conn> {
     let connectAt = 0
     let settled = false
     const sessionKey = `${opts.address}:${opts.port}`
+    // node:tls on Deno throws for an IP as servername (ERR_INVALID_ARG_VALUE), even one other than
+    // the dialled address: none is sent for any IP, and the check names the configured one itself.
+    const name = opts.tls?.serverName ?? ''
     const sock = opts.tls
-      ? tls.connect({ host: opts.address, port: opts.port, servername: sniFor(opts.tls.serverName, opts.address), ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized, ALPNProtocols: ['http/1.1'], checkServerIdentity: (host, cert) => (isIP(host) === 0 ? commonNameOnly(host, cert) : undefined) ?? tls.checkServerIdentity(host, cert), session: opts.tls.sessions?.get(sessionKey) as Buffer | undefined })
+      ? tls.connect({ host: opts.address, port: opts.port, servername: isIP(name) === 0 ? name : '', ca: opts.tls.ca, rejectUnauthorized: opts.tls.rejectUnauthorized, ALPNProtocols: ['http/1.1'], checkServerIdentity: (_host, cert) => (isIP(name) === 0 ? commonNameOnly(name, cert) : undefined) ?? tls.checkServerIdentity(name, cert), session: opts.tls.sessions?.get(sessionKey) as Buffer | undefined })
       : net.connect({ host: opts.address, port: opts.port })
     // Sessions to resume, as on Bun (tls-sessions.ts); node:tls says when one (or a TLS 1.3 ticket) arrives.
     const sessions = opts.tls?.sessions

@@ -170,3 +170,17 @@ test('on Deno (node:tls upstream): no SNI for an IP URL, http/1.1 by ALPN, a CA 
   expect([(await fetch(`${cnProxy.url}/`)).status, (await fetch(`${h2Proxy.url}/`)).status]).toEqual([502, 502])
   expect([cn.seen, h2.seen]).toEqual([[], []])
 }, 60_000)
+
+test('on Deno, a tls_server_name that is an IP other than the dialled one: no SNI, the certificate verified against that IP', async () => {
+  const named = makeCerts(['origin.test'], ['127.0.0.2'])
+  const dialled = makeCerts(['origin.test'], ['127.0.0.1'])
+  const ok = await tlsOrigin(named)
+  const wrong = await tlsOrigin(dialled)
+  // node:tls on Deno throws for an IP as servername (ERR_INVALID_ARG_VALUE): every request was a 502.
+  const upstream = (port: number, ca: string) => denoProxy(`[upstream]\nurl = "https://127.0.0.1:${port}"\nca_file = "${ca}"\ntls_server_name = "127.0.0.2"\n`)
+  expect((await fetch(`${(await upstream(ok.port, named.caFile)).url}/`)).status).toBe(200)
+  expect(ok.seen).toEqual(['false false'])
+  // The dialled address (127.0.0.1) in the certificate does not stand in for the configured name.
+  expect((await fetch(`${(await upstream(wrong.port, dialled.caFile)).url}/`)).status).toBe(502)
+  expect(wrong.seen).toEqual([])
+}, 60_000)
