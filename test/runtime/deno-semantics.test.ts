@@ -8,12 +8,12 @@
 import { afterAll, afterEach, expect, test } from 'bun:test'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { connect, createServer as createTcpServer, type Socket } from 'node:net'
-import { createServer, type TLSSocket } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { makeCerts } from '../support/certs.ts'
 import { RawOrigin } from '../support/raw-origin.ts'
+import { oneAnswerTlsOrigin } from '../support/tls-origin.ts'
 
 const DENO = 'node_modules/.bin/deno'
 const dir = mkdtempSync(join(tmpdir(), 'proxy-deno-semantics-'))
@@ -134,22 +134,8 @@ test('on Deno, a Range on a stored 200 is a 206 from the cache; an IPv4 client o
 /** A node:tls origin; `seen` holds each answered connection's SNI (false for none) and ALPN. */
 async function tlsOrigin(certs: { cert: string; key: string }, alpn?: string[]): Promise<{ port: number; seen: string[] }> {
   const seen: string[] = []
-  const sockets = new Set<TLSSocket>()
-  const server = createServer({ cert: certs.cert, key: certs.key, ALPNProtocols: alpn }, (s) => {
-    sockets.add(s)
-    s.on('error', () => {})
-    s.once('data', () => {
-      seen.push(`${s.servername || false} ${s.alpnProtocol}`)
-      s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')
-    })
-  })
-  server.on('tlsClientError', () => {})
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  closers.push(() => {
-    for (const s of sockets) s.destroy()
-    server.close()
-  })
-  return { port: (server.address() as { port: number }).port, seen }
+  const port = await oneAnswerTlsOrigin({ cert: certs.cert, key: certs.key, ALPNProtocols: alpn }, (s) => seen.push(`${s.servername || false} ${s.alpnProtocol}`), (c) => closers.push(c))
+  return { port, seen }
 }
 
 test('on Deno (node:tls upstream): no SNI for an IP URL, http/1.1 by ALPN, a CA bundle; a Common-Name-only certificate and an h2-only origin are 502', async () => {

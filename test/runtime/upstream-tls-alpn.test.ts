@@ -5,9 +5,9 @@
  * an error page of its own that the proxy would pass on as the origin's answer.
  */
 import { afterEach, expect, test } from 'bun:test'
-import { createServer, type Server, type TLSSocket } from 'node:tls'
 import { dial, type DialError } from '../../src/runtime/socket.ts'
 import { makeCerts } from '../support/certs.ts'
+import { oneAnswerTlsOrigin } from '../support/tls-origin.ts'
 
 const closers: (() => void)[] = []
 afterEach(() => {
@@ -18,21 +18,8 @@ afterEach(() => {
 async function origin(protocols: string[]): Promise<{ port: number; seen: (string | false | null)[] }> {
   const certs = makeCerts(['origin.test'])
   const seen: (string | false | null)[] = []
-  const sockets = new Set<TLSSocket>()
-  const server: Server = createServer({ cert: certs.cert, key: certs.key, ALPNProtocols: protocols }, (s) => {
-    sockets.add(s)
-    seen.push(s.alpnProtocol)
-    s.on('close', () => sockets.delete(s))
-    s.on('error', () => {})
-    s.once('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'))
-  })
-  server.on('tlsClientError', () => {})
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  closers.push(() => {
-    for (const s of sockets) s.destroy()
-    server.close()
-  })
-  return { port: (server.address() as { port: number }).port, seen }
+  const port = await oneAnswerTlsOrigin({ cert: certs.cert, key: certs.key, ALPNProtocols: protocols }, (s) => seen.push(s.alpnProtocol), (c) => closers.push(c))
+  return { port, seen }
 }
 
 const tlsTo = (rejectUnauthorized: boolean) => ({ serverName: 'origin.test', ca: makeCerts(['origin.test']).ca, rejectUnauthorized })

@@ -5,9 +5,9 @@
  * name is matched against DNS subjectAltNames only, never the subject's Common Name (RFC 9525 §6.3).
  */
 import { afterEach, expect, test } from 'bun:test'
-import { createServer, type Server, type TLSSocket } from 'node:tls'
 import { dial, type DialError } from '../../src/runtime/socket.ts'
 import { makeCerts } from '../support/certs.ts'
+import { oneAnswerTlsOrigin } from '../support/tls-origin.ts'
 
 const closers: (() => void)[] = []
 afterEach(() => {
@@ -17,23 +17,8 @@ afterEach(() => {
 /** A TLS origin with `certs`; `sni` holds each request's SNI (false when none came). */
 async function origin(certs: { cert: string; key: string }): Promise<{ port: number; sni: (string | false)[] }> {
   const sni: (string | false)[] = []
-  const sockets = new Set<TLSSocket>()
-  const server: Server = createServer({ cert: certs.cert, key: certs.key }, (s) => {
-    sockets.add(s)
-    s.on('close', () => sockets.delete(s))
-    s.on('error', () => {})
-    s.once('data', () => {
-      sni.push(s.servername || false)
-      s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')
-    })
-  })
-  server.on('tlsClientError', () => {})
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  closers.push(() => {
-    for (const s of sockets) s.destroy()
-    server.close()
-  })
-  return { port: (server.address() as { port: number }).port, sni }
+  const port = await oneAnswerTlsOrigin({ cert: certs.cert, key: certs.key }, (s) => sni.push(s.servername || false), (c) => closers.push(c))
+  return { port, sni }
 }
 
 /** Dials, sends one request, and reads the answer to its end; the DialError when the dial fails. */
