@@ -94,8 +94,8 @@ interface BunSocketData {
   /** TLS resumption: where this socket's session goes (tls-sessions.ts), until its first read has kept it. */
   sessions: TlsSessionCache | undefined
   sessionKey: string
-  /** The session offered in this handshake (set in open), dropped if the dial then fails. */
-  offered?: Uint8Array
+  /** A kept session was offered in this handshake (set in open): a failed dial pauses resumption (tls-sessions.ts). */
+  offered?: boolean
 }
 
 type BunSocket = import('bun').Socket<BunSocketData>
@@ -178,7 +178,7 @@ const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
     const session = d.sessions?.get(d.sessionKey)
     if (session !== undefined) {
       socket.setSession(session)
-      d.offered = session
+      d.offered = true
     }
     d.settle?.(undefined, socket, 'open')
   },
@@ -287,7 +287,7 @@ function dialBun(opts: DialOptions): Promise<Conn> {
         // A dial that offered a session and then failed (cut or timed out mid-handshake, not only
         // refused a certificate) does not offer it again: a peer that cannot take it would
         // otherwise fail every new connection, where a full handshake would have done.
-        if (data.offered !== undefined) data.sessions?.refused(data.sessionKey, data.offered)
+        if (data.offered) data.sessions?.refused(data.sessionKey)
         ;(socket ?? socketRef)?.terminate()
         reject(err ?? new DialError('CONNECT_FAILED', 'connect failed'))
         return

@@ -34,14 +34,13 @@ export class TlsSessionCache {
     if (this.sessions.size > this.maxEntries) this.sessions.delete(this.sessions.keys().next().value!)
   }
 
-  /** A key's session failed or was refused: it is not offered again (only `session`, when given: not a newer one kept since). */
-  forget(key: string, session?: Uint8Array): void {
-    if (session === undefined || this.sessions.get(key) === session) this.sessions.delete(key)
+  /** A key's session failed or was refused: it is not offered again. */
+  forget(key: string): void {
+    this.sessions.delete(key)
   }
 
-  /** A dial that offered `session` failed: it goes, and the key keeps no session for pausedMs. */
-  refused(key: string, session: Uint8Array): void {
-    this.forget(key, session)
+  /** A dial that offered this key's session failed: it goes, and the key keeps no session for pausedMs. */
+  refused(key: string): void {
     this.sessions.delete(key)
     this.paused.set(key, monoNow() + this.pausedMs)
     // Bounded like the sessions: the oldest pause goes first.
