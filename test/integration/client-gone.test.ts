@@ -5,7 +5,6 @@
  * being logged with the status nobody received. Raw clients on loopback.
  */
 import { afterEach, expect, test } from 'bun:test'
-import { connect } from 'node:net'
 import tls from 'node:tls'
 import { Flag, frame, FrameType, PREFACE, rstStreamFrame, settingsFrame } from '../../src/http2/frames.ts'
 import { H2Code } from '../../src/http2/errors.ts'
@@ -16,7 +15,7 @@ import type { RequestRecord } from '../../src/proxy/observe/record.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 import { staticSource } from '../../src/proxy/upstream/address-source.ts'
 import { makeCerts } from '../support/certs.ts'
-import { Harness, waitFor } from '../support/harness.ts'
+import { Harness, rawClient, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -42,9 +41,7 @@ function slowOrigin(ms: number) {
 test('HTTP/1.1: a client that closes before the answer is logged 499 at once and the upstream request is aborted', async () => {
   const { origin, seen } = slowOrigin(3000)
   const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
-  const s = connect(proxy.port, '127.0.0.1')
-  h.track(() => void s.destroy())
-  s.on('error', () => {})
+  const { s } = rawClient(h, proxy.port)
   s.write('GET /left HTTP/1.1\r\nHost: a\r\n\r\n')
   expect(await waitFor(() => proxy.pendingRequests === 1)).toBe(true)
   s.destroy()
@@ -90,9 +87,7 @@ test('a client that leaves while its request waits for a connection (max_conns_p
   const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}`, max_conns_per_address: 1 } })
   const busy = fetch(`${proxy.url}/busy`).then((r) => r.text())
   expect(await waitFor(() => arrived.length === 1)).toBe(true)
-  const s = connect(proxy.port, '127.0.0.1')
-  h.track(() => void s.destroy())
-  s.on('error', () => {})
+  const { s } = rawClient(h, proxy.port)
   s.write('GET /queued HTTP/1.1\r\nHost: a\r\n\r\n')
   expect(await waitFor(() => proxy.pendingRequests === 2)).toBe(true)
   s.destroy()
@@ -129,10 +124,7 @@ test('a client that leaves after its exchange ended (a 304 the cache refetches) 
   const block = fetch(`${proxy.url}/block`).then((r) => r.text())
   expect(await waitFor(() => seen.includes('/block'))).toBe(true)
   // F revalidates the stale /r; W waits for the one connection after it.
-  const f = connect(proxy.port, '127.0.0.1')
-  h.track(() => void f.destroy())
-  f.on('error', () => {})
-  f.on('data', () => {})
+  const { s: f } = rawClient(h, proxy.port)
   f.write(`GET /r HTTP/1.1\r\nHost: 127.0.0.1:${proxy.port}\r\n\r\n`)
   await Bun.sleep(50)
   const w = fetch(`${proxy.url}/w`).then(async (r) => [r.status, await r.text()])

@@ -4,12 +4,11 @@
  * IPv6 addresses in error messages (in brackets where a port follows, RFC 3986 §3.2.2).
  */
 import { afterEach, describe, expect, test } from 'bun:test'
-import { connect } from 'node:net'
 import { parseConfigText } from '../../src/config/load.ts'
 import { resolveConfig } from '../../src/config/resolve.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 import { staticSource } from '../../src/proxy/upstream/address-source.ts'
-import { Harness } from '../support/harness.ts'
+import { Harness, rawExchange } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -59,13 +58,7 @@ describe('routes by an IPv6 literal host', () => {
 
 /** One GET with this Host (and `fields`) over a raw connection to [::1]:port; all it gets until the proxy closes. */
 function rawGet(port: number, host: string, fields = 'Connection: close\r\n'): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let got = ''
-    const s = connect(port, '::1', () => s.write(`GET / HTTP/1.1\r\nHost: ${host}\r\n${fields}\r\n`))
-    s.on('data', (d) => (got += d.toString('latin1')))
-    s.on('close', () => resolve(got))
-    s.on('error', reject)
-  })
+  return rawExchange(port, `GET / HTTP/1.1\r\nHost: ${host}\r\n${fields}\r\n`, '::1', (close) => h.track(close))
 }
 
 describe('IPv6 addresses in error messages', () => {

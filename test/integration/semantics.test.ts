@@ -7,9 +7,9 @@
  */
 import { afterEach, expect, test } from 'bun:test'
 import http2 from 'node:http2'
-import { connect, createServer, type Socket } from 'node:net'
+import { createServer, type Socket } from 'node:net'
 import { makeCerts } from '../support/certs.ts'
-import { Harness } from '../support/harness.ts'
+import { Harness, rawExchange } from '../support/harness.ts'
 import { RawOrigin } from '../support/raw-origin.ts'
 
 const h = new Harness()
@@ -89,16 +89,7 @@ test('a GET on a reused connection that closed before its answer is sent again o
 })
 
 /** Sends `head` (which asks for Connection: close) and returns all the proxy sent back until it closed. */
-async function raw(url: string, head: string): Promise<string> {
-  const s = connect(Number(new URL(url).port), '127.0.0.1')
-  h.track(() => void s.destroy())
-  let text = ''
-  s.on('data', (d) => (text += d.toString('latin1')))
-  s.on('error', () => {})
-  s.write(head)
-  await new Promise<void>((r) => s.once('close', () => r()))
-  return text
-}
+const raw = (url: string, head: string) => rawExchange(Number(new URL(url).port), head, '127.0.0.1', (close) => h.track(close))
 
 async function rawOrigin(): Promise<RawOrigin> {
   const origin = await RawOrigin.start()

@@ -277,7 +277,7 @@ test('an admin address beyond loopback without a token is warned about; loopback
   expect(at('203.0.113.5')).toContain('--admin-token')
   // Loopback in any spelling: IPv6 written out, IPv4-mapped (RFC 4291 §2.5.5.2).
   for (const host of ['127.0.0.1', '127.9.9.9', '::1', 'localhost', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) expect(at(host)).toBeUndefined()
-  expect(at('::ffff:10.0.0.1')).toContain('[::ffff:10.0.0.1]:9090')
+  expect(at('::ffff:203.0.113.5')).toContain('[::ffff:203.0.113.5]:9090')
   expect(at('0.0.0.0', 's3cret')).toBeUndefined()
   expect(exposedAdminWarning({ listen: undefined, token: undefined })).toBeUndefined()
 })

@@ -7,11 +7,12 @@
  */
 import { afterAll, afterEach, expect, test } from 'bun:test'
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import { connect, createServer as createTcpServer, type Socket } from 'node:net'
+import { createServer as createTcpServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { makeCerts } from '../support/certs.ts'
+import { rawExchange } from '../support/harness.ts'
 import { RawOrigin } from '../support/raw-origin.ts'
 import { oneAnswerTlsOrigin } from '../support/tls-origin.ts'
 
@@ -33,15 +34,7 @@ async function denoProxy(toml: string, listen = '127.0.0.1:0'): Promise<{ url: s
 }
 
 /** Sends `head` (asking for Connection: close) and returns all the proxy sent back until it closed. */
-function raw(port: number, head: string, host = '127.0.0.1'): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect(port, host, () => s.write(head))
-    let text = ''
-    s.on('data', (d) => (text += d.toString('latin1')))
-    s.on('error', () => {})
-    s.on('close', () => resolve(text))
-  })
-}
+const raw = (port: number, head: string, host = '127.0.0.1') => rawExchange(port, head, host, (close) => closers.push(close))
 
 async function rawOrigin(): Promise<RawOrigin> {
   const o = await RawOrigin.start()

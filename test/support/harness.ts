@@ -78,3 +78,19 @@ export function rawClient(h: Harness, port: number): { s: Socket; got: () => str
   h.track(() => void s.destroy())
   return { s, got: () => got, closed: () => closed }
 }
+
+/**
+ * Sends `head` (which should end the exchange: Connection: close, or a request the proxy closes
+ * on) to `host`:`port` over a raw socket and returns all that came back until the close; `track`
+ * gets what destroys the socket if the test ends first.
+ */
+export function rawExchange(port: number, head: string, host = '127.0.0.1', track?: (close: () => void) => void): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(port, host, () => s.write(head))
+    track?.(() => void s.destroy())
+    let text = ''
+    s.on('data', (d) => (text += d.toString('latin1')))
+    s.on('error', () => {})
+    s.on('close', () => resolve(text))
+  })
+}
