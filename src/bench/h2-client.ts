@@ -99,8 +99,13 @@ export class H2Connection implements BenchConnection {
       })
       stream.on('data', (chunk: Uint8Array) => (count += chunk.byteLength))
       // A stream whose DATA stops short of its content-length was cut (RFC 9113 §8.1.1), however
-      // it ended: Bun's client reports a RST_STREAM after some DATA as a clean end.
-      stream.once('end', () => (declared !== undefined && count !== declared ? settle(new BenchRequestError('ECONNRESET', `the stream ended after ${count} of ${declared} bytes`)) : settle()))
+      // it ended: Bun's client reports a RST_STREAM after some DATA as a clean end. One that ended
+      // with no response HEADERS at all (a RST_STREAM(NO_ERROR), or DATA first; §8.1) got no answer.
+      stream.once('end', () => {
+        if (status === 0) return settle(new BenchRequestError('ECONNRESET', 'the stream ended without a response (no HEADERS with a :status)'))
+        if (declared !== undefined && count !== declared) return settle(new BenchRequestError('ECONNRESET', `the stream ended after ${count} of ${declared} bytes`))
+        settle()
+      })
       stream.once('error', (err) => settle(err))
       stream.once('close', () => {
         if (!done) settle(new BenchRequestError(stream!.rstCode ? `RST_STREAM_${stream!.rstCode}` : 'ECONNRESET', 'the stream closed before the response was complete'))

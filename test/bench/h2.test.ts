@@ -2,7 +2,8 @@
  * `proxy bench --http2` against nginx with http2: ALPN h2, -c connections carrying -m streams
  * each (counted per connection by nginx's own log), connection phases once per connection and
  * wait/transfer per stream, the same request and connection counts as h2load with the same
- * flags, a clear note when the server does not negotiate h2, and --vs across protocols.
+ * flags, a clear note when the server does not negotiate h2, --vs across protocols, and
+ * answers that are not whole (DATA cut short, a stream ended with no response HEADERS).
  */
 import { afterEach, describe, expect, test } from 'bun:test'
 import { spawn, spawnSync } from 'node:child_process'
@@ -160,4 +161,83 @@ test('an HTTP/2 answer whose DATA stops short of its content-length is an error,
   expect(r.json.errors).toBe(2)
   expect(r.json.errors_by_kind).toEqual({ ECONNRESET: 2 })
   expect(r.code).toBe(ExitCode.BENCH_FAILED)
+})
+
+/**
+ * A raw h2 server over TLS (node:tls, ALPN h2) that answers each request's HEADERS with the
+ * frames `reply` gives for its stream id, and nothing else: for answers no h2 library sends.
+ */
+async function rawH2(reply: (streamId: number) => Buffer): Promise<{ url: string; args: string[] }> {
+  const { createServer } = await import('node:tls')
+  const c = makeCerts(['h2.test'], ['127.0.0.1'])
+  const sockets = new Set<import('node:tls').TLSSocket>()
+  const server = createServer({ key: c.key, cert: c.cert, ALPNProtocols: ['h2'] }, (s) => {
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
+    s.on('error', () => {})
+    let buf = Buffer.alloc(0)
+    let preface = false
+    s.write(h2Frame(4, 0, 0, Buffer.alloc(0)))
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d])
+      if (!preface) {
+        if (buf.length < 24) return
+        buf = buf.subarray(24)
+        preface = true
+      }
+      while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+        const length = buf.readUIntBE(0, 3)
+        const [type, flags, id] = [buf[3]!, buf[4]!, buf.readUInt32BE(5) & 0x7fffffff]
+        buf = buf.subarray(9 + length)
+        if (type === 4 && !(flags & 1)) s.write(h2Frame(4, 1, 0, Buffer.alloc(0))) // SETTINGS ACK
+        if (type === 1) s.write(reply(id)) // HEADERS
+      }
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  closers.push(() => {
+    for (const s of sockets) s.destroy()
+    server.close()
+  })
+  const port = (server.address() as { port: number }).port
+  const url = `https://h2.test:${port}/`
+  return { url, args: [url, '--resolve', `h2.test:${port}:127.0.0.1`, '--cacert', c.caFile, '--http2'] }
+}
+
+function h2Frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(9)
+  head.writeUIntBE(payload.length, 0, 3)
+  head[3] = type
+  head[4] = flags
+  head.writeUInt32BE(streamId, 5)
+  return Buffer.concat([head, payload])
+}
+
+describe('an HTTP/2 stream that ends with no response HEADERS is an error, not a success with status 0', () => {
+  test('RST_STREAM(NO_ERROR) right after the request', async () => {
+    const { args } = await rawH2((id) => h2Frame(3, 0, id, Buffer.alloc(4))) // RST_STREAM, code 0
+    const r = await bench([...args, '-n', '2', '--json'])
+    expect(r.json.status).toEqual({})
+    expect(r.json.errors).toBe(2)
+    expect(r.json.errors_by_kind).toEqual({ ECONNRESET: 2 })
+    expect(r.code).toBe(ExitCode.BENCH_FAILED)
+  })
+
+  test('DATA with END_STREAM and no HEADERS before it (RFC 9113 §8.1)', async () => {
+    const { args } = await rawH2((id) => h2Frame(0, 1, id, Buffer.from('hi')))
+    const r = await bench([...args, '-n', '2', '--json'])
+    expect(r.json.status).toEqual({})
+    expect(r.json.errors).toBe(2)
+    expect(r.code).toBe(ExitCode.BENCH_FAILED)
+  })
+
+  test('the same server answering with HEADERS (:status 200) and DATA is a success', async () => {
+    // 0x88: ":status: 200" from the HPACK static table (RFC 7541 Appendix A, index 8).
+    const { args } = await rawH2((id) => Buffer.concat([h2Frame(1, 4, id, Buffer.from([0x88])), h2Frame(0, 1, id, Buffer.from('ok'))]))
+    const r = await bench([...args, '-n', '2', '--json'])
+    expect(r.json.status).toEqual({ '200': 2 })
+    expect(r.json.errors).toBe(0)
+    expect(r.json.connection.alpn).toBe('h2')
+    expect(r.code).toBe(ExitCode.OK)
+  })
 })
