@@ -85,11 +85,22 @@ function positiveInt(v: unknown, flag: string): number | undefined {
   return n
 }
 
+/** A port as written in a URL or a flag: 1 to 65535 (RFC 6335 §6: port 0 is reserved, nothing listens on it). */
+function portNumber(text: string, where: string): number {
+  const n = Number(text)
+  if (!/^\d+$/.test(text) || n < 1 || n > 65535) throw new UsageError(`${where}: port ${text} is not a port to connect to; use 1 to 65535`)
+  return n
+}
+
 /** URL + --resolve + --connect-to -> where to connect, keeping Host and SNI. */
 export function targetFor(raw: string, resolves: string[], connectTos: string[]): Target {
+  const withScheme = /^[a-z]+:\/\//i.test(raw) ? raw : `http://${raw}`
+  // Said before the URL parser, which refuses a port above 65535 only as "not a URL".
+  const written = /^[a-z]+:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^:/?#]*):(\d+)(?:[/?#]|$)/i.exec(withScheme)?.[1]
+  if (written !== undefined) portNumber(written, `"${raw}"`)
   let u: URL
   try {
-    u = new URL(/^[a-z]+:\/\//i.test(raw) ? raw : `http://${raw}`)
+    u = new URL(withScheme)
   } catch {
     throw new UsageError(`"${raw}" is not a URL; use e.g. https://example.com/path`)
   }
@@ -102,6 +113,7 @@ export function targetFor(raw: string, resolves: string[], connectTos: string[])
   for (const r of resolves) {
     const m = /^(\[[^\]]+\]|[^:]+):(\d+):(.+)$/.exec(r)
     if (!m) throw new UsageError(`--resolve: "${r}" is not host:port:addr`)
+    portNumber(m[2]!, `--resolve "${r}"`)
     const addr = m[3]!.replace(/^\[|\]$/g, '')
     if (!isIP(addr)) throw new UsageError(`--resolve: "${m[3]}" is not an IP address`)
     if (m[1]!.replace(/^\[|\]$/g, '').toLowerCase() === host.toLowerCase() && Number(m[2]) === port) t.pinnedAddress = addr
@@ -109,6 +121,7 @@ export function targetFor(raw: string, resolves: string[], connectTos: string[])
   for (const c of connectTos) {
     const m = /^(\[[^\]]+\]|[^:]*):(\d*):(\[[^\]]+\]|[^:]*):(\d*)$/.exec(c)
     if (!m) throw new UsageError(`--connect-to: "${c}" is not host:port:host2:port2`)
+    for (const p of [m[2]!, m[4]!]) if (p !== '') portNumber(p, `--connect-to "${c}"`)
     const hostOk = m[1] === '' || m[1]!.replace(/^\[|\]$/g, '').toLowerCase() === host.toLowerCase()
     const portOk = m[2] === '' || Number(m[2]) === port
     if (hostOk && portOk) {

@@ -1,0 +1,32 @@
+/**
+ * `proxy bench`'s URL and flag values that cannot work: each is a usage error (exit 2) that
+ * names the flag or the URL and what to write instead, before anything is sent. Every address
+ * here is on loopback, so that a check that let a value through ends at a refused connection.
+ */
+import { expect, test } from 'bun:test'
+import { ExitCode } from '../../src/lib/exit-codes.ts'
+import { bench } from './run-bench.ts'
+
+test('a port outside 1-65535 in the URL, --resolve or --connect-to is a usage error naming it', async () => {
+  const cases: [string[], string][] = [
+    [['http://127.0.0.1:0/'], '"http://127.0.0.1:0/": port 0 is not a port to connect to; use 1 to 65535'],
+    [['http://[::1]:0/x'], '"http://[::1]:0/x": port 0 is not a port to connect to'],
+    [['http://127.0.0.1:65536/'], '"http://127.0.0.1:65536/": port 65536 is not a port to connect to'],
+    [['127.0.0.1:70000'], '"127.0.0.1:70000": port 70000 is not a port to connect to'],
+    [['http://127.0.0.1:1/', '--resolve', '127.0.0.1:0:127.0.0.1'], '--resolve "127.0.0.1:0:127.0.0.1": port 0 is not a port to connect to'],
+    [['http://127.0.0.1:1/', '--connect-to', '127.0.0.1:1:127.0.0.1:99999'], '--connect-to "127.0.0.1:1:127.0.0.1:99999": port 99999 is not a port to connect to'],
+    [['http://127.0.0.1:1/', '--connect-to', '127.0.0.1:1:127.0.0.1:0'], '--connect-to "127.0.0.1:1:127.0.0.1:0": port 0 is not a port to connect to'],
+  ]
+  for (const [argv, message] of cases) {
+    const r = await bench([...argv, '--timeout', '2s'])
+    expect({ argv, code: r.code, err: r.err.includes(message) }).toEqual({ argv, code: ExitCode.USAGE, err: true })
+  }
+})
+
+test('ports 1 and 65535, leading zeros, and empty --connect-to ports are accepted', async () => {
+  // Nothing listens on these loopback ports: each gets as far as a refused connection (exit 5).
+  for (const argv of [['http://127.0.0.1:1/'], ['http://127.0.0.1:0001/'], ['http://127.0.0.1:1/', '--connect-to', '::127.0.0.1:'], ['http://127.0.0.1:1/', '--resolve', '127.0.0.1:65535:127.0.0.1']]) {
+    const r = await bench([...argv, '--timeout', '2s', '--json'])
+    expect({ argv, code: r.code, kinds: r.json?.errors_by_kind }).toEqual({ argv, code: ExitCode.BENCH_FAILED, kinds: { ECONNREFUSED: 1 } })
+  }
+})
