@@ -23,7 +23,7 @@ export interface Target {
   /** Where to connect: a name (looked up) or an IP. --connect-to changes it; --resolve pins it. */
   connectHost: string
   connectPort: number
-  /** --resolve: the address to use without a lookup. */
+  /** --resolve for connectHost:connectPort: the address to use without a lookup. */
   pinnedAddress: string | undefined
   /** --http2 / --vs-http2: offer h2 by ALPN (https only). */
   http2?: boolean

@@ -110,24 +110,29 @@ export function targetFor(raw: string, resolves: string[], connectTos: string[])
   const host = u.hostname.replace(/^\[|\]$/g, '')
   const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80
   const t: Target = { scheme, host, port, path: `${u.pathname}${u.search}`, connectHost: host, connectPort: port, pinnedAddress: undefined, http2: false }
-  for (const r of resolves) {
-    const m = /^(\[[^\]]+\]|[^:]+):(\d+):(.+)$/.exec(r)
-    if (!m) throw new UsageError(`--resolve: "${r}" is not host:port:addr`)
-    portNumber(m[2]!, `--resolve "${r}"`)
-    const addr = m[3]!.replace(/^\[|\]$/g, '')
-    if (!isIP(addr)) throw new UsageError(`--resolve: "${m[3]}" is not an IP address`)
-    if (m[1]!.replace(/^\[|\]$/g, '').toLowerCase() === host.toLowerCase() && Number(m[2]) === port) t.pinnedAddress = addr
-  }
+  // As curl: the first --connect-to whose host and port match the URL's (empty: any) says where to
+  // connect; --resolve then gives the address of that host and port (a later entry for the same
+  // pair replacing an earlier one, as in curl's DNS cache).
+  let redirected = false
   for (const c of connectTos) {
     const m = /^(\[[^\]]+\]|[^:]*):(\d*):(\[[^\]]+\]|[^:]*):(\d*)$/.exec(c)
     if (!m) throw new UsageError(`--connect-to: "${c}" is not host:port:host2:port2`)
     for (const p of [m[2]!, m[4]!]) if (p !== '') portNumber(p, `--connect-to "${c}"`)
     const hostOk = m[1] === '' || m[1]!.replace(/^\[|\]$/g, '').toLowerCase() === host.toLowerCase()
     const portOk = m[2] === '' || Number(m[2]) === port
-    if (hostOk && portOk) {
+    if (hostOk && portOk && !redirected) {
+      redirected = true
       if (m[3]) t.connectHost = m[3].replace(/^\[|\]$/g, '')
       if (m[4]) t.connectPort = Number(m[4])
     }
+  }
+  for (const r of resolves) {
+    const m = /^(\[[^\]]+\]|[^:]+):(\d+):(.+)$/.exec(r)
+    if (!m) throw new UsageError(`--resolve: "${r}" is not host:port:addr`)
+    portNumber(m[2]!, `--resolve "${r}"`)
+    const addr = m[3]!.replace(/^\[|\]$/g, '')
+    if (!isIP(addr)) throw new UsageError(`--resolve: "${m[3]}" is not an IP address`)
+    if (m[1]!.replace(/^\[|\]$/g, '').toLowerCase() === t.connectHost.toLowerCase() && Number(m[2]) === t.connectPort) t.pinnedAddress = addr
   }
   return t
 }

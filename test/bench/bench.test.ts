@@ -104,6 +104,18 @@ test('--connect-to and --resolve keep the Host header', async () => {
   expect(host).toBe('other.example')
 })
 
+test('as curl: --resolve gives the address of where --connect-to sends it, and the first matching --connect-to wins', async () => {
+  const hosts: string[] = []
+  const s = h.origin({ fetch: (req) => (hosts.push(req.headers.get('host')!), new Response('ok')) })
+  const url = `http://a.test:${s.port}/`
+  // Nothing listens on 127.0.0.2: a request that went there is refused.
+  const viaName = await bench([url, '--connect-to', `a.test:${s.port}:localhost:${s.port}`, '--resolve', `localhost:${s.port}:127.0.0.1`, '--resolve', `a.test:${s.port}:127.0.0.2`, '--json'])
+  expect({ status: viaName.json.status, address: viaName.json.connection.remote_address }).toEqual({ status: { '200': 1 }, address: '127.0.0.1' })
+  const first = await bench([url, '--connect-to', `a.test:${s.port}:127.0.0.1:${s.port}`, '--connect-to', `a.test:${s.port}:127.0.0.2:${s.port}`, '--json'])
+  expect(first.json.status).toEqual({ '200': 1 })
+  expect(hosts).toEqual([`a.test:${s.port}`, `a.test:${s.port}`])
+})
+
 test('--vs names the faster side and its CI excludes 1', async () => {
   const slow = delayed(60)
   const fast = delayed(5)
