@@ -115,6 +115,14 @@ export class TlsSessionCache {
   }
 }
 
+/** OpenSSL's and node:tls's codes for a certificate that did not verify (chain, dates or name). */
+const CERT_UNVERIFIED = /^(ERR_TLS_CERT_ALTNAME_INVALID|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET_ISSUER_CERT(_LOCALLY)?|VERIFY_LEAF_SIGNATURE|DECRYPT_CERT_SIGNATURE)|CERT_(HAS_EXPIRED|NOT_YET_VALID|UNTRUSTED|REJECTED|REVOKED|SIGNATURE_FAILURE|CHAIN_TOO_LONG)|INVALID_CA|HOSTNAME_MISMATCH)$/
+
+function certAdvice(kind: string): string {
+  if (kind === 'ERR_TLS_CERT_ALTNAME_INVALID' || kind === 'HOSTNAME_MISMATCH') return "the server's certificate is not for this name; use a name it holds in the URL (--resolve NAME:PORT:ADDR keeps it), or skip the check with -k"
+  return "the server's certificate did not verify; give its CA with --cacert FILE, or skip the check with -k"
+}
+
 export interface Dialed {
   socket: Socket | TLSSocket
   info: ConnectionInfo
@@ -188,7 +196,8 @@ export async function dial(target: Target, opts: ClientOptions, marks: Marks, al
     s.once('error', (err) => {
       clearTimeout(timer)
       tcp.destroy()
-      reject(asBenchError(err))
+      const e = asBenchError(err)
+      reject(CERT_UNVERIFIED.test(e.kind) ? new BenchRequestError(e.kind, `${e.message}: ${certAdvice(e.kind)}`) : e)
     })
   })
   marks.tlsEnd = performance.now()

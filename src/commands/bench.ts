@@ -299,8 +299,13 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
     if (!opts.json) io.err(`HTML report: ${file}\n`)
   }
   if (result.interrupted) return ExitCode.INTERRUPTED
-  if (ra.requests > 0 && ra.errors === ra.requests) throw new ProxyError('E_BENCH', `every request to ${url} failed (${Object.keys(ra.errors_by_kind).join(', ')})`)
-  if (rb && rb.requests > 0 && rb.errors === rb.requests) throw new ProxyError('E_BENCH', `every request to ${String(opts.vs)} failed (${Object.keys(rb.errors_by_kind).join(', ')})`)
+  // The kinds, and what the first failure said (a table of counts alone does not say what to do).
+  const allFailed = (r: typeof ra, samples: Sample[]) => {
+    const first = samples.find(sampleFailed)
+    return `every request to ${r.url} failed (${Object.keys(r.errors_by_kind).join(', ')})${first?.errorMessage ? `; the first: ${first.errorMessage}` : ''}`
+  }
+  if (ra.requests > 0 && ra.errors === ra.requests) throw new ProxyError('E_BENCH', allFailed(ra, a))
+  if (rb && rb.requests > 0 && rb.errors === rb.requests) throw new ProxyError('E_BENCH', allFailed(rb, b))
   if (sloResults.some((r) => !r.ok)) {
     if (!opts.json) io.err(`error [E_SLO] ${sloResults.filter((r) => !r.ok).map((r) => r.objective.text).join(', ')} broken\n`)
     return ExitCode.SLO_BROKEN

@@ -93,6 +93,21 @@ describe('TLS', () => {
     const ok = await bench([`https://wrong.test:${s.port}/`, '--connect-to', `wrong.test:${s.port}:127.0.0.1:${s.port}`, '-k', '--json'])
     expect(ok.code).toBe(0)
   })
+  test('a certificate that does not verify: the error says what to do, in the waterfall and in the summary', async () => {
+    const certs = makeCerts(['bench.test'], ['127.0.0.1'])
+    const s = h.origin({ tls: { cert: certs.cert, key: certs.key }, fetch: () => new Response('secure') } as never)
+    const pin = ['--resolve', `bench.test:${s.port}:127.0.0.1`]
+    // No --cacert: the test CA is not trusted.
+    const one = await bench([`https://bench.test:${s.port}/`, ...pin])
+    expect(one.code).toBe(ExitCode.BENCH_FAILED)
+    expect(one.out).toContain('give its CA with --cacert FILE, or skip the check with -k')
+    const many = await bench([`https://bench.test:${s.port}/`, ...pin, '-n', '3'])
+    expect(many.err).toContain('; the first: ')
+    expect(many.err).toContain('give its CA with --cacert FILE, or skip the check with -k')
+    const name = await bench([`https://wrong.test:${s.port}/`, '--resolve', `wrong.test:${s.port}:127.0.0.1`, '--cacert', certs.caFile, '-n', '2'])
+    expect(name.err).toContain('ERR_TLS_CERT_ALTNAME_INVALID')
+    expect(name.err).toContain("the server's certificate is not for this name; use a name it holds in the URL")
+  })
 })
 
 test('--connect-to and --resolve keep the Host header', async () => {
