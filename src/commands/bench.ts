@@ -188,6 +188,10 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
     if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) throw new UsageError(`-H: the value of "${h.slice(0, i).trim()}" has a control character (CR, LF, NUL, ...); give each field its own -H`)
     return [h.slice(0, i).trim(), value]
   })
+  // The body's framing is the bench's own (Content-Length: its size): a second Content-Length, or a
+  // Transfer-Encoding beside it, makes a request a server must refuse (RFC 9112 §6.1, §6.3).
+  const framing = body && headers.find(([n]) => /^(content-length|transfer-encoding)$/i.test(n))
+  if (framing) throw new UsageError(`-H: "${framing[0]}" with a request body: bench sends the body with Content-Length: ${body!.byteLength} itself; leave the -H out`)
   if (body && !headers.some(([n]) => n.toLowerCase() === 'content-type')) headers.push(['Content-Type', 'application/x-www-form-urlencoded'])
   let ca: string | undefined
   if (opts.cacert !== undefined) {

@@ -30,3 +30,13 @@ test('ports 1 and 65535, leading zeros, and empty --connect-to ports are accepte
     expect({ argv, code: r.code, kinds: r.json?.errors_by_kind }).toEqual({ argv, code: ExitCode.BENCH_FAILED, kinds: { ECONNREFUSED: 1 } })
   }
 })
+
+test('-H Content-Length or Transfer-Encoding beside a request body is a usage error (the bench frames the body)', async () => {
+  for (const [header, data] of [['Content-Length: 3', ['--data', 'hello']], ['content-length: 5', ['--data', 'hello']], ['Transfer-Encoding: chunked', ['--data-binary', 'hello']]] as const) {
+    const r = await bench(['http://127.0.0.1:1/', '-H', header, ...data, '--timeout', '2s'])
+    expect({ header, code: r.code }).toEqual({ header, code: ExitCode.USAGE })
+    expect(r.err).toContain(`-H: "${header.split(':')[0]}" with a request body: bench sends the body with Content-Length: 5 itself; leave the -H out`)
+  }
+  // Without a body there is nothing of the bench's to clash with: sent as given.
+  expect((await bench(['http://127.0.0.1:1/', '-X', 'POST', '-H', 'Content-Length: 0', '--timeout', '2s'])).code).toBe(ExitCode.BENCH_FAILED)
+})
