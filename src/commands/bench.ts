@@ -209,6 +209,9 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   // Both files are opened before the run, so that a path that cannot be written is said at once
   // (not after the run, or as a stack trace in the middle of it).
   const samplesOut = opts.samples !== undefined ? createWriteStream('', { fd: openForWriting(String(opts.samples), '--samples') }) : undefined
+  // A write that fails during the run (a full disk) is said after the summary, as --html's is.
+  let samplesFailed: NodeJS.ErrnoException | undefined
+  samplesOut?.on('error', (err) => (samplesFailed ??= err))
   if (opts.html !== undefined) closeSync(openForWriting(String(opts.html), '--html'))
   let done = 0
   let failed = 0
@@ -259,7 +262,7 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
       clearInterval(progress)
       if (performance.now() - started >= 1000) io.err('\r\u001b[K')
     }
-    if (samplesOut) await new Promise<void>((r) => samplesOut.end(() => r()))
+    if (samplesOut) await new Promise<void>((r) => (samplesOut.closed ? r() : (samplesOut.once('close', () => r()), samplesOut.end())))
   }
   const c = colorsFor(io.stdoutIsTTY, io.env)
   const columns = Number(io.env.COLUMNS) || (io.stdoutIsTTY ? (process.stdout.columns ?? 0) : 0)
@@ -302,6 +305,7 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
     writeHtmlReport(file, { a: ra, aSamples: a, b: rb, bSamples: b, comparison: cmp, baseline: baseline && base ? { report: baseline, comparison: base } : undefined, elapsedMs: result.elapsedMs })
     if (!opts.json) io.err(`HTML report: ${file}\n`)
   }
+  if (samplesFailed) throw new UsageError(`--samples: cannot write "${String(opts.samples)}": ${samplesFailed.code ?? samplesFailed.message}`)
   if (result.interrupted) return ExitCode.INTERRUPTED
   // The kinds, and what the first failure said (a table of counts alone does not say what to do).
   const allFailed = (r: typeof ra, samples: Sample[]) => {

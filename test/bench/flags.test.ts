@@ -1,9 +1,11 @@
 /**
  * `proxy bench`'s URL and flag values that cannot work: each is a usage error (exit 2) that
- * names the flag or the URL and what to write instead, before anything is sent. Every address
- * here is on loopback, so that a check that let a value through ends at a refused connection.
+ * names the flag or the URL and what to write instead, before anything is sent (a --samples file
+ * that fails during the run: after the summary). Every address here is on loopback, so that a
+ * check that let a value through ends at a refused connection.
  */
 import { expect, test } from 'bun:test'
+import { existsSync } from 'node:fs'
 import { ExitCode } from '../../src/lib/exit-codes.ts'
 import { bench } from './run-bench.ts'
 
@@ -39,4 +41,16 @@ test('-H Content-Length or Transfer-Encoding beside a request body is a usage er
   }
   // Without a body there is nothing of the bench's to clash with: sent as given.
   expect((await bench(['http://127.0.0.1:1/', '-X', 'POST', '-H', 'Content-Length: 0', '--timeout', '2s'])).code).toBe(ExitCode.BENCH_FAILED)
+})
+
+test.skipIf(!existsSync('/dev/full'))('--samples that cannot be written during the run (a full disk): the summary, then a usage error naming the file', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  try {
+    const r = await bench([`http://127.0.0.1:${origin.port}/`, '-n', '3', '--samples', '/dev/full', '--json'])
+    expect(r.json.requests).toBe(3)
+    expect(r.code).toBe(ExitCode.USAGE)
+    expect(r.err).toContain('--samples: cannot write "/dev/full": ENOSPC')
+  } finally {
+    origin.stop(true)
+  }
 })
