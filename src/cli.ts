@@ -66,22 +66,29 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 function unknownFlagMessage(argv: readonly string[], cli: CAC): string | undefined {
   const command = cli.matchedCommand
   const known = new Set<string>()
+  const valued = new Set<string>()
   for (const option of [...cli.globalCommand.options, ...(command?.options ?? [])]) {
     for (const part of option.rawName.split(',')) {
       const name = part.trim().split(/[ <[]/)[0]!
       known.add(name)
+      if (!option.isBoolean) valued.add(name)
       // cac accepts both --x and --no-x for a flag declared either way.
       if (name.startsWith('--no-')) known.add(`--${name.slice(5)}`)
       else if (name.startsWith('--')) known.add(`--no-${name.slice(2)}`)
     }
   }
   const endOfFlags = argv.indexOf('--')
-  for (const arg of endOfFlags < 0 ? argv : argv.slice(0, endOfFlags)) {
+  const args = endOfFlags < 0 ? argv : argv.slice(0, endOfFlags)
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
     if (!arg.startsWith('-') || arg === '-') continue
     const flag = arg.split('=')[0]!
     if (known.has(flag)) continue
-    const near = closest(flag, [...known].filter((k) => k.startsWith('--') && !k.startsWith('--no-')))
     const help = `run "proxy ${command?.name ? `${command.name} ` : ''}--help" for the list`
+    // "-n -1": mri reads a negative number after a flag as flags of its own ("-1").
+    const before = args[i - 1]
+    if (/^-\d/.test(arg) && before !== undefined && valued.has(before)) return `${before} ${arg}: no flag takes a negative value (${help})`
+    const near = closest(flag, [...known].filter((k) => k.startsWith('--') && !k.startsWith('--no-')))
     return `unknown flag ${flag}${near ? `; did you mean ${near}?` : ''} (${help})`
   }
   return undefined

@@ -188,6 +188,20 @@ describe('mistyped flags and commands get a did-you-mean (exit 2)', () => {
     expect(b.stderr).toContain('unknown flag --upstrem; did you mean --upstream?')
   })
 
+  test('a negative value after a flag names the flag, not "unknown flag -1" (mri reads it as flags)', async () => {
+    const a = memoryIo()
+    expect(await runCli(['bench', '-n', '-1', 'http://127.0.0.1:9/'], a)).toBe(ExitCode.USAGE)
+    expect(a.stderr).toContain('-n -1: no flag takes a negative value (run "proxy bench --help" for the list)')
+    expect(a.stderr).not.toContain('did you mean')
+    const b = memoryIo()
+    expect(await runCli(['check', '--upstream', 'origin.example', '--retries', '-2', '--no-resolve'], b)).toBe(ExitCode.USAGE)
+    expect(b.stderr).toContain('--retries -2: no flag takes a negative value')
+    // After a flag that takes no value it is a stray argument: still the unknown-flag message.
+    const c = memoryIo()
+    expect(await runCli(['check', '--upstream', 'origin.example', '--no-resolve', '-1'], c)).toBe(ExitCode.USAGE)
+    expect(c.stderr).toContain('unknown flag -1')
+  })
+
   test('nothing close: no suggestion, still exit 2', async () => {
     const io = memoryIo()
     expect(await runCli(['check', '--upstream', 'origin.example', '--frobnicate-widely'], io)).toBe(ExitCode.USAGE)
