@@ -5,7 +5,10 @@
  */
 
 export type FieldKind =
-  | { type: 'duration'; positive?: boolean } // "250ms", "30s", "5m"; 0 means off where the doc says so, and is refused where `positive`
+  // "250ms", "30s", "5m"; 0 means off where the doc says so, and is refused where `positive`. At
+  // most MAX_TIMER_MS (a timer's limit: past it setTimeout fires at once), but where `untimed`:
+  // a value only compared with clocks, never waited on.
+  | { type: 'duration'; positive?: boolean; untimed?: boolean }
   | { type: 'size' } // "64KiB", "1MB", or an integer of bytes
   | { type: 'int'; min: number; max?: number }
   | { type: 'bool' }
@@ -33,6 +36,8 @@ export interface Field {
 const d = (key: string, prop: string, def: string, doc: string): Field => ({ key, prop, kind: { type: 'duration' }, default: def, doc })
 /** A duration that must be more than 0: a zero would fail every request, or spin. */
 const dp = (key: string, prop: string, def: string, doc: string): Field => ({ key, prop, kind: { type: 'duration', positive: true }, default: def, doc })
+/** A duration never waited on by a timer (an age or a window compared with the clock): any length. */
+const du = (key: string, prop: string, def: string, doc: string): Field => ({ key, prop, kind: { type: 'duration', untimed: true }, default: def, doc })
 
 export const SERVER_FIELDS: readonly Field[] = [
   { key: 'listen', prop: 'listen', kind: { type: 'hostport' }, default: '0.0.0.0:8080', doc: 'Address the proxy listens on.' },
@@ -67,13 +72,13 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'resolvers', prop: 'resolvers', kind: { type: 'list' }, default: [], doc: 'DNS servers as ip[:port]. Default: the system configuration (/etc/resolv.conf, /etc/hosts).' },
   { key: 'family', prop: 'family', kind: { type: 'enum', values: ['auto', 'ipv4', 'ipv6'] }, default: 'auto', doc: 'Address families to use: ipv4 (A records), ipv6 (AAAA), or auto (both: requests are spread over the addresses of both families, as over several of one).' },
   dp('resolve_interval', 'resolveIntervalMs', '30s', 'Re-resolve interval for answers without a TTL (hosts file, IP literal).'),
-  d('resolve_min_ttl', 'resolveMinTtlMs', '5s', 'Shortest time an answer is kept, whatever its TTL.'),
+  du('resolve_min_ttl', 'resolveMinTtlMs', '5s', 'Shortest time an answer is kept, whatever its TTL.'),
   dp('resolve_max_ttl', 'resolveMaxTtlMs', '5m', 'Longest time an answer is kept, whatever its TTL.'),
   dp('resolve_timeout', 'resolveTimeoutMs', '2s', 'Time one DNS query may take before the next server (or a retry) is tried. Also how long serve waits for an upstream\'s first answer before it listens (it starts anyway after that).'),
-  d('stale_grace', 'staleGraceMs', '24h', 'How long the last good addresses are kept when DNS fails (SERVFAIL, timeout, NXDOMAIN, empty).'),
-  d('max_connection_age', 'maxConnectionAgeMs', '5m', 'Pooled upstream connections older than this are closed when idle, so the pool follows DNS changes. 0 means no limit.'),
+  du('stale_grace', 'staleGraceMs', '24h', 'How long the last good addresses are kept when DNS fails (SERVFAIL, timeout, NXDOMAIN, empty).'),
+  du('max_connection_age', 'maxConnectionAgeMs', '5m', 'Pooled upstream connections older than this are closed when idle, so the pool follows DNS changes. 0 means no limit.'),
   { key: 'max_idle_per_address', prop: 'maxIdlePerAddress', kind: { type: 'int', min: 0 }, default: 1024, doc: 'Idle keep-alive connections kept per upstream address.' },
-  d('pool_idle_timeout', 'poolIdleTimeoutMs', '60s', 'An idle pooled upstream connection is closed after this long.'),
+  du('pool_idle_timeout', 'poolIdleTimeoutMs', '60s', 'An idle pooled upstream connection is closed after this long.'),
   { key: 'max_conns_per_address', prop: 'maxConnsPerAddress', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most concurrent connections to one upstream address; requests beyond it wait for a free one. 0 means no limit.' },
   { key: 'retries', prop: 'retries', kind: { type: 'int', min: 0, max: 10 }, default: 2, doc: 'Extra attempts on another address after a connect failure, when the request can be replayed safely.' },
   d('retry_timeout', 'retryTimeoutMs', '10s', 'Total time spent on retries of one request.'),
@@ -117,7 +122,7 @@ export const ROUTE_FIELDS: readonly Field[] = [
 export const CACHE_FIELDS: readonly Field[] = [
   { key: 'max_size', prop: 'maxBytes', kind: { type: 'size' }, default: '0', doc: 'Turns on the shared edge cache (RFC 9111) with this much memory for stored responses, per worker; the least recently used are evicted beyond it. 0 means off.' },
   { key: 'max_object_size', prop: 'maxObjectBytes', kind: { type: 'size' }, default: '8MiB', doc: 'Largest response body stored; larger ones stream through uncached, never buffered whole. At most max_size.' },
-  d('stale_if_error', 'staleIfErrorMs', '0', 'How long past its freshness a stored response may answer when the origin fails (no connection, or 500, 502, 503, 504) if the response sets no stale-if-error itself (RFC 5861). must-revalidate, proxy-revalidate, s-maxage and no-cache still forbid it. 0 means off.'),
+  du('stale_if_error', 'staleIfErrorMs', '0', 'How long past its freshness a stored response may answer when the origin fails (no connection, or 500, 502, 503, 504) if the response sets no stale-if-error itself (RFC 5861). must-revalidate, proxy-revalidate, s-maxage and no-cache still forbid it. 0 means off.'),
 ]
 
 export const ADMIN_FIELDS: readonly Field[] = [

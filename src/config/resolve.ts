@@ -7,7 +7,7 @@ import { isIP } from 'node:net'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, type ConfigLocation } from '../lib/errors.ts'
-import { parseDurationMs, parseSizeBytes } from '../lib/units.ts'
+import { MAX_TIMER_MS, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
 import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
 import type { LoadedFile } from './load.ts'
 import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream, RewritePair } from './schema.ts'
@@ -291,6 +291,7 @@ function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
       const ms = typeof raw === 'string' ? parseDurationMs(raw) : typeof raw === 'number' && raw === 0 ? 0 : undefined
       if (ms === undefined) fail(ctx, path, `${show(raw)} is not a duration; use e.g. "250ms", "30s", "5m"`)
       if (k.positive && ms <= 0) fail(ctx, path, `must be more than 0; use e.g. "${field.default}"`)
+      if (!k.untimed && ms > MAX_TIMER_MS) fail(ctx, path, `${show(raw)} is longer than a timer can wait (24.8 days); use at most "24d"`)
       return ms
     }
     case 'size': {

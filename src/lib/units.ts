@@ -3,6 +3,9 @@
  * Parsed once while resolving config; nothing downstream sees a string unit.
  */
 
+/** The longest wait a timer can take: setTimeout fires at once beyond 2^31-1 ms (Bun, Node, Deno). */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
 /** Parses "250ms", "1.5s", "5m", "1h30m", "0". Returns milliseconds, or undefined when malformed. */

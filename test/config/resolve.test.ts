@@ -95,6 +95,9 @@ describe('errors name the file, the line and the key', () => {
     ['[upstream]\nurl = "a"\nconnect_timeout = 0\n', 'upstream.connect_timeout', 3, /must be more than 0; use e\.g\. "5s"/],
     ['[upstream]\nurl = "a"\nhealth_interval = "0ms"\n', 'upstream.health_interval', 3, /must be more than 0/],
     ['[server]\nclient_header_timeout = "0s"\n[upstream]\nurl = "a"\n', 'server.client_header_timeout', 2, /must be more than 0; use e\.g\. "10s"/],
+    // Past 2^31-1 ms a timer fires at once: a health check every millisecond, every connect timed out.
+    ['[upstream]\nurl = "a"\nhealth_interval = "30d"\n', 'upstream.health_interval', 3, /"30d" is longer than a timer can wait \(24\.8 days\); use at most "24d"/],
+    ['[server]\ndrain_timeout = "25d"\n[upstream]\nurl = "a"\n', 'server.drain_timeout', 2, /longer than a timer can wait/],
   ])('%#: %p', (text, keyPath, line, message) => {
     const err = configError(() => fromText(text))
     expect(err.code).toBe('E_CONFIG')
@@ -119,6 +122,13 @@ describe('errors name the file, the line and the key', () => {
   test('a zero stays allowed where it means none', () => {
     const c = fromText('[server]\nclient_body_timeout = "0s"\n[upstream]\nurl = "a"\nidle_timeout = "0s"\nmax_connection_age = 0\n')
     expect([c.server.clientBodyTimeoutMs, c.upstreams.default!.idleTimeoutMs, c.upstreams.default!.maxConnectionAgeMs]).toEqual([0, 0, 0])
+  })
+
+  test('durations only compared with the clock may be longer than a timer can wait; 24d is the longest timed one', () => {
+    const c = fromText('[upstream]\nurl = "a"\nstale_grace = "30d"\nmax_connection_age = "30d"\npool_idle_timeout = "30d"\nconnect_timeout = "24d"\n[cache]\nstale_if_error = "365d"\n')
+    const u = c.upstreams.default!
+    expect([u.staleGraceMs, u.maxConnectionAgeMs, u.poolIdleTimeoutMs, c.cache.staleIfErrorMs]).toEqual([30 * 86_400_000, 30 * 86_400_000, 30 * 86_400_000, 365 * 86_400_000])
+    expect(u.connectTimeoutMs).toBe(24 * 86_400_000)
   })
 
   test('no upstream at all says how to add one', () => {
