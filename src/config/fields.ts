@@ -13,7 +13,7 @@ export type FieldKind =
   | { type: 'int'; min: number; max?: number }
   | { type: 'bool' }
   | { type: 'string' }
-  | { type: 'hostport' } // "host:port", "[::1]:port", or "off" where allowed
+  | { type: 'hostport'; off?: boolean } // "host:port", "[::1]:port", or "off" (no listener) where `off`
   | { type: 'list' } // list of strings
   | { type: 'enum'; values: readonly string[] }
   // "FROM TO" pairs (a string or a list of them), resolved to { from, to }; plus the listed
@@ -126,7 +126,7 @@ export const CACHE_FIELDS: readonly Field[] = [
 ]
 
 export const ADMIN_FIELDS: readonly Field[] = [
-  { key: 'listen', prop: 'listen', kind: { type: 'hostport' }, default: '127.0.0.1:9090', doc: 'Admin listener (/metrics, /status, /healthz, /readyz), or "off". Loopback by default. With --workers N the supervisor serves it, merged over all workers (a reload does not move it then).' },
+  { key: 'listen', prop: 'listen', kind: { type: 'hostport', off: true }, default: '127.0.0.1:9090', doc: 'Admin listener (/metrics, /status, /healthz, /readyz), or "off". Loopback by default. With --workers N the supervisor serves it, merged over all workers (a reload does not move it then).' },
   { key: 'token', prop: 'token', kind: { type: 'string' }, default: undefined, secret: true, doc: 'When set, admin requests need "Authorization: Bearer <token>".' },
 ]
 
@@ -143,6 +143,6 @@ export const ACME_FIELDS: readonly Field[] = [
   { key: 'email', prop: 'email', kind: { type: 'string' }, default: undefined, doc: 'Contact address for the ACME account (the CA may send expiry warnings there).' },
   { key: 'directory', prop: 'directoryUrl', kind: { type: 'string' }, default: LETS_ENCRYPT_DIRECTORY, doc: "ACME directory URL. Let's Encrypt production by default; for testing use its staging directory, https://acme-staging-v02.api.letsencrypt.org/directory." },
   { key: 'ca_file', prop: 'caFile', kind: { type: 'string' }, default: undefined, doc: "PEM bundle that verifies the ACME server's own HTTPS (private or test ACME servers). Default: the system's roots." },
-  { key: 'http_listen', prop: 'httpListen', kind: { type: 'hostport' }, default: '0.0.0.0:80', doc: 'Plain-HTTP listener that answers HTTP-01 challenges at /.well-known/acme-challenge/ and redirects every other request to https with 308, or "off" (then the CA must reach port 80 some other way).' },
+  { key: 'http_listen', prop: 'httpListen', kind: { type: 'hostport', off: true }, default: '0.0.0.0:80', doc: 'Plain-HTTP listener that answers HTTP-01 challenges at /.well-known/acme-challenge/ and redirects every other request to https with 308, or "off" (then the CA must reach port 80 some other way).' },
   { key: 'state_dir', prop: 'stateDir', kind: { type: 'string' }, default: undefined, doc: 'Directory for the ACME account key and the certificates (PEM; keys mode 0600), created if missing and shared by workers and restarts. Default: /var/lib/proxy as root, else $XDG_STATE_HOME/proxy or ~/.local/state/proxy.' },
 ]

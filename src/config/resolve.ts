@@ -323,9 +323,9 @@ function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
     case 'rewrites':
       return coerceRewrites(ctx, path, k.keywords, raw)
     case 'hostport': {
-      if (raw === 'off') return undefined
+      if (raw === 'off' && k.off) return undefined
       const hp = typeof raw === 'string' ? parseHostPort(raw) : undefined
-      if (!hp) fail(ctx, path, `${show(raw)} is not host:port; use e.g. "0.0.0.0:8080", "[::]:8080" or ":8080"`)
+      if (!hp) fail(ctx, path, `${show(raw)} is not host:port; use e.g. "0.0.0.0:8080", "[::]:8080" or ":8080"${k.off ? ', or "off"' : ''}`)
       return hp
     }
   }

@@ -95,6 +95,8 @@ describe('errors name the file, the line and the key', () => {
     ['[upstream]\nurl = "a"\nconnect_timeout = 0\n', 'upstream.connect_timeout', 3, /must be more than 0; use e\.g\. "5s"/],
     ['[upstream]\nurl = "a"\nhealth_interval = "0ms"\n', 'upstream.health_interval', 3, /must be more than 0/],
     ['[server]\nclient_header_timeout = "0s"\n[upstream]\nurl = "a"\n', 'server.client_header_timeout', 2, /must be more than 0; use e\.g\. "10s"/],
+    // "off" is for the admin and HTTP-01 listeners; the proxy's own listener cannot be off (serve crashed, E_INTERNAL).
+    ['[server]\nlisten = "off"\n[upstream]\nurl = "a"\n', 'server.listen', 2, /"off" is not host:port; use e\.g\. "0\.0\.0\.0:8080", "\[::\]:8080" or ":8080"$/],
     // Past 2^31-1 ms a timer fires at once: a health check every millisecond, every connect timed out.
     ['[upstream]\nurl = "a"\nhealth_interval = "30d"\n', 'upstream.health_interval', 3, /"30d" is longer than a timer can wait \(24\.8 days\); use at most "24d"/],
     ['[server]\ndrain_timeout = "25d"\n[upstream]\nurl = "a"\n', 'server.drain_timeout', 2, /longer than a timer can wait/],
@@ -129,6 +131,12 @@ describe('errors name the file, the line and the key', () => {
     const u = c.upstreams.default!
     expect([u.staleGraceMs, u.maxConnectionAgeMs, u.poolIdleTimeoutMs, c.cache.staleIfErrorMs]).toEqual([30 * 86_400_000, 30 * 86_400_000, 30 * 86_400_000, 365 * 86_400_000])
     expect(u.connectTimeoutMs).toBe(24 * 86_400_000)
+  })
+
+  test('"off" turns the admin and HTTP-01 listeners off; a bad address says "off" is allowed there', () => {
+    const c = fromText('[upstream]\nurl = "a"\n[admin]\nlisten = "off"\n[acme]\nhttp_listen = "off"\n')
+    expect([c.admin.listen, c.acme.httpListen]).toEqual([undefined, undefined])
+    expect(configError(() => fromText('[upstream]\nurl = "a"\n[admin]\nlisten = "of"\n')).message).toEndWith('or ":8080", or "off"')
   })
 
   test('no upstream at all says how to add one', () => {
