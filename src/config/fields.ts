@@ -62,7 +62,7 @@ export const SERVER_FIELDS: readonly Field[] = [
 
 export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'url', prop: 'url', kind: { type: 'string' }, default: undefined, doc: 'Origin: http://host[:port] or https://host[:port]; a bare host[:port] means http. Required.' },
-  { key: 'host_header', prop: 'hostHeader', kind: { type: 'string' }, default: undefined, doc: "Fixed Host header sent upstream. Default: the client's Host is kept." },
+  { key: 'host_header', prop: 'hostHeader', kind: { type: 'string' }, default: undefined, doc: "Fixed Host header sent upstream, as host[:port] (RFC 9110 §7.2). Default: the client's Host is kept." },
   { key: 'tls_server_name', prop: 'tlsServerName', kind: { type: 'string' }, default: undefined, doc: 'SNI and certificate name for an https upstream. Default: the host in url.' },
   { key: 'ca_file', prop: 'caFile', kind: { type: 'string' }, default: undefined, doc: "PEM CA bundle that verifies the upstream's certificate. Default: the system's roots." },
   { key: 'insecure', prop: 'insecure', kind: { type: 'bool' }, default: false, doc: "Skip verifying the upstream's certificate. For testing only." },

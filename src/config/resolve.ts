@@ -15,6 +15,7 @@ import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
 import { bracketedIpv6, hostPort } from '../lib/net.ts'
 import { closest } from '../lib/suggest.ts'
+import { HOST_VALUE } from '../http1/chars.ts'
 
 /** Flag values, already in file units and keyed like the file. Upstream flags apply to the default upstream. */
 export interface FlagLayer {
@@ -187,6 +188,8 @@ function resolveUpstream(ctx: Ctx, name: string, prefix: string, table: Table): 
     if (!parseResolverAddress(r)) fail(ctx, `${prefix}.resolvers[${i}]`, `"${r}" is not ip[:port]; use e.g. "127.0.0.1:53" or "[::1]:53"`)
   })
   if (f.healthPath !== undefined && !(f.healthPath as string).startsWith('/')) fail(ctx, `${prefix}.health_path`, 'must start with "/", e.g. "/healthz"')
+  // Sent as the Host field of every request: what a client's Host must be too (RFC 9110 §7.2), never a line break.
+  if (f.hostHeader !== undefined && !HOST_VALUE.test(f.hostHeader as string)) fail(ctx, `${prefix}.host_header`, `${show(f.hostHeader)} is not host[:port] (RFC 9110 §7.2); use e.g. "www.example.com" or "[2001:db8::1]:8443"`)
   return {
     ...(f as unknown as ResolvedUpstream),
     name,

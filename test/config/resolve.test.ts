@@ -95,6 +95,9 @@ describe('errors name the file, the line and the key', () => {
     ['[upstream]\nurl = "a"\nconnect_timeout = 0\n', 'upstream.connect_timeout', 3, /must be more than 0; use e\.g\. "5s"/],
     ['[upstream]\nurl = "a"\nhealth_interval = "0ms"\n', 'upstream.health_interval', 3, /must be more than 0/],
     ['[server]\nclient_header_timeout = "0s"\n[upstream]\nurl = "a"\n', 'server.client_header_timeout', 2, /must be more than 0; use e\.g\. "10s"/],
+    // host_header is sent as the Host field of every request: a line break in it added a header upstream.
+    ['[upstream]\nurl = "a"\nhost_header = "www.example\\r\\nX-Injected: 1"\n', 'upstream.host_header', 3, /is not host\[:port\] \(RFC 9110 §7\.2\)/],
+    ['[upstream]\nurl = "a"\nhost_header = "two words"\n', 'upstream.host_header', 3, /is not host\[:port\]/],
     // "off" is for the admin and HTTP-01 listeners; the proxy's own listener cannot be off (serve crashed, E_INTERNAL).
     ['[server]\nlisten = "off"\n[upstream]\nurl = "a"\n', 'server.listen', 2, /"off" is not host:port; use e\.g\. "0\.0\.0\.0:8080", "\[::\]:8080" or ":8080"$/],
     // Past 2^31-1 ms a timer fires at once: a health check every millisecond, every connect timed out.
@@ -137,6 +140,10 @@ describe('errors name the file, the line and the key', () => {
     const c = fromText('[upstream]\nurl = "a"\n[admin]\nlisten = "off"\n[acme]\nhttp_listen = "off"\n')
     expect([c.admin.listen, c.acme.httpListen]).toEqual([undefined, undefined])
     expect(configError(() => fromText('[upstream]\nurl = "a"\n[admin]\nlisten = "of"\n')).message).toEndWith('or ":8080", or "off"')
+  })
+
+  test.each(['www.example.com', 'www.example.com:8443', '[2001:db8::1]:8443', '127.0.0.1'])('host_header %p is taken', (host) => {
+    expect(fromText(`[upstream]\nurl = "a"\nhost_header = "${host}"\n`).upstreams.default!.hostHeader).toBe(host)
   })
 
   test('no upstream at all says how to add one', () => {
