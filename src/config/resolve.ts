@@ -64,7 +64,7 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
     fail(ctx, 'upstream', 'no upstream configured; pass --upstream <url> or add [upstream] with url = "https://origin.example.com"')
   }
   if (!(defaultName in upstreamTables.tables)) {
-    fail(ctx, 'server.default_upstream', `names upstream "${defaultName}", which is not defined; define [upstream.${defaultName}] or set server.default_upstream`)
+    fail(ctx, 'server.default_upstream', `names upstream ${show(defaultName)}, which is not defined; define [upstream.${defaultName}] or set server.default_upstream`)
   }
   const upstreams: Record<string, ResolvedUpstream> = {}
   for (const [name, table] of Object.entries(upstreamTables.tables)) {
@@ -90,10 +90,10 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   const via = server.via as string
   if (via === 'off') server.via = undefined
   else if (!/^(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/.test(via)) {
-    fail(ctx, 'server.via', `"${via}" is not a name Via can carry; use a token such as "edge-1", a host[:port], or "off"`)
+    fail(ctx, 'server.via', `${show(via)} is not a name Via can carry; use a token such as "edge-1", a host[:port], or "off"`)
   }
   server.trustedProxies.forEach((cidr, i) => {
-    if (!parseCidr(cidr)) fail(ctx, `server.trusted_proxies[${i}]`, `"${cidr}" is not a CIDR; use e.g. "10.0.0.0/8" or "::1/128"`)
+    if (!parseCidr(cidr)) fail(ctx, `server.trusted_proxies[${i}]`, `${show(cidr)} is not a CIDR; use e.g. "10.0.0.0/8" or "::1/128"`)
   })
 
   const adminTable = mergeTable(ctx, 'admin', tableAt(ctx, data, 'admin'), flags.admin)
@@ -126,13 +126,13 @@ function resolveAcme(ctx: Ctx, table: Table, server: { tlsCertFile: string | und
   const f = resolveFields(ctx, 'acme', table, ACME_FIELDS) as Record<string, unknown>
   const domains = [...new Set((f.domains as string[]).map((d) => d.trim().toLowerCase()))]
   domains.forEach((d, i) => {
-    if (d.startsWith('*.')) fail(ctx, `acme.domains[${i}]`, `"${d}": wildcard names need the DNS-01 challenge, which the proxy does not do; list each name`)
-    if (isIP(d) || !ACME_NAME_RE.test(d)) fail(ctx, `acme.domains[${i}]`, `"${d}" is not a DNS name; use e.g. "example.com"`)
+    if (d.startsWith('*.')) fail(ctx, `acme.domains[${i}]`, `${show(d)}: wildcard names need the DNS-01 challenge, which the proxy does not do; list each name`)
+    if (isIP(d) || !ACME_NAME_RE.test(d)) fail(ctx, `acme.domains[${i}]`, `${show(d)} is not a DNS name; use e.g. "example.com"`)
   })
   const directoryUrl = f.directoryUrl as string
-  if (!/^https:\/\/[^/]+/i.test(directoryUrl)) fail(ctx, 'acme.directory', `"${directoryUrl}" is not an https URL; ACME directories are served over HTTPS (RFC 8555 §6.1)`)
+  if (!/^https:\/\/[^/]+/i.test(directoryUrl)) fail(ctx, 'acme.directory', `${show(directoryUrl)} is not an https URL; ACME directories are served over HTTPS (RFC 8555 §6.1)`)
   const email = f.email as string | undefined
-  if (email !== undefined && !/^[^@\s]+@[^@\s]+$/.test(email)) fail(ctx, 'acme.email', `"${email}" is not an e-mail address`)
+  if (email !== undefined && !/^[^@\s]+@[^@\s]+$/.test(email)) fail(ctx, 'acme.email', `${show(email)} is not an e-mail address`)
   if (domains.length > 0) {
     if (server.tlsCertFile !== undefined) fail(ctx, 'acme.domains', 'automatic HTTPS and server.tls_cert both set the listener\'s certificate; use one or the other')
     if (server.listener === 'runtime') fail(ctx, 'server.listener', 'automatic HTTPS (acme.domains) needs the own listener (Bun); use listener = "own" or "auto" on Bun')
@@ -185,7 +185,7 @@ function resolveUpstream(ctx: Ctx, name: string, prefix: string, table: Table): 
     fail(ctx, `${prefix}.resolve_min_ttl`, 'is larger than resolve_max_ttl')
   }
   ;(f.resolvers as string[]).forEach((r, i) => {
-    if (!parseResolverAddress(r)) fail(ctx, `${prefix}.resolvers[${i}]`, `"${r}" is not ip[:port]; use e.g. "127.0.0.1:53" or "[::1]:53"`)
+    if (!parseResolverAddress(r)) fail(ctx, `${prefix}.resolvers[${i}]`, `${show(r)} is not ip[:port]; use e.g. "127.0.0.1:53" or "[::1]:53"`)
   })
   if (f.healthPath !== undefined && !(f.healthPath as string).startsWith('/')) fail(ctx, `${prefix}.health_path`, 'must start with "/", e.g. "/healthz"')
   // Sent as the Host field of every request: what a client's Host must be too (RFC 9110 §7.2), never a line break.
@@ -208,14 +208,14 @@ export function parseUpstreamUrl(raw: string): { scheme: 'http' | 'https'; host:
   try {
     u = new URL(withScheme)
   } catch {
-    return `"${raw}" is not a URL; ${bracketsHint(withScheme) ?? 'use http://host[:port] or https://host[:port]'}`
+    return `${show(raw)} is not a URL; ${bracketsHint(withScheme) ?? 'use http://host[:port] or https://host[:port]'}`
   }
   const scheme = u.protocol.slice(0, -1)
   if (scheme !== 'http' && scheme !== 'https') return `scheme "${scheme}" is not supported; use http or https`
-  if (u.pathname !== '/' || u.search || u.hash) return `"${raw}" has a path or query; give only scheme://host[:port]`
-  if (u.username || u.password) return `"${raw}" has credentials; they are not supported in the upstream URL`
+  if (u.pathname !== '/' || u.search || u.hash) return `${show(raw)} has a path or query; give only scheme://host[:port]`
+  if (u.username || u.password) return `${show(raw)} has credentials; they are not supported in the upstream URL`
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname
-  if (!host) return `"${raw}" has no host`
+  if (!host) return `${show(raw)} has no host`
   const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80
   return { scheme, host, port }
 }
@@ -245,12 +245,12 @@ function resolveRoutes(ctx: Ctx, raw: unknown, upstreams: Record<string, Resolve
     if (!isTable(entry)) fail(ctx, prefix, 'must be a table')
     const r = resolveFields(ctx, prefix, entry, ROUTE_FIELDS) as { host?: string; pathPrefix?: string; upstream?: string; cache: boolean }
     if (r.upstream === undefined) fail(ctx, `${prefix}.upstream`, 'missing; name an [upstream.NAME]')
-    if (!(r.upstream in upstreams)) fail(ctx, `${prefix}.upstream`, `names "${r.upstream}", which is not defined; defined: ${Object.keys(upstreams).join(', ')}`)
+    if (!(r.upstream in upstreams)) fail(ctx, `${prefix}.upstream`, `names ${show(r.upstream)}, which is not defined; defined: ${Object.keys(upstreams).join(', ')}`)
     if (r.host === undefined && r.pathPrefix === undefined) fail(ctx, prefix, 'a route needs host and/or path_prefix')
     if (r.pathPrefix !== undefined && !r.pathPrefix.startsWith('/')) fail(ctx, `${prefix}.path_prefix`, 'must start with "/"')
     // An IPv6 literal is matched as the Host header carries it: in brackets (RFC 3986 §3.2.2).
     const v6 = r.host === undefined ? undefined : bracketedIpv6(r.host)
-    if (r.host !== undefined && v6 === undefined && !/^(\*\.)?[a-z0-9.-]+$/i.test(r.host)) fail(ctx, `${prefix}.host`, `"${r.host}" is not a host name, "*.suffix" or an IP address such as "[2001:db8::1]"`)
+    if (r.host !== undefined && v6 === undefined && !/^(\*\.)?[a-z0-9.-]+$/i.test(r.host)) fail(ctx, `${prefix}.host`, `${show(r.host)} is not a host name, "*.suffix" or an IP address such as "[2001:db8::1]"`)
     return { host: v6 ?? r.host?.toLowerCase(), pathPrefix: r.pathPrefix, upstream: r.upstream, cache: r.cache }
   })
 }
@@ -368,8 +368,10 @@ export function parseHostPort(raw: string): HostPort | undefined {
   return { host, port }
 }
 
+/** A value as TOML would write it, on one line: strings quoted with \", \\ and control characters escaped; inf and nan by name. */
 function show(raw: unknown): string {
-  return typeof raw === 'string' ? `"${raw}"` : JSON.stringify(raw)
+  if (typeof raw === 'number' && !Number.isFinite(raw)) return Number.isNaN(raw) ? 'nan' : raw > 0 ? 'inf' : '-inf'
+  return JSON.stringify(raw)
 }
 
 function fail(ctx: Ctx, keyPath: string, problem: string): never {

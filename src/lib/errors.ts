@@ -50,7 +50,9 @@ export class ConfigError extends ProxyError {
 function formatConfigMessage(loc: ConfigLocation, problem: string): string {
   let where = loc.file ?? '(flags)'
   if (loc.line !== undefined) where += `:${loc.line}${loc.column !== undefined ? `:${loc.column}` : ''}`
-  return loc.keyPath ? `${where}: ${loc.keyPath}: ${problem}` : `${where}: ${problem}`
+  // One line, whatever a quoted TOML key holds: its control characters escaped as in the value.
+  const keyPath = loc.keyPath?.replace(/[\x00-\x1f\x7f]/g, (c) => JSON.stringify(c).slice(1, -1))
+  return keyPath ? `${where}: ${keyPath}: ${problem}` : `${where}: ${problem}`
 }
 
 export function errorCode(err: unknown): string | undefined {

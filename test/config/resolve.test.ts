@@ -146,6 +146,20 @@ describe('errors name the file, the line and the key', () => {
     expect(fromText(`[upstream]\nurl = "a"\nhost_header = "${host}"\n`).upstreams.default!.hostHeader).toBe(host)
   })
 
+  test.each([
+    ['[upstream]\nurl = "a"\nhost_header = "a\\r\\nX-Injected: 1"\n', 'upstream.host_header: "a\\r\\nX-Injected: 1" is not host[:port]'],
+    ['[upstream]\nurl = "a"\nresolvers = ["1.2.3.4\\n"]\n', 'upstream.resolvers[0]: "1.2.3.4\\n" is not ip[:port]'],
+    ['[upstream]\nurl = "http://a/\\tb"\n', 'upstream.url: "http://a/\\tb" has a path'],
+    ['[server]\n"a\\nb" = 1\n[upstream]\nurl = "a"\n', 'server.a\\nb: unknown key'],
+    ['[server]\nlisten = inf\n[upstream]\nurl = "a"\n', 'server.listen: inf is not host:port'],
+    ['[server]\nmax_connections = nan\n[upstream]\nurl = "a"\n', 'server.max_connections: nan is not a whole number'],
+    ['[server]\nvia = "say \\"hi\\""\n[upstream]\nurl = "a"\n', 'server.via: "say \\"hi\\"" is not a name Via can carry'],
+  ])('a value is shown as TOML writes it, on one line: %p', (text, shown) => {
+    const err = configError(() => fromText(text))
+    expect(err.message).not.toMatch(/[\x00-\x1f]/)
+    expect(err.message).toContain(shown)
+  })
+
   test('no upstream at all says how to add one', () => {
     expect(configError(() => resolveConfig(undefined, {})).message).toContain('--upstream')
   })
