@@ -216,6 +216,12 @@ export function parseUpstreamUrl(raw: string): { scheme: 'http' | 'https'; host:
   if (u.username || u.password) return `${show(raw)} has credentials; they are not supported in the upstream URL`
   const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname
   if (!host) return `${show(raw)} has no host`
+  // The URL parser (WHATWG) drops spaces, tabs and line breaks, and reads "010.0.0.1" as 8.0.0.1
+  // (octal), "127.1" and "0x7f.0.0.1" as 127.0.0.1: an address other than the one written. RFC 3986
+  // has neither: no whitespace in a URI, and an IPv4 address is four decimal octets (§3.2.2).
+  if (/[\x00-\x20\x7f]/.test(raw)) return `${show(raw)} has a space or control character; give only scheme://host[:port]`
+  const written = /^[a-z][a-z0-9+.-]*:\/\/([^:/?#]*)/i.exec(withScheme)?.[1]
+  if (isIP(host) === 4 && written !== host) return `${show(written)} is not an IPv4 address as RFC 3986 writes one (four decimal numbers, no leading zeros), and the URL parser would dial ${host}; write the address meant, e.g. "10.0.0.1"`
   const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80
   return { scheme, host, port }
 }

@@ -178,6 +178,16 @@ describe('parsers', () => {
     ['127.1.2.3', { scheme: 'http', host: '127.1.2.3', port: 80 }],
   ])('parseUpstreamUrl(%p)', (raw, want) => expect(parseUpstreamUrl(raw)).toEqual(want as never))
   test.each(['https://a.example/path', 'ftp://a', 'http://user:pw@a', 'http://'])('parseUpstreamUrl(%p) is an error', (raw) => expect(typeof parseUpstreamUrl(raw)).toBe('string'))
+  // The URL parser (WHATWG) would dial another address than the one written: refused (RFC 3986 §3.2.2).
+  test.each([
+    ['010.0.0.1', /"010\.0\.0\.1" is not an IPv4 address as RFC 3986 writes one .* would dial 8\.0\.0\.1/],
+    ['http://127.1:8080', /"127\.1" is not an IPv4 address/],
+    ['https://0x7f.0.0.1', /would dial 127\.0\.0\.1/],
+    ['http://2130706433', /would dial 127\.0\.0\.1/],
+    ['origin.example ', /has a space or control character/],
+    ['http://a\nb.example', /"http:\/\/a\\nb\.example" has a space or control character/],
+    ['http://a\tb.example:8080', /has a space or control character/],
+  ])('parseUpstreamUrl(%p) is refused, not rewritten', (raw, message) => expect(parseUpstreamUrl(raw)).toMatch(message))
   test.each([
     ['http://::1:8080', '"http://[::1]:8080"'],
     ['::1:8080', '"http://[::1]:8080"'],
