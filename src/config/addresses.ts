@@ -1,0 +1,69 @@
+/**
+ * Values that name a place or are shown back: the upstream URL (taken as written, RFC 3986), a
+ * listen host:port, a DNS resolver ip[:port], and show(), which writes a value in a config error
+ * as TOML would, on one line. resolve.ts validates the config with them.
+ */
+import { isIP } from 'node:net'
+import type { HostPort } from './schema.ts'
+
+/** Parses an upstream URL. Returns an error message (string) when it is not usable. */
+export function parseUpstreamUrl(raw: string): { scheme: 'http' | 'https'; host: string; port: number } | string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`
+  let u: URL
+  try {
+    u = new URL(withScheme)
+  } catch {
+    return `${show(raw)} is not a URL; ${bracketsHint(withScheme) ?? 'use http://host[:port] or https://host[:port]'}`
+  }
+  const scheme = u.protocol.slice(0, -1)
+  if (scheme !== 'http' && scheme !== 'https') return `scheme "${scheme}" is not supported; use http or https`
+  if (u.pathname !== '/' || u.search || u.hash) return `${show(raw)} has a path or query; give only scheme://host[:port]`
+  if (u.username || u.password) return `${show(raw)} has credentials; they are not supported in the upstream URL`
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname
+  if (!host) return `${show(raw)} has no host`
+  // The URL parser (WHATWG) drops spaces, tabs and line breaks, and reads "010.0.0.1" as 8.0.0.1
+  // (octal), "127.1" and "0x7f.0.0.1" as 127.0.0.1: an address other than the one written. RFC 3986
+  // has neither: no whitespace in a URI, and an IPv4 address is four decimal octets (§3.2.2).
+  if (/[\x00-\x20\x7f]/.test(raw)) return `${show(raw)} has a space or control character; give only scheme://host[:port]`
+  const written = /^[a-z][a-z0-9+.-]*:\/\/([^:/?#]*)/i.exec(withScheme)?.[1]
+  if (isIP(host) === 4 && written !== host) return `${show(written)} is not an IPv4 address as RFC 3986 writes one (four decimal numbers, no leading zeros), and the URL parser would dial ${host}; write the address meant, e.g. "10.0.0.1"`
+  const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80
+  return { scheme, host, port }
+}
+
+/** For "http://::1:8080", the URL with the IPv6 address in brackets (RFC 3986 §3.2.2); undefined for other mistakes. */
+function bracketsHint(url: string): string | undefined {
+  const [, scheme, authority] = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#[\]]*)$/i.exec(url) ?? []
+  const port = /:(\d{1,5})$/.exec(authority ?? '')
+  const fixed = port && isIP(authority!.slice(0, port.index)) === 6 ? `[${authority!.slice(0, port.index)}]:${port[1]}` : isIP(authority ?? '') === 6 ? `[${authority}]` : undefined
+  return fixed && `an IPv6 address goes in brackets; use "${scheme}${fixed}"`
+}
+
+/** "1.2.3.4", "1.2.3.4:5353", "[::1]:53", "::1" -> { host, port }. */
+export function parseResolverAddress(raw: string): HostPort | undefined {
+  if (isIP(raw)) return { host: raw, port: 53 }
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(raw) ?? /^([^:]+):(\d+)$/.exec(raw)
+  if (!m || !isIP(m[1]!)) return undefined
+  const port = Number(m[2])
+  return port > 0 && port < 65536 ? { host: m[1]!, port } : undefined
+}
+
+/** "0.0.0.0:8080", "[::1]:8080", ":8080" (all interfaces), "localhost:8080". Port 0 picks a free port. */
+export function parseHostPort(raw: string): HostPort | undefined {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(raw) ?? /^([^:[\]]*):(\d+)$/.exec(raw)
+  if (!m) return undefined
+  const port = Number(m[2])
+  if (port > 65535) return undefined
+  const host = m[1] === '' ? '0.0.0.0' : m[1]!
+  // In brackets an IPv6 address; otherwise an IPv4 address or a name (letters, digits, '.', '-'
+  // and '_' as container service names have; digits and dots alone, as in 999.1.1.1, must make
+  // an IPv4 address: a name is never all digits).
+  if (raw.startsWith('[') ? isIP(host) !== 6 : !(isIP(host) === 4 || (/^[A-Za-z0-9._-]+$/.test(host) && !/^[\d.]+$/.test(host)))) return undefined
+  return { host, port }
+}
+
+/** A value as TOML would write it, on one line: strings quoted with \", \\ and control characters escaped; inf and nan by name. */
+export function show(raw: unknown): string {
+  if (typeof raw === 'number' && !Number.isFinite(raw)) return Number.isNaN(raw) ? 'nan' : raw > 0 ? 'inf' : '-inf'
+  return JSON.stringify(raw)
+}
