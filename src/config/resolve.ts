@@ -39,6 +39,8 @@ type Table = Record<string, unknown>
 interface Ctx {
   file: LoadedFile | undefined
   flags: FlagLayer
+  /** Key prefix of the upstream the upstream flags apply to ("upstream" or "upstream.NAME"), once known. */
+  flagUpstream?: string
 }
 
 export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {}): ResolvedConfig {
@@ -63,6 +65,7 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
     upstreamTables.tables[defaultName] = { ...base, ...stripUndefined(flags.upstream) }
     upstreamTables.prefixes[defaultName] ??= `upstream.${defaultName}`
   }
+  ctx.flagUpstream = upstreamTables.prefixes[defaultName]
   if (Object.keys(upstreamTables.tables).length === 0) {
     fail(ctx, 'upstream', 'no upstream configured; pass --upstream <url> or add [upstream] with url = "https://origin.example.com"')
   }
@@ -327,8 +330,10 @@ function fail(ctx: Ctx, keyPath: string, problem: string): never {
 
 /** Names where a value came from: the flag if a flag set it, else the file and line. */
 function locate(ctx: Ctx, keyPath: string): ConfigLocation {
-  const flagKey = keyPath.replace(/^upstream\.[^.]+\./, 'upstream.').replace(/\[\d+\]$/, '')
-  const flag = ctx.flags.flagNames?.[flagKey] ?? ctx.flags.flagNames?.[keyPath]
+  // Upstream flags set keys of the default upstream only: another upstream's bad value is the file's.
+  const up = ctx.flagUpstream
+  const flagKey = (up && keyPath.startsWith(`${up}.`) ? `upstream.${keyPath.slice(up.length + 1)}` : keyPath).replace(/\[\d+\]$/, '')
+  const flag = ctx.flags.flagNames?.[flagKey]
   if (flag) return { keyPath: flag }
   if (!ctx.file) return { keyPath }
   const line = ctx.file.lines.get(keyPath.replace(/\[\d+\]$/, '')) ?? ctx.file.lines.get(keyPath.replace(/\.[^.]+$/, '')) ?? firstLineUnder(ctx.file.lines, keyPath)

@@ -124,6 +124,15 @@ describe('errors name the file, the line and the key', () => {
     expect(err.location.keyPath).toBe('--connect-timeout')
   })
 
+  test('upstream flags set the default upstream only: a bad value in another upstream names the file, not the flag', () => {
+    const text = '[server]\ndefault_upstream = "web"\n[upstream.api]\nurl = "a"\nconnect_timeout = "5 m"\n[upstream.web]\nurl = "b"\n'
+    const err = configError(() => fromText(text, { upstream: { connect_timeout: '3s' }, flagNames: { 'upstream.connect_timeout': '--connect-timeout' } }))
+    expect(err.message).toBe('proxy.toml:5: upstream.api.connect_timeout: "5 m" is not a duration; use e.g. "250ms", "30s", "5m"')
+    // The flag's own bad value, set on the default upstream web, still names the flag.
+    const flagErr = configError(() => fromText(text.replace('"5 m"', '"5s"'), { upstream: { connect_timeout: 'soon' }, flagNames: { 'upstream.connect_timeout': '--connect-timeout' } }))
+    expect(flagErr.location.keyPath).toBe('--connect-timeout')
+  })
+
   test('a zero stays allowed where it means none', () => {
     const c = fromText('[server]\nclient_body_timeout = "0s"\n[upstream]\nurl = "a"\nidle_timeout = "0s"\nmax_connection_age = 0\n')
     expect([c.server.clientBodyTimeoutMs, c.upstreams.default!.idleTimeoutMs, c.upstreams.default!.maxConnectionAgeMs]).toEqual([0, 0, 0])
