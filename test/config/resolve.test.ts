@@ -98,6 +98,10 @@ describe('errors name the file, the line and the key', () => {
     // host_header is sent as the Host field of every request: a line break in it added a header upstream.
     ['[upstream]\nurl = "a"\nhost_header = "www.example\\r\\nX-Injected: 1"\n', 'upstream.host_header', 3, /is not host\[:port\] \(RFC 9110 §7\.2\)/],
     ['[upstream]\nurl = "a"\nhost_header = "two words"\n', 'upstream.host_header', 3, /is not host\[:port\]/],
+    // An empty string where unset means a default: check printed "not set", serve wrote no access log line at all.
+    ['[upstream]\nurl = "a"\n[log]\naccess_log = ""\n', 'log.access_log', 4, /is empty; leave it out for its default, "stdout"$/],
+    ['[server]\nvia = ""\n[upstream]\nurl = "a"\n', 'server.via', 2, /is empty; leave it out for its default, "proxy"$/],
+    ['[upstream]\nurl = "a"\n[acme]\ndirectory = ""\n', 'acme.directory', 4, /is empty; leave it out for its default/],
     // "off" is for the admin and HTTP-01 listeners; the proxy's own listener cannot be off (serve crashed, E_INTERNAL).
     ['[server]\nlisten = "off"\n[upstream]\nurl = "a"\n', 'server.listen', 2, /"off" is not host:port; use e\.g\. "0\.0\.0\.0:8080", "\[::\]:8080" or ":8080"$/],
     // Past 2^31-1 ms a timer fires at once: a health check every millisecond, every connect timed out.
