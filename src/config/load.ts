@@ -15,15 +15,39 @@ export interface LoadedFile {
 }
 
 export function loadConfigFile(path: string): LoadedFile {
-  let text: string
+  let bytes: Uint8Array
   try {
-    text = readFileSync(path, 'utf8')
+    bytes = readFileSync(path)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : String(err)
     throw new ConfigError({ file: path }, `cannot read config: ${why}`, { cause: err })
   }
-  return parseConfigText(text, path)
+  return parseConfigText(decodeUtf8(bytes, path), path)
+}
+
+/**
+ * The text of a TOML file, which must be UTF-8 (TOML 1.1). A lenient decode would turn a Latin-1
+ * "é" into U+FFFD inside a value (a log file path, a header) without a word; this names the line.
+ */
+function decodeUtf8(bytes: Uint8Array, path: string): string {
+  const strict = new TextDecoder('utf-8', { fatal: true })
+  try {
+    return strict.decode(bytes)
+  } catch {
+    let start = 0
+    for (let line = 1; ; line++) {
+      const nl = bytes.indexOf(0x0a, start)
+      const end = nl < 0 ? bytes.length : nl
+      try {
+        strict.decode(bytes.subarray(start, end))
+      } catch {
+        throw new ConfigError({ file: path, line }, 'invalid TOML: not UTF-8 text (TOML files are UTF-8); save the file as UTF-8')
+      }
+      if (nl < 0) throw new ConfigError({ file: path }, 'invalid TOML: not UTF-8 text (TOML files are UTF-8); save the file as UTF-8')
+      start = nl + 1
+    }
+  }
 }
 
 export function parseConfigText(text: string, path: string): LoadedFile {

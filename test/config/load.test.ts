@@ -1,0 +1,36 @@
+/** Reading a config file: what is refused before any key is looked at, with the file (and line) named. */
+import { afterAll, expect, test } from 'bun:test'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfigFile } from '../../src/config/load.ts'
+import { ConfigError } from '../../src/lib/errors.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'proxy-load-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+function loadError(path: string): ConfigError {
+  try {
+    loadConfigFile(path)
+  } catch (err) {
+    if (err instanceof ConfigError) return err
+    throw err
+  }
+  throw new Error('expected a ConfigError')
+}
+
+test('a file that is not UTF-8 is refused at the line of the first bad byte (TOML 1.1), not read with U+FFFD in a value', () => {
+  const path = join(dir, 'latin1.toml')
+  // "café" in Latin-1: 0xE9 alone is no UTF-8 sequence.
+  writeFileSync(path, Buffer.concat([Buffer.from('[upstream]\nurl = "http://127.0.0.1:1"\n[log]\naccess_log = "/var/log/caf'), Buffer.from([0xe9]), Buffer.from('.log"\n')]))
+  const err = loadError(path)
+  expect(err.location).toEqual({ file: path, line: 4 })
+  expect(err.message).toBe(`${path}:4: invalid TOML: not UTF-8 text (TOML files are UTF-8); save the file as UTF-8`)
+})
+
+test('UTF-8 with a byte order mark and CRLF line ends is read', () => {
+  const path = join(dir, 'bom.toml')
+  writeFileSync(path, '\ufeff[upstream]\r\nurl = "http://caf\u00e9.example"\r\n')
+  expect(loadConfigFile(path).data).toEqual({ upstream: { url: 'http://caf\u00e9.example' } })
+  expect(loadConfigFile(path).lines.get('upstream.url')).toBe(2)
+})
