@@ -20,7 +20,7 @@ export function loadConfigFile(path: string): LoadedFile {
     bytes = readFileSync(path)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : String(err)
+    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory; give the path of the TOML file' : String(err)
     throw new ConfigError({ file: path }, `cannot read config: ${why}`, { cause: err })
   }
   return parseConfigText(decodeUtf8(bytes, path), path)

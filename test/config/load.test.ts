@@ -34,3 +34,9 @@ test('UTF-8 with a byte order mark and CRLF line ends is read', () => {
   expect(loadConfigFile(path).data).toEqual({ upstream: { url: 'http://caf\u00e9.example' } })
   expect(loadConfigFile(path).lines.get('upstream.url')).toBe(2)
 })
+
+test('a directory given as the config says so, instead of the runtime\'s EISDIR text', () => {
+  const path = join(dir, 'conf.d')
+  mkdirSync(path)
+  expect(loadError(path).message).toBe(`${path}: cannot read config: it is a directory; give the path of the TOML file`)
+})
