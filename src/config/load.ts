@@ -59,7 +59,9 @@ export function parseConfigText(text: string, path: string): LoadedFile {
     const e = err as { line?: number; column?: number; message?: string; location?: { start?: { line: number; column: number } } }
     const line = e.location?.start?.line ?? e.line
     const column = e.location?.start?.column ?? e.column
-    throw new ConfigError({ file: path, line, column }, `invalid TOML: ${e.message ?? String(err)}`, { cause: err })
+    // The parser's advice for a large integer ("Use the `bigint` option") is for programmers.
+    const message = (e.message ?? String(err)).replace(/^(Integer \S+) cannot be represented losslessly as a JavaScript number\..*$/s, '$1 is too large (more than 2^53-1); no key takes a number that large')
+    throw new ConfigError({ file: path, line, column }, `invalid TOML: ${message}`, { cause: err })
   }
   return { path, data: data as FileConfig, lines: indexKeyLines(text) }
 }

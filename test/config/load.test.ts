@@ -3,7 +3,7 @@ import { afterAll, expect, test } from 'bun:test'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadConfigFile } from '../../src/config/load.ts'
+import { loadConfigFile, parseConfigText } from '../../src/config/load.ts'
 import { ConfigError } from '../../src/lib/errors.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'proxy-load-'))
@@ -39,4 +39,15 @@ test('a directory given as the config says so, instead of the runtime\'s EISDIR 
   const path = join(dir, 'conf.d')
   mkdirSync(path)
   expect(loadError(path).message).toBe(`${path}: cannot read config: it is a directory; give the path of the TOML file`)
+})
+
+test('an integer past 2^53-1 is refused at its line and column without the parser\'s advice to programmers', () => {
+  let err: unknown
+  try {
+    parseConfigText('[server]\nmax_connections = 9223372036854775807\n', 'proxy.toml')
+  } catch (e) {
+    err = e
+  }
+  expect(err).toBeInstanceOf(ConfigError)
+  expect((err as ConfigError).message).toBe('proxy.toml:2:19: invalid TOML: Integer 9223372036854775807 is too large (more than 2^53-1); no key takes a number that large')
 })
