@@ -240,13 +240,18 @@ function stripUndefined(t: Record<string, unknown>): Table {
   return Object.fromEntries(Object.entries(t).filter(([, v]) => v !== undefined))
 }
 
+/** Every table's fields, under the header that holds them. */
+const TABLES: readonly [string, readonly Field[]][] = [['[server]', SERVER_FIELDS], ['[upstream]', UPSTREAM_FIELDS], ['[[route]]', ROUTE_FIELDS], ['[admin]', ADMIN_FIELDS], ['[log]', LOG_FIELDS], ['[cache]', CACHE_FIELDS], ['[acme]', ACME_FIELDS]]
+
 /** Validates one table against its field list; unknown keys are errors. Returns camelCase props. */
 function resolveFields(ctx: Ctx, prefix: string, table: Table, fields: readonly Field[]): Record<string, unknown> {
   const known = new Map(fields.map((f) => [f.key, f]))
   for (const key of Object.keys(table)) {
     if (!known.has(key)) {
+      // A key of another table ([server] connect_timeout) is told where it goes; a typo gets the closest name.
+      const homes = TABLES.filter(([, fs]) => fs !== fields && fs.some((f) => f.key === key)).map(([t]) => t)
       const near = closest(key, [...known.keys()])
-      fail(ctx, `${prefix}.${key}`, `unknown key${near ? `; did you mean "${near}"?` : ''}`)
+      fail(ctx, `${prefix}.${key}`, `unknown key${homes.length > 0 ? `; it goes in ${homes.join(' or ')}` : near ? `; did you mean "${near}"?` : ''}`)
     }
   }
   const out: Record<string, unknown> = {}

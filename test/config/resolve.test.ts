@@ -83,6 +83,9 @@ describe('errors name the file, the line and the key', () => {
     ['[upstream]\nurl = "a"\n[[route]]\nhost = "x.example"\nupstream = "nope"\n', 'route[0].upstream', 5, /not defined/],
     ['[upstream]\nurl = "a"\n[server]\ntrusted_proxies = ["127.0.0.0/33"]\n', 'server.trusted_proxies[0]', 4, /CIDR/],
     ['bogus = 1\n[upstream]\nurl = "a"\n', 'bogus', 1, /unknown key/],
+    // A key written in another table's section: told where it goes (it said only "unknown key").
+    ['[server]\nconnect_timeout = "5s"\n[upstream]\nurl = "a"\n', 'server.connect_timeout', 2, /unknown key; it goes in \[upstream\]$/],
+    ['[upstream]\nurl = "a"\nlisten = "127.0.0.1:1"\n', 'upstream.listen', 3, /unknown key; it goes in \[server\] or \[admin\]$/],
     // A misspelt table: its header's line, and the name meant.
     ['[uptream.x]\nurl = "a"\n', 'uptream', 1, /unknown key \(did you mean "upstream"\?\)/],
     ['[upstream]\nurl = "a"\n\n[[routes]]\nupstream = "a"\n', 'routes', 4, /did you mean "route"/],
