@@ -21,6 +21,8 @@ export function parseDurationMs(raw: string): number | undefined {
     matched = re.lastIndex
   }
   if (matched === 0 || matched !== text.length) return undefined
+  // Under a millisecond would round to 0, which means "none" (no timeout) where 0 is allowed.
+  if (total > 0 && total < 1) return undefined
   return Math.round(total)
 }
 
@@ -44,7 +46,10 @@ export function parseSizeBytes(raw: string): number | undefined {
   const unit = (m[2] ?? '').toLowerCase() || 'b'
   const factor = SIZE_UNITS[unit]
   if (factor === undefined) return undefined
-  return Math.round(Number(m[1]) * factor)
+  const bytes = Number(m[1]) * factor
+  // A fraction of a byte is no size ("0.4" would round to 0, which means "no limit" for the limits).
+  if (factor === 1 ? !Number.isInteger(bytes) : bytes > 0 && bytes < 1) return undefined
+  return Math.round(bytes)
 }
 
 /** "1500" -> "1.5s", "250" -> "250ms", for printing resolved config and --help defaults. */

@@ -15,6 +15,8 @@ describe('parseDurationMs', () => {
   test.each(['', '10', 's', '10x', '-5s', '5s junk', '1.s'])('%p is rejected', (raw) => expect(parseDurationMs(raw)).toBeUndefined())
 })
 
+test.each(['0.4ms', '0.0001s'])('%p (under a millisecond, which would round to "none") is rejected', (raw) => expect(parseDurationMs(raw)).toBeUndefined())
+
 describe('parseSizeBytes', () => {
   test.each([
     ['64KiB', 65536],
@@ -25,6 +27,9 @@ describe('parseSizeBytes', () => {
     ['0', 0],
   ])('%p -> %p', (raw, bytes) => expect(parseSizeBytes(raw)).toBe(bytes))
   test.each(['', 'KiB', '10 parsecs', '-1'])('%p is rejected', (raw) => expect(parseSizeBytes(raw)).toBeUndefined())
+  // Each would round to 0, which means "no limit" for max_body_size and the like; 1.5 bytes is no size either.
+  test.each(['0.4', '1.5', '0.5B', '0.0001KiB'])('%p (a fraction of a byte) is rejected', (raw) => expect(parseSizeBytes(raw)).toBeUndefined())
+  test.each([['1.5KiB', 1536], ['0.5MB', 500_000], ['0.0', 0]])('%p -> %p (whole bytes)', (raw, bytes) => expect(parseSizeBytes(raw)).toBe(bytes))
 })
 
 test('formatDurationMs round-trips through parseDurationMs', () => {
