@@ -195,6 +195,11 @@ function resolveUpstream(ctx: Ctx, name: string, prefix: string, table: Table): 
   })
   if (f.healthPath !== undefined && !(f.healthPath as string).startsWith('/')) fail(ctx, `${prefix}.health_path`, 'must start with "/", e.g. "/healthz"')
   // Sent as the Host field of every request: what a client's Host must be too (RFC 9110 §7.2), never a line break.
+  // SNI carries a DNS name (RFC 6066 §3) and the certificate is checked against it or an IP: said here, not at each handshake.
+  const sni = f.tlsServerName as string | undefined
+  if (sni !== undefined && isIP(sni) === 0 && !/^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/.test(sni)) {
+    fail(ctx, `${prefix}.tls_server_name`, `${show(sni)} is not a DNS name or an IP address; use e.g. "origin.example.com"`)
+  }
   if (f.hostHeader !== undefined && !HOST_VALUE.test(f.hostHeader as string)) fail(ctx, `${prefix}.host_header`, `${show(f.hostHeader)} is not host[:port] (RFC 9110 §7.2); use e.g. "www.example.com" or "[2001:db8::1]:8443"`)
   return {
     ...(f as unknown as ResolvedUpstream),

@@ -101,6 +101,9 @@ describe('errors name the file, the line and the key', () => {
     // host_header is sent as the Host field of every request: a line break in it added a header upstream.
     ['[upstream]\nurl = "a"\nhost_header = "www.example\\r\\nX-Injected: 1"\n', 'upstream.host_header', 3, /is not host\[:port\] \(RFC 9110 §7\.2\)/],
     ['[upstream]\nurl = "a"\nhost_header = "two words"\n', 'upstream.host_header', 3, /is not host\[:port\]/],
+    // SNI is a DNS name (RFC 6066 §3): a bad one used to pass check and fail every handshake.
+    ['[upstream]\nurl = "https://a"\ntls_server_name = "two words"\n', 'upstream.tls_server_name', 3, /is not a DNS name or an IP address/],
+    ['[upstream]\nurl = "https://a"\ntls_server_name = "https://origin.example"\n', 'upstream.tls_server_name', 3, /is not a DNS name/],
     // An empty string where unset means a default: check printed "not set", serve wrote no access log line at all.
     ['[upstream]\nurl = "a"\n[log]\naccess_log = ""\n', 'log.access_log', 4, /is empty; leave it out for its default, "stdout"$/],
     ['[server]\nvia = ""\n[upstream]\nurl = "a"\n', 'server.via', 2, /is empty; leave it out for its default, "proxy"$/],
@@ -156,6 +159,10 @@ describe('errors name the file, the line and the key', () => {
     const c = fromText('[upstream]\nurl = "a"\n[admin]\nlisten = "off"\n[acme]\nhttp_listen = "off"\n')
     expect([c.admin.listen, c.acme.httpListen]).toEqual([undefined, undefined])
     expect(configError(() => fromText('[upstream]\nurl = "a"\n[admin]\nlisten = "of"\n')).message).toEndWith('or ":8080", or "off"')
+  })
+
+  test.each(['origin.example.com', 'origin.example.com.', 'svc_a.internal', '10.0.0.1', '2001:db8::1'])('tls_server_name %p is taken', (name) => {
+    expect(fromText(`[upstream]\nurl = "https://a"\ntls_server_name = "${name}"\n`).upstreams.default!.tlsServerName).toBe(name)
   })
 
   test.each(['www.example.com', 'www.example.com:8443', '[2001:db8::1]:8443', '127.0.0.1'])('host_header %p is taken', (host) => {
