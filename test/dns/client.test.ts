@@ -7,6 +7,7 @@ import { DnsError, queryAddresses } from '../../src/dns/client.ts'
 import { createLookup } from '../../src/dns/lookup.ts'
 import { DnsServer } from '../../src/dns/server.ts'
 import { TYPE } from '../../src/dns/wire.ts'
+import { freeUdpPort } from '../support/dnsmasq.ts'
 
 const servers: DnsServer[] = []
 afterEach(() => servers.splice(0).forEach((s) => s.close()))
@@ -69,6 +70,20 @@ describe('queryAddresses', () => {
     expect((await queryAddresses('x.test', TYPE.A, both)).server).toBe(`127.0.0.1:${b.port}`)
     b.stop()
     expect(await code(queryAddresses('x.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: b.port }], timeoutMs: 300 }))).toBe('TIMEOUT')
+  })
+})
+
+describe('a server that is down', () => {
+  test('a closed port is left at once (port unreachable on a connected socket), and the next server answers', async () => {
+    const live = await dns()
+    live.set('x.test', { a: ['127.0.0.9'], ttl: 5 })
+    const dead = await freeUdpPort()
+    // Before, the query waited out the whole timeout for a server whose port was closed.
+    const err = await queryAddresses('x.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: dead }], timeoutMs: 3000 }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(DnsError)
+    expect((err as DnsError).message).toContain('refused the query')
+    const both = { servers: [{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: live.port }], timeoutMs: 3000 }
+    expect((await queryAddresses('x.test', TYPE.A, both)).server).toBe(`127.0.0.1:${live.port}`)
   })
 })
 
