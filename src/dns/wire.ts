@@ -182,13 +182,18 @@ export function decodeMessage(buf: Uint8Array): Message {
         pos += rdlen
         continue
       }
+      // An address of another size, or a CNAME target that does not fill its RDATA exactly
+      // (RFC 1035 §3.3.1, §3.4.1; RFC 3596 §2.2), makes the message malformed: a bad answer,
+      // never "no such records" (which would drop a family's last good addresses).
+      const wantLength = type === TYPE.A ? 4 : type === TYPE.AAAA ? 16 : undefined
+      if (wantLength !== undefined && rdlen !== wantLength) throw new DnsWireError(`${type === TYPE.A ? 'A' : 'AAAA'} record with ${rdlen} bytes of data (not ${wantLength})`)
       let data: string
-      if (type === TYPE.A && rdlen === 4) data = Array.from(buf.subarray(pos, pos + 4)).join('.')
-      else if (type === TYPE.AAAA && rdlen === 16) data = ipv6Text(buf.subarray(pos, pos + 16))
+      if (type === TYPE.A) data = Array.from(buf.subarray(pos, pos + 4)).join('.')
+      else if (type === TYPE.AAAA) data = ipv6Text(buf.subarray(pos, pos + 16))
       else if (type === TYPE.CNAME) {
         const end = pos + rdlen
         data = readName()
-        pos = end
+        if (pos !== end) throw new DnsWireError(`CNAME target does not fill its ${rdlen} bytes of data`)
         rrs.push({ name, type, ttl, data })
         continue
       } else data = Buffer.from(buf.subarray(pos, pos + rdlen)).toString('hex')

@@ -103,6 +103,34 @@ describe('a reply with our id that cannot be read', () => {
   })
 })
 
+describe('a malformed record', () => {
+  test('an A record of 5 bytes is a failed A query (failedFamily), not "no A records" beside a good AAAA', async () => {
+    const { createSocket } = await import('node:dgram')
+    const { encodeResponse } = await import('../../src/dns/wire.ts')
+    const sock = createSocket('udp4')
+    sock.on('message', (q, rinfo) => {
+      const question = [...q.subarray(12)]
+      const id = [q[0]!, q[1]!]
+      const reply =
+        q.readUInt16BE(q.length - 4) === TYPE.A
+          ? Buffer.from([...id, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, ...question, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 5, 127, 0, 0, 2, 0])
+          : encodeResponse({ id: q.readUInt16BE(0), authoritative: true, truncated: false, recursionDesired: true, recursionAvailable: false, rcode: 0, questions: [{ name: 'origin.test', type: TYPE.AAAA }], answers: [{ name: 'origin.test', type: TYPE.AAAA, ttl: 30, data: '::1' }], authorities: [] })
+      sock.send(reply, rinfo.port, rinfo.address)
+    })
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()))
+    try {
+      const lookup = createLookup({ resolvers: [{ host: '127.0.0.1', port: sock.address().port }] })
+      const r = await lookup('origin.test', { family: 'auto', timeoutMs: 3000 })
+      expect(r.addresses).toEqual([{ address: '::1', family: 6 }])
+      // With a failed family the resolver keeps that family's last good addresses.
+      expect(r.failedFamily?.family).toBe(4)
+      expect((r.failedFamily?.error as DnsError).code).toBe('BAD_RESPONSE')
+    } finally {
+      sock.close()
+    }
+  })
+})
+
 describe('the server\'s address', () => {
   test('an IPv6 resolver written in a non-canonical form is answered (the reply\'s source is compared canonically)', async () => {
     const s = await new DnsServer('::1').start(0)

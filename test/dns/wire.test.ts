@@ -79,6 +79,16 @@ describe('wire', () => {
     expect(cname.answers).toEqual([{ name: 'a.example', type: TYPE.CNAME, ttl: 0, data: 'a.example' }])
   })
 
+  test.each([
+    ['an A record of 5 bytes', [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 5, 1, 2, 3, 4, 5], 'A record with 5 bytes'],
+    ['an A record of 3 bytes', [0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 3, 1, 2, 3], 'A record with 3 bytes'],
+    ['an AAAA record of 4 bytes', [0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 30, 0, 4, 1, 2, 3, 4], 'AAAA record with 4 bytes'],
+    ['a CNAME of 0 bytes (its target would be read from what follows)', [0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 30, 0, 0, 0xc0, 12], 'CNAME target'],
+    ['a CNAME with bytes after its target', [0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 30, 0, 3, 0xc0, 12, 9], 'CNAME target'],
+  ])('%s is a malformed message, not a record to skip', (_what, answer, message) => {
+    expect(() => decodeMessage(withAnswer(answer as number[]))).toThrow(message as string)
+  })
+
   test.each([[new Uint8Array(5)], [Uint8Array.from([...encodeQuery(1, 'x', 1)].slice(0, 15))]])('truncated input is an error', (bytes) => {
     expect(() => decodeMessage(bytes)).toThrow(DnsWireError)
   })
