@@ -185,10 +185,16 @@ function tcpExchange(name: string, type: number, server: HostPort, timeoutMs: nu
   return new Promise<Message>((resolve, reject) => {
     const sock = connect(server.port, server.host)
     let buf = Buffer.alloc(0)
-    const timer = setTimeout(() => {
+    let done = false
+    const finish = (err: DnsError | undefined, msg?: Message) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
       sock.destroy()
-      reject(new DnsError('TIMEOUT', `${name}: no TCP answer from ${label} within ${timeoutMs}ms`, label))
-    }, timeoutMs)
+      if (err) reject(err)
+      else resolve(msg!)
+    }
+    const timer = setTimeout(() => finish(new DnsError('TIMEOUT', `${name}: no TCP answer from ${label} within ${timeoutMs}ms`, label)), timeoutMs)
     sock.on('connect', () => {
       const len = Buffer.alloc(2)
       len.writeUInt16BE(query.length)
@@ -197,19 +203,21 @@ function tcpExchange(name: string, type: number, server: HostPort, timeoutMs: nu
     sock.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d])
       if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return
-      clearTimeout(timer)
-      sock.destroy()
       try {
         const msg = decodeMessage(buf.subarray(2, 2 + buf.readUInt16BE(0)))
         checkReply(msg, id, name, type, label)
-        resolve(msg)
+        finish(undefined, msg)
       } catch (err) {
-        reject(err instanceof DnsError ? err : new DnsError('BAD_RESPONSE', `${name}: bad TCP reply from ${label}`, label))
+        finish(err instanceof DnsError ? err : new DnsError('BAD_RESPONSE', `${name}: unreadable TCP reply from ${label}: ${(err as Error).message}`, label))
       }
     })
-    sock.on('error', (err) => {
-      clearTimeout(timer)
-      reject(new DnsError('TIMEOUT', `${name}: TCP to ${label}: ${err.message}`, label))
+    // The server closed before the whole message its two-byte length prefix announced (RFC 1035
+    // §4.2.2): cut mid-message, or a prefix larger than what it sent. A bad answer now (the next
+    // server is asked), not a timeout at the end of timeoutMs.
+    sock.on('end', () => {
+      const want = buf.length >= 2 ? `${buf.readUInt16BE(0)} bytes` : 'its length'
+      finish(new DnsError('BAD_RESPONSE', `${name}: ${label} closed the TCP connection after ${Math.max(0, buf.length - 2)} bytes of the reply, before ${want}`, label))
     })
+    sock.on('error', (err) => finish(new DnsError('TIMEOUT', `${name}: TCP to ${label}: ${err.message}`, label)))
   })
 }

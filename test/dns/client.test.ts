@@ -131,6 +131,64 @@ describe('a malformed record', () => {
   })
 })
 
+/**
+ * A server on one loopback port: UDP answers every query with the TC bit and no records, TCP
+ * with `tcpReply(the whole reply for 100 A records, framed)`; closed by the test.
+ */
+async function truncatingServer(tcpReply: (framed: Buffer) => Buffer): Promise<{ port: number; close: () => void }> {
+  const { createSocket } = await import('node:dgram')
+  const { createServer } = await import('node:net')
+  const { encodeResponse } = await import('../../src/dns/wire.ts')
+  const reply = (id: number, truncated: boolean) => {
+    const answers = truncated ? [] : Array.from({ length: 100 }, (_, i) => ({ name: 'many.test', type: TYPE.A, ttl: 30, data: `127.0.1.${i + 1}` }))
+    return Buffer.from(encodeResponse({ id, authoritative: true, truncated, recursionDesired: true, recursionAvailable: false, rcode: 0, questions: [{ name: 'many.test', type: TYPE.A }], answers, authorities: [] }))
+  }
+  const tcp = createServer((c) => {
+    c.on('error', () => {})
+    c.once('data', (d: Buffer) => {
+      const body = reply(d.readUInt16BE(2), false)
+      const len = Buffer.alloc(2)
+      len.writeUInt16BE(body.length)
+      c.end(tcpReply(Buffer.concat([len, body])))
+    })
+  })
+  // The UDP side takes the TCP side's port; another process may hold it for UDP: 5 tries.
+  for (let attempt = 1; ; attempt++) {
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', () => r()))
+    const port = (tcp.address() as { port: number }).port
+    const udp = createSocket('udp4')
+    const bound = await new Promise<boolean>((r) => {
+      udp.once('error', () => r(false))
+      udp.bind(port, '127.0.0.1', () => r(true))
+    })
+    if (bound) {
+      udp.on('message', (q, rinfo) => udp.send(reply(q.readUInt16BE(0), true), rinfo.port, rinfo.address))
+      return { port, close: () => (udp.close(), tcp.close()) }
+    }
+    udp.close()
+    await new Promise<void>((r) => tcp.close(() => r()))
+    if (attempt >= 5) throw new Error('no port free for both UDP and TCP')
+  }
+}
+
+describe('TCP fallback (RFC 7766)', () => {
+  test.each([
+    ['the whole reply: 100 addresses', (framed: Buffer) => framed, 'ok'],
+    ['a length prefix larger than the message, then close: BAD_RESPONSE', (framed: Buffer) => Buffer.concat([Buffer.from([(framed.length + 48) >> 8, (framed.length + 48) & 0xff]), framed.subarray(2)]), 'BAD_RESPONSE'],
+    ['cut mid-message: BAD_RESPONSE', (framed: Buffer) => framed.subarray(0, 40), 'BAD_RESPONSE'],
+    ['closed with nothing sent: BAD_RESPONSE', () => Buffer.alloc(0), 'BAD_RESPONSE'],
+  ] as const)('a TC answer, then over TCP %s (a close is a bad answer at once, not a timeout)', async (_what, tcpReply, want) => {
+    const s = await truncatingServer(tcpReply)
+    try {
+      const p = queryAddresses('many.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: s.port }], timeoutMs: 3000 })
+      expect(await code(p)).toBe(want)
+      if (want === 'ok') expect((await p).addresses).toHaveLength(100)
+    } finally {
+      s.close()
+    }
+  })
+})
+
 describe('the server\'s address', () => {
   test('an IPv6 resolver written in a non-canonical form is answered (the reply\'s source is compared canonically)', async () => {
     const s = await new DnsServer('::1').start(0)
