@@ -1,14 +1,14 @@
 /**
  * Where an upstream's addresses come from, as one injectable function: an IP literal is itself;
  * explicit `resolvers` are asked directly; otherwise the system configuration applies:
- * /etc/hosts first, then the /etc/resolv.conf name servers. No runtime DNS cache is involved.
+ * /etc/hosts first, then the /etc/resolv.conf name servers, with its search list and ndots. No runtime DNS cache is involved.
  * Refresh timing and stale handling are the resolver's (proxy/resolver.ts).
  */
 import { isIP } from 'node:net'
 import type { AddressFamily, HostPort } from '../config/schema.ts'
 import type { Address } from '../lib/net.ts'
 import { DnsError, queryAddresses, type DnsAnswer } from './client.ts'
-import { parseHosts, parseResolvConf, WatchedFile } from './system-config.ts'
+import { parseHosts, parseResolvConf, searchNames, WatchedFile } from './system-config.ts'
 import { TYPE } from './wire.ts'
 
 export interface LookupResult {
@@ -38,11 +38,13 @@ export interface SystemLookupOptions {
   resolvers?: readonly HostPort[]
   hostsPath?: string
   resolvConfPath?: string
+  /** The port resolv.conf's name servers are asked on: 53 (resolv.conf cannot name one); tests give a loopback server's. */
+  nameserverPort?: number
 }
 
 export function createLookup(opts: SystemLookupOptions = {}): Lookup {
   const hosts = new WatchedFile(opts.hostsPath ?? '/etc/hosts', parseHosts, new Map<string, Address[]>())
-  const resolvConf = new WatchedFile(opts.resolvConfPath ?? '/etc/resolv.conf', parseResolvConf, { servers: [], timeoutMs: 5000, attempts: 2 })
+  const resolvConf = new WatchedFile(opts.resolvConfPath ?? '/etc/resolv.conf', parseResolvConf, { servers: [], timeoutMs: 5000, attempts: 2, search: [], ndots: 1 })
   const explicit = opts.resolvers && opts.resolvers.length > 0 ? opts.resolvers : undefined
   return async (host, lo) => {
     const literal = isIP(host)
@@ -52,19 +54,41 @@ export function createLookup(opts: SystemLookupOptions = {}): Lookup {
       const wanted = fromHosts?.filter((a) => lo.family === 'auto' || (lo.family === 'ipv4' ? a.family === 4 : a.family === 6))
       if (wanted && wanted.length > 0) return { addresses: orderFamilies(wanted), ttlMs: undefined, source: 'hosts' }
     }
-    const servers = explicit ?? resolvConf.get().servers
-    const q = { servers, timeoutMs: lo.timeoutMs }
-    if (lo.family === 'ipv4') return fromAnswers([await queryAddresses(host, TYPE.A, q)], [])
-    if (lo.family === 'ipv6') return fromAnswers([], [await queryAddresses(host, TYPE.AAAA, q)])
-    const [a, aaaa] = await Promise.allSettled([queryAddresses(host, TYPE.A, q), queryAddresses(host, TYPE.AAAA, q)])
-    if (a.status === 'fulfilled' || aaaa.status === 'fulfilled') {
-      const result = fromAnswers(a.status === 'fulfilled' ? [a.value] : [], aaaa.status === 'fulfilled' ? [aaaa.value] : [])
-      if (a.status === 'rejected' && !isAnswer(a.reason)) return { ...result, failedFamily: { family: 4, error: a.reason } }
-      if (aaaa.status === 'rejected' && !isAnswer(aaaa.reason)) return { ...result, failedFamily: { family: 6, error: aaaa.reason } }
-      return result
+    if (explicit) return lookupName(host, lo, explicit)
+    const conf = resolvConf.get()
+    const servers = conf.servers.map((s) => ({ host: s.host, port: opts.nameserverPort ?? s.port }))
+    // The search list (resolv.conf(5)): the next name is asked only when this one has no such
+    // records (NXDOMAIN, NODATA); a failure (timeout, SERVFAIL ...) is the lookup's failure, so
+    // the resolver keeps its last good addresses rather than take another name's.
+    const names = searchNames(host, conf)
+    let first: unknown
+    for (const name of names) {
+      try {
+        return await lookupName(name, lo, servers)
+      } catch (err) {
+        if (!isAnswer(err)) throw err
+        first ??= err
+      }
     }
-    throw pickError(a.reason, aaaa.reason)
+    if (names.length === 1) throw first
+    const e = first as DnsError
+    throw new DnsError(e.code, `${host}: no addresses for ${names.join(', ')} (the resolv.conf search list); first: ${e.message}`, e.server)
   }
+}
+
+/** One name's addresses from DNS: one family, or both at once with `auto`. */
+async function lookupName(host: string, lo: LookupOptions, servers: readonly HostPort[]): Promise<LookupResult> {
+  const q = { servers, timeoutMs: lo.timeoutMs }
+  if (lo.family === 'ipv4') return fromAnswers([await queryAddresses(host, TYPE.A, q)], [])
+  if (lo.family === 'ipv6') return fromAnswers([], [await queryAddresses(host, TYPE.AAAA, q)])
+  const [a, aaaa] = await Promise.allSettled([queryAddresses(host, TYPE.A, q), queryAddresses(host, TYPE.AAAA, q)])
+  if (a.status === 'fulfilled' || aaaa.status === 'fulfilled') {
+    const result = fromAnswers(a.status === 'fulfilled' ? [a.value] : [], aaaa.status === 'fulfilled' ? [aaaa.value] : [])
+    if (a.status === 'rejected' && !isAnswer(a.reason)) return { ...result, failedFamily: { family: 4, error: a.reason } }
+    if (aaaa.status === 'rejected' && !isAnswer(aaaa.reason)) return { ...result, failedFamily: { family: 6, error: aaaa.reason } }
+    return result
+  }
+  throw pickError(a.reason, aaaa.reason)
 }
 
 function fromAnswers(v4: DnsAnswer[], v6: DnsAnswer[]): LookupResult {

@@ -239,6 +239,36 @@ describe('createLookup', () => {
     expect(await code(lookup('gone.test', { family: 'auto', timeoutMs: 500 }))).toBe('NXDOMAIN')
   })
 
+  test('system mode: resolv.conf\'s search list and ndots (resolv.conf(5)); a failure stops the search', async () => {
+    const s = await dns()
+    s.set('api.corp.test', { a: ['127.0.0.2'], ttl: 30 })
+    s.set('a.b.corp.test', { a: ['127.0.0.3'], ttl: 30 })
+    s.set('a.b', { a: ['127.0.0.4'], ttl: 30 })
+    s.set('down.svc.test', 'SERVFAIL')
+    s.set('down.corp.test', { a: ['127.0.0.5'], ttl: 30 })
+    const dir = mkdtempSync(join(tmpdir(), 'proxy-dns-'))
+    const resolv = join(dir, 'resolv.conf')
+    // svc.test is not in the zone: our server answers NXDOMAIN for it, and the next domain is tried.
+    writeFileSync(resolv, 'nameserver 127.0.0.1\nsearch svc.test corp.test\noptions ndots:2\n')
+    const lookup = createLookup({ hostsPath: join(dir, 'hosts'), resolvConfPath: resolv, nameserverPort: s.port })
+    const v4 = { family: 'ipv4', timeoutMs: 1000 } as const
+    // One dot, fewer than ndots: the search domains first (api.svc.test: NXDOMAIN; api.corp.test).
+    expect((await lookup('api', v4)).addresses).toEqual([{ address: '127.0.0.2', family: 4 }])
+    expect((await lookup('api', { family: 'auto', timeoutMs: 1000 })).addresses).toEqual([{ address: '127.0.0.2', family: 4 }])
+    expect((await lookup('a.b', v4)).addresses).toEqual([{ address: '127.0.0.3', family: 4 }])
+    writeFileSync(resolv, 'nameserver 127.0.0.1\nsearch svc.test corp.test\n')
+    await Bun.sleep(20)
+    // Default ndots 1: a name with a dot is asked as it is first.
+    expect((await lookup('a.b', v4)).addresses).toEqual([{ address: '127.0.0.4', family: 4 }])
+    // A trailing dot: absolute, no search.
+    expect(await code(lookup('api.', v4))).toBe('NXDOMAIN')
+    // SERVFAIL for a name on the list is a failure (the last good addresses stay), not a reason to take the next name's.
+    expect(await code(lookup('down', v4))).toBe('SERVFAIL')
+    const err = await lookup('nothing', v4).catch((e: unknown) => e as DnsError)
+    expect((err as DnsError).code).toBe('NXDOMAIN')
+    expect((err as DnsError).message).toContain('nothing.svc.test, nothing.corp.test, nothing')
+  })
+
   test('system mode: /etc/hosts first (no TTL), then resolv.conf servers; a changed hosts file is re-read', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'proxy-dns-'))
     const hosts = join(dir, 'hosts')

@@ -161,6 +161,15 @@ describe('system config', () => {
     ])
     expect(c.timeoutMs).toBe(2000)
     expect(c.attempts).toBe(3)
+    expect(c.search).toEqual(['example'])
+    expect(c.ndots).toBe(1)
+    // The last of search and domain wins; a trailing dot is dropped; ndots is at most 15.
+    const k8s = parseResolvConf('domain old.example\nsearch Default.svc.cluster.local. svc.cluster.local cluster.local\noptions ndots:5\n')
+    expect(k8s.search).toEqual(['default.svc.cluster.local', 'svc.cluster.local', 'cluster.local'])
+    expect(k8s.ndots).toBe(5)
+    const domain = parseResolvConf('search a.example b.example\ndomain corp.example\noptions ndots:40\n')
+    expect(domain.search).toEqual(['corp.example'])
+    expect(domain.ndots).toBe(15)
   })
   test('hosts', () => {
     const h = parseHosts('127.0.0.1 localhost\n::1 localhost ip6-localhost\n192.0.2.5  Origin.Example  origin # the origin\n# 192.0.2.6 commented\nbogus line\n')
