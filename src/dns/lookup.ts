@@ -8,7 +8,7 @@ import { isIP } from 'node:net'
 import type { AddressFamily, HostPort } from '../config/schema.ts'
 import type { Address } from '../lib/net.ts'
 import { DnsError, queryAddresses, type DnsAnswer } from './client.ts'
-import { parseHosts, parseResolvConf, searchNames, WatchedFile } from './system-config.ts'
+import { LOCAL_SERVERS, parseHosts, parseResolvConf, searchNames, WatchedFile } from './system-config.ts'
 import { TYPE } from './wire.ts'
 
 export interface LookupResult {
@@ -44,7 +44,7 @@ export interface SystemLookupOptions {
 
 export function createLookup(opts: SystemLookupOptions = {}): Lookup {
   const hosts = new WatchedFile(opts.hostsPath ?? '/etc/hosts', parseHosts, new Map<string, Address[]>())
-  const resolvConf = new WatchedFile(opts.resolvConfPath ?? '/etc/resolv.conf', parseResolvConf, { servers: [], timeoutMs: 5000, attempts: 2, search: [], ndots: 1 })
+  const resolvConf = new WatchedFile(opts.resolvConfPath ?? '/etc/resolv.conf', parseResolvConf, { servers: [...LOCAL_SERVERS], timeoutMs: 5000, attempts: 2, search: [], ndots: 1 })
   const explicit = opts.resolvers && opts.resolvers.length > 0 ? opts.resolvers : undefined
   return async (host, lo) => {
     const literal = isIP(host)

@@ -46,8 +46,14 @@ export function parseResolvConf(text: string): ResolvConf {
       }
     }
   }
+  // No nameserver line: the name server on the local machine (resolv.conf(5); glibc and musl
+  // ask 127.0.0.1), not "no servers".
+  if (servers.length === 0) servers.push(...LOCAL_SERVERS)
   return { servers, timeoutMs, attempts, search, ndots }
 }
+
+/** Where a system without nameserver lines (or without resolv.conf) sends its queries. */
+export const LOCAL_SERVERS: readonly HostPort[] = [{ host: '127.0.0.1', port: 53 }]
 
 /**
  * The names a lookup of `host` asks, in order (resolv.conf(5), as glibc's res_nsearch): a name

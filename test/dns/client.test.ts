@@ -269,6 +269,19 @@ describe('createLookup', () => {
     expect((err as DnsError).message).toContain('nothing.svc.test, nothing.corp.test, nothing')
   })
 
+  test('system mode: no nameserver line, or no resolv.conf, asks the local machine\'s server (resolv.conf(5))', async () => {
+    const s = await dns()
+    s.set('local.test', { a: ['127.0.0.2'], ttl: 30 })
+    const dir = mkdtempSync(join(tmpdir(), 'proxy-dns-'))
+    const resolv = join(dir, 'resolv.conf')
+    writeFileSync(resolv, '# written by a tool that found no servers\nsearch corp.test\n')
+    const v4 = { family: 'ipv4', timeoutMs: 1000 } as const
+    const withFile = createLookup({ hostsPath: join(dir, 'hosts'), resolvConfPath: resolv, nameserverPort: s.port })
+    expect(await withFile('local.test', v4)).toEqual({ addresses: [{ address: '127.0.0.2', family: 4 }], ttlMs: 30_000, source: `127.0.0.1:${s.port}` })
+    const noFile = createLookup({ hostsPath: join(dir, 'hosts'), resolvConfPath: join(dir, 'missing.conf'), nameserverPort: s.port })
+    expect((await noFile('local.test', v4)).source).toBe(`127.0.0.1:${s.port}`)
+  })
+
   test('system mode: /etc/hosts first (no TTL), then resolv.conf servers; a changed hosts file is re-read', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'proxy-dns-'))
     const hosts = join(dir, 'hosts')

@@ -170,6 +170,8 @@ describe('system config', () => {
     const domain = parseResolvConf('search a.example b.example\ndomain corp.example\noptions ndots:40\n')
     expect(domain.search).toEqual(['corp.example'])
     expect(domain.ndots).toBe(15)
+    // No nameserver line: the local machine's server, as glibc and musl.
+    expect(parseResolvConf('nameserver not-an-ip\n').servers).toEqual([{ host: '127.0.0.1', port: 53 }])
   })
   test('hosts', () => {
     const h = parseHosts('127.0.0.1 localhost\n::1 localhost ip6-localhost\n192.0.2.5  Origin.Example  origin # the origin\n# 192.0.2.6 commented\nbogus line\n')
