@@ -72,7 +72,7 @@ export interface CacheInternals {
 const SHARED_WINDOW_BYTES = 256 * 1024
 
 /** Reasons about the response itself (not this one request) that make a key's answers uncacheable. */
-const RESPONSE_REASONS = new Set<NotStorable>(['no-store', 'private', 'no-freshness', 'vary-star'])
+const RESPONSE_REASONS = new Set<NotStorable>(['no-store', 'private', 'no-freshness', 'set-cookie', 'vary-star'])
 
 const EMPTY = new Uint8Array(0)
 const encoder = new TextEncoder()

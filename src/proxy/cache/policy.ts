@@ -36,7 +36,7 @@ export function responseDirectives(headers: Headers_): ResponseDirectives {
 }
 
 /** Why a response is not stored, or undefined when it may be (RFC 9111 §3). */
-export type NotStorable = 'method' | 'status' | 'no-store' | 'request-no-store' | 'private' | 'authorization' | 'no-freshness' | 'vary-star'
+export type NotStorable = 'method' | 'status' | 'no-store' | 'request-no-store' | 'private' | 'authorization' | 'no-freshness' | 'set-cookie' | 'vary-star'
 
 export function whyNotStorable(method: string, req: HeaderReader, reqDirectives: RequestDirectives, status: number, headers: Headers_, rd: ResponseDirectives): NotStorable | undefined {
   const cc = rd.cc
@@ -57,6 +57,12 @@ export function whyNotStorable(method: string, req: HeaderReader, reqDirectives:
   if (varyIsStar(headers)) return 'vary-star' // it can never match a later request (§4.1)
   const explicit = cc.has('public') || cc.has('max-age') || cc.has('s-maxage') || (!rd.targeted && headerValue(headers, 'expires') !== null)
   if (!explicit && !HEURISTIC_STATUSES.has(status)) return 'no-freshness'
+  // A Set-Cookie is one client's. Stored on a heuristic, or only to be revalidated, one client's
+  // cookie would go to others (served fresh, or after any 304 that does not replace it): a
+  // dynamic page with a session cookie and a Last-Modified or an ETag. Not storing is always
+  // allowed (§3); nginx and Varnish store no response with Set-Cookie at all. Explicit freshness
+  // (an origin that made the response cacheable) still stores it.
+  if (!explicit && headerValue(headers, 'set-cookie') !== null) return 'set-cookie'
   return undefined
 }
 

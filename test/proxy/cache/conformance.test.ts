@@ -52,6 +52,44 @@ describe('304 updates (RFC 9111 §3.2, §4.3.4)', () => {
   })
 })
 
+describe('a response with Set-Cookie', () => {
+  // A dynamic page: a session cookie, an ETag, no Cache-Control. Stored for revalidation, the 304
+  // (which carries no Set-Cookie) made the cache answer the next client with the first one's cookie.
+  test('without explicit freshness it is not stored: the next client never gets the first one\'s cookie', async () => {
+    const { clock, cache } = setup()
+    const first = await lookup(cache, request())
+    const r1 = await first.onReply({ status: 200, statusText: 'OK', headers: [['date', new Date(clock.t).toUTCString()], ['etag', '"v1"'], ['set-cookie', 'sid=alice']], body: 'page' })
+    expect(h(r1, 'cache-status')).toBe('proxy; fwd=uri-miss')
+    expect(all(r1, 'set-cookie')).toEqual(['sid=alice'])
+    await text(r1)
+    clock.t += 1000
+    const second = await lookup(cache, request())
+    expect(second.hit).toBeUndefined()
+    expect(second.validators).toEqual([])
+    const r2 = await second.onReply({ status: 200, statusText: 'OK', headers: [['date', new Date(clock.t).toUTCString()], ['etag', '"v1"'], ['set-cookie', 'sid=bob']], body: 'page' })
+    expect(all(r2, 'set-cookie')).toEqual(['sid=bob'])
+    await text(r2)
+  })
+
+  test('with a heuristic lifetime (Last-Modified only) it is not stored either', async () => {
+    const { clock, cache } = setup()
+    const first = await lookup(cache, request())
+    const r1 = await first.onReply({ status: 200, statusText: 'OK', headers: [['date', new Date(clock.t).toUTCString()], ['last-modified', new Date(T0 - 86_400_000).toUTCString()], ['set-cookie', 'sid=alice']], body: 'page' })
+    await text(r1)
+    const second = await lookup(cache, request())
+    expect(second.hit).toBeUndefined()
+  })
+
+  test('with max-age it is stored (the origin made it cacheable), Set-Cookie and all', async () => {
+    const { clock, cache } = setup()
+    await prime(cache, clock.t, [['cache-control', 'max-age=60'], ['set-cookie', 'a=b']])
+    const x = await lookup(cache, request())
+    expect(x.hit).toBeDefined()
+    expect(all(x.hit!, 'set-cookie')).toEqual(['a=b'])
+    await text(x.hit!)
+  })
+})
+
 describe('byte ranges of a stored 200 (RFC 9110 §14)', () => {
   const BODY = '01234567890'
   const stored: [string, string][] = [['cache-control', 'max-age=3600'], ['etag', '"v1"'], ['last-modified', new Date(T0 - 60_000).toUTCString()], ['x-a', '1']]

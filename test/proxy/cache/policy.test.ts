@@ -72,6 +72,12 @@ describe('storability (§3, §3.5)', () => {
     ['heuristic status 404 without directives', 'GET', {}, 404, [], undefined],
     ['200 without directives is heuristically cacheable', 'GET', {}, 200, [], undefined],
     ['302 without directives', 'GET', {}, 302, [], 'no-freshness'],
+    // One client's cookie: not stored where only a heuristic or a validator would keep it.
+    ['Set-Cookie with a Last-Modified only (heuristic)', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['last-modified', httpDate(T0 - 86_400_000)]], 'set-cookie'],
+    ['Set-Cookie with an ETag only (stored to be revalidated)', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['etag', '"a"']], 'set-cookie'],
+    ['Set-Cookie with max-age', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['cache-control', 'max-age=60']], undefined],
+    ['Set-Cookie with public', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['cache-control', 'public']], undefined],
+    ['Set-Cookie with Expires', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['expires', httpDate(T0 + 60_000)]], undefined],
     ['302 with max-age', 'GET', {}, 302, [['cache-control', 'max-age=60']], undefined],
     ['500 with Expires', 'GET', {}, 500, [['expires', httpDate(T0 + 60_000)]], undefined],
     ['206 never', 'GET', {}, 206, [['cache-control', 'max-age=60']], 'status'],
