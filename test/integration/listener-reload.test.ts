@@ -1,6 +1,8 @@
 /**
  * A reload and the client listener (proxy/server.ts reload): limits and timeouts change on the
- * open listener, so a kept-alive connection from before is still served; a certificate renewed
+ * open listener, so a kept-alive connection from before is still served; one that moves the
+ * listener answers a request sent on a kept-alive connection to the old one as the reload runs
+ * (with Connection: close) rather than cutting it; a certificate renewed
  * at the same paths is served to new connections; a certificate pair that is not one (garbage,
  * or a key of another certificate) is refused before the listener is touched, which goes on
  * serving. Real sockets on loopback; the reload is ProxyServer.reload with a resolved config, as
@@ -75,6 +77,32 @@ test('a reload that changes limits and timeouts keeps the listener: a kept-alive
   second.on('data', (d) => (refused += d.toString('latin1')))
   expect(await waitFor(() => refused.includes('\r\n\r\n'))).toBe(true)
   expect(refused).toStartWith('HTTP/1.1 503 ')
+})
+
+test('a reload that moves the listener answers a request sent to the old one as it runs, with Connection: close, rather than cutting it', async () => {
+  const origin = h.origin({ fetch: (req) => new Response(`ok ${new URL(req.url).pathname}`) })
+  const flags = { upstream: { url: `http://127.0.0.1:${origin.port}` } }
+  const { proxy } = h.proxy(flags)
+  const oldPort = proxy.port
+  const sock = net.connect(oldPort, '127.0.0.1')
+  h.track(() => void sock.destroy())
+  let got = ''
+  let closed = false
+  sock.on('data', (d) => (got += d.toString('latin1')))
+  sock.on('close', () => (closed = true))
+  sock.write('GET /first HTTP/1.1\r\nHost: a\r\n\r\n')
+  expect(await waitFor(() => got.endsWith('ok /first'))).toBe(true)
+  // The connection is idle. The next request leaves in the same turn as the reload that opens a
+  // new listener elsewhere and stops the old one: the proxy has not read it when the stop begins.
+  got = ''
+  const moved = h.config({ ...flags, server: { listen: `127.0.0.1:${await freePort()}` } })
+  sock.write('GET /second HTTP/1.1\r\nHost: a\r\n\r\n')
+  await proxy.reload(moved)
+  expect(proxy.port).not.toBe(oldPort)
+  expect(await waitFor(() => closed)).toBe(true)
+  expect(got).toStartWith('HTTP/1.1 200 ')
+  expect(got.toLowerCase()).toContain('\r\nconnection: close\r\n')
+  expect(got).toEndWith('ok /second')
 })
 
 test('TLS: a pair renewed at the same paths is served after a reload; a bad pair is refused and the listener goes on serving', async () => {

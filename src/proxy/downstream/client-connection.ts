@@ -365,15 +365,15 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     if (this.phase !== Phase.Head) return
     if (this.deadlineKindIsIdle || this.pending.size === 0) {
       // Keep-alive idle, or nothing sent at all: close quietly (nginx does the same).
-      if (!this.deadlineKindIsIdle) this.shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.client.ip)
+      if (!this.deadlineKindIsIdle && !this.shared.stopping) this.shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.client.ip)
       return this.destroy()
     }
     this.refuse('CLIENT_HEADER_TIMEOUT', `request head not received within client_header_timeout (${this.shared.opts.headerTimeoutMs} ms)`)
   }
 
-  closeIfIdle(): void {
-    if (this.phase === Phase.Head && this.pending.size === 0) this.destroy()
-    else this.closeAfter = true
+  closeIfIdle(graceMs: number): void {
+    if (this.phase !== Phase.Head || this.pending.size > 0) this.closeAfter = true
+    else this.deadlineAt = Math.min(this.deadlineAt || Infinity, monoNow() + graceMs) // idle: the sweep closes it; a request on its way is answered first
   }
 
   onEnd(): void {

@@ -64,8 +64,12 @@ export interface DownstreamConnection {
   onEnd(): void
   onClose(err?: Error): void
   onDeadline(): void
-  /** A graceful stop: close now if idle, else after what is in flight. */
-  closeIfIdle(): void
+  /**
+   * A graceful stop: what is in flight finishes, then the connection closes. An idle one is kept
+   * `graceMs` for a request already on its way, which is answered rather than cut (HTTP/1.1: with
+   * Connection: close; HTTP/2: GOAWAY of 2^31-1 at once, the one naming the last stream after).
+   */
+  closeIfIdle(graceMs: number): void
   destroy(): void
 }
 

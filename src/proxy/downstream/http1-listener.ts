@@ -1,12 +1,13 @@
 /**
  * The proxy's own HTTP/1.1 listener on Bun.listen (plain or TLS): accepts client connections,
  * caps their number with a clean 503 (max_connections), checks every connection's deadline from
- * one sweep timer, and stops gracefully (idle connections close, busy ones after their response)
- * or at once. Each connection is a client-connection.ts state machine that feeds the request
- * path (the `handle` callback) and hands upgrades to a tunnel. What Bun.serve does not let us do
- * is why it exists: a deadline for the request head (slowloris), the connection cap, strict
- * parsing that refuses what another parser could read differently, Content-Length kept on
- * streamed responses, pipelining, and raw protocol upgrades.
+ * one sweep timer, and stops gracefully (busy connections close after their response, idle ones
+ * after a grace for a request already on its way) or at once. Each connection is a
+ * client-connection.ts state machine that feeds the request path (the `handle` callback) and
+ * hands upgrades to a tunnel. What Bun.serve does not let us do is why it exists: a deadline for
+ * the request head (slowloris), the connection cap, strict parsing that refuses what another
+ * parser could read differently, Content-Length kept on streamed responses, pipelining, and raw
+ * protocol upgrades.
  */
 import type { Buffer } from 'node:buffer'
 import type { Socket, SocketHandler, TCPSocketListener, TCPSocketListenOptions } from 'bun'
@@ -51,6 +52,13 @@ export interface Http1Listener {
 
 /** How often deadlines (header read, body read, keep-alive idle) are checked. */
 const SWEEP_MS = 250
+
+/**
+ * A graceful stop keeps an idle connection this long (then the sweep closes it): a request the
+ * client sent as the stop began, still in the socket or on the wire, is answered and not cut
+ * (RFC 9112 §9.6; over HTTP/2 the round trip between two GOAWAYs RFC 9113 §6.8 asks for).
+ */
+export const DRAIN_IDLE_GRACE_MS = 1000
 
 export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const conns = new Set<DownstreamConnection>()
@@ -181,11 +189,12 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
         stopping = true
         server.stop(false)
       }
-      // Idle connections close now, busy ones after their response (closeAfter is read then).
+      // Busy connections close after their response (closeAfter is read then), idle ones after
+      // DRAIN_IDLE_GRACE_MS, unless a request arrives by then.
       for (const c of [...refusing]) c.destroy()
       for (const c of [...conns]) {
         if (force) c.destroy()
-        else c.closeIfIdle()
+        else c.closeIfIdle(DRAIN_IDLE_GRACE_MS)
       }
       if (conns.size === 0) {
         clearInterval(sweep)
