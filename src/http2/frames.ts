@@ -47,6 +47,8 @@ export const MIN_MAX_FRAME_SIZE = 16_384
 export const MAX_MAX_FRAME_SIZE = 16_777_215
 /** Largest flow-control window (§6.9.1). */
 export const MAX_WINDOW = 2 ** 31 - 1
+/** The largest stream id (§5.1.1); as a GOAWAY's last stream id, "every stream so far and to come" (§6.8). */
+export const MAX_STREAM_ID = 2 ** 31 - 1
 export const DEFAULT_WINDOW = 65_535
 
 export interface FrameHeader {

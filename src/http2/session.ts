@@ -76,10 +76,6 @@ export class ServerSession implements StreamHost {
     return this.streams.size
   }
 
-  get closed(): boolean {
-    return this.ended
-  }
-
   /** Bytes from the client. */
   receive(chunk: Uint8Array): void {
     if (this.ended) return
@@ -105,9 +101,13 @@ export class ServerSession implements StreamHost {
     if (!this.ended) this.guard(() => this.out.drained())
   }
 
-  /** Graceful shutdown (§6.8): GOAWAY naming the last stream we take, open streams finish, then close (drains, timeouts). */
-  shutdown(code: number = H2Code.NO_ERROR, debug = ''): void {
+  /**
+   * Graceful shutdown (§6.8): GOAWAY naming the last stream we take, open streams finish, then close (drains, timeouts). `notice`:
+   * only a GOAWAY of 2^31-1 (no new streams; those on their way are still taken), as §6.8 asks; a call a round trip later names the last.
+   */
+  shutdown(code: number = H2Code.NO_ERROR, debug = '', notice = false): void {
     if (this.ended) return
+    if (notice) return void (this.goawayLastId === undefined && this.out.push(F.goawayFrame(F.MAX_STREAM_ID, code, debug)))
     if (this.goawayLastId === undefined) {
       this.goawayLastId = this.streams.lastStreamId
       this.out.push(F.goawayFrame(this.streams.lastStreamId, code, debug))

@@ -5,7 +5,8 @@
  * through the handler, and its reply is sent back with backpressure both ways: the request body
  * is pulled as the upstream takes it (window credit follows), the response body is written as the
  * client's windows allow (a slow reader pauses the upstream). Connection-specific fields never
- * cross (§8.2.2). The listener sweeps it (idle timeout) and shuts it down with GOAWAY on drain.
+ * cross (§8.2.2). The listener sweeps it (idle timeout) and shuts it down on drain with two
+ * GOAWAYs (2^31-1, then the last stream id).
  */
 import type { Socket } from 'bun'
 import { HOST_VALUE } from '../../http1/chars.ts'
@@ -29,6 +30,8 @@ export class H2Client {
   private readonly conn: H2Connection
   readonly client: ClientInfo
   private closed = false
+  /** A drain: when the GOAWAY naming the last stream goes out (0: none due); the first, of 2^31-1, went at once. */
+  private goawayDueAt = 0
 
   constructor(
     sock: Socket<unknown>,
@@ -133,16 +136,28 @@ export class H2Client {
     this.shared.closed(this)
   }
 
-  /** The sweep: the session's idle timeout, checked once a second. */
+  /** The sweep: the session's idle timeout, checked once a second, and a drain's second GOAWAY. */
   onDeadline(): void {
     if (this.closed) return
-    this.conn.session.sweep()
-    this.deadlineAt = performance.now() + 1000
+    const now = performance.now()
+    if (this.goawayDueAt !== 0 && now >= this.goawayDueAt) {
+      this.goawayDueAt = 0
+      this.conn.session.shutdown(H2Code.NO_ERROR, 'shutting down')
+    } else this.conn.session.sweep()
+    this.deadlineAt = this.goawayDueAt === 0 ? now + 1000 : Math.min(now + 1000, this.goawayDueAt)
   }
 
-  /** A drain: GOAWAY, open streams finish, then the connection closes. */
-  closeIfIdle(): void {
-    this.conn.session.shutdown(H2Code.NO_ERROR, 'shutting down')
+  /**
+   * A drain, in two steps (RFC 9113 §6.8): GOAWAY of 2^31-1 now, so the client opens no more
+   * streams while those already on their way are still served; after graceMs, GOAWAY naming the
+   * last stream taken. Open streams finish, then the connection closes.
+   */
+  closeIfIdle(graceMs: number): void {
+    if (this.closed || this.goawayDueAt !== 0) return
+    this.conn.session.shutdown(H2Code.NO_ERROR, 'shutting down', true)
+    this.conn.sendBatch()
+    this.goawayDueAt = performance.now() + graceMs
+    this.deadlineAt = Math.min(this.deadlineAt, this.goawayDueAt)
   }
 
   destroy(): void {
