@@ -23,6 +23,9 @@ import { addConfigFlags, flagLayer } from './flags.ts'
 import { AutomaticHttps } from '../acme/automatic-https.ts'
 import { parseWorkers, reportWorkerAdmin, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
 
+/** Config sections a reload does not apply (the cache is built once; ACME runs from start-up). */
+const START_ONLY = ['cache', 'acme'] as const
+
 export function registerServe(cli: CAC, io: CliIo): void {
   addConfigFlags(cli.command('serve', 'Run the reverse proxy in front of an upstream'))
     .option('--workers <n|auto>', 'Worker processes sharing the listen port (SO_REUSEPORT); "auto" is one per core (default: 1)')
@@ -138,6 +141,11 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
         void old.close()
       }
       wlog('info', 'reloaded', { url: proxy.url, upstreams: Object.values(next.upstreams).map((u) => u.url).join(',') })
+      // Read at start only: a difference from what runs (the start-up config's) is said to be kept
+      // out, at every reload while it lasts, not taken as applied with the rest.
+      for (const section of START_ONLY) {
+        if (JSON.stringify(config[section]) !== JSON.stringify(next[section])) wlog('warn', `reload: [${section}] changed, but it is read at start only; restart the proxy to apply it`, { file: next.file ?? 'flags', section })
+      }
     } catch (err) {
       wlog('error', 'reload failed; still serving the previous config', { error: errorMessage(err) })
       if (logChanged) accessLog.reopen()

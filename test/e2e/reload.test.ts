@@ -1,7 +1,8 @@
 /**
  * Live reload with the compiled binary: SIGHUP with a changed upstream while load runs gives
  * zero failed requests and leaves an open WebSocket alone; SIGHUP with a broken config keeps
- * the proxy serving the old one.
+ * the proxy serving the old one; a SIGHUP that changes what is read at start only ([cache])
+ * says so in the log rather than only "reloaded".
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { mkdtempSync, writeFileSync } from 'node:fs'
@@ -84,6 +85,28 @@ test('SIGHUP swaps the upstream under load with zero failures; a WebSocket survi
     while (Date.now() < until && wsMessages.length === 0) await Bun.sleep(10)
     expect(wsMessages).toEqual(['A:still here'])
     ws.close()
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 30_000)
+
+test('SIGHUP with a changed [cache] logs that it is read at start only, beside "reloaded"', async () => {
+  const a = origin('A')
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-reload-'))
+  const file = join(dir, 'proxy.toml')
+  const write = (cacheSize: string) => writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n[upstream]\nurl = "http://127.0.0.1:${a.port}"\n[cache]\nmax_size = "${cacheSize}"\n`)
+  write('1MiB')
+  const proxy = await startProxyProcess(['serve', '--config', file], BIN)
+  try {
+    let log = ''
+    proxy.child.stderr!.on('data', (d: Buffer) => (log += d.toString()))
+    write('64MiB')
+    proxy.child.kill('SIGHUP')
+    const until = Date.now() + 5000
+    while (Date.now() < until && !log.includes('read at start only')) await Bun.sleep(20)
+    expect(log).toContain('reloaded')
+    expect(log).toContain(`reload: [cache] changed, but it is read at start only; restart the proxy to apply it file=${file} section=cache`)
+    expect(await (await fetch(proxy.url)).text()).toBe('A')
   } finally {
     expect(await proxy.stop()).toBe(0)
   }
