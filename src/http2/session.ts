@@ -347,7 +347,7 @@ export class ServerSession implements StreamHost {
     s.receivedBytes += data.byteLength
     const cl = s.request.contentLength
     if (cl !== undefined && (s.receivedBytes > cl || (end && s.receivedBytes !== cl))) {
-      s.receiveData(data) // counted as taken: credit returns when the stream closes
+      this.flow.creditConnection(data.byteLength) // never handed on: a reader waiting would forward it (H2.CL)
       throw streamError(s.id, H2Code.PROTOCOL_ERROR, 'body length differs from content-length (RFC 9113 §8.1.1)')
     }
     s.receiveData(data)

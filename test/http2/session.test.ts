@@ -142,6 +142,31 @@ describe('requests (RFC 9113 §8.2, §8.3)', () => {
     await c.settle()
     expect(c.rstCode(1)).toBe(H2Code.PROTOCOL_ERROR)
   })
+  test('bytes beyond content-length never reach a reader already waiting for the body: it gets the error only (§8.1.1, H2.CL)', async () => {
+    const c = new RawClient().start()
+    c.send(c.get(1, '/up', [['content-length', '3']], false))
+    await c.settle()
+    const reader = c.requests[0]!.body!.getReader()
+    // The read is pending (the owner streams the body on, as the proxy does), then one DATA frame
+    // brings the declared 3 bytes and a request after them.
+    const first = reader.read()
+    await c.settle()
+    c.send(c.data(1, new TextEncoder().encode('abcGET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n'), true))
+    const got: string[] = []
+    let failure: unknown
+    try {
+      for (let i = 0, next = first; i < 5; i++, next = reader.read()) {
+        const { done, value } = await next
+        if (done) break
+        got.push(new TextDecoder().decode(value))
+      }
+    } catch (err) {
+      failure = err
+    }
+    expect(got).toEqual([])
+    expect(failure).toBeInstanceOf(Error)
+    expect(c.rstCode(1)).toBe(H2Code.PROTOCOL_ERROR)
+  })
   test('more streams than SETTINGS_MAX_CONCURRENT_STREAMS are refused with REFUSED_STREAM', async () => {
     const c = new RawClient({ limits: { maxConcurrentStreams: 3 } }).start()
     c.send(c.get(1), c.get(3), c.get(5), c.get(7))
