@@ -27,7 +27,9 @@ export type PreparedBody =
  * hold its request, and a slot of max_concurrent_requests, for good).
  */
 export async function prepareBody(body: ReadableStream<Uint8Array> | null, declaredLength: number | undefined, stallMs = 0): Promise<PreparedBody> {
-  if (declaredLength === 0) return { kind: 'buffered', bytes: new Uint8Array(0) }
+  // A declared 0 with no stream (HTTP/1.1) is whole now. An HTTP/2 stream not ended yet is read to
+  // its end like any small body: DATA after it would make the request malformed (RFC 9113 §8.1.1).
+  if (declaredLength === 0 && body === null) return { kind: 'buffered', bytes: new Uint8Array(0) }
   if (!body) return { kind: 'none' }
   if (declaredLength !== undefined && declaredLength > REPLAYABLE_BODY_BYTES) return { kind: 'stream', stream: body }
   const reader = body.getReader()

@@ -143,3 +143,36 @@ test('H2.CL: a DATA frame past content-length, read while the request body strea
   expect(upstream.includes('z')).toBe(false)
   expect(upstream.length - upstream.indexOf('\r\n\r\n') - 4).toBe(64_000)
 })
+
+const post = (path: string, extra: HeaderField[] = []): HeaderField[] => [[':method', 'POST'], [':scheme', 'https'], [':authority', '127.0.0.1'], [':path', path], ...extra]
+
+test('content-length: 0 on a stream not ended yet: nothing goes upstream before its end, and DATA after it makes it malformed, never forwarded (RFC 9113 §8.1.1)', async () => {
+  const origin = await recordingOrigin()
+  const port = proxyTo(origin.port)
+  const c = await h2Client(port)
+  c.send(HEADERS(1, post('/zero', [['content-length', '0']]), false))
+  // Another request on the same connection, after it, goes all the way to the origin and back.
+  c.send(HEADERS(3, [[':method', 'GET'], [':scheme', 'https'], [':authority', '127.0.0.1'], [':path', '/marker']]))
+  expect(await waitFor(() => ended(c.frames, 3))).toBe(true)
+  c.send(DATA(1, SMUGGLED, true))
+  expect(await waitFor(() => rstCode(c.frames, 1) !== undefined)).toBe(true)
+  const upstream = origin.raw.join('')
+  expect(upstream.includes('GET /marker ')).toBe(true)
+  expect(upstream.includes('/zero')).toBe(false)
+  expect(upstream.includes('/smuggled')).toBe(false)
+  expect(rstCode(c.frames, 1)).toBe(H2Code.PROTOCOL_ERROR)
+})
+
+test('content-length: 0 ended by an empty DATA frame or by trailers: forwarded then, with content-length: 0 and nothing after it', async () => {
+  const origin = await recordingOrigin()
+  const port = proxyTo(origin.port)
+  const c = await h2Client(port)
+  c.send(HEADERS(1, post('/empty-data', [['content-length', '0']]), false), DATA(1, '', true))
+  c.send(HEADERS(3, post('/trailers', [['content-length', '0']]), false), HEADERS(3, [['x-checksum', 'none']], true))
+  expect(await waitFor(() => ended(c.frames, 1) && ended(c.frames, 3))).toBe(true)
+  expect(rstCode(c.frames, 1)).toBeUndefined()
+  expect(rstCode(c.frames, 3)).toBeUndefined()
+  const heads = origin.raw.join('').split('\r\n\r\n').filter((h) => h.startsWith('POST'))
+  expect(heads.map((h) => h.split(' ')[1]).sort()).toEqual(['/empty-data', '/trailers'])
+  for (const head of heads) expect(head).toContain('\r\ncontent-length: 0')
+})

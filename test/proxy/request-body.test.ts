@@ -37,6 +37,13 @@ test('a declared length of 0 is an empty buffered body; no body at all is none',
   expect(await prepareBody(null, undefined)).toEqual({ kind: 'none' })
 })
 
+test('a declared length of 0 with a body stream (an HTTP/2 stream not ended yet) is read to its end: bytes there fail it, none make it empty', async () => {
+  // The session resets a stream whose DATA goes past content-length: its reader sees an error.
+  expect((await prepareBody(bodyOf([filled(3, 1)], 0), 0)).kind).toBe('failed')
+  const empty = bodyOf([])
+  expect(await prepareBody(empty, 0)).toEqual({ kind: 'buffered', bytes: new Uint8Array(0) })
+})
+
 test('a chunked body longer than the read-ahead streams every byte, in order, reading no more than one chunk past the limit first', async () => {
   const chunk = 16 * 1024
   const n = REPLAYABLE_BODY_BYTES / chunk + 4
