@@ -160,6 +160,8 @@ export class Exchange {
           this.fail('BODY_TOO_LARGE', `request body exceeds ${this.req.maxBodyBytes} bytes`)
           return
         }
+        // Never past the Content-Length sent: the origin would read the rest as another request.
+        if (this.req.bodyLength !== undefined && this.bodyBytes > this.req.bodyLength) return this.fail('BAD_BODY', 'request body longer than its Content-Length')
         const ok = this.c.conn.write(chunked ? encodeChunk(value) : value)
         source?.wrote(ok, value.byteLength)
         if (!ok) {

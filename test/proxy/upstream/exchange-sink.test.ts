@@ -108,3 +108,28 @@ test('the promise form (health checks, retries) resolves with the same response'
   expect(new TextDecoder().decode(r.body as Uint8Array)).toBe('ok')
   expect(ends).toEqual([2])
 })
+
+test('a streamed body longer than the Content-Length it was sent with: the exchange fails and no byte past that length goes upstream', async () => {
+  // The origin records everything and never answers: the body is all the exchange does.
+  let got = ''
+  let closed = false
+  const s = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data: (_sock, d) => void (got += d.toString('latin1')), close: () => void (closed = true) } })
+  closers.push(() => s.stop(true))
+  const conn = await dial({ address: '127.0.0.1', port: s.port, tls: undefined, connectTimeoutMs: 2000 })
+  const events: string[] = []
+  const c = new Http1Connection(conn, (_c, reusable) => events.push(`released ${reusable ? 'reusable' : 'closed'}`))
+  closers.push(() => c.destroy())
+  // Declared 5 bytes; the source (a listener's body stream) yields a request after them.
+  const chunks = ['hello', 'GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n'].map((t) => new TextEncoder().encode(t))
+  const body = new ReadableStream<Uint8Array>({ pull: (ctrl) => void (chunks.length > 0 ? ctrl.enqueue(chunks.shift()!) : ctrl.close()) }, { highWaterMark: 0 })
+  const failure = await new Promise<RequestFailure | undefined>((done) => {
+    c.send({ ...request, method: 'POST', body, bodyLength: 5 }, { headerTimeoutMs: 2000, idleTimeoutMs: 0, onResponse: () => done(undefined), onFailure: done })
+  })
+  // Everything written before the close has arrived once the origin sees it.
+  for (let i = 0; i < 200 && !closed; i++) await Bun.sleep(10)
+  expect(closed).toBe(true)
+  expect(got.includes('/smuggled')).toBe(false)
+  expect(got.endsWith('\r\ncontent-length: 5\r\n\r\nhello')).toBe(true)
+  expect(failure?.code).toBe('BAD_BODY')
+  expect(events).toEqual(['released closed'])
+})
