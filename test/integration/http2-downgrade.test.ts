@@ -176,3 +176,87 @@ test('content-length: 0 ended by an empty DATA frame or by trailers: forwarded t
   expect(heads.map((h) => h.split(' ')[1]).sort()).toEqual(['/empty-data', '/trailers'])
   for (const head of heads) expect(head).toContain('\r\ncontent-length: 0')
 })
+
+const GET = (path = '/x', authority = '127.0.0.1'): HeaderField[] => [[':method', 'GET'], [':scheme', 'https'], [':authority', authority], [':path', path]]
+
+/** Requests that must never reach the upstream, each on its own stream of one connection. */
+const MALFORMED: [string, HeaderField[]][] = [
+  ['transfer-encoding (H2.TE)', [...post('/te'), ['transfer-encoding', 'chunked']]],
+  ['te other than trailers', [...GET(), ['te', 'gzip']]],
+  ['connection', [...GET(), ['connection', 'close']]],
+  ['keep-alive', [...GET(), ['keep-alive', 'timeout=5']]],
+  ['proxy-connection', [...GET(), ['proxy-connection', 'keep-alive']]],
+  ['upgrade', [...GET(), ['upgrade', 'websocket']]],
+  ['content-length on a request without DATA', [...GET(), ['content-length', '5']]],
+  ['two different content-length fields', [...GET(), ['content-length', '1'], ['content-length', '2']]],
+  ['a content-length list', [...GET(), ['content-length', '0, 0']]],
+  ['an uppercase name', [...GET(), ['X-Upper', '1']]],
+  ['a colon in a name', [...GET(), ['x:y', '1']]],
+  ['a space in a name', [...GET(), ['x y', '1']]],
+  ['CRLF in a name', [...GET(), ['x\r\nx-injected', '1']]],
+  ['an empty name', [...GET(), ['', '1']]],
+  ['CRLF in a value', [...GET(), ['x-a', '1\r\nx-injected: 1']]],
+  ['LF in a value', [...GET(), ['x-a', '1\nx-injected: 1']]],
+  ['NUL in a value', [...GET(), ['x-a', '1\0']]],
+  ['CRLF in a cookie crumb', [...GET(), ['cookie', 'a=1\r\nx-injected: 1']]],
+  ['a pseudo-header after a regular field', [[':method', 'GET'], [':scheme', 'https'], [':authority', '127.0.0.1'], ['x-a', '1'], [':path', '/x']]],
+  ['a second :path', [...GET(), [':path', '/admin']]],
+  ['an unknown pseudo-header', [...GET(), [':custom', '1']]],
+  ['a :status in a request', [...GET(), [':status', '200']]],
+  [':method with a space (request-line injection)', [[':method', 'GET /admin HTTP/1.1\r\nx:'], [':scheme', 'https'], [':authority', '127.0.0.1'], [':path', '/x']]],
+  [':method with a space only', [[':method', 'GET /admin'], [':scheme', 'https'], [':authority', '127.0.0.1'], [':path', '/x']]],
+  [':path with a space', GET('/x HTTP/1.1\r\nx-injected: 1\r\nx:')],
+  [':path with CRLF', GET('/x\r\nx-injected: 1')],
+  [':path with a fragment', GET('/x#frag')],
+  [':path absolute', GET('http://evil.test/x')],
+  [':path without a slash', GET('x')],
+  [':path * with GET', GET('*')],
+  [':path with a non-ASCII byte', GET('/caf\xe9')],
+  [':scheme with CRLF', [[':method', 'GET'], [':scheme', 'https\r\nx: 1'], [':authority', '127.0.0.1'], [':path', '/x']]],
+  [':authority with userinfo', GET('/x', 'user@evil.test')],
+  [':authority with CRLF', GET('/x', '127.0.0.1\r\nx-injected: 1')],
+  [':authority with a space', GET('/x', '127.0.0.1 evil.test')],
+  [':authority with a slash', GET('/x', 'evil.test/x')],
+  [':authority and host that differ', [...GET(), ['host', 'evil.test']]],
+  ['an empty :authority and a host', [...GET('/x', ''), ['host', 'evil.test']]],
+  ['two host fields', [[':method', 'GET'], [':scheme', 'https'], [':path', '/x'], ['host', '127.0.0.1'], ['host', 'evil.test']]],
+  ['CONNECT', [[':method', 'CONNECT'], [':authority', 'evil.test:443']]],
+]
+
+test(`${MALFORMED.length} malformed requests (RFC 9113 §8.2, §8.3): each is refused on its stream and not a byte of them reaches the upstream`, async () => {
+  const origin = await recordingOrigin()
+  const port = proxyTo(origin.port)
+  const c = await h2Client(port)
+  MALFORMED.forEach(([, fields], i) => c.send(HEADERS(1 + 2 * i, fields)))
+  const ids = MALFORMED.map((_, i) => 1 + 2 * i)
+  expect(await waitFor(() => ids.every((id) => ended(c.frames, id)))).toBe(true)
+  // Then a good request on the same connection goes through: the connection is still usable.
+  const marker = 1 + 2 * MALFORMED.length
+  c.send(HEADERS(marker, GET('/marker')))
+  expect(await waitFor(() => ended(c.frames, marker))).toBe(true)
+  const answers = MALFORMED.map(([name], i) => {
+    const rst = rstCode(c.frames, ids[i]!)
+    const status = c.frames.find((f) => f.streamId === ids[i] && f.type === FrameType.HEADERS)?.headers?.find(([n]) => n === ':status')?.[1]
+    return `${name}: ${rst === H2Code.PROTOCOL_ERROR ? 'reset' : status !== undefined && status >= '400' ? 'refused' : `rst ${rst} status ${status}`}`
+  })
+  expect(answers.filter((a) => !a.endsWith(': reset') && !a.endsWith(': refused'))).toEqual([])
+  const upstream = origin.raw.join('')
+  expect(upstream.startsWith('GET /marker HTTP/1.1\r\n')).toBe(true)
+  expect(upstream.match(/HTTP\/1\.1\r\n/g)?.length).toBe(1)
+  expect(upstream.includes('injected') || upstream.includes('evil')).toBe(false)
+})
+
+test('what is accepted arrives as the fields sent: cookie crumbs joined, Host from :authority, content-length normalised, te dropped', async () => {
+  const origin = await recordingOrigin()
+  const port = proxyTo(origin.port)
+  const c = await h2Client(port)
+  c.send(HEADERS(1, [...post('/ok'), ['cookie', 'a=1'], ['x-b', 'caf\xe9'], ['cookie', 'c=3'], ['te', 'trailers'], ['content-length', '003'], ['content-length', '3']], false), DATA(1, 'abc', true))
+  expect(await waitFor(() => ended(c.frames, 1))).toBe(true)
+  const raw = origin.raw.join('')
+  const [head = '', body] = raw.split('\r\n\r\n')
+  const lines = head.split('\r\n')
+  expect(lines[0]).toBe('POST /ok HTTP/1.1')
+  expect(lines[1]).toBe('host: 127.0.0.1')
+  expect(lines.filter((l) => /^(cookie|x-b|content-length|te|transfer-encoding):/i.test(l))).toEqual(['x-b: caf\xe9', 'cookie: a=1; c=3', 'content-length: 3'])
+  expect(body).toBe('abc')
+})
