@@ -31,8 +31,22 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'proxy-authorization',
 ])
 
-/** Headers we set ourselves upstream; the client's copies are dropped or merged. */
-const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id', 'host', 'content-length', 'via'])
+/**
+ * Headers we set ourselves upstream; the client's copies are dropped or merged. With them go the
+ * client's spellings of our names with '_' for '-' (X_Forwarded_For): CGI, PHP and WSGI servers
+ * read both as HTTP_X_FORWARDED_FOR, so a client could put its own value beside ours (nginx drops
+ * every name with '_' by default; only these are dropped here).
+ */
+const FORWARDING = new Set(withUnderscores(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id', 'host', 'content-length', 'via']))
+
+/** Each name, and every spelling of it with some of its '-' as '_'. */
+function withUnderscores(names: readonly string[]): string[] {
+  return names.flatMap((name) => {
+    let spellings = ['']
+    for (const part of name.split('-')) spellings = spellings.length === 1 && spellings[0] === '' ? [part] : spellings.flatMap((s) => [`${s}-${part}`, `${s}_${part}`])
+    return spellings
+  })
+}
 
 export interface ForwardContext {
   /** The direct peer's IP. */

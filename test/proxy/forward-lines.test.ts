@@ -25,6 +25,13 @@ function fieldsOf(bytes: Uint8Array): [string, string][] {
 }
 
 describe('upstreamRequestLines', () => {
+  test("a head copied as it came drops the client's X_Forwarded_For-like spellings of the fields the proxy sets", () => {
+    const head = parse(['Host: shop.test', 'Accept: */*', 'X_Forwarded_For: 6.6.6.6', 'X-Forwarded_Host: evil.example', 'X_Request_Id: forged', 'X_Custom: kept'])
+    const names = fieldsOf(Buffer.from(viaLines(head), 'latin1')).map(([n]) => n)
+    expect(names.filter((n) => n.includes('_'))).toEqual(['x_custom'])
+    expect(names).toContain('x-forwarded-for')
+  })
+
   test("copies the client's kept lines as they came, after Host, and drops what the list drops", () => {
     const head = parse([
       'Host: shop.test',

@@ -40,6 +40,13 @@ describe('upstreamRequestHeaders', () => {
     expect(out.forwarded).toBe('for=198.51.100.1')
   })
 
+  test("the client's spellings of our fields with '_' (X_Forwarded_For) are dropped: CGI/WSGI servers read them as ours", () => {
+    const incoming = new Headers({ x_forwarded_for: '6.6.6.6', 'x-forwarded_proto': 'http', x_forwarded_host: 'evil.example', x_request_id: 'forged', x_custom_name: 'kept' })
+    const out = upstreamRequestHeaders(incoming, ctx)
+    expect(out.filter(([n]) => n.includes('_')).map(([n]) => n)).toEqual(['x_custom_name'])
+    expect(Object.fromEntries(out)['x-forwarded-for']).toBe('192.0.2.7')
+  })
+
   test('host_header overrides Host', () => {
     const out = Object.fromEntries(upstreamRequestHeaders(new Headers(), { ...ctx, hostOverride: 'origin.internal' }))
     expect(out.host).toBe('origin.internal')
