@@ -217,8 +217,8 @@ export class CacheExchange {
       return this.serveStale(nowMs, { fwd: this.fwd, fwdStatus: reply.status, detail: 'stale-if-error' })
     }
     const rd = responseDirectives(headers)
-    const why = whyNotStorable(req.method, req.headers, this.rd, reply.status, headers, rd)
     const lifetimeMs = freshnessLifetimeMs(reply.status, headers, rd, nowMs)
+    const why = whyNotStorable(req.method, req.headers, this.rd, reply.status, headers, rd, lifetimeMs)
     const lengthValue = headerValue(headers, 'content-length')
     const contentLength = lengthValue !== null && /^\d+$/.test(lengthValue) ? Number(lengthValue) : undefined
     // Stored only if it can ever be of use: fresh for a while (its lifetime past the age it came
@@ -322,7 +322,7 @@ export class CacheExchange {
     }
     updated.bytes = entryBytes(updated.key, merged, updated.body)
     const store = this.cache.store
-    const why = whyNotStorable('GET', this.req.headers, this.rd, candidate.status, merged, rd)
+    const why = whyNotStorable('GET', this.req.headers, this.rd, candidate.status, merged, rd, updated.lifetimeMs)
     if (why !== undefined && RESPONSE_REASONS.has(why)) store.remove(candidate)
     else store.replace(candidate, updated)
     return updated

@@ -38,7 +38,8 @@ export function responseDirectives(headers: Headers_): ResponseDirectives {
 /** Why a response is not stored, or undefined when it may be (RFC 9111 §3). */
 export type NotStorable = 'method' | 'status' | 'no-store' | 'request-no-store' | 'private' | 'authorization' | 'no-freshness' | 'set-cookie' | 'vary-star'
 
-export function whyNotStorable(method: string, req: HeaderReader, reqDirectives: RequestDirectives, status: number, headers: Headers_, rd: ResponseDirectives): NotStorable | undefined {
+/** `lifetimeMs` is the response's freshness lifetime (freshnessLifetimeMs). */
+export function whyNotStorable(method: string, req: HeaderReader, reqDirectives: RequestDirectives, status: number, headers: Headers_, rd: ResponseDirectives, lifetimeMs: number): NotStorable | undefined {
   const cc = rd.cc
   // Only GET responses are stored; HEAD is answered from them (§4.3.5 is not used).
   if (method !== 'GET') return 'method'
@@ -59,10 +60,12 @@ export function whyNotStorable(method: string, req: HeaderReader, reqDirectives:
   if (!explicit && !HEURISTIC_STATUSES.has(status)) return 'no-freshness'
   // A Set-Cookie is one client's. Stored on a heuristic, or only to be revalidated, one client's
   // cookie would go to others (served fresh, or after any 304 that does not replace it): a
-  // dynamic page with a session cookie and a Last-Modified or an ETag. Not storing is always
-  // allowed (§3); nginx and Varnish store no response with Set-Cookie at all. Explicit freshness
-  // (an origin that made the response cacheable) still stores it.
-  if (!explicit && headerValue(headers, 'set-cookie') !== null) return 'set-cookie'
+  // dynamic page with a session cookie and a Last-Modified or an ETag, or one that says
+  // "max-age=0" or "no-cache" (with or without field names: no-cache="set-cookie" names exactly
+  // this field). Not storing is always allowed (§3); nginx and Varnish store no response with
+  // Set-Cookie at all. Explicit freshness of some length (an origin that made the response
+  // cacheable to share) still stores it.
+  if ((!explicit || lifetimeMs <= 0 || cc.has('no-cache')) && headerValue(headers, 'set-cookie') !== null) return 'set-cookie'
   return undefined
 }
 

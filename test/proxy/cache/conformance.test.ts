@@ -80,6 +80,23 @@ describe('a response with Set-Cookie', () => {
     expect(second.hit).toBeUndefined()
   })
 
+  // "Always revalidate" said explicitly: stored, a 304 without Set-Cookie answered the next client
+  // with the first one's cookie.
+  test.each([['max-age=0'], ['no-cache, max-age=60'], ['no-cache="set-cookie", max-age=60'], ['s-maxage=0']])('with %s it is not stored: after a 304 the next client does not get the first one\'s cookie', async (cc) => {
+    const { clock, cache } = setup()
+    const first = await lookup(cache, request())
+    const r1 = await first.onReply({ status: 200, statusText: 'OK', headers: [['date', new Date(clock.t).toUTCString()], ['cache-control', cc], ['etag', '"v1"'], ['set-cookie', 'sid=alice']], body: 'page' })
+    expect(h(r1, 'cache-status')).toBe('proxy; fwd=uri-miss')
+    await text(r1)
+    clock.t += 1000
+    const second = await lookup(cache, request())
+    expect(second.hit).toBeUndefined()
+    expect(second.validators).toEqual([])
+    const r2 = await second.onReply({ status: 200, statusText: 'OK', headers: [['date', new Date(clock.t).toUTCString()], ['cache-control', cc], ['etag', '"v1"'], ['set-cookie', 'sid=bob']], body: 'page' })
+    expect(all(r2, 'set-cookie')).toEqual(['sid=bob'])
+    await text(r2)
+  })
+
   test('with max-age it is stored (the origin made it cacheable), Set-Cookie and all', async () => {
     const { clock, cache } = setup()
     await prime(cache, clock.t, [['cache-control', 'max-age=60'], ['set-cookie', 'a=b']])

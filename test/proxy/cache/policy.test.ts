@@ -76,7 +76,15 @@ describe('storability (§3, §3.5)', () => {
     ['Set-Cookie with a Last-Modified only (heuristic)', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['last-modified', httpDate(T0 - 86_400_000)]], 'set-cookie'],
     ['Set-Cookie with an ETag only (stored to be revalidated)', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['etag', '"a"']], 'set-cookie'],
     ['Set-Cookie with max-age', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['cache-control', 'max-age=60']], undefined],
-    ['Set-Cookie with public', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['cache-control', 'public']], undefined],
+    ['Set-Cookie with public (and a heuristic lifetime)', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['cache-control', 'public'], ['date', httpDate(T0)], ['last-modified', httpDate(T0 - 86_400_000)]], undefined],
+    // Explicit, but only to be revalidated: after a 304, the first client's cookie would go to the next.
+    ['Set-Cookie with public and no lifetime', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['cache-control', 'public'], ['etag', '"a"']], 'set-cookie'],
+    ['Set-Cookie with max-age=0', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['cache-control', 'max-age=0'], ['etag', '"a"']], 'set-cookie'],
+    ['Set-Cookie with s-maxage=0', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['cache-control', 's-maxage=0, max-age=60'], ['etag', '"a"']], 'set-cookie'],
+    ['Set-Cookie with no-cache and max-age', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['cache-control', 'no-cache, max-age=60'], ['etag', '"a"']], 'set-cookie'],
+    ['Set-Cookie with no-cache="set-cookie" and max-age', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['cache-control', 'no-cache="set-cookie", max-age=60'], ['etag', '"a"']], 'set-cookie'],
+    ['Set-Cookie with an Expires in the past', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['expires', httpDate(T0 - 60_000)], ['date', httpDate(T0)], ['etag', '"a"']], 'set-cookie'],
+    ['max-age=0 without Set-Cookie is stored (to be revalidated)', 'GET', {}, 200, [['cache-control', 'max-age=0'], ['etag', '"a"']], undefined],
     ['Set-Cookie with Expires', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['expires', httpDate(T0 + 60_000)]], undefined],
     ['302 with max-age', 'GET', {}, 302, [['cache-control', 'max-age=60']], undefined],
     ['500 with Expires', 'GET', {}, 500, [['expires', httpDate(T0 + 60_000)]], undefined],
@@ -91,7 +99,8 @@ describe('storability (§3, §3.5)', () => {
   ]
   test.each(cases)('%s', (_name, method, reqHeaders, status, headers, want) => {
     const r = req(reqHeaders)
-    expect(whyNotStorable(method, r, requestDirectives(r), status, headers, responseDirectives(headers))).toBe(want as never)
+    const rd = responseDirectives(headers)
+    expect(whyNotStorable(method, r, requestDirectives(r), status, headers, rd, freshnessLifetimeMs(status, headers, rd, T0))).toBe(want as never)
   })
 })
 
