@@ -165,7 +165,7 @@ export class EdgeCache implements CacheInternals {
 
   commit(entry: CacheEntry, body: Uint8Array): void {
     entry.body = body
-    entry.bytes = entryBytes(entry.key, entry.headers, body)
+    entry.bytes = entryBytes(entry.key, entry.headers, body, entry.vary)
     if (this.store.put(entry)) this.stores++
   }
 

@@ -320,7 +320,7 @@ export class CacheExchange {
       lifetimeMs: freshnessLifetimeMs(candidate.status, merged, rd, nowMs),
       refreshing: false,
     }
-    updated.bytes = entryBytes(updated.key, merged, updated.body)
+    updated.bytes = entryBytes(updated.key, merged, updated.body, updated.vary)
     const store = this.cache.store
     const why = whyNotStorable('GET', this.req.headers, this.rd, candidate.status, merged, rd, updated.lifetimeMs)
     if (why !== undefined && RESPONSE_REASONS.has(why)) store.remove(candidate)

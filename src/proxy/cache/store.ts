@@ -3,7 +3,7 @@
  * bounded by bytes (not entries) with least-recently-used eviction. It knows nothing of HTTP
  * semantics beyond the variant key; policy.ts decides what goes in and what may come out.
  */
-import { sameVaryKey, type VaryKey } from './vary.ts'
+import { NO_VARY, sameVaryKey, type VaryKey } from './vary.ts'
 import type { ResponseDirectives } from './policy.ts'
 
 export interface CacheEntry {
@@ -27,9 +27,14 @@ export interface CacheEntry {
 /** What an entry costs beyond its body and fields: the objects and maps around it. */
 const ENTRY_OVERHEAD_BYTES = 256
 
-export function entryBytes(key: string, headers: readonly (readonly [string, string])[], body: Uint8Array): number {
+/**
+ * What an entry is charged: its body, its fields, its secondary key (the request values Vary named,
+ * which a client chooses: a 16 KiB Cookie or User-Agent per variant) and the fixed overhead.
+ */
+export function entryBytes(key: string, headers: readonly (readonly [string, string])[], body: Uint8Array, vary: VaryKey = NO_VARY): number {
   let n = ENTRY_OVERHEAD_BYTES + key.length + body.byteLength
   for (const [k, v] of headers) n += k.length + v.length + 16
+  for (let i = 0; i < vary.names.length; i++) n += vary.names[i]!.length + (vary.values[i]?.length ?? 0) + 16
   return n
 }
 

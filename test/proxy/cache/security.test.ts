@@ -1,0 +1,58 @@
+/**
+ * The edge cache against hostile clients, without sockets: what one client sends must not decide
+ * what others get (poisoning), nor hold memory or CPU the cache's bounds do not count. A fake clock
+ * and a fake upstream stand in for the request path, as in cache.test.ts.
+ */
+import { describe, expect, test } from 'bun:test'
+import { EdgeCache, type CacheExchange } from '../../../src/proxy/cache/cache.ts'
+import type { ProxyReply, ProxyRequest } from '../../../src/proxy/message.ts'
+import { replyText } from '../../support/reply.ts'
+
+const T0 = Date.UTC(2026, 0, 1, 12, 0, 0)
+const KEY = 'http://example.com/a'
+
+function setup(maxBytes = 1 << 20) {
+  const clock = { t: T0 }
+  const cache = new EdgeCache({ maxBytes, maxObjectBytes: 1 << 16, staleIfErrorMs: 0, nowMs: () => clock.t })
+  return { clock, cache }
+}
+
+function request(headers: Record<string, string> = {}, method = 'GET'): ProxyRequest {
+  return { method, target: '/a', headers: new Headers({ host: 'example.com', ...headers }), body: null }
+}
+
+function lookup(cache: EdgeCache, req: ProxyRequest, key = KEY): Promise<CacheExchange> {
+  return Promise.resolve(cache.lookup(req, { key, enabled: true, requestId: 'rid', client: {}, maxWaitMs: 5000 }))
+}
+
+function origin(status: number, headers: [string, string][], body = 'hello'): ProxyReply {
+  return { status, statusText: '', headers: [['date', new Date(T0).toUTCString()], ...headers], body }
+}
+
+const h = (reply: ProxyReply, name: string) => reply.headers.find(([n]) => n.toLowerCase() === name)?.[1]
+
+/** One request through the cache to the fake upstream; the client's answer, read whole. */
+async function exchange(cache: EdgeCache, req: ProxyRequest, answer: ProxyReply): Promise<{ x: CacheExchange; status: number; cacheStatus: string | undefined; body: string }> {
+  const x = await lookup(cache, req)
+  const reply = x.hit ?? (await x.onReply(answer))
+  return { x, status: reply.status, cacheStatus: h(reply, 'cache-status'), body: await replyText(reply) }
+}
+
+describe('Vary: what a client chooses is bounded', () => {
+  test('the request values a variant is kept for are charged to max_size: 16 KiB cookies cannot hold more than the budget', async () => {
+    const maxBytes = 128 << 10
+    const { cache } = setup(maxBytes)
+    const cookieBytes = 16 << 10
+    for (let i = 0; i < 20; i++) {
+      const cookie = `u=${i};${'x'.repeat(cookieBytes)}`
+      const r = await exchange(cache, request({ cookie }), origin(200, [['cache-control', 'max-age=60'], ['vary', 'Cookie']]))
+      expect(r.status).toBe(200)
+    }
+    // Every stored variant holds its 16 KiB cookie: what the store counts covers it, and stays in max_size.
+    expect(cache.store.objects).toBeGreaterThan(0)
+    expect(cache.store.bytes).toBeGreaterThanOrEqual(cache.store.objects * cookieBytes)
+    expect(cache.store.bytes).toBeLessThanOrEqual(maxBytes)
+    expect(cache.store.evictions).toBeGreaterThan(0)
+    cache.close()
+  })
+})
