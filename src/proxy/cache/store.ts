@@ -24,6 +24,13 @@ export interface CacheEntry {
   refreshing: boolean
 }
 
+/**
+ * Most variants kept for one key. Every request for the key is compared with each of them (and
+ * each store with each), so with Vary on a field a client chooses (User-Agent, Cookie) an unbounded
+ * list made every request for that URL cost as many comparisons as clients had sent values.
+ */
+export const MAX_VARIANTS_PER_KEY = 64
+
 /** What an entry costs beyond its body and fields: the objects and maps around it. */
 const ENTRY_OVERHEAD_BYTES = 256
 
@@ -69,13 +76,19 @@ export class CacheStore {
   }
 
   /**
-   * Stores an entry, replacing the variant with the same secondary key, then evicts the least
-   * recently used entries until the store is within its budget. False when it cannot fit at all.
+   * Stores an entry, replacing the variant with the same secondary key (and, past
+   * MAX_VARIANTS_PER_KEY, the key's longest-stored one), then evicts the least recently used
+   * entries until the store is within its budget. False when it cannot fit at all.
    */
   put(entry: CacheEntry): boolean {
     if (entry.bytes > this.maxBytes) return false
     const list = this.byKey.get(entry.key) ?? []
-    for (const old of list) if (sameVaryKey(old.vary, entry.vary)) this.remove(old)
+    for (const old of [...list]) if (sameVaryKey(old.vary, entry.vary)) this.remove(old)
+    const kept = this.byKey.get(entry.key)
+    while (kept !== undefined && kept.length >= MAX_VARIANTS_PER_KEY) {
+      this.remove(kept[kept.length - 1]!)
+      this.evictions++
+    }
     const fresh = this.byKey.get(entry.key) ?? []
     fresh.unshift(entry)
     this.byKey.set(entry.key, fresh)

@@ -56,3 +56,25 @@ describe('Vary: what a client chooses is bounded', () => {
     cache.close()
   })
 })
+
+describe('Vary: how many variants one key keeps', () => {
+  test('a client sending a new User-Agent each time cannot grow one URL\'s variants (each request compares with all) past the cap; the newest stay', async () => {
+    const { cache } = setup(8 << 20)
+    const sent = 300
+    for (let i = 0; i < sent; i++) {
+      const r = await exchange(cache, request({ 'user-agent': `ua-${i}` }), origin(200, [['cache-control', 'max-age=60'], ['vary', 'User-Agent']], `for ua-${i}`))
+      expect(r.cacheStatus).toBe(i === 0 ? 'proxy; fwd=uri-miss; stored' : 'proxy; fwd=vary-miss; stored')
+    }
+    const kept = cache.store.variants(KEY).length
+    expect(kept).toBeGreaterThan(0)
+    expect(kept).toBeLessThanOrEqual(64)
+    expect(cache.store.objects).toBe(kept)
+    // The newest variant is kept and answers; the first is gone (a miss, not another client's body).
+    const newest = await lookup(cache, request({ 'user-agent': `ua-${sent - 1}` }))
+    expect(await replyText(newest.hit!)).toBe(`for ua-${sent - 1}`)
+    const first = await lookup(cache, request({ 'user-agent': 'ua-0' }))
+    expect(first.hit).toBeUndefined()
+    expect(first.fwd).toBe('vary-miss')
+    cache.close()
+  })
+})
