@@ -287,7 +287,9 @@ export class ProxyHandler {
     const u = pool.upstream
     const key = cacheKey(client.tls ? 'https' : 'http', flight.clientHost, req.target)
     const enabled = this.router.matchFor(req.target, req.headers.get('host'))?.cache ?? true
-    const cached = cache.lookup(req, { key, enabled, requestId: flight.requestId, client, maxWaitMs: u.connectTimeoutMs + u.headerTimeoutMs, streamKeepsLength: client.streamKeepsLength === true })
+    const body = outgoing.body
+    const hasContent = body instanceof ReadableStream || (body instanceof Uint8Array && body.byteLength > 0)
+    const cached = cache.lookup(req, { key, enabled, requestId: flight.requestId, client, maxWaitMs: u.connectTimeoutMs + u.headerTimeoutMs, streamKeepsLength: client.streamKeepsLength === true, hasContent })
     return cached instanceof Promise ? cached.then((c) => this.looked(flight, outgoing, c)) : this.looked(flight, outgoing, cached)
   }
 

@@ -30,6 +30,11 @@ export interface LookupContext {
   maxWaitMs: number
   /** The listener sends a streamed body with its Content-Length (the own listener); otherwise a shared stream goes without one. */
   streamKeepsLength?: boolean
+  /**
+   * The request carries content (a GET with a body). The key does not cover it, and an origin may
+   * read it (form fields merged into the query's): its answer is neither stored nor shared.
+   */
+  hasContent?: boolean
 }
 
 /** A response still arriving that other requests may share (collapsed forwarding). */
@@ -137,7 +142,7 @@ export class CacheExchange {
   collapsible(uncollapsible: boolean): boolean {
     const r = this.req
     const h = r.headers
-    return r.method === 'GET' && !uncollapsible && !this.rd.noCache && !this.rd.noStore && this.rd.maxAgeMs === undefined && h.get('authorization') === null && h.get('range') === null && !isConditional(h)
+    return r.method === 'GET' && !uncollapsible && this.ctx.hasContent !== true && !this.rd.noCache && !this.rd.noStore && this.rd.maxAgeMs === undefined && h.get('authorization') === null && h.get('range') === null && !isConditional(h)
   }
 
   /** Can this request be answered from a response still arriving? Its Vary must match and it must be fresh enough. */
@@ -218,7 +223,7 @@ export class CacheExchange {
     }
     const rd = responseDirectives(headers)
     const lifetimeMs = freshnessLifetimeMs(reply.status, headers, rd, nowMs)
-    const why = whyNotStorable(req.method, req.headers, this.rd, reply.status, headers, rd, lifetimeMs)
+    const why = this.ctx.hasContent === true ? 'request-content' : whyNotStorable(req.method, req.headers, this.rd, reply.status, headers, rd, lifetimeMs)
     const lengthValue = headerValue(headers, 'content-length')
     const contentLength = lengthValue !== null && /^\d+$/.test(lengthValue) ? Number(lengthValue) : undefined
     // Stored only if it can ever be of use: fresh for a while (its lifetime past the age it came

@@ -36,7 +36,7 @@ export function responseDirectives(headers: Headers_): ResponseDirectives {
 }
 
 /** Why a response is not stored, or undefined when it may be (RFC 9111 §3). */
-export type NotStorable = 'method' | 'status' | 'no-store' | 'request-no-store' | 'private' | 'authorization' | 'no-freshness' | 'set-cookie' | 'vary-star'
+export type NotStorable = 'method' | 'request-content' | 'status' | 'no-store' | 'request-no-store' | 'private' | 'authorization' | 'no-freshness' | 'set-cookie' | 'vary-star'
 
 /** `lifetimeMs` is the response's freshness lifetime (freshnessLifetimeMs). */
 export function whyNotStorable(method: string, req: HeaderReader, reqDirectives: RequestDirectives, status: number, headers: Headers_, rd: ResponseDirectives, lifetimeMs: number): NotStorable | undefined {

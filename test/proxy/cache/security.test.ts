@@ -78,3 +78,44 @@ describe('Vary: how many variants one key keeps', () => {
     cache.close()
   })
 })
+
+describe('a GET with content (a "fat GET")', () => {
+  const withContent = (cache: EdgeCache, req: ProxyRequest) => Promise.resolve(cache.lookup(req, { key: KEY, enabled: true, requestId: 'rid', client: {}, maxWaitMs: 5000, hasContent: true }))
+
+  test('its answer is not stored: the key does not cover the body an origin may have read', async () => {
+    const { cache } = setup()
+    const x = await withContent(cache, request({ 'content-type': 'application/x-www-form-urlencoded' }))
+    expect(x.hit).toBeUndefined()
+    const r = await x.onReply(origin(200, [['cache-control', 'max-age=60']], 'page for q=<script>'))
+    expect(h(r, 'cache-status')).toBe('proxy; fwd=uri-miss')
+    expect(await replyText(r)).toBe('page for q=<script>')
+    expect(cache.store.objects).toBe(0)
+    const next = await exchange(cache, request(), origin(200, [['cache-control', 'max-age=60']], 'page'))
+    expect(next.body).toBe('page')
+    expect(next.cacheStatus).toBe('proxy; fwd=uri-miss; stored')
+    cache.close()
+  })
+
+  test('it does not lead collapsed forwarding: others do not wait for its answer', async () => {
+    const { cache } = setup()
+    const fat = await withContent(cache, request())
+    expect(fat.flight).toBeUndefined()
+    expect(cache.status().in_flight).toBe(0)
+    const plain = await lookup(cache, request())
+    expect(plain.hit).toBeUndefined()
+    expect(plain.flight).toBeDefined()
+    await replyText(await fat.onReply(origin(200, [['cache-control', 'max-age=60']], 'from the body')))
+    const r = await plain.onReply(origin(200, [['cache-control', 'max-age=60']], 'page'))
+    expect(await replyText(r)).toBe('page')
+    cache.close()
+  })
+
+  test('a stored answer still answers it (it is a GET of the same URI)', async () => {
+    const { cache } = setup()
+    await exchange(cache, request(), origin(200, [['cache-control', 'max-age=60']], 'page'))
+    const x = await withContent(cache, request())
+    expect(x.hit).toBeDefined()
+    expect(await replyText(x.hit!)).toBe('page')
+    cache.close()
+  })
+})
