@@ -39,7 +39,7 @@ import { responseRewriterFor, rewriteResponseHeaders, rewrites, type ResponseRew
 import { Router } from './routes.ts'
 import { tunnelUpgrade } from './upgrade/tunnel.ts'
 import type { CacheExchange, EdgeCache } from './cache/cache.ts'
-import { cacheKey } from './cache/key.ts'
+import { requestKey } from './cache/key.ts'
 import type { IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
 import type { UpstreamPool } from './upstream/pool.ts'
 
@@ -285,7 +285,7 @@ export class ProxyHandler {
     if (!cache) return undefined
     const { req, client, pool } = flight
     const u = pool.upstream
-    const key = cacheKey(client.tls ? 'https' : 'http', flight.clientHost, req.target)
+    const key = requestKey(client.tls, flight.clientHost, req.target, this.trustedPeer(client.ip) ? req.headers : undefined)
     const enabled = this.router.matchFor(req.target, req.headers.get('host'))?.cache ?? true
     const body = outgoing.body
     const hasContent = body instanceof ReadableStream || (body instanceof Uint8Array && body.byteLength > 0)

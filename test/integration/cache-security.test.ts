@@ -47,3 +47,43 @@ describe('a GET with a body', () => {
     expect(upstream).toBe(2)
   })
 })
+
+describe('behind a trusted proxy (trusted_proxies): what its X-Forwarded-* tell the origin is keyed', () => {
+  // An origin that redirects plain http to https, and builds its links from the forwarded host (as
+  // frameworks do behind a load balancer).
+  function forwardingOrigin() {
+    return h.origin({
+      fetch(req) {
+        const proto = req.headers.get('x-forwarded-proto')
+        const host = req.headers.get('x-forwarded-host')
+        if (proto === 'http') return new Response(null, { status: 301, headers: { location: `https://${host}/p`, 'cache-control': 'max-age=60' } })
+        return new Response(`<a href="https://${host}/next">`, { headers: { 'cache-control': 'max-age=60' } })
+      },
+    })
+  }
+
+  test('X-Forwarded-Proto: the https client does not get the redirect stored for the http one (a redirect loop)', async () => {
+    const { port } = start(forwardingOrigin().port!, { trusted_proxies: ['127.0.0.0/8'] })
+    const send = (proto: string) => rawExchange(port, `GET /p HTTP/1.1\r\nHost: site\r\nX-Forwarded-Proto: ${proto}\r\nConnection: close\r\n\r\n`, '127.0.0.1', (c) => h.track(c))
+    const plain = await send('http')
+    expect(plain).toStartWith('HTTP/1.1 301')
+    expect(cacheStatus(plain)).toBe('proxy; fwd=uri-miss; stored')
+    const secure = await send('https')
+    expect(secure).toStartWith('HTTP/1.1 200')
+    expect(cacheStatus(secure)).toBe('proxy; fwd=uri-miss; stored')
+    // Each is then a hit of its own.
+    expect(await send('http')).toStartWith('HTTP/1.1 301')
+    expect(cacheStatus(await send('https'))).toStartWith('proxy; hit')
+  })
+
+  test('X-Forwarded-Host: a client-supplied host passed on by the trusted proxy does not end up in everyone\'s page', async () => {
+    const { port } = start(forwardingOrigin().port!, { trusted_proxies: ['127.0.0.0/8'] })
+    const send = (extra: string) => rawExchange(port, `GET /p HTTP/1.1\r\nHost: site\r\nX-Forwarded-Proto: https\r\n${extra}Connection: close\r\n\r\n`, '127.0.0.1', (c) => h.track(c))
+    const poisoned = await send('X-Forwarded-Host: evil.example\r\n')
+    expect(bodyOf(poisoned)).toBe('<a href="https://evil.example/next">')
+    const next = await send('')
+    expect(bodyOf(next)).toBe('<a href="https://site/next">')
+    const same = await send('X-Forwarded-Host: SITE\r\n')
+    expect(cacheStatus(same)).toStartWith('proxy; hit')
+  })
+})

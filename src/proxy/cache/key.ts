@@ -2,8 +2,29 @@
  * The primary cache key (RFC 9111 §2): the target URI as scheme://host[:port]/path?query, with
  * the scheme and host lower-cased and a default port dropped (RFC 9110 §4.2.3). The path and
  * query are kept as sent: two spellings of one resource are two keys, never one key for two
- * resources.
+ * resources. Behind a trusted proxy, the scheme and host its X-Forwarded-Proto and -Host tell
+ * the origin are in the key too.
  */
+import type { HeaderReader } from '../message.ts'
+
+/**
+ * The key of a request as the origin sees it. `trusted` is the request's fields when its peer is
+ * in trusted_proxies: their X-Forwarded-Proto and X-Forwarded-Host then go upstream as they came
+ * (headers.ts), and an origin builds its redirects and links from them, so they are keyed: the
+ * scheme is the forwarded one (when it is http or https, as headers.ts passes it), and a
+ * forwarded host other than Host is added after a "#" (no target has one; the key stays a URL
+ * of the resource, for purge by prefix).
+ */
+export function requestKey(tls: boolean, host: string, target: string, trusted: HeaderReader | undefined): string {
+  let scheme: 'http' | 'https' = tls ? 'https' : 'http'
+  if (trusted === undefined) return cacheKey(scheme, host, target)
+  const proto = trusted.get('x-forwarded-proto')
+  if (proto !== null && /^https?$/i.test(proto)) scheme = proto.toLowerCase() as 'http' | 'https'
+  const key = cacheKey(scheme, host, target)
+  const forwardedHost = trusted.get('x-forwarded-host')
+  if (forwardedHost === null || forwardedHost.toLowerCase() === host.toLowerCase()) return key
+  return `${key}#x-forwarded-host=${forwardedHost.toLowerCase()}`
+}
 
 export function cacheKey(scheme: 'http' | 'https', host: string, target: string): string {
   return `${scheme}://${normalizeAuthority(scheme, host)}${target}`
