@@ -87,3 +87,26 @@ describe('behind a trusted proxy (trusted_proxies): what its X-Forwarded-* tell 
     expect(cacheStatus(same)).toStartWith('proxy; hit')
   })
 })
+
+describe('errors about one client\'s request', () => {
+  test('a 400 (or 431) the origin gives one client\'s malformed header, even with max-age, is not what the next client gets', async () => {
+    // An origin (or a server in front of it) that refuses a header it dislikes, with the site-wide Cache-Control.
+    const origin = h.origin({
+      fetch(req) {
+        const cc = { 'cache-control': 'public, max-age=300' }
+        if (req.headers.get('x-oversized') !== null) return new Response('header too large', { status: 431, headers: cc })
+        if (req.headers.get('x-meta') !== null) return new Response('bad request', { status: 400, headers: cc })
+        return new Response('page', { headers: cc })
+      },
+    })
+    const { port, cache } = start(origin.port!)
+    const send = (path: string, extra = '') => rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: site\r\n${extra}Connection: close\r\n\r\n`, '127.0.0.1', (c) => h.track(c))
+    expect(await send('/a', 'X-Meta: \\\r\n')).toStartWith('HTTP/1.1 400')
+    expect(await send('/b', 'X-Oversized: 1\r\n')).toStartWith('HTTP/1.1 431')
+    expect(cache.store.objects).toBe(0)
+    const a = await send('/a')
+    expect(a).toStartWith('HTTP/1.1 200')
+    expect(bodyOf(a)).toBe('page')
+    expect(await send('/b')).toStartWith('HTTP/1.1 200')
+  })
+})

@@ -13,6 +13,14 @@ export type Headers_ = readonly (readonly [string, string])[]
 /** Status codes cacheable by default, so heuristic freshness applies (RFC 9110 §15.1). 206 is left out: partial content is not stored. */
 const HEURISTIC_STATUSES = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501])
 
+/**
+ * Statuses about the request message, not the resource (RFC 9110 §15.5): Bad Request, Request
+ * Timeout, Length Required, Content Too Large, Expectation Failed, Request Header Fields Too
+ * Large. Never stored, whatever freshness they carry: one client's malformed or oversized request
+ * would otherwise answer everyone's for the URI (cache-poisoned denial of service).
+ */
+const REQUEST_ERROR_STATUSES = new Set([400, 408, 411, 413, 417, 431])
+
 /** Final status codes whose semantics this cache understands (for must-understand, §5.2.2.3). */
 const UNDERSTOOD_STATUSES = new Set([200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501])
 
@@ -44,7 +52,7 @@ export function whyNotStorable(method: string, req: HeaderReader, reqDirectives:
   // Only GET responses are stored; HEAD is answered from them (§4.3.5 is not used).
   if (method !== 'GET') return 'method'
   // A final status; 206 and 304 are never stored as such (§3, §3.3 is not implemented).
-  if (status < 200 || status === 206 || status === 304) return 'status'
+  if (status < 200 || status === 206 || status === 304 || REQUEST_ERROR_STATUSES.has(status)) return 'status'
   if (cc.has('must-understand')) {
     // §5.2.2.3: store only status codes the cache understands; then no-store is overridden.
     if (!UNDERSTOOD_STATUSES.has(status)) return 'status'

@@ -88,6 +88,13 @@ describe('storability (§3, §3.5)', () => {
     ['Set-Cookie with Expires', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['expires', httpDate(T0 + 60_000)]], undefined],
     ['302 with max-age', 'GET', {}, 302, [['cache-control', 'max-age=60']], undefined],
     ['500 with Expires', 'GET', {}, 500, [['expires', httpDate(T0 + 60_000)]], undefined],
+    // About one client's request, not the resource: never everyone's answer (cache-poisoned DoS).
+    ['400 with max-age', 'GET', {}, 400, [['cache-control', 'public, max-age=60']], 'status'],
+    ['413 with max-age', 'GET', {}, 413, [['cache-control', 'max-age=60']], 'status'],
+    ['431 with s-maxage', 'GET', {}, 431, [['cache-control', 's-maxage=60']], 'status'],
+    ['411 with Expires', 'GET', {}, 411, [['expires', httpDate(T0 + 60_000)]], 'status'],
+    ['400 with must-understand', 'GET', {}, 400, [['cache-control', 'must-understand, no-store, max-age=60']], 'status'],
+    ['404 with max-age is still stored', 'GET', {}, 404, [['cache-control', 'max-age=60']], undefined],
     ['206 never', 'GET', {}, 206, [['cache-control', 'max-age=60']], 'status'],
     ['304 never', 'GET', {}, 304, [['cache-control', 'max-age=60']], 'status'],
     ['must-understand overrides no-store for a known status', 'GET', {}, 200, [['cache-control', 'must-understand, no-store, max-age=60']], undefined],
