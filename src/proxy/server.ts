@@ -15,7 +15,7 @@ import { isBun } from '../runtime/detect.ts'
 import type { Listener } from '../runtime/listener.ts'
 import { loadTlsPair, readCaBundle, type TlsPair } from '../runtime/tls-files.ts'
 import { Admission } from './downstream/admission.ts'
-import { listenHttp1, type Http1Listener, type Http1Settings } from './downstream/http1-listener.ts'
+import { listenHttp1, RELOAD_IDLE_GRACE_MS, type Http1Listener, type Http1Settings } from './downstream/http1-listener.ts'
 import { listenRuntimeFront } from './downstream/runtime-front.ts'
 import { ProxyHandler, type HandlerHooks } from './handler.ts'
 import type { ProxyView, UpstreamView } from './observe/view.ts'
@@ -232,7 +232,7 @@ export class ProxyServer implements ProxyView {
       const old = this.server
       this.server = newListener
       this.serverTls = nextTls
-      if (old !== newListener) void old?.stop(false)
+      if (old !== newListener) void old?.stop(false, RELOAD_IDLE_GRACE_MS)
     } else if (this.server?.update && settingsKey(prev.config) !== settingsKey(next)) {
       this.server.update(http1Settings(next))
     }
@@ -247,7 +247,7 @@ export class ProxyServer implements ProxyView {
     const sameAddress = JSON.stringify(prev.server.listen) === JSON.stringify(next.server.listen)
     const old = this.server
     if (!sameAddress || this.opts.reusePort || old === undefined) return this.openListener(next, nextTls)
-    void old.stop(false)
+    void old.stop(false, RELOAD_IDLE_GRACE_MS)
     const openWhenFree = async (config: ResolvedConfig, tls: TlsPair | undefined): Promise<Listener> => {
       for (let attempt = 0; ; attempt++) {
         try {

@@ -41,8 +41,8 @@ export interface Listener {
   readonly connections?: number
   /** Open upgrade tunnels (WebSockets), where the listener has them (the own listener). */
   readonly tunnels?: number
-  /** Graceful: stop accepting and resolve when open requests are done. Forced: close all now. */
-  stop(force: boolean): Promise<void>
+  /** Graceful: stop accepting and resolve when open requests are done (the own listener keeps idle connections `idleGraceMs`). Forced: close all now. */
+  stop(force: boolean, idleGraceMs?: number): Promise<void>
 }
 
 export function listen(opts: ListenOptions): Listener {

@@ -1,9 +1,9 @@
 /**
  * The edges of a request's life at shutdown: /readyz answers 503 from the first moment of a
- * drain; a request sent on a kept-alive connection as the drain begins is answered (503 and
- * Connection: close), not cut; an open WebSocket tunnel is counted in the drain log and the drain
- * ends as soon as it closes; what is still in flight when drain_timeout runs out is cut and
- * logged DRAIN_TIMEOUT.
+ * drain; an idle kept-alive connection is closed at once (a request that crossed the close is
+ * its client's to retry); an open WebSocket tunnel is counted in the drain log and the drain ends
+ * as soon as it closes; what is still in flight when drain_timeout runs out is cut and logged
+ * DRAIN_TIMEOUT.
  */
 import { afterEach, expect, test } from 'bun:test'
 import type { LogFn } from '../../src/lib/logger.ts'
@@ -54,24 +54,20 @@ test('/readyz answers 503 from the first moment of a drain', async () => {
   await draining
 })
 
-test('a request sent on a kept-alive connection as the drain begins is answered (503 SHUTTING_DOWN, Connection: close), not cut', async () => {
+test('a drain at shutdown closes an idle kept-alive connection at once, as nginx does: no 503 to a request that crossed the close', async () => {
   const origin = h.origin({ fetch: (req) => new Response(`ok ${new URL(req.url).pathname}`) })
   const { proxy } = proxyWithLog(origin.port!)
   const c = rawClient(h, proxy.port)
   c.s.write('GET /first HTTP/1.1\r\nHost: a\r\n\r\n')
   expect(await waitFor(() => c.got().includes('ok /first'))).toBe(true)
-  // The connection is idle now. The next request leaves in the same turn as the drain begins:
-  // it reaches the proxy's socket before the proxy has read anything more from it.
+  // The connection is idle. A request that leaves in the same turn as the drain begins crosses the
+  // close: its client retries it on a new connection (RFC 9112 §9.3.1), to another instance when
+  // /readyz has taken this one out. A 503 would be an answer, which clients and load balancers do
+  // not retry. (A reload keeps such a connection a moment and serves it: listener-reload.test.ts.)
   c.s.write('GET /second HTTP/1.1\r\nHost: a\r\n\r\n')
   await proxy.drain(10_000)
   expect(await waitFor(() => c.closed())).toBe(true)
-  // During a drain new requests are refused (How a request flows, "admit"): cleanly, with the
-  // answer that says to retry, rather than by a reset with the request unanswered.
-  const second = c.got().slice(c.got().indexOf('ok /first') + 'ok /first'.length)
-  expect(second).toStartWith('HTTP/1.1 503 ')
-  expect(second.toLowerCase()).toContain('\r\nretry-after: 1\r\n')
-  expect(second.toLowerCase()).toContain('\r\nconnection: close\r\n')
-  expect(second).toContain('shutting down')
+  expect(c.got().slice(c.got().indexOf('ok /first') + 'ok /first'.length)).toBe('')
 })
 
 test('an open WebSocket is counted in the drain log, and the drain ends as soon as it closes', async () => {

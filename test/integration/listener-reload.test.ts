@@ -105,6 +105,26 @@ test('a reload that moves the listener answers a request sent to the old one as 
   expect(got).toEndWith('ok /second')
 })
 
+test('a head begun on the old listener in the reload\'s grace gets the whole client_header_timeout, not a 408 when the grace ends', async () => {
+  const origin = h.origin({ fetch: (req) => new Response(`ok ${new URL(req.url).pathname}`) })
+  const flags = { upstream: { url: `http://127.0.0.1:${origin.port}` } }
+  const { proxy } = h.proxy(flags)
+  const sock = net.connect(proxy.port, '127.0.0.1')
+  h.track(() => void sock.destroy())
+  let got = ''
+  sock.on('data', (d) => (got += d.toString('latin1')))
+  await new Promise<void>((r) => sock.once('connect', () => r()))
+  // Accepted, nothing sent yet; the reload moves the listener. Part of a head comes in the grace,
+  // the rest after it (client_header_timeout is 10 s): the request is served.
+  await proxy.reload(h.config({ ...flags, server: { listen: `127.0.0.1:${await freePort()}` } }))
+  sock.write('GET /slow HTTP/1.1\r\nHo')
+  await Bun.sleep(1300)
+  sock.write('st: a\r\n\r\n')
+  expect(await waitFor(() => got.endsWith('ok /slow') || got.includes(' 408 '))).toBe(true)
+  expect(got).toStartWith('HTTP/1.1 200 ')
+  expect(got.toLowerCase()).toContain('\r\nconnection: close\r\n')
+})
+
 test('TLS: a pair renewed at the same paths is served after a reload; a bad pair is refused and the listener goes on serving', async () => {
   const origin = h.origin({ fetch: () => new Response('hello') })
   const first = makeCerts(['proxy.test'], ['127.0.0.1'])

@@ -373,7 +373,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
 
   closeIfIdle(graceMs: number): void {
     if (this.phase !== Phase.Head || this.pending.size > 0) this.closeAfter = true
-    else this.deadlineAt = Math.min(this.deadlineAt || Infinity, monoNow() + graceMs) // idle: the sweep closes it; a request on its way is answered first
+    else if (graceMs <= 0) this.destroy()
+    else [this.deadlineKindIsIdle, this.deadlineAt] = [true, Math.min(this.deadlineAt || Infinity, monoNow() + graceMs)] // a grace: the sweep closes it; a request on its way is answered, a head begun in it gets all of client_header_timeout
   }
 
   onEnd(): void {
@@ -381,8 +382,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.writer.sendBatch()
     if (this.phase === Phase.Tunnel) return this.tunnel?.handlers.close(undefined)
     if (this.phase !== Phase.Head) return void (this.closeAfter = true)
-    // Nothing in progress: a FIN back (over TLS a close_notify first), as nginx closes; a reset
-    // could cost the client what it has not read yet.
+    // Nothing in progress: a FIN back (over TLS a close_notify first), as nginx closes; a reset could cost the client what it has not read yet.
     this.writer.endWhenFlushed()
     this.onClose(undefined)
   }

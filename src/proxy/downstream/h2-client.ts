@@ -5,8 +5,8 @@
  * through the handler, and its reply is sent back with backpressure both ways: the request body
  * is pulled as the upstream takes it (window credit follows), the response body is written as the
  * client's windows allow (a slow reader pauses the upstream). Connection-specific fields never
- * cross (§8.2.2). The listener sweeps it (idle timeout) and shuts it down on drain with two
- * GOAWAYs (2^31-1, then the last stream id).
+ * cross (§8.2.2). The listener sweeps it (idle timeout) and shuts it down on drain with GOAWAY
+ * (on a reload two: 2^31-1, then the last stream id).
  */
 import type { Socket } from 'bun'
 import { HOST_VALUE } from '../../http1/chars.ts'
@@ -30,8 +30,8 @@ export class H2Client {
   private readonly conn: H2Connection
   readonly client: ClientInfo
   private closed = false
-  /** A drain: when the GOAWAY naming the last stream goes out (0: none due); the first, of 2^31-1, went at once. */
-  private goawayDueAt = 0
+  /** A reload's drain: when the GOAWAY naming the last stream goes out (0: none due); the first, of 2^31-1, went at once. */
+  private goawayDueAtMs = 0
 
   constructor(
     sock: Socket<unknown>,
@@ -140,24 +140,27 @@ export class H2Client {
   onDeadline(): void {
     if (this.closed) return
     const now = performance.now()
-    if (this.goawayDueAt !== 0 && now >= this.goawayDueAt) {
-      this.goawayDueAt = 0
+    if (this.goawayDueAtMs !== 0 && now >= this.goawayDueAtMs) {
+      this.goawayDueAtMs = 0
       this.conn.session.shutdown(H2Code.NO_ERROR, 'shutting down')
     } else this.conn.session.sweep()
-    this.deadlineAt = this.goawayDueAt === 0 ? now + 1000 : Math.min(now + 1000, this.goawayDueAt)
+    this.deadlineAt = this.goawayDueAtMs === 0 ? now + 1000 : Math.min(now + 1000, this.goawayDueAtMs)
   }
 
   /**
-   * A drain, in two steps (RFC 9113 §6.8): GOAWAY of 2^31-1 now, so the client opens no more
-   * streams while those already on their way are still served; after graceMs, GOAWAY naming the
-   * last stream taken. Open streams finish, then the connection closes.
+   * A graceful stop. Without a grace (a drain at shutdown), GOAWAY naming the last stream taken: a
+   * stream on its way is not processed, and the client retries it elsewhere (§8.7). With one (a
+   * reload, whose new listener serves), in two steps (RFC 9113 §6.8): GOAWAY of 2^31-1 now, so the
+   * client opens no more streams while those on their way are still served; after graceMs, GOAWAY
+   * naming the last stream taken. Open streams finish, then the connection closes.
    */
   closeIfIdle(graceMs: number): void {
-    if (this.closed || this.goawayDueAt !== 0) return
-    this.conn.session.shutdown(H2Code.NO_ERROR, 'shutting down', true)
+    if (this.closed || this.goawayDueAtMs !== 0) return
+    this.conn.session.shutdown(H2Code.NO_ERROR, 'shutting down', graceMs > 0)
     this.conn.sendBatch()
-    this.goawayDueAt = performance.now() + graceMs
-    this.deadlineAt = Math.min(this.deadlineAt, this.goawayDueAt)
+    if (graceMs <= 0) return
+    this.goawayDueAtMs = performance.now() + graceMs
+    this.deadlineAt = Math.min(this.deadlineAt, this.goawayDueAtMs)
   }
 
   destroy(): void {

@@ -47,18 +47,21 @@ export interface Http1Listener {
   readonly tunnels: number
   /** New limits and timeouts, read by each connection at its next use of them (HTTP/2 ones by new connections). */
   update(settings: Http1Settings): void
-  stop(force: boolean): Promise<void>
+  /** Graceful (idle connections closed now, or kept `idleGraceMs` for a request on its way) or forced. */
+  stop(force: boolean, idleGraceMs?: number): Promise<void>
 }
 
 /** How often deadlines (header read, body read, keep-alive idle) are checked. */
 const SWEEP_MS = 250
 
 /**
- * A graceful stop keeps an idle connection this long (then the sweep closes it): a request the
- * client sent as the stop began, still in the socket or on the wire, is answered and not cut
- * (RFC 9112 §9.6; over HTTP/2 the round trip between two GOAWAYs RFC 9113 §6.8 asks for).
+ * A reload's old listener keeps an idle connection this long (then the sweep closes it): a
+ * request the client sent as the reload began, still in the socket or on the wire, is served and
+ * not cut (RFC 9112 §9.6; over HTTP/2 the round trip between two GOAWAYs RFC 9113 §6.8 asks for).
+ * A drain at shutdown closes idle connections at once, as nginx does: a request that crossed the
+ * close is retried by its client (RFC 9112 §9.3.1, RFC 9113 §8.7), where a 503 would not be.
  */
-export const DRAIN_IDLE_GRACE_MS = 1000
+export const RELOAD_IDLE_GRACE_MS = 1000
 
 export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const conns = new Set<DownstreamConnection>()
@@ -67,6 +70,8 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const overCap = () => `too many client connections (max_connections=${opts.maxConnections}); retry shortly`
   let pending = 0
   let stopping = false
+  /** The grace of the stop under way (a TLS handshake that ends in it is given the same). */
+  let stopGraceMs = 0
   const stopWaiters: (() => void)[] = []
   const shared: ListenerState = {
     opts,
@@ -125,6 +130,8 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       const h2c = new H2Client(sock, shared, opts.http2!)
       sock.data = h2c
       conns.add(h2c)
+      // A handshake that ends in a reload's grace: told to go as the other connections were.
+      if (stopping) h2c.closeIfIdle(stopGraceMs)
     },
     data(sock, chunk) {
       holdClocks()
@@ -184,17 +191,18 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       // `opts` is the connections' shared.opts: they read these values where they use them.
       Object.assign(opts, settings)
     },
-    stop(force) {
+    stop(force, idleGraceMs = 0) {
       if (!stopping) {
         stopping = true
         server.stop(false)
       }
-      // Busy connections close after their response (closeAfter is read then), idle ones after
-      // DRAIN_IDLE_GRACE_MS, unless a request arrives by then.
+      stopGraceMs = idleGraceMs
+      // Busy connections close after their response (closeAfter is read then), idle ones now or
+      // after idleGraceMs (a reload's: a request on its way is served), unless a request arrives.
       for (const c of [...refusing]) c.destroy()
       for (const c of [...conns]) {
         if (force) c.destroy()
-        else c.closeIfIdle(DRAIN_IDLE_GRACE_MS)
+        else c.closeIfIdle(idleGraceMs)
       }
       if (conns.size === 0) {
         clearInterval(sweep)
