@@ -48,6 +48,33 @@ describe('a GET with a body', () => {
   })
 })
 
+describe('a field that stands for another URL or method (X-Original-URL, X-HTTP-Method-Override)', () => {
+  test('its answer is not stored: the next client gets the URL\'s own page, not the one the field chose', async () => {
+    let upstream = 0
+    const origin = h.origin({
+      fetch(req) {
+        upstream++
+        // An origin that routes by X-Original-URL when it is there (Symfony, IIS behind a rewriter).
+        const path = req.headers.get('x-original-url') ?? new URL(req.url).pathname
+        return new Response(path === '/admin' ? 'admin page' : 'home page', { headers: { 'cache-control': 'max-age=60' } })
+      },
+    })
+    const { port, cache } = start(origin.port!)
+    const planted = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: site\r\nX-Original-URL: /admin\r\nConnection: close\r\n\r\n', '127.0.0.1', (c) => h.track(c))
+    expect(bodyOf(planted)).toBe('admin page')
+    expect(cacheStatus(planted)).toBe('proxy; fwd=uri-miss')
+    expect(cache.store.objects).toBe(0)
+    const next = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: site\r\nConnection: close\r\n\r\n', '127.0.0.1', (c) => h.track(c))
+    expect(bodyOf(next)).toBe('home page')
+    expect(cacheStatus(next)).toBe('proxy; fwd=uri-miss; stored')
+    // A stored answer still answers such a request: it is the URL's page, nothing the field chose.
+    const after = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: site\r\nX-HTTP-Method-Override: DELETE\r\nConnection: close\r\n\r\n', '127.0.0.1', (c) => h.track(c))
+    expect(bodyOf(after)).toBe('home page')
+    expect(cacheStatus(after)).toStartWith('proxy; hit')
+    expect(upstream).toBe(2)
+  })
+})
+
 describe('behind a trusted proxy (trusted_proxies): what its X-Forwarded-* tell the origin is keyed', () => {
   // An origin that redirects plain http to https, and builds its links from the forwarded host (as
   // frameworks do behind a load balancer).

@@ -7,6 +7,7 @@
  */
 import type { ProxyReply, ProxyRequest } from '../message.ts'
 import { headerValue } from './directives.ts'
+import { overridesTarget } from './key.ts'
 import { currentAgeMs, evaluateReuse, freshnessLifetimeMs, isErrorStatus, responseDirectives, staleIfErrorAllows, whyNotStorable, type NotStorable, type RequestDirectives } from './policy.ts'
 import { answerFromStore, discardBody, withCacheStatus, type CacheStatus, type StoredAnswer } from './reply.ts'
 import { hasValidators, invalidatedKeys, isConditional, mergeNotModified, notModifiedSelects, storableHeaders, validatorHeaders } from './revalidate.ts'
@@ -32,7 +33,8 @@ export interface LookupContext {
   streamKeepsLength?: boolean
   /**
    * The request carries content (a GET with a body). The key does not cover it, and an origin may
-   * read it (form fields merged into the query's): its answer is neither stored nor shared.
+   * read it (form fields merged into the query's): its answer is neither stored nor shared. (So is
+   * the answer to a request with a field that stands for another method or URL: unkeyed() below.)
    */
   hasContent?: boolean
 }
@@ -139,10 +141,20 @@ export class CacheExchange {
   }
 
   /** May this request wait for, and share, another request's upstream answer? */
+  /**
+   * Whether the request carries what its key does not cover and an origin may act on: content, or
+   * a field that stands for another method or URL (key.ts overridesTarget). Asked on a miss only: a
+   * stored answer may still answer it (that is the URL's answer, nothing the request chose).
+   */
+  private unkeyed(): boolean {
+    return (this.unkeyedSeen ??= this.ctx.hasContent === true || overridesTarget(this.req.headers))
+  }
+  private unkeyedSeen: boolean | undefined
+
   collapsible(uncollapsible: boolean): boolean {
     const r = this.req
     const h = r.headers
-    return r.method === 'GET' && !uncollapsible && this.ctx.hasContent !== true && !this.rd.noCache && !this.rd.noStore && this.rd.maxAgeMs === undefined && h.get('authorization') === null && h.get('range') === null && !isConditional(h)
+    return r.method === 'GET' && !uncollapsible && !this.unkeyed() && !this.rd.noCache && !this.rd.noStore && this.rd.maxAgeMs === undefined && h.get('authorization') === null && h.get('range') === null && !isConditional(h)
   }
 
   /** Can this request be answered from a response still arriving? Its Vary must match and it must be fresh enough. */
@@ -223,7 +235,7 @@ export class CacheExchange {
     }
     const rd = responseDirectives(headers)
     const lifetimeMs = freshnessLifetimeMs(reply.status, headers, rd, nowMs)
-    const why = this.ctx.hasContent === true ? 'request-content' : whyNotStorable(req.method, req.headers, this.rd, reply.status, headers, rd, lifetimeMs)
+    const why = this.unkeyed() ? 'request-content' : whyNotStorable(req.method, req.headers, this.rd, reply.status, headers, rd, lifetimeMs)
     const lengthValue = headerValue(headers, 'content-length')
     const contentLength = lengthValue !== null && /^\d+$/.test(lengthValue) ? Number(lengthValue) : undefined
     // Stored only if it can ever be of use: fresh for a while (its lifetime past the age it came

@@ -26,6 +26,19 @@ export function requestKey(tls: boolean, host: string, target: string, trusted: 
   return `${key}#x-forwarded-host=${forwardedHost.toLowerCase()}`
 }
 
+/**
+ * Fields with which frameworks let a request stand for another method or URL (Symfony and IIS
+ * read X-Original-URL and X-Rewrite-URL as the path; many read X-HTTP-Method-Override and its
+ * kin as the method). The key does not cover them, so a request carrying one could have a page of
+ * its choosing stored under the URL everyone asks for: its answer is neither stored nor shared.
+ */
+const OVERRIDES = ['x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override']
+
+export function overridesTarget(headers: HeaderReader): boolean {
+  for (const name of OVERRIDES) if (headers.get(name) !== null) return true
+  return false
+}
+
 export function cacheKey(scheme: 'http' | 'https', host: string, target: string): string {
   return `${scheme}://${normalizeAuthority(scheme, host)}${target}`
 }
