@@ -2,7 +2,8 @@
  * Upgrade tunnels at their edges (proxy/upgrade/tunnel.ts): an interim answer before the 101 is
  * relayed and the upgrade goes on (RFC 9110 §7.8, §15.2); an open tunnel with no byte either way
  * for the upstream's idle_timeout is closed and logged IDLE_TIMEOUT, while one with traffic stays
- * open; an answer whose head is over 64 KiB is a 502. Raw sockets on loopback.
+ * open; an answer whose head is over 64 KiB is a 502; a 101 that does not name a protocol the
+ * request asked for is a 502, not a tunnel (RFC 9110 §7.8, §15.2.2). Raw sockets on loopback.
  */
 import { afterEach, expect, test } from 'bun:test'
 import { Harness, rawClient as rawClientOf, waitFor } from '../support/harness.ts'
@@ -85,4 +86,40 @@ test('an answer to an upgrade whose head passes 64 KiB in the read that ends it 
   c.s.write(UPGRADE)
   expect(await waitFor(() => c.got().includes('\r\n\r\n'), 3000)).toBe(true)
   expect(c.got()).toStartWith('HTTP/1.1 502 ')
+})
+
+test('a 101 without Upgrade, or naming a protocol the request did not ask for, is a 502 and no tunnel; one naming it in another case is', async () => {
+  const answers: Record<string, string> = {
+    '/h2c': 'HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n',
+    '/none': 'HTTP/1.1 101 Switching Protocols\r\n\r\n',
+    '/version': 'HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo/2\r\n\r\n',
+    '/case': 'HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: ECHO\r\n\r\n',
+  }
+  // Everything the origin reads after the upgrade request: a tunnel would pass the next request on.
+  const after: string[] = []
+  const pending: string[] = []
+  const port = upgradingOrigin((write) => write(answers[pending.shift()!]!))
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` } })
+  const got: Record<string, string> = {}
+  for (const path of Object.keys(answers)) {
+    pending.push(path)
+    const c = rawClient(proxy.port)
+    c.s.write(UPGRADE.replace('/t', path).replace('echo', path === '/version' ? 'echo/1' : 'echo'))
+    expect(await waitFor(() => c.got().includes('\r\n\r\n'), 3000)).toBe(true)
+    c.s.write('GET /admin HTTP/1.1\r\nHost: a\r\n\r\n')
+    if (path === '/case') expect(await waitFor(() => c.got().includes('echo:GET /admin'), 3000)).toBe(true)
+    else expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+    got[path] = c.got().slice(0, 12)
+    after.push(c.got().includes('echo:') ? path : '')
+    c.s.destroy()
+  }
+  expect(got).toEqual({ '/h2c': 'HTTP/1.1 502', '/none': 'HTTP/1.1 502', '/version': 'HTTP/1.1 502', '/case': 'HTTP/1.1 101' })
+  expect(after.filter(Boolean)).toEqual(['/case'])
+  const refused = () => h.records.filter((r) => ['/h2c', '/none', '/version'].includes(r.path))
+  expect(await waitFor(() => refused().length === 3, 3000)).toBe(true)
+  expect(refused().map((r) => [r.path, r.status, r.error])).toEqual([
+    ['/h2c', 502, 'BAD_RESPONSE'],
+    ['/none', 502, 'BAD_RESPONSE'],
+    ['/version', 502, 'BAD_RESPONSE'],
+  ])
 })

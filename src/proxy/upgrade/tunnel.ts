@@ -2,11 +2,13 @@
  * Protocol upgrades (WebSocket and any other Upgrade), through the same attempt loop and pool as
  * plain requests: the request head goes to a fresh connection to one pool address (dialled by the
  * pool, so connects count and failures eject), with the usual forwarding headers; a 101 answer
- * turns both connections into a byte tunnel with backpressure each way; any other answer is
+ * that names a protocol the request asked for (any other 101 is a 502) turns both connections
+ * into a byte tunnel with backpressure each way; any other answer is
  * relayed to its end and both connections close (the client cannot go on talking to the
  * upstream unchecked). The request path (handler.ts) routes, admits and records upgrades.
  */
 import { Buffer } from 'node:buffer'
+import { listMembers } from '../../http1/chars.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeClosingResponse } from '../../http1/response-encode.ts'
@@ -103,7 +105,10 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
         throw gone()
       }
       try {
-        return { upstream, ...(await readHead(upstream, head, ctx.method, ctx.openTimeoutMs, (interim) => client.write(interim))) }
+        const answer = await readHead(upstream, head, ctx.method, ctx.openTimeoutMs, (interim) => client.write(interim))
+        const unasked = answer.head.status === 101 ? unaskedSwitch(ctx.upgrade, answer.head) : undefined
+        if (unasked !== undefined) throw new RequestFailure('BAD_RESPONSE', 'response-head', unasked, { address: upstream.remoteAddress })
+        return { upstream, ...answer }
       } catch (err) {
         upstream.destroy()
         throw err
@@ -144,6 +149,30 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
   }
   // Refused (401, 403, 426, ...): relay that answer, then close both.
   relayThenClose(upstream, client, refusalHead(answer, raw, ctx.requestId), answer, rest, counts, finish)
+}
+
+/**
+ * Why a 101 does not switch to what the request asked for, or undefined when it does. RFC 9110
+ * §15.2.2: a 101 MUST say in Upgrade which protocol(s) will be in effect; §7.8: a server MUST
+ * NOT switch to one the request did not name. Names compare case-insensitively (§7.8), versions
+ * when both sides give one. A 101 without Upgrade, or to another protocol (h2c for a WebSocket),
+ * is not tunnelled: the client would be left talking to an upstream in a protocol nobody checked.
+ */
+export function unaskedSwitch(asked: string, head: ResponseHead): string | undefined {
+  const offered = listMembers(asked)
+  let named = ''
+  for (const [n, v] of head.headers) if (n.toLowerCase() === 'upgrade') named = named ? `${named}, ${v}` : v
+  const switched = listMembers(named)
+  if (switched.length === 0) return 'upstream answered 101 without an Upgrade field naming the protocol it switched to'
+  for (const p of switched) {
+    const [name, version] = p.split('/', 2)
+    const ok = offered.some((o) => {
+      const [oName, oVersion] = o.split('/', 2)
+      return oName === name && (oVersion === undefined || version === undefined || oVersion === version)
+    })
+    if (!ok) return `upstream switched to "${p}", which the request did not ask for (Upgrade: ${asked})`
+  }
+  return undefined
 }
 
 /**
