@@ -145,13 +145,22 @@ export class ProxyHandler {
     return true
   }
 
-  /** An upgrade request: route, admit, then a tunnel; recorded once the tunnel is over. `conn` is the client's, taken over. */
+  /** An upgrade request: route, admit (Max-Forwards too), then a tunnel; recorded once the tunnel is over. `conn` is the client's, taken over. */
   upgrade(req: ProxyRequest, upgrade: string, client: ClientInfo, conn: Conn, early: Uint8Array): void {
     const flight = this.route(req, client, NO_SINK)
     const refusal = this.hooks.admit?.(client)
-    if (refusal) {
-      const reply = flight.fail(refusal)
-      conn.write(encodeClosingResponse(reply.status, reply.headers, reply.body as string))
+    let own = refusal ? flight.fail(refusal) : undefined
+    // Max-Forwards on an OPTIONS or TRACE (RFC 9110 §7.6.2), as for any other: counted down, or
+    // at 0 answered here as its final recipient, and nothing is switched.
+    const step = own === undefined ? maxForwardsStep(req, flight.requestId) : undefined
+    if (step !== undefined && 'headers' in step) req.headers = step.headers
+    else if (step !== undefined) {
+      own = step.answer
+      flight.record.status = own.status
+      flight.emit()
+    }
+    if (own) {
+      conn.write(encodeClosingResponse(own.status, own.headers, own.body as string))
       conn.end()
       return
     }

@@ -3,7 +3,8 @@
  * relayed and the upgrade goes on (RFC 9110 §7.8, §15.2); an open tunnel with no byte either way
  * for the upstream's idle_timeout is closed and logged IDLE_TIMEOUT, while one with traffic stays
  * open; an answer whose head is over 64 KiB is a 502; a 101 that does not name a protocol the
- * request asked for is a 502, not a tunnel (RFC 9110 §7.8, §15.2.2). Raw sockets on loopback.
+ * request asked for is a 502, not a tunnel (RFC 9110 §7.8, §15.2.2); Max-Forwards on an OPTIONS
+ * upgrade is counted down, and at 0 answered by the proxy (§7.6.2). Raw sockets on loopback.
  */
 import { afterEach, expect, test } from 'bun:test'
 import { Harness, rawClient as rawClientOf, waitFor } from '../support/harness.ts'
@@ -13,7 +14,7 @@ afterEach(() => h.closeAll())
 const rawClient = (port: number) => rawClientOf(h, port)
 
 /** An origin on raw sockets: `answer` writes its answer to the upgrade request; then it echoes. */
-function upgradingOrigin(answer: (write: (text: string) => void) => void): number {
+function upgradingOrigin(answer: (write: (text: string) => void, request: string) => void): number {
   const origin = Bun.listen<{ switched: boolean }>({
     hostname: '127.0.0.1',
     port: 0,
@@ -24,7 +25,7 @@ function upgradingOrigin(answer: (write: (text: string) => void) => void): numbe
       data(s, d) {
         if (s.data.switched) return void s.write(`echo:${Buffer.from(d).toString()};`)
         s.data.switched = true
-        answer((text) => s.write(text))
+        answer((text) => s.write(text), Buffer.from(d).toString('latin1'))
       },
     },
   })
@@ -122,4 +123,27 @@ test('a 101 without Upgrade, or naming a protocol the request did not ask for, i
     ['/none', 502, 'BAD_RESPONSE'],
     ['/version', 502, 'BAD_RESPONSE'],
   ])
+})
+
+test('an OPTIONS upgrade with Max-Forwards: 0 is answered by the proxy and never sent on; above 0 it goes on counted down', async () => {
+  const seen: string[] = []
+  const port = upgradingOrigin((write, request) => {
+    seen.push(request)
+    write(SWITCHED)
+  })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` } })
+  const last = rawClient(proxy.port)
+  last.s.write(UPGRADE.replace('GET /t', 'OPTIONS /mf0').replace('Host: a', 'Host: a\r\nMax-Forwards: 0'))
+  expect(await waitFor(() => last.closed(), 3000)).toBe(true)
+  expect(last.got()).toStartWith('HTTP/1.1 200 ')
+  expect(last.got()).toContain('\r\nconnection: close\r\n')
+  const on = rawClient(proxy.port)
+  on.s.write(UPGRADE.replace('GET /t', 'OPTIONS /mf3').replace('Host: a', 'Host: a\r\nMax-Forwards: 3'))
+  expect(await waitFor(() => on.got().includes('HTTP/1.1 101 '), 3000)).toBe(true)
+  expect(seen.length).toBe(1)
+  expect(seen[0]).toStartWith('OPTIONS /mf3 ')
+  expect(seen[0]!.toLowerCase()).toContain('\r\nmax-forwards: 2\r\n')
+  on.s.end()
+  expect(await waitFor(() => h.records.some((r) => r.path === '/mf3'), 3000)).toBe(true)
+  expect(h.records.find((r) => r.path === '/mf0')?.status).toBe(200)
 })
