@@ -277,6 +277,7 @@ export function upstreamAuthority(u: { host: string; port: number; scheme: 'http
  */
 export function withoutH2c(upgrade: string): string | undefined {
   if (!/h2c/i.test(upgrade)) return upgrade
-  const rest = upgrade.split(',').map((p) => p.trim()).filter((p) => p !== '' && p.toLowerCase() !== 'h2c')
+  // By its name, whatever version it is given ("h2c/2" is h2c too): names compare case-insensitively (RFC 9110 §7.8).
+  const rest = upgrade.split(',').map((p) => p.trim()).filter((p) => p !== '' && p.split('/', 1)[0]!.trim().toLowerCase() !== 'h2c')
   return rest.length > 0 ? rest.join(', ') : undefined
 }

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { clientResponseHeaders, hostWithoutPort, requestIdFor, upstreamRequestHeaders } from '../../src/proxy/headers.ts'
+import { clientResponseHeaders, hostWithoutPort, requestIdFor, upstreamRequestHeaders, withoutH2c } from '../../src/proxy/headers.ts'
 import { cidrContains, parseCidr } from '../../src/lib/cidr.ts'
 
 const ctx = { clientIp: '192.0.2.7', trustedPeer: false, proto: 'https' as const, clientHost: 'shop.example', hostOverride: undefined, requestId: 'rid-1' }
@@ -108,3 +108,17 @@ test.each([
   ['192.0.2.0/24', '::ffff:192.0.2.9', true],
   ['0.0.0.0/0', '8.8.8.8', true],
 ])('cidr %p contains %p: %p', (cidr, ip, want) => expect(cidrContains(parseCidr(cidr)!, ip)).toBe(want))
+
+test.each([
+  ['websocket', 'websocket'],
+  ['h2c', undefined],
+  ['H2C', undefined],
+  // h2c by its name, with a version too: it is never tunnelled (RFC 9113 §3.1).
+  ['h2c/2', undefined],
+  ['H2C/1.1', undefined],
+  ['websocket, h2c/2', 'websocket'],
+  ['h2c , foo/1', 'foo/1'],
+  ['h2cx', 'h2cx'],
+])('withoutH2c(%p) is %p', (upgrade, expected) => {
+  expect(withoutH2c(upgrade)).toBe(expected)
+})
