@@ -2,7 +2,8 @@
  * send_timeout: a client that takes no bytes of a response (it stopped reading; its HTTP/2
  * stream's window stays closed) has the response cut after send_timeout, logged
  * CLIENT_SEND_TIMEOUT, and its request's slot and upstream connection freed, as nginx's
- * send_timeout does; a slow client that keeps taking bytes is not cut. Raw clients on loopback.
+ * send_timeout does; a slow client that keeps taking bytes is not cut; an upgrade tunnel whose
+ * client takes nothing is cut and its record says so. Raw clients on loopback.
  */
 import { afterEach, expect, test } from 'bun:test'
 import { connect } from 'node:net'
@@ -189,3 +190,44 @@ test('a slow client that keeps taking bytes is not cut by send_timeout', async (
   expect(await waitFor(() => h.records.some((r) => r.path === '/slow'), 3000)).toBe(true)
   expect(h.records.find((r) => r.path === '/slow')!.error).toBeUndefined()
 }, 30_000)
+
+test('an upgrade tunnel whose client takes none of what the upstream sends is cut after send_timeout and logged CLIENT_SEND_TIMEOUT', async () => {
+  // An origin that switches, then sends as fast as it is read, up to 64 MiB.
+  const piece = Buffer.alloc(1 << 20, 120)
+  let sent = 0
+  let upstreamClosed = false
+  const pump = (s: { write(b: Uint8Array): number }) => {
+    while (sent < 64 * piece.length) {
+      const n = s.write(piece)
+      sent += n
+      if (n < piece.length) return
+    }
+  }
+  const origin = Bun.listen<{ switched: boolean }>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open(s) {
+        s.data = { switched: false }
+      },
+      data(s) {
+        if (s.data.switched) return
+        s.data.switched = true
+        s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: flood\r\n\r\n')
+        pump(s)
+      },
+      drain: pump,
+      close() {
+        upstreamClosed = true
+      },
+    },
+  })
+  h.track(() => origin.stop(true))
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { send_timeout: '1s' } })
+  expect(await neverReads(proxy.port, 'GET /flood HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: flood\r\n\r\n', 10_000)).toBe(true)
+  expect(await waitFor(() => upstreamClosed, 3000)).toBe(true)
+  expect(sent).toBeLessThan(64 * piece.length)
+  expect(await waitFor(() => h.records.some((r) => r.path === '/flood'), 3000)).toBe(true)
+  const rec = h.records.find((r) => r.path === '/flood')!
+  expect([rec.status, rec.error]).toEqual([101, 'CLIENT_SEND_TIMEOUT'])
+}, 20_000)

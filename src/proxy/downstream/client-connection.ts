@@ -69,7 +69,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     private readonly shared: ListenerState,
   ) {
     this.client = { ip: clientAddress(sock.remoteAddress), tls: shared.tls, streamKeepsLength: true, protocol: 'HTTP/1.1', forwarding: new ForwardingLines(), interim: (status, headers) => this.writeInterim(status, headers) }
-    this.writer = new ReplyWriter(sock, shared.opts, () => this.destroy())
+    this.writer = new ReplyWriter(sock, shared.opts, (why) => this.destroy(why))
     this.sizer = new ReadSizer(sock)
     sock.setNoDelay(true)
     this.deadlineAt = monoNow() + shared.opts.headerTimeoutMs // the first request's head is due within the header timeout from accept
@@ -387,11 +387,11 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.onClose(undefined)
   }
 
-  destroy(): void {
+  destroy(why?: Error): void {
     if (this.phase === Phase.Closed) return
     this.writer.sendBatch() // an answer already written goes out before the cut
+    this.onClose(why) // before the cut, whose close event comes within terminate(): `why` (send_timeout) reaches a tunnel's record
     this.sock.terminate()
-    this.onClose(undefined)
   }
 
   onClose(err: Error | undefined): void {

@@ -47,8 +47,8 @@ export class ReplyWriter {
     private readonly sock: WritableSocket,
     /** The listener's settings (send_timeout is read at each wait: a reload may change it). */
     private readonly limits: { readonly sendTimeoutMs: number },
-    /** The client took nothing for send_timeout: the body was cancelled; the connection is to be cut. */
-    private readonly onStall: () => void,
+    /** The client took nothing for send_timeout: the body was cancelled; the connection is to be cut (`failure` says why, for a tunnel's record). */
+    private readonly onStall: (failure: RequestFailure) => void,
   ) {
     // Batched: answers written from promise reactions go out together (runtime/write-queue.ts).
     this.out = new WriteQueue(sock, { batch: true, onQueued: () => this.watchStall() })
@@ -142,7 +142,7 @@ export class ReplyWriter {
       expire: () => {
         const failure = new RequestFailure('CLIENT_SEND_TIMEOUT', 'response-body', `the client took no response bytes for ${w.limitMs}ms (send_timeout)`)
         this.reader?.cancel(failure).catch(() => {})
-        this.onStall()
+        this.onStall(failure)
       },
     })
     w.limitMs = limitMs

@@ -143,7 +143,7 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
       counts.bytesIn += c.byteLength
       upstream.write(c)
     }
-    pipeBoth(client, upstream, counts, ctx.idleTimeoutMs, (idled) => end({ status: 101, ...counts, upstreamAddr: lastAddr, retries: outcome.retries, ...(idled ? { error: 'IDLE_TIMEOUT' } : {}) }))
+    pipeBoth(client, upstream, counts, ctx.idleTimeoutMs, (error) => end({ status: 101, ...counts, upstreamAddr: lastAddr, retries: outcome.retries, ...(error ? { error } : {}) }))
     client.resume()
     return
   }
@@ -252,10 +252,11 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
 /**
  * Joins the client and the upstream into a byte tunnel: each side's data goes to the other, a
  * full side pauses its source until it drains, and a close ends the other side (then `onClose`).
- * With `idleMs`, no byte either way for that long closes both (`onClose(true)`), as HAProxy's
- * `timeout tunnel` does: a peer that vanished without a FIN does not hold two sockets forever.
+ * With `idleMs`, no byte either way for that long closes both (`onClose('IDLE_TIMEOUT')`), as
+ * HAProxy's `timeout tunnel` does: a peer that vanished without a FIN does not hold two sockets
+ * forever. A side cut for a reason of its own (a client cut at send_timeout) gives its code.
  */
-function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytesOut: number }, idleMs: number, onClose: (idled: boolean) => void): void {
+function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytesOut: number }, idleMs: number, onClose: (error: string | undefined) => void): void {
   let idled = false
   const watch: StallWatch = {
     since: monoNow(),
@@ -276,12 +277,14 @@ function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytes
       if (!to.write(c)) from.pause()
     },
     drain: () => to.resume(),
-    close: () => {
-      to.end()
-      if (closed) return
+    close: (err) => {
+      // The first side to close is the one the record is about (ending the other may close it at once, within end()).
+      const first = !closed
       closed = true
+      to.end()
+      if (!first) return
       unwatchStall(watch)
-      onClose(idled)
+      onClose(idled ? 'IDLE_TIMEOUT' : err instanceof RequestFailure ? err.code : undefined)
     },
   })
   client.handlers = relay(client, upstream, (n) => (counts.bytesIn += n))
