@@ -4,7 +4,8 @@
  * for the upstream's idle_timeout is closed and logged IDLE_TIMEOUT, while one with traffic stays
  * open; an answer whose head is over 64 KiB is a 502; a 101 that does not name a protocol the
  * request asked for is a 502, not a tunnel (RFC 9110 §7.8, §15.2.2); Max-Forwards on an OPTIONS
- * upgrade is counted down, and at 0 answered by the proxy (§7.6.2). Raw sockets on loopback.
+ * upgrade is counted down, and at 0 answered by the proxy (§7.6.2); a refused upgrade whose body
+ * stalls is cut at idle_timeout, as a plain response is. Raw sockets on loopback.
  */
 import { afterEach, expect, test } from 'bun:test'
 import { Harness, rawClient as rawClientOf, waitFor } from '../support/harness.ts'
@@ -146,4 +147,18 @@ test('an OPTIONS upgrade with Max-Forwards: 0 is answered by the proxy and never
   on.s.end()
   expect(await waitFor(() => h.records.some((r) => r.path === '/mf3'), 3000)).toBe(true)
   expect(h.records.find((r) => r.path === '/mf0')?.status).toBe(200)
+})
+
+test('a refused upgrade whose body stalls is cut at idle_timeout and logged IDLE_TIMEOUT, as a plain response is', async () => {
+  // 3 bytes of a 100-byte body, then nothing; the connection stays open.
+  const port = upgradingOrigin((write) => write('HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\nabc'))
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}`, idle_timeout: '1s' } })
+  const c = rawClient(proxy.port)
+  c.s.write(UPGRADE.replace('/t', '/stalled'))
+  expect(await waitFor(() => c.closed(), 5000)).toBe(true)
+  expect(c.got()).toStartWith('HTTP/1.1 403 ')
+  expect(c.got()).toEndWith('\r\n\r\nabc')
+  expect(await waitFor(() => h.records.some((r) => r.path === '/stalled'), 3000)).toBe(true)
+  const rec = h.records.find((r) => r.path === '/stalled')!
+  expect([rec.status, rec.error, rec.bytes_out]).toEqual([403, 'IDLE_TIMEOUT', 3])
 })

@@ -134,7 +134,7 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
     return end({ status: 499, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, retries: outcome.retries, error: 'CLIENT_GONE' })
   }
   const counts = { bytesIn: 0, bytesOut: 0 }
-  const finish = () => end({ status: answer.status, ...counts, upstreamAddr: lastAddr, retries: outcome.retries })
+  const finish = (error?: string) => end({ status: answer.status, ...counts, upstreamAddr: lastAddr, retries: outcome.retries, ...(error ? { error } : {}) })
   if (answer.status === 101) {
     // The head and whatever came with it (the upstream may speak first, as soon as it switched).
     client.write(rest.length > 0 ? Buffer.concat([raw, rest]) : raw)
@@ -148,7 +148,7 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
     return
   }
   // Refused (401, 403, 426, ...): relay that answer, then close both.
-  relayThenClose(upstream, client, refusalHead(answer, raw, ctx.requestId), answer, rest, counts, finish)
+  relayThenClose(upstream, client, refusalHead(answer, raw, ctx.requestId), answer, rest, counts, ctx.idleTimeoutMs, finish)
 }
 
 /**
@@ -291,23 +291,30 @@ function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytes
   upstream.handlers = relay(upstream, client, (n) => (counts.bytesOut += n))
 }
 
-/** Relays a non-101 answer (its head, then its body by its framing) and closes both sides. */
-function relayThenClose(upstream: Conn, client: Conn, raw: Buffer, head: ResponseHead, rest: Buffer, counts: { bytesOut: number }, onDone: () => void): void {
+/**
+ * Relays a non-101 answer (its head, then its body by its framing) and closes both sides. A body
+ * whose upstream is silent for `idleMs` (0: never) is cut, `onDone('IDLE_TIMEOUT')`, as a plain
+ * response's is; while the client is behind (the upstream paused) the silence is not timed.
+ */
+function relayThenClose(upstream: Conn, client: Conn, raw: Buffer, head: ResponseHead, rest: Buffer, counts: { bytesOut: number }, idleMs: number, onDone: (error?: string) => void): void {
   let over = false
+  const idle: StallWatch = { since: monoNow(), limitMs: idleMs, expire: () => finish(false, 'IDLE_TIMEOUT') }
   /** `complete`: the answer was relayed whole (the client's connection ends cleanly); otherwise it is cut. */
-  const finish = (complete: boolean) => {
+  const finish = (complete: boolean, error?: string) => {
     if (over) return
     over = true
+    unwatchStall(idle)
     upstream.handlers = NOOP_HANDLERS
     client.handlers = NOOP_HANDLERS
     upstream.destroy()
     if (complete) client.end()
     else client.destroy()
-    onDone()
+    onDone(error)
   }
   client.write(raw)
   const f = head.framing
   if (f.kind === 'none') return finish(true)
+  if (idleMs > 0) watchStall(idle)
   let remaining = f.kind === 'length' ? f.length : Infinity
   const decoder = f.kind === 'chunked' ? new ChunkedDecoder() : undefined
   const onBody = (chunk: Uint8Array) => {
@@ -323,7 +330,11 @@ function relayThenClose(upstream: Conn, client: Conn, raw: Buffer, head: Respons
       remaining -= take
     }
     counts.bytesOut += take
-    if (!client.write(chunk.subarray(0, take))) upstream.pause()
+    idle.since = monoNow()
+    if (!client.write(chunk.subarray(0, take))) {
+      upstream.pause()
+      unwatchStall(idle)
+    }
     if (decoder ? decoder.done : remaining === 0) finish(true)
   }
   upstream.handlers = {
@@ -334,7 +345,12 @@ function relayThenClose(upstream: Conn, client: Conn, raw: Buffer, head: Respons
   }
   client.handlers = {
     data() {},
-    drain: () => upstream.resume(),
+    drain: () => {
+      upstream.resume()
+      if (over || !(idleMs > 0)) return
+      idle.since = monoNow()
+      watchStall(idle)
+    },
     close: () => finish(false),
   }
   if (rest.length > 0) onBody(rest)
