@@ -57,22 +57,25 @@ export function createLookup(opts: SystemLookupOptions = {}): Lookup {
     if (explicit) return lookupName(host, lo, explicit)
     const conf = resolvConf.get()
     const servers = conf.servers.map((s) => ({ host: s.host, port: opts.nameserverPort ?? s.port }))
-    // The search list (resolv.conf(5)): the next name is asked only when this one has no such
-    // records (NXDOMAIN, NODATA); a failure (timeout, SERVFAIL ...) is the lookup's failure, so
-    // the resolver keeps its last good addresses rather than take another name's.
+    // The search list (resolv.conf(5)), as glibc's res_nsearch walks it: the next name is asked
+    // after NXDOMAIN, NODATA or SERVFAIL (one search domain's broken server must not hide the
+    // name as written); any other failure (a timeout, REFUSED ...) ends the lookup as one.
+    // With no addresses anywhere, a SERVFAIL is the lookup's error, else the first answer's.
     const names = searchNames(host, conf)
-    let first: unknown
+    let servfail: DnsError | undefined
+    let noSuch: unknown
     for (const name of names) {
       try {
         return await lookupName(name, lo, servers)
       } catch (err) {
-        if (!isAnswer(err)) throw err
-        first ??= err
+        if (err instanceof DnsError && err.code === 'SERVFAIL') servfail ??= err
+        else if (isAnswer(err)) noSuch ??= err
+        else throw err
       }
     }
-    if (names.length === 1) throw first
-    const e = first as DnsError
-    throw new DnsError(e.code, `${host}: no addresses for ${names.join(', ')} (the resolv.conf search list); first: ${e.message}`, e.server)
+    const e = (servfail ?? noSuch) as DnsError
+    if (names.length === 1) throw e
+    throw new DnsError(e.code, `${host}: no addresses for ${names.join(', ')} (the resolv.conf search list); ${servfail ? 'a server failed' : 'first'}: ${e.message}`, e.server)
   }
 }
 

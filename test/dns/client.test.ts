@@ -239,7 +239,7 @@ describe('createLookup', () => {
     expect(await code(lookup('gone.test', { family: 'auto', timeoutMs: 500 }))).toBe('NXDOMAIN')
   })
 
-  test('system mode: resolv.conf\'s search list and ndots (resolv.conf(5)); a failure stops the search', async () => {
+  test('system mode: resolv.conf\'s search list and ndots (resolv.conf(5))', async () => {
     const s = await dns()
     s.set('api.corp.test', { a: ['127.0.0.2'], ttl: 30 })
     s.set('a.b.corp.test', { a: ['127.0.0.3'], ttl: 30 })
@@ -262,11 +262,35 @@ describe('createLookup', () => {
     expect((await lookup('a.b', v4)).addresses).toEqual([{ address: '127.0.0.4', family: 4 }])
     // A trailing dot: absolute, no search.
     expect(await code(lookup('api.', v4))).toBe('NXDOMAIN')
-    // SERVFAIL for a name on the list is a failure (the last good addresses stay), not a reason to take the next name's.
-    expect(await code(lookup('down', v4))).toBe('SERVFAIL')
+    // SERVFAIL for a name on the list: the next name is asked (glibc res_nsearch).
+    expect((await lookup('down', v4)).addresses).toEqual([{ address: '127.0.0.5', family: 4 }])
     const err = await lookup('nothing', v4).catch((e: unknown) => e as DnsError)
     expect((err as DnsError).code).toBe('NXDOMAIN')
     expect((err as DnsError).message).toContain('nothing.svc.test, nothing.corp.test, nothing')
+  })
+
+  test('system mode: a search domain answering SERVFAIL does not hide the name as written; a timeout ends the search (glibc res_nsearch)', async () => {
+    const s = await dns()
+    // Kubernetes-style: ndots 5, and the node's search domain has a broken server.
+    s.set('api.example.com.node.test', 'SERVFAIL')
+    s.set('api.example.com', { a: ['127.0.0.2'], ttl: 30 })
+    s.set('gone.node.test', 'SERVFAIL')
+    s.set('slow.node.test', 'DROP')
+    s.set('slow', { a: ['127.0.0.3'], ttl: 30 })
+    const dir = mkdtempSync(join(tmpdir(), 'proxy-dns-'))
+    const resolv = join(dir, 'resolv.conf')
+    writeFileSync(resolv, 'nameserver 127.0.0.1\nsearch svc.test node.test\noptions ndots:5\n')
+    const lookup = createLookup({ hostsPath: join(dir, 'hosts'), resolvConfPath: resolv, nameserverPort: s.port })
+    const v4 = { family: 'ipv4', timeoutMs: 300 } as const
+    expect((await lookup('api.example.com', v4)).addresses).toEqual([{ address: '127.0.0.2', family: 4 }])
+    expect((await lookup('api.example.com', { family: 'auto', timeoutMs: 300 })).addresses).toEqual([{ address: '127.0.0.2', family: 4 }])
+    // No name has addresses: the SERVFAIL is the lookup's error (the resolver keeps its last good addresses), not the NXDOMAINs.
+    const err = (await lookup('gone', v4).catch((e: unknown) => e)) as DnsError
+    expect(err.code).toBe('SERVFAIL')
+    expect(err.message).toContain('gone.svc.test, gone.node.test, gone')
+    expect(err.message).toContain('SERVFAIL from')
+    // No answer at all is still the lookup's failure: "slow" itself is not asked.
+    expect(await code(lookup('slow', v4))).toBe('TIMEOUT')
   })
 
   test('system mode: no nameserver line, or no resolv.conf, asks the local machine\'s server (resolv.conf(5))', async () => {
