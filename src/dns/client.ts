@@ -11,7 +11,11 @@ import type { HostPort } from '../config/schema.ts'
 import { decodeMessage, encodeQuery, normaliseName, RCODE, TYPE, type Message } from './wire.ts'
 import { hostPort } from '../lib/net.ts'
 
-export type DnsErrorCode = 'NXDOMAIN' | 'SERVFAIL' | 'REFUSED' | 'TIMEOUT' | 'NODATA' | 'BAD_RESPONSE' | 'NO_SERVERS'
+/**
+ * UNREACHABLE: the server's port is closed (ICMP port unreachable), said at once; like TIMEOUT,
+ * a failure to get an answer: the next server is asked and the last good addresses stay.
+ */
+export type DnsErrorCode = 'NXDOMAIN' | 'SERVFAIL' | 'REFUSED' | 'TIMEOUT' | 'UNREACHABLE' | 'NODATA' | 'BAD_RESPONSE' | 'NO_SERVERS'
 
 export class DnsError extends Error {
   readonly code: DnsErrorCode
@@ -135,7 +139,8 @@ function udpExchange(name: string, type: number, server: HostPort, timeoutMs: nu
       // A connected socket hears the ICMP port unreachable of a server that is down: the next
       // server is asked at once (as glibc does), not after the whole timeout.
       const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED'
-      finish(new DnsError('TIMEOUT', refused ? `${name}: ${label} refused the query (port unreachable: no DNS server listens there)` : `${name}: ${label}: ${err.message}`, label))
+      if (refused) finish(new DnsError('UNREACHABLE', `${name}: ${label} refused the query (port unreachable: no DNS server listens there)`, label))
+      else finish(new DnsError('TIMEOUT', `${name}: ${label}: ${err.message}`, label))
     })
     // The server's address as the socket reports a source: IPv6 in its canonical text.
     const from = canonicalIp(server.host)

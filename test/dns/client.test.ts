@@ -61,7 +61,7 @@ describe('queryAddresses', () => {
     expect(await code(queryAddresses('x.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: s.port }], timeoutMs: 300 }))).toBe(want)
   })
 
-  test('a stopped server times out; SERVFAIL from the first server falls through to the second', async () => {
+  test('a stopped server is UNREACHABLE (its port is closed); SERVFAIL from the first server falls through to the second', async () => {
     const a = await dns()
     const b = await dns()
     a.set('x.test', 'SERVFAIL')
@@ -69,7 +69,7 @@ describe('queryAddresses', () => {
     const both = { servers: [{ host: '127.0.0.1', port: a.port }, { host: '127.0.0.1', port: b.port }], timeoutMs: 300 }
     expect((await queryAddresses('x.test', TYPE.A, both)).server).toBe(`127.0.0.1:${b.port}`)
     b.stop()
-    expect(await code(queryAddresses('x.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: b.port }], timeoutMs: 300 }))).toBe('TIMEOUT')
+    expect(await code(queryAddresses('x.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: b.port }], timeoutMs: 300 }))).toBe('UNREACHABLE')
   })
 })
 
@@ -81,9 +81,23 @@ describe('a server that is down', () => {
     // Before, the query waited out the whole timeout for a server whose port was closed.
     const err = await queryAddresses('x.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: dead }], timeoutMs: 3000 }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(DnsError)
+    // Its own code: it came at once, it is not a timeout.
+    expect((err as DnsError).code).toBe('UNREACHABLE')
     expect((err as DnsError).message).toContain('refused the query')
     const both = { servers: [{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: live.port }], timeoutMs: 3000 }
     expect((await queryAddresses('x.test', TYPE.A, both)).server).toBe(`127.0.0.1:${live.port}`)
+  })
+
+  test('UNREACHABLE is a failure like a timeout, not an answer: it ends the search list', async () => {
+    const dead = await freeUdpPort()
+    const dir = mkdtempSync(join(tmpdir(), 'proxy-dns-'))
+    const resolv = join(dir, 'resolv.conf')
+    writeFileSync(resolv, 'nameserver 127.0.0.1\nsearch svc.test\n')
+    const lookup = createLookup({ hostsPath: join(dir, 'hosts'), resolvConfPath: resolv, nameserverPort: dead })
+    const err = (await lookup('api', { family: 'auto', timeoutMs: 3000 }).catch((e: unknown) => e)) as DnsError
+    expect(err.code).toBe('UNREACHABLE')
+    // One name asked, not the whole list ("no addresses for api.svc.test, api").
+    expect(err.message).not.toContain('search list')
   })
 })
 

@@ -140,7 +140,7 @@ describe('stale episodes', () => {
     r.close()
   })
 
-  test.each(['NXDOMAIN', 'NODATA', 'TIMEOUT', 'REFUSED'] as const)('%s also keeps the set', async (codeName) => {
+  test.each(['NXDOMAIN', 'NODATA', 'TIMEOUT', 'UNREACHABLE', 'REFUSED'] as const)('%s also keeps the set', async (codeName) => {
     const { r, clock } = setup([answer(['127.0.2.1'], 10_000), new DnsError(codeName, codeName)])
     r.start()
     await clock.advance(0)
