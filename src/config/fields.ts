@@ -38,6 +38,8 @@ const d = (key: string, prop: string, def: string, doc: string): Field => ({ key
 const dp = (key: string, prop: string, def: string, doc: string): Field => ({ key, prop, kind: { type: 'duration', positive: true }, default: def, doc })
 /** A duration never waited on by a timer (an age or a window compared with the clock): any length. */
 const du = (key: string, prop: string, def: string, doc: string): Field => ({ key, prop, kind: { type: 'duration', untimed: true }, default: def, doc })
+/** Both: more than 0, and never waited on by a timer (a deadline a sweep checks, or a delay its user caps at a timer's limit). */
+const dpu = (key: string, prop: string, def: string, doc: string): Field => ({ key, prop, kind: { type: 'duration', positive: true, untimed: true }, default: def, doc })
 
 export const SERVER_FIELDS: readonly Field[] = [
   { key: 'listen', prop: 'listen', kind: { type: 'hostport' }, default: '0.0.0.0:8080', doc: 'Address the proxy listens on.' },
@@ -50,10 +52,10 @@ export const SERVER_FIELDS: readonly Field[] = [
   { key: 'http2', prop: 'http2', kind: { type: 'bool' }, default: true, doc: 'Offer HTTP/2 to clients by ALPN on a TLS listener (RFC 9113), beside HTTP/1.1 on the same port; WebSockets stay on HTTP/1.1. false: HTTP/1.1 only. Plain-text listeners speak HTTP/1.1.' },
   { key: 'http2_max_concurrent_streams', prop: 'http2MaxConcurrentStreams', kind: { type: 'int', min: 1, max: 10000 }, default: 128, doc: 'Most requests in flight on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused with REFUSED_STREAM, which clients retry.' },
   { key: 'max_connections', prop: 'maxConnections', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most open client connections, per worker; a connection beyond it gets 503 with Retry-After and is closed. 0 means no limit. Not on Deno (its server does not expose connections).' },
-  dp('client_header_timeout', 'clientHeaderTimeoutMs', '10s', 'Time a client has to send a whole request head, from its first byte (or from connecting); 408 and close beyond. Not on Deno (Deno.serve has none).'),
-  d('client_body_timeout', 'clientBodyTimeoutMs', '60s', 'Longest wait for the next bytes of a request body while the proxy is ready for them; 408 (or an aborted upstream request) and close beyond. 0 means none. Not on Deno.'),
-  d('send_timeout', 'sendTimeoutMs', '60s', 'Longest time a client may take no bytes of a response while some wait for it (its connection full, or its HTTP/2 stream window closed) before the response is cut and logged CLIENT_SEND_TIMEOUT, as nginx\'s send_timeout; frees the upstream connection and the request\'s slot. Each drain of its socket (or DATA frame sent on its stream) restarts it. Not on Deno. 0 means none.'),
-  d('keepalive_timeout', 'keepaliveTimeoutMs', '75s', 'How long an idle client keep-alive connection is held open.'),
+  dpu('client_header_timeout', 'clientHeaderTimeoutMs', '10s', 'Time a client has to send a whole request head, from its first byte (or from connecting); 408 and close beyond. Not on Deno (Deno.serve has none).'),
+  du('client_body_timeout', 'clientBodyTimeoutMs', '60s', 'Longest wait for the next bytes of a request body while the proxy is ready for them; 408 (or an aborted upstream request) and close beyond. 0 means none. Not on Deno.'),
+  du('send_timeout', 'sendTimeoutMs', '60s', 'Longest time a client may take no bytes of a response while some wait for it (its connection full, or its HTTP/2 stream window closed) before the response is cut and logged CLIENT_SEND_TIMEOUT, as nginx\'s send_timeout; frees the upstream connection and the request\'s slot. Each drain of its socket (or DATA frame sent on its stream) restarts it. Not on Deno. 0 means none.'),
+  du('keepalive_timeout', 'keepaliveTimeoutMs', '75s', 'How long an idle client keep-alive connection is held open.'),
   d('drain_timeout', 'drainTimeoutMs', '30s', 'On SIGTERM/SIGINT, how long in-flight requests get to finish before the process exits.'),
   { key: 'trusted_proxies', prop: 'trustedProxies', kind: { type: 'list' }, default: [], doc: 'CIDRs whose X-Forwarded-* headers are trusted and appended to; from anyone else they are replaced.' },
   { key: 'via', prop: 'via', kind: { type: 'string' }, default: 'proxy', doc: 'Name this proxy gives itself in the Via field it adds to each request sent upstream ("1.1 proxy", after any Via the client sent; RFC 9110 §7.6.3 says a gateway MUST send one): a token, or host[:port]. "off" sends none. An nginx origin with gzip on and its default gzip_proxied off does not compress answers to requests that carry Via: set gzip_proxied any there, or via = "off".' },
@@ -68,12 +70,12 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'insecure', prop: 'insecure', kind: { type: 'bool' }, default: false, doc: "Skip verifying the upstream's certificate. For testing only." },
   dp('connect_timeout', 'connectTimeoutMs', '5s', 'Time to open a TCP (and TLS) connection to one upstream address.'),
   dp('header_timeout', 'headerTimeoutMs', '60s', 'Time from sending the request to receiving the response head (504 beyond). While a streamed request body is still coming and no response has begun, also the longest silence of the client between its pieces (408 beyond).'),
-  d('idle_timeout', 'idleTimeoutMs', '5m', 'Longest silence while streaming a response body before the exchange is aborted, and longest silence both ways in an upgrade tunnel (WebSocket) before it is closed. 0 means none.'),
+  du('idle_timeout', 'idleTimeoutMs', '5m', 'Longest silence while streaming a response body before the exchange is aborted, and longest silence both ways in an upgrade tunnel (WebSocket) before it is closed. 0 means none.'),
   { key: 'resolvers', prop: 'resolvers', kind: { type: 'list' }, default: [], doc: 'DNS servers as ip[:port]. Default: the system configuration (/etc/resolv.conf, /etc/hosts).' },
   { key: 'family', prop: 'family', kind: { type: 'enum', values: ['auto', 'ipv4', 'ipv6'] }, default: 'auto', doc: 'Address families to use: ipv4 (A records), ipv6 (AAAA), or auto (both: requests are spread over the addresses of both families, as over several of one).' },
   dp('resolve_interval', 'resolveIntervalMs', '30s', 'Re-resolve interval for answers without a TTL (hosts file, IP literal).'),
   du('resolve_min_ttl', 'resolveMinTtlMs', '5s', 'Shortest time an answer is kept, whatever its TTL.'),
-  dp('resolve_max_ttl', 'resolveMaxTtlMs', '5m', 'Longest time an answer is kept, whatever its TTL.'),
+  dpu('resolve_max_ttl', 'resolveMaxTtlMs', '5m', 'Longest time an answer is kept, whatever its TTL.'),
   dp('resolve_timeout', 'resolveTimeoutMs', '2s', 'Time one DNS query may take before the next server (or a retry) is tried. Also how long serve waits for an upstream\'s first answer before it listens (it starts anyway after that).'),
   du('stale_grace', 'staleGraceMs', '24h', 'How long the last good addresses are kept when DNS fails (SERVFAIL, timeout, NXDOMAIN, empty).'),
   du('max_connection_age', 'maxConnectionAgeMs', '5m', 'Pooled upstream connections older than this are closed when idle, so the pool follows DNS changes. 0 means no limit.'),

@@ -155,6 +155,20 @@ describe('errors name the file, the line and the key', () => {
     expect(u.connectTimeoutMs).toBe(24 * 86_400_000)
   })
 
+  test('resolve_max_ttl and the deadlines a sweep checks may be longer than a timer can wait; the ones a timer waits on may not', () => {
+    // The resolver caps its refresh timer at 2^31-1 ms; keep-alive, head, body, send and upstream idle limits are deadlines a sweep compares with the clock.
+    const c = fromText('[server]\nkeepalive_timeout = "30d"\nclient_header_timeout = "30d"\nclient_body_timeout = "30d"\nsend_timeout = "30d"\n[upstream]\nurl = "a"\nresolve_max_ttl = "30d"\nidle_timeout = "30d"\n')
+    const d30 = 30 * 86_400_000
+    expect([c.upstreams.default!.resolveMaxTtlMs, c.upstreams.default!.idleTimeoutMs]).toEqual([d30, d30])
+    expect([c.server.keepaliveTimeoutMs, c.server.clientHeaderTimeoutMs, c.server.clientBodyTimeoutMs, c.server.sendTimeoutMs]).toEqual([d30, d30, d30, d30])
+    // Still more than 0.
+    expect(configError(() => fromText('[upstream]\nurl = "a"\nresolve_max_ttl = "0s"\n')).message).toMatch(/upstream\.resolve_max_ttl: must be more than 0; use e\.g\. "5m"$/)
+    // Passed to setTimeout: retry_timeout (the wait for a rescue), header_timeout (the request body's wait).
+    for (const key of ['retry_timeout', 'header_timeout']) {
+      expect(configError(() => fromText(`[upstream]\nurl = "a"\n${key} = "30d"\n`)).message).toMatch(/longer than a timer can wait/)
+    }
+  })
+
   test('"off" turns the admin and HTTP-01 listeners off; a bad address says "off" is allowed there', () => {
     const c = fromText('[upstream]\nurl = "a"\n[admin]\nlisten = "off"\n[acme]\nhttp_listen = "off"\n')
     expect([c.admin.listen, c.acme.httpListen]).toEqual([undefined, undefined])
