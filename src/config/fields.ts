@@ -12,7 +12,7 @@ export type FieldKind =
   | { type: 'size' } // "64KiB", "1MB", or an integer of bytes
   | { type: 'int'; min: number; max?: number }
   | { type: 'bool' }
-  | { type: 'string' }
+  | { type: 'string'; off?: boolean } // "off" (none) is one of its values where `off`
   | { type: 'hostport'; off?: boolean } // "host:port", "[::1]:port", or "off" (no listener) where `off`
   | { type: 'list' } // list of strings
   | { type: 'enum'; values: readonly string[] }
@@ -58,7 +58,7 @@ export const SERVER_FIELDS: readonly Field[] = [
   du('keepalive_timeout', 'keepaliveTimeoutMs', '75s', 'How long an idle client keep-alive connection is held open.'),
   d('drain_timeout', 'drainTimeoutMs', '30s', 'On SIGTERM/SIGINT, how long in-flight requests get to finish before the process exits.'),
   { key: 'trusted_proxies', prop: 'trustedProxies', kind: { type: 'list' }, default: [], doc: 'CIDRs whose X-Forwarded-* headers are trusted and appended to; from anyone else they are replaced.' },
-  { key: 'via', prop: 'via', kind: { type: 'string' }, default: 'proxy', doc: 'Name this proxy gives itself in the Via field it adds to each request sent upstream ("1.1 proxy", after any Via the client sent; RFC 9110 §7.6.3 says a gateway MUST send one): a token, or host[:port]. "off" sends none. An nginx origin with gzip on and its default gzip_proxied off does not compress answers to requests that carry Via: set gzip_proxied any there, or via = "off".' },
+  { key: 'via', prop: 'via', kind: { type: 'string', off: true }, default: 'proxy', doc: 'Name this proxy gives itself in the Via field it adds to each request sent upstream ("1.1 proxy", after any Via the client sent; RFC 9110 §7.6.3 says a gateway MUST send one): a token, or host[:port]. "off" sends none. An nginx origin with gzip on and its default gzip_proxied off does not compress answers to requests that carry Via: set gzip_proxied any there, or via = "off".' },
   { key: 'default_upstream', prop: 'defaultUpstream', kind: { type: 'string' }, default: undefined, doc: 'Upstream used when no [[route]] matches. Default: the only upstream, or the one named "default".' },
 ]
 
@@ -133,7 +133,7 @@ export const ADMIN_FIELDS: readonly Field[] = [
 ]
 
 export const LOG_FIELDS: readonly Field[] = [
-  { key: 'access_log', prop: 'accessLog', kind: { type: 'string' }, default: 'stdout', doc: 'Where access log lines go: stdout, stderr, off, or a file path.' },
+  { key: 'access_log', prop: 'accessLog', kind: { type: 'string', off: true }, default: 'stdout', doc: 'Where access log lines go: stdout, stderr, off, or a file path.' },
   { key: 'format', prop: 'format', kind: { type: 'enum', values: ['json', 'text'] }, default: 'json', doc: 'Access log format: JSON lines, or readable text.' },
 ]
 

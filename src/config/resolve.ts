@@ -295,7 +295,8 @@ function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
     case 'string':
       if (typeof raw !== 'string') fail(ctx, path, `${show(raw)} is not a string; quote it`)
       // Empty is unset; where unset means a default, it would silently mean something else (no log at all).
-      if (raw === '' && field.default !== undefined) fail(ctx, path, `is empty; leave it out for its default, ${show(field.default)}`)
+      // Where "off" means none, the one who wrote "" for none learns its spelling.
+      if (raw === '' && field.default !== undefined) fail(ctx, path, `is empty; leave it out for its default, ${show(field.default)}${k.off ? ', or "off" for none' : ''}`)
       return raw === '' ? undefined : raw
     case 'enum':
       if (typeof raw !== 'string' || !k.values.includes(raw)) fail(ctx, path, `${show(raw)} is not one of: ${k.values.join(', ')}`)

@@ -105,9 +105,10 @@ describe('errors name the file, the line and the key', () => {
     ['[upstream]\nurl = "https://a"\ntls_server_name = "two words"\n', 'upstream.tls_server_name', 3, /is not a DNS name or an IP address/],
     ['[upstream]\nurl = "https://a"\ntls_server_name = "https://origin.example"\n', 'upstream.tls_server_name', 3, /is not a DNS name/],
     // An empty string where unset means a default: check printed "not set", serve wrote no access log line at all.
-    ['[upstream]\nurl = "a"\n[log]\naccess_log = ""\n', 'log.access_log', 4, /is empty; leave it out for its default, "stdout"$/],
-    ['[server]\nvia = ""\n[upstream]\nurl = "a"\n', 'server.via', 2, /is empty; leave it out for its default, "proxy"$/],
-    ['[upstream]\nurl = "a"\n[acme]\ndirectory = ""\n', 'acme.directory', 4, /is empty; leave it out for its default/],
+    // Where "off" means none, the message says so: access_log = "" was how some turned the log off.
+    ['[upstream]\nurl = "a"\n[log]\naccess_log = ""\n', 'log.access_log', 4, /is empty; leave it out for its default, "stdout", or "off" for none$/],
+    ['[server]\nvia = ""\n[upstream]\nurl = "a"\n', 'server.via', 2, /is empty; leave it out for its default, "proxy", or "off" for none$/],
+    ['[upstream]\nurl = "a"\n[acme]\ndirectory = ""\n', 'acme.directory', 4, /is empty; leave it out for its default, "https:\/\/acme-v02\.api\.letsencrypt\.org\/directory"$/],
     // "off" is for the admin and HTTP-01 listeners; the proxy's own listener cannot be off (serve crashed, E_INTERNAL).
     ['[server]\nlisten = "off"\n[upstream]\nurl = "a"\n', 'server.listen', 2, /"off" is not host:port; use e\.g\. "0\.0\.0\.0:8080", "\[::\]:8080" or ":8080"$/],
     // Past 2^31-1 ms a timer fires at once: a health check every millisecond, every connect timed out.
