@@ -7,7 +7,7 @@ import { isIP } from 'node:net'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, type ConfigLocation } from '../lib/errors.ts'
-import { MAX_TIMER_MS, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
+import { isFractionOfByte, isUnderOneMs, MAX_TIMER_MS, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
 import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
 import type { LoadedFile } from './load.ts'
 import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream, RewritePair } from './schema.ts'
@@ -272,6 +272,7 @@ function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
   switch (k.type) {
     case 'duration': {
       const ms = typeof raw === 'string' ? parseDurationMs(raw) : typeof raw === 'number' && raw === 0 ? 0 : undefined
+      if (ms === undefined && typeof raw === 'string' && isUnderOneMs(raw)) fail(ctx, path, `${show(raw)} is under 1 ms: durations are whole milliseconds; use ${k.positive ? '' : '0 for none or '}at least "1ms"`)
       if (ms === undefined) fail(ctx, path, `${show(raw)} is not a duration; use e.g. "250ms", "30s", "5m"`)
       if (k.positive && ms <= 0) fail(ctx, path, `must be more than 0; use e.g. "${field.default}"`)
       if (!k.untimed && ms > MAX_TIMER_MS) fail(ctx, path, `${show(raw)} is longer than a timer can wait (24.8 days); use at most "24d"`)
@@ -279,6 +280,7 @@ function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
     }
     case 'size': {
       const bytes = typeof raw === 'number' && Number.isInteger(raw) && raw >= 0 ? raw : typeof raw === 'string' ? parseSizeBytes(raw) : undefined
+      if (bytes === undefined && (typeof raw === 'string' ? isFractionOfByte(raw) : typeof raw === 'number' && Number.isFinite(raw) && raw > 0)) fail(ctx, path, `${show(raw)} is not a whole number of bytes; write whole bytes ("1500") or a unit ("1.5KiB")`)
       if (bytes === undefined) fail(ctx, path, `${show(raw)} is not a size; use e.g. "64KiB", "10MB", or 0`)
       return bytes
     }

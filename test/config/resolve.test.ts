@@ -111,6 +111,12 @@ describe('errors name the file, the line and the key', () => {
     ['[upstream]\nurl = "a"\n[acme]\ndirectory = ""\n', 'acme.directory', 4, /is empty; leave it out for its default, "https:\/\/acme-v02\.api\.letsencrypt\.org\/directory"$/],
     // "off" is for the admin and HTTP-01 listeners; the proxy's own listener cannot be off (serve crashed, E_INTERNAL).
     ['[server]\nlisten = "off"\n[upstream]\nurl = "a"\n', 'server.listen', 2, /"off" is not host:port; use e\.g\. "0\.0\.0\.0:8080", "\[::\]:8080" or ":8080"$/],
+    // Well written, but under 1 ms or a fraction of a byte: said as such, not "is not a duration/size".
+    ['[server]\nclient_body_timeout = "0.4ms"\n[upstream]\nurl = "a"\n', 'server.client_body_timeout', 2, /"0\.4ms" is under 1 ms: durations are whole milliseconds; use 0 for none or at least "1ms"$/],
+    ['[upstream]\nurl = "a"\nconnect_timeout = "0.0001s"\n', 'upstream.connect_timeout', 3, /"0\.0001s" is under 1 ms: durations are whole milliseconds; use at least "1ms"$/],
+    ['[server]\nmax_body_size = "1.5"\n[upstream]\nurl = "a"\n', 'server.max_body_size', 2, /"1\.5" is not a whole number of bytes; write whole bytes \("1500"\) or a unit \("1\.5KiB"\)$/],
+    ['[server]\nmax_body_size = 1.5\n[upstream]\nurl = "a"\n', 'server.max_body_size', 2, /1\.5 is not a whole number of bytes/],
+    ['[cache]\nmax_size = "0.0001KiB"\n[upstream]\nurl = "a"\n', 'cache.max_size', 2, /is not a whole number of bytes/],
     // Past 2^31-1 ms a timer fires at once: a health check every millisecond, every connect timed out.
     ['[upstream]\nurl = "a"\nhealth_interval = "30d"\n', 'upstream.health_interval', 3, /"30d" is longer than a timer can wait \(24\.8 days\); use at most "24d"/],
     ['[server]\ndrain_timeout = "25d"\n[upstream]\nurl = "a"\n', 'server.drain_timeout', 2, /longer than a timer can wait/],
@@ -128,6 +134,16 @@ describe('errors name the file, the line and the key', () => {
     const err = configError(() => fromText('[server]\nlisten = "unterminated\n'))
     expect(err.location.line).toBe(2)
     expect(err.location.column).toBeGreaterThan(0)
+  })
+
+  test('a flag under 1 ms or of a fraction of a byte is said as such, naming the flag', () => {
+    const flagNames = { 'upstream.idle_timeout': '--idle-timeout', 'server.max_body_size': '--max-body-size' }
+    const ms = configError(() => resolveConfig(undefined, { upstream: { url: 'a', idle_timeout: '0.4ms' }, flagNames }))
+    expect(ms.message).toBe('(flags): --idle-timeout: "0.4ms" is under 1 ms: durations are whole milliseconds; use 0 for none or at least "1ms"')
+    const size = configError(() => resolveConfig(undefined, { upstream: { url: 'a' }, server: { max_body_size: '0.5B' }, flagNames }))
+    expect(size.message).toBe('(flags): --max-body-size: "0.5B" is not a whole number of bytes; write whole bytes ("1500") or a unit ("1.5KiB")')
+    // Malformed is still malformed.
+    expect(configError(() => resolveConfig(undefined, { upstream: { url: 'a', idle_timeout: '0.4' }, flagNames })).message).toMatch(/"0\.4" is not a duration/)
   })
 
   test('a bad flag value names the flag', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { formatDurationMs, parseDurationMs, parseSizeBytes } from '../../src/lib/units.ts'
+import { formatDurationMs, isFractionOfByte, isUnderOneMs, parseDurationMs, parseSizeBytes } from '../../src/lib/units.ts'
 
 describe('parseDurationMs', () => {
   test.each([
@@ -16,6 +16,11 @@ describe('parseDurationMs', () => {
 })
 
 test.each(['0.4ms', '0.0001s'])('%p (under a millisecond, which would round to "none") is rejected', (raw) => expect(parseDurationMs(raw)).toBeUndefined())
+
+test('isUnderOneMs and isFractionOfByte tell a refused value from a malformed one', () => {
+  expect(['0.4ms', '0.0001s', '0', '1ms', '0.4', 'x'].map(isUnderOneMs)).toEqual([true, true, false, false, false, false])
+  expect(['0.4', '1.5', '0.5B', '0.0001KiB', '1.5KiB', '2', '-1', 'x'].map(isFractionOfByte)).toEqual([true, true, true, true, false, false, false, false])
+})
 
 describe('parseSizeBytes', () => {
   test.each([
