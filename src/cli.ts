@@ -85,9 +85,10 @@ function unknownFlagMessage(argv: readonly string[], cli: CAC): string | undefin
     const flag = arg.split('=')[0]!
     if (known.has(flag)) continue
     const help = `run "proxy ${command?.name ? `${command.name} ` : ''}--help" for the list`
-    // "-n -1": mri reads a negative number after a flag as flags of its own ("-1").
+    // "-n -1", "--data -1", "-H -x": mri reads a value that starts with "-" as flags of its own
+    // ("-1", "-x"), which the flag before it was waiting for; "--data=-1" is read as its value.
     const before = args[i - 1]
-    if (/^-\d/.test(arg) && before !== undefined && valued.has(before)) return `${before} ${arg}: no flag takes a negative value (${help})`
+    if (/^-[^-]/.test(arg) && before !== undefined && valued.has(before)) return `${before} ${arg}: a value starting with "-" is read as a flag; write it as ${before}=${arg} (${help})`
     const near = closest(flag, [...known].filter((k) => k.startsWith('--') && !k.startsWith('--no-')))
     return `unknown flag ${flag}${near ? `; did you mean ${near}?` : ''} (${help})`
   }

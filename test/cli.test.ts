@@ -188,18 +188,48 @@ describe('mistyped flags and commands get a did-you-mean (exit 2)', () => {
     expect(b.stderr).toContain('unknown flag --upstrem; did you mean --upstream?')
   })
 
-  test('a negative value after a flag names the flag, not "unknown flag -1" (mri reads it as flags)', async () => {
+  test('a value starting with "-" after a flag names the flag and says to write it as --flag=value (mri reads it as flags)', async () => {
     const a = memoryIo()
     expect(await runCli(['bench', '-n', '-1', 'http://127.0.0.1:9/'], a)).toBe(ExitCode.USAGE)
-    expect(a.stderr).toContain('-n -1: no flag takes a negative value (run "proxy bench --help" for the list)')
+    expect(a.stderr).toContain('-n -1: a value starting with "-" is read as a flag; write it as -n=-1 (run "proxy bench --help" for the list)')
     expect(a.stderr).not.toContain('did you mean')
     const b = memoryIo()
     expect(await runCli(['check', '--upstream', 'origin.example', '--retries', '-2', '--no-resolve'], b)).toBe(ExitCode.USAGE)
-    expect(b.stderr).toContain('--retries -2: no flag takes a negative value')
+    expect(b.stderr).toContain('--retries -2: a value starting with "-" is read as a flag; write it as --retries=-2')
+    // Free text may well start with "-": a body, a header value.
+    const d = memoryIo()
+    expect(await runCli(['bench', '-n', '1', '--data', '-1', 'http://127.0.0.1:9/'], d)).toBe(ExitCode.USAGE)
+    expect(d.stderr).toContain('--data -1: a value starting with "-" is read as a flag; write it as --data=-1')
+    expect(d.stderr).not.toContain('negative')
+    const h = memoryIo()
+    expect(await runCli(['bench', '-n', '1', '-H', '-x', 'http://127.0.0.1:9/'], h)).toBe(ExitCode.USAGE)
+    expect(h.stderr).toContain('-H -x: a value starting with "-" is read as a flag; write it as -H=-x')
     // After a flag that takes no value it is a stray argument: still the unknown-flag message.
     const c = memoryIo()
     expect(await runCli(['check', '--upstream', 'origin.example', '--no-resolve', '-1'], c)).toBe(ExitCode.USAGE)
     expect(c.stderr).toContain('unknown flag -1')
+  })
+
+  test('the form the message gives reaches the command as the value: -n=-1, --retries=-2, -H=-x, and --data=-1 is the body sent', async () => {
+    // Each is then judged by the command itself, which names the value it got.
+    const n = memoryIo()
+    expect(await runCli(['bench', '-n=-1', 'http://127.0.0.1:9/'], n)).toBe(ExitCode.USAGE)
+    expect(n.stderr).toContain('-n/--requests: "-1" is not a whole number of 1 or more')
+    const r = memoryIo()
+    expect(await runCli(['check', '--upstream', 'origin.example', '--retries=-2', '--no-resolve'], r)).toBe(ExitCode.USAGE)
+    expect(r.stderr).toContain('--retries: "-2" is not a whole number from 0 to 10')
+    const h = memoryIo()
+    expect(await runCli(['bench', '-n', '1', '-H=-x', 'http://127.0.0.1:9/'], h)).toBe(ExitCode.USAGE)
+    expect(h.stderr).toContain('-H: "-x" is not "Name: value"')
+    const bodies: string[] = []
+    const server = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: async (req) => (bodies.push(await req.text()), new Response('ok')) })
+    try {
+      const io = memoryIo()
+      expect(await runCli(['bench', '-n', '1', '--data=-1', '--json', `http://127.0.0.1:${server.port}/`], io)).toBe(ExitCode.OK)
+      expect(bodies).toEqual(['-1'])
+    } finally {
+      server.stop(true)
+    }
   })
 
   test('nothing close: no suggestion, still exit 2', async () => {
