@@ -49,7 +49,7 @@ export class AdminServer {
   handle(req: Request): Response {
     const denied = refuseWithoutToken(req, this.cfg.token)
     if (denied) return denied
-    const url = new URL(req.url)
+    const url = requestUrl(req)
     const path = url.pathname
     const wrongMethod = refuseWrite(req, path)
     if (wrongMethod) return wrongMethod
@@ -198,6 +198,15 @@ function whyNotReady(u: UpstreamView): string {
   const snap = u.source.snapshot()
   const dns = snap.lastError && snap.addresses.length === 0 ? ` (DNS: ${snap.lastError.code}: ${snap.lastError.message})` : ''
   return `no healthy address for upstream ${u.name}${dns}`
+}
+
+/**
+ * The request's URL. Bun gives an absolute one when the request carried a Host, else the target
+ * as sent ("/healthz": HTTP/1.0 allows no Host, and a bare health check may send none), which
+ * new URL() throws on; it is read against a placeholder origin then.
+ */
+export function requestUrl(req: Request): URL {
+  return new URL(req.url, 'http://admin.invalid')
 }
 
 /** A 401 when the admin token is set and `req` does not carry it (shared with workers-admin.ts). */
