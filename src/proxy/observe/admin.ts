@@ -13,6 +13,7 @@ import { VERSION } from '../../version.ts'
 import { esc, type RequestMetrics } from './metrics.ts'
 import { cidrContains, parseCidr } from '../../lib/cidr.ts'
 import { hostPort } from '../../lib/net.ts'
+import { hostWithoutPort } from '../headers.ts'
 import type { AddressStats } from '../upstream/address-state.ts'
 import type { ProxyView, UpstreamView } from './view.ts'
 import type { EdgeCache } from '../cache/cache.ts'
@@ -47,7 +48,7 @@ export class AdminServer {
   }
 
   handle(req: Request): Response {
-    const denied = refuseWithoutToken(req, this.cfg.token)
+    const denied = refuseForeignHost(req, this.cfg.listen?.host) ?? refuseWithoutToken(req, this.cfg.token)
     if (denied) return denied
     const url = requestUrl(req)
     const path = url.pathname
@@ -189,8 +190,30 @@ const LOOPBACK = [parseCidr('127.0.0.0/8')!, parseCidr('::1/128')!]
 export function exposedAdminWarning(admin: { listen: { host: string; port: number } | undefined; token: string | undefined }): string | undefined {
   const host = admin.listen?.host
   if (host === undefined || admin.token) return undefined
-  const loopback = host === 'localhost' || LOOPBACK.some((c) => cidrContains(c, host))
-  return loopback ? undefined : `the admin endpoints listen on ${hostPort(host, admin.listen!.port)} without a token: anyone who reaches it can read /status and /metrics and purge the cache; set --admin-token (admin.token) or listen on 127.0.0.1`
+  return isLoopback(host) ? undefined : `the admin endpoints listen on ${hostPort(host, admin.listen!.port)} without a token: anyone who reaches it can read /status and /metrics and purge the cache; set --admin-token (admin.token) or listen on 127.0.0.1`
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || LOOPBACK.some((c) => cidrContains(c, host))
+}
+
+/**
+ * A 403 for a request whose Host does not name loopback, when the admin listens on loopback.
+ * A web page the operator visits can have its own name re-resolved to 127.0.0.1 (DNS rebinding)
+ * and then read /status and /metrics, and send DELETE /cache, as the same origin, with Host
+ * naming the page's site; a client that really reaches a loopback listener names loopback
+ * (127.0.0.1, [::1], localhost) or sends no Host at all (no browser does that). An admin beyond
+ * loopback is not checked (a scraper may name it by any DNS name); its token is what guards it.
+ * Shared with workers-admin.ts.
+ */
+export function refuseForeignHost(req: Request, listenHost: string | undefined): Response | undefined {
+  const host = req.headers.get('host')
+  if (host === null || listenHost === undefined || !isLoopback(listenHost)) return undefined
+  let name = hostWithoutPort(host)
+  if (name.startsWith('[') && name.endsWith(']')) name = name.slice(1, -1)
+  else if (name.endsWith('.')) name = name.slice(0, -1)
+  if (isLoopback(name)) return undefined
+  return new Response('403 the admin listener is on loopback and answers only a Host naming loopback (127.0.0.1, [::1] or localhost), so that a web page cannot reach it by DNS rebinding; a reverse proxy in front of it must send Host: 127.0.0.1\n', { status: 403 })
 }
 
 /** One upstream with no healthy address, and why when DNS says (its last error: NXDOMAIN, a timeout ...). */

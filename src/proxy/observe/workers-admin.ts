@@ -10,7 +10,7 @@
 import type { ResolvedAdmin } from '../../config/schema.ts'
 import type { Listener } from '../../runtime/listener.ts'
 import { VERSION } from '../../version.ts'
-import { adminUrl, listenAdmin, refuseWithoutToken, refuseWrite, requestUrl } from './admin.ts'
+import { adminUrl, listenAdmin, refuseForeignHost, refuseWithoutToken, refuseWrite, requestUrl } from './admin.ts'
 import { mergeFamilies, parseExposition, renderExposition, summedFamilies, type Family, type MetricsInput } from './merge-metrics.ts'
 import { statusTotals } from './merge-status.ts'
 
@@ -81,7 +81,7 @@ export class WorkersAdmin {
   }
 
   async handle(req: Request): Promise<Response> {
-    const denied = refuseWithoutToken(req, this.cfg.token)
+    const denied = refuseForeignHost(req, this.cfg.listen?.host) ?? refuseWithoutToken(req, this.cfg.token)
     if (denied) return denied
     const url = requestUrl(req)
     const wrongMethod = refuseWrite(req, url.pathname)

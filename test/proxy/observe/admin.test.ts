@@ -1,9 +1,10 @@
 /**
  * The admin listener's front door (admin.ts, workers-admin.ts), over raw loopback sockets so
- * that the request line and Host are exactly as a client sends them: a request without Host.
+ * that the request line and Host are exactly as a client sends them: a request without Host, and
+ * a Host that names another site (DNS rebinding).
  */
 import { afterEach, expect, test } from 'bun:test'
-import { AdminServer } from '../../../src/proxy/observe/admin.ts'
+import { AdminServer, refuseForeignHost } from '../../../src/proxy/observe/admin.ts'
 import { RequestMetrics } from '../../../src/proxy/observe/metrics.ts'
 import { WorkersAdmin } from '../../../src/proxy/observe/workers-admin.ts'
 import { staticSource } from '../../../src/proxy/upstream/address-source.ts'
@@ -45,4 +46,39 @@ test('HTTP/1.0 without Host (allowed there, RFC 9112 §3.2; bare health checkers
   const workers = await send(workersAdmin().port, 'GET /healthz HTTP/1.0\r\n\r\n')
   expect(statusLine(workers)).toBe('HTTP/1.1 503 Service Unavailable')
   expect(body(workers)).toBe('not ok: no worker answers (0 configured)\n')
+})
+
+const get = (path: string, host: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`
+
+test('on loopback, a Host not naming loopback (a page after DNS rebinding) gets 403; loopback names are answered', async () => {
+  // The single admin's /healthz is 200; the supervisor's, with no worker, 503: either way, not 403.
+  for (const [{ port }, healthy] of [[adminServer(), 'HTTP/1.1 200 OK'], [workersAdmin(), 'HTTP/1.1 503 Service Unavailable']] as const) {
+    // What a browser sends once attacker.example re-resolves to 127.0.0.1: same origin to it.
+    for (const host of [`attacker.example:${port}`, 'attacker.example', 'localhost.attacker.example', '127.0.0.1.nip.io', '10.0.0.1']) {
+      const reply = await send(port, get('/status', host))
+      expect([host, statusLine(reply)]).toEqual([host, 'HTTP/1.1 403 Forbidden'])
+      expect(body(reply)).toContain('DNS rebinding')
+    }
+    // Nor can it purge: the refusal comes before the endpoint.
+    expect(statusLine(await send(port, 'DELETE /cache?prefix=http%3A%2F%2Fa%2F HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n'))).toBe('HTTP/1.1 403 Forbidden')
+    // Without rebinding, another site's form POST is a 405, and a script's DELETE needs a preflight that is not granted.
+    if (healthy.endsWith('200 OK')) {
+      const form = 'POST /cache?prefix=http%3A%2F%2Fa%2F HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://attacker.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\nConnection: close\r\n\r\na=1'
+      expect(statusLine(await send(port, form))).toBe('HTTP/1.1 405 Method Not Allowed')
+      const preflight = await send(port, get('/cache', '127.0.0.1', 'Origin: http://attacker.example\r\nAccess-Control-Request-Method: DELETE\r\n').replace('GET', 'OPTIONS'))
+      expect(preflight.toLowerCase()).not.toContain('access-control-allow')
+    }
+    for (const host of [`127.0.0.1:${port}`, '127.0.0.1', '127.1.2.3:9', `localhost:${port}`, 'LOCALHOST', 'localhost.', `[::1]:${port}`, '[0:0:0:0:0:0:0:1]']) {
+      expect([host, statusLine(await send(port, get('/healthz', host)))]).toEqual([host, healthy])
+    }
+  }
+})
+
+test('an admin beyond loopback does not check Host (a scraper names it as it likes; the token guards it)', () => {
+  const named = new Request('http://proxy-1.internal:9090/metrics', { headers: { host: 'proxy-1.internal:9090' } })
+  for (const listen of ['0.0.0.0', '::', '10.0.0.5', 'admin.internal']) expect([listen, refuseForeignHost(named, listen)]).toEqual([listen, undefined])
+  for (const listen of ['127.0.0.1', '::1', 'localhost']) expect([listen, refuseForeignHost(named, listen)?.status]).toEqual([listen, 403])
+  // No listener (the handler called directly) and no Host: nothing to check against.
+  expect(refuseForeignHost(named, undefined)).toBeUndefined()
+  expect(refuseForeignHost(new Request('http://127.0.0.1/'), '127.0.0.1')).toBeUndefined()
 })
