@@ -104,6 +104,13 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
 
   const adminTable = mergeTable(ctx, 'admin', tableAt(ctx, data, 'admin'), flags.admin)
   const admin = resolveFields(ctx, 'admin', adminTable, ADMIN_FIELDS) as { listen: HostPort | undefined; token: string | undefined }
+  // Compared with what follows "Bearer " in Authorization: "" would leave the admin open (an unset
+  // variable in --admin-token "$T"), and one no header carries as written would shut it for all.
+  const TOKEN_HOW = 'leave it out for none, or use printable ASCII, e.g. the output of `openssl rand -hex 32`'
+  if (adminTable.token === '') fail(ctx, 'admin.token', `is empty, which would leave the admin endpoints open; ${TOKEN_HOW}`)
+  if (admin.token !== undefined && !/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(admin.token)) {
+    fail(ctx, 'admin.token', `cannot be sent as written in an Authorization header (a control or non-ASCII character, or a space at either end), so no request would match it; ${TOKEN_HOW}`)
+  }
   const logTable = mergeTable(ctx, 'log', tableAt(ctx, data, 'log'), flags.log)
   const log = resolveFields(ctx, 'log', logTable, LOG_FIELDS) as unknown as ResolvedConfig['log']
   const acme = resolveAcme(ctx, mergeTable(ctx, 'acme', tableAt(ctx, data, 'acme'), flags.acme), server)

@@ -109,6 +109,11 @@ describe('errors name the file, the line and the key', () => {
     ['[upstream]\nurl = "a"\n[log]\naccess_log = ""\n', 'log.access_log', 4, /is empty; leave it out for its default, "stdout", or "off" for none$/],
     ['[server]\nvia = ""\n[upstream]\nurl = "a"\n', 'server.via', 2, /is empty; leave it out for its default, "proxy", or "off" for none$/],
     ['[upstream]\nurl = "a"\n[acme]\ndirectory = ""\n', 'acme.directory', 4, /is empty; leave it out for its default, "https:\/\/acme-v02\.api\.letsencrypt\.org\/directory"$/],
+    // The admin token: "" left the admin open ("token is not set"), and one no Authorization header carries locked everyone out (401).
+    ['[upstream]\nurl = "a"\n[admin]\ntoken = ""\n', 'admin.token', 4, /is empty, which would leave the admin endpoints open; leave it out for none, or use printable ASCII/],
+    ['[upstream]\nurl = "a"\n[admin]\ntoken = "s\u00e9cret"\n', 'admin.token', 4, /cannot be sent as written in an Authorization header/],
+    ['[upstream]\nurl = "a"\n[admin]\ntoken = " padded "\n', 'admin.token', 4, /a space at either end/],
+    ['[upstream]\nurl = "a"\n[admin]\ntoken = "a\\tb"\n', 'admin.token', 4, /cannot be sent as written/],
     // "off" is for the admin and HTTP-01 listeners; the proxy's own listener cannot be off (serve crashed, E_INTERNAL).
     ['[server]\nlisten = "off"\n[upstream]\nurl = "a"\n', 'server.listen', 2, /"off" is not host:port; use e\.g\. "0\.0\.0\.0:8080", "\[::\]:8080" or ":8080"$/],
     // Well written, but under 1 ms or a fraction of a byte: said as such, not "is not a duration/size".
