@@ -23,14 +23,18 @@ export interface AccessLog {
 }
 
 /**
- * One line of the log. JSON escapes what it must (`"`, `\`, controls, lone surrogates). The text
- * format quotes the request; what a client chose there (method, Host, target) has `"`, `\`,
- * control bytes and bytes beyond printable ASCII written as \xHH, as nginx's log does, so a field
- * never ends early or spans lines. The check is a regular-expression test per field; only a line
- * that needs it is rewritten.
+ * One line of the log. JSON escapes what it must (`"`, `\`, controls, lone surrogates), and DEL
+ * and the C1 controls too (\u00XX, so a terminal never acts on them). The text format quotes the
+ * request; what a client chose there (method, Host, target) has `"`, `\`, control bytes and
+ * bytes beyond printable ASCII written as \xHH, as nginx's log does, so a field never ends early
+ * or spans lines. The check is a regular-expression test per text field, or per JSON line; only
+ * a line that needs it is rewritten.
  */
 export function formatRecord(record: RequestRecord, format: 'json' | 'text'): string {
-  if (format === 'json') return `${JSON.stringify(record)}\n`
+  if (format === 'json') {
+    const json = JSON.stringify(record)
+    return `${C1.test(json) ? json.replace(C1_ALL, unicodeEscape) : json}\n`
+  }
   const r = record
   // Tested on the fields as they are (flat strings from the parser), not on a joined one.
   const plain = !NEEDS_ESCAPE.test(r.path) && !NEEDS_ESCAPE.test(r.host) && !NEEDS_ESCAPE.test(r.method)
@@ -42,6 +46,15 @@ export function formatRecord(record: RequestRecord, format: 'json' | 'text'): st
   const cache = r.cache ? ` cache=${r.cache}` : ''
   return `${r.ts} ${r.client} "${request}" ${r.status} in=${r.bytes_in} out=${r.bytes_out} ${r.duration_ms}ms${up}${header}${retries}${cache}${err} id=${r.request_id}\n`
 }
+
+/**
+ * DEL and the C1 controls, which JSON.stringify leaves raw. U+009B is CSI, the one-character
+ * form of ESC [, which a terminal may act on when `tail -f` shows the line. They only occur
+ * inside JSON strings, where \u00XX reads back as the same character.
+ */
+const C1 = /[\x7f-\x9f]/
+const C1_ALL = /[\x7f-\x9f]/g
+const unicodeEscape = (c: string) => `\\u00${c.charCodeAt(0).toString(16)}`
 
 /** A character the text format writes as \xHH: `"`, `\`, C0 controls, DEL and beyond ASCII. */
 const NEEDS_ESCAPE = /["\\\x00-\x1f\x7f-\uffff]/

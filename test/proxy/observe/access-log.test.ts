@@ -93,6 +93,17 @@ describe('formats', () => {
     expect(/[\u0000-\u001f]/.test(line.slice(0, -1))).toBe(false)
     expect(JSON.parse(line)).toEqual(hostile)
   })
+
+  test('JSON: DEL and the C1 controls (U+009B is CSI to a terminal) are \\u escapes, not raw; they parse back', () => {
+    // An HTTP/2 :authority may carry bytes 0x80-0xFF (HPACK strings are read as latin1); the request is refused, and logged.
+    const hostile = { ...record('/p'), host: 'x\x9b2J\x1b[31m\x85\x7f\x80y' }
+    const line = formatRecord(hostile, 'json')
+    expect(line).toContain('"host":"x\\u009b2J\\u001b[31m\\u0085\\u007f\\u0080y"')
+    expect(/[\u0000-\u001f\u007f-\u009f]/.test(line.slice(0, -1))).toBe(false)
+    expect(JSON.parse(line)).toEqual(hostile)
+    // A line with none is JSON.stringify's, unchanged.
+    expect(formatRecord(record('/a\xe9'), 'json')).toBe(`${JSON.stringify(record('/a\xe9'))}\n`)
+  })
 })
 
 describe('rotation', () => {
