@@ -208,7 +208,7 @@ export class CertificateManager {
       const client = this.acme()
       this.accountKey ??= this.store.accountKey()
       if (!client.accountUrl) await client.account(this.opts.email)
-      const issued = await issueCertificate({ client, accountKey: this.accountKey, names: this.names, challenges: this.opts.challenges ?? this.challenges, log: this.opts.log, replaces: this.missingNames().length === 0 ? this.info?.certId : undefined })
+      const issued = await issueCertificate({ client, accountKey: this.accountKey, names: this.names, challenges: this.opts.challenges ?? this.challenges, log: this.opts.log, replaces: this.missingNames().length === 0 ? this.info?.certId : undefined, nowMs: () => this.clock.now() })
       this.store.saveCert(this.names[0]!, issued)
       this.failures = 0
       this.nextAttemptMs = 0

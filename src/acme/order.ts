@@ -35,7 +35,12 @@ export interface IssueOptions {
   replaces?: string
   /** Injected for tests; default: a new P-256 key. */
   certificateKey?: KeyObject
+  /** The clock the issued certificate's validity is checked against; default: Date.now. */
+  nowMs?: () => number
 }
+
+/** How far a certificate's notBefore may be ahead of this host's clock (the CA's clock may run ahead). */
+const CLOCK_SKEW_MS = 5 * 60_000
 
 export async function issueCertificate(opts: IssueOptions): Promise<Issued> {
   const { client, names, log } = opts
@@ -61,6 +66,9 @@ export async function issueCertificate(opts: IssueOptions): Promise<Issued> {
   const covered = certInfo(certPem).names
   const missing = names.filter((n) => !covered.includes(n.toLowerCase()))
   if (missing.length > 0) throw new AcmeError('E_ACME', `the issued certificate lacks ${missing.join(', ')} (it names ${covered.join(', ') || 'no DNS names'}); not used, the proxy orders again later`)
+  // And valid now: served, an expired or not-yet-valid one fails every handshake, and one that
+  // is expired is due for renewal at once (an order after order, with no back-off).
+  checkValidity(certPem, (opts.nowMs ?? Date.now)())
   log?.('info', 'acme: certificate issued', { names: names.join(',') })
   return { certPem, keyPem }
 }
@@ -105,6 +113,13 @@ async function authorize(opts: IssueOptions, authzUrl: string): Promise<void> {
 
 function orderFailed(order: Order, names: readonly string[]): AcmeError {
   return problemError(`order for ${names.join(',')} is ${order.status}`, order.error ?? {}, order.error?.status ?? 403, undefined)
+}
+
+function checkValidity(certPem: string, nowMs: number): void {
+  const { notBeforeMs, notAfterMs } = certInfo(certPem)
+  const iso = (ms: number) => new Date(ms).toISOString()
+  if (notAfterMs <= nowMs) throw new AcmeError('E_ACME', `the issued certificate expired at ${iso(notAfterMs)} (this host's clock says ${iso(nowMs)}); not used, the proxy orders again later. Check this host's clock`)
+  if (notBeforeMs > nowMs + CLOCK_SKEW_MS) throw new AcmeError('E_ACME', `the issued certificate is not valid until ${iso(notBeforeMs)} (this host's clock says ${iso(nowMs)}); not used, the proxy orders again later. Check this host's clock`)
 }
 
 function sameKey(certPem: string, keyPem: string): boolean {

@@ -45,14 +45,14 @@ function scriptedCa(certPem: string): typeof fetch {
   }) as typeof fetch
 }
 
-async function issue(names: string[], certNames: string[]) {
+async function issue(names: string[], certNames: string[], nowMs?: () => number) {
   const key = generateCertificateKey()
   writeFileSync(join(dir, 'k.pem'), key.export({ type: 'pkcs8', format: 'pem' }) as string)
   execFileSync('openssl', ['req', '-x509', '-key', 'k.pem', '-out', 'c.pem', '-subj', `/CN=${certNames[0]}`, '-addext', `subjectAltName=${certNames.map((n) => `DNS:${n}`).join(',')}`, '-days', '1'], { cwd: dir, stdio: 'pipe' })
   const accountKey = generateAccountKey()
   const client = new AcmeClient({ directoryUrl: 'https://ca.test/dir', accountKey, fetch: scriptedCa(readFileSync(join(dir, 'c.pem'), 'utf8')), pollIntervalMs: 1 })
   await client.account(undefined)
-  return issueCertificate({ client, accountKey, names, challenges: { publish() {}, unpublish() {} }, certificateKey: key })
+  return issueCertificate({ client, accountKey, names, challenges: { publish() {}, unpublish() {} }, certificateKey: key, nowMs })
 }
 
 describe('issueCertificate', () => {
@@ -65,5 +65,23 @@ describe('issueCertificate', () => {
     const err = (await issue(['a.test', 'b.test'], ['a.test']).catch((e) => e)) as AcmeError
     expect(err).toBeInstanceOf(AcmeError)
     expect(err.message).toBe('the issued certificate lacks b.test (it names a.test); not used, the proxy orders again later')
+  })
+
+  test('a certificate already expired by this host\'s clock is refused, not installed (it would be due again at once)', async () => {
+    // openssl makes it valid from now for one day; this host's clock says two days on.
+    const later = Date.now() + 2 * 86_400_000
+    const err = (await issue(['a.test'], ['a.test'], () => later).catch((e) => e)) as AcmeError
+    expect(err).toBeInstanceOf(AcmeError)
+    expect(err.code).toBe('E_ACME')
+    expect(err.message).toStartWith('the issued certificate expired at ')
+    expect(err.message).toContain(`this host's clock says ${new Date(later).toISOString()}`)
+  })
+
+  test('a certificate not valid for another day by this host\'s clock is refused', async () => {
+    const earlier = Date.now() - 86_400_000
+    const err = (await issue(['a.test'], ['a.test'], () => earlier).catch((e) => e)) as AcmeError
+    expect(err).toBeInstanceOf(AcmeError)
+    expect(err.message).toStartWith('the issued certificate is not valid until ')
+    expect(err.message).toContain('Check this host\'s clock')
   })
 })
