@@ -14,7 +14,7 @@ import { AcmeClient } from './client.ts'
 import { AcmeError } from './errors.ts'
 import { FileChallengeStore } from './http01.ts'
 import { issueCertificate, type ChallengeStore } from './order.ts'
-import { daysLeft, MAX_RETRY_MS, MAX_TIMER_MS, renewalTimeMs, retryDelayMs, type Window } from './schedule.ts'
+import { daysLeft, MAX_RETRY_MS, MAX_TIMER_MS, renewalTimeMs, retryDelayMs, usableWindow, type Window } from './schedule.ts'
 import { StateStore, type StoredCert } from './store.ts'
 
 /** What the TLS listener presents. */
@@ -183,7 +183,12 @@ export class CertificateManager {
       if (info) {
         // §4.3: ask again after Retry-After; bounded so a bad header neither hammers nor forgets.
         nextFetchMs = now + Math.min(Math.max(info.retryAfterMs ?? 6 * 3600_000, 60_000), 24 * 3600_000)
-        if (window?.startMs !== info.startMs || window?.endMs !== info.endMs) this.renewAtMs = undefined
+        if (window?.startMs !== info.startMs || window?.endMs !== info.endMs) {
+          this.renewAtMs = undefined
+          if (this.info && !usableWindow(this.info, info)) {
+            this.opts.log('warn', "acme: the CA's renewal window lies outside the certificate's validity; renewing at two thirds of its lifetime instead", { window_start: new Date(info.startMs).toISOString(), window_end: new Date(info.endMs).toISOString(), not_after: new Date(this.info.notAfterMs).toISOString() })
+          }
+        }
         window = { startMs: info.startMs, endMs: info.endMs }
       } else {
         nextFetchMs = now + 24 * 3600_000 // the CA does not offer ARI

@@ -26,13 +26,26 @@ export const MAX_TIMER_MS = 12 * 3600_000
 
 /**
  * The moment to start renewing. With an ARI window: a uniformly random point inside it, as the
- * RFC asks; a window already past means now. Without: two thirds of the lifetime, ± jitter.
+ * RFC asks; a window already past means now. Without (or with one usableWindow refuses): two
+ * thirds of the lifetime, ± jitter.
  */
 export function renewalTimeMs(cert: Validity, random: () => number, ari?: Window): number {
-  if (ari) return ari.startMs + random() * (ari.endMs - ari.startMs)
+  const window = ari && usableWindow(cert, ari)
+  if (window) return window.startMs + random() * (window.endMs - window.startMs)
   const lifetimeMs = Math.max(0, cert.notAfterMs - cert.notBeforeMs)
   const twoThirds = cert.notBeforeMs + (lifetimeMs * 2) / 3
   return twoThirds + (random() * 2 - 1) * lifetimeMs * JITTER_FRACTION
+}
+
+/**
+ * The part of a CA's window inside the certificate's life, or undefined when there is none. A
+ * window that starts after expiry would serve an expired certificate until then; one that ended
+ * before the certificate was issued would have each new certificate renewed the moment it
+ * arrives, an order after order. Both are a broken CA; the two-thirds rule is used instead.
+ */
+export function usableWindow(cert: Validity, ari: Window): Window | undefined {
+  if (ari.startMs >= cert.notAfterMs || ari.endMs <= cert.notBeforeMs || ari.endMs < ari.startMs) return undefined
+  return { startMs: ari.startMs, endMs: Math.min(ari.endMs, cert.notAfterMs) }
 }
 
 /**

@@ -35,7 +35,8 @@ describe('ARI', () => {
     const stateDir = join(dir, 'state')
     new StateStore(stateDir, directoryUrl).saveCert('ari.test', cert)
     const now = Date.now()
-    const window = { start: new Date(now + 20 * 86_400_000).toISOString(), end: new Date(now + 21 * 86_400_000).toISOString() }
+    // Inside the 9-day certificate's life, after its two-thirds mark (day 6 ± 0.3).
+    const window = { start: new Date(now + 7 * 86_400_000).toISOString(), end: new Date(now + 8 * 86_400_000).toISOString() }
     const asked: string[] = []
     const fetchFn = (async (input: string | URL | Request) => {
       const url = String(input)
@@ -48,7 +49,7 @@ describe('ARI', () => {
     m.start()
     expect(m.current()).toBeDefined()
     const twoThirds = m.status().renewAtMs!
-    expect(twoThirds).toBeLessThan(now + 9 * 86_400_000)
+    expect(twoThirds).toBeLessThan(now + 7 * 86_400_000)
     await m.check()
     const renewAt = m.status().renewAtMs!
     expect(renewAt).toBeGreaterThanOrEqual(Date.parse(window.start))
@@ -58,6 +59,28 @@ describe('ARI', () => {
     // Asked again only after Retry-After.
     await m.check()
     expect(asked.filter((u) => u.includes('/ari/')).length).toBe(1)
+    m.close()
+  })
+
+  test('a window that starts after the certificate expires is not followed, and the log says so', async () => {
+    const cert = exampleCert() // 9 days
+    const directoryUrl = 'https://ca2.test/dir'
+    const stateDir = join(dir, 'state-late')
+    new StateStore(stateDir, directoryUrl).saveCert('ari.test', cert)
+    const now = Date.now()
+    const window = { start: new Date(now + 400 * 86_400_000).toISOString(), end: new Date(now + 401 * 86_400_000).toISOString() }
+    const fetchFn = (async (input: string | URL | Request) => {
+      const url = String(input)
+      if (url === directoryUrl) return Response.json({ newNonce: 'https://ca2.test/nonce', newAccount: 'https://ca2.test/acct', newOrder: 'https://ca2.test/order', renewalInfo: 'https://ca2.test/ari/' })
+      if (url.startsWith('https://ca2.test/ari/')) return Response.json({ suggestedWindow: window })
+      return new Response('unexpected', { status: 500 })
+    }) as typeof fetch
+    const warned: string[] = []
+    const m = new CertificateManager({ domains: ['ari.test'], directoryUrl, email: undefined, caPem: undefined, stateDir, log: (level, msg) => void (level === 'warn' && warned.push(msg)), fetch: fetchFn, clock: { now: () => Date.now(), setTimeout: () => 0, clearTimeout: () => {} } })
+    m.start()
+    await m.check()
+    expect(m.status().renewAtMs!).toBeLessThan(m.status().notAfterMs!)
+    expect(warned).toEqual(["acme: the CA's renewal window lies outside the certificate's validity; renewing at two thirds of its lifetime instead"])
     m.close()
   })
 })

@@ -20,6 +20,16 @@ describe('renewal schedule', () => {
     expect(renewalTimeMs(cert90, () => 1, ari)).toBe(12 * DAY)
   })
 
+  test("an ARI window outside the certificate's life is not followed; one reaching past expiry is cut at expiry", () => {
+    // Starting after expiry (years away): renewing then would serve an expired certificate.
+    expect(renewalTimeMs(cert90, () => 0.5, { startMs: 900 * DAY, endMs: 901 * DAY })).toBe(60 * DAY)
+    // Ended before the certificate was issued: each new certificate would be renewed on arrival.
+    expect(renewalTimeMs({ notBeforeMs: 100 * DAY, notAfterMs: 190 * DAY }, () => 0.5, { startMs: 10 * DAY, endMs: 12 * DAY })).toBe(160 * DAY)
+    // Straddling expiry: the point is chosen before it.
+    expect(renewalTimeMs(cert90, () => 1, { startMs: 80 * DAY, endMs: 120 * DAY })).toBe(90 * DAY)
+    expect(renewalTimeMs(cert90, () => 0.5, { startMs: 80 * DAY, endMs: 120 * DAY })).toBe(85 * DAY)
+  })
+
   test('back-off doubles from one minute to six hours, and respects Retry-After', () => {
     const mid = () => 0.5 // no jitter
     expect(retryDelayMs(1, mid)).toBe(60_000)
