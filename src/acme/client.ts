@@ -222,6 +222,7 @@ export class AcmeClient {
 
   /** One HTTP exchange, with a timeout and a bounded reply; every reply's Replay-Nonce is kept. */
   private async http(url: string, init: RequestInit, what: string): Promise<Reply> {
+    this.checkScheme(url, what)
     let res: Response
     const timeoutMs = this.opts.requestTimeoutMs ?? 30_000
     try {
@@ -246,6 +247,23 @@ export class AcmeClient {
       throw new AcmeError('E_ACME_HTTP', `${what}: the reply of the ACME server at ${url} ${how}; the proxy retries later`, { cause: err })
     }
     return { status: res.status, headers: res.headers, text }
+  }
+
+  /**
+   * Every URL the server hands out (directory entries, Location, order and authorization fields)
+   * is fetched: it must be https like the directory (RFC 8555 §6.1). Not http, which would carry
+   * the signed requests and the certificate in clear text, and not file:, which the runtime's
+   * fetch reads from the local disk. (Tests run a directory on http: then http is the scheme.)
+   */
+  private checkScheme(url: string, what: string): void {
+    const want = new URL(this.opts.directoryUrl).protocol
+    let got: string | undefined
+    try {
+      got = new URL(url).protocol
+    } catch {
+      // not an absolute URL
+    }
+    if (got !== want) throw new AcmeError('E_ACME', `${what}: the ACME server gave the URL ${JSON.stringify(url.slice(0, 200))}, which is not ${want.slice(0, -1)}; ACME is spoken over HTTPS only (RFC 8555 §6.1); check --acme-directory`)
   }
 }
 

@@ -121,6 +121,27 @@ describe('AcmeClient', () => {
     }
   })
 
+  test('a URL from the server that is not https (http:, file:) is refused before it is fetched (RFC 8555 §6.1)', async () => {
+    for (const bad of ['http://ca.test/order', 'file:///etc/hostname']) {
+      const fetched: string[] = []
+      const fetchFn = (async (input: string | URL | Request) => {
+        const url = String(input)
+        fetched.push(url)
+        if (url === DIR) return Response.json({ newNonce: 'https://ca.test/nonce', newAccount: 'https://ca.test/acct', newOrder: bad })
+        if (url === 'https://ca.test/nonce') return new Response(null, { headers: { 'replay-nonce': `n${fetched.length}` } })
+        if (url === 'https://ca.test/acct') return new Response('{}', { status: 201, headers: { location: 'https://ca.test/acct/1', 'replay-nonce': `n${fetched.length}` } })
+        return Response.json({ status: 'pending', identifiers: [], authorizations: [], finalize: 'https://ca.test/fin' }, { status: 201, headers: { location: 'https://ca.test/order/1' } })
+      }) as typeof fetch
+      const client = new AcmeClient({ directoryUrl: DIR, accountKey: generateAccountKey(), fetch: fetchFn })
+      await client.account(undefined)
+      const err = (await client.newOrder(['a.test']).catch((e) => e)) as AcmeError
+      expect(err).toBeInstanceOf(AcmeError)
+      expect(err.code).toBe('E_ACME')
+      expect(err.message).toBe(`new order for a.test: the ACME server gave the URL "${bad}", which is not https; ACME is spoken over HTTPS only (RFC 8555 §6.1); check --acme-directory`)
+      expect(fetched).not.toContain(bad)
+    }
+  })
+
   test('an unreachable server is E_ACME_HTTP', async () => {
     const client = new AcmeClient({ directoryUrl: 'https://127.0.0.1:1/dir', accountKey: generateAccountKey() })
     const err = (await client.directory().catch((e) => e)) as AcmeError
