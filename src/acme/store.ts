@@ -10,8 +10,8 @@
  *   <state>/<ca>/order.lock             {"pid","host","run","atMs"}
  * Directories are 0700. Every write is write-to-temp then rename, so a reader sees a whole file.
  */
-import { createPrivateKey, randomUUID, X509Certificate, type KeyObject } from 'node:crypto'
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
+import { createPrivateKey, randomBytes, randomUUID, X509Certificate, type KeyObject } from 'node:crypto'
+import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { AcmeError } from './errors.ts'
@@ -179,9 +179,25 @@ function lockIsStale(file: string, nowMs: number): boolean {
   }
 }
 
+/**
+ * Temp file, then rename. The temp file is new (O_CREAT|O_EXCL, which also refuses a symlink at
+ * its name) and unguessable, so nothing left in the directory can redirect a key to another
+ * path; it is synced before the rename so a crash leaves the old file or the whole new one.
+ */
 function atomicWrite(file: string, text: string, mode: number): void {
-  const tmp = `${file}.${process.pid}.tmp`
-  writeFileSync(tmp, text, { mode })
-  chmodSync(tmp, mode) // the umask may have narrowed or (for 0644) left it; be exact
-  renameSync(tmp, file)
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
+  const fd = openSync(tmp, 'wx', mode)
+  try {
+    try {
+      writeSync(fd, text)
+      fchmodSync(fd, mode) // the umask may have narrowed or (for 0644) left it; be exact
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(tmp, file)
+  } catch (err) {
+    rmSync(tmp, { force: true })
+    throw err
+  }
 }

@@ -1,6 +1,7 @@
-/** The state directory's order lock: who may take it, and when a lock left behind is stale. */
+/** The state directory's order lock (who may take it, when a lock left behind is stale) and its file writes. */
 import { afterAll, describe, expect, test } from 'bun:test'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { generateKeyPairSync } from 'node:crypto'
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { StateStore } from '../../src/acme/store.ts'
@@ -43,5 +44,25 @@ describe('order lock', () => {
     expect(store.tryLock(Date.now())).toBe(false)
     store.unlock()
     expect(existsSync(lock)).toBe(true)
+  })
+})
+
+describe('saving a certificate', () => {
+  test('a symlink left at the old temp-file name does not take the private key elsewhere', () => {
+    const store = fresh()
+    const dir = store.certDir('a.test')
+    mkdirSync(dir, { recursive: true })
+    const elsewhere = join(root, `elsewhere-${dirs}`)
+    writeFileSync(elsewhere, 'not a key\n')
+    // The name the temp file had: <file>.<pid>.tmp, guessable by anyone who can write the directory.
+    symlinkSync(elsewhere, join(dir, `key.pem.${process.pid}.tmp`))
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
+    store.saveCert('a.test', { certPem: '-----BEGIN CERTIFICATE-----\n', keyPem: key })
+    expect(readFileSync(elsewhere, 'utf8')).toBe('not a key\n')
+    expect(lstatSync(join(dir, 'key.pem')).isFile()).toBe(true)
+    expect(readFileSync(join(dir, 'key.pem'), 'utf8')).toBe(key)
+    expect(lstatSync(join(dir, 'key.pem')).mode & 0o777).toBe(0o600)
+    // No temp files left behind but the planted link.
+    expect(readdirSync(dir).sort()).toEqual(['cert.pem', 'key.pem', `key.pem.${process.pid}.tmp`])
   })
 })
