@@ -101,7 +101,7 @@ export class AcmeClient {
     const res = await this.http(this.opts.directoryUrl, { method: 'GET' }, 'fetching the ACME directory')
     if (res.status !== 200) throw new AcmeError('E_ACME', `fetching the ACME directory ${this.opts.directoryUrl}: status ${res.status}; check --acme-directory`)
     const dir = parseJson(res.text, 'the ACME directory') as Directory
-    if (!dir.newNonce || !dir.newAccount || !dir.newOrder) throw new AcmeError('E_ACME', `${this.opts.directoryUrl} is not an ACME directory (no newNonce/newAccount/newOrder); check --acme-directory`)
+    if (![dir.newNonce, dir.newAccount, dir.newOrder].every((u) => typeof u === 'string' && u !== '') || (dir.renewalInfo !== undefined && typeof dir.renewalInfo !== 'string')) throw new AcmeError('E_ACME', `${this.opts.directoryUrl} is not an ACME directory (no newNonce/newAccount/newOrder); check --acme-directory`)
     this.dir = dir
     return dir
   }
@@ -130,15 +130,15 @@ export class AcmeClient {
     const res = await this.post(dir.newOrder, payload, `new order for ${names.join(',')}`)
     const url = res.headers.get('location')
     if (!url) throw new AcmeError('E_ACME', 'new order: the server sent no order URL (Location)')
-    return { url, order: parseJson(res.text, 'the order') as Order }
+    return { url, order: asOrder(parseJson(res.text, 'the order'), 'new order') }
   }
 
   async getOrder(url: string): Promise<Order> {
-    return parseJson((await this.post(url, undefined, 'reading the order')).text, 'the order') as Order
+    return asOrder(parseJson((await this.post(url, undefined, 'reading the order')).text, 'the order'), 'reading the order')
   }
 
   async getAuthorization(url: string): Promise<Authorization> {
-    return parseJson((await this.post(url, undefined, 'reading the authorization')).text, 'the authorization') as Authorization
+    return asAuthorization(parseJson((await this.post(url, undefined, 'reading the authorization')).text, 'the authorization'), 'reading the authorization')
   }
 
   /** Tells the server the challenge response is in place (RFC 8555 §7.5.1: an empty JSON object). */
@@ -148,7 +148,7 @@ export class AcmeClient {
 
   async finalize(finalizeUrl: string, csrDer: Uint8Array): Promise<Order> {
     const res = await this.post(finalizeUrl, { csr: Buffer.from(csrDer).toString('base64url') }, 'finalizing the order')
-    return parseJson(res.text, 'the order') as Order
+    return asOrder(parseJson(res.text, 'the order'), 'finalizing the order')
   }
 
   /** The PEM chain, leaf first (RFC 8555 §7.4.2). */
@@ -158,12 +158,15 @@ export class AcmeClient {
     return res.text
   }
 
-  /** Polls a resource until `done` says so, honouring Retry-After; throws on `failed` or timeout. */
-  async poll<T extends { status: Status }>(url: string, done: (s: Status) => boolean, what: string): Promise<T> {
+  /**
+   * Polls a resource until `done` says so, honouring Retry-After; throws on `failed` or timeout.
+   * `parse` checks the reply's shape (asOrder, asAuthorization); by default only its status.
+   */
+  async poll<T extends { status: Status }>(url: string, done: (s: Status) => boolean, what: string, parse: (v: unknown, what: string) => T = asStatus as (v: unknown, what: string) => T): Promise<T> {
     const deadline = Date.now() + (this.opts.pollTimeoutMs ?? 5 * 60_000)
     for (let i = 0; i < 10_000; i++) {
       const res = await this.post(url, undefined, what)
-      const value = parseJson(res.text, what) as T
+      const value = parse(parseJson(res.text, what), what)
       if (done(value.status)) return value
       if (value.status === 'invalid' || value.status === 'expired' || value.status === 'deactivated' || value.status === 'revoked') return value
       // Retry-After within bounds: no shorter than the poll interval (0 or a past date would be a
@@ -263,7 +266,7 @@ export class AcmeClient {
     } catch {
       // not an absolute URL
     }
-    if (got !== want) throw new AcmeError('E_ACME', `${what}: the ACME server gave the URL ${JSON.stringify(url.slice(0, 200))}, which is not ${want.slice(0, -1)}; ACME is spoken over HTTPS only (RFC 8555 §6.1); check --acme-directory`)
+    if (got !== want) throw new AcmeError('E_ACME', `${what}: the ACME server gave the URL ${JSON.stringify(String(url).slice(0, 200))}, which is not ${want.slice(0, -1)}; ACME is spoken over HTTPS only (RFC 8555 §6.1); check --acme-directory`)
   }
 }
 
@@ -291,6 +294,35 @@ function tryJson(text: string): unknown {
   } catch {
     return undefined
   }
+}
+
+/** The fields of an order (RFC 8555 §7.1.3) the client relies on; else an E_ACME naming what is wrong. */
+export function asOrder(v: unknown, what: string): Order {
+  const o = asStatus(v, what) as Partial<Order>
+  if (!Array.isArray(o.authorizations) || !o.authorizations.every((u) => typeof u === 'string')) throw malformed(what, 'an order', 'no "authorizations" list of URLs')
+  if (typeof o.finalize !== 'string') throw malformed(what, 'an order', 'no "finalize" URL')
+  if (o.certificate !== undefined && typeof o.certificate !== 'string') throw malformed(what, 'an order', '"certificate" is not a URL')
+  return o as Order
+}
+
+/** The fields of an authorization (RFC 8555 §7.1.4), and of its http-01 challenges, the client relies on. */
+export function asAuthorization(v: unknown, what: string): Authorization {
+  const a = asStatus(v, what) as Partial<Authorization>
+  if (typeof a.identifier?.value !== 'string') throw malformed(what, 'an authorization', 'no "identifier" value')
+  if (!Array.isArray(a.challenges) || !a.challenges.every((c) => typeof c?.type === 'string')) throw malformed(what, 'an authorization', 'no "challenges" list')
+  for (const c of a.challenges) {
+    if (c.type === 'http-01' && (typeof c.url !== 'string' || typeof c.token !== 'string' || typeof c.status !== 'string')) throw malformed(what, 'an authorization', 'an http-01 challenge without "url", "token" or "status"')
+  }
+  return a as Authorization
+}
+
+function asStatus(v: unknown, what: string): { status: Status } {
+  if (Array.isArray(v) || typeof (v as { status?: unknown }).status !== 'string') throw malformed(what, 'an ACME object', 'no "status"')
+  return v as { status: Status }
+}
+
+function malformed(what: string, expected: string, why: string): AcmeError {
+  return new AcmeError('E_ACME', `${what}: the ACME server's reply is not ${expected} (${why}); the proxy retries later. Check --acme-directory`)
 }
 
 function parseJson(text: string, what: string): unknown {

@@ -7,7 +7,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import type { LogFn } from '../lib/logger.ts'
 import { certInfo } from './cert-info.ts'
-import type { AcmeClient, Order } from './client.ts'
+import { asAuthorization, asOrder, type AcmeClient, type Order } from './client.ts'
 import { buildCsr, generateCertificateKey } from './csr.ts'
 import { AcmeError, problemError } from './errors.ts'
 import { keyAuthorization } from './jws.ts'
@@ -49,12 +49,12 @@ export async function issueCertificate(opts: IssueOptions): Promise<Issued> {
   if (order.status === 'pending') {
     for (const authzUrl of order.authorizations) await authorize(opts, authzUrl)
   }
-  let current = await client.poll<Order>(orderUrl, (s) => s === 'ready' || s === 'valid', 'waiting for the order to become ready')
+  let current = await client.poll(orderUrl, (s) => s === 'ready' || s === 'valid', 'waiting for the order to become ready', asOrder)
   if (current.status !== 'ready' && current.status !== 'valid') throw orderFailed(current, names)
   const key = opts.certificateKey ?? generateCertificateKey()
   if (current.status === 'ready') {
     await client.finalize(current.finalize, buildCsr(names, key))
-    current = await client.poll<Order>(orderUrl, (s) => s === 'valid', 'waiting for the certificate to be issued')
+    current = await client.poll(orderUrl, (s) => s === 'valid', 'waiting for the certificate to be issued', asOrder)
     if (current.status !== 'valid') throw orderFailed(current, names)
   }
   if (!current.certificate) throw new AcmeError('E_ACME', `order for ${names.join(',')} is valid but has no certificate URL`)
@@ -99,7 +99,7 @@ async function authorize(opts: IssueOptions, authzUrl: string): Promise<void> {
   await opts.challenges.publish(challenge.token, keyAuthorization(challenge.token, opts.accountKey))
   try {
     if (challenge.status === 'pending') await client.respond(challenge.url)
-    const done = await client.poll<typeof authz>(authzUrl, (s) => s === 'valid', `validating ${name}`)
+    const done = await client.poll(authzUrl, (s) => s === 'valid', `validating ${name}`, asAuthorization)
     if (done.status !== 'valid') {
       const failed = done.challenges.find((c) => c.type === 'http-01')
       const problem = failed?.error ?? { detail: `authorization is ${done.status}` }

@@ -67,6 +67,34 @@ describe('issueCertificate', () => {
     expect(err.message).toBe('the issued certificate lacks b.test (it names a.test); not used, the proxy orders again later')
   })
 
+  test('a malformed order or authorization is an E_ACME naming what is missing, not a TypeError', async () => {
+    const cases: [string, unknown, unknown, string][] = [
+      ['order without authorizations', { status: 'pending', finalize: 'https://ca.test/fin' }, {}, 'new order: the ACME server\'s reply is not an order (no "authorizations" list of URLs)'],
+      ['order without finalize', { status: 'ready', authorizations: [] }, {}, 'new order: the ACME server\'s reply is not an order (no "finalize" URL)'],
+      ['authorization without challenges', { status: 'pending', authorizations: ['https://ca.test/authz/1'], finalize: 'https://ca.test/fin' }, { status: 'pending', identifier: { type: 'dns', value: 'a.test' } }, 'reading the authorization: the ACME server\'s reply is not an authorization (no "challenges" list)'],
+      ['authorization without identifier', { status: 'pending', authorizations: ['https://ca.test/authz/1'], finalize: 'https://ca.test/fin' }, { status: 'pending', challenges: [] }, 'reading the authorization: the ACME server\'s reply is not an authorization (no "identifier" value)'],
+    ]
+    for (const [label, orderBody, authzBody, message] of cases) {
+      let n = 0
+      const fetchFn = (async (input: string | URL | Request) => {
+        const url = String(input)
+        const headers = { 'replay-nonce': `nonce-${++n}`, location: 'https://ca.test/order/1' }
+        if (url === 'https://ca.test/dir') return Response.json({ newNonce: 'https://ca.test/nonce', newAccount: 'https://ca.test/acct', newOrder: 'https://ca.test/order' })
+        if (url === 'https://ca.test/nonce' || url === 'https://ca.test/acct') return new Response('{}', { headers })
+        if (url.startsWith('https://ca.test/order')) return Response.json(orderBody, { headers })
+        if (url === 'https://ca.test/authz/1') return Response.json(authzBody, { headers })
+        return new Response('unexpected', { status: 500 })
+      }) as typeof fetch
+      const accountKey = generateAccountKey()
+      const client = new AcmeClient({ directoryUrl: 'https://ca.test/dir', accountKey, fetch: fetchFn, pollIntervalMs: 1 })
+      await client.account(undefined)
+      const err = (await issueCertificate({ client, accountKey, names: ['a.test'], challenges: { publish() {}, unpublish() {} } }).catch((e) => e)) as AcmeError
+      expect([label, err]).toEqual([label, expect.any(AcmeError)])
+      expect(err.code).toBe('E_ACME')
+      expect(err.message).toStartWith(message)
+    }
+  })
+
   test('a certificate already expired by this host\'s clock is refused, not installed (it would be due again at once)', async () => {
     // openssl makes it valid from now for one day; this host's clock says two days on.
     const later = Date.now() + 2 * 86_400_000
