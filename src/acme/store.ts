@@ -8,10 +8,11 @@
  *   <state>/<ca>/certs/<name>/cert.pem  0644
  *   <state>/<ca>/challenges/<token>
  *   <state>/<ca>/order.lock             {"pid","host","run","atMs"}
- * Directories are 0700. Every write is write-to-temp then rename, so a reader sees a whole file.
+ * Directories are 0700. Every write is write-to-temp then rename (link for the account key, so
+ * the first of two racing processes wins), so a reader sees a whole file.
  */
 import { createPrivateKey, randomBytes, randomUUID, X509Certificate, type KeyObject } from 'node:crypto'
-import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
+import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { AcmeError } from './errors.ts'
@@ -47,19 +48,34 @@ export class StateStore {
     }
   }
 
-  /** Loads the account key, or creates it; two processes racing both end up with the first one's key. */
+  /**
+   * Loads the account key, or creates it: written whole to a temp file, then linked into place,
+   * so two processes racing both end up with the first one's key and a crash or a full disk
+   * never leaves a part of one. An empty file (a write cut off that way by an earlier version)
+   * holds no account: it is replaced.
+   */
   accountKey(): KeyObject {
     const file = join(this.caDir, 'account.key')
+    let text: string | undefined
     try {
-      return createPrivateKey(readFileSync(file, 'utf8'))
+      text = readFileSync(file, 'utf8')
+      if (text.trim() !== '') return createPrivateKey(text)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new AcmeError('E_ACME_STATE', `cannot read the ACME account key ${file}: ${(err as Error).message}; fix its permissions, or delete it to register a new account`, { cause: err })
     }
     const key = generateAccountKey()
+    const pem = key.export({ type: 'pkcs8', format: 'pem' }) as string
     try {
-      const fd = openSync(file, 'wx', 0o600)
-      writeSync(fd, key.export({ type: 'pkcs8', format: 'pem' }) as string)
-      closeSync(fd)
+      if (text !== undefined) {
+        atomicWrite(file, pem, 0o600)
+        return key
+      }
+      const tmp = writeTemp(file, pem, 0o600)
+      try {
+        linkSync(tmp, file) // fails with EEXIST, never replaces: the first process's key stays
+      } finally {
+        rmSync(tmp, { force: true })
+      }
       return key
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return createPrivateKey(readFileSync(file, 'utf8'))
@@ -179,25 +195,34 @@ function lockIsStale(file: string, nowMs: number): boolean {
   }
 }
 
-/**
- * Temp file, then rename. The temp file is new (O_CREAT|O_EXCL, which also refuses a symlink at
- * its name) and unguessable, so nothing left in the directory can redirect a key to another
- * path; it is synced before the rename so a crash leaves the old file or the whole new one.
- */
+/** Temp file, then rename: a reader, or the file after a crash, is the old file or the whole new one. */
 function atomicWrite(file: string, text: string, mode: number): void {
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
-  const fd = openSync(tmp, 'wx', mode)
+  const tmp = writeTemp(file, text, mode)
   try {
-    try {
-      writeSync(fd, text)
-      fchmodSync(fd, mode) // the umask may have narrowed or (for 0644) left it; be exact
-      fsyncSync(fd)
-    } finally {
-      closeSync(fd)
-    }
     renameSync(tmp, file)
   } catch (err) {
     rmSync(tmp, { force: true })
     throw err
   }
+}
+
+/**
+ * Writes `text` to a new temp file beside `file`, synced, and returns its path. The temp file is
+ * new (O_CREAT|O_EXCL, which also refuses a symlink at its name) and unguessable, so nothing left
+ * in the directory can redirect a key to another path.
+ */
+function writeTemp(file: string, text: string, mode: number): string {
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
+  const fd = openSync(tmp, 'wx', mode)
+  try {
+    writeSync(fd, text)
+    fchmodSync(fd, mode) // the umask may have narrowed or (for 0644) left it; be exact
+    fsyncSync(fd)
+  } catch (err) {
+    closeSync(fd)
+    rmSync(tmp, { force: true })
+    throw err
+  }
+  closeSync(fd)
+  return tmp
 }

@@ -66,3 +66,26 @@ describe('saving a certificate', () => {
     expect(readdirSync(dir).sort()).toEqual(['cert.pem', 'key.pem', `key.pem.${process.pid}.tmp`])
   })
 })
+
+describe('account key', () => {
+  test('an empty account.key (a write cut off by a crash or a full disk) is replaced, not a failure until someone deletes it', () => {
+    const store = fresh()
+    const file = join(store.caDir, 'account.key')
+    writeFileSync(file, '')
+    const key = store.accountKey()
+    expect(key.asymmetricKeyType).toBe('ec')
+    expect(readFileSync(file, 'utf8')).toStartWith('-----BEGIN PRIVATE KEY-----')
+    expect(lstatSync(file).mode & 0o777).toBe(0o600)
+    expect(readdirSync(store.caDir).filter((f) => f.startsWith('account.key'))).toEqual(['account.key'])
+  })
+
+  test('created whole, 0600, with no temp file left; a second store reads the same key', () => {
+    const store = fresh()
+    const key = store.accountKey()
+    const file = join(store.caDir, 'account.key')
+    expect(lstatSync(file).mode & 0o777).toBe(0o600)
+    expect(readdirSync(store.caDir).filter((f) => f.startsWith('account.key'))).toEqual(['account.key'])
+    const again = new StateStore(store.stateDir, 'https://ca.test/dir').accountKey()
+    expect(again.export({ type: 'pkcs8', format: 'pem' })).toBe(key.export({ type: 'pkcs8', format: 'pem' }))
+  })
+})
