@@ -99,7 +99,8 @@ export class AcmeClient {
   async directory(): Promise<Directory> {
     if (this.dir) return this.dir
     const res = await this.http(this.opts.directoryUrl, { method: 'GET' }, 'fetching the ACME directory')
-    if (res.status !== 200) throw new AcmeError('E_ACME', `fetching the ACME directory ${this.opts.directoryUrl}: status ${res.status}; check --acme-directory`)
+    // A CA down for maintenance answers 503 with Retry-After (RFC 9110 §10.2.3): the back-off honours it.
+    if (res.status !== 200) throw new AcmeError('E_ACME', `fetching the ACME directory ${this.opts.directoryUrl}: status ${res.status}; check --acme-directory`, { httpStatus: res.status, retryAfterMs: retryAfter(res) })
     const dir = parseJson(res.text, 'the ACME directory') as Directory
     if (![dir.newNonce, dir.newAccount, dir.newOrder].every((u) => typeof u === 'string' && u !== '') || (dir.renewalInfo !== undefined && typeof dir.renewalInfo !== 'string')) throw new AcmeError('E_ACME', `${this.opts.directoryUrl} is not an ACME directory (no newNonce/newAccount/newOrder); check --acme-directory`)
     this.dir = dir
@@ -207,7 +208,7 @@ export class AcmeClient {
         this.opts.log?.('debug', 'acme: badNonce, retrying with a fresh nonce', { url, attempt: attempt + 1 })
         continue
       }
-      throw problemError(what, problem, res.status, parseRetryAfterMs(res.headers.get('retry-after'), Date.now()))
+      throw problemError(what, problem, res.status, retryAfter(res))
     }
   }
 
@@ -218,7 +219,7 @@ export class AcmeClient {
     const dir = await this.directory()
     const res = await this.http(dir.newNonce, { method: 'HEAD' }, 'getting a nonce')
     const nonce = res.headers.get('replay-nonce')
-    if (!nonce) throw new AcmeError('E_ACME', `getting a nonce from ${dir.newNonce}: no Replay-Nonce header (status ${res.status})`)
+    if (!nonce) throw new AcmeError('E_ACME', `getting a nonce from ${dir.newNonce}: no Replay-Nonce header (status ${res.status})`, { httpStatus: res.status, retryAfterMs: retryAfter(res) })
     this.nonce = undefined // http() kept it; it is used now, and a nonce is good once
     return nonce
   }
@@ -286,6 +287,10 @@ async function readLimited(res: Response, what: string): Promise<string> {
     parts.push(value)
   }
   return Buffer.concat(parts).toString('utf8')
+}
+
+function retryAfter(res: Reply): number | undefined {
+  return parseRetryAfterMs(res.headers.get('retry-after'), Date.now())
 }
 
 function tryJson(text: string): unknown {

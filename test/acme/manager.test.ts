@@ -115,6 +115,23 @@ describe('CertificateManager failures', () => {
     await checking
   })
 
+  test("a CA down for maintenance (directory or nonce answering 503 with Retry-After) is retried when it says, not in a minute", async () => {
+    for (const down of ['https://ca.test/dir', 'https://ca.test/nonce']) {
+      const maintenance = (async (input: string | URL | Request) => {
+        const url = String(input)
+        if (url === down) return new Response('down for maintenance', { status: 503, headers: { 'retry-after': '3600' } })
+        if (url === 'https://ca.test/dir') return Response.json({ newNonce: 'https://ca.test/nonce', newAccount: 'https://ca.test/acct', newOrder: 'https://ca.test/order' })
+        return new Response('unexpected', { status: 500 })
+      }) as typeof fetch
+      const { m, logs } = setup(maintenance)
+      await m.check()
+      expect(m.status().failures).toBe(1)
+      expect(m.status().lastError).toContain('503')
+      expect([down, logs.find((l) => l.level === 'error')!.fields.retry_in_s]).toEqual([down, 3600])
+      m.close()
+    }
+  })
+
   test("a CA's Retry-After beyond six hours is capped at six hours, and the log says so", async () => {
     const rateLimited = () => new Response(JSON.stringify({ type: 'urn:ietf:params:acme:error:rateLimited', detail: 'slow down' }), { status: 429, headers: { 'content-type': 'application/problem+json', 'retry-after': '99999999999999999999' } })
     const { m, logs } = setup(scriptedCa(rateLimited))
