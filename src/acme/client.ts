@@ -233,6 +233,8 @@ export class AcmeClient {
       res = await this.fetchFn(url, {
         ...init,
         headers: { 'user-agent': 'proxy-acme/1', ...(init.headers as Record<string, string> | undefined) },
+        // Not followed: a signed request is for its URL (RFC 8555 §6.4), and a hop could leave https.
+        redirect: 'manual',
         signal: AbortSignal.timeout(timeoutMs),
         ...(this.opts.caPem ? { tls: { ca: this.opts.caPem } } : {}),
       } as RequestInit)
@@ -241,6 +243,11 @@ export class AcmeClient {
     }
     const nonce = res.headers.get('replay-nonce')
     if (nonce) this.nonce = nonce
+    if (res.status >= 300 && res.status < 400 && res.headers.has('location')) {
+      void res.body?.cancel()
+      const to = JSON.stringify(absoluteUrl(res.headers.get('location') ?? '', url).slice(0, 200))
+      throw new AcmeError('E_ACME', `${what}: the ACME server at ${url} redirected (${res.status}) to ${to}; ACME requests are not redirected (each is signed for its URL, RFC 8555 §6.4). If it is the directory, give that URL to --acme-directory`, { httpStatus: res.status })
+    }
     let text = ''
     try {
       if (init.method !== 'HEAD') text = await readLimited(res, what)
@@ -287,6 +294,14 @@ async function readLimited(res: Response, what: string): Promise<string> {
     parts.push(value)
   }
   return Buffer.concat(parts).toString('utf8')
+}
+
+function absoluteUrl(location: string, base: string): string {
+  try {
+    return new URL(location, base).href
+  } catch {
+    return location
+  }
 }
 
 function retryAfter(res: Reply): number | undefined {

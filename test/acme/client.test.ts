@@ -142,6 +142,32 @@ describe('AcmeClient', () => {
     }
   })
 
+  test('a redirect is not followed: a signed request is not re-sent elsewhere, and the error names the target', async () => {
+    // Real fetch over loopback: the account request is answered with 307 to another path.
+    const requested: string[] = []
+    const ca = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      fetch(req): Response {
+        const { pathname: path, origin: base } = new URL(req.url)
+        requested.push(`${req.method} ${path}`)
+        if (path === '/dir') return Response.json({ newNonce: `${base}/nonce`, newAccount: `${base}/acct`, newOrder: `${base}/order` })
+        if (path === '/nonce') return new Response(null, { headers: { 'replay-nonce': `n${requested.length}` } })
+        if (path === '/acct') return new Response(null, { status: 307, headers: { location: '/elsewhere' } })
+        return new Response('{}', { status: 201, headers: { location: `${base}/acct/1` } })
+      },
+    })
+    try {
+      const client = new AcmeClient({ directoryUrl: `http://127.0.0.1:${ca.port}/dir`, accountKey: generateAccountKey() })
+      const err = (await client.account(undefined).catch((e) => e)) as AcmeError
+      expect(err).toBeInstanceOf(AcmeError)
+      expect(err.message).toStartWith(`creating the ACME account: the ACME server at http://127.0.0.1:${ca.port}/acct redirected (307) to "http://127.0.0.1:${ca.port}/elsewhere"`)
+      expect(requested).not.toContain('POST /elsewhere')
+    } finally {
+      ca.stop(true)
+    }
+  })
+
   test('an unreachable server is E_ACME_HTTP', async () => {
     const client = new AcmeClient({ directoryUrl: 'https://127.0.0.1:1/dir', accountKey: generateAccountKey() })
     const err = (await client.directory().catch((e) => e)) as AcmeError
