@@ -9,6 +9,7 @@ import { afterEach, expect, test } from 'bun:test'
 import type { LogFn } from '../../src/lib/logger.ts'
 import { AdminServer } from '../../src/proxy/observe/admin.ts'
 import { RequestMetrics } from '../../src/proxy/observe/metrics.ts'
+import { EdgeCache } from '../../src/proxy/cache/cache.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 import { staticSource } from '../../src/proxy/upstream/address-source.ts'
 import { Harness, rawClient, waitFor } from '../support/harness.ts'
@@ -68,6 +69,34 @@ test('a drain at shutdown closes an idle kept-alive connection at once, as nginx
   await proxy.drain(10_000)
   expect(await waitFor(() => c.closed())).toBe(true)
   expect(c.got().slice(c.got().indexOf('ok /first') + 'ok /first'.length)).toBe('')
+})
+
+test('a drain does not cut a whole reply still on its way to a slow reader (a large cache hit): FIN after its last byte', async () => {
+  const big = new Uint8Array(4 << 20).fill(0x61)
+  const origin = h.origin({ fetch: () => new Response(big, { headers: { 'cache-control': 'max-age=60' } }) })
+  const cache = new EdgeCache({ maxBytes: 16 << 20, maxObjectBytes: 8 << 20, staleIfErrorMs: 0 })
+  h.track(() => cache.close())
+  const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), hooks: { cache } }).start()
+  h.track(() => proxy.close())
+  // Stored by a first client.
+  const first = rawClient(h, proxy.port)
+  first.s.write('GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+  expect(await waitFor(() => first.closed())).toBe(true)
+  expect(cache.store.objects).toBe(1)
+  // A second, kept-alive, reads nothing at first: the hit is written whole, most of it queued.
+  const c = rawClient(h, proxy.port)
+  c.s.pause()
+  c.s.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n')
+  await Bun.sleep(200)
+  const drained = proxy.drain(10_000)
+  await Bun.sleep(100)
+  c.s.resume()
+  await drained
+  expect(await waitFor(() => c.closed())).toBe(true)
+  const got = c.got()
+  expect(got).toStartWith('HTTP/1.1 200 ')
+  expect(got.length - (got.indexOf('\r\n\r\n') + 4)).toBe(big.byteLength)
 })
 
 test('an open WebSocket is counted in the drain log, and the drain ends as soon as it closes', async () => {

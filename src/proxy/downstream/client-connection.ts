@@ -186,8 +186,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     }
   }
 
-  // ReplySink: the connection is each request's (one at a time: nothing made per request). What is
-  // given within the handler's own call (a refusal) waits for a microtask: pipelined requests must not nest.
+  // ReplySink: the connection is each request's (one at a time: nothing made per request). What is given within the handler's own call (a refusal) waits for a microtask: pipelined requests must not nest.
   answer(reply: ProxyReply): void {
     if (this.dispatching) queueMicrotask(() => this.writeReply(reply))
     else this.writeReply(reply)
@@ -373,6 +372,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
 
   closeIfIdle(graceMs: number): void {
     if (this.phase !== Phase.Head || this.pending.size > 0) this.closeAfter = true
+    else if (!this.writer.flushed) this.writer.endWhenFlushed() // the last reply still on its way (a slow reader of a whole body): FIN after it, send_timeout bounding it
     else if (graceMs <= 0) this.destroy()
     else [this.deadlineKindIsIdle, this.deadlineAt] = [true, Math.min(this.deadlineAt || Infinity, monoNow() + graceMs)] // a grace: the sweep closes it; a request on its way is answered, a head begun in it gets all of client_header_timeout
   }

@@ -169,6 +169,11 @@ export class ReplyWriter {
     return true
   }
 
+  /** Whether every byte written has gone to the socket (nothing queued for a slow client). */
+  get flushed(): boolean {
+    return this.out.empty
+  }
+
   /** FIN once every queued byte has been sent. */
   endWhenFlushed(): void {
     this.out.endWhenFlushed()
