@@ -48,7 +48,7 @@ export class AdminServer {
   }
 
   handle(req: Request): Response {
-    const denied = refuseForeignHost(req, this.cfg.listen?.host) ?? refuseWithoutToken(req, this.cfg.token)
+    const denied = refuseForeignHost(req, this.cfg.listen?.host, this.cfg.token) ?? refuseWithoutToken(req, this.cfg.token)
     if (denied) return denied
     const url = requestUrl(req)
     const path = url.pathname
@@ -206,9 +206,11 @@ function isLoopback(host: string): boolean {
  * loopback is not checked (a scraper may name it by any DNS name); its token is what guards it.
  * Shared with workers-admin.ts.
  */
-export function refuseForeignHost(req: Request, listenHost: string | undefined): Response | undefined {
+export function refuseForeignHost(req: Request, listenHost: string | undefined, token: string | undefined): Response | undefined {
   const host = req.headers.get('host')
-  if (host === null || listenHost === undefined || !isLoopback(listenHost)) return undefined
+  // With a token, a rebinding page cannot send it: the check would only refuse a local reverse
+  // proxy or scraper that names the admin otherwise (nginx's proxy_set_header Host $host).
+  if (host === null || token !== undefined || listenHost === undefined || !isLoopback(listenHost)) return undefined
   let name = hostWithoutPort(host)
   if (name.startsWith('[') && name.endsWith(']')) name = name.slice(1, -1)
   else if (name.endsWith('.')) name = name.slice(0, -1)

@@ -81,7 +81,7 @@ export class WorkersAdmin {
   }
 
   async handle(req: Request): Promise<Response> {
-    const denied = refuseForeignHost(req, this.cfg.listen?.host) ?? refuseWithoutToken(req, this.cfg.token)
+    const denied = refuseForeignHost(req, this.cfg.listen?.host, this.cfg.token) ?? refuseWithoutToken(req, this.cfg.token)
     if (denied) return denied
     const url = requestUrl(req)
     const wrongMethod = refuseWrite(req, url.pathname)

@@ -76,9 +76,14 @@ test('on loopback, a Host not naming loopback (a page after DNS rebinding) gets 
 
 test('an admin beyond loopback does not check Host (a scraper names it as it likes; the token guards it)', () => {
   const named = new Request('http://proxy-1.internal:9090/metrics', { headers: { host: 'proxy-1.internal:9090' } })
-  for (const listen of ['0.0.0.0', '::', '10.0.0.5', 'admin.internal']) expect([listen, refuseForeignHost(named, listen)]).toEqual([listen, undefined])
-  for (const listen of ['127.0.0.1', '::1', 'localhost']) expect([listen, refuseForeignHost(named, listen)?.status]).toEqual([listen, 403])
+  for (const listen of ['0.0.0.0', '::', '10.0.0.5', 'admin.internal']) expect([listen, refuseForeignHost(named, listen, undefined)]).toEqual([listen, undefined])
+  for (const listen of ['127.0.0.1', '::1', 'localhost']) expect([listen, refuseForeignHost(named, listen, undefined)?.status]).toEqual([listen, 403])
   // No listener (the handler called directly) and no Host: nothing to check against.
-  expect(refuseForeignHost(named, undefined)).toBeUndefined()
-  expect(refuseForeignHost(new Request('http://127.0.0.1/'), '127.0.0.1')).toBeUndefined()
+  expect(refuseForeignHost(named, undefined, undefined)).toBeUndefined()
+  expect(refuseForeignHost(new Request('http://127.0.0.1/'), '127.0.0.1', undefined)).toBeUndefined()
+})
+
+test('with a token, Host is not checked on loopback either: a rebinding page cannot send the token, and a local proxy may name the admin as it likes', () => {
+  const viaNginx = new Request('http://status.example/metrics', { headers: { host: 'status.example' } })
+  for (const listen of ['127.0.0.1', '::1', 'localhost']) expect([listen, refuseForeignHost(viaNginx, listen, 's3cret')]).toEqual([listen, undefined])
 })
