@@ -92,6 +92,10 @@ describe('storability (§3, §3.5)', () => {
     ['400 with max-age', 'GET', {}, 400, [['cache-control', 'public, max-age=60']], 'status'],
     ['413 with max-age', 'GET', {}, 413, [['cache-control', 'max-age=60']], 'status'],
     ['431 with s-maxage', 'GET', {}, 431, [['cache-control', 's-maxage=60']], 'status'],
+    // RFC 6585: one client's rate limit (429) or a captive portal's 511 MUST NOT be stored; 428 SHOULD NOT.
+    ['429 with max-age', 'GET', {}, 429, [['cache-control', 'max-age=60']], 'status'],
+    ['511 with max-age', 'GET', {}, 511, [['cache-control', 'max-age=60']], 'status'],
+    ['428 with public', 'GET', {}, 428, [['cache-control', 'public, max-age=60']], 'status'],
     ['411 with Expires', 'GET', {}, 411, [['expires', httpDate(T0 + 60_000)]], 'status'],
     ['400 with must-understand', 'GET', {}, 400, [['cache-control', 'must-understand, no-store, max-age=60']], 'status'],
     ['404 with max-age is still stored', 'GET', {}, 404, [['cache-control', 'max-age=60']], undefined],
