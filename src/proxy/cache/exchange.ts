@@ -235,13 +235,14 @@ export class CacheExchange {
     }
     const rd = responseDirectives(headers)
     const lifetimeMs = freshnessLifetimeMs(reply.status, headers, rd, nowMs)
-    const why = this.unkeyed() ? 'request-content' : whyNotStorable(req.method, req.headers, this.rd, reply.status, headers, rd, lifetimeMs)
+    // The age it came with (an upstream cache's Age, clock skew): a response already stale on
+    // arrival is fresh for no time (whyNotStorable's Set-Cookie rule reads how long it is fresh).
+    const arrivalAgeMs = currentAgeMs(headers, { requestTimeMs: this.requestTimeMs, responseTimeMs: nowMs }, nowMs)
+    const why = this.unkeyed() ? 'request-content' : whyNotStorable(req.method, req.headers, this.rd, reply.status, headers, rd, lifetimeMs - arrivalAgeMs)
     const lengthValue = headerValue(headers, 'content-length')
     const contentLength = lengthValue !== null && /^\d+$/.test(lengthValue) ? Number(lengthValue) : undefined
     // Stored only if it can ever be of use: fresh for a while (its lifetime past the age it came
     // with), or revalidatable, or allowed stale.
-    // (Worked out only for a response that may be stored at all.)
-    const arrivalAgeMs = why === undefined ? currentAgeMs(headers, { requestTimeMs: this.requestTimeMs, responseTimeMs: nowMs }, nowMs) : 0
     const useful = lifetimeMs > arrivalAgeMs || hasValidators(headers) || rd.cc.has('stale-if-error') || rd.cc.has('stale-while-revalidate') || c.staleIfErrorMs > 0
     this.count('miss')
     const tooBig = contentLength !== undefined && contentLength > c.maxObjectBytes
@@ -339,7 +340,7 @@ export class CacheExchange {
     }
     updated.bytes = entryBytes(updated.key, merged, updated.body, updated.vary)
     const store = this.cache.store
-    const why = whyNotStorable('GET', this.req.headers, this.rd, candidate.status, merged, rd, updated.lifetimeMs)
+    const why = whyNotStorable('GET', this.req.headers, this.rd, candidate.status, merged, rd, updated.lifetimeMs - currentAgeMs(merged, updated, nowMs))
     if (why !== undefined && RESPONSE_REASONS.has(why)) store.remove(candidate)
     else store.replace(candidate, updated)
     return updated

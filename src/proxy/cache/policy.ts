@@ -48,8 +48,8 @@ export function responseDirectives(headers: Headers_): ResponseDirectives {
 /** Why a response is not stored, or undefined when it may be (RFC 9111 §3). */
 export type NotStorable = 'method' | 'request-content' | 'status' | 'no-store' | 'request-no-store' | 'private' | 'authorization' | 'no-freshness' | 'set-cookie' | 'vary-star'
 
-/** `lifetimeMs` is the response's freshness lifetime (freshnessLifetimeMs). */
-export function whyNotStorable(method: string, req: HeaderReader, reqDirectives: RequestDirectives, status: number, headers: Headers_, rd: ResponseDirectives, lifetimeMs: number): NotStorable | undefined {
+/** `freshForMs`: how long from now the response is fresh, its freshness lifetime less the age it came with (0 or less: stale already). */
+export function whyNotStorable(method: string, req: HeaderReader, reqDirectives: RequestDirectives, status: number, headers: Headers_, rd: ResponseDirectives, freshForMs: number): NotStorable | undefined {
   const cc = rd.cc
   // Only GET responses are stored; HEAD is answered from them (§4.3.5 is not used).
   if (method !== 'GET') return 'method'
@@ -75,7 +75,7 @@ export function whyNotStorable(method: string, req: HeaderReader, reqDirectives:
   // this field). Not storing is always allowed (§3); nginx and Varnish store no response with
   // Set-Cookie at all. Explicit freshness of some length (an origin that made the response
   // cacheable to share) still stores it.
-  if ((!explicit || lifetimeMs <= 0 || cc.has('no-cache')) && headerValue(headers, 'set-cookie') !== null) return 'set-cookie'
+  if ((!explicit || freshForMs <= 0 || cc.has('no-cache')) && headerValue(headers, 'set-cookie') !== null) return 'set-cookie'
   return undefined
 }
 

@@ -71,6 +71,16 @@ describe('a response with Set-Cookie', () => {
     await text(r2)
   })
 
+  test('stale on arrival (an upstream cache\'s Age past its max-age) it is not stored: it could only be served after a 304', async () => {
+    const { clock, cache } = setup()
+    const first = await lookup(cache, request())
+    const r1 = await first.onReply({ status: 200, statusText: 'OK', headers: [['date', new Date(clock.t).toUTCString()], ['cache-control', 'max-age=60'], ['age', '600'], ['etag', '"v1"'], ['set-cookie', 'sid=alice']], body: 'page' })
+    expect(h(r1, 'cache-status')).toBe('proxy; fwd=uri-miss')
+    await text(r1)
+    const second = await lookup(cache, request())
+    expect(second.validators).toEqual([])
+  })
+
   test('with a heuristic lifetime (Last-Modified only) it is not stored either', async () => {
     const { clock, cache } = setup()
     const first = await lookup(cache, request())
