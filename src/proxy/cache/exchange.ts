@@ -176,7 +176,8 @@ export class CacheExchange {
   /** Goes upstream, with the candidate's validators unless the client sent its own conditions (§4.3.1). */
   forward(flight: Flight | undefined): this {
     this.flight = flight
-    if (this.candidate && !this.noValidators && !isConditional(this.req.headers)) this.validators = validatorHeaders(this.candidate.headers)
+    // Not for a request whose answer may not be stored (unkeyed): a 304 to it would update the stored response.
+    if (this.candidate && !this.noValidators && !isConditional(this.req.headers) && !this.unkeyed()) this.validators = validatorHeaders(this.candidate.headers)
     return this
   }
 
@@ -214,7 +215,7 @@ export class CacheExchange {
     }
     // A 304 to the client's own validators goes to the client as it is, and it freshens the stored
     // response it names by a validator (§4.3.4: a cache updates what a 304 selects, whoever asked).
-    if (reply.status === 304 && candidate && this.validators.length === 0 && namesValidator(headers) && notModifiedSelects(candidate.headers, headers)) {
+    if (reply.status === 304 && candidate && this.validators.length === 0 && !this.unkeyed() && namesValidator(headers) && notModifiedSelects(candidate.headers, headers)) {
       this.refreshed(candidate, headers, nowMs)
     }
     // A 304 for a validator the cache did not send (§4.3.4: it updates nothing) cannot answer a

@@ -119,3 +119,22 @@ describe('a GET with content (a "fat GET")', () => {
     cache.close()
   })
 })
+
+describe('a request whose answer may not be stored (X-Original-URL, a fat GET) does not revalidate the stored one', () => {
+  test('no validators go with it, and a 304 it gets freshens nothing: the next client still sees the stored response as it was', async () => {
+    const { clock, cache } = setup()
+    await exchange(cache, request(), origin(200, [['cache-control', 'max-age=1'], ['etag', '"v1"'], ['x-page', 'home']], 'home page'))
+    clock.t += 2000
+    const x = await lookup(cache, request({ 'x-original-url': '/admin' }))
+    expect(x.hit).toBeUndefined()
+    expect(x.validators).toEqual([])
+    // A 304 naming the stored tag, with a day of freshness and a field of the page the override chose.
+    const r = await x.onReply({ status: 304, statusText: '', headers: [['date', new Date(clock.t).toUTCString()], ['etag', '"v1"'], ['cache-control', 'max-age=86400'], ['x-page', 'admin']], body: null })
+    expect(r.status).toBe(304)
+    await replyText(r)
+    const next = await lookup(cache, request())
+    expect(next.hit).toBeUndefined() // still stale: not freshened for a day
+    expect(next.validators).toEqual([['if-none-match', '"v1"']])
+    cache.close()
+  })
+})
