@@ -49,6 +49,9 @@ export class CacheStore {
   private readonly byKey = new Map<string, CacheEntry[]>()
   /** Every entry, least recently used first (a Map keeps insertion order; a touch re-inserts). */
   private readonly lru = new Map<CacheEntry, true>()
+  /** When each entry was last stored or used (a count), to pick a key's least used variant past MAX_VARIANTS_PER_KEY. */
+  private readonly usedAt = new WeakMap<CacheEntry, number>()
+  private uses = 0
   bytes = 0
   evictions = 0
 
@@ -68,6 +71,7 @@ export class CacheStore {
     if (!this.lru.has(entry)) return
     this.lru.delete(entry)
     this.lru.set(entry, true)
+    this.usedAt.set(entry, ++this.uses)
   }
 
   /** Whether an entry is still stored (it may have been evicted or purged meanwhile). */
@@ -77,8 +81,9 @@ export class CacheStore {
 
   /**
    * Stores an entry, replacing the variant with the same secondary key (and, past
-   * MAX_VARIANTS_PER_KEY, the key's longest-stored one), then evicts the least recently used
-   * entries until the store is within its budget. False when it cannot fit at all.
+   * MAX_VARIANTS_PER_KEY, the key's least recently used one: a variant clients keep asking for
+   * is not pushed out by one-off ones), then evicts the least recently used entries until the
+   * store is within its budget. False when it cannot fit at all.
    */
   put(entry: CacheEntry): boolean {
     if (entry.bytes > this.maxBytes) return false
@@ -86,13 +91,16 @@ export class CacheStore {
     for (const old of [...list]) if (sameVaryKey(old.vary, entry.vary)) this.remove(old)
     const kept = this.byKey.get(entry.key)
     while (kept !== undefined && kept.length >= MAX_VARIANTS_PER_KEY) {
-      this.remove(kept[kept.length - 1]!)
+      let victim = kept[0]!
+      for (const e of kept) if ((this.usedAt.get(e) ?? 0) < (this.usedAt.get(victim) ?? 0)) victim = e
+      this.remove(victim)
       this.evictions++
     }
     const fresh = this.byKey.get(entry.key) ?? []
     fresh.unshift(entry)
     this.byKey.set(entry.key, fresh)
     this.lru.set(entry, true)
+    this.usedAt.set(entry, ++this.uses)
     this.bytes += entry.bytes
     for (const victim of this.lru.keys()) {
       if (this.bytes <= this.maxBytes) break
@@ -114,6 +122,7 @@ export class CacheStore {
     list[list.indexOf(old)] = updated
     this.lru.delete(old)
     this.lru.set(updated, true)
+    this.usedAt.set(updated, ++this.uses)
     this.bytes += updated.bytes - old.bytes
   }
 

@@ -77,6 +77,21 @@ describe('Vary: how many variants one key keeps', () => {
     expect(first.fwd).toBe('vary-miss')
     cache.close()
   })
+
+  test('the variant evicted past the cap is the least used: one that real clients keep asking for outlives 200 one-off ones', async () => {
+    const { cache } = setup(8 << 20)
+    const answer = (ua: string) => origin(200, [['cache-control', 'max-age=60'], ['vary', 'User-Agent']], `for ${ua}`)
+    await exchange(cache, request({ 'user-agent': 'popular' }), answer('popular'))
+    for (let i = 0; i < 200; i++) {
+      // The popular variant is asked for between the one-off ones: a hit each time.
+      expect((await exchange(cache, request({ 'user-agent': 'popular' }), answer('popular'))).cacheStatus).toStartWith('proxy; hit')
+      await exchange(cache, request({ 'user-agent': `one-off-${i}` }), answer(`one-off-${i}`))
+    }
+    expect(cache.store.variants(KEY).length).toBeLessThanOrEqual(64)
+    const popular = await lookup(cache, request({ 'user-agent': 'popular' }))
+    expect(await replyText(popular.hit!)).toBe('for popular')
+    cache.close()
+  })
 })
 
 describe('a GET with content (a "fat GET")', () => {
