@@ -12,7 +12,7 @@
  * the first of two racing processes wins), so a reader sees a whole file.
  */
 import { createPrivateKey, randomBytes, randomUUID, X509Certificate, type KeyObject } from 'node:crypto'
-import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
+import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { AcmeError } from './errors.ts'
@@ -215,7 +215,9 @@ function writeTemp(file: string, text: string, mode: number): string {
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
   const fd = openSync(tmp, 'wx', mode)
   try {
-    writeSync(fd, text)
+    // writeFileSync on a descriptor writes until all is written or throws (a full disk: ENOSPC);
+    // one writeSync may write part and return, which would then be linked into place cut short.
+    writeFileSync(fd, text)
     fchmodSync(fd, mode) // the umask may have narrowed or (for 0644) left it; be exact
     fsyncSync(fd)
   } catch (err) {
