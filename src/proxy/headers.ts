@@ -39,6 +39,16 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
  */
 const FORWARDING = new Set(withUnderscores(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id', 'host', 'content-length', 'via']))
 
+/**
+ * What a client that is not a trusted proxy may not say about itself either: fields that
+ * frameworks and load balancers read as the client's address, scheme, port or host (Rack reads
+ * X-Forwarded-Scheme, -Ssl and -Port, Symfony -Prefix and -Port, many apps X-Real-IP as nginx
+ * sets it). The proxy sets none of them, so an origin that trusts it would take a client's own;
+ * from a trusted peer they pass, as its X-Forwarded-* do.
+ */
+const SPOOFABLE = ['x-real-ip', 'x-client-ip', 'true-client-ip', 'x-cluster-client-ip', 'x-forwarded-port', 'x-forwarded-scheme', 'x-forwarded-ssl', 'x-forwarded-prefix', 'x-forwarded-server', 'x-original-host', 'x-host']
+const FORWARDING_UNTRUSTED = new Set([...FORWARDING, ...withUnderscores(SPOOFABLE)])
+
 /** Each name, and every spelling of it with some of its '-' as '_'. */
 function withUnderscores(names: readonly string[]): string[] {
   return names.flatMap((name) => {
@@ -141,7 +151,7 @@ function clientFields(incoming: HeaderReader, ctx: ForwardContext): [string, str
   const listed = connectionTokens(incoming.get('connection'))
   const out: [string, string][] = [['host', ctx.hostOverride ?? ctx.clientHost]]
   incoming.forEach((value, name) => {
-    if (isForwarded(name, listed)) out.push([name, value])
+    if (isForwarded(name, listed, ctx.trustedPeer)) out.push([name, value])
   })
   return out
 }
@@ -154,9 +164,9 @@ function ownLines(ctx: ForwardContext): Uint8Array | undefined {
   return ctx.trustedPeer || ctx.forwarding === undefined ? undefined : ctx.forwarding.of(ctx)
 }
 
-/** Whether the client's field `name` (lower-case) goes upstream as it came: not hop-by-hop, not listed in Connection, not one the proxy sets itself. */
-function isForwarded(name: string, listed: Set<string> | undefined): boolean {
-  return !HOP_BY_HOP.has(name) && !FORWARDING.has(name) && !listed?.has(name)
+/** Whether the client's field `name` (lower-case) goes upstream as it came: not hop-by-hop, not listed in Connection, not one the proxy sets itself, nor (from a peer that is not trusted) one that says where the client is (SPOOFABLE). */
+function isForwarded(name: string, listed: Set<string> | undefined, trusted: boolean): boolean {
+  return !HOP_BY_HOP.has(name) && !(trusted ? FORWARDING : FORWARDING_UNTRUSTED).has(name) && !listed?.has(name)
 }
 
 /**
@@ -172,7 +182,7 @@ export function upstreamRequestLines(incoming: HeaderReader, head: RequestHead, 
   const { names, spans } = head
   const ranges: number[] = []
   for (let i = 0; i < names.length; i++) {
-    if (!isForwarded(names[i]!, listed)) continue
+    if (!isForwarded(names[i]!, listed, ctx.trustedPeer)) continue
     const start = spans[4 * i]!
     const next = spans[4 * i + 3]!
     // Consecutive kept lines are one range.

@@ -32,6 +32,13 @@ describe('upstreamRequestLines', () => {
     expect(names).toContain('x-forwarded-for')
   })
 
+  test('a head copied as it came drops, from a peer that is not trusted, X-Real-IP and the other client-address fields', () => {
+    const head = parse(['Host: shop.test', 'Accept: */*', 'X-Real-IP: 6.6.6.6', 'X-Forwarded-Port: 443', 'X-Custom: kept'])
+    const names = fieldsOf(Buffer.from(viaLines(head), 'latin1')).map(([n]) => n)
+    expect(names.includes('x-real-ip') || names.includes('x-forwarded-port')).toBe(false)
+    expect(names).toContain('x-custom')
+  })
+
   test("copies the client's kept lines as they came, after Host, and drops what the list drops", () => {
     const head = parse([
       'Host: shop.test',

@@ -47,6 +47,15 @@ describe('upstreamRequestHeaders', () => {
     expect(Object.fromEntries(out)['x-forwarded-for']).toBe('192.0.2.7')
   })
 
+  test('from a peer that is not trusted, the fields apps read as the client\'s address, scheme or port are dropped; a trusted peer\'s pass', () => {
+    const spoof = { 'x-real-ip': '6.6.6.6', 'true-client-ip': '6.6.6.6', 'x-forwarded-port': '443', 'x-forwarded-scheme': 'https', 'x-forwarded-ssl': 'on', 'x-forwarded-prefix': '/admin', x_real_ip: '6.6.6.6', accept: '*/*' }
+    const untrusted = upstreamRequestHeaders(new Headers(spoof), ctx).map(([n]) => n)
+    for (const name of Object.keys(spoof).filter((n) => n !== 'accept')) expect([name, untrusted.includes(name)]).toEqual([name, false])
+    expect(untrusted).toContain('accept')
+    const trusted = upstreamRequestHeaders(new Headers(spoof), { ...ctx, trustedPeer: true }).map(([n]) => n)
+    for (const name of ['x-real-ip', 'x-forwarded-port', 'x-forwarded-scheme', 'x-forwarded-prefix']) expect([name, trusted.includes(name)]).toEqual([name, true])
+  })
+
   test('host_header overrides Host', () => {
     const out = Object.fromEntries(upstreamRequestHeaders(new Headers(), { ...ctx, hostOverride: 'origin.internal' }))
     expect(out.host).toBe('origin.internal')
