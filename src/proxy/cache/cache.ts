@@ -222,11 +222,14 @@ export class EdgeCache implements CacheInternals {
     return this.forwarder(again, client)
   }
 
-  /** DELETE /cache?url=: every variant of one key. undefined when the URL is not absolute http(s). */
+  /**
+   * DELETE /cache?url=: every variant of one key, and of the keys a trusted proxy's other
+   * X-Forwarded-Host made for that URL (key.ts requestKey). undefined when the URL is not absolute http(s).
+   */
   purgeUrl(url: string): number | undefined {
     const key = keyFromUrl(url)
     if (key === undefined) return undefined
-    const n = this.store.purgeKey(key)
+    const n = this.store.purgeKey(key) + this.store.purgePrefix(`${key}#`)
     this.dropFill(key)
     this.purged += n
     return n

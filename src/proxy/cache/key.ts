@@ -22,8 +22,10 @@ export function requestKey(tls: boolean, host: string, target: string, trusted: 
   if (proto !== null && /^https?$/i.test(proto)) scheme = proto.toLowerCase() as 'http' | 'https'
   const key = cacheKey(scheme, host, target)
   const forwardedHost = trusted.get('x-forwarded-host')
-  if (forwardedHost === null || forwardedHost.toLowerCase() === host.toLowerCase()) return key
-  return `${key}#x-forwarded-host=${forwardedHost.toLowerCase()}`
+  if (forwardedHost === null) return key
+  // Compared as authorities (case, the scheme's default port): "example.com:443" over https is Host "example.com".
+  const forwarded = normalizeAuthority(scheme, forwardedHost)
+  return forwarded === normalizeAuthority(scheme, host) ? key : `${key}#x-forwarded-host=${forwarded}`
 }
 
 /**

@@ -1,0 +1,32 @@
+/**
+ * The cache key of a request (proxy/cache/key.ts): behind a trusted proxy, the scheme and host
+ * its X-Forwarded-Proto and -Host tell the origin, compared as authorities; and purge by URL
+ * reaches the keys another forwarded host made.
+ */
+import { expect, test } from 'bun:test'
+import { EdgeCache } from '../../../src/proxy/cache/cache.ts'
+import { requestKey } from '../../../src/proxy/cache/key.ts'
+import type { ProxyRequest } from '../../../src/proxy/message.ts'
+import { replyText } from '../../support/reply.ts'
+
+const fwd = (fields: Record<string, string>) => new Headers(fields)
+
+test('a forwarded host that is the Host written otherwise (case, the default port) makes no key of its own', () => {
+  expect(requestKey(false, 'example.com', '/p', fwd({ 'x-forwarded-proto': 'https', 'x-forwarded-host': 'example.com:443' }))).toBe('https://example.com/p')
+  expect(requestKey(false, 'Example.COM', '/p', fwd({ 'x-forwarded-host': 'example.com:80' }))).toBe('http://example.com/p')
+  expect(requestKey(false, 'example.com', '/p', fwd({ 'x-forwarded-host': 'other.example' }))).toBe('http://example.com/p#x-forwarded-host=other.example')
+  expect(requestKey(false, 'example.com', '/p', undefined)).toBe('http://example.com/p')
+})
+
+test('purge by URL also drops what another forwarded host stored for it', async () => {
+  const cache = new EdgeCache({ maxBytes: 1 << 20, maxObjectBytes: 1 << 16, staleIfErrorMs: 0 })
+  const req: ProxyRequest = { method: 'GET', target: '/p', headers: new Headers({ host: 'example.com' }), body: null }
+  for (const key of ['http://example.com/p', 'http://example.com/p#x-forwarded-host=other.example', 'http://example.com/pq']) {
+    const x = await Promise.resolve(cache.lookup(req, { key, enabled: true, requestId: 'rid', client: {}, maxWaitMs: 5000 }))
+    await replyText(await x.onReply({ status: 200, statusText: 'OK', headers: [['date', new Date().toUTCString()], ['cache-control', 'max-age=60']], body: 'p' }))
+  }
+  expect(cache.store.objects).toBe(3)
+  expect(cache.purgeUrl('http://example.com/p')).toBe(2)
+  expect(cache.store.objects).toBe(1) // /pq is another URL
+  cache.close()
+})
