@@ -140,7 +140,9 @@ export class CacheExchange {
     return this
   }
 
-  /** May this request wait for, and share, another request's upstream answer? */
+  /** unkeyed(), worked out once. */
+  private unkeyedSeen: boolean | undefined
+
   /**
    * Whether the request carries what its key does not cover and an origin may act on: content, or
    * a field that stands for another method or URL (key.ts overridesTarget). Asked on a miss only: a
@@ -149,8 +151,8 @@ export class CacheExchange {
   private unkeyed(): boolean {
     return (this.unkeyedSeen ??= this.ctx.hasContent === true || overridesTarget(this.req.headers))
   }
-  private unkeyedSeen: boolean | undefined
 
+  /** May this request wait for, and share, another request's upstream answer? */
   collapsible(uncollapsible: boolean): boolean {
     const r = this.req
     const h = r.headers
