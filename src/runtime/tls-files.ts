@@ -2,9 +2,11 @@
  * The TLS files the config names, read and checked before use: the listener's certificate and
  * key (each PEM the runtime can parse, and the key the certificate's) and CA bundles (upstream and
  * ACME ca_file: PEM certificates). A listener opened with a bad pair fails only inside the
- * runtime's TLS setup, after the old listener may already be gone (a reload); a CA bundle the TLS
- * library cannot read fails every dial, as if the origin were down. Checked here first, a bad
- * file changes nothing and the error names the file to fix.
+ * runtime's TLS setup, after the old listener may already be gone (a reload), and there as a
+ * listen error (E_LISTEN, "choose another address"); the TLS library reads every PEM block of
+ * the chain, so an intermediate that is damaged or cut short fails it as a bad leaf would. A CA
+ * bundle the TLS library cannot read fails every dial, as if the origin were down. Checked here
+ * first, a bad file changes nothing and the error names the file to fix.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -25,6 +27,7 @@ export function loadTlsPair(certFile: string, keyFile: string): TlsPair {
   } catch (err) {
     throw new ProxyError('E_TLS_FILES', `server.tls_cert: "${certFile}" holds no certificate the TLS library can read (${errText(err)}); give a PEM certificate chain, leaf first`, { cause: err })
   }
+  checkChain(cert, certFile)
   let privateKey: ReturnType<typeof createPrivateKey>
   try {
     privateKey = createPrivateKey(key)
@@ -38,6 +41,29 @@ export function loadTlsPair(certFile: string, keyFile: string): TlsPair {
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g
+const PEM_BEGIN = /-----BEGIN [^-\r\n]*-----/g
+const PEM_BLOCK = /-----BEGIN ([^-\r\n]*)-----[\s\S]*?-----END \1-----/g
+
+/**
+ * Every PEM block of the certificate file has its END line, and every certificate in it (the
+ * intermediates after the leaf) can be read: the TLS library reads them all and refuses the
+ * whole file for one bad block. Throws E_TLS_FILES naming the block.
+ */
+function checkChain(pem: string, certFile: string): void {
+  const begun = pem.match(PEM_BEGIN)?.length ?? 0
+  const whole = pem.match(PEM_BLOCK)?.length ?? 0
+  if (whole < begun) {
+    throw new ProxyError('E_TLS_FILES', `server.tls_cert: "${certFile}" has ${begun - whole} PEM block(s) without their "-----END" line (the file is cut short, or a block was pasted in part); give whole PEM certificates, leaf first`)
+  }
+  const blocks = pem.match(PEM_CERTIFICATE) ?? []
+  blocks.forEach((block, i) => {
+    try {
+      new X509Certificate(block)
+    } catch (err) {
+      throw new ProxyError('E_TLS_FILES', `server.tls_cert: certificate ${i + 1} of ${blocks.length} in "${certFile}" cannot be read (${errText(err)}); give whole PEM certificates, leaf first, then its intermediates`, { cause: err })
+    }
+  })
+}
 
 /** A CA bundle's text (`key`: the config key named in errors), checked to hold PEM certificates only the TLS library can read. Throws E_TLS_FILES. */
 export function readCaBundle(path: string, key: string): string {

@@ -1,0 +1,64 @@
+/**
+ * The listener's certificate file is checked whole before use (runtime/tls-files.ts): an
+ * intermediate after a good leaf that is damaged, or a file cut short in a block, is E_TLS_FILES
+ * naming the file, at start and at reload, and not a listen error that says to choose another
+ * address (the TLS library refuses the whole chain for one bad block). A whole chain, and a file
+ * that holds the chain and the key together, load.
+ */
+import { afterEach, expect, test } from 'bun:test'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ProxyError } from '../../src/lib/errors.ts'
+import { loadTlsPair } from '../../src/runtime/tls-files.ts'
+import { makeCerts } from '../support/certs.ts'
+import { Harness } from '../support/harness.ts'
+
+const h = new Harness()
+afterEach(() => h.closeAll())
+
+const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+const dir = mkdtempSync(join(tmpdir(), 'proxy-tls-files-'))
+/** The leaf, then the test CA as if it were an intermediate: a chain of two good certificates. */
+const chain = certs.cert + certs.ca
+const secondBegins = chain.indexOf('-----BEGIN CERTIFICATE-----', 10)
+
+function file(name: string, text: string): string {
+  const path = join(dir, name)
+  writeFileSync(path, text)
+  return path
+}
+
+function codeAndMessage(fn: () => unknown): string {
+  try {
+    fn()
+    return 'no error'
+  } catch (err) {
+    return err instanceof ProxyError ? `${err.code} ${err.message}` : `other ${String(err)}`
+  }
+}
+
+test('a whole chain, and chain and key in one file, load', () => {
+  expect(loadTlsPair(file('chain.pem', chain), certs.keyFile).cert).toBe(chain)
+  const both = file('both.pem', chain + certs.key)
+  expect(loadTlsPair(both, both).key).toBe(chain + certs.key)
+})
+
+test('a damaged intermediate after a good leaf is E_TLS_FILES naming it', () => {
+  // Base64 a decoder refuses, inside the second certificate.
+  const at = secondBegins + 100
+  const damaged = file('damaged.pem', chain.slice(0, at) + '!!!!' + chain.slice(at + 4))
+  expect(codeAndMessage(() => loadTlsPair(damaged, certs.keyFile))).toStartWith(`E_TLS_FILES server.tls_cert: certificate 2 of 2 in "${damaged}" cannot be read`)
+})
+
+test('a chain cut short inside its last block is E_TLS_FILES', () => {
+  const cut = file('cut.pem', chain.slice(0, secondBegins + 200))
+  expect(codeAndMessage(() => loadTlsPair(cut, certs.keyFile))).toStartWith(`E_TLS_FILES server.tls_cert: "${cut}" has 1 PEM block(s) without their "-----END" line`)
+})
+
+test('the proxy does not start on a damaged chain, with E_TLS_FILES rather than a listen error', () => {
+  const at = secondBegins + 100
+  const damaged = file('damaged-start.pem', chain.slice(0, at) + '!!!!' + chain.slice(at + 4))
+  const start = () => h.proxy({ upstream: { url: 'http://127.0.0.1:9' }, server: { tls_cert: damaged, tls_key: certs.keyFile } })
+  expect(codeAndMessage(start)).toStartWith('E_TLS_FILES server.tls_cert: certificate 2 of 2')
+})
