@@ -27,7 +27,7 @@ export function loadTlsPair(certFile: string, keyFile: string): TlsPair {
   } catch (err) {
     throw new ProxyError('E_TLS_FILES', `server.tls_cert: "${certFile}" holds no certificate the TLS library can read (${errText(err)}); give a PEM certificate chain, leaf first`, { cause: err })
   }
-  checkChain(cert, certFile)
+  const chain = checkChain(cert, certFile)
   let privateKey: ReturnType<typeof createPrivateKey>
   try {
     privateKey = createPrivateKey(key)
@@ -35,7 +35,12 @@ export function loadTlsPair(certFile: string, keyFile: string): TlsPair {
     throw new ProxyError('E_TLS_FILES', `server.tls_key: "${keyFile}" holds no private key the TLS library can read (${errText(err)}); give an unencrypted PEM key`, { cause: err })
   }
   if (!leaf.checkPrivateKey(privateKey)) {
-    throw new ProxyError('E_TLS_FILES', `server.tls_key: "${keyFile}" is not the key of the certificate in "${certFile}" (subject ${leaf.subject.replace(/\n/g, ', ')}); give the pair that belongs together`)
+    // The key's certificate further down the file: the pair is right, the order is not.
+    const at = chain.findIndex((c, i) => i > 0 && c.checkPrivateKey(privateKey))
+    if (at > 0) {
+      throw new ProxyError('E_TLS_FILES', `server.tls_cert: "${certFile}" holds the certificate of the key in "${keyFile}" (subject ${subjectOf(chain[at]!)}) as certificate ${at + 1} of ${chain.length}, after ${subjectOf(leaf)}; put it first (the TLS library serves the first certificate as the leaf), then its intermediates`)
+    }
+    throw new ProxyError('E_TLS_FILES', `server.tls_key: "${keyFile}" is not the key of the certificate in "${certFile}" (subject ${subjectOf(leaf)}); give the pair that belongs together`)
   }
   return { cert, key }
 }
@@ -47,18 +52,18 @@ const PEM_BLOCK = /-----BEGIN ([^-\r\n]*)-----[\s\S]*?-----END \1-----/g
 /**
  * Every PEM block of the certificate file has its END line, and every certificate in it (the
  * intermediates after the leaf) can be read: the TLS library reads them all and refuses the
- * whole file for one bad block. Throws E_TLS_FILES naming the block.
+ * whole file for one bad block. Throws E_TLS_FILES naming the block; returns the certificates.
  */
-function checkChain(pem: string, certFile: string): void {
+function checkChain(pem: string, certFile: string): X509Certificate[] {
   const begun = pem.match(PEM_BEGIN)?.length ?? 0
   const whole = pem.match(PEM_BLOCK)?.length ?? 0
   if (whole < begun) {
     throw new ProxyError('E_TLS_FILES', `server.tls_cert: "${certFile}" has ${begun - whole} PEM block(s) without their "-----END" line (the file is cut short, or a block was pasted in part); give whole PEM certificates, leaf first`)
   }
   const blocks = pem.match(PEM_CERTIFICATE) ?? []
-  blocks.forEach((block, i) => {
+  return blocks.map((block, i) => {
     try {
-      new X509Certificate(block)
+      return new X509Certificate(block)
     } catch (err) {
       throw new ProxyError('E_TLS_FILES', `server.tls_cert: certificate ${i + 1} of ${blocks.length} in "${certFile}" cannot be read (${errText(err)}); give whole PEM certificates, leaf first, then its intermediates`, { cause: err })
     }
@@ -89,6 +94,10 @@ export function readPem(path: string, key: string): string {
   } catch (err) {
     throw new ProxyError('E_TLS_FILES', `${key}: cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? err}; check the path and permissions`, { cause: err })
   }
+}
+
+function subjectOf(cert: X509Certificate): string {
+  return cert.subject.replace(/\n/g, ', ')
 }
 
 function errText(err: unknown): string {

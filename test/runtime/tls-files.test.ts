@@ -2,8 +2,9 @@
  * The listener's certificate file is checked whole before use (runtime/tls-files.ts): an
  * intermediate after a good leaf that is damaged, or a file cut short in a block, is E_TLS_FILES
  * naming the file, at start and at reload, and not a listen error that says to choose another
- * address (the TLS library refuses the whole chain for one bad block). A whole chain, and a file
- * that holds the chain and the key together, load.
+ * address (the TLS library refuses the whole chain for one bad block). A chain whose leaf is
+ * not first is said to be in the wrong order, not to hold another key's certificate. A whole
+ * chain, and a file that holds the chain and the key together, load.
  */
 import { afterEach, expect, test } from 'bun:test'
 import { mkdtempSync, writeFileSync } from 'node:fs'
@@ -61,4 +62,13 @@ test('the proxy does not start on a damaged chain, with E_TLS_FILES rather than 
   const damaged = file('damaged-start.pem', chain.slice(0, at) + '!!!!' + chain.slice(at + 4))
   const start = () => h.proxy({ upstream: { url: 'http://127.0.0.1:9' }, server: { tls_cert: damaged, tls_key: certs.keyFile } })
   expect(codeAndMessage(start)).toStartWith('E_TLS_FILES server.tls_cert: certificate 2 of 2')
+})
+
+test('the key\'s certificate after another one in tls_cert is said to go first; a key of no certificate in it is a mismatch', () => {
+  const reversed = file('reversed.pem', certs.ca + certs.cert)
+  expect(codeAndMessage(() => loadTlsPair(reversed, certs.keyFile))).toBe(
+    `E_TLS_FILES server.tls_cert: "${reversed}" holds the certificate of the key in "${certs.keyFile}" (subject CN=proxy.test) as certificate 2 of 2, after CN=proxy test CA; put it first (the TLS library serves the first certificate as the leaf), then its intermediates`,
+  )
+  const other = makeCerts(['other.test'], ['127.0.0.1'])
+  expect(codeAndMessage(() => loadTlsPair(reversed, other.keyFile))).toStartWith(`E_TLS_FILES server.tls_key: "${other.keyFile}" is not the key of the certificate in "${reversed}"`)
 })
