@@ -12,19 +12,11 @@ import { frame, Flag, FrameType, PREFACE, settingsFrame } from '../../src/http2/
 import { HpackDecoder, HpackEncoder } from '../../src/http2/hpack.ts'
 import { FrameSplitter } from '../http2/support/frame-splitter.ts'
 import { makeCerts } from '../support/certs.ts'
-import { Harness, waitFor } from '../support/harness.ts'
+import { freePort, Harness, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
 const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
-
-async function freePort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 test('a reload that moves the TLS listener: GOAWAY 2^31-1, a stream sent as it began is served, then GOAWAY naming it', async () => {
   const origin = h.origin({ fetch: (req) => new Response(`ok ${new URL(req.url).pathname}`) })

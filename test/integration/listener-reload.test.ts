@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tls from 'node:tls'
 import { makeCerts } from '../support/certs.ts'
-import { Harness, waitFor } from '../support/harness.ts'
+import { freePort, Harness, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -38,15 +38,6 @@ function tlsAsk(port: number, ca: string[]): Promise<{ san: string; answer: stri
       resolve({ san, answer })
     })
   })
-}
-
-/** A port free on loopback now, so that the config names it and a reload keeps the same address. */
-async function freePort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
 }
 
 test('a reload that changes limits and timeouts keeps the listener: a kept-alive connection from before is served after', async () => {

@@ -3,7 +3,7 @@
  * them in one call (use in afterEach). Everything a test starts is registered here.
  */
 import type { Server } from 'bun'
-import { connect, type Socket } from 'node:net'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { resolveConfig, type FlagLayer } from '../../src/config/resolve.ts'
 import type { ResolvedConfig } from '../../src/config/schema.ts'
 import { staticSource, type Address, type AddressSource } from '../../src/proxy/upstream/address-source.ts'
@@ -55,6 +55,15 @@ export class Harness {
       }
     }
   }
+}
+
+/** A port free on loopback now (for a config that must name its port, as a reload that moves a listener). */
+export async function freePort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
+  const port = (s.address() as AddressInfo).port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
 }
 
 /** Polls `fn` until it returns true, at most `timeoutMs`. */
