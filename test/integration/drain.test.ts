@@ -12,7 +12,7 @@ import { RequestMetrics } from '../../src/proxy/observe/metrics.ts'
 import { EdgeCache } from '../../src/proxy/cache/cache.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 import { staticSource } from '../../src/proxy/upstream/address-source.ts'
-import { Harness, rawClient, waitFor } from '../support/harness.ts'
+import { freePort, Harness, rawClient, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -71,20 +71,28 @@ test('a drain at shutdown closes an idle kept-alive connection at once, as nginx
   expect(c.got().slice(c.got().indexOf('ok /first') + 'ok /first'.length)).toBe('')
 })
 
-test('a drain does not cut a whole reply still on its way to a slow reader (a large cache hit): FIN after its last byte', async () => {
+/** A proxy with its cache on before an origin of a 4 MiB cacheable body, stored by a first client: a hit is then one whole reply. */
+async function storedBigBody(server: Record<string, string> = {}) {
   const big = new Uint8Array(4 << 20).fill(0x61)
   const origin = h.origin({ fetch: () => new Response(big, { headers: { 'cache-control': 'max-age=60' } }) })
   const cache = new EdgeCache({ maxBytes: 16 << 20, maxObjectBytes: 8 << 20, staleIfErrorMs: 0 })
   h.track(() => cache.close())
-  const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
-  const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), hooks: { cache } }).start()
+  const flags = { upstream: { url: `http://127.0.0.1:${origin.port}` }, server }
+  const proxy = new ProxyServer(h.config(flags), { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), hooks: { cache } }).start()
   h.track(() => proxy.close())
-  // Stored by a first client.
   const first = rawClient(h, proxy.port)
   first.s.write('GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
   expect(await waitFor(() => first.closed())).toBe(true)
   expect(cache.store.objects).toBe(1)
-  // A second, kept-alive, reads nothing at first: the hit is written whole, most of it queued.
+  return { proxy, flags, bodyBytes: big.byteLength }
+}
+
+/** What came after the head of the first response, and whether another response followed. */
+const afterHead = (got: string) => got.slice(got.indexOf('\r\n\r\n') + 4)
+
+test('a drain does not cut a whole reply still on its way to a slow reader (a large cache hit): FIN after its last byte', async () => {
+  const { proxy, bodyBytes } = await storedBigBody()
+  // A second client, kept-alive, reads nothing at first: the hit is written whole, most of it queued.
   const c = rawClient(h, proxy.port)
   c.s.pause()
   c.s.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n')
@@ -94,9 +102,33 @@ test('a drain does not cut a whole reply still on its way to a slow reader (a la
   c.s.resume()
   await drained
   expect(await waitFor(() => c.closed())).toBe(true)
-  const got = c.got()
-  expect(got).toStartWith('HTTP/1.1 200 ')
-  expect(got.length - (got.indexOf('\r\n\r\n') + 4)).toBe(big.byteLength)
+  expect(c.got()).toStartWith('HTTP/1.1 200 ')
+  expect(afterHead(c.got()).length).toBe(bodyBytes)
+})
+
+test('nor does the keep-alive timeout: a whole reply queued for a reader slower than keepalive_timeout is finished, then FIN', async () => {
+  const { proxy, bodyBytes } = await storedBigBody({ keepalive_timeout: '1s' })
+  const c = rawClient(h, proxy.port)
+  c.s.pause()
+  c.s.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n')
+  await Bun.sleep(1600) // past keepalive_timeout, counted from when the reply was queued
+  c.s.resume()
+  expect(await waitFor(() => c.closed())).toBe(true)
+  expect(afterHead(c.got()).length).toBe(bodyBytes)
+})
+
+test('a request pipelined behind such a reply during a reload is not read: the first reply whole, then FIN, no second reply cut short', async () => {
+  const { proxy, flags, bodyBytes } = await storedBigBody()
+  const c = rawClient(h, proxy.port)
+  c.s.pause()
+  c.s.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n')
+  await Bun.sleep(200)
+  await proxy.reload(h.config({ ...flags, server: { listen: `127.0.0.1:${await freePort()}` } }))
+  c.s.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n')
+  await Bun.sleep(100)
+  c.s.resume()
+  expect(await waitFor(() => c.closed())).toBe(true)
+  expect(afterHead(c.got()).length).toBe(bodyBytes) // one reply, whole; the second request is its client's to send again
 })
 
 test('an open WebSocket is counted in the drain log, and the drain ends as soon as it closes', async () => {

@@ -174,6 +174,20 @@ export class ReplyWriter {
     return this.out.empty
   }
 
+  /**
+   * Closes an idle connection: `cut` at once when nothing waits for the client; else a FIN after
+   * the last reply (send_timeout bounds a reader that stops) and true, the caller then to read no
+   * more (a pipelined request would be served a reply the FIN cuts).
+   */
+  finishOrCut(cut: () => void): boolean {
+    if (this.flushed) {
+      cut()
+      return false
+    }
+    this.endWhenFlushed()
+    return true
+  }
+
   /** FIN once every queued byte has been sent. */
   endWhenFlushed(): void {
     this.out.endWhenFlushed()
