@@ -229,8 +229,9 @@ export class EdgeCache implements CacheInternals {
   purgeUrl(url: string): number | undefined {
     const key = keyFromUrl(url)
     if (key === undefined) return undefined
-    const n = this.store.purgeKey(key) + this.store.purgePrefix(`${key}#`)
-    this.dropFill(key)
+    let n = this.store.purgeKey(key)
+    for (const k of this.store.suffixedKeys(key)) n += this.store.purgeKey(k)
+    for (const k of [...this.flights.keys()]) if (k === key || k.startsWith(`${key}#`)) this.dropFill(k)
     this.purged += n
     return n
   }

@@ -51,6 +51,8 @@ export class CacheStore {
   private readonly lru = new Map<CacheEntry, true>()
   /** When each entry was last stored or used (a count), to pick a key's least used variant past MAX_VARIANTS_PER_KEY. */
   private readonly usedAt = new WeakMap<CacheEntry, number>()
+  /** The keys with a "#" suffix (key.ts requestKey: a trusted proxy's other forwarded host) by the URL's key, for purge by URL. */
+  private readonly suffixed = new Map<string, Set<string>>()
   private uses = 0
   bytes = 0
   evictions = 0
@@ -98,6 +100,7 @@ export class CacheStore {
     }
     const fresh = this.byKey.get(entry.key) ?? []
     fresh.unshift(entry)
+    if (fresh.length === 1) this.indexSuffix(entry.key, true)
     this.byKey.set(entry.key, fresh)
     this.lru.set(entry, true)
     this.usedAt.set(entry, ++this.uses)
@@ -133,7 +136,23 @@ export class CacheStore {
     if (!list) return
     const i = list.indexOf(entry)
     if (i >= 0) list.splice(i, 1)
-    if (list.length === 0) this.byKey.delete(entry.key)
+    if (list.length > 0) return
+    this.byKey.delete(entry.key)
+    this.indexSuffix(entry.key, false)
+  }
+
+  /** The stored keys that are `key` with a "#" suffix. */
+  suffixedKeys(key: string): string[] {
+    return [...(this.suffixed.get(key) ?? [])]
+  }
+
+  private indexSuffix(key: string, stored: boolean): void {
+    const at = key.indexOf('#')
+    if (at < 0) return
+    const base = key.slice(0, at)
+    const set = this.suffixed.get(base) ?? new Set<string>()
+    if (stored) this.suffixed.set(base, set.add(key))
+    else if (set.delete(key) && set.size === 0) this.suffixed.delete(base)
   }
 
   /** Drops every variant of a key; returns how many entries went. */
