@@ -46,7 +46,10 @@ const FORWARDING = new Set(withUnderscores(['x-forwarded-for', 'x-forwarded-prot
  * sets it). The proxy sets none of them, so an origin that trusts it would take a client's own;
  * from a trusted peer they pass, as its X-Forwarded-* do.
  */
-const SPOOFABLE = ['x-real-ip', 'x-client-ip', 'true-client-ip', 'x-cluster-client-ip', 'x-forwarded-port', 'x-forwarded-scheme', 'x-forwarded-ssl', 'x-forwarded-prefix', 'x-forwarded-server', 'x-original-host', 'x-host']
+const SPOOFABLE = [
+  'x-real-ip', 'x-client-ip', 'client-ip', 'true-client-ip', 'x-cluster-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-original-forwarded-for', 'x-forwarded', 'forwarded-for',
+  'x-forwarded-port', 'x-forwarded-scheme', 'x-forwarded-protocol', 'x-forwarded-ssl', 'x-url-scheme', 'front-end-https', 'x-forwarded-prefix', 'x-forwarded-server', 'x-original-host', 'x-host',
+]
 const FORWARDING_UNTRUSTED = new Set([...FORWARDING, ...withUnderscores(SPOOFABLE)])
 
 /** Each name, and every spelling of it with some of its '-' as '_'. */
