@@ -111,7 +111,8 @@ export class ProxyHandler {
     if (refusal) return sink.answer(flight.fail(refusal))
     // Max-Forwards on TRACE and OPTIONS: answered here at 0, else counted down (max-forwards.ts).
     const method = req.method
-    if ((method === 'OPTIONS' || method === 'TRACE') && this.maxForwards(flight)) return
+    const own = method === 'OPTIONS' || method === 'TRACE' ? this.maxForwardsAnswer(flight) : undefined
+    if (own) return sink.answer(own)
     // body (read ahead only when there is one to read: most requests go on in the same turn)
     const outgoing = this.body(flight)
     if (outgoing instanceof Promise) outgoing.then((o) => this.afterBody(flight, o)).catch((err) => sink.failed(err))
@@ -131,34 +132,28 @@ export class ProxyHandler {
     this.attempts(flight, outgoing)
   }
 
-  /** True when the proxy answered the request itself, as its final recipient (Max-Forwards: 0). */
-  private maxForwards(flight: Flight): boolean {
+  /**
+   * Max-Forwards on a TRACE or OPTIONS (RFC 9110 §7.6.2): counted down in the request, or at 0 the
+   * proxy's own answer as the final recipient, recorded, for the caller to send.
+   */
+  private maxForwardsAnswer(flight: Flight): ProxyReply | undefined {
     const step = maxForwardsStep(flight.req, flight.requestId)
-    if (step === undefined) return false
+    if (step === undefined) return undefined
     if ('headers' in step) {
       flight.req.headers = step.headers
-      return false
+      return undefined
     }
     flight.record.status = step.answer.status
     flight.emit()
-    flight.sink.answer(step.answer)
-    return true
+    return step.answer
   }
 
   /** An upgrade request: route, admit (Max-Forwards too), then a tunnel; recorded once the tunnel is over. `conn` is the client's, taken over. */
   upgrade(req: ProxyRequest, upgrade: string, client: ClientInfo, conn: Conn, early: Uint8Array): void {
     const flight = this.route(req, client, NO_SINK)
     const refusal = this.hooks.admit?.(client)
-    let own = refusal ? flight.fail(refusal) : undefined
-    // Max-Forwards on an OPTIONS or TRACE (RFC 9110 §7.6.2), as for any other: counted down, or
-    // at 0 answered here as its final recipient, and nothing is switched.
-    const step = own === undefined ? maxForwardsStep(req, flight.requestId) : undefined
-    if (step !== undefined && 'headers' in step) req.headers = step.headers
-    else if (step !== undefined) {
-      own = step.answer
-      flight.record.status = own.status
-      flight.emit()
-    }
+    // Max-Forwards as for any other request: at 0 answered here, and nothing is switched.
+    const own = refusal ? flight.fail(refusal) : this.maxForwardsAnswer(flight)
     if (own) {
       conn.write(encodeClosingResponse(own.status, own.headers, own.body as string))
       conn.end()
