@@ -54,11 +54,7 @@ const FORWARDING_UNTRUSTED = new Set([...FORWARDING, ...withUnderscores(SPOOFABL
 
 /** Each name, and every spelling of it with some of its '-' as '_'. */
 function withUnderscores(names: readonly string[]): string[] {
-  return names.flatMap((name) => {
-    let spellings = ['']
-    for (const part of name.split('-')) spellings = spellings.length === 1 && spellings[0] === '' ? [part] : spellings.flatMap((s) => [`${s}-${part}`, `${s}_${part}`])
-    return spellings
-  })
+  return names.flatMap((name) => name.split('-').reduce<string[]>((spellings, part, i) => (i === 0 ? [part] : spellings.flatMap((s) => [`${s}-${part}`, `${s}_${part}`])), []))
 }
 
 export interface ForwardContext {

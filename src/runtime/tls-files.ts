@@ -60,12 +60,17 @@ function checkChain(pem: string, certFile: string): X509Certificate[] {
   if (whole < begun) {
     throw new ProxyError('E_TLS_FILES', `server.tls_cert: "${certFile}" has ${begun - whole} PEM block(s) without their "-----END" line (the file is cut short, or a block was pasted in part); give whole PEM certificates, leaf first`)
   }
+  return readCertificates(pem, 'server.tls_cert', certFile, 'give whole PEM certificates, leaf first, then its intermediates')
+}
+
+/** Every PEM certificate in `pem`, read; E_TLS_FILES naming `key`, `file` and the one that cannot be, with `fix`. */
+function readCertificates(pem: string, key: string, file: string, fix: string): X509Certificate[] {
   const blocks = pem.match(PEM_CERTIFICATE) ?? []
   return blocks.map((block, i) => {
     try {
       return new X509Certificate(block)
     } catch (err) {
-      throw new ProxyError('E_TLS_FILES', `server.tls_cert: certificate ${i + 1} of ${blocks.length} in "${certFile}" cannot be read (${errText(err)}); give whole PEM certificates, leaf first, then its intermediates`, { cause: err })
+      throw new ProxyError('E_TLS_FILES', `${key}: certificate ${i + 1} of ${blocks.length} in "${file}" cannot be read (${errText(err)}); ${fix}`, { cause: err })
     }
   })
 }
@@ -73,17 +78,9 @@ function checkChain(pem: string, certFile: string): X509Certificate[] {
 /** A CA bundle's text (`key`: the config key named in errors), checked to hold PEM certificates only the TLS library can read. Throws E_TLS_FILES. */
 export function readCaBundle(path: string, key: string): string {
   const pem = readPem(path, key)
-  const blocks = pem.match(PEM_CERTIFICATE) ?? []
-  if (blocks.length === 0) {
+  if (readCertificates(pem, key, path, 'give PEM CA certificates').length === 0) {
     throw new ProxyError('E_TLS_FILES', `${key}: "${path}" holds no PEM certificate ("-----BEGIN CERTIFICATE-----"); give PEM CA certificates (a DER file converts with: openssl x509 -inform DER -in FILE -out FILE.pem)`)
   }
-  blocks.forEach((block, i) => {
-    try {
-      new X509Certificate(block)
-    } catch (err) {
-      throw new ProxyError('E_TLS_FILES', `${key}: certificate ${i + 1} of ${blocks.length} in "${path}" cannot be read (${errText(err)}); give PEM CA certificates`, { cause: err })
-    }
-  })
   return pem
 }
 
