@@ -197,7 +197,7 @@ describe('errors name the file, the line and the key', () => {
     expect(configError(() => fromText('[upstream]\nurl = "a"\n[admin]\nlisten = "of"\n')).message).toEndWith('or ":8080", or "off"')
   })
 
-  test.each(['origin.example.com', 'origin.example.com.', 'svc_a.internal', '10.0.0.1', '2001:db8::1'])('tls_server_name %p is taken', (name) => {
+  test.each(['origin.example.com', 'origin.example.com.', 'svc_a.internal', '192.0.2.1', '2001:db8::1'])('tls_server_name %p is taken', (name) => {
     expect(fromText(`[upstream]\nurl = "https://a"\ntls_server_name = "${name}"\n`).upstreams.default!.tlsServerName).toBe(name)
   })
 

@@ -118,7 +118,7 @@ const rstCode = (frames: Rx[], id: number) => {
 }
 const ended = (frames: Rx[], id: number) => rstCode(frames, id) !== undefined || frames.some((f) => f.streamId === id && (f.flags & Flag.END_STREAM) !== 0 && f.type !== FrameType.WINDOW_UPDATE)
 
-const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nhost: internal.test\r\nx-forwarded-for: 10.0.0.1\r\n\r\n'
+const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nhost: internal.test\r\nx-forwarded-for: 203.0.113.9\r\n\r\n'
 
 test('H2.CL: a DATA frame past content-length, read while the request body streams on, is never written upstream (RFC 9113 §8.1.1)', async () => {
   // The origin answers before the body (so the exchange has its answer and streams the rest of the

@@ -54,7 +54,7 @@ test('on loopback, a Host not naming loopback (a page after DNS rebinding) gets 
   // The single admin's /healthz is 200; the supervisor's, with no worker, 503: either way, not 403.
   for (const [{ port }, healthy] of [[adminServer(), 'HTTP/1.1 200 OK'], [workersAdmin(), 'HTTP/1.1 503 Service Unavailable']] as const) {
     // What a browser sends once attacker.example re-resolves to 127.0.0.1: same origin to it.
-    for (const host of [`attacker.example:${port}`, 'attacker.example', 'localhost.attacker.example', '127.0.0.1.nip.io', '10.0.0.1']) {
+    for (const host of [`attacker.example:${port}`, 'attacker.example', 'localhost.attacker.example', '127.0.0.1.nip.io', '192.0.2.1']) {
       const reply = await send(port, get('/status', host))
       expect([host, statusLine(reply)]).toEqual([host, 'HTTP/1.1 403 Forbidden'])
       expect(body(reply)).toContain('DNS rebinding')
@@ -76,7 +76,7 @@ test('on loopback, a Host not naming loopback (a page after DNS rebinding) gets 
 
 test('an admin beyond loopback does not check Host (a scraper names it as it likes; the token guards it)', () => {
   const named = new Request('http://proxy-1.internal:9090/metrics', { headers: { host: 'proxy-1.internal:9090' } })
-  for (const listen of ['0.0.0.0', '::', '10.0.0.5', 'admin.internal']) expect([listen, refuseForeignHost(named, listen, undefined)]).toEqual([listen, undefined])
+  for (const listen of ['0.0.0.0', '::', '198.51.100.5', 'admin.internal']) expect([listen, refuseForeignHost(named, listen, undefined)]).toEqual([listen, undefined])
   for (const listen of ['127.0.0.1', '::1', 'localhost']) expect([listen, refuseForeignHost(named, listen, undefined)?.status]).toEqual([listen, 403])
   // No listener (the handler called directly) and no Host: nothing to check against.
   expect(refuseForeignHost(named, undefined, undefined)).toBeUndefined()
