@@ -1,11 +1,26 @@
 /** `proxy demo` in a short mode, through the compiled binary as the README runs it. */
 import { beforeAll, expect, test } from 'bun:test'
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { BIN, ensureBinary } from '../support/binary.ts'
 
 beforeAll(() => {
   ensureBinary()
 })
+
+/**
+ * The README's quoted run (Quick start) as patterns: each number, with the padding before it,
+ * may differ; the words, the labels and the column headings must be what the demo prints.
+ */
+function readmeDemoLines(): RegExp[] {
+  const readme = readFileSync('README.md', 'utf8')
+  const at = readme.indexOf('```\n1. ', readme.indexOf('## Quick start'))
+  const block = readme.slice(at + 4, readme.indexOf('```', at + 4))
+  return block
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => new RegExp(`^${l.split(/( *\d+(?:\.\d+)*)/).map((part, i) => (i % 2 === 1 ? `${part.startsWith(' ') ? ' +' : ''}\\d+(?:\\.\\d+)*` : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('')}$`))
+}
 
 test('the demo runs to the end: the proxy is faster and the rotation loses nothing', async () => {
   const child = spawn(BIN, ['demo', '--rtt', '60ms', '--origin-time', '10ms', '-n', '8', '--rotation', '3s'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
@@ -20,4 +35,12 @@ test('the demo runs to the end: the proxy is faster and the rotation loses nothi
   expect(out).toContain('50 concurrent misses: 1 origin request;')
   expect(out).toContain('origin down, feed stale: still 200 from the edge')
   expect(code).toBe(0)
+  // What the README says the demo prints is what it prints, line by line and in order.
+  const lines = out.split('\n')
+  let from = 0
+  for (const want of readmeDemoLines()) {
+    const found = lines.findIndex((l, i) => i >= from && want.test(l))
+    expect({ want: want.source, found: found >= 0 }).toEqual({ want: want.source, found: true })
+    from = found + 1
+  }
 }, 60_000)
