@@ -292,4 +292,15 @@ describe('proxy check --help', () => {
     expect(await runCli(['check', '--upstream', 'http://127.0.0.1:9'], io)).toBe(ExitCode.OK)
     expect(io.stdout).toContain('resolved   upstream default (127.0.0.1) -> 127.0.0.1 via literal')
   })
+
+  test('the text output, saved, is a config file that checks to the same values (proxy check > full.toml)', async () => {
+    const first = memoryIo()
+    const file = tempFile('short.toml', '[upstream]\nurl = "http://127.0.0.1:9"\nconnect_timeout = "2s"\n')
+    expect(await runCli(['check', '--config', file], first)).toBe(ExitCode.OK)
+    const saved = tempFile('full.toml', first.stdout)
+    const again = memoryIo()
+    expect(await runCli(['check', '--config', saved], again)).toBe(ExitCode.OK)
+    expect(again.stderr).toBe('')
+    expect(again.stdout).toBe(first.stdout.replace(file, saved))
+  })
 })

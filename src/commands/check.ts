@@ -58,12 +58,13 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
   if (opts.json) {
     io.out(`${JSON.stringify(opts.resolve !== false ? { config: shape, resolved } : shape, null, 2)}\n`)
   } else {
-    io.out(`${c.green('config ok')}${config.file ? ` (${config.file})` : ''}: every value that applies, defaults included\n\n`)
+    // The lines around the TOML are TOML comments: the whole output, saved, is a config file.
+    io.out(`# ${c.green('config ok')}${config.file ? ` (${config.file})` : ''}: every value that applies, defaults included\n\n`)
     io.out(`${toToml(shape)}\n`)
     for (const [name, r] of Object.entries(resolved)) {
       const u = config.upstreams[name]!
-      if (r.error) io.out(`${c.red('unresolved')} upstream ${name} (${u.host}): ${r.error}\n`)
-      else io.out(`${c.green('resolved')}   upstream ${name} (${u.host}) -> ${r.addresses!.join(', ')} via ${r.source}${r.ttl_ms !== undefined ? `, TTL ${r.ttl_ms / 1000}s` : ''}\n`)
+      if (r.error) io.out(`# ${c.red('unresolved')} upstream ${name} (${u.host}): ${r.error}\n`)
+      else io.out(`# ${c.green('resolved')}   upstream ${name} (${u.host}) -> ${r.addresses!.join(', ')} via ${r.source}${r.ttl_ms !== undefined ? `, TTL ${r.ttl_ms / 1000}s` : ''}\n`)
     }
   }
   return unresolved.length > 0 ? ExitCode.CHECK_UNRESOLVED : ExitCode.OK
