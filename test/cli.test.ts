@@ -65,25 +65,32 @@ describe('proxy check', () => {
     expect(io.stderr).toContain('    at ')
   })
 
-  test('the files the config names are checked as serve reads them: a missing key, a key of another certificate, a missing CA bundle exit 3 naming the key', async () => {
+  test('the files the config names are checked as serve reads them: a missing key, a key of another certificate, a missing CA bundle exit 3 naming file, line and key', async () => {
     const a = makeCerts(['a.test'])
     const b = makeCerts(['b.test'])
     const run = async (toml: string) => {
       const io = memoryIo()
-      const code = await runCli(['check', '--config', tempFile('tls.toml', toml), '--no-resolve'], io)
-      return { code, err: io.stderr }
+      const file = tempFile('tls.toml', toml)
+      const code = await runCli(['check', '--config', file, '--no-resolve'], io)
+      return { code, err: io.stderr, file }
     }
     const tls = (cert: string, key: string) => `[server]\ntls_cert = "${cert}"\ntls_key = "${key}"\n[upstream]\nurl = "http://127.0.0.1:1"\n`
     expect((await run(tls(a.certFile, a.keyFile))).code).toBe(ExitCode.OK)
     const missing = await run(tls(a.certFile, '/nonexistent/key.pem'))
     expect(missing.code).toBe(ExitCode.START_FAILED)
-    expect(missing.err).toContain('server.tls_key: cannot read "/nonexistent/key.pem"')
+    expect(missing.err).toContain(`${missing.file}:3: server.tls_key: cannot read "/nonexistent/key.pem": ENOENT; check the path and permissions`)
     const mismatched = await run(tls(a.certFile, b.keyFile))
     expect(mismatched.code).toBe(ExitCode.START_FAILED)
-    expect(mismatched.err).toContain('is not the key of the certificate')
+    expect(mismatched.err).toContain(`${mismatched.file}:3: server.tls_key: "${b.keyFile}" is not the key of the certificate`)
     const ca = await run('[upstream]\nurl = "https://127.0.0.1:1"\nca_file = "/nonexistent/ca.pem"\n')
     expect(ca.code).toBe(ExitCode.START_FAILED)
-    expect(ca.err).toContain('upstream.default.ca_file: cannot read')
+    expect(ca.err).toContain(`${ca.file}:3: upstream.ca_file: cannot read`)
+    const named = await run('[upstream.api]\nurl = "https://127.0.0.1:1"\n\nca_file = "/nonexistent/ca.pem"\n')
+    expect(named.err).toContain(`${named.file}:4: upstream.api.ca_file: cannot read`)
+    // Set by a flag, the flag is named, as for a bad value.
+    const io = memoryIo()
+    expect(await runCli(['check', '--upstream', 'http://127.0.0.1:1', '--tls-cert', '/nonexistent/c.pem', '--tls-key', a.keyFile, '--no-resolve'], io)).toBe(ExitCode.START_FAILED)
+    expect(io.stderr).toContain('(flags): --tls-cert: cannot read "/nonexistent/c.pem"')
   })
 
   test('a ca_file that is not PEM certificates (text, DER) exits 3 naming the key, as serve would; a bundle of several passes', async () => {
@@ -100,7 +107,7 @@ describe('proxy check', () => {
     for (const file of [tempFile('not-pem.txt', 'not a certificate\n'), der]) {
       const r = await run(file)
       expect(r.code).toBe(ExitCode.START_FAILED)
-      expect(r.err).toContain(`upstream.default.ca_file: "${file}" holds no PEM certificate`)
+      expect(r.err).toContain(`:3: upstream.ca_file: "${file}" holds no PEM certificate`)
     }
     const broken = await run(tempFile('broken.pem', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'))
     expect(broken.code).toBe(ExitCode.START_FAILED)

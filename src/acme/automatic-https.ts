@@ -19,6 +19,8 @@ export interface AutomaticHttpsOptions {
   /** Several workers: the HTTP-01 port is shared (SO_REUSEPORT) like the proxy's. */
   reusePort: boolean
   log: LogFn
+  /** How errors name acme.ca_file: where it was set (ResolvedConfig.fileKeys), or the bare key. */
+  caFileName?: string
   /** Tests: clock, random, fetch, intervals. */
   manager?: Partial<CertificateManagerOptions>
 }
@@ -31,7 +33,7 @@ export class AutomaticHttps {
     private readonly cfg: ResolvedAcme,
     private readonly opts: AutomaticHttpsOptions,
   ) {
-    const caPem = cfg.caFile ? readCaBundle(cfg.caFile, 'acme.ca_file') : undefined
+    const caPem = cfg.caFile ? readCaBundle(cfg.caFile, opts.caFileName ?? 'acme.ca_file') : undefined
     try {
       this.manager = new CertificateManager({ domains: cfg.domains, directoryUrl: cfg.directoryUrl, email: cfg.email, caPem, stateDir: cfg.stateDir, log: opts.log, ...opts.manager })
     } catch (err) {

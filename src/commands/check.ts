@@ -73,7 +73,8 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
 /** The files the config names, read and checked as `serve` reads them; throws E_TLS_FILES naming the key. */
 function checkFiles(config: ResolvedConfig): void {
   const s = config.server
-  if (s.tlsCertFile && s.tlsKeyFile) loadTlsPair(s.tlsCertFile, s.tlsKeyFile)
-  for (const u of Object.values(config.upstreams)) if (u.caFile) readCaBundle(u.caFile, `upstream.${u.name}.ca_file`)
-  if (config.acme.caFile) readCaBundle(config.acme.caFile, 'acme.ca_file')
+  const at = (key: string) => config.fileKeys?.[key] ?? key
+  if (s.tlsCertFile && s.tlsKeyFile) loadTlsPair(s.tlsCertFile, s.tlsKeyFile, { cert: at('server.tls_cert'), key: at('server.tls_key') })
+  for (const u of Object.values(config.upstreams)) if (u.caFile) readCaBundle(u.caFile, at(`upstream.${u.name}.ca_file`))
+  if (config.acme.caFile) readCaBundle(config.acme.caFile, at('acme.ca_file'))
 }

@@ -56,7 +56,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   // Automatic HTTPS (issue 17): the HTTP-01 listener and the certificate come first; the TLS
   // listener reads the certificate per connection. ACME settings are read at start only.
   let proxyPort = config.server.listen.port
-  const acme = config.acme.domains.length > 0 ? new AutomaticHttps(config.acme, { httpsPort: () => proxyPort, reusePort: workerId !== undefined, log: wlog }).start() : undefined
+  const acme = config.acme.domains.length > 0 ? new AutomaticHttps(config.acme, { httpsPort: () => proxyPort, reusePort: workerId !== undefined, log: wlog, caFileName: config.fileKeys?.['acme.ca_file'] }).start() : undefined
   const proxy = new ProxyServer(config, {
     dynamicTls: acme?.certSource,
     sourceFor: (u) => sourceForUpstream(u, wlog),

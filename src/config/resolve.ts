@@ -6,7 +6,7 @@
 import { isIP } from 'node:net'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { ConfigError, type ConfigLocation } from '../lib/errors.ts'
+import { ConfigError, formatConfigLocation, type ConfigLocation } from '../lib/errors.ts'
 import { isFractionOfByte, isUnderOneMs, MAX_TIMER_MS, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
 import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
 import type { LoadedFile } from './load.ts'
@@ -128,6 +128,7 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
     log,
     acme,
     cache,
+    fileKeys: fileKeysOf(ctx, upstreamTables.prefixes, upstreams),
   }
   return deepFreeze(resolved)
 }
@@ -344,6 +345,19 @@ function coerceRewrites(ctx: Ctx, path: string, keywords: readonly string[], raw
     }
     return { from: parts[0]!, to: parts[1]! }
   })
+}
+
+/** ResolvedConfig.fileKeys: where each file the config names was set, for the errors of reading it. */
+function fileKeysOf(ctx: Ctx, prefixes: Record<string, string>, upstreams: Record<string, ResolvedUpstream>): Record<string, string> {
+  const out: Record<string, string> = {}
+  const add = (id: string, keyPath: string) => {
+    const loc = locate(ctx, keyPath)
+    // Only a key the file or a named flag set: values given in code (tests) have no place to name.
+    if (loc.keyPath?.startsWith('--') || ctx.file?.lines.has(keyPath)) out[id] = formatConfigLocation(loc)
+  }
+  for (const key of ['server.tls_cert', 'server.tls_key', 'acme.ca_file']) add(key, key)
+  for (const name of Object.keys(upstreams)) add(`upstream.${name}.ca_file`, `${prefixes[name]}.ca_file`)
+  return out
 }
 
 function fail(ctx: Ctx, keyPath: string, problem: string): never {

@@ -138,6 +138,13 @@ export interface ResolvedConfig {
   log: ResolvedLog
   acme: ResolvedAcme
   cache: ResolvedCache
+  /**
+   * Where each file the config names was set, as a config error names it ("proxy.toml:3:
+   * server.tls_cert", "(flags): --tls-cert"), keyed "server.tls_cert", "server.tls_key",
+   * "acme.ca_file" and "upstream.NAME.ca_file": a file that cannot be read at start is told
+   * about by file, line and key too. Absent in configs built by hand (tests).
+   */
+  fileKeys?: Readonly<Record<string, string>>
 }
 
 /** The raw, all-optional shape: nested tables of unknown values, as parsed from TOML or flags. */

@@ -48,11 +48,16 @@ export class ConfigError extends ProxyError {
 }
 
 function formatConfigMessage(loc: ConfigLocation, problem: string): string {
+  return `${formatConfigLocation(loc)}: ${problem}`
+}
+
+/** "proxy.toml:3: server.tls_cert", "(flags): --tls-cert": how a config message names its place. */
+export function formatConfigLocation(loc: ConfigLocation): string {
   let where = loc.file ?? '(flags)'
   if (loc.line !== undefined) where += `:${loc.line}${loc.column !== undefined ? `:${loc.column}` : ''}`
   // One line, whatever a quoted TOML key holds: its control characters escaped as in the value.
   const keyPath = loc.keyPath?.replace(/[\x00-\x1f\x7f]/g, (c) => JSON.stringify(c).slice(1, -1))
-  return keyPath ? `${where}: ${keyPath}: ${problem}` : `${where}: ${problem}`
+  return keyPath ? `${where}: ${keyPath}` : where
 }
 
 export function errorCode(err: unknown): string | undefined {

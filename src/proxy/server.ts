@@ -88,7 +88,7 @@ export class ProxyServer implements ProxyView {
         upstreams.set(u.name, prev)
         continue
       }
-      const ca = u.caFile ? readCaBundle(u.caFile, `upstream.${u.name}.ca_file`) : undefined
+      const ca = u.caFile ? readCaBundle(u.caFile, config.fileKeys?.[`upstream.${u.name}.ca_file`] ?? `upstream.${u.name}.ca_file`) : undefined
       const source = this.opts.sourceFor(u)
       const pool = new UpstreamPool(u, source, { ca, log: this.opts.log })
       upstreams.set(u.name, { source, pool, health: new ActiveHealthChecker(pool, { log: this.opts.log }) })
@@ -369,5 +369,6 @@ function http1Settings(config: ResolvedConfig): Http1Settings {
 /** The configured certificate pair, read and checked (runtime/tls-files.ts); undefined without TLS files. */
 function listenerTls(config: ResolvedConfig): TlsPair | undefined {
   const s = config.server
-  return s.tlsCertFile && s.tlsKeyFile ? loadTlsPair(s.tlsCertFile, s.tlsKeyFile) : undefined
+  const at = config.fileKeys ?? {}
+  return s.tlsCertFile && s.tlsKeyFile ? loadTlsPair(s.tlsCertFile, s.tlsKeyFile, { cert: at['server.tls_cert'], key: at['server.tls_key'] }) : undefined
 }

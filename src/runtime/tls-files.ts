@@ -17,30 +17,35 @@ export interface TlsPair {
   key: string
 }
 
-/** Reads and checks the pair (config keys named in errors: server.tls_cert, server.tls_key). Throws E_TLS_FILES. */
-export function loadTlsPair(certFile: string, keyFile: string): TlsPair {
-  const cert = readPem(certFile, 'server.tls_cert')
-  const key = readPem(keyFile, 'server.tls_key')
+/**
+ * Reads and checks the pair. Throws E_TLS_FILES naming the key as `names` say (where it was set,
+ * ResolvedConfig.fileKeys: "proxy.toml:3: server.tls_cert"; by default the bare key).
+ */
+export function loadTlsPair(certFile: string, keyFile: string, names: { cert?: string; key?: string } = {}): TlsPair {
+  const certName = names.cert ?? 'server.tls_cert'
+  const keyName = names.key ?? 'server.tls_key'
+  const cert = readPem(certFile, certName)
+  const key = readPem(keyFile, keyName)
   let leaf: X509Certificate
   try {
     leaf = new X509Certificate(cert)
   } catch (err) {
-    throw new ProxyError('E_TLS_FILES', `server.tls_cert: "${certFile}" holds no certificate the TLS library can read (${errText(err)}); give a PEM certificate chain, leaf first`, { cause: err })
+    throw new ProxyError('E_TLS_FILES', `${certName}: "${certFile}" holds no certificate the TLS library can read (${errText(err)}); give a PEM certificate chain, leaf first`, { cause: err })
   }
-  const chain = checkChain(cert, certFile)
+  const chain = checkChain(cert, certFile, certName)
   let privateKey: ReturnType<typeof createPrivateKey>
   try {
     privateKey = createPrivateKey(key)
   } catch (err) {
-    throw new ProxyError('E_TLS_FILES', `server.tls_key: "${keyFile}" holds no private key the TLS library can read (${errText(err)}); give an unencrypted PEM key`, { cause: err })
+    throw new ProxyError('E_TLS_FILES', `${keyName}: "${keyFile}" holds no private key the TLS library can read (${errText(err)}); give an unencrypted PEM key`, { cause: err })
   }
   if (!leaf.checkPrivateKey(privateKey)) {
     // The key's certificate further down the file: the pair is right, the order is not.
     const at = chain.findIndex((c, i) => i > 0 && c.checkPrivateKey(privateKey))
     if (at > 0) {
-      throw new ProxyError('E_TLS_FILES', `server.tls_cert: "${certFile}" holds the certificate of the key in "${keyFile}" (subject ${subjectOf(chain[at]!)}) as certificate ${at + 1} of ${chain.length}, after ${subjectOf(leaf)}; put it first (the TLS library serves the first certificate as the leaf), then its intermediates`)
+      throw new ProxyError('E_TLS_FILES', `${certName}: "${certFile}" holds the certificate of the key in "${keyFile}" (subject ${subjectOf(chain[at]!)}) as certificate ${at + 1} of ${chain.length}, after ${subjectOf(leaf)}; put it first (the TLS library serves the first certificate as the leaf), then its intermediates`)
     }
-    throw new ProxyError('E_TLS_FILES', `server.tls_key: "${keyFile}" is not the key of the certificate in "${certFile}" (subject ${subjectOf(leaf)}); give the pair that belongs together`)
+    throw new ProxyError('E_TLS_FILES', `${keyName}: "${keyFile}" is not the key of the certificate in "${certFile}" (subject ${subjectOf(leaf)}); give the pair that belongs together`)
   }
   return { cert, key }
 }
@@ -54,13 +59,13 @@ const PEM_BLOCK = /-----BEGIN ([^-\r\n]*)-----[\s\S]*?-----END \1-----/g
  * intermediates after the leaf) can be read: the TLS library reads them all and refuses the
  * whole file for one bad block. Throws E_TLS_FILES naming the block; returns the certificates.
  */
-function checkChain(pem: string, certFile: string): X509Certificate[] {
+function checkChain(pem: string, certFile: string, certName: string): X509Certificate[] {
   const begun = pem.match(PEM_BEGIN)?.length ?? 0
   const whole = pem.match(PEM_BLOCK)?.length ?? 0
   if (whole < begun) {
-    throw new ProxyError('E_TLS_FILES', `server.tls_cert: "${certFile}" has ${begun - whole} PEM block(s) without their "-----END" line (the file is cut short, or a block was pasted in part); give whole PEM certificates, leaf first`)
+    throw new ProxyError('E_TLS_FILES', `${certName}: "${certFile}" has ${begun - whole} PEM block(s) without their "-----END" line (the file is cut short, or a block was pasted in part); give whole PEM certificates, leaf first`)
   }
-  return readCertificates(pem, 'server.tls_cert', certFile, 'give whole PEM certificates, leaf first, then its intermediates')
+  return readCertificates(pem, certName, certFile, 'give whole PEM certificates, leaf first, then its intermediates')
 }
 
 /** Every PEM certificate in `pem`, read; E_TLS_FILES naming `key`, `file` and the one that cannot be, with `fix`. */

@@ -68,7 +68,8 @@ for (const [name, text] of Object.entries(CASES)) {
     const config = resolveConfig(parseConfigText(text, 'a.toml'))
     const printed = toToml(fileShapeOf(config))
     const again = resolveConfig(parseConfigText(printed, 'b.toml'))
-    expect({ ...again, file: undefined }).toEqual({ ...config, file: undefined })
+    // Where a key was set (file, fileKeys' lines) differs between the two files; the values may not.
+    expect({ ...again, file: undefined, fileKeys: undefined }).toEqual({ ...config, file: undefined, fileKeys: undefined })
   })
 }
 
