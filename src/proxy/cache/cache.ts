@@ -236,12 +236,16 @@ export class EdgeCache implements CacheInternals {
     return n
   }
 
-  /** DELETE /cache?prefix=: every key that starts with the prefix (an absolute URL prefix). */
+  /**
+   * DELETE /cache?prefix=: every key of the prefix's scheme and authority (exactly: not
+   * example.com.evil, nor another port) whose path and query start with the prefix's, as plain
+   * strings ("/assets" takes "/assets-old/x" too, as nginx's cache_purge and a Varnish ban do).
+   * A bare origin is its "/": every stored target starts with one, and that "/" ends the
+   * authority, so a string prefix of the key never reaches past it.
+   */
   purgePrefix(prefix: string): number | undefined {
-    const key = keyFromUrl(prefix)
-    if (key === undefined) return undefined
-    // keyFromUrl adds "/" to a bare origin; a prefix means what it says.
-    const p = /^https?:\/\/[^/?#]+$/i.test(prefix.trim()) ? key.slice(0, -1) : key
+    const p = keyFromUrl(prefix)
+    if (p === undefined) return undefined
     const n = this.store.purgePrefix(p)
     for (const k of [...this.flights.keys()]) if (k.startsWith(p)) this.dropFill(k)
     this.purged += n

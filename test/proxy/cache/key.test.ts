@@ -1,7 +1,7 @@
 /**
  * The cache key of a request (proxy/cache/key.ts): behind a trusted proxy, the scheme and host
  * its X-Forwarded-Proto and -Host tell the origin, compared as authorities; and purge by URL
- * reaches the keys another forwarded host made.
+ * reaches the keys another forwarded host made; purge by prefix stays within its authority.
  */
 import { expect, test } from 'bun:test'
 import { EdgeCache } from '../../../src/proxy/cache/cache.ts'
@@ -28,5 +28,42 @@ test('purge by URL also drops what another forwarded host stored for it', async 
   expect(cache.store.objects).toBe(3)
   expect(cache.purgeUrl('http://example.com/p')).toBe(2)
   expect(cache.store.objects).toBe(1) // /pq is another URL
+  cache.close()
+})
+
+test('purge by prefix stays within the authority it names: not example.com.evil, not another port, not the other scheme', async () => {
+  const cache = new EdgeCache({ maxBytes: 1 << 20, maxObjectBytes: 1 << 16, staleIfErrorMs: 0 })
+  const req: ProxyRequest = { method: 'GET', target: '/p', headers: new Headers({ host: 'example.com' }), body: null }
+  const keys = [
+    'https://example.com/assets/a.css',
+    'https://example.com/assets-old/b.css',
+    'https://example.com/assets?v=1',
+    'https://example.com/other',
+    'https://example.com/assets/c.css#x-forwarded-host=cdn.example',
+    'https://example.com.evil/assets/a.css',
+    'https://example.com:8443/assets/a.css',
+    'https://example.company/assets/a.css',
+    'http://example.com/assets/a.css',
+  ]
+  const store = async () => {
+    for (const key of keys) {
+      const x = await Promise.resolve(cache.lookup(req, { key, enabled: true, requestId: 'rid', client: {}, maxWaitMs: 5000 }))
+      await replyText(await x.onReply({ status: 200, statusText: 'OK', headers: [['date', new Date().toUTCString()], ['cache-control', 'max-age=60']], body: 'p' }))
+    }
+    expect(cache.store.objects).toBe(keys.length)
+  }
+  const left = () => keys.filter((k) => cache.store.variants(k).length > 0)
+  await store()
+  // An authority alone: that authority exactly (its default port written or not), every path.
+  expect(cache.purgePrefix('https://EXAMPLE.com:443')).toBe(5)
+  expect(left()).toEqual(keys.slice(5))
+  await store()
+  expect(cache.purgePrefix('https://example.com/')).toBe(5)
+  await store()
+  // A path prefix: a plain string prefix of path and query (as nginx's cache_purge and a Varnish ban do), within the authority.
+  expect(cache.purgePrefix('https://example.com/assets')).toBe(4)
+  expect(left()).toEqual(['https://example.com/other', ...keys.slice(5)])
+  expect(cache.purgePrefix('https://example.com:8443')).toBe(1)
+  expect(cache.purgePrefix('https://example.com.evil/')).toBe(1)
   cache.close()
 })
