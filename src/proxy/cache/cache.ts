@@ -11,7 +11,7 @@
 import type { ProxyReply, ProxyRequest } from '../message.ts'
 import { evaluateReuse, requestDirectives } from './policy.ts'
 import { CacheExchange, type CacheInternals, type CacheResult, type Fill, type Flight, type LookupContext } from './exchange.ts'
-import { keyFromUrl } from './key.ts'
+import { keyFromUrl, urlKeyOf } from './key.ts'
 import { discardBody, onlyIfCachedReply } from './reply.ts'
 import { CONDITIONAL_FIELDS } from './revalidate.ts'
 import { CacheStore, entryBytes, type CacheEntry } from './store.ts'
@@ -169,9 +169,24 @@ export class EdgeCache implements CacheInternals {
     if (this.store.put(entry)) this.stores++
   }
 
+  /**
+   * §4.4: an unsafe request's answer invalidates a URI (revalidate.ts invalidatedKeys), which is
+   * every key and variant stored for it, as purge by URL drops them: the request's own key may
+   * carry a forwarded-host suffix, and other clients' keys for the URI may carry others.
+   */
   invalidate(key: string): void {
-    this.store.purgeKey(key)
-    this.dropFill(key)
+    this.dropUrl(urlKeyOf(key))
+  }
+
+  /**
+   * Drops every variant of a URL's key and of the keys a trusted proxy's other X-Forwarded-Host
+   * made for it (key.ts requestKey), and their fills still arriving; returns how many entries went.
+   */
+  private dropUrl(key: string): number {
+    let n = this.store.purgeKey(key)
+    for (const k of this.store.suffixedKeys(key)) n += this.store.purgeKey(k)
+    for (const k of [...this.flights.keys()]) if (k === key || k.startsWith(`${key}#`)) this.dropFill(k)
+    return n
   }
 
   private dropFill(key: string): void {
@@ -229,9 +244,7 @@ export class EdgeCache implements CacheInternals {
   purgeUrl(url: string): number | undefined {
     const key = keyFromUrl(url)
     if (key === undefined) return undefined
-    let n = this.store.purgeKey(key)
-    for (const k of this.store.suffixedKeys(key)) n += this.store.purgeKey(k)
-    for (const k of [...this.flights.keys()]) if (k === key || k.startsWith(`${key}#`)) this.dropFill(k)
+    const n = this.dropUrl(key)
     this.purged += n
     return n
   }

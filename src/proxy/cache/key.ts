@@ -28,6 +28,12 @@ export function requestKey(tls: boolean, host: string, target: string, trusted: 
   return forwarded === normalizeAuthority(scheme, host) ? key : `${key}#x-forwarded-host=${forwarded}`
 }
 
+/** A key without its forwarded-host suffix (requestKey): the key of the URL alone. */
+export function urlKeyOf(key: string): string {
+  const at = key.indexOf('#')
+  return at < 0 ? key : key.slice(0, at)
+}
+
 /**
  * Fields with which frameworks let a request stand for another method or URL (Symfony and IIS
  * read X-Original-URL and X-Rewrite-URL as the path; many read X-HTTP-Method-Override and its

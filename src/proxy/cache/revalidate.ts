@@ -7,6 +7,7 @@
 import type { HeaderReader } from '../message.ts'
 import { headerValue, parseHttpDate } from './directives.ts'
 import type { Headers_ } from './policy.ts'
+import { urlKeyOf } from './key.ts'
 
 /** Hop-by-hop fields (RFC 9110 §7.6.1): never stored (§3.1) nor merged from a 304. */
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization'])
@@ -117,11 +118,14 @@ export function notModifiedHeaders(stored: Headers_): [string, string][] {
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
 
 /**
- * The cache keys an unsafe request's answer invalidates (§4.4): for a non-error status, its
- * target URI, and the URIs in Location and Content-Location when they have the same origin.
+ * The URIs an unsafe request's answer invalidates (§4.4), as keys of the URL alone (without the
+ * request key's forwarded-host suffix; the cache drops every key and variant of each): for a
+ * non-error status, its target URI, and the URIs in Location and Content-Location when they have
+ * the same origin.
  */
-export function invalidatedKeys(method: string, status: number, key: string, headers: Headers_): string[] {
+export function invalidatedKeys(method: string, status: number, requestKey: string, headers: Headers_): string[] {
   if (SAFE.has(method) || status < 200 || status >= 400) return []
+  const key = urlKeyOf(requestKey)
   const out = [key]
   for (const name of ['location', 'content-location']) {
     const v = headerValue(headers, name)

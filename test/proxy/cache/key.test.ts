@@ -1,7 +1,8 @@
 /**
  * The cache key of a request (proxy/cache/key.ts): behind a trusted proxy, the scheme and host
  * its X-Forwarded-Proto and -Host tell the origin, compared as authorities; and purge by URL
- * reaches the keys another forwarded host made; purge by prefix stays within its authority.
+ * and an unsafe method's invalidation reach the keys another forwarded host made; purge by prefix
+ * stays within its authority.
  */
 import { expect, test } from 'bun:test'
 import { EdgeCache } from '../../../src/proxy/cache/cache.ts'
@@ -65,5 +66,31 @@ test('purge by prefix stays within the authority it names: not example.com.evil,
   expect(left()).toEqual(['https://example.com/other', ...keys.slice(5)])
   expect(cache.purgePrefix('https://example.com:8443')).toBe(1)
   expect(cache.purgePrefix('https://example.com.evil/')).toBe(1)
+  cache.close()
+})
+
+test('an unsafe method invalidates every key and Vary variant of its URI, and of its Location, whichever forwarded host keyed them', async () => {
+  const cache = new EdgeCache({ maxBytes: 1 << 20, maxObjectBytes: 1 << 16, staleIfErrorMs: 0 })
+  const send = async (method: string, key: string, headers: Record<string, string>, answer: [string, string][], status = 200) => {
+    const req: ProxyRequest = { method, target: '/p', headers: new Headers({ host: 'example.com', ...headers }), body: null }
+    const x = await Promise.resolve(cache.lookup(req, { key, enabled: true, requestId: 'rid', client: {}, maxWaitMs: 5000 }))
+    await replyText(await x.onReply({ status, statusText: '', headers: [['date', new Date().toUTCString()], ...answer], body: method === 'GET' ? 'p' : null }))
+  }
+  const P = 'http://example.com/p'
+  const B = 'http://example.com/b'
+  const keys = [P, `${P}#x-forwarded-host=other.example`, B, `${B}#x-forwarded-host=cdn.example`, 'http://example.com/pq']
+  const store = async () => {
+    for (const key of keys) for (const enc of ['gzip', 'br']) await send('GET', key, { 'accept-encoding': enc }, [['cache-control', 'max-age=60'], ['vary', 'Accept-Encoding']])
+    expect(cache.store.objects).toBe(keys.length * 2)
+  }
+  const left = () => keys.filter((k) => cache.store.variants(k).length > 0)
+  await store()
+  // A POST as it came without a forwarded host: the URI's own key, its forwarded-host keys, every variant.
+  await send('POST', P, {}, [['location', '/b']], 201)
+  expect(left()).toEqual(['http://example.com/pq'])
+  await store()
+  // The same through a trusted balancer that forwarded another host: its key is suffixed, the URI the same.
+  await send('DELETE', `${P}#x-forwarded-host=other.example`, {}, [['content-location', '/b']], 204)
+  expect(left()).toEqual(['http://example.com/pq'])
   cache.close()
 })
