@@ -25,13 +25,21 @@ export function requestKey(tls: boolean, host: string, target: string, trusted: 
   if (forwardedHost === null) return key
   // Compared as authorities (case, the scheme's default port): "example.com:443" over https is Host "example.com".
   const forwarded = normalizeAuthority(scheme, forwardedHost)
-  return forwarded === normalizeAuthority(scheme, host) ? key : `${key}#x-forwarded-host=${forwarded}`
+  return forwarded === normalizeAuthority(scheme, host) ? key : `${key}${FORWARDED_HOST}${forwarded}`
 }
+
+const FORWARDED_HOST = '#x-forwarded-host='
 
 /** A key without its forwarded-host suffix (requestKey): the key of the URL alone. */
 export function urlKeyOf(key: string): string {
   const at = key.indexOf('#')
   return at < 0 ? key : key.slice(0, at)
+}
+
+/** The forwarded host a key's suffix names (requestKey), normalized as an authority; undefined without one. */
+export function forwardedHostOf(key: string): string | undefined {
+  const at = key.indexOf(FORWARDED_HOST)
+  return at < 0 ? undefined : key.slice(at + FORWARDED_HOST.length)
 }
 
 /**

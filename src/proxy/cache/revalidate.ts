@@ -7,7 +7,7 @@
 import type { HeaderReader } from '../message.ts'
 import { headerValue, parseHttpDate } from './directives.ts'
 import type { Headers_ } from './policy.ts'
-import { urlKeyOf } from './key.ts'
+import { forwardedHostOf, urlKeyOf } from './key.ts'
 
 /** Hop-by-hop fields (RFC 9110 §7.6.1): never stored (§3.1) nor merged from a 304. */
 export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization'])
@@ -121,27 +121,32 @@ const SAFE = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE'])
  * The URIs an unsafe request's answer invalidates (§4.4), as keys of the URL alone (without the
  * request key's forwarded-host suffix; the cache drops every key and variant of each): for a
  * non-error status, its target URI, and the URIs in Location and Content-Location when they have
- * the same origin.
+ * the same origin. Behind a trusted balancer that forwarded another host, the origin saw that
+ * host as its own and built absolute URLs from it: that origin is the target's too.
  */
 export function invalidatedKeys(method: string, status: number, requestKey: string, headers: Headers_): string[] {
   if (SAFE.has(method) || status < 200 || status >= 400) return []
   const key = urlKeyOf(requestKey)
+  const forwardedHost = forwardedHostOf(requestKey)
   const out = [key]
   for (const name of ['location', 'content-location']) {
     const v = headerValue(headers, name)
     if (v === null) continue
-    const other = resolveSameOrigin(key, v.trim())
+    const other = resolveSameOrigin(key, v.trim(), forwardedHost)
     if (other !== undefined && !out.includes(other)) out.push(other)
   }
   return out
 }
 
-/** `ref` resolved against the absolute key; undefined when it points to another origin. */
-export function resolveSameOrigin(base: string, ref: string): string | undefined {
+/**
+ * `ref` resolved against the absolute key, in the key's origin; undefined when it points to
+ * another origin than the key's (or than `alsoHost`'s, over the key's scheme).
+ */
+export function resolveSameOrigin(base: string, ref: string, alsoHost?: string): string | undefined {
   try {
     const b = new URL(base)
     const u = new URL(ref, base)
-    if (u.origin !== b.origin) return undefined
+    if (u.origin !== b.origin && (alsoHost === undefined || u.origin !== new URL(`${b.protocol}//${alsoHost}`).origin)) return undefined
     return `${originOf(base)}${u.pathname}${u.search}`
   } catch {
     return undefined

@@ -94,3 +94,20 @@ test('an unsafe method invalidates every key and Vary variant of its URI, and of
   expect(left()).toEqual(['http://example.com/pq'])
   cache.close()
 })
+
+test('a Location the origin built from the forwarded host it was told is same-origin for invalidation; another host is not', async () => {
+  const cache = new EdgeCache({ maxBytes: 1 << 20, maxObjectBytes: 1 << 16, staleIfErrorMs: 0 })
+  const send = async (method: string, key: string, answer: [string, string][], status = 200) => {
+    const req: ProxyRequest = { method, target: '/p', headers: new Headers({ host: 'example.com' }), body: null }
+    const x = await Promise.resolve(cache.lookup(req, { key, enabled: true, requestId: 'rid', client: {}, maxWaitMs: 5000 }))
+    await replyText(await x.onReply({ status, statusText: '', headers: [['date', new Date().toUTCString()], ...answer], body: method === 'GET' ? 'p' : null }))
+  }
+  const B = 'https://example.com/b'
+  const C = 'https://example.com/c'
+  for (const key of [B, `${B}#x-forwarded-host=www.example`, C]) await send('GET', key, [['cache-control', 'max-age=60']])
+  // The balancer told the origin "www.example"; the origin answers with absolute URLs on it.
+  await send('POST', 'https://example.com/p#x-forwarded-host=www.example', [['location', 'https://WWW.example:443/b'], ['content-location', 'https://third.example/c']], 201)
+  expect(cache.store.variants(B).length + cache.store.variants(`${B}#x-forwarded-host=www.example`).length).toBe(0)
+  expect(cache.store.variants(C).length).toBe(1)
+  cache.close()
+})
