@@ -7,6 +7,7 @@
  */
 import type { HeaderReader } from '../message.ts'
 import { deltaSeconds, headerValue, parseDirectives, parseHttpDate, parseTargetedDirectives, type Directives } from './directives.ts'
+import { varyNames } from './vary.ts'
 
 export type Headers_ = readonly (readonly [string, string])[]
 
@@ -65,7 +66,7 @@ export function whyNotStorable(method: string, req: HeaderReader, reqDirectives:
   if (cc.has('private')) return 'private'
   // §3.5: a response to a request with Authorization only with one of these directives.
   if (req.get('authorization') !== null && !cc.has('public') && !cc.has('s-maxage') && !cc.has('must-revalidate')) return 'authorization'
-  if (varyIsStar(headers)) return 'vary-star' // it can never match a later request (§4.1)
+  if (varyNames(headers) === '*') return 'vary-star' // it can never match a later request (§4.1)
   const explicit = cc.has('public') || cc.has('max-age') || cc.has('s-maxage') || (!rd.targeted && headerValue(headers, 'expires') !== null)
   if (!explicit && !HEURISTIC_STATUSES.has(status)) return 'no-freshness'
   // A Set-Cookie is one client's. Stored on a heuristic, or only to be revalidated, one client's
@@ -77,11 +78,6 @@ export function whyNotStorable(method: string, req: HeaderReader, reqDirectives:
   // cacheable to share) still stores it.
   if ((!explicit || freshForMs <= 0 || cc.has('no-cache')) && headerValue(headers, 'set-cookie') !== null) return 'set-cookie'
   return undefined
-}
-
-function varyIsStar(headers: Headers_): boolean {
-  const v = headerValue(headers, 'vary')
-  return v !== null && v.split(',').some((t) => t.trim() === '*')
 }
 
 /**

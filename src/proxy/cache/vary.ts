@@ -4,7 +4,9 @@
  */
 import type { HeaderReader } from '../message.ts'
 import { headerValue, type Directives } from './directives.ts'
-import type { Headers_ } from './policy.ts'
+
+/** A response's field list, as policy.ts's Headers_ (not imported from there: policy.ts imports this file). */
+type Headers_ = readonly (readonly [string, string])[]
 
 export interface VaryKey {
   /** Lower-case request header names, in the order Vary lists them. */
@@ -15,15 +17,24 @@ export interface VaryKey {
 
 export const NO_VARY: VaryKey = { names: [], values: [] }
 
-/** The names a response's Vary lists (lower-case, without duplicates); '*' never matches (§4.1). */
+/** A field name is a token (RFC 9110 §5.1, §5.6.2). */
+const FIELD_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/
+
+/**
+ * The names a response's Vary lists (lower-case, without duplicates); '*' never matches (§4.1).
+ * Nor does a member that is not a field name ("Accept Encoding", "a:b", a quoted name): no request
+ * can carry such a field, and where the request's fields are a fetch Headers (the runtime front,
+ * Deno) asking for one throws. It is '*' too: the response is not stored.
+ */
 export function varyNames(headers: Headers_): string[] | '*' {
   const v = headerValue(headers, 'vary')
   if (v === null) return []
   const names: string[] = []
   for (const t of v.split(',')) {
     const name = t.trim().toLowerCase()
-    if (name === '*') return '*'
-    if (name !== '' && !names.includes(name)) names.push(name)
+    if (name === '') continue
+    if (name === '*' || !FIELD_NAME.test(name)) return '*'
+    if (!names.includes(name)) names.push(name)
   }
   return names
 }
