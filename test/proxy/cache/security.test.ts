@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from 'bun:test'
 import { EdgeCache, type CacheExchange } from '../../../src/proxy/cache/cache.ts'
+import { MAX_VARY_NAMES } from '../../../src/proxy/cache/vary.ts'
 import type { ProxyReply, ProxyRequest } from '../../../src/proxy/message.ts'
 import { replyText } from '../../support/reply.ts'
 
@@ -168,5 +169,23 @@ describe('a Vary member that is not a field name', () => {
     const next = await exchange(cache, request(), origin(200, [['cache-control', 'max-age=60']], 'again'))
     expect(next.body).toBe('again')
     cache.close()
+  })
+})
+
+describe('a Vary that names many fields', () => {
+  test(`up to ${MAX_VARY_NAMES} distinct names (repeats not counted) the response is stored; past them it is passed on and not stored`, async () => {
+    const names = (n: number) => Array.from({ length: n }, (_, i) => `x-f${i}`)
+    const { cache } = setup()
+    const ok = await exchange(cache, request(), origin(200, [['cache-control', 'max-age=60'], ['vary', [...names(MAX_VARY_NAMES), ...names(MAX_VARY_NAMES)].join(', ')]], 'page'))
+    expect(ok.cacheStatus).toBe('proxy; fwd=uri-miss; stored')
+    expect(cache.store.variants(KEY)[0]!.vary.names.length).toBe(MAX_VARY_NAMES)
+    cache.close()
+    const { cache: other } = setup()
+    // What an origin can fit in a 64 KiB head: 12,000 names.
+    const huge = await exchange(other, request(), origin(200, [['cache-control', 'max-age=60'], ['vary', names(12_000).join(',')]], 'page'))
+    expect(huge.body).toBe('page')
+    expect(huge.cacheStatus).toBe('proxy; fwd=uri-miss')
+    expect(other.store.objects).toBe(0)
+    other.close()
   })
 })
