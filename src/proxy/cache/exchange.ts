@@ -13,7 +13,7 @@ import { answerFromStore, discardBody, withCacheStatus, type CacheStatus, type S
 import { hasValidators, invalidatedKeys, isConditional, mergeNotModified, notModifiedSelects, storableHeaders, validatorHeaders } from './revalidate.ts'
 import { entryBytes, type CacheEntry, type CacheStore } from './store.ts'
 import { BodyTee, type FillBudget } from './tee.ts'
-import { varyKeyFor, varyMatches, varyNames } from './vary.ts'
+import { varyKeyFor, varyMatches, varyNames, varyNamesKept } from './vary.ts'
 
 /** How a request's answer was produced, for the access log and proxy_cache_requests_total. */
 export type CacheResult = 'hit' | 'stale' | 'revalidated' | 'collapsed' | 'miss' | 'bypass' | 'refresh'
@@ -344,7 +344,9 @@ export class CacheExchange {
     updated.bytes = entryBytes(updated.key, merged, updated.body, updated.vary)
     const store = this.cache.store
     const why = whyNotStorable('GET', this.req.headers, this.rd, candidate.status, merged, rd, updated.lifetimeMs - currentAgeMs(merged, updated, nowMs))
-    if (why !== undefined && RESPONSE_REASONS.has(why)) store.remove(candidate)
+    // A 304 whose Vary names other fields: it answers this request, but the stored response is
+    // dropped; the values of the newly named fields in the request it was stored for are not known (§4.1).
+    if ((why !== undefined && RESPONSE_REASONS.has(why)) || !varyNamesKept(candidate.vary, merged)) store.remove(candidate)
     else store.replace(candidate, updated)
     return updated
   }

@@ -82,6 +82,16 @@ export function varyMatches(key: VaryKey, req: HeaderReader): boolean {
   return true
 }
 
+/**
+ * Whether a response's Vary (a 304's, merged into a stored response) names the same fields as the
+ * secondary key it was stored with, in any order. When not, the stored response no longer holds
+ * the values of what its Vary names in the request it was stored for (§4.1).
+ */
+export function varyNamesKept(key: VaryKey, headers: Headers_): boolean {
+  const names = varyNames(headers)
+  return names !== '*' && names.length === key.names.length && names.every((n) => key.names.includes(n))
+}
+
 /** Two stored responses answer the same requests (one replaces the other, §4.1 / §3). */
 export function sameVaryKey(a: VaryKey, b: VaryKey): boolean {
   if (a.names.length !== b.names.length) return false

@@ -189,3 +189,33 @@ describe('a Vary that names many fields', () => {
     other.close()
   })
 })
+
+describe('a 304 that changes what the stored response varies on', () => {
+  test('Vary: Accept-Encoding revalidated with a 304 saying Vary: Accept-Encoding, Cookie: that client is answered, the next cookie is not served the stored one', async () => {
+    const { clock, cache } = setup()
+    const fresh = (vary: string): [string, string][] => [['date', new Date(clock.t).toUTCString()], ['cache-control', 'max-age=60'], ['etag', '"v1"'], ['vary', vary]]
+    await exchange(cache, request({ 'accept-encoding': 'gzip', cookie: 'u=a' }), { status: 200, statusText: '', headers: fresh('Accept-Encoding'), body: 'page' })
+    clock.t += 61_000
+    const x = await lookup(cache, request({ 'accept-encoding': 'gzip', cookie: 'u=b' }))
+    expect(x.validators).toEqual([['if-none-match', '"v1"']])
+    const r = await x.onReply({ status: 304, statusText: '', headers: fresh('Accept-Encoding, Cookie'), body: null })
+    expect(r.status).toBe(200)
+    expect(await replyText(r)).toBe('page')
+    // §4.1: the stored response now names Cookie, whose value in the request it was stored for is not known.
+    const next = await lookup(cache, request({ 'accept-encoding': 'gzip', cookie: 'u=c' }))
+    expect(next.hit).toBeUndefined()
+    cache.close()
+  })
+
+  test('the same names in another order or case change nothing: the refreshed response keeps answering', async () => {
+    const { clock, cache } = setup()
+    const fresh = (vary: string): [string, string][] => [['date', new Date(clock.t).toUTCString()], ['cache-control', 'max-age=60'], ['etag', '"v1"'], ['vary', vary]]
+    await exchange(cache, request({ 'accept-encoding': 'gzip', cookie: 'u=a' }), { status: 200, statusText: '', headers: fresh('Accept-Encoding, Cookie'), body: 'page' })
+    clock.t += 61_000
+    const x = await lookup(cache, request({ 'accept-encoding': 'gzip', cookie: 'u=a' }))
+    await replyText(await x.onReply({ status: 304, statusText: '', headers: fresh('cookie,accept-encoding'), body: null }))
+    const next = await lookup(cache, request({ 'accept-encoding': 'gzip', cookie: 'u=a' }))
+    expect(next.result).toBe('hit')
+    cache.close()
+  })
+})
