@@ -96,6 +96,13 @@ class ParsedHead implements ResponseHead {
 export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 
 /**
+ * Interim (1xx) heads accepted before the final one; more is a misbehaving upstream (a 502).
+ * Each is relayed as it comes, so without a bound an upstream could queue heads for a client
+ * that reads nothing until header_timeout (curl gives up past 300 KiB of heads, 1xx included).
+ */
+export const MAX_INTERIM_HEADS = 16
+
+/**
  * Why the bytes `held` for a response head are refused before it is parsed (a 502), or undefined
  * while it may still come right. `end` is where its CRLFCRLF is, or -1: the size limit holds for
  * a complete head too, since its blank line may come in the read that crosses the limit; an

@@ -12,7 +12,7 @@ import { listMembers } from '../../http1/chars.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeClosingResponse } from '../../http1/response-encode.ts'
-import { MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
+import { MAX_INTERIM_HEADS, MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { unwatchStall, watchStall, type StallWatch } from '../../lib/stall-sweep.ts'
 import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
@@ -53,8 +53,6 @@ export interface TunnelEnd {
   error?: string
 }
 
-/** Interim (1xx) answers relayed before the final one; more is a misbehaving upstream. */
-const MAX_INTERIM_HEADS = 16
 /** Client bytes held while the upstream has not answered the upgrade yet. */
 const MAX_HELD_BYTES = 64 * 1024
 

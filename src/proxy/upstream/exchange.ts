@@ -11,7 +11,7 @@ import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import type { HeadReader } from '../../http1/head-reader.ts'
 import { encodeRequestHead, type ForwardedLines } from '../../http1/request-encode.ts'
-import { MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
+import { MAX_INTERIM_HEADS, MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
 import { copyOut } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
@@ -96,6 +96,8 @@ export class Exchange {
   private bodyBytes = 0
   private lastDataAt = 0
   private firstByteAt = 0
+  /** Interim (1xx) heads read so far (at most MAX_INTERIM_HEADS). */
+  private interims = 0
   /** performance.now() by which the response head is due (0: it came, or the exchange is over). */
   private headDueAt = 0
   /** performance.now() by which the client's next request body bytes are due (0: not waiting for them). */
@@ -226,6 +228,7 @@ export class Exchange {
         // 100 Continue, 102, 103 Early Hints: informational; the final response follows. A
         // proxy forwards them (RFC 9110 §15.2); 100 is the client listener's own business.
         if (head.status === 101) return this.fail('BAD_RESPONSE', 'unexpected 101 Switching Protocols')
+        if (++this.interims > MAX_INTERIM_HEADS) return this.fail('BAD_RESPONSE', `upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers`)
         if (head.status !== 100) this.opts.onInterim?.(head)
         if (rest === null) return
         continue

@@ -3,9 +3,11 @@
  * bytes are cut into reads: one larger than the 64 KiB limit, also when its blank line arrives
  * in the read that crosses the limit; and heads that can never end with a CRLFCRLF (lines ended
  * by a bare LF, bytes that are not an HTTP/1.x status line), refused when they arrive, not left
- * to header_timeout (a 504, as if the upstream had said nothing). Against loopback servers.
+ * to header_timeout (a 504, as if the upstream had said nothing); and more interim (1xx) heads
+ * than MAX_INTERIM_HEADS before the final one. Against loopback servers.
  */
 import { expect, test } from 'bun:test'
+import { MAX_INTERIM_HEADS } from '../../../src/http1/response-head.ts'
 import type { RequestFailure } from '../../../src/proxy/errors.ts'
 import { GET_REQUEST as request, upstreamConnections } from '../../support/upstream-connection.ts'
 
@@ -30,9 +32,9 @@ function server(parts: string[]): number {
 }
 
 /** The failure an exchange against `parts` ends with (its code and message), or 'answered <status>'. */
-async function outcome(parts: string[]): Promise<string> {
+async function outcome(parts: string[], onInterim?: () => void): Promise<string> {
   const c = await connection(server(parts))
-  return c.exchange(request, { headerTimeoutMs: 30_000, idleTimeoutMs: 0 }).then(
+  return c.exchange(request, { headerTimeoutMs: 30_000, idleTimeoutMs: 0, onInterim }).then(
     (res) => `answered ${res.head.status}`,
     (err: RequestFailure) => `${err.code}: ${err.message}`,
   )
@@ -70,4 +72,21 @@ test.each([
 test('a status line that comes a byte at a time is still read', async () => {
   const answer = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
   expect(await outcome(answer.slice(0, 9).split('').concat(answer.slice(9)))).toBe('answered 200')
+})
+
+test('interim (1xx) heads beyond MAX_INTERIM_HEADS are refused: each is relayed to the client, so an upstream could queue them without end', async () => {
+  const hint = 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n'
+  const final = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
+  let relayed = 0
+  // Up to the limit (a 100 Continue counted too), in one read: relayed, and the final answer read.
+  const allowed = ['HTTP/1.1 100 Continue\r\n\r\n' + hint.repeat(MAX_INTERIM_HEADS - 1) + final]
+  expect(await outcome(allowed, () => relayed++)).toBe('answered 200')
+  expect(relayed).toBe(MAX_INTERIM_HEADS - 1)
+  // One more, in one read or one per write: a 502, with no more relayed than the limit.
+  relayed = 0
+  expect(await outcome([hint.repeat(MAX_INTERIM_HEADS + 1) + final], () => relayed++)).toBe(`BAD_RESPONSE: upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers`)
+  expect(relayed).toBe(MAX_INTERIM_HEADS)
+  relayed = 0
+  expect(await outcome([...Array.from({ length: MAX_INTERIM_HEADS + 1 }, () => hint), final], () => relayed++)).toBe(`BAD_RESPONSE: upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers`)
+  expect(relayed).toBe(MAX_INTERIM_HEADS)
 })
