@@ -124,6 +124,47 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   }
 
   /**
+   * A body answered from the cache that is still arriving (a collapsed request's share of another
+   * request's upstream body), wrapped so that the record is written when it ends, as an upstream
+   * exchange's is: with the bytes passed on and the failure that cut it (the upstream's, or the
+   * client's leaving). The wrapper pulls only when read, as the body it wraps.
+   */
+  emitAtEnd(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+    const reader = body.getReader()
+    let bytes = 0
+    const end = (code: FailureCode | undefined): void => {
+      this.record.bytes_out = bytes
+      if (code !== undefined) this.record.error = this.cutByDrain(code)
+      this.emit()
+    }
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (ctl) => {
+          let next: Awaited<ReturnType<typeof reader.read>>
+          try {
+            next = await reader.read()
+          } catch (err) {
+            ctl.error(err)
+            return end(err instanceof RequestFailure ? err.code : 'RESET_MID_BODY')
+          }
+          if (next.done) {
+            ctl.close()
+            return end(undefined)
+          }
+          bytes += next.value.byteLength
+          ctl.enqueue(next.value)
+        },
+        // The client went away, or took nothing for send_timeout (told apart as the exchange does).
+        cancel: (why) => {
+          end((why as { code?: string } | undefined)?.code === 'CLIENT_SEND_TIMEOUT' ? 'CLIENT_SEND_TIMEOUT' : 'CLIENT_GONE')
+          return reader.cancel(why)
+        },
+      },
+      { highWaterMark: 0 },
+    )
+  }
+
+  /**
    * The attempts phase (`outgoing` and the timeouts set): the first pick, as the attempt loop
    * would pick it, goes to an idle connection (or one dialled) with this flight as the sink; its
    * outcome, or the loop's after a failure, goes to `outcome`.

@@ -300,11 +300,14 @@ export class ProxyHandler {
   /** What the cache said: its answer (recorded), or the request goes upstream with its validators. */
   private looked(flight: Flight, outgoing: OutgoingRequest, cached: CacheExchange): ProxyReply | undefined {
     flight.cached = cached
-    if (cached.hit) {
-      flight.record.status = cached.hit.status
-      if (cached.hit.body instanceof Uint8Array) flight.record.bytes_out = cached.hit.body.byteLength
-      flight.emit()
-      return cached.hit
+    const hit = cached.hit
+    if (hit) {
+      flight.record.status = hit.status
+      if (hit.body instanceof Uint8Array) flight.record.bytes_out = hit.body.byteLength
+      // A body still arriving (shared with the request that went upstream) is recorded when it ends.
+      if (hit.body instanceof ReadableStream) hit.body = flight.emitAtEnd(hit.body)
+      else flight.emit()
+      return hit
     }
     const { headers, lines } = this.forwardFields(flight)
     for (const v of cached.validators) headers.push(v)

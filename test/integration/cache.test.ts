@@ -10,7 +10,7 @@ import { EdgeCache } from '../../src/proxy/cache/cache.ts'
 import type { RequestRecord } from '../../src/proxy/observe/record.ts'
 import { RequestMetrics } from '../../src/proxy/observe/metrics.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
-import { Harness, waitFor } from '../support/harness.ts'
+import { Harness, rawClient, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -279,5 +279,41 @@ describe('edge cache over real sockets', () => {
     expect(res.headers.get('content-length')).toBe('3')
     expect(await res.text()).toBe('234')
     expect(upstream).toBe(1)
+  })
+
+  test('collapsed requests whose shared body the upstream cut are logged with the cut when their body ends, not as whole 200s', async () => {
+    // An origin that sends the head, then (once told) part of the body and closes.
+    let cut: (() => void) | undefined
+    const origin = Bun.listen({
+      hostname: '127.0.0.1',
+      port: 0,
+      socket: {
+        data(s) {
+          s.write('HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 100\r\n\r\n')
+          cut = () => {
+            s.write('partial')
+            s.end()
+          }
+        },
+      },
+    })
+    h.track(() => origin.stop(true))
+    const { url, cache, records } = start(origin.port)
+    const clients = Array.from({ length: 3 }, () => rawClient(h, Number(new URL(url).port)))
+    clients[0]!.s.write('GET /cut HTTP/1.1\r\nHost: a\r\n\r\n')
+    expect(await waitFor(() => cut !== undefined)).toBe(true)
+    for (const c of clients.slice(1)) c.s.write('GET /cut HTTP/1.1\r\nHost: a\r\n\r\n')
+    expect(await waitFor(() => cache.counts.collapsed === 2)).toBe(true)
+    cut!()
+    // Every client sees the cut (the connection closes short of Content-Length: 100)...
+    expect(await waitFor(() => clients.every((c) => c.closed()))).toBe(true)
+    expect(clients.every((c) => c.got().endsWith('\r\n\r\npartial'))).toBe(true)
+    // ...and every record says so, the collapsed ones too, with the bytes they got.
+    expect(await waitFor(() => records.length === 3)).toBe(true)
+    expect(records.map((r) => [r.cache, r.status, r.error, r.bytes_out]).sort()).toEqual([
+      ['collapsed', 200, 'RESET_MID_BODY', 7],
+      ['collapsed', 200, 'RESET_MID_BODY', 7],
+      ['miss', 200, 'RESET_MID_BODY', 7],
+    ])
   })
 })
