@@ -206,8 +206,18 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   }
 
   private settle(o: AttemptOutcome<IncomingResponse> | Promise<AttemptOutcome<IncomingResponse>>): void {
-    if (o instanceof Promise) o.then((x) => this.outcome!(this, x), (err) => this.sink.failed(err))
+    if (o instanceof Promise) o.then((x) => this.outcome!(this, x), (err) => this.failed(err))
     else this.outcome!(this, o)
+  }
+
+  /**
+   * A throw on the request path (a bug): the cache's collapsed-forwarding slot this request holds,
+   * if any, is given back (its waiters look again), and the listener answers 500. Every failure of
+   * a flight goes through here, so no path has to remember the slot.
+   */
+  failed(err: unknown): void {
+    this.cached?.abandon()
+    this.sink.failed(err)
   }
 
   /** One attempt of the loop (after a failure) on `state`: an idle pooled connection, or a new one (always, when `fresh`). */

@@ -115,17 +115,21 @@ export class ProxyHandler {
     if (own) return sink.answer(own)
     // body (read ahead only when there is one to read: most requests go on in the same turn)
     const outgoing = this.body(flight)
-    if (outgoing instanceof Promise) outgoing.then((o) => this.afterBody(flight, o)).catch((err) => sink.failed(err))
+    if (outgoing instanceof Promise) outgoing.then((o) => this.afterBody(flight, o)).catch((err) => flight.failed(err))
     else this.afterBody(flight, outgoing)
   }
 
   private afterBody(flight: Flight, outgoing: OutgoingRequest | FailureCode): void {
     if (typeof outgoing === 'string') return flight.sink.answer(flight.fail(outgoing))
-    // cache
+    // cache (a throw once the cache has been asked goes through the flight, which gives back its slot)
     if (this.hooks.cache) {
-      const hit = this.cache(flight, outgoing)
-      if (hit instanceof Promise) hit.then((h) => this.afterCache(flight, outgoing, h), (err) => flight.sink.failed(err))
-      else this.afterCache(flight, outgoing, hit)
+      try {
+        const hit = this.cache(flight, outgoing)
+        if (hit instanceof Promise) hit.then((h) => this.afterCache(flight, outgoing, h)).catch((err) => flight.failed(err))
+        else this.afterCache(flight, outgoing, hit)
+      } catch (err) {
+        flight.failed(err)
+      }
       return
     }
     // attempts, then respond
@@ -331,9 +335,9 @@ export class ProxyHandler {
     try {
       reply = this.respond(flight, outcome)
     } catch (err) {
-      return flight.sink.failed(err)
+      return flight.failed(err)
     }
-    if (reply instanceof Promise) reply.then((r) => flight.sink.answer(r), (err) => flight.sink.failed(err))
+    if (reply instanceof Promise) reply.then((r) => flight.sink.answer(r), (err) => flight.failed(err))
     else flight.sink.answer(reply)
   }
 

@@ -125,8 +125,9 @@ export class EdgeCache implements CacheInternals {
       const fwd = x.fwd
       return this.waitFor(flight, ctx.maxWaitMs).then(() => this.lookup(req, ctx, fwd))
     }
-    if (!flight && collapsible) return x.forward(this.openFlight(ctx.key))
-    return x.forward(undefined)
+    // The flight is taken once nothing more can throw before the exchange is the request path's.
+    if (!flight && collapsible) return x.forward().holding(this.openFlight(ctx.key))
+    return x.forward()
   }
 
   private openFlight(key: string): Flight {

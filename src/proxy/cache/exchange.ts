@@ -176,10 +176,15 @@ export class CacheExchange {
   }
 
   /** Goes upstream, with the candidate's validators unless the client sent its own conditions (§4.3.1). */
-  forward(flight: Flight | undefined): this {
-    this.flight = flight
+  forward(): this {
     // Not for a request whose answer may not be stored (unkeyed): a 304 to it would update the stored response.
     if (this.candidate && !this.noValidators && !isConditional(this.req.headers) && !this.unkeyed()) this.validators = validatorHeaders(this.candidate.headers)
+    return this
+  }
+
+  /** This request leads the key's collapsed forwarding: it holds `flight` until settle() or abandon(). */
+  holding(flight: Flight): this {
+    this.flight = flight
     return this
   }
 
@@ -189,8 +194,26 @@ export class CacheExchange {
     if (f) this.cache.settle(this.ctx.key, f, fill)
   }
 
-  /** The upstream answered: returns what to send to the client. */
+  /**
+   * The request failed on a throw (a bug) before its answer was decided: the flight it holds, if
+   * any, is released, so its waiters look again and later requests do not wait for it.
+   */
+  abandon(): void {
+    this.settle()
+  }
+
+  /** The upstream answered: returns what to send to the client. A throw releases the flight and cancels the body first. */
   onReply(reply: ProxyReply): ProxyReply | Promise<ProxyReply> {
+    try {
+      return this.decide(reply)
+    } catch (err) {
+      this.settle()
+      discardBody(reply.body)
+      throw err
+    }
+  }
+
+  private decide(reply: ProxyReply): ProxyReply | Promise<ProxyReply> {
     const c = this.cache
     const req = this.req
     const nowMs = c.now()
