@@ -113,7 +113,10 @@ export class EdgeCache implements CacheInternals {
       }
     } else x.fwd = variants.length > 0 ? 'vary-miss' : 'uri-miss'
 
-    const flight = this.flights.get(ctx.key)
+    let flight = this.flights.get(ctx.key)
+    // A leader past the collapse wait without an answer head is lost (or as slow as a lost one):
+    // nobody waits for it any more, and this request may lead anew (nginx's proxy_cache_lock_age).
+    if (flight && !flight.settled && flight.deadlineMs <= nowMs) flight = this.expire(ctx.key, flight)
     // A response still arriving for this key can answer as it streams.
     if (waited) x.fwd = waited
     if (!isBackground && flight?.fill && x.canShare(flight.fill, nowMs)) return x.serveFill(flight.fill, nowMs)
@@ -123,27 +126,36 @@ export class EdgeCache implements CacheInternals {
       // Another request is fetching this key: wait for its head, then look again (it may
       // have been stored, or be shareable while it streams, or neither: then go ourselves).
       const fwd = x.fwd
-      return this.waitFor(flight, ctx.maxWaitMs).then(() => this.lookup(req, ctx, fwd))
+      return this.waitFor(ctx.key, flight, Math.min(ctx.maxWaitMs, flight.deadlineMs - nowMs)).then(() => this.lookup(req, ctx, fwd))
     }
     // The flight is taken once nothing more can throw before the exchange is the request path's.
-    if (!flight && collapsible) return x.forward().holding(this.openFlight(ctx.key))
+    if (!flight && collapsible) return x.forward().holding(this.openFlight(ctx.key, nowMs + ctx.maxWaitMs))
     return x.forward()
   }
 
-  private openFlight(key: string): Flight {
+  private openFlight(key: string, deadlineMs: number): Flight {
     let release!: () => void
     const headed = new Promise<void>((r) => (release = r))
-    const flight: Flight = { headed, release, fill: undefined }
+    const flight: Flight = { headed, release, fill: undefined, settled: false, deadlineMs }
     this.flights.set(key, flight)
     return flight
   }
 
-  private waitFor(flight: Flight, maxWaitMs: number): Promise<void> {
+  /** Drops a flight whose leader is past its deadline and wakes its waiters (they go upstream themselves). */
+  private expire(key: string, flight: Flight): undefined {
+    if (this.flights.get(key) === flight) this.flights.delete(key)
+    flight.release()
+    return undefined
+  }
+
+  /** Resolves when the flight settles, or after `waitMs`: then the flight is lost, and dropped. */
+  private waitFor(key: string, flight: Flight, waitMs: number): Promise<void> {
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.timers.delete(timer)
+        if (!flight.settled) this.expire(key, flight)
         resolve()
-      }, maxWaitMs)
+      }, waitMs)
       this.timers.add(timer)
       flight.headed.then(() => {
         clearTimeout(timer)
@@ -154,6 +166,7 @@ export class EdgeCache implements CacheInternals {
   }
 
   settle(key: string, flight: Flight, fill?: Fill): void {
+    flight.settled = true
     if (fill) flight.fill = fill
     else if (this.flights.get(key) === flight) this.flights.delete(key)
     flight.release()

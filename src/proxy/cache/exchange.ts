@@ -54,6 +54,10 @@ export interface Flight {
   headed: Promise<void>
   release: () => void
   fill: Fill | undefined
+  /** The leader's answer head was handled (settle): the flight no longer makes anyone wait. */
+  settled: boolean
+  /** Cache clock time past which an unsettled flight is taken as lost: it is dropped, and nobody waits for it. */
+  deadlineMs: number
 }
 
 export interface CacheInternals {
