@@ -124,4 +124,102 @@ describe('collapsed forwarding gives its slot back', () => {
     expect(again.headers.get('cache-status')).toBe('proxy; fwd=uri-miss; stored')
     expect(upstream).toBe(1)
   })
+  test('the origin resets mid-body while 20 collapsed requests read it: all see it cut, and the next request goes upstream', async () => {
+    let cut!: Socket
+    const origin = await rawOrigin((s, n) => {
+      if (n === 1) {
+        s.write(`HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 100000\r\n\r\n${'a'.repeat(1000)}`)
+        cut = s
+      } else s.end('HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfine')
+    })
+    const { url, cache } = start(origin.port)
+    const readers = Array.from({ length: 21 }, async () => {
+      const res = await fetch(`${url}/reset`)
+      return { cacheStatus: res.headers.get('cache-status'), ...(await drain(res)) }
+    })
+    expect(await waitFor(() => cache.counts.collapsed === 20)).toBe(true)
+    cut.resetAndDestroy()
+    const got = await Promise.all(readers)
+    expect(got.every((r) => r.failed && r.bytes < 100_000)).toBe(true)
+    expect(got.filter((r) => r.cacheStatus === 'proxy; fwd=uri-miss; collapsed').length).toBe(20)
+    expect(origin.requests()).toBe(1)
+    expect(cache.status().in_flight).toBe(0)
+    const again = await fetch(`${url}/reset`)
+    expect(await again.text()).toBe('fine')
+    expect(again.headers.get('cache-status')).toBe('proxy; fwd=uri-miss; stored')
+    expect(origin.requests()).toBe(2)
+  })
+
+  test('a body longer than its Content-Length: the declared length is shared and stored, the rest is not taken as a response', async () => {
+    const origin = await rawOrigin((s, n) => {
+      if (n === 1) setTimeout(() => s.write('HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 10\r\n\r\naaaaaaaaaaHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nforged'), 100)
+      else s.end('HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 5\r\nConnection: close\r\n\r\nother')
+    })
+    const { url, cache } = start(origin.port)
+    const got = await Promise.all(Array.from({ length: 5 }, async () => (await fetch(`${url}/long`)).text()))
+    expect(got).toEqual(Array(5).fill('aaaaaaaaaa'))
+    expect(origin.requests()).toBe(1)
+    expect(cache.status().in_flight).toBe(0)
+    const hit = await fetch(`${url}/long`)
+    expect(await hit.text()).toBe('aaaaaaaaaa')
+    expect(hit.headers.get('cache-status')).toMatch(/^proxy; hit; ttl=\d+$/)
+    const other = await fetch(`${url}/other`)
+    expect(await other.text()).toBe('other')
+    expect(origin.requests()).toBe(2)
+  })
+  for (const big of [false, true]) {
+    test(`the client whose miss leads leaves mid-body: the collapsed ones still get the whole body (${big ? 'too large to store, chunked' : 'stored'})`, async () => {
+      let leader!: Socket
+      const total = big ? 2 << 20 : 200_000
+      const origin = await rawOrigin((s, n) => {
+        if (n === 1) leader = s
+        else s.end('HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfine')
+      })
+      const { url, port, cache } = start(origin.port, { maxObjectBytes: big ? 64 << 10 : 1 << 20 })
+      // The owner: a raw client, so that it can vanish.
+      const owner = connect(port, '127.0.0.1')
+      h.track(() => void owner.destroy())
+      owner.on('error', () => {})
+      let ownerBytes = 0
+      owner.on('data', (d) => (ownerBytes += d.length))
+      owner.write(`GET /lead HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
+      expect(await waitFor(() => origin.requests() === 1)).toBe(true)
+      const firsts: Promise<unknown>[] = []
+      const readers = Array.from({ length: 5 }, (_, i) => {
+        let first!: () => void
+        firsts.push(new Promise<void>((r) => (first = r)))
+        return (async () => {
+          const res = await fetch(`${url}/lead`)
+          const reader = res.body!.getReader()
+          let bytes = (await reader.read()).value?.byteLength ?? 0
+          first()
+          for (let j = 0; j < 100_000; j++) {
+            const { done, value } = await reader.read()
+            if (done) break
+            bytes += value.byteLength
+          }
+          return { i, bytes, cacheStatus: res.headers.get('cache-status') }
+        })()
+      })
+      const piece = 'b'.repeat(16 << 10)
+      leader.write(`HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nConnection: close\r\n${big ? 'Transfer-Encoding: chunked' : `Content-Length: ${total}`}\r\n\r\n`)
+      const send = (text: string) => leader.write(big ? `${text.length.toString(16)}\r\n${text}\r\n` : text)
+      send(piece)
+      await Promise.all(firsts)
+      expect(await waitFor(() => ownerBytes > 0)).toBe(true)
+      owner.destroy()
+      for (let sent = piece.length; sent < total; sent += piece.length) send(piece)
+      if (big) leader.write('0\r\n\r\n')
+      const got = await Promise.all(readers)
+      expect(got.map((r) => r.bytes)).toEqual(Array(5).fill(total))
+      expect(got.every((r) => r.cacheStatus === 'proxy; fwd=uri-miss; collapsed')).toBe(true)
+      expect(origin.requests()).toBe(1)
+      expect(await waitFor(() => cache.status().in_flight === 0)).toBe(true)
+      const again = await fetch(`${url}/lead`)
+      await again.text()
+      // Stored: a hit; too large: the origin again.
+      expect(again.headers.get('cache-status')).toMatch(big ? /^proxy; fwd=uri-miss; stored$/ : /^proxy; hit; ttl=\d+$/)
+      expect(origin.requests()).toBe(big ? 2 : 1)
+    })
+  }
 })
