@@ -92,7 +92,11 @@ export class StreamTable {
     this.onClosed()
   }
 
-  /** A stream error (§5.4.2): RST_STREAM, and it counts like a reset the client sent (a variant of rapid reset). */
+  /**
+   * A stream error (§5.4.2): RST_STREAM, and it counts like a reset the client sent (a variant of
+   * rapid reset); a request already handed on and not yet answered also counts as one the client
+   * cancelled ("MadeYouReset", CVE-2025-8671: the client makes us reset it, the origin's work is lost alike).
+   */
   failed(err: Http2Error): void {
     // RST_STREAM must not name an idle stream (§6.4): an error there (a PRIORITY frame of the
     // wrong size or depending on itself) is the connection's.
@@ -101,6 +105,7 @@ export class StreamTable {
     this.sendRst(err.streamId, err.h2Code)
     if (s) this.close(s, err.h2Code)
     this.floods.reset('stream errors')
+    if (s?.dispatched && !s.responseStarted) this.floods.abandon()
   }
 
   /** The connection is gone: every stream ends with `code`. */

@@ -27,6 +27,22 @@ describe('session level: each flood ends the connection with ENHANCE_YOUR_CALM, 
     expect(c.requests.length).toBeLessThanOrEqual(51)
     expect(c.closed).toBe(true)
   })
+  test.each([
+    ['WINDOW_UPDATE of 0', (id: number) => frame(FrameType.WINDOW_UPDATE, 0, id, new Uint8Array(4))],
+    ['WINDOW_UPDATE past 2^31-1', (id: number) => windowUpdateFrame(id, 2 ** 31 - 1)],
+    ['PRIORITY of 4 bytes', (id: number) => frame(FrameType.PRIORITY, 0, id, new Uint8Array(4))],
+    ['DATA after END_STREAM', (id: number) => frame(FrameType.DATA, Flag.END_STREAM, id, new Uint8Array(1))],
+  ])('"MadeYouReset" (CVE-2025-8671): requests we reset for a %s sent after they reached the owner count as cancelled ones', async (_, provoke) => {
+    const c = new RawClient({ limits: { maxAbandonedPerWindow: 20 } }).start()
+    for (let i = 0; i < 200 && !c.closed; i++) {
+      const id = 1 + 2 * i
+      c.send(c.get(id, '/slow')) // reaches the owner (the origin starts working on it)...
+      c.send(provoke(id)) // ...then a frame that makes us reset it, before its answer began
+    }
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+    expect(c.requests.length).toBeLessThanOrEqual(21)
+  })
   test('streams opened after a GOAWAY (the client\'s, answered with ours) are ignored, and count against the same budget', async () => {
     const c = new RawClient({ limits: { maxResetsPerWindow: 20 } }).start()
     // Stream 1 stays open, so the connection does not simply close after the GOAWAY.
