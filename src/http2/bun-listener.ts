@@ -21,6 +21,11 @@ export const ALPN_H2 = '\x02h2'
 
 export interface H2ConnectionOptions {
   limits?: Partial<Http2Limits>
+  /**
+   * send_timeout: bytes queued for a client that takes none of them for this long end the
+   * connection (the socket is cut: a GOAWAY could not reach it either). 0 or absent: none.
+   */
+  sendTimeoutMs?: number
   onRequest(stream: ServerStream, conn: H2Connection): void
   onClose?(err: Http2Error | undefined): void
   onError?(err: unknown): void
@@ -31,10 +36,13 @@ export class H2Connection {
   readonly session: ServerSession
   private readonly out: WriteQueue
   private gone = false
+  /** Times bytes the socket did not take (send_timeout), while some wait. */
+  private stall: StallWatch | undefined
 
   constructor(private readonly sock: Socket<unknown>, opts: H2ConnectionOptions) {
     // Batched: the flushes of many sessions in one round of events go out together (write-queue.ts).
-    this.out = new WriteQueue(sock, { batch: true })
+    const sendTimeoutMs = opts.sendTimeoutMs ?? 0
+    this.out = new WriteQueue(sock, { batch: true, onQueued: sendTimeoutMs > 0 ? () => this.watchStall(sendTimeoutMs) : undefined })
     this.session = new ServerSession({
       write: (b) => (this.gone ? false : this.out.write(b)),
       close: () => this.endWhenFlushed(),
@@ -54,8 +62,22 @@ export class H2Connection {
   }
 
   onDrain(): void {
-    if (!this.out.flush()) return
-    this.session.drained()
+    if (this.stall) this.stall.since = monoNow() // the client took bytes: progress
+    const open = this.out.flush()
+    if (this.stall && this.out.empty) unwatchStall(this.stall)
+    if (open) this.session.drained()
+  }
+
+  /**
+   * A client that reads nothing while bytes wait for it, for sendTimeoutMs, is cut, as an
+   * HTTP/1.1 one is (reply-writer.ts) and as nginx's send_timeout closes an HTTP/2 connection:
+   * the streams' own watches reset streams but could not end the connection, whose GOAWAY and
+   * FIN wait behind the bytes it never takes, so the socket and what it held were kept for ever.
+   */
+  private watchStall(limitMs: number): void {
+    const w = (this.stall ??= { since: 0, limitMs, expire: () => this.sock.terminate() })
+    w.since = monoNow()
+    watchStall(w)
   }
 
   /** Hands what is held for this round's batch to the socket now (the peer half-closed: Bun closes the socket next). */
@@ -65,6 +87,7 @@ export class H2Connection {
 
   onClose(): void {
     this.gone = true
+    if (this.stall) unwatchStall(this.stall)
     this.out.clear()
     this.session.destroy()
   }

@@ -137,6 +137,38 @@ test('HTTP/2: a small whole body on a stream whose window stays shut is reset af
   await next.arrayBuffer()
 }, 20_000)
 
+test('HTTP/2: a client that stops reading altogether (its windows open) has its connection cut after send_timeout, not kept for ever', async () => {
+  const origin = bigOrigin(64)
+  const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { send_timeout: '1s', tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const sock = tls.connect({ host: '127.0.0.1', port: proxy.port, ca: await Bun.file(certs.caFile).text(), servername: 'proxy.test', ALPNProtocols: ['h2'] })
+  h.track(() => void sock.destroy())
+  const request = new HpackEncoder(4096).encode([[':method', 'GET'], [':scheme', 'https'], [':authority', 'proxy.test'], [':path', '/h2big']])
+  let data = 0
+  let closed = false
+  const rx = new FrameSplitter()
+  sock.on('data', (d: Buffer) => {
+    rx.push(new Uint8Array(d), (fh, payload) => {
+      if (fh.type === FrameType.DATA) data += payload.byteLength
+    })
+    if (data > 0) sock.pause() // took a little, then reads nothing more: the proxy's socket fills
+  })
+  sock.on('close', () => (closed = true))
+  sock.on('error', () => {})
+  sock.once('secureConnect', () => {
+    // Windows of 2^30 for the stream and the connection: only the socket holds the bytes back.
+    const open = new Uint8Array(4)
+    new DataView(open.buffer).setUint32(0, 2 ** 30)
+    sock.write(concatBytes([PREFACE, settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 2 ** 30]]), frame(FrameType.WINDOW_UPDATE, 0, 0, open), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, request)]))
+  })
+  // Before: the stream was reset, then GOAWAY and FIN queued behind the bytes never taken: open for ever.
+  expect(await waitFor(() => closed, 10_000, 50)).toBe(true)
+  expect(data).toBeLessThan(64 * 1024 * 1024)
+  const next = await fetch(`${proxy.url}/next`, { tls: { ca: await Bun.file(certs.caFile).text(), serverName: 'proxy.test' } } as RequestInit)
+  expect(next.status).toBe(200)
+  await next.body?.cancel()
+}, 20_000)
+
 test('a client that never reads a body the upstream sent in full (its last read) is cut too, and its slot freed', async () => {
   const body = new Uint8Array(200 * 1024).fill(121)
   const origin = h.origin({ fetch: () => new Response(body) })

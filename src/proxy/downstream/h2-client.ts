@@ -43,6 +43,7 @@ export class H2Client {
     this.client = { ip: clientAddress(sock.remoteAddress), tls: true, streamKeepsLength: true, protocol: 'HTTP/2', forwarding: new ForwardingLines() }
     this.conn = new H2Connection(sock, {
       limits,
+      sendTimeoutMs: shared.opts.sendTimeoutMs,
       onRequest: (stream) => this.serve(stream),
       onError: (err) => shared.opts.onError(err),
     })
