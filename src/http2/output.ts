@@ -55,6 +55,11 @@ export class Output {
     this.soon()
   }
 
+  /** The transport took less than it was given: nothing more goes out until drained(). */
+  get waitingForDrain(): boolean {
+    return this.blocked
+  }
+
   /** A stream has DATA or an end to send. */
   schedule(stream: ServerStream): void {
     if (!this.readySet.has(stream)) {

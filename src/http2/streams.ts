@@ -72,6 +72,10 @@ export class StreamTable {
 
   /** Our END_STREAM is queued: trailers go out now; the stream closes if the client is done too. */
   localDone(s: ServerStream): void {
+    // A client that reads nothing: the stream ends once its last frame can go out (the output's
+    // pump calls this again), so it still counts against SETTINGS_MAX_CONCURRENT_STREAMS and bodiless
+    // answers (HEAD, 204, 304) cannot pile up unread without bound, as Go's server and nginx hold theirs.
+    if (this.out.waitingForDrain && !s.closed) return this.out.schedule(s)
     if (s.trailers) {
       const t = s.trailers
       s.trailers = undefined

@@ -142,6 +142,35 @@ describe('session level: each flood ends the connection with ENHANCE_YOUR_CALM, 
     expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
     expect(c.bytesWritten).toBeLessThan(64 * 1024)
   })
+  test('a client that asks for bodiless answers (HEAD, 204) without reading them cannot grow our queue without bound: their streams count until sent', async () => {
+    const c = new RawClient({ limits: { maxConcurrentStreams: 100 }, onRequest: (s) => s.respond(204, [['x-note', 'an answer the client never reads']], true) }).start()
+    await c.settle()
+    c.writable = false
+    c.send(c.get(1)) // its answer is the write that finds the client not reading
+    await c.settle()
+    for (let i = 1; i < 50; i++) c.send(c.get(1 + 2 * i))
+    await c.settle()
+    // Answered, but not sent: the streams stay open until their END_STREAM goes out.
+    expect(c.session.streamCount).toBe(49)
+    c.writable = true
+    c.session.drained()
+    await c.settle()
+    expect(c.session.streamCount).toBe(0)
+    expect(c.ofType(FrameType.HEADERS)).toHaveLength(50)
+    c.writable = false
+    c.send(c.get(101)) // again the answer that finds the client not reading
+    await c.settle()
+    for (let i = 51; i < 5000 && !c.closed; i++) {
+      c.send(c.get(1 + 2 * i))
+      if (i % 100 === 0) await c.settle()
+    }
+    await c.settle()
+    // Each answer was queued and its stream closed at once, so the client could always open more:
+    // 4950 answers waited for a client that reads nothing. Now 100 streams stay open, the rest are
+    // refused, and the refusals end the connection.
+    expect(c.requests.length).toBeLessThanOrEqual(51 + 101)
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+  })
   test('HPACK bomb: a small block naming a large table entry many times gets 431; the connection goes on', async () => {
     const c = new RawClient({ limits: { maxHeaderListBytes: 16 * 1024 } }).start()
     const big = 'x'.repeat(4000)
