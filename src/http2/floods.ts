@@ -66,6 +66,11 @@ export class FloodGuard {
     if (!this.empties.take()) throw enhanceYourCalm(`flood of ${what}`)
   }
 
+  /** A DATA frame, on an open stream or one we reset: without body bytes (padding at most) and END_STREAM, it carries nothing. */
+  data(bodyBytes: number, endStream: boolean): void {
+    if (bodyBytes === 0 && !endStream) this.empty('empty DATA frames')
+  }
+
   /** WINDOW_UPDATE frames are allowed two per DATA frame we sent, on top of the budget. */
   windowUpdate(dataFramesSent: number): void {
     if (!this.windowUpdates.take(2 * dataFramesSent)) throw enhanceYourCalm('WINDOW_UPDATE flood')

@@ -215,8 +215,8 @@ export class ServerSession implements StreamHost {
   private settings(h: F.FrameHeader, p: Uint8Array): void {
     const list = F.parseSettings(h, p)
     this.settingsSeen = true
+    this.floods.setting() // ACKs too: we send one SETTINGS, so a flood of them is work without progress as much
     if (h.flags & F.Flag.ACK) return
-    this.floods.setting()
     for (const [id, value] of list) {
       if (id === F.Setting.HEADER_TABLE_SIZE) this.encoder.setPeerTableSize(value)
       else if (id === F.Setting.MAX_FRAME_SIZE) this.out.peerMaxFrame = value
@@ -256,7 +256,7 @@ export class ServerSession implements StreamHost {
     const code = F.parseRstStream(p)
     if (this.streams.isIdle(h.streamId)) throw connectionError(H2Code.PROTOCOL_ERROR, 'RST_STREAM on an idle stream (RFC 9113 §6.4)')
     const s = this.streams.get(h.streamId)
-    if (!s) return
+    if (!s) return this.floods.reset('resets of closed streams') // ignored (§5.1), but not for free
     // Rapid reset (CVE-2023-44487): opening and cancelling streams costs us work without limit.
     this.floods.reset('stream resets')
     // A request already handed on (the origin is working on it) and dropped before its answer.
@@ -335,12 +335,12 @@ export class ServerSession implements StreamHost {
       if (s) throw streamError(s.id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
       // A closed stream: data in flight after our RST_STREAM is dropped (§5.1); anything else is an error.
       if (!this.streams.wasResetByUs(h.streamId)) throw streamError(h.streamId, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
-      return
+      return this.floods.data(F.stripPadding(h, p).byteLength, (h.flags & F.Flag.END_STREAM) !== 0)
     }
     this.flow.chargeStream(s, h.length)
     const data = F.stripPadding(h, p)
     const end = (h.flags & F.Flag.END_STREAM) !== 0
-    if (data.byteLength === 0 && !end) this.floods.empty('empty DATA frames')
+    this.floods.data(data.byteLength, end)
     // Padding is credited back at once: the owner never sees it.
     if (h.length > data.byteLength) this.consumed(s, h.length - data.byteLength)
     if (data.byteLength > 0) this.lastProgressMs = this.now()

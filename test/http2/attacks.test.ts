@@ -124,6 +124,22 @@ describe('session level: each flood ends the connection with ENHANCE_YOUR_CALM, 
     await c.settle()
     expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
   })
+  test.each([
+    ['SETTINGS ACKs (we sent one SETTINGS)', (_: RawClient) => frame(FrameType.SETTINGS, Flag.ACK, 0)],
+    ['RST_STREAM on a stream already closed', (_: RawClient) => rstStreamFrame(1, H2Code.CANCEL)],
+    ['empty DATA on a stream we reset', (c: RawClient) => c.data(3, new Uint8Array(0))],
+    ['padding-only DATA on a stream we reset', (_: RawClient) => frame(FrameType.DATA, Flag.PADDED, 3, Uint8Array.from([7, 0, 0, 0, 0, 0, 0, 0]))],
+  ])('frames ignored on closed streams or as acks are counted too: a flood of %s', async (_, make) => {
+    const c = new RawClient({ onRequest: (s) => (s.request.method === 'GET' ? s.respond(204, [], true) : s.reset(H2Code.CANCEL)) }).start()
+    c.send(c.get(1), c.get(3, '/up', [], false)) // stream 1 answered and closed, stream 3 reset by us
+    await c.settle()
+    const one = make(c)
+    const batch = new Uint8Array(one.byteLength * 100)
+    for (let i = 0; i < 100; i++) batch.set(one, i * one.byteLength)
+    for (let i = 0; i < 100 && !c.closed; i++) c.send(batch) // 10,000 frames
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+  })
   test('empty DATA flood on an open stream', async () => {
     const c = new RawClient().start()
     c.send(c.get(1, '/up', [], false))
