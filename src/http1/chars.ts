@@ -1,8 +1,8 @@
 /**
  * Field syntax shared by the request and response head parsers (and the runtime listener's
  * request checks): character classes as lookups by character code (the parsers scan heads by
- * hand on the hot path), the Host value, and Content-Length values (RFC 9110 §5.5, §5.6.2,
- * §7.2, §8.6).
+ * hand on the hot path), the Host value, Content-Length values and Upgrade's protocol list (RFC
+ * 9110 §5.5, §5.6.2, §7.2, §7.8, §8.6).
  */
 
 /** tchar by character code: 1 where allowed in a token (a method or a header name). */
@@ -181,5 +181,20 @@ export function listMembers(value: string): string[] {
 /** Whether every member of a list is a token: a transfer coding must be one (RFC 9112 §7). */
 export function allTokens(members: readonly string[]): boolean {
   for (const m of members) if (!isToken(m, 0, m.length)) return false
+  return true
+}
+
+/**
+ * Whether an Upgrade value names at least one protocol and nothing but protocols (RFC 9110 §7.8:
+ * protocol = protocol-name ["/" protocol-version], both tokens; empty list members are allowed,
+ * §5.6.1). `websocket garbage(`, `"x"`, `a/` and an empty value are not.
+ */
+export function isProtocolList(value: string): boolean {
+  const members = listMembers(value)
+  if (members.length === 0) return false
+  for (const m of members) {
+    const slash = m.indexOf('/')
+    if (slash < 0 ? !isToken(m, 0, m.length) : !isToken(m, 0, slash) || !isToken(m, slash + 1, m.length)) return false
+  }
   return true
 }

@@ -10,7 +10,7 @@ import { Buffer } from 'node:buffer'
 import type { HeadReader } from './head-reader.ts'
 import type { RepeatedStrings } from '../lib/bytes.ts'
 import { sameAuthority } from '../lib/net.ts'
-import { allTokens, contentLength, crlfAt, isDigit, isHostValueBytes, isOws, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
+import { allTokens, contentLength, crlfAt, isDigit, isHostValueBytes, isOws, isProtocolList, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
 
 export interface RequestHead {
   method: string
@@ -37,7 +37,7 @@ export interface RequestHead {
   keepAlive: boolean
   /** "Expect: 100-continue" was sent. */
   expectContinue: boolean
-  /** The Upgrade header's value when a request without a body asks to switch protocols (Connection: upgrade). */
+  /** The Upgrade header's value when a request without a body asks to switch protocols (Connection: upgrade) to valid ones (RFC 9110 §7.8). */
   upgrade: string | undefined
 }
 
@@ -275,8 +275,10 @@ export function parseRequestHeadBytes(b: Buffer, end: number, strings?: Repeated
     expectContinue: minor === 1 && expect !== undefined && expect.toLowerCase() === '100-continue',
     // A request with a body is not switched: its body would share the tunnel with whatever the
     // client sends next, which the upstream could read as another request we never checked.
-    // Nor is an HTTP/1.0 request: its Upgrade is ignored (RFC 9110 §7.8).
-    upgrade: minor === 1 && upgrade !== undefined && hasToken(tokens, 'upgrade') && body.kind === 'none' ? upgrade : undefined,
+    // Nor is an HTTP/1.0 request: its Upgrade is ignored (RFC 9110 §7.8). Nor one whose Upgrade
+    // names no valid protocol (empty, `"x"`, `websocket garbage(`): there is nothing to switch to,
+    // and a server may ignore Upgrade (§7.8); it is served as a plain request.
+    upgrade: minor === 1 && upgrade !== undefined && hasToken(tokens, 'upgrade') && body.kind === 'none' && isProtocolList(upgrade) ? upgrade : undefined,
   }
 }
 

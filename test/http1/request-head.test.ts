@@ -159,6 +159,16 @@ describe('accepted', () => {
     expect(parseRequestHead(head('GET /ws HTTP/1.0', 'Host: a', 'Connection: Upgrade', 'Upgrade: websocket')).upgrade).toBeUndefined()
   })
 
+  test('an Upgrade that names no valid protocol is not a request to switch (RFC 9110 §7.8: protocol-name ["/" protocol-version], tokens)', () => {
+    const upgradeOf = (value: string) => parseRequestHead(head('GET /ws HTTP/1.1', 'Host: a', 'Connection: Upgrade', `Upgrade:${value}`)).upgrade
+    for (const bad of ['', ' ', ' ,', ' , ,', ' websocket garbage(', ' "x"', ' websocket/', ' /1', ' a b', ' websocket, x/1/2', ' websocket, (x)']) {
+      expect([bad, upgradeOf(bad)]).toEqual([bad, undefined])
+    }
+    for (const good of ['websocket', 'WebSocket', 'h2c, websocket', 'HTTP/2.0, SHTTP/1.3, IRC/6.9, RTA/x11', ' , websocket ,']) {
+      expect([good, upgradeOf(` ${good}`)]).toEqual([good, good.trim()])
+    }
+  })
+
   test('OPTIONS * and an HTTP/1.0 request without Host', () => {
     expect(parseRequestHead(head('OPTIONS * HTTP/1.1', 'Host: a')).target).toBe('*')
     expect(parseRequestHead(head('GET / HTTP/1.0')).host).toBeUndefined()

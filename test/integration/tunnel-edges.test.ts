@@ -5,7 +5,8 @@
  * open; an answer whose head is over 64 KiB is a 502; a 101 that does not name a protocol the
  * request asked for is a 502, not a tunnel (RFC 9110 §7.8, §15.2.2); Max-Forwards on an OPTIONS
  * upgrade is counted down, and at 0 answered by the proxy (§7.6.2); a refused upgrade whose body
- * stalls is cut at idle_timeout, as a plain response is. Raw sockets on loopback.
+ * stalls is cut at idle_timeout, as a plain response is; an Upgrade naming no valid protocol is
+ * served as a plain request. Raw sockets on loopback.
  */
 import { afterEach, expect, test } from 'bun:test'
 import { Harness, rawClient as rawClientOf, waitFor } from '../support/harness.ts'
@@ -161,4 +162,37 @@ test('a refused upgrade whose body stalls is cut at idle_timeout and logged IDLE
   expect(await waitFor(() => h.records.some((r) => r.path === '/stalled'), 3000)).toBe(true)
   const rec = h.records.find((r) => r.path === '/stalled')!
   expect([rec.status, rec.error, rec.bytes_out]).toEqual([403, 'IDLE_TIMEOUT', 3])
+})
+
+test('an Upgrade that names no valid protocol is served as a plain request, without Upgrade, as an HTTP/1.0 one is (RFC 9110 §7.8)', async () => {
+  const seen: string[] = []
+  // The origin would switch to anything it is asked for; a plain request gets a plain answer
+  // (and its connection may be pooled for the next one).
+  const origin = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      data(s, d) {
+        const request = Buffer.from(d).toString('latin1')
+        seen.push(request)
+        const asked = /\r\nupgrade: ?([^\r]*)/i.exec(request)
+        s.write(asked ? `HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: ${asked[1]}\r\n\r\n` : 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain')
+      },
+    },
+  })
+  h.track(() => origin.stop(true))
+  const port = origin.port
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` } })
+  const values = ['', ',', 'websocket garbage(', '"x"', 'websocket/']
+  for (const [i, value] of values.entries()) {
+    const c = rawClient(proxy.port)
+    c.s.write(`GET /bad${i} HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: ${value}\r\n\r\n`)
+    expect(await waitFor(() => c.got().endsWith('plain'), 3000)).toBe(true)
+    expect([value, c.got().slice(0, 12)]).toEqual([value, 'HTTP/1.1 200'])
+    // A plain exchange: the connection stays open for the next request.
+    expect(c.closed()).toBe(false)
+    c.s.destroy()
+  }
+  expect(seen.length).toBe(values.length)
+  for (const request of seen) expect(request.toLowerCase()).not.toContain('upgrade')
 })

@@ -131,6 +131,14 @@ test('a real WebSocket client through Deno: text, binary and a 200 KB message ec
   }
 }, 60_000)
 
+test('an Upgrade that names no valid protocol is served as a plain request without Upgrade, as on the own listener (RFC 9110 §7.8), not a 501', async () => {
+  for (const value of ['', '"x"', 'websocket garbage(']) {
+    const r = await exchange(port, origin, `GET /noproto HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: ${value}\r\n\r\n`, { until: (t) => t.endsWith('GET /noproto') })
+    expect([value, r.statuses]).toEqual([value, [200]])
+    expect(r.seen.map((q) => origin.header(q, 'upgrade'))).toEqual([undefined])
+  }
+})
+
 // The differential table's malformed requests (scripts/differential.ts), NBSP/VT/FF/NEL cases
 // included: on Deno, hyper's parser and request-checks.ts refuse them (a bad chunk gets no
 // answer at all); none reaches the origin. The exception is below.

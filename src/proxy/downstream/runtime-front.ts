@@ -5,6 +5,7 @@
  * What this front cannot do is in the README: WebSockets are relayed message by message, other
  * upgrades are refused (501), and the runtime keeps its own head limits and timers.
  */
+import { isProtocolList } from '../../http1/chars.ts'
 import { listen, type Listener } from '../../runtime/listener.ts'
 import type { ResolvedConfig } from '../../config/schema.ts'
 import type { ClientInfo, ProxyHandler } from '../handler.ts'
@@ -41,9 +42,10 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
       const client: ClientInfo = { ip: clientAddress(ctx.ip), tls: opts.tls !== undefined }
       // Deno.serve cannot hand over the raw connection: a WebSocket is relayed message by message
       // (runtime-websocket.ts); any other upgrade is refused, never forwarded as a plain request
-      // with its Upgrade headers stripped.
+      // with its Upgrade headers stripped. An Upgrade that names no valid protocol is no request
+      // to switch (RFC 9110 §7.8; as on the own listener): served as a plain request.
       const up = req.headers.get('upgrade')
-      const upgrading = up !== null && /\bupgrade\b/i.test(req.headers.get('connection') ?? '')
+      const upgrading = up !== null && isProtocolList(up) && /\bupgrade\b/i.test(req.headers.get('connection') ?? '')
       if (upgrading && (up.toLowerCase() !== 'websocket' || !isDeno)) {
         const detail = `protocol upgrade (${up}) is not supported on this runtime; run the Bun build for tunnels of any protocol`
         opts.onRefused('NOT_IMPLEMENTED', detail, client.ip)
