@@ -211,7 +211,8 @@ export function parseRequestHeadBytes(b: Buffer, end: number, strings?: Repeated
         expect = value
         break
       case 'upgrade':
-        upgrade = value
+        // Several lines are one list (RFC 9110 §5.3): every protocol offered goes on, not the last line's.
+        upgrade = upgrade === undefined ? value : `${upgrade}, ${value}`
         break
     }
     pos = stop + 2

@@ -169,6 +169,12 @@ describe('accepted', () => {
     }
   })
 
+  test('Upgrade on several lines is one list (RFC 9110 §5.3), all of it a valid one', () => {
+    const lines = (...values: string[]) => parseRequestHead(head('GET /ws HTTP/1.1', 'Host: a', 'Connection: Upgrade', ...values.map((v) => `Upgrade: ${v}`))).upgrade
+    expect(lines('websocket', 'echo/1')).toBe('websocket, echo/1')
+    expect(lines('websocket', '"x"')).toBeUndefined()
+  })
+
   test('OPTIONS * and an HTTP/1.0 request without Host', () => {
     expect(parseRequestHead(head('OPTIONS * HTTP/1.1', 'Host: a')).target).toBe('*')
     expect(parseRequestHead(head('GET / HTTP/1.0')).host).toBeUndefined()

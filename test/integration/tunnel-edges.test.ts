@@ -6,7 +6,7 @@
  * request asked for is a 502, not a tunnel (RFC 9110 §7.8, §15.2.2); Max-Forwards on an OPTIONS
  * upgrade is counted down, and at 0 answered by the proxy (§7.6.2); a refused upgrade whose body
  * stalls is cut at idle_timeout, as a plain response is; an Upgrade naming no valid protocol is
- * served as a plain request. Raw sockets on loopback.
+ * served as a plain request, and Upgrade on two lines goes on as one list. Raw sockets on loopback.
  */
 import { afterEach, expect, test } from 'bun:test'
 import { Harness, rawClient as rawClientOf, waitFor } from '../support/harness.ts'
@@ -195,4 +195,22 @@ test('an Upgrade that names no valid protocol is served as a plain request, with
   }
   expect(seen.length).toBe(values.length)
   for (const request of seen) expect(request.toLowerCase()).not.toContain('upgrade')
+})
+
+test('Upgrade on two lines goes upstream as one list, and a 101 naming the first line\'s protocol opens the tunnel (RFC 9110 §5.3)', async () => {
+  const seen: string[] = []
+  const port = upgradingOrigin((write, request) => {
+    seen.push(request)
+    write(SWITCHED)
+  })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` } })
+  const c = rawClient(proxy.port)
+  c.s.write(UPGRADE.replace('/t', '/two').replace('Upgrade: echo', 'Upgrade: echo\r\nUpgrade: other/2'))
+  expect(await waitFor(() => c.got().includes('\r\n\r\n'), 3000)).toBe(true)
+  expect(c.got()).toStartWith('HTTP/1.1 101 ')
+  expect(seen[0]!.toLowerCase()).toContain('\r\nupgrade: echo, other/2\r\n')
+  c.s.write('one')
+  expect(await waitFor(() => c.got().endsWith('echo:one;'), 3000)).toBe(true)
+  c.s.end()
+  expect(await waitFor(() => h.records.some((r) => r.path === '/two'), 3000)).toBe(true)
 })
