@@ -1,14 +1,14 @@
 /**
  * A stub DNS resolver over UDP (with TCP when the answer is truncated): asks each configured
- * server in turn, validates the reply (id, source, question), follows the CNAME chain inside
- * the answer, and returns the addresses with the smallest TTL along the chain. Failures are
+ * server in turn, validates the reply (source, id, QR and opcode, the question's name, type and
+ * class), follows the CNAME chain inside the answer, and returns the addresses with the smallest TTL along the chain. Failures are
  * DnsErrors with stable codes. It keeps no cache: the resolver decides when to ask again.
  */
 import { Buffer } from 'node:buffer'
 import { createSocket } from 'node:dgram'
 import { isIP, connect } from 'node:net'
 import type { HostPort } from '../config/schema.ts'
-import { decodeMessage, encodeQuery, normaliseName, RCODE, TYPE, type Message } from './wire.ts'
+import { CLASS_IN, decodeMessage, encodeQuery, normaliseName, RCODE, TYPE, type Message } from './wire.ts'
 import { hostPort } from '../lib/net.ts'
 
 /**
@@ -96,10 +96,17 @@ export function interpret(msg: Message, name: string, type: number, server: stri
   return { addresses, ttlS: Number.isFinite(ttlS) ? ttlS : 0, server }
 }
 
+/**
+ * Whether `msg` is the answer to our query (RFC 5452 §9.1, RFC 1035 §7.3): a response (QR) to a
+ * standard query (opcode 0) with our id, and a question section that is exactly our question:
+ * one entry, the same name (case-insensitively, RFC 4343), type and class IN.
+ */
 function checkReply(msg: Message, id: number, name: string, type: number, server: string): void {
-  if (!msg.response || msg.id !== id) throw new DnsError('BAD_RESPONSE', `reply from ${server} does not match the query`, server)
+  if (!msg.response || msg.id !== id || msg.opcode !== 0) throw new DnsError('BAD_RESPONSE', `reply from ${server} does not match the query`, server)
   const q = msg.questions[0]
-  if (!q || q.name !== normaliseName(name) || q.type !== type) throw new DnsError('BAD_RESPONSE', `reply from ${server} answers another question`, server)
+  if (msg.questions.length !== 1 || !q || q.name !== normaliseName(name) || q.type !== type || q.qclass !== CLASS_IN) {
+    throw new DnsError('BAD_RESPONSE', `reply from ${server} answers another question`, server)
+  }
 }
 
 /** A query id from the CSPRNG: an off-path spoofer must guess it (RFC 5452 §9.2). */

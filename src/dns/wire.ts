@@ -11,7 +11,12 @@ export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP:
 export interface Question {
   name: string
   type: number
+  /** QCLASS; encoded as IN (1) when absent, always set when decoded. */
+  qclass?: number
 }
+
+/** The Internet class, the only one asked for or read. */
+export const CLASS_IN = 1
 
 export interface ResourceRecord {
   name: string
@@ -76,7 +81,7 @@ export function encodeQuery(id: number, name: string, type: number): Uint8Array 
   u16(out, 0)
   encodeName(name, out)
   u16(out, type)
-  u16(out, 1) // IN
+  u16(out, CLASS_IN)
   return Uint8Array.from(out)
 }
 
@@ -93,7 +98,7 @@ export function encodeResponse(m: Omit<Message, 'response' | 'opcode'>): Uint8Ar
   for (const q of m.questions) {
     encodeName(q.name, out)
     u16(out, q.type)
-    u16(out, 1)
+    u16(out, q.qclass ?? CLASS_IN)
   }
   for (const rr of [...m.answers, ...m.authorities]) {
     encodeName(rr.name, out)
@@ -161,7 +166,7 @@ export function decodeMessage(buf: Uint8Array): Message {
   for (let i = 0; i < counts[0]!; i++) {
     const name = readName()
     need(4)
-    questions.push({ name, type: view.getUint16(pos) })
+    questions.push({ name, type: view.getUint16(pos), qclass: view.getUint16(pos + 2) })
     pos += 4
   }
   const readRecords = (count: number): ResourceRecord[] => {
@@ -218,8 +223,6 @@ export function decodeMessage(buf: Uint8Array): Message {
     authorities,
   }
 }
-
-const CLASS_IN = 1
 
 function ipv6Bytes(text: string): number[] {
   const [head, tail] = text.split('::') as [string, string | undefined]

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { DnsError, queryAddresses } from '../../src/dns/client.ts'
 import { createLookup } from '../../src/dns/lookup.ts'
 import { DnsServer } from '../../src/dns/server.ts'
-import { TYPE } from '../../src/dns/wire.ts'
+import { encodeResponse, TYPE } from '../../src/dns/wire.ts'
 import { freeUdpPort } from '../support/dnsmasq.ts'
 
 const servers: DnsServer[] = []
@@ -111,6 +111,39 @@ describe('a reply with our id that cannot be read', () => {
     try {
       const got = await code(queryAddresses('origin.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: sock.address().port }], timeoutMs: 5000 }))
       expect(got).toBe('BAD_RESPONSE')
+    } finally {
+      sock.close()
+    }
+  })
+})
+
+describe('a reply to another question (RFC 5452 §9.1)', () => {
+  // Each query gets a reply that differs from it in one thing (with the address 127.0.0.66),
+  // then the right one (127.0.0.2), from the server's own address and with our id both times:
+  // only the second may be taken. A case change in the name is the same question (RFC 4343).
+  const reply = (id: number, address: string, questions = [{ name: 'origin.test', type: TYPE.A as number }]) =>
+    Buffer.from(encodeResponse({ id, authoritative: true, truncated: false, recursionDesired: true, recursionAvailable: false, rcode: 0, questions, answers: [{ name: 'origin.test', type: TYPE.A, ttl: 30, data: address }], authorities: [] }))
+  // The question's class is the two bytes after its name ("origin.test": 13 bytes) and type.
+  const classAt = 12 + 13 + 2
+  test.each([
+    ['class CH (3) in the question', (id: number) => (b => (b.writeUInt16BE(3, classAt), b))(reply(id, '127.0.0.66')), '127.0.0.2'],
+    ['opcode STATUS (2)', (id: number) => (b => ((b[2]! |= 2 << 3), b))(reply(id, '127.0.0.66')), '127.0.0.2'],
+    ['opcode NOTIFY (4)', (id: number) => (b => ((b[2]! |= 4 << 3), b))(reply(id, '127.0.0.66')), '127.0.0.2'],
+    ['two questions, ours first', (id: number) => reply(id, '127.0.0.66', [{ name: 'origin.test', type: TYPE.A }, { name: 'other.test', type: TYPE.A }]), '127.0.0.2'],
+    ['the QR bit clear', (id: number) => (b => ((b[2]! &= 0x7f), b))(reply(id, '127.0.0.66')), '127.0.0.2'],
+    ['type AAAA', (id: number) => reply(id, '127.0.0.66', [{ name: 'origin.test', type: TYPE.AAAA }]), '127.0.0.2'],
+    ['the name in upper case: the same question, taken', (id: number) => reply(id, '127.0.0.66', [{ name: 'ORIGIN.TEST', type: TYPE.A }]), '127.0.0.66'],
+  ] as const)('%s', async (_what, first, want) => {
+    const { createSocket } = await import('node:dgram')
+    const sock = createSocket('udp4')
+    sock.on('message', (q, rinfo) => {
+      sock.send(first(q.readUInt16BE(0)), rinfo.port, rinfo.address)
+      sock.send(reply(q.readUInt16BE(0), '127.0.0.2'), rinfo.port, rinfo.address)
+    })
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()))
+    try {
+      const got = await queryAddresses('origin.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: sock.address().port }], timeoutMs: 3000 })
+      expect(got.addresses).toEqual([want])
     } finally {
       sock.close()
     }

@@ -9,7 +9,7 @@ describe('wire', () => {
     expect(m.id).toBe(0xbeef)
     expect(m.response).toBe(false)
     expect(m.recursionDesired).toBe(true)
-    expect(m.questions).toEqual([{ name: 'origin.example', type: TYPE.AAAA }])
+    expect(m.questions).toEqual([{ name: 'origin.example', type: TYPE.AAAA, qclass: 1 }])
   })
 
   test('a response with A, AAAA and CNAME round-trips', () => {
