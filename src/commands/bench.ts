@@ -49,7 +49,7 @@ export function registerBench(cli: CAC, io: CliIo): void {
     .option('--data-binary <@file|text>', 'Request body from a file (@path) or as given')
     .option('-k, --insecure', "Do not verify the server's certificate")
     .option('--cacert <file>', 'PEM CA bundle to verify the server with')
-    .option('--resolve <host:port:addr>', 'Use addr for host:port, keeping Host and SNI (as curl). Repeatable')
+    .option('--resolve <host:port:addr>', 'Use addr for host:port (host * for any host on that port), keeping Host and SNI (as curl). Repeatable')
     .option('--connect-to <host:port:host2:port2>', 'Connect to host2:port2 instead, keeping Host and SNI (as curl). Repeatable')
     .option('--timeout <duration>', 'Per-request time limit (default: 10s)')
     .option('--json', 'Print one JSON document (schema in the README)')
@@ -126,14 +126,21 @@ export function targetFor(raw: string, resolves: string[], connectTos: string[])
       if (m[4]) t.connectPort = Number(m[4])
     }
   }
+  // `*` as the host names every host on that port (curl 7.86 on); an entry for the host itself
+  // wins over it whatever their order, as curl looks the host up before the wildcard.
+  let anyHost: string | undefined
   for (const r of resolves) {
     const m = /^(\[[^\]]+\]|[^:]+):(\d+):(.+)$/.exec(r)
     if (!m) throw new UsageError(`--resolve: "${r}" is not host:port:addr`)
     portNumber(m[2]!, `--resolve "${r}"`)
     const addr = m[3]!.replace(/^\[|\]$/g, '')
     if (!isIP(addr)) throw new UsageError(`--resolve: "${m[3]}" is not an IP address`)
-    if (m[1]!.replace(/^\[|\]$/g, '').toLowerCase() === t.connectHost.toLowerCase() && Number(m[2]) === t.connectPort) t.pinnedAddress = addr
+    if (Number(m[2]) !== t.connectPort) continue
+    const name = m[1]!.replace(/^\[|\]$/g, '').toLowerCase()
+    if (name === t.connectHost.toLowerCase()) t.pinnedAddress = addr
+    else if (m[1] === '*') anyHost = addr
   }
+  t.pinnedAddress ??= anyHost
   return t
 }
 
