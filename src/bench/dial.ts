@@ -33,6 +33,8 @@ export interface RequestSpec {
   method: string
   headers: [string, string][]
   body: Uint8Array | undefined
+  /** The client's own fields (User-Agent, Accept) not to send, lower case: curl's -H "Name:". */
+  omit?: ReadonlySet<string>
 }
 
 export interface ResponseInfo {

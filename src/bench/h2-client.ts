@@ -50,8 +50,9 @@ export class H2Connection implements BenchConnection {
     if (this.inFlight > this.peakInFlight) this.peakInFlight = this.inFlight
     const headers: OutgoingHttpHeaders = { ':method': spec.method, ':path': target.path, ':scheme': 'https', ':authority': hostHeader(target) }
     const names = new Set(spec.headers.map(([n]) => n.toLowerCase()))
-    if (!names.has('user-agent')) headers['user-agent'] = 'proxy-bench'
-    if (!names.has('accept')) headers.accept = '*/*'
+    const own = (name: string) => !names.has(name) && !spec.omit?.has(name)
+    if (own('user-agent')) headers['user-agent'] = 'proxy-bench'
+    if (own('accept')) headers.accept = '*/*'
     for (const [n, v] of spec.headers) {
       const lower = n.toLowerCase()
       if (lower === 'host') headers[':authority'] = v

@@ -51,9 +51,10 @@ export class TimingConnection implements BenchConnection {
     this.requests++
     let head = `${spec.method} ${target.path} HTTP/1.1\r\n`
     const names = new Set(spec.headers.map(([n]) => n.toLowerCase()))
+    const own = (name: string) => !names.has(name) && !spec.omit?.has(name)
     if (!names.has('host')) head += `Host: ${hostHeader(target)}\r\n`
-    if (!names.has('user-agent')) head += 'User-Agent: proxy-bench\r\n'
-    if (!names.has('accept')) head += 'Accept: */*\r\n'
+    if (own('user-agent')) head += 'User-Agent: proxy-bench\r\n'
+    if (own('accept')) head += 'Accept: */*\r\n'
     for (const [n, v] of spec.headers) head += `${n}: ${v}\r\n`
     if (spec.body) head += `Content-Length: ${spec.body.byteLength}\r\n`
     head += '\r\n'

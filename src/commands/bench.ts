@@ -44,7 +44,7 @@ export function registerBench(cli: CAC, io: CliIo): void {
     .option('--baseline <file>', 'Compare with a run saved with --json: same intervals and verdict as --vs')
     .option('--html <file>', 'Also write a self-contained HTML report (charts as inline SVG)')
     .option('-X, --method <method>', 'Request method (default: GET, or POST with --data)')
-    .option('-H, --header <header>', '"Name: value" request header. Repeatable')
+    .option('-H, --header <header>', '"Name: value" request header; "Name:" removes one the bench sends, "Name;" sends it empty (as curl). Repeatable')
     .option('--data <text>', 'Request body')
     .option('--data-binary <@file|text>', 'Request body from a file (@path) or as given')
     .option('-k, --insecure', "Do not verify the server's certificate")
@@ -83,6 +83,33 @@ function positiveInt(v: unknown, flag: string): number | undefined {
   const n = Number(v)
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag}: "${String(v)}" is not a whole number of 1 or more`)
   return n
+}
+
+/**
+ * The -H values as curl reads them: "Name: value" is sent; "Name:" (no value) is not, and removes
+ * the bench's own field of that name (returned in `omit`, lower case); "Name;" is sent with an
+ * empty value. A name is a token and a value holds no control character but HTAB (RFC 9110
+ * §5.1, §5.5: a CR LF would make a second field). Host cannot go or be empty: an HTTP/1.1
+ * request without one, or with an empty one for an http(s) URL, must be refused (RFC 9112 §3.2).
+ */
+export function headerFlags(values: readonly string[]): { headers: [string, string][]; omit: Set<string> } {
+  const headers: [string, string][] = []
+  const omit = new Set<string>()
+  for (const h of values) {
+    const i = h.indexOf(':')
+    const empty = i < 0 && h.endsWith(';')
+    const name = (empty ? h.slice(0, -1) : h.slice(0, Math.max(i, 0))).trim()
+    if ((i <= 0 && !empty) || !TOKEN.test(name)) throw new UsageError(`-H: "${h}" is not "Name: value" (or "Name;" for an empty value) with a name of letters, digits and !#$%&'*+-.^_\`|~`)
+    const value = empty ? '' : h.slice(i + 1).trim()
+    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) throw new UsageError(`-H: the value of "${name}" has a control character (CR, LF, NUL, ...); give each field its own -H`)
+    if (value === '' && !empty) omit.add(name.toLowerCase())
+    else headers.push([name, value])
+  }
+  const host = headers.filter(([n]) => n.toLowerCase() === 'host')
+  if ((omit.has('host') && host.length === 0) || host.some(([, v]) => v === '')) {
+    throw new UsageError('-H: a request without Host, or with an empty one, is one every HTTP/1.1 server must refuse (RFC 9112 §3.2); give the Host to send, -H "Host: name", or leave the -H out')
+  }
+  return { headers, omit }
 }
 
 /** A port as written in a URL or a flag: 1 to 65535 (RFC 6335 §6: port 0 is reserved, nothing listens on it). */
@@ -188,18 +215,16 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   } else if (opts.data !== undefined) body = new TextEncoder().encode(String(opts.data))
   // A request line and fields as HTTP has them (RFC 9110 §5.1, §5.5, §9.1): a token for a name or
   // a method, and no control character but HTAB in a value (a CR LF would make a second field).
-  const headers = list(opts.header).map((h): [string, string] => {
-    const i = h.indexOf(':')
-    if (i <= 0 || !TOKEN.test(h.slice(0, i).trim())) throw new UsageError(`-H: "${h}" is not "Name: value" with a name of letters, digits and !#$%&'*+-.^_\`|~`)
-    const value = h.slice(i + 1).trim()
-    if (/[\x00-\x08\x0a-\x1f\x7f]/.test(value)) throw new UsageError(`-H: the value of "${h.slice(0, i).trim()}" has a control character (CR, LF, NUL, ...); give each field its own -H`)
-    return [h.slice(0, i).trim(), value]
-  })
+  // As curl: "Name:" with no value sends no field of that name and removes the bench's own
+  // (User-Agent, Accept, a body's Content-Type); "Name;" sends the field with an empty value.
+  const { headers, omit } = headerFlags(list(opts.header))
   // The body's framing is the bench's own (Content-Length: its size): a second Content-Length, or a
-  // Transfer-Encoding beside it, makes a request a server must refuse (RFC 9112 §6.1, §6.3).
-  const framing = body && headers.find(([n]) => /^(content-length|transfer-encoding)$/i.test(n))
-  if (framing) throw new UsageError(`-H: "${framing[0]}" with a request body: bench sends the body with Content-Length: ${body!.byteLength} itself; leave the -H out`)
-  if (body && !headers.some(([n]) => n.toLowerCase() === 'content-type')) headers.push(['Content-Type', 'application/x-www-form-urlencoded'])
+  // Transfer-Encoding beside it, makes a request a server must refuse (RFC 9112 §6.1, §6.3); and
+  // one removed would leave the body unframed (curl sends it so).
+  const isFraming = (n: string) => /^(content-length|transfer-encoding)$/i.test(n)
+  const framing = body && (headers.find(([n]) => isFraming(n))?.[0] ?? [...omit].find(isFraming))
+  if (framing) throw new UsageError(`-H: "${framing}" with a request body: bench sends the body with Content-Length: ${body!.byteLength} itself; leave the -H out`)
+  if (body && !headers.some(([n]) => n.toLowerCase() === 'content-type') && !omit.has('content-type')) headers.push(['Content-Type', 'application/x-www-form-urlencoded'])
   let ca: string | undefined
   if (opts.cacert !== undefined) {
     try {
@@ -244,7 +269,7 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
       : undefined
   const plan: RunPlan = {
     targets,
-    spec: { method, headers, body },
+    spec: { method, headers, body, omit },
     client: { timeoutMs, insecure: Boolean(opts.insecure), ca, lookup: createLookup(), tlsSessions: opts.tlsResume === false ? undefined : new TlsSessionCache() },
     requests,
     durationMs,

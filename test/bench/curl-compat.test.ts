@@ -1,9 +1,13 @@
 /**
  * `proxy bench` flags written as for curl, each checked against curl 7.88 on loopback (curl -v
  * against a local server): `--resolve '*:port:addr'` (any host on that port; the host's own
- * entry wins). Names are pinned or in /etc/hosts (localhost): no DNS query is sent.
+ * entry wins); -H "Name:" (not sent, and the bench's own field of that name removed) and -H
+ * "Name;" (sent empty). Names are pinned or in /etc/hosts (localhost): no DNS query is sent.
  */
 import { afterEach, expect, test } from 'bun:test'
+import { createSecureServer } from 'node:http2'
+import { ExitCode } from '../../src/lib/exit-codes.ts'
+import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
 import { bench } from './run-bench.ts'
 
@@ -34,4 +38,52 @@ test('--resolve "*:port:addr" pins every host on that port, as curl; the host\'s
   const localPort = local.port!
   const other = await bench([`http://localhost:${localPort}/`, '--resolve', `*:${localPort === 65535 ? 1 : localPort + 1}:127.0.0.2`, '--timeout', '2s', '--json'])
   expect(where(other)).toEqual({ status: { '200': 1 }, address: '127.0.0.1' })
+})
+
+test('-H "Name:" sends no such field and removes the bench\'s own (User-Agent, Accept, a body\'s Content-Type); -H "Name;" sends it empty, as curl', async () => {
+  const seen: [string, string][][] = []
+  const s = h.origin({ fetch: (req) => (seen.push([...req.headers].filter(([n]) => n !== 'host')), new Response('ok')) })
+  const url = `http://127.0.0.1:${s.port}/`
+  const sent = async (...flags: string[]) => {
+    seen.length = 0
+    const r = await bench([url, ...flags, '--timeout', '2s', '--json'])
+    expect({ flags, status: r.json?.status }).toEqual({ flags, status: { '200': 1 } })
+    return Object.fromEntries(seen[0]!)
+  }
+  expect(await sent('-H', 'User-Agent:', '-H', 'Accept:')).toEqual({})
+  expect(await sent('-H', 'X-Foo;', '-H', 'Accept;')).toEqual({ 'user-agent': 'proxy-bench', 'x-foo': '', accept: '' })
+  // A field given with a value stays: "Name:" removes only the bench's own.
+  expect(await sent('-H', 'X-Foo: a', '-H', 'X-Foo:', '-H', 'X-Bar:')).toEqual({ 'user-agent': 'proxy-bench', accept: '*/*', 'x-foo': 'a' })
+  expect(await sent('-H', 'Content-Type:', '--data', 'x')).toEqual({ 'user-agent': 'proxy-bench', accept: '*/*', 'content-length': '1' })
+})
+
+test('-H "Host:" alone, an empty Host, and removing Content-Length beside a body are usage errors; "Host:" with another Host sends that one', async () => {
+  let hits = 0
+  let host = ''
+  const s = h.origin({ fetch: (req) => (hits++, (host = req.headers.get('host')!), new Response('ok')) })
+  const url = `http://127.0.0.1:${s.port}/`
+  // curl sends no Host, or "Host:", for these: a request an HTTP/1.1 server must refuse (RFC 9112 §3.2).
+  for (const flags of [['-H', 'Host:'], ['-H', 'Host;'], ['-H', 'Host: '], ['-H', 'Content-Length:', '--data', 'x']]) {
+    const r = await bench([url, ...flags, '--timeout', '2s'])
+    expect({ flags, code: r.code }).toEqual({ flags, code: ExitCode.USAGE })
+    expect(r.err).toContain(flags[1] === 'Content-Length:' ? '-H: "content-length" with a request body' : '-H: a request without Host, or with an empty one')
+  }
+  expect(hits).toBe(0)
+  expect((await bench([url, '-H', 'Host:', '-H', 'Host: a.test', '--timeout', '2s', '--json'])).json?.status).toEqual({ '200': 1 })
+  expect(host).toBe('a.test')
+})
+
+test('over HTTP/2 too: -H "User-Agent:" and "Accept:" remove the bench\'s own, -H "X-Foo;" sends it empty', async () => {
+  const c = makeCerts(['h2.test'], ['127.0.0.1'])
+  const seen: Record<string, string | string[] | undefined>[] = []
+  const server = createSecureServer({ cert: c.cert, key: c.key }, (req, res) => {
+    seen.push({ ...req.headers })
+    res.end('ok')
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  h.track(() => void server.close())
+  const port = (server.address() as { port: number }).port
+  const r = await bench([`https://h2.test:${port}/`, '--http2', '--resolve', `h2.test:${port}:127.0.0.1`, '--cacert', c.caFile, '-H', 'User-Agent:', '-H', 'Accept:', '-H', 'X-Foo;', '--timeout', '2s', '--json'])
+  expect(r.json?.status).toEqual({ '200': 1 })
+  expect([seen[0]?.['user-agent'], seen[0]?.accept, seen[0]?.['x-foo']]).toEqual([undefined, undefined, ''])
 })
