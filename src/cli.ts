@@ -5,7 +5,7 @@
 import { cac, type CAC } from 'cac'
 import { ProxyError, errorMessage } from './lib/errors.ts'
 import { ExitCode } from './lib/exit-codes.ts'
-import type { CliIo } from './lib/io.ts'
+import { VALUES_IN_ORDER, type CliIo } from './lib/io.ts'
 import { colorsFor } from './lib/colors.ts'
 import { closest } from './lib/suggest.ts'
 import { VERSION_TEXT, VERSION } from './version.ts'
@@ -111,6 +111,9 @@ function valuesAsWritten(argv: readonly string[], cli: CAC): void {
   const endOfFlags = argv.indexOf('--')
   const args = endOfFlags < 0 ? argv : argv.slice(0, endOfFlags)
   const written = new Map<Opt, string[]>()
+  // Every value with its option's name, in the order written: for flags whose values build one
+  // thing together (bench's --data and --data-binary pieces), which cac keeps apart.
+  const inOrder: [string, string][] = []
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
     // "--name=value", "-X=value", or the flag alone with its value next, as mri reads them: a
@@ -122,9 +125,12 @@ function valuesAsWritten(argv: readonly string[], cli: CAC): void {
     let value: string | undefined
     if (eq > 0 && eq + 1 < arg.length) value = arg.slice(eq + 1)
     else if (i + 1 < args.length && !args[i + 1]!.startsWith('-')) value = args[++i]
-    if (value !== undefined) written.set(o, [...(written.get(o) ?? []), value])
+    if (value === undefined) continue
+    written.set(o, [...(written.get(o) ?? []), value])
+    inOrder.push([o.name, value])
   }
   for (const [o, values] of written) for (const name of o.names) cli.options[name] = values.length === 1 ? values[0] : values
+  Object.assign(cli.options, { [VALUES_IN_ORDER]: inOrder })
 }
 
 function exitCodeFor(err: ProxyError): number {

@@ -18,7 +18,7 @@ import { createLookup } from '../dns/lookup.ts'
 import { colorEnabled, colorsFor } from '../lib/colors.ts'
 import { ProxyError, UsageError } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
-import type { CliIo } from '../lib/io.ts'
+import { VALUES_IN_ORDER, type CliIo } from '../lib/io.ts'
 import { parseDurationMs } from '../lib/units.ts'
 import type { Phase } from '../bench/timings.ts'
 
@@ -45,8 +45,8 @@ export function registerBench(cli: CAC, io: CliIo): void {
     .option('--html <file>', 'Also write a self-contained HTML report (charts as inline SVG)')
     .option('-X, --method <method>', 'Request method (default: GET, or POST with --data)')
     .option('-H, --header <header>', '"Name: value" request header; "Name:" removes one the bench sends, "Name;" sends it empty (as curl). Repeatable')
-    .option('--data <text>', 'Request body')
-    .option('--data-binary <@file|text>', 'Request body from a file (@path) or as given')
+    .option('--data <text>', 'Request body; repeated (or with --data-binary), the pieces are joined with & as curl')
+    .option('--data-binary <@file|text>', 'Request body from a file (@path) or as given; joined with --data pieces by &')
     .option('-k, --insecure', "Do not verify the server's certificate")
     .option('--cacert <file>', 'PEM CA bundle to verify the server with')
     .option('--resolve <host:port:addr>', 'Use addr for host:port (host * for any host on that port), keeping Host and SNI (as curl). Repeatable')
@@ -111,6 +111,32 @@ export function headerFlags(values: readonly string[]): { headers: [string, stri
   }
   return { headers, omit }
 }
+
+/**
+ * The request body as curl builds it: every --data and --data-binary piece in the order written,
+ * joined with "&"; --data-binary @file is the file's bytes as they are. --data's value is sent
+ * as given (`@` included: curl's -d @file reading is not done here).
+ */
+function bodyOf(opts: Record<string | symbol, unknown>): Uint8Array | undefined {
+  const written = opts[VALUES_IN_ORDER] as [string, string][] | undefined
+  const pieces = written?.filter(([name]) => name === 'data' || name === 'dataBinary') ?? [...list(opts.data).map((v): [string, string] => ['data', v]), ...list(opts.dataBinary).map((v): [string, string] => ['dataBinary', v])]
+  if (pieces.length === 0) return undefined
+  const parts: Uint8Array[] = []
+  for (const [name, v] of pieces) {
+    if (parts.length > 0) parts.push(AMPERSAND)
+    if (name === 'data' || !v.startsWith('@')) parts.push(new TextEncoder().encode(v))
+    else {
+      try {
+        parts.push(new Uint8Array(readFileSync(v.slice(1))))
+      } catch (err) {
+        throw new UsageError(`--data-binary: cannot read "${v.slice(1)}": ${(err as NodeJS.ErrnoException).code ?? err}`)
+      }
+    }
+  }
+  return parts.length === 1 ? parts[0] : new Uint8Array(Buffer.concat(parts))
+}
+
+const AMPERSAND = Uint8Array.of(0x26)
 
 /** A port as written in a URL or a flag: 1 to 65535 (RFC 6335 §6: port 0 is reserved, nothing listens on it). */
 function portNumber(text: string, where: string): number {
@@ -204,15 +230,7 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   const baseline = opts.baseline !== undefined ? loadBaseline(String(opts.baseline)) : undefined
   if (slo.some((o) => o.regressionPct !== undefined) && !baseline) throw new UsageError('--slo: a "+N%" objective is measured against a saved run: add --baseline FILE.json')
 
-  let body: Uint8Array | undefined
-  if (opts.dataBinary !== undefined) {
-    const v = String(opts.dataBinary)
-    try {
-      body = v.startsWith('@') ? new Uint8Array(readFileSync(v.slice(1))) : new TextEncoder().encode(v)
-    } catch (err) {
-      throw new UsageError(`--data-binary: cannot read "${v.slice(1)}": ${(err as NodeJS.ErrnoException).code ?? err}`)
-    }
-  } else if (opts.data !== undefined) body = new TextEncoder().encode(String(opts.data))
+  const body = bodyOf(opts)
   // A request line and fields as HTTP has them (RFC 9110 §5.1, §5.5, §9.1): a token for a name or
   // a method, and no control character but HTAB in a value (a CR LF would make a second field).
   // As curl: "Name:" with no value sends no field of that name and removes the bench's own

@@ -14,6 +14,14 @@ export interface CliIo {
   cwd: string
 }
 
+/**
+ * The key of a command's options under which the CLI leaves every flag value as [option name,
+ * value] in the order written (cac keeps each flag's values apart): bench joins its --data and
+ * --data-binary pieces in that order, as curl does. A symbol: cac takes any string key for an
+ * unknown flag.
+ */
+export const VALUES_IN_ORDER: unique symbol = Symbol('valuesInOrder')
+
 export function processIo(): CliIo {
   return {
     out: (text) => void process.stdout.write(text),

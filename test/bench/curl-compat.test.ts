@@ -2,10 +2,14 @@
  * `proxy bench` flags written as for curl, each checked against curl 7.88 on loopback (curl -v
  * against a local server): `--resolve '*:port:addr'` (any host on that port; the host's own
  * entry wins); -H "Name:" (not sent, and the bench's own field of that name removed) and -H
- * "Name;" (sent empty). Names are pinned or in /etc/hosts (localhost): no DNS query is sent.
+ * "Name;" (sent empty); --data and --data-binary pieces joined with "&" in the order written.
+ * Names are pinned or in /etc/hosts (localhost): no DNS query is sent.
  */
 import { afterEach, expect, test } from 'bun:test'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createSecureServer } from 'node:http2'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { ExitCode } from '../../src/lib/exit-codes.ts'
 import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
@@ -86,4 +90,23 @@ test('over HTTP/2 too: -H "User-Agent:" and "Accept:" remove the bench\'s own, -
   const r = await bench([`https://h2.test:${port}/`, '--http2', '--resolve', `h2.test:${port}:127.0.0.1`, '--cacert', c.caFile, '-H', 'User-Agent:', '-H', 'Accept:', '-H', 'X-Foo;', '--timeout', '2s', '--json'])
   expect(r.json?.status).toEqual({ '200': 1 })
   expect([seen[0]?.['user-agent'], seen[0]?.accept, seen[0]?.['x-foo']]).toEqual([undefined, undefined, ''])
+})
+
+test('--data and --data-binary pieces are joined with "&" in the order written, as curl ("a=1&b=2", "a&b")', async () => {
+  const bodies: string[] = []
+  const s = h.origin({ fetch: async (req) => (bodies.push(await req.text()), new Response('ok')) })
+  const dir = mkdtempSync(join(tmpdir(), 'bench-data-'))
+  const file = join(dir, 'body.txt')
+  writeFileSync(file, 'f=1\nf=2\r\n')
+  const cases: [string[], string][] = [
+    [['--data', 'a=1', '--data-binary', 'b=2'], 'a=1&b=2'],
+    [['--data-binary', 'b=2', '--data', 'a=1'], 'b=2&a=1'],
+    [['--data', 'a', '--data', 'b'], 'a&b'],
+    [['--data-binary', 'a', '--data-binary', 'b', '--data', '0123'], 'a&b&0123'],
+    [['--data', 'x', '--data-binary', `@${file}`], 'x&f=1\nf=2\r\n'],
+  ]
+  for (const [flags, want] of cases) {
+    const r = await bench([`http://127.0.0.1:${s.port}/`, ...flags, '--timeout', '2s', '--json'])
+    expect({ flags, status: r.json?.status, body: bodies.at(-1) }).toEqual({ flags, status: { '200': 1 }, body: want })
+  }
 })
