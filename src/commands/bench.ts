@@ -45,7 +45,7 @@ export function registerBench(cli: CAC, io: CliIo): void {
     .option('--html <file>', 'Also write a self-contained HTML report (charts as inline SVG)')
     .option('-X, --method <method>', 'Request method (default: GET, or POST with --data)')
     .option('-H, --header <header>', '"Name: value" request header; "Name:" removes one the bench sends, "Name;" sends it empty (as curl). Repeatable')
-    .option('--data <text>', 'Request body; repeated (or with --data-binary), the pieces are joined with & as curl')
+    .option('--data <@file|text>', 'Request body, or a file\'s without CR and LF (@path); repeated (or with --data-binary), the pieces are joined with & as curl')
     .option('--data-binary <@file|text>', 'Request body from a file (@path) or as given; joined with --data pieces by &')
     .option('-k, --insecure', "Do not verify the server's certificate")
     .option('--cacert <file>', 'PEM CA bundle to verify the server with')
@@ -114,8 +114,8 @@ export function headerFlags(values: readonly string[]): { headers: [string, stri
 
 /**
  * The request body as curl builds it: every --data and --data-binary piece in the order written,
- * joined with "&"; --data-binary @file is the file's bytes as they are. --data's value is sent
- * as given (`@` included: curl's -d @file reading is not done here).
+ * joined with "&"; `@file` is the file's bytes, as they are for --data-binary and without their
+ * CR and LF bytes for --data (curl's -d: "carriage returns and newlines will be stripped out").
  */
 function bodyOf(opts: Record<string | symbol, unknown>): Uint8Array | undefined {
   const written = opts[VALUES_IN_ORDER] as [string, string][] | undefined
@@ -124,13 +124,15 @@ function bodyOf(opts: Record<string | symbol, unknown>): Uint8Array | undefined 
   const parts: Uint8Array[] = []
   for (const [name, v] of pieces) {
     if (parts.length > 0) parts.push(AMPERSAND)
-    if (name === 'data' || !v.startsWith('@')) parts.push(new TextEncoder().encode(v))
+    if (!v.startsWith('@')) parts.push(new TextEncoder().encode(v))
     else {
+      let bytes: Uint8Array
       try {
-        parts.push(new Uint8Array(readFileSync(v.slice(1))))
+        bytes = new Uint8Array(readFileSync(v.slice(1)))
       } catch (err) {
-        throw new UsageError(`--data-binary: cannot read "${v.slice(1)}": ${(err as NodeJS.ErrnoException).code ?? err}`)
+        throw new UsageError(`${name === 'data' ? '--data' : '--data-binary'}: cannot read "${v.slice(1)}": ${(err as NodeJS.ErrnoException).code ?? err}`)
       }
+      parts.push(name === 'data' ? bytes.filter((b) => b !== 0x0d && b !== 0x0a) : bytes)
     }
   }
   return parts.length === 1 ? parts[0] : new Uint8Array(Buffer.concat(parts))

@@ -6,7 +6,7 @@
  * Names are pinned or in /etc/hosts (localhost): no DNS query is sent.
  */
 import { afterEach, expect, test } from 'bun:test'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createSecureServer } from 'node:http2'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -92,10 +92,11 @@ test('over HTTP/2 too: -H "User-Agent:" and "Accept:" remove the bench\'s own, -
   expect([seen[0]?.['user-agent'], seen[0]?.accept, seen[0]?.['x-foo']]).toEqual([undefined, undefined, ''])
 })
 
-test('--data and --data-binary pieces are joined with "&" in the order written, as curl ("a=1&b=2", "a&b")', async () => {
+test('--data and --data-binary pieces are joined with "&" in the order written, and --data @file is read without CR and LF, as curl', async () => {
   const bodies: string[] = []
   const s = h.origin({ fetch: async (req) => (bodies.push(await req.text()), new Response('ok')) })
   const dir = mkdtempSync(join(tmpdir(), 'bench-data-'))
+  h.track(() => rmSync(dir, { recursive: true, force: true }))
   const file = join(dir, 'body.txt')
   writeFileSync(file, 'f=1\nf=2\r\n')
   const cases: [string[], string][] = [
@@ -104,6 +105,8 @@ test('--data and --data-binary pieces are joined with "&" in the order written, 
     [['--data', 'a', '--data', 'b'], 'a&b'],
     [['--data-binary', 'a', '--data-binary', 'b', '--data', '0123'], 'a&b&0123'],
     [['--data', 'x', '--data-binary', `@${file}`], 'x&f=1\nf=2\r\n'],
+    // --data @file drops the file's CR and LF bytes (curl 7.88: "f=1f=2").
+    [['--data', `@${file}`, '--data', 'y'], 'f=1f=2&y'],
   ]
   for (const [flags, want] of cases) {
     const r = await bench([`http://127.0.0.1:${s.port}/`, ...flags, '--timeout', '2s', '--json'])
