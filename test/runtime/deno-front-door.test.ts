@@ -7,6 +7,8 @@
  * close the connection.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
+import type { Socket } from 'bun'
+import { createHash } from 'node:crypto'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { CASES } from '../../scripts/differential.ts'
 import { exchange, getWithBody, method, pipelined, target, upgradeWithFrame } from '../support/front-door.ts'
@@ -138,6 +140,66 @@ test('an Upgrade that names no valid protocol is served as a plain request witho
     expect(r.seen.map((q) => origin.header(q, 'upgrade'))).toEqual([undefined])
   }
 })
+
+/** Writes `queue` as the socket takes it (a partial write keeps its rest first). */
+function flush(s: Socket<{ switched: boolean; queue: Buffer[] }>): void {
+  while (s.data.queue.length > 0) {
+    const next = s.data.queue[0]!
+    const n = s.write(next)
+    if (n < next.length) return void (s.data.queue[0] = next.subarray(Math.max(n, 0)))
+    s.data.queue.shift()
+  }
+}
+
+/** A WebSocket origin on raw sockets: it answers the handshake, then writes `frames` at once and reads nothing. */
+function pushingOrigin(frames: Buffer[]): { port: number; stop(): void } {
+  const origin = Bun.listen<{ switched: boolean; queue: Buffer[] }>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open(s) {
+        s.data = { switched: false, queue: [] }
+      },
+      data(s, d) {
+        if (s.data.switched) return
+        s.data.switched = true
+        const key = /sec-websocket-key:\s*(\S+)/i.exec(Buffer.from(d).toString('latin1'))?.[1] ?? ''
+        const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
+        s.data.queue = [Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`), ...frames]
+        flush(s)
+      },
+      drain: flush,
+    },
+  })
+  return { port: origin.port, stop: () => origin.stop(true) }
+}
+
+test('what the upstream sends right after its 101 reaches the client whole: 64 messages of 64 KiB written at once, in order', async () => {
+  const KiB64 = 64 * 1024
+  const frames = Array.from({ length: 64 }, (_, i) => Buffer.concat([Buffer.from([0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]), Buffer.alloc(KiB64, i)]))
+  const origin = pushingOrigin(frames)
+  const p2 = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off'], DENO)
+  const ws = new WebSocket(`${p2.url.replace('http', 'ws')}/burst`)
+  ws.binaryType = 'arraybuffer'
+  try {
+    const got: string[] = []
+    const end = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve(`${got.length} messages within 20 s`), 20_000)
+      ws.onmessage = (e) => {
+        const b = new Uint8Array(e.data as ArrayBuffer)
+        got.push(`${b.byteLength}:${b[0]}:${b[b.byteLength - 1]}`)
+        if (got.length === 64) (clearTimeout(timer), resolve('all'))
+      }
+      ws.onclose = (e) => (clearTimeout(timer), resolve(`closed ${e.code} after ${got.length} messages`))
+    })
+    expect(end).toBe('all')
+    expect(got).toEqual(Array.from({ length: 64 }, (_, i) => `${KiB64}:${i}:${i}`))
+  } finally {
+    ws.close()
+    expect(await p2.stop()).toBe(0)
+    origin.stop()
+  }
+}, 60_000)
 
 // The differential table's malformed requests (scripts/differential.ts), NBSP/VT/FF/NEL cases
 // included: on Deno, hyper's parser and request-checks.ts refuse them (a bad chunk gets no

@@ -61,6 +61,29 @@ interface Answer {
   head: ResponseHead
   raw: Buffer
   rest: Buffer
+  /** What the upstream did between its head and the handlers that take over (see readHead). */
+  late: LateEvents
+}
+
+/**
+ * Events of an upstream connection while nobody reads it: after its answer's head is read and
+ * before the tunnel or the refusal's relay installs handlers, across an await. On Deno (node:net)
+ * data arrives in that gap; it was dropped, cutting a WebSocket's first frames.
+ */
+interface LateEvents {
+  chunks: Uint8Array[]
+  closed: { err: Error | undefined } | undefined
+}
+
+/**
+ * Installs `handlers` on `upstream`, reads on, and gives them what came while nobody read it
+ * (a handler that pauses the upstream for a full client keeps it paused).
+ */
+function takeOver(upstream: Conn, late: LateEvents, handlers: ConnHandlers): void {
+  upstream.handlers = handlers
+  if (!late.closed) upstream.resume()
+  for (const c of late.chunks.splice(0)) handlers.data(c)
+  if (late.closed) handlers.close(late.closed.err)
 }
 
 /** Runs one upgrade to its end. `client` is the listener's connection, already taken over. */
@@ -126,7 +149,7 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
     client.end()
     return
   }
-  const { upstream, head: answer, raw, rest } = outcome.value
+  const { upstream, head: answer, raw, rest, late } = outcome.value
   if (clientGone) {
     upstream.destroy()
     return end({ status: 499, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, retries: outcome.retries, error: 'CLIENT_GONE' })
@@ -141,12 +164,12 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
       counts.bytesIn += c.byteLength
       upstream.write(c)
     }
-    pipeBoth(client, upstream, counts, ctx.idleTimeoutMs, (error) => end({ status: 101, ...counts, upstreamAddr: lastAddr, retries: outcome.retries, ...(error ? { error } : {}) }))
+    pipeBoth(client, upstream, late, counts, ctx.idleTimeoutMs, (error) => end({ status: 101, ...counts, upstreamAddr: lastAddr, retries: outcome.retries, ...(error ? { error } : {}) }))
     client.resume()
     return
   }
   // Refused (401, 403, 426, ...): relay that answer, then close both.
-  relayThenClose(upstream, client, refusalHead(answer, raw, ctx.requestId), answer, rest, counts, ctx.idleTimeoutMs, finish)
+  relayThenClose(upstream, client, late, refusalHead(answer, raw, ctx.requestId), answer, rest, counts, ctx.idleTimeoutMs, finish)
 }
 
 /**
@@ -205,13 +228,19 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
   return new Promise((resolve, reject) => {
     const reader = new HeadReader()
     let settled = false
-    const settle = (r: Omit<Answer, 'upstream'> | RequestFailure) => {
+    const settle = (r: Omit<Answer, 'upstream' | 'late'> | RequestFailure) => {
       if (settled) return
       settled = true
       clearTimeout(timer)
-      upstream.handlers = NOOP_HANDLERS
-      if (r instanceof RequestFailure) reject(r)
-      else resolve(r)
+      if (r instanceof RequestFailure) {
+        upstream.handlers = NOOP_HANDLERS
+        return reject(r)
+      }
+      // Kept until takeOver(): paused, so that what is held is at most what was already read.
+      const late: LateEvents = { chunks: [], closed: undefined }
+      upstream.pause()
+      upstream.handlers = { data: (c) => void late.chunks.push(c), drain() {}, close: (err) => (late.closed = { err }) }
+      resolve({ ...r, late })
     }
     const failure = (code: 'HEADER_TIMEOUT' | 'BAD_RESPONSE' | 'RESET_BEFORE_RESPONSE', message: string) => new RequestFailure(code, 'response-head', message, { address: upstream.remoteAddress })
     const timer = setTimeout(() => settle(failure('HEADER_TIMEOUT', `upstream did not answer the upgrade within ${timeoutMs}ms`)), timeoutMs)
@@ -254,7 +283,7 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
  * HAProxy's `timeout tunnel` does: a peer that vanished without a FIN does not hold two sockets
  * forever. A side cut for a reason of its own (a client cut at send_timeout) gives its code.
  */
-function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytesOut: number }, idleMs: number, onClose: (error: string | undefined) => void): void {
+function pipeBoth(client: Conn, upstream: Conn, late: LateEvents, counts: { bytesIn: number; bytesOut: number }, idleMs: number, onClose: (error: string | undefined) => void): void {
   let idled = false
   const watch: StallWatch = {
     since: monoNow(),
@@ -286,7 +315,7 @@ function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytes
     },
   })
   client.handlers = relay(client, upstream, (n) => (counts.bytesIn += n))
-  upstream.handlers = relay(upstream, client, (n) => (counts.bytesOut += n))
+  takeOver(upstream, late, relay(upstream, client, (n) => (counts.bytesOut += n)))
 }
 
 /**
@@ -294,7 +323,7 @@ function pipeBoth(client: Conn, upstream: Conn, counts: { bytesIn: number; bytes
  * whose upstream is silent for `idleMs` (0: never) is cut, `onDone('IDLE_TIMEOUT')`, as a plain
  * response's is; while the client is behind (the upstream paused) the silence is not timed.
  */
-function relayThenClose(upstream: Conn, client: Conn, raw: Buffer, head: ResponseHead, rest: Buffer, counts: { bytesOut: number }, idleMs: number, onDone: (error?: string) => void): void {
+function relayThenClose(upstream: Conn, client: Conn, late: LateEvents, raw: Buffer, head: ResponseHead, rest: Buffer, counts: { bytesOut: number }, idleMs: number, onDone: (error?: string) => void): void {
   let over = false
   const idle: StallWatch = { since: monoNow(), limitMs: idleMs, expire: () => finish(false, 'IDLE_TIMEOUT') }
   /** `complete`: the answer was relayed whole (the client's connection ends cleanly); otherwise it is cut. */
@@ -335,12 +364,6 @@ function relayThenClose(upstream: Conn, client: Conn, raw: Buffer, head: Respons
     }
     if (decoder ? decoder.done : remaining === 0) finish(true)
   }
-  upstream.handlers = {
-    data: onBody,
-    drain() {},
-    // A close-delimited answer ends here; any other that ends early is cut for the client too.
-    close: () => finish(f.kind === 'close'),
-  }
   client.handlers = {
     data() {},
     drain: () => {
@@ -351,5 +374,11 @@ function relayThenClose(upstream: Conn, client: Conn, raw: Buffer, head: Respons
     },
     close: () => finish(false),
   }
-  if (rest.length > 0) onBody(rest)
+  if (rest.length > 0) late.chunks.unshift(rest)
+  takeOver(upstream, late, {
+    data: (c) => void (over || onBody(c)),
+    drain() {},
+    // A close-delimited answer ends here; any other that ends early is cut for the client too.
+    close: () => finish(f.kind === 'close'),
+  })
 }
