@@ -201,6 +201,26 @@ test('what the upstream sends right after its 101 reaches the client whole: 64 m
   }
 }, 60_000)
 
+test('an upstream message of fragments past 16 MiB in all closes the client with 1009, as one frame past it does, instead of being gathered without bound', async () => {
+  // 17 non-final fragments of 1 MiB each: every frame is under the limit, their sum is not.
+  const MiB = 1024 * 1024
+  const origin = pushingOrigin(Array.from({ length: 17 }, (_, i) => Buffer.concat([Buffer.from([i === 0 ? 0x02 : 0x00, 127, 0, 0, 0, 0, 0, 0x10, 0, 0]), Buffer.alloc(MiB, 0x61)])))
+  const p2 = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off'], DENO)
+  const ws = new WebSocket(`${p2.url.replace('http', 'ws')}/fragments`)
+  try {
+    const code = await new Promise<number | string>((resolve) => {
+      const timer = setTimeout(() => resolve('no close within 20 s'), 20_000)
+      ws.onclose = (e) => (clearTimeout(timer), resolve(e.code))
+      ws.onmessage = () => (clearTimeout(timer), resolve('a message came through'))
+    })
+    expect(code).toBe(1009)
+  } finally {
+    ws.close()
+    expect(await p2.stop()).toBe(0)
+    origin.stop()
+  }
+}, 60_000)
+
 // The differential table's malformed requests (scripts/differential.ts), NBSP/VT/FF/NEL cases
 // included: on Deno, hyper's parser and request-checks.ts refuse them (a bad chunk gets no
 // answer at all); none reaches the origin. The exception is below.

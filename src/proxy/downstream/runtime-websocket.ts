@@ -74,6 +74,8 @@ class WebSocketBridge implements Conn {
   private switched = false
   private readonly frames = new FrameReader(MAX_MESSAGE_BYTES)
   private fragments: Uint8Array[] = []
+  /** The payload bytes in `fragments`: a message is bounded in all, not only frame by frame. */
+  private fragmentBytes = 0
   private fragmentOpcode = 0
   private socket: WebSocket | undefined
   /** Messages for the client before its socket is open. */
@@ -209,10 +211,7 @@ class WebSocketBridge implements Conn {
     try {
       frames = this.frames.push(bytes)
     } catch (err) {
-      const code = err instanceof FrameError ? err.closeCode : 1002
-      this.socket?.close(code === 1009 ? 1009 : 1011)
-      this.finish()
-      return true
+      return this.refuse(err instanceof FrameError ? err.closeCode : 1002)
     }
     for (const f of frames) {
       if (f.opcode === OPCODE.ping) this.toUpstream(encodeMaskedFrame(OPCODE.pong, f.payload))
@@ -225,9 +224,13 @@ class WebSocketBridge implements Conn {
       } else {
         if (f.opcode !== OPCODE.continuation) this.fragmentOpcode = f.opcode
         this.fragments.push(f.payload)
+        this.fragmentBytes += f.payload.byteLength
+        // RFC 6455 §10.4: a limit on the message after reassembly, not only on each frame.
+        if (this.fragmentBytes > MAX_MESSAGE_BYTES) return this.refuse(1009)
         if (!f.fin) continue
         const payload = concatBytes(this.fragments)
         this.fragments = []
+        this.fragmentBytes = 0
         this.toClient(this.fragmentOpcode === OPCODE.text ? new TextDecoder().decode(payload) : payload)
       }
     }
@@ -243,6 +246,13 @@ class WebSocketBridge implements Conn {
       }, 10)
       return false
     }
+    return true
+  }
+
+  /** Ends the relay for what the upstream sent: the client gets 1009 (too big) or 1011. */
+  private refuse(code: number): boolean {
+    this.socket?.close(code === 1009 ? 1009 : 1011)
+    this.finish()
     return true
   }
 
