@@ -1,6 +1,7 @@
 /**
  * Routing: which upstream serves a request, from its Host and path. The first [[route]] whose
- * host (exact, or "*.suffix") and path prefix match wins; otherwise the default upstream. Only
+ * host (exact, or "*.suffix") and path prefix match wins; otherwise the default upstream. Paths
+ * are compared in their normal form (routePath), the request itself goes on as it came. Only
  * configured upstreams are reachable: this is never an open proxy.
  */
 import type { ResolvedRoute } from '../config/schema.ts'
@@ -12,6 +13,8 @@ export class Router<T> {
   /** Whether any of them looks at the Host, or at the path: a request's are only derived then. */
   private readonly byHost: boolean
   private readonly byPath: boolean
+  /** Each route's path prefix in normal form (routePath), parallel to `routes`. */
+  private readonly prefixes: readonly (string | undefined)[]
 
   constructor(
     routes: readonly ResolvedRoute[],
@@ -22,15 +25,17 @@ export class Router<T> {
     this.routes = all < 0 ? routes : routes.slice(0, all + 1)
     this.byHost = this.routes.some((r) => r.host !== undefined)
     this.byPath = this.routes.some((r) => r.pathPrefix !== undefined)
+    this.prefixes = this.routes.map((r) => (r.pathPrefix === undefined ? undefined : routePath(r.pathPrefix)))
   }
 
-  /** The route for a host (without port) and a path (without query); undefined when none matches. */
+  /** The route for a host (without port) and a path (without query, in normal form: routePath); undefined when none matches. */
   match(host: string, path: string): ResolvedRoute | undefined {
     const routes = this.routes
     for (let i = 0; i < routes.length; i++) {
       const r = routes[i]!
       if (r.host !== undefined && !hostMatches(r.host, host)) continue
-      if (r.pathPrefix !== undefined && !path.startsWith(r.pathPrefix)) continue
+      const prefix = this.prefixes[i]
+      if (prefix !== undefined && !path.startsWith(prefix)) continue
       return r
     }
     return undefined
@@ -51,7 +56,7 @@ export class Router<T> {
     let path = target
     if (this.byPath) {
       const qs = target.indexOf('?')
-      if (qs >= 0) path = target.slice(0, qs)
+      path = routePath(qs >= 0 ? target.slice(0, qs) : target)
     }
     return this.match(host, path)
   }
@@ -68,3 +73,39 @@ function hostMatches(pattern: string, host: string): boolean {
   if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1
   return pattern === host
 }
+
+/**
+ * A path in the normal form route prefixes are compared in (RFC 3986 §6.2.2, which RFC 9110
+ * §4.2.3 applies to http URIs): percent-encoded unreserved characters decoded ("%61" is "a",
+ * "%2e" is "."), then dot segments removed (RFC 3986 §5.2.4). "/%61pi/x" and "/web/../api/x"
+ * are the same resource as "/api/x", which is how an origin that normalizes reads them (nginx
+ * matches its locations so), so they take its route. Other escapes ("%2F", "%00") are kept: they
+ * are not the character they stand for. "*" and paths with no "%" and no "/." are returned as
+ * they are.
+ */
+export function routePath(path: string): string {
+  if (path.charCodeAt(0) !== 0x2f || (!path.includes('%') && !path.includes('/.'))) return path
+  let decoded = ''
+  let from = 0
+  for (let i = path.indexOf('%'); i >= 0 && i + 2 < path.length; i = path.indexOf('%', i + 1)) {
+    const code = Number.parseInt(path.slice(i + 1, i + 3), 16)
+    if (!/^[0-9A-Fa-f]{2}$/.test(path.slice(i + 1, i + 3)) || !UNRESERVED.test(String.fromCharCode(code))) continue
+    decoded += path.slice(from, i) + String.fromCharCode(code)
+    from = i + 3
+  }
+  decoded += path.slice(from)
+  // remove_dot_segments: "." goes, ".." takes the segment before it; a last dot segment leaves a "/".
+  const segments = decoded.split('/')
+  const out: string[] = []
+  for (let i = 1; i < segments.length; i++) {
+    const s = segments[i]!
+    if (s === '.' || s === '..') {
+      if (s === '..') out.pop()
+      if (i === segments.length - 1) out.push('')
+    } else out.push(s)
+  }
+  return `/${out.join('/')}`
+}
+
+/** unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~" (RFC 3986 §2.3). */
+const UNRESERVED = /^[A-Za-z0-9\-._~]$/

@@ -1,7 +1,7 @@
 /** Router.matchFor: the Host and path derived from a request only when a route looks at them, with the same answers. */
 import { describe, expect, test } from 'bun:test'
 import type { ResolvedRoute } from '../../src/config/schema.ts'
-import { Router } from '../../src/proxy/routes.ts'
+import { routePath, Router } from '../../src/proxy/routes.ts'
 
 const route = (upstream: string, host?: string, pathPrefix?: string): ResolvedRoute => ({ host, pathPrefix, upstream, cache: true })
 const CATCH_ALL = route('web')
@@ -55,4 +55,45 @@ test('without a catch-all, an unmatched request gets the default upstream', () =
   expect(router.matchFor('/x', 'a.example')).toBeUndefined()
   expect(router.routeFor('/x', 'a.example')).toBe('static')
   expect(new Router([], upstreams, 'web').routeFor('/api/x', null)).toBe('web')
+})
+
+describe('a path takes the route of the resource it names (RFC 3986 §6.2.2), not of its spelling', () => {
+  // An origin that normalizes (nginx, Bun.serve, python's http.server) serves "/api/x" for each of these.
+  const noCache: ResolvedRoute = { host: undefined, pathPrefix: '/account/', upstream: 'web', cache: false }
+  const router = new Router([route('api', undefined, '/api/'), noCache, CATCH_ALL], upstreams, 'web')
+  test.each([
+    ['/%61pi/x', 'api'],
+    ['/%41PI/x', 'web'], // paths are case-sensitive: "/API/" is not "/api/"
+    ['/web/../api/x', 'api'],
+    ['/web/%2e%2e/api/x', 'api'],
+    ['/web/.%2E/api/x?q=/', 'api'],
+    ['/./api/x', 'api'],
+    ['/api/../web/x', 'web'],
+    ['/api/%2e%2e/web/x', 'web'],
+    ['/api%2fx', 'web'], // "%2F" is not "/" (RFC 3986 §2.2)
+    ['/api/x?../../web', 'api'],
+  ] as const)('%s -> %s', (target, upstream) => {
+    expect(router.routeFor(target, 'a.example')).toBe(upstream)
+  })
+  test('a route that bypasses the cache is not escaped by another spelling of its paths', () => {
+    for (const target of ['/%61ccount/me', '/static/../account/me', '/static/%2e%2e/account/me', '/account/./me']) expect(router.matchFor(target, 'a.example')?.cache).toBe(false)
+  })
+})
+
+test.each([
+  ['/a/b/c/./../../g', '/a/g'], // RFC 3986 §5.2.4's example
+  ['/mid/content=5/../6', '/mid/6'],
+  ['/a/..', '/'],
+  ['/a/.', '/a/'],
+  ['/..', '/'],
+  ['/../../x', '/x'],
+  ['//x/../y', '//y'],
+  ['/a//../b', '/a/b'],
+  ['/%7Euser/%2E%2e/', '/'],
+  ['/a%2Fb/%00/%zz/%', '/a%2Fb/%00/%zz/%'],
+  ['/app.js', '/app.js'],
+  ['/.well-known/x', '/.well-known/x'],
+  ['*', '*'],
+] as const)('routePath(%s) is %s', (path, normal) => {
+  expect(routePath(path)).toBe(normal)
 })
