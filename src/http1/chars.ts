@@ -1,8 +1,8 @@
 /**
  * Field syntax shared by the request and response head parsers (and the runtime listener's
  * request checks): character classes as lookups by character code (the parsers scan heads by
- * hand on the hot path), the Host value, Content-Length values and Upgrade's protocol list (RFC
- * 9110 §5.5, §5.6.2, §7.2, §7.8, §8.6).
+ * hand on the hot path), the Host value, Content-Length values, Upgrade's protocol list and a
+ * backslash in a target's path (RFC 9110 §5.5, §5.6.2, §7.2, §7.8, §8.6; RFC 3986 §3.3).
  */
 
 /** tchar by character code: 1 where allowed in a token (a method or a header name). */
@@ -197,4 +197,18 @@ export function isProtocolList(value: string): boolean {
     if (slash < 0 ? !isToken(m, 0, m.length) : !isToken(m, 0, slash) || !isToken(m, slash + 1, m.length)) return false
   }
   return true
+}
+
+/**
+ * Whether the path of a request target (what comes before any "?") holds a backslash. No URI
+ * has one (RFC 3986 §2, §3.3), and a WHATWG URL parser (Bun.serve, Deno.serve, Node's URL, every
+ * browser) reads it as "/": "/a\\..\\admin" is "/admin" there and a plain name in nginx or
+ * HAProxy. Both fronts refuse it (RFC 9112 §3.2: 400 for an invalid request-line); a query
+ * may hold one (browsers send it there as it is typed).
+ */
+export function backslashInPath(target: string): boolean {
+  const at = target.indexOf('\\')
+  if (at < 0) return false
+  const query = target.indexOf('?')
+  return query < 0 || at < query
 }

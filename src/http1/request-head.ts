@@ -3,14 +3,15 @@
  * listener. Anything another parser could read differently is refused, never repaired: bare CR or
  * LF, obs-fold, whitespace before a colon, control characters, Content-Length and
  * Transfer-Encoding together, disagreeing lengths, codings other than a final "chunked", a
- * missing or repeated Host, an absolute-form target naming another host, CONNECT. Pure: no I/O,
+ * missing or repeated Host, an absolute-form target naming another host, a backslash in the
+ * path, CONNECT. Pure: no I/O,
  * table-tested in test/proxy/request-head.test.ts.
  */
 import { Buffer } from 'node:buffer'
 import type { HeadReader } from './head-reader.ts'
 import type { RepeatedStrings } from '../lib/bytes.ts'
 import { sameAuthority } from '../lib/net.ts'
-import { allTokens, contentLength, crlfAt, isDigit, isHostValueBytes, isOws, isProtocolList, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
+import { allTokens, backslashInPath, contentLength, crlfAt, isDigit, isHostValueBytes, isOws, isProtocolList, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
 
 export interface RequestHead {
   method: string
@@ -242,6 +243,7 @@ export function parseRequestHeadBytes(b: Buffer, end: number, strings?: Repeated
     }
   }
   if (target.includes('#')) throw new RequestHeadError('BAD_REQUEST', 'a request target cannot carry a fragment')
+  if (backslashInPath(target)) throw new RequestHeadError('BAD_REQUEST', 'a backslash in the request path (no URI has one; URL parsers read it as "/")')
 
   // Framing (RFC 9112 §6.1, §6.3): never both; only a single, final "chunked" coding.
   let body: RequestHead['body'] = NO_BODY

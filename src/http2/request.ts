@@ -5,6 +5,7 @@
  * with "; "); and, for responses, dropping the fields HTTP/2 forbids. A malformed request is a
  * stream error of type PROTOCOL_ERROR (§8.1.1). Decoding the block is hpack.ts's job.
  */
+import { backslashInPath } from '../http1/chars.ts'
 import { sameAuthority } from '../lib/net.ts'
 import { H2Code, streamError } from './errors.ts'
 import type { HeaderField } from './hpack.ts'
@@ -133,6 +134,7 @@ export function toRequest(streamId: number, fields: HeaderField[]): H2Request {
     // absolute-path ["?" query] (§8.3.1): visible ASCII, no fragment, as an HTTP/1.1 target must be;
     // a space would split the request line this path becomes upstream.
     if (!PATH_CHARS.test(path)) throw malformed(streamId, ':path has a space, a control or non-ASCII byte, or a fragment')
+    if (backslashInPath(path)) throw malformed(streamId, ':path has a backslash before its query (URL parsers read it as "/")')
   }
   if (authority !== undefined) {
     // §8.3.1: no userinfo for http(s); Host, when also sent, must name the same thing.

@@ -52,6 +52,10 @@ describe('refused', () => {
     ['CONNECT', head('CONNECT evil.example:443 HTTP/1.1', 'Host: evil.example:443'), 405],
     ['asterisk for GET', head('GET * HTTP/1.1', 'Host: a'), 400],
     ['a fragment in the target', head('GET /a#b HTTP/1.1', 'Host: a'), 400],
+    // A WHATWG URL parser (Bun.serve, Deno.serve, Node's URL) reads a backslash as "/": "/admin" to them, a name to nginx.
+    ['a backslash in the path', head('GET /a\\..\\admin HTTP/1.1', 'Host: a'), 400],
+    ['a backslash in an absolute-form path', head('GET http://a/\\\\evil.example/x HTTP/1.1', 'Host: a'), 400],
+    ['a backslash in the path, one in the query', head('GET /a\\b?c\\d HTTP/1.1', 'Host: a'), 400],
     ['a target that is neither a path nor a URL', head('GET a/b HTTP/1.1', 'Host: a'), 400],
     ['non-ASCII in the target', head('GET /\xe9 HTTP/1.1', 'Host: a'), 400],
     ['two spaces in the request line', head('GET  / HTTP/1.1', 'Host: a'), 400],
@@ -113,6 +117,10 @@ describe('accepted', () => {
     const seen: string[] = []
     h.forEach((v, n) => seen.push(`${n}=${v}`))
     expect(seen).toEqual(['host=a.example:8080', 'x-multi=1', 'x-multi=2'])
+  })
+
+  test('a backslash in the query (browsers send it there as typed)', () => {
+    expect(parseRequestHead(head('GET /a?q=c:\\d\\e HTTP/1.1', 'Host: a')).target).toBe('/a?q=c:\\d\\e')
   })
 
   test('leading empty lines are skipped, and OWS around a value is trimmed', () => {

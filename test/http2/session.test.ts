@@ -75,6 +75,7 @@ describe('requests (RFC 9113 §8.2, §8.3)', () => {
     ['a space in :path (it would split the upstream request line)', [...base.slice(0, 3), [':path', '/a b']]],
     [':path "/x HTTP/1.0"', [...base.slice(0, 3), [':path', '/x HTTP/1.0']]],
     ['a fragment in :path', [...base.slice(0, 3), [':path', '/a#b']]],
+    ['a backslash in the path of :path (a URL parser reads it as "/")', [...base.slice(0, 3), [':path', '/a\\..\\admin']]],
     ['a non-ASCII byte in :path', [...base.slice(0, 3), [':path', '/caf\u00e9']]],
     ['duplicate :method', [...base, [':method', 'GET']]],
     ['unknown pseudo-header', [...base, [':protocol', 'websocket']]],

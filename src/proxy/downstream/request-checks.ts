@@ -3,13 +3,13 @@
  * is sent upstream: CONNECT (no open proxy), a Host header that is not one valid host[:port]
  * (several Host headers arrive joined with ","), and an absolute-form target whose authority is
  * not the Host (RFC 9112 §3.2.2: we and the origin must not read the request differently), a
- * non-ASCII target, a GET/HEAD body the runtime dropped, and a transfer coding other than chunked.
+ * non-ASCII target or one with a backslash in its path, a GET/HEAD body the runtime dropped, and a transfer coding other than chunked.
  * Everything else malformed (CL+TE, bad chunking, obs-fold, bare CR, control characters, huge
  * heads) Bun's parser already refuses with 400/431; test/integration/hardening.test.ts proves it.
  * Used by the runtime front (downstream/runtime-front.ts) only: the own listener's parser (http1/request-head.ts)
  * makes these checks itself.
  */
-import { HOST_VALUE } from '../../http1/chars.ts'
+import { backslashInPath, HOST_VALUE } from '../../http1/chars.ts'
 import type { FailureCode } from '../errors.ts'
 
 const VISIBLE_ASCII = /^[\x21-\x7e]*$/
@@ -29,6 +29,9 @@ export function checkRequest(req: Request): Rejection | undefined {
   // Deno.serve passes raw UTF-8 bytes through, re-encoded (measured: "/caf\xc3\xa9" arrives as
   // "/cafÃƒÂ©"), so forwarding it would send the origin a different target than the client's.
   if (!VISIBLE_ASCII.test(req.url)) return { code: 'BAD_REQUEST', reason: 'non-ASCII or control byte in the request target; percent-encode it (RFC 3986 §2.1)' }
+  // Deno.serve hands a backslash over as it came (measured on 2.9.6: "http://a/a\..\admin"); a
+  // URL parser upstream would read it as "/" (http1/chars.ts).
+  if (backslashInPath(req.url)) return { code: 'BAD_REQUEST', reason: 'a backslash in the request path (no URI has one; URL parsers read it as "/")' }
   // Deno.serve gives a GET or HEAD request no body (req.body is null) even when the client sent
   // one; forwarding the request without it would change its meaning, so it is refused instead.
   if (req.body === null && (hasBody(req.headers.get('content-length')) || req.headers.has('transfer-encoding'))) {

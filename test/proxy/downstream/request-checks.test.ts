@@ -43,3 +43,10 @@ test('a GET whose body the runtime dropped is refused with 501; an empty Content
   expect(checkRequest(denoLike('http://a.example/', { 'content-length': '0' }))).toBeUndefined()
   expect(checkRequest(denoLike('http://a.example/', { 'content-length': '5' }, new ReadableStream()))).toBeUndefined()
 })
+
+test('a backslash in the path is refused, one in the query is not (Deno.serve hands both over as they came)', () => {
+  // A Request would normalize the URL as a WHATWG parser does; Deno.serve's does not, so its fields are given here.
+  const raw = (url: string) => ({ method: 'GET', url, body: null, headers: new Headers({ host: 'a.example' }) }) as unknown as Request
+  expect(checkRequest(raw('http://a.example/a\\..\\admin'))?.code).toBe('BAD_REQUEST')
+  expect(checkRequest(raw('http://a.example/x?q=c:\\d'))).toBeUndefined()
+})
