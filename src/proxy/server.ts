@@ -42,6 +42,8 @@ interface UpstreamParts {
   source: AddressSource
   pool: UpstreamPool
   health: ActiveHealthChecker
+  /** The ca_file's contents the pool verifies with (undefined: the system's roots). */
+  ca: string | undefined
 }
 
 /** The parts of a config that one generation of the proxy is built from; swapped whole on reload. */
@@ -83,15 +85,18 @@ export class ProxyServer implements ProxyView {
   private build(config: ResolvedConfig, old: Map<string, UpstreamParts>): Generation {
     const upstreams = new Map<string, UpstreamParts>()
     for (const u of Object.values(config.upstreams)) {
+      // Read at every reload, as tls_cert is: a CA bundle changed at the same path (a CA added for
+      // a renewed origin certificate, or one taken out) is a new pool, with no TLS session kept
+      // under the old trust (a resumed handshake does not check the certificate again).
+      const ca = u.caFile ? readCaBundle(u.caFile, config.fileKeys?.[`upstream.${u.name}.ca_file`] ?? `upstream.${u.name}.ca_file`) : undefined
       const prev = old.get(u.name)
-      if (prev && JSON.stringify(prev.pool.upstream) === JSON.stringify(u)) {
+      if (prev && prev.ca === ca && JSON.stringify(prev.pool.upstream) === JSON.stringify(u)) {
         upstreams.set(u.name, prev)
         continue
       }
-      const ca = u.caFile ? readCaBundle(u.caFile, config.fileKeys?.[`upstream.${u.name}.ca_file`] ?? `upstream.${u.name}.ca_file`) : undefined
       const source = this.opts.sourceFor(u)
       const pool = new UpstreamPool(u, source, { ca, log: this.opts.log })
-      upstreams.set(u.name, { source, pool, health: new ActiveHealthChecker(pool, { log: this.opts.log }) })
+      upstreams.set(u.name, { source, pool, health: new ActiveHealthChecker(pool, { log: this.opts.log }), ca })
     }
     const pools = new Map([...upstreams].map(([name, p]) => [name, p.pool]))
     const trusted = config.server.trustedProxies.map((c) => parseCidr(c)!)

@@ -3,9 +3,13 @@
  * connection offers the session the last one to that address got, as nginx's
  * proxy_ssl_session_reuse. A node:tls origin that closes every connection after one answer makes
  * each request dial; the origin says which handshakes resumed (TLS 1.3 tickets and TLS 1.2
- * sessions), and the pool counts them (admin: proxy_upstream_tls_resumed_total).
+ * sessions), and the pool counts them (admin: proxy_upstream_tls_resumed_total). A reload reads
+ * ca_file again: new contents at the same path are a new pool, with no session of the old trust.
  */
 import { afterEach, describe, expect, test } from 'bun:test'
+import { copyFileSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createServer, type TLSSocket } from 'node:tls'
 import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
@@ -69,4 +73,25 @@ test('a pool under other trust settings does not offer another pool\'s sessions'
   expect((await fetch(`${insecure.url}/b`)).status).toBe(200)
   // The insecure pool's first handshake is full: sessions belong to the pool that made them.
   expect(origin.resumed[before]).toBe(false)
+})
+
+test('a reload reads ca_file again: a CA taken out at the same path is not trusted, nor its sessions resumed', async () => {
+  const certs = makeCerts(['origin.test'])
+  const other = makeCerts(['other.test'])
+  const origin = await closingTlsOrigin('TLSv1.3')
+  const caFile = join(mkdtempSync(join(tmpdir(), 'proxy-ca-reload-')), 'ca.pem')
+  copyFileSync(certs.caFile, caFile)
+  const flags = { upstream: { url: `https://origin.test:${origin.port}`, ca_file: caFile } }
+  const { url, proxy } = h.proxy(flags, { addresses: [{ address: '127.0.0.1', family: 4 }] })
+  for (let i = 0; i < 2; i++) expect((await fetch(`${url}/before${i}`)).status).toBe(200)
+  expect(origin.resumed.at(-1)).toBe(true)
+
+  // The origin's CA replaced by another in the same file, then a reload with the same config.
+  copyFileSync(other.caFile, caFile)
+  await proxy.reload(h.config(flags))
+  const before = origin.resumed.length
+  const res = await fetch(`${url}/after`)
+  expect(res.status).toBe(502)
+  expect(await res.text()).toContain('TLS handshake with upstream failed')
+  expect(origin.resumed.length).toBe(before) // no handshake completed, resumed or not
 })
