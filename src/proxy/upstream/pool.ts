@@ -325,7 +325,9 @@ export class UpstreamPool {
   /** A connect-level failure of this address: count it, maybe eject it, and ask DNS again. */
   reportFailure(state: AddressState, err: RequestFailure): void {
     const backoffMs = recordFailure(state, this.upstream, this.now())
-    if (backoffMs !== undefined) this.opts.log?.('warn', 'upstream address ejected', { upstream: this.upstream.name, address: state.address, for_ms: backoffMs, error: err.code })
+    // The reason with the code: which check a certificate failed (expired, another name, an unknown CA) is
+    // the operator's next step, as nginx's "upstream SSL certificate verify error: (10:certificate has expired)".
+    if (backoffMs !== undefined) this.opts.log?.('warn', 'upstream address ejected', { upstream: this.upstream.name, address: state.address, for_ms: backoffMs, error: err.code, detail: err.message })
     this.source.refreshNow(`connect to ${state.address} failed: ${err.code}`)
   }
 

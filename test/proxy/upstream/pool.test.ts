@@ -9,7 +9,7 @@ import type { ResolvedUpstream } from '../../../src/config/schema.ts'
 import { RequestFailure } from '../../../src/proxy/errors.ts'
 import { staticSource, type Address, type AddressChange } from '../../../src/proxy/upstream/address-source.ts'
 import type { Http1Connection } from '../../../src/proxy/upstream/connection.ts'
-import { UpstreamPool, type AcquiredConnection } from '../../../src/proxy/upstream/pool.ts'
+import { toRequestFailure, UpstreamPool, type AcquiredConnection } from '../../../src/proxy/upstream/pool.ts'
 import { DialError, NOOP_HANDLERS, type Conn, type ConnHandlers, type DialErrorCode, type DialOptions } from '../../../src/runtime/socket.ts'
 import { flush } from '../../support/fake-clock.ts'
 
@@ -65,6 +65,7 @@ interface Rig {
   subscriptions: () => number
   clock: { t: number }
   logs: string[]
+  logFields: (Record<string, unknown> | undefined)[]
 }
 
 const rigs: Rig[] = []
@@ -86,6 +87,7 @@ function rig(fields: Record<string, unknown> = {}, opts: { addresses?: Address[]
   const dials: DialOptions[] = []
   const conns: FakeConn[] = []
   const logs: string[] = []
+  const logFields: (Record<string, unknown> | undefined)[] = []
   const source = staticSource(opts.addresses ?? [A])
   let subscribed = 0
   const onChange = source.onChange.bind(source)
@@ -100,7 +102,10 @@ function rig(fields: Record<string, unknown> = {}, opts: { addresses?: Address[]
   const pool = new UpstreamPool(upstream(fields), source, {
     now: () => clock.t,
     random: () => 0,
-    log: (level, msg) => logs.push(`${level}: ${msg}`),
+    log: (level, msg, fields) => {
+      logs.push(`${level}: ${msg}`)
+      logFields.push(fields)
+    },
     dial: (o) => {
       dials.push(o)
       const scripted = opts.dial?.(o, dials.length)
@@ -110,7 +115,7 @@ function rig(fields: Record<string, unknown> = {}, opts: { addresses?: Address[]
       return Promise.resolve(c)
     },
   })
-  const r = { pool, source, dials, conns, subscriptions: () => subscribed, clock, logs }
+  const r = { pool, source, dials, conns, subscriptions: () => subscribed, clock, logs, logFields }
   rigs.push(r)
   return r
 }
@@ -452,6 +457,16 @@ describe('prewarm', () => {
 })
 
 describe('reportFailure / reportSuccess', () => {
+  test('the ejection is logged with why the connect failed, not only its code (which certificate check)', () => {
+    const r = rig({}, { addresses: [A] })
+    r.pool.start()
+    const err = toRequestFailure(new DialError('TLS_FAILED', 'TLS handshake failed: certificate has expired'), r.pool.addresses.get('127.0.2.1')!)
+    r.pool.reportFailure(r.pool.addresses.get('127.0.2.1')!, err)
+    const i = r.logs.indexOf('warn: upstream address ejected')
+    expect(r.logFields[i]).toMatchObject({ error: 'TLS_FAILED' })
+    expect(String(r.logFields[i]?.detail)).toContain('certificate has expired')
+  })
+
   test('a connect failure ejects per the policy and asks the source to re-resolve', () => {
     const r = rig({ fail_threshold: '2', eject_time: '1s' }, { addresses: [A, B] })
     r.pool.start()
