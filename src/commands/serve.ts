@@ -113,6 +113,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   }
   const exposed = workerId === undefined ? exposedAdminWarning(config.admin) : undefined
   if (exposed) wlog('warn', exposed)
+  warnInsecure(config, wlog)
   wlog('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', ...(acme ? { acme: config.acme.domains.join(','), acme_http: acme.httpPort } : {}), upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
 
   const reloadNow = async () => {
@@ -141,6 +142,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
         void old.close()
       }
       wlog('info', 'reloaded', { url: proxy.url, upstreams: Object.values(next.upstreams).map((u) => u.url).join(',') })
+      warnInsecure(next, wlog)
       // Read at start only: a difference from what runs (the start-up config's) is said to be kept
       // out, at every reload while it lasts, not taken as applied with the rest.
       for (const section of START_ONLY) {
@@ -173,4 +175,15 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   cache?.close()
   wlog('info', 'stopped')
   return ExitCode.OK
+}
+
+/**
+ * An https upstream with insecure = true is said at start and at every reload while it lasts, as
+ * the one way around certificate checks should be: its certificate is not verified, so anyone on
+ * the path to it can read and change the traffic.
+ */
+function warnInsecure(config: ResolvedConfig, log: ReturnType<typeof createLogger>): void {
+  const names = Object.values(config.upstreams).filter((u) => u.scheme === 'https' && u.insecure).map((u) => u.name)
+  if (names.length === 0) return
+  log('warn', "upstream TLS certificates are NOT verified (insecure = true): anyone on the path can read and change that traffic; for testing only (a private CA goes in ca_file)", { upstreams: names.join(',') })
 }

@@ -67,7 +67,7 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'host_header', prop: 'hostHeader', kind: { type: 'string' }, default: undefined, doc: "Fixed Host header sent upstream, as host[:port] (RFC 9110 §7.2). Default: the client's Host is kept." },
   { key: 'tls_server_name', prop: 'tlsServerName', kind: { type: 'string' }, default: undefined, doc: 'SNI and certificate name for an https upstream. Default: the host in url.' },
   { key: 'ca_file', prop: 'caFile', kind: { type: 'string' }, default: undefined, doc: "PEM CA bundle that verifies the upstream's certificate. Default: the system's roots." },
-  { key: 'insecure', prop: 'insecure', kind: { type: 'bool' }, default: false, doc: "Skip verifying the upstream's certificate. For testing only." },
+  { key: 'insecure', prop: 'insecure', kind: { type: 'bool' }, default: false, doc: "Skip verifying the upstream's certificate (its CA, name and dates). For testing only: serve warns at start and at each reload while it is set." },
   dp('connect_timeout', 'connectTimeoutMs', '5s', 'Time to open a TCP (and TLS) connection to one upstream address.'),
   dp('header_timeout', 'headerTimeoutMs', '60s', 'Time from sending the request to receiving the response head (504 beyond). While a streamed request body is still coming and no response has begun, also the longest silence of the client between its pieces (408 beyond).'),
   du('idle_timeout', 'idleTimeoutMs', '5m', 'Longest silence while streaming a response body before the exchange is aborted, and longest silence both ways in an upgrade tunnel (WebSocket) before it is closed. 0 means none.'),
