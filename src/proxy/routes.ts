@@ -1,8 +1,9 @@
 /**
  * Routing: which upstream serves a request, from its Host and path. The first [[route]] whose
  * host (exact, or "*.suffix") and path prefix match wins; otherwise the default upstream. Paths
- * are compared in their normal form (routePath), the request itself goes on as it came. Only
- * configured upstreams are reachable: this is never an open proxy.
+ * are compared in their normal form (routePath), hosts without port, case or a final dot (the
+ * absolute form of a DNS name: "api.example." is "api.example"); the request itself goes on as it
+ * came. Only configured upstreams are reachable: this is never an open proxy.
  */
 import type { ResolvedRoute } from '../config/schema.ts'
 import { hostWithoutPort } from './headers.ts'
@@ -15,6 +16,8 @@ export class Router<T> {
   private readonly byPath: boolean
   /** Each route's path prefix in normal form (routePath), parallel to `routes`. */
   private readonly prefixes: readonly (string | undefined)[]
+  /** Each route's host without a final dot, parallel to `routes`. */
+  private readonly hosts: readonly (string | undefined)[]
 
   constructor(
     routes: readonly ResolvedRoute[],
@@ -26,14 +29,17 @@ export class Router<T> {
     this.byHost = this.routes.some((r) => r.host !== undefined)
     this.byPath = this.routes.some((r) => r.pathPrefix !== undefined)
     this.prefixes = this.routes.map((r) => (r.pathPrefix === undefined ? undefined : routePath(r.pathPrefix)))
+    this.hosts = this.routes.map((r) => (r.host === undefined ? undefined : withoutFinalDot(r.host)))
   }
 
   /** The route for a host (without port) and a path (without query, in normal form: routePath); undefined when none matches. */
   match(host: string, path: string): ResolvedRoute | undefined {
     const routes = this.routes
+    host = withoutFinalDot(host)
     for (let i = 0; i < routes.length; i++) {
       const r = routes[i]!
-      if (r.host !== undefined && !hostMatches(r.host, host)) continue
+      const pattern = this.hosts[i]
+      if (pattern !== undefined && !hostMatches(pattern, host)) continue
       const prefix = this.prefixes[i]
       if (prefix !== undefined && !path.startsWith(prefix)) continue
       return r
@@ -67,6 +73,15 @@ export class Router<T> {
     if (this.routes.length === 0) return this.upstreams.get(this.defaultUpstream)!
     return this.upstreams.get(this.matchFor(target, hostHeader)?.upstream ?? this.defaultUpstream)!
   }
+}
+
+/**
+ * A host name less one final dot: "api.example." names the same DNS name as "api.example" (RFC
+ * 1034 §3.1, RFC 3986 §3.2.2), and nginx drops it before choosing a server. "a.." keeps one dot:
+ * no DNS name, it matches no route.
+ */
+function withoutFinalDot(host: string): string {
+  return host.charCodeAt(host.length - 1) === 0x2e ? host.slice(0, -1) : host
 }
 
 function hostMatches(pattern: string, host: string): boolean {

@@ -97,3 +97,13 @@ test.each([
 ] as const)('routePath(%s) is %s', (path, normal) => {
   expect(routePath(path)).toBe(normal)
 })
+
+test('a Host with a final dot (an absolute DNS name) takes the route of the name without it', () => {
+  const router = new Router([route('api', 'api.example'), route('static', '*.cdn.example.'), CATCH_ALL], upstreams, 'web')
+  expect(router.routeFor('/', 'api.example.')).toBe('api')
+  expect(router.routeFor('/', 'API.EXAMPLE.:8080')).toBe('api')
+  expect(router.routeFor('/', 'a.cdn.example.')).toBe('static')
+  expect(router.routeFor('/', 'a.cdn.example')).toBe('static')
+  expect(router.routeFor('/', 'api.example..')).toBe('web') // not a DNS name: no route
+  expect(router.routeFor('/', '.')).toBe('web')
+})
