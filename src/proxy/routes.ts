@@ -94,18 +94,21 @@ function hostMatches(pattern: string, host: string): boolean {
  * §4.2.3 applies to http URIs): percent-encoded unreserved characters decoded ("%61" is "a",
  * "%2e" is "."), then dot segments removed (RFC 3986 §5.2.4). "/%61pi/x" and "/web/../api/x"
  * are the same resource as "/api/x", which is how an origin that normalizes reads them (nginx
- * matches its locations so), so they take its route. Other escapes ("%2F", "%00") are kept: they
- * are not the character they stand for. "*" and paths with no "%" and no "/." are returned as
- * they are.
+ * matches its locations so), so they take its route. Other escapes ("%2F", "%00") are kept, in
+ * upper case: they are not the character they stand for. "*" and paths with no "%" and no "/."
+ * are returned as they are.
  */
 export function routePath(path: string): string {
   if (path.charCodeAt(0) !== 0x2f || (!path.includes('%') && !path.includes('/.'))) return path
   let decoded = ''
   let from = 0
   for (let i = path.indexOf('%'); i >= 0 && i + 2 < path.length; i = path.indexOf('%', i + 1)) {
-    const code = Number.parseInt(path.slice(i + 1, i + 3), 16)
-    if (!/^[0-9A-Fa-f]{2}$/.test(path.slice(i + 1, i + 3)) || !UNRESERVED.test(String.fromCharCode(code))) continue
-    decoded += path.slice(from, i) + String.fromCharCode(code)
+    const hex = path.slice(i + 1, i + 3)
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) continue
+    const char = String.fromCharCode(Number.parseInt(hex, 16))
+    // An unreserved character is itself; any other escape is kept, its hex digits in upper case
+    // ("%2f" and "%2F" are one escape: RFC 3986 §6.2.2.1).
+    decoded += path.slice(from, i) + (UNRESERVED.test(char) ? char : `%${hex.toUpperCase()}`)
     from = i + 3
   }
   decoded += path.slice(from)

@@ -107,3 +107,11 @@ test('a Host with a final dot (an absolute DNS name) takes the route of the name
   expect(router.routeFor('/', 'api.example..')).toBe('web') // not a DNS name: no route
   expect(router.routeFor('/', '.')).toBe('web')
 })
+
+test('escapes kept in a path compare in either case (RFC 3986 §6.2.2.1), in a prefix and in a request', () => {
+  const r = new Router([route('api', undefined, '/a%2fb/'), route('static', undefined, '/%7Euser/'), CATCH_ALL], upstreams, 'web')
+  expect(r.routeFor('/a%2Fb/c', 'x')).toBe('api')
+  expect(r.routeFor('/a%2fb/c', 'x')).toBe('api')
+  expect(r.routeFor('/~user/c', 'x')).toBe('static')
+  expect(routePath('/x/%3f%3F%zz')).toBe('/x/%3F%3F%zz')
+})
