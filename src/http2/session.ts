@@ -68,7 +68,7 @@ export class ServerSession implements StreamHost {
     this.out.push(F.settingsFrame(announcedSettings(l)))
     this.flow = new ReceiveFlow(l.connectionWindowBytes, l.streamWindowBytes, (f) => this.out.push(f, false))
     this.flow.start()
-    this.streams = new StreamTable(this.out, this.encoder, this.flow, this.floods, () => this.streamClosed())
+    this.streams = new StreamTable(this.out, this.encoder, this.flow, this.floods, l.streamWindowBytes, () => this.streamClosed())
   }
 
   /** Open streams (requests not yet finished both ways). */
@@ -333,8 +333,8 @@ export class ServerSession implements StreamHost {
       this.flow.creditConnection(h.length)
       if (!s && this.streams.isIdle(h.streamId)) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
       if (s) throw streamError(s.id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
-      // A closed stream: data in flight after our RST_STREAM is dropped (§5.1); anything else is an error.
-      if (!this.streams.wasResetByUs(h.streamId)) throw streamError(h.streamId, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
+      // A closed stream: data in flight after our RST_STREAM is dropped (§5.1), up to that stream's window; anything else is an error.
+      if (!this.streams.dataAfterReset(h.streamId, h.length)) throw streamError(h.streamId, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
       return this.floods.data(F.stripPadding(h, p).byteLength, (h.flags & F.Flag.END_STREAM) !== 0)
     }
     this.flow.chargeStream(s, h.length)

@@ -4,7 +4,7 @@
  * (§5.4.2), and the recent resets whose in-flight frames are ignored. Opening streams and
  * reading frames stay in session.ts; the stream's own API is stream.ts.
  */
-import { connectionError, H2Code, type Http2Error } from './errors.ts'
+import { connectionError, enhanceYourCalm, H2Code, type Http2Error } from './errors.ts'
 import type { FloodGuard } from './floods.ts'
 import type { ReceiveFlow } from './flow.ts'
 import { headerFrames, rstStreamFrame } from './frames.ts'
@@ -17,7 +17,8 @@ const RECENT_RESETS = 1024
 
 export class StreamTable {
   private readonly open = new Map<number, ServerStream>()
-  private readonly resetByUs = new Set<number>()
+  /** Streams we reset, with the DATA bytes the client may still have in flight on each (see dataAfterReset). */
+  private readonly resetByUs = new Map<number, number>()
   /** Highest client stream id seen (§5.1.1). */
   lastStreamId = 0
 
@@ -26,6 +27,8 @@ export class StreamTable {
     private readonly encoder: HpackEncoder,
     private readonly flow: ReceiveFlow,
     private readonly floods: FloodGuard,
+    /** SETTINGS_INITIAL_WINDOW_SIZE we announce: what a client may send on a stream it just opened. */
+    private readonly streamWindowBytes: number,
     /** Called after each stream closes. */
     private readonly onClosed: () => void,
   ) {}
@@ -58,10 +61,28 @@ export class StreamTable {
     return this.resetByUs.has(id)
   }
 
+  /**
+   * DATA of `length` bytes (padding included) on a stream: false if it is not one we reset
+   * (recently). In flight after our RST_STREAM can be at most what the stream's window allowed
+   * when we sent it: we credit nothing more to a closed stream (§6.9), and a client that ended
+   * its side has nothing to send. Beyond that no race explains it, only a client making us drop
+   * DATA for ever: ENHANCE_YOUR_CALM.
+   */
+  dataAfterReset(id: number, length: number): boolean {
+    const left = this.resetByUs.get(id)
+    if (left === undefined) return false
+    if (length > left) throw enhanceYourCalm('DATA beyond the window of a stream we reset')
+    this.resetByUs.set(id, left - length)
+    return true
+  }
+
   sendRst(id: number, code: number): void {
     this.out.push(rstStreamFrame(id, code))
-    this.resetByUs.add(id)
-    if (this.resetByUs.size > RECENT_RESETS) this.resetByUs.delete(this.resetByUs.values().next().value!)
+    if (this.resetByUs.has(id)) return
+    // A stream not open: the one being opened (refused, malformed: its body may be on its way), or one long closed.
+    const s = this.open.get(id)
+    this.resetByUs.set(id, s ? (s.remoteEnded ? 0 : Math.max(0, s.recvWindow)) : id === this.lastStreamId ? this.streamWindowBytes : 0)
+    if (this.resetByUs.size > RECENT_RESETS) this.resetByUs.delete(this.resetByUs.keys().next().value!)
   }
 
   /** END_STREAM from the client. */

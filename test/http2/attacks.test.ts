@@ -140,6 +140,36 @@ describe('session level: each flood ends the connection with ENHANCE_YOUR_CALM, 
     await c.settle()
     expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
   })
+  test('DATA with a payload on a stream we reset is dropped up to that stream\'s window, and credited to the connection; beyond: ENHANCE_YOUR_CALM', async () => {
+    const c = new RawClient({ limits: { connectionWindowBytes: 100_000 }, onRequest: (s) => s.reset(H2Code.CANCEL) }).start()
+    c.send(c.get(3, '/up', [], false))
+    await c.settle()
+    expect(c.rstCode(3)).toBe(H2Code.CANCEL)
+    const one = c.data(3, new Uint8Array(199))
+    let sent = 0
+    for (; sent < 10_000 && !c.closed; sent++) c.send(one) // dropped for ever, without a count, before
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+    expect(sent).toBe(Math.floor((256 * 1024) / 199) + 1) // the default stream window, then the frame beyond it
+    expect(c.ofType(FrameType.WINDOW_UPDATE, 0).length).toBeGreaterThan(2) // dropped bytes still reopen the connection window (§6.9)
+  })
+  test('a client whose upload was answered early sends up to a whole stream window before it sees our RST_STREAM: kept, and its connection window reopened', async () => {
+    const c = new RawClient({ limits: { streamWindowBytes: 100_000, connectionWindowBytes: 100_000 }, onRequest: (s) => s.respond(413, [], true) }).start()
+    c.send(c.get(3, '/up', [], false), c.data(3, new Uint8Array(10_000)))
+    await c.settle()
+    expect(c.rstCode(3)).toBe(H2Code.NO_ERROR) // answered before the body ended (§8.1): the body left on its way is dropped
+    for (let i = 0; i < 9; i++) c.send(frame(FrameType.DATA, Flag.PADDED, 3, new Uint8Array(10_000))) // padding counts too
+    await c.settle()
+    expect(c.goaway()).toBeUndefined()
+    const credit = c.ofType(FrameType.WINDOW_UPDATE, 0).reduce((n, f) => n + new DataView(f.payload.buffer, f.payload.byteOffset).getUint32(0), 0)
+    expect(credit).toBeGreaterThanOrEqual(50_000) // the client can go on sending
+    c.send(c.get(5, '/next'))
+    await c.settle()
+    expect(c.requests.map((s) => s.request.path)).toEqual(['/up', '/next'])
+    c.send(c.data(3, new Uint8Array(1))) // one byte more than the window of stream 3 allowed
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+  })
   test('empty DATA flood on an open stream', async () => {
     const c = new RawClient().start()
     c.send(c.get(1, '/up', [], false))
