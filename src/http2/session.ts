@@ -300,8 +300,8 @@ export class ServerSession implements StreamHost {
       return
     }
     if (id <= this.streams.lastStreamId) {
-      // Frames in flight on a stream we reset are ignored (§5.1, "closed"); otherwise the id went backwards (§5.1.1).
-      if (this.streams.wasResetByUs(id)) return
+      // Frames in flight on a stream we reset are ignored (§5.1, "closed"), once decoded (HPACK state), and counted like resets; otherwise the id went backwards (§5.1.1).
+      if (this.streams.wasResetByUs(id)) return this.floods.reset('header blocks on streams we reset')
       throw connectionError(H2Code.PROTOCOL_ERROR, `HEADERS on closed stream ${id} (RFC 9113 §5.1.1)`)
     }
     this.streams.lastStreamId = id

@@ -170,6 +170,20 @@ describe('session level: each flood ends the connection with ENHANCE_YOUR_CALM, 
     await c.settle()
     expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
   })
+  test('HEADERS on a stream we reset are decoded (HPACK state) and ignored, and count against the reset budget', async () => {
+    const c = new RawClient({ onRequest: (s) => (s.request.method === 'GET' ? s.respond(204, [], true) : s.reset(H2Code.CANCEL)) }).start()
+    c.send(c.get(3, '/up', [], false))
+    await c.settle()
+    expect(c.rstCode(3)).toBe(H2Code.CANCEL)
+    c.send(c.headers(3, [['x-trailer', 'first']]), c.get(5, '/next')) // trailers in flight when we reset: a race, not a flood
+    await c.settle()
+    expect(c.goaway()).toBeUndefined()
+    expect(c.status(5)).toBe('204') // the trailer's table entry was taken in: /next decodes right
+    for (let i = 0; i < 10_000 && !c.closed; i++) c.send(c.headers(3, [['x-trailer', `n${i}`]])) // each a new literal: the decoder works
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+    expect(c.requests.map((s) => s.request.path)).toEqual(['/up', '/next'])
+  })
   test('empty DATA flood on an open stream', async () => {
     const c = new RawClient().start()
     c.send(c.get(1, '/up', [], false))
