@@ -3,54 +3,108 @@
  * keeps a partial frame across reads, and refuses frames above our SETTINGS_MAX_FRAME_SIZE
  * (§4.2). What a frame means is the session's business (session.ts).
  */
-import { copyOut } from '../lib/bytes.ts'
+import { Buffer } from 'node:buffer'
+import { copyOut, putRange } from '../lib/bytes.ts'
 import { connectionError, H2Code } from './errors.ts'
 import { FRAME_HEADER_BYTES, PREFACE, readFrameHeader, type FrameHeader } from './frames.ts'
 
 export class FrameReader {
-  private rest: Uint8Array = new Uint8Array(0)
-  private prefaceSeen = false
+  /** Bytes of the preface checked so far. */
+  private prefaceBytes = 0
+  /**
+   * A frame cut by the end of a read: its header bytes so far, and once the header is whole its
+   * payload, allocated at its full length and filled as reads come. Each byte is copied once, so a
+   * frame arriving a byte at a time costs time linear in its size.
+   */
+  private readonly head = new Uint8Array(FRAME_HEADER_BYTES)
+  private headBytes = 0
+  private partialHeader: FrameHeader | undefined
+  private partial: Buffer | undefined
+  private partialBytes = 0
 
   constructor(private readonly maxFrameBytes: number) {}
 
   /**
    * Calls `onFrame` for every whole frame in what has arrived, until it returns false. Payloads
-   * are copies of small frames and views of larger ones: both stay valid as long as the caller
-   * keeps them (a read is never written again).
+   * are copies of small frames and of frames that spanned reads, and views of larger ones: all
+   * stay valid as long as the caller keeps them (a read is never written again).
    * Throws a connection error for a bad preface or an oversized frame.
    */
   push(chunk: Uint8Array, onFrame: (h: FrameHeader, payload: Uint8Array) => boolean): void {
-    let buf = chunk
-    if (this.rest.byteLength > 0) {
-      buf = new Uint8Array(this.rest.byteLength + chunk.byteLength)
-      buf.set(this.rest)
-      buf.set(chunk, this.rest.byteLength)
-    }
     let off = 0
-    if (!this.prefaceSeen) {
-      const n = Math.min(buf.byteLength, PREFACE.byteLength)
-      for (let i = 0; i < n; i++) {
-        if (buf[i] !== PREFACE[i]) throw connectionError(H2Code.PROTOCOL_ERROR, 'not an HTTP/2 client preface (RFC 9113 §3.4)')
-      }
-      if (n < PREFACE.byteLength) {
-        this.rest = buf.slice()
-        return
-      }
-      this.prefaceSeen = true
-      off = n
+    if (this.prefaceBytes < PREFACE.byteLength) {
+      off = this.preface(chunk)
+      if (this.prefaceBytes < PREFACE.byteLength) return
     }
-    while (buf.byteLength - off >= FRAME_HEADER_BYTES) {
-      const h = readFrameHeader(buf, off)
-      if (h.length > this.maxFrameBytes) throw connectionError(H2Code.FRAME_SIZE_ERROR, `frame of ${h.length} bytes above our SETTINGS_MAX_FRAME_SIZE`)
-      if (buf.byteLength - off < FRAME_HEADER_BYTES + h.length) break
+    if (this.headBytes > 0) {
+      off = this.fill(chunk, off, onFrame)
+      if (off < 0) return
+    }
+    while (chunk.byteLength - off >= FRAME_HEADER_BYTES) {
+      const h = readFrameHeader(chunk, off)
+      if (h.length > this.maxFrameBytes) throw tooLarge(h)
+      if (chunk.byteLength - off < FRAME_HEADER_BYTES + h.length) break
       const start = off + FRAME_HEADER_BYTES
-      const payload = h.length <= COPY_PAYLOAD_MAX_BYTES ? copyOut(buf, start, start + h.length) : buf.subarray(start, start + h.length)
+      const payload = h.length <= COPY_PAYLOAD_MAX_BYTES ? copyOut(chunk, start, start + h.length) : chunk.subarray(start, start + h.length)
       off += FRAME_HEADER_BYTES + h.length
       if (!onFrame(h, payload)) return
     }
-    // A partial frame waits for the next read; copied, as it is at most one frame.
-    this.rest = off < buf.byteLength ? buf.slice(off) : new Uint8Array(0)
+    if (off < chunk.byteLength) this.keep(chunk, off)
   }
+
+  /** Checks what of the preface is in `chunk`; returns the offset after it. */
+  private preface(chunk: Uint8Array): number {
+    const at = this.prefaceBytes
+    const n = Math.min(chunk.byteLength, PREFACE.byteLength - at)
+    for (let i = 0; i < n; i++) {
+      if (chunk[i] !== PREFACE[at + i]) throw connectionError(H2Code.PROTOCOL_ERROR, 'not an HTTP/2 client preface (RFC 9113 §3.4)')
+    }
+    this.prefaceBytes = at + n
+    return n
+  }
+
+  /** The start of a frame the read ends in (at most one frame's worth, as the header says). */
+  private keep(chunk: Uint8Array, off: number): void {
+    const left = chunk.byteLength - off
+    if (left < FRAME_HEADER_BYTES) {
+      this.headBytes = putRange(this.head, 0, chunk, off, chunk.byteLength)
+      return
+    }
+    this.headBytes = FRAME_HEADER_BYTES
+    this.partialHeader = readFrameHeader(chunk, off) // checked by push()'s loop
+    this.partial = Buffer.allocUnsafe(this.partialHeader.length)
+    this.partialBytes = putRange(this.partial, 0, chunk, off + FRAME_HEADER_BYTES, chunk.byteLength)
+  }
+
+  /** Continues the kept frame from `chunk` at `off`; returns the offset after it, or -1 when onFrame said stop. */
+  private fill(chunk: Uint8Array, off: number, onFrame: (h: FrameHeader, payload: Uint8Array) => boolean): number {
+    const end = chunk.byteLength
+    if (this.partialHeader === undefined) {
+      const take = Math.min(FRAME_HEADER_BYTES - this.headBytes, end - off)
+      this.headBytes = putRange(this.head, this.headBytes, chunk, off, off + take)
+      off += take
+      if (this.headBytes < FRAME_HEADER_BYTES) return end
+      const h = readFrameHeader(this.head, 0)
+      if (h.length > this.maxFrameBytes) throw tooLarge(h)
+      this.partialHeader = h
+      this.partial = Buffer.allocUnsafe(h.length)
+      this.partialBytes = 0
+    }
+    const payload = this.partial!
+    const take = Math.min(payload.byteLength - this.partialBytes, end - off)
+    this.partialBytes = putRange(payload, this.partialBytes, chunk, off, off + take)
+    off += take
+    if (this.partialBytes < payload.byteLength) return end
+    const h = this.partialHeader
+    this.partialHeader = undefined
+    this.partial = undefined
+    this.headBytes = 0
+    return onFrame(h, payload) ? off : -1
+  }
+}
+
+function tooLarge(h: FrameHeader): Error {
+  return connectionError(H2Code.FRAME_SIZE_ERROR, `frame of ${h.length} bytes above our SETTINGS_MAX_FRAME_SIZE`)
 }
 
 /** Payloads up to this size (HEADERS, control frames, small DATA) are copied out of the read rather than viewed (lib/bytes.ts copyOut). */
