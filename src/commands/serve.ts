@@ -164,6 +164,14 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     const onSignal = (sig: string) => () => resolve(sig)
     process.once('SIGTERM', onSignal('SIGTERM'))
     process.once('SIGINT', onSignal('SIGINT'))
+    // A worker whose supervisor is gone (kill -9, OOM) would go on holding the shared port, and a
+    // new supervisor could not claim it: the IPC channel closing says so, and it drains as on SIGTERM.
+    if (workerId !== undefined && process.connected) {
+      process.once('disconnect', () => {
+        wlog('warn', 'the supervisor is gone (its IPC channel closed); draining and exiting so that the port is free')
+        resolve('supervisor gone')
+      })
+    }
   })
   process.off('SIGHUP', onHup)
   wlog('info', 'draining', { signal, drain_timeout_ms: proxy.config.server.drainTimeoutMs })

@@ -1,9 +1,12 @@
 /**
  * --workers with the compiled binary: two workers share the port; kill -9 of one under load is
- * noticed and it is restarted; SIGTERM stops all and exits 0. Counts what the clients saw.
+ * noticed and it is restarted; SIGTERM stops all and exits 0. Counts what the clients saw. kill -9
+ * of the supervisor leaves no worker behind.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
 
@@ -69,5 +72,47 @@ test('kill -9 of a worker under load: the supervisor restarts it; failures are o
     expect(failed).toBeLessThan(ok / 10)
   } finally {
     expect(await proxy.stop()).toBe(0)
+  }
+}, 60_000)
+
+/** Whether a process exists and is not a zombie (an orphan's exit is reaped by init, or not at once). */
+function alive(pid: number): boolean {
+  try {
+    return !/^State:\s*Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+/** Binds host:port without SO_REUSEPORT and lets go: whether nothing listens there. */
+function portFree(port: number): Promise<boolean> {
+  const srv = createServer()
+  return new Promise((resolve) => {
+    srv.once('error', () => resolve(false))
+    srv.listen({ host: '127.0.0.1', port }, () => srv.close(() => resolve(true)))
+  })
+}
+
+test('kill -9 of the supervisor: its workers drain and exit, and the port is free for the next one', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  servers.push(origin)
+  const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off', '--workers', '2'], BIN)
+  const sup = proxy.child.pid!
+  let pids: number[] = []
+  try {
+    for (let i = 0; i < 100 && pids.length < 2; i++) {
+      await Bun.sleep(50)
+      pids = workerPids(sup)
+    }
+    expect(pids).toHaveLength(2)
+    const port = Number(new URL(proxy.url).port)
+    expect((await fetch(proxy.url)).status).toBe(200)
+    process.kill(sup, 'SIGKILL')
+    // Before: both workers went on, orphaned, holding the port (a new supervisor got E_LISTEN).
+    for (let i = 0; i < 200 && pids.some(alive); i++) await Bun.sleep(25)
+    expect(pids.filter(alive)).toEqual([])
+    expect(await portFree(port)).toBe(true)
+  } finally {
+    for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL')
   }
 }, 60_000)
