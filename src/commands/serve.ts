@@ -21,7 +21,7 @@ import { ProxyServer } from '../proxy/server.ts'
 import { sourceForUpstream } from '../proxy/upstream/sources.ts'
 import { addConfigFlags, flagLayer } from './flags.ts'
 import { AutomaticHttps } from '../acme/automatic-https.ts'
-import { parseWorkers, reportWorkerAdmin, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
+import { parseWorkers, reportWorkerAdmin, reportWorkerListening, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
 
 /** Config sections a reload does not apply (the cache is built once; ACME runs from start-up). */
 const START_ONLY = ['cache', 'acme'] as const
@@ -115,6 +115,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   if (exposed) wlog('warn', exposed)
   warnInsecure(config, wlog)
   wlog('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', ...(acme ? { acme: config.acme.domains.join(','), acme_http: acme.httpPort } : {}), upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
+  if (workerId !== undefined) reportWorkerListening()
 
   const reloadNow = async () => {
     let next: ResolvedConfig

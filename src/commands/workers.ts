@@ -1,6 +1,7 @@
 /**
  * The worker supervisor for `serve --workers N`: starts N copies of this same command, each
- * accepting on the shared port (SO_REUSEPORT), restarts a worker that dies (with a backoff),
+ * accepting on the shared port (SO_REUSEPORT), restarts a worker that dies (with a backoff; one
+ * that cannot start stops all at start-up only, and is retried once its slot has served),
  * passes SIGHUP and SIGUSR1 (reopen the access log) on to all, and on SIGTERM/SIGINT drains all
  * and exits when they have. It serves
  * the configured admin address for all workers (observe/workers-admin.ts); each worker's own
@@ -28,12 +29,22 @@ export interface WorkerAdminMessage {
   url: string
 }
 
+/** What a worker tells the supervisor once it serves (its listeners are open). */
+export interface WorkerListeningMessage {
+  type: 'listening'
+}
+
 /** Where a worker's own admin listens: loopback, a port the kernel picks (it reports it). */
 export const WORKER_ADMIN_LISTEN: HostPort = { host: '127.0.0.1', port: 0 }
 
 /** A worker reports its admin URL to the supervisor (a no-op without an IPC channel). */
 export function reportWorkerAdmin(url: string | undefined): void {
   if (url && process.send) process.send({ type: 'admin', url } satisfies WorkerAdminMessage)
+}
+
+/** A worker says it serves (a no-op without an IPC channel). */
+export function reportWorkerListening(): void {
+  if (process.send) process.send({ type: 'listening' } satisfies WorkerListeningMessage)
 }
 
 export function parseWorkers(raw: unknown): number {
@@ -88,6 +99,8 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   // Flags override the config file, so a concrete --listen makes every worker share one port.
   const port = await claimPort('proxy', listen.host, listen.port)
   const slots: WorkerSlot[] = Array.from({ length: count }, (_, index) => ({ index, pid: undefined, adminUrl: undefined, restarts: 0 }))
+  // Slots whose worker has served once: a failed start there is a restart, not the start-up's.
+  const served = new Set<number>()
   let stopping = false
   // The one admin endpoint for all workers, bound before any worker starts (E_LISTEN if taken).
   const admin = new WorkersAdmin(opts.admin, { workers: () => slots, draining: () => stopping }).start()
@@ -109,7 +122,8 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     const slot = slots[index]!
     slot.pid = child.pid
     slot.adminUrl = undefined
-    child.on('message', (m: Partial<WorkerAdminMessage>) => {
+    child.on('message', (m: Partial<WorkerAdminMessage> | WorkerListeningMessage) => {
+      if (m?.type === 'listening') served.add(index)
       if (m?.type === 'admin' && typeof m.url === 'string' && slot.pid === child.pid) slot.adminUrl = m.url
     })
     child.once('exit', (code, signal) => {
@@ -118,15 +132,19 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
       slot.pid = undefined
       slot.adminUrl = undefined
       if (stopping) return
-      // A worker that cannot start (bad config, port taken) would fail again: stop everything.
-      if (code === ExitCode.USAGE || code === ExitCode.START_FAILED) {
+      // At start-up, a worker that cannot start (bad config, port taken) would fail again: stop
+      // everything. Once the slot has served, the others still do (with the config they read): a
+      // config file edited into an error since must not take them down with a crashed one.
+      const cannotStart = code === ExitCode.USAGE || code === ExitCode.START_FAILED
+      if (cannotStart && !served.has(index)) {
         log('error', 'worker cannot start; stopping', { worker: index, code })
         fatal?.(code)
         return
       }
       const n = ++slot.restarts
       const delayMs = Math.min(10_000, 100 * 2 ** Math.min(n, 7))
-      log('warn', 'worker died; restarting', { worker: index, code, signal, restart_in_ms: delayMs })
+      if (cannotStart) log('error', 'worker cannot start again (its error is above: the config file, or the port?); retrying while the other workers serve', { worker: index, code, restart_in_ms: delayMs })
+      else log('warn', 'worker died; restarting', { worker: index, code, signal, restart_in_ms: delayMs })
       setTimeout(() => {
         if (!stopping) start(index)
       }, delayMs)

@@ -1,12 +1,15 @@
 /**
  * --workers with the compiled binary: two workers share the port; kill -9 of one under load is
  * noticed and it is restarted; SIGTERM stops all and exits 0. Counts what the clients saw. kill -9
- * of the supervisor leaves no worker behind.
+ * of the supervisor leaves no worker behind; a worker that cannot start again (its config file
+ * edited into an error) does not stop the others.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
 
@@ -114,5 +117,44 @@ test('kill -9 of the supervisor: its workers drain and exit, and the port is fre
     expect(await portFree(port)).toBe(true)
   } finally {
     for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL')
+  }
+}, 60_000)
+
+test('a worker dies after its config file was edited into an error: the others go on serving, and it starts once the file is fixed', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  servers.push(origin)
+  const dir = mkdtempSync(join(tmpdir(), 'proxy-workers-'))
+  const file = join(dir, 'proxy.toml')
+  const good = `[server]\nlisten = "127.0.0.1:0"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n`
+  writeFileSync(file, good)
+  const proxy = await startProxyProcess(['serve', '--config', file, '--workers', '2'], BIN)
+  const sup = proxy.child.pid!
+  let stderr = ''
+  proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  try {
+    let pids: number[] = []
+    for (let i = 0; i < 100 && pids.length < 2; i++) {
+      await Bun.sleep(50)
+      pids = workerPids(sup)
+    }
+    expect(pids).toHaveLength(2)
+    writeFileSync(file, `${good}garbage = [\n`)
+    process.kill(pids[0]!, 'SIGKILL')
+    for (let i = 0; i < 200 && !stderr.includes('cannot start again'); i++) await Bun.sleep(25)
+    expect(stderr).toContain('cannot start again')
+    // Before: "worker cannot start; stopping", and the supervisor drained the other and exited 2.
+    expect(proxy.child.exitCode).toBeNull()
+    const res = await fetch(proxy.url)
+    expect(res.status).toBe(200)
+    await res.text()
+    writeFileSync(file, good)
+    let now: number[] = []
+    for (let i = 0; i < 400 && now.length < 2; i++) {
+      await Bun.sleep(25)
+      now = workerPids(sup).filter((p) => p !== pids[0])
+    }
+    expect(now).toHaveLength(2)
+  } finally {
+    expect(await proxy.stop()).toBe(0)
   }
 }, 60_000)
