@@ -2,7 +2,7 @@
  * Reading a config file: file -> text -> TOML tables, plus a line index so that errors about a
  * value (not only syntax errors) can name the line. Validation and defaults live in resolve.ts.
  */
-import { readFileSync } from 'node:fs'
+import { closeSync, openSync, readSync } from 'node:fs'
 import { parse } from 'toml'
 import { ConfigError } from '../lib/errors.ts'
 import type { FileConfig } from './schema.ts'
@@ -14,16 +14,40 @@ export interface LoadedFile {
   lines: ReadonlyMap<string, number>
 }
 
+/**
+ * The largest config file read. Past it the file is refused: /dev/zero (or another device named
+ * by mistake) was read without end, and a 100 MB file took 10 s and 1.6 GB to parse.
+ */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
 export function loadConfigFile(path: string): LoadedFile {
   let bytes: Uint8Array
   try {
-    bytes = readFileSync(path)
+    bytes = readCapped(path, MAX_CONFIG_BYTES)
   } catch (err) {
+    if (err instanceof ConfigError) throw err
     const code = (err as NodeJS.ErrnoException).code
     const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory; give the path of the TOML file' : String(err)
     throw new ConfigError({ file: path }, `cannot read config: ${why}`, { cause: err })
   }
   return parseConfigText(decodeUtf8(bytes, path), path)
+}
+
+/**
+ * Reads at most maxBytes from path, by reads rather than the size stat gives (a pipe, such as
+ * `--config <(envsubst < proxy.toml.in)`, has none); one byte more is a ConfigError.
+ */
+function readCapped(path: string, maxBytes: number): Uint8Array {
+  const buf = new Uint8Array(maxBytes + 1)
+  const fd = openSync(path, 'r')
+  let n = 0
+  try {
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null)
+  } finally {
+    closeSync(fd)
+  }
+  if (n > maxBytes) throw new ConfigError({ file: path }, `cannot read config: larger than ${maxBytes / 1024 / 1024} MiB (is it the TOML file? /dev/zero and other devices never end); give the path of the TOML file`)
+  return buf.subarray(0, n)
 }
 
 /**
