@@ -153,7 +153,8 @@ class BatchedAccessLog implements AccessLog {
   reopen(): void {
     if (!(this.writer instanceof FileLineWriter)) return
     this.writer.reopen()
-    this.log('info', 'access log reopened', { path: this.writer.path })
+    // A path that cannot be opened (its directory removed) has just been reported as failing.
+    if (this.writer.accepting) this.log('info', 'access log reopened', { path: this.writer.path })
   }
 
   close(): Promise<void> {

@@ -1,7 +1,7 @@
 /** The access log's writers: files, outages and their messages. */
 import { afterEach, describe, expect, jest, test } from 'bun:test'
 import { execFileSync } from 'node:child_process'
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, statSync } from 'node:fs'
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -121,6 +121,22 @@ describe('rotation', () => {
     expect(paths(`${file}.1`)).toEqual(['/before', '/between'])
     expect(paths(file)).toEqual(['/after'])
     expect(messages).toEqual(['access log reopened'])
+  })
+
+  test('reopen() after the directory is removed says the log cannot be written, not that it was reopened', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'proxy-log-'))
+    const file = join(dir, 'access.log')
+    const messages: string[] = []
+    const log = createAccessLog({ accessLog: file, format: 'json' }, (_level, msg) => messages.push(msg))
+    log.write(record('/before'))
+    await turn()
+    rmSync(dir, { recursive: true })
+    log.reopen()
+    log.write(record('/after'))
+    await log.close()
+    // Before: the ENOENT message, then "access log reopened" as though it had worked.
+    expect(messages).toEqual(['access log cannot be written; requests continue, lines are dropped'])
+    expect(log.dropped).toBe(1)
   })
 })
 
