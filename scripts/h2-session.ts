@@ -3,7 +3,7 @@
  * ServerSession (src/http2/session.ts) is fed request heads the way h2load sends them (ten
  * HEADERS frames a read, HPACK-coded by an encoder of its own, a WINDOW_UPDATE after them), and
  * each request is answered as an upstream's answer is: nginx's usual response head parsed from
- * bytes (http1/response-head.ts), its fields made from those bytes (ForwardedReply.h2Fields), and
+ * bytes (http1/response-head.ts), its HPACK block coded from those bytes (ForwardedReply.h2Head), and
  * a 100-byte body. Prints µs per request (wall and this process's CPU); run it a few times and
  * compare builds by their ratio, as ab-cpu.ts does for the whole proxy.
  *
@@ -45,7 +45,7 @@ const session = new ServerSession({
   onRequest: (stream) => {
     const head = parseResponseHeadBytes(responseBytes, RESPONSE.length - 4, 'GET')
     const reply = new ForwardedReply(head, head.raw!, crypto.randomUUID(), false, body)
-    stream.respondWith(reply.h2Fields(body.byteLength)!, false)
+    stream.respondWith(reply.h2Head(body.byteLength)!, false)
     stream.end(body)
   },
 })

@@ -44,15 +44,28 @@ export class NameTable {
    * not every name of its length (a browser's head has six "sec-*" names of 14 or 15 bytes).
    */
   private readonly slots: (string[] | undefined)[] = new Array<string[] | undefined>(NAME_SLOTS).fill(undefined)
+  /** Each slot's names' places in the constructor's list (position()). */
+  private readonly places: (number[] | undefined)[] = new Array<number[] | undefined>(NAME_SLOTS).fill(undefined)
 
   constructor(names: readonly string[]) {
-    for (const name of names) {
+    names.forEach((name, place) => {
       if (name.length < 2 || name !== name.toLowerCase()) throw new RangeError(`NameTable: "${name}" is not a lower-case name of two bytes or more`)
       const codes = new Uint8Array(name.length)
       for (let i = 0; i < name.length; i++) codes[i] = name.charCodeAt(i)
       const h = nameHash(codes, 0, codes.length)
       this.slots[h] = [...(this.slots[h] ?? []), name]
-    }
+      this.places[h] = [...(this.places[h] ?? []), place]
+    })
+  }
+
+  /** Where in the constructor's list the name bytes[from, to) is, or -1. */
+  position(b: Uint8Array, from: number, to: number): number {
+    if (to - from < 2) return -1
+    const h = nameHash(b, from, to)
+    const names = this.slots[h]
+    if (names === undefined) return -1
+    for (let i = 0; i < names.length; i++) if (bytesEqualLower(b, from, to, names[i]!)) return this.places[h]![i]!
+    return -1
   }
 
   /** The table's name that bytes[from, to) is, or undefined. */

@@ -35,6 +35,18 @@ STATIC_TABLE.forEach(([name, value], i) => {
   byValue.set(value, i + 1)
 })
 
+/**
+ * Response field names upstreams usually send, by place in this list: an answer made from an
+ * upstream's bytes names its fields by place (ForwardedReply), and the encoder keeps per place the
+ * last value it indexed (HpackEncoder.common).
+ */
+// prettier-ignore
+export const COMMON_RESPONSE_NAMES: readonly string[] = [
+  'server', 'date', 'content-type', 'content-length', 'content-encoding', 'content-language', 'last-modified', 'etag',
+  'cache-control', 'expires', 'accept-ranges', 'vary', 'set-cookie', 'location', 'age', 'via', 'link', 'alt-svc',
+  'strict-transport-security', 'access-control-allow-origin', 'x-content-type-options', 'x-frame-options',
+]
+
 /** An entry's size counts its name and value octets plus 32 (§4.1). */
 export function entrySize(name: string, value: string): number {
   return name.length + value.length + 32

@@ -2,17 +2,28 @@
  * HPACK header block coding (RFC 7541): integers (§5.1), string literals (§5.2), and the field
  * representations of §6 in a decoder (with dynamic table size updates, §4.2 and §6.3) and an
  * encoder (static and dynamic indexing, Huffman where shorter, never-indexed literals for
- * credentials, §7.1.3). The decoder enforces a cap on the decoded header list so that a small
- * block cannot expand into a large one (an "HPACK bomb", §7.3 of RFC 7541 and RFC 9113 §10.5.1).
+ * credentials, §7.1.3), which codes a list of fields or a head that codes itself (HeadSource: an
+ * upstream's answer from its bytes, matched against the last value indexed per common name). The
+ * decoder enforces a cap on the decoded header list so that a small block cannot expand into a
+ * large one (an "HPACK bomb", §7.3 of RFC 7541 and RFC 9113 §10.5.1).
  * The tables are in hpack-table.ts, the Huffman code in huffman.ts; what the fields mean for a
  * request is request.ts's business.
  */
 import { Buffer } from 'node:buffer'
 import { connectionError, H2Code } from './errors.ts'
-import { DynamicTable, entrySize, STATIC_NAME_INDEX, STATIC_PAIR_INDEX } from './hpack-table.ts'
-import { huffmanDecodeInto, huffmanEncode, huffmanLength } from './huffman.ts'
+import { COMMON_RESPONSE_NAMES, DynamicTable, entrySize, STATIC_NAME_INDEX, STATIC_PAIR_INDEX } from './hpack-table.ts'
+import { huffmanDecodeInto, huffmanEncode, huffmanEncodeBytes, huffmanLength, huffmanLengthOf } from './huffman.ts'
 
 export type HeaderField = [name: string, value: string]
+
+/**
+ * A header block that codes itself into an encoder (ForwardedReply: from an upstream's bytes):
+ * begin(), its fields in order (status, common, add), then end(), whose block it returns. It must
+ * code exactly what encode() would code for the same fields.
+ */
+export interface HeadSource {
+  encodeWith(encoder: HpackEncoder, headroom: number): Uint8Array
+}
 
 const MAX_INT = 2 ** 31 - 1
 
@@ -185,6 +196,20 @@ const NEVER_INDEX = new Set(['authorization', 'proxy-authorization', 'cookie', '
 const NO_INDEX = new Set(['content-length', 'etag', 'last-modified', 'age', 'content-range', ':path', 'x-request-id'])
 const MAX_INDEXED_VALUE = 256
 
+/** Static index of ":status" 200 + i (the static table has 200, 204, 206, 304, 400, 404, 500), 0 where none. */
+const STATIC_STATUS = Array.from({ length: 301 }, (_, i) => STATIC_PAIR_INDEX.get(':status')!.get(String(200 + i)) ?? 0)
+const COMMON_PLACE = new Map(COMMON_RESPONSE_NAMES.map((name, place) => [name, place]))
+/**
+ * Per COMMON_RESPONSE_NAMES place, for a name that field() never indexes and whose static name it
+ * always uses (no value of it is in the static table): the literal's flags << 8 | the name's
+ * static index; 0 for the others.
+ */
+const COMMON_LITERAL = COMMON_RESPONSE_NAMES.map((name) => {
+  const index = STATIC_NAME_INDEX.get(name) ?? 0
+  if (index === 0 || STATIC_PAIR_INDEX.has(name)) return 0
+  return NEVER_INDEX.has(name) ? (0x10 << 8) | index : NO_INDEX.has(name) ? index : 0
+})
+
 /** Encodes header blocks of one connection, in the order they are sent. */
 export class HpackEncoder {
   readonly table: DynamicTable
@@ -212,12 +237,30 @@ export class HpackEncoder {
    * by all encoders and then copied out: a view of a new small array would cost more than the copy
    * (JSC gives such an array a separate backing store the first time a view of it is made).
    */
-  encode(fields: Iterable<HeaderField>, headroom = 0): Uint8Array {
+  encode(fields: Iterable<HeaderField> | HeadSource, headroom = 0): Uint8Array {
+    if ('encodeWith' in fields) return fields.encodeWith(this, headroom)
     const list = Array.isArray(fields) ? (fields as HeaderField[]) : [...fields]
-    let worst = 12 + headroom
+    let worst = 0
     for (const [n, v] of list) worst += n.length + v.length + 12
+    this.begin(worst, headroom)
+    let off = this.at
+    for (const [name, value] of list) off = this.field(this.out, off, name, value)
+    this.at = off
+    return this.end()
+  }
+
+  // ---- one block at a time (encode, or a HeadSource): begin, fields, end ----
+  private out = encodeScratch
+  private at = 0
+  /** Per COMMON_RESPONSE_NAMES place: the value last indexed under that name, and its entry's absolute number. */
+  private readonly recentValues: (string | undefined)[] = COMMON_RESPONSE_NAMES.map(() => undefined)
+  private readonly recentEntries: number[] = COMMON_RESPONSE_NAMES.map(() => 0)
+
+  /** Starts a block whose fields take at most `fieldBytes` coded (each name and value's length + 12), after `headroom` bytes. */
+  begin(fieldBytes: number, headroom: number): void {
+    const worst = 12 + headroom + fieldBytes
     // A block larger than the shared buffer (rare: a response head of kilobytes) gets its own.
-    const out = worst <= encodeScratch.byteLength ? encodeScratch : new Uint8Array(worst)
+    const out = (this.out = worst <= encodeScratch.byteLength ? encodeScratch : new Uint8Array(worst))
     // `headroom` bytes before the block are the caller's to fill (a frame header: frames.ts headersFrame).
     let off = headroom
     if (this.pendingMin !== undefined) {
@@ -225,8 +268,59 @@ export class HpackEncoder {
       off = encodeInt(out, off, this.table.maxSize, 5, 0x20)
       this.pendingMin = undefined
     }
-    for (const [name, value] of list) off = this.field(out, off, name, value)
-    return out.slice(0, off)
+    this.at = off
+  }
+
+  /** The block begun, as a new array of its exact size (headroom included). */
+  end(): Uint8Array {
+    const block = this.out.slice(0, this.at)
+    this.out = encodeScratch
+    return block
+  }
+
+  /** A field, as encode() codes each. */
+  add(name: string, value: string): void {
+    this.at = this.field(this.out, this.at, name, value)
+  }
+
+  /** ":status", from the static table where it is there (as encode() finds it). */
+  status(code: number): void {
+    const index = STATIC_STATUS[code - 200] ?? 0
+    if (index !== 0) this.out[this.at++] = 0x80 | index
+    else this.add(':status', String(code))
+  }
+
+  /**
+   * The field COMMON_RESPONSE_NAMES[place] with the value bytes[from, to), coded as add() would:
+   * a name never indexed with its value (Set-Cookie; Content-Length, ETag, Last-Modified, Age,
+   * whose static name the value always goes with) straight from the bytes; the value this name
+   * last had indexed, while its bytes are the same and its entry is in the table, as that entry.
+   */
+  common(place: number, bytes: Uint8Array, from: number, to: number): void {
+    const literal = COMMON_LITERAL[place]!
+    if (literal !== 0) {
+      const out = this.out
+      let off = encodeInt(out, this.at, literal & 0xff, 4, literal >> 8)
+      const h = huffmanLengthOf(bytes, from, to)
+      if (h < to - from) off = huffmanEncodeBytes(bytes, from, to, out, encodeInt(out, off, h, 7, 0x80))
+      else {
+        off = encodeInt(out, off, to - from, 7, 0)
+        for (let i = from; i < to; i++) out[off++] = bytes[i]!
+      }
+      this.at = off
+      return
+    }
+    const recent = this.recentValues[place]
+    if (recent !== undefined && recent.length === to - from) {
+      let same = true
+      for (let i = 0; i < recent.length && same; i++) same = bytes[from + i] === recent.charCodeAt(i)
+      const index = same ? this.table.indexOfAbsolute(this.recentEntries[place]!) : 0
+      if (index !== 0) {
+        this.at = encodeInt(this.out, this.at, index, 7, 0x80)
+        return
+      }
+    }
+    this.add(COMMON_RESPONSE_NAMES[place]!, latin1(bytes, from, to))
   }
 
   private field(out: Uint8Array, off: number, name: string, value: string): number {
@@ -257,10 +351,16 @@ export class HpackEncoder {
     if (!byValue.has(value)) this.pairCount++
     byValue.set(value, abs)
     this.names.set(name, abs)
+    const place = COMMON_PLACE.get(name)
+    if (place !== undefined) {
+      this.recentValues[place] = value
+      this.recentEntries[place] = abs
+    }
     // Stale numbers are harmless but would pile up; drop them all once the maps outgrow the table.
     if (this.pairCount > 4 * this.table.length + 64) {
       this.pairs.clear()
       this.names.clear()
+      this.recentValues.fill(undefined)
       this.pairCount = 0
     }
   }

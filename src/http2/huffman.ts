@@ -117,6 +117,45 @@ export function huffmanLength(s: string): number {
   return Math.ceil(bits / 8)
 }
 
+/** huffmanLength of the latin1 characters bytes[from, to). */
+export function huffmanLengthOf(b: Uint8Array, from: number, to: number): number {
+  let bits = 0
+  for (let i = from; i < to; i++) bits += LENGTHS[b[i]!]!
+  return Math.ceil(bits / 8)
+}
+
+/** huffmanEncode of the latin1 characters bytes[from, to), without a string of them. */
+export function huffmanEncodeBytes(b: Uint8Array, from: number, to: number, out: Uint8Array, off: number): number {
+  let acc = 0
+  let bits = 0
+  for (let i = from; i < to; i++) {
+    const sym = b[i]!
+    let len = LENGTHS[sym]!
+    let code = CODES[sym]!
+    if (len > 24) {
+      const top = len - 16
+      acc = (acc << top) | (code >>> 16)
+      bits += top
+      while (bits >= 8) {
+        bits -= 8
+        out[off++] = (acc >>> bits) & 0xff
+      }
+      acc &= (1 << bits) - 1
+      code &= 0xffff
+      len = 16
+    }
+    acc = (acc << len) | code
+    bits += len
+    while (bits >= 8) {
+      bits -= 8
+      out[off++] = (acc >>> bits) & 0xff
+    }
+    acc &= (1 << bits) - 1
+  }
+  if (bits > 0) out[off++] = ((acc << (8 - bits)) | (0xff >> bits)) & 0xff
+  return off
+}
+
 /** Writes the Huffman form of `s` into `out` at `off`, padded with the EOS prefix (§5.2); returns the end offset. */
 export function huffmanEncode(s: string, out: Uint8Array, off: number): number {
   // acc holds the bits not yet written (fewer than 8), then a code of at most 24 bits: within 31 bits.

@@ -12,7 +12,7 @@ import { monoNow } from '../lib/clock.ts'
 import { connectionError, H2Code, Http2Error, streamError } from './errors.ts'
 import { HeaderBlock } from './header-block.ts'
 import * as F from './frames.ts'
-import { HpackDecoder, HpackEncoder, type HeaderField } from './hpack.ts'
+import { HpackDecoder, HpackEncoder, type HeaderField, type HeadSource } from './hpack.ts'
 import { FloodGuard } from './floods.ts'
 import { ReceiveFlow } from './flow.ts'
 import { announcedSettings, resolveLimits, type Http2Limits } from './limits.ts'
@@ -129,7 +129,7 @@ export class ServerSession implements StreamHost {
 
   // ---- StreamHost ----
 
-  sendHeaders(stream: ServerStream, fields: HeaderField[], endStream: boolean): void {
+  sendHeaders(stream: ServerStream, fields: HeaderField[] | HeadSource, endStream: boolean): void {
     if (this.ended) return
     // guard()'s handling without a closure made per response.
     try {

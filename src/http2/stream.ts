@@ -6,13 +6,13 @@
  * this file reaches only through StreamHost.
  */
 import { Http2Error, H2Code, h2CodeName } from './errors.ts'
-import type { HeaderField } from './hpack.ts'
+import type { HeaderField, HeadSource } from './hpack.ts'
 import { responseFields, trailerFields, type H2Request } from './request.ts'
 
 /** What a stream needs from its session. */
 export interface StreamHost {
   readonly highWaterBytes: number
-  sendHeaders(stream: ServerStream, fields: HeaderField[], endStream: boolean): void
+  sendHeaders(stream: ServerStream, fields: HeaderField[] | HeadSource, endStream: boolean): void
   /** The stream has response bytes or an end to send. */
   schedule(stream: ServerStream): void
   /** Reset by us: RST_STREAM, then close. */
@@ -96,9 +96,9 @@ export class ServerStream {
 
   /**
    * Sends a final response head whose fields are already as HTTP/2 sends them: ":status" (200
-   * or more) first, lower-case names, no connection-specific fields (ForwardedReply.h2Fields).
+   * or more) first, lower-case names, no connection-specific fields (ForwardedReply.h2Head).
    */
-  respondWith(fields: HeaderField[], endStream = false): void {
+  respondWith(fields: HeaderField[] | HeadSource, endStream = false): void {
     if (this.closed) return
     if (this.headersSent) throw new Http2Error(H2Code.INTERNAL_ERROR, this.id, 'response head already sent')
     this.headersSent = true

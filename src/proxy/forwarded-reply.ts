@@ -1,15 +1,18 @@
 /**
  * An upstream's answer on its way to a client, its header fields still in the bytes they came in
  * (http1/response-head.ts keeps their offsets). The HTTP/1.1 client writer copies the field lines
- * it keeps from those bytes (encodeHead): no string per field, no list, no joined head. Any other
- * reader (HTTP/2, the runtime listeners) asks for `headers` and gets the list
- * clientResponseHeaders makes, and from then on the writer uses that list.
+ * it keeps from those bytes (encodeHead): no string per field, no list, no joined head; an HTTP/2
+ * client's HPACK block is coded from them too (h2Head). Any other reader (the runtime listeners,
+ * rewrites, the cache) asks for `headers` and gets the list clientResponseHeaders makes, and from
+ * then on both writers use that list.
  */
 import { bytesEqualLower, NameTable } from '../http1/chars.ts'
 import { headEnd, isBodiless, putHeadEnd, type EncodedHead } from '../http1/response-encode.ts'
 import type { RawFields, ResponseHead } from '../http1/response-head.ts'
 import { statusText as defaultStatusText } from '../http1/status-text.ts'
-import { latin1Equals, putFieldLine, putLatin1, putRange } from '../lib/bytes.ts'
+import type { HeadSource, HpackEncoder } from '../http2/hpack.ts'
+import { COMMON_RESPONSE_NAMES } from '../http2/hpack-table.ts'
+import { putFieldLine, putLatin1, putRange } from '../lib/bytes.ts'
 import { httpDateNow } from '../lib/clock.ts'
 import { clientResponseHeaders, HOP_BY_HOP, listedByConnection } from './headers.ts'
 import type { ProxyReply } from './message.ts'
@@ -20,10 +23,12 @@ const DROPPED = new NameTable([...HOP_BY_HOP, 'x-request-id'])
 /** Which fields are kept, per encodeHead call (one at a time: the event loop runs one). */
 let kept = new Uint8Array(64)
 
-export class ForwardedReply implements ProxyReply {
+export class ForwardedReply implements ProxyReply, HeadSource {
   status: number
   private pairs: [string, string][] | undefined
   private reason: string | undefined
+  /** h2Head's whole body length. */
+  private wholeLength: number | undefined
 
   constructor(
     private readonly head: ResponseHead,
@@ -117,16 +122,25 @@ export class ForwardedReply implements ProxyReply {
   }
 
   /**
-   * The fields an HTTP/2 client gets (lower-case names, ":status" first, RFC 9113 §8.2), made
-   * from the upstream's bytes: what responseFields would make of `headers` (with the body's
-   * Content-Length added after them, for a whole body that has none), with known names as
-   * shared constants. Undefined where the list must be used (as encodeHead).
+   * This answer as an HTTP/2 client gets it (lower-case names, ":status" first, RFC 9113 §8.2):
+   * what responseFields would make of `headers` (with the body's Content-Length added after them,
+   * for a whole body that has none), coded by the session's encoder straight from the upstream's
+   * bytes (encodeWith). Undefined where the list must be used (as encodeHead).
    */
-  h2Fields(wholeBodyLength: number | undefined): [string, string][] | undefined {
+  h2Head(wholeBodyLength: number | undefined): HeadSource | undefined {
     if (!this.untouched) return undefined
-    const { bytes, spans } = this.raw
+    this.wholeLength = wholeBodyLength
+    return this
+  }
+
+  /** HeadSource: the block encode() would code for the fields h2Head stands for, without making them. */
+  encodeWith(encoder: HpackEncoder, headroom: number): Uint8Array {
+    const { bytes, spans, end } = this.raw
     const listed = this.listed()
-    const out: [string, string][] = [[':status', String(this.status)]]
+    // Each field's name and value are within the head's bytes, 12 more coded (as encode() counts);
+    // ours: ":status", Content-Length twice at most, X-Request-Id, Date.
+    encoder.begin(end + 3 * spans.length + this.requestId.length + 200, headroom)
+    encoder.status(this.status)
     let hasLength = false
     let hasDate = false
     for (let i = 0; i < spans.length; i += 4) {
@@ -134,34 +148,20 @@ export class ForwardedReply implements ProxyReply {
       const ne = spans[i + 1]!
       if (this.drops(ns, ne, listed)) continue
       if (isLength(bytes, ns, ne)) hasLength = true
-      const known = KNOWN_FIELDS.find(bytes, ns, ne)
-      if (known === 'date') hasDate = true
-      const vs = spans[i + 2]!
-      const ve = spans[i + 3]!
-      if (known === undefined) {
-        out.push([bytes.toString('latin1', ns, ne).toLowerCase(), bytes.toString('latin1', vs, ve)])
-        continue
-      }
-      // The value this name had in the last answer when it is the same again (Server, Content-Type,
-      // Date within its second): no new string, and HPACK's lookups of it find its hash made.
-      const last = lastValues.get(known)
-      if (last !== undefined && latin1Equals(bytes, vs, ve, last)) out.push([known, last])
-      else {
-        const value = bytes.toString('latin1', vs, ve)
-        // Not a Set-Cookie: a session's token is not kept past its answer (HPACK never indexes it anyway).
-        if (value.length <= MAX_REMEMBERED_VALUE && known !== 'set-cookie') lastValues.set(known, value)
-        out.push([known, value])
-      }
+      const place = COMMON_NAMES.position(bytes, ns, ne)
+      if (place === DATE_PLACE) hasDate = true
+      if (place >= 0) encoder.common(place, bytes, spans[i + 2]!, spans[i + 3]!)
+      else encoder.add(bytes.toString('latin1', ns, ne).toLowerCase(), bytes.toString('latin1', spans[i + 2]!, spans[i + 3]!))
     }
     if (this.keepLength && this.raw.announcedLength !== undefined) {
-      out.push(['content-length', String(this.raw.announcedLength)])
+      encoder.add('content-length', String(this.raw.announcedLength))
       hasLength = true
     }
-    out.push(['x-request-id', this.requestId])
+    encoder.add('x-request-id', this.requestId)
     // A proxy that forwards an answer without Date MUST add one (RFC 9110 §6.6.1), as encodeHead does.
-    if (!hasDate) out.push(['date', httpDateNow()])
-    if (wholeBodyLength !== undefined && !hasLength) out.push(['content-length', String(wholeBodyLength)])
-    return out
+    if (!hasDate) encoder.add('date', httpDateNow())
+    if (this.wholeLength !== undefined && !hasLength) encoder.add('content-length', String(this.wholeLength))
+    return encoder.end()
   }
 
   /**
@@ -190,20 +190,13 @@ export class ForwardedReply implements ProxyReply {
   }
 }
 
-/** The last value each of KNOWN_FIELDS' names had (h2Fields): one entry a name, a short value each. */
-const lastValues = new Map<string, string>()
-const MAX_REMEMBERED_VALUE = 256
-
 function isLength(bytes: Uint8Array, from: number, to: number): boolean {
   return to - from === 14 && bytesEqualLower(bytes, from, to, 'content-length')
 }
 
-/** Response field names upstreams usually send: shared constants for HTTP/2's fields. */
-const KNOWN_FIELDS = new NameTable([
-  'server', 'date', 'content-type', 'content-length', 'content-encoding', 'content-language', 'last-modified', 'etag',
-  'cache-control', 'expires', 'accept-ranges', 'vary', 'set-cookie', 'location', 'age', 'via', 'link', 'alt-svc',
-  'strict-transport-security', 'access-control-allow-origin', 'x-content-type-options', 'x-frame-options',
-])
+/** Response field names upstreams usually send, by their place in the list (the encoder's). */
+const COMMON_NAMES = new NameTable(COMMON_RESPONSE_NAMES)
+const DATE_PLACE = COMMON_RESPONSE_NAMES.indexOf('date')
 
 function crlf(out: Uint8Array, at: number): number {
   out[at] = 0x0d

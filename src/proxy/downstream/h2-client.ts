@@ -106,9 +106,9 @@ export class H2Client {
     // A whole body's length: sent as Content-Length where the fields have none.
     const whole = bodiless || body instanceof ReadableStream ? undefined : body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
     if (bodiless && body instanceof ReadableStream) body.cancel().catch(() => {})
-    // An upstream's answer: its fields made from its bytes (forwarded-reply.ts).
-    const fields = reply instanceof ForwardedReply ? reply.h2Fields(whole) : undefined
-    if (fields) stream.respondWith(fields, bodiless)
+    // An upstream's answer: its block coded from its bytes (forwarded-reply.ts).
+    const head = reply instanceof ForwardedReply ? reply.h2Head(whole) : undefined
+    if (head) stream.respondWith(head, bodiless)
     else {
       stream.respond(reply.status, withDateAndLength(reply.headers, whole), bodiless)
     }
