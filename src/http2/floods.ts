@@ -66,7 +66,7 @@ export class FloodGuard {
     if (!this.empties.take()) throw enhanceYourCalm(`flood of ${what}`)
   }
 
-  /** A DATA frame, on an open stream or one we reset: without body bytes (padding at most) and END_STREAM, it carries nothing. */
+  /** A DATA frame on an open stream: without body bytes (padding at most) and END_STREAM, it carries nothing. */
   data(bodyBytes: number, endStream: boolean): void {
     if (bodyBytes === 0 && !endStream) this.empty('empty DATA frames')
   }

@@ -335,7 +335,8 @@ export class ServerSession implements StreamHost {
       if (s) throw streamError(s.id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
       // A closed stream: data in flight after our RST_STREAM is dropped (§5.1), up to that stream's window; anything else is an error.
       if (!this.streams.dataAfterReset(h.streamId, h.length)) throw streamError(h.streamId, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
-      return this.floods.data(F.stripPadding(h, p).byteLength, (h.flags & F.Flag.END_STREAM) !== 0)
+      if (F.stripPadding(h, p).byteLength === 0) this.floods.empty('empty DATA frames on streams we reset') // END_STREAM or not: it ends nothing here
+      return
     }
     this.flow.chargeStream(s, h.length)
     const data = F.stripPadding(h, p)

@@ -129,6 +129,7 @@ describe('session level: each flood ends the connection with ENHANCE_YOUR_CALM, 
     ['RST_STREAM on a stream already closed', (_: RawClient) => rstStreamFrame(1, H2Code.CANCEL)],
     ['empty DATA on a stream we reset', (c: RawClient) => c.data(3, new Uint8Array(0))],
     ['padding-only DATA on a stream we reset', (_: RawClient) => frame(FrameType.DATA, Flag.PADDED, 3, Uint8Array.from([7, 0, 0, 0, 0, 0, 0, 0]))],
+    ['empty DATA with END_STREAM on a stream we reset', (_: RawClient) => frame(FrameType.DATA, Flag.END_STREAM, 3, new Uint8Array(0))],
   ])('frames ignored on closed streams or as acks are counted too: a flood of %s', async (_, make) => {
     const c = new RawClient({ onRequest: (s) => (s.request.method === 'GET' ? s.respond(204, [], true) : s.reset(H2Code.CANCEL)) }).start()
     c.send(c.get(1), c.get(3, '/up', [], false)) // stream 1 answered and closed, stream 3 reset by us
