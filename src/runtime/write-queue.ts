@@ -52,6 +52,8 @@ export interface WriteQueueOptions {
   batch?: boolean
   /** Bytes the socket did not take are now queued (the owner may time the wait: send_timeout). */
   onQueued?: () => void
+  /** What ends the socket once everything is sent (default its end(): a FIN). */
+  end?: () => void
 }
 
 export class WriteQueue {
@@ -63,6 +65,7 @@ export class WriteQueue {
   private endPending = false
   private readonly batching: boolean
   private readonly onQueued: (() => void) | undefined
+  private readonly endSocket: () => void
 
   constructor(
     private readonly socket: { write(data: Uint8Array): number; end(): void },
@@ -70,12 +73,13 @@ export class WriteQueue {
   ) {
     this.batching = opts.batch === true
     this.onQueued = opts.onQueued
+    this.endSocket = opts.end ?? (() => socket.end())
   }
 
   /** FIN once every queued byte has been sent: now if nothing waits, else from flush(). */
   endWhenFlushed(): void {
     this.sendBatch()
-    if (this.queue.length === 0) this.socket.end()
+    if (this.queue.length === 0) this.endSocket()
     else this.endPending = true
   }
 
@@ -163,7 +167,7 @@ export class WriteQueue {
     }
     if (this.endPending) {
       this.endPending = false
-      this.socket.end()
+      this.endSocket()
       return false
     }
     return true

@@ -82,4 +82,6 @@ export interface ListenerState {
   requestStarted(): void
   requestEnded(): void
   closed(c: { readonly isClosed: boolean }): void
+  /** Takes over `sock` after its connection's last reply, for a lingering close (lingering-close.ts); `closed` ends the connection first. */
+  linger?(sock: unknown, tls: boolean, closed: () => void): void
 }

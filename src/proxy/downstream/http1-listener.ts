@@ -18,6 +18,7 @@ import type { Http2Limits } from '../../http2/limits.ts'
 import { ClientConnection } from './client-connection.ts'
 import type { ClientInfo, ConnectionOptions, DownstreamConnection, ListenerState } from './connection-options.ts'
 import { H2Client } from './h2-client.ts'
+import { LingeringClose } from './lingering-close.ts'
 import { SERVER_CIPHERS } from '../../runtime/tls-policy.ts'
 
 export type { ClientInfo }
@@ -89,6 +90,16 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       refusing.delete(c as DownstreamConnection)
       conns.delete(c as DownstreamConnection)
       if (stopping && conns.size === 0) for (const w of stopWaiters.splice(0)) w()
+    },
+    linger(sock, tls, closed) {
+      // The socket is the lingerer's (counted in its place, so a stop waits for it within its
+      // grace); the connection is then over for the proxy: its request done, its body abandoned.
+      const s = sock as Socket<DownstreamConnection>
+      const l = new LingeringClose(s, tls, (c) => shared.closed(c))
+      s.data = l
+      conns.add(l)
+      closed()
+      if (stopping) l.closeIfIdle(stopGraceMs)
     },
   }
   // Whether h2 is offered is fixed with the socket (its ALPN list); its limits may change (update).

@@ -49,9 +49,11 @@ export class ReplyWriter {
     private readonly limits: { readonly sendTimeoutMs: number },
     /** The client took nothing for send_timeout: the body was cancelled; the connection is to be cut (`failure` says why, for a tunnel's record). */
     private readonly onStall: (failure: RequestFailure) => void,
+    /** Ends the socket once the last reply is sent, in place of its end() (client-connection.ts: a lingering close). */
+    end?: () => void,
   ) {
     // Batched: answers written from promise reactions go out together (runtime/write-queue.ts).
-    this.out = new WriteQueue(sock, { batch: true, onQueued: () => this.watchStall() })
+    this.out = new WriteQueue(sock, { batch: true, onQueued: () => this.watchStall(), end })
     this.backlog = new SendBacklog(sock)
   }
 

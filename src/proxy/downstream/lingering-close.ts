@@ -1,0 +1,75 @@
+/**
+ * A lingering close (RFC 9112 §9.6): the end of a client connection after its last reply while
+ * the client may still be sending (the rest of a body nobody read: a 413, a 400 mid-body, an
+ * answer that came before the upload's end). Closing a socket with unread bytes, or with bytes
+ * still on their way, resets the connection, and the reset can take the reply from the client
+ * before it was read (curl, which reads once its upload is sent, then fails with "Connection
+ * reset by peer" instead of showing the 413). So the write side is shut (a FIN) and what the
+ * client still sends is read and dropped until it closes too, within LINGER_GAP_MS between reads
+ * and LINGER_MAX_MS in all, as nginx's lingering_close does (lingering_timeout 5 s,
+ * lingering_time 30 s). Over TLS the FIN waits for the end: Bun's shutdown() of a TLS socket
+ * closes all of it, and the reply is framed (Content-Length or chunked) without the FIN anyway.
+ * The socket is the listener's (http1-listener.ts) from the moment the connection hands it over.
+ */
+import type { Socket } from 'bun'
+import { monoNow } from '../../lib/clock.ts'
+import type { DownstreamConnection } from './connection-options.ts'
+
+/** The longest wait for the client's next bytes, and the longest lingering in all. */
+export const LINGER_GAP_MS = 5_000
+export const LINGER_MAX_MS = 30_000
+
+export class LingeringClose implements DownstreamConnection {
+  deadlineAt: number
+  private readonly endsAt: number
+  isClosed = false
+  readonly isTunnel = false
+
+  constructor(
+    private readonly sock: Socket<unknown>,
+    tls: boolean,
+    private readonly onGone: (c: LingeringClose) => void,
+  ) {
+    const now = monoNow()
+    this.endsAt = now + LINGER_MAX_MS
+    this.deadlineAt = now + LINGER_GAP_MS
+    if (!tls) sock.shutdown()
+    sock.resume() // the connection may have paused reading (a body nobody read)
+  }
+
+  /** What the client still sends: dropped; its next bytes are due within LINGER_GAP_MS. */
+  onData(): void {
+    this.deadlineAt = Math.min(this.endsAt, monoNow() + LINGER_GAP_MS)
+  }
+
+  onDrain(): void {}
+
+  /** The client closed its side: Bun closes the socket once this returns. */
+  onEnd(): void {
+    if (!this.isClosed) this.sock.end()
+  }
+
+  onClose(): void {
+    if (this.isClosed) return
+    this.isClosed = true
+    this.deadlineAt = 0
+    this.onGone(this)
+  }
+
+  /** The client kept sending (or went silent) past the bounds: cut. */
+  onDeadline(): void {
+    this.destroy()
+  }
+
+  /** A stop: the lingering is cut short to the stop's grace. */
+  closeIfIdle(graceMs: number): void {
+    if (graceMs <= 0) return this.destroy()
+    this.deadlineAt = Math.min(this.deadlineAt, monoNow() + graceMs)
+  }
+
+  destroy(): void {
+    if (this.isClosed) return
+    this.onClose()
+    this.sock.terminate()
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * A lingering close (RFC 9112 §9.6): a reply sent while the client is still uploading (a 413 for
+ * a body over max_body_size) is followed by a FIN, and what the client still sends is read and
+ * dropped, so that the client's writes never draw a TCP reset that could take the reply from it
+ * before it read it (curl, which reads once its upload is sent, saw "Connection reset by peer"
+ * instead of the 413). Raw clients on loopback, plain and TLS.
+ */
+import { afterEach, expect, test } from 'bun:test'
+import { connect, type Socket } from 'node:net'
+import tls from 'node:tls'
+import { makeCerts } from '../support/certs.ts'
+import { Harness, waitFor } from '../support/harness.ts'
+
+const h = new Harness()
+afterEach(() => h.closeAll())
+
+const HEAD = 'POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\n'
+const PIECE = Buffer.alloc(16 * 1024, 'x')
+
+/**
+ * Sends a head announcing 10 MB, waits for the 413, sends 20 more pieces of the body, then ends:
+ * what the client saw, how many pieces it sent, and whether the connection closed before its end.
+ */
+async function uploadPastTheAnswer(s: Socket): Promise<{ got: string; errors: string[]; sent: number; closedFirst: boolean }> {
+  let got = ''
+  let closed = false
+  const errors: string[] = []
+  s.on('data', (d) => (got += d.toString('latin1')))
+  s.on('error', (e) => errors.push((e as { code?: string }).code ?? e.message))
+  s.on('close', () => (closed = true))
+  s.write(HEAD)
+  s.write(PIECE)
+  expect(await waitFor(() => got.includes('\r\n\r\n'), 5000)).toBe(true)
+  // The rest of the upload, as a client that sends its whole body before it reads: each piece is
+  // given to the kernel before the next, so a reset for any of them is seen.
+  let sent = 0
+  for (let i = 0; i < 20 && errors.length === 0 && !closed; i++) {
+    await new Promise<void>((r) => s.write(PIECE, () => r()))
+    await new Promise((r) => setImmediate(r))
+    if (errors.length === 0 && !closed) sent++
+  }
+  const closedFirst = closed
+  s.end()
+  expect(await waitFor(() => closed, 5000)).toBe(true)
+  return { got, errors, sent, closedFirst }
+}
+
+test('a 413 before the body was read: the client may go on sending; no reset, the answer is read whole', async () => {
+  const origin = h.origin({ fetch: () => new Response('ok') })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { max_body_size: '1000' } })
+  // As curl: the proxy's FIN does not end the client's side (its upload goes on).
+  const s = connect({ port: proxy.port, host: '127.0.0.1', allowHalfOpen: true })
+  h.track(() => void s.destroy())
+  await new Promise<void>((r) => s.once('connect', () => r()))
+  const { got, errors, sent, closedFirst } = await uploadPastTheAnswer(s)
+  expect(got.startsWith('HTTP/1.1 413 ')).toBe(true)
+  expect(got).toContain('connection: close')
+  // It closed at once, so the next piece drew a reset (EPIPE, ECONNRESET).
+  expect({ errors, sent, closedFirst }).toEqual({ errors: [], sent: 20, closedFirst: false })
+  expect(await waitFor(() => proxy.clientConnections === 0, 5000)).toBe(true)
+}, 20_000)
+
+test('over TLS too: the client may go on sending after the 413, and the proxy closes once it ends', async () => {
+  const origin = h.origin({ fetch: () => new Response('ok') })
+  const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { max_body_size: '1000', tls_cert: certs.certFile, tls_key: certs.keyFile, http2: false } })
+  const s = tls.connect({ host: '127.0.0.1', port: proxy.port, ca: await Bun.file(certs.caFile).text(), servername: 'proxy.test' })
+  h.track(() => void s.destroy())
+  await new Promise<void>((r) => s.once('secureConnect', () => r()))
+  const { got, errors, sent, closedFirst } = await uploadPastTheAnswer(s)
+  expect(got.startsWith('HTTP/1.1 413 ')).toBe(true)
+  expect({ errors, sent, closedFirst }).toEqual({ errors: [], sent: 20, closedFirst: false })
+  expect(await waitFor(() => proxy.clientConnections === 0, 5000)).toBe(true)
+}, 20_000)
