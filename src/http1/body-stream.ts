@@ -32,13 +32,25 @@ export class SocketBodyStream {
     private readonly source: PausableSource,
     /** The consumer cancelled: the rest of the body will not be read. */
     onCancel: (reason: unknown) => void,
+    /**
+     * Called at the consumer's first read when no byte has arrived by then (none after: a push
+     * clears it): where a "100 Continue" goes, once the body is wanted (RFC 9110 §10.1.1).
+     */
+    private firstRead?: () => void,
   ) {
     this.stream = new ReadableStream<Uint8Array>(
       {
         start: (ctl) => {
           this.ctl = ctl
         },
-        pull: () => this.resume(),
+        pull: () => {
+          if (this.firstRead !== undefined) {
+            const first = this.firstRead
+            this.firstRead = undefined
+            first()
+          }
+          this.resume()
+        },
         cancel: (reason) => {
           this.ctl = undefined
           onCancel(reason)
@@ -68,6 +80,7 @@ export class SocketBodyStream {
   push(chunk: Uint8Array): void {
     const ctl = this.ctl
     if (!ctl || chunk.byteLength === 0) return
+    this.firstRead = undefined
     ctl.enqueue(chunk)
     if ((ctl.desiredSize ?? 1) <= 0 && !this.paused) {
       this.paused = true

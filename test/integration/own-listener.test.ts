@@ -186,6 +186,17 @@ describe('own listener', () => {
     expect(seen).toEqual(['POST /up hello'])
   })
 
+  test('Expect: 100-continue on a request refused before its body is read gets the refusal, no 100 (RFC 9110 §15.2.1)', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = own(origin.port!, { max_body_size: '1KiB' })
+    const c = rawClient(proxy.port)
+    c.s.write('POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n')
+    expect(await waitFor(() => c.got().includes('\r\n\r\n'), 3000)).toBe(true)
+    expect(c.got()).toStartWith('HTTP/1.1 413 ')
+    expect(c.got()).not.toContain(' 100 ')
+    expect(seen).toEqual([])
+  })
+
   test('HTTP/1.0 with Expect: 100-continue gets no 100 (RFC 9110 §10.1.1), only the answer once the body is sent', async () => {
     const { origin, seen } = countingOrigin()
     const { proxy } = own(origin.port!)

@@ -23,7 +23,6 @@ import type { ClientInfo, DownstreamConnection, ListenerState } from './connecti
 import { ReplyWriter } from './reply-writer.ts'
 import { TunnelConn } from './tunnel-conn.ts'
 
-const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n')
 /** Request bodies that arrive whole with their head and are at most this large are handed over as bytes. */
 const INLINE_BODY_BYTES = 64 * 1024
 
@@ -175,7 +174,6 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     } else {
       this.pending.keep(rest)
     }
-    if (head.expectContinue && this.bodyOpen) this.writer.write(CONTINUE)
     this.shared.requestStarted()
     this.dispatching = true
     try {
@@ -209,7 +207,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   private openBody(rest: Buffer | null): ReadableStream<Uint8Array> {
     this.armBodyDeadline()
     // Cancelled: the request path gave up on the body; the rest cannot be read past, so the connection closes after the response.
-    const body = (this.body = new SocketBodyStream(this.bodySource, () => (this.closeAfter = true)))
+    // "100 Continue" only once the request path reads the body, not before its refusal (a 413, a 503: RFC 9110 §15.2.1).
+    const body = (this.body = new SocketBodyStream(this.bodySource, () => (this.closeAfter = true), this.head!.expectContinue ? this.sendContinue : undefined))
     if (rest && rest.length > 0) this.feedBody(rest)
     return body.stream
   }
@@ -295,6 +294,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   private writeInterim(status: number, headers: [string, string][]): void {
     if (this.phase === Phase.Busy && !this.responded && this.head?.minor === 1) this.writer.write(encodeInterim(status, headers))
   }
+  private readonly sendContinue = (): void => this.writeInterim(100, [])
 
   /** The reply is written, or cut (an upstream that failed mid-body: the client must see an abort, not an end). */
   private readonly onReplyEnd = (end: 'done' | 'failed', close: boolean): void => {
