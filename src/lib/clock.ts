@@ -1,8 +1,10 @@
 /**
- * The clocks: read once per socket event (below), and the wall-clock time as text, formatted no
- * more often than it can change: ISO 8601 for the access record of every request (at thousands
- * of requests a second most share a millisecond), and the HTTP date (IMF-fixdate, whole seconds)
- * for responses the proxy writes itself.
+ * The clocks: read once per socket event (below), the pair of them as the seam that timed state
+ * takes (Clocks), and the wall-clock time as text, formatted no more often than it can change:
+ * ISO 8601 for the access record of every request (at thousands of requests a second most share
+ * a millisecond), and the HTTP date (IMF-fixdate, whole seconds) for responses the proxy writes
+ * itself. Durations and deadlines use the monotonic clock: the wall clock steps (NTP, an operator,
+ * a VM resumed), and is only for times shown to people or compared with wall-clock data.
  */
 let lastMs = -1
 let lastIso = ''
@@ -64,4 +66,21 @@ export function releaseClocks(): void {
   held = 0
   heldMonoMs = -1
   heldWallMs = -1
+}
+
+/**
+ * Both clocks, as the resolver and the pool take them (tests inject fakes whose wall clock steps).
+ * monoMs is for every duration and deadline; wallMs only to show a moment (wallAtMs).
+ */
+export interface Clocks {
+  monoMs(): number
+  wallMs(): number
+}
+
+/** The process's clocks, held per socket event. */
+export const heldClocks: Clocks = { monoMs: monoNow, wallMs: wallNow }
+
+/** The wall-clock time of a monotonic mark, for display: the wall clock now, less the time since the mark. */
+export function wallAtMs(clocks: Clocks, markMonoMs: number): number {
+  return clocks.wallMs() - (clocks.monoMs() - markMonoMs)
 }

@@ -60,7 +60,8 @@ export interface ConnHandlers {
 export interface Conn {
   readonly remoteAddress: string
   readonly timings: ConnTimings
-  readonly createdAt: number
+  /** performance.now() when the connection was made: its age is on the monotonic clock. */
+  readonly createdAtMonoMs: number
   readonly closed: boolean
   handlers: ConnHandlers
   /** Writes all of `data`; returns false when some of it was queued (wait for handlers.drain). */
@@ -103,7 +104,7 @@ type BunSocket = import('bun').Socket<BunSocketData>
 class BunConn implements Conn {
   handlers: ConnHandlers = NOOP_HANDLERS
   closed = false
-  readonly createdAt = Date.now()
+  readonly createdAtMonoMs = performance.now()
   private readonly out: WriteQueue
   /** Sizes this socket's reads by how fast what is read moves on (receive-buffer.ts). */
   private readonly sizer: ReadSizer
@@ -376,7 +377,7 @@ async function dialNode(opts: DialOptions): Promise<Conn> {
 class NodeConn implements Conn {
   handlers: ConnHandlers = NOOP_HANDLERS
   closed = false
-  readonly createdAt = Date.now()
+  readonly createdAtMonoMs = performance.now()
   constructor(
     private readonly sock: import('node:net').Socket,
     readonly remoteAddress: string,

@@ -408,6 +408,6 @@ describe('own listener', () => {
     // The refused connect counts against the address, as a refused connect of a request does.
     const state = [...proxy.pool('default')!.addresses.values()][0]!
     expect(state.failures).toBeGreaterThanOrEqual(1)
-    expect(state.ejectedUntil).toBeGreaterThan(0)
+    expect(state.ejectedUntilMonoMs).toBeGreaterThan(0)
   })
 })

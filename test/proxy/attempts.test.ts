@@ -28,7 +28,7 @@ function target(addresses: string[], opts: { retries?: number; retryTimeoutMs?: 
       t.picks.push(exclude ? [...exclude].sort() : undefined)
       return states.find((s) => !exclude?.has(s.address))
     },
-    takesTraffic: (s) => s.ejectedUntil === 0,
+    takesTraffic: (s) => s.ejectedUntilMonoMs === 0,
     reportFailure(state, err) {
       t.failures.push([state.address, err.code])
     },
@@ -210,7 +210,7 @@ describe('runAttempts', () => {
 
   test.each([
     ['NOT_RESOLVED', 'not resolved yet', { addresses: [], version: 0, stale: false, ready: false }],
-    ['NOT_RESOLVED', 'not resolved, with a DNS error', { addresses: [], version: 0, stale: false, ready: false, lastError: { code: 'SERVFAIL', message: 'x', at: 0 } }],
+    ['NOT_RESOLVED', 'not resolved, with a DNS error', { addresses: [], version: 0, stale: false, ready: false, lastError: { code: 'SERVFAIL', message: 'x', atMonoMs: 0 } }],
     ['NO_ADDRESS', 'resolved to nothing usable', { addresses: [], version: 3, stale: false, ready: true }],
   ] as const)('no address at all -> %s (%s)', async (code, _why, snapshot) => {
     const t = target([], { snapshot })
@@ -312,11 +312,11 @@ describe('waiting for the rescue a connect failure set off', () => {
 
   test('every address ejected when the request arrives: it waits once for one to come back, then tries', async () => {
     const t = target(['127.0.2.2'])
-    t.states[0]!.ejectedUntil = 5_000
+    t.states[0]!.ejectedUntilMonoMs = 5_000
     const waits: number[] = []
     t.waitForRescue = async (timeoutMs) => {
       waits.push(timeoutMs)
-      t.states[0]!.ejectedUntil = 0
+      t.states[0]!.ejectedUntilMonoMs = 0
     }
     const outcome = await runAttempts(t, { run: async () => 'ok', mayRetry: () => false }, () => 0)
     expect(outcome.ok).toBe(true)

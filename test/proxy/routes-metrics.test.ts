@@ -260,7 +260,7 @@ test('the read-only admin endpoints answer GET and HEAD; another method is a 405
 
 test('/readyz names the DNS error of an upstream that has no address', async () => {
   const config = h.config({ upstream: { url: 'http://api.test:8080' }, admin: { listen: '127.0.0.1:0' } })
-  const nxdomain = { ...staticSource([]), snapshot: () => ({ addresses: [], version: 1, stale: false, ready: false, lastError: { code: 'NXDOMAIN', message: 'api.test does not exist', at: 0 } }) }
+  const nxdomain = { ...staticSource([]), snapshot: () => ({ addresses: [], version: 1, stale: false, ready: false, lastError: { code: 'NXDOMAIN', message: 'api.test does not exist', atMonoMs: 0 } }) }
   const proxy = new ProxyServer(config, { sourceFor: () => nxdomain })
   h.track(() => proxy.close())
   const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAt: Date.now() }).start()

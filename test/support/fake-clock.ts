@@ -1,13 +1,33 @@
-/** A manual clock for resolver unit tests: timers fire only when advance() passes them. */
+/**
+ * Manual clocks for resolver unit tests: the monotonic one moves only with advance(), and timers
+ * fire only when it passes them; the wall clock moves with it, and stepWall() steps it alone, as
+ * NTP, an operator or a resumed VM would.
+ */
 import type { Clock } from '../../src/proxy/upstream/resolver.ts'
 
 export class FakeClock implements Clock {
   private t = 1_000_000
+  /** The wall clock less the monotonic one: 2030-01-01T00:00:00Z at the start; stepWall changes it. */
+  private wallOffsetMs = Date.UTC(2030, 0, 1) - 1_000_000
   private timers = new Map<number, { at: number; fn: () => void }>()
   private nextId = 1
 
-  now(): number {
+  monoMs(): number {
     return this.t
+  }
+  wallMs(): number {
+    return this.t + this.wallOffsetMs
+  }
+  /**
+   * The wall clock under the name of the one-clock seam the resolver had before (now()): code that
+   * still times durations on the wall clock then sees the steps, and fails the clock-step tests.
+   */
+  now(): number {
+    return this.wallMs()
+  }
+  /** Steps the wall clock by `ms` (negative: back); the monotonic clock and the timers do not move. */
+  stepWall(ms: number): void {
+    this.wallOffsetMs += ms
   }
   setTimeout(fn: () => void, ms: number): unknown {
     const id = this.nextId++

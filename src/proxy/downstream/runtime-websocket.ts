@@ -63,7 +63,7 @@ function withoutExtensions(h: HeaderReader): HeaderReader {
 class WebSocketBridge implements Conn {
   handlers: ConnHandlers = NOOP_HANDLERS
   closed = false
-  readonly createdAt = Date.now()
+  readonly createdAtMonoMs = performance.now()
   readonly timings: ConnTimings
   readonly outcome: Promise<Outcome>
   private settle!: (o: Outcome) => void

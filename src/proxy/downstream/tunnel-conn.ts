@@ -18,7 +18,7 @@ export interface TunnelOwner {
 export class TunnelConn implements Conn {
   handlers: ConnHandlers = NOOP_HANDLERS
   closed = false
-  readonly createdAt = Date.now()
+  readonly createdAtMonoMs = performance.now()
   readonly timings = { startAt: 0, connectAt: 0, tlsAt: undefined }
   constructor(
     private readonly sock: Socket<unknown>,

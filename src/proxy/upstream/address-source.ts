@@ -16,7 +16,8 @@ export interface AddressSnapshot {
   stale: boolean
   /** True once any answer has arrived. */
   ready: boolean
-  lastError?: { code: string; message: string; at: number }
+  /** The last lookup's failure; atMonoMs is when, on the monotonic clock (lib/clock.ts). */
+  lastError?: { code: string; message: string; atMonoMs: number }
 }
 
 export interface AddressChange {

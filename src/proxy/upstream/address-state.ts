@@ -3,6 +3,8 @@
  * health (passive ejection with exponential backoff and a half-open probe; the active checker's
  * verdict). The rules for ejecting and recovering live here as plain functions; the pool (pool.ts)
  * applies them, the picker (picker.ts) and the health checker (health.ts) read and set them.
+ * Its times are monotonic (lib/clock.ts): a step of the wall clock neither lengthens an ejection
+ * nor ends it early.
  */
 import type { Address } from '../../lib/net.ts'
 import { hostPort } from '../../lib/net.ts'
@@ -13,7 +15,7 @@ export interface AddressState {
   /** "ip:port" ("[ip]:port" for IPv6), as logged in upstream_addr. */
   readonly label: string
   readonly family: 4 | 6
-  readonly firstSeenAt: number
+  readonly firstSeenMonoMs: number
   inFlight: number
   /** Open connections (busy or idle). */
   open: number
@@ -21,8 +23,8 @@ export interface AddressState {
   requests: number
   failures: number
   consecutiveFailures: number
-  /** Epoch ms until which the address gets no traffic; 0 when healthy. */
-  ejectedUntil: number
+  /** Monotonic ms until which the address gets no traffic; 0 when healthy. */
+  ejectedUntilMonoMs: number
   ejections: number
   /** After an ejection expires: only one request at a time until one succeeds. */
   halfOpen: boolean
@@ -46,19 +48,19 @@ export interface EjectionPolicy {
   readonly ejectMaxMs: number
 }
 
-export function newAddressState(a: Address, port: number, nowMs: number): AddressState {
+export function newAddressState(a: Address, port: number, nowMonoMs: number): AddressState {
   return {
     address: a.address,
     label: hostPort(a.address, port),
     family: a.family,
-    firstSeenAt: nowMs,
+    firstSeenMonoMs: nowMonoMs,
     inFlight: 0,
     open: 0,
     idle: [],
     requests: 0,
     failures: 0,
     consecutiveFailures: 0,
-    ejectedUntil: 0,
+    ejectedUntilMonoMs: 0,
     ejections: 0,
     halfOpen: false,
     activeHealthy: true,
@@ -69,16 +71,16 @@ export function newAddressState(a: Address, port: number, nowMs: number): Addres
 }
 
 /** Takes traffic now: known, not ejected, and passing its active checks. */
-export function isHealthy(s: AddressState, nowMs: number): boolean {
-  return !s.removed && s.activeHealthy && s.ejectedUntil <= nowMs
+export function isHealthy(s: AddressState, nowMonoMs: number): boolean {
+  return !s.removed && s.activeHealthy && s.ejectedUntilMonoMs <= nowMonoMs
 }
 
 /** A request succeeded on `s`. True when that ended an ejection episode (worth a log line). */
 export function recordSuccess(s: AddressState): boolean {
   s.consecutiveFailures = 0
-  if (!s.halfOpen && s.ejectedUntil === 0) return false
+  if (!s.halfOpen && s.ejectedUntilMonoMs === 0) return false
   s.halfOpen = false
-  s.ejectedUntil = 0
+  s.ejectedUntilMonoMs = 0
   s.ejections = 0
   return true
 }
@@ -89,26 +91,26 @@ export function recordSuccess(s: AddressState): boolean {
  * requests that were already in flight when it was ejected do not extend the ejection (sixteen
  * concurrent refusals are one episode, not sixteen). Returns the backoff when it ejected.
  */
-export function recordFailure(s: AddressState, policy: EjectionPolicy, nowMs: number): number | undefined {
+export function recordFailure(s: AddressState, policy: EjectionPolicy, nowMonoMs: number): number | undefined {
   s.failures++
   s.consecutiveFailures++
-  if (s.ejectedUntil > nowMs && !s.halfOpen) return undefined
+  if (s.ejectedUntilMonoMs > nowMonoMs && !s.halfOpen) return undefined
   if (!s.halfOpen && s.consecutiveFailures < policy.failThreshold) return undefined
   const backoffMs = Math.min(policy.ejectMaxMs, policy.ejectBaseMs * 2 ** s.ejections)
   s.ejections++
   s.halfOpen = false
-  s.ejectedUntil = nowMs + backoffMs
+  s.ejectedUntilMonoMs = nowMonoMs + backoffMs
   return backoffMs
 }
 
-/** One address as /status and /metrics show it. */
-export function addressStats(s: AddressState, nowMs: number) {
+/** One address as /status and /metrics show it: first_seen as the wall-clock time of now less the time since. */
+export function addressStats(s: AddressState, nowMonoMs: number, nowWallMs: number) {
   return {
     address: s.address,
     family: s.family,
-    first_seen: new Date(s.firstSeenAt).toISOString(),
-    healthy: isHealthy(s, nowMs),
-    ejected_for_ms: Math.max(0, s.ejectedUntil - nowMs),
+    first_seen: new Date(nowWallMs - (nowMonoMs - s.firstSeenMonoMs)).toISOString(),
+    healthy: isHealthy(s, nowMonoMs),
+    ejected_for_ms: Math.max(0, s.ejectedUntilMonoMs - nowMonoMs),
     removed: s.removed,
     in_flight: s.inFlight,
     open: s.open,

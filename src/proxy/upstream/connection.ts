@@ -48,7 +48,8 @@ export class Http1Connection implements ConnHandlers {
   readonly headReader = new HeadReader()
   /** Completed exchanges on this connection; > 0 means the next one reuses it. */
   requestCount = 0
-  idleSince = 0
+  /** Monotonic ms when it went back to the pool idle (the pool's sweep measures from it). */
+  idleSinceMonoMs = 0
   private ex: Exchange | undefined
   /** Who the exchange in progress is for (abortExchange acts only on that one's). */
   private exOwner: unknown

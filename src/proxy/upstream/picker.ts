@@ -6,7 +6,7 @@
  */
 import type { AddressState } from './address-state.ts'
 
-export function pickAddress(states: readonly AddressState[], nowMs: number, random: () => number, exclude?: ReadonlySet<string>): AddressState | undefined {
+export function pickAddress(states: readonly AddressState[], nowMonoMs: number, random: () => number, exclude?: ReadonlySet<string>): AddressState | undefined {
   // Counted, not listed: the usual pick makes nothing (a second pass finds the two drawn).
   let eligible = 0
   let last: AddressState | undefined
@@ -14,11 +14,11 @@ export function pickAddress(states: readonly AddressState[], nowMs: number, rand
   for (let k = 0; k < states.length; k++) {
     const s = states[k]!
     if (s.removed || exclude?.has(s.address)) continue
-    if (s.ejectedUntil <= nowMs && s.ejectedUntil !== 0 && !s.halfOpen) s.halfOpen = true
-    if (takesPick(s, nowMs)) {
+    if (s.ejectedUntilMonoMs <= nowMonoMs && s.ejectedUntilMonoMs !== 0 && !s.halfOpen) s.halfOpen = true
+    if (takesPick(s, nowMonoMs)) {
       eligible++
       last = s
-    } else if (!fallback || s.ejectedUntil < fallback.ejectedUntil) fallback = s
+    } else if (!fallback || s.ejectedUntilMonoMs < fallback.ejectedUntilMonoMs) fallback = s
   }
   if (eligible === 0) return fallback
   if (eligible === 1) return last
@@ -29,7 +29,7 @@ export function pickAddress(states: readonly AddressState[], nowMs: number, rand
   let b: AddressState | undefined
   for (let k = 0, n = 0; k < states.length && (a === undefined || b === undefined); k++) {
     const s = states[k]!
-    if (s.removed || exclude?.has(s.address) || !takesPick(s, nowMs)) continue
+    if (s.removed || exclude?.has(s.address) || !takesPick(s, nowMonoMs)) continue
     if (n === i) a = s
     if (n === j) b = s
     n++
@@ -38,6 +38,6 @@ export function pickAddress(states: readonly AddressState[], nowMs: number, rand
 }
 
 /** Whether `s` (not removed, not excluded) may be drawn now: not ejected, healthy, and not a half-open probe already in use. */
-function takesPick(s: AddressState, nowMs: number): boolean {
-  return s.ejectedUntil <= nowMs && s.activeHealthy && !(s.halfOpen && s.inFlight > 0)
+function takesPick(s: AddressState, nowMonoMs: number): boolean {
+  return s.ejectedUntilMonoMs <= nowMonoMs && s.activeHealthy && !(s.halfOpen && s.inFlight > 0)
 }

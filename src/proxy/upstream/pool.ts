@@ -4,10 +4,11 @@
  * and idle limits, an optional per-address cap) or dials new ones, and applies the ejection
  * rules of address-state.ts when an attempt reports back. Its constructor starts nothing:
  * start() subscribes to the source, starts the idle sweep and pre-warms; close() undoes it.
- * The request path calls pick / takeIdle / acquire and never awaits DNS.
+ * The request path calls pick / takeIdle / acquire and never awaits DNS. Ejections, idle times
+ * and connection ages are on the monotonic clock; the wall clock only shows first_seen.
  */
 import type { ResolvedUpstream } from '../../config/schema.ts'
-import { wallNow } from '../../lib/clock.ts'
+import { heldClocks, type Clocks } from '../../lib/clock.ts'
 import type { LogFn } from '../../lib/logger.ts'
 import { dial as defaultDial, DialError, type DialOptions, type Conn } from '../../runtime/socket.ts'
 import { TlsSessionCache } from '../../runtime/tls-sessions.ts'
@@ -20,7 +21,8 @@ import { hostPort } from '../../lib/net.ts'
 
 export interface PoolOptions {
   dial?: (opts: DialOptions) => Promise<Conn>
-  now?: () => number
+  /** Monotonic for every duration, wall only for first_seen (default: the process's, held per socket event). */
+  clock?: Clocks
   random?: () => number
   /** PEM CA bundle text for https upstreams (read once at start). */
   ca?: string
@@ -44,7 +46,7 @@ export class UpstreamPool {
   private readonly dialFn: (opts: DialOptions) => Promise<Conn>
   /** TLS sessions of this upstream's addresses, offered again on new connections (runtime/tls-sessions.ts). */
   readonly tlsSessions = new TlsSessionCache()
-  private readonly now: () => number
+  private readonly clock: Clocks
   private readonly random: () => number
   private sweeper: ReturnType<typeof setInterval> | undefined
   private unsubscribe: (() => void) | undefined
@@ -62,7 +64,7 @@ export class UpstreamPool {
     private readonly opts: PoolOptions = {},
   ) {
     this.dialFn = opts.dial ?? defaultDial
-    this.now = opts.now ?? wallNow
+    this.clock = opts.clock ?? heldClocks
     this.random = opts.random ?? Math.random
   }
 
@@ -86,7 +88,7 @@ export class UpstreamPool {
       existing.removed = false
       return
     }
-    const state = newAddressState(a, this.upstream.port, this.now())
+    const state = newAddressState(a, this.upstream.port, this.clock.monoMs())
     this.addresses.set(a.address, state)
     this.states.push(state)
     for (let i = 0; i < this.upstream.prewarmConnections; i++) void this.prewarm(state)
@@ -118,9 +120,9 @@ export class UpstreamPool {
    */
   waitForRescue(timeoutMs: number, exclude?: ReadonlySet<string>): Promise<void> {
     if (timeoutMs <= 0 || this.closed) return Promise.resolve()
-    const now = this.now()
+    const now = this.clock.monoMs()
     let ejectionEndsInMs = Infinity
-    for (const s of this.addresses.values()) if (!s.removed && !exclude?.has(s.address) && s.ejectedUntil > now) ejectionEndsInMs = Math.min(ejectionEndsInMs, s.ejectedUntil - now)
+    for (const s of this.addresses.values()) if (!s.removed && !exclude?.has(s.address) && s.ejectedUntilMonoMs > now) ejectionEndsInMs = Math.min(ejectionEndsInMs, s.ejectedUntilMonoMs - now)
     const refresh = this.source.nextRefresh?.(timeoutMs)
     if (!refresh && ejectionEndsInMs > timeoutMs) return Promise.resolve()
     return new Promise<void>((resolve) => {
@@ -145,12 +147,12 @@ export class UpstreamPool {
 
   /** Whether `state` takes traffic now. */
   takesTraffic(state: AddressState): boolean {
-    return isHealthy(state, this.now())
+    return isHealthy(state, this.clock.monoMs())
   }
 
   /** Picks an address for a new request, skipping `exclude` (see picker.ts). */
   pick(exclude?: ReadonlySet<string>): AddressState | undefined {
-    return pickAddress(this.states, this.now(), this.random, exclude)
+    return pickAddress(this.states, this.clock.monoMs(), this.random, exclude)
   }
 
   /**
@@ -174,10 +176,10 @@ export class UpstreamPool {
   /** Pops the newest idle connection still open and young enough; closes stale ones on the way. */
   private popUsableIdle(state: AddressState): Http1Connection | undefined {
     const maxAge = this.upstream.maxConnectionAgeMs
-    const now = this.now()
+    const now = this.clock.monoMs()
     while (state.idle.length > 0) {
       const c = state.idle.pop()!
-      if (!c.closed && (maxAge === 0 || now - c.conn.createdAt < maxAge)) return c
+      if (!c.closed && (maxAge === 0 || now - c.conn.createdAtMonoMs < maxAge)) return c
       c.destroy()
       state.open--
     }
@@ -292,7 +294,7 @@ export class UpstreamPool {
       return
     }
     state.inFlight = Math.max(0, state.inFlight - 1)
-    const tooOld = this.upstream.maxConnectionAgeMs > 0 && this.now() - c.conn.createdAt >= this.upstream.maxConnectionAgeMs
+    const tooOld = this.upstream.maxConnectionAgeMs > 0 && this.clock.monoMs() - c.conn.createdAtMonoMs >= this.upstream.maxConnectionAgeMs
     const keep = reusable && !c.closed && !state.removed && !this.closed && !tooOld
     // A request waiting at max_conns_per_address gets the connection itself: put back as idle,
     // the next request of this same turn (a pipelined one, answered from this very exchange)
@@ -303,7 +305,7 @@ export class UpstreamPool {
       return
     }
     if (keep && state.idle.length < this.upstream.maxIdlePerAddress) {
-      c.idleSince = this.now()
+      c.idleSinceMonoMs = this.clock.monoMs()
       state.idle.push(c)
     } else {
       if (!c.closed) c.destroy()
@@ -324,7 +326,7 @@ export class UpstreamPool {
 
   /** A connect-level failure of this address: count it, maybe eject it, and ask DNS again. */
   reportFailure(state: AddressState, err: RequestFailure): void {
-    const backoffMs = recordFailure(state, this.upstream, this.now())
+    const backoffMs = recordFailure(state, this.upstream, this.clock.monoMs())
     // The reason with the code: which check a certificate failed (expired, another name, an unknown CA) is
     // the operator's next step, as nginx's "upstream SSL certificate verify error: (10:certificate has expired)".
     if (backoffMs !== undefined) this.opts.log?.('warn', 'upstream address ejected', { upstream: this.upstream.name, address: state.address, for_ms: backoffMs, error: err.code, detail: err.message })
@@ -333,14 +335,14 @@ export class UpstreamPool {
 
   /** Closes idle connections past pool_idle_timeout or max_connection_age. */
   private sweep(): void {
-    const now = this.now()
+    const now = this.clock.monoMs()
     const u = this.upstream
     for (const state of this.addresses.values()) {
       if (state.idle.length === 0) continue
       const keep: Http1Connection[] = []
       for (const c of state.idle) {
-        const idleTooLong = now - c.idleSince >= u.poolIdleTimeoutMs
-        const tooOld = u.maxConnectionAgeMs > 0 && now - c.conn.createdAt >= u.maxConnectionAgeMs
+        const idleTooLong = now - c.idleSinceMonoMs >= u.poolIdleTimeoutMs
+        const tooOld = u.maxConnectionAgeMs > 0 && now - c.conn.createdAtMonoMs >= u.maxConnectionAgeMs
         if (idleTooLong || tooOld || c.closed) {
           if (!c.closed) c.destroy()
           state.open--
@@ -353,14 +355,15 @@ export class UpstreamPool {
 
   /** True when at least one address can take traffic now (for /readyz). */
   hasHealthyAddress(): boolean {
-    const now = this.now()
+    const now = this.clock.monoMs()
     for (const s of this.addresses.values()) if (isHealthy(s, now)) return true
     return false
   }
 
   stats() {
-    const now = this.now()
-    return [...this.addresses.values()].map((s) => addressStats(s, now))
+    const monoMs = this.clock.monoMs()
+    const wallMs = this.clock.wallMs()
+    return [...this.addresses.values()].map((s) => addressStats(s, monoMs, wallMs))
   }
 
   close(): void {

@@ -2,22 +2,25 @@
  * Upstream address discovery for one upstream: lookups, refresh timing (TTL-aware, clamped,
  * ahead of expiry with jitter), single-flight and rate-limited refreshes, and the stale policy
  * (keep the last good addresses through DNS failures for stale_grace). The request path only
- * reads `snapshot()`; health and picking live in pool.ts.
+ * reads `snapshot()`; health and picking live in pool.ts. Every duration here is on the monotonic
+ * clock; the wall clock only turns marks into the times /status shows.
  */
 import type { ResolvedUpstream } from '../../config/schema.ts'
+import { monoNow, wallAtMs, wallNow, type Clocks } from '../../lib/clock.ts'
 import type { LogFn } from '../../lib/logger.ts'
 import { DnsError } from '../../dns/client.ts'
 import type { Lookup, LookupResult } from '../../dns/lookup.ts'
 import type { Address, AddressChange, AddressSnapshot, AddressSource } from './address-source.ts'
 
-export interface Clock {
-  now(): number
+/** The clocks (monoMs for durations, wallMs for display) and the timers (monotonic themselves). */
+export interface Clock extends Clocks {
   setTimeout(fn: () => void, ms: number): unknown
   clearTimeout(handle: unknown): void
 }
 
 export const realClock: Clock = {
-  now: () => Date.now(),
+  monoMs: monoNow,
+  wallMs: wallNow,
   setTimeout: (fn, ms) => {
     const t = setTimeout(fn, ms)
     ;(t as { unref?: () => void }).unref?.()
@@ -68,19 +71,19 @@ export class UpstreamResolver implements AddressSource {
   private readonly log: LogFn | undefined
   private readonly listeners = new Set<(c: AddressChange) => void>()
   private snap: AddressSnapshot = { addresses: [], version: 0, stale: false, ready: false }
-  private firstSeen = new Map<string, number>()
+  private firstSeenMonoMs = new Map<string, number>()
   private inFlight: Promise<void> | undefined
   /** Callers waiting for the next refresh to finish (nextRefresh). */
   private refreshWaiters: (() => void)[] = []
   private timer: unknown
-  private timerAt = 0
+  private timerAtMonoMs = 0
   private closed = false
-  private lastAnswerAt: number | undefined
+  private lastAnswerMonoMs: number | undefined
   private ttlMs: number | undefined
   private source: string | undefined
-  private staleSince: number | undefined
+  private staleSinceMonoMs: number | undefined
   private failures = 0
-  private lastRefreshStartedAt = Number.NEGATIVE_INFINITY
+  private lastRefreshStartedMonoMs = Number.NEGATIVE_INFINITY
   private readonly refreshes: Record<string, number> = {}
   private changes = 0
 
@@ -111,11 +114,11 @@ export class UpstreamResolver implements AddressSource {
   /** After a connect failure: re-resolve now, at most once per REFRESH_NOW_MIN_INTERVAL_MS. */
   refreshNow(reason: string): void {
     if (this.closed || this.inFlight) return
-    const earliest = this.lastRefreshStartedAt + REFRESH_NOW_MIN_INTERVAL_MS
-    const now = this.clock.now()
+    const earliest = this.lastRefreshStartedMonoMs + REFRESH_NOW_MIN_INTERVAL_MS
+    const now = this.clock.monoMs()
     this.log?.('debug', 'refresh requested', { host: this.upstream.host, reason })
     if (now >= earliest) this.schedule(0)
-    else if (this.timer === undefined || this.timerAt > earliest) this.schedule(earliest - now)
+    else if (this.timer === undefined || this.timerAtMonoMs > earliest) this.schedule(earliest - now)
   }
 
   /**
@@ -126,7 +129,7 @@ export class UpstreamResolver implements AddressSource {
   nextRefresh(withinMs: number): Promise<void> | undefined {
     if (this.closed) return undefined
     if (this.inFlight) return this.inFlight
-    if (this.timer === undefined || this.timerAt - this.clock.now() > withinMs) return undefined
+    if (this.timer === undefined || this.timerAtMonoMs - this.clock.monoMs() > withinMs) return undefined
     return new Promise<void>((resolve) => this.refreshWaiters.push(resolve))
   }
 
@@ -153,7 +156,7 @@ export class UpstreamResolver implements AddressSource {
     // which a long TTL under a large resolve_max_ttl made a query loop. Past it, a refresh then.
     ms = Math.min(ms, MAX_TIMER_MS)
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
-    this.timerAt = this.clock.now() + ms
+    this.timerAtMonoMs = this.clock.monoMs() + ms
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined
       void this.refresh()
@@ -164,7 +167,7 @@ export class UpstreamResolver implements AddressSource {
   refresh(): Promise<void> {
     if (this.closed) return Promise.resolve()
     if (this.inFlight) return this.inFlight
-    this.lastRefreshStartedAt = this.clock.now()
+    this.lastRefreshStartedMonoMs = this.clock.monoMs()
     this.inFlight = this.lookup(this.upstream.host, { family: this.upstream.family, timeoutMs: this.upstream.resolveTimeoutMs })
       .then(
         (result) => this.onAnswer(result),
@@ -196,15 +199,15 @@ export class UpstreamResolver implements AddressSource {
     // the only address because the A query timed out.
     const failed = result.failedFamily
     if (failed !== undefined && this.snap.addresses.some((a) => a.family === failed.family)) {
-      const graceOver = this.staleSince !== undefined && this.clock.now() - this.staleSince >= this.upstream.staleGraceMs
+      const graceOver = this.staleSinceMonoMs !== undefined && this.clock.monoMs() - this.staleSinceMonoMs >= this.upstream.staleGraceMs
       if (!graceOver) return this.onFailure(failed.error)
       // stale_grace is over for the family that keeps failing: its addresses go, and the other's
       // answer is taken (dropping everything would leave nothing while DNS answers for one).
       this.log?.('error', 'stale grace expired; dropping the last good addresses of the family that keeps failing', { host: this.upstream.host, family: failed.family === 4 ? 'A' : 'AAAA' })
     }
     this.count('ok')
-    const now = this.clock.now()
-    this.lastAnswerAt = now
+    const now = this.clock.monoMs()
+    this.lastAnswerMonoMs = now
     this.ttlMs = result.ttlMs
     this.source = result.source
     this.failures = 0
@@ -213,9 +216,9 @@ export class UpstreamResolver implements AddressSource {
       this.onFailure(new DnsError('NODATA', `${this.upstream.host}: empty answer`))
       return
     }
-    if (this.staleSince !== undefined) {
-      this.log?.('info', 'DNS answers again; stale episode over', { host: this.upstream.host, stale_for_ms: now - this.staleSince, source: result.source })
-      this.staleSince = undefined
+    if (this.staleSinceMonoMs !== undefined) {
+      this.log?.('info', 'DNS answers again; stale episode over', { host: this.upstream.host, stale_for_ms: now - this.staleSinceMonoMs, source: result.source })
+      this.staleSinceMonoMs = undefined
     }
     this.setAddresses(result.addresses, false, undefined)
     this.schedule(this.nextRefreshMs(result.ttlMs))
@@ -226,9 +229,9 @@ export class UpstreamResolver implements AddressSource {
     const code = err instanceof DnsError ? err.code : 'ERROR'
     const message = err instanceof Error ? err.message : String(err)
     this.count(code)
-    const now = this.clock.now()
+    const now = this.clock.monoMs()
     this.failures++
-    const lastError = { code, message, at: now }
+    const lastError = { code, message, atMonoMs: now }
     const retryMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.failures - 1, 10), this.ttlMs !== undefined ? Math.max(RETRY_BASE_MS, this.ttlMs) : RETRY_MAX_MS)
     if (!this.snap.ready) {
       if (this.failures === 1) this.log?.('warn', 'upstream has not resolved yet; answering 503 until it does', { host: this.upstream.host, error: code, detail: message })
@@ -236,12 +239,12 @@ export class UpstreamResolver implements AddressSource {
       this.schedule(retryMs)
       return
     }
-    if (this.staleSince === undefined) {
-      this.staleSince = now
+    if (this.staleSinceMonoMs === undefined) {
+      this.staleSinceMonoMs = now
       this.log?.('warn', 'DNS failing; serving the last good addresses', { host: this.upstream.host, error: code, detail: message, addresses: this.snap.addresses.map((a) => a.address).join(','), stale_grace_ms: this.upstream.staleGraceMs })
     }
-    if (this.snap.addresses.length > 0 && now - this.staleSince >= this.upstream.staleGraceMs) {
-      this.log?.('error', 'stale grace expired; dropping the last good addresses', { host: this.upstream.host, stale_for_ms: now - this.staleSince })
+    if (this.snap.addresses.length > 0 && now - this.staleSinceMonoMs >= this.upstream.staleGraceMs) {
+      this.log?.('error', 'stale grace expired; dropping the last good addresses', { host: this.upstream.host, stale_for_ms: now - this.staleSinceMonoMs })
       this.setAddresses([], true, lastError)
     } else {
       this.snap = { ...this.snap, stale: true, lastError }
@@ -254,9 +257,9 @@ export class UpstreamResolver implements AddressSource {
     const after = new Map(addresses.map((a) => [a.address, a]))
     const added = addresses.filter((a) => !before.has(a.address))
     const removed = this.snap.addresses.filter((a) => !after.has(a.address))
-    const now = this.clock.now()
-    for (const a of added) this.firstSeen.set(a.address, now)
-    for (const a of removed) this.firstSeen.delete(a.address)
+    const now = this.clock.monoMs()
+    for (const a of added) this.firstSeenMonoMs.set(a.address, now)
+    for (const a of removed) this.firstSeenMonoMs.delete(a.address)
     const changed = added.length > 0 || removed.length > 0
     this.snap = { addresses: changed ? addresses : this.snap.addresses, version: this.snap.version + (changed ? 1 : 0), stale, ready: true, lastError }
     if (!changed) return
@@ -273,18 +276,21 @@ export class UpstreamResolver implements AddressSource {
   }
 
   status(): Record<string, unknown> {
-    const now = this.clock.now()
+    const now = this.clock.monoMs()
+    // Marks are monotonic; shown as the wall-clock time they were, by the wall clock of now.
+    const shown = (markMonoMs: number) => new Date(wallAtMs(this.clock, markMonoMs)).toISOString()
+    const lastError = this.snap.lastError
     const s: ResolverStatus = {
       host: this.upstream.host,
       ready: this.snap.ready,
       stale: this.snap.stale,
-      stale_since: this.staleSince !== undefined ? new Date(this.staleSince).toISOString() : undefined,
-      addresses: this.snap.addresses.map((a) => ({ ...a, first_seen: new Date(this.firstSeen.get(a.address) ?? now).toISOString() })),
-      answer_age_ms: this.lastAnswerAt !== undefined ? now - this.lastAnswerAt : undefined,
+      stale_since: this.staleSinceMonoMs !== undefined ? shown(this.staleSinceMonoMs) : undefined,
+      addresses: this.snap.addresses.map((a) => ({ ...a, first_seen: shown(this.firstSeenMonoMs.get(a.address) ?? now) })),
+      answer_age_ms: this.lastAnswerMonoMs !== undefined ? now - this.lastAnswerMonoMs : undefined,
       ttl_ms: this.ttlMs,
       source: this.source,
-      next_refresh_in_ms: this.timer !== undefined ? Math.max(0, this.timerAt - now) : undefined,
-      last_error: this.snap.lastError ? { ...this.snap.lastError, at: new Date(this.snap.lastError.at).toISOString() } : undefined,
+      next_refresh_in_ms: this.timer !== undefined ? Math.max(0, this.timerAtMonoMs - now) : undefined,
+      last_error: lastError ? { code: lastError.code, message: lastError.message, at: shown(lastError.atMonoMs) } : undefined,
       refreshes: { ...this.refreshes },
       changes: this.changes,
     }
@@ -292,7 +298,7 @@ export class UpstreamResolver implements AddressSource {
   }
 
   metrics(): { answerAgeMs: number | undefined; refreshes: Record<string, number> } {
-    return { answerAgeMs: this.lastAnswerAt !== undefined ? this.clock.now() - this.lastAnswerAt : undefined, refreshes: { ...this.refreshes } }
+    return { answerAgeMs: this.lastAnswerMonoMs !== undefined ? this.clock.monoMs() - this.lastAnswerMonoMs : undefined, refreshes: { ...this.refreshes } }
   }
 
   close(): void {

@@ -4,6 +4,8 @@ import { addressStats, isHealthy, newAddressState, recordFailure, recordSuccess,
 import { pickAddress } from '../../../src/proxy/upstream/picker.ts'
 
 const T0 = 1_000_000
+/** The wall clock at T0 on the monotonic clock: only first_seen reads it. */
+const WALL0 = Date.UTC(2030, 0, 1)
 const POLICY: EjectionPolicy = { failThreshold: 1, ejectBaseMs: 1000, ejectMaxMs: 8000 }
 const state = (address = '127.0.2.1') => newAddressState({ address, family: 4 }, 8080, T0)
 
@@ -18,7 +20,7 @@ describe('newAddressState', () => {
     const s = state()
     expect(s.label).toBe('127.0.2.1:8080')
     expect(isHealthy(s, T0)).toBe(true)
-    expect(s).toMatchObject({ inFlight: 0, open: 0, failures: 0, consecutiveFailures: 0, ejectedUntil: 0, ejections: 0, halfOpen: false, activeHealthy: true, removed: false })
+    expect(s).toMatchObject({ inFlight: 0, open: 0, failures: 0, consecutiveFailures: 0, ejectedUntilMonoMs: 0, ejections: 0, halfOpen: false, activeHealthy: true, removed: false })
   })
 
   test('an IPv6 label is bracketed', () => {
@@ -30,13 +32,13 @@ describe('isHealthy', () => {
   test.each([
     ['removed', false, { removed: true }],
     ['failing active checks', false, { activeHealthy: false }],
-    ['ejected', false, { ejectedUntil: T0 + 1 }],
-    ['ejection ended', true, { ejectedUntil: T0 }],
+    ['ejected', false, { ejectedUntilMonoMs: T0 + 1 }],
+    ['ejection ended', true, { ejectedUntilMonoMs: T0 }],
     ['healthy', true, {}],
   ] as const)('%s -> %p', (_name, healthy, patch) => {
     const s = Object.assign(state(), patch)
     expect(isHealthy(s, T0)).toBe(healthy)
-    expect(addressStats(s, T0).healthy).toBe(healthy)
+    expect(addressStats(s, T0, WALL0).healthy).toBe(healthy)
   })
 })
 
@@ -49,7 +51,7 @@ describe('recordFailure', () => {
       expect(isHealthy(s, T0)).toBe(true)
     }
     expect(recordFailure(s, policy, T0)).toBe(1000)
-    expect(s.ejectedUntil).toBe(T0 + 1000)
+    expect(s.ejectedUntilMonoMs).toBe(T0 + 1000)
     expect(isHealthy(s, T0)).toBe(false)
     expect(isHealthy(s, T0 + 1000)).toBe(true)
     expect(s.failures).toBe(failThreshold)
@@ -72,7 +74,7 @@ describe('recordFailure', () => {
     const s = state()
     expect(recordFailure(s, POLICY, T0)).toBe(1000)
     for (let i = 0; i < 16; i++) expect(recordFailure(s, POLICY, T0 + i)).toBeUndefined()
-    expect(s.ejectedUntil).toBe(T0 + 1000)
+    expect(s.ejectedUntilMonoMs).toBe(T0 + 1000)
     expect(s.ejections).toBe(1)
     expect(s.failures).toBe(17)
     // The next episode (a failed probe) doubles once, from 1 s to 2 s, not to 2^17 s.
@@ -85,11 +87,11 @@ describe('recordFailure', () => {
     let now = T0
     const backoffs: (number | undefined)[] = [recordFailure(s, POLICY, now)]
     for (let episode = 0; episode < 5; episode++) {
-      now = s.ejectedUntil
+      now = s.ejectedUntilMonoMs
       expireAndProbe(s, now)
       backoffs.push(recordFailure(s, POLICY, now))
       expect(s.halfOpen).toBe(false)
-      expect(s.ejectedUntil).toBe(now + backoffs.at(-1)!)
+      expect(s.ejectedUntilMonoMs).toBe(now + backoffs.at(-1)!)
     }
     expect(backoffs).toEqual([1000, 2000, 4000, 8000, 8000, 8000])
   })
@@ -112,7 +114,7 @@ describe('recordFailure', () => {
     expect(recordFailure(s, POLICY, T0 + 1000)).toBe(2000)
     expireAndProbe(s, T0 + 3000)
     expect(recordSuccess(s)).toBe(true)
-    expect(s).toMatchObject({ halfOpen: false, ejectedUntil: 0, ejections: 0, consecutiveFailures: 0 })
+    expect(s).toMatchObject({ halfOpen: false, ejectedUntilMonoMs: 0, ejections: 0, consecutiveFailures: 0 })
     expect(isHealthy(s, T0 + 3000)).toBe(true)
     // A success on a healthy address is not a recovery.
     expect(recordSuccess(s)).toBe(false)
@@ -129,8 +131,15 @@ describe('addressStats', () => {
   test('reports the time left of an ejection and never a negative one', () => {
     const s = state()
     recordFailure(s, POLICY, T0)
-    expect(addressStats(s, T0 + 250).ejected_for_ms).toBe(750)
-    expect(addressStats(s, T0 + 5000).ejected_for_ms).toBe(0)
-    expect(addressStats(s, T0).failures).toBe(1)
+    expect(addressStats(s, T0 + 250, WALL0 + 250).ejected_for_ms).toBe(750)
+    expect(addressStats(s, T0 + 5000, WALL0 + 5000).ejected_for_ms).toBe(0)
+    expect(addressStats(s, T0, WALL0).failures).toBe(1)
+  })
+
+  test('first_seen is the wall-clock time of now less the monotonic time since, whatever the wall clock did meanwhile', () => {
+    const s = state()
+    expect(addressStats(s, T0 + 5000, WALL0 + 5000).first_seen).toBe('2030-01-01T00:00:00.000Z')
+    // The wall clock was stepped back an hour: the address was seen 5 s ago by the clock of now.
+    expect(addressStats(s, T0 + 5000, WALL0 - 3_600_000 + 5000).first_seen).toBe('2029-12-31T23:00:00.000Z')
   })
 })

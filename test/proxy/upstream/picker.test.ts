@@ -53,7 +53,7 @@ describe('pickAddress: what is skipped', () => {
   const spoilers: [string, (s: AddressState) => void][] = [
     ['removed', (s) => void (s.removed = true)],
     ['failing active checks', (s) => void (s.activeHealthy = false)],
-    ['ejected', (s) => void (s.ejectedUntil = NOW + 1)],
+    ['ejected', (s) => void (s.ejectedUntilMonoMs = NOW + 1)],
   ]
   test.each(spoilers)('%s: never chosen while another address takes traffic', (_name, spoil) => {
     // The spoiled address is the idle one, so P2C alone would always prefer it.
@@ -81,21 +81,21 @@ describe('pickAddress: what is skipped', () => {
 describe('pickAddress: half-open', () => {
   test('an expired ejection becomes a half-open probe', () => {
     const ss = states([0])
-    ss[0]!.ejectedUntil = NOW - 1
+    ss[0]!.ejectedUntilMonoMs = NOW - 1
     expect(pickAddress(ss, NOW, () => 0)).toBe(ss[0]!)
     expect(ss[0]!.halfOpen).toBe(true)
   })
 
   test('a running ejection is not half-open', () => {
     const ss = states([0, 0])
-    ss[0]!.ejectedUntil = NOW + 1
+    ss[0]!.ejectedUntilMonoMs = NOW + 1
     pickAddress(ss, NOW, () => 0)
     expect(ss[0]!.halfOpen).toBe(false)
   })
 
   test('half-open allows one request in flight: the next goes elsewhere', () => {
     const ss = states([0, 7])
-    ss[0]!.ejectedUntil = NOW - 1
+    ss[0]!.ejectedUntilMonoMs = NOW - 1
     // The probe: the half-open address is the less loaded one.
     expect(pickAddress(ss, NOW, () => 0)).toBe(ss[0]!)
     ss[0]!.inFlight = 1
@@ -109,9 +109,9 @@ describe('pickAddress: half-open', () => {
 describe('pickAddress: fallback when every address is out', () => {
   test('the address back soonest is tried rather than none', () => {
     const ss = states([0, 0, 0])
-    ss[0]!.ejectedUntil = NOW + 3000
-    ss[1]!.ejectedUntil = NOW + 1000
-    ss[2]!.ejectedUntil = NOW + 2000
+    ss[0]!.ejectedUntilMonoMs = NOW + 3000
+    ss[1]!.ejectedUntilMonoMs = NOW + 1000
+    ss[2]!.ejectedUntilMonoMs = NOW + 2000
     expect(pickAddress(ss, NOW, () => 0)).toBe(ss[1]!)
     // Not turned into a probe: its ejection is still running.
     expect(ss[1]!.halfOpen).toBe(false)
@@ -125,10 +125,10 @@ describe('pickAddress: fallback when every address is out', () => {
 
   test('a busy half-open address is the fallback when nothing else takes traffic (fail open, not one-in-flight)', () => {
     const ss = states([1, 0])
-    ss[0]!.ejectedUntil = NOW - 1
+    ss[0]!.ejectedUntilMonoMs = NOW - 1
     ss[0]!.halfOpen = true
-    ss[1]!.ejectedUntil = NOW + 1000
-    // Its ejectedUntil lies in the past, so it is "back soonest".
+    ss[1]!.ejectedUntilMonoMs = NOW + 1000
+    // Its ejectedUntilMonoMs lies in the past, so it is "back soonest".
     expect(pickAddress(ss, NOW, () => 0)).toBe(ss[0]!)
   })
 })

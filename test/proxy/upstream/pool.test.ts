@@ -31,7 +31,7 @@ class FakeConn implements Conn {
   readonly timings = { startAt: 0, connectAt: 0, tlsAt: undefined }
   constructor(
     readonly remoteAddress: string,
-    readonly createdAt: number,
+    readonly createdAtMonoMs: number,
   ) {}
   write(data: Uint8Array | string): boolean {
     this.written.push(typeof data === 'string' ? data : new TextDecoder().decode(data))
@@ -100,7 +100,7 @@ function rig(fields: Record<string, unknown> = {}, opts: { addresses?: Address[]
     }
   }
   const pool = new UpstreamPool(upstream(fields), source, {
-    now: () => clock.t,
+    clock: { monoMs: () => clock.t, wallMs: () => clock.t },
     random: () => 0,
     log: (level, msg, fields) => {
       logs.push(`${level}: ${msg}`)
@@ -474,9 +474,9 @@ describe('reportFailure / reportSuccess', () => {
     const err = new RequestFailure('CONNECT_REFUSED', 'connect', 'scripted')
     r.pool.reportFailure(a, err)
     expect(r.source.refreshes).toBe(1)
-    expect(a.ejectedUntil).toBe(0)
+    expect(a.ejectedUntilMonoMs).toBe(0)
     r.pool.reportFailure(a, err)
-    expect(a.ejectedUntil).toBe(T0 + 1000)
+    expect(a.ejectedUntilMonoMs).toBe(T0 + 1000)
     expect(r.source.refreshes).toBe(2)
     expect(r.pool.stats().find((s) => s.address === '127.0.2.1')).toMatchObject({ healthy: false, ejected_for_ms: 1000, failures: 2 })
     for (let i = 0; i < 5; i++) expect(r.pool.pick()?.address).toBe('127.0.2.2')
@@ -496,7 +496,7 @@ describe('reportFailure / reportSuccess', () => {
     expect(r.pool.pick()).toBe(a)
     expect(a.halfOpen).toBe(true)
     r.pool.reportSuccess(a)
-    expect(a).toMatchObject({ halfOpen: false, ejectedUntil: 0 })
+    expect(a).toMatchObject({ halfOpen: false, ejectedUntilMonoMs: 0 })
     expect(r.pool.hasHealthyAddress()).toBe(true)
     expect(r.logs).toContain('info: upstream address recovered')
   })
@@ -563,8 +563,8 @@ describe('waitForRescue', () => {
     r.pool.start()
     const a = r.pool.addresses.get(A.address)!
     const b = r.pool.addresses.get(B.address)!
-    a.ejectedUntil = r.clock.t + 60_000
-    b.ejectedUntil = r.clock.t + 20
+    a.ejectedUntilMonoMs = r.clock.t + 60_000
+    b.ejectedUntilMonoMs = r.clock.t + 20
     // A's ejection (one minute) is beyond the 2 s budget, and B was tried: nothing to wait for.
     const first = await Promise.race([r.pool.waitForRescue(2_000, new Set([B.address])).then(() => 'resolved'), Bun.sleep(500).then(() => 'still waiting')])
     expect(first).toBe('resolved')

@@ -18,7 +18,7 @@ function scripted(steps: (LookupResult | DnsError)[]) {
   let i = 0
   const clock = new FakeClock()
   const lookup = async () => {
-    calls.push(clock.now())
+    calls.push(clock.monoMs())
     const step = steps[Math.min(i++, steps.length - 1)]!
     if (step instanceof DnsError) throw step
     return step
