@@ -1,8 +1,10 @@
 /**
  * Admission: whether the proxy takes a request at all (not during a drain; not beyond
  * max_concurrent_requests), and the count of every request it answered itself, by reason, for
- * proxy_client_requests_refused_total. A flood of refusals writes at most one log line a second.
+ * proxy_client_requests_refused_total. A flood of refusals writes at most one log line a second
+ * (timed on the monotonic clock: a wall clock stepped back does not silence it for the step).
  */
+import { monoNow } from '../../lib/clock.ts'
 import type { LogFn } from '../../lib/logger.ts'
 import { statusFor, type FailureCode, type RefusalReason } from '../errors.ts'
 
@@ -12,7 +14,7 @@ export class Admission {
   /** Set when drain_timeout ran out: what is cut now is logged DRAIN_TIMEOUT, not as a client leaving. */
   cutting = false
   readonly refused: Record<RefusalReason, number> = { malformed: 0, overload: 0, shutting_down: 0, connections: 0, header_timeout: 0, body_timeout: 0 }
-  private loggedAtMs = 0
+  private loggedAtMonoMs = Number.NEGATIVE_INFINITY
 
   constructor(
     private readonly limits: { maxConcurrentRequests(): number; pendingRequests(): number },
@@ -40,9 +42,9 @@ export class Admission {
     const reason = s.refusal
     if (!reason) return
     this.refused[reason]++
-    const nowMs = Date.now()
-    if (nowMs - this.loggedAtMs < 1000) return
-    this.loggedAtMs = nowMs
+    const nowMonoMs = monoNow()
+    if (nowMonoMs - this.loggedAtMonoMs < 1000) return
+    this.loggedAtMonoMs = nowMonoMs
     this.log?.(reason === 'malformed' ? 'info' : 'warn', 'request refused', { client: ip, status: s.status, reason: detail, refused_reason: reason, refused_total: this.refused[reason] })
   }
 }
