@@ -92,7 +92,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     const a = new AdminServer(workerId !== undefined && c.admin.listen ? { ...c.admin, listen: WORKER_ADMIN_LISTEN } : c.admin, {
       proxy: () => proxy,
       metrics,
-      startedAt: Date.now(),
+      startedAtMonoMs: performance.now(),
       worker: workerId,
       extraMetrics: (out) => {
         renderAccessLogMetrics(accessLogStats, out)

@@ -43,7 +43,7 @@ function start(originPort: number | undefined, opts: { staleIfErrorMs?: number; 
     },
   }).start()
   h.track(() => proxy.close())
-  const admin = new AdminServer(withRoutes.admin, { proxy: () => proxy, metrics, startedAt: Date.now(), cache }).start()
+  const admin = new AdminServer(withRoutes.admin, { proxy: () => proxy, metrics, startedAtMonoMs: performance.now(), cache }).start()
   h.track(() => admin.close())
   return { url: proxy.url, cache, records, advance: (ms) => void (offsetMs += ms), admin }
 }

@@ -41,7 +41,7 @@ test('/readyz answers 503 from the first moment of a drain', async () => {
       ),
   })
   const { proxy, config } = proxyWithLog(origin.port!, true)
-  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAt: Date.now() }).start()
+  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAtMonoMs: performance.now() }).start()
   h.track(() => admin.close())
   expect((await fetch(`${admin.url}/readyz`)).status).toBe(200)
   // A response in flight keeps the drain going while /readyz is asked.

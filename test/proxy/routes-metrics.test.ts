@@ -183,7 +183,7 @@ test('/metrics parses as Prometheus text and counts what happened; /status and /
   const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` }, admin: { listen: '127.0.0.1:0' } })
   const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), hooks: { onRecord: (r) => metrics.observe(r) } }).start()
   h.track(() => proxy.close())
-  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics, startedAt: Date.now() }).start()
+  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics, startedAtMonoMs: performance.now() }).start()
   h.track(() => admin.close())
   for (let i = 0; i < 7; i++) await (await fetch(proxy.url)).text()
   // One refused by the request checks: counted under reason="malformed", not as a proxied request.
@@ -226,7 +226,7 @@ test('the admin token is required when set', async () => {
   const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` }, admin: { listen: '127.0.0.1:0', token: 's3cret' } })
   const proxy = new ProxyServer(config, { sourceFor: () => staticSource([]) })
   h.track(() => proxy.close())
-  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAt: Date.now() }).start()
+  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAtMonoMs: performance.now() }).start()
   h.track(() => admin.close())
   expect((await fetch(`${admin.url}/status`)).status).toBe(401)
   expect((await fetch(`${admin.url}/status`, { headers: { authorization: 'Bearer wrong!' } })).status).toBe(401)
@@ -243,7 +243,7 @@ test('the read-only admin endpoints answer GET and HEAD; another method is a 405
   const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` }, admin: { listen: '127.0.0.1:0' } })
   const proxy = new ProxyServer(config, { sourceFor: () => staticSource([]) })
   h.track(() => proxy.close())
-  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAt: Date.now() }).start()
+  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAtMonoMs: performance.now() }).start()
   h.track(() => admin.close())
   for (const path of ['/metrics', '/status', '/healthz', '/readyz']) {
     for (const method of ['POST', 'DELETE', 'PUT']) {
@@ -263,7 +263,7 @@ test('/readyz names the DNS error of an upstream that has no address', async () 
   const nxdomain = { ...staticSource([]), snapshot: () => ({ addresses: [], version: 1, stale: false, ready: false, lastError: { code: 'NXDOMAIN', message: 'api.test does not exist', atMonoMs: 0 } }) }
   const proxy = new ProxyServer(config, { sourceFor: () => nxdomain })
   h.track(() => proxy.close())
-  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAt: Date.now() }).start()
+  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAtMonoMs: performance.now() }).start()
   h.track(() => admin.close())
   const res = await fetch(`${admin.url}/readyz`)
   expect(res.status).toBe(503)

@@ -20,7 +20,8 @@ import type { EdgeCache } from '../cache/cache.ts'
 export interface AdminDeps {
   proxy: () => ProxyView
   metrics: RequestMetrics
-  startedAt: number
+  /** performance.now() at start: uptime_s is a duration, on the monotonic clock. */
+  startedAtMonoMs: number
   /** Worker label for metrics when several processes run. */
   worker?: string
   /** More Prometheus lines from other parts (automatic HTTPS: certificate days left). */
@@ -100,7 +101,7 @@ export class AdminServer {
       }
     }
     const cache = this.deps.cache?.status()
-    return { version: VERSION, worker: this.deps.worker, pid: process.pid, uptime_s: Math.round((Date.now() - this.deps.startedAt) / 1000), upstreams, ...(cache ? { cache } : {}) }
+    return { version: VERSION, worker: this.deps.worker, pid: process.pid, uptime_s: Math.round((performance.now() - this.deps.startedAtMonoMs) / 1000), upstreams, ...(cache ? { cache } : {}) }
   }
 
   metrics(): string {

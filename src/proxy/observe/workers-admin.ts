@@ -44,7 +44,7 @@ const TEXT_FORMAT = 'text/plain; version=0.0.4; charset=utf-8'
 
 export class WorkersAdmin {
   private listener: Listener | undefined
-  private readonly startedAt = Date.now()
+  private readonly startedAtMonoMs = performance.now()
   /** The last good counters (counters and histograms only) of each live worker, by index. */
   private readonly lastGood = new Map<number, { pid: number; families: Family[] }>()
   /** Counts of workers that are gone, so that merged counters never go down. */
@@ -176,7 +176,7 @@ export class WorkersAdmin {
       parsed.push(status)
       return status ? { ...base, up: true, status } : { ...base, up: false, error }
     })
-    return { version: VERSION, pid: process.pid, uptime_s: Math.round((Date.now() - this.startedAt) / 1000), draining: this.deps.draining(), workers, totals: statusTotals(parsed) }
+    return { version: VERSION, pid: process.pid, uptime_s: Math.round((performance.now() - this.startedAtMonoMs) / 1000), draining: this.deps.draining(), workers, totals: statusTotals(parsed) }
   }
 
   /** Alive while at least one worker answers its /healthz. */

@@ -19,7 +19,7 @@ function adminServer(admin: { listen?: string; token?: string } = {}): { port: n
   const config = h.config({ upstream: { url: 'http://127.0.0.1:1' }, admin: { listen: '127.0.0.1:0', ...admin } })
   const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]) })
   h.track(() => proxy.close())
-  const server = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAt: Date.now() }).start()
+  const server = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAtMonoMs: performance.now() }).start()
   h.track(() => server.close())
   return { port: Number(new URL(server.url!).port) }
 }
