@@ -164,7 +164,8 @@ export class AcmeClient {
    * `parse` checks the reply's shape (asOrder, asAuthorization); by default only its status.
    */
   async poll<T extends { status: Status }>(url: string, done: (s: Status) => boolean, what: string, parse: (v: unknown, what: string) => T = asStatus as (v: unknown, what: string) => T): Promise<T> {
-    const deadline = Date.now() + (this.opts.pollTimeoutMs ?? 5 * 60_000)
+    // A duration, on the monotonic clock; Retry-After (an HTTP date maybe) is read by the wall clock.
+    const deadlineMonoMs = performance.now() + (this.opts.pollTimeoutMs ?? 5 * 60_000)
     for (let i = 0; i < 10_000; i++) {
       const res = await this.post(url, undefined, what)
       const value = parse(parseJson(res.text, what), what)
@@ -174,7 +175,7 @@ export class AcmeClient {
       // busy loop against the CA), no longer than MAX_POLL_WAIT_MS.
       const intervalMs = this.opts.pollIntervalMs ?? 1000
       const waitMs = Math.min(MAX_POLL_WAIT_MS, Math.max(intervalMs, parseRetryAfterMs(res.headers.get('retry-after'), Date.now()) ?? intervalMs))
-      if (Date.now() + waitMs > deadline) break
+      if (performance.now() + waitMs > deadlineMonoMs) break
       await this.sleep(waitMs)
     }
     throw new AcmeError('E_ACME_TIMEOUT', `${what}: still not finished after ${Math.round((this.opts.pollTimeoutMs ?? 300_000) / 1000)} s; the proxy retries later`)

@@ -1,9 +1,10 @@
 /**
  * The protocol client against a scripted ACME server (a fetch function): the badNonce retry
- * with the nonce from the error reply, Retry-After while polling, and problem documents.
+ * with the nonce from the error reply, Retry-After while polling (and its deadline through a
+ * step of the wall clock), and problem documents.
  * The real server flow is covered against pebble in e2e.test.ts.
  */
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setSystemTime, test } from 'bun:test'
 import { AcmeClient } from '../../src/acme/client.ts'
 import { AcmeError } from '../../src/acme/errors.ts'
 import { generateAccountKey } from '../../src/acme/jws.ts'
@@ -105,6 +106,23 @@ describe('AcmeClient', () => {
     await client.account(undefined)
     await client.poll('https://ca.test/order/1', (s) => s === 'valid', 'order')
     expect(waits).toEqual([1000, 1000])
+  })
+
+  test('a wall clock stepped forward 2 h while polling does not cut the poll short (its deadline is monotonic)', async () => {
+    const ca = fakeCa((req, n) => {
+      if (req.url === 'https://ca.test/acct') return new Response('{}', { status: 200, headers: { location: 'https://ca.test/acct/1' } })
+      if (req.url === 'https://ca.test/order/1') return Response.json({ status: n < 3 ? 'processing' : 'valid' }, { headers: { 'retry-after': '1' } })
+      return undefined
+    })
+    const step = async () => void setSystemTime(new Date(Date.now() + 2 * 3_600_000))
+    const client = new AcmeClient({ directoryUrl: DIR, accountKey: generateAccountKey(), fetch: ca.fetchFn, sleep: step, pollTimeoutMs: 10_000 })
+    try {
+      await client.account(undefined)
+      const order = await client.poll<{ status: 'valid' }>('https://ca.test/order/1', (s) => s === 'valid', 'order')
+      expect(order.status).toBe('valid')
+    } finally {
+      setSystemTime()
+    }
   })
 
   test('a reply whose body stalls is E_ACME_HTTP naming the request, not a bare "operation timed out"', async () => {
