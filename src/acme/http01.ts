@@ -60,8 +60,8 @@ export interface Http01Options {
   defaultHost?: string
   reusePort: boolean
   log?: LogFn
-  /** Injected for tests: the clock of the unknown-token log's throttle. */
-  nowMs?: () => number
+  /** Injected for tests: the clock of the unknown-token log's throttle (monotonic: it times a second). */
+  monoMs?: () => number
 }
 
 /** Requests for unknown tokens (scanners, a CA retrying after we gave up) log one line a second at most. */
@@ -69,7 +69,7 @@ const UNKNOWN_TOKEN_LOG_EVERY_MS = 1000
 
 export class Http01Server {
   private server: Server<undefined> | undefined
-  private unknownLoggedAtMs = -Infinity
+  private unknownLoggedAtMonoMs = -Infinity
   private unknownNotLogged = 0
 
   constructor(private readonly opts: Http01Options) {}
@@ -126,13 +126,13 @@ export class Http01Server {
   }
 
   private logUnknownToken(token: string): void {
-    const nowMs = (this.opts.nowMs ?? Date.now)()
-    if (nowMs - this.unknownLoggedAtMs < UNKNOWN_TOKEN_LOG_EVERY_MS) {
+    const nowMonoMs = this.opts.monoMs ? this.opts.monoMs() : performance.now()
+    if (nowMonoMs - this.unknownLoggedAtMonoMs < UNKNOWN_TOKEN_LOG_EVERY_MS) {
       this.unknownNotLogged++
       return
     }
     this.opts.log?.('warn', 'acme: http-01 challenge for an unknown token', { token, ...(this.unknownNotLogged > 0 ? { more_not_logged: this.unknownNotLogged } : {}) })
-    this.unknownLoggedAtMs = nowMs
+    this.unknownLoggedAtMonoMs = nowMonoMs
     this.unknownNotLogged = 0
   }
 

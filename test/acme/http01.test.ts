@@ -98,7 +98,7 @@ describe('HTTP-01 responder', () => {
   test('unknown tokens log one warning a second at most, with the count of those not logged', () => {
     let nowMs = 5000
     const logged: Record<string, unknown>[] = []
-    const s = new Http01Server({ listen: { host: '127.0.0.1', port: 0 }, httpsPort: 443, challenges: otherWorker, reusePort: false, nowMs: () => nowMs, log: (_l, _m, f) => void logged.push(f ?? {}) })
+    const s = new Http01Server({ listen: { host: '127.0.0.1', port: 0 }, httpsPort: 443, challenges: otherWorker, reusePort: false, monoMs: () => nowMs, log: (_l, _m, f) => void logged.push(f ?? {}) })
     const ask = (t: string) => expect(s.answer(get(`/.well-known/acme-challenge/${t}`, 'a.test')).status).toBe(404)
     for (let i = 0; i < 5; i++) ask(`scan${i}`)
     nowMs += 999
