@@ -57,6 +57,8 @@ export type { ClientInfo }
 
 /** Heads with more fields than this forward their lines from their bytes (upstreamRequestLines). */
 const LINES_FROM_FIELDS = 3
+/** Why a path whose route depends on how its origin reads it is refused (Router.ambiguous). */
+const AMBIGUOUS_PATH = 'the path takes another route once its slashes are merged or its escapes decoded ("//", "%2F" beside dot segments): send it in normal form'
 
 export class ProxyHandler {
   private readonly trusted: readonly Cidr[]
@@ -106,6 +108,7 @@ export class ProxyHandler {
   serve(req: ProxyRequest, client: ClientInfo, sink: ReplySink): void {
     // route
     const flight = this.route(req, client, sink)
+    if (this.router.ambiguous(req.target, req.headers.get('host'))) return sink.answer(flight.fail('BAD_REQUEST', AMBIGUOUS_PATH))
     // admit
     const refusal = this.hooks.admit?.(client)
     if (refusal) return sink.answer(flight.fail(refusal))
@@ -155,9 +158,9 @@ export class ProxyHandler {
   /** An upgrade request: route, admit (Max-Forwards too), then a tunnel; recorded once the tunnel is over. `conn` is the client's, taken over. */
   upgrade(req: ProxyRequest, upgrade: string, client: ClientInfo, conn: Conn, early: Uint8Array): void {
     const flight = this.route(req, client, NO_SINK)
-    const refusal = this.hooks.admit?.(client)
+    const refusal = this.router.ambiguous(req.target, req.headers.get('host')) ? 'BAD_REQUEST' : this.hooks.admit?.(client)
     // Max-Forwards as for any other request: at 0 answered here, and nothing is switched.
-    const own = refusal ? flight.fail(refusal) : this.maxForwardsAnswer(flight)
+    const own = refusal ? flight.fail(refusal, refusal === 'BAD_REQUEST' ? AMBIGUOUS_PATH : undefined) : this.maxForwardsAnswer(flight)
     if (own) {
       conn.write(encodeClosingResponse(own.status, own.headers, own.body as string))
       conn.end()

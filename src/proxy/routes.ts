@@ -67,6 +67,22 @@ export class Router<T> {
     return this.match(host, path)
   }
 
+  /**
+   * Whether routes look at paths and this target's path takes another route as an origin that
+   * merges slashes and decodes every escape reads it (mergedPath) than in the RFC 3986 normal form
+   * (routePath): "/static//../account/x" is "/static/account/x" by RFC 3986 and "/account/x" to
+   * nginx, so which route it belongs to depends on the origin. Such a request is refused (400)
+   * rather than routed by a guess. Paths without "%", "//" or "/." are never ambiguous.
+   */
+  ambiguous(target: string, hostHeader: string | null): boolean {
+    if (!this.byPath) return false
+    const qs = target.indexOf('?')
+    const path = qs >= 0 ? target.slice(0, qs) : target
+    if (path.charCodeAt(0) !== 0x2f || (!path.includes('%') && !path.includes('/.') && !path.includes('//'))) return false
+    const host = this.byHost && hostHeader !== null ? hostWithoutPort(hostHeader) : ''
+    return this.match(host, routePath(path)) !== this.match(host, mergedPath(path))
+  }
+
   /** The upstream for a request target and its Host header. */
   routeFor(target: string, hostHeader: string | null): T {
     // Without [[route]] tables there is nothing to match the Host and path against.
@@ -112,8 +128,12 @@ export function routePath(path: string): string {
     from = i + 3
   }
   decoded += path.slice(from)
-  // remove_dot_segments: "." goes, ".." takes the segment before it; a last dot segment leaves a "/".
-  const segments = decoded.split('/')
+  return withoutDotSegments(decoded)
+}
+
+/** remove_dot_segments (RFC 3986 §5.2.4): "." goes, ".." takes the segment before it; a last dot segment leaves a "/". */
+function withoutDotSegments(path: string): string {
+  const segments = path.split('/')
   const out: string[] = []
   for (let i = 1; i < segments.length; i++) {
     const s = segments[i]!
@@ -123,6 +143,17 @@ export function routePath(path: string): string {
     } else out.push(s)
   }
   return `/${out.join('/')}`
+}
+
+/**
+ * The same path as an origin that decodes every escape and merges slashes reads it (nginx does
+ * before matching its locations: "/static//../account" and "/static/..%2Faccount" are its
+ * "/account"), for the check that both readings take one route (Router.ambiguous).
+ */
+export function mergedPath(path: string): string {
+  let decoded = path
+  if (path.includes('%')) decoded = path.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+  return withoutDotSegments(decoded.replace(/\/{2,}/g, '/'))
 }
 
 /** unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~" (RFC 3986 §2.3). */

@@ -73,6 +73,36 @@ test('routes end to end: host and path pick the upstream', async () => {
   expect(await (await fetch(`${proxy.url}/x`, { headers: { host: 'v2.api.test' } })).text()).toBe('api')
 })
 
+test('a path whose route depends on how the origin reads it is refused with 400, on HTTP/1.1 and before any upstream', async () => {
+  const seen: string[] = []
+  const api = h.origin({ fetch: (req) => (seen.push(`api ${new URL(req.url).pathname}`), new Response('api')) })
+  const web = h.origin({ fetch: (req) => (seen.push(`web ${new URL(req.url).pathname}`), new Response('web')) })
+  const config = resolveConfig(
+    parseConfigText(
+      `[server]\nlisten = "127.0.0.1:0"\ndefault_upstream = "web"\n[admin]\nlisten = "off"\n[upstream.api]\nurl = "http://127.0.0.1:${api.port}"\n[upstream.web]\nurl = "http://127.0.0.1:${web.port}"\n[[route]]\npath_prefix = "/api/"\nupstream = "api"\n`,
+      'ambiguous.toml',
+    ),
+  )
+  const proxy = new ProxyServer(config, { sourceFor: (u) => staticSource([{ address: u.host, family: 4 }]) }).start()
+  h.track(() => proxy.close())
+  // A raw request: fetch would normalize the path before sending it.
+  const raw = (target: string) =>
+    new Promise<string>((resolve, reject) => {
+      let got = ''
+      const s = connect(proxy.port, '127.0.0.1', () => s.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`))
+      s.on('data', (d) => (got += d.toString('latin1')))
+      s.on('close', () => resolve(got))
+      s.on('error', reject)
+      s.setTimeout(5000, () => s.destroy())
+    })
+  expect(await raw('/x//../api/y')).toStartWith('HTTP/1.1 400 ')
+  expect(await raw('/x/..%2Fapi/y')).toStartWith('HTTP/1.1 400 ')
+  // Both readings take one route: served as before.
+  expect(await raw('/x/../api/y')).toEndWith('api')
+  expect(await raw('/x//y')).toEndWith('web')
+  expect(seen).toEqual(['api /api/y', 'web /x//y']) // Bun.serve's URL resolves the dot segment
+})
+
 describe('access log records', () => {
   test('a proxied, a retried and a failed request; reuse is flagged', async () => {
     const good = h.origin({ hostname: '127.0.0.2', fetch: () => new Response('hello') })

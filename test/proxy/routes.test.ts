@@ -1,7 +1,7 @@
 /** Router.matchFor: the Host and path derived from a request only when a route looks at them, with the same answers. */
 import { describe, expect, test } from 'bun:test'
 import type { ResolvedRoute } from '../../src/config/schema.ts'
-import { routePath, Router } from '../../src/proxy/routes.ts'
+import { mergedPath, routePath, Router } from '../../src/proxy/routes.ts'
 
 const route = (upstream: string, host?: string, pathPrefix?: string): ResolvedRoute => ({ host, pathPrefix, upstream, cache: true })
 const CATCH_ALL = route('web')
@@ -114,4 +114,37 @@ test('escapes kept in a path compare in either case (RFC 3986 §6.2.2.1), in a p
   expect(r.routeFor('/a%2fb/c', 'x')).toBe('api')
   expect(r.routeFor('/~user/c', 'x')).toBe('static')
   expect(routePath('/x/%3f%3F%zz')).toBe('/x/%3F%3F%zz')
+})
+
+describe('a path whose route depends on how its origin reads it is ambiguous (refused with 400)', () => {
+  const r = new Router([route('account', undefined, '/account/'), route('static', undefined, '/static/'), CATCH_ALL], upstreams, 'web')
+  test.each([
+    ['/static//../account/me', 'RFC 3986: /static/account/me; merged slashes: /account/me'],
+    ['/static/..%2Faccount/me', 'an escaped slash decoded makes a dot segment'],
+    ['/static/%2e%2e%2faccount/me', 'the same, all escaped'],
+    ['//account/me', 'merged slashes: /account/me'],
+    ['/%2Faccount/me?x=1', 'an escaped slash decoded, then merged'],
+  ])('%s (%s)', (target) => {
+    expect(r.ambiguous(target, 'x')).toBe(true)
+  })
+  test.each([
+    ['/static/../account/me'], // both readings: /account/me
+    ['/account//me'], // both readings take the account route
+    ['/static/a%2Fb'], // both readings: static
+    ['/x//y/../z'], // both readings: the default
+    ['/plain/path'],
+    ['*'],
+  ])('%s is not', (target) => {
+    expect(r.ambiguous(target, 'x')).toBe(false)
+  })
+  test('without path routes nothing is ambiguous', () => {
+    const hostOnly = new Router([route('api', 'api.example'), CATCH_ALL], upstreams, 'web')
+    expect(hostOnly.ambiguous('/static//../account/me', 'api.example')).toBe(false)
+  })
+})
+
+test('mergedPath reads a path as an origin that decodes escapes and merges slashes', () => {
+  expect(mergedPath('/static//../account/me')).toBe('/account/me')
+  expect(mergedPath('/static/..%2Faccount/me')).toBe('/account/me')
+  expect(mergedPath('//a///b/./c/')).toBe('/a/b/c/')
 })
