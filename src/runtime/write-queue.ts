@@ -104,6 +104,11 @@ export class WriteQueue {
     return this.queue.length === 0 && this.batch === undefined
   }
 
+  /** Whether bytes wait for the socket's drain (it did not take them); a batch not yet sent does not count. */
+  get backlogged(): boolean {
+    return this.queue.length > 0
+  }
+
   /**
    * Writes `bytes` now, or holds them for this round's batch, or queues what the socket did not
    * take; true when all of it was written or is in the batch.

@@ -58,7 +58,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   private decoder: ChunkedDecoder | undefined
   /** Reading is paused: the body's consumer is behind, or pipelined bytes wait. */
   private readPaused = false
-  private readonly writer: ReplyWriter
+  /** Its replies' writer; an upgrade tunnel writes through it too (tunnel-conn.ts). */
+  readonly writer: ReplyWriter
   /** Reads of an upload are small while the upstream is slow (runtime/receive-buffer.ts). */
   private readonly sizer: ReadSizer
   private tunnel: TunnelConn | undefined
@@ -115,6 +116,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
 
   private readHead(): void {
     if (this.pending.size === 0) return
+    // The last reply still waits for the client to take it: the next request is read after (reply-writer.ts), and no timer but send_timeout runs meanwhile.
+    if (this.writer.holdUntilFlushed(this.readHeld)) return void ((this.deadlineAt = 0), this.pauseReading())
     const opts = this.shared.opts
     if (this.deadlineKindIsIdle) {
       // The first byte of a new request on a kept-alive connection: its head is now due.
@@ -135,6 +138,14 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     const rest = this.pending.consume(end + 4)
     this.pending.clear()
     this.dispatch(head, rest)
+  }
+
+  /** The client took the reply a request waited for: that request is read now, its head timed from now. */
+  private readonly readHeld = (): void => {
+    if (this.phase !== Phase.Head) return
+    this.deadlineKindIsIdle = true
+    this.resumeReading()
+    this.readHead()
   }
 
   private dispatch(head: RequestHead, rest: Buffer | null): void {
@@ -323,19 +334,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     if (this.pending.size > 0) this.readHead()
   }
 
-  /** Writes all of `data`; false when some of it is queued until the socket drains. */
-  write(data: Uint8Array): boolean {
-    if (this.phase === Phase.Closed) return false
-    return this.writer.write(data)
-  }
-
   onDrain(): void {
     if (this.writer.onDrain() && this.phase === Phase.Tunnel) this.tunnel?.handlers.drain()
-  }
-
-  /** FIN once every queued byte has been sent. */
-  endWhenFlushed(): void {
-    this.writer.endWhenFlushed()
   }
 
   /** An answer the connection makes itself, then FIN. */

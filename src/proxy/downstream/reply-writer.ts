@@ -38,6 +38,8 @@ export class ReplyWriter {
   /** The client socket's unsent backlog: small until the client has taken a few MiB (runtime/send-backlog.ts). */
   private readonly backlog: SendBacklog
   private drainWaiter: (() => void) | undefined
+  /** What waits for every queued byte to reach the socket (the connection's next request). */
+  private flushWaiter: (() => void) | undefined
   private reader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
   /** The wait on a client that does not drain, timed by send_timeout (made at the first wait). */
   private stall: StallWatch | undefined
@@ -168,6 +170,21 @@ export class ReplyWriter {
     }
     if (this.stall) unwatchStall(this.stall)
     this.wakeDrainWaiter()
+    const next = this.flushWaiter
+    this.flushWaiter = undefined
+    next?.()
+    return true
+  }
+
+  /**
+   * Whether bytes of a reply wait for the client to take them (its socket is full); then `next`
+   * runs once they have all gone to the socket. A connection reads its next request only then,
+   * as nginx and HAProxy do, so that a client that pipelines requests and reads nothing does not
+   * have their replies piled up in memory (send_timeout bounds the wait).
+   */
+  holdUntilFlushed(next: () => void): boolean {
+    if (this.closed || !this.out.backlogged) return false
+    this.flushWaiter = next
     return true
   }
 
@@ -205,6 +222,7 @@ export class ReplyWriter {
     this.closed = true
     if (this.stall) unwatchStall(this.stall)
     this.out.clear()
+    this.flushWaiter = undefined
     this.reader?.cancel(new Error('client closed the connection')).catch(() => {})
     this.wakeDrainWaiter()
   }

@@ -6,11 +6,11 @@
 import { Buffer } from 'node:buffer'
 import type { Socket } from 'bun'
 import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
+import type { ReplyWriter } from './reply-writer.ts'
 
 /** What the tunnel needs of the connection it takes over. */
 export interface TunnelOwner {
-  write(data: Uint8Array): boolean
-  endWhenFlushed(): void
+  readonly writer: Pick<ReplyWriter, 'write' | 'endWhenFlushed'>
   destroy(): void
   readonly isClosed: boolean
 }
@@ -26,7 +26,7 @@ export class TunnelConn implements Conn {
     private readonly owner: TunnelOwner,
   ) {}
   write(data: Uint8Array | string): boolean {
-    return this.owner.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data)
+    return this.owner.writer.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data)
   }
   pause(): void {
     this.sock.pause()
@@ -35,7 +35,7 @@ export class TunnelConn implements Conn {
     this.sock.resume()
   }
   end(): void {
-    if (!this.owner.isClosed) this.owner.endWhenFlushed()
+    if (!this.owner.isClosed) this.owner.writer.endWhenFlushed()
   }
   destroy(): void {
     this.owner.destroy()
