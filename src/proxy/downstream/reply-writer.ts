@@ -33,6 +33,30 @@ export type ReplyEndFn = (end: 'done' | 'failed', close: boolean) => void
 
 const EMPTY = new Uint8Array(0)
 
+/**
+ * Whole bodies larger than this (a cache hit, a byte range of one) are not copied after their
+ * head: they go as a stream of views of this size, each once the socket has taken the last, as a
+ * streamed body does. A copy of a stored 4 MiB body per slow reader was held until the reader
+ * had taken it (200 readers at 1 KiB/s: +800 MiB).
+ */
+const SLICE_BYTES = 64 * 1024
+
+/** `body` as a stream of views of SLICE_BYTES, made as they are read (no copy). */
+function slicesOf(body: Uint8Array): ReadableStream<Uint8Array> {
+  let at = 0
+  return new ReadableStream<Uint8Array>(
+    {
+      pull(c) {
+        if (at >= body.byteLength) return c.close()
+        const end = Math.min(at + SLICE_BYTES, body.byteLength)
+        c.enqueue(body.subarray(at, end))
+        at = end
+      },
+    },
+    { highWaterMark: 0 },
+  )
+}
+
 export class ReplyWriter {
   private readonly out: WriteQueue
   /** The client socket's unsent backlog: small until the client has taken a few MiB (runtime/send-backlog.ts). */
@@ -64,7 +88,7 @@ export class ReplyWriter {
    * the client must see a cut, not an end), saying whether the connection closes after it.
    */
   writeReply(reply: ProxyReply, ctx: ReplyContext, onEnd: ReplyEndFn): void {
-    const stream = reply.body instanceof ReadableStream ? reply.body : undefined
+    let stream = reply.body instanceof ReadableStream ? reply.body : undefined
     let bytes: Uint8Array = EMPTY
     if (!stream) {
       const b = reply.body as Uint8Array | string | null
@@ -72,12 +96,16 @@ export class ReplyWriter {
     }
     const bodiless = isBodiless(ctx.method, reply.status)
     const whole = stream ? undefined : bytes
+    // A large whole body is written in slices after its head (its length is listed: a stored reply's own, else given here).
+    const sliced = whole !== undefined && whole.byteLength > SLICE_BYTES && !bodiless
+    const after = sliced ? undefined : whole
     // An upstream's answer, or a stored one, is copied from what it was made of; anything else
     // (or one whose fields were asked for as a list) is written from its list. A whole body goes
     // in the same array as the head: one send.
     const head =
-      ('encodeHead' in reply ? (reply as SelfEncodingReply).encodeHead(ctx.method, ctx.minor, ctx.close, whole) : undefined) ??
-      encodeResponseHead({ status: reply.status, statusText: reply.statusText, headers: reply.headers, method: ctx.method, minor: ctx.minor, bodyLength: whole?.byteLength, close: ctx.close }, whole)
+      ('encodeHead' in reply ? (reply as SelfEncodingReply).encodeHead(ctx.method, ctx.minor, ctx.close, after) : undefined) ??
+      encodeResponseHead({ status: reply.status, statusText: reply.statusText, headers: reply.headers, method: ctx.method, minor: ctx.minor, bodyLength: whole?.byteLength, close: ctx.close }, after)
+    if (sliced) stream = slicesOf(whole)
     this.write(head.bytes)
     if (!stream || bodiless) {
       stream?.cancel().catch(() => {})
