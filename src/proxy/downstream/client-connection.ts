@@ -364,16 +364,16 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     }
     if (this.phase !== Phase.Head) return
     if (this.deadlineKindIsIdle || this.pending.size === 0) {
-      // Keep-alive idle, or nothing sent at all: close quietly (nginx does the same).
+      // Keep-alive idle, or nothing sent at all: close quietly, with a FIN (nginx does the same).
       if (!this.deadlineKindIsIdle && !this.shared.stopping) this.shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.client.ip)
-      return void (this.writer.finishOrCut(() => this.destroy()) && this.pauseReading()) // a whole reply may still be on its way (keep-alive is timed from when it was queued)
+      return void (this.writer.finish(() => this.onClose(undefined)) && this.pauseReading()) // a whole reply may still be on its way (keep-alive is timed from when it was queued)
     }
     this.refuse('CLIENT_HEADER_TIMEOUT', `request head not received within client_header_timeout (${this.shared.opts.headerTimeoutMs} ms)`)
   }
 
   closeIfIdle(graceMs: number): void {
     if (this.phase !== Phase.Head || this.pending.size > 0) this.closeAfter = true
-    else if (graceMs <= 0 || !this.writer.flushed) void (this.writer.finishOrCut(() => this.destroy()) && this.pauseReading()) // a reply still on its way (a slow reader of a whole body) goes out first
+    else if (graceMs <= 0 || !this.writer.flushed) void (this.writer.finish(() => this.onClose(undefined)) && this.pauseReading()) // a reply still on its way (a slow reader of a whole body) goes out first
     else [this.deadlineKindIsIdle, this.deadlineAt] = [true, Math.min(this.deadlineAt || Infinity, monoNow() + graceMs)] // a grace: the sweep closes it; a request on its way is answered, a head begun in it gets all of client_header_timeout
   }
 

@@ -222,17 +222,18 @@ export class ReplyWriter {
   }
 
   /**
-   * Closes an idle connection: `cut` at once when nothing waits for the client; else a FIN after
-   * the last reply (send_timeout bounds a reader that stops) and true, the caller then to read no
-   * more (a pipelined request would be served a reply the FIN cuts).
+   * Closes an idle connection gracefully (RFC 9112 §9.5), with a FIN: now, then `closed` runs,
+   * when nothing waits for the client; else after the last reply (send_timeout bounds a reader
+   * that stops) and true, the caller then to read no more (a pipelined request would be served a
+   * reply the FIN cuts). Never a reset: it would drop what the kernel still holds for the client,
+   * the end of the last reply to a slow reader.
    */
-  finishOrCut(cut: () => void): boolean {
-    if (this.flushed) {
-      cut()
-      return false
-    }
+  finish(closed: () => void): boolean {
+    const now = this.flushed
     this.endWhenFlushed()
-    return true
+    if (!now) return true
+    closed()
+    return false
   }
 
   /** FIN once every queued byte has been sent. */
