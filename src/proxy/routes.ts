@@ -16,6 +16,8 @@ export class Router<T> {
   private readonly byPath: boolean
   /** Each route's path prefix in normal form (routePath), parallel to `routes`. */
   private readonly prefixes: readonly (string | undefined)[]
+  /** The same prefixes as an origin that merges slashes and decodes escapes reads them (mergedPath): what `ambiguous` compares a path so read with. */
+  private readonly mergedPrefixes: readonly (string | undefined)[]
   /** Each route's host without a final dot, parallel to `routes`. */
   private readonly hosts: readonly (string | undefined)[]
 
@@ -29,18 +31,24 @@ export class Router<T> {
     this.byHost = this.routes.some((r) => r.host !== undefined)
     this.byPath = this.routes.some((r) => r.pathPrefix !== undefined)
     this.prefixes = this.routes.map((r) => (r.pathPrefix === undefined ? undefined : routePath(r.pathPrefix)))
+    this.mergedPrefixes = this.routes.map((r) => (r.pathPrefix === undefined ? undefined : mergedPath(r.pathPrefix)))
     this.hosts = this.routes.map((r) => (r.host === undefined ? undefined : withoutFinalDot(r.host)))
   }
 
   /** The route for a host (without port) and a path (without query, in normal form: routePath); undefined when none matches. */
   match(host: string, path: string): ResolvedRoute | undefined {
+    return this.matchIn(host, path, this.prefixes)
+  }
+
+  /** The first route whose host and prefix (one of `prefixes`, parallel to `routes`) match. */
+  private matchIn(host: string, path: string, prefixes: readonly (string | undefined)[]): ResolvedRoute | undefined {
     const routes = this.routes
     host = withoutFinalDot(host)
     for (let i = 0; i < routes.length; i++) {
       const r = routes[i]!
       const pattern = this.hosts[i]
       if (pattern !== undefined && !hostMatches(pattern, host)) continue
-      const prefix = this.prefixes[i]
+      const prefix = prefixes[i]
       if (prefix !== undefined && !path.startsWith(prefix)) continue
       return r
     }
@@ -80,7 +88,8 @@ export class Router<T> {
     const path = qs >= 0 ? target.slice(0, qs) : target
     if (path.charCodeAt(0) !== 0x2f || (!path.includes('%') && !path.includes('/.') && !path.includes('//'))) return false
     const host = this.byHost && hostHeader !== null ? hostWithoutPort(hostHeader) : ''
-    return this.match(host, routePath(path)) !== this.match(host, mergedPath(path))
+    // Each reading against the prefixes read the same way: a prefix spelled with an escape ("/my%20docs/") or "//" is its own route's in both.
+    return this.match(host, routePath(path)) !== this.matchIn(host, mergedPath(path), this.mergedPrefixes)
   }
 
   /** The upstream for a request target and its Host header. */

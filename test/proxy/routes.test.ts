@@ -148,3 +148,14 @@ test('mergedPath reads a path as an origin that decodes escapes and merges slash
   expect(mergedPath('/static/..%2Faccount/me')).toBe('/account/me')
   expect(mergedPath('//a///b/./c/')).toBe('/a/b/c/')
 })
+
+test('a prefix spelled with an escape or a double slash is read the same way as the path in both readings: its own requests are not ambiguous', () => {
+  const r = new Router([route('docs', undefined, '/my%20docs/'), route('cafe', undefined, '/caf%C3%A9/'), route('legacy', undefined, '/old//api/'), CATCH_ALL], upstreams, 'web')
+  // Each reading takes the route its prefix has in that reading: these went to it, and were refused as ambiguous.
+  for (const target of ['/my%20docs/readme', '/caf%C3%A9/menu', '/caf%c3%a9/menu', '/old//api/v1', '/my%20docs/a/../b']) {
+    expect(r.ambiguous(target, 'x')).toBe(false)
+    expect(r.matchFor(target, 'x')?.upstream).not.toBe('web')
+  }
+  // A path that leaves such a route once merged is still caught.
+  expect(r.ambiguous('/my%20docs/..%2F..%2Fx', 'x')).toBe(true)
+})
