@@ -216,7 +216,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   }
 
   private openBody(rest: Buffer | null): ReadableStream<Uint8Array> {
-    this.armBodyDeadline()
+    if (!this.head!.expectContinue) this.armBodyDeadline() // else from the 100 (or the first bytes): a client waiting for it is not the one stalling
     // Cancelled: the request path gave up on the body; the rest cannot be read past, so the connection closes after the response.
     // "100 Continue" only once the request path reads the body, not before its refusal (a 413, a 503: RFC 9110 §15.2.1).
     const body = (this.body = new SocketBodyStream(this.bodySource, () => (this.closeAfter = true), this.head!.expectContinue ? this.sendContinue : undefined))
@@ -305,7 +305,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   private writeInterim(status: number, headers: [string, string][]): void {
     if (this.phase === Phase.Busy && !this.responded && this.head?.minor === 1) this.writer.write(encodeInterim(status, headers))
   }
-  private readonly sendContinue = (): void => this.writeInterim(100, [])
+  private readonly sendContinue = (): void => void (this.writeInterim(100, []), this.bodyOpen && this.armBodyDeadline())
 
   /** The reply is written, or cut (an upstream that failed mid-body: the client must see an abort, not an end). */
   private readonly onReplyEnd = (end: 'done' | 'failed', close: boolean): void => {
