@@ -108,7 +108,7 @@ export class ProxyHandler {
   serve(req: ProxyRequest, client: ClientInfo, sink: ReplySink): void {
     // route
     const flight = this.route(req, client, sink)
-    if (this.router.ambiguous(req.target, req.headers.get('host'))) return sink.answer(flight.fail('BAD_REQUEST', AMBIGUOUS_PATH))
+    if (this.router.byPath && this.router.ambiguous(req.target, req.headers.get('host'))) return sink.answer(flight.fail('BAD_REQUEST', AMBIGUOUS_PATH))
     // admit
     const refusal = this.hooks.admit?.(client)
     if (refusal) return sink.answer(flight.fail(refusal))
@@ -158,7 +158,7 @@ export class ProxyHandler {
   /** An upgrade request: route, admit (Max-Forwards too), then a tunnel; recorded once the tunnel is over. `conn` is the client's, taken over. */
   upgrade(req: ProxyRequest, upgrade: string, client: ClientInfo, conn: Conn, early: Uint8Array): void {
     const flight = this.route(req, client, NO_SINK)
-    const refusal = this.router.ambiguous(req.target, req.headers.get('host')) ? 'BAD_REQUEST' : this.hooks.admit?.(client)
+    const refusal = this.router.byPath && this.router.ambiguous(req.target, req.headers.get('host')) ? 'BAD_REQUEST' : this.hooks.admit?.(client)
     // Max-Forwards as for any other request: at 0 answered here, and nothing is switched.
     const own = refusal ? flight.fail(refusal, refusal === 'BAD_REQUEST' ? AMBIGUOUS_PATH : undefined) : this.maxForwardsAnswer(flight)
     if (own) {

@@ -13,7 +13,7 @@ export class Router<T> {
   private readonly routes: readonly ResolvedRoute[]
   /** Whether any of them looks at the Host, or at the path: a request's are only derived then. */
   private readonly byHost: boolean
-  private readonly byPath: boolean
+  readonly byPath: boolean
   /** Each route's path prefix in normal form (routePath), parallel to `routes`. */
   private readonly prefixes: readonly (string | undefined)[]
   /** The same prefixes as an origin that merges slashes and decodes escapes reads them (mergedPath): what `ambiguous` compares a path so read with. */
