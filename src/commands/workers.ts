@@ -19,6 +19,7 @@ import { createLogger } from '../lib/logger.ts'
 import { hostPort } from '../lib/net.ts'
 import { exposedAdminWarning } from '../proxy/observe/admin.ts'
 import { WorkersAdmin, type WorkerSlot } from '../proxy/observe/workers-admin.ts'
+import { isDeno } from '../runtime/detect.ts'
 
 /** Set in a worker's environment to its index; its absence marks the supervisor. */
 export const WORKER_ENV = 'PROXY_WORKER'
@@ -55,12 +56,17 @@ export function parseWorkers(raw: unknown): number {
   return n
 }
 
-/** The command line that re-runs this program: the compiled binary, or `bun src/main.ts`. */
+/** The command line that re-runs this program: the compiled binary, `bun src/main.ts` or `deno run`. */
 function selfCommand(): string[] {
   const argv = process.argv
   // Compiled: argv[0] is the binary (argv[1] may repeat it); under `bun file.ts`: [bun, file].
   const script = argv[1]
-  if (script && /\.(ts|js|mjs)$/.test(script) && !script.startsWith('/$bunfs/')) return [process.execPath, script, ...argv.slice(2)]
+  if (script && /\.(ts|js|mjs)$/.test(script) && !script.startsWith('/$bunfs/')) {
+    // Deno runs `deno script` as `deno run -A` with no --unstable-net, which Deno.serve's
+    // reusePort needs: every worker died at its listen and was restarted for ever.
+    if (isDeno) return [process.execPath, 'run', '-A', '--unstable-net', script, ...argv.slice(2)]
+    return [process.execPath, script, ...argv.slice(2)]
+  }
   return [process.execPath, ...argv.slice(2)]
 }
 

@@ -3,8 +3,9 @@
  * Deno comes from the `deno` npm package (devDependency).
  */
 import { afterAll, expect, test } from 'bun:test'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { connect, type Socket } from 'node:net'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
@@ -153,5 +154,61 @@ test('on Deno, a reload that changes a limit keeps serving on the same port (it 
     expect(await fetch(`${proxy.url}/c`).then((r) => r.status, () => 0)).toBe(200)
   } finally {
     expect(await proxy.stop()).toBe(0)
+  }
+}, 60_000)
+
+/** The processes listening on 127.0.0.1:`port` (ss), once each. */
+function listening(port: number): number[] {
+  const out = execFileSync('ss', ['-ltnpH', `sport = :${port}`]).toString()
+  return [...new Set([...out.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])))]
+}
+
+function alive(pid: number): boolean {
+  try {
+    return !/^State:\s*Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+test('on Deno, --workers 2 serves; a worker that cannot start again does not stop the others; kill -9 of the supervisor leaves no worker on the port', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  origins.push(origin)
+  const file = join(mkdtempSync(join(tmpdir(), 'proxy-deno-workers-')), 'proxy.toml')
+  const good = `[server]\nlisten = "127.0.0.1:0"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n`
+  writeFileSync(file, good)
+  // Before: each worker died at once (Deno.serve's reusePort needs --unstable-net, which the
+  // worker's command line lacked) and was restarted for ever; the proxy never served.
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--config', file, '--workers', '2'], DENO)
+  const sup = proxy.child.pid!
+  const port = Number(new URL(proxy.url).port)
+  let stderr = ''
+  proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  let pids: number[] = []
+  try {
+    // Both workers serving (a worker still starting would read the broken file below at start-up).
+    for (let i = 0; i < 200 && pids.length < 2; i++) (await Bun.sleep(50), (pids = listening(port)))
+    expect(pids).toHaveLength(2)
+    expect(await (await fetch(proxy.url)).text()).toBe('ok')
+    writeFileSync(file, `${good}garbage = [\n`)
+    process.kill(pids[0]!, 'SIGKILL')
+    for (let i = 0; i < 200 && !stderr.includes('cannot start again'); i++) await Bun.sleep(25)
+    expect(stderr).toContain('cannot start again')
+    expect(proxy.child.exitCode).toBeNull()
+    expect(await (await fetch(proxy.url)).text()).toBe('ok')
+    // The supervisor killed: the survivor sees its IPC channel close, drains and exits.
+    pids = listening(port)
+    expect(pids).toHaveLength(1)
+    process.kill(sup, 'SIGKILL')
+    for (let i = 0; i < 200 && pids.some(alive); i++) await Bun.sleep(25)
+    expect(pids.filter(alive)).toEqual([])
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer().once('error', () => resolve(false))
+      srv.listen({ host: '127.0.0.1', port }, () => srv.close(() => resolve(true)))
+    })
+    expect(free).toBe(true)
+  } finally {
+    for (const pid of [...pids, ...listening(port)].filter(alive)) process.kill(pid, 'SIGKILL')
+    proxy.child.kill('SIGKILL')
   }
 }, 60_000)
