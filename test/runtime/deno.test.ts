@@ -40,7 +40,7 @@ test('serve runs on Deno', async () => {
   }
 }, 60_000)
 
-test('serve on Deno speaks HTTP/2 by ALPN (Deno.serve), and :authority reaches the origin as Host', async () => {
+test('serve on Deno speaks HTTP/2 by ALPN (Deno.serve), and :authority reaches the origin as Host; a backslash in :path is a 400', async () => {
   const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: (req) => new Response(`hello ${req.headers.get('host')}`) })
   origins.push(origin)
   const certs = makeCerts(['edge.test'], ['127.0.0.1'])
@@ -51,6 +51,9 @@ test('serve on Deno speaks HTTP/2 by ALPN (Deno.serve), and :authority reaches t
     const out = await new Response(curl.stdout).text()
     await curl.exited
     expect(out).toBe('hello edge.test\n2')
+    // A backslash in :path: a 400 answer here (the own HTTP/2 server resets the stream).
+    const bs = Bun.spawn(['curl', '-sS', '--http2', '--path-as-is', '--cacert', certs.caFile, '--connect-to', `edge.test:443:127.0.0.1:${port}`, '-o', '/dev/null', '-w', '%{http_code} %{http_version}', 'https://edge.test/a\\..\\x'], { stdout: 'pipe', stderr: 'pipe', timeout: 30_000 })
+    expect(await new Response(bs.stdout).text()).toBe('400 2')
   } finally {
     expect(await proxy.stop()).toBe(0)
   }
