@@ -161,26 +161,34 @@ export interface RequestDirectives {
 
 export function requestDirectives(req: HeaderReader): RequestDirectives {
   const raw = req.get('cache-control')
+  const pragma = raw === null ? req.get('pragma') : null
+  // Most requests carry neither field: one shared answer, never changed.
+  if (raw === null && pragma === null) return NO_REQUEST_DIRECTIVES
   const cc = parseDirectives(raw)
-  const pragmaNoCache = raw === null && /(^|,)\s*no-cache\s*(,|$)/i.test(req.get('pragma') ?? '')
-  const secs = (name: string) => {
-    if (!cc.has(name)) return undefined
-    const s = deltaSeconds(cc.get(name))
-    return s === undefined ? undefined : s * 1000
-  }
+  const pragmaNoCache = raw === null && /(^|,)\s*no-cache\s*(,|$)/i.test(pragma ?? '')
   // An invalid request max-age is taken as 0 (revalidate): the client asked for something fresh.
-  const maxAgeMs = cc.has('max-age') ? (secs('max-age') ?? 0) : undefined
-  const maxStaleMs = cc.has('max-stale') ? (cc.get('max-stale') === true ? Infinity : secs('max-stale')) : undefined
+  const maxAgeMs = cc.has('max-age') ? (secondsMs(cc, 'max-age') ?? 0) : undefined
+  const maxStaleMs = cc.has('max-stale') ? (cc.get('max-stale') === true ? Infinity : secondsMs(cc, 'max-stale')) : undefined
   return {
     noCache: cc.has('no-cache') || pragmaNoCache,
     noStore: cc.has('no-store'),
     onlyIfCached: cc.has('only-if-cached'),
     maxAgeMs,
     maxStaleMs,
-    minFreshMs: secs('min-fresh'),
-    staleIfErrorMs: secs('stale-if-error'),
+    minFreshMs: secondsMs(cc, 'min-fresh'),
+    staleIfErrorMs: secondsMs(cc, 'stale-if-error'),
   }
 }
+
+/** A directive's delta-seconds in ms; undefined when absent or invalid. */
+function secondsMs(cc: Directives, name: string): number | undefined {
+  if (!cc.has(name)) return undefined
+  const s = deltaSeconds(cc.get(name))
+  return s === undefined ? undefined : s * 1000
+}
+
+/** The directives of a request without Cache-Control or Pragma. */
+const NO_REQUEST_DIRECTIVES: RequestDirectives = Object.freeze({ noCache: false, noStore: false, onlyIfCached: false, maxAgeMs: undefined, maxStaleMs: undefined, minFreshMs: undefined, staleIfErrorMs: undefined })
 
 /** A stored response as policy sees it. */
 export interface StoredView extends ExchangeTimes {
@@ -213,23 +221,27 @@ export interface ReuseVerdict {
 export function evaluateReuse(entry: StoredView, req: RequestDirectives, nowMs: number): ReuseVerdict {
   const ageMs = currentAgeMs(entry.headers, entry, nowMs)
   const ttlMs = entry.lifetimeMs - ageMs
-  const verdict = (reuse: Reuse): ReuseVerdict => ({ reuse, ageMs, ttlMs })
+  return { reuse: reuseOf(entry, req, ageMs, ttlMs), ageMs, ttlMs }
+}
+
+/** evaluateReuse's answer (no closure made per request). */
+function reuseOf(entry: StoredView, req: RequestDirectives, ageMs: number, ttlMs: number): Reuse {
   const cc = entry.rd.cc
   // no-cache (qualified or not; a qualified one is treated as whole, which is allowed) (§5.2.2.4).
-  if (cc.has('no-cache')) return verdict('revalidate')
-  if (req.noCache) return verdict('revalidate-request')
-  if (req.maxAgeMs !== undefined && ageMs > req.maxAgeMs) return verdict('revalidate-request')
+  if (cc.has('no-cache')) return 'revalidate'
+  if (req.noCache) return 'revalidate-request'
+  if (req.maxAgeMs !== undefined && ageMs > req.maxAgeMs) return 'revalidate-request'
   if (ttlMs > 0) {
-    if (req.minFreshMs !== undefined && ttlMs < req.minFreshMs) return verdict('revalidate-request')
-    return verdict('fresh')
+    if (req.minFreshMs !== undefined && ttlMs < req.minFreshMs) return 'revalidate-request'
+    return 'fresh'
   }
   // Stale (§4.2.4): served only where a directive allows it and nothing forbids it.
-  if (forbidsStale(entry.rd)) return verdict('revalidate')
+  if (forbidsStale(entry.rd)) return 'revalidate'
   const staleByMs = -ttlMs
-  if (req.maxStaleMs !== undefined && staleByMs <= req.maxStaleMs) return verdict('stale-ok')
+  if (req.maxStaleMs !== undefined && staleByMs <= req.maxStaleMs) return 'stale-ok'
   const swrS = deltaSeconds(cc.get('stale-while-revalidate'))
-  if (swrS !== undefined && staleByMs <= swrS * 1000 && req.minFreshMs === undefined && req.maxAgeMs === undefined) return verdict('stale-while-revalidate')
-  return verdict('revalidate')
+  if (swrS !== undefined && staleByMs <= swrS * 1000 && req.minFreshMs === undefined && req.maxAgeMs === undefined) return 'stale-while-revalidate'
+  return 'revalidate'
 }
 
 /** must-revalidate, proxy-revalidate and s-maxage (which implies proxy-revalidate, §5.2.2.10) forbid serving stale. */

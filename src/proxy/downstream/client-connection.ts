@@ -107,7 +107,6 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.readPaused = true
     this.sock.pause()
   }
-
   private resumeReading(): void {
     if (!this.readPaused) return
     this.readPaused = false
@@ -198,8 +197,17 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
 
   // ReplySink: the connection is each request's (one at a time: nothing made per request). What is given within the handler's own call (a refusal) waits for a microtask: pipelined requests must not nest.
   answer(reply: ProxyReply): void {
-    if (this.dispatching) queueMicrotask(() => this.writeReply(reply))
-    else this.writeReply(reply)
+    if (!this.dispatching) return this.writeReply(reply)
+    if (this.queued !== undefined) return queueMicrotask(() => this.writeReply(reply)) // a second one, after the first
+    this.queued = reply
+    queueMicrotask(this.writeQueued)
+  }
+  /** The reply answer() holds for its microtask, and the function that writes it (made once, not per request). */
+  private queued: ProxyReply | undefined
+  private readonly writeQueued = (): void => {
+    const reply = this.queued!
+    this.queued = undefined
+    this.writeReply(reply)
   }
   failed(err: unknown): void {
     if (this.dispatching) queueMicrotask(() => this.handlerFailed(err))
@@ -209,9 +217,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   /** How a request body's stream moves this socket's reads (one for the connection's life). */
   private readonly bodySource: PausableSource = {
     pause: () => this.pauseReading(),
-    resume: () => {
-      if (this.phase === Phase.Busy) this.resumeReading()
-    },
+    resume: () => void (this.phase === Phase.Busy && this.resumeReading()),
     wrote: (whole, bytes) => this.sizer.wrote(whole, bytes),
   }
 
@@ -409,11 +415,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.shared.closed(this)
   }
 
-  get isClosed(): boolean {
-    return this.phase === Phase.Closed
-  }
-  get isTunnel(): boolean {
-    return this.phase === Phase.Tunnel
-  }
+  get isClosed(): boolean { return this.phase === Phase.Closed }
+  get isTunnel(): boolean { return this.phase === Phase.Tunnel }
 }
 
