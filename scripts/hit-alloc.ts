@@ -46,13 +46,22 @@ async function client(port: number, hits: number, connections: number): Promise<
       port,
       socket: {
         open: (s) => next(s),
+        close: () => {
+          if (done < hits) {
+            console.error(`a connection closed after ${done} of ${hits} answers`)
+            process.exit(1)
+          }
+        },
         data: (s, chunk) => {
           held = held.length === 0 ? Buffer.from(chunk) : Buffer.concat([held, chunk])
           for (;;) {
             const end = held.indexOf('\r\n\r\n')
             if (end < 0) return
             const head = held.toString('latin1', 0, end)
-            if (!head.startsWith('HTTP/1.1 200 ') || !/\r\ncache-status: proxy; hit/i.test(head)) throw new Error(`not a hit: ${head}`)
+            if (!head.startsWith('HTTP/1.1 200 ') || !/\r\ncache-status: proxy; hit/i.test(head)) {
+              console.error(`not a hit: ${head}`)
+              process.exit(1)
+            }
             const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)![1])
             if (held.length < end + 4 + length) return
             held = held.subarray(end + 4 + length)
