@@ -17,7 +17,16 @@ import type { HeaderReader } from '../message.ts'
  */
 export function requestKey(tls: boolean, host: string, target: string, trusted: HeaderReader | undefined): string {
   let scheme: 'http' | 'https' = tls ? 'https' : 'http'
-  if (trusted === undefined) return cacheKey(scheme, host, target)
+  if (trusted === undefined) {
+    // Requests repeat the last key (a connection's Host and target come back as the same strings: lib/bytes.ts RepeatedStrings): not made again.
+    if (host === last.host && target === last.target && tls === last.tls) return last.key
+    const key = cacheKey(scheme, host, target)
+    last.tls = tls
+    last.host = host
+    last.target = target
+    last.key = key
+    return key
+  }
   const proto = trusted.get('x-forwarded-proto')
   if (proto !== null && /^https?$/i.test(proto)) scheme = proto.toLowerCase() as 'http' | 'https'
   const key = cacheKey(scheme, host, target)
@@ -27,6 +36,9 @@ export function requestKey(tls: boolean, host: string, target: string, trusted: 
   const forwarded = normalizeAuthority(scheme, forwardedHost)
   return forwarded === normalizeAuthority(scheme, host) ? key : `${key}${FORWARDED_HOST}${forwarded}`
 }
+
+/** The last key requestKey made for an untrusted peer, and what it was made of. */
+const last = { tls: false, host: '', target: '', key: cacheKey('http', '', '') }
 
 const FORWARDED_HOST = '#x-forwarded-host='
 
