@@ -12,7 +12,7 @@ import type { ProxyReply, ProxyRequest } from '../message.ts'
 import { evaluateReuse, requestDirectives } from './policy.ts'
 import { CacheExchange, type CacheInternals, type CacheResult, type Fill, type Flight, type LookupContext } from './exchange.ts'
 import { keyFromUrl, urlKeyOf } from './key.ts'
-import { discardBody, onlyIfCachedReply } from './reply.ts'
+import { discardBody, hitStatus, onlyIfCachedReply } from './reply.ts'
 import { CONDITIONAL_FIELDS } from './revalidate.ts'
 import { CacheStore, entryBytes, type CacheEntry } from './store.ts'
 import type { FillBudget } from './tee.ts'
@@ -103,7 +103,7 @@ export class EdgeCache implements CacheInternals {
         const ttlS = Math.floor(v.ttlMs / 1000)
         // After waiting for another request's answer, it is that answer: a collapsed request, not a hit.
         if (v.reuse === 'fresh' && waited) return x.serve(selected, v.ageMs, 'collapsed', { fwd: waited, collapsed: true })
-        if (v.reuse === 'fresh') return x.serve(selected, v.ageMs, 'hit', { hit: true, ttlS })
+        if (v.reuse === 'fresh') return x.serve(selected, v.ageMs, 'hit', hitStatus(ttlS))
         if (v.reuse === 'stale-ok') return x.serve(selected, v.ageMs, 'stale', { hit: true, ttlS, detail: 'max-stale' })
         if (v.reuse === 'stale-while-revalidate') {
           this.refresh(selected, req, ctx)

@@ -131,7 +131,7 @@ export class CacheExchange {
   }
 
   /** Answers from a stored response. */
-  serve(entry: CacheEntry, ageMs: number, result: CacheResult, status: CacheStatus): this {
+  serve(entry: CacheEntry, ageMs: number, result: CacheResult, status: CacheStatus | string): this {
     this.cache.store.touch(entry)
     this.count(result)
     this.hit = answerFromStore(this.req, answerOf(entry, ageMs), this.ctx.requestId, status)

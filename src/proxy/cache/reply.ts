@@ -37,18 +37,30 @@ export function formatCacheStatus(s: CacheStatus): string {
   return out
 }
 
+/** hitStatus's last answer, for its ttl. */
+const lastHit = { ttlS: NaN, text: '' }
+
+/** Our entry for a fresh hit with `ttlS` seconds of freshness left; hits in a row with the same ttl share one string. */
+export function hitStatus(ttlS: number): string {
+  if (ttlS !== lastHit.ttlS) {
+    lastHit.text = formatCacheStatus({ hit: true, ttlS })
+    lastHit.ttlS = ttlS
+  }
+  return lastHit.text
+}
+
 /**
- * Headers with our Cache-Status entry appended to any the upstream sent: the list reads from
- * the origin towards the client (RFC 9211 §2), so ours comes last.
+ * Headers with our Cache-Status entry (or its text) appended to any the upstream sent: the list
+ * reads from the origin towards the client (RFC 9211 §2), so ours comes last.
  */
-export function withCacheStatus(headers: Headers_, status: CacheStatus): [string, string][] {
+export function withCacheStatus(headers: Headers_, status: CacheStatus | string): [string, string][] {
   const out: [string, string][] = []
   let prior: string | undefined
   for (const pair of headers) {
     if (pair[0].length === 12 && pair[0].toLowerCase() === 'cache-status') prior = prior === undefined ? pair[1] : `${prior}, ${pair[1]}`
     else out.push(pair as [string, string])
   }
-  const ours = formatCacheStatus(status)
+  const ours = typeof status === 'string' ? status : formatCacheStatus(status)
   out.push(['cache-status', prior === undefined ? ours : `${prior}, ${ours}`])
   return out
 }
@@ -69,24 +81,25 @@ export interface StoredAnswer {
  * length, our request id and Cache-Status; no body for HEAD; a 304 when the client's
  * conditions say it already has this response; a 206 for one satisfiable byte range of a GET.
  */
-export function answerFromStore(req: { method: string; headers: HeaderReader }, a: StoredAnswer, requestId: string, status: CacheStatus): ProxyReply {
+export function answerFromStore(req: { method: string; headers: HeaderReader }, a: StoredAnswer, requestId: string, status: CacheStatus | string): ProxyReply {
   const ageS = String(Math.floor(a.ageMs / 1000))
+  const ours = typeof status === 'string' ? status : formatCacheStatus(status)
   if ((req.method === 'GET' || req.method === 'HEAD') && a.status === 200 && clientNotModified(req.headers, a.headers)) {
     const headers = notModifiedHeaders(a.headers)
     headers.push(['age', ageS], ['x-request-id', requestId])
-    return { status: 304, statusText: 'Not Modified', headers: withCacheStatus(headers, status), body: null }
+    return { status: 304, statusText: 'Not Modified', headers: withCacheStatus(headers, ours), body: null }
   }
   // A single byte range of a whole stored 200 (RFC 9110 §14): a 206 with that part of the body.
   const range = a.status === 200 && a.body instanceof Uint8Array ? requestedRange(req, a.headers, a.body.byteLength) : undefined
   if (range !== undefined && a.body instanceof Uint8Array) {
     const part = a.body.subarray(range.first, range.last + 1)
-    const reply = new StoredReply(206, 'Partial Content', a.headers, ageS, part.byteLength, requestId, formatCacheStatus(status), part)
+    const reply = new StoredReply(206, 'Partial Content', a.headers, ageS, part.byteLength, requestId, ours, part)
     reply.headers = [...reply.headers.filter(([n]) => n.toLowerCase() !== 'content-range'), ['content-range', contentRange(range)]]
     return reply
   }
   let body: ProxyReply['body'] = null
   if (req.method !== 'HEAD') body = typeof a.body === 'function' ? a.body() : a.body
-  return new StoredReply(a.status, a.statusText, a.headers, ageS, a.bodyLength, requestId, formatCacheStatus(status), body)
+  return new StoredReply(a.status, a.statusText, a.headers, ageS, a.bodyLength, requestId, ours, body)
 }
 
 /** The cache's own answer when only-if-cached finds nothing usable (RFC 9111 §5.2.1.7). */
