@@ -117,7 +117,12 @@ export class StoredReply implements ProxyReply {
       16 + cacheStatus.length + end.size
     const bodyBytes = !streamed && !noBody ? body.byteLength : 0
     const out = new Uint8Array(size + bodyBytes)
-    let at = putLatin1(out, 0, `HTTP/1.1 ${status} ${reason}\r\n`)
+    // The status line in pieces (no string joined per reply).
+    let at = putLatin1(out, putLatin1(out, 0, 'HTTP/1.1 '), status)
+    out[at++] = 0x20
+    at = putLatin1(out, at, reason)
+    out[at++] = 0x0d
+    out[at++] = 0x0a
     out.set(block.bytes, at)
     at = putFieldLine(out, at + block.bytes.byteLength, 'age', this.ageS)
     if (inPlace !== '') at = putFieldLine(out, at, 'content-length', inPlace)
