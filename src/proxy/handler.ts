@@ -276,9 +276,9 @@ export class ProxyHandler {
     const maxBody = this.config.server.maxBodyBytes
     if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return 'BODY_TOO_LARGE'
     const req = flight.req
-    // With a cache, the headers are made once the cache has not answered (cache(), below): a hit needs none.
-    const { headers, lines } = this.hooks.cache ? { headers: [], lines: undefined } : this.forwardFields(flight)
-    return { method: req.method, target: req.target, headers, lines, body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
+    // With a cache, the headers are made once the cache has not answered (looked(), below): a hit needs none.
+    const fields = this.hooks.cache ? NO_FIELDS : this.forwardFields(flight)
+    return { method: req.method, target: req.target, headers: fields.headers, lines: fields.lines, body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
   }
 
   private afterCache(flight: Flight, outgoing: OutgoingRequest, hit: ProxyReply | undefined): void {
@@ -392,6 +392,9 @@ export class ProxyHandler {
     return reply
   }
 }
+
+/** The fields of a request before the cache has been asked (looked() replaces them on a miss), shared and never changed. */
+const NO_FIELDS: { headers: [string, string][]; lines?: ForwardedLines } = Object.freeze({ headers: Object.freeze([]) as unknown as [string, string][], lines: undefined })
 
 /** The sink of a flight whose reply its caller writes itself (refusals, upgrades). */
 const NO_SINK: ReplySink = { answer() {}, failed() {} }

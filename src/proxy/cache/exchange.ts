@@ -86,6 +86,8 @@ const SHARED_WINDOW_BYTES = 256 * 1024
 const RESPONSE_REASONS = new Set<NotStorable>(['no-store', 'private', 'no-freshness', 'set-cookie', 'vary-star'])
 
 const EMPTY = new Uint8Array(0)
+/** The validators of a request that sends none (most: every hit), shared. */
+const NO_VALIDATORS: readonly [string, string][] = Object.freeze([])
 const encoder = new TextEncoder()
 
 /** The per-request handle the request path holds between lookup and the upstream's answer. */
@@ -93,7 +95,7 @@ export class CacheExchange {
   /** A reply the cache makes: the request goes no further. */
   hit: ProxyReply | undefined
   /** Headers to add to the upstream request (the stored response's validators). */
-  validators: [string, string][] = []
+  validators: readonly [string, string][] = NO_VALIDATORS
   result: CacheResult = 'miss'
   fwd: CacheStatus['fwd'] = 'uri-miss'
   /** The stored response this request would revalidate, or fall back on after an origin error. */
