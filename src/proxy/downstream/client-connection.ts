@@ -299,7 +299,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     // The request body must be read to its end before the next request; if it is not, close.
     if (this.bodyOpen) this.closeAfter = true
     try {
-      this.writer.writeReply(reply, { method: head.method, minor: head.minor, close: this.closeAfter }, this.onReplyEnd)
+      this.writer.writeReply(reply, head.method, head.minor, this.closeAfter, this.onReplyEnd)
     } catch (err) {
       // A bug: logged, and the connection cut (part of the reply may be out) rather than left waiting.
       this.shared.opts.onError(err)
@@ -346,7 +346,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
 
   /** An answer the connection makes itself, then FIN. */
   private answerAndClose(reply: ProxyReply, method: string): void {
-    this.writer.writeReply(reply, { method, minor: 1, close: true }, () => {})
+    this.writer.writeReply(reply, method, 1, true, () => {})
     this.writer.endWhenFlushed()
   }
 

@@ -21,13 +21,6 @@ export interface WritableSocket {
   end(): void
 }
 
-export interface ReplyContext {
-  method: string
-  minor: number
-  /** The connection is to close after this reply. */
-  close: boolean
-}
-
 /** How a reply ended: written whole, or cut (its body stream broke); and whether the connection closes after it. */
 export type ReplyEndFn = (end: 'done' | 'failed', close: boolean) => void
 
@@ -84,17 +77,19 @@ export class ReplyWriter {
   }
 
   /**
-   * Writes `reply`, and calls `onEnd` when the body is written ('failed' when its stream broke:
-   * the client must see a cut, not an end), saying whether the connection closes after it.
+   * Writes `reply` to a request of `method` in HTTP/1.`minor` (`close`: the connection is to close
+   * after it), and calls `onEnd` when the body is written ('failed' when its stream broke: the
+   * client must see a cut, not an end), saying whether the connection closes after it. The
+   * request's facts come as arguments, not an object made per reply.
    */
-  writeReply(reply: ProxyReply, ctx: ReplyContext, onEnd: ReplyEndFn): void {
+  writeReply(reply: ProxyReply, method: string, minor: number, close: boolean, onEnd: ReplyEndFn): void {
     let stream = reply.body instanceof ReadableStream ? reply.body : undefined
     let bytes: Uint8Array = EMPTY
     if (!stream) {
       const b = reply.body as Uint8Array | string | null
       bytes = b === null ? EMPTY : typeof b === 'string' ? Buffer.from(b, 'utf8') : b
     }
-    const bodiless = isBodiless(ctx.method, reply.status)
+    const bodiless = isBodiless(method, reply.status)
     const whole = stream ? undefined : bytes
     // A large whole body is written in slices after its head (its length is listed: a stored reply's own, else given here).
     const sliced = whole !== undefined && whole.byteLength > SLICE_BYTES && !bodiless
@@ -103,8 +98,8 @@ export class ReplyWriter {
     // (or one whose fields were asked for as a list) is written from its list. A whole body goes
     // in the same array as the head: one send.
     const head =
-      ('encodeHead' in reply ? (reply as SelfEncodingReply).encodeHead(ctx.method, ctx.minor, ctx.close, after) : undefined) ??
-      encodeResponseHead({ status: reply.status, statusText: reply.statusText, headers: reply.headers, method: ctx.method, minor: ctx.minor, bodyLength: whole?.byteLength, close: ctx.close }, after)
+      ('encodeHead' in reply ? (reply as SelfEncodingReply).encodeHead(method, minor, close, after) : undefined) ??
+      encodeResponseHead({ status: reply.status, statusText: reply.statusText, headers: reply.headers, method, minor, bodyLength: whole?.byteLength, close }, after)
     if (sliced) stream = slicesOf(whole)
     this.write(head.bytes)
     if (!stream || bodiless) {

@@ -51,7 +51,7 @@ for (const [name, make] of [
     const { sock, asked, received } = tightSocket()
     const writer = new ReplyWriter(sock, { sendTimeoutMs: 0 }, () => {})
     let ended: string | undefined
-    writer.writeReply(make(), { method: 'GET', minor: 1, close: false }, (end) => (ended = end))
+    writer.writeReply(make(), 'GET', 1, false, (end) => (ended = end))
     await Bun.sleep(0)
     // The client takes nothing more: what the writer asked of the socket is the head and at most one slice.
     expect(ended).toBeUndefined()
@@ -74,7 +74,7 @@ test('a small whole body still goes with its head in one send', async () => {
   const { sock, asked } = tightSocket()
   const writer = new ReplyWriter(sock, { sendTimeoutMs: 0 }, () => {})
   let ended: string | undefined
-  writer.writeReply({ status: 200, statusText: 'OK', headers: [], body: 'hello' }, { method: 'GET', minor: 1, close: false }, (end) => (ended = end))
+  writer.writeReply({ status: 200, statusText: 'OK', headers: [], body: 'hello' }, 'GET', 1, false, (end) => (ended = end))
   expect(ended).toBe('done')
   writer.sendBatch()
   expect(asked.length).toBe(1)
