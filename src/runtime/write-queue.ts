@@ -58,8 +58,12 @@ export interface WriteQueueOptions {
 
 export class WriteQueue {
   private queue: Uint8Array[] = []
-  /** Writes held for the end of this round of events, in order (batched queues only). */
-  private batch: Uint8Array[] | undefined
+  /**
+   * Writes held for the end of this round of events, in order (batched queues only): the first,
+   * and those after it (most rounds hold one write, and no list is made for it).
+   */
+  private batch: Uint8Array | undefined
+  private batchMore: Uint8Array[] | undefined
   private batchBytes = 0
   /** end() the socket once the queue is empty (endWhenFlushed). */
   private endPending = false
@@ -85,14 +89,16 @@ export class WriteQueue {
 
   /** Sends what this queue holds in a batch (called for every batched queue at the end of a round). */
   sendBatch(): void {
-    const held = this.batch
-    if (held === undefined) return
+    const first = this.batch
+    if (first === undefined) return
+    const more = this.batchMore
     const total = this.batchBytes
     this.batch = undefined
+    this.batchMore = undefined
     this.batchBytes = 0
     // One send (and over TLS one record) for what one socket was given this round.
-    if (held.length === 1) this.sendNow(held[0]!)
-    else this.sendNow(concatBytes(held, total))
+    if (more === undefined) this.sendNow(first)
+    else this.sendNow(concatBytes([first, ...more], total))
   }
 
   /** Whether the socket has been (or will be, once flushed) ended through endWhenFlushed(). */
@@ -120,7 +126,7 @@ export class WriteQueue {
     }
     if (this.batch !== undefined) {
       if (this.batchBytes + bytes.byteLength <= BATCH_MAX_BYTES) {
-        this.batch.push(bytes)
+        ;(this.batchMore ??= []).push(bytes)
         this.batchBytes += bytes.byteLength
         return true
       }
@@ -129,7 +135,7 @@ export class WriteQueue {
       return this.sendNow(bytes)
     }
     if (this.batching && !this.endPending && bytes.byteLength <= BATCH_START_MAX_BYTES) {
-      this.batch = [bytes]
+      this.batch = bytes
       this.batchBytes = bytes.byteLength
       batched.push(this)
       if (!batchScheduled) {
@@ -180,6 +186,7 @@ export class WriteQueue {
 
   clear(): void {
     this.batch = undefined
+    this.batchMore = undefined
     this.queue = []
     this.endPending = false
   }
