@@ -59,10 +59,14 @@ export interface HeadEnd {
   size: number
 }
 
+/** headEnd's answer: one object, filled again by each call (an encoder reads it before the next head is encoded). */
+const END: HeadEnd = { date: '', length: '', chunked: false, close: false, last: '', size: 0 }
+
 /**
  * After the fields: Date where they have none (RFC 9110 §6.6.1), a whole body's own
  * Content-Length (`wholeLength`; undefined for a stream), chunked for a stream without a listed
  * length (`listedLength`) to an HTTP/1.1 client, a close for one to an HTTP/1.0 client (RFC 9112 §6).
+ * The answer is valid until the next call: read it at once, as every encoder of a head does.
  */
 export function headEnd(hasDate: boolean, noBody: boolean, wholeLength: number | undefined, listedLength: boolean, minor: number, closeAsked: boolean): HeadEnd {
   const streamed = wholeLength === undefined
@@ -76,7 +80,13 @@ export function headEnd(hasDate: boolean, noBody: boolean, wholeLength: number |
   }
   const last = close ? 'connection: close\r\n\r\n' : minor === 0 ? 'connection: keep-alive\r\n\r\n' : '\r\n'
   const size = (date === '' ? 0 : 8 + date.length) + (length === '' ? 0 : 18 + length.length) + (chunked ? 28 : 0) + last.length
-  return { date, length, chunked, close, last, size }
+  END.date = date
+  END.length = length
+  END.chunked = chunked
+  END.close = close
+  END.last = last
+  END.size = size
+  return END
 }
 
 /** Writes `end` at `at`, then `body` when given (a whole body, for an answer that has one). */
