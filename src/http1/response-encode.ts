@@ -45,6 +45,20 @@ export interface EncodedHead {
   close: boolean
 }
 
+/** sharedEncodedHead's answer. */
+const ENCODED: EncodedHead = { bytes: new Uint8Array(0), chunked: false, close: false }
+
+/**
+ * An encoded head in one object filled again by each call, for encoders whose caller reads it at
+ * once (a self-encoding reply's writer: proxy/message.ts SelfEncodingReply), not one per head.
+ */
+export function sharedEncodedHead(bytes: Uint8Array, end: HeadEnd): EncodedHead {
+  ENCODED.bytes = bytes
+  ENCODED.chunked = end.chunked
+  ENCODED.close = end.close
+  return ENCODED
+}
+
 /** What follows a head's fields (planResponseHead's rules), for every encoder of a head. */
 export interface HeadEnd {
   /** The Date value to add ('' when the fields have one). */

@@ -7,7 +7,7 @@
  * then on both writers use that list.
  */
 import { bytesEqualLower, NameTable } from '../http1/chars.ts'
-import { headEnd, isBodiless, putHeadEnd, type EncodedHead } from '../http1/response-encode.ts'
+import { headEnd, isBodiless, putHeadEnd, sharedEncodedHead, type EncodedHead } from '../http1/response-encode.ts'
 import type { RawFields, ResponseHead } from '../http1/response-head.ts'
 import { statusText as defaultStatusText } from '../http1/status-text.ts'
 import type { HeadSource, HpackEncoder } from '../http2/hpack.ts'
@@ -118,7 +118,7 @@ export class ForwardedReply implements ProxyReply, HeadSource {
     }
     if (announced !== '') at = putFieldLine(out, at, 'content-length', announced)
     putHeadEnd(out, putFieldLine(out, at, 'x-request-id', this.requestId), end, bodyBytes > 0 ? body : undefined)
-    return { bytes: out, chunked: end.chunked, close: end.close }
+    return sharedEncodedHead(out, end)
   }
 
   /**

@@ -61,7 +61,9 @@ export interface GoneListener {
 /**
  * A reply that can write its own HTTP/1.1 head (and whole body after it) as bytes, copied from
  * what it was made of: an upstream's answer (forwarded-reply.ts), a stored one
- * (cache/stored-reply.ts). Undefined means: write it from its list of fields.
+ * (cache/stored-reply.ts). Undefined means: write it from its list of fields. The answer may be
+ * one object filled again by the next call (http1/response-encode.ts sharedEncodedHead): the
+ * writer reads it at once.
  */
 export interface SelfEncodingReply extends ProxyReply {
   encodeHead(method: string, minor: number, closeAsked: boolean, body: Uint8Array | undefined): EncodedHead | undefined

@@ -6,7 +6,7 @@
  * HTTP/1.1 writer copies it (encodeHead) with this reply's own lines; anyone else (HTTP/2, the
  * runtime listeners) asks for `headers` and gets the list, and from then on the list is used.
  */
-import { headEnd, isBodiless, putHeadEnd, type EncodedHead } from '../../http1/response-encode.ts'
+import { headEnd, isBodiless, putHeadEnd, sharedEncodedHead, type EncodedHead } from '../../http1/response-encode.ts'
 import { statusText as defaultStatusText } from '../../http1/status-text.ts'
 import { putFieldLine, putLatin1 } from '../../lib/bytes.ts'
 import type { ProxyReply } from '../message.ts'
@@ -129,6 +129,6 @@ export class StoredReply implements ProxyReply {
     at = putFieldLine(out, at, 'x-request-id', this.requestId)
     at = putFieldLine(out, at, 'cache-status', cacheStatus)
     putHeadEnd(out, at, end, bodyBytes > 0 ? body : undefined)
-    return { bytes: out, chunked: end.chunked, close: end.close }
+    return sharedEncodedHead(out, end)
   }
 }

@@ -100,14 +100,16 @@ export class ReplyWriter {
     const head =
       ('encodeHead' in reply ? (reply as SelfEncodingReply).encodeHead(method, minor, close, after) : undefined) ??
       encodeResponseHead({ status: reply.status, statusText: reply.statusText, headers: reply.headers, method, minor, bodyLength: whole?.byteLength, close }, after)
+    // Read at once: a self-encoding reply's answer may be one object it fills again (SelfEncodingReply).
+    const headClose = head.close
     if (sliced) stream = slicesOf(whole)
     this.write(head.bytes)
     if (!stream || bodiless) {
       stream?.cancel().catch(() => {})
-      onEnd('done', head.close)
+      onEnd('done', headClose)
       return
     }
-    void this.pump(stream, head.chunked, (end) => onEnd(end, head.close))
+    void this.pump(stream, head.chunked, (end) => onEnd(end, headClose))
   }
 
   private async pump(stream: ReadableStream<Uint8Array>, chunked: boolean, onEnd: (end: 'done' | 'failed') => void): Promise<void> {
