@@ -136,7 +136,7 @@ export class CacheExchange {
   serve(entry: CacheEntry, ageMs: number, result: CacheResult, status: CacheStatus | string): this {
     this.cache.store.touch(entry)
     this.count(result)
-    this.hit = answerFromStore(this.req, answerOf(entry, ageMs), this.ctx.requestId, status)
+    this.hit = answerFromStore(this.req, entry, entry.body.byteLength, ageMs, this.ctx.requestId, status)
     return this
   }
 
@@ -175,9 +175,10 @@ export class CacheExchange {
   serveFill(fill: Fill, nowMs: number): this {
     const ageMs = evaluateReuse(fill.entry, this.rd, nowMs).ageMs
     const e = fill.entry
-    const answer: StoredAnswer = { status: e.status, statusText: e.statusText, headers: e.headers, body: () => fill.tee.reader(), bodyLength: this.ctx.streamKeepsLength === false ? undefined : fill.contentLength, ageMs }
+    const answer: StoredAnswer = { status: e.status, statusText: e.statusText, headers: e.headers, body: () => fill.tee.reader() }
+    const bodyLength = this.ctx.streamKeepsLength === false ? undefined : fill.contentLength
     this.count('collapsed')
-    this.hit = answerFromStore(this.req, answer, this.ctx.requestId, { fwd: this.fwd, collapsed: true })
+    this.hit = answerFromStore(this.req, answer, bodyLength, ageMs, this.ctx.requestId, { fwd: this.fwd, collapsed: true })
     return this
   }
 
@@ -237,7 +238,7 @@ export class CacheExchange {
       this.settle()
       this.count('revalidated')
       const v = evaluateReuse(updated, this.rd, nowMs)
-      const answer = answerFromStore(req, answerOf(updated, v.ageMs), this.ctx.requestId, { fwd: this.fwd, fwdStatus: 304, ttlS: Math.floor(v.ttlMs / 1000) })
+      const answer = answerFromStore(req, updated, updated.body.byteLength, v.ageMs, this.ctx.requestId, { fwd: this.fwd, fwdStatus: 304, ttlS: Math.floor(v.ttlMs / 1000) })
       // The 304's Set-Cookie is not stored (revalidate.ts), but it is this client's: its answer is
       // the response as the 304 updated it, whose Set-Cookie lines are the 304's alone (§4.3.4).
       const cookies = headers.filter(isSetCookie)
@@ -349,7 +350,7 @@ export class CacheExchange {
     const entry = this.candidate!
     const v = evaluateReuse(entry, this.rd, nowMs)
     this.count('stale')
-    return answerFromStore(this.req, answerOf(entry, v.ageMs), this.ctx.requestId, { ...status, ttlS: Math.floor(v.ttlMs / 1000) })
+    return answerFromStore(this.req, entry, entry.body.byteLength, v.ageMs, this.ctx.requestId, { ...status, ttlS: Math.floor(v.ttlMs / 1000) })
   }
 
   /** The candidate updated from a 304 (§3.2, §4.3.4), replacing it in the store, or dropped when it no longer may be stored. */
@@ -379,10 +380,6 @@ export class CacheExchange {
     else store.replace(candidate, updated)
     return updated
   }
-}
-
-function answerOf(entry: CacheEntry, ageMs: number): StoredAnswer {
-  return { status: entry.status, statusText: entry.statusText, headers: entry.headers, body: entry.body, bodyLength: entry.body.byteLength, ageMs }
 }
 
 function isSetCookie([name]: readonly [string, string]): boolean {

@@ -65,24 +65,23 @@ export function withCacheStatus(headers: Headers_, status: CacheStatus | string)
   return out
 }
 
-/** What a reply from a stored (or shared in-flight) response is made of. */
+/** What a reply from a stored (or shared in-flight) response is made of: a stored entry (store.ts CacheEntry) is one. */
 export interface StoredAnswer {
   status: number
   statusText: string
   headers: Headers_
-  /** The whole body, or a stream of it while it still arrives; its length when known. */
+  /** The whole body, or a stream of it while it still arrives. */
   body: Uint8Array | ReadableStream<Uint8Array> | (() => ReadableStream<Uint8Array>)
-  bodyLength: number | undefined
-  ageMs: number
 }
 
 /**
- * The reply for a request answered from a stored response: Age replaced by ours, the body's
- * length, our request id and Cache-Status; no body for HEAD; a 304 when the client's
- * conditions say it already has this response; a 206 for one satisfiable byte range of a GET.
+ * The reply for a request answered from a stored response `a` (its body `bodyLength` bytes long
+ * when known, `ageMs` old): Age replaced by ours, the body's length, our request id and
+ * Cache-Status; no body for HEAD; a 304 when the client's conditions say it already has this
+ * response; a 206 for one satisfiable byte range of a GET.
  */
-export function answerFromStore(req: { method: string; headers: HeaderReader }, a: StoredAnswer, requestId: string, status: CacheStatus | string): ProxyReply {
-  const ageS = String(Math.floor(a.ageMs / 1000))
+export function answerFromStore(req: { method: string; headers: HeaderReader }, a: StoredAnswer, bodyLength: number | undefined, ageMs: number, requestId: string, status: CacheStatus | string): ProxyReply {
+  const ageS = String(Math.floor(ageMs / 1000))
   const ours = typeof status === 'string' ? status : formatCacheStatus(status)
   if ((req.method === 'GET' || req.method === 'HEAD') && a.status === 200 && clientNotModified(req.headers, a.headers)) {
     const headers = notModifiedHeaders(a.headers)
@@ -99,7 +98,7 @@ export function answerFromStore(req: { method: string; headers: HeaderReader }, 
   }
   let body: ProxyReply['body'] = null
   if (req.method !== 'HEAD') body = typeof a.body === 'function' ? a.body() : a.body
-  return new StoredReply(a.status, a.statusText, a.headers, ageS, a.bodyLength, requestId, ours, body)
+  return new StoredReply(a.status, a.statusText, a.headers, ageS, bodyLength, requestId, ours, body)
 }
 
 /** The cache's own answer when only-if-cached finds nothing usable (RFC 9111 §5.2.1.7). */
