@@ -96,7 +96,6 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   private get bodyOpen(): boolean {
     return this.decoder !== undefined || this.bodyRemaining > 0
   }
-
   /** Bytes of the next request that arrive while this one is served: kept, and reading pauses. */
   private keepPipelined(chunk: Buffer): void {
     this.pending.append(chunk)
@@ -343,7 +342,6 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   onDrain(): void {
     if (this.writer.onDrain() && this.phase === Phase.Tunnel) this.tunnel?.handlers.drain()
   }
-
   /** An answer the connection makes itself, then FIN. */
   private answerAndClose(reply: ProxyReply, method: string): void {
     this.writer.writeReply(reply, method, 1, true, () => {})
