@@ -11,6 +11,7 @@ import { EdgeCache } from '../../src/proxy/cache/cache.ts'
 import type { RequestRecord } from '../../src/proxy/observe/record.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 import { staticSource } from '../../src/proxy/upstream/address-source.ts'
+import { setReceiveBuffer } from '../../src/runtime/receive-buffer.ts'
 import tls from 'node:tls'
 import { Flag, frame, FrameType, PREFACE, Setting, settingsFrame } from '../../src/http2/frames.ts'
 import { HpackEncoder } from '../../src/http2/hpack.ts'
@@ -173,10 +174,26 @@ test('a client that never reads a body the upstream sent in full (its last read)
   const body = new Uint8Array(200 * 1024).fill(121)
   const origin = h.origin({ fetch: () => new Response(body) })
   const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { send_timeout: '1s', max_concurrent_requests: 1 } })
-  // Loopback buffers take some MiB: many at once fill them, so some wait on the client.
-  const waits = Array.from({ length: 1 }, () => neverReads(proxy.port, 'GET /whole HTTP/1.1\r\nHost: a\r\n\r\n', 8000))
-  const cut = await Promise.all(waits)
-  expect(cut).toEqual([true])
+  // A 4 KiB receive buffer: loopback's own buffers (some MiB) would otherwise take the whole reply,
+  // leave nothing waiting on the client and the connection to the keep-alive timeout (a FIN it
+  // would not read), and the test would see no cut.
+  let closed = false
+  const sock = await Bun.connect<undefined>({
+    hostname: '127.0.0.1',
+    port: proxy.port,
+    socket: {
+      open(s) {
+        setReceiveBuffer(s, 4096)
+        s.pause()
+      },
+      data() {},
+      close: () => void (closed = true),
+      error() {},
+    },
+  })
+  h.track(() => sock.terminate())
+  sock.write('GET /whole HTTP/1.1\r\nHost: a\r\n\r\n')
+  expect(await waitFor(() => closed, 8000, 50)).toBe(true)
   const next = await fetch(`${proxy.url}/after`)
   expect(next.status).toBe(200)
   await next.arrayBuffer()
