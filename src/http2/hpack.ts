@@ -12,7 +12,7 @@
 import { Buffer } from 'node:buffer'
 import { connectionError, H2Code } from './errors.ts'
 import { COMMON_RESPONSE_NAMES, DynamicTable, entrySize, STATIC_NAME_INDEX, STATIC_PAIR_INDEX } from './hpack-table.ts'
-import { huffmanDecodeInto, huffmanEncode, huffmanEncodeBytes, huffmanLength, huffmanLengthOf } from './huffman.ts'
+import { huffmanDecodeInto, huffmanEncodeBytes, huffmanLengthOf, latin1Scratch } from './huffman.ts'
 
 export type HeaderField = [name: string, value: string]
 
@@ -368,10 +368,11 @@ export class HpackEncoder {
 }
 
 function encodeString(out: Uint8Array, off: number, s: string): number {
-  const h = huffmanLength(s)
+  const bytes = latin1Scratch(s)
+  const h = huffmanLengthOf(bytes, 0, s.length)
   if (h < s.length) {
     off = encodeInt(out, off, h, 7, 0x80)
-    return huffmanEncode(s, out, off)
+    return huffmanEncodeBytes(bytes, 0, s.length, out, off)
   }
   off = encodeInt(out, off, s.length, 7, 0)
   for (let i = 0; i < s.length; i++) out[off++] = s.charCodeAt(i) & 0xff

@@ -110,11 +110,18 @@ export function codeLength(sym: number): number {
   return LENGTHS[sym]!
 }
 
+/** A string's latin1 bytes, for the byte coders below: one buffer, grown as needed (one string at a time). */
+let scratch = new Uint8Array(256)
+export function latin1Scratch(s: string): Uint8Array {
+  if (scratch.length < s.length) scratch = new Uint8Array(s.length * 2)
+  const b = scratch
+  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i)
+  return b
+}
+
 /** Bytes the Huffman form of `s` (latin1 characters) takes. */
 export function huffmanLength(s: string): number {
-  let bits = 0
-  for (let i = 0; i < s.length; i++) bits += LENGTHS[s.charCodeAt(i) & 0xff]!
-  return Math.ceil(bits / 8)
+  return huffmanLengthOf(latin1Scratch(s), 0, s.length)
 }
 
 /** huffmanLength of the latin1 characters bytes[from, to). */
@@ -126,43 +133,11 @@ export function huffmanLengthOf(b: Uint8Array, from: number, to: number): number
 
 /** huffmanEncode of the latin1 characters bytes[from, to), without a string of them. */
 export function huffmanEncodeBytes(b: Uint8Array, from: number, to: number, out: Uint8Array, off: number): number {
+  // acc holds the bits not yet written (fewer than 8), then a code of at most 24 bits: within 31 bits.
   let acc = 0
   let bits = 0
   for (let i = from; i < to; i++) {
     const sym = b[i]!
-    let len = LENGTHS[sym]!
-    let code = CODES[sym]!
-    if (len > 24) {
-      const top = len - 16
-      acc = (acc << top) | (code >>> 16)
-      bits += top
-      while (bits >= 8) {
-        bits -= 8
-        out[off++] = (acc >>> bits) & 0xff
-      }
-      acc &= (1 << bits) - 1
-      code &= 0xffff
-      len = 16
-    }
-    acc = (acc << len) | code
-    bits += len
-    while (bits >= 8) {
-      bits -= 8
-      out[off++] = (acc >>> bits) & 0xff
-    }
-    acc &= (1 << bits) - 1
-  }
-  if (bits > 0) out[off++] = ((acc << (8 - bits)) | (0xff >> bits)) & 0xff
-  return off
-}
-
-/** Writes the Huffman form of `s` into `out` at `off`, padded with the EOS prefix (§5.2); returns the end offset. */
-export function huffmanEncode(s: string, out: Uint8Array, off: number): number {
-  // acc holds the bits not yet written (fewer than 8), then a code of at most 24 bits: within 31 bits.
-  let acc = 0
-  let bits = 0
-  for (let i = 0; i < s.length; i++) {
-    const sym = s.charCodeAt(i) & 0xff
     let len = LENGTHS[sym]!
     let code = CODES[sym]!
     if (len > 24) {
@@ -188,6 +163,11 @@ export function huffmanEncode(s: string, out: Uint8Array, off: number): number {
   }
   if (bits > 0) out[off++] = ((acc << (8 - bits)) | (0xff >> bits)) & 0xff
   return off
+}
+
+/** Writes the Huffman form of `s` (latin1 characters) into `out` at `off`, padded with the EOS prefix (§5.2); returns the end offset. */
+export function huffmanEncode(s: string, out: Uint8Array, off: number): number {
+  return huffmanEncodeBytes(latin1Scratch(s), 0, s.length, out, off)
 }
 
 /**
