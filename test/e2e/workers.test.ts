@@ -27,17 +27,23 @@ function workerPids(supervisor: number): number[] {
   }
 }
 
+/** The supervisor's two workers, once both run (at most 5 s). */
+async function twoWorkers(supervisor: number): Promise<number[]> {
+  let pids: number[] = []
+  for (let i = 0; i < 100 && pids.length < 2; i++) {
+    await Bun.sleep(50)
+    pids = workerPids(supervisor)
+  }
+  return pids
+}
+
 test('kill -9 of a worker under load: the supervisor restarts it; failures are only the killed connections', async () => {
   const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
   servers.push(origin)
   const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off', '--workers', '2'], BIN)
   const sup = proxy.child.pid!
   try {
-    let pids: number[] = []
-    for (let i = 0; i < 100 && pids.length < 2; i++) {
-      await Bun.sleep(50)
-      pids = workerPids(sup)
-    }
+    const pids = await twoWorkers(sup)
     expect(pids).toHaveLength(2)
     // The supervisor logs "proxy listening" per worker; the first one's URL is the shared port.
     const url = proxy.url
@@ -103,10 +109,7 @@ test('kill -9 of the supervisor: its workers drain and exit, and the port is fre
   const sup = proxy.child.pid!
   let pids: number[] = []
   try {
-    for (let i = 0; i < 100 && pids.length < 2; i++) {
-      await Bun.sleep(50)
-      pids = workerPids(sup)
-    }
+    pids = await twoWorkers(sup)
     expect(pids).toHaveLength(2)
     const port = Number(new URL(proxy.url).port)
     expect((await fetch(proxy.url)).status).toBe(200)
@@ -132,11 +135,7 @@ test('a worker dies after its config file was edited into an error: the others g
   let stderr = ''
   proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
   try {
-    let pids: number[] = []
-    for (let i = 0; i < 100 && pids.length < 2; i++) {
-      await Bun.sleep(50)
-      pids = workerPids(sup)
-    }
+    const pids = await twoWorkers(sup)
     expect(pids).toHaveLength(2)
     writeFileSync(file, `${good}garbage = [\n`)
     process.kill(pids[0]!, 'SIGKILL')

@@ -12,8 +12,7 @@ import { RequestMetrics } from '../../src/proxy/observe/metrics.ts'
 import { EdgeCache } from '../../src/proxy/cache/cache.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 import { staticSource } from '../../src/proxy/upstream/address-source.ts'
-import { setReceiveBuffer } from '../../src/runtime/receive-buffer.ts'
-import { freePort, Harness, rawClient, waitFor } from '../support/harness.ts'
+import { freePort, Harness, pausedClient, rawClient, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -123,30 +122,16 @@ test('the keep-alive timeout closes with a FIN, not a reset: a reply the kernel 
   const body = 'k'.repeat(40 * 1024)
   const origin = h.origin({ fetch: () => new Response(body) })
   const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listener: 'own', keepalive_timeout: '1s' }, log: { access_log: 'off' } })
-  let got = ''
-  let closed = false
-  const sock = await Bun.connect<undefined>({
-    hostname: '127.0.0.1',
-    port: proxy.port,
-    socket: {
-      open(s) {
-        setReceiveBuffer(s, 4096) // most of the body stays in the proxy's kernel send buffer
-        s.pause()
-      },
-      data: (_s, d) => void (got += Buffer.from(d).toString('latin1')),
-      close: () => void (closed = true),
-      error() {},
-    },
-  })
-  h.track(() => sock.terminate())
+  // A 4 KiB receive buffer: most of the body stays in the proxy's kernel send buffer.
+  const { sock, got, closed } = await pausedClient(h, proxy.port)
   sock.write('GET /k HTTP/1.1\r\nHost: a\r\n\r\n')
   expect(await waitFor(() => h.records.length === 1, 5000)).toBe(true)
   // The keep-alive timeout closes the connection while the client has read nothing.
   expect(await waitFor(() => proxy.clientConnections === 0, 5000, 50)).toBe(true)
   sock.resume()
-  expect(await waitFor(() => closed, 5000)).toBe(true)
-  expect(got).toStartWith('HTTP/1.1 200 ')
-  expect(afterHead(got)).toBe(body)
+  expect(await waitFor(closed, 5000)).toBe(true)
+  expect(got()).toStartWith('HTTP/1.1 200 ')
+  expect(afterHead(got())).toBe(body)
 })
 
 test('a request pipelined behind such a reply during a reload is not read: the first reply whole, then FIN, no second reply cut short', async () => {

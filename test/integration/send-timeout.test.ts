@@ -11,14 +11,13 @@ import { EdgeCache } from '../../src/proxy/cache/cache.ts'
 import type { RequestRecord } from '../../src/proxy/observe/record.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 import { staticSource } from '../../src/proxy/upstream/address-source.ts'
-import { setReceiveBuffer } from '../../src/runtime/receive-buffer.ts'
 import tls from 'node:tls'
 import { Flag, frame, FrameType, PREFACE, Setting, settingsFrame } from '../../src/http2/frames.ts'
 import { HpackEncoder } from '../../src/http2/hpack.ts'
 import { concatBytes } from '../../src/lib/bytes.ts'
 import { FrameSplitter } from '../http2/support/frame-splitter.ts'
 import { makeCerts } from '../support/certs.ts'
-import { Harness, waitFor } from '../support/harness.ts'
+import { Harness, pausedClient, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -177,23 +176,9 @@ test('a client that never reads a body the upstream sent in full (its last read)
   // A 4 KiB receive buffer: loopback's own buffers (some MiB) would otherwise take the whole reply,
   // leave nothing waiting on the client and the connection to the keep-alive timeout (a FIN it
   // would not read), and the test would see no cut.
-  let closed = false
-  const sock = await Bun.connect<undefined>({
-    hostname: '127.0.0.1',
-    port: proxy.port,
-    socket: {
-      open(s) {
-        setReceiveBuffer(s, 4096)
-        s.pause()
-      },
-      data() {},
-      close: () => void (closed = true),
-      error() {},
-    },
-  })
-  h.track(() => sock.terminate())
+  const { sock, closed } = await pausedClient(h, proxy.port)
   sock.write('GET /whole HTTP/1.1\r\nHost: a\r\n\r\n')
-  expect(await waitFor(() => closed, 8000, 50)).toBe(true)
+  expect(await waitFor(closed, 8000, 50)).toBe(true)
   const next = await fetch(`${proxy.url}/after`)
   expect(next.status).toBe(200)
   await next.arrayBuffer()

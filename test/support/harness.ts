@@ -9,6 +9,7 @@ import type { ResolvedConfig } from '../../src/config/schema.ts'
 import { staticSource, type Address, type AddressSource } from '../../src/proxy/upstream/address-source.ts'
 import type { RequestRecord } from '../../src/proxy/observe/record.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
+import { setReceiveBuffer } from '../../src/runtime/receive-buffer.ts'
 
 
 type Closer = () => void | Promise<void>
@@ -86,6 +87,31 @@ export function rawClient(h: Harness, port: number): { s: Socket; got: () => str
   s.on('error', () => {})
   h.track(() => void s.destroy())
   return { s, got: () => got, closed: () => closed }
+}
+
+/**
+ * A loopback client of `port` that reads nothing (paused) with a receive buffer of
+ * `receiveBytes`, so a reply waits in the proxy instead of in loopback's buffers of some MiB;
+ * what it gets once resumed is collected in `got`. Closed with the harness.
+ */
+export async function pausedClient(h: Harness, port: number, receiveBytes = 4096): Promise<{ sock: import('bun').Socket<undefined>; got: () => string; closed: () => boolean }> {
+  let got = ''
+  let closed = false
+  const sock = await Bun.connect<undefined>({
+    hostname: '127.0.0.1',
+    port,
+    socket: {
+      open(s) {
+        setReceiveBuffer(s, receiveBytes)
+        s.pause()
+      },
+      data: (_s, d) => void (got += Buffer.from(d).toString('latin1')),
+      close: () => void (closed = true),
+      error() {},
+    },
+  })
+  h.track(() => sock.terminate())
+  return { sock, got: () => got, closed: () => closed }
 }
 
 /**
