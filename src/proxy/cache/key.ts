@@ -1,8 +1,8 @@
 /**
  * The primary cache key (RFC 9111 §2): the target URI as scheme://host[:port]/path?query, with
- * the scheme and host lower-cased and a default port dropped (RFC 9110 §4.2.3). The path and
- * query are kept as sent: two spellings of one resource are two keys, never one key for two
- * resources. Behind a trusted proxy, the scheme and host its X-Forwarded-Proto and -Host tell
+ * the scheme and host lower-cased and a default port dropped (RFC 9110 §4.2.3), and a host's final
+ * dot (the same DNS name, RFC 1034 §3.1; routing reads it so too). The path and query are kept as
+ * sent: two spellings of one resource are two keys, never one key for two resources. Behind a trusted proxy, the scheme and host its X-Forwarded-Proto and -Host tell
  * the origin are in the key too.
  */
 import type { HeaderReader } from '../message.ts'
@@ -72,9 +72,13 @@ export function cacheKey(scheme: 'http' | 'https', host: string, target: string)
 }
 
 function normalizeAuthority(scheme: string, host: string): string {
-  const h = host.toLowerCase()
+  let h = host.toLowerCase()
   const defaultPort = scheme === 'https' ? ':443' : ':80'
-  return h.endsWith(defaultPort) ? h.slice(0, -defaultPort.length) : h
+  if (h.endsWith(defaultPort)) h = h.slice(0, -defaultPort.length)
+  // One final dot of a DNS name: "example.com." is "example.com" (RFC 1034 §3.1), as routing reads it (routes.ts) and nginx's $host.
+  if (h.charCodeAt(h.length - 1) === 0x2e) return h.slice(0, -1)
+  const colon = h.lastIndexOf(':')
+  return colon > 0 && h.charCodeAt(colon - 1) === 0x2e && h.charCodeAt(0) !== 0x5b ? h.slice(0, colon - 1) + h.slice(colon) : h
 }
 
 /**

@@ -111,3 +111,19 @@ test('a Location the origin built from the forwarded host it was told is same-or
   expect(cache.store.variants(C).length).toBe(1)
   cache.close()
 })
+
+test('a Host with a final dot is the same authority in the key (as routing reads it), so purge and invalidation reach what it stored', async () => {
+  expect(requestKey(false, 'Example.COM.', '/d', undefined)).toBe('http://example.com/d')
+  expect(requestKey(false, 'example.com.:8080', '/d', undefined)).toBe('http://example.com:8080/d')
+  expect(requestKey(true, 'example.com.:443', '/d', undefined)).toBe('https://example.com/d')
+  expect(requestKey(false, 'example.com..', '/d', undefined)).toBe('http://example.com./d') // no DNS name: one dot only
+  expect(requestKey(false, '[::1]:8080', '/d', undefined)).toBe('http://[::1]:8080/d')
+  const cache = new EdgeCache({ maxBytes: 1 << 20, maxObjectBytes: 1 << 16, staleIfErrorMs: 0 })
+  const req: ProxyRequest = { method: 'GET', target: '/d', headers: new Headers({ host: 'example.com.' }), body: null }
+  const x = await Promise.resolve(cache.lookup(req, { key: requestKey(false, 'example.com.', '/d', undefined), enabled: true, requestId: 'rid', client: {}, maxWaitMs: 5000 }))
+  await replyText(await x.onReply({ status: 200, statusText: 'OK', headers: [['date', new Date().toUTCString()], ['cache-control', 'max-age=60']], body: 'd' }))
+  expect(cache.store.objects).toBe(1)
+  expect(cache.purgePrefix('http://example.com')).toBe(1)
+  expect(cache.store.objects).toBe(0)
+  cache.close()
+})
