@@ -13,7 +13,9 @@ import { firstFailed, firstSucceeded, pickFirst, type Attempt, type AttemptOutco
 import type { CacheExchange } from './cache/cache.ts'
 import { failureReply, RequestFailure, statusFor, type FailureCode } from './errors.ts'
 import { clientResponseHeaders, type ForwardingLines } from './headers.ts'
+import type { ResolvedRoute } from '../config/schema.ts'
 import type { GoneListener, ProxyReply, ProxyRequest, ReplySink } from './message.ts'
+import type { AMBIGUOUS_ROUTE } from './routes.ts'
 import { roundMs, type RequestRecord } from './observe/record.ts'
 import type { ExchangeEnd, ExchangeSink, Http1Connection, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
 import type { AcquiredConnection, AddressState, UpstreamPool } from './upstream/pool.ts'
@@ -72,6 +74,8 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
 
   constructor(
     readonly requestId: string,
+    /** What the route phase picked (Router.pick): the [[route]], none, or a path read two ways (refused). */
+    readonly route: ResolvedRoute | undefined | typeof AMBIGUOUS_ROUTE,
     readonly pool: UpstreamPool,
     readonly clientHost: string,
     readonly req: ProxyRequest,

@@ -36,7 +36,7 @@ import { unparsedRequest, type ProxyReply, type ProxyRequest, type ReplySink } f
 import { roundMs } from './observe/record.ts'
 import { prepareBody } from './request-body.ts'
 import { responseRewriterFor, rewriteResponseHeaders, rewrites, type ResponseRewriter } from './rewrite.ts'
-import { Router } from './routes.ts'
+import { AMBIGUOUS_ROUTE, Router } from './routes.ts'
 import { tunnelUpgrade } from './upgrade/tunnel.ts'
 import type { CacheExchange, EdgeCache } from './cache/cache.ts'
 import { requestKey } from './cache/key.ts'
@@ -108,7 +108,7 @@ export class ProxyHandler {
   serve(req: ProxyRequest, client: ClientInfo, sink: ReplySink): void {
     // route
     const flight = this.route(req, client, sink)
-    if (this.router.byPath && this.router.ambiguous(req.target, req.headers.get('host'))) return sink.answer(flight.fail('BAD_REQUEST', AMBIGUOUS_PATH))
+    if (flight.route === AMBIGUOUS_ROUTE) return sink.answer(flight.fail('BAD_REQUEST', AMBIGUOUS_PATH))
     // admit
     const refusal = this.hooks.admit?.(client)
     if (refusal) return sink.answer(flight.fail(refusal))
@@ -158,7 +158,7 @@ export class ProxyHandler {
   /** An upgrade request: route, admit (Max-Forwards too), then a tunnel; recorded once the tunnel is over. `conn` is the client's, taken over. */
   upgrade(req: ProxyRequest, upgrade: string, client: ClientInfo, conn: Conn, early: Uint8Array): void {
     const flight = this.route(req, client, NO_SINK)
-    const refusal = this.router.byPath && this.router.ambiguous(req.target, req.headers.get('host')) ? 'BAD_REQUEST' : this.hooks.admit?.(client)
+    const refusal = flight.route === AMBIGUOUS_ROUTE ? 'BAD_REQUEST' : this.hooks.admit?.(client)
     // Max-Forwards as for any other request: at 0 answered here, and nothing is switched.
     const own = refusal ? flight.fail(refusal, refusal === 'BAD_REQUEST' ? AMBIGUOUS_PATH : undefined) : this.maxForwardsAnswer(flight)
     if (own) {
@@ -243,13 +243,14 @@ export class ProxyHandler {
   /** The route phase: the upstream, the request id, the Host sent upstream and the record. */
   private route(req: ProxyRequest, client: ClientInfo, sink: ReplySink): Flight {
     const hostHeader = req.headers.get('host')
-    const pool = this.router.routeFor(req.target, hostHeader)
+    const route = this.router.pick(req.target, hostHeader)
+    const pool = this.router.upstreamOf(route === AMBIGUOUS_ROUTE ? undefined : route)
     const u = pool.upstream
     // An HTTP/1.0 request may lack Host; the upstream then gets its own name.
     const clientHost = hostHeader ?? upstreamAuthority(u)
     const requestId = req.id ?? requestIdFor(req.headers.get('x-request-id'))
     req.id = requestId
-    return new Flight(requestId, pool, clientHost, req, client, sink, this.hooks)
+    return new Flight(requestId, route, pool, clientHost, req, client, sink, this.hooks)
   }
 
   /**
@@ -297,7 +298,8 @@ export class ProxyHandler {
     const { req, client, pool } = flight
     const u = pool.upstream
     const key = requestKey(client.tls, flight.clientHost, req.target, this.trustedPeer(client.ip) ? req.headers : undefined)
-    const enabled = this.router.matchFor(req.target, req.headers.get('host'))?.cache ?? true
+    const route = flight.route
+    const enabled = route === undefined || route === AMBIGUOUS_ROUTE || route.cache
     const body = outgoing.body
     const hasContent = body instanceof ReadableStream || (body instanceof Uint8Array && body.byteLength > 0)
     const cached = cache.lookup(req, { key, enabled, requestId: flight.requestId, client, maxWaitMs: u.connectTimeoutMs + u.headerTimeoutMs, streamKeepsLength: client.streamKeepsLength === true, hasContent })

@@ -13,7 +13,7 @@ export class Router<T> {
   private readonly routes: readonly ResolvedRoute[]
   /** Whether any of them looks at the Host, or at the path: a request's are only derived then. */
   private readonly byHost: boolean
-  readonly byPath: boolean
+  private readonly byPath: boolean
   /** Each route's path prefix in normal form (routePath), parallel to `routes`. */
   private readonly prefixes: readonly (string | undefined)[]
   /** The same prefixes as an origin that merges slashes and decodes escapes reads them (mergedPath): what `ambiguous` compares a path so read with. */
@@ -57,47 +57,64 @@ export class Router<T> {
 
   /** The upstream for a host (without port) and a path (without query). */
   route(host: string, path: string): T {
-    return this.upstreams.get(this.match(host, path)?.upstream ?? this.defaultUpstream)!
+    return this.upstreamOf(this.match(host, path))
   }
 
   /**
-   * The route for a request target and its Host header (the port dropped, the query ignored).
-   * The Host is lower-cased and the path cut from the query only when a route looks at them: the
-   * usual table (the catch-all alone) matches every request without either.
+   * The route for a request target and its Host header (the port dropped, the query ignored), in
+   * the path's RFC 3986 normal form (routePath). The Host is lower-cased and the path cut from the
+   * query and normalized only when a route looks at them: the usual table (the catch-all alone)
+   * matches every request without either.
    */
   matchFor(target: string, hostHeader: string | null): ResolvedRoute | undefined {
-    const host = this.byHost && hostHeader !== null ? hostWithoutPort(hostHeader) : ''
-    let path = target
-    if (this.byPath) {
-      const qs = target.indexOf('?')
-      path = routePath(qs >= 0 ? target.slice(0, qs) : target)
-    }
-    return this.match(host, path)
+    return this.match(this.hostOf(hostHeader), this.byPath ? routePath(pathOf(target)) : target)
   }
 
   /**
-   * Whether routes look at paths and this target's path takes another route as an origin that
-   * merges slashes and decodes every escape reads it (mergedPath) than in the RFC 3986 normal form
-   * (routePath): "/static//../account/x" is "/static/account/x" by RFC 3986 and "/account/x" to
-   * nginx, so which route it belongs to depends on the origin. Such a request is refused (400)
-   * rather than routed by a guess. Paths without "%", "//" or "/." are never ambiguous.
+   * What the route phase asks, once per request: matchFor's route, or AMBIGUOUS_ROUTE when routes
+   * look at paths and this path takes another route as an origin that merges slashes and decodes
+   * every escape reads it (mergedPath): "/static//../account/x" is "/static/account/x" by RFC 3986
+   * and "/account/x" to nginx, so which route it belongs to depends on the origin; such a request
+   * is refused (400) rather than routed by a guess. No routes: undefined at once.
    */
-  ambiguous(target: string, hostHeader: string | null): boolean {
-    if (!this.byPath) return false
-    const qs = target.indexOf('?')
-    const path = qs >= 0 ? target.slice(0, qs) : target
-    if (path.charCodeAt(0) !== 0x2f || (!path.includes('%') && !path.includes('/.') && !path.includes('//'))) return false
-    const host = this.byHost && hostHeader !== null ? hostWithoutPort(hostHeader) : ''
+  pick(target: string, hostHeader: string | null): ResolvedRoute | undefined | typeof AMBIGUOUS_ROUTE {
+    if (this.routes.length === 0) return undefined
+    const route = this.matchFor(target, hostHeader)
+    if (!this.byPath) return route
+    const path = pathOf(target)
+    // Paths without "%", "//" or "/." read one way only.
+    if (path.charCodeAt(0) !== 0x2f || (!path.includes('%') && !path.includes('/.') && !path.includes('//'))) return route
     // Each reading against the prefixes read the same way: a prefix spelled with an escape ("/my%20docs/") or "//" is its own route's in both.
-    return this.match(host, routePath(path)) !== this.matchIn(host, mergedPath(path), this.mergedPrefixes)
+    return route === this.matchIn(this.hostOf(hostHeader), mergedPath(path), this.mergedPrefixes) ? route : AMBIGUOUS_ROUTE
+  }
+
+  private hostOf(hostHeader: string | null): string {
+    return this.byHost && hostHeader !== null ? hostWithoutPort(hostHeader) : ''
+  }
+
+  /** Whether pick() refuses this target as ambiguous. */
+  ambiguous(target: string, hostHeader: string | null): boolean {
+    return this.pick(target, hostHeader) === AMBIGUOUS_ROUTE
+  }
+
+  /** The upstream a picked route names (the default for none). */
+  upstreamOf(route: ResolvedRoute | undefined): T {
+    return this.upstreams.get(route?.upstream ?? this.defaultUpstream)!
   }
 
   /** The upstream for a request target and its Host header. */
   routeFor(target: string, hostHeader: string | null): T {
-    // Without [[route]] tables there is nothing to match the Host and path against.
-    if (this.routes.length === 0) return this.upstreams.get(this.defaultUpstream)!
-    return this.upstreams.get(this.matchFor(target, hostHeader)?.upstream ?? this.defaultUpstream)!
+    return this.upstreamOf(this.matchFor(target, hostHeader))
   }
+}
+
+/** What Router.pick gives for a path whose route depends on how its origin reads it. */
+export const AMBIGUOUS_ROUTE: unique symbol = Symbol('ambiguous path')
+
+/** A request target's path: without its query. */
+function pathOf(target: string): string {
+  const qs = target.indexOf('?')
+  return qs >= 0 ? target.slice(0, qs) : target
 }
 
 /**
