@@ -10,6 +10,7 @@
  * request is request.ts's business.
  */
 import { Buffer } from 'node:buffer'
+import { latin1Equals } from '../lib/bytes.ts'
 import { connectionError, H2Code } from './errors.ts'
 import { COMMON_RESPONSE_NAMES, DynamicTable, entrySize, STATIC_NAME_INDEX, STATIC_PAIR_INDEX } from './hpack-table.ts'
 import { huffmanDecodeInto, huffmanEncodeBytes, huffmanLengthOf, latin1Scratch } from './huffman.ts'
@@ -300,21 +301,12 @@ export class HpackEncoder {
     const literal = COMMON_LITERAL[place]!
     if (literal !== 0) {
       const out = this.out
-      let off = encodeInt(out, this.at, literal & 0xff, 4, literal >> 8)
-      const h = huffmanLengthOf(bytes, from, to)
-      if (h < to - from) off = huffmanEncodeBytes(bytes, from, to, out, encodeInt(out, off, h, 7, 0x80))
-      else {
-        off = encodeInt(out, off, to - from, 7, 0)
-        for (let i = from; i < to; i++) out[off++] = bytes[i]!
-      }
-      this.at = off
+      this.at = encodeBytes(out, encodeInt(out, this.at, literal & 0xff, 4, literal >> 8), bytes, from, to)
       return
     }
     const recent = this.recentValues[place]
-    if (recent !== undefined && recent.length === to - from) {
-      let same = true
-      for (let i = 0; i < recent.length && same; i++) same = bytes[from + i] === recent.charCodeAt(i)
-      const index = same ? this.table.indexOfAbsolute(this.recentEntries[place]!) : 0
+    if (recent !== undefined && latin1Equals(bytes, from, to, recent)) {
+      const index = this.table.indexOfAbsolute(this.recentEntries[place]!)
       if (index !== 0) {
         this.at = encodeInt(this.out, this.at, index, 7, 0x80)
         return
@@ -368,13 +360,14 @@ export class HpackEncoder {
 }
 
 function encodeString(out: Uint8Array, off: number, s: string): number {
-  const bytes = latin1Scratch(s)
-  const h = huffmanLengthOf(bytes, 0, s.length)
-  if (h < s.length) {
-    off = encodeInt(out, off, h, 7, 0x80)
-    return huffmanEncodeBytes(bytes, 0, s.length, out, off)
-  }
-  off = encodeInt(out, off, s.length, 7, 0)
-  for (let i = 0; i < s.length; i++) out[off++] = s.charCodeAt(i) & 0xff
+  return encodeBytes(out, off, latin1Scratch(s), 0, s.length)
+}
+
+/** A string literal (§5.2) of the latin1 characters bytes[from, to): Huffman-coded where shorter. */
+function encodeBytes(out: Uint8Array, off: number, bytes: Uint8Array, from: number, to: number): number {
+  const h = huffmanLengthOf(bytes, from, to)
+  if (h < to - from) return huffmanEncodeBytes(bytes, from, to, out, encodeInt(out, off, h, 7, 0x80))
+  off = encodeInt(out, off, to - from, 7, 0)
+  for (let i = from; i < to; i++) out[off++] = bytes[i]!
   return off
 }
