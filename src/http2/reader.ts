@@ -49,7 +49,8 @@ export class FrameReader {
       off += FRAME_HEADER_BYTES + h.length
       if (!onFrame(h, payload)) return
     }
-    if (off < chunk.byteLength) this.keep(chunk, off)
+    // The start of a frame the read ends in: kept (fill() never completes it here).
+    if (off < chunk.byteLength) this.fill(chunk, off, onFrame)
   }
 
   /** Checks what of the preface is in `chunk`; returns the offset after it. */
@@ -63,20 +64,7 @@ export class FrameReader {
     return n
   }
 
-  /** The start of a frame the read ends in (at most one frame's worth, as the header says). */
-  private keep(chunk: Uint8Array, off: number): void {
-    const left = chunk.byteLength - off
-    if (left < FRAME_HEADER_BYTES) {
-      this.headBytes = putRange(this.head, 0, chunk, off, chunk.byteLength)
-      return
-    }
-    this.headBytes = FRAME_HEADER_BYTES
-    this.partialHeader = readFrameHeader(chunk, off) // checked by push()'s loop
-    this.partial = Buffer.allocUnsafe(this.partialHeader.length)
-    this.partialBytes = putRange(this.partial, 0, chunk, off + FRAME_HEADER_BYTES, chunk.byteLength)
-  }
-
-  /** Continues the kept frame from `chunk` at `off`; returns the offset after it, or -1 when onFrame said stop. */
+  /** Starts or continues the kept frame from `chunk` at `off`; returns the offset after it, or -1 when onFrame said stop. */
   private fill(chunk: Uint8Array, off: number, onFrame: (h: FrameHeader, payload: Uint8Array) => boolean): number {
     const end = chunk.byteLength
     if (this.partialHeader === undefined) {
