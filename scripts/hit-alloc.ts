@@ -2,7 +2,7 @@
  * What the proxy allocates per cache hit (issue 18: each eden collection is a fixed pause of
  * ~0.5-0.7 ms, so fewer bytes allocated per hit means fewer of them), counted rather than timed:
  *
- *   BUN_JSC_useGC=0 bun scripts/hit-alloc.ts [--hits 50000] [--warmup 50000] [--connections 4] [--rounds 3]
+ *   BUN_JSC_useGC=0 bun scripts/hit-alloc.ts [--hits 50000] [--warmup 50000] [--connections 4] [--rounds 3] [--proxied]
  *
  * Runs `proxy serve` in this process (`--cache 64MiB`, access log and admin off, as `ab-cpu.ts
  * --cache` runs it) in front of the local nginx origin (local-load.ts), stores /cacheable, then
@@ -13,7 +13,9 @@
  * bytes allocated, and the growth of objectTypeCounts the cells allocated, by type. Prints per
  * hit, per round: bytes, cells, and each type above 0.05. The client's own allocations are its
  * process's; this one's idle work (timers) during a round is counted in, a few bytes a hit.
- * Rounds agree to well under 1 %. Loopback only; nginx is killed at the end.
+ * Rounds agree to well under 1 %. With --proxied the proxy runs without a cache and the client
+ * asks for /small: every request goes to the origin, so the count is a proxied request's (both
+ * sides: the client's and the upstream's). Loopback only; nginx is killed at the end.
  */
 import { heapStats } from 'bun:jsc'
 
@@ -22,14 +24,16 @@ const opt = (name: string, def: string) => {
   const i = args.indexOf(name)
   return i >= 0 ? args[i + 1]! : def
 }
-const PATH = '/cacheable'
+const PROXIED = args.includes('--proxied')
+const PATH = PROXIED ? '/small' : '/cacheable'
 
-if (args[0] === '--client') await client(Number(args[1]), Number(args[2]), Number(args[3]))
+if (args[0] === '--client') await client(Number(args[1]), Number(args[2]), Number(args[3]), args[4] === 'proxied')
 else await main()
 
 /** The load: `hits` requests over `connections` sockets, each sending its next once the answer is in. */
-async function client(port: number, hits: number, connections: number): Promise<void> {
-  const request = Buffer.from(`GET ${PATH} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, 'latin1')
+async function client(port: number, hits: number, connections: number, proxied: boolean): Promise<void> {
+  const path = proxied ? '/small' : '/cacheable'
+  const request = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, 'latin1')
   let sent = 0
   let done = 0
   let finish!: () => void
@@ -58,8 +62,8 @@ async function client(port: number, hits: number, connections: number): Promise<
             const end = held.indexOf('\r\n\r\n')
             if (end < 0) return
             const head = held.toString('latin1', 0, end)
-            if (!head.startsWith('HTTP/1.1 200 ') || !/\r\ncache-status: proxy; hit/i.test(head)) {
-              console.error(`not a hit: ${head}`)
+            if (!head.startsWith('HTTP/1.1 200 ') || (!proxied && !/\r\ncache-status: proxy; hit/i.test(head))) {
+              console.error(proxied ? `not a 200: ${head}` : `not a hit: ${head}`)
               process.exit(1)
             }
             const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)![1])
@@ -78,7 +82,7 @@ async function client(port: number, hits: number, connections: number): Promise<
 
 async function runClient(port: number, hits: number, connections: number): Promise<number> {
   const t0 = performance.now()
-  const p = Bun.spawn([process.execPath, import.meta.path, '--client', String(port), String(hits), String(connections)], { stdout: 'inherit', stderr: 'inherit', env: {} })
+  const p = Bun.spawn([process.execPath, import.meta.path, '--client', String(port), String(hits), String(connections), PROXIED ? 'proxied' : 'hit'], { stdout: 'inherit', stderr: 'inherit', env: {} })
   if ((await p.exited) !== 0) throw new Error('the client failed')
   return performance.now() - t0
 }
@@ -98,10 +102,10 @@ async function main(): Promise<void> {
   const ports = { origin: 18330, proxy: 18331 }
   startOrigin(workDir('hit-alloc-'), ports.origin)
   const io = { ...processIo(), err: () => {} }
-  void runCli(['serve', '--upstream', `127.0.0.1:${ports.origin}`, '--listen', `127.0.0.1:${ports.proxy}`, '--admin', 'off', '--access-log', 'off', '--cache', '64MiB'], io)
-  await waitFor(ports.proxy, PATH) // the miss that stores it
+  void runCli(['serve', '--upstream', `127.0.0.1:${ports.origin}`, '--listen', `127.0.0.1:${ports.proxy}`, '--admin', 'off', '--access-log', 'off', ...(PROXIED ? [] : ['--cache', '64MiB'])], io)
+  await waitFor(ports.proxy, PATH) // with the cache: the miss that stores it
   await runClient(ports.proxy, WARMUP, CONNECTIONS)
-  console.log(`${HITS} hits a round over ${CONNECTIONS} connections, after ${WARMUP} to warm up; per hit:`)
+  console.log(`${HITS} ${PROXIED ? 'proxied requests' : 'hits'} a round over ${CONNECTIONS} connections, after ${WARMUP} to warm up; per ${PROXIED ? 'request' : 'hit'}:`)
   for (let r = 0; r < ROUNDS; r++) {
     const before = heapStats()
     const ms = await runClient(ports.proxy, HITS, CONNECTIONS)
