@@ -1,7 +1,7 @@
 /**
  * HTTP/1.1 chunked transfer coding (RFC 9112 §7.1): an incremental decoder that feeds on socket
- * chunks and hands out body slices without copying (trailers are read and dropped), and the
- * encoder of one chunk. Pure:
+ * chunks and hands out body slices without copying (trailers are read, bounded, and dropped), and
+ * the encoder of one chunk. Pure:
  * no I/O, so it is table-tested directly.
  */
 
@@ -18,6 +18,19 @@ const enum State {
 /** A chunk-size line longer than this is an attack, not a chunk size. */
 const MAX_LINE_BYTES = 4096
 
+/**
+ * Most field lines in a trailer section. HAProxy reads trailers with its header parser, whose
+ * tune.http.maxhdr is 101 by default (the start line and 100 fields); Envoy caps a section at 100
+ * too. Trailers in use (grpc-status, a checksum, Server-Timing) are a handful.
+ */
+export const MAX_TRAILER_LINES = 100
+
+/**
+ * The trailer section's size limit when the caller gives none: 16 KiB, the default of
+ * max_header_size, which the listener applies to request heads (config/fields.ts).
+ */
+export const DEFAULT_MAX_TRAILER_BYTES = 16 * 1024
+
 export class ChunkedDecodeError extends Error {
   override name = 'ChunkedDecodeError'
 }
@@ -30,8 +43,19 @@ export class ChunkedDecoder {
   private remaining = 0
   private trailerLineBytes = 0
   private trailerCr = false
+  /** Bytes of the trailer section read so far (its line ends too), and its field lines. */
+  private trailerBytes = 0
+  private trailerLines = 0
   /** The chunk-size line after the digits (extensions), checked when its CR arrives. */
   private ext = ''
+
+  /**
+   * `maxTrailerBytes` bounds the whole trailer section (its field lines, their CRLFs and the empty
+   * line that ends it): the request head's limit for a client's body, the response head's for an
+   * upstream's. Dropped as the trailers are, without a bound a peer could send field lines for
+   * ever on one message, which would then never end (nor time out: bytes keep coming).
+   */
+  constructor(private readonly maxTrailerBytes = DEFAULT_MAX_TRAILER_BYTES) {}
 
   get done(): boolean {
     return this.state === State.Done
@@ -113,9 +137,11 @@ export class ChunkedDecoder {
           // control character could end the message at a different byte in another parser.
           const c = input[i]!
           i++
+          if (++this.trailerBytes > this.maxTrailerBytes) throw new ChunkedDecodeError(`trailer section larger than ${this.maxTrailerBytes} bytes`)
           if (c === 0x0a) {
             if (!this.trailerCr) throw new ChunkedDecodeError('bare LF in trailer section')
             if (this.trailerLineBytes === 0) this.state = State.Done
+            else if (++this.trailerLines > MAX_TRAILER_LINES) throw new ChunkedDecodeError(`more than ${MAX_TRAILER_LINES} trailer field lines`)
             this.trailerLineBytes = 0
             this.trailerCr = false
           } else if (this.trailerCr) {

@@ -178,7 +178,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
         req.body = this.openBody(rest)
       }
     } else if (framing.kind === 'chunked') {
-      this.decoder = new ChunkedDecoder()
+      this.decoder = new ChunkedDecoder(this.shared.opts.maxHeaderBytes) // its trailer section within the head's limit
       req.body = this.openBody(rest)
     } else {
       this.pending.keep(rest)

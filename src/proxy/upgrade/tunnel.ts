@@ -343,7 +343,7 @@ function relayThenClose(upstream: Conn, client: Conn, late: LateEvents, raw: Buf
   if (f.kind === 'none') return finish(true)
   if (idleMs > 0) watchStall(idle)
   let remaining = f.kind === 'length' ? f.length : Infinity
-  const decoder = f.kind === 'chunked' ? new ChunkedDecoder() : undefined
+  const decoder = f.kind === 'chunked' ? new ChunkedDecoder(MAX_RESPONSE_HEAD_BYTES) : undefined
   const onBody = (chunk: Uint8Array) => {
     let take: number
     if (decoder) {

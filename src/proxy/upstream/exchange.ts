@@ -265,7 +265,7 @@ export class Exchange {
       return
     }
     if (f.kind === 'chunked') {
-      this.decoder = new ChunkedDecoder()
+      this.decoder = new ChunkedDecoder(MAX_RESPONSE_HEAD_BYTES) // trailers within the head's limit
       const slices: Uint8Array[] = []
       let used: number
       try {

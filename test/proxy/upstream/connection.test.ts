@@ -73,6 +73,52 @@ describe('ChunkedDecoder', () => {
     expect(d.done).toBe(true)
   })
 
+  describe('the trailer section is bounded', () => {
+    const lines = (n: number, line = 'x-t: 1\r\n') => line.repeat(n)
+    /** Feeds `text` in 1 KiB pieces; the error thrown, or undefined once it ends (or the text runs out). */
+    function feedAll(d: ChunkedDecoder, text: string): unknown {
+      const bytes = enc(text)
+      try {
+        for (let at = 0; at < bytes.length && !d.done; at += 1024) d.feed(bytes.subarray(at, at + 1024), () => {})
+      } catch (err) {
+        return err
+      }
+      return undefined
+    }
+
+    test('field lines that never end are refused once the section passes its byte limit', () => {
+      // About 1 MiB of lines, each well within the per-line limit, and no empty line; 61 lines make 4 KiB.
+      const d = new ChunkedDecoder(4096)
+      const err = feedAll(d, `5\r\nhello\r\n0\r\n${lines(15_000, `x-t: ${'a'.repeat(60)}\r\n`)}`)
+      expect(err).toBeInstanceOf(ChunkedDecodeError)
+      expect((err as Error).message).toMatch(/trailer section larger than 4096 bytes/)
+      expect(d.done).toBe(false)
+    })
+
+    test('a section of exactly the limit (its final CRLF counted) ends; one byte more is refused', () => {
+      const line = `x-t: ${'a'.repeat(92)}\r\n` // 99 bytes
+      const fits = `0\r\n${line}${'x-u: 123\r\n'}\r\n` // 99 + 10 + 2 = 111 bytes of trailer section
+      const d = new ChunkedDecoder(111)
+      expect(feedAll(d, fits)).toBeUndefined()
+      expect(d.done).toBe(true)
+      expect(feedAll(new ChunkedDecoder(110), fits)).toBeInstanceOf(ChunkedDecodeError)
+    })
+
+    const MAX_TRAILER_LINES = 100 // chunked.ts's (HAProxy's tune.http.maxhdr, less its start line)
+    test('at most 100 field lines, however small', () => {
+      const ok = new ChunkedDecoder(1 << 20)
+      expect(feedAll(ok, `0\r\n${lines(MAX_TRAILER_LINES)}\r\n`)).toBeUndefined()
+      expect(ok.done).toBe(true)
+      const err = feedAll(new ChunkedDecoder(1 << 20), `0\r\n${lines(MAX_TRAILER_LINES + 1)}\r\n`)
+      expect(err).toBeInstanceOf(ChunkedDecodeError)
+      expect((err as Error).message).toMatch(/more than 100 trailer field lines/)
+    })
+
+    test('without a limit given, the section is held to 16 KiB (the default max_header_size)', () => {
+      expect(feedAll(new ChunkedDecoder(), `0\r\nx-t: ${'a'.repeat(16 * 1024)}`)).toBeInstanceOf(ChunkedDecodeError)
+      expect(feedAll(new ChunkedDecoder(), `0\r\n${lines(50, `x-t: ${'a'.repeat(400)}\r\n`)}`)).toBeInstanceOf(ChunkedDecodeError)
+    })
+  })
 })
 
 describe('parseResponseHead', () => {
