@@ -6,12 +6,12 @@
  * CLI and config errors (E_*, lib/errors.ts) are a different matter: they become exit codes.
  */
 import type { HeadErrorCode } from '../http1/request-head.ts'
-import type { DialErrorCode } from '../runtime/socket.ts'
+import type { DialErrorCode } from '../runtime/dial-errors.ts'
 import type { ProxyReply } from './message.ts'
 
 export type FailureCode =
   // The upstream side. Connect failures come from runtime/socket.ts under the same names.
-  | DialErrorCode // CONNECT_REFUSED, CONNECT_TIMEOUT, CONNECT_FAILED, TLS_FAILED
+  | DialErrorCode // CONNECT_REFUSED, CONNECT_TIMEOUT, CONNECT_FAILED, TLS_FAILED, NO_FILE_DESCRIPTORS (the proxy's own, not the address's)
   | 'RESET_BEFORE_RESPONSE' // the connection closed before any response byte
   | 'HEADER_TIMEOUT' // no response head within header_timeout
   | 'BAD_RESPONSE' // the upstream sent something that is not HTTP/1.x
@@ -95,6 +95,10 @@ const TABLE: Record<FailureCode, FailureStatus> = {
   POOL_TIMEOUT: { status: 503, reason: 'upstream connection limit reached' },
   NO_ADDRESS: { status: 503, reason: 'no upstream address available' },
   NOT_RESOLVED: { status: 503, reason: 'upstream has not resolved yet' },
+  // The proxy had no file descriptor for the upstream socket: its own temporary overload, not the
+  // upstream's fault (so not a 502), with Retry-After. nginx answers 500 for its "socket() failed
+  // (24: Too many open files)"; 503 says the same thing in the words of RFC 9110 §15.6.4.
+  NO_FILE_DESCRIPTORS: { status: 503, reason: 'proxy is out of file descriptors; retry shortly' },
   // The client's request is at fault (RFC 9110 §15.5, RFC 9112 §3 and §6).
   BAD_REQUEST: { status: 400, reason: 'malformed request', refusal: 'malformed', close: true },
   BAD_BODY: { status: 400, reason: 'malformed chunked request body', refusal: 'malformed', close: true },

@@ -5,10 +5,13 @@
  */
 import { isIP } from 'node:net'
 import { holdClocks, releaseClocks } from '../lib/clock.ts'
+import { connectFailure, DialError } from './dial-errors.ts'
 import { isBun } from './detect.ts'
 import { ReadSizer } from './receive-buffer.ts'
 import type { TlsSessionCache } from './tls-sessions.ts'
 import { WriteQueue } from './write-queue.ts'
+
+export { DialError, type DialErrorCode } from './dial-errors.ts'
 
 export interface TlsDialOptions {
   /** SNI and the name the certificate is verified against. */
@@ -35,18 +38,6 @@ export interface ConnTimings {
   tlsAt: number | undefined
   /** The TLS handshake resumed an earlier session (tls-sessions.ts). */
   tlsResumed?: boolean
-}
-
-/** Why a connect failed, in the proxy's error vocabulary (proxy/errors.ts maps these to statuses); the pool names the address (host:port) before the message. */
-export type DialErrorCode = 'CONNECT_REFUSED' | 'CONNECT_TIMEOUT' | 'CONNECT_FAILED' | 'TLS_FAILED'
-
-export class DialError extends Error {
-  readonly code: DialErrorCode
-  constructor(code: DialErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.code = code
-    this.name = 'DialError'
-  }
 }
 
 /** Event sinks a Conn user installs. Each is replaced, never chained. */
@@ -232,8 +223,7 @@ const bunHandlers: import('bun').SocketHandler<BunSocketData> = {
     socket.terminate()
   },
   connectError(socket, err) {
-    const code = (err as { code?: string }).code
-    socket.data.settle?.(new DialError(code === 'ECONNREFUSED' ? 'CONNECT_REFUSED' : 'CONNECT_FAILED', err.message, { cause: err }), undefined, 'fail')
+    socket.data.settle?.(connectFailure(err), undefined, 'fail')
   },
 }
 
@@ -320,10 +310,8 @@ function dialBun(opts: DialOptions): Promise<Conn> {
         socketRef = s
         if (done && data.conn === undefined) s.terminate()
       },
-      (err: Error) => {
-        const code = (err as { code?: string }).code
-        finish(new DialError(code === 'ECONNREFUSED' ? 'CONNECT_REFUSED' : 'CONNECT_FAILED', err.message, { cause: err }), undefined)
-      },
+      // Mostly after connectError has settled it (then not mapped again: a refusal's check costs system calls).
+      (err: Error) => void (done || finish(connectFailure(err), undefined)),
     )
   })
 }
@@ -367,9 +355,9 @@ async function dialNode(opts: DialOptions): Promise<Conn> {
       resolve(conn)
     })
     sock.once('error', (err: NodeJS.ErrnoException) => {
-      const code = err.code === 'ECONNREFUSED' ? 'CONNECT_REFUSED' : opts.tls && connectAt ? 'TLS_FAILED' : 'CONNECT_FAILED'
-      if (code === 'TLS_FAILED') sessions?.forget(sessionKey)
-      fail(new DialError(code, err.message, { cause: err }))
+      const failure = connectFailure(err, opts.tls && connectAt ? 'TLS_FAILED' : 'CONNECT_FAILED')
+      if (failure.code === 'TLS_FAILED') sessions?.forget(sessionKey)
+      fail(failure)
     })
   })
 }

@@ -69,6 +69,8 @@ export class ActiveHealthChecker {
     } finally {
       conn?.destroy()
     }
+    // No socket for the check (the proxy is out of file descriptors, runtime/dial-errors.ts): the address was not tried; no verdict.
+    if (why === 'NO_FILE_DESCRIPTORS') return
     if (healthy !== state.activeHealthy) {
       this.opts.log?.(healthy ? 'info' : 'warn', healthy ? 'health check passes again' : 'health check failed; address out of rotation', { upstream: u.name, address: state.address, path: u.healthPath, reason: why || undefined })
     }

@@ -10,6 +10,7 @@
 import type { ResolvedUpstream } from '../../config/schema.ts'
 import { heldClocks, type Clocks } from '../../lib/clock.ts'
 import type { LogFn } from '../../lib/logger.ts'
+import { OUT_OF_DESCRIPTORS_HINT } from '../../runtime/dial-errors.ts'
 import { dial as defaultDial, DialError, type DialOptions, type Conn } from '../../runtime/socket.ts'
 import { TlsSessionCache } from '../../runtime/tls-sessions.ts'
 import { RequestFailure } from '../errors.ts'
@@ -38,6 +39,8 @@ export interface AcquiredConnection {
 }
 
 const SWEEP_INTERVAL_MS = 1000
+/** Connects that fail for lack of file descriptors come in bursts: one log line per this long at most. */
+const NO_FDS_LOG_EVERY_MS = 10_000
 
 export class UpstreamPool {
   readonly addresses = new Map<string, AddressState>()
@@ -57,6 +60,9 @@ export class UpstreamPool {
   connectsTotal = 0
   /** New connections whose TLS handshake resumed a kept session. */
   tlsResumedTotal = 0
+  /** When the last out-of-descriptors line was logged, and the failed connects since. */
+  private noFdsLoggedAtMonoMs = -Infinity
+  private noFdsFailures = 0
 
   constructor(
     readonly upstream: ResolvedUpstream,
@@ -249,7 +255,7 @@ export class UpstreamPool {
     try {
       conn = await this.dialFn(this.dialOptions(state))
     } catch (err) {
-      throw toRequestFailure(err, state)
+      throw this.dialFailed(err, state)
     }
     if (conn.timings.tlsResumed) this.tlsResumedTotal++
     return conn
@@ -265,10 +271,27 @@ export class UpstreamPool {
     } catch (err) {
       state.open--
       this.wakeWaiter(state)
-      throw toRequestFailure(err, state)
+      throw this.dialFailed(err, state)
     }
     if (conn.timings.tlsResumed) this.tlsResumedTotal++
     return new Http1Connection(conn, (c, reusable) => this.release(state, c, reusable))
+  }
+
+  /**
+   * A failed dial as a RequestFailure. One for lack of file descriptors is the proxy's, not the
+   * address's (the attempt loop does not count it: isAddressFailure), and says so in the log,
+   * with what to do: the operator must see why requests fail while the upstream is up.
+   */
+  private dialFailed(err: unknown, state: AddressState): RequestFailure {
+    const failure = toRequestFailure(err, state)
+    if (failure.code !== 'NO_FILE_DESCRIPTORS') return failure
+    this.noFdsFailures++
+    const now = this.clock.monoMs()
+    if (now - this.noFdsLoggedAtMonoMs < NO_FDS_LOG_EVERY_MS) return failure
+    this.noFdsLoggedAtMonoMs = now
+    this.opts.log?.('error', 'proxy is out of file descriptors: upstream connects fail in the proxy, not at the upstream, whose addresses stay in rotation', { upstream: this.upstream.name, address: state.label, failed_connects: this.noFdsFailures, fix: OUT_OF_DESCRIPTORS_HINT })
+    this.noFdsFailures = 0
+    return failure
   }
 
   private async prewarm(state: AddressState): Promise<void> {

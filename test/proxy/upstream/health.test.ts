@@ -4,6 +4,7 @@ import type { Server } from 'bun'
 import { resolveConfig } from '../../../src/config/resolve.ts'
 import { newAddressState, type AddressState } from '../../../src/proxy/upstream/address-state.ts'
 import { ActiveHealthChecker, type HealthTargets } from '../../../src/proxy/upstream/health.ts'
+import { DialError } from '../../../src/runtime/socket.ts'
 
 const closers: (() => void | Promise<void>)[] = []
 afterEach(async () => {
@@ -120,6 +121,18 @@ describe('ActiveHealthChecker.runOnce', () => {
     const t = targets(port, ['127.0.0.1'])
     await checker(t).runOnce()
     expect(t.addresses.get('127.0.0.1')!.activeHealthy).toBe(false)
+  })
+
+  test('a check with no file descriptor for its socket gives no verdict: the address stays as it was', async () => {
+    const t = targets(1, ['127.0.2.1', '127.0.2.2'])
+    t.addresses.get('127.0.2.2')!.activeHealthy = false
+    const logs: string[] = []
+    const c = new ActiveHealthChecker(t, { log: (level, msg) => logs.push(`${level}: ${msg}`), dial: () => Promise.reject(new DialError('NO_FILE_DESCRIPTORS', 'scripted')) })
+    closers.push(() => c.close())
+    await c.runOnce()
+    expect(c.checks).toBe(2)
+    expect([...t.addresses.values()].map((s) => s.activeHealthy)).toEqual([true, false])
+    expect(logs).toEqual([])
   })
 
   test('an origin that does not answer within health_timeout fails the check', async () => {

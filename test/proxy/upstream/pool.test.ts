@@ -327,6 +327,24 @@ describe('acquire', () => {
     expect(r.pool.connectsTotal).toBe(1)
   })
 
+  test('a dial with no file descriptor left is the proxy\'s failure: not the address\'s, and logged once per 10 s with the count', async () => {
+    const r = rig({}, { dial: () => Promise.reject(new DialError('NO_FILE_DESCRIPTORS', 'scripted')) })
+    r.pool.start()
+    const a = r.pool.addresses.get('127.0.2.1')!
+    for (let i = 0; i < 3; i++) {
+      const err = await rejection(r.pool.acquire(a))
+      expect([err.code, err.phase, err.isAddressFailure]).toEqual(['NO_FILE_DESCRIPTORS', 'connect', false])
+    }
+    expect(r.logs).toEqual(['error: proxy is out of file descriptors: upstream connects fail in the proxy, not at the upstream, whose addresses stay in rotation'])
+    expect(r.logFields[0]).toMatchObject({ address: '127.0.2.1:8080', failed_connects: 1 })
+    expect(String(r.logFields[0]!.fix)).toContain('LimitNOFILE')
+    r.clock.t += 10_000
+    await rejection(r.pool.dialDetached(a))
+    expect(r.logs.length).toBe(2)
+    expect(r.logFields[1]).toMatchObject({ failed_connects: 3 })
+    expect(a).toMatchObject({ open: 0, inFlight: 0, ejectedUntilMonoMs: 0, consecutiveFailures: 0 })
+  })
+
   test('a dial that throws something else is CONNECT_FAILED', async () => {
     const r = rig({}, { dial: () => Promise.reject(new Error('EHOSTUNREACH')) })
     r.pool.start()
