@@ -311,11 +311,7 @@ export class ProxyHandler {
     flight.cached = cached
     const hit = cached.hit
     if (hit) {
-      flight.record.status = hit.status
-      if (hit.body instanceof Uint8Array) flight.record.bytes_out = hit.body.byteLength
-      // A body still arriving (shared with the request that went upstream) is recorded when it ends.
-      if (hit.body instanceof ReadableStream) hit.body = flight.emitAtEnd(hit.body)
-      else flight.emit()
+      flight.recordHit(hit)
       return hit
     }
     const { headers, lines } = this.forwardFields(flight)

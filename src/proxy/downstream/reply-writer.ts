@@ -5,7 +5,7 @@
  * in a WriteQueue; end() waits for them. Reading requests is client-connection.ts's.
  */
 import { Buffer } from 'node:buffer'
-import { SocketBodyStream } from '../../http1/body-stream.ts'
+import { SLICE_BYTES, slicesOf, SocketBodyStream } from '../../http1/body-stream.ts'
 import { encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { encodeResponseHead, isBodiless } from '../../http1/response-encode.ts'
 import { SendBacklog } from '../../runtime/send-backlog.ts'
@@ -25,30 +25,6 @@ export interface WritableSocket {
 export type ReplyEndFn = (end: 'done' | 'failed', close: boolean) => void
 
 const EMPTY = new Uint8Array(0)
-
-/**
- * Whole bodies larger than this (a cache hit, a byte range of one) are not copied after their
- * head: they go as a stream of views of this size, each once the socket has taken the last, as a
- * streamed body does. A copy of a stored 4 MiB body per slow reader was held until the reader
- * had taken it (200 readers at 1 KiB/s: +800 MiB).
- */
-const SLICE_BYTES = 64 * 1024
-
-/** `body` as a stream of views of SLICE_BYTES, made as they are read (no copy). */
-function slicesOf(body: Uint8Array): ReadableStream<Uint8Array> {
-  let at = 0
-  return new ReadableStream<Uint8Array>(
-    {
-      pull(c) {
-        if (at >= body.byteLength) return c.close()
-        const end = Math.min(at + SLICE_BYTES, body.byteLength)
-        c.enqueue(body.subarray(at, end))
-        at = end
-      },
-    },
-    { highWaterMark: 0 },
-  )
-}
 
 export class ReplyWriter {
   private readonly out: WriteQueue
