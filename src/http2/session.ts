@@ -299,12 +299,8 @@ export class ServerSession implements StreamHost {
       this.streams.remoteEnd(existing)
       return
     }
-    if (id <= this.streams.lastStreamId) {
-      // Frames in flight on a stream we reset are ignored (§5.1, "closed"), once decoded (HPACK state), and counted like resets; otherwise the id went backwards (§5.1.1).
-      if (this.streams.wasResetByUs(id)) return this.floods.reset('header blocks on streams we reset')
-      throw connectionError(H2Code.PROTOCOL_ERROR, `HEADERS on closed stream ${id} (RFC 9113 §5.1.1)`)
-    }
-    this.streams.lastStreamId = id
+    if (id <= this.streams.lastStreamId) return this.streams.headersOnClosed(id)
+    this.streams.opened(id)
     this.lastProgressMs = this.now()
     // After our GOAWAY: ignored, the client may retry elsewhere (§6.8); counted like a refused stream.
     if (this.goawayLastId !== undefined) return this.floods.reset('streams opened after GOAWAY')

@@ -1,7 +1,8 @@
 /**
  * The session's table of open streams and the ends of their lives (RFC 9113 §5.1): both sides
  * done, a reset either way, a response finished before the request (§8.1), stream errors
- * (§5.4.2), and the recent resets whose in-flight frames are ignored. Opening streams and
+ * (§5.4.2), the recent resets whose in-flight frames are ignored, and the ids the client skipped
+ * (§5.1.1), so a frame on a stream closed is told from one never opened. Opening streams and
  * reading frames stay in session.ts; the stream's own API is stream.ts.
  */
 import { connectionError, enhanceYourCalm, H2Code, type Http2Error } from './errors.ts'
@@ -14,13 +15,19 @@ import type { CloseCode, ServerStream } from './stream.ts'
 
 /** Resets remembered, so frames the client sent before it saw one are told from protocol errors. */
 const RECENT_RESETS = 1024
+/** Runs of skipped ids remembered (a client skips rarely: curl, browsers and h2load never do), so a stream closed is told from one never opened. */
+const RECENT_SKIPS = 32
 
 export class StreamTable {
   private readonly open = new Map<number, ServerStream>()
   /** Streams we reset, with the DATA bytes the client may still have in flight on each (see dataAfterReset). */
   private readonly resetByUs = new Map<number, number>()
   /** Highest client stream id seen (§5.1.1). */
-  lastStreamId = 0
+  private lastId = 0
+  /** Client ids skipped (§5.1.1: closed, never opened), as [first, last] pairs of the latest runs. */
+  private readonly skipped: number[] = []
+  /** Ids at or below this can no longer be told opened from skipped (their runs were dropped). */
+  private forgottenBelow = 0
 
   constructor(
     private readonly out: Output,
@@ -49,16 +56,56 @@ export class StreamTable {
     this.open.set(s.id, s)
   }
 
+  get lastStreamId(): number {
+    return this.lastId
+  }
+
+  /** A HEADERS frame opens `id`, above every id before it: the ids between are closed unopened (§5.1.1). */
+  opened(id: number): void {
+    const next = this.lastId === 0 ? 1 : this.lastId + 2
+    if (id > next) {
+      this.skipped.push(next, id - 2)
+      if (this.skipped.length > 2 * RECENT_SKIPS) this.forgottenBelow = this.skipped.splice(0, 2)[1]!
+    }
+    this.lastId = id
+  }
+
   /**
    * A stream the client never opened (§5.1): above the last one it opened, or an even id (ours,
    * and we never push). Stream 0 is the connection, not a stream.
    */
   isIdle(id: number): boolean {
-    return id !== 0 && (id > this.lastStreamId || id % 2 === 0)
+    return id !== 0 && (id > this.lastId || id % 2 === 0)
   }
 
-  wasResetByUs(id: number): boolean {
-    return this.resetByUs.has(id)
+  /**
+   * How a client stream no longer open came to be closed (§5.1), for a frame that arrives on it:
+   * reset by us (what the client sent before it saw that is discarded); `closed` otherwise, by
+   * END_STREAM both ways or the client's own RST_STREAM, so nothing of its can be in flight; or
+   * `unknown`: never opened (an id it skipped, §5.1.1), or too long ago to tell.
+   */
+  private closedAs(id: number): 'reset-by-us' | 'closed' | 'unknown' {
+    if (this.resetByUs.has(id)) return 'reset-by-us'
+    if (id <= this.forgottenBelow || id > this.lastId || id % 2 === 0) return 'unknown'
+    const sk = this.skipped
+    for (let i = 0; i < sk.length; i += 2) if (id >= sk[i]! && id <= sk[i + 1]!) return 'unknown'
+    return 'closed'
+  }
+
+  /** A header block, decoded already (the HPACK state is the connection's), on a client stream no longer open (§5.1 "closed"). */
+  headersOnClosed(id: number): void {
+    switch (this.closedAs(id)) {
+      case 'reset-by-us':
+        // Sent before the client saw our RST_STREAM: discarded (§5.1), and counted like resets.
+        return this.floods.reset('header blocks on streams we reset')
+      case 'closed':
+        // END_STREAM both ways, or the client's RST_STREAM: it knew the stream closed when it sent this. §5.1 names a connection error STREAM_CLOSED.
+        throw connectionError(H2Code.STREAM_CLOSED, `HEADERS on closed stream ${id} (RFC 9113 §5.1)`)
+      case 'unknown':
+        // Never opened: a new stream's id must be above all before it (§5.1.1). Or closed so long ago
+        // that the client has opened many streams since: a sign it knows (§5.1 allows PROTOCOL_ERROR then).
+        throw connectionError(H2Code.PROTOCOL_ERROR, `HEADERS on stream ${id}, below the last one opened (RFC 9113 §5.1.1)`)
+    }
   }
 
   /**
@@ -81,7 +128,7 @@ export class StreamTable {
     if (this.resetByUs.has(id)) return
     // A stream not open: the one being opened (refused, malformed: its body may be on its way), or one long closed.
     const s = this.open.get(id)
-    this.resetByUs.set(id, s ? (s.remoteEnded ? 0 : Math.max(0, s.recvWindow)) : id === this.lastStreamId ? this.streamWindowBytes : 0)
+    this.resetByUs.set(id, s ? (s.remoteEnded ? 0 : Math.max(0, s.recvWindow)) : id === this.lastId ? this.streamWindowBytes : 0)
     if (this.resetByUs.size > RECENT_RESETS) this.resetByUs.delete(this.resetByUs.keys().next().value!)
   }
 

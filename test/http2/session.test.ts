@@ -344,11 +344,67 @@ describe('stream states and GOAWAY', () => {
     await expect(body.getReader().read()).rejects.toBeDefined()
     expect(c.session.streamCount).toBe(0)
   })
-  test('HEADERS on a lower stream id that is not one we reset is a connection PROTOCOL_ERROR (§5.1.1)', async () => {
+  test('HEADERS on a lower stream id never opened (skipped) is a connection PROTOCOL_ERROR (§5.1.1)', async () => {
     const c = new RawClient().start()
     c.send(c.get(5), c.get(3))
     await c.settle()
     expect(c.goaway()?.code).toBe(H2Code.PROTOCOL_ERROR)
+  })
+  // How stream 1 came to be no longer open, before a HEADERS (trailers) or DATA frame arrives on it.
+  const closings: Record<string, (c: RawClient) => Uint8Array[]> = {
+    'half-closed (remote): the client ended its side, no answer yet': (c) => [c.get(1, '/hold')],
+    'closed: END_STREAM both ways': (c) => [c.get(1, '/answer')],
+    'closed: reset by the client': (c) => [c.get(1, '/hold', [], false), rstStreamFrame(1, H2Code.CANCEL)],
+    'closed: reset by us': (c) => [c.get(1, '/reset', [], false)],
+    'closed: skipped, never opened (stream 3 opened first, §5.1.1)': (c) => [c.get(3, '/answer')],
+  }
+  type Outcome = ['goaway' | 'rst', number] | ['ignored']
+  test.each([
+    // HEADERS: a stream error in half-closed (remote) (§5.1); on a closed stream §5.1 names a connection error STREAM_CLOSED
+    // (no frame of the client's can be in flight once it ended or reset the stream itself); frames in flight on a stream we
+    // reset are discarded (§5.1); a lower id never opened is a new stream going backwards, PROTOCOL_ERROR (§5.1.1).
+    ['HEADERS', 'half-closed (remote): the client ended its side, no answer yet', ['rst', H2Code.STREAM_CLOSED]],
+    ['HEADERS', 'closed: END_STREAM both ways', ['goaway', H2Code.STREAM_CLOSED]],
+    ['HEADERS', 'closed: reset by the client', ['goaway', H2Code.STREAM_CLOSED]],
+    ['HEADERS', 'closed: reset by us', ['ignored']],
+    ['HEADERS', 'closed: skipped, never opened (stream 3 opened first, §5.1.1)', ['goaway', H2Code.PROTOCOL_ERROR]],
+    // DATA: §6.1 names a stream error STREAM_CLOSED on any stream not open, but for one we reset (discarded, §5.1).
+    ['DATA', 'half-closed (remote): the client ended its side, no answer yet', ['rst', H2Code.STREAM_CLOSED]],
+    ['DATA', 'closed: END_STREAM both ways', ['rst', H2Code.STREAM_CLOSED]],
+    ['DATA', 'closed: reset by the client', ['rst', H2Code.STREAM_CLOSED]],
+    ['DATA', 'closed: reset by us', ['ignored']],
+    ['DATA', 'closed: skipped, never opened (stream 3 opened first, §5.1.1)', ['rst', H2Code.STREAM_CLOSED]],
+  ] as [string, string, Outcome][])('%s on a stream %s -> %p (RFC 9113 §5.1, §5.1.1, §6.1)', async (type, closing, outcome) => {
+    const c = new RawClient({
+      onRequest: (s) => (s.request.path === '/answer' ? s.respond(204, [], true) : s.request.path === '/reset' ? s.reset(H2Code.CANCEL) : undefined),
+    }).start()
+    for (const f of closings[closing]!(c)) c.send(f) // each in its own read, as a client sends them a round trip apart
+    await c.settle()
+    const rstsBefore = c.ofType(FrameType.RST_STREAM, 1).length
+    c.send(type === 'HEADERS' ? c.headers(1, [['x-trailer', '1']], true) : c.data(1, new Uint8Array(10), true))
+    await c.settle()
+    const rsts = c.ofType(FrameType.RST_STREAM, 1).slice(rstsBefore).map((f) => new DataView(f.payload.buffer, f.payload.byteOffset).getUint32(0))
+    if (outcome[0] === 'goaway') {
+      expect(c.goaway()?.code).toBe(outcome[1])
+      expect(rsts).toEqual([])
+      return
+    }
+    expect(c.goaway()).toBeUndefined()
+    expect(rsts).toEqual(outcome[0] === 'rst' ? [outcome[1]] : [])
+    c.send(c.get(5, '/answer')) // the connection goes on, the HPACK state in step
+    await c.settle()
+    expect(c.status(5)).toBe('204')
+  })
+  test('HEADERS below the last stream: STREAM_CLOSED for an id that was opened, PROTOCOL_ERROR for one skipped, among runs of both', async () => {
+    const opened = [1, 5, 7, 13, 15, 17, 25]
+    for (const id of [1, 3, 5, 7, 9, 11, 13, 17, 19, 23, 25]) {
+      const c = new RawClient({ onRequest: (s) => s.respond(204, [], true) }).start()
+      for (const o of opened) c.send(c.get(o))
+      await c.settle()
+      c.send(c.get(id))
+      await c.settle()
+      expect([id, c.goaway()?.code]).toEqual([id, opened.includes(id) ? H2Code.STREAM_CLOSED : H2Code.PROTOCOL_ERROR])
+    }
   })
   test('frames in flight on a stream we reset are ignored; DATA on a stream closed cleanly is STREAM_CLOSED', async () => {
     const c = new RawClient({ onRequest: (s) => (s.request.path === '/reset' ? s.reset(H2Code.CANCEL) : s.respond(204, [], true)) }).start()
