@@ -302,8 +302,11 @@ export class ServerSession implements StreamHost {
     if (id <= this.streams.lastStreamId) return this.streams.headersOnClosed(id)
     this.streams.opened(id)
     this.lastProgressMs = this.now()
-    // After our GOAWAY: ignored, the client may retry elsewhere (§6.8); counted like a refused stream.
-    if (this.goawayLastId !== undefined) return this.floods.reset('streams opened after GOAWAY')
+    // After our GOAWAY: ignored, its body and trailers too, the client may retry elsewhere (§6.8); counted like a refused stream.
+    if (this.goawayLastId !== undefined) {
+      this.streams.drop(id)
+      return this.floods.reset('streams opened after GOAWAY')
+    }
     if (b.selfDependent) throw streamError(id, H2Code.PROTOCOL_ERROR, 'stream depends on itself (RFC 9113 §5.3.1)')
     if (this.streams.size >= this.limits.maxConcurrentStreams) throw streamError(id, H2Code.REFUSED_STREAM, 'over SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2)')
     if (decoded.tooLarge) {
@@ -329,9 +332,9 @@ export class ServerSession implements StreamHost {
       this.flow.creditConnection(h.length)
       if (!s && this.streams.isIdle(h.streamId)) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
       if (s) throw streamError(s.id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
-      // A closed stream: data in flight after our RST_STREAM is dropped (§5.1), up to that stream's window; anything else is an error.
-      if (!this.streams.dataAfterReset(h.streamId, h.length)) throw streamError(h.streamId, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
-      if (F.stripPadding(h, p).byteLength === 0) this.floods.empty('empty DATA frames on streams we reset') // END_STREAM or not: it ends nothing here
+      // A closed stream: data in flight after our RST_STREAM or GOAWAY is dropped (§5.1, §6.8), up to that stream's window; anything else is an error.
+      if (!this.streams.dataAfterDrop(h.streamId, h.length)) throw streamError(h.streamId, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
+      if (F.stripPadding(h, p).byteLength === 0) this.floods.empty('empty DATA frames on streams we dropped') // END_STREAM or not: it ends nothing here
       return
     }
     this.flow.chargeStream(s, h.length)

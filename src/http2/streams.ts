@@ -13,15 +13,15 @@ import type { HpackEncoder } from './hpack.ts'
 import type { Output } from './output.ts'
 import type { CloseCode, ServerStream } from './stream.ts'
 
-/** Resets remembered, so frames the client sent before it saw one are told from protocol errors. */
-const RECENT_RESETS = 1024
+/** Streams dropped (reset by us, or ignored after our GOAWAY) remembered, so frames the client sent before it knew are told from protocol errors. */
+const RECENT_DROPS = 1024
 /** Runs of skipped ids remembered (a client skips rarely: curl, browsers and h2load never do), so a stream closed is told from one never opened. */
 const RECENT_SKIPS = 32
 
 export class StreamTable {
   private readonly open = new Map<number, ServerStream>()
-  /** Streams we reset, with the DATA bytes the client may still have in flight on each (see dataAfterReset). */
-  private readonly resetByUs = new Map<number, number>()
+  /** Streams we dropped (see drop), with the DATA bytes the client may still have in flight on each (see dataAfterDrop). */
+  private readonly dropped = new Map<number, number>()
   /** Highest client stream id seen (§5.1.1). */
   private lastId = 0
   /** Client ids skipped (§5.1.1: closed, never opened), as [first, last] pairs of the latest runs. */
@@ -80,12 +80,12 @@ export class StreamTable {
 
   /**
    * How a client stream no longer open came to be closed (§5.1), for a frame that arrives on it:
-   * reset by us (what the client sent before it saw that is discarded); `closed` otherwise, by
+   * dropped by us (what the client sent before it knew is discarded); `closed` otherwise, by
    * END_STREAM both ways or the client's own RST_STREAM, so nothing of its can be in flight; or
    * `unknown`: never opened (an id it skipped, §5.1.1), or too long ago to tell.
    */
-  private closedAs(id: number): 'reset-by-us' | 'closed' | 'unknown' {
-    if (this.resetByUs.has(id)) return 'reset-by-us'
+  private closedAs(id: number): 'dropped' | 'closed' | 'unknown' {
+    if (this.dropped.has(id)) return 'dropped'
     if (id <= this.forgottenBelow || id > this.lastId || id % 2 === 0) return 'unknown'
     const sk = this.skipped
     for (let i = 0; i < sk.length; i += 2) if (id >= sk[i]! && id <= sk[i + 1]!) return 'unknown'
@@ -95,9 +95,9 @@ export class StreamTable {
   /** A header block, decoded already (the HPACK state is the connection's), on a client stream no longer open (§5.1 "closed"). */
   headersOnClosed(id: number): void {
     switch (this.closedAs(id)) {
-      case 'reset-by-us':
-        // Sent before the client saw our RST_STREAM: discarded (§5.1), and counted like resets.
-        return this.floods.reset('header blocks on streams we reset')
+      case 'dropped':
+        // Sent before the client saw our RST_STREAM (§5.1) or GOAWAY (§6.8): discarded, and counted like resets.
+        return this.floods.reset('header blocks on streams we dropped')
       case 'closed':
         // END_STREAM both ways, or the client's RST_STREAM: it knew the stream closed when it sent this. §5.1 names a connection error STREAM_CLOSED.
         throw connectionError(H2Code.STREAM_CLOSED, `HEADERS on closed stream ${id} (RFC 9113 §5.1)`)
@@ -109,27 +109,35 @@ export class StreamTable {
   }
 
   /**
-   * DATA of `length` bytes (padding included) on a stream: false if it is not one we reset
-   * (recently). In flight after our RST_STREAM can be at most what the stream's window allowed
-   * when we sent it: we credit nothing more to a closed stream (§6.9), and a client that ended
-   * its side has nothing to send. Beyond that no race explains it, only a client making us drop
-   * DATA for ever: ENHANCE_YOUR_CALM.
+   * DATA of `length` bytes (padding included) on a stream: false if it is not one we dropped
+   * (recently). In flight after our RST_STREAM or GOAWAY can be at most what the stream's window
+   * allowed then: we credit nothing more to a closed stream (§6.9), and a client that ended its
+   * side has nothing to send. Beyond that no race explains it, only a client making us drop DATA
+   * for ever: ENHANCE_YOUR_CALM.
    */
-  dataAfterReset(id: number, length: number): boolean {
-    const left = this.resetByUs.get(id)
+  dataAfterDrop(id: number, length: number): boolean {
+    const left = this.dropped.get(id)
     if (left === undefined) return false
-    if (length > left) throw enhanceYourCalm('DATA beyond the window of a stream we reset')
-    this.resetByUs.set(id, left - length)
+    if (length > left) throw enhanceYourCalm('DATA beyond the window of a stream we dropped')
+    this.dropped.set(id, left - length)
     return true
   }
 
   sendRst(id: number, code: number): void {
     this.out.push(rstStreamFrame(id, code))
-    if (this.resetByUs.has(id)) return
-    // A stream not open: the one being opened (refused, malformed: its body may be on its way), or one long closed.
+    this.drop(id)
+  }
+
+  /**
+   * What the client sent on `id` before it learnt we dropped the stream (our RST_STREAM, or our
+   * GOAWAY naming a lower id: §5.1, §6.8) is discarded from now on, within dataAfterDrop's bound.
+   */
+  drop(id: number): void {
+    if (this.dropped.has(id)) return
+    // A stream not open: the one being opened (refused, malformed, past a GOAWAY: its body may be on its way), or one long closed.
     const s = this.open.get(id)
-    this.resetByUs.set(id, s ? (s.remoteEnded ? 0 : Math.max(0, s.recvWindow)) : id === this.lastId ? this.streamWindowBytes : 0)
-    if (this.resetByUs.size > RECENT_RESETS) this.resetByUs.delete(this.resetByUs.keys().next().value!)
+    this.dropped.set(id, s ? (s.remoteEnded ? 0 : Math.max(0, s.recvWindow)) : id === this.lastId ? this.streamWindowBytes : 0)
+    if (this.dropped.size > RECENT_DROPS) this.dropped.delete(this.dropped.keys().next().value!)
   }
 
   /** END_STREAM from the client. */
