@@ -56,6 +56,11 @@ export class ServerStream {
   framesSent = 0
   /** Called once when the stream is finished: `code` undefined for a clean end, else the reset code. */
   onClose: ((code: CloseCode) => void) | undefined
+  /**
+   * Called at the owner's first read of the body when none of it has come by then (none after:
+   * a byte clears it): where a "100 Continue" goes, once the body is wanted (RFC 9110 §10.1.1).
+   */
+  onFirstRead: (() => void) | undefined
 
   readonly body: ReadableStream<Uint8Array> | null
   private inQueue: Uint8Array[] = []
@@ -151,6 +156,7 @@ export class ServerStream {
       return
     }
     if (data.byteLength === 0) return
+    this.onFirstRead = undefined
     const w = this.pullWaiter
     if (w) {
       this.pullWaiter = undefined
@@ -213,6 +219,11 @@ export class ServerStream {
       return
     }
     if (this.remoteEnded || this.closed) return this.finishBody(ctrl)
+    const first = this.onFirstRead
+    if (first) {
+      this.onFirstRead = undefined
+      callOwner(this.host, first, undefined)
+    }
     return new Promise<void>((resolve) => {
       this.pullWaiter = { ctrl, resolve }
     })

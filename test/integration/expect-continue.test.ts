@@ -1,10 +1,14 @@
 /**
  * "Expect: 100-continue" on the own listener and client_body_timeout: the 100 is sent when the
  * request path first reads the body (client-connection.ts), so a client that waits for it sends
- * nothing until then, and the body's timer must not run before it.
+ * nothing until then, and the body's timer must not run before it. Over HTTP/2 the same: an
+ * interim HEADERS :status 100 at the body's first read (h2-client.ts), none before a refusal.
  */
-import { afterEach, expect, test } from 'bun:test'
+import { afterEach, describe, expect, test } from 'bun:test'
+import { Flag, FrameType } from '../../src/http2/frames.ts'
+import { makeCerts } from '../support/certs.ts'
 import { Harness, rawClient, waitFor } from '../support/harness.ts'
+import { RawH2Tls } from '../support/raw-h2-tls.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -32,4 +36,53 @@ test('a client waiting for its 100 while the upstream connection is not ready ye
   expect(c.got()).toContain('HTTP/1.1 200 ')
   expect(c.got()).toEndWith(`/up ${length}`)
   expect(await busy).toBe('/busy 0')
+})
+
+describe('HTTP/2 (RFC 9113 §8.1, RFC 9110 §10.1.1): the same rules as HTTP/1.1', () => {
+  const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+  /** An origin that answers with the Expect field it got and the body's length. */
+  function echoOrigin() {
+    return h.origin({ fetch: async (req) => new Response(`expect=${req.headers.get('expect')} ${(await req.arrayBuffer()).byteLength}`) })
+  }
+  const tlsProxy = (originPort: number, server: Record<string, unknown> = {}) =>
+    h.proxy({ upstream: { url: `http://127.0.0.1:${originPort}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile, ...server } }).proxy
+
+  test('a request expecting 100-continue gets an interim HEADERS :status 100 once its body is wanted, then the final answer', async () => {
+    const origin = echoOrigin()
+    const proxy = tlsProxy(origin.port!)
+    const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+    c.send(c.request(1, 'POST', '/up', [['expect', '100-continue'], ['content-length', '5']], false))
+    // The client sends nothing more until the 100.
+    expect(await waitFor(() => c.statuses(1).length > 0, 3000)).toBe(true)
+    expect(c.statuses(1)).toEqual(['100'])
+    const interim = c.frames.find((f) => f.type === FrameType.HEADERS && f.streamId === 1)!
+    expect(interim.flags & Flag.END_STREAM).toBe(0)
+    c.send(c.data(1, 'hello', true))
+    expect(await waitFor(() => c.ended(1), 3000)).toBe(true)
+    expect(c.statuses(1)).toEqual(['100', '200'])
+    // The Expect field goes upstream as it does from an HTTP/1.1 client (it is not hop-by-hop, RFC 9110 §10.1.1).
+    // (curl runs beside the proxy, which is in this process: spawned, not spawnSync.)
+    const curl = Bun.spawn(['curl', '-sS', '--http1.1', '--cacert', certs.caFile, '-H', 'Expect: 100-continue', '--data-binary', 'hello', `https://127.0.0.1:${proxy.port}/up`], { stdout: 'pipe', timeout: 10_000 })
+    expect(c.bodyOf(1)).toBe(await new Response(curl.stdout).text())
+    expect(c.bodyOf(1)).toBe('expect=100-continue 5')
+  })
+
+  test('a request refused before its body is read (413) gets the refusal, no 100 (RFC 9110 §15.2.1)', async () => {
+    const origin = echoOrigin()
+    const proxy = tlsProxy(origin.port!, { max_body_size: '1KiB' })
+    const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+    c.send(c.request(1, 'POST', '/up', [['expect', '100-continue'], ['content-length', '5000']], false))
+    expect(await waitFor(() => c.statuses(1).length > 0, 3000)).toBe(true)
+    expect(c.statuses(1)).toEqual(['413'])
+  })
+
+  test('a body already on its way gets no 100: the client is not waiting for one', async () => {
+    const origin = echoOrigin()
+    const proxy = tlsProxy(origin.port!)
+    const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+    c.send(c.request(1, 'POST', '/up', [['expect', '100-continue'], ['content-length', '5']], false), c.data(1, 'hello', true))
+    expect(await waitFor(() => c.ended(1), 3000)).toBe(true)
+    expect(c.statuses(1)).toEqual(['200'])
+    expect(c.bodyOf(1)).toBe('expect=100-continue 5')
+  })
 })

@@ -1,0 +1,98 @@
+/**
+ * A raw HTTP/2 client on a TLS listener (ALPN h2) for integration tests: frames are built by hand
+ * (including ones a real client would never send), and the server's frames are read back, header
+ * blocks decoded. The session-level twin over an in-memory transport is test/http2/support/raw-client.ts.
+ */
+import { connect, type TLSSocket } from 'node:tls'
+import { frame, Flag, FrameType, PREFACE, settingsFrame } from '../../src/http2/frames.ts'
+import { HpackDecoder, HpackEncoder, type HeaderField } from '../../src/http2/hpack.ts'
+import { FrameSplitter } from '../http2/support/frame-splitter.ts'
+import type { Harness } from './harness.ts'
+
+export interface RxFrame {
+  type: number
+  flags: number
+  streamId: number
+  payload: Uint8Array
+  /** The decoded header block, for HEADERS. */
+  headers?: HeaderField[]
+}
+
+export class RawH2Tls {
+  readonly frames: RxFrame[] = []
+  closed = false
+  private readonly enc = new HpackEncoder(4096)
+  private readonly dec = new HpackDecoder(65_536, 1 << 20)
+
+  private constructor(private readonly sock: TLSSocket) {
+    const rx = new FrameSplitter()
+    sock.on('data', (d: Buffer) =>
+      rx.push(d, (h, payload) => {
+        const f: RxFrame = { type: h.type, flags: h.flags, streamId: h.streamId, payload }
+        if (h.type === FrameType.HEADERS) f.headers = this.dec.decode(payload).fields
+        this.frames.push(f)
+      }),
+    )
+    sock.on('close', () => (this.closed = true))
+    sock.on('error', () => {})
+  }
+
+  /** Connects, checks that h2 was negotiated, and sends the preface with an empty SETTINGS. Closed with the harness. */
+  static async connect(h: Harness, port: number, ca: string): Promise<RawH2Tls> {
+    const sock = connect({ host: '127.0.0.1', port, ca, servername: 'proxy.test', ALPNProtocols: ['h2'] })
+    h.track(() => void sock.destroy())
+    await new Promise<void>((resolve, reject) => {
+      sock.once('secureConnect', () => resolve())
+      sock.once('error', reject)
+    })
+    if (sock.alpnProtocol !== 'h2') throw new Error(`ALPN chose ${sock.alpnProtocol}, not h2`)
+    const c = new RawH2Tls(sock)
+    c.send(PREFACE, settingsFrame([]))
+    return c
+  }
+
+  send(...parts: Uint8Array[]): void {
+    for (const p of parts) this.sock.write(p)
+  }
+
+  /** A HEADERS frame (END_HEADERS) with `fields` coded by a real HPACK encoder. */
+  headers(streamId: number, fields: HeaderField[], endStream: boolean): Uint8Array {
+    return frame(FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), streamId, this.enc.encode(fields))
+  }
+
+  /** A request head for https://proxy.test`path`. */
+  request(streamId: number, method: string, path: string, extra: HeaderField[] = [], endStream = true): Uint8Array {
+    return this.headers(streamId, [[':method', method], [':scheme', 'https'], [':authority', 'proxy.test'], [':path', path], ...extra], endStream)
+  }
+
+  data(streamId: number, bytes: Uint8Array | string, endStream = false): Uint8Array {
+    return frame(FrameType.DATA, endStream ? Flag.END_STREAM : 0, streamId, typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes)
+  }
+
+  /** The :status of each HEADERS frame on `streamId`, interim ones included, in order. */
+  statuses(streamId: number): string[] {
+    return this.frames.filter((f) => f.type === FrameType.HEADERS && f.streamId === streamId).map((f) => f.headers?.find(([n]) => n === ':status')?.[1] ?? '')
+  }
+
+  /** Whether the server ended `streamId` (END_STREAM or RST_STREAM). */
+  ended(streamId: number): boolean {
+    return this.frames.some((f) => f.streamId === streamId && ((f.flags & Flag.END_STREAM) !== 0 || f.type === FrameType.RST_STREAM))
+  }
+
+  bodyOf(streamId: number): string {
+    return this.frames
+      .filter((f) => f.type === FrameType.DATA && f.streamId === streamId)
+      .map((f) => Buffer.from(f.payload).toString('latin1'))
+      .join('')
+  }
+
+  /** The RST_STREAM error codes received on `streamId`. */
+  resets(streamId: number): number[] {
+    return this.frames.filter((f) => f.type === FrameType.RST_STREAM && f.streamId === streamId).map((f) => new DataView(f.payload.buffer, f.payload.byteOffset).getUint32(0))
+  }
+
+  goaway(): number | undefined {
+    const g = this.frames.find((f) => f.type === FrameType.GOAWAY)
+    return g ? new DataView(g.payload.buffer, g.payload.byteOffset).getUint32(4) : undefined
+  }
+}
