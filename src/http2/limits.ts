@@ -54,6 +54,14 @@ export interface Http2Limits {
   maxEmptyFramesPerWindow: number
   /** WINDOW_UPDATE frames per window, on top of two per DATA frame we sent. */
   maxWindowUpdatesPerWindow: number
+  /**
+   * DATA frames that carry little: the bytes of frame overhead (the 9-byte header, padding) a
+   * client may send per window beyond dataOverheadPerBodyByte for each body byte they carry;
+   * beyond: GOAWAY ENHANCE_YOUR_CALM. Frames with END_STREAM are not counted (one per stream).
+   */
+  dataOverheadSlackBytes: number
+  /** Overhead bytes each body byte pays for (see dataOverheadSlackBytes). */
+  dataOverheadPerBodyByte: number
   /** Frames we must answer (acks, resets) queued while the client does not read; beyond: GOAWAY. */
   maxQueuedControlBytes: number
 }
@@ -77,6 +85,14 @@ export const DEFAULT_LIMITS: Readonly<Http2Limits> = Object.freeze({
   maxPingsPerWindow: 100,
   maxEmptyFramesPerWindow: 200,
   maxWindowUpdatesPerWindow: 2000,
+  // nginx's rule, cut when the bytes read pass 8x the payload plus 1 MiB, lets ~4.2 million 1-byte
+  // DATA frames through, and over a connection's life it would end a slow interactive stream one
+  // day. Here per window: a frame with 5 body bytes or more (a gRPC message's prefix alone) costs
+  // nothing net (9 <= 2 x 5), uploads in 16 KiB frames (curl, browsers, h2load) earn credit, and a
+  // 1-byte frame costs 7: 64 KiB of slack lets ~9,400 through a window (keystrokes at 900 a
+  // second), so a flood of 1,000,000 is cut after ~9,400, and 200 bytes of padding after ~300.
+  dataOverheadSlackBytes: 64 * 1024,
+  dataOverheadPerBodyByte: 2,
   maxQueuedControlBytes: 64 * 1024,
 })
 

@@ -328,19 +328,11 @@ export class ServerSession implements StreamHost {
     // Flow control counts the whole payload, padding included (§6.9.1).
     this.flow.chargeConnection(h.length)
     const s = this.streams.get(h.streamId)
-    if (!s || s.remoteEnded) {
-      this.flow.creditConnection(h.length)
-      if (!s && this.streams.isIdle(h.streamId)) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
-      if (s) throw streamError(s.id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
-      // A closed stream: data in flight after our RST_STREAM or GOAWAY is dropped (§5.1, §6.8), up to that stream's window; anything else is an error.
-      if (!this.streams.dataAfterDrop(h.streamId, h.length)) throw streamError(h.streamId, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
-      if (F.stripPadding(h, p).byteLength === 0) this.floods.empty('empty DATA frames on streams we dropped') // END_STREAM or not: it ends nothing here
-      return
-    }
+    if (!s || s.remoteEnded) return this.streams.dataNotOpen(h, p, s)
     this.flow.chargeStream(s, h.length)
     const data = F.stripPadding(h, p)
     const end = (h.flags & F.Flag.END_STREAM) !== 0
-    this.floods.data(data.byteLength, end)
+    this.floods.data(h.length, data.byteLength, end)
     // Padding is credited back at once: the owner never sees it.
     if (h.length > data.byteLength) this.consumed(s, h.length - data.byteLength)
     if (data.byteLength > 0) this.lastProgressMs = this.now()

@@ -5,10 +5,10 @@
  * (§5.1.1), so a frame on a stream closed is told from one never opened. Opening streams and
  * reading frames stay in session.ts; the stream's own API is stream.ts.
  */
-import { connectionError, enhanceYourCalm, H2Code, type Http2Error } from './errors.ts'
+import { connectionError, enhanceYourCalm, H2Code, streamError, type Http2Error } from './errors.ts'
 import type { FloodGuard } from './floods.ts'
 import type { ReceiveFlow } from './flow.ts'
-import { headerFrames, rstStreamFrame } from './frames.ts'
+import { headerFrames, rstStreamFrame, stripPadding, type FrameHeader } from './frames.ts'
 import type { HpackEncoder } from './hpack.ts'
 import type { Output } from './output.ts'
 import type { CloseCode, ServerStream } from './stream.ts'
@@ -121,6 +121,23 @@ export class StreamTable {
     if (length > left) throw enhanceYourCalm('DATA beyond the window of a stream we dropped')
     this.dropped.set(id, left - length)
     return true
+  }
+
+  /**
+   * DATA on a stream not open, its length charged to the connection window already (§6.9): the
+   * credit goes back. A connection error on an idle stream (§5.1); dropped on one we dropped,
+   * within dataAfterDrop's bound; else a stream error STREAM_CLOSED (§6.1).
+   */
+  dataNotOpen(h: FrameHeader, p: Uint8Array, halfClosed: ServerStream | undefined): void {
+    this.flow.creditConnection(h.length)
+    const id = h.streamId
+    if (!halfClosed && this.isIdle(id)) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
+    if (halfClosed) throw streamError(id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
+    if (!this.dataAfterDrop(id, h.length)) throw streamError(id, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
+    // Counted as on an open stream, END_STREAM or not: it ends nothing here.
+    const bodyBytes = stripPadding(h, p).byteLength
+    if (bodyBytes === 0) this.floods.empty('empty DATA frames on streams we dropped')
+    this.floods.dataOverhead(h.length, bodyBytes)
   }
 
   sendRst(id: number, code: number): void {

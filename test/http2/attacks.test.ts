@@ -9,6 +9,7 @@ import { H2Code } from '../../src/http2/errors.ts'
 import { frame, FrameType, Flag, goawayFrame, PREFACE, rstStreamFrame, settingsFrame, windowUpdateFrame } from '../../src/http2/frames.ts'
 import { encodeInt, HpackEncoder } from '../../src/http2/hpack.ts'
 import { FrameSplitter } from './support/frame-splitter.ts'
+import type { ServerStream } from '../../src/http2/stream.ts'
 import { RawClient } from './support/raw-client.ts'
 import { run, startServer, type TestH2Server } from './support/h2-server.ts'
 
@@ -192,6 +193,52 @@ describe('session level: each flood ends the connection with ENHANCE_YOUR_CALM, 
     await c.settle()
     expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
   })
+  /** An owner that reads each request body to its end, so window credit goes back and the client can go on sending, as through the proxy. */
+  const drainBodies = (s: ServerStream) =>
+    void (async () => {
+      if (s.body) for await (const _ of s.body);
+      s.respond(204, [], true)
+    })().catch(() => {})
+  /** Sends `one` up to `max` times on stream 1 (open, its body read), in reads of 1000 frames; returns how many went before the GOAWAY. */
+  async function tinyFrames(c: RawClient, one: Uint8Array, max: number): Promise<number> {
+    const batch = new Uint8Array(one.byteLength * 1000)
+    for (let i = 0; i < 1000; i++) batch.set(one, i * one.byteLength)
+    let sent = 0
+    for (; sent < max && !c.closed; sent += 1000) {
+      c.send(batch)
+      await c.settle()
+    }
+    return sent
+  }
+  test.each([
+    ['one byte each', frame(FrameType.DATA, 0, 1, new Uint8Array(1))],
+    ['one byte each, padded with 200 (a padding-only frame is an empty one, counted apart)', frame(FrameType.DATA, Flag.PADDED, 1, Uint8Array.from([200, 0x61, ...new Uint8Array(200)]))],
+  ])('tiny DATA frames on an open stream whose body is read (%s): GOAWAY ENHANCE_YOUR_CALM long before 1,000,000 frames', async (_, one) => {
+    const c = new RawClient({ onRequest: drainBodies }).start()
+    c.send(c.get(1, '/up', [], false))
+    const sent = await tinyFrames(c, one, 1_000_000)
+    expect(c.goaway()?.code).toBe(H2Code.ENHANCE_YOUR_CALM)
+    expect(sent).toBeLessThanOrEqual(20_000)
+  })
+  test('what real clients send keeps the connection: gRPC-like messages of 5 and 20 bytes (200,000 frames), keystrokes of 1 byte 100 a second for a minute, 5,000 bodiless POSTs ended by an empty DATA frame', async () => {
+    const c = new RawClient({ onRequest: drainBodies }).start()
+    c.send(c.get(1, '/grpc', [], false))
+    expect(await tinyFrames(c, c.data(1, new Uint8Array(5)), 100_000)).toBe(100_000)
+    expect(await tinyFrames(c, c.data(1, new Uint8Array(20)), 100_000)).toBe(100_000)
+    c.send(c.get(3, '/terminal', [], false))
+    for (let i = 0; i < 6000; i++) {
+      c.now += 10
+      c.send(c.data(3, new Uint8Array(1)))
+      if (i % 100 === 0) await c.settle()
+    }
+    for (let id = 5; id < 5 + 2 * 5000; id += 2) {
+      c.send(c.get(id, '/post', [], false), c.data(id, new Uint8Array(0), true))
+      if (id % 200 === 1) await c.settle()
+    }
+    await c.settle()
+    expect(c.goaway()).toBeUndefined()
+    expect(c.status(5 + 2 * 4999)).toBe('204')
+  })
   test('a client that asks for answers (PING) without reading them cannot grow our queue without bound', async () => {
     const c = new RawClient({ limits: { maxPingsPerWindow: 1_000_000, maxQueuedControlBytes: 4096 } }).start()
     await c.settle()
@@ -319,6 +366,13 @@ describe('socket level: the attacker is cut off, other clients are served', () =
       const e = enc()
       const head = frame(FrameType.HEADERS, Flag.END_HEADERS, 1, e.encode([[':method', 'POST'], [':scheme', 'http'], [':authority', 'a'], [':path', '/hash']]))
       return [PREFACE, settingsFrame([]), head, ...Array.from({ length: 2000 }, () => frame(FrameType.DATA, 0, 1))]
+    }],
+    ['1-byte DATA flood', () => {
+      const e = enc()
+      const head = frame(FrameType.HEADERS, Flag.END_HEADERS, 1, e.encode([[':method', 'POST'], [':scheme', 'http'], [':authority', 'a'], [':path', '/hash']]))
+      const one = frame(FrameType.DATA, 0, 1, new Uint8Array(1))
+      const batch = new Uint8Array(one.byteLength * 1000).map((_, i) => one[i % one.byteLength]!)
+      return [PREFACE, settingsFrame([]), head, ...Array.from({ length: 30 }, () => batch)] // 30,000 frames
     }],
   ]
   for (const [name, build] of attacks) {
