@@ -293,6 +293,7 @@ export class ServerSession implements StreamHost {
       // Trailers (§8.1): must end the stream.
       if (existing.remoteEnded) throw streamError(id, H2Code.STREAM_CLOSED, 'HEADERS after END_STREAM (RFC 9113 §5.1)')
       if (!b.endStream) throw streamError(id, H2Code.PROTOCOL_ERROR, 'second HEADERS without END_STREAM (RFC 9113 §8.1)')
+      if (decoded.tooLarge) return this.streams.trailersTooLarge(existing)
       existing.requestTrailers = checkTrailers(id, decoded.fields)
       const cl = existing.request.contentLength
       if (cl !== undefined && existing.receivedBytes !== cl) throw streamError(id, H2Code.PROTOCOL_ERROR, 'body length differs from content-length (RFC 9113 §8.1.1)')
@@ -310,10 +311,8 @@ export class ServerSession implements StreamHost {
     if (b.selfDependent) throw streamError(id, H2Code.PROTOCOL_ERROR, 'stream depends on itself (RFC 9113 §5.3.1)')
     if (this.streams.size >= this.limits.maxConcurrentStreams) throw streamError(id, H2Code.REFUSED_STREAM, 'over SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2)')
     if (decoded.tooLarge) {
-      // Answer 431 without involving the owner (RFC 9113 §10.5.1, RFC 6585 §5).
-      this.out.push(F.headerFrames(id, this.encoder.encode([[':status', '431'], ['content-length', '0']]), true, this.out.peerMaxFrame))
+      this.streams.headTooLarge(id)
       if (!b.endStream) this.streams.sendRst(id, H2Code.NO_ERROR)
-      this.floods.reset('refused requests')
       return
     }
     const request = toRequest(id, decoded.fields)

@@ -205,6 +205,26 @@ export class StreamTable {
     if (s?.dispatched && !s.responseStarted) this.floods.abandon()
   }
 
+  /** A request head above the header-list cap: 431, without the owner (RFC 9113 §10.5.1, RFC 6585 §5); counted like a refused stream. */
+  headTooLarge(id: number): void {
+    this.out.push(headerFrames(id, this.encoder.encode([[':status', '431'], ['content-length', '0']]), true, this.out.peerMaxFrame))
+    this.floods.reset('refused requests')
+  }
+
+  /**
+   * Request trailers above the header-list cap: the request is cut, never handed on as whole
+   * without them (its body's reader errors, so the upstream sees it cut). 431 as for a head, if
+   * no answer began; else a stream error. Either way the request counts as cancelled by the
+   * client, as for other stream errors (failed()).
+   */
+  trailersTooLarge(s: ServerStream): void {
+    if (s.responseStarted) return this.failed(streamError(s.id, H2Code.PROTOCOL_ERROR, 'request trailers above SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 §10.5.1)'))
+    this.headTooLarge(s.id)
+    // Both sides have ended; closed with a code all the same, for the body's reader and the owner.
+    this.close(s, H2Code.CANCEL)
+    if (s.dispatched) this.floods.abandon()
+  }
+
   /** The connection is gone: every stream ends with `code`. */
   abortAll(code: number): void {
     for (const s of [...this.open.values()]) {

@@ -193,6 +193,38 @@ describe('requests (RFC 9113 §8.2, §8.3)', () => {
     expect(new TextDecoder().decode((await one!.read()).value)).toBe('y')
     expect(calls).toEqual([1])
   })
+  /** What reading a request body to its end gives: 'whole N' or 'cut' (the reader errors). */
+  const readAll = async (body: ReadableStream<Uint8Array>) => {
+    let n = 0
+    try {
+      for await (const chunk of body) n += chunk.byteLength
+      return `whole ${n}`
+    } catch {
+      return 'cut'
+    }
+  }
+  test('trailers above the header-list cap cut the request, never a body ended without them: 431 if no answer began (§10.5.1), else RST_STREAM', async () => {
+    const c = new RawClient({ limits: { maxHeaderListBytes: 1000 }, onRequest: (s) => s.request.path === '/answered' && s.respond(200) }).start()
+    c.send(c.get(1, '/waiting', [], false), c.data(1, new Uint8Array(100)))
+    c.send(c.get(3, '/answered', [], false), c.data(3, new Uint8Array(100)))
+    await c.settle()
+    const bodies = c.requests.map((s) => readAll(s.body!))
+    const big: [string, string][] = [['x-checksum', 'a'], ['x-big', 'b'.repeat(2000)]]
+    c.send(c.headers(1, big, true), c.headers(3, big, true))
+    await c.settle()
+    expect(await Promise.all(bodies)).toEqual(['cut', 'cut'])
+    expect(c.requests.map((s) => s.requestTrailers)).toEqual([undefined, undefined])
+    expect(c.ofType(FrameType.HEADERS, 1).map((f) => [f.headers![0]![1], f.flags & Flag.END_STREAM])).toEqual([['431', Flag.END_STREAM]])
+    expect(c.rstCode(1)).toBeUndefined()
+    expect(c.rstCode(3)).toBe(H2Code.PROTOCOL_ERROR)
+    expect(c.goaway()).toBeUndefined()
+    expect(c.session.streamCount).toBe(0)
+    // Trailers within the cap are taken whole.
+    c.send(c.get(5, '/waiting', [], false), c.data(5, new Uint8Array(100)), c.headers(5, [['x-checksum', 'a']], true))
+    await c.settle()
+    expect(await readAll(c.requests[2]!.body!)).toBe('whole 100')
+    expect(c.requests[2]!.requestTrailers).toEqual([['x-checksum', 'a']])
+  })
   test('a header list above the limit gets 431 and does not reach the owner', async () => {
     const c = new RawClient({ limits: { maxHeaderListBytes: 1000 } }).start()
     c.send(c.get(1, '/', [['x-big', 'b'.repeat(2000)]]), c.get(3))
