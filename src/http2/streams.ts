@@ -131,8 +131,8 @@ export class StreamTable {
   dataNotOpen(h: FrameHeader, p: Uint8Array, halfClosed: ServerStream | undefined): void {
     this.flow.creditConnection(h.length)
     const id = h.streamId
-    if (!halfClosed && this.isIdle(id)) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
     if (halfClosed) throw streamError(id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
+    if (this.isIdle(id)) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
     if (!this.dataAfterDrop(id, h.length)) throw streamError(id, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
     // Counted as on an open stream, END_STREAM or not: it ends nothing here.
     const bodyBytes = stripPadding(h, p).byteLength

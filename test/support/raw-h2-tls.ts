@@ -7,16 +7,8 @@ import { connect, type TLSSocket } from 'node:tls'
 import { frame, Flag, FrameType, PREFACE, settingsFrame } from '../../src/http2/frames.ts'
 import { HpackDecoder, HpackEncoder, type HeaderField } from '../../src/http2/hpack.ts'
 import { FrameSplitter } from '../http2/support/frame-splitter.ts'
+import type { RxFrame } from '../http2/support/raw-client.ts'
 import type { Harness } from './harness.ts'
-
-export interface RxFrame {
-  type: number
-  flags: number
-  streamId: number
-  payload: Uint8Array
-  /** The decoded header block, for HEADERS. */
-  headers?: HeaderField[]
-}
 
 export class RawH2Tls {
   readonly frames: RxFrame[] = []
