@@ -58,7 +58,8 @@ export class ServerStream {
   onClose: ((code: CloseCode) => void) | undefined
   /**
    * Called at the owner's first read of the body when none of it has come by then (none after:
-   * a byte clears it): where a "100 Continue" goes, once the body is wanted (RFC 9110 §10.1.1).
+   * a byte clears it, and a byte that came before it was set counts as well): where a
+   * "100 Continue" goes, once the body is wanted (RFC 9110 §10.1.1).
    */
   onFirstRead: (() => void) | undefined
 
@@ -222,7 +223,9 @@ export class ServerStream {
     const first = this.onFirstRead
     if (first) {
       this.onFirstRead = undefined
-      callOwner(this.host, first, undefined)
+      // Body bytes may have come before the owner set it (with the head, in the same read: the
+      // owner gets the stream only after that read): then the body is on its way, and no call.
+      if (this.receivedBytes === 0) callOwner(this.host, first, undefined)
     }
     return new Promise<void>((resolve) => {
       this.pullWaiter = { ctrl, resolve }

@@ -193,6 +193,20 @@ describe('requests (RFC 9113 §8.2, §8.3)', () => {
     expect(new TextDecoder().decode((await one!.read()).value)).toBe('y')
     expect(calls).toEqual([1])
   })
+  test('onFirstRead: a body that began before the first read, then paused, never gets it (no "100 Continue" in the middle of a body)', async () => {
+    const calls: number[] = []
+    const c = new RawClient({ onRequest: (s) => (s.onFirstRead = () => calls.push(s.id)) }).start()
+    c.send(c.get(1, '/upload', [], false), c.data(1, new TextEncoder().encode('first')))
+    await c.settle()
+    const reader = c.requests[0]!.body!.getReader()
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe('first')
+    const next = reader.read() // the queue is empty now: the client's next DATA has not come
+    await c.settle()
+    expect(calls).toEqual([])
+    c.send(c.data(1, new TextEncoder().encode('rest'), true))
+    expect(new TextDecoder().decode((await next).value)).toBe('rest')
+    expect(calls).toEqual([])
+  })
   /** What reading a request body to its end gives: 'whole N' or 'cut' (the reader errors). */
   const readAll = async (body: ReadableStream<Uint8Array>) => {
     let n = 0

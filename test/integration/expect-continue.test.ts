@@ -76,6 +76,20 @@ describe('HTTP/2 (RFC 9113 §8.1, RFC 9110 §10.1.1): the same rules as HTTP/1.1
     expect(c.statuses(1)).toEqual(['413'])
   })
 
+  test('a body begun with the head, the rest later, gets no 100 either: never one in the middle of a body', async () => {
+    const origin = echoOrigin()
+    const proxy = tlsProxy(origin.port!)
+    const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+    // A client that does not wait: the head and the first DATA frame in one write, the rest later.
+    c.send(c.request(1, 'POST', '/up', [['expect', '100-continue'], ['content-length', '10']], false), c.data(1, 'hello'))
+    await Bun.sleep(300)
+    expect(c.statuses(1)).toEqual([])
+    c.send(c.data(1, 'world', true))
+    expect(await waitFor(() => c.ended(1), 3000)).toBe(true)
+    expect(c.statuses(1)).toEqual(['200'])
+    expect(c.bodyOf(1)).toBe('expect=100-continue 10')
+  })
+
   test('a body already on its way gets no 100: the client is not waiting for one', async () => {
     const origin = echoOrigin()
     const proxy = tlsProxy(origin.port!)
