@@ -1,17 +1,17 @@
 /** The CLI boundary: exit codes, one-line errors, help with defaults. Runs runCli in-process. */
 import { afterEach, describe, expect, spyOn, test } from 'bun:test'
 import { X509Certificate } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../src/cli.ts'
 import { ExitCode } from '../src/lib/exit-codes.ts'
 import { memoryIo } from '../src/lib/io.ts'
 import { DnsServer } from '../src/dns/server.ts'
 import { makeCerts } from './support/certs.ts'
+import { testDir } from './support/temp-dir.ts'
 
 function tempFile(name: string, text: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'proxy-cli-'))
+  const dir = testDir('proxy-cli-')
   const path = join(dir, name)
   writeFileSync(path, text)
   return path
@@ -96,7 +96,7 @@ describe('proxy check', () => {
   test('a ca_file that is not PEM certificates (text, DER) exits 3 naming the key, as serve would; a bundle of several passes', async () => {
     const a = makeCerts(['a.test'])
     const b = makeCerts(['b.test'])
-    const dir = mkdtempSync(join(tmpdir(), 'proxy-ca-'))
+    const dir = testDir('proxy-ca-')
     const der = join(dir, 'ca.der')
     writeFileSync(der, new X509Certificate(a.ca).raw)
     const run = async (caFile: string) => {

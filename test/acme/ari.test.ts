@@ -5,14 +5,14 @@
  */
 import { afterAll, describe, expect, test } from 'bun:test'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { certInfo } from '../../src/acme/cert-info.ts'
 import { CertificateManager } from '../../src/acme/manager.ts'
 import { StateStore } from '../../src/acme/store.ts'
+import { testDir } from '../support/temp-dir.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'proxy-ari-'))
+const dir = testDir('proxy-ari-')
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 /** A certificate with the AKI and serial of RFC 9773 §4.1's example, made with openssl. */

@@ -1,13 +1,13 @@
 import { describe, expect, test } from 'bun:test'
 import { generateKeyPairSync } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { buildCsr, csrPem, generateCertificateKey } from '../../src/acme/csr.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 /** Runs `openssl req -verify -text` on the CSR: the signature must verify, and we read the names back. */
 function opensslRead(der: Uint8Array): { ok: boolean; out: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'csr-'))
+  const dir = testDir('csr-')
   try {
     const file = join(dir, 'req.pem')
     writeFileSync(file, csrPem(der))

@@ -1,12 +1,11 @@
 /** The HTTP-01 responder's answers: challenge tokens (memory and the shared state directory), 308 redirects, refusals. */
 import { afterAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync, statSync } from 'node:fs'
 import { FileChallengeStore, Http01Server } from '../../src/acme/http01.ts'
 import { StateStore } from '../../src/acme/store.ts'
+import { testDir } from '../support/temp-dir.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'proxy-http01-'))
+const dir = testDir('proxy-http01-')
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const store = new StateStore(dir, 'https://ca.test/dir')

@@ -4,12 +4,12 @@
  * Issuance against a real CA is in renewal.test.ts (pebble).
  */
 import { afterAll, describe, expect, test } from 'bun:test'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CertificateManager, type Clock } from '../../src/acme/manager.ts'
+import { testDir } from '../support/temp-dir.ts'
 
-const root = mkdtempSync(join(tmpdir(), 'proxy-acme-manager-'))
+const root = testDir('proxy-acme-manager-')
 afterAll(() => rmSync(root, { recursive: true, force: true }))
 let dirs = 0
 

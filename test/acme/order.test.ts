@@ -5,16 +5,16 @@
  */
 import { afterAll, describe, expect, test } from 'bun:test'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { AcmeClient } from '../../src/acme/client.ts'
 import { generateCertificateKey } from '../../src/acme/csr.ts'
 import { AcmeError } from '../../src/acme/errors.ts'
 import { generateAccountKey } from '../../src/acme/jws.ts'
 import { issueCertificate } from '../../src/acme/order.ts'
+import { testDir } from '../support/temp-dir.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'proxy-acme-order-'))
+const dir = testDir('proxy-acme-order-')
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 /** A CA that issues `certPem` for whatever is ordered. */

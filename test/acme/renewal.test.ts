@@ -7,9 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { X509Certificate } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import * as tls from 'node:tls'
 import { certInfo } from '../../src/acme/cert-info.ts'
 import { Http01Server } from '../../src/acme/http01.ts'
@@ -19,6 +17,7 @@ import { staticSource } from '../../src/proxy/upstream/address-source.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 import { Harness } from '../support/harness.ts'
 import { Pebble, pebbleAvailable } from '../support/pebble.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const available = pebbleAvailable()
 
@@ -89,7 +88,7 @@ describe.skipIf(!available)('ACME renewal', () => {
   })
 
   const stateDir = () => {
-    const d = mkdtempSync(join(tmpdir(), 'proxy-acme-renew-'))
+    const d = testDir('proxy-acme-renew-')
     dirs.push(d)
     return d
   }

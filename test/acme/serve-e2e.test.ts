@@ -8,11 +8,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import * as tls from 'node:tls'
 import { join } from 'node:path'
 import { freeTcpPort, Pebble, pebbleAvailable } from '../support/pebble.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const available = pebbleAvailable()
 let pebble: Pebble
@@ -75,7 +75,7 @@ async function curl(args: string[]): Promise<{ code: number | null; out: string;
 
 describe.skipIf(!available)('proxy serve --acme against pebble', () => {
   test('first issuance for two names, 308 redirect, private files, then a restart with no new order', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'proxy-acme-state-'))
+    const stateDir = testDir('proxy-acme-state-')
     dirs.push(stateDir)
     const listenPort = await freeTcpPort()
     const args = [
@@ -132,7 +132,7 @@ describe.skipIf(!available)('proxy serve --acme against pebble', () => {
   }, 60_000)
 
   test('no certificate yet and the CA unreachable: the handshake fails with a TLS alert, and the proxy keeps running', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'proxy-acme-state-'))
+    const stateDir = testDir('proxy-acme-state-')
     dirs.push(stateDir)
     const listenPort = await freeTcpPort()
     const deadPort = await freeTcpPort()
@@ -154,7 +154,7 @@ describe.skipIf(!available)('proxy serve --acme against pebble', () => {
   test('short-lived certificates are renewed by the timers and swapped in under an open connection', async () => {
     const shortHttpPort = await freeTcpPort()
     const short = await new Pebble({ httpPort: shortHttpPort, certValiditySeconds: 12 }).start()
-    const stateDir = mkdtempSync(join(tmpdir(), 'proxy-acme-state-'))
+    const stateDir = testDir('proxy-acme-state-')
     dirs.push(stateDir)
     const listenPort = await freeTcpPort()
     const adminPort = await freeTcpPort()
@@ -212,7 +212,7 @@ describe.skipIf(!available)('proxy serve --acme against pebble', () => {
   }, 60_000)
 
   test('workers share the state directory: one order, and every worker serves the certificate', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'proxy-acme-state-'))
+    const stateDir = testDir('proxy-acme-state-')
     dirs.push(stateDir)
     const listenPort = await freeTcpPort()
     const adminPort = await freeTcpPort()

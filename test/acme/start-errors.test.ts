@@ -1,13 +1,13 @@
 /** `proxy serve --acme` start-up failures are start failures (exit 3) with one line saying what to change, not E_INTERNAL. */
 import { afterAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../../src/cli.ts'
 import { ExitCode } from '../../src/lib/exit-codes.ts'
 import { memoryIo } from '../../src/lib/io.ts'
+import { testDir } from '../support/temp-dir.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'proxy-acme-start-'))
+const dir = testDir('proxy-acme-start-')
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 /** Never reached: both failures come before the first order. */

@@ -1,12 +1,13 @@
 /** The state directory's order lock (who may take it, when a lock left behind is stale) and its file writes. */
 import { afterAll, describe, expect, test } from 'bun:test'
 import { generateKeyPairSync } from 'node:crypto'
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import { hostname, tmpdir } from 'node:os'
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { StateStore } from '../../src/acme/store.ts'
+import { testDir } from '../support/temp-dir.ts'
 
-const root = mkdtempSync(join(tmpdir(), 'proxy-acme-store-'))
+const root = testDir('proxy-acme-store-')
 afterAll(() => rmSync(root, { recursive: true, force: true }))
 let dirs = 0
 const fresh = () => new StateStore(join(root, `state-${++dirs}`), 'https://ca.test/dir')

@@ -4,16 +4,16 @@
  * --slo "+N%" budgets exit 4 only on a regression beyond the budget; bad files are usage errors.
  */
 import { afterEach, expect, test } from 'bun:test'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ExitCode } from '../../src/lib/exit-codes.ts'
 import { Harness } from '../support/harness.ts'
 import { bench } from './run-bench.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
-const dir = mkdtempSync(join(tmpdir(), 'proxy-bench-baseline-'))
+const dir = testDir('proxy-bench-baseline-')
 
 
 function delayed(ms: number) {

@@ -1,7 +1,6 @@
 /** `proxy bench` against servers on loopback started here. Timing bounds are generous; accuracy is scripts/bench-accuracy.ts. */
 import { afterEach, describe, expect, spyOn, test } from 'bun:test'
-import { mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../../src/cli.ts'
 import { ExitCode } from '../../src/lib/exit-codes.ts'
@@ -9,6 +8,7 @@ import { memoryIo } from '../../src/lib/io.ts'
 import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
 import { bench } from './run-bench.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -178,7 +178,8 @@ test('a refused IPv6 address is named [::1]:PORT in the report, not ::1:PORT', a
 
 test('--rate measures from the intended send time; --samples writes one line per request; -d runs for a duration', async () => {
   const s = delayed(2)
-  const file = join(mkdtempSync(join(tmpdir(), 'proxy-bench-')), 'samples.ndjson')
+  const dir = testDir('proxy-bench-')
+  const file = join(dir, 'samples.ndjson')
   const r = await bench([`http://127.0.0.1:${s.port}/`, '--rate', '50', '-d', '1s', '-c', '4', '--samples', file, '--json'])
   expect(r.code).toBe(0)
   expect(r.json.requests).toBeGreaterThan(20)
@@ -370,7 +371,7 @@ describe('what bench sends and counts', () => {
 
   test('credentials in the URL and a --cacert that is not PEM are usage errors', async () => {
     expect((await bench(['http://user:pw@127.0.0.1:1/'])).err).toContain('credentials in the URL are not sent')
-    const dir = mkdtempSync(join(tmpdir(), 'bench-ca-'))
+    const dir = testDir('bench-ca-')
     const notPem = join(dir, 'ca.txt')
     await Bun.write(notPem, 'not a certificate\n')
     const r = await bench(['https://127.0.0.1:1/', '--cacert', notPem])

@@ -6,14 +6,14 @@
  * Names are pinned or in /etc/hosts (localhost): no DNS query is sent.
  */
 import { afterEach, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { rmSync, writeFileSync } from 'node:fs'
 import { createSecureServer } from 'node:http2'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ExitCode } from '../../src/lib/exit-codes.ts'
 import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
 import { bench } from './run-bench.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -95,7 +95,7 @@ test('over HTTP/2 too: -H "User-Agent:" and "Accept:" remove the bench\'s own, -
 test('--data and --data-binary pieces are joined with "&" in the order written, and --data @file is read without CR and LF, as curl', async () => {
   const bodies: string[] = []
   const s = h.origin({ fetch: async (req) => (bodies.push(await req.text()), new Response('ok')) })
-  const dir = mkdtempSync(join(tmpdir(), 'bench-data-'))
+  const dir = testDir('bench-data-')
   h.track(() => rmSync(dir, { recursive: true, force: true }))
   const file = join(dir, 'body.txt')
   writeFileSync(file, 'f=1\nf=2\r\n')

@@ -6,17 +6,17 @@
  */
 import { afterEach, describe, expect, test } from 'bun:test'
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createServer, type Server } from 'node:tls'
 import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
 import { bench } from './run-bench.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
-const dir = mkdtempSync(join(tmpdir(), 'proxy-bench-html-'))
+const dir = testDir('proxy-bench-html-')
 
 
 /** A node:tls HTTP/1.1 origin that resumes sessions and answers every 7th request with a 503. */

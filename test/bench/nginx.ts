@@ -6,10 +6,10 @@
  * whether the binary is installed (.ci/run installs it).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { testDir } from '../support/temp-dir.ts'
 
 export function nginxAvailable(): boolean {
   return spawnSync('sh', ['-c', 'command -v nginx']).status === 0
@@ -47,7 +47,7 @@ export interface LogLine {
 export class Nginx {
   private child: ChildProcess | undefined
   port = 0
-  private readonly dir = mkdtempSync(join(tmpdir(), 'proxy-bench-nginx-'))
+  private readonly dir = testDir('proxy-bench-nginx-')
   private readonly log = join(this.dir, 'access.log')
 
   async start(o: NginxOptions): Promise<this> {
@@ -127,5 +127,6 @@ http {
   close(): void {
     this.child?.kill('SIGKILL')
     this.child = undefined
+    rmSync(this.dir, { recursive: true, force: true })
   }
 }

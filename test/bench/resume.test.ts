@@ -5,13 +5,13 @@
  * over TLS 1.3 and TLS 1.2.
  */
 import { afterEach, describe, expect, test } from 'bun:test'
-import { mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createServer, type Server, type TLSSocket } from 'node:tls'
 import { makeCerts } from '../support/certs.ts'
 import { Nginx, nginxAvailable } from './nginx.ts'
 import { bench } from './run-bench.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const closers: (() => void)[] = []
 afterEach(() => {
@@ -47,7 +47,8 @@ function common(port: number): string[] {
 describe.each(['TLSv1.3', 'TLSv1.2'] as const)('node:tls server, %s', (version) => {
   test('first connection full, later ones resumed; the server agrees; --samples records tls_resumed', async () => {
     const o = await tlsOrigin(version)
-    const file = join(mkdtempSync(join(tmpdir(), 'proxy-bench-')), 'samples.ndjson')
+    const dir = testDir('proxy-bench-')
+    const file = join(dir, 'samples.ndjson')
     const r = await bench([...common(o.port), '-n', '6', '--no-keepalive', '--json', '--samples', file])
     expect(r.code).toBe(0)
     expect(r.json.connection.tls_version).toBe(version)

@@ -1,12 +1,12 @@
 /** Reading a config file: what is refused before any key is looked at, with the file (and line) named. */
 import { afterAll, expect, test } from 'bun:test'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadConfigFile, MAX_CONFIG_BYTES, parseConfigText } from '../../src/config/load.ts'
 import { ConfigError } from '../../src/lib/errors.ts'
+import { testDir } from '../support/temp-dir.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'proxy-load-'))
+const dir = testDir('proxy-load-')
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 function loadError(path: string): ConfigError {

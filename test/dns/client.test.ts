@@ -1,13 +1,13 @@
 /** The UDP client and the lookup function against our DNS server on 127.0.0.1. */
 import { afterEach, describe, expect, test } from 'bun:test'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DnsError, queryAddresses } from '../../src/dns/client.ts'
 import { createLookup } from '../../src/dns/lookup.ts'
 import { DnsServer } from '../../src/dns/server.ts'
 import { encodeResponse, TYPE } from '../../src/dns/wire.ts'
 import { freeUdpPort } from '../support/dnsmasq.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const servers: DnsServer[] = []
 afterEach(() => servers.splice(0).forEach((s) => s.close()))
@@ -90,7 +90,7 @@ describe('a server that is down', () => {
 
   test('UNREACHABLE is a failure like a timeout, not an answer: it ends the search list', async () => {
     const dead = await freeUdpPort()
-    const dir = mkdtempSync(join(tmpdir(), 'proxy-dns-'))
+    const dir = testDir('proxy-dns-')
     const resolv = join(dir, 'resolv.conf')
     writeFileSync(resolv, 'nameserver 127.0.0.1\nsearch svc.test\n')
     const lookup = createLookup({ hostsPath: join(dir, 'hosts'), resolvConfPath: resolv, nameserverPort: dead })
@@ -293,7 +293,7 @@ describe('createLookup', () => {
     s.set('a.b', { a: ['127.0.0.4'], ttl: 30 })
     s.set('down.svc.test', 'SERVFAIL')
     s.set('down.corp.test', { a: ['127.0.0.5'], ttl: 30 })
-    const dir = mkdtempSync(join(tmpdir(), 'proxy-dns-'))
+    const dir = testDir('proxy-dns-')
     const resolv = join(dir, 'resolv.conf')
     // svc.test is not in the zone: our server answers NXDOMAIN for it, and the next domain is tried.
     writeFileSync(resolv, 'nameserver 127.0.0.1\nsearch svc.test corp.test\noptions ndots:2\n')
@@ -324,7 +324,7 @@ describe('createLookup', () => {
     s.set('gone.node.test', 'SERVFAIL')
     s.set('slow.node.test', 'DROP')
     s.set('slow', { a: ['127.0.0.3'], ttl: 30 })
-    const dir = mkdtempSync(join(tmpdir(), 'proxy-dns-'))
+    const dir = testDir('proxy-dns-')
     const resolv = join(dir, 'resolv.conf')
     writeFileSync(resolv, 'nameserver 127.0.0.1\nsearch svc.test node.test\noptions ndots:5\n')
     const lookup = createLookup({ hostsPath: join(dir, 'hosts'), resolvConfPath: resolv, nameserverPort: s.port })
@@ -343,7 +343,7 @@ describe('createLookup', () => {
   test('system mode: no nameserver line, or no resolv.conf, asks the local machine\'s server (resolv.conf(5))', async () => {
     const s = await dns()
     s.set('local.test', { a: ['127.0.0.2'], ttl: 30 })
-    const dir = mkdtempSync(join(tmpdir(), 'proxy-dns-'))
+    const dir = testDir('proxy-dns-')
     const resolv = join(dir, 'resolv.conf')
     writeFileSync(resolv, '# written by a tool that found no servers\nsearch corp.test\n')
     const v4 = { family: 'ipv4', timeoutMs: 1000 } as const
@@ -354,7 +354,7 @@ describe('createLookup', () => {
   })
 
   test('system mode: /etc/hosts first (no TTL), then resolv.conf servers; a changed hosts file is re-read', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'proxy-dns-'))
+    const dir = testDir('proxy-dns-')
     const hosts = join(dir, 'hosts')
     const resolv = join(dir, 'resolv.conf')
     writeFileSync(hosts, '127.0.0.5 pinned.test\n')

@@ -5,11 +5,11 @@
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, renameSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const servers: { stop(force?: boolean): unknown }[] = []
 beforeAll(() => {
@@ -67,7 +67,7 @@ function childPids(parent: number): number[] {
 }
 
 test('SIGUSR1, then SIGHUP, after the file is moved away: the proxy goes on, writing to a new file', async () => {
-  const file = join(mkdtempSync(join(tmpdir(), 'proxy-rotate-')), 'access.log')
+  const file = join(testDir('proxy-rotate-'), 'access.log')
   const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin()}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', file], BIN)
   try {
     await requests(proxy.url, 5)
@@ -92,7 +92,7 @@ test('SIGUSR1, then SIGHUP, after the file is moved away: the proxy goes on, wri
 })
 
 test('--workers 2: SIGUSR1 to the supervisor reaches every worker; the supervisor and the workers live on', async () => {
-  const file = join(mkdtempSync(join(tmpdir(), 'proxy-rotate-')), 'access.log')
+  const file = join(testDir('proxy-rotate-'), 'access.log')
   const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin()}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', file, '--workers', '2'], BIN)
   let stderr = ''
   proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))

@@ -5,11 +5,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { RELEASE_DIR, RELEASE_TARGETS } from '../../scripts/release.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 /** ELF e_machine values (System V ABI): what the file was built for. */
 const EM_X86_64 = 62
@@ -69,7 +69,7 @@ describe('npm run release', () => {
   })
 
   test.if(process.arch === 'x64')('a binary ignores .env in the directory it runs in (Bun loads it by default)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'proxy-release-'))
+    const dir = testDir('proxy-release-')
     try {
       // DEBUG=1 from a .env would add a stack trace to this error.
       writeFileSync(join(dir, '.env'), 'DEBUG=1\n')

@@ -5,11 +5,11 @@
  * says so in the log rather than only "reloaded".
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const servers: { stop(force?: boolean): unknown }[] = []
 beforeAll(() => {
@@ -34,7 +34,7 @@ function origin(name: string) {
 test('SIGHUP swaps the upstream under load with zero failures; a WebSocket survives; a broken config is refused', async () => {
   const a = origin('A')
   const b = origin('B')
-  const dir = mkdtempSync(join(tmpdir(), 'proxy-reload-'))
+  const dir = testDir('proxy-reload-')
   const file = join(dir, 'proxy.toml')
   const write = (url: string, extra = '') => writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n[upstream]\nurl = "${url}"\n${extra}`)
   write(`http://127.0.0.1:${a.port}`)
@@ -92,7 +92,7 @@ test('SIGHUP swaps the upstream under load with zero failures; a WebSocket survi
 
 test('SIGHUP with a changed [cache] logs that it is read at start only, beside "reloaded"', async () => {
   const a = origin('A')
-  const dir = mkdtempSync(join(tmpdir(), 'proxy-reload-'))
+  const dir = testDir('proxy-reload-')
   const file = join(dir, 'proxy.toml')
   const write = (cacheSize: string) => writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n[upstream]\nurl = "http://127.0.0.1:${a.port}"\n[cache]\nmax_size = "${cacheSize}"\n`)
   write('1MiB')

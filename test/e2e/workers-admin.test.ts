@@ -6,10 +6,10 @@
  */
 import { afterEach, beforeAll, expect, test } from 'bun:test'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BIN, ensureBinary } from '../support/binary.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 beforeAll(() => {
   ensureBinary()
@@ -122,7 +122,7 @@ test('--workers 2: the admin address merges both workers; the counter over both 
 test('SIGHUP with a new admin token: the merged endpoint takes the new one and still reaches both workers', async () => {
   const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
   cleanups.push(() => origin.stop(true))
-  const dir = mkdtempSync(join(tmpdir(), 'proxy-workers-admin-'))
+  const dir = testDir('proxy-workers-admin-')
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
   const file = join(dir, 'proxy.toml')
   const write = (token: string) => writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[admin]\nlisten = "127.0.0.1:0"\ntoken = "${token}"\n[log]\naccess_log = "off"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n`)

@@ -6,12 +6,12 @@
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const servers: { stop(force?: boolean): unknown }[] = []
 beforeAll(() => {
@@ -126,7 +126,7 @@ test('kill -9 of the supervisor: its workers drain and exit, and the port is fre
 test('a worker dies after its config file was edited into an error: the others go on serving, and it starts once the file is fixed', async () => {
   const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
   servers.push(origin)
-  const dir = mkdtempSync(join(tmpdir(), 'proxy-workers-'))
+  const dir = testDir('proxy-workers-')
   const file = join(dir, 'proxy.toml')
   const good = `[server]\nlisten = "127.0.0.1:0"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n`
   writeFileSync(file, good)

@@ -4,12 +4,12 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { pattern, run, startServer, type TestH2Server } from './support/h2-server.ts'
+import { testDir } from '../support/temp-dir.ts'
 
-const dir = mkdtempSync(join(tmpdir(), 'h2-interop-'))
+const dir = testDir('h2-interop-')
 const upload = randomBytes(5 * 1024 * 1024 + 123)
 const uploadFile = join(dir, 'upload.bin')
 writeFileSync(uploadFile, upload)

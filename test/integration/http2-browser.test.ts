@@ -9,11 +9,11 @@
  */
 import { afterEach, describe, expect, test } from 'bun:test'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { makeCerts } from '../support/certs.ts'
 import { Harness, waitFor } from '../support/harness.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -75,7 +75,7 @@ describe.if(Boolean(chromium))('headless Chromium over HTTP/2', () => {
   test('a page with a stylesheet, a script and six images comes over h2 on one connection', async () => {
     const o = origin()
     const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${o.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
-    const profile = mkdtempSync(join(tmpdir(), 'proxy-chromium-'))
+    const profile = testDir('proxy-chromium-')
     h.track(() => rmSync(profile, { recursive: true, force: true }))
     const netLog = join(profile, 'netlog.json')
     const url = `https://127.0.0.1:${proxy.port}/`

@@ -9,17 +9,17 @@
 import { afterEach, describe, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { makeCerts } from '../support/certs.ts'
 import { Harness, waitFor } from '../support/harness.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
 const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
-const dir = mkdtempSync(join(tmpdir(), 'proxy-h2-'))
+const dir = testDir('proxy-h2-')
 
 /** Runs a client to its end without blocking the event loop (the proxy runs in this process). */
 async function run(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {

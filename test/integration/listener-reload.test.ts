@@ -9,13 +9,13 @@
  * SIGHUP calls it.
  */
 import { afterEach, expect, test } from 'bun:test'
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { copyFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tls from 'node:tls'
 import { makeCerts } from '../support/certs.ts'
 import { freePort, Harness, waitFor } from '../support/harness.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -120,7 +120,7 @@ test('TLS: a pair renewed at the same paths is served after a reload; a bad pair
   const origin = h.origin({ fetch: () => new Response('hello') })
   const first = makeCerts(['proxy.test'], ['127.0.0.1'])
   const second = makeCerts(['proxy.test', 'renewed.test'], ['127.0.0.1'])
-  const dir = mkdtempSync(join(tmpdir(), 'proxy-reload-tls-'))
+  const dir = testDir('proxy-reload-tls-')
   const certFile = join(dir, 'cert.pem')
   const keyFile = join(dir, 'key.pem')
   copyFileSync(first.certFile, certFile)

@@ -7,12 +7,12 @@
  * ca_file again: new contents at the same path are a new pool, with no session of the old trust.
  */
 import { afterEach, describe, expect, test } from 'bun:test'
-import { copyFileSync, mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createServer, type TLSSocket } from 'node:tls'
 import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -79,7 +79,7 @@ test('a reload reads ca_file again: a CA taken out at the same path is not trust
   const certs = makeCerts(['origin.test'])
   const other = makeCerts(['other.test'])
   const origin = await closingTlsOrigin('TLSv1.3')
-  const caFile = join(mkdtempSync(join(tmpdir(), 'proxy-ca-reload-')), 'ca.pem')
+  const caFile = join(testDir('proxy-ca-reload-'), 'ca.pem')
   copyFileSync(certs.caFile, caFile)
   const flags = { upstream: { url: `https://origin.test:${origin.port}`, ca_file: caFile } }
   const { url, proxy } = h.proxy(flags, { addresses: [{ address: '127.0.0.1', family: 4 }] })

@@ -1,7 +1,6 @@
 /** Routing (table tests and end to end), access-log records, and the /metrics text format. */
 import { afterEach, describe, expect, test } from 'bun:test'
-import { chmodSync, mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { chmodSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseConfigText } from '../../src/config/load.ts'
 import { resolveConfig } from '../../src/config/resolve.ts'
@@ -15,6 +14,7 @@ import { RequestMetrics } from '../../src/proxy/observe/metrics.ts'
 import { UpstreamPool } from '../../src/proxy/upstream/pool.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 import { Harness, waitFor } from '../support/harness.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -140,7 +140,7 @@ describe('access log records', () => {
   })
 
   test('an unwritable access-log file is reported and traffic continues', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'proxy-log-'))
+    const dir = testDir('proxy-log-')
     chmodSync(dir, 0o500)
     const warnings: string[] = []
     const log = createAccessLog({ accessLog: join(dir, 'sub', 'access.log'), format: 'json' }, (_l, msg) => warnings.push(msg))
@@ -157,7 +157,7 @@ describe('access log records', () => {
   })
 
   test('a writable file gets one JSON line per request', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'access.log')
+    const file = join(testDir('proxy-log-'), 'access.log')
     const log = createAccessLog({ accessLog: file, format: 'json' }, () => {})
     const origin = h.origin({ fetch: () => new Response('ok') })
     const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` } })

@@ -6,18 +6,18 @@
  * upstream handshake (no SNI for an IP, a Common-Name-only certificate refused, ALPN http/1.1).
  */
 import { afterAll, afterEach, expect, test } from 'bun:test'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { createServer as createTcpServer, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { makeCerts } from '../support/certs.ts'
 import { rawExchange } from '../support/harness.ts'
 import { RawOrigin } from '../support/raw-origin.ts'
 import { oneAnswerTlsOrigin } from '../support/tls-origin.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const DENO = 'node_modules/.bin/deno'
-const dir = mkdtempSync(join(tmpdir(), 'proxy-deno-semantics-'))
+const dir = testDir('proxy-deno-semantics-')
 const closers: (() => unknown)[] = []
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c()

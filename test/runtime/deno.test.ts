@@ -4,12 +4,12 @@
  */
 import { afterAll, expect, test } from 'bun:test'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { makeCerts } from '../support/certs.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const DENO = 'node_modules/.bin/deno'
 const origins: { stop(force?: boolean): unknown }[] = []
@@ -93,7 +93,7 @@ test('on Deno, an HTTP/2 request body streamed without Content-Length reaches th
 test('on Deno, SIGTERM with a request still running past drain_timeout exits 0', async () => {
   const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, idleTimeout: 0, fetch: () => Bun.sleep(6000).then(() => new Response('late')) })
   origins.push(origin)
-  const dir = mkdtempSync(join(tmpdir(), 'proxy-deno-drain-'))
+  const dir = testDir('proxy-deno-drain-')
   const file = join(dir, 'proxy.toml')
   writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\ndrain_timeout = "1s"\n\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n\n[admin]\nlisten = "off"\n`)
   const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--config', file], DENO)
@@ -138,7 +138,7 @@ test('on Deno, a reload that changes a limit keeps serving on the same port (it 
   const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
   const port = probe.port
   probe.stop(true)
-  const dir = mkdtempSync(join(tmpdir(), 'proxy-deno-reload-'))
+  const dir = testDir('proxy-deno-reload-')
   const file = join(dir, 'proxy.toml')
   const config = (keepalive: string) => `[server]\nlisten = "127.0.0.1:${port}"\nkeepalive_timeout = "${keepalive}"\n\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n\n[admin]\nlisten = "off"\n`
   writeFileSync(file, config('75s'))
@@ -177,7 +177,7 @@ function alive(pid: number): boolean {
 test('on Deno, --workers 2 serves; a worker that cannot start again does not stop the others; kill -9 of the supervisor leaves no worker on the port', async () => {
   const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
   origins.push(origin)
-  const file = join(mkdtempSync(join(tmpdir(), 'proxy-deno-workers-')), 'proxy.toml')
+  const file = join(testDir('proxy-deno-workers-'), 'proxy.toml')
   const good = `[server]\nlisten = "127.0.0.1:0"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n`
   writeFileSync(file, good)
   // Before: each worker died at once (Deno.serve's reusePort needs --unstable-net, which the

@@ -7,19 +7,19 @@
  * chain, and a file that holds the chain and the key together, load.
  */
 import { afterEach, expect, test } from 'bun:test'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ProxyError } from '../../src/lib/errors.ts'
 import { loadTlsPair } from '../../src/runtime/tls-files.ts'
 import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
 
 const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
-const dir = mkdtempSync(join(tmpdir(), 'proxy-tls-files-'))
+const dir = testDir('proxy-tls-files-')
 /** The leaf, then the test CA as if it were an intermediate: a chain of two good certificates. */
 const chain = certs.cert + certs.ca
 const secondBegins = chain.indexOf('-----BEGIN CERTIFICATE-----', 10)

@@ -3,9 +3,9 @@
  * given DNS names and IPs signed by it. Cached per process in a temp directory.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { testDir } from './temp-dir.ts'
 
 export interface TestCerts {
   dir: string
@@ -24,7 +24,7 @@ export function makeCerts(names: string[] = ['origin.test'], ips: string[] = ['1
   const id = [...names, ...ips, san].join(',')
   const hit = cache.get(id)
   if (hit) return hit
-  const dir = mkdtempSync(join(tmpdir(), 'proxy-certs-'))
+  const dir = testDir('proxy-certs-')
   const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' })
   run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3650', '-subj', '/CN=proxy test CA')
   run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', `/CN=${names[0] ?? 'server'}`)

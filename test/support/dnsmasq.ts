@@ -4,10 +4,10 @@
  * binary is installed (.ci/run installs dnsmasq-base).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, writeFileSync } from 'node:fs'
 import { createSocket } from 'node:dgram'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { testDir } from './temp-dir.ts'
 
 /** dnsmasq's path: on PATH, or in /usr/sbin (not on a non-root user's PATH on Debian). */
 function dnsmasqPath(): string | undefined {
@@ -32,7 +32,7 @@ export async function freeUdpPort(): Promise<number> {
 export class Dnsmasq {
   private child: ChildProcess | undefined
   port = 0
-  private readonly dir = mkdtempSync(join(tmpdir(), 'proxy-dnsmasq-'))
+  private readonly dir = testDir('proxy-dnsmasq-')
   readonly hostsFile = join(this.dir, 'hosts')
 
   /** hosts: lines of "ip name". */

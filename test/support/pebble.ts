@@ -7,11 +7,11 @@
  * (.ci/run installs the pebble package).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { makeCerts } from './certs.ts'
 import { freeUdpPort } from './dnsmasq.ts'
+import { testDir } from './temp-dir.ts'
 
 export function pebbleAvailable(): boolean {
   return spawnSync('sh', ['-c', 'command -v pebble && command -v pebble-challtestsrv']).status === 0
@@ -33,7 +33,7 @@ export interface PebbleOptions {
 
 export class Pebble {
   private children: ChildProcess[] = []
-  private readonly dir = mkdtempSync(join(tmpdir(), 'proxy-pebble-'))
+  private readonly dir = testDir('proxy-pebble-')
   private readonly certs = makeCerts(['localhost'], ['127.0.0.1'])
   readonly caPem = this.certs.ca
   readonly caFile = this.certs.caFile

@@ -1,12 +1,12 @@
 /** The access log's writers: files, outages and their messages. */
 import { afterEach, describe, expect, jest, test } from 'bun:test'
 import { execFileSync } from 'node:child_process'
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
+import { closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createAccessLog, formatRecord, renderAccessLogMetrics } from '../../../src/proxy/observe/access-log.ts'
 import type { RequestRecord } from '../../../src/proxy/observe/record.ts'
+import { testDir } from '../../support/temp-dir.ts'
 
 function record(path = '/a'): RequestRecord {
   return { ts: '2026-11-26T00:00:00.000Z', request_id: 'r1', client: '127.0.0.1', method: 'GET', host: 'h.test', path, protocol: 'HTTP/1.1', status: 200, bytes_in: 0, bytes_out: 5, duration_ms: 0.5, upstream: 'default', retries: 0 }
@@ -38,7 +38,7 @@ test('"/dev/stdout" is the process\'s stdout stream whatever it is (a journal so
 
 describe('a file keeps up', () => {
   test('100,000 lines in one burst are all written, in order, none dropped', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'access.log')
+    const file = join(testDir('proxy-log-'), 'access.log')
     const log = createAccessLog({ accessLog: file, format: 'json' }, () => {})
     for (let i = 0; i < 100_000; i++) log.write(record(`/n${i}`))
     await log.close()
@@ -53,7 +53,7 @@ describe('a file keeps up', () => {
   test('lines a file cannot take are counted, in proxy_access_log_dropped_total too', async () => {
     const stats = { dropped: 0 }
     const messages: string[] = []
-    const log = createAccessLog({ accessLog: join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'missing', 'access.log'), format: 'json' }, (_level, msg) => messages.push(msg), { stats })
+    const log = createAccessLog({ accessLog: join(testDir('proxy-log-'), 'missing', 'access.log'), format: 'json' }, (_level, msg) => messages.push(msg), { stats })
     for (let i = 0; i < 10; i++) log.write(record())
     await log.close()
     expect(log.dropped).toBe(10)
@@ -108,7 +108,7 @@ describe('formats', () => {
 
 describe('rotation', () => {
   test('reopen(): once the file is moved away, the lines after go to a new file at the path', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'access.log')
+    const file = join(testDir('proxy-log-'), 'access.log')
     const messages: string[] = []
     const log = createAccessLog({ accessLog: file, format: 'json' }, (_level, msg) => messages.push(msg))
     log.write(record('/before'))
@@ -124,7 +124,7 @@ describe('rotation', () => {
   })
 
   test('reopen() after the directory is removed says the log cannot be written, not that it was reopened', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'proxy-log-'))
+    const dir = testDir('proxy-log-')
     const file = join(dir, 'access.log')
     const messages: string[] = []
     const log = createAccessLog({ accessLog: file, format: 'json' }, (_level, msg) => messages.push(msg))
@@ -172,7 +172,7 @@ describe('stdout and stderr', () => {
   })
 
   test('a FIFO path (/dev/stdout into a pipe) is written as a stream: a reader that never reads costs dropped lines, not a stalled process', async () => {
-    const fifo = join(mkdtempSync(join(tmpdir(), 'proxy-log-')), 'access.fifo')
+    const fifo = join(testDir('proxy-log-'), 'access.fifo')
     execFileSync('mkfifo', [fifo])
     const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK) // opened, never read
     const messages: string[] = []
@@ -227,7 +227,7 @@ describe('outages', () => {
 
   test('"writable again" is said after a line is written, not when the file opens', async () => {
     jest.useFakeTimers()
-    const dir = mkdtempSync(join(tmpdir(), 'proxy-log-'))
+    const dir = testDir('proxy-log-')
     const file = join(dir, 'sub', 'access.log')
     const messages: string[] = []
     let bytesWhenSaid = -1
