@@ -296,6 +296,11 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     this.client.interim?.(head.status, clientResponseHeaders(head.headers, this.requestId, false))
   }
 
+  /** The client left before any answer (the cache asks, of a request waiting for another's). */
+  get left(): boolean {
+    return this.gone
+  }
+
   /**
    * The client left before any answer (the listener says so): the exchange in progress is failed
    * CLIENT_GONE, which ends the attempts, frees the upstream connection and is logged 499.

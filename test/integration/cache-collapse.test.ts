@@ -8,11 +8,12 @@
  * test may run.
  */
 import { afterEach, describe, expect, test } from 'bun:test'
-import { connect, createServer, type Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { EdgeCache } from '../../src/proxy/cache/cache.ts'
 import type { RequestRecord } from '../../src/proxy/observe/record.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 import { staticSource } from '../../src/proxy/upstream/address-source.ts'
+import { countingOrigin } from '../support/counting-origin.ts'
 import { Harness, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
@@ -31,28 +32,8 @@ function start(originPort: number, opts: { maxObjectBytes?: number; server?: Rec
   return { url: proxy.url, port: proxy.port, cache, records }
 }
 
-/** A raw origin: `answer` gets each connection's socket once its request head is in; counts requests. */
-async function rawOrigin(answer: (s: Socket, n: number) => void): Promise<{ port: number; requests: () => number }> {
-  let n = 0
-  const sockets = new Set<Socket>()
-  const server = createServer((s) => {
-    sockets.add(s)
-    s.on('close', () => sockets.delete(s))
-    s.on('error', () => {})
-    let head = ''
-    s.on('data', (d) => {
-      if (head.includes('\r\n\r\n')) return
-      head += d.toString('latin1')
-      if (head.includes('\r\n\r\n')) answer(s, ++n)
-    })
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
-  h.track(() => {
-    for (const s of sockets) s.destroy()
-    server.close()
-  })
-  return { port: (server.address() as { port: number }).port, requests: () => n }
-}
+/** The counting raw origin (test/support/counting-origin.ts), closed with this file's harness. */
+const rawOrigin = (answer: (s: Socket, n: number) => void) => countingOrigin(h, answer)
 
 /** Reads a fetch response's body to its end or its failure; how many bytes, and whether it failed. */
 async function drain(res: Response): Promise<{ bytes: number; failed: boolean }> {

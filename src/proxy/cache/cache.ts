@@ -5,7 +5,10 @@
  * (`onReply`) or its failure (`onError`). Concurrent misses for one key wait for one upstream
  * request and share its answer as it streams (collapsed forwarding); a stale response within
  * stale-while-revalidate is served at once and refreshed in the background through the
- * forwarder the request path installs. Also: purge, status and metrics. Policy is in
+ * forwarder the request path installs. A leader that ends without an answer the others can use
+ * (a failure, an error status not stored) hands the lead on: one waiter goes upstream next and
+ * the rest wait for it, each within its own collapse wait (nginx's proxy_cache_lock, whose
+ * waiters retry the lock). Also: purge, status and metrics. Policy is in
  * policy.ts, storage in store.ts, the per-request logic in exchange.ts.
  */
 import type { ProxyReply, ProxyRequest } from '../message.ts'
@@ -38,6 +41,12 @@ export type Forwarder = (req: ProxyRequest, client: unknown) => Promise<ProxyRep
 const UNCOLLAPSIBLE_MS = 5000
 const MAX_UNCOLLAPSIBLE_KEYS = 10_000
 
+/** A collapsed request between its waits: what it forwards as, and when its collapse wait ends (cache clock; 0: spent). */
+export interface Waited {
+  fwd: CacheExchange['fwd']
+  untilMs: number
+}
+
 const RESULTS: readonly CacheResult[] = ['hit', 'stale', 'revalidated', 'collapsed', 'miss', 'bypass', 'refresh']
 
 export class EdgeCache implements CacheInternals {
@@ -49,6 +58,8 @@ export class EdgeCache implements CacheInternals {
   readonly counts: Record<CacheResult, number> = { hit: 0, stale: 0, revalidated: 0, collapsed: 0, miss: 0, bypass: 0, refresh: 0 }
   stores = 0
   purged = 0
+  /** Requests waiting now for another's upstream answer (collapsed forwarding). */
+  waiting = 0
   /** Bodies being kept while they arrive may use as much memory as the store, and no more. */
   readonly fillBudget: FillBudget
   private readonly clock: () => number
@@ -77,7 +88,7 @@ export class EdgeCache implements CacheInternals {
   }
 
   /** The cache phase for one request: an answer from the cache, or what to forward. */
-  lookup(req: ProxyRequest, ctx: LookupContext, waited?: CacheExchange['fwd']): CacheExchange | Promise<CacheExchange> {
+  lookup(req: ProxyRequest, ctx: LookupContext, waited?: Waited): CacheExchange | Promise<CacheExchange> {
     const rd = requestDirectives(req.headers)
     const x = new CacheExchange(this, req, ctx, rd)
     if (!ctx.enabled) return x.bypass('bypass')
@@ -102,7 +113,7 @@ export class EdgeCache implements CacheInternals {
         const v = evaluateReuse(selected, rd, nowMs)
         const ttlS = Math.floor(v.ttlMs / 1000)
         // After waiting for another request's answer, it is that answer: a collapsed request, not a hit.
-        if (v.reuse === 'fresh' && waited) return x.serve(selected, v.ageMs, 'collapsed', { fwd: waited, collapsed: true })
+        if (v.reuse === 'fresh' && waited) return x.serve(selected, v.ageMs, 'collapsed', { fwd: waited.fwd, collapsed: true })
         if (v.reuse === 'fresh') return x.serve(selected, v.ageMs, 'hit', hitStatus(ttlS))
         if (v.reuse === 'stale-ok') return x.serve(selected, v.ageMs, 'stale', { hit: true, ttlS, detail: 'max-stale' })
         if (v.reuse === 'stale-while-revalidate') {
@@ -118,15 +129,20 @@ export class EdgeCache implements CacheInternals {
     // nobody waits for it any more, and this request may lead anew (nginx's proxy_cache_lock_age).
     if (flight && !flight.settled && flight.deadlineMs <= nowMs) flight = this.expire(ctx.key, flight)
     // A response still arriving for this key can answer as it streams.
-    if (waited) x.fwd = waited
+    if (waited) x.fwd = waited.fwd
     if (!isBackground && flight?.fill && x.canShare(flight.fill, nowMs)) return x.serveFill(flight.fill, nowMs)
     if (rd.onlyIfCached) return x.reply(onlyIfCachedReply(ctx.requestId), 'miss')
     const collapsible = !isBackground && !isRetry && x.collapsible(this.isUncollapsible(ctx.key, nowMs))
-    if (flight && collapsible && !waited) {
-      // Another request is fetching this key: wait for its head, then look again (it may
-      // have been stored, or be shareable while it streams, or neither: then go ourselves).
+    // A waiter whose client has left neither waits more nor leads: the request path ends it (CLIENT_GONE).
+    if (waited && ctx.left?.()) return x.forward()
+    // The collapse wait counts from the request's first lookup, whatever leaders it waits for in turn.
+    const untilMs = waited ? waited.untilMs : nowMs + ctx.maxWaitMs
+    if (flight && !flight.settled && collapsible && untilMs > nowMs) {
+      // Another request is fetching this key: wait for its head, then look again (it may have been
+      // stored, or be shareable while it streams; or it failed, and the first waiter leads next and
+      // the others wait for it; or it cannot be shared: then go ourselves).
       const fwd = x.fwd
-      return this.waitFor(ctx.key, flight, Math.min(ctx.maxWaitMs, flight.deadlineMs - nowMs)).then(() => this.lookup(req, ctx, fwd))
+      return this.waitFor(ctx.key, flight, Math.min(untilMs, flight.deadlineMs) - nowMs).then((settled) => this.lookup(req, ctx, { fwd, untilMs: settled ? untilMs : 0 }))
     }
     // The flight is taken once nothing more can throw before the exchange is the request path's.
     if (!flight && collapsible) return x.forward().holding(this.openFlight(ctx.key, nowMs + ctx.maxWaitMs))
@@ -148,20 +164,30 @@ export class EdgeCache implements CacheInternals {
     return undefined
   }
 
-  /** Resolves when the flight settles, or after `waitMs`: then the flight is lost, and dropped. */
-  private waitFor(key: string, flight: Flight, waitMs: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer)
-        if (!flight.settled) this.expire(key, flight)
-        resolve()
-      }, waitMs)
-      this.timers.add(timer)
-      flight.headed.then(() => {
+  /**
+   * Resolves true when the flight settles, or false after `waitMs`: the waiter's collapse wait is
+   * spent, and when that was the flight's own deadline too, the flight is lost and dropped.
+   */
+  private waitFor(key: string, flight: Flight, waitMs: number): Promise<boolean> {
+    const untilFlightDeadline = this.now() + waitMs >= flight.deadlineMs
+    this.waiting++
+    return new Promise<boolean>((resolve) => {
+      let done = false
+      const finish = (settled: boolean) => {
+        if (done) return
+        done = true
         clearTimeout(timer)
         this.timers.delete(timer)
-        resolve()
-      })
+        this.waiting--
+        resolve(settled)
+      }
+      const timer = setTimeout(() => {
+        if (!flight.settled && untilFlightDeadline) this.expire(key, flight)
+        finish(false)
+      }, waitMs)
+      this.timers.add(timer)
+      // Settled, or released by close(): look again.
+      flight.headed.then(() => finish(true))
     })
   }
 
@@ -288,6 +314,7 @@ export class EdgeCache implements CacheInternals {
       objects: this.store.objects,
       evictions: this.store.evictions,
       in_flight: this.flights.size,
+      waiting: this.waiting,
       filling_bytes: this.fillBudget.keptBytes,
     }
   }

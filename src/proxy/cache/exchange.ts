@@ -37,6 +37,8 @@ export interface LookupContext {
    * the answer to a request with a field that stands for another method or URL: unkeyed() below.)
    */
   hasContent?: boolean
+  /** Whether the request's client has left (a waiter that finds it so neither waits more nor leads). */
+  left?: () => boolean
 }
 
 /** A response still arriving that other requests may share (collapsed forwarding). */
@@ -235,6 +237,8 @@ export class CacheExchange {
     // A 304 to our validators: the stored response is still good; update it and serve it (§4.3.3, §4.3.4).
     if (reply.status === 304 && candidate && this.validators.length > 0 && notModifiedSelects(candidate.headers, headers)) {
       const updated = this.refreshed(candidate, headers, nowMs)
+      // Still stale (max-age=0, no-cache): every request must go to the origin anyway.
+      if (updated.lifetimeMs <= currentAgeMs(updated.headers, updated, nowMs) || updated.rd.cc.has('no-cache')) c.markUncollapsible(this.ctx.key)
       this.settle()
       this.count('revalidated')
       const v = evaluateReuse(updated, this.rd, nowMs)
@@ -280,8 +284,11 @@ export class CacheExchange {
     this.count('miss')
     const tooBig = contentLength !== undefined && contentLength > c.maxObjectBytes
     if (why !== undefined || !useful || tooBig) {
-      // Requests for this key cannot share its answers: for a while, they stop waiting for each other.
-      if ((why !== undefined && RESPONSE_REASONS.has(why)) || (why === undefined && !useful) || tooBig) c.markUncollapsible(this.ctx.key)
+      // Requests for this key cannot share its answers: for a while, they stop waiting for each
+      // other. Not after a server error: that is the origin failing now, not what the resource is,
+      // and the waiters hand the lead on (cache.ts) rather than all going upstream at once.
+      const failed = reply.status >= 500
+      if (!failed && ((why !== undefined && RESPONSE_REASONS.has(why)) || (why === undefined && !useful) || tooBig)) c.markUncollapsible(this.ctx.key)
       this.settle()
       return { ...reply, headers: withCacheStatus(headers, { fwd: this.fwd }) }
     }
@@ -311,6 +318,7 @@ export class CacheExchange {
       const bytes = body === null ? EMPTY : typeof body === 'string' ? encoder.encode(body) : body.slice()
       const stored = bytes.byteLength <= c.maxObjectBytes
       if (stored) c.commit(entry, bytes)
+      else c.markUncollapsible(this.ctx.key)
       this.settle()
       return { ...reply, headers: withCacheStatus(headers, { fwd: this.fwd, stored }) }
     }

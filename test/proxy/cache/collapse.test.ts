@@ -2,7 +2,8 @@
  * Collapsed forwarding's bound, without sockets: a leader that never reports its answer (lost to
  * a bug, or slower than the collapse wait) makes requests wait at most once for the collapse
  * wait; after that the key's flight is dropped and the next request leads anew, as nginx's
- * proxy_cache_lock_age lets one more request through.
+ * proxy_cache_lock_age lets one more request through. And a leader that fails hands the lead to
+ * one waiter, while one whose answer can never be shared releases them all.
  */
 import { describe, expect, test } from 'bun:test'
 import { EdgeCache, type CacheExchange } from '../../../src/proxy/cache/cache.ts'
@@ -22,9 +23,16 @@ function request(): ProxyRequest {
   return { method: 'GET', target: '/a', headers: new Headers({ host: 'example.com' }), body: null }
 }
 
-function lookup(cache: EdgeCache, maxWaitMs: number): CacheExchange | Promise<CacheExchange> {
-  return cache.lookup(request(), { key: KEY, enabled: true, requestId: 'rid', client: { ip: '127.0.0.1', tls: false }, maxWaitMs })
+function lookup(cache: EdgeCache, maxWaitMs: number, left?: () => boolean): CacheExchange | Promise<CacheExchange> {
+  return cache.lookup(request(), { key: KEY, enabled: true, requestId: 'rid', client: { ip: '127.0.0.1', tls: false }, maxWaitMs, left })
 }
+
+/** Lets every pending promise callback run (the waiters' looks after a settle are a few hops). */
+async function turns(): Promise<void> {
+  for (let i = 0; i < 10; i++) await Promise.resolve()
+}
+
+const FRESH: [string, string][] = [['cache-control', 'max-age=60'], ['date', new Date(T0).toUTCString()]]
 
 describe('collapsed forwarding: a lost leader', () => {
   test('past the collapse wait, the flight is dropped: a new request does not wait and leads', async () => {
@@ -56,6 +64,81 @@ describe('collapsed forwarding: a lost leader', () => {
     waiter.onError()
     expect(cache.status().in_flight).toBe(0)
     expect(lookup(cache, 20) instanceof Promise).toBe(false)
+    cache.close()
+  })
+})
+
+describe('collapsed forwarding: a leader without an answer to share', () => {
+  /** A leader and three waiters, in that order; `done` lists the waiters whose lookup has ended. */
+  function herd(cache: EdgeCache, left: boolean[] = []) {
+    const leader = lookup(cache, 60_000) as CacheExchange
+    const done: CacheExchange[] = []
+    const waiters = [0, 1, 2].map((i) => (lookup(cache, 60_000, () => left[i] === true) as Promise<CacheExchange>).then((x) => (done.push(x), x)))
+    return { leader, waiters, done }
+  }
+
+  for (const how of ['an upstream failure', 'a 502 answer']) {
+    test(`${how}: exactly one waiter leads next, the others wait for it and share its answer`, async () => {
+      const { cache } = setup()
+      const { leader, waiters, done } = herd(cache)
+      expect(cache.status().waiting).toBe(3)
+      if (how === 'a 502 answer') await replyText(await leader.onReply({ status: 502, statusText: 'Bad Gateway', headers: [], body: 'down' }))
+      else expect(leader.onError()).toBeUndefined()
+      await turns()
+      expect(done.length).toBe(1)
+      const next = done[0]!
+      expect([next.hit, next.flight !== undefined]).toEqual([undefined, true])
+      expect(cache.status()).toMatchObject({ in_flight: 1, waiting: 2 })
+      expect(await replyText(await next.onReply({ status: 200, statusText: 'OK', headers: FRESH, body: 'hello' }))).toBe('hello')
+      const rest = await Promise.all(waiters.slice(1))
+      expect(rest.map((x) => x.result)).toEqual(['collapsed', 'collapsed'])
+      expect(cache.status()).toMatchObject({ in_flight: 0, waiting: 0 })
+      cache.close()
+    })
+  }
+
+  test('the lead goes on failing: each waiter in turn, one at a time', async () => {
+    const { cache } = setup()
+    const { leader, done } = herd(cache)
+    let current = leader
+    for (let i = 0; i < 3; i++) {
+      current.onError()
+      await turns()
+      expect(done.length).toBe(i + 1)
+      current = done[i]!
+      expect(current.flight).toBeDefined()
+      expect(cache.status().waiting).toBe(2 - i)
+    }
+    current.onError()
+    expect(cache.status()).toMatchObject({ in_flight: 0, waiting: 0 })
+    cache.close()
+  })
+
+  test('a waiter whose client has left does not lead: it goes on alone, and the next waiter leads', async () => {
+    const { cache } = setup()
+    const { leader, done } = herd(cache, [true])
+    leader.onError()
+    await turns()
+    expect(done.length).toBe(2)
+    expect(done[0]!.flight).toBeUndefined()
+    expect(done[1]!.flight).toBeDefined()
+    expect(cache.status().waiting).toBe(1)
+    done[1]!.onError()
+    await turns()
+    done[2]!.onError()
+    cache.close()
+  })
+
+  test('an answer that can never be shared (private): every waiter goes upstream itself, and later requests do not wait', async () => {
+    const { cache } = setup()
+    const { leader, waiters } = herd(cache)
+    await replyText(await leader.onReply({ status: 200, statusText: 'OK', headers: [['cache-control', 'private']], body: 'mine' }))
+    const all = await Promise.all(waiters)
+    expect(all.map((x) => [x.hit, x.flight])).toEqual(Array(3).fill([undefined, undefined]))
+    expect(cache.status()).toMatchObject({ in_flight: 0, waiting: 0 })
+    const later = lookup(cache, 60_000)
+    expect(later instanceof Promise).toBe(false)
+    expect((later as CacheExchange).flight).toBeUndefined()
     cache.close()
   })
 })

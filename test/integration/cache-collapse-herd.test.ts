@@ -1,0 +1,145 @@
+/**
+ * Collapsed forwarding when the leader's upstream request fails, through real sockets: the
+ * waiters do not all go upstream at once (a thundering herd on an origin already failing). As
+ * nginx's proxy_cache_lock waiters retry the lock, one waiter leads next and the others wait for
+ * it; each leader's client gets its own attempt's answer (the failure, or the 200 the others
+ * then share). The origin counts request heads; the collapse wait stays longer than any test.
+ */
+import { afterEach, describe, expect, test } from 'bun:test'
+import type { Socket } from 'node:net'
+import { EdgeCache } from '../../src/proxy/cache/cache.ts'
+import type { RequestRecord } from '../../src/proxy/observe/record.ts'
+import { ProxyServer } from '../../src/proxy/server.ts'
+import { staticSource } from '../../src/proxy/upstream/address-source.ts'
+import { countingOrigin } from '../support/counting-origin.ts'
+import { Harness, rawClient, waitFor } from '../support/harness.ts'
+
+const h = new Harness()
+afterEach(() => h.closeAll())
+
+const OK = 'HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfine'
+const BAD_GATEWAY = 'HTTP/1.1 502 Bad Gateway\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndown'
+
+function start(originPort: number, upstream: Record<string, string> = {}) {
+  const cache = new EdgeCache({ maxBytes: 16 << 20, maxObjectBytes: 1 << 20, staleIfErrorMs: 0 })
+  h.track(() => cache.close())
+  const config = h.config({ upstream: { url: `http://127.0.0.1:${originPort}`, retries: '0', ...upstream } })
+  const records: RequestRecord[] = []
+  const proxy = new ProxyServer(config, {
+    sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]),
+    hooks: { onRecord: (r) => void records.push({ ...r }), cache },
+  }).start()
+  h.track(() => proxy.close())
+  return { proxy, url: proxy.url, cache, records }
+}
+
+async function get(url: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(url)
+  return { status: res.status, body: await res.text() }
+}
+
+/** How many answers had each status, e.g. { 200: 47, 502: 3 }. */
+function tally(got: { status: number }[]): Record<number, number> {
+  const t: Record<number, number> = {}
+  for (const g of got) t[g.status] = (t[g.status] ?? 0) + 1
+  return t
+}
+
+describe('a failed leader hands the lead on: one waiter goes upstream next, the others keep waiting', () => {
+  for (const failure of ['502', 'close'] as const) {
+    test(`50 concurrent misses; the origin fails the first 3 (${failure === '502' ? '502, not stored' : 'closes without answering'}), then answers 200: 4 origin requests, not 50`, async () => {
+      let first!: Socket
+      const origin = await countingOrigin(h, (s, n) => {
+        if (n === 1) first = s
+        else if (n <= 3) failure === '502' ? s.end(BAD_GATEWAY) : s.destroy()
+        else s.end(OK)
+      })
+      const { proxy, url, cache, records } = start(origin.port)
+      const all = Array.from({ length: 50 }, () => get(`${url}/herd`))
+      // Every request is in: one leads, 49 wait for it.
+      expect(await waitFor(() => origin.requests() === 1 && proxy.pendingRequests === 50)).toBe(true)
+      failure === '502' ? first.end(BAD_GATEWAY) : first.destroy()
+      const got = await Promise.all(all)
+      expect(origin.requests()).toBe(4)
+      if (failure === '502') {
+        // Each of the three leaders that failed got its own failure; the fourth's 200 answered the rest.
+        expect(tally(got)).toEqual({ 200: 47, 502: 3 })
+      } else {
+        // A GET whose connection closed before any answer is sent once more on a new connection
+        // (the attempt loop's own retry): the first leader's two requests failed (502), the second's
+        // retry got the 200 the rest share.
+        expect(tally(got)).toEqual({ 200: 49, 502: 1 })
+        expect(records.filter((r) => r.cache === 'miss').map((r) => [r.status, r.retries])).toEqual([[502, 1], [200, 1]])
+      }
+      expect(got.filter((g) => g.status === 200).every((g) => g.body === 'fine')).toBe(true)
+      expect(cache.status()).toMatchObject({ in_flight: 0, waiting: 0 })
+      const hit = await fetch(`${url}/herd`)
+      expect([await hit.text(), hit.headers.get('cache-status')?.startsWith('proxy; hit;')]).toEqual(['fine', true])
+      expect(origin.requests()).toBe(4)
+    })
+  }
+
+  test('the leader\'s client leaves before the answer: its request is aborted, one waiter leads, the rest share its answer', async () => {
+    let first!: Socket
+    const origin = await countingOrigin(h, (s, n) => {
+      if (n === 1) first = s
+      else s.end(OK)
+    })
+    const { proxy, url, cache, records } = start(origin.port)
+    const leader = rawClient(h, proxy.port)
+    leader.s.write(`GET /left HTTP/1.1\r\nHost: 127.0.0.1:${proxy.port}\r\n\r\n`)
+    expect(await waitFor(() => origin.requests() === 1)).toBe(true)
+    const waiters = Array.from({ length: 20 }, () => get(`${url}/left`))
+    expect(await waitFor(() => proxy.pendingRequests === 21)).toBe(true)
+    let aborted = false
+    first.on('close', () => (aborted = true))
+    leader.s.destroy()
+    const got = await Promise.all(waiters)
+    expect(tally(got)).toEqual({ 200: 20 })
+    expect(origin.requests()).toBe(2)
+    expect(await waitFor(() => aborted)).toBe(true)
+    expect(await waitFor(() => records.some((r) => r.status === 499))).toBe(true)
+    expect(records.find((r) => r.status === 499)?.error).toBe('CLIENT_GONE')
+    expect(cache.status()).toMatchObject({ in_flight: 0, waiting: 0 })
+  })
+
+  test('the leader times out (header_timeout): it gets 504, one waiter leads, the rest share its 200', async () => {
+    const origin = await countingOrigin(h, (s, n) => {
+      // The first request is never answered.
+      if (n > 1) s.end(OK)
+    })
+    // The collapse wait is connect_timeout + header_timeout: the leader's timeout ends first.
+    const { url, cache, records } = start(origin.port, { header_timeout: '1s', connect_timeout: '60s' })
+    const got = await Promise.all(Array.from({ length: 21 }, () => get(`${url}/slow`)))
+    expect(tally(got)).toEqual({ 200: 20, 504: 1 })
+    expect(origin.requests()).toBe(2)
+    expect(records.find((r) => r.status === 504)?.error).toBe('HEADER_TIMEOUT')
+    expect(cache.status()).toMatchObject({ in_flight: 0, waiting: 0 })
+  })
+
+  test('a waiter whose client left does not lead, nor stall the others: the next waiter leads', async () => {
+    let first!: Socket
+    const origin = await countingOrigin(h, (s, n) => {
+      if (n === 1) first = s
+      else s.end(OK)
+    })
+    const { proxy, url, cache, records } = start(origin.port)
+    const leading = get(`${url}/gone`)
+    expect(await waitFor(() => origin.requests() === 1)).toBe(true)
+    // The first waiter (the next to lead, as waiters are woken in order) is a raw client that leaves.
+    const quitter = rawClient(h, proxy.port)
+    quitter.s.write(`GET /gone HTTP/1.1\r\nHost: 127.0.0.1:${proxy.port}\r\n\r\n`)
+    expect(await waitFor(() => proxy.pendingRequests === 2)).toBe(true)
+    const waiters = Array.from({ length: 10 }, () => get(`${url}/gone`))
+    expect(await waitFor(() => proxy.pendingRequests === 12)).toBe(true)
+    quitter.s.destroy()
+    expect(await waitFor(() => proxy.pendingRequests === 11)).toBe(true)
+    first.end(BAD_GATEWAY)
+    expect((await leading).status).toBe(502)
+    expect(tally(await Promise.all(waiters))).toEqual({ 200: 10 })
+    expect(origin.requests()).toBe(2)
+    expect(await waitFor(() => records.some((r) => r.status === 499))).toBe(true)
+    expect(records.find((r) => r.status === 499)?.error).toBe('CLIENT_GONE')
+    expect(cache.status()).toMatchObject({ in_flight: 0, waiting: 0 })
+  })
+})
