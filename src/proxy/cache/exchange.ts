@@ -37,8 +37,8 @@ export interface LookupContext {
    * the answer to a request with a field that stands for another method or URL: unkeyed() below.)
    */
   hasContent?: boolean
-  /** Whether the request's client has left (a waiter that finds it so neither waits more nor leads). */
-  left?: () => boolean
+  /** Says whether the request's client has left (a waiter that finds it so neither waits more nor leads): the request's flight, no closure made per request. */
+  gone?: { readonly left: boolean }
 }
 
 /** A response still arriving that other requests may share (collapsed forwarding). */

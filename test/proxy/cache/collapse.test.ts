@@ -24,7 +24,12 @@ function request(): ProxyRequest {
 }
 
 function lookup(cache: EdgeCache, maxWaitMs: number, left?: () => boolean): CacheExchange | Promise<CacheExchange> {
-  return cache.lookup(request(), { key: KEY, enabled: true, requestId: 'rid', client: { ip: '127.0.0.1', tls: false }, maxWaitMs, left })
+  const gone = left && {
+    get left() {
+      return left()
+    },
+  }
+  return cache.lookup(request(), { key: KEY, enabled: true, requestId: 'rid', client: { ip: '127.0.0.1', tls: false }, maxWaitMs, gone })
 }
 
 /** Lets every pending promise callback run (the waiters' looks after a settle are a few hops). */
