@@ -12,6 +12,7 @@ import { WriteQueue } from '../runtime/write-queue.ts'
 import { H2Code, type Http2Error } from './errors.ts'
 import type { Http2Limits } from './limits.ts'
 import { ServerSession } from './session.ts'
+import type { Refused } from './refused.ts'
 import type { ServerStream } from './stream.ts'
 import { SERVER_CIPHERS } from '../runtime/tls-policy.ts'
 
@@ -27,6 +28,8 @@ export interface H2ConnectionOptions {
    */
   sendTimeoutMs?: number
   onRequest(stream: ServerStream, conn: H2Connection): void
+  /** A request the session refused itself (session-options.ts Refused). */
+  onRefused?(refused: Refused): void
   onClose?(err: Http2Error | undefined): void
   onError?(err: unknown): void
 }
@@ -47,6 +50,7 @@ export class H2Connection {
       write: (b) => (this.gone ? false : this.out.write(b)),
       close: () => this.endWhenFlushed(),
       onRequest: (s) => opts.onRequest(s, this),
+      onRefused: opts.onRefused,
       onClose: opts.onClose,
       onError: opts.onError,
       limits: opts.limits,
@@ -205,9 +209,9 @@ function endWhole(stream: ServerStream, bytes: Uint8Array, sendTimeoutMs: number
   const stall = streamStall(stream, sendTimeoutMs, () => stream.reset(H2Code.CANCEL))
   watchStall(stall)
   const prevClose = stream.onClose
-  stream.onClose = (code) => {
+  stream.onClose = (code, s) => {
     unwatchStall(stall)
-    prevClose?.(code)
+    prevClose?.(code, s)
   }
 }
 
@@ -222,9 +226,9 @@ async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>, 
   let closed = false
   let wake: (() => void) | undefined
   const prevClose = stream.onClose
-  stream.onClose = (code) => {
+  stream.onClose = (code, s) => {
     closed = true
-    prevClose?.(code)
+    prevClose?.(code, s)
     wake?.()
     if (code !== undefined) reader.cancel().catch(() => {})
   }

@@ -1,11 +1,14 @@
 /**
  * What a server-side HTTP/2 session (session.ts) is given by its transport and owner: where its
- * bytes go, how the transport ends, where requests and errors go, its limits and its clock.
- * Types only.
+ * bytes go, how the transport ends, where requests, the requests it refuses itself, and errors
+ * go, its limits and its clock. Types only.
  */
 import type { Http2Error } from './errors.ts'
 import type { Http2Limits } from './limits.ts'
+import type { Refused } from './refused.ts'
 import type { ServerStream } from './stream.ts'
+
+export type { Refused } from './refused.ts'
 
 export interface SessionOptions {
   /** Sends bytes; false means the transport is queueing: call drained() when it has sent them. */
@@ -14,6 +17,8 @@ export interface SessionOptions {
   close(): void
   /** A request whose head was checked; its body (if any) arrives through stream.body. */
   onRequest(stream: ServerStream): void
+  /** A request the session refused itself (a header list above the cap), for the owner's log and counters. */
+  onRefused?(refused: Refused): void
   /** The session ended, with the connection error when there was one (for logs and counters). */
   onClose?(err: Http2Error | undefined): void
   /** A callback of the owner (onRequest, a stream's onDrain or onClose) threw; rethrown asynchronously when absent. */

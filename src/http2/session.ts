@@ -68,7 +68,7 @@ export class ServerSession implements StreamHost {
     this.out.push(F.settingsFrame(announcedSettings(l)))
     this.flow = new ReceiveFlow(l.connectionWindowBytes, l.streamWindowBytes, (f) => this.out.push(f, false))
     this.flow.start()
-    this.streams = new StreamTable(this.out, this.encoder, this.flow, this.floods, l.streamWindowBytes, () => this.streamClosed())
+    this.streams = new StreamTable(this.out, this.encoder, this.flow, this.floods, l.streamWindowBytes, () => this.streamClosed(), opts.onRefused, (err) => this.ownerFault(err))
   }
 
   /** Open streams (requests not yet finished both ways). */
@@ -311,7 +311,7 @@ export class ServerSession implements StreamHost {
     if (b.selfDependent) throw streamError(id, H2Code.PROTOCOL_ERROR, 'stream depends on itself (RFC 9113 §5.3.1)')
     if (this.streams.size >= this.limits.maxConcurrentStreams) throw streamError(id, H2Code.REFUSED_STREAM, 'over SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2)')
     if (decoded.tooLarge) {
-      this.streams.headTooLarge(id)
+      this.streams.headTooLarge(id, decoded.fields)
       if (!b.endStream) this.streams.sendRst(id, H2Code.NO_ERROR)
       return
     }

@@ -8,6 +8,7 @@
 import { Http2Error, H2Code, h2CodeName } from './errors.ts'
 import type { HeaderField, HeadSource } from './hpack.ts'
 import { responseFields, trailerFields, type H2Request } from './request.ts'
+import type { Refused } from './refused.ts'
 
 /** What a stream needs from its session. */
 export interface StreamHost {
@@ -49,13 +50,15 @@ export class ServerStream {
   requestTrailers: HeaderField[] | undefined
   /** The request reached the owner (onRequest); streams reset before that never do. */
   dispatched = false
+  /** Set when the session refused the request itself (its trailers above the cap) before closing the stream. */
+  refused: Refused | undefined
 
   /** Called when write() had returned false and the queue fell below the high-water mark. */
   onDrain: (() => void) | undefined
   /** DATA frames of this stream handed to the connection: a client's progress (send_timeout). */
   framesSent = 0
-  /** Called once when the stream is finished: `code` undefined for a clean end, else the reset code. */
-  onClose: ((code: CloseCode) => void) | undefined
+  /** Called once when the stream is finished: `code` undefined for a clean end, else the reset code (read `refused` then). */
+  onClose: ((code: CloseCode, stream: ServerStream) => void) | undefined
   /**
    * Called at the owner's first read of the body when none of it has come by then (none after:
    * a byte clears it, and a byte that came before it was set counts as well): where a
@@ -207,7 +210,14 @@ export class ServerStream {
       this.finishBody(w.ctrl)
       w.resolve()
     }
-    callOwner(this.host, this.onClose, code)
+    const onClose = this.onClose
+    if (onClose) {
+      try {
+        onClose(code, this)
+      } catch (err) {
+        this.host.ownerFault(err)
+      }
+    }
     return unread
   }
 

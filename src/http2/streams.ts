@@ -9,14 +9,18 @@ import { connectionError, enhanceYourCalm, H2Code, streamError, type Http2Error 
 import type { FloodGuard } from './floods.ts'
 import type { ReceiveFlow } from './flow.ts'
 import { headerFrames, rstStreamFrame, stripPadding, type FrameHeader } from './frames.ts'
-import type { HpackEncoder } from './hpack.ts'
+import type { HeaderField, HpackEncoder } from './hpack.ts'
 import type { Output } from './output.ts'
+import type { Refused } from './refused.ts'
 import type { CloseCode, ServerStream } from './stream.ts'
 
 /** Streams dropped (reset by us, or ignored after our GOAWAY) remembered, so frames the client sent before it knew are told from protocol errors. */
 const RECENT_DROPS = 1024
 /** Runs of skipped ids remembered (a client skips rarely: curl, browsers and h2load never do), so a stream closed is told from one never opened. */
 const RECENT_SKIPS = 32
+/** Why a head or trailers are refused (the owner's log line, the debug text of a reset). */
+const HEAD_TOO_LARGE = 'request header list above SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 §10.5.1)'
+const TRAILERS_TOO_LARGE = 'request trailers above SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 §10.5.1)'
 
 export class StreamTable {
   private readonly open = new Map<number, ServerStream>()
@@ -38,6 +42,10 @@ export class StreamTable {
     private readonly streamWindowBytes: number,
     /** Called after each stream closes. */
     private readonly onClosed: () => void,
+    /** The owner's: told of each request refused here (a header list above the cap). */
+    private readonly onRefused: ((r: Refused) => void) | undefined,
+    /** Where a throw of the owner's callback goes (its bug, reported: the session goes on). */
+    private readonly ownerFault: (err: unknown) => void,
   ) {}
 
   get size(): number {
@@ -205,24 +213,43 @@ export class StreamTable {
     if (s?.dispatched && !s.responseStarted) this.floods.abandon()
   }
 
-  /** A request head above the header-list cap: 431, without the owner (RFC 9113 §10.5.1, RFC 6585 §5); counted like a refused stream. */
-  headTooLarge(id: number): void {
-    this.out.push(headerFrames(id, this.encoder.encode([[':status', '431'], ['content-length', '0']]), true, this.out.peerMaxFrame))
-    this.floods.reset('refused requests')
+  /**
+   * A request head above the header-list cap: 431, without the owner (RFC 9113 §10.5.1, RFC 6585
+   * §5); counted like a refused stream. The owner is told, with the fields decoded before the cap.
+   */
+  headTooLarge(id: number, fields: HeaderField[]): void {
+    this.answer431(id)
+    this.tell({ why: 'head-too-large', status: 431, request: undefined, fields, dispatched: false, detail: HEAD_TOO_LARGE })
   }
 
   /**
    * Request trailers above the header-list cap: the request is cut, never handed on as whole
    * without them (its body's reader errors, so the upstream sees it cut). 431 as for a head, if
-   * no answer began; else a stream error. Either way the request counts as cancelled by the
-   * client, as for other stream errors (failed()).
+   * no answer began; else a stream error. Either way counted as a request the client made us
+   * drop, as for other stream errors (failed()). The owner is told first, and the stream carries
+   * it (`refused`) as it closes: for the request path, a refusal, not a client gone.
    */
   trailersTooLarge(s: ServerStream): void {
-    if (s.responseStarted) return this.failed(streamError(s.id, H2Code.PROTOCOL_ERROR, 'request trailers above SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 §10.5.1)'))
-    this.headTooLarge(s.id)
+    const answered = s.responseStarted
+    this.tell((s.refused = { why: 'trailers-too-large', status: answered ? 0 : 431, request: s.request, fields: undefined, dispatched: s.dispatched, detail: TRAILERS_TOO_LARGE }))
+    if (answered) return this.failed(streamError(s.id, H2Code.PROTOCOL_ERROR, TRAILERS_TOO_LARGE))
+    this.answer431(s.id)
     // Both sides have ended; closed with a code all the same, for the body's reader and the owner.
     this.close(s, H2Code.CANCEL)
     if (s.dispatched) this.floods.abandon()
+  }
+
+  private answer431(id: number): void {
+    this.out.push(headerFrames(id, this.encoder.encode([[':status', '431'], ['content-length', '0']]), true, this.out.peerMaxFrame))
+    this.floods.reset('refused requests')
+  }
+
+  private tell(r: Refused): void {
+    try {
+      this.onRefused?.(r)
+    } catch (err) {
+      this.ownerFault(err)
+    }
   }
 
   /** The connection is gone: every stream ends with `code`. */

@@ -73,6 +73,9 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   private gone = false
   private retryDeadlineMs = 0
   private outcome: OutcomeFn | undefined
+  /** The listener refused the request itself (refused()): the code and status sent (0: none) it is recorded with. */
+  private refusedCode: FailureCode | undefined = undefined
+  private refusedStatus = 0
 
   constructor(
     readonly requestId: string,
@@ -123,6 +126,11 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
       record.bytes_in = end.requestBodyBytes
       record.bytes_out = end.responseBodyBytes
       if (end.error) record.error = this.cutByDrain(end.error.code)
+    }
+    // Whatever ended it after (the client's stream closed, its body cut), it was the listener's refusal.
+    if (this.refusedCode !== undefined) {
+      record.error = this.refusedCode
+      if (this.refusedStatus !== 0) record.status = this.refusedStatus
     }
     record.duration_ms = roundMs(monoNow() - this.startedAt)
     this.client.onDone?.()
@@ -309,6 +317,19 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     if (this.answered || this.emitted) return
     this.gone = true
     this.connection?.abortExchange(this, 'CLIENT_GONE', 'client closed the connection before the response')
+  }
+
+  /**
+   * The listener refused the request itself once this flight had it (HTTP/2 request trailers
+   * above the cap): it answered `status`, or none (0: the answer had begun, the stream was reset).
+   * The record carries `code` and the status sent, whatever ends the request after (its stream
+   * closed, its body cut); the exchange in progress ends as for a client gone.
+   */
+  refused(code: FailureCode, status: number): void {
+    if (this.emitted) return
+    this.refusedCode = code
+    this.refusedStatus = status
+    this.clientGone()
   }
 
   /** A connection acquired after the client left: given back unused, and the attempt fails CLIENT_GONE. */

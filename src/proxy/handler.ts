@@ -201,11 +201,14 @@ export class ProxyHandler {
 
   /**
    * An answer the listener makes itself (a malformed head, a timeout, the connection cap): its
-   * reply with a request id, written to the access log when `record`. `req` is what was parsed.
+   * reply with a request id, written to the access log when `record`. `req` is what was parsed;
+   * `status`, what the listener sent when it answered itself otherwise than the code's own (the
+   * HTTP/2 stack's 431 for trailers too large).
    */
-  refusal(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean): ProxyReply {
+  refusal(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean, status?: number): ProxyReply {
     // The route phase gives it its id, upstream and record; nothing of an unparsed request is known.
     const flight = this.route(req ?? unparsedRequest(), client, NO_SINK)
+    if (status !== undefined) flight.refused(code, status)
     return record ? flight.fail(code, detail) : failureReply(code, flight.requestId, detail)
   }
 

@@ -24,10 +24,12 @@ export interface ProxyRequest {
 
 /**
  * A request the listener refuses before it is whole, as the access log shows it: its method and
- * target when its request line was read (a bad field after it), else "-"; Host "-".
+ * target when its request line was read (a bad field after it), else "-"; Host when known
+ * (an HTTP/2 head's :authority, read before its cap), else "-".
  */
-export function unparsedRequest(line?: { method: string; target: string }): ProxyRequest {
-  return { method: line?.method ?? '-', target: line?.target ?? '-', headers: { get: (name) => (name === 'host' ? '-' : null), forEach() {} }, body: null }
+export function unparsedRequest(line?: { method: string; target: string; host?: string }): ProxyRequest {
+  const host = line?.host ?? '-'
+  return { method: line?.method ?? '-', target: line?.target ?? '-', headers: { get: (name) => (name === 'host' ? host : null), forEach() {} }, body: null }
 }
 
 export interface ProxyReply {
@@ -56,6 +58,12 @@ export interface ReplySink {
 
 export interface GoneListener {
   clientGone(): void
+  /**
+   * The listener refused the request itself once the request path had it (HTTP/2 trailers above
+   * the cap): it sent `status` (0: none, the answer had begun). Recorded as that refusal, with
+   * the code HTTP/1.1 records for the same (a chunked trailer section too large).
+   */
+  refused(code: 'BAD_BODY', status: number): void
 }
 
 /**

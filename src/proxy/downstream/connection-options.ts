@@ -45,9 +45,11 @@ export interface ConnectionOptions {
    * The listener answers a client itself (a malformed or oversized head, a timeout, the
    * connection cap, an internal error): returns the reply to send (with a request id), counted,
    * and written to the access log when `record` (a request whose body failed is recorded by the
-   * request path itself). `req` is what was parsed of the request, if anything.
+   * request path itself). `req` is what was parsed of the request, if anything; `status`, the
+   * status sent when the listener already answered otherwise than the code's (HTTP/2's 431 for
+   * trailers too large, recorded BAD_BODY as HTTP/1.1 records its trailer section too large).
    */
-  refuse(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean): ProxyReply
+  refuse(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean, status?: number): ProxyReply
   /** A connection closed without an answer (nothing was sent within client_header_timeout): counted only. */
   onQuietClose(code: FailureCode, ip: string): void
   onError(err: unknown): void

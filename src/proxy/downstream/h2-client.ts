@@ -17,6 +17,8 @@ import { httpDateNow } from '../../lib/clock.ts'
 import { H2Connection, sendBody } from '../../http2/bun-listener.ts'
 import { H2Code } from '../../http2/errors.ts'
 import type { Http2Limits } from '../../http2/limits.ts'
+import type { H2Request } from '../../http2/request.ts'
+import type { Refused } from '../../http2/refused.ts'
 import type { ServerStream } from '../../http2/stream.ts'
 import type { FailureCode } from '../errors.ts'
 import { clientAddress, ForwardingLines, requestIdFor } from '../headers.ts'
@@ -46,6 +48,7 @@ export class H2Client {
       limits,
       sendTimeoutMs: shared.opts.sendTimeoutMs,
       onRequest: (stream) => this.serve(stream),
+      onRefused: (r) => this.refused(r),
       onError: (err) => shared.opts.onError(err),
     })
     this.deadlineAt = performance.now() + 1000
@@ -57,14 +60,8 @@ export class H2Client {
 
   private serve(stream: ServerStream): void {
     const r = stream.request
-    const names: string[] = []
-    const values: string[] = []
-    for (const [n, v] of r.headers) {
-      names.push(n)
-      values.push(v)
-    }
-    const headers = new HeadHeaders(names, values)
-    const req: ProxyRequest = { method: r.method, target: r.path, headers, body: stream.body, id: requestIdFor(headers.get('x-request-id')) }
+    const req = proxyRequest(r, stream.body)
+    const headers = req.headers
     // What the HTTP/1.1 parser refuses is refused here too: never an open proxy (CONNECT), only
     // origin-form targets, and one valid authority to route by.
     // Over max_connections (this.refusal), every stream is refused, then GOAWAY.
@@ -93,6 +90,18 @@ export class H2Client {
     } catch (err) {
       exchange.failed(err)
     }
+  }
+
+  /**
+   * A request the session refused itself (its trailers above the header-list cap: it answered
+   * 431, or reset the stream once the answer had begun), counted and recorded as the HTTP/1.1
+   * listener does a chunked trailer section too large: BAD_BODY, with the status sent. A request
+   * the request path had is recorded by its flight (StreamExchange, as the stream closes); one
+   * reset after its answer began is no answer of the proxy's own, and not counted as one.
+   */
+  private refused(r: Refused): void {
+    if (r.status === 0 || r.request === undefined) return
+    this.shared.opts.refuse('BAD_BODY', r.detail, this.client, proxyRequest(r.request, null), !r.dispatched, r.status)
   }
 
   /**
@@ -202,10 +211,14 @@ class StreamExchange implements ClientInfo, ReplySink {
     this.forwarding = owner.client.forwarding
     const prevClose = stream.onClose
     const closing = this.closing
-    stream.onClose = (code) => {
-      prevClose?.(code)
+    stream.onClose = (code, s) => {
+      prevClose?.(code, s)
       // A reset (by the client, or the connection gone): the flight aborts if no answer came yet.
-      if (code !== undefined) closing.flight?.clientGone()
+      // Closed by the session's refusal (trailers above the cap): recorded as that, not as a client gone.
+      if (code !== undefined) {
+        if (s.refused) closing.flight?.refused('BAD_BODY', s.refused.status)
+        else closing.flight?.clientGone()
+      }
       closing.flight = undefined
       if (closing.ended) return
       closing.ended = true
@@ -235,6 +248,18 @@ class StreamExchange implements ClientInfo, ReplySink {
     this.owner.shared.opts.onError(err)
     this.answer(this.owner.shared.opts.refuse('INTERNAL', 'internal error', this.owner.client, this.req, true))
   }
+}
+
+/** A stream's request as the request path takes it: the fields as a HeadHeaders, the request id given. */
+function proxyRequest(r: H2Request, body: ReadableStream<Uint8Array> | null): ProxyRequest {
+  const names: string[] = []
+  const values: string[] = []
+  for (const [n, v] of r.headers) {
+    names.push(n)
+    values.push(v)
+  }
+  const headers = new HeadHeaders(names, values)
+  return { method: r.method, target: r.path, headers, body, id: requestIdFor(headers.get('x-request-id')) }
 }
 
 /**

@@ -1,0 +1,26 @@
+/**
+ * What the session tells its owner of a request it refused itself (session-options.ts
+ * onRefused, and a stream's `refused`): why, what it sent, and what of the request it had read.
+ * Types only.
+ */
+import type { HeaderField } from './hpack.ts'
+import type { H2Request } from './request.ts'
+
+/**
+ * A request the session refused itself, its header list (head or trailers) above the cap (RFC
+ * 9113 §10.5.1): answered 431 without the owner, or its stream reset once the owner's answer had
+ * begun. Told to the owner (onRefused) for its access log and counters. A malformed request
+ * (§8.1.1) is reset, not answered, and is not told: no request was taken, none answered.
+ */
+export interface Refused {
+  readonly why: 'head-too-large' | 'trailers-too-large'
+  /** What the session sent: 431; 0 when the answer had begun (the stream was reset PROTOCOL_ERROR). */
+  readonly status: number
+  /** The request's checked head (trailers too large); undefined for a head too large. */
+  readonly request: H2Request | undefined
+  /** For a head too large: the fields decoded before the cap (pseudo-header fields come first, §8.3). */
+  readonly fields: readonly HeaderField[] | undefined
+  /** The owner had the request (onRequest): its stream closes next, with `refused` set on it. */
+  readonly dispatched: boolean
+  readonly detail: string
+}

@@ -1,0 +1,109 @@
+/**
+ * What the access log (and the metrics fed from it) shows for requests the HTTP/2 stack refuses
+ * itself, against what the HTTP/1.1 listener shows for the same input: a head above
+ * max_header_size (431 HEAD_TOO_LARGE), and request trailers above it (the HTTP/1.1 chunked
+ * trailer section: BAD_BODY; over HTTP/2 the status sent is 431, or the stream is reset once the
+ * answer began). Each is one record with the status as sent, the stable code, the request's
+ * method, path and host, and protocol HTTP/2; and it is counted as a refusal as HTTP/1.1 counts
+ * it. Never 499 CLIENT_GONE: the client did not leave. A raw h2 client on the TLS listener sends
+ * the frames; records come from the harness's onRecord hook.
+ */
+import { afterEach, expect, test } from 'bun:test'
+import { H2Code } from '../../src/http2/errors.ts'
+import type { RequestRecord } from '../../src/proxy/observe/record.ts'
+import { makeCerts } from '../support/certs.ts'
+import { Harness, waitFor } from '../support/harness.ts'
+import { RawH2Tls } from '../support/raw-h2-tls.ts'
+
+const h = new Harness()
+afterEach(async () => {
+  await h.closeAll()
+  h.records.length = 0
+})
+const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+
+/** An origin that reads each body to its end (a cut one too) and answers 200. */
+function origin() {
+  return h.origin({
+    async fetch(req) {
+      try {
+        await req.arrayBuffer()
+      } catch {
+        return new Response('cut')
+      }
+      return new Response('ok')
+    },
+  })
+}
+
+function tlsProxy(port: number | undefined) {
+  return h.proxy({ upstream: { url: `http://127.0.0.1:${port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile, max_header_size: '4KiB' } }).proxy
+}
+
+/** The one record of `path`, once written (and no second one after a turn). */
+async function recordOf(path: string): Promise<RequestRecord | undefined> {
+  await waitFor(() => h.records.some((r) => r.path === path), 3000)
+  await Bun.sleep(20)
+  const all = h.records.filter((r) => r.path === path)
+  expect(all.length).toBe(1)
+  return all[0]
+}
+
+test.each([
+  ['a small body read ahead, the trailers in a later read', 10_000, false],
+  ['a streamed body, the trailers in a later read', 300_000, false],
+  ['a small body, the trailers in the same read as the head (before the request is handed on)', 1_000, true],
+])('trailers above max_header_size after %s: 431 recorded as such (BAD_BODY, as HTTP/1.1 logs its trailer section), not 499', async (_, bodyBytes, sameRead) => {
+  const server = origin()
+  const proxy = tlsProxy(server.port)
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  const head = c.request(1, 'POST', '/up', [['content-type', 'application/octet-stream']], false)
+  const body: Uint8Array[] = []
+  for (let sent = 0; sent < bodyBytes; sent += 10_000) body.push(c.data(1, new Uint8Array(Math.min(10_000, bodyBytes - sent)).fill(0x61)))
+  const trailers = c.headers(1, [['x-checksum', 'abc'], ['x-big', 'b'.repeat(8000)]], true)
+  if (sameRead) c.send(Buffer.concat([head, ...body, trailers]))
+  else {
+    c.send(head, ...body)
+    // The request is on its way upstream (or its body read ahead) before the trailers come.
+    await Bun.sleep(50)
+    c.send(trailers)
+  }
+  expect(await waitFor(() => c.ended(1), 5000)).toBe(true)
+  expect(c.statuses(1)).toEqual(['431'])
+  expect(await recordOf('/up')).toMatchObject({ status: 431, error: 'BAD_BODY', protocol: 'HTTP/2', method: 'POST', host: 'proxy.test' })
+  expect(proxy.refused.malformed).toBe(1)
+  expect(c.goaway()).toBeUndefined()
+})
+
+test('trailers above max_header_size once the answer began: RST_STREAM, recorded with the status sent and BAD_BODY', async () => {
+  let release: () => void = () => {}
+  const released = new Promise<void>((r) => (release = r))
+  h.track(() => release())
+  const server = h.origin({
+    fetch() {
+      // The head and a first byte at once, without reading the request body; the rest when released (or the test ends).
+      const body = new ReadableStream<Uint8Array>({
+        start: (ctl) => ctl.enqueue(new TextEncoder().encode('a')),
+        pull: async (ctl) => {
+          await Promise.race([released, Bun.sleep(3000)])
+          ctl.close()
+        },
+      })
+      return new Response(body)
+    },
+  })
+  const proxy = tlsProxy(server.port)
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  // A body past the read-ahead (64 KiB): the request goes upstream before its end.
+  c.send(c.request(1, 'POST', '/answered', [], false))
+  for (let i = 0; i < 8; i++) c.send(c.data(1, new Uint8Array(10_000)))
+  expect(await waitFor(() => c.statuses(1).length > 0, 3000)).toBe(true)
+  expect(c.statuses(1)).toEqual(['200'])
+  c.send(c.headers(1, [['x-big', 'b'.repeat(8000)]], true))
+  expect(await waitFor(() => c.resets(1).length > 0, 3000)).toBe(true)
+  expect(c.resets(1)).toEqual([H2Code.PROTOCOL_ERROR])
+  release()
+  expect(await recordOf('/answered')).toMatchObject({ status: 200, error: 'BAD_BODY', protocol: 'HTTP/2', method: 'POST' })
+  // No answer of the proxy's own was sent: not a refusal (as HTTP/1.1 does not count a body failed after its answer began).
+  expect(proxy.refused.malformed).toBe(0)
+})
