@@ -12,7 +12,7 @@ import { afterEach, expect, test } from 'bun:test'
 import { H2Code } from '../../src/http2/errors.ts'
 import type { RequestRecord } from '../../src/proxy/observe/record.ts'
 import { makeCerts } from '../support/certs.ts'
-import { Harness, waitFor } from '../support/harness.ts'
+import { Harness, rawClient, waitFor } from '../support/harness.ts'
 import { RawH2Tls } from '../support/raw-h2-tls.ts'
 
 const h = new Harness()
@@ -48,6 +48,32 @@ async function recordOf(path: string): Promise<RequestRecord | undefined> {
   expect(all.length).toBe(1)
   return all[0]
 }
+
+test('a head above max_header_size: 431 and one record HEAD_TOO_LARGE, counted as a refusal, as over HTTP/1.1', async () => {
+  const server = origin()
+  // HTTP/1.1, for comparison.
+  const plain = h.proxy({ upstream: { url: `http://127.0.0.1:${server.port}` }, server: { max_header_size: '4KiB' } }).proxy
+  const c1 = rawClient(h, plain.port)
+  c1.s.write(`GET /big1 HTTP/1.1\r\nHost: proxy.test\r\nx-big: ${'b'.repeat(8000)}\r\n\r\n`)
+  expect(await waitFor(() => c1.got() !== '', 3000)).toBe(true)
+  expect(c1.got()).toMatch(/^HTTP\/1\.1 431 /)
+  expect(await waitFor(() => h.records.length === 1, 3000)).toBe(true)
+  expect(h.records[0]).toMatchObject({ status: 431, error: 'HEAD_TOO_LARGE', protocol: 'HTTP/1.1' })
+  expect(plain.refused.malformed).toBe(1)
+
+  const proxy = tlsProxy(server.port)
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  c.send(c.request(1, 'GET', '/big2', [['x-big', 'b'.repeat(8000)]]))
+  expect(await waitFor(() => c.ended(1), 3000)).toBe(true)
+  expect(c.statuses(1)).toEqual(['431'])
+  expect(await recordOf('/big2')).toMatchObject({ status: 431, error: 'HEAD_TOO_LARGE', protocol: 'HTTP/2', method: 'GET', host: 'proxy.test' })
+  expect(proxy.refused.malformed).toBe(1)
+  // The connection goes on.
+  c.send(c.request(3, 'GET', '/after'))
+  expect(await waitFor(() => c.ended(3), 3000)).toBe(true)
+  expect(c.statuses(3)).toEqual(['200'])
+  expect(await recordOf('/after')).toMatchObject({ status: 200, protocol: 'HTTP/2' })
+})
 
 test.each([
   ['a small body read ahead, the trailers in a later read', 10_000, false],
@@ -105,5 +131,19 @@ test('trailers above max_header_size once the answer began: RST_STREAM, recorded
   release()
   expect(await recordOf('/answered')).toMatchObject({ status: 200, error: 'BAD_BODY', protocol: 'HTTP/2', method: 'POST' })
   // No answer of the proxy's own was sent: not a refusal (as HTTP/1.1 does not count a body failed after its answer began).
+  expect(proxy.refused.malformed).toBe(0)
+})
+
+test('a malformed request (RFC 9113 §8.1.1) is reset, not answered: no record, no refusal counted', async () => {
+  const server = origin()
+  const proxy = tlsProxy(server.port)
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  c.send(c.request(1, 'GET', '/malformed', [['x-bad', ' leading space']]))
+  expect(await waitFor(() => c.ended(1), 3000)).toBe(true)
+  expect(c.resets(1)).toEqual([H2Code.PROTOCOL_ERROR])
+  // The next request's record comes after: the reset one would be there by then.
+  c.send(c.request(3, 'GET', '/next'))
+  expect(await recordOf('/next')).toMatchObject({ status: 200 })
+  expect(h.records.filter((r) => r.path === '/malformed')).toEqual([])
   expect(proxy.refused.malformed).toBe(0)
 })

@@ -17,13 +17,14 @@ import { httpDateNow } from '../../lib/clock.ts'
 import { H2Connection, sendBody } from '../../http2/bun-listener.ts'
 import { H2Code } from '../../http2/errors.ts'
 import type { Http2Limits } from '../../http2/limits.ts'
+import type { HeaderField } from '../../http2/hpack.ts'
 import type { H2Request } from '../../http2/request.ts'
 import type { Refused } from '../../http2/refused.ts'
 import type { ServerStream } from '../../http2/stream.ts'
 import type { FailureCode } from '../errors.ts'
 import { clientAddress, ForwardingLines, requestIdFor } from '../headers.ts'
 import { ForwardedReply } from '../forwarded-reply.ts'
-import type { GoneListener, ProxyReply, ProxyRequest, ReplySink } from '../message.ts'
+import { unparsedRequest, type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink } from '../message.ts'
 import type { ClientInfo, ListenerState } from './connection-options.ts'
 
 export class H2Client {
@@ -93,15 +94,16 @@ export class H2Client {
   }
 
   /**
-   * A request the session refused itself (its trailers above the header-list cap: it answered
-   * 431, or reset the stream once the answer had begun), counted and recorded as the HTTP/1.1
-   * listener does a chunked trailer section too large: BAD_BODY, with the status sent. A request
-   * the request path had is recorded by its flight (StreamExchange, as the stream closes); one
-   * reset after its answer began is no answer of the proxy's own, and not counted as one.
+   * A request the session refused itself, counted and recorded as the HTTP/1.1 listener does the
+   * same: a head above the cap 431 HEAD_TOO_LARGE, with what of it came before the cap; trailers
+   * above it as a chunked trailer section too large, BAD_BODY, with the status sent (431). A
+   * request the request path had is recorded by its flight (StreamExchange, as the stream
+   * closes); one reset after its answer began is no answer of the proxy's own, and not counted.
    */
   private refused(r: Refused): void {
-    if (r.status === 0 || r.request === undefined) return
-    this.shared.opts.refuse('BAD_BODY', r.detail, this.client, proxyRequest(r.request, null), !r.dispatched, r.status)
+    if (r.status === 0) return
+    if (r.request) return void this.shared.opts.refuse('BAD_BODY', r.detail, this.client, proxyRequest(r.request, null), !r.dispatched, r.status)
+    this.shared.opts.refuse('HEAD_TOO_LARGE', r.detail, this.client, headBeforeCap(r.fields ?? []), true)
   }
 
   /**
@@ -260,6 +262,25 @@ function proxyRequest(r: H2Request, body: ReadableStream<Uint8Array> | null): Pr
   }
   const headers = new HeadHeaders(names, values)
   return { method: r.method, target: r.path, headers, body, id: requestIdFor(headers.get('x-request-id')) }
+}
+
+/**
+ * What the access log shows of a head refused above the cap: its method, path and authority as
+ * sent, when they came before the cap (pseudo-header fields come first, RFC 9113 §8.3), else "-",
+ * as for an HTTP/1.1 head refused before its request line was read.
+ */
+function headBeforeCap(fields: readonly HeaderField[]): ProxyRequest {
+  let method = '-'
+  let target = '-'
+  let authority: string | undefined
+  let host: string | undefined
+  for (const [n, v] of fields) {
+    if (n === ':method') method = v
+    else if (n === ':path') target = v
+    else if (n === ':authority') authority = v
+    else if (n === 'host') host ??= v
+  }
+  return unparsedRequest({ method, target, host: authority || host || '-' })
 }
 
 /**
