@@ -7,10 +7,7 @@
  */
 import { afterEach, describe, expect, test } from 'bun:test'
 import type { Socket } from 'node:net'
-import { EdgeCache } from '../../src/proxy/cache/cache.ts'
-import type { RequestRecord } from '../../src/proxy/observe/record.ts'
-import { ProxyServer } from '../../src/proxy/server.ts'
-import { staticSource } from '../../src/proxy/upstream/address-source.ts'
+import { startCachedProxy } from '../support/cached-proxy.ts'
 import { countingOrigin } from '../support/counting-origin.ts'
 import { Harness, rawClient, waitFor } from '../support/harness.ts'
 
@@ -19,19 +16,6 @@ afterEach(() => h.closeAll())
 
 const OK = 'HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfine'
 const BAD_GATEWAY = 'HTTP/1.1 502 Bad Gateway\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndown'
-
-function start(originPort: number, upstream: Record<string, string> = {}) {
-  const cache = new EdgeCache({ maxBytes: 16 << 20, maxObjectBytes: 1 << 20, staleIfErrorMs: 0 })
-  h.track(() => cache.close())
-  const config = h.config({ upstream: { url: `http://127.0.0.1:${originPort}`, retries: '0', ...upstream } })
-  const records: RequestRecord[] = []
-  const proxy = new ProxyServer(config, {
-    sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]),
-    hooks: { onRecord: (r) => void records.push({ ...r }), cache },
-  }).start()
-  h.track(() => proxy.close())
-  return { proxy, url: proxy.url, cache, records }
-}
 
 async function get(url: string): Promise<{ status: number; body: string }> {
   const res = await fetch(url)
@@ -54,7 +38,7 @@ describe('a failed leader hands the lead on: one waiter goes upstream next, the 
         else if (n <= 3) failure === '502' ? s.end(BAD_GATEWAY) : s.destroy()
         else s.end(OK)
       })
-      const { proxy, url, cache, records } = start(origin.port)
+      const { proxy, url, cache, records } = startCachedProxy(h, origin.port)
       const all = Array.from({ length: 50 }, () => get(`${url}/herd`))
       // Every request is in: one leads, 49 wait for it.
       expect(await waitFor(() => origin.requests() === 1 && proxy.pendingRequests === 50)).toBe(true)
@@ -85,7 +69,7 @@ describe('a failed leader hands the lead on: one waiter goes upstream next, the 
       if (n === 1) first = s
       else s.end(OK)
     })
-    const { proxy, url, cache, records } = start(origin.port)
+    const { proxy, url, cache, records } = startCachedProxy(h, origin.port)
     const leader = rawClient(h, proxy.port)
     leader.s.write(`GET /left HTTP/1.1\r\nHost: 127.0.0.1:${proxy.port}\r\n\r\n`)
     expect(await waitFor(() => origin.requests() === 1)).toBe(true)
@@ -109,7 +93,7 @@ describe('a failed leader hands the lead on: one waiter goes upstream next, the 
       if (n > 1) s.end(OK)
     })
     // The collapse wait is connect_timeout + header_timeout: the leader's timeout ends first.
-    const { url, cache, records } = start(origin.port, { header_timeout: '1s', connect_timeout: '60s' })
+    const { url, cache, records } = startCachedProxy(h, origin.port, { upstream: { header_timeout: '1s', connect_timeout: '60s' } })
     const got = await Promise.all(Array.from({ length: 21 }, () => get(`${url}/slow`)))
     expect(tally(got)).toEqual({ 200: 20, 504: 1 })
     expect(origin.requests()).toBe(2)
@@ -123,7 +107,7 @@ describe('a failed leader hands the lead on: one waiter goes upstream next, the 
       if (n === 1) first = s
       else s.end(OK)
     })
-    const { proxy, url, cache, records } = start(origin.port)
+    const { proxy, url, cache, records } = startCachedProxy(h, origin.port)
     const leading = get(`${url}/gone`)
     expect(await waitFor(() => origin.requests() === 1)).toBe(true)
     // The first waiter (the next to lead, as waiters are woken in order) is a raw client that leaves.

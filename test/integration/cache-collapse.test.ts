@@ -9,28 +9,12 @@
  */
 import { afterEach, describe, expect, test } from 'bun:test'
 import { connect, type Socket } from 'node:net'
-import { EdgeCache } from '../../src/proxy/cache/cache.ts'
-import type { RequestRecord } from '../../src/proxy/observe/record.ts'
-import { ProxyServer } from '../../src/proxy/server.ts'
-import { staticSource } from '../../src/proxy/upstream/address-source.ts'
+import { startCachedProxy } from '../support/cached-proxy.ts'
 import { countingOrigin } from '../support/counting-origin.ts'
 import { Harness, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
-
-function start(originPort: number, opts: { maxObjectBytes?: number; server?: Record<string, string> } = {}) {
-  const cache = new EdgeCache({ maxBytes: 16 << 20, maxObjectBytes: opts.maxObjectBytes ?? 1 << 20, staleIfErrorMs: 0 })
-  h.track(() => cache.close())
-  const config = h.config({ upstream: { url: `http://127.0.0.1:${originPort}`, retries: '0' }, server: opts.server })
-  const records: RequestRecord[] = []
-  const proxy = new ProxyServer(config, {
-    sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]),
-    hooks: { onRecord: (r) => void records.push({ ...r }), cache },
-  }).start()
-  h.track(() => proxy.close())
-  return { url: proxy.url, port: proxy.port, cache, records }
-}
 
 /** The counting raw origin (test/support/counting-origin.ts), closed with this file's harness. */
 const rawOrigin = (answer: (s: Socket, n: number) => void) => countingOrigin(h, answer)
@@ -60,7 +44,7 @@ describe('collapsed forwarding gives its slot back', () => {
         return new Response('fine', { headers: { 'cache-control': 'no-store' } })
       },
     })
-    const { url, cache } = start(origin.port!)
+    const { url, cache } = startCachedProxy(h, origin.port!)
     // A bug somewhere in onReply (as a Vary member Deno's Headers.get() rejected was).
     const mark = cache.markUncollapsible.bind(cache)
     let throws = 1
@@ -86,7 +70,7 @@ describe('collapsed forwarding gives its slot back', () => {
         return new Response('fine', { headers: { 'cache-control': 'max-age=60' } })
       },
     })
-    const { url, cache } = start(origin.port!)
+    const { url, cache } = startCachedProxy(h, origin.port!)
     const lookup = cache.lookup.bind(cache)
     let throws = 1
     cache.lookup = (req, ctx, waited) => {
@@ -113,7 +97,7 @@ describe('collapsed forwarding gives its slot back', () => {
         cut = s
       } else s.end('HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfine')
     })
-    const { url, cache } = start(origin.port)
+    const { url, cache } = startCachedProxy(h, origin.port)
     const readers = Array.from({ length: 21 }, async () => {
       const res = await fetch(`${url}/reset`)
       return { cacheStatus: res.headers.get('cache-status'), ...(await drain(res)) }
@@ -136,7 +120,7 @@ describe('collapsed forwarding gives its slot back', () => {
       if (n === 1) setTimeout(() => s.write('HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 10\r\n\r\naaaaaaaaaaHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nforged'), 100)
       else s.end('HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 5\r\nConnection: close\r\n\r\nother')
     })
-    const { url, cache } = start(origin.port)
+    const { url, cache } = startCachedProxy(h, origin.port)
     const got = await Promise.all(Array.from({ length: 5 }, async () => (await fetch(`${url}/long`)).text()))
     expect(got).toEqual(Array(5).fill('aaaaaaaaaa'))
     expect(origin.requests()).toBe(1)
@@ -156,7 +140,7 @@ describe('collapsed forwarding gives its slot back', () => {
         if (n === 1) leader = s
         else s.end('HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfine')
       })
-      const { url, port, cache } = start(origin.port, { maxObjectBytes: big ? 64 << 10 : 1 << 20 })
+      const { url, port, cache } = startCachedProxy(h, origin.port, { maxObjectBytes: big ? 64 << 10 : 1 << 20 })
       // The owner: a raw client, so that it can vanish.
       const owner = connect(port, '127.0.0.1')
       h.track(() => void owner.destroy())
