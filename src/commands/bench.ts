@@ -328,10 +328,10 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   const base = baseline ? compareWithBaseline(String(opts.baseline), baseline, ra) : undefined
   const sloBase = baseline && base ? { report: baseline, regressed: (p: Phase) => Boolean(base.phases[p]?.ci95 && base.phases[p]!.ci95![1] < 1 && base.phases[p]!.ratio <= 1 / (1 + MIN_EFFECT)) } : undefined
   const sloResults: SloResult[] = [...evaluateSlo(slo, ra, sloBase), ...(rb ? evaluateSlo(slo, rb) : [])]
-  // Say so when h2 was asked for and the server chose HTTP/1.1 (RFC 7301 §3.2: its choice).
+  // Say so when h2 was asked for over TLS and the server chose HTTP/1.1, or no protocol at all (RFC 7301 §3.2: its choice).
   targets.forEach((t, i) => {
     const r = i === 0 ? ra : rb!
-    if (t.http2 && r.connection?.alpn !== undefined && r.connection.alpn !== 'h2') io.err(`note: ${r.url} did not negotiate h2 (ALPN: ${r.connection.alpn || 'none'}); it was timed over HTTP/1.1\n`)
+    if (t.http2 && r.connection?.tls_version !== undefined && r.connection.alpn !== 'h2') io.err(`note: ${r.url} did not negotiate h2 (ALPN: ${r.connection.alpn || 'none'}); it was timed over HTTP/1.1\n`)
   })
 
   if (opts.json) {

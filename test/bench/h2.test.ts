@@ -9,6 +9,7 @@ import { afterEach, describe, expect, test } from 'bun:test'
 import { spawn, spawnSync } from 'node:child_process'
 import { ExitCode } from '../../src/lib/exit-codes.ts'
 import { makeCerts } from '../support/certs.ts'
+import { oneAnswerTlsOrigin } from '../support/tls-origin.ts'
 import { Nginx, nginxAvailable } from './nginx.ts'
 import { bench } from './run-bench.ts'
 
@@ -240,4 +241,14 @@ describe('an HTTP/2 stream that ends with no response HEADERS is an error, not a
     expect(r.json.connection.alpn).toBe('h2')
     expect(r.code).toBe(ExitCode.OK)
   })
+})
+
+test('a TLS server that negotiates no protocol at all (no ALPN): the bench says it was timed over HTTP/1.1', async () => {
+  const c = certs()
+  const port = await oneAnswerTlsOrigin({ key: c.key, cert: c.cert }, () => {}, (close) => closers.push(close))
+  const r = await bench([`https://h2.test:${port}/`, '--resolve', `h2.test:${port}:127.0.0.1`, '--cacert', c.caFile, '--http2', '-n', '2', '--no-keepalive', '--json'])
+  expect(r.code).toBe(0)
+  expect(r.json.errors).toBe(0)
+  expect(r.json.connection.alpn).toBeUndefined()
+  expect(r.err).toContain('did not negotiate h2 (ALPN: none); it was timed over HTTP/1.1')
 })
