@@ -60,6 +60,8 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   endOfAnswer: ExchangeEnd | undefined
   /** The cache phase's exchange, when the cache is on. */
   cached: CacheExchange | undefined
+  /** The answer is a stored response (a hit, stale, revalidated): recorded by recordHit, not by the exchange's end. */
+  private fromStore = false
   // The attempts phase: what is sent, how long the upstream may take, when the last one was sent.
   outgoing!: OutgoingRequest
   headerTimeoutMs = 0
@@ -188,6 +190,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
    * is any for a listener that frames a stream itself (the runtime's: it would drop the length).
    */
   recordHit(hit: ProxyReply): void {
+    this.fromStore = true
     const record = this.record
     record.status = hit.status
     const body = hit.body
@@ -295,6 +298,8 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
    * is logged, and only when both its head and its end are known.
    */
   onEnd(end: ExchangeEnd): void {
+    // An answer from the store (stale, revalidated) is recorded as a hit is (recordHit): its bytes, not the exchange's.
+    if (this.fromStore) return
     if (this.answered) this.emit(end)
     else this.endOfAnswer = end
   }

@@ -354,9 +354,8 @@ export class ProxyHandler {
       // The upstream failed: a stored response within stale-if-error may answer instead.
       const stale = flight.cached?.onError()
       if (stale) {
-        record.status = stale.status
         record.error = f.code
-        flight.emit()
+        flight.recordHit(stale)
         return stale
       }
       // The table's reason, except where the failure says more (DNS not answered yet).
@@ -380,9 +379,21 @@ export class ProxyHandler {
     // The cache stores or shares it, merges a 304 into the stored one, or serves stale for a 5xx.
     if (flight.cached) {
       const stored = flight.cached.onReply(reply)
-      return stored instanceof Promise ? stored.then((r) => this.answered(flight, r)) : this.answered(flight, stored)
+      return stored instanceof Promise ? stored.then((r) => this.answeredCached(flight, reply, r)) : this.answeredCached(flight, reply, stored)
     }
     return this.answered(flight, reply)
+  }
+
+  /**
+   * The cache's answer: a stored response it gave instead of the upstream's (after a 304, or stale
+   * for a 5xx) is recorded as a hit is, with its own body's bytes, not the 304's or the 5xx's.
+   */
+  private answeredCached(flight: Flight, upstream: ProxyReply, answer: ProxyReply): ProxyReply {
+    const result = flight.cached?.result
+    if (answer === upstream || (result !== 'revalidated' && result !== 'stale')) return this.answered(flight, answer)
+    flight.answered = true
+    flight.recordHit(answer)
+    return answer
   }
 
   /** The reply is decided: recorded now if its exchange is already over. */

@@ -165,9 +165,35 @@ describe('edge cache over real sockets', () => {
     expect(await waitFor(() => records.length === 2)).toBe(true)
     expect(records[1]!.cache).toBe('stale')
     expect(records[1]!.error).toBe('CONNECT_REFUSED')
+    // The stored body went to the client: its bytes are logged (they were 0).
+    expect(records[1]!.bytes_out).toBe(4)
     // Beyond the window: the error comes through.
     advance(400_000)
     expect((await fetch(`${url}/s`)).status).toBe(502)
+  })
+
+  test('a stored response that answers instead of the upstream (after a 304, stale for a 5xx) is logged with its own bytes, not the 304\'s or the 5xx\'s', async () => {
+    let status = 200
+    const origin = h.origin({
+      fetch: (req) => {
+        if (status === 503) return new Response('down', { status: 503 })
+        if (req.headers.get('if-none-match') === '"v1"') return new Response(null, { status: 304, headers: { etag: '"v1"', 'cache-control': 'max-age=0, stale-if-error=300' } })
+        return new Response('stored body', { headers: { etag: '"v1"', 'cache-control': 'max-age=0, stale-if-error=300' } })
+      },
+    })
+    const { url, advance, records } = start(origin.port)
+    expect(await (await fetch(`${url}/r`)).text()).toBe('stored body')
+    advance(1000)
+    const revalidated = await fetch(`${url}/r`)
+    expect(await revalidated.text()).toBe('stored body')
+    expect(await waitFor(() => records.length === 2)).toBe(true)
+    expect([records[1]!.cache, records[1]!.upstream_status, records[1]!.status, records[1]!.bytes_out]).toEqual(['revalidated', 304, 200, 11])
+    status = 503
+    advance(1000)
+    const stale = await fetch(`${url}/r`)
+    expect(await stale.text()).toBe('stored body')
+    expect(await waitFor(() => records.length === 3)).toBe(true)
+    expect([records[2]!.cache, records[2]!.upstream_status, records[2]!.status, records[2]!.bytes_out]).toEqual(['stale', 503, 200, 11])
   })
 
   test('purge: by URL and by prefix on the admin listener, answering {"purged": N}', async () => {
