@@ -100,6 +100,17 @@ async function main(): Promise<void> {
       return new Response('origin')
     },
   })
+  // The proxy and nginx listen on fixed ports: a server already there would be measured in their place.
+  for (const port of [18400, 18401]) {
+    const taken = await Bun.connect({ hostname: '127.0.0.1', port, socket: { data() {} } }).then(
+      (s) => (s.end(), true),
+      () => false,
+    )
+    if (taken) {
+      console.error(`port ${port} on 127.0.0.1 is in use: stop what listens there (this script runs the proxy on 18400 and nginx on 18401)`)
+      process.exit(2)
+    }
+  }
   const dir = mkdtempSync(join(tmpdir(), 'differential-'))
   chmodSync(dir, 0o755)
   const conf = join(dir, 'nginx.conf')
