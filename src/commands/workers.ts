@@ -1,7 +1,7 @@
 /**
  * The worker supervisor for `serve --workers N`: starts N copies of this same command, each
  * accepting on the shared port (SO_REUSEPORT), restarts a worker that dies (with a backoff; one
- * that cannot start stops all at start-up only, and is retried once its slot has served),
+ * that cannot start stops all at start-up only, and is retried once any worker has served),
  * passes SIGHUP and SIGUSR1 (reopen the access log) on to all, and on SIGTERM/SIGINT drains all
  * and exits when they have. It serves
  * the configured admin address for all workers (observe/workers-admin.ts); each worker's own
@@ -105,7 +105,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   // Flags override the config file, so a concrete --listen makes every worker share one port.
   const port = await claimPort('proxy', listen.host, listen.port)
   const slots: WorkerSlot[] = Array.from({ length: count }, (_, index) => ({ index, pid: undefined, adminUrl: undefined, restarts: 0 }))
-  // Slots whose worker has served once: a failed start there is a restart, not the start-up's.
+  // Slots whose worker has served once: once there is one, a failed start is a restart, not the start-up's.
   const served = new Set<number>()
   let stopping = false
   // The one admin endpoint for all workers, bound before any worker starts (E_LISTEN if taken).
@@ -139,10 +139,11 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
       slot.adminUrl = undefined
       if (stopping) return
       // At start-up, a worker that cannot start (bad config, port taken) would fail again: stop
-      // everything. Once the slot has served, the others still do (with the config they read): a
-      // config file edited into an error since must not take them down with a crashed one.
+      // everything. Once any worker has served, the proxy is up and the others still serve (with
+      // the config they read): a config file edited into an error since must not take them down
+      // with a crashed one, even one that crashed before it was listening itself.
       const cannotStart = code === ExitCode.USAGE || code === ExitCode.START_FAILED
-      if (cannotStart && !served.has(index)) {
+      if (cannotStart && served.size === 0) {
         log('error', 'worker cannot start; stopping', { worker: index, code })
         fatal?.(code)
         return
