@@ -82,7 +82,8 @@ export async function startProxyProcess(argv: string[], bin?: string): Promise<{
     url,
     stop: () =>
       new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve(child.exitCode)
+        // Already gone (an exit code, or a signal: then null, which no caller takes for a clean stop).
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode)
         child.once('exit', (code) => resolve(code))
         child.kill('SIGTERM')
       }),

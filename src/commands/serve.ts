@@ -114,9 +114,6 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const exposed = workerId === undefined ? exposedAdminWarning(config.admin) : undefined
   if (exposed) wlog('warn', exposed)
   warnInsecure(config, wlog)
-  wlog('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', ...(acme ? { acme: config.acme.domains.join(','), acme_http: acme.httpPort } : {}), upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
-  if (workerId !== undefined) reportWorkerListening()
-
   const reloadNow = async () => {
     let next: ResolvedConfig
     try {
@@ -161,7 +158,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   }
   process.on('SIGHUP', onHup)
 
-  const signal = await new Promise<string>((resolve) => {
+  const stopped = new Promise<string>((resolve) => {
     const onSignal = (sig: string) => () => resolve(sig)
     process.once('SIGTERM', onSignal('SIGTERM'))
     process.once('SIGINT', onSignal('SIGINT'))
@@ -174,6 +171,12 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       })
     }
   })
+  // Said last, once every signal has its handler: the line is what says the proxy is ready (a
+  // supervisor, a test, a script that sends SIGHUP at once), and a SIGHUP that beat the handler
+  // took Bun's default action and ended the process (seen in 2-4 of 12 starts on a busy machine).
+  wlog('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', ...(acme ? { acme: config.acme.domains.join(','), acme_http: acme.httpPort } : {}), upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
+  if (workerId !== undefined) reportWorkerListening()
+  const signal = await stopped
   process.off('SIGHUP', onHup)
   wlog('info', 'draining', { signal, drain_timeout_ms: proxy.config.server.drainTimeoutMs })
   await proxy.drain(proxy.config.server.drainTimeoutMs)

@@ -2,7 +2,8 @@
  * Live reload with the compiled binary: SIGHUP with a changed upstream while load runs gives
  * zero failed requests and leaves an open WebSocket alone; SIGHUP with a broken config keeps
  * the proxy serving the old one; a SIGHUP that changes what is read at start only ([cache])
- * says so in the log rather than only "reloaded".
+ * says so in the log rather than only "reloaded"; a SIGHUP sent the moment the proxy says it is
+ * listening is a reload, never the signal's default action.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
@@ -111,3 +112,21 @@ test('SIGHUP with a changed [cache] logs that it is read at start only, beside "
     expect(await proxy.stop()).toBe(0)
   }
 }, 30_000)
+
+test('a SIGHUP sent as soon as "proxy listening" is printed reloads the proxy; it never ends it (8 starts)', async () => {
+  const a = origin('A')
+  const dir = testDir('proxy-reload-')
+  const file = join(dir, 'proxy.toml')
+  writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n[upstream]\nurl = "http://127.0.0.1:${a.port}"\n`)
+  const ended: string[] = []
+  for (let i = 0; i < 8; i++) {
+    const proxy = await startProxyProcess(['serve', '--config', file], BIN)
+    // Before: the line came before the handlers, and 2-4 starts in 12 ended by the signal on a busy machine.
+    proxy.child.kill('SIGHUP')
+    await Bun.sleep(100)
+    if (proxy.child.signalCode !== null) ended.push(`start ${i}: ${proxy.child.signalCode}`)
+    else expect(await (await fetch(proxy.url)).text()).toBe('A')
+    expect(await proxy.stop()).toBe(proxy.child.signalCode === null ? 0 : null)
+  }
+  expect(ended).toEqual([])
+}, 60_000)
