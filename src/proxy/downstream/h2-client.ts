@@ -261,7 +261,32 @@ function proxyRequest(r: H2Request, body: ReadableStream<Uint8Array> | null): Pr
     values.push(v)
   }
   const headers = new HeadHeaders(names, values)
-  return { method: r.method, target: r.path, headers, body, id: requestIdFor(headers.get('x-request-id')) }
+  return { method: r.method, target: r.path, headers, body: body ?? noContent(r.method), id: requestIdFor(headers.get('x-request-id')) }
+}
+
+/** The body of every request that ended with its head and whose method anticipates content: empty, and never written to. */
+const NO_CONTENT = new Uint8Array(0)
+
+/**
+ * The body of a request that ended with its head (END_STREAM on HEADERS: its content is known to
+ * be empty). Where its method anticipates content (POST, PUT, PATCH, an extension method) an empty
+ * body, which goes upstream as "content-length: 0": HTTP/1.1 has no other way to say "empty"
+ * there, and a user agent SHOULD send it (RFC 9110 §8.6; origins such as IIS answer a POST without
+ * it 411). None for the methods whose requests carry no content (GET, HEAD, DELETE, OPTIONS,
+ * TRACE), which SHOULD NOT have the field.
+ */
+function noContent(method: string): Uint8Array | null {
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+    case 'DELETE':
+    case 'OPTIONS':
+    case 'TRACE':
+    case 'CONNECT':
+      return null
+    default:
+      return NO_CONTENT
+  }
 }
 
 /**
