@@ -170,6 +170,11 @@ export function checkTrailers(streamId: number, fields: HeaderField[]): HeaderFi
 /**
  * Response fields as HTTP/2 sends them: names lowercased, connection-specific fields and `te`
  * dropped (§8.2.2), the Connection field's listed names dropped too, pseudo-headers refused.
+ * A 304's content-length goes too: it is the size of a body not sent, which §8.1.1 allows on a
+ * HEADERS frame that ends the stream, but clients read as the length of this one (Go's transport
+ * fails reading such a 304: "unexpected EOF"). A 304 SHOULD NOT carry representation metadata
+ * but the fields RFC 9110 §15.4.5 lists, Content-Length not among them, and a cache never takes it
+ * from one (RFC 9111 §3.2).
  */
 export function responseFields(status: number, headers: Iterable<HeaderField>): HeaderField[] {
   const out: HeaderField[] = [[':status', String(status)]]
@@ -183,6 +188,7 @@ export function responseFields(status: number, headers: Iterable<HeaderField>): 
       continue
     }
     if (CONNECTION_SPECIFIC.has(name) || name === 'te' || name.charCodeAt(0) === 58) continue
+    if (status === 304 && name === 'content-length') continue
     out.push(name === rawName ? field : [name, value])
   }
   return dropped ? out.filter(([n]) => !dropped!.has(n)) : out

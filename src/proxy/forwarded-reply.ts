@@ -147,20 +147,24 @@ export class ForwardedReply implements ProxyReply, HeadSource {
       const ns = spans[i]!
       const ne = spans[i + 1]!
       if (this.drops(ns, ne, listed)) continue
-      if (isLength(bytes, ns, ne)) hasLength = true
+      if (isLength(bytes, ns, ne)) {
+        // Not on a 304 (responseFields' rule for the list path, which this block must equal).
+        if (this.status === 304) continue
+        hasLength = true
+      }
       const place = COMMON_NAMES.position(bytes, ns, ne)
       if (place === DATE_PLACE) hasDate = true
       if (place >= 0) encoder.common(place, bytes, spans[i + 2]!, spans[i + 3]!)
       else encoder.add(bytes.toString('latin1', ns, ne).toLowerCase(), bytes.toString('latin1', spans[i + 2]!, spans[i + 3]!))
     }
-    if (this.keepLength && this.raw.announcedLength !== undefined) {
+    if (this.keepLength && this.raw.announcedLength !== undefined && this.status !== 304) {
       encoder.add('content-length', String(this.raw.announcedLength))
       hasLength = true
     }
     encoder.add('x-request-id', this.requestId)
     // A proxy that forwards an answer without Date MUST add one (RFC 9110 §6.6.1), as encodeHead does.
     if (!hasDate) encoder.add('date', httpDateNow())
-    if (this.wholeLength !== undefined && !hasLength) encoder.add('content-length', String(this.wholeLength))
+    if (this.wholeLength !== undefined && !hasLength && this.status !== 304) encoder.add('content-length', String(this.wholeLength))
     return encoder.end()
   }
 

@@ -5,6 +5,7 @@
  * request's bytes as they came.
  */
 import { afterEach, expect, test } from 'bun:test'
+import { createServer, type Socket } from 'node:net'
 import { makeCerts } from '../support/certs.ts'
 import { Harness, waitFor } from '../support/harness.ts'
 import { RawH2Tls } from '../support/raw-h2-tls.ts'
@@ -35,4 +36,39 @@ test('a request ended with its head: content-length: 0 upstream where its method
     expect(origin.header(r, 'transfer-encoding')).toBeUndefined()
     expect(r.body).toBe('')
   }
+})
+
+/** An origin that answers every request with `answer`, exactly those bytes. */
+async function fixedOrigin(answer: string): Promise<number> {
+  const sockets = new Set<Socket>()
+  const server = createServer((s) => {
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
+    s.on('error', () => {})
+    s.on('data', (d) => {
+      if (d.includes('\r\n\r\n')) s.write(answer)
+    })
+  })
+  h.track(() => {
+    for (const s of sockets) s.destroy()
+    server.close()
+  })
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)))
+}
+
+test("a 304's Content-Length (the size of a body not sent) is not passed to an HTTP/2 client, whose HEADERS ends the stream; ETag and the rest are", async () => {
+  const port = await fixedOrigin('HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\nContent-Length: 50\r\nCache-Control: max-age=60\r\n\r\n')
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  c.send(c.request(1, 'GET', '/a', [['if-none-match', '"v1"']]))
+  expect(await waitFor(() => c.ended(1), 5000)).toBe(true)
+  const heads = c.frames.filter((f) => f.streamId === 1 && f.headers)
+  expect(heads).toHaveLength(1)
+  const fields = heads[0]!.headers!
+  expect(fields.find(([n]) => n === ':status')?.[1]).toBe('304')
+  expect(fields.filter(([n]) => n === 'content-length')).toEqual([])
+  expect(fields.find(([n]) => n === 'etag')?.[1]).toBe('"v1"')
+  expect(fields.find(([n]) => n === 'cache-control')?.[1]).toBe('max-age=60')
+  expect(c.bodyOf(1)).toBe('')
+  expect(c.resets(1)).toEqual([])
 })
