@@ -4,6 +4,7 @@
  * as TOML would, on one line. resolve.ts validates the config with them.
  */
 import { isIP } from 'node:net'
+import { TomlDateTime } from './load.ts'
 import type { HostPort } from './schema.ts'
 
 /** Parses an upstream URL. Returns an error message (string) when it is not usable. */
@@ -62,8 +63,10 @@ export function parseHostPort(raw: string): HostPort | undefined {
   return { host, port }
 }
 
-/** A value as TOML would write it, on one line: strings quoted with \", \\ and control characters escaped; inf and nan by name. */
+/** A value as TOML would write it, on one line: strings quoted with \", \\ and control characters escaped; inf and nan by name; dates as written. */
 export function show(raw: unknown): string {
+  if (raw instanceof TomlDateTime) return raw.text
+  if (Array.isArray(raw)) return `[${raw.map(show).join(',')}]`
   if (typeof raw === 'number' && !Number.isFinite(raw)) return Number.isNaN(raw) ? 'nan' : raw > 0 ? 'inf' : '-inf'
   return JSON.stringify(raw)
 }

@@ -74,10 +74,26 @@ function decodeUtf8(bytes: Uint8Array, path: string): string {
   }
 }
 
+/**
+ * A TOML date or time as written (1979-05-27, 07:32:00, 1979-05-27T07:32:00Z). No key takes one;
+ * the parser returns the local ones as plain strings, so `access_log = 07:32` was the file
+ * "07:32:00". Kept apart, it is refused as "not a string; quote it" and shown unquoted.
+ */
+export class TomlDateTime {
+  constructor(readonly text: string) {}
+  toJSON(): string {
+    return this.text
+  }
+}
+
+const asWritten = { from: (s: string) => new TomlDateTime(s.replace(/\[[^\]]*\]$/, '')) }
+/** The parser's hook for Temporal objects, used to tell dates and times from strings. */
+const DATES_APART = { ZonedDateTime: asWritten, PlainDateTime: asWritten, PlainDate: asWritten, PlainTime: asWritten }
+
 export function parseConfigText(text: string, path: string): LoadedFile {
   let data: unknown
   try {
-    data = parse(text)
+    data = parse(text, { useTemporal: true, temporal: DATES_APART })
   } catch (err) {
     // toml v5 reports the position in `location.start`; its `line`/`column` getters can be off.
     const e = err as { line?: number; column?: number; message?: string; location?: { start?: { line: number; column: number } } }

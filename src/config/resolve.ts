@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { ConfigError, formatConfigLocation, type ConfigLocation } from '../lib/errors.ts'
 import { isFractionOfByte, isUnderOneMs, MAX_TIMER_MS, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
 import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
-import type { LoadedFile } from './load.ts'
+import { TomlDateTime, type LoadedFile } from './load.ts'
 import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream, RewritePair } from './schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
@@ -386,7 +386,7 @@ function firstLineUnder(lines: ReadonlyMap<string, number>, keyPath: string): nu
 }
 
 function isTable(v: unknown): v is Table {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date)
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date) && !(v instanceof TomlDateTime)
 }
 
 function deepFreeze<T>(obj: T): T {
