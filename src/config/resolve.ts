@@ -275,6 +275,9 @@ function resolveFields(ctx: Ctx, prefix: string, table: Table, fields: readonly 
   return out
 }
 
+/** As load.ts says of a TOML integer past 2^53-1: the same words for the same number as a string or a flag. */
+const TOO_LARGE = 'is too large (more than 2^53-1); no key takes a number that large'
+
 function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
   const k = field.kind
   switch (k.type) {
@@ -284,16 +287,21 @@ function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
       if (ms === undefined) fail(ctx, path, `${show(raw)} is not a duration; use e.g. "250ms", "30s", "5m"`)
       if (k.positive && ms <= 0) fail(ctx, path, `must be more than 0; use e.g. "${field.default}"`)
       if (!k.untimed && ms > MAX_TIMER_MS) fail(ctx, path, `${show(raw)} is longer than a timer can wait (24.8 days); use at most "24d"`)
+      // Past 2^53-1 ms the count is rounded, and check printed it as "8.64e+23s", which no parser reads back.
+      if (ms > Number.MAX_SAFE_INTEGER) fail(ctx, path, `${show(raw)} is longer than any clock counts in milliseconds (2^53-1 ms, about 285,000 years); use e.g. "365d"`)
       return ms
     }
     case 'size': {
       const bytes = typeof raw === 'number' && Number.isInteger(raw) && raw >= 0 ? raw : typeof raw === 'string' ? parseSizeBytes(raw) : undefined
       if (bytes === undefined && (typeof raw === 'string' ? isFractionOfByte(raw) : typeof raw === 'number' && Number.isFinite(raw) && raw > 0)) fail(ctx, path, `${show(raw)} is not a whole number of bytes; write whole bytes ("1500") or a unit ("1.5KiB")`)
       if (bytes === undefined) fail(ctx, path, `${show(raw)} is not a size; use e.g. "64KiB", "10MB", or 0`)
+      if (bytes > Number.MAX_SAFE_INTEGER) fail(ctx, path, `${show(raw)} ${TOO_LARGE}`)
       return bytes
     }
     case 'int': {
       const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw
+      // A string or a flag of more digits than a TOML integer may hold was kept rounded.
+      if (typeof n === 'number' && n > Number.MAX_SAFE_INTEGER) fail(ctx, path, `${show(raw)} ${TOO_LARGE}`)
       if (typeof n !== 'number' || !Number.isInteger(n) || n < k.min || (k.max !== undefined && n > k.max)) {
         fail(ctx, path, `${show(raw)} is not a whole number from ${k.min}${k.max !== undefined ? ` to ${k.max}` : ' up'}`)
       }

@@ -67,7 +67,8 @@ export function isFractionOfByte(raw: string): boolean {
 
 /** A fraction of a byte is no size ("0.4" would round to 0, which means "no limit" for the limits). */
 function wholeBytes(read: { bytes: number; factor: number }): boolean {
-  return read.factor === 1 ? Number.isInteger(read.bytes) : !(read.bytes > 0 && read.bytes < 1)
+  // Past the largest float ("9" x 400) is no fraction either: the caller refuses it as too large.
+  return read.factor === 1 ? Number.isInteger(read.bytes) || read.bytes === Infinity : !(read.bytes > 0 && read.bytes < 1)
 }
 
 /** "1.5KiB" -> 1536 bytes and its unit's factor, unrounded; undefined when malformed. */
