@@ -7,6 +7,9 @@ import { isIP } from 'node:net'
 import { TomlDateTime } from './load.ts'
 import type { HostPort } from './schema.ts'
 
+/** A DNS name as SNI carries one (RFC 6066 §3) and an upstream URL may name: LDH labels, "_" allowed, a final dot. */
+export const DNS_NAME_RE = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/
+
 /** Parses an upstream URL. Returns an error message (string) when it is not usable. */
 export function parseUpstreamUrl(raw: string): { scheme: 'http' | 'https'; host: string; port: number } | string {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`
@@ -28,6 +31,14 @@ export function parseUpstreamUrl(raw: string): { scheme: 'http' | 'https'; host:
   if (/[\x00-\x20\x7f]/.test(raw)) return `${show(raw)} has a space or control character; give only scheme://host[:port]`
   const written = /^[a-z][a-z0-9+.-]*:\/\/([^:/?#]*)/i.exec(withScheme)?.[1]
   if (isIP(host) === 4 && written !== host) return `${show(written)} is not an IPv4 address as RFC 3986 writes one (four decimal numbers, no leading zeros), and the URL parser would dial ${host}; write the address meant, e.g. "10.0.0.1"`
+  // What the parser drops without a word: an empty query or fragment ("host?", "host/#"), an
+  // empty userinfo ("@host"); and what it decodes: "h%2eexample" is dialled as h.example.
+  const after = withScheme.slice(withScheme.indexOf('//') + 2)
+  if (/[?#]/.test(after)) return `${show(raw)} has a path or query; give only scheme://host[:port]`
+  if (after.includes('@')) return `${show(raw)} has credentials; they are not supported in the upstream URL`
+  if (written?.includes('%')) return `${show(raw)} has a percent-encoded host, which the URL parser decodes to ${show(host)}; write the host as it is`
+  if (isIP(host) === 0 && !DNS_NAME_RE.test(host)) return `${show(raw)}: ${show(host)} is not a DNS name or an IP address; use e.g. "https://origin.example.com"`
+  if (u.port === '0') return `${show(raw)} has port 0, which cannot be dialled; give the origin's port, e.g. "${scheme}://${u.host.replace(/:0$/, '')}:8080"`
   const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80
   return { scheme, host, port }
 }

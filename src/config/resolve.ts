@@ -14,7 +14,7 @@ import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUps
 import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
 import { bracketedIpv6, hostPort } from '../lib/net.ts'
-import { parseHostPort, parseResolverAddress, parseUpstreamUrl, show } from './addresses.ts'
+import { DNS_NAME_RE, parseHostPort, parseResolverAddress, parseUpstreamUrl, show } from './addresses.ts'
 import { closest } from '../lib/suggest.ts'
 import { HOST_VALUE } from '../http1/chars.ts'
 
@@ -205,7 +205,7 @@ function resolveUpstream(ctx: Ctx, name: string, prefix: string, table: Table): 
   // Sent as the Host field of every request: what a client's Host must be too (RFC 9110 §7.2), never a line break.
   // SNI carries a DNS name (RFC 6066 §3) and the certificate is checked against it or an IP: said here, not at each handshake.
   const sni = f.tlsServerName as string | undefined
-  if (sni !== undefined && isIP(sni) === 0 && !/^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/.test(sni)) {
+  if (sni !== undefined && isIP(sni) === 0 && !DNS_NAME_RE.test(sni)) {
     fail(ctx, `${prefix}.tls_server_name`, `${show(sni)} is not a DNS name or an IP address; use e.g. "origin.example.com"`)
   }
   if (f.hostHeader !== undefined && !HOST_VALUE.test(f.hostHeader as string)) fail(ctx, `${prefix}.host_header`, `${show(f.hostHeader)} is not host[:port] (RFC 9110 §7.2); use e.g. "www.example.com" or "[2001:db8::1]:8443"`)

@@ -39,3 +39,20 @@ test('a number past 2^53-1 (a string, a flag, or a unit\'s multiple) is refused:
   expect(c.server.keepaliveTimeoutMs).toBe(9007199254740991)
   expect(c.cache.maxBytes).toBe(8388607 * 2 ** 30)
 })
+
+test('an upstream URL is refused for what the URL parser would drop or dial elsewhere: an empty query, fragment or userinfo, port 0, a host no DNS name can be', () => {
+  const url = (u: string) => errorOf(`[upstream]\nurl = "${u}"\n`)
+  expect(url('http://h.example?')).toBe('proxy.toml:2: upstream.url: "http://h.example?" has a path or query; give only scheme://host[:port]')
+  expect(url('http://h.example/#')).toBe('proxy.toml:2: upstream.url: "http://h.example/#" has a path or query; give only scheme://host[:port]')
+  expect(url('http://@h.example')).toBe('proxy.toml:2: upstream.url: "http://@h.example" has credentials; they are not supported in the upstream URL')
+  expect(url('http://:@h.example:8080')).toBe('proxy.toml:2: upstream.url: "http://:@h.example:8080" has credentials; they are not supported in the upstream URL')
+  expect(url('http://h.example:0')).toBe('proxy.toml:2: upstream.url: "http://h.example:0" has port 0, which cannot be dialled; give the origin\'s port, e.g. "http://h.example:8080"')
+  expect(url('http://h%2eexample')).toBe('proxy.toml:2: upstream.url: "http://h%2eexample" has a percent-encoded host, which the URL parser decodes to "h.example"; write the host as it is')
+  // A bare "-5s" was taken as a host name, and check printed tls_server_name = "-5s", which is refused when read back.
+  expect(url('-5s')).toBe('proxy.toml:2: upstream.url: "-5s": "-5s" is not a DNS name or an IP address; use e.g. "https://origin.example.com"')
+  expect(errorOf('', { upstream: { url: '-1' }, flagNames: { 'upstream.url': '--upstream' } })).toBe('(flags): --upstream: "-1": "-1" is not a DNS name or an IP address; use e.g. "https://origin.example.com"')
+  // Still taken: a bare host:port, a final dot, an underscore, a name in Unicode (sent as its punycode), brackets.
+  for (const ok of ['h.example:8080', 'http://h.example.', 'http://my_host:80', 'http://bücher.example', 'http://[::1]:8080', 'https://h.example:443/']) {
+    expect(resolveConfig(parseConfigText(`[upstream]\nurl = "${ok}"\n`, 'proxy.toml')).upstreams.default!.url).toBeString()
+  }
+})
