@@ -78,6 +78,11 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   }
 
   const routes = resolveRoutes(ctx, data.route, upstreams)
+  // A route an earlier one takes every request of (the same or any host, a prefix its own starts with) is never used.
+  routes.forEach((r, j) => {
+    const by = routes.findIndex((e, i) => i < j && (e.host === undefined || e.host.replace(/\.$/, '') === r.host?.replace(/\.$/, '')) && (e.pathPrefix === undefined || r.pathPrefix?.startsWith(e.pathPrefix)))
+    if (by >= 0) fail(ctx, `route[${j}]`, `is never used: route[${by}]${lineOf(ctx, `route[${by}]`)} comes first and matches every request it would; remove it, or put the narrower route first`)
+  })
   routes.push({ host: undefined, pathPrefix: undefined, upstream: defaultName, cache: true })
 
   if ((server.tlsCertFile === undefined) !== (server.tlsKeyFile === undefined)) {
@@ -370,6 +375,12 @@ function fileKeysOf(ctx: Ctx, prefixes: Record<string, string>, upstreams: Recor
 
 function fail(ctx: Ctx, keyPath: string, problem: string): never {
   throw new ConfigError(locate(ctx, keyPath), problem)
+}
+
+/** " (line 3)" where a key path was written, for pointing at a second place in one message. */
+function lineOf(ctx: Ctx, keyPath: string): string {
+  const line = ctx.file?.lines.get(keyPath)
+  return line === undefined ? '' : ` (line ${line})`
 }
 
 /** Names where a value came from: the flag if a flag set it, else the file and line. */

@@ -56,3 +56,15 @@ test('an upstream URL is refused for what the URL parser would drop or dial else
     expect(resolveConfig(parseConfigText(`[upstream]\nurl = "${ok}"\n`, 'proxy.toml')).upstreams.default!.url).toBeString()
   }
 })
+
+test('a [[route]] that an earlier one makes unreachable is refused at its line, naming the route that takes its requests', () => {
+  const two = (a: string, b: string) => errorOf(`${UP}[[route]]\n${a}\nupstream = "default"\n[[route]]\n${b}\nupstream = "default"\n`)
+  const never = (by: string) => `is never used: route[0] (line ${by}) comes first and matches every request it would; remove it, or put the narrower route first`
+  expect(two('host = "a.example"', 'host = "A.example."')).toBe(`proxy.toml:6: route[1]: ${never('3')}`)
+  expect(two('path_prefix = "/"', 'path_prefix = "/api/"')).toBe(`proxy.toml:6: route[1]: ${never('3')}`)
+  expect(two('path_prefix = "/api"', 'host = "a.example"\npath_prefix = "/api/v2"')).toBe(`proxy.toml:6: route[1]: ${never('3')}`)
+  // Reachable: the narrower first, another host, a prefix the first does not start.
+  for (const [a, b] of [['path_prefix = "/api/"', 'path_prefix = "/"'], ['host = "a.example"', 'host = "b.example"'], ['host = "a.example"\npath_prefix = "/x"', 'host = "a.example"'], ['path_prefix = "/api/"', 'path_prefix = "/ap"']]) {
+    expect(resolveConfig(parseConfigText(`${UP}[[route]]\n${a}\nupstream = "default"\n[[route]]\n${b}\nupstream = "default"\n`, 'proxy.toml')).routes).toHaveLength(3)
+  }
+})
