@@ -157,11 +157,6 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
       }, delayMs)
     })
   }
-  for (let i = 0; i < count; i++) start(i)
-  const exposed = exposedAdminWarning(opts.admin)
-  if (exposed) log('warn', exposed)
-  log('info', 'supervisor started', { workers: count, pid: process.pid, admin: admin.url ?? 'off' })
-
   const onHup = () => {
     try {
       const next = opts.reloadAdmin?.()
@@ -176,13 +171,16 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     for (const w of workers.values()) w.kill('SIGHUP')
   }
   process.on('SIGHUP', onHup)
-  const signal = await Promise.race([
-    new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'))
-      process.once('SIGINT', () => resolve('SIGINT'))
-    }),
-    fatalExit,
-  ])
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+    process.once('SIGINT', () => resolve('SIGINT'))
+  })
+  // Workers start, and the supervisor says it has, once every signal has its handler (serve.ts does the same).
+  for (let i = 0; i < count; i++) start(i)
+  const exposed = exposedAdminWarning(opts.admin)
+  if (exposed) log('warn', exposed)
+  log('info', 'supervisor started', { workers: count, pid: process.pid, admin: admin.url ?? 'off' })
+  const signal = await Promise.race([stopSignal, fatalExit])
   stopping = true
   process.off('SIGHUP', onHup)
   log('info', 'stopping workers', { signal })
