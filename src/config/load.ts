@@ -90,6 +90,9 @@ const asWritten = { from: (s: string) => new TomlDateTime(s.replace(/\[[^\]]*\]$
 /** The parser's hook for Temporal objects, used to tell dates and times from strings. */
 const DATES_APART = { ZonedDateTime: asWritten, PlainDateTime: asWritten, PlainDate: asWritten, PlainTime: asWritten }
 
+/** What a number past 2^53-1 is told, whether TOML's integer (here) or a string, a flag or a unit (resolve.ts). */
+export const TOO_LARGE = 'is too large (more than 2^53-1); no key takes a number that large'
+
 export function parseConfigText(text: string, path: string): LoadedFile {
   let data: unknown
   try {
@@ -100,7 +103,7 @@ export function parseConfigText(text: string, path: string): LoadedFile {
     const line = e.location?.start?.line ?? e.line
     const column = e.location?.start?.column ?? e.column
     // The parser's advice for a large integer ("Use the `bigint` option") is for programmers.
-    const message = (e.message ?? String(err)).replace(/^(Integer \S+) cannot be represented losslessly as a JavaScript number\..*$/s, '$1 is too large (more than 2^53-1); no key takes a number that large')
+    const message = (e.message ?? String(err)).replace(/^(Integer \S+) cannot be represented losslessly as a JavaScript number\..*$/s, `$1 ${TOO_LARGE}`)
     throw new ConfigError({ file: path, line, column }, `invalid TOML: ${message}`, { cause: err })
   }
   return { path, data: data as FileConfig, lines: indexKeyLines(text) }

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { ConfigError, formatConfigLocation, type ConfigLocation } from '../lib/errors.ts'
 import { isFractionOfByte, isUnderOneMs, MAX_TIMER_MS, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
 import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
-import { TomlDateTime, type LoadedFile } from './load.ts'
+import { TomlDateTime, TOO_LARGE, type LoadedFile } from './load.ts'
 import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream, RewritePair } from './schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
@@ -280,8 +280,6 @@ function resolveFields(ctx: Ctx, prefix: string, table: Table, fields: readonly 
   return out
 }
 
-/** As load.ts says of a TOML integer past 2^53-1: the same words for the same number as a string or a flag. */
-const TOO_LARGE = 'is too large (more than 2^53-1); no key takes a number that large'
 
 function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
   const k = field.kind
