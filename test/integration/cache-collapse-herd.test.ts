@@ -101,6 +101,29 @@ describe('a failed leader hands the lead on: one waiter goes upstream next, the 
     expect(cache.status()).toMatchObject({ in_flight: 0, waiting: 0 })
   })
 
+  test('with a stale response stale-if-error allows, the waiters of a failed leader get it at once: 1 origin request for 21 clients, not 21', async () => {
+    const STALE_OK = 'HTTP/1.1 200 OK\r\nCache-Control: max-age=1, stale-if-error=300\r\nContent-Length: 4\r\nConnection: close\r\n\r\nkept'
+    let held!: Socket
+    const origin = await countingOrigin(h, (s, n) => {
+      if (n === 1) s.end(STALE_OK)
+      else if (n === 2) held = s
+      else s.end(BAD_GATEWAY)
+    })
+    const { proxy, url, cache, records } = startCachedProxy(h, origin.port)
+    expect(await (await fetch(`${url}/kept`)).text()).toBe('kept')
+    // max-age=1: stale after a second (Date has whole seconds, so wait past two).
+    await Bun.sleep(2100)
+    const all = Array.from({ length: 21 }, () => get(`${url}/kept`))
+    expect(await waitFor(() => origin.requests() === 2 && proxy.pendingRequests === 21)).toBe(true)
+    held.end(BAD_GATEWAY)
+    const got = await Promise.all(all)
+    expect(tally(got)).toEqual({ 200: 21 })
+    expect(got.every((g) => g.body === 'kept')).toBe(true)
+    expect(origin.requests()).toBe(2)
+    expect(records.filter((r) => r.cache === 'stale').length).toBe(21)
+    expect(cache.status()).toMatchObject({ in_flight: 0, waiting: 0 })
+  })
+
   test('a waiter whose client left does not lead, nor stall the others: the next waiter leads', async () => {
     let first!: Socket
     const origin = await countingOrigin(h, (s, n) => {

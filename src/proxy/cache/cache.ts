@@ -12,7 +12,7 @@
  * policy.ts, storage in store.ts, the per-request logic in exchange.ts.
  */
 import type { ProxyReply, ProxyRequest } from '../message.ts'
-import { evaluateReuse, requestDirectives } from './policy.ts'
+import { evaluateReuse, requestDirectives, staleIfErrorAllows } from './policy.ts'
 import { CacheExchange, type CacheInternals, type CacheResult, type Fill, type Flight, type LookupContext } from './exchange.ts'
 import { keyFromUrl, urlKeyOf } from './key.ts'
 import { discardBody, hitStatus, onlyIfCachedReply } from './reply.ts'
@@ -41,10 +41,14 @@ export type Forwarder = (req: ProxyRequest, client: unknown) => Promise<ProxyRep
 const UNCOLLAPSIBLE_MS = 5000
 const MAX_UNCOLLAPSIBLE_KEYS = 10_000
 
-/** A collapsed request between its waits: what it forwards as, and when its collapse wait ends (cache clock; 0: spent). */
+/**
+ * A collapsed request between its waits: what it forwards as, when its collapse wait ends (cache
+ * clock; 0: spent), and whether the leader it waited for failed.
+ */
 export interface Waited {
   fwd: CacheExchange['fwd']
   untilMs: number
+  leaderFailed: boolean
 }
 
 const RESULTS: readonly CacheResult[] = ['hit', 'stale', 'revalidated', 'collapsed', 'miss', 'bypass', 'refresh']
@@ -115,6 +119,9 @@ export class EdgeCache implements CacheInternals {
         // After waiting for another request's answer, it is that answer: a collapsed request, not a hit.
         if (v.reuse === 'fresh' && waited) return x.serve(selected, v.ageMs, 'collapsed', { fwd: waited.fwd, collapsed: true })
         if (v.reuse === 'fresh') return x.serve(selected, v.ageMs, 'hit', hitStatus(ttlS))
+        // The leader it waited for just failed: a stale response stale-if-error allows answers now
+        // (RFC 5861 §4), rather than this request trying the failing origin in its turn.
+        if (waited?.leaderFailed && staleIfErrorAllows(selected, rd, nowMs, this.staleIfErrorMs)) return x.serve(selected, v.ageMs, 'stale', { fwd: waited.fwd, collapsed: true, ttlS, detail: 'stale-if-error' })
         if (v.reuse === 'stale-ok') return x.serve(selected, v.ageMs, 'stale', { hit: true, ttlS, detail: 'max-stale' })
         if (v.reuse === 'stale-while-revalidate') {
           this.refresh(selected, req, ctx)
@@ -142,7 +149,7 @@ export class EdgeCache implements CacheInternals {
       // stored, or be shareable while it streams; or it failed, and the first waiter leads next and
       // the others wait for it; or it cannot be shared: then go ourselves).
       const fwd = x.fwd
-      return this.waitFor(ctx.key, flight, Math.min(untilMs, flight.deadlineMs) - nowMs).then((settled) => this.lookup(req, ctx, { fwd, untilMs: settled ? untilMs : 0 }))
+      return this.waitFor(ctx.key, flight, Math.min(untilMs, flight.deadlineMs) - nowMs).then((settled) => this.lookup(req, ctx, { fwd, untilMs: settled ? untilMs : 0, leaderFailed: flight.failed }))
     }
     // The flight is taken once nothing more can throw before the exchange is the request path's.
     if (!flight && collapsible) return x.forward().holding(this.openFlight(ctx.key, nowMs + ctx.maxWaitMs))
@@ -152,7 +159,7 @@ export class EdgeCache implements CacheInternals {
   private openFlight(key: string, deadlineMs: number): Flight {
     let release!: () => void
     const headed = new Promise<void>((r) => (release = r))
-    const flight: Flight = { headed, release, fill: undefined, settled: false, deadlineMs }
+    const flight: Flight = { headed, release, fill: undefined, settled: false, failed: false, deadlineMs }
     this.flights.set(key, flight)
     return flight
   }
@@ -191,8 +198,9 @@ export class EdgeCache implements CacheInternals {
     })
   }
 
-  settle(key: string, flight: Flight, fill?: Fill): void {
+  settle(key: string, flight: Flight, fill?: Fill, failed = false): void {
     flight.settled = true
+    flight.failed = failed
     if (fill) flight.fill = fill
     else if (this.flights.get(key) === flight) this.flights.delete(key)
     flight.release()

@@ -58,6 +58,8 @@ export interface Flight {
   fill: Fill | undefined
   /** The leader's answer head was handled (settle): the flight no longer makes anyone wait. */
   settled: boolean
+  /** The leader's upstream failed (no answer, or a 500/502/503/504): its waiters may fall back on stale-if-error. */
+  failed: boolean
   /** Cache clock time past which an unsettled flight is taken as lost: it is dropped, and nobody waits for it. */
   deadlineMs: number
 }
@@ -71,7 +73,7 @@ export interface CacheInternals {
   now(): number
   count(result: CacheResult): void
   /** Ends a flight: waiters look again. With a fill, the flight stays for later arrivals until the fill ends. */
-  settle(key: string, flight: Flight, fill?: Fill): void
+  settle(key: string, flight: Flight, fill?: Fill, failed?: boolean): void
   /** Stores a response whose whole body is in. */
   commit(entry: CacheEntry, body: Uint8Array): void
   endFill(key: string, fill: Fill): void
@@ -197,10 +199,10 @@ export class CacheExchange {
     return this
   }
 
-  private settle(fill?: Fill): void {
+  private settle(fill?: Fill, failed = false): void {
     const f = this.flight
     this.flight = undefined
-    if (f) this.cache.settle(this.ctx.key, f, fill)
+    if (f) this.cache.settle(this.ctx.key, f, fill, failed)
   }
 
   /**
@@ -267,7 +269,7 @@ export class CacheExchange {
     // The origin failed, and a stale response may stand in (RFC 5861 §4).
     if (isErrorStatus(reply.status) && candidate && staleIfErrorAllows(candidate, this.rd, nowMs, c.staleIfErrorMs)) {
       discardBody(reply.body)
-      this.settle()
+      this.settle(undefined, true)
       return this.serveStale(nowMs, { fwd: this.fwd, fwdStatus: reply.status, detail: 'stale-if-error' })
     }
     const rd = responseDirectives(headers)
@@ -289,7 +291,7 @@ export class CacheExchange {
       // and the waiters hand the lead on (cache.ts) rather than all going upstream at once.
       const failed = reply.status >= 500
       if (!failed && ((why !== undefined && RESPONSE_REASONS.has(why)) || (why === undefined && !useful) || tooBig)) c.markUncollapsible(this.ctx.key)
-      this.settle()
+      this.settle(undefined, isErrorStatus(reply.status))
       return { ...reply, headers: withCacheStatus(headers, { fwd: this.fwd }) }
     }
     const names = varyNames(headers) as string[] // '*' was refused above
@@ -345,7 +347,7 @@ export class CacheExchange {
 
   /** The upstream could not be reached or failed before answering: a stale response within stale-if-error, or undefined. */
   onError(): ProxyReply | undefined {
-    this.settle()
+    this.settle(undefined, true)
     const candidate = this.candidate
     if (!this.bypassed && candidate && staleIfErrorAllows(candidate, this.rd, this.cache.now(), this.cache.staleIfErrorMs)) {
       return this.serveStale(this.cache.now(), { fwd: this.fwd, detail: 'stale-if-error' })

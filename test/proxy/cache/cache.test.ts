@@ -275,6 +275,39 @@ describe('EdgeCache', () => {
     expect((await lookup(strict, request())).onError()).toBeUndefined()
   })
 
+  for (const failure of ['no answer', '502'] as const) {
+    test(`stale-if-error for collapsed requests: when the leader fails (${failure}), its waiters get the stale response at once, none goes upstream`, async () => {
+      const { clock, cache } = setup()
+      await prime(cache, [['cache-control', 'max-age=1, stale-if-error=60'], ['etag', '"v1"']], 'old')
+      clock.t += 10_000
+      const leader = await lookup(cache, request())
+      expect(leader.hit).toBeUndefined()
+      const waiting = [lookup(cache, request()), lookup(cache, request()), lookup(cache, request())]
+      expect(cache.status()).toMatchObject({ waiting: 3 })
+      const own = failure === 'no answer' ? leader.onError()! : await leader.onReply(origin(502, [], 'down'))
+      expect(await text(own)).toBe('old')
+      const waiters = await Promise.all(waiting)
+      expect(waiters.map((w) => w.hit?.status)).toEqual([200, 200, 200])
+      expect(await Promise.all(waiters.map((w) => text(w.hit!)))).toEqual(['old', 'old', 'old'])
+      expect(h(waiters[0]!.hit!, 'cache-status')).toBe('proxy; fwd=stale; ttl=-9; collapsed; detail=stale-if-error')
+      expect(cache.status()).toMatchObject({ in_flight: 0, waiting: 0 })
+    })
+  }
+
+  test('a collapsed request whose leader failed, with no stale response allowed, leads next (one waiter goes upstream)', async () => {
+    const { clock, cache } = setup()
+    await prime(cache, [['cache-control', 'max-age=1'], ['etag', '"v1"']], 'old')
+    clock.t += 10_000
+    const leader = await lookup(cache, request())
+    const waiting = [lookup(cache, request()), lookup(cache, request())]
+    expect(leader.onError()).toBeUndefined()
+    const first = await waiting[0]!
+    expect(first.hit).toBeUndefined()
+    expect(cache.status()).toMatchObject({ waiting: 1 })
+    await text(await first.onReply(origin(200, [['cache-control', 'max-age=60']], 'new')))
+    expect(await text((await waiting[1]!).hit!)).toBe('new')
+  })
+
   test('an unsafe method that succeeds invalidates the target and a same-origin Location', async () => {
     const { cache } = setup()
     await prime(cache, [['cache-control', 'max-age=60']])
