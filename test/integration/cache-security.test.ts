@@ -137,3 +137,31 @@ describe('errors about one client\'s request', () => {
     expect(await send('/b')).toStartWith('HTTP/1.1 200')
   })
 })
+
+describe('answers to one client\'s Range or precondition', () => {
+  test('a 416 for its Range and a 412 for its If-Match or If-Unmodified-Since, even with max-age, are not what the next client gets', async () => {
+    // An origin that serves ranges and preconditions itself, with the site-wide Cache-Control on every answer.
+    let upstream = 0
+    const origin = h.origin({
+      fetch(req) {
+        upstream++
+        const headers = { 'cache-control': 'public, max-age=300', etag: '"v1"' }
+        if (req.headers.get('range') !== null) return new Response('', { status: 416, headers: { ...headers, 'content-range': 'bytes */4' } })
+        if (req.headers.get('if-match') !== null || req.headers.get('if-unmodified-since') !== null) return new Response('', { status: 412, headers })
+        return new Response('page', { headers })
+      },
+    })
+    const { port, cache } = start(origin.port!)
+    const send = (path: string, extra = '') => rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: site\r\n${extra}Connection: close\r\n\r\n`, '127.0.0.1', (c) => h.track(c))
+    expect(await send('/r', 'Range: bytes=100-200\r\n')).toStartWith('HTTP/1.1 416')
+    expect(await send('/m', 'If-Match: "other"\r\n')).toStartWith('HTTP/1.1 412')
+    expect(await send('/u', 'If-Unmodified-Since: Mon, 01 Jan 2001 00:00:00 GMT\r\n')).toStartWith('HTTP/1.1 412')
+    expect(cache.store.objects).toBe(0)
+    for (const path of ['/r', '/m', '/u']) {
+      const plain = await send(path)
+      expect(plain).toStartWith('HTTP/1.1 200')
+      expect(bodyOf(plain)).toBe('page')
+    }
+    expect(upstream).toBe(6)
+  })
+})

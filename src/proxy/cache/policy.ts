@@ -18,11 +18,13 @@ const HEURISTIC_STATUSES = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410,
  * Statuses about the request or its client, not the resource, never stored whatever freshness they
  * carry: one client's malformed, oversized or too frequent request would otherwise answer
  * everyone's for the URI (cache-poisoned denial of service). RFC 9110 §15.5: Bad Request, Request
- * Timeout, Length Required, Content Too Large, Expectation Failed; RFC 6585: Precondition
- * Required (§3, SHOULD NOT be stored), Too Many Requests (§4, MUST NOT), Request Header Fields Too
- * Large (§5), Network Authentication Required (§6, MUST NOT).
+ * Timeout, Length Required, Precondition Failed (the request's If-Match or If-Unmodified-Since,
+ * which RFC 9111 §4.3.2 leaves to the origin), Content Too Large, Range Not Satisfiable (the
+ * request's Range), Expectation Failed; RFC 6585: Precondition Required (§3, SHOULD NOT be
+ * stored), Too Many Requests (§4, MUST NOT), Request Header Fields Too Large (§5), Network
+ * Authentication Required (§6, MUST NOT).
  */
-const REQUEST_ERROR_STATUSES = new Set([400, 408, 411, 413, 417, 428, 429, 431, 511])
+const REQUEST_ERROR_STATUSES = new Set([400, 408, 411, 412, 413, 416, 417, 428, 429, 431, 511])
 
 /** Final status codes whose semantics this cache understands (for must-understand, §5.2.2.3). */
 const UNDERSTOOD_STATUSES = new Set([200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501])

@@ -97,6 +97,9 @@ describe('storability (§3, §3.5)', () => {
     ['511 with max-age', 'GET', {}, 511, [['cache-control', 'max-age=60']], 'status'],
     ['428 with public', 'GET', {}, 428, [['cache-control', 'public, max-age=60']], 'status'],
     ['411 with Expires', 'GET', {}, 411, [['expires', httpDate(T0 + 60_000)]], 'status'],
+    // One client's precondition (If-Match, If-Unmodified-Since) or Range, answered by the origin.
+    ['412 with max-age', 'GET', { 'if-match': '"x"' }, 412, [['cache-control', 'max-age=60']], 'status'],
+    ['416 with public', 'GET', { range: 'bytes=50-60' }, 416, [['cache-control', 'public, max-age=60'], ['content-range', 'bytes */10']], 'status'],
     ['400 with must-understand', 'GET', {}, 400, [['cache-control', 'must-understand, no-store, max-age=60']], 'status'],
     ['404 with max-age is still stored', 'GET', {}, 404, [['cache-control', 'max-age=60']], undefined],
     ['206 never', 'GET', {}, 206, [['cache-control', 'max-age=60']], 'status'],
