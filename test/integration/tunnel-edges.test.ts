@@ -1,6 +1,6 @@
 /**
  * Upgrade tunnels at their edges (proxy/upgrade/tunnel.ts): an interim answer before the 101 is
- * relayed and the upgrade goes on (RFC 9110 §7.8, §15.2); an open tunnel with no byte either way
+ * relayed, with the fields a plain request's would keep, and the upgrade goes on (RFC 9110 §7.8, §15.2); an open tunnel with no byte either way
  * for the upstream's idle_timeout is closed and logged IDLE_TIMEOUT, while one with traffic stays
  * open; an answer whose head is over 64 KiB is a 502; a 101 that does not name a protocol the
  * request asked for is a 502, not a tunnel (RFC 9110 §7.8, §15.2.2); Max-Forwards on an OPTIONS
@@ -47,12 +47,29 @@ test('a 100 Continue before the 101 reaches the client first, and the tunnel ope
   const c = rawClient(proxy.port)
   c.s.write(UPGRADE)
   expect(await waitFor(() => c.got().includes('HTTP/1.1 101 '), 3000)).toBe(true)
-  expect(c.got()).toStartWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 ')
+  expect(c.got()).toMatch(/^HTTP\/1\.1 100 Continue\r\nx-request-id: [^\r]+\r\n\r\nHTTP\/1\.1 101 /)
   c.s.write('one')
   expect(await waitFor(() => c.got().endsWith('echo:one;'), 3000)).toBe(true)
   c.s.end()
   expect(await waitFor(() => h.records.some((r) => r.path === '/t'), 3000)).toBe(true)
   expect(h.records.find((r) => r.path === '/t')!.status).toBe(101)
+})
+
+test('a 103 before the 101 goes on as a plain request\'s does: without Transfer-Encoding, Content-Length and what Connection names', async () => {
+  // RFC 9110 §8.6, RFC 9112 §6.1: no 1xx carries either; a parser that honours them on a 1xx
+  // (Python's http.client reads a 103 with Transfer-Encoding: chunked as chunked) would take the
+  // next head for its body. They went on as the upstream sent them.
+  const port = upgradingOrigin((write) => {
+    write('HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\nContent-Length: 7\r\nConnection: x-hop\r\nX-Hop: 1\r\nLink: </a.css>; rel=preload\r\n\r\n')
+    setTimeout(() => write(SWITCHED), 50)
+  })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` } })
+  const c = rawClient(proxy.port)
+  c.s.write(UPGRADE.replace('\r\n\r\n', '\r\nX-Request-Id: tunnel-1\r\n\r\n'))
+  expect(await waitFor(() => c.got().includes('HTTP/1.1 101 ') && c.got().endsWith('\r\n\r\n'), 3000)).toBe(true)
+  expect(c.got().split('\r\n\r\n')[0]).toBe('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nx-request-id: tunnel-1')
+  c.s.write('one')
+  expect(await waitFor(() => c.got().endsWith('\r\n\r\necho:one;'), 3000)).toBe(true)
 })
 
 test('a tunnel silent both ways for idle_timeout is closed and logged IDLE_TIMEOUT; one with traffic stays open', async () => {

@@ -11,14 +11,14 @@ import { Buffer } from 'node:buffer'
 import { listMembers } from '../../http1/chars.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
-import { encodeClosingResponse } from '../../http1/response-encode.ts'
+import { encodeClosingResponse, encodeInterim } from '../../http1/response-encode.ts'
 import { MAX_INTERIM_HEADS, MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { unwatchStall, watchStall, type StallWatch } from '../../lib/stall-sweep.ts'
 import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
 import { runAttempts } from '../attempts.ts'
 import { failureBody, failureHeaders, RequestFailure, statusFor } from '../errors.ts'
-import { listedByConnection } from '../headers.ts'
+import { clientResponseHeaders, listedByConnection } from '../headers.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 
 export interface TunnelContext {
@@ -126,7 +126,9 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
         throw gone()
       }
       try {
-        const answer = await readHead(upstream, head, ctx.method, ctx.openTimeoutMs, (interim) => client.write(interim))
+        // An interim answer goes on as a plain request's does (flight.ts): the fields a 1xx may
+        // not carry or that are the hop's (Content-Length, Transfer-Encoding, Connection) dropped.
+        const answer = await readHead(upstream, head, ctx.method, ctx.openTimeoutMs, (interim) => client.write(encodeInterim(interim.status, clientResponseHeaders(interim.headers, ctx.requestId, false))))
         const unasked = answer.head.status === 101 ? unaskedSwitch(ctx.upgrade, answer.head) : undefined
         if (unasked !== undefined) throw new RequestFailure('BAD_RESPONSE', 'response-head', unasked, { address: upstream.remoteAddress })
         return { upstream, ...answer }
@@ -221,10 +223,10 @@ function refusalHead(head: ResponseHead, raw: Buffer, requestId: string): Buffer
 
 /**
  * Sends the request head and reads the upstream's final response head, within `timeoutMs`.
- * Interim heads before it (a 100 Continue, a 103) go to the client as they came (RFC 9110 §15.2:
- * a proxy forwards 1xx answers and waits on; §7.8: a server may send 100 before its 101).
+ * Interim heads before it (a 100 Continue, a 103) are handed to `onInterim` as they come (RFC
+ * 9110 §15.2: a proxy forwards 1xx answers and waits on; §7.8: a server may send 100 before its 101).
  */
-function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs: number, onInterim: (head: Buffer) => void): Promise<Omit<Answer, 'upstream'>> {
+function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs: number, onInterim: (head: ResponseHead) => void): Promise<Omit<Answer, 'upstream'>> {
   return new Promise((resolve, reject) => {
     const reader = new HeadReader()
     let settled = false
@@ -262,7 +264,7 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
           }
           if (head.status >= 200 || head.status === 101) return settle({ head, raw: buf.subarray(0, end + 4), rest: buf.subarray(end + 4) })
           if (interims >= MAX_INTERIM_HEADS) return settle(failure('BAD_RESPONSE', `upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers`))
-          onInterim(Buffer.from(buf.subarray(0, end + 4)))
+          onInterim(head)
           reader.consume(end + 4)
         }
       },
