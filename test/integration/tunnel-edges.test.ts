@@ -2,7 +2,8 @@
  * Upgrade tunnels at their edges (proxy/upgrade/tunnel.ts): an interim answer before the 101 is
  * relayed, with the fields a plain request's would keep, and the upgrade goes on (RFC 9110 §7.8, §15.2); an open tunnel with no byte either way
  * for the upstream's idle_timeout is closed and logged IDLE_TIMEOUT, while one with traffic stays
- * open; an answer whose head is over 64 KiB is a 502; a 101 that does not name a protocol the
+ * open; an answer whose head is over 64 KiB is a 502; a 101 goes on without Content-Length and
+ * Transfer-Encoding (RFC 9110 §8.6); a 101 that does not name a protocol the
  * request asked for is a 502, not a tunnel (RFC 9110 §7.8, §15.2.2); Max-Forwards on an OPTIONS
  * upgrade is counted down, and at 0 answered by the proxy (§7.6.2); a refused upgrade whose body
  * stalls is cut at idle_timeout, as a plain response is; an Upgrade naming no valid protocol is
@@ -70,6 +71,19 @@ test('a 103 before the 101 goes on as a plain request\'s does: without Transfer-
   expect(c.got().split('\r\n\r\n')[0]).toBe('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nx-request-id: tunnel-1')
   c.s.write('one')
   expect(await waitFor(() => c.got().endsWith('\r\n\r\necho:one;'), 3000)).toBe(true)
+})
+
+test('a 101 reaches the client without Content-Length and Transfer-Encoding, and the tunnel\'s first bytes are not a body', async () => {
+  // Origins that send "Content-Length: 0" on a 101 exist; .NET's ClientWebSocket then drops the
+  // connection. A 1xx ends at its blank line (RFC 9112 §6.3), and a server MUST NOT send either field in one.
+  const port = upgradingOrigin((write) => write('HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nContent-Length: 0\r\nUpgrade: echo\r\nTransfer-Encoding: chunked\r\nX-After: 1\r\n\r\nhi'))
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` } })
+  const c = rawClient(proxy.port)
+  c.s.write(UPGRADE)
+  expect(await waitFor(() => c.got().endsWith('\r\n\r\nhi'), 3000)).toBe(true)
+  expect(c.got()).toBe('HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\nX-After: 1\r\n\r\nhi')
+  c.s.write('one')
+  expect(await waitFor(() => c.got().endsWith('hiecho:one;'), 3000)).toBe(true)
 })
 
 test('a tunnel silent both ways for idle_timeout is closed and logged IDLE_TIMEOUT; one with traffic stays open', async () => {

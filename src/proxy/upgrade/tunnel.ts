@@ -8,7 +8,7 @@
  * upstream unchecked). The request path (handler.ts) routes, admits and records upgrades.
  */
 import { Buffer } from 'node:buffer'
-import { listMembers } from '../../http1/chars.ts'
+import { bytesEqualLower, listMembers } from '../../http1/chars.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeClosingResponse, encodeInterim } from '../../http1/response-encode.ts'
@@ -160,7 +160,8 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
   const finish = (error?: string) => end({ status: answer.status, ...counts, upstreamAddr: lastAddr, retries: outcome.retries, ...(error ? { error } : {}) })
   if (answer.status === 101) {
     // The head and whatever came with it (the upstream may speak first, as soon as it switched).
-    client.write(rest.length > 0 ? Buffer.concat([raw, rest]) : raw)
+    const switched = switchedHead(answer, raw)
+    client.write(rest.length > 0 ? Buffer.concat([switched, rest]) : switched)
     counts.bytesOut = rest.length
     for (const c of held.splice(0)) {
       counts.bytesIn += c.byteLength
@@ -219,6 +220,29 @@ function refusalHead(head: ResponseHead, raw: Buffer, requestId: string): Buffer
   }
   if (r.announcedLength !== undefined) out += `content-length: ${r.announcedLength}\r\n`
   return Buffer.from(`${out}x-request-id: ${requestId}\r\nconnection: close\r\n\r\n`, 'latin1')
+}
+
+/**
+ * A 101's head for the client: the upstream's as it came but for Content-Length and
+ * Transfer-Encoding, which no 1xx may carry (RFC 9110 §8.6, RFC 9112 §6.1: a 1xx ends at its
+ * blank line, and what follows is the new protocol). Origins that send "Content-Length: 0" on
+ * their 101 exist, and .NET's ClientWebSocket takes it as the end of the data and drops the
+ * connection; a parser that honours it on a 1xx reads the tunnel's first bytes as a body.
+ */
+function switchedHead(head: ResponseHead, raw: Buffer): Buffer {
+  const r = head.raw!
+  let out = raw.toString('latin1', 0, r.statusLineEnd + 2)
+  let dropped = false
+  for (let i = 0; i < r.spans.length; i += 4) {
+    const from = r.spans[i]!
+    const to = r.spans[i + 1]!
+    if ((to - from === 14 && bytesEqualLower(raw, from, to, 'content-length')) || (to - from === 17 && bytesEqualLower(raw, from, to, 'transfer-encoding'))) {
+      dropped = true
+      continue
+    }
+    out += raw.toString('latin1', from, i + 4 < r.spans.length ? r.spans[i + 4]! : r.end + 2)
+  }
+  return dropped ? Buffer.from(`${out}\r\n`, 'latin1') : raw
 }
 
 /**
