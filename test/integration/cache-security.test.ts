@@ -165,3 +165,34 @@ describe('answers to one client\'s Range or precondition', () => {
     expect(upstream).toBe(6)
   })
 })
+
+describe('a Host spelled otherwise than the key has it', () => {
+  test('upper case, a final dot or the default port: its answer is not what the next client gets, and a stored answer still serves it', async () => {
+    // An app matching its virtual hosts exactly (as the key's normal form does not), with a site-wide Cache-Control.
+    const seen: string[] = []
+    const origin = h.origin({
+      fetch(req) {
+        const host = req.headers.get('host')!
+        seen.push(host)
+        const headers = { 'cache-control': 'public, max-age=300' }
+        return host === 'site' ? new Response('page', { headers }) : new Response(`unknown host ${host}`, { status: 404, headers })
+      },
+    })
+    const { port, cache } = start(origin.port!)
+    const send = (path: string, host: string) => rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`, '127.0.0.1', (c) => h.track(c))
+    const odd = ['SITE', 'site.', 'site:80']
+    for (const [i, host] of odd.entries()) expect(await send(`/${i}`, host)).toStartWith('HTTP/1.1 404')
+    expect(cache.store.objects).toBe(0)
+    for (const i of odd.keys()) {
+      const plain = await send(`/${i}`, 'site')
+      expect(plain).toStartWith('HTTP/1.1 200')
+      expect(bodyOf(plain)).toBe('page')
+    }
+    expect(cache.store.objects).toBe(3)
+    // The key's own answer serves every spelling of the host once it is stored.
+    const hit = await send('/0', 'SITE')
+    expect(cacheStatus(hit)).toStartWith('proxy; hit')
+    expect(bodyOf(hit)).toBe('page')
+    expect(seen).toEqual(['SITE', 'site.', 'site:80', 'site', 'site', 'site'])
+  })
+})

@@ -7,7 +7,7 @@
  */
 import type { ProxyReply, ProxyRequest } from '../message.ts'
 import { headerValue } from './directives.ts'
-import { overridesTarget } from './key.ts'
+import { keyedAsSent, overridesTarget } from './key.ts'
 import { currentAgeMs, evaluateReuse, freshnessLifetimeMs, isErrorStatus, responseDirectives, staleIfErrorAllows, whyNotStorable, type NotStorable, type RequestDirectives } from './policy.ts'
 import { answerFromStore, discardBody, withCacheStatus, type CacheStatus, type StoredAnswer } from './reply.ts'
 import { hasValidators, invalidatedKeys, isConditional, mergeNotModified, notModifiedSelects, storableHeaders, validatorHeaders } from './revalidate.ts'
@@ -37,6 +37,13 @@ export interface LookupContext {
    * the answer to a request with a field that stands for another method or URL: unkeyed() below.)
    */
   hasContent?: boolean
+  /**
+   * The Host the origin is sent, when it is the client's (undefined with host_header). Spelled
+   * otherwise than in the key (upper case, a final dot, the default port), the origin may answer
+   * that spelling otherwise than the key's (an app matching its virtual hosts exactly answers
+   * "SITE" with a 404): that answer is neither stored nor shared, as unkeyed() says.
+   */
+  hostSent?: string
   /** Says whether the request's client has left (a waiter that finds it so neither waits more nor leads): the request's flight, no closure made per request. */
   gone?: { readonly left: boolean }
 }
@@ -154,12 +161,14 @@ export class CacheExchange {
   private unkeyedSeen: boolean | undefined
 
   /**
-   * Whether the request carries what its key does not cover and an origin may act on: content, or
-   * a field that stands for another method or URL (key.ts overridesTarget). Asked on a miss only: a
-   * stored answer may still answer it (that is the URL's answer, nothing the request chose).
+   * Whether the request carries what its key does not cover and an origin may act on: content, a
+   * field that stands for another method or URL (key.ts overridesTarget), or a Host spelled
+   * otherwise than the key has it (hostSent). Asked on a miss only: a stored answer may still
+   * answer it (that is the URL's answer, nothing the request chose).
    */
   private unkeyed(): boolean {
-    return (this.unkeyedSeen ??= this.ctx.hasContent === true || overridesTarget(this.req.headers))
+    const c = this.ctx
+    return (this.unkeyedSeen ??= c.hasContent === true || (c.hostSent !== undefined && !keyedAsSent(c.key, c.hostSent)) || overridesTarget(this.req.headers))
   }
 
   /** May this request wait for, and share, another request's upstream answer? */

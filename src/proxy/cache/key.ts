@@ -55,6 +55,15 @@ export function forwardedHostOf(key: string): string | undefined {
 }
 
 /**
+ * Whether `key` (requestKey's) holds `host` as it is: the authority after the scheme is the Host
+ * the origin is sent, not a normal form of it (lower case, without a final dot or the default
+ * port). Normalizing only shortens or lower-cases, so a prefix compare is enough.
+ */
+export function keyedAsSent(key: string, host: string): boolean {
+  return key.startsWith(host, key.indexOf('://') + 3)
+}
+
+/**
  * Fields with which frameworks let a request stand for another method or URL (Symfony and IIS
  * read X-Original-URL and X-Rewrite-URL as the path; many read X-HTTP-Method-Override and its
  * kin as the method). The key does not cover them, so a request carrying one could have a page of
