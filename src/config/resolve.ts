@@ -7,14 +7,14 @@ import { isIP } from 'node:net'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, formatConfigLocation, type ConfigLocation } from '../lib/errors.ts'
-import { isFractionOfByte, isUnderOneMs, MAX_TIMER_MS, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
 import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
-import { TomlDateTime, TOO_LARGE, type LoadedFile } from './load.ts'
-import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream, RewritePair } from './schema.ts'
+import { TomlDateTime, type LoadedFile } from './load.ts'
+import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream } from './schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
 import { bracketedIpv6, hostPort } from '../lib/net.ts'
-import { DNS_NAME_RE, parseHostPort, parseResolverAddress, parseUpstreamUrl, show } from './addresses.ts'
+import { DNS_NAME_RE, parseResolverAddress, parseUpstreamUrl, show } from './addresses.ts'
+import { coerceField } from './coerce.ts'
 import { closest } from '../lib/suggest.ts'
 import { HOST_VALUE } from '../http1/chars.ts'
 
@@ -275,87 +275,9 @@ function resolveFields(ctx: Ctx, prefix: string, table: Table, fields: readonly 
   const out: Record<string, unknown> = {}
   for (const field of fields) {
     const raw = table[field.key] ?? field.default
-    out[field.prop] = raw === undefined ? undefined : coerce(ctx, `${prefix}.${field.key}`, field, raw)
+    out[field.prop] = raw === undefined ? undefined : coerceField(field, raw, (problem) => fail(ctx, `${prefix}.${field.key}`, problem))
   }
   return out
-}
-
-
-function coerce(ctx: Ctx, path: string, field: Field, raw: unknown): unknown {
-  const k = field.kind
-  switch (k.type) {
-    case 'duration': {
-      const ms = typeof raw === 'string' ? parseDurationMs(raw) : typeof raw === 'number' && raw === 0 ? 0 : undefined
-      if (ms === undefined && typeof raw === 'string' && isUnderOneMs(raw)) fail(ctx, path, `${show(raw)} is under 1 ms: durations are whole milliseconds; use ${k.positive ? '' : '0 for none or '}at least "1ms"`)
-      if (ms === undefined) fail(ctx, path, `${show(raw)} is not a duration; use e.g. "250ms", "30s", "5m"`)
-      if (k.positive && ms <= 0) fail(ctx, path, `must be more than 0; use e.g. "${field.default}"`)
-      if (!k.untimed && ms > MAX_TIMER_MS) fail(ctx, path, `${show(raw)} is longer than a timer can wait (24.8 days); use at most "24d"`)
-      // Past 2^53-1 ms the count is rounded, and check printed it as "8.64e+23s", which no parser reads back.
-      if (ms > Number.MAX_SAFE_INTEGER) fail(ctx, path, `${show(raw)} is longer than any clock counts in milliseconds (2^53-1 ms, about 285,000 years); use e.g. "365d"`)
-      return ms
-    }
-    case 'size': {
-      const bytes = typeof raw === 'number' && Number.isInteger(raw) && raw >= 0 ? raw : typeof raw === 'string' ? parseSizeBytes(raw) : undefined
-      if (bytes === undefined && (typeof raw === 'string' ? isFractionOfByte(raw) : typeof raw === 'number' && Number.isFinite(raw) && raw > 0)) fail(ctx, path, `${show(raw)} is not a whole number of bytes; write whole bytes ("1500") or a unit ("1.5KiB")`)
-      if (bytes === undefined) fail(ctx, path, `${show(raw)} is not a size; use e.g. "64KiB", "10MB", or 0`)
-      if (bytes > Number.MAX_SAFE_INTEGER) fail(ctx, path, `${show(raw)} ${TOO_LARGE}`)
-      return bytes
-    }
-    case 'int': {
-      const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw
-      // A string or a flag of more digits than a TOML integer may hold was kept rounded.
-      if (typeof n === 'number' && n > Number.MAX_SAFE_INTEGER) fail(ctx, path, `${show(raw)} ${TOO_LARGE}`)
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < k.min || (k.max !== undefined && n > k.max)) {
-        fail(ctx, path, `${show(raw)} is not a whole number from ${k.min}${k.max !== undefined ? ` to ${k.max}` : ' up'}`)
-      }
-      return n
-    }
-    case 'bool':
-      if (typeof raw !== 'boolean') fail(ctx, path, `${show(raw)} is not true or false`)
-      return raw
-    case 'string':
-      if (typeof raw !== 'string') fail(ctx, path, `${show(raw)} is not a string; quote it`)
-      // Empty is unset; where unset means a default, it would silently mean something else (no log at all).
-      // Where "off" means none, the one who wrote "" for none learns its spelling.
-      if (raw === '' && field.default !== undefined) fail(ctx, path, `is empty; leave it out for its default, ${show(field.default)}${k.off ? ', or "off" for none' : ''}`)
-      return raw === '' ? undefined : raw
-    case 'enum':
-      if (typeof raw !== 'string' || !k.values.includes(raw)) fail(ctx, path, `${show(raw)} is not one of: ${k.values.join(', ')}`)
-      return raw
-    case 'list': {
-      const list = typeof raw === 'string' ? [raw] : raw
-      if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) fail(ctx, path, `${show(raw)} is not a list of strings`)
-      return list
-    }
-    case 'rewrites':
-      return coerceRewrites(ctx, path, k.keywords, raw)
-    case 'hostport': {
-      if (raw === 'off' && k.off) return undefined
-      const hp = typeof raw === 'string' ? parseHostPort(raw) : undefined
-      if (!hp) fail(ctx, path, `${show(raw)} is not host:port; use e.g. "0.0.0.0:8080", "[::]:8080" or ":8080"${k.off ? ', or "off"' : ''}`)
-      return hp
-    }
-  }
-}
-
-/** "FROM TO" pairs and keywords -> rules; "off" stands alone and means none. */
-function coerceRewrites(ctx: Ctx, path: string, keywords: readonly string[], raw: unknown): (string | RewritePair)[] {
-  const list = typeof raw === 'string' ? [raw] : raw
-  if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) fail(ctx, path, `${show(raw)} is not a string or a list of strings`)
-  const entries = (list as string[]).map((e) => e.trim())
-  if (entries.includes('off')) {
-    if (!keywords.includes('off') || entries.length > 1) fail(ctx, path, '"off" stands alone; remove it, or the other entries')
-    return []
-  }
-  return entries.map((entry) => {
-    if (keywords.includes(entry)) return entry
-    const parts = entry.split(/\s+/)
-    if (parts.length !== 2 || parts[0] === '') {
-      const allowed = [...keywords.map((w) => `"${w}"`), '"FROM TO"'].join(', ')
-      fail(ctx, path, `${show(entry)} is not one of: ${allowed}; e.g. "http://origin.internal:8080/ https://www.example.com/"`)
-    }
-    return { from: parts[0]!, to: parts[1]! }
-  })
 }
 
 /** ResolvedConfig.fileKeys: where each file the config names was set, for the errors of reading it. */
