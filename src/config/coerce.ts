@@ -43,10 +43,12 @@ export function coerceField(field: Field, raw: unknown, fail: (problem: string) 
       return raw
     case 'string':
       if (typeof raw !== 'string') fail(`${show(raw)} is not a string; quote it`)
-      // Empty is unset; where unset means a default, it would silently mean something else (no log at all).
+      // "" is never unset: where unset means a default, it would silently mean something else (no
+      // log at all); where it means none, something else again (tls_cert = "" served plain HTTP).
       // Where "off" means none, the one who wrote "" for none learns its spelling.
       if (raw === '' && field.default !== undefined) fail(`is empty; leave it out for its default, ${show(field.default)}${k.off ? ', or "off" for none' : ''}`)
-      return raw === '' ? undefined : raw
+      if (raw === '') fail(field.empty ?? `is empty; remove it to leave it unset${unsetMeaning(field)}`)
+      return raw
     case 'enum':
       if (typeof raw !== 'string' || !k.values.includes(raw)) fail(`${show(raw)} is not one of: ${k.values.join(', ')}`)
       return raw
@@ -84,4 +86,10 @@ function coerceRewrites(keywords: readonly string[], raw: unknown, fail: (proble
     }
     return { from: parts[0]!, to: parts[1]! }
   })
+}
+
+/** " (then: the system's roots)": what leaving the key out means, from its doc's "Default: …". */
+function unsetMeaning(field: Field): string {
+  const said = /Default: (.+?)\.?$/.exec(field.doc)?.[1]
+  return said === undefined ? '' : ` (then: ${said})`
 }

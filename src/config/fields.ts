@@ -31,7 +31,17 @@ export interface Field {
   doc: string
   /** Never printed back (proxy check shows only that it is set). */
   secret?: boolean
+  /**
+   * What "" (an empty string) for this key is told, where it is not "remove the key to leave it
+   * unset" with what unset means (the doc's "Default: …"): a required key, or one whose unset
+   * state the doc does not spell. "" is never taken as unset.
+   */
+  empty?: string
 }
+
+/** How an admin token is written, said when one is refused. */
+export const TOKEN_HOW = 'leave it out for none, or use printable ASCII, e.g. the output of `openssl rand -hex 32`'
+
 
 const d = (key: string, prop: string, def: string, doc: string): Field => ({ key, prop, kind: { type: 'duration' }, default: def, doc })
 /** A duration that must be more than 0: a zero would fail every request, or spin. */
@@ -43,8 +53,8 @@ const dpu = (key: string, prop: string, def: string, doc: string): Field => ({ k
 
 export const SERVER_FIELDS: readonly Field[] = [
   { key: 'listen', prop: 'listen', kind: { type: 'hostport' }, default: '0.0.0.0:8080', doc: 'Address the proxy listens on.' },
-  { key: 'tls_cert', prop: 'tlsCertFile', kind: { type: 'string' }, default: undefined, doc: 'PEM certificate chain: terminate TLS on the listener (needs tls_key).' },
-  { key: 'tls_key', prop: 'tlsKeyFile', kind: { type: 'string' }, default: undefined, doc: 'PEM private key for tls_cert.' },
+  { key: 'tls_cert', prop: 'tlsCertFile', kind: { type: 'string' }, default: undefined, doc: 'PEM certificate chain: terminate TLS on the listener (needs tls_key).', empty: 'is empty; remove it to leave it unset (the listener then serves plain HTTP), or give the path of a PEM certificate chain' },
+  { key: 'tls_key', prop: 'tlsKeyFile', kind: { type: 'string' }, default: undefined, doc: 'PEM private key for tls_cert.', empty: 'is empty; remove it to leave it unset (with tls_cert: the listener then serves plain HTTP), or give the path of the PEM private key' },
   { key: 'listener', prop: 'listener', kind: { type: 'enum', values: ['auto', 'own', 'runtime'] }, default: 'auto', doc: 'HTTP/1.1 server for clients. own: the proxy\'s strict HTTP/1.1 server on raw sockets (Bun only), with client_header_timeout, client_body_timeout, max_connections, pipelining, protocol upgrades and Content-Length kept on streamed responses. runtime: Deno.serve (Deno only). auto: own on Bun, runtime on Deno.' },
   { key: 'max_body_size', prop: 'maxBodyBytes', kind: { type: 'size' }, default: '0', doc: 'Largest request body accepted (413 beyond). 0 means no limit: bodies stream.' },
   { key: 'max_header_size', prop: 'maxHeaderBytes', kind: { type: 'size' }, default: '16KiB', doc: 'Largest request head (request line and headers) accepted; 431 beyond. From 1KiB to 1MiB. Bun only: Deno keeps its own limit.' },
@@ -63,7 +73,7 @@ export const SERVER_FIELDS: readonly Field[] = [
 ]
 
 export const UPSTREAM_FIELDS: readonly Field[] = [
-  { key: 'url', prop: 'url', kind: { type: 'string' }, default: undefined, doc: 'Origin: http://host[:port] or https://host[:port]; a bare host[:port] means http. Required.' },
+  { key: 'url', prop: 'url', kind: { type: 'string' }, default: undefined, doc: 'Origin: http://host[:port] or https://host[:port]; a bare host[:port] means http. Required.', empty: 'is empty; it is required: set the origin, e.g. url = "https://origin.example.com"' },
   { key: 'host_header', prop: 'hostHeader', kind: { type: 'string' }, default: undefined, doc: "Fixed Host header sent upstream, as host[:port] (RFC 9110 §7.2). Default: the client's Host is kept." },
   { key: 'tls_server_name', prop: 'tlsServerName', kind: { type: 'string' }, default: undefined, doc: 'SNI and certificate name for an https upstream. Default: the host in url.' },
   { key: 'ca_file', prop: 'caFile', kind: { type: 'string' }, default: undefined, doc: "PEM CA bundle that verifies the upstream's certificate. Default: the system's roots." },
@@ -117,7 +127,7 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
 export const ROUTE_FIELDS: readonly Field[] = [
   { key: 'host', prop: 'host', kind: { type: 'string' }, default: undefined, doc: 'Match the request host exactly (an IPv6 address in brackets, as in the Host header: "[2001:db8::1]"), or a suffix with "*.example.com"; case, the port and a final dot ("api.example.com.") do not count. Default: any host.' },
   { key: 'path_prefix', prop: 'pathPrefix', kind: { type: 'string' }, default: undefined, doc: 'Match paths that start with this prefix, both in normal form: "%61" is "a" (unreserved characters only) and dot segments are removed, so "/x/../api/" and "/%61pi/" match "/api/" (RFC 3986 §6.2.2); a path that takes another route once its slashes are merged and its escapes decoded (as nginx reads "/x//../api/") is refused with 400. The request goes upstream as it came. Default: any path.' },
-  { key: 'upstream', prop: 'upstream', kind: { type: 'string' }, default: undefined, doc: 'Name of the [upstream.NAME] that serves the match. Required.' },
+  { key: 'upstream', prop: 'upstream', kind: { type: 'string' }, default: undefined, doc: 'Name of the [upstream.NAME] that serves the match. Required.', empty: 'is empty; it is required: name an [upstream.NAME]' },
   { key: 'cache', prop: 'cache', kind: { type: 'bool' }, default: true, doc: 'false: requests this route matches bypass the edge cache (never answered from it, never stored). Has effect only when [cache] max_size is set.' },
 ]
 
@@ -129,7 +139,7 @@ export const CACHE_FIELDS: readonly Field[] = [
 
 export const ADMIN_FIELDS: readonly Field[] = [
   { key: 'listen', prop: 'listen', kind: { type: 'hostport', off: true }, default: '127.0.0.1:9090', doc: 'Admin listener (/metrics, /status, /healthz, /readyz), or "off". Loopback by default. With --workers N the supervisor serves it, merged over all workers (a reload does not move it then).' },
-  { key: 'token', prop: 'token', kind: { type: 'string' }, default: undefined, secret: true, doc: 'When set, admin requests need "Authorization: Bearer <token>". Printable ASCII (e.g. openssl rand -hex 32); an empty one is refused, not taken as none.' },
+  { key: 'token', prop: 'token', kind: { type: 'string' }, default: undefined, secret: true, doc: 'When set, admin requests need "Authorization: Bearer <token>". Printable ASCII (e.g. openssl rand -hex 32); an empty one is refused, not taken as none.', empty: `is empty, which would leave the admin endpoints open; ${TOKEN_HOW}` },
 ]
 
 export const LOG_FIELDS: readonly Field[] = [
@@ -142,7 +152,7 @@ export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/dire
 
 export const ACME_FIELDS: readonly Field[] = [
   { key: 'domains', prop: 'domains', kind: { type: 'list' }, default: [], doc: 'Automatic HTTPS: names to get one certificate for from an ACME CA (HTTP-01 challenges), served on the listener and renewed by the proxy; no tls_cert needed. Wildcards are not supported (they need DNS-01).' },
-  { key: 'email', prop: 'email', kind: { type: 'string' }, default: undefined, doc: 'Contact address for the ACME account (the CA may send expiry warnings there).' },
+  { key: 'email', prop: 'email', kind: { type: 'string' }, default: undefined, doc: 'Contact address for the ACME account (the CA may send expiry warnings there).', empty: 'is empty; remove it to leave it unset (then the ACME account has no contact address), or give an e-mail address' },
   { key: 'directory', prop: 'directoryUrl', kind: { type: 'string' }, default: LETS_ENCRYPT_DIRECTORY, doc: "ACME directory URL. Let's Encrypt production by default; for testing use its staging directory, https://acme-staging-v02.api.letsencrypt.org/directory." },
   { key: 'ca_file', prop: 'caFile', kind: { type: 'string' }, default: undefined, doc: "PEM bundle that verifies the ACME server's own HTTPS (private or test ACME servers). Default: the system's roots." },
   { key: 'http_listen', prop: 'httpListen', kind: { type: 'hostport', off: true }, default: '0.0.0.0:80', doc: 'Plain-HTTP listener that answers HTTP-01 challenges at /.well-known/acme-challenge/ and redirects every other request to https with 308, or "off" (then the CA must reach port 80 some other way).' },

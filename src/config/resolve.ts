@@ -7,7 +7,7 @@ import { isIP } from 'node:net'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, formatConfigLocation, type ConfigLocation } from '../lib/errors.ts'
-import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
+import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, TOKEN_HOW, UPSTREAM_FIELDS, type Field } from './fields.ts'
 import { TomlDateTime, type LoadedFile } from './load.ts'
 import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream } from './schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
@@ -110,9 +110,7 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   const adminTable = mergeTable(ctx, 'admin', tableAt(ctx, data, 'admin'), flags.admin)
   const admin = resolveFields(ctx, 'admin', adminTable, ADMIN_FIELDS) as { listen: HostPort | undefined; token: string | undefined }
   // Compared with what follows "Bearer " in Authorization: "" would leave the admin open (an unset
-  // variable in --admin-token "$T"), and one no header carries as written would shut it for all.
-  const TOKEN_HOW = 'leave it out for none, or use printable ASCII, e.g. the output of `openssl rand -hex 32`'
-  if (adminTable.token === '') fail(ctx, 'admin.token', `is empty, which would leave the admin endpoints open; ${TOKEN_HOW}`)
+  // variable in --admin-token "$T": refused by its field), and one no header carries as written would shut it for all.
   if (admin.token !== undefined && !/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(admin.token)) {
     fail(ctx, 'admin.token', `cannot be sent as written in an Authorization header (a control or non-ASCII character, or a space at either end), so no request would match it; ${TOKEN_HOW}`)
   }

@@ -3,6 +3,7 @@ import { expect, test } from 'bun:test'
 import { parseConfigText } from '../../src/config/load.ts'
 import { resolveConfig } from '../../src/config/resolve.ts'
 import { ConfigError } from '../../src/lib/errors.ts'
+import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS } from '../../src/config/fields.ts'
 
 const UP = '[upstream]\nurl = "http://127.0.0.1:9000"\n'
 
@@ -67,4 +68,39 @@ test('a [[route]] that an earlier one makes unreachable is refused at its line, 
   for (const [a, b] of [['path_prefix = "/api/"', 'path_prefix = "/"'], ['host = "a.example"', 'host = "b.example"'], ['host = "a.example"\npath_prefix = "/x"', 'host = "a.example"'], ['path_prefix = "/api/"', 'path_prefix = "/ap"']]) {
     expect(resolveConfig(parseConfigText(`${UP}[[route]]\n${a}\nupstream = "default"\n[[route]]\n${b}\nupstream = "default"\n`, 'proxy.toml')).routes).toHaveLength(3)
   }
+})
+
+test('an empty string for a key without a default is refused, not taken as unset (tls_cert = "" with tls_key = "" served plain HTTP)', () => {
+  expect(errorOf(`${UP}[server]\ntls_cert = ""\ntls_key = ""\n`)).toBe('proxy.toml:4: server.tls_cert: is empty; remove it to leave it unset (the listener then serves plain HTTP), or give the path of a PEM certificate chain')
+  expect(errorOf(`${UP}ca_file = ""\n`)).toBe("proxy.toml:3: upstream.ca_file: is empty; remove it to leave it unset (then: the system's roots)")
+  expect(errorOf(`${UP}health_path = ""\n`)).toBe('proxy.toml:3: upstream.health_path: is empty; remove it to leave it unset (then: passive checks only)')
+  expect(errorOf(`${UP}[[route]]\nhost = ""\npath_prefix = "/api/"\nupstream = "default"\n`)).toBe('proxy.toml:4: route[0].host: is empty; remove it to leave it unset (then: any host)')
+  expect(errorOf(`${UP}[[route]]\nhost = "a.example"\npath_prefix = ""\nupstream = "default"\n`)).toBe('proxy.toml:5: route[0].path_prefix: is empty; remove it to leave it unset (then: any path)')
+  // Required keys say so.
+  expect(errorOf('[upstream]\nurl = ""\n')).toBe('proxy.toml:2: upstream.url: is empty; it is required: set the origin, e.g. url = "https://origin.example.com"')
+  expect(errorOf(`${UP}[[route]]\nhost = "a.example"\nupstream = ""\n`)).toBe('proxy.toml:5: route[0].upstream: is empty; it is required: name an [upstream.NAME]')
+  // The same from a flag ("--tls-cert ''", an unset variable in --tls-cert "$CERT").
+  const flagNames = { 'server.tls_cert': '--tls-cert', 'server.tls_key': '--tls-key' }
+  expect(errorOf(UP, { server: { tls_cert: '', tls_key: '' }, flagNames })).toBe('(flags): --tls-cert: is empty; remove it to leave it unset (the listener then serves plain HTTP), or give the path of a PEM certificate chain')
+  // Every string key without a default, in every table: none takes "" as unset.
+  const at: Record<string, [string, string]> = {
+    server: [UP, '[server]'],
+    upstream: ['', '[upstream]\nurl = "http://127.0.0.1:9000"'],
+    route: [UP, '[[route]]\nupstream = "default"\npath_prefix = "/x/"'],
+    admin: [UP, '[admin]'],
+    log: [UP, '[log]'],
+    acme: [UP, '[acme]'],
+    cache: [UP, '[cache]'],
+  }
+  const tables = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, route: ROUTE_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS, acme: ACME_FIELDS, cache: CACHE_FIELDS }
+  let swept = 0
+  for (const [table, fields] of Object.entries(tables)) {
+    for (const f of fields.filter((f) => f.kind.type === 'string' && f.default === undefined)) {
+      const [before, header] = at[table]!
+      const body = `${header.replace(/^(path_prefix|upstream|url) = .*$/gm, (line, key) => (key === f.key ? '' : line))}\n${f.key} = ""\n`
+      expect(errorOf(`${before}${body}`)).toMatch(new RegExp(`^proxy\\.toml:\\d+: ${table === 'route' ? 'route\\[0\\]' : table}\\.${f.key}: is empty[,;] `))
+      swept++
+    }
+  }
+  expect(swept).toBe(15)
 })
