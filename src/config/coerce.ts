@@ -48,6 +48,8 @@ export function coerceField(field: Field, raw: unknown, fail: (problem: string) 
       // Where "off" means none, the one who wrote "" for none learns its spelling.
       if (raw === '' && field.default !== undefined) fail(`is empty; leave it out for its default, ${show(field.default)}${k.off ? ', or "off" for none' : ''}`)
       if (raw === '') fail(field.empty ?? `is empty; remove it to leave it unset${unsetMeaning(field)}`)
+      // A path cannot hold one (the runtime refuses to open it); a header, a name or a URL cannot either.
+      if (raw.includes('\0')) fail(`${show(raw)} holds a NUL byte (\\u0000), which ${k.path ? 'no file path' : 'no value of this key'} can hold; remove it`)
       return raw
     case 'enum':
       if (typeof raw !== 'string' || !k.values.includes(raw)) fail(`${show(raw)} is not one of: ${k.values.join(', ')}`)

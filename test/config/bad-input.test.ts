@@ -104,3 +104,17 @@ test('an empty string for a key without a default is refused, not taken as unset
   }
   expect(swept).toBe(15)
 })
+
+test('a NUL byte in a path key (or any string key) is refused: no file path can hold one, and check passed it', () => {
+  const nul = (table: string, key: string) => errorOf(`${UP}[${table}]\n${key} = "/var/lib/a\\u0000b"\n`)
+  const noPath = 'holds a NUL byte (\\u0000), which no file path can hold; remove it'
+  expect(nul('log', 'access_log')).toBe(`proxy.toml:4: log.access_log: "/var/lib/a\\u0000b" ${noPath}`)
+  expect(nul('acme', 'state_dir')).toBe(`proxy.toml:4: acme.state_dir: "/var/lib/a\\u0000b" ${noPath}`)
+  expect(nul('acme', 'ca_file')).toBe(`proxy.toml:4: acme.ca_file: "/var/lib/a\\u0000b" ${noPath}`)
+  expect(errorOf(`${UP}ca_file = "/etc/ca\\u0000.pem"\n`)).toBe(`proxy.toml:3: upstream.ca_file: "/etc/ca\\u0000.pem" ${noPath}`)
+  expect(errorOf(`${UP}[server]\ntls_cert = "c\\u0000.pem"\ntls_key = "k.pem"\n`)).toBe(`proxy.toml:4: server.tls_cert: "c\\u0000.pem" ${noPath}`)
+  expect(errorOf(`${UP}[server]\ntls_cert = "c.pem"\ntls_key = "k\\u0000.pem"\n`)).toBe(`proxy.toml:5: server.tls_key: "k\\u0000.pem" ${noPath}`)
+  // Keys that are not paths: refused too (health_path went into the request line as it was, email into the ACME account).
+  expect(errorOf(`${UP}health_path = "/healthz\\u0000"\n`)).toBe('proxy.toml:3: upstream.health_path: "/healthz\\u0000" holds a NUL byte (\\u0000), which no value of this key can hold; remove it')
+  expect(errorOf(`${UP}[acme]\nemail = "ops\\u0000@example.com"\n`)).toBe('proxy.toml:4: acme.email: "ops\\u0000@example.com" holds a NUL byte (\\u0000), which no value of this key can hold; remove it')
+})
