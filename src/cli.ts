@@ -140,6 +140,7 @@ function exitCodeFor(err: ProxyError): number {
       return ExitCode.USAGE
     case 'E_LISTEN':
     case 'E_TLS_FILES':
+    case 'E_LOG_FILE':
       return ExitCode.START_FAILED
     case 'E_SLO':
       return ExitCode.SLO_BROKEN

@@ -1,7 +1,7 @@
 /** The CLI boundary: exit codes, one-line errors, help with defaults. Runs runCli in-process. */
 import { afterEach, describe, expect, spyOn, test } from 'bun:test'
 import { X509Certificate } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../src/cli.ts'
 import { ExitCode } from '../src/lib/exit-codes.ts'
@@ -113,6 +113,47 @@ describe('proxy check', () => {
     expect(broken.code).toBe(ExitCode.START_FAILED)
     expect(broken.err).toContain('certificate 1 of 1')
     expect((await run(tempFile('bundle.pem', a.ca + b.ca))).code).toBe(ExitCode.OK)
+  })
+
+  test('a path of the wrong kind exits 3 naming file, line and key, as serve would: access_log a directory or in none, state_dir a file, tls_cert a directory', async () => {
+    const dir = testDir('proxy-paths-')
+    const aFile = join(dir, 'plain-file')
+    writeFileSync(aFile, 'x')
+    const run = async (toml: string, args: string[] = []) => {
+      const io = memoryIo()
+      const file = tempFile('paths.toml', `[upstream]\nurl = "http://127.0.0.1:1"\n${toml}`)
+      const code = await runCli(['check', '--config', file, '--no-resolve', ...args], io)
+      return { code, err: io.stderr, file }
+    }
+    const dirLog = await run(`[log]\naccess_log = "${dir}"\n`)
+    expect(dirLog.code).toBe(ExitCode.START_FAILED)
+    expect(dirLog.err).toContain(`[E_LOG_FILE] ${dirLog.file}:4: log.access_log: "${dir}" is a directory; give the path of a file, e.g. "${join(dir, 'access.log')}"`)
+    const noParent = await run(`[log]\naccess_log = "${join(dir, 'missing', 'access.log')}"\n`)
+    expect(noParent.code).toBe(ExitCode.START_FAILED)
+    expect(noParent.err).toContain(`${noParent.file}:4: log.access_log: cannot create "${join(dir, 'missing', 'access.log')}": its directory "${join(dir, 'missing')}" does not exist (serve does not create it); create it, or give another path`)
+    const underFile = await run(`[log]\naccess_log = "${join(aFile, 'access.log')}"\n`)
+    expect(underFile.code).toBe(ExitCode.START_FAILED)
+    expect(underFile.err).toContain(`log.access_log: cannot create "${join(aFile, 'access.log')}": "${aFile}" is not a directory`)
+    // A file not there yet, in a directory that is: serve creates it; check does not.
+    expect((await run(`[log]\naccess_log = "${join(dir, 'new.log')}"\n`)).code).toBe(ExitCode.OK)
+    expect(existsSync(join(dir, 'new.log'))).toBe(false)
+    const flag = memoryIo()
+    expect(await runCli(['check', '--upstream', 'http://127.0.0.1:1', '--access-log', dir, '--no-resolve'], flag)).toBe(ExitCode.START_FAILED)
+    expect(flag.stderr).toContain(`(flags): --access-log: "${dir}" is a directory`)
+    // state_dir must be a directory, or one serve can create (no file on its way); only with acme.domains.
+    const acme = (stateDir: string) => `[acme]\ndomains = ["example.com"]\nstate_dir = "${stateDir}"\n`
+    const fileState = await run(acme(aFile))
+    expect(fileState.code).toBe(ExitCode.START_FAILED)
+    expect(fileState.err).toContain(`[E_TLS_FILES] ${fileState.file}:5: acme.state_dir: "${aFile}" is not a directory; give a directory (serve creates it if missing)`)
+    expect((await run(acme(join(aFile, 'sub', 'state')))).err).toContain(`acme.state_dir: "${aFile}" is not a directory (on the way to "${join(aFile, 'sub', 'state')}")`)
+    expect((await run(acme(join(dir, 'state', 'deeper')))).code).toBe(ExitCode.OK)
+    expect(existsSync(join(dir, 'state'))).toBe(false)
+    expect((await run(`[acme]\nstate_dir = "${aFile}"\n`)).code).toBe(ExitCode.OK)
+    // A TLS file that is a directory says so, not only EISDIR.
+    const c = makeCerts(['a.test'])
+    const tls = await run(`[server]\ntls_cert = "${dir}"\ntls_key = "${c.keyFile}"\n`)
+    expect(tls.code).toBe(ExitCode.START_FAILED)
+    expect(tls.err).toContain(`${tls.file}:4: server.tls_cert: "${dir}" is a directory; give the path of the PEM file`)
   })
 
   test('--via sets server.via: a name, or off; a name Via cannot carry is a usage error naming the flag', async () => {

@@ -1,10 +1,11 @@
 /**
  * `proxy check`: validates the config (file and flags) and the files it names as `serve` reads
- * them (the TLS certificate and key as a matching pair, every CA bundle), prints the resolved
- * configuration under its TOML keys and in its units (config/render.ts) so an operator sees
- * every default that applies, then resolves every upstream once and prints what it found. Exit 0
- * when valid and resolved, 2 when invalid, 3 when a named file cannot be used (as `serve` would
- * exit), 6 when an upstream did not resolve (or --no-resolve to skip that step).
+ * them (the TLS certificate and key as a matching pair, every CA bundle; the access log's and
+ * the ACME state directory's kind), prints the resolved configuration under its TOML keys and
+ * in its units (config/render.ts) so an operator sees every default that applies, then resolves
+ * every upstream once and prints what it found. Exit 0 when valid and resolved, 2 when invalid,
+ * 3 when a named file cannot be used (as `serve` would exit), 6 when an upstream did not
+ * resolve (or --no-resolve to skip that step).
  */
 import type { CAC } from 'cac'
 import { isIP } from 'node:net'
@@ -17,6 +18,7 @@ import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import type { ResolvedConfig } from '../config/schema.ts'
 import { loadTlsPair, readCaBundle } from '../runtime/tls-files.ts'
+import { checkConfigPaths } from '../runtime/config-paths.ts'
 import { addConfigFlags } from './flags.ts'
 import { configFromOptions } from './serve.ts'
 
@@ -70,11 +72,12 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
   return unresolved.length > 0 ? ExitCode.CHECK_UNRESOLVED : ExitCode.OK
 }
 
-/** The files the config names, read and checked as `serve` reads them; throws E_TLS_FILES naming the key. */
+/** The files the config names, read and checked as `serve` reads them; throws E_TLS_FILES (or E_LOG_FILE) naming the key. */
 function checkFiles(config: ResolvedConfig): void {
   const s = config.server
   const at = (key: string) => config.fileKeys?.[key] ?? key
   if (s.tlsCertFile && s.tlsKeyFile) loadTlsPair(s.tlsCertFile, s.tlsKeyFile, { cert: at('server.tls_cert'), key: at('server.tls_key') })
   for (const u of Object.values(config.upstreams)) if (u.caFile) readCaBundle(u.caFile, at(`upstream.${u.name}.ca_file`))
   if (config.acme.caFile) readCaBundle(config.acme.caFile, at('acme.ca_file'))
+  checkConfigPaths(config)
 }

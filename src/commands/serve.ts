@@ -20,6 +20,7 @@ import { EdgeCache } from '../proxy/cache/cache.ts'
 import { ProxyServer } from '../proxy/server.ts'
 import { sourceForUpstream } from '../proxy/upstream/sources.ts'
 import { addConfigFlags, flagLayer } from './flags.ts'
+import { checkAccessLogPath, checkConfigPaths } from '../runtime/config-paths.ts'
 import { AutomaticHttps } from '../acme/automatic-https.ts'
 import { parseWorkers, reportWorkerAdmin, reportWorkerListening, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
 
@@ -40,6 +41,8 @@ export function configFromOptions(opts: Record<string, unknown>): ResolvedConfig
 
 export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Promise<number> {
   const config = configFromOptions(opts)
+  // Before the supervisor forks and before anything listens: a log that cannot be opened stops the start.
+  checkConfigPaths(config)
   const workers = parseWorkers(opts.workers)
   const workerId = io.env[WORKER_ENV]
   if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, { listen: config.server.listen, admin: config.admin, reloadAdmin: () => configFromOptions(opts).admin })
@@ -118,6 +121,8 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     let next: ResolvedConfig
     try {
       next = configFromOptions(opts)
+      // A new log path that cannot be opened is a config refused; the one in use is reopened as ever.
+      if (next.log.accessLog !== proxy.config.log.accessLog) checkAccessLogPath(next)
     } catch (err) {
       wlog('error', 'reload failed: config rejected; still serving the previous config', { error: errorMessage(err) })
       accessLog.reopen()

@@ -141,8 +141,8 @@ export interface ResolvedConfig {
   /**
    * Where each file the config names was set, as a config error names it ("proxy.toml:3:
    * server.tls_cert", "(flags): --tls-cert"), keyed "server.tls_cert", "server.tls_key",
-   * "acme.ca_file" and "upstream.NAME.ca_file": a file that cannot be read at start is told
-   * about by file, line and key too. Absent in configs built by hand (tests).
+   * "acme.ca_file", "upstream.NAME.ca_file", "log.access_log" and "acme.state_dir": a file that
+   * cannot be read (or a path of the wrong kind) at start is told about by file, line and key too. Absent in configs built by hand (tests).
    */
   fileKeys?: Readonly<Record<string, string>>
 }

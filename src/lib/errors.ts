@@ -8,7 +8,8 @@ export type ErrorCode =
   | 'E_USAGE' // bad flag or argument
   | 'E_CONFIG' // config file unreadable, bad TOML, unknown key, bad value
   | 'E_LISTEN' // cannot bind a listener
-  | 'E_TLS_FILES' // certificate or key file unreadable
+  | 'E_TLS_FILES' // certificate or key file unreadable (or the ACME state directory unusable)
+  | 'E_LOG_FILE' // the access log file cannot be opened: a directory, or no directory for it
   | 'E_SLO' // bench: service level objective broken
   | 'E_BENCH' // bench: the run itself failed (no successful request)
   | 'E_DNS' // resolver: no answer

@@ -8,7 +8,7 @@ export const ExitCode = {
   INTERNAL: 1,
   /** Bad command line or bad config (EX_USAGE / EX_CONFIG style, kept to one code). */
   USAGE: 2,
-  /** Could not start: the listen address is taken, or TLS files are unreadable. */
+  /** Could not start: the listen address is taken, TLS files are unreadable, or the access log file cannot be opened. */
   START_FAILED: 3,
   /** bench: a --slo objective was broken. */
   SLO_BROKEN: 4,

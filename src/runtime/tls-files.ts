@@ -94,7 +94,9 @@ export function readPem(path: string, key: string): string {
   try {
     return readFileSync(path, 'utf8')
   } catch (err) {
-    throw new ProxyError('E_TLS_FILES', `${key}: cannot read "${path}": ${(err as NodeJS.ErrnoException).code ?? err}; check the path and permissions`, { cause: err })
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EISDIR') throw new ProxyError('E_TLS_FILES', `${key}: "${path}" is a directory; give the path of the PEM file`, { cause: err })
+    throw new ProxyError('E_TLS_FILES', `${key}: cannot read "${path}": ${code ?? err}; check the path and permissions`, { cause: err })
   }
 }
 

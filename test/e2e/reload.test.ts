@@ -3,10 +3,11 @@
  * zero failed requests and leaves an open WebSocket alone; SIGHUP with a broken config keeps
  * the proxy serving the old one; a SIGHUP that changes what is read at start only ([cache])
  * says so in the log rather than only "reloaded"; a SIGHUP sent the moment the proxy says it is
- * listening is a reload, never the signal's default action.
+ * listening is a reload, never the signal's default action; a new access_log that is a directory is
+ * a config refused.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
@@ -130,3 +131,27 @@ test('a SIGHUP sent as soon as "proxy listening" is printed reloads the proxy; i
   }
   expect(ended).toEqual([])
 }, 60_000)
+
+test('SIGHUP with an access_log that names a directory is a config refused: the old log keeps its lines', async () => {
+  const a = origin('A')
+  const dir = testDir('proxy-reload-log-')
+  const file = join(dir, 'proxy.toml')
+  const logFile = join(dir, 'access.log')
+  const write = (accessLog: string) => writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[admin]\nlisten = "off"\n[log]\naccess_log = "${accessLog}"\n[upstream]\nurl = "http://127.0.0.1:${a.port}"\n`)
+  write(logFile)
+  const proxy = await startProxyProcess(['serve', '--config', file], BIN)
+  try {
+    let log = ''
+    proxy.child.stderr!.on('data', (d: Buffer) => (log += d.toString()))
+    write(dir)
+    proxy.child.kill('SIGHUP')
+    const until = Date.now() + 5000
+    while (Date.now() < until && !log.includes('reload failed')) await Bun.sleep(20)
+    expect(log).toContain('reload failed: config rejected; still serving the previous config')
+    expect(log).toContain(`${file}:6: log.access_log: \\"${dir}\\" is a directory`)
+    expect(await (await fetch(proxy.url)).text()).toBe('A')
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+  expect(readFileSync(logFile, 'utf8')).toContain('"status":200')
+}, 30_000)

@@ -1,12 +1,15 @@
 /**
  * Start-up errors of the compiled binary between two instances on one machine: with --workers
  * the listen port is bound with SO_REUSEPORT, which would let a second instance share it with
- * the first without a word; the supervisor refuses instead (exit 3, "address in use").
+ * the first without a word; the supervisor refuses instead (exit 3, "address in use"). And an
+ * access log that cannot be opened (a directory, no directory for it) stops the start (exit 3).
  */
 import { afterEach, beforeAll, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 beforeAll(() => {
   ensureBinary()
@@ -41,5 +44,20 @@ test('two instances on the same admin port: the second names --admin and exits 3
     expect(r.status).toBe(3)
     expect(String(r.stderr)).toContain(`cannot listen on admin address ${admin}: address in use;`)
     expect(String(r.stderr)).toContain('--admin')
+  }
+})
+
+test('an access_log that names a directory, or a file in a directory that does not exist: serve exits 3 naming it, before it listens (it ran without the log)', () => {
+  const dir = testDir('proxy-start-log-')
+  for (const [path, said] of [
+    [dir, `--access-log: "${dir}" is a directory; give the path of a file`],
+    [join(dir, 'missing', 'access.log'), `--access-log: cannot create "${join(dir, 'missing', 'access.log')}": its directory "${join(dir, 'missing')}" does not exist`],
+  ] as const) {
+    for (const workers of ['1', '2']) {
+      const r = spawnSync(BIN, ['serve', '--upstream', 'http://127.0.0.1:1', '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', path, '--workers', workers], { timeout: 15_000 })
+      expect(r.status).toBe(3)
+      expect(String(r.stderr)).toContain(`error [E_LOG_FILE] (flags): ${said}`)
+      expect(String(r.stderr)).not.toContain('proxy listening')
+    }
   }
 })
