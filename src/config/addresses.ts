@@ -70,8 +70,31 @@ export function parseHostPort(raw: string): HostPort | undefined {
   // In brackets an IPv6 address; otherwise an IPv4 address or a name (letters, digits, '.', '-'
   // and '_' as container service names have; digits and dots alone, as in 999.1.1.1, must make
   // an IPv4 address: a name is never all digits).
-  if (raw.startsWith('[') ? isIP(host) !== 6 : !(isIP(host) === 4 || (/^[A-Za-z0-9._-]+$/.test(host) && !/^[\d.]+$/.test(host)))) return undefined
+  if (raw.startsWith('[') ? isIP(host) !== 6 : !(isIP(host) === 4 || (/^[A-Za-z0-9._-]+$/.test(host) && looseIpv4(host) === undefined))) return undefined
   return { host, port }
+}
+
+/**
+ * For a host that ends in a number ("0x7f.1", "127.1", "0177.0.0.1", "2130706433", "1.2.3.4."),
+ * which the URL parser (WHATWG) and the system resolver (inet_aton) read as an IPv4 address,
+ * though it is not one as RFC 3986 writes it (§3.2.2: four decimal octets): the address they
+ * read, or "" where none (999.1.1.1). Undefined for a name, or an address written as one.
+ */
+export function looseIpv4(host: string): string | undefined {
+  const last = host.replace(/\.$/, '').split('.').pop()!
+  if (!/^(?:\d+|0x[0-9a-f]*)$/i.test(last) || isIP(host) === 4) return undefined
+  try {
+    const read = new URL(`http://${host}/`).hostname
+    return isIP(read) === 4 ? read : ''
+  } catch {
+    return ''
+  }
+}
+
+/** Why a loose IPv4 host (looseIpv4) is refused, ending with what to write, e.g. "; write \"127.0.0.1:80\"". */
+export function looseIpv4Problem(host: string, read: string, fix: (address: string) => string): string {
+  if (read === '') return `${show(host)} is not an IPv4 address (four decimal numbers from 0 to 255)`
+  return `${show(host)} is not an IPv4 address as RFC 3986 writes one (four decimal numbers, no leading zeros), and would be read as ${read}; ${fix(read)}`
 }
 
 /** A value as TOML would write it, on one line: strings quoted with \", \\ and control characters escaped; inf and nan by name; dates as written. */

@@ -4,7 +4,7 @@
  * refusal goes through `fail`, which resolve.ts gives the file, line and key (or the flag) of.
  */
 import { isFractionOfByte, isUnderOneMs, MAX_TIMER_MS, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
-import { parseHostPort, show } from './addresses.ts'
+import { looseIpv4, looseIpv4Problem, parseHostPort, show } from './addresses.ts'
 import type { Field } from './fields.ts'
 import { TOO_LARGE } from './load.ts'
 import type { RewritePair } from './schema.ts'
@@ -64,6 +64,11 @@ export function coerceField(field: Field, raw: unknown, fail: (problem: string) 
     case 'hostport': {
       if (raw === 'off' && k.off) return undefined
       const hp = typeof raw === 'string' ? parseHostPort(raw) : undefined
+      // "0x7f.1:80" listened on 127.0.0.1: the resolver reads such a name as the address.
+      const [, host, port] = (!hp && typeof raw === 'string' && /^([^:[\]]+):(\d+)$/.exec(raw)) || []
+      const read = host === undefined ? undefined : looseIpv4(host)
+      if (read === '') fail(`${looseIpv4Problem(host!, read, () => '')}; use e.g. "0.0.0.0:8080"`)
+      if (read !== undefined) fail(looseIpv4Problem(host!, read, (a) => `write ${show(`${a}:${port}`)}`))
       if (!hp) fail(`${show(raw)} is not host:port; use e.g. "0.0.0.0:8080", "[::]:8080" or ":8080"${k.off ? ', or "off"' : ''}`)
       return hp
     }

@@ -13,7 +13,7 @@ import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUps
 import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
 import { bracketedIpv6, hostPort } from '../lib/net.ts'
-import { DNS_NAME_RE, parseResolverAddress, parseUpstreamUrl, show } from './addresses.ts'
+import { DNS_NAME_RE, looseIpv4, looseIpv4Problem, parseResolverAddress, parseUpstreamUrl, show } from './addresses.ts'
 import { coerceField } from './coerce.ts'
 import { closest } from '../lib/suggest.ts'
 import { HOST_VALUE } from '../http1/chars.ts'
@@ -144,6 +144,8 @@ function resolveAcme(ctx: Ctx, table: Table, server: { tlsCertFile: string | und
   const domains = [...new Set((f.domains as string[]).map((d) => d.trim().toLowerCase()))]
   domains.forEach((d, i) => {
     if (d.startsWith('*.')) fail(ctx, `acme.domains[${i}]`, `${show(d)}: wildcard names need the DNS-01 challenge, which the proxy does not do; list each name`)
+    const read = looseIpv4(d)
+    if (read !== undefined) fail(ctx, `acme.domains[${i}]`, looseIpv4Problem(d, read, () => 'list DNS names only'))
     if (isIP(d) || !ACME_NAME_RE.test(d)) fail(ctx, `acme.domains[${i}]`, `${show(d)} is not a DNS name; use e.g. "example.com"`)
   })
   const directoryUrl = f.directoryUrl as string

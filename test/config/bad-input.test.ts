@@ -118,3 +118,22 @@ test('a NUL byte in a path key (or any string key) is refused: no file path can 
   expect(errorOf(`${UP}health_path = "/healthz\\u0000"\n`)).toBe('proxy.toml:3: upstream.health_path: "/healthz\\u0000" holds a NUL byte (\\u0000), which no value of this key can hold; remove it')
   expect(errorOf(`${UP}[acme]\nemail = "ops\\u0000@example.com"\n`)).toBe('proxy.toml:4: acme.email: "ops\\u0000@example.com" holds a NUL byte (\\u0000), which no value of this key can hold; remove it')
 })
+
+test('a listen host in a loose IPv4 form (hex, octal, fewer than four parts) is refused naming the address it would be, not bound to it', () => {
+  const listen = (table: string, key: string, v: string) => errorOf(`${UP}[${table}]\n${key} = "${v}"\n`)
+  const loose = 'is not an IPv4 address as RFC 3986 writes one (four decimal numbers, no leading zeros), and would be read as'
+  expect(listen('server', 'listen', '0x7f.1:80')).toBe(`proxy.toml:4: server.listen: "0x7f.1" ${loose} 127.0.0.1; write "127.0.0.1:80"`)
+  expect(listen('server', 'listen', '0177.0.0.1:8080')).toBe(`proxy.toml:4: server.listen: "0177.0.0.1" ${loose} 127.0.0.1; write "127.0.0.1:8080"`)
+  expect(listen('server', 'listen', '127.1:8080')).toBe(`proxy.toml:4: server.listen: "127.1" ${loose} 127.0.0.1; write "127.0.0.1:8080"`)
+  expect(listen('server', 'listen', '2130706433:8080')).toBe(`proxy.toml:4: server.listen: "2130706433" ${loose} 127.0.0.1; write "127.0.0.1:8080"`)
+  expect(listen('admin', 'listen', '0x7f.0.0.1:9090')).toBe(`proxy.toml:4: admin.listen: "0x7f.0.0.1" ${loose} 127.0.0.1; write "127.0.0.1:9090"`)
+  expect(listen('acme', 'http_listen', '0.0.0.0.:80')).toBe(`proxy.toml:4: acme.http_listen: "0.0.0.0." ${loose} 0.0.0.0; write "0.0.0.0:80"`)
+  expect(listen('server', 'listen', '1.2.3.999:80')).toBe('proxy.toml:4: server.listen: "1.2.3.999" is not an IPv4 address (four decimal numbers from 0 to 255); use e.g. "0.0.0.0:8080"')
+  expect(errorOf(UP, { server: { listen: '0x7f.1:80' }, flagNames: { 'server.listen': '--listen' } })).toBe(`(flags): --listen: "0x7f.1" ${loose} 127.0.0.1; write "127.0.0.1:80"`)
+  // An ACME name that ends in a number is read as an address too.
+  expect(errorOf(`${UP}[acme]\ndomains = ["0x7f.1"]\n`)).toBe(`proxy.toml:4: acme.domains[0]: "0x7f.1" ${loose} 127.0.0.1; list DNS names only`)
+  // Names and canonical addresses are still taken.
+  for (const ok of ['127.0.0.1:80', 'localhost:80', 'edge-1.example:80', 'svc_a:80', '[::1]:80', ':80', 'a1.x7f:80', '0x7f.example:80']) {
+    expect(resolveConfig(parseConfigText(`${UP}[server]\nlisten = "${ok}"\n`, 'proxy.toml')).server.listen.port).toBe(80)
+  }
+})
