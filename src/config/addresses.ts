@@ -4,7 +4,7 @@
  * as TOML would, on one line. resolve.ts validates the config with them.
  */
 import { isIP } from 'node:net'
-import { TomlDateTime } from './load.ts'
+import { TomlDateTime, TomlFloat } from './load.ts'
 import type { HostPort } from './schema.ts'
 
 /** A DNS name as SNI carries one (RFC 6066 §3) and an upstream URL may name: LDH labels, "_" allowed, a final dot. */
@@ -97,9 +97,9 @@ export function looseIpv4Problem(host: string, read: string, fix: (address: stri
   return `${show(host)} is not an IPv4 address as RFC 3986 writes one (four decimal numbers, no leading zeros), and would be read as ${read}; ${fix(read)}`
 }
 
-/** A value as TOML would write it, on one line: strings quoted with \", \\ and control characters escaped; inf and nan by name; dates as written. */
+/** A value as TOML would write it, on one line: strings quoted with \", \\ and control characters escaped; floats as floats (1.0, inf, nan); dates as written. */
 export function show(raw: unknown): string {
-  if (raw instanceof TomlDateTime) return raw.text
+  if (raw instanceof TomlDateTime || raw instanceof TomlFloat) return raw.text
   if (Array.isArray(raw)) return `[${raw.map(show).join(',')}]`
   if (typeof raw === 'number' && !Number.isFinite(raw)) return Number.isNaN(raw) ? 'nan' : raw > 0 ? 'inf' : '-inf'
   return JSON.stringify(raw)

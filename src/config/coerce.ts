@@ -6,11 +6,19 @@
 import { isFractionOfByte, isUnderOneMs, MAX_TIMER_MS, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
 import { looseIpv4, looseIpv4Problem, parseHostPort, show } from './addresses.ts'
 import type { Field } from './fields.ts'
-import { TOO_LARGE } from './load.ts'
+import { TomlFloat, TOO_LARGE } from './load.ts'
 import type { RewritePair } from './schema.ts'
 
 export function coerceField(field: Field, raw: unknown, fail: (problem: string) => never): unknown {
   const k = field.kind
+  if (raw instanceof TomlFloat && (k.type === 'int' || k.type === 'size' || k.type === 'duration')) {
+    // 1e3 and 1.0 are floats to TOML, and no key takes one; 1.5, nan and inf are told what they are below.
+    const v = raw.value
+    const isFloat = `${show(raw)} is a float (written with a decimal point or an exponent)`
+    if (k.type === 'duration') fail(`${isFloat}; write a duration such as "30s"${v === 0 ? ', or the integer 0' : ''}`)
+    if (Number.isInteger(v)) fail(k.type === 'int' ? `${isFloat}; an integer is expected: write ${v}` : `${isFloat}; an integer of bytes is expected: write ${v}, or a size such as "64KiB"`)
+    raw = v
+  }
   switch (k.type) {
     case 'duration': {
       const ms = typeof raw === 'string' ? parseDurationMs(raw) : typeof raw === 'number' && raw === 0 ? 0 : undefined

@@ -86,6 +86,41 @@ export class TomlDateTime {
   }
 }
 
+/**
+ * A TOML float (1e3, 1.0, nan, inf). Every number key takes an integer, and the parser returns
+ * both as JavaScript numbers, so `retries = 1e0` was 1: kept apart, an integral one is refused
+ * as a float, and it is shown as TOML writes a float ("1000.0").
+ */
+export class TomlFloat {
+  constructor(readonly value: number) {}
+  get text(): string {
+    const v = this.value
+    if (Number.isNaN(v)) return 'nan'
+    if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf'
+    return Number.isInteger(v) && !/e/.test(String(v)) ? `${v}.0` : String(v)
+  }
+  toJSON(): number {
+    return this.value
+  }
+}
+
+/**
+ * The parser's tree with integers (BigInt, as parsed with `bigint`) as numbers and floats as
+ * TomlFloat. An integer past 2^53-1 calls `tooLarge`, which throws the parser's own error for it
+ * (with its line and column).
+ */
+function numbersApart(value: unknown, tooLarge: () => never): unknown {
+  if (typeof value === 'bigint') return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(value) : tooLarge()
+  if (typeof value === 'number') return new TomlFloat(value)
+  if (Array.isArray(value)) return value.map((v) => numbersApart(v, tooLarge))
+  if (value !== null && typeof value === 'object' && !(value instanceof TomlDateTime) && !(value instanceof Date)) {
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value)) out[k] = numbersApart(v, tooLarge)
+    return out
+  }
+  return value
+}
+
 const asWritten = { from: (s: string) => new TomlDateTime(s.replace(/\[[^\]]*\]$/, '')) }
 /** The parser's hook for Temporal objects, used to tell dates and times from strings. */
 const DATES_APART = { ZonedDateTime: asWritten, PlainDateTime: asWritten, PlainDate: asWritten, PlainTime: asWritten }
@@ -96,7 +131,11 @@ export const TOO_LARGE = 'is too large (more than 2^53-1); no key takes a number
 export function parseConfigText(text: string, path: string): LoadedFile {
   let data: unknown
   try {
-    data = parse(text, { useTemporal: true, temporal: DATES_APART })
+    const parsed = parse(text, { bigint: true, useTemporal: true, temporal: DATES_APART })
+    data = numbersApart(parsed, () => {
+      parse(text, { useTemporal: true, temporal: DATES_APART }) // throws "Integer … cannot be represented losslessly", where it is
+      throw new Error('an integer past 2^53-1')
+    })
   } catch (err) {
     // toml v5 reports the position in `location.start`; its `line`/`column` getters can be off.
     const e = err as { line?: number; column?: number; message?: string; location?: { start?: { line: number; column: number } } }

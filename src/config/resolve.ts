@@ -8,7 +8,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, formatConfigLocation, type ConfigLocation } from '../lib/errors.ts'
 import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, TOKEN_HOW, UPSTREAM_FIELDS, type Field } from './fields.ts'
-import { TomlDateTime, type LoadedFile } from './load.ts'
+import { TomlDateTime, TomlFloat, type LoadedFile } from './load.ts'
 import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream } from './schema.ts'
 import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
@@ -325,7 +325,7 @@ function firstLineUnder(lines: ReadonlyMap<string, number>, keyPath: string): nu
 }
 
 function isTable(v: unknown): v is Table {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date) && !(v instanceof TomlDateTime)
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date) && !(v instanceof TomlDateTime) && !(v instanceof TomlFloat)
 }
 
 function deepFreeze<T>(obj: T): T {

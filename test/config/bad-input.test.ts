@@ -137,3 +137,19 @@ test('a listen host in a loose IPv4 form (hex, octal, fewer than four parts) is 
     expect(resolveConfig(parseConfigText(`${UP}[server]\nlisten = "${ok}"\n`, 'proxy.toml')).server.listen.port).toBe(80)
   }
 })
+
+test('a TOML float where an integer goes (1e3, 1.0) is refused naming the key, not taken as the integer it equals', () => {
+  const float = '(written with a decimal point or an exponent)'
+  expect(errorOf(`[server]\nmax_connections = 1e3\n${UP}`)).toBe(`proxy.toml:2: server.max_connections: 1000.0 is a float ${float}; an integer is expected: write 1000`)
+  expect(errorOf(`${UP}retries = 1.0\n`)).toBe(`proxy.toml:3: upstream.retries: 1.0 is a float ${float}; an integer is expected: write 1`)
+  expect(errorOf(`${UP}prewarm = 2E0\n`)).toBe(`proxy.toml:3: upstream.prewarm: 2.0 is a float ${float}; an integer is expected: write 2`)
+  expect(errorOf(`[server]\nmax_body_size = 1e3\n${UP}`)).toBe(`proxy.toml:2: server.max_body_size: 1000.0 is a float ${float}; an integer of bytes is expected: write 1000, or a size such as "64KiB"`)
+  expect(errorOf(`[server]\nkeepalive_timeout = 0.0\n${UP}`)).toBe(`proxy.toml:2: server.keepalive_timeout: 0.0 is a float ${float}; write a duration such as "30s", or the integer 0`)
+  expect(errorOf(`${UP}connect_timeout = 5e3\n`)).toBe(`proxy.toml:3: upstream.connect_timeout: 5000.0 is a float ${float}; write a duration such as "30s"`)
+  // Shown as TOML writes a float wherever it is refused.
+  expect(errorOf(`${UP}[acme]\ndomains = [1.0]\n`)).toBe('proxy.toml:4: acme.domains: [1.0] is not a list of strings')
+  expect(errorOf(`[server]\nhttp2 = 1.0\n${UP}`)).toBe('proxy.toml:2: server.http2: 1.0 is not true or false')
+  // Integers in any TOML form are taken: hex, underscores, -0.
+  const c = resolveConfig(parseConfigText(`[server]\nmax_connections = 0x10\nmax_concurrent_requests = 1_000\nmax_body_size = -0\n${UP}retries = 3\n`, 'proxy.toml'))
+  expect([c.server.maxConnections, c.server.maxConcurrentRequests, c.server.maxBodyBytes, c.upstreams.default!.retries]).toEqual([16, 1000, 0, 3])
+})
