@@ -115,7 +115,8 @@ function numbersApart(value: unknown, tooLarge: () => never): unknown {
   if (Array.isArray(value)) return value.map((v) => numbersApart(v, tooLarge))
   if (value !== null && typeof value === 'object' && !(value instanceof TomlDateTime) && !(value instanceof Date)) {
     const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(value)) out[k] = numbersApart(v, tooLarge)
+    // Defined, not assigned: a key named "__proto__" stays a key (and an unknown one), not the prototype.
+    for (const [k, v] of Object.entries(value)) Object.defineProperty(out, k, { value: numbersApart(v, tooLarge), enumerable: true, writable: true, configurable: true })
     return out
   }
   return value

@@ -153,3 +153,8 @@ test('a TOML float where an integer goes (1e3, 1.0) is refused naming the key, n
   const c = resolveConfig(parseConfigText(`[server]\nmax_connections = 0x10\nmax_concurrent_requests = 1_000\nmax_body_size = -0\n${UP}retries = 3\n`, 'proxy.toml'))
   expect([c.server.maxConnections, c.server.maxConcurrentRequests, c.server.maxBodyBytes, c.upstreams.default!.retries]).toEqual([16, 1000, 0, 3])
 })
+
+test('a key named "__proto__" stays a key (an unknown one), not the prototype of its table: it was dropped silently', () => {
+  expect(errorOf(`${UP}[server]\n"__proto__" = { listen = "127.0.0.1:1" }\n`)).toBe('proxy.toml:4: server.__proto__: unknown key')
+  expect(errorOf(`${UP}"__proto__" = 1\n`)).toBe('proxy.toml:3: upstream.__proto__: unknown key')
+})
