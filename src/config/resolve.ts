@@ -207,6 +207,9 @@ function resolveUpstream(ctx: Ctx, name: string, prefix: string, table: Table): 
     if (!parseResolverAddress(r)) fail(ctx, `${prefix}.resolvers[${i}]`, `${show(r)} is not ip[:port]; use e.g. "127.0.0.1:53" or "[::1]:53"`)
   })
   if (f.healthPath !== undefined && !(f.healthPath as string).startsWith('/')) fail(ctx, `${prefix}.health_path`, 'must start with "/", e.g. "/healthz"')
+  // Sent as the request target of every check: an origin-form target (RFC 9112 §3.2.1), never a space or a line break.
+  const badInPath = f.healthPath === undefined ? null : /[^A-Za-z0-9\-._~!$&'()*+,;=:@/?%]|%(?![0-9A-Fa-f]{2})/.exec(f.healthPath as string)
+  if (badInPath) fail(ctx, `${prefix}.health_path`, `${show(f.healthPath)} holds ${show(badInPath[0])}, which a request target cannot; write it %-escaped (a space is "%20"), e.g. "/healthz?full=1"`)
   // Sent as the Host field of every request: what a client's Host must be too (RFC 9110 §7.2), never a line break.
   // SNI carries a DNS name (RFC 6066 §3) and the certificate is checked against it or an IP: said here, not at each handshake.
   const sni = f.tlsServerName as string | undefined

@@ -158,3 +158,13 @@ test('a key named "__proto__" stays a key (an unknown one), not the prototype of
   expect(errorOf(`${UP}[server]\n"__proto__" = { listen = "127.0.0.1:1" }\n`)).toBe('proxy.toml:4: server.__proto__: unknown key')
   expect(errorOf(`${UP}"__proto__" = 1\n`)).toBe('proxy.toml:3: upstream.__proto__: unknown key')
 })
+
+test('a health_path that a request target cannot hold (a line break, a space, a fragment, a bad escape) is refused: it was sent as the check\'s request line', () => {
+  expect(errorOf(`${UP}health_path = "/h HTTP/1.1\\r\\nX-Injected: 1\\r\\n"\n`)).toBe('proxy.toml:3: upstream.health_path: "/h HTTP/1.1\\r\\nX-Injected: 1\\r\\n" holds " ", which a request target cannot; write it %-escaped (a space is "%20"), e.g. "/healthz?full=1"')
+  expect(errorOf(`${UP}health_path = "/h\\n"\n`)).toContain('upstream.health_path: "/h\\n" holds "\\n"')
+  expect(errorOf(`${UP}health_path = "/h#top"\n`)).toContain('holds "#"')
+  expect(errorOf(`${UP}health_path = "/h%zz"\n`)).toContain('holds "%"')
+  expect(errorOf(`${UP}health_path = "/ü"\n`)).toContain('holds "ü"')
+  const c = resolveConfig(parseConfigText(`${UP}health_path = "/status/deep-1_2.x~?full=1&a=%20b;c=@:d"\n`, 'proxy.toml'))
+  expect(c.upstreams.default!.healthPath).toBe('/status/deep-1_2.x~?full=1&a=%20b;c=@:d')
+})
