@@ -12,7 +12,7 @@ import { WriteQueue } from '../runtime/write-queue.ts'
 import { H2Code, type Http2Error } from './errors.ts'
 import type { Http2Limits } from './limits.ts'
 import { ServerSession } from './session.ts'
-import type { Refused } from './refused.ts'
+import type { Refused, RefusedFields } from './refused.ts'
 import type { ServerStream } from './stream.ts'
 import { SERVER_CIPHERS } from '../runtime/tls-policy.ts'
 
@@ -29,7 +29,7 @@ export interface H2ConnectionOptions {
   sendTimeoutMs?: number
   onRequest(stream: ServerStream, conn: H2Connection): void
   /** A request the session refused itself (session-options.ts Refused). */
-  onRefused?(refused: Refused): void
+  onRefused?(refused: Refused): RefusedFields
   onClose?(err: Http2Error | undefined): void
   onError?(err: unknown): void
 }

@@ -6,6 +6,9 @@
 import type { HeaderField } from './hpack.ts'
 import type { H2Request } from './request.ts'
 
+/** What the owner gives back when told (onRefused): fields the 431 carries besides :status and content-length (the proxy's x-request-id), or nothing. */
+export type RefusedFields = readonly HeaderField[] | undefined | void
+
 /**
  * A request the session refused itself, its header list (head or trailers) above the cap (RFC
  * 9113 §10.5.1): answered 431 without the owner, or its stream reset once the owner's answer had
@@ -18,6 +21,8 @@ export interface Refused {
   readonly status: number
   /** The request's checked head (trailers too large); undefined for a head too large. */
   readonly request: H2Request | undefined
+  /** Its stream's `owner` slot (trailers too large): which of the owner's requests it was; undefined for a head too large. */
+  readonly owner: unknown
   /** For a head too large: the fields decoded before the cap (pseudo-header fields come first, §8.3). */
   readonly fields: readonly HeaderField[] | undefined
   /** The owner had the request (onRequest): its stream closes next, with `refused` set on it. */

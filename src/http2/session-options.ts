@@ -5,10 +5,10 @@
  */
 import type { Http2Error } from './errors.ts'
 import type { Http2Limits } from './limits.ts'
-import type { Refused } from './refused.ts'
+import type { Refused, RefusedFields } from './refused.ts'
 import type { ServerStream } from './stream.ts'
 
-export type { Refused } from './refused.ts'
+export type { Refused, RefusedFields } from './refused.ts'
 
 export interface SessionOptions {
   /** Sends bytes; false means the transport is queueing: call drained() when it has sent them. */
@@ -17,8 +17,11 @@ export interface SessionOptions {
   close(): void
   /** A request whose head was checked; its body (if any) arrives through stream.body. */
   onRequest(stream: ServerStream): void
-  /** A request the session refused itself (a header list above the cap), for the owner's log and counters. */
-  onRefused?(refused: Refused): void
+  /**
+   * A request the session refused itself (a header list above the cap), for the owner's log and
+   * counters; the fields it returns go with the 431 (an answer's request id).
+   */
+  onRefused?(refused: Refused): RefusedFields
   /** The session ended, with the connection error when there was one (for logs and counters). */
   onClose?(err: Http2Error | undefined): void
   /** A callback of the owner (onRequest, a stream's onDrain or onClose) threw; rethrown asynchronously when absent. */

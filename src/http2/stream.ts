@@ -52,6 +52,8 @@ export class ServerStream {
   dispatched = false
   /** Set when the session refused the request itself (its trailers above the cap) before closing the stream. */
   refused: Refused | undefined
+  /** The owner's own: what it keeps with the stream (the proxy: the request's exchange); the session never reads it. */
+  owner: unknown = undefined
 
   /** Called when write() had returned false and the queue fell below the high-water mark. */
   onDrain: (() => void) | undefined

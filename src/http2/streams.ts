@@ -11,7 +11,8 @@ import type { ReceiveFlow } from './flow.ts'
 import { headerFrames, rstStreamFrame, stripPadding, type FrameHeader } from './frames.ts'
 import type { HeaderField, HpackEncoder } from './hpack.ts'
 import type { Output } from './output.ts'
-import type { Refused } from './refused.ts'
+import type { Refused, RefusedFields } from './refused.ts'
+import { responseFields } from './request.ts'
 import type { CloseCode, ServerStream } from './stream.ts'
 
 /** Streams dropped (reset by us, or ignored after our GOAWAY) remembered, so frames the client sent before it knew are told from protocol errors. */
@@ -42,8 +43,8 @@ export class StreamTable {
     private readonly streamWindowBytes: number,
     /** Called after each stream closes. */
     private readonly onClosed: () => void,
-    /** The owner's: told of each request refused here (a header list above the cap). */
-    private readonly onRefused: ((r: Refused) => void) | undefined,
+    /** The owner's: told of each request refused here (a header list above the cap); what it returns, the 431 carries. */
+    private readonly onRefused: ((r: Refused) => RefusedFields) | undefined,
     /** Where a throw of the owner's callback goes (its bug, reported: the session goes on). */
     private readonly ownerFault: (err: unknown) => void,
   ) {}
@@ -215,11 +216,12 @@ export class StreamTable {
 
   /**
    * A request head above the header-list cap: 431, without the owner (RFC 9113 §10.5.1, RFC 6585
-   * §5); counted like a refused stream. The owner is told, with the fields decoded before the cap.
+   * §5); counted like a refused stream. The owner is told first, with the fields decoded before
+   * the cap, and the fields it gives back (its request id) go with the 431.
    */
   headTooLarge(id: number, fields: HeaderField[]): void {
-    this.answer431(id)
-    this.tell({ why: 'head-too-large', status: 431, request: undefined, fields, dispatched: false, detail: HEAD_TOO_LARGE })
+    const extra = this.tell({ why: 'head-too-large', status: 431, request: undefined, owner: undefined, fields, dispatched: false, detail: HEAD_TOO_LARGE })
+    this.answer431(id, extra)
   }
 
   /**
@@ -231,22 +233,25 @@ export class StreamTable {
    */
   trailersTooLarge(s: ServerStream): void {
     const answered = s.responseStarted
-    this.tell((s.refused = { why: 'trailers-too-large', status: answered ? 0 : 431, request: s.request, fields: undefined, dispatched: s.dispatched, detail: TRAILERS_TOO_LARGE }))
+    const refused: Refused = { why: 'trailers-too-large', status: answered ? 0 : 431, request: s.request, owner: s.owner, fields: undefined, dispatched: s.dispatched, detail: TRAILERS_TOO_LARGE }
+    const extra = this.tell((s.refused = refused))
     if (answered) return this.failed(streamError(s.id, H2Code.PROTOCOL_ERROR, TRAILERS_TOO_LARGE))
-    this.answer431(s.id)
+    this.answer431(s.id, extra)
     // Both sides have ended; closed with a code all the same, for the body's reader and the owner.
     this.close(s, H2Code.CANCEL)
     if (s.dispatched) this.floods.abandon()
   }
 
-  private answer431(id: number): void {
-    this.out.push(headerFrames(id, this.encoder.encode([[':status', '431'], ['content-length', '0']]), true, this.out.peerMaxFrame))
+  /** The 431, with the owner's fields (filtered as any response's: request.ts responseFields). */
+  private answer431(id: number, extra: RefusedFields): void {
+    const fields = extra ? responseFields(431, [['content-length', '0'], ...extra]) : [[':status', '431'], ['content-length', '0']] satisfies HeaderField[]
+    this.out.push(headerFrames(id, this.encoder.encode(fields), true, this.out.peerMaxFrame))
     this.floods.reset('refused requests')
   }
 
-  private tell(r: Refused): void {
+  private tell(r: Refused): RefusedFields {
     try {
-      this.onRefused?.(r)
+      return this.onRefused?.(r)
     } catch (err) {
       this.ownerFault(err)
     }

@@ -10,6 +10,7 @@
  */
 import { afterEach, expect, test } from 'bun:test'
 import { H2Code } from '../../src/http2/errors.ts'
+import { FrameType } from '../../src/http2/frames.ts'
 import type { RequestRecord } from '../../src/proxy/observe/record.ts'
 import { makeCerts } from '../support/certs.ts'
 import { Harness, rawClient, waitFor } from '../support/harness.ts'
@@ -40,6 +41,12 @@ function tlsProxy(port: number | undefined) {
   return h.proxy({ upstream: { url: `http://127.0.0.1:${port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile, max_header_size: '4KiB' } }).proxy
 }
 
+/** The x-request-id of the final answer on `streamId`. */
+function requestIdOf(c: RawH2Tls, streamId: number): string | undefined {
+  const heads = c.frames.filter((f) => f.type === FrameType.HEADERS && f.streamId === streamId)
+  return heads.at(-1)?.headers?.find(([n]) => n === 'x-request-id')?.[1]
+}
+
 /** The one record of `path`, once written (and no second one after a turn). */
 async function recordOf(path: string): Promise<RequestRecord | undefined> {
   await waitFor(() => h.records.some((r) => r.path === path), 3000)
@@ -66,7 +73,10 @@ test('a head above max_header_size: 431 and one record HEAD_TOO_LARGE, counted a
   c.send(c.request(1, 'GET', '/big2', [['x-big', 'b'.repeat(8000)]]))
   expect(await waitFor(() => c.ended(1), 3000)).toBe(true)
   expect(c.statuses(1)).toEqual(['431'])
-  expect(await recordOf('/big2')).toMatchObject({ status: 431, error: 'HEAD_TOO_LARGE', protocol: 'HTTP/2', method: 'GET', host: 'proxy.test' })
+  const big2 = await recordOf('/big2')
+  expect(big2).toMatchObject({ status: 431, error: 'HEAD_TOO_LARGE', protocol: 'HTTP/2', method: 'GET', host: 'proxy.test' })
+  // The 431 carries the request id, the record's, as the proxy's every other answer does.
+  expect(requestIdOf(c, 1)).toBe(big2!.request_id)
   expect(proxy.refused.malformed).toBe(1)
   // The connection goes on.
   c.send(c.request(3, 'GET', '/after'))
@@ -96,7 +106,10 @@ test.each([
   }
   expect(await waitFor(() => c.ended(1), 5000)).toBe(true)
   expect(c.statuses(1)).toEqual(['431'])
-  expect(await recordOf('/up')).toMatchObject({ status: 431, error: 'BAD_BODY', protocol: 'HTTP/2', method: 'POST', host: 'proxy.test' })
+  const up = await recordOf('/up')
+  expect(up).toMatchObject({ status: 431, error: 'BAD_BODY', protocol: 'HTTP/2', method: 'POST', host: 'proxy.test' })
+  // With the record's request id (the flight's, when the request path had it already).
+  expect(requestIdOf(c, 1)).toBe(up!.request_id)
   expect(proxy.refused.malformed).toBe(1)
   expect(c.goaway()).toBeUndefined()
 })

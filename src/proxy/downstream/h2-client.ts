@@ -98,12 +98,21 @@ export class H2Client {
    * same: a head above the cap 431 HEAD_TOO_LARGE, with what of it came before the cap; trailers
    * above it as a chunked trailer section too large, BAD_BODY, with the status sent (431). A
    * request the request path had is recorded by its flight (StreamExchange, as the stream
-   * closes); one reset after its answer began is no answer of the proxy's own, and not counted.
+   * closes), under its id; one reset after its answer began is no answer of the proxy's own, and
+   * not counted. The 431 carries the request id, as every answer of the proxy's does.
    */
-  private refused(r: Refused): void {
+  private refused(r: Refused): HeaderField[] | undefined {
     if (r.status === 0) return
-    if (r.request) return void this.shared.opts.refuse('BAD_BODY', r.detail, this.client, proxyRequest(r.request, null), !r.dispatched, r.status)
-    this.shared.opts.refuse('HEAD_TOO_LARGE', r.detail, this.client, headBeforeCap(r.fields ?? []), true)
+    const refuse = this.shared.opts.refuse
+    let reply: ProxyReply
+    if (r.request) {
+      const req = proxyRequest(r.request, null)
+      const exchange = r.owner
+      if (exchange instanceof StreamExchange) req.id = exchange.requestId
+      reply = refuse('BAD_BODY', r.detail, this.client, req, !r.dispatched, r.status)
+    } else reply = refuse('HEAD_TOO_LARGE', r.detail, this.client, headBeforeCap(r.fields ?? []), true)
+    const id = reply.headers.find(([n]) => n === 'x-request-id')
+    return id ? [id] : undefined
   }
 
   /**
@@ -211,6 +220,7 @@ class StreamExchange implements ClientInfo, ReplySink {
   ) {
     this.ip = owner.client.ip
     this.forwarding = owner.client.forwarding
+    stream.owner = this
     const prevClose = stream.onClose
     const closing = this.closing
     stream.onClose = (code, s) => {
@@ -226,6 +236,11 @@ class StreamExchange implements ClientInfo, ReplySink {
       closing.ended = true
       owner.shared.requestEnded()
     }
+  }
+
+  /** The request's id: what its record and its answers carry. */
+  get requestId(): string | undefined {
+    return this.req.id
   }
 
   set inFlight(flight: GoneListener | undefined) {
