@@ -6,22 +6,27 @@
 import type { HeaderField } from './hpack.ts'
 import type { H2Request } from './request.ts'
 
-/** What the owner gives back when told (onRefused): fields the 431 carries besides :status and content-length (the proxy's x-request-id), or nothing. */
+/** What the owner gives back when told (onRefused): fields a 431 carries besides :status and content-length (the proxy's x-request-id), or nothing. */
 export type RefusedFields = readonly HeaderField[] | undefined | void
 
 /**
- * A request the session refused itself, its header list (head or trailers) above the cap (RFC
- * 9113 §10.5.1): answered 431 without the owner, or its stream reset once the owner's answer had
- * begun. Told to the owner (onRefused) for its access log and counters. A malformed request
- * (§8.1.1) is reset, not answered, and is not told: no request was taken, none answered.
+ * A request the session refused itself: its header list (head or trailers) above the cap (RFC
+ * 9113 §10.5.1), answered 431 without the owner, or its stream reset once the owner's answer had
+ * begun; or its body's length not its content-length (§8.1.1), the stream reset. Told to the
+ * owner (onRefused) for its access log and counters. A malformed head (§8.1.1) is reset, not
+ * answered, and is not told: no request was taken, none answered.
  */
 export interface Refused {
-  readonly why: 'head-too-large' | 'trailers-too-large'
-  /** What the session sent: 431; 0 when the answer had begun (the stream was reset PROTOCOL_ERROR). */
+  readonly why: 'head-too-large' | 'trailers-too-large' | 'body-length'
+  /**
+   * The status to record: the 431 sent; for a body length, 400, what a malformed request earns
+   * (nothing is sent: the stream is reset PROTOCOL_ERROR); 0 when the answer had begun (the
+   * stream was reset PROTOCOL_ERROR).
+   */
   readonly status: number
-  /** The request's checked head (trailers too large); undefined for a head too large. */
+  /** The request's checked head (trailers too large, a body length); undefined for a head too large. */
   readonly request: H2Request | undefined
-  /** Its stream's `owner` slot (trailers too large): which of the owner's requests it was; undefined for a head too large. */
+  /** Its stream's `owner` slot (when it had a stream): which of the owner's requests it was; undefined for a head too large. */
   readonly owner: unknown
   /** For a head too large: the fields decoded before the cap (pseudo-header fields come first, §8.3). */
   readonly fields: readonly HeaderField[] | undefined

@@ -296,7 +296,7 @@ export class ServerSession implements StreamHost {
       if (decoded.tooLarge) return this.streams.trailersTooLarge(existing)
       existing.requestTrailers = checkTrailers(id, decoded.fields)
       const cl = existing.request.contentLength
-      if (cl !== undefined && existing.receivedBytes !== cl) throw streamError(id, H2Code.PROTOCOL_ERROR, 'body length differs from content-length (RFC 9113 §8.1.1)')
+      if (cl !== undefined && existing.receivedBytes !== cl) throw this.streams.bodyLengthDiffers(id, existing.request, existing)
       this.streams.remoteEnd(existing)
       return
     }
@@ -316,7 +316,7 @@ export class ServerSession implements StreamHost {
       return
     }
     const request = toRequest(id, decoded.fields)
-    if (b.endStream && request.contentLength) throw streamError(id, H2Code.PROTOCOL_ERROR, 'content-length without a body (RFC 9113 §8.1.1)')
+    if (b.endStream && request.contentLength) throw this.streams.bodyLengthDiffers(id, request, undefined)
     const stream = new ServerStream(id, request, this, this.peerInitialWindow, this.limits.streamWindowBytes, !b.endStream)
     this.streams.add(stream)
     this.toDispatch.push(stream)
@@ -339,7 +339,7 @@ export class ServerSession implements StreamHost {
     const cl = s.request.contentLength
     if (cl !== undefined && (s.receivedBytes > cl || (end && s.receivedBytes !== cl))) {
       this.flow.creditConnection(data.byteLength) // never handed on: a reader waiting would forward it (H2.CL)
-      throw streamError(s.id, H2Code.PROTOCOL_ERROR, 'body length differs from content-length (RFC 9113 §8.1.1)')
+      throw this.streams.bodyLengthDiffers(s.id, s.request, s)
     }
     s.receiveData(data)
     if (end) this.streams.remoteEnd(s)

@@ -12,7 +12,7 @@ import { headerFrames, rstStreamFrame, stripPadding, type FrameHeader } from './
 import type { HeaderField, HpackEncoder } from './hpack.ts'
 import type { Output } from './output.ts'
 import type { Refused, RefusedFields } from './refused.ts'
-import { responseFields } from './request.ts'
+import { responseFields, type H2Request } from './request.ts'
 import type { CloseCode, ServerStream } from './stream.ts'
 
 /** Streams dropped (reset by us, or ignored after our GOAWAY) remembered, so frames the client sent before it knew are told from protocol errors. */
@@ -22,6 +22,7 @@ const RECENT_SKIPS = 32
 /** Why a head or trailers are refused (the owner's log line, the debug text of a reset). */
 const HEAD_TOO_LARGE = 'request header list above SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 §10.5.1)'
 const TRAILERS_TOO_LARGE = 'request trailers above SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 §10.5.1)'
+const BODY_LENGTH = 'body length differs from content-length (RFC 9113 §8.1.1)'
 
 export class StreamTable {
   private readonly open = new Map<number, ServerStream>()
@@ -243,6 +244,20 @@ export class StreamTable {
   }
 
   /** The 431, with the owner's fields (filtered as any response's: request.ts responseFields). */
+  /**
+   * A request whose body's length differs from its content-length (§8.1.1): malformed, and
+   * returned as the stream error (PROTOCOL_ERROR) the caller throws: no answer is sent. Unlike a
+   * malformed head it is a request the client made, with a bad body, as HTTP/1.1's malformed
+   * chunked body is: the owner is told (status 400, what a malformed request earns, RFC 9110
+   * §15.5.1; 0 once an answer began), and the stream, when one is open, carries it as it closes.
+   */
+  bodyLengthDiffers(id: number, request: H2Request, s: ServerStream | undefined): Http2Error {
+    const refused: Refused = { why: 'body-length', status: s?.responseStarted ? 0 : 400, request, owner: s?.owner, fields: undefined, dispatched: s?.dispatched ?? false, detail: BODY_LENGTH }
+    if (s) s.refused = refused
+    this.tell(refused)
+    return streamError(id, H2Code.PROTOCOL_ERROR, BODY_LENGTH)
+  }
+
   private answer431(id: number, extra: RefusedFields): void {
     const fields = extra ? responseFields(431, [['content-length', '0'], ...extra]) : [[':status', '431'], ['content-length', '0']] satisfies HeaderField[]
     this.out.push(headerFrames(id, this.encoder.encode(fields), true, this.out.peerMaxFrame))

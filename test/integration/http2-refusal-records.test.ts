@@ -3,7 +3,8 @@
  * itself, against what the HTTP/1.1 listener shows for the same input: a head above
  * max_header_size (431 HEAD_TOO_LARGE), and request trailers above it (the HTTP/1.1 chunked
  * trailer section: BAD_BODY; over HTTP/2 the status sent is 431, or the stream is reset once the
- * answer began). Each is one record with the status as sent, the stable code, the request's
+ * answer began), and a body whose length is not its content-length (RFC 9113 §8.1.1: the stream
+ * is reset; recorded 400 BAD_BODY, as HTTP/1.1 records a malformed chunked body). Each is one record with the status as sent, the stable code, the request's
  * method, path and host, and protocol HTTP/2; and it is counted as a refusal as HTTP/1.1 counts
  * it. Never 499 CLIENT_GONE: the client did not leave. A raw h2 client on the TLS listener sends
  * the frames; records come from the harness's onRecord hook.
@@ -158,5 +159,47 @@ test('a malformed request (RFC 9113 §8.1.1) is reset, not answered: no record, 
   c.send(c.request(3, 'GET', '/next'))
   expect(await recordOf('/next')).toMatchObject({ status: 200 })
   expect(h.records.filter((r) => r.path === '/malformed')).toEqual([])
+  expect(proxy.refused.malformed).toBe(0)
+})
+
+test.each([
+  ['more DATA than content-length, after the request was handed on', 'more', false],
+  ['END_STREAM short of content-length, after the request was handed on', 'short', false],
+  ['more DATA than content-length, in the same read as the head', 'more', true],
+  ['END_STREAM on the head with a content-length above 0', 'none', true],
+])('a body whose length differs from content-length (RFC 9113 §8.1.1), %s: reset, recorded 400 BAD_BODY as a malformed body, not 499', async (_, kind, sameRead) => {
+  const server = origin()
+  const proxy = tlsProxy(server.port)
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  const head = c.request(1, 'POST', '/cl', [['content-length', '10']], kind === 'none')
+  const body = kind === 'more' ? [c.data(1, 'a'.repeat(20), true)] : kind === 'short' ? [c.data(1, 'a'.repeat(5), true)] : []
+  if (sameRead) c.send(Buffer.concat([head, ...body]))
+  else {
+    c.send(head, c.data(1, 'a'))
+    await Bun.sleep(50)
+    c.send(...body)
+  }
+  expect(await waitFor(() => c.ended(1), 3000)).toBe(true)
+  expect(c.resets(1)).toEqual([H2Code.PROTOCOL_ERROR])
+  expect(await recordOf('/cl')).toMatchObject({ status: 400, error: 'BAD_BODY', protocol: 'HTTP/2', method: 'POST', host: 'proxy.test' })
+  // Counted as HTTP/1.1 counts a malformed body it refused.
+  expect(proxy.refused.malformed).toBe(1)
+  expect(c.goaway()).toBeUndefined()
+})
+
+test('a body longer than content-length once the answer began: reset, recorded with the status sent and BAD_BODY, not counted', async () => {
+  const server = h.origin({ fetch: () => new Response(new ReadableStream({ start: (ctl) => ctl.enqueue(new TextEncoder().encode('a')) })) })
+  const proxy = tlsProxy(server.port)
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  // A body past the read-ahead (64 KiB): the request goes upstream before its end.
+  c.send(c.request(1, 'POST', '/cl-answered', [['content-length', '100000']], false))
+  for (let i = 0; i < 7; i++) c.send(c.data(1, new Uint8Array(10_000)))
+  expect(await waitFor(() => c.statuses(1).length > 0, 3000)).toBe(true)
+  expect(c.statuses(1)).toEqual(['200'])
+  // 110 000 bytes in all, in frames under the 16 KiB frame size.
+  c.send(...[1, 2, 3, 4].map((i) => c.data(1, new Uint8Array(10_000), i === 4)))
+  expect(await waitFor(() => c.resets(1).length > 0, 3000)).toBe(true)
+  expect(c.resets(1)).toEqual([H2Code.PROTOCOL_ERROR])
+  expect(await recordOf('/cl-answered')).toMatchObject({ status: 200, error: 'BAD_BODY', protocol: 'HTTP/2' })
   expect(proxy.refused.malformed).toBe(0)
 })

@@ -96,10 +96,11 @@ export class H2Client {
   /**
    * A request the session refused itself, counted and recorded as the HTTP/1.1 listener does the
    * same: a head above the cap 431 HEAD_TOO_LARGE, with what of it came before the cap; trailers
-   * above it as a chunked trailer section too large, BAD_BODY, with the status sent (431). A
-   * request the request path had is recorded by its flight (StreamExchange, as the stream
-   * closes), under its id; one reset after its answer began is no answer of the proxy's own, and
-   * not counted. The 431 carries the request id, as every answer of the proxy's does.
+   * above it as a chunked trailer section too large, BAD_BODY, with the status sent (431); a body
+   * whose length is not its content-length (the stream reset) as a malformed chunked body,
+   * 400 BAD_BODY. A request the request path had is recorded by its flight (StreamExchange, as
+   * the stream closes), under its id; one reset after its answer began is no answer of the
+   * proxy's own, and not counted. A 431 carries the request id, as every answer of the proxy's does.
    */
   private refused(r: Refused): HeaderField[] | undefined {
     if (r.status === 0) return
@@ -226,7 +227,7 @@ class StreamExchange implements ClientInfo, ReplySink {
     stream.onClose = (code, s) => {
       prevClose?.(code, s)
       // A reset (by the client, or the connection gone): the flight aborts if no answer came yet.
-      // Closed by the session's refusal (trailers above the cap): recorded as that, not as a client gone.
+      // Closed by the session's refusal (trailers above the cap, a body length not its content-length): recorded as that, not as a client gone.
       if (code !== undefined) {
         if (s.refused) closing.flight?.refused('BAD_BODY', s.refused.status)
         else closing.flight?.clientGone()
