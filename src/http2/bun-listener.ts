@@ -206,7 +206,7 @@ function streamStall(stream: ServerStream, limitMs: number, expire: () => void):
 function endWhole(stream: ServerStream, bytes: Uint8Array, sendTimeoutMs: number): void {
   stream.end(bytes)
   if (sendTimeoutMs <= 0 || bytes.byteLength <= stream.sendWindow || stream.closed) return
-  const stall = streamStall(stream, sendTimeoutMs, () => stream.reset(H2Code.CANCEL))
+  const stall = streamStall(stream, sendTimeoutMs, () => stream.reset(H2Code.INTERNAL_ERROR))
   watchStall(stall)
   const prevClose = stream.onClose
   stream.onClose = (code, s) => {
@@ -219,7 +219,10 @@ function endWhole(stream: ServerStream, bytes: Uint8Array, sendTimeoutMs: number
  * A stream body, written as the stream's and the connection's windows allow. A wait on a client
  * that takes nothing (no DATA frame of this stream sent: windows shut, or the socket full) is
  * timed by `sendTimeoutMs` (send_timeout): past it, the body is cancelled (the exchange logs
- * CLIENT_SEND_TIMEOUT) and the stream reset.
+ * CLIENT_SEND_TIMEOUT) and the stream reset. Every reset here is INTERNAL_ERROR, as nginx (but
+ * for its timeouts) and Go send: the response could not be completed. Not CANCEL, which says the
+ * stream is no longer needed (RFC 9113 §7), the client's to say; nor PROTOCOL_ERROR for a
+ * timeout, as nginx sends: a receiver that keeps its window shut breaks no rule of the protocol.
  */
 async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>, sendTimeoutMs: number): Promise<void> {
   const reader = body.getReader()
@@ -238,7 +241,7 @@ async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>, 
       ? streamStall(stream, sendTimeoutMs, () => {
           const why = Object.assign(new Error(`the client took no response bytes for ${sendTimeoutMs}ms (send_timeout)`), { code: 'CLIENT_SEND_TIMEOUT' })
           reader.cancel(why).catch(() => {})
-          stream.reset(H2Code.CANCEL)
+          stream.reset(H2Code.INTERNAL_ERROR)
         })
       : undefined
   let watching = false
@@ -266,6 +269,7 @@ async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>, 
       if (closed) return
     }
   } catch {
-    stream.reset()
+    // The body broke (the upstream's cut or stalled): a response we cannot complete, INTERNAL_ERROR.
+    stream.reset(H2Code.INTERNAL_ERROR)
   }
 }

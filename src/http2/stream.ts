@@ -144,8 +144,11 @@ export class ServerStream {
     this.host.schedule(this)
   }
 
-  /** Abandons the stream with RST_STREAM (default CANCEL). */
-  reset(code: number = H2Code.CANCEL): void {
+  /**
+   * Abandons the stream with RST_STREAM `code` (RFC 9113 §7): INTERNAL_ERROR for a response the
+   * server cannot complete; CANCEL only where the stream is no longer needed.
+   */
+  reset(code: number): void {
     if (!this.closed) this.host.resetStream(this, code)
   }
 

@@ -13,6 +13,7 @@ import { ProxyServer } from '../../src/proxy/server.ts'
 import { staticSource } from '../../src/proxy/upstream/address-source.ts'
 import tls from 'node:tls'
 import { Flag, frame, FrameType, PREFACE, Setting, settingsFrame } from '../../src/http2/frames.ts'
+import { H2Code } from '../../src/http2/errors.ts'
 import { HpackEncoder } from '../../src/http2/hpack.ts'
 import { concatBytes } from '../../src/lib/bytes.ts'
 import { FrameSplitter } from '../http2/support/frame-splitter.ts'
@@ -91,11 +92,15 @@ test('HTTP/2: a stream whose window stays closed is reset after send_timeout and
   h.track(() => void sock.destroy())
   const request = new HpackEncoder(4096).encode([[':method', 'GET'], [':scheme', 'https'], [':authority', 'proxy.test'], [':path', '/h2big']])
   let reset = false
+  let resetCode = -1
   let data = 0
   const rx = new FrameSplitter()
   sock.on('data', (d: Buffer) =>
     rx.push(new Uint8Array(d), (fh, payload) => {
-      if (fh.type === FrameType.RST_STREAM && fh.streamId === 1) reset = true
+      if (fh.type === FrameType.RST_STREAM && fh.streamId === 1) {
+        reset = true
+        resetCode = new DataView(payload.buffer, payload.byteOffset).getUint32(0)
+      }
       if (fh.type === FrameType.DATA) data += payload.byteLength
     }),
   )
@@ -105,6 +110,8 @@ test('HTTP/2: a stream whose window stays closed is reset after send_timeout and
     sock.write(concatBytes([PREFACE, settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 0]]), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, request)]))
   })
   expect(await waitFor(() => reset, 10_000, 50)).toBe(true)
+  // The proxy gave up on a response still wanted: INTERNAL_ERROR (RFC 9113 §7), not CANCEL.
+  expect(resetCode).toBe(H2Code.INTERNAL_ERROR)
   expect(data).toBe(0)
   expect(await waitFor(() => h.records.some((r) => r.path === '/h2big'), 3000)).toBe(true)
   expect(h.records.find((r) => r.path === '/h2big')!.error).toBe('CLIENT_SEND_TIMEOUT')
@@ -118,11 +125,15 @@ test('HTTP/2: a small whole body on a stream whose window stays shut is reset af
   h.track(() => void sock.destroy())
   const request = new HpackEncoder(4096).encode([[':method', 'GET'], [':scheme', 'https'], [':authority', 'proxy.test'], [':path', '/small-whole']])
   let reset = false
+  let resetCode = -1
   let headers = false
   const rx = new FrameSplitter()
   sock.on('data', (d: Buffer) =>
-    rx.push(new Uint8Array(d), (fh) => {
-      if (fh.type === FrameType.RST_STREAM && fh.streamId === 1) reset = true
+    rx.push(new Uint8Array(d), (fh, payload) => {
+      if (fh.type === FrameType.RST_STREAM && fh.streamId === 1) {
+        reset = true
+        resetCode = new DataView(payload.buffer, payload.byteOffset).getUint32(0)
+      }
       if (fh.type === FrameType.HEADERS && fh.streamId === 1) headers = true
     }),
   )
@@ -132,6 +143,7 @@ test('HTTP/2: a small whole body on a stream whose window stays shut is reset af
   })
   expect(await waitFor(() => headers, 3000)).toBe(true)
   expect(await waitFor(() => reset, 8000, 50)).toBe(true)
+  expect(resetCode).toBe(H2Code.INTERNAL_ERROR)
   const next = await fetch(`${proxy.url}/next`, { tls: { ca: await Bun.file(certs.caFile).text(), serverName: 'proxy.test' } } as RequestInit)
   expect(next.status).toBe(200)
   await next.arrayBuffer()

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import { listenH2, sendBody, type H2Connection, type H2Listener } from '../../../src/http2/bun-listener.ts'
+import { H2Code } from '../../../src/http2/errors.ts'
 import type { Http2Limits } from '../../../src/http2/limits.ts'
 import type { ServerStream } from '../../../src/http2/stream.ts'
 import { makeCerts } from '../../support/certs.ts'
@@ -45,7 +46,7 @@ export function startServer(opts: { tls: boolean; limits?: Partial<Http2Limits> 
       const r = stream.request
       state.requests.push({ path: r.path, method: r.method, conn, headers: r.headers })
       state.streams.push(stream)
-      handle(stream).catch(() => stream.reset())
+      handle(stream).catch(() => stream.reset(H2Code.INTERNAL_ERROR))
     },
   })
   async function handle(stream: ServerStream): Promise<void> {
