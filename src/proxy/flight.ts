@@ -304,7 +304,11 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     else this.endOfAnswer = end
   }
 
-  /** 102 and 103 Early Hints are forwarded as they come (RFC 9110 §15.2), hop-by-hop fields removed. */
+  /**
+   * 1xx heads are forwarded as they come, hop-by-hop fields removed: RFC 9110 §15.2, a proxy MUST
+   * unless it asked for them itself (it never sends Expect of its own). A 100 too (nginx drops
+   * it), but for a second one after the listener's own: the listener keeps to one.
+   */
   onInterim(head: ResponseHead): void {
     this.client.interim?.(head.status, clientResponseHeaders(head.headers, this.requestId, false))
   }

@@ -1,26 +1,28 @@
 /**
  * Interim (1xx) responses: a proxy forwards them (RFC 9110 §15.2), so a 103 Early Hints from the
  * origin reaches an HTTP/1.1 client before the final response and an HTTP/2 client as a 1xx
- * HEADERS frame; an HTTP/1.0 client never gets one. The origin is a raw socket server, as
- * Bun.serve cannot send a 1xx.
+ * HEADERS frame; an HTTP/1.0 client never gets one. A 100 Continue too, unsolicited or not (nginx
+ * drops it; the RFC says forward), but never a second one after the proxy's own for
+ * Expect: 100-continue. The origin is a raw socket server, as Bun.serve cannot send a 1xx.
  */
 import { afterEach, expect, test } from 'bun:test'
 import { connect, createServer, type Server } from 'node:net'
 import { makeCerts } from '../support/certs.ts'
-import { Harness } from '../support/harness.ts'
+import { Harness, rawClient, waitFor } from '../support/harness.ts'
+import { RawH2Tls } from '../support/raw-h2-tls.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
 
-/** An origin that answers every request with a 103 Early Hints and then a 200. */
-async function hintingOrigin(): Promise<number> {
+/** An origin that answers every request (its body, if any, ignored) with `interim` and then a 200. */
+async function hintingOrigin(interim = 'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n'): Promise<number> {
   const server: Server = createServer((sock) => {
     let buf = ''
     sock.on('data', (d) => {
       buf += d.toString('latin1')
       while (buf.includes('\r\n\r\n')) {
         buf = buf.slice(buf.indexOf('\r\n\r\n') + 4)
-        sock.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+        sock.write(`${interim}HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok`)
       }
     })
     sock.on('error', () => {})
@@ -66,4 +68,45 @@ test('HTTP/2: the 103 is forwarded as an interim head (curl shows it)', async ()
   expect(out).toMatch(/^HTTP\/2 103 ?\r\n/)
   expect(out.toLowerCase()).toContain('link: </style.css>; rel=preload')
   expect(out).toContain('HTTP/2 200')
+})
+
+const CONTINUE = 'HTTP/1.1 100 Continue\r\nx-from: origin\r\n\r\n'
+
+test('HTTP/1.1: an unsolicited 100 Continue from the origin is forwarded before the 200 (RFC 9110 §15.2); HTTP/1.0 gets the 200 only', async () => {
+  const port = await hintingOrigin(CONTINUE)
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` } })
+  const one1 = await raw(proxy.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n')
+  expect(one1).toMatch(/^HTTP\/1\.1 100 Continue\r\nx-from: origin\r\n/)
+  expect(one1.match(/ 100 /g)?.length).toBe(1)
+  expect(one1.indexOf('HTTP/1.1 200')).toBeGreaterThan(0)
+  const one0 = await raw(proxy.port, 'GET / HTTP/1.0\r\n\r\n')
+  expect(one0).toMatch(/^HTTP\/1\.1 200 /)
+  expect(one0).not.toContain('100 Continue')
+})
+
+test('HTTP/1.1: after the proxy sent its own 100 for Expect: 100-continue, the origin\'s 100 is not sent again', async () => {
+  const port = await hintingOrigin(CONTINUE)
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` }, server: { listener: 'own' } })
+  const c = rawClient(h, proxy.port)
+  c.s.write('POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n')
+  expect(await waitFor(() => c.got() !== '', 3000)).toBe(true)
+  expect(c.got()).toBe('HTTP/1.1 100 Continue\r\n\r\n')
+  c.s.write('hello')
+  expect(await waitFor(() => c.got().endsWith('\r\n\r\nok'), 3000)).toBe(true)
+  expect(c.got().match(/ 100 /g)?.length).toBe(1)
+})
+
+test('HTTP/2: an unsolicited 100 from the origin is an interim HEADERS :status 100; after the proxy\'s own for Expect, no second', async () => {
+  const port = await hintingOrigin(CONTINUE)
+  const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  c.send(c.request(1, 'GET', '/'))
+  expect(await waitFor(() => c.ended(1), 3000)).toBe(true)
+  expect(c.statuses(1)).toEqual(['100', '200'])
+  c.send(c.request(3, 'POST', '/up', [['expect', '100-continue'], ['content-length', '5']], false))
+  expect(await waitFor(() => c.statuses(3).length > 0, 3000)).toBe(true)
+  c.send(c.data(3, 'hello', true))
+  expect(await waitFor(() => c.ended(3), 3000)).toBe(true)
+  expect(c.statuses(3)).toEqual(['100', '200'])
 })

@@ -11,7 +11,6 @@ import type { Socket } from 'bun'
 import { SocketBodyStream, type PausableSource } from '../../http1/body-stream.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
-import { encodeInterim } from '../../http1/response-encode.ts'
 import { HeadHeaders, parseRequestHeadBytes, RequestHeadError, requestLineOf, unfinishedHeadError, type RequestHead } from '../../http1/request-head.ts'
 import { RepeatedStrings } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
@@ -306,9 +305,9 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     }
   }
 
-  /** A 1xx ahead of the final response; never to an HTTP/1.0 client (RFC 9110 §15.2). */
+  /** A 1xx ahead of the final response (one 100 at most: reply-writer.ts); never to an HTTP/1.0 client (RFC 9110 §15.2). */
   private writeInterim(status: number, headers: [string, string][]): void {
-    if (this.phase === Phase.Busy && !this.responded && this.head?.minor === 1) this.writer.write(encodeInterim(status, headers))
+    if (this.phase === Phase.Busy && !this.responded && this.head?.minor === 1) this.writer.interim(status, headers)
   }
   private readonly sendContinue = (): void => void (this.writeInterim(100, []), this.bodyOpen && this.armBodyDeadline())
 

@@ -212,6 +212,8 @@ class StreamExchange implements ClientInfo, ReplySink {
    * handler that used either cost --h2 8-10% of its req/s.
    */
   private readonly closing: { ended: boolean; flight: GoneListener | undefined } = { ended: false, flight: undefined }
+  /** A 100 went out on the stream. */
+  private continued = false
 
   constructor(
     private readonly owner: H2Client,
@@ -248,8 +250,11 @@ class StreamExchange implements ClientInfo, ReplySink {
     this.closing.flight = flight
   }
 
+  /** A 1xx as an interim HEADERS; one 100 at most (the proxy's own, for Expect, or the upstream's): a second carries nothing. */
   interim(status: number, headers: [string, string][]): void {
-    if (!this.stream.closed && !this.stream.responseStarted) this.stream.respond(status, headers)
+    if (this.stream.closed || this.stream.responseStarted || (status === 100 && this.continued)) return
+    if (status === 100) this.continued = true
+    this.stream.respond(status, headers)
   }
 
   /** A throw in sending (a bug) is logged and resets the stream rather than leaving it open. */

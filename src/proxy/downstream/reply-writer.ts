@@ -7,7 +7,7 @@
 import { Buffer } from 'node:buffer'
 import { SLICE_BYTES, slicesOf, SocketBodyStream } from '../../http1/body-stream.ts'
 import { encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
-import { encodeResponseHead, isBodiless } from '../../http1/response-encode.ts'
+import { encodeInterim, encodeResponseHead, isBodiless } from '../../http1/response-encode.ts'
 import { SendBacklog } from '../../runtime/send-backlog.ts'
 import { WriteQueue } from '../../runtime/write-queue.ts'
 import { monoNow } from '../../lib/clock.ts'
@@ -37,6 +37,8 @@ export class ReplyWriter {
   /** The wait on a client that does not drain, timed by send_timeout (made at the first wait). */
   private stall: StallWatch | undefined
   closed = false
+  /** A 100 Continue went out ahead of the reply being waited for (the proxy's own, or the upstream's). */
+  private continued = false
 
   constructor(
     private readonly sock: WritableSocket,
@@ -59,6 +61,7 @@ export class ReplyWriter {
    * request's facts come as arguments, not an object made per reply.
    */
   writeReply(reply: ProxyReply, method: string, minor: number, close: boolean, onEnd: ReplyEndFn): void {
+    this.continued = false // the next request may have its own 100
     let stream = reply.body instanceof ReadableStream ? reply.body : undefined
     let bytes: Uint8Array = EMPTY
     if (!stream) {
@@ -123,6 +126,19 @@ export class ReplyWriter {
       this.reader = undefined
     }
     onEnd(failed ? 'failed' : 'done')
+  }
+
+  /**
+   * An interim (1xx) head ahead of the reply (the caller checks that the client may take one).
+   * One 100 per request: a second, the upstream's after the proxy's own (Expect: 100-continue)
+   * or the other way round, carries nothing.
+   */
+  interim(status: number, headers: [string, string][]): void {
+    if (status === 100) {
+      if (this.continued) return
+      this.continued = true
+    }
+    this.write(encodeInterim(status, headers))
   }
 
   /** Writes all of `data`; false when some of it is queued until the socket drains. */

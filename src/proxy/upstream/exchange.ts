@@ -38,7 +38,7 @@ export interface ExchangeOptions {
   idleTimeoutMs: number
   /** Called once when the exchange is over (response fully relayed, or failed). */
   onEnd?: (end: ExchangeEnd) => void
-  /** An interim (1xx) response before the final one: 102 Processing, 103 Early Hints (RFC 9110 §15.2). */
+  /** An interim (1xx) response before the final one: 100 Continue, 102 Processing, 103 Early Hints (RFC 9110 §15.2). */
   onInterim?: (head: ResponseHead) => void
 }
 
@@ -225,11 +225,11 @@ export class Exchange {
       const whole = head.status >= 200 && f.kind === 'length' && f.length <= SMALL_BODY_BYTES && reader.size - (end + 4) === f.length
       const rest = whole ? copyOut(reader.buffer, end + 4, end + 4 + f.length) : reader.consume(end + 4)
       if (head.status >= 100 && head.status < 200) {
-        // 100 Continue, 102, 103 Early Hints: informational; the final response follows. A
-        // proxy forwards them (RFC 9110 §15.2); 100 is the client listener's own business.
+        // 100 Continue, 102, 103 Early Hints: informational; the final response follows. A proxy
+        // forwards them (RFC 9110 §15.2; the listener sends no second 100 after its own).
         if (head.status === 101) return this.fail('BAD_RESPONSE', 'unexpected 101 Switching Protocols')
         if (++this.interims > MAX_INTERIM_HEADS) return this.fail('BAD_RESPONSE', `upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers`)
-        if (head.status !== 100) this.opts.onInterim?.(head)
+        this.opts.onInterim?.(head)
         if (rest === null) return
         continue
       }
