@@ -243,7 +243,6 @@ export class StreamTable {
     if (s.dispatched) this.floods.abandon()
   }
 
-  /** The 431, with the owner's fields (filtered as any response's: request.ts responseFields). */
   /**
    * A request whose body's length differs from its content-length (§8.1.1): malformed, and
    * returned as the stream error (PROTOCOL_ERROR) the caller throws: no answer is sent. Unlike a
@@ -258,6 +257,7 @@ export class StreamTable {
     return streamError(id, H2Code.PROTOCOL_ERROR, BODY_LENGTH)
   }
 
+  /** The 431, with the owner's fields (filtered as any response's: request.ts responseFields). */
   private answer431(id: number, extra: RefusedFields): void {
     const fields = extra ? responseFields(431, [['content-length', '0'], ...extra]) : [[':status', '431'], ['content-length', '0']] satisfies HeaderField[]
     this.out.push(headerFrames(id, this.encoder.encode(fields), true, this.out.peerMaxFrame))
