@@ -7,6 +7,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import type { LogFn } from '../lib/logger.ts'
 import { certInfo } from './cert-info.ts'
+import { chainPem, parseChain } from './chain.ts'
 import { asAuthorization, asOrder, type AcmeClient, type Order } from './client.ts'
 import { buildCsr, generateCertificateKey } from './csr.ts'
 import { AcmeError, problemError } from './errors.ts'
@@ -58,7 +59,8 @@ export async function issueCertificate(opts: IssueOptions): Promise<Issued> {
     if (current.status !== 'valid') throw orderFailed(current, names)
   }
   if (!current.certificate) throw new AcmeError('E_ACME', `order for ${names.join(',')} is valid but has no certificate URL`)
-  const certPem = await client.downloadCertificate(current.certificate)
+  // Every certificate of the chain must parse, and is stored re-encoded (no stray text or CRLFs).
+  const certPem = chainPem(parseChain(await client.downloadCertificate(current.certificate)))
   const keyPem = key.export({ type: 'pkcs8', format: 'pem' }) as string
   // The chain must be for this key: a CA bug or a reused order must not pair a stranger's cert with our key.
   if (!sameKey(certPem, keyPem)) throw new AcmeError('E_ACME', 'the downloaded certificate does not match the key of the CSR')

@@ -12,6 +12,7 @@ import { generateCertificateKey } from '../../src/acme/csr.ts'
 import { AcmeError } from '../../src/acme/errors.ts'
 import { generateAccountKey } from '../../src/acme/jws.ts'
 import { issueCertificate } from '../../src/acme/order.ts'
+import { makeCerts } from '../support/certs.ts'
 import { testDir } from '../support/temp-dir.ts'
 
 const dir = testDir('proxy-acme-order-')
@@ -45,12 +46,13 @@ function scriptedCa(certPem: string): typeof fetch {
   }) as typeof fetch
 }
 
-async function issue(names: string[], certNames: string[], nowMs?: () => number) {
+/** `chain` turns the leaf openssl made into what the CA sends (default: the leaf alone). */
+async function issue(names: string[], certNames: string[], nowMs?: () => number, chain: (leaf: string) => string = (leaf) => leaf) {
   const key = generateCertificateKey()
   writeFileSync(join(dir, 'k.pem'), key.export({ type: 'pkcs8', format: 'pem' }) as string)
   execFileSync('openssl', ['req', '-x509', '-key', 'k.pem', '-out', 'c.pem', '-subj', `/CN=${certNames[0]}`, '-addext', `subjectAltName=${certNames.map((n) => `DNS:${n}`).join(',')}`, '-days', '1'], { cwd: dir, stdio: 'pipe' })
   const accountKey = generateAccountKey()
-  const client = new AcmeClient({ directoryUrl: 'https://ca.test/dir', accountKey, fetch: scriptedCa(readFileSync(join(dir, 'c.pem'), 'utf8')), pollIntervalMs: 1 })
+  const client = new AcmeClient({ directoryUrl: 'https://ca.test/dir', accountKey, fetch: scriptedCa(chain(readFileSync(join(dir, 'c.pem'), 'utf8'))), pollIntervalMs: 1 })
   await client.account(undefined)
   return issueCertificate({ client, accountKey, names, challenges: { publish() {}, unpublish() {} }, certificateKey: key, nowMs })
 }
@@ -111,5 +113,28 @@ describe('issueCertificate', () => {
     expect(err).toBeInstanceOf(AcmeError)
     expect(err.message).toStartWith('the issued certificate is not valid until ')
     expect(err.message).toContain('Check this host\'s clock')
+  })
+
+  test('a chain with a damaged certificate after the leaf is refused, not stored (served, it fails every handshake)', async () => {
+    const second = makeCerts(['chain.test']).ca // any other certificate, standing in for the intermediate
+    const damaged = second.replace(/\n[A-Za-z0-9+/]{8}/, '\n!!!!!!!!') // not base64 any more
+    const cases: [string, (leaf: string) => string, string][] = [
+      ['bad base64 in the intermediate', (leaf) => leaf + damaged, 'certificate 2 of 2 does not parse'],
+      ['a reply cut off inside the intermediate', (leaf) => leaf + second.slice(0, 120), '1 of its 2 PEM blocks has no matching END line'],
+      ['a private key in the chain', (leaf) => `${leaf}-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n`, 'block 2 is a PRIVATE KEY, not a CERTIFICATE'],
+    ]
+    for (const [label, chain, why] of cases) {
+      const err = (await issue(['a.test'], ['a.test'], undefined, chain).catch((e) => e)) as AcmeError
+      expect([label, err]).toEqual([label, expect.any(AcmeError)])
+      expect(err.message).toStartWith(`the downloaded certificate chain is damaged: ${why}`)
+    }
+  })
+
+  test('CRLF line ends, text before the leaf and blank lines between certificates are taken, and stored as plain PEM', async () => {
+    const second = makeCerts(['chain.test']).ca
+    let sent = ''
+    const issued = await issue(['a.test'], ['a.test'], undefined, (leaf) => (sent = `Subject: a.test\r\n\r\n${leaf}\r\n\r\n  \r\n${second}\n\n`.replace(/(?<!\r)\n/g, '\r\n')))
+    const blocks = [...sent.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map((m) => m[0].replace(/\r\n/g, '\n') + '\n')
+    expect(issued.certPem).toBe(blocks.join(''))
   })
 })
