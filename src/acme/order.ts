@@ -60,10 +60,18 @@ export async function issueCertificate(opts: IssueOptions): Promise<Issued> {
   }
   if (!current.certificate) throw new AcmeError('E_ACME', `order for ${names.join(',')} is valid but has no certificate URL`)
   // Every certificate of the chain must parse, and is stored re-encoded (no stray text or CRLFs).
-  const certPem = chainPem(parseChain(await client.downloadCertificate(current.certificate)))
+  const chain = parseChain(await client.downloadCertificate(current.certificate))
   const keyPem = key.export({ type: 'pkcs8', format: 'pem' }) as string
   // The chain must be for this key: a CA bug or a reused order must not pair a stranger's cert with our key.
-  if (!sameKey(certPem, keyPem)) throw new AcmeError('E_ACME', 'the downloaded certificate does not match the key of the CSR')
+  const leafAt = chain.findIndex((c) => sameKey(c, keyPem))
+  if (leafAt < 0) throw new AcmeError('E_ACME', 'the downloaded certificate does not match the key of the CSR')
+  if (leafAt > 0) {
+    // RFC 8555 §9.1: the end-entity certificate comes first; TLS sends the chain as stored, and
+    // with an intermediate first the handshake presents the wrong certificate. Put it first.
+    log?.('warn', 'acme: the CA sent the certificate chain with the end-entity certificate not first; reordered', { position: leafAt + 1, of: chain.length })
+    chain.unshift(...chain.splice(leafAt, 1))
+  }
+  const certPem = chainPem(chain)
   // And for every name ordered: served, one without a name would fail every handshake for it.
   const covered = certInfo(certPem).names
   const missing = names.filter((n) => !covered.includes(n.toLowerCase()))
@@ -124,9 +132,9 @@ function checkValidity(certPem: string, nowMs: number): void {
   if (notBeforeMs > nowMs + CLOCK_SKEW_MS) throw new AcmeError('E_ACME', `the issued certificate is not valid until ${iso(notBeforeMs)} (this host's clock says ${iso(nowMs)}); not used, the proxy orders again later. Check this host's clock`)
 }
 
-function sameKey(certPem: string, keyPem: string): boolean {
+function sameKey(cert: X509Certificate, keyPem: string): boolean {
   try {
-    return new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))
+    return cert.checkPrivateKey(createPrivateKey(keyPem))
   } catch {
     return false
   }

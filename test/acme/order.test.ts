@@ -12,6 +12,7 @@ import { generateCertificateKey } from '../../src/acme/csr.ts'
 import { AcmeError } from '../../src/acme/errors.ts'
 import { generateAccountKey } from '../../src/acme/jws.ts'
 import { issueCertificate } from '../../src/acme/order.ts'
+import type { LogFn } from '../../src/lib/logger.ts'
 import { makeCerts } from '../support/certs.ts'
 import { testDir } from '../support/temp-dir.ts'
 
@@ -47,14 +48,14 @@ function scriptedCa(certPem: string): typeof fetch {
 }
 
 /** `chain` turns the leaf openssl made into what the CA sends (default: the leaf alone). */
-async function issue(names: string[], certNames: string[], nowMs?: () => number, chain: (leaf: string) => string = (leaf) => leaf) {
+async function issue(names: string[], certNames: string[], nowMs?: () => number, chain: (leaf: string) => string = (leaf) => leaf, log?: LogFn) {
   const key = generateCertificateKey()
   writeFileSync(join(dir, 'k.pem'), key.export({ type: 'pkcs8', format: 'pem' }) as string)
   execFileSync('openssl', ['req', '-x509', '-key', 'k.pem', '-out', 'c.pem', '-subj', `/CN=${certNames[0]}`, '-addext', `subjectAltName=${certNames.map((n) => `DNS:${n}`).join(',')}`, '-days', '1'], { cwd: dir, stdio: 'pipe' })
   const accountKey = generateAccountKey()
   const client = new AcmeClient({ directoryUrl: 'https://ca.test/dir', accountKey, fetch: scriptedCa(chain(readFileSync(join(dir, 'c.pem'), 'utf8'))), pollIntervalMs: 1 })
   await client.account(undefined)
-  return issueCertificate({ client, accountKey, names, challenges: { publish() {}, unpublish() {} }, certificateKey: key, nowMs })
+  return issueCertificate({ client, accountKey, names, challenges: { publish() {}, unpublish() {} }, certificateKey: key, nowMs, log })
 }
 
 describe('issueCertificate', () => {
@@ -136,5 +137,14 @@ describe('issueCertificate', () => {
     const issued = await issue(['a.test'], ['a.test'], undefined, (leaf) => (sent = `Subject: a.test\r\n\r\n${leaf}\r\n\r\n  \r\n${second}\n\n`.replace(/(?<!\r)\n/g, '\r\n')))
     const blocks = [...sent.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map((m) => m[0].replace(/\r\n/g, '\n') + '\n')
     expect(issued.certPem).toBe(blocks.join(''))
+  })
+
+  test('a chain with the end-entity certificate not first (RFC 8555 §9.1 wants it first) is stored leaf first, and the log says so', async () => {
+    const second = makeCerts(['chain.test']).ca
+    const logged: string[] = []
+    let leafSent = ''
+    const issued = await issue(['a.test'], ['a.test'], undefined, (leaf) => second + (leafSent = leaf), (level, msg, fields) => void logged.push(`${level} ${msg} ${JSON.stringify(fields)}`))
+    expect(issued.certPem).toBe(leafSent + second)
+    expect(logged).toContain('warn acme: the CA sent the certificate chain with the end-entity certificate not first; reordered {"position":2,"of":2}')
   })
 })
