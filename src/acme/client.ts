@@ -166,6 +166,7 @@ export class AcmeClient {
   async poll<T extends { status: Status }>(url: string, done: (s: Status) => boolean, what: string, parse: (v: unknown, what: string) => T = asStatus as (v: unknown, what: string) => T): Promise<T> {
     // A duration, on the monotonic clock; Retry-After (an HTTP date maybe) is read by the wall clock.
     const deadlineMonoMs = performance.now() + (this.opts.pollTimeoutMs ?? 5 * 60_000)
+    let retryAfterMs: number | undefined
     for (let i = 0; i < 10_000; i++) {
       const res = await this.post(url, undefined, what)
       const value = parse(parseJson(res.text, what), what)
@@ -174,11 +175,14 @@ export class AcmeClient {
       // Retry-After within bounds: no shorter than the poll interval (0 or a past date would be a
       // busy loop against the CA), no longer than MAX_POLL_WAIT_MS.
       const intervalMs = this.opts.pollIntervalMs ?? 1000
-      const waitMs = Math.min(MAX_POLL_WAIT_MS, Math.max(intervalMs, parseRetryAfterMs(res.headers.get('retry-after'), Date.now()) ?? intervalMs))
+      retryAfterMs = parseRetryAfterMs(res.headers.get('retry-after'), Date.now())
+      const waitMs = Math.min(MAX_POLL_WAIT_MS, Math.max(intervalMs, retryAfterMs ?? intervalMs))
       if (performance.now() + waitMs > deadlineMonoMs) break
       await this.sleep(waitMs)
     }
-    throw new AcmeError('E_ACME_TIMEOUT', `${what}: still not finished after ${Math.round((this.opts.pollTimeoutMs ?? 300_000) / 1000)} s; the proxy retries later`)
+    // The CA's last Retry-After goes with the error: the next attempt is not sooner than it asked.
+    const asked = retryAfterMs === undefined ? '' : `; the CA asked to wait ${Math.ceil(retryAfterMs / 1000)} s`
+    throw new AcmeError('E_ACME_TIMEOUT', `${what}: still not finished after ${Math.round((this.opts.pollTimeoutMs ?? 300_000) / 1000)} s${asked}; the proxy retries later`, { retryAfterMs })
   }
 
   /** RFC 9773 §4.3: the CA's suggested renewal window; undefined when it does not offer ARI. */

@@ -95,6 +95,22 @@ describe('AcmeClient', () => {
     expect(waits).toEqual([2000, 3000])
   })
 
+  test('a poll that runs out of time carries the CA\'s last Retry-After, so the next attempt is not sooner', async () => {
+    const ca = fakeCa((req) => {
+      if (req.url === 'https://ca.test/acct') return new Response('{}', { status: 200, headers: { location: 'https://ca.test/acct/1' } })
+      if (req.url === 'https://ca.test/order/1') return Response.json({ status: 'processing' }, { headers: { 'retry-after': '3600' } })
+      return undefined
+    })
+    // The wait (capped at 60 s) does not fit in the 30 s poll deadline: one POST, then the timeout.
+    const client = new AcmeClient({ directoryUrl: DIR, accountKey: generateAccountKey(), fetch: ca.fetchFn, sleep: async () => {}, pollTimeoutMs: 30_000 })
+    await client.account(undefined)
+    const err = (await client.poll('https://ca.test/order/1', (s) => s === 'valid', 'waiting for the certificate').catch((e) => e)) as AcmeError
+    expect(err.code).toBe('E_ACME_TIMEOUT')
+    expect(err.retryAfterMs).toBe(3600_000)
+    expect(err.message).toBe('waiting for the certificate: still not finished after 30 s; the CA asked to wait 3600 s; the proxy retries later')
+    expect(ca.seen.filter((s) => s.url === 'https://ca.test/order/1').length).toBe(1)
+  })
+
   test('Retry-After: 0 or a date in the past waits the poll interval, not zero', async () => {
     const ca = fakeCa((req, n) => {
       if (req.url === 'https://ca.test/acct') return new Response('{}', { status: 200, headers: { location: 'https://ca.test/acct/1' } })
