@@ -7,7 +7,7 @@
  */
 import type { KeyObject } from 'node:crypto'
 import type { LogFn } from '../lib/logger.ts'
-import { AcmeError, parseRetryAfterMs, problemError, type Problem } from './errors.ts'
+import { AcmeError, parseRetryAfterMs, problemError, termsOfServiceLink, type Problem } from './errors.ts'
 import { signJws } from './jws.ts'
 
 export interface Directory {
@@ -213,7 +213,7 @@ export class AcmeClient {
         this.opts.log?.('debug', 'acme: badNonce, retrying with a fresh nonce', { url, attempt: attempt + 1 })
         continue
       }
-      throw problemError(what, problem, res.status, retryAfter(res))
+      throw problemError(what, problem, res.status, retryAfter(res), termsOfServiceLink(res.headers.get('link')))
     }
   }
 

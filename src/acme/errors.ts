@@ -13,6 +13,8 @@ export interface Problem {
   type?: string
   detail?: string
   status?: number
+  /** A URL for a human to visit (RFC 7807 §3.1; RFC 8555 §7.3.3 for userActionRequired). */
+  instance?: string
   subproblems?: { type?: string; detail?: string; identifier?: { value?: string } }[]
 }
 
@@ -28,7 +30,7 @@ const ADVICE: Record<string, string> = {
   rejectedIdentifier: 'the CA will not issue for this name; check --acme domains',
   caa: 'a CAA record forbids this CA for the name',
   externalAccountRequired: 'this CA needs external account binding, which the proxy does not support',
-  userActionRequired: "the CA needs you to act (for example, agree to new terms); see the CA's message",
+  userActionRequired: 'the CA needs you to act, for example to agree to new terms of service: the page it names says how; the proxy retries with back-off meanwhile',
   badNonce: 'the CA kept rejecting nonces',
 }
 
@@ -50,14 +52,20 @@ export class AcmeError extends Error {
   }
 }
 
-/** Builds the error for a problem document; `what` names the request ("new order for a.test"). */
-export function problemError(what: string, problem: Problem, httpStatus: number, retryAfterMs: number | undefined): AcmeError {
+/**
+ * Builds the error for a problem document; `what` names the request ("new order for a.test").
+ * `termsOfService` is the reply's Link rel="terms-of-service" (RFC 8555 §7.3.3), when it had one.
+ */
+export function problemError(what: string, problem: Problem, httpStatus: number, retryAfterMs: number | undefined, termsOfService?: string): AcmeError {
   const type = problem.type?.startsWith(PREFIX) ? problem.type.slice(PREFIX.length) : problem.type
   let msg = `${what}: ACME server said ${httpStatus}${type ? ` ${type}` : ''}${problem.detail ? `: ${problem.detail}` : ''}`
   for (const sub of problem.subproblems ?? []) {
     const subType = sub.type?.startsWith(PREFIX) ? sub.type.slice(PREFIX.length) : sub.type
     msg += `; ${sub.identifier?.value ?? '?'}: ${subType ?? ''} ${sub.detail ?? ''}`.trimEnd()
   }
+  // Where a human must go (the page to agree to new terms): the operator cannot act without it.
+  if (typeof problem.instance === 'string' && problem.instance !== '') msg += `; visit ${problem.instance.slice(0, 200)}`
+  if (termsOfService) msg += `; terms of service: ${termsOfService.slice(0, 200)}`
   if (type && ADVICE[type]) msg += ` (${ADVICE[type]})`
   if (retryAfterMs !== undefined) msg += `; retry after ${Math.ceil(retryAfterMs / 1000)} s`
   return new AcmeError('E_ACME', msg, { problemType: type, httpStatus, retryAfterMs })
@@ -70,4 +78,13 @@ export function parseRetryAfterMs(value: string | null, nowMs: number): number |
   if (/^\d+$/.test(v)) return Number(v) * 1000
   const at = Date.parse(v)
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs)
+}
+
+/** The target of a Link header's rel="terms-of-service" (RFC 8288, RFC 8555 §7.3.3), if any. */
+export function termsOfServiceLink(link: string | null): string | undefined {
+  for (const part of (link ?? '').split(/,(?=\s*<)/)) {
+    const m = /^\s*<([^>]*)>(.*)$/.exec(part)
+    if (m && /;\s*rel\s*=\s*"?([^";]*\s)?terms-of-service[\s";]/i.test(`${m[2]};`)) return m[1]
+  }
+  return undefined
 }

@@ -6,7 +6,7 @@
  */
 import { describe, expect, setSystemTime, test } from 'bun:test'
 import { AcmeClient } from '../../src/acme/client.ts'
-import { AcmeError } from '../../src/acme/errors.ts'
+import { AcmeError, termsOfServiceLink } from '../../src/acme/errors.ts'
 import { generateAccountKey } from '../../src/acme/jws.ts'
 
 const DIR = 'https://ca.test/dir'
@@ -79,6 +79,28 @@ describe('AcmeClient', () => {
     expect(err.retryAfterMs).toBe(3600_000)
     expect(err.message).toContain('rate limit')
     expect(err.message).toContain('staging')
+  })
+
+  test('userActionRequired names the page to visit (instance) and the new terms (Link rel=terms-of-service), RFC 8555 §7.3.3', async () => {
+    const ca = fakeCa((req) => {
+      if (req.url === 'https://ca.test/acct') return new Response('{}', { status: 200, headers: { location: 'https://ca.test/acct/1' } })
+      if (req.url === 'https://ca.test/order')
+        return new Response(JSON.stringify({ type: 'urn:ietf:params:acme:error:userActionRequired', detail: 'Terms of service have changed', status: 403, instance: 'https://ca.test/agree?v=2' }), {
+          status: 403,
+          headers: { 'content-type': 'application/problem+json', link: '<https://ca.test/dir>;rel="index", <https://ca.test/tos-v2.pdf>;rel="terms-of-service"' },
+        })
+      return undefined
+    })
+    const client = new AcmeClient({ directoryUrl: DIR, accountKey: generateAccountKey(), fetch: ca.fetchFn })
+    await client.account(undefined)
+    const err = (await client.newOrder(['a.test']).catch((e) => e)) as AcmeError
+    expect(err.problemType).toBe('userActionRequired')
+    expect(err.message).toBe(
+      'new order for a.test: ACME server said 403 userActionRequired: Terms of service have changed; visit https://ca.test/agree?v=2; terms of service: https://ca.test/tos-v2.pdf (the CA needs you to act, for example to agree to new terms of service: the page it names says how; the proxy retries with back-off meanwhile)',
+    )
+    expect(termsOfServiceLink('<https://ca.test/t>; rel=terms-of-service')).toBe('https://ca.test/t')
+    expect(termsOfServiceLink('<https://ca.test/t>; rel="terms-of-service-old"')).toBeUndefined()
+    expect(termsOfServiceLink(null)).toBeUndefined()
   })
 
   test('polling waits as long as Retry-After says', async () => {
