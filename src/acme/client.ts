@@ -53,6 +53,8 @@ export interface RenewalInfo {
 export interface AcmeClientOptions {
   directoryUrl: string
   accountKey: KeyObject
+  /** Where the account key is kept, for the advice when the CA refuses the account. */
+  accountKeyFile?: string
   /** PEM bundle that verifies the ACME server's HTTPS (private or test CAs); default: system roots. */
   caPem?: string
   /** Injected for tests; default: the runtime's fetch. */
@@ -213,7 +215,7 @@ export class AcmeClient {
         this.opts.log?.('debug', 'acme: badNonce, retrying with a fresh nonce', { url, attempt: attempt + 1 })
         continue
       }
-      throw problemError(what, problem, res.status, retryAfter(res), termsOfServiceLink(res.headers.get('link')))
+      throw problemError(what, problem, res.status, { retryAfterMs: retryAfter(res), termsOfService: termsOfServiceLink(res.headers.get('link')), accountKeyFile: this.opts.accountKeyFile ?? 'the account key in the state directory' })
     }
   }
 

@@ -34,6 +34,23 @@ const ADVICE: Record<string, string> = {
   badNonce: 'the CA kept rejecting nonces',
 }
 
+/**
+ * Advice for a problem the CA gave a signed request rather than a challenge: `unauthorized` there
+ * is about the account (pebble and Boulder say so for a deactivated one; RFC 8555 §7.3.6: it can
+ * never be used again), not about port 80.
+ */
+const REQUEST_ADVICE: Record<string, (accountKeyFile: string) => string> = {
+  unauthorized: (file) => `the CA refused this ACME account; if it was deactivated or revoked, it cannot be used again (RFC 8555 §7.3.6): remove ${file} and the proxy registers a new account on its next try`,
+}
+
+export interface ProblemContext {
+  retryAfterMs?: number
+  /** The reply's Link rel="terms-of-service" (RFC 8555 §7.3.3), when it had one. */
+  termsOfService?: string
+  /** Set when the problem answered a signed request (client.ts): where the account key is, for the advice. */
+  accountKeyFile?: string
+}
+
 export class AcmeError extends Error {
   readonly code: AcmeErrorCode
   /** The problem type without the ACME URN prefix ("rateLimited"), when there was one. */
@@ -52,11 +69,9 @@ export class AcmeError extends Error {
   }
 }
 
-/**
- * Builds the error for a problem document; `what` names the request ("new order for a.test").
- * `termsOfService` is the reply's Link rel="terms-of-service" (RFC 8555 §7.3.3), when it had one.
- */
-export function problemError(what: string, problem: Problem, httpStatus: number, retryAfterMs: number | undefined, termsOfService?: string): AcmeError {
+/** Builds the error for a problem document; `what` names the request ("new order for a.test"). */
+export function problemError(what: string, problem: Problem, httpStatus: number, ctx: ProblemContext = {}): AcmeError {
+  const { retryAfterMs, termsOfService, accountKeyFile } = ctx
   const type = problem.type?.startsWith(PREFIX) ? problem.type.slice(PREFIX.length) : problem.type
   let msg = `${what}: ACME server said ${httpStatus}${type ? ` ${type}` : ''}${problem.detail ? `: ${problem.detail}` : ''}`
   for (const sub of problem.subproblems ?? []) {
@@ -66,7 +81,8 @@ export function problemError(what: string, problem: Problem, httpStatus: number,
   // Where a human must go (the page to agree to new terms): the operator cannot act without it.
   if (typeof problem.instance === 'string' && problem.instance !== '') msg += `; visit ${problem.instance.slice(0, 200)}`
   if (termsOfService) msg += `; terms of service: ${termsOfService.slice(0, 200)}`
-  if (type && ADVICE[type]) msg += ` (${ADVICE[type]})`
+  const advice = type === undefined ? undefined : accountKeyFile !== undefined && REQUEST_ADVICE[type] ? REQUEST_ADVICE[type](accountKeyFile) : ADVICE[type]
+  if (advice) msg += ` (${advice})`
   if (retryAfterMs !== undefined) msg += `; retry after ${Math.ceil(retryAfterMs / 1000)} s`
   return new AcmeError('E_ACME', msg, { problemType: type, httpStatus, retryAfterMs })
 }

@@ -250,7 +250,7 @@ export class CertificateManager {
 
   private acme(): AcmeClient {
     this.accountKey ??= this.store.accountKey()
-    this.client ??= new AcmeClient({ directoryUrl: this.opts.directoryUrl, accountKey: this.accountKey, caPem: this.opts.caPem, fetch: this.opts.fetch, log: this.opts.log, pollIntervalMs: this.opts.pollIntervalMs })
+    this.client ??= new AcmeClient({ directoryUrl: this.opts.directoryUrl, accountKey: this.accountKey, accountKeyFile: this.store.accountKeyFile, caPem: this.opts.caPem, fetch: this.opts.fetch, log: this.opts.log, pollIntervalMs: this.opts.pollIntervalMs })
     return this.client
   }
 

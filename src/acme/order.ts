@@ -113,7 +113,7 @@ async function authorize(opts: IssueOptions, authzUrl: string): Promise<void> {
     if (done.status !== 'valid') {
       const failed = done.challenges.find((c) => c.type === 'http-01')
       const problem = failed?.error ?? { detail: `authorization is ${done.status}` }
-      throw problemError(`http-01 validation of ${name}`, problem, problem.status ?? 403, undefined)
+      throw problemError(`http-01 validation of ${name}`, problem, problem.status ?? 403)
     }
     opts.log?.('info', 'acme: name validated', { name })
   } finally {
@@ -122,7 +122,7 @@ async function authorize(opts: IssueOptions, authzUrl: string): Promise<void> {
 }
 
 function orderFailed(order: Order, names: readonly string[]): AcmeError {
-  return problemError(`order for ${names.join(',')} is ${order.status}`, order.error ?? {}, order.error?.status ?? 403, undefined)
+  return problemError(`order for ${names.join(',')} is ${order.status}`, order.error ?? {}, order.error?.status ?? 403)
 }
 
 function checkValidity(certPem: string, nowMs: number): void {

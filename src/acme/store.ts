@@ -55,7 +55,7 @@ export class StateStore {
    * holds no account: it is replaced.
    */
   accountKey(): KeyObject {
-    const file = join(this.caDir, 'account.key')
+    const file = this.accountKeyFile
     let text: string | undefined
     try {
       text = readFileSync(file, 'utf8')
@@ -81,6 +81,10 @@ export class StateStore {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return createPrivateKey(readFileSync(file, 'utf8'))
       throw new AcmeError('E_ACME_STATE', `cannot write the ACME account key ${file}: ${(err as Error).message}`, { cause: err })
     }
+  }
+
+  get accountKeyFile(): string {
+    return join(this.caDir, 'account.key')
   }
 
   certDir(name: string): string {

@@ -29,6 +29,10 @@ export interface PebbleOptions {
   httpPort: number
   /** Lifetime of issued certificates, in seconds; pebble's default is about 5 years. */
   certValiditySeconds?: number
+  /** Pebble's environment knobs (PEBBLE_WFE_NONCEREJECT, PEBBLE_VA_SLEEPTIME ...); PEBBLE_VA_NOSLEEP=1 unless given. */
+  env?: Record<string, string>
+  /** Pebble's -strict mode. */
+  strict?: boolean
 }
 
 export class Pebble {
@@ -70,7 +74,7 @@ export class Pebble {
     writeFileSync(configFile, JSON.stringify(config))
     const dns = spawn('pebble-challtestsrv', ['-dns01', `127.0.0.1:${this.dnsPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `127.0.0.1:${challMgmt}`, '-defaultIPv4', '127.0.0.1', '-defaultIPv6', ''], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.track(dns)
-    const pebble = spawn('pebble', ['-config', configFile, '-dnsserver', `127.0.0.1:${this.dnsPort}`], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PEBBLE_VA_NOSLEEP: '1' } })
+    const pebble = spawn('pebble', ['-config', configFile, '-dnsserver', `127.0.0.1:${this.dnsPort}`, ...(this.opts.strict ? ['-strict'] : [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', ...this.opts.env } })
     this.track(pebble)
     // Bounded wait for the directory to answer.
     for (let i = 0; i < 100; i++) {
