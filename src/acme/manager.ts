@@ -15,7 +15,7 @@ import { AcmeError } from './errors.ts'
 import { FileChallengeStore } from './http01.ts'
 import { issueCertificate, type ChallengeStore } from './order.ts'
 import { daysLeft, MAX_RETRY_MS, MAX_TIMER_MS, renewalTimeMs, retryDelayMs, usableWindow, type Window } from './schedule.ts'
-import { StateStore, type StoredCert } from './store.ts'
+import { LOCK_REFRESH_MS, StateStore, type StoredCert } from './store.ts'
 
 /** What the TLS listener presents. */
 export interface ServedCert {
@@ -71,6 +71,8 @@ export class CertificateManager {
   private timer: unknown
   private running = false
   private holdsLock = false
+  /** The timer that marks the order lock as held while an order runs (armLockRefresh). */
+  private lockRefresh: unknown
   private closed = false
   private failures = 0
   private nextAttemptMs = 0
@@ -210,6 +212,7 @@ export class CertificateManager {
         this.opts.log('debug', 'acme: another process is ordering; waiting for its certificate')
         return
       }
+      this.armLockRefresh()
       const client = this.acme()
       this.accountKey ??= this.store.accountKey()
       if (!client.accountUrl) await client.account(this.opts.email)
@@ -225,8 +228,20 @@ export class CertificateManager {
   }
 
   private releaseLock(): void {
+    if (this.lockRefresh !== undefined) this.clock.clearTimeout(this.lockRefresh)
+    this.lockRefresh = undefined
     if (this.holdsLock) this.store.unlock()
     this.holdsLock = false
+  }
+
+  /** While an order holds the lock, it says so every LOCK_REFRESH_MS, so no other process takes it as left behind. */
+  private armLockRefresh(): void {
+    this.lockRefresh = this.clock.setTimeout(() => {
+      if (!this.holdsLock) return
+      this.store.refreshLock(this.clock.now())
+      this.armLockRefresh()
+    }, LOCK_REFRESH_MS)
+    ;(this.lockRefresh as { unref?: () => void } | undefined)?.unref?.()
   }
 
   /** Counts a failed attempt, sets the back-off, and logs it once. */

@@ -25,6 +25,8 @@ export interface StoredCert {
 
 /** An order holds the lock for minutes at most (client.ts polls for 5); older locks are stale. */
 const LOCK_STALE_MS = 15 * 60_000
+/** How often an order in progress marks its lock as held (well inside LOCK_STALE_MS). */
+export const LOCK_REFRESH_MS = 60_000
 /**
  * This process's run, written into the lock: a lock with our pid and host but another run was
  * left by an earlier process that had our pid (PID 1 in a restarted container), so it is stale.
@@ -154,6 +156,22 @@ export class StateStore {
       }
     }
     return false
+  }
+
+  /**
+   * Marks the order lock as still held (its atMs now), if this process holds it: an order against a
+   * CA slow at every step can outlast LOCK_STALE_MS, and another process would then take the lock
+   * as left behind and order too. Rewritten in place: a reader that sees it half-written judges
+   * it by its mtime, which is fresh.
+   */
+  refreshLock(nowMs: number): void {
+    const file = join(this.caDir, 'order.lock')
+    try {
+      const held = JSON.parse(readFileSync(file, 'utf8')) as { pid?: number; run?: string }
+      if (held.pid === process.pid && held.run === RUN_ID) writeFileSync(file, JSON.stringify({ ...held, atMs: nowMs }))
+    } catch {
+      // Gone or unreadable: the next tryLock decides.
+    }
   }
 
   /** Removes the order lock if this process took it. */

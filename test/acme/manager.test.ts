@@ -7,6 +7,7 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { existsSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CertificateManager, type Clock } from '../../src/acme/manager.ts'
+import { StateStore } from '../../src/acme/store.ts'
 import { testDir } from '../support/temp-dir.ts'
 
 const root = testDir('proxy-acme-manager-')
@@ -111,6 +112,37 @@ describe('CertificateManager failures', () => {
     expect(existsSync(lock)).toBe(true)
     m.close()
     expect(existsSync(lock)).toBe(false)
+    release(new Error('shut down'))
+    await checking
+  })
+
+  test('an order that outlasts the lock\'s stale time (a CA slow at every step) keeps its lock: no other process takes it as left behind', async () => {
+    let called!: () => void
+    const reached = new Promise<void>((r) => (called = r))
+    let release!: (err: Error) => void
+    const hanging = ((() => {
+      called()
+      return new Promise((_, reject) => (release = reject))
+    }) as unknown) as typeof fetch
+    const timers: { fn: () => void; ms: number }[] = []
+    const clock = new StillClock()
+    clock.setTimeout = (fn: () => void, ms: number) => (timers.push({ fn, ms }), timers.length - 1)
+    const logs: Logged[] = []
+    const m = new CertificateManager({ domains: ['a.test'], directoryUrl: 'https://ca.test/dir', email: undefined, caPem: undefined, stateDir: join(root, `state-${++dirs}`), log: (level, msg, fields) => void logs.push({ level, msg, fields: fields ?? {} }), clock, random: () => 0.5, fetch: hanging })
+    const checking = m.check()
+    await reached // the order has the lock and waits for the CA
+    const other = new StateStore(m.store.stateDir, 'https://ca.test/dir')
+    // Twenty minutes pass, a minute at a time, the order still waiting on the CA.
+    for (let minute = 1; minute <= 20; minute++) {
+      clock.nowMs += 60_000
+      const due = timers.splice(0).filter((t) => t.ms <= 60_000)
+      for (const t of due) t.fn()
+    }
+    // Held, and said so a minute ago: not stale (15 minutes) for another process on this host.
+    expect(other.tryLock(clock.nowMs)).toBe(false)
+    m.close()
+    expect(other.tryLock(clock.nowMs)).toBe(true)
+    other.unlock()
     release(new Error('shut down'))
     await checking
   })
