@@ -133,6 +133,19 @@ describe('AcmeClient', () => {
     expect(ca.seen.filter((s) => s.url === 'https://ca.test/order/1').length).toBe(1)
   })
 
+  test('without Retry-After, polling backs off: each wait half as long again as the last, up to ten intervals', async () => {
+    const ca = fakeCa((req, n) => {
+      if (req.url === 'https://ca.test/acct') return new Response('{}', { status: 200, headers: { location: 'https://ca.test/acct/1' } })
+      if (req.url === 'https://ca.test/order/1') return Response.json({ status: n < 10 ? 'pending' : 'valid' })
+      return undefined
+    })
+    const waits: number[] = []
+    const client = new AcmeClient({ directoryUrl: DIR, accountKey: generateAccountKey(), fetch: ca.fetchFn, sleep: async (ms) => void waits.push(ms) })
+    await client.account(undefined)
+    await client.poll('https://ca.test/order/1', (s) => s === 'valid', 'authorization')
+    expect(waits).toEqual([1000, 1500, 2250, 3375, 5063, 7595, 10000, 10000, 10000])
+  })
+
   test('Retry-After: 0 or a date in the past waits the poll interval, not zero', async () => {
     const ca = fakeCa((req, n) => {
       if (req.url === 'https://ca.test/acct') return new Response('{}', { status: 200, headers: { location: 'https://ca.test/acct/1' } })
