@@ -151,8 +151,11 @@ function flush(s: Socket<{ switched: boolean; queue: Buffer[] }>): void {
   }
 }
 
-/** A WebSocket origin on raw sockets: it answers the handshake, then writes `frames` at once and reads nothing. */
-function pushingOrigin(frames: Buffer[]): { port: number; stop(): void } {
+/**
+ * A WebSocket origin on raw sockets: it answers the handshake (after the interim heads in
+ * `before`, if any), then writes `frames` at once and reads nothing.
+ */
+function pushingOrigin(frames: Buffer[], before = ''): { port: number; stop(): void } {
   const origin = Bun.listen<{ switched: boolean; queue: Buffer[] }>({
     hostname: '127.0.0.1',
     port: 0,
@@ -165,7 +168,7 @@ function pushingOrigin(frames: Buffer[]): { port: number; stop(): void } {
         s.data.switched = true
         const key = /sec-websocket-key:\s*(\S+)/i.exec(Buffer.from(d).toString('latin1'))?.[1] ?? ''
         const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
-        s.data.queue = [Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`), ...frames]
+        s.data.queue = [Buffer.from(`${before}HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`), ...frames]
         flush(s)
       },
       drain: flush,
@@ -198,6 +201,37 @@ test('what the upstream sends right after its 101 reaches the client whole: 64 m
     ws.close()
     expect(await p2.stop()).toBe(0)
     origin.stop()
+  }
+}, 60_000)
+
+test('interim answers (a 103, a 100) before the 101: the WebSocket still opens and relays (Deno.serve cannot send a 1xx, so they are dropped); before a refusal, the refusal is relayed', async () => {
+  const hints = 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n'
+  const pushing = pushingOrigin([Buffer.from([0x81, 2, 0x68, 0x69])], hints)
+  const refusing = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: { data: (s) => void s.end(`${hints}HTTP/1.1 403 Forbidden\r\nContent-Length: 8\r\nX-Why: test\r\nConnection: close\r\n\r\nnot here`) },
+  })
+  const p2 = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${pushing.port}`, '--listen', '127.0.0.1:0', '--admin', 'off'], DENO)
+  const p3 = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${refusing.port}`, '--listen', '127.0.0.1:0', '--admin', 'off'], DENO)
+  const ws = new WebSocket(`${p2.url.replace('http', 'ws')}/hinted`)
+  try {
+    const got = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve('nothing within 5 s'), 5000)
+      ws.onmessage = (e) => (clearTimeout(timer), resolve(`message ${String(e.data)}`))
+      ws.onclose = (e) => (clearTimeout(timer), resolve(`closed ${e.code}`))
+    })
+    expect(got).toBe('message hi')
+    const key = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+    const refused = await exchange(Number(new URL(p3.url).port), origin, `GET /nows HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${key}\r\n`, { until: (t) => t.endsWith('not here') })
+    expect(refused.statuses).toEqual([403])
+    expect(refused.reply.toLowerCase()).toContain('x-why: test')
+  } finally {
+    ws.close()
+    expect(await p2.stop()).toBe(0)
+    expect(await p3.stop()).toBe(0)
+    pushing.stop()
+    refusing.stop(true)
   }
 }, 60_000)
 

@@ -5,7 +5,8 @@
  * connection. The tunnel writes the upstream's answer to the bridge: a 101 makes the bridge
  * upgrade the client with the runtime's call (runtime/websocket-upgrade.ts, same subprotocol)
  * and relay messages each way (upstream frames decoded, client messages encoded as masked
- * frames, RFC 6455 §5); any other answer becomes the client's Response. Extensions are not
+ * frames, RFC 6455 §5); any other answer becomes the client's Response. Interim (1xx) answers
+ * before it are dropped: the runtime's server cannot send one. Extensions are not
  * offered upstream (the runtime's socket speaks plain frames to the client). Backpressure:
  * toward the client by the socket's bufferedAmount; from the client, messages arriving while
  * the upstream is full are held up to MAX_HELD_BYTES, then the socket is closed with 1013.
@@ -13,7 +14,7 @@
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { Buffer } from 'node:buffer'
 import { HeadReader } from '../../http1/head-reader.ts'
-import { parseResponseHeadBytes } from '../../http1/response-head.ts'
+import { MAX_INTERIM_HEADS, parseResponseHeadBytes } from '../../http1/response-head.ts'
 import { concatBytes } from '../../lib/bytes.ts'
 import { NOOP_HANDLERS, type Conn, type ConnHandlers, type ConnTimings } from '../../runtime/socket.ts'
 import { upgradeWebSocket } from '../../runtime/websocket-upgrade.ts'
@@ -50,6 +51,12 @@ export async function serveRuntimeWebSocket(req: Request, request: ProxyRequest,
   }
   bridge.attach(up.socket)
   return up.response
+}
+
+/** Whether a head's status line ("HTTP/1.1 103") is an interim answer other than the 101. */
+function isInterim(statusLine: string): boolean {
+  const status = Number(statusLine.slice(9))
+  return status >= 100 && status < 200 && status !== 101
 }
 
 /** The request's headers without Sec-WebSocket-Extensions: frames must reach us uncompressed. */
@@ -102,7 +109,13 @@ class WebSocketBridge implements Conn {
       return true
     }
     if (this.settled) return true
-    const end = this.answer.findEnd()
+    let end = this.answer.findEnd()
+    // Interim answers before the final one (a 103, a 100: RFC 9110 §7.8, §15.2) are dropped: the
+    // runtime's server has no way to send a 1xx. Read as the answer, they hid the 101 behind them.
+    for (let n = 0; end >= 0 && isInterim(this.answer.text(12)) && n <= MAX_INTERIM_HEADS; n++) {
+      this.answer.consume(end + 4)
+      end = this.answer.findEnd()
+    }
     if (end < 0) return true
     if (Number(this.answer.text(12).slice(9)) === 101) {
       const head = parseResponseHeadBytes(this.answer.buffer, end, 'GET')
