@@ -138,6 +138,15 @@ function listenDeno(opts: ListenOptions): Listener {
         signal: abort.signal,
         reusePort: opts.reusePort ?? false,
         onListen() {},
+        // Called for a Response body stream that fails mid-way (the handler itself never throws:
+        // it answers 500 above); the client's response is then cut. A failure with a code (an
+        // upstream body cut: RESET_MID_BODY) is the request path's, which has recorded it (its
+        // access-log line says why); anything else is logged as the listener's error, one line.
+        // Without onError, Deno.serve prints every such error with its stack to stderr.
+        onError: (err: unknown) => {
+          if (typeof (err as { code?: unknown } | null)?.code !== 'string') opts.onError(err)
+          return new Response('500 internal error\n', { status: 500 })
+        },
         ...(opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
       },
       handler,

@@ -215,3 +215,34 @@ test('on Deno, --workers 2 serves; a worker that cannot start again does not sto
     proxy.child.kill('SIGKILL')
   }
 }, 60_000)
+
+test('on Deno, an upstream body cut mid-way is cut for the client and logged once, in the access log: no stack of the stream\'s error on stderr', async () => {
+  // Deno.serve prints the error of a Response body stream that fails with console.error unless
+  // its onError is given: each cut upstream body left a multi-line RequestFailure stack there.
+  const origin = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data: (s) => void s.end('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789') } })
+  origins.push(origin)
+  const log = join(testDir('proxy-deno-cut-'), 'access.log')
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', log], DENO)
+  let stderr = ''
+  proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  try {
+    const reply = await new Promise<string>((resolve) => {
+      const s = connect(Number(new URL(proxy.url).port), '127.0.0.1')
+      let got = ''
+      const timer = setTimeout(() => s.destroy(), 5000)
+      s.on('data', (d) => (got += d.toString('latin1')))
+      s.on('error', () => {})
+      s.on('close', () => (clearTimeout(timer), resolve(got)))
+      s.write('GET /cut HTTP/1.1\r\nHost: a\r\n\r\n')
+    })
+    // Chunked (Deno.serve's framing for a stream), and cut: no last chunk.
+    expect(reply).toStartWith('HTTP/1.1 200 OK\r\n')
+    expect(reply).toEndWith('\r\n0123456789\r\n')
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+  expect(stderr).not.toContain('RequestFailure')
+  expect(stderr).not.toMatch(/^\s+at /m)
+  const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { status: number; error?: string })
+  expect(records.map((r) => `${r.status} ${r.error}`)).toEqual(['200 RESET_MID_BODY'])
+}, 60_000)
