@@ -153,9 +153,10 @@ function flush(s: Socket<{ switched: boolean; queue: Buffer[] }>): void {
 
 /**
  * A WebSocket origin on raw sockets: it answers the handshake (after the interim heads in
- * `before`, if any), then writes `frames` at once and reads nothing.
+ * `before`, if any, and with the field lines `fields` on its 101), then writes `frames` at once
+ * and reads nothing.
  */
-function pushingOrigin(frames: Buffer[], before = ''): { port: number; stop(): void } {
+function pushingOrigin(frames: Buffer[], before = '', fields = ''): { port: number; stop(): void } {
   const origin = Bun.listen<{ switched: boolean; queue: Buffer[] }>({
     hostname: '127.0.0.1',
     port: 0,
@@ -168,7 +169,7 @@ function pushingOrigin(frames: Buffer[], before = ''): { port: number; stop(): v
         s.data.switched = true
         const key = /sec-websocket-key:\s*(\S+)/i.exec(Buffer.from(d).toString('latin1'))?.[1] ?? ''
         const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
-        s.data.queue = [Buffer.from(`${before}HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`), ...frames]
+        s.data.queue = [Buffer.from(`${before}HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${fields}\r\n`), ...frames]
         flush(s)
       },
       drain: flush,
@@ -232,6 +233,28 @@ test('interim answers (a 103, a 100) before the 101: the WebSocket still opens a
     expect(await p3.stop()).toBe(0)
     pushing.stop()
     refusing.stop(true)
+  }
+}, 60_000)
+
+test('the upstream\'s own fields on its 101 (a sticky-session cookie) reach the client, as on the own listener; framing and hop-by-hop fields go, and the handshake\'s are Deno\'s', async () => {
+  const fields = 'Set-Cookie: sticky=b7; Path=/\r\nX-Backend: b7\r\nContent-Length: 0\r\nKeep-Alive: timeout=5\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\n'
+  const pushing = pushingOrigin([Buffer.from([0x81, 2, 0x68, 0x69])], '', fields)
+  const p2 = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${pushing.port}`, '--listen', '127.0.0.1:0', '--admin', 'off'], DENO)
+  try {
+    const key = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+    const r = await exchange(Number(new URL(p2.url).port), origin, `GET /sticky HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${key}\r\n`, { until: (t) => t.includes('\r\n\r\n') })
+    expect(r.statuses).toEqual([101])
+    const head = r.reply.slice(0, r.reply.indexOf('\r\n\r\n')).toLowerCase().split('\r\n').slice(1)
+    const names = head.map((l) => l.slice(0, l.indexOf(':')))
+    expect(head).toContain('set-cookie: sticky=b7; path=/')
+    expect(head).toContain('x-backend: b7')
+    // The request id, as on every answer of the runtime front.
+    expect(names).toContain('x-request-id')
+    expect(names.filter((n) => ['upgrade', 'connection', 'sec-websocket-accept', 'date'].includes(n)).sort()).toEqual(['connection', 'date', 'sec-websocket-accept', 'upgrade'])
+    expect(names.filter((n) => ['content-length', 'transfer-encoding', 'keep-alive'].includes(n))).toEqual([])
+  } finally {
+    expect(await p2.stop()).toBe(0)
+    pushing.stop()
   }
 }, 60_000)
 

@@ -5,11 +5,12 @@
  * connection. The tunnel writes the upstream's answer to the bridge: a 101 makes the bridge
  * upgrade the client with the runtime's call (runtime/websocket-upgrade.ts, same subprotocol)
  * and relay messages each way (upstream frames decoded, client messages encoded as masked
- * frames, RFC 6455 §5); any other answer becomes the client's Response. Interim (1xx) answers
- * before it are dropped: the runtime's server cannot send one. Extensions are not
- * offered upstream (the runtime's socket speaks plain frames to the client). Backpressure:
- * toward the client by the socket's bufferedAmount; from the client, messages arriving while
- * the upstream is full are held up to MAX_HELD_BYTES, then the socket is closed with 1013.
+ * frames, RFC 6455 §5), the 101's own fields (not the handshake's) added to the runtime's; any
+ * other answer becomes the client's Response. Interim (1xx) answers before it are dropped: the
+ * runtime's server cannot send one. Extensions are not offered upstream (the runtime's socket
+ * speaks plain frames to the client). Backpressure: toward the client by the socket's
+ * bufferedAmount; from the client, messages arriving while the upstream is full are held up to
+ * MAX_HELD_BYTES, then the socket is closed with 1013.
  */
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { Buffer } from 'node:buffer'
@@ -32,7 +33,11 @@ const CLIENT_HIGH_WATER_BYTES = 1024 * 1024
 /** Largest refusal answer turned into a Response (it is read whole). */
 const MAX_ANSWER_BYTES = 1024 * 1024
 
-type Outcome = { kind: 'switched'; protocol: string | undefined } | { kind: 'answer'; response: Response }
+/** A 101 (the subprotocol it chose, and its fields the client is given) or any other answer. */
+type Outcome = { kind: 'switched'; protocol: string | undefined; fields: [string, string][] } | { kind: 'answer'; response: Response }
+
+/** Fields of the 101 the runtime's own upgrade writes (the handshake, its Date), or that it does not speak (extensions). */
+const HANDSHAKE_FIELDS = new Set(['sec-websocket-accept', 'sec-websocket-protocol', 'sec-websocket-extensions', 'date'])
 
 /** Serves a WebSocket upgrade request on the runtime front; resolves with the client's Response. */
 export async function serveRuntimeWebSocket(req: Request, request: ProxyRequest, handler: ProxyHandler, client: ClientInfo, ip: string): Promise<Response> {
@@ -48,6 +53,15 @@ export async function serveRuntimeWebSocket(req: Request, request: ProxyRequest,
   if (!up) {
     bridge.destroy()
     return new Response('501 WebSocket upgrades are not supported on this runtime\n', { status: 501 })
+  }
+  // The upstream's own fields on its 101 (a sticky-session cookie, say) go on, as the own listener's
+  // tunnel sends them; the runtime writes the handshake's. One the runtime refuses is left out.
+  for (const [name, value] of outcome.fields) {
+    try {
+      up.response.headers.append(name, value)
+    } catch {
+      // not a field value the runtime's Headers takes
+    }
   }
   bridge.attach(up.socket)
   return up.response
@@ -120,11 +134,13 @@ class WebSocketBridge implements Conn {
     if (Number(this.answer.text(12).slice(9)) === 101) {
       const head = parseResponseHeadBytes(this.answer.buffer, end, 'GET')
       const protocol = head.headers.find(([n]) => n.toLowerCase() === 'sec-websocket-protocol')?.[1]
+      // Hop-by-hop fields (Upgrade, Connection included) and Content-Length go, as from any answer.
+      const fields = clientResponseHeaders(head.headers, this.requestId, false).filter(([n]) => !HANDSHAKE_FIELDS.has(n.toLowerCase()))
       const rest = this.answer.consume(end + 4)
       this.answer.clear()
       this.switched = true
       this.settled = true
-      this.settle({ kind: 'switched', protocol })
+      this.settle({ kind: 'switched', protocol, fields })
       if (rest) this.relayFrames(rest)
     }
     return true
