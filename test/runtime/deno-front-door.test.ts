@@ -288,6 +288,14 @@ test.each(REFUSED)('%s: nothing reaches the origin', async (_name, raw) => {
   expect(r.statuses.every((s) => s >= 400)).toBe(true)
 })
 
+test('a head over max_header_size (16 KiB by default) gets 431 with nothing forwarded, as on the own listener (Deno.serve\'s own limit forwarded 60,000 bytes)', async () => {
+  const r = await exchange(port, origin, `GET /big-head HTTP/1.1\r\nHost: a\r\nX-Big: ${'v'.repeat(20_000)}\r\nConnection: close\r\n\r\n`, { until: (t) => / 431 /.test(t) })
+  expect(r.statuses).toEqual([431])
+  expect(r.seen).toEqual([])
+  const ok = await exchange(port, origin, `GET /near HTTP/1.1\r\nHost: a\r\nX-Big: ${'v'.repeat(15_000)}\r\nConnection: close\r\n\r\n`)
+  expect(ok.statuses).toEqual([200])
+})
+
 test('measured difference: Deno.serve accepts an HTTP/1.1 request without Host (RFC 9112 §3.2 says 400), and Request does not say which version it was', async () => {
   // The runtime front cannot tell it from HTTP/1.0, where a missing Host is allowed, so it is
   // forwarded with the upstream's authority as Host, as an HTTP/1.0 request would be. If this

@@ -2,8 +2,8 @@
  * Checks on a parsed client request that the runtime's HTTP parser does not make, done before anything
  * is sent upstream: CONNECT (no open proxy), a Host header that is not one valid host[:port]
  * (several Host headers arrive joined with ","), and an absolute-form target whose authority is
- * not the Host (RFC 9112 §3.2.2: we and the origin must not read the request differently), a
- * non-ASCII target or one with a backslash in its path, a GET/HEAD body the runtime dropped, and a transfer coding other than chunked.
+ * not the Host (RFC 9112 §3.2.2: we and the origin must not read the request differently), a head
+ * over max_header_size (Deno.serve's own limit is larger), a non-ASCII target or one with a backslash in its path, a GET/HEAD body the runtime dropped, and a transfer coding other than chunked.
  * Everything else malformed (CL+TE, bad chunking, obs-fold, bare CR, control characters, huge
  * heads) Bun's parser already refuses with 400/431; test/integration/hardening.test.ts proves it.
  * Used by the runtime front (downstream/runtime-front.ts) only: the own listener's parser (http1/request-head.ts)
@@ -23,8 +23,22 @@ export interface Rejection {
   reason: string
 }
 
-export function checkRequest(req: Request): Rejection | undefined {
+/**
+ * The request head's size as the client sent it, near enough: its request line and each field
+ * line ("name: value" and CRLF). Repeated fields arrive joined with ", ", two bytes fewer each.
+ */
+function headBytes(req: Request): number {
+  let n = req.method.length + req.url.length + 12
+  for (const [name, value] of req.headers) n += name.length + value.length + 4
+  return n
+}
+
+export function checkRequest(req: Request, maxHeaderBytes = 0): Rejection | undefined {
   if (req.method === 'CONNECT') return { code: 'METHOD_NOT_ALLOWED', reason: 'CONNECT is not supported: this is not an open proxy' }
+  // Deno.serve keeps its own head limit (about 64 KiB on HTTP/1.1, 16 KiB on HTTP/2), not
+  // max_header_size: a 60,000-byte field was forwarded. Held to max_header_size here, as the
+  // own listener holds it (431).
+  if (maxHeaderBytes > 0 && headBytes(req) > maxHeaderBytes) return { code: 'HEAD_TOO_LARGE', reason: `request head larger than max_header_size (${maxHeaderBytes} bytes)` }
   // The target is URI syntax, visible ASCII only (RFC 9112 §3.2), as the own listener requires.
   // Deno.serve passes raw UTF-8 bytes through, re-encoded (measured: "/caf\xc3\xa9" arrives as
   // "/cafÃƒÂ©"), so forwarding it would send the origin a different target than the client's.

@@ -51,7 +51,7 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
         opts.onRefused('NOT_IMPLEMENTED', detail, client.ip)
         return toResponse(handler.refusal('NOT_IMPLEMENTED', detail, client, fromRequest(req), true))
       }
-      const rejected = checkRequest(req)
+      const rejected = checkRequest(req, cfg.maxHeaderBytes)
       if (rejected) {
         opts.onRefused(rejected.code, rejected.reason, client.ip)
         return toResponse(handler.refusal(rejected.code, rejected.reason, client, fromRequest(req), true))

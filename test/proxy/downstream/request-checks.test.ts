@@ -50,3 +50,12 @@ test('a backslash in the path is refused, one in the query is not (Deno.serve ha
   expect(checkRequest(raw('http://a.example/a\\..\\admin'))?.code).toBe('BAD_REQUEST')
   expect(checkRequest(raw('http://a.example/x?q=c:\\d'))).toBeUndefined()
 })
+
+test('a head over max_header_size is 431 HEAD_TOO_LARGE (Deno.serve keeps a larger limit of its own); at the limit, or with no limit given, it passes', () => {
+  const big = (valueBytes: number) => new Request('http://a.example/x', { headers: { host: 'a.example', 'x-big': 'v'.repeat(valueBytes) } })
+  const rejected = checkRequest(big(20_000), 16_384)
+  expect(rejected?.code).toBe('HEAD_TOO_LARGE')
+  expect(statusFor(rejected!.code).status).toBe(431)
+  expect(checkRequest(big(16_000), 16_384)).toBeUndefined()
+  expect(checkRequest(big(20_000))).toBeUndefined()
+})
