@@ -4,69 +4,21 @@
  * (skipping 1xx), and streams the response body with backpressure (a slow client pauses the
  * upstream socket), within header_timeout and idle_timeout. It fails with a RequestFailure whose
  * phase tells the retry policy what may have reached the upstream. The connection it runs on is
- * connection.ts's.
+ * connection.ts's; what it is given and reports, exchange-shapes.ts's.
  */
 import { Buffer } from 'node:buffer'
 import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import type { HeadReader } from '../../http1/head-reader.ts'
-import { encodeRequestHead, type ForwardedLines } from '../../http1/request-encode.ts'
+import { encodeRequestHead } from '../../http1/request-encode.ts'
 import { MAX_INTERIM_HEADS, MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
 import { copyOut } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { clientBodyFailure, RequestFailure, type FailureCode } from '../errors.ts'
+import type { ExchangeEnd, ExchangeSink, IncomingResponse, OutgoingRequest } from './exchange-shapes.ts'
 
-export interface OutgoingRequest {
-  method: string
-  /** origin-form target: path and query. */
-  target: string
-  headers: readonly (readonly [string, string])[]
-  /** The client's lines copied as they came, after the first of `headers` (proxy/headers.ts, upstreamRequestLines). */
-  lines?: ForwardedLines
-  /** A buffered body (sent with Content-Length), a stream, or none. */
-  body: Uint8Array | ReadableStream<Uint8Array> | null
-  /** For a stream body: its declared length; undefined sends it chunked. */
-  bodyLength: number | undefined
-  /** 0 means no limit. Applies to streamed bodies. */
-  maxBodyBytes: number
-}
-
-export interface ExchangeOptions {
-  headerTimeoutMs: number
-  /** 0 disables the body idle timeout. */
-  idleTimeoutMs: number
-  /** Called once when the exchange is over (response fully relayed, or failed). */
-  onEnd?: (end: ExchangeEnd) => void
-  /** An interim (1xx) response before the final one: 100 Continue, 102 Processing, 103 Early Hints (RFC 9110 §15.2). */
-  onInterim?: (head: ResponseHead) => void
-}
-
-/**
- * What an exchange reports its outcome to, besides ExchangeOptions: the response head once (the
- * usual case) or the failure before one; both after the exchange's own end when that came first
- * (a whole body in the head's read). Called synchronously from the socket's events: a caller that
- * wants a promise takes Http1Connection.exchange's.
- */
-export interface ExchangeSink extends ExchangeOptions {
-  onResponse(r: IncomingResponse): void
-  onFailure(f: RequestFailure): void
-}
-
-export interface ExchangeEnd {
-  requestBodyBytes: number
-  responseBodyBytes: number
-  /** Set when the exchange failed (before or after the head). */
-  error: RequestFailure | undefined
-}
-
-export interface IncomingResponse {
-  head: ResponseHead
-  /** Uint8Array when the whole body arrived with the head; null when there is none. */
-  body: ReadableStream<Uint8Array> | Uint8Array | null
-  /** performance.now() when the first response byte arrived. */
-  firstByteAt: number
-}
+export type { ExchangeEnd, ExchangeOptions, ExchangeSink, IncomingResponse, OutgoingRequest } from './exchange-shapes.ts'
 
 /** What an exchange needs of its connection. */
 export interface ExchangeHost {
@@ -83,10 +35,18 @@ const enum St {
   Done,
 }
 
-export class Exchange {
+/**
+ * An exchange is its own IncomingResponse (once its head is in) and its own ExchangeEnd (once it
+ * is over): the sink is handed the exchange itself, not an object made for each report. Neither
+ * changes once reported (an end's counts are final: nothing is read or sent after finish()).
+ */
+export class Exchange implements IncomingResponse, ExchangeEnd {
   private st = St.Head
-  private head: ResponseHead | undefined
-  private body: SocketBodyStream | undefined
+  /** IncomingResponse: set once, before onResponse. */
+  head!: ResponseHead
+  /** IncomingResponse: the body as onResponse hands it (a stream, the whole bytes, or none). */
+  body: ReadableStream<Uint8Array> | Uint8Array | null = null
+  private stream: SocketBodyStream | undefined
   private decoder: ChunkedDecoder | undefined
   private remaining = 0
   private requestDone = false
@@ -95,7 +55,8 @@ export class Exchange {
   private bodyConsumed = false
   private bodyBytes = 0
   private lastDataAt = 0
-  private firstByteAt = 0
+  /** IncomingResponse: performance.now() when the first response byte arrived. */
+  firstByteAt = 0
   /** Interim (1xx) heads read so far (at most MAX_INTERIM_HEADS). */
   private interims = 0
   /** performance.now() by which the response head is due (0: it came, or the exchange is over). */
@@ -106,7 +67,17 @@ export class Exchange {
   private reader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
   private finishedOnce = false
   private responseBytes = 0
-  private error: RequestFailure | undefined
+  /** ExchangeEnd: why it failed (before or after the head), if it did. */
+  error: RequestFailure | undefined
+
+  /** ExchangeEnd: the request body bytes sent (a whole one's length). */
+  get requestBodyBytes(): number {
+    return this.req.body instanceof Uint8Array ? this.req.body.byteLength : this.bodyBytes
+  }
+  /** ExchangeEnd: the response body bytes passed on. */
+  get responseBodyBytes(): number {
+    return this.responseBytes
+  }
 
   constructor(
     private readonly c: ExchangeHost,
@@ -250,7 +221,7 @@ export class Exchange {
       this.st = St.Done
       this.responseDone = true
       this.maybeFinish()
-      this.opts.onResponse({ head, body: null, firstByteAt: this.firstByteAt })
+      this.respond(null)
       return
     }
     if (f.kind === 'length' && rest.length >= f.length) {
@@ -261,7 +232,7 @@ export class Exchange {
       this.responseBytes = f.length
       this.maybeFinish()
       // A view, not a copy: each socket read is a fresh buffer of at most one read's size.
-      this.opts.onResponse({ head, body: rest.length === f.length ? rest : rest.subarray(0, f.length), firstByteAt: this.firstByteAt })
+      this.respond(rest.length === f.length ? rest : rest.subarray(0, f.length))
       return
     }
     if (f.kind === 'chunked') {
@@ -280,27 +251,33 @@ export class Exchange {
         const body = slices.length === 1 ? Buffer.from(slices[0]!) : Buffer.concat(slices)
         this.responseBytes = body.byteLength
         this.maybeFinish()
-        this.opts.onResponse({ head, body, firstByteAt: this.firstByteAt })
+        this.respond(body)
         return
       }
       const stream = this.openStream()
       for (const s of slices) this.enqueue(Buffer.from(s))
-      this.opts.onResponse({ head, body: stream, firstByteAt: this.firstByteAt })
+      this.respond(stream)
       return
     }
     if (f.kind === 'length') this.remaining = f.length
     const stream = this.openStream()
     if (rest.length > 0) this.onBodyData(rest)
     // The bytes of this read are in the stream before anyone reads it.
-    this.opts.onResponse({ head, body: stream, firstByteAt: this.firstByteAt })
+    this.respond(stream)
+  }
+
+  /** Reports the head (this.head) with `body`: the exchange itself is the IncomingResponse. */
+  private respond(body: ReadableStream<Uint8Array> | Uint8Array | null): void {
+    this.body = body
+    this.opts.onResponse(this)
   }
 
   private openStream(): ReadableStream<Uint8Array> {
     this.st = St.Body
     // The client went away: stop reading the upstream, and do not reuse the connection.
     // The client went away, or stopped taking bytes (send_timeout: the reason says so).
-    this.body = new SocketBodyStream(this.c.conn, (why) => (why instanceof Error && (why as { code?: string }).code === 'CLIENT_SEND_TIMEOUT' ? this.fail('CLIENT_SEND_TIMEOUT', why.message) : this.fail('CLIENT_GONE', 'client closed the response stream')))
-    return this.body.stream
+    this.stream = new SocketBodyStream(this.c.conn, (why) => (why instanceof Error && (why as { code?: string }).code === 'CLIENT_SEND_TIMEOUT' ? this.fail('CLIENT_SEND_TIMEOUT', why.message) : this.fail('CLIENT_GONE', 'client closed the response stream')))
+    return this.stream.stream
   }
 
   /**
@@ -317,7 +294,7 @@ export class Exchange {
       if (this.bodyDueAt !== 0 && nowMs >= this.bodyDueAt) return this.fail('CLIENT_BODY_TIMEOUT', `no request body bytes from the client for ${this.opts.headerTimeoutMs}ms (header_timeout)`)
       if (this.headDueAt !== 0 && nowMs >= this.headDueAt) this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
     } else if (this.st === St.Body) {
-      const body = this.body
+      const body = this.stream
       // A paused socket is our doing (slow client), not upstream silence: the gap counts from the
       // resume. A client that takes nothing is the client side's to time (send_timeout).
       if (body?.paused) return void (this.lastDataAt = nowMs)
@@ -350,15 +327,15 @@ export class Exchange {
   }
 
   private enqueue(slice: Uint8Array): void {
-    if (!this.body?.open || slice.byteLength === 0) return
+    if (!this.stream?.open || slice.byteLength === 0) return
     this.responseBytes += slice.byteLength
-    this.body.push(slice)
+    this.stream.push(slice)
   }
 
   private endBody(): void {
     this.st = St.Done
     this.responseDone = true
-    this.body?.close()
+    this.stream?.close()
     this.maybeFinish()
   }
 
@@ -389,7 +366,7 @@ export class Exchange {
     this.reusable = false
     const wasHead = this.st === St.Head
     this.st = St.Done
-    if (!wasHead) this.body?.error(error)
+    if (!wasHead) this.stream?.error(error)
     this.reader?.cancel(error).catch(() => {})
     this.onDrain()
     this.finish()
@@ -405,9 +382,9 @@ export class Exchange {
     this.finishedOnce = true
     this.headDueAt = 0
     this.bodyDueAt = 0
-    this.body?.resume()
+    this.stream?.resume()
     this.c.finished(this, this.reusable && this.requestDone && this.responseDone)
-    this.opts.onEnd?.({ requestBodyBytes: this.req.body instanceof Uint8Array ? this.req.body.byteLength : this.bodyBytes, responseBodyBytes: this.responseBytes, error: this.error })
+    this.opts.onEnd?.(this)
   }
 }
 
