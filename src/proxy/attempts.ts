@@ -79,10 +79,20 @@ export function pickFirst<T>(target: AttemptTarget, attempt: Attempt<T>, deadlin
   return first
 }
 
-/** Attempt 0 on `state` gave `value`: the address's failure record is cleared. */
-export function firstSucceeded<T>(target: AttemptTarget, state: AddressState, value: T): AttemptOutcome<T> {
+/** A success, as AttemptOutcome gives it. */
+export type AttemptSuccess<T> = Extract<AttemptOutcome<T>, { ok: true }>
+
+/**
+ * Attempt 0 on `state` gave `value`: the address's failure record is cleared. `into`, when given,
+ * is filled and returned instead of a new outcome (for a caller that reads it at once).
+ */
+export function firstSucceeded<T>(target: AttemptTarget, state: AddressState, value: T, into?: AttemptSuccess<T>): AttemptOutcome<T> {
   target.reportSuccess(state)
-  return { ok: true, value, state, retries: 0 }
+  if (into === undefined) return { ok: true, value, state, retries: 0 }
+  into.value = value
+  into.state = state
+  into.retries = 0
+  return into
 }
 
 /** Attempt 0 on `state` failed with `err`: the outcome, or the loop from attempt 1 when another attempt is allowed. */

@@ -11,7 +11,7 @@ import { isoNow, monoNow } from '../lib/clock.ts'
 import { SLICE_BYTES, slicesOf } from '../http1/body-stream.ts'
 import { isBodiless } from '../http1/response-encode.ts'
 import type { ResponseHead } from '../http1/response-head.ts'
-import { firstFailed, firstSucceeded, pickFirst, type Attempt, type AttemptOutcome } from './attempts.ts'
+import { firstFailed, firstSucceeded, pickFirst, type Attempt, type AttemptOutcome, type AttemptSuccess } from './attempts.ts'
 import type { CacheExchange } from './cache/cache.ts'
 import { failureReply, RequestFailure, statusFor, type FailureCode } from './errors.ts'
 import { clientResponseHeaders, type ForwardingLines } from './headers.ts'
@@ -48,8 +48,14 @@ export interface FlightHooks {
   cutting?(): boolean
 }
 
-/** Where the attempts phase's outcome goes (the handler's respond phase). */
+/**
+ * Where the attempts phase's outcome goes (the handler's respond phase). It reads the outcome
+ * before it returns: a first attempt's success is one object filled again for each (FIRST_SUCCEEDED).
+ */
 export type OutcomeFn = (flight: Flight, outcome: AttemptOutcome<IncomingResponse>) => void
+
+/** The success of a first attempt, as the outcome function is handed it (filled per request, cleared after). */
+const FIRST_SUCCEEDED: AttemptSuccess<IncomingResponse> = { ok: true, value: undefined!, state: undefined!, retries: 0 }
 
 export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneListener {
   readonly startedAt = monoNow()
@@ -233,7 +239,9 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
 
   // ExchangeSink, for the first attempt (later ones go through exchange()'s promise)
   onResponse(r: IncomingResponse): void {
-    this.settle(firstSucceeded(this.pool, this.first!, r))
+    // The outcome function reads the success at once (the handler's respond phase): one object for every first attempt's.
+    this.outcome!(this, firstSucceeded(this.pool, this.first!, r, FIRST_SUCCEEDED))
+    FIRST_SUCCEEDED.value = FIRST_SUCCEEDED.state = undefined!
   }
   onFailure(f: RequestFailure): void {
     this.firstEnded(f)
