@@ -26,11 +26,10 @@ import type { AttemptOutcome } from './attempts.ts'
 import { Flight, type ClientInfo, type FlightHooks, type OutcomeFn } from './flight.ts'
 import { encodeClosingResponse } from '../http1/response-encode.ts'
 import { HeadHeaders } from '../http1/request-head.ts'
-import type { ForwardedLines } from '../http1/request-encode.ts'
 import type { Conn } from '../runtime/socket.ts'
 import { failureReply, type FailureCode } from './errors.ts'
 import { ForwardedReply } from './forwarded-reply.ts'
-import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestFields, upstreamRequestHeaders, upstreamRequestLines, type ForwardContext } from './headers.ts'
+import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestFields, upstreamRequestHeaders, upstreamRequestLines, type ForwardContext, type UpstreamFields } from './headers.ts'
 import { maxForwardsStep } from './max-forwards.ts'
 import { unparsedRequest, type ProxyReply, type ProxyRequest, type ReplySink } from './message.ts'
 import { roundMs } from './observe/record.ts'
@@ -122,7 +121,7 @@ export class ProxyHandler {
     else this.afterBody(flight, outgoing)
   }
 
-  private afterBody(flight: Flight, outgoing: OutgoingRequest | FailureCode): void {
+  private afterBody(flight: Flight, outgoing: Outgoing | FailureCode): void {
     if (typeof outgoing === 'string') return flight.sink.answer(flight.fail(outgoing))
     // cache (a throw once the cache has been asked goes through the flight, which gives back its slot)
     if (this.hooks.cache) {
@@ -222,11 +221,11 @@ export class ProxyHandler {
    * its kept lines go upstream as they came (for a head of one to three fields, like a load
    * tool's or curl's, the list costs less).
    */
-  private forwardFields(flight: Flight): { headers: [string, string][]; lines?: ForwardedLines } {
+  private forwardFields(flight: Flight, into: Outgoing): void {
     const req = flight.req
     const head = req.headers instanceof HeadHeaders ? req.headers.head : undefined
-    if (head === undefined || head.names.length <= LINES_FROM_FIELDS) return upstreamRequestFields(req.headers, this.forwardContext(flight))
-    return upstreamRequestLines(req.headers, head, this.forwardContext(flight))
+    if (head === undefined || head.names.length <= LINES_FROM_FIELDS) upstreamRequestFields(req.headers, this.forwardContext(flight), into)
+    else upstreamRequestLines(req.headers, head, this.forwardContext(flight), into)
   }
 
   private forwardContext(flight: Flight): ForwardContext {
@@ -260,7 +259,7 @@ export class ProxyHandler {
    * The body phase: small bodies (declared or chunked) are read first, replayable; larger ones
    * stream once. Returns the request to send, or the failure that ends it.
    */
-  private body(flight: Flight): OutgoingRequest | FailureCode | Promise<OutgoingRequest | FailureCode> {
+  private body(flight: Flight): Outgoing | FailureCode | Promise<Outgoing | FailureCode> {
     const req = flight.req
     const lengthHeader = req.headers.get('content-length')
     const declaredLength = lengthHeader !== null ? Number(lengthHeader) : undefined
@@ -276,16 +275,17 @@ export class ProxyHandler {
     })
   }
 
-  private outgoing(flight: Flight, body: Uint8Array | ReadableStream<Uint8Array> | null, declaredLength: number | undefined): OutgoingRequest | FailureCode {
+  private outgoing(flight: Flight, body: Uint8Array | ReadableStream<Uint8Array> | null, declaredLength: number | undefined): Outgoing | FailureCode {
     const maxBody = this.config.server.maxBodyBytes
     if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return 'BODY_TOO_LARGE'
     const req = flight.req
+    const out: Outgoing = { method: req.method, target: req.target, headers: NO_HEADERS, lines: undefined, body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
     // With a cache, the headers are made once the cache has not answered (looked(), below): a hit needs none.
-    const fields = this.hooks.cache ? NO_FIELDS : this.forwardFields(flight)
-    return { method: req.method, target: req.target, headers: fields.headers, lines: fields.lines, body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
+    if (!this.hooks.cache) this.forwardFields(flight, out)
+    return out
   }
 
-  private afterCache(flight: Flight, outgoing: OutgoingRequest, hit: ProxyReply | undefined): void {
+  private afterCache(flight: Flight, outgoing: Outgoing, hit: ProxyReply | undefined): void {
     if (hit) flight.sink.answer(hit)
     else this.attempts(flight, outgoing)
   }
@@ -295,7 +295,7 @@ export class ProxyHandler {
    * validators the cache asks for. The cache then sees the answer (respond) or the failure. In
    * the same turn when the cache can tell at once (a hit, a miss nobody else is fetching).
    */
-  private cache(flight: Flight, outgoing: OutgoingRequest): ProxyReply | undefined | Promise<ProxyReply | undefined> {
+  private cache(flight: Flight, outgoing: Outgoing): ProxyReply | undefined | Promise<ProxyReply | undefined> {
     const cache = this.hooks.cache
     if (!cache) return undefined
     const { req, client, pool } = flight
@@ -311,22 +311,21 @@ export class ProxyHandler {
   }
 
   /** What the cache said: its answer (recorded), or the request goes upstream with its validators. */
-  private looked(flight: Flight, outgoing: OutgoingRequest, cached: CacheExchange): ProxyReply | undefined {
+  private looked(flight: Flight, outgoing: Outgoing, cached: CacheExchange): ProxyReply | undefined {
     flight.cached = cached
     const hit = cached.hit
     if (hit) {
       flight.recordHit(hit)
       return hit
     }
-    const { headers, lines } = this.forwardFields(flight)
-    for (const v of cached.validators) headers.push(v)
-    outgoing.headers = headers
-    outgoing.lines = lines
+    // A list made for this request (never NO_HEADERS), which the validators join.
+    this.forwardFields(flight, outgoing)
+    for (const v of cached.validators) outgoing.headers.push(v)
     return undefined
   }
 
   /** The attempts phase (flight.ts), then respond: the first answer any address gives, or the last failure. */
-  private attempts(flight: Flight, outgoing: OutgoingRequest): void {
+  private attempts(flight: Flight, outgoing: Outgoing): void {
     const u = flight.pool.upstream
     flight.outgoing = outgoing
     flight.headerTimeoutMs = u.headerTimeoutMs
@@ -406,8 +405,11 @@ export class ProxyHandler {
   }
 }
 
+/** The request sent upstream, its fields filled in place (headers.ts UpstreamFields). */
+type Outgoing = OutgoingRequest & UpstreamFields
+
 /** The fields of a request before the cache has been asked (looked() replaces them on a miss), shared and never changed. */
-const NO_FIELDS: { headers: [string, string][]; lines?: ForwardedLines } = Object.freeze({ headers: Object.freeze([]) as unknown as [string, string][], lines: undefined })
+const NO_HEADERS = Object.freeze([]) as unknown as [string, string][]
 
 /** The sink of a flight whose reply its caller writes itself (refusals, upgrades). */
 const NO_SINK: ReplySink = { answer() {}, failed() {} }

@@ -85,6 +85,8 @@ export class ForwardingLines {
   private ip = ''
   private proto = ''
   private bytes = new Uint8Array(0)
+  /** The same lines as the ForwardedLines of a head sent from its list (no client lines): made again with them, never changed. */
+  private alone: ForwardedLines = { bytes: NO_BYTES, ranges: NO_RANGES, own: this.bytes }
 
   of(ctx: ForwardContext): Uint8Array {
     if (ctx.clientHost !== this.host || ctx.clientIp !== this.ip || ctx.proto !== this.proto) {
@@ -97,6 +99,13 @@ export class ForwardingLines {
       putLatin1(this.bytes, 0, lines)
     }
     return this.bytes
+  }
+
+  /** of(ctx) as the only lines of a head (upstreamRequestFields), one object while they repeat: a request keeps its own. */
+  linesOf(ctx: ForwardContext): ForwardedLines {
+    const own = this.of(ctx)
+    if (this.alone.own !== own) this.alone = { bytes: NO_BYTES, ranges: NO_RANGES, own }
+    return this.alone
   }
 }
 
@@ -136,13 +145,28 @@ export function upstreamRequestHeaders(incoming: HeaderReader, ctx: ForwardConte
  * X-Forwarded-* lines (an untrusted peer's), those go as `lines.own`, after Host and before the
  * client's fields (nginx's order for the fields it sets), and only X-Request-Id is added to the list.
  */
-export function upstreamRequestFields(incoming: HeaderReader, ctx: ForwardContext): { headers: [string, string][]; lines?: ForwardedLines } {
-  const own = ownLines(ctx)
-  if (own === undefined) return { headers: upstreamRequestHeaders(incoming, ctx) }
+export function upstreamRequestFields(incoming: HeaderReader, ctx: ForwardContext, into: UpstreamFields = { headers: [], lines: undefined }): UpstreamFields {
+  if (ctx.trustedPeer || ctx.forwarding === undefined) {
+    into.headers = upstreamRequestHeaders(incoming, ctx)
+    into.lines = undefined
+    return into
+  }
   const headers = clientFields(incoming, ctx)
   addVia(headers, incoming, ctx)
   headers.push(['x-request-id', ctx.requestId])
-  return { headers, lines: { bytes: NO_BYTES, ranges: NO_RANGES, own } }
+  into.headers = headers
+  into.lines = ctx.forwarding.linesOf(ctx)
+  return into
+}
+
+/**
+ * The fields of a request sent upstream, as an OutgoingRequest carries them: a list, and lines
+ * copied as they came. The functions that make them fill `into` (the request path's outgoing
+ * request itself: no object made for them) or a new one.
+ */
+export interface UpstreamFields {
+  headers: [string, string][]
+  lines?: ForwardedLines | undefined
 }
 
 /** Host, then the client's fields that go upstream. */
@@ -176,7 +200,7 @@ function isForwarded(name: string, listed: Set<string> | undefined, trusted: boo
  * string made of their values; `headers` holds Host, which the lines follow, then X-Forwarded-*
  * and X-Request-Id.
  */
-export function upstreamRequestLines(incoming: HeaderReader, head: RequestHead, ctx: ForwardContext): { headers: [string, string][]; lines: ForwardedLines } {
+export function upstreamRequestLines(incoming: HeaderReader, head: RequestHead, ctx: ForwardContext, into: UpstreamFields = { headers: [], lines: undefined }): UpstreamFields & { lines: ForwardedLines } {
   const listed = connectionTokens(incoming.get('connection'))
   const { names, spans } = head
   const ranges: number[] = []
@@ -190,10 +214,17 @@ export function upstreamRequestLines(incoming: HeaderReader, head: RequestHead, 
   }
   const host: [string, string][] = [['host', ctx.hostOverride ?? ctx.clientHost]]
   const own = ownLines(ctx)
-  if (own === undefined) return { headers: addForwarding(host, incoming, ctx), lines: { bytes: head.bytes, ranges } }
+  const out = into as UpstreamFields & { lines: ForwardedLines }
+  if (own === undefined) {
+    out.headers = addForwarding(host, incoming, ctx)
+    out.lines = { bytes: head.bytes, ranges }
+    return out
+  }
   addVia(host, incoming, ctx)
   host.push(['x-request-id', ctx.requestId])
-  return { headers: host, lines: { bytes: head.bytes, ranges, own } }
+  out.headers = host
+  out.lines = { bytes: head.bytes, ranges, own }
+  return out
 }
 
 /** Appends X-Forwarded-For, -Proto, -Host, Forwarded (from a trusted peer) and X-Request-Id to `out`. */
