@@ -363,6 +363,16 @@ export class HeadHeaders {
     return this.source
   }
 
+  /** How many field lines there are. */
+  get count(): number {
+    return this.names.length
+  }
+
+  /** The (lower-case) name of field `i` (in arrival order). */
+  nameAt(i: number): string {
+    return this.names[i]!
+  }
+
   /** The value of field `i` (in arrival order). */
   valueAt(i: number): string {
     const v = this.values[i]

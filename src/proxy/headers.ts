@@ -4,7 +4,7 @@
  * request id, and the Host header sent upstream. No I/O; table-tested in test/proxy/headers.test.ts.
  */
 import type { ForwardedLines } from '../http1/request-encode.ts'
-import type { RequestHead } from '../http1/request-head.ts'
+import { HeadHeaders, type RequestHead } from '../http1/request-head.ts'
 import { putLatin1 } from '../lib/bytes.ts'
 import { bracketedIpv6, bracketHost, hostPort } from '../lib/net.ts'
 import type { HeaderReader } from './message.ts'
@@ -169,12 +169,23 @@ export interface UpstreamFields {
   lines?: ForwardedLines | undefined
 }
 
-/** Host, then the client's fields that go upstream. */
+/**
+ * Host, then the client's fields that go upstream. A parsed head's are read by index (no closure
+ * made, and a value is decoded only when its field goes on); anything else through forEach.
+ */
 function clientFields(incoming: HeaderReader, ctx: ForwardContext): [string, string][] {
   const listed = connectionTokens(incoming.get('connection'))
   const out: [string, string][] = [['host', ctx.hostOverride ?? ctx.clientHost]]
+  const trusted = ctx.trustedPeer
+  if (incoming instanceof HeadHeaders) {
+    for (let i = 0; i < incoming.count; i++) {
+      const name = incoming.nameAt(i)
+      if (isForwarded(name, listed, trusted)) out.push([name, incoming.valueAt(i)])
+    }
+    return out
+  }
   incoming.forEach((value, name) => {
-    if (isForwarded(name, listed, ctx.trustedPeer)) out.push([name, value])
+    if (isForwarded(name, listed, trusted)) out.push([name, value])
   })
   return out
 }
