@@ -35,16 +35,27 @@ const BATCH_START_MAX_BYTES = 16 * 1024
  */
 const BATCH_MAX_BYTES = 64 * 1024
 
-/** Queues holding a batch, sent together by one setImmediate at the end of this round of events. */
+/**
+ * Queues holding a batch, sent together by one setImmediate at the end of this round of events;
+ * and the list of the round before, emptied, which the next round fills (two lists for the
+ * process's life, not one per round). A queue given a batch while a round is sent goes in the
+ * other list, for the next round.
+ */
 let batched: WriteQueue[] = []
+let spare: WriteQueue[] = []
 let batchScheduled = false
 const later: (fn: () => void) => void = typeof setImmediate === 'function' ? (fn) => setImmediate(fn) : queueMicrotask
 
 function sendBatches(): void {
   batchScheduled = false
   const queues = batched
-  batched = []
-  for (const q of queues) q.sendBatch()
+  batched = spare
+  try {
+    for (let i = 0; i < queues.length; i++) queues[i]!.sendBatch()
+  } finally {
+    queues.length = 0
+    spare = queues
+  }
 }
 
 export interface WriteQueueOptions {
