@@ -16,6 +16,7 @@ import { putFieldLine, putLatin1, putRange } from '../lib/bytes.ts'
 import { httpDateNow } from '../lib/clock.ts'
 import { clientResponseHeaders, HOP_BY_HOP, listedByConnection } from './headers.ts'
 import type { ProxyReply } from './message.ts'
+import type { IncomingResponse } from './upstream/exchange-shapes.ts'
 
 /** Names clientResponseHeaders drops (besides Content-Length, which depends). */
 const DROPPED = new NameTable([...HOP_BY_HOP, 'x-request-id'])
@@ -29,6 +30,7 @@ export class ForwardedReply implements ProxyReply, HeadSource {
   private reason: string | undefined
   /** h2Head's whole body length. */
   private wholeLength: number | undefined
+  private bodyValue: Uint8Array | ReadableStream<Uint8Array> | null
 
   constructor(
     private readonly head: ResponseHead,
@@ -36,9 +38,25 @@ export class ForwardedReply implements ProxyReply, HeadSource {
     private readonly requestId: string,
     /** clientResponseHeaders' keepContentLength. */
     private readonly keepLength: boolean,
-    public body: Uint8Array | ReadableStream<Uint8Array> | null,
+    body: Uint8Array | ReadableStream<Uint8Array> | null,
+    /** An answer whose small whole body is still in the upstream's read (IncomingResponse.wholeIn): `body` is asked of it when first read. */
+    private inRead?: IncomingResponse,
   ) {
     this.status = head.status
+    this.bodyValue = body
+  }
+
+  get body(): Uint8Array | ReadableStream<Uint8Array> | null {
+    const r = this.inRead
+    if (r !== undefined) {
+      this.inRead = undefined
+      this.bodyValue = r.body
+    }
+    return this.bodyValue
+  }
+  set body(body: Uint8Array | ReadableStream<Uint8Array> | null) {
+    this.inRead = undefined
+    this.bodyValue = body
   }
 
   get statusText(): string {
@@ -63,6 +81,22 @@ export class ForwardedReply implements ProxyReply, HeadSource {
    * changed), the reason phrase was set, or the status changed or is below 100.
    */
   encodeHead(method: string, minor: number, closeAsked: boolean, body: Uint8Array | undefined): EncodedHead | undefined {
+    return this.encode(method, minor, closeAsked, body, 0, body === undefined ? 0 : body.byteLength)
+  }
+
+  /**
+   * encodeHead with the whole body after the head, copied from the upstream's read where it still
+   * is (no array made for the body alone); undefined where encodeHead would be, or when the body
+   * is not there (not whole in that read, or already asked for as `body`).
+   */
+  encodeWhole(method: string, minor: number, closeAsked: boolean): EncodedHead | undefined {
+    const r = this.inRead
+    if (r === undefined || r.wholeIn === undefined) return undefined
+    return this.encode(method, minor, closeAsked, r.wholeIn, r.wholeFrom!, r.wholeTo!)
+  }
+
+  /** The head and `body`[from, to) after it (none: streamed). */
+  private encode(method: string, minor: number, closeAsked: boolean, body: Uint8Array | undefined, from: number, to: number): EncodedHead | undefined {
     if (!this.untouched) return undefined
     const { bytes, spans, statusLineEnd, end: rawEnd } = this.raw
     const listed = this.listed()
@@ -97,9 +131,9 @@ export class ForwardedReply implements ProxyReply, HeadSource {
       hasLength = true
       size += 18 + announced.length
     }
-    const end = headEnd(hasDate, noBody, body?.byteLength, hasLength, minor, closeAsked)
+    const end = headEnd(hasDate, noBody, streamed ? undefined : to - from, hasLength, minor, closeAsked)
     size += 16 + this.requestId.length + end.size
-    const bodyBytes = body !== undefined && !noBody ? body.byteLength : 0
+    const bodyBytes = body !== undefined && !noBody ? to - from : 0
     const out = new Uint8Array(size + bodyBytes)
     let at = putLatin1(out, 0, 'HTTP/1.1 ')
     at = reason === '' ? putRange(out, at, bytes, 9, statusLineEnd) : putLatin1(out, at, reason)
@@ -117,7 +151,12 @@ export class ForwardedReply implements ProxyReply, HeadSource {
       else at = crlf(out, putRange(out, at, bytes, from, rawEnd))
     }
     if (announced !== '') at = putFieldLine(out, at, 'content-length', announced)
-    putHeadEnd(out, putFieldLine(out, at, 'x-request-id', this.requestId), end, bodyBytes > 0 ? body : undefined)
+    putHeadEnd(out, putFieldLine(out, at, 'x-request-id', this.requestId), end, undefined)
+    // The body last, in the array's last bytes (its size is exact).
+    if (bodyBytes > 0) {
+      if (from === 0 && to === body!.byteLength) out.set(body!, size)
+      else putRange(out, size, body!, from, to)
+    }
     return sharedEncodedHead(out, end)
   }
 

@@ -370,7 +370,8 @@ export class ProxyHandler {
     const raw = res.head.raw
     if (raw && !flight.cached && (!rewriter || !rewrites(raw, rewriter))) {
       // Nothing changes the fields: they stay in the upstream's bytes until a writer needs them.
-      reply = new ForwardedReply(res.head, raw, flight.requestId, keepLength, res.body)
+      // A small whole body still in the upstream's read stays there until a writer copies it (encodeWhole).
+      reply = res.wholeIn !== undefined ? new ForwardedReply(res.head, raw, flight.requestId, keepLength, null, res) : new ForwardedReply(res.head, raw, flight.requestId, keepLength, res.body)
     } else {
       const headers = clientResponseHeaders(res.head.headers, flight.requestId, keepLength)
       if (rewriter) rewriteResponseHeaders(headers, rewriter, { tls: flight.client.tls, headers: flight.req.headers, trustedPeer: this.trustedPeer(flight.client.ip) })

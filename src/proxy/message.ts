@@ -75,6 +75,12 @@ export interface GoneListener {
  */
 export interface SelfEncodingReply extends ProxyReply {
   encodeHead(method: string, minor: number, closeAsked: boolean, body: Uint8Array | undefined): EncodedHead | undefined
+  /**
+   * The head with the whole body after it, where the reply holds that body in bytes it was made
+   * of (forwarded-reply.ts: still in the upstream's read), without `body` being asked for (which
+   * would make an array of it); undefined otherwise.
+   */
+  encodeWhole?(method: string, minor: number, closeAsked: boolean): EncodedHead | undefined
 }
 
 /** Adapts a listener's Request (Bun.serve, Deno.serve) to a ProxyRequest. */

@@ -153,3 +153,60 @@ describe('h2Head sends a known field\'s indexed value only while its bytes are t
     }
   })
 })
+
+describe('a whole body still in the upstream\'s read (encodeWhole)', () => {
+  const BODY = 'hello'
+  /** An answer as the exchange reports one whose body came in the head's read: the read, and where the body is in it. */
+  function inRead(headText: string, method: string) {
+    const head = parseResponseHead(headText, method)
+    const read = Buffer.from(`${headText}\r\n\r\n${BODY}`, 'latin1')
+    const from = headText.length + 4
+    let asked = 0
+    const res = {
+      head,
+      firstByteAt: 0,
+      wholeIn: read,
+      wholeFrom: from,
+      wholeTo: from + BODY.length,
+      get body() {
+        asked++
+        return read.subarray(from, from + BODY.length)
+      },
+    }
+    return { head, reply: new ForwardedReply(head, head.raw as RawFields, ID, true, null, res), asked: () => asked }
+  }
+
+  for (const headText of heads) {
+    for (const method of ['GET', 'HEAD']) {
+      for (const [minor, close] of [[1, false], [1, true], [0, false]] as const) {
+        test(`${JSON.stringify(headText.slice(0, 40))} ${method} HTTP/1.${minor}${close ? ' close' : ''}: the bytes encodeHead writes with the body`, () => {
+          const { head, reply, asked } = inRead(headText, method)
+          const whole = reply.encodeWhole(method, minor, close)
+          const got = whole && { bytes: Buffer.from(whole.bytes).toString('latin1'), chunked: whole.chunked, close: whole.close }
+          const plain = new ForwardedReply(head, head.raw as RawFields, ID, true, Buffer.from(BODY)).encodeHead(method, minor, close, Buffer.from(BODY))
+          const want = plain && { bytes: Buffer.from(plain.bytes).toString('latin1'), chunked: plain.chunked, close: plain.close }
+          expect(got && { ...got, bytes: sameDate(got.bytes) }).toEqual(want && { ...want, bytes: sameDate(want.bytes) })
+          // Nothing asked the body for an array of its own.
+          expect(asked()).toBe(0)
+        })
+      }
+    }
+  }
+
+  test('once the body is asked for, it is that one, and encodeWhole declines (the writer uses the body then)', () => {
+    const { reply, asked } = inRead(heads[0]!, 'GET')
+    expect(Buffer.from(reply.body as Uint8Array).toString('latin1')).toBe(BODY)
+    expect(asked()).toBe(1)
+    expect(reply.encodeWhole('GET', 1, false)).toBeUndefined()
+    // A body set in its place (the cache's, a wrapper) is the one read, and the read is not asked again.
+    reply.body = null
+    expect(reply.body).toBeNull()
+    expect(asked()).toBe(1)
+  })
+
+  test('an answer whose fields were asked for as a list declines, as encodeHead does', () => {
+    const { reply } = inRead(heads[0]!, 'GET')
+    void reply.headers
+    expect(reply.encodeWhole('GET', 1, false)).toBeUndefined()
+  })
+})

@@ -62,6 +62,14 @@ export class ReplyWriter {
    */
   writeReply(reply: ProxyReply, method: string, minor: number, close: boolean, onEnd: ReplyEndFn): void {
     this.continued = false // the next request may have its own 100
+    // A small whole body the reply holds in the bytes it came in: written with its head, not asked for as an array.
+    const own = 'encodeWhole' in reply ? (reply as SelfEncodingReply).encodeWhole?.(method, minor, close) : undefined
+    if (own !== undefined) {
+      const ownClose = own.close
+      this.write(own.bytes)
+      onEnd('done', ownClose)
+      return
+    }
     let stream = reply.body instanceof ReadableStream ? reply.body : undefined
     let bytes: Uint8Array = EMPTY
     if (!stream) {

@@ -56,4 +56,12 @@ export interface IncomingResponse {
   body: ReadableStream<Uint8Array> | Uint8Array | null
   /** performance.now() when the first response byte arrived. */
   firstByteAt: number
+  /**
+   * Where a small whole body still is, when it came in the head's read: wholeIn[wholeFrom,
+   * wholeTo), for a writer that copies it from there (ForwardedReply.encodeWhole); `body` is a
+   * copy of it, made when first asked for.
+   */
+  readonly wholeIn?: Uint8Array
+  readonly wholeFrom?: number
+  readonly wholeTo?: number
 }

@@ -44,8 +44,12 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
   private st = St.Head
   /** IncomingResponse: set once, before onResponse. */
   head!: ResponseHead
-  /** IncomingResponse: the body as onResponse hands it (a stream, the whole bytes, or none). */
-  body: ReadableStream<Uint8Array> | Uint8Array | null = null
+  /** The body as onResponse hands it (a stream, the whole bytes, or none), but for one left in the read (wholeIn). */
+  private bodyValue: ReadableStream<Uint8Array> | Uint8Array | null = null
+  /** IncomingResponse: a small whole body still in the head's read, at [wholeFrom, wholeTo). */
+  wholeIn: Buffer | undefined = undefined
+  wholeFrom = 0
+  wholeTo = 0
   private stream: SocketBodyStream | undefined
   private decoder: ChunkedDecoder | undefined
   private remaining = 0
@@ -69,6 +73,12 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
   private responseBytes = 0
   /** ExchangeEnd: why it failed (before or after the head), if it did. */
   error: RequestFailure | undefined
+
+  /** IncomingResponse: the body; one left in the read is copied out the first time it is asked for. */
+  get body(): ReadableStream<Uint8Array> | Uint8Array | null {
+    if (this.bodyValue === null && this.wholeIn !== undefined) this.bodyValue = copyOut(this.wholeIn, this.wholeFrom, this.wholeTo)
+    return this.bodyValue
+  }
 
   /** ExchangeEnd: the request body bytes sent (a whole one's length). */
   get requestBodyBytes(): number {
@@ -190,11 +200,12 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
       } catch (err) {
         return this.fail('BAD_RESPONSE', (err as Error).message)
       }
-      // The usual small answer, whole in this read: its body copied out (a view of the read costs
-      // more, in JSC, than copying a few hundred bytes). Anything else: the rest as a view.
+      // The usual small answer, whole in this read: its body stays there, as offsets (a view of the
+      // read costs more, in JSC, than copying a few hundred bytes; the reply copies it from there).
+      // Anything else: the rest as a view.
       const f = head.framing
       const whole = head.status >= 200 && f.kind === 'length' && f.length <= SMALL_BODY_BYTES && reader.size - (end + 4) === f.length
-      const rest = whole ? copyOut(reader.buffer, end + 4, end + 4 + f.length) : reader.consume(end + 4)
+      const rest = whole ? null : reader.consume(end + 4)
       if (head.status >= 100 && head.status < 200) {
         // 100 Continue, 102, 103 Early Hints: informational; the final response follows. A proxy
         // forwards them (RFC 9110 §15.2; the listener sends no second 100 after its own).
@@ -204,14 +215,28 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
         if (rest === null) return
         continue
       }
+      const read = reader.buffer
       reader.clear()
       this.head = head
       this.headDueAt = 0
       this.bodyDueAt = 0
       if (head.closeAfter) this.reusable = false
+      if (whole) return this.wholeInRead(read, end + 4, f.length)
       this.beginBody(head, rest ?? EMPTY)
       return
     }
+  }
+
+  /** The usual small answer, whole in the head's read: reported with its body left there (wholeIn), copied out only if asked for as bytes. */
+  private wholeInRead(read: Buffer, from: number, length: number): void {
+    this.wholeIn = read
+    this.wholeFrom = from
+    this.wholeTo = from + length
+    this.st = St.Done
+    this.responseDone = true
+    this.responseBytes = length
+    this.maybeFinish()
+    this.opts.onResponse(this)
   }
 
   private beginBody(head: ResponseHead, rest: Buffer): void {
@@ -268,7 +293,7 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
 
   /** Reports the head (this.head) with `body`: the exchange itself is the IncomingResponse. */
   private respond(body: ReadableStream<Uint8Array> | Uint8Array | null): void {
-    this.body = body
+    this.bodyValue = body
     this.opts.onResponse(this)
   }
 
@@ -390,5 +415,5 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
 
 const EMPTY = Buffer.alloc(0)
 
-/** Bodies up to this size that arrive whole with their head are copied out of the read. */
+/** Bodies up to this size that arrive whole with their head are left in the read (wholeInRead). */
 const SMALL_BODY_BYTES = 4096
