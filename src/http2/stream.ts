@@ -6,6 +6,8 @@
  * this file reaches only through StreamHost.
  */
 import { Http2Error, H2Code, h2CodeName } from './errors.ts'
+import { monoNow } from '../lib/clock.ts'
+import { unwatchStall, watchStall, type StallWatch } from '../lib/stall-sweep.ts'
 import type { HeaderField, HeadSource } from './hpack.ts'
 import { responseFields, trailerFields, type H2Request } from './request.ts'
 import type { Refused } from './refused.ts'
@@ -67,6 +69,12 @@ export class ServerStream {
    * "100 Continue" goes, once the body is wanted (RFC 9110 §10.1.1).
    */
   onFirstRead: (() => void) | undefined
+  /**
+   * The longest wait for request body bytes while the owner waits for them (a read pending:
+   * client_body_timeout, as nginx times HTTP/2 bodies); 0: none. Past it the owner's read fails
+   * with an error whose `code` is "CLIENT_BODY_TIMEOUT" and the rest of the body is discarded.
+   */
+  bodyStallMs = 0
 
   readonly body: ReadableStream<Uint8Array> | null
   private inQueue: Uint8Array[] = []
@@ -77,6 +85,7 @@ export class ServerStream {
   private discardBody = false
   private headersSent = false
   private wantDrain = false
+  private bodyStall: StallWatch | undefined
 
   constructor(
     readonly id: number,
@@ -169,6 +178,7 @@ export class ServerStream {
     const w = this.pullWaiter
     if (w) {
       this.pullWaiter = undefined
+      this.stopBodyStall()
       w.ctrl.enqueue(data)
       this.host.consumed(this, data.byteLength)
       w.resolve()
@@ -184,6 +194,7 @@ export class ServerStream {
     const w = this.pullWaiter
     if (w && this.inQueue.length === 0) {
       this.pullWaiter = undefined
+      this.stopBodyStall()
       this.finishBody(w.ctrl)
       w.resolve()
     }
@@ -211,6 +222,7 @@ export class ServerStream {
     this.closeCode = code ?? (unread > 0 && !this.bodyDone ? H2Code.CANCEL : undefined)
     const w = this.pullWaiter
     this.pullWaiter = undefined
+    this.stopBodyStall()
     if (w) {
       this.finishBody(w.ctrl)
       w.resolve()
@@ -242,9 +254,31 @@ export class ServerStream {
       // owner gets the stream only after that read): then the body is on its way, and no call.
       if (this.receivedBytes === 0) callOwner(this.host, first, undefined)
     }
+    if (this.bodyStallMs > 0) this.watchBodyStall(this.bodyStallMs)
     return new Promise<void>((resolve) => {
       this.pullWaiter = { ctrl, resolve }
     })
+  }
+
+  /** Times the owner's wait for body bytes (bodyStallMs); one sweep for every watch (lib/stall-sweep.ts). */
+  private watchBodyStall(limitMs: number): void {
+    const w = (this.bodyStall ??= { since: 0, limitMs, expire: () => this.bodyStalled() })
+    w.since = monoNow()
+    watchStall(w)
+  }
+
+  private stopBodyStall(): void {
+    if (this.bodyStall) unwatchStall(this.bodyStall)
+  }
+
+  /** No body bytes for bodyStallMs while the owner waited: its read fails, and what comes after is dropped (its credit returned). */
+  private bodyStalled(): void {
+    const w = this.pullWaiter
+    if (!w || this.closed) return
+    this.pullWaiter = undefined
+    this.bodyDone = this.discardBody = true
+    w.ctrl.error(Object.assign(new Error(`no request body bytes for ${this.bodyStallMs}ms (client_body_timeout)`), { code: 'CLIENT_BODY_TIMEOUT' }))
+    w.resolve()
   }
 
   private finishBody(ctrl: ReadableStreamDefaultController<Uint8Array>): void {

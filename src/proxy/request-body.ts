@@ -23,7 +23,7 @@ export type PreparedBody =
  * `declaredLength` is the Content-Length, or undefined for a chunked body. A declared length
  * above the limit streams at once (there is nothing to gain by reading ahead). `stallMs` bounds
  * each wait for the client's next piece while reading ahead (header_timeout: where the listener
- * has no body timer of its own, an HTTP/2 stream or Deno, a body that never ends would otherwise
+ * has no body timer of its own (Deno, or client_body_timeout 0), a body that never ends would otherwise
  * hold its request, and a slot of max_concurrent_requests, for good).
  */
 export async function prepareBody(body: ReadableStream<Uint8Array> | null, declaredLength: number | undefined, stallMs = 0): Promise<PreparedBody> {

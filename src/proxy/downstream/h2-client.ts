@@ -5,8 +5,8 @@
  * through the handler, and its reply is sent back with backpressure both ways: the request body
  * is pulled as the upstream takes it (window credit follows), the response body is written as the
  * client's windows allow (a slow reader pauses the upstream). Connection-specific fields never
- * cross (§8.2.2). `expect: 100-continue` gets its interim 100 at the body's first read, as on
- * HTTP/1.1. The listener sweeps it (idle timeout) and shuts it down on drain with GOAWAY (on a
+ * cross (§8.2.2). `expect: 100-continue` gets its interim 100 at the body's first read, and a
+ * body silent for client_body_timeout while it is waited for fails (408), as on HTTP/1.1. The listener sweeps it (idle timeout) and shuts it down on drain with GOAWAY (on a
  * reload two: 2^31-1, then the last stream id).
  */
 import type { Socket } from 'bun'
@@ -86,6 +86,8 @@ export class H2Client {
     // "100 Continue" only once the request path reads the body, not before its refusal (a 413, a
     // 503: RFC 9110 §15.2.1), as the HTTP/1.1 listener does; Expect itself goes upstream as there.
     if (stream.body && headers.get('expect')?.toLowerCase() === '100-continue') stream.onFirstRead = () => exchange.interim(100, [])
+    // client_body_timeout: the longest silence of a body while the request path waits for it, as on HTTP/1.1.
+    if (stream.body) stream.bodyStallMs = this.shared.opts.bodyTimeoutMs
     try {
       this.shared.opts.handle(req, exchange, exchange)
     } catch (err) {

@@ -128,7 +128,7 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
       for (;;) {
         // While the client is to send more, header_timeout does not run; until the response begins,
         // a client silent that long is cut as a stalled body (408), where its listener has no
-        // client_body_timeout of its own (HTTP/2, Deno, or 0) or a longer one. (Beside a live
+        // client_body_timeout of its own (Deno, or 0) or a longer one. (Beside a live
         // response, a stream both ways, an upload's pauses are the client's business.)
         this.headDueAt = 0
         if (this.st === St.Head) this.bodyDueAt = monoNow() + this.opts.headerTimeoutMs
