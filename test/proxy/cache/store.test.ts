@@ -258,4 +258,42 @@ describe('tee: one upstream body, many readers', () => {
     expect(outcome).toEqual(['b abandoned', 'a stored'])
     expect(budget.keptBytes).toBe(0)
   })
+
+  test('what a slow reader has yet to read of a stored body stays charged to the budget, as views of the stored body, until it reads it', async () => {
+    const src = source(10, 1000)
+    const budget = { keptBytes: 0, maxKeptBytes: 1 << 30 }
+    let stored: Uint8Array | undefined
+    const tee = new BodyTee(src.stream, { maxStoreBytes: 1 << 20, budget, windowBytes: 4096, onStored: (b) => (stored = b), onAbandoned: () => {} })
+    const slow = tee.reader().getReader()
+    expect((await slow.read()).value?.byteLength).toBe(1000)
+    expect(await readAll(tee.reader())).toBe(10_000)
+    expect(stored?.byteLength).toBe(10_000)
+    // Uncharged, such bytes added up without bound, one body per slow reader.
+    expect(budget.keptBytes).toBe(9000)
+    const next = (await slow.read()).value!
+    expect(next.buffer).toBe(stored!.buffer) // not a second copy
+    expect(next[0]).toBe(2)
+    expect(budget.keptBytes).toBe(8000)
+    let rest = 0
+    for (let r = await slow.read(); !r.done; r = await slow.read()) rest += r.value!.byteLength
+    expect(rest).toBe(8000)
+    expect(budget.keptBytes).toBe(0)
+  })
+
+  test('a body given up past the store limit keeps what it had kept charged until its slow reader passes it or leaves', async () => {
+    const src = source(1000, 1000)
+    const budget = { keptBytes: 0, maxKeptBytes: 1 << 30 }
+    let abandoned = false
+    const tee = new BodyTee(src.stream, { maxStoreBytes: 5000, budget, windowBytes: 4096, onStored: () => {}, onAbandoned: () => (abandoned = true) })
+    const slow = tee.reader().getReader()
+    await slow.read()
+    for (let i = 0; i < 200 && !abandoned; i++) await Bun.sleep(1)
+    expect(abandoned).toBe(true)
+    // Six chunks were kept before the limit was passed; the reader has taken the first.
+    expect(budget.keptBytes).toBe(5000)
+    await slow.read()
+    expect(budget.keptBytes).toBe(4000)
+    await slow.cancel()
+    expect(budget.keptBytes).toBe(0)
+  })
 })
