@@ -65,6 +65,15 @@ export function isAddressFailure(code: FailureCode): boolean {
   return code === 'CONNECT_REFUSED' || code === 'CONNECT_TIMEOUT' || code === 'CONNECT_FAILED' || code === 'TLS_FAILED'
 }
 
+/**
+ * A failure of the upstream side (it could not be reached, or failed before answering): what
+ * stale-if-error stands in for (RFC 5861 §4). Not the client leaving, a drain's cut or a bug.
+ */
+export function isUpstreamFailure(code: FailureCode): boolean {
+  return isAddressFailure(code) || UPSTREAM_SIDE.has(code)
+}
+const UPSTREAM_SIDE = new Set<FailureCode>(['NO_FILE_DESCRIPTORS', 'RESET_BEFORE_RESPONSE', 'HEADER_TIMEOUT', 'BAD_RESPONSE', 'RESET_MID_BODY', 'IDLE_TIMEOUT', 'NO_ADDRESS', 'NOT_RESOLVED', 'POOL_TIMEOUT'])
+
 /** Why the proxy answered a client itself, as counted in proxy_client_requests_refused_total{reason}. */
 export type RefusalReason = 'malformed' | 'overload' | 'shutting_down' | 'connections' | 'header_timeout' | 'body_timeout'
 

@@ -27,7 +27,7 @@ import { Flight, type ClientInfo, type FlightHooks, type OutcomeFn } from './fli
 import { encodeClosingResponse } from '../http1/response-encode.ts'
 import { HeadHeaders } from '../http1/request-head.ts'
 import type { Conn } from '../runtime/socket.ts'
-import { failureReply, type FailureCode } from './errors.ts'
+import { failureReply, isUpstreamFailure, type FailureCode } from './errors.ts'
 import { ForwardedReply } from './forwarded-reply.ts'
 import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequestFields, upstreamRequestHeaders, upstreamRequestLines, type ForwardContext, type UpstreamFields } from './headers.ts'
 import { maxForwardsStep } from './max-forwards.ts'
@@ -352,7 +352,7 @@ export class ProxyHandler {
     if (!outcome.ok) {
       const f = outcome.failure
       // The upstream failed: a stored response within stale-if-error may answer instead.
-      const stale = flight.cached?.onError()
+      const stale = flight.cached?.onError(isUpstreamFailure(f.code))
       if (stale) {
         record.error = f.code
         flight.recordHit(stale)

@@ -150,3 +150,32 @@ describe('a failed leader hands the lead on: one waiter goes upstream next, the 
     expect(cache.status()).toMatchObject({ in_flight: 0, waiting: 0 })
   })
 })
+
+describe('a leader whose client left is no failure of the origin', () => {
+  test('with a stale response stale-if-error allows, neither the leader whose client left nor its waiters get it: one waiter leads, and all get the fresh answer', async () => {
+    const STALE_OK = 'HTTP/1.1 200 OK\r\nCache-Control: max-age=1, stale-if-error=300\r\nContent-Length: 4\r\nConnection: close\r\n\r\nkept'
+    const origin = await countingOrigin(h, (s, n) => {
+      if (n === 1) s.end(STALE_OK)
+      else if (n > 2) s.end(OK)
+      // n === 2: the leader's request, never answered (its client leaves)
+    })
+    const { proxy, url, cache, records } = startCachedProxy(h, origin.port)
+    expect(await (await fetch(`${url}/left`)).text()).toBe('kept')
+    // max-age=1: stale after a second (Date has whole seconds, so wait past two).
+    await Bun.sleep(2100)
+    const leader = rawClient(h, proxy.port)
+    leader.s.write(`GET /left HTTP/1.1\r\nHost: 127.0.0.1:${proxy.port}\r\n\r\n`)
+    expect(await waitFor(() => origin.requests() === 2)).toBe(true)
+    const waiters = Array.from({ length: 5 }, () => get(`${url}/left`))
+    expect(await waitFor(() => proxy.pendingRequests === 6)).toBe(true)
+    leader.s.destroy()
+    const got = await Promise.all(waiters)
+    expect(got.map((g) => g.body)).toEqual(['fine', 'fine', 'fine', 'fine', 'fine'])
+    expect(origin.requests()).toBe(3)
+    // None was served stale: not the waiters, nor the leader, whose client left (499, not a 200 it never got).
+    expect(records.filter((r) => r.cache === 'stale').length).toBe(0)
+    expect(await waitFor(() => records.some((r) => r.status === 499))).toBe(true)
+    expect(records.find((r) => r.status === 499)).toMatchObject({ error: 'CLIENT_GONE', cache: 'miss' })
+    expect(cache.status()).toMatchObject({ in_flight: 0, waiting: 0 })
+  })
+})

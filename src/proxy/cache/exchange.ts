@@ -354,11 +354,16 @@ export class CacheExchange {
     return { ...reply, headers: out, body: own }
   }
 
-  /** The upstream could not be reached or failed before answering: a stale response within stale-if-error, or undefined. */
-  onError(): ProxyReply | undefined {
-    this.settle(undefined, true)
+  /**
+   * The request failed before an answer: a stale response within stale-if-error, or undefined.
+   * Only a failure of the upstream (`upstreamFailed`) is an error stale-if-error stands in for,
+   * for this request and its waiters (RFC 5861 §4); its client leaving is not: nothing is served
+   * (the request is logged 499), and one of its waiters leads next.
+   */
+  onError(upstreamFailed = true): ProxyReply | undefined {
+    this.settle(undefined, upstreamFailed)
     const candidate = this.candidate
-    if (!this.bypassed && candidate && staleIfErrorAllows(candidate, this.rd, this.cache.now(), this.cache.staleIfErrorMs)) {
+    if (upstreamFailed && !this.bypassed && candidate && staleIfErrorAllows(candidate, this.rd, this.cache.now(), this.cache.staleIfErrorMs)) {
       return this.serveStale(this.cache.now(), { fwd: this.fwd, detail: 'stale-if-error' })
     }
     this.count(this.bypassed ? 'bypass' : 'miss')
