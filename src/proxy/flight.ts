@@ -326,6 +326,11 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     return this.gone
   }
 
+  /** The Host the origin is sent when it is the client's; undefined with host_header (the cache asks, on a miss). */
+  get hostSent(): string | undefined {
+    return this.pool.upstream.hostHeader === undefined ? this.clientHost : undefined
+  }
+
   /**
    * The client left before any answer (the listener says so): the exchange in progress is failed
    * CLIENT_GONE, which ends the attempts, frees the upstream connection and is logged 499.

@@ -305,8 +305,7 @@ export class ProxyHandler {
     const enabled = route === undefined || route === AMBIGUOUS_ROUTE || route.cache
     const body = outgoing.body
     const hasContent = body instanceof ReadableStream || (body instanceof Uint8Array && body.byteLength > 0)
-    const hostSent = u.hostHeader === undefined ? flight.clientHost : undefined
-    const cached = cache.lookup(req, { key, enabled, requestId: flight.requestId, client, maxWaitMs: u.connectTimeoutMs + u.headerTimeoutMs, streamKeepsLength: client.streamKeepsLength === true, hasContent, hostSent, gone: flight })
+    const cached = cache.lookup(req, { key, enabled, requestId: flight.requestId, client, maxWaitMs: u.connectTimeoutMs + u.headerTimeoutMs, streamKeepsLength: client.streamKeepsLength === true, hasContent, state: flight })
     return cached instanceof Promise ? cached.then((c) => this.looked(flight, outgoing, c)) : this.looked(flight, outgoing, cached)
   }
 

@@ -141,7 +141,7 @@ export class EdgeCache implements CacheInternals {
     if (rd.onlyIfCached) return x.reply(onlyIfCachedReply(ctx.requestId), 'miss')
     const collapsible = !isBackground && !isRetry && x.collapsible(this.isUncollapsible(ctx.key, nowMs))
     // A waiter whose client has left neither waits more nor leads: the request path ends it (CLIENT_GONE).
-    if (waited && ctx.gone?.left) return x.forward()
+    if (waited && ctx.state?.left) return x.forward()
     // The collapse wait counts from the request's first lookup, whatever leaders it waits for in turn.
     const untilMs = waited ? waited.untilMs : nowMs + ctx.maxWaitMs
     if (flight && !flight.settled && collapsible && untilMs > nowMs) {

@@ -33,19 +33,22 @@ export interface LookupContext {
   streamKeepsLength?: boolean
   /**
    * The request carries content (a GET with a body). The key does not cover it, and an origin may
-   * read it (form fields merged into the query's): its answer is neither stored nor shared. (So is
-   * the answer to a request with a field that stands for another method or URL: unkeyed() below.)
+   * read it (form fields merged into the query's): its answer is neither stored nor shared (unkeyed()).
    */
   hasContent?: boolean
+  /** What the cache asks of the request late: its flight, nothing made per request (a ninth field here cost each hit 40 bytes). */
+  state?: RequestState
+}
+
+export interface RequestState {
+  /** The request's client has left: a waiter that finds it so neither waits more nor leads. */
+  readonly left: boolean
   /**
-   * The Host the origin is sent, when it is the client's (undefined with host_header). Spelled
-   * otherwise than in the key (upper case, a final dot, the default port), the origin may answer
-   * that spelling otherwise than the key's (an app matching its virtual hosts exactly answers
-   * "SITE" with a 404): that answer is neither stored nor shared, as unkeyed() says.
+   * The Host the origin is sent, when the client's (undefined with host_header). Spelled otherwise
+   * than in the key (upper case, a final dot, the default port), the origin may answer it otherwise
+   * (an app matching virtual hosts exactly answers "SITE" with a 404): unkeyed() below.
    */
-  hostSent?: string
-  /** Says whether the request's client has left (a waiter that finds it so neither waits more nor leads): the request's flight, no closure made per request. */
-  gone?: { readonly left: boolean }
+  readonly hostSent: string | undefined
 }
 
 /** A response still arriving that other requests may share (collapsed forwarding). */
@@ -163,12 +166,13 @@ export class CacheExchange {
   /**
    * Whether the request carries what its key does not cover and an origin may act on: content, a
    * field that stands for another method or URL (key.ts overridesTarget), or a Host spelled
-   * otherwise than the key has it (hostSent). Asked on a miss only: a stored answer may still
+   * otherwise than the key has it (RequestState.hostSent). Asked on a miss only: a stored answer may still
    * answer it (that is the URL's answer, nothing the request chose).
    */
   private unkeyed(): boolean {
     const c = this.ctx
-    return (this.unkeyedSeen ??= c.hasContent === true || (c.hostSent !== undefined && !keyedAsSent(c.key, c.hostSent)) || overridesTarget(this.req.headers))
+    const hostSent = c.state?.hostSent
+    return (this.unkeyedSeen ??= c.hasContent === true || (hostSent !== undefined && !keyedAsSent(c.key, hostSent)) || overridesTarget(this.req.headers))
   }
 
   /** May this request wait for, and share, another request's upstream answer? */
@@ -355,10 +359,9 @@ export class CacheExchange {
   }
 
   /**
-   * The request failed before an answer: a stale response within stale-if-error, or undefined.
-   * Only a failure of the upstream (`upstreamFailed`) is an error stale-if-error stands in for,
-   * for this request and its waiters (RFC 5861 §4); its client leaving is not: nothing is served
-   * (the request is logged 499), and one of its waiters leads next.
+   * The request failed before an answer: a stale response within stale-if-error, or undefined. Only
+   * an upstream failure is an error it stands in for (RFC 5861 §4), here and for the waiters; when
+   * the client left, nothing is served (logged 499) and a waiter leads next.
    */
   onError(upstreamFailed = true): ProxyReply | undefined {
     this.settle(undefined, upstreamFailed)

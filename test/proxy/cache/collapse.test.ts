@@ -24,12 +24,13 @@ function request(): ProxyRequest {
 }
 
 function lookup(cache: EdgeCache, maxWaitMs: number, left?: () => boolean): CacheExchange | Promise<CacheExchange> {
-  const gone = left && {
+  const state = left && {
     get left() {
       return left()
     },
+    hostSent: undefined,
   }
-  return cache.lookup(request(), { key: KEY, enabled: true, requestId: 'rid', client: { ip: '127.0.0.1', tls: false }, maxWaitMs, gone })
+  return cache.lookup(request(), { key: KEY, enabled: true, requestId: 'rid', client: { ip: '127.0.0.1', tls: false }, maxWaitMs, state })
 }
 
 /** Lets every pending promise callback run (the waiters' looks after a settle are a few hops). */
