@@ -69,7 +69,7 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   if (Object.keys(upstreamTables.tables).length === 0) {
     fail(ctx, 'upstream', 'no upstream configured; pass --upstream <url> or add [upstream] with url = "https://origin.example.com"')
   }
-  if (!(defaultName in upstreamTables.tables)) {
+  if (!Object.hasOwn(upstreamTables.tables, defaultName)) {
     fail(ctx, 'server.default_upstream', `names upstream ${show(defaultName)}, which is not defined; define [upstream.${defaultName}] or set server.default_upstream`)
   }
   const upstreams: Record<string, ResolvedUpstream> = {}
@@ -174,8 +174,9 @@ function defaultStateDir(): string {
 }
 
 function collectUpstreams(ctx: Ctx, raw: unknown): { tables: Record<string, Table>; prefixes: Record<string, string> } {
-  const tables: Record<string, Table> = {}
-  const prefixes: Record<string, string> = {}
+  // No prototype: a name such as "toString" is an upstream only when defined (default_upstream's merge with the flags reads them).
+  const tables: Record<string, Table> = Object.create(null)
+  const prefixes: Record<string, string> = Object.create(null)
   if (raw === undefined) return { tables, prefixes }
   if (!isTable(raw)) fail(ctx, 'upstream', 'must be a table: [upstream] with url = "...", or [upstream.NAME] tables')
   if ('url' in raw || Object.values(raw).every((v) => !isTable(v))) {
@@ -189,6 +190,8 @@ function collectUpstreams(ctx: Ctx, raw: unknown): { tables: Record<string, Tabl
   for (const [name, value] of Object.entries(raw)) {
     if (!isTable(value)) fail(ctx, `upstream.${name}`, 'expected a table [upstream.NAME]; do not mix [upstream] keys with named upstreams')
     if (!/^[A-Za-z0-9_-]+$/.test(name)) fail(ctx, `upstream.${name}`, 'upstream names use letters, digits, "_" and "-"')
+    // Assigned to an object, it would set the prototype: the upstream was dropped silently.
+    if (name === '__proto__') fail(ctx, `upstream.${name}`, '"__proto__" cannot name an upstream; choose another name')
     tables[name] = value
     prefixes[name] = `upstream.${name}`
   }
@@ -236,7 +239,7 @@ function resolveRoutes(ctx: Ctx, raw: unknown, upstreams: Record<string, Resolve
     if (!isTable(entry)) fail(ctx, prefix, 'must be a table')
     const r = resolveFields(ctx, prefix, entry, ROUTE_FIELDS) as { host?: string; pathPrefix?: string; upstream?: string; cache: boolean }
     if (r.upstream === undefined) fail(ctx, `${prefix}.upstream`, 'missing; name an [upstream.NAME]')
-    if (!(r.upstream in upstreams)) fail(ctx, `${prefix}.upstream`, `names ${show(r.upstream)}, which is not defined; defined: ${Object.keys(upstreams).join(', ')}`)
+    if (!Object.hasOwn(upstreams, r.upstream)) fail(ctx, `${prefix}.upstream`, `names ${show(r.upstream)}, which is not defined; defined: ${Object.keys(upstreams).join(', ')}`)
     if (r.host === undefined && r.pathPrefix === undefined) fail(ctx, prefix, 'a route needs host and/or path_prefix')
     if (r.pathPrefix !== undefined && !r.pathPrefix.startsWith('/')) fail(ctx, `${prefix}.path_prefix`, 'must start with "/"')
     // An IPv6 literal is matched as the Host header carries it: in brackets (RFC 3986 §3.2.2).

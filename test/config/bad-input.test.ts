@@ -168,3 +168,16 @@ test('a health_path that a request target cannot hold (a line break, a space, a 
   const c = resolveConfig(parseConfigText(`${UP}health_path = "/status/deep-1_2.x~?full=1&a=%20b;c=@:d"\n`, 'proxy.toml'))
   expect(c.upstreams.default!.healthPath).toBe('/status/deep-1_2.x~?full=1&a=%20b;c=@:d')
 })
+
+test('an upstream named after a property every object has ("toString", "constructor", "__proto__") is not taken as defined: requests crashed on a pool that did not exist', () => {
+  const A = '[upstream.a]\nurl = "http://127.0.0.1:9000"\n'
+  expect(errorOf(`[server]\ndefault_upstream = "toString"\n${A}`)).toBe('proxy.toml:2: server.default_upstream: names upstream "toString", which is not defined; define [upstream.toString] or set server.default_upstream')
+  expect(errorOf(`${A}[[route]]\nhost = "x.com"\nupstream = "constructor"\n`)).toBe('proxy.toml:5: route[0].upstream: names "constructor", which is not defined; defined: a')
+  // "__proto__" was dropped silently, leaving no upstream, or one a route named and no pool had.
+  expect(errorOf('[upstream.__proto__]\nurl = "http://127.0.0.1:9000"\n')).toBe('proxy.toml:1: upstream.__proto__: "__proto__" cannot name an upstream; choose another name')
+  // As names of their own, defined, they are upstreams like any other.
+  const c = resolveConfig(parseConfigText(`[server]\ndefault_upstream = "constructor"\n[upstream.constructor]\nurl = "http://127.0.0.1:9000"\n[upstream.toString]\nurl = "http://127.0.0.1:9001"\n[[route]]\nhost = "x.com"\nupstream = "toString"\n`, 'proxy.toml'))
+  expect(Object.keys(c.upstreams)).toEqual(['constructor', 'toString'])
+  expect(c.routes[0]!.upstream).toBe('toString')
+  expect(new Map(Object.entries(c.upstreams)).get('toString')!.port).toBe(9001)
+})
