@@ -25,10 +25,13 @@ export interface Rejection {
 
 /**
  * The request head's size as the client sent it, near enough: its request line and each field
- * line ("name: value" and CRLF). Repeated fields arrive joined with ", ", two bytes fewer each.
+ * line ("name: value" and CRLF), and the blank line. Repeated fields arrive joined with ", ", two bytes fewer each.
  */
 function headBytes(req: Request): number {
-  let n = req.method.length + req.url.length + 12
+  // The URL is absolute here; the request line carried its path and query only (the authority is Host's).
+  const url = req.url
+  const path = url.indexOf('/', url.indexOf('//') + 2)
+  let n = req.method.length + (path < 0 ? 1 : url.length - path) + 14 // " ", " HTTP/1.1\r\n", the blank line
   for (const [name, value] of req.headers) n += name.length + value.length + 4
   return n
 }

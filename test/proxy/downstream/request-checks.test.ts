@@ -58,4 +58,8 @@ test('a head over max_header_size is 431 HEAD_TOO_LARGE (Deno.serve keeps a larg
   expect(statusFor(rejected!.code).status).toBe(431)
   expect(checkRequest(big(16_000), 16_384)).toBeUndefined()
   expect(checkRequest(big(20_000))).toBeUndefined()
+  // Counted as sent: "GET /x HTTP/1.1", "host: a.example", "x-big: …" and the blank line; the URL's authority is not counted twice.
+  const sent = (valueBytes: number) => 'GET /x HTTP/1.1\r\n'.length + 'host: a.example\r\n'.length + 'x-big: \r\n'.length + valueBytes + 2
+  expect(checkRequest(big(16_000), sent(16_000))).toBeUndefined()
+  expect(checkRequest(big(16_000), sent(16_000) - 1)?.code).toBe('HEAD_TOO_LARGE')
 })
