@@ -43,6 +43,11 @@ export class RawH2Tls {
     return c
   }
 
+  /** Drops the connection (no GOAWAY, no close_notify). */
+  destroy(): void {
+    this.sock.destroy()
+  }
+
   send(...parts: Uint8Array[]): void {
     for (const p of parts) this.sock.write(p)
   }

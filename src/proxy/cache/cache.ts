@@ -319,6 +319,7 @@ export class EdgeCache implements CacheInternals {
       max_bytes: this.store.maxBytes,
       max_object_bytes: this.maxObjectBytes,
       bytes: this.store.bytes,
+      pinned_bytes: this.store.pinnedBytes,
       objects: this.store.objects,
       evictions: this.store.evictions,
       in_flight: this.flights.size,
@@ -334,6 +335,7 @@ export class EdgeCache implements CacheInternals {
     const gauge = (name: string, help: string, v: number) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${v}`)
     const counter = (name: string, help: string, v: number) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${v}`)
     gauge('proxy_cache_stored_bytes', 'Bytes held by stored responses (bodies, fields, bookkeeping).', this.store.bytes)
+    gauge('proxy_cache_pinned_bytes', 'Bytes of responses no longer stored (evicted, replaced, purged) that cache hits still stream: counted against max_size.', this.store.pinnedBytes)
     gauge('proxy_cache_max_bytes', 'The cache budget ([cache] max_size).', this.store.maxBytes)
     gauge('proxy_cache_stored_objects', 'Stored responses (each Vary variant counts).', this.store.objects)
     counter('proxy_cache_stores_total', 'Responses stored.', this.stores)

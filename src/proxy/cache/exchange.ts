@@ -12,6 +12,7 @@ import { currentAgeMs, evaluateReuse, freshnessLifetimeMs, isErrorStatus, respon
 import { answerFromStore, discardBody, withCacheStatus, type CacheStatus, type StoredAnswer } from './reply.ts'
 import { hasValidators, invalidatedKeys, isConditional, mergeNotModified, notModifiedSelects, storableHeaders, validatorHeaders } from './revalidate.ts'
 import { entryBytes, type CacheEntry, type CacheStore } from './store.ts'
+import { pinWhileRead } from './hit-body.ts'
 import { BodyTee, type FillBudget } from './tee.ts'
 import { varyKeyFor, varyMatches, varyNames, varyNamesKept } from './vary.ts'
 
@@ -150,7 +151,7 @@ export class CacheExchange {
   serve(entry: CacheEntry, ageMs: number, result: CacheResult, status: CacheStatus | string): this {
     this.cache.store.touch(entry)
     this.count(result)
-    this.hit = answerFromStore(this.req, entry, entry.body.byteLength, ageMs, this.ctx.requestId, status)
+    this.hit = this.pinned(answerFromStore(this.req, entry, entry.body.byteLength, ageMs, this.ctx.requestId, status), entry)
     return this
   }
 
@@ -257,7 +258,7 @@ export class CacheExchange {
       this.settle()
       this.count('revalidated')
       const v = evaluateReuse(updated, this.rd, nowMs)
-      const answer = answerFromStore(req, updated, updated.body.byteLength, v.ageMs, this.ctx.requestId, { fwd: this.fwd, fwdStatus: 304, ttlS: Math.floor(v.ttlMs / 1000) })
+      const answer = this.pinned(answerFromStore(req, updated, updated.body.byteLength, v.ageMs, this.ctx.requestId, { fwd: this.fwd, fwdStatus: 304, ttlS: Math.floor(v.ttlMs / 1000) }), updated)
       // The 304's Set-Cookie is not stored (revalidate.ts), but it is this client's: its answer is
       // the response as the 304 updated it, whose Set-Cookie lines are the 304's alone (§4.3.4).
       const cookies = headers.filter(isSetCookie)
@@ -377,7 +378,12 @@ export class CacheExchange {
     const entry = this.candidate!
     const v = evaluateReuse(entry, this.rd, nowMs)
     this.count('stale')
-    return answerFromStore(this.req, entry, entry.body.byteLength, v.ageMs, this.ctx.requestId, { ...status, ttlS: Math.floor(v.ttlMs / 1000) })
+    return this.pinned(answerFromStore(this.req, entry, entry.body.byteLength, v.ageMs, this.ctx.requestId, { ...status, ttlS: Math.floor(v.ttlMs / 1000) }), entry)
+  }
+
+  /** A hit's body the listener streams, pinned in the store while read (hit-body.ts). */
+  private pinned(reply: ProxyReply, entry: CacheEntry): ProxyReply {
+    return pinWhileRead(reply, this.cache.store, entry, this.ctx.streamKeepsLength)
   }
 
   /** The candidate updated from a 304 (§3.2, §4.3.4), replacing it in the store, or dropped when it no longer may be stored. */

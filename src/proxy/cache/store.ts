@@ -2,6 +2,11 @@
  * The in-memory store: stored responses by primary key, each key with its Vary variants,
  * bounded by bytes (not entries) with least-recently-used eviction. It knows nothing of HTTP
  * semantics beyond the variant key; policy.ts decides what goes in and what may come out.
+ *
+ * A stored body that cache hits stream over time (hit-body.ts) is pinned while they read it: once
+ * evicted, replaced or purged, it stays charged to the budget (pinnedBytes) until its last reader
+ * ends, so that slow readers of bodies no longer stored cannot hold memory beyond max_size. The
+ * store evicts more to make room for them, and stores nothing when they hold all of it.
  */
 import { NO_VARY, sameVaryKey, type VaryKey } from './vary.ts'
 import type { ResponseDirectives } from './policy.ts'
@@ -53,8 +58,14 @@ export class CacheStore {
   private readonly usedAt = new WeakMap<CacheEntry, number>()
   /** The keys with a "#" suffix (key.ts requestKey: a trusted proxy's other forwarded host) by the URL's key, for purge by URL. */
   private readonly suffixed = new Map<string, Set<string>>()
+  /** Readers now streaming each pinned body (pin/unpin), by the body. */
+  private readonly readers = new Map<Uint8Array, number>()
+  /** What each body no longer stored but still read is charged (its entry's bytes when it left), by the body. */
+  private readonly pinnedCharge = new Map<Uint8Array, number>()
   private uses = 0
   bytes = 0
+  /** Bytes of bodies no longer stored that readers still stream: counted against maxBytes with `bytes`. */
+  pinnedBytes = 0
   evictions = 0
 
   constructor(readonly maxBytes: number) {}
@@ -88,7 +99,7 @@ export class CacheStore {
    * store is within its budget. False when it cannot fit at all.
    */
   put(entry: CacheEntry): boolean {
-    if (entry.bytes > this.maxBytes) return false
+    if (entry.bytes + this.pinnedBytes > this.maxBytes) return false
     const list = this.byKey.get(entry.key) ?? []
     for (const old of [...list]) if (sameVaryKey(old.vary, entry.vary)) this.remove(old)
     const kept = this.byKey.get(entry.key)
@@ -105,13 +116,57 @@ export class CacheStore {
     this.lru.set(entry, true)
     this.usedAt.set(entry, ++this.uses)
     this.bytes += entry.bytes
+    this.evictToFit(entry)
+    if (this.bytes + this.pinnedBytes <= this.maxBytes) return true
+    // What it replaced is still being read: no room is left beside the pinned bodies.
+    this.remove(entry)
+    return false
+  }
+
+  /**
+   * Evicts the least recently used entries until the store and the pinned bodies fit the budget;
+   * not `keep`, nor one being read (it would stay charged, pinned: evicting it frees nothing).
+   */
+  private evictToFit(keep?: CacheEntry): void {
     for (const victim of this.lru.keys()) {
-      if (this.bytes <= this.maxBytes) break
-      if (victim === entry) continue
+      if (this.bytes + this.pinnedBytes <= this.maxBytes) break
+      if (victim === keep || this.readers.has(victim.body)) continue
       this.remove(victim)
       this.evictions++
     }
-    return true
+  }
+
+  /**
+   * A hit starts streaming `entry`'s body: while it reads, the body stays charged to the budget
+   * even once no longer stored. Every pin is matched by exactly one unpin (hit-body.ts).
+   */
+  pin(entry: CacheEntry): void {
+    const body = entry.body
+    this.readers.set(body, (this.readers.get(body) ?? 0) + 1)
+    // Evicted between the answer and its first read: charged from now.
+    if (!this.lru.has(entry)) {
+      this.charge(body, entry.bytes)
+      this.evictToFit()
+    }
+  }
+
+  /** A hit of `entry`'s body ended (finished, cut, timed out): its last reader frees a body no longer stored. */
+  unpin(entry: CacheEntry): void {
+    const body = entry.body
+    const n = (this.readers.get(body) ?? 0) - 1
+    if (n > 0) return void this.readers.set(body, n)
+    this.readers.delete(body)
+    const charged = this.pinnedCharge.get(body)
+    if (charged === undefined) return
+    this.pinnedCharge.delete(body)
+    this.pinnedBytes -= charged
+  }
+
+  /** A body still read leaves the store (or was read after it left): charged as pinned, once (the sum with `bytes` is unchanged on leaving). */
+  private charge(body: Uint8Array, bytes: number): void {
+    if (this.pinnedCharge.has(body)) return
+    this.pinnedCharge.set(body, bytes)
+    this.pinnedBytes += bytes
   }
 
   /**
@@ -132,6 +187,7 @@ export class CacheStore {
   remove(entry: CacheEntry): void {
     if (!this.lru.delete(entry)) return
     this.bytes -= entry.bytes
+    if (this.readers.has(entry.body)) this.charge(entry.body, entry.bytes)
     const list = this.byKey.get(entry.key)
     if (!list) return
     const i = list.indexOf(entry)
@@ -171,9 +227,8 @@ export class CacheStore {
     return n
   }
 
+  /** Drops every entry; bodies still read stay pinned until their readers end. */
   clear(): void {
-    this.byKey.clear()
-    this.lru.clear()
-    this.bytes = 0
+    for (const e of [...this.lru.keys()]) this.remove(e)
   }
 }
