@@ -10,7 +10,7 @@ import { headerValue } from './directives.ts'
 import { keyedAsSent, overridesTarget } from './key.ts'
 import { currentAgeMs, evaluateReuse, freshnessLifetimeMs, isErrorStatus, responseDirectives, staleIfErrorAllows, whyNotStorable, type NotStorable, type RequestDirectives } from './policy.ts'
 import { answerFromStore, discardBody, withCacheStatus, type CacheStatus, type StoredAnswer } from './reply.ts'
-import { hasValidators, invalidatedKeys, isConditional, mergeNotModified, notModifiedSelects, storableHeaders, validatorHeaders } from './revalidate.ts'
+import { hasValidators, invalidatedKeys, isConditional, fieldsAfterNotModified, namesValidator, notModifiedSelects, storableHeaders, validatorHeaders } from './revalidate.ts'
 import { entryBytes, type CacheEntry, type CacheStore } from './store.ts'
 import { pinWhileRead } from './hit-body.ts'
 import { BodyTee, type FillBudget } from './tee.ts'
@@ -388,12 +388,7 @@ export class CacheExchange {
 
   /** The candidate updated from a 304 (§3.2, §4.3.4), replacing it in the store, or dropped when it no longer may be stored. */
   private refreshed(candidate: CacheEntry, notModified: ProxyReply['headers'], nowMs: number): CacheEntry {
-    let merged = mergeNotModified(candidate.headers, notModified)
-    // A 304 without Date gets the time it was received (RFC 9110 §6.6.1), as a stored response
-    // does: the stored Date described the first receipt, and the age would count from it.
-    if (headerValue(notModified, 'date') === null) merged = [...merged.filter(([n]) => n.toLowerCase() !== 'date'), ['date', new Date(nowMs).toUTCString()]]
-    // The stored Age described the first receipt; the times now start again from this 304.
-    if (headerValue(notModified, 'age') === null) merged = merged.filter(([n]) => n.toLowerCase() !== 'age')
+    const merged = fieldsAfterNotModified(candidate.headers, notModified, nowMs)
     const rd = responseDirectives(merged)
     const updated: CacheEntry = {
       ...candidate,
@@ -417,9 +412,4 @@ export class CacheExchange {
 
 function isSetCookie([name]: readonly [string, string]): boolean {
   return name.length === 10 && name.toLowerCase() === 'set-cookie'
-}
-
-/** Whether a 304 carries a validator (ETag or Last-Modified) to select a stored response by. */
-function namesValidator(headers: ProxyReply['headers']): boolean {
-  return headerValue(headers, 'etag') !== null || headerValue(headers, 'last-modified') !== null
 }

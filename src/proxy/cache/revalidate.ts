@@ -73,6 +73,24 @@ export function mergeNotModified(stored: Headers_, notModified: Headers_): [stri
 }
 
 /**
+ * The fields a stored response has once a 304 received at `nowMs` updated it: merged as above;
+ * without a Date in the 304, the time it was received (RFC 9110 §6.6.1), as a stored response
+ * gets: the stored Date described the first receipt, and the age would count from it; and
+ * without an Age in the 304, none: the times start again from this 304.
+ */
+export function fieldsAfterNotModified(stored: Headers_, notModified: Headers_, nowMs: number): [string, string][] {
+  let merged = mergeNotModified(stored, notModified)
+  if (headerValue(notModified, 'date') === null) merged = [...merged.filter(([n]) => n.toLowerCase() !== 'date'), ['date', new Date(nowMs).toUTCString()]]
+  if (headerValue(notModified, 'age') === null) merged = merged.filter(([n]) => n.toLowerCase() !== 'age')
+  return merged
+}
+
+/** Whether a 304 carries a validator (ETag or Last-Modified) to select a stored response by. */
+export function namesValidator(headers: Headers_): boolean {
+  return headerValue(headers, 'etag') !== null || headerValue(headers, 'last-modified') !== null
+}
+
+/**
  * Does a 304 describe this stored response (§4.3.4)? With a strong entity tag in the 304, the
  * stored one must be the same; without one, its Last-Modified (if any) must be the same.
  */
