@@ -4,7 +4,7 @@
  * machine hits both alike. What each performance commit's message quotes (issue 18's rule: an
  * optimisation is its own commit with its A/B figures).
  *
- *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2 [--streams 10] | --tls] [--gc] [--browser-head] [--cache] [--post BYTES]
+ *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2 [--streams 10] | --tls] [--gc] [--browser-head] [--cache] [--post BYTES] [--ports 18300]
  *
  * Starts a local nginx origin (a 100-byte answer at /small, a 1 MiB file at /1m, keepalive_requests
  * 1000000) and both
@@ -18,8 +18,10 @@
  * Prints each round (with wrk's p99 and the proxy's RSS after it) and the medians, with B against A.
  * With --gc both proxies run with JSC's GC log on (BUN_JSC_logGC=1, on stderr) and each round
  * also says how many eden and full collections there were per thousand requests and how long
- * their cycles took in all (the log itself costs a little time in both). Loopback only;
- * everything is killed at the end.
+ * their cycles took in all (the log itself costs a little time in both). --ports BASE puts the
+ * origin on BASE and the two proxies on BASE+1 and BASE+2 (18300 unless given), so two runs can
+ * share a machine without one's load reaching the other's proxies. Loopback only; everything is
+ * killed at the end.
  */
 import { readFileSync } from 'node:fs'
 import { BROWSER_FIELDS, h2load, selfSignedTlsArgs, start, startOrigin, waitFor, workDir, wrk, type LoadResult } from './local-load.ts'
@@ -30,10 +32,10 @@ const opt = (name: string, def: string) => {
   const i = args.indexOf(name)
   return i >= 0 ? args[i + 1]! : def
 }
-const FLAGS_WITH_VALUES = new Set(['--rounds', '--duration', '--connections', '--path', '--post', '--streams'])
+const FLAGS_WITH_VALUES = new Set(['--rounds', '--duration', '--connections', '--path', '--post', '--streams', '--ports'])
 const [binA, binB] = args.filter((a, i) => !a.startsWith('--') && (i === 0 || !FLAGS_WITH_VALUES.has(args[i - 1]!)))
 if (!binA || !binB) {
-  console.error('usage: bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2 [--streams 10] | --tls] [--gc] [--browser-head] [--cache] [--post BYTES]')
+  console.error('usage: bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2 [--streams 10] | --tls] [--gc] [--browser-head] [--cache] [--post BYTES] [--ports 18300]')
   process.exit(2)
 }
 const ROUNDS = Number(opt('--rounds', '4'))
@@ -47,7 +49,8 @@ const H2_STREAMS = Number(opt('--streams', '10'))
 const TLS = H2 || args.includes('--tls')
 const GC = args.includes('--gc')
 const FIELDS = args.includes('--browser-head') ? BROWSER_FIELDS : []
-const PORTS = { origin: 18300, a: 18301, b: 18302 }
+const PORT_BASE = Number(opt('--ports', '18300'))
+const PORTS = { origin: PORT_BASE, a: PORT_BASE + 1, b: PORT_BASE + 2 }
 const TICKS_PER_S = 100
 
 const dir = workDir('ab-cpu-')
