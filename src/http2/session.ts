@@ -35,7 +35,7 @@ export class ServerSession implements StreamHost {
   private readonly now: () => number
   private settingsSeen = false
   private readonly reader: FrameReader
-  private block: HeaderBlock | undefined
+  private readonly block: HeaderBlock
   /** The last stream we process after a GOAWAY either way (§6.8). */
   private goawayLastId: number | undefined
   private peerInitialWindow = F.DEFAULT_WINDOW
@@ -54,6 +54,7 @@ export class ServerSession implements StreamHost {
     this.headDueMs = l.headTimeoutMs > 0 ? this.lastProgressMs + l.headTimeoutMs : 0
     this.decoder = new HpackDecoder(l.headerTableBytes, l.maxHeaderListBytes)
     this.reader = new FrameReader(l.maxFrameBytes)
+    this.block = new HeaderBlock(l.maxHeaderBlockBytes, l.maxContinuationFrames)
     this.floods = new FloodGuard(l, this.now)
     this.out = new Output({ write: (b) => opts.write(b) }, l.maxQueuedControlBytes)
     this.out.onStreamDone = (s) => {
@@ -124,7 +125,7 @@ export class ServerSession implements StreamHost {
   sweep(nowMs: number = this.now()): void {
     const idle = this.limits.idleTimeoutMs
     if (!this.ended && idle > 0 && this.streams.size === 0 && nowMs - this.lastProgressMs >= idle) this.shutdown(H2Code.NO_ERROR, 'idle')
-    if (!this.ended && this.headDueMs > 0 && nowMs >= this.headDueMs && (this.block !== undefined || this.streams.size === 0)) this.shutdown(H2Code.NO_ERROR, 'no complete request head in time')
+    if (!this.ended && this.headDueMs > 0 && nowMs >= this.headDueMs && (this.block.open || this.streams.size === 0)) this.shutdown(H2Code.NO_ERROR, 'no complete request head in time')
   }
 
   // ---- StreamHost ----
@@ -172,7 +173,7 @@ export class ServerSession implements StreamHost {
 
   private frame(h: F.FrameHeader, p: Uint8Array): void {
     if (!this.settingsSeen && h.type !== F.FrameType.SETTINGS) throw connectionError(H2Code.PROTOCOL_ERROR, 'first frame is not SETTINGS (RFC 9113 §3.4)')
-    if (this.block && h.type !== F.FrameType.CONTINUATION) throw connectionError(H2Code.PROTOCOL_ERROR, 'header block interrupted (RFC 9113 §6.10)')
+    if (this.block.open && h.type !== F.FrameType.CONTINUATION) throw connectionError(H2Code.PROTOCOL_ERROR, 'header block interrupted (RFC 9113 §6.10)')
     switch (h.type) {
       case F.FrameType.DATA:
         return this.data(h, p)
@@ -266,26 +267,23 @@ export class ServerSession implements StreamHost {
 
   private headers(h: F.FrameHeader, p: Uint8Array): void {
     if (h.streamId === 0 || h.streamId % 2 === 0) throw connectionError(H2Code.PROTOCOL_ERROR, 'HEADERS on stream 0 or an even stream (RFC 9113 §5.1.1)')
-    const { fragment, priority } = F.parseHeaders(h, p)
+    this.block.begin(h, p)
     const l = this.limits
-    this.block = new HeaderBlock(h.streamId, (h.flags & F.Flag.END_STREAM) !== 0, priority?.dependsOn === h.streamId, l.maxHeaderBlockBytes, l.maxContinuationFrames)
     if (l.headTimeoutMs > 0 && this.headDueMs === 0) this.headDueMs = this.now() + l.headTimeoutMs
-    this.block.add(fragment, false)
     if (h.flags & F.Flag.END_HEADERS) this.finishBlock()
   }
 
   private continuation(h: F.FrameHeader, p: Uint8Array): void {
     const b = this.block
-    if (!b || b.streamId !== h.streamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'CONTINUATION without an open header block (RFC 9113 §6.10)')
+    if (!b.open || b.streamId !== h.streamId) throw connectionError(H2Code.PROTOCOL_ERROR, 'CONTINUATION without an open header block (RFC 9113 §6.10)')
     b.add(p, true)
     if (h.flags & F.Flag.END_HEADERS) this.finishBlock()
   }
 
   private finishBlock(): void {
-    const b = this.block!
-    this.block = undefined
+    const b = this.block
     this.headDueMs = 0
-    const bytes = b.joined()
+    const bytes = b.finish()
     const decoded = this.decoder.decode(bytes)
     const id = b.streamId
     const existing = this.streams.get(id)

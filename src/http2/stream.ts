@@ -77,7 +77,8 @@ export class ServerStream {
   bodyStallMs = 0
 
   readonly body: ReadableStream<Uint8Array> | null
-  private inQueue: Uint8Array[] = []
+  /** Body bytes received and not yet read; made at the first such chunk (none for a request without a body). */
+  private inQueue: Uint8Array[] | undefined
   private inBytes = 0
   private pullWaiter: { ctrl: ReadableStreamDefaultController<Uint8Array>; resolve: () => void } | undefined
   private bodyDone = false
@@ -184,7 +185,7 @@ export class ServerStream {
       w.resolve()
       return
     }
-    this.inQueue.push(data)
+    ;(this.inQueue ??= []).push(data)
     this.inBytes += data.byteLength
   }
 
@@ -192,7 +193,7 @@ export class ServerStream {
   receiveEnd(): void {
     this.remoteEnded = true
     const w = this.pullWaiter
-    if (w && this.inQueue.length === 0) {
+    if (w && (this.inQueue === undefined || this.inQueue.length === 0)) {
       this.pullWaiter = undefined
       this.stopBodyStall()
       this.finishBody(w.ctrl)
@@ -214,9 +215,9 @@ export class ServerStream {
     if (this.closed) return 0
     this.closed = true
     const unread = this.inBytes
-    this.inQueue = []
+    this.inQueue = undefined
     this.inBytes = 0
-    this.outQueue = []
+    this.outQueue.length = 0
     this.outBytes = 0
     // Unread body bytes are dropped with the stream: the reader then sees an error, not a short body.
     this.closeCode = code ?? (unread > 0 && !this.bodyDone ? H2Code.CANCEL : undefined)
@@ -239,7 +240,7 @@ export class ServerStream {
   }
 
   private pull(ctrl: ReadableStreamDefaultController<Uint8Array>): Promise<void> | void {
-    const chunk = this.inQueue.shift()
+    const chunk = this.inQueue?.shift()
     if (chunk) {
       this.inBytes -= chunk.byteLength
       ctrl.enqueue(chunk)
@@ -296,7 +297,7 @@ export class ServerStream {
     this.discardBody = true
     this.bodyDone = true
     const unread = this.inBytes
-    this.inQueue = []
+    this.inQueue = undefined
     this.inBytes = 0
     if (unread > 0) this.host.consumed(this, unread)
   }

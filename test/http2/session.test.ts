@@ -124,6 +124,18 @@ describe('requests (RFC 9113 §8.2, §8.3)', () => {
     await c.settle()
     expect(c.requests[0]?.request.path).toBe('/split')
   })
+  test('a HEADERS frame with padding and priority fields, continued, is one request; one whose priority names its own stream is reset (§5.3.1)', async () => {
+    const c = new RawClient().start()
+    const block = c.get(1, '/padded', [['x-long', 'v'.repeat(100)]]).subarray(9)
+    // Pad length 4, then the priority fields (depends on 0, weight 17), 20 bytes of the block, the padding.
+    const first = Uint8Array.from([4, 0, 0, 0, 0, 16, ...block.subarray(0, 20), 0, 0, 0, 0])
+    c.send(frame(FrameType.HEADERS, Flag.END_STREAM | Flag.PADDED | Flag.PRIORITY, 1, first), frame(FrameType.CONTINUATION, Flag.END_HEADERS, 1, block.subarray(20)))
+    const self = c.get(3, '/self').subarray(9)
+    c.send(frame(FrameType.HEADERS, Flag.END_STREAM | Flag.END_HEADERS | Flag.PRIORITY, 3, Uint8Array.from([0, 0, 0, 3, 16, ...self])))
+    await c.settle()
+    expect(c.requests.map((s) => [s.request.path, s.request.headers.at(-1)])).toEqual([['/padded', ['x-long', 'v'.repeat(100)]]])
+    expect(c.ofType(FrameType.RST_STREAM, 3).map((f) => u32(f.payload))).toEqual([H2Code.PROTOCOL_ERROR])
+  })
   test('a frame between HEADERS and CONTINUATION is a connection PROTOCOL_ERROR', async () => {
     const c = new RawClient().start()
     const block = c.get(1).subarray(9)
