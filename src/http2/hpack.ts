@@ -126,6 +126,16 @@ export interface DecodedBlock {
  */
 export class HpackDecoder {
   readonly table: DynamicTable
+  /**
+   * The last list decodeList() decoded, as names and values: these arrays are the decoder's own,
+   * filled again by each call (no pair made per field; the caller copies what it keeps).
+   */
+  readonly names: string[] = []
+  readonly values: string[] = []
+  /** Its size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2), even past the cap. */
+  listBytes = 0
+  /** The list exceeded the cap: `names` and `values` stop there, but the table was kept in step. */
+  tooLarge = false
 
   /** `maxTableBytes` is what we announce as SETTINGS_HEADER_TABLE_SIZE; `maxListBytes` caps a decoded list. */
   constructor(private readonly maxTableBytes: number, private readonly maxListBytes: number) {
@@ -133,7 +143,27 @@ export class HpackDecoder {
   }
 
   decode(block: Uint8Array): DecodedBlock {
+    this.decodeList(block)
+    return { fields: this.fields(), listBytes: this.listBytes, tooLarge: this.tooLarge }
+  }
+
+  /** The last list decoded, as pairs (made on each call). */
+  fields(): HeaderField[] {
+    const names = this.names
+    const values = this.values
     const fields: HeaderField[] = []
+    for (let i = 0; i < names.length; i++) fields.push([names[i]!, values[i]!])
+    return fields
+  }
+
+  /** Decodes a block into `names`, `values`, `listBytes` and `tooLarge`. */
+  decodeList(block: Uint8Array): void {
+    const names = this.names
+    const values = this.values
+    names.length = 0
+    values.length = 0
+    this.listBytes = 0
+    this.tooLarge = false
     let listBytes = 0
     let tooLarge = false
     let pos = 0
@@ -179,9 +209,13 @@ export class HpackDecoder {
       sawField = true
       listBytes += entrySize(name, value)
       if (listBytes > maxListBytes) tooLarge = true
-      if (!tooLarge) fields.push([name, value])
+      if (!tooLarge) {
+        names.push(name)
+        values.push(value)
+      }
     }
-    return { fields, listBytes, tooLarge }
+    this.listBytes = listBytes
+    this.tooLarge = tooLarge
   }
 }
 

@@ -13,18 +13,29 @@ import type { HeaderField } from './hpack.ts'
 /** What a :path may hold: visible ASCII but "#" (RFC 3986 path and query characters, percent-encoded otherwise). */
 const PATH_CHARS = /^[\x21-\x22\x24-\x7e]+$/
 
-export interface H2Request {
-  method: string
-  /** "http" or "https" (any scheme is passed on; CONNECT has none: ""). */
-  scheme: string
-  /** :authority, or the Host field when :authority is absent; "" when neither was sent. */
-  authority: string
-  /** :path as sent (origin-form, or "*" for OPTIONS); "" for CONNECT. */
-  path: string
-  /** Regular fields, lowercase: `host` first when there is an authority, one `cookie` field (§8.2.3). */
-  headers: HeaderField[]
-  /** content-length when sent; the body is checked against it (§8.1.1). */
-  contentLength: number | undefined
+export class H2Request {
+  constructor(
+    readonly method: string,
+    /** "http" or "https" (any scheme is passed on; CONNECT has none: ""). */
+    readonly scheme: string,
+    /** :authority, or the Host field when :authority is absent; "" when neither was sent. */
+    readonly authority: string,
+    /** :path as sent (origin-form, or "*" for OPTIONS); "" for CONNECT. */
+    readonly path: string,
+    /**
+     * Regular fields, lowercase, as names and values (in step, no pair made per field): `host`
+     * first when there is an authority, one `cookie` field (§8.2.3).
+     */
+    readonly names: string[],
+    readonly values: string[],
+    /** content-length when sent; the body is checked against it (§8.1.1). */
+    readonly contentLength: number | undefined,
+  ) {}
+
+  /** The regular fields as pairs (made on each call). */
+  get headers(): HeaderField[] {
+    return this.names.map((n, i): HeaderField => [n, this.values[i]!])
+  }
 }
 
 /** Fields that are connection-specific in HTTP/1.1 and malformed in HTTP/2 (§8.2.2). */
@@ -67,10 +78,11 @@ function malformed(streamId: number, why: string): Error {
 }
 
 /**
- * Checks a request header list and translates it; throws a stream error for a malformed one.
- * Runs once per request: no closure or list is made that the usual request does not need.
+ * Checks a request header list (names[i], values[i]: the decoder's, read and not kept) and
+ * translates it; throws a stream error for a malformed one. Runs once per request: no closure,
+ * pair or list is made that the usual request does not need.
  */
-export function toRequest(streamId: number, fields: HeaderField[]): H2Request {
+export function toRequest(streamId: number, fieldNames: readonly string[], fieldValues: readonly string[]): H2Request {
   let method: string | undefined
   let scheme: string | undefined
   let authority: string | undefined
@@ -79,11 +91,12 @@ export function toRequest(streamId: number, fields: HeaderField[]): H2Request {
   let contentLength: number | undefined
   let cookies: string[] | undefined
   // Host first when there is an authority: its place is kept and filled in at the end.
-  const headers: HeaderField[] = [HOST_SLOT]
+  const names = ['host']
+  const values = ['']
   let regular = false
-  for (const field of fields) {
-    const name = field[0]
-    const value = field[1]
+  for (let i = 0; i < fieldNames.length; i++) {
+    const name = fieldNames[i]!
+    const value = fieldValues[i]!
     if (!validValue(value)) throw malformed(streamId, `bad characters in the value of ${name}`)
     if (name.charCodeAt(0) === 58 /* : */) {
       if (regular) throw malformed(streamId, 'pseudo-header after a regular field')
@@ -121,7 +134,8 @@ export function toRequest(streamId: number, fields: HeaderField[]): H2Request {
       contentLength = Number(value)
       continue
     }
-    headers.push(field)
+    names.push(name)
+    values.push(value)
   }
   if (method === undefined || (method !== 'GET' && method !== 'POST' && (method === '' || !validName(method.toLowerCase(), 0)))) throw malformed(streamId, 'missing or bad :method')
   if (method === 'CONNECT') {
@@ -143,15 +157,21 @@ export function toRequest(streamId: number, fields: HeaderField[]): H2Request {
     if (host !== undefined && !sameAuthority(host, authority, scheme ?? 'https')) throw malformed(streamId, 'Host differs from :authority')
   }
   const hostValue = authority || host
-  if (hostValue) headers[0] = ['host', hostValue]
-  else headers.shift()
-  if (contentLength !== undefined) headers.push(['content-length', String(contentLength)])
-  if (cookies !== undefined) headers.push(['cookie', cookies.join('; ')])
-  return { method, scheme: scheme ?? '', authority: hostValue ?? '', path: path ?? '', headers, contentLength }
+  if (hostValue) values[0] = hostValue
+  else {
+    names.shift()
+    values.shift()
+  }
+  if (contentLength !== undefined) {
+    names.push('content-length')
+    values.push(String(contentLength))
+  }
+  if (cookies !== undefined) {
+    names.push('cookie')
+    values.push(cookies.join('; '))
+  }
+  return new H2Request(method, scheme ?? '', hostValue ?? '', path ?? '', names, values, contentLength)
 }
-
-/** The first entry of a request's list until its Host is known (replaced or removed before it is returned). */
-const HOST_SLOT: HeaderField = ['host', '']
 
 function validScheme(s: string): boolean {
   return s === 'https' || s === 'http' || /^[a-zA-Z][a-zA-Z0-9+.-]*$/.test(s)

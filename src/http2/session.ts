@@ -284,7 +284,8 @@ export class ServerSession implements StreamHost {
     const b = this.block
     this.headDueMs = 0
     const bytes = b.finish()
-    const decoded = this.decoder.decode(bytes)
+    const decoded = this.decoder
+    decoded.decodeList(bytes)
     const id = b.streamId
     const existing = this.streams.get(id)
     if (existing) {
@@ -292,7 +293,7 @@ export class ServerSession implements StreamHost {
       if (existing.remoteEnded) throw streamError(id, H2Code.STREAM_CLOSED, 'HEADERS after END_STREAM (RFC 9113 §5.1)')
       if (!b.endStream) throw streamError(id, H2Code.PROTOCOL_ERROR, 'second HEADERS without END_STREAM (RFC 9113 §8.1)')
       if (decoded.tooLarge) return this.streams.trailersTooLarge(existing)
-      existing.requestTrailers = checkTrailers(id, decoded.fields)
+      existing.requestTrailers = checkTrailers(id, decoded.fields())
       const cl = existing.request.contentLength
       if (cl !== undefined && existing.receivedBytes !== cl) throw this.streams.bodyLengthDiffers(id, existing.request, existing)
       this.streams.remoteEnd(existing)
@@ -309,11 +310,11 @@ export class ServerSession implements StreamHost {
     if (b.selfDependent) throw streamError(id, H2Code.PROTOCOL_ERROR, 'stream depends on itself (RFC 9113 §5.3.1)')
     if (this.streams.size >= this.limits.maxConcurrentStreams) throw streamError(id, H2Code.REFUSED_STREAM, 'over SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2)')
     if (decoded.tooLarge) {
-      this.streams.headTooLarge(id, decoded.fields)
+      this.streams.headTooLarge(id, decoded.fields())
       if (!b.endStream) this.streams.sendRst(id, H2Code.NO_ERROR)
       return
     }
-    const request = toRequest(id, decoded.fields)
+    const request = toRequest(id, decoded.names, decoded.values)
     if (b.endStream && request.contentLength) throw this.streams.bodyLengthDiffers(id, request, undefined)
     const stream = new ServerStream(id, request, this, this.peerInitialWindow, this.limits.streamWindowBytes, !b.endStream)
     this.streams.add(stream)

@@ -275,15 +275,9 @@ class StreamExchange implements ClientInfo, ReplySink {
   }
 }
 
-/** A stream's request as the request path takes it: the fields as a HeadHeaders, the request id given. */
+/** A stream's request as the request path takes it: the fields as a HeadHeaders (over the request's own arrays: it only reads them), the request id given. */
 function proxyRequest(r: H2Request, body: ReadableStream<Uint8Array> | null): ProxyRequest {
-  const names: string[] = []
-  const values: string[] = []
-  for (const [n, v] of r.headers) {
-    names.push(n)
-    values.push(v)
-  }
-  const headers = new HeadHeaders(names, values)
+  const headers = new HeadHeaders(r.names, r.values)
   return { method: r.method, target: r.path, headers, body: body ?? noContent(r.method), id: requestIdFor(headers.get('x-request-id')) }
 }
 
