@@ -3,12 +3,17 @@
  * carries: the stored fields but Age, Content-Length, X-Request-Id and Cache-Status, then this
  * reply's Age, Content-Length, X-Request-Id and Cache-Status (reply.ts answerFromStore). The
  * stored part is the same on every hit, so it is encoded once per stored response, and the
- * HTTP/1.1 writer copies it (encodeHead) with this reply's own lines; anyone else (HTTP/2, the
- * runtime listeners) asks for `headers` and gets the list, and from then on the list is used.
+ * HTTP/1.1 writer copies it (encodeHead) with this reply's own lines, and HTTP/2 codes its HPACK
+ * block from it (h2Head: the names lower-cased and the fields HTTP/2 drops left out once per
+ * stored response); anyone else (the runtime listeners) asks for `headers` and gets the list, and
+ * from then on the list is used.
  */
 import { headEnd, isBodiless, putHeadEnd, sharedEncodedHead, type EncodedHead } from '../../http1/response-encode.ts'
 import { statusText as defaultStatusText } from '../../http1/status-text.ts'
+import type { HeadSource, HpackEncoder } from '../../http2/hpack.ts'
+import { CONNECTION_SPECIFIC } from '../../http2/request.ts'
 import { putFieldLine, putLatin1 } from '../../lib/bytes.ts'
+import { httpDateNow } from '../../lib/clock.ts'
 import type { ProxyReply } from '../message.ts'
 import type { Headers_ } from './policy.ts'
 
@@ -22,6 +27,8 @@ interface StoredBlock {
   prior: string | undefined
   /** No field the writer treats apart (Connection, Transfer-Encoding): the copy is exact. */
   plain: boolean
+  /** `kept` as HTTP/2 sends them (http2/request.ts responseFields): lower-case names, no connection-specific field or TE; made at the first HTTP/2 hit. */
+  h2: { names: string[]; values: string[] } | undefined
 }
 
 /** Per stored field list (a stored response's, never changed once stored). */
@@ -50,13 +57,28 @@ function blockOf(stored: Headers_): StoredBlock {
   const bytes = new Uint8Array(size)
   let at = 0
   for (const [name, value] of kept) at = putFieldLine(bytes, at, name, value)
-  const block = { kept, bytes, hasDate, prior, plain }
+  const block = { kept, bytes, hasDate, prior, plain, h2: undefined }
   blocks.set(stored, block)
   return block
 }
 
-export class StoredReply implements ProxyReply {
+/** A plain block's fields as responseFields sends them (a plain block has no Connection field, so none is dropped by one). */
+function h2Fields(block: StoredBlock): { names: string[]; values: string[] } {
+  const names: string[] = []
+  const values: string[] = []
+  for (const [name, value] of block.kept) {
+    const lower = name.toLowerCase()
+    if (CONNECTION_SPECIFIC.has(lower) || lower === 'te' || lower.charCodeAt(0) === 58) continue
+    names.push(lower)
+    values.push(value)
+  }
+  return { names, values }
+}
+
+export class StoredReply implements ProxyReply, HeadSource {
   private pairs: [string, string][] | undefined
+  /** h2Head's whole body length. */
+  private wholeLength: number | undefined
 
   constructor(
     public status: number,
@@ -92,6 +114,37 @@ export class StoredReply implements ProxyReply {
 
   private cacheStatus(block: StoredBlock): string {
     return block.prior === undefined ? this.ours : `${block.prior}, ${this.ours}`
+  }
+
+  /**
+   * HTTP/2: the block the list path codes (h2-client.ts withDateAndLength, then responseFields)
+   * coded without the list; undefined where the list must be used (asked for, so maybe changed;
+   * a Connection or Transfer-Encoding field stored; a status below 200).
+   */
+  h2Head(wholeBodyLength: number | undefined): HeadSource | undefined {
+    if (this.pairs !== undefined || this.status < 200 || !blockOf(this.stored).plain) return undefined
+    this.wholeLength = wholeBodyLength
+    return this
+  }
+
+  /** HeadSource: the list's fields in its order, then Date and Content-Length where withDateAndLength adds them. */
+  encodeWith(encoder: HpackEncoder, headroom: number): Uint8Array {
+    const block = blockOf(this.stored)
+    const { names, values } = (block.h2 ??= h2Fields(block))
+    const listed = this.listedLength
+    const cacheStatus = this.cacheStatus(block)
+    const notModified = this.status === 304
+    // Each name and value's length + 12 (as encode() counts), for ours and the stored ones.
+    encoder.begin(block.bytes.byteLength + 12 * names.length + this.ageS.length + this.requestId.length + cacheStatus.length + 300, headroom)
+    encoder.status(this.status)
+    for (let i = 0; i < names.length; i++) encoder.add(names[i]!, values[i]!)
+    encoder.add('age', this.ageS)
+    if (listed !== undefined && !notModified) encoder.add('content-length', listed)
+    encoder.add('x-request-id', this.requestId)
+    encoder.add('cache-status', cacheStatus)
+    if (!block.hasDate) encoder.add('date', httpDateNow())
+    if (this.wholeLength !== undefined && listed === undefined && !notModified) encoder.add('content-length', String(this.wholeLength))
+    return encoder.end()
   }
 
   /**

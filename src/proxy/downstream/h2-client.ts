@@ -23,6 +23,7 @@ import type { Refused } from '../../http2/refused.ts'
 import type { ServerStream } from '../../http2/stream.ts'
 import type { FailureCode } from '../errors.ts'
 import { clientAddress, ForwardingLines, requestIdFor } from '../headers.ts'
+import { StoredReply } from '../cache/stored-reply.ts'
 import { ForwardedReply } from '../forwarded-reply.ts'
 import { unparsedRequest, type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink } from '../message.ts'
 import type { ClientInfo, ListenerState } from './connection-options.ts'
@@ -133,8 +134,8 @@ export class H2Client {
     // A whole body's length: sent as Content-Length where the fields have none.
     const whole = bodiless || body instanceof ReadableStream ? undefined : body === null ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength
     if (bodiless && body instanceof ReadableStream) body.cancel().catch(() => {})
-    // An upstream's answer: its block coded from its bytes (forwarded-reply.ts).
-    const head = reply instanceof ForwardedReply ? reply.h2Head(whole) : undefined
+    // An upstream's answer, a stored one: its block coded from its bytes (forwarded-reply.ts), from the stored fields (stored-reply.ts).
+    const head = reply instanceof ForwardedReply || reply instanceof StoredReply ? reply.h2Head(whole) : undefined
     if (head) stream.respondWith(head, bodiless)
     else {
       stream.respond(reply.status, withDateAndLength(reply.headers, whole), bodiless)
