@@ -293,10 +293,3 @@ export function headersFrame(streamId: number, framed: Uint8Array, endStream: bo
   writeFrameHeader(framed, 0, length, FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), streamId)
   return framed
 }
-
-/** A DATA frame header; the payload is written after it separately, saving a copy of large chunks. */
-export function dataFrameHeader(streamId: number, length: number, endStream: boolean): Uint8Array {
-  const out = new Uint8Array(FRAME_HEADER_BYTES)
-  writeFrameHeader(out, 0, length, FrameType.DATA, endStream ? Flag.END_STREAM : 0, streamId)
-  return out
-}

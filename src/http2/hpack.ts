@@ -44,6 +44,8 @@ export { decodeInt, HpackDecoder, type DecodedBlock } from './hpack-decoder.ts'
 
 /** Where encode() codes a block before copying it out (one block at a time: encode() never waits). */
 const encodeScratch = new Uint8Array(4096)
+/** What end() returns for a block left in place (encodeInPlace). */
+const NO_BLOCK = new Uint8Array(0)
 
 /** Names whose values are credentials: sent as never-indexed literals (RFC 7541 §7.1.3). */
 const NEVER_INDEX = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie'])
@@ -107,9 +109,29 @@ export class HpackEncoder {
     return this.end()
   }
 
+  /**
+   * encode(), the block left where it was coded instead of copied out: `lastBlock` [0, the
+   * returned end), valid until the next block (output.ts copies it into its buffer at once).
+   */
+  encodeInPlace(fields: Iterable<HeaderField> | HeadSource, headroom: number): number {
+    this.inPlace = true
+    try {
+      this.encode(fields, headroom)
+    } finally {
+      this.inPlace = false
+    }
+    return this.at
+  }
+
+  /** Where the last block was coded (encodeInPlace). */
+  get lastBlock(): Uint8Array {
+    return this.out
+  }
+
   // ---- one block at a time (encode, or a HeadSource): begin, fields, end ----
   private out = encodeScratch
   private at = 0
+  private inPlace = false
   /** Per COMMON_RESPONSE_NAMES place: the value last indexed under that name, and its entry's absolute number. */
   private readonly recentValues: (string | undefined)[] = COMMON_RESPONSE_NAMES.map(() => undefined)
   private readonly recentEntries: number[] = COMMON_RESPONSE_NAMES.map(() => 0)
@@ -131,6 +153,7 @@ export class HpackEncoder {
 
   /** The block begun, as a new array of its exact size (headroom included). */
   end(): Uint8Array {
+    if (this.inPlace) return NO_BLOCK
     const block = this.out.slice(0, this.at)
     this.out = encodeScratch
     return block

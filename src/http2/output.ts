@@ -3,11 +3,25 @@
  * per turn, transport backpressure (stop sending DATA until drained), and the DATA scheduler that
  * sends queued response bytes round-robin across streams within the peer's connection and stream
  * windows and frame size (RFC 9113 §5.2, §6.9). What to send is decided by session.ts and stream.ts.
+ *
+ * Frames are written into one buffer of the connection's as they are queued (DATA frame headers
+ * and HEADERS blocks in place, small payloads copied), and a flush copies it out once: no array
+ * per frame header or per block. A larger DATA payload is not copied in but kept aside with its
+ * place, and goes into the flush's one copy.
  */
+import { Buffer } from 'node:buffer'
 import { connectionError, H2Code } from './errors.ts'
-import { dataFrameHeader, DEFAULT_WINDOW, MIN_MAX_FRAME_SIZE } from './frames.ts'
+import { DEFAULT_WINDOW, Flag, FRAME_HEADER_BYTES, FrameType, headerFrames, MIN_MAX_FRAME_SIZE, writeFrameHeader } from './frames.ts'
 import type { ServerStream } from './stream.ts'
-import { concatBytes } from '../lib/bytes.ts'
+
+/** DATA payloads up to this size are copied into the buffer as they are queued; larger ones are kept aside. */
+const COPY_IN_MAX_BYTES = 1024
+/** The buffer's size when first needed, and the most kept between flushes (a larger one, grown for a burst, is dropped after it). */
+const BUFFER_START_BYTES = 2048
+const BUFFER_KEPT_MAX_BYTES = 64 * 1024
+const NO_BYTES = new Uint8Array(0)
+/** bytes[from, to) into out at `at` without a view of `bytes` (Buffer's copy takes any Uint8Array). */
+const copyBytes = Buffer.prototype.copy as (this: Uint8Array, target: Uint8Array, targetStart: number, sourceStart: number, sourceEnd: number) => number
 
 export interface OutputTransport {
   /** Takes the bytes (queueing what it cannot send now); false means: wait for drained(). */
@@ -21,7 +35,11 @@ export class Output {
   /** DATA frames sent so far (WINDOW_UPDATE budget grows with them). */
   dataFramesSent = 0
 
-  private frames: Uint8Array[] = []
+  /** What is queued: frames written into `bytes` [0, at), and larger DATA payloads in `aside`, each going after `bytes` [0, asideAt[i]). */
+  private bytes = NO_BYTES
+  private at = 0
+  private readonly aside: Uint8Array[] = []
+  private readonly asideAt: number[] = []
   private frameBytes = 0
   private blocked = false
   private flushQueued = false
@@ -43,11 +61,28 @@ export class Output {
    * by stream limits instead.
    */
   push(frame: Uint8Array, checked = true): void {
-    this.frames.push(frame)
-    this.frameBytes += frame.byteLength
+    this.put(frame, 0, frame.byteLength)
+    this.queued(frame.byteLength, checked)
+  }
+
+  /**
+   * Queues a HEADERS frame for `block` [FRAME_HEADER_BYTES, end): a header block coded after
+   * FRAME_HEADER_BYTES of headroom (HpackEncoder.encodeInPlace), whose frame header is written
+   * there; a block above the peer's frame size goes as HEADERS and CONTINUATION frames.
+   */
+  pushHeaders(streamId: number, block: Uint8Array, end: number, endStream: boolean): void {
+    const length = end - FRAME_HEADER_BYTES
+    if (length > this.peerMaxFrame) return this.push(headerFrames(streamId, block.subarray(FRAME_HEADER_BYTES, end), endStream, this.peerMaxFrame), false)
+    writeFrameHeader(block, 0, length, FrameType.HEADERS, Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0), streamId)
+    this.put(block, 0, end)
+    this.queued(end, false)
+  }
+
+  private queued(n: number, checked: boolean): void {
+    this.frameBytes += n
     if (this.blocked && checked) {
       // A peer that keeps asking for answers without reading them would grow this queue forever.
-      this.blockedControlBytes += frame.byteLength
+      this.blockedControlBytes += n
       if (this.blockedControlBytes > this.maxQueuedControlBytes) {
         throw connectionError(H2Code.ENHANCE_YOUR_CALM, 'peer does not read what it asks for (queued control frames)')
       }
@@ -103,10 +138,7 @@ export class Output {
     if (this.blocked) return
     this.pump()
     if (this.frameBytes === 0) return
-    const bytes = this.frames.length === 1 ? this.frames[0]! : concatBytes(this.frames, this.frameBytes)
-    this.frames = []
-    this.frameBytes = 0
-    if (!this.transport.write(bytes)) this.blocked = true
+    if (!this.transport.write(this.takeQueued())) this.blocked = true
     // One flush sends at most the DATA budget; with the windows open and the socket taking it,
     // nothing else would wake the rest (no WINDOW_UPDATE is due), so go on in the next turn.
     else if (this.ready.length > 0) this.soon()
@@ -115,10 +147,56 @@ export class Output {
   /** Writes what is queued now, blocked or not (the last frames before closing). */
   flushNow(): void {
     if (this.frameBytes === 0) return
-    const bytes = concatBytes(this.frames, this.frameBytes)
-    this.frames = []
+    this.transport.write(this.takeQueued())
+  }
+
+  /** What is queued, in one new array (the transport may hold it), and the queue emptied. */
+  private takeQueued(): Uint8Array {
+    const bytes = this.bytes
+    const at = this.at
+    const aside = this.aside
+    let out: Uint8Array
+    if (aside.length === 0) out = bytes.slice(0, at)
+    else {
+      out = new Uint8Array(this.frameBytes)
+      let from = 0
+      let to = 0
+      for (let i = 0; i < aside.length; i++) {
+        const upTo = this.asideAt[i]!
+        if (upTo > from) to += copyBytes.call(bytes, out, to, from, upTo)
+        from = upTo
+        out.set(aside[i]!, to)
+        to += aside[i]!.byteLength
+      }
+      if (at > from) copyBytes.call(bytes, out, to, from, at)
+      aside.length = 0
+      this.asideAt.length = 0
+    }
+    this.at = 0
     this.frameBytes = 0
-    this.transport.write(bytes)
+    if (bytes.byteLength > BUFFER_KEPT_MAX_BYTES) this.bytes = new Uint8Array(BUFFER_START_BYTES)
+    return out
+  }
+
+  /** Copies src[from, to) into the buffer, growing it when needed. */
+  private put(src: Uint8Array, from: number, to: number): void {
+    const n = to - from
+    const at = this.reserve(n)
+    const bytes = this.bytes
+    if (n <= 64) for (let i = 0; i < n; i++) bytes[at + i] = src[from + i]!
+    else copyBytes.call(src, bytes, at, from, to)
+    this.at = at + n
+  }
+
+  /** Room for `n` more bytes in the buffer; returns where they go. */
+  private reserve(n: number): number {
+    const at = this.at
+    if (at + n > this.bytes.byteLength) {
+      const grown = new Uint8Array(Math.max(BUFFER_START_BYTES, 2 * this.bytes.byteLength, at + n))
+      if (at > 0) copyBytes.call(this.bytes, grown, 0, 0, at)
+      this.bytes = grown
+    }
+    return at
   }
 
   private pump(): void {
@@ -134,8 +212,10 @@ export class Output {
       const n = Math.max(0, Math.min(s.outBytes, s.sendWindow, this.sendWindow, this.peerMaxFrame, budget))
       const endNow = s.ending && !s.localEnded && s.outBytes - n === 0 && s.trailers === undefined
       if (n > 0 || (endNow && s.outBytes === 0)) {
-        this.frames.push(dataFrameHeader(s.id, n, endNow))
-        this.frameBytes += 9 + n
+        const at = this.reserve(FRAME_HEADER_BYTES)
+        writeFrameHeader(this.bytes, at, n, FrameType.DATA, endNow ? Flag.END_STREAM : 0, s.id)
+        this.at = at + FRAME_HEADER_BYTES
+        this.frameBytes += FRAME_HEADER_BYTES + n
         this.take(s, n)
         s.sendWindow -= n
         this.sendWindow -= n
@@ -168,16 +248,23 @@ export class Output {
     }
   }
 
+  /** The first `n` bytes of `chunk` as a DATA payload: copied in when small, else kept aside (a view when it is part of the chunk). */
+  private data(chunk: Uint8Array, n: number): void {
+    if (n <= COPY_IN_MAX_BYTES) return this.put(chunk, 0, n)
+    this.asideAt.push(this.at)
+    this.aside.push(n === chunk.byteLength ? chunk : chunk.subarray(0, n))
+  }
+
   private take(s: ServerStream, n: number): void {
     s.outBytes -= n
     while (n > 0) {
       const head = s.outQueue[0]!
       if (head.byteLength <= n) {
-        this.frames.push(head)
+        this.data(head, head.byteLength)
         s.outQueue.shift()
         n -= head.byteLength
       } else {
-        this.frames.push(head.subarray(0, n))
+        this.data(head, n)
         s.outQueue[0] = head.subarray(n)
         n = 0
       }

@@ -134,7 +134,8 @@ export class ServerSession implements StreamHost {
     if (this.ended) return
     // guard()'s handling without a closure made per response.
     try {
-      this.out.push(F.headersFrame(stream.id, this.encoder.encode(fields, F.FRAME_HEADER_BYTES), endStream, this.out.peerMaxFrame), false)
+      const end = this.encoder.encodeInPlace(fields, F.FRAME_HEADER_BYTES)
+      this.out.pushHeaders(stream.id, this.encoder.lastBlock, end, endStream)
       if (endStream) {
         stream.localEnded = true
         this.streams.localDone(stream)

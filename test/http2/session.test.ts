@@ -342,6 +342,26 @@ describe('flow control (RFC 9113 §6.9)', () => {
     expect(produced).toBeGreaterThan(held)
     expect(produced).toBeLessThanOrEqual(165_535 + 32 * 1024 + 16 * 1024)
   })
+  test('bodies of several streams in small and large chunks, with a control frame among them, arrive byte for byte', async () => {
+    // Chunks up to 1 KiB are copied into the output's buffer, larger ones kept aside (output.ts): both, in one flush and in several.
+    const chunks: Record<number, number[]> = { 1: [100, 3000, 7], 3: [2000, 50, 17_000], 5: [900], 7: [1025, 1024, 1, 4096] }
+    const pattern = (id: number, n: number) => Uint8Array.from({ length: n }, (_, i) => (id * 31 + i * 7 + (i >> 8)) & 0xff)
+    const c = new RawClient({
+      onRequest: (s) => {
+        s.respond(200)
+        for (const n of chunks[s.id]!) s.write(pattern(s.id + n, n))
+        s.end()
+      },
+    }).start()
+    c.send(c.get(1), c.get(3), frame(FrameType.PING, 0, 0, new Uint8Array(8).fill(9)), c.get(5), c.get(7))
+    await c.settle()
+    for (const [id, sizes] of Object.entries(chunks)) {
+      const got = Buffer.concat(c.ofType(FrameType.DATA, Number(id)).map((f) => f.payload))
+      expect(got.equals(Buffer.concat(sizes.map((n) => pattern(Number(id) + n, n))))).toBe(true)
+      expect(c.ofType(FrameType.DATA, Number(id)).at(-1)!.flags & Flag.END_STREAM).toBe(Flag.END_STREAM)
+    }
+    expect(c.ofType(FrameType.PING).map((f) => [f.flags, f.payload[0]])).toEqual([[Flag.ACK, 9]])
+  })
   test('the client may raise the stream windows with SETTINGS_INITIAL_WINDOW_SIZE', async () => {
     const c = new RawClient({ onRequest: (s) => { s.respond(200); s.end(new Uint8Array(100_000)) } })
     c.start([[Setting.INITIAL_WINDOW_SIZE, 200_000]])
