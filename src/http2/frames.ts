@@ -60,13 +60,17 @@ export interface FrameHeader {
 
 /** Reads a frame header at `off`; the caller has checked that 9 bytes are there. */
 export function readFrameHeader(buf: Uint8Array, off: number): FrameHeader {
-  return {
-    length: (buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!,
-    type: buf[off + 3]!,
-    flags: buf[off + 4]!,
-    // The reserved high bit is ignored on receipt (§4.1).
-    streamId: readU31(buf, off + 5),
-  }
+  return readFrameHeaderInto({ length: 0, type: 0, flags: 0, streamId: 0 }, buf, off)
+}
+
+/** readFrameHeader into an object of the caller's (FrameReader reuses one); returns it. */
+export function readFrameHeaderInto(h: FrameHeader, buf: Uint8Array, off: number): FrameHeader {
+  h.length = (buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!
+  h.type = buf[off + 3]!
+  h.flags = buf[off + 4]!
+  // The reserved high bit is ignored on receipt (§4.1).
+  h.streamId = readU31(buf, off + 5)
+  return h
 }
 
 function readU31(buf: Uint8Array, off: number): number {

@@ -6,7 +6,7 @@
 import { Buffer } from 'node:buffer'
 import { copyOut, putRange } from '../lib/bytes.ts'
 import { connectionError, H2Code } from './errors.ts'
-import { FRAME_HEADER_BYTES, PREFACE, readFrameHeader, type FrameHeader } from './frames.ts'
+import { FRAME_HEADER_BYTES, PREFACE, readFrameHeader, readFrameHeaderInto, type FrameHeader } from './frames.ts'
 
 export class FrameReader {
   /** Bytes of the preface checked so far. */
@@ -21,13 +21,16 @@ export class FrameReader {
   private partialHeader: FrameHeader | undefined
   private partial: Buffer | undefined
   private partialBytes = 0
+  /** The header of each whole frame of a read, read into this one object (valid during its onFrame call only). */
+  private readonly current: FrameHeader = { length: 0, type: 0, flags: 0, streamId: 0 }
 
   constructor(private readonly maxFrameBytes: number) {}
 
   /**
    * Calls `onFrame` for every whole frame in what has arrived, until it returns false. Payloads
    * are copies of small frames and of frames that spanned reads, and views of larger ones: all
-   * stay valid as long as the caller keeps them (a read is never written again).
+   * stay valid as long as the caller keeps them (a read is never written again). The header
+   * object is valid during the call only: the next frame's is read into the same one.
    * Throws a connection error for a bad preface or an oversized frame.
    */
   push(chunk: Uint8Array, onFrame: (h: FrameHeader, payload: Uint8Array) => boolean): void {
@@ -41,7 +44,7 @@ export class FrameReader {
       if (off < 0) return
     }
     while (chunk.byteLength - off >= FRAME_HEADER_BYTES) {
-      const h = readFrameHeader(chunk, off)
+      const h = readFrameHeaderInto(this.current, chunk, off)
       if (h.length > this.maxFrameBytes) throw tooLarge(h)
       if (chunk.byteLength - off < FRAME_HEADER_BYTES + h.length) break
       const start = off + FRAME_HEADER_BYTES
