@@ -41,6 +41,8 @@ export class ServerSession implements StreamHost {
   private peerInitialWindow = F.DEFAULT_WINDOW
   private readonly flow: ReceiveFlow
   private toDispatch: ServerStream[] = []
+  /** The list dispatch() emptied, for the next read's requests (none while a dispatch runs). */
+  private spareDispatch: ServerStream[] | undefined
   private lastProgressMs: number
   private headDueMs: number // by when the header block begun (at first: the first one) must be complete; 0: none due
   private ended = false
@@ -81,20 +83,23 @@ export class ServerSession implements StreamHost {
   receive(chunk: Uint8Array): void {
     if (this.ended) return
     try {
-      this.reader.push(chunk, (h, payload) => {
-        try {
-          this.frame(h, payload)
-        } catch (err) {
-          if (!(err instanceof Http2Error) || err.streamId === 0) throw err
-          this.streams.failed(err)
-        }
-        return !this.ended
-      })
+      this.reader.push(chunk, this.onFrame)
     } catch (err) {
       this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
       return
     }
     this.dispatch()
+  }
+
+  /** Each frame of a read (made once, not per read): a stream error resets the stream, a connection error ends receive(). */
+  private readonly onFrame = (h: F.FrameHeader, payload: Uint8Array): boolean => {
+    try {
+      this.frame(h, payload)
+    } catch (err) {
+      if (!(err instanceof Http2Error) || err.streamId === 0) throw err
+      this.streams.failed(err)
+    }
+    return !this.ended
   }
 
   /** The transport sent what it had queued. */
@@ -355,7 +360,8 @@ export class ServerSession implements StreamHost {
   private dispatch(): void {
     const list = this.toDispatch
     if (list.length === 0) return
-    this.toDispatch = []
+    this.toDispatch = this.spareDispatch ?? []
+    this.spareDispatch = undefined
     for (const s of list) {
       if (s.closed || this.ended) continue
       s.dispatched = true
@@ -366,6 +372,8 @@ export class ServerSession implements StreamHost {
         this.ownerFault(err)
       }
     }
+    list.length = 0
+    this.spareDispatch = list
   }
 
   // ---- connection end ----
