@@ -6,8 +6,7 @@
  */
 import { Buffer } from 'node:buffer'
 import { connectionError, H2Code } from './errors.ts'
-import type { HeaderField } from './hpack.ts'
-import { DynamicTable, entrySize } from './hpack-table.ts'
+import { DynamicTable, entrySize, type HeaderField } from './hpack-table.ts'
 import { huffmanDecodeInto } from './huffman.ts'
 
 const MAX_INT = 2 ** 31 - 1

@@ -3,6 +3,9 @@
  * with its size accounting and eviction (§4). Coding header blocks with them is hpack.ts's job.
  */
 
+/** A header field as HPACK codes it: name (lower case) and value. */
+export type HeaderField = [name: string, value: string]
+
 /** RFC 7541 Appendix A; index 1 is the first entry. */
 // prettier-ignore
 export const STATIC_TABLE: ReadonlyArray<readonly [string, string]> = [

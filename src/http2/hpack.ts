@@ -8,11 +8,11 @@
  * huffman.ts; what the fields mean for a request is request.ts's business.
  */
 import { latin1Equals } from '../lib/bytes.ts'
-import { COMMON_RESPONSE_NAMES, DynamicTable, entrySize, STATIC_NAME_INDEX, STATIC_PAIR_INDEX } from './hpack-table.ts'
+import { COMMON_RESPONSE_NAMES, DynamicTable, entrySize, STATIC_NAME_INDEX, STATIC_PAIR_INDEX, type HeaderField } from './hpack-table.ts'
 import { latin1 } from './hpack-decoder.ts'
 import { huffmanEncodeBytes, huffmanLengthOf, latin1Scratch } from './huffman.ts'
 
-export type HeaderField = [name: string, value: string]
+export type { HeaderField } from './hpack-table.ts'
 
 /**
  * A header block that codes itself into an encoder (ForwardedReply: from an upstream's bytes):
