@@ -51,6 +51,18 @@ function setup(fetchFn: typeof fetch, domains = ['a.test']) {
   return { m, logs, clock }
 }
 
+/** A CA that never answers: `reached` resolves at its first request, `release` fails that request. */
+function hangingCa() {
+  let called!: () => void
+  const reached = new Promise<void>((r) => (called = r))
+  let fail!: (err: Error) => void
+  const hanging = ((() => {
+    called()
+    return new Promise((_, reject) => (fail = reject))
+  }) as unknown) as typeof fetch
+  return { hanging, reached, release: (err: Error) => fail(err) }
+}
+
 /** A CA whose directory, nonces and account work; `order` answers newOrder. */
 function scriptedCa(order: () => Response): typeof fetch {
   let n = 0
@@ -98,13 +110,7 @@ describe('CertificateManager failures', () => {
   })
 
   test('close() during an order releases the order lock (a restart must not wait for it)', async () => {
-    let called!: () => void
-    const reached = new Promise<void>((r) => (called = r))
-    let release!: (err: Error) => void
-    const hanging = ((() => {
-      called()
-      return new Promise((_, reject) => (release = reject))
-    }) as unknown) as typeof fetch
+    const { hanging, reached, release } = hangingCa()
     const { m } = setup(hanging)
     const checking = m.check()
     await reached // the order has the lock and waits for the CA's directory
@@ -117,13 +123,7 @@ describe('CertificateManager failures', () => {
   })
 
   test('an order that outlasts the lock\'s stale time (a CA slow at every step) keeps its lock: no other process takes it as left behind', async () => {
-    let called!: () => void
-    const reached = new Promise<void>((r) => (called = r))
-    let release!: (err: Error) => void
-    const hanging = ((() => {
-      called()
-      return new Promise((_, reject) => (release = reject))
-    }) as unknown) as typeof fetch
+    const { hanging, reached, release } = hangingCa()
     const timers: { fn: () => void; ms: number }[] = []
     const clock = new StillClock()
     clock.setTimeout = (fn: () => void, ms: number) => (timers.push({ fn, ms }), timers.length - 1)

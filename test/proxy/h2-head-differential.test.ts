@@ -13,19 +13,7 @@ import { responseFields } from '../../src/http2/request.ts'
 import { withDateAndLength } from '../../src/proxy/downstream/h2-client.ts'
 import { ForwardedReply } from '../../src/proxy/forwarded-reply.ts'
 import { clientResponseHeaders } from '../../src/proxy/headers.ts'
-
-/** A small deterministic generator (xorshift32). */
-function rng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1
-  return (n) => {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    return x % n
-  }
-}
+import { rng } from '../support/rng.ts'
 
 const NAMES = [
   'Server', 'content-type', 'Content-Encoding', 'Cache-Control', 'Vary', 'Set-Cookie', 'ETag', 'Last-Modified', 'Age', 'Via',

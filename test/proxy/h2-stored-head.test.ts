@@ -10,19 +10,7 @@ import { StoredReply } from '../../src/proxy/cache/stored-reply.ts'
 import { HpackEncoder } from '../../src/http2/hpack.ts'
 import { responseFields } from '../../src/http2/request.ts'
 import { withDateAndLength } from '../../src/proxy/downstream/h2-client.ts'
-
-/** A small deterministic generator (xorshift32). */
-function rng(seed: number): (n: number) => number {
-  let x = seed >>> 0 || 1
-  return (n) => {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    return x % n
-  }
-}
+import { rng } from '../support/rng.ts'
 
 const NAMES = ['Server', 'content-type', 'Cache-Control', 'Vary', 'Set-Cookie', 'ETag', 'Last-Modified', 'Age', 'Content-Length', 'X-Request-Id', 'Cache-Status', 'Keep-Alive', 'TE', 'Upgrade', 'Proxy-Connection', 'Expires', 'X-Custom', 'Date', 'DATE']
 const STATUSES = [200, 200, 200, 203, 204, 206, 304, 404, 410, 299]
