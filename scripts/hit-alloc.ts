@@ -2,7 +2,7 @@
  * What the proxy allocates per cache hit (issue 18: each eden collection is a fixed pause of
  * ~0.5-0.7 ms, so fewer bytes allocated per hit means fewer of them), counted rather than timed:
  *
- *   BUN_JSC_useGC=0 bun scripts/hit-alloc.ts [--hits 50000] [--warmup 50000] [--connections 4] [--rounds 3] [--proxied] [--h2 [--streams 10]]
+ *   BUN_JSC_useGC=0 bun scripts/hit-alloc.ts [--hits 50000] [--warmup 50000] [--connections 4] [--rounds 3] [--proxied] [--h2 [--streams 10]] [--ports BASE]
  *
  * Runs `proxy serve` in this process (`--cache 64MiB`, access log and admin off, as `ab-cpu.ts
  * --cache` runs it) in front of the local nginx origin (local-load.ts), stores /cacheable, then
@@ -23,7 +23,8 @@
  * the same write, request heads shaped and HPACK-coded as h2load's (the :path a literal, the
  * rest indexed), window credit as h2load gives it (2^30-1 per stream and connection). Figures are
  * per stream; the client checks each answer (200; a hit, but with --proxied). It uses ports
- * 18332-18333 (the HTTP/1.1 load 18330-18331), so both can run at once.
+ * 18332-18333 (the HTTP/1.1 load 18330-18331), so both can run at once; --ports BASE takes BASE
+ * and BASE+1 instead, and a port already taken ends the run with a message.
  */
 import { heapStats } from 'bun:jsc'
 
@@ -188,7 +189,18 @@ async function main(): Promise<void> {
   const WARMUP = Number(opt('--warmup', '50000'))
   const CONNECTIONS = Number(opt('--connections', '4'))
   const ROUNDS = Number(opt('--rounds', '3'))
-  const ports = H2 ? { origin: 18332, proxy: 18333 } : { origin: 18330, proxy: 18331 }
+  // --ports BASE: the origin on BASE, the proxy on BASE+1. Both must be free: a proxy that cannot
+  // listen says nothing here (its log is off), and the client would count another run's proxy.
+  const base = Number(opt('--ports', H2 ? '18332' : '18330'))
+  const ports = { origin: base, proxy: base + 1 }
+  for (const port of [ports.origin, ports.proxy]) {
+    try {
+      Bun.listen({ hostname: '127.0.0.1', port, socket: { data() {} } }).stop(true)
+    } catch {
+      console.error(`hit-alloc: port ${port} on 127.0.0.1 is taken (another run?); pick others with --ports BASE (BASE and BASE+1)`)
+      process.exit(2)
+    }
+  }
   const dir = workDir('hit-alloc-')
   startOrigin(dir, ports.origin)
   const io = { ...processIo(), err: () => {} }
