@@ -8,7 +8,7 @@
  * upstream unchecked). The request path (handler.ts) routes, admits and records upgrades.
  */
 import { Buffer } from 'node:buffer'
-import { bytesEqualLower, listMembers } from '../../http1/chars.ts'
+import { listMembers } from '../../http1/chars.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeClosingResponse, encodeInterim } from '../../http1/response-encode.ts'
@@ -211,13 +211,7 @@ function refusalHead(head: ResponseHead, raw: Buffer, requestId: string): Buffer
   // Upgrade stays (RFC 9110 §15.5.22: it must carry one), and so does the framing the relayed body
   // depends on (Content-Length follows its own rule below).
   const named = listedByConnection(r.connection)?.filter((t) => t !== 'content-length')
-  let out = raw.toString('latin1', 0, r.statusLineEnd + 2)
-  for (let i = 0; i < r.spans.length; i += 4) {
-    const name = raw.toString('latin1', r.spans[i]!, r.spans[i + 1]!).toLowerCase()
-    if (name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'x-request-id' || named?.includes(name)) continue
-    if (name === 'content-length' && !r.lengthVerbatim) continue
-    out += raw.toString('latin1', r.spans[i]!, i + 4 < r.spans.length ? r.spans[i + 4]! : r.end + 2)
-  }
+  let out = linesAsTheyCame(head, raw, (name) => name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'x-request-id' || named?.includes(name) === true || (name === 'content-length' && !r.lengthVerbatim))
   if (r.announcedLength !== undefined) out += `content-length: ${r.announcedLength}\r\n`
   return Buffer.from(`${out}x-request-id: ${requestId}\r\nconnection: close\r\n\r\n`, 'latin1')
 }
@@ -230,19 +224,18 @@ function refusalHead(head: ResponseHead, raw: Buffer, requestId: string): Buffer
  * connection; a parser that honours it on a 1xx reads the tunnel's first bytes as a body.
  */
 function switchedHead(head: ResponseHead, raw: Buffer): Buffer {
+  return Buffer.from(`${linesAsTheyCame(head, raw, (name) => name === 'content-length' || name === 'transfer-encoding')}\r\n`, 'latin1')
+}
+
+/** The head's status line and field lines as the upstream wrote them, but those whose (lower-case) name `drop` says. */
+function linesAsTheyCame(head: ResponseHead, raw: Buffer, drop: (name: string) => boolean): string {
   const r = head.raw!
   let out = raw.toString('latin1', 0, r.statusLineEnd + 2)
-  let dropped = false
   for (let i = 0; i < r.spans.length; i += 4) {
-    const from = r.spans[i]!
-    const to = r.spans[i + 1]!
-    if ((to - from === 14 && bytesEqualLower(raw, from, to, 'content-length')) || (to - from === 17 && bytesEqualLower(raw, from, to, 'transfer-encoding'))) {
-      dropped = true
-      continue
-    }
-    out += raw.toString('latin1', from, i + 4 < r.spans.length ? r.spans[i + 4]! : r.end + 2)
+    if (drop(raw.toString('latin1', r.spans[i]!, r.spans[i + 1]!).toLowerCase())) continue
+    out += raw.toString('latin1', r.spans[i]!, i + 4 < r.spans.length ? r.spans[i + 4]! : r.end + 2)
   }
-  return dropped ? Buffer.from(`${out}\r\n`, 'latin1') : raw
+  return out
 }
 
 /**
