@@ -8,8 +8,6 @@
  * the phases themselves are the handler's.
  */
 import { isoNow, monoNow } from '../lib/clock.ts'
-import { SLICE_BYTES, slicesOf } from '../http1/body-stream.ts'
-import { isBodiless } from '../http1/response-encode.ts'
 import type { ResponseHead } from '../http1/response-head.ts'
 import { firstFailed, firstSucceeded, pickFirst, type Attempt, type AttemptOutcome, type AttemptSuccess } from './attempts.ts'
 import type { CacheExchange } from './cache/cache.ts'
@@ -189,11 +187,12 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   /**
    * The record of a cache hit, written when its reply is over, as a proxied reply's is. A body
    * still arriving (shared with the request that went upstream) is recorded when it ends
-   * (emitAtEnd); so is a whole one that the own listeners send in slices anyway (larger than
-   * SLICE_BYTES, http1/body-stream.ts), handed to them as that stream: a reply cut on its way
-   * (the client gone, even half-closed; send_timeout) is then logged with the bytes passed on and
-   * the code that cut it, not as a whole 200. A smaller one (one write) is recorded now, whole; so
-   * is any for a listener that frames a stream itself (the runtime's: it would drop the length).
+   * (emitAtEnd); so is a stored one the own listeners send in slices anyway (larger than
+   * SLICE_BYTES: the cache hands it over as that stream, cache/hit-body.ts): a reply cut on its
+   * way (the client gone, even half-closed; send_timeout) is then logged with the bytes passed on
+   * and the code that cut it, not as a whole 200. A smaller one (one write) is recorded now,
+   * whole; so is any for a listener that frames a stream itself (the runtime's: it would drop the
+   * length).
    */
   recordHit(hit: ProxyReply): void {
     this.fromStore = true
@@ -201,7 +200,6 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     record.status = hit.status
     const body = hit.body
     if (body instanceof ReadableStream) hit.body = this.emitAtEnd(body)
-    else if (body instanceof Uint8Array && body.byteLength > SLICE_BYTES && this.client.streamKeepsLength === true && !isBodiless(this.req.method, hit.status)) hit.body = this.emitAtEnd(slicesOf(body))
     else {
       if (body instanceof Uint8Array) record.bytes_out = body.byteLength
       this.emit()

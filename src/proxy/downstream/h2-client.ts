@@ -6,8 +6,9 @@
  * is pulled as the upstream takes it (window credit follows), the response body is written as the
  * client's windows allow (a slow reader pauses the upstream). Connection-specific fields never
  * cross (§8.2.2). `expect: 100-continue` gets its interim 100 at the body's first read, and a
- * body silent for client_body_timeout while it is waited for fails (408), as on HTTP/1.1. The listener sweeps it (idle timeout) and shuts it down on drain with GOAWAY (on a
- * reload two: 2^31-1, then the last stream id).
+ * body silent for client_body_timeout while it is waited for fails (408), as on HTTP/1.1. The
+ * listener sweeps it (idle timeout) and shuts it down on drain with GOAWAY (on a reload two:
+ * 2^31-1, then the last stream id).
  */
 import type { Socket } from 'bun'
 import { HOST_VALUE } from '../../http1/chars.ts'
