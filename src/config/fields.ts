@@ -12,8 +12,8 @@ export type FieldKind =
   | { type: 'size' } // "64KiB", "1MB", or an integer of bytes
   | { type: 'int'; min: number; max?: number }
   | { type: 'bool' }
-  // "off" (none) is one of its values where `off`; a file's or a directory's path where `path`.
-  | { type: 'string'; off?: boolean; path?: 'file' | 'directory' }
+  // "off" (none) is one of its values where `off`; a file's or a directory's path where `path` (NUL refused; the kind is checked at start by tls-files.ts and config-paths.ts).
+  | { type: 'string'; off?: boolean; path?: boolean }
   | { type: 'hostport'; off?: boolean } // "host:port", "[::1]:port", or "off" (no listener) where `off`
   | { type: 'list' } // list of strings
   | { type: 'enum'; values: readonly string[] }
@@ -54,8 +54,8 @@ const dpu = (key: string, prop: string, def: string, doc: string): Field => ({ k
 
 export const SERVER_FIELDS: readonly Field[] = [
   { key: 'listen', prop: 'listen', kind: { type: 'hostport' }, default: '0.0.0.0:8080', doc: 'Address the proxy listens on.' },
-  { key: 'tls_cert', prop: 'tlsCertFile', kind: { type: 'string', path: 'file' }, default: undefined, doc: 'PEM certificate chain: terminate TLS on the listener (needs tls_key).', empty: 'is empty; remove it to leave it unset (the listener then serves plain HTTP), or give the path of a PEM certificate chain' },
-  { key: 'tls_key', prop: 'tlsKeyFile', kind: { type: 'string', path: 'file' }, default: undefined, doc: 'PEM private key for tls_cert.', empty: 'is empty; remove it to leave it unset (with tls_cert: the listener then serves plain HTTP), or give the path of the PEM private key' },
+  { key: 'tls_cert', prop: 'tlsCertFile', kind: { type: 'string', path: true }, default: undefined, doc: 'PEM certificate chain: terminate TLS on the listener (needs tls_key).', empty: 'is empty; remove it to leave it unset (the listener then serves plain HTTP), or give the path of a PEM certificate chain' },
+  { key: 'tls_key', prop: 'tlsKeyFile', kind: { type: 'string', path: true }, default: undefined, doc: 'PEM private key for tls_cert.', empty: 'is empty; remove it to leave it unset (with tls_cert: the listener then serves plain HTTP), or give the path of the PEM private key' },
   { key: 'listener', prop: 'listener', kind: { type: 'enum', values: ['auto', 'own', 'runtime'] }, default: 'auto', doc: 'HTTP/1.1 server for clients. own: the proxy\'s strict HTTP/1.1 server on raw sockets (Bun only), with client_header_timeout, client_body_timeout, max_connections, pipelining, protocol upgrades and Content-Length kept on streamed responses. runtime: Deno.serve (Deno only). auto: own on Bun, runtime on Deno.' },
   { key: 'max_body_size', prop: 'maxBodyBytes', kind: { type: 'size' }, default: '0', doc: 'Largest request body accepted (413 beyond). 0 means no limit: bodies stream.' },
   { key: 'max_header_size', prop: 'maxHeaderBytes', kind: { type: 'size' }, default: '16KiB', doc: 'Largest request head (request line and headers) accepted; 431 beyond. From 1KiB to 1MiB. Bun only: Deno keeps its own limit.' },
@@ -77,7 +77,7 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'url', prop: 'url', kind: { type: 'string' }, default: undefined, doc: 'Origin: http://host[:port] or https://host[:port]; a bare host[:port] means http. Required.', empty: 'is empty; it is required: set the origin, e.g. url = "https://origin.example.com"' },
   { key: 'host_header', prop: 'hostHeader', kind: { type: 'string' }, default: undefined, doc: "Fixed Host header sent upstream, as host[:port] (RFC 9110 §7.2). Default: the client's Host is kept." },
   { key: 'tls_server_name', prop: 'tlsServerName', kind: { type: 'string' }, default: undefined, doc: 'SNI and certificate name for an https upstream. Default: the host in url.' },
-  { key: 'ca_file', prop: 'caFile', kind: { type: 'string', path: 'file' }, default: undefined, doc: "PEM CA bundle that verifies the upstream's certificate. Default: the system's roots." },
+  { key: 'ca_file', prop: 'caFile', kind: { type: 'string', path: true }, default: undefined, doc: "PEM CA bundle that verifies the upstream's certificate. Default: the system's roots." },
   { key: 'insecure', prop: 'insecure', kind: { type: 'bool' }, default: false, doc: "Skip verifying the upstream's certificate (its CA, name and dates). For testing only: serve warns at start and at each reload while it is set." },
   dp('connect_timeout', 'connectTimeoutMs', '5s', 'Time to open a TCP (and TLS) connection to one upstream address.'),
   dp('header_timeout', 'headerTimeoutMs', '60s', 'Time from sending the request to receiving the response head (504 beyond). While a streamed request body is still coming and no response has begun, also the longest silence of the client between its pieces (408 beyond).'),
@@ -144,7 +144,7 @@ export const ADMIN_FIELDS: readonly Field[] = [
 ]
 
 export const LOG_FIELDS: readonly Field[] = [
-  { key: 'access_log', prop: 'accessLog', kind: { type: 'string', off: true, path: 'file' }, default: 'stdout', doc: 'Where access log lines go: stdout, stderr, off, or a file path.' },
+  { key: 'access_log', prop: 'accessLog', kind: { type: 'string', off: true, path: true }, default: 'stdout', doc: 'Where access log lines go: stdout, stderr, off, or a file path.' },
   { key: 'format', prop: 'format', kind: { type: 'enum', values: ['json', 'text'] }, default: 'json', doc: 'Access log format: JSON lines, or readable text.' },
 ]
 
@@ -155,7 +155,7 @@ export const ACME_FIELDS: readonly Field[] = [
   { key: 'domains', prop: 'domains', kind: { type: 'list' }, default: [], doc: 'Automatic HTTPS: names to get one certificate for from an ACME CA (HTTP-01 challenges), served on the listener and renewed by the proxy; no tls_cert needed. Wildcards are not supported (they need DNS-01).' },
   { key: 'email', prop: 'email', kind: { type: 'string' }, default: undefined, doc: 'Contact address for the ACME account (the CA may send expiry warnings there).', empty: 'is empty; remove it to leave it unset (then the ACME account has no contact address), or give an e-mail address' },
   { key: 'directory', prop: 'directoryUrl', kind: { type: 'string' }, default: LETS_ENCRYPT_DIRECTORY, doc: "ACME directory URL. Let's Encrypt production by default; for testing use its staging directory, https://acme-staging-v02.api.letsencrypt.org/directory." },
-  { key: 'ca_file', prop: 'caFile', kind: { type: 'string', path: 'file' }, default: undefined, doc: "PEM bundle that verifies the ACME server's own HTTPS (private or test ACME servers). Default: the system's roots." },
+  { key: 'ca_file', prop: 'caFile', kind: { type: 'string', path: true }, default: undefined, doc: "PEM bundle that verifies the ACME server's own HTTPS (private or test ACME servers). Default: the system's roots." },
   { key: 'http_listen', prop: 'httpListen', kind: { type: 'hostport', off: true }, default: '0.0.0.0:80', doc: 'Plain-HTTP listener that answers HTTP-01 challenges at /.well-known/acme-challenge/ and redirects every other request to https with 308, or "off" (then the CA must reach port 80 some other way).' },
-  { key: 'state_dir', prop: 'stateDir', kind: { type: 'string', path: 'directory' }, default: undefined, doc: 'Directory for the ACME account key and the certificates (PEM; keys mode 0600), created if missing and shared by workers and restarts. Default: /var/lib/proxy as root, else $XDG_STATE_HOME/proxy or ~/.local/state/proxy.' },
+  { key: 'state_dir', prop: 'stateDir', kind: { type: 'string', path: true }, default: undefined, doc: 'Directory for the ACME account key and the certificates (PEM; keys mode 0600), created if missing and shared by workers and restarts. Default: /var/lib/proxy as root, else $XDG_STATE_HOME/proxy or ~/.local/state/proxy.' },
 ]
