@@ -206,7 +206,7 @@ export class ServerStream {
     this.framesSent++
     if (this.wantDrain && this.outBytes < this.host.highWaterBytes) {
       this.wantDrain = false
-      callOwner(this.host, this.onDrain, undefined)
+      callOwner(this.host, this.onDrain, undefined, undefined)
     }
   }
 
@@ -228,14 +228,7 @@ export class ServerStream {
       this.finishBody(w.ctrl)
       w.resolve()
     }
-    const onClose = this.onClose
-    if (onClose) {
-      try {
-        onClose(code, this)
-      } catch (err) {
-        this.host.ownerFault(err)
-      }
-    }
+    callOwner(this.host, this.onClose, code, this)
     return unread
   }
 
@@ -253,7 +246,7 @@ export class ServerStream {
       this.onFirstRead = undefined
       // Body bytes may have come before the owner set it (with the head, in the same read: the
       // owner gets the stream only after that read): then the body is on its way, and no call.
-      if (this.receivedBytes === 0) callOwner(this.host, first, undefined)
+      if (this.receivedBytes === 0) callOwner(this.host, first, undefined, undefined)
     }
     if (this.bodyStallMs > 0) this.watchBodyStall(this.bodyStallMs)
     return new Promise<void>((resolve) => {
@@ -304,10 +297,10 @@ export class ServerStream {
 }
 
 /** Runs an owner's callback; its exception is the owner's bug, reported, and must not break the connection's frames. */
-function callOwner<T>(host: StreamHost, fn: ((arg: T) => void) | undefined, arg: T): void {
+function callOwner<A, B>(host: StreamHost, fn: ((a: A, b: B) => void) | undefined, a: A, b: B): void {
   if (!fn) return
   try {
-    fn(arg)
+    fn(a, b)
   } catch (err) {
     host.ownerFault(err)
   }
