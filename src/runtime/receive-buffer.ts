@@ -14,7 +14,10 @@
  *
  * Linux doubles the value given (socket(7)), and a set SO_RCVBUF turns off receive-buffer
  * autotuning for that socket: the TCP window it advertises stays near the value, which bounds
- * one connection's throughput to about window / RTT.
+ * one connection's throughput to about window / RTT. The window is also held by the socket's
+ * window clamp, which a small SO_RCVBUF set early leaves small: raising SO_RCVBUF later does not
+ * raise it (measured with `ss -i`: rcv_ssthresh stayed at 126 KiB after the widening), so the
+ * widening raises TCP_WINDOW_CLAMP too (tcp(7)).
  */
 import { isBun } from './detect.ts'
 
@@ -32,6 +35,9 @@ export const WIDEN_AFTER_BYTES = 8 * 1024 * 1024
 // <asm-generic/socket.h>: the same on x86_64 and arm64.
 const SOL_SOCKET = 1
 const SO_RCVBUF = 8
+// <netinet/tcp.h>, the same on every Linux architecture.
+const IPPROTO_TCP = 6
+const TCP_WINDOW_CLAMP = 10
 
 type SetSockOpt = (fd: number, level: number, name: number, value: Int32Array, length: number) => number
 
@@ -117,5 +123,8 @@ export class ReadSizer {
     if ((this.wholeBytesInARow += bytes) < WIDEN_AFTER_BYTES) return
     this.large = true
     setReceiveBuffer(this.socket, LARGE_RECEIVE_BUFFER_BYTES)
+    // The window clamp the small buffer left would hold the window at ~126 KiB (see above); the
+    // kernel still bounds the window by the buffer's free space.
+    setSocketOption(this.socket, IPPROTO_TCP, TCP_WINDOW_CLAMP, 2 * LARGE_RECEIVE_BUFFER_BYTES)
   }
 }
