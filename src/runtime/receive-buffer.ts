@@ -35,6 +35,7 @@ export const WIDEN_AFTER_BYTES = 8 * 1024 * 1024
 // <asm-generic/socket.h>: the same on x86_64 and arm64.
 const SOL_SOCKET = 1
 const SO_RCVBUF = 8
+const SO_RCVBUFFORCE = 33
 // <netinet/tcp.h>, the same on every Linux architecture.
 const IPPROTO_TCP = 6
 const TCP_WINDOW_CLAMP = 10
@@ -122,7 +123,9 @@ export class ReadSizer {
     }
     if ((this.wholeBytesInARow += bytes) < WIDEN_AFTER_BYTES) return
     this.large = true
-    setReceiveBuffer(this.socket, LARGE_RECEIVE_BUFFER_BYTES)
+    // SO_RCVBUF is capped at net.core.rmem_max (208 KiB on a stock kernel: a window of ~346 KiB);
+    // a proxy with CAP_NET_ADMIN (root) gets the whole size, others keep the cap (README).
+    if (!setSocketOption(this.socket, SOL_SOCKET, SO_RCVBUFFORCE, LARGE_RECEIVE_BUFFER_BYTES)) setReceiveBuffer(this.socket, LARGE_RECEIVE_BUFFER_BYTES)
     // The window clamp the small buffer left would hold the window at ~126 KiB (see above); the
     // kernel still bounds the window by the buffer's free space.
     setSocketOption(this.socket, IPPROTO_TCP, TCP_WINDOW_CLAMP, 2 * LARGE_RECEIVE_BUFFER_BYTES)
