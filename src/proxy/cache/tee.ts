@@ -73,7 +73,8 @@ export class BodyTee {
         pull: async (ctl) => {
           for (;;) {
             const i = cursor.index - this.dropped
-            if (i < this.chunks.length) {
+            // A failed body's chunks are all dropped (dropAll), also those a reader behind had yet to take: i < 0.
+            if (i >= 0 && i < this.chunks.length) {
               ctl.enqueue(this.chunks[i]!)
               cursor.index++
               this.released()

@@ -236,6 +236,43 @@ describe('tee: one upstream body, many readers', () => {
     expect(budget.keptBytes).toBe(0)
   })
 
+  test('a reader behind when the upstream fails gets the error, not the chunks dropped with the body (no undefined chunk)', async () => {
+    let n = 0
+    let fail!: () => void
+    const failed = new Promise<void>((r) => (fail = r))
+    const failing = new ReadableStream<Uint8Array>(
+      {
+        async pull(ctl) {
+          if (n++ < 3) return ctl.enqueue(new Uint8Array(10).fill(n))
+          await failed
+          ctl.error(new Error('reset'))
+        },
+      },
+      { highWaterMark: 0 },
+    )
+    const budget = { keptBytes: 0, maxKeptBytes: 1 << 30 }
+    const tee = new BodyTee(failing, { maxStoreBytes: 1 << 20, budget, windowBytes: 4096, onStored: () => {}, onAbandoned: () => {} })
+    const slow = tee.reader().getReader()
+    for (let i = 0; i < 200 && budget.keptBytes < 30; i++) await Bun.sleep(1)
+    expect(budget.keptBytes).toBe(30) // three chunks in, none read
+    fail()
+    for (let i = 0; i < 200 && budget.keptBytes > 0; i++) await Bun.sleep(1)
+    expect(budget.keptBytes).toBe(0)
+    const got: unknown[] = []
+    let error: unknown
+    try {
+      for (let i = 0; i < 10; i++) {
+        const r = await slow.read()
+        if (r.done) break
+        got.push(r.value)
+      }
+    } catch (err) {
+      error = err
+    }
+    expect(got.length).toBe(0)
+    expect(String(error)).toContain('reset')
+  })
+
   test('bodies kept across tees share one budget: past it, a body is no longer kept for the store', async () => {
     const budget = { keptBytes: 0, maxKeptBytes: 15_000 }
     let closeA!: () => void
