@@ -143,11 +143,18 @@ export class CacheStore {
   pin(entry: CacheEntry): void {
     const body = entry.body
     this.readers.set(body, (this.readers.get(body) ?? 0) + 1)
-    // Evicted between the answer and its first read: charged from now.
-    if (!this.lru.has(entry)) {
+    // Evicted between the answer and its first read: charged from now. Not when a 304 replaced
+    // the entry (replace): the updated one holds the same body, still stored and charged as such.
+    if (!this.lru.has(entry) && !this.stillStored(entry)) {
       this.charge(body, entry.bytes)
       this.evictToFit()
     }
+  }
+
+  /** Whether an entry stored under `entry`'s key holds its body (the one a 304 refreshed it into). */
+  private stillStored(entry: CacheEntry): boolean {
+    const list = this.byKey.get(entry.key)
+    return list !== undefined && list.some((e) => e.body === entry.body && this.lru.has(e))
   }
 
   /** A hit of `entry`'s body ended (finished, cut, timed out): its last reader frees a body no longer stored. */

@@ -79,6 +79,24 @@ describe('store: pinned bodies', () => {
     expect(store.pinnedBytes).toBe(0)
   })
 
+  test('a body first read from an entry a 304 replaced is still stored (the updated entry holds it): nothing is charged as pinned', () => {
+    const a = entry('http://a/1', 1000)
+    const store = new CacheStore(a.bytes * 3)
+    store.put(a)
+    // A 304 refreshed it (exchange.ts refreshed): a new entry, the same body, in its place.
+    const updated: CacheEntry = { ...a, headers: [['etag', '"1"']] }
+    updated.bytes = entryBytes(updated.key, updated.headers, updated.body)
+    store.replace(a, updated)
+    store.pin(a) // a hit answered from `a` before the 304, read after it
+    store.pin(updated) // later hits keep the body read
+    expect([store.bytes, store.pinnedBytes]).toEqual([updated.bytes, 0])
+    store.unpin(a)
+    store.remove(updated) // now it leaves the store while read: charged
+    expect([store.bytes, store.pinnedBytes]).toEqual([0, updated.bytes])
+    store.unpin(updated)
+    expect(store.pinnedBytes).toBe(0)
+  })
+
   test('a body evicted between the answer and its first read is charged from that read, and the store makes room', () => {
     const a = entry('http://a/1', 1000)
     const store = new CacheStore(a.bytes * 2)
