@@ -1,8 +1,9 @@
 /**
  * The plain-HTTP side of automatic HTTPS (--acme-http-listen): answers HTTP-01 challenges at
- * /.well-known/acme-challenge/<token> (RFC 8555 §8.3) and sends every other request to https
- * with 308 (RFC 9110 §15.4.9, which keeps the method and body); a request without Host (HTTP/1.0)
- * goes to the first --acme name, a malformed Host gets a plain 400. Answers are published to the
+ * /.well-known/acme-challenge/<token> (RFC 8555 §8.3: GET and HEAD; any other method there is a
+ * 405) and sends every other request to https with 308 (RFC 9110 §15.4.9, which keeps the
+ * method and body); a request without Host (HTTP/1.0) goes to the first --acme name, a
+ * malformed Host gets a plain 400. Answers are published to the
  * state directory too, so with several workers on one port whichever worker the CA reaches can
  * answer. Bun.serve is enough here: short requests, no streaming (automatic HTTPS needs the
  * own listener, hence Bun, anyway).
@@ -110,14 +111,19 @@ export class Http01Server {
     const query = target.indexOf('?')
     const path = query < 0 ? target : target.slice(0, query)
     if (path.startsWith(PREFIX)) {
+      // RFC 8555 §8.3: the CA GETs the answer. HEAD is GET without the body (RFC 9110 §9.3.2);
+      // anything else is 405 whether or not the token is known, and a 405 names what is allowed (§15.5.6).
+      const head = req.method === 'HEAD'
+      if (req.method !== 'GET' && !head) return plain(405, 'only GET and HEAD are served on the challenge path\n', { allow: 'GET, HEAD' })
       const token = path.slice(PREFIX.length)
       const keyAuth = this.opts.challenges.lookup(token)
       if (keyAuth === undefined) {
         this.logUnknownToken(token)
         return plain(404, 'no such challenge\n')
       }
-      this.opts.log?.('info', 'acme: http-01 challenge answered', { token })
-      return new Response(keyAuth, { headers: { 'content-type': 'application/octet-stream' } })
+      this.opts.log?.('info', 'acme: http-01 challenge answered', { token, ...(head ? { method: 'HEAD' } : {}) })
+      const headers = { 'content-type': 'application/octet-stream', 'content-length': String(Buffer.byteLength(keyAuth)) }
+      return new Response(head ? null : keyAuth, { headers })
     }
     const name = redirectName(req.headers.get('host'), this.opts.defaultHost)
     if (name === undefined) return plain(400, 'a valid Host header is needed to redirect to https\n')

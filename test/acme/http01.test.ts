@@ -80,6 +80,39 @@ describe('HTTP-01 responder', () => {
     }
   })
 
+  test('the challenge path answers GET and HEAD (same headers, no body); other methods get 405 with Allow: GET, HEAD (RFC 8555 §8.3, RFC 9110 §15.5.6)', async () => {
+    mine.publish('tok-methods', 'tok-methods.thumb')
+    const live = new Http01Server({ listen: { host: '127.0.0.1', port: 0 }, httpsPort: 443, challenges: otherWorker, reusePort: false }).start()
+    const ask = (method: string, token: string) => raw(live.port, `${method} /.well-known/acme-challenge/${token} HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)
+    try {
+      const got = await ask('GET', 'tok-methods')
+      expect(got).toStartWith('HTTP/1.1 200 ')
+      expect(got).toEndWith('\r\n\r\ntok-methods.thumb')
+      const head = await ask('HEAD', 'tok-methods')
+      expect(head).toStartWith('HTTP/1.1 200 ')
+      expect(head).toMatch(/\r\ncontent-length: 17\r\n/i)
+      expect(head).toMatch(/\r\ncontent-type: application\/octet-stream\r\n/i)
+      expect(head).toEndWith('\r\n\r\n')
+      // The handler itself gives no body for HEAD (not only Bun's writer dropping it).
+      const direct = server(443).answer(new Request('http://a.test/.well-known/acme-challenge/tok-methods', { method: 'HEAD' }))
+      expect([direct.status, direct.body, direct.headers.get('content-length')]).toEqual([200, null, '17'])
+      for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
+        for (const token of ['tok-methods', 'tok-unknown']) {
+          const res = await ask(method, token)
+          expect([method, token, res.slice(0, 13)]).toEqual([method, token, 'HTTP/1.1 405 '])
+          expect(res).toMatch(/\r\nallow: GET, HEAD\r\n/i)
+          expect(res).not.toContain('thumb')
+        }
+      }
+      // An unknown token is still a 404 for GET and HEAD (the resource does not exist).
+      expect(await ask('GET', 'tok-unknown')).toStartWith('HTTP/1.1 404 ')
+      expect(await ask('HEAD', 'tok-unknown')).toStartWith('HTTP/1.1 404 ')
+    } finally {
+      mine.unpublish('tok-methods')
+      await live.close()
+    }
+  })
+
   test('a failure inside the handler is a short 500 and one log line: no development page', async () => {
     const logged: string[] = []
     const broken = { lookup: (): string | undefined => { throw new Error('disk on fire') } }
