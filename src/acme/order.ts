@@ -7,7 +7,7 @@
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import type { LogFn } from '../lib/logger.ts'
 import { certInfo } from './cert-info.ts'
-import { chainPem, parseChain } from './chain.ts'
+import { chainPem, issuerOrder, parseChain } from './chain.ts'
 import { asAuthorization, asOrder, type AcmeClient, type Order } from './client.ts'
 import { buildCsr, generateCertificateKey } from './csr.ts'
 import { AcmeError, problemError } from './errors.ts'
@@ -65,13 +65,15 @@ export async function issueCertificate(opts: IssueOptions): Promise<Issued> {
   // The chain must be for this key: a CA bug or a reused order must not pair a stranger's cert with our key.
   const leafAt = chain.findIndex((c) => sameKey(c, keyPem))
   if (leafAt < 0) throw new AcmeError('E_ACME', 'the downloaded certificate does not match the key of the CSR')
-  if (leafAt > 0) {
-    // RFC 8555 §9.1: the end-entity certificate comes first; TLS sends the chain as stored, and
-    // with an intermediate first the handshake presents the wrong certificate. Put it first.
-    log?.('warn', 'acme: the CA sent the certificate chain with the end-entity certificate not first; reordered', { position: leafAt + 1, of: chain.length })
-    chain.unshift(...chain.splice(leafAt, 1))
-  }
-  const certPem = chainPem(chain)
+  // RFC 8555 §9.1: the end-entity certificate comes first; TLS sends the chain as stored, and
+  // with an intermediate first the handshake presents the wrong certificate. After it, each
+  // certificate's issuer (RFC 8446 §4.4.2): clients that do not reorder fail on a reversed chain.
+  if (leafAt > 0) log?.('warn', 'acme: the CA sent the certificate chain with the end-entity certificate not first; reordered', { position: leafAt + 1, of: chain.length })
+  const ordered = issuerOrder(chain, leafAt)
+  const leafFirst = [leafAt + 1, ...chain.map((_, i) => i + 1).filter((p) => p !== leafAt + 1)]
+  if (ordered.order.some((p, i) => p !== leafFirst[i])) log?.('warn', 'acme: the CA sent the certificate chain not in issuer order (RFC 8446 §4.4.2); reordered', { stored_as_sent_positions: ordered.order.join(',') })
+  if (ordered.extras.length > 0) log?.('warn', 'acme: the certificate chain holds certificates on no issuer path from the end-entity certificate; kept at its end', { positions: ordered.extras.join(','), of: chain.length })
+  const certPem = chainPem(ordered.certs)
   // And for every name ordered: served, one without a name would fail every handshake for it.
   const covered = certInfo(certPem).names
   const missing = names.filter((n) => !covered.includes(n.toLowerCase()))

@@ -5,6 +5,7 @@
  */
 import { afterAll, describe, expect, test } from 'bun:test'
 import { execFileSync } from 'node:child_process'
+import { X509Certificate } from 'node:crypto'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { AcmeClient } from '../../src/acme/client.ts'
@@ -47,11 +48,40 @@ function scriptedCa(certPem: string): typeof fetch {
   }) as typeof fetch
 }
 
-/** `chain` turns the leaf openssl made into what the CA sends (default: the leaf alone). */
-async function issue(names: string[], certNames: string[], nowMs?: () => number, chain: (leaf: string) => string = (leaf) => leaf, log?: LogFn) {
+/**
+ * A root and `depth` intermediates below it, each signing the next (made once, with openssl):
+ * pems[0] is the root, pems[depth] the intermediate that signs the leaf.
+ */
+function makeHierarchy(depth: number): { pems: string[]; issuerCert: string; issuerKey: string } {
+  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' })
+  writeFileSync(join(dir, 'ca.cnf'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n')
+  run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'h0.key', '-out', 'h0.pem', '-days', '2', '-subj', '/O=proxy test/CN=chain root')
+  for (let i = 1; i <= depth; i++) {
+    run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `h${i}.key`, '-out', `h${i}.csr`, '-subj', `/O=proxy test/CN=chain intermediate ${i}`)
+    run('x509', '-req', '-in', `h${i}.csr`, '-CA', `h${i - 1}.pem`, '-CAkey', `h${i - 1}.key`, '-set_serial', String(1000 + i), '-out', `h${i}.pem`, '-days', '2', '-extfile', 'ca.cnf')
+  }
+  const pems = Array.from({ length: depth + 1 }, (_, i) => readFileSync(join(dir, `h${i}.pem`), 'utf8'))
+  return { pems, issuerCert: `h${depth}.pem`, issuerKey: `h${depth}.key` }
+}
+
+/** The CN of each certificate of a PEM chain, in order. */
+const commonNames = (pem: string) => (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).map((b) => /CN=([^\n]*)/.exec(new X509Certificate(b).subject)?.[1])
+
+/**
+ * `chain` turns the leaf openssl made into what the CA sends (default: the leaf alone). The leaf
+ * is self-signed unless `issuer` (certificate and key files in `dir`) signs it.
+ */
+async function issue(names: string[], certNames: string[], nowMs?: () => number, chain: (leaf: string) => string = (leaf) => leaf, log?: LogFn, issuer?: { cert: string; key: string }) {
   const key = generateCertificateKey()
   writeFileSync(join(dir, 'k.pem'), key.export({ type: 'pkcs8', format: 'pem' }) as string)
-  execFileSync('openssl', ['req', '-x509', '-key', 'k.pem', '-out', 'c.pem', '-subj', `/CN=${certNames[0]}`, '-addext', `subjectAltName=${certNames.map((n) => `DNS:${n}`).join(',')}`, '-days', '1'], { cwd: dir, stdio: 'pipe' })
+  const san = `subjectAltName=${certNames.map((n) => `DNS:${n}`).join(',')}`
+  if (issuer) {
+    writeFileSync(join(dir, 'leaf.cnf'), `${san}\n`)
+    execFileSync('openssl', ['req', '-new', '-key', 'k.pem', '-out', 'c.csr', '-subj', `/CN=${certNames[0]}`], { cwd: dir, stdio: 'pipe' })
+    execFileSync('openssl', ['x509', '-req', '-in', 'c.csr', '-CA', issuer.cert, '-CAkey', issuer.key, '-set_serial', '7', '-out', 'c.pem', '-days', '1', '-extfile', 'leaf.cnf'], { cwd: dir, stdio: 'pipe' })
+  } else {
+    execFileSync('openssl', ['req', '-x509', '-key', 'k.pem', '-out', 'c.pem', '-subj', `/CN=${certNames[0]}`, '-addext', san, '-days', '1'], { cwd: dir, stdio: 'pipe' })
+  }
   const accountKey = generateAccountKey()
   const client = new AcmeClient({ directoryUrl: 'https://ca.test/dir', accountKey, fetch: scriptedCa(chain(readFileSync(join(dir, 'c.pem'), 'utf8'))), pollIntervalMs: 1 })
   await client.account(undefined)
@@ -146,5 +176,30 @@ describe('issueCertificate', () => {
     const issued = await issue(['a.test'], ['a.test'], undefined, (leaf) => second + (leafSent = leaf), (level, msg, fields) => void logged.push(`${level} ${msg} ${JSON.stringify(fields)}`))
     expect(issued.certPem).toBe(leafSent + second)
     expect(logged).toContain('warn acme: the CA sent the certificate chain with the end-entity certificate not first; reordered {"position":2,"of":2}')
+  })
+
+  test('a chain in any order is stored leaf first, then each certificate\'s issuer (RFC 8446 §4.4.2, RFC 5246 §7.4.2); extras are kept after it', async () => {
+    const { pems, issuerCert, issuerKey } = makeHierarchy(3)
+    const [root, i1, i2, i3] = pems as [string, string, string, string]
+    const unrelated = makeCerts(['chain.test']).ca
+    const cases: [string, (leaf: string) => string, (leaf: string) => string, string | undefined][] = [
+      ['in order', (l) => l + i3 + i2 + i1, (l) => l + i3 + i2 + i1, undefined],
+      ['leaf first, intermediates reversed', (l) => l + i1 + i2 + i3, (l) => l + i3 + i2 + i1, '1,4,3,2'],
+      ['all reversed', (l) => i1 + i2 + i3 + l, (l) => l + i3 + i2 + i1, '4,3,2,1'],
+      ['shuffled, with the root', (l) => i2 + root + l + i1 + i3, (l) => l + i3 + i2 + i1 + root, '3,5,1,4,2'],
+      ['shuffled, with a certificate that certifies none of them', (l) => i1 + unrelated + l + i3 + i2, (l) => l + i3 + i2 + i1 + unrelated, '3,4,5,1,2'],
+    ]
+    for (const [label, send, want, order] of cases) {
+      const logged: string[] = []
+      let leaf = ''
+      const issued = await issue(['a.test'], ['a.test'], undefined, (l) => send((leaf = l)), (level, msg, fields) => void logged.push(`${level} ${msg} ${JSON.stringify(fields)}`), { cert: issuerCert, key: issuerKey })
+      // Names first (a readable failure), then the exact PEM stored.
+      expect([label, commonNames(issued.certPem)]).toEqual([label, commonNames(want(leaf))])
+      expect(issued.certPem).toBe(want(leaf))
+      const reorderLine = logged.find((l) => l.includes('not in issuer order'))
+      expect([label, reorderLine]).toEqual([label, order === undefined ? undefined : `warn acme: the CA sent the certificate chain not in issuer order (RFC 8446 §4.4.2); reordered {"stored_as_sent_positions":"${order}"}`])
+      const extrasLine = logged.find((l) => l.includes('on no issuer path'))
+      expect([label, extrasLine]).toEqual([label, send === cases[4]![1] ? 'warn acme: the certificate chain holds certificates on no issuer path from the end-entity certificate; kept at its end {"positions":"2","of":5}' : undefined])
+    }
   })
 })
