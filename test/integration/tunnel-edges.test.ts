@@ -4,7 +4,8 @@
  * for the upstream's idle_timeout is closed and logged IDLE_TIMEOUT, while one with traffic stays
  * open; an answer whose head is over 64 KiB is a 502; a 101 goes on without Content-Length and
  * Transfer-Encoding (RFC 9110 §8.6); a 101 that does not name a protocol the
- * request asked for is a 502, not a tunnel (RFC 9110 §7.8, §15.2.2); Max-Forwards on an OPTIONS
+ * request asked for is a 502, not a tunnel (RFC 9110 §7.8, §15.2.2), and so is a 101 or an interim
+ * that says HTTP/1.0 (§15.2); Max-Forwards on an OPTIONS
  * upgrade is counted down, and at 0 answered by the proxy (§7.6.2); a refused upgrade whose body
  * stalls is cut at idle_timeout, as a plain response is; an Upgrade naming no valid protocol is
  * served as a plain request, and Upgrade on two lines goes on as one list. Raw sockets on loopback.
@@ -244,4 +245,51 @@ test('Upgrade on two lines goes upstream as one list, and a 101 naming the first
   expect(await waitFor(() => c.got().endsWith('echo:one;'), 3000)).toBe(true)
   c.s.end()
   expect(await waitFor(() => h.records.some((r) => r.path === '/two'), 3000)).toBe(true)
+})
+
+test('a 101, or an interim before it, whose status line says HTTP/1.0 is a 502 logged BAD_RESPONSE, no tunnel, and the upstream connection is closed (RFC 9110 §15.2, §7.8)', async () => {
+  // HTTP/1.0 has no 1xx and no Upgrade: a head that claims it cannot switch protocols. HAProxy answers 502 too.
+  const answers: Record<string, string> = {
+    '/v10': 'HTTP/1.0 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n',
+    '/v10-interim': `HTTP/1.0 100 Continue\r\n\r\n${SWITCHED}`,
+  }
+  const pending: string[] = []
+  let closedUpstream = 0
+  const origin = Bun.listen<{ switched: boolean }>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open(s) {
+        s.data = { switched: false }
+      },
+      data(s, d) {
+        if (s.data.switched) return void s.write(`echo:${Buffer.from(d).toString()};`)
+        s.data.switched = true
+        s.write(answers[pending.shift()!]!)
+      },
+      close() {
+        closedUpstream++
+      },
+    },
+  })
+  h.track(() => origin.stop(true))
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  for (const [i, path] of Object.keys(answers).entries()) {
+    pending.push(path)
+    const c = rawClient(proxy.port)
+    c.s.write(UPGRADE.replace('/t', path))
+    expect(await waitFor(() => c.got().includes('\r\n\r\n'), 3000)).toBe(true)
+    c.s.write('GET /admin HTTP/1.1\r\nHost: a\r\n\r\n')
+    await waitFor(() => c.closed(), 3000)
+    expect([path, `${c.got().slice(0, 12)} closed=${c.closed()} echoed=${c.got().includes('echo:')}`]).toEqual([path, 'HTTP/1.1 502 closed=true echoed=false'])
+    // The upstream's connection is not kept (not pooled, not tunnelled): the origin sees it close.
+    expect(await waitFor(() => closedUpstream === i + 1, 3000)).toBe(true)
+    c.s.destroy()
+  }
+  const refused = () => h.records.filter((r) => r.path in answers)
+  expect(await waitFor(() => refused().length === 2, 3000)).toBe(true)
+  expect(refused().map((r) => [r.path, r.status, r.error])).toEqual([
+    ['/v10', 502, 'BAD_RESPONSE'],
+    ['/v10-interim', 502, 'BAD_RESPONSE'],
+  ])
 })

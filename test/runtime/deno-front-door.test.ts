@@ -4,16 +4,20 @@
  * own listener is asserted here as measured and written down in the README (Runtime notes:
  * Deno): a GET body is refused (501; Deno.serve drops it), a WebSocket is relayed message by
  * message (Deno.serve gives no raw connection; other upgrades are 501), and a refusal does not
- * close the connection.
+ * close the connection. The upgrade's answer is read by the shared tunnel: a 1xx that says
+ * HTTP/1.0 is a 502 here too.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import type { Socket } from 'bun'
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { CASES } from '../../scripts/differential.ts'
 import { exchange, getWithBody, method, pipelined, target, upgradeWithFrame } from '../support/front-door.ts'
 import { FrameReader, OPCODE } from '../../src/proxy/upgrade/ws-frames.ts'
 import { RawOrigin } from '../support/raw-origin.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 const DENO = 'node_modules/.bin/deno'
 let origin: RawOrigin
@@ -330,3 +334,70 @@ test('Upgrade on two lines: Deno.serve joins them; websocket with another protoc
   expect(bad.statuses).toEqual([200])
   expect(bad.seen.map((q) => origin.header(q, 'upgrade'))).toEqual([undefined])
 })
+
+/**
+ * A WebSocket origin on raw sockets that answers the handshake with `parts`, each in its own
+ * write 20 ms after the one before (so each is its own read at the proxy); "{accept}" in a part
+ * is the handshake's Sec-WebSocket-Accept.
+ */
+function scriptedOrigin(parts: string[]): { port: number; stop(): void } {
+  const timers = new Set<ReturnType<typeof setTimeout>>()
+  const origin = Bun.listen<{ answered: boolean }>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open(s) {
+        s.data = { answered: false }
+      },
+      data(s, d) {
+        if (s.data.answered) return
+        s.data.answered = true
+        const key = /sec-websocket-key:\s*(\S+)/i.exec(Buffer.from(d).toString('latin1'))?.[1] ?? ''
+        const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
+        const next = (i: number) => {
+          if (i >= parts.length || s.readyState !== 1) return
+          s.write(parts[i]!.replace('{accept}', accept))
+          const t = setTimeout(() => (timers.delete(t), next(i + 1)), 20)
+          timers.add(t)
+        }
+        next(0)
+      },
+    },
+  })
+  return {
+    port: origin.port,
+    stop: () => {
+      for (const t of timers) clearTimeout(t)
+      origin.stop(true)
+    },
+  }
+}
+
+/** A WebSocket handshake through a Deno front to `originPort`: what the client got, and the access log's records (status and error). */
+async function denoUpgrade(originPort: number, path: string): Promise<{ statuses: number[]; records: string[] }> {
+  const log = join(testDir('proxy-deno-upgrade-'), 'access.log')
+  const p = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${originPort}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', log], DENO)
+  let statuses: number[]
+  try {
+    const key = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+    const r = await exchange(Number(new URL(p.url).port), origin, `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${key}\r\n`, { until: (t) => t.includes('\r\n\r\n'), deadlineMs: 5000 })
+    statuses = r.statuses
+  } finally {
+    expect(await p.stop()).toBe(0)
+  }
+  const records = readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { status: number; error?: string })
+  return { statuses, records: records.map((r) => `${r.status} ${r.error}`) }
+}
+
+test('a 101, or an interim before it, whose status line says HTTP/1.0 is a 502 logged BAD_RESPONSE, not a WebSocket, as on the own listener (RFC 9110 §15.2, §7.8)', async () => {
+  const switched = 'HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n'
+  const v10 = scriptedOrigin([switched])
+  const v10Interim = scriptedOrigin(['HTTP/1.0 100 Continue\r\n\r\n', switched.replace('HTTP/1.0', 'HTTP/1.1')])
+  try {
+    expect(await denoUpgrade(v10.port, '/v10')).toEqual({ statuses: [502], records: ['502 BAD_RESPONSE'] })
+    expect(await denoUpgrade(v10Interim.port, '/v10-interim')).toEqual({ statuses: [502], records: ['502 BAD_RESPONSE'] })
+  } finally {
+    v10.stop()
+    v10Interim.stop()
+  }
+}, 60_000)

@@ -1,10 +1,10 @@
 /**
  * Protocol upgrades (WebSocket and any other Upgrade), through the same attempt loop and pool as
  * plain requests: the request head goes to a fresh connection to one pool address (dialled by the
- * pool, so connects count and failures eject), with the usual forwarding headers; a 101 answer
- * that names a protocol the request asked for (any other 101 is a 502) turns both connections
- * into a byte tunnel with backpressure each way; any other answer is
- * relayed to its end and both connections close (the client cannot go on talking to the
+ * pool, so connects count and failures eject), with the usual forwarding headers; an HTTP/1.1
+ * 101 answer that names a protocol the request asked for (any other 101, and any 1xx that says
+ * HTTP/1.0, is a 502) turns both connections into a byte tunnel with backpressure each way; any
+ * other answer is relayed to its end and both connections close (the client cannot go on talking to the
  * upstream unchecked). The request path (handler.ts) routes, admits and records upgrades.
  */
 import { Buffer } from 'node:buffer'
@@ -279,6 +279,9 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
           } catch (err) {
             return settle(failure('BAD_RESPONSE', `upstream sent an invalid response: ${(err as Error).message}`))
           }
+          // HTTP/1.0 has no 1xx (RFC 9110 §15.2) and no Upgrade (§7.8): a 101 or an interim head
+          // claiming it is no valid switch, and what comes after it cannot be trusted (HAProxy: 502).
+          if (head.status < 200 && head.minorVersion === 0) return settle(failure('BAD_RESPONSE', `upstream sent "${head.status}" with an HTTP/1.0 status line, which has no 1xx answers and cannot switch protocols; the upstream must answer the upgrade as HTTP/1.1`))
           if (head.status >= 200 || head.status === 101) return settle({ head, raw: buf.subarray(0, end + 4), rest: buf.subarray(end + 4) })
           if (interims >= MAX_INTERIM_HEADS) return settle(failure('BAD_RESPONSE', `upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers`))
           onInterim(head)
