@@ -1,6 +1,7 @@
 /**
  * Upgrade tunnels at their edges (proxy/upgrade/tunnel.ts): an interim answer before the 101 is
- * relayed, with the fields a plain request's would keep, and the upgrade goes on (RFC 9110 §7.8, §15.2); an open tunnel with no byte either way
+ * relayed, with the fields a plain request's would keep, and the upgrade goes on (RFC 9110 §7.8, §15.2),
+ * at most 16 of them per upgrade however they are split into reads; an open tunnel with no byte either way
  * for the upstream's idle_timeout is closed and logged IDLE_TIMEOUT, while one with traffic stays
  * open; an answer whose head is over 64 KiB is a 502; a 101 goes on without Content-Length and
  * Transfer-Encoding (RFC 9110 §8.6); a 101 that does not name a protocol the
@@ -292,4 +293,34 @@ test('a 101, or an interim before it, whose status line says HTTP/1.0 is a 502 l
     ['/v10', 502, 'BAD_RESPONSE'],
     ['/v10-interim', 502, 'BAD_RESPONSE'],
   ])
+})
+
+test('interim answers are bounded per upgrade, not per read: the 17th is a 502 logged BAD_RESPONSE when each comes in its own segment', async () => {
+  // The origin writes the next 100 only once the client has the one before: each is its own read at the proxy.
+  let upstream: import('bun').Socket<undefined> | undefined
+  const origin = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      data(s) {
+        upstream = s
+      },
+    },
+  })
+  h.track(() => origin.stop(true))
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  const c = rawClient(proxy.port)
+  c.s.write(UPGRADE.replace('/t', '/many'))
+  expect(await waitFor(() => upstream !== undefined, 3000)).toBe(true)
+  const interims = () => c.got().split('HTTP/1.1 100 Continue').length - 1
+  for (let i = 0; i < 20 && !c.closed(); i++) {
+    upstream!.write('HTTP/1.1 100 Continue\r\n\r\n')
+    await waitFor(() => interims() === i + 1 || c.closed(), 3000)
+  }
+  if (!c.closed()) upstream!.write(SWITCHED)
+  expect(await waitFor(() => c.closed() || c.got().includes('HTTP/1.1 101 '), 3000)).toBe(true)
+  expect([interims(), c.got().split('\r\n\r\n').at(-2)!.slice(0, 12), c.closed()]).toEqual([16, 'HTTP/1.1 502', true])
+  expect(await waitFor(() => h.records.some((r) => r.path === '/many'), 3000)).toBe(true)
+  const rec = h.records.find((r) => r.path === '/many')!
+  expect([rec.status, rec.error]).toEqual([502, 'BAD_RESPONSE'])
 })

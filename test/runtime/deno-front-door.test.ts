@@ -5,7 +5,7 @@
  * Deno): a GET body is refused (501; Deno.serve drops it), a WebSocket is relayed message by
  * message (Deno.serve gives no raw connection; other upgrades are 501), and a refusal does not
  * close the connection. The upgrade's answer is read by the shared tunnel: a 1xx that says
- * HTTP/1.0 is a 502 here too.
+ * HTTP/1.0 is a 502 here too, and so are more than 16 interims, each in its own read.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import type { Socket } from 'bun'
@@ -399,5 +399,14 @@ test('a 101, or an interim before it, whose status line says HTTP/1.0 is a 502 l
   } finally {
     v10.stop()
     v10Interim.stop()
+  }
+}, 60_000)
+
+test('interim answers are bounded per upgrade, not per read: 20 of them, each in its own segment, before a 101 are a 502 logged BAD_RESPONSE', async () => {
+  const many = scriptedOrigin([...Array.from({ length: 20 }, () => 'HTTP/1.1 100 Continue\r\n\r\n'), 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n'])
+  try {
+    expect(await denoUpgrade(many.port, '/many')).toEqual({ statuses: [502], records: ['502 BAD_RESPONSE'] })
+  } finally {
+    many.stop()
   }
 }, 60_000)

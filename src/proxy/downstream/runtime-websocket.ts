@@ -126,6 +126,7 @@ class WebSocketBridge implements Conn {
     let end = this.answer.findEnd()
     // Interim answers before the final one (a 103, a 100: RFC 9110 §7.8, §15.2) are dropped: the
     // runtime's server has no way to send a 1xx. Read as the answer, they hid the 101 behind them.
+    // The tunnel bounds them per upgrade (MAX_INTERIM_HEADS in all, one a write); `n` only bounds this loop.
     for (let n = 0; end >= 0 && isInterim(this.answer.text(12)) && n <= MAX_INTERIM_HEADS; n++) {
       this.answer.consume(end + 4)
       end = this.answer.findEnd()

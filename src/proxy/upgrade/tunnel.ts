@@ -263,10 +263,13 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
     }
     const failure = (code: 'HEADER_TIMEOUT' | 'BAD_RESPONSE' | 'RESET_BEFORE_RESPONSE', message: string) => new RequestFailure(code, 'response-head', message, { address: upstream.remoteAddress })
     const timer = setTimeout(() => settle(failure('HEADER_TIMEOUT', `upstream did not answer the upgrade within ${timeoutMs}ms`)), timeoutMs)
+    // Counted for the whole answer, not per read: an upstream that sends each interim head in its
+    // own segment is bounded too (a count per read let it send them without end).
+    let interims = 0
     upstream.handlers = {
       data(chunk) {
         reader.append(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-        for (let interims = 0; !settled; interims++) {
+        while (!settled) {
           const end = reader.findEnd()
           if (end < 0 || end + 4 > MAX_RESPONSE_HEAD_BYTES) {
             const refused = unfinishedResponseHead(reader, end)
@@ -283,7 +286,7 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
           // claiming it is no valid switch, and what comes after it cannot be trusted (HAProxy: 502).
           if (head.status < 200 && head.minorVersion === 0) return settle(failure('BAD_RESPONSE', `upstream sent "${head.status}" with an HTTP/1.0 status line, which has no 1xx answers and cannot switch protocols; the upstream must answer the upgrade as HTTP/1.1`))
           if (head.status >= 200 || head.status === 101) return settle({ head, raw: buf.subarray(0, end + 4), rest: buf.subarray(end + 4) })
-          if (interims >= MAX_INTERIM_HEADS) return settle(failure('BAD_RESPONSE', `upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers`))
+          if (++interims > MAX_INTERIM_HEADS) return settle(failure('BAD_RESPONSE', `upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers to the upgrade`))
           onInterim(head)
           reader.consume(end + 4)
         }
