@@ -42,19 +42,20 @@ const TCP_WINDOW_CLAMP = 10
 
 type SetSockOpt = (fd: number, level: number, name: number, value: Int32Array, length: number) => number
 
-let setsockopt: SetSockOpt | null | undefined
-
-function load(): SetSockOpt | null {
-  if (setsockopt !== undefined) return setsockopt
-  setsockopt = null
+/**
+ * One function of the C library through bun:ffi (`args` as FFIType names), from the first libc
+ * that loads (glibc, musl on x86_64 or arm64); null off Linux, off Bun, or when none has it.
+ * Also used by the tests to read tcp_info.
+ */
+export function libcFunction<F>(symbol: string, args: string[], returns: string): F | null {
   if (!isBun || process.platform !== 'linux') return null
   try {
     const ffi = (import.meta as unknown as { require(id: string): typeof import('bun:ffi') }).require('bun:ffi')
+    const types = ffi.FFIType as unknown as Record<string, import('bun:ffi').FFIType>
     for (const name of ['libc.so.6', 'libc.musl-x86_64.so.1', 'libc.musl-aarch64.so.1']) {
       try {
-        const lib = ffi.dlopen(name, { setsockopt: { args: [ffi.FFIType.i32, ffi.FFIType.i32, ffi.FFIType.i32, ffi.FFIType.ptr, ffi.FFIType.u32], returns: ffi.FFIType.i32 } })
-        setsockopt = lib.symbols.setsockopt as unknown as SetSockOpt
-        break
+        const lib = ffi.dlopen(name, { [symbol]: { args: args.map((a) => types[a]!), returns: types[returns]! } })
+        return lib.symbols[symbol] as unknown as F
       } catch {
         // not this libc
       }
@@ -62,6 +63,13 @@ function load(): SetSockOpt | null {
   } catch {
     // no FFI in this runtime
   }
+  return null
+}
+
+let setsockopt: SetSockOpt | null | undefined
+
+function load(): SetSockOpt | null {
+  if (setsockopt === undefined) setsockopt = libcFunction<SetSockOpt>('setsockopt', ['i32', 'i32', 'i32', 'ptr', 'u32'], 'i32')
   return setsockopt
 }
 

@@ -18,8 +18,11 @@ const h = new Harness()
 afterEach(() => h.closeAll())
 const rawClient = (port: number) => rawClientOf(h, port)
 
-/** An origin on raw sockets: `answer` writes its answer to the upgrade request; then it echoes. */
-function upgradingOrigin(answer: (write: (text: string) => void, request: string) => void): number {
+/**
+ * An origin on raw sockets: `answer` writes its answer to the upgrade request; then it echoes.
+ * `onClose` hears each of its connections close.
+ */
+function upgradingOrigin(answer: (write: (text: string) => void, request: string) => void, onClose?: () => void): number {
   const origin = Bun.listen<{ switched: boolean }>({
     hostname: '127.0.0.1',
     port: 0,
@@ -31,6 +34,9 @@ function upgradingOrigin(answer: (write: (text: string) => void, request: string
         if (s.data.switched) return void s.write(`echo:${Buffer.from(d).toString()};`)
         s.data.switched = true
         answer((text) => s.write(text), Buffer.from(d).toString('latin1'))
+      },
+      close() {
+        onClose?.()
       },
     },
   })
@@ -256,25 +262,11 @@ test('a 101, or an interim before it, whose status line says HTTP/1.0 is a 502 l
   }
   const pending: string[] = []
   let closedUpstream = 0
-  const origin = Bun.listen<{ switched: boolean }>({
-    hostname: '127.0.0.1',
-    port: 0,
-    socket: {
-      open(s) {
-        s.data = { switched: false }
-      },
-      data(s, d) {
-        if (s.data.switched) return void s.write(`echo:${Buffer.from(d).toString()};`)
-        s.data.switched = true
-        s.write(answers[pending.shift()!]!)
-      },
-      close() {
-        closedUpstream++
-      },
-    },
-  })
-  h.track(() => origin.stop(true))
-  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  const originPort = upgradingOrigin(
+    (write) => write(answers[pending.shift()!]!),
+    () => closedUpstream++,
+  )
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${originPort}` } })
   for (const [i, path] of Object.keys(answers).entries()) {
     pending.push(path)
     const c = rawClient(proxy.port)

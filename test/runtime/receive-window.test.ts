@@ -9,7 +9,7 @@
  */
 import { afterEach, expect, test } from 'bun:test'
 import type { Socket, TCPSocketListener } from 'bun'
-import { ReadSizer, RECEIVE_BUFFER_BYTES, WIDEN_AFTER_BYTES } from '../../src/runtime/receive-buffer.ts'
+import { libcFunction, ReadSizer, RECEIVE_BUFFER_BYTES, WIDEN_AFTER_BYTES } from '../../src/runtime/receive-buffer.ts'
 
 const cleanups: (() => void)[] = []
 afterEach(() => {
@@ -20,19 +20,7 @@ type GetSockOpt = (fd: number, level: number, name: number, value: Uint8Array, l
 let getsockopt: GetSockOpt | null | undefined
 
 function loadGetSockOpt(): GetSockOpt | null {
-  if (getsockopt !== undefined) return getsockopt
-  getsockopt = null
-  if (process.platform !== 'linux') return null
-  const ffi = require('bun:ffi') as typeof import('bun:ffi')
-  for (const name of ['libc.so.6', 'libc.musl-x86_64.so.1', 'libc.musl-aarch64.so.1']) {
-    try {
-      const lib = ffi.dlopen(name, { getsockopt: { args: [ffi.FFIType.i32, ffi.FFIType.i32, ffi.FFIType.i32, ffi.FFIType.ptr, ffi.FFIType.ptr], returns: ffi.FFIType.i32 } })
-      getsockopt = lib.symbols.getsockopt as unknown as GetSockOpt
-      break
-    } catch {
-      // not this libc
-    }
-  }
+  if (getsockopt === undefined) getsockopt = libcFunction<GetSockOpt>('getsockopt', ['i32', 'i32', 'i32', 'ptr', 'ptr'], 'i32')
   return getsockopt
 }
 
