@@ -21,7 +21,7 @@ const PIECE = Buffer.alloc(16 * 1024, 'x')
  * Sends a head announcing 10 MB, waits for the 413, sends 20 more pieces of the body, then ends:
  * what the client saw, how many pieces it sent, and whether the connection closed before its end.
  */
-async function uploadPastTheAnswer(s: Socket): Promise<{ got: string; errors: string[]; sent: number; closedFirst: boolean }> {
+async function uploadPastTheAnswer(s: Socket, afterAnswer?: () => void): Promise<{ got: string; errors: string[]; sent: number; closedFirst: boolean }> {
   let got = ''
   let closed = false
   const errors: string[] = []
@@ -31,6 +31,7 @@ async function uploadPastTheAnswer(s: Socket): Promise<{ got: string; errors: st
   s.write(HEAD)
   s.write(PIECE)
   expect(await waitFor(() => got.includes('\r\n\r\n'), 5000)).toBe(true)
+  afterAnswer?.()
   // The rest of the upload, as a client that sends its whole body before it reads: each piece is
   // given to the kernel before the next, so a reset for any of them is seen.
   let sent = 0
@@ -71,4 +72,48 @@ test('over TLS too: the client may go on sending after the 413, and the proxy cl
   expect(got.startsWith('HTTP/1.1 413 ')).toBe(true)
   expect({ errors, sent, closedFirst }).toEqual({ errors: [], sent: 20, closedFirst: false })
   expect(await waitFor(() => proxy.clientConnections === 0, 5000)).toBe(true)
+}, 20_000)
+
+test('a drain (SIGTERM) during a lingering close lets it finish: the client goes on sending, no reset, the 413 is read whole', async () => {
+  const origin = h.origin({ fetch: () => new Response('ok') })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { max_body_size: '1000' } })
+  const s = connect({ port: proxy.port, host: '127.0.0.1', allowHalfOpen: true })
+  h.track(() => void s.destroy())
+  await new Promise<void>((r) => s.once('connect', () => r()))
+  let drained = false
+  // The drain begins once the 413 is out and the connection lingers; the client's upload goes on.
+  const { got, errors, sent, closedFirst } = await uploadPastTheAnswer(s, () => void proxy.drain(10_000).then(() => (drained = true)))
+  expect(got.startsWith('HTTP/1.1 413 ')).toBe(true)
+  const length = Number(/content-length: (\d+)/i.exec(got)?.[1])
+  expect(got.length - (got.indexOf('\r\n\r\n') + 4)).toBe(length)
+  // Cut at the drain's start, the next piece drew a reset (EPIPE, ECONNRESET).
+  expect({ errors, sent, closedFirst }).toEqual({ errors: [], sent: 20, closedFirst: false })
+  // The lingering ended with the client's end, and the drain with it (well before its 10 s).
+  expect(await waitFor(() => drained, 5000)).toBe(true)
+}, 20_000)
+
+test('a drain does not wait past its drain_timeout for a client that lingers on: it is cut then', async () => {
+  const origin = h.origin({ fetch: () => new Response('ok') })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { max_body_size: '1000' } })
+  const s = connect({ port: proxy.port, host: '127.0.0.1', allowHalfOpen: true })
+  h.track(() => void s.destroy())
+  let got = ''
+  let closed = false
+  s.on('data', (d) => (got += d.toString('latin1')))
+  s.on('error', () => {})
+  s.on('close', () => (closed = true))
+  await new Promise<void>((r) => s.once('connect', () => r()))
+  s.write(HEAD)
+  s.write(PIECE)
+  expect(await waitFor(() => got.includes('\r\n\r\n'), 5000)).toBe(true)
+  // The client goes on sending (never ends) while the drain runs, bounded in pieces and time.
+  let drained = false
+  void proxy.drain(300).then(() => (drained = true))
+  for (let i = 0; i < 200 && !drained && !closed; i++) {
+    s.write(PIECE)
+    await Bun.sleep(20)
+  }
+  expect(drained).toBe(true)
+  expect(await waitFor(() => closed, 5000)).toBe(true)
+  expect(proxy.clientConnections ?? 0).toBe(0)
 }, 20_000)

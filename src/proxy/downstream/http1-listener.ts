@@ -92,14 +92,14 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       if (stopping && conns.size === 0) for (const w of stopWaiters.splice(0)) w()
     },
     linger(sock, tls, closed) {
-      // The socket is the lingerer's (counted in its place, so a stop waits for it within its
-      // grace); the connection is then over for the proxy: its request done, its body abandoned.
+      // The socket is the lingerer's (counted in its place, so a graceful stop waits for it, to
+      // its own bounds: lingering-close.ts); the connection is then over for the proxy: its
+      // request done, its body abandoned.
       const s = sock as Socket<DownstreamConnection>
       const l = new LingeringClose(s, tls, (c) => shared.closed(c))
       s.data = l
       conns.add(l)
       closed()
-      if (stopping) l.closeIfIdle(stopGraceMs)
     },
   }
   // Whether h2 is offered is fixed with the socket (its ALPN list); its limits may change (update).

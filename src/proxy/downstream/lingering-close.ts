@@ -9,7 +9,8 @@
  * and LINGER_MAX_MS in all, as nginx's lingering_close does (lingering_timeout 5 s,
  * lingering_time 30 s). Over TLS the FIN waits for the end: Bun's shutdown() of a TLS socket
  * closes all of it, and the reply is framed (Content-Length or chunked) without the FIN anyway.
- * The socket is the listener's (http1-listener.ts) from the moment the connection hands it over.
+ * The socket is the listener's (http1-listener.ts) from the moment the connection hands it over;
+ * a graceful stop lets it linger to its end (closeIfIdle), a forced one cuts it.
  */
 import type { Socket } from 'bun'
 import { monoNow } from '../../lib/clock.ts'
@@ -61,11 +62,13 @@ export class LingeringClose implements DownstreamConnection {
     this.destroy()
   }
 
-  /** A stop: the lingering is cut short to the stop's grace. */
-  closeIfIdle(graceMs: number): void {
-    if (graceMs <= 0) return this.destroy()
-    this.deadlineAt = Math.min(this.deadlineAt, monoNow() + graceMs)
-  }
+  /**
+   * A stop (a drain, a reload's old listener): the lingering goes on to its own bounds, as
+   * nginx's does at a graceful shutdown. Cut now, it would reset a client still sending, and the
+   * reset can take the reply from it (the very thing the lingering is for); a drain waits for it
+   * as for a request in flight, and its drain_timeout (a forced stop: destroy) bounds the wait.
+   */
+  closeIfIdle(): void {}
 
   destroy(): void {
     if (this.isClosed) return
