@@ -14,7 +14,7 @@ import type { CacheExchange } from './cache/cache.ts'
 import { failureReply, RequestFailure, statusFor, type FailureCode } from './errors.ts'
 import { clientResponseHeaders, type ForwardingLines } from './headers.ts'
 import type { ResolvedRoute } from '../config/schema.ts'
-import type { GoneListener, ProxyReply, ProxyRequest, ReplySink } from './message.ts'
+import type { GoneListener, ProxyReply, ProxyRequest, ReplySink, WriteCut } from './message.ts'
 import type { AMBIGUOUS_ROUTE } from './routes.ts'
 import { roundMs, type RequestRecord } from './observe/record.ts'
 import type { ExchangeEnd, ExchangeSink, Http1Connection, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
@@ -138,9 +138,25 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
       record.error = this.refusedCode
       if (this.refusedStatus !== 0) record.status = this.refusedStatus
     }
-    record.duration_ms = roundMs(monoNow() - this.startedAt)
+    // The own listener keeps it until the socket took the reply, or the connection ended first (written).
+    if (this.sink.holdRecord?.(this)) return
+    this.recordNow()
+  }
+
+  /** A held record (emit): its reply was written whole, or cut with its last `unsentBytes` never sent (the body's end: its bytes first). */
+  written(unsentBytes: number, cut: WriteCut | undefined): void {
+    const record = this.record
+    if (cut !== undefined) {
+      record.bytes_out = Math.max(0, record.bytes_out - unsentBytes)
+      record.error ??= this.cutByDrain(cut)
+    }
+    this.recordNow()
+  }
+
+  private recordNow(): void {
+    this.record.duration_ms = roundMs(monoNow() - this.startedAt)
     this.client.onDone?.()
-    this.hooks.onRecord?.(record)
+    this.hooks.onRecord?.(this.record)
   }
 
   /**

@@ -54,7 +54,16 @@ export interface ReplySink {
    * request then aborted and logged 499, as nginx does, rather than run to its end).
    */
   inFlight?: GoneListener | undefined
+  /**
+   * The request's record is ready before its reply reached the socket: a sink that keeps it
+   * (true; the own HTTP/1.1 listener) calls `of.written` once the socket took the reply's last
+   * byte, or the connection ended first, so that the record says what was sent.
+   */
+  holdRecord?(of: GoneListener): boolean
 }
+
+/** What cut a reply whose record a sink held (holdRecord). */
+export type WriteCut = 'CLIENT_GONE' | 'CLIENT_SEND_TIMEOUT'
 
 export interface GoneListener {
   clientGone(): void
@@ -64,6 +73,8 @@ export interface GoneListener {
    * the code HTTP/1.1 records for the same (a chunked trailer section too large).
    */
   refused(code: 'BAD_BODY', status: number): void
+  /** A held record's reply was written whole (`cut` undefined), or cut with its last `unsentBytes` never taken by the socket. */
+  written(unsentBytes: number, cut: WriteCut | undefined): void
 }
 
 /**

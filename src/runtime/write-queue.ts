@@ -65,6 +65,8 @@ export interface WriteQueueOptions {
   onQueued?: () => void
   /** What ends the socket once everything is sent (default its end(): a FIN). */
   end?: () => void
+  /** A batch was handed to the socket (the owner may compare `taken` with what it waits for). */
+  onSent?: () => void
 }
 
 export class WriteQueue {
@@ -81,6 +83,10 @@ export class WriteQueue {
   private readonly batching: boolean
   private readonly onQueued: (() => void) | undefined
   private readonly endSocket: () => void
+  private readonly onSent: (() => void) | undefined
+  /** Bytes given to write() in all, and of them the ones the socket took: the rest is held, queued, or was dropped (clear). */
+  given = 0
+  taken = 0
 
   constructor(
     private readonly socket: { write(data: Uint8Array): number; end(): void },
@@ -89,6 +95,7 @@ export class WriteQueue {
     this.batching = opts.batch === true
     this.onQueued = opts.onQueued
     this.endSocket = opts.end ?? (() => socket.end())
+    this.onSent = opts.onSent
   }
 
   /** FIN once every queued byte has been sent: now if nothing waits, else from flush(). */
@@ -110,6 +117,7 @@ export class WriteQueue {
     // One send (and over TLS one record) for what one socket was given this round.
     if (more === undefined) this.sendNow(first)
     else this.sendNow(concatBytes([first, ...more], total))
+    this.onSent?.()
   }
 
   /** Whether the socket has been (or will be, once flushed) ended through endWhenFlushed(). */
@@ -131,6 +139,7 @@ export class WriteQueue {
    * take; true when all of it was written or is in the batch.
    */
   write(bytes: Uint8Array): boolean {
+    this.given += bytes.byteLength
     if (this.queue.length > 0) {
       this.queue.push(bytes)
       return false
@@ -164,6 +173,7 @@ export class WriteQueue {
       return false
     }
     const n = this.socket.write(bytes)
+    if (n > 0) this.taken += n
     if (n === bytes.byteLength) return true
     // -1: nothing taken (seen from a TLS socket in a burst of writes; a closed socket says it too).
     // The bytes wait for the drain event rather than being dropped; a close clears the queue.
@@ -181,6 +191,7 @@ export class WriteQueue {
       const head = this.queue[0]!
       const n = this.socket.write(head)
       if (n < 0) return false
+      this.taken += n
       if (n < head.byteLength) {
         this.queue[0] = keep(head.subarray(n))
         return false

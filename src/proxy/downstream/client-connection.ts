@@ -92,9 +92,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     }
   }
 
-  private get bodyOpen(): boolean {
-    return this.decoder !== undefined || this.bodyRemaining > 0
-  }
+  private get bodyOpen(): boolean { return this.decoder !== undefined || this.bodyRemaining > 0 }
   /** Bytes of the next request that arrive while this one is served: kept, and reading pauses. */
   private keepPipelined(chunk: Buffer): void {
     this.pending.append(chunk)
@@ -207,6 +205,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.queued = undefined
     this.writeReply(reply)
   }
+  holdRecord(of: GoneListener): boolean { return of === this.inFlight && this.phase !== Phase.Closed && (this.writer.records.hold(of), true) } // until the socket took the reply
   failed(err: unknown): void {
     if (this.dispatching) queueMicrotask(() => this.handlerFailed(err))
     else this.handlerFailed(err)
@@ -321,6 +320,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
 
   /** The current request is over: the next one may be read, or the connection closes. */
   private requestDone(): void {
+    this.writer.records.unwritten() // a reply this request got from no writer (the connection answered itself): its record as it is
     if (this.head === undefined) return
     this.head = undefined
     this.req = undefined
@@ -402,7 +402,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     const wasTunnel = this.phase === Phase.Tunnel
     this.phase = Phase.Closed
     this.deadlineAt = 0
-    this.writer.close()
+    this.writer.close(err)
     this.pending.clear()
     this.body?.error(new Error('client closed the connection'))
     this.body = undefined

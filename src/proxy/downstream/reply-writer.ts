@@ -2,7 +2,8 @@
  * The writing half of a client connection: a reply's head (http1/response-encode.ts) and its body,
  * whole in one send or pumped from a stream with backpressure (the upstream pauses while the
  * client's socket is full), chunked where the framing needs it. Bytes the socket did not take wait
- * in a WriteQueue; end() waits for them. Reading requests is client-connection.ts's.
+ * in a WriteQueue; end() waits for them. The access records of replies not yet taken by the socket
+ * wait with them (held-records.ts). Reading requests is client-connection.ts's.
  */
 import { Buffer } from 'node:buffer'
 import { SLICE_BYTES, slicesOf, SocketBodyStream } from '../../http1/body-stream.ts'
@@ -10,6 +11,7 @@ import { encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { encodeInterim, encodeResponseHead, isBodiless } from '../../http1/response-encode.ts'
 import { SendBacklog } from '../../runtime/send-backlog.ts'
 import { WriteQueue } from '../../runtime/write-queue.ts'
+import { HeldRecords } from './held-records.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { unwatchStall, watchStall, type StallWatch } from '../../lib/stall-sweep.ts'
 import { RequestFailure } from '../errors.ts'
@@ -28,6 +30,8 @@ const EMPTY = new Uint8Array(0)
 
 export class ReplyWriter {
   private readonly out: WriteQueue
+  /** The access records of replies the socket has not taken yet (the connection holds them: holdRecord). */
+  readonly records: HeldRecords
   /** The client socket's unsent backlog: small until the client has taken a few MiB (runtime/send-backlog.ts). */
   private readonly backlog: SendBacklog
   private drainWaiter: (() => void) | undefined
@@ -50,7 +54,8 @@ export class ReplyWriter {
     end?: () => void,
   ) {
     // Batched: answers written from promise reactions go out together (runtime/write-queue.ts).
-    this.out = new WriteQueue(sock, { batch: true, onQueued: () => this.watchStall(), end })
+    this.out = new WriteQueue(sock, { batch: true, onQueued: () => this.watchStall(), end, onSent: () => this.records.taken() })
+    this.records = new HeldRecords(this.out)
     this.backlog = new SendBacklog(sock)
   }
 
@@ -67,6 +72,7 @@ export class ReplyWriter {
     if (own !== undefined) {
       const ownClose = own.close
       this.write(own.bytes)
+      this.records.replyEnded()
       onEnd('done', ownClose)
       return
     }
@@ -93,6 +99,7 @@ export class ReplyWriter {
     this.write(head.bytes)
     if (!stream || bodiless) {
       stream?.cancel().catch(() => {})
+      this.records.replyEnded()
       onEnd('done', headClose)
       return
     }
@@ -133,6 +140,7 @@ export class ReplyWriter {
     } finally {
       this.reader = undefined
     }
+    if (!failed) this.records.replyEnded()
     onEnd(failed ? 'failed' : 'done')
   }
 
@@ -188,7 +196,9 @@ export class ReplyWriter {
   /** The socket drained: sends what was queued; true when the queue is empty. */
   onDrain(): boolean {
     if (this.stall) this.stall.since = monoNow() // the client took bytes: progress
-    if (!this.out.flush()) {
+    const open = this.out.flush()
+    this.records.taken()
+    if (!open) {
       // All sent and the socket ended (endWhenFlushed): nothing waits for the client any more.
       if (this.stall && this.out.empty) unwatchStall(this.stall)
       return false
@@ -243,11 +253,12 @@ export class ReplyWriter {
     if (!this.closed) this.out.sendBatch()
   }
 
-  /** The connection is gone: drops what is queued and stops the body being pumped. */
-  close(): void {
+  /** The connection is gone (`why`, when cut): drops what is queued, logs held records as cut where the socket stopped, and stops the body being pumped. */
+  close(why?: Error): void {
     this.closed = true
     if (this.stall) unwatchStall(this.stall)
     this.out.clear()
+    this.records.closed(why)
     this.flushWaiter = undefined
     this.reader?.cancel(new Error('client closed the connection')).catch(() => {})
     this.wakeDrainWaiter()
