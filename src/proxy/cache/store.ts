@@ -179,16 +179,24 @@ export class CacheStore {
   /**
    * Replaces a stored entry by an updated copy (a 304 merged into it) in place. One that is no
    * longer stored (purged, invalidated or evicted while its revalidation was on its way) stays
-   * gone: a 304 does not bring it back.
+   * gone: a 304 does not bring it back. A 304 that adds fields grows the entry: the least recently
+   * used others are evicted to make room, as for put; when that is not enough (the rest is being
+   * read), the updated entry is dropped too, unless it is read itself (that would free nothing).
+   * False when it is not stored.
    */
-  replace(old: CacheEntry, updated: CacheEntry): void {
-    if (!this.has(old)) return
+  replace(old: CacheEntry, updated: CacheEntry): boolean {
+    if (!this.has(old)) return false
     const list = this.byKey.get(old.key)!
     list[list.indexOf(old)] = updated
     this.lru.delete(old)
     this.lru.set(updated, true)
     this.usedAt.set(updated, ++this.uses)
     this.bytes += updated.bytes - old.bytes
+    this.evictToFit(updated)
+    if (this.bytes + this.pinnedBytes <= this.maxBytes || this.readers.has(updated.body)) return true
+    this.remove(updated)
+    this.evictions++
+    return false
   }
 
   remove(entry: CacheEntry): void {

@@ -177,6 +177,32 @@ describe('EdgeCache', () => {
     expect((await lookup(cache, request())).hit).toBeUndefined()
   })
 
+  test('a 304 that grows a stored response evicts others to stay within max_size; /status and /metrics say so', async () => {
+    const fields: [string, string][] = [['cache-control', 'max-age=1'], ['etag', '"v1"']]
+    const measure = setup()
+    await prime(measure.cache, fields)
+    const one = measure.cache.status().bytes!
+    const { clock, cache } = setup({ maxBytes: one * 3 })
+    const keys = ['/a', '/b', '/c']
+    for (const path of keys) {
+      const x = await lookup(cache, request('GET', {}, path), `http://example.com${path}`)
+      await text(await x.onReply(origin(200, fields)))
+    }
+    expect(cache.status()).toMatchObject({ objects: 3, evictions: 0 })
+    clock.t += 2000
+    const x = await lookup(cache, request('GET', {}, '/c'), 'http://example.com/c')
+    const r = await x.onReply(origin(304, [['date', new Date(clock.t).toUTCString()], ['cache-control', 'max-age=60'], ['etag', '"v1"'], ['x-pad', 'p'.repeat(one)]], null))
+    expect(await text(r)).toBe('hello')
+    const s = cache.status()
+    expect(s.bytes! + s.pinned_bytes!).toBeLessThanOrEqual(s.max_bytes!)
+    expect(s).toMatchObject({ objects: 1, evictions: 2 })
+    expect((await lookup(cache, request('GET', {}, '/c'), 'http://example.com/c')).result).toBe('hit')
+    const out: string[] = []
+    cache.renderMetrics(out)
+    const metric = (name: string) => Number(out.find((l) => l.startsWith(`${name} `))!.split(' ')[1])
+    expect([metric('proxy_cache_stored_bytes'), metric('proxy_cache_stored_objects'), metric('proxy_cache_evictions_total')]).toEqual([s.bytes!, 1, 2])
+  })
+
   test('a 304 to the client\'s conditional request for another tag freshens nothing', async () => {
     const { clock, cache } = setup()
     await prime(cache, [['cache-control', 'max-age=1'], ['etag', '"t"']])

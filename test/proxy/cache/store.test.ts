@@ -158,6 +158,57 @@ describe('store: bounded by bytes, least recently used evicted', () => {
     expect(store.purgePrefix('http://a/y/')).toBe(2)
     expect(store.objects).toBe(1)
   })
+
+  test('a 304 that adds fields grows the entry it refreshes: the least recently used others are evicted to stay within the budget, never it', () => {
+    const one = entry('http://a/1', 1000).bytes
+    const store = new CacheStore(one * 3)
+    const a = entry('http://a/1', 1000)
+    const b = entry('http://a/2', 1000)
+    const c = entry('http://a/3', 1000)
+    store.put(a)
+    store.put(b)
+    store.put(c)
+    // c refreshed by a 304 carrying 500 bytes of fields (exchange.ts refreshed): a, the least recently used, must go.
+    const headers: H = [['x-pad', 'p'.repeat(500)]]
+    const updated: CacheEntry = { ...c, headers }
+    updated.bytes = entryBytes(updated.key, headers, updated.body)
+    store.replace(c, updated)
+    expect(store.bytes).toBeLessThanOrEqual(store.maxBytes)
+    expect([store.has(a), store.has(b), store.has(updated)]).toEqual([false, true, true])
+    expect(store.evictions).toBe(1)
+    expect(store.bytes).toBe(b.bytes + updated.bytes)
+  })
+
+  test('a refreshed entry that no longer fits beside entries being read is dropped, unless it is read itself (dropping it would free nothing)', () => {
+    const a = entry('http://a/1', 1000)
+    const b = entry('http://a/2', 1000)
+    const store = new CacheStore(a.bytes * 2)
+    store.put(a)
+    store.put(b)
+    store.pin(a) // a is being read: it cannot make room
+    const headers: H = [['x-pad', 'p'.repeat(500)]]
+    const grown = (e: CacheEntry): CacheEntry => {
+      const u: CacheEntry = { ...e, headers }
+      u.bytes = entryBytes(u.key, headers, u.body)
+      return u
+    }
+    const b2 = grown(b)
+    store.replace(b, b2)
+    expect([store.has(a), store.has(b2)]).toEqual([true, false])
+    expect([store.bytes, store.pinnedBytes, store.evictions]).toEqual([a.bytes, 0, 1])
+    // Both read, and b grows: a cannot make room, and dropping b2 would only move its bytes to
+    // pinned (the same sum), so it stays stored until the readers end and a later put evicts.
+    expect(store.put(b)).toBe(true)
+    store.pin(b)
+    const b3 = grown(b)
+    expect(store.replace(b, b3)).toBe(true)
+    expect([store.has(a), store.has(b3)]).toEqual([true, true])
+    expect([store.bytes, store.pinnedBytes]).toEqual([a.bytes + b3.bytes, 0])
+    store.unpin(a)
+    store.unpin(b)
+    expect(store.put(entry('http://a/3', 10))).toBe(true)
+    expect(store.bytes).toBeLessThanOrEqual(store.maxBytes)
+  })
 })
 
 /** A body pushed chunk by chunk, recording how many chunks the tee has pulled. */
