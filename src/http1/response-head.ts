@@ -103,6 +103,18 @@ export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 export const MAX_INTERIM_HEADS = 16
 
 /**
+ * Why an interim (1xx) head on a plain (non-upgrade) exchange is refused (a 502), given how many
+ * came before it; undefined when it is relayed. HTTP/1.0 has no 1xx (RFC 9110 §15.2): a head
+ * claiming it is no valid interim, and what follows it cannot be trusted (as for an upgrade).
+ */
+export function interimRefusal(head: ResponseHead, before: number): string | undefined {
+  if (head.minorVersion === 0) return `upstream sent "${head.status}" with an HTTP/1.0 status line, which has no 1xx answers; the upstream must send interim answers as HTTP/1.1, or none`
+  if (head.status === 101) return 'unexpected 101 Switching Protocols'
+  if (before >= MAX_INTERIM_HEADS) return `upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers`
+  return undefined
+}
+
+/**
  * Why the bytes `held` for a response head are refused before it is parsed (a 502), or undefined
  * while it may still come right. `end` is where its CRLFCRLF is, or -1: the size limit holds for
  * a complete head too, since its blank line may come in the read that crosses the limit; an

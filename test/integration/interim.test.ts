@@ -110,3 +110,83 @@ test('HTTP/2: an unsolicited 100 from the origin is an interim HEADERS :status 1
   expect(await waitFor(() => c.ended(3), 3000)).toBe(true)
   expect(c.statuses(3)).toEqual(['100', '200'])
 })
+
+/**
+ * An origin (a raw Bun.listen server) that answers each request with ANSWERS_10[path], and
+ * counts the requests and the connections it saw close.
+ */
+function http10InterimOrigin(): { port: number; requests: string[]; closed: () => number } {
+  const requests: string[] = []
+  let closed = 0
+  const buffers = new WeakMap<object, string>()
+  const server = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      data(sock, d) {
+        let buf = (buffers.get(sock) ?? '') + d.toString('latin1')
+        for (let i = 0; i < 8 && buf.includes('\r\n\r\n'); i++) {
+          const path = buf.split(' ', 2)[1]!
+          buf = buf.slice(buf.indexOf('\r\n\r\n') + 4)
+          requests.push(path)
+          sock.write(ANSWERS_10[path] ?? 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n')
+        }
+        buffers.set(sock, buf)
+      },
+      close() {
+        closed++
+      },
+    },
+  })
+  h.track(() => server.stop(true))
+  return { port: server.port, requests, closed: () => closed }
+}
+
+const FINAL = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'
+const ANSWERS_10: Record<string, string> = {
+  '/continue': `HTTP/1.0 100 Continue\r\n\r\n${FINAL}`,
+  '/hints': `HTTP/1.0 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n${FINAL}`,
+  '/hint-then-10': `HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.0 100 Continue\r\n\r\n${FINAL}`,
+}
+
+test('HTTP/1.1: an interim (1xx) head that says HTTP/1.0 is a 502 logged BAD_RESPONSE, not relayed, not retried, and the upstream connection is closed (RFC 9110 §15.2)', async () => {
+  // HTTP/1.0 has no 1xx: such a head is no valid interim, and what follows it cannot be trusted.
+  const origin = http10InterimOrigin()
+  const from = h.records.length // the harness keeps every test's records
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  const got: string[][] = []
+  for (const [i, path] of Object.keys(ANSWERS_10).entries()) {
+    const reply = await raw(proxy.port, `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`)
+    // What the client saw (the status lines, in order), and whether the origin saw its connection close (not pooled).
+    const closed = await waitFor(() => origin.closed() === i + 1, 3000)
+    got.push([path, (reply.match(/HTTP\/1\.[01] \d{3}/g) ?? []).join(','), `upstream closed=${closed}`])
+  }
+  expect(got).toEqual([
+    ['/continue', 'HTTP/1.1 502', 'upstream closed=true'],
+    ['/hints', 'HTTP/1.1 502', 'upstream closed=true'],
+    // A valid 103 before it was relayed as it came; the 502 follows it.
+    ['/hint-then-10', 'HTTP/1.1 103,HTTP/1.1 502', 'upstream closed=true'],
+  ])
+  // A BAD_RESPONSE is not retried (only a reset before the answer is): one request each.
+  expect(origin.requests).toEqual(Object.keys(ANSWERS_10))
+  const refused = () => h.records.slice(from).filter((r) => r.path in ANSWERS_10)
+  expect(await waitFor(() => refused().length === 3, 3000)).toBe(true)
+  expect(refused().map((r) => [r.path, r.status, r.error])).toEqual(Object.keys(ANSWERS_10).map((p) => [p, 502, 'BAD_RESPONSE']))
+})
+
+test('HTTP/2: an interim head that says HTTP/1.0 is a 502 on the stream (no interim HEADERS), logged BAD_RESPONSE', async () => {
+  const origin = http10InterimOrigin()
+  const from = h.records.length
+  const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  c.send(c.request(1, 'GET', '/continue'))
+  c.send(c.request(3, 'GET', '/hints'))
+  expect(await waitFor(() => c.ended(1) && c.ended(3), 3000)).toBe(true)
+  expect([c.statuses(1), c.statuses(3)]).toEqual([['502'], ['502']])
+  expect(await waitFor(() => origin.closed() === 2, 3000)).toBe(true)
+  expect(origin.requests.sort()).toEqual(['/continue', '/hints'])
+  const refused = () => h.records.slice(from).filter((r) => r.path in ANSWERS_10)
+  expect(await waitFor(() => refused().length === 2, 3000)).toBe(true)
+  expect(refused().map((r) => [r.status, r.error])).toEqual([[502, 'BAD_RESPONSE'], [502, 'BAD_RESPONSE']])
+})

@@ -1,7 +1,7 @@
 /**
  * One request/response exchange on an upstream connection: writes the request (head plus a
  * buffered or streamed body, chunked where its length is unknown), parses the response head
- * (skipping 1xx), and streams the response body with backpressure (a slow client pauses the
+ * (relaying valid 1xx), and streams the response body with backpressure (a slow client pauses the
  * upstream socket), within header_timeout and idle_timeout. It fails with a RequestFailure whose
  * phase tells the retry policy what may have reached the upstream. The connection it runs on is
  * connection.ts's; what it is given and reports, exchange-shapes.ts's.
@@ -11,7 +11,7 @@ import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import type { HeadReader } from '../../http1/head-reader.ts'
 import { encodeRequestHead } from '../../http1/request-encode.ts'
-import { MAX_INTERIM_HEADS, MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
+import { interimRefusal, MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import type { Conn } from '../../runtime/socket.ts'
 import { copyOut } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
@@ -209,8 +209,8 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
       if (head.status >= 100 && head.status < 200) {
         // 100 Continue, 102, 103 Early Hints: informational; the final response follows. A proxy
         // forwards them (RFC 9110 §15.2; the listener sends no second 100 after its own).
-        if (head.status === 101) return this.fail('BAD_RESPONSE', 'unexpected 101 Switching Protocols')
-        if (++this.interims > MAX_INTERIM_HEADS) return this.fail('BAD_RESPONSE', `upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers`)
+        const refused = interimRefusal(head, this.interims++) // a 101, one that says HTTP/1.0, one too many
+        if (refused !== undefined) return this.fail('BAD_RESPONSE', refused)
         this.opts.onInterim?.(head)
         if (rest === null) return
         continue

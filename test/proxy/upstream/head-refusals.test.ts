@@ -4,7 +4,7 @@
  * in the read that crosses the limit; and heads that can never end with a CRLFCRLF (lines ended
  * by a bare LF, bytes that are not an HTTP/1.x status line), refused when they arrive, not left
  * to header_timeout (a 504, as if the upstream had said nothing); and more interim (1xx) heads
- * than MAX_INTERIM_HEADS before the final one. Against loopback servers.
+ * than MAX_INTERIM_HEADS before the final one, or one that says HTTP/1.0. Against loopback servers.
  */
 import { expect, test } from 'bun:test'
 import { MAX_INTERIM_HEADS } from '../../../src/http1/response-head.ts'
@@ -89,4 +89,15 @@ test('interim (1xx) heads beyond MAX_INTERIM_HEADS are refused: each is relayed 
   relayed = 0
   expect(await outcome([...Array.from({ length: MAX_INTERIM_HEADS + 1 }, () => hint), final], () => relayed++)).toBe(`BAD_RESPONSE: upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers`)
   expect(relayed).toBe(MAX_INTERIM_HEADS)
+})
+
+test('an interim (1xx) head that says HTTP/1.0 is refused, not relayed: HTTP/1.0 has no 1xx (RFC 9110 §15.2)', async () => {
+  let relayed = 0
+  const final = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
+  expect(await outcome(['HTTP/1.0 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n' + final], () => relayed++)).toBe(
+    'BAD_RESPONSE: upstream sent "103" with an HTTP/1.0 status line, which has no 1xx answers; the upstream must send interim answers as HTTP/1.1, or none',
+  )
+  expect(relayed).toBe(0)
+  // A final answer that says HTTP/1.0 is still read.
+  expect(await outcome(['HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok'])).toBe('answered 200')
 })
