@@ -116,16 +116,21 @@ function entry(key: string, bodyBytes: number, vary: VaryKey = { names: [], valu
   return { key, vary, status: 200, statusText: 'OK', headers, body, requestTimeMs: 0, responseTimeMs: 0, rd: responseDirectives(headers), lifetimeMs: 1000, bytes: entryBytes(key, headers, body), refreshing: false }
 }
 
+/** A store with room for three 1,000-byte entries, holding a, b and c (put in that order). */
+function threeStored(): { store: CacheStore; a: CacheEntry; b: CacheEntry; c: CacheEntry } {
+  const a = entry('http://a/1', 1000)
+  const b = entry('http://a/2', 1000)
+  const c = entry('http://a/3', 1000)
+  const store = new CacheStore(a.bytes * 3)
+  store.put(a)
+  store.put(b)
+  store.put(c)
+  return { store, a, b, c }
+}
+
 describe('store: bounded by bytes, least recently used evicted', () => {
   test('evicts the least recently used once over budget, and counts it', () => {
-    const one = entry('http://a/1', 1000).bytes
-    const store = new CacheStore(one * 3)
-    const a = entry('http://a/1', 1000)
-    const b = entry('http://a/2', 1000)
-    const c = entry('http://a/3', 1000)
-    store.put(a)
-    store.put(b)
-    store.put(c)
+    const { store, a, b, c } = threeStored()
     store.touch(a) // b is now the least recently used
     store.put(entry('http://a/4', 1000))
     expect(store.has(b)).toBe(false)
@@ -160,14 +165,7 @@ describe('store: bounded by bytes, least recently used evicted', () => {
   })
 
   test('a 304 that adds fields grows the entry it refreshes: the least recently used others are evicted to stay within the budget, never it', () => {
-    const one = entry('http://a/1', 1000).bytes
-    const store = new CacheStore(one * 3)
-    const a = entry('http://a/1', 1000)
-    const b = entry('http://a/2', 1000)
-    const c = entry('http://a/3', 1000)
-    store.put(a)
-    store.put(b)
-    store.put(c)
+    const { store, a, b, c } = threeStored()
     // c refreshed by a 304 carrying 500 bytes of fields (exchange.ts refreshed): a, the least recently used, must go.
     const headers: H = [['x-pad', 'p'.repeat(500)]]
     const updated: CacheEntry = { ...c, headers }
