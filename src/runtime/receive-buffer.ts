@@ -15,9 +15,10 @@
  * Linux doubles the value given (socket(7)), and a set SO_RCVBUF turns off receive-buffer
  * autotuning for that socket: the TCP window it advertises stays near the value, which bounds
  * one connection's throughput to about window / RTT. The window is also held by the socket's
- * window clamp, which a small SO_RCVBUF set early leaves small: raising SO_RCVBUF later does not
- * raise it (measured with `ss -i`: rcv_ssthresh stayed at 126 KiB after the widening), so the
- * widening raises TCP_WINDOW_CLAMP too (tcp(7)).
+ * window clamp, set when the connection opened and raised since only by autotuning, which the
+ * set SO_RCVBUF turned off: raising SO_RCVBUF later does not raise it (measured with `ss -i`:
+ * rcv_ssthresh stayed at 126 KiB after the widening), so the widening raises TCP_WINDOW_CLAMP
+ * too (tcp(7)).
  */
 import { isBun } from './detect.ts'
 
@@ -134,7 +135,7 @@ export class ReadSizer {
     // SO_RCVBUF is capped at net.core.rmem_max (208 KiB on a stock kernel: a window of ~346 KiB);
     // a proxy with CAP_NET_ADMIN (root) gets the whole size, others keep the cap (README).
     if (!setSocketOption(this.socket, SOL_SOCKET, SO_RCVBUFFORCE, LARGE_RECEIVE_BUFFER_BYTES)) setReceiveBuffer(this.socket, LARGE_RECEIVE_BUFFER_BYTES)
-    // The window clamp the small buffer left would hold the window at ~126 KiB (see above); the
+    // The clamp from when the connection opened would hold the window at ~126 KiB (see above); the
     // kernel still bounds the window by the buffer's free space.
     setSocketOption(this.socket, IPPROTO_TCP, TCP_WINDOW_CLAMP, 2 * LARGE_RECEIVE_BUFFER_BYTES)
   }
