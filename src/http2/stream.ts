@@ -218,7 +218,6 @@ export class ServerStream {
     this.inQueue = undefined
     this.inBytes = 0
     this.outQueue.length = 0
-    this.outBytes = 0
     // Unread body bytes are dropped with the stream: the reader then sees an error, not a short body.
     this.closeCode = code ?? (unread > 0 && !this.bodyDone ? H2Code.CANCEL : undefined)
     const w = this.pullWaiter
@@ -228,7 +227,8 @@ export class ServerStream {
       this.finishBody(w.ctrl)
       w.resolve()
     }
-    callOwner(this.host, this.onClose, code, this)
+    callOwner(this.host, this.onClose, code, this) // outBytes still says what of the body never went into a DATA frame
+    this.outBytes = 0
     return unread
   }
 

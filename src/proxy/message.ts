@@ -57,7 +57,9 @@ export interface ReplySink {
   /**
    * The request's record is ready before its reply reached the socket: a sink that keeps it
    * (true; the own HTTP/1.1 listener) calls `of.written` once the socket took the reply's last
-   * byte, or the connection ended first, so that the record says what was sent.
+   * byte, or the connection ended first, so that the record says what was sent. The own HTTP/2
+   * listener keeps it until the stream ends: the body all in DATA frames, or cut first (reset, the
+   * connection gone) with what the client's windows held back.
    */
   holdRecord?(of: GoneListener): boolean
 }

@@ -213,9 +213,10 @@ class StreamExchange implements ClientInfo, ReplySink {
    * What the stream's close handler reads: whether the request was counted out, and the request
    * path's flight (ReplySink.inFlight), told when the client resets the stream before any answer.
    * The handler reaches them through this one object, not `this` or the stream: measured, a close
-   * handler that used either cost --h2 8-10% of its req/s.
+   * handler that used either cost --h2 8-10% of its req/s. `held`: the flight's record, kept
+   * until the stream ends (holdRecord): its reply's DATA all framed for the client, or cut first.
    */
-  private readonly closing: { ended: boolean; flight: GoneListener | undefined } = { ended: false, flight: undefined }
+  private readonly closing: { ended: boolean; flight: GoneListener | undefined; held: GoneListener | undefined } = { ended: false, flight: undefined, held: undefined }
   /** A 100 went out on the stream. */
   private continued = false
 
@@ -239,6 +240,10 @@ class StreamExchange implements ClientInfo, ReplySink {
         else closing.flight?.clientGone()
       }
       closing.flight = undefined
+      // A reset or the connection gone before the body was all framed: what was not is the record's cut (the client's windows held it back).
+      const held = closing.held
+      closing.held = undefined
+      held?.written(s.outBytes, s.outBytes > 0 ? 'CLIENT_GONE' : undefined)
       if (closing.ended) return
       closing.ended = true
       owner.shared.requestEnded()
@@ -252,6 +257,13 @@ class StreamExchange implements ClientInfo, ReplySink {
 
   set inFlight(flight: GoneListener | undefined) {
     this.closing.flight = flight
+  }
+
+  /** The record waits for the stream's end (a whole reply is written before the client's windows take it): see `closing`. */
+  holdRecord(of: GoneListener): boolean {
+    if (this.stream.closed) return false
+    this.closing.held = of
+    return true
   }
 
   /** A 1xx as an interim HEADERS; one 100 at most (the proxy's own, for Expect, or the upstream's): a second carries nothing. */

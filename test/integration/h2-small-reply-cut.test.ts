@@ -1,0 +1,49 @@
+/**
+ * HTTP/2: a whole reply (a small upstream answer, written to its stream at once) whose DATA the
+ * client's windows held back is logged as cut when the stream ends first (the client resets it,
+ * or leaves): the bytes framed for the client and CLIENT_GONE, not as a reply sent whole. A raw
+ * client with the default windows (65,535 bytes for the connection too, RFC 9113 §6.9.2) asks
+ * for two 60 KiB bodies and reads without giving credit: the first fits, the second is stuck.
+ */
+import { afterEach, expect, test } from 'bun:test'
+import { frame, FrameType } from '../../src/http2/frames.ts'
+import { H2Code } from '../../src/http2/errors.ts'
+import { makeCerts } from '../support/certs.ts'
+import { Harness, waitFor } from '../support/harness.ts'
+import { RawH2Tls } from '../support/raw-h2-tls.ts'
+
+const h = new Harness()
+afterEach(async () => {
+  await h.closeAll()
+  h.records.length = 0
+})
+const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+const BODY_BYTES = 60 * 1024
+/** What the default connection window leaves for the second body. */
+const SECOND_SENT = 65_535 - BODY_BYTES
+
+test.each([
+  ['resets the stream', (c: RawH2Tls) => c.send(frame(FrameType.RST_STREAM, 0, 3, rstCode(H2Code.CANCEL)))],
+  ['drops the connection', (c: RawH2Tls) => c.destroy()],
+])('a small whole reply held back by the windows, then the client %s: logged with the bytes framed and CLIENT_GONE', async (_, leave) => {
+  let served = 0
+  const body = new Uint8Array(BODY_BYTES).fill(120)
+  const origin = h.origin({ fetch: () => (served++, new Response(body)) })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  c.send(c.request(1, 'GET', '/first'))
+  expect(await waitFor(() => c.ended(1), 5000)).toBe(true)
+  c.send(c.request(3, 'GET', '/second'))
+  expect(await waitFor(() => c.bodyOf(3).length === SECOND_SENT, 5000)).toBe(true)
+  expect(served).toBe(2)
+  leave(c)
+  expect(await waitFor(() => h.records.length === 2, 5000)).toBe(true)
+  const byPath = Object.fromEntries(h.records.map((r) => [r.path, [r.status, r.bytes_out, r.error]]))
+  expect(byPath).toEqual({ '/first': [200, BODY_BYTES, undefined], '/second': [200, SECOND_SENT, 'CLIENT_GONE'] })
+}, 20_000)
+
+function rstCode(code: number): Uint8Array {
+  const b = new Uint8Array(4)
+  new DataView(b.buffer).setUint32(0, code)
+  return b
+}
