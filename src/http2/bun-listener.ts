@@ -199,14 +199,19 @@ function streamStall(stream: ServerStream, limitMs: number, expire: () => void):
 
 /**
  * A whole body (a small upstream answer, a cache hit, an error page), ended at once. When the
- * stream's window cannot take it now, the wait is timed by `sendTimeoutMs` (send_timeout), DATA
- * frames sent counting as progress: a client that never opens its window does not keep the
- * stream (and its request's slot) for ever. A stream whose window takes it all is not watched.
+ * client's windows (the stream's or the connection's) cannot take it now, the wait is timed by
+ * `sendTimeoutMs` (send_timeout), DATA frames sent counting as progress: a client that never opens
+ * a window does not keep the stream (and its request's slot) for ever. A body both windows take
+ * is not watched. (Until the sixteenth session only the stream's window was looked at: a client
+ * that gave no credit on the connection kept such a stream open for good.)
  */
 function endWhole(stream: ServerStream, bytes: Uint8Array, sendTimeoutMs: number): void {
   stream.end(bytes)
-  if (sendTimeoutMs <= 0 || bytes.byteLength <= stream.sendWindow || stream.closed) return
-  const stall = streamStall(stream, sendTimeoutMs, () => stream.reset(H2Code.INTERNAL_ERROR))
+  if (sendTimeoutMs <= 0 || bytes.byteLength <= stream.sendableBytes || stream.closed) return
+  const stall = streamStall(stream, sendTimeoutMs, () => {
+    stream.sendTimedOut = true
+    stream.reset(H2Code.INTERNAL_ERROR)
+  })
   watchStall(stall)
   const prevClose = stream.onClose
   stream.onClose = (code, s) => {
@@ -241,6 +246,7 @@ async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>, 
       ? streamStall(stream, sendTimeoutMs, () => {
           const why = Object.assign(new Error(`the client took no response bytes for ${sendTimeoutMs}ms (send_timeout)`), { code: 'CLIENT_SEND_TIMEOUT' })
           reader.cancel(why).catch(() => {})
+          stream.sendTimedOut = true
           stream.reset(H2Code.INTERNAL_ERROR)
         })
       : undefined

@@ -134,6 +134,7 @@ export class ServerSession implements StreamHost {
   }
 
   // ---- StreamHost ----
+  get connectionSendWindow(): number { return this.out.sendWindow }
 
   sendHeaders(stream: ServerStream, fields: HeaderField[] | HeadSource, endStream: boolean): void {
     if (this.ended) return

@@ -42,6 +42,20 @@ test.each([
   expect(byPath).toEqual({ '/first': [200, BODY_BYTES, undefined], '/second': [200, SECOND_SENT, 'CLIENT_GONE'] })
 }, 20_000)
 
+test('a small whole reply held back by the windows until send_timeout resets its stream: logged with the bytes framed and CLIENT_SEND_TIMEOUT', async () => {
+  const body = new Uint8Array(BODY_BYTES).fill(120)
+  const origin = h.origin({ fetch: () => new Response(body) })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { send_timeout: '1s', tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  c.send(c.request(1, 'GET', '/first'))
+  expect(await waitFor(() => c.ended(1), 5000)).toBe(true)
+  c.send(c.request(3, 'GET', '/second'))
+  // The client gives no credit and does not leave: the proxy's send_timeout resets the stream.
+  expect(await waitFor(() => h.records.length === 2, 10_000)).toBe(true)
+  const byPath = Object.fromEntries(h.records.map((r) => [r.path, [r.status, r.bytes_out, r.error]]))
+  expect(byPath).toEqual({ '/first': [200, BODY_BYTES, undefined], '/second': [200, SECOND_SENT, 'CLIENT_SEND_TIMEOUT'] })
+}, 20_000)
+
 function rstCode(code: number): Uint8Array {
   const b = new Uint8Array(4)
   new DataView(b.buffer).setUint32(0, code)

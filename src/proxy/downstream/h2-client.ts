@@ -243,7 +243,7 @@ class StreamExchange implements ClientInfo, ReplySink {
       // A reset or the connection gone before the body was all framed: what was not is the record's cut (the client's windows held it back).
       const held = closing.held
       closing.held = undefined
-      held?.written(s.outBytes, s.outBytes > 0 ? 'CLIENT_GONE' : undefined)
+      held?.written(s.outBytes, s.outBytes === 0 ? undefined : s.sendTimedOut ? 'CLIENT_SEND_TIMEOUT' : 'CLIENT_GONE')
       if (closing.ended) return
       closing.ended = true
       owner.shared.requestEnded()
