@@ -103,13 +103,15 @@ export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 export const MAX_INTERIM_HEADS = 16
 
 /**
- * Why an interim (1xx) head on a plain (non-upgrade) exchange is refused (a 502), given how many
- * came before it; undefined when it is relayed. HTTP/1.0 has no 1xx (RFC 9110 §15.2): a head
- * claiming it is no valid interim, and what follows it cannot be trusted (as for an upgrade).
+ * Why a 1xx head is refused (a 502), given how many interim heads came before it; undefined when
+ * it is relayed (or, answering an `upgrade`, when it is the 101 that switches). HTTP/1.0 has no 1xx
+ * (RFC 9110 §15.2) and no Upgrade (§7.8): a head claiming it is no valid interim or switch, and
+ * what follows it cannot be trusted (HAProxy answers 502 too). Plain exchanges (exchange.ts) and
+ * upgrades (upgrade/tunnel.ts) both ask here.
  */
-export function interimRefusal(head: ResponseHead, before: number): string | undefined {
-  if (head.minorVersion === 0) return `upstream sent "${head.status}" with an HTTP/1.0 status line, which has no 1xx answers; the upstream must send interim answers as HTTP/1.1, or none`
-  if (head.status === 101) return 'unexpected 101 Switching Protocols'
+export function interimRefusal(head: ResponseHead, before: number, upgrade = false): string | undefined {
+  if (head.minorVersion === 0) return `upstream sent "${head.status}" with an HTTP/1.0 status line, which has no 1xx answers${upgrade ? ' and cannot switch protocols' : ''}; the upstream must ${upgrade ? 'answer the upgrade' : 'send interim answers'} as HTTP/1.1${upgrade ? '' : ', or none'}`
+  if (head.status === 101) return upgrade ? undefined : 'unexpected 101 Switching Protocols'
   if (before >= MAX_INTERIM_HEADS) return `upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers`
   return undefined
 }

@@ -12,7 +12,7 @@ import { listMembers } from '../../http1/chars.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeClosingResponse, encodeInterim } from '../../http1/response-encode.ts'
-import { MAX_INTERIM_HEADS, MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
+import { interimRefusal, MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { unwatchStall, watchStall, type StallWatch } from '../../lib/stall-sweep.ts'
 import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socket.ts'
@@ -282,11 +282,11 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
           } catch (err) {
             return settle(failure('BAD_RESPONSE', `upstream sent an invalid response: ${(err as Error).message}`))
           }
-          // HTTP/1.0 has no 1xx (RFC 9110 §15.2) and no Upgrade (§7.8): a 101 or an interim head
-          // claiming it is no valid switch, and what comes after it cannot be trusted (HAProxy: 502).
-          if (head.status < 200 && head.minorVersion === 0) return settle(failure('BAD_RESPONSE', `upstream sent "${head.status}" with an HTTP/1.0 status line, which has no 1xx answers and cannot switch protocols; the upstream must answer the upgrade as HTTP/1.1`))
+          // A 1xx that says HTTP/1.0, or one interim too many: response-head.ts's interimRefusal.
+          const refused = head.status < 200 ? interimRefusal(head, interims, true) : undefined
+          if (refused !== undefined) return settle(failure('BAD_RESPONSE', refused))
           if (head.status >= 200 || head.status === 101) return settle({ head, raw: buf.subarray(0, end + 4), rest: buf.subarray(end + 4) })
-          if (++interims > MAX_INTERIM_HEADS) return settle(failure('BAD_RESPONSE', `upstream sent more than ${MAX_INTERIM_HEADS} interim (1xx) answers to the upgrade`))
+          interims++
           onInterim(head)
           reader.consume(end + 4)
         }
