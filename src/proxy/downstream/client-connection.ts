@@ -205,7 +205,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.queued = undefined
     this.writeReply(reply)
   }
-  holdRecord(of: GoneListener): boolean { return of === this.inFlight && this.phase !== Phase.Closed && (this.writer.records.hold(of), true) } // until the socket took the reply
+  holdRecord(of: GoneListener): boolean { return of === this.inFlight && this.phase !== Phase.Closed && this.writer.records.hold(of) } // until the socket took the reply
   failed(err: unknown): void {
     if (this.dispatching) queueMicrotask(() => this.handlerFailed(err))
     else this.handlerFailed(err)

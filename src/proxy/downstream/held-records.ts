@@ -22,9 +22,10 @@ export class HeldRecords {
 
   constructor(private readonly bytes: ByteCounts) {}
 
-  /** Keeps the current request's record (the request path's holdRecord). */
-  hold(of: GoneListener): void {
+  /** Keeps the current request's record (the request path's holdRecord): true, it is held. */
+  hold(of: GoneListener): true {
     this.current = of
+    return true
   }
 
   /** The current reply was written to its end: its record waits for the socket to take it. */
