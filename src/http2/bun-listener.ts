@@ -191,9 +191,18 @@ export function sendBody(stream: ServerStream, body: Uint8Array | string | Reada
   void pumpBody(stream, body, sendTimeoutMs)
 }
 
-/** A send_timeout watch on `stream`: a DATA frame of it sent since the last look is progress. */
-function streamStall(stream: ServerStream, limitMs: number, expire: () => void): StallWatch {
+/**
+ * A send_timeout watch on `stream`: a DATA frame of it sent since the last look is progress. Past
+ * the limit, `beforeReset` (if any), then the stream is marked (its record says
+ * CLIENT_SEND_TIMEOUT) and reset with INTERNAL_ERROR (see pumpBody for why that code).
+ */
+function streamStall(stream: ServerStream, limitMs: number, beforeReset?: () => void): StallWatch {
   let seenFrames = stream.framesSent
+  const expire = () => {
+    beforeReset?.()
+    stream.sendTimedOut = true
+    stream.reset(H2Code.INTERNAL_ERROR)
+  }
   return { since: monoNow(), limitMs, progressed: () => seenFrames !== (seenFrames = stream.framesSent), expire }
 }
 
@@ -208,10 +217,7 @@ function streamStall(stream: ServerStream, limitMs: number, expire: () => void):
 function endWhole(stream: ServerStream, bytes: Uint8Array, sendTimeoutMs: number): void {
   stream.end(bytes)
   if (sendTimeoutMs <= 0 || bytes.byteLength <= stream.sendableBytes || stream.closed) return
-  const stall = streamStall(stream, sendTimeoutMs, () => {
-    stream.sendTimedOut = true
-    stream.reset(H2Code.INTERNAL_ERROR)
-  })
+  const stall = streamStall(stream, sendTimeoutMs)
   watchStall(stall)
   const prevClose = stream.onClose
   stream.onClose = (code, s) => {
@@ -246,8 +252,6 @@ async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>, 
       ? streamStall(stream, sendTimeoutMs, () => {
           const why = Object.assign(new Error(`the client took no response bytes for ${sendTimeoutMs}ms (send_timeout)`), { code: 'CLIENT_SEND_TIMEOUT' })
           reader.cancel(why).catch(() => {})
-          stream.sendTimedOut = true
-          stream.reset(H2Code.INTERNAL_ERROR)
         })
       : undefined
   let watching = false
