@@ -32,6 +32,15 @@ export const LARGE_RECEIVE_BUFFER_BYTES = 2 * 1024 * 1024
  * start never gets there: measured, 500 such readers took ~1 MB each before they stalled.
  */
 export const WIDEN_AFTER_BYTES = 8 * 1024 * 1024
+/**
+ * A connection whose measured round trip is this long or longer is far: its reads are left to the
+ * kernel's receive-buffer autotuning from the start (no SO_RCVBUF), which opens the window as fast
+ * as the reader takes bytes and no faster. Below it the small buffer's window (~93-126 KiB) still
+ * carries about 50 MB/s or more, so the bound on reads costs nothing; above it the small window is
+ * the limit (measured over a 100 ms link, scripts/far-link.ts: a fresh upstream connection moved
+ * 4 MiB in 5.4 s where nginx took 0.4 s). Loopback and a LAN measure tens to hundreds of µs.
+ */
+export const FAR_RTT_US = 2000
 
 // <asm-generic/socket.h>: the same on x86_64 and arm64.
 const SOL_SOCKET = 1
@@ -40,8 +49,14 @@ const SO_RCVBUFFORCE = 33
 // <netinet/tcp.h>, the same on every Linux architecture.
 const IPPROTO_TCP = 6
 const TCP_WINDOW_CLAMP = 10
+const TCP_INFO = 11
+/** Byte offsets of struct tcp_info's fields in <linux/tcp.h>: the window threshold advertised now. */
+export const TCP_INFO_RCV_SSTHRESH = 64
+/** ... and the smoothed round trip, µs. */
+export const TCP_INFO_RTT = 68
 
 type SetSockOpt = (fd: number, level: number, name: number, value: Int32Array, length: number) => number
+type GetSockOpt = (fd: number, level: number, name: number, value: Uint8Array, length: Uint32Array) => number
 
 /**
  * One function of the C library through bun:ffi (`args` as FFIType names), from the first libc
@@ -89,6 +104,25 @@ export function setSocketOption(socket: object, level: number, name: number, opt
   return fn(fd, level, name, value, 4) === 0
 }
 
+let getsockopt: GetSockOpt | null | undefined
+const tcpInfo = new Uint8Array(232)
+const tcpInfoView = new DataView(tcpInfo.buffer)
+const tcpInfoLength = new Uint32Array(1)
+
+/**
+ * One 32-bit field of a connected Bun socket's struct tcp_info (TCP_INFO_*: an offset); undefined
+ * where it cannot be read (off Linux, off Bun, a closed socket).
+ */
+export function tcpInfoField(socket: object, offset: number): number | undefined {
+  const fd = (socket as { fd?: unknown }).fd
+  if (typeof fd !== 'number' || fd < 0) return undefined
+  if (getsockopt === undefined) getsockopt = libcFunction<GetSockOpt>('getsockopt', ['i32', 'i32', 'i32', 'ptr', 'ptr'], 'i32')
+  if (!getsockopt) return undefined
+  tcpInfoLength[0] = tcpInfo.byteLength
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, tcpInfo, tcpInfoLength) !== 0 || tcpInfoLength[0]! < offset + 4) return undefined
+  return tcpInfoView.getUint32(offset, true)
+}
+
 /**
  * Sets SO_RCVBUF on a Bun socket to `bytes`; false when it could not be set (the socket still
  * works, with reads of up to 512 KiB).
@@ -106,6 +140,12 @@ export function setReceiveBuffer(socket: object, bytes: number = RECEIVE_BUFFER_
  * advertised makes the kernel drop arriving segments (measured: c=1 100 MiB fell to ~200 MiB/s
  * when it toggled), and a peer that stalls after it was fast leaves one read in user space either
  * way, then at most 512 KiB.
+ *
+ * A far connection (round trip >= FAR_RTT_US when the sizer is made) is left to the kernel's
+ * autotuning instead: the window a far origin needs (rate x round trip) opens as the bytes are
+ * taken, as nginx's upstream sockets do, and it stays small while a slow peer holds the reads
+ * back. What a peer that stalls leaves in user space there is one read, at most 512 KiB, as after
+ * the widening here.
  */
 export class ReadSizer {
   private large = false
@@ -120,7 +160,10 @@ export class ReadSizer {
      */
     private readonly peerBacklogBounded = false,
   ) {
-    setReceiveBuffer(socket)
+    // The round trip the kernel measured (from the handshake on a new connection).
+    const rttUs = tcpInfoField(socket, TCP_INFO_RTT)
+    if (rttUs !== undefined && rttUs >= FAR_RTT_US) this.large = true
+    else setReceiveBuffer(socket)
   }
 
   /** The peer was given `bytes` read here: `whole` when its socket took them all at once. */

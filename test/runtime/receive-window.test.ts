@@ -9,31 +9,18 @@
  */
 import { afterEach, expect, test } from 'bun:test'
 import type { Socket, TCPSocketListener } from 'bun'
-import { libcFunction, ReadSizer, RECEIVE_BUFFER_BYTES, WIDEN_AFTER_BYTES } from '../../src/runtime/receive-buffer.ts'
+import { ReadSizer, RECEIVE_BUFFER_BYTES, TCP_INFO_RCV_SSTHRESH, tcpInfoField, WIDEN_AFTER_BYTES } from '../../src/runtime/receive-buffer.ts'
 
 const cleanups: (() => void)[] = []
 afterEach(() => {
   for (const c of cleanups.splice(0).reverse()) c()
 })
 
-type GetSockOpt = (fd: number, level: number, name: number, value: Uint8Array, length: Uint32Array) => number
-let getsockopt: GetSockOpt | null | undefined
-
-function loadGetSockOpt(): GetSockOpt | null {
-  if (getsockopt === undefined) getsockopt = libcFunction<GetSockOpt>('getsockopt', ['i32', 'i32', 'i32', 'ptr', 'ptr'], 'i32')
-  return getsockopt
-}
-
-/** The window threshold the socket advertises now (struct tcp_info's rcv_ssthresh, offset 64). */
+/** The window threshold the socket advertises now (struct tcp_info's rcv_ssthresh). */
 function advertisedWindowBytes(socket: object): number {
-  const fn = loadGetSockOpt()
-  const fd = (socket as { fd?: number }).fd
-  if (!fn || typeof fd !== 'number') throw new Error('no getsockopt')
-  const info = new Uint8Array(256)
-  const len = new Uint32Array([info.byteLength])
-  // IPPROTO_TCP 6, TCP_INFO 11
-  if (fn(fd, 6, 11, info, len) !== 0) throw new Error('getsockopt(TCP_INFO) failed')
-  return new DataView(info.buffer).getUint32(64, true)
+  const bytes = tcpInfoField(socket, TCP_INFO_RCV_SSTHRESH)
+  if (bytes === undefined) throw new Error('getsockopt(TCP_INFO) failed')
+  return bytes
 }
 
 const CHUNK = new Uint8Array(256 * 1024).fill(0x62)
@@ -85,7 +72,7 @@ async function transfer(totalBytes: number, onReceived: (received: number, recei
 }
 
 test('the advertised window stays small until the reader has kept up, then opens beyond it', async () => {
-  if (process.platform !== 'linux' || !loadGetSockOpt()) return
+  if (process.platform !== 'linux') return
   let smallWindowMax = 0
   const receiver = await transfer(WIDEN_AFTER_BYTES + 24 * 1024 * 1024, (received, s) => {
     // Before the widening: the window is bounded by the small receive buffer (Linux keeps twice it).
