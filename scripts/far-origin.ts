@@ -4,9 +4,11 @@
  * this proxy, and through nginx as a proxy (`keepalive 16`), each proxy started afresh per round.
  * "cold" is a round's first request (the proxy dials the origin), "warm" its second (a pooled
  * upstream connection; directly, curl's second transfer on its kept-alive connection).
+ * `--uploads` turns it round: curl in the far namespace POSTs the files to proxies listening on
+ * the near address, in front of a near sink that reads each body whole (a far user uploading).
  *
- *   bun scripts/far-origin.ts [--rtt-ms 100] [--sizes 1,4,16] [--rounds 3] [--bin dist/proxy]
- *                             [--base-bin FILE]
+ *   bun scripts/far-origin.ts [--rtt-ms 100] [--sizes 1,4,16] [--rounds 3] [--uploads]
+ *                             [--bin dist/proxy] [--base-bin FILE]
  *
  * Prints the median seconds per size and path. Linux and root only (network namespace, TUN), with
  * nginx and curl (Debian packages). Everything it starts is stopped before it exits.
@@ -25,10 +27,12 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     bin: { type: 'string', default: 'dist/proxy' },
     'base-bin': { type: 'string' },
+    uploads: { type: 'boolean', default: false },
   },
 })
 const sizesMiB = values.sizes!.split(',').map(Number)
 const rounds = Number(values.rounds)
+const uploads = values.uploads!
 const ns = 'farorigin'
 const near = '10.79.0.1'
 const far = '10.79.0.2'
@@ -89,19 +93,40 @@ async function startNginx(conf: string, host: string, port: number, netns?: stri
   throw new Error(`nginx (${conf}) did not listen on ${host}:${port}`)
 }
 
-/** curl's time_total for each URL, fetched in order on one curl (kept-alive connection). */
-function fetchSeconds(urls: string[]): number[] {
-  const args = ['-s', '--max-time', '120']
-  for (const u of urls) args.push('-o', '/dev/null', '-w', '%{time_total} %{size_download}\\n', u)
-  const r = spawnSync('curl', args)
+/**
+ * curl's time_total for each URL, in order on one curl (one kept-alive connection): GETs, or with
+ * `upload` POSTs of the file named by the URL's path, sent by a curl in `netns`. Checks every
+ * byte count (a sink answers with the count it read).
+ */
+function transferSeconds(urls: string[], upload: boolean, netns?: string): number[] {
+  const args: string[] = []
+  for (const u of urls) {
+    const mib = new URL(u).pathname.slice(1)
+    if (args.length > 0) args.push('--next')
+    args.push('-s', '--max-time', '120', '-w', '%{time_total} %{size_download} %{size_upload} %{http_code}\n')
+    if (upload) args.push('--data-binary', `@${join(dir, mib)}`, '-o', join(dir, 'answer'), u)
+    else args.push('-o', '/dev/null', u)
+  }
+  const r = netns ? spawnSync('ip', ['netns', 'exec', netns, 'curl', ...args]) : spawnSync('curl', args)
   const lines = r.stdout.toString().trim().split('\n')
+  if (lines.length !== urls.length) throw new Error(`curl: ${r.stdout} ${r.stderr}`)
   return lines.map((l, i) => {
-    const [seconds, bytes] = l.split(' ').map(Number)
+    const [seconds, down, up, status] = l.split(' ').map(Number)
     const want = Number(new URL(urls[i]!).pathname.slice(1)) * 2 ** 20
-    if (bytes !== want) throw new Error(`${urls[i]}: ${bytes} bytes, want ${want}`)
+    if (status !== 200 || (upload ? up : down) !== want) throw new Error(`${urls[i]}: status ${status}, ${upload ? up : down} bytes, want ${want}`)
     return seconds!
   })
 }
+
+/** An upload sink (Bun.serve, in a child process): reads each body whole, answers its length. */
+const SINK = `
+Bun.serve({ hostname: process.argv[1], port: Number(process.argv[2]), maxRequestBodySize: 2 ** 34, async fetch(req) {
+  let n = 0
+  if (req.body) for await (const c of req.body) n += c.byteLength
+  return new Response(String(n))
+} })
+console.log('listening')
+`
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
@@ -112,37 +137,47 @@ async function main(): Promise<void> {
   children.push(link)
   await waitForLine(link, 'ready', 'far-link')
   for (const mib of [0, ...sizesMiB]) writeFileSync(join(dir, String(mib)), new Uint8Array(mib * 2 ** 20).fill(0x61))
-  await startNginx(nginxConf('origin', `server { listen ${far}:${ORIGIN_PORT}; root ${dir}; keepalive_requests 100000; }`), far, ORIGIN_PORT, ns)
+  // Downloads: the origin is far, curl and the proxies near. Uploads: the client is far (curl in
+  // the namespace), the proxies listen on the near address, the sink is near.
+  const origin = uploads ? near : far
+  const listenHost = uploads ? near : '127.0.0.1'
+  if (uploads) {
+    const sink = spawn(process.execPath, ['-e', SINK, near, String(ORIGIN_PORT)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    children.push(sink)
+    await waitForLine(sink, 'listening', 'upload sink')
+  } else {
+    await startNginx(nginxConf('origin', `server { listen ${far}:${ORIGIN_PORT}; root ${dir}; keepalive_requests 100000; }`), far, ORIGIN_PORT, ns)
+  }
   const proxyConf = nginxConf(
     'nginx-proxy',
-    `upstream o { server ${far}:${ORIGIN_PORT}; keepalive 16; }\n` +
-      `server { listen 127.0.0.1:${NGINX_PROXY_PORT}; location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
+    `upstream o { server ${origin}:${ORIGIN_PORT}; keepalive 16; }\n` +
+      `server { listen ${listenHost}:${NGINX_PROXY_PORT}; client_max_body_size 0; ` +
+      `location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ""; } }`,
   )
+  const clientNs = uploads ? ns : undefined
+  const twice = (base: string, mib: number) => [`${base}/${mib}`, `${base}/${mib}`]
   const bins: [string, string][] = [['proxy', values.bin!]]
   if (values['base-bin']) bins.push(['proxy-base', values['base-bin']])
   const results = new Map<string, number[]>()
-  const add = (key: string, s: number) => results.set(key, [...(results.get(key) ?? []), s])
+  const add = (key: string, [cold, warm]: number[]) => {
+    results.set(`${key} cold`, [...(results.get(`${key} cold`) ?? []), cold!])
+    results.set(`${key} warm`, [...(results.get(`${key} warm`) ?? []), warm!])
+  }
   for (let round = 0; round < rounds; round++) {
     for (const mib of sizesMiB) {
-      const [dc, dw] = fetchSeconds([`http://${far}:${ORIGIN_PORT}/${mib}`, `http://${far}:${ORIGIN_PORT}/${mib}`])
-      add(`${mib} direct cold`, dc!)
-      add(`${mib} direct warm`, dw!)
+      add(`${mib} direct`, transferSeconds(twice(`http://${origin}:${ORIGIN_PORT}`, mib), uploads, clientNs))
       for (const [name, bin] of bins) {
-        const p = await startProxyProcess(['serve', '--upstream', `${far}:${ORIGIN_PORT}`, '--listen', '127.0.0.1:0'], bin)
-        const [c, w] = fetchSeconds([`${p.url}/${mib}`, `${p.url}/${mib}`])
-        add(`${mib} ${name} cold`, c!)
-        add(`${mib} ${name} warm`, w!)
+        const p = await startProxyProcess(['serve', '--upstream', `${origin}:${ORIGIN_PORT}`, '--listen', `${listenHost}:0`], bin)
+        add(`${mib} ${name}`, transferSeconds(twice(p.url, mib), uploads, clientNs))
         await p.stop()
       }
-      const ng = await startNginx(proxyConf, '127.0.0.1', NGINX_PROXY_PORT)
-      const [c, w] = fetchSeconds([`http://127.0.0.1:${NGINX_PROXY_PORT}/${mib}`, `http://127.0.0.1:${NGINX_PROXY_PORT}/${mib}`])
-      add(`${mib} nginx cold`, c!)
-      add(`${mib} nginx warm`, w!)
+      const ng = await startNginx(proxyConf, listenHost, NGINX_PROXY_PORT)
+      add(`${mib} nginx`, transferSeconds(twice(`http://${listenHost}:${NGINX_PROXY_PORT}`, mib), uploads, clientNs))
       await stop(ng)
     }
   }
   const names = ['direct', ...bins.map(([n]) => n), 'nginx']
-  console.log(`far origin, round trip ${values['rtt-ms']} ms, ${rounds} rounds, median seconds (cold / warm):`)
+  console.log(`${uploads ? 'uploads from a far client' : 'downloads from a far origin'}, round trip ${values['rtt-ms']} ms, ${rounds} rounds, median seconds (cold / warm):`)
   console.log(`| MiB | ${names.join(' | ')} |`)
   console.log(`|---|${names.map(() => '---').join('|')}|`)
   for (const mib of sizesMiB) {
