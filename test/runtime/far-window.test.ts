@@ -2,7 +2,8 @@
  * runtime/receive-buffer.ts's ReadSizer on a far connection: across a link with a 40 ms round
  * trip (scripts/far-link.ts: a network namespace this test makes, reached through two TUN
  * devices) a socket is left to the kernel's autotuning, so the window it advertises opens as the
- * bytes are taken. Before, every connection started with the small buffer's window (~126 KiB)
+ * bytes are taken; and the proxy's own upstream connection to an origin there does the same (the
+ * window the origin's socket is offered, from `ss` in the namespace). Before, every connection started with the small buffer's window (~126 KiB)
  * until 8 MiB had gone through it: a fresh upstream connection 100 ms away moved 4 MiB in 5.4 s
  * where nginx took 0.4 s. Byte counts and the kernel's own RTT only, no timing of ours.
  * Linux and root only (ip, /dev/net/tun); skipped elsewhere, saying why.
@@ -12,6 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Socket } from 'bun'
+import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { FAR_RTT_US, ReadSizer, RECEIVE_BUFFER_BYTES, TCP_INFO_RCV_SSTHRESH, TCP_INFO_RTT, tcpInfoField } from '../../src/runtime/receive-buffer.ts'
 
 const root = join(import.meta.dir, '..', '..')
@@ -48,9 +50,10 @@ function startUntil(cmd: string[], readyPrefix: string): Promise<ChildProcess> {
   })
 }
 
-/** A sender in the far namespace: every connection gets TOTAL_BYTES, then its end. */
+/** An origin in the far namespace: every request gets TOTAL_BYTES of body, then the connection's end. */
 const SENDER = `
 const chunk = new Uint8Array(256 * 1024).fill(0x66)
+const head = 'HTTP/1.1 200 OK\\r\\nContent-Length: ${TOTAL_BYTES}\\r\\nConnection: close\\r\\n\\r\\n'
 function send(s) {
   while (s.data.sent < ${TOTAL_BYTES}) {
     const n = s.write(chunk.subarray(0, Math.min(chunk.byteLength, ${TOTAL_BYTES} - s.data.sent)))
@@ -61,8 +64,13 @@ function send(s) {
   s.end()
 }
 Bun.listen({ hostname: '${far}', port: ${PORT}, socket: {
-  open(s) { s.data = { sent: 0 }; send(s) },
-  data() {},
+  open(s) { s.data = { sent: -1 } },
+  data(s) {
+    if (s.data.sent >= 0) return
+    s.data.sent = 0
+    s.write(head)
+    send(s)
+  },
   drain: send,
 } })
 console.log('listening')
@@ -97,12 +105,13 @@ test.skipIf(!canRun)('a far connection is autotuned: its window opens past the s
       open: (s) => {
         rttUs = tcpInfoField(s, TCP_INFO_RTT)
         sizer = new ReadSizer(s, true)
+        s.write('GET / HTTP/1.1\r\nHost: far\r\n\r\n')
       },
       data: (_s, d) => {
         received += d.byteLength
         // Every read passed on whole, as to a client that keeps up.
         sizer!.wrote(true, d.byteLength)
-        if (received >= TOTAL_BYTES) done()
+        if (received > TOTAL_BYTES) done()
       },
       end: () => done(),
       close: () => done(),
@@ -112,7 +121,8 @@ test.skipIf(!canRun)('a far connection is autotuned: its window opens past the s
     await Promise.race([finished, Bun.sleep(30_000)])
     const windowBytes = tcpInfoField(socket, TCP_INFO_RCV_SSTHRESH)
     console.log(`far link: handshake RTT ${rttUs} µs, ${received} bytes, window ${((windowBytes ?? 0) / 1024).toFixed(0)} KiB`)
-    expect(received).toBe(TOTAL_BYTES)
+    // The body and the response head.
+    expect(received).toBeGreaterThan(TOTAL_BYTES)
     // The kernel measured the link's round trip (40 ms), so the sizer took it as far.
     expect(rttUs!).toBeGreaterThanOrEqual(FAR_RTT_US)
     // The small buffer holds the window at or under twice RECEIVE_BUFFER_BYTES (the old code's
@@ -120,5 +130,25 @@ test.skipIf(!canRun)('a far connection is autotuned: its window opens past the s
     expect(windowBytes!).toBeGreaterThan(4 * RECEIVE_BUFFER_BYTES)
   } finally {
     socket.terminate()
+  }
+}, 40_000)
+
+test.skipIf(!canRun)('the proxy dials a far origin: the window its upstream socket offers the origin opens past the small buffer', async () => {
+  const proxy = await startProxyProcess(['serve', '--upstream', `${far}:${PORT}`, '--listen', '127.0.0.1:0', '--admin', 'off'])
+  try {
+    const res = await fetch(`${proxy.url}/`)
+    const body = await res.arrayBuffer()
+    expect(res.status).toBe(200)
+    expect(body.byteLength).toBe(TOTAL_BYTES)
+    // The origin's side of the proxy's upstream connection, still open (kept alive by the proxy
+    // until the origin's close arrives): ss prints the window it was last offered as snd_wnd.
+    const ss = spawnSync('ip', ['netns', 'exec', ns, 'ss', '-tinH', 'sport', `= :${PORT}`]).stdout.toString()
+    const offered = [...ss.matchAll(/snd_wnd:(\d+)/g)].map((m) => Number(m[1]))
+    console.log(`far origin: the proxy's upstream socket offered ${offered.map((b) => `${(b / 1024).toFixed(0)} KiB`).join(', ')}`)
+    expect(offered.length).toBeGreaterThan(0)
+    // The small buffer held it at ~93-126 KiB for the first 8 MiB.
+    expect(Math.max(...offered)).toBeGreaterThan(4 * RECEIVE_BUFFER_BYTES)
+  } finally {
+    await proxy.stop()
   }
 }, 40_000)
