@@ -6,7 +6,7 @@
  * window the origin's socket is offered, from `ss` in the namespace). Before, every connection started with the small buffer's window (~126 KiB)
  * until 8 MiB had gone through it: a fresh upstream connection 100 ms away moved 4 MiB in 5.4 s
  * where nginx took 0.4 s. Byte counts and the kernel's own RTT only, no timing of ours.
- * Linux and root only (ip, /dev/net/tun); skipped elsewhere, saying why.
+ * Linux and root only (ip, ss, /dev/net/tun); skipped elsewhere, saying why.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -18,8 +18,8 @@ import { FAR_RTT_US, ReadSizer, RECEIVE_BUFFER_BYTES, TCP_INFO_RCV_SSTHRESH, TCP
 
 const root = join(import.meta.dir, '..', '..')
 const canRun =
-  process.platform === 'linux' && process.getuid?.() === 0 && existsSync('/dev/net/tun') && spawnSync('ip', ['-V']).status === 0
-if (!canRun) console.log('far-window: skipped (needs Linux, root, /dev/net/tun and ip)')
+  process.platform === 'linux' && process.getuid?.() === 0 && existsSync('/dev/net/tun') && spawnSync('ip', ['-V']).status === 0 && spawnSync('ss', ['-V']).status === 0
+if (!canRun) console.log('far-window: skipped (needs Linux, root, /dev/net/tun, ip and ss)')
 
 const ns = `fwt${process.pid % 100000}`
 const subnet = `10.78.${process.pid % 250}`
