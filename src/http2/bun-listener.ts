@@ -208,16 +208,53 @@ function streamStall(stream: ServerStream, limitMs: number, beforeReset?: () => 
 
 /**
  * A whole body (a small upstream answer, a cache hit, an error page), ended at once. When the
- * client's windows (the stream's or the connection's) cannot take it now, the wait is timed by
- * `sendTimeoutMs` (send_timeout), DATA frames sent counting as progress: a client that never opens
- * a window does not keep the stream (and its request's slot) for ever. A body both windows take
- * is not watched. (Until the sixteenth session only the stream's window was looked at: a client
- * that gave no credit on the connection kept such a stream open for good.)
+ * client's windows (the stream's or the connection's) do not let all of it go, the wait is timed
+ * by `sendTimeoutMs` (send_timeout), DATA frames sent counting as progress: a client that never
+ * opens a window does not keep the stream (and its request's slot) for ever. Which bodies wait is
+ * known only once the round's output is framed (the connection window is shared by the streams
+ * ended in the round, framed in turn), so the look is then (lookAtHeldBack); a body sent whole by
+ * then is not watched. (Until the sixteenth session only the stream's window was looked at; until
+ * the seventeenth, both windows at the end() call: streams of one round each saw the whole
+ * connection window, and those it then left short were kept open for good.)
  */
 function endWhole(stream: ServerStream, bytes: Uint8Array, sendTimeoutMs: number): void {
   stream.end(bytes)
-  if (sendTimeoutMs <= 0 || bytes.byteLength <= stream.sendableBytes || stream.closed) return
-  const stall = streamStall(stream, sendTimeoutMs)
+  if (sendTimeoutMs > 0 && !stream.closed) lookAfterFlush(stream, sendTimeoutMs)
+}
+
+/** Streams ended this round whose DATA may be held back, and their send_timeout: looked at once the round's output is framed. */
+const endedThisRound: ServerStream[] = []
+const endedLimitsMs: number[] = []
+let lookQueued = false
+
+/**
+ * Looks at `stream` after its session's flush: end() scheduled that flush as a microtask
+ * (output.ts), queued before this look. (A look queued earlier in the round, before the flush of
+ * another connection's stream ended later, sees that stream not yet framed and watches it:
+ * needlessly, never wrongly.)
+ */
+function lookAfterFlush(stream: ServerStream, limitMs: number): void {
+  endedThisRound.push(stream)
+  endedLimitsMs.push(limitMs)
+  if (lookQueued) return
+  lookQueued = true
+  queueMicrotask(lookAtHeldBack)
+}
+
+/** Watches each stream of the round left with bytes its windows held back. */
+function lookAtHeldBack(): void {
+  lookQueued = false
+  for (let i = 0; i < endedThisRound.length; i++) {
+    const s = endedThisRound[i]!
+    if (s.outBytes > 0 && !s.closed) watchEnded(s, endedLimitsMs[i]!)
+  }
+  endedThisRound.length = 0
+  endedLimitsMs.length = 0
+}
+
+/** A send_timeout watch on an ended stream, until it closes. */
+function watchEnded(stream: ServerStream, limitMs: number): void {
+  const stall = streamStall(stream, limitMs)
   watchStall(stall)
   const prevClose = stream.onClose
   stream.onClose = (code, s) => {

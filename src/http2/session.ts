@@ -134,7 +134,6 @@ export class ServerSession implements StreamHost {
   }
 
   // ---- StreamHost ----
-  get connectionSendWindow(): number { return this.out.sendWindow }
 
   sendHeaders(stream: ServerStream, fields: HeaderField[] | HeadSource, endStream: boolean): void {
     if (this.ended) return

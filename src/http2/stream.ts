@@ -15,8 +15,6 @@ import type { Refused } from './refused.ts'
 /** What a stream needs from its session. */
 export interface StreamHost {
   readonly highWaterBytes: number
-  /** The client's window for our DATA on the whole connection (§6.9). */
-  readonly connectionSendWindow: number
   sendHeaders(stream: ServerStream, fields: HeaderField[] | HeadSource, endStream: boolean): void
   /** The stream has response bytes or an end to send. */
   schedule(stream: ServerStream): void
@@ -106,11 +104,6 @@ export class ServerStream {
     this.body = hasBody
       ? new ReadableStream<Uint8Array>({ pull: (ctrl) => this.pull(ctrl), cancel: () => this.cancelBody() }, { highWaterMark: 0 })
       : null
-  }
-
-  /** Body bytes the client's windows, this stream's and the connection's, let us send now. */
-  get sendableBytes(): number {
-    return Math.min(this.sendWindow, this.host.connectionSendWindow)
   }
 
   /** Sends the response head. A 1xx status (not 101) may come before the final one. */
