@@ -134,7 +134,6 @@ export class ServerSession implements StreamHost {
   }
 
   // ---- StreamHost ----
-
   sendHeaders(stream: ServerStream, fields: HeaderField[] | HeadSource, endStream: boolean): void {
     if (this.ended) return
     // guard()'s handling without a closure made per response.
