@@ -50,10 +50,13 @@ function startUntil(cmd: string[], readyPrefix: string): Promise<ChildProcess> {
   })
 }
 
-/** An origin in the far namespace: every request gets TOTAL_BYTES of body, then the connection's end. */
+/**
+ * An origin in the far namespace: the first request on a connection gets TOTAL_BYTES of body; the
+ * connection is kept open (the proxy pools it), so `ss` finds it established afterwards.
+ */
 const SENDER = `
 const chunk = new Uint8Array(256 * 1024).fill(0x66)
-const head = 'HTTP/1.1 200 OK\\r\\nContent-Length: ${TOTAL_BYTES}\\r\\nConnection: close\\r\\n\\r\\n'
+const head = 'HTTP/1.1 200 OK\\r\\nContent-Length: ${TOTAL_BYTES}\\r\\n\\r\\n'
 function send(s) {
   while (s.data.sent < ${TOTAL_BYTES}) {
     const n = s.write(chunk.subarray(0, Math.min(chunk.byteLength, ${TOTAL_BYTES} - s.data.sent)))
@@ -61,7 +64,6 @@ function send(s) {
     s.data.sent += n
     if (n < chunk.byteLength) return
   }
-  s.end()
 }
 Bun.listen({ hostname: '${far}', port: ${PORT}, socket: {
   open(s) { s.data = { sent: -1 } },
@@ -140,10 +142,15 @@ test.skipIf(!canRun)('the proxy dials a far origin: the window its upstream sock
     const body = await res.arrayBuffer()
     expect(res.status).toBe(200)
     expect(body.byteLength).toBe(TOTAL_BYTES)
-    // The origin's side of the proxy's upstream connection, still open (kept alive by the proxy
-    // until the origin's close arrives): ss prints the window it was last offered as snd_wnd.
-    const ss = spawnSync('ip', ['netns', 'exec', ns, 'ss', '-tinH', 'sport', `= :${PORT}`]).stdout.toString()
-    const offered = [...ss.matchAll(/snd_wnd:(\d+)/g)].map((m) => Number(m[1]))
+    // The origin's side of the proxy's upstream connection, pooled and still established: ss
+    // prints the window it was last offered as snd_wnd (asked a few times, 100 ms apart, in case
+    // the origin's socket is not listed at once).
+    let offered: number[] = []
+    for (let i = 0; i < 20 && offered.length === 0; i++) {
+      if (i > 0) await Bun.sleep(100)
+      const ss = spawnSync('ip', ['netns', 'exec', ns, 'ss', '-tinH', 'state', 'established', 'sport', `= :${PORT}`]).stdout.toString()
+      offered = [...ss.matchAll(/snd_wnd:(\d+)/g)].map((m) => Number(m[1]))
+    }
     console.log(`far origin: the proxy's upstream socket offered ${offered.map((b) => `${(b / 1024).toFixed(0)} KiB`).join(', ')}`)
     expect(offered.length).toBeGreaterThan(0)
     // The small buffer held it at ~93-126 KiB for the first 8 MiB.
