@@ -267,7 +267,8 @@ function watchEnded(stream: ServerStream, limitMs: number): void {
  * A stream body, written as the stream's and the connection's windows allow. A wait on a client
  * that takes nothing (no DATA frame of this stream sent: windows shut, or the socket full) is
  * timed by `sendTimeoutMs` (send_timeout): past it, the body is cancelled (the exchange logs
- * CLIENT_SEND_TIMEOUT) and the stream reset. Every reset here is INTERNAL_ERROR, as nginx (but
+ * CLIENT_SEND_TIMEOUT) and the stream reset. A tail still queued when the body ends (taken under
+ * the high-water mark, so never waited on) is looked at after the flush, as a whole body is. Every reset here is INTERNAL_ERROR, as nginx (but
  * for its timeouts) and Go send: the response could not be completed. Not CANCEL, which says the
  * stream is no longer needed (RFC 9113 §7), the client's to say; nor PROTOCOL_ERROR for a
  * timeout, as nginx sends: a receiver that keeps its window shut breaks no rule of the protocol.
@@ -296,7 +297,13 @@ async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>, 
     for (;;) {
       const { done, value } = await reader.read()
       if (closed) return
-      if (done) return stream.end()
+      if (done) {
+        stream.end()
+        // A tail queued under the high-water mark, without a wait, may still be held back by the
+        // client's windows: looked at after the flush, as a whole body is.
+        if (sendTimeoutMs > 0 && !stream.closed) lookAfterFlush(stream, sendTimeoutMs)
+        return
+      }
       if (!stream.write(value)) {
         // A body that breaks while the window is shut (the upstream failed) ends the wait, and
         // the stream is reset below; watched from the first wait on.
