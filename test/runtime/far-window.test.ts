@@ -2,8 +2,9 @@
  * runtime/receive-buffer.ts's ReadSizer on a far connection: across a link with a 40 ms round
  * trip (scripts/far-link.ts: a network namespace this test makes, reached through two TUN
  * devices) a socket is left to the kernel's autotuning, so the window it advertises opens as the
- * bytes are taken; and the proxy's own upstream connection to an origin there does the same (the
- * window the origin's socket is offered, from `ss` in the namespace). Before, every connection started with the small buffer's window (~126 KiB)
+ * bytes are taken; and the proxy does the same on its own sockets, toward an origin there and
+ * toward a client there that uploads (the window the far socket is offered, from `ss` in the
+ * namespace). Before, every connection started with the small buffer's window (~126 KiB)
  * until 8 MiB had gone through it: a fresh upstream connection 100 ms away moved 4 MiB in 5.4 s
  * where nginx took 0.4 s. Byte counts and the kernel's own RTT only, no timing of ours.
  * Linux and root only (ip, ss, /dev/net/tun); skipped elsewhere, saying why.
@@ -157,5 +158,71 @@ test.skipIf(!canRun)('the proxy dials a far origin: the window its upstream sock
     expect(Math.max(...offered)).toBeGreaterThan(4 * RECEIVE_BUFFER_BYTES)
   } finally {
     await proxy.stop()
+  }
+}, 40_000)
+
+/**
+ * A client in the far namespace: POSTs UPLOAD_BYTES to argv host:port, reads the answer (the byte
+ * count the sink read), then prints the window its socket was last offered (ss, in its namespace).
+ */
+const UPLOADER = `
+const [host, port, bytes] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])]
+const chunk = new Uint8Array(256 * 1024).fill(0x75)
+let sent = -1
+let answer = ''
+const push = (s) => {
+  if (sent < 0) { s.write('POST /up HTTP/1.1\\r\\nHost: far\\r\\nContent-Length: ' + bytes + '\\r\\n\\r\\n'); sent = 0 }
+  while (sent < bytes) {
+    const n = s.write(chunk.subarray(0, Math.min(chunk.byteLength, bytes - sent)))
+    if (n <= 0) return
+    sent += n
+    if (n < chunk.byteLength) return
+  }
+}
+await Bun.connect({ hostname: host, port, socket: {
+  open: push,
+  drain: push,
+  data(s, d) {
+    answer += new TextDecoder().decode(d)
+    if (!answer.endsWith('\\r\\n\\r\\n' + bytes)) return
+    const ss = Bun.spawnSync(['ss', '-tinH', 'state', 'established', 'dport', '= :' + port]).stdout.toString()
+    console.log('answer ' + bytes + ' ' + [...ss.matchAll(/snd_wnd:(\\d+)/g)].map((m) => m[1]).join(' '))
+    s.end()
+    process.exit(0)
+  },
+} })
+`
+
+test.skipIf(!canRun)('a far client uploads through the proxy: the window the proxy offers it opens past the small buffer', async () => {
+  const sink = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    async fetch(req) {
+      let n = 0
+      if (req.body) for await (const c of req.body) n += c.byteLength
+      return new Response(String(n))
+    },
+  })
+  const proxy = await startProxyProcess(['serve', '--upstream', `127.0.0.1:${sink.port}`, '--listen', `${near}:0`, '--admin', 'off'])
+  try {
+    const port = new URL(proxy.url).port
+    // Not spawnSync: the sink serves from this process's event loop.
+    const run = Bun.spawn(['ip', 'netns', 'exec', ns, process.execPath, '-e', UPLOADER, near, port, String(TOTAL_BYTES)], { stdout: 'pipe', stderr: 'pipe' })
+    const timer = setTimeout(() => run.kill(), 30_000)
+    const [out, err] = await Promise.all([new Response(run.stdout).text(), new Response(run.stderr).text()])
+    await run.exited
+    clearTimeout(timer)
+    if (!out.includes('answer ')) console.log(`uploader: ${run.exitCode} ${out} ${err}`)
+    const line = out.split('\n').find((l) => l.startsWith('answer ')) ?? ''
+    const [, count, ...windows] = line.trim().split(' ')
+    console.log(`far client: the sink read ${count} bytes; the proxy's client socket offered ${windows.map((b) => `${(Number(b) / 1024).toFixed(0)} KiB`).join(', ')}`)
+    // The proxy passed the whole upload on.
+    expect(count).toBe(String(TOTAL_BYTES))
+    expect(windows.length).toBeGreaterThan(0)
+    // The small buffer held it at ~93-126 KiB for the first 8 MiB.
+    expect(Math.max(...windows.map(Number))).toBeGreaterThan(4 * RECEIVE_BUFFER_BYTES)
+  } finally {
+    await proxy.stop()
+    sink.stop(true)
   }
 }, 40_000)
