@@ -11,6 +11,7 @@ import { UsageError } from '../lib/errors.ts'
 import { failed, kindOf, type Comparison, type Group, type Report } from './aggregate.ts'
 import type { BaselineComparison } from './baseline.ts'
 import type { Sample } from './runner.ts'
+import { summarize } from './stats.ts'
 import { esc, fmtMs, percentileSvg, timelineSvg, waterfallSvg, type CurveSeries, type WaterfallRow } from './svg.ts'
 import { PHASES, type Phase } from './timings.ts'
 
@@ -119,12 +120,19 @@ function groupTable(title: string, g: Group): string {
   return `<div class="table"><h3>${esc(title)} <span class="dim">${g.requests} requests, ${g.errors} errors</span></h3><table><thead><tr><th>phase</th><th>n</th><th>min</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr></thead><tbody>${body}</tbody></table></div>`
 }
 
-function comparisonTable(cmp: Pick<Comparison, 'phases'>, names: [string, string]): string {
-  const rows = PHASES.filter((p) => cmp.phases[p]).map((p) => {
-    const x = cmp.phases[p]!
+/** The A/B table; a phase of one side only (TLS direct against a cleartext proxy) gets a dash for the other, as in the terminal. */
+function comparisonTable(cmp: Pick<Comparison, 'phases'>, names: [string, string], sides: [Report, Report]): string {
+  const rows = PHASES.flatMap((p) => {
+    const x = cmp.phases[p]
+    if (!x) {
+      const [sa, sb] = sides.map((r) => summarize(r.values[p] ?? []))
+      if (!sa === !sb) return []
+      const cells = [sa?.p50, sb?.p50, sa?.p95, sb?.p95].map((v) => `<td>${v === undefined ? '–' : fmtMs(v)}</td>`).join('')
+      return [`<tr><th>${LABEL[p]}</th>${cells}<td class="dim" colspan="2">only ${esc(sa ? names[0] : names[1])}</td></tr>`]
+    }
     const ci = x.ci95 ? `${x.ci95[0].toFixed(2)}–${x.ci95[1].toFixed(2)}` : 'n too small'
     const cls = x.ci95 && x.ci95[0] > 1 ? 'better' : x.ci95 && x.ci95[1] < 1 ? 'worse' : ''
-    return `<tr><th>${LABEL[p]}</th>${[x.a_p50, x.b_p50, x.a_p95, x.b_p95].map((v) => `<td>${fmtMs(v)}</td>`).join('')}<td class="${cls}">${x.ratio.toFixed(2)}×</td><td class="${cls}">${ci}</td></tr>`
+    return [`<tr><th>${LABEL[p]}</th>${[x.a_p50, x.b_p50, x.a_p95, x.b_p95].map((v) => `<td>${fmtMs(v)}</td>`).join('')}<td class="${cls}">${x.ratio.toFixed(2)}×</td><td class="${cls}">${ci}</td></tr>`]
   })
   const [a, b] = names.map(esc)
   return `<div class="table"><table><thead><tr><th>phase</th><th>${a} p50</th><th>${b} p50</th><th>${a} p95</th><th>${b} p95</th><th>${a}/${b}</th><th>95% CI</th></tr></thead><tbody>${rows.join('')}</tbody></table></div>`
@@ -218,8 +226,8 @@ export function renderHtml(input: HtmlInput, generatedAt: Date): string {
   for (const r of runs) {
     out.push(`<div class="tables">${KINDS.filter((k) => r.report[k]?.requests).map((k) => groupTable(`${r.name ? `${r.name}: ` : ''}${KIND_TEXT[k]}`, r.report[k])).join('')}</div>`)
   }
-  if (cmp) out.push(`<h2>A against B</h2>${comparisonTable(cmp, ['A', 'B'])}`)
-  if (base) out.push(`<h2>Against the baseline <span class="dim">${esc(base.comparison.file)}</span></h2>${comparisonTable(base.comparison, ['base', 'now'])}`)
+  if (cmp && b) out.push(`<h2>A against B</h2>${comparisonTable(cmp, ['A', 'B'], [a, b])}`)
+  if (base) out.push(`<h2>Against the baseline <span class="dim">${esc(base.comparison.file)}</span></h2>${comparisonTable(base.comparison, ['base', 'now'], [base.report, a])}`)
   const status = (r: Report) => Object.entries(r.status).map(([k, v]) => `${k}: ${v}`).join(', ') || '-'
   const errors = (r: Report) => Object.entries(r.errors_by_kind).map(([k, v]) => `${k}: ${v}`).join(', ')
   out.push(`<h2>Status and errors</h2>`)

@@ -7,7 +7,7 @@
 import type { Colors } from '../lib/colors.ts'
 import type { Comparison, Group, Report } from './aggregate.ts'
 import type { Sample } from './runner.ts'
-import { percentile } from './stats.ts'
+import { percentile, summarize } from './stats.ts'
 import { PHASES, type Phase } from './timings.ts'
 
 export interface TextOptions {
@@ -166,7 +166,16 @@ export function renderComparison(a: Report, b: Report, cmp: Pick<Comparison, 'ph
   out.push(c.dim(`  ${'phase'.padEnd(9)}${`${na} p50`.padStart(10)}${`${nb} p50`.padStart(10)}${`${na} p95`.padStart(10)}${`${nb} p95`.padStart(10)}   ${na}/${nb} median (95% CI)`))
   for (const p of PHASES) {
     const x = cmp.phases[p]
-    if (!x) continue
+    if (!x) {
+      // A phase of one side only (TLS direct against a cleartext proxy, DNS against an IP): shown
+      // with a dash for the other, so that each side's rows still add up to its total.
+      const sa = summarize(a.values[p] ?? [])
+      const sb = summarize(b.values[p] ?? [])
+      if (!sa === !sb) continue
+      const only = c.dim(`only ${sa ? na : nb}`)
+      out.push(`  ${LABEL[p].padEnd(9)}${[sa?.p50, sb?.p50, sa?.p95, sb?.p95].map((v) => (v === undefined ? '–' : ms(v)).padStart(10)).join('')}   ${only}`)
+      continue
+    }
     const ci = x.ci95
     const ratio = ci ? `${x.ratio.toFixed(2)}× (${ci[0].toFixed(2)}–${ci[1].toFixed(2)})` : `${x.ratio.toFixed(2)}× (n too small)`
     const colored = ci && ci[0] > 1 ? c.green(ratio) : ci && ci[1] < 1 ? c.red(ratio) : ratio
