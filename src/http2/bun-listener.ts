@@ -268,10 +268,11 @@ function watchEnded(stream: ServerStream, limitMs: number): void {
  * that takes nothing (no DATA frame of this stream sent: windows shut, or the socket full) is
  * timed by `sendTimeoutMs` (send_timeout): past it, the body is cancelled (the exchange logs
  * CLIENT_SEND_TIMEOUT) and the stream reset. A tail still queued when the body ends (taken under
- * the high-water mark, so never waited on) is looked at after the flush, as a whole body is. Every reset here is INTERNAL_ERROR, as nginx (but
- * for its timeouts) and Go send: the response could not be completed. Not CANCEL, which says the
- * stream is no longer needed (RFC 9113 §7), the client's to say; nor PROTOCOL_ERROR for a
- * timeout, as nginx sends: a receiver that keeps its window shut breaks no rule of the protocol.
+ * the high-water mark, so never waited on) is looked at after the flush, as a whole body is.
+ * Every reset here is INTERNAL_ERROR, as nginx (but for its timeouts) and Go send: the response
+ * could not be completed. Not CANCEL, which says the stream is no longer needed (RFC 9113 §7),
+ * the client's to say; nor PROTOCOL_ERROR for a timeout, as nginx sends: a receiver that keeps
+ * its window shut breaks no rule of the protocol.
  */
 async function pumpBody(stream: ServerStream, body: ReadableStream<Uint8Array>, sendTimeoutMs: number): Promise<void> {
   const reader = body.getReader()
