@@ -15,7 +15,7 @@
  * With --browser-head wrk sends a browser's navigation request head (local-load.ts, BROWSER_FIELDS)
  * instead of its one-field head. With --cache both proxies run with `--cache 64MiB` and wrk asks
  * for /cacheable (stored on the warm-up): cache hits.
- * Prints each round (with wrk's p99 and the proxy's RSS after it) and the medians, with B against A.
+ * Prints each round (with wrk's p99 and the proxy's RSS after it, and how much of it is file-backed) and the medians, with B against A.
  * With --gc both proxies run with JSC's GC log on (BUN_JSC_logGC=1, on stderr) and each round
  * also says how many eden and full collections there were per thousand requests and how long
  * their cycles took in all (the log itself costs a little time in both). --ports BASE puts the
@@ -58,6 +58,12 @@ const dir = workDir('ab-cpu-')
 /** Resident memory of one process, in MiB. */
 function rssMiB(pid: number): number {
   return rssBytes(pid) / (1024 * 1024)
+}
+
+/** The file-backed part of a process's resident memory (RssFile: the binary's pages), in MiB. */
+function rssFileMiB(pid: number): number {
+  const m = /RssFile:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))
+  return m ? Number(m[1]) / 1024 : 0
 }
 
 /** user and system CPU ticks of one process. */
@@ -120,7 +126,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     const gc = GC ? `, GC per 1000 requests: ${perK(p.gc.eden)} eden + ${perK(p.gc.full)} full, ${perK(p.gc.cycleMs)} ms` : ''
     if (GC) r.gcMsPerK.push((p.gc.cycleMs * 1000) / requests)
     const p99 = p99Ms !== undefined ? `, p99 ${p99Ms.toFixed(2)} ms` : ''
-    console.log(`round ${round} ${p.name}: ${rps.toFixed(0)} req/s${p99}, user ${usPer(u1 - u0).toFixed(2)} µs/req, sys ${usPer(s1 - s0).toFixed(2)} µs/req, RSS ${r.rss.at(-1)!.toFixed(0)} MiB${gc}`)
+    console.log(`round ${round} ${p.name}: ${rps.toFixed(0)} req/s${p99}, user ${usPer(u1 - u0).toFixed(2)} µs/req, sys ${usPer(s1 - s0).toFixed(2)} µs/req, RSS ${r.rss.at(-1)!.toFixed(0)} MiB (file-backed ${rssFileMiB(p.child.pid!).toFixed(0)})${gc}`)
   }
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!

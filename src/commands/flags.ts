@@ -29,6 +29,7 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--idle-timeout <duration>', table: 'upstream', key: 'idle_timeout' },
   { raw: '--keepalive-timeout <duration>', table: 'server', key: 'keepalive_timeout' },
   { raw: '--drain-timeout <duration>', table: 'server', key: 'drain_timeout' },
+  { raw: '--trim-interval <duration>', table: 'server', key: 'trim_interval' },
   { raw: '--max-body-size <size>', table: 'server', key: 'max_body_size' },
   { raw: '--max-header-size <size>', table: 'server', key: 'max_header_size' },
   { raw: '--max-concurrent-requests <n>', table: 'server', key: 'max_concurrent_requests' },

@@ -22,6 +22,7 @@ import { sourceForUpstream } from '../proxy/upstream/sources.ts'
 import { addConfigFlags, flagLayer } from './flags.ts'
 import { checkAccessLogPath, checkConfigPaths } from '../runtime/config-paths.ts'
 import { AutomaticHttps } from '../acme/automatic-https.ts'
+import { PageTrimmer } from '../runtime/page-trim.ts'
 import { parseWorkers, reportWorkerAdmin, reportWorkerListening, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
 
 /** Config sections a reload does not apply (the cache is built once; ACME runs from start-up). */
@@ -45,7 +46,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   checkConfigPaths(config)
   const workers = parseWorkers(opts.workers)
   const workerId = io.env[WORKER_ENV]
-  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, { listen: config.server.listen, admin: config.admin, reloadAdmin: () => configFromOptions(opts).admin })
+  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, { listen: config.server.listen, admin: config.admin, trimIntervalMs: config.server.trimIntervalMs, reloadAdmin: () => configFromOptions(opts).admin })
 
   const log = createLogger(io.err, io.env.DEBUG === '1' ? 'debug' : 'info')
   const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })
@@ -117,6 +118,8 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const exposed = workerId === undefined ? exposedAdminWarning(config.admin) : undefined
   if (exposed) wlog('warn', exposed)
   warnInsecure(config, wlog)
+  // Made once the proxy has said it listens (below).
+  let trimmer: PageTrimmer | undefined
   const reloadNow = async () => {
     let next: ResolvedConfig
     try {
@@ -144,6 +147,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
         accessLog = createAccessLog(next.log, wlog, { stats: accessLogStats })
         void old.close()
       }
+      trimmer?.retime(next.server.trimIntervalMs)
       wlog('info', 'reloaded', { url: proxy.url, upstreams: Object.values(next.upstreams).map((u) => u.url).join(',') })
       warnInsecure(next, wlog)
       // Read at start only: a difference from what runs (the start-up config's) is said to be kept
@@ -181,7 +185,10 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   // took Bun's default action and ended the process (seen in 2-4 of 12 starts on a busy machine).
   wlog('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', ...(acme ? { acme: config.acme.domains.join(','), acme_http: acme.httpPort } : {}), upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
   if (workerId !== undefined) reportWorkerListening()
+  // What start-up mapped and serving does not use leaves RSS now, and what serving stops using later.
+  trimmer = new PageTrimmer(config.server.trimIntervalMs)
   const signal = await stopped
+  trimmer.close()
   process.off('SIGHUP', onHup)
   wlog('info', 'draining', { signal, drain_timeout_ms: proxy.config.server.drainTimeoutMs })
   await proxy.drain(proxy.config.server.drainTimeoutMs)

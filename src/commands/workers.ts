@@ -7,6 +7,7 @@
  * the configured admin address for all workers (observe/workers-admin.ts); each worker's own
  * admin listens on a loopback port of its choosing, which it reports over the IPC channel.
  */
+import { PageTrimmer } from '../runtime/page-trim.ts'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import type { HostPort, ResolvedAdmin } from '../config/schema.ts'
@@ -94,6 +95,8 @@ async function claimPort(role: ListenerRole, host: string, port: number): Promis
 export interface SupervisorOptions {
   listen: HostPort
   admin: ResolvedAdmin
+  /** [server] trim_interval, read at start (runtime/page-trim.ts): the supervisor's own pages. */
+  trimIntervalMs: number
   /** Re-reads the admin settings on SIGHUP (a new token); throws when the config is rejected. */
   reloadAdmin?: () => ResolvedAdmin
 }
@@ -180,7 +183,9 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   const exposed = exposedAdminWarning(opts.admin)
   if (exposed) log('warn', exposed)
   log('info', 'supervisor started', { workers: count, pid: process.pid, admin: admin.url ?? 'off' })
+  const trimmer = new PageTrimmer(opts.trimIntervalMs)
   const signal = await Promise.race([stopSignal, fatalExit])
+  trimmer.close()
   stopping = true
   process.off('SIGHUP', onHup)
   log('info', 'stopping workers', { signal })

@@ -29,6 +29,8 @@ export interface ResolvedServer {
   keepaliveTimeoutMs: number
   sendTimeoutMs: number
   drainTimeoutMs: number
+  /** How often the executable's unused mapped pages are given back (runtime/page-trim.ts); 0: never. */
+  trimIntervalMs: number
   trustedProxies: readonly string[]
   /** received-by of the Via field added upstream (a pseudonym or host[:port]); undefined: none. */
   via: string | undefined
