@@ -25,6 +25,7 @@ export function coerceField(field: Field, raw: unknown, fail: (problem: string) 
       if (ms === undefined && typeof raw === 'string' && isUnderOneMs(raw)) fail(`${show(raw)} is under 1 ms: durations are whole milliseconds; use ${k.positive ? '' : '0 for none or '}at least "1ms"`)
       if (ms === undefined) fail(`${show(raw)} is not a duration; use e.g. "250ms", "30s", "5m"`)
       if (k.positive && ms <= 0) fail(`must be more than 0; use e.g. "${field.default}"`)
+      if (k.minMs !== undefined && ms > 0 && ms < k.minMs) fail(`${show(raw)} is too short: use 0 for never, or at least "${k.minMs / 1000}s" (e.g. "${field.default}")`)
       if (!k.untimed && ms > MAX_TIMER_MS) fail(`${show(raw)} is longer than a timer can wait (24.8 days); use at most "24d"`)
       // Past 2^53-1 ms the count is rounded, and check printed it as "8.64e+23s", which no parser reads back.
       if (ms > Number.MAX_SAFE_INTEGER) fail(`${show(raw)} is longer than any clock counts in milliseconds (2^53-1 ms, about 285,000 years); use e.g. "365d"`)

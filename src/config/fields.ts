@@ -8,7 +8,8 @@ export type FieldKind =
   // "250ms", "30s", "5m"; 0 means off where the doc says so, and is refused where `positive`. At
   // most MAX_TIMER_MS (a timer's limit: past it setTimeout fires at once), but where `untimed`:
   // a value only compared with clocks, never waited on.
-  | { type: 'duration'; positive?: boolean; untimed?: boolean }
+  // Where `minMs`: 0 (off) or at least that (a value that would keep the process busy doing it).
+  | { type: 'duration'; positive?: boolean; untimed?: boolean; minMs?: number }
   | { type: 'size' } // "64KiB", "1MB", or an integer of bytes
   | { type: 'int'; min: number; max?: number }
   | { type: 'bool' }
@@ -68,7 +69,7 @@ export const SERVER_FIELDS: readonly Field[] = [
   du('send_timeout', 'sendTimeoutMs', '60s', 'Longest time a client may take no bytes of a response while some wait for it (its connection full, or its HTTP/2 stream or connection window closed) before the response is cut and logged CLIENT_SEND_TIMEOUT, as nginx\'s send_timeout; frees the upstream connection and the request\'s slot. Each drain of its socket (or DATA frame sent on its stream) restarts it. Not on Deno. 0 means none.'),
   du('keepalive_timeout', 'keepaliveTimeoutMs', '75s', 'How long an idle client keep-alive connection is held open.'),
   d('drain_timeout', 'drainTimeoutMs', '30s', 'On SIGTERM/SIGINT, how long in-flight requests get to finish before the process exits.'),
-  d('trim_interval', 'trimIntervalMs', '60s', 'How often each process gives back the pages of its own executable and libraries that it mapped and may not use now (start-up\'s, the JIT compiler\'s): the clean, read-only ones are unmapped (they stay in the page cache; one used again is mapped again at its next use), so RSS counts what the proxy runs, not all it ever ran. The first trim is right after the listener opens. 0 means never. Linux on Bun only.'),
+  { key: 'trim_interval', prop: 'trimIntervalMs', kind: { type: 'duration', minMs: 1000 }, default: '60s', doc: 'How often each process gives back the pages of its own executable and libraries that it mapped and may not use now (start-up\'s, the JIT compiler\'s): the clean, read-only ones are unmapped (they stay in the page cache; one used again is mapped again at its next use), so RSS counts what the proxy runs, not all it ever ran. The first trim is right after the listener opens. 0 means never; otherwise at least 1s (a trim takes the event loop 2-8 ms). Linux on Bun only.' },
   { key: 'trusted_proxies', prop: 'trustedProxies', kind: { type: 'list' }, default: [], doc: 'CIDRs whose X-Forwarded-* headers are trusted and appended to; from anyone else they are replaced.' },
   { key: 'via', prop: 'via', kind: { type: 'string', off: true }, default: 'proxy', doc: 'Name this proxy gives itself in the Via field it adds to each request sent upstream ("1.1 proxy", after any Via the client sent; RFC 9110 §7.6.3 says a gateway MUST send one): a token, or host[:port]. "off" sends none. An nginx origin with gzip on and its default gzip_proxied off does not compress answers to requests that carry Via: set gzip_proxied any there, or via = "off".' },
   { key: 'default_upstream', prop: 'defaultUpstream', kind: { type: 'string' }, default: undefined, doc: 'Upstream used when no [[route]] matches. Default: the only upstream, or the one named "default".' },

@@ -125,6 +125,8 @@ describe('errors name the file, the line and the key', () => {
     // Past 2^31-1 ms a timer fires at once: a health check every millisecond, every connect timed out.
     ['[upstream]\nurl = "a"\nhealth_interval = "30d"\n', 'upstream.health_interval', 3, /"30d" is longer than a timer can wait \(24\.8 days\); use at most "24d"/],
     ['[server]\ndrain_timeout = "25d"\n[upstream]\nurl = "a"\n', 'server.drain_timeout', 2, /longer than a timer can wait/],
+    // A trim takes the event loop 2-8 ms: every millisecond would be all it does.
+    ['[server]\ntrim_interval = "500ms"\n[upstream]\nurl = "a"\n', 'server.trim_interval', 2, /"500ms" is too short: use 0 for never, or at least "1s" \(e\.g\. "60s"\)$/],
   ])('%#: %p', (text, keyPath, line, message) => {
     const err = configError(() => fromText(text))
     expect(err.code).toBe('E_CONFIG')
