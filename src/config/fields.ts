@@ -93,7 +93,7 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   du('stale_grace', 'staleGraceMs', '24h', 'How long the last good addresses are kept when DNS fails (SERVFAIL, timeout, NXDOMAIN, empty).'),
   du('max_connection_age', 'maxConnectionAgeMs', '5m', 'Pooled upstream connections older than this are closed when idle, so the pool follows DNS changes. 0 means no limit.'),
   { key: 'max_idle_per_address', prop: 'maxIdlePerAddress', kind: { type: 'int', min: 0 }, default: 1024, doc: 'Idle keep-alive connections kept per upstream address.' },
-  du('pool_idle_timeout', 'poolIdleTimeoutMs', '60s', 'An idle pooled upstream connection is closed after this long.'),
+  du('pool_idle_timeout', 'poolIdleTimeoutMs', '60s', 'An idle pooled upstream connection is closed after this long, or one second before the idle time its upstream says it keeps one (`Keep-Alive: timeout=N`, as Node.js servers send), whichever comes first: a request is never sent into a connection the upstream is closing (a POST lost so could not be retried).'),
   { key: 'max_conns_per_address', prop: 'maxConnsPerAddress', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most concurrent connections to one upstream address; requests beyond it wait for a free one. 0 means no limit.' },
   { key: 'retries', prop: 'retries', kind: { type: 'int', min: 0, max: 10 }, default: 2, doc: 'Extra attempts on another address after a connect failure, when the request can be replayed safely.' },
   d('retry_timeout', 'retryTimeoutMs', '10s', 'Total time spent on retries of one request.'),

@@ -19,6 +19,12 @@ export interface ResponseHead {
   framing: Framing
   /** The upstream asked to close after this response (or spoke HTTP/1.0 without keep-alive). */
   closeAfter: boolean
+  /**
+   * How long the upstream says it keeps the connection open when idle, ms: the `timeout`
+   * parameter of its Keep-Alive field (RFC 2068 §19.7.1.1; Node.js, Apache and others send it).
+   * Undefined when it says none.
+   */
+  keepAliveTimeoutMs?: number
   /** The bytes it was parsed from, where a head was read off a socket (parseResponseHeadBytes). */
   raw?: RawFields
 }
@@ -72,6 +78,7 @@ class ParsedHead implements ResponseHead {
     readonly framing: Framing,
     readonly closeAfter: boolean,
     readonly raw: RawFields,
+    readonly keepAliveTimeoutMs: number | undefined,
   ) {}
 
   get statusText(): string {
@@ -182,6 +189,7 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
   let lengthPlain = true
   let transferEncoding: string | undefined
   let connection = ''
+  let keepAliveTimeoutMs: number | undefined
   let pos = lineEnd + 2
   while (pos < end) {
     // One pass over the line: the name (token characters up to the colon), then the value up to
@@ -224,6 +232,8 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
       // The usual value, keep-alive, is recognised without a string made for it.
       const value = connection === '' && bytesEqualLower(b, vs, ve, 'keep-alive') ? 'keep-alive' : b.toString('latin1', vs, ve).toLowerCase()
       connection = connection ? `${connection}, ${value}` : value
+    } else if (n === 10 && bytesEqualLower(b, pos, colon, 'keep-alive')) {
+      keepAliveTimeoutMs = keepAliveTimeout(b.toString('latin1', vs, ve)) ?? keepAliveTimeoutMs
     }
     spans.push(pos, colon, vs, ve)
     pos = lineStop + 2
@@ -263,7 +273,21 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
   const lengthAllowed = transferEncoding === undefined && status !== 204 && (status < 100 || status >= 200)
   const lengthVerbatim = lengthLines === 0 || (lengthAllowed && lengthLines === 1 && lengthPlain)
   const announcedLength = !lengthVerbatim && lengthAllowed ? contentLength : undefined
-  return new ParsedHead(minorVersion, status, framing, closeAfter, { bytes, end, statusLineEnd: lineEnd, spans, connection, lengthVerbatim, announcedLength })
+  return new ParsedHead(minorVersion, status, framing, closeAfter, { bytes, end, statusLineEnd: lineEnd, spans, connection, lengthVerbatim, announcedLength }, keepAliveTimeoutMs)
+}
+
+/**
+ * The `timeout` parameter of a Keep-Alive field value ("timeout=5, max=100"), ms: whole seconds,
+ * plain or quoted; undefined when there is none or it is not a number of seconds.
+ */
+export function keepAliveTimeout(value: string): number | undefined {
+  for (const param of value.split(',')) {
+    const eq = param.indexOf('=')
+    if (eq < 0 || param.slice(0, eq).trim().toLowerCase() !== 'timeout') continue
+    const m = /^"?(\d{1,9})"?$/.exec(param.slice(eq + 1).trim())
+    return m ? Number(m[1]) * 1000 : undefined
+  }
+  return undefined
 }
 
 const NO_BODY: Framing = { kind: 'none' }

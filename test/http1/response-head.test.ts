@@ -66,6 +66,32 @@ describe('keep-alive after the response', () => {
   })
 })
 
+describe("the upstream's Keep-Alive timeout", () => {
+  test.each([
+    ['timeout=5', 5000],
+    ['timeout=5, max=100', 5000],
+    ['max=100, timeout=15', 15000],
+    ['Timeout = 72', 72000],
+    ['timeout="7"', 7000],
+    ['timeout=0', 0],
+    ['timeout=5s', undefined],
+    ['timeout=-1', undefined],
+    ['timeout=1.5', undefined],
+    ['timeout=', undefined],
+    ['max=100', undefined],
+    ['', undefined],
+  ])('Keep-Alive: %p says %p ms', (value, ms) => {
+    expect(parseResponseHead(head(['Content-Length: 1', `Keep-Alive: ${value}`]), 'GET').keepAliveTimeoutMs).toBe(ms)
+  })
+
+  test('none said without the field; the field name in any case; a second field with a timeout wins', () => {
+    expect(parseResponseHead(head(['Content-Length: 1']), 'GET').keepAliveTimeoutMs).toBeUndefined()
+    expect(parseResponseHead(head(['Content-Length: 1', 'KEEP-ALIVE: timeout=9']), 'GET').keepAliveTimeoutMs).toBe(9000)
+    expect(parseResponseHead(head(['Keep-Alive: timeout=9', 'Content-Length: 1', 'Keep-Alive: max=5, timeout=4']), 'GET').keepAliveTimeoutMs).toBe(4000)
+    expect(parseResponseHead(head(['Keep-Alive: timeout=9', 'Keep-Alive: max=5']), 'GET').keepAliveTimeoutMs).toBe(9000)
+  })
+})
+
 test('every field of a head with more fields than the first offset buffer holds keeps its own name and value', () => {
   const lines = Array.from({ length: 300 }, (_, i) => `X-F${i}:  v${i} `)
   const first = parseResponseHead(head(lines), 'GET')

@@ -15,6 +15,13 @@ export type ReleaseFn = (connection: Http1Connection, reusable: boolean) => void
 let nextConnectionId = 1
 
 /**
+ * An idle connection whose upstream said how long it keeps one (Keep-Alive: timeout=N) is given
+ * up this long before that, so that no request is sent as the upstream closes it (a POST lost so
+ * cannot be retried); undici does the same. Node.js servers say timeout=5 (and close at 5 s).
+ */
+export const KEEP_ALIVE_MARGIN_MS = 1000
+
+/**
  * Open connections, whose exchanges' deadlines (header_timeout, idle_timeout) one sweep timer
  * checks for all of them, instead of a timer made and cleared per request. A deadline fires up to
  * SWEEP_MS late. The set changes when a connection opens or closes, not per request.
@@ -50,6 +57,8 @@ export class Http1Connection implements ConnHandlers {
   requestCount = 0
   /** Monotonic ms when it went back to the pool idle (the pool's sweep measures from it). */
   idleSinceMonoMs = 0
+  /** The Keep-Alive timeout its upstream sent with the last response, ms (undefined: none said). */
+  keepAliveTimeoutMs: number | undefined = undefined
   private ex: Exchange | undefined
   /** Who the exchange in progress is for (abortExchange acts only on that one's). */
   private exOwner: unknown
@@ -66,6 +75,12 @@ export class Http1Connection implements ConnHandlers {
 
   get closed(): boolean {
     return this.conn.closed
+  }
+
+  /** How long it may stay idle and be reused: pool_idle_timeout, or less where its upstream said less (0 or under: not at all). */
+  idleLimitMs(poolIdleTimeoutMs: number): number {
+    const said = this.keepAliveTimeoutMs
+    return said === undefined ? poolIdleTimeoutMs : Math.min(poolIdleTimeoutMs, said - KEEP_ALIVE_MARGIN_MS)
   }
 
   get busy(): boolean {
@@ -120,6 +135,7 @@ export class Http1Connection implements ConnHandlers {
     this.ex = undefined
     this.exOwner = undefined
     this.requestCount++
+    this.keepAliveTimeoutMs = ex.head?.keepAliveTimeoutMs
     const keep = reusable && !this.conn.closed
     if (!keep) {
       this.discarded = true

@@ -185,7 +185,7 @@ export class UpstreamPool {
     const now = this.clock.monoMs()
     while (state.idle.length > 0) {
       const c = state.idle.pop()!
-      if (!c.closed && (maxAge === 0 || now - c.conn.createdAtMonoMs < maxAge)) return c
+      if (!c.closed && (maxAge === 0 || now - c.conn.createdAtMonoMs < maxAge) && now - c.idleSinceMonoMs < c.idleLimitMs(this.upstream.poolIdleTimeoutMs)) return c
       c.destroy()
       state.open--
     }
@@ -327,7 +327,7 @@ export class UpstreamPool {
       waiter(c)
       return
     }
-    if (keep && state.idle.length < this.upstream.maxIdlePerAddress) {
+    if (keep && state.idle.length < this.upstream.maxIdlePerAddress && c.idleLimitMs(this.upstream.poolIdleTimeoutMs) > 0) {
       c.idleSinceMonoMs = this.clock.monoMs()
       state.idle.push(c)
     } else {
@@ -364,7 +364,7 @@ export class UpstreamPool {
       if (state.idle.length === 0) continue
       const keep: Http1Connection[] = []
       for (const c of state.idle) {
-        const idleTooLong = now - c.idleSinceMonoMs >= u.poolIdleTimeoutMs
+        const idleTooLong = now - c.idleSinceMonoMs >= c.idleLimitMs(u.poolIdleTimeoutMs)
         const tooOld = u.maxConnectionAgeMs > 0 && now - c.conn.createdAtMonoMs >= u.maxConnectionAgeMs
         if (idleTooLong || tooOld || c.closed) {
           if (!c.closed) c.destroy()

@@ -541,6 +541,70 @@ describe('idle sweep', () => {
   })
 })
 
+describe("the upstream's Keep-Alive timeout", () => {
+  const sweep = (pool: UpstreamPool) => (pool as unknown as { sweep(): void }).sweep()
+  const said = (seconds: number) => `HTTP/1.1 204 No Content\r\nKeep-Alive: timeout=${seconds}, max=100\r\n\r\n`
+
+  test('an idle connection is reused up to a second before the timeout its upstream said, not after', async () => {
+    const r = rig({ pool_idle_timeout: '60s', max_connection_age: '0' })
+    r.pool.start()
+    const a = r.pool.addresses.get('127.0.2.1')!
+    const first = await r.pool.acquire(a)
+    await exchangeOnce(first.connection, said(5))
+    r.clock.t += 3_999
+    const again = r.pool.takeIdle(a)
+    expect(again?.connection).toBe(first.connection)
+    await exchangeOnce(again!.connection, said(5))
+    // 4 s idle: the upstream (which closes at 5 s) may be closing it now; a new one is dialled.
+    r.clock.t += 4_000
+    const next = await r.pool.acquire(a)
+    expect(next.reused).toBe(false)
+    expect(r.conns[0]!.destroyed).toBe(true)
+    expect(r.dials.length).toBe(2)
+  })
+
+  test('the sweep closes such a connection at the same time; pool_idle_timeout still bounds a longer one', async () => {
+    const r = rig({ pool_idle_timeout: '10s', max_connection_age: '0' })
+    r.pool.start()
+    const a = r.pool.addresses.get('127.0.2.1')!
+    const short = await r.pool.acquire(a)
+    const long = await r.pool.acquire(a)
+    await exchangeOnce(short.connection, said(3))
+    await exchangeOnce(long.connection, said(3600))
+    r.clock.t += 2_000
+    sweep(r.pool)
+    expect(r.conns[0]!.destroyed).toBe(true)
+    expect(r.conns[1]!.destroyed).toBe(false)
+    r.clock.t += 8_000
+    sweep(r.pool)
+    expect(r.conns[1]!.destroyed).toBe(true)
+    expect(a.open).toBe(0)
+  })
+
+  test('timeout=1 leaves no time: the connection is closed after its response, not pooled', async () => {
+    const r = rig({ max_connection_age: '0' })
+    r.pool.start()
+    const a = r.pool.addresses.get('127.0.2.1')!
+    const c = await r.pool.acquire(a)
+    await exchangeOnce(c.connection, said(1))
+    expect(r.conns[0]!.destroyed).toBe(true)
+    expect(a.idle).toEqual([])
+    expect(a.open).toBe(0)
+  })
+
+  test('a later response without the field lifts the limit (pool_idle_timeout again)', async () => {
+    const r = rig({ pool_idle_timeout: '60s', max_connection_age: '0' })
+    r.pool.start()
+    const a = r.pool.addresses.get('127.0.2.1')!
+    const c = await r.pool.acquire(a)
+    await exchangeOnce(c.connection, said(2))
+    const again = r.pool.takeIdle(a)!
+    await exchangeOnce(again.connection)
+    r.clock.t += 30_000
+    expect(r.pool.takeIdle(a)?.connection).toBe(c.connection)
+  })
+})
+
 describe('waitForRescue', () => {
   test('resolves when DNS adds an address, not before', async () => {
     const r = rig({}, { addresses: [A] })
