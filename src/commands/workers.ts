@@ -7,7 +7,6 @@
  * the configured admin address for all workers (observe/workers-admin.ts); each worker's own
  * admin listens on a loopback port of its choosing, which it reports over the IPC channel.
  */
-import { PageTrimmer } from '../runtime/page-trim.ts'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import type { HostPort, ResolvedAdmin } from '../config/schema.ts'
@@ -21,6 +20,7 @@ import { hostPort } from '../lib/net.ts'
 import { exposedAdminWarning } from '../proxy/observe/admin.ts'
 import { WorkersAdmin, type WorkerSlot } from '../proxy/observe/workers-admin.ts'
 import { isDeno } from '../runtime/detect.ts'
+import { PageTrimmer } from '../runtime/page-trim.ts'
 
 /** Set in a worker's environment to its index; its absence marks the supervisor. */
 export const WORKER_ENV = 'PROXY_WORKER'
