@@ -235,9 +235,10 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     if (first instanceof Promise) return this.settle(first)
     this.first = first
     this.attemptOn(first, 0)
-    const idle = pool.takeIdleConnection(first)
+    const probe = !replayable(this.outgoing)
+    const idle = pool.takeIdleConnection(first, probe)
     if (idle) this.sendOn(idle, true, undefined)
-    else pool.acquire(first).then((a) => this.sendOn(a.connection, a.reused, a.connectMs), (err) => this.firstEnded(err))
+    else pool.acquire(first, false, probe).then((a) => this.sendOn(a.connection, a.reused, a.connectMs), (err) => this.firstEnded(err))
   }
 
   private sendOn(connection: Http1Connection, reused: boolean, connectMs: number | undefined): void {
@@ -283,8 +284,9 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   /** One attempt of the loop (after a failure) on `state`: an idle pooled connection, or a new one (always, when `fresh`). */
   run(state: AddressState, index: number, fresh = false): Promise<IncomingResponse> {
     this.attemptOn(state, index)
-    const idle = fresh ? undefined : this.pool.takeIdle(state)
-    return idle ? this.exchange(idle) : this.pool.acquire(state, fresh).then((a) => this.exchange(a))
+    const probe = !replayable(this.outgoing)
+    const idle = fresh ? undefined : this.pool.takeIdle(state, probe)
+    return idle ? this.exchange(idle) : this.pool.acquire(state, fresh, probe).then((a) => this.exchange(a))
   }
 
   /** A connection that closed before any answer (a stale keep-alive one, or an upstream going away). */
@@ -400,6 +402,15 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
  * ("A proxy MUST NOT automatically retry non-idempotent requests", §9.2.2): the upstream may have
  * acted on it before its connection went away. nginx does the same (`non_idempotent` is off).
  */
+/**
+ * Whether a reset before any answer could be retried: an idempotent method, and a body held whole
+ * or none. A request that could not is sent on a pooled connection only after the kernel is asked
+ * whether its upstream has closed it already (pool.ts, runtime/socket-poll.ts).
+ */
+function replayable(req: OutgoingRequest): boolean {
+  return IDEMPOTENT.has(req.method) && !(req.body instanceof ReadableStream)
+}
+
 function canRetry(req: OutgoingRequest, err: RequestFailure): boolean {
   if (err.code !== 'RESET_BEFORE_RESPONSE') return false
   if (req.body instanceof ReadableStream) return false

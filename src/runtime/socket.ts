@@ -8,6 +8,7 @@ import { holdClocks, releaseClocks } from '../lib/clock.ts'
 import { connectFailure, DialError } from './dial-errors.ts'
 import { isBun } from './detect.ts'
 import { ReadSizer } from './receive-buffer.ts'
+import { peerHasNews } from './socket-poll.ts'
 import type { TlsSessionCache } from './tls-sessions.ts'
 import { WriteQueue } from './write-queue.ts'
 
@@ -65,6 +66,8 @@ export interface Conn {
   end(): void
   /** Closes at once (RST where supported). */
   destroy(): void
+  /** The kernel holds a FIN, a reset or bytes from the peer that no handler has heard yet (socket-poll.ts; false where unknown). */
+  peerHasNews?(): boolean
   tlsInfo(): { version: string | undefined; alpn: string | undefined; cipher: string | undefined } | undefined
 }
 
@@ -112,6 +115,10 @@ class BunConn implements Conn {
 
   wrote(whole: boolean, bytes: number): void {
     this.sizer.wrote(whole, bytes)
+  }
+
+  peerHasNews(): boolean {
+    return peerHasNews(this.socket)
   }
 
   write(data: Uint8Array | string): boolean {

@@ -165,14 +165,18 @@ export class UpstreamPool {
    * The fast path: an idle pooled connection to `state`, taken synchronously, or undefined
    * (then call acquire). Counts the request as in flight when it returns one.
    */
-  takeIdle(state: AddressState): AcquiredConnection | undefined {
-    const c = this.takeIdleConnection(state)
+  takeIdle(state: AddressState, probe = false): AcquiredConnection | undefined {
+    const c = this.takeIdleConnection(state, probe)
     return c && { connection: c, reused: true, connectMs: undefined }
   }
 
-  /** takeIdle's connection itself (the first attempt's path: nothing made for it). */
-  takeIdleConnection(state: AddressState): Http1Connection | undefined {
-    const c = this.popUsableIdle(state)
+  /**
+   * takeIdle's connection itself (the first attempt's path: nothing made for it). With `probe`
+   * (a request that may not be replayed), one whose upstream has closed it, as far as the kernel
+   * knows, is not taken (socket-poll.ts): its close handler has not run yet.
+   */
+  takeIdleConnection(state: AddressState, probe = false): Http1Connection | undefined {
+    const c = this.popUsableIdle(state, probe)
     if (!c) return undefined
     state.inFlight++
     state.requests++
@@ -180,12 +184,12 @@ export class UpstreamPool {
   }
 
   /** Pops the newest idle connection still open and young enough; closes stale ones on the way. */
-  private popUsableIdle(state: AddressState): Http1Connection | undefined {
+  private popUsableIdle(state: AddressState, probe: boolean): Http1Connection | undefined {
     const maxAge = this.upstream.maxConnectionAgeMs
     const now = this.clock.monoMs()
     while (state.idle.length > 0) {
       const c = state.idle.pop()!
-      if (!c.closed && (maxAge === 0 || now - c.conn.createdAtMonoMs < maxAge) && now - c.idleSinceMonoMs < c.idleLimitMs(this.upstream.poolIdleTimeoutMs)) return c
+      if (!c.closed && (maxAge === 0 || now - c.conn.createdAtMonoMs < maxAge) && now - c.idleSinceMonoMs < c.idleLimitMs(this.upstream.poolIdleTimeoutMs) && !(probe && c.conn.peerHasNews?.())) return c
       c.destroy()
       state.open--
     }
@@ -193,13 +197,13 @@ export class UpstreamPool {
   }
 
   /** Gets a connection to `state`: an idle one, or a new one (always, when `fresh`). Counts the request as in flight. */
-  async acquire(state: AddressState, fresh = false): Promise<AcquiredConnection> {
+  async acquire(state: AddressState, fresh = false, probe = false): Promise<AcquiredConnection> {
     state.inFlight++
     state.requests++
     try {
       const max = this.upstream.maxConnsPerAddress
       for (;;) {
-        const idle = fresh ? undefined : this.popUsableIdle(state)
+        const idle = fresh ? undefined : this.popUsableIdle(state, probe)
         if (idle) return { connection: idle, reused: true, connectMs: undefined }
         if (max === 0 || state.open < max) break
         // At the per-address limit: wait for a connection handed over by a finished exchange,

@@ -46,6 +46,11 @@ class FakeConn implements Conn {
     this.destroyed = true
     this.peerClose()
   }
+  /** What the kernel would say of the peer before the close handler runs (socket-poll.ts). */
+  news = false
+  peerHasNews(): boolean {
+    return this.news
+  }
   /** The other side closed the connection. */
   peerClose(): void {
     if (this.closed) return
@@ -602,6 +607,37 @@ describe("the upstream's Keep-Alive timeout", () => {
     await exchangeOnce(again.connection)
     r.clock.t += 30_000
     expect(r.pool.takeIdle(a)?.connection).toBe(c.connection)
+  })
+})
+
+describe('probe (a request that may not be replayed)', () => {
+  test('an idle connection whose peer has news (a FIN the close handler has not seen) is closed, not taken; without probe it is taken', async () => {
+    const r = rig({ max_connection_age: '0' })
+    r.pool.start()
+    const a = r.pool.addresses.get('127.0.2.1')!
+    const c1 = await r.pool.acquire(a)
+    const c2 = await r.pool.acquire(a)
+    await exchangeOnce(c1.connection)
+    await exchangeOnce(c2.connection)
+    r.conns[1]!.news = true // the newest idle one, popped first
+    expect(r.pool.takeIdle(a, true)?.connection).toBe(c1.connection)
+    expect(r.conns[1]!.destroyed).toBe(true)
+    expect(a.open).toBe(1)
+    await exchangeOnce(c1.connection)
+    r.conns[0]!.news = true
+    expect(r.pool.takeIdle(a)?.connection).toBe(c1.connection)
+  })
+
+  test('acquire with probe dials a new connection when the only idle one has news', async () => {
+    const r = rig({ max_connection_age: '0' })
+    r.pool.start()
+    const a = r.pool.addresses.get('127.0.2.1')!
+    await exchangeOnce((await r.pool.acquire(a)).connection)
+    r.conns[0]!.news = true
+    const next = await r.pool.acquire(a, false, true)
+    expect(next.reused).toBe(false)
+    expect(r.dials.length).toBe(2)
+    expect(r.conns[0]!.destroyed).toBe(true)
   })
 })
 
