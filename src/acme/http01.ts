@@ -14,6 +14,7 @@ import type { HostPort } from '../config/schema.ts'
 import { ProxyError } from '../lib/errors.ts'
 import { listenFailureReason } from '../lib/listen-error.ts'
 import { hostPort } from '../lib/net.ts'
+import { httpDateNow } from '../lib/clock.ts'
 import type { LogFn } from '../lib/logger.ts'
 import type { ChallengeStore } from './order.ts'
 import type { StateStore } from './store.ts'
@@ -122,13 +123,13 @@ export class Http01Server {
         return plain(404, 'no such challenge\n')
       }
       this.opts.log?.('info', 'acme: http-01 challenge answered', { token, ...(head ? { method: 'HEAD' } : {}) })
-      const headers = { 'content-type': 'application/octet-stream', 'content-length': String(Buffer.byteLength(keyAuth)) }
+      const headers = { 'content-type': 'application/octet-stream', 'content-length': String(Buffer.byteLength(keyAuth)), date: httpDateNow() }
       return new Response(head ? null : keyAuth, { headers })
     }
     const name = redirectName(req.headers.get('host'), this.opts.defaultHost)
     if (name === undefined) return plain(400, 'a valid Host header is needed to redirect to https\n')
     const port = this.opts.httpsPort === 443 ? '' : `:${this.opts.httpsPort}`
-    return new Response(null, { status: 308, headers: { location: `https://${name}${port}${target}` } })
+    return new Response(null, { status: 308, headers: { location: `https://${name}${port}${target}`, date: httpDateNow() } })
   }
 
   private logUnknownToken(token: string): void {
@@ -149,7 +150,8 @@ export class Http01Server {
 }
 
 function plain(status: number, body: string, headers: Record<string, string> = {}): Response {
-  return new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8', ...headers } })
+  // Date on every answer (RFC 9110 §6.6.1): Bun.serve adds one to GET answers but not to HEAD ones.
+  return new Response(body, { status, headers: { 'content-type': 'text/plain; charset=utf-8', date: httpDateNow(), ...headers } })
 }
 
 /**

@@ -93,6 +93,10 @@ describe('HTTP-01 responder', () => {
       expect(head).toMatch(/\r\ncontent-length: 17\r\n/i)
       expect(head).toMatch(/\r\ncontent-type: application\/octet-stream\r\n/i)
       expect(head).toEndWith('\r\n\r\n')
+      // One Date on each, HEAD too (RFC 9110 §6.6.1; Bun.serve adds it to GET answers only).
+      const redirect = await raw(live.port, 'HEAD /page HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n')
+      expect(redirect).toStartWith('HTTP/1.1 308 ')
+      for (const answer of [got, head, redirect, await ask('HEAD', 'tok-unknown'), await ask('GET', 'tok-unknown')]) expect(answer.match(/\r\ndate: [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT\r\n/gi)).toHaveLength(1)
       // The handler itself gives no body for HEAD (not only Bun's writer dropping it).
       const direct = server(443).answer(new Request('http://a.test/.well-known/acme-challenge/tok-methods', { method: 'HEAD' }))
       expect([direct.status, direct.body, direct.headers.get('content-length')]).toEqual([200, null, '17'])
