@@ -3,7 +3,8 @@
  * bytes arrived (request line, header lines, body), so a test can see whether a proxy kept the
  * target byte for byte, which a Bun.serve origin cannot show (it normalises the URL). It answers
  * "<method> <target>" with a Content-Length, decodes Content-Length and chunked bodies, and
- * accepts a WebSocket upgrade (RFC 6455 §4.2.2), then records every byte of the tunnel.
+ * accepts a WebSocket upgrade (RFC 6455 §4.2.2), then records every byte of the tunnel. A test
+ * may answer (or not) itself (`start(answer)`), and reach each connection it accepted, in order.
  * Loopback only; close() ends the server and every connection.
  */
 import { createHash } from 'node:crypto'
@@ -20,22 +21,27 @@ export interface RawRequest {
   tunnel: string
 }
 
+/** A test's own answer to a request (instead of "<method> <target>"): it writes to `socket`, or ends it, or does nothing. */
+export type RawAnswer = (req: RawRequest, socket: Socket) => void
+
 export class RawOrigin {
   readonly requests: RawRequest[] = []
+  /** Every connection accepted, in order (closed ones too). */
+  readonly accepted: Socket[] = []
   private readonly server: Server
   private readonly sockets = new Set<Socket>()
 
-  private constructor(readonly port: number, server: Server) {
+  private constructor(readonly port: number, server: Server, private readonly answer: RawAnswer | undefined) {
     this.server = server
   }
 
-  static start(): Promise<RawOrigin> {
+  static start(answer?: RawAnswer): Promise<RawOrigin> {
     return new Promise((resolve, reject) => {
       let origin: RawOrigin
       const server = createServer((s) => origin.serve(s))
       server.once('error', reject)
       server.listen(0, '127.0.0.1', () => {
-        origin = new RawOrigin((server.address() as { port: number }).port, server)
+        origin = new RawOrigin((server.address() as { port: number }).port, server, answer)
         resolve(origin)
       })
     })
@@ -53,6 +59,7 @@ export class RawOrigin {
   }
 
   private serve(s: Socket): void {
+    this.accepted.push(s)
     this.sockets.add(s)
     s.on('close', () => this.sockets.delete(s))
     s.on('error', () => {})
@@ -94,6 +101,10 @@ export class RawOrigin {
           req.tunnel = buf
           buf = ''
           return
+        }
+        if (this.answer) {
+          this.answer(req, s)
+          continue
         }
         const body = `${method} ${target}`
         s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${Buffer.byteLength(body, 'latin1')}\r\n\r\n${body}`, 'latin1')
