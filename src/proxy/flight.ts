@@ -394,15 +394,6 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
 }
 
 /**
- * Retry after a failed exchange only when the request can be replayed without harm
- * (RFC 9110 §9.2.2): the upstream closed before any response byte, nothing of a streamed body
- * was consumed, and the method is idempotent, or nothing of the request was written (a pooled
- * connection found closed as it was taken: phase `request` with a body held whole or none). A
- * non-idempotent request that reached the upstream is never replayed, reused connection or not
- * ("A proxy MUST NOT automatically retry non-idempotent requests", §9.2.2): the upstream may have
- * acted on it before its connection went away. nginx does the same (`non_idempotent` is off).
- */
-/**
  * Whether a reset before any answer could be retried: an idempotent method, and a body held whole
  * or none. A request that could not is sent on a pooled connection only after the kernel is asked
  * whether its upstream has closed it already (pool.ts, runtime/socket-poll.ts).
@@ -411,6 +402,15 @@ function replayable(req: OutgoingRequest): boolean {
   return IDEMPOTENT.has(req.method) && !(req.body instanceof ReadableStream)
 }
 
+/**
+ * Retry after a failed exchange only when the request can be replayed without harm
+ * (RFC 9110 §9.2.2): the upstream closed before any response byte, nothing of a streamed body
+ * was consumed, and the method is idempotent, or nothing of the request was written (a pooled
+ * connection found closed as it was taken: phase `request` with a body held whole or none). A
+ * non-idempotent request that reached the upstream is never replayed, reused connection or not
+ * ("A proxy MUST NOT automatically retry non-idempotent requests", §9.2.2): the upstream may have
+ * acted on it before its connection went away. nginx does the same (`non_idempotent` is off).
+ */
 function canRetry(req: OutgoingRequest, err: RequestFailure): boolean {
   if (err.code !== 'RESET_BEFORE_RESPONSE') return false
   if (req.body instanceof ReadableStream) return false

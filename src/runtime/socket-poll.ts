@@ -25,7 +25,8 @@ const pollEvents = new Int16Array(pollFd.buffer)
 export function peerHasNews(socket: object): boolean {
   const fd = (socket as { fd?: unknown }).fd
   if (typeof fd !== 'number' || fd < 0) return false
-  if (poll === undefined) poll = process.platform === 'linux' ? libcFunction<Poll>('poll', ['ptr', 'u64', 'i32'], 'i32') : null
+  // libcFunction is null off Linux and off Bun.
+  if (poll === undefined) poll = libcFunction<Poll>('poll', ['ptr', 'u64', 'i32'], 'i32')
   if (!poll) return false
   pollFd[0] = fd
   pollEvents[2] = POLLIN | POLLRDHUP
