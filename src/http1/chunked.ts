@@ -5,6 +5,8 @@
  * no I/O, so it is table-tested directly.
  */
 
+import { TCHAR } from './chars.ts'
+
 const enum State {
   Size,
   SizeLineEnd,
@@ -43,6 +45,8 @@ export class ChunkedDecoder {
   private remaining = 0
   private trailerLineBytes = 0
   private trailerCr = false
+  /** Whether the trailer line being read is still in its field name (no colon yet). */
+  private trailerInName = true
   /** Bytes of the trailer section read so far (its line ends too), and its field lines. */
   private trailerBytes = 0
   private trailerLines = 0
@@ -104,6 +108,7 @@ export class ChunkedDecoder {
           if (this.size === 0) {
             this.state = State.Trailer
             this.trailerLineBytes = 0
+            this.trailerInName = true
           } else {
             this.remaining = this.size
             this.state = State.Data
@@ -133,17 +138,21 @@ export class ChunkedDecoder {
           break
         case State.Trailer: {
           // Trailer section: field lines until an empty line, each ended by CRLF (RFC 9112 §7.1.2).
-          // Dropped (we do not forward trailers), but read strictly: a bare CR or LF, obs-fold or a
-          // control character could end the message at a different byte in another parser.
+          // Dropped (we do not forward trailers), but read strictly, as a head's field lines are
+          // (RFC 9112 §5): a bare CR or LF, obs-fold, a control character, a line without a colon
+          // ("GET /x HTTP/1.1", "0"), a name that is not a token or whitespace before the colon
+          // could end the message at a different byte in another parser (HAProxy refuses them too).
           const c = input[i]!
           i++
           if (++this.trailerBytes > this.maxTrailerBytes) throw new ChunkedDecodeError(`trailer section larger than ${this.maxTrailerBytes} bytes`)
           if (c === 0x0a) {
             if (!this.trailerCr) throw new ChunkedDecodeError('bare LF in trailer section')
             if (this.trailerLineBytes === 0) this.state = State.Done
+            else if (this.trailerInName) throw new ChunkedDecodeError('trailer line without a colon (RFC 9112 §5: field-name ":" field-value)')
             else if (++this.trailerLines > MAX_TRAILER_LINES) throw new ChunkedDecodeError(`more than ${MAX_TRAILER_LINES} trailer field lines`)
             this.trailerLineBytes = 0
             this.trailerCr = false
+            this.trailerInName = true
           } else if (this.trailerCr) {
             throw new ChunkedDecodeError('bare CR in trailer section')
           } else if (c === 0x0d) {
@@ -151,6 +160,14 @@ export class ChunkedDecoder {
           } else {
             if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw new ChunkedDecodeError('control character in trailer section')
             if (this.trailerLineBytes === 0 && (c === 0x20 || c === 0x09)) throw new ChunkedDecodeError('obsolete line folding in trailer section')
+            if (this.trailerInName) {
+              if (c === 0x3a) {
+                if (this.trailerLineBytes === 0) throw new ChunkedDecodeError('empty field name in trailer section')
+                this.trailerInName = false
+              } else if (c > 0x7f || TCHAR[c] === 0) {
+                throw new ChunkedDecodeError('invalid field name in trailer section (a token, and no whitespace before the colon: RFC 9112 §5.1)')
+              }
+            }
             if (++this.trailerLineBytes > MAX_LINE_BYTES * 4) throw new ChunkedDecodeError('trailer too large')
           }
           break

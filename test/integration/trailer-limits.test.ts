@@ -146,3 +146,59 @@ test('an answer whose trailer section is refused within the read that brought it
   expect(await waitFor(() => c.closed(), 3000)).toBe(true)
   expect(c.got()).toMatch(/^HTTP\/1\.1 502 /)
 })
+
+/**
+ * Trailer lines are field lines (RFC 9112 §5, §7.1.2). A section line with no colon, a name that is
+ * not a token, or whitespace before the colon ends the message at another byte for a parser that
+ * reads it otherwise: "0" or a request line there is the smuggler's. Refused like a bad head
+ * field (HAProxy does the same), never dropped and passed over.
+ */
+test.each([
+  ['a line without a colon', 'X y\r\n'],
+  ['a request line and its Host', 'GET /hidden HTTP/1.1\r\nHost: a\r\n'],
+  ['whitespace before the colon', 'X : y\r\n'],
+  ['an empty name', ': y\r\n'],
+  ['a name that is not a token', 'X(y): z\r\n'],
+  ['a second last chunk', '0\r\n'],
+])('a chunked request whose trailer section holds %s: 400, and neither it nor what follows reaches the upstream', async (_what, trailer) => {
+  const origin = countingOrigin()
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  const c = rawClient(h, proxy.port)
+  c.s.write(`POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n0\r\n${trailer}\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n`)
+  expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+  expect(c.got()).toMatch(/^HTTP\/1\.1 400 /)
+  expect(c.got().match(/HTTP\/1\.1 /g)).toHaveLength(1)
+  expect(origin.seen.reached).toBe(0)
+})
+
+test('a well-formed trailer section still goes through, and the request pipelined after it too', async () => {
+  const origin = countingOrigin()
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  const c = rawClient(h, proxy.port)
+  c.s.write('POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n0\r\nX-Sum:1\r\nx-b: c: d\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+  expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+  expect(c.got().match(/HTTP\/1\.1 200 /g)).toHaveLength(2)
+  expect(origin.seen).toEqual({ reached: 2, complete: 2, aborted: 0 })
+})
+
+test('an upstream answer whose trailer line has no colon: 502, and the connection is not reused', async () => {
+  let connections = 0
+  const server = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open: () => void connections++,
+      data: (s) => void s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nHTTP/1.1 200 OK\r\n\r\n'),
+    },
+  })
+  h.track(() => server.stop(true))
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${server.port}`, retries: '0' } })
+  const c = rawClient(h, proxy.port)
+  c.s.write('GET /a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+  expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+  expect(c.got()).toMatch(/^HTTP\/1\.1 502 /)
+  const d = rawClient(h, proxy.port)
+  d.s.write('GET /b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+  expect(await waitFor(() => d.closed(), 3000)).toBe(true)
+  expect(connections).toBe(2)
+})

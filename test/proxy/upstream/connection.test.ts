@@ -61,8 +61,26 @@ describe('ChunkedDecoder', () => {
     ['0\r\nx: 1\n\r\n'],
     ['0\r\nx: 1\rX\r\n\r\n'],
     ['0\r\nx: \x01\r\n\r\n'],
+    // Trailer lines are field lines (RFC 9112 §5): a token name, then a colon, nothing between.
+    ['0\r\nX y\r\n\r\n'],
+    ['0\r\nX : y\r\n\r\n'],
+    ['0\r\nX\t: y\r\n\r\n'],
+    ['0\r\n: y\r\n\r\n'],
+    ['0\r\nX(y): z\r\n\r\n'],
+    ['0\r\nX\x80: y\r\n\r\n'],
+    ['0\r\n0\r\n\r\n'],
+    ['0\r\n5\r\nabcde\r\n\r\n'],
+    ['0\r\nGET /hidden HTTP/1.1\r\nHost: a\r\n\r\n'],
+    ['0\r\nx: 1\r\nno-colon\r\n\r\n'],
   ])('rejects %p', (input) => {
     expect(() => new ChunkedDecoder().feed(Uint8Array.from(input, (c) => c.charCodeAt(0)), () => {})).toThrow(ChunkedDecodeError)
+  })
+
+  test.each([['x-t: 1'], ['X-Checksum:abc'], ["!#$%&'*+-.^_`|~09az:  v \x80\xff"], ['x:'], ['x: a: b c']])('accepts the trailer line %p', (line) => {
+    const d = new ChunkedDecoder()
+    const input = `1\r\na\r\n0\r\n${line}\r\n\r\n`
+    expect(d.feed(Uint8Array.from(input, (c) => c.charCodeAt(0)), () => {})).toBe(input.length)
+    expect(d.done).toBe(true)
   })
 
   test.each([['5 \r\n'], ['5 ; a = b\r\n'], ['5;a="x \\" \xa0y";b\r\n'], ['5\t;a=b\t\r\n'], ['0000000000000000005\r\n'], ['00005;a=b\r\n']])('accepts the size line %p', (line) => {
