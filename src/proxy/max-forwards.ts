@@ -11,6 +11,9 @@ import type { HeaderReader, ProxyReply, ProxyRequest } from './message.ts'
 /** What to do with a TRACE or OPTIONS request: answer it here, or forward it with these fields. */
 export type MaxForwardsStep = { answer: ProxyReply } | { headers: HeaderReader } | undefined
 
+/** The largest Max-Forwards this proxy counts down exactly (§7.6.2 lets a recipient cap it). */
+export const MAX_FORWARDS_SUPPORTED = Number.MAX_SAFE_INTEGER
+
 /** Fields a TRACE answer never echoes (§9.3.8: "likely to contain sensitive data"). */
 const NOT_ECHOED = new Set(['cookie', 'authorization', 'proxy-authorization'])
 
@@ -19,9 +22,13 @@ export function maxForwardsStep(req: ProxyRequest, requestId: string): MaxForwar
   const method = req.method
   if (method !== 'OPTIONS' && method !== 'TRACE') return undefined
   const value = req.headers.get('max-forwards')
-  // 1*DIGIT (§7.6.2); anything else is not a count this proxy can update: it goes on as it came.
-  if (value === null || !/^[0-9]{1,15}$/.test(value)) return undefined
+  // 1*DIGIT (§7.6.2), of any length; anything else is not a count this proxy can update: it goes
+  // on as it came (the RFC says nothing of invalid values; nginx and HAProxy pass them on too).
+  if (value === null || !/^[0-9]+$/.test(value)) return undefined
   const left = Number(value)
+  // "the lesser of the received value decremented by one or the recipient's maximum supported
+  // value": past 2^53 - 1 a digit string is not an exact number here, so that is the maximum.
+  if (left > MAX_FORWARDS_SUPPORTED) return { headers: replacing(req.headers, String(MAX_FORWARDS_SUPPORTED)) }
   if (left > 0) return { headers: replacing(req.headers, String(left - 1)) }
   return { answer: method === 'TRACE' ? traceAnswer(req, requestId) : optionsAnswer(requestId) }
 }

@@ -125,7 +125,19 @@ test('TRACE and OPTIONS with Max-Forwards above 0 go on with the value less one;
   await raw(url, 'OPTIONS /o HTTP/1.1\r\nHost: a\r\nMax-Forwards: 5\r\nConnection: close\r\n\r\n')
   await raw(url, 'TRACE /t HTTP/1.1\r\nHost: a\r\nUser-Agent: u\r\nAccept: */*\r\nMax-Forwards: 1\r\nX-A: 1\r\nConnection: close\r\n\r\n')
   await raw(url, 'GET /g HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nConnection: close\r\n\r\n')
-  expect(origin.requests.map((r) => `${r.method} ${origin.header(r, 'max-forwards')}`)).toEqual(['OPTIONS 4', 'TRACE 0', 'GET 0'])
+  // Longer than 2^53 - 1 (exact numbers end there): the proxy's maximum goes on (§7.6.2: "the
+  // lesser of ... decremented by one or the recipient's maximum supported value"), never the value as it came.
+  await raw(url, 'TRACE /big HTTP/1.1\r\nHost: a\r\nMax-Forwards: 99999999999999999999999\r\nConnection: close\r\n\r\n')
+  await raw(url, 'OPTIONS /big HTTP/1.1\r\nHost: a\r\nMax-Forwards: 9007199254740993\r\nConnection: close\r\n\r\n')
+  await raw(url, 'OPTIONS /edge HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0009007199254740991\r\nConnection: close\r\n\r\n')
+  expect(origin.requests.map((r) => `${r.method} ${origin.header(r, 'max-forwards')}`)).toEqual([
+    'OPTIONS 4',
+    'TRACE 0',
+    'GET 0',
+    'TRACE 9007199254740991',
+    'OPTIONS 9007199254740991',
+    'OPTIONS 9007199254740990',
+  ])
   for (const r of origin.requests) expect(r.headers.filter((l) => l.toLowerCase().startsWith('max-forwards:'))).toHaveLength(1)
 })
 
