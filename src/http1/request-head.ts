@@ -137,8 +137,9 @@ export function parseRequestHeadBytes(b: Buffer, end: number, strings?: Repeated
   const method = knownMethod(b, start, methodEnd) ?? b.toString('latin1', start, methodEnd)
   let target = strings ? strings.latin1(b, targetStart, targetEnd, 0) : b.toString('latin1', targetStart, targetEnd)
   if (major !== 0x31) throw new RequestHeadError('VERSION_NOT_SUPPORTED', `HTTP/${major - 0x30}.${minorCh - 0x30} is not supported; use HTTP/1.1`)
-  if (minorCh !== 0x30 && minorCh !== 0x31) throw new RequestHeadError('VERSION_NOT_SUPPORTED', `HTTP/1.${minorCh - 0x30} is not supported; use HTTP/1.1`)
-  const minor = minorCh === 0x31 ? 1 : 0
+  // HTTP/1.2 to 1.9 are read as HTTP/1.1, the highest minor version this parser implements
+  // (RFC 9110 §2.5: a recipient SHOULD; nginx and HAProxy do too). The answer says HTTP/1.1.
+  const minor = minorCh === 0x30 ? 0 : 1
   if (method === 'CONNECT') throw new RequestHeadError('METHOD_NOT_ALLOWED', 'CONNECT is not supported: this is not an open proxy')
 
   const names: string[] = []

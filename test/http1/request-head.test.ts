@@ -61,7 +61,8 @@ describe('refused', () => {
     ['two spaces in the request line', head('GET  / HTTP/1.1', 'Host: a'), 400],
     ['a lower-case version', head('GET / http/1.1', 'Host: a'), 400],
     ['HTTP/2.0 on an HTTP/1 connection', head('GET / HTTP/2.0', 'Host: a'), 505],
-    ['HTTP/1.2', head('GET / HTTP/1.2', 'Host: a'), 505],
+    ['HTTP/1.2 without Host (read as HTTP/1.1, which needs one)', head('GET / HTTP/1.2'), 400],
+    ['HTTP/3.0', head('GET / HTTP/3.0', 'Host: a'), 505],
     ['a method with a space', head('GE T / HTTP/1.1', 'Host: a'), 400],
     ['too many header lines', head('GET / HTTP/1.1', 'Host: a', ...Array.from({ length: MAX_HEADER_COUNT }, (_, i) => `X-${i}: v`)), 431],
   ]
@@ -117,6 +118,15 @@ describe('accepted', () => {
     const seen: string[] = []
     h.forEach((v, n) => seen.push(`${n}=${v}`))
     expect(seen).toEqual(['host=a.example:8080', 'x-multi=1', 'x-multi=2'])
+  })
+
+  test('HTTP/1.2 to 1.9 are read as HTTP/1.1 (RFC 9110 §2.5): keep-alive, Host needed, a chunked body allowed', () => {
+    for (const minor of [2, 5, 9]) {
+      const r = parseRequestHead(head(`POST /x HTTP/1.${minor}`, 'Host: a', 'Transfer-Encoding: chunked'))
+      expect(r.minor).toBe(1)
+      expect(r.keepAlive).toBe(true)
+      expect(r.body).toEqual({ kind: 'chunked' })
+    }
   })
 
   test('a backslash in the query (browsers send it there as typed)', () => {

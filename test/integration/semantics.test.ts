@@ -97,6 +97,16 @@ async function rawOrigin(): Promise<RawOrigin> {
   return origin
 }
 
+test('a request in HTTP/1.2 is served as HTTP/1.1 (RFC 9110 §2.5), and HTTP/3.0 on this framing is a 505', async () => {
+  const origin = await rawOrigin()
+  const { url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  const got = await raw(url, 'GET /minor HTTP/1.2\r\nHost: a\r\nConnection: close\r\n\r\n')
+  expect(got).toMatch(/^HTTP\/1\.1 200 /)
+  expect(origin.requests.map((r) => `${r.method} ${r.target} ${r.version}`)).toEqual(['GET /minor HTTP/1.1'])
+  expect(await raw(url, 'GET /major HTTP/3.0\r\nHost: a\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 505 /)
+  expect(origin.requests).toHaveLength(1)
+})
+
 test('TRACE and OPTIONS with Max-Forwards: 0 are answered by the proxy, never forwarded (RFC 9110 §7.6.2)', async () => {
   const origin = await rawOrigin()
   const { url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
