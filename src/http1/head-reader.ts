@@ -21,6 +21,8 @@ export class HeadReader {
   private scanned = 0
   /** Leading bytes known to hold no line ended by a bare LF before the empty line (bareLfEnd). */
   private lfScanned = 0
+  /** Leading bytes known to hold no CRLF (newFirstLineEnd); -1 once the first line's end was told. */
+  private lineScanned = 0
 
   /** Bytes held, not yet consumed. */
   get size(): number {
@@ -39,6 +41,7 @@ export class HeadReader {
       this.owned = false
       this.scanned = 0
       this.lfScanned = 0
+      this.lineScanned = 0
       return
     }
     const need = this.accLen + chunk.length
@@ -95,6 +98,24 @@ export class HeadReader {
     return false
   }
 
+  /**
+   * Where the first line's CRLF is, the first time it is held; -1 before, and after it was told
+   * once: a caller looks at a request line as soon as it is whole, once, not when the head is.
+   * Only the bytes that arrived since the last call are scanned.
+   */
+  newFirstLineEnd(): number {
+    const b = this.acc
+    if (this.lineScanned < 0 || b === null) return -1
+    for (let i = Math.max(1, this.lineScanned); i < this.accLen; i++) {
+      if (b[i] === 0x0a && b[i - 1] === 0x0d) {
+        this.lineScanned = -1
+        return i - 1
+      }
+    }
+    this.lineScanned = this.accLen
+    return -1
+  }
+
   /** The buffer whose first `size` bytes are the ones held (no view made), for a parser that reads in place. */
   get buffer(): Buffer {
     return this.acc ?? EMPTY
@@ -139,6 +160,7 @@ export class HeadReader {
     this.owned = false
     this.scanned = 0
     this.lfScanned = 0
+    this.lineScanned = 0
   }
 
   clear(): void {

@@ -85,8 +85,17 @@ export function unfinishedHeadError(held: HeadReader, end: number, maxBytes: num
       : new RequestHeadError('HEAD_TOO_LARGE', `request head larger than max_header_size (${maxBytes} bytes)`)
   }
   if (end < 0 && held.bareLfEnd()) return new RequestHeadError('BAD_REQUEST', 'request head lines end with a bare LF (they end with CRLF)')
+  if (end < 0) {
+    // A request line that is whole and wrong ("GET /x" with no version, HTTP/0.9's form) is
+    // refused now, not after the header timeout (RFC 9112 §3: SHOULD be 400).
+    const lineEnd = held.newFirstLineEnd()
+    if (lineEnd >= 0 && !REQUEST_LINE.test(held.bytes.toString('latin1', 0, lineEnd))) return new RequestHeadError('BAD_REQUEST', 'malformed request line')
+  }
   return undefined
 }
+
+/** method SP request-target SP HTTP-version (RFC 9112 §3), the version's digits checked later by the parser. */
+const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [\x21-\x7e]+ HTTP\/\d\.\d$/
 
 /**
  * The method and target of a head parseRequestHeadBytes refused, when its request line itself

@@ -62,4 +62,23 @@ describe('HeadReader', () => {
     }
     expect(r.bytes.toString('latin1', 0, end)).toBe('GET / HTTP/1.1\r\nHost: a')
   })
+
+  test.each([1, 2, 5, 100])('newFirstLineEnd tells where the first CRLF is once, when it arrives, in pieces of %i bytes', (step) => {
+    const text = 'GET /x\r\nHost: a\r\n'
+    const r = new HeadReader()
+    const told: [number, number][] = []
+    for (let at = 0; at < text.length; at += step) {
+      r.append(Buffer.from(text.slice(at, at + step), 'latin1'))
+      const end = r.newFirstLineEnd()
+      if (end >= 0) told.push([r.size, end])
+    }
+    expect(told).toHaveLength(1)
+    expect(told[0]![1]).toBe(6)
+    expect(told[0]![0]).toBeGreaterThanOrEqual(8)
+    // A new head (after consume) is looked at again.
+    r.consume(r.size)
+    r.append(Buffer.from('BAD\r\n', 'latin1'))
+    expect(r.newFirstLineEnd()).toBe(3)
+    expect(r.newFirstLineEnd()).toBe(-1)
+  })
 })

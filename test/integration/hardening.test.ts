@@ -95,6 +95,28 @@ test('a refused head is logged with its method and target when its request line 
   }
 })
 
+test('a whole request line without a version is refused 400 at once, not after the header timeout (RFC 9112 §3)', async () => {
+  let reached = 0
+  const origin = h.origin({ fetch: () => (reached++, new Response('ok')) })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { client_header_timeout: '60s' } })
+  for (const line of ['GET /x\r\n', 'GET\r\n', 'GET /x HTTP/1.1 extra\r\nHost: a\r\n']) {
+    const s = connect(proxy.port, '127.0.0.1')
+    h.track(() => void s.destroy())
+    let got = ''
+    let closed = false
+    s.on('data', (d) => (got += d.toString('latin1')))
+    s.on('close', () => (closed = true))
+    s.on('error', () => {})
+    s.write(line) // and nothing more: the head never ends
+    expect(await waitFor(() => closed, 5000)).toBe(true)
+    expect(got).toMatch(/^HTTP\/1\.1 400 /)
+  }
+  // A line that is right waits for the rest of its head, sent a byte at a time.
+  const reply = await sendRaw(proxy.port, 'GET /ok HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+  expect(reply).toMatch(/^HTTP\/1\.1 200 /)
+  expect(reached).toBe(1)
+})
+
 test('an HTTP/1.0 request without Host gets the upstream host name', async () => {
   let host = ''
   const origin = h.origin({ fetch: (req) => ((host = req.headers.get('host') ?? ''), new Response('ok')) })
