@@ -177,7 +177,8 @@ export class ServerSession implements StreamHost {
   // ---- frames in ----
 
   private frame(h: F.FrameHeader, p: Uint8Array): void {
-    if (!this.settingsSeen && h.type !== F.FrameType.SETTINGS) throw connectionError(H2Code.PROTOCOL_ERROR, 'first frame is not SETTINGS (RFC 9113 §3.4)')
+    // An ACK is no client preface: it carries none of the client's settings (§3.4, §6.5.3).
+    if (!this.settingsSeen && (h.type !== F.FrameType.SETTINGS || h.flags & F.Flag.ACK)) throw connectionError(H2Code.PROTOCOL_ERROR, 'first frame is not a SETTINGS without ACK (RFC 9113 §3.4)')
     if (this.block.open && h.type !== F.FrameType.CONTINUATION) throw connectionError(H2Code.PROTOCOL_ERROR, 'header block interrupted (RFC 9113 §6.10)')
     switch (h.type) {
       case F.FrameType.DATA:

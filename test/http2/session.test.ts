@@ -39,6 +39,13 @@ describe('connection start (RFC 9113 §3.4)', () => {
     await c.settle()
     expect(c.goaway()?.code).toBe(H2Code.PROTOCOL_ERROR)
   })
+  test('a SETTINGS ACK as the first frame is a PROTOCOL_ERROR: it is not the client preface\'s SETTINGS', async () => {
+    const c = new RawClient()
+    c.send(new TextEncoder().encode('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(FrameType.SETTINGS, Flag.ACK, 0), c.get(1))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.PROTOCOL_ERROR)
+    expect(c.requests).toHaveLength(0)
+  })
   test('a preface split across reads is accepted', async () => {
     const c = new RawClient()
     const pre = new TextEncoder().encode('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
