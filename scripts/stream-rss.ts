@@ -24,6 +24,16 @@ export function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0
 }
 
+/**
+ * A process's anonymous resident memory, bytes (RssAnon: heap, buffers, stacks): what it holds for
+ * its connections, without the executable's pages, which the proxy gives back after start-up and
+ * maps again as code runs (runtime/page-trim.ts), so that a total taken just after a trim is low.
+ */
+export function rssAnonBytes(pid: number): number {
+  const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) * 1024 : 0
+}
+
 const CHUNK = new Uint8Array(256 * 1024).fill(0x61)
 
 /** Starts an origin that serves `size` bytes on GET and counts bytes on POST. */
