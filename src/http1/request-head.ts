@@ -95,7 +95,7 @@ export function unfinishedHeadError(held: HeadReader, end: number, maxBytes: num
 }
 
 /** method SP request-target SP HTTP-version (RFC 9112 §3), the version's digits checked later by the parser. */
-const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [\x21-\x7e]+ HTTP\/\d\.\d$/
+const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/\d\.\d$/
 
 /**
  * The method and target of a head parseRequestHeadBytes refused, when its request line itself
@@ -105,7 +105,7 @@ const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [\x21-\x7e]+ HTTP\/\d\.\d$/
 export function requestLineOf(b: Buffer, end: number): { method: string; target: string } | undefined {
   let start = 0
   while (start + 1 < end && b[start] === 0x0d && b[start + 1] === 0x0a) start += 2
-  const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/\d\.\d$/.exec(b.toString('latin1', start, crlfAt(b, start, end)))
+  const m = REQUEST_LINE.exec(b.toString('latin1', start, crlfAt(b, start, end)))
   return m ? { method: m[1]!, target: m[2]! } : undefined
 }
 
