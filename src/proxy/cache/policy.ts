@@ -56,8 +56,9 @@ export function whyNotStorable(method: string, req: HeaderReader, reqDirectives:
   const cc = rd.cc
   // Only GET responses are stored; HEAD is answered from them (§4.3.5 is not used).
   if (method !== 'GET') return 'method'
-  // A final status; 206 and 304 are never stored as such (§3, §3.3 is not implemented).
-  if (status < 200 || status === 206 || status === 304 || REQUEST_ERROR_STATUSES.has(status)) return 'status'
+  // A final status; 206 and 304 are never stored as such (§3, §3.3 is not implemented). One past
+  // 599 is no status (RFC 9110 §15: invalid, to be read as a 5xx; libraries use 600-999 for their own errors).
+  if (status < 200 || status > 599 || status === 206 || status === 304 || REQUEST_ERROR_STATUSES.has(status)) return 'status'
   if (cc.has('must-understand')) {
     // §5.2.2.3: store only status codes the cache understands; then no-store is overridden.
     if (!UNDERSTOOD_STATUSES.has(status)) return 'status'

@@ -102,6 +102,10 @@ describe('storability (§3, §3.5)', () => {
     ['416 with public', 'GET', { range: 'bytes=50-60' }, 416, [['cache-control', 'public, max-age=60'], ['content-range', 'bytes */10']], 'status'],
     ['400 with must-understand', 'GET', {}, 400, [['cache-control', 'must-understand, no-store, max-age=60']], 'status'],
     ['404 with max-age is still stored', 'GET', {}, 404, [['cache-control', 'max-age=60']], undefined],
+    // Past 599 is no HTTP status (RFC 9110 §15), whatever its freshness: passed on, never stored.
+    ['600 with max-age', 'GET', {}, 600, [['cache-control', 'max-age=60']], 'status'],
+    ['999 with public', 'GET', {}, 999, [['cache-control', 'public, max-age=60']], 'status'],
+    ['599 with max-age is stored (a 5xx)', 'GET', {}, 599, [['cache-control', 'max-age=60']], undefined],
     ['206 never', 'GET', {}, 206, [['cache-control', 'max-age=60']], 'status'],
     ['304 never', 'GET', {}, 304, [['cache-control', 'max-age=60']], 'status'],
     ['must-understand overrides no-store for a known status', 'GET', {}, 200, [['cache-control', 'must-understand, no-store, max-age=60']], undefined],
