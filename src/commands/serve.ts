@@ -92,8 +92,10 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   proxyPort = proxy.port
   // A worker's own admin listens on a loopback port of its choosing and reports it: the
   // supervisor serves the configured address for all workers (workers-admin.ts).
+  /** The admin settings this process listens with: a worker's on its own loopback port (below). */
+  const workerAdmin = (a: ResolvedConfig['admin']) => (workerId !== undefined && a.listen ? { ...a, listen: WORKER_ADMIN_LISTEN } : a)
   const adminFor = (c: ResolvedConfig) => {
-    const a = new AdminServer(workerId !== undefined && c.admin.listen ? { ...c.admin, listen: WORKER_ADMIN_LISTEN } : c.admin, {
+    const a = new AdminServer(workerAdmin(c.admin), {
       proxy: () => proxy,
       metrics,
       startedAtMonoMs: performance.now(),
@@ -136,12 +138,20 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     const logChanged = JSON.stringify(proxy.config.log) !== JSON.stringify(next.log)
     if (!logChanged) accessLog.reopen()
     try {
-      const prev = proxy.config
-      await proxy.reload(next)
-      if (JSON.stringify(prev.admin) !== JSON.stringify(next.admin)) {
-        await admin.close()
-        admin = adminFor(next)
+      // A new admin address is listened on before anything is applied, so that one the proxy
+      // cannot have (in use, not local) fails the reload whole: nothing half-applied, the old
+      // admin listener kept. The same address with another token keeps its socket.
+      const movedAdmin = admin.listensAs(workerAdmin(next.admin)) ? undefined : adminFor(next)
+      try {
+        await proxy.reload(next)
+      } catch (err) {
+        await movedAdmin?.close()
+        throw err
       }
+      if (movedAdmin) {
+        await admin.close()
+        admin = movedAdmin
+      } else admin.retoken(workerAdmin(next.admin))
       if (logChanged) {
         const old = accessLog
         accessLog = createAccessLog(next.log, wlog, { stats: accessLogStats })

@@ -155,3 +155,55 @@ test('SIGHUP with an access_log that names a directory is a config refused: the 
   }
   expect(readFileSync(logFile, 'utf8')).toContain('"status":200')
 }, 30_000)
+
+/** A loopback port free a moment ago (a listener opened on port 0, then closed). */
+function freePort(): number {
+  const l = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  const port = l.port
+  l.stop(true)
+  return port
+}
+
+test('SIGHUP to an admin address in use fails whole: the old upstream and the old admin listener stay; a free one is then moved to', async () => {
+  const a = origin('A')
+  const b = origin('B')
+  const taken = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  servers.push({ stop: () => taken.stop(true) })
+  const dir = testDir('proxy-reload-admin-')
+  const file = join(dir, 'proxy.toml')
+  const write = (upstreamPort: number | undefined, adminPort: number) =>
+    writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[admin]\nlisten = "127.0.0.1:${adminPort}"\n[log]\naccess_log = "off"\n[upstream]\nurl = "http://127.0.0.1:${upstreamPort}"\n`)
+  const adminA = freePort()
+  write(a.port, adminA)
+  const proxy = await startProxyProcess(['serve', '--config', file], BIN)
+  const healthz = async (port: number) => {
+    try {
+      return (await fetch(`http://127.0.0.1:${port}/healthz`)).status
+    } catch {
+      return 'refused'
+    }
+  }
+  try {
+    let log = ''
+    proxy.child.stderr!.on('data', (d: Buffer) => (log += d.toString()))
+    expect(await healthz(adminA)).toBe(200)
+    write(b.port, taken.port)
+    proxy.child.kill('SIGHUP')
+    for (const until = Date.now() + 5000; Date.now() < until && !log.includes('reload failed'); ) await Bun.sleep(20)
+    expect(log).toContain('reload failed; still serving the previous config')
+    expect(log).toContain(`cannot listen on admin address 127.0.0.1:${taken.port}`)
+    // Nothing of the new config applied: the upstream is A's, the admin listener the old one.
+    expect(await (await fetch(proxy.url)).text()).toBe('A')
+    expect(await healthz(adminA)).toBe(200)
+    // A free address is then moved to, with the rest of the new config.
+    const adminB = freePort()
+    write(b.port, adminB)
+    proxy.child.kill('SIGHUP')
+    for (const until = Date.now() + 5000; Date.now() < until && !log.includes('reloaded'); ) await Bun.sleep(20)
+    expect(await (await fetch(proxy.url)).text()).toBe('B')
+    expect(await healthz(adminB)).toBe(200)
+    expect(await healthz(adminA)).toBe('refused')
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 30_000)

@@ -34,9 +34,19 @@ export class AdminServer {
   private listener: Listener | undefined
 
   constructor(
-    private readonly cfg: ResolvedAdmin,
+    private cfg: ResolvedAdmin,
     private readonly deps: AdminDeps,
   ) {}
+
+  /** Whether `next` listens where this does (its token may differ): then retoken() applies it, no socket changes. */
+  listensAs(next: ResolvedAdmin): boolean {
+    return JSON.stringify(this.cfg.listen) === JSON.stringify(next.listen)
+  }
+
+  /** A reload's admin settings for the same address (listensAs): the token, from the next request on. */
+  retoken(next: ResolvedAdmin): void {
+    this.cfg = next
+  }
 
   start(): this {
     this.listener = listenAdmin(this.cfg, (req) => this.handle(req))
