@@ -314,7 +314,9 @@ function locate(ctx: Ctx, keyPath: string): ConfigLocation {
   // Upstream flags set keys of the default upstream only: another upstream's bad value is the file's.
   const up = ctx.flagUpstream
   const flagKey = (up && keyPath.startsWith(`${up}.`) ? `upstream.${keyPath.slice(up.length + 1)}` : keyPath).replace(/\[\d+\]$/, '')
-  const flag = ctx.flags.flagNames?.[flagKey]
+  // Own properties only: a key the file names "__proto__" or "toString" is no flag.
+  const flagNames = ctx.flags.flagNames
+  const flag = flagNames && Object.hasOwn(flagNames, flagKey) ? flagNames[flagKey] : undefined
   if (flag) return { keyPath: flag }
   if (!ctx.file) return { keyPath }
   const line = ctx.file.lines.get(keyPath.replace(/\[\d+\]$/, '')) ?? ctx.file.lines.get(keyPath.replace(/\.[^.]+$/, '')) ?? firstLineUnder(ctx.file.lines, keyPath)

@@ -157,6 +157,15 @@ test('a TOML float where an integer goes (1e3, 1.0) is refused naming the key, n
 test('a key named "__proto__" stays a key (an unknown one), not the prototype of its table: it was dropped silently', () => {
   expect(errorOf(`${UP}[server]\n"__proto__" = { listen = "127.0.0.1:1" }\n`)).toBe('proxy.toml:4: server.__proto__: unknown key')
   expect(errorOf(`${UP}"__proto__" = 1\n`)).toBe('proxy.toml:3: upstream.__proto__: unknown key')
+  // With the flags the command line always gives (a flagNames table, here empty): "__proto__" was
+  // looked up there as a flag's name, found Object.prototype, and the error's own formatting
+  // failed (E_INTERNAL, exit 1). "toString" the same.
+  const cli = { flagNames: {} }
+  const TOP = 'unknown key; expected one of: server, upstream, route, admin, log, acme, cache'
+  expect(errorOf(`__proto__ = 1\n${UP}`, cli)).toBe(`proxy.toml:1: __proto__: ${TOP}`)
+  expect(errorOf(`${UP}[__proto__]\nx = 1\n`, cli)).toBe(`proxy.toml:3: __proto__: ${TOP}`)
+  expect(errorOf(`"__proto__".url = "x"\n`, cli)).toBe(`proxy.toml:1: __proto__: ${TOP}`)
+  expect(errorOf(`toString = 1\n${UP}`, cli)).toBe(`proxy.toml:1: toString: ${TOP}`)
 })
 
 test('a health_path that a request target cannot hold (a line break, a space, a fragment, a bad escape) is refused: it was sent as the check\'s request line', () => {
