@@ -23,6 +23,13 @@ export interface CliIo {
 export const VALUES_IN_ORDER: unique symbol = Symbol('valuesInOrder')
 
 export function processIo(): CliIo {
+  // A reader that went away (`proxy check | head -1`) is no error of ours: what is left is
+  // dropped, as other command-line tools do, not reported with a stack trace.
+  const onWriteError = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
+  }
+  process.stdout.on('error', onWriteError)
+  process.stderr.on('error', onWriteError)
   return {
     out: (text) => void process.stdout.write(text),
     err: (text) => void process.stderr.write(text),

@@ -4,9 +4,12 @@
  * first if it is missing.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { measureStreams, startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
+import { testDir } from '../support/temp-dir.ts'
 
 beforeAll(() => {
   ensureBinary()
@@ -15,6 +18,32 @@ beforeAll(() => {
 describe('dist/proxy', () => {
   const origins: { stop(force?: boolean): unknown }[] = []
   afterAll(() => origins.forEach((o) => o.stop(true)))
+
+  test('a large `check` printout through a pipe read late arrives whole; a reader that leaves early is no error', async () => {
+    const dir = testDir('proxy-check-pipe-')
+    const file = join(dir, 'many.toml')
+    const upstreams = Array.from({ length: 400 }, (_, i) => `[upstream.u${i}]\nurl = "http://127.0.0.1:${10000 + i}"\n`).join('')
+    writeFileSync(file, `[server]\ndefault_upstream = "u0"\n${upstreams}`)
+    const whole = execFileSync(BIN, ['check', '--config', file, '--no-resolve']).toString()
+    expect(whole.length).toBeGreaterThan(200_000) // more than a pipe holds (64 KiB)
+    // The reader starts after the process has written everything and would have exited: before, it got 64 KiB.
+    const child = spawn(BIN, ['check', '--config', file, '--no-resolve'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    child.stdout.pause()
+    await Bun.sleep(500)
+    const chunks: Buffer[] = []
+    child.stdout.on('data', (d: Buffer) => chunks.push(d))
+    child.stdout.resume()
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve))
+    expect(code).toBe(0)
+    expect(Buffer.concat(chunks).toString()).toBe(whole)
+    // `| head -1`: the reader closes after one line; the rest is dropped without a stack trace.
+    const early = spawn(BIN, ['check', '--config', file, '--no-resolve'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    early.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    early.stdout.once('data', () => early.stdout.destroy())
+    expect(await new Promise<number | null>((resolve) => early.once('close', resolve))).toBe(0)
+    expect(stderr).toBe('')
+  })
 
   test('--version and a bad flag', () => {
     expect(execFileSync(BIN, ['--version']).toString()).toMatch(/^proxy \d+\.\d+\.\d+ \(commit /)
