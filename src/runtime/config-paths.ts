@@ -6,7 +6,7 @@
  * file goes, or no directory for it, left serve running without its log (it only said so); a
  * file where the state directory goes failed only once ACME started. Nothing is created here.
  */
-import { statSync, type Stats } from 'node:fs'
+import { accessSync, constants, statSync, type Stats } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import type { ResolvedConfig } from '../config/schema.ts'
 import { ProxyError } from '../lib/errors.ts'
@@ -33,10 +33,34 @@ function checkLogFile(path: string, name: string): void {
     const up = statOf(parent)
     if (up === 'missing') throw new ProxyError('E_LOG_FILE', `${name}: cannot create "${path}": its directory "${parent}" does not exist (serve does not create it); create it, or give another path`)
     if (typeof up === 'string' || !up.isDirectory()) throw new ProxyError('E_LOG_FILE', `${name}: cannot create "${path}": ${notADirectory(parent, up)}; give a path in a directory`)
+    const denied = deniedWrite(parent, constants.W_OK | constants.X_OK)
+    if (denied) throw new ProxyError('E_LOG_FILE', `${name}: cannot create "${path}": ${denied} on its directory "${parent}"${asWho()}; let this user write there, or give another path`)
     return
   }
   if (typeof st === 'string') throw new ProxyError('E_LOG_FILE', `${name}: cannot open "${path}": ${st}; check the path and permissions`)
   if (st.isDirectory()) throw new ProxyError('E_LOG_FILE', `${name}: "${path}" is a directory; give the path of a file, e.g. "${join(path, 'access.log')}"`)
+  const denied = deniedWrite(path, constants.W_OK)
+  if (denied) throw new ProxyError('E_LOG_FILE', `${name}: cannot write "${path}": ${denied}${asWho()}; let this user write it, or give another path`)
+}
+
+/**
+ * Why the process may not write `path` (access(2): EACCES, EROFS), or undefined. Serve opens the
+ * log only once it runs, and a log it could not open left it serving without one (it only said
+ * so). Root passes access(2) on any mode; a file system that refuses root too is only seen then.
+ */
+function deniedWrite(path: string, mode: number): string | undefined {
+  try {
+    accessSync(path, mode)
+    return undefined
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    return code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EROFS' ? 'a read-only file system' : undefined
+  }
+}
+
+/** " (as uid N)": whose permissions were asked. */
+function asWho(): string {
+  return typeof process.getuid === 'function' ? ` (as uid ${process.getuid()})` : ''
 }
 
 /** The state directory, or else its nearest existing ancestor, must be a directory. */

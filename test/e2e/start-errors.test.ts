@@ -6,6 +6,7 @@
  */
 import { afterEach, beforeAll, expect, test } from 'bun:test'
 import { spawnSync } from 'node:child_process'
+import { chmodSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
@@ -59,5 +60,34 @@ test('an access_log that names a directory, or a file in a directory that does n
       expect(String(r.stderr)).toContain(`error [E_LOG_FILE] (flags): ${said}`)
       expect(String(r.stderr)).not.toContain('proxy listening')
     }
+  }
+})
+
+/** Runs BIN as the unprivileged user 65534 (setpriv, as root only): root passes every permission check. */
+function asNobody(args: string[]) {
+  return spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', BIN, ...args], { timeout: 15_000 })
+}
+
+test('an access_log the user may not write (a file, or a new one in a directory it may not write): check and serve exit 3 naming it, before serve listens', () => {
+  if (process.getuid?.() !== 0 || spawnSync('setpriv', ['--version']).status !== 0) return console.log('skipped: needs root and setpriv (util-linux) to run the binary as another user')
+  // A checkout under a directory only root may enter (/root) leaves the binary out of that user's reach.
+  if (asNobody(['--version']).status !== 0) return console.log(`skipped: user 65534 cannot run ${BIN} (a directory on its path is closed to others)`)
+  const dir = testDir('proxy-start-log-perm-')
+  chmodSync(dir, 0o755) // others may enter, not write
+  const existing = join(dir, 'existing.log')
+  writeFileSync(existing, '')
+  chmodSync(existing, 0o644)
+  const fresh = join(dir, 'access.log')
+  for (const [path, said] of [
+    [existing, `--access-log: cannot write "${existing}": permission denied (as uid 65534)`],
+    [fresh, `--access-log: cannot create "${fresh}": permission denied on its directory "${dir}" (as uid 65534)`],
+  ] as const) {
+    const check = asNobody(['check', '--upstream', 'http://127.0.0.1:1', '--no-resolve', '--access-log', path])
+    expect(check.status).toBe(3)
+    expect(String(check.stderr)).toContain(`error [E_LOG_FILE] (flags): ${said}`)
+    const serve = asNobody(['serve', '--upstream', 'http://127.0.0.1:1', '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', path])
+    expect(serve.status).toBe(3)
+    expect(String(serve.stderr)).toContain(`error [E_LOG_FILE] (flags): ${said}`)
+    expect(String(serve.stderr)).not.toContain('proxy listening')
   }
 })
