@@ -212,6 +212,18 @@ describe('usage errors', () => {
     expect(io.stderr).toContain('unknown command')
   })
 
+  test('--config given twice, or empty, is a usage error: both files were ignored without a word', async () => {
+    const file = tempFile('proxy.toml', '[upstream]\nurl = "http://127.0.0.1:9"\n[server]\nvia = "from-file"\n')
+    for (const args of [['--config', file, '--config', file], [`--config=${file}`, `--config=${file}`]]) {
+      const io = memoryIo()
+      expect(await runCli(['check', '--no-resolve', ...args, '--upstream', 'http://127.0.0.1:9'], io)).toBe(ExitCode.USAGE)
+      expect(io.stderr).toContain('[E_USAGE] --config given 2 times; give one config file')
+    }
+    const one = memoryIo()
+    expect(await runCli(['check', '--no-resolve', '--config', file], one)).toBe(ExitCode.OK)
+    expect(one.stdout).toContain('via = "from-file"')
+  })
+
   test('--version prints version, commit and runtime', async () => {
     const io = memoryIo()
     expect(await runCli(['--version'], io)).toBe(ExitCode.OK)

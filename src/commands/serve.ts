@@ -9,7 +9,7 @@ import type { CAC } from 'cac'
 import { loadConfigFile } from '../config/load.ts'
 import { resolveConfig } from '../config/resolve.ts'
 import type { ResolvedConfig } from '../config/schema.ts'
-import { errorMessage } from '../lib/errors.ts'
+import { errorMessage, UsageError } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import { createLogger } from '../lib/logger.ts'
@@ -36,6 +36,9 @@ export function registerServe(cli: CAC, io: CliIo): void {
 }
 
 export function configFromOptions(opts: Record<string, unknown>): ResolvedConfig {
+  // One file: two do not merge, and taking either would leave the other's settings out unsaid.
+  if (Array.isArray(opts.config)) throw new UsageError(`--config given ${opts.config.length} times; give one config file (flags override what it sets)`)
+  if (opts.config === '') throw new UsageError('--config: an empty path; give the path of a TOML file')
   const file = typeof opts.config === 'string' ? loadConfigFile(opts.config) : undefined
   return resolveConfig(file, flagLayer(opts))
 }
