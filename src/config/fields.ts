@@ -99,7 +99,7 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   d('retry_timeout', 'retryTimeoutMs', '10s', 'Total time spent on retries of one request.'),
   { key: 'fail_threshold', prop: 'failThreshold', kind: { type: 'int', min: 1 }, default: 1, doc: 'Consecutive connect failures that eject an address.' },
   dp('eject_time', 'ejectBaseMs', '1s', 'First ejection time of a failing address; after it a half-open probe (one request) decides: each failed probe doubles the time, up to eject_max_time. Requests that fail while the address is already ejected do not extend it.'),
-  dp('eject_max_time', 'ejectMaxMs', '30s', 'Longest ejection time of a failing address.'),
+  dp('eject_max_time', 'ejectMaxMs', '30s', 'Longest ejection time of a failing address; at least eject_time.'),
   { key: 'health_path', prop: 'healthPath', kind: { type: 'string' }, default: undefined, doc: 'Active health check: GET this path on every address (also those from DNS); a failure or a status other than 2xx/3xx takes the address out until a check passes. Default: passive checks only.' },
   dp('health_interval', 'healthIntervalMs', '10s', 'Interval between active health checks.'),
   dp('health_timeout', 'healthTimeoutMs', '2s', 'Time one active health check may take.'),
@@ -136,7 +136,7 @@ export const ROUTE_FIELDS: readonly Field[] = [
 
 export const CACHE_FIELDS: readonly Field[] = [
   { key: 'max_size', prop: 'maxBytes', kind: { type: 'size' }, default: '0', doc: 'Turns on the shared edge cache (RFC 9111) with this much memory for stored responses, per worker; the least recently used are evicted beyond it. 0 means off.' },
-  { key: 'max_object_size', prop: 'maxObjectBytes', kind: { type: 'size' }, default: '8MiB', doc: 'Largest response body stored; larger ones stream through uncached, never buffered whole. At most max_size.' },
+  { key: 'max_object_size', prop: 'maxObjectBytes', kind: { type: 'size' }, default: '8MiB', doc: 'Largest response body stored; larger ones stream through uncached, never buffered whole. At most max_size (a larger value is refused; the default is lowered to a smaller max_size).' },
   du('stale_if_error', 'staleIfErrorMs', '0', 'How long past its freshness a stored response may answer when the origin fails (no connection, or 500, 502, 503, 504) if the response sets no stale-if-error itself (RFC 5861). must-revalidate, proxy-revalidate, s-maxage and no-cache still forbid it. 0 means off.'),
 ]
 

@@ -114,12 +114,23 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   if (admin.token !== undefined && !/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(admin.token)) {
     fail(ctx, 'admin.token', `cannot be sent as written in an Authorization header (a control or non-ASCII character, or a space at either end), so no request would match it; ${TOKEN_HOW}`)
   }
+  // The admin listener on the proxy's own port: serve would fail to start ("address in use", by
+  // itself). A wildcard address holds the port on every address.
+  const wild = (h: string) => h === '0.0.0.0' || h === '::'
+  const sl = server.listen as HostPort
+  if (admin.listen && sl.port !== 0 && admin.listen.port === sl.port && (admin.listen.host === sl.host || wild(admin.listen.host) || wild(sl.host))) {
+    fail(ctx, 'admin.listen', `${hostPort(admin.listen.host, admin.listen.port)} is the proxy's own listen address (${hostPort(sl.host, sl.port)}); give the admin endpoint another port`)
+  }
   const logTable = mergeTable(ctx, 'log', tableAt(ctx, data, 'log'), flags.log)
   const log = resolveFields(ctx, 'log', logTable, LOG_FIELDS) as unknown as ResolvedConfig['log']
   const acme = resolveAcme(ctx, mergeTable(ctx, 'acme', tableAt(ctx, data, 'acme'), flags.acme), server)
   const cacheTable = mergeTable(ctx, 'cache', tableAt(ctx, data, 'cache'), flags.cache)
   const cache = resolveFields(ctx, 'cache', cacheTable, CACHE_FIELDS) as unknown as ResolvedConfig['cache']
-  // An object larger than the whole budget could never be stored.
+  // An object larger than the whole budget could never be stored: one asked for so is refused, the
+  // default (8MiB) is lowered to a smaller budget without a word.
+  if (cache.maxBytes > 0 && cache.maxObjectBytes > cache.maxBytes && Object.hasOwn(cacheTable, 'max_object_size')) {
+    fail(ctx, 'cache.max_object_size', `is larger than max_size (${cache.maxBytes} bytes): no response that large could be stored; make it at most max_size`)
+  }
   if (cache.maxObjectBytes > cache.maxBytes) cache.maxObjectBytes = cache.maxBytes
 
   const resolved: ResolvedConfig = {
@@ -205,6 +216,9 @@ function resolveUpstream(ctx: Ctx, name: string, prefix: string, table: Table): 
   if (typeof target === 'string') fail(ctx, `${prefix}.url`, target)
   if ((f.resolveMinTtlMs as number) > (f.resolveMaxTtlMs as number)) {
     fail(ctx, `${prefix}.resolve_min_ttl`, 'is larger than resolve_max_ttl')
+  }
+  if ((f.ejectBaseMs as number) > (f.ejectMaxMs as number)) {
+    fail(ctx, `${prefix}.eject_time`, 'is larger than eject_max_time (the longest an ejection lasts); make it at most that, or raise eject_max_time')
   }
   ;(f.resolvers as string[]).forEach((r, i) => {
     if (!parseResolverAddress(r)) fail(ctx, `${prefix}.resolvers[${i}]`, `${show(r)} is not ip[:port]; use e.g. "127.0.0.1:53" or "[::1]:53"`)

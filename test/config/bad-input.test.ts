@@ -190,3 +190,17 @@ test('an upstream named after a property every object has ("toString", "construc
   expect(c.routes[0]!.upstream).toBe('toString')
   expect(new Map(Object.entries(c.upstreams)).get('toString')!.port).toBe(9001)
 })
+
+test('settings that contradict each other are refused naming the key, not adjusted or left to fail at start', () => {
+  const cli = { flagNames: {} }
+  // The admin endpoint on the proxy's own port (serve then stopped with "address in use" caused by itself).
+  expect(errorOf(`[server]\nlisten = "127.0.0.1:19430"\n[admin]\nlisten = "127.0.0.1:19430"\n${UP}`, cli)).toBe("proxy.toml:4: admin.listen: 127.0.0.1:19430 is the proxy's own listen address (127.0.0.1:19430); give the admin endpoint another port")
+  expect(errorOf(`[server]\nlisten = "0.0.0.0:8080"\n[admin]\nlisten = "127.0.0.1:8080"\n${UP}`, cli)).toContain("admin.listen: 127.0.0.1:8080 is the proxy's own listen address (0.0.0.0:8080)")
+  // An ejection that starts longer than its longest (as resolve_min_ttl over resolve_max_ttl already was).
+  expect(errorOf(`${UP}eject_time = "1m"\neject_max_time = "10s"\n`, cli)).toBe('proxy.toml:3: upstream.eject_time: is larger than eject_max_time (the longest an ejection lasts); make it at most that, or raise eject_max_time')
+  // A largest object over the whole budget was lowered to it without a word; the default still is.
+  expect(errorOf(`${UP}[cache]\nmax_size = "1MiB"\nmax_object_size = "2MiB"\n`, cli)).toBe('proxy.toml:5: cache.max_object_size: is larger than max_size (1048576 bytes): no response that large could be stored; make it at most max_size')
+  expect(resolveConfig(parseConfigText(`${UP}[cache]\nmax_size = "1MiB"\n`, 'proxy.toml'), cli).cache.maxObjectBytes).toBe(1024 * 1024)
+  // Different ports, or the admin off, are fine.
+  expect(resolveConfig(parseConfigText(`[server]\nlisten = "127.0.0.1:8080"\n[admin]\nlisten = "127.0.0.1:8081"\n${UP}`, 'proxy.toml'), cli).admin.listen?.port).toBe(8081)
+})
