@@ -86,7 +86,9 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   routes.push({ host: undefined, pathPrefix: undefined, upstream: defaultName, cache: true })
 
   if ((server.tlsCertFile === undefined) !== (server.tlsKeyFile === undefined)) {
-    fail(ctx, server.tlsCertFile === undefined ? 'server.tls_cert' : 'server.tls_key', 'tls_cert and tls_key go together; set both or neither')
+    // Named where the one given is (its line, or its flag): the missing one has no line to point at.
+    const [given, missing] = server.tlsCertFile === undefined ? ['tls_key', 'tls_cert'] : ['tls_cert', 'tls_key']
+    fail(ctx, `server.${given}`, `is set without ${missing}; tls_cert and tls_key go together: set both or neither`)
   }
   // Resolved here, once: the rest of the program sees "own" or "runtime".
   const listener = server.listener as string

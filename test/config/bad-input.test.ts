@@ -204,3 +204,9 @@ test('settings that contradict each other are refused naming the key, not adjust
   // Different ports, or the admin off, are fine.
   expect(resolveConfig(parseConfigText(`[server]\nlisten = "127.0.0.1:8080"\n[admin]\nlisten = "127.0.0.1:8081"\n${UP}`, 'proxy.toml'), cli).admin.listen?.port).toBe(8081)
 })
+
+test('tls_cert without tls_key (or the other way) is named where the one given is: its line, or its flag', () => {
+  expect(errorOf(`${UP}[server]\nlisten = "127.0.0.1:8443"\ntls_cert = "/etc/proxy/cert.pem"\n`, { flagNames: {} })).toBe('proxy.toml:5: server.tls_cert: is set without tls_key; tls_cert and tls_key go together: set both or neither')
+  expect(errorOf(`[server]\ntls_key = "/etc/proxy/key.pem"\n${UP}`, { flagNames: {} })).toBe('proxy.toml:2: server.tls_key: is set without tls_cert; tls_cert and tls_key go together: set both or neither')
+  expect(errorOf(UP, { server: { tls_cert: '/c.pem' }, flagNames: { 'server.tls_cert': '--tls-cert' } })).toBe('(flags): --tls-cert: is set without tls_key; tls_cert and tls_key go together: set both or neither')
+})
