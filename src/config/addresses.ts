@@ -38,6 +38,8 @@ export function parseUpstreamUrl(raw: string): { scheme: 'http' | 'https'; host:
   if (after.includes('@')) return `${show(raw)} has credentials; they are not supported in the upstream URL`
   if (written?.includes('%')) return `${show(raw)} has a percent-encoded host, which the URL parser decodes to ${show(host)}; write the host as it is`
   if (isIP(host) === 0 && !DNS_NAME_RE.test(host)) return `${show(raw)}: ${show(host)} is not a DNS name or an IP address; use e.g. "https://origin.example.com"`
+  // "host:" with nothing after the colon: the parser takes the scheme's port without a word.
+  if (/:\/?$/.test(after)) return `${show(raw)} has a colon but no port; give the port ("${scheme}://${u.host}:8080") or leave the colon out for ${scheme === 'https' ? 443 : 80}`
   if (u.port === '0') return `${show(raw)} has port 0, which cannot be dialled; give the origin's port, e.g. "${scheme}://${u.host.replace(/:0$/, '')}:8080"`
   const port = u.port ? Number(u.port) : scheme === 'https' ? 443 : 80
   return { scheme, host, port }

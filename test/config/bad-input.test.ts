@@ -48,6 +48,9 @@ test('an upstream URL is refused for what the URL parser would drop or dial else
   expect(url('http://@h.example')).toBe('proxy.toml:2: upstream.url: "http://@h.example" has credentials; they are not supported in the upstream URL')
   expect(url('http://:@h.example:8080')).toBe('proxy.toml:2: upstream.url: "http://:@h.example:8080" has credentials; they are not supported in the upstream URL')
   expect(url('http://h.example:0')).toBe('proxy.toml:2: upstream.url: "http://h.example:0" has port 0, which cannot be dialled; give the origin\'s port, e.g. "http://h.example:8080"')
+  // A colon with no port after it: the parser took the scheme's port (80) without a word.
+  expect(url('http://127.0.0.1:')).toBe('proxy.toml:2: upstream.url: "http://127.0.0.1:" has a colon but no port; give the port ("http://127.0.0.1:8080") or leave the colon out for 80')
+  expect(url('https://h.example:/')).toContain('has a colon but no port; give the port ("https://h.example:8080") or leave the colon out for 443')
   expect(url('http://h%2eexample')).toBe('proxy.toml:2: upstream.url: "http://h%2eexample" has a percent-encoded host, which the URL parser decodes to "h.example"; write the host as it is')
   // A bare "-5s" was taken as a host name, and check printed tls_server_name = "-5s", which is refused when read back.
   expect(url('-5s')).toBe('proxy.toml:2: upstream.url: "-5s": "-5s" is not a DNS name or an IP address; use e.g. "https://origin.example.com"')
