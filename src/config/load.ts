@@ -158,9 +158,16 @@ export function indexKeyLines(text: string): Map<string, number> {
   const lines = new Map<string, number>()
   const arrayCounts = new Map<string, number>()
   let prefix = ''
+  // The keys of the inline tables open at this line ("server = {" left open: TOML 1.1 lets an
+  // inline table span lines), innermost last: the keys inside are theirs.
+  const inline: string[] = []
   const rows = text.split(/\r?\n/)
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!.trim()
+    if (inline.length > 0) {
+      inlineKeys(row, inline, lines, i + 1)
+      continue
+    }
     if (row === '' || row.startsWith('#')) continue
     const arr = /^\[\[\s*([^\]]+?)\s*\]\]/.exec(row)
     if (arr) {
@@ -180,10 +187,66 @@ export function indexKeyLines(text: string): Map<string, number> {
     const kv = /^((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=/.exec(row)
     if (kv) {
       const key = normaliseKey(kv[1]!)
-      lines.set(prefix ? `${prefix}.${key}` : key, i + 1)
+      const full = prefix ? `${prefix}.${key}` : key
+      lines.set(full, i + 1)
+      const rest = row.slice(kv[0].length).trimStart()
+      if (rest.startsWith('{')) {
+        inline.push(full)
+        inlineKeys(rest.slice(1), inline, lines, i + 1)
+      }
     }
   }
   return lines
+}
+
+const INLINE_KEY = /^((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=\s*/
+
+/**
+ * The keys set in `text`, a piece of an inline table's body (`open` holds the keys of the tables
+ * open around it, innermost last), at line `line`: each "key =" at the start or after a comma,
+ * a nested "{" opening a table, a "}" closing one. Strings are skipped whole; a comment ends the
+ * line. Approximate, as the scan is: a key it cannot place gets no line.
+ */
+function inlineKeys(text: string, open: string[], lines: Map<string, number>, line: number): void {
+  let at = 0
+  let expectKey = true
+  while (at < text.length && open.length > 0) {
+    const c = text[at]!
+    const kv = expectKey && c !== ' ' && c !== '\t' ? INLINE_KEY.exec(text.slice(at)) : null
+    if (kv) {
+      // A key ("name", "quoted", dotted.key) and its "=".
+      const full = `${open[open.length - 1]}.${normaliseKey(kv[1]!)}`
+      lines.set(full, line)
+      at += kv[0].length
+      expectKey = false
+      if (text[at] === '{') {
+        open.push(full)
+        at++
+        expectKey = true
+      }
+    } else if (c === ' ' || c === '\t') {
+      at++
+    } else if (c === '#') {
+      return
+    } else if (c === ',') {
+      expectKey = true
+      at++
+    } else if (c === '}') {
+      open.pop()
+      expectKey = false
+      at++
+    } else if (c === '{') {
+      at++
+      expectKey = true
+    } else if (c === '"' || c === "'") {
+      const end = c === '"' ? /^"(?:[^"\\]|\\.)*"/.exec(text.slice(at)) : /^'[^']*'/.exec(text.slice(at))
+      at += end ? end[0].length : text.length
+      expectKey = false
+    } else {
+      at++
+      expectKey = false
+    }
+  }
 }
 
 function normaliseKey(raw: string): string {

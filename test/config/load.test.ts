@@ -2,7 +2,8 @@
 import { afterAll, expect, test } from 'bun:test'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { loadConfigFile, MAX_CONFIG_BYTES, parseConfigText } from '../../src/config/load.ts'
+import { indexKeyLines, loadConfigFile, MAX_CONFIG_BYTES, parseConfigText } from '../../src/config/load.ts'
+import { resolveConfig } from '../../src/config/resolve.ts'
 import { ConfigError } from '../../src/lib/errors.ts'
 import { testDir } from '../support/temp-dir.ts'
 
@@ -63,4 +64,34 @@ test('a file past MAX_CONFIG_BYTES is refused before it is parsed (a device such
   const err = loadError(over)
   expect(err.location).toEqual({ file: over })
   expect(err.message).toBe(`${over}: cannot read config: larger than 4 MiB (is it the TOML file? /dev/zero and other devices never end); give the path of the TOML file`)
+})
+
+test('keys inside inline tables, on one line or across lines (TOML 1.1), get their own lines for errors', () => {
+  const text = [
+    'server = {', // 1
+    '  listen = "127.0.0.1:1",', // 2
+    '  viaa = "p", # a comment, with = in it', // 3
+    '  nested = { a = 1,', // 4
+    '    "b" = "x = {y}" },', // 5
+    '}', // 6
+    'upstream = { url = "http://a", retries = -1 }', // 7
+    '[log]', // 8
+    'access_log = "off"', // 9
+  ].join('\n')
+  const lines = indexKeyLines(text)
+  expect(Object.fromEntries(lines)).toEqual({
+    server: 1,
+    'server.listen': 2,
+    'server.viaa': 3,
+    'server.nested': 4,
+    'server.nested.a': 4,
+    'server.nested.b': 5,
+    upstream: 7,
+    'upstream.url': 7,
+    'upstream.retries': 7,
+    log: 8,
+    'log.access_log': 9,
+  })
+  // Through the resolver: the error is at the key's own line, not the table's first.
+  expect(() => resolveConfig(parseConfigText('server = {\n listen = "127.0.0.1:1",\n viaa = "p"\n}\n[upstream]\nurl = "http://127.0.0.1:9"\n', 'proxy.toml'))).toThrow('proxy.toml:3: server.viaa: unknown key')
 })
