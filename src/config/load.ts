@@ -144,7 +144,8 @@ export function parseConfigText(text: string, path: string): LoadedFile {
     const column = e.location?.start?.column ?? e.column
     // The parser's advice for a large integer ("Use the `bigint` option") is for programmers.
     const message = (e.message ?? String(err)).replace(/^(Integer \S+) cannot be represented losslessly as a JavaScript number\..*$/s, `$1 ${TOO_LARGE}`)
-    throw new ConfigError({ file: path, line, column }, `invalid TOML: ${message}`, { cause: err })
+    const hint = unquotedHint(text, line)
+    throw new ConfigError({ file: path, line, column, keyPath: line === undefined ? undefined : keyAtLine(text, line) }, `invalid TOML: ${hint ? message.replace(/\.$/, '') : message}${hint}`, { cause: err })
   }
   return { path, data: data as FileConfig, lines: indexKeyLines(text) }
 }
@@ -197,6 +198,34 @@ export function indexKeyLines(text: string): Map<string, number> {
     }
   }
   return lines
+}
+
+/** The key a line sets (the last one the scan places there), for a syntax error's message; undefined when none. */
+function keyAtLine(text: string, line: number): string | undefined {
+  let found: string | undefined
+  try {
+    for (const [key, at] of indexKeyLines(text)) if (at === line && !/\]$/.test(key)) found = key
+  } catch {
+    return undefined // the scan is a courtesy; a text it cannot follow names no key
+  }
+  return found
+}
+
+/**
+ * Advice for the usual mistake behind the parser's list of expected characters: a string value
+ * left unquoted (connect_timeout = 3s, max_size = 64MiB, url = http://...).
+ */
+function unquotedHint(text: string, line: number | undefined): string {
+  if (line === undefined) return ''
+  const row = text.split(/\r?\n/)[line - 1] ?? ''
+  // A basic string left open at the end of its line (one quote, or an odd number of them).
+  if (/^\s*[A-Za-z0-9_.-]+\s*=\s*"/.test(row) && !row.includes('"""') && (row.replace(/\\./g, '').match(/"/g)?.length ?? 0) % 2 === 1) return '; the string is not closed: end it with " on the same line'
+  const m = /^\s*[A-Za-z0-9_."'-]+\s*=\s*([^\s"'[{#=][^#]*?)\s*(?:#.*)?$/.exec(row)
+  if (!m) return ''
+  const value = m[1]!
+  // TOML's own unquoted values: numbers, booleans, dates and times.
+  if (/^(?:true|false|[+-]?(?:inf|nan)|[+-]?[0-9_]+(?:\.[0-9_]+)?(?:[eE][+-]?[0-9_]+)?|0x[0-9A-Fa-f_]+|0o[0-7_]+|0b[01_]+|\d{4}-\d{2}-\d{2}.*|\d{2}:\d{2}.*)$/.test(value)) return ''
+  return `; a string is written in double quotes: "${value.replace(/["\\]/g, '\\$&')}"`
 }
 
 const INLINE_KEY = /^((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=\s*/

@@ -50,7 +50,29 @@ test('an integer past 2^53-1 is refused at its line and column without the parse
     err = e
   }
   expect(err).toBeInstanceOf(ConfigError)
-  expect((err as ConfigError).message).toBe('proxy.toml:2:19: invalid TOML: Integer 9223372036854775807 is too large (more than 2^53-1); no key takes a number that large')
+  expect((err as ConfigError).message).toBe('proxy.toml:2:19: server.max_connections: invalid TOML: Integer 9223372036854775807 is too large (more than 2^53-1); no key takes a number that large')
+})
+
+/** The message of the ConfigError parsing `text` throws. */
+function syntaxError(text: string): string {
+  try {
+    parseConfigText(text, 'proxy.toml')
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message
+    throw err
+  }
+  throw new Error('expected a ConfigError')
+}
+
+test('a TOML syntax error names the key of its line, and says what to do for an unquoted or unclosed string', () => {
+  // The parser's list of what it expected stays (it is exact); the advice follows it.
+  expect(syntaxError('[upstream]\nurl = "http://a"\nconnect_timeout = 3s\n')).toMatch(/^proxy\.toml:3:20: upstream\.connect_timeout: invalid TOML: Expected .* but "s" found; a string is written in double quotes: "3s"$/)
+  expect(syntaxError('[upstream]\nurl = http://a:8080\n')).toMatch(/^proxy\.toml:2:7: upstream\.url: invalid TOML: .* but "h" found; a string is written in double quotes: "http:\/\/a:8080"$/)
+  expect(syntaxError('[server]\nmax_body_size = 64MiB # large\n')).toMatch(/; a string is written in double quotes: "64MiB"$/)
+  expect(syntaxError('[upstream]\nurl = "http://a"\nconnect_timeout = "3s\n')).toMatch(/^proxy\.toml:3:22: upstream\.connect_timeout: invalid TOML: .*; the string is not closed: end it with " on the same line$/)
+  // No advice where the mistake is another: a doubled "=", a broken table header (no key on its line).
+  expect(syntaxError('[upstream]\nurl = "a"\nx = = 1\n')).toMatch(/^proxy\.toml:3:5: upstream\.x: invalid TOML: Expected [^;]* but "=" found\.$/)
+  expect(syntaxError('[upstream\nurl = "a"\n')).toMatch(/^proxy\.toml:1:10: invalid TOML: Expected [^;]*found\.$/)
 })
 
 test('a file past MAX_CONFIG_BYTES is refused before it is parsed (a device such as /dev/zero never ends), one at the limit is read', () => {
