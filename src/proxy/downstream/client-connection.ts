@@ -371,7 +371,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
       if (!this.deadlineKindIsIdle && !this.shared.stopping) this.shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.client.ip)
       return void (this.writer.finish(() => this.onClose(undefined)) && this.pauseReading()) // a whole reply may still be on its way (keep-alive is timed from when it was queued)
     }
-    this.refuse('CLIENT_HEADER_TIMEOUT', `request head not received within client_header_timeout (${this.shared.opts.headerTimeoutMs} ms)`)
+    this.refuse('CLIENT_HEADER_TIMEOUT', `request head not received within client_header_timeout (${this.shared.opts.headerTimeoutMs} ms)`, requestLineOf(this.pending.buffer, this.pending.size)) // its line, if it came whole
   }
 
   closeIfIdle(graceMs: number): void {
