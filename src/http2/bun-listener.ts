@@ -30,6 +30,7 @@ export interface H2ConnectionOptions {
   onRequest(stream: ServerStream, conn: H2Connection): void
   /** A request the session refused itself (session-options.ts Refused). */
   onRefused?(refused: Refused): RefusedFields
+  onHeadTimeout?(): void
   onClose?(err: Http2Error | undefined): void
   onError?(err: unknown): void
 }
@@ -51,6 +52,7 @@ export class H2Connection {
       close: () => this.endWhenFlushed(),
       onRequest: (s) => opts.onRequest(s, this),
       onRefused: opts.onRefused,
+      onHeadTimeout: opts.onHeadTimeout,
       onClose: opts.onClose,
       onError: opts.onError,
       limits: opts.limits,

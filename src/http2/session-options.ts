@@ -22,6 +22,8 @@ export interface SessionOptions {
    * counters; the fields it returns go with the 431 (an answer's request id).
    */
   onRefused?(refused: Refused): RefusedFields
+  /** No complete request head in time (limits.headTimeoutMs): the session goes away; for the owner's counters. */
+  onHeadTimeout?(): void
   /** The session ended, with the connection error when there was one (for logs and counters). */
   onClose?(err: Http2Error | undefined): void
   /** A callback of the owner (onRequest, a stream's onDrain or onClose) threw; rethrown asynchronously when absent. */

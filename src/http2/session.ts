@@ -130,7 +130,7 @@ export class ServerSession implements StreamHost {
   sweep(nowMs: number = this.now()): void {
     const idle = this.limits.idleTimeoutMs
     if (!this.ended && idle > 0 && this.streams.size === 0 && nowMs - this.lastProgressMs >= idle) this.shutdown(H2Code.NO_ERROR, 'idle')
-    if (!this.ended && this.headDueMs > 0 && nowMs >= this.headDueMs && (this.block.open || this.streams.size === 0)) this.shutdown(H2Code.NO_ERROR, 'no complete request head in time')
+    if (!this.ended && this.headDueMs > 0 && nowMs >= this.headDueMs && (this.block.open || this.streams.size === 0)) void (this.opts.onHeadTimeout?.(), this.shutdown(H2Code.NO_ERROR, 'no complete request head in time'))
   }
 
   // ---- StreamHost ----

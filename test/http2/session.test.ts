@@ -626,23 +626,30 @@ describe('stream states and GOAWAY', () => {
     expect(c.closed).toBe(true)
   })
   test('head timeout: no request within headTimeoutMs of the connection, or a header block left unfinished, ends it with GOAWAY', async () => {
-    const quiet = new RawClient({ limits: { headTimeoutMs: 1000 } }).start()
+    // The owner is told each time (its counters: the HTTP/1.1 listener counts a head that never came whole too).
+    let told = 0
+    const onHeadTimeout = () => void told++
+    const quiet = new RawClient({ limits: { headTimeoutMs: 1000 }, onHeadTimeout }).start()
     quiet.now = 999
     quiet.session.sweep()
     expect(quiet.closed).toBe(false)
+    expect(told).toBe(0)
     quiet.now = 1000
     quiet.session.sweep()
     await quiet.settle()
     expect(quiet.goaway()?.code).toBe(H2Code.NO_ERROR)
     expect(quiet.closed).toBe(true)
+    expect(told).toBe(1)
     // A HEADERS frame without END_HEADERS, and no CONTINUATION: the block's own deadline.
-    const half = new RawClient({ limits: { headTimeoutMs: 1000 } }).start()
+    const half = new RawClient({ limits: { headTimeoutMs: 1000 }, onHeadTimeout }).start()
     half.send(c1Block(half))
     half.now = 5000
+    half.session.sweep()
     half.session.sweep()
     await half.settle()
     expect(half.closed).toBe(true)
     expect(half.requests).toHaveLength(0)
+    expect(told).toBe(2)
   })
   test('head timeout: once a request came whole, an idle connection is the idle timeout\'s (keepalive), not the head timeout\'s', async () => {
     const c = new RawClient({ limits: { headTimeoutMs: 1000, idleTimeoutMs: 60_000 } }).start()

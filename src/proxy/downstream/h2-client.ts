@@ -52,6 +52,8 @@ export class H2Client {
       sendTimeoutMs: shared.opts.sendTimeoutMs,
       onRequest: (stream) => this.serve(stream),
       onRefused: (r) => this.refused(r),
+      // As an HTTP/1.1 connection that sent no whole head in time: counted, and warned of (no request to record).
+      onHeadTimeout: () => shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.client.ip),
       onError: (err) => shared.opts.onError(err),
     })
     this.deadlineAt = performance.now() + 1000

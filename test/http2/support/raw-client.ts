@@ -33,7 +33,7 @@ export class RawClient {
   private readonly dec = new HpackDecoder(65536, 1 << 20)
   now = 0
 
-  constructor(opts: { limits?: Partial<Http2Limits>; onRequest?: (s: ServerStream) => void; onError?: (err: unknown) => void } = {}) {
+  constructor(opts: { limits?: Partial<Http2Limits>; onRequest?: (s: ServerStream) => void; onError?: (err: unknown) => void; onHeadTimeout?: () => void } = {}) {
     this.session = new ServerSession({
       write: (b) => {
         this.bytesWritten += b.byteLength
@@ -48,6 +48,7 @@ export class RawClient {
         opts.onRequest?.(s)
       },
       onError: opts.onError,
+      onHeadTimeout: opts.onHeadTimeout,
       limits: opts.limits,
       now: () => this.now,
     })
