@@ -56,7 +56,7 @@ export type OutcomeFn = (flight: Flight, outcome: AttemptOutcome<IncomingRespons
 const FIRST_SUCCEEDED: AttemptSuccess<IncomingResponse> = { ok: true, value: undefined!, state: undefined!, retries: 0 }
 
 export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneListener {
-  readonly startedAt = monoNow()
+  startedAt = monoNow()
   readonly record: RequestRecord
   private emitted = false
   /** The attempt whose response is returned has its head; its end may come before or after. */

@@ -204,9 +204,10 @@ export class ProxyHandler {
    * `status`, what the listener sent when it answered itself otherwise than the code's own (the
    * HTTP/2 stack's 431 for trailers too large).
    */
-  refusal(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean, status?: number): ProxyReply {
+  refusal(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean, status?: number, sinceMs?: number): ProxyReply {
     // The route phase gives it its id, upstream and record; nothing of an unparsed request is known.
     const flight = this.route(req ?? unparsedRequest(), client, NO_SINK)
+    if (sinceMs !== undefined) flight.startedAt = sinceMs
     if (status !== undefined) flight.refused(code, status)
     return record ? flight.fail(code, detail) : failureReply(code, flight.requestId, detail)
   }

@@ -185,9 +185,9 @@ export class ProxyServer implements ProxyView {
         // The connection's own client record: nothing made per request.
         handle: (req, client, sink) => this.gen.handler.serve(req, client, sink),
         upgrade: (req, upgrade, client, conn, early) => this.gen.handler.upgrade(req, upgrade, { ip: client.ip, tls: clientTls, protocol: client.protocol }, conn, early),
-        refuse: (code, detail, client, req, record, status) => {
+        refuse: (code, detail, client, req, record, status, sinceMs) => {
           this.admission.count(code, detail, client.ip)
-          return this.gen.handler.refusal(code, detail, { ip: client.ip, tls: clientTls, protocol: client.protocol }, req, record, status)
+          return this.gen.handler.refusal(code, detail, { ip: client.ip, tls: clientTls, protocol: client.protocol }, req, record, status, sinceMs)
         },
         onQuietClose: (code, ip) => this.admission.count(code, 'no request within client_header_timeout', ip),
         onError,

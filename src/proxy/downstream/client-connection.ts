@@ -348,16 +348,17 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   }
 
   /** Answers a request the listener itself refuses (recorded and counted by the server), and closes; `line`: what of an unparsed one was read. */
-  refuse(code: FailureCode, detail: string, line?: { method: string; target: string }): void {
+  refuse(code: FailureCode, detail: string, line?: { method: string; target: string }, sinceMs?: number): void {
     const req = this.head ? this.req : line && unparsedRequest(line)
     this.pending.clear()
     this.deadlineAt = 0
     this.phase = Phase.Busy
     this.responded = true
-    this.answerAndClose(this.shared.opts.refuse(code, detail, this.client, req, true), req?.method ?? 'GET')
+    this.answerAndClose(this.shared.opts.refuse(code, detail, this.client, req, true, undefined, sinceMs), req?.method ?? 'GET')
   }
 
   onDeadline(): void {
+    const headBeganMs = this.deadlineAt - this.shared.opts.headerTimeoutMs // a head's deadline is set at its first byte (or the accept)
     this.deadlineAt = 0
     if (this.phase === Phase.Busy && this.bodyOpen) {
       // Reading is paused because the upstream is slow: the client is not the one stalling.
@@ -371,7 +372,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
       if (!this.deadlineKindIsIdle && !this.shared.stopping) this.shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.client.ip)
       return void (this.writer.finish(() => this.onClose(undefined)) && this.pauseReading()) // a whole reply may still be on its way (keep-alive is timed from when it was queued)
     }
-    this.refuse('CLIENT_HEADER_TIMEOUT', `request head not received within client_header_timeout (${this.shared.opts.headerTimeoutMs} ms)`, requestLineOf(this.pending.buffer, this.pending.size)) // its line, if it came whole
+    this.refuse('CLIENT_HEADER_TIMEOUT', `request head not received within client_header_timeout (${this.shared.opts.headerTimeoutMs} ms)`, requestLineOf(this.pending.buffer, this.pending.size), headBeganMs) // its line, if it came whole
   }
 
   closeIfIdle(graceMs: number): void {

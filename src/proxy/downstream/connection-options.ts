@@ -47,9 +47,11 @@ export interface ConnectionOptions {
    * and written to the access log when `record` (a request whose body failed is recorded by the
    * request path itself). `req` is what was parsed of the request, if anything; `status`, the
    * status sent when the listener already answered otherwise than the code's (HTTP/2's 431 for
-   * trailers too large, recorded BAD_BODY as HTTP/1.1 records its trailer section too large).
+   * trailers too large, recorded BAD_BODY as HTTP/1.1 records its trailer section too large);
+   * `sinceMs`, when the refused thing began (a head that never came whole: its deadline's start),
+   * for the record's duration.
    */
-  refuse(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean, status?: number): ProxyReply
+  refuse(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean, status?: number, sinceMs?: number): ProxyReply
   /** A connection closed without an answer (nothing was sent within client_header_timeout): counted only. */
   onQuietClose(code: FailureCode, ip: string): void
   onError(err: unknown): void
