@@ -189,7 +189,7 @@ export class ProxyServer implements ProxyView {
           this.admission.count(code, detail, client.ip)
           return this.gen.handler.refusal(code, detail, { ip: client.ip, tls: clientTls, protocol: client.protocol }, req, record, status, sinceMs)
         },
-        onQuietClose: (code, ip) => this.admission.count(code, 'no request within client_header_timeout', ip),
+        onQuietClose: (code, ip) => this.admission.count(code, 'no request within client_header_timeout', ip, false),
         onError,
       })
     } catch (err) {

@@ -36,8 +36,12 @@ export class Admission {
     return undefined
   }
 
-  /** Counts a request the proxy answered itself (codes with a refusal label), and logs it. */
-  count(code: FailureCode, detail: string, ip: string): void {
+  /**
+   * Counts a request the proxy answered itself (codes with a refusal label), and logs it; with
+   * `answered` false, a connection closed with no answer (nothing whole came in time: a FIN, or
+   * HTTP/2's GOAWAY), logged without a status.
+   */
+  count(code: FailureCode, detail: string, ip: string, answered = true): void {
     const s = statusFor(code)
     const reason = s.refusal
     if (!reason) return
@@ -45,6 +49,6 @@ export class Admission {
     const nowMonoMs = monoNow()
     if (nowMonoMs - this.loggedAtMonoMs < 1000) return
     this.loggedAtMonoMs = nowMonoMs
-    this.log?.(reason === 'malformed' ? 'info' : 'warn', 'request refused', { client: ip, status: s.status, reason: detail, refused_reason: reason, refused_total: this.refused[reason] })
+    this.log?.(reason === 'malformed' ? 'info' : 'warn', answered ? 'request refused' : 'connection closed without an answer', { client: ip, ...(answered ? { status: s.status } : {}), reason: detail, refused_reason: reason, refused_total: this.refused[reason] })
   }
 }

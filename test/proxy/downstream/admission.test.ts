@@ -23,3 +23,17 @@ test('a flood of refusals logs once a second, and a wall clock stepped back 1 h 
     now.mockRestore()
   }
 })
+
+test('a connection closed with no answer (nothing whole in time) is counted and logged without a status; a refusal with its status', () => {
+  const logged: [string, Record<string, unknown> | undefined][] = []
+  const log = (_level: string, msg: string, fields?: Record<string, unknown>) => void logged.push([msg, fields])
+  const quiet = new Admission({ maxConcurrentRequests: () => 0, pendingRequests: () => 0 }, log)
+  quiet.count('CLIENT_HEADER_TIMEOUT', 'no request within client_header_timeout', '127.0.0.1', false)
+  expect(quiet.refused.header_timeout).toBe(1)
+  expect(logged[0]![0]).toBe('connection closed without an answer')
+  expect(logged[0]![1]).not.toHaveProperty('status')
+  const answered = new Admission({ maxConcurrentRequests: () => 0, pendingRequests: () => 0 }, log)
+  answered.count('CLIENT_HEADER_TIMEOUT', 'request head not received', '127.0.0.1')
+  expect(logged[1]![0]).toBe('request refused')
+  expect(logged[1]![1]).toMatchObject({ status: 408, refused_reason: 'header_timeout' })
+})
