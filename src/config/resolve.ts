@@ -335,7 +335,9 @@ function locate(ctx: Ctx, keyPath: string): ConfigLocation {
   const flag = flagNames && Object.hasOwn(flagNames, flagKey) ? flagNames[flagKey] : undefined
   if (flag) return { keyPath: flag }
   if (!ctx.file) return { keyPath }
-  const line = ctx.file.lines.get(keyPath.replace(/\[\d+\]$/, '')) ?? ctx.file.lines.get(keyPath.replace(/\.[^.]+$/, '')) ?? firstLineUnder(ctx.file.lines, keyPath)
+  // The key's own line; else its first key under it ([upstream.x.y] for "upstream.x"); else its table's.
+  const lines = ctx.file.lines
+  const line = lines.get(keyPath) ?? lines.get(keyPath.replace(/\[\d+\]$/, '')) ?? firstLineUnder(lines, keyPath) ?? lines.get(keyPath.replace(/\.[^.]+$/, ''))
   return { file: ctx.file.path, keyPath, line }
 }
 

@@ -213,3 +213,9 @@ test('tls_cert without tls_key (or the other way) is named where the one given i
   expect(errorOf(`[server]\ntls_key = "/etc/proxy/key.pem"\n${UP}`, { flagNames: {} })).toBe('proxy.toml:2: server.tls_key: is set without tls_cert; tls_cert and tls_key go together: set both or neither')
   expect(errorOf(UP, { server: { tls_cert: '/c.pem' }, flagNames: { 'server.tls_cert': '--tls-cert' } })).toBe('(flags): --tls-cert: is set without tls_key; tls_cert and tls_key go together: set both or neither')
 })
+
+test('a key that only its sub-tables or dotted keys set is located at the first of them, not at its table\'s line', () => {
+  // [upstream] with a url, then [upstream.x.y]: "upstream.x" is a named upstream mixed in; it was reported at line 1.
+  expect(errorOf('[upstream]\nurl = "http://127.0.0.1:9"\n[upstream.x.y]\nz = 1\n', { flagNames: {} })).toMatch(/^proxy\.toml:3: upstream\.x: named upstreams/)
+  expect(errorOf('[upstream]\nurl = "http://127.0.0.1:9"\na.a.b = 1\n', { flagNames: {} })).toMatch(/^proxy\.toml:3: upstream\.a: named upstreams/)
+})
