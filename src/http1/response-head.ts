@@ -167,7 +167,7 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
   if (
     lineEnd < 12 ||
     !startsWithHttp1(b) ||
-    (minorCh !== 0x30 && minorCh !== 0x31) ||
+    !isDigit(minorCh) ||
     b[8] !== 0x20 ||
     !isDigit(b[9]!) ||
     !isDigit(b[10]!) ||
@@ -177,7 +177,8 @@ export function parseResponseHeadBytes(bytes: Buffer, end: number, requestMethod
   ) {
     throw new ResponseParseError(`malformed status line: ${JSON.stringify(b.toString('latin1', 0, Math.min(lineEnd, 80)))}`)
   }
-  const minorVersion = minorCh - 0x30
+  // HTTP/1.2 to 1.9 are read as HTTP/1.1, the highest this parser implements (RFC 9110 §2.5), as requests are.
+  const minorVersion = minorCh === 0x30 ? 0 : 1
   const status = (b[9]! - 0x30) * 100 + (b[10]! - 0x30) * 10 + (b[11]! - 0x30)
   // 0xx has no class (RFC 9110 §15): no client can be given it. (600-999 are invalid too, but a
   // client treats them as 5xx, §15: they are passed on.)

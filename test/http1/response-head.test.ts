@@ -61,6 +61,14 @@ describe('keep-alive after the response', () => {
     expect(parseResponseHead(head(lines, status), 'GET').closeAfter).toBe(closes)
   })
 
+  test('HTTP/1.2 to 1.9 are read as HTTP/1.1 (RFC 9110 §2.5): persistent, chunked allowed; other forms stay refused', () => {
+    for (const status of ['HTTP/1.2 200 OK', 'HTTP/1.9 200 OK']) {
+      const r = parseResponseHead(head(['Transfer-Encoding: chunked'], status), 'GET')
+      expect([r.minorVersion, r.closeAfter]).toEqual([1, false])
+    }
+    for (const status of ['HTTP/1.x 200 OK', 'HTTP/1.10 200 OK', 'HTTP/2.0 200 OK', 'HTTP/1. 200 OK']) expect(() => parseResponseHead(head(['Content-Length: 1'], status), 'GET')).toThrow(/malformed status line/)
+  })
+
   test('two Connection fields are one list', () => {
     expect(parseResponseHead(head(['Content-Length: 1', 'Connection: keep-alive', 'Connection: close']), 'GET').closeAfter).toBe(true)
   })
