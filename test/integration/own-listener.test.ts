@@ -118,6 +118,16 @@ describe('own listener', () => {
     expect(await waitFor(() => c.closed(), 3000)).toBe(true)
     expect(c.got()).toStartWith('HTTP/1.1 503 ')
     expect(c.got()).toContain('retry-after: 1')
+    // A whole answer (it is written at accept, with nothing made for the connection): its id, Date,
+    // length and close, and its record.
+    const id = /\r\nx-request-id: ([^\r]+)\r\n/.exec(c.got())?.[1]
+    expect(id).toBeDefined()
+    expect(c.got()).toMatch(/\r\ndate: [^\r]+ GMT\r\n/)
+    expect(c.got()).toContain('\r\nconnection: close\r\n')
+    const [head, body] = c.got().split('\r\n\r\n')
+    expect(Number(/\r\ncontent-length: (\d+)/.exec(head!)?.[1])).toBe(Buffer.byteLength(body!))
+    expect(await waitFor(() => h.records.some((r) => r.request_id === id))).toBe(true)
+    expect(h.records.find((r) => r.request_id === id)).toMatchObject({ status: 503, error: 'TOO_MANY_CONNECTIONS' })
     expect(proxy.refused.connections).toBe(1)
     expect(proxy.clientConnections).toBe(2)
     // The two held connections still work.

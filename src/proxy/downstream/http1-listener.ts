@@ -15,6 +15,8 @@ import { holdClocks, releaseClocks } from '../../lib/clock.ts'
 import { perConnectionTls, type CertSource } from '../../runtime/tls-per-connection.ts'
 import { ALPN_H2_HTTP1 } from '../../http2/bun-listener.ts'
 import type { Http2Limits } from '../../http2/limits.ts'
+import { encodeClosingResponse } from '../../http1/response-encode.ts'
+import { clientAddress, ForwardingLines } from '../headers.ts'
 import { ClientConnection } from './client-connection.ts'
 import type { ClientInfo, ConnectionOptions, DownstreamConnection, ListenerState } from './connection-options.ts'
 import { H2Client } from './h2-client.ts'
@@ -35,6 +37,8 @@ export type { ClientInfo }
  * most once per COLLECTION_INTERVAL_MS, the listener asks for a full collection: a few ms of
  * pause, while the proxy is refusing connections anyway, for memory bounded by a second's refusals.
  */
+/** What a refused connection's ClientInfo carries for X-Forwarded-* lines, which no refusal sends. */
+const REFUSAL_FORWARDING = new ForwardingLines()
 const REFUSALS_PER_COLLECTION = 10_000
 const COLLECTION_INTERVAL_MS = 1000
 let refusedSinceCollection = 0
@@ -95,6 +99,14 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   /** TLS connections over max_connections, answered 503 once their handshake says in which protocol. */
   const refusing = new Set<DownstreamConnection>()
   const overCap = () => `too many client connections (max_connections=${opts.maxConnections}); retry shortly`
+  /** A cleartext connection over max_connections: its 503 (recorded and counted as any refusal), then FIN. */
+  const refuseAtAccept = (sock: Socket<DownstreamConnection>): void => {
+    const client: ClientInfo = { ip: clientAddress(sock.remoteAddress), tls: false, streamKeepsLength: true, protocol: 'HTTP/1.1', forwarding: REFUSAL_FORWARDING }
+    const reply = opts.refuse('TOO_MANY_CONNECTIONS', overCap(), client, undefined, true)
+    // A fresh socket's send buffer takes the whole answer (under 500 bytes).
+    sock.write(encodeClosingResponse(reply.status, reply.headers, reply.body as string))
+    sock.end()
+  }
   let pending = 0
   let stopping = false
   /** The grace of the stop under way (a TLS handshake that ends in it is given the same). */
@@ -133,15 +145,18 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const handlers: SocketHandler<DownstreamConnection> = {
     binaryType: 'buffer',
     open(sock) {
+      const over = opts.maxConnections > 0 && conns.size >= opts.maxConnections
+      if (over) collectAfterRefusals()
+      // In cleartext the 503 goes out at once, with nothing made for the connection but its
+      // record (a flood of refusals made each a whole connection: 15 closures, 21 objects, 4.4 KB).
+      if (over && !shared.tls) return refuseAtAccept(sock)
       const c = new ClientConnection(sock as Socket<ClientConnection>, shared)
       sock.data = c
-      if (opts.maxConnections > 0 && conns.size >= opts.maxConnections) {
+      if (over) {
         // Over TLS the answer waits for the handshake, so that it is in the protocol the client
         // chose by ALPN (an HTTP/2 client cannot read an HTTP/1.1 503). Until then the head
         // deadline (client_header_timeout, from accept) bounds it; past a cap's worth of them
         // waiting, a newcomer is cut at once.
-        collectAfterRefusals()
-        if (!shared.tls) return c.refuse('TOO_MANY_CONNECTIONS', overCap())
         if (refusing.size >= Math.max(64, opts.maxConnections)) return void sock.terminate()
         refusing.add(c)
         return
