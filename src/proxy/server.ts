@@ -94,7 +94,10 @@ export class ProxyServer implements ProxyView {
         upstreams.set(u.name, prev)
         continue
       }
-      const source = this.opts.sourceFor(u)
+      // Settings of the pool changed, not of the name's resolution: the new pool takes the old
+      // resolver, with its addresses and DNS state, so that it serves at once and a DNS outage at
+      // the reload still has the last good addresses (a fresh resolver answered 503 until DNS did).
+      const source = prev && sourceKey(prev.pool.upstream) === sourceKey(u) ? prev.source : this.opts.sourceFor(u)
       const pool = new UpstreamPool(u, source, { ca, log: this.opts.log })
       upstreams.set(u.name, { source, pool, health: new ActiveHealthChecker(pool, { log: this.opts.log }), ca })
     }
@@ -118,9 +121,11 @@ export class ProxyServer implements ProxyView {
     }
   }
 
-  private closeParts(p: UpstreamParts): void {
+  /** Closes an upstream's parts; its address source only when none of `live` (the generation kept) still uses it. */
+  private closeParts(p: UpstreamParts, live: Iterable<UpstreamParts> = []): void {
     p.health.close()
     p.pool.close()
+    for (const q of live) if (q.source === p.source) return
     p.source.close()
   }
 
@@ -224,7 +229,7 @@ export class ProxyServer implements ProxyView {
       }
     } catch (err) {
       // Roll back: keep serving the previous generation; close what was built for the new one.
-      for (const [name, p] of gen?.upstreams ?? []) if (prev.upstreams.get(name) !== p) this.closeParts(p)
+      for (const [name, p] of gen?.upstreams ?? []) if (prev.upstreams.get(name) !== p) this.closeParts(p, prev.upstreams.values())
       throw err
     }
     this.gen = gen
@@ -232,7 +237,7 @@ export class ProxyServer implements ProxyView {
     this.startParts(fresh)
     // Retire what the new generation does not use: idle connections close now, busy ones when
     // their exchange ends (the pool is closed, so nothing returns to it).
-    for (const [name, p] of prev.upstreams) if (gen.upstreams.get(name) !== p) this.closeParts(p)
+    for (const [name, p] of prev.upstreams) if (gen.upstreams.get(name) !== p) this.closeParts(p, gen.upstreams.values())
     if (newListener) {
       const old = this.server
       this.server = newListener
@@ -376,4 +381,9 @@ function listenerTls(config: ResolvedConfig): TlsPair | undefined {
   const s = config.server
   const at = config.fileKeys ?? {}
   return s.tlsCertFile && s.tlsKeyFile ? loadTlsPair(s.tlsCertFile, s.tlsKeyFile, { cert: at['server.tls_cert'], key: at['server.tls_key'] }) : undefined
+}
+
+/** What an upstream's address source is made from: equal, a reload's new pool can take the old source. */
+function sourceKey(u: ResolvedUpstream): string {
+  return JSON.stringify([u.host, u.family, u.resolvers, u.resolveIntervalMs, u.resolveMinTtlMs, u.resolveMaxTtlMs, u.resolveTimeoutMs, u.staleGraceMs])
 }

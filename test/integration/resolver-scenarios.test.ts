@@ -147,6 +147,47 @@ describe('scenarios (failed requests must be zero)', () => {
     expect(logs.filter((l) => l.includes('serving the last good addresses'))).toHaveLength(1)
   })
 
+  test('(b2) a reload that changes the upstream (header_timeout) while DNS is down: the last good addresses go on serving', async () => {
+    const { port } = origins(['127.0.0.2'])
+    const dns = await dnsServer()
+    dns.set(HOST, { a: ['127.0.0.2'], ttl: 1 })
+    const extra = { header_timeout: '30s' }
+    const { proxy } = proxyVia(dns.port, port, extra)
+    await ready(proxy)
+    dns.stop()
+    const l = load(proxy.url)
+    await Bun.sleep(500)
+    // A setting of the upstream's pool: a new pool, but the name's resolution is the same. Before,
+    // it came with a resolver of its own that had no address yet: 503 NOT_RESOLVED until DNS answered.
+    const next = h.config({ upstream: { url: `http://${HOST}:${port}`, resolvers: [`127.0.0.1:${dns.port}`], resolve_min_ttl: '1s', resolve_timeout: '300ms', retries: '2', header_timeout: '31s' } })
+    await proxy.reload(next)
+    await Bun.sleep(1500)
+    const r = await l.stop()
+    expect(r.statuses).toEqual({ 200: r.ok })
+    expect(r.ok).toBeGreaterThan(100)
+    expect(proxy.source('default')!.snapshot().stale).toBe(true)
+  })
+
+  test('(b3) the same reload with DNS answering: no request waits for a first answer (there were 2-22 503s a reload)', async () => {
+    const { port } = origins(['127.0.0.2'])
+    const dns = await dnsServer()
+    dns.set(HOST, { a: ['127.0.0.2'], ttl: 1 })
+    const { proxy } = proxyVia(dns.port, port, { header_timeout: '30s' })
+    await ready(proxy)
+    const l = load(proxy.url)
+    for (let i = 0; i < 3; i++) {
+      await Bun.sleep(300)
+      await proxy.reload(h.config({ upstream: { url: `http://${HOST}:${port}`, resolvers: [`127.0.0.1:${dns.port}`], resolve_min_ttl: '1s', resolve_timeout: '300ms', retries: '2', header_timeout: `${31 + i}s` } }))
+    }
+    await Bun.sleep(300)
+    const r = await l.stop()
+    expect(r.statuses).toEqual({ 200: r.ok })
+    // A change of how the name is resolved is a new resolver, as before (its own settings).
+    const before = proxy.source('default')
+    await proxy.reload(h.config({ upstream: { url: `http://${HOST}:${port}`, resolvers: [`127.0.0.1:${dns.port}`], resolve_min_ttl: '2s', resolve_timeout: '300ms', retries: '2' } }))
+    expect(proxy.source('default')).not.toBe(before)
+  })
+
   test('(c) NXDOMAIN for 10 s', async () => {
     const { port } = origins(['127.0.0.2'])
     const dns = await dnsServer()
