@@ -136,8 +136,19 @@ export class ProxyServer implements ProxyView {
    */
   async startResolved(): Promise<this> {
     this.startParts(this.gen.upstreams.values())
+    await this.firstAnswers(this.gen.upstreams, 'starting')
+    return this.start()
+  }
+
+  /**
+   * Starts the address sources of `parts` that have no address yet and waits for their first
+   * answer, each at most its resolve_timeout: at start, and for a reload's new upstreams before
+   * they are put in service (they answered 503 until DNS did).
+   */
+  private async firstAnswers(parts: Iterable<[string, UpstreamParts]>, what: 'starting' | 'reloading'): Promise<void> {
     const waits: Promise<unknown>[] = []
-    for (const [name, p] of this.gen.upstreams) {
+    for (const [name, p] of parts) {
+      p.source.start()
       if (p.source.snapshot().ready) continue
       const timeoutMs = p.pool.upstream.resolveTimeoutMs
       let timer: ReturnType<typeof setTimeout> | undefined
@@ -146,12 +157,11 @@ export class ProxyServer implements ProxyView {
         Promise.race([p.source.nextRefresh?.(timeoutMs) ?? Promise.resolve(), timedOut]).then(() => {
           clearTimeout(timer)
           const snap = p.source.snapshot()
-          if (!snap.ready) this.opts.log?.('warn', 'starting before the first DNS answer; requests get 503 until one arrives', { upstream: name, host: p.pool.upstream.host, error: snap.lastError?.code })
+          if (!snap.ready) this.opts.log?.('warn', `${what} before the first DNS answer; requests get 503 until one arrives`, { upstream: name, host: p.pool.upstream.host, error: snap.lastError?.code })
         }),
       )
     }
     await Promise.all(waits)
-    return this.start()
   }
 
   /** Starts the origin side (if not yet) and the listener, without waiting for DNS. Throws E_LISTEN when the port is taken. */
@@ -219,6 +229,8 @@ export class ProxyServer implements ProxyView {
     let gen: Generation | undefined
     try {
       gen = this.build(next, prev.upstreams)
+      // A new upstream (a new name, or new resolver settings) goes into service with an address.
+      if (this.started) await this.firstAnswers([...gen.upstreams].filter(([name, p]) => prev.upstreams.get(name)?.source !== p.source), 'reloading')
       if (this.started) {
         nextTls = listenerTls(next)
         const inPlace = this.server?.update !== undefined && next.server.listener === prev.config.server.listener

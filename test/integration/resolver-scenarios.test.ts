@@ -188,6 +188,22 @@ describe('scenarios (failed requests must be zero)', () => {
     expect(proxy.source('default')).not.toBe(before)
   })
 
+  test('(b4) a reload to another name: its first answer is awaited before it serves (no 503 NOT_RESOLVED)', async () => {
+    const { port } = origins(['127.0.0.2', '127.0.0.3'])
+    const dns = await dnsServer()
+    dns.set(HOST, { a: ['127.0.0.2'], ttl: 1 })
+    dns.set('moved.test', { a: ['127.0.0.3'], ttl: 1 })
+    const { proxy } = proxyVia(dns.port, port)
+    await ready(proxy)
+    const l = load(proxy.url)
+    await Bun.sleep(300)
+    await proxy.reload(h.config({ upstream: { url: `http://moved.test:${port}`, resolvers: [`127.0.0.1:${dns.port}`], resolve_min_ttl: '1s', resolve_timeout: '300ms', retries: '2' } }))
+    await Bun.sleep(500)
+    const r = await l.stop()
+    expect(r.statuses).toEqual({ 200: r.ok })
+    expect(r.byAddress['127.0.0.3']).toBeGreaterThan(0)
+  })
+
   test('(c) NXDOMAIN for 10 s', async () => {
     const { port } = origins(['127.0.0.2'])
     const dns = await dnsServer()
