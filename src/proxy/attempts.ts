@@ -123,6 +123,10 @@ async function attemptLoop<T>(
   // re-resolve) and the loop waits for the rescue as after any connect failure.
   let again = failure !== undefined && attempt.staleConnection?.(failure) === true
   let free = again ? 1 : 0
+  // The new connection of that once-more was cut before an answer too: the address is going (an
+  // origin killed as DNS moves away from it), so it is counted against it and, with nothing else
+  // to try, the loop waits for the rescue (a re-resolve) as after a connect failure.
+  let dying = false
   for (let index = start; index <= u.retries + free; index++) {
     if (index > 0 && nowMs() > deadline) break
     if (state !== undefined && !again) (tried ??= new Set()).add(state.address)
@@ -130,7 +134,8 @@ async function attemptLoop<T>(
     const fresh = again
     again = false
     // Nothing healthy to try: after a connect failure, or when every address is ejected at once.
-    if ((next === undefined || !target.takesTraffic(next)) && target.waitForRescue && (failure?.isAddressFailure || (index === 0 && next !== undefined))) {
+    if ((next === undefined || !target.takesTraffic(next)) && target.waitForRescue && (failure?.isAddressFailure || dying || (index === 0 && next !== undefined))) {
+      dying = false
       await target.waitForRescue(deadline - nowMs(), tried)
       next = target.pick(tried)
     }
@@ -145,6 +150,10 @@ async function attemptLoop<T>(
       failure = failed(target, state, err)
       // A connect-phase failure sent nothing: another address is always safe.
       if (failure.phase !== 'connect' && !attempt.mayRetry(failure)) return { ok: false, failure, state, retries: index }
+      if (fresh && !failure.isAddressFailure && attempt.staleConnection?.(failure) === true) {
+        target.reportFailure(state, failure)
+        dying = true
+      }
       if (free === 0 && attempt.staleConnection?.(failure) === true) {
         again = true
         free = 1

@@ -249,6 +249,31 @@ describe('a stale keep-alive connection', () => {
     expect(t.failures).toEqual([['127.0.2.2', 'CONNECT_REFUSED']])
   })
 
+  test('the only address, its origin killed as DNS moves: the new connection is cut before an answer too, so the address is counted and the request waits for the rescue\'s address', async () => {
+    // Seen through the binary (wrk, dnsmasq, nginx SIGKILLed as its address left DNS): 502 after
+    // two tries, with retries = 2 left unused, while the other requests got the new address.
+    const t = target(['127.0.2.2'], { retries: 2 })
+    let waited = 0
+    t.waitForRescue = async () => {
+      waited++
+      t.states.push(newAddressState({ address: '127.0.2.3', family: 4 }, 80, 0))
+    }
+    const runs: [string, boolean][] = []
+    const outcome = await runAttempts(t, {
+      run: async (s, _index, fresh) => {
+        runs.push([s.address, fresh === true])
+        if (s.address === '127.0.2.3') return 'ok'
+        throw stale()
+      },
+      mayRetry: (f) => f.code === 'RESET_BEFORE_RESPONSE',
+      staleConnection: (f) => f.code === 'RESET_BEFORE_RESPONSE',
+    }, () => 0)
+    expect(outcome).toMatchObject({ ok: true, value: 'ok' })
+    expect(runs).toEqual([['127.0.2.2', false], ['127.0.2.2', true], ['127.0.2.3', false]])
+    expect(waited).toBe(1)
+    expect(t.failures).toEqual([['127.0.2.2', 'RESET_BEFORE_RESPONSE']])
+  })
+
   test('a stale connection to a live origin: the same address answers on a new connection; only once free', async () => {
     const t = target(['127.0.2.2'], { retries: 0 })
     const runs: boolean[] = []
