@@ -203,11 +203,7 @@ export function indexKeyLines(text: string): Map<string, number> {
 /** The key a line sets (the last one the scan places there), for a syntax error's message; undefined when none. */
 function keyAtLine(text: string, line: number): string | undefined {
   let found: string | undefined
-  try {
-    for (const [key, at] of indexKeyLines(text)) if (at === line && !/\]$/.test(key)) found = key
-  } catch {
-    return undefined // the scan is a courtesy; a text it cannot follow names no key
-  }
+  for (const [key, at] of indexKeyLines(text)) if (at === line && !/\]$/.test(key)) found = key
   return found
 }
 

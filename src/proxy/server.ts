@@ -229,9 +229,9 @@ export class ProxyServer implements ProxyView {
     let gen: Generation | undefined
     try {
       gen = this.build(next, prev.upstreams)
-      // A new upstream (a new name, or new resolver settings) goes into service with an address.
-      if (this.started) await this.firstAnswers([...gen.upstreams].filter(([name, p]) => prev.upstreams.get(name)?.source !== p.source), 'reloading')
       if (this.started) {
+        // A new upstream (a new name, or new resolver settings) goes into service with an address.
+        await this.firstAnswers([...gen.upstreams].filter(([name, p]) => prev.upstreams.get(name)?.source !== p.source), 'reloading')
         nextTls = listenerTls(next)
         const inPlace = this.server?.update !== undefined && next.server.listener === prev.config.server.listener
         // No listener at all (a reload whose new and old listeners both failed to open): open one.

@@ -13,7 +13,8 @@
  * kernel maps its cached neighbours with it). A writable mapping (.data, the embedded module
  * graph) or one a relocation wrote to is never touched: there the call would throw the copies
  * away. serve.ts trims right after its listener opens and every `trim_interval` after that (a
- * worker's supervisor, workers.ts, after it starts them); one trim took 2-8 ms (reading smaps, then the page-table walk over what is mapped).
+ * worker's supervisor, workers.ts, after it starts them); one trim took 2-8 ms (reading smaps,
+ * then the page-table walk over what is mapped).
  *
  * Linux on Bun only (libc's madvise through bun:ffi); elsewhere a trim does nothing.
  */

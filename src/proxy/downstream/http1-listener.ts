@@ -27,7 +27,8 @@ export type { ClientInfo }
 
 /**
  * A connection flood past max_connections is answered 503 at once, and each refused connection's
- * objects (its state machine, writer, record) are garbage a moment later; but they are still held
+ * objects (its socket and record; over TLS its state machine and writer too, refuseAtAccept below
+ * says why not in cleartext) are garbage a moment later; but they are still held
  * by their socket across the event-loop turn its close takes, so JSC's young-generation
  * collections promote them, and only a full collection frees them. JSC times those by its heap's
  * growth, not by the sockets' native memory, and under ~19,000 refusals a second (a client that
@@ -37,12 +38,13 @@ export type { ClientInfo }
  * most once per COLLECTION_INTERVAL_MS, the listener asks for a full collection: a few ms of
  * pause, while the proxy is refusing connections anyway, for memory bounded by a second's refusals.
  */
-/** What a refused connection's ClientInfo carries for X-Forwarded-* lines, which no refusal sends. */
-const REFUSAL_FORWARDING = new ForwardingLines()
 const REFUSALS_PER_COLLECTION = 10_000
 const COLLECTION_INTERVAL_MS = 1000
 let refusedSinceCollection = 0
 let lastCollectionMs = 0
+
+/** What a refused connection's ClientInfo carries for X-Forwarded-* lines, which no refusal sends. */
+const REFUSAL_FORWARDING = new ForwardingLines()
 
 function collectAfterRefusals(): void {
   if (++refusedSinceCollection < REFUSALS_PER_COLLECTION) return
