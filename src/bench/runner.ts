@@ -10,6 +10,7 @@ import { asBenchError, dial, type BenchConnection, type ClientOptions, type Requ
 import { H2Connection } from './h2-client.ts'
 import { TimingConnection } from './timing-client.ts'
 import { phasesOf, type Marks, type Phases } from './timings.ts'
+import { warmUp } from './warm-up.ts'
 
 export interface Sample {
   seq: number
@@ -108,6 +109,7 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
   const connections: ConnectionRecord[] = []
   const records = new Map<number, ConnectionRecord>()
   const sides: ('a' | 'b')[] = plan.targets.length === 2 ? ['a', 'b'] : ['a']
+  await warmUp(plan.client, plan.targets.some((t) => t.scheme === 'https'))
   const t0 = performance.now()
   const deadline = plan.durationMs !== undefined ? t0 + plan.durationMs : Number.POSITIVE_INFINITY
   // With -n: N requests per target. Neither -n nor -d: one.
