@@ -19,7 +19,7 @@ import { colorEnabled, colorsFor } from '../lib/colors.ts'
 import { ProxyError, UsageError } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import { VALUES_IN_ORDER, type CliIo } from '../lib/io.ts'
-import { parseDurationMs } from '../lib/units.ts'
+import { MAX_TIMER_MS, parseDurationMs } from '../lib/units.ts'
 import type { Phase } from '../bench/timings.ts'
 
 /** -c without a value: 1, or with --rate enough request loops to hold the rate while some wait. */
@@ -80,9 +80,25 @@ function list(v: unknown): string[] {
 
 function positiveInt(v: unknown, flag: string): number | undefined {
   if (v === undefined) return undefined
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag}: "${String(v)}" is not a whole number of 1 or more`)
+  // Decimal digits only: Number() also reads "0x10", "1e3" and " 5", which no count is written as.
+  const n = /^[0-9]+$/.test(String(v)) ? Number(v) : Number.NaN
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag}: "${String(v)}" is not a whole number of 1 or more (decimal digits)`)
+  if (n > Number.MAX_SAFE_INTEGER) throw new UsageError(`${flag}: "${String(v)}" is larger than 2^53-1; for a run without a set count use -d (e.g. -d 1h)`)
   return n
+}
+
+/**
+ * A duration flag's value, or a usage error: a unit is needed ("300" is not seconds, as curl's
+ * --max-time would read it), and where a timer waits that long, a timer's limit applies.
+ */
+function durationFlag(v: unknown, flag: string, example: string, timer: boolean, hint = ''): number | undefined {
+  if (v === undefined) return undefined
+  const raw = String(v)
+  const ms = parseDurationMs(raw)
+  if (ms === undefined && /^[0-9]+(\.[0-9]+)?$/.test(raw.trim())) throw new UsageError(`${flag}: "${raw}" has no unit; write e.g. "${raw.trim()}s"${raw.includes('.') ? '' : ` or "${raw.trim()}ms"`}${hint}`)
+  if (ms === undefined || !(ms > 0)) throw new UsageError(`${flag}: "${raw}" is not a duration of more than 0 (e.g. ${example})${hint}`)
+  if (timer && ms > MAX_TIMER_MS) throw new UsageError(`${flag}: "${raw}" is longer than a timer can wait (24.8 days); use at most "24d"`)
+  return ms
 }
 
 /**
@@ -205,10 +221,9 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
     return ExitCode.OK
   }
   if (!url) throw new UsageError('bench needs a URL: proxy bench https://example.com/ (or --explain)')
-  const durationMs = opts.duration !== undefined ? parseDurationMs(String(opts.duration)) : undefined
-  if (opts.duration !== undefined && !(durationMs! > 0)) throw new UsageError(`-d/--duration: "${String(opts.duration)}" is not a duration of more than 0 (e.g. 30s); for a request body use --data`)
-  const timeoutMs = opts.timeout !== undefined ? parseDurationMs(String(opts.timeout)) : 10_000
-  if (timeoutMs === undefined || !(timeoutMs > 0)) throw new UsageError(`--timeout: "${String(opts.timeout)}" is not a duration of more than 0 (e.g. 10s)`)
+  const durationMs = durationFlag(opts.duration, '-d/--duration', '30s', false, '; for a request body use --data')
+  if (durationMs !== undefined && opts.requests !== undefined) throw new UsageError('-n/--requests and -d/--duration both given: -n sends a number of requests, -d sends them for a time; give one')
+  const timeoutMs = durationFlag(opts.timeout, '--timeout', '10s', true) ?? 10_000
   const rate = opts.rate !== undefined ? Number(opts.rate) : undefined
   if (rate !== undefined && !(rate > 0)) throw new UsageError(`--rate: "${String(opts.rate)}" is not a positive number of requests per second`)
   const slo = opts.slo !== undefined ? parseSlo(String(opts.slo)) : []

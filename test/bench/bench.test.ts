@@ -369,6 +369,29 @@ describe('what bench sends and counts', () => {
     expect(hits).toBe(0)
   })
 
+  test.each([
+    ['-n in hex', ['-n', '0x10'], '"0x10" is not a whole number of 1 or more (decimal digits)'],
+    ['-n in exponent form', ['-n', '1e3'], '(decimal digits)'],
+    ['-c with a space', ['-c', ' 5'], '-c/--concurrency'],
+    ['-n past 2^53-1', ['-n', '99999999999999999999'], 'larger than 2^53-1'],
+    ['--timeout without a unit', ['--timeout', '300'], '"300" has no unit; write e.g. "300s" or "300ms"'],
+    ['--timeout past a timer', ['--timeout', '30d'], 'longer than a timer can wait (24.8 days)'],
+    ['-d without a unit', ['-d', '5'], '"5" has no unit; write e.g. "5s" or "5ms"; for a request body use --data'],
+    ['-n and -d together', ['-n', '3', '-d', '2s'], '-n/--requests and -d/--duration both given'],
+  ])('%s is a usage error before anything is sent (outside sweep, twentieth session)', async (_, flags, message) => {
+    let hits = 0
+    const s = h.origin({
+      fetch() {
+        hits++
+        return new Response('ok')
+      },
+    })
+    const r = await bench([`http://127.0.0.1:${s.port}/`, ...flags])
+    expect(r.code).toBe(ExitCode.USAGE)
+    expect(r.err).toContain(message)
+    expect(hits).toBe(0)
+  })
+
   test('credentials in the URL and a --cacert that is not PEM are usage errors', async () => {
     expect((await bench(['http://user:pw@127.0.0.1:1/'])).err).toContain('credentials in the URL are not sent')
     const dir = testDir('bench-ca-')
