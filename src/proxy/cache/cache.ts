@@ -19,7 +19,7 @@ import { discardBody, hitStatus, onlyIfCachedReply } from './reply.ts'
 import { CONDITIONAL_FIELDS } from './revalidate.ts'
 import { CacheStore, entryBytes, type CacheEntry } from './store.ts'
 import type { FillBudget } from './tee.ts'
-import { varyMatches } from './vary.ts'
+import { variantFlightKey, varyMatches } from './vary.ts'
 
 export type { CacheExchange, CacheResult, LookupContext }
 
@@ -131,13 +131,17 @@ export class EdgeCache implements CacheInternals {
       }
     } else x.fwd = variants.length > 0 ? 'vary-miss' : 'uri-miss'
 
-    let flight = this.flights.get(ctx.key)
-    // A leader past the collapse wait without an answer head is lost (or as slow as a lost one):
-    // nobody waits for it any more, and this request may lead anew (nginx's proxy_cache_lock_age).
-    if (flight && !flight.settled && flight.deadlineMs <= nowMs) flight = this.expire(ctx.key, flight)
+    let flight = this.liveFlight(ctx.key, nowMs)
     // A response still arriving for this key can answer as it streams.
     if (waited) x.fwd = waited.fwd
     if (!isBackground && flight?.fill && x.canShare(flight.fill, nowMs)) return x.serveFill(flight.fill, nowMs)
+    // Once the URL's answers are known to vary, a request waits only for one of its own variant:
+    // behind another variant's it would go upstream after it anyway, and each in turn after the last.
+    const flightKey = variantFlightKey(ctx.key, variants[0]?.vary.names ?? flight?.fill?.entry.vary.names, req.headers)
+    if (flightKey !== ctx.key) {
+      flight = this.liveFlight(flightKey, nowMs)
+      if (!isBackground && flight?.fill && x.canShare(flight.fill, nowMs)) return x.serveFill(flight.fill, nowMs)
+    }
     if (rd.onlyIfCached) return x.reply(onlyIfCachedReply(ctx.requestId), 'miss')
     const collapsible = !isBackground && !isRetry && x.collapsible(this.isUncollapsible(ctx.key, nowMs))
     // A waiter whose client has left neither waits more nor leads: the request path ends it (CLIENT_GONE).
@@ -149,17 +153,27 @@ export class EdgeCache implements CacheInternals {
       // stored, or be shareable while it streams; or it failed, and the first waiter leads next and
       // the others wait for it; or it cannot be shared: then go ourselves).
       const fwd = x.fwd
-      return this.waitFor(ctx.key, flight, Math.min(untilMs, flight.deadlineMs) - nowMs).then((settled) => this.lookup(req, ctx, { fwd, untilMs: settled ? untilMs : 0, leaderFailed: flight.failed }))
+      return this.waitFor(flightKey, flight, Math.min(untilMs, flight.deadlineMs) - nowMs).then((settled) => this.lookup(req, ctx, { fwd, untilMs: settled ? untilMs : 0, leaderFailed: flight.failed }))
     }
     // The flight is taken once nothing more can throw before the exchange is the request path's.
-    if (!flight && collapsible) return x.forward().holding(this.openFlight(ctx.key, nowMs + ctx.maxWaitMs))
+    if (!flight && collapsible) return x.forward().holding(this.openFlight(flightKey, nowMs + ctx.maxWaitMs))
     return x.forward()
+  }
+
+  /**
+   * The flight under a key, unless its leader is past the collapse wait without an answer head:
+   * then it is lost (or as slow as a lost one), nobody waits for it any more, and this request may
+   * lead anew (nginx's proxy_cache_lock_age).
+   */
+  private liveFlight(key: string, nowMs: number): Flight | undefined {
+    const flight = this.flights.get(key)
+    return flight && !flight.settled && flight.deadlineMs <= nowMs ? this.expire(key, flight) : flight
   }
 
   private openFlight(key: string, deadlineMs: number): Flight {
     let release!: () => void
     const headed = new Promise<void>((r) => (release = r))
-    const flight: Flight = { headed, release, fill: undefined, settled: false, failed: false, deadlineMs }
+    const flight: Flight = { key, headed, release, fill: undefined, settled: false, failed: false, deadlineMs }
     this.flights.set(key, flight)
     return flight
   }
@@ -233,7 +247,7 @@ export class EdgeCache implements CacheInternals {
   private dropUrl(key: string): number {
     let n = this.store.purgeKey(key)
     for (const k of this.store.suffixedKeys(key)) n += this.store.purgeKey(k)
-    for (const k of [...this.flights.keys()]) if (k === key || k.startsWith(`${key}#`)) this.dropFill(k)
+    for (const k of [...this.flights.keys()]) if (k === key || k.startsWith(`${key}#`) || k.startsWith(`${key}\n`)) this.dropFill(k)
     return n
   }
 

@@ -63,6 +63,8 @@ export interface Fill {
 
 /** One upstream request that concurrent misses of a key wait for. */
 export interface Flight {
+  /** The key it is kept under (cache.ts: the URL's, or one of its variants'). */
+  key: string
   /** Resolves once the leader's answer head has been handled. */
   headed: Promise<void>
   release: () => void
@@ -216,7 +218,7 @@ export class CacheExchange {
   private settle(fill?: Fill, failed = false): void {
     const f = this.flight
     this.flight = undefined
-    if (f) this.cache.settle(this.ctx.key, f, fill, failed)
+    if (f) this.cache.settle(f.key, f, fill, failed)
   }
 
   /**
@@ -344,15 +346,16 @@ export class CacheExchange {
     const budget = c.fillBudget
     const out = withCacheStatus(headers, { fwd: this.fwd, stored: contentLength !== undefined && budget.keptBytes + contentLength <= budget.maxKeptBytes })
     const fill: Fill = { entry, tee: undefined as never, contentLength, discarded: false }
+    const flightKey = this.flight?.key ?? this.ctx.key
     fill.tee = new BodyTee(body, {
       maxStoreBytes: c.maxObjectBytes,
       budget: c.fillBudget,
       windowBytes: SHARED_WINDOW_BYTES,
       onStored: (bytes) => {
         if (!fill.discarded) c.commit(entry, bytes)
-        c.endFill(this.ctx.key, fill)
+        c.endFill(flightKey, fill)
       },
-      onAbandoned: () => c.endFill(this.ctx.key, fill),
+      onAbandoned: () => c.endFill(flightKey, fill),
     })
     const own = fill.tee.reader()
     this.settle(fill)

@@ -100,3 +100,16 @@ export function sameVaryKey(a: VaryKey, b: VaryKey): boolean {
 }
 
 export type { Directives }
+
+/**
+ * The key a request's collapsed forwarding is kept under (cache.ts): the URL's own while no
+ * answer for it said Vary, else the URL's and the request's values of the fields Vary named
+ * (after a line feed, which no key or field value holds; an absent field as a NUL), so that
+ * requests for one variant wait for each other and not for another variant's.
+ */
+export function variantFlightKey(key: string, names: readonly string[] | undefined, req: HeaderReader): string {
+  if (names === undefined || names.length === 0) return key
+  let k = key
+  for (const n of names) k += `\n${normalizeVaryValue(req.get(n), n) ?? '\0'}`
+  return k
+}

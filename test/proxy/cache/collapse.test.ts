@@ -148,3 +148,39 @@ describe('collapsed forwarding: a leader without an answer to share', () => {
     cache.close()
   })
 })
+
+describe('collapsed forwarding: answers that vary (outside sweep, twentieth session)', () => {
+  function lookupWith(cache: EdgeCache, cookie: string): CacheExchange | Promise<CacheExchange> {
+    const req: ProxyRequest = { method: 'GET', target: '/a', headers: new Headers({ host: 'example.com', cookie }), body: null }
+    return cache.lookup(req, { key: KEY, enabled: true, requestId: 'rid', client: { ip: '127.0.0.1', tls: false }, maxWaitMs: 60_000 })
+  }
+  const VARIES: [string, string][] = [...FRESH, ['vary', 'Cookie']]
+
+  test('once the answer says Vary, waiters for other variants each go upstream at once (they queued one behind another); one for the same variant shares it', async () => {
+    const { cache } = setup()
+    const leader = lookupWith(cache, 'u=a') as CacheExchange
+    const done: CacheExchange[] = []
+    const waiters = ['u=b', 'u=c', 'u=d', 'u=a'].map((c) => (lookupWith(cache, c) as Promise<CacheExchange>).then((x) => (done.push(x), x)))
+    expect(cache.status().waiting).toBe(4)
+    expect(await replyText(await leader.onReply({ status: 200, statusText: 'OK', headers: VARIES, body: 'for a' }))).toBe('for a')
+    await turns()
+    // Before: only u=b led next, and u=c and u=d waited for it (and then u=d for u=c).
+    expect(done.length).toBe(4)
+    const [b, c, d, a] = (await Promise.all(waiters)) as [CacheExchange, CacheExchange, CacheExchange, CacheExchange]
+    expect([b, c, d].map((x) => [x.hit, x.flight !== undefined])).toEqual(Array(3).fill([undefined, true]))
+    expect(a.result).toBe('collapsed')
+    expect(cache.status()).toMatchObject({ in_flight: 3, waiting: 0 })
+    // A later request for a variant being fetched waits for that one, and gets its answer.
+    const b2 = lookupWith(cache, 'u=b')
+    expect(b2 instanceof Promise).toBe(true)
+    expect(cache.status().waiting).toBe(1)
+    expect(await replyText(await b.onReply({ status: 200, statusText: 'OK', headers: VARIES, body: 'for b' }))).toBe('for b')
+    const b2x = await b2
+    expect(b2x.result).toBe('collapsed')
+    expect(await replyText(b2x.hit!)).toBe("for b")
+    c.onError()
+    d.onError()
+    expect(cache.status()).toMatchObject({ in_flight: 0, waiting: 0 })
+    cache.close()
+  })
+})
