@@ -316,3 +316,20 @@ test('interim answers are bounded per upgrade, not per read: the 17th is a 502 l
   const rec = h.records.find((r) => r.path === '/many')!
   expect([rec.status, rec.error]).toEqual([502, 'BAD_RESPONSE'])
 })
+
+test('a client that leaves before the upstream answered its upgrade has the upstream connection cut at once and is logged 499 CLIENT_GONE (outside sweep, twentieth session)', async () => {
+  let asked = false
+  let originClosed = 0
+  // The origin reads the upgrade and never answers.
+  const port = upgradingOrigin(() => void (asked = true), () => originClosed++)
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}`, header_timeout: '30s' } })
+  const c = rawClient(proxy.port)
+  c.s.write(UPGRADE.replace('/t', '/gone'))
+  expect(await waitFor(() => asked, 3000)).toBe(true)
+  c.s.end()
+  // Before: the connection was kept until the origin answered or header_timeout ran out (30 s here).
+  expect(await waitFor(() => originClosed === 1, 5000)).toBe(true)
+  expect(await waitFor(() => h.records.some((r) => r.path === '/gone'), 3000)).toBe(true)
+  const rec = h.records.find((r) => r.path === '/gone')!
+  expect([rec.status, rec.error]).toEqual([499, 'CLIENT_GONE'])
+})

@@ -93,6 +93,8 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
   const held: Uint8Array[] = early.byteLength > 0 ? [early] : []
   let heldBytes = early.byteLength
   let clientGone = false
+  /** The upstream connection an attempt waits on for its answer: cut when the client leaves, as nginx does (held until the answer, a client could keep connections to the origin open past max_connections). */
+  let answering: Conn | undefined
   client.handlers = {
     data: (c) => {
       held.push(c)
@@ -102,6 +104,7 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
     drain() {},
     close: () => {
       clientGone = true
+      answering?.destroy()
     },
   }
   let headText = `${ctx.method} ${ctx.target} HTTP/1.1\r\n`
@@ -125,6 +128,7 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
         upstream.destroy()
         throw gone()
       }
+      answering = upstream
       try {
         // An interim answer goes on as a plain request's does (flight.ts): the fields a 1xx may
         // not carry or that are the hop's (Content-Length, Transfer-Encoding, Connection) dropped.
@@ -135,6 +139,8 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
       } catch (err) {
         upstream.destroy()
         throw err
+      } finally {
+        answering = undefined
       }
     },
     // The upstream closed without a byte: it did not act on the request.
