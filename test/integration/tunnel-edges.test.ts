@@ -94,11 +94,15 @@ test('a 101 reaches the client without Content-Length and Transfer-Encoding, and
   expect(await waitFor(() => c.got().endsWith('hiecho:one;'), 3000)).toBe(true)
 })
 
-test('a tunnel silent both ways for idle_timeout is closed and logged IDLE_TIMEOUT; one with traffic stays open', async () => {
+test('a tunnel silent both ways for idle_timeout is closed with a FIN and logged IDLE_TIMEOUT; one with traffic stays open', async () => {
   const port = upgradingOrigin((write) => write(SWITCHED))
   const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}`, idle_timeout: '1s' } })
   const silent = rawClient(proxy.port)
   const busy = rawClient(proxy.port)
+  // How the silent one's connection ends: a FIN ('end'), as nginx and HAProxy close a tunnel at its timeout, or a reset.
+  let silentEnd = ''
+  silent.s.on('end', () => (silentEnd ||= 'FIN'))
+  silent.s.on('error', (e: NodeJS.ErrnoException) => (silentEnd ||= e.code ?? 'error'))
   silent.s.write(UPGRADE.replace('/t', '/idle'))
   busy.s.write(UPGRADE.replace('/t', '/busy'))
   expect(await waitFor(() => silent.got().includes('HTTP/1.1 101 ') && busy.got().includes('HTTP/1.1 101 '), 3000)).toBe(true)
@@ -108,6 +112,7 @@ test('a tunnel silent both ways for idle_timeout is closed and logged IDLE_TIMEO
     await Bun.sleep(300)
   }
   expect(await waitFor(() => silent.closed(), 3000)).toBe(true)
+  expect(silentEnd).toBe('FIN') // ECONNRESET before the twentieth session
   expect(busy.closed()).toBe(false)
   expect(busy.got()).toContain('echo:')
   const rec = h.records.find((r) => r.path === '/idle')!

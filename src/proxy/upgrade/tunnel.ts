@@ -307,22 +307,26 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
   })
 }
 
+const IDLE_CLOSE_GRACE_MS = 2000 // how long both sides of a tunnel closed at idle_timeout get to close back before they are cut
 /**
  * Joins the client and the upstream into a byte tunnel: each side's data goes to the other, a
  * full side pauses its source until it drains, and a close ends the other side (then `onClose`).
- * With `idleMs`, no byte either way for that long closes both (`onClose('IDLE_TIMEOUT')`), as
- * HAProxy's `timeout tunnel` does: a peer that vanished without a FIN does not hold two sockets
- * forever. A side cut for a reason of its own (a client cut at send_timeout) gives its code.
+ * With `idleMs`, no byte either way for that long closes both (`onClose('IDLE_TIMEOUT')`; a FIN
+ * each, a cut for one that does not close back), as HAProxy's `timeout tunnel` does: a peer that
+ * vanished without a FIN does not hold two sockets forever. A side cut for a reason of its own (a client cut at send_timeout) gives its code.
  */
 function pipeBoth(client: Conn, upstream: Conn, late: LateEvents, counts: { bytesIn: number; bytesOut: number }, idleMs: number, onClose: (error: string | undefined) => void): void {
   let idled = false
+  let cut: ReturnType<typeof setTimeout> | undefined
   const watch: StallWatch = {
     since: monoNow(),
     limitMs: idleMs,
+    // Nothing is in flight either way: a FIN to both, as nginx and HAProxy close a tunnel at its timeout (a reset made clients report an error).
     expire() {
       idled = true
-      client.destroy()
-      upstream.destroy()
+      client.end()
+      upstream.end()
+      cut = setTimeout(() => (client.destroy(), upstream.destroy()), IDLE_CLOSE_GRACE_MS)
     },
   }
   if (idleMs > 0) watchStall(watch)
@@ -340,7 +344,7 @@ function pipeBoth(client: Conn, upstream: Conn, late: LateEvents, counts: { byte
       const first = !closed
       closed = true
       to.end()
-      if (!first) return
+      if (!first) return void clearTimeout(cut)
       unwatchStall(watch)
       onClose(idled ? 'IDLE_TIMEOUT' : err instanceof RequestFailure ? err.code : undefined)
     },
