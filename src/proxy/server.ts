@@ -297,6 +297,11 @@ export class ProxyServer implements ProxyView {
     return this.server?.pendingRequests ?? 0
   }
 
+  /** Open upgrade tunnels (WebSocket and others); undefined when the listener cannot tell (the runtime front). */
+  get openTunnels(): number | undefined {
+    return this.server?.tunnels
+  }
+
   /** Open client connections; undefined when the listener cannot tell (the runtime front). */
   get clientConnections(): number | undefined {
     return this.server?.connections

@@ -12,6 +12,8 @@
  * served as a plain request, and Upgrade on two lines goes on as one list. Raw sockets on loopback.
  */
 import { afterEach, expect, test } from 'bun:test'
+import { AdminServer } from '../../src/proxy/observe/admin.ts'
+import { RequestMetrics } from '../../src/proxy/observe/metrics.ts'
 import { Harness, rawClient as rawClientOf, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
@@ -337,4 +339,31 @@ test('a client that leaves before the upstream answered its upgrade has the upst
   expect(await waitFor(() => h.records.some((r) => r.path === '/gone'), 3000)).toBe(true)
   const rec = h.records.find((r) => r.path === '/gone')!
   expect([rec.status, rec.error]).toEqual([499, 'CLIENT_GONE'])
+})
+
+test('open tunnels are a gauge of /metrics, and a tunnel\'s life is not in the request duration histogram (outside sweep, twentieth session)', async () => {
+  const port = upgradingOrigin((write, request) => write(request.includes('/plain') ? 'HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n' : SWITCHED))
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` }, admin: { listen: '127.0.0.1:0' } })
+  const metrics = new RequestMetrics()
+  const admin = new AdminServer(h.config({ upstream: { url: `http://127.0.0.1:${port}` }, admin: { listen: '127.0.0.1:0' } }).admin, { proxy: () => proxy, metrics, startedAtMonoMs: performance.now() }).start()
+  h.track(() => admin.close())
+  const scrape = async () => (await (await fetch(`${admin.url}/metrics`)).text())
+  const earlier = h.records.length // the records of this file's earlier tests
+  const mine = () => h.records.slice(earlier)
+  const tunnels = [rawClient(proxy.port), rawClient(proxy.port)]
+  for (const c of tunnels) c.s.write(UPGRADE)
+  expect(await waitFor(() => tunnels.every((c) => c.got().includes('HTTP/1.1 101 ')), 3000)).toBe(true)
+  expect(await scrape()).toContain('\nproxy_open_tunnels 2\n') // no such gauge before
+  for (const c of tunnels) c.s.end()
+  expect(await waitFor(() => mine().filter((r) => r.status === 101).length === 2, 3000)).toBe(true)
+  // A refused upgrade is an ordinary request: it is timed.
+  const plain = rawClient(proxy.port)
+  plain.s.write(UPGRADE.replace('/t', '/plain'))
+  expect(await waitFor(() => mine().some((r) => r.path === '/plain'), 3000)).toBe(true)
+  for (const r of mine()) metrics.observe(r)
+  const text = await scrape()
+  expect(text).toContain('\nproxy_open_tunnels 0\n')
+  expect(text).toContain('proxy_requests_total{upstream="default",class="1xx"} 2')
+  // Only the 426 is timed (before: the two tunnels' lives too, count 3).
+  expect(text).toContain('proxy_request_duration_seconds_count{upstream="default"} 1')
 })

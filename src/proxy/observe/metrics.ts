@@ -63,7 +63,8 @@ export class RequestMetrics {
     m.requestsByClass[r.status >= 100 && r.status < 600 ? Math.floor(r.status / 100) - 1 : 5]!++
     if (r.upstream_connect_ms !== undefined) m.connect.observeMs(r.upstream_connect_ms)
     if (r.upstream_header_ms !== undefined) m.header.observeMs(r.upstream_header_ms)
-    m.total.observeMs(r.duration_ms)
+    // A tunnel's record (101) lasts as long as the tunnel, minutes or hours: not a request's latency (proxy_open_tunnels counts them).
+    if (r.status !== 101) m.total.observeMs(r.duration_ms)
     m.bytesIn += r.bytes_in
     m.bytesOut += r.bytes_out
     m.retries += r.retries
@@ -86,7 +87,7 @@ export class RequestMetrics {
     each('Response body bytes sent to clients.', 'proxy_bytes_out_total', 'counter', (u, m) => out.push(`proxy_bytes_out_total{upstream="${esc(u)}"} ${m.bytesOut}`))
     each('Time to open a new upstream connection (TCP and TLS).', 'proxy_upstream_connect_seconds', 'histogram', (u, m) => m.connect.render('proxy_upstream_connect_seconds', `upstream="${esc(u)}"`, out))
     each('Time from sending the request to the first response byte.', 'proxy_upstream_header_seconds', 'histogram', (u, m) => m.header.render('proxy_upstream_header_seconds', `upstream="${esc(u)}"`, out))
-    each('Whole request time as the client saw it.', 'proxy_request_duration_seconds', 'histogram', (u, m) => m.total.render('proxy_request_duration_seconds', `upstream="${esc(u)}"`, out))
+    each('Whole request time as the client saw it (not upgrade tunnels: status 101).', 'proxy_request_duration_seconds', 'histogram', (u, m) => m.total.render('proxy_request_duration_seconds', `upstream="${esc(u)}"`, out))
   }
 }
 

@@ -25,6 +25,8 @@ export interface ProxyView {
   readonly pendingRequests: number
   /** Open client connections, where the listener can count them. */
   readonly clientConnections: number | undefined
+  /** Open upgrade tunnels, where the listener can count them. */
+  readonly openTunnels?: number | undefined
   /** A drain is under way: not ready for new traffic. */
   readonly draining: boolean
 }
