@@ -109,6 +109,33 @@ function opaqueTag(tag: string | null): string | null {
 }
 
 /**
+ * The members of an If-None-Match list (RFC 9110 §13.1.2): each entity-tag's opaque tag, quotes
+ * kept (a comma inside the quotes is the tag's: etagc, §8.8.3), or "*"; a member that is no
+ * entity-tag is skipped.
+ */
+function entityTags(list: string): string[] {
+  const tags: string[] = []
+  let i = 0
+  while (i < list.length) {
+    const c = list[i]
+    if (c === ',' || c === ' ' || c === '\t') i++
+    else if (c === '*') (tags.push('*'), i++)
+    else {
+      const open = list.startsWith('W/', i) ? i + 2 : i
+      const close = list[open] === '"' ? list.indexOf('"', open + 1) : -1
+      if (close > 0) {
+        tags.push(list.slice(open, close + 1))
+        i = close + 1
+      } else {
+        const comma = list.indexOf(',', i)
+        i = comma < 0 ? list.length : comma + 1
+      }
+    }
+  }
+  return tags
+}
+
+/**
  * A client's conditional GET/HEAD evaluated against a stored response (§4.3.2, RFC 9110 §13.2.2):
  * true when the answer is 304. If-None-Match uses the weak comparison and, when present, If-Modified-Since is ignored.
  */
@@ -117,7 +144,7 @@ export function clientNotModified(req: HeaderReader, stored: Headers_): boolean 
   if (inm !== null) {
     const etag = opaqueTag(headerValue(stored, 'etag'))
     if (etag === null) return false
-    return inm.split(',').some((t) => t.trim() === '*' || opaqueTag(t) === etag)
+    return entityTags(inm).some((t) => t === '*' || t === etag)
   }
   const ims = parseHttpDate(req.get('if-modified-since'))
   if (ims === undefined) return false

@@ -83,6 +83,19 @@ describe('validation and invalidation (§3.2, §4.3, §4.4)', () => {
     expect(clientNotModified(new Headers(h), [['etag', '"a"'], ['last-modified', 'Sun, 06 Nov 1994 08:49:37 GMT']])).toBe(want)
   })
 
+  // A comma may stand inside an entity-tag (etagc, RFC 9110 §8.8.3): the list is read tag by tag, not split on commas (outside sweep, twentieth session).
+  test.each([
+    ['the same tag holding a comma', 'W/"a,b"', '"a,b"', true],
+    ['in a list', '"x", "a,b" ,W/"y"', 'W/"a,b"', true],
+    ['only a part of it', '"a", "b"', '"a,b"', false],
+    ['a part of another tag does not match', '"x,a"', '"a"', false],
+    ['"*"', '*', '"a,b"', true],
+    ['unquoted members are skipped', 'a,b, "c"', '"c"', true],
+    ['an unclosed tag matches nothing', '"a,b', '"a,b"', false],
+  ] as [string, string, string, boolean][])('If-None-Match with commas in tags: %s', (_n, inm, etag, want) => {
+    expect(clientNotModified(new Headers({ 'if-none-match': inm }), [['etag', etag]])).toBe(want)
+  })
+
   const base = 'http://example.com/items/1'
   test.each([
     ['GET invalidates nothing', 'GET', 200, [], []],
