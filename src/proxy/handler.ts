@@ -39,6 +39,7 @@ import { AMBIGUOUS_ROUTE, Router } from './routes.ts'
 import { tunnelUpgrade } from './upgrade/tunnel.ts'
 import type { CacheExchange, EdgeCache } from './cache/cache.ts'
 import { requestKey } from './cache/key.ts'
+import { withCacheStatus } from './cache/reply.ts'
 import type { IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
 import type { UpstreamPool } from './upstream/pool.ts'
 
@@ -358,8 +359,9 @@ export class ProxyHandler {
         flight.recordHit(stale)
         return stale
       }
-      // The table's reason, except where the failure says more (DNS not answered yet).
-      return flight.fail(f.code, f.code === 'NOT_RESOLVED' ? f.message : undefined)
+      // The table's reason, except where the failure says more (DNS not answered yet); with the cache's Cache-Status, as every answer it forwarded for (RFC 9211).
+      const failed = flight.fail(f.code, f.code === 'NOT_RESOLVED' ? f.message : undefined)
+      return flight.cached ? { ...failed, headers: withCacheStatus(failed.headers, { fwd: flight.cached.fwd }) } : failed
     }
     const res = outcome.value
     record.upstream_header_ms = roundMs(res.firstByteAt - flight.sentAt)

@@ -167,9 +167,15 @@ describe('edge cache over real sockets', () => {
     expect(records[1]!.error).toBe('CONNECT_REFUSED')
     // The stored body went to the client: its bytes are logged (they were 0).
     expect(records[1]!.bytes_out).toBe(4)
-    // Beyond the window: the error comes through.
+    // Beyond the window: the error comes through, with the cache's Cache-Status as every answer
+    // it forwarded for (RFC 9211; it had none before the twentieth session), and so does a miss's.
     advance(400_000)
-    expect((await fetch(`${url}/s`)).status).toBe(502)
+    const failed = await fetch(`${url}/s`)
+    expect(failed.status).toBe(502)
+    expect(failed.headers.get('cache-status')).toBe('proxy; fwd=stale')
+    const miss = await fetch(`${url}/never-stored`)
+    expect(miss.status).toBe(502)
+    expect(miss.headers.get('cache-status')).toBe('proxy; fwd=uri-miss')
   })
 
   test('a stored response that answers instead of the upstream (after a 304, stale for a 5xx) is logged with its own bytes, not the 304\'s or the 5xx\'s', async () => {
