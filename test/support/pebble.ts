@@ -17,11 +17,20 @@ export function pebbleAvailable(): boolean {
   return spawnSync('sh', ['-c', 'command -v pebble && command -v pebble-challtestsrv']).status === 0
 }
 
+/** Ports this process handed out: the kernel may give a port just let go to the next bind(0), and two of one start() then collided (pebble's ACME and management listeners). */
+const handedOut = new Set<number>()
+
+/** A loopback TCP port free now and not handed out before by this process (bounded tries). */
 export async function freeTcpPort(): Promise<number> {
-  const l = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
-  const port = l.port
-  l.stop(true)
-  return port
+  for (let i = 0; ; i++) {
+    const l = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+    const port = l.port
+    l.stop(true)
+    if (!handedOut.has(port) || i >= 20) {
+      handedOut.add(port)
+      return port
+    }
+  }
 }
 
 export interface PebbleOptions {
