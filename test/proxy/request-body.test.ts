@@ -56,11 +56,27 @@ test('a chunked body longer than the read-ahead streams every byte, in order, re
   for (let i = 0; i < n; i++) expect(all[i * chunk]).toBe(i + 1)
 })
 
-test('a declared length above the limit streams at once, without reading ahead', async () => {
-  const body = bodyOf([filled(10, 1)])
-  const p = await prepareBody(body, REPLAYABLE_BODY_BYTES + 1)
-  expect(p).toEqual({ kind: 'stream', stream: body })
-  expect(body.pulled()).toBe(0)
+test('a declared length above the limit is read ahead as far as the limit before it streams: a dribbled upload holds no upstream connection meanwhile (outside sweep, twentieth session)', async () => {
+  const chunk = 16 * 1024
+  const n = 8
+  const body = bodyOf(Array.from({ length: n }, (_, i) => filled(chunk, i + 1)))
+  const p = await prepareBody(body, n * chunk)
+  expect(p.kind).toBe('stream')
+  // Before: handed over at once, nothing pulled (the upstream asked for before a byte came).
+  expect(body.pulled()).toBe(REPLAYABLE_BODY_BYTES / chunk + 1)
+  const all = await drain((p as { stream: ReadableStream<Uint8Array> }).stream)
+  expect(all.byteLength).toBe(n * chunk)
+  for (let i = 0; i < n; i++) expect(all[i * chunk]).toBe(i + 1)
+})
+
+test('a declared large body whose client stops before the limit never reaches the upstream: the read-ahead ends in CLIENT_BODY_TIMEOUT', async () => {
+  const dribble = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(new Uint8Array(1))
+    },
+  })
+  const prepared = await prepareBody(dribble, 1_000_000, 100)
+  expect(prepared).toEqual({ kind: 'failed', code: 'CLIENT_BODY_TIMEOUT' })
 })
 
 test('a body that fails while read ahead is reported as failed', async () => {
