@@ -12,6 +12,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import type { Lookup } from '../dns/lookup.ts'
 import type { Marks } from './timings.ts'
 import { bracketHost, hostPort } from '../lib/net.ts'
+import { outOfDescriptors } from '../runtime/dial-errors.ts'
 
 export interface Target {
   scheme: 'http' | 'https'
@@ -167,8 +168,11 @@ export async function dial(target: Target, opts: ClientOptions, marks: Marks, al
     })
     s.once('error', (err) => {
       clearTimeout(timer)
+      // Bun reports a socket it could not make for lack of descriptors as ECONNREFUSED (runtime/dial-errors.ts): told apart here, as the bench's own limit, not the server's refusal.
+      const kind = kindOf(err)
+      if (kind === 'EMFILE' || kind === 'ENFILE' || (kind === 'ECONNREFUSED' && outOfDescriptors())) return reject(new BenchRequestError('EMFILE', `no file descriptor left for the connection (the bench's own limit, ulimit -n): raise it or lower -c`))
       // node:net says "connect ECONNREFUSED ::1:443": the address as host:port, bracketed (RFC 3986 §3.2.2).
-      reject(new BenchRequestError(kindOf(err), err.message.replace(`${address}:${target.connectPort}`, hostPort(address!, target.connectPort))))
+      reject(new BenchRequestError(kind, err.message.replace(`${address}:${target.connectPort}`, hostPort(address!, target.connectPort))))
     })
   })
   marks.connectEnd = performance.now()

@@ -392,6 +392,18 @@ describe('what bench sends and counts', () => {
     expect(hits).toBe(0)
   })
 
+  test('out of file descriptors is the bench\'s own limit, counted as EMFILE, not as the server refusing (outside sweep, twentieth session)', async () => {
+    const s = h.origin({ fetch: () => new Response('ok') })
+    // A descriptor limit the 100 connections cannot fit in (the runtime itself takes some 20).
+    const p = Bun.spawn(['sh', '-c', `ulimit -n 60 && exec bun ${join(import.meta.dir, '../../src/main.ts')} bench http://127.0.0.1:${s.port}/ -c 100 -n 100 --json`], { stdout: 'pipe', stderr: 'pipe', timeout: 30_000 })
+    const [out, code] = await Promise.all([new Response(p.stdout).text(), p.exited])
+    expect(code).toBe(ExitCode.OK)
+    const doc = JSON.parse(out)
+    expect(doc.errors).toBeGreaterThan(0)
+    // Before: counted as ECONNREFUSED, as if the server had refused.
+    expect(doc.errors_by_kind).toEqual({ EMFILE: doc.errors })
+  })
+
   test('credentials in the URL and a --cacert that is not PEM are usage errors', async () => {
     expect((await bench(['http://user:pw@127.0.0.1:1/'])).err).toContain('credentials in the URL are not sent')
     const dir = testDir('bench-ca-')
