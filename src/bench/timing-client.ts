@@ -131,7 +131,11 @@ export class TimingConnection implements BenchConnection {
       }
       this.onEnd = (err?: Error) => {
         if (state === 'body' && parsed?.framing.kind === 'close') return finish()
-        fail(err ? asBenchError(err) : new BenchRequestError('ECONNRESET', 'connection closed before the response was complete'))
+        if (err) return fail(asBenchError(err))
+        // A FIN, not a reset: said as curl says it ("transfer closed with N bytes remaining").
+        const f = parsed?.framing
+        const missing = state !== 'body' ? 'before the response head was complete' : f?.kind === 'length' ? `with ${remaining} of ${f.length} body bytes remaining` : 'before the last chunk of the body'
+        fail(new BenchRequestError('CLOSED_EARLY', `the server closed the connection ${missing}`))
       }
       if (!this.usable) return this.onEnd()
       // The request is "written" when the kernel has it: at once when write() took it all,

@@ -404,6 +404,14 @@ describe('what bench sends and counts', () => {
     expect(doc.errors_by_kind).toEqual({ EMFILE: doc.errors })
   })
 
+  test('a body cut by the server\'s FIN is CLOSED_EARLY with the bytes remaining, as curl says it, not ECONNRESET (outside sweep, twentieth session)', async () => {
+    const origin = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data: (sock) => void (sock.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789'), sock.end()) } })
+    h.track(() => origin.stop(true))
+    const r = await bench([`http://127.0.0.1:${origin.port}/`, '-n', '2', '--json'])
+    expect(r.json.errors_by_kind).toEqual({ CLOSED_EARLY: 2 })
+    expect(r.err).toContain('the server closed the connection with 990 of 1000 body bytes remaining')
+  })
+
   test('credentials in the URL and a --cacert that is not PEM are usage errors', async () => {
     expect((await bench(['http://user:pw@127.0.0.1:1/'])).err).toContain('credentials in the URL are not sent')
     const dir = testDir('bench-ca-')
