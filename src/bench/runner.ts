@@ -9,7 +9,7 @@ import type { TLSSocket } from 'node:tls'
 import { asBenchError, dial, type BenchConnection, type ClientOptions, type RequestSpec, type Target } from './dial.ts'
 import { H2Connection } from './h2-client.ts'
 import { TimingConnection } from './timing-client.ts'
-import { phasesOf, type Marks, type Phases } from './timings.ts'
+import { cameLateMs, phasesOf, type Marks, type Phases } from './timings.ts'
 import { warmUp } from './warm-up.ts'
 
 export interface Sample {
@@ -173,6 +173,13 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
         record.requests = used!.requests
         record.peakInFlight = used!.peakInFlight
       }
+    }
+    // An answer that came after --timeout, because the bench itself was too busy for its timer to
+    // fire in time (thousands of connections on one event loop), is a timeout all the same.
+    const lateMs = sample.error ? undefined : cameLateMs(marks, plan.client.timeoutMs)
+    if (lateMs !== undefined) {
+      sample.error = 'timeout'
+      sample.errorMessage = `no complete response within ${plan.client.timeoutMs}ms (it came after ${Math.round(lateMs)}ms; with this many connections the bench itself may be the bottleneck: lower -c)`
     }
     sample.phases = phasesOf(marks)
     if (sample.error) delete sample.phases.total

@@ -32,3 +32,10 @@ export function phasesOf(m: Marks): Phases {
   if (m.end !== undefined) p.total = m.end - m.start
   return p
 }
+
+/** How long a finished request took when that is past `limitMs` (its timer fired late, or not at all), else undefined. */
+export function cameLateMs(m: Marks, limitMs: number): number | undefined {
+  if (m.end === undefined) return undefined
+  const took = m.end - m.start
+  return took > limitMs ? took : undefined
+}

@@ -4,7 +4,7 @@ import { sparkline } from '../../src/bench/report.ts'
 import type { Sample } from '../../src/bench/runner.ts'
 import { evaluateSlo, parseSlo } from '../../src/bench/slo.ts'
 import { bootstrapRatio, histogram, percentile, seededRandom, summarize } from '../../src/bench/stats.ts'
-import { phasesOf } from '../../src/bench/timings.ts'
+import { cameLateMs, phasesOf } from '../../src/bench/timings.ts'
 import { UsageError } from '../../src/lib/errors.ts'
 
 describe('percentile (linear between closest ranks)', () => {
@@ -126,4 +126,10 @@ test('sparkline: one cell per bin, a › for a tail beyond p99', () => {
   expect(line.endsWith('›')).toBe(true)
   expect([...line.slice(0, -1)]).toHaveLength(10)
   expect(sparkline([5, 5, 5], 4)).toMatch(/^█/)
+})
+
+test('cameLateMs: a finished request past --timeout (its timer late on a busy loop) is told apart; one within it, or unfinished, is not (outside sweep, twentieth session)', () => {
+  expect(cameLateMs({ start: 100, end: 3181 }, 2000)).toBe(3081)
+  expect(cameLateMs({ start: 100, end: 2100 }, 2000)).toBeUndefined()
+  expect(cameLateMs({ start: 100 }, 2000)).toBeUndefined()
 })
