@@ -131,37 +131,18 @@ export interface Dialed {
   info: ConnectionInfo
 }
 
-/** DNS, TCP and TLS, recording marks. `alpn` is what to offer (TLS only). */
-export async function dial(target: Target, opts: ClientOptions, marks: Marks, alpn: string[]): Promise<Dialed> {
-  let address = target.pinnedAddress
-  let family: 4 | 6
-  if (address === undefined) {
-    const literal = isIP(target.connectHost)
-    if (literal) {
-      address = target.connectHost
-      family = literal as 4 | 6
-    } else {
-      marks.dnsStart = performance.now()
-      let found
-      try {
-        found = await opts.lookup(target.connectHost, { family: 'auto', timeoutMs: Math.min(opts.timeoutMs, 5000) })
-      } catch (err) {
-        throw new BenchRequestError((err as { code?: string }).code ?? 'DNS', (err as Error).message)
-      }
-      marks.dnsEnd = performance.now()
-      address = found.addresses[0]!.address
-      family = found.addresses[0]!.family
-    }
-  } else family = isIP(address) === 6 ? 6 : 4
-  marks.connectStart = performance.now()
-  const remaining = () => Math.max(1, opts.timeoutMs - (performance.now() - marks.start))
-  const tcp = await new Promise<Socket>((resolve, reject) => {
-    const s = netConnect({ host: address!, port: target.connectPort })
+/** Connect errors after which the next address of the name is tried (curl does the same). */
+const NEXT_ADDRESS_ON = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EAFNOSUPPORT'])
+
+/** One TCP connect, within `limitMs`. */
+function connectTcp(address: string, port: number, limitMs: number): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const s = netConnect({ host: address, port })
     s.setNoDelay(true)
     const timer = setTimeout(() => {
       s.destroy()
-      reject(new BenchRequestError('timeout', `connect to ${hostPort(address!, target.connectPort)} timed out`))
-    }, remaining())
+      reject(new BenchRequestError('timeout', `connect to ${hostPort(address, port)} timed out`))
+    }, limitMs)
     s.once('connect', () => {
       clearTimeout(timer)
       resolve(s)
@@ -172,9 +153,44 @@ export async function dial(target: Target, opts: ClientOptions, marks: Marks, al
       const kind = kindOf(err)
       if (kind === 'EMFILE' || kind === 'ENFILE' || (kind === 'ECONNREFUSED' && outOfDescriptors())) return reject(new BenchRequestError('EMFILE', `no file descriptor left for the connection (the bench's own limit, ulimit -n): raise it or lower -c`))
       // node:net says "connect ECONNREFUSED ::1:443": the address as host:port, bracketed (RFC 3986 §3.2.2).
-      reject(new BenchRequestError(kind, err.message.replace(`${address}:${target.connectPort}`, hostPort(address!, target.connectPort))))
+      reject(new BenchRequestError(kind, err.message.replace(`${address}:${port}`, hostPort(address, port))))
     })
   })
+}
+
+/** DNS, TCP and TLS, recording marks. `alpn` is what to offer (TLS only). */
+export async function dial(target: Target, opts: ClientOptions, marks: Marks, alpn: string[]): Promise<Dialed> {
+  // Where to connect: the pinned address, the literal, or each address the name has in turn.
+  let candidates: { address: string; family: 4 | 6 }[]
+  if (target.pinnedAddress !== undefined) candidates = [{ address: target.pinnedAddress, family: isIP(target.pinnedAddress) === 6 ? 6 : 4 }]
+  else {
+    const literal = isIP(target.connectHost)
+    if (literal) candidates = [{ address: target.connectHost, family: literal as 4 | 6 }]
+    else {
+      marks.dnsStart = performance.now()
+      try {
+        candidates = (await opts.lookup(target.connectHost, { family: 'auto', timeoutMs: Math.min(opts.timeoutMs, 5000) })).addresses
+      } catch (err) {
+        throw new BenchRequestError((err as { code?: string }).code ?? 'DNS', (err as Error).message)
+      }
+      marks.dnsEnd = performance.now()
+    }
+  }
+  marks.connectStart = performance.now()
+  const remaining = () => Math.max(1, opts.timeoutMs - (performance.now() - marks.start))
+  // As curl: an address that refuses (or cannot be reached) hands over to the next, within the
+  // time left; CONNECT counts them all. A timeout ends it (the time is spent).
+  if (candidates.length === 0) throw new BenchRequestError('NODATA', `${target.connectHost} has no address`)
+  let tcp: Socket | undefined
+  let { address, family } = candidates[0]!
+  for (let i = 0; tcp === undefined; i++) {
+    ;({ address, family } = candidates[i]!)
+    try {
+      tcp = await connectTcp(address, target.connectPort, remaining())
+    } catch (err) {
+      if (i + 1 >= candidates.length || !NEXT_ADDRESS_ON.has((err as BenchRequestError).kind)) throw err
+    }
+  }
   marks.connectEnd = performance.now()
   if (target.scheme === 'http') return { socket: tcp, info: { remoteAddress: address, family } }
   const servername = isIP(target.host) ? undefined : target.host
