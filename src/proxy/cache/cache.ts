@@ -277,7 +277,7 @@ export class EdgeCache implements CacheInternals {
    * through the request path like the client's (same headers, minus its conditions and id).
    */
   private refresh(entry: CacheEntry, req: ProxyRequest, ctx: LookupContext): void {
-    if (entry.refreshing || !this.forwarder || this.flights.has(ctx.key)) return
+    if (entry.refreshing || !this.forwarder || this.flights.has(ctx.key) || this.flights.has(variantFlightKey(ctx.key, entry.vary.names, req.headers))) return
     entry.refreshing = true
     const headers = new Headers()
     req.headers.forEach((value, name) => {

@@ -109,28 +109,30 @@ function opaqueTag(tag: string | null): string | null {
 }
 
 /**
- * The members of an If-None-Match list (RFC 9110 §13.1.2): each entity-tag's opaque tag, quotes
- * kept (a comma inside the quotes is the tag's: etagc, §8.8.3), or "*"; a member that is no
- * entity-tag is skipped.
+ * The members of an If-None-Match value (RFC 9110 §13.1.2: "*", or a list of entity-tags): "*"
+ * when that is the whole value, else each entity-tag's opaque tag, quotes kept (a comma inside
+ * the quotes is the tag's: etagc, §8.8.3). A member that is no entity-tag ("*x", "a", `"a"junk`,
+ * an unclosed quote) is skipped.
  */
-function entityTags(list: string): string[] {
+function entityTags(value: string): string[] {
+  const list = value.replace(/^[ \t]+|[ \t]+$/g, '')
+  if (list === '*') return ['*']
   const tags: string[] = []
   let i = 0
   while (i < list.length) {
     const c = list[i]
-    if (c === ',' || c === ' ' || c === '\t') i++
-    else if (c === '*') (tags.push('*'), i++)
-    else {
-      const open = list.startsWith('W/', i) ? i + 2 : i
-      const close = list[open] === '"' ? list.indexOf('"', open + 1) : -1
-      if (close > 0) {
-        tags.push(list.slice(open, close + 1))
-        i = close + 1
-      } else {
-        const comma = list.indexOf(',', i)
-        i = comma < 0 ? list.length : comma + 1
-      }
+    if (c === ',' || c === ' ' || c === '\t') {
+      i++
+      continue
     }
+    const open = list.startsWith('W/', i) ? i + 2 : i
+    const close = list[open] === '"' ? list.indexOf('"', open + 1) : -1
+    let next = close > 0 ? close + 1 : i
+    while (list[next] === ' ' || list[next] === '\t') next++
+    // Whole only when the member ends there: at a comma or at the end.
+    if (close > 0 && (next === list.length || list[next] === ',')) tags.push(list.slice(open, close + 1))
+    const comma = list.indexOf(',', close > 0 ? close + 1 : i)
+    i = comma < 0 ? list.length : comma + 1
   }
   return tags
 }

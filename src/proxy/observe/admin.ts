@@ -161,7 +161,7 @@ export class AdminServer {
     const clientConns = proxy.clientConnections
     if (clientConns !== undefined) gauge('proxy_client_connections', 'Open client connections (listener = "own"; Bun.serve does not expose them).', [['', clientConns]])
     const tunnels = proxy.openTunnels
-    if (tunnels !== undefined) gauge('proxy_open_tunnels', 'Open upgrade tunnels (WebSocket and other protocols; listener = "own"). Their lifetimes are not in proxy_request_duration_seconds.', [['', tunnels]])
+    if (tunnels !== undefined) gauge('proxy_open_tunnels', 'Client connections handed over to an upgrade (WebSocket and other protocols; listener = "own"): open tunnels, and upgrades waiting for or relaying the upstream\'s answer. Tunnel lifetimes are not in proxy_request_duration_seconds.', [['', tunnels]])
     out.push('# HELP proxy_client_requests_refused_total Requests the proxy answered itself without going upstream, by reason: malformed (refused by its request checks), overload (max_concurrent_requests), shutting_down, and with listener = "own": connections (max_connections), header_timeout (client_header_timeout), body_timeout (client_body_timeout).', '# TYPE proxy_client_requests_refused_total counter')
     for (const [reason, n] of Object.entries(proxy.refused)) out.push(`proxy_client_requests_refused_total{reason="${reason}"} ${n}`)
     const text = out.join('\n') + '\n'

@@ -324,9 +324,9 @@ function pipeBoth(client: Conn, upstream: Conn, late: LateEvents, counts: { byte
     // Nothing is in flight either way: a FIN to both, as nginx and HAProxy close a tunnel at its timeout (a reset made clients report an error).
     expire() {
       idled = true
+      cut = setTimeout(() => (client.destroy(), upstream.destroy()), IDLE_CLOSE_GRACE_MS) // armed first: on Bun both closes (which clear it) come within end()
       client.end()
       upstream.end()
-      cut = setTimeout(() => (client.destroy(), upstream.destroy()), IDLE_CLOSE_GRACE_MS)
     },
   }
   if (idleMs > 0) watchStall(watch)

@@ -92,6 +92,10 @@ describe('validation and invalidation (§3.2, §4.3, §4.4)', () => {
     ['"*"', '*', '"a,b"', true],
     ['unquoted members are skipped', 'a,b, "c"', '"c"', true],
     ['an unclosed tag matches nothing', '"a,b', '"a,b"', false],
+    ['"*" only as the whole value', '*x', '"a"', false],
+    ['"*" inside a list is no member', '"b", *', '"a"', false],
+    ['a tag with something glued after it is no member', '"a"junk, "b"', '"a"', false],
+    ['space before the comma is fine', '"b" , "a" ', '"a"', true],
   ] as [string, string, string, boolean][])('If-None-Match with commas in tags: %s', (_n, inm, etag, want) => {
     expect(clientNotModified(new Headers({ 'if-none-match': inm }), [['etag', etag]])).toBe(want)
   })
