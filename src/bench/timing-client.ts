@@ -137,7 +137,7 @@ export class TimingConnection implements BenchConnection {
         const missing = state !== 'body' ? 'before the response head was complete' : f?.kind === 'length' ? `with ${remaining} of ${f.length} body bytes remaining` : 'before the last chunk of the body'
         fail(new BenchRequestError('CLOSED_EARLY', `the server closed the connection ${missing}`))
       }
-      if (!this.usable) return this.onEnd()
+      if (!this.usable) return fail(new BenchRequestError('CLOSED_EARLY', 'the server had closed the connection before the request was sent'))
       // The request is "written" when the kernel has it: at once when write() took it all,
       // else when its callback says the queued bytes were flushed.
       const flushed = this.socket.write(bytes, () => {

@@ -91,7 +91,7 @@ function positiveInt(v: unknown, flag: string): number | undefined {
  * A duration flag's value, or a usage error: a unit is needed ("300" is not seconds, as curl's
  * --max-time would read it), and where a timer waits that long, a timer's limit applies.
  */
-function durationFlag(v: unknown, flag: string, example: string, timer: boolean, hint = ''): number | undefined {
+function durationFlagMs(v: unknown, flag: string, example: string, timer: boolean, hint = ''): number | undefined {
   if (v === undefined) return undefined
   const raw = String(v)
   const ms = parseDurationMs(raw)
@@ -221,10 +221,10 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
     return ExitCode.OK
   }
   if (!url) throw new UsageError('bench needs a URL: proxy bench https://example.com/ (or --explain)')
-  const durationMs = durationFlag(opts.duration, '-d/--duration', '30s', false, '; for a request body use --data')
+  const durationMs = durationFlagMs(opts.duration, '-d/--duration', '30s', false, '; for a request body use --data')
   if (durationMs !== undefined && opts.requests !== undefined) throw new UsageError('-n/--requests and -d/--duration both given: -n sends a number of requests, -d sends them for a time; give one')
-  const timeoutMs = durationFlag(opts.timeout, '--timeout', '10s', true) ?? 10_000
-  const rate = opts.rate !== undefined ? Number(opts.rate) : undefined
+  const timeoutMs = durationFlagMs(opts.timeout, '--timeout', '10s', true) ?? 10_000
+  const rate = opts.rate !== undefined ? (/^[0-9]+(\.[0-9]+)?$/.test(String(opts.rate)) ? Number(opts.rate) : Number.NaN) : undefined
   if (rate !== undefined && !(rate > 0)) throw new UsageError(`--rate: "${String(opts.rate)}" is not a positive number of requests per second`)
   const slo = opts.slo !== undefined ? parseSlo(String(opts.slo)) : []
   const resolves = list(opts.resolve)
