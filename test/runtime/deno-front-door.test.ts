@@ -137,6 +137,32 @@ test('a real WebSocket client through Deno: text, binary and a 200 KB message ec
   }
 }, 60_000)
 
+test('an origin that closes right after its 101 (close 4001 in open()): the client gets that code and reason, not a bare close (outside sweep, twentieth session)', async () => {
+  const echo = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    fetch: (req, server) => (server.upgrade(req, { data: undefined }) ? undefined : new Response('no', { status: 400 })),
+    websocket: { open: (ws) => ws.close(4001, 'origin bye'), message() {} },
+  })
+  const p2 = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${echo.port}`, '--listen', '127.0.0.1:0', '--admin', 'off'], DENO)
+  const ws = new WebSocket(`${p2.url.replace('http', 'ws')}/closeme`)
+  try {
+    const closed = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no close within 10 s')), 10_000)
+      ws.onclose = (e) => {
+        clearTimeout(timer)
+        resolve(`${e.code} ${e.reason}`)
+      }
+    })
+    // Before: 1005 (a close frame without a code), the origin's code lost.
+    expect(closed).toBe('4001 origin bye')
+  } finally {
+    ws.close()
+    expect(await p2.stop()).toBe(0)
+    echo.stop(true)
+  }
+}, 60_000)
+
 test('an Upgrade that names no valid protocol is served as a plain request without Upgrade, as on the own listener (RFC 9110 §7.8), not a 501', async () => {
   for (const value of ['', '"x"', 'websocket garbage(']) {
     const r = await exchange(port, origin, `GET /noproto HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: ${value}\r\n\r\n`, { until: (t) => t.endsWith('GET /noproto') })

@@ -99,8 +99,9 @@ class WebSocketBridge implements Conn {
   private fragmentBytes = 0
   private fragmentOpcode = 0
   private socket: WebSocket | undefined
-  /** Messages for the client before its socket is open. */
+  /** Messages for the client before its socket is open, and a close the upstream sent by then (its code and reason go on, on open). */
   private pendingToClient: (string | Uint8Array)[] = []
+  private pendingClose: { code: number | undefined; reason: string } | undefined
   private paused = false
   private held: Uint8Array[] = []
   private heldBytes = 0
@@ -154,6 +155,9 @@ class WebSocketBridge implements Conn {
     socket.onopen = () => {
       for (const m of this.pendingToClient) socket.send(m)
       this.pendingToClient = []
+      const close = this.pendingClose
+      if (close) closeWith(socket, close.code, close.reason)
+      else if (this.closed) socket.close()
     }
     socket.onmessage = (e: MessageEvent) => {
       const data = e.data
@@ -205,7 +209,8 @@ class WebSocketBridge implements Conn {
     this.closed = true
     clearInterval(this.drainTimer)
     const s = this.socket
-    if (s && s.readyState <= 1) s.close()
+    // One not open yet is closed on open (attach), with the upstream's close code if it sent one.
+    if (s && s.readyState === 1) s.close()
     const h = this.handlers
     this.handlers = NOOP_HANDLERS
     h.close(undefined)
@@ -250,7 +255,9 @@ class WebSocketBridge implements Conn {
         const code = f.payload.byteLength >= 2 ? (f.payload[0]! << 8) | f.payload[1]! : undefined
         const reason = new TextDecoder().decode(f.payload.subarray(2))
         const s = this.socket
-        if (s && s.readyState <= 1) code !== undefined && code >= 1000 && code < 5000 && code !== 1005 && code !== 1006 && code !== 1015 ? s.close(code, reason) : s.close()
+        // Sent right after the 101 (an origin turning the connection away), it waits for the client's socket to open.
+        if (s && s.readyState === 1) closeWith(s, code, reason)
+        else if (!s || s.readyState === 0) this.pendingClose = { code, reason }
       } else {
         if (f.opcode !== OPCODE.continuation) this.fragmentOpcode = f.opcode
         this.fragments.push(f.payload)
@@ -301,4 +308,10 @@ class WebSocketBridge implements Conn {
       this.finish()
     }
   }
+}
+
+/** Closes a client's socket with the upstream's close code and reason when they are ones a close may carry (RFC 6455 §7.4), else without. */
+function closeWith(s: WebSocket, code: number | undefined, reason: string): void {
+  if (code !== undefined && code >= 1000 && code < 5000 && code !== 1005 && code !== 1006 && code !== 1015) s.close(code, reason)
+  else s.close()
 }
