@@ -25,21 +25,43 @@ export class FrameError extends Error {
   }
 }
 
-/** Reads frames from a byte stream; a frame larger than `maxPayloadBytes` is an error, never buffered. */
+/**
+ * Reads frames from a byte stream; a frame larger than `maxPayloadBytes` is an error, never
+ * buffered. The reads of a large frame are kept apart until it is whole and joined once: joined at
+ * each read, a 16 MiB frame in 64 KiB reads made 2 GB of copies and took the Deno proxy's
+ * anonymous memory from 27 to 429 MB.
+ */
 export class FrameReader {
   private buf: Uint8Array = new Uint8Array(0)
+  /** Reads after `buf` not joined yet, their bytes, and how many the frame at the head of `buf` needs in all (0: not known yet). */
+  private later: Uint8Array[] = []
+  private laterBytes = 0
+  private frameBytes = 0
 
   constructor(private readonly maxPayloadBytes: number) {}
 
   /** Appends `bytes` and returns every frame now complete, in order. */
   push(bytes: Uint8Array): Frame[] {
-    if (this.buf.byteLength === 0) this.buf = bytes
-    else {
-      const joined = new Uint8Array(this.buf.byteLength + bytes.byteLength)
-      joined.set(this.buf)
-      joined.set(bytes, this.buf.byteLength)
-      this.buf = joined
+    if (this.frameBytes > 0 && this.buf.byteLength + this.laterBytes + bytes.byteLength < this.frameBytes) {
+      this.later.push(bytes)
+      this.laterBytes += bytes.byteLength
+      return []
     }
+    if (this.buf.byteLength === 0 && this.later.length === 0) this.buf = bytes
+    else {
+      const joined = new Uint8Array(this.buf.byteLength + this.laterBytes + bytes.byteLength)
+      joined.set(this.buf)
+      let at = this.buf.byteLength
+      for (const b of this.later) {
+        joined.set(b, at)
+        at += b.byteLength
+      }
+      joined.set(bytes, at)
+      this.buf = joined
+      this.later = []
+      this.laterBytes = 0
+    }
+    this.frameBytes = 0
     const frames: Frame[] = []
     // Bounded: each pass consumes one whole frame, or stops.
     for (;;) {
@@ -73,7 +95,10 @@ export class FrameReader {
     if (length > this.maxPayloadBytes) throw new FrameError(1009, `frame of ${length} bytes is over the ${this.maxPayloadBytes}-byte limit`)
     const maskAt = at
     if (masked) at += 4
-    if (b.byteLength < at + length) return undefined
+    if (b.byteLength < at + length) {
+      this.frameBytes = at + length
+      return undefined
+    }
     const payload = b.slice(at, at + length)
     if (masked) for (let i = 0; i < payload.byteLength; i++) payload[i]! ^= b[maskAt + (i & 3)]!
     this.buf = b.subarray(at + length)

@@ -47,3 +47,22 @@ test('a close payload carries the code big-endian and the reason', () => {
   expect([...closePayload(4001, 'bye')]).toEqual([0x0f, 0xa1, 0x62, 0x79, 0x65])
   expect(closePayload(undefined, 'x').byteLength).toBe(0)
 })
+
+test('a 4 MiB frame read in 64 KiB pieces, with the next frame in its last piece: both whole, and the pieces held apart until the frame is whole, then joined once (outside sweep, twentieth session)', () => {
+  const payload = new Uint8Array(4 * 1024 * 1024)
+  for (let i = 0; i < payload.length; i++) payload[i] = i % 251
+  const wire = new Uint8Array(Buffer.concat([encodeMaskedFrame(OPCODE.binary, payload), encodeMaskedFrame(OPCODE.text, new TextEncoder().encode('next'))]))
+  const reader = new FrameReader(16 * 1024 * 1024)
+  const got: { opcode: number; payload: Uint8Array }[] = []
+  const piece = 64 * 1024
+  let heldApartMax = 0
+  for (let at = 0; at < wire.length; at += piece) {
+    got.push(...reader.push(wire.subarray(at, at + piece)))
+    heldApartMax = Math.max(heldApartMax, (reader as unknown as { later: Uint8Array[] }).later.length)
+  }
+  expect(got.map((f) => f.opcode)).toEqual([OPCODE.binary, OPCODE.text])
+  expect(got[0]!.payload).toEqual(payload)
+  expect(new TextDecoder().decode(got[1]!.payload)).toBe('next')
+  // Before: every piece was joined to all before it at once (a copy of the whole so far per read).
+  expect(heldApartMax).toBeGreaterThan(60)
+})
