@@ -99,6 +99,13 @@ export class ProxyServer implements ProxyView {
       // the reload still has the last good addresses (a fresh resolver answered 503 until DNS did).
       const source = prev && sourceKey(prev.pool.upstream) === sourceKey(u) ? prev.source : this.opts.sourceFor(u)
       const pool = new UpstreamPool(u, source, { ca, log: this.opts.log })
+      // The upstream's counters go on from the parts it replaces: a counter never goes down but at a restart (Prometheus).
+      if (prev) {
+        pool.connectsTotal = prev.pool.connectsTotal
+        pool.tlsResumedTotal = prev.pool.tlsResumedTotal
+        const counts = prev.source.metrics?.().refreshes
+        if (source !== prev.source && counts) source.carryCounts?.(counts)
+      }
       upstreams.set(u.name, { source, pool, health: new ActiveHealthChecker(pool, { log: this.opts.log }), ca })
     }
     const pools = new Map([...upstreams].map(([name, p]) => [name, p.pool]))

@@ -41,6 +41,8 @@ export interface AddressSource {
   status?(): Record<string, unknown>
   /** Numbers for /metrics (optional). */
   metrics?(): { answerAgeMs: number | undefined; refreshes: Record<string, number> }
+  /** Takes over the counts of the source it replaces at a reload (a counter never goes down). */
+  carryCounts?(refreshes: Record<string, number>): void
   close(): void
 }
 

@@ -297,6 +297,10 @@ export class UpstreamResolver implements AddressSource {
     return s as unknown as Record<string, unknown>
   }
 
+  carryCounts(refreshes: Record<string, number>): void {
+    for (const [result, n] of Object.entries(refreshes)) this.refreshes[result] = (this.refreshes[result] ?? 0) + n
+  }
+
   metrics(): { answerAgeMs: number | undefined; refreshes: Record<string, number> } {
     return { answerAgeMs: this.lastAnswerMonoMs !== undefined ? this.clock.monoMs() - this.lastAnswerMonoMs : undefined, refreshes: { ...this.refreshes } }
   }
