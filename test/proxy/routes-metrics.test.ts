@@ -300,6 +300,32 @@ test('/readyz names the DNS error of an upstream that has no address', async () 
   expect(await res.text()).toBe('not ready: no healthy address for upstream default (DNS: NXDOMAIN: api.test does not exist)\n')
 })
 
+test('/readyz: one of several upstreams without a healthy address leaves the proxy ready (saying which), ?upstream=NAME asks about one, all of them down is 503 (outside sweep, twentieth session)', async () => {
+  const text = `[server]\nlisten = "127.0.0.1:0"\ndefault_upstream = "web"\n[upstream.web]\nurl = "http://web.test"\n[upstream.dead]\nurl = "http://dead.test"\n[[route]]\npath_prefix = "/dead/"\nupstream = "dead"\n[admin]\nlisten = "127.0.0.1:0"\n`
+  const config = resolveConfig(parseConfigText(text, 'two.toml'))
+  const proxy = new ProxyServer(config, { sourceFor: (u) => (u.host === 'web.test' ? staticSource([{ address: '127.0.0.1', family: 4 }]) : staticSource([])) }).start()
+  h.track(() => proxy.close())
+  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAtMonoMs: performance.now() }).start()
+  h.track(() => admin.close())
+  const get = async (q = '') => {
+    const res = await fetch(`${admin.url}/readyz${q}`)
+    return [res.status, await res.text()]
+  }
+  // Before: 503 "not ready: no healthy address for upstream dead", which would take every instance out of its load balancer.
+  expect(await get()).toEqual([200, 'ready; but no healthy address for upstream dead\n'])
+  expect(await get('?upstream=web')).toEqual([200, 'ready\n'])
+  expect((await get('?upstream=dead'))[0]).toBe(503)
+  expect(await get('?upstream=nope')).toEqual([404, 'no upstream named "nope"; known: web, dead\n'])
+  await proxy.close()
+  const none = new ProxyServer(config, { sourceFor: () => staticSource([]) }).start()
+  h.track(() => none.close())
+  const admin2 = new AdminServer(config.admin, { proxy: () => none, metrics: new RequestMetrics(), startedAtMonoMs: performance.now() }).start()
+  h.track(() => admin2.close())
+  const res = await fetch(`${admin2.url}/readyz`)
+  expect(res.status).toBe(503)
+  expect(await res.text()).toStartWith('not ready: no healthy address for upstream web; no healthy address for upstream dead')
+})
+
 test('an admin address beyond loopback without a token is warned about; loopback, off, or a token are not', () => {
   const at = (host: string, token?: string) => exposedAdminWarning({ listen: { host, port: 9090 }, token })
   expect(at('0.0.0.0')).toContain('0.0.0.0:9090 without a token')

@@ -73,8 +73,17 @@ export class AdminServer {
         const proxy = this.deps.proxy()
         // From the first moment of a drain: a load balancer must stop sending new traffic.
         if (proxy.draining) return new Response('not ready: draining\n', { status: 503 })
-        const notReady = proxy.upstreams().filter((u) => !u.pool.hasHealthyAddress())
-        return notReady.length === 0 ? new Response('ready\n') : new Response(`not ready: ${notReady.map(whyNotReady).join('; ')}\n`, { status: 503 })
+        // ?upstream=NAME asks about one; else the proxy is not ready only when no upstream can be
+        // served: every instance sees the same dead origin, and a load balancer that took them all
+        // out for one of several upstreams would cut the routes that were healthy too.
+        const name = url.searchParams.get('upstream')
+        const all = proxy.upstreams()
+        const asked = name === null ? all : all.filter((u) => u.name === name)
+        if (name !== null && asked.length === 0) return new Response(`no upstream named ${JSON.stringify(name)}; known: ${all.map((u) => u.name).join(', ')}\n`, { status: 404 })
+        const notReady = asked.filter((u) => !u.pool.hasHealthyAddress())
+        if (notReady.length === 0) return new Response('ready\n')
+        const why = notReady.map(whyNotReady).join('; ')
+        return notReady.length === asked.length ? new Response(`not ready: ${why}\n`, { status: 503 }) : new Response(`ready; but ${why}\n`)
       }
       case '/status':
         return Response.json(this.status())

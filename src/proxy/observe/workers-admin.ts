@@ -94,7 +94,7 @@ export class WorkersAdmin {
       case '/healthz':
         return this.healthz()
       case '/readyz':
-        return this.readyz()
+        return this.readyz(url.search)
       case '/cache':
         return this.purge(req.method, url.search)
       default:
@@ -192,9 +192,12 @@ export class WorkersAdmin {
    * connections and does not make the whole unready; a running worker that is not ready, or
    * does not answer, would get its share of new connections, so it does.
    */
-  private async readyz(): Promise<Response> {
+  /** `search`: ?upstream=NAME, passed on to every worker (an unknown name is their 404, passed back). */
+  private async readyz(search: string): Promise<Response> {
     if (this.deps.draining()) return new Response('not ready: draining\n', { status: 503 })
-    const answers = await this.ask('/readyz')
+    const answers = await this.ask(`/readyz${search}`)
+    const first = answers[0]?.answer
+    if (first?.ok && first.status === 404 && answers.every(({ answer }) => answer?.ok && answer.status === 404)) return new Response(first.body, { status: 404 })
     const reasons: string[] = []
     let ready = 0
     for (const { slot, answer } of answers) {

@@ -45,6 +45,7 @@ function fakeWorker(worker: number, requests: number): FakeWorker {
       if (w.hang) await new Promise<void>((resolve) => releases.push(resolve))
       const path = new URL(req.url).pathname
       if (path === '/metrics') return new Response(w.metrics)
+      if (path === '/readyz' && new URL(req.url).searchParams.get('upstream') === 'nope') return new Response('no upstream named "nope"; known: default\n', { status: 404 })
       if (path === '/readyz') return w.ready ? new Response('ready\n') : new Response('not ready: no healthy address for upstream default\n', { status: 503 })
       if (path === '/healthz') return new Response('ok\n')
       if (path === '/cache') return Response.json({ purged: w.purged })
@@ -139,6 +140,12 @@ test('/readyz: every running worker ready; one not ready or silent makes 503 nam
   expect((await get('/readyz')).status).toBe(503)
   drain()
   expect(await get('/readyz')).toEqual({ status: 503, text: 'not ready: draining\n' })
+})
+
+test('/readyz?upstream=NAME is asked of every worker; a name none knows is their 404, passed back (twentieth session)', async () => {
+  const { get } = setup()
+  expect(await get('/readyz?upstream=default')).toEqual({ status: 200, text: 'ready: 2 of 2 workers\n' })
+  expect(await get('/readyz?upstream=nope')).toEqual({ status: 404, text: 'no upstream named "nope"; known: default\n' })
 })
 
 test('/healthz: ok while a worker answers, 503 when none does', async () => {
