@@ -80,6 +80,16 @@ export async function demoCommand(opts: Record<string, unknown>, io: CliIo): Pro
   const closers: (() => unknown)[] = []
   const dir = mkdtempSync(join(tmpdir(), 'proxy-demo-'))
   closers.push(() => rmSync(dir, { recursive: true, force: true }))
+  // Ctrl-C or a TERM mid-run: its key and certificates go too (they were left behind), then the
+  // process ends as the signal asks (the servers and relays end with it).
+  const onSignal = (code: number) => () => {
+    rmSync(dir, { recursive: true, force: true })
+    process.exit(code)
+  }
+  const [onInt, onTerm] = [onSignal(ExitCode.INTERRUPTED), onSignal(143)]
+  process.once('SIGINT', onInt)
+  process.once('SIGTERM', onTerm)
+  closers.push(() => (process.off('SIGINT', onInt), process.off('SIGTERM', onTerm)))
   try {
     say(c.bold('proxy demo: a far origin, a nearby proxy, and an address change under load'))
     say(c.dim('Everything runs on loopback and stops at the end; nothing reaches the internet.'))

@@ -44,3 +44,27 @@ test('the demo runs to the end: the proxy is faster and the rotation loses nothi
     from = found + 1
   }
 }, 60_000)
+
+test('a demo stopped by SIGTERM or Ctrl-C leaves no temp dir behind, and exits 143 or 130 (outside sweep, twentieth session)', async () => {
+  const { mkdtempSync, readdirSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  for (const [signal, want] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    const tmp = mkdtempSync(join(tmpdir(), 'demo-signal-'))
+    try {
+      const child = spawn(BIN, ['demo', '--rtt', '60ms', '--origin-time', '10ms', '-n', '8', '--rotation', '3s'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', TMPDIR: tmp } })
+      let out = ''
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code, sig) => resolve(code ?? (sig === signal ? -1 : null))))
+      // Its temp dir is made first; the first part's heading comes once the servers run.
+      for (let i = 0; i < 200 && !out.includes('1. '); i++) await Bun.sleep(25)
+      expect(readdirSync(tmp).filter((n) => n.startsWith('proxy-demo-'))).toHaveLength(1)
+      child.kill(signal)
+      // Before: killed by the signal with the dir (its key and certificates) left in place.
+      expect(await exited).toBe(want)
+      expect(readdirSync(tmp)).toEqual([])
+    } finally {
+      rmSync(tmp, { recursive: true, force: true })
+    }
+  }
+}, 60_000)
