@@ -18,6 +18,15 @@ function tempFile(name: string, text: string): string {
 }
 
 describe('proxy check', () => {
+  test('an admin listening beyond loopback without a token is warned about on stderr, as serve warns; loopback is not (outside sweep, twentieth session)', async () => {
+    for (const [admin, warned] of [['0.0.0.0:19546', true], [':19546', true], ['127.0.0.1:19546', false]] as const) {
+      const io = memoryIo()
+      expect(await runCli(['check', '--upstream', 'http://127.0.0.1:1', '--admin', admin, '--no-resolve'], io)).toBe(ExitCode.OK)
+      expect([admin, io.stderr.includes('warning: the admin endpoints listen on 0.0.0.0:19546 without a token')]).toEqual([admin, warned])
+      expect(io.stdout).toContain('config ok')
+    }
+  })
+
   test('a valid config prints the resolved configuration and exits 0', async () => {
     const io = memoryIo()
     const file = tempFile('ok.toml', '[upstream]\nurl = "https://origin.example"\nconnect_timeout = "2s"\n')

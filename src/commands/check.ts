@@ -10,6 +10,7 @@
 import type { CAC } from 'cac'
 import { isIP } from 'node:net'
 import { fileShapeOf, toToml } from '../config/render.ts'
+import { exposedAdminWarning } from '../proxy/observe/admin.ts'
 import { parseResolverAddress } from '../config/resolve.ts'
 import { createLookup } from '../dns/lookup.ts'
 import { colorsFor } from '../lib/colors.ts'
@@ -55,6 +56,9 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
     )
   }
   const unresolved = Object.entries(resolved).filter(([, r]) => r.error)
+  // What serve warns about at start, check says too (on stderr: stdout stays the config).
+  const exposed = exposedAdminWarning(config.admin)
+  if (exposed) io.err(`warning: ${exposed}\n`)
   // Printed in the config's own language (TOML keys, "5s", "16KiB"), never the internal shape.
   const shape = fileShapeOf(config)
   if (opts.json) {
