@@ -44,12 +44,15 @@ test('/readyz answers 503 from the first moment of a drain', async () => {
   const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAtMonoMs: performance.now() }).start()
   h.track(() => admin.close())
   expect((await fetch(`${admin.url}/readyz`)).status).toBe(200)
+  expect(((await (await fetch(`${admin.url}/status`)).json()) as { draining: boolean }).draining).toBe(false)
   // A response in flight keeps the drain going while /readyz is asked.
   const inFlight = await fetch(`${proxy.url}/slow`)
   const draining = proxy.drain(10_000)
   const ready = await fetch(`${admin.url}/readyz`)
   expect(ready.status).toBe(503)
   expect(await ready.text()).toContain('draining')
+  // /status says so too, as the supervisor's does with --workers (it had no such field; twentieth session).
+  expect(((await (await fetch(`${admin.url}/status`)).json()) as { draining: boolean }).draining).toBe(true)
   release()
   await inFlight.text()
   await draining

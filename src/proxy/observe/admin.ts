@@ -120,7 +120,7 @@ export class AdminServer {
       }
     }
     const cache = this.deps.cache?.status()
-    return { version: VERSION, worker: this.deps.worker, pid: process.pid, uptime_s: Math.round((performance.now() - this.deps.startedAtMonoMs) / 1000), upstreams, ...(cache ? { cache } : {}) }
+    return { version: VERSION, worker: this.deps.worker, pid: process.pid, uptime_s: Math.round((performance.now() - this.deps.startedAtMonoMs) / 1000), draining: proxy.draining, upstreams, ...(cache ? { cache } : {}) }
   }
 
   metrics(): string {
