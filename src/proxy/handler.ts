@@ -269,6 +269,7 @@ export class ProxyHandler {
     if (maxBody > 0 && declaredLength !== undefined && declaredLength > maxBody) return 'BODY_TOO_LARGE'
     // The own listener hands over a small body that arrived whole as bytes; none is the usual case.
     if (req.body instanceof Uint8Array || (req.body === null && declaredLength !== 0)) return this.outgoing(flight, req.body, declaredLength)
+    if (req.body instanceof ReadableStream && req.headers.get('expect')?.toLowerCase() === '100-continue') return this.outgoing(flight, req.body, declaredLength) // a client waiting for 100 sends nothing before it: the head goes on at once (RFC 9110 §10.1.1: a proxy MUST forward it or answer)
     return prepareBody(req.body, declaredLength, flight.pool.upstream.headerTimeoutMs).then((prepared) => {
       // A failed read-ahead: the client left, or its chunked body was malformed (the listener
       // has answered 400 itself). Nothing was sent upstream.

@@ -107,3 +107,28 @@ describe('HTTP/2 (RFC 9113 §8.1, RFC 9110 §10.1.1): the same rules as HTTP/1.1
     expect(origin.requests[0]!.body).toBe('hello')
   })
 })
+
+test.each([5, 3_000_000])('a head with Expect: 100-continue (Content-Length %i) goes upstream at once, so the origin can refuse before any body is sent (RFC 9110 §10.1.1; outside sweep, twentieth session)', async (length) => {
+  let heads = 0
+  // The origin answers 401 as soon as it has the head, reading no body.
+  const origin = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      data(s, d) {
+        if (!Buffer.from(d).toString('latin1').includes('\r\n\r\n')) return
+        heads++
+        s.write('HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope')
+        s.end()
+      },
+    },
+  })
+  h.track(() => origin.stop(true))
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listener: 'own' } })
+  const c = rawClient(h, proxy.port)
+  c.s.write(`POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`)
+  // No body is sent. Before: the head waited for the body's read-ahead, the origin never saw it, and the client got a 100, then a 408.
+  expect(await waitFor(() => c.got().includes('401 Unauthorized'), 4000)).toBe(true)
+  expect(heads).toBe(1)
+  expect(c.got()).toEndWith('nope')
+})
