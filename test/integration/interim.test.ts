@@ -84,13 +84,13 @@ test('HTTP/1.1: an unsolicited 100 Continue from the origin is forwarded before 
   expect(one0).not.toContain('100 Continue')
 })
 
-test('HTTP/1.1: after the proxy sent its own 100 for Expect: 100-continue, the origin\'s 100 is not sent again', async () => {
+test('HTTP/1.1: with Expect: 100-continue the client gets one 100, the proxy\'s or the origin\'s, never two', async () => {
   const port = await hintingOrigin(CONTINUE)
   const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` }, server: { listener: 'own' } })
   const c = rawClient(h, proxy.port)
   c.s.write('POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n')
-  expect(await waitFor(() => c.got() !== '', 3000)).toBe(true)
-  expect(c.got()).toBe('HTTP/1.1 100 Continue\r\n\r\n')
+  // The head goes upstream at once (RFC 9110 §10.1.1); the proxy sends its 100 as the request path reads the body, and the origin's comes too: one is relayed.
+  expect(await waitFor(() => c.got().startsWith('HTTP/1.1 100 Continue\r\n'), 3000)).toBe(true)
   c.s.write('hello')
   expect(await waitFor(() => c.got().endsWith('\r\n\r\nok'), 3000)).toBe(true)
   expect(c.got().match(/ 100 /g)?.length).toBe(1)
