@@ -353,7 +353,7 @@ export class ProxyHandler {
     record.retries = outcome.retries
     if (!outcome.ok) {
       const f = outcome.failure
-      // The upstream failed: a stored response within stale-if-error may answer instead.
+      record.error_detail = f.message // the failure in words for the log (a BAD_RESPONSE's cause); then a stored response within stale-if-error may answer instead
       const stale = flight.cached?.onError(isUpstreamFailure(f.code))
       if (stale) {
         record.error = f.code

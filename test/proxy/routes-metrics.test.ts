@@ -337,3 +337,26 @@ test('an admin address beyond loopback without a token is warned about; loopback
   expect(at('0.0.0.0', 's3cret')).toBeUndefined()
   expect(exposedAdminWarning({ listen: undefined, token: undefined })).toBeUndefined()
 })
+
+test('an upstream failure is logged with its reason in words, in both formats: why a BAD_RESPONSE was one (outside sweep, twentieth session)', async () => {
+  // An origin whose answer has differing Content-Length values.
+  const origin = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: { data: (s) => void (s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello'), s.end()) },
+  })
+  h.track(() => origin.stop(true))
+  const { url } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}`, retries: '0' } })
+  const earlier = h.records.length
+  expect((await fetch(`${url}/bad`)).status).toBe(502)
+  expect(await waitFor(() => h.records.length > earlier)).toBe(true)
+  const rec = h.records.at(-1)!
+  expect(rec.error).toBe('BAD_RESPONSE')
+  // Before: the code alone, in the log, on stderr and in /metrics.
+  expect(rec.error_detail).toContain('Content-Length')
+  const json = JSON.parse(formatRecord(rec, 'json')) as RequestRecord
+  expect(json.error_detail).toBe(rec.error_detail)
+  const text = formatRecord(rec, 'text')
+  expect(text).toContain(' error=BAD_RESPONSE detail="')
+  expect(text.split('\n')).toHaveLength(2) // one line, then the newline
+})

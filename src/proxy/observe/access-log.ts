@@ -41,7 +41,8 @@ export function formatRecord(record: RequestRecord, format: 'json' | 'text'): st
   const request = plain ? `${r.method} ${r.host}${r.path}` : escapeBytes(`${r.method} ${r.host}${r.path}`)
   const up = r.upstream_addr ? ` upstream=${r.upstream_addr}${r.upstream_reused ? ' reused' : r.upstream_connect_ms !== undefined ? ` connect=${r.upstream_connect_ms}ms` : ''}` : ''
   const header = r.upstream_header_ms !== undefined ? ` header=${r.upstream_header_ms}ms` : ''
-  const err = r.error ? ` error=${r.error}` : ''
+  const detail = r.error_detail
+  const err = r.error ? ` error=${r.error}${detail ? ` detail="${NEEDS_ESCAPE.test(detail) ? escapeBytes(detail) : detail}"` : ''}` : ''
   const retries = r.retries > 0 ? ` retries=${r.retries}` : ''
   const cache = r.cache ? ` cache=${r.cache}` : ''
   return `${r.ts} ${r.client} "${request}" ${r.status} in=${r.bytes_in} out=${r.bytes_out} ${r.duration_ms}ms${up}${header}${retries}${cache}${err} id=${r.request_id}\n`

@@ -26,6 +26,8 @@ export interface RequestRecord {
   retries: number
   /** A failure code of proxy/errors.ts. */
   error?: string
+  /** An upstream failure in words (the parser's reason for a BAD_RESPONSE, the connect error, DNS's answer). */
+  error_detail?: string
   /** How the edge cache answered: hit, stale, revalidated, collapsed, miss, bypass, refresh. */
   cache?: string
 }
