@@ -2,12 +2,16 @@
  * Active health checks for one upstream: every health_interval, a GET of health_path on each
  * address it is shown (DNS-discovered ones included), on a fresh connection with the upstream's
  * Host and TLS name. A failure or a status outside 2xx/3xx takes the address out of rotation
- * (AddressState.activeHealthy) until a check passes. It acts on address states only; passive
- * ejection (connect failures) is address-state.ts's, applied by the pool.
+ * (AddressState.activeHealthy) until a check passes. An address DNS adds later is checked at
+ * once and takes no traffic until that check passes (it took about half the traffic until the
+ * next interval's check, failing or not); when every address is out, the picker still tries one.
+ * It acts on address states only; passive ejection (connect failures) is address-state.ts's,
+ * applied by the pool.
  */
 import type { ResolvedUpstream } from '../../config/schema.ts'
 import type { LogFn } from '../../lib/logger.ts'
 import { dial as defaultDial, type Conn, type DialOptions } from '../../runtime/socket.ts'
+import type { AddressSource } from './address-source.ts'
 import type { AddressState } from './address-state.ts'
 import { upstreamAuthority } from '../headers.ts'
 import { Http1Connection } from './connection.ts'
@@ -16,12 +20,17 @@ import { Http1Connection } from './connection.ts'
 export interface HealthTargets {
   readonly upstream: ResolvedUpstream
   readonly addresses: ReadonlyMap<string, AddressState>
+  /** Where the addresses come from: one it adds is checked at once (the pool's states are made first: it subscribed first). */
+  readonly source?: Pick<AddressSource, 'onChange'>
   dialOptions(state: AddressState): DialOptions
 }
 
 export class ActiveHealthChecker {
   private timer: ReturnType<typeof setInterval> | undefined
   private running = false
+  private unsubscribe: (() => void) | undefined
+  /** Address states that have had a check (a state made again for an address DNS dropped and re-added has not). */
+  private readonly checked = new WeakSet<AddressState>()
   checks = 0
 
   constructor(
@@ -34,6 +43,14 @@ export class ActiveHealthChecker {
     if (!u.healthPath || this.timer) return
     this.timer = setInterval(() => void this.runOnce(), u.healthIntervalMs)
     ;(this.timer as { unref?: () => void }).unref?.()
+    this.unsubscribe = this.targets.source?.onChange((change) => {
+      for (const a of change.added) {
+        const state = this.targets.addresses.get(a.address)
+        if (!state || state.removed) continue
+        if (!this.checked.has(state)) state.activeHealthy = false
+        void this.check(state)
+      }
+    })
     void this.runOnce()
   }
 
@@ -71,14 +88,19 @@ export class ActiveHealthChecker {
     }
     // No socket for the check (the proxy is out of file descriptors, runtime/dial-errors.ts): the address was not tried; no verdict.
     if (why === 'NO_FILE_DESCRIPTORS') return
-    if (healthy !== state.activeHealthy) {
+    // Said when it changes; an address's first check only when it fails (one DNS added is out until then).
+    const first = !this.checked.has(state)
+    if (healthy ? !state.activeHealthy && !first : state.activeHealthy || first) {
       this.opts.log?.(healthy ? 'info' : 'warn', healthy ? 'health check passes again' : 'health check failed; address out of rotation', { upstream: u.name, address: state.address, path: u.healthPath, reason: why || undefined })
     }
     state.activeHealthy = healthy
+    this.checked.add(state)
   }
 
   close(): void {
     if (this.timer) clearInterval(this.timer)
     this.timer = undefined
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
   }
 }

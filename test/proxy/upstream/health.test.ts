@@ -210,3 +210,35 @@ describe('ActiveHealthChecker.start', () => {
     expect(seen).toHaveLength(0)
   })
 })
+
+describe('an address DNS adds later (outside sweep, twentieth session)', () => {
+  test('is checked at once, takes no traffic until that check passes, and stays out when it fails; a state made again for a re-added address is no exception', async () => {
+    const up = origin({ value: 200 })
+    const down = origin({ value: 503 })
+    const t = targets(up.port!, ['10.0.0.1'], {}, (a) => (a === '10.0.0.9' ? down.port! : up.port!))
+    let listener: ((c: { added: { address: string; family: 4 }[]; removed: never[] }) => void) | undefined
+    const source = { onChange: (l: typeof listener) => ((listener = l), () => (listener = undefined)) }
+    const logs: string[] = []
+    const c = checker({ ...t, source } as unknown as HealthTargets, logs)
+    c.start()
+    await Bun.sleep(50) // the start-up round (interval 1 h: no other until the test ends)
+    const add = (address: string) => {
+      t.addresses.set(address, newAddressState({ address, family: 4 }, up.port!, Date.now())) // as the pool does first
+      listener!({ added: [{ address, family: 4 }], removed: [] })
+      return t.addresses.get(address)!
+    }
+    const bad = add('10.0.0.9')
+    const good = add('10.0.0.2')
+    // Before: both were healthy (taking traffic) until the next interval's round, an hour here.
+    expect([bad.activeHealthy, good.activeHealthy]).toEqual([false, false])
+    for (let i = 0; i < 100 && !(good.activeHealthy && logs.some((l) => l.includes('health check failed'))); i++) await Bun.sleep(20)
+    expect([bad.activeHealthy, good.activeHealthy]).toEqual([false, true])
+    expect(logs.filter((l) => l.startsWith('warn: health check failed'))).toHaveLength(1)
+    // Dropped and re-added: a new state, out until checked again.
+    const again = add('10.0.0.9')
+    expect(again).not.toBe(bad)
+    expect(again.activeHealthy).toBe(false)
+    c.close()
+    expect(listener).toBeUndefined()
+  })
+})
