@@ -161,7 +161,7 @@ export class AdminServer {
         for (const [result, n] of Object.entries(st.refreshes)) dns.refresh.push([`${l},result="${esc(result)}"`, n])
       }
     }
-    gauge('proxy_dns_stale', '1 while DNS fails and the last good addresses are served.', dns.stale)
+    gauge('proxy_dns_stale', '1 while DNS fails: the last good addresses are served until stale_grace ends, and none after it (proxy_dns_addresses 0).', dns.stale)
     gauge('proxy_dns_addresses', 'Addresses in the current answer.', dns.addrs)
     gauge('proxy_dns_answer_age_seconds', 'Age of the last good DNS answer.', dns.age)
     out.push('# HELP proxy_dns_refreshes_total DNS refreshes by result.', '# TYPE proxy_dns_refreshes_total counter')
