@@ -149,7 +149,7 @@ export class ProxyServer implements ProxyView {
 
   /**
    * Starts the address sources of `parts` that have no address yet and waits for their first
-   * answer, each at most its resolve_timeout: at start, and for a reload's new upstreams before
+   * answer, each at most its resolve_timeout per DNS server: at start, and for a reload's new upstreams before
    * they are put in service (they answered 503 until DNS did).
    */
   private async firstAnswers(parts: Iterable<[string, UpstreamParts]>, what: 'starting' | 'reloading'): Promise<void> {
@@ -157,7 +157,7 @@ export class ProxyServer implements ProxyView {
     for (const [name, p] of parts) {
       p.source.start()
       if (p.source.snapshot().ready) continue
-      const timeoutMs = p.pool.upstream.resolveTimeoutMs
+      const timeoutMs = p.pool.upstream.resolveTimeoutMs * Math.max(1, p.pool.upstream.resolvers.length) // a lookup asks the servers in turn, each for resolve_timeout
       let timer: ReturnType<typeof setTimeout> | undefined
       const timedOut = new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))
       waits.push(

@@ -344,3 +344,22 @@ if (dnsmasqAvailable()) {
 } else {
   test.skip('dnsmasq is not installed, so the dnsmasq scenario did not run (.ci/run installs dnsmasq-base)', () => {})
 }
+
+test('at start, the wait for the first answer covers every DNS server in turn: a first server that never answers does not make the proxy listen before the second\'s answer (outside sweep, twentieth session)', async () => {
+  const { createSocket } = await import('node:dgram')
+  // A server that takes queries and never answers.
+  const silent = createSocket('udp4')
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()))
+  h.track(() => void silent.close())
+  const dns = await dnsServer()
+  dns.set(HOST, { a: ['127.0.0.2'], ttl: 30 })
+  const config = h.config({ upstream: { url: `http://${HOST}:8080`, resolvers: [`127.0.0.1:${silent.address().port}`, `127.0.0.1:${dns.port}`], resolve_timeout: '300ms' } })
+  const logs: string[] = []
+  const log = createLogger((line) => logs.push(line), 'debug')
+  const proxy = new ProxyServer(config, { sourceFor: (u) => sourceForUpstream(u, log), log })
+  h.track(() => proxy.close())
+  await proxy.startResolved()
+  // Before: it waited one resolve_timeout, listened before the second server's answer, and said so.
+  expect(proxy.upstreams()[0]!.source.snapshot().addresses.map((a) => a.address)).toEqual(['127.0.0.2'])
+  expect(logs.some((l) => l.includes('before the first DNS answer'))).toBe(false)
+})
