@@ -385,6 +385,7 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
   /** Aborts the exchange: the sink hears of it (after the end) before a head, the body stream errors after one. */
   private fail(code: FailureCode, message: string): void {
     if (this.finishedOnce) return
+    if (this.responseDone && !this.requestDone) return void ((this.reusable = false), this.reader?.cancel().catch(() => {}), this.finish()) // the whole answer came before the request body was sent (an early 413, 401): what ends the upload then is no failure of the exchange
     const phase = this.st === St.Head ? (this.requestDone ? 'response-head' : 'request') : 'response-body'
     const error = new RequestFailure(code, phase, message, { bodyConsumed: this.bodyConsumed, address: this.c.conn.remoteAddress })
     this.error = error
@@ -414,6 +415,5 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
 }
 
 const EMPTY = Buffer.alloc(0)
-
 /** Bodies up to this size that arrive whole with their head are left in the read (wholeInRead). */
 const SMALL_BODY_BYTES = 4096
