@@ -150,11 +150,12 @@ async function attemptLoop<T>(
       failure = failed(target, state, err)
       // A connect-phase failure sent nothing: another address is always safe.
       if (failure.phase !== 'connect' && !attempt.mayRetry(failure)) return { ok: false, failure, state, retries: index }
-      if (fresh && !failure.isAddressFailure && attempt.staleConnection?.(failure) === true) {
+      const stale = attempt.staleConnection?.(failure) === true
+      if (fresh && stale && !failure.isAddressFailure) {
         target.reportFailure(state, failure)
         dying = true
       }
-      if (free === 0 && attempt.staleConnection?.(failure) === true) {
+      if (free === 0 && stale) {
         again = true
         free = 1
       }

@@ -149,8 +149,8 @@ export class ProxyServer implements ProxyView {
 
   /**
    * Starts the address sources of `parts` that have no address yet and waits for their first
-   * answer, each at most its resolve_timeout per DNS server: at start, and for a reload's new upstreams before
-   * they are put in service (they answered 503 until DNS did).
+   * answer, each at most its resolve_timeout per DNS server: at start, and for a reload's new
+   * upstreams before they are put in service (they answered 503 until DNS did).
    */
   private async firstAnswers(parts: Iterable<[string, UpstreamParts]>, what: 'starting' | 'reloading'): Promise<void> {
     const waits: Promise<unknown>[] = []

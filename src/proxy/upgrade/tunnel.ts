@@ -307,24 +307,24 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
   })
 }
 
-const IDLE_CLOSE_GRACE_MS = 2000 // how long both sides of a tunnel closed at idle_timeout get to close back before they are cut
+const IDLE_CLOSE_GRACE_MS = 2000 // both sides of a tunnel closed at idle_timeout have this long to close back
 /**
  * Joins the client and the upstream into a byte tunnel: each side's data goes to the other, a
  * full side pauses its source until it drains, and a close ends the other side (then `onClose`).
  * With `idleMs`, no byte either way for that long closes both (`onClose('IDLE_TIMEOUT')`; a FIN
- * each, a cut for one that does not close back), as HAProxy's `timeout tunnel` does: a peer that
- * vanished without a FIN does not hold two sockets forever. A side cut for a reason of its own (a client cut at send_timeout) gives its code.
+ * each, a cut for one that does not close back), as HAProxy's `timeout tunnel` does: a peer gone
+ * without a FIN holds no socket for ever. A side cut for a reason of its own gives its code.
  */
 function pipeBoth(client: Conn, upstream: Conn, late: LateEvents, counts: { bytesIn: number; bytesOut: number }, idleMs: number, onClose: (error: string | undefined) => void): void {
   let idled = false
-  let cut: ReturnType<typeof setTimeout> | undefined
+  let cut: ReturnType<typeof setTimeout> | undefined // the idle close's cut, armed before the ends: on Bun both closes, which clear it, come within end()
   const watch: StallWatch = {
     since: monoNow(),
     limitMs: idleMs,
-    // Nothing is in flight either way: a FIN to both, as nginx and HAProxy close a tunnel at its timeout (a reset made clients report an error).
+    // Nothing is in flight either way: a FIN to both, as nginx and HAProxy close a tunnel at its timeout.
     expire() {
       idled = true
-      cut = setTimeout(() => (client.destroy(), upstream.destroy()), IDLE_CLOSE_GRACE_MS) // armed first: on Bun both closes (which clear it) come within end()
+      cut = setTimeout(() => (client.destroy(), upstream.destroy()), IDLE_CLOSE_GRACE_MS)
       client.end()
       upstream.end()
     },
