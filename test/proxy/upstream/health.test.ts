@@ -215,7 +215,7 @@ describe('an address DNS adds later (outside sweep, twentieth session)', () => {
   test('is checked at once, takes no traffic until that check passes, and stays out when it fails; a state made again for a re-added address is no exception', async () => {
     const up = origin({ value: 200 })
     const down = origin({ value: 503 })
-    const t = targets(up.port!, ['10.0.0.1'], {}, (a) => (a === '10.0.0.9' ? down.port! : up.port!))
+    const t = targets(up.port!, ['127.0.0.21'], {}, (a) => (a === '127.0.0.29' ? down.port! : up.port!))
     let listener: ((c: { added: { address: string; family: 4 }[]; removed: never[] }) => void) | undefined
     const source = { onChange: (l: typeof listener) => ((listener = l), () => (listener = undefined)) }
     const logs: string[] = []
@@ -227,15 +227,15 @@ describe('an address DNS adds later (outside sweep, twentieth session)', () => {
       listener!({ added: [{ address, family: 4 }], removed: [] })
       return t.addresses.get(address)!
     }
-    const bad = add('10.0.0.9')
-    const good = add('10.0.0.2')
+    const bad = add('127.0.0.29')
+    const good = add('127.0.0.22')
     // Before: both were healthy (taking traffic) until the next interval's round, an hour here.
     expect([bad.activeHealthy, good.activeHealthy]).toEqual([false, false])
     for (let i = 0; i < 100 && !(good.activeHealthy && logs.some((l) => l.includes('health check failed'))); i++) await Bun.sleep(20)
     expect([bad.activeHealthy, good.activeHealthy]).toEqual([false, true])
     expect(logs.filter((l) => l.startsWith('warn: health check failed'))).toHaveLength(1)
     // Dropped and re-added: a new state, out until checked again.
-    const again = add('10.0.0.9')
+    const again = add('127.0.0.29')
     expect(again).not.toBe(bad)
     expect(again.activeHealthy).toBe(false)
     c.close()
