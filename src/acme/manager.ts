@@ -81,6 +81,8 @@ export class CertificateManager {
   private accountKey: KeyObject | undefined
   private ari: { window: Window | undefined; nextFetchMs: number; forCertId: string } | undefined
   private renewAtMs: number | undefined
+  /** An issued certificate the state directory refused: served from memory, its save tried again at each check. */
+  private unsaved: StoredCert | undefined
 
   constructor(private readonly opts: CertificateManagerOptions) {
     if (opts.domains.length === 0) throw new AcmeError('E_ACME_STATE', 'no --acme domains given')
@@ -136,7 +138,9 @@ export class CertificateManager {
     if (this.running || this.closed) return
     this.running = true
     try {
-      this.pickUpFromDisk()
+      this.saveUnsaved()
+      const [hadOne, failuresBefore] = [this.served !== undefined, this.failures]
+      if (this.pickUpFromDisk()) this.opts.log('info', hadOne ? 'acme: picked up a renewed certificate from the state directory' : 'acme: picked up the certificate another process ordered; TLS handshakes succeed now', { names: this.names.join(','), ...(failuresBefore > 0 ? { failures_before: failuresBefore } : {}) })
       const now = this.clock.now()
       const due = await this.dueAtMs(now)
       if (now >= due && now >= this.nextAttemptMs) await this.renew(now)
@@ -213,17 +217,39 @@ export class CertificateManager {
         return
       }
       this.armLockRefresh()
+      // Asked before the order, not after: a certificate the CA issued (and counted against its
+      // rate limits) that cannot be kept would be ordered again at every retry.
+      this.store.checkWritable(this.names[0]!)
       const client = this.acme()
       this.accountKey ??= this.store.accountKey()
       if (!client.accountUrl) await client.account(this.opts.email)
       const issued = await issueCertificate({ client, accountKey: this.accountKey, names: this.names, challenges: this.opts.challenges ?? this.challenges, log: this.opts.log, replaces: this.missingNames().length === 0 ? this.info?.certId : undefined, nowMs: () => this.clock.now() })
-      this.store.saveCert(this.names[0]!, issued)
       this.failures = 0
       this.nextAttemptMs = 0
       this.lastError = undefined
+      // Served first: a save that fails now costs a restart the certificate, not the CA another order.
       this.use(issued)
+      this.unsaved = issued
+      this.saveUnsaved()
     } finally {
       this.releaseLock()
+    }
+  }
+
+  /** Saves the certificate the state directory refused before; says so while it still cannot. */
+  private saveUnsaved(): void {
+    const cert = this.unsaved
+    if (!cert) return
+    if (cert.certPem !== this.served?.cert) {
+      this.unsaved = undefined // replaced by a newer one since
+      return
+    }
+    try {
+      this.store.saveCert(this.names[0]!, cert)
+      this.unsaved = undefined
+    } catch (err) {
+      this.lastError = (err as Error).message
+      this.opts.log('error', 'acme: serving the new certificate from memory, but it could not be saved (a restart would order another); saving it again at the next check', { names: this.names.join(','), error: this.lastError })
     }
   }
 
@@ -250,6 +276,11 @@ export class CertificateManager {
     const retryAfter = err instanceof AcmeError ? err.retryAfterMs : undefined
     this.nextAttemptMs = this.clock.now() + retryDelayMs(this.failures, this.random, retryAfter)
     this.lastError = err instanceof Error ? err.message : String(err)
+    // The next attempt starts from the state directory and the CA anew: an account the CA no
+    // longer knows (accountDoesNotExist) or refuses, or an account key the operator removed as the
+    // advice says, would otherwise fail every attempt until a restart.
+    this.client = undefined
+    this.accountKey = undefined
     if (retryAfter !== undefined && retryAfter > MAX_RETRY_MS) {
       this.opts.log('warn', "acme: the CA's Retry-After is longer than the longest back-off; capped", { retry_after_s: Math.ceil(retryAfter / 1000), capped_to_s: MAX_RETRY_MS / 1000 })
     }
@@ -279,24 +310,31 @@ export class CertificateManager {
    * name beats one that does not (a restart with one more --acme name keeps serving the old
    * certificate for the names it has until the new one arrives), then the later expiry wins.
    */
-  private pickUpFromDisk(): void {
+  private pickUpFromDisk(): boolean {
     const stored = this.store.loadCert(this.names[0]!)
-    if (!stored || stored.certPem === this.served?.cert) return
+    if (!stored || stored.certPem === this.served?.cert) return false
     let info: CertInfo
     try {
       info = certInfo(stored.certPem)
     } catch {
-      return
+      return false
     }
     const missing = this.missingNames(info).length
-    if (missing === this.names.length || info.notAfterMs <= this.clock.now()) return
+    if (missing === this.names.length || info.notAfterMs <= this.clock.now()) return false
     if (this.info) {
       const servedMissing = this.missingNames().length
-      if (missing > 0 && servedMissing === 0) return // never trade all names for some
-      if ((missing > 0) === (servedMissing > 0) && info.notAfterMs <= this.info.notAfterMs) return // never go back to an older one
+      if (missing > 0 && servedMissing === 0) return false // never trade all names for some
+      if ((missing > 0) === (servedMissing > 0) && info.notAfterMs <= this.info.notAfterMs) return false // never go back to an older one
     }
-    if (this.served) this.opts.log('info', 'acme: picked up a renewed certificate from the state directory', { names: this.names.join(',') })
     this.use(stored)
+    if (missing === 0) {
+      // Another process's order succeeded where ours failed: nothing is owed any more, and the
+      // failure gauge must not go on firing alerts until the next renewal.
+      this.failures = 0
+      this.nextAttemptMs = 0
+      this.lastError = undefined
+    }
+    return true
   }
 
   private use(stored: StoredCert): void {

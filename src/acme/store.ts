@@ -124,6 +124,21 @@ export class StateStore {
     }
   }
 
+  /**
+   * Throws saveCert's error now when the certificate's directory will not take a file: asked
+   * before an order, so that a certificate the CA issues (and counts against its rate limits) is
+   * not then thrown away for want of a place to keep it.
+   */
+  checkWritable(name: string): void {
+    const dir = this.certDir(name)
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 })
+      rmSync(writeTemp(join(dir, 'probe'), '', 0o600))
+    } catch (err) {
+      throw this.unwritable('cannot save the certificate in', dir, err)
+    }
+  }
+
   /** The error for a write the state directory refused (EROFS, EACCES, ENOSPC ...): what, where, and what to do. */
   private unwritable(what: string, path: string, err: unknown): AcmeError {
     const reason = (err as Error).message?.split(',')[0] ?? String(err) // "EROFS: read-only file system"

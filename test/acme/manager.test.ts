@@ -8,6 +8,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CertificateManager, type Clock } from '../../src/acme/manager.ts'
 import { StateStore } from '../../src/acme/store.ts'
+import { makeCerts } from '../support/certs.ts'
 import { testDir } from '../support/temp-dir.ts'
 
 const root = testDir('proxy-acme-manager-')
@@ -174,6 +175,49 @@ describe('CertificateManager failures', () => {
     const capped = logs.find((l) => l.msg.includes('capped'))
     expect(capped?.fields.capped_to_s).toBe(6 * 3600)
     expect(capped?.fields.retry_after_s).toBeGreaterThan(1e19)
+    m.close()
+  })
+
+  test('a certificate directory that will not take a file fails the attempt before the order: the CA issues nothing to throw away', async () => {
+    let orders = 0
+    const { m } = setup(scriptedCa(() => (orders++, new Response('{}', { status: 500 }))))
+    // As root, permissions do not stop writes: a file where the certificate's directory goes does.
+    writeFileSync(m.store.certDir('a.test'), 'not a directory')
+    await m.check()
+    expect(m.status().failures).toBe(1)
+    expect(m.status().lastError).toContain(`cannot save the certificate in ${m.store.certDir('a.test')}`)
+    expect(orders).toBe(0)
+    m.close()
+  })
+
+  test('an account the CA no longer knows (accountDoesNotExist) is registered anew at the next attempt, without a restart', async () => {
+    let accounts = 0
+    const ca = scriptedCa(() => new Response(JSON.stringify({ type: 'urn:ietf:params:acme:error:accountDoesNotExist', detail: 'account not found' }), { status: 400, headers: { 'content-type': 'application/problem+json' } }))
+    const counting = (async (input: string | URL | Request, init?: RequestInit) => {
+      if (String(input) === 'https://ca.test/acct') accounts++
+      return ca(input as string, init)
+    }) as typeof fetch
+    const { m, clock } = setup(counting)
+    await m.check()
+    expect([m.status().failures, accounts]).toEqual([1, 1])
+    clock.nowMs += 3600_000 // past the back-off
+    await m.check()
+    expect([m.status().failures, accounts]).toEqual([2, 2])
+    m.close()
+  })
+
+  test('a certificate another process stored ends the failures: the gauge no longer fires and the log says so', async () => {
+    const { m, logs } = setup(unreachable)
+    await m.check()
+    expect(m.status().failures).toBe(1)
+    const certs = makeCerts(['a.test'], [])
+    m.store.saveCert('a.test', { certPem: certs.cert, keyPem: certs.key })
+    await m.check()
+    expect(m.current()?.cert).toBe(certs.cert)
+    expect(m.status().failures).toBe(0)
+    expect(m.status().lastError).toBeUndefined()
+    const picked = logs.find((l) => l.msg.includes('picked up the certificate another process ordered'))
+    expect(picked?.fields.failures_before).toBe(1)
     m.close()
   })
 })

@@ -7,7 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { X509Certificate } from 'node:crypto'
-import { rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import * as tls from 'node:tls'
 import { certInfo } from '../../src/acme/cert-info.ts'
 import { Http01Server } from '../../src/acme/http01.ts'
@@ -114,6 +115,29 @@ describe.skipIf(!available)('ACME renewal', () => {
     await other.check()
     expect(other.current()?.cert).toBe(winner.current()!.cert)
     expect((logText.match(/acme: order created/g) ?? []).length - before).toBe(1)
+  }, 30_000)
+
+  test('a certificate the state directory refuses once it is issued is served from memory, and saved at a later check', async () => {
+    const dir = stateDir()
+    const clock = new JumpClock()
+    const m = manager(dir, clock, ['unsaved.test'])
+    h.track(() => m.close())
+    answerers.push(m.challenges)
+    // The directory takes files (the check before the order passes), but not cert.pem: a directory holds its place.
+    const certFile = join(m.store.certDir('unsaved.test'), 'cert.pem')
+    mkdirSync(join(certFile, 'in-the-way'), { recursive: true })
+    const before = (logText.match(/acme: order created/g) ?? []).length
+    await m.check()
+    const served = m.current()
+    expect(served).toBeDefined()
+    expect(logText).toContain('acme: serving the new certificate from memory, but it could not be saved')
+    expect(m.status().failures).toBe(0)
+    rmSync(certFile, { recursive: true })
+    await m.check()
+    expect(readFileSync(certFile, 'utf8')).toBe(served!.cert)
+    expect(m.current()?.cert).toBe(served!.cert)
+    expect((logText.match(/acme: order created/g) ?? []).length - before).toBe(1)
+    expect(existsSync(join(m.store.certDir('unsaved.test'), 'key.pem'))).toBe(true)
   }, 30_000)
 
   test('a restart with one more name serves the stored certificate until the one for all names arrives', async () => {
