@@ -71,6 +71,20 @@ export class AutomaticHttps {
     return this.http01?.port ?? 0
   }
 
+  /** For the admin's /status and /readyz (admin.ts AdminDeps.tls). */
+  readonly admin = {
+    status: (): Record<string, unknown> => {
+      const st = this.manager.status()
+      return { names: st.names, certificate: this.manager.current() !== undefined, not_after: st.notAfterMs === undefined ? undefined : new Date(st.notAfterMs).toISOString(), days_left: st.daysLeft === undefined ? undefined : Number(st.daysLeft.toFixed(2)), renew_at: st.renewAtMs === undefined ? undefined : new Date(st.renewAtMs).toISOString(), failures: st.failures, last_error: st.lastError }
+    },
+    /** Why no client can be served: no certificate yet, so every TLS handshake is refused. */
+    notReady: (): string | undefined => {
+      if (this.manager.current()) return undefined
+      const st = this.manager.status()
+      return `no TLS certificate yet for ${st.names.join(',')} (ACME ${st.lastError ? `failed ${st.failures} time(s): ${st.lastError}` : 'order in progress'})`
+    },
+  }
+
   /** Prometheus lines for /metrics: days left (negative once expired; absent before the first certificate) and failures. */
   metrics(out: string[]): void {
     const st = this.manager.status()

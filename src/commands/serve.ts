@@ -108,6 +108,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
         acme?.metrics(out)
       },
       cache,
+      tls: acme?.admin,
     }).start()
     if (workerId !== undefined) reportWorkerAdmin(a.url)
     return a
@@ -151,6 +152,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
         await movedAdmin?.close()
         throw err
       }
+      proxyPort = proxy.port // port 80's redirects point at the listener a reload moved
       if (movedAdmin) {
         await admin.close()
         admin = movedAdmin

@@ -136,8 +136,9 @@ describe.skipIf(!available)('proxy serve --acme against pebble', () => {
     dirs.push(stateDir)
     const listenPort = await freeTcpPort()
     const deadPort = await freeTcpPort()
+    const adminPort = await freeTcpPort()
     const proc = await serve(
-      ['--upstream', `http://127.0.0.1:${origin.port}`, '--listen', `127.0.0.1:${listenPort}`, '--admin', 'off', '--access-log', 'off', '--acme', 'a.test', '--acme-directory', `https://127.0.0.1:${deadPort}/dir`, '--acme-http-listen', `127.0.0.1:${await freeTcpPort()}`, '--state-dir', stateDir],
+      ['--upstream', `http://127.0.0.1:${origin.port}`, '--listen', `127.0.0.1:${listenPort}`, '--admin', `127.0.0.1:${adminPort}`, '--access-log', 'off', '--acme', 'a.test', '--acme-directory', `https://127.0.0.1:${deadPort}/dir`, '--acme-http-listen', `127.0.0.1:${await freeTcpPort()}`, '--state-dir', stateDir],
       /could not obtain a certificate/,
     )
     try {
@@ -146,6 +147,34 @@ describe.skipIf(!available)('proxy serve --acme against pebble', () => {
       expect(r.code).toBe(35) // CURLE_SSL_CONNECT_ERROR
       expect(r.err).toContain('alert internal error')
       expect(proc.child.exitCode).toBeNull()
+      // Every handshake fails: a load balancer must not send it traffic, and /status says why.
+      const ready = await fetch(`http://127.0.0.1:${adminPort}/readyz`)
+      expect([ready.status, await ready.text()]).toEqual([503, expect.stringContaining('not ready: no TLS certificate yet for a.test (ACME failed 1 time(s): ')])
+      const status = (await (await fetch(`http://127.0.0.1:${adminPort}/status`)).json()) as { acme: { certificate: boolean; failures: number; last_error: string } }
+      expect([status.acme.certificate, status.acme.failures]).toEqual([false, 1])
+      expect(status.acme.last_error).toContain('cannot reach the ACME server')
+    } finally {
+      await proc.stop()
+    }
+  }, 30_000)
+
+  test("a reload that moves the listener moves port 80's redirects with it", async () => {
+    const stateDir = testDir('proxy-acme-state-')
+    dirs.push(stateDir)
+    const [first, second, http, dead] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort(), await freeTcpPort()]
+    const file = join(stateDir, 'proxy.toml')
+    const config = (port: number) => `[server]\nlisten = "127.0.0.1:${port}"\n\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n\n[admin]\nlisten = "off"\n\n[log]\naccess_log = "off"\n\n[acme]\ndomains = ["a.test"]\ndirectory = "https://127.0.0.1:${dead}/dir"\nhttp_listen = "127.0.0.1:${http}"\nstate_dir = "${join(stateDir, 'state')}"\n`
+    writeFileSync(file, config(first))
+    const proc = await serve(['--config', file], /proxy listening/)
+    try {
+      const location = async () => (await fetch(`http://127.0.0.1:${http}/x`, { headers: { host: 'a.test' }, redirect: 'manual' })).headers.get('location')
+      expect(await location()).toBe(`https://a.test:${first}/x`)
+      writeFileSync(file, config(second))
+      proc.child.kill('SIGHUP')
+      const deadline = Date.now() + 10_000
+      while (!proc.log().includes('"reloaded"') && !proc.log().includes(' reloaded') && Date.now() < deadline) await Bun.sleep(50)
+      expect(proc.log()).toMatch(/reloaded/)
+      expect(await location()).toBe(`https://a.test:${second}/x`)
     } finally {
       await proc.stop()
     }

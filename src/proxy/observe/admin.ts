@@ -28,6 +28,8 @@ export interface AdminDeps {
   extraMetrics?: (out: string[]) => void
   /** The edge cache, when on: /status, /metrics and DELETE /cache. */
   cache?: EdgeCache
+  /** Automatic HTTPS, when on: /status's `acme`, and /readyz is 503 while no certificate exists (every handshake fails). */
+  tls?: { status(): Record<string, unknown>; notReady(): string | undefined }
 }
 
 export class AdminServer {
@@ -73,6 +75,8 @@ export class AdminServer {
         const proxy = this.deps.proxy()
         // From the first moment of a drain: a load balancer must stop sending new traffic.
         if (proxy.draining) return new Response('not ready: draining\n', { status: 503 })
+        const noCertificate = this.deps.tls?.notReady()
+        if (noCertificate) return new Response(`not ready: ${noCertificate}\n`, { status: 503 })
         // ?upstream=NAME asks about one; else the proxy is not ready only when no upstream can be
         // served: every instance sees the same dead origin, and a load balancer that took them all
         // out for one of several upstreams would cut the routes that were healthy too.
@@ -120,7 +124,8 @@ export class AdminServer {
       }
     }
     const cache = this.deps.cache?.status()
-    return { version: VERSION, worker: this.deps.worker, pid: process.pid, uptime_s: Math.round((performance.now() - this.deps.startedAtMonoMs) / 1000), draining: proxy.draining, upstreams, ...(cache ? { cache } : {}) }
+    const acme = this.deps.tls?.status()
+    return { version: VERSION, worker: this.deps.worker, pid: process.pid, uptime_s: Math.round((performance.now() - this.deps.startedAtMonoMs) / 1000), draining: proxy.draining, upstreams, ...(cache ? { cache } : {}), ...(acme ? { acme } : {}) }
   }
 
   metrics(): string {
