@@ -1,9 +1,13 @@
 /**
- * Flow control of what the client sends (RFC 9113 §5.2, §6.9): the connection and stream receive
- * windows, charged by DATA frames and credited back with WINDOW_UPDATE only as the owner reads the
- * body, in batches of half a window. That is what bounds request body memory per stream and per
- * connection, and what makes a slow upstream pace a fast upload. The send side (the peer's windows
- * for our DATA) lives in output.ts.
+ * Flow control of what the client sends (RFC 9113 §5.2, §6.9). A stream's window is credited back
+ * with WINDOW_UPDATE only as its owner reads the body, in batches of half its window: that bounds
+ * what each stream buffers and makes a slow upstream pace a fast upload. A stream starts with a
+ * small window and one whose reader keeps up grows it, within a budget shared by the connection's
+ * streams, so every stream at once holds at most maxConcurrentStreams x the initial window plus
+ * that budget. The connection window is credited as DATA arrives on an open stream, not as it is
+ * read: with it tied to reading, a few uploads whose upstream did not read held the whole
+ * connection window and stopped every other stream's body (four stalled 256 KiB streams filled
+ * 1 MiB). The send side (the peer's windows for our DATA) lives in output.ts.
  */
 import { connectionError, H2Code, streamError } from './errors.ts'
 import { DEFAULT_WINDOW, windowUpdateFrame } from './frames.ts'
@@ -15,24 +19,36 @@ export interface StreamWindow {
   recvWindow: number
   /** Bytes the owner took that were not credited back yet. */
   recvUnacked: number
+  /** The window this stream is kept at: the initial one, grown while its reader keeps up. */
+  recvTarget: number
+}
+
+export interface ReceiveWindows {
+  connectionWindowBytes: number
+  streamInitialWindowBytes: number
+  streamWindowBytes: number
+  streamWindowBudgetBytes: number
 }
 
 export class ReceiveFlow {
   /** What the client may still send on the connection, and the credit not yet returned. */
   private window = DEFAULT_WINDOW
   private unacked = 0
+  /** What the open streams' windows may still grow beyond their initial size, together. */
+  private growthLeftBytes: number
 
   constructor(
-    private readonly connectionWindowBytes: number,
-    private readonly streamWindowBytes: number,
+    private readonly w: ReceiveWindows,
     private readonly push: (frame: Uint8Array) => void,
-  ) {}
+  ) {
+    this.growthLeftBytes = w.streamWindowBudgetBytes
+  }
 
   /** Opens the connection window to its configured size (sent with the server preface, §6.9.2). */
   start(): void {
-    if (this.connectionWindowBytes <= DEFAULT_WINDOW) return
-    this.push(windowUpdateFrame(0, this.connectionWindowBytes - DEFAULT_WINDOW))
-    this.window = this.connectionWindowBytes
+    if (this.w.connectionWindowBytes <= DEFAULT_WINDOW) return
+    this.push(windowUpdateFrame(0, this.w.connectionWindowBytes - DEFAULT_WINDOW))
+    this.window = this.w.connectionWindowBytes
   }
 
   /** A DATA frame of `length` bytes (padding included, §6.9.1) arrived on the connection. */
@@ -41,31 +57,41 @@ export class ReceiveFlow {
     if (this.window < 0) throw connectionError(H2Code.FLOW_CONTROL_ERROR, 'DATA beyond the connection window (RFC 9113 §6.9.1)')
   }
 
-  /** ...and on a stream; the connection share is returned at once when the stream's window is broken. */
+  /** ...and on an open stream: the stream's window pays for it, and the connection's share goes back at once. */
   chargeStream(s: StreamWindow, length: number): void {
     s.recvWindow -= length
-    if (s.recvWindow < 0) {
-      this.creditConnection(length)
-      throw streamError(s.id, H2Code.FLOW_CONTROL_ERROR, 'DATA beyond the stream window (RFC 9113 §6.9.1)')
-    }
+    this.creditConnection(length)
+    if (s.recvWindow < 0) throw streamError(s.id, H2Code.FLOW_CONTROL_ERROR, 'DATA beyond the stream window (RFC 9113 §6.9.1)')
   }
 
-  /** Bytes the owner took (or that were dropped): credit for the stream while it may still send, and for the connection. */
+  /** Bytes the owner took (or that were dropped): credit for the stream while it may still send, grown while the budget lasts. */
   consumed(s: StreamWindow, bytes: number, streamOpen: boolean): void {
-    if (streamOpen) {
-      s.recvUnacked += bytes
-      if (s.recvUnacked >= this.streamWindowBytes / 2) {
-        this.push(windowUpdateFrame(s.id, s.recvUnacked))
-        s.recvWindow += s.recvUnacked
-        s.recvUnacked = 0
-      }
+    if (!streamOpen) return
+    s.recvUnacked += bytes
+    if (s.recvUnacked < s.recvTarget / 2) return
+    // Its reader took half a window: double the window, up to the largest, while the budget lasts.
+    const grow = Math.min(s.recvTarget, this.w.streamWindowBytes - s.recvTarget, this.growthLeftBytes)
+    let credit = s.recvUnacked
+    if (grow > 0) {
+      s.recvTarget += grow
+      this.growthLeftBytes -= grow
+      credit += grow
     }
-    this.creditConnection(bytes)
+    this.push(windowUpdateFrame(s.id, credit))
+    s.recvWindow += credit
+    s.recvUnacked = 0
   }
 
+  /** A stream closed: what its window grew by goes back to the budget. */
+  released(s: StreamWindow): void {
+    this.growthLeftBytes += s.recvTarget - this.w.streamInitialWindowBytes
+    s.recvTarget = this.w.streamInitialWindowBytes
+  }
+
+  /** Connection credit for DATA no open stream was charged for (dropped, or on a closed stream). */
   creditConnection(bytes: number): void {
     this.unacked += bytes
-    if (this.unacked >= this.connectionWindowBytes / 2) {
+    if (this.unacked >= this.w.connectionWindowBytes / 2) {
       this.push(windowUpdateFrame(0, this.unacked))
       this.window += this.unacked
       this.unacked = 0

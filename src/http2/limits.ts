@@ -16,9 +16,20 @@ export interface Http2Limits {
   maxContinuationFrames: number
   /** SETTINGS_HEADER_TABLE_SIZE: the HPACK dynamic table the client may use (RFC 7541 §4.2). */
   headerTableBytes: number
-  /** SETTINGS_INITIAL_WINDOW_SIZE: request body bytes buffered per stream before the client must wait. */
+  /**
+   * SETTINGS_INITIAL_WINDOW_SIZE: request body bytes a new stream may send before its reader takes
+   * any. What one stream buffers, so the streams' windows (not the connection's) bound a
+   * connection's request body memory: every stream at once, stalled, holds this much each.
+   */
+  streamInitialWindowBytes: number
+  /** The window a stream whose reader keeps up grows to, while streamWindowBudgetBytes lasts. */
   streamWindowBytes: number
-  /** Connection receive window: request body bytes buffered per connection across streams. */
+  /** What the open streams' windows may together grow beyond streamInitialWindowBytes. */
+  streamWindowBudgetBytes: number
+  /**
+   * Connection receive window. Credited as DATA arrives on an open stream, not as it is read: a
+   * stream whose upstream does not read stops itself (its own window), never the others (RFC 9113 §5.2.1).
+   */
   connectionWindowBytes: number
   /** SETTINGS_MAX_FRAME_SIZE we accept. */
   maxFrameBytes: number
@@ -72,7 +83,9 @@ export const DEFAULT_LIMITS: Readonly<Http2Limits> = Object.freeze({
   maxHeaderBlockBytes: 64 * 1024,
   maxContinuationFrames: 32,
   headerTableBytes: 4096,
+  streamInitialWindowBytes: 64 * 1024,
   streamWindowBytes: 256 * 1024,
+  streamWindowBudgetBytes: 1024 * 1024,
   connectionWindowBytes: 1024 * 1024,
   maxFrameBytes: 16_384,
   streamHighWaterBytes: 64 * 1024,
@@ -102,7 +115,7 @@ export function announcedSettings(l: Http2Limits): SettingsList {
     [Setting.HEADER_TABLE_SIZE, l.headerTableBytes],
     [Setting.ENABLE_PUSH, 0],
     [Setting.MAX_CONCURRENT_STREAMS, l.maxConcurrentStreams],
-    [Setting.INITIAL_WINDOW_SIZE, l.streamWindowBytes],
+    [Setting.INITIAL_WINDOW_SIZE, l.streamInitialWindowBytes],
     [Setting.MAX_FRAME_SIZE, l.maxFrameBytes],
     [Setting.MAX_HEADER_LIST_SIZE, l.maxHeaderListBytes],
   ]
@@ -112,6 +125,8 @@ export function resolveLimits(partial: Partial<Http2Limits> | undefined): Http2L
   const limits = { ...DEFAULT_LIMITS, ...partial }
   // Below the protocol defaults a client that sends before our SETTINGS arrive would break flow control (§6.9.2).
   limits.streamWindowBytes = Math.max(65_535, Math.min(limits.streamWindowBytes, 2 ** 31 - 1))
+  limits.streamInitialWindowBytes = Math.max(65_535, Math.min(limits.streamInitialWindowBytes, limits.streamWindowBytes))
+  limits.streamWindowBudgetBytes = Math.max(0, limits.streamWindowBudgetBytes)
   limits.connectionWindowBytes = Math.max(65_535, Math.min(limits.connectionWindowBytes, 2 ** 31 - 1))
   limits.maxFrameBytes = Math.max(16_384, Math.min(limits.maxFrameBytes, 16_777_215))
   return limits

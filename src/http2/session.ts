@@ -69,9 +69,9 @@ export class ServerSession implements StreamHost {
     this.out.onFault = (err) => this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
     // Server preface (§3.4): our SETTINGS, then the larger connection window (§6.9.2).
     this.out.push(F.settingsFrame(announcedSettings(l)))
-    this.flow = new ReceiveFlow(l.connectionWindowBytes, l.streamWindowBytes, (f) => this.out.push(f, false))
+    this.flow = new ReceiveFlow(l, (f) => this.out.push(f, false))
     this.flow.start()
-    this.streams = new StreamTable(this.out, this.encoder, this.flow, this.floods, l.streamWindowBytes, () => this.streamClosed(), opts.onRefused, (err) => this.ownerFault(err))
+    this.streams = new StreamTable(this.out, this.encoder, this.flow, this.floods, l.streamInitialWindowBytes, () => this.streamClosed(), opts.onRefused, (err) => this.ownerFault(err))
   }
 
   /** Open streams (requests not yet finished both ways). */
@@ -322,7 +322,7 @@ export class ServerSession implements StreamHost {
     }
     const request = toRequest(id, decoded.names, decoded.values)
     if (b.endStream && request.contentLength) throw this.streams.bodyLengthDiffers(id, request, undefined)
-    const stream = new ServerStream(id, request, this, this.peerInitialWindow, this.limits.streamWindowBytes, !b.endStream)
+    const stream = new ServerStream(id, request, this, this.peerInitialWindow, this.limits.streamInitialWindowBytes, !b.endStream)
     this.streams.add(stream)
     this.toDispatch.push(stream)
   }
@@ -343,7 +343,7 @@ export class ServerSession implements StreamHost {
     s.receivedBytes += data.byteLength
     const cl = s.request.contentLength
     if (cl !== undefined && (s.receivedBytes > cl || (end && s.receivedBytes !== cl))) {
-      this.flow.creditConnection(data.byteLength) // never handed on: a reader waiting would forward it (H2.CL)
+      // Never handed on: a reader waiting would forward it (H2.CL). The connection was credited on arrival.
       throw this.streams.bodyLengthDiffers(s.id, s.request, s)
     }
     s.receiveData(data)

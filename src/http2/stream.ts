@@ -46,6 +46,8 @@ export class ServerStream {
   /** What the client may still send on this stream, and what we took but did not credit back yet. */
   recvWindow: number
   recvUnacked = 0
+  /** The window this stream is kept at (flow.ts: the initial one, grown while its reader keeps up). */
+  recvTarget: number
   /** Body bytes received, for the content-length check (§8.1.1). */
   receivedBytes = 0
   /** Request trailers, when the client sent them. */
@@ -100,6 +102,7 @@ export class ServerStream {
   ) {
     this.sendWindow = sendWindow
     this.recvWindow = recvWindow
+    this.recvTarget = recvWindow
     this.remoteEnded = !hasBody
     this.body = hasBody
       ? new ReadableStream<Uint8Array>({ pull: (ctrl) => this.pull(ctrl), cancel: () => this.cancelBody() }, { highWaterMark: 0 })

@@ -41,7 +41,7 @@ export class StreamTable {
     private readonly flow: ReceiveFlow,
     private readonly floods: FloodGuard,
     /** SETTINGS_INITIAL_WINDOW_SIZE we announce: what a client may send on a stream it just opened. */
-    private readonly streamWindowBytes: number,
+    private readonly streamInitialWindowBytes: number,
     /** Called after each stream closes. */
     private readonly onClosed: () => void,
     /** The owner's: told of each request refused here (a header list above the cap); what it returns, the 431 carries. */
@@ -163,7 +163,7 @@ export class StreamTable {
     if (this.dropped.has(id)) return
     // A stream not open: the one being opened (refused, malformed, past a GOAWAY: its body may be on its way), or one long closed.
     const s = this.open.get(id)
-    this.dropped.set(id, s ? (s.remoteEnded ? 0 : Math.max(0, s.recvWindow)) : id === this.lastId ? this.streamWindowBytes : 0)
+    this.dropped.set(id, s ? (s.remoteEnded ? 0 : Math.max(0, s.recvWindow)) : id === this.lastId ? this.streamInitialWindowBytes : 0)
     if (this.dropped.size > RECENT_DROPS) this.dropped.delete(this.dropped.keys().next().value!)
   }
 
@@ -194,8 +194,8 @@ export class StreamTable {
     if (s.closed) return
     this.open.delete(s.id)
     this.out.unschedule(s)
-    const unread = s.finish(code)
-    if (unread > 0) this.flow.creditConnection(unread)
+    s.finish(code) // unread body bytes are dropped; the connection was credited for them on arrival
+    this.flow.released(s)
     this.onClosed()
   }
 

@@ -14,7 +14,7 @@ const settingsOf = (p: Uint8Array) => {
 
 describe('connection start (RFC 9113 §3.4)', () => {
   test('the server preface is SETTINGS with our limits, then a larger connection window; client SETTINGS are acked', async () => {
-    const c = new RawClient({ limits: { maxConcurrentStreams: 7, streamWindowBytes: 100_000, connectionWindowBytes: 1_000_000 } }).start()
+    const c = new RawClient({ limits: { maxConcurrentStreams: 7, streamInitialWindowBytes: 100_000, streamWindowBytes: 200_000, connectionWindowBytes: 1_000_000 } }).start()
     await c.settle()
     const [first, second] = c.frames
     expect(first!.type).toBe(FrameType.SETTINGS)
@@ -409,13 +409,60 @@ describe('flow control (RFC 9113 §6.9)', () => {
     expect(c.rstCode(1)).toBe(H2Code.FLOW_CONTROL_ERROR)
     await expect(reader.read()).rejects.toBeDefined()
   })
-  test('the connection window bounds request bytes buffered across streams', async () => {
-    const c = new RawClient({ limits: { connectionWindowBytes: 65_535, streamWindowBytes: 65_535 } }).start()
-    c.send(c.get(1, '/a', [], false), c.get(3, '/b', [], false))
+  test('a stream whose reader takes nothing stops only itself: the connection window is credited as DATA arrives, so another stream\'s body gets through (§5.2.1)', async () => {
+    const c = new RawClient({ limits: { connectionWindowBytes: 65_535, streamInitialWindowBytes: 65_535, streamWindowBytes: 65_535 } }).start()
+    c.send(c.get(1, '/stalled', [], false), c.get(3, '/form', [], false))
+    // Stream 1's whole window, never read (its upstream does not read): it had held the whole connection window.
     c.send(c.data(1, new Uint8Array(16_384)), c.data(1, new Uint8Array(16_384)), c.data(1, new Uint8Array(16_384)), c.data(1, new Uint8Array(16_383)))
-    c.send(c.data(3, new Uint8Array(1)))
     await c.settle()
-    expect(c.goaway()?.code).toBe(H2Code.FLOW_CONTROL_ERROR)
+    expect(c.ofType(FrameType.WINDOW_UPDATE, 0).map((f) => u32(f.payload)).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(32_768)
+    expect(c.ofType(FrameType.WINDOW_UPDATE, 1)).toHaveLength(0) // stream 1 stays stopped by its own window
+    c.send(c.data(3, new Uint8Array(16_384)), c.data(3, new Uint8Array(3_616), true))
+    await c.settle()
+    expect(c.goaway()).toBeUndefined()
+    const reader = c.requests[1]!.body!.getReader()
+    let got = 0
+    for (let r = await reader.read(); !r.done; r = await reader.read()) got += r.value.byteLength
+    expect(got).toBe(20_000)
+    // Stream 1 past its own window is still its error, and only its.
+    c.send(c.data(1, new Uint8Array(1)))
+    await c.settle()
+    expect([c.rstCode(1), c.goaway()]).toEqual([H2Code.FLOW_CONTROL_ERROR, undefined])
+  })
+  test('a stream whose reader keeps up doubles its window up to the largest, within a budget its connection\'s streams share; a closed stream gives its growth back', async () => {
+    const K = 64 * 1024
+    const c = new RawClient({ limits: { streamInitialWindowBytes: K, streamWindowBytes: 4 * K, streamWindowBudgetBytes: 3 * K } }).start()
+    const credits = (id: number) => c.ofType(FrameType.WINDOW_UPDATE, id).map((f) => u32(f.payload))
+    const readers = new Map<number, { read(): Promise<{ value?: Uint8Array }> }>()
+    /** Sends half the stream's window and reads it: the credit back is due. */
+    const half = async (id: number, bytes: number) => {
+      for (let sent = 0; sent < bytes; sent += 16_384) c.send(c.data(id, new Uint8Array(Math.min(16_384, bytes - sent))))
+      await c.settle()
+      const s = c.requests.find((r) => r.id === id)!
+      if (!readers.has(id)) readers.set(id, s.body!.getReader())
+      let got = 0
+      while (got < bytes) got += (await readers.get(id)!.read()).value!.byteLength
+      await c.settle()
+    }
+    c.send(c.get(1, '/1', [], false), c.get(3, '/3', [], false), c.get(5, '/5', [], false), c.get(7, '/7', [], false))
+    await c.settle()
+    await half(1, K / 2)
+    expect(credits(1)).toEqual([K / 2 + K]) // 64 KiB -> 128 KiB
+    await half(1, K)
+    expect(credits(1)).toEqual([K / 2 + K, K + 2 * K]) // 128 KiB -> 256 KiB, the largest: the 192 KiB budget is spent
+    await half(3, K / 2)
+    expect(credits(3)).toEqual([K / 2]) // nothing left to grow by
+    c.requests[0]!.respond(204, [], true) // stream 1 ends (reset: its body was not done), its 192 KiB of growth go back
+    await c.settle()
+    await half(3, K / 2)
+    expect(credits(3)).toEqual([K / 2, K / 2 + K])
+    await half(5, K / 2)
+    expect(credits(5)).toEqual([K / 2 + K])
+    await half(7, K / 2)
+    expect(credits(7)).toEqual([K / 2 + K]) // 3, 5 and 7 grew by 64 KiB each: the budget is spent again
+    await half(3, K)
+    expect(credits(3)).toEqual([K / 2, K / 2 + K, K]) // half of its 128 KiB read: credit, no growth
+    expect(c.goaway()).toBeUndefined()
   })
   test('a WINDOW_UPDATE of 0 on an idle stream is a connection PROTOCOL_ERROR, never an RST_STREAM on the idle stream (§5.1, §6.4)', async () => {
     const c = new RawClient().start()
