@@ -79,9 +79,8 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   private gone = false
   private retryDeadlineMs = 0
   private outcome: OutcomeFn | undefined
-  /** The listener refused the request itself (refused()): the code and status sent (0: none) it is recorded with. */
-  private refusedCode: FailureCode | undefined = undefined
-  private refusedStatus = 0
+  /** The listener refused the request itself (refused()): the code, the status sent (0: none) and why, recorded so. */
+  private refusal: { code: FailureCode; status: number; detail: string | undefined } | undefined = undefined
 
   constructor(
     readonly requestId: string,
@@ -134,9 +133,10 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
       if (end.error) record.error = this.cutByDrain(end.error.code)
     }
     // Whatever ended it after (the client's stream closed, its body cut), it was the listener's refusal.
-    if (this.refusedCode !== undefined) {
-      record.error = this.refusedCode
-      if (this.refusedStatus !== 0) record.status = this.refusedStatus
+    if (this.refusal !== undefined) {
+      record.error = this.refusal.code
+      if (this.refusal.status !== 0) record.status = this.refusal.status
+      if (this.refusal.detail !== undefined) record.error_detail = this.refusal.detail // not "client closed ..." of the abort
     }
     // The own listener keeps it until the socket took the reply, or the connection ended first (written).
     if (this.sink.holdRecord?.(this)) return
@@ -363,10 +363,9 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
    * The record carries `code` and the status sent, whatever ends the request after (its stream
    * closed, its body cut); the exchange in progress ends as for a client gone.
    */
-  refused(code: FailureCode, status: number): void {
+  refused(code: FailureCode, status: number, detail?: string): void {
     if (this.emitted) return
-    this.refusedCode = code
-    this.refusedStatus = status
+    this.refusal = { code, status, detail }
     this.clientGone()
   }
 

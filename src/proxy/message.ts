@@ -74,7 +74,7 @@ export interface GoneListener {
    * the cap): it sent `status` (0: none, the answer had begun). Recorded as that refusal, with
    * the code HTTP/1.1 records for the same (a chunked trailer section too large).
    */
-  refused(code: 'BAD_BODY', status: number): void
+  refused(code: 'BAD_BODY', status: number, detail?: string): void
   /** A held record's reply was written whole (`cut` undefined), or cut with its last `unsentBytes` never taken by the socket. */
   written(unsentBytes: number, cut: WriteCut | undefined): void
 }

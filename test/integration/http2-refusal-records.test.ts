@@ -100,7 +100,8 @@ test.each([
   const trailers = c.headers(1, [['x-checksum', 'abc'], ['x-big', 'b'.repeat(8000)]], true)
   if (sameRead) c.send(Buffer.concat([head, ...body, trailers]))
   else {
-    c.send(head, ...body)
+    c.send(head)
+    await c.sendBody(1, bodyBytes, false)
     // The request is on its way upstream (or its body read ahead) before the trailers come.
     await Bun.sleep(50)
     c.send(trailers)
@@ -136,7 +137,7 @@ test('trailers above max_header_size once the answer began: RST_STREAM, recorded
   const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
   // A body past the read-ahead (64 KiB): the request goes upstream before its end.
   c.send(c.request(1, 'POST', '/answered', [], false))
-  for (let i = 0; i < 8; i++) c.send(c.data(1, new Uint8Array(10_000)))
+  await c.sendBody(1, 80_000, false)
   expect(await waitFor(() => c.statuses(1).length > 0, 3000)).toBe(true)
   expect(c.statuses(1)).toEqual(['200'])
   c.send(c.headers(1, [['x-big', 'b'.repeat(8000)]], true))
@@ -187,17 +188,32 @@ test.each([
   expect(c.goaway()).toBeUndefined()
 })
 
+test('a streamed body ended short of its content-length: the log says so (error_detail), not that the client closed the connection', async () => {
+  const server = origin()
+  const proxy = tlsProxy(server.port)
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  // Past the read-ahead (64 KiB): the request is upstream, its body streaming, when the stream ends short.
+  c.send(c.request(1, 'POST', '/short', [['content-length', '200000']], false))
+  await c.sendBody(1, 100_000, true)
+  expect(await waitFor(() => c.ended(1), 3000)).toBe(true)
+  expect(c.resets(1)).toEqual([H2Code.PROTOCOL_ERROR])
+  const record = await recordOf('/short')
+  expect(record).toMatchObject({ status: 400, error: 'BAD_BODY', protocol: 'HTTP/2' })
+  expect(record!.error_detail).toContain('body length differs from content-length')
+  expect(c.goaway()).toBeUndefined()
+})
+
 test('a body longer than content-length once the answer began: reset, recorded with the status sent and BAD_BODY, not counted', async () => {
   const server = h.origin({ fetch: () => new Response(new ReadableStream({ start: (ctl) => ctl.enqueue(new TextEncoder().encode('a')) })) })
   const proxy = tlsProxy(server.port)
   const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
   // A body past the read-ahead (64 KiB): the request goes upstream before its end.
   c.send(c.request(1, 'POST', '/cl-answered', [['content-length', '100000']], false))
-  for (let i = 0; i < 7; i++) c.send(c.data(1, new Uint8Array(10_000)))
+  await c.sendBody(1, 70_000, false)
   expect(await waitFor(() => c.statuses(1).length > 0, 3000)).toBe(true)
   expect(c.statuses(1)).toEqual(['200'])
   // 110 000 bytes in all, in frames under the 16 KiB frame size.
-  c.send(...[1, 2, 3, 4].map((i) => c.data(1, new Uint8Array(10_000), i === 4)))
+  await c.sendBody(1, 40_000, true)
   expect(await waitFor(() => c.resets(1).length > 0, 3000)).toBe(true)
   expect(c.resets(1)).toEqual([H2Code.PROTOCOL_ERROR])
   expect(await recordOf('/cl-answered')).toMatchObject({ status: 200, error: 'BAD_BODY', protocol: 'HTTP/2' })

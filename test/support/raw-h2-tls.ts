@@ -66,6 +66,47 @@ export class RawH2Tls {
     return frame(FrameType.DATA, endStream ? Flag.END_STREAM : 0, streamId, typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes)
   }
 
+  /**
+   * Sends `bytes` of body on `streamId` in DATA frames of at most `frameBytes`, within the windows
+   * the server gave (its SETTINGS_INITIAL_WINDOW_SIZE and WINDOW_UPDATEs, stream and connection),
+   * as a real client does: waits for credit up to `timeoutMs` in all, then throws. With `end`, the
+   * last frame carries END_STREAM.
+   */
+  async sendBody(streamId: number, bytes: number, end: boolean, frameBytes = 10_000, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    let sent = 0
+    const credit = (id: number) => {
+      let n = id === 0 ? 65_535 : this.initialWindow()
+      for (const f of this.frames) if (f.type === FrameType.WINDOW_UPDATE && f.streamId === id) n += new DataView(f.payload.buffer, f.payload.byteOffset).getUint32(0) & 0x7fffffff
+      return n
+    }
+    while (sent < bytes) {
+      const room = Math.min(credit(0) - this.connectionSent, credit(streamId) - (this.streamSent.get(streamId) ?? 0), frameBytes, bytes - sent)
+      if (room <= 0) {
+        if (Date.now() > deadline) throw new Error(`no window credit for stream ${streamId} after ${sent} of ${bytes} bytes`)
+        await Bun.sleep(5)
+        continue
+      }
+      this.send(this.data(streamId, new Uint8Array(room).fill(0x61), end && sent + room === bytes))
+      sent += room
+      this.connectionSent += room
+      this.streamSent.set(streamId, (this.streamSent.get(streamId) ?? 0) + room)
+    }
+  }
+
+  private connectionSent = 0
+  private readonly streamSent = new Map<number, number>()
+
+  /** The server's SETTINGS_INITIAL_WINDOW_SIZE (65,535 until its SETTINGS came). */
+  private initialWindow(): number {
+    const s = this.frames.find((f) => f.type === FrameType.SETTINGS && (f.flags & Flag.ACK) === 0)
+    for (let i = 0; s && i + 6 <= s.payload.byteLength; i += 6) {
+      const v = new DataView(s.payload.buffer, s.payload.byteOffset + i)
+      if (v.getUint16(0) === 4) return v.getUint32(2)
+    }
+    return 65_535
+  }
+
   /** The :status of each HEADERS frame on `streamId`, interim ones included, in order. */
   statuses(streamId: number): string[] {
     return this.frames.filter((f) => f.type === FrameType.HEADERS && f.streamId === streamId).map((f) => f.headers?.find(([n]) => n === ':status')?.[1] ?? '')

@@ -238,7 +238,7 @@ class StreamExchange implements ClientInfo, ReplySink {
       // A reset (by the client, or the connection gone): the flight aborts if no answer came yet.
       // Closed by the session's refusal (trailers above the cap, a body length not its content-length): recorded as that, not as a client gone.
       if (code !== undefined) {
-        if (s.refused) closing.flight?.refused('BAD_BODY', s.refused.status)
+        if (s.refused) closing.flight?.refused('BAD_BODY', s.refused.status, s.refused.detail)
         else closing.flight?.clientGone()
       }
       closing.flight = undefined
