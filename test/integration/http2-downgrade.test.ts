@@ -129,6 +129,8 @@ test('H2.CL: a DATA frame past content-length, read while the request body strea
   // Declared 70,000 bytes: above the 64 KiB read-ahead, so once 64 KiB of it came the body streams to the upstream as it comes.
   c.send(HEADERS(1, [[':method', 'POST'], [':scheme', 'https'], [':authority', '127.0.0.1'], [':path', '/upload'], ['content-length', '70000']], false))
   for (let i = 0; i < 4; i++) c.send(DATA(1, 'a'.repeat(16_000)))
+  // A stream starts with a 64 KiB window: the rest once the proxy gave credit, as a real client sends.
+  expect(await waitFor(() => c.frames.some((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId === 1))).toBe(true)
   c.send(DATA(1, 'b'.repeat(2_000)))
   // All of it at the origin and the answer's head at the client: the proxy waits for more body.
   expect(await waitFor(() => (origin.raw[0]?.length ?? 0) >= 66_000 && c.frames.some((f) => f.type === FrameType.HEADERS && f.streamId === 1))).toBe(true)
