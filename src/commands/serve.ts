@@ -177,21 +177,34 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   }
   // One reload at a time: a SIGHUP during another (whose listener may be waiting for its port) runs after it.
   let reloading = Promise.resolve()
+  // Once a drain has begun, a signal is said and ignored: one without a handler would take the
+  // runtime's default action and end the process mid-drain, cutting what it drains (a SIGHUP from
+  // a reload hook overlapping a stop exited 129; systemd's SIGTERM to the whole control group
+  // reaches a worker beside the one its supervisor forwards, and the second exited 143).
+  let stopping: string | undefined
+  const ignoredWhileDraining = (sig: string) => wlog('warn', `${sig} during the drain: ignored; the drain ends when its requests do or at drain_timeout (SIGKILL stops at once)`, { draining_since: stopping })
   const onHup = () => {
+    if (stopping) return ignoredWhileDraining('SIGHUP')
     reloading = reloading.then(reloadNow, reloadNow)
   }
   process.on('SIGHUP', onHup)
 
   const stopped = new Promise<string>((resolve) => {
-    const onSignal = (sig: string) => () => resolve(sig)
-    process.once('SIGTERM', onSignal('SIGTERM'))
-    process.once('SIGINT', onSignal('SIGINT'))
+    const onSignal = (sig: string) => () => {
+      if (stopping) return ignoredWhileDraining(sig)
+      stopping = sig
+      resolve(sig)
+    }
+    process.on('SIGTERM', onSignal('SIGTERM'))
+    process.on('SIGINT', onSignal('SIGINT'))
     // A worker whose supervisor is gone (kill -9, OOM) would go on holding the shared port, and a
     // new supervisor could not claim it: the IPC channel closing says so, and it drains as on SIGTERM.
     if (workerId !== undefined && process.connected) {
       process.once('disconnect', () => {
+        if (stopping) return
         wlog('warn', 'the supervisor is gone (its IPC channel closed); draining and exiting so that the port is free')
-        resolve('supervisor gone')
+        stopping = 'supervisor gone'
+        resolve(stopping)
       })
     }
   })
@@ -204,7 +217,6 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   trimmer = new PageTrimmer(config.server.trimIntervalMs)
   const signal = await stopped
   trimmer.close()
-  process.off('SIGHUP', onHup)
   wlog('info', 'draining', { signal, drain_timeout_ms: proxy.config.server.drainTimeoutMs })
   await proxy.drain(proxy.config.server.drainTimeoutMs)
   await admin.close()

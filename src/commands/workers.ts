@@ -161,6 +161,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     })
   }
   const onHup = () => {
+    if (stopping) return void log('warn', 'SIGHUP while the workers drain: ignored (SIGKILL stops at once)')
     try {
       const next = opts.reloadAdmin?.()
       if (next) {
@@ -174,9 +175,12 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     for (const w of workers.values()) w.kill('SIGHUP')
   }
   process.on('SIGHUP', onHup)
+  // Handlers stay for the whole drain: a second SIGTERM or a SIGHUP without one would end the
+  // supervisor at once (exit 143 or 129), leaving its workers to find it gone.
   const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'))
-    process.once('SIGINT', () => resolve('SIGINT'))
+    const onSignal = (sig: NodeJS.Signals) => () => (stopping ? log('warn', `${sig} while the workers drain: ignored (SIGKILL stops at once)`) : resolve(sig))
+    process.on('SIGTERM', onSignal('SIGTERM'))
+    process.on('SIGINT', onSignal('SIGINT'))
   })
   // Workers start, and the supervisor says it has, once every signal has its handler (serve.ts does the same).
   for (let i = 0; i < count; i++) start(i)
@@ -187,7 +191,6 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   const signal = await Promise.race([stopSignal, fatalExit])
   trimmer.close()
   stopping = true
-  process.off('SIGHUP', onHup)
   log('info', 'stopping workers', { signal })
   await Promise.all(
     [...workers.values()].map(

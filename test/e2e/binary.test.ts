@@ -79,6 +79,39 @@ describe('dist/proxy', () => {
     expect(await exit).toBe(0)
   })
 
+  test.each([
+    ['one process', []],
+    ['--workers 2', ['--workers', '2']],
+])('%s: SIGHUP, SIGTERM and SIGINT during the drain are said and ignored; the in-flight request ends whole and the exit is 0', async (_, extra) => {
+    const origin = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      idleTimeout: 0,
+      async fetch(req) {
+        if (new URL(req.url).pathname === '/slow') await Bun.sleep(1500)
+        return new Response('from origin')
+      },
+    })
+    origins.push(origin)
+    const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off', ...extra], BIN)
+    let stderr = ''
+    proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+    // Every worker serves before the drain begins (each says it listens; the URL came from the first).
+    const deadline = Date.now() + 10_000
+    while (extra.length > 0 && (stderr.match(/proxy listening/g) ?? []).length < 1 && Date.now() < deadline) await Bun.sleep(50)
+    const slow = fetch(`${proxy.url}/slow`).then((r) => r.text())
+    await Bun.sleep(300)
+    const exit = proxy.stop() // SIGTERM
+    await Bun.sleep(200)
+    for (const sig of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) {
+      proxy.child.kill(sig)
+      await Bun.sleep(100)
+    }
+    expect(await slow).toBe('from origin')
+    expect([await exit, proxy.child.signalCode]).toEqual([0, null])
+    expect(stderr).toMatch(/(SIGHUP during the drain|SIGHUP while the workers drain): ignored/)
+  })
+
   test('128 MiB each way through the binary, slow reader, RSS bounded', async () => {
     const results = await measureStreams({ sizeBytes: 128 * 2 ** 20, bin: BIN, slowMs: 1 })
     for (const r of results) {
