@@ -96,6 +96,42 @@ test('a reload that moves the listener answers a request sent to the old one as 
   expect(got).toEndWith('ok /second')
 })
 
+test('a connection busy at a reload that moves the listener, its reply head already sent keep-alive, gets the grace too: a next request sent right after the reply is answered, with Connection: close', async () => {
+  let release: () => void = () => {}
+  const released = new Promise<void>((r) => (release = r))
+  h.track(() => release())
+  const origin = h.origin({
+    fetch(req) {
+      if (new URL(req.url).pathname !== '/streaming') return new Response(`ok ${new URL(req.url).pathname}`)
+      // The head and a first byte at once, the end when the test says: the reply is under way at the reload.
+      let sent = false
+      const body = new ReadableStream<Uint8Array>({ pull: async (ctl) => (sent ? (await Promise.race([released, Bun.sleep(5000)]), ctl.enqueue(new Uint8Array(50_000).fill(0x62)), ctl.close()) : (ctl.enqueue(new Uint8Array(50_000).fill(0x61)), (sent = true))) })
+      return new Response(body, { headers: { 'content-length': '100000' } })
+    },
+  })
+  const flags = { upstream: { url: `http://127.0.0.1:${origin.port}` } }
+  const { proxy } = h.proxy(flags)
+  const sock = net.connect(proxy.port, '127.0.0.1')
+  h.track(() => void sock.destroy())
+  let got = ''
+  let closed = false
+  sock.on('data', (d) => (got += d.toString('latin1')))
+  sock.on('close', () => (closed = true))
+  sock.write('GET /streaming HTTP/1.1\r\nHost: a\r\n\r\n')
+  expect(await waitFor(() => got.includes('\r\n\r\n'))).toBe(true)
+  expect(got.toLowerCase()).not.toContain('connection: close') // the head went out keep-alive
+  await proxy.reload(h.config({ ...flags, server: { listen: `127.0.0.1:${await freePort()}` } }))
+  release()
+  expect(await waitFor(() => got.endsWith('b'.repeat(50_000)) || got.endsWith('\r\n0\r\n\r\n'))).toBe(true) // Bun's origin sends it chunked
+  // As a client does: the next request at once on the connection its reply said stays open.
+  got = ''
+  sock.write('GET /next HTTP/1.1\r\nHost: a\r\n\r\n')
+  expect(await waitFor(() => closed)).toBe(true)
+  expect(got).toStartWith('HTTP/1.1 200 ')
+  expect(got.toLowerCase()).toContain('\r\nconnection: close\r\n')
+  expect(got).toEndWith('ok /next')
+})
+
 test('a head begun on the old listener in the reload\'s grace gets the whole client_header_timeout, not a 408 when the grace ends', async () => {
   const origin = h.origin({ fetch: (req) => new Response(`ok ${new URL(req.url).pathname}`) })
   const flags = { upstream: { url: `http://127.0.0.1:${origin.port}` } }

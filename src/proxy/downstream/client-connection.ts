@@ -48,6 +48,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   private req: ProxyRequest | undefined
   private closeAfter = false
   private responded = false
+  /** A reload's grace (closeIfIdle) for a reply whose head said keep-alive (a next request may be on its way): idle that long after it, as idle ones. */
+  private closeGraceMs = 0
   inFlight: GoneListener | undefined = undefined // the request path's, told when the client leaves before the answer
   /** Inside the request path's own call (see answer()). */
   private dispatching = false
@@ -327,13 +329,11 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.inFlight = undefined // not kept through the keep-alive wait
     this.shared.requestEnded()
     if (this.phase === Phase.Closed) return
-    if (this.closeAfter || this.shared.stopping) {
-      this.writer.endWhenFlushed()
-      return
-    }
+    const graceMs = this.closeAfter ? 0 : this.closeGraceMs
+    if ((this.closeAfter || this.shared.stopping) && graceMs === 0) return void this.writer.endWhenFlushed()
     this.phase = Phase.Head
     this.deadlineKindIsIdle = true
-    this.deadlineAt = monoNow() + this.shared.opts.keepaliveTimeoutMs
+    this.deadlineAt = monoNow() + Math.min(graceMs || Infinity, this.shared.opts.keepaliveTimeoutMs)
     this.resumeReading()
     if (this.pending.size > 0) this.readHead()
   }
@@ -376,7 +376,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   }
 
   closeIfIdle(graceMs: number): void {
-    if (this.phase !== Phase.Head || this.pending.size > 0) this.closeAfter = true
+    if (this.phase !== Phase.Head || this.pending.size > 0) [this.closeAfter, this.closeGraceMs] = this.responded && !this.closeAfter && graceMs > 0 && this.phase !== Phase.Tunnel ? [false, graceMs] : [true, 0]
     else if (graceMs <= 0 || !this.writer.flushed) void (this.writer.finish(() => this.onClose(undefined)) && this.pauseReading()) // a reply still on its way (a slow reader of a whole body) goes out first
     else [this.deadlineKindIsIdle, this.deadlineAt] = [true, Math.min(this.deadlineAt || Infinity, monoNow() + graceMs)] // a grace: the sweep closes it; a request on its way is answered, a head begun in it gets all of client_header_timeout
   }
