@@ -105,7 +105,17 @@ test('a connection busy at a reload that moves the listener, its reply head alre
       if (new URL(req.url).pathname !== '/streaming') return new Response(`ok ${new URL(req.url).pathname}`)
       // The head and a first byte at once, the end when the test says: the reply is under way at the reload.
       let sent = false
-      const body = new ReadableStream<Uint8Array>({ pull: async (ctl) => (sent ? (await Promise.race([released, Bun.sleep(5000)]), ctl.enqueue(new Uint8Array(50_000).fill(0x62)), ctl.close()) : (ctl.enqueue(new Uint8Array(50_000).fill(0x61)), (sent = true))) })
+      const body = new ReadableStream<Uint8Array>({
+        async pull(ctl) {
+          if (sent) {
+            await Promise.race([released, Bun.sleep(5000)])
+            ctl.enqueue(new Uint8Array(50_000).fill(0x62))
+            return ctl.close()
+          }
+          ctl.enqueue(new Uint8Array(50_000).fill(0x61))
+          sent = true
+        },
+      })
       return new Response(body, { headers: { 'content-length': '100000' } })
     },
   })
