@@ -97,9 +97,12 @@ export interface SupervisorOptions {
   admin: ResolvedAdmin
   /** [server] trim_interval, read at start (runtime/page-trim.ts): the supervisor's own pages. */
   trimIntervalMs: number
-  /** Re-reads the admin settings on SIGHUP (a new token); throws when the config is rejected. */
-  reloadAdmin?: () => ResolvedAdmin
+  /** Re-reads the config on SIGHUP (the admin's new token; a moved listener said to need a restart); throws when it is rejected. */
+  reloadConfig?: () => { admin: ResolvedAdmin; server: { listen: HostPort } }
 }
+
+/** A worker that ran this long before it died is restarted after the shortest delay again. */
+const STABLE_RUN_MS = 10_000
 
 export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOptions): Promise<number> {
   const log = createLogger(io.err)
@@ -115,6 +118,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   const admin = new WorkersAdmin(opts.admin, { workers: () => slots, draining: () => stopping }).start()
   const args = [...baseArgs, '--listen', hostPort(listen.host, port)]
   const workers = new Map<number, ChildProcess>()
+  const startedAtMs = new Map<number, number>()
   let fatal: ((code: number) => void) | undefined
   const fatalExit = new Promise<number>((resolve) => (fatal = resolve))
 
@@ -128,6 +132,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   const start = (index: number) => {
     const child = spawn(cmd!, args, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...process.env, [WORKER_ENV]: String(index) } })
     workers.set(index, child)
+    startedAtMs.set(index, Date.now())
     const slot = slots[index]!
     slot.pid = child.pid
     slot.adminUrl = undefined
@@ -151,6 +156,8 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
         fatal?.(code)
         return
       }
+      // The back-off doubles for a worker that keeps dying, and starts again for one that had run a while.
+      if (Date.now() - (startedAtMs.get(index) ?? 0) >= STABLE_RUN_MS) slot.restarts = 0
       const n = ++slot.restarts
       const delayMs = Math.min(10_000, 100 * 2 ** Math.min(n, 7))
       if (cannotStart) log('error', 'worker cannot start again (its error is above: the config file, or the port?); retrying while the other workers serve', { worker: index, code, restart_in_ms: delayMs })
@@ -163,10 +170,13 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   const onHup = () => {
     if (stopping) return void log('warn', 'SIGHUP while the workers drain: ignored (SIGKILL stops at once)')
     try {
-      const next = opts.reloadAdmin?.()
+      const next = opts.reloadConfig?.()
       if (next) {
-        admin.setConfig(next)
-        if (JSON.stringify(next.listen) !== JSON.stringify(opts.admin.listen)) log('warn', 'the admin address is read at start with --workers; restart to move it', { admin: admin.url ?? 'off' })
+        admin.setConfig(next.admin)
+        if (JSON.stringify(next.admin.listen) !== JSON.stringify(opts.admin.listen)) log('warn', 'the admin address is read at start with --workers; restart to move it', { admin: admin.url ?? 'off' })
+        // The workers listen where the supervisor claimed (its --listen overrides their file): a new one needs a restart.
+        const moved = next.server.listen
+        if (moved.host !== listen.host || (moved.port !== listen.port && moved.port !== port)) log('warn', 'server.listen is read at start with --workers; restart to move it (the workers keep listening where they were)', { listen: hostPort(listen.host, port), configured: hostPort(moved.host, moved.port) })
       }
     } catch {
       // The workers log why the config was rejected; they keep theirs and so does the supervisor.

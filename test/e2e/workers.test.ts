@@ -157,3 +157,59 @@ test('a worker dies after its config file was edited into an error: the others g
     expect(await proxy.stop()).toBe(0)
   }
 }, 60_000)
+
+test("a worker's restart delay starts again once it ran 10 s; a moved server.listen on SIGHUP is said to need a restart", async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  servers.push(origin)
+  const dir = testDir('proxy-workers-')
+  const file = join(dir, 'proxy.toml')
+  const config = (listen: string) => `[server]\nlisten = "${listen}"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n`
+  writeFileSync(file, config('127.0.0.1:0'))
+  const proxy = await startProxyProcess(['serve', '--config', file, '--workers', '2'], BIN)
+  const sup = proxy.child.pid!
+  let stderr = ''
+  proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  try {
+    const pids = await twoWorkers(sup)
+    expect(pids).toHaveLength(2)
+    // Which slot a pid is comes from the supervisor's log: the first one killed names it.
+    const first = pids[0]!
+    process.kill(first, 'SIGKILL')
+    for (let i = 0; i < 200 && !/worker died; restarting worker=(\d)/.test(stderr); i++) await Bun.sleep(25)
+    const dead = Number(/worker died; restarting worker=(\d)/.exec(stderr)![1])
+    const other = pids[1]!
+    const re = new RegExp(`worker died; restarting worker=${dead} .*?restart_in_ms=(\\d+)`, 'g')
+    const seen = () => [...stderr.matchAll(re)].map((m) => Number(m[1]))
+    const killAgain = async () => {
+      const before = seen().length
+      let pid: number | undefined
+      for (let i = 0; i < 200 && pid === undefined; i++) {
+        await Bun.sleep(25)
+        pid = workerPids(sup).find((p) => p !== other && p !== first)
+      }
+      process.kill(pid!, 'SIGKILL')
+      for (let i = 0; i < 400 && seen().length === before; i++) await Bun.sleep(25)
+    }
+    await killAgain()
+    await killAgain()
+    expect(seen()).toEqual([200, 400, 800])
+    // It runs 10 s: the next death starts the back-off again.
+    let pid: number | undefined
+    for (let i = 0; i < 200 && pid === undefined; i++) {
+      await Bun.sleep(25)
+      pid = workerPids(sup).find((p) => p !== other && p !== first)
+    }
+    await Bun.sleep(10_300)
+    const before = seen().length
+    process.kill(pid!, 'SIGKILL')
+    for (let i = 0; i < 200 && seen().length === before; i++) await Bun.sleep(25)
+    expect(seen()).toEqual([200, 400, 800, 200])
+    // The file moves the listener: the workers stay where the supervisor claimed, and it says so.
+    writeFileSync(file, config('127.0.0.1:1'))
+    process.kill(sup, 'SIGHUP')
+    for (let i = 0; i < 200 && !stderr.includes('server.listen is read at start with --workers'); i++) await Bun.sleep(25)
+    expect(stderr).toContain('server.listen is read at start with --workers; restart to move it')
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 60_000)
