@@ -68,6 +68,8 @@ export interface ReplySink {
 export type WriteCut = 'CLIENT_GONE' | 'CLIENT_SEND_TIMEOUT'
 
 export interface GoneListener {
+  /** The request's id, for an answer the listener makes on its behalf (a drain's end). */
+  readonly requestId: string
   clientGone(): void
   /**
    * The listener refused the request itself once the request path had it (HTTP/2 trailers above

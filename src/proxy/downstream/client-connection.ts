@@ -15,7 +15,7 @@ import { HeadHeaders, parseRequestHeadBytes, RequestHeadError, requestLineOf, un
 import { RepeatedStrings } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { ReadSizer } from '../../runtime/receive-buffer.ts'
-import type { FailureCode } from '../errors.ts'
+import { failureReply, type FailureCode } from '../errors.ts'
 import { clientAddress, ForwardingLines, requestIdFor, withoutH2c } from '../headers.ts'
 import { unparsedRequest, type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink } from '../message.ts'
 import type { ClientInfo, DownstreamConnection, ListenerState } from './connection-options.ts'
@@ -81,16 +81,11 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     const chunk = data as Buffer
     switch (this.phase) {
       case Phase.Head:
-        this.pending.append(chunk)
-        this.readHead()
-        return
+        return void (this.pending.append(chunk), this.readHead())
       case Phase.Busy:
-        if (this.bodyOpen) this.feedBody(chunk)
-        else this.keepPipelined(chunk)
-        return
+        return void (this.bodyOpen ? this.feedBody(chunk) : this.keepPipelined(chunk))
       case Phase.Tunnel:
-        this.tunnel?.handlers.data(chunk)
-        return
+        return void this.tunnel?.handlers.data(chunk)
     }
   }
 
@@ -242,8 +237,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
       try {
         used = this.decoder.feed(chunk, (s) => this.body?.push(s))
       } catch (err) {
-        this.bodyFailed('BAD_BODY', `malformed chunked request body: ${(err as Error).message}`)
-        return
+        return void this.bodyFailed('BAD_BODY', `malformed chunked request body: ${(err as Error).message}`)
       }
       if (this.decoder.done) {
         this.decoder = undefined
@@ -291,8 +285,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     const head = this.head!
     if (this.phase === Phase.Closed || this.responded) {
       if (reply.body instanceof ReadableStream) reply.body.cancel().catch(() => {})
-      this.requestDone()
-      return
+      return this.requestDone()
     }
     this.responded = true
     // The request body must be read to its end before the next request; if it is not, close.
@@ -362,9 +355,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.deadlineAt = 0
     if (this.phase === Phase.Busy && this.bodyOpen) {
       // Reading is paused because the upstream is slow: the client is not the one stalling.
-      if (this.readPaused) this.armBodyDeadline()
-      else this.bodyFailed('CLIENT_BODY_TIMEOUT', `no request body bytes for client_body_timeout (${this.shared.opts.bodyTimeoutMs} ms)`)
-      return
+      return void (this.readPaused ? this.armBodyDeadline() : this.bodyFailed('CLIENT_BODY_TIMEOUT', `no request body bytes for client_body_timeout (${this.shared.opts.bodyTimeoutMs} ms)`))
     }
     if (this.phase !== Phase.Head) return
     if (this.deadlineKindIsIdle || this.pending.size === 0) {
@@ -389,6 +380,16 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     // Nothing in progress: a FIN back (over TLS a close_notify first), as nginx closes; a reset could cost the client what it has not read yet.
     this.writer.endWhenFlushed()
     this.onClose(undefined)
+  }
+
+  /** drain_timeout's end: a request whose answer has not begun gets the 503 its record says (DRAIN_TIMEOUT), then a FIN; the rest are cut. */
+  cut(): void {
+    const flight = this.head !== undefined && !this.responded && this.phase !== Phase.Tunnel && this.phase !== Phase.Closed ? this.inFlight : undefined
+    if (!flight) return this.destroy()
+    ;[this.closeAfter, this.inFlight] = [true, undefined]
+    this.writeReply(failureReply('DRAIN_TIMEOUT', flight.requestId))
+    flight.clientGone() // its upstream exchange ends; recorded DRAIN_TIMEOUT (flight.ts cutByDrain), as the answer said
+    if (this.phase !== Phase.Closed) void (this.writer.endWhenFlushed(), this.onClose(undefined))
   }
 
   destroy(why?: Error): void {
@@ -416,4 +417,3 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   get isClosed(): boolean { return this.phase === Phase.Closed }
   get isTunnel(): boolean { return this.phase === Phase.Tunnel }
 }
-

@@ -256,7 +256,8 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       // after idleGraceMs (a reload's: a request on its way is served), unless a request arrives.
       for (const c of [...refusing]) c.destroy()
       for (const c of [...conns]) {
-        if (force) c.destroy()
+        // Forced (drain_timeout's end): an HTTP/1.1 request with no answer begun gets its 503 first.
+        if (force) void (c instanceof ClientConnection ? c.cut() : c.destroy())
         else c.closeIfIdle(idleGraceMs)
       }
       if (conns.size === 0) {
