@@ -21,7 +21,7 @@ function proxyWithLog(originPort: number, admin = false) {
   const config = h.config({ upstream: { url: `http://127.0.0.1:${originPort}` }, ...(admin ? { admin: { listen: '127.0.0.1:0' } } : {}) })
   const lines: Record<string, unknown>[] = []
   const log: LogFn = (level, msg, fields) => void lines.push({ level, msg, ...fields })
-  const records: { status: number; error?: string; path: string }[] = []
+  const records: { status: number; error?: string; path: string; request_id: string }[] = []
   const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), log, hooks: { onRecord: (r) => records.push(r) } }).start()
   h.track(() => proxy.close())
   return { proxy, lines, records, config }
