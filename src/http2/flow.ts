@@ -25,6 +25,7 @@ export interface StreamWindow {
 
 export interface ReceiveWindows {
   connectionWindowBytes: number
+  connectionUnreadBytes: number
   streamInitialWindowBytes: number
   streamWindowBytes: number
   streamWindowBudgetBytes: number
@@ -36,6 +37,9 @@ export class ReceiveFlow {
   private unacked = 0
   /** What the open streams' windows may still grow beyond their initial size, together. */
   private growthLeftBytes: number
+  /** Body bytes received on streams and not yet read or dropped; and the connection credit held back for them past the cap. */
+  private unreadBytes = 0
+  private owedBytes = 0
 
   constructor(
     private readonly w: ReceiveWindows,
@@ -57,20 +61,38 @@ export class ReceiveFlow {
     if (this.window < 0) throw connectionError(H2Code.FLOW_CONTROL_ERROR, 'DATA beyond the connection window (RFC 9113 §6.9.1)')
   }
 
-  /** ...and on an open stream: the stream's window pays for it, and the connection's share goes back at once. */
+  /** ...and on an open stream: the stream's window pays for it, and the connection's share goes back at once (held back past the unread cap). */
   chargeStream(s: StreamWindow, length: number): void {
     s.recvWindow -= length
-    this.creditConnection(length)
-    if (s.recvWindow < 0) throw streamError(s.id, H2Code.FLOW_CONTROL_ERROR, 'DATA beyond the stream window (RFC 9113 §6.9.1)')
+    if (s.recvWindow < 0) {
+      this.creditConnection(length)
+      throw streamError(s.id, H2Code.FLOW_CONTROL_ERROR, 'DATA beyond the stream window (RFC 9113 §6.9.1)')
+    }
+    this.unreadBytes += length
+    if (this.unreadBytes <= this.w.connectionUnreadBytes) this.creditConnection(length)
+    else this.owedBytes += length
   }
 
-  /** Bytes the owner took (or that were dropped): credit for the stream while it may still send, grown while the budget lasts. */
-  consumed(s: StreamWindow, bytes: number, streamOpen: boolean): void {
+  /** Bytes charged to a stream that were read or dropped: no longer unread, and connection credit held back for them goes now. */
+  taken(bytes: number): void {
+    this.unreadBytes -= bytes
+    const owed = Math.min(this.owedBytes, bytes)
+    if (owed <= 0) return
+    this.owedBytes -= owed
+    this.creditConnection(owed)
+  }
+
+  /**
+   * Bytes the owner read (`read`), or that were dropped (padding, a discarded body): credit for
+   * the stream while it may still send; only reading grows its window, while the budget lasts.
+   */
+  consumed(s: StreamWindow, bytes: number, streamOpen: boolean, read: boolean): void {
+    this.taken(bytes)
     if (!streamOpen) return
     s.recvUnacked += bytes
     if (s.recvUnacked < s.recvTarget / 2) return
     // Its reader took half a window: double the window, up to the largest, while the budget lasts.
-    const grow = Math.min(s.recvTarget, this.w.streamWindowBytes - s.recvTarget, this.growthLeftBytes)
+    const grow = read ? Math.min(s.recvTarget, this.w.streamWindowBytes - s.recvTarget, this.growthLeftBytes) : 0
     let credit = s.recvUnacked
     if (grow > 0) {
       s.recvTarget += grow
@@ -82,7 +104,7 @@ export class ReceiveFlow {
     s.recvUnacked = 0
   }
 
-  /** A stream closed: what its window grew by goes back to the budget. */
+  /** A stream closed, or sends no more: what its window grew by goes back to the budget (once). */
   released(s: StreamWindow): void {
     this.growthLeftBytes += s.recvTarget - this.w.streamInitialWindowBytes
     s.recvTarget = this.w.streamInitialWindowBytes

@@ -28,9 +28,16 @@ export interface Http2Limits {
   streamWindowBudgetBytes: number
   /**
    * Connection receive window. Credited as DATA arrives on an open stream, not as it is read: a
-   * stream whose upstream does not read stops itself (its own window), never the others (RFC 9113 §5.2.1).
+   * stream whose upstream does not read stops itself (its own window), never the others (RFC 9113
+   * §5.2.1); past connectionUnreadBytes unread on the connection, as it is read.
    */
   connectionWindowBytes: number
+  /**
+   * Request body bytes received and not yet read, over the connection's streams, beyond which the
+   * connection window is credited only as they are read: the bound on them whatever
+   * maxConcurrentStreams is (128 streams x 64 KiB + the growth budget stay under it).
+   */
+  connectionUnreadBytes: number
   /** SETTINGS_MAX_FRAME_SIZE we accept. */
   maxFrameBytes: number
   /** Response bytes a stream queues before write() says to wait (the drain callback follows). */
@@ -87,6 +94,7 @@ export const DEFAULT_LIMITS: Readonly<Http2Limits> = Object.freeze({
   streamWindowBytes: 256 * 1024,
   streamWindowBudgetBytes: 1024 * 1024,
   connectionWindowBytes: 1024 * 1024,
+  connectionUnreadBytes: 16 * 1024 * 1024,
   maxFrameBytes: 16_384,
   streamHighWaterBytes: 64 * 1024,
   idleTimeoutMs: 60_000,

@@ -169,9 +169,9 @@ export class ServerSession implements StreamHost {
       })
   }
 
-  consumed(stream: ServerStream, bytes: number): void {
+  consumed(stream: ServerStream, bytes: number, read = true): void {
     if (bytes <= 0 || this.ended) return
-    this.guard(() => this.flow.consumed(stream, bytes, !stream.closed && !stream.remoteEnded))
+    this.guard(() => this.flow.consumed(stream, bytes, !stream.closed && !stream.remoteEnded, read))
   }
 
   // ---- frames in ----
@@ -338,12 +338,12 @@ export class ServerSession implements StreamHost {
     const end = (h.flags & F.Flag.END_STREAM) !== 0
     this.floods.data(h.length, data.byteLength, end)
     // Padding is credited back at once: the owner never sees it.
-    if (h.length > data.byteLength) this.consumed(s, h.length - data.byteLength)
+    if (h.length > data.byteLength) this.consumed(s, h.length - data.byteLength, false)
     if (data.byteLength > 0) this.lastProgressMs = this.now()
     s.receivedBytes += data.byteLength
     const cl = s.request.contentLength
     if (cl !== undefined && (s.receivedBytes > cl || (end && s.receivedBytes !== cl))) {
-      // Never handed on: a reader waiting would forward it (H2.CL). The connection was credited on arrival.
+      this.flow.taken(data.byteLength) // never handed on: a reader waiting would forward it (H2.CL)
       throw this.streams.bodyLengthDiffers(s.id, s.request, s)
     }
     s.receiveData(data)

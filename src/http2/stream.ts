@@ -20,8 +20,8 @@ export interface StreamHost {
   schedule(stream: ServerStream): void
   /** Reset by us: RST_STREAM, then close. */
   resetStream(stream: ServerStream, code: number): void
-  /** Request body bytes the owner has taken: their window credit can go back to the client. */
-  consumed(stream: ServerStream, bytes: number): void
+  /** Request body bytes the owner has taken (`read`), or dropped: their window credit can go back to the client. */
+  consumed(stream: ServerStream, bytes: number, read?: boolean): void
   /** An owner's callback threw. */
   ownerFault(err: unknown): void
 }
@@ -176,7 +176,7 @@ export class ServerStream {
   /** Request body bytes from a DATA frame. */
   receiveData(data: Uint8Array): void {
     if (this.discardBody || this.bodyDone) {
-      this.host.consumed(this, data.byteLength)
+      this.host.consumed(this, data.byteLength, false)
       return
     }
     if (data.byteLength === 0) return
@@ -297,7 +297,7 @@ export class ServerStream {
     const unread = this.inBytes
     this.inQueue = undefined
     this.inBytes = 0
-    if (unread > 0) this.host.consumed(this, unread)
+    if (unread > 0) this.host.consumed(this, unread, false)
   }
 }
 

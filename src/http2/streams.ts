@@ -169,6 +169,7 @@ export class StreamTable {
 
   /** END_STREAM from the client. */
   remoteEnd(s: ServerStream): void {
+    this.flow.released(s) // it sends no more: what its window grew by serves the others
     s.receiveEnd()
     if (s.localEnded) this.close(s, undefined)
   }
@@ -194,7 +195,7 @@ export class StreamTable {
     if (s.closed) return
     this.open.delete(s.id)
     this.out.unschedule(s)
-    s.finish(code) // unread body bytes are dropped; the connection was credited for them on arrival
+    this.flow.taken(s.finish(code)) // unread body bytes are dropped with the stream
     this.flow.released(s)
     this.onClosed()
   }

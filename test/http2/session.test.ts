@@ -429,6 +429,36 @@ describe('flow control (RFC 9113 §6.9)', () => {
     await c.settle()
     expect([c.rstCode(1), c.goaway()]).toEqual([H2Code.FLOW_CONTROL_ERROR, undefined])
   })
+  test('past connectionUnreadBytes unread on the connection, its window is credited only as bytes are read: the bound whatever the stream count', async () => {
+    const c = new RawClient({ limits: { connectionWindowBytes: 65_535, connectionUnreadBytes: 65_535, streamInitialWindowBytes: 65_535, streamWindowBytes: 65_535 } }).start()
+    const connCredit = () => c.ofType(FrameType.WINDOW_UPDATE, 0).map((f) => u32(f.payload)).reduce((a, b) => a + b, 0)
+    c.send(c.get(1, '/a', [], false), c.get(3, '/b', [], false))
+    c.send(c.data(1, new Uint8Array(16_384)), c.data(1, new Uint8Array(16_384)), c.data(1, new Uint8Array(16_384)), c.data(1, new Uint8Array(16_383)))
+    await c.settle()
+    expect(connCredit()).toBe(32_768) // within the cap: credited as it came
+    c.send(c.data(3, new Uint8Array(16_384)), c.data(3, new Uint8Array(16_384)))
+    await c.settle()
+    expect(connCredit()).toBe(32_768) // past it: held back while nothing is read
+    const reader = c.requests[0]!.body!.getReader()
+    for (let got = 0; got < 65_535; ) got += (await reader.read()).value!.byteLength
+    await c.settle()
+    expect(connCredit()).toBeGreaterThanOrEqual(32_768 + 32_767) // read: what was held back goes (in batches of half the window)
+    expect(c.goaway()).toBeUndefined()
+  })
+  test('padding and a discarded body give a stream its credit back but never grow its window', async () => {
+    const K = 64 * 1024
+    const c = new RawClient({ limits: { streamInitialWindowBytes: K, streamWindowBytes: 4 * K } }).start()
+    c.send(c.get(1, '/pad', [], false))
+    // 200 frames of one byte and 250 of padding: 50 KiB of window used, one byte of body.
+    const padded = new Uint8Array(1 + 250 + 1)
+    padded[0] = 250
+    for (let i = 0; i < 200; i++) c.send(frame(FrameType.DATA, Flag.PADDED, 1, padded))
+    await c.settle()
+    const credits = c.ofType(FrameType.WINDOW_UPDATE, 1).map((f) => u32(f.payload))
+    expect(credits.length).toBeGreaterThan(0)
+    expect(credits.every((n) => n < K / 2 + 1000)).toBe(true) // credit for what came, no doubling
+    expect(c.goaway()).toBeUndefined()
+  })
   test('a stream whose reader keeps up doubles its window up to the largest, within a budget its connection\'s streams share; a closed stream gives its growth back', async () => {
     const K = 64 * 1024
     const c = new RawClient({ limits: { streamInitialWindowBytes: K, streamWindowBytes: 4 * K, streamWindowBudgetBytes: 3 * K } }).start()
