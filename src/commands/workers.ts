@@ -119,6 +119,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   const args = [...baseArgs, '--listen', hostPort(listen.host, port)]
   const workers = new Map<number, ChildProcess>()
   const startedAtMs = new Map<number, number>()
+  const deathsInARow = new Map<number, number>()
   let fatal: ((code: number) => void) | undefined
   const fatalExit = new Promise<number>((resolve) => (fatal = resolve))
 
@@ -156,9 +157,11 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
         fatal?.(code)
         return
       }
-      // The back-off doubles for a worker that keeps dying, and starts again for one that had run a while.
-      if (Date.now() - (startedAtMs.get(index) ?? 0) >= STABLE_RUN_MS) slot.restarts = 0
-      const n = ++slot.restarts
+      // The back-off doubles for a worker that keeps dying, and starts again for one that had run a
+      // while (its own count: slot.restarts is proxy_worker_restarts_total, which never goes down).
+      slot.restarts++
+      const n = Date.now() - (startedAtMs.get(index) ?? 0) >= STABLE_RUN_MS ? 1 : (deathsInARow.get(index) ?? 0) + 1
+      deathsInARow.set(index, n)
       const delayMs = Math.min(10_000, 100 * 2 ** Math.min(n, 7))
       if (cannotStart) log('error', 'worker cannot start again (its error is above: the config file, or the port?); retrying while the other workers serve', { worker: index, code, restart_in_ms: delayMs })
       else log('warn', 'worker died; restarting', { worker: index, code, signal, restart_in_ms: delayMs })

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
 import { testDir } from '../support/temp-dir.ts'
+import { freeTcpPort } from '../support/pebble.ts'
 
 const servers: { stop(force?: boolean): unknown }[] = []
 beforeAll(() => {
@@ -163,7 +164,8 @@ test("a worker's restart delay starts again once it ran 10 s; a moved server.lis
   servers.push(origin)
   const dir = testDir('proxy-workers-')
   const file = join(dir, 'proxy.toml')
-  const config = (listen: string) => `[server]\nlisten = "${listen}"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n`
+  const adminPort = await freeTcpPort()
+  const config = (listen: string) => `[server]\nlisten = "${listen}"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n[admin]\nlisten = "127.0.0.1:${adminPort}"\n[log]\naccess_log = "off"\n`
   writeFileSync(file, config('127.0.0.1:0'))
   const proxy = await startProxyProcess(['serve', '--config', file, '--workers', '2'], BIN)
   const sup = proxy.child.pid!
@@ -204,6 +206,9 @@ test("a worker's restart delay starts again once it ran 10 s; a moved server.lis
     process.kill(pid!, 'SIGKILL')
     for (let i = 0; i < 200 && seen().length === before; i++) await Bun.sleep(25)
     expect(seen()).toEqual([200, 400, 800, 200])
+    // The counter is not the back-off's: it never goes down (it read 1 here when the back-off started again).
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text()
+    expect(metrics).toContain(`proxy_worker_restarts_total{worker="${dead}"} 4`)
     // The file moves the listener: the workers stay where the supervisor claimed, and it says so.
     writeFileSync(file, config('127.0.0.1:1'))
     process.kill(sup, 'SIGHUP')
