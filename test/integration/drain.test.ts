@@ -234,3 +234,26 @@ test('a request still waiting for its response head when drain_timeout runs out 
   expect(records.filter((r) => r.path === '/hang')).toHaveLength(1)
   expect((answer as { id: string }).id).toBe(record!.request_id)
 })
+
+test('an upload still coming in at drain_timeout is cut with the rest: the drain ends then, not after the client stops sending', async () => {
+  const origin = h.origin({ fetch: () => new Promise<Response>(() => {}) }) // never answers, never reads
+  const { proxy } = proxyWithLog(origin.port!)
+  const c = rawClient(h, proxy.port)
+  c.s.write('POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n')
+  let dribbleEnded = 0
+  // 100 bytes every 100 ms for 10 s, or until the proxy closes the connection.
+  const dribble = (async () => {
+    for (let i = 0; i < 100 && !c.closed(); i++) {
+      c.s.write('x'.repeat(100))
+      await Bun.sleep(100)
+    }
+    dribbleEnded = performance.now()
+  })()
+  expect(await waitFor(() => proxy.pendingRequests === 1)).toBe(true)
+  await proxy.drain(300)
+  const drained = performance.now()
+  await dribble
+  // The drain ended before the client stopped sending: it did not linger on the upload.
+  expect(drained).toBeLessThanOrEqual(dribbleEnded)
+  expect(c.closed()).toBe(true)
+}, 30_000)

@@ -382,14 +382,14 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.onClose(undefined)
   }
 
-  /** drain_timeout's end: a request whose answer has not begun gets the 503 its record says (DRAIN_TIMEOUT), then a FIN; the rest are cut. */
+  /** drain_timeout's end: a request read whole whose answer has not begun gets the 503 its record says (DRAIN_TIMEOUT), then a FIN if the socket took it all; the rest are cut (no lingering past the drain). */
   cut(): void {
-    const flight = this.head !== undefined && !this.responded && this.phase !== Phase.Tunnel && this.phase !== Phase.Closed ? this.inFlight : undefined
+    const flight = this.phase === Phase.Busy && this.head !== undefined && !this.responded && !this.bodyOpen ? this.inFlight : undefined
     if (!flight) return this.destroy()
     ;[this.closeAfter, this.inFlight] = [true, undefined]
     this.writeReply(failureReply('DRAIN_TIMEOUT', flight.requestId))
     flight.clientGone() // its upstream exchange ends; recorded DRAIN_TIMEOUT (flight.ts cutByDrain), as the answer said
-    if (this.phase !== Phase.Closed) void (this.writer.endWhenFlushed(), this.onClose(undefined))
+    if (this.phase !== Phase.Closed) void (this.writer.sendBatch(), this.writer.flushed ? (this.writer.endWhenFlushed(), this.onClose(undefined)) : this.destroy())
   }
 
   destroy(why?: Error): void {
