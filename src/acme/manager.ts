@@ -138,9 +138,10 @@ export class CertificateManager {
     if (this.running || this.closed) return
     this.running = true
     try {
-      this.saveUnsaved()
+      // Disk first: a newer certificate another process stored replaces ours, which is then not saved over it.
       const [hadOne, failuresBefore] = [this.served !== undefined, this.failures]
       if (this.pickUpFromDisk()) this.opts.log('info', hadOne ? 'acme: picked up a renewed certificate from the state directory' : 'acme: picked up the certificate another process ordered; TLS handshakes succeed now', { names: this.names.join(','), ...(failuresBefore > 0 ? { failures_before: failuresBefore } : {}) })
+      this.saveUnsaved()
       const now = this.clock.now()
       const due = await this.dueAtMs(now)
       if (now >= due && now >= this.nextAttemptMs) await this.renew(now)
@@ -167,7 +168,8 @@ export class CertificateManager {
     const due = Math.max(this.renewAtMs ?? now, this.nextAttemptMs)
     // With nothing to serve yet, look at the state directory every second: another worker's
     // first certificate should end this process's refused handshakes quickly.
-    const watchMs = this.served ? (this.opts.watchIntervalMs ?? 30_000) : Math.min(1000, this.opts.watchIntervalMs ?? 1000)
+    // With a certificate only in memory, every second too: other workers wait for it on disk.
+    const watchMs = this.served && !this.unsaved ? (this.opts.watchIntervalMs ?? 30_000) : Math.min(1000, this.opts.watchIntervalMs ?? 1000)
     return Math.min(Math.max(0, due - now), watchMs)
   }
 
@@ -247,6 +249,7 @@ export class CertificateManager {
     try {
       this.store.saveCert(this.names[0]!, cert)
       this.unsaved = undefined
+      this.lastError = undefined
     } catch (err) {
       this.lastError = (err as Error).message
       this.opts.log('error', 'acme: serving the new certificate from memory, but it could not be saved (a restart would order another); saving it again at the next check', { names: this.names.join(','), error: this.lastError })

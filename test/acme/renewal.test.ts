@@ -136,6 +136,7 @@ describe.skipIf(!available)('ACME renewal', () => {
     await m.check()
     expect(readFileSync(certFile, 'utf8')).toBe(served!.cert)
     expect(m.current()?.cert).toBe(served!.cert)
+    expect(m.status().lastError).toBeUndefined() // /status no longer shows the save's error
     expect((logText.match(/acme: order created/g) ?? []).length - before).toBe(1)
     expect(existsSync(join(m.store.certDir('unsaved.test'), 'key.pem'))).toBe(true)
   }, 30_000)
