@@ -127,6 +127,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   // Made once the proxy has said it listens (below).
   let trimmer: PageTrimmer | undefined
   const reloadNow = async () => {
+    if (stopping) return // a SIGHUP queued just before the drain began
     let next: ResolvedConfig
     try {
       next = configFromOptions(opts)
