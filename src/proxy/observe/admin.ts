@@ -28,7 +28,7 @@ export interface AdminDeps {
   extraMetrics?: (out: string[]) => void
   /** The edge cache, when on: /status, /metrics and DELETE /cache. */
   cache?: EdgeCache
-  /** Automatic HTTPS, when on: /status's `acme`, and /readyz is 503 while no certificate exists (every handshake fails). */
+  /** Automatic HTTPS, when on: /status's `acme`, and /readyz's words while no certificate exists (every handshake fails). */
   tls?: { status(): Record<string, unknown>; notReady(): string | undefined }
 }
 
@@ -75,8 +75,6 @@ export class AdminServer {
         const proxy = this.deps.proxy()
         // From the first moment of a drain: a load balancer must stop sending new traffic.
         if (proxy.draining) return new Response('not ready: draining\n', { status: 503 })
-        const noCertificate = this.deps.tls?.notReady()
-        if (noCertificate) return new Response(`not ready: ${noCertificate}\n`, { status: 503 })
         // ?upstream=NAME asks about one; else the proxy is not ready only when no upstream can be
         // served: every instance sees the same dead origin, and a load balancer that took them all
         // out for one of several upstreams would cut the routes that were healthy too.
@@ -85,9 +83,11 @@ export class AdminServer {
         const asked = name === null ? all : all.filter((u) => u.name === name)
         if (name !== null && asked.length === 0) return new Response(`no upstream named ${JSON.stringify(name)}; known: ${all.map((u) => u.name).join(', ')}\n`, { status: 404 })
         const notReady = asked.filter((u) => !u.pool.hasHealthyAddress())
-        if (notReady.length === 0) return new Response('ready\n')
-        const why = notReady.map(whyNotReady).join('; ')
-        return notReady.length === asked.length ? new Response(`not ready: ${why}\n`, { status: 503 }) : new Response(`ready; but ${why}\n`)
+        // No ACME certificate yet is said, not made a 503: taken out by a load balancer's or DNS
+        // health check, a new instance would never see the CA's HTTP-01 request that brings it one.
+        const why = [...notReady.map(whyNotReady), this.deps.tls?.notReady()].filter((w) => w !== undefined).join('; ')
+        if (why === '') return new Response('ready\n')
+        return notReady.length > 0 && notReady.length === asked.length ? new Response(`not ready: ${why}\n`, { status: 503 }) : new Response(`ready; but ${why}\n`)
       }
       case '/status':
         return Response.json(this.status())
