@@ -18,6 +18,20 @@ beforeAll(() => {
 describe('dist/proxy', () => {
   const origins: { stop(force?: boolean): unknown }[] = []
   afterAll(() => origins.forEach((o) => o.stop(true)))
+  /** An origin whose /slow answers after `slowMs`; the rest at once. Stopped after the tests. */
+  const slowOrigin = (slowMs: number) => {
+    const origin = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      idleTimeout: 0,
+      async fetch(req) {
+        if (new URL(req.url).pathname === '/slow') await Bun.sleep(slowMs)
+        return new Response('from origin')
+      },
+    })
+    origins.push(origin)
+    return origin
+  }
 
   test('a large `check` printout through a pipe read late arrives whole; a reader that leaves early is no error', async () => {
     const dir = testDir('proxy-check-pipe-')
@@ -60,16 +74,7 @@ describe('dist/proxy', () => {
   })
 
   test('proxies, then drains an in-flight request on SIGTERM and exits 0', async () => {
-    const origin = Bun.serve({
-      hostname: '127.0.0.1',
-      port: 0,
-      idleTimeout: 0,
-      async fetch(req) {
-        if (new URL(req.url).pathname === '/slow') await Bun.sleep(800)
-        return new Response('from origin')
-      },
-    })
-    origins.push(origin)
+    const origin = slowOrigin(800)
     const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off'], BIN)
     expect(await (await fetch(proxy.url)).text()).toBe('from origin')
     const slow = fetch(`${proxy.url}/slow`).then((r) => r.text())
@@ -83,16 +88,7 @@ describe('dist/proxy', () => {
     ['one process', []],
     ['--workers 2', ['--workers', '2']],
 ])('%s: SIGHUP, SIGTERM and SIGINT during the drain are said and ignored; the in-flight request ends whole and the exit is 0', async (_, extra) => {
-    const origin = Bun.serve({
-      hostname: '127.0.0.1',
-      port: 0,
-      idleTimeout: 0,
-      async fetch(req) {
-        if (new URL(req.url).pathname === '/slow') await Bun.sleep(1500)
-        return new Response('from origin')
-      },
-    })
-    origins.push(origin)
+    const origin = slowOrigin(1500)
     const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off', ...extra], BIN)
     let stderr = ''
     proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
