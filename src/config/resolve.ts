@@ -116,16 +116,18 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   if (admin.token !== undefined && !/^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(admin.token)) {
     fail(ctx, 'admin.token', `cannot be sent as written in an Authorization header (a control or non-ASCII character, or a space at either end), so no request would match it; ${TOKEN_HOW}`)
   }
-  // The admin listener on the proxy's own port: serve would fail to start ("address in use", by
-  // itself). A wildcard address holds the port on every address.
-  const wild = (h: string) => h === '0.0.0.0' || h === '::'
+  // The admin listener on the proxy's own port: serve would fail to start ("address in use", by itself).
   const sl = server.listen as HostPort
-  if (admin.listen && sl.port !== 0 && admin.listen.port === sl.port && (admin.listen.host === sl.host || wild(admin.listen.host) || wild(sl.host))) {
+  if (admin.listen && takesPortOf(admin.listen, sl)) {
     fail(ctx, 'admin.listen', `${hostPort(admin.listen.host, admin.listen.port)} is the proxy's own listen address (${hostPort(sl.host, sl.port)}); give the admin endpoint another port`)
   }
   const logTable = mergeTable(ctx, 'log', tableAt(ctx, data, 'log'), flags.log)
   const log = resolveFields(ctx, 'log', logTable, LOG_FIELDS) as unknown as ResolvedConfig['log']
   const acme = resolveAcme(ctx, mergeTable(ctx, 'acme', tableAt(ctx, data, 'acme'), flags.acme), server)
+  // So would the HTTP-01 listener there, and serve would blame --listen (it opens first).
+  if (acme.domains.length > 0 && acme.httpListen && takesPortOf(acme.httpListen, sl)) {
+    fail(ctx, 'acme.http_listen', `${hostPort(acme.httpListen.host, acme.httpListen.port)} is the proxy's own listen address (${hostPort(sl.host, sl.port)}); the HTTP-01 listener needs port 80 (or another port), the proxy its HTTPS one`)
+  }
   const cacheTable = mergeTable(ctx, 'cache', tableAt(ctx, data, 'cache'), flags.cache)
   const cache = resolveFields(ctx, 'cache', cacheTable, CACHE_FIELDS) as unknown as ResolvedConfig['cache']
   // An object larger than the whole budget could never be stored: one asked for so is refused, the
@@ -147,6 +149,12 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
     fileKeys: fileKeysOf(ctx, upstreamTables.prefixes, upstreams),
   }
   return deepFreeze(resolved)
+}
+
+/** Whether listening on `a` needs the port `b` holds: the same port (not "any") on the same host, or a wildcard on either side, which holds it on every address. */
+function takesPortOf(a: HostPort, b: HostPort): boolean {
+  const wild = (h: string) => h === '0.0.0.0' || h === '::'
+  return b.port !== 0 && a.port === b.port && (a.host === b.host || wild(a.host) || wild(b.host))
 }
 
 /** A DNS name an ACME CA can validate over HTTP-01: LDH labels, at least two, no wildcard. */

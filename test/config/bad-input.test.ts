@@ -199,6 +199,8 @@ test('settings that contradict each other are refused naming the key, not adjust
   // The admin endpoint on the proxy's own port (serve then stopped with "address in use" caused by itself).
   expect(errorOf(`[server]\nlisten = "127.0.0.1:19430"\n[admin]\nlisten = "127.0.0.1:19430"\n${UP}`, cli)).toBe("proxy.toml:4: admin.listen: 127.0.0.1:19430 is the proxy's own listen address (127.0.0.1:19430); give the admin endpoint another port")
   expect(errorOf(`[server]\nlisten = "0.0.0.0:8080"\n[admin]\nlisten = "127.0.0.1:8080"\n${UP}`, cli)).toContain("admin.listen: 127.0.0.1:8080 is the proxy's own listen address (0.0.0.0:8080)")
+  // The HTTP-01 listener there (serve then blamed --listen, which it opens first).
+  expect(errorOf(`[server]\nlisten = "127.0.0.1:8443"\n[acme]\ndomains = ["a.example"]\nhttp_listen = "127.0.0.1:8443"\n${UP}`, cli)).toBe("proxy.toml:5: acme.http_listen: 127.0.0.1:8443 is the proxy's own listen address (127.0.0.1:8443); the HTTP-01 listener needs port 80 (or another port), the proxy its HTTPS one")
   // An ejection that starts longer than its longest (as resolve_min_ttl over resolve_max_ttl already was).
   expect(errorOf(`${UP}eject_time = "1m"\neject_max_time = "10s"\n`, cli)).toBe('proxy.toml:3: upstream.eject_time: is larger than eject_max_time (the longest an ejection lasts); make it at most that, or raise eject_max_time')
   // A largest object over the whole budget was lowered to it without a word; the default still is.
