@@ -110,10 +110,14 @@ export class ReceiveFlow {
     s.recvTarget = this.w.streamInitialWindowBytes
   }
 
-  /** Connection credit for DATA no open stream was charged for (dropped, or on a closed stream). */
+  /**
+   * Connection credit, sent in batches of half the window; at once while the client's window is
+   * under half (credit held back past the unread cap, then freed a little at a time, would
+   * otherwise wait in the batch while the client can send nothing).
+   */
   creditConnection(bytes: number): void {
     this.unacked += bytes
-    if (this.unacked >= this.w.connectionWindowBytes / 2) {
+    if (this.unacked >= this.w.connectionWindowBytes / 2 || this.window < this.w.connectionWindowBytes / 2) {
       this.push(windowUpdateFrame(0, this.unacked))
       this.window += this.unacked
       this.unacked = 0
