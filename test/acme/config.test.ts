@@ -16,9 +16,9 @@ describe('[acme] config', () => {
   })
 
   test('flags: --acme repeats, names are lower-cased and deduplicated', () => {
-    const flags = flagLayer({ upstream: 'http://127.0.0.1:9', acme: ['Example.com', 'www.example.com', 'example.com'], acmeEmail: 'ops@example.com', acmeHttpListen: '127.0.0.1:8080', stateDir: '/tmp/x', acmeDirectory: 'https://127.0.0.1:14000/dir', acmeCa: '/tmp/ca.pem' })
+    const flags = flagLayer({ upstream: 'http://127.0.0.1:9', acme: ['Example.com', 'www.example.com', 'example.com'], acmeEmail: 'ops@example.com', acmeHttpListen: '127.0.0.1:8081', stateDir: '/tmp/x', acmeDirectory: 'https://127.0.0.1:14000/dir', acmeCa: '/tmp/ca.pem' })
     const c = resolveConfig(undefined, flags)
-    expect(c.acme).toEqual({ domains: ['example.com', 'www.example.com'], email: 'ops@example.com', directoryUrl: 'https://127.0.0.1:14000/dir', caFile: '/tmp/ca.pem', httpListen: { host: '127.0.0.1', port: 8080 }, stateDir: '/tmp/x' })
+    expect(c.acme).toEqual({ domains: ['example.com', 'www.example.com'], email: 'ops@example.com', directoryUrl: 'https://127.0.0.1:14000/dir', caFile: '/tmp/ca.pem', httpListen: { host: '127.0.0.1', port: 8081 }, stateDir: '/tmp/x' })
   })
 
   test.each([
