@@ -28,6 +28,15 @@ function workerPids(supervisor: number): number[] {
   }
 }
 
+/** `serve --config file --workers 2` with `text` as the file; `log()` is its stderr so far. */
+async function supervisorWith(file: string, text: string) {
+  writeFileSync(file, text)
+  const proxy = await startProxyProcess(['serve', '--config', file, '--workers', '2'], BIN)
+  let stderr = ''
+  proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  return { proxy, sup: proxy.child.pid!, log: () => stderr }
+}
+
 /** The supervisor's two workers, once both run (at most 5 s). */
 async function twoWorkers(supervisor: number): Promise<number[]> {
   let pids: number[] = []
@@ -130,18 +139,14 @@ test('a worker dies after its config file was edited into an error: the others g
   const dir = testDir('proxy-workers-')
   const file = join(dir, 'proxy.toml')
   const good = `[server]\nlisten = "127.0.0.1:0"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n`
-  writeFileSync(file, good)
-  const proxy = await startProxyProcess(['serve', '--config', file, '--workers', '2'], BIN)
-  const sup = proxy.child.pid!
-  let stderr = ''
-  proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  const { proxy, sup, log } = await supervisorWith(file, good)
   try {
     const pids = await twoWorkers(sup)
     expect(pids).toHaveLength(2)
     writeFileSync(file, `${good}garbage = [\n`)
     process.kill(pids[0]!, 'SIGKILL')
-    for (let i = 0; i < 200 && !stderr.includes('cannot start again'); i++) await Bun.sleep(25)
-    expect(stderr).toContain('cannot start again')
+    for (let i = 0; i < 200 && !log().includes('cannot start again'); i++) await Bun.sleep(25)
+    expect(log()).toContain('cannot start again')
     // Before: "worker cannot start; stopping", and the supervisor drained the other and exited 2.
     expect(proxy.child.exitCode).toBeNull()
     const res = await fetch(proxy.url)
@@ -166,22 +171,18 @@ test("a worker's restart delay starts again once it ran 10 s; a moved server.lis
   const file = join(dir, 'proxy.toml')
   const adminPort = await freeTcpPort()
   const config = (listen: string) => `[server]\nlisten = "${listen}"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n[admin]\nlisten = "127.0.0.1:${adminPort}"\n[log]\naccess_log = "off"\n`
-  writeFileSync(file, config('127.0.0.1:0'))
-  const proxy = await startProxyProcess(['serve', '--config', file, '--workers', '2'], BIN)
-  const sup = proxy.child.pid!
-  let stderr = ''
-  proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  const { proxy, sup, log } = await supervisorWith(file, config('127.0.0.1:0'))
   try {
     const pids = await twoWorkers(sup)
     expect(pids).toHaveLength(2)
     // Which slot a pid is comes from the supervisor's log: the first one killed names it.
     const first = pids[0]!
     process.kill(first, 'SIGKILL')
-    for (let i = 0; i < 200 && !/worker died; restarting worker=(\d)/.test(stderr); i++) await Bun.sleep(25)
-    const dead = Number(/worker died; restarting worker=(\d)/.exec(stderr)![1])
+    for (let i = 0; i < 200 && !/worker died; restarting worker=(\d)/.test(log()); i++) await Bun.sleep(25)
+    const dead = Number(/worker died; restarting worker=(\d)/.exec(log())![1])
     const other = pids[1]!
     const re = new RegExp(`worker died; restarting worker=${dead} .*?restart_in_ms=(\\d+)`, 'g')
-    const seen = () => [...stderr.matchAll(re)].map((m) => Number(m[1]))
+    const seen = () => [...log().matchAll(re)].map((m) => Number(m[1]))
     const killAgain = async () => {
       const before = seen().length
       let pid: number | undefined
@@ -212,8 +213,8 @@ test("a worker's restart delay starts again once it ran 10 s; a moved server.lis
     // The file moves the listener: the workers stay where the supervisor claimed, and it says so.
     writeFileSync(file, config('127.0.0.1:1'))
     process.kill(sup, 'SIGHUP')
-    for (let i = 0; i < 200 && !stderr.includes('server.listen is read at start with --workers'); i++) await Bun.sleep(25)
-    expect(stderr).toContain('server.listen is read at start with --workers; restart to move it')
+    for (let i = 0; i < 200 && !log().includes('server.listen is read at start with --workers'); i++) await Bun.sleep(25)
+    expect(log()).toContain('server.listen is read at start with --workers; restart to move it')
   } finally {
     expect(await proxy.stop()).toBe(0)
   }
