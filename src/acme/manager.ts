@@ -120,7 +120,10 @@ export class CertificateManager {
     const missing = this.missingNames()
     if (this.served && missing.length > 0) this.opts.log('info', 'acme: serving the stored certificate, which lacks some names; ordering one for all of them', { names: this.names.join(','), missing: missing.join(','), days_left: this.status().daysLeft?.toFixed(1) })
     else if (this.served) this.opts.log('info', 'acme: serving the stored certificate', { names: this.names.join(','), days_left: this.status().daysLeft?.toFixed(1) })
-    else this.opts.log('info', 'acme: no usable certificate stored; ordering one (TLS handshakes fail until it arrives)', { names: this.names.join(',') })
+    else {
+      const why = this.store.unusableBecause(this.names[0]!) // a pair that is there but cannot be served is said, then replaced
+      this.opts.log(why ? 'warn' : 'info', 'acme: no usable certificate stored; ordering one (TLS handshakes fail until it arrives)', { names: this.names.join(','), ...(why ? { stored: why } : {}) })
+    }
     this.arm(0)
     return this
   }

@@ -113,6 +113,26 @@ export class StateStore {
     return { certPem, keyPem }
   }
 
+  /** Why the stored pair for `name` is not used (loadCert gave none), for the log: undefined when there is none at all. */
+  unusableBecause(name: string): string | undefined {
+    const dir = this.certDir(name)
+    let certPem: string
+    let keyPem: string
+    try {
+      certPem = readFileSync(join(dir, 'cert.pem'), 'utf8')
+      keyPem = readFileSync(join(dir, 'key.pem'), 'utf8')
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      return code === 'ENOENT' ? undefined : `cannot read ${dir}: ${code ?? err}`
+    }
+    try {
+      if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) return `${dir}/key.pem is not the key of cert.pem`
+    } catch (err) {
+      return `${dir}: ${(err as Error).message}`
+    }
+    return undefined
+  }
+
   saveCert(name: string, cert: StoredCert): void {
     const dir = this.certDir(name)
     try {

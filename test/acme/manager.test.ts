@@ -220,4 +220,16 @@ describe('CertificateManager failures', () => {
     expect(picked?.fields.failures_before).toBe(1)
     m.close()
   })
+
+  test('a stored key that is not the certificate\'s is said at start, with the path, before it is replaced', () => {
+    const { m, logs } = setup(unreachable)
+    const a = makeCerts(['a.test'], [])
+    const other = makeCerts(['b.test'], [])
+    m.store.saveCert('a.test', { certPem: a.cert, keyPem: other.key })
+    m.start()
+    const line = logs.find((l) => l.msg.startsWith('acme: no usable certificate stored'))
+    expect(line?.level).toBe('warn')
+    expect(line?.fields.stored).toBe(`${m.store.certDir('a.test')}/key.pem is not the key of cert.pem`)
+    m.close()
+  })
 })
