@@ -95,26 +95,18 @@ export class StateStore {
 
   /** The stored pair, or undefined when missing or when the key does not match the certificate. */
   loadCert(name: string): StoredCert | undefined {
-    const dir = this.certDir(name)
-    let certPem: string
-    let keyPem: string
-    try {
-      certPem = readFileSync(join(dir, 'cert.pem'), 'utf8')
-      keyPem = readFileSync(join(dir, 'key.pem'), 'utf8')
-    } catch {
-      return undefined
-    }
-    try {
-      // A writer in another process may be between its two renames: a mismatch is "not yet".
-      if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) return undefined
-    } catch {
-      return undefined
-    }
-    return { certPem, keyPem }
+    const read = this.readCert(name)
+    return 'certPem' in read ? read : undefined
   }
 
   /** Why the stored pair for `name` is not used (loadCert gave none), for the log: undefined when there is none at all. */
   unusableBecause(name: string): string | undefined {
+    const read = this.readCert(name)
+    return 'certPem' in read ? undefined : read.problem
+  }
+
+  /** The stored pair for `name`, or why there is none usable (undefined: no files). */
+  private readCert(name: string): StoredCert | { problem: string | undefined } {
     const dir = this.certDir(name)
     let certPem: string
     let keyPem: string
@@ -123,14 +115,15 @@ export class StateStore {
       keyPem = readFileSync(join(dir, 'key.pem'), 'utf8')
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
-      return code === 'ENOENT' ? undefined : `cannot read ${dir}: ${code ?? err}`
+      return { problem: code === 'ENOENT' ? undefined : `cannot read ${dir}: ${code ?? err}` }
     }
     try {
-      if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) return `${dir}/key.pem is not the key of cert.pem`
+      // A writer in another process may be between its two renames: a mismatch is "not yet".
+      if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) return { problem: `${dir}/key.pem is not the key of cert.pem` }
     } catch (err) {
-      return `${dir}: ${(err as Error).message}`
+      return { problem: `${dir}: ${(err as Error).message}` }
     }
-    return undefined
+    return { certPem, keyPem }
   }
 
   saveCert(name: string, cert: StoredCert): void {
