@@ -229,9 +229,7 @@ export class CertificateManager {
       this.accountKey ??= this.store.accountKey()
       if (!client.accountUrl) await client.account(this.opts.email)
       const issued = await issueCertificate({ client, accountKey: this.accountKey, names: this.names, challenges: this.opts.challenges ?? this.challenges, log: this.opts.log, replaces: this.missingNames().length === 0 ? this.info?.certId : undefined, nowMs: () => this.clock.now() })
-      this.failures = 0
-      this.nextAttemptMs = 0
-      this.lastError = undefined
+      this.nothingOwed()
       // Served first: a save that fails now costs a restart the certificate, not the CA another order.
       this.use(issued)
       this.unsaved = issued
@@ -333,14 +331,16 @@ export class CertificateManager {
       if ((missing > 0) === (servedMissing > 0) && info.notAfterMs <= this.info.notAfterMs) return false // never go back to an older one
     }
     this.use(stored)
-    if (missing === 0) {
-      // Another process's order succeeded where ours failed: nothing is owed any more, and the
-      // failure gauge must not go on firing alerts until the next renewal.
-      this.failures = 0
-      this.nextAttemptMs = 0
-      this.lastError = undefined
-    }
+    // Another process's order succeeded where ours failed: the failure gauge must not go on firing alerts until the next renewal.
+    if (missing === 0) this.nothingOwed()
     return true
+  }
+
+  /** A certificate for every name is here (ordered, or picked up): no failure, back-off or error stands. */
+  private nothingOwed(): void {
+    this.failures = 0
+    this.nextAttemptMs = 0
+    this.lastError = undefined
   }
 
   private use(stored: StoredCert): void {
