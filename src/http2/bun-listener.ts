@@ -91,6 +91,18 @@ export class H2Connection {
     if (!this.gone) this.out.sendBatch()
   }
 
+  /**
+   * drain_timeout's end, once the answers it gave were framed (H2Client.cut): a session still open
+   * (an answer the client's windows hold back) ends now, and a socket that did not take what was
+   * written is cut, as an HTTP/1.1 one is: nothing lingers past the drain.
+   */
+  endOrCut(): void {
+    if (this.gone) return
+    this.session.destroy()
+    this.out.sendBatch()
+    if (!this.out.empty) this.sock.terminate()
+  }
+
   onClose(): void {
     this.gone = true
     if (this.stall) unwatchStall(this.stall)

@@ -79,6 +79,11 @@ export class ServerSession implements StreamHost {
     return this.streams.size
   }
 
+  /** The open streams themselves (a drain's end answers or resets each: H2Client.cut). */
+  get openStreams(): IterableIterator<ServerStream> {
+    return this.streams.values()
+  }
+
   /** Bytes from the client. */
   receive(chunk: Uint8Array): void {
     if (this.ended) return
@@ -163,10 +168,7 @@ export class ServerSession implements StreamHost {
 
   ownerFault(err: unknown): void {
     if (this.opts.onError) this.opts.onError(err)
-    else
-      queueMicrotask(() => {
-        throw err
-      })
+    else queueMicrotask(() => { throw err })
   }
 
   consumed(stream: ServerStream, bytes: number, read = true): void {

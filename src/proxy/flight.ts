@@ -354,7 +354,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   clientGone(): void {
     if (this.answered || this.emitted) return
     this.gone = true
-    this.connection?.abortExchange(this, 'CLIENT_GONE', 'client closed the connection before the response')
+    this.connection?.abortExchange(this, 'CLIENT_GONE', this.hooks.cutting?.() ? 'cut at the end of drain_timeout' : 'client closed the connection before the response')
   }
 
   /**

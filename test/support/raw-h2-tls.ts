@@ -112,6 +112,12 @@ export class RawH2Tls {
     return this.frames.filter((f) => f.type === FrameType.HEADERS && f.streamId === streamId).map((f) => f.headers?.find(([n]) => n === ':status')?.[1] ?? '')
   }
 
+  /** Field `name` of the final response head on `streamId` (the last HEADERS with a :status of 200 or more). */
+  headerOf(streamId: number, name: string): string | undefined {
+    const heads = this.frames.filter((f) => f.type === FrameType.HEADERS && f.streamId === streamId && Number(f.headers?.find(([n]) => n === ':status')?.[1]) >= 200)
+    return heads.at(-1)?.headers?.find(([n]) => n === name)?.[1]
+  }
+
   /** Whether the server ended `streamId` (END_STREAM or RST_STREAM). */
   ended(streamId: number): boolean {
     return this.frames.some((f) => f.streamId === streamId && ((f.flags & Flag.END_STREAM) !== 0 || f.type === FrameType.RST_STREAM))

@@ -22,7 +22,7 @@ import type { HeaderField } from '../../http2/hpack.ts'
 import type { H2Request } from '../../http2/request.ts'
 import type { Refused } from '../../http2/refused.ts'
 import type { ServerStream } from '../../http2/stream.ts'
-import type { FailureCode } from '../errors.ts'
+import { failureReply, type FailureCode } from '../errors.ts'
 import { clientAddress, ForwardingLines, requestIdFor } from '../headers.ts'
 import { StoredReply } from '../cache/stored-reply.ts'
 import { ForwardedReply } from '../forwarded-reply.ts'
@@ -198,6 +198,20 @@ export class H2Client {
   destroy(): void {
     this.conn.session.destroy()
   }
+
+  /**
+   * drain_timeout's end: each stream whose request came whole and whose answer has not begun gets
+   * the 503 its record says (DRAIN_TIMEOUT), the rest are reset (an upload still coming in, an
+   * answer under way); GOAWAY; once this turn's output is framed, the connection ends (cut if its
+   * socket does not take it all), as an HTTP/1.1 connection's cut() does.
+   */
+  cut(): void {
+    if (this.closed) return
+    const session = this.conn.session
+    for (const s of [...session.openStreams]) if (!(s.owner instanceof StreamExchange && s.owner.cutByDrain())) s.reset(H2Code.CANCEL)
+    session.shutdown(H2Code.NO_ERROR, 'drain timeout')
+    queueMicrotask(() => this.conn.endOrCut()) // after the output's own flush, queued by the answers
+  }
 }
 
 /**
@@ -221,6 +235,8 @@ class StreamExchange implements ClientInfo, ReplySink {
   private readonly closing: { ended: boolean; flight: GoneListener | undefined; held: GoneListener | undefined } = { ended: false, flight: undefined, held: undefined }
   /** A 100 went out on the stream. */
   private continued = false
+  /** drain_timeout's end answered the request 503 (cutByDrain). */
+  private answeredByDrain = false
 
   constructor(
     private readonly owner: H2Client,
@@ -277,12 +293,25 @@ class StreamExchange implements ClientInfo, ReplySink {
 
   /** A throw in sending (a bug) is logged and resets the stream rather than leaving it open. */
   answer(reply: ProxyReply): void {
+    // The flight's own failure reply, after a drain's end answered for it (cutByDrain), is not a second answer.
+    if (this.answeredByDrain) return void (reply.body instanceof ReadableStream && reply.body.cancel().catch(() => {}))
     try {
       this.owner.send(this.stream, this.method, reply)
     } catch (err) {
       this.owner.shared.opts.onError(err)
       this.stream.reset(H2Code.INTERNAL_ERROR)
     }
+  }
+
+  /** drain_timeout's end (H2Client.cut): answered 503 DRAIN_TIMEOUT if the request came whole and no answer began; false otherwise. */
+  cutByDrain(): boolean {
+    const flight = this.closing.flight
+    if (flight === undefined || this.stream.responseStarted || !this.stream.remoteEnded) return false
+    this.closing.flight = undefined
+    this.answer(failureReply('DRAIN_TIMEOUT', flight.requestId))
+    this.answeredByDrain = true
+    flight.clientGone() // its upstream exchange ends; recorded DRAIN_TIMEOUT (flight.ts cutByDrain), as the answer said
+    return true
   }
 
   failed(err: unknown): void {

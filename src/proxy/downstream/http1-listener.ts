@@ -256,8 +256,8 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       // after idleGraceMs (a reload's: a request on its way is served), unless a request arrives.
       for (const c of [...refusing]) c.destroy()
       for (const c of [...conns]) {
-        // Forced (drain_timeout's end): an HTTP/1.1 request with no answer begun gets its 503 first.
-        if (force) void (c instanceof ClientConnection ? c.cut() : c.destroy())
+        // Forced (drain_timeout's end): a request with no answer begun gets its 503 first (each stream of an HTTP/2 connection).
+        if (force) void (c instanceof ClientConnection || c instanceof H2Client ? c.cut() : c.destroy())
         else c.closeIfIdle(idleGraceMs)
       }
       if (conns.size === 0) {
