@@ -13,9 +13,11 @@ import type { LogFn } from '../lib/logger.ts'
 import { hostPort } from '../lib/net.ts'
 import { isBun } from '../runtime/detect.ts'
 import type { Listener } from '../runtime/listener.ts'
-import { loadTlsPair, readCaBundle, type TlsPair } from '../runtime/tls-files.ts'
+import { canSharePort, claimPort, migratesQueuedConnections } from '../runtime/shared-port.ts'
+import { readCaBundle, type TlsPair } from '../runtime/tls-files.ts'
+import { http1Settings, listenerTls, settingsKey, socketKey } from './listener-config.ts'
 import { Admission } from './downstream/admission.ts'
-import { listenHttp1, RELOAD_IDLE_GRACE_MS, type Http1Listener, type Http1Settings } from './downstream/http1-listener.ts'
+import { listenHttp1, RELOAD_IDLE_GRACE_MS, type Http1Listener } from './downstream/http1-listener.ts'
 import { listenRuntimeFront } from './downstream/runtime-front.ts'
 import { ProxyHandler, type HandlerHooks } from './handler.ts'
 import type { ProxyView, UpstreamView } from './observe/view.ts'
@@ -59,6 +61,8 @@ export class ProxyServer implements ProxyView {
   private serverTls: TlsPair | undefined
   private gen: Generation
   private started = false
+  /** The hint about net.ipv4.tcp_migrate_req was logged (once a process). */
+  private migrateHinted = false
   private readonly admission: Admission
 
   constructor(
@@ -186,9 +190,15 @@ export class ProxyServer implements ProxyView {
     return this
   }
 
-  private openListener(config: ResolvedConfig, tls: TlsPair | undefined): Listener {
+  /** Whether listeners for `config` take SO_REUSEPORT: with --workers, and in one process where a reload's new listener can open beside the old one (runtime/shared-port.ts). */
+  private sharesPort(config: ResolvedConfig): boolean {
+    return this.opts.reusePort === true || (canSharePort && config.server.listener !== 'runtime')
+  }
+
+  /** Opens the client side for `config`; `joinPort`: beside the current listener, on its port (a reload's). */
+  private openListener(config: ResolvedConfig, tls: TlsPair | undefined, joinPort?: number): Listener {
     const cfg = config.server
-    const reusePort = this.opts.reusePort ?? false
+    const reusePort = this.sharesPort(config)
     const onError = (err: unknown) => this.opts.log?.('error', 'listener error', { error: String(err) })
     try {
       if (cfg.listener === 'runtime') {
@@ -199,7 +209,8 @@ export class ProxyServer implements ProxyView {
       const clientTls = tls !== undefined || this.opts.dynamicTls !== undefined
       return listenHttp1({
         hostname: cfg.listen.host,
-        port: cfg.listen.port,
+        // One process sharing its port: the address claimed alone first (a port in use still fails to start).
+        port: joinPort ?? (reusePort && !this.opts.reusePort ? claimPort(cfg.listen.host, cfg.listen.port) : cfg.listen.port),
         tls,
         dynamicTls: this.opts.dynamicTls,
         reusePort,
@@ -225,8 +236,9 @@ export class ProxyServer implements ProxyView {
    * finish on what they started with. Limits and timeouts change on the open listener (the own
    * one) in place. A new listen address, certificate (the files' contents: a renewed pair at the
    * same paths counts), or HTTP/2 on or off opens a new listener first, then the old one drains;
-   * on the same address without SO_REUSEPORT the old one must let go of the port first, and if
-   * the new one then cannot open, the old config's is opened again. The certificate pair is
+   * on the same address it opens beside the old one on its port (SO_REUSEPORT: --workers, or one
+   * process on Linux, runtime/shared-port.ts); without it the old one must let go of the port first,
+   * and if the new one then cannot open, the old config's is opened again. The certificate pair is
    * checked before anything is touched. Throws (and changes nothing) on failure.
    */
   async reload(next: ResolvedConfig): Promise<void> {
@@ -275,7 +287,14 @@ export class ProxyServer implements ProxyView {
   private async reopen(prev: ResolvedConfig, next: ResolvedConfig, nextTls: TlsPair | undefined): Promise<Listener> {
     const sameAddress = JSON.stringify(prev.server.listen) === JSON.stringify(next.server.listen)
     const old = this.server
-    if (!sameAddress || this.opts.reusePort || old === undefined) return this.openListener(next, nextTls)
+    if (!sameAddress || old === undefined) return this.openListener(next, nextTls)
+    if (this.sharesPort(prev) && this.sharesPort(next)) {
+      if (!this.migrateHinted && migratesQueuedConnections() === false) {
+        this.migrateHinted = true
+        this.opts.log?.('info', "a new listening socket replaces the old one on its port: connections still in the old one's accept queue when it closes are reset; sysctl net.ipv4.tcp_migrate_req=1 has Linux hand them to the new one")
+      }
+      return this.openListener(next, nextTls, old.port)
+    }
     void old.stop(false, RELOAD_IDLE_GRACE_MS)
     const openWhenFree = async (config: ResolvedConfig, tls: TlsPair | undefined): Promise<Listener> => {
       for (let attempt = 0; ; attempt++) {
@@ -373,38 +392,6 @@ export class ProxyServer implements ProxyView {
     this.server = undefined
     for (const p of this.gen.upstreams.values()) this.closeParts(p)
   }
-}
-
-/** What only a new listener socket can change: the address, the certificate pair, and whether h2 is offered by ALPN. */
-function socketKey(config: ResolvedConfig, tls: TlsPair | undefined): string {
-  const s = config.server
-  return JSON.stringify([s.listener, s.listen, tls?.cert, tls?.key, s.http2])
-}
-
-/** What the own listener takes in place (http1Settings), and the runtime front only with a new listener. */
-function settingsKey(config: ResolvedConfig): string {
-  const s = config.server
-  return JSON.stringify([s.keepaliveTimeoutMs, s.maxBodyBytes, s.clientHeaderTimeoutMs, s.clientBodyTimeoutMs, s.sendTimeoutMs, s.maxConnections, s.maxHeaderBytes, s.http2MaxConcurrentStreams])
-}
-
-function http1Settings(config: ResolvedConfig): Http1Settings {
-  const cfg = config.server
-  return {
-    http2: cfg.http2 ? { maxConcurrentStreams: cfg.http2MaxConcurrentStreams, maxHeaderListBytes: cfg.maxHeaderBytes, idleTimeoutMs: cfg.keepaliveTimeoutMs, headTimeoutMs: cfg.clientHeaderTimeoutMs } : undefined,
-    maxHeaderBytes: cfg.maxHeaderBytes,
-    headerTimeoutMs: cfg.clientHeaderTimeoutMs,
-    keepaliveTimeoutMs: cfg.keepaliveTimeoutMs,
-    bodyTimeoutMs: cfg.clientBodyTimeoutMs,
-    sendTimeoutMs: cfg.sendTimeoutMs,
-    maxConnections: cfg.maxConnections,
-  }
-}
-
-/** The configured certificate pair, read and checked (runtime/tls-files.ts); undefined without TLS files. */
-function listenerTls(config: ResolvedConfig): TlsPair | undefined {
-  const s = config.server
-  const at = config.fileKeys ?? {}
-  return s.tlsCertFile && s.tlsKeyFile ? loadTlsPair(s.tlsCertFile, s.tlsKeyFile, { cert: at['server.tls_cert'], key: at['server.tls_key'] }) : undefined
 }
 
 /** What an upstream's address source is made from: equal, a reload's new pool can take the old source. */

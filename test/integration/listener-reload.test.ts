@@ -16,6 +16,9 @@ import tls from 'node:tls'
 import { makeCerts } from '../support/certs.ts'
 import { freePort, Harness, waitFor } from '../support/harness.ts'
 import { testDir } from '../support/temp-dir.ts'
+import { ProxyServer } from '../../src/proxy/server.ts'
+import { staticSource } from '../../src/proxy/upstream/address-source.ts'
+import { migratesQueuedConnections } from '../../src/runtime/shared-port.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -198,4 +201,27 @@ test('TLS: a pair renewed at the same paths is served after a reload; a bad pair
   const after = await tlsAsk(proxy.port, cas)
   expect(after.answer).toStartWith('HTTP/1.1 200 ')
   expect(after.san).toContain('renewed.test')
+})
+
+test.skipIf(process.platform !== 'linux')('one process listens with SO_REUSEPORT, so that a reload needing a new socket opens it beside the old one; a second proxy on the port still fails to start', async () => {
+  const origin = h.origin({ fetch: () => new Response('hello') })
+  const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+  const flags = { upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listen: `127.0.0.1:${await freePort()}`, tls_cert: certs.certFile, tls_key: certs.keyFile } }
+  const lines: string[] = []
+  const proxy = new ProxyServer(h.config(flags), { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), log: (_, msg) => void lines.push(msg) }).start()
+  h.track(() => proxy.close())
+  // A socket of this user can join the port: the proxy's has SO_REUSEPORT (before: "address in use").
+  const joinOptions = { hostname: '127.0.0.1', port: proxy.port, reusePort: true, socket: { data() {} } } // reusePort: not in Bun's types
+  const joined = Bun.listen(joinOptions)
+  joined.stop(true)
+  // Yet a second proxy on the address does not start beside the first: the address is claimed alone first.
+  expect(() => h.proxy(flags)).toThrow(/address in use/)
+  // HTTP/2 turned off needs a new socket (its ALPN list): opened on the same port, the old one then closed.
+  const port = proxy.port
+  await proxy.reload(h.config({ ...flags, server: { ...flags.server, http2: false } }))
+  expect(proxy.port).toBe(port)
+  expect((await tlsAsk(port, [certs.ca])).answer).toStartWith('HTTP/1.1 200 ')
+  // Where Linux would reset what waits in the old socket's accept queue, the log says how to have it handed over.
+  const hinted = lines.some((m) => m.includes('net.ipv4.tcp_migrate_req=1'))
+  expect(hinted).toBe(migratesQueuedConnections() === false)
 })
