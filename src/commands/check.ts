@@ -18,7 +18,7 @@ import { errorMessage } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import type { ResolvedConfig } from '../config/schema.ts'
-import { loadTlsPair, readCaBundle } from '../runtime/tls-files.ts'
+import { loadTlsPair, readCaBundle, validityProblem } from '../runtime/tls-files.ts'
 import { checkConfigPaths } from '../runtime/config-paths.ts'
 import { addConfigFlags } from './flags.ts'
 import { configFromOptions } from './serve.ts'
@@ -35,7 +35,7 @@ export function registerCheck(cli: CAC, io: CliIo): void {
 
 export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Promise<number> {
   const config = configFromOptions(opts)
-  checkFiles(config)
+  const fileWarnings = checkFiles(config)
   const c = colorsFor(io.stdoutIsTTY, io.env)
   const resolved: Record<string, { addresses?: string[]; ttl_ms?: number; source?: string; error?: string }> = {}
   if (opts.resolve !== false) {
@@ -58,7 +58,7 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const unresolved = Object.entries(resolved).filter(([, r]) => r.error)
   // What serve warns about at start, check says too (on stderr: stdout stays the config).
   const exposed = exposedAdminWarning(config.admin)
-  if (exposed) io.err(`warning: ${exposed}\n`)
+  for (const w of [...(exposed ? [exposed] : []), ...fileWarnings]) io.err(`warning: ${w}\n`)
   // Printed in the config's own language (TOML keys, "5s", "16KiB"), never the internal shape.
   const shape = fileShapeOf(config)
   if (opts.json) {
@@ -76,12 +76,21 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
   return unresolved.length > 0 ? ExitCode.CHECK_UNRESOLVED : ExitCode.OK
 }
 
-/** The files the config names, read and checked as `serve` reads them; throws E_TLS_FILES (or E_LOG_FILE) naming the key. */
-function checkFiles(config: ResolvedConfig): void {
+/**
+ * The files the config names, read and checked as `serve` reads them; throws E_TLS_FILES (or
+ * E_LOG_FILE) naming the key. Returns what serve would warn of them (a certificate expired or
+ * near its end).
+ */
+function checkFiles(config: ResolvedConfig): string[] {
   const s = config.server
   const at = (key: string) => config.fileKeys?.[key] ?? key
-  if (s.tlsCertFile && s.tlsKeyFile) loadTlsPair(s.tlsCertFile, s.tlsKeyFile, { cert: at('server.tls_cert'), key: at('server.tls_key') })
+  const warnings: string[] = []
+  if (s.tlsCertFile && s.tlsKeyFile) {
+    const problem = validityProblem(loadTlsPair(s.tlsCertFile, s.tlsKeyFile, { cert: at('server.tls_cert'), key: at('server.tls_key') }), s.tlsCertFile, at('server.tls_cert'))
+    if (problem) warnings.push(problem)
+  }
   for (const u of Object.values(config.upstreams)) if (u.caFile) readCaBundle(u.caFile, at(`upstream.${u.name}.ca_file`))
   if (config.acme.caFile) readCaBundle(config.acme.caFile, at('acme.ca_file'))
   checkConfigPaths(config)
+  return warnings
 }

@@ -14,7 +14,7 @@ import { hostPort } from '../lib/net.ts'
 import { isBun } from '../runtime/detect.ts'
 import type { Listener } from '../runtime/listener.ts'
 import { canSharePort, claimPort, migratesQueuedConnections } from '../runtime/shared-port.ts'
-import { readCaBundle, type TlsPair } from '../runtime/tls-files.ts'
+import { readCaBundle, validityProblem, type TlsPair } from '../runtime/tls-files.ts'
 import { http1Settings, listenerTls, settingsKey, socketKey } from './listener-config.ts'
 import { Admission } from './downstream/admission.ts'
 import { listenHttp1, RELOAD_IDLE_GRACE_MS, type Http1Listener } from './downstream/http1-listener.ts'
@@ -187,7 +187,20 @@ export class ProxyServer implements ProxyView {
       throw err
     }
     this.started = true
+    this.warnValidity()
     return this
+  }
+
+  /** At start and at each reload: what is wrong with the served certificate's dates (expired, not yet valid, near its end), as a warning. */
+  private warnValidity(): void {
+    const problem = this.serverTls && validityProblem(this.serverTls, this.gen.config.server.tlsCertFile ?? '', this.gen.config.fileKeys?.['server.tls_cert'])
+    if (problem) this.opts.log?.('warn', problem)
+  }
+
+  /** The certificate the listener serves from tls_cert, and when it expires (the admin's /status and /metrics). */
+  get certificate(): { file: string; notAfterMs: number } | undefined {
+    const notAfterMs = this.serverTls?.notAfterMs
+    return notAfterMs === undefined ? undefined : { file: this.gen.config.server.tlsCertFile ?? '', notAfterMs }
   }
 
   /** Whether listeners for `config` take SO_REUSEPORT: with --workers, and in one process where a reload's new listener can open beside the old one (runtime/shared-port.ts). */
@@ -277,6 +290,7 @@ export class ProxyServer implements ProxyView {
     } else if (this.server?.update && settingsKey(prev.config) !== settingsKey(next)) {
       this.server.update(http1Settings(next))
     }
+    this.warnValidity()
   }
 
   /**

@@ -15,6 +15,9 @@ import { ProxyError } from '../lib/errors.ts'
 export interface TlsPair {
   cert: string
   key: string
+  /** The leaf's validity window (loadTlsPair fills it in: validityProblem, the admin's days left). */
+  notBeforeMs?: number
+  notAfterMs?: number
 }
 
 /**
@@ -47,7 +50,27 @@ export function loadTlsPair(certFile: string, keyFile: string, names: { cert?: s
     }
     throw new ProxyError('E_TLS_FILES', `${keyName}: "${keyFile}" is not the key of the certificate in "${certFile}" (subject ${subjectOf(leaf)}); give the pair that belongs together`)
   }
-  return { cert, key }
+  return { cert, key, notBeforeMs: Date.parse(leaf.validFrom), notAfterMs: Date.parse(leaf.validTo) }
+}
+
+const DAY_MS = 86_400_000
+
+/**
+ * What is wrong with the pair's dates at `nowMs`, in words that say what to do: expired, not yet
+ * valid, or near its end: under 7 days left and under a third of its lifetime (when a renewal,
+ * certbot's or an ACME client's, would have replaced it: a 90-day certificate at 7 days, a 6-day
+ * one at 2). Clients refuse an expired certificate; the listener serves it all the same, as
+ * nginx does, so that this is a warning and not a failed start. undefined when the dates are fine.
+ */
+export function validityProblem(pair: TlsPair, certFile: string, certName = 'server.tls_cert', nowMs = Date.now()): string | undefined {
+  const { notBeforeMs: from, notAfterMs: to } = pair
+  if (from === undefined || to === undefined || Number.isNaN(from) || Number.isNaN(to)) return undefined
+  const day = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
+  const renew = 'renew it and send SIGHUP (a reload reads the files again)'
+  if (nowMs >= to) return `${certName}: the certificate in "${certFile}" expired on ${day(to)} (${Math.floor((nowMs - to) / DAY_MS)} day(s) ago): clients refuse it; ${renew}`
+  if (nowMs < from) return `${certName}: the certificate in "${certFile}" is not valid until ${day(from)}: clients refuse it until then (is this machine's clock right?)`
+  if (to - nowMs < Math.min(7 * DAY_MS, (to - from) / 3)) return `${certName}: the certificate in "${certFile}" expires on ${day(to)}, in ${((to - nowMs) / DAY_MS).toFixed(1)} day(s); ${renew}`
+  return undefined
 }
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g

@@ -125,7 +125,9 @@ export class AdminServer {
     }
     const cache = this.deps.cache?.status()
     const acme = this.deps.tls?.status()
-    return { version: VERSION, worker: this.deps.worker, pid: process.pid, uptime_s: Math.round((performance.now() - this.deps.startedAtMonoMs) / 1000), draining: proxy.draining, upstreams, ...(cache ? { cache } : {}), ...(acme ? { acme } : {}) }
+    const cert = proxy.certificate
+    const tls = cert ? { tls_certificate: { file: cert.file, not_after: new Date(cert.notAfterMs).toISOString(), days_left: Number(((cert.notAfterMs - Date.now()) / 86_400_000).toFixed(3)) } } : {}
+    return { version: VERSION, worker: this.deps.worker, pid: process.pid, uptime_s: Math.round((performance.now() - this.deps.startedAtMonoMs) / 1000), draining: proxy.draining, upstreams, ...tls, ...(cache ? { cache } : {}), ...(acme ? { acme } : {}) }
   }
 
   metrics(): string {
@@ -171,6 +173,8 @@ export class AdminServer {
     gauge('proxy_dns_answer_age_seconds', 'Age of the last good DNS answer.', dns.age)
     out.push('# HELP proxy_dns_refreshes_total DNS refreshes by result.', '# TYPE proxy_dns_refreshes_total counter')
     for (const [l, v] of dns.refresh) out.push(`proxy_dns_refreshes_total{${l}} ${v}`)
+    const cert = proxy.certificate
+    if (cert) gauge('proxy_tls_certificate_days_left', 'Days until the certificate served from tls_cert expires (negative: expired; a reload reads the files again).', [['', Number(((cert.notAfterMs - Date.now()) / 86_400_000).toFixed(6))]])
     gauge('proxy_client_requests_in_flight', 'Client requests being served.', [['', proxy.pendingRequests]])
     const clientConns = proxy.clientConnections
     if (clientConns !== undefined) gauge('proxy_client_connections', 'Open client connections (listener = "own"; Bun.serve does not expose them).', [['', clientConns]])

@@ -29,4 +29,6 @@ export interface ProxyView {
   readonly openTunnels?: number | undefined
   /** A drain is under way: not ready for new traffic. */
   readonly draining: boolean
+  /** The certificate served from tls_cert, and when it expires; undefined without one. */
+  readonly certificate?: { file: string; notAfterMs: number } | undefined
 }
