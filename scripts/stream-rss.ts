@@ -64,11 +64,12 @@ function startOrigin(size: number) {
   })
 }
 
-export async function startProxyProcess(argv: string[], bin?: string): Promise<{ child: ChildProcess; url: string; stop(): Promise<number | null> }> {
+/** Starts the proxy and waits for its "proxy listening" line; `stderr()`: all it printed on stderr so far. */
+export async function startProxyProcess(argv: string[], bin?: string): Promise<{ child: ChildProcess; url: string; stderr(): string; stop(): Promise<number | null> }> {
   const cmd = bin ? [bin] : [process.execPath, 'src/main.ts']
   const child = spawn(cmd[0]!, [...cmd.slice(1), ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let err = ''
   const url = await new Promise<string>((resolve, reject) => {
-    let err = ''
     // A proxy that does not come up is killed, so that no process outlives the caller.
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
@@ -90,6 +91,7 @@ export async function startProxyProcess(argv: string[], bin?: string): Promise<{
   return {
     child,
     url,
+    stderr: () => err,
     stop: () =>
       new Promise((resolve) => {
         // Already gone (an exit code, or a signal: then null, which no caller takes for a clean stop).

@@ -32,9 +32,20 @@ function workerPids(supervisor: number): number[] {
 async function supervisorWith(file: string, text: string) {
   writeFileSync(file, text)
   const proxy = await startProxyProcess(['serve', '--config', file, '--workers', '2'], BIN)
-  let stderr = ''
-  proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-  return { proxy, sup: proxy.child.pid!, log: () => stderr }
+  return { proxy, sup: proxy.child.pid!, log: () => proxy.stderr() }
+}
+
+/**
+ * Both workers said they listen (at most 10 s). A worker reads the config file as it starts: one
+ * still starting when a test edits the file reads the edit (the test had then seen both workers
+ * fail; a flake in an outside run).
+ */
+async function bothListening(log: () => string): Promise<boolean> {
+  for (let i = 0; i < 200; i++) {
+    if (new Set(log().match(/proxy listening worker=\d+/g)).size >= 2) return true
+    await Bun.sleep(50)
+  }
+  return false
 }
 
 /** The supervisor's two workers, once both run (at most 5 s). */
@@ -143,6 +154,7 @@ test('a worker dies after its config file was edited into an error: the others g
   try {
     const pids = await twoWorkers(sup)
     expect(pids).toHaveLength(2)
+    expect(await bothListening(log)).toBe(true)
     writeFileSync(file, `${good}garbage = [\n`)
     process.kill(pids[0]!, 'SIGKILL')
     for (let i = 0; i < 200 && !log().includes('cannot start again'); i++) await Bun.sleep(25)
