@@ -16,8 +16,12 @@ import type { Refused, RefusedFields } from './refused.ts'
 import type { ServerStream } from './stream.ts'
 import { SERVER_CIPHERS } from '../runtime/tls-policy.ts'
 
-/** ALPN wire format (RFC 7301 §3.1): length-prefixed protocol names. Bun wants it as one string. */
-export const ALPN_H2_HTTP1 = '\x02h2\x08http/1.1'
+/**
+ * ALPN wire format (RFC 7301 §3.1): length-prefixed protocol names, in the server's order of
+ * preference. Bun wants it as one string. "http/1.0" is served as in cleartext (`curl --http1.0`
+ * offers only it; without it in the list that client got no_application_protocol).
+ */
+export const ALPN_H2_HTTP1 = '\x02h2\x08http/1.1\x08http/1.0'
 export const ALPN_H2 = '\x02h2'
 
 export interface H2ConnectionOptions {
