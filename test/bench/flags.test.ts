@@ -54,3 +54,17 @@ test.skipIf(!existsSync('/dev/full'))('--samples that cannot be written during t
     origin.stop(true)
   }
 })
+
+test('a flag given twice takes its last value, as serve and check do; -H, --resolve, --connect-to and --data keep each', async () => {
+  // Before: "5s,6s" is not a duration; "3,4" is not a whole number (cac joins repeated values into a list).
+  const r = await bench(['http://127.0.0.1:1/', '--timeout', '5s', '--timeout', '2s', '-n', '3', '-n', '2', '--json'])
+  expect(r.code).toBe(ExitCode.BENCH_FAILED) // got as far as the refused connections
+  expect(r.json?.errors_by_kind).toEqual({ ECONNREFUSED: 2 })
+  // The last --cacert is the one read: the first names no file.
+  const c = await bench(['https://127.0.0.1:1/', '--cacert', '/nonexistent/ca.pem', '--cacert', '/nonexistent/other.pem', '--timeout', '2s'])
+  expect(c.code).toBe(ExitCode.USAGE)
+  expect(c.err).toContain('--cacert: cannot read "/nonexistent/other.pem": ENOENT')
+  // Repeatable ones keep every value: two --resolve rules, the second for another port, both accepted.
+  const two = await bench(['http://a.test:1/', '--resolve', 'a.test:1:127.0.0.1', '--resolve', 'a.test:2:127.0.0.1', '--timeout', '2s', '--json'])
+  expect(two.json?.errors_by_kind).toEqual({ ECONNREFUSED: 1 })
+})
