@@ -67,10 +67,12 @@ function unknownFlagMessage(argv: readonly string[], cli: CAC): string | undefin
   const command = cli.matchedCommand
   const known = new Set<string>()
   const valued = new Set<string>()
+  const declared: string[] = []
   for (const option of [...cli.globalCommand.options, ...(command?.options ?? [])]) {
     for (const part of option.rawName.split(',')) {
       const name = part.trim().split(/[ <[]/)[0]!
       known.add(name)
+      declared.push(name)
       if (!option.isBoolean) valued.add(name)
       // cac accepts both --x and --no-x for a flag declared either way.
       if (name.startsWith('--no-')) known.add(`--${name.slice(5)}`)
@@ -89,7 +91,9 @@ function unknownFlagMessage(argv: readonly string[], cli: CAC): string | undefin
     // ("-1", "-x"), which the flag before it was waiting for; "--data=-1" is read as its value.
     const before = args[i - 1]
     if (/^-[^-]/.test(arg) && before !== undefined && valued.has(before)) return `${before} ${arg}: a value starting with "-" is read as a flag; write it as ${before}=${arg} (${help})`
-    const near = closest(flag, [...known].filter((k) => k.startsWith('--') && !k.startsWith('--no-')))
+    // A mistyped "--no-…" is matched against the declared ones ("--no-resolv": --no-resolve), then the rest.
+    const negated = flag.startsWith('--no-') ? closest(flag, declared.filter((k) => k.startsWith('--no-'))) : undefined
+    const near = negated ?? closest(flag, [...known].filter((k) => k.startsWith('--') && !k.startsWith('--no-')))
     return `unknown flag ${flag}${near ? `; did you mean ${near}?` : ''} (${help})`
   }
   return undefined

@@ -248,6 +248,19 @@ describe('mistyped flags and commands get a did-you-mean (exit 2)', () => {
     expect(io.stderr.trim().split('\n')).toHaveLength(1)
   })
 
+  test('a mistyped --no-… flag is matched against the declared ones (it got no suggestion: outside README walk-through)', async () => {
+    const cases: [string[], string][] = [
+      [['check', '--upstream', 'http://127.0.0.1:1', '--no-resolv'], 'unknown flag --no-resolv; did you mean --no-resolve?'],
+      [['bench', 'http://127.0.0.1:1/', '--no-keepaliv'], 'unknown flag --no-keepaliv; did you mean --no-keepalive?'],
+      [['bench', 'http://127.0.0.1:1/', '--no-tls-resum'], 'unknown flag --no-tls-resum; did you mean --no-tls-resume?'],
+    ]
+    for (const [argv, message] of cases) {
+      const io = memoryIo()
+      expect(await runCli(argv, io)).toBe(ExitCode.USAGE)
+      expect(io.stderr).toContain(message)
+    }
+  })
+
   test('a config key written as a flag, and --flag=value', async () => {
     const a = memoryIo()
     expect(await runCli(['serve', '--upstream', 'origin.example', '--max_body_size', '1MB'], a)).toBe(ExitCode.USAGE)
