@@ -95,7 +95,7 @@ export class Http01Server {
       })
     } catch (err) {
       // A start failure like the proxy's own listener (E_LISTEN, exit 3).
-      throw new ProxyError('E_LISTEN', `cannot listen on ${hostPort(listen.host, listen.port)} for HTTP-01 challenges and https redirects: ${listenFailureReason(err)}; stop the process that listens there (ss -ltnp shows it), or choose another address with --acme-http-listen <host:port> (acme.http_listen in the config file); the CA must reach it on port 80`, { cause: err })
+      throw new ProxyError('E_LISTEN', `cannot listen on ${hostPort(listen.host, listen.port)} for HTTP-01 challenges and https redirects: ${listenFailureReason(err)}; stop the process that uses that port (ss -tanp 'sport = :${listen.port}' shows it), or choose another address with --acme-http-listen <host:port> (acme.http_listen in the config file); the CA must reach it on port 80`, { cause: err })
     }
     return this
   }

@@ -62,7 +62,7 @@ export const SERVER_FIELDS: readonly Field[] = [
   { key: 'max_header_size', prop: 'maxHeaderBytes', kind: { type: 'size' }, default: '16KiB', doc: 'Largest request head (request line and headers) accepted; 431 beyond. From 1KiB to 1MiB. Bun only: Deno keeps its own limit.' },
   { key: 'max_concurrent_requests', prop: 'maxConcurrentRequests', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most client requests served at once, per worker (streaming ones count until they end; an upgrade request is refused at the limit too, but neither it nor its tunnel counts: max_connections bounds those); beyond it, 503 with Retry-After and the connection closed. 0 means no limit.' },
   { key: 'http2', prop: 'http2', kind: { type: 'bool' }, default: true, doc: 'Offer HTTP/2 to clients by ALPN on a TLS listener (RFC 9113), beside HTTP/1.1 on the same port; WebSockets stay on HTTP/1.1. false: HTTP/1.1 only. Plain-text listeners speak HTTP/1.1.' },
-  { key: 'http2_max_concurrent_streams', prop: 'http2MaxConcurrentStreams', kind: { type: 'int', min: 1, max: 10000 }, default: 128, doc: 'Most requests in flight on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused with REFUSED_STREAM, which clients retry.' },
+  { key: 'http2_max_concurrent_streams', prop: 'http2MaxConcurrentStreams', kind: { type: 'int', min: 1, max: 10000 }, default: 128, doc: 'Most requests in flight on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused with REFUSED_STREAM, which clients retry. From 1 to 10000.' },
   { key: 'max_connections', prop: 'maxConnections', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most open client connections, per worker; a connection beyond it gets 503 with Retry-After and is closed. 0 means no limit. Not on Deno (its server does not expose connections).' },
   dpu('client_header_timeout', 'clientHeaderTimeoutMs', '10s', 'Time a client has to send a whole request head, from its first byte (or from connecting); 408 and close beyond. Not on Deno (Deno.serve has none).'),
   du('client_body_timeout', 'clientBodyTimeoutMs', '60s', 'Longest wait for the next bytes of a request body while the proxy is ready for them; 408 (or an aborted upstream request) and close beyond (over HTTP/2 the stream ends, the connection serves on). 0 means none. Not on Deno.'),
@@ -95,7 +95,7 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'max_idle_per_address', prop: 'maxIdlePerAddress', kind: { type: 'int', min: 0 }, default: 1024, doc: 'Idle keep-alive connections kept per upstream address.' },
   du('pool_idle_timeout', 'poolIdleTimeoutMs', '50s', 'An idle pooled upstream connection is closed after this long, or one second before the idle time its upstream says it keeps one (`Keep-Alive: timeout=N`, as Node.js servers send), whichever comes first, so that the proxy, not the upstream, ends an idle connection: a request sent as the upstream closes it is lost (a GET is retried, a POST cannot be). The default is under the 60 s idle timeout of AWS load balancers (ALB, Classic ELB), which send no Keep-Alive field.'),
   { key: 'max_conns_per_address', prop: 'maxConnsPerAddress', kind: { type: 'int', min: 0 }, default: 0, doc: 'Most concurrent connections to one upstream address; requests beyond it wait for a free one. 0 means no limit.' },
-  { key: 'retries', prop: 'retries', kind: { type: 'int', min: 0, max: 10 }, default: 2, doc: 'Extra attempts on another address after a connect failure, when the request can be replayed safely.' },
+  { key: 'retries', prop: 'retries', kind: { type: 'int', min: 0, max: 10 }, default: 2, doc: 'Extra attempts on another address after a connect failure, when the request can be replayed safely. From 0 to 10.' },
   d('retry_timeout', 'retryTimeoutMs', '10s', 'Total time spent on retries of one request.'),
   { key: 'fail_threshold', prop: 'failThreshold', kind: { type: 'int', min: 1 }, default: 1, doc: 'Consecutive connect failures that eject an address.' },
   dp('eject_time', 'ejectBaseMs', '1s', 'First ejection time of a failing address; after it a half-open probe (one request) decides: each failed probe doubles the time, up to eject_max_time. Requests that fail while the address is already ejected do not extend it.'),
@@ -124,7 +124,7 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
     default: 'off',
     doc: 'Rewrites the Path attribute of Set-Cookie, as nginx\'s proxy_cookie_path: "FROM TO" pairs; a path starting with FROM gets TO instead of it.',
   },
-  { key: 'prewarm', prop: 'prewarmConnections', kind: { type: 'int', min: 0, max: 64 }, default: 0, doc: 'Connections (TCP and TLS) opened ahead of traffic to each new address.' },
+  { key: 'prewarm', prop: 'prewarmConnections', kind: { type: 'int', min: 0, max: 64 }, default: 0, doc: 'Connections (TCP and TLS) opened ahead of traffic to each new address. From 0 to 64.' },
 ]
 
 export const ROUTE_FIELDS: readonly Field[] = [

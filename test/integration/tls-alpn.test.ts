@@ -15,7 +15,7 @@ afterEach(() => h.closeAll())
 const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
 
 /** One TLS connection offering `alpn` and sending `head`: the protocol chosen and the answer's first line, or the handshake's error. */
-function ask(port: number, alpn: string[], head: string): Promise<{ alpn?: string | false; status?: string; error?: string }> {
+function ask(port: number, alpn: string[], head: string): Promise<{ alpn?: string | false | null; status?: string; error?: string }> {
   return new Promise((resolve) => {
     const s = connect({ host: '127.0.0.1', port, ca: certs.ca, servername: 'proxy.test', ALPNProtocols: alpn })
     h.track(() => void s.destroy())
