@@ -53,6 +53,6 @@ export function listenError(role: ListenerRole, host: string, port: number, err:
   const message =
     role === 'admin'
       ? `cannot listen on admin address ${where}: ${reason}; ${inUse ? 'another process (another proxy on this machine?) has it, and each instance needs its own admin port: ' : ''}choose another with --admin 127.0.0.1:<port> (admin.listen in the config file), or turn it off with --admin off`
-      : `cannot listen on ${where}: ${reason}; ${inUse ? `stop the process that uses that port (ss -tanp 'sport = :${port}' shows it: a listener, or a connection of its own from that port), or ` : ''}choose another address with --listen <host:port> (server.listen in the config file)`
+      : `cannot listen on ${where}: ${reason}; ${inUse ? `stop what holds that port (ss -tanp 'sport = :${port}' shows it: a listener, a connection from that port, or one in TIME-WAIT, which lets go within 60 s), or ` : ''}choose another address with --listen <host:port> (server.listen in the config file)`
   return new ProxyError('E_LISTEN', message, { cause: err })
 }
