@@ -108,8 +108,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
       bytes_out: 0,
       duration_ms: 0,
       upstream: pool.upstream.name,
-      // Every field there is from the start (undefined ones are left out of the log line), so
-      // each record keeps one shape while the phases fill it in.
+      // Every field from the start (undefined ones are left out of the log line): one shape for every record while the phases fill it in.
       upstream_addr: undefined,
       upstream_status: undefined,
       upstream_connect_ms: undefined,
@@ -387,8 +386,10 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     this.record.error = code
     // What of the body the failed exchange had sent on (an upload cut by the client) is logged.
     if (this.endOfAnswer) this.record.bytes_in = this.endOfAnswer.requestBodyBytes
+    const reply = failureReply(code, this.requestId, detail)
+    this.record.bytes_out = this.req.method === 'HEAD' ? 0 : Buffer.byteLength(reply.body as string) // as nginx's $body_bytes_sent counts its error pages (a cut one is taken off: written())
     this.emit()
-    return failureReply(code, this.requestId, detail)
+    return reply
   }
 }
 
