@@ -215,8 +215,8 @@ export function targetFor(raw: string, resolves: string[], connectTos: string[])
   return t
 }
 
-/** The flags that keep every value when repeated (cac gives a list); any other takes its last, as serve's and check's do. */
-const REPEATABLE = new Set(['H', 'header', 'resolve', 'connectTo', 'connect-to', 'data', 'dataBinary', 'data-binary'])
+/** The flags that keep every value when repeated (cac gives a list; --slo's lists are joined, each objective kept); any other takes its last, as serve's and check's do. */
+const REPEATABLE = new Set(['H', 'header', 'resolve', 'connectTo', 'connect-to', 'data', 'dataBinary', 'data-binary', 'slo'])
 
 export async function benchCommand(url: string | undefined, opts: Record<string, unknown>, io: CliIo): Promise<number> {
   // `--timeout 5s --timeout 6s` was read as "5s,6s" and refused; `-n 3 -n 4` as "3,4".

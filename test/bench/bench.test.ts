@@ -155,6 +155,14 @@ describe('--slo exit codes', () => {
     expect(broken.out).toContain('FAIL p50.wait<1ms')
     expect((await bench([`http://127.0.0.1:${s.port}/`, '--slo', 'p50.wait<quick'])).code).toBe(ExitCode.USAGE)
   })
+
+  test('--slo given twice keeps both objectives: a broken first one still exits 4 (the review caught the last-value rule dropping it)', async () => {
+    const s = delayed(30)
+    const both = await bench([`http://127.0.0.1:${s.port}/`, '-n', '3', '--slo', 'p50.wait<1ms', '--slo', 'p99.total<5s'])
+    expect(both.code).toBe(ExitCode.SLO_BROKEN)
+    expect(both.out).toContain('FAIL p50.wait<1ms')
+    expect(both.out).toContain('p99.total<5s')
+  })
 })
 
 test('errors are counted by kind; all failing exits 5', async () => {
