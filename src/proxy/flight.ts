@@ -353,14 +353,13 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   clientGone(): void {
     if (this.answered || this.emitted) return
     this.gone = true
-    this.connection?.abortExchange(this, 'CLIENT_GONE', this.hooks.cutting?.() ? 'cut at the end of drain_timeout' : 'client closed the connection before the response')
+    this.connection?.abortExchange(this, 'CLIENT_GONE', 'client closed the connection before the response')
   }
 
   /**
-   * The listener refused the request itself once this flight had it (HTTP/2 request trailers
-   * above the cap): it answered `status`, or none (0: the answer had begun, the stream was reset).
-   * The record carries `code` and the status sent, whatever ends the request after (its stream
-   * closed, its body cut); the exchange in progress ends as for a client gone.
+   * The listener refused the request itself once this flight had it (HTTP/2 request trailers above the cap): it answered
+   * `status`, or none (0: the answer had begun, the stream was reset). The record carries `code` and the status sent, whatever
+   * ends the request after (its stream closed, its body cut); the exchange in progress ends as for a client gone.
    */
   refused(code: FailureCode, status: number, detail?: string): void {
     if (this.emitted) return
@@ -382,6 +381,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   /** The proxy's own answer for a failure, recorded (a client cut by a drain's end: DRAIN_TIMEOUT). */
   fail(failed: FailureCode, detail?: string): ProxyReply {
     const code = this.cutByDrain(failed)
+    if (code !== failed) this.record.error_detail = 'cut at the end of drain_timeout' // not the abort's "client closed ...", whichever path it took
     this.record.status = statusFor(code).status
     this.record.error = code
     // What of the body the failed exchange had sent on (an upload cut by the client) is logged.

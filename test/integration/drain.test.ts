@@ -257,4 +257,24 @@ test('an upload still coming in at drain_timeout is cut with the rest: the drain
   // The drain ended before the client stopped sending: it did not linger on the upload.
   expect(drained).toBeLessThanOrEqual(dribbleEnded)
   expect(c.closed()).toBe(true)
+  // It was told why first: the 503 its record says (it was cut with nothing said, while logged 503; twenty-second session).
+  expect(c.got()).toStartWith('HTTP/1.1 503 ')
+  expect(c.got()).toContain('cut at the end of drain_timeout')
 }, 30_000)
+
+test('a request queued for an upstream connection (max_conns_per_address) at drain_timeout gets the 503 too, its detail the drain\'s (it said "client closed the connection before the request was sent")', async () => {
+  const origin = h.origin({ fetch: () => new Promise<Response>(() => {}) }) // never answers
+  const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}`, max_conns_per_address: 1 } })
+  const records: { path: string; status: number; error?: string; error_detail?: string }[] = []
+  const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), hooks: { onRecord: (r) => records.push(r) } }).start()
+  h.track(() => proxy.close())
+  const ask = (path: string) => fetch(`${proxy.url}${path}`).then(async (r) => ({ status: r.status, body: await r.text() }), () => 'cut')
+  const first = ask('/first')
+  expect(await waitFor(() => proxy.pendingRequests === 1)).toBe(true)
+  const queued = ask('/queued')
+  expect(await waitFor(() => proxy.pendingRequests === 2)).toBe(true)
+  await proxy.drain(300)
+  for (const answer of [await first, await queued]) expect(answer).toMatchObject({ status: 503, body: expect.stringContaining('cut at the end of drain_timeout') })
+  expect(await waitFor(() => records.length === 2)).toBe(true)
+  for (const path of ['/first', '/queued']) expect(records.find((r) => r.path === path)).toMatchObject({ status: 503, error: 'DRAIN_TIMEOUT', error_detail: 'cut at the end of drain_timeout' })
+})

@@ -382,9 +382,9 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.onClose(undefined)
   }
 
-  /** drain_timeout's end: a request read whole whose answer has not begun gets the 503 its record says (DRAIN_TIMEOUT), then a FIN if the socket took it all; the rest are cut (no lingering past the drain). */
+  /** drain_timeout's end: a request whose answer has not begun (an upload still coming in too) gets the 503 its record says (DRAIN_TIMEOUT), then a FIN if the socket took it all; the rest are cut (no lingering past the drain). */
   cut(): void {
-    const flight = this.phase === Phase.Busy && this.head !== undefined && !this.responded && !this.bodyOpen ? this.inFlight : undefined
+    const flight = this.phase === Phase.Busy && this.head !== undefined && !this.responded ? this.inFlight : undefined
     if (!flight) return this.destroy()
     ;[this.closeAfter, this.inFlight] = [true, undefined]
     this.writeReply(failureReply('DRAIN_TIMEOUT', flight.requestId))

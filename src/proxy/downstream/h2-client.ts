@@ -303,10 +303,13 @@ class StreamExchange implements ClientInfo, ReplySink {
     }
   }
 
-  /** drain_timeout's end (H2Client.cut): answered 503 DRAIN_TIMEOUT if the request came whole and no answer began; false otherwise. */
+  /**
+   * drain_timeout's end (H2Client.cut): answered 503 DRAIN_TIMEOUT if no answer began; false otherwise. An upload still coming
+   * in gets it too, then RST_STREAM(NO_ERROR) once it is sent (the session's rule for an answer before the request's end, RFC 9113 §8.1).
+   */
   cutByDrain(): boolean {
     const flight = this.closing.flight
-    if (flight === undefined || this.stream.responseStarted || !this.stream.remoteEnded) return false
+    if (flight === undefined || this.stream.responseStarted) return false
     this.closing.flight = undefined
     this.answer(failureReply('DRAIN_TIMEOUT', flight.requestId))
     this.answeredByDrain = true
