@@ -21,6 +21,7 @@ import { exposedAdminWarning } from '../proxy/observe/admin.ts'
 import { WorkersAdmin, type WorkerSlot } from '../proxy/observe/workers-admin.ts'
 import { isDeno } from '../runtime/detect.ts'
 import { PageTrimmer } from '../runtime/page-trim.ts'
+import { canSharePort, lockAddress } from '../runtime/shared-port.ts'
 
 /** Set in a worker's environment to its index; its absence marks the supervisor. */
 export const WORKER_ENV = 'PROXY_WORKER'
@@ -78,6 +79,15 @@ function selfCommand(): string[] {
  * Returns the port, a concrete one for port 0 ("any free port"), so every worker shares it.
  */
 async function claimPort(role: ListenerRole, host: string, port: number): Promise<number> {
+  // The address is the supervisor's among proxies while it runs, as a single process's is (runtime/shared-port.ts lockAddress).
+  const lock = (p: number) => {
+    try {
+      if (canSharePort) lockAddress(host, p)
+    } catch (err) {
+      throw listenError(role, host, p, Object.assign(new Error('another proxy process listens there'), { code: 'EADDRINUSE', cause: err }))
+    }
+  }
+  if (port !== 0) lock(port)
   const srv = createServer()
   try {
     await new Promise<void>((resolve, reject) => {
@@ -89,6 +99,7 @@ async function claimPort(role: ListenerRole, host: string, port: number): Promis
   }
   const p = (srv.address() as { port: number }).port
   await new Promise<void>((resolve) => srv.close(() => resolve()))
+  if (port === 0) lock(p)
   return p
 }
 

@@ -13,7 +13,7 @@ import type { LogFn } from '../lib/logger.ts'
 import { hostPort } from '../lib/net.ts'
 import { isBun } from '../runtime/detect.ts'
 import type { Listener } from '../runtime/listener.ts'
-import { canSharePort, claimPort, migratesQueuedConnections } from '../runtime/shared-port.ts'
+import { AddressLocks, canSharePort, migratesQueuedConnections } from '../runtime/shared-port.ts'
 import { readCaBundle, validityProblem, type TlsPair } from '../runtime/tls-files.ts'
 import { http1Settings, listenerTls, settingsKey, socketKey } from './listener-config.ts'
 import { Admission } from './downstream/admission.ts'
@@ -63,6 +63,8 @@ export class ProxyServer implements ProxyView {
   private started = false
   /** The hint about net.ipv4.tcp_migrate_req was logged (once a process). */
   private migrateHinted = false
+  /** One process sharing its port: the lock on the address it listens on, among proxies (runtime/shared-port.ts). */
+  private readonly locks = new AddressLocks()
   private readonly admission: Admission
 
   constructor(
@@ -223,7 +225,7 @@ export class ProxyServer implements ProxyView {
       return listenHttp1({
         hostname: cfg.listen.host,
         // One process sharing its port: the address claimed alone first (a port in use still fails to start).
-        port: joinPort ?? (reusePort && !this.opts.reusePort ? claimPort(cfg.listen.host, cfg.listen.port) : cfg.listen.port),
+        port: joinPort ?? (reusePort && !this.opts.reusePort ? this.locks.claim(cfg.listen.host, cfg.listen.port) : cfg.listen.port),
         tls,
         dynamicTls: this.opts.dynamicTls,
         reusePort,
@@ -274,6 +276,7 @@ export class ProxyServer implements ProxyView {
     } catch (err) {
       // Roll back: keep serving the previous generation; close what was built for the new one.
       for (const [name, p] of gen?.upstreams ?? []) if (prev.upstreams.get(name) !== p) this.closeParts(p, prev.upstreams.values())
+      this.locks.settle(prev.config.server.listen.host, this.port) // a moved listener's new lock, let go
       throw err
     }
     this.gen = gen
@@ -287,6 +290,7 @@ export class ProxyServer implements ProxyView {
       this.server = newListener
       this.serverTls = nextTls
       if (old !== newListener) void old?.stop(false, RELOAD_IDLE_GRACE_MS)
+      this.locks.settle(next.server.listen.host, this.port)
     } else if (this.server?.update && settingsKey(prev.config) !== settingsKey(next)) {
       this.server.update(http1Settings(next))
     }
@@ -404,6 +408,7 @@ export class ProxyServer implements ProxyView {
     this.admission.stopping = true
     void this.server?.stop(true)
     this.server = undefined
+    this.locks.close()
     for (const p of this.gen.upstreams.values()) this.closeParts(p)
   }
 }
