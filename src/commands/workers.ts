@@ -84,6 +84,7 @@ async function claimPort(role: ListenerRole, host: string, port: number): Promis
     try {
       if (canSharePort) lockAddress(host, p)
     } catch (err) {
+      if ((err as { code?: unknown }).code !== 'EADDRINUSE') return // no abstract sockets here (a sandbox): no lock
       throw listenError(role, host, p, Object.assign(new Error('another proxy process listens there'), { code: 'EADDRINUSE', cause: err }))
     }
   }

@@ -99,6 +99,8 @@ export class AddressLocks {
     try {
       release = lockAddress(hostname, port)
     } catch (err) {
+      // Only "in use" is another proxy; where abstract sockets are not allowed (a sandbox), the claim goes on without the lock.
+      if ((err as { code?: unknown }).code !== 'EADDRINUSE') return () => {}
       throw Object.assign(new Error(`another proxy process listens on ${key} (or is starting there)`), { code: 'EADDRINUSE', cause: err })
     }
     this.held.set(key, release)
