@@ -209,7 +209,7 @@ describe('proxy check resolves every upstream once', () => {
       expect(await runCli(['check', '--upstream', 'https://gone.test', '--resolver', `127.0.0.1:${dns.port}`], bad)).toBe(ExitCode.CHECK_UNRESOLVED)
       expect(bad.stdout).toContain('unresolved upstream default (gone.test): NXDOMAIN')
       // And on stderr, for a stdout sent to a file (it exited 6 without a word there: outside README walk-through).
-      expect(bad.stderr).toContain('error [E_UNRESOLVED] upstream default (gone.test) did not resolve (NXDOMAIN')
+      expect(bad.stderr).toContain('error [E_UNRESOLVED] upstream default (gone.test) did not resolve: NXDOMAIN')
       expect(ok.stderr).not.toContain('E_UNRESOLVED')
     } finally {
       dns.close()

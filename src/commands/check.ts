@@ -75,7 +75,7 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
   }
   // Said on stderr too: with stdout sent to a file (check > full.toml) exit 6 came without a word.
   for (const [name, r] of unresolved) {
-    io.err(`error [E_UNRESOLVED] upstream ${name} (${config.upstreams[name]!.host}) did not resolve (${r.error}): the config is valid, but serve would answer 503 for it until the name resolves; check the name and the resolvers, or give --no-resolve to check the config alone\n`)
+    io.err(`error [E_UNRESOLVED] upstream ${name} (${config.upstreams[name]!.host}) did not resolve: ${r.error}; the config is valid, but serve would answer 503 for it until the name resolves; check the name and the resolvers, or give --no-resolve to check the config alone\n`)
   }
   return unresolved.length > 0 ? ExitCode.CHECK_UNRESOLVED : ExitCode.OK
 }

@@ -15,9 +15,11 @@ import { ProxyError } from '../lib/errors.ts'
 export interface TlsPair {
   cert: string
   key: string
-  /** The leaf's validity window (loadTlsPair fills it in: validityProblem, the admin's days left). */
+  /** The leaf's start and the chain's earliest end (loadTlsPair fills them in: validityProblem, the admin's days left). */
   notBeforeMs?: number
   notAfterMs?: number
+  /** Which certificate ends first when it is not the leaf: "certificate 2 of 3 (subject …)", an intermediate. */
+  endsFirst?: string
 }
 
 /**
@@ -50,7 +52,11 @@ export function loadTlsPair(certFile: string, keyFile: string, names: { cert?: s
     }
     throw new ProxyError('E_TLS_FILES', `${keyName}: "${keyFile}" is not the key of the certificate in "${certFile}" (subject ${subjectOf(leaf)}); give the pair that belongs together`)
   }
-  return { cert, key, notBeforeMs: Date.parse(leaf.validFrom), notAfterMs: Date.parse(leaf.validTo) }
+  // An expired intermediate fails clients as an expired leaf does: the chain ends with its first certificate to end.
+  const ends = chain.map((c) => Date.parse(c.validTo))
+  const first = ends.reduce((at, end, i) => (end < ends[at]! ? i : at), 0)
+  const endsFirst = first > 0 ? `certificate ${first + 1} of ${chain.length} (subject ${subjectOf(chain[first]!)})` : undefined
+  return { cert, key, notBeforeMs: Date.parse(leaf.validFrom), notAfterMs: ends[first] ?? Date.parse(leaf.validTo), endsFirst }
 }
 
 const DAY_MS = 86_400_000
@@ -67,9 +73,12 @@ export function validityProblem(pair: TlsPair, certFile: string, certName = 'ser
   if (from === undefined || to === undefined || Number.isNaN(from) || Number.isNaN(to)) return undefined
   const day = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
   const renew = 'renew it and send SIGHUP (a reload reads the files again)'
-  if (nowMs >= to) return `${certName}: the certificate in "${certFile}" expired on ${day(to)} (${Math.floor((nowMs - to) / DAY_MS)} day(s) ago): clients refuse it; ${renew}`
+  const which = pair.endsFirst ? `${pair.endsFirst} in "${certFile}"` : `the certificate in "${certFile}"`
+  const ago = Math.floor((nowMs - to) / DAY_MS)
+  // notAfter is the last moment of validity (RFC 5280 §4.1.2.5): expired after it.
+  if (nowMs > to) return `${certName}: ${which} expired on ${day(to)} (${ago === 0 ? 'less than a day' : `${ago} day(s)`} ago): clients refuse it; ${renew}`
   if (nowMs < from) return `${certName}: the certificate in "${certFile}" is not valid until ${day(from)}: clients refuse it until then (is this machine's clock right?)`
-  if (to - nowMs < Math.min(7 * DAY_MS, (to - from) / 3)) return `${certName}: the certificate in "${certFile}" expires on ${day(to)}, in ${((to - nowMs) / DAY_MS).toFixed(1)} day(s); ${renew}`
+  if (to - nowMs < Math.min(7 * DAY_MS, (to - from) / 3)) return `${certName}: ${which} expires on ${day(to)}, in ${((to - nowMs) / DAY_MS).toFixed(1)} day(s); ${renew}`
   return undefined
 }
 

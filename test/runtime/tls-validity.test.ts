@@ -16,6 +16,9 @@ import { staticSource } from '../../src/proxy/upstream/address-source.ts'
 import { loadTlsPair, validityProblem } from '../../src/runtime/tls-files.ts'
 import { makeCerts, makeDatedCert } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
+import { testDir } from '../support/temp-dir.ts'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -32,6 +35,9 @@ test('expired, not yet valid and near its end are said, with what to do; a certi
   expect(validityProblem(pair, 'c.pem', 'server.tls_cert', from - DAY)).toMatch(/is not valid until .*clock/)
   expect(validityProblem(pair, 'c.pem', 'server.tls_cert', to - 5 * DAY)).toMatch(/expires on .*, in 5\.0 day\(s\); renew it/)
   expect(validityProblem(pair, 'c.pem', 'server.tls_cert', to - 8 * DAY)).toBeUndefined()
+  // notAfter is the last valid moment (RFC 5280 §4.1.2.5); just past it, "less than a day".
+  expect(validityProblem(pair, 'c.pem', 'server.tls_cert', to)).toMatch(/expires on/)
+  expect(validityProblem(pair, 'c.pem', 'server.tls_cert', to + 1000)).toMatch(/expired on .* \(less than a day ago\)/)
   // A short-lived certificate (six days, as Let's Encrypt issues them) is near its end only in its last third.
   const short = { ...pair, notBeforeMs: from, notAfterMs: from + 6 * DAY }
   expect(validityProblem(short, 'c.pem', 'server.tls_cert', from + 3.5 * DAY)).toBeUndefined()
@@ -79,4 +85,15 @@ test('proxy check warns of an expired certificate on stderr and still exits 0 (s
   expect(await runCli(['check', '--upstream', 'http://127.0.0.1:1', '--tls-cert', expired.certFile, '--tls-key', expired.keyFile, '--no-resolve'], io)).toBe(ExitCode.OK)
   expect(io.stderr).toContain(`warning: (flags): --tls-cert: the certificate in "${expired.certFile}" expired on 2020-02-01T00:00:00Z`)
   expect(io.stdout).toContain('config ok')
+})
+
+test('an intermediate that ends before the leaf is the one named, with its place in the chain', () => {
+  const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+  const expired = makeDatedCert(new Date('2020-01-01T00:00:00Z'), new Date('2020-02-01T00:00:00Z'))
+  const dir = testDir('proxy-chain-')
+  const chain = join(dir, 'chain.pem')
+  writeFileSync(chain, certs.cert + expired.cert)
+  const pair = loadTlsPair(chain, certs.keyFile)
+  expect(pair.endsFirst).toMatch(/^certificate 2 of 2 \(subject CN=proxy\.test\)$/)
+  expect(validityProblem(pair, chain)).toMatch(/^server\.tls_cert: certificate 2 of 2 \(subject CN=proxy\.test\) in ".*chain\.pem" expired on 2020-02-01T00:00:00Z/)
 })
