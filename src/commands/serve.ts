@@ -154,6 +154,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
         throw err
       }
       proxyPort = proxy.port // port 80's redirects point at the listener a reload moved
+      metrics.retain(Object.keys(next.upstreams))
       if (movedAdmin) {
         await admin.close()
         admin = movedAdmin
