@@ -63,6 +63,7 @@ export class AdminServer {
     const denied = refuseForeignHost(req, this.cfg.listen?.host, this.cfg.token) ?? refuseWithoutToken(req, this.cfg.token)
     if (denied) return denied
     const url = requestUrl(req)
+    if (!url) return badHost()
     const path = url.pathname
     const wrongMethod = refuseWrite(req, path)
     if (wrongMethod) return wrongMethod
@@ -258,10 +259,21 @@ function whyNotReady(u: UpstreamView): string {
 /**
  * The request's URL. Bun gives an absolute one when the request carried a Host, else the target
  * as sent ("/healthz": HTTP/1.0 allows no Host, and a bare health check may send none), which
- * new URL() throws on; it is read against a placeholder origin then.
+ * new URL() throws on; it is read against a placeholder origin then. undefined when the Host
+ * makes no URL ("[::1%25lo]", "a:99999"): the caller answers 400 (RFC 9112 §3.2), where the
+ * throw had answered 500 "internal error", logged nowhere.
  */
-export function requestUrl(req: Request): URL {
-  return new URL(req.url, 'http://admin.invalid')
+export function requestUrl(req: Request): URL | undefined {
+  try {
+    return new URL(req.url, 'http://admin.invalid')
+  } catch {
+    return undefined
+  }
+}
+
+/** The answer to a request whose Host is no host[:port] (requestUrl). */
+export function badHost(): Response {
+  return new Response('400 invalid Host: give host[:port], an IPv6 address in brackets without a zone, a port from 1 to 65535\n', { status: 400 })
 }
 
 /** A 401 when the admin token is set and `req` does not carry it (shared with workers-admin.ts). */

@@ -10,7 +10,7 @@
 import type { ResolvedAdmin } from '../../config/schema.ts'
 import type { Listener } from '../../runtime/listener.ts'
 import { VERSION } from '../../version.ts'
-import { adminUrl, listenAdmin, refuseForeignHost, refuseWithoutToken, refuseWrite, requestUrl } from './admin.ts'
+import { adminUrl, badHost, listenAdmin, refuseForeignHost, refuseWithoutToken, refuseWrite, requestUrl } from './admin.ts'
 import { mergeFamilies, parseExposition, renderExposition, summedFamilies, type Family, type MetricsInput } from './merge-metrics.ts'
 import { statusTotals } from './merge-status.ts'
 
@@ -84,6 +84,7 @@ export class WorkersAdmin {
     const denied = refuseForeignHost(req, this.cfg.listen?.host, this.cfg.token) ?? refuseWithoutToken(req, this.cfg.token)
     if (denied) return denied
     const url = requestUrl(req)
+    if (!url) return badHost()
     const wrongMethod = refuseWrite(req, url.pathname)
     if (wrongMethod) return wrongMethod
     switch (url.pathname) {

@@ -48,6 +48,21 @@ test('HTTP/1.0 without Host (allowed there, RFC 9112 §3.2; bare health checkers
   expect(body(workers)).toBe('not ok: no worker answers (0 configured)\n')
 })
 
+test('a Host that makes no URL (a zone id, a port past 65535, a bare IPv6 address) gets 400, not 500 "internal error" logged nowhere (outside IPv6 sweep)', async () => {
+  const plain = adminServer()
+  const tokened = adminServer({ token: 'secret-token' }) // with a token the Host is not checked against loopback
+  const workers = workersAdmin()
+  for (const host of ['127.0.0.1:99999', 'localhost:65536', '[::1%25lo]', '[::1]x']) {
+    expect([host, statusLine(await send(plain.port, `GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`))]).toEqual([host, 'HTTP/1.1 400 Bad Request'])
+    expect([host, statusLine(await send(workers.port, `GET /metrics HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`))]).toEqual([host, 'HTTP/1.1 400 Bad Request'])
+  }
+  for (const host of ['::1', '::1:9090', 'a:99999']) {
+    const reply = await send(tokened.port, `GET /status HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer secret-token\r\nConnection: close\r\n\r\n`)
+    expect([host, statusLine(reply)]).toEqual([host, 'HTTP/1.1 400 Bad Request'])
+    expect(body(reply)).toContain('invalid Host')
+  }
+})
+
 const get = (path: string, host: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`
 
 test('on loopback, a Host not naming loopback (a page after DNS rebinding) gets 403; loopback names are answered', async () => {
