@@ -73,7 +73,11 @@ export class AddressLocks {
       this.hold(hostname, chosen)
       return chosen
     }
+    // This process listens on the port already (a reload from 127.0.0.1:P to 0.0.0.0:P, [::1]:P to [::]:P): the probe would
+    // meet its own socket ("address in use"; nginx fails these reloads too); the new one opens beside it, as on the same address.
+    const ownPort = [...this.held.keys()].some((k) => k.endsWith(`:${port}`))
     const release = this.hold(hostname, port)
+    if (ownPort) return port
     try {
       return claimPort(hostname, port)
     } catch (err) {

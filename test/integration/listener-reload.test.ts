@@ -225,3 +225,17 @@ test.skipIf(process.platform !== 'linux')('one process listens with SO_REUSEPORT
   const hinted = lines.some((m) => m.includes('net.ipv4.tcp_migrate_req=1'))
   expect(hinted).toBe(migratesQueuedConnections() === false)
 })
+
+test.skipIf(process.platform !== 'linux')('a reload to another address on the same port that overlaps the old one ([::ffff:127.0.0.1]:P to 127.0.0.1:P) opens beside it: no "address in use" from the proxy\'s own socket', async () => {
+  const origin = h.origin({ fetch: () => new Response('hello') })
+  const port = await freePort()
+  const flags = (listen: string) => ({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listen } })
+  const { proxy } = h.proxy(flags(`[::ffff:127.0.0.1]:${port}`))
+  expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('hello')
+  await proxy.reload(h.config(flags(`127.0.0.1:${port}`)))
+  expect(proxy.port).toBe(port)
+  expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('hello')
+  // And back.
+  await proxy.reload(h.config(flags(`[::ffff:127.0.0.1]:${port}`)))
+  expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('hello')
+})
