@@ -16,7 +16,7 @@ import { bracketedIpv6, hostPort } from '../lib/net.ts'
 import { DNS_NAME_RE, looseIpv4, looseIpv4Problem, parseResolverAddress, parseUpstreamUrl, show } from './addresses.ts'
 import { coerceField } from './coerce.ts'
 import { closest } from '../lib/suggest.ts'
-import { HOST_VALUE } from '../http1/chars.ts'
+import { isHostValue } from '../http1/chars.ts'
 
 export { parseHostPort, parseResolverAddress, parseUpstreamUrl } from './addresses.ts'
 
@@ -243,7 +243,7 @@ function resolveUpstream(ctx: Ctx, name: string, prefix: string, table: Table): 
   if (sni !== undefined && isIP(sni) === 0 && !DNS_NAME_RE.test(sni)) {
     fail(ctx, `${prefix}.tls_server_name`, `${show(sni)} is not a DNS name or an IP address; use e.g. "origin.example.com"`)
   }
-  if (f.hostHeader !== undefined && !HOST_VALUE.test(f.hostHeader as string)) fail(ctx, `${prefix}.host_header`, `${show(f.hostHeader)} is not host[:port] (RFC 9110 §7.2); use e.g. "www.example.com" or "[2001:db8::1]:8443"`)
+  if (f.hostHeader !== undefined && !isHostValue(f.hostHeader as string)) fail(ctx, `${prefix}.host_header`, `${show(f.hostHeader)} is not host[:port] (RFC 9110 §7.2); use e.g. "www.example.com" or "[2001:db8::1]:8443"`)
   return {
     ...(f as unknown as ResolvedUpstream),
     name,

@@ -4,6 +4,7 @@
  * hand on the hot path), the Host value, Content-Length values, Upgrade's protocol list and a
  * backslash in a target's path (RFC 9110 §5.5, §5.6.2, §7.2, §7.8, §8.6; RFC 3986 §3.3).
  */
+import { isIPv6 } from 'node:net'
 
 /** tchar by character code: 1 where allowed in a token (a method or a header name). */
 export const TCHAR = new Uint8Array(128)
@@ -90,8 +91,13 @@ function nameHash(b: Uint8Array, from: number, to: number): number {
   return ((to - from) * 961 + (b[from]! | 0x20) * 31 + (b[to - 1]! | 0x20) * 7 + (b[to - 2]! | 0x20)) & (NAME_SLOTS - 1)
 }
 
-/** A Host value: reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2); no userinfo, no list. */
+/** A Host value: reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2); no userinfo, no list. Test with isHostValue (the IPv6 address's own syntax too). */
 export const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{1,5})?$/
+
+/** HOST_VALUE, and a bracketed literal an IPv6 address (RFC 3986 §3.2.2: "[:::1]" or "[1:2:3:4:5:6:7:8:9]" is no host). */
+export function isHostValue(s: string): boolean {
+  return HOST_VALUE.test(s) && (s[0] !== '[' || isIPv6(s.slice(1, s.indexOf(']'))))
+}
 
 /** Characters of a reg-name or IPv4 host in HOST_VALUE (1), and of a bracketed IPv6 one (2). */
 const HOST_CHAR = new Uint8Array(128)
@@ -107,6 +113,8 @@ export function isHostValueBytes(b: Uint8Array, from: number, to: number): boole
     const start = i
     while (i < to && b[i]! < 128 && (HOST_CHAR[b[i]!]! & 2) !== 0) i++
     if (i === start || i >= to || b[i] !== 0x5d) return false
+    // The characters are an IPv6 address's; so must their order be (a rare field: a string made for it).
+    if (!isIPv6(String.fromCharCode(...b.subarray(start, i)))) return false
     i++
   } else {
     const start = i

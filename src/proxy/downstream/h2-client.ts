@@ -11,7 +11,7 @@
  * 2^31-1, then the last stream id).
  */
 import type { Socket } from 'bun'
-import { HOST_VALUE } from '../../http1/chars.ts'
+import { isHostValue } from '../../http1/chars.ts'
 import { HeadHeaders } from '../../http1/request-head.ts'
 import { isBodiless } from '../../http1/response-encode.ts'
 import { httpDateNow } from '../../lib/clock.ts'
@@ -76,7 +76,7 @@ export class H2Client {
         ? ['METHOD_NOT_ALLOWED', 'CONNECT is not supported: this is not an open proxy']
         : !(r.path.startsWith('/') || (r.path === '*' && r.method === 'OPTIONS'))
           ? ['BAD_REQUEST', 'invalid :path']
-          : r.authority === '' || !HOST_VALUE.test(r.authority)
+          : r.authority === '' || !isHostValue(r.authority)
             ? ['BAD_REQUEST', 'missing or invalid :authority']
             : undefined)
     if (refusal) {

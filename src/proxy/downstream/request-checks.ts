@@ -9,7 +9,7 @@
  * Used by the runtime front (downstream/runtime-front.ts) only: the own listener's parser (http1/request-head.ts)
  * makes these checks itself.
  */
-import { backslashInPath, HOST_VALUE } from '../../http1/chars.ts'
+import { backslashInPath, isHostValue } from '../../http1/chars.ts'
 import type { FailureCode } from '../errors.ts'
 
 const VISIBLE_ASCII = /^[\x21-\x7e]*$/
@@ -61,7 +61,7 @@ export function checkRequest(req: Request, maxHeaderBytes = 0): Rejection | unde
   if (te !== null && te.trim().toLowerCase() !== 'chunked') return { code: 'NOT_IMPLEMENTED', reason: `unsupported Transfer-Encoding "${te}"; only chunked is accepted` }
   const host = req.headers.get('host')
   if (host === null) return undefined // HTTP/1.0 without Host: allowed; the upstream's host is sent
-  if (!HOST_VALUE.test(host)) return { code: 'BAD_REQUEST', reason: 'invalid or repeated Host header' }
+  if (!isHostValue(host)) return { code: 'BAD_REQUEST', reason: 'invalid or repeated Host header' }
   // Where the runtime keeps an absolute-form target's authority in req.url (Deno), a mismatch
   // with Host means the target names another authority. Bun rewrites absolute-form targets to
   // origin-form with the Host header's authority before we see them, so on Bun the request is
