@@ -224,7 +224,10 @@ export function decodeMessage(buf: Uint8Array): Message {
   }
 }
 
-function ipv6Bytes(text: string): number[] {
+function ipv6Bytes(address: string): number[] {
+  // A dotted IPv4 tail (::ffff:192.0.2.1, RFC 4291 §2.2) as its two groups.
+  const dotted = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(address)
+  const text = dotted ? `${dotted[1]}${((+dotted[2]! << 8) | +dotted[3]!).toString(16)}:${((+dotted[4]! << 8) | +dotted[5]!).toString(16)}` : address
   const [head, tail] = text.split('::') as [string, string | undefined]
   const h = head ? head.split(':') : []
   const t = tail !== undefined && tail ? tail.split(':') : []
@@ -238,6 +241,8 @@ function ipv6Bytes(text: string): number[] {
 }
 
 function ipv6Text(b: Uint8Array): string {
+  // An IPv4-mapped address with its IPv4 part dotted, as RFC 5952 §5 recommends (and ss, nginx and Node print it).
+  if (b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff) return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`
   const groups: string[] = []
   for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16))
   // Compress the longest run of zero groups (RFC 5952).

@@ -33,6 +33,20 @@ describe('wire', () => {
     expect(m.answers.map((r) => r.data)).toEqual(['lb.example', '192.0.2.10', '2001:db8::1'])
   })
 
+  test('an IPv4-mapped AAAA reads as ::ffff:a.b.c.d (RFC 5952 §5), and is written from that form (it printed ::ffff:7f00:2: outside IPv6 sweep)', () => {
+    const bytes = encodeResponse({
+      id: 8, authoritative: true, truncated: false, recursionDesired: true, recursionAvailable: true, rcode: RCODE.NOERROR,
+      questions: [{ name: 'm.example', type: TYPE.AAAA }],
+      answers: [
+        { name: 'm.example', type: TYPE.AAAA, ttl: 60, data: '::ffff:127.0.0.2' },
+        { name: 'm.example', type: TYPE.AAAA, ttl: 60, data: '::ffff:7f00:3' },
+        { name: 'm.example', type: TYPE.AAAA, ttl: 60, data: '64:ff9b::c000:201' }, // NAT64, not mapped: hex
+      ],
+      authorities: [],
+    })
+    expect(decodeMessage(bytes).answers.map((r) => r.data)).toEqual(['::ffff:127.0.0.2', '::ffff:127.0.0.3', '64:ff9b::c000:201'])
+  })
+
   test('compression pointers are followed', () => {
     // Header, question "a.example" A IN, answer with name = pointer to offset 12 (the question name).
     const q = Array.from(encodeQuery(1, 'a.example', TYPE.A))
