@@ -21,7 +21,7 @@ import { exposedAdminWarning } from '../proxy/observe/admin.ts'
 import { WorkersAdmin, type WorkerSlot } from '../proxy/observe/workers-admin.ts'
 import { isDeno } from '../runtime/detect.ts'
 import { PageTrimmer } from '../runtime/page-trim.ts'
-import { canSharePort, lockAddress } from '../runtime/shared-port.ts'
+import { AddressLocks, canSharePort } from '../runtime/shared-port.ts'
 
 /** Set in a worker's environment to its index; its absence marks the supervisor. */
 export const WORKER_ENV = 'PROXY_WORKER'
@@ -78,17 +78,19 @@ function selfCommand(): string[] {
  * --workers on the same port would silently share it with the first (measured: both started).
  * Returns the port, a concrete one for port 0 ("any free port"), so every worker shares it.
  */
+/** The supervisor's address lock, kept for its life (let go when the process ends). */
+const supervisorLocks = new AddressLocks()
+
 async function claimPort(role: ListenerRole, host: string, port: number): Promise<number> {
-  // The address is the supervisor's among proxies while it runs, as a single process's is (runtime/shared-port.ts lockAddress).
-  const lock = (p: number) => {
+  // On Linux with Bun, as a single process claims its address (runtime/shared-port.ts): the lock among
+  // proxies, held while the supervisor runs (supervisorLocks), then the port alone for a moment.
+  if (canSharePort) {
     try {
-      if (canSharePort) lockAddress(host, p)
+      return supervisorLocks.claim(host, port)
     } catch (err) {
-      if ((err as { code?: unknown }).code !== 'EADDRINUSE') return // no abstract sockets here (a sandbox): no lock
-      throw listenError(role, host, p, Object.assign(new Error('another proxy process listens there'), { code: 'EADDRINUSE', cause: err }))
+      throw listenError(role, host, port, err)
     }
   }
-  if (port !== 0) lock(port)
   const srv = createServer()
   try {
     await new Promise<void>((resolve, reject) => {
@@ -100,7 +102,6 @@ async function claimPort(role: ListenerRole, host: string, port: number): Promis
   }
   const p = (srv.address() as { port: number }).port
   await new Promise<void>((resolve) => srv.close(() => resolve()))
-  if (port === 0) lock(p)
   return p
 }
 
