@@ -4,6 +4,7 @@
  * token. Request metrics come from metrics.ts; pool and resolver state are read at request time
  * through the server's read-only view (view.ts).
  */
+import { daysLeft } from '../../acme/schedule.ts'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { ResolvedAdmin } from '../../config/schema.ts'
 import { listenError } from '../../lib/listen-error.ts'
@@ -127,7 +128,7 @@ export class AdminServer {
     const cache = this.deps.cache?.status()
     const acme = this.deps.tls?.status()
     const cert = proxy.certificate
-    const tls = cert ? { tls_certificate: { file: cert.file, not_after: new Date(cert.notAfterMs).toISOString(), days_left: Number(((cert.notAfterMs - Date.now()) / 86_400_000).toFixed(3)) } } : {}
+    const tls = cert ? { tls_certificate: { file: cert.file, not_after: new Date(cert.notAfterMs).toISOString(), days_left: Number(daysLeft(cert.notAfterMs, Date.now()).toFixed(3)) } } : {}
     return { version: VERSION, worker: this.deps.worker, pid: process.pid, uptime_s: Math.round((performance.now() - this.deps.startedAtMonoMs) / 1000), draining: proxy.draining, upstreams, ...tls, ...(cache ? { cache } : {}), ...(acme ? { acme } : {}) }
   }
 
@@ -175,7 +176,7 @@ export class AdminServer {
     out.push('# HELP proxy_dns_refreshes_total DNS refreshes by result.', '# TYPE proxy_dns_refreshes_total counter')
     for (const [l, v] of dns.refresh) out.push(`proxy_dns_refreshes_total{${l}} ${v}`)
     const cert = proxy.certificate
-    if (cert) gauge('proxy_tls_certificate_days_left', 'Days until the certificate served from tls_cert expires (negative: expired; a reload reads the files again).', [['', Number(((cert.notAfterMs - Date.now()) / 86_400_000).toFixed(6))]])
+    if (cert) gauge('proxy_tls_certificate_days_left', 'Days until the certificate served from tls_cert expires (negative: expired; a reload reads the files again).', [['', Number(daysLeft(cert.notAfterMs, Date.now()).toFixed(6))]])
     gauge('proxy_client_requests_in_flight', 'Client requests being served.', [['', proxy.pendingRequests]])
     const clientConns = proxy.clientConnections
     if (clientConns !== undefined) gauge('proxy_client_connections', 'Open client connections (listener = "own"; Bun.serve does not expose them).', [['', clientConns]])
