@@ -14,7 +14,7 @@ import net from 'node:net'
 import { join } from 'node:path'
 import tls from 'node:tls'
 import { makeCerts } from '../support/certs.ts'
-import { freePort, Harness, waitFor } from '../support/harness.ts'
+import { freePort, Harness, rawClient, waitFor } from '../support/harness.ts'
 import { testDir } from '../support/temp-dir.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 import { staticSource } from '../../src/proxy/upstream/address-source.ts'
@@ -78,25 +78,20 @@ test('a reload that moves the listener answers a request sent to the old one as 
   const flags = { upstream: { url: `http://127.0.0.1:${origin.port}` } }
   const { proxy } = h.proxy(flags)
   const oldPort = proxy.port
-  const sock = net.connect(oldPort, '127.0.0.1')
-  h.track(() => void sock.destroy())
-  let got = ''
-  let closed = false
-  sock.on('data', (d) => (got += d.toString('latin1')))
-  sock.on('close', () => (closed = true))
-  sock.write('GET /first HTTP/1.1\r\nHost: a\r\n\r\n')
-  expect(await waitFor(() => got.endsWith('ok /first'))).toBe(true)
+  const c = rawClient(h, oldPort)
+  c.s.write('GET /first HTTP/1.1\r\nHost: a\r\n\r\n')
+  expect(await waitFor(() => c.got().endsWith('ok /first'))).toBe(true)
   // The connection is idle. The next request leaves in the same turn as the reload that opens a
   // new listener elsewhere and stops the old one: the proxy has not read it when the stop begins.
-  got = ''
+  c.clear()
   const moved = h.config({ ...flags, server: { listen: `127.0.0.1:${await freePort()}` } })
-  sock.write('GET /second HTTP/1.1\r\nHost: a\r\n\r\n')
+  c.s.write('GET /second HTTP/1.1\r\nHost: a\r\n\r\n')
   await proxy.reload(moved)
   expect(proxy.port).not.toBe(oldPort)
-  expect(await waitFor(() => closed)).toBe(true)
-  expect(got).toStartWith('HTTP/1.1 200 ')
-  expect(got.toLowerCase()).toContain('\r\nconnection: close\r\n')
-  expect(got).toEndWith('ok /second')
+  expect(await waitFor(() => c.closed())).toBe(true)
+  expect(c.got()).toStartWith('HTTP/1.1 200 ')
+  expect(c.got().toLowerCase()).toContain('\r\nconnection: close\r\n')
+  expect(c.got()).toEndWith('ok /second')
 })
 
 test('a connection busy at a reload that moves the listener, its reply head already sent keep-alive, gets the grace too: a next request sent right after the reply is answered, with Connection: close', async () => {
@@ -124,45 +119,37 @@ test('a connection busy at a reload that moves the listener, its reply head alre
   })
   const flags = { upstream: { url: `http://127.0.0.1:${origin.port}` } }
   const { proxy } = h.proxy(flags)
-  const sock = net.connect(proxy.port, '127.0.0.1')
-  h.track(() => void sock.destroy())
-  let got = ''
-  let closed = false
-  sock.on('data', (d) => (got += d.toString('latin1')))
-  sock.on('close', () => (closed = true))
-  sock.write('GET /streaming HTTP/1.1\r\nHost: a\r\n\r\n')
-  expect(await waitFor(() => got.includes('\r\n\r\n'))).toBe(true)
-  expect(got.toLowerCase()).not.toContain('connection: close') // the head went out keep-alive
+  const c = rawClient(h, proxy.port)
+  c.s.write('GET /streaming HTTP/1.1\r\nHost: a\r\n\r\n')
+  expect(await waitFor(() => c.got().includes('\r\n\r\n'))).toBe(true)
+  expect(c.got().toLowerCase()).not.toContain('connection: close') // the head went out keep-alive
   await proxy.reload(h.config({ ...flags, server: { listen: `127.0.0.1:${await freePort()}` } }))
   release()
-  expect(await waitFor(() => got.endsWith('b'.repeat(50_000)) || got.endsWith('\r\n0\r\n\r\n'))).toBe(true) // Bun's origin sends it chunked
+  expect(await waitFor(() => c.got().endsWith('b'.repeat(50_000)) || c.got().endsWith('\r\n0\r\n\r\n'))).toBe(true) // Bun's origin sends it chunked
   // As a client does: the next request at once on the connection its reply said stays open.
-  got = ''
-  sock.write('GET /next HTTP/1.1\r\nHost: a\r\n\r\n')
-  expect(await waitFor(() => closed)).toBe(true)
-  expect(got).toStartWith('HTTP/1.1 200 ')
-  expect(got.toLowerCase()).toContain('\r\nconnection: close\r\n')
-  expect(got).toEndWith('ok /next')
+  c.clear()
+  c.s.write('GET /next HTTP/1.1\r\nHost: a\r\n\r\n')
+  expect(await waitFor(() => c.closed())).toBe(true)
+  expect(c.got()).toStartWith('HTTP/1.1 200 ')
+  expect(c.got().toLowerCase()).toContain('\r\nconnection: close\r\n')
+  expect(c.got()).toEndWith('ok /next')
 })
 
 test('a head begun on the old listener in the reload\'s grace gets the whole client_header_timeout, not a 408 when the grace ends', async () => {
   const origin = h.origin({ fetch: (req) => new Response(`ok ${new URL(req.url).pathname}`) })
   const flags = { upstream: { url: `http://127.0.0.1:${origin.port}` } }
   const { proxy } = h.proxy(flags)
-  const sock = net.connect(proxy.port, '127.0.0.1')
-  h.track(() => void sock.destroy())
-  let got = ''
-  sock.on('data', (d) => (got += d.toString('latin1')))
-  await new Promise<void>((r) => sock.once('connect', () => r()))
+  const c = rawClient(h, proxy.port)
+  await new Promise<void>((r) => c.s.once('connect', () => r()))
   // Accepted, nothing sent yet; the reload moves the listener. Part of a head comes in the grace,
   // the rest after it (client_header_timeout is 10 s): the request is served.
   await proxy.reload(h.config({ ...flags, server: { listen: `127.0.0.1:${await freePort()}` } }))
-  sock.write('GET /slow HTTP/1.1\r\nHo')
+  c.s.write('GET /slow HTTP/1.1\r\nHo')
   await Bun.sleep(1300)
-  sock.write('st: a\r\n\r\n')
-  expect(await waitFor(() => got.endsWith('ok /slow') || got.includes(' 408 '))).toBe(true)
-  expect(got).toStartWith('HTTP/1.1 200 ')
-  expect(got.toLowerCase()).toContain('\r\nconnection: close\r\n')
+  c.s.write('st: a\r\n\r\n')
+  expect(await waitFor(() => c.got().endsWith('ok /slow') || c.got().includes(' 408 '))).toBe(true)
+  expect(c.got()).toStartWith('HTTP/1.1 200 ')
+  expect(c.got().toLowerCase()).toContain('\r\nconnection: close\r\n')
 })
 
 test('TLS: a pair renewed at the same paths is served after a reload; a bad pair is refused and the listener goes on serving', async () => {

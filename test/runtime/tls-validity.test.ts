@@ -24,6 +24,18 @@ const h = new Harness()
 afterEach(() => h.closeAll())
 const DAY = 86_400_000
 
+/** A proxy serving `pair` on TLS in front of a loopback origin, the warnings it logs, and an admin over it; closed with the harness. */
+function serveWith(pair: { certFile: string; keyFile: string }) {
+  const origin = h.origin({ fetch: () => new Response('hello') })
+  const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: pair.certFile, tls_key: pair.keyFile }, admin: { listen: '127.0.0.1:0' } })
+  const warnings: string[] = []
+  const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), log: (level, msg) => void (level === 'warn' && warnings.push(msg)) }).start()
+  h.track(() => proxy.close())
+  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAtMonoMs: performance.now() }).start()
+  h.track(() => admin.close())
+  return { proxy, config, warnings, admin }
+}
+
 test('expired, not yet valid and near its end are said, with what to do; a certificate with time left is not', () => {
   const certs = makeCerts(['proxy.test'], ['127.0.0.1']) // ten years
   const pair = loadTlsPair(certs.certFile, certs.keyFile)
@@ -46,17 +58,11 @@ test('expired, not yet valid and near its end are said, with what to do; a certi
 
 test('an expired certificate: the proxy starts, warns at start and at a reload, serves it, and the admin says the days left (negative)', async () => {
   const expired = makeDatedCert(new Date('2020-01-01T00:00:00Z'), new Date('2020-02-01T00:00:00Z'))
-  const origin = h.origin({ fetch: () => new Response('hello') })
-  const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: expired.certFile, tls_key: expired.keyFile }, admin: { listen: '127.0.0.1:0' } })
-  const warnings: string[] = []
-  const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), log: (level, msg) => void (level === 'warn' && warnings.push(msg)) }).start()
-  h.track(() => proxy.close())
+  const { proxy, config, warnings, admin } = serveWith(expired)
   expect(warnings.filter((w) => w.includes('expired on 2020-02-01T00:00:00Z'))).toHaveLength(1)
   expect(warnings[0]).toContain(expired.certFile)
   await proxy.reload(config)
   expect(warnings.filter((w) => w.includes('expired on 2020-02-01T00:00:00Z'))).toHaveLength(2)
-  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAtMonoMs: performance.now() }).start()
-  h.track(() => admin.close())
   const metrics = await (await fetch(`${admin.url}/metrics`)).text()
   const daysLeft = Number(metrics.match(/^proxy_tls_certificate_days_left (\S+)$/m)?.[1])
   expect(daysLeft).toBeLessThan(-365)
@@ -67,14 +73,8 @@ test('an expired certificate: the proxy starts, warns at start and at a reload, 
 
 test('a certificate with time left: no warning, and the gauge counts its days', async () => {
   const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
-  const origin = h.origin({ fetch: () => new Response('hello') })
-  const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile }, admin: { listen: '127.0.0.1:0' } })
-  const warnings: string[] = []
-  const proxy = new ProxyServer(config, { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), log: (level, msg) => void (level === 'warn' && warnings.push(msg)) }).start()
-  h.track(() => proxy.close())
+  const { proxy, warnings, admin } = serveWith(certs)
   expect(warnings).toEqual([])
-  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAtMonoMs: performance.now() }).start()
-  h.track(() => admin.close())
   const daysLeft = Number((await (await fetch(`${admin.url}/metrics`)).text()).match(/^proxy_tls_certificate_days_left (\S+)$/m)?.[1])
   expect(daysLeft).toBeGreaterThan(3000)
 })

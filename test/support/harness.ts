@@ -77,8 +77,8 @@ export async function waitFor(fn: () => boolean, timeoutMs = 5000, stepMs = 10):
   return fn()
 }
 
-/** A raw loopback client of `port`: everything it receives is collected in `got`; closed with the harness. */
-export function rawClient(h: Harness, port: number): { s: Socket; got: () => string; closed: () => boolean } {
+/** A raw loopback client of `port`: everything it receives is collected in `got` (clear() starts it again); closed with the harness. */
+export function rawClient(h: Harness, port: number): { s: Socket; got: () => string; closed: () => boolean; clear: () => void } {
   const s = connect(port, '127.0.0.1')
   let got = ''
   let closed = false
@@ -86,7 +86,7 @@ export function rawClient(h: Harness, port: number): { s: Socket; got: () => str
   s.on('close', () => (closed = true))
   s.on('error', () => {})
   h.track(() => void s.destroy())
-  return { s, got: () => got, closed: () => closed }
+  return { s, got: () => got, closed: () => closed, clear: () => void (got = '') }
 }
 
 /**
