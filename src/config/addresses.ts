@@ -37,6 +37,9 @@ export function parseUpstreamUrl(raw: string): { scheme: 'http' | 'https'; host:
   if (/[?#]/.test(after)) return `${show(raw)} has a path or query; give only scheme://host[:port]`
   if (after.includes('@')) return `${show(raw)} has credentials; they are not supported in the upstream URL`
   if (written?.includes('%')) return `${show(raw)} has a percent-encoded host, which the URL parser decodes to ${show(host)}; write the host as it is`
+  // fe80::/10 is reachable only through a named interface, which a URL cannot carry (RFC 6874's
+  // "%25eth0" is refused by the URL parser): every connect would fail after check said ok.
+  if (isIP(host) === 6 && isLinkLocal(host)) return `${show(raw)}: a link-local address (fe80::/10) needs an interface zone, which an upstream URL cannot carry; use the origin's global or unique-local address, or its DNS name`
   if (isIP(host) === 0 && !DNS_NAME_RE.test(host)) return `${show(raw)}: ${show(host)} is not a DNS name or an IP address; use e.g. "https://origin.example.com"`
   // "host:" with nothing after the colon: the parser takes the scheme's port without a word.
   if (/:\/?$/.test(after)) return `${show(raw)} has a colon but no port; give the port ("${scheme}://${u.host}:8080") or leave the colon out for ${scheme === 'https' ? 443 : 80}`
@@ -72,8 +75,26 @@ export function parseHostPort(raw: string): HostPort | undefined {
   // In brackets an IPv6 address; otherwise an IPv4 address or a name (letters, digits, '.', '-'
   // and '_' as container service names have; digits and dots alone, as in 999.1.1.1, must make
   // an IPv4 address: a name is never all digits).
-  if (raw.startsWith('[') ? isIP(host) !== 6 : !(isIP(host) === 4 || (/^[A-Za-z0-9._-]+$/.test(host) && looseIpv4(host) === undefined))) return undefined
+  if (raw.startsWith('[') ? isIP(host) !== 6 || zoneProblem(host) !== undefined : !(isIP(host) === 4 || (/^[A-Za-z0-9._-]+$/.test(host) && looseIpv4(host) === undefined))) return undefined
   return { host, port }
+}
+
+/** Whether an IPv6 address (without a zone) is link-local, fe80::/10 (RFC 4291 §2.5.6). */
+export function isLinkLocal(address: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(address)
+}
+
+/**
+ * Why an IPv6 listen address cannot be listened on for its zone (RFC 4007 §11: "%eth0" names
+ * the link of a link-local address): a zone on any other address ("::1%lo", which the kernel
+ * refuses), or a link-local address without one (no link to listen on). Undefined when right.
+ */
+export function zoneProblem(host: string): string | undefined {
+  const at = host.indexOf('%')
+  const address = at < 0 ? host : host.slice(0, at)
+  if (at >= 0 && !isLinkLocal(address)) return `a zone ("${host.slice(at)}") belongs only on a link-local address (fe80::/10); write "[${address}]" without it`
+  if (at < 0 && isLinkLocal(address)) return `a link-local address is listened on through one interface; add its zone, e.g. "[${address}%eth0]"`
+  return undefined
 }
 
 /**

@@ -3,8 +3,9 @@
  * milliseconds, a size to bytes, a host:port to { host, port }, "FROM TO" rules to pairs. Every
  * refusal goes through `fail`, which resolve.ts gives the file, line and key (or the flag) of.
  */
+import { isIP } from 'node:net'
 import { isFractionOfByte, isUnderOneMs, MAX_TIMER_MS, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
-import { looseIpv4, looseIpv4Problem, parseHostPort, show } from './addresses.ts'
+import { looseIpv4, looseIpv4Problem, parseHostPort, show, zoneProblem } from './addresses.ts'
 import type { Field } from './fields.ts'
 import { TomlFloat, TOO_LARGE } from './load.ts'
 import type { RewritePair } from './schema.ts'
@@ -78,6 +79,8 @@ export function coerceField(field: Field, raw: unknown, fail: (problem: string) 
       const read = host === undefined ? undefined : looseIpv4(host)
       if (read === '') fail(`${looseIpv4Problem(host!, read, () => '')}; use e.g. "0.0.0.0:8080"`)
       if (read !== undefined) fail(looseIpv4Problem(host!, read, (a) => `write ${show(`${a}:${port}`)}`))
+      const zone = !hp && typeof raw === 'string' ? /^\[([^\]]+)\]:\d+$/.exec(raw)?.[1] : undefined
+      if (zone !== undefined && isIP(zone) === 6 && zoneProblem(zone)) fail(`${show(raw)}: ${zoneProblem(zone)}`)
       if (!hp) fail(`${show(raw)} is not host:port; use e.g. "0.0.0.0:8080", "[::]:8080" or ":8080"${k.off ? ', or "off"' : ''}`)
       return hp
     }

@@ -116,6 +116,12 @@ describe('errors name the file, the line and the key', () => {
     ['[upstream]\nurl = "a"\n[admin]\ntoken = "a\\tb"\n', 'admin.token', 4, /cannot be sent as written/],
     // "off" is for the admin and HTTP-01 listeners; the proxy's own listener cannot be off (serve crashed, E_INTERNAL).
     ['[server]\nlisten = "off"\n[upstream]\nurl = "a"\n', 'server.listen', 2, /"off" is not host:port; use e\.g\. "0\.0\.0\.0:8080", "\[::\]:8080" or ":8080"$/],
+    // A zone only on a link-local address, and a link-local one only with it: "[::1%lo]" passed check and failed at start.
+    ['[server]\nlisten = "[::1%lo]:8080"\n[upstream]\nurl = "a"\n', 'server.listen', 2, /"\[::1%lo\]:8080": a zone \("%lo"\) belongs only on a link-local address \(fe80::\/10\); write "\[::1\]" without it$/],
+    ['[server]\nlisten = "[fe80::1]:8080"\n[upstream]\nurl = "a"\n', 'server.listen', 2, /a link-local address is listened on through one interface; add its zone, e\.g\. "\[fe80::1%eth0\]"$/],
+    ['[upstream]\nurl = "a"\n[admin]\nlisten = "[::1%1]:9090"\n', 'admin.listen', 4, /a zone \("%1"\) belongs only on a link-local address/],
+    // A link-local upstream passed check, then every connect failed (no interface to dial through).
+    ['[upstream]\nurl = "http://[fe80::1]:8080"\n', 'upstream.url', 2, /a link-local address \(fe80::\/10\) needs an interface zone, which an upstream URL cannot carry/],
     // Well written, but under 1 ms or a fraction of a byte: said as such, not "is not a duration/size".
     ['[server]\nclient_body_timeout = "0.4ms"\n[upstream]\nurl = "a"\n', 'server.client_body_timeout', 2, /"0\.4ms" is under 1 ms: durations are whole milliseconds; use 0 for none or at least "1ms"$/],
     ['[upstream]\nurl = "a"\nconnect_timeout = "0.0001s"\n', 'upstream.connect_timeout', 3, /"0\.0001s" is under 1 ms: durations are whole milliseconds; use at least "1ms"$/],
@@ -266,6 +272,7 @@ describe('parsers', () => {
     ['[::]:443', { host: '::', port: 443 }],
     ['edge-1.example:80', { host: 'edge-1.example', port: 80 }],
     ['my_service:8080', { host: 'my_service', port: 8080 }],
+    ['[fe80::1%eth0]:8080', { host: 'fe80::1%eth0', port: 8080 }],
   ])('parseHostPort(%p)', (raw, want) => expect(parseHostPort(raw)).toEqual(want))
-  test.each(['8080', 'host:', 'host:99999', '::1:80', '999.1.1.1:80', '1.2.3:80', '[1.2.3.4]:80', '[nothing]:80', 'a b:80', 'a_b!:80'])('parseHostPort(%p) is invalid', (raw) => expect(parseHostPort(raw)).toBeUndefined())
+  test.each(['8080', 'host:', 'host:99999', '::1:80', '999.1.1.1:80', '1.2.3:80', '[1.2.3.4]:80', '[nothing]:80', 'a b:80', 'a_b!:80', '[::1%lo]:80', '[fe80::1]:80'])('parseHostPort(%p) is invalid', (raw) => expect(parseHostPort(raw)).toBeUndefined())
 })
