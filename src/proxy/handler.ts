@@ -26,6 +26,7 @@ import type { AttemptOutcome } from './attempts.ts'
 import { Flight, type ClientInfo, type FlightHooks, type OutcomeFn } from './flight.ts'
 import { encodeClosingResponse } from '../http1/response-encode.ts'
 import { HeadHeaders } from '../http1/request-head.ts'
+import { contentLength } from '../http1/chars.ts'
 import type { Conn } from '../runtime/socket.ts'
 import { failureReply, isUpstreamFailure, type FailureCode } from './errors.ts'
 import { ForwardedReply } from './forwarded-reply.ts'
@@ -51,7 +52,6 @@ export interface HandlerHooks extends FlightHooks {
   /** The edge cache, when [cache] max_size is set. */
   cache?: EdgeCache
 }
-
 
 export type { ClientInfo }
 
@@ -257,14 +257,12 @@ export class ProxyHandler {
     return new Flight(requestId, route, pool, clientHost, req, client, sink, this.hooks)
   }
 
-  /**
-   * The body phase: small bodies (declared or chunked) are read first, replayable; larger ones
-   * stream once. Returns the request to send, or the failure that ends it.
-   */
+  /** The body phase: small bodies (declared or chunked) are read first, replayable; larger ones stream once. The request to send, or the failure. */
   private body(flight: Flight): Outgoing | FailureCode | Promise<Outgoing | FailureCode> {
     const req = flight.req
-    const lengthHeader = req.headers.get('content-length')
-    const declaredLength = lengthHeader !== null ? Number(lengthHeader) : undefined
+    const lengthHeader = req.headers.get('content-length') // a list of one value ("5, 5", two lines) is that value (RFC 9110 §8.6), not NaN
+    const declaredLength = lengthHeader !== null ? contentLength(lengthHeader, undefined) : undefined
+    if (typeof declaredLength === 'string') return 'BAD_REQUEST' // the listeners refuse these first
     const maxBody = this.config.server.maxBodyBytes
     if (maxBody > 0 && declaredLength !== undefined && declaredLength > maxBody) return 'BODY_TOO_LARGE'
     // The own listener hands over a small body that arrived whole as bytes; none is the usual case.
