@@ -384,10 +384,10 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     if (code !== failed) this.record.error_detail = 'cut at the end of drain_timeout' // not the abort's "client closed ...", whichever path it took
     this.record.status = statusFor(code).status
     this.record.error = code
-    // What of the body the failed exchange had sent on (an upload cut by the client) is logged.
-    if (this.endOfAnswer) this.record.bytes_in = this.endOfAnswer.requestBodyBytes
+    if (this.endOfAnswer) this.record.bytes_in = this.endOfAnswer.requestBodyBytes // what the failed exchange had sent on (an upload cut by the client)
     const reply = failureReply(code, this.requestId, detail)
-    this.record.bytes_out = this.req.method === 'HEAD' ? 0 : Buffer.byteLength(reply.body as string) // as nginx's $body_bytes_sent counts its error pages (a cut one is taken off: written())
+    // As nginx's $body_bytes_sent counts its error pages (a cut one is taken off: written()); a client gone is sent none.
+    this.record.bytes_out = this.req.method === 'HEAD' || code === 'CLIENT_GONE' ? 0 : Buffer.byteLength(reply.body as string)
     this.emit()
     return reply
   }

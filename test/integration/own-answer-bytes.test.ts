@@ -4,6 +4,7 @@
  * HEAD's answer sends none. Until the twenty-second session every such record said 0.
  */
 import { afterEach, expect, test } from 'bun:test'
+import { connect } from 'node:net'
 import { freePort, Harness, rawExchange, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
@@ -29,4 +30,31 @@ test('a 502 and a listener\'s 400 log the body bytes sent; a HEAD\'s 502 logs 0'
   expect(body.byteLength).toBeGreaterThan(0)
   expect(by('/head')).toMatchObject({ status: 502, bytes_out: 0 })
   expect(by('/twice')).toMatchObject({ status: 400, bytes_out: Buffer.byteLength(rawBody) })
+})
+
+test('a client gone mid-upload is logged 499 with bytes_out 0 (nothing was sent; it logged the 80 bytes of a reply never written)', async () => {
+  // An origin that takes the upload and never answers: the client leaves first.
+  const origin = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  h.track(() => origin.stop(true))
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listener: 'own' } })
+  const gone = await new Promise<void>((resolve) => {
+    const s = connect(proxy.port, '127.0.0.1', () => {
+      s.write(`POST /gone HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(70000)}`)
+      setTimeout(() => s.destroy(), 200)
+    })
+    s.on('error', () => {})
+    s.on('close', () => resolve())
+  })
+  void gone
+  expect(await waitFor(() => h.records.length === 1, 5000)).toBe(true)
+  expect(h.records[0]).toMatchObject({ path: '/gone', status: 499, bytes_out: 0 })
+})
+
+test('the listener\'s 400 for a HEAD\'s malformed body sends no content (RFC 9110 §9.3.2), and logs 0', async () => {
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${await freePort()}` }, server: { listener: 'own' } })
+  const reply = await rawExchange(proxy.port, 'HEAD /head-body HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n')
+  expect(reply).toStartWith('HTTP/1.1 400 ')
+  expect(reply.slice(reply.indexOf('\r\n\r\n') + 4)).toBe('')
+  expect(await waitFor(() => h.records.length === 1, 5000)).toBe(true)
+  expect(h.records[0]).toMatchObject({ status: 400, bytes_out: 0 })
 })

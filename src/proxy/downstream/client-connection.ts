@@ -273,7 +273,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.closeAfter = true
     if (this.responded) return this.destroy()
     this.responded = true
-    this.answerAndClose(this.shared.opts.refuse(code, detail, this.client, this.req, false), 'GET')
+    this.answerAndClose(this.shared.opts.refuse(code, detail, this.client, this.req, false), this.req?.method ?? 'GET')
   }
 
   private handlerFailed(err: unknown): void {
