@@ -403,7 +403,7 @@ export class ServerSession implements StreamHost {
 
   private fail(err: Http2Error): void {
     if (this.ended) return
-    this.out.push(F.goawayFrame(this.streams.lastStreamId, err.h2Code, err.message.slice(0, 200)), false)
+    this.out.push(F.goawayFrame(this.goawayLastId ?? this.streams.lastStreamId, err.h2Code, err.message.slice(0, 200)), false) // never above a GOAWAY's id (§6.8)
     this.end(err)
   }
 

@@ -5,6 +5,7 @@
  * (§5.1.1), so a frame on a stream closed is told from one never opened. Opening streams and
  * reading frames stay in session.ts; the stream's own API is stream.ts.
  */
+import { httpDateNow } from '../lib/clock.ts'
 import { connectionError, enhanceYourCalm, H2Code, streamError, type Http2Error } from './errors.ts'
 import type { FloodGuard } from './floods.ts'
 import type { ReceiveFlow } from './flow.ts'
@@ -260,7 +261,9 @@ export class StreamTable {
 
   /** The 431, with the owner's fields (filtered as any response's: request.ts responseFields). */
   private answer431(id: number, extra: RefusedFields): void {
-    const fields = extra ? responseFields(431, [['content-length', '0'], ...extra]) : [[':status', '431'], ['content-length', '0']] satisfies HeaderField[]
+    // The proxy's own answer, as its HTTP/1.1 431: never stored, dated (RFC 9110 §6.6.1).
+    const own: HeaderField[] = [['content-length', '0'], ['cache-control', 'no-store'], ['date', httpDateNow()]]
+    const fields: HeaderField[] = extra ? responseFields(431, [...own, ...extra]) : [[':status', '431'], ...own]
     this.out.push(headerFrames(id, this.encoder.encode(fields), true, this.out.peerMaxFrame))
     this.floods.reset('refused requests')
   }

@@ -263,6 +263,10 @@ describe('requests (RFC 9113 §8.2, §8.3)', () => {
     c.send(c.get(1, '/', [['x-big', 'b'.repeat(2000)]]), c.get(3))
     await c.settle()
     expect(c.status(1)).toBe('431')
+    // The proxy's own answer, as its HTTP/1.1 431: never stored, dated (RFC 9110 §6.6.1).
+    const fields = c.ofType(FrameType.HEADERS, 1)[0]!.headers!
+    expect(fields).toContainEqual(['cache-control', 'no-store'])
+    expect(fields.find(([n]) => n === 'date')?.[1]).toMatch(/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/)
     expect(c.requests.map((s) => s.id)).toEqual([3])
   })
 })
@@ -680,6 +684,20 @@ describe('stream states and GOAWAY', () => {
     for (let i = 0; i < 100 && c.goaway()?.code !== H2Code.ENHANCE_YOUR_CALM; i++) c.send(c.data(3, new Uint8Array(16_384)))
     await c.settle()
     expect(c.ofType(FrameType.GOAWAY).map((f) => u32(f.payload, 4))).toEqual([H2Code.NO_ERROR, H2Code.ENHANCE_YOUR_CALM])
+    // The second never names a higher stream than the first (§6.8: MUST NOT increase): stream 3 was not processed.
+    expect(c.ofType(FrameType.GOAWAY).map((f) => u32(f.payload))).toEqual([1, 1])
+  })
+  test('a connection error after our GOAWAY repeats its last stream id, never one opened after it (§6.8)', async () => {
+    const c = new RawClient().start()
+    c.send(c.get(1, '/slow'))
+    await c.settle()
+    c.session.shutdown()
+    c.send(c.get(3, '/late'))
+    await c.settle()
+    c.send(frame(FrameType.PING, 0, 1, new Uint8Array(8))) // PING on a stream: a connection error
+    await c.settle()
+    expect(c.ofType(FrameType.GOAWAY).map((f) => [u32(f.payload), u32(f.payload, 4)])).toEqual([[1, H2Code.NO_ERROR], [1, H2Code.PROTOCOL_ERROR]])
+    expect(c.requests.map((s) => s.id)).toEqual([1])
   })
   test('a client GOAWAY closes the session once its streams are done', async () => {
     const c = new RawClient().start()
