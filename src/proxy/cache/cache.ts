@@ -40,6 +40,14 @@ export type Forwarder = (req: ProxyRequest, client: unknown) => Promise<ProxyRep
 /** How long a key whose response was not storable stops collapsing concurrent requests. */
 const UNCOLLAPSIBLE_MS = 5000
 const MAX_UNCOLLAPSIBLE_KEYS = 10_000
+/**
+ * Most bytes of such keys held (each charged its length and an entry's cost): a key is a client's
+ * target, up to max_header_size, and 10,000 of 15 KB held 150 MB outside max_size (an outside
+ * review: RSS 50 -> 219 MiB with a 1 MiB cache storing nothing). Past it the list starts again:
+ * those keys collapse once more, as any key does at first.
+ */
+const MAX_UNCOLLAPSIBLE_BYTES = 4 * 1024 * 1024
+const UNCOLLAPSIBLE_ENTRY_BYTES = 64
 
 /**
  * A collapsed request between its waits: what it forwards as, when its collapse wait ends (cache
@@ -69,6 +77,8 @@ export class EdgeCache implements CacheInternals {
   private readonly clock: () => number
   private readonly flights = new Map<string, Flight>()
   private readonly uncollapsible = new Map<string, number>()
+  /** What the keys in `uncollapsible` are charged (MAX_UNCOLLAPSIBLE_BYTES bounds it). */
+  uncollapsibleBytes = 0
   /** Requests the cache itself sent (background refreshes): they revalidate, never hit. */
   private readonly background = new WeakSet<ProxyRequest>()
   /** Requests the cache sent again without validators after a 304 that matched nothing stored. */
@@ -260,7 +270,12 @@ export class EdgeCache implements CacheInternals {
   }
 
   markUncollapsible(key: string): void {
-    if (this.uncollapsible.size >= MAX_UNCOLLAPSIBLE_KEYS) this.uncollapsible.clear()
+    const cost = key.length + UNCOLLAPSIBLE_ENTRY_BYTES
+    if (this.uncollapsible.size >= MAX_UNCOLLAPSIBLE_KEYS || this.uncollapsibleBytes + cost > MAX_UNCOLLAPSIBLE_BYTES) {
+      this.uncollapsible.clear()
+      this.uncollapsibleBytes = 0
+    }
+    if (!this.uncollapsible.has(key)) this.uncollapsibleBytes += cost
     this.uncollapsible.set(key, this.now() + UNCOLLAPSIBLE_MS)
   }
 
@@ -269,6 +284,7 @@ export class EdgeCache implements CacheInternals {
     if (until === undefined) return false
     if (until > nowMs) return true
     this.uncollapsible.delete(key)
+    this.uncollapsibleBytes -= key.length + UNCOLLAPSIBLE_ENTRY_BYTES
     return false
   }
 

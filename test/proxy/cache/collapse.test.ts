@@ -184,3 +184,26 @@ describe('collapsed forwarding: answers that vary (outside sweep, twentieth sess
     cache.close()
   })
 })
+
+describe('keys that stopped collapsing are bounded in bytes', () => {
+  test('10,000 keys of 15 KB (a client\'s long targets answered no-store) hold at most 4 MiB, not 150 MB', () => {
+    const { cache } = setup()
+    const long = 'x'.repeat(15_000)
+    let most = 0
+    for (let i = 0; i < 10_000; i++) {
+      cache.markUncollapsible(`http://example.com/${i}?${long}`)
+      most = Math.max(most, cache.uncollapsibleBytes)
+    }
+    expect(most).toBeLessThanOrEqual(4 * 1024 * 1024)
+    expect(most).toBeGreaterThan(3 * 1024 * 1024) // it fills to near the bound before starting again
+  })
+  test('a key marked twice is charged once; one whose mark ran out is let go', async () => {
+    const { clock, cache } = setup()
+    cache.markUncollapsible(KEY)
+    cache.markUncollapsible(KEY)
+    expect(cache.uncollapsibleBytes).toBe(KEY.length + 64)
+    clock.t += 6000
+    await lookup(cache, 0)
+    expect(cache.uncollapsibleBytes).toBe(0)
+  })
+})
