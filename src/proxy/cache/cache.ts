@@ -290,14 +290,15 @@ export class EdgeCache implements CacheInternals {
 
   /**
    * stale-while-revalidate (RFC 5861 §3): one background request per stored response, sent
-   * through the request path like the client's (same headers, minus its conditions and id).
+   * through the request path like the client's (same headers, minus its conditions, its Range and
+   * its id: the refresh is for the whole response, a 206 would not be stored).
    */
   private refresh(entry: CacheEntry, req: ProxyRequest, ctx: LookupContext): void {
     if (entry.refreshing || !this.forwarder || this.flights.has(ctx.key) || this.flights.has(variantFlightKey(ctx.key, entry.vary.names, req.headers))) return
     entry.refreshing = true
     const headers = new Headers()
     req.headers.forEach((value, name) => {
-      if (!CONDITIONAL_FIELDS.includes(name) && name !== 'x-request-id') headers.append(name, value)
+      if (!CONDITIONAL_FIELDS.includes(name) && name !== 'x-request-id' && name !== 'range') headers.append(name, value)
     })
     const bg: ProxyRequest = { method: 'GET', target: req.target, headers, body: null }
     this.background.add(bg)

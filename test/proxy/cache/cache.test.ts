@@ -274,6 +274,21 @@ describe('EdgeCache', () => {
     expect(await text(after.hit!)).toBe('v2')
   })
 
+  test('stale-while-revalidate from a Range request: the refresh asks for the whole response (a 206 would not be stored)', async () => {
+    const { clock, cache } = setup()
+    const refreshes: ProxyRequest[] = []
+    cache.forwarder = (req) => {
+      refreshes.push(req)
+      return new Promise(() => {})
+    }
+    await prime(cache, [['cache-control', 'max-age=1, stale-while-revalidate=30']], 'v1 whole')
+    clock.t += 5000
+    const x = await lookup(cache, request('GET', { range: 'bytes=0-1' }))
+    expect(x.hit!.status).toBe(206)
+    expect(refreshes.length).toBe(1)
+    expect(refreshes[0]!.headers.get('range')).toBeNull()
+  })
+
   test('stale-if-error: a stale response stands in for a 5xx or a failed connection, within its window only', async () => {
     const { clock, cache } = setup()
     await prime(cache, [['cache-control', 'max-age=1, stale-if-error=60']], 'old')
