@@ -42,3 +42,41 @@ test('an early 413 while the client uploads: relayed, and logged as a 413 with n
   expect([rec.status, rec.error]).toEqual([413, undefined])
   expect(connections).toBe(1)
 })
+
+test('an early whole answer from an origin that then stops reading and keeps the connection: the exchange ends with the answer, not when the origin closes (an outside review held it 100 s)', async () => {
+  const sockets: { end(): void }[] = []
+  let answered = false
+  const origin = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open: (s) => void sockets.push(s),
+      data(s) {
+        // Reads the head, then nothing more; answers 300 ms later (the proxy's writes upstream
+        // have stopped by then), keeping the connection open.
+        if (answered) return
+        answered = true
+        s.pause()
+        setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone'), 300)
+      },
+    },
+  })
+  h.track(() => {
+    for (const s of sockets) s.end()
+    origin.stop(true)
+  })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listener: 'own' } })
+  const c = rawClient(h, proxy.port)
+  c.s.write('POST /held HTTP/1.1\r\nHost: a\r\nContent-Length: 64000000\r\n\r\n')
+  // Far more than the socket buffers hold: the proxy's writes upstream stop for good.
+  for (let i = 0; i < 40 && !c.closed(); i++) {
+    c.s.write(Buffer.alloc(256_000, 97))
+    await Bun.sleep(10)
+  }
+  expect(await waitFor(() => c.got().includes('\r\n\r\ndone'), 3000)).toBe(true)
+  expect(c.got()).toStartWith('HTTP/1.1 200 ')
+  // Logged within moments of the answer, the upstream connection let go (in flight 0).
+  expect(await waitFor(() => h.records.some((r) => r.path === '/held'), 3000)).toBe(true)
+  expect(h.records.find((r) => r.path === '/held')).toMatchObject({ status: 200, error: undefined })
+  expect(await waitFor(() => proxy.upstreams()[0]!.pool.stats().every((a) => a.in_flight === 0 && a.open === 0), 3000)).toBe(true)
+})

@@ -6,6 +6,17 @@
 import type { ForwardedLines } from '../../http1/request-encode.ts'
 import type { ResponseHead } from '../../http1/response-head.ts'
 import type { RequestFailure } from '../errors.ts'
+import type { HeadReader } from '../../http1/head-reader.ts'
+import type { Conn } from '../../runtime/socket.ts'
+
+/** What an exchange (E: exchange.ts's Exchange) needs of its connection. */
+export interface ExchangeHost<E = unknown> {
+  readonly conn: Conn
+  /** The connection's reader of response heads, empty between exchanges (one exchange at a time). */
+  readonly headReader: HeadReader
+  /** Called by the exchange exactly once, when it is over. */
+  finished(ex: E, reusable: boolean): void
+}
 
 export interface OutgoingRequest {
   method: string

@@ -9,31 +9,16 @@
 import { Buffer } from 'node:buffer'
 import { SocketBodyStream } from '../../http1/body-stream.ts'
 import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
-import type { HeadReader } from '../../http1/head-reader.ts'
 import { encodeRequestHead } from '../../http1/request-encode.ts'
 import { interimRefusal, MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
-import type { Conn } from '../../runtime/socket.ts'
 import { copyOut } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { clientBodyFailure, RequestFailure, type FailureCode } from '../errors.ts'
-import type { ExchangeEnd, ExchangeSink, IncomingResponse, OutgoingRequest } from './exchange-shapes.ts'
+import type { ExchangeEnd, ExchangeHost, ExchangeSink, IncomingResponse, OutgoingRequest } from './exchange-shapes.ts'
 
-export type { ExchangeEnd, ExchangeOptions, ExchangeSink, IncomingResponse, OutgoingRequest } from './exchange-shapes.ts'
+export type { ExchangeEnd, ExchangeHost, ExchangeOptions, ExchangeSink, IncomingResponse, OutgoingRequest } from './exchange-shapes.ts'
 
-/** What an exchange needs of its connection. */
-export interface ExchangeHost {
-  readonly conn: Conn
-  /** The connection's reader of response heads, empty between exchanges (one exchange at a time). */
-  readonly headReader: HeadReader
-  /** Called by the exchange exactly once, when it is over. */
-  finished(ex: Exchange, reusable: boolean): void
-}
-
-const enum St {
-  Head,
-  Body,
-  Done,
-}
+const enum St { Head, Body, Done }
 
 /**
  * An exchange is its own IncomingResponse (once its head is in) and its own ExchangeEnd (once it
@@ -90,7 +75,7 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
   }
 
   constructor(
-    private readonly c: ExchangeHost,
+    private readonly c: ExchangeHost<Exchange>,
     private readonly req: OutgoingRequest,
     private readonly opts: ExchangeSink,
   ) {}
@@ -385,7 +370,7 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
   /** Aborts the exchange: the sink hears of it (after the end) before a head, the body stream errors after one. */
   private fail(code: FailureCode, message: string): void {
     if (this.finishedOnce) return
-    if (this.responseDone && !this.requestDone) return void ((this.reusable = false), this.reader?.cancel().catch(() => {}), this.finish()) // the whole answer came before the request body was sent (an early 413, 401): what ends the upload then is no failure of the exchange
+    if (this.responseDone && !this.requestDone) return this.answeredEarly() // what ends the upload after a whole answer is no failure of the exchange
     const phase = this.st === St.Head ? (this.requestDone ? 'response-head' : 'request') : 'response-body'
     const error = new RequestFailure(code, phase, message, { bodyConsumed: this.bodyConsumed, address: this.c.conn.remoteAddress })
     this.error = error
@@ -401,6 +386,15 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
 
   private maybeFinish(): void {
     if (this.requestDone && this.responseDone) this.finish()
+    else if (this.responseDone) this.answeredEarly()
+  }
+
+  /** The whole answer came before the request body was all sent (an early 413, an origin that answered and stopped reading): the exchange is over, as nginx ends it; the upload is not waited for (a drain that never came held the connection until the origin closed it), nor the connection reused. */
+  private answeredEarly(): void {
+    this.reusable = false
+    this.reader?.cancel().catch(() => {})
+    this.onDrain()
+    this.finish()
   }
 
   private finish(): void {
