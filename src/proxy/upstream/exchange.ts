@@ -385,6 +385,8 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
   }
 
   private maybeFinish(): void {
+    // Every byte of a declared length sent and the answer whole: done, though the pump has yet to see the body's end.
+    if (this.responseDone && this.req.bodyLength !== undefined && this.bodyBytes === this.req.bodyLength) this.requestDone = true
     if (this.requestDone && this.responseDone) this.finish()
     else if (this.responseDone) this.answeredEarly()
   }
