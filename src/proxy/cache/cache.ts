@@ -77,6 +77,8 @@ export class EdgeCache implements CacheInternals {
   private readonly clock: () => number
   private readonly flights = new Map<string, Flight>()
   private readonly uncollapsible = new Map<string, number>()
+  /** Every body kept while it arrives, collapsing or not (a no-cache request's is in no flight): purge and §4.4 reach them all. */
+  private readonly filling = new Set<Fill>()
   /** What the keys in `uncollapsible` are charged (MAX_UNCOLLAPSIBLE_BYTES bounds it). */
   uncollapsibleBytes = 0
   /** Requests the cache itself sent (background refreshes): they revalidate, never hit. */
@@ -230,7 +232,12 @@ export class EdgeCache implements CacheInternals {
     flight.release()
   }
 
+  fillStarted(fill: Fill): void {
+    this.filling.add(fill)
+  }
+
   endFill(key: string, fill: Fill): void {
+    this.filling.delete(fill)
     const f = this.flights.get(key)
     if (f?.fill === fill) this.flights.delete(key)
   }
@@ -257,7 +264,9 @@ export class EdgeCache implements CacheInternals {
   private dropUrl(key: string): number {
     let n = this.store.purgeKey(key)
     for (const k of this.store.suffixedKeys(key)) n += this.store.purgeKey(k)
-    for (const k of [...this.flights.keys()]) if (k === key || k.startsWith(`${key}#`) || k.startsWith(`${key}\n`)) this.dropFill(k)
+    const ofUrl = (k: string) => k === key || k.startsWith(`${key}#`) || k.startsWith(`${key}\n`)
+    for (const k of [...this.flights.keys()]) if (ofUrl(k)) this.dropFill(k)
+    for (const f of this.filling) if (ofUrl(f.entry.key)) f.discarded = true
     return n
   }
 
@@ -340,6 +349,7 @@ export class EdgeCache implements CacheInternals {
     if (p === undefined) return undefined
     const n = this.store.purgePrefix(p)
     for (const k of [...this.flights.keys()]) if (k.startsWith(p)) this.dropFill(k)
+    for (const f of this.filling) if (f.entry.key.startsWith(p)) f.discarded = true
     this.purged += n
     return n
   }

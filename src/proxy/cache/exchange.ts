@@ -89,6 +89,8 @@ export interface CacheInternals {
   settle(key: string, flight: Flight, fill?: Fill, failed?: boolean): void
   /** Stores a response whose whole body is in. */
   commit(entry: CacheEntry, body: Uint8Array): void
+  /** A body is kept while it arrives (until endFill): a purge or an invalidation discards it. */
+  fillStarted(fill: Fill): void
   endFill(key: string, fill: Fill): void
   invalidate(key: string): void
   markUncollapsible(key: string): void
@@ -221,10 +223,7 @@ export class CacheExchange {
     if (f) this.cache.settle(f.key, f, fill, failed)
   }
 
-  /**
-   * The request failed on a throw (a bug) before its answer was decided: the flight it holds, if
-   * any, is released, so its waiters look again and later requests do not wait for it.
-   */
+  /** The request failed on a throw (a bug) before its answer was decided: its flight, if any, is released (waiters look again). */
   abandon(): void {
     this.settle()
   }
@@ -357,6 +356,7 @@ export class CacheExchange {
       },
       onAbandoned: () => c.endFill(flightKey, fill),
     })
+    c.fillStarted(fill)
     const own = fill.tee.reader()
     this.settle(fill)
     return { ...reply, headers: out, body: own }

@@ -362,6 +362,27 @@ describe('EdgeCache', () => {
     expect((await lookup(cache, request('GET', {}, '/b'), 'http://example.com/b')).hit).toBeUndefined()
   })
 
+  test.each([['a purge', 'purge'], ['a POST\'s invalidation (§4.4)', 'post']])('%s drops a fill still arriving for a request that does not collapse (no-cache): it is not stored', async (_, how) => {
+    const { cache } = setup()
+    // Cache-Control: no-cache in the request: it goes upstream on its own, never collapsing with others.
+    const x = await lookup(cache, request('GET', { 'cache-control': 'no-cache' }))
+    let ctl!: ReadableStreamDefaultController<Uint8Array>
+    const body = new ReadableStream<Uint8Array>({ start: (c) => void (ctl = c) })
+    const r = await x.onReply(origin(200, [['cache-control', 'max-age=60']], body))
+    const reading = text(r)
+    ctl.enqueue(new TextEncoder().encode('old '))
+    if (how === 'purge') cache.purgeUrl(KEY)
+    else {
+      const post = await lookup(cache, request('POST'))
+      await text(await post.onReply(origin(204, [], null)))
+    }
+    ctl.enqueue(new TextEncoder().encode('body'))
+    ctl.close()
+    expect(await reading).toBe('old body')
+    await Bun.sleep(0)
+    expect((await lookup(cache, request())).hit).toBeUndefined()
+  })
+
   test('only-if-cached with nothing stored: 504 from the cache', async () => {
     const { cache } = setup()
     const x = await lookup(cache, request('GET', { 'cache-control': 'only-if-cached' }))
