@@ -159,10 +159,10 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   }
 
   /**
-   * A body answered from the cache that is still arriving (a collapsed request's share of another
-   * request's upstream body), wrapped so that the record is written when it ends, as an upstream
-   * exchange's is: with the bytes passed on and the failure that cut it (the upstream's, or the
-   * client's leaving). The wrapper pulls only when read, as the body it wraps.
+   * A body answered from the cache that is still arriving (a collapsed request's share of another request's upstream body),
+   * wrapped so that the record is written when it ends, as an upstream exchange's is: with the bytes passed on and the
+   * failure that cut it (the upstream's, the tee's, or the client's leaving). The wrapper pulls only when read, as the body it wraps;
+   * a share the tee cuts while nobody pulls (a reader that fell behind) errors it at once, so that a writer waiting on its client hears.
    */
   emitAtEnd(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
     const reader = body.getReader()
@@ -172,15 +172,17 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
       if (code !== undefined) this.record.error = this.cutByDrain(code)
       this.emit()
     }
+    const failed = (err: unknown) => end(err instanceof RequestFailure ? err.code : ((err as { code?: FailureCode })?.code ?? 'RESET_MID_BODY'))
     return new ReadableStream<Uint8Array>(
       {
+        start: (ctl) => void reader.closed.catch((err) => (this.emitted || ctl.error(err), failed(err))),
         pull: async (ctl) => {
           let next: Awaited<ReturnType<typeof reader.read>>
           try {
             next = await reader.read()
           } catch (err) {
             ctl.error(err)
-            return end(err instanceof RequestFailure ? err.code : 'RESET_MID_BODY')
+            return failed(err)
           }
           if (next.done) {
             ctl.close()
@@ -316,10 +318,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     return canRetry(this.outgoing, failure)
   }
 
-  /**
-   * An exchange is over (its body relayed, or failed). Only the attempt whose response is returned
-   * is logged, and only when both its head and its end are known.
-   */
+  /** An exchange is over (its body relayed, or failed). Only the attempt whose response is returned is logged, once its head and end are known. */
   onEnd(end: ExchangeEnd): void {
     // An answer from the store (stale, revalidated) is recorded as a hit is (recordHit): its bytes, not the exchange's.
     if (this.fromStore) return
@@ -346,10 +345,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     return this.pool.upstream.hostHeader === undefined ? this.clientHost : undefined
   }
 
-  /**
-   * The client left before any answer (the listener says so): the exchange in progress is failed
-   * CLIENT_GONE, which ends the attempts, frees the upstream connection and is logged 499.
-   */
+  /** The client left before any answer (the listener says so): the exchange in progress fails CLIENT_GONE (attempts end, upstream freed, logged 499). */
   clientGone(): void {
     if (this.answered || this.emitted) return
     this.gone = true

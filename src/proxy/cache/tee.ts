@@ -4,7 +4,8 @@
  * Memory stays bounded: the body is kept only up to maxStoreBytes; past that it is no longer
  * stored, chunks every reader has passed are dropped, and the upstream is read only while at
  * most windowBytes wait for the slowest reader (so a slow reader slows the upstream, as without
- * a cache). What to do with a kept body is the caller's (cache.ts).
+ * a cache), unless another has taken everything and waits: a reader that stays that far behind
+ * it for 2 s is cut (cutLaggards). What to do with a kept body is the caller's (cache.ts).
  *
  * Bytes read while the body was kept stay charged to the fill budget until every reader has
  * passed them, also once the body is stored or given up: a slow reader still needs them, and
@@ -12,6 +13,7 @@
  * 880 MiB beside a 64 MiB cache). Once stored, they are views of the stored body, not a copy.
  */
 import { concatBytes } from '../../lib/bytes.ts'
+import { monoNow } from '../../lib/clock.ts'
 
 /** Bytes all tees together keep for the store while bodies arrive; shared so that many large fills cannot add up without bound. */
 export interface FillBudget {
@@ -32,7 +34,17 @@ export interface TeeOptions {
 interface Cursor {
   /** Index of the next chunk this reader takes, counted from the body's first chunk. */
   index: number
+  /** Its stream's controller: a reader that falls too far behind is cut through it (cutLaggards). */
+  ctl: ReadableStreamDefaultController<Uint8Array> | undefined
+  /** Since when (monotonic ms) it has been the reader a window behind one that waits; 0 while it is not, or caught up since. */
+  behindSinceMs: number
 }
+
+/** How long a reader may stay a whole window behind a reader that waits before it is cut: a moment's lag (a busy event loop) is not slowness. */
+const LAG_GRACE_MS = 2000
+
+/** What a reader cut for falling behind a shared body no longer kept gets (cutLaggards). */
+const LAGGED = 'fell more than the shared window behind the other readers of a response too large to store; ask again'
 
 export class BodyTee {
   private chunks: Uint8Array[] = []
@@ -50,6 +62,8 @@ export class BodyTee {
   private settled = false
   /** Chunks before this index (counted from the body's first) are charged to the budget; all while kept. */
   private chargedUntil = Infinity
+  /** Wakes the pump when a laggard's grace ends (cutLaggards); at most one. */
+  private lagTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(
     stream: ReadableStream<Uint8Array>,
@@ -66,10 +80,11 @@ export class BodyTee {
 
   /** A new reader from the first byte; call only while joinable. */
   reader(): ReadableStream<Uint8Array> {
-    const cursor: Cursor = { index: this.dropped }
+    const cursor: Cursor = { index: this.dropped, ctl: undefined, behindSinceMs: 0 }
     this.cursors.add(cursor)
     return new ReadableStream<Uint8Array>(
       {
+        start: (ctl) => void (cursor.ctl = ctl),
         pull: async (ctl) => {
           for (;;) {
             const i = cursor.index - this.dropped
@@ -91,6 +106,8 @@ export class BodyTee {
               this.released()
               return
             }
+            cursor.behindSinceMs = 0 // it has everything read: not behind
+            this.wakePump() // a reader waits for more: readers far behind may now be cut
             await new Promise<void>((r) => this.waiting.push(r))
           }
         },
@@ -116,9 +133,58 @@ export class BodyTee {
       if (this.dropped < this.chargedUntil) this.opts.budget.keptBytes -= n
       this.dropped++
     }
+    this.wakePump()
+  }
+
+  private wakePump(): void {
     const w = this.pumpWaiting
     this.pumpWaiting = undefined
     w?.()
+  }
+
+  /**
+   * A body no longer kept is read at the pace of its readers within windowBytes: one reader that
+   * takes nothing (or a trickle) held every other at that window for as long as it liked (an
+   * outside review: a fast download stopped at 1.1 MB for as long as a second client read 90 KB
+   * in 16 s). So a reader that stays a whole window behind one that has taken everything read
+   * and waits for more, for LAG_GRACE_MS without catching up, is cut (its stream errors: LAGGED)
+   * and the rest goes on. True when one was.
+   */
+  private cutLaggards(): boolean {
+    if (this.keeping || this.cursors.size < 2) return false
+    let fastest = -1
+    let slowest = Infinity
+    for (const c of this.cursors) {
+      fastest = Math.max(fastest, c.index)
+      slowest = Math.min(slowest, c.index)
+    }
+    if (fastest < this.dropped + this.chunks.length || slowest === fastest) return false
+    const now = monoNow()
+    let cut = false
+    let dueMs = Infinity
+    for (const c of [...this.cursors]) {
+      if (c.index !== slowest) continue
+      if (c.behindSinceMs === 0) c.behindSinceMs = now
+      if (now - c.behindSinceMs < LAG_GRACE_MS) {
+        dueMs = Math.min(dueMs, c.behindSinceMs + LAG_GRACE_MS)
+        continue
+      }
+      this.cursors.delete(c)
+      cut = true
+      try {
+        c.ctl?.error(Object.assign(new Error(LAGGED), { code: 'CLIENT_SEND_TIMEOUT' })) // logged as a client too slow to take its answer
+      } catch {}
+    }
+    if (cut) this.released()
+    else if (dueMs !== Infinity && this.lagTimer === undefined) {
+      // The pump waits for a reader to move; this wakes it when the laggard's grace ends.
+      this.lagTimer = setTimeout(() => {
+        this.lagTimer = undefined
+        this.wakePump()
+      }, dueMs - now)
+      ;(this.lagTimer as { unref?: () => void }).unref?.()
+    }
+    return cut
   }
 
   private wakeReaders(): void {
@@ -147,7 +213,9 @@ export class BodyTee {
     for (;;) {
       if (!this.keeping) {
         // Not stored: read on only while the slowest reader is less than a window behind.
-        while (this.cursors.size > 0 && this.bufferedBytes >= this.opts.windowBytes) await new Promise<void>((r) => (this.pumpWaiting = r))
+        while (this.cursors.size > 0 && this.bufferedBytes >= this.opts.windowBytes) {
+          if (!this.cutLaggards()) await new Promise<void>((r) => (this.pumpWaiting = r))
+        }
         if (this.cursors.size === 0) {
           this.source.cancel().catch(() => {})
           this.done = true
