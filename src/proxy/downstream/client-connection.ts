@@ -368,8 +368,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
 
   closeIfIdle(graceMs: number): void {
     if (this.phase !== Phase.Head || this.pending.size > 0) [this.closeAfter, this.closeGraceMs] = this.responded && !this.closeAfter && graceMs > 0 && this.phase !== Phase.Tunnel ? [false, graceMs] : [true, 0]
-    else if (graceMs <= 0 || !this.writer.flushed) void (this.writer.finish(() => this.onClose(undefined)) && this.pauseReading()) // a reply still on its way (a slow reader of a whole body) goes out first
-    else [this.deadlineKindIsIdle, this.deadlineAt] = [true, Math.min(this.deadlineAt || Infinity, monoNow() + graceMs)] // a grace: the sweep closes it; a request on its way is answered, a head begun in it gets all of client_header_timeout
+    else if (graceMs <= 0) void (this.writer.finish(() => this.onClose(undefined)) && this.pauseReading()) // a reply still on its way (a slow reader of a whole body) goes out first
+    else [this.deadlineKindIsIdle, this.deadlineAt] = [true, Math.min(this.deadlineAt || Infinity, monoNow() + graceMs)] // a grace, also while the last reply (keep-alive) waits in the batch: the sweep closes it; a request on its way is answered, a head begun in it gets all of client_header_timeout
   }
 
   onEnd(): void {
