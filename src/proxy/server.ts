@@ -19,6 +19,7 @@ import { http1Settings, listenerTls, settingsKey, socketKey } from './listener-c
 import { Admission } from './downstream/admission.ts'
 import { listenHttp1, RELOAD_IDLE_GRACE_MS, type Http1Listener } from './downstream/http1-listener.ts'
 import { listenRuntimeFront } from './downstream/runtime-front.ts'
+import { RetiredListeners } from './retired-listeners.ts'
 import { ProxyHandler, type HandlerHooks } from './handler.ts'
 import type { ProxyView, UpstreamView } from './observe/view.ts'
 import type { AddressSource } from './upstream/address-source.ts'
@@ -32,10 +33,7 @@ export interface ProxyServerOptions {
   reusePort?: boolean
   hooks?: Pick<HandlerHooks, 'onRecord' | 'cache'>
   log?: LogFn
-  /**
-   * Automatic HTTPS: the certificate to present, read per client connection (own listener
-   * only); undefined from it means none yet, and the handshake is refused with a TLS alert.
-   */
+  /** Automatic HTTPS: the certificate to present, read per client connection (own listener only); undefined: none yet (a TLS alert). */
   dynamicTls?: () => { cert: string; key: string } | undefined
 }
 
@@ -65,6 +63,8 @@ export class ProxyServer implements ProxyView {
   private migrateHinted = false
   /** One process sharing its port: the lock on the address it listens on, among proxies (runtime/shared-port.ts). */
   private readonly locks = new AddressLocks()
+  /** Listeners a reload replaced, finishing their connections (counted and drained with the current one). */
+  private readonly retired = new RetiredListeners()
   private readonly admission: Admission
 
   constructor(
@@ -84,10 +84,7 @@ export class ProxyServer implements ProxyView {
     return this.admission.refused
   }
 
-  /**
-   * Builds a generation for `config`, reusing the origin side of upstreams whose settings did not
-   * change (so their warm connections and DNS state survive a reload). Starts nothing.
-   */
+  /** Builds a generation for `config`, reusing the origin side of upstreams whose settings did not change (warm connections and DNS state survive a reload). Starts nothing. */
   private build(config: ResolvedConfig, old: Map<string, UpstreamParts>): Generation {
     const upstreams = new Map<string, UpstreamParts>()
     for (const u of Object.values(config.upstreams)) {
@@ -238,6 +235,7 @@ export class ProxyServer implements ProxyView {
           return this.gen.handler.refusal(code, detail, { ip: client.ip, tls: clientTls, protocol: client.protocol }, req, record, status, sinceMs)
         },
         onQuietClose: (code, ip) => this.admission.count(code, 'no request within client_header_timeout', ip, false),
+        otherConnections: () => this.retired.connections, // max_connections counts a replaced listener's too
         onError,
       })
     } catch (err) {
@@ -289,7 +287,7 @@ export class ProxyServer implements ProxyView {
       const old = this.server
       this.server = newListener
       this.serverTls = nextTls
-      if (old !== newListener) void old?.stop(false, RELOAD_IDLE_GRACE_MS)
+      if (old !== newListener) this.retired.add(old, RELOAD_IDLE_GRACE_MS)
       this.locks.settle(next.server.listen.host, this.port)
     } else if (this.server?.update && settingsKey(prev.config) !== settingsKey(next)) {
       this.server.update(http1Settings(next))
@@ -313,7 +311,7 @@ export class ProxyServer implements ProxyView {
       }
       return this.openListener(next, nextTls, old.port)
     }
-    void old.stop(false, RELOAD_IDLE_GRACE_MS)
+    this.retired.add(old, RELOAD_IDLE_GRACE_MS)
     const openWhenFree = async (config: ResolvedConfig, tls: TlsPair | undefined): Promise<Listener> => {
       for (let attempt = 0; ; attempt++) {
         try {
@@ -338,17 +336,17 @@ export class ProxyServer implements ProxyView {
   }
 
   get pendingRequests(): number {
-    return this.server?.pendingRequests ?? 0
+    return (this.server?.pendingRequests ?? 0) + this.retired.pendingRequests
   }
 
   /** Open upgrade tunnels (WebSocket and others); undefined when the listener cannot tell (the runtime front). */
   get openTunnels(): number | undefined {
-    return this.server?.tunnels
+    return this.server?.tunnels === undefined ? undefined : this.server.tunnels + this.retired.tunnels
   }
 
   /** Open client connections; undefined when the listener cannot tell (the runtime front). */
   get clientConnections(): number | undefined {
-    return this.server?.connections
+    return this.server?.connections === undefined ? undefined : this.server.connections + this.retired.connections
   }
 
   get port(): number {
@@ -381,24 +379,21 @@ export class ProxyServer implements ProxyView {
     return this.admission.stopping
   }
 
-  /**
-   * Graceful stop: refuse new connections, let in-flight requests finish for up to drainMs,
-   * then close what is left. Resolves when the listener is closed.
-   */
+  /** Graceful stop: refuse new connections, let in-flight requests finish for up to drainMs, then close what is left; resolves when the listeners are closed. */
   async drain(drainMs: number): Promise<void> {
     if (!this.server) return
     this.admission.stopping = true
     const server = this.server
-    this.opts.log?.('info', 'drain started', { pending_requests: server.pendingRequests, open_tunnels: server.tunnels ?? 0, drain_timeout_ms: drainMs })
-    const done = server.stop(false)
+    this.opts.log?.('info', 'drain started', { pending_requests: this.pendingRequests, open_tunnels: this.openTunnels ?? 0, drain_timeout_ms: drainMs })
+    const done = Promise.all([server.stop(false), this.retired.stop(false)]) // the listeners a reload replaced, still finishing, too
     let timer: ReturnType<typeof setTimeout> | undefined
     const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), drainMs)))
     const result = await Promise.race([done.then(() => 'done' as const), timedOut])
     clearTimeout(timer)
     if (result === 'timeout') {
-      this.opts.log?.('warn', 'drain timeout reached; cutting what is left', { pending_requests: server.pendingRequests, open_tunnels: server.tunnels ?? 0 })
+      this.opts.log?.('warn', 'drain timeout reached; cutting what is left', { pending_requests: this.pendingRequests, open_tunnels: this.openTunnels ?? 0 })
       this.admission.cutting = true
-      await server.stop(true)
+      await Promise.all([server.stop(true), this.retired.stop(true)])
     }
     this.close()
   }
@@ -407,6 +402,7 @@ export class ProxyServer implements ProxyView {
   close(): void {
     this.admission.stopping = true
     void this.server?.stop(true)
+    void this.retired.stop(true)
     this.server = undefined
     this.locks.close()
     for (const p of this.gen.upstreams.values()) this.closeParts(p)

@@ -226,3 +226,28 @@ test.skipIf(process.platform !== 'linux')('a reload to another address on the sa
   await proxy.reload(h.config(flags(`[::ffff:127.0.0.1]:${port}`)))
   expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toBe('hello')
 })
+
+test('a drain after a reload that replaced the listener waits for the old listener\'s requests too, and counts them (max_concurrent_requests, pendingRequests)', async () => {
+  const origin = h.origin({
+    async fetch(req) {
+      if (new URL(req.url).pathname === '/slow') await Bun.sleep(800)
+      return new Response(`ok ${new URL(req.url).pathname}`)
+    },
+  })
+  const flags = { upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { max_concurrent_requests: 1 } }
+  const { proxy } = h.proxy(flags)
+  const c = rawClient(h, proxy.port)
+  c.s.write('GET /slow HTTP/1.1\r\nHost: a\r\n\r\n')
+  expect(await waitFor(() => proxy.pendingRequests === 1)).toBe(true)
+  await proxy.reload(h.config({ ...flags, server: { max_concurrent_requests: 1, listen: `127.0.0.1:${await freePort()}` } }))
+  // The old listener's request still counts: the new listener's first request is over the limit of 1.
+  expect(proxy.pendingRequests).toBe(1)
+  const over = await fetch(`http://127.0.0.1:${proxy.port}/new`)
+  expect(over.status).toBe(503)
+  await over.arrayBuffer()
+  // The drain waits for it; its client gets the whole answer.
+  await proxy.drain(5000)
+  expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+  expect(c.got()).toStartWith('HTTP/1.1 200 ')
+  expect(c.got()).toEndWith('ok /slow')
+})

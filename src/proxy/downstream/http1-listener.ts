@@ -66,6 +66,8 @@ export interface Http1ListenOptions extends ConnectionOptions {
   reusePort: boolean
   /** Most open client connections; beyond it a new one gets 503 and is closed. 0 means no limit. */
   maxConnections: number
+  /** Connections a reload's replaced listeners still hold, counted against maxConnections with this one's. */
+  otherConnections?: () => number
 }
 
 /** What a reload changes on an open listener in place: no new socket, so nothing in the accept queue is lost. */
@@ -147,7 +149,7 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const handlers: SocketHandler<DownstreamConnection> = {
     binaryType: 'buffer',
     open(sock) {
-      const over = opts.maxConnections > 0 && conns.size >= opts.maxConnections
+      const over = opts.maxConnections > 0 && conns.size + (opts.otherConnections?.() ?? 0) >= opts.maxConnections
       if (over) collectAfterRefusals()
       // In cleartext the 503 goes out at once, with nothing made for the connection but its
       // record (a flood of refusals made each a whole connection: 15 closures, 21 objects, 4.4 KB).
