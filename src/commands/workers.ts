@@ -136,10 +136,17 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   let fatal: ((code: number) => void) | undefined
   const fatalExit = new Promise<number>((resolve) => (fatal = resolve))
 
+  // A worker takes SIGHUP and SIGUSR1 once it said it listens (its handlers are in place: before,
+  // the default action ended it); one still starting, or restarting, gets them then.
+  const ready = new Set<ChildProcess>()
+  const deferred = new Map<ChildProcess, Set<NodeJS.Signals>>()
+  const signalAll = (sig: NodeJS.Signals) => {
+    for (const w of workers.values()) ready.has(w) ? w.kill(sig) : deferred.set(w, (deferred.get(w) ?? new Set()).add(sig))
+  }
   // Before any worker starts: a USR1 must never find the default action (exit, orphaning them).
   const onUsr1 = () => {
     log('info', 'reopening the access log in all workers')
-    for (const w of workers.values()) w.kill('SIGUSR1')
+    signalAll('SIGUSR1')
   }
   process.on('SIGUSR1', onUsr1)
 
@@ -151,11 +158,18 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     slot.pid = child.pid
     slot.adminUrl = undefined
     child.on('message', (m: Partial<WorkerAdminMessage> | WorkerListeningMessage) => {
-      if (m?.type === 'listening') served.add(index)
+      if (m?.type === 'listening') {
+        served.add(index)
+        ready.add(child)
+        for (const sig of deferred.get(child) ?? []) child.kill(sig)
+        deferred.delete(child)
+      }
       if (m?.type === 'admin' && typeof m.url === 'string' && slot.pid === child.pid) slot.adminUrl = m.url
     })
     child.once('exit', (code, signal) => {
       workers.delete(index)
+      ready.delete(child)
+      deferred.delete(child)
       if (child.pid !== undefined) admin.workerExited(index, child.pid)
       slot.pid = undefined
       slot.adminUrl = undefined
@@ -198,7 +212,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
       // The workers log why the config was rejected; they keep theirs and so does the supervisor.
     }
     log('info', 'reloading all workers')
-    for (const w of workers.values()) w.kill('SIGHUP')
+    signalAll('SIGHUP')
   }
   process.on('SIGHUP', onHup)
   // Handlers stay for the whole drain: a second SIGTERM or a SIGHUP without one would end the

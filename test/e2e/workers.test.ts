@@ -231,3 +231,28 @@ test("a worker's restart delay starts again once it ran 10 s; a moved server.lis
     expect(await proxy.stop()).toBe(0)
   }
 }, 60_000)
+
+test('SIGHUP and SIGUSR1 to the supervisor while its workers still start: they get them once they listen, and none dies (a logrotate at that moment killed them)', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  servers.push(origin)
+  const { spawn } = await import('node:child_process')
+  const child = spawn(BIN, ['serve', '--upstream', `127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off', '--workers', '2'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let log = ''
+  child.stderr!.on('data', (d: Buffer) => (log += d.toString()))
+  try {
+    for (let i = 0; i < 400 && !log.includes('supervisor started'); i++) await Bun.sleep(5)
+    expect(log).toContain('supervisor started')
+    // At once: the workers have only just been spawned.
+    child.kill('SIGHUP')
+    child.kill('SIGUSR1')
+    expect(await bothListening(() => log)).toBe(true)
+    // Each worker takes both once it listens: a reload, then a log reopen.
+    for (let i = 0; i < 200 && (log.match(/\breloaded\b/g) ?? []).length < 2; i++) await Bun.sleep(25)
+    await Bun.sleep(300)
+    expect(log).not.toContain('worker died')
+    expect((log.match(/\breloaded\b/g) ?? []).length).toBe(2)
+  } finally {
+    child.kill('SIGTERM')
+    await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once('exit', r)))
+  }
+})
