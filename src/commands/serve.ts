@@ -23,7 +23,7 @@ import { addConfigFlags, flagLayer } from './flags.ts'
 import { checkAccessLogPath, checkConfigPaths } from '../runtime/config-paths.ts'
 import { AutomaticHttps } from '../acme/automatic-https.ts'
 import { PageTrimmer } from '../runtime/page-trim.ts'
-import { parseWorkers, reportWorkerAdmin, reportWorkerListening, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
+import { parseWorkers, reportWorkerAdmin, reportWorkerListening, reportWorkerReloaded, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
 
 /** Config sections a reload does not apply (the cache is built once; ACME runs from start-up). */
 const START_ONLY = ['cache', 'acme'] as const
@@ -96,7 +96,8 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   // A worker's own admin listens on a loopback port of its choosing and reports it: the
   // supervisor serves the configured address for all workers (workers-admin.ts).
   /** The admin settings this process listens with: a worker's on its own loopback port (below). */
-  const workerAdmin = (a: ResolvedConfig['admin']) => (workerId !== undefined && a.listen ? { ...a, listen: WORKER_ADMIN_LISTEN } : a)
+  // A worker's stays as at start whatever a reload says (the supervisor reads the address at start): "off" closed it, and the supervisor saw every worker down.
+  const workerAdmin = (a: ResolvedConfig['admin']) => (workerId !== undefined && config.admin.listen ? { ...a, listen: WORKER_ADMIN_LISTEN } : a)
   const adminFor = (c: ResolvedConfig) => {
     const a = new AdminServer(workerAdmin(c.admin), {
       proxy: () => proxy,
@@ -136,6 +137,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     } catch (err) {
       wlog('error', 'reload failed: config rejected; still serving the previous config', { error: errorMessage(err) })
       accessLog.reopen()
+      if (workerId !== undefined) reportWorkerReloaded(false)
       return
     }
     // A reload reopens the log file at once too (a rotation script may send SIGHUP), unless the
@@ -166,6 +168,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       }
       trimmer?.retime(next.server.trimIntervalMs)
       wlog('info', 'reloaded', { url: proxy.url, upstreams: Object.values(next.upstreams).map((u) => u.url).join(',') })
+      if (workerId !== undefined) reportWorkerReloaded(true)
       warnInsecure(next, wlog)
       // Read at start only: a difference from what runs (the start-up config's) is said to be kept
       // out, at every reload while it lasts, not taken as applied with the rest.
@@ -175,6 +178,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     } catch (err) {
       wlog('error', 'reload failed; still serving the previous config', { error: errorMessage(err) })
       if (logChanged) accessLog.reopen()
+      if (workerId !== undefined) reportWorkerReloaded(false)
     }
   }
   // One reload at a time: a SIGHUP during another (whose listener may be waiting for its port) runs after it.

@@ -37,6 +37,12 @@ export interface WorkerListeningMessage {
   type: 'listening'
 }
 
+/** What a worker tells the supervisor after a SIGHUP: whether it took the new config. */
+export interface WorkerReloadedMessage {
+  type: 'reloaded'
+  ok: boolean
+}
+
 /** Where a worker's own admin listens: loopback, a port the kernel picks (it reports it). */
 export const WORKER_ADMIN_LISTEN: HostPort = { host: '127.0.0.1', port: 0 }
 
@@ -48,6 +54,11 @@ export function reportWorkerAdmin(url: string | undefined): void {
 /** A worker says it serves (a no-op without an IPC channel). */
 export function reportWorkerListening(): void {
   if (process.send) process.send({ type: 'listening' } satisfies WorkerListeningMessage)
+}
+
+/** A worker says how its reload went (a no-op without an IPC channel). */
+export function reportWorkerReloaded(ok: boolean): void {
+  if (process.send) process.send({ type: 'reloaded', ok } satisfies WorkerReloadedMessage)
 }
 
 export function parseWorkers(raw: unknown): number {
@@ -127,6 +138,8 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   // Slots whose worker has served once: once there is one, a failed start is a restart, not the start-up's.
   const served = new Set<number>()
   let stopping = false
+  /** The admin settings of a SIGHUP's config, applied once a worker says it reloaded (ok). */
+  let pendingAdmin: Parameters<WorkersAdmin['setConfig']>[0] | undefined
   // The one admin endpoint for all workers, bound before any worker starts (E_LISTEN if taken).
   const admin = new WorkersAdmin(opts.admin, { workers: () => slots, draining: () => stopping }).start()
   const args = [...baseArgs, '--listen', hostPort(listen.host, port)]
@@ -157,7 +170,13 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     const slot = slots[index]!
     slot.pid = child.pid
     slot.adminUrl = undefined
-    child.on('message', (m: Partial<WorkerAdminMessage> | WorkerListeningMessage) => {
+    child.on('message', (m: Partial<WorkerAdminMessage> | WorkerListeningMessage | WorkerReloadedMessage) => {
+      // The admin token a reload brings is the supervisor's once a worker took that reload: a
+      // config the workers refused (a bad certificate pair) must not change the token it asks them with.
+      if (m?.type === 'reloaded' && m.ok && pendingAdmin) {
+        admin.setConfig(pendingAdmin)
+        pendingAdmin = undefined
+      }
       if (m?.type === 'listening') {
         served.add(index)
         ready.add(child)
@@ -202,7 +221,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     try {
       const next = opts.reloadConfig?.()
       if (next) {
-        admin.setConfig(next.admin)
+        pendingAdmin = next.admin
         if (JSON.stringify(next.admin.listen) !== JSON.stringify(opts.admin.listen)) log('warn', 'the admin address is read at start with --workers; restart to move it', { admin: admin.url ?? 'off' })
         // The workers listen where the supervisor claimed (its --listen overrides their file): a new one needs a restart.
         const moved = next.server.listen

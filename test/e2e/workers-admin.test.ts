@@ -145,3 +145,38 @@ test('SIGHUP with a new admin token: the merged endpoint takes the new one and s
   expect((await metrics('first')).status).toBe(401)
   expect(await proxy.stop()).toBe(0)
 }, 60_000)
+
+test('SIGHUP with a config the workers refuse keeps the old admin token, and one turning the admin off keeps the workers reachable: both workers up throughout', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  cleanups.push(() => origin.stop(true))
+  const dir = testDir('proxy-workers-admin-')
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'proxy.toml')
+  const write = (admin: string, log: string) => writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[admin]\n${admin}\n[log]\naccess_log = "${log}"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n`)
+  write('listen = "127.0.0.1:0"\ntoken = "first"', 'off')
+  const proxy = await startWorkers(['serve', '--config', file, '--workers', '2'])
+  const metrics = (token: string) => fetch(`${proxy.admin}/metrics`, { headers: { authorization: `Bearer ${token}` } })
+  const bothUp = async (token: string) => {
+    let text = ''
+    for (let i = 0; i < 40; i++) {
+      const res = await metrics(token)
+      text = res.status === 200 ? await res.text() : `status ${res.status}`
+      if (text.includes('proxy_worker_up{worker="0"} 1\n') && text.includes('proxy_worker_up{worker="1"} 1\n')) return true
+      await Bun.sleep(50)
+    }
+    return text
+  }
+  expect(await bothUp('first')).toBe(true)
+  // A new token beside an access log path no worker can open: the workers refuse the reload whole.
+  write('listen = "127.0.0.1:0"\ntoken = "second"', join(dir, 'no-such-dir', 'access.log'))
+  proxy.child.kill('SIGHUP')
+  await Bun.sleep(500)
+  expect((await metrics('second')).status).toBe(401)
+  expect(await bothUp('first')).toBe(true)
+  // The admin turned off: the supervisor keeps its address (read at start), and so do the workers their own.
+  write('listen = "off"\ntoken = "first"', 'off')
+  proxy.child.kill('SIGHUP')
+  await Bun.sleep(500)
+  expect(await bothUp('first')).toBe(true)
+  expect(await proxy.stop()).toBe(0)
+}, 60_000)
