@@ -133,8 +133,9 @@ async function attemptLoop<T>(
     let next = index === 0 ? firstPick : again ? state : target.pick(tried)
     const fresh = again
     again = false
-    // Nothing healthy to try: after a connect failure, or when every address is ejected at once.
-    if ((next === undefined || !target.takesTraffic(next)) && target.waitForRescue && (failure?.isAddressFailure || dying || (index === 0 && next !== undefined))) {
+    // Nothing healthy to try: after a connect failure, or when every address is ejected at once (one
+    // out only by its health checks is tried at once, as the picker tries one when all are out).
+    if ((next === undefined || !target.takesTraffic(next)) && target.waitForRescue && (failure?.isAddressFailure || dying || (index === 0 && next !== undefined && next.activeHealthy))) {
       dying = false
       await target.waitForRescue(deadline - nowMs(), tried)
       next = target.pick(tried)
