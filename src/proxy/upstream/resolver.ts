@@ -75,6 +75,10 @@ export class UpstreamResolver implements AddressSource {
   private inFlight: Promise<void> | undefined
   /** Callers waiting for the next refresh to finish (nextRefresh). */
   private refreshWaiters: (() => void)[] = []
+  /** A connect failure asked for a re-resolve during a lookup: another follows it (refreshNow). */
+  private again = false
+  /** Waiting for that next lookup (nextRefresh while `again`). */
+  private againWaiters: (() => void)[] = []
   private timer: unknown
   private timerAtMonoMs = 0
   private closed = false
@@ -111,9 +115,14 @@ export class UpstreamResolver implements AddressSource {
     return () => this.listeners.delete(listener)
   }
 
-  /** After a connect failure: re-resolve now, at most once per REFRESH_NOW_MIN_INTERVAL_MS. */
+  /**
+   * After a connect failure: re-resolve now, at most once per REFRESH_NOW_MIN_INTERVAL_MS. During
+   * a lookup, once it ends: that lookup was asked before the failure and may answer with the address
+   * that failed (a slow DNS server: an outside review saw 8 of 8 waiting requests get 502 so).
+   */
   refreshNow(reason: string): void {
-    if (this.closed || this.inFlight) return
+    if (this.closed) return
+    if (this.inFlight) return void (this.again = true)
     const earliest = this.lastRefreshStartedMonoMs + REFRESH_NOW_MIN_INTERVAL_MS
     const now = this.clock.monoMs()
     this.log?.('debug', 'refresh requested', { host: this.upstream.host, reason })
@@ -128,6 +137,7 @@ export class UpstreamResolver implements AddressSource {
    */
   nextRefresh(withinMs: number): Promise<void> | undefined {
     if (this.closed) return undefined
+    if (this.again) return new Promise<void>((resolve) => this.againWaiters.push(resolve)) // the lookup after the one in flight
     if (this.inFlight) return this.inFlight
     if (this.timer === undefined || this.timerAtMonoMs - this.clock.monoMs() > withinMs) return undefined
     return new Promise<void>((resolve) => this.refreshWaiters.push(resolve))
@@ -176,6 +186,12 @@ export class UpstreamResolver implements AddressSource {
       .finally(() => {
         this.inFlight = undefined
         for (const w of this.refreshWaiters.splice(0)) w()
+        if (!this.again) return
+        this.again = false
+        this.refreshNow('a connect failure during the lookup')
+        // Those waiting for the lookup after this one wait for the one just set off (or, if none is, are let go).
+        if (this.timer !== undefined || this.inFlight) this.refreshWaiters.push(...this.againWaiters.splice(0))
+        else for (const w of this.againWaiters.splice(0)) w()
       })
     return this.inFlight
   }
@@ -310,6 +326,6 @@ export class UpstreamResolver implements AddressSource {
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     this.timer = undefined
     this.listeners.clear()
-    for (const w of this.refreshWaiters.splice(0)) w()
+    for (const w of [...this.refreshWaiters.splice(0), ...this.againWaiters.splice(0)]) w()
   }
 }

@@ -102,6 +102,28 @@ describe('single flight and rate limit', () => {
     r.close()
   })
 
+  test('a re-resolve asked for during a lookup runs after it: the lookup in flight may answer with the address that failed', async () => {
+    const answers = [answer(['127.0.2.1']), answer(['127.0.2.2'])]
+    const pending: ((v: LookupResult) => void)[] = []
+    const clock = new FakeClock()
+    const r = new UpstreamResolver(U, { lookup: () => new Promise((res) => pending.push(res)), clock })
+    void r.refresh()
+    // A connect failure while that lookup is out (a slow DNS server): the waiters wait for the next one.
+    r.refreshNow('connect failed')
+    let rescued = false
+    void r.nextRefresh(10_000)!.then(() => (rescued = true))
+    pending[0]!(answers[0]!)
+    await flush()
+    expect(rescued).toBe(false)
+    await clock.advance(1000) // the once-a-second limit, from the first lookup's start
+    expect(pending).toHaveLength(2)
+    pending[1]!(answers[1]!)
+    await flush()
+    expect(rescued).toBe(true)
+    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['127.0.2.2'])
+    r.close()
+  })
+
   test('refreshNow runs at most once per second', async () => {
     const { r, calls, clock } = setup([answer(['127.0.2.1'])])
     r.start()
