@@ -204,7 +204,8 @@ export class UpstreamResolver implements AddressSource {
   nextRefreshMs(ttlMs: number | undefined): number {
     if (ttlMs === undefined) return this.upstream.resolveIntervalMs
     const clamped = Math.min(this.upstream.resolveMaxTtlMs, Math.max(this.upstream.resolveMinTtlMs, ttlMs))
-    return Math.max(0, clamped * REFRESH_AT_TTL_SHARE - clamped * JITTER_TTL_SHARE * this.random())
+    // At most once a second, as refreshNow: resolve_min_ttl = 0 and a TTL of 0 (dnsmasq's hosts, Consul) asked back to back (~660 a second).
+    return Math.max(REFRESH_NOW_MIN_INTERVAL_MS, clamped * REFRESH_AT_TTL_SHARE - clamped * JITTER_TTL_SHARE * this.random())
   }
 
   private onAnswer(result: LookupResult): void {

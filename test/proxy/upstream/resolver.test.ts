@@ -48,6 +48,12 @@ describe('refresh timing', () => {
     expect(r.nextRefreshMs(ttl)).toBeCloseTo(want, 0)
   })
 
+  test('resolve_min_ttl = 0 with a TTL of 0 (dnsmasq hosts, Consul): refreshed once a second, not back to back', () => {
+    const { r } = setup([], { upstream: { resolveMinTtlMs: 0 } })
+    expect(r.nextRefreshMs(0)).toBe(1000)
+    expect(r.nextRefreshMs(500)).toBe(1000)
+  })
+
   test('jitter stays within its bound over many draws', () => {
     let x = 0.123
     const { r } = setup([], { random: () => (x = (x * 9301 + 49297) % 233280 / 233280) })
