@@ -14,13 +14,12 @@ import type { CacheExchange } from './cache/cache.ts'
 import { failureReply, RequestFailure, statusFor, type FailureCode } from './errors.ts'
 import { clientResponseHeaders, type ForwardingLines } from './headers.ts'
 import type { ResolvedRoute } from '../config/schema.ts'
-import type { GoneListener, ProxyReply, ProxyRequest, ReplySink, WriteCut } from './message.ts'
+import { IDEMPOTENT_METHODS, type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink, type WriteCut } from './message.ts'
 import type { AMBIGUOUS_ROUTE } from './routes.ts'
 import { roundMs, type RequestRecord } from './observe/record.ts'
 import type { ExchangeEnd, ExchangeSink, Http1Connection, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
 import type { AcquiredConnection, AddressState, UpstreamPool } from './upstream/pool.ts'
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 
 export interface ClientInfo {
   ip: string
@@ -395,7 +394,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
  * whether its upstream has closed it already (pool.ts, runtime/socket-poll.ts).
  */
 function replayable(req: OutgoingRequest): boolean {
-  return IDEMPOTENT.has(req.method) && !(req.body instanceof ReadableStream)
+  return IDEMPOTENT_METHODS.has(req.method) && !(req.body instanceof ReadableStream)
 }
 
 /**
@@ -411,5 +410,5 @@ function canRetry(req: OutgoingRequest, err: RequestFailure): boolean {
   if (err.code !== 'RESET_BEFORE_RESPONSE') return false
   if (req.body instanceof ReadableStream) return false
   if (err.bodyConsumed) return false
-  return IDEMPOTENT.has(req.method) || err.phase === 'request'
+  return IDEMPOTENT_METHODS.has(req.method) || err.phase === 'request'
 }

@@ -19,6 +19,7 @@ import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socke
 import { runAttempts } from '../attempts.ts'
 import { failureBody, failureHeaders, RequestFailure, statusFor } from '../errors.ts'
 import { clientResponseHeaders, listedByConnection } from '../headers.ts'
+import { IDEMPOTENT_METHODS } from '../message.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 
 export interface TunnelContext {
@@ -143,8 +144,8 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
         answering = undefined
       }
     },
-    // The upstream closed without a byte: it did not act on the request.
-    mayRetry: (f) => f.code === 'RESET_BEFORE_RESPONSE' && !clientGone,
+    // The upstream closed without a byte: it may have acted on the request, so only an idempotent one goes again (RFC 9110 §9.2.2; a POST upgrade went twice).
+    mayRetry: (f) => f.code === 'RESET_BEFORE_RESPONSE' && !clientGone && IDEMPOTENT_METHODS.has(ctx.method),
   })
   if (!outcome.ok) {
     const f = outcome.failure
