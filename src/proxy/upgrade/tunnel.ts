@@ -76,10 +76,7 @@ interface LateEvents {
   closed: { err: Error | undefined } | undefined
 }
 
-/**
- * Installs `handlers` on `upstream`, reads on, and gives them what came while nobody read it
- * (a handler that pauses the upstream for a full client keeps it paused).
- */
+/** Installs `handlers` on `upstream`, reads on, and gives them what came while nobody read it (a pause for a full client holds). */
 function takeOver(upstream: Conn, late: LateEvents, handlers: ConnHandlers): void {
   upstream.handlers = handlers
   if (!late.closed) upstream.resume()

@@ -104,6 +104,7 @@ export class UpstreamPool {
     const state = this.addresses.get(address)
     if (!state) return
     state.removed = true
+    for (const wake of state.waiters.splice(0)) wake(undefined) // those waiting for a slot go elsewhere now
     // Idle connections to a removed address close now; busy ones finish their exchange.
     for (const c of state.idle.splice(0)) {
       c.destroy()
@@ -161,10 +162,7 @@ export class UpstreamPool {
     return pickAddress(this.states, this.clock.monoMs(), this.random, exclude)
   }
 
-  /**
-   * The fast path: an idle pooled connection to `state`, taken synchronously, or undefined
-   * (then call acquire). Counts the request as in flight when it returns one.
-   */
+  /** The fast path: an idle pooled connection to `state`, taken synchronously, or undefined (then call acquire); counted in flight. */
   takeIdle(state: AddressState, probe = false): AcquiredConnection | undefined {
     const c = this.takeIdleConnection(state, probe)
     return c && { connection: c, reused: true, connectMs: undefined }
@@ -210,6 +208,8 @@ export class UpstreamPool {
         // or for one to close.
         const handed = await this.waitForSlot(state)
         if (handed) return { connection: handed, reused: true, connectMs: undefined }
+        // DNS removed it meanwhile: no new connection to it (nothing was sent; the attempt loop tries another).
+        if (state.removed) throw new RequestFailure('NO_ADDRESS', 'connect', `${state.label} left the DNS answer while the request waited for a connection to it`, { address: state.address })
       }
       const t0 = performance.now()
       const connection = await this.connect(state)

@@ -431,6 +431,19 @@ describe('max_conns_per_address', () => {
     expect(r.dials).toHaveLength(1)
   })
 
+  test('a waiter for an address DNS removes is let go at once, to try another: no new connection to the removed address', async () => {
+    const { r, a, got, waiting } = await oneTakenOneWaiting()
+    expect(a.waiters).toHaveLength(1)
+    r.source.set([B])
+    const err = await rejection(waiting)
+    expect(err.code).toBe('NO_ADDRESS')
+    expect(err.phase).toBe('connect')
+    expect(err.isAddressFailure).toBe(false)
+    expect(got.second).toBeUndefined()
+    // Only the first connection ever went to it (an outside review saw 8 fresh dials to a removed address).
+    expect(r.dials.filter((d) => d.address === '127.0.2.1')).toHaveLength(1)
+  })
+
   test('a failed dial frees the slot for a waiter', async () => {
     // The first dial is refused, the second succeeds.
     const r = rig({ max_conns_per_address: '1', connect_timeout: '5s' }, { dial: (_o, n) => (n === 1 ? Promise.reject(new DialError('CONNECT_REFUSED', 'scripted')) : undefined) })
