@@ -13,6 +13,7 @@ import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUps
 import { parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
 import { bracketedIpv6, hostPort } from '../lib/net.ts'
+import { routePath } from '../lib/route-path.ts'
 import { DNS_NAME_RE, looseIpv4, looseIpv4Problem, parseResolverAddress, parseUpstreamUrl, show } from './addresses.ts'
 import { coerceField } from './coerce.ts'
 import { closest } from '../lib/suggest.ts'
@@ -80,7 +81,8 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   const routes = resolveRoutes(ctx, data.route, upstreams)
   // A route an earlier one takes every request of (the same or any host, a prefix its own starts with) is never used.
   routes.forEach((r, j) => {
-    const by = routes.findIndex((e, i) => i < j && (e.host === undefined || e.host.replace(/\.$/, '') === r.host?.replace(/\.$/, '')) && (e.pathPrefix === undefined || r.pathPrefix?.startsWith(e.pathPrefix)))
+    // Prefixes compared as the router reads them (lib/route-path.ts: "/%61pi/" is "/api/", "/api/../web/" is "/web/").
+    const by = routes.findIndex((e, i) => i < j && (e.host === undefined || e.host.replace(/\.$/, '') === r.host?.replace(/\.$/, '')) && (e.pathPrefix === undefined || (r.pathPrefix !== undefined && routePath(r.pathPrefix).startsWith(routePath(e.pathPrefix)))))
     if (by >= 0) fail(ctx, `route[${j}]`, `is never used: route[${by}]${lineOf(ctx, `route[${by}]`)} comes first and matches every request it would; remove it, or put the narrower route first`)
   })
   routes.push({ host: undefined, pathPrefix: undefined, upstream: defaultName, cache: true })
@@ -151,10 +153,16 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   return deepFreeze(resolved)
 }
 
-/** Whether listening on `a` needs the port `b` holds: the same port (not "any") on the same host, or a wildcard on either side, which holds it on every address. */
+/**
+ * Whether listening on `a` needs the port `b` holds: the same port (not "any") on the same host
+ * ("localhost" is a loopback address), or a wildcard on either side: "::" holds it on every
+ * address (dual stack), "0.0.0.0" on every IPv4 one (an IPv6 address beside it is free).
+ */
 function takesPortOf(a: HostPort, b: HostPort): boolean {
-  const wild = (h: string) => h === '0.0.0.0' || h === '::'
-  return b.port !== 0 && a.port === b.port && (a.host === b.host || wild(a.host) || wild(b.host))
+  const loopback = (h: string) => h === '::1' || (isIP(h) === 4 && h.startsWith('127.'))
+  const same = (x: string, y: string) => x === y || (x === 'localhost' && loopback(y)) || (y === 'localhost' && loopback(x))
+  const covers = (wild: string, h: string) => wild === '::' || (wild === '0.0.0.0' && isIP(h) !== 6)
+  return b.port !== 0 && a.port === b.port && (same(a.host, b.host) || covers(a.host, b.host) || covers(b.host, a.host))
 }
 
 /** A DNS name an ACME CA can validate over HTTP-01: LDH labels, at least two, no wildcard. */

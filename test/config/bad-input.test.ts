@@ -67,6 +67,9 @@ test('a [[route]] that an earlier one makes unreachable is refused at its line, 
   expect(two('host = "a.example"', 'host = "A.example."')).toBe(`proxy.toml:6: route[1]: ${never('3')}`)
   expect(two('path_prefix = "/"', 'path_prefix = "/api/"')).toBe(`proxy.toml:6: route[1]: ${never('3')}`)
   expect(two('path_prefix = "/api"', 'host = "a.example"\npath_prefix = "/api/v2"')).toBe(`proxy.toml:6: route[1]: ${never('3')}`)
+  // Prefixes compared as the router reads them: "/%61pi/" is "/api/" (it passed and took route[1]'s requests); "/api/../web/" is "/web/" (it was refused).
+  expect(two('path_prefix = "/%61pi/"', 'path_prefix = "/api/v2/"')).toBe(`proxy.toml:6: route[1]: ${never('3')}`)
+  expect(resolveConfig(parseConfigText(`${UP}[[route]]\npath_prefix = "/api"\nupstream = "default"\n[[route]]\npath_prefix = "/api/../web/"\nupstream = "default"\n`, 'proxy.toml')).routes).toHaveLength(3)
   // Reachable: the narrower first, another host, a prefix the first does not start.
   for (const [a, b] of [['path_prefix = "/api/"', 'path_prefix = "/"'], ['host = "a.example"', 'host = "b.example"'], ['host = "a.example"\npath_prefix = "/x"', 'host = "a.example"'], ['path_prefix = "/api/"', 'path_prefix = "/ap"']]) {
     expect(resolveConfig(parseConfigText(`${UP}[[route]]\n${a}\nupstream = "default"\n[[route]]\n${b}\nupstream = "default"\n`, 'proxy.toml')).routes).toHaveLength(3)
@@ -199,6 +202,9 @@ test('settings that contradict each other are refused naming the key, not adjust
   // The admin endpoint on the proxy's own port (serve then stopped with "address in use" caused by itself).
   expect(errorOf(`[server]\nlisten = "127.0.0.1:19430"\n[admin]\nlisten = "127.0.0.1:19430"\n${UP}`, cli)).toBe("proxy.toml:4: admin.listen: 127.0.0.1:19430 is the proxy's own listen address (127.0.0.1:19430); give the admin endpoint another port")
   expect(errorOf(`[server]\nlisten = "0.0.0.0:8080"\n[admin]\nlisten = "127.0.0.1:8080"\n${UP}`, cli)).toContain("admin.listen: 127.0.0.1:8080 is the proxy's own listen address (0.0.0.0:8080)")
+  // "localhost" is a loopback address (check passed, serve blamed "another process"); an IPv6 address beside 0.0.0.0 is free (it was refused).
+  expect(errorOf(`[server]\nlisten = "localhost:19431"\n[admin]\nlisten = "127.0.0.1:19431"\n${UP}`, cli)).toContain("admin.listen: 127.0.0.1:19431 is the proxy's own listen address (localhost:19431)")
+  expect(resolveConfig(parseConfigText(`[server]\nlisten = "0.0.0.0:19432"\n[admin]\nlisten = "[::1]:19432"\n${UP}`, 'proxy.toml'), cli).admin.listen?.host).toBe('::1')
   // The HTTP-01 listener there (serve then blamed --listen, which it opens first).
   expect(errorOf(`[server]\nlisten = "127.0.0.1:8443"\n[acme]\ndomains = ["a.example"]\nhttp_listen = "127.0.0.1:8443"\n${UP}`, cli)).toBe("proxy.toml:5: acme.http_listen: 127.0.0.1:8443 is the proxy's own listen address (127.0.0.1:8443); the HTTP-01 listener needs port 80 (or another port), the proxy its HTTPS one")
   // An ejection that starts longer than its longest (as resolve_min_ttl over resolve_max_ttl already was).

@@ -1,0 +1,59 @@
+/**
+ * The normal forms of a request path that routes are matched in (proxy/routes.ts) and that the
+ * config's check of routes never used compares prefixes in (config/resolve.ts): one place, so the
+ * check reads a prefix as the router does.
+ */
+
+/**
+ * A path in the normal form route prefixes are compared in (RFC 3986 §6.2.2, which RFC 9110
+ * §4.2.3 applies to http URIs): percent-encoded unreserved characters decoded ("%61" is "a",
+ * "%2e" is "."), then dot segments removed (RFC 3986 §5.2.4). "/%61pi/x" and "/web/../api/x"
+ * are the same resource as "/api/x", which is how an origin that normalizes reads them (nginx
+ * matches its locations so), so they take its route. Other escapes ("%2F", "%00") are kept, in
+ * upper case: they are not the character they stand for. "*" and paths with no "%" and no "/."
+ * are returned as they are.
+ */
+export function routePath(path: string): string {
+  if (path.charCodeAt(0) !== 0x2f || (!path.includes('%') && !path.includes('/.'))) return path
+  let decoded = ''
+  let from = 0
+  for (let i = path.indexOf('%'); i >= 0 && i + 2 < path.length; i = path.indexOf('%', i + 1)) {
+    const hex = path.slice(i + 1, i + 3)
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) continue
+    const char = String.fromCharCode(Number.parseInt(hex, 16))
+    // An unreserved character is itself; any other escape is kept, its hex digits in upper case
+    // ("%2f" and "%2F" are one escape: RFC 3986 §6.2.2.1).
+    decoded += path.slice(from, i) + (UNRESERVED.test(char) ? char : `%${hex.toUpperCase()}`)
+    from = i + 3
+  }
+  decoded += path.slice(from)
+  return withoutDotSegments(decoded)
+}
+
+/** remove_dot_segments (RFC 3986 §5.2.4): "." goes, ".." takes the segment before it; a last dot segment leaves a "/". */
+function withoutDotSegments(path: string): string {
+  const segments = path.split('/')
+  const out: string[] = []
+  for (let i = 1; i < segments.length; i++) {
+    const s = segments[i]!
+    if (s === '.' || s === '..') {
+      if (s === '..') out.pop()
+      if (i === segments.length - 1) out.push('')
+    } else out.push(s)
+  }
+  return `/${out.join('/')}`
+}
+
+/**
+ * The same path as an origin that decodes every escape and merges slashes reads it (nginx does
+ * before matching its locations: "/static//../account" and "/static/..%2Faccount" are its
+ * "/account"), for the check that both readings take one route (Router.ambiguous).
+ */
+export function mergedPath(path: string): string {
+  let decoded = path
+  if (path.includes('%')) decoded = path.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+  return withoutDotSegments(decoded.replace(/\/{2,}/g, '/'))
+}
+
+/** unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~" (RFC 3986 §2.3). */
+const UNRESERVED = /^[A-Za-z0-9\-._~]$/
