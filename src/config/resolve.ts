@@ -121,6 +121,7 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   // The admin listener on the proxy's own port: serve would fail to start ("address in use", by itself).
   const sl = server.listen as HostPort
   if (admin.listen && takesPortOf(admin.listen, sl)) {
+    if (!isSet(ctx, 'admin.listen')) fail(ctx, 'server.listen', `${hostPort(sl.host, sl.port)} takes the admin endpoint's address (admin.listen, ${hostPort(admin.listen.host, admin.listen.port)} by default); listen on another port, or move the admin with --admin (admin.listen)`)
     fail(ctx, 'admin.listen', `${hostPort(admin.listen.host, admin.listen.port)} is the proxy's own listen address (${hostPort(sl.host, sl.port)}); give the admin endpoint another port`)
   }
   const logTable = mergeTable(ctx, 'log', tableAt(ctx, data, 'log'), flags.log)
@@ -232,11 +233,14 @@ function resolveUpstream(ctx: Ctx, name: string, prefix: string, table: Table): 
   if (typeof f.url !== 'string' || f.url === '') fail(ctx, `${prefix}.url`, 'missing; set the origin, e.g. url = "https://origin.example.com"')
   const target = parseUpstreamUrl(f.url as string)
   if (typeof target === 'string') fail(ctx, `${prefix}.url`, target)
+  // Named by the key that was set (a flag or a line), not one left at its default.
   if ((f.resolveMinTtlMs as number) > (f.resolveMaxTtlMs as number)) {
-    fail(ctx, `${prefix}.resolve_min_ttl`, 'is larger than resolve_max_ttl')
+    if (isSet(ctx, `${prefix}.resolve_min_ttl`) || !isSet(ctx, `${prefix}.resolve_max_ttl`)) fail(ctx, `${prefix}.resolve_min_ttl`, 'is larger than resolve_max_ttl')
+    fail(ctx, `${prefix}.resolve_max_ttl`, `is smaller than resolve_min_ttl (${f.resolveMinTtlMs} ms); make it at least that, or lower resolve_min_ttl`)
   }
   if ((f.ejectBaseMs as number) > (f.ejectMaxMs as number)) {
-    fail(ctx, `${prefix}.eject_time`, 'is larger than eject_max_time (the longest an ejection lasts); make it at most that, or raise eject_max_time')
+    if (isSet(ctx, `${prefix}.eject_time`) || !isSet(ctx, `${prefix}.eject_max_time`)) fail(ctx, `${prefix}.eject_time`, 'is larger than eject_max_time (the longest an ejection lasts); make it at most that, or raise eject_max_time')
+    fail(ctx, `${prefix}.eject_max_time`, `is smaller than eject_time (${f.ejectBaseMs} ms, the first ejection); make it at least that, or lower eject_time`)
   }
   ;(f.resolvers as string[]).forEach((r, i) => {
     if (!parseResolverAddress(r)) fail(ctx, `${prefix}.resolvers[${i}]`, `${show(r)} is not ip[:port]; use e.g. "127.0.0.1:53" or "[::1]:53"`)
@@ -339,6 +343,16 @@ function fail(ctx: Ctx, keyPath: string, problem: string): never {
 function lineOf(ctx: Ctx, keyPath: string): string {
   const line = ctx.file?.lines.get(keyPath)
   return line === undefined ? '' : ` (line ${line})`
+}
+
+/** Whether a flag or a line of the file set `keyPath` (else it has its default). */
+function isSet(ctx: Ctx, keyPath: string): boolean {
+  if (ctx.file?.lines.has(keyPath)) return true
+  // A flag: the flag layer holds the key (upstream flags are the default upstream's).
+  const up = ctx.flagUpstream
+  const [table, ...rest] = (up && keyPath.startsWith(`${up}.`) ? `upstream.${keyPath.slice(up.length + 1)}` : keyPath).split('.')
+  const layer = ctx.flags[table as keyof Omit<FlagLayer, 'flagNames'>]
+  return layer !== undefined && rest.length === 1 && layer[rest[0]!] !== undefined
 }
 
 /** Names where a value came from: the flag if a flag set it, else the file and line. */

@@ -205,6 +205,11 @@ test('settings that contradict each other are refused naming the key, not adjust
   // "localhost" is a loopback address (check passed, serve blamed "another process"); an IPv6 address beside 0.0.0.0 is free (it was refused).
   expect(errorOf(`[server]\nlisten = "localhost:19431"\n[admin]\nlisten = "127.0.0.1:19431"\n${UP}`, cli)).toContain("admin.listen: 127.0.0.1:19431 is the proxy's own listen address (localhost:19431)")
   expect(resolveConfig(parseConfigText(`[server]\nlisten = "0.0.0.0:19432"\n[admin]\nlisten = "[::1]:19432"\n${UP}`, 'proxy.toml'), cli).admin.listen?.host).toBe('::1')
+  // A clash set by one side only is named by that side: a --listen onto the default admin port (it named admin.listen, set nowhere).
+  expect(errorOf(UP, { server: { listen: '127.0.0.1:9090' }, flagNames: { 'server.listen': '--listen' } })).toBe("(flags): --listen: 127.0.0.1:9090 takes the admin endpoint's address (admin.listen, 127.0.0.1:9090 by default); listen on another port, or move the admin with --admin (admin.listen)")
+  // As resolve_max_ttl below the default resolve_min_ttl, and eject_max_time below the default eject_time (both named resolve_min_ttl / eject_time, set nowhere).
+  expect(errorOf(UP, { upstream: { resolve_max_ttl: '1s' }, flagNames: { 'upstream.resolve_max_ttl': '--resolve-max-ttl' } })).toBe('(flags): --resolve-max-ttl: is smaller than resolve_min_ttl (5000 ms); make it at least that, or lower resolve_min_ttl')
+  expect(errorOf(`${UP}eject_max_time = "100ms"\n`, cli)).toBe('proxy.toml:3: upstream.eject_max_time: is smaller than eject_time (1000 ms, the first ejection); make it at least that, or lower eject_time')
   // The HTTP-01 listener there (serve then blamed --listen, which it opens first).
   expect(errorOf(`[server]\nlisten = "127.0.0.1:8443"\n[acme]\ndomains = ["a.example"]\nhttp_listen = "127.0.0.1:8443"\n${UP}`, cli)).toBe("proxy.toml:5: acme.http_listen: 127.0.0.1:8443 is the proxy's own listen address (127.0.0.1:8443); the HTTP-01 listener needs port 80 (or another port), the proxy its HTTPS one")
   // An ejection that starts longer than its longest (as resolve_min_ttl over resolve_max_ttl already was).
