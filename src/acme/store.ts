@@ -41,6 +41,15 @@ export class StateStore {
     directoryUrl: string,
   ) {
     this.caDir = join(stateDir, caDirName(directoryUrl))
+    this.ensureDirs()
+  }
+
+  /**
+   * Creates the CA's directory and its challenges/ and certs/ if missing: at start, and before each
+   * order (tryLock), so that a state directory removed while the proxy runs (a cleanup, a volume
+   * remounted) is made again rather than failing every renewal until a restart.
+   */
+  ensureDirs(): void {
     try {
       mkdirSync(this.caDir, { recursive: true, mode: 0o700 })
       mkdirSync(join(this.caDir, 'challenges'), { recursive: true, mode: 0o700 })
@@ -165,6 +174,7 @@ export class StateStore {
 
   /** Takes the order lock; false when a live process holds it. */
   tryLock(nowMs: number): boolean {
+    this.ensureDirs()
     const file = join(this.caDir, 'order.lock')
     const body = JSON.stringify({ pid: process.pid, host: hostname(), run: RUN_ID, atMs: nowMs })
     for (let attempt = 0; attempt < 2; attempt++) {

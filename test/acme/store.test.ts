@@ -26,6 +26,16 @@ describe('order lock', () => {
     }
   })
 
+  test('a state directory removed while the proxy runs is made again at the next order, challenges/ and certs/ with it', () => {
+    const store = fresh()
+    rmSync(store.caDir, { recursive: true, force: true })
+    // Every renewal failed on it until a restart ("cannot create the order lock ... ENOENT"; then "ENOENT ... challenges/<token>").
+    expect(store.tryLock(Date.now())).toBe(true)
+    expect(existsSync(join(store.caDir, 'challenges'))).toBe(true)
+    expect(existsSync(join(store.caDir, 'certs'))).toBe(true)
+    store.unlock()
+  })
+
   test('a lock this process holds is not stale: a second manager of ours waits', () => {
     const a = fresh()
     const b = new StateStore(a.stateDir, 'https://ca.test/dir')
