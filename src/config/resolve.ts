@@ -62,6 +62,11 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   let defaultName = server.defaultUpstream
   if (defaultName === undefined) defaultName = names.length === 1 ? names[0]! : 'default'
   if (flags.upstream && Object.keys(flags.upstream).length > 0) {
+    // Upstream flags without --upstream beside several named upstreams: which one they are for is
+    // not said (an upstream "default" made of the flags alone was then refused as "url: missing").
+    if (!Object.hasOwn(upstreamTables.tables, defaultName) && flags.upstream.url === undefined && names.length > 1) {
+      fail(ctx, 'server.default_upstream', `is not set, and the upstream flags apply to the default upstream; set default_upstream to one of ${names.map((n) => show(n)).join(', ')}, or pass --upstream <url> for a new one`)
+    }
     const base = upstreamTables.tables[defaultName] ?? {}
     upstreamTables.tables[defaultName] = { ...base, ...stripUndefined(flags.upstream) }
     upstreamTables.prefixes[defaultName] ??= `upstream.${defaultName}`

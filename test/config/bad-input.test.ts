@@ -210,6 +210,8 @@ test('settings that contradict each other are refused naming the key, not adjust
   // As resolve_max_ttl below the default resolve_min_ttl, and eject_max_time below the default eject_time (both named resolve_min_ttl / eject_time, set nowhere).
   expect(errorOf(UP, { upstream: { resolve_max_ttl: '1s' }, flagNames: { 'upstream.resolve_max_ttl': '--resolve-max-ttl' } })).toBe('(flags): --resolve-max-ttl: is smaller than resolve_min_ttl (5000 ms); make it at least that, or lower resolve_min_ttl')
   expect(errorOf(`${UP}eject_max_time = "100ms"\n`, cli)).toBe('proxy.toml:3: upstream.eject_max_time: is smaller than eject_time (1000 ms, the first ejection); make it at least that, or lower eject_time')
+  // Upstream flags beside two named upstreams and no default_upstream: which one is not said (it read "upstream.default.url: missing", no line).
+  expect(errorOf('[upstream.a]\nurl = "http://127.0.0.1:9001"\n[upstream.b]\nurl = "http://127.0.0.1:9002"\n', { upstream: { connect_timeout: '1s' }, flagNames: { 'upstream.connect_timeout': '--connect-timeout' } })).toBe('proxy.toml: server.default_upstream: is not set, and the upstream flags apply to the default upstream; set default_upstream to one of "a", "b", or pass --upstream <url> for a new one')
   // The HTTP-01 listener there (serve then blamed --listen, which it opens first).
   expect(errorOf(`[server]\nlisten = "127.0.0.1:8443"\n[acme]\ndomains = ["a.example"]\nhttp_listen = "127.0.0.1:8443"\n${UP}`, cli)).toBe("proxy.toml:5: acme.http_listen: 127.0.0.1:8443 is the proxy's own listen address (127.0.0.1:8443); the HTTP-01 listener needs port 80 (or another port), the proxy its HTTPS one")
   // An ejection that starts longer than its longest (as resolve_min_ttl over resolve_max_ttl already was).
