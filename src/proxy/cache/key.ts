@@ -6,6 +6,7 @@
  * the origin are in the key too.
  */
 import type { HeaderReader } from '../message.ts'
+import { isHostValue } from '../../http1/chars.ts'
 
 /**
  * The key of a request as the origin sees it. `trusted` is the request's fields when its peer is
@@ -96,7 +97,8 @@ function normalizeAuthority(scheme: string, host: string): string {
  */
 export function keyFromUrl(url: string): string | undefined {
   const m = /^(https?):\/\/([^/?#]+)([^#]*)$/i.exec(url.trim())
-  if (!m) return undefined
+  // The authority a Host could be ("http://[::1" is none: it was taken, and purged nothing with a 200).
+  if (!m || !isHostValue(m[2]!)) return undefined
   const scheme = m[1]!.toLowerCase() as 'http' | 'https'
   const rest = m[3] === '' ? '/' : m[3]!.startsWith('?') ? `/${m[3]}` : m[3]!
   return cacheKey(scheme, m[2]!, rest)
