@@ -5,7 +5,8 @@
  * stored, chunks every reader has passed are dropped, and the upstream is read only while at
  * most windowBytes wait for the slowest reader (so a slow reader slows the upstream, as without
  * a cache), unless another has taken everything and waits: a reader that stays that far behind
- * it for 2 s is cut (cutLaggards). What to do with a kept body is the caller's (cache.ts).
+ * it and takes less than a window in 2 s is cut (cutLaggards). What to do with a kept body is the
+ * caller's (cache.ts).
  *
  * Bytes read while the body was kept stay charged to the fill budget until every reader has
  * passed them, also once the body is stored or given up: a slow reader still needs them, and
@@ -38,6 +39,9 @@ interface Cursor {
   ctl: ReadableStreamDefaultController<Uint8Array> | undefined
   /** Since when (monotonic ms) it has been the reader a window behind one that waits; 0 while it is not, or caught up since. */
   behindSinceMs: number
+  /** Bytes it has taken in all, and when it fell behind (a reader that keeps taking a window per grace is slower, not stalled). */
+  takenBytes: number
+  takenAtBehind: number
 }
 
 /** How long a reader may stay a whole window behind a reader that waits before it is cut: a moment's lag (a busy event loop) is not slowness. */
@@ -80,7 +84,7 @@ export class BodyTee {
 
   /** A new reader from the first byte; call only while joinable. */
   reader(): ReadableStream<Uint8Array> {
-    const cursor: Cursor = { index: this.dropped, ctl: undefined, behindSinceMs: 0 }
+    const cursor: Cursor = { index: this.dropped, ctl: undefined, behindSinceMs: 0, takenBytes: 0, takenAtBehind: 0 }
     this.cursors.add(cursor)
     return new ReadableStream<Uint8Array>(
       {
@@ -91,6 +95,7 @@ export class BodyTee {
             // A failed body's chunks are all dropped (dropAll), also those a reader behind had yet to take: i < 0.
             if (i >= 0 && i < this.chunks.length) {
               ctl.enqueue(this.chunks[i]!)
+              cursor.takenBytes += this.chunks[i]!.byteLength
               cursor.index++
               this.released()
               return
@@ -147,8 +152,9 @@ export class BodyTee {
    * takes nothing (or a trickle) held every other at that window for as long as it liked (an
    * outside review: a fast download stopped at 1.1 MB for as long as a second client read 90 KB
    * in 16 s). So a reader that stays a whole window behind one that has taken everything read
-   * and waits for more, for LAG_GRACE_MS without catching up, is cut (its stream errors: LAGGED)
-   * and the rest goes on. True when one was.
+   * and waits for more, and takes less than a window in LAG_GRACE_MS (a stalled or trickling
+   * client, not a slower link: one at 1 MB/s is kept, and paces the others as before), is cut
+   * (its stream errors: LAGGED) and the rest goes on. True when one was.
    */
   private cutLaggards(): boolean {
     if (this.keeping || this.cursors.size < 2) return false
@@ -164,7 +170,11 @@ export class BodyTee {
     let dueMs = Infinity
     for (const c of [...this.cursors]) {
       if (c.index !== slowest) continue
-      if (c.behindSinceMs === 0) c.behindSinceMs = now
+      // Behind since now; or, having taken a window in its grace, again from now (a slower reader, kept).
+      if (c.behindSinceMs === 0 || (now - c.behindSinceMs >= LAG_GRACE_MS && c.takenBytes - c.takenAtBehind >= this.opts.windowBytes)) {
+        c.behindSinceMs = now
+        c.takenAtBehind = c.takenBytes
+      }
       if (now - c.behindSinceMs < LAG_GRACE_MS) {
         dueMs = Math.min(dueMs, c.behindSinceMs + LAG_GRACE_MS)
         continue

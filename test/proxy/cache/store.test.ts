@@ -285,7 +285,7 @@ describe('tee: one upstream body, many readers', () => {
     expect(next).toContain('fell more than the shared window behind')
   })
 
-  test('a reader that trickles (a chunk every 100 ms) a window behind is cut too: it does not pace the others', async () => {
+  test('a reader that trickles (a chunk every 400 ms: less than the window in 2 s) a window behind is cut too: it does not pace the others', async () => {
     const src = source(1000, 1000)
     const tee = new BodyTee(src.stream, { maxStoreBytes: 5000, budget: { keptBytes: 0, maxKeptBytes: 1 << 30 }, windowBytes: 8000, onStored: () => {}, onAbandoned: () => {} })
     const fast = tee.reader()
@@ -296,13 +296,30 @@ describe('tee: one upstream body, many readers', () => {
         const r = await slow.read()
         if (r.done) return 'done'
         slowBytes += r.value!.byteLength
-        await Bun.sleep(100)
+        await Bun.sleep(400)
       }
       return 'bound'
     })().catch((err: Error) => err.message)
     expect(await readAll(fast)).toBe(1_000_000)
     expect(await trickle).toContain('fell more than the shared window behind')
     expect(slowBytes).toBeLessThan(1_000_000)
+  })
+
+  test('a slower reader that takes a window every 2 s is not cut: it paces the others, as without a cache', async () => {
+    const src = source(60, 1000)
+    const tee = new BodyTee(src.stream, { maxStoreBytes: 5000, budget: { keptBytes: 0, maxKeptBytes: 1 << 30 }, windowBytes: 8000, onStored: () => {}, onAbandoned: () => {} })
+    const fast = readAll(tee.reader())
+    const slow = tee.reader().getReader()
+    let slowBytes = 0
+    // 1000 bytes every 100 ms: 20,000 in 2 s, more than the 8,000-byte window.
+    for (let i = 0; i < 100; i++) {
+      const r = await slow.read()
+      if (r.done) break
+      slowBytes += r.value!.byteLength
+      await Bun.sleep(100)
+    }
+    expect(slowBytes).toBe(60_000)
+    expect(await fast).toBe(60_000)
   })
 
   test('readers within the window of each other are not cut, whatever their pace', async () => {
