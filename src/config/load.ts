@@ -162,7 +162,7 @@ export function indexKeyLines(text: string): Map<string, number> {
   // The keys of the inline tables open at this line ("server = {" left open: TOML 1.1 lets an
   // inline table span lines), innermost last: the keys inside are theirs.
   const inline: string[] = []
-  const rows = text.split(/\r?\n/)
+  const rows = blankMultilineStrings(text).split(/\r?\n/)
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!.trim()
     if (inline.length > 0) {
@@ -181,7 +181,10 @@ export function indexKeyLines(text: string): Map<string, number> {
     }
     const table = /^\[\s*([^\]]+?)\s*\]/.exec(row)
     if (table) {
-      prefix = normaliseKey(table[1]!)
+      // [route.extra] after [[route]] is a table of the last route (route[N].extra), as the parser reads it.
+      const name = normaliseKey(table[1]!)
+      const array = [...arrayCounts.keys()].filter((a) => name.startsWith(`${a}.`)).sort((x, y) => y.length - x.length)[0]
+      prefix = array === undefined ? name : `${array}[${arrayCounts.get(array)! - 1}]${name.slice(array.length)}`
       lines.set(prefix, i + 1)
       continue
     }
@@ -198,6 +201,54 @@ export function indexKeyLines(text: string): Map<string, number> {
     }
   }
   return lines
+}
+
+/**
+ * The text with the insides of multi-line strings ("""...""" and '''...''') blanked, line breaks
+ * kept: a line inside one that looks like a [table] or a key = (a rule list, a note) is no key
+ * and must not move the scan's lines (an error was placed on line 1 for one on line 5).
+ */
+function blankMultilineStrings(text: string): string {
+  let out = ''
+  let i = 0
+  while (i < text.length) {
+    const c = text[i]!
+    if (c === '#') {
+      const end = text.indexOf('\n', i) < 0 ? text.length : text.indexOf('\n', i)
+      out += text.slice(i, end)
+      i = end
+    } else if (text.startsWith('"""', i) || text.startsWith("'''", i)) {
+      const delim = text.slice(i, i + 3)
+      let j = i + 3
+      for (;;) {
+        const k = text.indexOf(delim, j)
+        if (k < 0) {
+          j = text.length
+          break
+        }
+        let slashes = 0
+        while (delim === '"""' && text[k - 1 - slashes] === '\\') slashes++
+        if (slashes % 2 === 1) {
+          j = k + 1
+          continue
+        }
+        j = k + 3
+        while (j < text.length && j - k < 5 && text[j] === delim[0]) j++ // up to two quotes more end the string (TOML)
+        break
+      }
+      out += delim + text.slice(i + 3, j).replace(/[^\n]/g, ' ')
+      i = j
+    } else if (c === '"' || c === "'") {
+      let j = i + 1
+      while (j < text.length && text[j] !== c && text[j] !== '\n') j += c === '"' && text[j] === '\\' ? 2 : 1
+      out += text.slice(i, j + 1)
+      i = j + 1
+    } else {
+      out += c
+      i++
+    }
+  }
+  return out
 }
 
 /** The key a line sets (the last one the scan places there), for a syntax error's message; undefined when none. */

@@ -117,3 +117,30 @@ test('keys inside inline tables, on one line or across lines (TOML 1.1), get the
   // Through the resolver: the error is at the key's own line, not the table's first.
   expect(() => resolveConfig(parseConfigText('server = {\n listen = "127.0.0.1:1",\n viaa = "p"\n}\n[upstream]\nurl = "http://127.0.0.1:9"\n', 'proxy.toml'))).toThrow('proxy.toml:3: server.viaa: unknown key')
 })
+
+test('lines inside a multi-line string are no keys or tables, and [route.x] after [[route]] is the last route\'s (errors named the wrong line)', () => {
+  const text = [
+    '[upstream]', // 1
+    'url = "http://a"', // 2
+    'retries = 99', // 3
+    'proxy_redirect = """', // 4
+    '[x] /y', // 5
+    'retries = 5"""', // 6
+    "note = '''", // 7
+    '[[route]]', // 8
+    "'''", // 9
+    'connect_timeout = "forever"', // 10
+    '[[route]]', // 11
+    'host = "x.example"', // 12
+    '[route.extra]', // 13
+    'foo = 1', // 14
+  ].join('\n')
+  const lines = indexKeyLines(text)
+  expect(lines.get('upstream.retries')).toBe(3)
+  expect(lines.get('upstream.connect_timeout')).toBe(10)
+  expect(lines.has('x')).toBe(false)
+  expect(lines.get('route[0]')).toBe(11)
+  expect(lines.get('route[0].extra.foo')).toBe(14)
+  // An escaped quote does not end a basic multi-line string.
+  expect(indexKeyLines('a = """x \\""" still\n[t]\n"""\nb = 1\n').get('b')).toBe(4)
+})
