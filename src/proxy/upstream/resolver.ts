@@ -189,9 +189,8 @@ export class UpstreamResolver implements AddressSource {
         if (!this.again) return
         this.again = false
         this.refreshNow('a connect failure during the lookup')
-        // Those waiting for the lookup after this one wait for the one just set off (or, if none is, are let go).
-        if (this.timer !== undefined || this.inFlight) this.refreshWaiters.push(...this.againWaiters.splice(0))
-        else for (const w of this.againWaiters.splice(0)) w()
+        // Those waiting for the lookup after this one wait for the one just set off (close() lets all go).
+        this.refreshWaiters.push(...this.againWaiters.splice(0))
       })
     return this.inFlight
   }
