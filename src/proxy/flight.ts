@@ -167,6 +167,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     const reader = body.getReader()
     let bytes = 0
     const end = (code: FailureCode | undefined): void => {
+      if (this.emitted) return // once: a failure reaches both the pull reading and the closed promise
       this.record.bytes_out = bytes
       if (code !== undefined) this.record.error = this.cutByDrain(code)
       this.emit()
@@ -174,7 +175,11 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     const failed = (err: unknown) => end(err instanceof RequestFailure ? err.code : ((err as { code?: FailureCode })?.code ?? 'RESET_MID_BODY'))
     return new ReadableStream<Uint8Array>(
       {
-        start: (ctl) => void reader.closed.catch((err) => (this.emitted || ctl.error(err), failed(err))),
+        start: (ctl) =>
+          void reader.closed.catch((err) => {
+            ctl.error(err) // a no-op once the pull that failed has errored it
+            failed(err)
+          }),
         pull: async (ctl) => {
           let next: Awaited<ReturnType<typeof reader.read>>
           try {
