@@ -80,7 +80,8 @@ export function coerceField(field: Field, raw: unknown, fail: (problem: string) 
       if (read === '') fail(`${looseIpv4Problem(host!, read, () => '')}; use e.g. "0.0.0.0:8080"`)
       if (read !== undefined) fail(looseIpv4Problem(host!, read, (a) => `write ${show(`${a}:${port}`)}`))
       const zone = !hp && typeof raw === 'string' ? /^\[([^\]]+)\]:\d+$/.exec(raw)?.[1] : undefined
-      if (zone !== undefined && isIP(zone) === 6 && zoneProblem(zone)) fail(`${show(raw)}: ${zoneProblem(zone)}`)
+      const problem = zone !== undefined && isIP(zone) === 6 ? zoneProblem(zone) : undefined
+      if (problem) fail(`${show(raw)}: ${problem}`)
       if (!hp) fail(`${show(raw)} is not host:port; use e.g. "0.0.0.0:8080", "[::]:8080" or ":8080"${k.off ? ', or "off"' : ''}`)
       return hp
     }

@@ -214,7 +214,8 @@ function blankMultilineStrings(text: string): string {
   while (i < text.length) {
     const c = text[i]!
     if (c === '#') {
-      const end = text.indexOf('\n', i) < 0 ? text.length : text.indexOf('\n', i)
+      const newline = text.indexOf('\n', i)
+      const end = newline < 0 ? text.length : newline
       out += text.slice(i, end)
       i = end
     } else if (text.startsWith('"""', i) || text.startsWith("'''", i)) {

@@ -353,18 +353,21 @@ function lineOf(ctx: Ctx, keyPath: string): string {
 /** Whether a flag or a line of the file set `keyPath` (else it has its default). */
 function isSet(ctx: Ctx, keyPath: string): boolean {
   if (ctx.file?.lines.has(keyPath)) return true
-  // A flag: the flag layer holds the key (upstream flags are the default upstream's).
-  const up = ctx.flagUpstream
-  const [table, ...rest] = (up && keyPath.startsWith(`${up}.`) ? `upstream.${keyPath.slice(up.length + 1)}` : keyPath).split('.')
+  // A flag: the flag layer holds the key.
+  const [table, ...rest] = flagKeyOf(ctx, keyPath).split('.')
   const layer = ctx.flags[table as keyof Omit<FlagLayer, 'flagNames'>]
   return layer !== undefined && rest.length === 1 && layer[rest[0]!] !== undefined
 }
 
+/** The key a flag would set for `keyPath`: upstream flags set keys of the default upstream only (another upstream's bad value is the file's). */
+function flagKeyOf(ctx: Ctx, keyPath: string): string {
+  const up = ctx.flagUpstream
+  return up && keyPath.startsWith(`${up}.`) ? `upstream.${keyPath.slice(up.length + 1)}` : keyPath
+}
+
 /** Names where a value came from: the flag if a flag set it, else the file and line. */
 function locate(ctx: Ctx, keyPath: string): ConfigLocation {
-  // Upstream flags set keys of the default upstream only: another upstream's bad value is the file's.
-  const up = ctx.flagUpstream
-  const flagKey = (up && keyPath.startsWith(`${up}.`) ? `upstream.${keyPath.slice(up.length + 1)}` : keyPath).replace(/\[\d+\]$/, '')
+  const flagKey = flagKeyOf(ctx, keyPath).replace(/\[\d+\]$/, '')
   // Own properties only: a key the file names "__proto__" or "toString" is no flag.
   const flagNames = ctx.flags.flagNames
   const flag = flagNames && Object.hasOwn(flagNames, flagKey) ? flagNames[flagKey] : undefined
