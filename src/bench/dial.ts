@@ -80,7 +80,9 @@ export interface ConnectionInfo {
 /**
  * A failure with a short, countable kind (ECONNREFUSED, timeout, NXDOMAIN, a TLS code, …).
  * `unprocessed`: the server said it did not process the request (an HTTP/2 stream refused or
- * above a GOAWAY's last stream id, RFC 9113 §8.7), so it may be sent again on a new connection.
+ * above a GOAWAY's last stream id, RFC 9113 §8.7), or closed a kept-alive HTTP/1.1 connection
+ * before any answer to an idempotent request (RFC 9112 §9.3.1), so it may be sent again on a
+ * new connection.
  */
 export class BenchRequestError extends Error {
   constructor(

@@ -110,7 +110,7 @@ export function renderReport(r: Report, c: Colors, o: TextOptions = { sparklines
     const resumed = k.tls_resumed !== undefined ? `, ${k.tls_resumed} resumed a TLS session` : ''
     const streams = k.max_streams_in_flight > 1 ? `; up to ${k.max_streams_in_flight} streams in flight on one connection` : ''
     out.push(`  ${k.opened} connection${k.opened === 1 ? '' : 's'}${resumed}; ${fmt(rpc.min)}–${fmt(rpc.max)} requests each (mean ${fmt(rpc.mean)})${streams}`)
-    if (k.retried_unprocessed) out.push(c.dim(`  ${k.retried_unprocessed} requests the server did not process (HTTP/2 GOAWAY or REFUSED_STREAM) were sent again on a new connection`))
+    if (k.retried_unprocessed) out.push(c.dim(`  ${k.retried_unprocessed} requests were sent again on a new connection: the server did not process them (HTTP/2 GOAWAY or REFUSED_STREAM) or closed a kept-alive connection before answering`))
   }
   const tls = r.connection?.tls_version !== undefined
   out.push('')

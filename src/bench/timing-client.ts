@@ -9,6 +9,7 @@ import { Buffer } from 'node:buffer'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { ChunkedDecoder } from '../http1/chunked.ts'
+import { IDEMPOTENT_METHODS } from '../http1/methods.ts'
 import { parseResponseHeadBytes, type ResponseHead } from '../http1/response-head.ts'
 import { asBenchError, BenchRequestError, hostHeader, type BenchConnection, type ClientOptions, type ConnectionInfo, type RequestSpec, type ResponseInfo, type Target } from './dial.ts'
 import type { Marks } from './timings.ts'
@@ -65,15 +66,24 @@ export class TimingConnection implements BenchConnection {
       let remaining = 0
       let count = 0
       let decoder: ChunkedDecoder | undefined
+      // Every request byte is with the kernel. An answer may come before (a 413 to a large upload).
+      let sent = false
+      // A kept-alive connection the server closed as the request went out, nothing of an answer
+      // on it: sent again on a new connection, as curl and browsers do (RFC 9112 §9.3.1), when
+      // the method allows it (RFC 9110 §9.2.2) or nothing was sent at all.
+      const reused = this.requests > 1
       const timer = setTimeout(() => fail(new BenchRequestError('timeout', `no complete response within ${opts.timeoutMs}ms`)), Math.max(1, opts.timeoutMs - (performance.now() - marks.start)))
       const finish = () => {
         if (state === 'done') return
         state = 'done'
         marks.end = performance.now()
+        // Answered before the request was all written: the wait began when the answer did (the
+        // rest of the request is still queued, so the connection is not used again).
+        marks.requestWritten ??= marks.firstByte
         clearTimeout(timer)
         this.onData = undefined
         this.onEnd = undefined
-        resolve({ status: parsed!.status, bytes: count, keepAlive: !parsed!.closeAfter && this.usable })
+        resolve({ status: parsed!.status, bytes: count, keepAlive: !parsed!.closeAfter && this.usable && sent })
       }
       const fail = (err: Error) => {
         if (state === 'done') return
@@ -114,7 +124,7 @@ export class TimingConnection implements BenchConnection {
             return
           }
           try {
-            parsed = parseResponseHeadBytes(buf, end, spec.method)
+            parsed = parseResponseHeadBytes(buf, end, spec.method, true)
           } catch (err) {
             return fail(new BenchRequestError('BAD_RESPONSE', (err as Error).message))
           }
@@ -131,19 +141,26 @@ export class TimingConnection implements BenchConnection {
       }
       this.onEnd = (err?: Error) => {
         if (state === 'body' && parsed?.framing.kind === 'close') return finish()
+        if (reused && marks.firstByte === undefined && IDEMPOTENT_METHODS.has(spec.method)) {
+          return fail(new BenchRequestError(err ? asBenchError(err).kind : 'CLOSED_EARLY', 'the server closed a kept-alive connection before answering', true))
+        }
         if (err) return fail(asBenchError(err))
         // A FIN, not a reset: said as curl says it ("transfer closed with N bytes remaining").
         const f = parsed?.framing
         const missing = state !== 'body' ? 'before the response head was complete' : f?.kind === 'length' ? `with ${remaining} of ${f.length} body bytes remaining` : 'before the last chunk of the body'
         fail(new BenchRequestError('CLOSED_EARLY', `the server closed the connection ${missing}`))
       }
-      if (!this.usable) return fail(new BenchRequestError('CLOSED_EARLY', 'the server had closed the connection before the request was sent'))
+      if (!this.usable) return fail(new BenchRequestError('CLOSED_EARLY', 'the server had closed the connection before the request was sent', reused))
       // The request is "written" when the kernel has it: at once when write() took it all,
       // else when its callback says the queued bytes were flushed.
       const flushed = this.socket.write(bytes, () => {
         marks.requestWritten ??= performance.now()
+        sent = true
       })
-      if (flushed) marks.requestWritten = performance.now()
+      if (flushed) {
+        marks.requestWritten = performance.now()
+        sent = true
+      }
       if (this.buf) {
         const pending = this.buf
         this.buf = null

@@ -8,18 +8,18 @@
  * the phases themselves are the handler's.
  */
 import { isoNow, monoNow } from '../lib/clock.ts'
+import { IDEMPOTENT_METHODS } from '../http1/methods.ts'
 import type { ResponseHead } from '../http1/response-head.ts'
 import { firstFailed, firstSucceeded, pickFirst, type Attempt, type AttemptOutcome, type AttemptSuccess } from './attempts.ts'
 import type { CacheExchange } from './cache/cache.ts'
 import { failureReply, RequestFailure, statusFor, type FailureCode } from './errors.ts'
 import { clientResponseHeaders, type ForwardingLines } from './headers.ts'
 import type { ResolvedRoute } from '../config/schema.ts'
-import { IDEMPOTENT_METHODS, type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink, type WriteCut } from './message.ts'
+import { type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink, type WriteCut } from './message.ts'
 import type { AMBIGUOUS_ROUTE } from './routes.ts'
 import { roundMs, type RequestRecord } from './observe/record.ts'
 import type { ExchangeEnd, ExchangeSink, Http1Connection, IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
 import type { AcquiredConnection, AddressState, UpstreamPool } from './upstream/pool.ts'
-
 
 export interface ClientInfo {
   ip: string

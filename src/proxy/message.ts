@@ -136,5 +136,3 @@ export function toResponse(reply: ProxyReply): Response {
   return new Response((reply.body === '' ? null : reply.body) as ConstructorParameters<typeof Response>[0], { status: reply.status, statusText: reply.statusText, headers: reply.headers })
 }
 
-/** Methods whose request may be sent again after a reset before any answer (RFC 9110 §9.2.2). */
-export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])

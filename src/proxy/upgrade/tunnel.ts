@@ -19,7 +19,7 @@ import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socke
 import { runAttempts } from '../attempts.ts'
 import { failureBody, failureHeaders, RequestFailure, statusFor } from '../errors.ts'
 import { clientResponseHeaders, listedByConnection } from '../headers.ts'
-import { IDEMPOTENT_METHODS } from '../message.ts'
+import { IDEMPOTENT_METHODS } from '../../http1/methods.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 
 export interface TunnelContext {
