@@ -35,6 +35,9 @@ export function renderWaterfall(s: Sample, url: string, c: Colors, width = 40): 
   const tls = s.tlsVersion ? `, ${s.tlsVersion}${s.alpn ? ` ${s.alpn}` : ''}${s.cipher ? ` ${s.cipher}` : ''}${s.tlsResumed ? ', resumed session' : ''}` : s.alpn ? `, ${s.alpn}` : ''
   if (s.error) {
     lines.push(`${c.bold(url)}  ${c.red(`failed: ${s.error}`)} ${s.errorMessage ?? ''}`)
+  } else if ((s.status ?? 0) >= 500) {
+    // A 5xx is a failure to bench (aggregate.ts), and exits 5 alone: drawn as one.
+    lines.push(`${c.bold(url)}  ${c.red(`failed: ${s.status}`)}, ${s.bytes} bytes${who ? `, ${who}` : ''}${tls}${s.reused ? ', reused connection' : ''}`)
   } else {
     lines.push(`${c.bold(url)}  ${c.green(String(s.status))}, ${s.bytes} bytes${who ? `, ${who}` : ''}${tls}${s.reused ? ', reused connection' : ''}`)
   }

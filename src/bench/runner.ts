@@ -82,14 +82,37 @@ interface Holder {
   conn?: BenchConnection
   /** A dial in progress: other streams of the same connection wait for it before they start. */
   opening?: Promise<unknown>
-  /** Shared by the streams of one HTTP/2 connection: settled once its first dial has. */
-  firstDial?: { promise: Promise<void>; settle: () => void }
+  /**
+   * Shared by the streams of one HTTP/2 connection: settled at each of the lead's dials until one
+   * succeeded (`done`), or the lead ended. A failed first dial says nothing of the protocol: the
+   * other streams wait for the next, rather than share a connection that may be HTTP/1.1.
+   */
+  firstDial?: FirstDial
+}
+
+interface FirstDial {
+  promise: Promise<void>
+  settle: () => void
+  done: boolean
+}
+
+function armed(): FirstDial {
+  let settle = () => {}
+  const promise = new Promise<void>((r) => (settle = r))
+  return { promise, settle, done: false }
 }
 
 function sharedHolder(): Holder {
-  let settle = () => {}
-  const promise = new Promise<void>((r) => (settle = r))
-  return { firstDial: { promise, settle } }
+  return { firstDial: armed() }
+}
+
+/** The first dial of a shared holder ended: `opened` says whether it gave a connection. */
+function dialEnded(holder: Holder, opened: boolean): void {
+  const was = holder.firstDial
+  if (!was || was.done) return
+  if (opened) was.done = true
+  else holder.firstDial = armed()
+  was.settle()
 }
 
 /** A connection that can carry more than one request at a time. */
@@ -145,7 +168,7 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
           conn = await opening
         } finally {
           holder.opening = undefined
-          holder.firstDial?.settle()
+          dialEnded(holder, conn !== undefined)
         }
         holder.conn = conn
         const rec: ConnectionRecord = { id: conn.id, side, alpn: conn.info.alpn, tlsResumed: conn.info.tlsResumed, requests: 0, peakInFlight: 0 }
@@ -197,8 +220,8 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
     for (;;) {
       if (!lead) {
         for (const h of holders) {
-          if (!h.firstDial) continue
-          await h.firstDial.promise
+          // Bounded by the lead's dials: each settles the promise waited on, and the lead's end sets done.
+          while (h.firstDial && !h.firstDial.done) await h.firstDial.promise
           if (h.opening) await h.opening.catch(() => {})
           if (h.conn && !multiplexes(h.conn)) return
         }
@@ -228,7 +251,13 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
       plan.onSample?.(s)
     }
     // The lead may end without ever dialling a side (the requests ran out): release the others.
-    if (lead) for (const h of holders) h.firstDial?.settle()
+    if (lead) {
+      for (const h of holders) {
+        if (!h.firstDial) continue
+        h.firstDial.done = true
+        h.firstDial.settle()
+      }
+    }
   }
 
   const loops: Promise<void>[] = []
@@ -263,8 +292,14 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
   await Promise.race([Promise.all(loops), aborted])
   plan.signal?.removeEventListener('abort', onAbort!)
   stopped = true
-  const elapsedMs = performance.now() - t0
-  // Interrupted: requests in flight are cut with their connections and their loops end unseen.
-  for (const h of allHolders) release(h)
+  // A -d run lasts its duration, also when its last request (--rate) ended before the deadline.
+  const elapsedMs = interrupted || plan.durationMs === undefined ? performance.now() - t0 : Math.max(performance.now() - t0, plan.durationMs)
+  // Interrupted: requests in flight are cut with their connections and their loops end unseen;
+  // their connections' counts are taken first (a request in flight was sent on it).
+  for (const h of allHolders) {
+    const record = h.conn && records.get(h.conn.id)
+    if (record) record.requests = h.conn!.requests
+    release(h)
+  }
   return { samples, connections, retriedUnprocessed, elapsedMs, interrupted }
 }

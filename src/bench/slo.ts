@@ -47,6 +47,8 @@ export interface SloResult {
   /** Relative objectives: the baseline's value of the same statistic. */
   baselineMs?: number
   ok: boolean
+  /** With --vs: the side (A is the URL, B the --vs URL) it was checked on. */
+  side?: 'a' | 'b'
 }
 
 /** What a relative objective is measured against: the saved run, and whether each phase regressed beyond noise. */

@@ -231,6 +231,8 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   const timeoutMs = durationFlagMs(opts.timeout, '--timeout', '10s', true) ?? 10_000
   const rate = opts.rate !== undefined ? (/^[0-9]+(\.[0-9]+)?$/.test(String(opts.rate)) ? Number(opts.rate) : Number.NaN) : undefined
   if (rate !== undefined && !(rate > 0)) throw new UsageError(`--rate: "${String(opts.rate)}" is not a positive number of requests per second`)
+  // Past this the wait between two requests is longer than a timer can wait, and it would fire at once.
+  if (rate !== undefined && 1000 / rate > MAX_TIMER_MS) throw new UsageError(`--rate: "${String(opts.rate)}" is fewer than one request in 24.8 days, longer than a timer can wait; use at least 0.000001`)
   const slo = opts.slo !== undefined ? parseSlo(String(opts.slo)) : []
   const resolves = list(opts.resolve)
   const connectTos = list(opts.connectTo)
@@ -249,6 +251,7 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   const concurrency = positiveInt(opts.concurrency, '-c/--concurrency') ?? (rate !== undefined ? DEFAULT_RATE_CONCURRENCY : DEFAULT_CONCURRENCY)
   const streams = positiveInt(opts.streams, '-m/--streams') ?? DEFAULT_STREAMS
   if (streams > 1 && !targets.some((t) => t.http2)) throw new UsageError('-m/--streams needs --http2 (or --vs-http2) and an https URL: HTTP/1.1 carries one request at a time')
+  if (streams > 1 && opts.keepalive === false) throw new UsageError('-m/--streams with --no-keepalive: every request has a connection of its own, so none carries more than one stream; leave one of them out')
   const baseline = opts.baseline !== undefined ? loadBaseline(String(opts.baseline)) : undefined
   if (slo.some((o) => o.regressionPct !== undefined) && !baseline) throw new UsageError('--slo: a "+N%" objective is measured against a saved run: add --baseline FILE.json')
 
@@ -274,7 +277,8 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
     }
     if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--cacert: "${String(opts.cacert)}" holds no PEM certificate (-----BEGIN CERTIFICATE-----)`)
   }
-  const method = opts.method !== undefined ? String(opts.method).toUpperCase() : body ? 'POST' : 'GET'
+  // Sent as written, as curl does: a method is case-sensitive (RFC 9110 §9.1).
+  const method = opts.method !== undefined ? String(opts.method) : body ? 'POST' : 'GET'
   if (!TOKEN.test(method)) throw new UsageError(`-X/--method: "${String(opts.method)}" is not a method (a token, e.g. GET, POST, PURGE)`)
 
   const keepAlive = opts.keepalive !== false
@@ -342,12 +346,23 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   const a = result.samples.filter((s) => s.side === 'a')
   const b = result.samples.filter((s) => s.side === 'b')
   const conns = (side: 'a' | 'b') => result.connections.filter((k) => k.side === side)
-  const ra = { ...report(url, a, result.elapsedMs, conns('a'), result.retriedUnprocessed.a), concurrency, ...(targets[0]!.http2 ? { streams } : {}) }
-  const rb = targets.length === 2 ? { ...report(String(opts.vs), b, result.elapsedMs, conns('b'), result.retriedUnprocessed.b), concurrency, ...(targets[1]!.http2 ? { streams } : {}) } : undefined
+  // An HTTP/1.1 side beside an HTTP/2 one has a connection per stream (runner.ts): as many
+  // requests in flight on each side, and said so.
+  const perConnection = keepAlive && targets.some((t) => t.http2) ? streams : 1
+  const concurrencyOf = (i: number) => (targets[i]!.http2 ? { concurrency, streams } : { concurrency: concurrency * perConnection })
+  if (perConnection > 1 && !opts.json) {
+    targets.forEach((t, i) => {
+      if (!t.http2) io.err(`note: ${i === 0 ? url : String(opts.vs)} is timed over HTTP/1.1 with ${concurrency * perConnection} connections (-c ${concurrency} x -m ${streams}), one request each, as many in flight as the HTTP/2 side\n`)
+    })
+  }
+  const ra = { ...report(url, a, result.elapsedMs, conns('a'), result.retriedUnprocessed.a), ...concurrencyOf(0) }
+  const rb = targets.length === 2 ? { ...report(String(opts.vs), b, result.elapsedMs, conns('b'), result.retriedUnprocessed.b), ...concurrencyOf(1) } : undefined
   const cmp = rb ? compare(a, b) : undefined
   const base = baseline ? compareWithBaseline(String(opts.baseline), baseline, ra) : undefined
   const sloBase = baseline && base ? { report: baseline, regressed: (p: Phase) => Boolean(base.phases[p]?.ci95 && base.phases[p]!.ci95![1] < 1 && base.phases[p]!.ratio <= 1 / (1 + MIN_EFFECT)) } : undefined
-  const sloResults: SloResult[] = [...evaluateSlo(slo, ra, sloBase), ...(rb ? evaluateSlo(slo, rb) : [])]
+  // With --vs each objective is checked on each side, and each result names its side.
+  const sloResults: SloResult[] = rb ? [...evaluateSlo(slo, ra).map((r) => ({ ...r, side: 'a' as const })), ...evaluateSlo(slo, rb).map((r) => ({ ...r, side: 'b' as const }))] : evaluateSlo(slo, ra, sloBase)
+  const sloName = (r: SloResult) => (r.side ? `${r.objective.text} on ${r.side === 'a' ? url : String(opts.vs)}` : r.objective.text)
   // Say so when h2 was asked for over TLS and the server chose HTTP/1.1, or no protocol at all (RFC 7301 §3.2: its choice).
   targets.forEach((t, i) => {
     const r = i === 0 ? ra : rb!
@@ -357,7 +372,7 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   if (opts.json) {
     const stopped = result.interrupted ? { interrupted: true } : {}
     const doc = rb ? { schema: SCHEMA, ...stopped, a: ra, b: rb, comparison: cmp } : { schema: SCHEMA, ...stopped, ...ra, ...(base ? { baseline: base } : {}) }
-    io.out(`${JSON.stringify(slo.length ? { ...doc, slo: sloResults.map((r) => ({ objective: r.objective.text, actual_ms: r.actualMs, ...(r.baselineMs !== undefined ? { baseline_ms: r.baselineMs } : {}), ok: r.ok })) } : doc, null, 2)}\n`)
+    io.out(`${JSON.stringify(slo.length ? { ...doc, slo: sloResults.map((r) => ({ objective: r.objective.text, ...(r.side ? { side: r.side } : {}), actual_ms: r.actualMs, ...(r.baselineMs !== undefined ? { baseline_ms: r.baselineMs } : {}), ok: r.ok })) } : doc, null, 2)}\n`)
   } else if (rb) {
     io.out(`${renderComparison(ra, rb, cmp!, c)}\n`)
   } else if (requests === 1 && durationMs === undefined && a.length === 1 && !base) {
@@ -369,7 +384,7 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   if (sloResults.length && !opts.json) {
     for (const r of sloResults) {
       const was = r.baselineMs !== undefined ? `, baseline ${r.baselineMs.toFixed(1)}ms` : ''
-      io.out(`${r.ok ? c.green('ok  ') : c.red('FAIL')} ${r.objective.text} (actual ${r.actualMs === undefined ? 'n/a' : `${r.actualMs.toFixed(1)}ms`}${was})\n`)
+      io.out(`${r.ok ? c.green('ok  ') : c.red('FAIL')} ${sloName(r)} (actual ${r.actualMs === undefined ? 'n/a' : `${r.actualMs.toFixed(1)}ms`}${was})\n`)
     }
   }
   if (opts.html !== undefined) {
@@ -387,7 +402,7 @@ export async function benchCommand(url: string | undefined, opts: Record<string,
   if (ra.requests > 0 && ra.errors === ra.requests) throw new ProxyError('E_BENCH', allFailed(ra, a))
   if (rb && rb.requests > 0 && rb.errors === rb.requests) throw new ProxyError('E_BENCH', allFailed(rb, b))
   if (sloResults.some((r) => !r.ok)) {
-    if (!opts.json) io.err(`error [E_SLO] ${sloResults.filter((r) => !r.ok).map((r) => r.objective.text).join(', ')} broken\n`)
+    if (!opts.json) io.err(`error [E_SLO] ${sloResults.filter((r) => !r.ok).map(sloName).join(', ')} broken\n`)
     return ExitCode.SLO_BROKEN
   }
   return ExitCode.OK
