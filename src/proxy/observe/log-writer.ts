@@ -183,6 +183,11 @@ export interface LineStream {
 export class StreamLineWriter extends LineBatcher {
   private pendingBytes = 0
   private onIdle: (() => void) | undefined
+  /**
+   * The reader is gone (EPIPE): a pipe's reader never comes back, and Bun's stdout says later
+   * writes succeeded though none is made; every line from then on is dropped and counted.
+   */
+  private gone: string | undefined
 
   constructor(
     private readonly stream: LineStream,
@@ -197,15 +202,18 @@ export class StreamLineWriter extends LineBatcher {
   }
 
   get accepting(): boolean {
-    return this.pendingBytes < MAX_PENDING_BYTES && !this.closed
+    return this.pendingBytes < MAX_PENDING_BYTES && !this.closed && this.gone === undefined
   }
 
   skip(): void {
-    if (!this.closed) this.report.drop(1, SLOW_READER, `${this.pendingBytes} bytes waiting`)
+    if (this.closed) return
+    if (this.gone !== undefined) this.report.drop(1, CANNOT_WRITE, this.gone)
+    else this.report.drop(1, SLOW_READER, `${this.pendingBytes} bytes waiting`)
   }
 
   protected emit(bytes: Buffer, lines: number): void {
     const n = bytes.length
+    if (this.gone !== undefined) return this.report.drop(lines, CANNOT_WRITE, this.gone)
     if (this.pendingBytes + n > MAX_PENDING_BYTES) return this.report.drop(lines, SLOW_READER, `${this.pendingBytes} bytes waiting`)
     this.pendingBytes += n
     let settled = false
@@ -213,7 +221,9 @@ export class StreamLineWriter extends LineBatcher {
       if (settled) return
       settled = true
       this.pendingBytes -= n
-      if (err) this.report.drop(lines, CANNOT_WRITE, err.message)
+      if (err && (err as NodeJS.ErrnoException).code === 'EPIPE') this.gone ??= err.message
+      // Handed over before the reader went and "written" after it: not written.
+      if (err || this.gone !== undefined) this.report.drop(lines, CANNOT_WRITE, err?.message ?? this.gone!)
       else if (this.report.outage) this.report.recovered()
       if (this.pendingBytes === 0) this.onIdle?.()
     }

@@ -190,6 +190,29 @@ describe('stdout and stderr', () => {
     }
   })
 
+  test('a reader gone (EPIPE) stays gone: writes said to succeed after it (as Bun\'s stdout says them) are counted as dropped, with no "writable again" (outside review, thirteenth round)', async () => {
+    const stats = { dropped: 0 }
+    const messages: string[] = []
+    let writes = 0
+    const stream = {
+      // The first write fails EPIPE; every later one "succeeds", though a pipe with no reader takes nothing.
+      write: (_chunk: Uint8Array, done: (err?: Error | null) => void) => {
+        const n = writes++
+        queueMicrotask(() => done(n === 0 ? Object.assign(new Error('broken pipe'), { code: 'EPIPE' }) : null))
+      },
+      on: () => {},
+    }
+    const log = createAccessLog({ accessLog: 'stderr', format: 'text' }, (_level, msg) => messages.push(msg), { stats, stderr: stream })
+    for (let i = 0; i < 3; i++) log.write(record())
+    await turn()
+    for (let i = 0; i < 4; i++) log.write(record())
+    await turn()
+    await log.close()
+    expect(writes).toBe(1)
+    expect(stats.dropped).toBe(7)
+    expect(messages).toEqual(['access log cannot be written; requests continue, lines are dropped'])
+  })
+
   test('a reader that is gone (EPIPE): lines are counted as dropped, the process goes on', async () => {
     const stats = { dropped: 0 }
     const messages: string[] = []
