@@ -22,6 +22,7 @@ import { WorkersAdmin, type WorkerSlot } from '../proxy/observe/workers-admin.ts
 import { isDeno } from '../runtime/detect.ts'
 import { PageTrimmer } from '../runtime/page-trim.ts'
 import { AddressLocks, canSharePort } from '../runtime/shared-port.ts'
+import { WorkerLines } from './worker-lines.ts'
 
 /** Set in a worker's environment to its index; its absence marks the supervisor. */
 export const WORKER_ENV = 'PROXY_WORKER'
@@ -144,6 +145,9 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   const admin = new WorkersAdmin(opts.admin, { workers: () => slots, draining: () => stopping }).start()
   const args = [...baseArgs, '--listen', hostPort(listen.host, port)]
   const workers = new Map<number, ChildProcess>()
+  // Their stdout (the access log's default) reaches the supervisor's a whole line at a time.
+  const stdoutLines = new WorkerLines(process.stdout)
+  const stdioClosed = new WeakSet<ChildProcess>()
   const startedAtMs = new Map<number, number>()
   const deathsInARow = new Map<number, number>()
   let fatal: ((code: number) => void) | undefined
@@ -164,7 +168,9 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   process.on('SIGUSR1', onUsr1)
 
   const start = (index: number) => {
-    const child = spawn(cmd!, args, { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: { ...process.env, [WORKER_ENV]: String(index) } })
+    const child = spawn(cmd!, args, { stdio: ['inherit', 'pipe', 'inherit', 'ipc'], env: { ...process.env, [WORKER_ENV]: String(index) } })
+    if (child.stdout) stdoutLines.add(child.stdout)
+    child.once('close', () => stdioClosed.add(child))
     workers.set(index, child)
     startedAtMs.set(index, Date.now())
     const slot = slots[index]!
@@ -251,16 +257,18 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   trimmer.close()
   stopping = true
   log('info', 'stopping workers', { signal })
+  // 'close': the worker has exited and the last of its stdout has been read.
   await Promise.all(
     [...workers.values()].map(
       (w) =>
         new Promise<void>((resolve) => {
-          if (w.exitCode !== null) return resolve()
-          w.once('exit', () => resolve())
-          w.kill('SIGTERM')
+          if (stdioClosed.has(w)) return resolve()
+          w.once('close', () => resolve())
+          if (w.exitCode === null) w.kill('SIGTERM')
         }),
     ),
   )
+  await stdoutLines.close()
   await admin.close()
   process.off('SIGUSR1', onUsr1)
   log('info', 'all workers stopped')
