@@ -210,13 +210,17 @@ export class UpstreamResolver implements AddressSource {
   private onAnswer(result: LookupResult): void {
     if (this.closed) return
     // One family's query failed while the other answered: where that family has last good
-    // addresses, this is a DNS failure like any other (all of the last good set stays in use,
-    // stale), not an answer without them. A published but unreachable AAAA must not become
-    // the only address because the A query timed out.
+    // addresses, they stay in use, stale, as in any DNS failure (a published but unreachable
+    // AAAA must not become the only address because the A query timed out), and the answering
+    // family's addresses are taken: an A record that moved while the AAAA queries time out is
+    // followed, not held at its old, perhaps dead, address for stale_grace.
     const failed = result.failedFamily
     if (failed !== undefined && this.snap.addresses.some((a) => a.family === failed.family)) {
       const graceOver = this.staleSinceMonoMs !== undefined && this.clock.monoMs() - this.staleSinceMonoMs >= this.upstream.staleGraceMs
-      if (!graceOver) return this.onFailure(failed.error)
+      if (!graceOver) {
+        if (result.addresses.length > 0) this.setAddresses([...result.addresses, ...this.snap.addresses.filter((a) => a.family === failed.family)], this.snap.stale, this.snap.lastError)
+        return this.onFailure(failed.error)
+      }
       // stale_grace is over for the family that keeps failing: its addresses go, and the other's
       // answer is taken (dropping everything would leave nothing while DNS answers for one).
       this.log?.('error', 'stale grace expired; dropping the last good addresses of the family that keeps failing', { host: this.upstream.host, family: failed.family === 4 ? 'A' : 'AAAA' })

@@ -220,6 +220,22 @@ describe('stale episodes', () => {
     r.close()
   })
 
+  test('one family failing while the other\'s answer moved: the move is followed, the failing family\'s last good addresses stay (outside review, thirteenth round)', async () => {
+    const both: LookupResult = { addresses: [{ address: '127.0.2.5', family: 4 }, { address: '::1', family: 6 }], ttlMs: 1_000, source: '127.0.0.1:53' }
+    // The A record moved to .3; the AAAA queries time out.
+    const moved: LookupResult = { addresses: [{ address: '127.0.2.3', family: 4 }], ttlMs: 1_000, source: '127.0.0.1:53', failedFamily: { family: 6, error: new DnsError('TIMEOUT', 'no answer') } }
+    const { r, clock, changes } = setup([both, moved])
+    r.start()
+    await clock.advance(0)
+    // One refresh (the TTL, clamped by resolve_min_ttl), and not the retry after it.
+    for (let i = 0; i < 100 && (r.status().refreshes as Record<string, number>).TIMEOUT === undefined; i++) await clock.advance(100)
+    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['127.0.2.3', '::1'])
+    expect(r.snapshot().stale).toBe(true)
+    expect(r.snapshot().lastError!.code).toBe('TIMEOUT')
+    expect(changes.slice(1).map((c) => [c.added.map((a) => a.address), c.removed.map((a) => a.address)])).toEqual([[['127.0.2.3'], ['127.0.2.5']]])
+    r.close()
+  })
+
   test('a family that keeps failing past stale_grace loses its addresses; the other family\'s answer stays', async () => {
     const both: LookupResult = { addresses: [{ address: '127.0.2.1', family: 4 }, { address: '::1', family: 6 }], ttlMs: 10_000, source: '127.0.0.1:53' }
     const v6Only: LookupResult = { addresses: [{ address: '::1', family: 6 }], ttlMs: 10_000, source: '127.0.0.1:53', failedFamily: { family: 4, error: new DnsError('SERVFAIL', 'x') } }
