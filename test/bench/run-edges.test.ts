@@ -124,7 +124,7 @@ test('an interruption counts the request in flight on its connection', async () 
   h.track(() => o.close())
   const abort = new AbortController()
   const t = targetFor(`http://127.0.0.1:${o.port}/`, [], [])
-  const run = runBench({ targets: [t], spec: { method: 'GET', headers: [] }, client: { timeoutMs: 10_000, insecure: false, ca: undefined, lookup: createLookup() }, requests: 1, durationMs: undefined, concurrency: 1, ratePerS: undefined, keepAlive: true, signal: abort.signal })
+  const run = runBench({ targets: [t], spec: { method: 'GET', headers: [], body: undefined }, client: { timeoutMs: 10_000, insecure: false, ca: undefined, lookup: createLookup() }, requests: 1, durationMs: undefined, concurrency: 1, ratePerS: undefined, keepAlive: true, signal: abort.signal })
   for (let i = 0; i < 200 && o.requests.length === 0; i++) await Bun.sleep(10)
   abort.abort()
   const result = await run
