@@ -89,7 +89,7 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   dp('resolve_interval', 'resolveIntervalMs', '30s', 'Re-resolve interval for answers without a TTL (hosts file, IP literal).'),
   du('resolve_min_ttl', 'resolveMinTtlMs', '5s', 'Shortest time an answer is kept, whatever its TTL.'),
   dpu('resolve_max_ttl', 'resolveMaxTtlMs', '5m', 'Longest time an answer is kept, whatever its TTL.'),
-  dp('resolve_timeout', 'resolveTimeoutMs', '2s', 'Time one DNS query may take before the next server (or a retry) is tried. Also how long serve waits for an upstream\'s first answer before it listens, for each DNS server in resolvers (it starts anyway after that).'),
+  dp('resolve_timeout', 'resolveTimeoutMs', '2s', 'Time one DNS query may take before the next server is tried (sent again once halfway through: a lost datagram costs half of it, not a failed lookup). serve waits for an upstream\'s first answer before it listens, up to twice this for each DNS server in resolvers (UDP, then TCP after a truncated answer; 3 servers when resolvers is unset), less when DNS fails sooner; it starts anyway after that.'),
   du('stale_grace', 'staleGraceMs', '24h', 'How long the last good addresses are kept when DNS fails (SERVFAIL, timeout, NXDOMAIN, empty).'),
   du('max_connection_age', 'maxConnectionAgeMs', '5m', 'Pooled upstream connections older than this are closed when idle, so the pool follows DNS changes. 0 means no limit.'),
   { key: 'max_idle_per_address', prop: 'maxIdlePerAddress', kind: { type: 'int', min: 0 }, default: 1024, doc: 'Idle keep-alive connections kept per upstream address.' },

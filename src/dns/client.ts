@@ -84,6 +84,9 @@ export function interpret(msg: Message, name: string, type: number, server: stri
     if (seen.has(current)) throw new DnsError('BAD_RESPONSE', `${name}: CNAME loop at ${current} in the answer from ${server}`, server)
     seen.add(current)
   }
+  // A chain longer than we follow is an answer we did not read, not an answer without addresses
+  // (NODATA would drop this family's addresses beside the other's): a bad answer, last good kept.
+  if (msg.answers.some((rr) => rr.type === TYPE.CNAME && rr.name === current)) throw new DnsError('BAD_RESPONSE', `${name}: CNAME chain longer than ${MAX_CNAME_HOPS} in the answer from ${server}`, server)
   const addresses: string[] = []
   for (const rr of msg.answers) {
     // The same address twice is one (RFC 2181 §5: a set has no duplicates).
@@ -133,6 +136,7 @@ function udpExchange(name: string, type: number, server: HostPort, timeoutMs: nu
       if (done) return
       done = true
       clearTimeout(timer)
+      clearTimeout(resend)
       try {
         sock.close()
       } catch {
@@ -142,6 +146,9 @@ function udpExchange(name: string, type: number, server: HostPort, timeoutMs: nu
       else resolve(msg!)
     }
     const timer = setTimeout(() => finish(new DnsError('TIMEOUT', `${name}: no answer from ${label} within ${timeoutMs}ms`, label)), timeoutMs)
+    // Sent again, once, halfway through (the same id): a lost datagram, query or answer, costs
+    // half the timeout rather than all of it and a failed lookup (stub resolvers resend too).
+    const resend = setTimeout(send, timeoutMs / 2)
     sock.on('error', (err) => {
       // A connected socket hears the ICMP port unreachable of a server that is down: the next
       // server is asked at once (as glibc does), not after the whole timeout.
@@ -171,11 +178,16 @@ function udpExchange(name: string, type: number, server: HostPort, timeoutMs: nu
       }
       finish(undefined, msg)
     })
-    sock.connect(server.port, server.host, () => {
-      if (done) return
+    let connected = false
+    function send() {
+      if (done || !connected) return
       sock.send(query, (err) => {
         if (err) finish(new DnsError('TIMEOUT', `${name}: cannot send to ${label}: ${err.message}`, label))
       })
+    }
+    sock.connect(server.port, server.host, () => {
+      connected = true
+      send()
     })
   })
 }

@@ -24,6 +24,8 @@ export class DnsServer {
   private socket: Socket | undefined
   /** Queries received, for tests. */
   queries = 0
+  /** The next this many queries get no reply (a lost datagram). */
+  dropQueries = 0
   port = 0
   /** Every answer goes out this much later (a slow resolver, for tests). */
   answerDelayMs = 0
@@ -68,6 +70,10 @@ export class DnsServer {
 
   private answer(raw: Uint8Array, address: string, port: number): void {
     this.queries++
+    if (this.dropQueries > 0) {
+      this.dropQueries--
+      return
+    }
     let q
     try {
       q = decodeMessage(raw)

@@ -25,6 +25,7 @@ import type { ProxyView, UpstreamView } from './observe/view.ts'
 import type { AddressSource } from './upstream/address-source.ts'
 import { ActiveHealthChecker } from './upstream/health.ts'
 import { UpstreamPool } from './upstream/pool.ts'
+import { firstAnswerWaitMs } from './upstream/resolver.ts'
 
 export interface ProxyServerOptions {
   /** Builds the address source of one upstream (DNS resolver in production, static in tests). */
@@ -160,7 +161,7 @@ export class ProxyServer implements ProxyView {
     for (const [name, p] of parts) {
       p.source.start()
       if (p.source.snapshot().ready) continue
-      const timeoutMs = p.pool.upstream.resolveTimeoutMs * Math.max(1, p.pool.upstream.resolvers.length) // a lookup asks the servers in turn, each for resolve_timeout
+      const timeoutMs = firstAnswerWaitMs(p.pool.upstream)
       let timer: ReturnType<typeof setTimeout> | undefined
       const timedOut = new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))
       waits.push(

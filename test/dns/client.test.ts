@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { DnsError, queryAddresses } from '../../src/dns/client.ts'
+import { DnsError, interpret, queryAddresses } from '../../src/dns/client.ts'
 import { createLookup } from '../../src/dns/lookup.ts'
 import { DnsServer } from '../../src/dns/server.ts'
 import { encodeResponse, TYPE } from '../../src/dns/wire.ts'
@@ -367,5 +367,34 @@ describe('createLookup', () => {
     writeFileSync(hosts, '127.0.0.6 pinned.test\n')
     expect((await lookup('pinned.test', { family: 'auto', timeoutMs: 300 })).addresses[0]!.address).toBe('127.0.0.6')
     expect((await lookup('127.0.0.8', { family: 'auto', timeoutMs: 300 })).source).toBe('literal')
+  })
+})
+
+describe('outside review, thirteenth round', () => {
+  test('a lost datagram: the query is sent again halfway through the timeout, and answered', async () => {
+    const s = await dns()
+    s.set('x.test', { a: ['127.0.0.9'], ttl: 5 })
+    s.dropQueries = 1
+    const a = await queryAddresses('x.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: s.port }], timeoutMs: 600 })
+    expect(a.addresses).toEqual(['127.0.0.9'])
+    expect(s.queries).toBe(2)
+  })
+
+  test('a CNAME chain longer than the client follows is BAD_RESPONSE (last good kept), not NODATA (no addresses)', () => {
+    const names = Array.from({ length: 18 }, (_, i) => `n${i}.test`)
+    const chain = (hops: number) => ({
+      id: 1, response: true, opcode: 0, authoritative: false, truncated: false, recursionDesired: true, recursionAvailable: true, rcode: 0,
+      questions: [{ name: names[0]!, type: TYPE.A, qclass: 1 }],
+      answers: [...names.slice(0, hops).map((n, i) => ({ name: n, type: TYPE.CNAME, ttl: 30, data: names[i + 1]! })), { name: names[hops]!, type: TYPE.A, ttl: 30, data: '127.0.0.2' }],
+      authorities: [],
+    })
+    expect(interpret(chain(16), names[0]!, TYPE.A, 's').addresses).toEqual(['127.0.0.2'])
+    let err: unknown
+    try {
+      interpret(chain(17), names[0]!, TYPE.A, 's')
+    } catch (e) {
+      err = e
+    }
+    expect((err as DnsError).code).toBe('BAD_RESPONSE')
   })
 })

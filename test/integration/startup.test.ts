@@ -54,3 +54,19 @@ test('DNS down: it starts after resolve_timeout and answers 503 until an answer 
   expect(await res.text()).toContain('has not resolved yet')
   expect(res.headers.get('retry-after')).toBe('1')
 })
+
+test('a lost query (the first datagram gets no answer): it is sent again within resolve_timeout, and the first request is served (outside review, thirteenth round)', async () => {
+  const origin = h.origin({ fetch: () => new Response('ok') })
+  const d = await dns()
+  d.set(HOST, { a: ['127.0.0.1'], ttl: 30 })
+  // The first A query and the first AAAA query (family auto asks both at once) are lost.
+  d.dropQueries = 2
+  const started = performance.now()
+  const proxy = await proxyFor(d.port, origin.port!, '600ms').startResolved()
+  const res = await fetch(`${proxy.url}/first`)
+  expect(res.status).toBe(200)
+  expect(await res.text()).toBe('ok')
+  expect(d.queries).toBe(4)
+  // Within the one lookup's timeout, not after a failed lookup and the retry a second later.
+  expect(performance.now() - started).toBeLessThan(5_000)
+})

@@ -64,6 +64,19 @@ export interface ResolverStatus {
   changes: number
 }
 
+/** Name servers glibc asks from resolv.conf (MAXNS), for the bound below when resolvers is unset. */
+const SYSTEM_SERVERS = 3
+
+/**
+ * How long serve waits for an upstream's first answer before it listens: a lookup asks the
+ * servers in turn, each for resolve_timeout over UDP and, after a truncated answer, as long again
+ * over TCP. A lookup that fails sooner (DNS down) ends the wait sooner: this bounds a slow,
+ * healthy one, so that its first requests are not answered 503 "has not resolved yet".
+ */
+export function firstAnswerWaitMs(upstream: Pick<ResolvedUpstream, 'resolveTimeoutMs' | 'resolvers'>): number {
+  return upstream.resolveTimeoutMs * 2 * (upstream.resolvers.length || SYSTEM_SERVERS)
+}
+
 export class UpstreamResolver implements AddressSource {
   private readonly lookup: Lookup
   private readonly clock: Clock
