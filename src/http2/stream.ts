@@ -34,6 +34,8 @@ export class ServerStream {
   /** Body bytes queued for sending; the session takes from the front. */
   outQueue: Uint8Array[] = []
   outBytes = 0
+  /** Body bytes ever queued: less outBytes, those that went into DATA frames. */
+  queuedBytes = 0
   /** end() was called: after outQueue, send END_STREAM (or trailers). */
   ending = false
   trailers: HeaderField[] | undefined
@@ -139,6 +141,7 @@ export class ServerStream {
     if (chunk.byteLength > 0) {
       this.outQueue.push(chunk)
       this.outBytes += chunk.byteLength
+      this.queuedBytes += chunk.byteLength
       this.host.schedule(this)
     }
     if (this.outBytes < this.host.highWaterBytes) return true

@@ -142,10 +142,10 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   }
 
   /** A held record (emit): its reply was written whole, or cut with its last `unsentBytes` never sent (the body's end: its bytes first). */
-  written(unsentBytes: number, cut: WriteCut | undefined): void {
+  written(unsentBytes: number, cut: WriteCut | undefined, framedBytes = Number.POSITIVE_INFINITY): void {
     const record = this.record
     if (cut !== undefined) {
-      record.bytes_out = Math.max(0, record.bytes_out - unsentBytes)
+      record.bytes_out = Math.max(0, Math.min(record.bytes_out, framedBytes) - unsentBytes)
       record.error ??= this.cutByDrain(cut)
     }
     this.recordNow()

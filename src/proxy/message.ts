@@ -77,8 +77,11 @@ export interface GoneListener {
    * the code HTTP/1.1 records for the same (a chunked trailer section too large).
    */
   refused(code: 'BAD_BODY', status: number, detail?: string): void
-  /** A held record's reply was written whole (`cut` undefined), or cut with its last `unsentBytes` never taken by the socket. */
-  written(unsentBytes: number, cut: WriteCut | undefined): void
+  /**
+   * A held record's reply was written whole (`cut` undefined), or cut with its last `unsentBytes`
+   * never taken by the socket, or (HTTP/2, the stream gone before the record) after `framedBytes`.
+   */
+  written(unsentBytes: number, cut: WriteCut | undefined, framedBytes?: number): void
 }
 
 /**

@@ -56,6 +56,33 @@ test('a small whole reply held back by the windows until send_timeout resets its
   expect(byPath).toEqual({ '/first': [200, BODY_BYTES, undefined], '/second': [200, SECOND_SENT, 'CLIENT_SEND_TIMEOUT'] })
 }, 20_000)
 
+test('a streamed reply the client resets while its upstream body is still being read: logged with the bytes framed, not those read from the upstream (outside review, thirteenth round)', async () => {
+  const piece = new Uint8Array(16 * 1024).fill(122)
+  // 64 pieces 5 ms apart: still streaming when the client, its windows shut, resets the stream.
+  const origin = h.origin({
+    fetch: () =>
+      new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            await Bun.sleep(5)
+            controller.enqueue(piece)
+          },
+        }),
+      ),
+  })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  c.send(c.request(1, 'GET', '/stream'))
+  expect(await waitFor(() => c.bodyOf(1).length === 65_535, 5000)).toBe(true)
+  // Let the proxy read ahead into the stream's queue (under its 64 KiB high-water mark) first.
+  await Bun.sleep(200)
+  c.send(frame(FrameType.RST_STREAM, 0, 1, rstCode(H2Code.CANCEL)))
+  expect(await waitFor(() => h.records.length === 1, 5000)).toBe(true)
+  const r = h.records[0]!
+  expect([r.status, r.error]).toEqual([200, 'CLIENT_GONE'])
+  expect(r.bytes_out).toBe(65_535)
+}, 20_000)
+
 function rstCode(code: number): Uint8Array {
   const b = new Uint8Array(4)
   new DataView(b.buffer).setUint32(0, code)

@@ -26,7 +26,7 @@ import { failureReply, type FailureCode } from '../errors.ts'
 import { clientAddress, ForwardingLines, requestIdFor } from '../headers.ts'
 import { StoredReply } from '../cache/stored-reply.ts'
 import { ForwardedReply } from '../forwarded-reply.ts'
-import { unparsedRequest, type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink } from '../message.ts'
+import { unparsedRequest, type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink, type WriteCut } from '../message.ts'
 import type { ClientInfo, ListenerState } from './connection-options.ts'
 
 export class H2Client {
@@ -232,7 +232,7 @@ class StreamExchange implements ClientInfo, ReplySink {
    * handler that used either cost --h2 8-10% of its req/s. `held`: the flight's record, kept
    * until the stream ends (holdRecord): its reply's DATA all framed for the client, or cut first.
    */
-  private readonly closing: { ended: boolean; flight: GoneListener | undefined; held: GoneListener | undefined } = { ended: false, flight: undefined, held: undefined }
+  private readonly closing: { ended: boolean; flight: GoneListener | undefined; held: GoneListener | undefined; cut: WriteCut | undefined; framedBytes: number } = { ended: false, flight: undefined, held: undefined, cut: undefined, framedBytes: 0 }
   /** A 100 went out on the stream. */
   private continued = false
   /** drain_timeout's end answered the request 503 (cutByDrain). */
@@ -261,7 +261,11 @@ class StreamExchange implements ClientInfo, ReplySink {
       // A reset or the connection gone before the body was all framed: what was not is the record's cut (the client's windows held it back).
       const held = closing.held
       closing.held = undefined
-      held?.written(s.outBytes, s.outBytes === 0 ? undefined : s.sendTimedOut ? 'CLIENT_SEND_TIMEOUT' : 'CLIENT_GONE')
+      const cut = s.outBytes === 0 ? undefined : s.sendTimedOut ? 'CLIENT_SEND_TIMEOUT' : 'CLIENT_GONE'
+      held?.written(s.outBytes, cut)
+      // For a record that comes after (its upstream body still being read as the client reset): what went into DATA frames.
+      closing.cut = code === undefined ? undefined : (cut ?? 'CLIENT_GONE')
+      closing.framedBytes = s.queuedBytes - s.outBytes
       if (closing.ended) return
       closing.ended = true
       owner.shared.requestEnded()
@@ -279,7 +283,12 @@ class StreamExchange implements ClientInfo, ReplySink {
 
   /** The record waits for the stream's end (a whole reply is written before the client's windows take it): see `closing`. */
   holdRecord(of: GoneListener): boolean {
-    if (this.stream.closed) return false
+    if (this.stream.closed) {
+      // Reset before the record: it counts what the client was sent, not what the upstream gave (193,536 of 65,535).
+      if (this.closing.cut === undefined) return false
+      of.written(0, this.closing.cut, this.closing.framedBytes)
+      return true
+    }
     this.closing.held = of
     return true
   }
