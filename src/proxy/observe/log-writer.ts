@@ -13,7 +13,7 @@
  * stalled proxy (nginx blocks on its log instead; a proxy that stops serving because its log
  * reader is stuck takes the site down with it).
  */
-import { closeSync, openSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs'
 import type { DropReport } from './log-drops.ts'
 
 /** Bytes gathered before they are written (a turn's lines are written sooner). */
@@ -87,10 +87,17 @@ export abstract class LineBatcher {
   protected abstract emit(bytes: Buffer, lines: number): void
 }
 
+const NEWLINE = Buffer.from('\n')
+
 export class FileLineWriter extends LineBatcher {
   private fd = -1
   /** Set while lines are dropped unwritten, until the next reopen. */
   private failing = false
+  /**
+   * The file ends in the middle of a line (a write cut short by a full disk, or another writer's):
+   * the next batch starts on a line of its own rather than glued onto it.
+   */
+  private midLine = false
   private retryTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(
@@ -121,8 +128,11 @@ export class FileLineWriter extends LineBatcher {
     if (this.retryTimer) clearTimeout(this.retryTimer)
     this.retryTimer = undefined
     try {
-      this.fd = openSync(this.path, 'a')
+      // Read as well as appended to: its last byte says whether it ends mid-line (a file the
+      // proxy may write but not read is appended to as it is).
+      this.fd = openForAppend(this.path)
       this.failing = false
+      this.midLine = endsMidLine(this.fd)
     } catch (err) {
       this.fail(0, err)
     }
@@ -131,6 +141,7 @@ export class FileLineWriter extends LineBatcher {
   protected emit(bytes: Buffer, lines: number): void {
     if (this.fd < 0) return this.report.drop(lines, CANNOT_WRITE, 'not open')
     try {
+      if (this.midLine && writeSync(this.fd, NEWLINE) === 1) this.midLine = false
       let offset = 0
       for (let i = 0; offset < bytes.length && i < MAX_WRITES_PER_BATCH; i++) offset += writeSync(this.fd, bytes, offset, bytes.length - offset)
       if (offset < bytes.length) throw new Error(`short write: ${offset} of ${bytes.length} bytes`)
@@ -140,7 +151,7 @@ export class FileLineWriter extends LineBatcher {
     if (this.report.outage) this.report.recovered()
   }
 
-  /** Drops `lines`; no line is taken until the file is reopened RETRY_MS later. */
+  /** Drops `lines` (what of them was written, cut, is ended by the next write: midLine on reopen); no line is taken until the file is reopened RETRY_MS later. */
   private fail(lines: number, err: unknown): void {
     this.report.drop(lines, CANNOT_WRITE, err instanceof Error ? err.message : String(err))
     this.failing = true
@@ -169,6 +180,27 @@ export class FileLineWriter extends LineBatcher {
     if (this.retryTimer) clearTimeout(this.retryTimer)
     this.closeFd()
     this.report.close()
+  }
+}
+
+function openForAppend(path: string): number {
+  try {
+    return openSync(path, 'a+')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err
+    return openSync(path, 'a')
+  }
+}
+
+/** Whether the file open on `fd` has bytes and its last one is not a newline (false when it cannot be read). */
+function endsMidLine(fd: number): boolean {
+  try {
+    const size = fstatSync(fd).size
+    if (size === 0) return false
+    const last = Buffer.alloc(1)
+    return readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a
+  } catch {
+    return false
   }
 }
 

@@ -1,7 +1,7 @@
 /** The access log's writers: files, outages and their messages. */
 import { afterEach, describe, expect, jest, test } from 'bun:test'
 import { execFileSync } from 'node:child_process'
-import { closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
+import { closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createAccessLog, formatRecord, renderAccessLogMetrics } from '../../../src/proxy/observe/access-log.ts'
@@ -137,6 +137,30 @@ describe('rotation', () => {
     // Before: the ENOENT message, then "access log reopened" as though it had worked.
     expect(messages).toEqual(['access log cannot be written; requests continue, lines are dropped'])
     expect(log.dropped).toBe(1)
+  })
+})
+
+describe('a file that ends mid-line (outside review, thirteenth round)', () => {
+  test('a record cut short by a full disk is not glued to the next one: the next batch after the reopen starts on a line of its own', async () => {
+    const file = join(testDir('proxy-log-'), 'access.log')
+    // What a write cut short by ENOSPC left: the start of a record, no newline.
+    writeFileSync(file, '{"ts":"2026-11-26T00:00:00.000Z","request_id":"cut')
+    const log = createAccessLog({ accessLog: file, format: 'json' }, () => {})
+    log.write(record('/after'))
+    await log.close()
+    const lines = readFileSync(file, 'utf8').split('\n')
+    expect(lines[0]).toBe('{"ts":"2026-11-26T00:00:00.000Z","request_id":"cut')
+    expect(JSON.parse(lines[1]!).path).toBe('/after')
+    expect(lines.length).toBe(3)
+  })
+
+  test('a file that ends with a newline, or is empty, gets no empty line', async () => {
+    const file = join(testDir('proxy-log-'), 'access.log')
+    writeFileSync(file, '{"path":"/before"}\n')
+    const log = createAccessLog({ accessLog: file, format: 'json' }, () => {})
+    log.write(record('/after'))
+    await log.close()
+    expect(readFileSync(file, 'utf8').split('\n').map((l) => (l ? JSON.parse(l).path : ''))).toEqual(['/before', '/after', ''])
   })
 })
 
