@@ -18,7 +18,7 @@ import { ReceiveFlow } from './flow.ts'
 import { announcedSettings, resolveLimits, type Http2Limits } from './limits.ts'
 import { Output } from './output.ts'
 import { FrameReader } from './reader.ts'
-import { checkTrailers, toRequest } from './request.ts'
+import { checkTrailers } from './request.ts'
 import { ServerStream, type StreamHost } from './stream.ts'
 import { StreamTable } from './streams.ts'
 import type { SessionOptions } from './session-options.ts'
@@ -322,7 +322,7 @@ export class ServerSession implements StreamHost {
       if (!b.endStream) this.streams.sendRst(id, H2Code.NO_ERROR)
       return
     }
-    const request = toRequest(id, decoded.names, decoded.values)
+    const request = this.streams.checkedRequest(id, decoded.names, decoded.values)
     if (b.endStream && request.contentLength) throw this.streams.bodyLengthDiffers(id, request, undefined)
     const stream = new ServerStream(id, request, this, this.peerInitialWindow, this.limits.streamInitialWindowBytes, !b.endStream)
     this.streams.add(stream)

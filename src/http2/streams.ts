@@ -13,7 +13,7 @@ import { headerFrames, rstStreamFrame, stripPadding, type FrameHeader } from './
 import type { HeaderField, HpackEncoder } from './hpack.ts'
 import type { Output } from './output.ts'
 import type { Refused, RefusedFields } from './refused.ts'
-import { responseFields, type H2Request } from './request.ts'
+import { responseFields, toRequest, type H2Request } from './request.ts'
 import type { CloseCode, ServerStream } from './stream.ts'
 
 /** Streams dropped (reset by us, or ignored after our GOAWAY) remembered, so frames the client sent before it knew are told from protocol errors. */
@@ -257,6 +257,21 @@ export class StreamTable {
     if (s) s.refused = refused
     this.tell(refused)
     return streamError(id, H2Code.PROTOCOL_ERROR, BODY_LENGTH)
+  }
+
+  /**
+   * The request of a header list, checked (request.ts toRequest). A malformed one (§8.1.1) is the
+   * stream error thrown (PROTOCOL_ERROR: reset, not answered), and is told to the owner first
+   * (status 400, what a malformed request earns; nothing is sent), as bodyLengthDiffers does.
+   */
+  checkedRequest(id: number, names: readonly string[], values: readonly string[]): H2Request {
+    try {
+      return toRequest(id, names, values)
+    } catch (err) {
+      const fields = names.map((n, i): HeaderField => [n, values[i]!])
+      this.tell({ why: 'malformed', status: 400, request: undefined, owner: undefined, fields, dispatched: false, detail: (err as Error).message })
+      throw err
+    }
   }
 
   /** The 431, with the owner's fields (filtered as any response's: request.ts responseFields). */

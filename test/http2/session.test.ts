@@ -95,7 +95,7 @@ describe('requests (RFC 9113 §8.2, §8.3)', () => {
     ['a control character in a value (the HTTP/1.1 listener refuses it too)', [...base, ['x-a', 'a\u0001b']]],
     ['DEL in a value', [...base, ['x-a', 'a\u007fb']]],
     ['ESC in a cookie', [...base, ['cookie', 'a=\u001b[31m']]],
-  ] as [string, [string, string][]][])('malformed: %s -> RST_STREAM PROTOCOL_ERROR, never reaches the owner', async (_, fields) => {
+  ] as [string, [string, string][]][])('malformed: %s -> RST_STREAM PROTOCOL_ERROR, never reaches the owner as a request; told as a refusal (400, for its log and counters)', async (_, fields) => {
     const c = new RawClient().start()
     c.send(c.headers(1, fields))
     c.send(c.get(3))
@@ -103,6 +103,8 @@ describe('requests (RFC 9113 §8.2, §8.3)', () => {
     expect(c.rstCode(1)).toBe(H2Code.PROTOCOL_ERROR)
     expect(c.requests.map((s) => s.id)).toEqual([3])
     expect(c.goaway()).toBeUndefined()
+    expect(c.refused.map((r) => [r.why, r.status, r.dispatched])).toEqual([['malformed', 400, false]])
+    expect(c.refused[0]!.fields).toEqual(fields)
   })
   test('a tab inside a value and bytes 0x80-0xFF (obs-text) are accepted', async () => {
     const c = new RawClient().start()

@@ -88,3 +88,16 @@ function rstCode(code: number): Uint8Array {
   new DataView(b.buffer).setUint32(0, code)
   return b
 }
+
+test('a malformed HTTP/2 request (a control character in a value) is reset and still logged, 400 BAD_REQUEST, and counted malformed, as on HTTP/1.1 (outside review, thirteenth round)', async () => {
+  const origin = h.origin({ fetch: () => new Response('ok') })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  c.send(c.request(1, 'GET', '/bad', [['x-a', 'a\u001b[31mb']]))
+  expect(await waitFor(() => c.resets(1).length > 0, 5000)).toBe(true)
+  expect(c.resets(1)).toEqual([H2Code.PROTOCOL_ERROR])
+  expect(await waitFor(() => h.records.length === 1, 5000)).toBe(true)
+  const r = h.records[0]!
+  expect([r.status, r.error, r.path, r.protocol]).toEqual([400, 'BAD_REQUEST', '/bad', 'HTTP/2'])
+  expect(proxy.refused.malformed).toBe(1)
+}, 20_000)

@@ -117,7 +117,8 @@ export class H2Client {
       const exchange = r.owner
       if (exchange instanceof StreamExchange) req.id = exchange.requestId
       reply = refuse('BAD_BODY', r.detail, this.client, req, !r.dispatched, r.status)
-    } else reply = refuse('HEAD_TOO_LARGE', r.detail, this.client, headBeforeCap(r.fields ?? []), true)
+    } else if (r.why === 'malformed') reply = refuse('BAD_REQUEST', r.detail, this.client, headBeforeCap(r.fields ?? []), true, r.status)
+    else reply = refuse('HEAD_TOO_LARGE', r.detail, this.client, headBeforeCap(r.fields ?? []), true)
     const id = reply.headers.find(([n]) => n === 'x-request-id')
     return id ? [id] : undefined
   }

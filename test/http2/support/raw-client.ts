@@ -7,6 +7,7 @@ import { frame, FrameType, Flag, PREFACE, settingsFrame, type SettingsList } fro
 import { HpackDecoder, HpackEncoder, type HeaderField } from '../../../src/http2/hpack.ts'
 import type { Http2Limits } from '../../../src/http2/limits.ts'
 import { ServerSession } from '../../../src/http2/session.ts'
+import type { Refused } from '../../../src/http2/refused.ts'
 import type { ServerStream } from '../../../src/http2/stream.ts'
 import { concatBytes } from '../../../src/lib/bytes.ts'
 import { FrameSplitter } from './frame-splitter.ts'
@@ -23,6 +24,8 @@ export interface RxFrame {
 export class RawClient {
   readonly session: ServerSession
   readonly requests: ServerStream[] = []
+  /** What the session told its owner it refused itself (onRefused). */
+  readonly refused: Refused[] = []
   readonly frames: RxFrame[] = []
   closed = false
   /** What write() returns: false simulates a client that stops reading. */
@@ -47,6 +50,7 @@ export class RawClient {
         this.requests.push(s)
         opts.onRequest?.(s)
       },
+      onRefused: (r) => void this.refused.push(r),
       onError: opts.onError,
       onHeadTimeout: opts.onHeadTimeout,
       limits: opts.limits,
