@@ -23,6 +23,7 @@ import { addConfigFlags, flagLayer } from './flags.ts'
 import { checkAccessLogPath, checkConfigPaths } from '../runtime/config-paths.ts'
 import { AutomaticHttps } from '../acme/automatic-https.ts'
 import { PageTrimmer } from '../runtime/page-trim.ts'
+import { closeSignalInspector, prepareSignalInspector } from '../runtime/signal-inspector.ts'
 import { parseWorkers, reportWorkerAdmin, reportWorkerListening, reportWorkerReloaded, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
 
 /** Config sections a reload does not apply (the cache is built once; ACME runs from start-up). */
@@ -79,7 +80,11 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   })
   // SIGUSR1 reopens the access log file (nginx's convention, what logrotate's postrotate sends);
   // installed before the listener opens, so that no USR1 finds the default action (exit).
-  const onUsr1 = () => accessLog.reopen()
+  prepareSignalInspector()
+  const onUsr1 = () => {
+    accessLog.reopen()
+    closeSignalInspector((url) => wlog('warn', 'Deno opened its inspector for SIGUSR1; closed it (on Deno, SIGHUP reopens the access log too)', { inspector: url }))
+  }
   process.on('SIGUSR1', onUsr1)
   const startFailed = async () => {
     process.off('SIGUSR1', onUsr1)

@@ -22,6 +22,7 @@ import { WorkersAdmin, type WorkerSlot } from '../proxy/observe/workers-admin.ts
 import { isDeno } from '../runtime/detect.ts'
 import { PageTrimmer } from '../runtime/page-trim.ts'
 import { AddressLocks, canSharePort } from '../runtime/shared-port.ts'
+import { closeSignalInspector, prepareSignalInspector } from '../runtime/signal-inspector.ts'
 import { WorkerLines } from './worker-lines.ts'
 
 /** Set in a worker's environment to its index; its absence marks the supervisor. */
@@ -49,17 +50,41 @@ export const WORKER_ADMIN_LISTEN: HostPort = { host: '127.0.0.1', port: 0 }
 
 /** A worker reports its admin URL to the supervisor (a no-op without an IPC channel). */
 export function reportWorkerAdmin(url: string | undefined): void {
-  if (url && process.send) process.send({ type: 'admin', url } satisfies WorkerAdminMessage)
+  if (url) tellSupervisor({ type: 'admin', url } satisfies WorkerAdminMessage)
 }
 
 /** A worker says it serves (a no-op without an IPC channel). */
 export function reportWorkerListening(): void {
-  if (process.send) process.send({ type: 'listening' } satisfies WorkerListeningMessage)
+  tellSupervisor({ type: 'listening' } satisfies WorkerListeningMessage)
 }
 
 /** A worker says how its reload went (a no-op without an IPC channel). */
 export function reportWorkerReloaded(ok: boolean): void {
-  if (process.send) process.send({ type: 'reloaded', ok } satisfies WorkerReloadedMessage)
+  tellSupervisor({ type: 'reloaded', ok } satisfies WorkerReloadedMessage)
+}
+
+/** A message on the IPC channel; a channel gone (the supervisor gone: 'disconnect' handles that) is not a crash. */
+function tellSupervisor(message: object): void {
+  if (!process.send || process.connected === false) return
+  try {
+    process.send(message)
+  } catch {
+    // the channel closed under us: the worker's 'disconnect' handler drains it
+  }
+}
+
+/**
+ * A signal to a worker by its pid: on Deno (2.9) ChildProcess.kill() also closes the IPC
+ * channel, so every SIGHUP or SIGUSR1 passed on cut the workers off (they drained and exited,
+ * or crashed on their next message: requests refused while they restarted).
+ */
+function signalWorker(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+  try {
+    process.kill(child.pid, sig)
+  } catch {
+    // exited since: its 'exit' handler restarts it
+  }
 }
 
 export function parseWorkers(raw: unknown): number {
@@ -158,12 +183,14 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   const ready = new Set<ChildProcess>()
   const deferred = new Map<ChildProcess, Set<NodeJS.Signals>>()
   const signalAll = (sig: NodeJS.Signals) => {
-    for (const w of workers.values()) ready.has(w) ? w.kill(sig) : deferred.set(w, (deferred.get(w) ?? new Set()).add(sig))
+    for (const w of workers.values()) ready.has(w) ? signalWorker(w, sig) : deferred.set(w, (deferred.get(w) ?? new Set()).add(sig))
   }
   // Before any worker starts: a USR1 must never find the default action (exit, orphaning them).
+  prepareSignalInspector()
   const onUsr1 = () => {
     log('info', 'reopening the access log in all workers')
     signalAll('SIGUSR1')
+    closeSignalInspector((url) => log('warn', 'Deno opened its inspector for SIGUSR1; closed it (on Deno, SIGHUP reopens the access log too)', { inspector: url }))
   }
   process.on('SIGUSR1', onUsr1)
 
@@ -186,7 +213,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
       if (m?.type === 'listening') {
         served.add(index)
         ready.add(child)
-        for (const sig of deferred.get(child) ?? []) child.kill(sig)
+        for (const sig of deferred.get(child) ?? []) signalWorker(child, sig)
         deferred.delete(child)
       }
       if (m?.type === 'admin' && typeof m.url === 'string' && slot.pid === child.pid) slot.adminUrl = m.url
@@ -264,7 +291,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
         new Promise<void>((resolve) => {
           if (stdioClosed.has(w)) return resolve()
           w.once('close', () => resolve())
-          if (w.exitCode === null) w.kill('SIGTERM')
+          signalWorker(w, 'SIGTERM')
         }),
     ),
   )

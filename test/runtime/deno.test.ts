@@ -216,6 +216,51 @@ test('on Deno, --workers 2 serves; a worker that cannot start again does not sto
   }
 }, 60_000)
 
+test('on Deno, --workers 2: SIGHUP and SIGUSR1 to the supervisor reach both workers, which reload and keep serving (Deno\'s ChildProcess.kill closed their IPC channel: they drained or crashed) (outside review, thirteenth round)', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  origins.push(origin)
+  const file = join(testDir('proxy-deno-workers-'), 'proxy.toml')
+  writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n`)
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--config', file, '--workers', '2'], DENO)
+  const sup = proxy.child.pid!
+  const port = Number(new URL(proxy.url).port)
+  let stderr = ''
+  proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  let pids: number[] = []
+  try {
+    for (let i = 0; i < 200 && pids.length < 2; i++) (await Bun.sleep(50), (pids = listening(port)))
+    expect(pids).toHaveLength(2)
+    const codes: number[] = []
+    const load = (async () => {
+      for (let i = 0; i < 40; i++) {
+        codes.push(await fetch(proxy.url).then((r) => r.status, () => 0))
+        await Bun.sleep(50)
+      }
+    })()
+    await Bun.sleep(300)
+    process.kill(sup, 'SIGHUP')
+    for (let i = 0; i < 200 && (stderr.match(/reloaded/g) ?? []).length < 2; i++) await Bun.sleep(25)
+    process.kill(sup, 'SIGUSR1')
+    await load
+    expect((stderr.match(/reloaded/g) ?? []).length).toBeGreaterThanOrEqual(2)
+    expect(stderr).not.toContain('supervisor is gone')
+    // Deno (2.9.2+) opens its inspector on 127.0.0.1:9229 for a SIGUSR1, whatever the handler: closed again at once.
+    if (stderr.includes('Debugger listening')) {
+      for (let i = 0; i < 100 && !stderr.includes('inspector for SIGUSR1; closed it'); i++) await Bun.sleep(20)
+      expect(stderr).toContain('inspector for SIGUSR1; closed it')
+    }
+    expect(execFileSync('ss', ['-Hltn', 'sport = :9229']).toString().trim()).toBe('')
+    expect(stderr).not.toContain('Uncaught')
+    expect(stderr).not.toContain('worker died')
+    expect(codes.filter((c) => c !== 200)).toEqual([])
+    // The same two workers serve on.
+    expect(listening(port).sort()).toEqual([...pids].sort())
+  } finally {
+    for (const pid of [...pids, ...listening(port)].filter(alive)) process.kill(pid, 'SIGKILL')
+    proxy.child.kill('SIGKILL')
+  }
+}, 60_000)
+
 test('on Deno, an upstream body cut mid-way is cut for the client and logged once, in the access log: no stack of the stream\'s error on stderr', async () => {
   // Deno.serve prints the error of a Response body stream that fails with console.error unless
   // its onError is given: each cut upstream body left a multi-line RequestFailure stack there.

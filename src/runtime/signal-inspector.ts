@@ -1,0 +1,47 @@
+/**
+ * Deno (2.9.2 and later) starts its inspector on 127.0.0.1:9229 when the process gets SIGUSR1,
+ * as Node does, whatever handler the program has: a log rotation (SIGUSR1 is the access log's
+ * reopen signal, nginx's convention) opened a debugger any local user could attach to and run
+ * code in the proxy. On Deno, after a SIGUSR1, an inspector the process did not have when the
+ * signal came (not one from --inspect) is closed as soon as it appears. Bun opens none.
+ */
+import { isDeno } from './detect.ts'
+
+interface InspectorModule {
+  url(): string | undefined
+  close(): void
+}
+
+/** How long after the signal the inspector is looked for, and how often. */
+const WATCH_MS = 1000
+const STEP_MS = 5
+
+let inspector: Promise<InspectorModule | undefined> | undefined
+
+/** Loads node:inspector on Deno, once (at start: the signal's check is then at once). */
+export function prepareSignalInspector(): void {
+  if (!isDeno || inspector) return
+  inspector = import('node:inspector').then(
+    (m) => (m.default ?? m) as unknown as InspectorModule,
+    () => undefined,
+  )
+}
+
+/** Called from a SIGUSR1 handler: closes the inspector Deno starts for the signal; `said` is told when it did. */
+export function closeSignalInspector(said: (url: string) => void): void {
+  if (!isDeno) return
+  prepareSignalInspector()
+  void inspector!.then((m) => {
+    if (!m || m.url() !== undefined) return // none, or open before the signal (--inspect): the operator's
+    const startedMs = Date.now()
+    const look = () => {
+      const url = m.url()
+      if (url !== undefined) {
+        m.close()
+        return said(url)
+      }
+      if (Date.now() - startedMs < WATCH_MS) setTimeout(look, STEP_MS)
+    }
+    look()
+  })
+}
