@@ -436,3 +436,86 @@ test('interim answers are bounded per upgrade, not per read: 20 of them, each in
     many.stop()
   }
 }, 60_000)
+
+test('an upgrade without a valid Sec-WebSocket-Key or version 13 is a 400 on Deno, before anything goes upstream (Deno.upgradeWebSocket would refuse it after the upstream switched: its connection was left open) (outside review, thirteenth round)', async () => {
+  for (const fields of ['', 'Sec-WebSocket-Version: 13\r\n', 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n', 'Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n']) {
+    const r = await exchange(port, origin, `GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${fields}\r\n`, { until: (t) => t.includes('(RFC 6455') })
+    expect(r.statuses).toEqual([400])
+    expect(r.seen).toEqual([])
+  }
+})
+
+test('a client that leaves before the upstream\'s 101: the upgrade is given up, its upstream connection closed, no socket left in CLOSE-WAIT (outside review, thirteenth round)', async () => {
+  // An origin that answers its 101 after 1.5 s, then waits.
+  const { createServer } = await import('node:net')
+  const upstreamSockets: import('node:net').Socket[] = []
+  let upstreamClosed = 0
+  const slow = createServer((s) => {
+    upstreamSockets.push(s)
+    s.on('error', () => {})
+    s.on('close', () => upstreamClosed++)
+    s.once('data', () => setTimeout(() => s.destroyed || s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n'), 1500))
+  })
+  await new Promise<void>((r) => slow.listen(0, '127.0.0.1', () => r()))
+  const slowPort = (slow.address() as { port: number }).port
+  const p2 = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${slowPort}`, '--listen', '127.0.0.1:0', '--admin', 'off'], DENO)
+  const p2port = Number(new URL(p2.url).port)
+  try {
+    const key = 'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+    const { connect } = await import('node:net')
+    for (let i = 0; i < 3; i++) {
+      const c = connect(p2port, '127.0.0.1')
+      c.on('error', () => {})
+      c.write(`GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${key}\r\n`)
+      await Bun.sleep(300)
+      c.destroy()
+    }
+    // Each upstream connection is closed once its client left, not held until idle_timeout (5 min).
+    for (let i = 0; i < 150 && upstreamClosed < 3; i++) await Bun.sleep(20)
+    expect(upstreamClosed).toBe(3)
+    await Bun.sleep(2000) // past the 101s the origin would have sent
+    const ss = Bun.spawnSync(['ss', '-Htn', 'state', 'close-wait', `sport = :${p2port}`]).stdout.toString().trim()
+    expect(ss).toBe('')
+  } finally {
+    for (const s of upstreamSockets) s.destroy()
+    slow.close()
+    expect(await p2.stop()).toBe(0)
+  }
+}, 60_000)
+
+test('an upstream text message that is not UTF-8 fails the client\'s WebSocket with 1007 (RFC 6455 §8.1), not a message with U+FFFD in it (outside review, thirteenth round)', async () => {
+  const { createServer } = await import('node:net')
+  const sockets: import('node:net').Socket[] = []
+  const bad = createServer((s) => {
+    sockets.push(s)
+    s.on('error', () => {})
+    s.once('data', (d) => {
+      const key = /sec-websocket-key: *([^\r\n]+)/i.exec(d.toString('latin1'))?.[1] ?? ''
+      const accept = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
+      s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`)
+      // A text frame of three bytes that are no UTF-8.
+      setTimeout(() => s.write(Buffer.from([0x81, 0x03, 0xff, 0xfe, 0xfd])), 100)
+    })
+  })
+  await new Promise<void>((r) => bad.listen(0, '127.0.0.1', () => r()))
+  const p2 = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${(bad.address() as { port: number }).port}`, '--listen', '127.0.0.1:0', '--admin', 'off'], DENO)
+  const ws = new WebSocket(`${p2.url.replace('http', 'ws')}/bad`)
+  try {
+    const got: string[] = []
+    const closed = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no close within 10 s')), 10_000)
+      ws.onmessage = (e) => void got.push(String(e.data))
+      ws.onclose = (e) => {
+        clearTimeout(timer)
+        resolve(e.code)
+      }
+    })
+    expect(got).toEqual([])
+    expect(closed).toBe(1007)
+  } finally {
+    ws.close()
+    for (const s of sockets) s.destroy()
+    bad.close()
+    expect(await p2.stop()).toBe(0)
+  }
+}, 60_000)

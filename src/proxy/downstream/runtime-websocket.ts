@@ -36,19 +36,38 @@ const MAX_ANSWER_BYTES = 1024 * 1024
 /** A 101 (the subprotocol it chose, and its fields the client is given) or any other answer. */
 type Outcome = { kind: 'switched'; protocol: string | undefined; fields: [string, string][] } | { kind: 'answer'; response: Response }
 
+/** Text messages must be UTF-8 (RFC 6455 §5.6). */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true })
+
 /** Fields of the 101 the runtime's own upgrade writes (the handshake, its Date), or that it does not speak (extensions). */
 const HANDSHAKE_FIELDS = new Set(['sec-websocket-accept', 'sec-websocket-protocol', 'sec-websocket-extensions', 'date'])
 
 /** Serves a WebSocket upgrade request on the runtime front; resolves with the client's Response. */
 export async function serveRuntimeWebSocket(req: Request, request: ProxyRequest, handler: ProxyHandler, client: ClientInfo, ip: string): Promise<Response> {
+  // A handshake the runtime would refuse once the upstream had switched (RFC 6455 §4.2.1: a key
+  // and version 13) is refused before it goes there: the upstream's connection, switched, was
+  // left open for the client that got a 500, until idle_timeout.
+  const key = request.headers.get('sec-websocket-key')
+  if (key === null || !/^[A-Za-z0-9+/]{22}==$/.test(key.trim()) || request.headers.get('sec-websocket-version')?.trim() !== '13') {
+    return new Response('400 a WebSocket handshake needs Sec-WebSocket-Key (16 bytes, base64) and Sec-WebSocket-Version: 13 (RFC 6455 §4.2.1)\n', { status: 400, headers: { 'sec-websocket-version': '13' } })
+  }
   const bridge = new WebSocketBridge(ip)
   const headers = withoutExtensions(request.headers)
   const upgrade: ProxyRequest = { ...request, headers, body: null }
+  // A client that leaves before the upstream's answer: the upgrade is given up (its upstream
+  // connection closed) rather than switched for no one (a socket in CLOSE-WAIT for ever).
+  const leave = () => bridge.destroy()
+  req.signal.addEventListener('abort', leave, { once: true })
   handler.upgrade(upgrade, 'websocket', client, bridge, new Uint8Array(0))
   // The request path gave the request its id (route phase): a relayed refusal carries it.
   bridge.requestId = upgrade.id ?? ''
   const outcome = await bridge.outcome
+  req.signal.removeEventListener('abort', leave)
   if (outcome.kind === 'answer') return outcome.response
+  if (req.signal.aborted) {
+    bridge.destroy()
+    return new Response(null, { status: 499 })
+  }
   const up = upgradeWebSocket(req, outcome.protocol)
   if (!up) {
     bridge.destroy()
@@ -268,7 +287,17 @@ class WebSocketBridge implements Conn {
         const payload = concatBytes(this.fragments)
         this.fragments = []
         this.fragmentBytes = 0
-        this.toClient(this.fragmentOpcode === OPCODE.text ? new TextDecoder().decode(payload) : payload)
+        if (this.fragmentOpcode !== OPCODE.text) this.toClient(payload)
+        else {
+          // A text message that is not UTF-8 fails the connection (RFC 6455 §8.1: 1007), rather than reaching the client with U+FFFD in it.
+          let text: string
+          try {
+            text = STRICT_UTF8.decode(payload)
+          } catch {
+            return this.refuse(1007)
+          }
+          this.toClient(text)
+        }
       }
     }
     const s = this.socket
@@ -286,9 +315,9 @@ class WebSocketBridge implements Conn {
     return true
   }
 
-  /** Ends the relay for what the upstream sent: the client gets 1009 (too big) or 1011. */
+  /** Ends the relay for what the upstream sent: the client gets 1009 (too big), 1007 (text not UTF-8) or 1011. */
   private refuse(code: number): boolean {
-    this.socket?.close(code === 1009 ? 1009 : 1011)
+    this.socket?.close(code === 1009 || code === 1007 ? code : 1011)
     this.finish()
     return true
   }
