@@ -12,6 +12,12 @@ export interface RequestContext {
   ip: string
   /** Sets the connection's idle timer for this request, in seconds; 0 turns it off. No-op on Deno. */
   setIdleTimeout(seconds: number): void
+  /**
+   * Keeps the request counted in pendingRequests past the handler's return, until the returned
+   * function is called (a streamed body's end) or a forced stop cancels `cut` (called then).
+   * Deno only (Bun.serve counts a streaming response itself): elsewhere a no-op.
+   */
+  holdUntilBodyEnds?(cut: () => void): () => void
 }
 
 export interface ListenOptions {
@@ -115,15 +121,29 @@ function listenDeno(opts: ListenOptions): Listener {
   let shuttingDown = false
   let relisten: ReturnType<typeof setTimeout> | undefined
   const abort = new AbortController()
+  // Streamed bodies still being sent: counted (max_concurrent_requests, the drain), and cut at a forced stop.
+  const streaming = new Set<() => void>()
   const handler = async (req: Request, info: DenoServeInfo) => {
     pending++
+    let held = false
+    const holdUntilBodyEnds = (cut: () => void) => {
+      held = true
+      streaming.add(cut)
+      let released = false
+      return () => {
+        if (released) return
+        released = true
+        streaming.delete(cut)
+        pending--
+      }
+    }
     try {
-      return await opts.fetch(req, { ip: info.remoteAddr.hostname, setIdleTimeout() {} })
+      return await opts.fetch(req, { ip: info.remoteAddr.hostname, setIdleTimeout() {}, holdUntilBodyEnds })
     } catch (err) {
       opts.onError(err)
       return new Response('500 internal error\n', { status: 500 })
     } finally {
-      pending--
+      if (!held) pending--
     }
   }
   // Deno.serve's accept loop ends for good on an accept error such as EMFILE (out of file
@@ -186,6 +206,9 @@ function listenDeno(opts: ListenOptions): Listener {
       clearTimeout(relisten)
       if (force) {
         stopped = true
+        // The bodies still streaming are cut, so that their requests end (and are recorded: the
+        // drain's DRAIN_TIMEOUT) before the process does.
+        for (const cut of [...streaming]) cut()
         // Deno throws (uncaught, "Bad resource ID") when the signal aborts a server whose
         // shutdown() is under way: then what is still running ends with the process.
         if (!shuttingDown) abort.abort()

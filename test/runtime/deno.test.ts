@@ -160,6 +160,95 @@ test('on Deno, a reload that changes a limit keeps serving on the same port (it 
   }
 }, 60_000)
 
+test('on Deno, a reload that lowers max_header_size applies it (the front kept the first config\'s limit) (outside review, thirteenth round)', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  origins.push(origin)
+  const file = join(testDir('proxy-deno-reload-'), 'proxy.toml')
+  const config = (size: string) => `[server]\nlisten = "127.0.0.1:0"\nmax_header_size = "${size}"\n\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n\n[admin]\nlisten = "off"\n`
+  writeFileSync(file, config('16KiB'))
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--config', file], DENO)
+  const big = { headers: { 'x-big': 'b'.repeat(8000) } }
+  try {
+    expect((await fetch(`${proxy.url}/a`, big)).status).toBe(200)
+    writeFileSync(file, config('4KiB'))
+    proxy.child.kill('SIGHUP')
+    let status = 0
+    for (let i = 0; i < 50 && status !== 431; i++) {
+      await Bun.sleep(100)
+      status = await fetch(`${proxy.url}/b`, big).then((r) => r.status, () => 0)
+    }
+    expect(status).toBe(431)
+    expect((await fetch(`${proxy.url}/c`)).status).toBe(200)
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 60_000)
+
+/** An origin whose /drip answers 200 at once, then a byte every 100 ms for `n` (query) bytes. */
+function dripOrigin() {
+  const origin = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    idleTimeout: 0,
+    fetch(req) {
+      const n = Number(new URL(req.url).searchParams.get('n') ?? 0)
+      if (n === 0) return new Response('ok')
+      let sent = 0
+      return new Response(
+        new ReadableStream({
+          async pull(c) {
+            await Bun.sleep(100)
+            if (sent++ >= n) c.close()
+            else c.enqueue(new Uint8Array([0x2e]))
+          },
+        }),
+      )
+    },
+  })
+  origins.push(origin)
+  return origin
+}
+
+test('on Deno, max_concurrent_requests counts a streaming response until it ends, as on Bun (Deno.serve\'s handler returns at the head) (outside review, thirteenth round)', async () => {
+  const origin = dripOrigin()
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--max-concurrent-requests', '2'], DENO)
+  const streams = [new AbortController(), new AbortController()]
+  try {
+    const heads = await Promise.all(streams.map((a) => fetch(`${proxy.url}/drip?n=30`, { signal: a.signal })))
+    expect(heads.map((r) => r.status)).toEqual([200, 200])
+    // Both still streaming: a third request is over the limit.
+    expect((await fetch(`${proxy.url}/x`)).status).toBe(503)
+    for (const a of streams) a.abort()
+    // Once they are gone, requests are admitted again.
+    let status = 0
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      await Bun.sleep(100)
+      status = await fetch(`${proxy.url}/y`).then((r) => r.status, () => 0)
+    }
+    expect(status).toBe(200)
+  } finally {
+    for (const a of streams) a.abort()
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 60_000)
+
+test('on Deno, a response still streaming at drain_timeout is cut and logged DRAIN_TIMEOUT, as on Bun (it had no access-log line) (outside review, thirteenth round)', async () => {
+  const origin = dripOrigin()
+  const dir = testDir('proxy-deno-drain-')
+  const file = join(dir, 'proxy.toml')
+  const log = join(dir, 'access.log')
+  writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\ndrain_timeout = "1s"\n\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n\n[admin]\nlisten = "off"\n\n[log]\naccess_log = "${log}"\n`)
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--config', file], DENO)
+  const res = await fetch(`${proxy.url}/drip?n=150`)
+  expect(res.status).toBe(200)
+  const body = res.text().then(() => 'whole', () => 'cut')
+  await Bun.sleep(300)
+  expect(await proxy.stop()).toBe(0)
+  expect(await body).toBe('cut')
+  const records = readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { path: string; error?: string })
+  expect(records.filter((r) => r.path.startsWith('/drip')).map((r) => r.error)).toEqual(['DRAIN_TIMEOUT'])
+}, 60_000)
+
 /** The processes listening on 127.0.0.1:`port` (ss), once each. */
 function listening(port: number): number[] {
   const out = execFileSync('ss', ['-ltnpH', `sport = :${port}`]).toString()

@@ -6,12 +6,12 @@
  * upgrades are refused (501), and the runtime keeps its own head limits and timers.
  */
 import { isProtocolList } from '../../http1/chars.ts'
-import { listen, type Listener } from '../../runtime/listener.ts'
+import { listen, type Listener, type RequestContext } from '../../runtime/listener.ts'
 import type { ResolvedConfig } from '../../config/schema.ts'
 import type { ClientInfo, ProxyHandler } from '../handler.ts'
 import type { FailureCode } from '../errors.ts'
 import { clientAddress } from '../headers.ts'
-import { fromRequest, toResponse } from '../message.ts'
+import { fromRequest, toResponse, type ProxyReply } from '../message.ts'
 import { isDeno } from '../../runtime/detect.ts'
 import { checkRequest } from './request-checks.ts'
 import { serveRuntimeWebSocket } from './runtime-websocket.ts'
@@ -25,10 +25,15 @@ export interface RuntimeFrontOptions {
   onError(err: unknown): void
 }
 
-export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOptions): Listener & { update?(): void } {
+/** What a reload may change in place on this front: the head limit it checks, the keep-alive it sets after each request. */
+type FrontLimits = Pick<ResolvedConfig['server'], 'maxHeaderBytes' | 'keepaliveTimeoutMs'>
+
+export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOptions): Listener & { update?(limits: FrontLimits): void } {
   const cfg = config.server
-  const keepaliveS = Math.min(255, Math.max(1, Math.ceil(cfg.keepaliveTimeoutMs / 1000)))
-  const listener: Listener & { update?(): void } = listen({
+  const keepaliveOf = (ms: number) => Math.min(255, Math.max(1, Math.ceil(ms / 1000)))
+  let keepaliveS = keepaliveOf(cfg.keepaliveTimeoutMs)
+  let maxHeaderBytes = cfg.maxHeaderBytes
+  const listener: Listener & { update?(limits: FrontLimits): void } = listen({
     hostname: cfg.listen.host,
     port: cfg.listen.port,
     tls: opts.tls,
@@ -51,7 +56,7 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
         opts.onRefused('NOT_IMPLEMENTED', detail, client.ip)
         return toResponse(handler.refusal('NOT_IMPLEMENTED', detail, client, fromRequest(req), true))
       }
-      const rejected = checkRequest(req, cfg.maxHeaderBytes)
+      const rejected = checkRequest(req, maxHeaderBytes)
       if (rejected) {
         opts.onRefused(rejected.code, rejected.reason, client.ip)
         return toResponse(handler.refusal(rejected.code, rejected.reason, client, fromRequest(req), true))
@@ -70,17 +75,82 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
       if (request.body instanceof ReadableStream && req.headers.get('content-length') === null && req.headers.get('transfer-encoding') === null) {
         return bodyOrNone(request.body).then((body) => {
           request.body = body
-          return handler.handle(request, client).then(toResponse)
+          return handler.handle(request, client).then((reply) => respond(reply, ctx.holdUntilBodyEnds))
         })
       }
-      return handler.handle(request, client).then(toResponse)
+      return handler.handle(request, client).then((reply) => respond(reply, ctx.holdUntilBodyEnds))
     },
   })
-  // Deno.serve takes none of the limits and timeouts a reload may change (keep-alive, head size
-  // and timeouts are its own; body limits are the request path's), so they change in place: a new
-  // server on the same port is opened only for a new address or certificate.
-  if (isDeno) listener.update = () => {}
+  // Deno.serve takes none of the limits and timeouts a reload may change (body limits are the
+  // request path's), so they change in place: the head limit this front checks, the keep-alive it
+  // sets after each request (Deno.serve's own first idle timeout stays). A new server on the same
+  // port is opened only for a new address or certificate.
+  if (isDeno) {
+    listener.update = (limits) => {
+      maxHeaderBytes = limits.maxHeaderBytes
+      keepaliveS = keepaliveOf(limits.keepaliveTimeoutMs)
+    }
+  }
   return listener
+}
+
+/**
+ * The Response of a reply. A streamed body keeps its request counted until it ends or is
+ * cancelled (`hold`, Deno: Deno.serve's handler returns at the head): max_concurrent_requests
+ * counts a streaming response until it ends, as on Bun, and the drain waits for it.
+ */
+function respond(reply: ProxyReply, hold: RequestContext['holdUntilBodyEnds']): Response {
+  const body = reply.body
+  if (hold && body instanceof ReadableStream) {
+    const reader = body.getReader()
+    let release: () => void = () => {}
+    let ended = false
+    let ctrlOf: ReadableStreamDefaultController<Uint8Array> | undefined
+    const end = () => {
+      if (ended) return
+      ended = true
+      release()
+    }
+    reply.body = new ReadableStream<Uint8Array>(
+      {
+        start(ctrl) {
+          ctrlOf = ctrl
+        },
+        async pull(ctrl) {
+          let r: Awaited<ReturnType<typeof reader.read>>
+          try {
+            r = await reader.read()
+          } catch (err) {
+            end()
+            return ctrl.error(err)
+          }
+          if (ended) return
+          if (r.done) {
+            end()
+            ctrl.close()
+          } else ctrl.enqueue(r.value)
+        },
+        cancel(reason) {
+          end()
+          return reader.cancel(reason)
+        },
+      },
+      { highWaterMark: 0 },
+    )
+    // A forced stop: the client's body is cut (an error, not an end that looks whole), and the
+    // upstream's cancelled, so the request path records it before the process ends.
+    release = hold(() => {
+      const err = Object.assign(new Error('the listener stopped (drain_timeout)'), { code: 'DRAIN_TIMEOUT' })
+      end()
+      try {
+        ctrlOf?.error(err)
+      } catch {
+        // already closed
+      }
+      reader.cancel(err).catch(() => {})
+    })
+  }
+  return toResponse(reply)
 }
 
 /**
