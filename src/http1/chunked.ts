@@ -5,6 +5,7 @@
  * no I/O, so it is table-tested directly.
  */
 
+import { concatBytes } from '../lib/bytes.ts'
 import { TCHAR } from './chars.ts'
 
 const enum State {
@@ -83,7 +84,7 @@ export class ChunkedDecoder {
       const more = this.more
       this.first = undefined
       this.more = undefined
-      if (first !== undefined) emit(more === undefined ? first : joined(first, more))
+      if (first !== undefined) emit(more === undefined ? first : concatBytes([first, ...more]))
     }
     return consumed
   }
@@ -200,20 +201,6 @@ export class ChunkedDecoder {
     }
     return i
   }
-}
-
-/** `first` then `more`, copied into one buffer. */
-function joined(first: Uint8Array, more: readonly Uint8Array[]): Uint8Array {
-  let bytes = first.byteLength
-  for (const m of more) bytes += m.byteLength
-  const out = new Uint8Array(bytes)
-  out.set(first, 0)
-  let at = first.byteLength
-  for (const m of more) {
-    out.set(m, at)
-    at += m.byteLength
-  }
-  return out
 }
 
 // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ), ext-val = token / quoted-string

@@ -249,6 +249,16 @@ test('on Deno, a response still streaming at drain_timeout is cut and logged DRA
   expect(records.filter((r) => r.path.startsWith('/drip')).map((r) => r.error)).toEqual(['DRAIN_TIMEOUT'])
 }, 60_000)
 
+/** `serve --config file --workers 2` on Deno with a config of `originPort` (written as `good`): the supervisor, its port and its stderr so far. */
+async function denoWorkers(originPort: number, file: string) {
+  const good = `[server]\nlisten = "127.0.0.1:0"\n[upstream]\nurl = "http://127.0.0.1:${originPort}"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n`
+  writeFileSync(file, good)
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--config', file, '--workers', '2'], DENO)
+  let stderr = ''
+  proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  return { proxy, sup: proxy.child.pid!, port: Number(new URL(proxy.url).port), log: () => stderr, good }
+}
+
 /** The processes listening on 127.0.0.1:`port` (ss), once each. */
 function listening(port: number): number[] {
   const out = execFileSync('ss', ['-ltnpH', `sport = :${port}`]).toString()
@@ -267,15 +277,9 @@ test('on Deno, --workers 2 serves; a worker that cannot start again does not sto
   const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
   origins.push(origin)
   const file = join(testDir('proxy-deno-workers-'), 'proxy.toml')
-  const good = `[server]\nlisten = "127.0.0.1:0"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n`
-  writeFileSync(file, good)
   // Before: each worker died at once (Deno.serve's reusePort needs --unstable-net, which the
   // worker's command line lacked) and was restarted for ever; the proxy never served.
-  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--config', file, '--workers', '2'], DENO)
-  const sup = proxy.child.pid!
-  const port = Number(new URL(proxy.url).port)
-  let stderr = ''
-  proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  const { proxy, sup, port, log, good } = await denoWorkers(origin.port!, file)
   let pids: number[] = []
   try {
     // Both workers serving (a worker still starting would read the broken file below at start-up).
@@ -284,8 +288,8 @@ test('on Deno, --workers 2 serves; a worker that cannot start again does not sto
     expect(await (await fetch(proxy.url)).text()).toBe('ok')
     writeFileSync(file, `${good}garbage = [\n`)
     process.kill(pids[0]!, 'SIGKILL')
-    for (let i = 0; i < 200 && !stderr.includes('cannot start again'); i++) await Bun.sleep(25)
-    expect(stderr).toContain('cannot start again')
+    for (let i = 0; i < 200 && !log().includes('cannot start again'); i++) await Bun.sleep(25)
+    expect(log()).toContain('cannot start again')
     expect(proxy.child.exitCode).toBeNull()
     expect(await (await fetch(proxy.url)).text()).toBe('ok')
     // The supervisor killed: the survivor sees its IPC channel close, drains and exits.
@@ -308,13 +312,7 @@ test('on Deno, --workers 2 serves; a worker that cannot start again does not sto
 test('on Deno, --workers 2: SIGHUP and SIGUSR1 to the supervisor reach both workers, which reload and keep serving (Deno\'s ChildProcess.kill closed their IPC channel: they drained or crashed) (outside review, thirteenth round)', async () => {
   const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
   origins.push(origin)
-  const file = join(testDir('proxy-deno-workers-'), 'proxy.toml')
-  writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n`)
-  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--config', file, '--workers', '2'], DENO)
-  const sup = proxy.child.pid!
-  const port = Number(new URL(proxy.url).port)
-  let stderr = ''
-  proxy.child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+  const { proxy, sup, port, log } = await denoWorkers(origin.port!, join(testDir('proxy-deno-workers-'), 'proxy.toml'))
   let pids: number[] = []
   try {
     for (let i = 0; i < 200 && pids.length < 2; i++) (await Bun.sleep(50), (pids = listening(port)))
@@ -328,19 +326,19 @@ test('on Deno, --workers 2: SIGHUP and SIGUSR1 to the supervisor reach both work
     })()
     await Bun.sleep(300)
     process.kill(sup, 'SIGHUP')
-    for (let i = 0; i < 200 && (stderr.match(/reloaded/g) ?? []).length < 2; i++) await Bun.sleep(25)
+    for (let i = 0; i < 200 && (log().match(/reloaded/g) ?? []).length < 2; i++) await Bun.sleep(25)
     process.kill(sup, 'SIGUSR1')
     await load
-    expect((stderr.match(/reloaded/g) ?? []).length).toBeGreaterThanOrEqual(2)
-    expect(stderr).not.toContain('supervisor is gone')
+    expect((log().match(/reloaded/g) ?? []).length).toBeGreaterThanOrEqual(2)
+    expect(log()).not.toContain('supervisor is gone')
     // Deno (2.9.2+) opens its inspector on 127.0.0.1:9229 for a SIGUSR1, whatever the handler: closed again at once.
-    if (stderr.includes('Debugger listening')) {
-      for (let i = 0; i < 100 && !stderr.includes('inspector for SIGUSR1; closed it'); i++) await Bun.sleep(20)
-      expect(stderr).toContain('inspector for SIGUSR1; closed it')
+    if (log().includes('Debugger listening')) {
+      for (let i = 0; i < 100 && !log().includes('inspector for SIGUSR1; closed it'); i++) await Bun.sleep(20)
+      expect(log()).toContain('inspector for SIGUSR1; closed it')
     }
     expect(execFileSync('ss', ['-Hltn', 'sport = :9229']).toString().trim()).toBe('')
-    expect(stderr).not.toContain('Uncaught')
-    expect(stderr).not.toContain('worker died')
+    expect(log()).not.toContain('Uncaught')
+    expect(log()).not.toContain('worker died')
     expect(codes.filter((c) => c !== 200)).toEqual([])
     // The same two workers serve on.
     expect(listening(port).sort()).toEqual([...pids].sort())
