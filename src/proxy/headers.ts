@@ -41,14 +41,18 @@ const FORWARDING = new Set(withUnderscores(['x-forwarded-for', 'x-forwarded-prot
 
 /**
  * What a client that is not a trusted proxy may not say about itself either: fields that
- * frameworks and load balancers read as the client's address, scheme, port or host (Rack reads
- * X-Forwarded-Scheme, -Ssl and -Port, Symfony -Prefix and -Port, many apps X-Real-IP as nginx
- * sets it). The proxy sets none of them, so an origin that trusts it would take a client's own;
- * from a trusted peer they pass, as its X-Forwarded-* do.
+ * frameworks and load balancers read as the client's address, scheme, port, host or URL (Rack
+ * reads X-Forwarded-Scheme, -Ssl and -Port, Symfony -Prefix and -Port and X-Original-URL,
+ * Tornado X-Scheme before X-Forwarded-Proto, Mojolicious X-Forwarded-HTTPS, WebLogic
+ * WL-Proxy-Client-IP, Envoy X-Forwarded-Client-Cert, many apps X-Real-IP as nginx sets it). The
+ * proxy sets none of them, so an origin that trusts it would take a client's own; from a trusted
+ * peer they pass, as its X-Forwarded-* do.
  */
 const SPOOFABLE = [
   'x-real-ip', 'x-client-ip', 'client-ip', 'true-client-ip', 'x-cluster-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-original-forwarded-for', 'x-forwarded', 'forwarded-for',
-  'x-forwarded-port', 'x-forwarded-scheme', 'x-forwarded-protocol', 'x-forwarded-ssl', 'x-url-scheme', 'front-end-https', 'x-forwarded-prefix', 'x-forwarded-server', 'x-original-host', 'x-host',
+  'x-remote-addr', 'x-remote-ip', 'x-originating-ip', 'wl-proxy-client-ip', 'proxy-client-ip', 'x-envoy-external-address',
+  'x-forwarded-port', 'x-forwarded-scheme', 'x-forwarded-protocol', 'x-forwarded-ssl', 'x-url-scheme', 'front-end-https', 'x-scheme', 'x-forwarded-https', 'x-arr-ssl', 'wl-proxy-ssl',
+  'x-forwarded-client-cert', 'x-forwarded-prefix', 'x-forwarded-server', 'x-original-host', 'x-host', 'x-original-url', 'x-original-uri', 'x-rewrite-url', 'x-forwarded-uri',
 ]
 const FORWARDING_UNTRUSTED = new Set([...FORWARDING, ...withUnderscores(SPOOFABLE)])
 
