@@ -141,7 +141,8 @@ export function connectionTokens(connectionValue: string | null): Set<string> | 
  * by the transport.
  */
 export function upstreamRequestHeaders(incoming: HeaderReader, ctx: ForwardContext): [string, string][] {
-  return addForwarding(clientFields(incoming, ctx), incoming, ctx)
+  const listed = connectionTokens(incoming.get('connection'))
+  return addForwarding(clientFields(incoming, ctx, listed), incoming, ctx, listed)
 }
 
 /**
@@ -155,8 +156,9 @@ export function upstreamRequestFields(incoming: HeaderReader, ctx: ForwardContex
     into.lines = undefined
     return into
   }
-  const headers = clientFields(incoming, ctx)
-  addVia(headers, incoming, ctx)
+  const listed = connectionTokens(incoming.get('connection'))
+  const headers = clientFields(incoming, ctx, listed)
+  addVia(headers, incoming, ctx, listed)
   headers.push(['x-request-id', ctx.requestId])
   into.headers = headers
   into.lines = ctx.forwarding.linesOf(ctx)
@@ -177,8 +179,7 @@ export interface UpstreamFields {
  * Host, then the client's fields that go upstream. A parsed head's are read by index (no closure
  * made, and a value is decoded only when its field goes on); anything else through forEach.
  */
-function clientFields(incoming: HeaderReader, ctx: ForwardContext): [string, string][] {
-  const listed = connectionTokens(incoming.get('connection'))
+function clientFields(incoming: HeaderReader, ctx: ForwardContext, listed: Set<string> | undefined): [string, string][] {
   const out: [string, string][] = [['host', ctx.hostOverride ?? ctx.clientHost]]
   const trusted = ctx.trustedPeer
   if (incoming instanceof HeadHeaders) {
@@ -231,32 +232,39 @@ export function upstreamRequestLines(incoming: HeaderReader, head: RequestHead, 
   const own = ownLines(ctx)
   const out = into as UpstreamFields & { lines: ForwardedLines }
   if (own === undefined) {
-    out.headers = addForwarding(host, incoming, ctx)
+    out.headers = addForwarding(host, incoming, ctx, listed)
     out.lines = { bytes: head.bytes, ranges }
     return out
   }
-  addVia(host, incoming, ctx)
+  addVia(host, incoming, ctx, listed)
   host.push(['x-request-id', ctx.requestId])
   out.headers = host
   out.lines = { bytes: head.bytes, ranges, own }
   return out
 }
 
-/** Appends X-Forwarded-For, -Proto, -Host, Forwarded (from a trusted peer) and X-Request-Id to `out`. */
-function addForwarding(out: [string, string][], incoming: HeaderReader, ctx: ForwardContext): [string, string][] {
-  const priorFor = ctx.trustedPeer ? incoming.get('x-forwarded-for') : null
+/**
+ * Appends X-Forwarded-For, -Proto, -Host, Forwarded (from a trusted peer) and X-Request-Id to
+ * `out`. A trusted peer's fields that its Connection lists are hop-by-hop for this message (RFC
+ * 9110 §7.6.1): not appended to, as if absent.
+ */
+function addForwarding(out: [string, string][], incoming: HeaderReader, ctx: ForwardContext, listed: Set<string> | undefined): [string, string][] {
+  const priorFor = prior(incoming, ctx, listed, 'x-forwarded-for')
   out.push(['x-forwarded-for', priorFor ? `${priorFor}, ${ctx.clientIp}` : ctx.clientIp])
-  const priorProto = ctx.trustedPeer ? incoming.get('x-forwarded-proto') : null
+  const priorProto = prior(incoming, ctx, listed, 'x-forwarded-proto')
   out.push(['x-forwarded-proto', priorProto && /^https?$/i.test(priorProto) ? priorProto.toLowerCase() : ctx.proto])
-  const priorHost = ctx.trustedPeer ? incoming.get('x-forwarded-host') : null
+  const priorHost = prior(incoming, ctx, listed, 'x-forwarded-host')
   out.push(['x-forwarded-host', priorHost ?? ctx.clientHost])
-  if (ctx.trustedPeer) {
-    const fwd = incoming.get('forwarded')
-    if (fwd) out.push(['forwarded', fwd])
-  }
-  addVia(out, incoming, ctx)
+  const fwd = prior(incoming, ctx, listed, 'forwarded')
+  if (fwd) out.push(['forwarded', fwd])
+  addVia(out, incoming, ctx, listed)
   out.push(['x-request-id', ctx.requestId])
   return out
+}
+
+/** A trusted peer's value of the forwarding field `name`, unless its Connection lists it; null from anyone else. */
+function prior(incoming: HeaderReader, ctx: ForwardContext, listed: Set<string> | undefined, name: string): string | null {
+  return ctx.trustedPeer && !listed?.has(name) ? incoming.get(name) : null
 }
 
 /**
@@ -264,8 +272,8 @@ function addForwarding(out: [string, string][], incoming: HeaderReader, ctx: For
  * (a gateway MUST send one in each request it forwards, after those before it); with server.via
  * "off", the client's as they came. The client's lines are never copied as they came (FORWARDING).
  */
-function addVia(out: [string, string][], incoming: HeaderReader, ctx: ForwardContext): void {
-  const prior = incoming.get('via')
+function addVia(out: [string, string][], incoming: HeaderReader, ctx: ForwardContext, listed: Set<string> | undefined): void {
+  const prior = listed?.has('via') ? null : incoming.get('via')
   const own = ctx.via
   if (prior === null) {
     if (own !== undefined) out.push(['via', own])

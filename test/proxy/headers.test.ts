@@ -40,6 +40,14 @@ describe('upstreamRequestHeaders', () => {
     expect(out.forwarded).toBe('for=198.51.100.1')
   })
 
+  test('a trusted peer\'s forwarding fields that its Connection lists are hop-by-hop (RFC 9110 §7.6.1): not appended to; nor is a Via it lists (outside review, thirteenth round)', () => {
+    const incoming = new Headers({ connection: 'close, X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto, Forwarded, Via', 'x-forwarded-for': '1.1.1.1', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', forwarded: 'for=1.1.1.1', via: '1.1 lb' })
+    const out = Object.fromEntries(upstreamRequestHeaders(incoming, { ...ctx, trustedPeer: true, proto: 'http', via: '1.1 proxy' }))
+    expect([out['x-forwarded-for'], out['x-forwarded-host'], out['x-forwarded-proto'], out.forwarded, out.via]).toEqual(['192.0.2.7', 'shop.example', 'http', undefined, '1.1 proxy'])
+    const untrusted = Object.fromEntries(upstreamRequestHeaders(new Headers({ connection: 'via', via: '1.1 internal-gw' }), { ...ctx, via: '1.1 proxy' }))
+    expect(untrusted.via).toBe('1.1 proxy')
+  })
+
   test("the client's spellings of our fields with '_' (X_Forwarded_For) are dropped: CGI/WSGI servers read them as ours", () => {
     const incoming = new Headers({ x_forwarded_for: '6.6.6.6', 'x-forwarded_proto': 'http', x_forwarded_host: 'evil.example', x_request_id: 'forged', x_custom_name: 'kept' })
     const out = upstreamRequestHeaders(incoming, ctx)
