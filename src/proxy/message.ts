@@ -134,8 +134,16 @@ function withHost(headers: HeaderReader, host: string): HeaderReader {
  * A ProxyReply as a Response, for Bun.serve and Deno.serve. An empty string body goes as none: a
  * Response made from a string gets `Content-Type: text/plain;charset=UTF-8` the reply never had
  * (the OPTIONS answer at Max-Forwards 0, max-forwards.ts); with none it is `Content-Length: 0` only.
+ * A status that has no content (204, 205, 304: RFC 9110 §15.3.5, §15.3.6, §15.4.5) goes with
+ * none, whatever an upstream sent with it (its stream is cancelled): the Response constructor
+ * throws for a body there, which made a 500 of an upstream's 205 with a chunked body on Deno.
  */
 export function toResponse(reply: ProxyReply): Response {
-  return new Response((reply.body === '' ? null : reply.body) as ConstructorParameters<typeof Response>[0], { status: reply.status, statusText: reply.statusText, headers: reply.headers })
+  let body = reply.body === '' ? null : reply.body
+  if (body !== null && (reply.status === 204 || reply.status === 205 || reply.status === 304)) {
+    if (body instanceof ReadableStream) body.cancel().catch(() => {})
+    body = null
+  }
+  return new Response(body as ConstructorParameters<typeof Response>[0], { status: reply.status, statusText: reply.statusText, headers: reply.headers })
 }
 

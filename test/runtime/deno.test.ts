@@ -232,6 +232,38 @@ test('on Deno, max_concurrent_requests counts a streaming response until it ends
   }
 }, 60_000)
 
+test('on Deno, an upstream 205 with a streamed body is a 205 with none (a Response cannot carry one), and its request is counted out (outside review, thirteenth round)', async () => {
+  const sockets: Socket[] = []
+  const raw = createServer((s) => {
+    sockets.push(s)
+    s.on('error', () => {})
+    s.on('data', (d) => {
+      if (d.toString('latin1').startsWith('GET /205')) {
+        s.write('HTTP/1.1 205 Reset Content\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n')
+        setTimeout(() => s.destroyed || s.write('0\r\n\r\n'), 300)
+      } else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+    })
+  })
+  await new Promise<void>((r) => raw.listen(0, '127.0.0.1', () => r()))
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${(raw.address() as { port: number }).port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--max-concurrent-requests', '1'], DENO)
+  try {
+    const r = await fetch(`${proxy.url}/205s`)
+    expect(r.status).toBe(205)
+    expect(await r.text()).toBe('')
+    // The one slot is free again (it was held for good: every request after was a 503).
+    let status = 0
+    for (let i = 0; i < 20 && status !== 200; i++) {
+      status = await fetch(`${proxy.url}/after`).then((x) => x.status, () => 0)
+      if (status !== 200) await Bun.sleep(100)
+    }
+    expect(status).toBe(200)
+  } finally {
+    for (const s of sockets) s.destroy()
+    raw.close()
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 60_000)
+
 test('on Deno, a response still streaming at drain_timeout is cut and logged DRAIN_TIMEOUT, as on Bun (it had no access-log line) (outside review, thirteenth round)', async () => {
   const origin = dripOrigin()
   const dir = testDir('proxy-deno-drain-')

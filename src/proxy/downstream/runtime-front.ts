@@ -137,6 +137,16 @@ function respond(reply: ProxyReply, hold: RequestContext['holdUntilBodyEnds']): 
       },
       { highWaterMark: 0 },
     )
+    let response: Response
+    try {
+      response = toResponse(reply)
+    } catch (err) {
+      // No Response: the listener answers 500 and counts the request out itself (nothing held).
+      reader.cancel(err).catch(() => {})
+      throw err
+    }
+    // A status with no content: the body was cancelled, not sent; nothing to hold.
+    if (ended) return response
     // A forced stop: the client's body is cut (an error, not an end that looks whole), and the
     // upstream's cancelled, so the request path records it before the process ends.
     release = hold(() => {
@@ -149,6 +159,7 @@ function respond(reply: ProxyReply, hold: RequestContext['holdUntilBodyEnds']): 
       }
       reader.cancel(err).catch(() => {})
     })
+    return response
   }
   return toResponse(reply)
 }
