@@ -12,9 +12,6 @@ import type { Readable, Writable } from 'node:stream'
 /** A line longer than this (never an access-log record) goes on in pieces rather than held. */
 const MAX_LINE_BYTES = 1024 * 1024
 
-/** Longest close() waits for what was handed to stdout to be written. */
-const CLOSE_WAIT_MS = 1000
-
 const NEWLINE = 0x0a
 
 export class WorkerLines {
@@ -56,18 +53,15 @@ export class WorkerLines {
     if (this.paused) source.pause()
   }
 
-  /** Waits (CLOSE_WAIT_MS at most) for what was handed to stdout to be written. */
-  close(): Promise<void> {
+  /**
+   * Stops relaying (the workers have exited). What was handed to stdout and is not written yet is
+   * main.ts's to flush at exit (at most 5 s: Bun's stdout reports nothing queued, so it cannot be
+   * waited for here).
+   */
+  close(): void {
     this.out.off('drain', this.onDrain)
-    if (this.gone || this.out.writableLength === 0) return Promise.resolve()
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, CLOSE_WAIT_MS)
-      timer.unref?.()
-      this.out.once('drain', () => {
-        clearTimeout(timer)
-        resolve()
-      })
-    })
+    for (const s of this.sources) s.destroy()
+    this.sources.clear()
   }
 
   private write(bytes: Buffer): void {

@@ -295,7 +295,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
         }),
     ),
   )
-  await stdoutLines.close()
+  stdoutLines.close()
   await admin.close()
   process.off('SIGUSR1', onUsr1)
   log('info', 'all workers stopped')
