@@ -74,6 +74,22 @@ export interface RunResult {
   interrupted: boolean
 }
 
+/** The longest one setTimeout waits (a longer one fires at once, with a warning). */
+const MAX_TIMER_STEP_MS = 2 ** 31 - 1
+
+/** Waits `ms`, or until `signal` aborts (Ctrl-C: no timer is left behind). */
+function sleepMs(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', done, { once: true })
+  })
+}
+
 /** How often one request is sent again after the server said it did not process it. */
 const MAX_UNPROCESSED_RETRIES = 3
 
@@ -235,8 +251,8 @@ export async function runBench(plan: RunPlan): Promise<RunResult> {
         intendedAt = t0 + (k / plan.ratePerS) * 1000
         // Due at or past the end of a -d run: not sent (the loop must not sleep past the end).
         if (intendedAt >= deadline) break
-        const wait = intendedAt - performance.now()
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        // In steps a timer can wait (2^31-1 ms): the k-th of many loops at a low rate waits k intervals.
+        for (let wait = intendedAt - performance.now(); wait > 0 && !stopped && !plan.signal?.aborted; wait = intendedAt - performance.now()) await sleepMs(Math.min(wait, MAX_TIMER_STEP_MS), plan.signal)
         if (performance.now() >= deadline || stopped) break
       }
       let s: Sample | 'retry'

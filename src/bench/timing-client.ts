@@ -77,9 +77,6 @@ export class TimingConnection implements BenchConnection {
         if (state === 'done') return
         state = 'done'
         marks.end = performance.now()
-        // Answered before the request was all written: the wait began when the answer did (the
-        // rest of the request is still queued, so the connection is not used again).
-        marks.requestWritten ??= marks.firstByte
         clearTimeout(timer)
         this.onData = undefined
         this.onEnd = undefined
@@ -111,7 +108,12 @@ export class TimingConnection implements BenchConnection {
         } else count += chunk.length
       }
       this.onData = (chunk: Buffer) => {
-        if (marks.firstByte === undefined) marks.firstByte = performance.now()
+        if (marks.firstByte === undefined) {
+          marks.firstByte = performance.now()
+          // Answered before the request was all written: the wait is 0, from the answer on (the
+          // write's callback, later, leaves the mark as it is).
+          if (!sent) marks.requestWritten ??= marks.firstByte
+        }
         if (state === 'body') return body(chunk)
         if (state !== 'head') return
         let buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk

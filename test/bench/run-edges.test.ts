@@ -7,6 +7,8 @@
 import { afterEach, expect, test } from 'bun:test'
 import { createSecureServer } from 'node:http2'
 import type { Socket } from 'node:net'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createServer as createTlsServer } from 'node:tls'
 import { runBench } from '../../src/bench/runner.ts'
 import { targetFor } from '../../src/commands/bench.ts'
@@ -15,6 +17,7 @@ import { ExitCode } from '../../src/lib/exit-codes.ts'
 import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
 import { RawOrigin } from '../support/raw-origin.ts'
+import { testDir } from '../support/temp-dir.ts'
 import { bench } from './run-bench.ts'
 
 const h = new Harness()
@@ -137,4 +140,45 @@ test('one request answered 5xx is drawn as failed, as bench counts it', async ()
   const r = await bench([`http://127.0.0.1:${s.port}/`, '-n', '1'])
   expect(r.code).toBe(ExitCode.BENCH_FAILED)
   expect(r.out).toContain('failed: 502')
+})
+
+test('--rate below a request per 24.8 days for the later loops: they wait in steps a timer can take (they fired at once), and Ctrl-C ends the wait (second-opinion review)', async () => {
+  const o = await RawOrigin.start()
+  h.track(() => o.close())
+  const abort = new AbortController()
+  const t = targetFor(`http://127.0.0.1:${o.port}/`, [], [])
+  // 0.0000005/s: the second request is due 2e9 ms after the first, the third 4e9 ms (past 2^31-1).
+  const run = runBench({ targets: [t], spec: { method: 'GET', headers: [], body: undefined }, client: { timeoutMs: 10_000, insecure: false, ca: undefined, lookup: createLookup() }, requests: 3, durationMs: undefined, concurrency: 3, ratePerS: 0.0000005, keepAlive: true, signal: abort.signal })
+  await Bun.sleep(300)
+  expect(o.requests.length).toBe(1)
+  abort.abort()
+  const result = await run
+  expect(result.interrupted).toBe(true)
+  expect(result.samples.length).toBe(1)
+})
+
+test('an answer whose head comes before the upload is all written and whose body comes after it: WAIT is 0, never negative (second-opinion review)', async () => {
+  const file = join(testDir('bench-early2'), 'big.bin')
+  writeFileSync(file, Buffer.alloc(8 * 1024 * 1024, 0x61))
+  const sockets: Socket[] = []
+  const { createServer } = await import('node:net')
+  const server = createServer((s) => {
+    sockets.push(s)
+    s.on('error', () => {})
+    s.once('data', () => {
+      s.pause()
+      s.write('HTTP/1.1 413 Content Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\n')
+      // Reads the rest of the upload (the bench's write completes), then ends the answer.
+      setTimeout(() => s.resume(), 50)
+      setTimeout(() => s.destroyed || s.end('big!'), 400)
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  h.track(() => {
+    for (const s of sockets) s.destroy()
+    server.close()
+  })
+  const r = await bench([`http://127.0.0.1:${(server.address() as { port: number }).port}/`, '--data-binary', `@${file}`, '-n', '1', '--json'])
+  expect(r.json.status).toEqual({ '413': 1 })
+  expect(r.json.phases.wait.min).toBeGreaterThanOrEqual(0)
 })
