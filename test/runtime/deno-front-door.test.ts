@@ -442,6 +442,8 @@ test('an upgrade without a valid Sec-WebSocket-Key or version 13 is a 400 on Den
     const r = await exchange(port, origin, `GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${fields}\r\n`, { until: (t) => t.includes('(RFC 6455') })
     expect(r.statuses).toEqual([400])
     expect(r.seen).toEqual([])
+    // The proxy's own refusal (recorded and counted as malformed): it carries the request's id.
+    expect(r.reply.toLowerCase()).toContain('x-request-id:')
   }
 })
 

@@ -14,7 +14,7 @@ import { clientAddress } from '../headers.ts'
 import { fromRequest, toResponse, type ProxyReply } from '../message.ts'
 import { isDeno } from '../../runtime/detect.ts'
 import { checkRequest } from './request-checks.ts'
-import { serveRuntimeWebSocket } from './runtime-websocket.ts'
+import { handshakeProblem, serveRuntimeWebSocket } from './runtime-websocket.ts'
 
 export interface RuntimeFrontOptions {
   tls: { cert: string; key: string } | undefined
@@ -61,7 +61,14 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
         opts.onRefused(rejected.code, rejected.reason, client.ip)
         return toResponse(handler.refusal(rejected.code, rejected.reason, client, fromRequest(req), true))
       }
-      if (upgrading) return serveRuntimeWebSocket(req, fromRequest(req), handler, client, client.ip)
+      if (upgrading) {
+        const problem = handshakeProblem(req.headers)
+        if (problem) {
+          opts.onRefused('BAD_REQUEST', problem, client.ip)
+          return toResponse(handler.refusal('BAD_REQUEST', problem, client, fromRequest(req), true))
+        }
+        return serveRuntimeWebSocket(req, fromRequest(req), handler, client, client.ip)
+      }
       // The runtime's idle timer would cut a silent stream: off while the request is served.
       ctx.setIdleTimeout(0)
       client.onDone = () => {

@@ -44,13 +44,6 @@ const HANDSHAKE_FIELDS = new Set(['sec-websocket-accept', 'sec-websocket-protoco
 
 /** Serves a WebSocket upgrade request on the runtime front; resolves with the client's Response. */
 export async function serveRuntimeWebSocket(req: Request, request: ProxyRequest, handler: ProxyHandler, client: ClientInfo, ip: string): Promise<Response> {
-  // A handshake the runtime would refuse once the upstream had switched (RFC 6455 §4.2.1: a key
-  // and version 13) is refused before it goes there: the upstream's connection, switched, was
-  // left open for the client that got a 500, until idle_timeout.
-  const key = request.headers.get('sec-websocket-key')
-  if (key === null || !/^[A-Za-z0-9+/]{22}==$/.test(key.trim()) || request.headers.get('sec-websocket-version')?.trim() !== '13') {
-    return new Response('400 a WebSocket handshake needs Sec-WebSocket-Key (16 bytes, base64) and Sec-WebSocket-Version: 13 (RFC 6455 §4.2.1)\n', { status: 400, headers: { 'sec-websocket-version': '13' } })
-  }
   const bridge = new WebSocketBridge(ip)
   const headers = withoutExtensions(request.headers)
   const upgrade: ProxyRequest = { ...request, headers, body: null }
@@ -84,6 +77,20 @@ export async function serveRuntimeWebSocket(req: Request, request: ProxyRequest,
   }
   bridge.attach(up.socket)
   return up.response
+}
+
+/**
+ * What is wrong with a WebSocket handshake the runtime would refuse once the upstream had
+ * switched (RFC 6455 §4.2.1: a key of 16 bytes in base64, version 13), or undefined: refused
+ * before it goes upstream (the switched upstream connection was left open for a client that got
+ * a 500, until idle_timeout).
+ */
+export function handshakeProblem(headers: HeaderReader): string | undefined {
+  const key = headers.get('sec-websocket-key')
+  if (key === null || !/^[A-Za-z0-9+/]{22}==$/.test(key.trim()) || headers.get('sec-websocket-version')?.trim() !== '13') {
+    return 'a WebSocket handshake needs Sec-WebSocket-Key (16 bytes, base64) and Sec-WebSocket-Version: 13 (RFC 6455 §4.2.1)'
+  }
+  return undefined
 }
 
 /** Whether a head's status line ("HTTP/1.1 103") is an interim answer other than the 101. */
@@ -272,7 +279,13 @@ class WebSocketBridge implements Conn {
       else if (f.opcode === OPCODE.pong) continue
       else if (f.opcode === OPCODE.close) {
         const code = f.payload.byteLength >= 2 ? (f.payload[0]! << 8) | f.payload[1]! : undefined
-        const reason = new TextDecoder().decode(f.payload.subarray(2))
+        // A close reason is UTF-8 too (RFC 6455 §5.5.1, §8.1).
+        let reason: string
+        try {
+          reason = STRICT_UTF8.decode(f.payload.subarray(2))
+        } catch {
+          return this.refuse(1007)
+        }
         const s = this.socket
         // Sent right after the 101 (an origin turning the connection away), it waits for the client's socket to open.
         if (s && s.readyState === 1) closeWith(s, code, reason)
