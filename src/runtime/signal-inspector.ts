@@ -2,8 +2,9 @@
  * Deno (2.9.2 and later) starts its inspector on 127.0.0.1:9229 when the process gets SIGUSR1,
  * as Node does, whatever handler the program has: a log rotation (SIGUSR1 is the access log's
  * reopen signal, nginx's convention) opened a debugger any local user could attach to and run
- * code in the proxy. On Deno, after a SIGUSR1, an inspector the process did not have when the
- * signal came (not one from --inspect) is closed as soon as it appears. Bun opens none.
+ * code in the proxy. On Deno, after a SIGUSR1, an inspector the process did not start with (not
+ * one from --inspect) is closed as soon as it appears, or at once if Deno was quicker than the
+ * handler. Bun opens none.
  */
 import { isDeno } from './detect.ts'
 
@@ -17,12 +18,18 @@ const WATCH_MS = 1000
 const STEP_MS = 5
 
 let inspector: Promise<InspectorModule | undefined> | undefined
+/** The process started with an inspector (--inspect): the operator's, never closed. */
+let startedWithOne = false
 
-/** Loads node:inspector on Deno, once (at start: the signal's check is then at once). */
+/** Loads node:inspector on Deno, once, at start: whether an inspector is open then is --inspect's. */
 export function prepareSignalInspector(): void {
   if (!isDeno || inspector) return
   inspector = import('node:inspector').then(
-    (m) => (m.default ?? m) as unknown as InspectorModule,
+    (m) => {
+      const mod = (m.default ?? m) as unknown as InspectorModule
+      startedWithOne = mod.url() !== undefined
+      return mod
+    },
     () => undefined,
   )
 }
@@ -32,7 +39,7 @@ export function closeSignalInspector(said: (url: string) => void): void {
   if (!isDeno) return
   prepareSignalInspector()
   void inspector!.then((m) => {
-    if (!m || m.url() !== undefined) return // none, or open before the signal (--inspect): the operator's
+    if (!m || startedWithOne) return // none, or --inspect's: the operator's
     const startedMs = Date.now()
     const look = () => {
       const url = m.url()
