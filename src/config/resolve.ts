@@ -10,7 +10,7 @@ import { ConfigError, formatConfigLocation, type ConfigLocation } from '../lib/e
 import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, TOKEN_HOW, UPSTREAM_FIELDS, type Field } from './fields.ts'
 import { TomlDateTime, TomlFloat, type LoadedFile } from './load.ts'
 import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream } from './schema.ts'
-import { parseCidr } from '../lib/cidr.ts'
+import { cidrProblem, parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
 import { bracketedIpv6, hostPort } from '../lib/net.ts'
 import { routePath } from '../lib/route-path.ts'
@@ -114,6 +114,8 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   }
   server.trustedProxies.forEach((cidr, i) => {
     if (!parseCidr(cidr)) fail(ctx, `server.trusted_proxies[${i}]`, `${show(cidr)} is not a CIDR; use e.g. "10.0.0.0/8" or "::1/128"`)
+    const problem = cidrProblem(cidr)
+    if (problem) fail(ctx, `server.trusted_proxies[${i}]`, `${show(cidr)} ${problem}`)
   })
 
   const adminTable = mergeTable(ctx, 'admin', tableAt(ctx, data, 'admin'), flags.admin)

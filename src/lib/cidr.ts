@@ -22,6 +22,29 @@ export function parseCidr(raw: string): Cidr | undefined {
   return { base: base & mask(bits), bits }
 }
 
+/**
+ * What is wrong with a CIDR that parses but does not mean what it says, or undefined: an
+ * IPv4-mapped address with an IPv4-sized prefix ("::ffff:10.0.0.0/8" is ::/8, which holds every
+ * IPv4 address), or bits set past the prefix ("10.0.0.1/8" is 10.0.0.0/8). nginx warns of the
+ * second; for trusted_proxies both are refused, with what to write instead.
+ */
+export function cidrProblem(raw: string): string | undefined {
+  const c = parseCidr(raw)
+  const [addr = '', len] = raw.split('/')
+  if (!c || len === undefined) return undefined
+  const v4 = isIP(addr) === 4
+  const mapped = !v4 && /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(addr)
+  if (mapped && c.bits < 96) return `is ::/${c.bits} read as IPv6, which holds every IPv4 address; write "${addr.slice(7)}/${c.bits}" for the IPv4 range, or "${addr}/${c.bits + 96}"`
+  if (ipToBigInt(addr) !== c.base) return `has bits set past its /${len} prefix, so it means ${showBase(c, v4)}/${len}; write that`
+  return undefined
+}
+
+function showBase(c: Cidr, v4: boolean): string {
+  if (v4) return [24n, 16n, 8n, 0n].map((s) => String((c.base >> s) & 0xffn)).join('.')
+  const groups = Array.from({ length: 8 }, (_, i) => ((c.base >> BigInt(112 - 16 * i)) & 0xffffn).toString(16))
+  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1)
+}
+
 export function cidrContains(cidr: Cidr, ip: string): boolean {
   const v = ipToBigInt(ip)
   return v !== undefined && (v & mask(cidr.bits)) === cidr.base
