@@ -59,7 +59,9 @@ describe('a field that stands for another URL or method (X-Original-URL, X-HTTP-
         return new Response(path === '/admin' ? 'admin page' : 'home page', { headers: { 'cache-control': 'max-age=60' } })
       },
     })
-    const { port, cache } = start(origin.port!)
+    // From a peer in trusted_proxies (a load balancer): the field reaches the origin. From anyone
+    // else it is dropped (headers.ts SPOOFABLE, since the thirteenth round of review), below.
+    const { port, cache } = start(origin.port!, { trusted_proxies: ['127.0.0.0/8'] })
     const planted = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: site\r\nX-Original-URL: /admin\r\nConnection: close\r\n\r\n', '127.0.0.1', (c) => h.track(c))
     expect(bodyOf(planted)).toBe('admin page')
     expect(cacheStatus(planted)).toBe('proxy; fwd=uri-miss')
@@ -72,6 +74,15 @@ describe('a field that stands for another URL or method (X-Original-URL, X-HTTP-
     expect(bodyOf(after)).toBe('home page')
     expect(cacheStatus(after)).toStartWith('proxy; hit')
     expect(upstream).toBe(2)
+  })
+
+  test('from a client that is not a trusted proxy the field does not reach the origin at all (thirteenth round of review)', async () => {
+    let seen: string | null = 'unset'
+    const origin = h.origin({ fetch: (req) => ((seen = req.headers.get('x-original-url')), new Response('home page')) })
+    const { port } = start(origin.port!)
+    const r = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: site\r\nX-Original-URL: /admin\r\nConnection: close\r\n\r\n', '127.0.0.1', (c) => h.track(c))
+    expect(bodyOf(r)).toBe('home page')
+    expect(seen).toBeNull()
   })
 })
 
