@@ -66,7 +66,7 @@ export class ProxyHandler {
   /** Location and Set-Cookie rewrites (rewrite.ts), by upstream name; absent when an upstream has none. */
   private readonly rewriters = new Map<string, ResponseRewriter>()
   /** The ForwardContext forwardContext() fills per request (headers.ts keeps none of it). */
-  private readonly forwarding: ForwardContext = { clientIp: '', trustedPeer: false, proto: 'http', clientHost: '', hostOverride: undefined, requestId: '', via: undefined, forwarding: undefined }
+  private readonly forwarding: ForwardContext = { clientIp: '', trustedPeer: false, proto: 'http', clientHost: '', clientSentHost: true, hostOverride: undefined, requestId: '', via: undefined, forwarding: undefined }
   /** This proxy's Via entries (headers.ts addVia) by the client's protocol; undefined with server.via "off". */
   private readonly via: { 'HTTP/1.0': string; 'HTTP/1.1': string; 'HTTP/2': string } | undefined
 
@@ -237,6 +237,8 @@ export class ProxyHandler {
     ctx.trustedPeer = this.trustedPeer(client.ip)
     ctx.proto = client.tls ? 'https' : 'http'
     ctx.clientHost = flight.clientHost
+    // Only an HTTP/1.0 request (or one through the runtime front, which cannot say) may lack Host.
+    ctx.clientSentHost = client.protocol === 'HTTP/1.1' || client.protocol === 'HTTP/2' || flight.req.headers.get('host') !== null
     ctx.hostOverride = flight.pool.upstream.hostHeader
     ctx.requestId = flight.requestId
     ctx.via = this.via?.[client.protocol ?? 'HTTP/1.1']

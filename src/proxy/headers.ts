@@ -68,8 +68,10 @@ export interface ForwardContext {
   trustedPeer: boolean
   /** "http" or "https": how the client reached us. */
   proto: 'http' | 'https'
-  /** The Host header the client sent (already validated by the listener). */
+  /** The Host header the client sent (already validated by the listener), or the upstream's authority where it sent none (HTTP/1.0). */
   clientHost: string
+  /** false: the client sent no Host (HTTP/1.0), so no X-Forwarded-Host says it used one (the upstream's own authority). */
+  clientSentHost?: boolean
   /** Fixed upstream Host, or undefined to keep the client's. */
   hostOverride: string | undefined
   requestId: string
@@ -93,12 +95,14 @@ export class ForwardingLines {
   private alone: ForwardedLines = { bytes: NO_BYTES, ranges: NO_RANGES, own: this.bytes }
 
   of(ctx: ForwardContext): Uint8Array {
-    if (ctx.clientHost !== this.host || ctx.clientIp !== this.ip || ctx.proto !== this.proto) {
-      this.host = ctx.clientHost
+    // A request without Host (HTTP/1.0) has no X-Forwarded-Host: its key is one no Host can be.
+    const host = ctx.clientSentHost === false ? '' : ctx.clientHost
+    if (host !== this.host || ctx.clientIp !== this.ip || ctx.proto !== this.proto) {
+      this.host = host
       this.ip = ctx.clientIp
       this.proto = ctx.proto
       // What addForwarding sends for such a peer, as lines.
-      const lines = `x-forwarded-for: ${this.ip}\r\nx-forwarded-proto: ${this.proto}\r\nx-forwarded-host: ${this.host}\r\n`
+      const lines = `x-forwarded-for: ${this.ip}\r\nx-forwarded-proto: ${this.proto}\r\n${host === '' ? '' : `x-forwarded-host: ${host}\r\n`}`
       this.bytes = new Uint8Array(lines.length)
       putLatin1(this.bytes, 0, lines)
     }
@@ -254,7 +258,7 @@ function addForwarding(out: [string, string][], incoming: HeaderReader, ctx: For
   const priorProto = prior(incoming, ctx, listed, 'x-forwarded-proto')
   out.push(['x-forwarded-proto', priorProto && /^https?$/i.test(priorProto) ? priorProto.toLowerCase() : ctx.proto])
   const priorHost = prior(incoming, ctx, listed, 'x-forwarded-host')
-  out.push(['x-forwarded-host', priorHost ?? ctx.clientHost])
+  if (priorHost !== null || ctx.clientSentHost !== false) out.push(['x-forwarded-host', priorHost ?? ctx.clientHost])
   const fwd = prior(incoming, ctx, listed, 'forwarded')
   if (fwd) out.push(['forwarded', fwd])
   addVia(out, incoming, ctx, listed)

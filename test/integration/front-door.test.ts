@@ -5,7 +5,7 @@
  * same probes run against Deno.serve in test/runtime/deno-front-door.test.ts.
  */
 import { afterEach, expect, test } from 'bun:test'
-import { getWithBody, method, pipelined, target, upgradeWithFrame, WS_FRAME } from '../support/front-door.ts'
+import { exchange, getWithBody, method, pipelined, target, upgradeWithFrame, WS_FRAME } from '../support/front-door.ts'
 import { Harness } from '../support/harness.ts'
 import { RawOrigin } from '../support/raw-origin.ts'
 
@@ -44,6 +44,13 @@ test('HTTP/1.0 without Host: the whole path reaches the origin, with the upstrea
   expect(r.statuses).toEqual([200])
   expect(r.seen.map((q) => q.target)).toEqual(['/x/admin'])
   expect(origin.header(r.seen[0]!, 'host')).toBe(`127.0.0.1:${origin.port}`)
+  // No X-Forwarded-Host claims the client used the upstream's own authority (an origin building
+  // URLs from it would hand out the internal address: thirteenth round of review).
+  expect(origin.header(r.seen[0]!, 'x-forwarded-host')).toBeUndefined()
+  expect(origin.header(r.seen[0]!, 'x-forwarded-for')).toBe('127.0.0.1')
+  // With Host, on the same kind of connection, it is there.
+  const withHost = await exchange(port, origin, 'GET /y HTTP/1.0\r\nHost: site.example\r\n\r\n')
+  expect(origin.header(withHost.seen[0]!, 'x-forwarded-host')).toBe('site.example')
 })
 
 test('a raw UTF-8 byte in the target is a 400, nothing forwarded (RFC 9112 §3.2: the target is URI syntax, ASCII only)', async () => {
