@@ -367,3 +367,39 @@ test('open tunnels are a gauge of /metrics, and a tunnel\'s life is not in the r
   // Only the 426 is timed (before: the two tunnels' lives too, count 3).
   expect(text).toContain('proxy_request_duration_seconds_count{upstream="default"} 1')
 })
+
+test('a client that resets its tunnel while the upstream reads nothing: the upstream\'s connection is cut after idle_timeout, not left open with its send queue (outside review, thirteenth round)', async () => {
+  const { createServer, connect } = await import('node:net')
+  let upstreamClosed = false
+  const sockets: import('node:net').Socket[] = []
+  // Answers the 101, then reads nothing more: the proxy's writes to it pile up.
+  const origin = createServer((s) => {
+    sockets.push(s)
+    s.on('error', () => {})
+    s.on('close', () => (upstreamClosed = true))
+    s.once('data', () => {
+      s.pause()
+      s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
+    })
+  })
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()))
+  h.track(() => {
+    for (const s of sockets) s.destroy()
+    origin.close()
+  })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${(origin.address() as { port: number }).port}`, idle_timeout: '1s' } })
+  const c = connect(proxy.port, '127.0.0.1')
+  c.on('error', () => {})
+  h.track(() => void c.destroy())
+  let switched = false
+  c.on('data', (d) => (switched ||= d.toString('latin1').startsWith('HTTP/1.1 101')))
+  c.write('GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
+  expect(await waitFor(() => switched, 5000)).toBe(true)
+  // Push until the proxy stops taking it (its send queue to the upstream is full), then reset.
+  const chunk = Buffer.alloc(64 * 1024, 0x61)
+  for (let i = 0; i < 400 && c.write(chunk); i++) await Bun.sleep(0)
+  await Bun.sleep(200)
+  c.resetAndDestroy()
+  // idle_timeout (1 s) after the client's close, the upstream's connection goes (it stayed for good).
+  expect(await waitFor(() => upstreamClosed, 6000)).toBe(true)
+}, 20_000)

@@ -305,7 +305,7 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
   })
 }
 
-const IDLE_CLOSE_GRACE_MS = 2000 // both sides of a tunnel closed at idle_timeout have this long to close back
+const IDLE_CLOSE_GRACE_MS = 2000, CLOSE_FLUSH_MS = 60_000 // sides closed at idle_timeout close back within the first; with it off, the side left may send what it holds for the second
 /**
  * Joins the client and the upstream into a byte tunnel: each side's data goes to the other, a
  * full side pauses its source until it drains, and a close ends the other side (then `onClose`).
@@ -341,6 +341,8 @@ function pipeBoth(client: Conn, upstream: Conn, late: LateEvents, counts: { byte
       // The first side to close is the one the record is about (ending the other may close it at once, within end()).
       const first = !closed
       closed = true
+      // The side left sends what it holds, then its FIN; cut after idle_timeout if its peer reads nothing (it was left open for good).
+      if (first && !idled) cut = setTimeout(() => to.destroy(), idleMs > 0 ? idleMs : CLOSE_FLUSH_MS)
       to.end()
       if (!first) return void clearTimeout(cut)
       unwatchStall(watch)
