@@ -281,7 +281,7 @@ function resolveRoutes(ctx: Ctx, raw: unknown, upstreams: Record<string, Resolve
     const prefix = `route[${i}]`
     if (!isTable(entry)) fail(ctx, prefix, 'must be a table')
     const r = resolveFields(ctx, prefix, entry, ROUTE_FIELDS) as { host?: string; pathPrefix?: string; upstream?: string; cache: boolean }
-    if (r.upstream === undefined) fail(ctx, `${prefix}.upstream`, 'missing; name an [upstream.NAME]')
+    if (r.upstream === undefined) fail(ctx, `${prefix}.upstream`, `missing; name an [upstream.NAME] (defined: ${Object.keys(upstreams).join(', ')}${Object.hasOwn(upstreams, 'default') ? '; a lone [upstream] table is "default"' : ''})`)
     if (!Object.hasOwn(upstreams, r.upstream)) fail(ctx, `${prefix}.upstream`, `names ${show(r.upstream)}, which is not defined; defined: ${Object.keys(upstreams).join(', ')}`)
     if (r.host === undefined && r.pathPrefix === undefined) fail(ctx, prefix, 'a route needs host and/or path_prefix')
     if (r.pathPrefix !== undefined && !r.pathPrefix.startsWith('/')) fail(ctx, `${prefix}.path_prefix`, 'must start with "/"')

@@ -81,6 +81,8 @@ describe('errors name the file, the line and the key', () => {
     ['[upstream]\nurl = "a"\nfamily = "ipv5"\n', 'upstream.family', 3, /one of/],
     ['[upstream]\nurl = "a"\nresolvers = ["dns.google"]\n', 'upstream.resolvers[0]', 3, /ip\[:port\]/],
     ['[upstream]\nurl = "a"\n[[route]]\nhost = "x.example"\nupstream = "nope"\n', 'route[0].upstream', 5, /not defined/],
+    // A route without upstream beside a lone [upstream]: told its name (a new user's guess, thirteenth round).
+    ['[upstream]\nurl = "a"\n[[route]]\npath_prefix = "/nocache/"\ncache = false\n', 'route[0].upstream', 3, /missing; name an \[upstream\.NAME\] \(defined: default; a lone \[upstream\] table is "default"\)/],
     ['[upstream]\nurl = "a"\n[server]\ntrusted_proxies = ["127.0.0.0/33"]\n', 'server.trusted_proxies[0]', 4, /CIDR/],
     // An IPv4-mapped address with an IPv4-sized prefix is ::/8, every IPv4 client trusted; bits past the prefix mean less than written (thirteenth round of review).
     ['[upstream]\nurl = "a"\n[server]\ntrusted_proxies = ["::1/128", "::ffff:10.0.0.0/8"]\n', 'server.trusted_proxies[1]', 4, /is ::\/8 read as IPv6, which holds every IPv4 address; write "10\.0\.0\.0\/8" for the IPv4 range, or "::ffff:10\.0\.0\.0\/104"/],
