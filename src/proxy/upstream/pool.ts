@@ -11,12 +11,13 @@ import type { ResolvedUpstream } from '../../config/schema.ts'
 import { heldClocks, type Clocks } from '../../lib/clock.ts'
 import type { LogFn } from '../../lib/logger.ts'
 import { OUT_OF_DESCRIPTORS_HINT } from '../../runtime/dial-errors.ts'
-import { dial as defaultDial, DialError, type DialOptions, type Conn } from '../../runtime/socket.ts'
+import { dial as defaultDial, type DialOptions, type Conn } from '../../runtime/socket.ts'
 import { TlsSessionCache } from '../../runtime/tls-sessions.ts'
 import { RequestFailure } from '../errors.ts'
 import type { Address, AddressSource } from './address-source.ts'
 import { addressStats, isHealthy, newAddressState, recordFailure, recordSuccess, type AddressState } from './address-state.ts'
 import { Http1Connection } from './connection.ts'
+import { countedUntilClose, toRequestFailure } from './dialled.ts'
 import { pickAddress } from './picker.ts'
 import { hostPort } from '../../lib/net.ts'
 
@@ -248,24 +249,32 @@ export class UpstreamPool {
   }
 
   /**
-   * A new connection to `state` that the pool does not keep (an upgrade tunnel owns it). It
-   * counts as an opened connection; a failure rejects with a RequestFailure, which the attempt
-   * loop counts against the address like any connect failure.
+   * A new connection to `state` that the pool does not keep (an upgrade tunnel owns it), open
+   * among the address's until it closes (max_conns_per_address). At the limit an idle one makes
+   * room; with none the upgrade does not wait (nginx's max_conns passes it on too): POOL_TIMEOUT,
+   * not the address's failure. A failed dial rejects as any connect failure does.
    */
   async dialDetached(state: AddressState): Promise<Conn> {
-    this.connectsTotal++
-    state.connectsOpened++
-    let conn: Conn
-    try {
-      conn = await this.dialFn(this.dialOptions(state))
-    } catch (err) {
-      throw this.dialFailed(err, state)
+    const max = this.upstream.maxConnsPerAddress
+    if (max > 0 && state.open >= max) {
+      const idle = this.popUsableIdle(state, false)
+      if (idle) {
+        idle.destroy()
+        state.open--
+      }
     }
-    if (conn.timings.tlsResumed) this.tlsResumedTotal++
-    return conn
+    if (max > 0 && state.open >= max) throw new RequestFailure('POOL_TIMEOUT', 'connect', `all ${max} connections to ${state.label} are in use (max_conns_per_address); an upgrade does not wait for one`, { address: state.address })
+    const conn = await this.connectRaw(state)
+    return countedUntilClose(conn, () => void (state.open--, this.wakeWaiter(state), this.forgetIfDrained(state)))
   }
 
   private async connect(state: AddressState): Promise<Http1Connection> {
+    const conn = await this.connectRaw(state)
+    return new Http1Connection(conn, (c, reusable) => this.release(state, c, reusable))
+  }
+
+  /** A dial to `state`, counted open from the start (a failure gives the slot back to a waiter). */
+  private async connectRaw(state: AddressState): Promise<Conn> {
     state.open++
     this.connectsTotal++
     state.connectsOpened++
@@ -278,7 +287,7 @@ export class UpstreamPool {
       throw this.dialFailed(err, state)
     }
     if (conn.timings.tlsResumed) this.tlsResumedTotal++
-    return new Http1Connection(conn, (c, reusable) => this.release(state, c, reusable))
+    return conn
   }
 
   /**
@@ -405,14 +414,6 @@ export class UpstreamPool {
       }
     }
   }
-}
-
-/** A failed dial as a RequestFailure whose message names the address as host:port ("[::1]:8080: ..."). */
-export function toRequestFailure(err: unknown, state: Pick<AddressState, 'address' | 'label'>): RequestFailure {
-  if (err instanceof RequestFailure) return err
-  const address = state.address
-  if (err instanceof DialError) return new RequestFailure(err.code, 'connect', `${state.label}: ${err.message}`, { cause: err, address })
-  return new RequestFailure('CONNECT_FAILED', 'connect', `${state.label}: ${(err as Error)?.message ?? String(err)}`, { cause: err, address })
 }
 
 export type { AddressState }

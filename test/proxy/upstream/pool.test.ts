@@ -9,7 +9,8 @@ import type { ResolvedUpstream } from '../../../src/config/schema.ts'
 import { RequestFailure } from '../../../src/proxy/errors.ts'
 import { staticSource, type Address, type AddressChange } from '../../../src/proxy/upstream/address-source.ts'
 import type { Http1Connection } from '../../../src/proxy/upstream/connection.ts'
-import { toRequestFailure, UpstreamPool, type AcquiredConnection } from '../../../src/proxy/upstream/pool.ts'
+import { toRequestFailure } from '../../../src/proxy/upstream/dialled.ts'
+import { UpstreamPool, type AcquiredConnection } from '../../../src/proxy/upstream/pool.ts'
 import { DialError, NOOP_HANDLERS, type Conn, type ConnHandlers, type DialErrorCode, type DialOptions } from '../../../src/runtime/socket.ts'
 import { flush } from '../../support/fake-clock.ts'
 
@@ -358,14 +359,36 @@ describe('acquire', () => {
     expect(err.phase).toBe('connect')
   })
 
-  test('dialDetached counts an opened connection but does not pool it', async () => {
+  test('dialDetached counts an opened connection, open until it closes whatever handlers its owner sets, and does not pool it', async () => {
     const r = rig()
     r.pool.start()
     const a = r.pool.addresses.get('127.0.2.1')!
     const conn = await r.pool.dialDetached(a)
     expect(conn).toBe(r.conns[0]!)
     expect(r.pool.connectsTotal).toBe(1)
-    expect(a).toMatchObject({ connectsOpened: 1, open: 0, inFlight: 0 })
+    expect(a).toMatchObject({ connectsOpened: 1, open: 1, inFlight: 0, idle: [] })
+    let heard = 0
+    conn.handlers = { data() {}, drain() {}, close: () => void heard++ }
+    r.conns[0]!.peerClose()
+    expect(heard).toBe(1)
+    expect(a.open).toBe(0)
+  })
+
+  test('a tunnel\'s connection is held to max_conns_per_address: an idle one makes room, with none it is POOL_TIMEOUT at once (outside review, thirteenth round)', async () => {
+    const r = rig({ max_conns_per_address: '1' })
+    r.pool.start()
+    const a = r.pool.addresses.get('127.0.2.1')!
+    // An idle keep-alive connection fills the one slot: it is closed for the tunnel.
+    const got = await r.pool.acquire(a)
+    got.connection.releaseUnused()
+    expect(a.idle).toHaveLength(1)
+    await r.pool.dialDetached(a)
+    expect(r.conns[0]!.destroyed).toBe(true)
+    expect(a.open).toBe(1)
+    // Now every connection is a tunnel's: the next upgrade does not wait.
+    const err = await rejection(r.pool.dialDetached(a))
+    expect(err.code).toBe('POOL_TIMEOUT')
+    expect(a.open).toBe(1)
   })
 
   test('dialDetached failures are RequestFailures too', async () => {
