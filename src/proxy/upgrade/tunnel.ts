@@ -385,7 +385,7 @@ function relayThenClose(upstream: Conn, client: Conn, late: LateEvents, raw: Buf
       try {
         take = decoder.feed(chunk, () => {})
       } catch {
-        return finish(false)
+        return finish(false, 'RESET_MID_BODY')
       }
     } else {
       take = Math.min(remaining, chunk.byteLength)
@@ -407,13 +407,13 @@ function relayThenClose(upstream: Conn, client: Conn, late: LateEvents, raw: Buf
       idle.since = monoNow()
       watchStall(idle)
     },
-    close: () => finish(false),
+    close: (err) => finish(false, err instanceof RequestFailure ? err.code : 'CLIENT_GONE'),
   }
   if (rest.length > 0) late.chunks.unshift(rest)
   takeOver(upstream, late, {
     data: (c) => void (over || onBody(c)),
     drain() {},
     // A close-delimited answer ends here; any other that ends early is cut for the client too.
-    close: () => finish(f.kind === 'close'),
+    close: () => (f.kind === 'close' ? finish(true) : finish(false, 'RESET_MID_BODY')),
   })
 }
