@@ -83,7 +83,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   prepareSignalInspector()
   const onUsr1 = () => {
     accessLog.reopen()
-    closeSignalInspector((url) => wlog('warn', 'Deno opened its inspector for SIGUSR1; closed it (on Deno, SIGHUP reopens the access log too)', { inspector: url }))
+    closeSignalInspector(wlog)
   }
   process.on('SIGUSR1', onUsr1)
   const startFailed = async () => {

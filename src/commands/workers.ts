@@ -190,7 +190,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   const onUsr1 = () => {
     log('info', 'reopening the access log in all workers')
     signalAll('SIGUSR1')
-    closeSignalInspector((url) => log('warn', 'Deno opened its inspector for SIGUSR1; closed it (on Deno, SIGHUP reopens the access log too)', { inspector: url }))
+    closeSignalInspector(log)
   }
   process.on('SIGUSR1', onUsr1)
 

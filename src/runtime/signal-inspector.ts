@@ -6,6 +6,7 @@
  * one from --inspect) is closed as soon as it appears, or at once if Deno was quicker than the
  * handler. Bun opens none.
  */
+import type { LogFn } from '../lib/logger.ts'
 import { isDeno } from './detect.ts'
 
 interface InspectorModule {
@@ -34,8 +35,8 @@ export function prepareSignalInspector(): void {
   )
 }
 
-/** Called from a SIGUSR1 handler: closes the inspector Deno starts for the signal; `said` is told when it did. */
-export function closeSignalInspector(said: (url: string) => void): void {
+/** Called from a SIGUSR1 handler: closes the inspector Deno starts for the signal, and logs that it did. */
+export function closeSignalInspector(log: LogFn): void {
   if (!isDeno) return
   prepareSignalInspector()
   void inspector!.then((m) => {
@@ -45,7 +46,7 @@ export function closeSignalInspector(said: (url: string) => void): void {
       const url = m.url()
       if (url !== undefined) {
         m.close()
-        return said(url)
+        return log('warn', 'Deno opened its inspector for SIGUSR1; closed it (on Deno, SIGHUP reopens the access log too)', { inspector: url })
       }
       if (Date.now() - startedMs < WATCH_MS) setTimeout(look, STEP_MS)
     }
