@@ -53,6 +53,9 @@ export class ChunkedDecoder {
   private trailerLines = 0
   /** The chunk-size line after the digits (extensions), checked when its CR arrives. */
   private ext = ''
+  /** The data slices of the input being fed, gathered for one emit. */
+  private first: Uint8Array | undefined
+  private more: Uint8Array[] | undefined
 
   /**
    * `maxTrailerBytes` bounds the whole trailer section (its field lines, their CRLFs and the empty
@@ -88,10 +91,6 @@ export class ChunkedDecoder {
     }
     return consumed
   }
-
-  /** The data slices of the input being fed, gathered for one emit. */
-  private first: Uint8Array | undefined
-  private more: Uint8Array[] | undefined
 
   private decode(input: Uint8Array): number {
     let i = 0

@@ -146,4 +146,3 @@ export function toResponse(reply: ProxyReply): Response {
   }
   return new Response(body as ConstructorParameters<typeof Response>[0], { status: reply.status, statusText: reply.statusText, headers: reply.headers })
 }
-
