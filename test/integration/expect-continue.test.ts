@@ -31,7 +31,8 @@ test('a client waiting for its 100 while the upstream connection is not ready ye
   const length = 100_000
   c.s.write(`POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n`)
   expect(await waitFor(() => c.got() !== '', 4000, 20)).toBe(true)
-  expect(c.got()).toStartWith('HTTP/1.1 100 Continue\r\n\r\n')
+  // Bun.serve's own 100, relayed (with the request's id), once the upstream connection is there.
+  expect(c.got()).toMatch(/^HTTP\/1\.1 100 Continue\r\n(x-request-id: [^\r]+\r\n)?\r\n$/)
   c.s.write('a'.repeat(length))
   expect(await waitFor(() => c.closed(), 4000)).toBe(true)
   expect(c.got()).toContain('HTTP/1.1 200 ')
@@ -131,4 +132,74 @@ test.each([5, 3_000_000])('a head with Expect: 100-continue (Content-Length %i) 
   expect(await waitFor(() => c.got().includes('401 Unauthorized'), 4000)).toBe(true)
   expect(heads).toBe(1)
   expect(c.got()).toEndWith('nope')
+})
+
+/**
+ * An origin of raw bytes for the Expect tests below: `onHead` answers a request head (before any
+ * body), and every byte received is kept.
+ */
+function headOrigin(onHead: (s: import('bun').Socket<undefined>) => void) {
+  const got: { bytes: string } = { bytes: '' }
+  const server = Bun.listen<undefined>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      data(s, d) {
+        const before = got.bytes
+        got.bytes += Buffer.from(d).toString('latin1')
+        if (!before.includes('\r\n\r\n') && got.bytes.includes('\r\n\r\n')) onHead(s)
+      },
+    },
+  })
+  h.track(() => server.stop(true))
+  return { port: server.port, got }
+}
+
+describe('the body of a request with Expect: 100-continue waits for the origin (RFC 9110 §10.1.1, §15.2.1; outside review, fourteenth round)', () => {
+  test('an origin that refuses at the head (417): the client gets the refusal with no 100 before it, and no body goes upstream', async () => {
+    const origin = headOrigin((s) => void (s.write('HTTP/1.1 417 Expectation Failed\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno'), s.end()))
+    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listener: 'own' } })
+    const c = rawClient(h, proxy.port)
+    c.s.write('POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n')
+    expect(await waitFor(() => c.got().includes('\r\n\r\nno'), 4000)).toBe(true)
+    // Before: "HTTP/1.1 100 Continue" came first, sent by the proxy as soon as the head went upstream.
+    expect(c.got()).toStartWith('HTTP/1.1 417 ')
+    expect(origin.got.bytes).toEndWith('\r\n\r\n')
+  })
+
+  test('an origin that says 100 Continue: the client gets that one 100, then the body goes up', async () => {
+    const origin = headOrigin((s) => void s.write('HTTP/1.1 100 Continue\r\nX-From: origin\r\n\r\n'))
+    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listener: 'own' } })
+    const c = rawClient(h, proxy.port)
+    c.s.write('POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n')
+    expect(await waitFor(() => c.got().includes('\r\n\r\n'), 4000)).toBe(true)
+    // The origin's own 100 (its field with it), not one the proxy made up.
+    expect(c.got()).toStartWith('HTTP/1.1 100 Continue\r\nX-From: origin\r\n')
+    expect(c.got().split('100 Continue').length).toBe(2)
+    c.s.write('abc')
+    expect(await waitFor(() => origin.got.bytes.endsWith('\r\n\r\nabc'), 4000)).toBe(true)
+  })
+
+  test('an origin that says nothing until the body comes: the proxy sends the 100 after a while, and the upload goes through', async () => {
+    const origin = await RawOrigin.start()
+    h.track(() => origin.close())
+    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listener: 'own' } })
+    const c = rawClient(h, proxy.port)
+    c.s.write('POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n')
+    expect(await waitFor(() => c.got() !== '', 4000, 20)).toBe(true)
+    expect(c.got()).toBe('HTTP/1.1 100 Continue\r\n\r\n')
+    c.s.write('abc')
+    expect(await waitFor(() => c.got().includes('POST /up'), 4000)).toBe(true)
+    expect(origin.requests[0]!.body).toBe('abc')
+  })
+
+  test('HTTP/2: an origin that refuses at the head (417) gives the client the refusal with no interim 100', async () => {
+    const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+    const origin = headOrigin((s) => void (s.write('HTTP/1.1 417 Expectation Failed\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno'), s.end()))
+    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
+    const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+    c.send(c.request(1, 'POST', '/up', [['expect', '100-continue'], ['content-length', '5']], false))
+    expect(await waitFor(() => c.ended(1) || c.statuses(1).includes('417'), 4000)).toBe(true)
+    expect(c.statuses(1)).toEqual(['417'])
+  })
 })
