@@ -125,3 +125,34 @@ describe('upstream framing reaches the client corrected', () => {
     expect(h.records.findLast((r) => r.path === '/odd')!.error).toBe('BAD_RESPONSE')
   })
 })
+
+test('an HTTP/1.0 answer, keep-alive or not, ends its upstream connection: the next request (a chunked upload perhaps) never goes to a peer that spoke HTTP/1.0 on it (RFC 9112 §6.1; nginx the same; outside review, fourteenth round)', async () => {
+  const seen: string[] = []
+  let connections = 0
+  const origin = Bun.listen<{ id: number }>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open(s) {
+        s.data = { id: ++connections }
+      },
+      data(s, d) {
+        const text = Buffer.from(d).toString('latin1')
+        if (!/^[A-Z]+ \//.test(text)) return
+        seen.push(`${s.data.id} ${text.slice(0, text.indexOf(' HTTP/'))} ${/transfer-encoding: chunked/i.test(text) ? 'chunked' : ''}`.trim())
+        s.write('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok')
+      },
+    },
+  })
+  h.track(() => origin.stop(true))
+  const proxy = proxyTo(origin.port)
+  expect(await (await fetch(`http://127.0.0.1:${proxy.port}/first`)).text()).toBe('ok')
+  // A body of unknown length, over the read-ahead: it goes upstream chunked.
+  const c = rawClient(proxy.port)
+  c.s.write('POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n')
+  c.s.write(`20000\r\n${'x'.repeat(0x20000)}\r\n0\r\n\r\n`)
+  expect(await waitFor(() => c.closed(), 4000)).toBe(true)
+  expect(c.got()).toStartWith('HTTP/1.1 200 ')
+  // Before: "2 POST /upload chunked" went on connection 1, after its HTTP/1.0 answer.
+  expect(seen).toEqual(['1 GET /first', '2 POST /upload chunked'])
+})

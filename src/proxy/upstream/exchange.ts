@@ -102,7 +102,9 @@ export class Exchange extends ExchangeRequest implements IncomingResponse, Excha
       this.head = head
       this.headDueAt = 0
       this.bodyDueAt = 0
-      if (head.closeAfter) this.reusable = false
+      // An HTTP/1.0 peer, keep-alive or not, gets no next request on this connection: that one
+      // might be chunked, which it cannot read (RFC 9112 §6.1); nginx ends these connections too.
+      if (head.closeAfter || head.minorVersion === 0) this.reusable = false
       if (whole) return this.wholeInRead(read, end + 4, f.length)
       this.beginBody(head, rest ?? EMPTY)
       return
