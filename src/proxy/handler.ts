@@ -144,7 +144,7 @@ export class ProxyHandler {
    * proxy's own answer as the final recipient, recorded, for the caller to send.
    */
   private maxForwardsAnswer(flight: Flight): ProxyReply | undefined {
-    const step = maxForwardsStep(flight.req, flight.requestId)
+    const step = maxForwardsStep(flight.req, flight.requestId, flight.record.protocol)
     if (step === undefined) return undefined
     if ('headers' in step) {
       flight.req.headers = step.headers

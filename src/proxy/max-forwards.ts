@@ -17,8 +17,8 @@ export const MAX_FORWARDS_SUPPORTED = Number.MAX_SAFE_INTEGER
 /** Fields a TRACE answer never echoes (§9.3.8: "likely to contain sensitive data"). */
 const NOT_ECHOED = new Set(['cookie', 'authorization', 'proxy-authorization'])
 
-/** Undefined for any other method, and for a TRACE or OPTIONS without a valid Max-Forwards. */
-export function maxForwardsStep(req: ProxyRequest, requestId: string): MaxForwardsStep {
+/** Undefined for any other method, and for a TRACE or OPTIONS without a valid Max-Forwards. `protocol`: the client's (the access log's). */
+export function maxForwardsStep(req: ProxyRequest, requestId: string, protocol: string): MaxForwardsStep {
   const method = req.method
   if (method !== 'OPTIONS' && method !== 'TRACE') return undefined
   const value = req.headers.get('max-forwards')
@@ -30,15 +30,16 @@ export function maxForwardsStep(req: ProxyRequest, requestId: string): MaxForwar
   // value": past 2^53 - 1 a digit string is not an exact number here, so that is the maximum.
   if (left > MAX_FORWARDS_SUPPORTED) return { headers: replacing(req.headers, String(MAX_FORWARDS_SUPPORTED)) }
   if (left > 0) return { headers: replacing(req.headers, String(left - 1)) }
-  return { answer: method === 'TRACE' ? traceAnswer(req, requestId) : optionsAnswer(requestId) }
+  return { answer: method === 'TRACE' ? traceAnswer(req, requestId, protocol) : optionsAnswer(requestId) }
 }
 
 function optionsAnswer(requestId: string): ProxyReply {
   return { status: 200, statusText: 'OK', headers: [['x-request-id', requestId]], body: '' }
 }
 
-function traceAnswer(req: ProxyRequest, requestId: string): ProxyReply {
-  let text = `TRACE ${req.target} HTTP/1.1\r\n`
+/** The request as received, in message/http (an HTTP/2 one as HTTP/2.0: its version there is DIGIT "." DIGIT); names as the parsers give them, lower case. */
+function traceAnswer(req: ProxyRequest, requestId: string, protocol: string): ProxyReply {
+  let text = `TRACE ${req.target} ${protocol === 'HTTP/2' ? 'HTTP/2.0' : protocol}\r\n`
   req.headers.forEach((value, name) => {
     if (!NOT_ECHOED.has(name)) text += `${name}: ${value}\r\n`
   })
