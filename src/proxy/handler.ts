@@ -269,7 +269,7 @@ export class ProxyHandler {
     if (maxBody > 0 && declaredLength !== undefined && declaredLength > maxBody) return 'BODY_TOO_LARGE'
     // The own listener hands over a small body that arrived whole as bytes; none is the usual case.
     if (req.body instanceof Uint8Array || (req.body === null && declaredLength !== 0)) return this.outgoing(flight, req.body, declaredLength)
-    if (req.body instanceof ReadableStream && req.headers.get('expect')?.toLowerCase() === '100-continue') return this.outgoing(flight, req.body, declaredLength, true) // a client waiting for 100 sends nothing before it: the head goes on at once (RFC 9110 §10.1.1: a proxy MUST forward it or answer), the body after the upstream's 100
+    if (req.body instanceof ReadableStream && req.headers.get('expect')?.toLowerCase() === '100-continue') return this.outgoing(flight, req.body, declaredLength) // a client waiting for 100 sends nothing before it: the head goes on at once (RFC 9110 §10.1.1: a proxy MUST forward it or answer)
     return prepareBody(req.body, declaredLength, flight.pool.upstream.headerTimeoutMs).then((prepared) => {
       // A failed read-ahead: the client left, or its chunked body was malformed (the listener
       // has answered 400 itself). Nothing was sent upstream.
@@ -278,11 +278,11 @@ export class ProxyHandler {
     })
   }
 
-  private outgoing(flight: Flight, body: Uint8Array | ReadableStream<Uint8Array> | null, declaredLength: number | undefined, awaitContinue = false): Outgoing | FailureCode {
+  private outgoing(flight: Flight, body: Uint8Array | ReadableStream<Uint8Array> | null, declaredLength: number | undefined): Outgoing | FailureCode {
     const maxBody = this.config.server.maxBodyBytes
     if (maxBody > 0 && body instanceof Uint8Array && body.byteLength > maxBody) return 'BODY_TOO_LARGE'
     const req = flight.req
-    const out: Outgoing = { method: req.method, target: req.target, headers: NO_HEADERS, lines: undefined, body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody, awaitContinue }
+    const out: Outgoing = { method: req.method, target: req.target, headers: NO_HEADERS, lines: undefined, body, bodyLength: body instanceof ReadableStream ? declaredLength : undefined, maxBodyBytes: maxBody }
     // With a cache, the headers are made once the cache has not answered (looked(), below): a hit needs none.
     if (!this.hooks.cache) this.forwardFields(flight, out)
     return out

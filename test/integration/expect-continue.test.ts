@@ -155,7 +155,7 @@ function headOrigin(onHead: (s: import('bun').Socket<undefined>) => void) {
   return { port: server.port, got }
 }
 
-describe('the body of a request with Expect: 100-continue waits for the origin (RFC 9110 §10.1.1, §15.2.1; outside review, fourteenth round)', () => {
+describe("the proxy's own 100 waits for the origin's word (RFC 9110 §10.1.1, §15.2.1; outside review, fourteenth round)", () => {
   test('an origin that refuses at the head (417): the client gets the refusal with no 100 before it, and no body goes upstream', async () => {
     const origin = headOrigin((s) => void (s.write('HTTP/1.1 417 Expectation Failed\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno'), s.end()))
     const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listener: 'own' } })

@@ -69,7 +69,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     private readonly sock: Socket<ClientConnection>,
     private readonly shared: ListenerState,
   ) {
-    this.client = { ip: clientAddress(sock.remoteAddress), tls: shared.tls, streamKeepsLength: true, protocol: 'HTTP/1.1', forwarding: new ForwardingLines(), interim: (status, headers) => this.writeInterim(status, headers) }
+    this.client = { ip: clientAddress(sock.remoteAddress), tls: shared.tls, streamKeepsLength: true, protocol: 'HTTP/1.1', forwarding: new ForwardingLines(), interim: (status, headers) => (status === 100 ? this.sendContinue(headers) : this.writeInterim(status, headers)) }
     // The FIN after a last reply; with a request body not read to its end (the client may still be sending it), a lingering close.
     this.writer = new ReplyWriter(sock, shared.opts, (why) => this.destroy(why), () => (this.phase === Phase.Busy && this.bodyOpen && shared.linger ? shared.linger(sock, shared.tls, () => this.onClose(undefined)) : sock.end()))
     this.sizer = new ReadSizer(sock)
@@ -218,8 +218,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   private openBody(rest: Buffer | null): ReadableStream<Uint8Array> {
     if (!this.head!.expectContinue) this.armBodyDeadline() // else from the 100 (or the first bytes): a client waiting for it is not the one stalling
     // Cancelled: the request path gave up on the body; the rest cannot be read past, so the connection closes after the response.
-    // "100 Continue" only once the request path reads the body, not before its refusal (a 413, a 503: RFC 9110 §15.2.1).
-    const body = (this.body = new SocketBodyStream(this.bodySource, () => (this.closeAfter = true), this.head!.expectContinue ? this.sendContinue : undefined))
+    // Our own "100 Continue" only once the request path reads the body and the upstream let CONTINUE_WAIT_MS pass without its own or an answer (continue-wait.ts; RFC 9110 §15.2.1).
+    const body = (this.body = new SocketBodyStream(this.bodySource, () => (this.closeAfter = true), this.head!.expectContinue ? () => this.writer.continueLater(this.sendContinue) : undefined))
     if (rest && rest.length > 0) this.feedBody(rest)
     return body.stream
   }
@@ -303,7 +303,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   private writeInterim(status: number, headers: [string, string][]): void {
     if (this.phase === Phase.Busy && !this.responded && this.head?.minor === 1) this.writer.interim(status, headers)
   }
-  private readonly sendContinue = (): void => void (this.writeInterim(100, []), this.bodyOpen && this.armBodyDeadline())
+  private readonly sendContinue = (headers: [string, string][] = []): void => void (this.writeInterim(100, headers), this.bodyOpen && this.armBodyDeadline())
 
   /** The reply is written, or cut (an upstream that failed mid-body: the client must see an abort, not an end). */
   private readonly onReplyEnd = (end: 'done' | 'failed', close: boolean): void => {

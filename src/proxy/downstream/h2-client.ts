@@ -28,6 +28,7 @@ import { StoredReply } from '../cache/stored-reply.ts'
 import { ForwardedReply } from '../forwarded-reply.ts'
 import { unparsedRequest, type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink, type WriteCut } from '../message.ts'
 import type { ClientInfo, ListenerState } from './connection-options.ts'
+import { continueLater } from './continue-wait.ts'
 
 export class H2Client {
   /** The listener's sweep: when something is due. The session keeps its own idle clock. */
@@ -87,9 +88,10 @@ export class H2Client {
     }
     this.shared.requestStarted()
     const exchange = new StreamExchange(this, stream, r.method, req)
-    // "100 Continue" only once the request path reads the body, not before its refusal (a 413, a
-    // 503: RFC 9110 §15.2.1), as the HTTP/1.1 listener does; Expect itself goes upstream as there.
-    if (stream.body && headers.get('expect')?.toLowerCase() === '100-continue') stream.onFirstRead = () => exchange.interim(100, [])
+    // Our own "100 Continue" only once the request path reads the body, not before its refusal (a
+    // 413, a 503: RFC 9110 §15.2.1), and after the upstream's wait (continue-wait.ts), as the
+    // HTTP/1.1 listener does; Expect itself goes upstream as there.
+    if (stream.body && headers.get('expect')?.toLowerCase() === '100-continue') stream.onFirstRead = () => exchange.continueLater()
     // client_body_timeout: the longest silence of a body while the request path waits for it, as on HTTP/1.1.
     if (stream.body) stream.bodyStallMs = this.shared.opts.bodyTimeoutMs
     try {
@@ -236,6 +238,8 @@ class StreamExchange implements ClientInfo, ReplySink {
   private readonly closing: { ended: boolean; flight: GoneListener | undefined; held: GoneListener | undefined; cut: WriteCut | undefined; framedBytes: number } = { ended: false, flight: undefined, held: undefined, cut: undefined, framedBytes: 0 }
   /** A 100 went out on the stream. */
   private continued = false
+  /** The wait before the proxy's own 100 (continue-wait.ts). */
+  private continueTimer: ReturnType<typeof setTimeout> | undefined
   /** drain_timeout's end answered the request 503 (cutByDrain). */
   private answeredByDrain = false
 
@@ -301,8 +305,15 @@ class StreamExchange implements ClientInfo, ReplySink {
     this.stream.respond(status, headers)
   }
 
+  /** The proxy's own 100, unless the upstream's or an answer comes within CONTINUE_WAIT_MS (continue-wait.ts). */
+  continueLater(): void {
+    if (this.continued || this.continueTimer !== undefined) return
+    this.continueTimer = continueLater(() => this.interim(100, []))
+  }
+
   /** A throw in sending (a bug) is logged and resets the stream rather than leaving it open. */
   answer(reply: ProxyReply): void {
+    if (this.continueTimer !== undefined) this.continueTimer = void clearTimeout(this.continueTimer)
     // The flight's own failure reply, after a drain's end answered for it (cutByDrain), is not a second answer.
     if (this.answeredByDrain) return void (reply.body instanceof ReadableStream && reply.body.cancel().catch(() => {}))
     try {

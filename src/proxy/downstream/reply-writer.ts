@@ -11,6 +11,7 @@ import { encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
 import { encodeInterim, encodeResponseHead, isBodiless } from '../../http1/response-encode.ts'
 import { SendBacklog } from '../../runtime/send-backlog.ts'
 import { WriteQueue } from '../../runtime/write-queue.ts'
+import { continueLater } from './continue-wait.ts'
 import { HeldRecords } from './held-records.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { unwatchStall, watchStall, type StallWatch } from '../../lib/stall-sweep.ts'
@@ -43,6 +44,8 @@ export class ReplyWriter {
   closed = false
   /** A 100 Continue went out ahead of the reply being waited for (the proxy's own, or the upstream's). */
   private continued = false
+  /** The wait before the proxy's own 100 (continueLater). */
+  private continueTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(
     private readonly sock: WritableSocket,
@@ -67,6 +70,7 @@ export class ReplyWriter {
    */
   writeReply(reply: ProxyReply, method: string, minor: number, close: boolean, onEnd: ReplyEndFn): void {
     this.continued = false // the next request may have its own 100
+    if (this.continueTimer !== undefined) this.continueTimer = void clearTimeout(this.continueTimer)
     // A small whole body the reply holds in the bytes it came in: written with its head, not asked for as an array.
     const own = 'encodeWhole' in reply ? (reply as SelfEncodingReply).encodeWhole?.(method, minor, close) : undefined
     if (own !== undefined) {
@@ -155,6 +159,19 @@ export class ReplyWriter {
       this.continued = true
     }
     this.write(encodeInterim(status, headers))
+  }
+
+  /**
+   * The proxy's own 100 for a client waiting on Expect: 100-continue, once the upstream has had
+   * CONTINUE_WAIT_MS to send its own or answer (continue-wait.ts): `send` writes it where the client
+   * may still take one. A reply, or the upstream's 100, first: none.
+   */
+  continueLater(send: () => void): void {
+    if (this.continued || this.continueTimer !== undefined) return
+    this.continueTimer = continueLater(() => {
+      this.continueTimer = undefined
+      if (!this.continued && !this.closed) send()
+    })
   }
 
   /** Writes all of `data`; false when some of it is queued until the socket drains. */
@@ -257,6 +274,7 @@ export class ReplyWriter {
   close(why?: Error): void {
     this.closed = true
     if (this.stall) unwatchStall(this.stall)
+    if (this.continueTimer !== undefined) this.continueTimer = void clearTimeout(this.continueTimer)
     this.out.clear()
     this.records.closed(why)
     this.flushWaiter = undefined

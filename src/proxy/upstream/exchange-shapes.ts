@@ -31,8 +31,6 @@ export interface OutgoingRequest {
   bodyLength: number | undefined
   /** 0 means no limit. Applies to streamed bodies. */
   maxBodyBytes: number
-  /** A stream body whose head says Expect: 100-continue: it waits for the upstream's 100 (exchange-request.ts). */
-  awaitContinue?: boolean
 }
 
 export interface ExchangeOptions {

@@ -1,29 +1,32 @@
 /**
- * One request/response exchange on an upstream connection: the request written by its request half
- * (exchange-request.ts), it parses the response head (relaying valid 1xx), and streams the
- * response body with backpressure (a slow client pauses the upstream socket), within
- * header_timeout and idle_timeout. It fails with a RequestFailure whose phase tells the retry
- * policy what may have reached the upstream. The connection it runs on is connection.ts's; what it
- * is given and reports, exchange-shapes.ts's.
+ * One request/response exchange on an upstream connection: writes the request (head plus a
+ * buffered or streamed body, chunked where its length is unknown), parses the response head
+ * (relaying valid 1xx), and streams the response body with backpressure (a slow client pauses the
+ * upstream socket), within header_timeout and idle_timeout. It fails with a RequestFailure whose
+ * phase tells the retry policy what may have reached the upstream. The connection it runs on is
+ * connection.ts's; what it is given and reports, exchange-shapes.ts's.
  */
 import { Buffer } from 'node:buffer'
 import { SocketBodyStream } from '../../http1/body-stream.ts'
-import { ChunkedDecoder } from '../../http1/chunked.ts'
+import { ChunkedDecoder, encodeChunk, LAST_CHUNK } from '../../http1/chunked.ts'
+import { encodeRequestHead } from '../../http1/request-encode.ts'
 import { interimRefusal, MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import { copyOut } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
-import { RequestFailure, type FailureCode } from '../errors.ts'
-import { ExchangeRequest, St } from './exchange-request.ts'
-import type { ExchangeEnd, IncomingResponse } from './exchange-shapes.ts'
+import { clientBodyFailure, RequestFailure, type FailureCode } from '../errors.ts'
+import type { ExchangeEnd, ExchangeHost, ExchangeSink, IncomingResponse, OutgoingRequest } from './exchange-shapes.ts'
 
 export type { ExchangeEnd, ExchangeHost, ExchangeOptions, ExchangeSink, IncomingResponse, OutgoingRequest } from './exchange-shapes.ts'
+
+const enum St { Head, Body, Done }
 
 /**
  * An exchange is its own IncomingResponse (once its head is in) and its own ExchangeEnd (once it
  * is over): the sink is handed the exchange itself, not an object made for each report. Neither
  * changes once reported (an end's counts are final: nothing is read or sent after finish()).
  */
-export class Exchange extends ExchangeRequest implements IncomingResponse, ExchangeEnd {
+export class Exchange implements IncomingResponse, ExchangeEnd {
+  private st = St.Head
   /** IncomingResponse: set once, before onResponse. */
   head!: ResponseHead
   /** The body as onResponse hands it (a stream, the whole bytes, or none), but for one left in the read (wholeIn). */
@@ -35,13 +38,23 @@ export class Exchange extends ExchangeRequest implements IncomingResponse, Excha
   private stream: SocketBodyStream | undefined
   private decoder: ChunkedDecoder | undefined
   private remaining = 0
+  private requestDone = false
   private responseDone = false
   private reusable = true
+  private bodyConsumed = false
+  private bodyBytes = 0
   private lastDataAt = 0
   /** IncomingResponse: performance.now() when the first response byte arrived. */
   firstByteAt = 0
   /** Interim (1xx) heads read so far (at most MAX_INTERIM_HEADS). */
   private interims = 0
+  /** performance.now() by which the response head is due (0: it came, or the exchange is over). */
+  private headDueAt = 0
+  /** performance.now() by which the client's next request body bytes are due (0: not waiting for them). */
+  private bodyDueAt = 0
+  private drainWaiter: (() => void) | undefined
+  private reader: ReturnType<ReadableStream<Uint8Array>['getReader']> | undefined
+  private finishedOnce = false
   private responseBytes = 0
   /** ExchangeEnd: why it failed (before or after the head), if it did. */
   error: RequestFailure | undefined
@@ -52,11 +65,102 @@ export class Exchange extends ExchangeRequest implements IncomingResponse, Excha
     return this.bodyValue
   }
 
+  /** ExchangeEnd: the request body bytes sent (a whole one's length). */
+  get requestBodyBytes(): number {
+    return this.req.body instanceof Uint8Array ? this.req.body.byteLength : this.bodyBytes
+  }
   /** ExchangeEnd: the response body bytes passed on. */
   get responseBodyBytes(): number {
     return this.responseBytes
   }
 
+  constructor(
+    private readonly c: ExchangeHost<Exchange>,
+    private readonly req: OutgoingRequest,
+    private readonly opts: ExchangeSink,
+  ) {}
+
+  start(): void {
+    const { req } = this
+    if (this.c.conn.closed) {
+      // The pooled connection closed in the same tick it was taken: nothing was sent, retry-safe.
+      queueMicrotask(() => this.fail('RESET_BEFORE_RESPONSE', 'upstream connection closed before the request was sent'))
+      return
+    }
+    if (req.body instanceof Uint8Array) {
+      this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, `content-length: ${req.body.byteLength}\r\n`, req.body, req.lines))
+      this.requestDone = true
+    } else if (req.body) {
+      const framing = req.bodyLength !== undefined ? `content-length: ${req.bodyLength}\r\n` : 'transfer-encoding: chunked\r\n'
+      this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, framing, undefined, req.lines))
+      // header_timeout counts from the request's end (pump sets it): a long upload is not late.
+      void this.pump(req.body, req.bodyLength === undefined)
+      return
+    } else {
+      this.c.conn.write(encodeRequestHead(req.method, req.target, req.headers, '', undefined, req.lines))
+      this.requestDone = true
+    }
+    this.headDueAt = monoNow() + this.opts.headerTimeoutMs
+  }
+
+  /** Streams the request body with backpressure: waits for the socket to drain. */
+  private async pump(body: ReadableStream<Uint8Array>, chunked: boolean): Promise<void> {
+    const reader = body.getReader()
+    this.reader = reader
+    // A body read from the client's socket sizes its reads by whether the upstream keeps up.
+    const source = SocketBodyStream.of(body)
+    try {
+      for (;;) {
+        // While the client is to send more, header_timeout does not run; until the response begins,
+        // a client silent that long is cut as a stalled body (408), where its listener has no
+        // client_body_timeout of its own (Deno, or 0) or a longer one. (Beside a live
+        // response, a stream both ways, an upload's pauses are the client's business.)
+        this.headDueAt = 0
+        if (this.st === St.Head) this.bodyDueAt = monoNow() + this.opts.headerTimeoutMs
+        const { done, value } = await reader.read()
+        this.bodyDueAt = 0
+        if (this.st === St.Done && this.finishedOnce) return
+        if (done) break
+        if (value.byteLength === 0) continue
+        this.bodyConsumed = true
+        this.bodyBytes += value.byteLength
+        if (this.req.maxBodyBytes > 0 && this.bodyBytes > this.req.maxBodyBytes) {
+          this.fail('BODY_TOO_LARGE', `request body exceeds ${this.req.maxBodyBytes} bytes`)
+          return
+        }
+        // Never past the Content-Length sent: the origin would read the rest as another request.
+        if (this.req.bodyLength !== undefined && this.bodyBytes > this.req.bodyLength) return this.fail('BAD_BODY', 'request body longer than its Content-Length')
+        const ok = this.c.conn.write(chunked ? encodeChunk(value) : value)
+        source?.wrote(ok, value.byteLength)
+        if (!ok) {
+          if (this.c.conn.closed) return
+          // The upstream is to take what is queued: header_timeout runs while it does not (a 504).
+          if (this.st === St.Head) this.headDueAt = monoNow() + this.opts.headerTimeoutMs
+          await new Promise<void>((r) => (this.drainWaiter = r))
+          if (this.c.conn.closed) return
+        }
+      }
+      if (this.req.bodyLength !== undefined && this.bodyBytes !== this.req.bodyLength) {
+        this.fail('CLIENT_GONE', 'request body ended before its Content-Length')
+        return
+      }
+      if (chunked) this.c.conn.write(LAST_CHUNK)
+      this.requestDone = true
+      if (this.st === St.Head) this.headDueAt = monoNow() + this.opts.headerTimeoutMs
+      this.maybeFinish()
+    } catch (err) {
+      // The client aborted its upload (or sent a malformed or stalled body): cancel the upstream request too.
+      this.fail(clientBodyFailure(err), `client request body failed: ${(err as Error)?.message ?? err}`)
+    } finally {
+      this.reader = undefined
+    }
+  }
+
+  onDrain(): void {
+    const w = this.drainWaiter
+    this.drainWaiter = undefined
+    w?.()
+  }
 
   onData(chunk: Buffer): void {
     this.lastDataAt = monoNow()
@@ -93,7 +197,6 @@ export class Exchange extends ExchangeRequest implements IncomingResponse, Excha
         const refused = interimRefusal(head, this.interims++) // a 101, one that says HTTP/1.0, one too many
         if (refused !== undefined) return this.fail('BAD_RESPONSE', refused)
         this.opts.onInterim?.(head)
-        if (head.status === 100) this.release() // a held body goes on after the client's 100
         if (rest === null) return
         continue
       }
@@ -183,25 +286,23 @@ export class Exchange extends ExchangeRequest implements IncomingResponse, Excha
 
   private openStream(): ReadableStream<Uint8Array> {
     this.st = St.Body
-    // The client went away, or stopped taking bytes (send_timeout: the reason says so): stop
-    // reading the upstream, and do not reuse the connection.
+    // The client went away: stop reading the upstream, and do not reuse the connection.
+    // The client went away, or stopped taking bytes (send_timeout: the reason says so).
     this.stream = new SocketBodyStream(this.c.conn, (why) => (why instanceof Error && (why as { code?: string }).code === 'CLIENT_SEND_TIMEOUT' ? this.fail('CLIENT_SEND_TIMEOUT', why.message) : this.fail('CLIENT_GONE', 'client closed the response stream')))
     return this.stream.stream
   }
 
+  /**
+   * The deadlines, checked by the connections' sweep (connection.ts) instead of a timer per
+   * exchange: the response head within header_timeout, then no body gap over idle_timeout.
+   */
   /** The request's client left before the answer: fail now (not reused; the attempt loop does not retry it). */
   abort(code: 'CLIENT_GONE', message: string): void {
     this.fail(code, message)
   }
 
-  /**
-   * The deadlines, checked by the connections' sweep (connection.ts) instead of a timer per
-   * exchange: a held body's wait for a 100, the response head within header_timeout, then no
-   * body gap over idle_timeout.
-   */
   checkDeadlines(nowMs: number): void {
     if (this.st === St.Head) {
-      if (this.continueDueAt !== 0 && nowMs >= this.continueDueAt) return this.release()
       if (this.bodyDueAt !== 0 && nowMs >= this.bodyDueAt) return this.fail('CLIENT_BODY_TIMEOUT', `no request body bytes from the client for ${this.opts.headerTimeoutMs}ms (header_timeout)`)
       if (this.headDueAt !== 0 && nowMs >= this.headDueAt) this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
     } else if (this.st === St.Body) {
@@ -269,7 +370,7 @@ export class Exchange extends ExchangeRequest implements IncomingResponse, Excha
   }
 
   /** Aborts the exchange: the sink hears of it (after the end) before a head, the body stream errors after one. */
-  protected fail(code: FailureCode, message: string): void {
+  private fail(code: FailureCode, message: string): void {
     if (this.finishedOnce) return
     if (this.responseDone && !this.requestDone) return this.answeredEarly() // what ends the upload after a whole answer is no failure of the exchange
     const phase = this.st === St.Head ? (this.requestDone ? 'response-head' : 'request') : 'response-body'
@@ -279,14 +380,13 @@ export class Exchange extends ExchangeRequest implements IncomingResponse, Excha
     const wasHead = this.st === St.Head
     this.st = St.Done
     if (!wasHead) this.stream?.error(error)
-    this.unheld()?.cancel(error).catch(() => {})
     this.reader?.cancel(error).catch(() => {})
     this.onDrain()
     this.finish()
     if (wasHead) this.opts.onFailure(error)
   }
 
-  protected maybeFinish(): void {
+  private maybeFinish(): void {
     // Every byte of a declared length sent and the answer whole: done, though the pump has yet to see the body's end.
     if (this.responseDone && this.req.bodyLength !== undefined && this.bodyBytes === this.req.bodyLength) this.requestDone = true
     if (this.requestDone && this.responseDone) this.finish()
@@ -296,7 +396,6 @@ export class Exchange extends ExchangeRequest implements IncomingResponse, Excha
   /** The whole answer came before the request body was all sent (an early 413, an origin that answered and stopped reading): the exchange is over, as nginx ends it; the upload is not waited for (a drain that never came held the connection until the origin closed it), nor the connection reused. */
   private answeredEarly(): void {
     this.reusable = false
-    this.unheld()?.cancel().catch(() => {})
     this.reader?.cancel().catch(() => {})
     this.onDrain()
     this.finish()
