@@ -175,6 +175,9 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       wlog('info', 'reloaded', { url: proxy.url, upstreams: Object.values(next.upstreams).map((u) => u.url).join(',') })
       if (workerId !== undefined) reportWorkerReloaded(true)
       warnInsecure(next, wlog)
+      // As at start, at every reload while it lasts (a token taken out, the admin moved beyond loopback); with --workers the supervisor's.
+      const exposedNow = workerId === undefined ? exposedAdminWarning(next.admin) : undefined
+      if (exposedNow) wlog('warn', exposedNow)
       // Read at start only: a difference from what runs (the start-up config's) is said to be kept
       // out, at every reload while it lasts, not taken as applied with the rest.
       for (const section of START_ONLY) {

@@ -145,10 +145,10 @@ async function claimPort(role: ListenerRole, host: string, port: number): Promis
 export interface SupervisorOptions {
   listen: HostPort
   admin: ResolvedAdmin
-  /** [server] trim_interval, read at start (runtime/page-trim.ts): the supervisor's own pages. */
+  /** [server] trim_interval (runtime/page-trim.ts): the supervisor's own pages; a reload's is taken as the admin token is. */
   trimIntervalMs: number
-  /** Re-reads the config on SIGHUP (the admin's new token; a moved listener said to need a restart); throws when it is rejected. */
-  reloadConfig?: () => { admin: ResolvedAdmin; server: { listen: HostPort } }
+  /** Re-reads the config on SIGHUP (the admin's new token, trim_interval; a moved listener said to need a restart); throws when it is rejected. */
+  reloadConfig?: () => { admin: ResolvedAdmin; server: { listen: HostPort; trimIntervalMs: number } }
 }
 
 /** A worker that ran this long before it died is restarted after the shortest delay again. */
@@ -164,8 +164,10 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   // Slots whose worker has served once: once there is one, a failed start is a restart, not the start-up's.
   const served = new Set<number>()
   let stopping = false
-  /** The admin settings of a SIGHUP's config, applied once a worker says it reloaded (ok). */
-  let pendingAdmin: Parameters<WorkersAdmin['setConfig']>[0] | undefined
+  /** What the supervisor takes of a SIGHUP's config (the admin settings, trim_interval), applied once a worker says it reloaded (ok). */
+  let pending: { admin: Parameters<WorkersAdmin['setConfig']>[0]; trimIntervalMs: number } | undefined
+  /** Made once the supervisor has said it started (below). */
+  let trimmer: PageTrimmer | undefined
   // The one admin endpoint for all workers, bound before any worker starts (E_LISTEN if taken).
   const admin = new WorkersAdmin(opts.admin, { workers: () => slots, draining: () => stopping }).start()
   const args = [...baseArgs, '--listen', hostPort(listen.host, port)]
@@ -206,9 +208,13 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     child.on('message', (m: Partial<WorkerAdminMessage> | WorkerListeningMessage | WorkerReloadedMessage) => {
       // The admin token a reload brings is the supervisor's once a worker took that reload: a
       // config the workers refused (a bad certificate pair) must not change the token it asks them with.
-      if (m?.type === 'reloaded' && m.ok && pendingAdmin) {
-        admin.setConfig(pendingAdmin)
-        pendingAdmin = undefined
+      if (m?.type === 'reloaded' && m.ok && pending) {
+        admin.setConfig(pending.admin)
+        trimmer?.retime(pending.trimIntervalMs)
+        // As at start, at every reload while it lasts: the address is the start's, the token the reload's.
+        const exposed = exposedAdminWarning({ listen: opts.admin.listen, token: pending.admin.token })
+        if (exposed) log('warn', exposed)
+        pending = undefined
       }
       if (m?.type === 'listening') {
         served.add(index)
@@ -254,14 +260,16 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     try {
       const next = opts.reloadConfig?.()
       if (next) {
-        pendingAdmin = next.admin
+        pending = { admin: next.admin, trimIntervalMs: next.server.trimIntervalMs }
         if (JSON.stringify(next.admin.listen) !== JSON.stringify(opts.admin.listen)) log('warn', 'the admin address is read at start with --workers; restart to move it', { admin: admin.url ?? 'off' })
         // The workers listen where the supervisor claimed (its --listen overrides their file): a new one needs a restart.
         const moved = next.server.listen
         if (moved.host !== listen.host || (moved.port !== listen.port && moved.port !== port)) log('warn', 'server.listen is read at start with --workers; restart to move it (the workers keep listening where they were)', { listen: hostPort(listen.host, port), configured: hostPort(moved.host, moved.port) })
       }
     } catch {
-      // The workers log why the config was rejected; they keep theirs and so does the supervisor.
+      // The workers log why the config was rejected; they keep theirs and so does the supervisor
+      // (not an earlier SIGHUP's either, should a worker say ok to this one: it read another file).
+      pending = undefined
     }
     log('info', 'reloading all workers')
     signalAll('SIGHUP')
@@ -279,7 +287,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   const exposed = exposedAdminWarning(opts.admin)
   if (exposed) log('warn', exposed)
   log('info', 'supervisor started', { workers: count, pid: process.pid, admin: admin.url ?? 'off' })
-  const trimmer = new PageTrimmer(opts.trimIntervalMs)
+  trimmer = new PageTrimmer(opts.trimIntervalMs)
   const signal = await Promise.race([stopSignal, fatalExit])
   trimmer.close()
   stopping = true

@@ -114,6 +114,28 @@ test('SIGHUP with a changed [cache] logs that it is read at start only, beside "
   }
 }, 30_000)
 
+test('SIGHUP that takes the admin beyond loopback without a token warns of it, as a start does (outside review, fourteenth round)', async () => {
+  const a = origin('A')
+  const dir = testDir('proxy-reload-')
+  const file = join(dir, 'proxy.toml')
+  // Every interface (0.0.0.0): only this test's own requests reach it, over loopback.
+  const write = (admin: string) => writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\n[admin]\nlisten = "${admin}"\n[log]\naccess_log = "off"\n[upstream]\nurl = "http://127.0.0.1:${a.port}"\n`)
+  write('127.0.0.1:0')
+  const proxy = await startProxyProcess(['serve', '--config', file], BIN)
+  try {
+    write('0.0.0.0:0')
+    proxy.child.kill('SIGHUP')
+    const until = Date.now() + 5000
+    while (Date.now() < until && !proxy.stderr().includes('reloaded')) await Bun.sleep(20)
+    await Bun.sleep(100)
+    // Before: only "reloaded".
+    expect(proxy.stderr()).toMatch(/reloaded[^\n]*\n[^]*warn[^\n]*the admin endpoints listen on 0\.0\.0\.0:\d+ without a token/)
+    expect(await (await fetch(proxy.url)).text()).toBe('A')
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 30_000)
+
 test('a SIGHUP sent as soon as "proxy listening" is printed reloads the proxy; it never ends it (8 starts)', async () => {
   const a = origin('A')
   const dir = testDir('proxy-reload-')

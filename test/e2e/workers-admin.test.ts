@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeAll, expect, test } from 'bun:test'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { rmSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BIN, ensureBinary } from '../support/binary.ts'
 import { testDir } from '../support/temp-dir.ts'
@@ -25,7 +25,7 @@ interface MergedStatus {
 }
 
 /** Starts the binary and waits for the supervisor's admin URL and both workers' "proxy listening". */
-async function startWorkers(args: string[]): Promise<{ child: ChildProcess; admin: string; url: string; stop(): Promise<number | null> }> {
+async function startWorkers(args: string[]): Promise<{ child: ChildProcess; admin: string; url: string; stderr(): string; stop(): Promise<number | null> }> {
   const child = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] })
   const stop = () =>
     new Promise<number | null>((resolve) => {
@@ -43,7 +43,7 @@ async function startWorkers(args: string[]): Promise<{ child: ChildProcess; admi
       const listening = [...err.matchAll(/proxy listening worker=\d+ url=(\S+)/g)]
       if (admin && listening.length === 2) {
         clearTimeout(timer)
-        resolve({ child, admin: admin[1]!, url: listening[0]![1]!, stop })
+        resolve({ child, admin: admin[1]!, url: listening[0]![1]!, stderr: () => err, stop })
       }
     })
     child.once('exit', (code) => {
@@ -178,5 +178,35 @@ test('SIGHUP with a config the workers refuse keeps the old admin token, and one
   proxy.child.kill('SIGHUP')
   await Bun.sleep(500)
   expect(await bothUp('first')).toBe(true)
+  expect(await proxy.stop()).toBe(0)
+}, 60_000)
+
+/** RssFile of a process, MiB (its file-backed resident pages: the executable's, runtime/page-trim.ts). */
+const rssFileMiB = (pid: number) => Number(/RssFile:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))![1]) / 1024
+
+test("SIGHUP: the supervisor takes the reload's trim_interval and warns of an admin beyond loopback left without a token, as at start (outside review, fourteenth round)", async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  cleanups.push(() => origin.stop(true))
+  const dir = testDir('proxy-workers-admin-')
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'proxy.toml')
+  // The admin on every interface: only this test's own requests reach it, over loopback.
+  const write = (token: string, trim: string) =>
+    writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\ntrim_interval = "${trim}"\n[admin]\nlisten = "0.0.0.0:0"\n${token}\n[log]\naccess_log = "off"\n[upstream]\nurl = "http://127.0.0.1:${origin.port}"\n`)
+  write('token = "first"', '0s')
+  const proxy = await startWorkers(['serve', '--config', file, '--workers', '2'])
+  const warning = /warn.*the admin endpoints listen on 0\.0\.0\.0:\d+ without a token/g
+  expect(proxy.stderr().match(warning)).toBeNull()
+  const untrimmed = rssFileMiB(proxy.child.pid!)
+  write('', '1s')
+  proxy.child.kill('SIGHUP')
+  let trimmed = untrimmed
+  for (let i = 0; i < 60 && (trimmed > untrimmed - 8 || !warning.test(proxy.stderr())); i++) {
+    await Bun.sleep(100)
+    trimmed = rssFileMiB(proxy.child.pid!)
+  }
+  // Before: the token taken out silently, and the supervisor never trimmed (trim_interval "0s" kept).
+  expect(trimmed).toBeLessThan(untrimmed - 8)
+  expect(proxy.stderr().match(warning)).toHaveLength(1)
   expect(await proxy.stop()).toBe(0)
 }, 60_000)
