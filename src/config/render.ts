@@ -33,8 +33,10 @@ export function fileShapeOf(config: ResolvedConfig): FileShape {
     return out
   }
   return {
-    // server.via "off" resolves to undefined (no Via); printed as not set, it would read back as the default name.
-    server: table(SERVER_FIELDS, config.server.via === undefined ? { ...config.server, via: 'off' } : config.server),
+    // server.via "off" resolves to undefined (no Via); printed as not set, it would read back as the
+    // default name. The listener is always the running runtime's (resolve.ts refuses the other):
+    // printed as auto, a file kept from it reads back the same here and on the other runtime.
+    server: table(SERVER_FIELDS, { ...config.server, listener: 'auto', via: config.server.via === undefined ? 'off' : config.server.via }),
     upstream: Object.fromEntries(Object.values(config.upstreams).map((u) => [u.name, table(UPSTREAM_FIELDS, u)])),
     route: config.routes.slice(0, -1).map((r) => table(ROUTE_FIELDS, r)),
     admin: table(ADMIN_FIELDS, config.admin),

@@ -99,3 +99,9 @@ test('a kept check output of a config with the cache off turns the cache on with
   const on = resolveConfig(parseConfigText(printed.replace('max_size = 0', 'max_size = "64MiB"'), 'b.toml'))
   expect(on.cache.maxObjectBytes).toBe(8 * 1024 * 1024)
 })
+
+test('the listener is printed as "auto": a kept check output from Bun reads back on Deno too, and the same on Bun (outside review, fourteenth round)', () => {
+  const printed = toToml(fileShapeOf(resolveConfig(parseConfigText(CASES['defaults, one upstream']!, 'a.toml')))).split('\n')
+  // Before: listener = "own" (what auto resolves to on Bun), which Deno refuses ("needs the Bun runtime").
+  expect(printed).toContain('listener = "auto"')
+})
