@@ -188,6 +188,29 @@ describe('scenarios (failed requests must be zero)', () => {
     expect(proxy.source('default')).not.toBe(before)
   })
 
+  test('(b5) a reload that changes how the name is resolved (resolve_min_ttl, a second DNS server) while DNS is down: the last good addresses go on serving, stale (outside review, fourteenth round)', async () => {
+    const { port } = origins(['127.0.0.2'])
+    const dns = await dnsServer()
+    dns.set(HOST, { a: ['127.0.0.2'], ttl: 1 })
+    const { proxy } = proxyVia(dns.port, port)
+    await ready(proxy)
+    dns.stop()
+    const l = load(proxy.url)
+    await Bun.sleep(500)
+    const before = proxy.source('default')
+    // Before: a new resolver with no address: every request 503 NOT_RESOLVED until DNS answered again.
+    await proxy.reload(h.config({ upstream: { url: `http://${HOST}:${port}`, resolvers: [`127.0.0.1:${dns.port}`], resolve_min_ttl: '2s', resolve_timeout: '300ms', retries: '2' } }))
+    await Bun.sleep(800)
+    await proxy.reload(h.config({ upstream: { url: `http://${HOST}:${port}`, resolvers: [`127.0.0.1:${dns.port}`, `127.0.0.1:${dns.port}`], resolve_min_ttl: '2s', resolve_timeout: '300ms', retries: '2' } }))
+    await Bun.sleep(800)
+    const r = await l.stop()
+    expect(proxy.source('default')).not.toBe(before)
+    expect(r.statuses).toEqual({ 200: r.ok })
+    expect(r.ok).toBeGreaterThan(100)
+    const snap = proxy.source('default')!.snapshot()
+    expect([snap.stale, snap.addresses.map((a) => a.address)]).toEqual([true, ['127.0.0.2']])
+  })
+
   test('(b4) a reload to another name: its first answer is awaited before it serves (no 503 NOT_RESOLVED)', async () => {
     const { port } = origins(['127.0.0.2', '127.0.0.3'])
     const dns = await dnsServer()

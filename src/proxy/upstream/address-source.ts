@@ -43,6 +43,12 @@ export interface AddressSource {
   metrics?(): { answerAgeMs: number | undefined; refreshes: Record<string, number> }
   /** Takes over the counts of the source it replaces at a reload (a counter never goes down). */
   carryCounts?(refreshes: Record<string, number>): void
+  /**
+   * Takes over the addresses of the source it replaces at a reload, for the same name resolved
+   * another way (its servers, TTL bounds, grace): they serve, as they were (stale or not), until
+   * its own first answer replaces them, and a DNS outage at the reload keeps them.
+   */
+  carryAddresses?(prev: AddressSource): void
   close(): void
 }
 

@@ -330,6 +330,22 @@ export class UpstreamResolver implements AddressSource {
     return s as unknown as Record<string, unknown>
   }
 
+  carryAddresses(prev: AddressSource): void {
+    if (!(prev instanceof UpstreamResolver) || prev.upstream.host !== this.upstream.host || this.snap.ready) return
+    // Only the families this one asks for (a reload to family = "ipv4" drops the AAAA ones).
+    const fam = this.upstream.family
+    const addresses = prev.snap.addresses.filter((a) => fam === 'auto' || (fam === 'ipv4') === (a.family === 4))
+    if (addresses.length === 0) return
+    const now = this.clock.monoMs()
+    for (const a of addresses) this.firstSeenMonoMs.set(a.address, prev.firstSeenMonoMs.get(a.address) ?? now)
+    this.snap = { addresses, version: 1, stale: prev.snap.stale, ready: true, lastError: prev.snap.lastError }
+    // A stale episode goes on (its grace counts from when it began); the last answer's age and source stay what they were.
+    this.staleSinceMonoMs = prev.staleSinceMonoMs
+    this.lastAnswerMonoMs = prev.lastAnswerMonoMs
+    this.ttlMs = prev.ttlMs
+    this.source = prev.source
+  }
+
   carryCounts(refreshes: Record<string, number>): void {
     for (const [result, n] of Object.entries(refreshes)) this.refreshes[result] = (this.refreshes[result] ?? 0) + n
   }
