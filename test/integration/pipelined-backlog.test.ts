@@ -11,7 +11,7 @@ import { EdgeCache } from '../../src/proxy/cache/cache.ts'
 import type { RequestRecord } from '../../src/proxy/observe/record.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
 import { staticSource } from '../../src/proxy/upstream/address-source.ts'
-import { setReceiveBuffer } from '../../src/runtime/receive-buffer.ts'
+import { setReceiveBuffer, setSocketOption } from '../../src/runtime/receive-buffer.ts'
 import { Harness, rawExchange, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
@@ -103,3 +103,52 @@ test('cache hits: pipelined hits of a stored 1 MiB body are not copied out ahead
   expect(c.statuses()).toBe(total)
   expect(hits()).toBe(total)
 })
+
+test('a client that pipelines without end and reads every reply: the proxy reads ahead of what it has served by about one head, not by everything sent (outside review, fourteenth round)', async () => {
+  const origin = h.origin({ fetch: () => new Response('ok') })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listener: 'own' }, log: { access_log: 'off' } })
+  const request = 'GET /p HTTP/1.1\r\nHost: a\r\n\r\n'
+  const total = 40_000 // 1.1 MB of requests
+  let rest = Buffer.from(request.repeat(total - 1) + 'GET /p HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 'latin1')
+  const sent = rest.length
+  let written = 0
+  let replies = 0
+  let tail = ''
+  let closed = false
+  /** Bytes written and not yet answered: in the two sockets' kernel buffers (64 KiB each here) or read by the proxy and held. */
+  let mostUnanswered = 0
+  const note = () => void (mostUnanswered = Math.max(mostUnanswered, written - replies * request.length))
+  const write = (s: Socket<undefined>) => {
+    const n = rest.length > 0 ? Math.max(0, s.write(rest)) : 0
+    written += n
+    rest = rest.subarray(n)
+    note()
+  }
+  const sock = await Bun.connect<undefined>({
+    hostname: '127.0.0.1',
+    port: proxy.port,
+    socket: {
+      open(s) {
+        setSocketOption(s, 1, 7, 64 * 1024) // SOL_SOCKET, SO_SNDBUF: the client's own buffer stays small
+      },
+      data(s, d) {
+        const text = tail + Buffer.from(d).toString('latin1')
+        replies += text.match(/HTTP\/1\.1 200 /g)?.length ?? 0
+        tail = text.slice(-12)
+        if (tail.includes('HTTP/1.1 200 ')) tail = ''
+        note()
+        write(s)
+      },
+      drain: (s) => write(s),
+      close: () => void (closed = true),
+      error() {},
+    },
+  })
+  h.track(() => sock.terminate())
+  write(sock)
+  expect(await waitFor(() => closed, 30_000, 20)).toBe(true)
+  expect([written, replies]).toEqual([sent, total])
+  // Before: every served request let one more read in (64 KiB or more) while 29 bytes went out:
+  // nearly all of what was sent was held unanswered at once (RSS 31 -> 438 MiB in the review's run).
+  expect(mostUnanswered).toBeLessThan(512 * 1024)
+}, 60_000)

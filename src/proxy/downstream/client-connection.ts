@@ -96,15 +96,14 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     if (!this.readPaused && this.pending.size > this.shared.opts.maxHeaderBytes) this.pauseReading()
   }
 
-  private pauseReading(): void {
-    this.readPaused = true
-    this.sock.pause()
-  }
+  private pauseReading(): void { this.readPaused = true; this.sock.pause() }
   private resumeReading(): void {
     if (!this.readPaused) return
     this.readPaused = false
     this.sock.resume()
   }
+  /** Between requests: pipelined ones held past a head's size are served before more is read (each let one more read in). */
+  private resumeReadingIfRoom(): void { if (this.pending.size <= this.shared.opts.maxHeaderBytes) this.resumeReading() }
 
   private readHead(): void {
     if (this.pending.size === 0) return
@@ -136,7 +135,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
   private readonly readHeld = (): void => {
     if (this.phase !== Phase.Head) return
     this.deadlineKindIsIdle = true
-    this.resumeReading()
+    this.resumeReadingIfRoom()
     this.readHead()
   }
 
@@ -327,7 +326,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.phase = Phase.Head
     this.deadlineKindIsIdle = true
     this.deadlineAt = monoNow() + Math.min(graceMs || Infinity, this.shared.opts.keepaliveTimeoutMs)
-    this.resumeReading()
+    this.resumeReadingIfRoom()
     if (this.pending.size > 0) this.readHead()
   }
 
