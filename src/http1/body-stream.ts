@@ -30,6 +30,8 @@ export class SocketBodyStream {
   private ctl: ReadableStreamDefaultController<Uint8Array> | undefined
   /** Whether this stream paused the source (and so owes it a resume). */
   paused = false
+  /** Whether any body byte has come (a client that sends is not waiting for a 100). */
+  started = false
 
   constructor(
     private readonly source: PausableSource,
@@ -84,6 +86,7 @@ export class SocketBodyStream {
     const ctl = this.ctl
     if (!ctl || chunk.byteLength === 0) return
     this.firstRead = undefined
+    this.started = true
     ctl.enqueue(chunk)
     if ((ctl.desiredSize ?? 1) <= 0 && !this.paused) {
       this.paused = true

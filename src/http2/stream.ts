@@ -293,6 +293,7 @@ export class ServerStream {
   /** Times the owner's wait for body bytes (bodyStallMs); one sweep for every watch (lib/stall-sweep.ts). */
   private watchBodyStall(limitMs: number): void {
     const w = (this.bodyStall ??= { since: 0, limitMs, expire: () => this.bodyStalled() })
+    w.limitMs = limitMs // bodyStallMs may have changed (the owner's, for a client waiting on its 100)
     w.since = monoNow()
     watchStall(w)
   }

@@ -193,6 +193,67 @@ describe("the proxy's own 100 waits for the origin's word (RFC 9110 §10.1.1, §
     expect(origin.requests[0]!.body).toBe('abc')
   })
 
+  test('a header_timeout under the wait: the waiting client still gets its 100 and its answer, not a 408 (second-opinion review)', async () => {
+    const origin = await RawOrigin.start()
+    h.track(() => origin.close())
+    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}`, header_timeout: '400ms' }, server: { listener: 'own' } })
+    const c = rawClient(h, proxy.port)
+    c.s.write('POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\nConnection: close\r\n\r\n')
+    expect(await waitFor(() => c.got() !== '', 4000, 20)).toBe(true)
+    // Before: 408 (the upstream exchange timed the client's silence while the listener held its 100 back).
+    expect(c.got()).toBe('HTTP/1.1 100 Continue\r\n\r\n')
+    c.s.write('abc')
+    expect(await waitFor(() => c.closed(), 4000)).toBe(true)
+    expect(c.got()).toContain('HTTP/1.1 200 ')
+    expect(origin.requests[0]!.body).toBe('abc')
+  })
+
+  /** An origin that answers 1.5 s after the whole request: longer than the proxy's wait for a 100. */
+  const slowOrigin = () => RawOrigin.start((_req, sock) => void setTimeout(() => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'), 1500))
+
+  test('a client that sends its body after a pause without waiting for a 100 gets none (it is not waiting)', async () => {
+    const origin = await slowOrigin()
+    h.track(() => origin.close())
+    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listener: 'own' } })
+    const c = rawClient(h, proxy.port)
+    c.s.write('POST /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\nConnection: close\r\n\r\n')
+    await Bun.sleep(200)
+    c.s.write('abc')
+    expect(await waitFor(() => c.closed(), 4000)).toBe(true)
+    // Before: the proxy's 100 came at 1 s, after the whole body, before the answer.
+    expect(c.got()).toStartWith('HTTP/1.1 200 ')
+    expect(origin.requests[0]!.body).toBe('abc')
+  })
+
+  test('HTTP/2: a client_body_timeout under the wait does not cut a client waiting for its 100 (second-opinion review)', async () => {
+    const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+    const origin = await RawOrigin.start()
+    h.track(() => origin.close())
+    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile, client_body_timeout: '400ms' } })
+    const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+    c.send(c.request(1, 'POST', '/up', [['expect', '100-continue'], ['content-length', '5']], false))
+    expect(await waitFor(() => c.statuses(1).length > 0, 4000)).toBe(true)
+    // Before: 408, the body's stall timer running while the proxy held its 100 back.
+    expect(c.statuses(1)).toEqual(['100'])
+    c.send(c.data(1, 'hello', true))
+    expect(await waitFor(() => c.ended(1), 4000)).toBe(true)
+    expect(c.statuses(1)).toEqual(['100', '200'])
+    expect(origin.requests[0]!.body).toBe('hello')
+  })
+
+  test('HTTP/2: a client that sends its body after a pause without waiting gets no 100', async () => {
+    const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+    const origin = await slowOrigin()
+    h.track(() => origin.close())
+    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
+    const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+    c.send(c.request(1, 'POST', '/up', [['expect', '100-continue'], ['content-length', '5']], false))
+    await Bun.sleep(200)
+    c.send(c.data(1, 'hello', true))
+    expect(await waitFor(() => c.ended(1), 4000)).toBe(true)
+    expect(c.statuses(1)).toEqual(['200'])
+  })
+
   test('HTTP/2: an origin that refuses at the head (417) gives the client the refusal with no interim 100', async () => {
     const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
     const origin = headOrigin((s) => void (s.write('HTTP/1.1 417 Expectation Failed\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno'), s.end()))

@@ -218,7 +218,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     if (!this.head!.expectContinue) this.armBodyDeadline() // else from the 100 (or the first bytes): a client waiting for it is not the one stalling
     // Cancelled: the request path gave up on the body; the rest cannot be read past, so the connection closes after the response.
     // Our own "100 Continue" only once the request path reads the body and the upstream let CONTINUE_WAIT_MS pass without its own or an answer (continue-wait.ts; RFC 9110 §15.2.1).
-    const body = (this.body = new SocketBodyStream(this.bodySource, () => (this.closeAfter = true), this.head!.expectContinue ? () => this.writer.continueLater(this.sendContinue) : undefined))
+    const body = (this.body = new SocketBodyStream(this.bodySource, () => (this.closeAfter = true), this.head!.expectContinue ? () => this.writer.continueLater(() => void (body.started || this.sendContinue())) : undefined))
     if (rest && rest.length > 0) this.feedBody(rest)
     return body.stream
   }

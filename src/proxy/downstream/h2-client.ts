@@ -28,7 +28,7 @@ import { StoredReply } from '../cache/stored-reply.ts'
 import { ForwardedReply } from '../forwarded-reply.ts'
 import { unparsedRequest, type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink, type WriteCut } from '../message.ts'
 import type { ClientInfo, ListenerState } from './connection-options.ts'
-import { continueLater } from './continue-wait.ts'
+import { CONTINUE_WAIT_MS, continueLater } from './continue-wait.ts'
 
 export class H2Client {
   /** The listener's sweep: when something is due. The session keeps its own idle clock. */
@@ -88,12 +88,14 @@ export class H2Client {
     }
     this.shared.requestStarted()
     const exchange = new StreamExchange(this, stream, r.method, req)
-    // Our own "100 Continue" only once the request path reads the body, not before its refusal (a
-    // 413, a 503: RFC 9110 §15.2.1), and after the upstream's wait (continue-wait.ts), as the
-    // HTTP/1.1 listener does; Expect itself goes upstream as there.
-    if (stream.body && headers.get('expect')?.toLowerCase() === '100-continue') stream.onFirstRead = () => exchange.continueLater()
-    // client_body_timeout: the longest silence of a body while the request path waits for it, as on HTTP/1.1.
-    if (stream.body) stream.bodyStallMs = this.shared.opts.bodyTimeoutMs
+    // Our own "100 Continue" only once the request path reads the body, not before a refusal (RFC 9110
+    // §15.2.1), after the upstream's wait (continue-wait.ts), as on HTTP/1.1; Expect goes upstream.
+    const expects = stream.body !== null && headers.get('expect')?.toLowerCase() === '100-continue'
+    if (expects) stream.onFirstRead = () => exchange.continueLater()
+    // client_body_timeout: the longest silence of a body while the request path waits for it, as on
+    // HTTP/1.1; a client waiting for its 100 has until then more (the 100 takes that back: interim()).
+    const bodyMs = this.shared.opts.bodyTimeoutMs
+    if (stream.body) stream.bodyStallMs = expects && bodyMs > 0 ? bodyMs + CONTINUE_WAIT_MS : bodyMs
     try {
       this.shared.opts.handle(req, exchange, exchange)
     } catch (err) {
@@ -302,13 +304,16 @@ class StreamExchange implements ClientInfo, ReplySink {
   interim(status: number, headers: [string, string][]): void {
     if (this.stream.closed || this.stream.responseStarted || (status === 100 && this.continued)) return
     if (status === 100) this.continued = true
+    // A client waiting for its 100 had more time (bodyStallMs); its body's silences count from here, as over HTTP/1.1.
+    if (status === 100 && this.stream.bodyStallMs > 0) this.stream.bodyStallMs = this.owner.shared.opts.bodyTimeoutMs
     this.stream.respond(status, headers)
   }
 
   /** The proxy's own 100, unless the upstream's or an answer comes within CONTINUE_WAIT_MS (continue-wait.ts). */
   continueLater(): void {
     if (this.continued || this.continueTimer !== undefined) return
-    this.continueTimer = continueLater(() => this.interim(100, []))
+    // Not once body bytes came: the client is sending, not waiting.
+    this.continueTimer = continueLater(() => this.stream.receivedBytes === 0 && this.interim(100, []))
   }
 
   /** A throw in sending (a bug) is logged and resets the stream rather than leaving it open. */

@@ -13,6 +13,7 @@ import { encodeRequestHead } from '../../http1/request-encode.ts'
 import { interimRefusal, MAX_RESPONSE_HEAD_BYTES, parseResponseHeadBytes, unfinishedResponseHead, type ResponseHead } from '../../http1/response-head.ts'
 import { copyOut } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
+import { CONTINUE_WAIT_MS } from '../downstream/continue-wait.ts'
 import { clientBodyFailure, RequestFailure, type FailureCode } from '../errors.ts'
 import type { ExchangeEnd, ExchangeHost, ExchangeSink, IncomingResponse, OutgoingRequest } from './exchange-shapes.ts'
 
@@ -114,9 +115,10 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
         // While the client is to send more, header_timeout does not run; until the response begins,
         // a client silent that long is cut as a stalled body (408), where its listener has no
         // client_body_timeout of its own (Deno, or 0) or a longer one. (Beside a live
-        // response, a stream both ways, an upload's pauses are the client's business.)
+        // response, a stream both ways, an upload's pauses are the client's business.) Before the
+        // first byte, add the wait of a client for the listener's own 100 (continue-wait.ts).
         this.headDueAt = 0
-        if (this.st === St.Head) this.bodyDueAt = monoNow() + this.opts.headerTimeoutMs
+        if (this.st === St.Head) this.bodyDueAt = monoNow() + this.opts.headerTimeoutMs + (this.bodyBytes === 0 ? CONTINUE_WAIT_MS : 0)
         const { done, value } = await reader.read()
         this.bodyDueAt = 0
         if (this.st === St.Done && this.finishedOnce) return
