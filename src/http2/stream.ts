@@ -89,7 +89,6 @@ export class ServerStream {
   /** The buffer small payloads are gathered into (queueData), and the queue's last entry while it is a view of it. */
   private gathering: Uint8Array | undefined
   private gathered: Uint8Array | undefined
-  private gatheredBytes = 0
   private pullWaiter: { ctrl: ReadableStreamDefaultController<Uint8Array>; resolve: () => void } | undefined
   private bodyDone = false
   private closeCode: CloseCode
@@ -203,25 +202,25 @@ export class ServerStream {
 
   /**
    * Queues body bytes no read waits for. A payload under GATHER_BELOW_BYTES after another such is
-   * copied into one buffer with it (up to GATHER_BYTES), so a body framed in DATA frames of a few
-   * bytes is held as about one entry per 16 KiB, not one per frame: a view and a queue entry per 5
-   * bytes was ~30 heap bytes per body byte, and each went upstream as a chunk of its own.
+   * copied into one buffer with it (grown by doubling, at most GATHER_BYTES), so a body framed in
+   * DATA frames of a few bytes is held as its bytes and about one entry per 16 KiB, not one per
+   * frame: a view and a queue entry per 5 bytes was ~30 heap bytes per body byte, and each went
+   * upstream as a chunk of its own.
    */
   private queueData(q: Uint8Array[], data: Uint8Array): void {
     const n = data.byteLength
     const last = q.length > 0 ? q[q.length - 1]! : undefined
-    if (n >= GATHER_BELOW_BYTES || last === undefined || last.byteLength >= GATHER_BELOW_BYTES && last !== this.gathered) return void q.push(data)
-    let into = this.gathering
-    if (last !== this.gathered || into === undefined || this.gatheredBytes + n > into.byteLength) {
-      if (last === this.gathered) return void q.push(data) // the buffer is full: the next small one starts another
-      // The last entry is a small payload of its own: it and this one start a buffer.
-      into = this.gathering = new Uint8Array(GATHER_BYTES)
-      into.set(last)
-      this.gatheredBytes = last.byteLength
+    if (n >= GATHER_BELOW_BYTES || last === undefined || (last !== this.gathered && last.byteLength >= GATHER_BELOW_BYTES)) return void q.push(data)
+    const held = last.byteLength
+    let into = last === this.gathered ? this.gathering : undefined
+    if (into === undefined || held + n > into.byteLength) {
+      if (held + n > GATHER_BYTES) return void q.push(data) // a full buffer: the next small one starts another
+      const grown = new Uint8Array(Math.min(GATHER_BYTES, Math.max(256, 2 * (held + n))))
+      grown.set(last)
+      into = this.gathering = grown
     }
-    into.set(data, this.gatheredBytes)
-    this.gatheredBytes += n
-    q[q.length - 1] = this.gathered = into.subarray(0, this.gatheredBytes)
+    into.set(data, held)
+    q[q.length - 1] = this.gathered = into.subarray(0, held + n)
   }
 
   /** END_STREAM from the client. */
