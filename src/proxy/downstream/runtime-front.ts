@@ -25,7 +25,7 @@ export interface RuntimeFrontOptions {
   onError(err: unknown): void
 }
 
-/** What a reload may change in place on this front: the head limit it checks, the keep-alive it sets after each request. */
+/** What a reload may change in place on this front: the head limit it checks, the keep-alive it sets after each request (a runtime server's idle timeout where it has one: Deno.serve 2.9 has none, so not on Deno). */
 type FrontLimits = Pick<ResolvedConfig['server'], 'maxHeaderBytes' | 'keepaliveTimeoutMs'>
 
 export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOptions): Listener & { update?(limits: FrontLimits): void } {
