@@ -75,6 +75,8 @@ export class ServerStream {
    * "100 Continue" goes, once the body is wanted (RFC 9110 §10.1.1).
    */
   onFirstRead: (() => void) | undefined
+  /** How much longer than bodyStallMs the wait that onFirstRead starts may last (what it sends may come that much later). */
+  firstReadGraceMs = 0
   /**
    * The longest wait for request body bytes while the owner waits for them (a read pending:
    * client_body_timeout, as nginx times HTTP/2 bodies); 0: none. Past it the owner's read fails
@@ -277,13 +279,17 @@ export class ServerStream {
     }
     if (this.remoteEnded || this.closed) return this.finishBody(ctrl)
     const first = this.onFirstRead
+    let graceMs = 0
     if (first) {
       this.onFirstRead = undefined
       // Body bytes may have come before the owner set it (with the head, in the same read: the
       // owner gets the stream only after that read): then the body is on its way, and no call.
-      if (this.receivedBytes === 0) callOwner(this.host, first, undefined, undefined)
+      if (this.receivedBytes === 0) {
+        callOwner(this.host, first, undefined, undefined)
+        graceMs = this.firstReadGraceMs // the client waits for what the call sends, perhaps that much later
+      }
     }
-    if (this.bodyStallMs > 0) this.watchBodyStall(this.bodyStallMs)
+    if (this.bodyStallMs > 0) this.watchBodyStall(this.bodyStallMs + graceMs)
     return new Promise<void>((resolve) => {
       this.pullWaiter = { ctrl, resolve }
     })
@@ -292,13 +298,18 @@ export class ServerStream {
   /** Times the owner's wait for body bytes (bodyStallMs); one sweep for every watch (lib/stall-sweep.ts). */
   private watchBodyStall(limitMs: number): void {
     const w = (this.bodyStall ??= { since: 0, limitMs, expire: () => this.bodyStalled() })
-    w.limitMs = limitMs // bodyStallMs may have changed (the owner's, for a client waiting on its 100)
+    w.limitMs = limitMs // the first read's may have had firstReadGraceMs more
     w.since = monoNow()
     watchStall(w)
   }
 
   private stopBodyStall(): void {
     if (this.bodyStall) unwatchStall(this.bodyStall)
+  }
+
+  /** The owner told the client to send (a 100 went out): a read waiting now is timed from here, bodyStallMs, without the first read's grace. */
+  restartBodyStall(): void {
+    if (this.pullWaiter !== undefined && this.bodyStallMs > 0) this.watchBodyStall(this.bodyStallMs)
   }
 
   /** No body bytes for bodyStallMs while the owner waited: its read fails, and what comes after is dropped (its credit returned). */

@@ -241,6 +241,38 @@ describe("the proxy's own 100 waits for the origin's word (RFC 9110 §10.1.1, §
     expect(origin.requests[0]!.body).toBe('hello')
   })
 
+  test('HTTP/2: an Expect stream whose client sends without waiting is timed by client_body_timeout alone (third review)', async () => {
+    const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+    const origin = await RawOrigin.start()
+    h.track(() => origin.close())
+    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile, client_body_timeout: '300ms' } })
+    const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+    const before = h.records.length
+    // Half the body at once, then nothing: the client is sending, not waiting for a 100.
+    c.send(c.request(1, 'POST', '/up', [['expect', '100-continue'], ['content-length', '10']], false), c.data(1, 'hello'))
+    expect(await waitFor(() => c.statuses(1).length > 0, 4000)).toBe(true)
+    expect(c.statuses(1)).toEqual(['408'])
+    expect(await waitFor(() => h.records.length > before, 2000)).toBe(true)
+    // Before: "for 1300ms": the wait for a 100 that was never due was added to the whole body's timeout.
+    expect(h.records.at(-1)!.error_detail).toContain('no request body bytes for 300ms (client_body_timeout)')
+  })
+
+  test("HTTP/2: after the origin's 100 a silent client is timed from that 100 by client_body_timeout, not a second more (third review)", async () => {
+    const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+    const origin = headOrigin((s) => void s.write('HTTP/1.1 100 Continue\r\n\r\n'))
+    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile, client_body_timeout: '300ms' } })
+    const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+    c.send(c.request(1, 'POST', '/up', [['expect', '100-continue'], ['content-length', '5']], false))
+    expect(await waitFor(() => c.statuses(1).length > 0, 4000, 5)).toBe(true)
+    const continuedAt = performance.now()
+    expect(c.statuses(1)).toEqual(['100'])
+    expect(await waitFor(() => c.statuses(1).length > 1, 4000, 5)).toBe(true)
+    expect(c.statuses(1)).toEqual(['100', '408'])
+    // 300 ms and the stall sweep's step after the 100; before, 1,300 ms and the step (the wait for
+    // the proxy's own 100 stayed in the timer the first read had started).
+    expect(performance.now() - continuedAt).toBeLessThan(1000)
+  })
+
   test('HTTP/2: a client that sends its body after a pause without waiting gets no 100', async () => {
     const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
     const origin = await slowOrigin()

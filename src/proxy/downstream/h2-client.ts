@@ -93,9 +93,9 @@ export class H2Client {
     const expects = stream.body !== null && headers.get('expect')?.toLowerCase() === '100-continue'
     if (expects) stream.onFirstRead = () => exchange.continueLater()
     // client_body_timeout: the longest silence of a body while the request path waits for it, as on
-    // HTTP/1.1; a client waiting for its 100 has until then more (the 100 takes that back: interim()).
-    const bodyMs = this.shared.opts.bodyTimeoutMs
-    if (stream.body) stream.bodyStallMs = expects && bodyMs > 0 ? bodyMs + CONTINUE_WAIT_MS : bodyMs
+    // HTTP/1.1; a client waiting for its 100 is timed from the 100 (interim()), at most the wait later.
+    if (stream.body) stream.bodyStallMs = this.shared.opts.bodyTimeoutMs
+    if (expects) stream.firstReadGraceMs = CONTINUE_WAIT_MS
     try {
       this.shared.opts.handle(req, exchange, exchange)
     } catch (err) {
@@ -304,8 +304,8 @@ class StreamExchange implements ClientInfo, ReplySink {
   interim(status: number, headers: [string, string][]): void {
     if (this.stream.closed || this.stream.responseStarted || (status === 100 && this.continued)) return
     if (status === 100) this.continued = true
-    // A client waiting for its 100 had more time (bodyStallMs); its body's silences count from here, as over HTTP/1.1.
-    if (status === 100 && this.stream.bodyStallMs > 0) this.stream.bodyStallMs = this.owner.shared.opts.bodyTimeoutMs
+    // A client waiting for its 100: its body's silences count from here, as over HTTP/1.1.
+    if (status === 100) this.stream.restartBodyStall()
     this.stream.respond(status, headers)
   }
 
