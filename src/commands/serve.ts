@@ -115,6 +115,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       },
       cache,
       tls: acme?.admin,
+      setAt: workerId === undefined ? c.fileKeys?.['admin.listen'] : undefined,
     }).start()
     if (workerId !== undefined) reportWorkerAdmin(a.url)
     return a

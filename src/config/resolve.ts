@@ -337,7 +337,7 @@ function fileKeysOf(ctx: Ctx, prefixes: Record<string, string>, upstreams: Recor
     // Only a key the file or a named flag set: values given in code (tests) have no place to name.
     if (loc.keyPath?.startsWith('--') || ctx.file?.lines.has(keyPath)) out[id] = formatConfigLocation(loc)
   }
-  for (const key of ['server.tls_cert', 'server.tls_key', 'acme.ca_file', 'log.access_log', 'acme.state_dir']) add(key, key)
+  for (const key of ['server.tls_cert', 'server.tls_key', 'acme.ca_file', 'log.access_log', 'acme.state_dir', 'server.listen', 'admin.listen']) add(key, key)
   for (const name of Object.keys(upstreams)) add(`upstream.${name}.ca_file`, `${prefixes[name]}.ca_file`)
   return out
 }

@@ -42,17 +42,20 @@ export function listenFailureReason(err: unknown): string {
 
 /**
  * The E_LISTEN error for a listener that did not open, naming the flag and config key to change.
- * `note` adds context the caller has (e.g. which worker's admin port it was).
+ * `note` adds context the caller has (e.g. which worker's admin port it was); `setAt`, where the
+ * config file set the address (ResolvedConfig.fileKeys: "proxy.toml:3: server.listen").
  */
-export function listenError(role: ListenerRole, host: string, port: number, err: unknown, note?: string): ProxyError {
+export function listenError(role: ListenerRole, host: string, port: number, err: unknown, note?: string, setAt?: string): ProxyError {
   const where = hostPort(host, port)
   const inUse = listenErrorCode(err) === 'EADDRINUSE'
   // Bun says only "Failed to listen at fe80::1" (EINVAL): a link-local address is on every link.
   const linkLocal = listenErrorCode(err) === 'EINVAL' && !host.includes('%') && cidrContains(LINK_LOCAL, host)
   const reason = (linkLocal ? `a link-local IPv6 address (fe80::/10) needs its interface, as in [${host}%eth0]:${port}` : listenFailureReason(err)) + (note ? ` (${note})` : '')
+  // A flag's value is named by the flag the message gives; a file's by its line.
+  const key = (name: string) => (setAt !== undefined && !setAt.startsWith('(flags)') ? setAt : `${name} in the config file`)
   const message =
     role === 'admin'
-      ? `cannot listen on admin address ${where}: ${reason}; ${inUse ? 'another process (another proxy on this machine?) has it, and each instance needs its own admin port: ' : ''}choose another with --admin 127.0.0.1:<port> (admin.listen in the config file), or turn it off with --admin off`
-      : `cannot listen on ${where}: ${reason}; ${inUse ? `stop what holds that port (ss -tanp 'sport = :${port}' shows it: a listener, a connection from that port, or one in TIME-WAIT, which lets go within 60 s), or ` : ''}choose another address with --listen <host:port> (server.listen in the config file)`
+      ? `cannot listen on admin address ${where}: ${reason}; ${inUse ? 'another process (another proxy on this machine?) has it, and each instance needs its own admin port: ' : ''}choose another with --admin 127.0.0.1:<port> (${key('admin.listen')}), or turn it off with --admin off`
+      : `cannot listen on ${where}: ${reason}; ${inUse ? `stop what holds that port (ss -tanp 'sport = :${port}' shows it: a listener, a connection from that port, or one in TIME-WAIT, which lets go within 60 s), or ` : ''}choose another address with --listen <host:port> (${key('server.listen')})`
   return new ProxyError('E_LISTEN', message, { cause: err })
 }

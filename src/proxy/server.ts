@@ -243,7 +243,7 @@ export class ProxyServer implements ProxyView {
       })
     } catch (err) {
       if (err instanceof ProxyError) throw err
-      throw listenError('proxy', cfg.listen.host, cfg.listen.port, err)
+      throw listenError('proxy', cfg.listen.host, cfg.listen.port, err, undefined, config.fileKeys?.['server.listen'])
     }
   }
 

@@ -91,3 +91,23 @@ test('an access_log the user may not write (a file, or a new one in a directory 
     expect(String(serve.stderr)).not.toContain('proxy listening')
   }
 })
+
+test('a listen or admin address from the config file that cannot be bound is named by its file and line, as a bad value is (outside review, fourteenth round)', async () => {
+  const holder = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  cleanups.push(() => holder.stop(true))
+  const dir = testDir('proxy-start-listen-')
+  const file = join(dir, 'proxy.toml')
+  const taken = `127.0.0.1:${holder.port}`
+  for (const [table, key] of [['server', 'server.listen'], ['admin', 'admin.listen']] as const) {
+    const other = table === 'server' ? '[admin]\nlisten = "off"' : '[server]\nlisten = "127.0.0.1:0"'
+    writeFileSync(file, `[upstream]\nurl = "http://127.0.0.1:9"\n[${table}]\nlisten = "${taken}"\n${other}\n[log]\naccess_log = "off"\n`)
+    const r = spawnSync(BIN, ['serve', '--config', file], { timeout: 15_000 })
+    expect(r.status).toBe(3)
+    // Before: "(server.listen in the config file)", with no file or line.
+    expect(String(r.stderr)).toContain(`(${file}:4: ${key})`)
+  }
+  // Given as a flag, the flag the message names is where it was set.
+  const flagged = spawnSync(BIN, ['serve', '--config', file, '--admin', taken], { timeout: 15_000 })
+  expect(flagged.status).toBe(3)
+  expect(String(flagged.stderr)).toContain('(admin.listen in the config file)')
+})

@@ -31,6 +31,8 @@ export interface AdminDeps {
   cache?: EdgeCache
   /** Automatic HTTPS, when on: /status's `acme`, and /readyz's words while no certificate exists (every handshake fails). */
   tls?: { status(): Record<string, unknown>; notReady(): string | undefined }
+  /** Where the config file set the address (ResolvedConfig.fileKeys), for the error when it cannot be bound. */
+  setAt?: string
 }
 
 export class AdminServer {
@@ -52,7 +54,7 @@ export class AdminServer {
   }
 
   start(): this {
-    this.listener = listenAdmin(this.cfg, (req) => this.handle(req))
+    this.listener = listenAdmin(this.cfg, (req) => this.handle(req), this.deps.setAt)
     return this
   }
 
@@ -198,13 +200,13 @@ export class AdminServer {
  * Opens an admin listener (plain HTTP, small bodies) for `cfg.listen`, or none when it is off.
  * Throws E_LISTEN naming the flag to change. Used by a worker's admin and the supervisor's.
  */
-export function listenAdmin(cfg: ResolvedAdmin, fetch: (req: Request) => Response | Promise<Response>): Listener | undefined {
+export function listenAdmin(cfg: ResolvedAdmin, fetch: (req: Request) => Response | Promise<Response>, setAt?: string): Listener | undefined {
   const l = cfg.listen
   if (!l) return undefined
   try {
     return listen({ hostname: l.host, port: l.port, tls: undefined, idleTimeoutS: 30, maxRequestBodySize: 1024, fetch, onError: () => {} })
   } catch (err) {
-    throw listenError('admin', l.host, l.port, err)
+    throw listenError('admin', l.host, l.port, err, undefined, setAt)
   }
 }
 
