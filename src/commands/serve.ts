@@ -50,7 +50,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   checkConfigPaths(config)
   const workers = parseWorkers(opts.workers)
   const workerId = io.env[WORKER_ENV]
-  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, { listen: config.server.listen, admin: config.admin, trimIntervalMs: config.server.trimIntervalMs, reloadConfig: () => configFromOptions(opts) })
+  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, { listen: config.server.listen, admin: config.admin, trimIntervalMs: config.server.trimIntervalMs, setAt: { listen: config.fileKeys?.['server.listen'], admin: config.fileKeys?.['admin.listen'] }, reloadConfig: () => configFromOptions(opts) })
 
   const log = createLogger(io.err, io.env.DEBUG === '1' ? 'debug' : 'info')
   const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })

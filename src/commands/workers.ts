@@ -118,14 +118,14 @@ function selfCommand(): string[] {
 /** The supervisor's address lock, kept for its life (let go when the process ends). */
 const supervisorLocks = new AddressLocks()
 
-async function claimPort(role: ListenerRole, host: string, port: number): Promise<number> {
+async function claimPort(role: ListenerRole, host: string, port: number, setAt?: string): Promise<number> {
   // On Linux with Bun, as a single process claims its address (runtime/shared-port.ts): the lock among
   // proxies, held while the supervisor runs (supervisorLocks), then the port alone for a moment.
   if (canSharePort) {
     try {
       return supervisorLocks.claim(host, port)
     } catch (err) {
-      throw listenError(role, host, port, err)
+      throw listenError(role, host, port, err, undefined, setAt)
     }
   }
   const srv = createServer()
@@ -135,7 +135,7 @@ async function claimPort(role: ListenerRole, host: string, port: number): Promis
       srv.listen({ host, port }, () => resolve())
     })
   } catch (err) {
-    throw listenError(role, host, port, err)
+    throw listenError(role, host, port, err, undefined, setAt)
   }
   const p = (srv.address() as { port: number }).port
   await new Promise<void>((resolve) => srv.close(() => resolve()))
@@ -147,6 +147,8 @@ export interface SupervisorOptions {
   admin: ResolvedAdmin
   /** [server] trim_interval (runtime/page-trim.ts): the supervisor's own pages; a reload's is taken as the admin token is. */
   trimIntervalMs: number
+  /** Where the config file set server.listen and admin.listen (ResolvedConfig.fileKeys), for the error when one cannot be bound. */
+  setAt?: { listen?: string; admin?: string }
   /** Re-reads the config on SIGHUP (the admin's new token, trim_interval; a moved listener said to need a restart); throws when it is rejected. */
   reloadConfig?: () => { admin: ResolvedAdmin; server: { listen: HostPort; trimIntervalMs: number } }
 }
@@ -159,7 +161,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   const [cmd, ...baseArgs] = selfCommand()
   const listen = opts.listen
   // Flags override the config file, so a concrete --listen makes every worker share one port.
-  const port = await claimPort('proxy', listen.host, listen.port)
+  const port = await claimPort('proxy', listen.host, listen.port, opts.setAt?.listen)
   const slots: WorkerSlot[] = Array.from({ length: count }, (_, index) => ({ index, pid: undefined, adminUrl: undefined, restarts: 0 }))
   // Slots whose worker has served once: once there is one, a failed start is a restart, not the start-up's.
   const served = new Set<number>()
@@ -169,7 +171,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   /** Made once the supervisor has said it started (below). */
   let trimmer: PageTrimmer | undefined
   // The one admin endpoint for all workers, bound before any worker starts (E_LISTEN if taken).
-  const admin = new WorkersAdmin(opts.admin, { workers: () => slots, draining: () => stopping }).start()
+  const admin = new WorkersAdmin(opts.admin, { workers: () => slots, draining: () => stopping, setAt: opts.setAt?.admin }).start()
   const args = [...baseArgs, '--listen', hostPort(listen.host, port)]
   const workers = new Map<number, ChildProcess>()
   // Their stdout (the access log's default) reaches the supervisor's a whole line at a time.

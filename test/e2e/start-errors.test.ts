@@ -101,10 +101,13 @@ test('a listen or admin address from the config file that cannot be bound is nam
   for (const [table, key] of [['server', 'server.listen'], ['admin', 'admin.listen']] as const) {
     const other = table === 'server' ? '[admin]\nlisten = "off"' : '[server]\nlisten = "127.0.0.1:0"'
     writeFileSync(file, `[upstream]\nurl = "http://127.0.0.1:9"\n[${table}]\nlisten = "${taken}"\n${other}\n[log]\naccess_log = "off"\n`)
-    const r = spawnSync(BIN, ['serve', '--config', file], { timeout: 15_000 })
-    expect(r.status).toBe(3)
-    // Before: "(server.listen in the config file)", with no file or line.
-    expect(String(r.stderr)).toContain(`(${file}:4: ${key})`)
+    // One process, and a supervisor that claims the addresses before its workers start.
+    for (const workers of ['1', '2']) {
+      const r = spawnSync(BIN, ['serve', '--config', file, '--workers', workers], { timeout: 15_000 })
+      expect([workers, r.status]).toEqual([workers, 3])
+      // Before: "(server.listen in the config file)", with no file or line.
+      expect([workers, String(r.stderr).includes(`(${file}:4: ${key})`)]).toEqual([workers, true])
+    }
   }
   // Given as a flag, the flag the message names is where it was set.
   const flagged = spawnSync(BIN, ['serve', '--config', file, '--admin', taken], { timeout: 15_000 })

@@ -29,6 +29,8 @@ export interface WorkersAdminDeps {
   workers(): WorkerSlot[]
   /** The supervisor is stopping: not ready. */
   draining(): boolean
+  /** Where the config file set the address (ResolvedConfig.fileKeys), for the error when it cannot be bound. */
+  setAt?: string
   /**
    * How long one worker may take to answer before it counts as down for this request. Shorter
    * than Prometheus' default scrape_timeout (10 s), so a slow worker costs a partial answer, not
@@ -56,7 +58,7 @@ export class WorkersAdmin {
   ) {}
 
   start(): this {
-    this.listener = listenAdmin(this.cfg, (req) => this.handle(req))
+    this.listener = listenAdmin(this.cfg, (req) => this.handle(req), this.deps.setAt)
     return this
   }
 
