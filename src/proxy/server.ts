@@ -107,10 +107,8 @@ export class ProxyServer implements ProxyView {
       if (prev) {
         pool.connectsTotal = prev.pool.connectsTotal
         pool.tlsResumedTotal = prev.pool.tlsResumedTotal
-        const counts = prev.source.metrics?.().refreshes
-        if (source !== prev.source && counts) source.carryCounts?.(counts)
-        // The same name resolved another way: the last good addresses serve until its first answer (a DNS outage at the reload keeps them).
-        if (source !== prev.source) source.carryAddresses?.(prev.source)
+        // A new resolver: its counts, and for the same name its last good addresses until its first answer (a DNS outage at the reload keeps them).
+        if (source !== prev.source) source.takeOver?.(prev.source)
       }
       upstreams.set(u.name, { source, pool, health: new ActiveHealthChecker(pool, { log: this.opts.log }), ca })
     }

@@ -17,7 +17,7 @@ test('connections opened and DNS refreshes go on counting when a reload makes th
   const carried: Record<string, number>[] = []
   const sourceFor = (): AddressSource => {
     const s = staticSource([{ address: '127.0.0.1', family: 4 }])
-    return Object.assign(s, { metrics: () => ({ answerAgeMs: undefined, refreshes: { ok: 4 } }), carryCounts: (c: Record<string, number>) => void carried.push(c) })
+    return Object.assign(s, { metrics: () => ({ answerAgeMs: undefined, refreshes: { ok: 4 } }), takeOver: (prev: AddressSource) => void carried.push(prev.metrics!().refreshes) })
   }
   const flags = { upstream: { url: `http://127.0.0.1:${origin.port}`, header_timeout: '60s', resolve_interval: '30s' } }
   const proxy = new ProxyServer(h.config(flags), { sourceFor }).start()

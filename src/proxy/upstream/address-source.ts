@@ -41,14 +41,13 @@ export interface AddressSource {
   status?(): Record<string, unknown>
   /** Numbers for /metrics (optional). */
   metrics?(): { answerAgeMs: number | undefined; refreshes: Record<string, number> }
-  /** Takes over the counts of the source it replaces at a reload (a counter never goes down). */
-  carryCounts?(refreshes: Record<string, number>): void
   /**
-   * Takes over the addresses of the source it replaces at a reload, for the same name resolved
-   * another way (its servers, TTL bounds, grace): they serve, as they were (stale or not), until
-   * its own first answer replaces them, and a DNS outage at the reload keeps them.
+   * Takes over from the source it replaces at a reload: its counts (a counter never goes down)
+   * and, for the same name resolved another way (its servers, TTL bounds, grace), its addresses,
+   * which serve as they were (stale or not) until this one's first answer replaces them, so that
+   * a DNS outage at the reload keeps them.
    */
-  carryAddresses?(prev: AddressSource): void
+  takeOver?(prev: AddressSource): void
   close(): void
 }
 

@@ -330,7 +330,8 @@ export class UpstreamResolver implements AddressSource {
     return s as unknown as Record<string, unknown>
   }
 
-  carryAddresses(prev: AddressSource): void {
+  takeOver(prev: AddressSource): void {
+    for (const [result, n] of Object.entries(prev.metrics?.().refreshes ?? {})) this.refreshes[result] = (this.refreshes[result] ?? 0) + n
     if (!(prev instanceof UpstreamResolver) || prev.upstream.host !== this.upstream.host || this.snap.ready) return
     // Only the families this one asks for (a reload to family = "ipv4" drops the AAAA ones).
     const fam = this.upstream.family
@@ -344,10 +345,6 @@ export class UpstreamResolver implements AddressSource {
     this.lastAnswerMonoMs = prev.lastAnswerMonoMs
     this.ttlMs = prev.ttlMs
     this.source = prev.source
-  }
-
-  carryCounts(refreshes: Record<string, number>): void {
-    for (const [result, n] of Object.entries(refreshes)) this.refreshes[result] = (this.refreshes[result] ?? 0) + n
   }
 
   metrics(): { answerAgeMs: number | undefined; refreshes: Record<string, number> } {
