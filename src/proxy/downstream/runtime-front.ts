@@ -25,13 +25,12 @@ export interface RuntimeFrontOptions {
   onError(err: unknown): void
 }
 
-/** What a reload may change in place on this front: the head limit it checks, the keep-alive it sets after each request (a runtime server's idle timeout where it has one: Deno.serve 2.9 has none, so not on Deno). */
-type FrontLimits = Pick<ResolvedConfig['server'], 'maxHeaderBytes' | 'keepaliveTimeoutMs'>
+/** What a reload may change in place on this front: the head limit it checks. */
+type FrontLimits = Pick<ResolvedConfig['server'], 'maxHeaderBytes'>
 
 export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOptions): Listener & { update?(limits: FrontLimits): void } {
   const cfg = config.server
-  const keepaliveOf = (ms: number) => Math.min(255, Math.max(1, Math.ceil(ms / 1000)))
-  let keepaliveS = keepaliveOf(cfg.keepaliveTimeoutMs)
+  const keepaliveS = Math.min(255, Math.max(1, Math.ceil(cfg.keepaliveTimeoutMs / 1000)))
   let maxHeaderBytes = cfg.maxHeaderBytes
   const listener: Listener & { update?(limits: FrontLimits): void } = listen({
     hostname: cfg.listen.host,
@@ -89,15 +88,9 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
     },
   })
   // Deno.serve takes none of the limits and timeouts a reload may change (body limits are the
-  // request path's), so they change in place: the head limit this front checks, the keep-alive it
-  // sets after each request (Deno.serve's own first idle timeout stays). A new server on the same
-  // port is opened only for a new address or certificate.
-  if (isDeno) {
-    listener.update = (limits) => {
-      maxHeaderBytes = limits.maxHeaderBytes
-      keepaliveS = keepaliveOf(limits.keepaliveTimeoutMs)
-    }
-  }
+  // request path's; it has no keep-alive timeout at all), so they change in place: the head limit
+  // this front checks. A new server on the same port is opened only for a new address or certificate.
+  if (isDeno) listener.update = (limits) => void (maxHeaderBytes = limits.maxHeaderBytes)
   return listener
 }
 
