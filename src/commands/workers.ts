@@ -167,7 +167,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   const served = new Set<number>()
   let stopping = false
   /** What the supervisor takes of a SIGHUP's config (the admin settings, trim_interval), applied once a worker says it reloaded (ok). */
-  let pending: { admin: Parameters<WorkersAdmin['setConfig']>[0]; trimIntervalMs: number } | undefined
+  let pending: ReturnType<NonNullable<SupervisorOptions['reloadConfig']>> | undefined
   /** Made once the supervisor has said it started (below). */
   let trimmer: PageTrimmer | undefined
   // The one admin endpoint for all workers, bound before any worker starts (E_LISTEN if taken).
@@ -212,7 +212,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
       // config the workers refused (a bad certificate pair) must not change the token it asks them with.
       if (m?.type === 'reloaded' && m.ok && pending) {
         admin.setConfig(pending.admin)
-        trimmer?.retime(pending.trimIntervalMs)
+        trimmer?.retime(pending.server.trimIntervalMs)
         // As at start, at every reload while it lasts: the address is the start's, the token the reload's.
         const exposed = exposedAdminWarning({ listen: opts.admin.listen, token: pending.admin.token })
         if (exposed) log('warn', exposed)
@@ -262,7 +262,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     try {
       const next = opts.reloadConfig?.()
       if (next) {
-        pending = { admin: next.admin, trimIntervalMs: next.server.trimIntervalMs }
+        pending = next
         if (JSON.stringify(next.admin.listen) !== JSON.stringify(opts.admin.listen)) log('warn', 'the admin address is read at start with --workers; restart to move it', { admin: admin.url ?? 'off' })
         // The workers listen where the supervisor claimed (its --listen overrides their file): a new one needs a restart.
         const moved = next.server.listen
