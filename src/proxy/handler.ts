@@ -16,9 +16,8 @@
  *   stream, or the proxy's own answer for a failure (errors.ts);
  * - record: one access record when the response is over (observe/record.ts).
  * An upgrade request takes the same route and admit phases, then a tunnel (upgrade/tunnel.ts)
- * through the same attempt loop, and is recorded when the tunnel closes. Answers the listener
- * makes itself (malformed heads, timeouts) are recorded here too (refusal()). It reads the pool's
- * current state and never awaits DNS.
+ * through the same attempt loop, and is recorded when the tunnel closes. Answers the listener makes
+ * itself (malformed heads, timeouts) are recorded here too (refusal()). It never awaits DNS.
  */
 import type { ResolvedConfig } from '../config/schema.ts'
 import { cidrContains, type Cidr } from '../lib/cidr.ts'
@@ -34,7 +33,7 @@ import { clientResponseHeaders, requestIdFor, upstreamAuthority, upstreamRequest
 import { maxForwardsStep } from './max-forwards.ts'
 import { unparsedRequest, type ProxyReply, type ProxyRequest, type ReplySink } from './message.ts'
 import { roundMs } from './observe/record.ts'
-import { prepareBody } from './request-body.ts'
+import { prepareBody, type BodyFailed } from './request-body.ts'
 import { responseRewriterFor, rewriteResponseHeaders, rewrites, type ResponseRewriter } from './rewrite.ts'
 import { AMBIGUOUS_ROUTE, Router } from './routes.ts'
 import { tunnelUpgrade } from './upgrade/tunnel.ts'
@@ -122,8 +121,9 @@ export class ProxyHandler {
     else this.afterBody(flight, outgoing)
   }
 
-  private afterBody(flight: Flight, outgoing: Outgoing | FailureCode): void {
+  private afterBody(flight: Flight, outgoing: Outgoing | FailureCode | BodyFailed): void {
     if (typeof outgoing === 'string') return flight.sink.answer(flight.fail(outgoing))
+    if ('kind' in outgoing) return flight.sink.answer(flight.fail(outgoing.code, outgoing.code === 'CLIENT_GONE' ? undefined : outgoing.detail)) // as the listener answered: the record's bytes_out is that answer's
     // cache (a throw once the cache has been asked goes through the flight, which gives back its slot)
     if (this.hooks.cache) {
       try {
@@ -260,7 +260,7 @@ export class ProxyHandler {
   }
 
   /** The body phase: small bodies (declared or chunked) are read first, replayable; larger ones stream once. The request to send, or the failure. */
-  private body(flight: Flight): Outgoing | FailureCode | Promise<Outgoing | FailureCode> {
+  private body(flight: Flight): Outgoing | FailureCode | Promise<Outgoing | FailureCode | BodyFailed> {
     const req = flight.req
     const lengthHeader = req.headers.get('content-length') // a list of one value ("5, 5", two lines) is that value (RFC 9110 §8.6), not NaN
     const declaredLength = lengthHeader !== null ? contentLength(lengthHeader, undefined) : undefined
@@ -273,7 +273,7 @@ export class ProxyHandler {
     return prepareBody(req.body, declaredLength, flight.pool.upstream.headerTimeoutMs).then((prepared) => {
       // A failed read-ahead: the client left, or its chunked body was malformed (the listener
       // has answered 400 itself). Nothing was sent upstream.
-      if (prepared.kind === 'failed') return prepared.code
+      if (prepared.kind === 'failed') return prepared
       return this.outgoing(flight, prepared.kind === 'buffered' ? prepared.bytes : prepared.kind === 'stream' ? prepared.stream : null, declaredLength)
     })
   }
@@ -360,8 +360,8 @@ export class ProxyHandler {
         flight.recordHit(stale)
         return stale
       }
-      // The table's reason, except where the failure says more (DNS not answered yet); with the cache's Cache-Status, as every answer it forwarded for (RFC 9211).
-      const failed = flight.fail(f.code, f.code === 'NOT_RESOLVED' ? f.message : undefined)
+      // The table's reason, except where the failure says more (DNS not answered yet; the body's fault, in the words the client got); with the cache's Cache-Status (RFC 9211).
+      const failed = flight.fail(f.code, f.code === 'NOT_RESOLVED' || f.code === 'BAD_BODY' || f.code === 'CLIENT_BODY_TIMEOUT' ? f.message : undefined)
       return flight.cached ? { ...failed, headers: withCacheStatus(failed.headers, { fwd: flight.cached.fwd }) } : failed
     }
     const res = outcome.value

@@ -20,8 +20,10 @@ export type PreparedBody =
   | { kind: 'none' }
   | { kind: 'buffered'; bytes: Uint8Array }
   | { kind: 'stream'; stream: ReadableStream<Uint8Array> }
-  /** The client's body failed while it was read ahead: it went away, or (chunked) it was malformed, or it stalled. */
-  | { kind: 'failed'; code: 'CLIENT_GONE' | 'BAD_BODY' | 'CLIENT_BODY_TIMEOUT' }
+  /** The client's body failed while it was read ahead: it went away, or (chunked) it was malformed, or it stalled; `detail` in the words the listener answered with. */
+  | { kind: 'failed'; code: 'CLIENT_GONE' | 'BAD_BODY' | 'CLIENT_BODY_TIMEOUT'; detail: string }
+
+export type BodyFailed = Extract<PreparedBody, { kind: 'failed' }>
 
 /**
  * `declaredLength` is the Content-Length, or undefined for a chunked body. `stallMs` bounds
@@ -46,7 +48,7 @@ export async function prepareBody(body: ReadableStream<Uint8Array> | null, decla
       bytes += value.byteLength
     }
   } catch (err) {
-    return { kind: 'failed', code: clientBodyFailure(err) }
+    return { kind: 'failed', code: clientBodyFailure(err), detail: String((err as Error)?.message ?? err) }
   }
   // Longer than the read-ahead: stream what was read, then the rest of the client's body.
   return { kind: 'stream', stream: continueStream(chunks, reader) }

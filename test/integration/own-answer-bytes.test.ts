@@ -1,7 +1,9 @@
 /**
  * The proxy's own answers (a 502 for a dead upstream, a 400 for a malformed head) are logged with
  * the body bytes they sent in `bytes_out`, as nginx's $body_bytes_sent counts its error pages; a
- * HEAD's answer sends none. Until the twenty-second session every such record said 0.
+ * HEAD's answer sends none. Until the twenty-second session every such record said 0. A request
+ * whose body the listener refuses (malformed chunked: 400; stalled: 408) logged the length of the
+ * table's shorter reason (85 where 105 went out), until the twenty-sixth session.
  */
 import { afterEach, expect, test } from 'bun:test'
 import { connect } from 'node:net'
@@ -57,4 +59,23 @@ test('the listener\'s 400 for a HEAD\'s malformed body sends no content (RFC 911
   expect(reply.slice(reply.indexOf('\r\n\r\n') + 4)).toBe('')
   expect(await waitFor(() => h.records.length === 1, 5000)).toBe(true)
   expect(h.records[0]).toMatchObject({ status: 400, bytes_out: 0 })
+})
+
+const BIG = 'x'.repeat(70_000) // past the 64 KiB read-ahead: the upstream exchange has begun when the body fails
+test.each([
+  ['malformed chunked', 'POST /bad HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n', 400],
+  ['stalled', 'POST /stall HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc', 408],
+  ['malformed chunked (streamed)', `POST /bad-big HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n${BIG.length.toString(16)}\r\n${BIG}\r\nzz\r\n`, 400],
+  ['stalled (streamed)', `POST /stall-big HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n${BIG}`, 408],
+] as const)('the listener\'s answer to a %s body is logged with the bytes it sent', async (_, request, status) => {
+  // The origin reads the request and never answers.
+  const origin = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  h.track(() => origin.stop(true))
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listener: 'own', client_body_timeout: '1s' } })
+  const reply = await rawExchange(proxy.port, request)
+  expect(reply).toStartWith(`HTTP/1.1 ${status} `)
+  const body = reply.slice(reply.indexOf('\r\n\r\n') + 4)
+  expect(body.length).toBeGreaterThan(0)
+  expect(await waitFor(() => h.records.length === 1, 5000)).toBe(true)
+  expect(h.records[0]).toMatchObject({ status, bytes_out: Buffer.byteLength(body) })
 })

@@ -76,7 +76,7 @@ test('a declared large body whose client stops before the limit never reaches th
     },
   })
   const prepared = await prepareBody(dribble, 1_000_000, 100)
-  expect(prepared).toEqual({ kind: 'failed', code: 'CLIENT_BODY_TIMEOUT' })
+  expect(prepared).toEqual({ kind: 'failed', code: 'CLIENT_BODY_TIMEOUT', detail: expect.stringMatching(/^no request body bytes for \d+ms$/) })
 })
 
 test('a body that fails while read ahead is reported as failed', async () => {
@@ -94,7 +94,7 @@ test('a body that stops while read ahead fails with CLIENT_BODY_TIMEOUT after th
     },
   })
   const prepared = await prepareBody(stalled, 10, 100)
-  expect(prepared).toEqual({ kind: 'failed', code: 'CLIENT_BODY_TIMEOUT' })
+  expect(prepared).toEqual({ kind: 'failed', code: 'CLIENT_BODY_TIMEOUT', detail: expect.stringMatching(/^no request body bytes for \d+ms$/) })
   expect(cancelled).toBe(true)
   // A body that keeps coming, each piece within the stall time, is read whole.
   let sent = 0

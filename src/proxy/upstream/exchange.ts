@@ -152,7 +152,7 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
       this.maybeFinish()
     } catch (err) {
       // The client aborted its upload (or sent a malformed or stalled body): cancel the upstream request too.
-      this.fail(clientBodyFailure(err), `client request body failed: ${(err as Error)?.message ?? err}`)
+      this.fail(clientBodyFailure(err), String((err as Error)?.message ?? err)) // the listener's own words: what it answered (a malformed or stalled body)
     } finally {
       this.reader = undefined
     }
