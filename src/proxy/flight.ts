@@ -386,8 +386,8 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     this.record.error = code
     if (this.endOfAnswer) this.record.bytes_in = this.endOfAnswer.requestBodyBytes // what the failed exchange had sent on (an upload cut by the client)
     const reply = failureReply(code, this.requestId, detail)
-    // As nginx's $body_bytes_sent counts its error pages (a cut one is taken off: written()); a client gone is sent none.
-    this.record.bytes_out = this.req.method === 'HEAD' || code === 'CLIENT_GONE' ? 0 : Buffer.byteLength(reply.body as string)
+    // As nginx's $body_bytes_sent counts its error pages (a cut one: written()); none to a client gone, nor where the HTTP/2 stack answered itself (refused(): a 431 without content, or a reset).
+    this.record.bytes_out = this.req.method === 'HEAD' || code === 'CLIENT_GONE' || this.refusal !== undefined ? 0 : Buffer.byteLength(reply.body as string)
     this.emit()
     return reply
   }

@@ -7,7 +7,9 @@
  * is reset; recorded 400 BAD_BODY, as HTTP/1.1 records a malformed chunked body). Each is one record with the status as sent, the stable code, the request's
  * method, path and host, and protocol HTTP/2; and it is counted as a refusal as HTTP/1.1 counts
  * it. Never 499 CLIENT_GONE: the client did not leave. A raw h2 client on the TLS listener sends
- * the frames; records come from the harness's onRecord hook.
+ * the frames; records come from the harness's onRecord hook. Nothing of the proxy's own answer
+ * body goes out in any of these (a 431 without content, or a reset): bytes_out 0 (it logged the
+ * length of a reply never sent until the twenty-sixth session).
  */
 import { afterEach, expect, test } from 'bun:test'
 import { H2Code } from '../../src/http2/errors.ts'
@@ -75,7 +77,7 @@ test('a head above max_header_size: 431 and one record HEAD_TOO_LARGE, counted a
   expect(await waitFor(() => c.ended(1), 3000)).toBe(true)
   expect(c.statuses(1)).toEqual(['431'])
   const big2 = await recordOf('/big2')
-  expect(big2).toMatchObject({ status: 431, error: 'HEAD_TOO_LARGE', protocol: 'HTTP/2', method: 'GET', host: 'proxy.test' })
+  expect(big2).toMatchObject({ status: 431, error: 'HEAD_TOO_LARGE', protocol: 'HTTP/2', method: 'GET', host: 'proxy.test', bytes_out: 0 }) // the 431 has no content
   // The 431 carries the request id, the record's, as the proxy's every other answer does.
   expect(requestIdOf(c, 1)).toBe(big2!.request_id)
   expect(proxy.refused.malformed).toBe(1)
@@ -109,7 +111,7 @@ test.each([
   expect(await waitFor(() => c.ended(1), 5000)).toBe(true)
   expect(c.statuses(1)).toEqual(['431'])
   const up = await recordOf('/up')
-  expect(up).toMatchObject({ status: 431, error: 'BAD_BODY', protocol: 'HTTP/2', method: 'POST', host: 'proxy.test' })
+  expect(up).toMatchObject({ status: 431, error: 'BAD_BODY', protocol: 'HTTP/2', method: 'POST', host: 'proxy.test', bytes_out: 0 })
   // With the record's request id (the flight's, when the request path had it already).
   expect(requestIdOf(c, 1)).toBe(up!.request_id)
   expect(proxy.refused.malformed).toBe(1)
@@ -156,7 +158,7 @@ test('a malformed request (RFC 9113 §8.1.1) is reset, not answered, and recorde
   c.send(c.request(1, 'GET', '/malformed', [['x-bad', ' leading space']]))
   expect(await waitFor(() => c.ended(1), 3000)).toBe(true)
   expect(c.resets(1)).toEqual([H2Code.PROTOCOL_ERROR])
-  expect(await recordOf('/malformed')).toMatchObject({ status: 400, error: 'BAD_REQUEST', protocol: 'HTTP/2', method: 'GET' })
+  expect(await recordOf('/malformed')).toMatchObject({ status: 400, error: 'BAD_REQUEST', protocol: 'HTTP/2', method: 'GET', bytes_out: 0 }) // nothing sent but the reset
   expect(proxy.refused.malformed).toBe(1)
   c.send(c.request(3, 'GET', '/next'))
   expect(await recordOf('/next')).toMatchObject({ status: 200 })
@@ -181,7 +183,7 @@ test.each([
   }
   expect(await waitFor(() => c.ended(1), 3000)).toBe(true)
   expect(c.resets(1)).toEqual([H2Code.PROTOCOL_ERROR])
-  expect(await recordOf('/cl')).toMatchObject({ status: 400, error: 'BAD_BODY', protocol: 'HTTP/2', method: 'POST', host: 'proxy.test' })
+  expect(await recordOf('/cl')).toMatchObject({ status: 400, error: 'BAD_BODY', protocol: 'HTTP/2', method: 'POST', host: 'proxy.test', bytes_out: 0 })
   // Counted as HTTP/1.1 counts a malformed body it refused.
   expect(proxy.refused.malformed).toBe(1)
   expect(c.goaway()).toBeUndefined()

@@ -122,7 +122,7 @@ export class H2Client {
       if (exchange instanceof StreamExchange) req.id = exchange.requestId
       reply = refuse('BAD_BODY', r.detail, this.client, req, !r.dispatched, r.status)
     } else if (r.why === 'malformed') reply = refuse('BAD_REQUEST', r.detail, this.client, headBeforeCap(r.fields ?? []), true, r.status)
-    else reply = refuse('HEAD_TOO_LARGE', r.detail, this.client, headBeforeCap(r.fields ?? []), true)
+    else reply = refuse('HEAD_TOO_LARGE', r.detail, this.client, headBeforeCap(r.fields ?? []), true, r.status) // the session's 431, without content
     const id = reply.headers.find(([n]) => n === 'x-request-id')
     return id ? [id] : undefined
   }
