@@ -20,6 +20,7 @@ import type { CliIo } from '../lib/io.ts'
 import type { ResolvedConfig } from '../config/schema.ts'
 import { loadTlsPair, readCaBundle, validityProblem } from '../runtime/tls-files.ts'
 import { checkConfigPaths } from '../runtime/config-paths.ts'
+import { isDeno } from '../runtime/detect.ts'
 import { addConfigFlags } from './flags.ts'
 import { configFromOptions } from './serve.ts'
 
@@ -66,7 +67,7 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
   } else {
     // The lines around the TOML are TOML comments: the whole output, saved, is a config file.
     io.out(`# ${c.green('config ok')}${config.file ? ` (${config.file})` : ''}: every value that applies, defaults included\n\n`)
-    io.out(`${toToml(shape)}\n`)
+    io.out(`${toToml(shape, { deno: isDeno })}\n`)
     for (const [name, r] of Object.entries(resolved)) {
       const u = config.upstreams[name]!
       if (r.error) io.out(`# ${c.red('unresolved')} upstream ${name} (${u.host}): ${r.error}\n`)

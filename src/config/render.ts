@@ -78,22 +78,27 @@ export function fileValue(field: Field, value: unknown): unknown {
   }
 }
 
+/** [server] keys the Deno server has no option for (fields.ts bunOnly). */
+const BUN_ONLY_SERVER_KEYS: ReadonlySet<string> = new Set(SERVER_FIELDS.filter((f) => f.bunOnly).map((f) => f.key))
+
 /**
  * The shape as TOML text. A key that is not set is printed as a comment, so every key shows.
  * A single upstream named "default" is written as [upstream], the way it is usually configured.
+ * `deno`: the [server] keys not applied there carry a comment saying so (the value still reads
+ * back, so the text stays a config file for either runtime).
  */
-export function toToml(shape: FileShape): string {
+export function toToml(shape: FileShape, opts: { deno?: boolean } = {}): string {
   const lines: string[] = []
-  const section = (header: string, t: FileTable) => {
+  const section = (header: string, t: FileTable, bunOnly?: ReadonlySet<string>) => {
     if (lines.length > 0) lines.push('')
     lines.push(header)
     for (const [key, value] of Object.entries(t)) {
       if (value === undefined) lines.push(`# ${key} is not set`)
       else if (value === NOT_SHOWN) lines.push(`# ${key} is set (not shown)`)
-      else lines.push(`${key} = ${tomlValue(value)}`)
+      else lines.push(`${key} = ${tomlValue(value)}${bunOnly?.has(key) ? ' # not applied on Deno' : ''}`)
     }
   }
-  section('[server]', shape.server)
+  section('[server]', shape.server, opts.deno ? BUN_ONLY_SERVER_KEYS : undefined)
   const names = Object.keys(shape.upstream)
   for (const name of names) section(names.length === 1 && name === 'default' ? '[upstream]' : `[upstream.${name}]`, shape.upstream[name]!)
   for (const r of shape.route) section('[[route]]', Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)))

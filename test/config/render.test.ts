@@ -105,3 +105,16 @@ test('the listener is printed as "auto": a kept check output from Bun reads back
   // Before: listener = "own" (what auto resolves to on Bun), which Deno refuses ("needs the Bun runtime").
   expect(printed).toContain('listener = "auto"')
 })
+
+test('printed for Deno, the [server] keys its server has no option for say so beside their value, and the text still reads back (outside review, fourteenth round: they were printed as applying)', () => {
+  const config = resolveConfig(parseConfigText(CASES['everything off the defaults']!, 'a.toml'))
+  const deno = toToml(fileShapeOf(config), { deno: true })
+  const marked = deno.split('\n').filter((l) => l.endsWith(' # not applied on Deno')).map((l) => l.slice(0, l.indexOf(' = ')))
+  expect(marked).toEqual(['http2_max_concurrent_streams', 'max_connections', 'client_header_timeout', 'client_body_timeout', 'send_timeout', 'keepalive_timeout', 'trim_interval'])
+  // On Bun nothing is marked; the values are the same lines.
+  const bun = toToml(fileShapeOf(config))
+  expect(bun).not.toContain('not applied')
+  expect(deno.replaceAll(' # not applied on Deno', '')).toBe(bun)
+  const again = resolveConfig(parseConfigText(deno, 'b.toml'))
+  expect({ ...again, file: undefined, fileKeys: undefined }).toEqual({ ...config, file: undefined, fileKeys: undefined })
+})

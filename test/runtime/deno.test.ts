@@ -410,3 +410,13 @@ test('on Deno, an upstream body cut mid-way is cut for the client and logged onc
   const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { status: number; error?: string })
   expect(records.map((r) => `${r.status} ${r.error}`)).toEqual(['200 RESET_MID_BODY'])
 }, 60_000)
+
+test('on Deno, check marks the [server] keys Deno.serve has no option for as not applied (outside review, fourteenth round: they were printed as applying)', () => {
+  const dir = testDir('deno-check')
+  const file = join(dir, 'proxy.toml')
+  writeFileSync(file, '[server]\nsend_timeout = "5s"\n\n[upstream]\nurl = "http://127.0.0.1:9"\n')
+  const out = execFileSync(DENO, ['run', '-A', 'src/main.ts', 'check', '--config', file, '--no-resolve'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } })
+  expect(out).toContain('send_timeout = "5s" # not applied on Deno')
+  expect(out).toContain('trim_interval = "60s" # not applied on Deno')
+  expect(out).toContain('drain_timeout = "30s"\n') // applied there: no mark
+}, 60_000)
