@@ -9,7 +9,8 @@ import type { CAC } from 'cac'
 import { loadConfigFile } from '../config/load.ts'
 import { resolveConfig } from '../config/resolve.ts'
 import type { ResolvedConfig } from '../config/schema.ts'
-import { errorMessage, UsageError } from '../lib/errors.ts'
+import { errorMessage, ProxyError, UsageError } from '../lib/errors.ts'
+import { ownPortClash } from '../lib/listen-error.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import { createLogger } from '../lib/logger.ts'
@@ -154,6 +155,9 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       // A new admin address is listened on before anything is applied, so that one the proxy
       // cannot have (in use, not local) fails the reload whole: nothing half-applied, the old
       // admin listener kept. The same address with another token keeps its socket.
+      // Nor onto the port of the other listener (with --workers the supervisor holds the admin's, and says a moved listen needs a restart).
+      const clash = workerId === undefined ? ownPortClash({ listen: proxy.config.server.listen, admin: proxy.config.admin.listen }, { listen: next.server.listen, admin: next.admin.listen }) : undefined
+      if (clash) throw new ProxyError('E_LISTEN', clash)
       const movedAdmin = admin.listensAs(workerAdmin(next.admin)) ? undefined : adminFor(next)
       try {
         await proxy.reload(next)

@@ -8,6 +8,7 @@
 import { ProxyError } from './errors.ts'
 import { cidrContains, parseCidr } from './cidr.ts'
 import { hostPort } from './net.ts'
+import type { HostPort } from '../config/schema.ts'
 
 const LINK_LOCAL = parseCidr('fe80::/10')!
 
@@ -58,4 +59,25 @@ export function listenError(role: ListenerRole, host: string, port: number, err:
       ? `cannot listen on admin address ${where}: ${reason}; ${inUse ? 'another process (another proxy on this machine?) has it, and each instance needs its own admin port: ' : ''}choose another with --admin 127.0.0.1:<port> (${key('admin.listen')}), or turn it off with --admin off`
       : `cannot listen on ${where}: ${reason}; ${inUse ? `stop what holds that port (ss -tanp 'sport = :${port}' shows it: a listener, a connection from that port, or one in TIME-WAIT, which lets go within 60 s), or ` : ''}choose another address with --listen <host:port> (${key('server.listen')})`
   return new ProxyError('E_LISTEN', message, { cause: err })
+}
+
+const UNSPECIFIED: ReadonlySet<string> = new Set(['0.0.0.0', '::'])
+
+/** Whether a socket on `a` and one on `b` would take the same port (a wildcard host covers every other). */
+function samePort(a: HostPort | undefined, b: HostPort | undefined): boolean {
+  return a !== undefined && b !== undefined && a.port !== 0 && a.port === b.port && (a.host === b.host || UNSPECIFIED.has(a.host) || UNSPECIFIED.has(b.host))
+}
+
+/**
+ * A reload that moves the listener onto the port the admin listener holds, or the admin onto the
+ * listener's (the two swapped, or one moved onto the other's): a reload opens each new socket
+ * before it closes the old one (nothing half-applied), so that port is still this process's own
+ * and the bind would fail with "address in use", which reads as another process's doing. Said as
+ * what it is instead; undefined when the reload moves neither onto the other.
+ */
+export function ownPortClash(now: { listen: HostPort; admin: HostPort | undefined }, next: { listen: HostPort; admin: HostPort | undefined }): string | undefined {
+  const how = 'a reload opens a new socket before it closes the old one, so one listener cannot take the other\'s port: move it to a free port first and onto this one in a second reload, or restart the proxy'
+  if (next.admin && !samePort(next.admin, now.admin) && samePort(next.admin, now.listen)) return `admin.listen moves to ${hostPort(next.admin.host, next.admin.port)}, the port this proxy's listener (${hostPort(now.listen.host, now.listen.port)}) holds until the reload is through; ${how}`
+  if (!samePort(next.listen, now.listen) && samePort(next.listen, now.admin)) return `server.listen moves to ${hostPort(next.listen.host, next.listen.port)}, the port this proxy's admin listener (${hostPort(now.admin!.host, now.admin!.port)}) holds until the reload is through; ${how}`
+  return undefined
 }

@@ -230,6 +230,37 @@ test('SIGHUP to an admin address in use fails whole: the old upstream and the ol
   }
 }, 30_000)
 
+test('SIGHUP swapping the listen and admin ports is refused as what it is (the proxy holds both until the reload is through), not as another process holding the port; both keep serving (outside review, fourteenth round)', async () => {
+  const a = origin('A')
+  const dir = testDir('proxy-reload-swap-')
+  const file = join(dir, 'proxy.toml')
+  const write = (listen: number, admin: number) => writeFileSync(file, `[server]\nlisten = "127.0.0.1:${listen}"\n[admin]\nlisten = "127.0.0.1:${admin}"\n[log]\naccess_log = "off"\n[upstream]\nurl = "http://127.0.0.1:${a.port}"\n`)
+  const [p1, p2, p3] = [freePort(), freePort(), freePort()]
+  write(p1, p2)
+  const proxy = await startProxyProcess(['serve', '--config', file], BIN)
+  try {
+    let log = ''
+    proxy.child.stderr!.on('data', (d: Buffer) => (log += d.toString()))
+    const failures = () => log.split('reload failed').length - 1
+    for (const [listen, admin, says] of [
+      [p2, p1, `admin.listen moves to 127.0.0.1:${p1}, the port this proxy's listener (127.0.0.1:${p1}) holds until the reload is through`],
+      [p2, p3, `server.listen moves to 127.0.0.1:${p2}, the port this proxy's admin listener (127.0.0.1:${p2}) holds until the reload is through`],
+    ] as const) {
+      const before = failures()
+      write(listen, admin)
+      proxy.child.kill('SIGHUP')
+      for (const until = Date.now() + 5000; Date.now() < until && failures() === before; ) await Bun.sleep(20)
+      expect(log).toContain(says)
+      expect(log).not.toContain('another process')
+      expect(log).not.toContain('stop what holds that port')
+      expect(await (await fetch(`http://127.0.0.1:${p1}/`)).text()).toBe('A')
+      expect((await fetch(`http://127.0.0.1:${p2}/healthz`)).status).toBe(200)
+    }
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 30_000)
+
 test('SIGHUP that renames an upstream drops the old name\'s series from /metrics (they stayed for good: ~58 a name, an outside leak hunt)', async () => {
   const a = origin('A')
   const dir = testDir('proxy-reload-metrics-')
