@@ -91,12 +91,15 @@ export function namesValidator(headers: Headers_): boolean {
 }
 
 /**
- * Does a 304 describe this stored response (§4.3.4)? With a strong entity tag in the 304, the
- * stored one must be the same; without one, its Last-Modified (if any) must be the same.
+ * Does a 304 describe this stored response (§4.3.4)? A strong entity tag in the 304 selects only
+ * a stored response with the same strong tag (strong comparison, RFC 9110 §8.8.3.2: a stored
+ * W/"a" is not "a"); a weak one, a stored response whose tag it matches weakly; without a tag,
+ * the stored Last-Modified (if any) must be the same.
  */
 export function notModifiedSelects(stored: Headers_, notModified: Headers_): boolean {
-  const etag = headerValue(notModified, 'etag')
-  if (etag !== null) return opaqueTag(etag) === opaqueTag(headerValue(stored, 'etag'))
+  const etag = headerValue(notModified, 'etag')?.trim()
+  if (etag !== undefined && !etag.startsWith('W/')) return headerValue(stored, 'etag')?.trim() === etag
+  if (etag !== undefined) return opaqueTag(etag) === opaqueTag(headerValue(stored, 'etag'))
   const lm = headerValue(notModified, 'last-modified')
   if (lm !== null) return parseHttpDate(lm) === parseHttpDate(headerValue(stored, 'last-modified'))
   return true

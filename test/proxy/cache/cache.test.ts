@@ -235,6 +235,28 @@ describe('EdgeCache', () => {
     expect(sent[0]!.validators).toEqual([])
   })
 
+  test('a 304 with a strong tag to a stored weak one (W/"v1" asked, "v1" answered) selects nothing: asked again without validators, and the entry stays weak (outside review, fifteenth round)', async () => {
+    const { clock, cache } = setup()
+    const sent: CacheExchange[] = []
+    cache.forwarder = async (req) => {
+      const again = await lookup(cache, req)
+      sent.push(again)
+      return again.onReply(origin(200, [['cache-control', 'max-age=60'], ['etag', 'W/"v1"']], 'full'))
+    }
+    await prime(cache, [['cache-control', 'max-age=1'], ['etag', 'W/"v1"']])
+    clock.t += 2000
+    const x = await lookup(cache, request())
+    expect(x.validators).toEqual([['if-none-match', 'W/"v1"']])
+    const r = await x.onReply(origin(304, [['cache-control', 'max-age=60'], ['etag', '"v1"']], null))
+    expect(r.status).toBe(200)
+    expect(await text(r)).toBe('full')
+    expect(sent.length).toBe(1)
+    expect(sent[0]!.validators).toEqual([])
+    // What is stored now is the refetched answer, weak as it came: never a strong "v1" that If-Range could match.
+    const y = await lookup(cache, request())
+    expect(h(y.hit!, 'etag')).toBe('W/"v1"')
+  })
+
   test('a client conditional request that matches the stored response gets a 304 from the cache', async () => {
     const { cache } = setup()
     await prime(cache, [['cache-control', 'max-age=60'], ['etag', '"v1"']])

@@ -65,6 +65,11 @@ describe('validation and invalidation (§3.2, §4.3, §4.4)', () => {
   test.each([
     ['same strong tag', [['etag', '"a"']], [['etag', '"a"']], true],
     ['other tag', [['etag', '"a"']], [['etag', '"b"']], false],
+    // RFC 9111 §4.3.4 with RFC 9110 §8.8.3.2 (outside review, fifteenth round: a strong "a" freshened a stored W/"a" and made it strong).
+    ['a strong tag in the 304, the stored one weak', [['etag', 'W/"a"']], [['etag', '"a"']], false],
+    ['a weak tag in the 304, the stored one strong', [['etag', '"a"']], [['etag', 'W/"a"']], true],
+    ['the same weak tag', [['etag', 'W/"a"']], [['etag', 'W/"a"']], true],
+    ['a strong tag in the 304, none stored', [['last-modified', 'Sun, 06 Nov 1994 08:49:37 GMT']], [['etag', '"a"']], false],
     ['no validator in the 304', [['etag', '"a"']], [], true],
     ['same Last-Modified', [['last-modified', 'Sun, 06 Nov 1994 08:49:37 GMT']], [['last-modified', 'Sun, 06 Nov 1994 08:49:37 GMT']], true],
     ['other Last-Modified', [['last-modified', 'Sun, 06 Nov 1994 08:49:37 GMT']], [['last-modified', 'Sun, 06 Nov 1994 08:49:38 GMT']], false],
