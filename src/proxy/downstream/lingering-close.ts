@@ -1,7 +1,8 @@
 /**
  * A lingering close (RFC 9112 §9.6): the end of a client connection after its last reply while
  * the client may still be sending (the rest of a body nobody read: a 413, an answer that came
- * before the upload's end; a malformed body ends its stream first and gets a plain FIN). Closing a socket with unread bytes, or with bytes
+ * before the upload's end; requests pipelined after one that closes the connection; a malformed
+ * body ends its stream first and gets a plain FIN). Closing a socket with unread bytes, or with bytes
  * still on their way, resets the connection, and the reset can take the reply from the client
  * before it was read (curl, which reads once its upload is sent, then fails with "Connection
  * reset by peer" instead of showing the 413). So the write side is shut (a FIN) and what the
