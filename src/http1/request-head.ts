@@ -109,6 +109,13 @@ export function requestLineOf(b: Buffer, end: number): { method: string; target:
   return m ? { method: m[1]!, target: m[2]! } : undefined
 }
 
+/** Whether the first `size` bytes of `b` begin a HEAD request (after the empty lines a request may start with): for a refusal of a head that was not parsed. */
+export function startsWithHead(b: Buffer, size: number): boolean {
+  let i = 0
+  while (i < size && (b[i] === 0x0d || b[i] === 0x0a)) i++
+  return size - i >= 5 && b[i] === 0x48 && b[i + 1] === 0x45 && b[i + 2] === 0x41 && b[i + 3] === 0x44 && b[i + 4] === 0x20
+}
+
 /**
  * Parses bytes[0, end): a request head without its final CRLFCRLF (which `b` holds too, at `end`:
  * the last field's line is forwarded with its CRLF), scanned by hand (no string

@@ -11,7 +11,7 @@ import type { Socket } from 'bun'
 import { SocketBodyStream, type PausableSource } from '../../http1/body-stream.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
-import { HeadHeaders, parseRequestHeadBytes, RequestHeadError, requestLineOf, unfinishedHeadError, type RequestHead } from '../../http1/request-head.ts'
+import { HeadHeaders, parseRequestHeadBytes, RequestHeadError, requestLineOf, startsWithHead, unfinishedHeadError, type RequestHead } from '../../http1/request-head.ts'
 import { RepeatedStrings } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { ReadSizer } from '../../runtime/receive-buffer.ts'
@@ -341,12 +341,13 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
 
   /** Answers a request the listener itself refuses (recorded and counted by the server), and closes; `line`: what of an unparsed one was read. */
   refuse(code: FailureCode, detail: string, line?: { method: string; target: string }, sinceMs?: number): void {
-    const req = this.head ? this.req : line && unparsedRequest(line)
+    // A HEAD's answer has no content (RFC 9110 §9.3.2), its line read whole or not (414, 431, a bare LF): its record says HEAD too.
+    const req = this.head ? this.req : unparsedRequest(line ?? (startsWithHead(this.pending.buffer, this.pending.size) ? { method: 'HEAD', target: '-' } : undefined))
     this.pending.clear()
     this.deadlineAt = 0
     this.phase = Phase.Busy
     this.responded = true
-    this.answerAndClose(this.shared.opts.refuse(code, detail, this.client, req, true, undefined, sinceMs), req?.method ?? 'GET')
+    this.answerAndClose(this.shared.opts.refuse(code, detail, this.client, req, true, undefined, sinceMs), req?.method === 'HEAD' ? 'HEAD' : 'GET')
   }
 
   onDeadline(): void {
