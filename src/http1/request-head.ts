@@ -11,7 +11,7 @@ import { Buffer } from 'node:buffer'
 import type { HeadReader } from './head-reader.ts'
 import type { RepeatedStrings } from '../lib/bytes.ts'
 import { sameAuthority } from '../lib/net.ts'
-import { allTokens, backslashInPath, contentLength, crlfAt, isDigit, isHostValueBytes, isOws, isProtocolList, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
+import { allTokens, backslashInPath, contentLength, crlfAt, isDigit, isHostValue, isHostValueBytes, isOws, isProtocolList, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
 
 export interface RequestHead {
   method: string
@@ -250,8 +250,9 @@ export function parseRequestHeadBytes(b: Buffer, end: number, strings?: Repeated
       if (!abs) throw new RequestHeadError('BAD_REQUEST', 'invalid request target')
       const authority = abs[2]!
       // Compared without the scheme's default port: http://a:80/ names the Host "a" (RFC 9110 §4.2.3).
-      if (host === undefined || !sameAuthority(authority, host, abs[1]!)) {
-        throw new RequestHeadError('BAD_REQUEST', 'request target names another host than the Host header; this is not an open proxy')
+      // Without Host (HTTP/1.0 alone here) it is served as one without Host in origin-form is (RFC 9112 §3.2.2).
+      if (host === undefined ? !isHostValue(authority) : !sameAuthority(authority, host, abs[1]!)) {
+        throw new RequestHeadError('BAD_REQUEST', host === undefined ? 'invalid authority in the request target' : 'request target names another host than the Host header; this is not an open proxy')
       }
       const rest = abs[3]!
       // An empty path and no query: "/", but "*" for OPTIONS, which is about the server as a

@@ -126,6 +126,15 @@ test('an HTTP/1.0 request without Host gets the upstream host name', async () =>
   expect(host).toBe(`127.0.0.1:${origin.port}`)
 })
 
+test('an HTTP/1.0 request in absolute-form without Host is served as in origin-form (RFC 9112 §3.2.2; it was a 400 naming "another host than the Host header")', async () => {
+  let seen = ''
+  const origin = h.origin({ fetch: (req) => ((seen = `${new URL(req.url).pathname} ${req.headers.get('host')}`), new Response('ok')) })
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  const reply = await sendRaw(proxy.port, 'GET http://example.test/p/x HTTP/1.0\r\n\r\n')
+  expect(reply).toMatch(/^HTTP\/1\.[01] 200/)
+  expect(seen).toBe(`/p/x 127.0.0.1:${origin.port}`)
+})
+
 test('a bad chunk after the 64 KiB read-ahead: the upstream sees an aborted request, never a complete one', async () => {
   let reached = 0
   let complete = 0
