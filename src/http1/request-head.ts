@@ -250,10 +250,10 @@ export function parseRequestHeadBytes(b: Buffer, end: number, strings?: Repeated
       if (!abs) throw new RequestHeadError('BAD_REQUEST', 'invalid request target')
       const authority = abs[2]!
       // Compared without the scheme's default port: http://a:80/ names the Host "a" (RFC 9110 §4.2.3).
-      // Without Host (HTTP/1.0 alone here) it is served as one without Host in origin-form is (RFC 9112 §3.2.2).
       if (host === undefined ? !isHostValue(authority) : !sameAuthority(authority, host, abs[1]!)) {
         throw new RequestHeadError('BAD_REQUEST', host === undefined ? 'invalid authority in the request target' : 'request target names another host than the Host header; this is not an open proxy')
       }
+      if (host === undefined) void (names.push('host'), values.push((host = authority)), spans.push(end, end, end, end)) // no Host (HTTP/1.0 alone here): the authority is it (RFC 9112 §3.2.2), a field of no line (Host is written apart)
       const rest = abs[3]!
       // An empty path and no query: "/", but "*" for OPTIONS, which is about the server as a
       // whole (RFC 9112 §3.2.4: the last proxy on the chain MUST send "*").

@@ -151,8 +151,9 @@ describe('accepted', () => {
     expect(parseRequestHead(head('GET http://a.example:80/x HTTP/1.1', 'Host: a.example')).target).toBe('/x')
     expect(parseRequestHead(head('GET http://a.example/x HTTP/1.1', 'Host: a.example:80')).target).toBe('/x')
     expect(parseRequestHead(head('GET https://[::1]:443/x HTTP/1.1', 'Host: [::1]')).target).toBe('/x')
-    // HTTP/1.0 without Host: served as one without Host in origin-form (RFC 9112 §3.2.2; a 400 "another host than the Host header" until the fifteenth round of outside reviews).
-    expect(parseRequestHead(head('GET http://example.test/p/x HTTP/1.0')).target).toBe('/p/x')
+    // HTTP/1.0 without Host: the authority is its host (RFC 9112 §3.2.2; a 400 "another host than the Host header" until the fifteenth round of outside reviews).
+    const noHost = parseRequestHead(head('GET http://example.test:8080/p/x HTTP/1.0', 'X-A: 1'))
+    expect([noHost.target, noHost.host, HeadHeaders.of(noHost).get('host'), HeadHeaders.of(noHost).get('x-a')]).toEqual(['/p/x', 'example.test:8080', 'example.test:8080', '1'])
     // Another scheme's default port is another port.
     expect(() => parseRequestHead(head('GET http://a.example:443/x HTTP/1.1', 'Host: a.example'))).toThrow(RequestHeadError)
   })

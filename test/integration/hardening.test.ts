@@ -7,6 +7,10 @@ import { afterEach, expect, test } from 'bun:test'
 import { connect } from 'node:net'
 import { CASES, sendRaw } from '../../scripts/differential.ts'
 import { REPLAYABLE_BODY_BYTES } from '../../src/proxy/request-body.ts'
+import { parseConfigText } from '../../src/config/load.ts'
+import { resolveConfig } from '../../src/config/resolve.ts'
+import { ProxyServer } from '../../src/proxy/server.ts'
+import { staticSource } from '../../src/proxy/upstream/address-source.ts'
 import { Harness, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
@@ -126,13 +130,20 @@ test('an HTTP/1.0 request without Host gets the upstream host name', async () =>
   expect(host).toBe(`127.0.0.1:${origin.port}`)
 })
 
-test('an HTTP/1.0 request in absolute-form without Host is served as in origin-form (RFC 9112 §3.2.2; it was a 400 naming "another host than the Host header")', async () => {
-  let seen = ''
-  const origin = h.origin({ fetch: (req) => ((seen = `${new URL(req.url).pathname} ${req.headers.get('host')}`), new Response('ok')) })
-  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
-  const reply = await sendRaw(proxy.port, 'GET http://example.test/p/x HTTP/1.0\r\n\r\n')
-  expect(reply).toMatch(/^HTTP\/1\.[01] 200/)
-  expect(seen).toBe(`/p/x 127.0.0.1:${origin.port}`)
+test('an HTTP/1.0 request in absolute-form without Host takes the target\'s authority as its host (RFC 9112 §3.2.2): routed by it, sent upstream as Host, logged; it was a 400 naming "another host than the Host header"', async () => {
+  const seen: string[] = []
+  const origin = (name: string) => h.origin({ fetch: (req) => (seen.push(`${name} ${new URL(req.url).pathname} ${req.headers.get('host')} ${req.headers.get('x-forwarded-host')}`), new Response(name)) }).port!
+  const [a, b] = [origin('a'), origin('b')]
+  const text = `[server]\nlisten = "127.0.0.1:0"\ndefault_upstream = "a"\n[admin]\nlisten = "off"\n[upstream.a]\nurl = "http://127.0.0.1:${a}"\n[upstream.b]\nurl = "http://127.0.0.1:${b}"\n[[route]]\nhost = "b.example"\nupstream = "b"\n`
+  const proxy = new ProxyServer(resolveConfig(parseConfigText(text, 'abs.toml')), { sourceFor: (u) => staticSource([{ address: u.host, family: 4 }]), hooks: { onRecord: (r) => h.records.push({ ...r }) } }).start()
+  h.track(() => proxy.close())
+  expect(await sendRaw(proxy.port, 'GET http://b.example/p/x HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1\.[01] 200 [^]*\r\n\r\nb$/)
+  expect(await sendRaw(proxy.port, 'GET http://other.example:8080/y HTTP/1.0\r\n\r\n')).toMatch(/\r\n\r\na$/)
+  // Its authority must be a host: userinfo is refused as it is in Host.
+  expect(await sendRaw(proxy.port, 'GET http://u@b.example/p HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 /)
+  expect(seen).toEqual(['b /p/x b.example b.example', 'a /y other.example:8080 other.example:8080'])
+  expect(await waitFor(() => h.records.length === 3, 3000)).toBe(true)
+  expect(h.records.slice(0, 2).map((r) => [r.host, r.upstream])).toEqual([['b.example', 'b'], ['other.example:8080', 'a']])
 })
 
 test('a bad chunk after the 64 KiB read-ahead: the upstream sees an aborted request, never a complete one', async () => {
