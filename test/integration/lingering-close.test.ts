@@ -154,3 +154,21 @@ test.each([
   expect(await waitFor(() => closed, 5000)).toBe(true)
   expect(await waitFor(() => proxy.clientConnections === 0, 5000)).toBe(true)
 }, 20_000)
+
+test('over TLS, a last reply with bytes after it (a stray CRLF) ends at once: a lingering close there held back the end (and its close_notify) that a reply without length is read to (second opinion, fifteenth round: 5 s, then no close_notify)', async () => {
+  const origin = h.origin({ fetch: () => new Response('ok') })
+  const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile, http2: false } })
+  const s = tls.connect({ host: '127.0.0.1', port: proxy.port, ca: await Bun.file(certs.caFile).text(), servername: 'proxy.test' })
+  h.track(() => void s.destroy())
+  await new Promise<void>((r) => s.once('secureConnect', () => r()))
+  let got = ''
+  let closed = false
+  s.on('data', (d) => (got += d.toString('latin1')))
+  s.on('error', () => {})
+  s.on('close', () => (closed = true))
+  s.write('GET / HTTP/1.0\r\nHost: a\r\n\r\n\r\n')
+  expect(await waitFor(() => got.endsWith('ok'), 5000)).toBe(true)
+  // The lingering close waits 5 s for the client's next bytes; the end comes well before that.
+  expect(await waitFor(() => closed, 2000)).toBe(true)
+})
