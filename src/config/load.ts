@@ -159,9 +159,9 @@ export function indexKeyLines(text: string): Map<string, number> {
   const lines = new Map<string, number>()
   const arrayCounts = new Map<string, number>()
   let prefix = ''
-  // The keys of the inline tables open at this line ("server = {" left open: TOML 1.1 lets an
-  // inline table span lines), innermost last: the keys inside are theirs.
-  const inline: string[] = []
+  // The inline tables and arrays open at this line ("server = {" or "route = [" left open: TOML
+  // 1.1 lets an inline table span lines), innermost last: the keys inside are theirs.
+  const inline: Open[] = []
   const rows = blankMultilineStrings(text).split(/\r?\n/)
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!.trim()
@@ -194,8 +194,8 @@ export function indexKeyLines(text: string): Map<string, number> {
       const full = prefix ? `${prefix}.${key}` : key
       lines.set(full, i + 1)
       const rest = row.slice(kv[0].length).trimStart()
-      if (rest.startsWith('{')) {
-        inline.push(full)
+      if (rest.startsWith('{') || rest.startsWith('[')) {
+        inline.push(rest.startsWith('{') ? full : { array: full, n: 0 })
         inlineKeys(rest.slice(1), inline, lines, i + 1)
       }
     }
@@ -278,26 +278,31 @@ function unquotedHint(text: string, line: number | undefined): string {
 
 const INLINE_KEY = /^((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=\s*/
 
+/** An inline table open around the scan (its key), or an array (its key, and the index of its element now: the commas seen). */
+type Open = string | { array: string; n: number }
+
 /**
- * The keys set in `text`, a piece of an inline table's body (`open` holds the keys of the tables
- * open around it, innermost last), at line `line`: each "key =" at the start or after a comma,
- * a nested "{" opening a table, a "}" closing one. Strings are skipped whole; a comment ends the
- * line. Approximate, as the scan is: a key it cannot place gets no line.
+ * The keys set in `text`, a piece of an inline table's or array's body (`open` holds the tables
+ * and arrays open around it, innermost last), at line `line`: each "key =" at the start or after a
+ * comma, a nested "{" opening a table (in an array, the element KEY[n]), a "[" after "=" an array,
+ * a "}" or "]" closing one. Strings are skipped whole; a comment ends the line. Approximate, as
+ * the scan is: a key it cannot place gets no line.
  */
-function inlineKeys(text: string, open: string[], lines: Map<string, number>, line: number): void {
+function inlineKeys(text: string, open: Open[], lines: Map<string, number>, line: number): void {
   let at = 0
   let expectKey = true
   while (at < text.length && open.length > 0) {
     const c = text[at]!
-    const kv = expectKey && c !== ' ' && c !== '\t' ? INLINE_KEY.exec(text.slice(at)) : null
+    const top = open[open.length - 1]!
+    const kv = expectKey && typeof top === 'string' && c !== ' ' && c !== '\t' ? INLINE_KEY.exec(text.slice(at)) : null
     if (kv) {
       // A key ("name", "quoted", dotted.key) and its "=".
-      const full = `${open[open.length - 1]}.${normaliseKey(kv[1]!)}`
+      const full = `${top}.${normaliseKey(kv[1]!)}`
       lines.set(full, line)
       at += kv[0].length
       expectKey = false
-      if (text[at] === '{') {
-        open.push(full)
+      if (text[at] === '{' || text[at] === '[') {
+        open.push(text[at] === '{' ? full : { array: full, n: 0 })
         at++
         expectKey = true
       }
@@ -306,13 +311,18 @@ function inlineKeys(text: string, open: string[], lines: Map<string, number>, li
     } else if (c === '#') {
       return
     } else if (c === ',') {
+      if (typeof top !== 'string') top.n++
       expectKey = true
       at++
-    } else if (c === '}') {
+    } else if (c === '}' || c === ']') {
       open.pop()
       expectKey = false
       at++
-    } else if (c === '{') {
+    } else if (c === '{' || c === '[') {
+      // An element of an array: a table KEY[n] (its keys follow), or an array in it.
+      const element = typeof top === 'string' ? undefined : `${top.array}[${top.n}]`
+      if (element !== undefined) lines.set(element, line)
+      open.push(element === undefined ? top : c === '{' ? element : { array: element, n: 0 })
       at++
       expectKey = true
     } else if (c === '"' || c === "'") {

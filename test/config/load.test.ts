@@ -118,6 +118,37 @@ test('keys inside inline tables, on one line or across lines (TOML 1.1), get the
   expect(() => resolveConfig(parseConfigText('server = {\n listen = "127.0.0.1:1",\n viaa = "p"\n}\n[upstream]\nurl = "http://127.0.0.1:9"\n', 'proxy.toml'))).toThrow('proxy.toml:3: server.viaa: unknown key')
 })
 
+test('tables in an inline array (route = [ {...}, {...} ]) get their lines, element by element (outside review, fifteenth round: an error in one named no line)', () => {
+  const text = [
+    'route = [', // 1
+    '  { host = "a.test", upstream = "web" },', // 2
+    '  { host = "b.test", upstream = "web",', // 3
+    '    cache = "no" },', // 4
+    ']', // 5
+    'x = [["a", { k = 1 }], [2]]', // 6
+    '[upstream.web]', // 7
+    'url = "http://127.0.0.1:9"', // 8
+  ].join('\n')
+  expect(Object.fromEntries(indexKeyLines(text))).toEqual({
+    route: 1,
+    'route[0]': 2,
+    'route[0].host': 2,
+    'route[0].upstream': 2,
+    'route[1]': 3,
+    'route[1].host': 3,
+    'route[1].upstream': 3,
+    'route[1].cache': 4,
+    x: 6,
+    'x[0]': 6,
+    'x[0][1]': 6,
+    'x[0][1].k': 6,
+    'x[1]': 6,
+    'upstream.web': 7,
+    'upstream.web.url': 8,
+  })
+  expect(() => resolveConfig(parseConfigText(text.replace(/^x = .*$/m, ''), 'proxy.toml'))).toThrow('proxy.toml:4: route[1].cache: "no" is not true or false')
+})
+
 test('lines inside a multi-line string are no keys or tables, and [route.x] after [[route]] is the last route\'s (errors named the wrong line)', () => {
   const text = [
     '[upstream]', // 1
