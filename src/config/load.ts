@@ -144,8 +144,10 @@ export function parseConfigText(text: string, path: string): LoadedFile {
     const column = e.location?.start?.column ?? e.column
     // The parser's advice for a large integer ("Use the `bigint` option") is for programmers.
     const message = (e.message ?? String(err)).replace(/^(Integer \S+) cannot be represented losslessly as a JavaScript number\..*$/s, `$1 ${TOO_LARGE}`)
-    const hint = unquotedHint(text, line)
-    throw new ConfigError({ file: path, line, column, keyPath: line === undefined ? undefined : keyAtLine(text, line) }, `invalid TOML: ${hint ? message.replace(/\.$/, '') : message}${hint}`, { cause: err })
+    // A key or table given twice: the parser names it (the line's last key may be another, inside an inline table).
+    const twice = /^Cannot redefine existing key '([^']*)'/.exec(message)?.[1]
+    const hint = twice !== undefined ? '; TOML takes each key and table once: remove one of the two, or merge them' : unquotedHint(text, line)
+    throw new ConfigError({ file: path, line, column, keyPath: twice ?? (line === undefined ? undefined : keyAtLine(text, line)) }, `invalid TOML: ${hint ? message.replace(/\.$/, '') : message}${hint}`, { cause: err })
   }
   return { path, data: data as FileConfig, lines: indexKeyLines(text) }
 }

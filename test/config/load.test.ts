@@ -75,6 +75,13 @@ test('a TOML syntax error names the key of its line, and says what to do for an 
   expect(syntaxError('[upstream\nurl = "a"\n')).toMatch(/^proxy\.toml:1:10: invalid TOML: Expected [^;]*found\.$/)
 })
 
+test('a key or table given twice is named as the parser names it, with what to do (outside review, fifteenth round: a repeated inline table was blamed on its last key, and no advice was given)', () => {
+  const advice = "; TOML takes each key and table once: remove one of the two, or merge them"
+  expect(syntaxError('[server]\nlisten = "127.0.0.1:1"\nlisten = "127.0.0.1:2"\n')).toBe(`proxy.toml:3:1: server.listen: invalid TOML: Cannot redefine existing key 'server.listen'${advice}`)
+  expect(syntaxError('server = { listen = "127.0.0.1:1", via = "edge" }\nserver = { listen = "127.0.0.1:1", via = "edge" }\n')).toBe(`proxy.toml:2:1: server: invalid TOML: Cannot redefine existing key 'server'${advice}`)
+  expect(syntaxError('[upstream]\nurl = "http://a"\n[upstream]\nretries = 1\n')).toBe(`proxy.toml:3:1: upstream: invalid TOML: Cannot redefine existing key 'upstream'${advice}`)
+})
+
 test('a file past MAX_CONFIG_BYTES is refused before it is parsed (a device such as /dev/zero never ends), one at the limit is read', () => {
   const head = '[upstream]\nurl = "http://127.0.0.1:1"\n'
   const atLimit = join(dir, 'at-limit.toml')
