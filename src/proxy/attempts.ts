@@ -18,7 +18,7 @@ const monotonicMs = () => performance.now()
 /** What the loop needs of an upstream's pool. */
 export interface AttemptTarget {
   readonly upstream: { readonly host: string; readonly retries: number; readonly retryTimeoutMs: number }
-  readonly source: { snapshot(): AddressSnapshot }
+  readonly source: { snapshot(): AddressSnapshot; refreshNow(reason: string): void }
   pick(exclude?: ReadonlySet<string>): AddressState | undefined
   /** Whether `state` takes traffic now (not ejected, not failing its health checks). */
   takesTraffic(state: AddressState): boolean
@@ -176,7 +176,8 @@ function failed(target: AttemptTarget, state: AddressState, err: unknown): Reque
 /** Why there was nothing to try: DNS has not answered yet, or every address is gone. */
 function noAddress(target: AttemptTarget): RequestFailure {
   const snap = target.source.snapshot()
-  if (snap.ready) return new RequestFailure('NO_ADDRESS', 'connect', 'no upstream address available')
+  // Every address gone (stale_grace over): the request asks for the next lookup now (at most once a second), not at the failure back-off's next try.
+  if (snap.ready) return void target.source.refreshNow('no address left'), new RequestFailure('NO_ADDRESS', 'connect', 'no upstream address available')
   const why = snap.lastError ? ` (${snap.lastError.code})` : ''
   return new RequestFailure('NOT_RESOLVED', 'connect', `upstream ${target.upstream.host} has not resolved yet${why}`)
 }

@@ -11,6 +11,8 @@ interface FakeTarget extends AttemptTarget {
   picks: (string[] | undefined)[]
   failures: [string, FailureCode][]
   successes: string[]
+  /** The reasons of each re-resolve asked for (source.refreshNow). */
+  refreshes: string[]
 }
 
 /** A target over `addresses` that picks the first one not excluded; `ready` shapes the empty snapshot. */
@@ -19,7 +21,8 @@ function target(addresses: string[], opts: { retries?: number; retryTimeoutMs?: 
   const snapshot = opts.snapshot ?? { addresses: addresses.map((address) => ({ address, family: 4 as const })), version: 1, stale: false, ready: true }
   const t: FakeTarget = {
     upstream: { host: 'origin.test', retries: opts.retries ?? 2, retryTimeoutMs: opts.retryTimeoutMs ?? 10_000 },
-    source: { snapshot: () => snapshot },
+    source: { snapshot: () => snapshot, refreshNow: (reason) => void t.refreshes.push(reason) },
+    refreshes: [],
     states,
     picks: [],
     failures: [],
@@ -224,6 +227,8 @@ describe('runAttempts', () => {
     expect(out.retries).toBe(0)
     expect(s.runs).toEqual([])
     expect(t.failures).toEqual([])
+    // Every address gone (stale_grace over): the request asks for the next lookup now (outside review, fifteenth round: 109 503s over 11 s after DNS was back); not yet resolved: the back-off's own retries.
+    expect(t.refreshes).toEqual(code === 'NO_ADDRESS' ? ['no address left'] : [])
   })
 })
 

@@ -265,7 +265,9 @@ export class UpstreamResolver implements AddressSource {
     const now = this.clock.monoMs()
     this.failures++
     const lastError = { code, message, atMonoMs: now }
-    const retryMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.failures - 1, 10), this.ttlMs !== undefined ? Math.max(RETRY_BASE_MS, this.ttlMs) : RETRY_MAX_MS)
+    // Doubling from 1 s, never past the last answer's TTL as clamped to [resolve_min_ttl, resolve_max_ttl] (its raw TTL of 60 s kept a DNS that was back unasked for 30 s).
+    const ttlCapMs = this.ttlMs !== undefined ? Math.max(RETRY_BASE_MS, Math.min(this.upstream.resolveMaxTtlMs, Math.max(this.upstream.resolveMinTtlMs, this.ttlMs))) : RETRY_MAX_MS
+    const retryMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.failures - 1, 10), ttlCapMs)
     if (!this.snap.ready) {
       if (this.failures === 1) this.log?.('warn', 'upstream has not resolved yet; answering 503 until it does', { host: this.upstream.host, error: code, detail: message })
       this.snap = { ...this.snap, lastError }

@@ -178,6 +178,26 @@ describe('stale episodes', () => {
     r.close()
   })
 
+  test('the retries after a failure are capped by the TTL as resolve_max_ttl clamps it, not by the raw TTL (outside review, fifteenth round: a 60 s TTL under resolve_max_ttl = 2s kept DNS unasked 8-30 s after it was back)', async () => {
+    const fail = new DnsError('SERVFAIL', 'x')
+    const { r, calls, clock } = setup([answer(['127.0.2.1'], 60_000), fail, fail, fail, fail, fail, fail, answer(['127.0.2.2'], 60_000)], { upstream: { resolveMinTtlMs: 0, resolveMaxTtlMs: 2_000 } })
+    r.start()
+    await clock.advance(0)
+    await clock.advance(1_800) // the first refresh (90 % of the clamped 2 s): SERVFAIL
+    expect(calls).toHaveLength(2)
+    // Retries at 1 s, then 2 s each (the clamped TTL), not doubling to 4, 8, 16 s.
+    await clock.advance(1_000)
+    await clock.advance(2_000)
+    await clock.advance(2_000)
+    await clock.advance(2_000)
+    await clock.advance(2_000)
+    expect(calls).toHaveLength(7)
+    await clock.advance(2_000)
+    expect(calls).toHaveLength(8)
+    expect(r.snapshot().addresses.map((a) => a.address)).toEqual(['127.0.2.2'])
+    r.close()
+  })
+
   test('after stale_grace the addresses are dropped', async () => {
     const { r, clock, changes } = setup([answer(['127.0.2.1'], 10_000), new DnsError('SERVFAIL', 'x')], { upstream: { staleGraceMs: 20_000 } })
     r.start()
