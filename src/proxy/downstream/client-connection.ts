@@ -347,7 +347,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.deadlineAt = 0
     this.phase = Phase.Busy
     this.responded = true
-    this.answerAndClose(this.shared.opts.refuse(code, detail, this.client, req, true, undefined, sinceMs), req?.method === 'HEAD' ? 'HEAD' : 'GET')
+    this.answerAndClose(this.shared.opts.refuse(code, detail, this.client, req, true, undefined, sinceMs), req === undefined || req.method === '-' ? 'GET' : req.method)
   }
 
   onDeadline(): void {
