@@ -239,7 +239,8 @@ function blankMultilineStrings(text: string): string {
         while (j < text.length && j - k < 5 && text[j] === delim[0]) j++ // up to two quotes more end the string (TOML)
         break
       }
-      out += delim + text.slice(i + 3, j).replace(/[^\n]/g, ' ')
+      // An empty string of the same quote, then blanks (the closing quotes too): the scan sees a string closed on its line.
+      out += delim[0]! + delim[0]! + ` ${text.slice(i + 3, j)}`.replace(/[^\n]/g, ' ')
       i = j
     } else if (c === '"' || c === "'") {
       let j = i + 1

@@ -82,6 +82,11 @@ test('a key or table given twice is named as the parser names it, with what to d
   expect(syntaxError('[upstream]\nurl = "http://a"\n[upstream]\nretries = 1\n')).toBe(`proxy.toml:3:1: upstream: invalid TOML: Cannot redefine existing key 'upstream'${advice}`)
 })
 
+test('a one-line triple-quoted string in an array or inline table closes there: the keys after it keep their lines (second opinion, fifteenth round: every later key lost its line)', () => {
+  const lines = indexKeyLines(['[server]', 'trusted_proxies = ["""10.0.0.0/8""", "192.168.0.0/16"]', "via = '''p'''", 'x = { a = """q""" }', 'bogus = 1'].join('\n'))
+  expect([lines.get('server.trusted_proxies'), lines.get('server.via'), lines.get('server.x.a'), lines.get('server.bogus')]).toEqual([2, 3, 4, 5])
+})
+
 test('a file past MAX_CONFIG_BYTES is refused before it is parsed (a device such as /dev/zero never ends), one at the limit is read', () => {
   const head = '[upstream]\nurl = "http://127.0.0.1:1"\n'
   const atLimit = join(dir, 'at-limit.toml')
