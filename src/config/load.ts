@@ -145,9 +145,9 @@ export function parseConfigText(text: string, path: string): LoadedFile {
     // The parser's advice for a large integer ("Use the `bigint` option") is for programmers.
     const message = (e.message ?? String(err)).replace(/^(Integer \S+) cannot be represented losslessly as a JavaScript number\..*$/s, `$1 ${TOO_LARGE}`)
     // A key or table given twice: the parser names it (the line's last key may be another, inside an inline table).
-    const twice = /^Cannot redefine existing key '([^']*)'/.exec(message)?.[1]
+    const twice = /^Cannot redefine existing key '(.*)'\.?$/s.exec(message)?.[1]
     const hint = twice !== undefined ? '; TOML takes each key and table once: remove one of the two, or merge them' : unquotedHint(text, line)
-    throw new ConfigError({ file: path, line, column, keyPath: twice ?? (line === undefined ? undefined : keyAtLine(text, line)) }, `invalid TOML: ${hint ? message.replace(/\.$/, '') : message}${hint}`, { cause: err })
+    throw new ConfigError({ file: path, line, column, keyPath: line === undefined ? twice : keyAtLine(text, line, twice) }, `invalid TOML: ${hint ? message.replace(/\.$/, '') : message}${hint}`, { cause: err })
   }
   return { path, data: data as FileConfig, lines: indexKeyLines(text) }
 }
@@ -255,11 +255,21 @@ function blankMultilineStrings(text: string): string {
   return out
 }
 
-/** The key a line sets (the last one the scan places there), for a syntax error's message; undefined when none. */
-function keyAtLine(text: string, line: number): string | undefined {
+/**
+ * The key a line sets (the last one the scan places there), for a syntax error's message;
+ * undefined when none. `named`: the key the parser named (relative to its inline table, without
+ * array indexes): the scan's key on that line that ends with it, when there is one.
+ */
+function keyAtLine(text: string, line: number, named?: string): string | undefined {
   let found: string | undefined
-  for (const [key, at] of indexKeyLines(text)) if (at === line && !/\]$/.test(key)) found = key
-  return found
+  let match: string | undefined
+  for (const [key, at] of indexKeyLines(text)) {
+    if (at !== line || /\]$/.test(key)) continue
+    found = key
+    const plain = key.replace(/\[\d+\]/g, '')
+    if (named !== undefined && (plain === named || plain.endsWith(`.${named}`))) match = key
+  }
+  return match ?? (named !== undefined && found === undefined ? named : found)
 }
 
 /**

@@ -80,6 +80,12 @@ test('a key or table given twice is named as the parser names it, with what to d
   expect(syntaxError('[server]\nlisten = "127.0.0.1:1"\nlisten = "127.0.0.1:2"\n')).toBe(`proxy.toml:3:1: server.listen: invalid TOML: Cannot redefine existing key 'server.listen'${advice}`)
   expect(syntaxError('server = { listen = "127.0.0.1:1", via = "edge" }\nserver = { listen = "127.0.0.1:1", via = "edge" }\n')).toBe(`proxy.toml:2:1: server: invalid TOML: Cannot redefine existing key 'server'${advice}`)
   expect(syntaxError('[upstream]\nurl = "http://a"\n[upstream]\nretries = 1\n')).toBe(`proxy.toml:3:1: upstream: invalid TOML: Cannot redefine existing key 'upstream'${advice}`)
+  // The parser names a key relative to its inline table and without array indexes: the path is the scan's (second opinion on the change).
+  const keyOf = (text: string) => /^proxy\.toml:[\d:]+ ([^:]+): /.exec(syntaxError(text))?.[1]
+  expect(keyOf('server = { listen = "127.0.0.1:1", listen = "127.0.0.1:2" }\n')).toBe('server.listen')
+  expect(keyOf('[upstream]\nurl = "http://a"\n[[route]]\nupstream = "default"\n[[route]]\npath_prefix = "/a"\npath_prefix = "/b"\n')).toBe('route[1].path_prefix')
+  expect(keyOf('route = [ { upstream = "default" }, { path_prefix = "/a", path_prefix = "/b" } ]\n')).toBe('route[1].path_prefix')
+  expect(keyOf(`[upstream]\nurl = "http://a"\n"it's" = 1\n"it's" = 2\n`)).toBe("upstream.it's")
 })
 
 test('a one-line triple-quoted string in an array or inline table closes there: the keys after it keep their lines (second opinion, fifteenth round: every later key lost its line)', () => {
