@@ -68,6 +68,8 @@ export interface Conn {
   destroy(): void
   /** The kernel holds a FIN, a reset or bytes from the peer that no handler has heard yet (socket-poll.ts; false where unknown). */
   peerHasNews?(): boolean
+  /** Bytes given to write() that the socket has not taken (held, queued, or dropped at the close); undefined where unknown. */
+  readonly unsentBytes?: number
   tlsInfo(): { version: string | undefined; alpn: string | undefined; cipher: string | undefined } | undefined
 }
 
@@ -157,6 +159,9 @@ class BunConn implements Conn {
     if (this.timings.tlsAt === undefined) return undefined
     const alpn = this.socket.alpnProtocol
     return { version: this.socket.getTLSVersion() ?? undefined, alpn: typeof alpn === 'string' ? alpn : undefined, cipher: this.socket.getCipher()?.name }
+  }
+  get unsentBytes(): number {
+    return this.out.given - this.out.taken
   }
   markClosed(err: Error | undefined): void {
     if (this.closed) return

@@ -427,3 +427,47 @@ test('a refused upgrade whose relayed answer the upstream cuts short is logged R
   const r = h.records[before]!
   expect([r.status, r.bytes_out, r.error]).toEqual([403, 3, 'RESET_MID_BODY'])
 }, 20_000)
+
+test('a tunnel\'s record counts only what the client took: bytes still queued for it when it half-closes are not bytes_out (outside review, fifteenth round: 196,608 logged where 193,536 arrived)', async () => {
+  // An origin that switches, then pushes 8 MiB in 64 KiB writes, as fast as the proxy takes them.
+  const origin = Bun.listen<{ left: number }>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open(s) {
+        s.data = { left: 0 }
+      },
+      data(s) {
+        if (s.data.left > 0) return
+        s.data.left = 128
+        s.write(SWITCHED)
+        const push = () => {
+          while (s.data.left > 0 && s.write(new Uint8Array(65_536).fill(0x61)) === 65_536) s.data.left--
+        }
+        ;(s.data as { push?: () => void }).push = push
+        push()
+      },
+      drain(s) {
+        ;(s.data as { push?: () => void }).push?.()
+      },
+    },
+  })
+  h.track(() => origin.stop(true))
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+  const before = h.records.length
+  let got = 0
+  let closed = false
+  const c = await Bun.connect({ hostname: '127.0.0.1', port: proxy.port, socket: { data: (_s, d) => void (got += d.byteLength), close: () => void (closed = true), error() {} } })
+  h.track(() => c.terminate())
+  c.write(UPGRADE)
+  // Reads nothing for a while (the proxy queues what the kernel will not take), then half-closes and reads to the end.
+  c.pause()
+  await Bun.sleep(300)
+  c.shutdown()
+  c.resume()
+  expect(await waitFor(() => closed, 10_000)).toBe(true)
+  expect(await waitFor(() => h.records.length === before + 1, 5000)).toBe(true)
+  const tunnelled = got - SWITCHED.length
+  expect(h.records[before]!.status).toBe(101)
+  expect(h.records[before]!.bytes_out).toBe(tunnelled)
+})

@@ -245,6 +245,11 @@ export class ReplyWriter {
     return this.out.empty
   }
 
+  /** Bytes written that the socket has not taken (held, queued, or dropped at the close): a tunnel's record takes them off. */
+  get unsentBytes(): number {
+    return this.out.given - this.out.taken
+  }
+
   /**
    * Closes an idle connection gracefully (RFC 9112 §9.5), with a FIN: now, then `closed` runs,
    * when nothing waits for the client; else after the last reply (send_timeout bounds a reader

@@ -10,7 +10,7 @@ import type { ReplyWriter } from './reply-writer.ts'
 
 /** What the tunnel needs of the connection it takes over. */
 export interface TunnelOwner {
-  readonly writer: Pick<ReplyWriter, 'write' | 'endWhenFlushed'>
+  readonly writer: Pick<ReplyWriter, 'write' | 'endWhenFlushed' | 'unsentBytes'>
   destroy(): void
   readonly isClosed: boolean
 }
@@ -39,6 +39,9 @@ export class TunnelConn implements Conn {
   }
   destroy(): void {
     this.owner.destroy()
+  }
+  get unsentBytes(): number {
+    return this.owner.writer.unsentBytes
   }
   tlsInfo() {
     return undefined

@@ -304,7 +304,6 @@ function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs
     upstream.write(requestHead)
   })
 }
-
 const IDLE_CLOSE_GRACE_MS = 2000, CLOSE_FLUSH_MS = 60_000 // sides closed at idle_timeout close back within the first; with it off, the side left may send what it holds for the second
 /**
  * Joins the client and the upstream into a byte tunnel: each side's data goes to the other, a
@@ -329,8 +328,8 @@ function pipeBoth(client: Conn, upstream: Conn, late: LateEvents, counts: { byte
   }
   if (idleMs > 0) watchStall(watch)
   let closed = false
-  // Handlers of `from`: its data goes to `to`; its drain (its own queue sent) lets `to` read again.
-  const relay = (from: Conn, to: Conn, count: (n: number) => void): ConnHandlers => ({
+  // Handlers of `from`: its data goes to `to`; its drain (its own queue sent) lets `to` read again; `dropped`: what was queued for `from` and never taken, once it closed (taken off the other way's count, made as bytes were read).
+  const relay = (from: Conn, to: Conn, count: (n: number) => void, dropped: (n: number) => void): ConnHandlers => ({
     data: (c) => {
       count(c.byteLength)
       watch.since = monoNow()
@@ -345,12 +344,13 @@ function pipeBoth(client: Conn, upstream: Conn, late: LateEvents, counts: { byte
       if (first && !idled) cut = setTimeout(() => to.destroy(), idleMs > 0 ? idleMs : CLOSE_FLUSH_MS)
       to.end()
       if (!first) return void clearTimeout(cut)
+      dropped(from.unsentBytes ?? 0)
       unwatchStall(watch)
       onClose(idled ? 'IDLE_TIMEOUT' : err instanceof RequestFailure ? err.code : undefined)
     },
   })
-  client.handlers = relay(client, upstream, (n) => (counts.bytesIn += n))
-  takeOver(upstream, late, relay(upstream, client, (n) => (counts.bytesOut += n)))
+  client.handlers = relay(client, upstream, (n) => (counts.bytesIn += n), (n) => (counts.bytesOut = Math.max(0, counts.bytesOut - n)))
+  takeOver(upstream, late, relay(upstream, client, (n) => (counts.bytesOut += n), (n) => (counts.bytesIn = Math.max(0, counts.bytesIn - n))))
 }
 
 /**
