@@ -212,10 +212,15 @@ export class UpstreamResolver implements AddressSource {
     this.refreshes[result] = (this.refreshes[result] ?? 0) + 1
   }
 
+  /** An answer's TTL as resolve_min_ttl and resolve_max_ttl bound it. */
+  private clampedTtlMs(ttlMs: number): number {
+    return Math.min(this.upstream.resolveMaxTtlMs, Math.max(this.upstream.resolveMinTtlMs, ttlMs))
+  }
+
   /** The refresh delay for an answer: TTL clamped to [min, max], refreshed ahead of expiry with jitter. */
   nextRefreshMs(ttlMs: number | undefined): number {
     if (ttlMs === undefined) return this.upstream.resolveIntervalMs
-    const clamped = Math.min(this.upstream.resolveMaxTtlMs, Math.max(this.upstream.resolveMinTtlMs, ttlMs))
+    const clamped = this.clampedTtlMs(ttlMs)
     // At most once a second, as refreshNow: resolve_min_ttl = 0 and a TTL of 0 (dnsmasq's hosts, Consul) asked back to back (~660 a second).
     return Math.max(REFRESH_NOW_MIN_INTERVAL_MS, clamped * REFRESH_AT_TTL_SHARE - clamped * JITTER_TTL_SHARE * this.random())
   }
@@ -266,7 +271,7 @@ export class UpstreamResolver implements AddressSource {
     this.failures++
     const lastError = { code, message, atMonoMs: now }
     // Doubling from 1 s, never past the last answer's TTL as clamped to [resolve_min_ttl, resolve_max_ttl] (its raw TTL of 60 s kept a DNS that was back unasked for 30 s).
-    const ttlCapMs = this.ttlMs !== undefined ? Math.max(RETRY_BASE_MS, Math.min(this.upstream.resolveMaxTtlMs, Math.max(this.upstream.resolveMinTtlMs, this.ttlMs))) : RETRY_MAX_MS
+    const ttlCapMs = this.ttlMs !== undefined ? Math.max(RETRY_BASE_MS, this.clampedTtlMs(this.ttlMs)) : RETRY_MAX_MS
     const retryMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(this.failures - 1, 10), ttlCapMs)
     if (!this.snap.ready) {
       if (this.failures === 1) this.log?.('warn', 'upstream has not resolved yet; answering 503 until it does', { host: this.upstream.host, error: code, detail: message })
