@@ -161,7 +161,7 @@ class BunConn implements Conn {
     return { version: this.socket.getTLSVersion() ?? undefined, alpn: typeof alpn === 'string' ? alpn : undefined, cipher: this.socket.getCipher()?.name }
   }
   get unsentBytes(): number {
-    return this.out.given - this.out.taken
+    return this.out.unsent
   }
   markClosed(err: Error | undefined): void {
     if (this.closed) return

@@ -129,6 +129,11 @@ export class WriteQueue {
     return this.queue.length === 0 && this.batch === undefined
   }
 
+  /** Bytes given that the socket has not taken (held, queued, or dropped by clear). */
+  get unsent(): number {
+    return this.given - this.taken
+  }
+
   /** Whether bytes wait for the socket's drain (it did not take them); a batch not yet sent does not count. */
   get backlogged(): boolean {
     return this.queue.length > 0

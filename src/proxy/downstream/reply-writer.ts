@@ -247,7 +247,7 @@ export class ReplyWriter {
 
   /** Bytes written that the socket has not taken (held, queued, or dropped at the close): a tunnel's record takes them off. */
   get unsentBytes(): number {
-    return this.out.given - this.out.taken
+    return this.out.unsent
   }
 
   /**
