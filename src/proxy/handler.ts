@@ -123,7 +123,7 @@ export class ProxyHandler {
 
   private afterBody(flight: Flight, outgoing: Outgoing | FailureCode | BodyFailed): void {
     if (typeof outgoing === 'string') return flight.sink.answer(flight.fail(outgoing))
-    if ('kind' in outgoing) return flight.sink.answer(flight.fail(outgoing.code, outgoing.code === 'CLIENT_GONE' ? undefined : outgoing.detail)) // as the listener answered: the record's bytes_out is that answer's
+    if ('kind' in outgoing) return flight.sink.answer(flight.fail(outgoing.code, outgoing.detail)) // in the listener's words, as it answered (the record's bytes_out is that answer's; a client gone is sent none)
     // cache (a throw once the cache has been asked goes through the flight, which gives back its slot)
     if (this.hooks.cache) {
       try {
