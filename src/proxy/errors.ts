@@ -14,7 +14,7 @@ export type FailureCode =
   | DialErrorCode // CONNECT_REFUSED, CONNECT_TIMEOUT, CONNECT_FAILED, TLS_FAILED, NO_FILE_DESCRIPTORS (the proxy's own, not the address's)
   | 'RESET_BEFORE_RESPONSE' // the connection closed before any response byte
   | 'HEADER_TIMEOUT' // no response head within header_timeout
-  | 'BAD_RESPONSE' // the upstream sent something that is not HTTP/1.x
+  | 'BAD_RESPONSE' // the upstream sent something that is not HTTP/1.x, or closed inside its response head
   | 'RESET_MID_BODY' // the upstream closed or broke framing during the response body
   | 'IDLE_TIMEOUT' // the response body stalled longer than idle_timeout
   | 'NO_ADDRESS' // every address is gone or out of rotation

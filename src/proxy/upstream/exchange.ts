@@ -34,8 +34,7 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
   private bodyValue: ReadableStream<Uint8Array> | Uint8Array | null = null
   /** IncomingResponse: a small whole body still in the head's read, at [wholeFrom, wholeTo). */
   wholeIn: Buffer | undefined = undefined
-  wholeFrom = 0
-  wholeTo = 0
+  wholeFrom = 0; wholeTo = 0
   private stream: SocketBodyStream | undefined
   private decoder: ChunkedDecoder | undefined
   private remaining = 0
@@ -355,10 +354,11 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
 
   onClose(err: Error | undefined): void {
     if (this.st === St.Head) {
-      this.fail('RESET_BEFORE_RESPONSE', `upstream closed the connection before responding${err ? `: ${err.message}` : ''}`)
+      // Part of an answer came (a 1xx, part of a head): the upstream cut it, so not a stale keep-alive connection to retry on and blame the address for.
+      const cut = this.firstByteAt !== 0
+      this.fail(cut ? 'BAD_RESPONSE' : 'RESET_BEFORE_RESPONSE', `upstream closed the connection ${cut ? 'inside its response head' : 'before responding'}${err ? `: ${err.message}` : ''}`)
     } else if (this.st === St.Body) {
-      // A body read to the close ends with a close, not with an error (a reset): that one is cut
-      // (RFC 9112 §6.3: only the closing of the connection marks its end).
+      // A body read to the close ends with a close, not a reset: that one is cut (RFC 9112 §6.3).
       if (this.head!.framing.kind === 'close' && err === undefined) {
         this.reusable = false
         this.endBody()

@@ -97,6 +97,14 @@ test('closed before any response byte: the connection is dropped and the end rep
   expect(failure!.phase).toBe('response-head')
 })
 
+test('closed inside the response head, after some of it: a bad response (the upstream answered), not a stale connection to retry on and count against the address', async () => {
+  for (const answer of ['H', 'HTTP/1.1 200 OK\r\nDat', 'HTTP/1.1 100 Continue\r\n\r\n']) {
+    const { events, failure } = await run(server(answer, true))
+    expect(events).toEqual(['released closed', 'end BAD_RESPONSE 0', 'failure BAD_RESPONSE'])
+    expect(failure!.message).toContain(`closed the connection inside its response head`)
+  }
+})
+
 test('the promise form (health checks, retries) resolves with the same response', async () => {
   const port = server('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
   const conn = await dial({ address: '127.0.0.1', port, tls: undefined, connectTimeoutMs: 2000 })
