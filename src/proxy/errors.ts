@@ -46,13 +46,16 @@ export class RequestFailure extends Error {
   bodyConsumed: boolean
   /** The upstream address involved, when one was chosen. */
   address: string | undefined
-  constructor(code: FailureCode, phase: ExchangePhase, message: string, options?: { cause?: unknown; bodyConsumed?: boolean; address?: string }) {
+  /** A CLIENT_BODY_TIMEOUT the request path timed itself (header_timeout), not the listener's refusal (which it counted). */
+  readonly ownTimer: boolean
+  constructor(code: FailureCode, phase: ExchangePhase, message: string, options?: { cause?: unknown; bodyConsumed?: boolean; address?: string; ownTimer?: boolean }) {
     super(message, options)
     this.name = 'RequestFailure'
     this.code = code
     this.phase = phase
     this.bodyConsumed = options?.bodyConsumed ?? false
     this.address = options?.address
+    this.ownTimer = options?.ownTimer ?? false
   }
 
   /** A failure of the address itself (counts towards ejection and triggers a re-resolve). */

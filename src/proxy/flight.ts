@@ -1,11 +1,9 @@
 /**
- * One request in flight on the request path (handler.ts): its route, its access record and when
- * that may be written, where its reply goes (ReplySink), and its attempts: the first pick goes
- * straight to an exchange that reports to this flight (ExchangeSink: the head, the failure, the
- * end, interim heads), so the usual request makes no promise between the client's read and the
- * client's write; after a failure that may be retried, the attempt loop (attempts.ts) runs the
- * rest with this flight as its Attempt. Methods rather than closures made for every request;
- * the phases themselves are the handler's.
+ * One request in flight on the request path (handler.ts): its route, its access record and when that may be written, where its
+ * reply goes (ReplySink), and its attempts: the first pick goes straight to an exchange that reports to this flight (ExchangeSink:
+ * the head, the failure, the end, interim heads), so the usual request makes no promise between the client's read and the client's
+ * write; after a failure that may be retried, the attempt loop (attempts.ts) runs the rest with this flight as its Attempt. Methods
+ * rather than closures made for every request; the phases themselves are the handler's.
  */
 import { isoNow, monoNow } from '../lib/clock.ts'
 import { IDEMPOTENT_METHODS } from '../http1/methods.ts'
@@ -43,6 +41,8 @@ export interface FlightHooks {
   onRecord?(record: RequestRecord): void
   /** True once a drain has run out of time: connections closed now are the proxy's cut. */
   cutting?(): boolean
+  /** A body stall the request path timed itself (header_timeout) and answers 408: counted as the listener's own body_timeout refusals are. */
+  onBodyStall?(ip: string, detail: string): void
 }
 
 /**
@@ -357,9 +357,8 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   }
 
   /**
-   * The listener refused the request itself once this flight had it (HTTP/2 request trailers above the cap): it answered
-   * `status`, or none (0: the answer had begun, the stream was reset). The record carries `code` and the status sent, whatever
-   * ends the request after (its stream closed, its body cut); the exchange in progress ends as for a client gone.
+   * The listener refused the request itself once this flight had it (HTTP/2 request trailers above the cap): it answered `status`, or none (0: the answer
+   * had begun, the stream was reset). The record carries `code` and the status sent, whatever ends it after; the exchange ends as for a client gone.
    */
   refused(code: FailureCode, status: number, detail?: string): void {
     if (this.emitted) return
@@ -378,8 +377,9 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
     return code === 'CLIENT_GONE' && this.hooks.cutting?.() ? 'DRAIN_TIMEOUT' : code
   }
 
-  /** The proxy's own answer for a failure, recorded (a client cut by a drain's end: DRAIN_TIMEOUT). */
-  fail(failed: FailureCode, detail?: string): ProxyReply {
+  /** The proxy's own answer for a failure, recorded (a client cut by a drain's end: DRAIN_TIMEOUT); `ownTimer`: a body stall the request path timed (RequestFailure). */
+  fail(failed: FailureCode, detail?: string, ownTimer = false): ProxyReply {
+    if (ownTimer) this.hooks.onBodyStall?.(this.client.ip, detail ?? '')
     const code = this.cutByDrain(failed)
     if (code !== failed) this.record.error_detail = 'cut at the end of drain_timeout' // not the abort's "client closed ...", whichever path it took
     this.record.status = statusFor(code).status

@@ -123,7 +123,7 @@ export class ProxyHandler {
 
   private afterBody(flight: Flight, outgoing: Outgoing | FailureCode | BodyFailed): void {
     if (typeof outgoing === 'string') return flight.sink.answer(flight.fail(outgoing))
-    if ('kind' in outgoing) return flight.sink.answer(flight.fail(outgoing.code, outgoing.detail)) // in the listener's words, as it answered (the record's bytes_out is that answer's; a client gone is sent none)
+    if ('kind' in outgoing) return flight.sink.answer(flight.fail(outgoing.code, outgoing.detail, outgoing.ownTimer)) // in the listener's words, as it answered (the record's bytes_out is that answer's; a client gone is sent none)
     // cache (a throw once the cache has been asked goes through the flight, which gives back its slot)
     if (this.hooks.cache) {
       try {
@@ -361,7 +361,7 @@ export class ProxyHandler {
         return stale
       }
       // The table's reason, except where the failure says more (DNS not answered yet; the body's fault, in the words the client got); with the cache's Cache-Status (RFC 9211).
-      const failed = flight.fail(f.code, f.code === 'NOT_RESOLVED' || f.code === 'BAD_BODY' || f.code === 'CLIENT_BODY_TIMEOUT' ? f.message : undefined)
+      const failed = flight.fail(f.code, f.code === 'NOT_RESOLVED' || f.code === 'BAD_BODY' || f.code === 'CLIENT_BODY_TIMEOUT' ? f.message : undefined, f.ownTimer)
       return flight.cached ? { ...failed, headers: withCacheStatus(failed.headers, { fwd: flight.cached.fwd }) } : failed
     }
     const res = outcome.value

@@ -21,7 +21,7 @@ export type PreparedBody =
   | { kind: 'buffered'; bytes: Uint8Array }
   | { kind: 'stream'; stream: ReadableStream<Uint8Array> }
   /** The client's body failed while it was read ahead: it went away, or (chunked) it was malformed, or it stalled; `detail` in the words the listener answered with. */
-  | { kind: 'failed'; code: 'CLIENT_GONE' | 'BAD_BODY' | 'CLIENT_BODY_TIMEOUT'; detail: string }
+  | { kind: 'failed'; code: 'CLIENT_GONE' | 'BAD_BODY' | 'CLIENT_BODY_TIMEOUT'; detail: string; ownTimer?: boolean }
 
 export type BodyFailed = Extract<PreparedBody, { kind: 'failed' }>
 
@@ -48,7 +48,8 @@ export async function prepareBody(body: ReadableStream<Uint8Array> | null, decla
       bytes += value.byteLength
     }
   } catch (err) {
-    return { kind: 'failed', code: clientBodyFailure(err), detail: String((err as Error)?.message ?? err) }
+    // ownTimer: the stall was timed here (stallMs), not by the listener, which answers and counts its own.
+    return { kind: 'failed', code: clientBodyFailure(err), detail: String((err as Error)?.message ?? err), ownTimer: (err as { ownTimer?: boolean })?.ownTimer === true }
   }
   // Longer than the read-ahead: stream what was read, then the rest of the client's body.
   return { kind: 'stream', stream: continueStream(chunks, reader) }
@@ -59,7 +60,7 @@ function withinMs(reader: BodyReader, ms: number): Promise<{ done: boolean; valu
   let timer: ReturnType<typeof setTimeout> | undefined
   const stalled = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const err = Object.assign(new Error(`no request body bytes for ${ms}ms`), { code: 'CLIENT_BODY_TIMEOUT' })
+      const err = Object.assign(new Error(`no request body bytes for ${ms}ms`), { code: 'CLIENT_BODY_TIMEOUT', ownTimer: true })
       // Rejected first: the cancel ends the pending read as 'done', which must not win the race.
       reject(err)
       reader.cancel(err).catch(() => {})

@@ -119,6 +119,7 @@ export class ProxyServer implements ProxyView {
       cache: this.opts.hooks?.cache,
       admit: (client) => this.admission.admit(client.ip),
       cutting: () => this.admission.cutting,
+      onBodyStall: (ip, detail) => this.admission.count('CLIENT_BODY_TIMEOUT', detail, ip),
       onError: (err) => this.opts.log?.('error', 'request path failed', { error: String(err) }),
     })
     return { config, handler, upstreams }

@@ -62,6 +62,19 @@ describe('own listener', () => {
     expect(proxy.refused.body_timeout).toBe(1)
   })
 
+  test('a body stall the request path times first (header_timeout under client_body_timeout) is counted as a body_timeout refusal too, read ahead or streamed (outside review, sixteenth round: 0 counted)', async () => {
+    const { origin, seen } = countingOrigin()
+    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}`, header_timeout: '1s' }, server: { listener: 'own', client_body_timeout: '30s' } })
+    const small = rawClient(proxy.port)
+    small.s.write('POST /ahead HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n0123456789')
+    const large = rawClient(proxy.port)
+    large.s.write(`POST /streamed HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n${'a'.repeat(200_000)}`)
+    expect(await waitFor(() => small.closed() && large.closed(), 10_000, 50)).toBe(true)
+    expect([small.got().slice(0, 13), large.got().slice(0, 13)]).toEqual(['HTTP/1.1 408 ', 'HTTP/1.1 408 '])
+    expect(seen).toEqual([])
+    expect(proxy.refused.body_timeout).toBe(2)
+  })
+
   test('an upload cut after 200 KB (stalled, or the client gone) is logged with the bytes that went upstream', async () => {
     const origin = h.origin({ fetch: async (req) => new Response(String((await req.arrayBuffer()).byteLength)) })
     const { proxy } = own(origin.port!, { client_body_timeout: '1s' })

@@ -76,11 +76,14 @@ test('a declared large body whose client stops before the limit never reaches th
     },
   })
   const prepared = await prepareBody(dribble, 1_000_000, 100)
-  expect(prepared).toEqual({ kind: 'failed', code: 'CLIENT_BODY_TIMEOUT', detail: expect.stringMatching(/^no request body bytes for \d+ms$/) })
+  expect(prepared).toEqual({ kind: 'failed', code: 'CLIENT_BODY_TIMEOUT', detail: expect.stringMatching(/^no request body bytes for \d+ms$/), ownTimer: true })
 })
 
 test('a body that fails while read ahead is reported as failed', async () => {
   expect((await prepareBody(bodyOf([filled(10, 1), filled(10, 2)], 1), undefined)).kind).toBe('failed')
+  // The listener's own stall (it answered and counted the 408): not the read-ahead's timer.
+  const listenerStall = new ReadableStream<Uint8Array>({ pull: (c) => c.error(Object.assign(new Error('no request body bytes for client_body_timeout (1000 ms)'), { code: 'CLIENT_BODY_TIMEOUT' })) })
+  expect(await prepareBody(listenerStall, 10, 5000)).toEqual({ kind: 'failed', code: 'CLIENT_BODY_TIMEOUT', detail: 'no request body bytes for client_body_timeout (1000 ms)', ownTimer: false })
 })
 
 test('a body that stops while read ahead fails with CLIENT_BODY_TIMEOUT after the stall time, and is cancelled', async () => {
@@ -94,7 +97,7 @@ test('a body that stops while read ahead fails with CLIENT_BODY_TIMEOUT after th
     },
   })
   const prepared = await prepareBody(stalled, 10, 100)
-  expect(prepared).toEqual({ kind: 'failed', code: 'CLIENT_BODY_TIMEOUT', detail: expect.stringMatching(/^no request body bytes for \d+ms$/) })
+  expect(prepared).toEqual({ kind: 'failed', code: 'CLIENT_BODY_TIMEOUT', detail: expect.stringMatching(/^no request body bytes for \d+ms$/), ownTimer: true })
   expect(cancelled).toBe(true)
   // A body that keeps coming, each piece within the stall time, is read whole.
   let sent = 0

@@ -304,7 +304,7 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
 
   checkDeadlines(nowMs: number): void {
     if (this.st === St.Head) {
-      if (this.bodyDueAt !== 0 && nowMs >= this.bodyDueAt) return this.fail('CLIENT_BODY_TIMEOUT', `no request body bytes from the client for ${this.opts.headerTimeoutMs}ms (header_timeout)`)
+      if (this.bodyDueAt !== 0 && nowMs >= this.bodyDueAt) return this.fail('CLIENT_BODY_TIMEOUT', `no request body bytes from the client for ${this.opts.headerTimeoutMs}ms (header_timeout)`, true)
       if (this.headDueAt !== 0 && nowMs >= this.headDueAt) this.fail('HEADER_TIMEOUT', `no response head within ${this.opts.headerTimeoutMs}ms`)
     } else if (this.st === St.Body) {
       const body = this.stream
@@ -372,11 +372,11 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
   }
 
   /** Aborts the exchange: the sink hears of it (after the end) before a head, the body stream errors after one. */
-  private fail(code: FailureCode, message: string): void {
+  private fail(code: FailureCode, message: string, ownTimer = false): void {
     if (this.finishedOnce) return
     if (this.responseDone && !this.requestDone) return this.answeredEarly() // what ends the upload after a whole answer is no failure of the exchange
     const phase = this.st === St.Head ? (this.requestDone ? 'response-head' : 'request') : 'response-body'
-    const error = new RequestFailure(code, phase, message, { bodyConsumed: this.bodyConsumed, address: this.c.conn.remoteAddress })
+    const error = new RequestFailure(code, phase, message, { bodyConsumed: this.bodyConsumed, address: this.c.conn.remoteAddress, ownTimer })
     this.error = error
     this.reusable = false
     const wasHead = this.st === St.Head
