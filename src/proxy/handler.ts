@@ -139,10 +139,7 @@ export class ProxyHandler {
     this.attempts(flight, outgoing)
   }
 
-  /**
-   * Max-Forwards on a TRACE or OPTIONS (RFC 9110 §7.6.2): counted down in the request, or at 0 the
-   * proxy's own answer as the final recipient, recorded, for the caller to send.
-   */
+  /** Max-Forwards on a TRACE or OPTIONS (RFC 9110 §7.6.2): counted down in the request, or at 0 the proxy's own answer as the final recipient, recorded, for the caller to send. */
   private maxForwardsAnswer(flight: Flight): ProxyReply | undefined {
     const step = maxForwardsStep(flight.req, flight.requestId, flight.record.protocol)
     if (step === undefined) return undefined
@@ -389,12 +386,14 @@ export class ProxyHandler {
   }
 
   /**
-   * The cache's answer: a stored response it gave instead of the upstream's (after a 304, or stale
-   * for a 5xx) is recorded as a hit is, with its own body's bytes, not the 304's or the 5xx's.
+   * The cache's answer: a stored response it gave instead of the upstream's (after a 304, or stale for a 5xx) is recorded as a hit
+   * is, with its own body's bytes, not the 304's or the 5xx's. So is this request's share of a body it fills the cache with (the
+   * tee's, not the upstream's body): at its own end, as a collapsed request's, since the fill goes on after its client leaves.
    */
   private answeredCached(flight: Flight, upstream: ProxyReply, answer: ProxyReply): ProxyReply {
     const result = flight.cached?.result
-    if (answer === upstream || (result !== 'revalidated' && result !== 'stale')) return this.answered(flight, answer)
+    const share = answer.body instanceof ReadableStream && answer.body !== upstream.body
+    if (!share && (answer === upstream || (result !== 'revalidated' && result !== 'stale'))) return this.answered(flight, answer)
     flight.answered = true
     flight.recordHit(answer)
     return answer

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, test } from 'bun:test'
 import { connect, type Socket } from 'node:net'
 import { startCachedProxy } from '../support/cached-proxy.ts'
 import { countingOrigin } from '../support/counting-origin.ts'
-import { Harness, waitFor } from '../support/harness.ts'
+import { Harness, pausedClient, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -187,4 +187,32 @@ describe('collapsed forwarding gives its slot back', () => {
       expect(origin.requests()).toBe(big ? 2 : 1)
     })
   }
+
+  test('the client whose miss leads falls behind a body too large to store and is cut: its record says CLIENT_SEND_TIMEOUT with the bytes it got, as a collapsed reader\'s does (a known gap until the sixteenth round of outside reviews)', async () => {
+    let leader!: Socket
+    const total = 4 << 20
+    const origin = await rawOrigin((s, n) => {
+      if (n === 1) leader = s
+      else s.end('HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfine')
+    })
+    const { url, port, records } = startCachedProxy(h, origin.port, { maxObjectBytes: 64 << 10 })
+    // The owner reads nothing (a small receive buffer, paused); a collapsed reader takes everything.
+    const owner = await pausedClient(h, port)
+    owner.sock.write(`GET /lag HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
+    expect(await waitFor(() => origin.requests() === 1)).toBe(true)
+    const reader = fetch(`${url}/lag`).then((res) => drain(res))
+    const piece = 'c'.repeat(16 << 10)
+    leader.write(`HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n`)
+    // Paced so that the reader waits on the upstream while the owner stays a window behind (cut after its 2 s grace).
+    for (let sent = 0; sent < total; sent += piece.length) {
+      leader.write(`${piece.length.toString(16)}\r\n${piece}\r\n`)
+      if ((sent / piece.length) % 16 === 0) await Bun.sleep(50)
+    }
+    leader.end('0\r\n\r\n')
+    expect(await reader).toEqual({ bytes: total, failed: false })
+    expect(await waitFor(() => records.some((r) => r.path === '/lag' && r.cache === 'miss'), 10_000)).toBe(true)
+    const own = records.find((r) => r.path === '/lag' && r.cache === 'miss')!
+    expect([own.status, own.error]).toEqual([200, 'CLIENT_SEND_TIMEOUT'])
+    expect(own.bytes_out).toBeLessThan(total)
+  }, 30_000)
 })

@@ -91,3 +91,52 @@ test('a whole cache hit is logged once, whole, with no error', async () => {
   expect(p.records[1]).toMatchObject({ status: 200, cache: 'hit', bytes_out: BODY_BYTES })
   expect(p.records[1]!.error).toBeUndefined()
 })
+
+test('the request that fills the cache, its client gone mid-body while the fill goes on: logged CLIENT_GONE with the bytes sent, not as a whole 200 (outside review, sixteenth round)', async () => {
+  const PART = 100 * 1024
+  // The origin sends its body in three parts 300 ms apart: the client leaves after the first.
+  const origin = Bun.listen({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      data(s) {
+        s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${3 * PART}\r\nCache-Control: max-age=600\r\n\r\n`)
+        s.write(new Uint8Array(PART).fill(97))
+        const later = (n: number) => setTimeout(() => s.write(new Uint8Array(PART).fill(97)), 300 * n)
+        later(1)
+        later(2)
+      },
+    },
+  })
+  h.track(() => origin.stop(true))
+  const cache = new EdgeCache({ maxBytes: 32 << 20, maxObjectBytes: 16 << 20, staleIfErrorMs: 0, nowMs: () => Date.now() })
+  h.track(() => cache.close())
+  const records: RequestRecord[] = []
+  const proxy = new ProxyServer(h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` } }), { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), hooks: { onRecord: (r) => void records.push({ ...r }), cache } }).start()
+  h.track(() => proxy.close())
+  const got = await new Promise<number>((resolve) => {
+    const s = connect({ port: proxy.port, host: '127.0.0.1' })
+    h.track(() => void s.destroy())
+    const parts: Buffer[] = []
+    s.on('error', () => {})
+    s.on('data', (d: Buffer) => {
+      parts.push(d)
+      const all = Buffer.concat(parts)
+      const end = all.indexOf('\r\n\r\n')
+      if (end > 0 && all.length - end - 4 >= 1000) {
+        s.destroy()
+        resolve(all.length - end - 4) // body bytes
+      }
+    })
+    s.on('connect', () => s.write(`GET /fill HTTP/1.1\r\nHost: 127.0.0.1:${proxy.port}\r\n\r\n`))
+  })
+  expect(await waitFor(() => records.length === 1, 5000)).toBe(true)
+  const rec = records[0]!
+  expect([rec.status, rec.cache, rec.error]).toEqual([200, 'miss', 'CLIENT_GONE'])
+  expect(rec.bytes_out).toBeLessThan(3 * PART)
+  expect(rec.bytes_out).toBeGreaterThanOrEqual(got) // at least what arrived
+  // The fill went on without its client, and is whole in the store.
+  expect(await waitFor(() => cache.store.objects === 1, 5000)).toBe(true)
+  const again = await fetch(`${proxy.url}/fill`)
+  expect([again.headers.get('cache-status'), (await again.arrayBuffer()).byteLength]).toEqual([expect.stringContaining('hit'), 3 * PART])
+}, 20_000)
