@@ -348,7 +348,7 @@ export class ServerSession implements StreamHost {
       this.flow.taken(data.byteLength) // never handed on: a reader waiting would forward it (H2.CL)
       throw this.streams.bodyLengthDiffers(s.id, s.request, s)
     }
-    s.receiveData(data)
+    s.receiveData(data, cl !== undefined && !end && s.receivedBytes === cl) // complete but not ended: its last byte waits for the end
     if (end) this.streams.remoteEnd(s)
   }
 

@@ -88,6 +88,8 @@ export class ServerStream {
   /** Body bytes received and not yet read; made at the first such chunk (none for a request without a body). */
   private inQueue: Uint8Array[] | undefined
   private inBytes = 0
+  /** The last byte of a body whose content-length is complete, held until END_STREAM (receiveData). */
+  private heldLast: Uint8Array | undefined = undefined
   /** The buffer small payloads are gathered into (queueData), and the queue's last entry while it is a view of it. */
   private gathering: Uint8Array | undefined
   private gathered: Uint8Array | undefined
@@ -181,14 +183,23 @@ export class ServerStream {
 
   // ---- called by the session ----
 
-  /** Request body bytes from a DATA frame. */
-  receiveData(data: Uint8Array): void {
+  /**
+   * Request body bytes from a DATA frame. With `holdLast` (its content-length is complete, and END_STREAM not yet come), the
+   * last byte waits for END_STREAM (receiveEnd): a body streamed upstream as it comes then reaches the origin whole only once the
+   * client has ended it; a reset, or a byte more (malformed: RFC 9113 §8.1.1 "MUST NOT forward"), leaves it one byte short.
+   */
+  receiveData(data: Uint8Array, holdLast = false): void {
     if (this.discardBody || this.bodyDone) {
       this.host.consumed(this, data.byteLength, false)
       return
     }
     if (data.byteLength === 0) return
     this.onFirstRead = undefined
+    if (holdLast) {
+      this.heldLast = data.slice(data.byteLength - 1)
+      if (data.byteLength === 1) return
+      data = data.subarray(0, data.byteLength - 1)
+    }
     const w = this.pullWaiter
     if (w) {
       this.pullWaiter = undefined
@@ -227,6 +238,9 @@ export class ServerStream {
 
   /** END_STREAM from the client. */
   receiveEnd(): void {
+    const held = this.heldLast
+    this.heldLast = undefined
+    if (held !== undefined) this.receiveData(held)
     this.remoteEnded = true
     const w = this.pullWaiter
     if (w && (this.inQueue === undefined || this.inQueue.length === 0)) {
@@ -250,7 +264,8 @@ export class ServerStream {
   finish(code: CloseCode): number {
     if (this.closed) return 0
     this.closed = true
-    const unread = this.inBytes
+    const unread = this.inBytes + (this.heldLast?.byteLength ?? 0)
+    this.heldLast = undefined
     this.inQueue = undefined
     this.gathering = this.gathered = undefined
     this.inBytes = 0
@@ -336,7 +351,8 @@ export class ServerStream {
   private cancelBody(): void {
     this.discardBody = true
     this.bodyDone = true
-    const unread = this.inBytes
+    const unread = this.inBytes + (this.heldLast?.byteLength ?? 0)
+    this.heldLast = undefined
     this.inQueue = undefined
     this.inBytes = 0
     if (unread > 0) this.host.consumed(this, unread, false)
