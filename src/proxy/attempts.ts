@@ -142,15 +142,15 @@ async function attemptLoop<T>(
     }
     if (!next) break
     state = next
-    last = index
+    last = index - free // retries: attempts on other addresses (the free one is not one)
     try {
       const value = await attempt.run(state, index, fresh)
       target.reportSuccess(state)
-      return { ok: true, value, state, retries: index }
+      return { ok: true, value, state, retries: last }
     } catch (err) {
       failure = failed(target, state, err)
       // A connect-phase failure sent nothing: another address is always safe.
-      if (failure.phase !== 'connect' && !attempt.mayRetry(failure)) return { ok: false, failure, state, retries: index }
+      if (failure.phase !== 'connect' && !attempt.mayRetry(failure)) return { ok: false, failure, state, retries: last }
       const stale = attempt.staleConnection?.(failure) === true
       if (fresh && stale && !failure.isAddressFailure) {
         target.reportFailure(state, failure)

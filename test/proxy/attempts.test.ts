@@ -252,6 +252,8 @@ describe('a stale keep-alive connection', () => {
     // With retries = 1: the try on a new connection is not counted.
     expect(runs).toEqual([['127.0.2.2', 0, false], ['127.0.2.2', 1, true], ['127.0.2.3', 2, false]])
     expect(t.failures).toEqual([['127.0.2.2', 'CONNECT_REFUSED']])
+    // The access log's retries: attempts on other addresses; the try on a new connection is none (outside review, sixteenth round: it counted).
+    expect(outcome.retries).toBe(1)
   })
 
   test('the only address, its origin killed as DNS moves: the new connection is cut before an answer too, so the address is counted and the request waits for the rescue\'s address', async () => {
@@ -275,6 +277,7 @@ describe('a stale keep-alive connection', () => {
     }, () => 0)
     expect(outcome).toMatchObject({ ok: true, value: 'ok' })
     expect(runs).toEqual([['127.0.2.2', false], ['127.0.2.2', true], ['127.0.2.3', false]])
+    expect(outcome.retries).toBe(1)
     expect(waited).toBe(1)
     expect(t.failures).toEqual([['127.0.2.2', 'RESET_BEFORE_RESPONSE']])
   })
@@ -291,7 +294,7 @@ describe('a stale keep-alive connection', () => {
       mayRetry: () => true,
       staleConnection: () => true,
     }, () => 0)
-    expect(outcome).toMatchObject({ ok: true, value: 'ok' })
+    expect(outcome).toMatchObject({ ok: true, value: 'ok', retries: 0 })
     expect(runs).toEqual([false, true])
     // Stale again on the new connection: no second free try.
     const again = target(['127.0.2.2'], { retries: 0 })
