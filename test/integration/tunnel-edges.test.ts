@@ -471,3 +471,59 @@ test('a tunnel\'s record counts only what the client took: bytes still queued fo
   expect(h.records[before]!.status).toBe(101)
   expect(h.records[before]!.bytes_out).toBe(tunnelled)
 })
+
+/** A raw origin answering every upgrade request with `answer(socket)`; its port. */
+async function rawAnswerOrigin(answer: (s: import('node:net').Socket) => void): Promise<number> {
+  const { createServer } = await import('node:net')
+  const sockets: import('node:net').Socket[] = []
+  const origin = createServer((s) => {
+    sockets.push(s)
+    s.on('error', () => {})
+    s.once('data', () => answer(s))
+  })
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()))
+  h.track(() => {
+    for (const s of sockets) s.destroy()
+    origin.close()
+  })
+  return (origin.address() as { port: number }).port
+}
+
+/** Sends an upgrade request through the proxy; everything the client got, whether its end was a reset, and the request's record. */
+async function upgradeThrough(originPort: number): Promise<{ got: string; reset: boolean; record: import('../../src/proxy/observe/record.ts').RequestRecord }> {
+  const { connect } = await import('node:net')
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${originPort}` } })
+  const c = connect(proxy.port, '127.0.0.1')
+  h.track(() => void c.destroy())
+  let got = ''
+  let reset = false
+  c.on('data', (d: Buffer) => (got += d.toString('latin1')))
+  c.on('error', () => (reset = true))
+  const closed = new Promise<void>((r) => c.on('close', () => r()))
+  const before = h.records.length
+  c.write('GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
+  await closed
+  expect(await waitFor(() => h.records.length === before + 1, 5000)).toBe(true)
+  return { got, reset, record: h.records[before]! }
+}
+
+test('a refused upgrade from an HTTP/1.0 origin whose body (read to the close) is reset midway: the client sees it cut, never a clean end, and the status line is the proxy\'s HTTP/1.1 (RFC 9112 §6.3, RFC 9110 §2.5; outside review, sixteenth round)', async () => {
+  const port = await rawAnswerOrigin((s) => {
+    s.write('HTTP/1.0 403 Forbidden\r\n\r\n01234')
+    setTimeout(() => s.resetAndDestroy(), 100)
+  })
+  const { got, reset, record } = await upgradeThrough(port)
+  expect(got).toStartWith('HTTP/1.1 403 Forbidden\r\n')
+  expect(got).toEndWith('\r\n\r\n01234')
+  expect(reset).toBe(true)
+  expect([record.status, record.bytes_out, record.error]).toEqual([403, 5, 'RESET_MID_BODY'])
+})
+
+test('a refused upgrade from an HTTP/1.0 origin whose body ends with its close: whole, closed with a FIN', async () => {
+  const port = await rawAnswerOrigin((s) => s.end('HTTP/1.0 403 Forbidden\r\n\r\n0123456789'))
+  const { got, reset, record } = await upgradeThrough(port)
+  expect(got).toStartWith('HTTP/1.1 403 Forbidden\r\n')
+  expect(got).toEndWith('\r\n\r\n0123456789')
+  expect(reset).toBe(false)
+  expect([record.status, record.bytes_out, record.error]).toEqual([403, 10, undefined])
+})

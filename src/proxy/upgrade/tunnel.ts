@@ -1,11 +1,10 @@
 /**
- * Protocol upgrades (WebSocket and any other Upgrade), through the same attempt loop and pool as
- * plain requests: the request head goes to a fresh connection to one pool address (dialled by the
- * pool, so connects count and failures eject), with the usual forwarding headers; an HTTP/1.1
- * 101 answer that names a protocol the request asked for (any other 101, and any 1xx that says
- * HTTP/1.0, is a 502) turns both connections into a byte tunnel with backpressure each way; any
- * other answer is relayed to its end and both connections close (the client cannot go on talking to the
- * upstream unchecked). The request path (handler.ts) routes, admits and records upgrades.
+ * Protocol upgrades (WebSocket and any other Upgrade), through the same attempt loop and pool as plain requests: the request head
+ * goes to a fresh connection to one pool address (dialled by the pool, so connects count and failures eject), with the usual
+ * forwarding headers; an HTTP/1.1 101 answer that names a protocol the request asked for (any other 101, and any 1xx that says
+ * HTTP/1.0, is a 502) turns both connections into a byte tunnel with backpressure each way; any other answer is relayed to its
+ * end and both connections close (the client cannot go on talking to the upstream unchecked). The request path (handler.ts)
+ * routes, admits and records upgrades.
  */
 import { Buffer } from 'node:buffer'
 import { listMembers } from '../../http1/chars.ts'
@@ -148,10 +147,11 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
     const f = outcome.failure
     if (f.code === 'CLIENT_GONE' || clientGone) return end({ status: 499, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, retries: outcome.retries, error: 'CLIENT_GONE' })
     const status = statusFor(f.code).status
-    end({ status, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, retries: outcome.retries, error: f.code })
     // The table's reason, as an ordinary request's failure says: what failed where (the upstream's
-    // address) is the access log's (upstream_addr, error), not the client's to read.
-    client.write(encodeClosingResponse(status, failureHeaders(f.code, ctx.requestId), failureBody(status, statusFor(f.code).reason, ctx.requestId)))
+    // address, the failure in words) is the access log's (upstream_addr, error, error_detail), not the client's to read.
+    const body = failureBody(status, statusFor(f.code).reason, ctx.requestId)
+    end({ status, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, retries: outcome.retries, error: f.code })
+    client.write(encodeClosingResponse(status, failureHeaders(f.code, ctx.requestId), body))
     client.end()
     return
   }
@@ -180,11 +180,10 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
 }
 
 /**
- * Why a 101 does not switch to what the request asked for, or undefined when it does. RFC 9110
- * §15.2.2: a 101 MUST say in Upgrade which protocol(s) will be in effect; §7.8: a server MUST
- * NOT switch to one the request did not name. Names compare case-insensitively (§7.8), versions
- * when both sides give one. A 101 without Upgrade, or to another protocol (h2c for a WebSocket),
- * is not tunnelled: the client would be left talking to an upstream in a protocol nobody checked.
+ * Why a 101 does not switch to what the request asked for, or undefined when it does. RFC 9110 §15.2.2: a 101 MUST say in Upgrade
+ * which protocol(s) will be in effect; §7.8: a server MUST NOT switch to one the request did not name. Names compare
+ * case-insensitively (§7.8), versions when both sides give one. A 101 without Upgrade, or to another protocol (h2c for a
+ * WebSocket), is not tunnelled: the client would be left talking to an upstream in a protocol nobody checked.
  */
 export function unaskedSwitch(asked: string, head: ResponseHead): string | undefined {
   const offered = listMembers(asked)
@@ -211,11 +210,11 @@ export function unaskedSwitch(asked: string, head: ResponseHead): string | undef
  */
 function refusalHead(head: ResponseHead, raw: Buffer, requestId: string): Buffer {
   const r = head.raw!
-  // Fields Connection names beyond the hop-by-hop set, as the forwarding path drops them: a 426's
-  // Upgrade stays (RFC 9110 §15.5.22: it must carry one), and so does the framing the relayed body
-  // depends on (Content-Length follows its own rule below).
+  // Fields Connection names beyond the hop-by-hop set, as the forwarding path drops them: a 426's Upgrade stays (RFC 9110
+  // §15.5.22: it must carry one), and so does the framing the relayed body depends on (Content-Length: its own rule below).
   const named = listedByConnection(r.connection)?.filter((t) => t !== 'content-length')
-  let out = linesAsTheyCame(head, raw, (name) => name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'x-request-id' || named?.includes(name) === true || (name === 'content-length' && !r.lengthVerbatim))
+  // The proxy's own HTTP-version (RFC 9110 §2.5: only a tunnel passes the upstream's on): "HTTP/1.0 403" goes on as "HTTP/1.1 403".
+  let out = 'HTTP/1.1' + linesAsTheyCame(head, raw, (name) => name === 'connection' || name === 'keep-alive' || name === 'proxy-connection' || name === 'x-request-id' || named?.includes(name) === true || (name === 'content-length' && !r.lengthVerbatim)).slice(8)
   if (r.announcedLength !== undefined) out += `content-length: ${r.announcedLength}\r\n`
   return Buffer.from(`${out}x-request-id: ${requestId}\r\nconnection: close\r\n\r\n`, 'latin1')
 }
@@ -413,7 +412,7 @@ function relayThenClose(upstream: Conn, client: Conn, late: LateEvents, raw: Buf
   takeOver(upstream, late, {
     data: (c) => void (over || onBody(c)),
     drain() {},
-    // A close-delimited answer ends here; any other that ends early is cut for the client too.
-    close: () => (f.kind === 'close' ? finish(true) : finish(false, 'RESET_MID_BODY')),
+    // A close-delimited answer ends with a close (not a reset: RFC 9112 §6.3); any other that ends early is cut for the client too.
+    close: (err) => (f.kind === 'close' && err === undefined ? finish(true) : finish(false, 'RESET_MID_BODY')),
   })
 }
