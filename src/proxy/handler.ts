@@ -184,6 +184,7 @@ export class ProxyHandler {
         if (end.upstreamAddr !== undefined) record.upstream_addr = end.upstreamAddr
         if (end.error === undefined) record.upstream_status = end.status
         else record.error = end.error
+        if (end.detail !== undefined) record.error_detail = end.detail
         if (this.hooks.cutting?.()) record.error = 'DRAIN_TIMEOUT'
         flight.emit()
       },

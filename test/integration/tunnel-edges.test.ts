@@ -527,3 +527,19 @@ test('a refused upgrade from an HTTP/1.0 origin whose body ends with its close: 
   expect(reset).toBe(false)
   expect([record.status, record.bytes_out, record.error]).toEqual([403, 10, undefined])
 })
+
+test('a refused upgrade\'s chunked body is logged with its bytes, not its chunk framing (outside review, sixteenth round: 25 for 10)', async () => {
+  const port = await rawAnswerOrigin((s) => s.end('HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n'))
+  const { got, record } = await upgradeThrough(port)
+  expect(got).toEndWith('5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n')
+  expect([record.status, record.bytes_out, record.error]).toEqual([403, 10, undefined])
+})
+
+test('an upgrade no upstream answers: its 502 is logged with the bytes of its body and the failure in words, as a plain request\'s is (outside review, sixteenth round: bytes_out 0, no error_detail)', async () => {
+  const port = await rawAnswerOrigin((s) => s.end('NOT HTTP AT ALL\r\n\r\n'))
+  const { got, record } = await upgradeThrough(port)
+  expect(got).toStartWith('HTTP/1.1 502 ')
+  const body = got.slice(got.indexOf('\r\n\r\n') + 4)
+  expect([record.status, record.error, record.bytes_out]).toEqual([502, 'BAD_RESPONSE', body.length])
+  expect(record.error_detail).toBeString()
+})

@@ -49,8 +49,9 @@ export interface TunnelEnd {
   /** The address tried last, as ip:port (the access log's upstream_addr). */
   upstreamAddr: string | undefined
   retries: number
-  /** A failure code of errors.ts. */
+  /** A failure code of errors.ts, and (the proxy's own answer) the failure in words. */
   error?: string
+  detail?: string
 }
 
 /** Client bytes held while the upstream has not answered the upgrade yet. */
@@ -150,7 +151,7 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
     // The table's reason, as an ordinary request's failure says: what failed where (the upstream's
     // address, the failure in words) is the access log's (upstream_addr, error, error_detail), not the client's to read.
     const body = failureBody(status, statusFor(f.code).reason, ctx.requestId)
-    end({ status, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, retries: outcome.retries, error: f.code })
+    end({ status, bytesIn: 0, bytesOut: Buffer.byteLength(body), upstreamAddr: lastAddr, retries: outcome.retries, error: f.code, detail: f.message })
     client.write(encodeClosingResponse(status, failureHeaders(f.code, ctx.requestId), body))
     client.end()
     return
@@ -382,15 +383,15 @@ function relayThenClose(upstream: Conn, client: Conn, late: LateEvents, raw: Buf
     let take: number
     if (decoder) {
       try {
-        take = decoder.feed(chunk, () => {})
+        take = decoder.feed(chunk, (s) => void (counts.bytesOut += s.byteLength)) // the body's bytes, not its chunk framing
       } catch {
         return finish(false, 'RESET_MID_BODY')
       }
     } else {
       take = Math.min(remaining, chunk.byteLength)
       remaining -= take
+      counts.bytesOut += take
     }
-    counts.bytesOut += take
     idle.since = monoNow()
     if (!client.write(chunk.subarray(0, take))) {
       upstream.pause()
