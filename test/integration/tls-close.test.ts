@@ -1,0 +1,68 @@
+/**
+ * The TLS listener's close is prompt: after the last reply (Connection: close), or at
+ * client_header_timeout, the close_notify and the FIN go out at once and the socket is let go.
+ * Bun's end() of a TLS socket waits for the client's own close_notify before the TCP close, so a
+ * client that answers none (one not reading: most clients take the close_notify as the end and
+ * then close, but not all do at once) had the socket, and its file descriptor, held about 12 s past
+ * every close, outside max_connections (sixteenth round of outside reviews).
+ */
+import { afterEach, expect, test } from 'bun:test'
+import { connect as netConnect } from 'node:net'
+import { Duplex } from 'node:stream'
+import { connect as tlsConnect } from 'node:tls'
+import { startProxyProcess } from '../../scripts/stream-rss.ts'
+import { makeCerts } from '../support/certs.ts'
+import { Harness, waitFor } from '../support/harness.ts'
+
+const h = new Harness()
+afterEach(() => h.closeAll())
+const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
+
+/**
+ * A TLS client deaf once its request is sent: a Duplex between node:tls and the TCP socket stops
+ * passing what arrives on to TLS, so neither the reply nor the close_notify is read, and the
+ * close_notify is never answered, while the TCP socket's own bytes and FIN are seen here.
+ */
+async function deafClient(port: number, request: string): Promise<{ bytes: () => number; fin: () => boolean }> {
+  const raw = netConnect(port, '127.0.0.1')
+  h.track(() => void raw.destroy())
+  raw.on('error', () => {})
+  let deaf = false
+  let fin = false
+  let bytes = 0
+  raw.on('end', () => (fin = true))
+  const duplex = new Duplex({
+    read() {},
+    write(chunk, _enc, done) {
+      raw.write(chunk, done)
+    },
+  })
+  raw.on('data', (d: Buffer) => {
+    if (!deaf) return void duplex.push(d)
+    bytes += d.length
+  })
+  const t = tlsConnect({ socket: duplex, ca: certs.ca, servername: 'proxy.test' })
+  t.on('error', () => {})
+  t.on('secureConnect', () => {
+    t.write(request)
+    deaf = true
+  })
+  await new Promise<void>((r) => raw.on('connect', () => r()))
+  return { bytes: () => bytes, fin: () => fin }
+}
+
+for (const [name, request] of [
+  ['a reply with Connection: close', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'],
+  ['client_header_timeout', 'GET / HTTP/1.1\r\nHost: a\r\n'],
+] as const) {
+  test(`the TLS listener's FIN comes at once after ${name}, whether or not the client answers the close_notify`, async () => {
+    const origin = h.origin({ fetch: () => new Response('ok') })
+    // Its own process, from source: in the test runner's process Bun's TLS end() closed at once, and the wait did not show.
+    const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--tls-cert', certs.certFile, '--tls-key', certs.keyFile, '--admin', 'off', '--access-log', 'off', '--client-header-timeout', '1s'])
+    h.track(() => void proxy.stop())
+    const c = await deafClient(Number(new URL(proxy.url).port), request)
+    // The reply (a 200, or the 408), and the close_notify: sealed records, unread.
+    expect(await waitFor(() => c.bytes() > 100, 5000)).toBe(true)
+    expect(await waitFor(() => c.fin(), 4000, 50)).toBe(true)
+  }, 20_000)
+}
