@@ -41,6 +41,17 @@ async function countingOrigin(): Promise<{ port: number; bodyBytes: () => number
   return { port: (server.address() as { port: number }).port, bodyBytes: () => body, closed: () => closed }
 }
 
+/** A proxy over TLS in front of a counting origin, and a POST on stream 1 whose DATA add up to its content-length, not ended: the origin has all but one byte. */
+async function uploadAllButTheEnd(): Promise<{ origin: Awaited<ReturnType<typeof countingOrigin>>; c: RawH2Tls }> {
+  const origin = await countingOrigin()
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
+  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
+  c.send(c.request(1, 'POST', '/up', [['content-length', String(DECLARED)]], false))
+  await c.sendBody(1, DECLARED, false)
+  expect(await waitFor(() => origin.bodyBytes() === DECLARED - 1, 5000)).toBe(true)
+  return { origin, c }
+}
+
 const ENDINGS = [
   ['RST_STREAM CANCEL', (c: RawH2Tls) => c.send(frame(FrameType.RST_STREAM, 0, 1, new Uint8Array([0, 0, 0, 8])))],
   ['a byte more than content-length', (c: RawH2Tls) => c.send(c.data(1, 'x', true))],
@@ -49,12 +60,7 @@ const ENDINGS = [
 
 for (const [name, ending] of ENDINGS) {
   test(`a streamed upload whose content-length is complete, then ${name}: the origin gets one byte short, never the whole request`, async () => {
-    const origin = await countingOrigin()
-    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
-    const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
-    c.send(c.request(1, 'POST', '/up', [['content-length', String(DECLARED)]], false))
-    await c.sendBody(1, DECLARED, false)
-    expect(await waitFor(() => origin.bodyBytes() === DECLARED - 1, 5000)).toBe(true)
+    const { origin, c } = await uploadAllButTheEnd()
     await Bun.sleep(100) // the last byte would be on its way by now
     expect(origin.bodyBytes()).toBe(DECLARED - 1)
     ending(c)
@@ -64,12 +70,7 @@ for (const [name, ending] of ENDINGS) {
 }
 
 test('the same upload ended by an empty DATA frame with END_STREAM: the held byte goes on and the answer comes back', async () => {
-  const origin = await countingOrigin()
-  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { tls_cert: certs.certFile, tls_key: certs.keyFile } })
-  const c = await RawH2Tls.connect(h, proxy.port, certs.ca)
-  c.send(c.request(1, 'POST', '/up', [['content-length', String(DECLARED)]], false))
-  await c.sendBody(1, DECLARED, false)
-  expect(await waitFor(() => origin.bodyBytes() === DECLARED - 1, 5000)).toBe(true)
+  const { origin, c } = await uploadAllButTheEnd()
   c.send(c.data(1, '', true))
   expect(await waitFor(() => c.ended(1), 5000)).toBe(true)
   expect(c.statuses(1)).toEqual(['200'])
