@@ -14,7 +14,6 @@ import type { Http2Limits } from './limits.ts'
 import { ServerSession } from './session.ts'
 import type { Refused, RefusedFields } from './refused.ts'
 import type { ServerStream } from './stream.ts'
-import { endAccepted } from '../runtime/socket-end.ts'
 import { SERVER_CIPHERS } from '../runtime/tls-policy.ts'
 
 /**
@@ -27,8 +26,6 @@ export const ALPN_H2 = '\x02h2'
 
 export interface H2ConnectionOptions {
   limits?: Partial<Http2Limits>
-  /** Over TLS: its end sends the close_notify and closes at once (runtime/socket-end.ts). */
-  overTls?: boolean
   /**
    * send_timeout: bytes queued for a client that takes none of them for this long end the
    * connection (the socket is cut: a GOAWAY could not reach it either). 0 or absent: none.
@@ -53,7 +50,7 @@ export class H2Connection {
   constructor(private readonly sock: Socket<unknown>, opts: H2ConnectionOptions) {
     // Batched: the flushes of many sessions in one round of events go out together (write-queue.ts).
     const sendTimeoutMs = opts.sendTimeoutMs ?? 0
-    this.out = new WriteQueue(sock, { batch: true, onQueued: sendTimeoutMs > 0 ? () => this.watchStall(sendTimeoutMs) : undefined, end: () => endAccepted(sock, opts.overTls === true) })
+    this.out = new WriteQueue(sock, { batch: true, onQueued: sendTimeoutMs > 0 ? () => this.watchStall(sendTimeoutMs) : undefined })
     this.session = new ServerSession({
       write: (b) => (this.gone ? false : this.out.write(b)),
       close: () => this.endWhenFlushed(),
@@ -144,7 +141,7 @@ export interface H2Listener {
 export function listenH2(opts: H2ListenOptions): H2Listener {
   const conns = new Set<H2Connection>()
   const start = (sock: Socket<H2Connection | undefined>) => {
-    const c = new H2Connection(sock as Socket<unknown>, { ...opts, overTls: opts.tls !== undefined })
+    const c = new H2Connection(sock as Socket<unknown>, opts)
     sock.data = c
     conns.add(c)
   }
@@ -156,7 +153,7 @@ export function listenH2(opts: H2ListenOptions): H2Listener {
     handshake(sock, success) {
       // Only a client that chose h2 by ALPN gets a session (RFC 9113 §3.2).
       if (success && sock.alpnProtocol === 'h2') start(sock)
-      else endAccepted(sock, true)
+      else sock.end()
     },
     data(sock, chunk) {
       sock.data?.onData(chunk)

@@ -66,3 +66,37 @@ for (const [name, request] of [
     expect(await waitFor(() => c.fin(), 4000, 50)).toBe(true)
   }, 20_000)
 }
+
+test('a Connection: close reply over TLS to a slow reader that sends more after it: every byte arrives, then the close_notify (second opinion on the first fix: its shutdown() with an end() at once cut 8,000,000 bytes at 7.91-7.96 MB)', async () => {
+  const TOTAL = 8_000_000
+  const big = new Uint8Array(TOTAL).fill(0x62)
+  const origin = h.origin({ fetch: () => new Response(big) })
+  const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--tls-cert', certs.certFile, '--tls-key', certs.keyFile, '--admin', 'off', '--access-log', 'off'])
+  h.track(() => void proxy.stop())
+  const t = tlsConnect({ host: '127.0.0.1', port: Number(new URL(proxy.url).port), ca: certs.ca, servername: 'proxy.test' })
+  h.track(() => void t.destroy())
+  let got = 0
+  let sentMore = false
+  let ended: string | undefined
+  t.on('error', (e) => (ended ??= `error: ${e.message}`))
+  t.on('end', () => (ended ??= 'close_notify'))
+  t.on('secureConnect', () => t.write('GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'))
+  // A slow reader: 64 KiB every 10 ms (the proxy has long written its last byte and closed by the
+  // time it is near the end); once it has most of the body it sends one more request.
+  t.pause()
+  const reader = setInterval(() => {
+    for (let chunk = t.read(65_536); chunk !== null; chunk = null) got += chunk.length
+    if (!sentMore && got > TOTAL - 100_000) {
+      sentMore = true
+      t.write('GET /more HTTP/1.1\r\nHost: a\r\n\r\n')
+    }
+  }, 10)
+  h.track(() => clearInterval(reader))
+  t.on('readable', () => {})
+  expect(await waitFor(() => ended !== undefined, 20_000, 50)).toBe(true)
+  for (let chunk = t.read(); chunk !== null; chunk = t.read()) got += chunk.length
+  clearInterval(reader)
+  expect(sentMore).toBe(true)
+  expect(ended).toBe('close_notify')
+  expect(got).toBeGreaterThan(TOTAL) // the head and all of the body
+}, 40_000)

@@ -15,7 +15,6 @@ import { HeadHeaders, parseRequestHeadBytes, RequestHeadError, requestLineOf, st
 import { RepeatedStrings } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { ReadSizer } from '../../runtime/receive-buffer.ts'
-import { endAccepted } from '../../runtime/socket-end.ts'
 import { failureReply, type FailureCode } from '../errors.ts'
 import { clientAddress, ForwardingLines, requestIdFor, withoutH2c } from '../headers.ts'
 import { unparsedRequest, type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink } from '../message.ts'
@@ -25,6 +24,7 @@ import { TunnelConn } from './tunnel-conn.ts'
 
 /** Request bodies that arrive whole with their head and are at most this large are handed over as bytes. */
 const INLINE_BODY_BYTES = 64 * 1024
+
 const enum Phase {
   Head, // waiting for (or reading) a request head
   Busy, // a request is being served
@@ -70,8 +70,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     private readonly shared: ListenerState,
   ) {
     this.client = { ip: clientAddress(sock.remoteAddress), tls: shared.tls, streamKeepsLength: true, protocol: 'HTTP/1.1', forwarding: new ForwardingLines(), interim: (status, headers) => (status === 100 ? this.sendContinue(headers) : this.writeInterim(status, headers)) }
-    // The FIN after a last reply; with bytes of the client's not read (the rest of a body, requests pipelined after a close: not over TLS, whose lingering holds back the close_notify a reply without length ends with), a lingering close: a close with them unread is a reset.
-    this.writer = new ReplyWriter(sock, shared.opts, (why) => this.destroy(why), () => (this.phase === Phase.Busy && (this.bodyOpen || (this.pending.size > 0 && !shared.tls)) && shared.linger ? shared.linger(sock, shared.tls, () => this.onClose(undefined)) : endAccepted(sock, shared.tls)))
+    // The FIN after a last reply; with bytes of the client's not read (the rest of a body, requests pipelined after a close), and over TLS always (Bun's end() waits ~12 s for the client's close_notify: lingering-close.ts), a lingering close: a close with them unread is a reset.
+    this.writer = new ReplyWriter(sock, shared.opts, (why) => this.destroy(why), () => (shared.linger && (shared.tls || (this.phase === Phase.Busy && (this.bodyOpen || this.pending.size > 0))) ? shared.linger(sock, () => this.onClose(undefined)) : sock.end()))
     this.sizer = new ReadSizer(sock)
     sock.setNoDelay(true)
     this.deadlineAt = monoNow() + shared.opts.headerTimeoutMs // the first request's head is due within the header timeout from accept

@@ -87,5 +87,5 @@ export interface ListenerState {
   requestEnded(): void
   closed(c: { readonly isClosed: boolean }): void
   /** Takes over `sock` after its connection's last reply, for a lingering close (lingering-close.ts); `closed` ends the connection first. */
-  linger?(sock: unknown, tls: boolean, closed: () => void): void
+  linger?(sock: unknown, closed: () => void): void
 }

@@ -1,11 +1,14 @@
 /**
- * One HTTP/2 client connection on the own listener (negotiated by ALPN on TLS): the session of http2/ (framing, HPACK, flow
- * control, flood budgets) feeding the same request path as HTTP/1.1. Each stream becomes a ProxyRequest (:authority as Host,
- * cookies joined, RFC 9113 §8.3), goes through the handler, and its reply is sent back with backpressure both ways: the request
- * body is pulled as the upstream takes it (window credit follows), the response body is written as the client's windows allow
- * (a slow reader pauses the upstream). Connection-specific fields never cross (§8.2.2). `expect: 100-continue` gets its interim
- * 100 at the body's first read, and a body silent for client_body_timeout while it is waited for fails (408), as on HTTP/1.1.
- * The listener sweeps it (idle timeout) and shuts it down on drain with GOAWAY (on a reload two: 2^31-1, then the last stream id).
+ * One HTTP/2 client connection on the own listener (negotiated by ALPN on TLS): the session of
+ * http2/ (framing, HPACK, flow control, flood budgets) feeding the same request path as HTTP/1.1.
+ * Each stream becomes a ProxyRequest (:authority as Host, cookies joined, RFC 9113 §8.3), goes
+ * through the handler, and its reply is sent back with backpressure both ways: the request body
+ * is pulled as the upstream takes it (window credit follows), the response body is written as the
+ * client's windows allow (a slow reader pauses the upstream). Connection-specific fields never
+ * cross (§8.2.2). `expect: 100-continue` gets its interim 100 at the body's first read, and a
+ * body silent for client_body_timeout while it is waited for fails (408), as on HTTP/1.1. The
+ * listener sweeps it (idle timeout) and shuts it down on drain with GOAWAY (on a reload two:
+ * 2^31-1, then the last stream id).
  */
 import type { Socket } from 'bun'
 import { isHostValue } from '../../http1/chars.ts'
@@ -47,7 +50,6 @@ export class H2Client {
     this.client = { ip: clientAddress(sock.remoteAddress), tls: true, streamKeepsLength: true, protocol: 'HTTP/2', forwarding: new ForwardingLines() }
     this.conn = new H2Connection(sock, {
       limits,
-      overTls: true,
       sendTimeoutMs: shared.opts.sendTimeoutMs,
       onRequest: (stream) => this.serve(stream),
       onRefused: (r) => this.refused(r),

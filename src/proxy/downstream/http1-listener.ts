@@ -133,12 +133,12 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       conns.delete(c as DownstreamConnection)
       if (stopping && conns.size === 0) for (const w of stopWaiters.splice(0)) w()
     },
-    linger(sock, tls, closed) {
+    linger(sock, closed) {
       // The socket is the lingerer's (counted in its place, so a graceful stop waits for it, to
       // its own bounds: lingering-close.ts); the connection is then over for the proxy: its
       // request done, its body abandoned.
       const s = sock as Socket<DownstreamConnection>
-      const l = new LingeringClose(s, tls, (c) => shared.closed(c))
+      const l = new LingeringClose(s, (c) => shared.closed(c))
       s.data = l
       conns.add(l)
       closed()
