@@ -182,8 +182,8 @@ export class ProxyHandler {
         record.bytes_out = end.bytesOut
         record.retries = end.retries
         if (end.upstreamAddr !== undefined) record.upstream_addr = end.upstreamAddr
-        if (end.error === undefined) record.upstream_status = end.status
-        else record.error = end.error
+        if (end.upstreamStatus !== undefined) record.upstream_status = end.upstreamStatus
+        if (end.error !== undefined) record.error = end.error
         if (end.detail !== undefined) record.error_detail = end.detail
         if (this.hooks.cutting?.()) record.error = 'DRAIN_TIMEOUT'
         flight.emit()

@@ -40,8 +40,9 @@ export interface TunnelContext {
 
 /** How one upgrade ended, for the access log. */
 export interface TunnelEnd {
-  /** 101 for a tunnel; the upstream's status for a refused upgrade; the proxy's own when no upstream answered. */
+  /** 101 for a tunnel; the upstream's status for a refused upgrade; the proxy's own when no upstream answered; `upstreamStatus`, the upstream's, when it answered (a cut relay too). */
   status: number
+  upstreamStatus?: number
   /** Bytes from the client after its request head. */
   bytesIn: number
   /** Bytes to the client after the response head. */
@@ -162,7 +163,7 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
     return end({ status: 499, bytesIn: 0, bytesOut: 0, upstreamAddr: lastAddr, retries: outcome.retries, error: 'CLIENT_GONE' })
   }
   const counts = { bytesIn: 0, bytesOut: 0 }
-  const finish = (error?: string) => end({ status: answer.status, ...counts, upstreamAddr: lastAddr, retries: outcome.retries, ...(error ? { error } : {}) })
+  const finish = (error?: string) => end({ status: answer.status, upstreamStatus: answer.status, ...counts, upstreamAddr: lastAddr, retries: outcome.retries, ...(error ? { error } : {}) })
   if (answer.status === 101) {
     // The head and whatever came with it (the upstream may speak first, as soon as it switched).
     const switched = switchedHead(answer, raw)
@@ -172,7 +173,7 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
       counts.bytesIn += c.byteLength
       upstream.write(c)
     }
-    pipeBoth(client, upstream, late, counts, ctx.idleTimeoutMs, (error) => end({ status: 101, ...counts, upstreamAddr: lastAddr, retries: outcome.retries, ...(error ? { error } : {}) }))
+    pipeBoth(client, upstream, late, counts, ctx.idleTimeoutMs, (error) => end({ status: 101, upstreamStatus: 101, ...counts, upstreamAddr: lastAddr, retries: outcome.retries, ...(error ? { error } : {}) }))
     client.resume()
     return
   }
