@@ -544,3 +544,27 @@ test('an upgrade no upstream answers: its 502 is logged with the bytes of its bo
   expect([record.status, record.error, record.bytes_out]).toEqual([502, 'BAD_RESPONSE', body.length])
   expect(record.error_detail).toBeString()
 })
+
+test('the upstream ends a tunnel (its last bytes, then a FIN) while the client, not reading yet, sends more: every byte of the upstream reaches the client (a lingering close, not a reset; regression run of the sixteenth round: 175,539 of 200,000)', async () => {
+  const TAIL = 200_000
+  const port = await rawAnswerOrigin((s) => s.end(Buffer.concat([Buffer.from(SWITCHED), Buffer.alloc(TAIL, 0x74)])))
+  const { connect } = await import('node:net')
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` } })
+  const c = connect({ port: proxy.port, host: '127.0.0.1' })
+  h.track(() => void c.destroy())
+  let got = 0
+  let reset = false
+  c.on('error', () => (reset = true))
+  const closed = new Promise<void>((r) => c.on('close', () => r()))
+  c.write(UPGRADE)
+  // It reads nothing for a while (the upstream's bytes wait in the kernel and the proxy has ended its side), then sends, then reads.
+  c.pause()
+  await Bun.sleep(300)
+  c.write('more from me')
+  await Bun.sleep(100)
+  c.on('data', (d: Buffer) => (got += d.length))
+  c.resume()
+  await closed
+  expect(reset).toBe(false)
+  expect(got).toBe(SWITCHED.length + TAIL)
+}, 20_000)

@@ -70,8 +70,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     private readonly shared: ListenerState,
   ) {
     this.client = { ip: clientAddress(sock.remoteAddress), tls: shared.tls, streamKeepsLength: true, protocol: 'HTTP/1.1', forwarding: new ForwardingLines(), interim: (status, headers) => (status === 100 ? this.sendContinue(headers) : this.writeInterim(status, headers)) }
-    // The FIN after a last reply; with bytes of the client's not read (the rest of a body, requests pipelined after a close), and over TLS always (Bun's end() waits ~12 s for the client's close_notify: lingering-close.ts), a lingering close: a close with them unread is a reset.
-    this.writer = new ReplyWriter(sock, shared.opts, (why) => this.destroy(why), () => (shared.linger && (shared.tls || (this.phase === Phase.Busy && (this.bodyOpen || this.pending.size > 0))) ? shared.linger(sock, () => this.onClose(undefined)) : sock.end()))
+    // The FIN after a last reply; with bytes of the client's not read (the rest of a body, requests pipelined after a close, a tunnel's), and over TLS always (Bun's end() waits ~12 s for the client's close_notify: lingering-close.ts), a lingering close: a close with them unread is a reset.
+    this.writer = new ReplyWriter(sock, shared.opts, (why) => this.destroy(why), () => (shared.linger && (shared.tls || this.phase === Phase.Tunnel || (this.phase === Phase.Busy && (this.bodyOpen || this.pending.size > 0))) ? shared.linger(sock, () => this.onClose(undefined)) : sock.end()))
     this.sizer = new ReadSizer(sock)
     sock.setNoDelay(true)
     this.deadlineAt = monoNow() + shared.opts.headerTimeoutMs // the first request's head is due within the header timeout from accept

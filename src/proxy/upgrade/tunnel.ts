@@ -330,8 +330,8 @@ function pipeBoth(client: Conn, upstream: Conn, late: LateEvents, counts: { byte
   // Handlers of `from`: its data goes to `to`; its drain (its own queue sent) lets `to` read again; `dropped`: what was queued for `from` and never taken, once it closed (taken off the other way's count, made as bytes were read).
   const relay = (from: Conn, to: Conn, count: (n: number) => void, dropped: (n: number) => void): ConnHandlers => ({
     data: (c) => {
-      // Closing (a side gone, idle_timeout): nothing goes across. An ended TLS socket reads on whatever pause() says: cut once nothing waits for it (it was drained: 5.5 GB in 8 s).
-      if (closed || idled) return void (from.unsentBytes ? undefined : from.destroy())
+      // Closing (a side gone, idle_timeout): nothing goes across. An ended TLS upstream reads on whatever pause() says: cut once nothing waits for it (it was drained: 5.5 GB in 8 s); the client's side lingers (client-connection.ts).
+      if (closed || idled) return void (from === upstream && !from.unsentBytes ? from.destroy() : undefined)
       count(c.byteLength)
       watch.since = monoNow()
       if (!to.write(c)) from.pause()
