@@ -10,7 +10,7 @@
  * and LINGER_MAX_MS in all, as nginx's lingering_close does (lingering_timeout 5 s,
  * lingering_time 30 s). Over TLS too, where every close comes here: Bun's shutdown() of a TLS
  * socket sends the close_notify and the FIN and reads on (dropping what comes) until the client
- * closes, where its end() sends the close_notify, then holds the socket, outside any count, until
+ * closes, whereas its end() sends the close_notify, then holds the socket, outside any count, until
  * the client answers with its own or about 12 s have passed (a client that answers none, or reads
  * nothing more, saw its FIN 12 s late: sixteenth round of outside reviews); and shutdown() with an
  * end() at once closed it with the reply's tail still in the kernel, which a client's next bytes
