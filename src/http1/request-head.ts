@@ -1,11 +1,9 @@
 /**
- * Strict parser of an HTTP/1.1 request head (RFC 9112 §2–§3, §5–§6), for the proxy's own
- * listener. Anything another parser could read differently is refused, never repaired: bare CR or
- * LF, obs-fold, whitespace before a colon, control characters, Content-Length and
- * Transfer-Encoding together, disagreeing lengths, codings other than a final "chunked", a
- * missing or repeated Host, an absolute-form target naming another host, a backslash in the
- * path, CONNECT. Pure: no I/O,
- * table-tested in test/proxy/request-head.test.ts.
+ * Strict parser of an HTTP/1.1 request head (RFC 9112 §2–§3, §5–§6), for the proxy's own listener. Anything another parser
+ * could read differently is refused, never repaired: bare CR or LF, obs-fold, whitespace before a colon, control characters,
+ * Content-Length and Transfer-Encoding together, disagreeing lengths, codings other than a final "chunked", a missing or repeated
+ * Host, an absolute-form target naming another host, a backslash in the path, CONNECT. Pure: no I/O, table-tested in
+ * test/proxy/request-head.test.ts.
  */
 import { Buffer } from 'node:buffer'
 import type { HeadReader } from './head-reader.ts'
@@ -117,12 +115,10 @@ export function startsWithHead(b: Buffer, size: number): boolean {
 }
 
 /**
- * Parses bytes[0, end): a request head without its final CRLFCRLF (which `b` holds too, at `end`:
- * the last field's line is forwarded with its CRLF), scanned by hand (no string
- * for the whole head; common methods and field names are shared constants, not new strings).
- * Leading empty lines are tolerated (RFC 9112 §2.2). Throws RequestHeadError with the code of
- * the refusal. `strings`, the connection's, gives the target, Host and Connection of the request
- * before back when their bytes repeat.
+ * Parses bytes[0, end): a request head without its final CRLFCRLF (which `b` holds too, at `end`: the last field's line is
+ * forwarded with its CRLF), scanned by hand (no string for the whole head; common methods and field names are shared constants,
+ * not new strings). Leading empty lines are tolerated (RFC 9112 §2.2). Throws RequestHeadError with the code of the refusal.
+ * `strings`, the connection's, gives the target, Host and Connection of the request before back when their bytes repeat.
  */
 export function parseRequestHeadBytes(b: Buffer, end: number, strings?: RepeatedStrings): RequestHead {
   // The last field's line is kept with its CRLF (spans), which is the CRLFCRLF's start.
@@ -249,14 +245,18 @@ export function parseRequestHeadBytes(b: Buffer, end: number, strings?: Repeated
       const abs = /^(https?):\/\/([^/?#]*)([^#]*)$/i.exec(target)
       if (!abs) throw new RequestHeadError('BAD_REQUEST', 'invalid request target')
       const authority = abs[2]!
-      // Compared without the scheme's default port: http://a:80/ names the Host "a" (RFC 9110 §4.2.3).
-      if (host === undefined ? !isHostValue(authority) : !sameAuthority(authority, host, abs[1]!)) {
-        throw new RequestHeadError('BAD_REQUEST', host === undefined ? 'invalid authority in the request target' : 'request target names another host than the Host header; this is not an open proxy')
+      if (host === undefined) {
+        // No Host (HTTP/1.0 alone here): the authority is it (RFC 9112 §3.2.2), a field of no line (Host is written apart).
+        if (!isHostValue(authority)) throw new RequestHeadError('BAD_REQUEST', 'invalid authority in the request target')
+        names.push('host')
+        values.push((host = authority))
+        spans.push(end, end, end, end)
+      } else if (!sameAuthority(authority, host, abs[1]!)) {
+        // Compared without the scheme's default port: http://a:80/ names the Host "a" (RFC 9110 §4.2.3).
+        throw new RequestHeadError('BAD_REQUEST', 'request target names another host than the Host header; this is not an open proxy')
       }
-      if (host === undefined) void (names.push('host'), values.push((host = authority)), spans.push(end, end, end, end)) // no Host (HTTP/1.0 alone here): the authority is it (RFC 9112 §3.2.2), a field of no line (Host is written apart)
       const rest = abs[3]!
-      // An empty path and no query: "/", but "*" for OPTIONS, which is about the server as a
-      // whole (RFC 9112 §3.2.4: the last proxy on the chain MUST send "*").
+      // An empty path and no query: "/", but "*" for OPTIONS, which is about the server as a whole (RFC 9112 §3.2.4: the last proxy on the chain MUST send "*").
       target = rest === '' ? (method === 'OPTIONS' ? '*' : '/') : rest.charCodeAt(0) === 0x3f ? `/${rest}` : rest
     }
   }

@@ -176,8 +176,11 @@ function failed(target: AttemptTarget, state: AddressState, err: unknown): Reque
 /** Why there was nothing to try: DNS has not answered yet, or every address is gone. */
 function noAddress(target: AttemptTarget): RequestFailure {
   const snap = target.source.snapshot()
-  // Every address gone (stale_grace over): the request asks for the next lookup now (at most once a second), not at the failure back-off's next try.
-  if (snap.ready) return void target.source.refreshNow('no address left'), new RequestFailure('NO_ADDRESS', 'connect', 'no upstream address available')
+  if (snap.ready) {
+    // Every address gone (stale_grace over): the request asks for the next lookup now (at most once a second), not at the failure back-off's next try.
+    target.source.refreshNow('no address left')
+    return new RequestFailure('NO_ADDRESS', 'connect', 'no upstream address available')
+  }
   const why = snap.lastError ? ` (${snap.lastError.code})` : ''
   return new RequestFailure('NOT_RESOLVED', 'connect', `upstream ${target.upstream.host} has not resolved yet${why}`)
 }

@@ -1,10 +1,9 @@
 /**
- * One request/response exchange on an upstream connection: writes the request (head plus a
- * buffered or streamed body, chunked where its length is unknown), parses the response head
- * (relaying valid 1xx), and streams the response body with backpressure (a slow client pauses the
- * upstream socket), within header_timeout and idle_timeout. It fails with a RequestFailure whose
- * phase tells the retry policy what may have reached the upstream. The connection it runs on is
- * connection.ts's; what it is given and reports, exchange-shapes.ts's.
+ * One request/response exchange on an upstream connection: writes the request (head plus a buffered or streamed body, chunked
+ * where its length is unknown), parses the response head (relaying valid 1xx), and streams the response body with backpressure
+ * (a slow client pauses the upstream socket), within header_timeout and idle_timeout. It fails with a RequestFailure whose phase
+ * tells the retry policy what may have reached the upstream. The connection it runs on is connection.ts's; what it is given and
+ * reports, exchange-shapes.ts's.
  */
 import { Buffer } from 'node:buffer'
 import { SocketBodyStream } from '../../http1/body-stream.ts'
@@ -34,7 +33,8 @@ export class Exchange implements IncomingResponse, ExchangeEnd {
   private bodyValue: ReadableStream<Uint8Array> | Uint8Array | null = null
   /** IncomingResponse: a small whole body still in the head's read, at [wholeFrom, wholeTo). */
   wholeIn: Buffer | undefined = undefined
-  wholeFrom = 0; wholeTo = 0
+  wholeFrom = 0
+  wholeTo = 0
   private stream: SocketBodyStream | undefined
   private decoder: ChunkedDecoder | undefined
   private remaining = 0
