@@ -68,9 +68,8 @@ interface Answer {
 }
 
 /**
- * Events of an upstream connection while nobody reads it: after its answer's head is read and
- * before the tunnel or the refusal's relay installs handlers, across an await. On Deno (node:net)
- * data arrives in that gap; it was dropped, cutting a WebSocket's first frames.
+ * Events of an upstream connection while nobody reads it: after its answer's head is read and before the tunnel or the refusal's
+ * relay installs handlers, across an await. On Deno (node:net) data arrives in that gap; it was dropped, cutting a WebSocket's first frames.
  */
 interface LateEvents {
   chunks: Uint8Array[]
@@ -205,10 +204,9 @@ export function unaskedSwitch(asked: string, head: ResponseHead): string | undef
 }
 
 /**
- * A refused upgrade's head for the client: the upstream's lines as they came but its Connection
- * (and the fields it names), Keep-Alive and X-Request-Id, then the request id and Connection:
- * close (both sides close after it). Transfer-Encoding stays (the body is relayed as it comes);
- * Content-Length as the forwarding path passes it on: as it came, or its one value, or none.
+ * A refused upgrade's head for the client: the upstream's lines as they came but its Connection (and the fields it names),
+ * Keep-Alive and X-Request-Id, then the request id and Connection: close (both sides close after it). Transfer-Encoding stays
+ * (the body is relayed as it comes); Content-Length as the forwarding path passes it on: as it came, or its one value, or none.
  */
 function refusalHead(head: ResponseHead, raw: Buffer, requestId: string): Buffer {
   const r = head.raw!
@@ -243,9 +241,9 @@ function linesAsTheyCame(head: ResponseHead, raw: Buffer, drop: (name: string) =
 }
 
 /**
- * Sends the request head and reads the upstream's final response head, within `timeoutMs`.
- * Interim heads before it (a 100 Continue, a 103) are handed to `onInterim` as they come (RFC
- * 9110 §15.2: a proxy forwards 1xx answers and waits on; §7.8: a server may send 100 before its 101).
+ * Sends the request head and reads the upstream's final response head, within `timeoutMs`. Interim heads before it (a 100
+ * Continue, a 103) are handed to `onInterim` as they come (RFC 9110 §15.2: a proxy forwards 1xx answers and waits on; §7.8: a
+ * server may send 100 before its 101).
  */
 function readHead(upstream: Conn, requestHead: Buffer, method: string, timeoutMs: number, onInterim: (head: ResponseHead) => void): Promise<Omit<Answer, 'upstream'>> {
   return new Promise((resolve, reject) => {
@@ -317,9 +315,8 @@ function pipeBoth(client: Conn, upstream: Conn, late: LateEvents, counts: { byte
   const watch: StallWatch = {
     since: monoNow(),
     limitMs: idleMs,
-    // Nothing is in flight either way: a FIN to both, as nginx and HAProxy close a tunnel at its timeout.
     expire() {
-      idled = true
+      idled = true // nothing was in flight either way: a FIN to both, as nginx and HAProxy close a tunnel at its timeout
       cut = setTimeout(() => (client.destroy(), upstream.destroy()), IDLE_CLOSE_GRACE_MS)
       client.end()
       upstream.end()
@@ -331,7 +328,10 @@ function pipeBoth(client: Conn, upstream: Conn, late: LateEvents, counts: { byte
   const relay = (from: Conn, to: Conn, count: (n: number) => void, dropped: (n: number) => void): ConnHandlers => ({
     data: (c) => {
       // Closing (a side gone, idle_timeout): nothing goes across. An ended TLS upstream reads on whatever pause() says: cut once nothing waits for it (it was drained: 5.5 GB in 8 s); the client's side lingers (client-connection.ts).
-      if (closed || idled) return void (from === upstream && !from.unsentBytes ? from.destroy() : undefined)
+      if (closed || idled) {
+        if (from === upstream && !from.unsentBytes) from.destroy()
+        return
+      }
       count(c.byteLength)
       watch.since = monoNow()
       if (!to.write(c)) from.pause()
