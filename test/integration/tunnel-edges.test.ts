@@ -405,26 +405,8 @@ test('a client that resets its tunnel while the upstream reads nothing: the upst
 }, 20_000)
 
 test('a refused upgrade whose relayed answer the upstream cuts short is logged RESET_MID_BODY, as a plain request\'s is, not as whole (outside review, thirteenth round)', async () => {
-  const { createServer, connect } = await import('node:net')
-  const sockets: import('node:net').Socket[] = []
-  const origin = createServer((s) => {
-    sockets.push(s)
-    s.on('error', () => {})
-    s.once('data', () => s.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\nabc'))
-  })
-  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()))
-  h.track(() => {
-    for (const s of sockets) s.destroy()
-    origin.close()
-  })
-  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${(origin.address() as { port: number }).port}` } })
-  const c = connect(proxy.port, '127.0.0.1')
-  c.on('error', () => {})
-  h.track(() => void c.destroy())
-  const before = h.records.length
-  c.write('GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n')
-  expect(await waitFor(() => h.records.length === before + 1, 5000)).toBe(true)
-  const r = h.records[before]!
+  const port = await rawAnswerOrigin((s) => s.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\nabc'))
+  const { record: r } = await upgradeThrough(port)
   expect([r.status, r.bytes_out, r.error]).toEqual([403, 3, 'RESET_MID_BODY'])
 }, 20_000)
 
