@@ -31,6 +31,12 @@ export interface H2ConnectionOptions {
    * connection (the socket is cut: a GOAWAY could not reach it either). 0 or absent: none.
    */
   sendTimeoutMs?: number
+  /**
+   * What ends the socket once the session's last bytes are out (default its end()). The proxy's
+   * listener lingers (lingering-close.ts): Bun's end() of a TLS socket held it, outside any count,
+   * until the client's close_notify or about 12 s.
+   */
+  end?(): void
   onRequest(stream: ServerStream, conn: H2Connection): void
   /** A request the session refused itself (session-options.ts Refused). */
   onRefused?(refused: Refused): RefusedFields
@@ -46,11 +52,15 @@ export class H2Connection {
   private gone = false
   /** Times bytes the socket did not take (send_timeout), while some wait. */
   private stall: StallWatch | undefined
+  /** drain_timeout's end (endOrCut): a plain end, nothing lingers past the drain. */
+  private cutting = false
 
   constructor(private readonly sock: Socket<unknown>, opts: H2ConnectionOptions) {
     // Batched: the flushes of many sessions in one round of events go out together (write-queue.ts).
     const sendTimeoutMs = opts.sendTimeoutMs ?? 0
-    this.out = new WriteQueue(sock, { batch: true, onQueued: sendTimeoutMs > 0 ? () => this.watchStall(sendTimeoutMs) : undefined })
+    const endSocket = opts.end
+    const end = endSocket === undefined ? undefined : () => (this.cutting ? sock.end() : endSocket())
+    this.out = new WriteQueue(sock, { batch: true, onQueued: sendTimeoutMs > 0 ? () => this.watchStall(sendTimeoutMs) : undefined, end })
     this.session = new ServerSession({
       write: (b) => (this.gone ? false : this.out.write(b)),
       close: () => this.endWhenFlushed(),
@@ -102,6 +112,7 @@ export class H2Connection {
    */
   endOrCut(): void {
     if (this.gone) return
+    this.cutting = true
     this.session.destroy()
     this.out.sendBatch()
     if (!this.out.empty) this.sock.terminate()

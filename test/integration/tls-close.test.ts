@@ -23,7 +23,7 @@ const certs = makeCerts(['proxy.test'], ['127.0.0.1'])
  * passing what arrives on to TLS, so neither the reply nor the close_notify is read, and the
  * close_notify is never answered, while the TCP socket's own bytes and FIN are seen here.
  */
-async function deafClient(port: number, request: string): Promise<{ bytes: () => number; fin: () => boolean }> {
+async function deafClient(port: number, request: string | Uint8Array, alpn?: string[]): Promise<{ bytes: () => number; fin: () => boolean }> {
   const raw = netConnect(port, '127.0.0.1')
   h.track(() => void raw.destroy())
   raw.on('error', () => {})
@@ -41,9 +41,10 @@ async function deafClient(port: number, request: string): Promise<{ bytes: () =>
     if (!deaf) return void duplex.push(d)
     bytes += d.length
   })
-  const t = tlsConnect({ socket: duplex, ca: certs.ca, servername: 'proxy.test' })
+  const t = tlsConnect({ socket: duplex, ca: certs.ca, servername: 'proxy.test', ...(alpn ? { ALPNProtocols: alpn } : {}) })
   t.on('error', () => {})
   t.on('secureConnect', () => {
+    if (alpn && t.alpnProtocol !== alpn[0]) throw new Error(`ALPN: ${t.alpnProtocol}`)
     t.write(request)
     deaf = true
   })
@@ -63,6 +64,33 @@ for (const [name, request] of [
     const c = await deafClient(Number(new URL(proxy.url).port), request)
     // The reply (a 200, or the 408), and the close_notify: sealed records, unread.
     expect(await waitFor(() => c.bytes() > 100, 5000)).toBe(true)
+    expect(await waitFor(() => c.fin(), 4000, 50)).toBe(true)
+  }, 20_000)
+}
+
+/** An HTTP/2 frame: 9-byte header (RFC 9113 §4.1), then the payload. */
+function h2Frame(type: number, flags: number, streamId: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const f = new Uint8Array(9 + payload.length)
+  f.set([(payload.length >> 16) & 255, (payload.length >> 8) & 255, payload.length & 255, type, flags, streamId >>> 24, (streamId >> 16) & 255, (streamId >> 8) & 255, streamId & 255])
+  f.set(payload, 9)
+  return f
+}
+const H2_PREFACE = new TextEncoder().encode('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+const h2Bytes = (...parts: Uint8Array[]) => Buffer.concat(parts)
+
+for (const [name, request] of [
+  // DATA on stream 0: a connection error (RFC 9113 §6.1), GOAWAY(PROTOCOL_ERROR), then the close.
+  ['an HTTP/2 connection error', h2Bytes(H2_PREFACE, h2Frame(4, 0, 0), h2Frame(0, 0, 0, new Uint8Array([1])))],
+  // The preface and SETTINGS, then no request: GOAWAY at client_header_timeout, then the close.
+  ['an HTTP/2 client_header_timeout', h2Bytes(H2_PREFACE, h2Frame(4, 0, 0))],
+] as const) {
+  test(`the TLS listener's FIN comes at once after ${name}, whether or not the client answers the close_notify (HTTP/2 connections ended with Bun's end(): 12 s, seventeenth round)`, async () => {
+    const origin = h.origin({ fetch: () => new Response('ok') })
+    const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--tls-cert', certs.certFile, '--tls-key', certs.keyFile, '--admin', 'off', '--access-log', 'off', '--client-header-timeout', '1s'])
+    h.track(() => void proxy.stop())
+    const c = await deafClient(Number(new URL(proxy.url).port), request, ['h2'])
+    // The server's SETTINGS, the GOAWAY and the close_notify: sealed records, unread.
+    expect(await waitFor(() => c.bytes() > 30, 5000)).toBe(true)
     expect(await waitFor(() => c.fin(), 4000, 50)).toBe(true)
   }, 20_000)
 }

@@ -56,6 +56,8 @@ export class H2Client {
       // As an HTTP/1.1 connection that sent no whole head in time: counted, and warned of (no request to record).
       onHeadTimeout: () => shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.client.ip),
       onError: (err) => shared.opts.onError(err),
+      // After the last bytes, a lingering close, as HTTP/1.1's over TLS (lingering-close.ts).
+      end: shared.linger === undefined ? undefined : () => shared.linger!(sock, () => this.onClose()),
     })
     this.deadlineAt = performance.now() + 1000
   }
@@ -185,11 +187,10 @@ export class H2Client {
   }
 
   /**
-   * A graceful stop. Without a grace (a drain at shutdown), GOAWAY naming the last stream taken: a
-   * stream on its way is not processed, and the client retries it elsewhere (§8.7). With one (a
-   * reload, whose new listener serves), in two steps (RFC 9113 §6.8): GOAWAY of 2^31-1 now, so the
-   * client opens no more streams while those on their way are still served; after graceMs, GOAWAY
-   * naming the last stream taken. Open streams finish, then the connection closes.
+   * A graceful stop. Without a grace (a drain at shutdown), GOAWAY naming the last stream taken: a stream on its way
+   * is not processed, and the client retries it elsewhere (§8.7). With one (a reload, whose new listener serves), in
+   * two steps (RFC 9113 §6.8): GOAWAY of 2^31-1 now, so the client opens no more streams while those on their way are
+   * still served; after graceMs, GOAWAY naming the last stream taken. Open streams finish, then the connection ends.
    */
   closeIfIdle(graceMs: number): void {
     if (this.closed || this.goawayDueAtMs !== 0) return
@@ -205,10 +206,9 @@ export class H2Client {
   }
 
   /**
-   * drain_timeout's end: each stream whose request came whole and whose answer has not begun gets
-   * the 503 its record says (DRAIN_TIMEOUT), the rest are reset (an upload still coming in, an
-   * answer under way); GOAWAY; once this turn's output is framed, the connection ends (cut if its
-   * socket does not take it all), as an HTTP/1.1 connection's cut() does.
+   * drain_timeout's end: each stream whose request came whole and whose answer has not begun gets the 503 its record
+   * says (DRAIN_TIMEOUT), the rest are reset (an upload still coming in, an answer under way); GOAWAY; once this
+   * turn's output is framed, the connection ends (cut if its socket takes not all), as HTTP/1.1's cut() does.
    */
   cut(): void {
     if (this.closed) return
