@@ -216,3 +216,62 @@ describe('collapsed forwarding gives its slot back', () => {
     expect(own.bytes_out).toBeLessThan(total)
   }, 30_000)
 })
+
+describe('a range request while the URL is being stored (seventeenth round of outside reviews)', () => {
+  test('it is forwarded as it came and gets its 206, not the whole 200 still arriving (curl -C - failed, a 100-byte seek cost the whole file)', async () => {
+    const SIZE = 300_000
+    const body = new Uint8Array(SIZE).map((_, i) => i % 251)
+    let release!: () => void
+    const released = new Promise<void>((r) => (release = r))
+    const ranges: (string | null)[] = []
+    const origin = h.origin({
+      fetch(req) {
+        const range = req.headers.get('range')
+        ranges.push(range)
+        const headers = { 'cache-control': 'max-age=60', 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' }
+        if (range !== null) {
+          const [first = 0, last = 0] = range.slice('bytes='.length).split('-').map(Number)
+          return new Response(body.slice(first, last + 1), { status: 206, headers: { ...headers, 'content-range': `bytes ${first}-${last}/${SIZE}` } })
+        }
+        // The first 64 KiB at once, the rest once the test releases it: the fill is still arriving meanwhile.
+        let sent = 0
+        const stream = new ReadableStream<Uint8Array>({
+          async pull(ctrl) {
+            if (sent > 0) await released
+            const part = body.subarray(sent, sent === 0 ? 65_536 : SIZE)
+            sent += part.byteLength
+            ctrl.enqueue(part)
+            if (sent === SIZE) ctrl.close()
+          },
+        })
+        return new Response(stream, { headers: { ...headers, 'content-length': String(SIZE) } })
+      },
+    })
+    const { url, cache } = startCachedProxy(h, origin.port!)
+    const leader = await fetch(`${url}/clip`)
+    expect(leader.status).toBe(200)
+    const reader = leader.body!.getReader()
+    const first = await reader.read()
+    expect(first.done).toBe(false)
+    expect(cache.status().in_flight).toBe(1)
+    const seek = await fetch(`${url}/clip`, { headers: { range: 'bytes=1000-1099' } })
+    expect(seek.status).toBe(206)
+    expect(seek.headers.get('content-range')).toBe(`bytes 1000-1099/${SIZE}`)
+    expect(new Uint8Array(await seek.arrayBuffer())).toEqual(body.slice(1000, 1100))
+    expect(ranges).toEqual([null, 'bytes=1000-1099'])
+    release()
+    let got = first.value!.byteLength
+    for (let i = 0; i < 1000; i++) {
+      const { done, value } = await reader.read()
+      if (done) break
+      got += value.byteLength
+    }
+    expect(got).toBe(SIZE)
+    // Stored now: a range is cut from the whole body, without the origin.
+    expect(await waitFor(() => cache.status().in_flight === 0, 5000)).toBe(true)
+    const later = await fetch(`${url}/clip`, { headers: { range: 'bytes=5-9' } })
+    expect(later.status).toBe(206)
+    expect(new Uint8Array(await later.arrayBuffer())).toEqual(body.slice(5, 10))
+    expect(ranges.length).toBe(2)
+  }, 20_000)
+})

@@ -187,9 +187,11 @@ export class CacheExchange {
     return r.method === 'GET' && !uncollapsible && !this.unkeyed() && !this.rd.noCache && !this.rd.noStore && this.rd.maxAgeMs === undefined && h.get('authorization') === null && h.get('range') === null && !isConditional(h)
   }
 
-  /** Can this request be answered from a response still arriving? Its Vary must match and it must be fresh enough. */
+  /** Can this request be answered from a response still arriving? Its Vary must match and it must be fresh enough.
+   * Not a GET with Range: a 206 is cut only from a whole body (reply.ts), so it is forwarded as it came. */
   canShare(fill: Fill, nowMs: number): boolean {
     if (!fill.tee.joinable || fill.discarded || !varyMatches(fill.entry.vary, this.req.headers)) return false
+    if (this.req.method === 'GET' && this.req.headers.get('range') !== null) return false
     const r = evaluateReuse(fill.entry, this.rd, nowMs).reuse
     return r === 'fresh' || r === 'stale-ok'
   }
@@ -295,8 +297,7 @@ export class CacheExchange {
     const why = this.unkeyed() ? 'request-content' : whyNotStorable(req.method, req.headers, this.rd, reply.status, headers, rd, lifetimeMs - arrivalAgeMs)
     const lengthValue = headerValue(headers, 'content-length')
     const contentLength = lengthValue !== null && /^\d+$/.test(lengthValue) ? Number(lengthValue) : undefined
-    // Stored only if it can ever be of use: fresh for a while (its lifetime past the age it came
-    // with), or revalidatable, or allowed stale.
+    // Stored only if it can ever be of use: fresh for a while (its lifetime past the age it came with), or revalidatable, or allowed stale.
     const useful = lifetimeMs > arrivalAgeMs || hasValidators(headers) || rd.cc.has('stale-if-error') || rd.cc.has('stale-while-revalidate') || c.staleIfErrorMs > 0
     this.count('miss')
     const tooBig = contentLength !== undefined && contentLength > c.maxObjectBytes
