@@ -266,6 +266,8 @@ export class ProxyServer implements ProxyView {
       if (this.started) {
         // A new upstream (a new name, or new resolver settings) goes into service with an address.
         await this.firstAnswers([...gen.upstreams].filter(([name, p]) => prev.upstreams.get(name)?.source !== p.source), 'reloading')
+        // A drain begun meanwhile (SIGTERM after the SIGHUP) drops the reload: no listener opens mid-drain.
+        if (this.admission.stopping) throw new ProxyError('E_INTERNAL', 'a drain began while the reload waited for DNS; nothing of it is applied')
         nextTls = listenerTls(next)
         const inPlace = this.server?.update !== undefined && next.server.listener === prev.config.server.listener
         // No listener at all (a reload whose new and old listeners both failed to open): open one.
