@@ -25,7 +25,7 @@ import { checkAccessLogPath, checkConfigPaths } from '../runtime/config-paths.ts
 import { AutomaticHttps } from '../acme/automatic-https.ts'
 import { PageTrimmer } from '../runtime/page-trim.ts'
 import { closeSignalInspector, prepareSignalInspector } from '../runtime/signal-inspector.ts'
-import { parseWorkers, reportWorkerAdmin, reportWorkerListening, reportWorkerReloaded, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
+import { onUsr2Ignored, parseWorkers, reportWorkerAdmin, reportWorkerListening, reportWorkerReloaded, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
 
 /** Config sections a reload does not apply (the cache is built once; ACME runs from start-up). */
 const START_ONLY = ['cache', 'acme'] as const
@@ -87,6 +87,8 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     closeSignalInspector(wlog)
   }
   process.on('SIGUSR1', onUsr1)
+  // SIGUSR2 (HAProxy's reload, nginx's binary upgrade) has no use here; its default action, exit, would cut every request.
+  process.on('SIGUSR2', onUsr2Ignored(wlog))
   const startFailed = async () => {
     process.off('SIGUSR1', onUsr1)
     await acme?.close()

@@ -73,6 +73,9 @@ function tellSupervisor(message: object): void {
   }
 }
 
+/** SIGUSR2: said and ignored (its default action would end the process, and its workers' or its requests with it). */
+export const onUsr2Ignored = (log: (level: 'warn', msg: string) => void) => () => log('warn', 'SIGUSR2: ignored; SIGHUP reloads the config, SIGUSR1 reopens the access log, SIGTERM drains and stops')
+
 /**
  * A signal to a worker by its pid: on Deno (2.9) ChildProcess.kill() also closes the IPC
  * channel, so every SIGHUP or SIGUSR1 passed on cut the workers off (they drained and exited,
@@ -197,6 +200,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     closeSignalInspector(log)
   }
   process.on('SIGUSR1', onUsr1)
+  process.on('SIGUSR2', onUsr2Ignored(log))
 
   const start = (index: number) => {
     const child = spawn(cmd!, args, { stdio: ['inherit', 'pipe', 'inherit', 'ipc'], env: { ...process.env, [WORKER_ENV]: String(index) } })

@@ -1,7 +1,7 @@
 /**
  * The process level, with the compiled binary (seventeenth round of outside reviews, operating-
- * system faults): a drain that begins while a reload waits for DNS drops the reload, which
- * opened its new listener mid-drain.
+ * system faults): SIGUSR2 is said and ignored rather than ending the process; a drain that begins
+ * while a reload waits for DNS drops the reload, which opened its new listener mid-drain.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -58,6 +58,23 @@ async function post2k(url: string): Promise<number | string> {
 async function waitForLog(proxy: { stderr(): string }, text: string, ms = 5000): Promise<boolean> {
   for (const until = Date.now() + ms; Date.now() < until; await Bun.sleep(20)) if (proxy.stderr().includes(text)) return true
   return false
+}
+
+for (const workers of [1, 2]) {
+  test(`SIGUSR2 is said and ignored, not the end of the process (--workers ${workers})`, async () => {
+    const o = origin()
+    const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${o.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off', '--workers', String(workers)], BIN)
+    try {
+      if (workers === 2) expect(await waitForLog(proxy, 'proxy listening worker=1')).toBe(true)
+      proxy.child.kill('SIGUSR2')
+      expect(await waitForLog(proxy, 'SIGUSR2: ignored')).toBe(true)
+      // Before: the process ended at once (exit by the signal), its requests cut.
+      expect(proxy.child.signalCode).toBeNull()
+      expect(await (await fetch(proxy.url)).text()).toBe('got 0')
+    } finally {
+      expect(await proxy.stop()).toBe(0)
+    }
+  }, 30_000)
 }
 
 test('a SIGTERM while a SIGHUP waits for a new upstream\'s DNS answer: the reload is dropped, its new listener never opens', async () => {
