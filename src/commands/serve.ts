@@ -6,7 +6,7 @@
  * this process becomes a supervisor (workers.ts) and each worker runs this same code.
  */
 import type { CAC } from 'cac'
-import { loadConfigFile } from '../config/load.ts'
+import { adoptReadOnceConfigFromStdin, loadConfigFile, readOnceConfig, readOnceReloadNote } from '../config/load.ts'
 import { resolveConfig } from '../config/resolve.ts'
 import type { ResolvedConfig } from '../config/schema.ts'
 import { errorMessage, ProxyError, UsageError } from '../lib/errors.ts'
@@ -25,7 +25,7 @@ import { checkAccessLogPath, checkConfigPaths } from '../runtime/config-paths.ts
 import { AutomaticHttps } from '../acme/automatic-https.ts'
 import { PageTrimmer } from '../runtime/page-trim.ts'
 import { closeSignalInspector, prepareSignalInspector } from '../runtime/signal-inspector.ts'
-import { onUsr2Ignored, parseWorkers, reportWorkerAdmin, reportWorkerListening, reportWorkerReloaded, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
+import { CONFIG_ON_STDIN_ENV, onUsr2Ignored, parseWorkers, reportWorkerAdmin, reportWorkerListening, reportWorkerReloaded, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
 
 /** Config sections a reload does not apply (the cache is built once; ACME runs from start-up). */
 const START_ONLY = ['cache', 'acme'] as const
@@ -46,12 +46,13 @@ export function configFromOptions(opts: Record<string, unknown>): ResolvedConfig
 }
 
 export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Promise<number> {
+  if (io.env[CONFIG_ON_STDIN_ENV] === '1' && typeof opts.config === 'string') adoptReadOnceConfigFromStdin(opts.config)
   const config = configFromOptions(opts)
   // Before the supervisor forks and before anything listens: a log that cannot be opened stops the start.
   checkConfigPaths(config)
   const workers = parseWorkers(opts.workers)
   const workerId = io.env[WORKER_ENV]
-  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, { listen: config.server.listen, admin: config.admin, trimIntervalMs: config.server.trimIntervalMs, setAt: { listen: config.fileKeys?.['server.listen'], admin: config.fileKeys?.['admin.listen'] }, reloadConfig: () => configFromOptions(opts) })
+  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, { listen: config.server.listen, admin: config.admin, trimIntervalMs: config.server.trimIntervalMs, setAt: { listen: config.fileKeys?.['server.listen'], admin: config.fileKeys?.['admin.listen'] }, reloadConfig: () => configFromOptions(opts), readOnceConfig: typeof opts.config === 'string' ? readOnceConfig(opts.config) : undefined, configPath: typeof opts.config === 'string' ? opts.config : undefined })
 
   const log = createLogger(io.err, io.env.DEBUG === '1' ? 'debug' : 'info')
   const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })
@@ -138,6 +139,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   let trimmer: PageTrimmer | undefined
   const reloadNow = async () => {
     if (stopping) return // a SIGHUP queued just before the drain began
+    if (workerId === undefined && typeof opts.config === 'string' && readOnceConfig(opts.config)) wlog('warn', readOnceReloadNote(opts.config))
     let next: ResolvedConfig
     try {
       next = configFromOptions(opts)

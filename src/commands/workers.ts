@@ -9,6 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
+import { readOnceReloadNote } from '../config/load.ts'
 import type { HostPort, ResolvedAdmin } from '../config/schema.ts'
 import { availableParallelism } from 'node:os'
 import { UsageError } from '../lib/errors.ts'
@@ -27,6 +28,8 @@ import { WorkerLines } from './worker-lines.ts'
 
 /** Set in a worker's environment to its index; its absence marks the supervisor. */
 export const WORKER_ENV = 'PROXY_WORKER'
+/** Set when the config is a pipe (config/load.ts readOnce): the worker reads it from its stdin, where the supervisor writes it. */
+export const CONFIG_ON_STDIN_ENV = 'PROXY_CONFIG_ON_STDIN'
 
 /** What a worker tells the supervisor over the IPC channel once its admin listener is up. */
 export interface WorkerAdminMessage {
@@ -154,6 +157,10 @@ export interface SupervisorOptions {
   setAt?: { listen?: string; admin?: string }
   /** Re-reads the config on SIGHUP (the admin's new token, trim_interval; a moved listener said to need a restart); throws when it is rejected. */
   reloadConfig?: () => { admin: ResolvedAdmin; server: { listen: HostPort; trimIntervalMs: number } }
+  /** The config's bytes when it can be read only once (a pipe): each worker gets them on its stdin. */
+  readOnceConfig?: Uint8Array
+  /** The config's path (the warning at a reload of a read-once one names it). */
+  configPath?: string
 }
 
 /** A worker that ran this long before it died is restarted after the shortest delay again. */
@@ -203,7 +210,10 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   process.on('SIGUSR2', onUsr2Ignored(log))
 
   const start = (index: number) => {
-    const child = spawn(cmd!, args, { stdio: ['inherit', 'pipe', 'inherit', 'ipc'], env: { ...process.env, [WORKER_ENV]: String(index) } })
+    const once = opts.readOnceConfig
+    const env = { ...process.env, [WORKER_ENV]: String(index), ...(once ? { [CONFIG_ON_STDIN_ENV]: '1' } : {}) }
+    const child = spawn(cmd!, args, { stdio: [once ? 'pipe' : 'inherit', 'pipe', 'inherit', 'ipc'], env })
+    if (once) child.stdin?.on('error', () => {}).end(once) // a worker that died at once: its exit handler restarts it
     if (child.stdout) stdoutLines.add(child.stdout)
     child.once('close', () => stdioClosed.add(child))
     workers.set(index, child)
@@ -263,6 +273,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   }
   const onHup = () => {
     if (stopping) return void log('warn', 'SIGHUP while the workers drain: ignored (SIGKILL stops at once)')
+    if (opts.readOnceConfig) log('warn', readOnceReloadNote(opts.configPath ?? 'pipe'))
     try {
       const next = opts.reloadConfig?.()
       if (next) {

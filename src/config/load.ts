@@ -2,7 +2,7 @@
  * Reading a config file: file -> text -> TOML tables, plus a line index so that errors about a
  * value (not only syntax errors) can name the line. Validation and defaults live in resolve.ts.
  */
-import { closeSync, openSync, readSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { parse } from 'toml'
 import { ConfigError } from '../lib/errors.ts'
 import type { FileConfig } from './schema.ts'
@@ -20,10 +20,33 @@ export interface LoadedFile {
  */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
+/**
+ * Configs that can be read only once (a pipe, such as `--config <(envsubst < proxy.toml.in)`; a
+ * FIFO; stdin), by path: their bytes as read at start, which a reload (SIGHUP) applies again, since
+ * reading again finds the pipe at its end (an empty config: every limit and the admin token gone)
+ * or waits for a writer (a FIFO: the whole process blocked in open()). Workers get them from the
+ * supervisor (workers.ts): they cannot open its pipe.
+ */
+const readOnce = new Map<string, Uint8Array>()
+
+/** The bytes of `path` if it is a config that can be read only once and was read, else undefined. */
+export function readOnceConfig(path: string): Uint8Array | undefined {
+  return readOnce.get(path)
+}
+
+/** What a reload says when the config can be read only once. */
+export const readOnceReloadNote = (path: string) => `reload: the config ${path} is a pipe, read once at start; the reload applies it as then read (the files it names are read again); restart the proxy to change it`
+
+/** A worker's: what the read-once config at `path` holds comes on its stdin, from its supervisor. */
+export function adoptReadOnceConfigFromStdin(path: string): void {
+  // fd 0 itself: a socket pair (as Bun's spawn makes it) cannot be opened again by /dev/stdin (ENXIO).
+  readOnce.set(path, readCapped(path, MAX_CONFIG_BYTES, 0))
+}
+
 export function loadConfigFile(path: string): LoadedFile {
   let bytes: Uint8Array
   try {
-    bytes = readCapped(path, MAX_CONFIG_BYTES)
+    bytes = readOnce.get(path) ?? readCapped(path, MAX_CONFIG_BYTES)
   } catch (err) {
     if (err instanceof ConfigError) throw err
     const code = (err as NodeJS.ErrnoException).code
@@ -37,16 +60,19 @@ export function loadConfigFile(path: string): LoadedFile {
  * Reads at most maxBytes from path, by reads rather than the size stat gives (a pipe, such as
  * `--config <(envsubst < proxy.toml.in)`, has none); one byte more is a ConfigError.
  */
-function readCapped(path: string, maxBytes: number): Uint8Array {
+function readCapped(path: string, maxBytes: number, openFd?: number): Uint8Array {
   const buf = new Uint8Array(maxBytes + 1)
-  const fd = openSync(path, 'r')
+  const fd = openFd ?? openSync(path, 'r')
   let n = 0
+  let regular = true
   try {
+    regular = fstatSync(fd).isFile()
     for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null)
   } finally {
-    closeSync(fd)
+    if (openFd === undefined) closeSync(fd)
   }
   if (n > maxBytes) throw new ConfigError({ file: path }, `cannot read config: larger than ${maxBytes / 1024 / 1024} MiB (is it the TOML file? /dev/zero and other devices never end); give the path of the TOML file`)
+  if (!regular) readOnce.set(path, buf.slice(0, n))
   return buf.subarray(0, n)
 }
 

@@ -1,7 +1,11 @@
 /**
  * The process level, with the compiled binary (seventeenth round of outside reviews, operating-
- * system faults): SIGUSR2 is said and ignored rather than ending the process; a drain that begins
- * while a reload waits for DNS drops the reload, which opened its new listener mid-drain.
+ * system faults): a config that can be read only once (a named pipe, as `--config <(envsubst ...)`
+ * is a pipe) is applied again as read at start by a SIGHUP, where the reload read it empty (every
+ * limit and the admin token gone) or blocked the whole process in open(), and reaches the workers
+ * of --workers, which could not open the supervisor's pipe; SIGUSR2 is said and ignored rather than
+ * ending the process; a drain that begins while a reload waits for DNS drops the reload, which
+ * opened its new listener mid-drain.
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -59,6 +63,47 @@ async function waitForLog(proxy: { stderr(): string }, text: string, ms = 5000):
   for (const until = Date.now() + ms; Date.now() < until; await Bun.sleep(20)) if (proxy.stderr().includes(text)) return true
   return false
 }
+
+test('a config from a named pipe: SIGHUP applies it as read at start (the limit and the admin token stay), says so, and blocks nothing', async () => {
+  const o = origin()
+  const admin = createServer().listen(0, '127.0.0.1')
+  await new Promise((r) => admin.once('listening', r))
+  const adminPort = (admin.address() as { port: number }).port
+  await new Promise((r) => admin.close(r))
+  const fifo = fifoConfig(`[server]\nlisten = "127.0.0.1:0"\nmax_body_size = "1KiB"\n[upstream]\nurl = "http://127.0.0.1:${o.port}"\n[admin]\nlisten = "127.0.0.1:${adminPort}"\ntoken = "s3cret"\n[log]\naccess_log = "off"\n`)
+  const proxy = await startProxyProcess(['serve', '--config', fifo], BIN)
+  try {
+    expect(await post2k(proxy.url)).toBe(413)
+    expect((await fetch(`http://127.0.0.1:${adminPort}/metrics`)).status).toBe(401)
+    proxy.child.kill('SIGHUP')
+    expect(await waitForLog(proxy, 'reloaded')).toBe(true)
+    expect(proxy.stderr()).toContain(`reload: the config ${fifo} is a pipe, read once at start`)
+    // Before: the reload opened the pipe again and waited for a writer, the whole process with it.
+    expect(await post2k(proxy.url)).toBe(413)
+    expect((await fetch(`http://127.0.0.1:${adminPort}/metrics`, { signal: AbortSignal.timeout(3000) })).status).toBe(401)
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 30_000)
+
+test('a config from a named pipe with --workers 2: every worker gets it from the supervisor, also after a SIGHUP', async () => {
+  const o = origin()
+  const fifo = fifoConfig(`[server]\nlisten = "127.0.0.1:0"\nmax_body_size = "1KiB"\n[upstream]\nurl = "http://127.0.0.1:${o.port}"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n`)
+  const proxy = await startProxyProcess(['serve', '--workers', '2', '--config', fifo], BIN)
+  try {
+    // Before: each worker opened the pipe itself and waited there for ever (no worker listened).
+    expect(await waitForLog(proxy, 'proxy listening worker=1')).toBe(true)
+    expect(await waitForLog(proxy, 'proxy listening worker=0')).toBe(true)
+    for (let i = 0; i < 4; i++) expect(await post2k(proxy.url)).toBe(413)
+    proxy.child.kill('SIGHUP')
+    expect(await waitForLog(proxy, 'reloaded worker=0')).toBe(true)
+    expect(await waitForLog(proxy, 'reloaded worker=1')).toBe(true)
+    for (let i = 0; i < 4; i++) expect(await post2k(proxy.url)).toBe(413)
+    expect(proxy.stderr()).not.toContain('worker died')
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 30_000)
 
 for (const workers of [1, 2]) {
   test(`SIGUSR2 is said and ignored, not the end of the process (--workers ${workers})`, async () => {
