@@ -123,9 +123,11 @@ async function attemptLoop<T>(
   // re-resolve) and the loop waits for the rescue as after any connect failure.
   let again = failure !== undefined && attempt.staleConnection?.(failure) === true
   let free = again ? 1 : 0
-  // The new connection of that once-more was cut before an answer too: the address is going (an
-  // origin killed as DNS moves away from it), so it is counted against it and, with nothing else
-  // to try, the loop waits for the rescue (a re-resolve) as after a connect failure.
+  // The new connection of that once-more was cut before an answer too: the address may be going
+  // (an origin killed as DNS moves away from it), so a re-resolve is asked for and, with nothing
+  // else to try, this request waits for it as after a connect failure. Not counted against the
+  // address: one URL whose handler kills its connection ejected the only address, every request
+  // held for the ejection (seventeenth round); an origin that is going fails its connects next.
   let dying = false
   for (let index = start; index <= u.retries + free; index++) {
     if (index > 0 && nowMs() > deadline) break
@@ -153,7 +155,7 @@ async function attemptLoop<T>(
       if (failure.phase !== 'connect' && !attempt.mayRetry(failure)) return { ok: false, failure, state, retries: last }
       const stale = attempt.staleConnection?.(failure) === true
       if (fresh && stale && !failure.isAddressFailure) {
-        target.reportFailure(state, failure)
+        target.source.refreshNow(`a new connection to ${state.address} closed before an answer`)
         dying = true
       }
       if (free === 0 && stale) {

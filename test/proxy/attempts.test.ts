@@ -256,7 +256,7 @@ describe('a stale keep-alive connection', () => {
     expect(outcome.retries).toBe(1)
   })
 
-  test('the only address, its origin killed as DNS moves: the new connection is cut before an answer too, so the address is counted and the request waits for the rescue\'s address', async () => {
+  test('the only address, its origin killed as DNS moves: the new connection is cut before an answer too, so a re-resolve is asked for and the request waits for the rescue\'s address (the address is not counted against: seventeenth round)', async () => {
     // Seen through the binary (wrk, dnsmasq, nginx SIGKILLed as its address left DNS): 502 after
     // two tries, with retries = 2 left unused, while the other requests got the new address.
     const t = target(['127.0.2.2'], { retries: 2 })
@@ -279,7 +279,28 @@ describe('a stale keep-alive connection', () => {
     expect(runs).toEqual([['127.0.2.2', false], ['127.0.2.2', true], ['127.0.2.3', false]])
     expect(outcome.retries).toBe(1)
     expect(waited).toBe(1)
-    expect(t.failures).toEqual([['127.0.2.2', 'RESET_BEFORE_RESPONSE']])
+    expect(t.failures).toEqual([])
+    expect(t.refreshes).toEqual(['a new connection to 127.0.2.2 closed before an answer'])
+  })
+
+  test('the only address, and one URL whose handler closes every connection it is asked on: 502 after the free once-more and a re-resolve that brings nothing, the address not counted against (it was ejected, every other request held for the ejection: seventeenth round)', async () => {
+    const t = target(['127.0.2.2'], { retries: 2 })
+    let waited = 0
+    t.waitForRescue = async () => void waited++
+    const runs: [string, boolean][] = []
+    const outcome = await runAttempts(t, {
+      run: async (s, _index, fresh) => {
+        runs.push([s.address, fresh === true])
+        throw stale()
+      },
+      mayRetry: (f) => f.code === 'RESET_BEFORE_RESPONSE',
+      staleConnection: (f) => f.code === 'RESET_BEFORE_RESPONSE',
+    }, () => 0)
+    expect(outcome).toMatchObject({ ok: false, failure: { code: 'RESET_BEFORE_RESPONSE' }, retries: 0 })
+    expect(runs).toEqual([['127.0.2.2', false], ['127.0.2.2', true]])
+    expect(waited).toBe(1)
+    expect(t.failures).toEqual([])
+    expect(t.states[0]!.ejectedUntilMonoMs).toBe(0)
   })
 
   test('a stale connection to a live origin: the same address answers on a new connection; only once free', async () => {
