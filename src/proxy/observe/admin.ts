@@ -156,7 +156,7 @@ export class AdminServer {
     gauge('proxy_upstream_pool_open_connections', 'Open upstream connections (busy and idle).', addrRows((s) => s.open))
     gauge('proxy_upstream_pool_idle_connections', 'Idle pooled upstream connections.', addrRows((s) => s.idle))
     const conns: [string, number][] = proxy.upstreams().map((u) => [`upstream="${esc(u.name)}"`, u.pool.connectsTotal])
-    out.push('# HELP proxy_upstream_connections_opened_total Upstream connections opened.', '# TYPE proxy_upstream_connections_opened_total counter')
+    out.push('# HELP proxy_upstream_connections_opened_total Upstream connections opened (TCP and, for https, TLS); a refused or failed dial is not one.', '# TYPE proxy_upstream_connections_opened_total counter')
     for (const [l, v] of conns) out.push(`proxy_upstream_connections_opened_total{${l}} ${v}`)
     out.push('# HELP proxy_upstream_tls_resumed_total Upstream connections whose TLS handshake resumed a kept session.', '# TYPE proxy_upstream_tls_resumed_total counter')
     for (const { name, pool } of proxy.upstreams()) out.push(`proxy_upstream_tls_resumed_total{upstream="${esc(name)}"} ${pool.tlsResumedTotal}`)

@@ -273,11 +273,9 @@ export class UpstreamPool {
     return new Http1Connection(conn, (c, reusable) => this.release(state, c, reusable))
   }
 
-  /** A dial to `state`, counted open from the start (a failure gives the slot back to a waiter). */
+  /** A dial to `state`, counted open from the start (a failure gives the slot back to a waiter); counted opened once it is (not a refused one). */
   private async connectRaw(state: AddressState): Promise<Conn> {
     state.open++
-    this.connectsTotal++
-    state.connectsOpened++
     let conn: Conn
     try {
       conn = await this.dialFn(this.dialOptions(state))
@@ -286,6 +284,8 @@ export class UpstreamPool {
       this.wakeWaiter(state)
       throw this.dialFailed(err, state)
     }
+    this.connectsTotal++
+    state.connectsOpened++
     if (conn.timings.tlsResumed) this.tlsResumedTotal++
     return conn
   }
