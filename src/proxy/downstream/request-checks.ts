@@ -46,6 +46,10 @@ export function checkRequest(req: Request, maxHeaderBytes = 0): Rejection | unde
   // Deno.serve passes raw UTF-8 bytes through, re-encoded (measured: "/caf\xc3\xa9" arrives as
   // "/cafÃƒÂ©"), so forwarding it would send the origin a different target than the client's.
   if (!VISIBLE_ASCII.test(req.url)) return { code: 'BAD_REQUEST', reason: 'non-ASCII or control byte in the request target; percent-encode it (RFC 3986 §2.1)' }
+  // A fragment is no part of a request target (RFC 9112 §3.2: origin-form is absolute-path and query).
+  // Deno.serve keeps "#..." in req.url on HTTP/1.1, where the route match resolved "/dead/x#/../../ng/y"
+  // to /ng/y and the origin read /dead/x: one route's path reached another's upstream (seventeenth round).
+  if (req.url.includes('#')) return { code: 'BAD_REQUEST', reason: 'a request target cannot carry a fragment' }
   // Deno.serve hands a backslash over as it came (measured on 2.9.6: "http://a/a\..\admin"); a
   // URL parser upstream would read it as "/" (http1/chars.ts).
   if (backslashInPath(req.url)) return { code: 'BAD_REQUEST', reason: 'a backslash in the request path (no URI has one; URL parsers read it as "/")' }

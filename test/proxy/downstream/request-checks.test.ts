@@ -51,6 +51,14 @@ test('a backslash in the path is refused, one in the query is not (Deno.serve ha
   expect(checkRequest(raw('http://a.example/x?q=c:\\d'))).toBeUndefined()
 })
 
+test('a fragment in the target is refused, in the path or after the query (Deno.serve keeps it in req.url on HTTP/1.1: a route bypass, seventeenth round)', () => {
+  const raw = (url: string) => ({ method: 'GET', url, body: null, headers: new Headers({ host: 'a.example' }) }) as unknown as Request
+  const rejected = checkRequest(raw('http://a.example/dead/secret#/../../ng/x'))
+  expect(rejected).toEqual({ code: 'BAD_REQUEST', reason: 'a request target cannot carry a fragment' })
+  expect(checkRequest(raw('http://a.example/small?q=1#frag'))?.code).toBe('BAD_REQUEST')
+  expect(checkRequest(raw('http://a.example/small?q=%23'))).toBeUndefined()
+})
+
 test('a head over max_header_size is 431 HEAD_TOO_LARGE (Deno.serve keeps a larger limit of its own); at the limit, or with no limit given, it passes', () => {
   const big = (valueBytes: number) => new Request('http://a.example/x', { headers: { host: 'a.example', 'x-big': 'v'.repeat(valueBytes) } })
   const rejected = checkRequest(big(20_000), 16_384)
