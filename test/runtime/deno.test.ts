@@ -264,6 +264,46 @@ test('on Deno, an upstream 205 with a streamed body is a 205 with none (a Respon
   }
 }, 60_000)
 
+test('on Deno, a HEAD whose GET is chunked gets no "content-length: 0" (Deno.serve adds it for a null body: a length the GET does not have, RFC 9110 §8.6; seventeenth round)', async () => {
+  const sockets: Socket[] = []
+  const raw = createServer((s) => {
+    sockets.push(s)
+    s.on('error', () => {})
+    s.on('data', (d) => {
+      const head = d.toString('latin1')
+      if (head.startsWith('HEAD /chunked')) s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n')
+      else if (head.startsWith('HEAD /sized')) s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n')
+      else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+    })
+  })
+  await new Promise<void>((r) => raw.listen(0, '127.0.0.1', () => r()))
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${(raw.address() as { port: number }).port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off'], DENO)
+  /** The head of the proxy's answer to a HEAD request, as sent. */
+  const headOf = (path: string) =>
+    new Promise<string>((resolve, reject) => {
+      const c = connect(Number(new URL(proxy.url).port), '127.0.0.1', () => c.write(`HEAD ${path} HTTP/1.1\r\nHost: a\r\n\r\n`))
+      let got = ''
+      c.on('data', (d) => {
+        got += d.toString('latin1')
+        if (got.includes('\r\n\r\n')) {
+          c.destroy()
+          resolve(got.toLowerCase())
+        }
+      })
+      c.on('error', reject)
+    })
+  try {
+    const chunked = await headOf('/chunked')
+    expect(chunked).toStartWith('http/1.1 200')
+    expect(chunked).not.toContain('content-length')
+    expect(await headOf('/sized')).toContain('content-length: 5')
+  } finally {
+    for (const s of sockets) s.destroy()
+    raw.close()
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 60_000)
+
 test('on Deno, a response still streaming at drain_timeout is cut and logged DRAIN_TIMEOUT, as on Bun (it had no access-log line) (outside review, thirteenth round)', async () => {
   const origin = dripOrigin()
   const dir = testDir('proxy-deno-drain-')

@@ -84,7 +84,8 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
           return handler.handle(request, client).then((reply) => respond(reply, ctx.holdUntilBodyEnds))
         })
       }
-      return handler.handle(request, client).then((reply) => respond(reply, ctx.holdUntilBodyEnds))
+      const head = req.method === 'HEAD'
+      return handler.handle(request, client).then((reply) => respond(head ? lengthAsSent(reply) : reply, ctx.holdUntilBodyEnds))
     },
   })
   // Deno.serve takes none of the limits and timeouts a reload may change (body limits are the
@@ -92,6 +93,17 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
   // this front checks. A new server on the same port is opened only for a new address or certificate.
   if (isDeno) listener.update = (limits) => void (maxHeaderBytes = limits.maxHeaderBytes)
   return listener
+}
+
+/**
+ * A HEAD reply without Content-Length (its GET would be chunked or close-delimited): an empty
+ * stream for body, since Deno.serve gives a null body "content-length: 0", which says the GET's
+ * content is empty (RFC 9110 §8.6: a HEAD's Content-Length must be the GET's), and a stream none.
+ */
+function lengthAsSent(reply: ProxyReply): ProxyReply {
+  if (reply.body !== null || reply.headers.some(([n]) => n.length === 14 && n.toLowerCase() === 'content-length')) return reply
+  reply.body = new ReadableStream<Uint8Array>({ start: (ctrl) => ctrl.close() })
+  return reply
 }
 
 /**
