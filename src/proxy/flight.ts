@@ -27,6 +27,8 @@ export interface ClientInfo {
   onDone?: () => void
   /** The listener sends a streamed body with the upstream's Content-Length (the own listener does; Bun.serve and Deno.serve chunk). */
   streamKeepsLength?: boolean
+  /** The highest status the listener can send (Deno.serve: 599); a higher one from the upstream is a 502. */
+  maxStatus?: number
   /** How the client speaks to us (the access log's protocol); HTTP/1.1 when unsaid. */
   protocol?: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2'
   /** The connection's X-Forwarded-* lines (proxy/headers.ts), where the listener keeps them. */
@@ -206,14 +208,12 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
   }
 
   /**
-   * The record of a cache hit, written when its reply is over, as a proxied reply's is. A body
-   * still arriving (shared with the request that went upstream) is recorded when it ends
-   * (emitAtEnd); so is a stored one the own listeners send in slices anyway (larger than
-   * SLICE_BYTES: the cache hands it over as that stream, cache/hit-body.ts): a reply cut on its
-   * way (the client gone, even half-closed; send_timeout) is then logged with the bytes passed on
-   * and the code that cut it, not as a whole 200. A smaller one (one write) is recorded now,
-   * whole; so is any for a listener that frames a stream itself (the runtime's: it would drop the
-   * length).
+   * The record of a cache hit, written when its reply is over, as a proxied reply's is. A body still arriving (shared
+   * with the request that went upstream) is recorded when it ends (emitAtEnd); so is a stored one the own listeners
+   * send in slices anyway (larger than SLICE_BYTES: the cache hands it over as that stream, cache/hit-body.ts): a
+   * reply cut on its way (the client gone, even half-closed; send_timeout) is then logged with the bytes passed on
+   * and the code that cut it, not as a whole 200. A smaller one (one write) is recorded now, whole; so is any for a
+   * listener that frames a stream itself (the runtime's: it would drop the length).
    */
   recordHit(hit: ProxyReply): void {
     this.fromStore = true

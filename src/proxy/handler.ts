@@ -4,20 +4,19 @@
  *   route → admit → body → cache → attempts → respond → record
  *
  * - route: the upstream (routes.ts), the request id and the access record;
- * - admit: admission limits and the drain (the server's hook); refusals are answered and logged;
- *   a TRACE or OPTIONS with Max-Forwards: 0 is answered here (max-forwards.ts);
+ * - admit: admission limits and the drain (the server's hook); refusals are answered and logged; a TRACE or
+ *   OPTIONS with Max-Forwards: 0 is answered here (max-forwards.ts);
  * - body: small bodies are read ahead so they can be replayed (request-body.ts), limits checked;
- * - cache: with the edge cache on (cache/), a stored answer returns here; a miss goes on, with
- *   the validators the cache asks for, and the cache sees the answer in respond (or the failure);
- * - attempts: the one attempt loop (attempts.ts) over the pool, each attempt one exchange on an
- *   idle or new upstream connection (upstream/connection.ts); what one attempt does is the
- *   request's own (flight.ts);
- * - respond: the upstream's head with the response header rules (headers.ts) and its body as a
- *   stream, or the proxy's own answer for a failure (errors.ts);
+ * - cache: with the edge cache on (cache/), a stored answer returns here; a miss goes on, with the validators the
+ *   cache asks for, and the cache sees the answer in respond (or the failure);
+ * - attempts: the one attempt loop (attempts.ts) over the pool, each attempt one exchange on an idle or new
+ *   upstream connection (upstream/connection.ts); what one attempt does is the request's own (flight.ts);
+ * - respond: the upstream's head with the response header rules (headers.ts) and its body as a stream, or the
+ *   proxy's own answer for a failure (errors.ts);
  * - record: one access record when the response is over (observe/record.ts).
- * An upgrade request takes the same route and admit phases, then a tunnel (upgrade/tunnel.ts)
- * through the same attempt loop, and is recorded when the tunnel closes. Answers the listener makes
- * itself (malformed heads, timeouts) are recorded here too (refusal()). It never awaits DNS.
+ * An upgrade request takes the same route and admit phases, then a tunnel (upgrade/tunnel.ts) through the same
+ * attempt loop, and is recorded when the tunnel closes. Answers the listener makes itself (malformed heads,
+ * timeouts) are recorded here too (refusal()). It never awaits DNS.
  */
 import type { ResolvedConfig } from '../config/schema.ts'
 import { cidrContains, type Cidr } from '../lib/cidr.ts'
@@ -35,11 +34,11 @@ import { unparsedRequest, type ProxyReply, type ProxyRequest, type ReplySink } f
 import { roundMs } from './observe/record.ts'
 import { prepareBody, type BodyFailed } from './request-body.ts'
 import { responseRewriterFor, rewriteResponseHeaders, rewrites, type ResponseRewriter } from './rewrite.ts'
-import { AMBIGUOUS_ROUTE, Router } from './routes.ts'
+import { AMBIGUOUS_PATH, AMBIGUOUS_ROUTE, Router } from './routes.ts'
 import { tunnelUpgrade } from './upgrade/tunnel.ts'
 import type { CacheExchange, EdgeCache } from './cache/cache.ts'
 import { requestKey } from './cache/key.ts'
-import { withCacheStatus } from './cache/reply.ts'
+import { discardBody, withCacheStatus } from './cache/reply.ts'
 import type { IncomingResponse, OutgoingRequest } from './upstream/connection.ts'
 import type { UpstreamPool } from './upstream/pool.ts'
 
@@ -56,8 +55,6 @@ export type { ClientInfo }
 
 /** Heads with more fields than this forward their lines from their bytes (upstreamRequestLines). */
 const LINES_FROM_FIELDS = 3
-/** Why a path whose route depends on how its origin reads it is refused (Router.ambiguous). */
-const AMBIGUOUS_PATH = 'the path takes another route once its slashes are merged or its escapes decoded ("//", "%2F" beside dot segments): send it in normal form'
 
 export class ProxyHandler {
   private readonly trusted: readonly Cidr[]
@@ -198,10 +195,9 @@ export class ProxyHandler {
   }
 
   /**
-   * An answer the listener makes itself (a malformed head, a timeout, the connection cap): its
-   * reply with a request id, written to the access log when `record`. `req` is what was parsed;
-   * `status`, what the listener sent when it answered itself otherwise than the code's own (the
-   * HTTP/2 stack's 431 for trailers too large).
+   * An answer the listener makes itself (a malformed head, a timeout, the connection cap): its reply with a request
+   * id, written to the access log when `record`. `req` is what was parsed; `status`, what the listener sent when it
+   * answered itself otherwise than the code's own (the HTTP/2 stack's 431 for trailers too large).
    */
   refusal(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean, status?: number, sinceMs?: number): ProxyReply {
     // The route phase gives it its id, upstream and record; nothing of an unparsed request is known.
@@ -217,9 +213,8 @@ export class ProxyHandler {
   }
 
   /**
-   * The same, for the exchange: a head the own listener parsed, with more than a few fields, has
-   * its kept lines go upstream as they came (for a head of one to three fields, like a load
-   * tool's or curl's, the list costs less).
+   * The same, for the exchange: a head the own listener parsed, with more than a few fields, has its kept lines go
+   * upstream as they came (for a head of one to three fields, like a load tool's or curl's, the list costs less).
    */
   private forwardFields(flight: Flight, into: Outgoing): void {
     const req = flight.req
@@ -365,6 +360,11 @@ export class ProxyHandler {
     const res = outcome.value
     record.upstream_header_ms = roundMs(res.firstByteAt - flight.sentAt)
     record.upstream_status = res.head.status
+    // A status the listener cannot send (600-999 on Deno.serve, which throws for them): 502, the upstream's body cancelled.
+    if (res.head.status > (flight.client.maxStatus ?? 999)) {
+      discardBody(res.body)
+      return flight.fail('BAD_RESPONSE', `upstream sent status ${res.head.status}, which this runtime's server cannot send (200-599); run the Bun build to relay it`)
+    }
     const keepLength = flight.client.streamKeepsLength === true || !(res.body instanceof ReadableStream)
     const rewriter = this.rewriters.get(pool.upstream.name)
     let reply: ProxyReply

@@ -113,6 +113,8 @@ export class Router<T> {
 
 /** What Router.pick gives for a path whose route depends on how its origin reads it. */
 export const AMBIGUOUS_ROUTE: unique symbol = Symbol('ambiguous path')
+/** Why a path whose route depends on how its origin reads it is refused (the request path's 400). */
+export const AMBIGUOUS_PATH = 'the path takes another route once its slashes are merged or its escapes decoded ("//", "%2F" beside dot segments): send it in normal form'
 
 /** A request target's path: without its query. */
 function pathOf(target: string): string {

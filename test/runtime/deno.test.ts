@@ -304,6 +304,36 @@ test('on Deno, a HEAD whose GET is chunked gets no "content-length: 0" (Deno.ser
   }
 }, 60_000)
 
+test('on Deno, an upstream status of 600-999 is a 502 BAD_RESPONSE, logged as sent (Deno.serve throws for it: an unlogged 500, the record saying 999; seventeenth round)', async () => {
+  const sockets: Socket[] = []
+  const raw = createServer((s) => {
+    sockets.push(s)
+    s.on('error', () => {})
+    s.on('data', (d) => void s.write(d.toString('latin1').startsWith('GET /odd') ? 'HTTP/1.1 999 Whatever\r\nContent-Length: 2\r\n\r\nok' : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'))
+  })
+  await new Promise<void>((r) => raw.listen(0, '127.0.0.1', () => r()))
+  const log = join(testDir('proxy-deno-status-'), 'access.log')
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${(raw.address() as { port: number }).port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', log], DENO)
+  try {
+    const r = await fetch(`${proxy.url}/odd`)
+    expect(r.status).toBe(502)
+    expect(await r.text()).toContain('upstream sent status 999')
+    expect(r.headers.get('x-request-id')).toBeTruthy()
+    expect(await (await fetch(`${proxy.url}/fine`)).text()).toBe('ok')
+    let lines: { path: string; status: number; error?: string; upstream_status?: number }[] = []
+    for (let i = 0; i < 50 && lines.length < 2; i++) {
+      await Bun.sleep(50)
+      lines = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []
+    }
+    expect(lines.find((l) => l.path === '/odd')).toMatchObject({ status: 502, error: 'BAD_RESPONSE', upstream_status: 999 })
+    expect(proxy.stderr()).not.toContain('RangeError')
+  } finally {
+    for (const s of sockets) s.destroy()
+    raw.close()
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 60_000)
+
 test('on Deno, a response still streaming at drain_timeout is cut and logged DRAIN_TIMEOUT, as on Bun (it had no access-log line) (outside review, thirteenth round)', async () => {
   const origin = dripOrigin()
   const dir = testDir('proxy-deno-drain-')

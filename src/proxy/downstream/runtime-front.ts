@@ -43,7 +43,7 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
     onError: opts.onError,
     fetch: (req, ctx) => {
       const handler = opts.handler()
-      const client: ClientInfo = { ip: clientAddress(ctx.ip), tls: opts.tls !== undefined }
+      const client: ClientInfo = { ip: clientAddress(ctx.ip), tls: opts.tls !== undefined, maxStatus: 599 }
       // Deno.serve cannot hand over the raw connection: a WebSocket is relayed message by message
       // (runtime-websocket.ts); any other upgrade is refused, never forwarded as a plain request
       // with its Upgrade headers stripped. An Upgrade that names no valid protocol is no request
