@@ -313,7 +313,7 @@ export class Flight implements Attempt<IncomingResponse>, ExchangeSink, GoneList
 
   private exchangeOn(reused: boolean, connectMs: number | undefined): void {
     this.record.upstream_reused = reused
-    if (connectMs !== undefined) this.record.upstream_connect_ms = roundMs(connectMs)
+    this.record.upstream_connect_ms = connectMs === undefined ? undefined : roundMs(connectMs) // this attempt's: none on a reused connection
     this.endOfAnswer = undefined
     this.sentAt = monoNow()
   }

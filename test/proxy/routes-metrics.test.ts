@@ -139,6 +139,28 @@ describe('access log records', () => {
     expect(failed!.error).toBe('CONNECT_REFUSED')
   })
 
+  test('a retry that lands on a reused connection has no upstream_connect_ms, though an earlier attempt dialled (it kept that attempt\'s: seventeenth round)', async () => {
+    const good = h.origin({ hostname: '127.0.0.2', fetch: () => new Response('hello') })
+    // 127.0.0.4 takes each request and closes without an answer: the once-more on a new connection, then the other address.
+    const closer = Bun.listen({ hostname: '127.0.0.4', port: good.port!, socket: { data: (s) => void s.end() } })
+    h.track(() => closer.stop(true))
+    const { url, proxy } = h.proxy(
+      { upstream: { url: `http://origin.test:${good.port}`, retries: '1' } },
+      { addresses: [{ address: '127.0.0.2', family: 4 }, { address: '127.0.0.4', family: 4 }] },
+    )
+    const pool = proxy.pool('default')!
+    const realPick = pool.pick.bind(pool)
+    pool.pick = () => pool.addresses.get('127.0.0.2')
+    await (await fetch(`${url}/prime`)).text() // an idle connection to 127.0.0.2 in the pool
+    let first = true
+    pool.pick = (exclude) => (first ? ((first = false), pool.addresses.get('127.0.0.4')) : realPick(exclude))
+    expect(await (await fetch(`${url}/x`)).text()).toBe('hello')
+    await waitFor(() => h.records.length >= 2)
+    const x = h.records.find((r) => r.path === '/x')!
+    expect(x).toMatchObject({ status: 200, upstream_reused: true, upstream_addr: `127.0.0.2:${good.port}` })
+    expect(x.upstream_connect_ms).toBeUndefined()
+  })
+
   test('an unwritable access-log file is reported and traffic continues', async () => {
     const dir = testDir('proxy-log-')
     chmodSync(dir, 0o500)
