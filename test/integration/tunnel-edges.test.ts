@@ -550,3 +550,40 @@ test('the upstream ends a tunnel (its last bytes, then a FIN) while the client, 
   expect(reset).toBe(false)
   expect(got).toBe(SWITCHED.length + TAIL)
 }, 20_000)
+
+test('a WebSocket 101 whose Sec-WebSocket-Accept is not its key\'s, or that names an extension or subprotocol the request did not offer, is a 502 logged BAD_RESPONSE; a right one opens the tunnel (RFC 6455 §4.1; seventeenth round)', async () => {
+  const { createHash } = await import('node:crypto')
+  const { connect } = await import('node:net')
+  const key = 'dGhlIHNhbXBsZSBub25jZQ=='
+  const good = createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64')
+  const answers: Record<string, string> = {
+    '/wrong': 'Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n',
+    '/deflate': `Sec-WebSocket-Accept: ${good}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n`,
+    '/chat': `Sec-WebSocket-Accept: ${good}\r\nSec-WebSocket-Protocol: chat\r\n`,
+    '/right': `Sec-WebSocket-Accept: ${good}\r\n`,
+  }
+  const port = await rawAnswerOrigin((s) => s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n${answers[pending.shift()!]}\r\n`))
+  const pending: string[] = []
+  const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${port}` } })
+  const got: Record<string, string> = {}
+  for (const path of Object.keys(answers)) {
+    pending.push(path)
+    const c = connect(proxy.port, '127.0.0.1')
+    h.track(() => void c.destroy())
+    c.on('error', () => {})
+    let text = ''
+    c.on('data', (d: Buffer) => (text += d.toString('latin1')))
+    c.write(`GET ${path} HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+    expect(await waitFor(() => text.includes('\r\n\r\n'), 3000)).toBe(true)
+    got[path] = text.slice(0, 12)
+    c.destroy()
+  }
+  expect(got).toEqual({ '/wrong': 'HTTP/1.1 502', '/deflate': 'HTTP/1.1 502', '/chat': 'HTTP/1.1 502', '/right': 'HTTP/1.1 101' })
+  const refused = () => h.records.filter((r) => ['/wrong', '/deflate', '/chat'].includes(r.path))
+  expect(await waitFor(() => refused().length === 3, 3000)).toBe(true)
+  expect(refused().map((r) => [r.path, r.status, r.error])).toEqual([
+    ['/wrong', 502, 'BAD_RESPONSE'],
+    ['/deflate', 502, 'BAD_RESPONSE'],
+    ['/chat', 502, 'BAD_RESPONSE'],
+  ])
+})

@@ -7,7 +7,6 @@
  * routes, admits and records upgrades.
  */
 import { Buffer } from 'node:buffer'
-import { listMembers } from '../../http1/chars.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
 import { encodeClosingResponse, encodeInterim } from '../../http1/response-encode.ts'
@@ -18,6 +17,7 @@ import { NOOP_HANDLERS, type Conn, type ConnHandlers } from '../../runtime/socke
 import { runAttempts } from '../attempts.ts'
 import { failureBody, failureHeaders, RequestFailure, statusFor } from '../errors.ts'
 import { clientResponseHeaders, listedByConnection } from '../headers.ts'
+import { unaskedSwitch, websocketSwitchProblem } from './switch-checks.ts'
 import { IDEMPOTENT_METHODS } from '../../http1/methods.ts'
 import type { UpstreamPool } from '../upstream/pool.ts'
 
@@ -131,7 +131,7 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
         // An interim answer goes on as a plain request's does (flight.ts): the fields a 1xx may
         // not carry or that are the hop's (Content-Length, Transfer-Encoding, Connection) dropped.
         const answer = await readHead(upstream, head, ctx.method, ctx.openTimeoutMs, (interim) => client.write(encodeInterim(interim.status, clientResponseHeaders(interim.headers, ctx.requestId, false))))
-        const unasked = answer.head.status === 101 ? unaskedSwitch(ctx.upgrade, answer.head) : undefined
+        const unasked = answer.head.status === 101 ? (unaskedSwitch(ctx.upgrade, answer.head) ?? websocketSwitchProblem(ctx.upgrade, ctx.headers, answer.head)) : undefined
         if (unasked !== undefined) throw new RequestFailure('BAD_RESPONSE', 'response-head', unasked, { address: upstream.remoteAddress })
         return { upstream, ...answer }
       } catch (err) {
@@ -178,29 +178,6 @@ export async function tunnelUpgrade(client: Conn, early: Uint8Array, ctx: Tunnel
   }
   // Refused (401, 403, 426, ...): relay that answer, then close both.
   relayThenClose(upstream, client, late, refusalHead(answer, raw, ctx.requestId), answer, rest, counts, ctx.idleTimeoutMs, finish)
-}
-
-/**
- * Why a 101 does not switch to what the request asked for, or undefined when it does. RFC 9110 §15.2.2: a 101 MUST say in Upgrade
- * which protocol(s) will be in effect; §7.8: a server MUST NOT switch to one the request did not name. Names compare
- * case-insensitively (§7.8), versions when both sides give one. A 101 without Upgrade, or to another protocol (h2c for a
- * WebSocket), is not tunnelled: the client would be left talking to an upstream in a protocol nobody checked.
- */
-export function unaskedSwitch(asked: string, head: ResponseHead): string | undefined {
-  const offered = listMembers(asked)
-  let named = ''
-  for (const [n, v] of head.headers) if (n.toLowerCase() === 'upgrade') named = named ? `${named}, ${v}` : v
-  const switched = listMembers(named)
-  if (switched.length === 0) return 'upstream answered 101 without an Upgrade field naming the protocol it switched to'
-  for (const p of switched) {
-    const [name, version] = p.split('/', 2)
-    const ok = offered.some((o) => {
-      const [oName, oVersion] = o.split('/', 2)
-      return oName === name && (oVersion === undefined || version === undefined || oVersion === version)
-    })
-    if (!ok) return `upstream switched to "${p}", which the request did not ask for (Upgrade: ${asked})`
-  }
-  return undefined
 }
 
 /**
