@@ -232,21 +232,33 @@ test('on Deno, max_concurrent_requests counts a streaming response until it ends
   }
 }, 60_000)
 
-test('on Deno, an upstream 205 with a streamed body is a 205 with none (a Response cannot carry one), and its request is counted out (outside review, thirteenth round)', async () => {
+/** A raw origin that answers each read with `answer`, and `serve` on Deno in front of it (`args` added); both closed after `use`. */
+async function throughDeno(answer: (s: Socket, head: string) => void, args: string[], use: (proxy: Awaited<ReturnType<typeof startProxyProcess>>) => Promise<void>): Promise<void> {
   const sockets: Socket[] = []
   const raw = createServer((s) => {
     sockets.push(s)
     s.on('error', () => {})
-    s.on('data', (d) => {
-      if (d.toString('latin1').startsWith('GET /205')) {
-        s.write('HTTP/1.1 205 Reset Content\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n')
-        setTimeout(() => s.destroyed || s.write('0\r\n\r\n'), 300)
-      } else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
-    })
+    s.on('data', (d) => answer(s, d.toString('latin1')))
   })
   await new Promise<void>((r) => raw.listen(0, '127.0.0.1', () => r()))
-  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${(raw.address() as { port: number }).port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--max-concurrent-requests', '1'], DENO)
+  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${(raw.address() as { port: number }).port}`, '--listen', '127.0.0.1:0', '--admin', 'off', ...args], DENO)
   try {
+    await use(proxy)
+  } finally {
+    for (const s of sockets) s.destroy()
+    raw.close()
+    expect(await proxy.stop()).toBe(0)
+  }
+}
+
+test('on Deno, an upstream 205 with a streamed body is a 205 with none (a Response cannot carry one), and its request is counted out (outside review, thirteenth round)', async () => {
+  const answer = (s: Socket, head: string) => {
+    if (head.startsWith('GET /205')) {
+      s.write('HTTP/1.1 205 Reset Content\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n')
+      setTimeout(() => s.destroyed || s.write('0\r\n\r\n'), 300)
+    } else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+  }
+  await throughDeno(answer, ['--max-concurrent-requests', '1'], async (proxy) => {
     const r = await fetch(`${proxy.url}/205s`)
     expect(r.status).toBe(205)
     expect(await r.text()).toBe('')
@@ -257,64 +269,41 @@ test('on Deno, an upstream 205 with a streamed body is a 205 with none (a Respon
       if (status !== 200) await Bun.sleep(100)
     }
     expect(status).toBe(200)
-  } finally {
-    for (const s of sockets) s.destroy()
-    raw.close()
-    expect(await proxy.stop()).toBe(0)
-  }
+  })
 }, 60_000)
 
 test('on Deno, a HEAD whose GET is chunked gets no "content-length: 0" (Deno.serve adds it for a null body: a length the GET does not have, RFC 9110 §8.6; seventeenth round)', async () => {
-  const sockets: Socket[] = []
-  const raw = createServer((s) => {
-    sockets.push(s)
-    s.on('error', () => {})
-    s.on('data', (d) => {
-      const head = d.toString('latin1')
-      if (head.startsWith('HEAD /chunked')) s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n')
-      else if (head.startsWith('HEAD /sized')) s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n')
-      else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
-    })
-  })
-  await new Promise<void>((r) => raw.listen(0, '127.0.0.1', () => r()))
-  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${(raw.address() as { port: number }).port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off'], DENO)
-  /** The head of the proxy's answer to a HEAD request, as sent. */
-  const headOf = (path: string) =>
-    new Promise<string>((resolve, reject) => {
-      const c = connect(Number(new URL(proxy.url).port), '127.0.0.1', () => c.write(`HEAD ${path} HTTP/1.1\r\nHost: a\r\n\r\n`))
-      let got = ''
-      c.on('data', (d) => {
-        got += d.toString('latin1')
-        if (got.includes('\r\n\r\n')) {
-          c.destroy()
-          resolve(got.toLowerCase())
-        }
+  const answer = (s: Socket, head: string) => {
+    if (head.startsWith('HEAD /chunked')) s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n')
+    else if (head.startsWith('HEAD /sized')) s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n')
+    else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+  }
+  await throughDeno(answer, ['--access-log', 'off'], async (proxy) => {
+    /** The head of the proxy's answer to a HEAD request, as sent. */
+    const headOf = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const c = connect(Number(new URL(proxy.url).port), '127.0.0.1', () => c.write(`HEAD ${path} HTTP/1.1\r\nHost: a\r\n\r\n`))
+        let got = ''
+        c.on('data', (d) => {
+          got += d.toString('latin1')
+          if (got.includes('\r\n\r\n')) {
+            c.destroy()
+            resolve(got.toLowerCase())
+          }
+        })
+        c.on('error', reject)
       })
-      c.on('error', reject)
-    })
-  try {
     const chunked = await headOf('/chunked')
     expect(chunked).toStartWith('http/1.1 200')
     expect(chunked).not.toContain('content-length')
     expect(await headOf('/sized')).toContain('content-length: 5')
-  } finally {
-    for (const s of sockets) s.destroy()
-    raw.close()
-    expect(await proxy.stop()).toBe(0)
-  }
+  })
 }, 60_000)
 
 test('on Deno, an upstream status of 600-999 is a 502 BAD_RESPONSE, logged as sent (Deno.serve throws for it: an unlogged 500, the record saying 999; seventeenth round)', async () => {
-  const sockets: Socket[] = []
-  const raw = createServer((s) => {
-    sockets.push(s)
-    s.on('error', () => {})
-    s.on('data', (d) => void s.write(d.toString('latin1').startsWith('GET /odd') ? 'HTTP/1.1 999 Whatever\r\nContent-Length: 2\r\n\r\nok' : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'))
-  })
-  await new Promise<void>((r) => raw.listen(0, '127.0.0.1', () => r()))
   const log = join(testDir('proxy-deno-status-'), 'access.log')
-  const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${(raw.address() as { port: number }).port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', log], DENO)
-  try {
+  const answer = (s: Socket, head: string) => void s.write(head.startsWith('GET /odd') ? 'HTTP/1.1 999 Whatever\r\nContent-Length: 2\r\n\r\nok' : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+  await throughDeno(answer, ['--access-log', log], async (proxy) => {
     const r = await fetch(`${proxy.url}/odd`)
     expect(r.status).toBe(502)
     expect(await r.text()).toContain('upstream sent status 999')
@@ -327,11 +316,7 @@ test('on Deno, an upstream status of 600-999 is a 502 BAD_RESPONSE, logged as se
     }
     expect(lines.find((l) => l.path === '/odd')).toMatchObject({ status: 502, error: 'BAD_RESPONSE', upstream_status: 999 })
     expect(proxy.stderr()).not.toContain('RangeError')
-  } finally {
-    for (const s of sockets) s.destroy()
-    raw.close()
-    expect(await proxy.stop()).toBe(0)
-  }
+  })
 }, 60_000)
 
 test('on Deno, a response still streaming at drain_timeout is cut and logged DRAIN_TIMEOUT, as on Bun (it had no access-log line) (outside review, thirteenth round)', async () => {
