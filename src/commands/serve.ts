@@ -24,6 +24,7 @@ import { addConfigFlags, flagLayer } from './flags.ts'
 import { checkAccessLogPath, checkConfigPaths } from '../runtime/config-paths.ts'
 import { AutomaticHttps } from '../acme/automatic-https.ts'
 import { PageTrimmer } from '../runtime/page-trim.ts'
+import { cacheOverLimitWarning, cgroupMemoryLimitBytes } from '../runtime/memory-limit.ts'
 import { closeSignalInspector, prepareSignalInspector } from '../runtime/signal-inspector.ts'
 import { CONFIG_ON_STDIN_ENV, onUsr2Ignored, parseWorkers, reportWorkerAdmin, reportWorkerListening, reportWorkerReloaded, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
 
@@ -52,6 +53,9 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   checkConfigPaths(config)
   const workers = parseWorkers(opts.workers)
   const workerId = io.env[WORKER_ENV]
+  // A cache the cgroup's memory limit cannot hold ends in an OOM kill under load: said at start (by the supervisor for all).
+  const overLimit = workerId === undefined ? cacheOverLimitWarning(config.cache.maxBytes, workers, cgroupMemoryLimitBytes()) : undefined
+  if (overLimit) createLogger(io.err)('warn', overLimit)
   if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, { listen: config.server.listen, admin: config.admin, trimIntervalMs: config.server.trimIntervalMs, setAt: { listen: config.fileKeys?.['server.listen'], admin: config.fileKeys?.['admin.listen'] }, reloadConfig: () => configFromOptions(opts), readOnceConfig: typeof opts.config === 'string' ? readOnceConfig(opts.config) : undefined, configPath: typeof opts.config === 'string' ? opts.config : undefined })
 
   const log = createLogger(io.err, io.env.DEBUG === '1' ? 'debug' : 'info')
