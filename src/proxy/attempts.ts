@@ -124,10 +124,11 @@ async function attemptLoop<T>(
   let again = failure !== undefined && attempt.staleConnection?.(failure) === true
   let free = again ? 1 : 0
   // The new connection of that once-more was cut before an answer too: the address may be going
-  // (an origin killed as DNS moves away from it), so a re-resolve is asked for and, with nothing
-  // else to try, this request waits for it as after a connect failure. Not counted against the
-  // address: one URL whose handler kills its connection ejected the only address, every request
-  // held for the ejection (seventeenth round); an origin that is going fails its connects next.
+  // (an origin killed as DNS moves away from it; one that accepts and closes every connection), so
+  // it is counted against while another address takes traffic (its ejection then holds no request)
+  // and a re-resolve is asked for in any case; with nothing else to try, the request waits for it
+  // as after a connect failure. The only address is not counted: one URL whose handler kills its
+  // connection ejected it, and every request was held for the ejection (seventeenth round).
   let dying = false
   for (let index = start; index <= u.retries + free; index++) {
     if (index > 0 && nowMs() > deadline) break
@@ -155,7 +156,9 @@ async function attemptLoop<T>(
       if (failure.phase !== 'connect' && !attempt.mayRetry(failure)) return { ok: false, failure, state, retries: last }
       const stale = attempt.staleConnection?.(failure) === true
       if (fresh && stale && !failure.isAddressFailure) {
-        target.source.refreshNow(`a new connection to ${state.address} closed before an answer`)
+        const other = target.pick(new Set([state.address]))
+        if (other !== undefined && target.takesTraffic(other)) target.reportFailure(state, failure)
+        else target.source.refreshNow(`a new connection to ${state.address} closed before an answer`)
         dying = true
       }
       if (free === 0 && stale) {

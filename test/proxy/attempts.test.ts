@@ -283,6 +283,23 @@ describe('a stale keep-alive connection', () => {
     expect(t.refreshes).toEqual(['a new connection to 127.0.2.2 closed before an answer'])
   })
 
+  test('two addresses, the first accepting and closing its new connection too: it is counted against (the other takes traffic), and the other answers', async () => {
+    const t = target(['127.0.2.2', '127.0.2.3'], { retries: 2 })
+    const runs: [string, boolean][] = []
+    const outcome = await runAttempts(t, {
+      run: async (s, _index, fresh) => {
+        runs.push([s.address, fresh === true])
+        if (s.address === '127.0.2.3') return 'ok'
+        throw stale()
+      },
+      mayRetry: (f) => f.code === 'RESET_BEFORE_RESPONSE',
+      staleConnection: (f) => f.code === 'RESET_BEFORE_RESPONSE',
+    }, () => 0)
+    expect(outcome).toMatchObject({ ok: true, value: 'ok', retries: 1 })
+    expect(runs).toEqual([['127.0.2.2', false], ['127.0.2.2', true], ['127.0.2.3', false]])
+    expect(t.failures).toEqual([['127.0.2.2', 'RESET_BEFORE_RESPONSE']])
+  })
+
   test('the only address, and one URL whose handler closes every connection it is asked on: 502 after the free once-more and a re-resolve that brings nothing, the address not counted against (it was ejected, every other request held for the ejection: seventeenth round)', async () => {
     const t = target(['127.0.2.2'], { retries: 2 })
     let waited = 0
