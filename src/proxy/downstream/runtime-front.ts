@@ -43,6 +43,8 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
     onError: opts.onError,
     fetch: (req, ctx) => {
       const handler = opts.handler()
+      const head = req.method === 'HEAD'
+      const own = (reply: ProxyReply) => toResponse(head ? headReply(reply) : reply)
       const client: ClientInfo = { ip: clientAddress(ctx.ip), tls: opts.tls !== undefined, maxStatus: 599 }
       // Deno.serve cannot hand over the raw connection: a WebSocket is relayed message by message
       // (runtime-websocket.ts); any other upgrade is refused, never forwarded as a plain request
@@ -53,18 +55,18 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
       if (upgrading && (up.toLowerCase() !== 'websocket' || !isDeno)) {
         const detail = `protocol upgrade (${up}) is not supported on this runtime; run the Bun build for tunnels of any protocol`
         opts.onRefused('NOT_IMPLEMENTED', detail, client.ip)
-        return toResponse(handler.refusal('NOT_IMPLEMENTED', detail, client, fromRequest(req), true))
+        return own(handler.refusal('NOT_IMPLEMENTED', detail, client, fromRequest(req), true))
       }
       const rejected = checkRequest(req, maxHeaderBytes)
       if (rejected) {
         opts.onRefused(rejected.code, rejected.reason, client.ip)
-        return toResponse(handler.refusal(rejected.code, rejected.reason, client, fromRequest(req), true))
+        return own(handler.refusal(rejected.code, rejected.reason, client, fromRequest(req), true))
       }
       if (upgrading) {
         const problem = handshakeProblem(req.headers)
         if (problem) {
           opts.onRefused('BAD_REQUEST', problem, client.ip)
-          return toResponse(handler.refusal('BAD_REQUEST', problem, client, fromRequest(req), true))
+          return own(handler.refusal('BAD_REQUEST', problem, client, fromRequest(req), true))
         }
         return serveRuntimeWebSocket(req, fromRequest(req), handler, client, client.ip)
       }
@@ -81,11 +83,10 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
       if (request.body instanceof ReadableStream && req.headers.get('content-length') === null && req.headers.get('transfer-encoding') === null) {
         return bodyOrNone(request.body).then((body) => {
           request.body = body
-          return handler.handle(request, client).then((reply) => respond(reply, ctx.holdUntilBodyEnds))
+          return handler.handle(request, client).then((reply) => respond(head ? headReply(reply) : reply, ctx.holdUntilBodyEnds))
         })
       }
-      const head = req.method === 'HEAD'
-      return handler.handle(request, client).then((reply) => respond(head ? lengthAsSent(reply) : reply, ctx.holdUntilBodyEnds))
+      return handler.handle(request, client).then((reply) => respond(head ? headReply(reply) : reply, ctx.holdUntilBodyEnds))
     },
   })
   // Deno.serve takes none of the limits and timeouts a reload may change (body limits are the
@@ -96,13 +97,21 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
 }
 
 /**
- * A HEAD reply without Content-Length (its GET would be chunked or close-delimited): an empty
- * stream for body, since Deno.serve gives a null body "content-length: 0", which says the GET's
- * content is empty (RFC 9110 §8.6: a HEAD's Content-Length must be the GET's), and a stream none.
+ * A reply to HEAD as Deno.serve must be given it. Without Content-Length (its GET would be chunked or
+ * read to the close): an empty stream for body, since Deno.serve gives a null body "content-length:
+ * 0", which says the GET's content is empty (RFC 9110 §8.6: a HEAD's Content-Length must be the GET's),
+ * and a stream none. The proxy's own answer (a text body): its length, and no body, which Deno.serve
+ * sent over HTTP/2 as DATA (RFC 9110 §9.3.2: no content in an answer to HEAD; clients reset the
+ * stream with PROTOCOL_ERROR: second opinion, seventeenth round).
  */
-function lengthAsSent(reply: ProxyReply): ProxyReply {
-  if (reply.body !== null || reply.headers.some(([n]) => n.length === 14 && n.toLowerCase() === 'content-length')) return reply
-  reply.body = new ReadableStream<Uint8Array>({ start: (ctrl) => ctrl.close() })
+function headReply(reply: ProxyReply): ProxyReply {
+  const body = reply.body
+  if (body instanceof ReadableStream || body === '') return reply
+  const sized = reply.headers.some(([n]) => n.length === 14 && n.toLowerCase() === 'content-length')
+  if (body !== null) {
+    reply.body = null
+    if (!sized) reply.headers = [...reply.headers, ['content-length', String(typeof body === 'string' ? new TextEncoder().encode(body).byteLength : body.byteLength)]]
+  } else if (!sized) reply.body = new ReadableStream<Uint8Array>({ start: (ctrl) => ctrl.close() })
   return reply
 }
 
