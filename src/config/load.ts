@@ -2,7 +2,7 @@
  * Reading a config file: file -> text -> TOML tables, plus a line index so that errors about a
  * value (not only syntax errors) can name the line. Validation and defaults live in resolve.ts.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs'
 import { parse } from 'toml'
 import { ConfigError } from '../lib/errors.ts'
 import type { FileConfig } from './schema.ts'
@@ -28,6 +28,8 @@ export const MAX_CONFIG_BYTES = 4 * 1024 * 1024
  * supervisor (workers.ts): they cannot open its pipe.
  */
 const readOnce = new Map<string, Uint8Array>()
+/** Configs read as regular files: one that is a pipe at a later read (a reload) is refused before open(), which would wait for a writer. */
+const readAsFile = new Set<string>()
 
 /** The bytes of `path` if it is a config that can be read only once and was read, else undefined. */
 export function readOnceConfig(path: string): Uint8Array | undefined {
@@ -46,7 +48,9 @@ export function adoptReadOnceConfigFromStdin(path: string): void {
 export function loadConfigFile(path: string): LoadedFile {
   let bytes: Uint8Array
   try {
-    bytes = readOnce.get(path) ?? readCapped(path, MAX_CONFIG_BYTES)
+    const kept = readOnce.get(path)
+    if (kept === undefined && readAsFile.has(path) && !statSync(path).isFile()) throw new ConfigError({ file: path }, 'cannot read config: it is no longer a regular file (a pipe or a device now); a reload reads the file the proxy started with: put the file back, or restart the proxy to read a pipe')
+    bytes = kept ?? readCapped(path, MAX_CONFIG_BYTES)
   } catch (err) {
     if (err instanceof ConfigError) throw err
     const code = (err as NodeJS.ErrnoException).code
@@ -73,6 +77,7 @@ function readCapped(path: string, maxBytes: number, openFd?: number): Uint8Array
   }
   if (n > maxBytes) throw new ConfigError({ file: path }, `cannot read config: larger than ${maxBytes / 1024 / 1024} MiB (is it the TOML file? /dev/zero and other devices never end); give the path of the TOML file`)
   if (!regular) readOnce.set(path, buf.slice(0, n))
+  else if (openFd === undefined) readAsFile.add(path)
   return buf.subarray(0, n)
 }
 

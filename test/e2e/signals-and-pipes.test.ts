@@ -11,7 +11,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createSocket } from 'node:dgram'
 import { createServer } from 'node:net'
-import { writeFileSync } from 'node:fs'
+import { renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
@@ -100,6 +100,26 @@ test('a config from a named pipe with --workers 2: every worker gets it from the
     expect(await waitForLog(proxy, 'reloaded worker=1')).toBe(true)
     for (let i = 0; i < 4; i++) expect(await post2k(proxy.url)).toBe(413)
     expect(proxy.stderr()).not.toContain('worker died')
+  } finally {
+    expect(await proxy.stop()).toBe(0)
+  }
+}, 30_000)
+
+test('a config that was a file at start and is a named pipe at a reload: the reload is refused, nothing blocks (second opinion, seventeenth round: open() waited for a writer, the whole process with it)', async () => {
+  const o = origin()
+  const dir = testDir('proxy-fifo-swap-')
+  const file = join(dir, 'proxy.toml')
+  writeFileSync(file, `[server]\nlisten = "127.0.0.1:0"\nmax_body_size = "1KiB"\n[upstream]\nurl = "http://127.0.0.1:${o.port}"\n[admin]\nlisten = "off"\n[log]\naccess_log = "off"\n`)
+  const proxy = await startProxyProcess(['serve', '--config', file], BIN)
+  try {
+    expect(await post2k(proxy.url)).toBe(413)
+    const fifo = join(dir, 'new.fifo')
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0)
+    renameSync(fifo, file) // no writer: open() for reading would wait for one
+    proxy.child.kill('SIGHUP')
+    expect(await waitForLog(proxy, 'reload failed')).toBe(true)
+    expect(proxy.stderr()).toContain('it is no longer a regular file')
+    expect(await post2k(proxy.url)).toBe(413)
   } finally {
     expect(await proxy.stop()).toBe(0)
   }
