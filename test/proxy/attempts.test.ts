@@ -234,6 +234,20 @@ describe('runAttempts', () => {
 
 describe('a stale keep-alive connection', () => {
   const stale = () => new RequestFailure('RESET_BEFORE_RESPONSE', 'response-head', 'closed before responding')
+  /** An attempt cut before an answer on every address but `answers` (a stale close each time); its runs, by address and whether on a new connection. */
+  const staleExcept = (answers?: string) => {
+    const runs: [string, boolean][] = []
+    const attempt = {
+      run: async (s: AddressState, _index: number, fresh?: boolean) => {
+        runs.push([s.address, fresh === true])
+        if (s.address === answers) return 'ok'
+        throw stale()
+      },
+      mayRetry: (f: RequestFailure) => f.code === 'RESET_BEFORE_RESPONSE',
+      staleConnection: (f: RequestFailure) => f.code === 'RESET_BEFORE_RESPONSE',
+    }
+    return { runs, attempt }
+  }
 
   test('the only address, its origin gone after a DNS move: the same address once more on a new connection, refused, then the rescue\'s address', async () => {
     const t = target(['127.0.2.2'], { retries: 1 })
@@ -265,16 +279,8 @@ describe('a stale keep-alive connection', () => {
       waited++
       t.states.push(newAddressState({ address: '127.0.2.3', family: 4 }, 80, 0))
     }
-    const runs: [string, boolean][] = []
-    const outcome = await runAttempts(t, {
-      run: async (s, _index, fresh) => {
-        runs.push([s.address, fresh === true])
-        if (s.address === '127.0.2.3') return 'ok'
-        throw stale()
-      },
-      mayRetry: (f) => f.code === 'RESET_BEFORE_RESPONSE',
-      staleConnection: (f) => f.code === 'RESET_BEFORE_RESPONSE',
-    }, () => 0)
+    const { runs, attempt } = staleExcept('127.0.2.3')
+    const outcome = await runAttempts(t, attempt, () => 0)
     expect(outcome).toMatchObject({ ok: true, value: 'ok' })
     expect(runs).toEqual([['127.0.2.2', false], ['127.0.2.2', true], ['127.0.2.3', false]])
     expect(outcome.retries).toBe(1)
@@ -285,16 +291,8 @@ describe('a stale keep-alive connection', () => {
 
   test('two addresses, the first accepting and closing its new connection too: it is counted against (the other takes traffic), and the other answers', async () => {
     const t = target(['127.0.2.2', '127.0.2.3'], { retries: 2 })
-    const runs: [string, boolean][] = []
-    const outcome = await runAttempts(t, {
-      run: async (s, _index, fresh) => {
-        runs.push([s.address, fresh === true])
-        if (s.address === '127.0.2.3') return 'ok'
-        throw stale()
-      },
-      mayRetry: (f) => f.code === 'RESET_BEFORE_RESPONSE',
-      staleConnection: (f) => f.code === 'RESET_BEFORE_RESPONSE',
-    }, () => 0)
+    const { runs, attempt } = staleExcept('127.0.2.3')
+    const outcome = await runAttempts(t, attempt, () => 0)
     expect(outcome).toMatchObject({ ok: true, value: 'ok', retries: 1 })
     expect(runs).toEqual([['127.0.2.2', false], ['127.0.2.2', true], ['127.0.2.3', false]])
     expect(t.failures).toEqual([['127.0.2.2', 'RESET_BEFORE_RESPONSE']])
@@ -304,15 +302,8 @@ describe('a stale keep-alive connection', () => {
     const t = target(['127.0.2.2'], { retries: 2 })
     let waited = 0
     t.waitForRescue = async () => void waited++
-    const runs: [string, boolean][] = []
-    const outcome = await runAttempts(t, {
-      run: async (s, _index, fresh) => {
-        runs.push([s.address, fresh === true])
-        throw stale()
-      },
-      mayRetry: (f) => f.code === 'RESET_BEFORE_RESPONSE',
-      staleConnection: (f) => f.code === 'RESET_BEFORE_RESPONSE',
-    }, () => 0)
+    const { runs, attempt } = staleExcept()
+    const outcome = await runAttempts(t, attempt, () => 0)
     expect(outcome).toMatchObject({ ok: false, failure: { code: 'RESET_BEFORE_RESPONSE' }, retries: 0 })
     expect(runs).toEqual([['127.0.2.2', false], ['127.0.2.2', true]])
     expect(waited).toBe(1)
