@@ -10,32 +10,26 @@
 import { createHash } from 'node:crypto'
 import { listMembers } from '../../http1/chars.ts'
 import type { ResponseHead } from '../../http1/response-head.ts'
+import { headerValue } from '../cache/directives.ts'
 
 /** RFC 6455 §1.3: appended to the key before hashing. */
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 
-/** The values of `name` in `fields`, joined as one list (a field may be repeated). */
-function listOf(fields: readonly (readonly [string, string])[], name: string): string | undefined {
-  let out: string | undefined
-  for (const [n, v] of fields) if (n.length === name.length && n.toLowerCase() === name) out = out === undefined ? v : `${out}, ${v}`
-  return out
-}
-
 /** Why the 101 `head` does not complete the WebSocket handshake of `request` (the fields sent upstream), or undefined. */
 export function websocketSwitchProblem(upgrade: string, request: readonly (readonly [string, string])[], head: ResponseHead): string | undefined {
-  if (!listMembers(upgrade).some((p) => p.toLowerCase() === 'websocket')) return undefined
-  const key = listOf(request, 'sec-websocket-key')?.trim()
+  if (!listMembers(upgrade).includes('websocket')) return undefined
+  const key = headerValue(request, 'sec-websocket-key')?.trim()
   if (key === undefined) return undefined // no WebSocket client's request: nothing it would check
   const expected = createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64')
-  const accept = listOf(head.headers, 'sec-websocket-accept')?.trim()
+  const accept = headerValue(head.headers, 'sec-websocket-accept')?.trim()
   if (accept !== expected) return `upstream's 101 has ${accept === undefined ? 'no Sec-WebSocket-Accept' : `Sec-WebSocket-Accept "${accept}"`}, not the one its Sec-WebSocket-Key calls for (RFC 6455 §4.1)`
-  const offered = new Set((listOf(request, 'sec-websocket-extensions') ?? '').split(',').map((e) => e.split(';')[0]!.trim().toLowerCase()).filter(Boolean))
-  for (const e of (listOf(head.headers, 'sec-websocket-extensions') ?? '').split(',')) {
+  const offered = new Set((headerValue(request, 'sec-websocket-extensions') ?? '').split(',').map((e) => e.split(';')[0]!.trim().toLowerCase()).filter(Boolean))
+  for (const e of (headerValue(head.headers, 'sec-websocket-extensions') ?? '').split(',')) {
     const name = e.split(';')[0]!.trim().toLowerCase()
     if (name !== '' && !offered.has(name)) return `upstream's 101 uses the extension "${name}", which the request did not offer (RFC 6455 §4.1)`
   }
-  const protocol = listOf(head.headers, 'sec-websocket-protocol')?.trim()
-  if (protocol !== undefined && !listMembers(listOf(request, 'sec-websocket-protocol') ?? '').includes(protocol.toLowerCase())) return `upstream's 101 names the subprotocol "${protocol}", which the request did not offer (RFC 6455 §4.1)`
+  const protocol = headerValue(head.headers, 'sec-websocket-protocol')?.trim()
+  if (protocol !== undefined && !listMembers(headerValue(request, 'sec-websocket-protocol') ?? '').includes(protocol.toLowerCase())) return `upstream's 101 names the subprotocol "${protocol}", which the request did not offer (RFC 6455 §4.1)`
   return undefined
 }
 
@@ -47,9 +41,7 @@ export function websocketSwitchProblem(upgrade: string, request: readonly (reado
  */
 export function unaskedSwitch(asked: string, head: ResponseHead): string | undefined {
   const offered = listMembers(asked)
-  let named = ''
-  for (const [n, v] of head.headers) if (n.toLowerCase() === 'upgrade') named = named ? `${named}, ${v}` : v
-  const switched = listMembers(named)
+  const switched = listMembers(headerValue(head.headers, 'upgrade') ?? '')
   if (switched.length === 0) return 'upstream answered 101 without an Upgrade field naming the protocol it switched to'
   for (const p of switched) {
     const [name, version] = p.split('/', 2)
