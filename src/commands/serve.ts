@@ -54,9 +54,9 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const workers = parseWorkers(opts.workers)
   const workerId = io.env[WORKER_ENV]
   // A cache the cgroup's memory limit cannot hold ends in an OOM kill under load: said at start (by the supervisor for all).
-  const overLimit = workerId === undefined ? cacheOverLimitWarning(config.cache.maxBytes, workers, cgroupMemoryLimitBytes()) : undefined
+  const overLimit = workerId === undefined && config.cache.maxBytes > 0 ? cacheOverLimitWarning(config.cache.maxBytes, workers, cgroupMemoryLimitBytes()) : undefined
   if (overLimit) createLogger(io.err)('warn', overLimit)
-  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, { listen: config.server.listen, admin: config.admin, trimIntervalMs: config.server.trimIntervalMs, setAt: { listen: config.fileKeys?.['server.listen'], admin: config.fileKeys?.['admin.listen'] }, reloadConfig: () => configFromOptions(opts), readOnceConfig: typeof opts.config === 'string' ? readOnceConfig(opts.config) : undefined, configPath: typeof opts.config === 'string' ? opts.config : undefined })
+  if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, { listen: config.server.listen, admin: config.admin, trimIntervalMs: config.server.trimIntervalMs, setAt: { listen: config.fileKeys?.['server.listen'], admin: config.fileKeys?.['admin.listen'] }, reloadConfig: () => configFromOptions(opts), configPath: typeof opts.config === 'string' ? opts.config : undefined })
 
   const log = createLogger(io.err, io.env.DEBUG === '1' ? 'debug' : 'info')
   const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })

@@ -9,7 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
-import { readOnceReloadNote } from '../config/load.ts'
+import { readOnceConfig, readOnceReloadNote } from '../config/load.ts'
 import type { HostPort, ResolvedAdmin } from '../config/schema.ts'
 import { availableParallelism } from 'node:os'
 import { UsageError } from '../lib/errors.ts'
@@ -157,9 +157,7 @@ export interface SupervisorOptions {
   setAt?: { listen?: string; admin?: string }
   /** Re-reads the config on SIGHUP (the admin's new token, trim_interval; a moved listener said to need a restart); throws when it is rejected. */
   reloadConfig?: () => { admin: ResolvedAdmin; server: { listen: HostPort; trimIntervalMs: number } }
-  /** The config's bytes when it can be read only once (a pipe): each worker gets them on its stdin. */
-  readOnceConfig?: Uint8Array
-  /** The config's path (the warning at a reload of a read-once one names it). */
+  /** The config file's path: one that can be read only once (a pipe: config/load.ts) reaches each worker on its stdin. */
   configPath?: string
 }
 
@@ -210,7 +208,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   process.on('SIGUSR2', onUsr2Ignored(log))
 
   const start = (index: number) => {
-    const once = opts.readOnceConfig
+    const once = opts.configPath === undefined ? undefined : readOnceConfig(opts.configPath)
     const env = { ...process.env, [WORKER_ENV]: String(index), ...(once ? { [CONFIG_ON_STDIN_ENV]: '1' } : {}) }
     const child = spawn(cmd!, args, { stdio: [once ? 'pipe' : 'inherit', 'pipe', 'inherit', 'ipc'], env })
     if (once) child.stdin?.on('error', () => {}).end(once) // a worker that died at once: its exit handler restarts it
@@ -273,7 +271,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   }
   const onHup = () => {
     if (stopping) return void log('warn', 'SIGHUP while the workers drain: ignored (SIGKILL stops at once)')
-    if (opts.readOnceConfig) log('warn', readOnceReloadNote(opts.configPath ?? 'pipe'))
+    if (opts.configPath !== undefined && readOnceConfig(opts.configPath)) log('warn', readOnceReloadNote(opts.configPath))
     try {
       const next = opts.reloadConfig?.()
       if (next) {
