@@ -44,7 +44,8 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
     fetch: (req, ctx) => {
       const handler = opts.handler()
       const head = req.method === 'HEAD'
-      const own = (reply: ProxyReply) => toResponse(head ? headReply(reply) : reply)
+      // Every reply, the front's own refusals too, in the shape Deno.serve must be given it.
+      const answer = (reply: ProxyReply) => respond(head ? headReply(reply) : reply, ctx.holdUntilBodyEnds)
       const client: ClientInfo = { ip: clientAddress(ctx.ip), tls: opts.tls !== undefined, maxStatus: 599 }
       // Deno.serve cannot hand over the raw connection: a WebSocket is relayed message by message
       // (runtime-websocket.ts); any other upgrade is refused, never forwarded as a plain request
@@ -55,18 +56,18 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
       if (upgrading && (up.toLowerCase() !== 'websocket' || !isDeno)) {
         const detail = `protocol upgrade (${up}) is not supported on this runtime; run the Bun build for tunnels of any protocol`
         opts.onRefused('NOT_IMPLEMENTED', detail, client.ip)
-        return own(handler.refusal('NOT_IMPLEMENTED', detail, client, fromRequest(req), true))
+        return answer(handler.refusal('NOT_IMPLEMENTED', detail, client, fromRequest(req), true))
       }
       const rejected = checkRequest(req, maxHeaderBytes)
       if (rejected) {
         opts.onRefused(rejected.code, rejected.reason, client.ip)
-        return own(handler.refusal(rejected.code, rejected.reason, client, fromRequest(req), true))
+        return answer(handler.refusal(rejected.code, rejected.reason, client, fromRequest(req), true))
       }
       if (upgrading) {
         const problem = handshakeProblem(req.headers)
         if (problem) {
           opts.onRefused('BAD_REQUEST', problem, client.ip)
-          return own(handler.refusal('BAD_REQUEST', problem, client, fromRequest(req), true))
+          return answer(handler.refusal('BAD_REQUEST', problem, client, fromRequest(req), true))
         }
         return serveRuntimeWebSocket(req, fromRequest(req), handler, client, client.ip)
       }
@@ -83,10 +84,10 @@ export function listenRuntimeFront(config: ResolvedConfig, opts: RuntimeFrontOpt
       if (request.body instanceof ReadableStream && req.headers.get('content-length') === null && req.headers.get('transfer-encoding') === null) {
         return bodyOrNone(request.body).then((body) => {
           request.body = body
-          return handler.handle(request, client).then((reply) => respond(head ? headReply(reply) : reply, ctx.holdUntilBodyEnds))
+          return handler.handle(request, client).then(answer)
         })
       }
-      return handler.handle(request, client).then((reply) => respond(head ? headReply(reply) : reply, ctx.holdUntilBodyEnds))
+      return handler.handle(request, client).then(answer)
     },
   })
   // Deno.serve takes none of the limits and timeouts a reload may change (body limits are the
