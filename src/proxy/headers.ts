@@ -57,7 +57,7 @@ const SPOOFABLE = [
 const FORWARDING_UNTRUSTED = new Set([...FORWARDING, ...withUnderscores(SPOOFABLE)])
 
 /** Each name, and every spelling of it with some of its '-' as '_'. */
-function withUnderscores(names: readonly string[]): string[] {
+export function withUnderscores(names: readonly string[]): string[] {
   return names.flatMap((name) => name.split('-').reduce<string[]>((spellings, part, i) => (i === 0 ? [part] : spellings.flatMap((s) => [`${s}-${part}`, `${s}_${part}`])), []))
 }
 

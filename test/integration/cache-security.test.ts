@@ -76,6 +76,35 @@ describe('a field that stands for another URL or method (X-Original-URL, X-HTTP-
     expect(upstream).toBe(2)
   })
 
+  test('spelled with "_" (CGI, PHP and WSGI read X_HTTP_Method_Override as the same variable): not stored either (eighteenth round of review)', async () => {
+    let upstream = 0
+    const origin = h.origin({
+      fetch(req) {
+        upstream++
+        // An origin that reads fields as a CGI environment does: "_" and "-" are one.
+        let method = req.method
+        let path = new URL(req.url).pathname
+        req.headers.forEach((value, name) => {
+          const env = name.replaceAll('_', '-')
+          if (env === 'x-http-method-override') method = value
+          if (env === 'x-original-url') path = value
+        })
+        if (method !== 'GET') return new Response('no', { status: 405, headers: { 'cache-control': 'public, max-age=60' } })
+        return new Response(path === '/admin' ? 'admin page' : 'home page', { headers: { 'cache-control': 'public, max-age=60' } })
+      },
+    })
+    const { port, cache } = start(origin.port!, { trusted_proxies: ['127.0.0.0/8'] })
+    for (const field of ['X_HTTP_Method_Override: DELETE', 'x-http_method-override: DELETE', 'X_Original_URL: /admin', 'X-Rewrite_URL: /admin', 'X_Method_Override: DELETE']) {
+      const planted = await rawExchange(port, `GET /p HTTP/1.1\r\nHost: site\r\n${field}\r\nConnection: close\r\n\r\n`, '127.0.0.1', (c) => h.track(c))
+      expect(cacheStatus(planted)).toBe('proxy; fwd=uri-miss')
+    }
+    expect(cache.store.objects).toBe(0)
+    const next = await rawExchange(port, 'GET /p HTTP/1.1\r\nHost: site\r\nConnection: close\r\n\r\n', '127.0.0.1', (c) => h.track(c))
+    expect(next).toStartWith('HTTP/1.1 200')
+    expect(bodyOf(next)).toBe('home page')
+    expect(upstream).toBe(6)
+  })
+
   test('from a client that is not a trusted proxy the field does not reach the origin at all (thirteenth round of review)', async () => {
     let seen: string | null = 'unset'
     const origin = h.origin({ fetch: (req) => ((seen = req.headers.get('x-original-url')), new Response('home page')) })

@@ -7,6 +7,7 @@
  */
 import type { HeaderReader } from '../message.ts'
 import { isHostValue } from '../../http1/chars.ts'
+import { withUnderscores } from '../headers.ts'
 
 /**
  * The key of a request as the origin sees it. `trusted` is the request's fields when its peer is
@@ -69,8 +70,10 @@ export function keyedAsSent(key: string, host: string): boolean {
  * read X-Original-URL and X-Rewrite-URL as the path; many read X-HTTP-Method-Override and its
  * kin as the method). The key does not cover them, so a request carrying one could have a page of
  * its choosing stored under the URL everyone asks for: its answer is neither stored nor shared.
+ * Each with every '-' spelled '_' too: CGI, PHP and WSGI read X_HTTP_Method_Override as the same
+ * variable (until the eighteenth round of outside reviews such a spelling was stored).
  */
-const OVERRIDES = ['x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override']
+const OVERRIDES = withUnderscores(['x-original-url', 'x-rewrite-url', 'x-http-method-override', 'x-http-method', 'x-method-override'])
 
 export function overridesTarget(headers: HeaderReader): boolean {
   for (const name of OVERRIDES) if (headers.get(name) !== null) return true
