@@ -236,3 +236,34 @@ describe('a Host spelled otherwise than the key has it', () => {
     expect(seen).toEqual(['SITE', 'site.', 'site:80', 'site', 'site', 'site'])
   })
 })
+
+describe('a field the request\'s Connection lists (hop-by-hop for it: not forwarded)', () => {
+  test('the answer is keyed as the origin saw the request, without that field: a client sending the field gets its own variant (eighteenth round of review)', async () => {
+    const seen: (string | null)[] = []
+    const origin = h.origin({
+      fetch(req) {
+        const ua = req.headers.get('user-agent')
+        seen.push(ua)
+        const headers = { 'cache-control': 'public, max-age=60', vary: 'User-Agent' }
+        return new Response(ua?.startsWith('Mozilla/') ? 'welcome, browser' : 'unsupported client', { headers })
+      },
+    })
+    const { port, cache } = start(origin.port!)
+    const ua = 'Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0'
+    const send = (extra: string) => rawExchange(port, `GET /ua HTTP/1.1\r\nHost: site\r\nUser-Agent: ${ua}\r\n${extra}Connection: close\r\n\r\n`, '127.0.0.1', (c) => h.track(c))
+    const planted = await send('Connection: keep-alive, User-Agent\r\n')
+    expect(bodyOf(planted)).toBe('unsupported client')
+    expect(cache.store.objects).toBe(1)
+    const victim = await send('')
+    expect(bodyOf(victim)).toBe('welcome, browser')
+    expect(cacheStatus(victim)).toBe('proxy; fwd=vary-miss; stored')
+    // Each variant answers the requests the origin would see alike: the hop-by-hop one hits the first.
+    const again = await send('Connection: User-Agent\r\n')
+    expect(bodyOf(again)).toBe('unsupported client')
+    expect(cacheStatus(again)).toStartWith('proxy; hit')
+    const hit = await send('')
+    expect(bodyOf(hit)).toBe('welcome, browser')
+    expect(cacheStatus(hit)).toStartWith('proxy; hit')
+    expect(seen).toEqual([null, ua])
+  })
+})

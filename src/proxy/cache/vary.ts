@@ -1,8 +1,9 @@
 /**
- * Secondary cache keys (RFC 9111 §4.1): the request header values a response's Vary names,
- * recorded when it is stored and compared with each later request. Pure.
+ * Secondary cache keys (RFC 9111 §4.1): the request header values a response's Vary names, as
+ * the origin is sent them, recorded when it is stored and compared with each later request. Pure.
  */
 import type { HeaderReader } from '../message.ts'
+import { connectionTokens, HOP_BY_HOP } from '../headers.ts'
 import { headerValue, type Directives } from './directives.ts'
 
 /** A response's field list, as policy.ts's Headers_ (not imported from there: policy.ts imports this file). */
@@ -69,15 +70,29 @@ export function normalizeVaryValue(value: string | null, name = ''): string | nu
 
 const ACCEPT_LISTS = new Set(['accept', 'accept-encoding', 'accept-language', 'accept-charset'])
 
+/**
+ * The normalized value of the request's field `name` as the origin is sent it: a field that is
+ * hop-by-hop for the request (always, or listed in its Connection, RFC 9110 §7.6.1) is not
+ * forwarded, so it is absent here. Until the eighteenth round of outside reviews the client's
+ * value was keyed: `User-Agent` with `Connection: User-Agent` stored the origin's answer to no
+ * User-Agent as the variant for that browser's string, and every later request with it got that.
+ */
+function sentValue(req: HeaderReader, name: string): string | null {
+  const value = req.get(name)
+  if (value === null || HOP_BY_HOP.has(name)) return null
+  const connection = req.get('connection')
+  if (connection !== null && connection !== 'keep-alive' && connectionTokens(connection)?.has(name)) return null
+  return normalizeVaryValue(value, name)
+}
+
 export function varyKeyFor(names: readonly string[], req: HeaderReader): VaryKey {
-  return { names, values: names.map((n) => normalizeVaryValue(req.get(n), n)) }
+  return { names, values: names.map((n) => sentValue(req, n)) }
 }
 
 /** Does a request select a response stored with this key (§4.1)? An absent header matches only an absent one. */
 export function varyMatches(key: VaryKey, req: HeaderReader): boolean {
   for (let i = 0; i < key.names.length; i++) {
-    const name = key.names[i]!
-    if (normalizeVaryValue(req.get(name), name) !== key.values[i]) return false
+    if (sentValue(req, key.names[i]!) !== key.values[i]) return false
   }
   return true
 }
@@ -110,6 +125,6 @@ export type { Directives }
 export function variantFlightKey(key: string, names: readonly string[] | undefined, req: HeaderReader): string {
   if (names === undefined || names.length === 0) return key
   let k = key
-  for (const n of names) k += `\n${normalizeVaryValue(req.get(n), n) ?? '\0'}`
+  for (const n of names) k += `\n${sentValue(req, n) ?? '\0'}`
   return k
 }
