@@ -44,7 +44,8 @@ const FORWARDING = new Set(withUnderscores(['x-forwarded-for', 'x-forwarded-prot
  * frameworks and load balancers read as the client's address, scheme, port, host or URL (Rack
  * reads X-Forwarded-Scheme, -Ssl and -Port, Symfony -Prefix and -Port and X-Original-URL,
  * Tornado X-Scheme before X-Forwarded-Proto, Mojolicious X-Forwarded-HTTPS, WebLogic
- * WL-Proxy-Client-IP, Envoy X-Forwarded-Client-Cert, many apps X-Real-IP as nginx sets it). The
+ * WL-Proxy-Client-IP, Envoy X-Forwarded-Client-Cert, Jetty X-Proxied-Https, Proxy-Ssl-Id and
+ * Proxy-Auth-Cert as "the client came over TLS", many apps X-Real-IP as nginx sets it). The
  * proxy sets none of them, so an origin that trusts it would take a client's own; from a trusted
  * peer they pass, as its X-Forwarded-* do.
  */
@@ -52,6 +53,7 @@ const SPOOFABLE = [
   'x-real-ip', 'x-client-ip', 'client-ip', 'true-client-ip', 'x-cluster-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-original-forwarded-for', 'x-forwarded', 'forwarded-for',
   'x-remote-addr', 'x-remote-ip', 'x-originating-ip', 'wl-proxy-client-ip', 'proxy-client-ip', 'x-envoy-external-address',
   'x-forwarded-port', 'x-forwarded-scheme', 'x-forwarded-protocol', 'x-forwarded-ssl', 'x-url-scheme', 'front-end-https', 'x-scheme', 'x-forwarded-https', 'x-arr-ssl', 'wl-proxy-ssl',
+  'x-proxied-https', 'proxy-ssl-id', 'proxy-auth-cert',
   'x-forwarded-client-cert', 'x-forwarded-prefix', 'x-forwarded-server', 'x-original-host', 'x-host', 'x-original-url', 'x-original-uri', 'x-rewrite-url', 'x-forwarded-uri',
 ]
 const FORWARDING_UNTRUSTED = new Set([...FORWARDING, ...withUnderscores(SPOOFABLE)])

@@ -58,7 +58,9 @@ describe('upstreamRequestHeaders', () => {
   test('from a peer that is not trusted, the fields apps read as the client\'s address, scheme or port are dropped; a trusted peer\'s pass', () => {
     const spoof = { 'x-real-ip': '6.6.6.6', 'true-client-ip': '6.6.6.6', 'client-ip': '6.6.6.6', 'cf-connecting-ip': '6.6.6.6', 'x-forwarded-port': '443', 'x-forwarded-scheme': 'https', 'x-forwarded-protocol': 'https', 'x-url-scheme': 'https', 'front-end-https': 'on', 'x-forwarded-ssl': 'on', 'x-forwarded-prefix': '/admin', x_real_ip: '6.6.6.6', accept: '*/*',
       // The thirteenth round of review: Tornado, Mojolicious, Symfony/IIS, WebLogic and Envoy read these.
-      'x-scheme': 'https', 'x-forwarded-https': 'on', 'x-original-url': '/admin', 'x-rewrite-url': '/admin', 'x-forwarded-uri': '/admin', 'x-forwarded-client-cert': 'Hash=x', 'wl-proxy-client-ip': '10.0.0.1', 'x_remote_addr': '10.0.0.1', 'x-originating-ip': '10.0.0.1', 'x-arr-ssl': 'on' }
+      'x-scheme': 'https', 'x-forwarded-https': 'on', 'x-original-url': '/admin', 'x-rewrite-url': '/admin', 'x-forwarded-uri': '/admin', 'x-forwarded-client-cert': 'Hash=x', 'wl-proxy-client-ip': '10.0.0.1', 'x_remote_addr': '10.0.0.1', 'x-originating-ip': '10.0.0.1', 'x-arr-ssl': 'on',
+      // The eighteenth: Jetty's ForwardedRequestCustomizer reads these as "the client came over TLS".
+      'x-proxied-https': 'on', 'proxy-ssl-id': 'abc', 'proxy-auth-cert': 'MII' }
     const untrusted = upstreamRequestHeaders(new Headers(spoof), ctx).map(([n]) => n)
     for (const name of Object.keys(spoof).filter((n) => n !== 'accept')) expect([name, untrusted.includes(name)]).toEqual([name, false])
     expect(untrusted).toContain('accept')
