@@ -101,8 +101,12 @@ export interface CacheInternals {
 /** Bytes a reader of a response too large to store may fall behind before the upstream is paused. */
 const SHARED_WINDOW_BYTES = 256 * 1024
 
-/** Reasons about the response itself (not this one request) that make a key's answers uncacheable. */
-const RESPONSE_REASONS = new Set<NotStorable>(['no-store', 'private', 'no-freshness', 'set-cookie', 'vary-star'])
+/**
+ * Reasons about the response itself (not this one request) that make a key's answers uncacheable;
+ * 'cookie' too: the response said nothing of its freshness, and the next request, as likely to
+ * carry a Cookie, would wait for an answer it cannot share.
+ */
+const RESPONSE_REASONS = new Set<NotStorable>(['no-store', 'private', 'no-freshness', 'set-cookie', 'cookie', 'vary-star'])
 
 const EMPTY = new Uint8Array(0)
 /** The validators of a request that sends none (most: every hit), shared. */

@@ -84,6 +84,14 @@ describe('storability (§3, §3.5)', () => {
     ['Set-Cookie with no-cache and max-age', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['cache-control', 'no-cache, max-age=60'], ['etag', '"a"']], 'set-cookie'],
     ['Set-Cookie with no-cache="set-cookie" and max-age', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['cache-control', 'no-cache="set-cookie", max-age=60'], ['etag', '"a"']], 'set-cookie'],
     ['Set-Cookie with an Expires in the past', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['expires', httpDate(T0 - 60_000)], ['date', httpDate(T0)], ['etag', '"a"']], 'set-cookie'],
+    // A request with a Cookie may get a page made for that client (web cache deception: /account/x.css
+    // answered with the account page, no Cache-Control): not stored on a heuristic or a validator alone.
+    ['Cookie in the request, a Last-Modified only (heuristic)', 'GET', { cookie: 'sid=1' }, 200, [['last-modified', httpDate(T0 - 86_400_000)]], 'cookie'],
+    ['Cookie in the request, an ETag only', 'GET', { cookie: 'sid=1' }, 200, [['etag', '"a"']], 'cookie'],
+    ['Cookie in the request, a heuristic 404', 'GET', { cookie: 'sid=1' }, 404, [], 'cookie'],
+    ['Cookie in the request, max-age', 'GET', { cookie: 'sid=1' }, 200, [['cache-control', 'max-age=60']], undefined],
+    ['Cookie in the request, public', 'GET', { cookie: 'sid=1' }, 200, [['cache-control', 'public'], ['etag', '"a"']], undefined],
+    ['Cookie in the request, Expires', 'GET', { cookie: 'sid=1' }, 200, [['expires', httpDate(T0 + 60_000)]], undefined],
     ['max-age=0 without Set-Cookie is stored (to be revalidated)', 'GET', {}, 200, [['cache-control', 'max-age=0'], ['etag', '"a"']], undefined],
     ['Set-Cookie with Expires', 'GET', {}, 200, [['set-cookie', 'sid=1'], ['expires', httpDate(T0 + 60_000)]], undefined],
     ['302 with max-age', 'GET', {}, 302, [['cache-control', 'max-age=60']], undefined],
