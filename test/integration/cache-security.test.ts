@@ -267,3 +267,37 @@ describe('a field the request\'s Connection lists (hop-by-hop for it: not forwar
     expect(seen).toEqual([null, ua])
   })
 })
+
+describe('a request with a Cookie (web cache deception)', () => {
+  test('an answer with no lifetime from the origin is not stored for it; one stored for a request without a Cookie is refreshed by its 304, not dropped (eighteenth round of review)', async () => {
+    const seen: string[] = []
+    const lastModified = new Date(Date.now() - 10_000).toUTCString()
+    const origin = h.origin({
+      fetch(req) {
+        const cookie = req.headers.get('cookie')
+        seen.push(`${new URL(req.url).pathname} ${cookie ?? '-'} ${req.headers.get('if-modified-since') === null ? 'plain' : 'conditional'}`)
+        if (req.headers.get('if-modified-since') === lastModified) return new Response(null, { status: 304, headers: { 'last-modified': lastModified } })
+        // An app that ignores the path's suffix: the account page, with a Last-Modified and no Cache-Control (a heuristic lifetime of 1 s).
+        return new Response(cookie ? `account of ${cookie}` : 'please log in', { headers: { 'last-modified': lastModified } })
+      },
+    })
+    const { port, cache } = start(origin.port!)
+    const send = (path: string, cookie?: string) => rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: site\r\n${cookie ? `Cookie: ${cookie}\r\n` : ''}Connection: close\r\n\r\n`, '127.0.0.1', (c) => h.track(c))
+    const victim = await send('/account/settings.css', 'sid=victim')
+    expect(bodyOf(victim)).toBe('account of sid=victim')
+    expect(cacheStatus(victim)).toBe('proxy; fwd=uri-miss')
+    const attacker = await send('/account/settings.css')
+    expect(bodyOf(attacker)).toBe('please log in')
+    expect(cacheStatus(attacker)).toBe('proxy; fwd=uri-miss; stored')
+    expect(cache.store.objects).toBe(1)
+    // Stale after its second of heuristic lifetime; a client with a Cookie revalidates it, the origin says 304.
+    await Bun.sleep(1200)
+    const revalidated = await send('/account/settings.css', 'sid=other')
+    expect(revalidated).toStartWith('HTTP/1.1 200')
+    expect(bodyOf(revalidated)).toBe('please log in')
+    expect(cache.store.objects).toBe(1)
+    const hit = await send('/account/settings.css')
+    expect(cacheStatus(hit)).toStartWith('proxy; hit')
+    expect(seen).toEqual(['/account/settings.css sid=victim plain', '/account/settings.css - plain', '/account/settings.css sid=other conditional'])
+  })
+})

@@ -1,9 +1,8 @@
 /**
- * One request's passage through the cache phase: what lookup decided (a stored answer, or
- * forward with validators), and what becomes of the upstream's answer (stored, shared with
- * collapsed requests while it streams, merged from a 304, replaced by a stale response on an
- * origin error). The store, the in-flight table and the counters belong to cache.ts, reached
- * through CacheInternals.
+ * One request's passage through the cache phase: what lookup decided (a stored answer, or forward
+ * with validators), and what becomes of the upstream's answer (stored, shared with collapsed
+ * requests while it streams, merged from a 304, replaced by a stale response on an origin error).
+ * The store, the in-flight table and the counters belong to cache.ts, reached through CacheInternals.
  */
 import type { ProxyReply, ProxyRequest } from '../message.ts'
 import { headerValue } from './directives.ts'
@@ -32,10 +31,7 @@ export interface LookupContext {
   maxWaitMs: number
   /** The listener sends a streamed body with its Content-Length (the own listener); otherwise a shared stream goes without one. */
   streamKeepsLength?: boolean
-  /**
-   * The request carries content (a GET with a body). The key does not cover it, and an origin may
-   * read it (form fields merged into the query's): its answer is neither stored nor shared (unkeyed()).
-   */
+  /** A GET with a body: the key does not cover it and an origin may read it (form fields): not stored nor shared (unkeyed()). */
   hasContent?: boolean
   /** What the cache asks of the request late: its flight, nothing made per request (a ninth field here cost each hit 40 bytes). */
   state?: RequestState
@@ -45,9 +41,8 @@ export interface RequestState {
   /** The request's client has left: a waiter that finds it so neither waits more nor leads. */
   readonly left: boolean
   /**
-   * The Host the origin is sent, when the client's (undefined with host_header). Spelled otherwise
-   * than in the key (upper case, a final dot, the default port), the origin may answer it otherwise
-   * (an app matching virtual hosts exactly answers "SITE" with a 404): unkeyed() below.
+   * The Host the origin is sent, when the client's (undefined with host_header). Spelled otherwise than
+   * in the key (upper case, a final dot, the default port), an origin may answer it otherwise: unkeyed().
    */
   readonly hostSent: string | undefined
 }
@@ -101,12 +96,14 @@ export interface CacheInternals {
 /** Bytes a reader of a response too large to store may fall behind before the upstream is paused. */
 const SHARED_WINDOW_BYTES = 256 * 1024
 
+/** Reasons about the response itself (not this one request) that make a key's answers uncacheable. */
+const RESPONSE_REASONS = new Set<NotStorable>(['no-store', 'private', 'no-freshness', 'set-cookie', 'vary-star'])
+
 /**
- * Reasons about the response itself (not this one request) that make a key's answers uncacheable;
- * 'cookie' too: the response said nothing of its freshness, and the next request, as likely to
- * carry a Cookie, would wait for an answer it cannot share.
+ * Those and 'cookie' (no lifetime given; the next request is as likely to carry a Cookie) stop
+ * requests for the key waiting for each other a while; 'cookie' drops nothing a 304 refreshes.
  */
-const RESPONSE_REASONS = new Set<NotStorable>(['no-store', 'private', 'no-freshness', 'set-cookie', 'cookie', 'vary-star'])
+const UNSHARED_REASONS = new Set<NotStorable>([...RESPONSE_REASONS, 'cookie'])
 
 const EMPTY = new Uint8Array(0)
 /** The validators of a request that sends none (most: every hit), shared. */
@@ -174,9 +171,8 @@ export class CacheExchange {
 
   /**
    * Whether the request carries what its key does not cover and an origin may act on: content, a
-   * field that stands for another method or URL (key.ts overridesTarget), or a Host spelled
-   * otherwise than the key has it (RequestState.hostSent). Asked on a miss only: a stored answer may still
-   * answer it (that is the URL's answer, nothing the request chose).
+   * field that stands for another method or URL (key.ts overridesTarget), or a Host spelled otherwise
+   * than the key has it (RequestState.hostSent). Asked on a miss only: a stored answer may still answer it.
    */
   private unkeyed(): boolean {
     const c = this.ctx
@@ -310,7 +306,7 @@ export class CacheExchange {
       // other. Not after a server error: that is the origin failing now, not what the resource is,
       // and the waiters hand the lead on (cache.ts) rather than all going upstream at once.
       const failed = reply.status >= 500
-      if (!failed && ((why !== undefined && RESPONSE_REASONS.has(why)) || (why === undefined && !useful) || tooBig)) c.markUncollapsible(this.ctx.key)
+      if (!failed && ((why !== undefined && UNSHARED_REASONS.has(why)) || (why === undefined && !useful) || tooBig)) c.markUncollapsible(this.ctx.key)
       this.settle(undefined, isErrorStatus(reply.status))
       return { ...reply, headers: withCacheStatus(headers, { fwd: this.fwd }) }
     }
