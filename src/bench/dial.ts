@@ -11,7 +11,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import type { Lookup } from '../dns/lookup.ts'
 import type { Marks } from './timings.ts'
-import { bracketHost, hostPort } from '../lib/net.ts'
+import { bracketHost, hostPort, withoutFinalDot } from '../lib/net.ts'
 import { outOfDescriptors } from '../runtime/dial-errors.ts'
 
 export interface Target {
@@ -195,7 +195,8 @@ export async function dial(target: Target, opts: ClientOptions, marks: Marks, al
   }
   marks.connectEnd = performance.now()
   if (target.scheme === 'http') return { socket: tcp, info: { remoteAddress: address, family } }
-  const servername = isIP(target.host) ? undefined : target.host
+  // Without a final dot, as curl sends it (RFC 6066 §3): a server choosing its certificate by name knows no dotted one.
+  const servername = isIP(target.host) ? undefined : withoutFinalDot(target.host)
   const sessionKey = `${target.host}:${target.port}/${target.connectHost}:${target.connectPort}`
   const cache = opts.tlsSessions
   const tls = await new Promise<TLSSocket>((resolve, reject) => {

@@ -12,7 +12,7 @@ import { TomlDateTime, TomlFloat, type LoadedFile } from './load.ts'
 import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream } from './schema.ts'
 import { cidrProblem, parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
-import { bracketedIpv6, hostPort } from '../lib/net.ts'
+import { bracketedIpv6, hostPort, withoutFinalDot } from '../lib/net.ts'
 import { routePath } from '../lib/route-path.ts'
 import { DNS_NAME_RE, looseIpv4, looseIpv4Problem, parseResolverAddress, parseUpstreamUrl, show } from './addresses.ts'
 import { coerceField } from './coerce.ts'
@@ -270,7 +270,9 @@ function resolveUpstream(ctx: Ctx, name: string, prefix: string, table: Table): 
     scheme: target.scheme,
     host: target.host,
     port: target.port,
-    tlsServerName: (f.tlsServerName as string | undefined) ?? target.host,
+    // SNI carries a name without its final dot (RFC 6066 §3), as curl sends it: "origin.example." is
+    // sent and checked as "origin.example" (a server choosing its certificate by name knows no dotted one).
+    tlsServerName: withoutFinalDot((f.tlsServerName as string | undefined) ?? target.host),
   }
 }
 

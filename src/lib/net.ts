@@ -28,6 +28,15 @@ export function bracketedIpv6(text: string): string | undefined {
   return new URL(`http://[${bare}]/`).hostname
 }
 
+/**
+ * A host name less one final dot: "api.example." names the same DNS name as "api.example" (RFC
+ * 1034 §3.1, RFC 3986 §3.2.2); nginx drops it before choosing a server, curl before sending it as
+ * SNI (RFC 6066 §3: without a trailing dot). "a.." keeps one dot: no DNS name.
+ */
+export function withoutFinalDot(host: string): string {
+  return host.charCodeAt(host.length - 1) === 0x2e ? host.slice(0, -1) : host
+}
+
 /** "host:port", with IPv6 literals in brackets. */
 export function hostPort(host: string, port: number): string {
   return `${bracketHost(host)}:${port}`

@@ -8,6 +8,7 @@
 import type { ResolvedRoute } from '../config/schema.ts'
 import { hostWithoutPort } from './headers.ts'
 import { mergedPath, routePath } from '../lib/route-path.ts'
+import { withoutFinalDot } from '../lib/net.ts'
 
 export { mergedPath, routePath }
 
@@ -122,14 +123,6 @@ function pathOf(target: string): string {
   return qs >= 0 ? target.slice(0, qs) : target
 }
 
-/**
- * A host name less one final dot: "api.example." names the same DNS name as "api.example" (RFC
- * 1034 §3.1, RFC 3986 §3.2.2), and nginx drops it before choosing a server. "a.." keeps one dot:
- * no DNS name, it matches no route.
- */
-function withoutFinalDot(host: string): string {
-  return host.charCodeAt(host.length - 1) === 0x2e ? host.slice(0, -1) : host
-}
 
 function hostMatches(pattern: string, host: string): boolean {
   if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1

@@ -65,3 +65,30 @@ test('a DNS name found only in the Common Name fails (no SAN, or only an IP SAN)
   const conn = await dial({ address: '127.0.0.1', port: o.port, connectTimeoutMs: 5000, tls: { serverName: 'origin.test', ca: cnOnly.ca, rejectUnauthorized: false } })
   conn.destroy()
 })
+
+test('an upstream name with a final dot is sent and verified without it, as curl does (RFC 6066 §3; eighteenth round of review)', async () => {
+  const { resolveConfig } = await import('../../src/config/resolve.ts')
+  const certs = makeCerts(['origin.test'], [])
+  const o = await origin(certs)
+  const byUrl = resolveConfig(undefined, { upstream: { url: `https://origin.test.:${o.port}` } }).upstreams.default!
+  const byName = resolveConfig(undefined, { upstream: { url: `https://127.0.0.1:${o.port}`, tls_server_name: 'origin.test.' } }).upstreams.default!
+  for (const u of [byUrl, byName]) expect(await exchange(o.port, u.tlsServerName, certs.ca)).toEndWith('ok')
+  expect(o.sni).toEqual(['origin.test', 'origin.test'])
+})
+
+test('proxy bench sends a dotted name without its dot too', async () => {
+  const { dial: benchDial } = await import('../../src/bench/dial.ts')
+  const certs = makeCerts(['origin.test'], [])
+  const o = await origin(certs)
+  const target = { scheme: 'https' as const, host: 'origin.test.', port: o.port, path: '/', connectHost: 'origin.test.', connectPort: o.port, pinnedAddress: undefined }
+  const lookup = async () => ({ addresses: [{ address: '127.0.0.1', family: 4 as const }], ttlMs: undefined, source: 'test' })
+  const { socket } = await benchDial(target, { timeoutMs: 5000, insecure: false, ca: certs.ca, lookup }, { start: performance.now() }, ['http/1.1'])
+  const answer = await new Promise<string>((resolve) => {
+    let text = ''
+    socket.on('data', (d: Buffer) => void (text += d.toString()))
+    socket.on('close', () => resolve(text))
+    socket.write('GET / HTTP/1.1\r\nHost: origin.test\r\n\r\n')
+  })
+  expect(answer).toEndWith('ok')
+  expect(o.sni).toEqual(['origin.test'])
+})
