@@ -1,6 +1,7 @@
 /**
  * CIDR parsing and matching for IPv4 and IPv6 (used by trusted_proxies). Addresses are
- * compared as 128-bit BigInts; IPv4 and IPv4-mapped IPv6 (::ffff:a.b.c.d) are the same.
+ * compared as 128-bit BigInts; IPv4 and IPv4-mapped IPv6 (::ffff:a.b.c.d) are the same, and in
+ * no IPv6 range shorter than /96.
  */
 import { isIP } from 'node:net'
 
@@ -24,8 +25,8 @@ export function parseCidr(raw: string): Cidr | undefined {
 
 /**
  * What is wrong with a CIDR that parses but does not mean what it says, or undefined: an
- * IPv4-mapped address with an IPv4-sized prefix ("::ffff:10.0.0.0/8" is ::/8, which holds every
- * IPv4 address), or bits set past the prefix ("10.0.0.1/8" is 10.0.0.0/8). nginx warns of the
+ * IPv4-mapped address with an IPv4-sized prefix ("::ffff:10.0.0.0/8" is ::/8, IPv6 clients only:
+ * cidrContains), or bits set past the prefix ("10.0.0.1/8" is 10.0.0.0/8). nginx warns of the
  * second; for trusted_proxies both are refused, with what to write instead.
  */
 export function cidrProblem(raw: string): string | undefined {
@@ -34,7 +35,7 @@ export function cidrProblem(raw: string): string | undefined {
   if (!c || len === undefined) return undefined
   const v4 = isIP(addr) === 4
   const mapped = !v4 && /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(addr)
-  if (mapped && c.bits < 96) return `is ::/${c.bits} read as IPv6, which holds every IPv4 address; write "${addr.slice(7)}/${c.bits}" for the IPv4 range, or "${addr}/${c.bits + 96}"`
+  if (mapped && c.bits < 96) return `is ::/${c.bits} read as IPv6, a range of IPv6 clients and no IPv4 one; write "${addr.slice(7)}/${c.bits}" for the IPv4 range, or "${addr}/${c.bits + 96}"`
   if (ipToBigInt(addr) !== c.base) return `has bits set past its /${len} prefix, so it means ${showBase(c, v4)}/${len}; write that`
   return undefined
 }
@@ -45,9 +46,16 @@ function showBase(c: Cidr, v4: boolean): string {
   return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1)
 }
 
+/**
+ * Whether `ip` is in `cidr`. An IPv4 address (or its IPv4-mapped form) is in an IPv6 range only if
+ * the range lies within ::ffff:0:0/96, as "::ffff:10.0.0.0/104" does: "::/0", "::/8" or "::/64"
+ * name IPv6 clients, as in nginx (until the eighteenth round of outside reviews they held every
+ * IPv4 address too, and `trusted_proxies = ["::/0"]` trusted every IPv4 client's X-Forwarded-*).
+ */
 export function cidrContains(cidr: Cidr, ip: string): boolean {
   const v = ipToBigInt(ip)
-  return v !== undefined && (v & mask(cidr.bits)) === cidr.base
+  if (v === undefined || (cidr.bits < 96 && v >> 32n === 0xffffn)) return false
+  return (v & mask(cidr.bits)) === cidr.base
 }
 
 function mask(bits: number): bigint {

@@ -85,7 +85,7 @@ describe('errors name the file, the line and the key', () => {
     ['[upstream]\nurl = "a"\n[[route]]\npath_prefix = "/nocache/"\ncache = false\n', 'route[0].upstream', 3, /missing; name an \[upstream\.NAME\] \(defined: default; a lone \[upstream\] table is "default"\)/],
     ['[upstream]\nurl = "a"\n[server]\ntrusted_proxies = ["127.0.0.0/33"]\n', 'server.trusted_proxies[0]', 4, /CIDR/],
     // An IPv4-mapped address with an IPv4-sized prefix is ::/8, every IPv4 client trusted; bits past the prefix mean less than written (thirteenth round of review).
-    ['[upstream]\nurl = "a"\n[server]\ntrusted_proxies = ["::1/128", "::ffff:10.0.0.0/8"]\n', 'server.trusted_proxies[1]', 4, /is ::\/8 read as IPv6, which holds every IPv4 address; write "10\.0\.0\.0\/8" for the IPv4 range, or "::ffff:10\.0\.0\.0\/104"/],
+    ['[upstream]\nurl = "a"\n[server]\ntrusted_proxies = ["::1/128", "::ffff:10.0.0.0/8"]\n', 'server.trusted_proxies[1]', 4, /is ::\/8 read as IPv6, a range of IPv6 clients and no IPv4 one; write "10\.0\.0\.0\/8" for the IPv4 range, or "::ffff:10\.0\.0\.0\/104"/],
     ['[upstream]\nurl = "a"\n[server]\ntrusted_proxies = ["192.168.1.10/24"]\n', 'server.trusted_proxies[0]', 4, /has bits set past its \/24 prefix, so it means 192\.168\.1\.0\/24; write that/],
     ['bogus = 1\n[upstream]\nurl = "a"\n', 'bogus', 1, /unknown key/],
     // A key written in another table's section: told where it goes (it said only "unknown key").

@@ -128,6 +128,16 @@ test.each([
   ['2001:db8::/32', '2001:db9::5', false],
   ['192.0.2.0/24', '::ffff:192.0.2.9', true],
   ['0.0.0.0/0', '8.8.8.8', true],
+  // An IPv6 range shorter than /96 names IPv6 clients only, as in nginx (eighteenth round of review).
+  ['::/0', '127.0.0.1', false],
+  ['::/0', '::ffff:127.0.0.1', false],
+  ['::/8', '10.1.2.3', false],
+  ['::/64', '192.0.2.9', false],
+  ['::/0', '2001:db8::1', true],
+  ['::/0', '::1', true],
+  ['::ffff:0:0/96', '10.1.2.3', true],
+  ['::ffff:10.0.0.0/104', '10.1.2.3', true],
+  ['::ffff:10.0.0.0/104', '11.1.2.3', false],
 ])('cidr %p contains %p: %p', (cidr, ip, want) => expect(cidrContains(parseCidr(cidr)!, ip)).toBe(want))
 
 test.each([
