@@ -94,6 +94,7 @@ describe('whitespace that is not OWS, around framing values and Host', () => {
   })
   test('SP and HTAB around the same values are accepted', () => {
     expect(parseRequestHead(head('POST / HTTP/1.1', 'Host: \ta.example ', 'Content-Length: \t5 ')).body).toEqual({ kind: 'length', length: 5 })
+    expect(parseRequestHead(head('POST / HTTP/1.1', 'Host: a', 'Content-Length: 0000000000000005')).body).toEqual({ kind: 'length', length: 5 })
     expect(parseRequestHead(head('POST / HTTP/1.1', 'Host: a', 'Transfer-Encoding:\t chunked \t')).body).toEqual({ kind: 'chunked' })
     // Not a framing header: NBSP stays part of the value (obs-text is allowed in a field value).
     const r = parseRequestHead(head('GET / HTTP/1.1', 'Host: a', 'X-A: \xa0v\xa0'))

@@ -20,11 +20,16 @@ describe('Content-Length', () => {
     // SP and HTAB around a list member are optional whitespace (RFC 9110 §5.6.1).
     [' 5', 5],
     ['5\t', 5],
+    // By value, not by digit count: leading zeros are digits (1*DIGIT, RFC 9110 §8.6; eighteenth round of review).
+    ['0000000000000005', 5],
+    ['00000000000000000000000005', 5],
+    ['0000000000000000', 0],
+    ['000999999999999999', 999999999999999],
   ])('%p reads as %p', (value, n) => {
     expect(contentLength(value, undefined)).toBe(n)
   })
 
-  test.each(['', '+5', '-1', '1e3', '0x10', '1234567890123456', '5,', '\u00a05', '5\u00a0', '٥'])('%p is invalid', (value) => {
+  test.each(['', '+5', '-1', '1e3', '0x10', '1234567890123456', '01234567890123456', '5,', '\u00a05', '5\u00a0', '٥'])('%p is invalid', (value) => {
     expect(contentLength(value, undefined)).toBe('invalid')
   })
 
@@ -39,6 +44,7 @@ describe('Content-Length', () => {
     expect(parseResponseHead(head(['Content-Length: 0']), 'GET').framing).toEqual({ kind: 'none' })
     expect(() => parseResponseHead(head(['Content-Length: 1', 'Content-Length: 2']), 'GET')).toThrow('conflicting')
     expect(() => parseResponseHead(head(['Content-Length: 1x']), 'GET')).toThrow('invalid Content-Length')
+    expect(parseResponseHead(head(['Content-Length: 0000000000000005']), 'GET').framing).toEqual({ kind: 'length', length: 5 })
   })
 })
 
