@@ -5,7 +5,7 @@
  * with "; "); and, for responses, dropping the fields HTTP/2 forbids. A malformed request is a
  * stream error of type PROTOCOL_ERROR (§8.1.1). Decoding the block is hpack.ts's job.
  */
-import { backslashInPath } from '../http1/chars.ts'
+import { backslashInPath, contentLength as contentLengthOf } from '../http1/chars.ts'
 import { sameAuthority } from '../lib/net.ts'
 import { H2Code, streamError } from './errors.ts'
 import type { HeaderField } from './hpack.ts'
@@ -130,8 +130,10 @@ export function toRequest(streamId: number, fieldNames: readonly string[], field
       host = value
       continue
     } else if (name === 'content-length') {
-      if (!/^[0-9]{1,15}$/.test(value) || (contentLength !== undefined && contentLength !== Number(value))) throw malformed(streamId, 'bad content-length')
-      contentLength = Number(value)
+      // Read as HTTP/1.1 reads it (leading zeros, an agreeing list: RFC 9110 §8.6); sent upstream as one number.
+      const n = contentLengthOf(value, contentLength)
+      if (typeof n !== 'number') throw malformed(streamId, 'bad content-length')
+      contentLength = n
       continue
     }
     names.push(name)
