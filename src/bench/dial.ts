@@ -13,6 +13,7 @@ import type { Lookup } from '../dns/lookup.ts'
 import type { Marks } from './timings.ts'
 import { bracketHost, hostPort, withoutFinalDot } from '../lib/net.ts'
 import { outOfDescriptors } from '../runtime/dial-errors.ts'
+import { connectFirst, interleaveFamilies, type Attempt } from './happy-eyeballs.ts'
 
 export interface Target {
   scheme: 'http' | 'https'
@@ -136,15 +137,22 @@ export interface Dialed {
 /** Connect errors after which the next address of the name is tried (curl does the same). */
 const NEXT_ADDRESS_ON = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EAFNOSUPPORT'])
 
-/** One TCP connect, within `limitMs`. */
-function connectTcp(address: string, port: number, limitMs: number): Promise<Socket> {
-  return new Promise<Socket>((resolve, reject) => {
+/** One TCP connect, within `limitMs`; cancel() closes it (a losing attempt of connectFirst). */
+function connectTcp(address: string, port: number, limitMs: number): Attempt<Socket> {
+  let cancel = () => {}
+  const done = new Promise<Socket>((resolve, reject) => {
     const s = netConnect({ host: address, port })
     s.setNoDelay(true)
     const timer = setTimeout(() => {
       s.destroy()
       reject(new BenchRequestError('timeout', `connect to ${hostPort(address, port)} timed out`))
     }, limitMs)
+    cancel = () => {
+      clearTimeout(timer)
+      s.removeAllListeners()
+      s.on('error', () => {})
+      s.destroy()
+    }
     s.once('connect', () => {
       clearTimeout(timer)
       resolve(s)
@@ -158,6 +166,7 @@ function connectTcp(address: string, port: number, limitMs: number): Promise<Soc
       reject(new BenchRequestError(kind, err.message.replace(`${address}:${port}`, hostPort(address, port))))
     })
   })
+  return { done, cancel: () => cancel() }
 }
 
 /** DNS, TCP and TLS, recording marks. `alpn` is what to offer (TLS only). */
@@ -180,19 +189,13 @@ export async function dial(target: Target, opts: ClientOptions, marks: Marks, al
   }
   marks.connectStart = performance.now()
   const remaining = () => Math.max(1, opts.timeoutMs - (performance.now() - marks.start))
-  // As curl: an address that refuses (or cannot be reached) hands over to the next, within the
-  // time left; CONNECT counts them all. A timeout ends it (the time is spent).
+  // As curl: an address that refuses (or cannot be reached) hands over to the next at once, one
+  // still connecting after 250 ms has the next raced beside it (RFC 8305, happy-eyeballs.ts), all
+  // within the time left; CONNECT counts until the first connects.
   if (candidates.length === 0) throw new BenchRequestError('NODATA', `${target.connectHost} has no address`)
-  let tcp: Socket | undefined
-  let { address, family } = candidates[0]!
-  for (let i = 0; tcp === undefined; i++) {
-    ;({ address, family } = candidates[i]!)
-    try {
-      tcp = await connectTcp(address, target.connectPort, remaining())
-    } catch (err) {
-      if (i + 1 >= candidates.length || !NEXT_ADDRESS_ON.has((err as BenchRequestError).kind)) throw err
-    }
-  }
+  const won = await connectFirst(interleaveFamilies(candidates), (c) => connectTcp(c.address, target.connectPort, remaining()), (err) => NEXT_ADDRESS_ON.has((err as BenchRequestError).kind))
+  const tcp = won.value
+  const { address, family } = won.candidate
   marks.connectEnd = performance.now()
   if (target.scheme === 'http') return { socket: tcp, info: { remoteAddress: address, family } }
   // Without a final dot, as curl sends it (RFC 6066 §3): a server choosing its certificate by name knows no dotted one.
