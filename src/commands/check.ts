@@ -8,6 +8,7 @@
  * resolve (or --no-resolve to skip that step).
  */
 import type { CAC } from 'cac'
+import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { fileShapeOf, toToml } from '../config/render.ts'
 import { exposedAdminWarning } from '../proxy/observe/admin.ts'
@@ -17,7 +18,7 @@ import { colorsFor } from '../lib/colors.ts'
 import { errorMessage } from '../lib/errors.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
-import type { ResolvedConfig } from '../config/schema.ts'
+import type { HostPort, ResolvedConfig } from '../config/schema.ts'
 import { loadTlsPair, readCaBundle, validityProblem } from '../runtime/tls-files.ts'
 import { checkConfigPaths } from '../runtime/config-paths.ts'
 import { isDeno } from '../runtime/detect.ts'
@@ -57,6 +58,7 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
     )
   }
   const unresolved = Object.entries(resolved).filter(([, r]) => r.error)
+  const listenProblems = opts.resolve !== false ? await unresolvedListenNames(config) : []
   // What serve warns about at start, check says too (on stderr: stdout stays the config).
   const exposed = exposedAdminWarning(config.admin)
   for (const w of [...(exposed ? [exposed] : []), ...fileWarnings]) io.err(`warning: ${w}\n`)
@@ -78,7 +80,29 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
   for (const [name, r] of unresolved) {
     io.err(`error [E_UNRESOLVED] upstream ${name} (${config.upstreams[name]!.host}) did not resolve: ${r.error}; the config is valid, but serve would answer 503 for it until the name resolves; check the name and the resolvers, or give --no-resolve to check the config alone\n`)
   }
+  for (const problem of listenProblems) io.err(`error [E_LISTEN] ${problem}\n`)
+  if (listenProblems.length > 0) return ExitCode.START_FAILED
   return unresolved.length > 0 ? ExitCode.CHECK_UNRESOLVED : ExitCode.OK
+}
+
+/**
+ * The listen addresses given as a name that the system resolver (what the runtime binds with)
+ * does not resolve: serve would stop with E_LISTEN on them. Until the eighteenth round of
+ * outside reviews check passed `--listen localhost.:8080` and `nonexistent.invalid:8080`.
+ */
+export async function unresolvedListenNames(config: ResolvedConfig, resolve: (host: string) => Promise<unknown> = lookup): Promise<string[]> {
+  const at = (key: string) => config.fileKeys?.[key] ?? key
+  const listeners: [string, HostPort | undefined][] = [['server.listen', config.server.listen], ['admin.listen', config.admin.listen], ['acme.http_listen', config.acme.httpListen]]
+  const problems: string[] = []
+  for (const [key, hp] of listeners) {
+    if (hp === undefined || isIP(hp.host) !== 0) continue
+    try {
+      await resolve(hp.host)
+    } catch (err) {
+      problems.push(`${at(key)}: the host ${hp.host} does not resolve (${(err as { code?: string }).code ?? errorMessage(err)}), so serve could not listen on it; give an IP address (0.0.0.0, 127.0.0.1, [::]) or a name this machine resolves`)
+    }
+  }
+  return problems
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import { ProxyError } from './errors.ts'
 import { cidrContains, parseCidr } from './cidr.ts'
+import { isIP } from 'node:net'
 import { hostPort } from './net.ts'
 import type { HostPort } from '../config/schema.ts'
 
@@ -51,7 +52,9 @@ export function listenError(role: ListenerRole, host: string, port: number, err:
   const inUse = listenErrorCode(err) === 'EADDRINUSE'
   // Bun says only "Failed to listen at fe80::1" (EINVAL): a link-local address is on every link.
   const linkLocal = listenErrorCode(err) === 'EINVAL' && !host.includes('%') && cidrContains(LINK_LOCAL, host)
-  const reason = (linkLocal ? `a link-local IPv6 address (fe80::/10) needs its interface, as in [${host}%eth0]:${port}` : listenFailureReason(err)) + (note ? ` (${note})` : '')
+  // Bun says only "Failed to listen at NAME" for a name its resolver does not know.
+  const unresolvedName = listenErrorCode(err) === undefined && isIP(host) === 0 && host !== 'localhost'
+  const reason = (linkLocal ? `a link-local IPv6 address (fe80::/10) needs its interface, as in [${host}%eth0]:${port}` : listenFailureReason(err)) + (unresolvedName ? ` (does ${host} resolve? an IP address, such as 0.0.0.0 or 127.0.0.1, needs no lookup)` : '') + (note ? ` (${note})` : '')
   // A flag's value is named by the flag the message gives; a file's by its line.
   const key = (name: string) => (setAt !== undefined && !setAt.startsWith('(flags)') ? setAt : `${name} in the config file`)
   const message =

@@ -34,3 +34,25 @@ test('a link-local IPv6 address without its interface is told to name one (Bun s
   expect(err.message).toStartWith('cannot listen on [fe80::1]:8080: a link-local IPv6 address (fe80::/10) needs its interface, as in [fe80::1%eth0]:8080;')
   expect(listenError('proxy', '::1', 8080, einval).message).toStartWith('cannot listen on [::1]:8080: Failed to listen at fe80::1;')
 })
+
+test('a name Bun could not listen at (it says only "Failed to listen at NAME") asks whether it resolves (eighteenth round of review)', () => {
+  const failed = new Error('Failed to listen at localhost.')
+  expect(listenError('proxy', 'localhost.', 8080, failed).message).toStartWith('cannot listen on localhost.:8080: Failed to listen at localhost. (does localhost. resolve? an IP address, such as 0.0.0.0 or 127.0.0.1, needs no lookup);')
+  // Not for an IP, nor for a failure with a code of its own.
+  expect(listenError('proxy', '127.0.0.1', 8080, new Error('Failed to listen at 127.0.0.1')).message).not.toContain('resolve')
+  expect(listenError('proxy', 'host.test', 8080, Object.assign(new Error('x'), { code: 'EADDRINUSE' })).message).not.toContain('resolve')
+})
+
+test('check says which listen name does not resolve, with its key (eighteenth round of review)', async () => {
+  const { unresolvedListenNames } = await import('../../src/commands/check.ts')
+  const { resolveConfig } = await import('../../src/config/resolve.ts')
+  const config = resolveConfig(undefined, { upstream: { url: 'http://127.0.0.1:1' }, server: { listen: 'nonexistent.invalid:8080' }, admin: { listen: 'localhost:9090' } })
+  const asked: string[] = []
+  const fake = async (host: string) => {
+    asked.push(host)
+    if (host !== 'localhost') throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' })
+  }
+  expect(await unresolvedListenNames(config, fake)).toEqual(['server.listen: the host nonexistent.invalid does not resolve (ENOTFOUND), so serve could not listen on it; give an IP address (0.0.0.0, 127.0.0.1, [::]) or a name this machine resolves'])
+  expect(asked).toEqual(['nonexistent.invalid', 'localhost'])
+  expect(await unresolvedListenNames(resolveConfig(undefined, { upstream: { url: 'http://127.0.0.1:1' } }), fake)).toEqual([])
+})
