@@ -130,7 +130,7 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
 ]
 
 export const ROUTE_FIELDS: readonly Field[] = [
-  { key: 'host', prop: 'host', kind: { type: 'string' }, default: undefined, doc: 'Match the request host exactly (an IPv6 address in brackets, as in the Host header: "[2001:db8::1]"), or a suffix with "*.example.com"; case, the port and a final dot ("api.example.com.") do not count. Default: any host.' },
+  { key: 'host', prop: 'host', kind: { type: 'string' }, default: undefined, doc: 'Match the request host exactly (an IPv6 address in brackets, as in the Host header: "[2001:db8::1]"), or a suffix with "*.example.com", or ".example.com" for example.com and any name under it (as nginx reads server_name .example.com); case, the port and a final dot ("api.example.com.") do not count. Default: any host.' },
   { key: 'path_prefix', prop: 'pathPrefix', kind: { type: 'string' }, default: undefined, doc: 'Match paths that start with this prefix, both in normal form: "%61" is "a" (unreserved characters only) and dot segments are removed, so "/x/../api/" and "/%61pi/" match "/api/" (RFC 3986 §6.2.2); a path that takes another route once its slashes are merged and its escapes decoded (as nginx reads "/x//../api/") is refused with 400. The request goes upstream as it came. Default: any path.' },
   { key: 'upstream', prop: 'upstream', kind: { type: 'string' }, default: undefined, doc: 'Name of the [upstream.NAME] that serves the match. Required.', empty: 'is empty; it is required: name an [upstream.NAME]' },
   { key: 'cache', prop: 'cache', kind: { type: 'bool' }, default: true, doc: 'false: requests this route matches bypass the edge cache (never answered from it, never stored). Has effect only when [cache] max_size is set.' },

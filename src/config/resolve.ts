@@ -289,10 +289,16 @@ function resolveRoutes(ctx: Ctx, raw: unknown, upstreams: Record<string, Resolve
     if (r.pathPrefix !== undefined && !r.pathPrefix.startsWith('/')) fail(ctx, `${prefix}.path_prefix`, 'must start with "/"')
     // An IPv6 literal is matched as the Host header carries it: in brackets (RFC 3986 §3.2.2).
     const v6 = r.host === undefined ? undefined : bracketedIpv6(r.host)
-    if (r.host !== undefined && v6 === undefined && !/^(\*\.)?[a-z0-9.-]+$/i.test(r.host)) fail(ctx, `${prefix}.host`, `${show(r.host)} is not a host name, "*.suffix" or an IP address such as "[2001:db8::1]"`)
-    return { host: v6 ?? r.host?.toLowerCase(), pathPrefix: r.pathPrefix, upstream: r.upstream, cache: r.cache }
+    // Labels of letters, digits, "-" and "_" (none empty, none starting or ending with "-"): "a..b",
+    // "." or "-bad-" matched no Host a client sends, and were taken without a word until the
+    // eighteenth round of outside reviews.
+    if (r.host !== undefined && v6 === undefined && !ROUTE_HOST_RE.test(r.host)) fail(ctx, `${prefix}.host`, `${show(r.host)} is not a host name, "*.suffix", ".suffix" (the name and any under it) or an IP address such as "[2001:db8::1]"`)
+    return { host: v6 ?? (r.host === undefined ? undefined : withoutFinalDot(r.host.toLowerCase())), pathPrefix: r.pathPrefix, upstream: r.upstream, cache: r.cache }
   })
 }
+
+/** A [[route]] host: a name (one final dot allowed), "*." or "." before one, or an IPv4 address. */
+const ROUTE_HOST_RE = /^(?:\*\.|\.)?[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*\.?$/i
 
 function tableAt(ctx: Ctx, data: Table, key: string): Table {
   const v = data[key]

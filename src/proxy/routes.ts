@@ -1,6 +1,6 @@
 /**
  * Routing: which upstream serves a request, from its Host and path. The first [[route]] whose
- * host (exact, or "*.suffix") and path prefix match wins; otherwise the default upstream. Paths
+ * host (exact, "*.suffix", or ".suffix": the name and any under it) and path prefix match wins; otherwise the default upstream. Paths
  * are compared in their normal form (routePath), hosts without port, case or a final dot (the
  * absolute form of a DNS name: "api.example." is "api.example"); the request itself goes on as it
  * came. Only configured upstreams are reachable: this is never an open proxy.
@@ -124,7 +124,13 @@ function pathOf(target: string): string {
 }
 
 
+/**
+ * "*.example.com": any name under example.com; ".example.com": example.com itself and any name
+ * under it (nginx's server_name .example.com, which an operator copies as is: until the
+ * eighteenth round of outside reviews it matched only a Host of ".example.com"); else exact.
+ */
 function hostMatches(pattern: string, host: string): boolean {
+  if (pattern.charCodeAt(0) === 0x2e) return host.endsWith(pattern) || host === pattern.slice(1)
   if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1
   return pattern === host
 }

@@ -215,6 +215,16 @@ describe('errors name the file, the line and the key', () => {
     expect(fromText(`[upstream]\nurl = "https://a"\ntls_server_name = "${name}"\n`).upstreams.default!.tlsServerName).toBe(name.replace(/\.$/, ''))
   })
 
+  test.each(['.', '..', 'a..b', '-bad-', 'a.-b', '*.', '*..a', 'a b'])('route host %p is refused, naming the forms it may take (eighteenth round of review)', (host) => {
+    const err = configError(() => fromText(`[upstream.api]\nurl = "a"\n[upstream.default]\nurl = "b"\n[[route]]\nhost = "${host}"\nupstream = "api"\n`))
+    expect(err.message).toContain('route[0].host')
+    expect(err.message).toContain('".suffix" (the name and any under it)')
+  })
+
+  test.each([['.Example.com', '.example.com'], ['api.example.', 'api.example'], ['*.api.example', '*.api.example'], ['svc_a.internal', 'svc_a.internal'], ['127.0.0.1', '127.0.0.1']])('route host %p is taken as %p', (host, want) => {
+    expect(fromText(`[upstream.api]\nurl = "a"\n[upstream.default]\nurl = "b"\n[[route]]\nhost = "${host}"\nupstream = "api"\n`).routes[0]!.host).toBe(want)
+  })
+
   test.each(['www.example.com', 'www.example.com:8443', '[2001:db8::1]:8443', '127.0.0.1'])('host_header %p is taken', (host) => {
     expect(fromText(`[upstream]\nurl = "a"\nhost_header = "${host}"\n`).upstreams.default!.hostHeader).toBe(host)
   })

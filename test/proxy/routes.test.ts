@@ -159,3 +159,9 @@ test('a prefix spelled with an escape or a double slash is read the same way as 
   // A path that leaves such a route once merged is still caught.
   expect(r.ambiguous('/my%20docs/..%2F..%2Fx', 'x')).toBe(true)
 })
+
+test('".example.com" matches example.com and every name under it, as nginx\'s server_name .example.com (eighteenth round of review)', () => {
+  const router = new Router([route('api', '.example.com'), CATCH_ALL], upstreams, 'web')
+  for (const host of ['example.com', 'www.example.com', 'a.b.EXAMPLE.com:8443', 'example.com.']) expect([host, router.routeFor('/', host)]).toEqual([host, 'api'])
+  for (const host of ['notexample.com', 'example.com.evil', 'example.co']) expect([host, router.routeFor('/', host)]).toEqual([host, 'web'])
+})
