@@ -257,8 +257,7 @@ export function upstreamRequestLines(incoming: HeaderReader, head: RequestHead, 
 function addForwarding(out: [string, string][], incoming: HeaderReader, ctx: ForwardContext, listed: Set<string> | undefined): [string, string][] {
   const priorFor = prior(incoming, ctx, listed, 'x-forwarded-for')
   out.push(['x-forwarded-for', priorFor ? `${priorFor}, ${ctx.clientIp}` : ctx.clientIp])
-  const priorProto = prior(incoming, ctx, listed, 'x-forwarded-proto')
-  out.push(['x-forwarded-proto', priorProto && /^https?$/i.test(priorProto) ? priorProto.toLowerCase() : ctx.proto])
+  out.push(['x-forwarded-proto', forwardedProto(prior(incoming, ctx, listed, 'x-forwarded-proto')) ?? ctx.proto])
   const priorHost = prior(incoming, ctx, listed, 'x-forwarded-host')
   if (priorHost !== null || ctx.clientSentHost !== false) out.push(['x-forwarded-host', priorHost ?? ctx.clientHost])
   const fwd = prior(incoming, ctx, listed, 'forwarded')
@@ -266,6 +265,20 @@ function addForwarding(out: [string, string][], incoming: HeaderReader, ctx: For
   addVia(out, incoming, ctx, listed)
   out.push(['x-request-id', ctx.requestId])
   return out
+}
+
+/**
+ * The scheme a trusted peer's X-Forwarded-Proto says its client used: its first member (the
+ * outermost hop's; "https, http" from a chain of two, or two lines) when that is http or https,
+ * in lower case; undefined otherwise, and the proxy's own scheme goes instead. The origin is sent
+ * that one value, and the cache keys that scheme (key.ts): until the eighteenth round of outside
+ * reviews a list was replaced by the proxy's own scheme ("http" for a client that came over https).
+ */
+export function forwardedProto(value: string | null): 'http' | 'https' | undefined {
+  if (value === null) return undefined
+  const comma = value.indexOf(',')
+  const first = (comma < 0 ? value : value.slice(0, comma)).replace(/^[ \t]+|[ \t]+$/g, '').toLowerCase()
+  return first === 'https' || first === 'http' ? first : undefined
 }
 
 /** A trusted peer's value of the forwarding field `name`, unless its Connection lists it; null from anyone else. */

@@ -40,6 +40,20 @@ describe('upstreamRequestHeaders', () => {
     expect(out.forwarded).toBe('for=198.51.100.1')
   })
 
+  test('a trusted peer\'s X-Forwarded-Proto list (a chain of balancers, or two lines) goes on as its first member, the scheme the client used (eighteenth round of review)', () => {
+    const first = (value: string, tls = false) => Object.fromEntries(upstreamRequestHeaders(new Headers([['x-forwarded-proto', value]]), { ...ctx, proto: tls ? 'https' : 'http', trustedPeer: true }))['x-forwarded-proto']
+    expect(first('https, http')).toBe('https')
+    expect(first(' HTTPS ,http')).toBe('https')
+    expect(first('http, https', true)).toBe('http')
+    // Not http or https first: the proxy's own scheme, as for a single value.
+    expect(first('wss, https')).toBe('http')
+    expect(first('')).toBe('http')
+    const twoLines = new Headers()
+    twoLines.append('x-forwarded-proto', 'https')
+    twoLines.append('x-forwarded-proto', 'http')
+    expect(Object.fromEntries(upstreamRequestHeaders(twoLines, { ...ctx, trustedPeer: true }))['x-forwarded-proto']).toBe('https')
+  })
+
   test('a trusted peer\'s forwarding fields that its Connection lists are hop-by-hop (RFC 9110 §7.6.1): not appended to; nor is a Via it lists (outside review, thirteenth round)', () => {
     const incoming = new Headers({ connection: 'close, X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto, Forwarded, Via', 'x-forwarded-for': '1.1.1.1', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', forwarded: 'for=1.1.1.1', via: '1.1 lb' })
     const out = Object.fromEntries(upstreamRequestHeaders(incoming, { ...ctx, trustedPeer: true, proto: 'http', via: '1.1 proxy' }))

@@ -7,7 +7,7 @@
  */
 import type { HeaderReader } from '../message.ts'
 import { isHostValue } from '../../http1/chars.ts'
-import { withUnderscores } from '../headers.ts'
+import { forwardedProto, withUnderscores } from '../headers.ts'
 
 /**
  * The key of a request as the origin sees it. `trusted` is the request's fields when its peer is
@@ -29,8 +29,7 @@ export function requestKey(tls: boolean, host: string, target: string, trusted: 
     last.key = key
     return key
   }
-  const proto = trusted.get('x-forwarded-proto')
-  if (proto !== null && /^https?$/i.test(proto)) scheme = proto.toLowerCase() as 'http' | 'https'
+  scheme = forwardedProto(trusted.get('x-forwarded-proto')) ?? scheme
   const key = cacheKey(scheme, host, target)
   const forwardedHost = trusted.get('x-forwarded-host')
   if (forwardedHost === null) return key
