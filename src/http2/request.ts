@@ -130,8 +130,9 @@ export function toRequest(streamId: number, fieldNames: readonly string[], field
       host = value
       continue
     } else if (name === 'content-length') {
-      // Read as HTTP/1.1 reads it (leading zeros, an agreeing list: RFC 9110 §8.6); sent upstream as one number.
-      const n = contentLengthOf(value, contentLength)
+      // Digits read by their value as HTTP/1.1 reads them (leading zeros: RFC 9110 §8.6), sent upstream
+      // as one number; a list, which no HTTP/2 sender has a reason to write, stays malformed.
+      const n = value.includes(',') ? 'invalid' : contentLengthOf(value, contentLength)
       if (typeof n !== 'number') throw malformed(streamId, 'bad content-length')
       contentLength = n
       continue

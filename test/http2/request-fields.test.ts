@@ -7,10 +7,10 @@ const post = (contentLength: string) => toRequest(1, [':method', ':scheme', ':pa
 test('content-length is read by its value, leading zeros too, as in HTTP/1.1 (RFC 9110 §8.6; eighteenth round of review)', () => {
   expect(post('5').contentLength).toBe(5)
   expect(post('0000000000000005').contentLength).toBe(5)
-  expect(post('5, 5').contentLength).toBe(5)
   expect(post('0000000000000005').headers).toContainEqual(['content-length', '5'])
 })
 
-test.each(['', '+5', '0x5', '5.0', '1234567890123456', '5, 6'])('content-length %p is a malformed request', (value) => {
+// A list is malformed on HTTP/2 even when its members agree (http2-downgrade.test.ts).
+test.each(['', '+5', '0x5', '5.0', '1234567890123456', '5, 6', '5, 5'])('content-length %p is a malformed request', (value) => {
   expect(() => post(value)).toThrow('bad content-length')
 })
