@@ -224,6 +224,8 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     }
     process.on('SIGTERM', onSignal('SIGTERM'))
     process.on('SIGINT', onSignal('SIGINT'))
+    // nginx's graceful stop (nginx -s quit, Debian's --retry QUIT/5): its default action ended the process at once.
+    process.on('SIGQUIT', onSignal('SIGQUIT'))
     // A worker whose supervisor is gone (kill -9, OOM) would go on holding the shared port, and a
     // new supervisor could not claim it: the IPC channel closing says so, and it drains as on SIGTERM.
     if (workerId !== undefined && process.connected) {

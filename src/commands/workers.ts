@@ -2,7 +2,7 @@
  * The worker supervisor for `serve --workers N`: starts N copies of this same command, each
  * accepting on the shared port (SO_REUSEPORT), restarts a worker that dies (with a backoff; one
  * that cannot start stops all at start-up only, and is retried once any worker has served),
- * passes SIGHUP and SIGUSR1 (reopen the access log) on to all, and on SIGTERM/SIGINT drains all
+ * passes SIGHUP and SIGUSR1 (reopen the access log) on to all, and on SIGTERM/SIGINT/SIGQUIT drains all
  * and exits when they have. It serves
  * the configured admin address for all workers (observe/workers-admin.ts); each worker's own
  * admin listens on a loopback port of its choosing, which it reports over the IPC channel.
@@ -77,7 +77,7 @@ function tellSupervisor(message: object): void {
 }
 
 /** SIGUSR2: said and ignored (its default action would end the process, and its workers' or its requests with it). */
-export const onUsr2Ignored = (log: (level: 'warn', msg: string) => void) => () => log('warn', 'SIGUSR2: ignored; SIGHUP reloads the config, SIGUSR1 reopens the access log, SIGTERM drains and stops')
+export const onUsr2Ignored = (log: (level: 'warn', msg: string) => void) => () => log('warn', 'SIGUSR2: ignored; SIGHUP reloads the config, SIGUSR1 reopens the access log, SIGTERM or SIGQUIT drains and stops')
 
 /**
  * A signal to a worker by its pid: on Deno (2.9) ChildProcess.kill() also closes the IPC
@@ -296,6 +296,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     const onSignal = (sig: NodeJS.Signals) => () => (stopping ? log('warn', `${sig} while the workers drain: ignored (SIGKILL stops at once)`) : resolve(sig))
     process.on('SIGTERM', onSignal('SIGTERM'))
     process.on('SIGINT', onSignal('SIGINT'))
+    process.on('SIGQUIT', onSignal('SIGQUIT'))
   })
   // Workers start, and the supervisor says it has, once every signal has its handler (serve.ts does the same).
   for (let i = 0; i < count; i++) start(i)

@@ -142,6 +142,22 @@ for (const workers of [1, 2]) {
   }, 30_000)
 }
 
+for (const workers of [1, 2]) {
+  test(`SIGQUIT (nginx's graceful stop) drains as SIGTERM does: the request in flight is answered, exit 0 (--workers ${workers})`, async () => {
+    const o = origin()
+    const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${o.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off', '--workers', String(workers)], BIN)
+    if (workers === 2) expect(await waitForLog(proxy, 'proxy listening worker=1')).toBe(true)
+    const slow = fetch(`${proxy.url}/slow`).then((r) => r.text(), (e: Error) => `failed: ${e.message}`)
+    await Bun.sleep(300)
+    proxy.child.kill('SIGQUIT')
+    // Before: the process ended by the signal at once (exit 131), the request cut.
+    expect(await slow).toBe('got 0')
+    const code = await new Promise<number | null>((r) => (proxy.child.exitCode !== null ? r(proxy.child.exitCode) : proxy.child.once('exit', (c) => r(c))))
+    expect(code).toBe(0)
+    expect(proxy.child.signalCode).toBeNull()
+  }, 30_000)
+}
+
 test('a SIGTERM while a SIGHUP waits for a new upstream\'s DNS answer: the reload is dropped, its new listener never opens', async () => {
   const o = origin()
   // A DNS server that takes the queries and answers none: the reload waits for its first answer
