@@ -144,7 +144,7 @@ export const CACHE_FIELDS: readonly Field[] = [
 
 export const ADMIN_FIELDS: readonly Field[] = [
   { key: 'listen', prop: 'listen', kind: { type: 'hostport', off: true }, default: '127.0.0.1:9090', doc: 'Admin listener (/metrics, /status, /healthz, /readyz), or "off". Loopback by default. With --workers N the supervisor serves it, merged over all workers (a reload does not move it then).' },
-  { key: 'token', prop: 'token', kind: { type: 'string' }, default: undefined, secret: true, doc: 'When set, admin requests need "Authorization: Bearer <token>". Printable ASCII (e.g. openssl rand -hex 32); an empty one is refused, not taken as none.', empty: `is empty, which would leave the admin endpoints open; ${TOKEN_HOW}` },
+  { key: 'token', prop: 'token', kind: { type: 'string' }, default: undefined, secret: true, doc: 'When set, admin requests need "Authorization: Bearer <token>" (/healthz and /readyz answer without it, their status and no details). Printable ASCII (e.g. openssl rand -hex 32); an empty one is refused, not taken as none.', empty: `is empty, which would leave the admin endpoints open; ${TOKEN_HOW}` },
 ]
 
 export const LOG_FIELDS: readonly Field[] = [

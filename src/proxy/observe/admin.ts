@@ -63,13 +63,20 @@ export class AdminServer {
   }
 
   handle(req: Request): Response {
-    const denied = refuseForeignHost(req, this.cfg.listen?.host, this.cfg.token) ?? refuseWithoutToken(req, this.cfg.token)
-    if (denied) return denied
+    const foreign = refuseForeignHost(req, this.cfg.listen?.host, this.cfg.token)
+    if (foreign) return foreign
     const url = requestUrl(req)
+    const tokenless = refuseWithoutToken(req, this.cfg.token)
+    if (tokenless && !isProbe(url)) return tokenless
     if (!url) return badHost()
-    const path = url.pathname
-    const wrongMethod = refuseWrite(req, path)
+    const wrongMethod = refuseWrite(req, url.pathname)
     if (wrongMethod) return wrongMethod
+    const res = this.answer(req, url)
+    return tokenless ? probeWithoutDetails(res, url.pathname) : res
+  }
+
+  private answer(req: Request, url: URL): Response {
+    const path = url.pathname
     switch (path) {
       case '/cache':
         return this.purge(req.method, url.searchParams)
@@ -277,6 +284,23 @@ export function requestUrl(req: Request): URL | undefined {
 /** The answer to a request whose Host is no host[:port] (requestUrl). */
 export function badHost(): Response {
   return new Response('400 invalid Host: give host[:port], an IPv6 address in brackets without a zone, a port from 1 to 65535\n', { status: 400 })
+}
+
+/**
+ * /healthz and /readyz, which a load balancer's health check asks for: answered without the
+ * admin token (cloud health checks send no headers, and a 401 took every instance out of its
+ * balancer until the eighteenth round of outside reviews), but then without details (upstream
+ * names, DNS errors: probeWithoutDetails). Shared with workers-admin.ts.
+ */
+export function isProbe(url: URL | undefined): boolean {
+  return url?.pathname === '/healthz' || url?.pathname === '/readyz'
+}
+
+/** A probe's answer for a request without the token: its status, and only ok / not ok (/healthz) or ready / not ready (/readyz). */
+export function probeWithoutDetails(res: Response, path: string): Response {
+  const word = path === '/healthz' ? 'ok' : 'ready'
+  const body = res.status === 200 ? `${word}\n` : res.status === 503 ? `not ${word}\n` : `${res.status}\n`
+  return new Response(body, { status: res.status })
 }
 
 /** A 401 when the admin token is set and `req` does not carry it (shared with workers-admin.ts). */

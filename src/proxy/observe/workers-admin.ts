@@ -10,7 +10,7 @@
 import type { ResolvedAdmin } from '../../config/schema.ts'
 import type { Listener } from '../../runtime/listener.ts'
 import { VERSION } from '../../version.ts'
-import { adminUrl, badHost, listenAdmin, refuseForeignHost, refuseWithoutToken, refuseWrite, requestUrl } from './admin.ts'
+import { adminUrl, badHost, isProbe, listenAdmin, probeWithoutDetails, refuseForeignHost, refuseWithoutToken, refuseWrite, requestUrl } from './admin.ts'
 import { mergeFamilies, parseExposition, renderExposition, summedFamilies, type Family, type MetricsInput } from './merge-metrics.ts'
 import { statusTotals } from './merge-status.ts'
 
@@ -83,12 +83,19 @@ export class WorkersAdmin {
   }
 
   async handle(req: Request): Promise<Response> {
-    const denied = refuseForeignHost(req, this.cfg.listen?.host, this.cfg.token) ?? refuseWithoutToken(req, this.cfg.token)
-    if (denied) return denied
+    const foreign = refuseForeignHost(req, this.cfg.listen?.host, this.cfg.token)
+    if (foreign) return foreign
     const url = requestUrl(req)
+    const tokenless = refuseWithoutToken(req, this.cfg.token)
+    if (tokenless && !isProbe(url)) return tokenless
     if (!url) return badHost()
     const wrongMethod = refuseWrite(req, url.pathname)
     if (wrongMethod) return wrongMethod
+    const res = await this.answer(req, url)
+    return tokenless ? probeWithoutDetails(res, url.pathname) : res
+  }
+
+  private async answer(req: Request, url: URL): Promise<Response> {
     switch (url.pathname) {
       case '/metrics':
         return new Response(await this.metrics(), { headers: { 'content-type': TEXT_FORMAT } })

@@ -102,3 +102,27 @@ test('with a token, Host is not checked on loopback either: a rebinding page can
   const viaNginx = new Request('http://status.example/metrics', { headers: { host: 'status.example' } })
   for (const listen of ['127.0.0.1', '::1', 'localhost']) expect([listen, refuseForeignHost(viaNginx, listen, 's3cret')]).toEqual([listen, undefined])
 })
+
+test('with a token, /healthz and /readyz answer a health check that sends none (a cloud balancer\'s cannot), with their status and no details; the rest is 401 (eighteenth round of review)', async () => {
+  // A proxy whose only upstream has no address: /readyz is 503 and its details name the upstream.
+  const config = h.config({ upstream: { url: 'http://127.0.0.1:1' }, admin: { listen: '127.0.0.1:0', token: 'secret-token' } })
+  const proxy = new ProxyServer(config, { sourceFor: () => staticSource([]) })
+  h.track(() => proxy.close())
+  const admin = new AdminServer(config.admin, { proxy: () => proxy, metrics: new RequestMetrics(), startedAtMonoMs: performance.now() })
+  const get = async (path: string, auth?: string) => {
+    const res = admin.handle(new Request(`http://127.0.0.1/${path}`, { headers: auth ? { authorization: auth } : {} }))
+    return { status: res.status, text: await res.text() }
+  }
+  expect(await get('healthz')).toEqual({ status: 200, text: 'ok\n' })
+  expect(await get('readyz')).toEqual({ status: 503, text: 'not ready\n' })
+  expect(await get('readyz?upstream=nope')).toEqual({ status: 404, text: '404\n' })
+  expect((await get('readyz', 'Bearer secret-token')).text).toContain('no healthy address for upstream default')
+  for (const path of ['status', 'metrics', 'cache?url=http://a/']) expect([path, (await get(path)).status]).toEqual([path, 401])
+  expect((await get('status', 'Bearer wrong')).status).toBe(401)
+
+  // The supervisor's admin (--workers) the same way.
+  const workers = new WorkersAdmin({ ...config.admin }, { workers: () => [], draining: () => false })
+  const w = await workers.handle(new Request('http://127.0.0.1/healthz'))
+  expect([w.status, await w.text()]).toEqual([503, 'not ok\n'])
+  expect((await workers.handle(new Request('http://127.0.0.1/metrics'))).status).toBe(401)
+})
