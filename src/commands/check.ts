@@ -11,6 +11,7 @@ import type { CAC } from 'cac'
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { fileShapeOf, toToml } from '../config/render.ts'
+import { inertKeys } from '../config/ineffective.ts'
 import { exposedAdminWarning } from '../proxy/observe/admin.ts'
 import { parseResolverAddress } from '../config/resolve.ts'
 import { createLookup } from '../dns/lookup.ts'
@@ -61,7 +62,7 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const listenProblems = opts.resolve !== false ? await unresolvedListenNames(config) : []
   // What serve warns about at start, check says too (on stderr: stdout stays the config).
   const exposed = exposedAdminWarning(config.admin)
-  for (const w of [...(exposed ? [exposed] : []), ...fileWarnings]) io.err(`warning: ${w}\n`)
+  for (const w of [...(exposed ? [exposed] : []), ...fileWarnings, ...(config.ineffective ?? [])]) io.err(`warning: ${w}\n`)
   // Printed in the config's own language (TOML keys, "5s", "16KiB"), never the internal shape.
   const shape = fileShapeOf(config)
   if (opts.json) {
@@ -69,7 +70,7 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
   } else {
     // The lines around the TOML are TOML comments: the whole output, saved, is a config file.
     io.out(`# ${c.green('config ok')}${config.file ? ` (${config.file})` : ''}: every value that applies, defaults included\n\n`)
-    io.out(`${toToml(shape, { deno: isDeno })}\n`)
+    io.out(`${toToml(shape, { deno: isDeno, inert: inertKeys(config) })}\n`)
     for (const [name, r] of Object.entries(resolved)) {
       const u = config.upstreams[name]!
       if (r.error) io.out(`# ${c.red('unresolved')} upstream ${name} (${u.host}): ${r.error}\n`)

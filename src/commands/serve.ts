@@ -263,6 +263,8 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
  * the path to it can read and change the traffic.
  */
 function warnInsecure(config: ResolvedConfig, log: ReturnType<typeof createLogger>): void {
+  // Keys set to no effect (config/ineffective.ts), at start and at every reload while they last.
+  for (const line of config.ineffective ?? []) log('warn', line)
   const names = Object.values(config.upstreams).filter((u) => u.scheme === 'https' && u.insecure).map((u) => u.name)
   if (names.length === 0) return
   log('warn', "upstream TLS certificates are NOT verified (insecure = true): anyone on the path can read and change that traffic; for testing only (a private CA goes in ca_file)", { upstreams: names.join(',') })

@@ -8,6 +8,7 @@
 import { formatDurationMs, formatSizeBytes, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
 import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
 import type { HostPort, ResolvedConfig, RewritePair } from './schema.ts'
+import type { InertKey } from './ineffective.ts'
 import { hostPort } from '../lib/net.ts'
 
 /** A table of TOML keys to values in file units; undefined means the key is not set. */
@@ -87,25 +88,28 @@ const BUN_ONLY_SERVER_KEYS: ReadonlySet<string> = new Set(SERVER_FIELDS.filter((
  * `deno`: the [server] keys not applied there carry a comment saying so (the value still reads
  * back, so the text stays a config file for either runtime).
  */
-export function toToml(shape: FileShape, opts: { deno?: boolean } = {}): string {
+export function toToml(shape: FileShape, opts: { deno?: boolean; inert?: readonly InertKey[] } = {}): string {
   const lines: string[] = []
-  const section = (header: string, t: FileTable, bunOnly?: ReadonlySet<string>) => {
+  // Keys of no effect (ineffective.ts) as comments: a file kept from this output does not set them.
+  const inert = new Set((opts.inert ?? []).map((k) => `${typeof k.table === 'string' ? k.table : `upstream.${k.table.upstream}`}.${k.key}`))
+  const section = (header: string, t: FileTable, table: string, bunOnly?: ReadonlySet<string>) => {
     if (lines.length > 0) lines.push('')
     lines.push(header)
     for (const [key, value] of Object.entries(t)) {
       if (value === undefined) lines.push(`# ${key} is not set`)
       else if (value === NOT_SHOWN) lines.push(`# ${key} is set (not shown)`)
+      else if (inert.has(`${table}.${key}`)) lines.push(`# ${key} = ${tomlValue(value)} (no effect here)`)
       else lines.push(`${key} = ${tomlValue(value)}${bunOnly?.has(key) ? ' # not applied on Deno' : ''}`)
     }
   }
-  section('[server]', shape.server, opts.deno ? BUN_ONLY_SERVER_KEYS : undefined)
+  section('[server]', shape.server, 'server', opts.deno ? BUN_ONLY_SERVER_KEYS : undefined)
   const names = Object.keys(shape.upstream)
-  for (const name of names) section(names.length === 1 && name === 'default' ? '[upstream]' : `[upstream.${name}]`, shape.upstream[name]!)
-  for (const r of shape.route) section('[[route]]', Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)))
-  section('[admin]', shape.admin)
-  section('[log]', shape.log)
-  section('[cache]', shape.cache)
-  section('[acme]', shape.acme)
+  for (const name of names) section(names.length === 1 && name === 'default' ? '[upstream]' : `[upstream.${name}]`, shape.upstream[name]!, `upstream.${name}`)
+  for (const r of shape.route) section('[[route]]', Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)), 'route')
+  section('[admin]', shape.admin, 'admin')
+  section('[log]', shape.log, 'log')
+  section('[cache]', shape.cache, 'cache')
+  section('[acme]', shape.acme, 'acme')
   return `${lines.join('\n')}\n`
 }
 

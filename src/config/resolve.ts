@@ -16,6 +16,7 @@ import { bracketedIpv6, hostPort, withoutFinalDot } from '../lib/net.ts'
 import { routePath } from '../lib/route-path.ts'
 import { DNS_NAME_RE, looseIpv4, looseIpv4Problem, parseResolverAddress, parseUpstreamUrl, show } from './addresses.ts'
 import { coerceField } from './coerce.ts'
+import { ineffectiveKeys } from './ineffective.ts'
 import { closest } from '../lib/suggest.ts'
 import { isHostValue } from '../http1/chars.ts'
 
@@ -157,6 +158,7 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
     acme,
     cache,
     fileKeys: fileKeysOf(ctx, upstreamTables.prefixes, upstreams),
+    ineffective: ineffectiveKeys({ acme, upstreams, cache }, upstreamTables.prefixes, (k) => (isSet(ctx, k) ? formatConfigLocation(locate(ctx, k)) : undefined)),
   }
   return deepFreeze(resolved)
 }

@@ -147,6 +147,8 @@ export interface ResolvedConfig {
    * cannot be read (or a path of the wrong kind) at start is told about by file, line and key too. Absent in configs built by hand (tests).
    */
   fileKeys?: Readonly<Record<string, string>>
+  /** Keys set to no effect with the rest of the config (ineffective.ts), each with where it was set: warned of by check and serve. */
+  ineffective?: readonly string[]
 }
 
 /** The raw, all-optional shape: nested tables of unknown values, as parsed from TOML or flags. */

@@ -225,6 +225,21 @@ describe('errors name the file, the line and the key', () => {
     expect(fromText(`[upstream.api]\nurl = "a"\n[upstream.default]\nurl = "b"\n[[route]]\nhost = "${host}"\nupstream = "api"\n`).routes[0]!.host).toBe(want)
   })
 
+  test('keys set to no effect are listed with where they were set: [acme] without domains, TLS keys on an http upstream, [cache] keys with the cache off (eighteenth round of review)', () => {
+    const c = fromText('[upstream.default]\nurl = "http://a"\ntls_server_name = "a.test"\ninsecure = true\n[upstream.api]\nurl = "http://b"\nca_file = "/ca.pem"\n[acme]\nhttp_listen = ":80"\nemail = "ops@example.com"\n[cache]\nstale_if_error = "5m"\n')
+    const why = 'has no effect: automatic HTTPS is off (acme.domains is empty), so no HTTP-01 listener or https redirect runs; list the names in acme.domains, or drop the [acme] keys'
+    expect(c.ineffective).toEqual([
+      `proxy.toml:9: acme.http_listen: ${why}`,
+      `proxy.toml:10: acme.email: ${why}`,
+      'proxy.toml:3: upstream.default.tls_server_name: has no effect: http://a:80 is plain http; give an https:// url for TLS to the upstream',
+      'proxy.toml:4: upstream.default.insecure: has no effect: http://a:80 is plain http; give an https:// url for TLS to the upstream',
+      'proxy.toml:7: upstream.api.ca_file: has no effect: http://b:80 is plain http; give an https:// url for TLS to the upstream',
+      'proxy.toml:12: cache.stale_if_error: has no effect: the cache is off (cache.max_size is 0); set max_size, e.g. "256MiB", to turn it on',
+    ])
+    // Where they take effect, nothing is said.
+    expect(fromText('[upstream]\nurl = "https://a"\ntls_server_name = "a.test"\n[cache]\nmax_size = "1MiB"\nstale_if_error = "5m"\n[acme]\nhttp_listen = "off"\n').ineffective).toEqual([])
+  })
+
   test.each(['www.example.com', 'www.example.com:8443', '[2001:db8::1]:8443', '127.0.0.1'])('host_header %p is taken', (host) => {
     expect(fromText(`[upstream]\nurl = "a"\nhost_header = "${host}"\n`).upstreams.default!.hostHeader).toBe(host)
   })

@@ -1,0 +1,51 @@
+/**
+ * Keys that can have no effect with the rest of a config: `[acme]` keys without `domains`, TLS
+ * keys on an http:// upstream, `[cache]` keys with the cache off. Set in a file or by a flag, each
+ * is warned of by `check` and at `serve`'s start and reloads, naming where it was set (until the
+ * eighteenth round of outside reviews `[acme] http_listen` without `domains` passed check without
+ * a word and nothing listened there); `check`'s printout writes them as comments, so that a file
+ * kept from it (check > full.toml) sets none of them. Pure.
+ */
+import type { ResolvedConfig } from './schema.ts'
+
+/** Where `keyPath` was set ("proxy.toml:7: acme.http_listen", "(flags): --acme-http-listen"), or undefined when it has its default. */
+export type SetAt = (keyPath: string) => string | undefined
+
+/** A key of no effect: its table ("acme", "cache", or an upstream's name), its TOML key, and why. */
+export interface InertKey {
+  table: 'acme' | 'cache' | { upstream: string }
+  key: string
+  why: string
+}
+
+const ACME_KEYS = ['http_listen', 'email', 'directory', 'ca_file', 'state_dir']
+const UPSTREAM_TLS_KEYS = ['tls_server_name', 'ca_file', 'insecure']
+const CACHE_KEYS = ['max_object_size', 'stale_if_error']
+
+type Parts = Pick<ResolvedConfig, 'acme' | 'upstreams' | 'cache'>
+
+/** Every key that has no effect in `config`, set or not. */
+export function inertKeys(config: Parts): InertKey[] {
+  const out: InertKey[] = []
+  if (config.acme.domains.length === 0) {
+    const why = 'automatic HTTPS is off (acme.domains is empty), so no HTTP-01 listener or https redirect runs; list the names in acme.domains, or drop the [acme] keys'
+    // http_listen = "off" says what happens anyway.
+    for (const key of ACME_KEYS) if (key !== 'http_listen' || config.acme.httpListen !== undefined) out.push({ table: 'acme', key, why })
+  }
+  for (const u of Object.values(config.upstreams)) {
+    if (u.scheme === 'http') for (const key of UPSTREAM_TLS_KEYS) out.push({ table: { upstream: u.name }, key, why: `${u.url} is plain http; give an https:// url for TLS to the upstream` })
+  }
+  if (config.cache.maxBytes === 0) for (const key of CACHE_KEYS) out.push({ table: 'cache', key, why: 'the cache is off (cache.max_size is 0); set max_size, e.g. "256MiB", to turn it on' })
+  return out
+}
+
+/** One line per key a file or flag set to no effect. `upstreamPrefixes`: each upstream's key path ("upstream", or "upstream.NAME"). */
+export function ineffectiveKeys(config: Parts, upstreamPrefixes: Record<string, string>, setAt: SetAt): string[] {
+  const out: string[] = []
+  for (const k of inertKeys(config)) {
+    const table = typeof k.table === 'string' ? k.table : (upstreamPrefixes[k.table.upstream] ?? `upstream.${k.table.upstream}`)
+    const at = setAt(`${table}.${k.key}`)
+    if (at !== undefined) out.push(`${at}: has no effect: ${k.why}`)
+  }
+  return out
+}
