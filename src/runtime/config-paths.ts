@@ -7,7 +7,7 @@
  * file where the state directory goes failed only once ACME started. Nothing is created here.
  */
 import { accessSync, constants, statSync, type Stats } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
 import type { ResolvedConfig } from '../config/schema.ts'
 import { ProxyError } from '../lib/errors.ts'
 
@@ -15,6 +15,16 @@ import { ProxyError } from '../lib/errors.ts'
 const NOT_A_PATH = new Set(['stdout', 'stderr', 'off', '/dev/stdout', '/dev/stderr'])
 
 /** Throws E_LOG_FILE (access_log) or E_TLS_FILES (state_dir, as serve's ACME start does), naming where the key was set. */
+/**
+ * A path as an error shows it: a relative one with what it is read as, since it is read from the
+ * working directory (systemd's is /), not the config file's: `"san.pem" (from the working
+ * directory /: /san.pem)`. Until the eighteenth round of outside reviews a config that checked in
+ * its own directory failed as a service with only `cannot read "san.pem": ENOENT`.
+ */
+export function shownPath(path: string): string {
+  return isAbsolute(path) ? `"${path}"` : `"${path}" (from the working directory ${process.cwd()}: ${resolve(path)})`
+}
+
 export function checkConfigPaths(config: ResolvedConfig): void {
   checkAccessLogPath(config)
   if (config.acme.domains.length > 0) checkStateDir(config.acme.stateDir, config.fileKeys?.['acme.state_dir'] ?? 'acme.state_dir')
@@ -31,13 +41,13 @@ function checkLogFile(path: string, name: string): void {
   if (st === 'missing') {
     const parent = dirname(resolve(path))
     const up = statOf(parent)
-    if (up === 'missing') throw new ProxyError('E_LOG_FILE', `${name}: cannot create "${path}": its directory "${parent}" does not exist (serve does not create it); create it, or give another path`)
+    if (up === 'missing') throw new ProxyError('E_LOG_FILE', `${name}: cannot create ${shownPath(path)}: its directory "${parent}" does not exist (serve does not create it); create it, or give another path`)
     if (typeof up === 'string' || !up.isDirectory()) throw new ProxyError('E_LOG_FILE', `${name}: cannot create "${path}": ${notADirectory(parent, up)}; give a path in a directory`)
     const denied = deniedWrite(parent, constants.W_OK | constants.X_OK)
     if (denied) throw new ProxyError('E_LOG_FILE', `${name}: cannot create "${path}": ${denied} on its directory "${parent}"${asWho()}; let this user write there, or give another path`)
     return
   }
-  if (typeof st === 'string') throw new ProxyError('E_LOG_FILE', `${name}: cannot open "${path}": ${st}; check the path and permissions`)
+  if (typeof st === 'string') throw new ProxyError('E_LOG_FILE', `${name}: cannot open ${shownPath(path)}: ${st}; check the path and permissions`)
   if (st.isDirectory()) throw new ProxyError('E_LOG_FILE', `${name}: "${path}" is a directory; give the path of a file, e.g. "${join(path, 'access.log')}"`)
   const denied = deniedWrite(path, constants.W_OK)
   if (denied) throw new ProxyError('E_LOG_FILE', `${name}: cannot write "${path}": ${denied}${asWho()}; let this user write it, or give another path`)

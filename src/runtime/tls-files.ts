@@ -11,6 +11,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { ProxyError } from '../lib/errors.ts'
+import { shownPath } from './config-paths.ts'
 
 export interface TlsPair {
   cert: string
@@ -128,7 +129,7 @@ export function readPem(path: string, key: string): string {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'EISDIR') throw new ProxyError('E_TLS_FILES', `${key}: "${path}" is a directory; give the path of the PEM file`, { cause: err })
-    throw new ProxyError('E_TLS_FILES', `${key}: cannot read "${path}": ${code ?? err}; check the path and permissions`, { cause: err })
+    throw new ProxyError('E_TLS_FILES', `${key}: cannot read ${shownPath(path)}: ${code ?? err}; check the path and permissions`, { cause: err })
   }
 }
 

@@ -10,7 +10,8 @@ import { afterEach, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ProxyError } from '../../src/lib/errors.ts'
-import { loadTlsPair } from '../../src/runtime/tls-files.ts'
+import { loadTlsPair, readPem } from '../../src/runtime/tls-files.ts'
+import { checkAccessLogPath } from '../../src/runtime/config-paths.ts'
 import { makeCerts } from '../support/certs.ts'
 import { Harness } from '../support/harness.ts'
 import { testDir } from '../support/temp-dir.ts'
@@ -71,4 +72,12 @@ test('the key\'s certificate after another one in tls_cert is said to go first; 
   )
   const other = makeCerts(['other.test'], ['127.0.0.1'])
   expect(codeAndMessage(() => loadTlsPair(reversed, other.keyFile))).toStartWith(`E_TLS_FILES server.tls_key: "${other.keyFile}" is not the key of the certificate in "${reversed}"`)
+})
+
+test('a relative path that cannot be read is shown with what it was read as: from the working directory, not the config file\'s (eighteenth round of review)', () => {
+  const cwd = process.cwd()
+  expect(() => readPem('no-such-dir-x/san.pem', 'proxy.toml:4: server.tls_cert')).toThrow(`proxy.toml:4: server.tls_cert: cannot read "no-such-dir-x/san.pem" (from the working directory ${cwd}: ${cwd}/no-such-dir-x/san.pem): ENOENT`)
+  // An absolute one as it is.
+  expect(() => readPem('/no-such-dir-x/san.pem', 'server.tls_cert')).toThrow('server.tls_cert: cannot read "/no-such-dir-x/san.pem": ENOENT')
+  expect(() => checkAccessLogPath({ log: { accessLog: 'no-such-dir-x/access.log' } } as never)).toThrow(`cannot create "no-such-dir-x/access.log" (from the working directory ${cwd}: ${cwd}/no-such-dir-x/access.log)`)
 })
