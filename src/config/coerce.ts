@@ -1,3 +1,12 @@
+/** What to write instead of a list, for the keys an nginx config gives several values. */
+const LIST_HINTS: Record<string, string> = {
+  url: ': one URL whose DNS name holds every server (the resolver spreads requests over all its addresses), or an [upstream.NAME] table each with a [[route]]',
+  host: ': one [[route]] per host, or "*.example.com" / ".example.com" for a name and those under it',
+  tls_cert: ': one certificate chain per listener (no choice by SNI); automatic HTTPS (acme.domains) holds several names in one',
+  tls_key: ': the key of the one certificate',
+  listen: ': one address per instance; "[::]:PORT" takes IPv4 and IPv6 alike',
+}
+
 /**
  * One value of one field, from the file's or a flag's units to the resolved shape: a duration to
  * milliseconds, a size to bytes, a host:port to { host, port }, "FROM TO" rules to pairs. Every
@@ -52,6 +61,9 @@ export function coerceField(field: Field, raw: unknown, fail: (problem: string) 
       if (typeof raw !== 'boolean') fail(`${show(raw)} is not true or false`)
       return raw
     case 'string':
+      // A list where one value goes (url = ["http://a", "http://b"] as nginx lists servers): one
+      // value, not a quoted list; until the eighteenth round of outside reviews "quote it" led to a worse error.
+      if (Array.isArray(raw)) fail(`${show(raw)} is a list; this key takes one value${LIST_HINTS[field.key] ?? ''}`)
       if (typeof raw !== 'string') fail(`${show(raw)} is not a string; quote it`)
       // "" is never unset: where unset means a default, it would silently mean something else (no
       // log at all); where it means none, something else again (tls_cert = "" served plain HTTP).
@@ -73,6 +85,7 @@ export function coerceField(field: Field, raw: unknown, fail: (problem: string) 
       return coerceRewrites(k.keywords, raw, fail)
     case 'hostport': {
       if (raw === 'off' && k.off) return undefined
+      if (Array.isArray(raw)) fail(`${show(raw)} is a list; this key takes one value${LIST_HINTS[field.key] ?? ''}`)
       const hp = typeof raw === 'string' ? parseHostPort(raw) : undefined
       // "0x7f.1:80" listened on 127.0.0.1: the resolver reads such a name as the address.
       const [, host, port] = (!hp && typeof raw === 'string' && /^([^:[\]]+):(\d+)$/.exec(raw)) || []

@@ -240,6 +240,18 @@ describe('errors name the file, the line and the key', () => {
     expect(fromText('[upstream]\nurl = "https://a"\ntls_server_name = "a.test"\n[cache]\nmax_size = "1MiB"\nstale_if_error = "5m"\n[acme]\nhttp_listen = "off"\n').ineffective).toEqual([])
   })
 
+  test.each([
+    ['[upstream]\nurl = ["http://a:1", "http://b:2"]\n', 'upstream.url', 'one URL whose DNS name holds every server'],
+    ['[server]\ntls_cert = ["a.pem", "b.pem"]\ntls_key = "k.pem"\n[upstream]\nurl = "a"\n', 'server.tls_cert', 'one certificate chain per listener (no choice by SNI)'],
+    ['[server]\nlisten = [":1", ":2"]\n[upstream]\nurl = "a"\n', 'server.listen', 'one address per instance'],
+    ['[upstream.a]\nurl = "a"\n[[route]]\nhost = ["a", "b"]\nupstream = "a"\n', 'route[0].host', 'one [[route]] per host'],
+  ])('a list where one value goes (as nginx lists servers, certificates, names) says the key takes one, and what to write: %p (eighteenth round of review)', (text, key, hint) => {
+    const err = configError(() => fromText(text))
+    expect(err.message).toContain(`${key}: `)
+    expect(err.message).toContain('is a list; this key takes one value: ')
+    expect(err.message).toContain(hint)
+  })
+
   test.each(['www.example.com', 'www.example.com:8443', '[2001:db8::1]:8443', '127.0.0.1'])('host_header %p is taken', (host) => {
     expect(fromText(`[upstream]\nurl = "a"\nhost_header = "${host}"\n`).upstreams.default!.hostHeader).toBe(host)
   })
