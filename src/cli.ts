@@ -36,6 +36,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         const near = closest(String(cli.args[0]), cli.commands.map((cmd) => cmd.name).filter(Boolean))
         throw new ProxyError('E_USAGE', `unknown command "${cli.args[0]}"${near ? `; did you mean "${near}"?` : ''} (run "proxy --help" for the list)`)
       }
+      // Flags and no command ("proxy -t", as nginx -t is typed): named, not the whole help without a word.
+      const flag = argv.find((a) => a.startsWith('-'))
+      if (flag !== undefined) throw new ProxyError('E_USAGE', `${flag} needs a command before it: proxy serve, bench, check or demo (nginx -t is proxy check); run "proxy --help" for the list`)
       cli.outputHelp()
       return ExitCode.USAGE
     }
@@ -92,6 +95,9 @@ function unknownFlagMessage(argv: readonly string[], cli: CAC): string | undefin
     const before = args[i - 1]
     if (/^-[^-]/.test(arg) && before !== undefined && valued.has(before)) return `${before} ${arg}: a value starting with "-" is read as a flag; write it as ${before}=${arg} (${help})`
     // A mistyped "--no-…" is matched against the declared ones ("--no-resolv": --no-resolve), then the rest.
+    // A flag of another command ("check --workers 2"): said so, not "unknown".
+    const owners = cli.commands.filter((c) => c !== command && c.name && c.options.some((o) => o.rawName.split(',').some((p) => p.trim().split(/[ <[]/)[0] === flag))).map((c) => `proxy ${c.name}`)
+    if (owners.length > 0) return `${flag} is a flag of ${owners.join(' and ')}, not of proxy ${command?.name ?? ''} (${help})`
     const negated = flag.startsWith('--no-') ? closest(flag, declared.filter((k) => k.startsWith('--no-'))) : undefined
     const near = negated ?? closest(flag, [...known].filter((k) => k.startsWith('--') && !k.startsWith('--no-')))
     return `unknown flag ${flag}${near ? `; did you mean ${near}?` : ''} (${help})`

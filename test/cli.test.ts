@@ -224,6 +224,19 @@ describe('usage errors', () => {
     expect(io.stderr).toContain('unknown command')
   })
 
+  test('flags without a command, and another command\'s flag, are named (eighteenth round of review: the whole help, or "unknown flag")', async () => {
+    const bare = memoryIo()
+    expect(await runCli(['-t'], bare)).toBe(ExitCode.USAGE)
+    expect(bare.stderr).toBe('error [E_USAGE] -t needs a command before it: proxy serve, bench, check or demo (nginx -t is proxy check); run "proxy --help" for the list\n')
+    const other = memoryIo()
+    expect(await runCli(['check', '--upstream', 'a', '--workers', '2'], other)).toBe(ExitCode.USAGE)
+    expect(other.stderr).toContain('--workers is a flag of proxy serve, not of proxy check')
+    // Nothing at all: the help (cac prints it to the console itself), as before, no error line.
+    const none = memoryIo()
+    expect(await runCli([], none)).toBe(ExitCode.USAGE)
+    expect(none.stderr).toBe('')
+  })
+
   test('--config given twice, or empty, is a usage error: both files were ignored without a word', async () => {
     const file = tempFile('proxy.toml', '[upstream]\nurl = "http://127.0.0.1:9"\n[server]\nvia = "from-file"\n')
     for (const args of [['--config', file, '--config', file], [`--config=${file}`, `--config=${file}`]]) {
