@@ -88,10 +88,12 @@ test('--workers 2: the admin address merges both workers; the counter over both 
   console.log(`workers-admin: ${K} requests split ${perWorker.join(' + ')} over two workers`)
   expect(perWorker.reduce((a, b) => a + b, 0)).toBe(K)
   expect(Math.min(...perWorker)).toBeGreaterThan(0)
-  // A worker's own admin is on loopback, listed in /status, and needs the token too.
+  // A worker's own admin is on loopback, listed in /status, and needs the token too (but for
+  // /healthz and /readyz, which answer a health check without it: no details).
   for (const w of status.workers) {
     expect(w.admin).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
-    expect((await fetch(`${w.admin}/healthz`)).status).toBe(401)
+    expect((await fetch(`${w.admin}/status`)).status).toBe(401)
+    expect(await (await fetch(`${w.admin}/healthz`)).text()).toBe('ok\n')
   }
 
   const ready = await fetch(`${proxy.admin}/readyz`, { headers: auth })
