@@ -82,10 +82,12 @@ export function whyNotStorable(method: string, req: HeaderReader, reqDirectives:
   if ((!explicit || freshForMs <= 0 || cc.has('no-cache')) && headerValue(headers, 'set-cookie') !== null) return 'set-cookie'
   // A request with a Cookie may be answered with a page made for that client and nothing that
   // says so (web cache deception: /account/settings.css answered with the account page, a
-  // Last-Modified and no Cache-Control, was everyone's for a day). Stored only by the origin's
-  // explicit say; a heuristic or a validator alone does not (until the eighteenth round of
-  // outside reviews it did). nginx uses no heuristic at all; Varnish stores nothing for a Cookie.
-  if (!explicit && req.get('cookie') !== null) return 'cookie'
+  // Last-Modified and no Cache-Control, was everyone's for a day). Stored only as the Set-Cookie
+  // rule above allows: fresh for some time by the origin's explicit say; a heuristic, a
+  // validator, or max-age=0 / no-cache (kept to revalidate, and then served stale-if-error to
+  // anyone) do not (until the eighteenth round of outside reviews they did). nginx uses no
+  // heuristic at all; Varnish stores nothing for a Cookie.
+  if ((!explicit || freshForMs <= 0 || cc.has('no-cache')) && req.get('cookie') !== null) return 'cookie'
   return undefined
 }
 
