@@ -71,8 +71,9 @@ export class AdminServer {
     if (!url) return badHost()
     const wrongMethod = refuseWrite(req, url.pathname)
     if (wrongMethod) return wrongMethod
-    const res = this.answer(req, url)
-    return tokenless ? probeWithoutDetails(res, url.pathname) : res
+    // Without the token, ?upstream=NAME is not read: its 404 or 503 told which names exist and how each fares.
+    if (tokenless) return probeWithoutDetails(this.answer(req, new URL(url.pathname, url)), url.pathname)
+    return this.answer(req, url)
   }
 
   private answer(req: Request, url: URL): Response {
@@ -296,7 +297,7 @@ export function isProbe(url: URL | undefined): boolean {
   return url?.pathname === '/healthz' || url?.pathname === '/readyz'
 }
 
-/** A probe's answer for a request without the token: its status, and only ok / not ok (/healthz) or ready / not ready (/readyz). */
+/** A probe's answer for a request without the token (asked without its query): its status, and only ok / not ok (/healthz) or ready / not ready (/readyz). */
 export function probeWithoutDetails(res: Response, path: string): Response {
   const word = path === '/healthz' ? 'ok' : 'ready'
   const body = res.status === 200 ? `${word}\n` : res.status === 503 ? `not ${word}\n` : `${res.status}\n`

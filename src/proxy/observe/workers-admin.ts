@@ -91,8 +91,9 @@ export class WorkersAdmin {
     if (!url) return badHost()
     const wrongMethod = refuseWrite(req, url.pathname)
     if (wrongMethod) return wrongMethod
-    const res = await this.answer(req, url)
-    return tokenless ? probeWithoutDetails(res, url.pathname) : res
+    // Without the token, ?upstream=NAME is not read (admin.ts: it told which names exist).
+    if (tokenless) return probeWithoutDetails(await this.answer(req, new URL(url.pathname, url)), url.pathname)
+    return this.answer(req, url)
   }
 
   private async answer(req: Request, url: URL): Promise<Response> {

@@ -115,7 +115,9 @@ test('with a token, /healthz and /readyz answer a health check that sends none (
   }
   expect(await get('healthz')).toEqual({ status: 200, text: 'ok\n' })
   expect(await get('readyz')).toEqual({ status: 503, text: 'not ready\n' })
-  expect(await get('readyz?upstream=nope')).toEqual({ status: 404, text: '404\n' })
+  // ?upstream=NAME is not read without the token: an unknown name is the whole's answer, not a 404 (second opinion).
+  expect(await get('readyz?upstream=nope')).toEqual({ status: 503, text: 'not ready\n' })
+  expect((await get('readyz?upstream=nope', 'Bearer secret-token')).status).toBe(404)
   expect((await get('readyz', 'Bearer secret-token')).text).toContain('no healthy address for upstream default')
   for (const path of ['status', 'metrics', 'cache?url=http://a/']) expect([path, (await get(path)).status]).toEqual([path, 401])
   expect((await get('status', 'Bearer wrong')).status).toBe(401)
