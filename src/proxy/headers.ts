@@ -268,17 +268,18 @@ function addForwarding(out: [string, string][], incoming: HeaderReader, ctx: For
 }
 
 /**
- * The scheme a trusted peer's X-Forwarded-Proto says its client used: its first member (the
- * outermost hop's; "https, http" from a chain of two, or two lines) when that is http or https,
- * in lower case; undefined otherwise, and the proxy's own scheme goes instead. The origin is sent
- * that one value, and the cache keys that scheme (key.ts): until the eighteenth round of outside
- * reviews a list was replaced by the proxy's own scheme ("http" for a client that came over https).
+ * The scheme a trusted peer's X-Forwarded-Proto says its client used: its last member (the one
+ * the peer itself wrote; a balancer that adds its line after the client's, "https, http" or two
+ * lines, vouches for that one only) when that is http or https, in lower case; undefined
+ * otherwise, and the proxy's own scheme goes instead. The origin is sent that one value, and the
+ * cache keys that scheme (key.ts). Until the eighteenth round of outside reviews a list was
+ * replaced by the proxy's own scheme; its first fix took the first member, which a client behind
+ * such a balancer writes itself (second opinion).
  */
 export function forwardedProto(value: string | null): 'http' | 'https' | undefined {
   if (value === null) return undefined
-  const comma = value.indexOf(',')
-  const first = (comma < 0 ? value : value.slice(0, comma)).replace(/^[ \t]+|[ \t]+$/g, '').toLowerCase()
-  return first === 'https' || first === 'http' ? first : undefined
+  const last = value.slice(value.lastIndexOf(',') + 1).replace(/^[ \t]+|[ \t]+$/g, '').toLowerCase()
+  return last === 'https' || last === 'http' ? last : undefined
 }
 
 /** A trusted peer's value of the forwarding field `name`, unless its Connection lists it; null from anyone else. */

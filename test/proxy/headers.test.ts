@@ -40,18 +40,19 @@ describe('upstreamRequestHeaders', () => {
     expect(out.forwarded).toBe('for=198.51.100.1')
   })
 
-  test('a trusted peer\'s X-Forwarded-Proto list (a chain of balancers, or two lines) goes on as its first member, the scheme the client used (eighteenth round of review)', () => {
-    const first = (value: string, tls = false) => Object.fromEntries(upstreamRequestHeaders(new Headers([['x-forwarded-proto', value]]), { ...ctx, proto: tls ? 'https' : 'http', trustedPeer: true }))['x-forwarded-proto']
-    expect(first('https, http')).toBe('https')
-    expect(first(' HTTPS ,http')).toBe('https')
-    expect(first('http, https', true)).toBe('http')
-    // Not http or https first: the proxy's own scheme, as for a single value.
-    expect(first('wss, https')).toBe('http')
-    expect(first('')).toBe('http')
+  test('a trusted peer\'s X-Forwarded-Proto list (its line after the client\'s, or two lines) goes on as its last member, what the peer itself says (eighteenth round of review; second opinion)', () => {
+    const sent = (value: string, tls = false) => Object.fromEntries(upstreamRequestHeaders(new Headers([['x-forwarded-proto', value]]), { ...ctx, proto: tls ? 'https' : 'http', trustedPeer: true }))['x-forwarded-proto']
+    expect(sent('https, http')).toBe('http')
+    expect(sent('http ,HTTPS ')).toBe('https')
+    expect(sent('http, https', true)).toBe('https')
+    // Not http or https last: the proxy's own scheme, as for a single value.
+    expect(sent('https, wss')).toBe('http')
+    expect(sent('')).toBe('http')
+    // A client's own line before a balancer's added one (HAProxy http-request add-header): the balancer's.
     const twoLines = new Headers()
     twoLines.append('x-forwarded-proto', 'https')
     twoLines.append('x-forwarded-proto', 'http')
-    expect(Object.fromEntries(upstreamRequestHeaders(twoLines, { ...ctx, trustedPeer: true }))['x-forwarded-proto']).toBe('https')
+    expect(Object.fromEntries(upstreamRequestHeaders(twoLines, { ...ctx, trustedPeer: true }))['x-forwarded-proto']).toBe('http')
   })
 
   test('a trusted peer\'s forwarding fields that its Connection lists are hop-by-hop (RFC 9110 §7.6.1): not appended to; nor is a Via it lists (outside review, thirteenth round)', () => {
