@@ -20,6 +20,8 @@ test('a forwarded host that is the Host written otherwise (case, the default por
   // A list keys the scheme the origin is sent: its last member (headers.ts forwardedProto).
   expect(requestKey(false, 'example.com', '/p', fwd({ 'x-forwarded-proto': 'http, https' }))).toBe('https://example.com/p')
   expect(requestKey(false, 'example.com', '/p', fwd({ 'x-forwarded-proto': 'https, http' }))).toBe('http://example.com/p')
+  // Fields the request's Connection lists are not forwarded (the origin is sent the proxy's own): not keyed either.
+  expect(requestKey(false, 'example.com', '/p', fwd({ connection: 'X-Forwarded-Proto, X-Forwarded-Host', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'other.example' }))).toBe('http://example.com/p')
 })
 
 test('purge by URL also drops what another forwarded host stored for it', async () => {
