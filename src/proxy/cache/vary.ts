@@ -1,6 +1,7 @@
 /**
- * Secondary cache keys (RFC 9111 §4.1): the request header values a response's Vary names, as
- * the origin is sent them, recorded when it is stored and compared with each later request. Pure.
+ * Secondary cache keys (RFC 9111 §4.1): the request header values a response's Vary names (a
+ * field hop-by-hop for the request as absent: it is not forwarded), recorded when it is stored
+ * and compared with each later request. Pure.
  */
 import type { HeaderReader } from '../message.ts'
 import { connectionTokens, HOP_BY_HOP } from '../headers.ts'
