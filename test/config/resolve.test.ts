@@ -215,6 +215,11 @@ describe('errors name the file, the line and the key', () => {
     expect(fromText(`[upstream]\nurl = "https://a"\ntls_server_name = "${name}"\n`).upstreams.default!.tlsServerName).toBe(name.replace(/\.$/, ''))
   })
 
+  test('route host "_" (nginx\'s server_name _) is refused, saying what to write instead (second opinion, eighteenth round)', () => {
+    const err = configError(() => fromText('[upstream.api]\nurl = "a"\n[upstream.default]\nurl = "b"\n[[route]]\nhost = "_"\nupstream = "api"\n'))
+    expect(err.message).toContain('route[0].host: is nginx\'s "no name" (server_name _)')
+  })
+
   test.each(['.', '..', 'a..b', '-bad-', 'a.-b', '*.', '*..a', 'a b'])('route host %p is refused, naming the forms it may take (eighteenth round of review)', (host) => {
     const err = configError(() => fromText(`[upstream.api]\nurl = "a"\n[upstream.default]\nurl = "b"\n[[route]]\nhost = "${host}"\nupstream = "api"\n`))
     expect(err.message).toContain('route[0].host')
