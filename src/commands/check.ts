@@ -93,7 +93,9 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
  */
 export async function unresolvedListenNames(config: ResolvedConfig, resolve: (host: string) => Promise<unknown> = lookup): Promise<string[]> {
   const at = (key: string) => config.fileKeys?.[key] ?? key
-  const listeners: [string, HostPort | undefined][] = [['server.listen', config.server.listen], ['admin.listen', config.admin.listen], ['acme.http_listen', config.acme.httpListen]]
+  // acme.http_listen only with acme.domains: without them nothing listens there (ineffective.ts warns).
+  const acmeListen = config.acme.domains.length > 0 ? config.acme.httpListen : undefined
+  const listeners: [string, HostPort | undefined][] = [['server.listen', config.server.listen], ['admin.listen', config.admin.listen], ['acme.http_listen', acmeListen]]
   const problems: string[] = []
   for (const [key, hp] of listeners) {
     if (hp === undefined || isIP(hp.host) !== 0) continue

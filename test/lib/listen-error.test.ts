@@ -55,4 +55,8 @@ test('check says which listen name does not resolve, with its key (eighteenth ro
   expect(await unresolvedListenNames(config, fake)).toEqual(['server.listen: the host nonexistent.invalid does not resolve (ENOTFOUND), so serve could not listen on it; give an IP address (0.0.0.0, 127.0.0.1, [::]) or a name this machine resolves'])
   expect(asked).toEqual(['nonexistent.invalid', 'localhost'])
   expect(await unresolvedListenNames(resolveConfig(undefined, { upstream: { url: 'http://127.0.0.1:1' } }), fake)).toEqual([])
+  // acme.http_listen without acme.domains: nothing listens there, so its name is not looked up (second opinion).
+  asked.length = 0
+  expect(await unresolvedListenNames(resolveConfig(undefined, { upstream: { url: 'http://127.0.0.1:1' }, acme: { http_listen: 'nonexistent.invalid:80' } }), fake)).toEqual([])
+  expect(asked).toEqual([])
 })
