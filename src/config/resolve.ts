@@ -17,6 +17,7 @@ import { routePath } from '../lib/route-path.ts'
 import { DNS_NAME_RE, looseIpv4, looseIpv4Problem, parseResolverAddress, parseUpstreamUrl, show } from './addresses.ts'
 import { coerceField } from './coerce.ts'
 import { ineffectiveKeys } from './ineffective.ts'
+import { hostCovers, ROUTE_HOST_RE } from './route-host.ts'
 import { closest } from '../lib/suggest.ts'
 import { isHostValue } from '../http1/chars.ts'
 
@@ -88,7 +89,7 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   // A route an earlier one takes every request of (the same or any host, a prefix its own starts with) is never used.
   routes.forEach((r, j) => {
     // Prefixes compared as the router reads them (lib/route-path.ts: "/%61pi/" is "/api/", "/api/../web/" is "/web/").
-    const by = routes.findIndex((e, i) => i < j && (e.host === undefined || e.host.replace(/\.$/, '') === r.host?.replace(/\.$/, '')) && (e.pathPrefix === undefined || (r.pathPrefix !== undefined && routePath(r.pathPrefix).startsWith(routePath(e.pathPrefix)))))
+    const by = routes.findIndex((e, i) => i < j && (e.host === undefined || (r.host !== undefined && hostCovers(e.host, r.host))) && (e.pathPrefix === undefined || (r.pathPrefix !== undefined && routePath(r.pathPrefix).startsWith(routePath(e.pathPrefix)))))
     if (by >= 0) fail(ctx, `route[${j}]`, `is never used: route[${by}]${lineOf(ctx, `route[${by}]`)} comes first and matches every request it would; remove it, or put the narrower route first`)
   })
   routes.push({ host: undefined, pathPrefix: undefined, upstream: defaultName, cache: true })
@@ -299,9 +300,6 @@ function resolveRoutes(ctx: Ctx, raw: unknown, upstreams: Record<string, Resolve
     return { host: v6 ?? (r.host === undefined ? undefined : withoutFinalDot(r.host.toLowerCase())), pathPrefix: r.pathPrefix, upstream: r.upstream, cache: r.cache }
   })
 }
-
-/** A [[route]] host: a name (one final dot allowed), "*." or "." before one, or an IPv4 address. */
-const ROUTE_HOST_RE = /^(?:\*\.|\.)?[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*\.?$/i
 
 function tableAt(ctx: Ctx, data: Table, key: string): Table {
   const v = data[key]

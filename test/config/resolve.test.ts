@@ -215,6 +215,23 @@ describe('errors name the file, the line and the key', () => {
     expect(fromText(`[upstream]\nurl = "https://a"\ntls_server_name = "${name}"\n`).upstreams.default!.tlsServerName).toBe(name.replace(/\.$/, ''))
   })
 
+  test.each([
+    ['.example.com', 'www.example.com', true],
+    ['.example.com', 'example.com', true],
+    ['.example.com', '*.a.example.com', true],
+    ['*.example.com', 'www.example.com', true],
+    ['*.example.com', 'example.com', false],
+    ['*.example.com', '.example.com', false],
+    ['*.example.com', '*.example.com', true],
+    ['www.example.com', '*.example.com', false],
+    ['example.com', '.example.com', false],
+    ['.example.com', 'notexample.com', false],
+  ])('a route of host %p before one of %p: the second never used: %p (second opinion, eighteenth round)', (first, second, shadowed) => {
+    const text = `[upstream.api]\nurl = "a"\n[upstream.default]\nurl = "b"\n[[route]]\nhost = "${first}"\nupstream = "api"\n[[route]]\nhost = "${second}"\nupstream = "default"\n`
+    if (shadowed) expect(configError(() => fromText(text)).message).toContain('route[1]: is never used: route[0]')
+    else expect(fromText(text).routes).toHaveLength(3)
+  })
+
   test('route host "_" (nginx\'s server_name _) is refused, saying what to write instead (second opinion, eighteenth round)', () => {
     const err = configError(() => fromText('[upstream.api]\nurl = "a"\n[upstream.default]\nurl = "b"\n[[route]]\nhost = "_"\nupstream = "api"\n'))
     expect(err.message).toContain('route[0].host: is nginx\'s "no name" (server_name _)')
