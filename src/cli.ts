@@ -24,7 +24,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   cli.version(VERSION)
   const c = colorsFor(io.stderrIsTTY, io.env)
   try {
-    if (argv.includes('--version') || argv.includes('-v')) {
+    // -V too: curl's and nginx's spelling of it.
+    if (argv.includes('--version') || argv.includes('-v') || argv.includes('-V')) {
       io.out(`${VERSION_TEXT}\n`)
       return ExitCode.OK
     }
@@ -37,7 +38,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         throw new ProxyError('E_USAGE', `unknown command "${cli.args[0]}"${near ? `; did you mean "${near}"?` : ''} (run "proxy --help" for the list)`)
       }
       // Flags and no command ("proxy -t", as nginx -t is typed): named, not the whole help without a word.
-      const flag = argv.find((a) => a.startsWith('-'))
+      const flag = argv.find((a) => a.startsWith('-') && a !== '-' && a !== '--')
       if (flag !== undefined) throw new ProxyError('E_USAGE', `${flag} needs a command before it: proxy serve, bench, check or demo (nginx -t is proxy check); run "proxy --help" for the list`)
       cli.outputHelp()
       return ExitCode.USAGE

@@ -228,6 +228,15 @@ describe('usage errors', () => {
     const bare = memoryIo()
     expect(await runCli(['-t'], bare)).toBe(ExitCode.USAGE)
     expect(bare.stderr).toBe('error [E_USAGE] -t needs a command before it: proxy serve, bench, check or demo (nginx -t is proxy check); run "proxy --help" for the list\n')
+    // "-" and "--" are no flags; -V is the version, as for curl and nginx (second opinion).
+    for (const arg of ['-', '--']) {
+      const io = memoryIo()
+      expect(await runCli([arg], io)).toBe(ExitCode.USAGE)
+      expect(io.stderr).not.toContain('needs a command')
+    }
+    const version = memoryIo()
+    expect(await runCli(['-V'], version)).toBe(ExitCode.OK)
+    expect(version.stdout).toStartWith('proxy ')
     const other = memoryIo()
     expect(await runCli(['check', '--upstream', 'a', '--workers', '2'], other)).toBe(ExitCode.USAGE)
     expect(other.stderr).toContain('--workers is a flag of proxy serve, not of proxy check')
