@@ -82,7 +82,8 @@ function sentValue(req: HeaderReader, name: string): string | null {
   const value = req.get(name)
   if (value === null || HOP_BY_HOP.has(name)) return null
   const connection = req.get('connection')
-  if (connection !== null && connection !== 'keep-alive' && connectionTokens(connection)?.has(name)) return null
+  // Tokenized only when the name is in it at all ("close", "Keep-Alive": no Set made per hit).
+  if (connection !== null && connection.length >= name.length && connection.toLowerCase().includes(name) && connectionTokens(connection)?.has(name)) return null
   return normalizeVaryValue(value, name)
 }
 
