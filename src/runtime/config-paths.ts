@@ -48,9 +48,9 @@ function checkLogFile(path: string, name: string): void {
     return
   }
   if (typeof st === 'string') throw new ProxyError('E_LOG_FILE', `${name}: cannot open ${shownPath(path)}: ${st}; check the path and permissions`)
-  if (st.isDirectory()) throw new ProxyError('E_LOG_FILE', `${name}: "${path}" is a directory; give the path of a file, e.g. "${join(path, 'access.log')}"`)
+  if (st.isDirectory()) throw new ProxyError('E_LOG_FILE', `${name}: ${shownPath(path)} is a directory; give the path of a file, e.g. "${join(path, 'access.log')}"`)
   const denied = deniedWrite(path, constants.W_OK)
-  if (denied) throw new ProxyError('E_LOG_FILE', `${name}: cannot write "${path}": ${denied}${asWho()}; let this user write it, or give another path`)
+  if (denied) throw new ProxyError('E_LOG_FILE', `${name}: cannot write ${shownPath(path)}: ${denied}${asWho()}; let this user write it, or give another path`)
 }
 
 /**
