@@ -105,13 +105,17 @@ export class UpstreamResolver implements AddressSource {
   private changes = 0
 
   constructor(
-    readonly upstream: Pick<ResolvedUpstream, 'host' | 'family' | 'resolveIntervalMs' | 'resolveMinTtlMs' | 'resolveMaxTtlMs' | 'resolveTimeoutMs' | 'staleGraceMs'>,
+    readonly upstream: Pick<ResolvedUpstream, 'host' | 'family' | 'resolveIntervalMs' | 'resolveMinTtlMs' | 'resolveMaxTtlMs' | 'resolveTimeoutMs' | 'staleGraceMs'> & { name?: string },
     opts: ResolverOptions,
   ) {
     this.lookup = opts.lookup
     this.clock = opts.clock ?? realClock
     this.random = opts.random ?? Math.random
-    this.log = opts.log
+    // Every line names its upstream, as the pool's do: two upstreams of one host name logged each
+    // change twice, alike (until the eighteenth round of outside reviews).
+    const log = opts.log
+    const name = upstream.name
+    this.log = log && name !== undefined ? (level, msg, fields) => log(level, msg, { upstream: name, ...fields }) : log
   }
 
   start(): void {

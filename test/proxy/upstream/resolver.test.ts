@@ -318,3 +318,15 @@ test('close stops everything', async () => {
   expect(calls).toHaveLength(1)
   expect(clock.nextAt()).toBeUndefined()
 })
+
+test('every line names its upstream: two upstreams of one host name log their changes apart (eighteenth round of review)', async () => {
+  const lines: Record<string, unknown>[] = []
+  const { lookup, clock } = scripted([answer(['127.0.0.2']), answer(['127.0.0.3'])])
+  const r = new UpstreamResolver({ ...U, name: 'ws' }, { lookup, clock, random: () => 0, log: (_level, msg, fields) => lines.push({ msg, ...fields }) })
+  r.start()
+  await clock.advance(0)
+  // The next refresh, at the TTL's share (60 s answers).
+  await clock.advance(60_000)
+  r.close()
+  expect(lines.find((l) => l.msg === 'upstream addresses changed')).toMatchObject({ upstream: 'ws', host: 'origin.test', added: '127.0.0.3', removed: '127.0.0.2' })
+})
