@@ -282,6 +282,21 @@ export function forwardedProto(value: string | null): 'http' | 'https' | undefin
   return last === 'https' || last === 'http' ? last : undefined
 }
 
+/**
+ * What a trusted peer's X-Forwarded-Proto and X-Forwarded-Host say, read as they are forwarded
+ * (addForwarding): a field the request's Connection lists is not passed on, so it says nothing;
+ * the scheme by forwardedProto. The one reading for the cache key (key.ts) and the client's
+ * origin in rewritten redirects (rewrite.ts): read apart, a redirect the origin built from one
+ * value was stored under a key made from another (second opinion, eighteenth round).
+ */
+export function trustedForwarding(incoming: HeaderReader): { proto: 'http' | 'https' | undefined; host: string | null } {
+  const listed = connectionTokens(incoming.get('connection'))
+  return {
+    proto: forwardedProto(listed?.has('x-forwarded-proto') ? null : incoming.get('x-forwarded-proto')),
+    host: listed?.has('x-forwarded-host') ? null : incoming.get('x-forwarded-host'),
+  }
+}
+
 /** A trusted peer's value of the forwarding field `name`, unless its Connection lists it; null from anyone else. */
 function prior(incoming: HeaderReader, ctx: ForwardContext, listed: Set<string> | undefined, name: string): string | null {
   return ctx.trustedPeer && !listed?.has(name) ? incoming.get(name) : null

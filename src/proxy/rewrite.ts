@@ -8,6 +8,7 @@
 import type { RedirectRule, ResolvedUpstream, RewritePair } from '../config/schema.ts'
 import { bytesEqualLower } from '../http1/chars.ts'
 import type { RawFields } from '../http1/response-head.ts'
+import { trustedForwarding } from './headers.ts'
 import type { HeaderReader } from './message.ts'
 
 /** One upstream's rules, built once per config generation. */
@@ -103,10 +104,11 @@ export function clientOriginOf(client: ClientView): string | null {
   let proto = client.tls ? 'https' : 'http'
   let host = client.headers.get('host')
   if (client.trustedPeer) {
-    const fwdProto = client.headers.get('x-forwarded-proto')
-    if (fwdProto && /^https?$/i.test(fwdProto)) proto = fwdProto.toLowerCase()
-    const fwdHost = client.headers.get('x-forwarded-host')
-    if (fwdHost && HOST_VALUE.test(fwdHost)) host = fwdHost
+    // As the upstream is told and the cache keys it (headers.ts trustedForwarding): a list's last
+    // member, nothing from a field the request's Connection lists.
+    const fwd = trustedForwarding(client.headers)
+    if (fwd.proto !== undefined) proto = fwd.proto
+    if (fwd.host && HOST_VALUE.test(fwd.host)) host = fwd.host
   }
   return host ? `${proto}://${host}` : null
 }

@@ -301,3 +301,25 @@ describe('a request with a Cookie (web cache deception)', () => {
     expect(seen).toEqual(['/account/settings.css sid=victim plain', '/account/settings.css - plain', '/account/settings.css sid=other conditional'])
   })
 })
+
+describe('a redirect the proxy rewrites to the client\'s URL (proxy_redirect default), behind a trusted balancer', () => {
+  test('is built from the X-Forwarded-* the cache keys: a Connection-listed X-Forwarded-Host or a list\'s first member is no one\'s redirect target (second opinion, eighteenth round)', async () => {
+    let originPort = 0
+    const origin = h.origin({ fetch: () => new Response(null, { status: 301, headers: { location: `http://127.0.0.1:${originPort}/new`, 'cache-control': 'max-age=60' } }) })
+    originPort = origin.port!
+    const { port } = start(origin.port!, { trusted_proxies: ['127.0.0.0/8'] })
+    const send = (path: string, extra: string) => rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: site\r\n${extra}Connection: close\r\n\r\n`, '127.0.0.1', (c) => h.track(c))
+    const locationOf = (raw: string) => /\r\nlocation: ([^\r]*)/i.exec(raw)?.[1]
+    // The field its Connection lists is not forwarded, nor keyed: the redirect names Host.
+    const planted = await rawExchange(port, 'GET /a HTTP/1.1\r\nHost: site\r\nX-Forwarded-Host: evil.example\r\nConnection: close, X-Forwarded-Host\r\n\r\n', '127.0.0.1', (c) => h.track(c))
+    expect(locationOf(planted)).toBe('http://site/new')
+    const victim = await send('/a', '')
+    expect(locationOf(victim)).toBe('http://site/new')
+    // An appending balancer's last member says https: the redirect, and its key, say https.
+    const listed = await send('/b', 'X-Forwarded-Proto: x, https\r\n')
+    expect(locationOf(listed)).toBe('https://site/new')
+    const secure = await send('/b', 'X-Forwarded-Proto: https\r\n')
+    expect(cacheStatus(secure)).toStartWith('proxy; hit')
+    expect(locationOf(secure)).toBe('https://site/new')
+  })
+})

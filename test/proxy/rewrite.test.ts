@@ -89,6 +89,11 @@ describe('the URL the client used', () => {
     [{ host: 'a.internal', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'www.example.com' }, { trustedPeer: true }, 'https://www.example.com'],
     // ... but only a single, well-formed value
     [{ host: 'a.internal', 'x-forwarded-proto': 'https, http', 'x-forwarded-host': 'a.example, b.example' }, { trustedPeer: true }, 'http://a.internal'],
+    // As the upstream is told and the cache keys it (second opinion, eighteenth round): a list's
+    // last member (a balancer's line added after the client's), nothing from Connection-listed fields.
+    [{ host: 'a.internal', 'x-forwarded-proto': 'x, https' }, { trustedPeer: true }, 'https://a.internal'],
+    [{ host: 'a.internal', connection: 'X-Forwarded-Host', 'x-forwarded-host': 'evil.example' }, { trustedPeer: true }, 'http://a.internal'],
+    [{ host: 'a.internal', connection: 'keep-alive, x-forwarded-proto', 'x-forwarded-proto': 'https' }, { trustedPeer: true }, 'http://a.internal'],
   ] as const)('%o %o', (headers, opts, origin) => {
     expect(clientOriginOf(view(headers as Record<string, string>, opts))).toBe(origin)
   })

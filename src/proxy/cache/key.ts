@@ -7,7 +7,7 @@
  */
 import type { HeaderReader } from '../message.ts'
 import { isHostValue } from '../../http1/chars.ts'
-import { connectionTokens, forwardedProto, withUnderscores } from '../headers.ts'
+import { trustedForwarding, withUnderscores } from '../headers.ts'
 
 /**
  * The key of a request as the origin sees it. `trusted` is the request's fields when its peer is
@@ -32,11 +32,10 @@ export function requestKey(tls: boolean, host: string, target: string, trusted: 
   // Read as headers.ts forwards them: a field the request's Connection lists is hop-by-hop and
   // not passed on (the origin is sent the proxy's own), so it keys nothing (until the second
   // opinion of the eighteenth round of outside reviews it was keyed all the same).
-  const listed = connectionTokens(trusted.get('connection'))
-  const sent = (name: string) => (listed?.has(name) ? null : trusted.get(name))
-  scheme = forwardedProto(sent('x-forwarded-proto')) ?? scheme
+  const fwd = trustedForwarding(trusted)
+  scheme = fwd.proto ?? scheme
   const key = cacheKey(scheme, host, target)
-  const forwardedHost = sent('x-forwarded-host')
+  const forwardedHost = fwd.host
   if (forwardedHost === null) return key
   // Compared as authorities (case, the scheme's default port): "example.com:443" over https is Host "example.com".
   const forwarded = normalizeAuthority(scheme, forwardedHost)
