@@ -70,7 +70,7 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
   } else {
     // The lines around the TOML are TOML comments: the whole output, saved, is a config file.
     io.out(`# ${c.green('config ok')}${config.file ? ` (${config.file})` : ''}: every value that applies, defaults included\n\n`)
-    io.out(`${toToml(shape, { deno: isDeno, inert: inertKeys(config) })}\n`)
+    io.out(`${toToml(shape, { deno: isDeno, inert: inertKeys(config, { deno: isDeno }) })}\n`)
     for (const [name, r] of Object.entries(resolved)) {
       const u = config.upstreams[name]!
       if (r.error) io.out(`# ${c.red('unresolved')} upstream ${name} (${u.host}): ${r.error}\n`)

@@ -11,9 +11,9 @@ import type { ResolvedConfig } from './schema.ts'
 /** Where `keyPath` was set ("proxy.toml:7: acme.http_listen", "(flags): --acme-http-listen"), or undefined when it has its default. */
 export type SetAt = (keyPath: string) => string | undefined
 
-/** A key of no effect: its table ("acme", "cache", "admin", "server", or an upstream's name), its TOML key, and why. */
+/** A key of no effect: its table ("acme", "cache", "server", or an upstream's name), its TOML key, and why. */
 export interface InertKey {
-  table: 'acme' | 'cache' | 'admin' | 'server' | { upstream: string }
+  table: 'acme' | 'cache' | 'server' | { upstream: string }
   key: string
   why: string
 }
@@ -22,10 +22,10 @@ const ACME_KEYS = ['http_listen', 'email', 'directory', 'ca_file', 'state_dir']
 const UPSTREAM_TLS_KEYS = ['tls_server_name', 'ca_file', 'insecure']
 const CACHE_KEYS = ['max_object_size', 'stale_if_error']
 
-type Parts = Pick<ResolvedConfig, 'acme' | 'upstreams' | 'cache'> & { admin?: Pick<ResolvedConfig['admin'], 'listen'>; server?: Pick<ResolvedConfig['server'], 'tlsCertFile'> }
+type Parts = Pick<ResolvedConfig, 'acme' | 'upstreams' | 'cache'> & { server?: Pick<ResolvedConfig['server'], 'tlsCertFile'> }
 
 /** Every key that has no effect in `config`, set or not. */
-export function inertKeys(config: Parts): InertKey[] {
+export function inertKeys(config: Parts, opts: { deno?: boolean } = {}): InertKey[] {
   const out: InertKey[] = []
   if (config.acme.domains.length === 0) {
     const why = 'automatic HTTPS is off (acme.domains is empty), so no HTTP-01 listener or https redirect runs; list the names in acme.domains, or drop the [acme] keys'
@@ -36,9 +36,12 @@ export function inertKeys(config: Parts): InertKey[] {
     if (u.scheme === 'http') for (const key of UPSTREAM_TLS_KEYS) out.push({ table: { upstream: u.name }, key, why: `${u.url} is plain http; give an https:// url for TLS to the upstream` })
     if (u.healthPath === undefined) for (const key of ['health_interval', 'health_timeout']) out.push({ table: { upstream: u.name }, key, why: 'no health_path is set, so no active health check runs; set health_path, e.g. "/healthz"' })
   }
-  if (config.admin !== undefined && config.admin.listen === undefined) out.push({ table: 'admin', key: 'token', why: 'the admin listener is off (admin.listen = "off")' })
-  // HTTP/2 is offered by ALPN on a TLS listener only (the own certificate or automatic HTTPS).
-  if (config.server !== undefined && config.server.tlsCertFile === undefined && config.acme.domains.length === 0) {
+  // (Not the admin token with admin.listen = "off": with --workers a reload keeps the supervisor's
+  // admin listening, and its token applies; the second opinion found the warning's advice opened it.)
+  // HTTP/2 is offered by ALPN on a TLS listener only (the own certificate or automatic HTTPS);
+  // on Deno, Deno.serve offers it (h2c in cleartext too) whatever the keys say.
+  if (opts.deno) for (const key of ['http2', 'http2_max_concurrent_streams']) out.push({ table: 'server', key, why: 'on Deno, Deno.serve offers HTTP/2 (h2 by ALPN, h2c in cleartext) whatever the setting; it has no option for it' })
+  else if (config.server !== undefined && config.server.tlsCertFile === undefined && config.acme.domains.length === 0) {
     for (const key of ['http2', 'http2_max_concurrent_streams']) out.push({ table: 'server', key, why: 'the listener is plain HTTP (no tls_cert, no acme.domains), and HTTP/2 is offered by ALPN over TLS only' })
   }
   if (config.cache.maxBytes === 0) for (const key of CACHE_KEYS) out.push({ table: 'cache', key, why: 'the cache is off (cache.max_size is 0); set max_size, e.g. "256MiB", to turn it on' })
@@ -46,9 +49,9 @@ export function inertKeys(config: Parts): InertKey[] {
 }
 
 /** One line per key a file or flag set to no effect. `upstreamPrefixes`: each upstream's key path ("upstream", or "upstream.NAME"). */
-export function ineffectiveKeys(config: Parts, upstreamPrefixes: Record<string, string>, setAt: SetAt): string[] {
+export function ineffectiveKeys(config: Parts, upstreamPrefixes: Record<string, string>, setAt: SetAt, opts: { deno?: boolean } = {}): string[] {
   const out: string[] = []
-  for (const k of inertKeys(config)) {
+  for (const k of inertKeys(config, opts)) {
     const table = typeof k.table === 'string' ? k.table : (upstreamPrefixes[k.table.upstream] ?? `upstream.${k.table.upstream}`)
     const at = setAt(`${table}.${k.key}`)
     if (at !== undefined) out.push(`${at}: has no effect: ${k.why}`)

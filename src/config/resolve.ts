@@ -159,7 +159,7 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
     acme,
     cache,
     fileKeys: fileKeysOf(ctx, upstreamTables.prefixes, upstreams),
-    ineffective: ineffectiveKeys({ acme, upstreams, cache, admin, server }, upstreamTables.prefixes, (k) => (isSet(ctx, k) ? formatConfigLocation(locate(ctx, k)) : undefined)),
+    ineffective: ineffectiveKeys({ acme, upstreams, cache, server }, upstreamTables.prefixes, (k) => (isSet(ctx, k) ? formatConfigLocation(locate(ctx, k)) : undefined), { deno: !isBun }),
   }
   return deepFreeze(resolved)
 }
