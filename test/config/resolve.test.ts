@@ -232,8 +232,8 @@ describe('errors name the file, the line and the key', () => {
     else expect(fromText(text).routes).toHaveLength(3)
   })
 
-  test('route host "_" (nginx\'s server_name _) is refused, saying what to write instead (second opinion, eighteenth round)', () => {
-    const err = configError(() => fromText('[upstream.api]\nurl = "a"\n[upstream.default]\nurl = "b"\n[[route]]\nhost = "_"\nupstream = "api"\n'))
+  test.each(['_', '_.', '._', '*._'])('route host %p (nginx\'s server_name _) is refused, saying what to write instead (second opinion, eighteenth round)', (host) => {
+    const err = configError(() => fromText(`[upstream.api]\nurl = "a"\n[upstream.default]\nurl = "b"\n[[route]]\nhost = "${host}"\nupstream = "api"\n`))
     expect(err.message).toContain('route[0].host: is nginx\'s "no name" (server_name _)')
   })
 
