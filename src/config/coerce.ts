@@ -1,12 +1,3 @@
-/** What to write instead of a list, for the keys an nginx config gives several values. */
-const LIST_HINTS: Record<string, string> = {
-  url: ': one URL whose DNS name holds every server (the resolver spreads requests over all its addresses), or an [upstream.NAME] table each with a [[route]]',
-  host: ': one [[route]] per host, or "*.example.com" / ".example.com" for a name and those under it',
-  tls_cert: ': one certificate chain per listener (no choice by SNI); automatic HTTPS (acme.domains) holds several names in one',
-  tls_key: ': the key of the one certificate',
-  listen: ': one address per instance; "[::]:PORT" takes IPv4 and IPv6 alike',
-}
-
 /**
  * One value of one field, from the file's or a flag's units to the resolved shape: a duration to
  * milliseconds, a size to bytes, a host:port to { host, port }, "FROM TO" rules to pairs. Every
@@ -19,10 +10,22 @@ import type { Field } from './fields.ts'
 import { TomlFloat, TOO_LARGE } from './load.ts'
 import type { RewritePair } from './schema.ts'
 
+/** What to write instead of a list, for the keys an nginx config gives several values. */
+const LIST_HINTS: Record<string, string> = {
+  url: ': one URL whose DNS name holds every server (the resolver spreads requests over all its addresses), or an [upstream.NAME] table each with a [[route]]',
+  host: ': one [[route]] per host, or "*.example.com" / ".example.com" for a name and those under it',
+  tls_cert: ': one certificate chain per listener (no choice by SNI); automatic HTTPS (acme.domains) holds several names in one',
+  tls_key: ': the key of the one certificate',
+  listen: ': one address per instance; "[::]:PORT" takes IPv4 and IPv6 alike',
+}
+
 export function coerceField(field: Field, raw: unknown, fail: (problem: string) => never): unknown {
   const k = field.kind
   // A secret's value is never written back in an error (the admin token in a list was: second opinion, eighteenth round).
   const shown = field.secret ? 'the value (not shown)' : show(raw)
+  // A list where one value goes (url = ["http://a", "http://b"] as nginx lists servers): one
+  // value, not a quoted list; until the eighteenth round of outside reviews "quote it" led to a worse error.
+  if (Array.isArray(raw) && (k.type === 'string' || k.type === 'hostport')) fail(`${shown} is a list; this key takes one value${LIST_HINTS[field.key] ?? ''}`)
   if (raw instanceof TomlFloat && (k.type === 'int' || k.type === 'size' || k.type === 'duration')) {
     // 1e3 and 1.0 are floats to TOML, and no key takes one; 1.5, nan and inf are told what they are below.
     const v = raw.value
@@ -63,9 +66,6 @@ export function coerceField(field: Field, raw: unknown, fail: (problem: string) 
       if (typeof raw !== 'boolean') fail(`${shown} is not true or false`)
       return raw
     case 'string':
-      // A list where one value goes (url = ["http://a", "http://b"] as nginx lists servers): one
-      // value, not a quoted list; until the eighteenth round of outside reviews "quote it" led to a worse error.
-      if (Array.isArray(raw)) fail(`${shown} is a list; this key takes one value${LIST_HINTS[field.key] ?? ''}`)
       if (typeof raw !== 'string') fail(`${shown} is not a string; quote it`)
       // "" is never unset: where unset means a default, it would silently mean something else (no
       // log at all); where it means none, something else again (tls_cert = "" served plain HTTP).
@@ -87,7 +87,6 @@ export function coerceField(field: Field, raw: unknown, fail: (problem: string) 
       return coerceRewrites(k.keywords, raw, fail)
     case 'hostport': {
       if (raw === 'off' && k.off) return undefined
-      if (Array.isArray(raw)) fail(`${shown} is a list; this key takes one value${LIST_HINTS[field.key] ?? ''}`)
       const hp = typeof raw === 'string' ? parseHostPort(raw) : undefined
       // "0x7f.1:80" listened on 127.0.0.1: the resolver reads such a name as the address.
       const [, host, port] = (!hp && typeof raw === 'string' && /^([^:[\]]+):(\d+)$/.exec(raw)) || []
