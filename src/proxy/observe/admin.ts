@@ -63,17 +63,10 @@ export class AdminServer {
   }
 
   handle(req: Request): Response {
-    const foreign = refuseForeignHost(req, this.cfg.listen?.host, this.cfg.token)
-    if (foreign) return foreign
-    const url = requestUrl(req)
-    const tokenless = refuseWithoutToken(req, this.cfg.token)
-    if (tokenless && !isProbe(url)) return tokenless
-    if (!url) return badHost()
-    const wrongMethod = refuseWrite(req, url.pathname)
-    if (wrongMethod) return wrongMethod
-    // Without the token, ?upstream=NAME is not read: its 404 or 503 told which names exist and how each fares.
-    if (tokenless) return probeWithoutDetails(this.answer(req, new URL(url.pathname, url)), url.pathname)
-    return this.answer(req, url)
+    const door = admit(req, this.cfg)
+    if (door instanceof Response) return door
+    const res = this.answer(req, door.url)
+    return door.probeOnly ? probeWithoutDetails(res, door.url.pathname) : res
   }
 
   private answer(req: Request, url: URL): Response {
@@ -246,7 +239,7 @@ function isLoopback(host: string): boolean {
  * naming the page's site; a client that really reaches a loopback listener names loopback
  * (127.0.0.1, [::1], localhost) or sends no Host at all (no browser does that). An admin beyond
  * loopback is not checked (a scraper may name it by any DNS name); its token is what guards it.
- * Shared with workers-admin.ts.
+ * Part of admit(), the front door both admins share.
  */
 export function refuseForeignHost(req: Request, listenHost: string | undefined, token: string | undefined): Response | undefined {
   const host = req.headers.get('host')
@@ -274,7 +267,7 @@ function whyNotReady(u: UpstreamView): string {
  * makes no URL ("[::1%25lo]", "a:99999"): the caller answers 400 (RFC 9112 §3.2), where the
  * throw had answered 500 "internal error", logged nowhere.
  */
-export function requestUrl(req: Request): URL | undefined {
+function requestUrl(req: Request): URL | undefined {
   try {
     return new URL(req.url, 'http://admin.invalid')
   } catch {
@@ -283,18 +276,30 @@ export function requestUrl(req: Request): URL | undefined {
 }
 
 /** The answer to a request whose Host is no host[:port] (requestUrl). */
-export function badHost(): Response {
+function badHost(): Response {
   return new Response('400 invalid Host: give host[:port], an IPv6 address in brackets without a zone, a port from 1 to 65535\n', { status: 400 })
 }
 
 /**
- * /healthz and /readyz, which a load balancer's health check asks for: answered without the
- * admin token (cloud health checks send no headers, and a 401 took every instance out of its
- * balancer until the eighteenth round of outside reviews), but then without details (upstream
- * names, DNS errors: probeWithoutDetails). Shared with workers-admin.ts.
+ * The admin's front door, shared with workers-admin.ts: a refusal (a foreign Host on loopback, no
+ * token, a Host that makes no URL, a write to a read-only path), or the URL to answer. /healthz
+ * and /readyz, which a load balancer's health check asks for, are answered without the token
+ * (cloud health checks send no headers, and a 401 took every instance out of its balancer until
+ * the eighteenth round of outside reviews), but then without details (probeOnly:
+ * probeWithoutDetails) and without their query (?upstream=NAME's 404 or 503 told which
+ * upstreams exist and how each fares).
  */
-export function isProbe(url: URL | undefined): boolean {
-  return url?.pathname === '/healthz' || url?.pathname === '/readyz'
+export function admit(req: Request, cfg: { listen?: { host: string } | undefined; token?: string | undefined }): Response | { url: URL; probeOnly: boolean } {
+  const foreign = refuseForeignHost(req, cfg.listen?.host, cfg.token)
+  if (foreign) return foreign
+  const url = requestUrl(req)
+  const tokenless = refuseWithoutToken(req, cfg.token)
+  const probe = url?.pathname === '/healthz' || url?.pathname === '/readyz'
+  if (tokenless && !probe) return tokenless
+  if (!url) return badHost()
+  const wrongMethod = refuseWrite(req, url.pathname)
+  if (wrongMethod) return wrongMethod
+  return tokenless ? { url: new URL(url.pathname, url), probeOnly: true } : { url, probeOnly: false }
 }
 
 /** A probe's answer for a request without the token (asked without its query): its status, and only ok / not ok (/healthz) or ready / not ready (/readyz). */
@@ -304,8 +309,8 @@ export function probeWithoutDetails(res: Response, path: string): Response {
   return new Response(body, { status: res.status })
 }
 
-/** A 401 when the admin token is set and `req` does not carry it (shared with workers-admin.ts). */
-export function refuseWithoutToken(req: Request, token: string | undefined): Response | undefined {
+/** A 401 when the admin token is set and `req` does not carry it. */
+function refuseWithoutToken(req: Request, token: string | undefined): Response | undefined {
   if (!token || tokenMatches(req.headers.get('authorization'), token)) return undefined
   return new Response('401 admin token required\n', { status: 401, headers: { 'www-authenticate': 'Bearer' } })
 }
@@ -314,7 +319,7 @@ export function refuseWithoutToken(req: Request, token: string | undefined): Res
  * A 405 for a method the read-only endpoints do not take (all but /cache, which takes DELETE):
  * RFC 9110 §15.5.6, with Allow. A POST to /metrics is a mistake worth telling, not a read.
  */
-export function refuseWrite(req: Request, path: string): Response | undefined {
+function refuseWrite(req: Request, path: string): Response | undefined {
   if (path === '/cache' || req.method === 'GET' || req.method === 'HEAD') return undefined
   return new Response(`405 ${path} answers GET and HEAD only\n`, { status: 405, headers: { allow: 'GET, HEAD' } })
 }

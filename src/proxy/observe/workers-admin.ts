@@ -10,7 +10,7 @@
 import type { ResolvedAdmin } from '../../config/schema.ts'
 import type { Listener } from '../../runtime/listener.ts'
 import { VERSION } from '../../version.ts'
-import { adminUrl, badHost, isProbe, listenAdmin, probeWithoutDetails, refuseForeignHost, refuseWithoutToken, refuseWrite, requestUrl } from './admin.ts'
+import { adminUrl, admit, listenAdmin, probeWithoutDetails } from './admin.ts'
 import { mergeFamilies, parseExposition, renderExposition, summedFamilies, type Family, type MetricsInput } from './merge-metrics.ts'
 import { statusTotals } from './merge-status.ts'
 
@@ -83,17 +83,10 @@ export class WorkersAdmin {
   }
 
   async handle(req: Request): Promise<Response> {
-    const foreign = refuseForeignHost(req, this.cfg.listen?.host, this.cfg.token)
-    if (foreign) return foreign
-    const url = requestUrl(req)
-    const tokenless = refuseWithoutToken(req, this.cfg.token)
-    if (tokenless && !isProbe(url)) return tokenless
-    if (!url) return badHost()
-    const wrongMethod = refuseWrite(req, url.pathname)
-    if (wrongMethod) return wrongMethod
-    // Without the token, ?upstream=NAME is not read (admin.ts: it told which names exist).
-    if (tokenless) return probeWithoutDetails(await this.answer(req, new URL(url.pathname, url)), url.pathname)
-    return this.answer(req, url)
+    const door = admit(req, this.cfg)
+    if (door instanceof Response) return door
+    const res = await this.answer(req, door.url)
+    return door.probeOnly ? probeWithoutDetails(res, door.url.pathname) : res
   }
 
   private async answer(req: Request, url: URL): Promise<Response> {
