@@ -20,9 +20,16 @@ export interface InertKey {
 
 const ACME_KEYS = ['http_listen', 'email', 'directory', 'ca_file', 'state_dir']
 const UPSTREAM_TLS_KEYS = ['tls_server_name', 'ca_file', 'insecure']
+const HEALTH_KEYS = ['health_interval', 'health_timeout']
+const HTTP2_KEYS = ['http2', 'http2_max_concurrent_streams']
 const CACHE_KEYS = ['max_object_size', 'stale_if_error']
 
-type Parts = Pick<ResolvedConfig, 'acme' | 'upstreams' | 'cache'> & { server?: Pick<ResolvedConfig['server'], 'tlsCertFile'> }
+type Parts = Pick<ResolvedConfig, 'acme' | 'upstreams' | 'cache'> & { server: Pick<ResolvedConfig['server'], 'tlsCertFile'> }
+
+/** An inert key's table as check's printout heads it: "acme", "cache", "server", or "upstream.NAME". */
+export function inertTable(k: InertKey): string {
+  return typeof k.table === 'string' ? k.table : `upstream.${k.table.upstream}`
+}
 
 /** Every key that has no effect in `config`, set or not. */
 export function inertKeys(config: Parts, opts: { deno?: boolean } = {}): InertKey[] {
@@ -34,16 +41,19 @@ export function inertKeys(config: Parts, opts: { deno?: boolean } = {}): InertKe
   }
   for (const u of Object.values(config.upstreams)) {
     if (u.scheme === 'http') for (const key of UPSTREAM_TLS_KEYS) out.push({ table: { upstream: u.name }, key, why: `${u.url} is plain http; give an https:// url for TLS to the upstream` })
-    if (u.healthPath === undefined) for (const key of ['health_interval', 'health_timeout']) out.push({ table: { upstream: u.name }, key, why: 'no health_path is set, so no active health check runs; set health_path, e.g. "/healthz"' })
+    if (u.healthPath === undefined) for (const key of HEALTH_KEYS) out.push({ table: { upstream: u.name }, key, why: 'no health_path is set, so no active health check runs; set health_path, e.g. "/healthz"' })
   }
   // (Not the admin token with admin.listen = "off": with --workers a reload keeps the supervisor's
   // admin listening, and its token applies; the second opinion found the warning's advice opened it.)
   // HTTP/2 is offered by ALPN on a TLS listener only (the own certificate or automatic HTTPS);
   // on Deno, Deno.serve offers it (h2c in cleartext too) whatever the keys say.
-  if (opts.deno) for (const key of ['http2', 'http2_max_concurrent_streams']) out.push({ table: 'server', key, why: 'on Deno, Deno.serve offers HTTP/2 (h2 by ALPN, h2c in cleartext) whatever the setting; it has no option for it' })
-  else if (config.server !== undefined && config.server.tlsCertFile === undefined && config.acme.domains.length === 0) {
-    for (const key of ['http2', 'http2_max_concurrent_streams']) out.push({ table: 'server', key, why: 'the listener is plain HTTP (no tls_cert, no acme.domains), and HTTP/2 is offered by ALPN over TLS only' })
-  }
+  const plain = config.server.tlsCertFile === undefined && config.acme.domains.length === 0
+  const h2Why = opts.deno
+    ? 'on Deno, Deno.serve offers HTTP/2 (h2 by ALPN, h2c in cleartext) whatever the setting; it has no option for it'
+    : plain
+      ? 'the listener is plain HTTP (no tls_cert, no acme.domains), and HTTP/2 is offered by ALPN over TLS only'
+      : undefined
+  if (h2Why !== undefined) for (const key of HTTP2_KEYS) out.push({ table: 'server', key, why: h2Why })
   if (config.cache.maxBytes === 0) for (const key of CACHE_KEYS) out.push({ table: 'cache', key, why: 'the cache is off (cache.max_size is 0); set max_size, e.g. "256MiB", to turn it on' })
   return out
 }
@@ -52,7 +62,7 @@ export function inertKeys(config: Parts, opts: { deno?: boolean } = {}): InertKe
 export function ineffectiveKeys(config: Parts, upstreamPrefixes: Record<string, string>, setAt: SetAt, opts: { deno?: boolean } = {}): string[] {
   const out: string[] = []
   for (const k of inertKeys(config, opts)) {
-    const table = typeof k.table === 'string' ? k.table : (upstreamPrefixes[k.table.upstream] ?? `upstream.${k.table.upstream}`)
+    const table = typeof k.table === 'string' ? k.table : (upstreamPrefixes[k.table.upstream] ?? inertTable(k))
     const at = setAt(`${table}.${k.key}`)
     if (at !== undefined) out.push(`${at}: has no effect: ${k.why}`)
   }

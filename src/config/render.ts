@@ -8,7 +8,7 @@
 import { formatDurationMs, formatSizeBytes, parseDurationMs, parseSizeBytes } from '../lib/units.ts'
 import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from './fields.ts'
 import type { HostPort, ResolvedConfig, RewritePair } from './schema.ts'
-import type { InertKey } from './ineffective.ts'
+import { inertTable, type InertKey } from './ineffective.ts'
 import { hostPort } from '../lib/net.ts'
 
 /** A table of TOML keys to values in file units; undefined means the key is not set. */
@@ -91,7 +91,7 @@ const BUN_ONLY_SERVER_KEYS: ReadonlySet<string> = new Set(SERVER_FIELDS.filter((
 export function toToml(shape: FileShape, opts: { deno?: boolean; inert?: readonly InertKey[] } = {}): string {
   const lines: string[] = []
   // Keys of no effect (ineffective.ts) as comments: a file kept from this output does not set them.
-  const inert = new Set((opts.inert ?? []).map((k) => `${typeof k.table === 'string' ? k.table : `upstream.${k.table.upstream}`}.${k.key}`))
+  const inert = new Set((opts.inert ?? []).map((k) => `${inertTable(k)}.${k.key}`))
   const section = (header: string, t: FileTable, table: string, bunOnly?: ReadonlySet<string>) => {
     if (lines.length > 0) lines.push('')
     lines.push(header)

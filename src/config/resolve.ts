@@ -295,7 +295,7 @@ function resolveRoutes(ctx: Ctx, raw: unknown, upstreams: Record<string, Resolve
     // Labels of letters, digits, "-" and "_" (none empty, none starting or ending with "-"): "a..b",
     // "." or "-bad-" matched no Host a client sends, and were taken without a word until the
     // eighteenth round of outside reviews.
-    if (r.host !== undefined && r.host.replace(/^\*?\./, '').replace(/\.$/, '') === '_') fail(ctx, `${prefix}.host`, 'is nginx\'s "no name" (server_name _), which no request carries; leave host out for a route of every host, or let default_upstream take the rest')
+    if (r.host !== undefined && withoutFinalDot(r.host.replace(/^\*?\./, '')) === '_') fail(ctx, `${prefix}.host`, 'is nginx\'s "no name" (server_name _), which no request carries; leave host out for a route of every host, or let default_upstream take the rest')
     if (r.host !== undefined && v6 === undefined && !ROUTE_HOST_RE.test(r.host)) fail(ctx, `${prefix}.host`, `${show(r.host)} is not a host name, "*.suffix", ".suffix" (the name and any under it) or an IP address such as "[2001:db8::1]"`)
     return { host: v6 ?? (r.host === undefined ? undefined : withoutFinalDot(r.host.toLowerCase())), pathPrefix: r.pathPrefix, upstream: r.upstream, cache: r.cache }
   })
