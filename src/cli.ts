@@ -67,14 +67,18 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
  * names it camelCased, "--connectTimout"), with the nearest known flag as a suggestion, the way
  * a mistyped config key gets one.
  */
+/** The flags a cac option declares: "-n, --requests <count>" is -n and --requests. */
+function flagNames(rawName: string): string[] {
+  return rawName.split(',').map((part) => part.trim().split(/[ <[]/)[0]!)
+}
+
 function unknownFlagMessage(argv: readonly string[], cli: CAC): string | undefined {
   const command = cli.matchedCommand
   const known = new Set<string>()
   const valued = new Set<string>()
   const declared: string[] = []
   for (const option of [...cli.globalCommand.options, ...(command?.options ?? [])]) {
-    for (const part of option.rawName.split(',')) {
-      const name = part.trim().split(/[ <[]/)[0]!
+    for (const name of flagNames(option.rawName)) {
       known.add(name)
       declared.push(name)
       if (!option.isBoolean) valued.add(name)
@@ -97,7 +101,7 @@ function unknownFlagMessage(argv: readonly string[], cli: CAC): string | undefin
     if (/^-[^-]/.test(arg) && before !== undefined && valued.has(before)) return `${before} ${arg}: a value starting with "-" is read as a flag; write it as ${before}=${arg} (${help})`
     // A mistyped "--no-…" is matched against the declared ones ("--no-resolv": --no-resolve), then the rest.
     // A flag of another command ("check --workers 2"): said so, not "unknown".
-    const owners = cli.commands.filter((c) => c !== command && c.name && c.options.some((o) => o.rawName.split(',').some((p) => p.trim().split(/[ <[]/)[0] === flag))).map((c) => `proxy ${c.name}`)
+    const owners = cli.commands.filter((c) => c !== command && c.name && c.options.some((o) => flagNames(o.rawName).includes(flag))).map((c) => `proxy ${c.name}`)
     if (owners.length > 0) return `${flag} is a flag of ${owners.join(' and ')}, not of proxy ${command?.name ?? ''} (${help})`
     const negated = flag.startsWith('--no-') ? closest(flag, declared.filter((k) => k.startsWith('--no-'))) : undefined
     const near = negated ?? closest(flag, [...known].filter((k) => k.startsWith('--') && !k.startsWith('--no-')))
@@ -117,7 +121,7 @@ function valuesAsWritten(argv: readonly string[], cli: CAC): void {
   const byFlag = new Map<string, Opt>()
   for (const o of [...cli.globalCommand.options, ...(cli.matchedCommand?.options ?? [])]) {
     if (o.isBoolean) continue
-    for (const part of o.rawName.split(',')) byFlag.set(part.trim().split(/[ <[]/)[0]!, o)
+    for (const name of flagNames(o.rawName)) byFlag.set(name, o)
   }
   const endOfFlags = argv.indexOf('--')
   const args = endOfFlags < 0 ? argv : argv.slice(0, endOfFlags)
