@@ -138,7 +138,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   }
   const exposed = workerId === undefined ? exposedAdminWarning(config.admin) : undefined
   if (exposed) wlog('warn', exposed)
-  warnInsecure(config, wlog)
+  warnOfConfig(config, wlog)
   // Made once the proxy has said it listens (below).
   let trimmer: PageTrimmer | undefined
   const reloadNow = async () => {
@@ -187,7 +187,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       trimmer?.retime(next.server.trimIntervalMs)
       wlog('info', 'reloaded', { url: proxy.url, upstreams: Object.values(next.upstreams).map((u) => u.url).join(',') })
       if (workerId !== undefined) reportWorkerReloaded(true)
-      warnInsecure(next, wlog)
+      warnOfConfig(next, wlog)
       // As at start, at every reload while it lasts (a token taken out, the admin moved beyond loopback); with --workers the supervisor's.
       const exposedNow = workerId === undefined ? exposedAdminWarning(next.admin) : undefined
       if (exposedNow) wlog('warn', exposedNow)
@@ -258,12 +258,12 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
 }
 
 /**
- * An https upstream with insecure = true is said at start and at every reload while it lasts, as
- * the one way around certificate checks should be: its certificate is not verified, so anyone on
- * the path to it can read and change the traffic.
+ * What a config is warned of at start and at every reload while it lasts: keys set to no effect
+ * (config/ineffective.ts), and an https upstream with insecure = true, as the one way around
+ * certificate checks should be: its certificate is not verified, so anyone on the path to it can
+ * read and change the traffic.
  */
-function warnInsecure(config: ResolvedConfig, log: ReturnType<typeof createLogger>): void {
-  // Keys set to no effect (config/ineffective.ts), at start and at every reload while they last.
+function warnOfConfig(config: ResolvedConfig, log: ReturnType<typeof createLogger>): void {
   for (const line of config.ineffective ?? []) log('warn', line)
   const names = Object.values(config.upstreams).filter((u) => u.scheme === 'https' && u.insecure).map((u) => u.name)
   if (names.length === 0) return

@@ -32,10 +32,9 @@ export function requestKey(tls: boolean, host: string, target: string, trusted: 
   // Read as headers.ts forwards them: a field the request's Connection lists is hop-by-hop and
   // not passed on (the origin is sent the proxy's own), so it keys nothing (until the second
   // opinion of the eighteenth round of outside reviews it was keyed all the same).
-  const fwd = trustedForwarding(trusted)
-  scheme = fwd.proto ?? scheme
+  const { proto, host: forwardedHost } = trustedForwarding(trusted)
+  scheme = proto ?? scheme
   const key = cacheKey(scheme, host, target)
-  const forwardedHost = fwd.host
   if (forwardedHost === null) return key
   // Compared as authorities (case, the scheme's default port): "example.com:443" over https is Host "example.com".
   const forwarded = normalizeAuthority(scheme, forwardedHost)
