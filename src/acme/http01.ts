@@ -20,8 +20,8 @@ import type { ChallengeStore } from './order.ts'
 import type { StateStore } from './store.ts'
 
 const PREFIX = '/.well-known/acme-challenge/'
-/** Host header: a name or IPv4 with an optional port, or a bracketed IPv6 literal (RFC 9110 §7.2). */
-const HOST_RE = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/
+/** Host header: a name or IPv4 with an optional (maybe empty) port, or a bracketed IPv6 literal (RFC 9110 §7.2). */
+const HOST_RE = /^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{0,5}))?$/
 
 /** Answers kept in memory and mirrored to the state directory for the other workers. */
 export class FileChallengeStore implements ChallengeStore {

@@ -91,8 +91,12 @@ function nameHash(b: Uint8Array, from: number, to: number): number {
   return ((to - from) * 961 + (b[from]! | 0x20) * 31 + (b[to - 1]! | 0x20) * 7 + (b[to - 2]! | 0x20)) & (NAME_SLOTS - 1)
 }
 
-/** A Host value: reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2); no userinfo, no list. Test with isHostValue (the IPv6 address's own syntax too). */
-export const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{1,5})?$/
+/**
+ * A Host value: reg-name / IPv4 / [IPv6] with an optional port (RFC 3986 §3.2.2); no userinfo, no
+ * list. The port may be empty ("a:", RFC 3986 §3.2.3: port = *DIGIT; the scheme's default, §6.2.3).
+ * Test with isHostValue (the IPv6 address's own syntax too).
+ */
+export const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+;=%]+)(?::\d{0,5})?$/
 
 /** HOST_VALUE, and a bracketed literal an IPv6 address (RFC 3986 §3.2.2: "[:::1]" or "[1:2:3:4:5:6:7:8:9]" is no host). */
 export function isHostValue(s: string): boolean {
@@ -122,11 +126,10 @@ export function isHostValueBytes(b: Uint8Array, from: number, to: number): boole
     if (i === start) return false
   }
   if (i === to) return true
-  // ":" and one to five digits, then the end.
+  // ":" and up to five digits (none: the scheme's default port), then the end.
   if (b[i] !== 0x3a) return false
   i++
-  const digits = to - i
-  if (digits < 1 || digits > 5) return false
+  if (to - i > 5) return false
   for (; i < to; i++) if (b[i]! < 0x30 || b[i]! > 0x39) return false
   return true
 }

@@ -44,7 +44,8 @@ export function hostPort(host: string, port: number): string {
 
 /**
  * Whether two authorities (host[:port]) name the same one for `scheme`: without case, and with
- * the scheme's default port (80 for http, 443 for https) the same as none (RFC 9110 §4.2.3).
+ * the scheme's default port (80 for http, 443 for https) or an empty one ("a:") the same as none
+ * (RFC 9110 §4.2.3, RFC 3986 §6.2.3).
  */
 export function sameAuthority(a: string, b: string, scheme: string): boolean {
   const port = scheme.toLowerCase() === 'https' ? ':443' : ':80'
@@ -52,5 +53,6 @@ export function sameAuthority(a: string, b: string, scheme: string): boolean {
 }
 
 function withoutPort(authority: string, port: string): string {
-  return authority.endsWith(port) ? authority.slice(0, -port.length) : authority
+  if (authority.endsWith(port)) return authority.slice(0, -port.length)
+  return authority.charCodeAt(authority.length - 1) === 0x3a ? authority.slice(0, -1) : authority
 }

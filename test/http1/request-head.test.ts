@@ -155,8 +155,14 @@ describe('accepted', () => {
     // HTTP/1.0 without Host: the authority is its host (RFC 9112 §3.2.2; a 400 "another host than the Host header" until the fifteenth round of outside reviews).
     const noHost = parseRequestHead(head('GET http://example.test:8080/p/x HTTP/1.0', 'X-A: 1'))
     expect([noHost.target, noHost.host, HeadHeaders.of(noHost).get('host'), HeadHeaders.of(noHost).get('x-a')]).toEqual(['/p/x', 'example.test:8080', 'example.test:8080', '1'])
+    // An empty port is the default one, on either side (RFC 3986 §6.2.3).
+    expect(parseRequestHead(head('GET http://a.example:/x HTTP/1.1', 'Host: a.example')).target).toBe('/x')
+    expect(parseRequestHead(head('GET http://a.example/x HTTP/1.1', 'Host: a.example:')).target).toBe('/x')
+    expect(parseRequestHead(head('GET https://a.example:/x HTTP/1.1', 'Host: a.example:443')).target).toBe('/x')
+    expect(parseRequestHead(head('GET /x HTTP/1.1', 'Host: a.example:')).host).toBe('a.example:')
     // Another scheme's default port is another port.
     expect(() => parseRequestHead(head('GET http://a.example:443/x HTTP/1.1', 'Host: a.example'))).toThrow(RequestHeadError)
+    expect(() => parseRequestHead(head('GET http://a.example:/x HTTP/1.1', 'Host: a.example:8080'))).toThrow(RequestHeadError)
   })
 
   test('framing: Content-Length (repeated identical values too), chunked, zero', () => {
@@ -275,7 +281,8 @@ describe('the Host value check on bytes (isHostValueBytes)', () => {
   test('agrees with isHostValue on hand-picked values', () => {
     const cases: [string, boolean][] = [
       ['example.com', true], ['example.com:8080', true], ['127.0.0.1:18802', true], ['[::1]:443', true], ['[::1]', true],
-      ['a:', false], ['a:123456', false], [':80', false], ['[]', false], ['[::1', false], ['[::1]x', false],
+      // An empty port is allowed (RFC 3986 §3.2.3: port = *DIGIT; 400 until the nineteenth round of outside reviews, nginx and HAProxy accept it).
+      ['a:', true], ['[::1]:', true], ['a::', false], ['a:123456', false], [':80', false], ['[]', false], ['[::1', false], ['[::1]x', false],
       ['a b', false], ['a@b', false], ['a:1:2', false], ['', false], ['é.com', false], ['[v1.x]', false],
       // Characters of an IPv6 address in no IPv6 order (an outside IPv6 sweep found them forwarded): 400.
       ['[:::1]', false], ['[1:2:3:4:5:6:7:8:9]', false], ['[12345::1]', false], ['[1.2.3.4]', false], ['[::ffff:127.0.0.1]:80', true], ['[2001:db8::1]', true],

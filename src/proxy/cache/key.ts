@@ -90,6 +90,8 @@ function normalizeAuthority(scheme: string, host: string): string {
   let h = host.toLowerCase()
   const defaultPort = scheme === 'https' ? ':443' : ':80'
   if (h.endsWith(defaultPort)) h = h.slice(0, -defaultPort.length)
+  // An empty port is the default one (RFC 3986 §6.2.3): "a:" is "a".
+  else if (h.charCodeAt(h.length - 1) === 0x3a) h = h.slice(0, -1)
   // One final dot of a DNS name: "example.com." is "example.com" (RFC 1034 §3.1), as routing reads it (routes.ts) and nginx's $host.
   if (h.charCodeAt(h.length - 1) === 0x2e) return h.slice(0, -1)
   const colon = h.lastIndexOf(':')

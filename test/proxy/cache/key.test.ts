@@ -17,6 +17,10 @@ test('a forwarded host that is the Host written otherwise (case, the default por
   expect(requestKey(false, 'Example.COM', '/p', fwd({ 'x-forwarded-host': 'example.com:80' }))).toBe('http://example.com/p')
   expect(requestKey(false, 'example.com', '/p', fwd({ 'x-forwarded-host': 'other.example' }))).toBe('http://example.com/p#x-forwarded-host=other.example')
   expect(requestKey(false, 'example.com', '/p', undefined)).toBe('http://example.com/p')
+  // An empty port is the default one (RFC 3986 §6.2.3): one key for "example.com:" and "example.com", a final dot too.
+  expect(requestKey(false, 'example.com:', '/p', undefined)).toBe('http://example.com/p')
+  expect(requestKey(true, 'Example.com.:', '/p', undefined)).toBe('https://example.com/p')
+  expect(requestKey(false, 'example.com', '/p', fwd({ 'x-forwarded-host': 'example.com:' }))).toBe('http://example.com/p')
   // A list keys the scheme the origin is sent: its last member (headers.ts forwardedProto).
   expect(requestKey(false, 'example.com', '/p', fwd({ 'x-forwarded-proto': 'http, https' }))).toBe('https://example.com/p')
   expect(requestKey(false, 'example.com', '/p', fwd({ 'x-forwarded-proto': 'https, http' }))).toBe('http://example.com/p')
