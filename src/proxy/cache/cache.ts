@@ -16,7 +16,7 @@ import { evaluateReuse, requestDirectives, staleIfErrorAllows } from './policy.t
 import { CacheExchange, type CacheInternals, type CacheResult, type Fill, type Flight, type LookupContext } from './exchange.ts'
 import { keyFromUrl, urlKeyOf } from './key.ts'
 import { discardBody, hitStatus, onlyIfCachedReply } from './reply.ts'
-import { CONDITIONAL_FIELDS } from './revalidate.ts'
+import { CONDITIONAL_FIELDS, failsOriginPrecondition } from './revalidate.ts'
 import { CacheStore, entryBytes, type CacheEntry } from './store.ts'
 import type { FillBudget } from './tee.ts'
 import { variantFlightKey, varyMatches } from './vary.ts'
@@ -122,6 +122,8 @@ export class EdgeCache implements CacheInternals {
         break
       }
     }
+    // A client's If-Match or If-Unmodified-Since that the stored response fails goes to the origin as it came.
+    if (selected && failsOriginPrecondition(req.headers, selected.status, selected.headers)) return x.bypass('bypass')
     if (selected) {
       x.candidate = selected
       x.fwd = 'stale'

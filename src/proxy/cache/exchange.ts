@@ -9,7 +9,7 @@ import { headerValue } from './directives.ts'
 import { keyedAsSent, overridesTarget } from './key.ts'
 import { currentAgeMs, evaluateReuse, freshnessLifetimeMs, isErrorStatus, responseDirectives, staleIfErrorAllows, whyNotStorable, type NotStorable, type RequestDirectives } from './policy.ts'
 import { answerFromStore, discardBody, withCacheStatus, type CacheStatus, type StoredAnswer } from './reply.ts'
-import { hasValidators, invalidatedKeys, isConditional, fieldsAfterNotModified, namesValidator, notModifiedSelects, storableHeaders, validatorHeaders } from './revalidate.ts'
+import { failsOriginPrecondition, hasValidators, invalidatedKeys, isConditional, fieldsAfterNotModified, namesValidator, notModifiedSelects, storableHeaders, validatorHeaders } from './revalidate.ts'
 import { entryBytes, type CacheEntry, type CacheStore } from './store.ts'
 import { pinWhileRead } from './hit-body.ts'
 import { BodyTee, type FillBudget } from './tee.ts'
@@ -188,10 +188,10 @@ export class CacheExchange {
   }
 
   /** Can this request be answered from a response still arriving? Its Vary must match and it must be fresh enough.
-   * Not a GET with Range: a 206 is cut only from a whole body (reply.ts), so it is forwarded as it came. */
+   * Not a GET with Range: a 206 is cut only from a whole body (reply.ts), so it is forwarded as it came; nor one whose If-Match fails. */
   canShare(fill: Fill, nowMs: number): boolean {
     if (!fill.tee.joinable || fill.discarded || !varyMatches(fill.entry.vary, this.req.headers)) return false
-    if (this.req.method === 'GET' && this.req.headers.get('range') !== null) return false
+    if ((this.req.method === 'GET' && this.req.headers.get('range') !== null) || failsOriginPrecondition(this.req.headers, fill.entry.status, fill.entry.headers)) return false
     const r = evaluateReuse(fill.entry, this.rd, nowMs).reuse
     return r === 'fresh' || r === 'stale-ok'
   }

@@ -112,12 +112,12 @@ function opaqueTag(tag: string | null): string | null {
 }
 
 /**
- * The members of an If-None-Match value (RFC 9110 §13.1.2: "*", or a list of entity-tags): "*"
- * when that is the whole value, else each entity-tag's opaque tag, quotes kept (a comma inside
- * the quotes is the tag's: etagc, §8.8.3). A member that is no entity-tag ("*x", "a", `"a"junk`,
- * an unclosed quote) is skipped.
+ * The members of an If-None-Match or If-Match value (RFC 9110 §13.1.2, §13.1.1: "*", or a list of
+ * entity-tags): "*" when that is the whole value, else each entity-tag's opaque tag, quotes kept (a
+ * comma inside the quotes is the tag's: etagc, §8.8.3), with its "W/" when `keepWeak`. A member
+ * that is no entity-tag ("*x", "a", `"a"junk`, an unclosed quote) is skipped.
  */
-function entityTags(value: string): string[] {
+function entityTags(value: string, keepWeak = false): string[] {
   const list = value.replace(/^[ \t]+|[ \t]+$/g, '')
   if (list === '*') return ['*']
   const tags: string[] = []
@@ -133,7 +133,7 @@ function entityTags(value: string): string[] {
     let next = close > 0 ? close + 1 : i
     while (list[next] === ' ' || list[next] === '\t') next++
     // Whole only when the member ends there: at a comma or at the end.
-    if (close > 0 && (next === list.length || list[next] === ',')) tags.push(list.slice(open, close + 1))
+    if (close > 0 && (next === list.length || list[next] === ',')) tags.push(list.slice(keepWeak ? i : open, close + 1))
     const comma = list.indexOf(',', close > 0 ? close + 1 : i)
     i = comma < 0 ? list.length : comma + 1
   }
@@ -155,6 +155,31 @@ export function clientNotModified(req: HeaderReader, stored: Headers_): boolean 
   if (ims === undefined) return false
   const lm = parseHttpDate(headerValue(stored, 'last-modified')) ?? parseHttpDate(headerValue(stored, 'date'))
   return lm !== undefined && lm <= ims
+}
+
+/**
+ * Whether a client's If-Match or If-Unmodified-Since says a stored response is not the
+ * representation it means (RFC 9110 §13.1.1: the strong comparison, "*" any; §13.1.4: modified
+ * after the date; If-Unmodified-Since only without If-Match, §13.2.2). The cache then does not
+ * answer: the request goes to the origin as it came, which evaluates them (RFC 9111 §4.3.2 leaves
+ * these preconditions to it; a resumed download with `If-Match` and `Range` must not be given
+ * another representation's bytes). Not for a stored status other than 2xx, whose preconditions
+ * are ignored (RFC 9110 §13.2.1); an unreadable date, or no Last-Modified, is no condition.
+ */
+export function failsOriginPrecondition(req: HeaderReader, status: number, stored: Headers_): boolean {
+  if (status < 200 || status > 299) return false
+  const ifMatch = req.get('if-match')
+  if (ifMatch !== null) {
+    const tags = entityTags(ifMatch, true)
+    if (tags[0] === '*') return false
+    const etag = headerValue(stored, 'etag')?.trim()
+    return etag === undefined || etag.startsWith('W/') || !tags.includes(etag)
+  }
+  const since = req.get('if-unmodified-since')
+  if (since === null) return false
+  const sinceMs = parseHttpDate(since)
+  const modifiedMs = parseHttpDate(headerValue(stored, 'last-modified'))
+  return sinceMs !== undefined && modifiedMs !== undefined && modifiedMs > sinceMs
 }
 
 /** Fields a 304 carries from the stored 200 (RFC 9110 §15.4.5). */

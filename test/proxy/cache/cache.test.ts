@@ -405,6 +405,23 @@ describe('EdgeCache', () => {
     expect((await lookup(cache, request())).hit).toBeUndefined()
   })
 
+  test('a response still arriving is shared with a request whose If-Match it meets, not with one whose If-Match it fails', async () => {
+    const { cache } = setup()
+    const x = await lookup(cache, request())
+    let ctl!: ReadableStreamDefaultController<Uint8Array>
+    const body = new ReadableStream<Uint8Array>({ start: (c) => void (ctl = c) })
+    const r = await x.onReply(origin(200, [['cache-control', 'max-age=60'], ['etag', '"v1"']], body))
+    const reading = text(r)
+    ctl.enqueue(new TextEncoder().encode('new '))
+    const failing = await lookup(cache, request('GET', { 'if-match': '"v0"' }))
+    expect([failing.hit, failing.fwd, failing.validators]).toEqual([undefined, 'uri-miss', []])
+    const meeting = await lookup(cache, request('GET', { 'if-match': '"v1"' }))
+    expect(meeting.hit?.status).toBe(200)
+    ctl.enqueue(new TextEncoder().encode('body'))
+    ctl.close()
+    expect([await reading, await text(meeting.hit!)]).toEqual(['new body', 'new body'])
+  })
+
   test('only-if-cached with nothing stored: 504 from the cache', async () => {
     const { cache } = setup()
     const x = await lookup(cache, request('GET', { 'cache-control': 'only-if-cached' }))

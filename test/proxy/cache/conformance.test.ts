@@ -179,3 +179,61 @@ describe('byte ranges of a stored 200 (RFC 9110 §14)', () => {
     expect(r.status).toBe(304)
   })
 })
+
+// An outside RFC audit (nineteenth round): a stored "new" answered a resumed download's
+// `Range` + `If-Match: "old"` with a 206 of the new bytes, where the origin (and nginx) say 412.
+describe('If-Match and If-Unmodified-Since: a stored response that fails them is not served (RFC 9110 §13.1.1, §13.1.4)', () => {
+  const LM = new Date(T0 - 60_000)
+  const stored: [string, string][] = [['cache-control', 'max-age=3600'], ['etag', '"v1"'], ['last-modified', LM.toUTCString()]]
+
+  async function ask(headers: Record<string, string>, primed: [string, string][] = stored) {
+    const { cache, clock } = setup()
+    await prime(cache, clock.t, primed, '0123456789')
+    return lookup(cache, request('GET', headers))
+  }
+
+  test('a failing If-Match or If-Unmodified-Since goes to the origin as it came, with no validators of the cache', async () => {
+    for (const headers of <Record<string, string>[]>[
+      { 'if-match': '"v0"' },
+      { 'if-match': '"v0"', range: 'bytes=2-4' },
+      { 'if-match': 'W/"v1"' }, // the strong comparison: a weak tag matches nothing
+      { 'if-match': 'v1' }, // no entity-tag at all
+      { 'if-unmodified-since': new Date(LM.getTime() - 10 * 86_400_000).toUTCString(), range: 'bytes=2-4' },
+      { 'if-match': '"v0"', 'if-unmodified-since': new Date(T0).toUTCString() }, // If-Match first (§13.2.2)
+    ]) {
+      const x = await ask(headers)
+      expect([headers, x.hit]).toEqual([headers, undefined])
+      expect(x.validators).toEqual([])
+      const r = await x.onReply({ status: 412, statusText: 'Precondition Failed', headers: [['date', new Date(T0).toUTCString()]], body: null })
+      expect(r.status).toBe(412)
+    }
+  })
+
+  test('one that holds is answered from the store: the tag among several, "*", a date at or after Last-Modified', async () => {
+    for (const headers of <Record<string, string>[]>[
+      { 'if-match': '"v0", "v1"', range: 'bytes=2-4' },
+      { 'if-match': '*' },
+      { 'if-unmodified-since': LM.toUTCString(), range: 'bytes=2-4' },
+      { 'if-unmodified-since': 'not a date' }, // an invalid date is no condition (§13.1.4)
+    ]) {
+      const x = await ask(headers)
+      expect([headers, x.result]).toEqual([headers, 'hit'])
+      expect([headers, x.hit!.status]).toEqual([headers, headers.range ? 206 : 200])
+    }
+  })
+
+  test('without a tag every If-Match fails but "*"; without a Last-Modified If-Unmodified-Since is no condition', async () => {
+    const untagged: [string, string][] = [['cache-control', 'max-age=3600']]
+    expect((await ask({ 'if-match': '"v1"' }, untagged)).hit).toBeUndefined()
+    expect((await ask({ 'if-match': '*' }, untagged)).result).toBe('hit')
+    expect((await ask({ 'if-unmodified-since': new Date(T0 - 86_400_000).toUTCString() }, untagged)).result).toBe('hit')
+  })
+
+  test('a stored status other than 2xx ignores them (§13.2.1)', async () => {
+    const { cache, clock } = setup()
+    const miss = await lookup(cache, request())
+    await text(await miss.onReply({ status: 404, statusText: 'Not Found', headers: [['date', new Date(clock.t).toUTCString()], ['cache-control', 'max-age=60'], ['etag', '"v1"']], body: 'no' }))
+    const x = await lookup(cache, request('GET', { 'if-match': '"v0"' }))
+    expect([x.result, x.hit?.status]).toEqual(['hit', 404])
+  })
+})
