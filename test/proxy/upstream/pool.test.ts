@@ -623,13 +623,23 @@ describe("the upstream's Keep-Alive timeout", () => {
     expect(a.open).toBe(0)
   })
 
-  test('timeout=1 leaves no time: the connection is closed after its response, not pooled', async () => {
-    const r = rig({ max_connection_age: '0' })
+  test('timeout=1 keeps a connection for half a second (it was never pooled: a whole second of margin left none); timeout=0 for none', async () => {
+    const r = rig({ pool_idle_timeout: '60s', max_connection_age: '0' })
     r.pool.start()
     const a = r.pool.addresses.get('127.0.2.1')!
     const c = await r.pool.acquire(a)
     await exchangeOnce(c.connection, said(1))
+    expect(r.conns[0]!.destroyed).toBe(false)
+    r.clock.t += 499
+    const again = r.pool.takeIdle(a)
+    expect(again?.connection).toBe(c.connection)
+    await exchangeOnce(again!.connection, said(1))
+    r.clock.t += 500
+    expect(r.pool.takeIdle(a)).toBeUndefined()
     expect(r.conns[0]!.destroyed).toBe(true)
+    const z = await r.pool.acquire(a)
+    await exchangeOnce(z.connection, said(0))
+    expect(r.conns[1]!.destroyed).toBe(true)
     expect(a.idle).toEqual([])
     expect(a.open).toBe(0)
   })
