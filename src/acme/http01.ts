@@ -5,13 +5,14 @@
  * method and body); a request without Host (HTTP/1.0) goes to the first --acme name, a
  * malformed Host gets a plain 400. Answers are published to the
  * state directory too, so with several workers on one port whichever worker the CA reaches can
- * answer. Bun.serve is enough here: short requests, no streaming (automatic HTTPS needs the
- * own listener, hence Bun, anyway).
+ * answer. Without challenges it is the redirect alone: --http-redirect-listen, in front of a
+ * listener with its own certificate. The runtime's server is enough here (runtime/listener.ts:
+ * Bun.serve, Deno.serve): short requests, no streaming.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
-import type { Server } from 'bun'
 import type { HostPort } from '../config/schema.ts'
 import { ProxyError } from '../lib/errors.ts'
+import { listen, type Listener } from '../runtime/listener.ts'
 import { listenFailureReason } from '../lib/listen-error.ts'
 import { hostPort } from '../lib/net.ts'
 import { httpDateNow } from '../lib/clock.ts'
@@ -57,7 +58,10 @@ export interface Http01Options {
   listen: HostPort
   /** The HTTPS port redirects point at; 443 is left out of the URL. */
   readonly httpsPort: number
-  challenges: { lookup(token: string): string | undefined }
+  /** HTTP-01 answers; undefined: a redirect listener only (every path is redirected). */
+  challenges: { lookup(token: string): string | undefined } | undefined
+  /** The setting that asked for this listener, for errors and logs (acme.http_listen by default). */
+  setting?: { key: string; flag: string; what: string }
   /** Where a request without Host (HTTP/1.0, RFC 9112 §3.2) is redirected: the first --acme name. */
   defaultHost?: string
   reusePort: boolean
@@ -69,33 +73,34 @@ export interface Http01Options {
 /** Requests for unknown tokens (scanners, a CA retrying after we gave up) log one line a second at most. */
 const UNKNOWN_TOKEN_LOG_EVERY_MS = 1000
 
+const ACME_SETTING = { key: 'acme.http_listen', flag: '--acme-http-listen', what: 'HTTP-01 challenges and https redirects' }
+
 export class Http01Server {
-  private server: Server<undefined> | undefined
+  private server: Listener | undefined
   private unknownLoggedAtMonoMs = -Infinity
   private unknownNotLogged = 0
 
   constructor(private readonly opts: Http01Options) {}
 
   start(): this {
-    const { listen } = this.opts
+    const { listen: at } = this.opts
+    const setting = this.opts.setting ?? ACME_SETTING
     try {
-      this.server = Bun.serve({
-        hostname: listen.host,
-        port: listen.port,
+      // Never a development error page (source lines, paths) to whoever connects to port 80 (listener.ts).
+      this.server = listen({
+        hostname: at.host,
+        port: at.port,
+        tls: undefined,
         reusePort: this.opts.reusePort,
-        idleTimeout: 10,
+        idleTimeoutS: 10,
         maxRequestBodySize: 64 * 1024,
-        // Never Bun's development error page (source lines, paths) to whoever connects to port 80.
-        development: false,
         fetch: (req) => this.answer(req),
-        error: (err) => {
-          this.opts.log?.('error', 'acme: http-01 listener failed on a request', { error: err.message })
-          return plain(500, 'internal error\n')
-        },
+        onError: (err) => this.opts.log?.('error', `${setting.key}: the listener failed on a request`, { error: err instanceof Error ? err.message : String(err) }),
       })
     } catch (err) {
       // A start failure like the proxy's own listener (E_LISTEN, exit 3).
-      throw new ProxyError('E_LISTEN', `cannot listen on ${hostPort(listen.host, listen.port)} for HTTP-01 challenges and https redirects: ${listenFailureReason(err)}; stop the process that uses that port (ss -tanp 'sport = :${listen.port}' shows it), or choose another address with --acme-http-listen <host:port> (acme.http_listen in the config file); the CA must reach it on port 80`, { cause: err })
+      const ca = this.opts.challenges ? '; the CA must reach it on port 80' : ''
+      throw new ProxyError('E_LISTEN', `cannot listen on ${hostPort(at.host, at.port)} for ${setting.what}: ${listenFailureReason(err)}; stop the process that uses that port (ss -tanp 'sport = :${at.port}' shows it), or choose another address with ${setting.flag} <host:port> (${setting.key} in the config file)${ca}`, { cause: err })
     }
     return this
   }
@@ -111,7 +116,7 @@ export class Http01Server {
     if (target === undefined) return plain(400, 'bad request target\n')
     const query = target.indexOf('?')
     const path = query < 0 ? target : target.slice(0, query)
-    if (path.startsWith(PREFIX)) {
+    if (this.opts.challenges && path.startsWith(PREFIX)) {
       // RFC 8555 §8.3: the CA GETs the answer. HEAD is GET without the body (RFC 9110 §9.3.2);
       // anything else is 405 whether or not the token is known, and a 405 names what is allowed (§15.5.6).
       const head = req.method === 'HEAD'

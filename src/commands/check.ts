@@ -95,7 +95,7 @@ export async function unresolvedListenNames(config: ResolvedConfig, resolve: (ho
   const at = (key: string) => config.fileKeys?.[key] ?? key
   // acme.http_listen only with acme.domains: without them nothing listens there (ineffective.ts warns).
   const acmeListen = config.acme.domains.length > 0 ? config.acme.httpListen : undefined
-  const listeners: [string, HostPort | undefined][] = [['server.listen', config.server.listen], ['admin.listen', config.admin.listen], ['acme.http_listen', acmeListen]]
+  const listeners: [string, HostPort | undefined][] = [['server.listen', config.server.listen], ['admin.listen', config.admin.listen], ['acme.http_listen', acmeListen], ['server.http_redirect_listen', config.server.httpRedirectListen]]
   const problems: string[] = []
   for (const [key, hp] of listeners) {
     if (hp === undefined || isIP(hp.host) !== 0) continue

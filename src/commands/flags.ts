@@ -24,6 +24,7 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--upstream-insecure', table: 'upstream', key: 'insecure' },
   { raw: '--tls-cert <file>', table: 'server', key: 'tls_cert' },
   { raw: '--tls-key <file>', table: 'server', key: 'tls_key' },
+  { raw: '--http-redirect-listen <host:port|off>', table: 'server', key: 'http_redirect_listen' },
   { raw: '--connect-timeout <duration>', table: 'upstream', key: 'connect_timeout' },
   { raw: '--header-timeout <duration>', table: 'upstream', key: 'header_timeout' },
   { raw: '--idle-timeout <duration>', table: 'upstream', key: 'idle_timeout' },

@@ -23,6 +23,7 @@ import { sourceForUpstream } from '../proxy/upstream/sources.ts'
 import { addConfigFlags, flagLayer } from './flags.ts'
 import { checkAccessLogPath, checkConfigPaths } from '../runtime/config-paths.ts'
 import { AutomaticHttps } from '../acme/automatic-https.ts'
+import { Http01Server } from '../acme/http01.ts'
 import { PageTrimmer } from '../runtime/page-trim.ts'
 import { cacheOverLimitWarning, cgroupMemoryLimitBytes } from '../runtime/memory-limit.ts'
 import { closeSignalInspector, prepareSignalInspector } from '../runtime/signal-inspector.ts'
@@ -30,6 +31,8 @@ import { CONFIG_ON_STDIN_ENV, onUsr2Ignored, parseWorkers, reportWorkerAdmin, re
 
 /** Config sections a reload does not apply (the cache is built once; ACME runs from start-up). */
 const START_ONLY = ['cache', 'acme'] as const
+/** How the https redirect listener is named in its errors and logs. */
+const REDIRECT_SETTING = { key: 'server.http_redirect_listen', flag: '--http-redirect-listen', what: 'the https redirect' }
 
 export function registerServe(cli: CAC, io: CliIo): void {
   addConfigFlags(cli.command('serve', 'Run the reverse proxy in front of an upstream'))
@@ -71,6 +74,15 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   // listener reads the certificate per connection. ACME settings are read at start only.
   let proxyPort = config.server.listen.port
   const acme = config.acme.domains.length > 0 ? new AutomaticHttps(config.acme, { httpsPort: () => proxyPort, reusePort: workerId !== undefined, log: wlog, caFileName: config.fileKeys?.['acme.ca_file'] }).start() : undefined
+  // The https redirect in front of a listener with its own certificate (nginx's port-80 server), read at start as ACME's.
+  let redirect: Http01Server | undefined
+  try {
+    const at = config.server.httpRedirectListen
+    redirect = at && new Http01Server({ listen: at, get httpsPort() { return proxyPort }, challenges: undefined, setting: REDIRECT_SETTING, reusePort: workerId !== undefined, log: wlog }).start()
+  } catch (err) {
+    await acme?.close()
+    throw err
+  }
   const proxy = new ProxyServer(config, {
     dynamicTls: acme?.certSource,
     sourceFor: (u) => sourceForUpstream(u, wlog),
@@ -97,6 +109,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   const startFailed = async () => {
     process.off('SIGUSR1', onUsr1)
     await acme?.close()
+    await redirect?.close()
     await accessLog.close()
   }
   try {
@@ -196,6 +209,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
       for (const section of START_ONLY) {
         if (JSON.stringify(config[section]) !== JSON.stringify(next[section])) wlog('warn', `reload: [${section}] changed, but it is read at start only; restart the proxy to apply it`, { file: next.file ?? 'flags', section })
       }
+      if (JSON.stringify(config.server.httpRedirectListen) !== JSON.stringify(next.server.httpRedirectListen)) wlog('warn', 'reload: server.http_redirect_listen changed, but it is read at start only; restart the proxy to apply it', { file: next.file ?? 'flags' })
     } catch (err) {
       wlog('error', 'reload failed; still serving the previous config', { error: errorMessage(err) })
       if (logChanged) accessLog.reopen()
@@ -240,13 +254,15 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   // Said last, once every signal has its handler: the line is what says the proxy is ready (a
   // supervisor, a test, a script that sends SIGHUP at once), and a SIGHUP that beat the handler
   // took Bun's default action and ended the process (seen in 2-4 of 12 starts on a busy machine).
-  wlog('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', ...(acme ? { acme: config.acme.domains.join(','), acme_http: acme.httpPort } : {}), upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
+  wlog('info', 'proxy listening', { url: proxy.url, admin: admin.url ?? 'off', ...(acme ? { acme: config.acme.domains.join(','), acme_http: acme.httpPort } : {}), ...(redirect ? { http_redirect: redirect.port } : {}), upstreams: Object.values(config.upstreams).map((u) => u.url).join(',') })
   if (workerId !== undefined) reportWorkerListening()
   // What start-up mapped and serving does not use leaves RSS now, and what serving stops using later.
   trimmer = new PageTrimmer(config.server.trimIntervalMs)
   const signal = await stopped
   trimmer.close()
   wlog('info', 'draining', { signal, drain_timeout_ms: proxy.config.server.drainTimeoutMs })
+  // A redirect is answered at once: its port closes as the drain begins, as the proxy's does.
+  await redirect?.close()
   await proxy.drain(proxy.config.server.drainTimeoutMs)
   await admin.close()
   await acme?.close()

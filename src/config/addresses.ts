@@ -1,7 +1,8 @@
 /**
  * Values that name a place or are shown back: the upstream URL (taken as written, RFC 3986), a
- * listen host:port, a DNS resolver ip[:port], and show(), which writes a value in a config error
- * as TOML would, on one line. resolve.ts validates the config with them.
+ * listen host:port (and whether one takes another's port), a DNS resolver ip[:port], and show(),
+ * which writes a value in a config error as TOML would, on one line. resolve.ts validates the
+ * config with them.
  */
 import { isIP } from 'node:net'
 import { TomlDateTime, TomlFloat } from './load.ts'
@@ -126,4 +127,16 @@ export function show(raw: unknown): string {
   if (Array.isArray(raw)) return `[${raw.map(show).join(',')}]`
   if (typeof raw === 'number' && !Number.isFinite(raw)) return Number.isNaN(raw) ? 'nan' : raw > 0 ? 'inf' : '-inf'
   return JSON.stringify(raw)
+}
+
+/**
+ * Whether listening on `a` needs the port `b` holds: the same port (not "any") on the same host
+ * ("localhost" is a loopback address), or a wildcard on either side: "::" holds it on every
+ * address (dual stack), "0.0.0.0" on every IPv4 one (an IPv6 address beside it is free).
+ */
+export function takesPortOf(a: HostPort, b: HostPort): boolean {
+  const loopback = (h: string) => h === '::1' || (isIP(h) === 4 && h.startsWith('127.'))
+  const same = (x: string, y: string) => x === y || (x === 'localhost' && loopback(y)) || (y === 'localhost' && loopback(x))
+  const covers = (wild: string, h: string) => wild === '::' || (wild === '0.0.0.0' && isIP(h) !== 6)
+  return b.port !== 0 && a.port === b.port && (same(a.host, b.host) || covers(a.host, b.host) || covers(b.host, a.host))
 }

@@ -36,8 +36,9 @@ export function inertKeys(config: Parts, opts: { deno?: boolean } = {}): InertKe
   const out: InertKey[] = []
   if (config.acme.domains.length === 0) {
     const why = 'automatic HTTPS is off (acme.domains is empty), so no HTTP-01 listener or https redirect runs; list the names in acme.domains, or drop the [acme] keys'
-    // http_listen = "off" says what happens anyway.
-    for (const key of ACME_KEYS) if (key !== 'http_listen' || config.acme.httpListen !== undefined) out.push({ table: 'acme', key, why })
+    // http_listen = "off" says what happens anyway. Set beside one's own certificate, it was meant as nginx's port-80 server.
+    const redirect = config.server.tlsCertFile !== undefined ? `${why}; for a redirect to https in front of tls_cert, set server.http_redirect_listen instead` : why
+    for (const key of ACME_KEYS) if (key !== 'http_listen' || config.acme.httpListen !== undefined) out.push({ table: 'acme', key, why: key === 'http_listen' ? redirect : why })
   }
   for (const u of Object.values(config.upstreams)) {
     if (u.scheme === 'http') for (const key of UPSTREAM_TLS_KEYS) out.push({ table: { upstream: u.name }, key, why: `${u.url} is plain http; give an https:// url for TLS to the upstream` })

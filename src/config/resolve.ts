@@ -14,7 +14,7 @@ import { cidrProblem, parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
 import { bracketedIpv6, hostPort, withoutFinalDot } from '../lib/net.ts'
 import { routePath } from '../lib/route-path.ts'
-import { DNS_NAME_RE, looseIpv4, looseIpv4Problem, parseResolverAddress, parseUpstreamUrl, show } from './addresses.ts'
+import { DNS_NAME_RE, looseIpv4, looseIpv4Problem, parseResolverAddress, parseUpstreamUrl, show, takesPortOf } from './addresses.ts'
 import { coerceField } from './coerce.ts'
 import { ineffectiveKeys } from './ineffective.ts'
 import { hostCovers, ROUTE_HOST_RE } from './route-host.ts'
@@ -140,6 +140,14 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   if (acme.domains.length > 0 && acme.httpListen && takesPortOf(acme.httpListen, sl)) {
     fail(ctx, 'acme.http_listen', `${hostPort(acme.httpListen.host, acme.httpListen.port)} is the proxy's own listen address (${hostPort(sl.host, sl.port)}); the HTTP-01 listener needs port 80 (or another port), the proxy its HTTPS one`)
   }
+  // The https redirect listener (commands/http-redirect.ts): in front of a TLS listener only, on a port of its own.
+  const redirect = server.httpRedirectListen as HostPort | undefined
+  if (redirect) {
+    if (server.tlsCertFile === undefined && acme.domains.length === 0) fail(ctx, 'server.http_redirect_listen', 'redirects to https, but the listener serves plain HTTP; set tls_cert and tls_key (or acme.domains), or remove the key')
+    const clash = ([['server.listen', sl], ['admin.listen', admin.listen], ['acme.http_listen', acme.domains.length > 0 ? acme.httpListen : undefined]] as const).find(([, at]) => at && takesPortOf(redirect, at))
+    const also = clash?.[0] === 'acme.http_listen' ? '; with acme.domains, acme.http_listen redirects to https itself: remove this key' : ''
+    if (clash) fail(ctx, 'server.http_redirect_listen', `${hostPort(redirect.host, redirect.port)} takes the port of ${clash[0]} (${hostPort(clash[1]!.host, clash[1]!.port)}); give it a port of its own${also}`)
+  }
   const cacheTable = mergeTable(ctx, 'cache', tableAt(ctx, data, 'cache'), flags.cache)
   const cache = resolveFields(ctx, 'cache', cacheTable, CACHE_FIELDS) as unknown as ResolvedConfig['cache']
   // An object larger than the whole budget could never be stored: one asked for so is refused, the
@@ -162,18 +170,6 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
     ineffective: ineffectiveKeys({ acme, upstreams, cache, server }, upstreamTables.prefixes, (k) => (isSet(ctx, k) ? formatConfigLocation(locate(ctx, k)) : undefined), { deno: !isBun }),
   }
   return deepFreeze(resolved)
-}
-
-/**
- * Whether listening on `a` needs the port `b` holds: the same port (not "any") on the same host
- * ("localhost" is a loopback address), or a wildcard on either side: "::" holds it on every
- * address (dual stack), "0.0.0.0" on every IPv4 one (an IPv6 address beside it is free).
- */
-function takesPortOf(a: HostPort, b: HostPort): boolean {
-  const loopback = (h: string) => h === '::1' || (isIP(h) === 4 && h.startsWith('127.'))
-  const same = (x: string, y: string) => x === y || (x === 'localhost' && loopback(y)) || (y === 'localhost' && loopback(x))
-  const covers = (wild: string, h: string) => wild === '::' || (wild === '0.0.0.0' && isIP(h) !== 6)
-  return b.port !== 0 && a.port === b.port && (same(a.host, b.host) || covers(a.host, b.host) || covers(b.host, a.host))
 }
 
 /** A DNS name an ACME CA can validate over HTTP-01: LDH labels, at least two, no wildcard. */

@@ -23,6 +23,8 @@ export interface ResolvedServer {
   clientBodyTimeoutMs: number
   tlsCertFile: string | undefined
   tlsKeyFile: string | undefined
+  /** The plain-HTTP listener that redirects to https (http-redirect.ts); undefined: none. */
+  httpRedirectListen: HostPort | undefined
   maxBodyBytes: number
   maxHeaderBytes: number
   maxConcurrentRequests: number

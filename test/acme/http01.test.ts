@@ -124,8 +124,8 @@ describe('HTTP-01 responder', () => {
     try {
       const res = await raw(live.port, 'GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n')
       expect(res).toStartWith('HTTP/1.1 500 ')
-      expect(res).toEndWith('\r\n\r\ninternal error\n')
-      expect(logged).toEqual(['acme: http-01 listener failed on a request disk on fire'])
+      expect(res).toEndWith('\r\n\r\n500 internal error\n')
+      expect(logged).toEqual(['acme.http_listen: the listener failed on a request disk on fire'])
     } finally {
       await live.close()
     }

@@ -225,6 +225,20 @@ test('settings that contradict each other are refused naming the key, not adjust
   expect(resolveConfig(parseConfigText(`[server]\nlisten = "127.0.0.1:8080"\n[admin]\nlisten = "127.0.0.1:8081"\n${UP}`, 'proxy.toml'), cli).admin.listen?.port).toBe(8081)
 })
 
+test('server.http_redirect_listen: in front of a TLS listener only, on a port of its own', () => {
+  const cli = { flagNames: {} }
+  const TLS = 'tls_cert = "/etc/proxy/cert.pem"\ntls_key = "/etc/proxy/key.pem"\n'
+  const ok = resolveConfig(parseConfigText(`[server]\nlisten = "0.0.0.0:443"\n${TLS}http_redirect_listen = "0.0.0.0:80"\n${UP}`, 'proxy.toml'), cli)
+  expect(ok.server.httpRedirectListen).toEqual({ host: '0.0.0.0', port: 80 })
+  expect(resolveConfig(parseConfigText(UP, 'proxy.toml'), cli).server.httpRedirectListen).toBeUndefined()
+  expect(errorOf(`[server]\nlisten = "0.0.0.0:8080"\nhttp_redirect_listen = "0.0.0.0:80"\n${UP}`, cli)).toBe('proxy.toml:3: server.http_redirect_listen: redirects to https, but the listener serves plain HTTP; set tls_cert and tls_key (or acme.domains), or remove the key')
+  expect(errorOf(`[server]\nlisten = "0.0.0.0:443"\n${TLS}http_redirect_listen = "127.0.0.1:443"\n${UP}`, cli)).toBe('proxy.toml:5: server.http_redirect_listen: 127.0.0.1:443 takes the port of server.listen (0.0.0.0:443); give it a port of its own')
+  expect(errorOf(`[server]\nlisten = "0.0.0.0:443"\n${TLS}http_redirect_listen = "127.0.0.1:9090"\n${UP}`, cli)).toContain('takes the port of admin.listen (127.0.0.1:9090)')
+  expect(errorOf(`[server]\nlisten = "0.0.0.0:443"\nhttp_redirect_listen = ":80"\n[acme]\ndomains = ["a.example"]\n${UP}`, cli)).toBe('proxy.toml:3: server.http_redirect_listen: 0.0.0.0:80 takes the port of acme.http_listen (0.0.0.0:80); give it a port of its own; with acme.domains, acme.http_listen redirects to https itself: remove this key')
+  // With ACME's own listener off, it may stand in for it (the redirect without the challenges).
+  expect(resolveConfig(parseConfigText(`[server]\nlisten = "0.0.0.0:443"\nhttp_redirect_listen = ":80"\n[acme]\ndomains = ["a.example"]\nhttp_listen = "off"\n${UP}`, 'proxy.toml'), cli).server.httpRedirectListen?.port).toBe(80)
+})
+
 test('tls_cert without tls_key (or the other way) is named where the one given is: its line, or its flag', () => {
   expect(errorOf(`${UP}[server]\nlisten = "127.0.0.1:8443"\ntls_cert = "/etc/proxy/cert.pem"\n`, { flagNames: {} })).toBe('proxy.toml:5: server.tls_cert: is set without tls_key; tls_cert and tls_key go together: set both or neither')
   expect(errorOf(`[server]\ntls_key = "/etc/proxy/key.pem"\n${UP}`, { flagNames: {} })).toBe('proxy.toml:2: server.tls_key: is set without tls_cert; tls_cert and tls_key go together: set both or neither')

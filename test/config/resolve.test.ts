@@ -265,6 +265,8 @@ describe('errors name the file, the line and the key', () => {
     const more = fromText('[server]\nhttp2 = false\n[upstream]\nurl = "a"\nhealth_interval = "5s"\n[admin]\nlisten = "off"\ntoken = "abc"\n').ineffective!
     expect(more.map((l) => l.slice(0, l.indexOf(': has no effect')))).toEqual(['proxy.toml:5: upstream.health_interval', 'proxy.toml:2: server.http2'])
     expect(fromText('[server]\nhttp2 = false\ntls_cert = "c.pem"\ntls_key = "k.pem"\n[upstream]\nurl = "a"\nhealth_path = "/h"\nhealth_interval = "5s"\n[admin]\ntoken = "abc"\n').ineffective).toEqual([])
+    // acme.http_listen beside one's own certificate (meant as nginx's port-80 server): pointed at server.http_redirect_listen (nineteenth round).
+    expect(fromText('[server]\ntls_cert = "c.pem"\ntls_key = "k.pem"\n[upstream]\nurl = "a"\n[acme]\nhttp_listen = ":80"\n').ineffective).toEqual([`proxy.toml:7: acme.http_listen: ${why}; for a redirect to https in front of tls_cert, set server.http_redirect_listen instead`])
   })
 
   test.each([
