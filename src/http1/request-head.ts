@@ -88,8 +88,28 @@ export function unfinishedHeadError(held: HeadReader, end: number, maxBytes: num
     // refused now, not after the header timeout (RFC 9112 §3: SHOULD be 400).
     const lineEnd = held.newFirstLineEnd()
     if (lineEnd >= 0 && !REQUEST_LINE.test(held.bytes.toString('latin1', 0, lineEnd))) return new RequestHeadError('BAD_REQUEST', 'malformed request line')
+    // Nor bytes no method starts with (a TLS ClientHello, whose 0x16 carries no CRLF to wait for): 400 now, as nginx.
+    if (lineEnd < 0 && !mayBeginRequestLine(held.bytes, Math.min(held.size, METHOD_SCAN_BYTES))) {
+      return new RequestHeadError('BAD_REQUEST', held.bytes[0] === 0x16 ? 'a TLS handshake on a plain-HTTP listener: use http:// here (this listener has no tls_cert)' : 'not an HTTP request: a request line starts with a method')
+    }
   }
   return undefined
+}
+
+/** How much of an unfinished first line is looked at for a method: enough for any method a client sends. */
+const METHOD_SCAN_BYTES = 64
+
+/** Whether b[0, n) can begin a request line: empty lines (RFC 9112 §2.2), then a method's token characters, up to its SP. */
+function mayBeginRequestLine(b: Uint8Array, n: number): boolean {
+  let i = 0
+  while (i < n && (b[i] === 0x0d || b[i] === 0x0a)) i++
+  const start = i
+  for (; i < n; i++) {
+    const c = b[i]!
+    if (c === 0x20) return i > start
+    if (c >= 128 || TCHAR[c] !== 1) return false
+  }
+  return true
 }
 
 /** method SP request-target SP HTTP-version (RFC 9112 §3), the version's digits checked later by the parser. */

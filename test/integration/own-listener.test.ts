@@ -269,6 +269,34 @@ describe('own listener', () => {
     expect(seen).toEqual([])
   })
 
+  test.each([
+    ['a TLS ClientHello', Buffer.from('16030100c4010000c00303', 'hex'), 'TLS handshake'],
+    ['NUL bytes', Buffer.from([0, 0, 0]), 'not an HTTP request'],
+    ['a control byte in the method', Buffer.from('G\x01T', 'latin1'), 'not an HTTP request'],
+    ['a space first', Buffer.from(' GET', 'latin1'), 'not an HTTP request'],
+  ])('%s with no line end gets 400 at once, not 408 at the header timeout (nineteenth round)', async (_, bytes, why) => {
+    const { origin, seen } = countingOrigin()
+    // The header timeout (10 s) is far past the wait below: a 400 within it is the bytes' own refusal.
+    const { proxy } = own(origin.port!)
+    const c = rawClient(proxy.port)
+    c.s.write(bytes)
+    expect(await waitFor(() => c.closed(), 3000)).toBe(true)
+    expect(c.got()).toStartWith('HTTP/1.1 400 ')
+    expect(c.got()).toContain(why)
+    expect(seen).toEqual([])
+  })
+
+  test('a request line still arriving, a byte at a time, is waited for: empty lines first, a long method', async () => {
+    const { origin } = countingOrigin()
+    const { proxy } = own(origin.port!)
+    const c = rawClient(proxy.port)
+    for (const piece of ['\r\n', 'P', 'ROPFIND', ' /k HTTP/1.1\r\nHost: a\r\n\r\n']) {
+      c.s.write(piece)
+      await Bun.sleep(30)
+    }
+    expect(await waitFor(() => c.got().includes('hi /k'), 3000)).toBe(true)
+  })
+
   test('HTTP/1.0: closed after the answer unless it asks for keep-alive', async () => {
     const { origin } = countingOrigin()
     const { proxy } = own(origin.port!)
