@@ -9,7 +9,7 @@
  * first, a bad file changes nothing and the error names the file to fix.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { ProxyError } from '../lib/errors.ts'
 import { shownPath } from './config-paths.ts'
 
@@ -122,11 +122,24 @@ export function readCaBundle(path: string, key: string): string {
   return pem
 }
 
-/** A PEM file's text; E_TLS_FILES naming the config key when it cannot be read. */
+/** The largest PEM file read: a system CA bundle is about 220 KiB. */
+export const MAX_PEM_BYTES = 4 * 1024 * 1024
+
+/**
+ * A PEM file's text; E_TLS_FILES naming the config key when it cannot be read. A regular file of
+ * at most MAX_PEM_BYTES only, looked at before it is opened: a FIFO with no writer blocked the
+ * whole process in open() (check, or a running proxy at SIGHUP), and /dev/zero was read without
+ * end (1.8 GB within 9 s of a reload; an outside config fuzz, nineteenth round).
+ */
 export function readPem(path: string, key: string): string {
   try {
+    const st = statSync(path)
+    if (st.isDirectory()) throw new ProxyError('E_TLS_FILES', `${key}: "${path}" is a directory; give the path of the PEM file`)
+    if (!st.isFile()) throw new ProxyError('E_TLS_FILES', `${key}: "${path}" is not a regular file (a pipe, a socket or a device); give the path of the PEM file`)
+    if (st.size > MAX_PEM_BYTES) throw new ProxyError('E_TLS_FILES', `${key}: "${path}" is ${st.size} bytes, over the ${MAX_PEM_BYTES / 1024 / 1024} MiB a PEM file is read to; give the path of the PEM file`)
     return readFileSync(path, 'utf8')
   } catch (err) {
+    if (err instanceof ProxyError) throw err
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'EISDIR') throw new ProxyError('E_TLS_FILES', `${key}: "${path}" is a directory; give the path of the PEM file`, { cause: err })
     throw new ProxyError('E_TLS_FILES', `${key}: cannot read ${shownPath(path)}: ${code ?? err}; check the path and permissions`, { cause: err })

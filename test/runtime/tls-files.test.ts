@@ -81,3 +81,16 @@ test('a relative path that cannot be read is shown with what it was read as: fro
   expect(() => readPem('/no-such-dir-x/san.pem', 'server.tls_cert')).toThrow('server.tls_cert: cannot read "/no-such-dir-x/san.pem": ENOENT')
   expect(() => checkAccessLogPath({ log: { accessLog: 'no-such-dir-x/access.log' } } as never)).toThrow(`cannot create "no-such-dir-x/access.log" (from the working directory ${cwd}: ${cwd}/no-such-dir-x/access.log)`)
 })
+
+test('a PEM path that is a FIFO, a device or a file over 4 MiB is refused before it is opened (nineteenth round: a FIFO blocked check in open(), /dev/zero grew a reloading proxy to 1.8 GB)', () => {
+  const fifo = join(dir, 'ca.fifo')
+  Bun.spawnSync(['mkfifo', fifo])
+  // Refused from its stat: an open() would never return without a writer (the test would hang).
+  expect(codeAndMessage(() => readPem(fifo, 'upstream.ca_file'))).toBe(`E_TLS_FILES upstream.ca_file: "${fifo}" is not a regular file (a pipe, a socket or a device); give the path of the PEM file`)
+  expect(codeAndMessage(() => readPem('/dev/zero', 'server.tls_cert'))).toBe('E_TLS_FILES server.tls_cert: "/dev/zero" is not a regular file (a pipe, a socket or a device); give the path of the PEM file')
+  const big = file('big.pem', certs.cert.padEnd(4 * 1024 * 1024 + 1, '\n'))
+  expect(codeAndMessage(() => readPem(big, 'server.tls_cert'))).toBe(`E_TLS_FILES server.tls_cert: "${big}" is 4194305 bytes, over the 4 MiB a PEM file is read to; give the path of the PEM file`)
+  expect(codeAndMessage(() => readPem(dir, 'server.tls_cert'))).toBe(`E_TLS_FILES server.tls_cert: "${dir}" is a directory; give the path of the PEM file`)
+  // A regular file under the cap, through a symlink too, reads.
+  expect(readPem(certs.certFile, 'server.tls_cert')).toBe(certs.cert)
+})
