@@ -6,6 +6,7 @@ import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs'
 import { parse } from 'toml'
 import { ConfigError } from '../lib/errors.ts'
 import type { FileConfig } from './schema.ts'
+import { isSecretKeyPath } from './fields.ts'
 
 export interface LoadedFile {
   path: string
@@ -177,8 +178,12 @@ export function parseConfigText(text: string, path: string): LoadedFile {
     const message = (e.message ?? String(err)).replace(/^(Integer \S+) cannot be represented losslessly as a JavaScript number\..*$/s, `$1 ${TOO_LARGE}`)
     // A key or table given twice: the parser names it (the line's last key may be another, inside an inline table).
     const twice = /^Cannot redefine existing key '(.*)'\.?$/s.exec(message)?.[1]
-    const hint = twice !== undefined ? '; TOML takes each key and table once: remove one of the two, or merge them' : unquotedHint(text, line)
-    throw new ConfigError({ file: path, line, column, keyPath: line === undefined ? twice : keyAtLine(text, line, twice) }, `invalid TOML: ${hint ? message.replace(/\.$/, '') : message}${hint}`, { cause: err })
+    const keyPath = line === undefined ? twice : keyAtLine(text, line, twice)
+    // A secret's value (the admin token) is not written back, not even its first character (the parser's "but "s" found").
+    const secret = keyPath !== undefined && isSecretKeyPath(keyPath)
+    const said = secret ? message.replace(/ but ".*" found/s, ' but another character found') : message
+    const hint = twice !== undefined ? '; TOML takes each key and table once: remove one of the two, or merge them' : unquotedHint(text, line, secret)
+    throw new ConfigError({ file: path, line, column, keyPath }, `invalid TOML: ${hint ? said.replace(/\.$/, '') : said}${hint}`, { cause: err })
   }
   return { path, data: data as FileConfig, lines: indexKeyLines(text) }
 }
@@ -307,7 +312,7 @@ function keyAtLine(text: string, line: number, named?: string): string | undefin
  * Advice for the usual mistake behind the parser's list of expected characters: a string value
  * left unquoted (connect_timeout = 3s, max_size = 64MiB, url = http://...).
  */
-function unquotedHint(text: string, line: number | undefined): string {
+function unquotedHint(text: string, line: number | undefined, secret: boolean): string {
   if (line === undefined) return ''
   const row = text.split(/\r?\n/)[line - 1] ?? ''
   // A basic string left open at the end of its line (one quote, or an odd number of them).
@@ -317,7 +322,7 @@ function unquotedHint(text: string, line: number | undefined): string {
   const value = m[1]!
   // TOML's own unquoted values: numbers, booleans, dates and times.
   if (/^(?:true|false|[+-]?(?:inf|nan)|[+-]?[0-9_]+(?:\.[0-9_]+)?(?:[eE][+-]?[0-9_]+)?|0x[0-9A-Fa-f_]+|0o[0-7_]+|0b[01_]+|\d{4}-\d{2}-\d{2}.*|\d{2}:\d{2}.*)$/.test(value)) return ''
-  return `; a string is written in double quotes: "${value.replace(/["\\]/g, '\\$&')}"`
+  return secret ? '; a string is written in double quotes (the value is not shown: it is a secret)' : `; a string is written in double quotes: "${value.replace(/["\\]/g, '\\$&')}"`
 }
 
 const INLINE_KEY = /^((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=\s*/
