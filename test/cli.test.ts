@@ -96,6 +96,11 @@ describe('proxy check', () => {
     expect(ca.err).toContain(`${ca.file}:3: upstream.ca_file: cannot read`)
     const named = await run('[upstream.api]\nurl = "https://127.0.0.1:1"\n\nca_file = "/nonexistent/ca.pem"\n')
     expect(named.err).toContain(`${named.file}:4: upstream.api.ca_file: cannot read`)
+    // acme.ca_file as serve reads it: with acme.domains only (nineteenth round: check refused what serve started with, a warning).
+    const acmeOff = await run('[upstream]\nurl = "http://127.0.0.1:1"\n[acme]\nca_file = "/nonexistent/ca.pem"\n')
+    expect([acmeOff.code, acmeOff.err]).toEqual([ExitCode.OK, `warning: ${acmeOff.file}:4: acme.ca_file: has no effect: automatic HTTPS is off (acme.domains is empty), so no HTTP-01 listener or https redirect runs; list the names in acme.domains, or drop the [acme] keys\n`])
+    const acmeOn = await run('[server]\nlisten = "127.0.0.1:8443"\n[upstream]\nurl = "http://127.0.0.1:1"\n[acme]\ndomains = ["a.example"]\nca_file = "/nonexistent/ca.pem"\nstate_dir = "/tmp"\n')
+    expect([acmeOn.code, acmeOn.err.includes(`${acmeOn.file}:7: acme.ca_file: cannot read`)]).toEqual([ExitCode.START_FAILED, true])
     // Set by a flag, the flag is named, as for a bad value.
     const io = memoryIo()
     expect(await runCli(['check', '--upstream', 'http://127.0.0.1:1', '--tls-cert', '/nonexistent/c.pem', '--tls-key', a.keyFile, '--no-resolve'], io)).toBe(ExitCode.START_FAILED)

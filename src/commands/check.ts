@@ -122,7 +122,8 @@ function checkFiles(config: ResolvedConfig): string[] {
     if (problem) warnings.push(problem)
   }
   for (const u of Object.values(config.upstreams)) if (u.caFile) readCaBundle(u.caFile, at(`upstream.${u.name}.ca_file`))
-  if (config.acme.caFile) readCaBundle(config.acme.caFile, at('acme.ca_file'))
+  // As serve: the ACME CA bundle only with acme.domains (without them it is warned of as of no effect, and not read).
+  if (config.acme.caFile && config.acme.domains.length > 0) readCaBundle(config.acme.caFile, at('acme.ca_file'))
   checkConfigPaths(config)
   return warnings
 }
