@@ -13,11 +13,11 @@ import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUps
 import { cidrProblem, parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
 import { bracketedIpv6, hostPort, withoutFinalDot } from '../lib/net.ts'
-import { routePath } from '../lib/route-path.ts'
 import { DNS_NAME_RE, looseIpv4, looseIpv4Problem, parseResolverAddress, parseUpstreamUrl, show, takesPortOf } from './addresses.ts'
 import { coerceField } from './coerce.ts'
 import { ineffectiveKeys } from './ineffective.ts'
-import { hostCovers, ROUTE_HOST_RE } from './route-host.ts'
+import { ROUTE_HOST_RE } from './route-host.ts'
+import { coveringRoutes } from './route-shadow.ts'
 import { closest } from '../lib/suggest.ts'
 import { isHostValue } from '../http1/chars.ts'
 
@@ -87,9 +87,8 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
 
   const routes = resolveRoutes(ctx, data.route, upstreams)
   // A route an earlier one takes every request of (the same or any host, a prefix its own starts with) is never used.
-  routes.forEach((r, j) => {
-    // Prefixes compared as the router reads them (lib/route-path.ts: "/%61pi/" is "/api/", "/api/../web/" is "/web/").
-    const by = routes.findIndex((e, i) => i < j && (e.host === undefined || (r.host !== undefined && hostCovers(e.host, r.host))) && (e.pathPrefix === undefined || (r.pathPrefix !== undefined && routePath(r.pathPrefix).startsWith(routePath(e.pathPrefix)))))
+  // Prefixes compared as the router reads them (lib/route-path.ts: "/%61pi/" is "/api/", "/api/../web/" is "/web/").
+  coveringRoutes(routes).forEach((by, j) => {
     if (by >= 0) fail(ctx, `route[${j}]`, `is never used: route[${by}]${lineOf(ctx, `route[${by}]`)} comes first and matches every request it would; remove it, or put the narrower route first`)
   })
   routes.push({ host: undefined, pathPrefix: undefined, upstream: defaultName, cache: true })
