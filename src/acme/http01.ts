@@ -93,7 +93,8 @@ export class Http01Server {
         tls: undefined,
         reusePort: this.opts.reusePort,
         idleTimeoutS: 10,
-        maxRequestBodySize: 64 * 1024,
+        // Any declared length: the body is never read (a 413 for a large form POST would stop the redirect; nginx redirects it too).
+        maxRequestBodySize: Number.MAX_SAFE_INTEGER,
         fetch: (req) => this.answer(req),
         onError: (err) => this.opts.log?.('error', `${setting.key}: the listener failed on a request`, { error: err instanceof Error ? err.message : String(err) }),
       })
@@ -134,7 +135,10 @@ export class Http01Server {
     const name = redirectName(req.headers.get('host'), this.opts.defaultHost)
     if (name === undefined) return plain(400, 'a valid Host header is needed to redirect to https\n')
     const port = this.opts.httpsPort === 443 ? '' : `:${this.opts.httpsPort}`
-    return new Response(null, { status: 308, headers: { location: `https://${name}${port}${target}`, date: httpDateNow() } })
+    const headers: Record<string, string> = { location: `https://${name}${port}${target}`, date: httpDateNow() }
+    // A body it never reads is not waited for: the connection closes after the answer.
+    if (req.body !== null) headers.connection = 'close'
+    return new Response(null, { status: 308, headers })
   }
 
   private logUnknownToken(token: string): void {
