@@ -242,3 +242,16 @@ export function backslashInPath(target: string): boolean {
   const query = target.indexOf('?')
   return query < 0 || at < query
 }
+
+/** Whether b[0, n) can begin a request line: empty lines (RFC 9112 §2.2), then a method's token characters, up to its SP. */
+export function mayBeginRequestLine(b: Uint8Array, n: number): boolean {
+  let i = 0
+  while (i < n && (b[i] === 0x0d || b[i] === 0x0a)) i++
+  const start = i
+  for (; i < n; i++) {
+    const c = b[i]!
+    if (c === 0x20) return i > start
+    if (c >= 128 || TCHAR[c] !== 1) return false
+  }
+  return true
+}

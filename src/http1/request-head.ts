@@ -9,7 +9,7 @@ import { Buffer } from 'node:buffer'
 import type { HeadReader } from './head-reader.ts'
 import type { RepeatedStrings } from '../lib/bytes.ts'
 import { sameAuthority } from '../lib/net.ts'
-import { allTokens, backslashInPath, contentLength, crlfAt, isDigit, isHostValue, isHostValueBytes, isOws, isProtocolList, listMembers, NameTable, TCHAR, trimOws } from './chars.ts'
+import { allTokens, backslashInPath, contentLength, crlfAt, isDigit, isHostValue, isHostValueBytes, isOws, isProtocolList, listMembers, mayBeginRequestLine, NameTable, TCHAR, trimOws } from './chars.ts'
 
 export interface RequestHead {
   method: string
@@ -68,12 +68,10 @@ export function parseRequestHead(head: string): RequestHead {
 }
 
 /**
- * Why the bytes `held` for a request head are refused before it is parsed: 414 when the request
- * line alone cannot fit in `maxBytes`, 431 when the whole head cannot; 400 when it is unfinished
- * and has a line ended by a bare LF followed by an empty line (a client that ends its lines with LF
- * alone would otherwise wait for the header timeout; RFC 9112 §2.2 lets a server refuse a bare
- * LF, and the parser does). Undefined while it may still come right. `end` is where the head's
- * CRLFCRLF is, or -1.
+ * Why the bytes `held` for a request head are refused before it is parsed: 414 when the request line alone cannot fit in
+ * `maxBytes`, 431 when the whole head cannot; 400 when it is unfinished and has a line ended by a bare LF followed by an
+ * empty line (RFC 9112 §2.2 lets a server refuse a bare LF, and the parser does), a whole request line that is wrong, or
+ * bytes no request line starts with. Undefined while it may still come right. `end`: the head's CRLFCRLF, or -1.
  */
 export function unfinishedHeadError(held: HeadReader, end: number, maxBytes: number): RequestHeadError | undefined {
   if (end >= 0 ? end + 4 > maxBytes : held.size > maxBytes) {
@@ -84,32 +82,13 @@ export function unfinishedHeadError(held: HeadReader, end: number, maxBytes: num
   }
   if (end < 0 && held.bareLfEnd()) return new RequestHeadError('BAD_REQUEST', 'request head lines end with a bare LF (they end with CRLF)')
   if (end < 0) {
-    // A request line that is whole and wrong ("GET /x" with no version, HTTP/0.9's form) is
-    // refused now, not after the header timeout (RFC 9112 §3: SHOULD be 400).
+    // A request line that is whole and wrong ("GET /x" with no version, HTTP/0.9's form) is refused now, not after the header timeout (RFC 9112 §3: SHOULD be 400).
     const lineEnd = held.newFirstLineEnd()
     if (lineEnd >= 0 && !REQUEST_LINE.test(held.bytes.toString('latin1', 0, lineEnd))) return new RequestHeadError('BAD_REQUEST', 'malformed request line')
-    // Nor bytes no method starts with (a TLS ClientHello, whose 0x16 carries no CRLF to wait for): 400 now, as nginx.
-    if (lineEnd < 0 && !mayBeginRequestLine(held.bytes, Math.min(held.size, METHOD_SCAN_BYTES))) {
-      return new RequestHeadError('BAD_REQUEST', held.bytes[0] === 0x16 ? 'a TLS handshake on a plain-HTTP listener: use http:// here (this listener has no tls_cert)' : 'not an HTTP request: a request line starts with a method')
-    }
+    // Nor bytes no method starts with (a TLS ClientHello, whose 0x16 carries no CRLF to wait for; the first 64 bytes looked at), as nginx.
+    if (lineEnd < 0 && !mayBeginRequestLine(held.bytes, Math.min(held.size, 64))) return new RequestHeadError('BAD_REQUEST', held.bytes[0] === 0x16 ? 'a TLS handshake on a plain-HTTP listener: use http:// here (this listener has no tls_cert)' : 'not an HTTP request: a request line starts with a method')
   }
   return undefined
-}
-
-/** How much of an unfinished first line is looked at for a method: enough for any method a client sends. */
-const METHOD_SCAN_BYTES = 64
-
-/** Whether b[0, n) can begin a request line: empty lines (RFC 9112 §2.2), then a method's token characters, up to its SP. */
-function mayBeginRequestLine(b: Uint8Array, n: number): boolean {
-  let i = 0
-  while (i < n && (b[i] === 0x0d || b[i] === 0x0a)) i++
-  const start = i
-  for (; i < n; i++) {
-    const c = b[i]!
-    if (c === 0x20) return i > start
-    if (c >= 128 || TCHAR[c] !== 1) return false
-  }
-  return true
 }
 
 /** method SP request-target SP HTTP-version (RFC 9112 §3), the version's digits checked later by the parser. */
