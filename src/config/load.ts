@@ -181,7 +181,7 @@ export function parseConfigText(text: string, path: string): LoadedFile {
     const keyPath = line === undefined ? twice : keyAtLine(text, line, twice)
     // A secret's value (the admin token) is not written back, not even its first character (the parser's "but "s" found").
     const secret = keyPath !== undefined && isSecretKeyPath(keyPath)
-    const said = secret ? message.replace(/ but ".*" found/s, ' but another character found') : message
+    const said = secret ? message.replace(/ but ".*" found/s, ' but another character found').replace(/^Integer \S+/, 'An integer') : message
     const hint = twice !== undefined ? '; TOML takes each key and table once: remove one of the two, or merge them' : unquotedHint(text, line, secret)
     throw new ConfigError({ file: path, line, column, keyPath }, `invalid TOML: ${hint ? said.replace(/\.$/, '') : said}${hint}`, { cause: err })
   }
