@@ -243,15 +243,27 @@ export function backslashInPath(target: string): boolean {
   return query < 0 || at < query
 }
 
-/** Whether b[0, n) can begin a request line: empty lines (RFC 9112 §2.2), then a method's token characters, up to its SP. */
+/**
+ * Whether b[0, n) can begin a request line (RFC 9112 §3): empty lines (§2.2), a method's token
+ * characters, SP, a target's visible ASCII, SP, then what "HTTP/d.d" begins with.
+ */
 export function mayBeginRequestLine(b: Uint8Array, n: number): boolean {
   let i = 0
   while (i < n && (b[i] === 0x0d || b[i] === 0x0a)) i++
-  const start = i
-  for (; i < n; i++) {
-    const c = b[i]!
-    if (c === 0x20) return i > start
-    if (c >= 128 || TCHAR[c] !== 1) return false
+  let start = i
+  for (; i < n && b[i] !== 0x20; i++) if (b[i]! >= 128 || TCHAR[b[i]!] !== 1) return false
+  if (i >= n) return true
+  if (i === start) return false
+  start = ++i
+  for (; i < n && b[i] !== 0x20; i++) if (b[i]! < 0x21 || b[i]! > 0x7e) return false
+  if (i >= n) return true
+  if (i === start) return false
+  for (let v = 0; ++i < n && v < VERSION_START.length; v++) {
+    const want = VERSION_START[v]
+    if (want === 0 ? b[i]! < 0x30 || b[i]! > 0x39 : b[i] !== want) return false
   }
   return true
 }
+
+/** "HTTP/d.d", a 0 for each digit: what the version after a request target begins with. */
+const VERSION_START = [0x48, 0x54, 0x54, 0x50, 0x2f, 0, 0x2e, 0]

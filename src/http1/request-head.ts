@@ -86,7 +86,7 @@ export function unfinishedHeadError(held: HeadReader, end: number, maxBytes: num
     const lineEnd = held.newFirstLineEnd()
     if (lineEnd >= 0 && !REQUEST_LINE.test(held.bytes.toString('latin1', 0, lineEnd))) return new RequestHeadError('BAD_REQUEST', 'malformed request line')
     // Nor bytes no method starts with (a TLS ClientHello, whose 0x16 carries no CRLF to wait for; the first 64 bytes looked at), as nginx.
-    if (lineEnd < 0 && !mayBeginRequestLine(held.bytes, Math.min(held.size, 64))) return new RequestHeadError('BAD_REQUEST', held.bytes[0] === 0x16 ? 'a TLS handshake on a plain-HTTP listener: use http:// here (this listener has no tls_cert)' : 'not an HTTP request: a request line starts with a method')
+    if (lineEnd < 0 && !mayBeginRequestLine(held.bytes, Math.min(held.size, 64))) return new RequestHeadError('BAD_REQUEST', held.bytes[0] === 0x16 ? 'a TLS handshake where an HTTP request line was expected (https:// sent to a plain-HTTP port?)' : 'not an HTTP request line (method SP target SP HTTP/1.1)')
   }
   return undefined
 }

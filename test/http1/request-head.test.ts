@@ -1,7 +1,7 @@
 /** parseRequestHead: the own listener's strict request-head parser, table-tested. */
 import { describe, expect, test } from 'bun:test'
 import { statusFor } from '../../src/proxy/errors.ts'
-import { isHostValue, isHostValueBytes } from '../../src/http1/chars.ts'
+import { isHostValue, isHostValueBytes, mayBeginRequestLine } from '../../src/http1/chars.ts'
 import { HeadHeaders, headValues, MAX_HEADER_COUNT, parseRequestHead, RequestHeadError } from '../../src/http1/request-head.ts'
 
 /** The head as the listener hands it over: the bytes before CRLFCRLF. */
@@ -323,4 +323,20 @@ test('a head of MAX_HEADER_COUNT fields keeps each value, and the head parsed af
   expect(big.spans.length).toBe(4 * MAX_HEADER_COUNT)
   expect(headValues(small)).toEqual(['b', '1'])
   expect(small.spans.length).toBe(8)
+})
+
+describe('mayBeginRequestLine: what an unfinished first line may still become', () => {
+  test('every prefix of a valid request line (after empty lines) may begin one; the first wrong byte ends it', () => {
+    const methods = ['GET', 'M-SEARCH', 'PROPFIND', "!#$%&'*+-.^_`|~09Az"]
+    const targets = ['/', '/a/b?c=d&e', '*', 'http://a.example:80/x', '/%00%7F', "/~!$&'()*+,;=:@"]
+    const leads = ['', '\r\n', '\r\n\r\n']
+    for (const m of methods) for (const t of targets) for (const lead of leads) {
+      const line = Buffer.from(`${lead}${m} ${t} HTTP/1.1\r\n`, 'latin1')
+      for (let n = 0; n <= line.length; n++) expect([line.toString('latin1', 0, n), mayBeginRequestLine(line, n)]).toEqual([line.toString('latin1', 0, n), true])
+    }
+    for (const bad of ['\x16\x03\x01', '\x00', ' GET', 'GET  /', 'G\x01T', 'GET /\x00', 'GET /\x7f', 'GET /\xe9', 'GET \x16', 'GET / X', 'GET / HTTP/x', 'GET / HTTP/1,1', 'GET / HTTP/1.x']) {
+      const b = Buffer.from(bad, 'latin1')
+      expect([bad, mayBeginRequestLine(b, b.length)]).toEqual([bad, false])
+    }
+  })
 })

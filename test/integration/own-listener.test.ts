@@ -270,10 +270,15 @@ describe('own listener', () => {
   })
 
   test.each([
-    ['a TLS ClientHello', Buffer.from('16030100c4010000c00303', 'hex'), 'TLS handshake'],
+    ['a TLS ClientHello', Buffer.from('16030100c4010000c00303', 'hex'), 'a TLS handshake where an HTTP request line was expected'],
     ['NUL bytes', Buffer.from([0, 0, 0]), 'not an HTTP request'],
     ['a control byte in the method', Buffer.from('G\x01T', 'latin1'), 'not an HTTP request'],
     ['a space first', Buffer.from(' GET', 'latin1'), 'not an HTTP request'],
+    // Past the method too (third review): a NUL or a control byte in the target, a TLS record after it, a version that is none.
+    ['NULs in the target', Buffer.from('GET /\0\0\0', 'latin1'), 'not an HTTP request'],
+    ['a TLS record after the method', Buffer.from('GET \x16\x03\x01', 'latin1'), 'not an HTTP request'],
+    ['a version that is not HTTP', Buffer.from('GET / XTTP/1.1', 'latin1'), 'not an HTTP request'],
+    ['a letter for a version digit', Buffer.from('GET / HTTP/x', 'latin1'), 'not an HTTP request'],
   ])('%s with no line end gets 400 at once, not 408 at the header timeout (nineteenth round)', async (_, bytes, why) => {
     const { origin, seen } = countingOrigin()
     // The header timeout (10 s) is far past the wait below: a 400 within it is the bytes' own refusal.
@@ -290,7 +295,7 @@ describe('own listener', () => {
     const { origin } = countingOrigin()
     const { proxy } = own(origin.port!)
     const c = rawClient(proxy.port)
-    for (const piece of ['\r\n', 'P', 'ROPFIND', ' /k HTTP/1.1\r\nHost: a\r\n\r\n']) {
+    for (const piece of ['\r\n', 'P', 'ROPFIND', ' /', 'k', ' H', 'TTP/1', '.1', '\r', '\nHost: a\r\n\r\n']) {
       c.s.write(piece)
       await Bun.sleep(30)
     }
