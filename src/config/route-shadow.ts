@@ -3,7 +3,9 @@
  * would (the same or any host, by hostCovers; no prefix, or a prefix the route's own starts with,
  * compared as the router reads them, lib/route-path.ts). Linear in the routes rather than a
  * comparison of every pair: 40,000 exact-host routes took check a minute, and a reload stalled the
- * proxy for 18 s at 15,000 (an outside config fuzz, nineteenth round).
+ * proxy for 18 s at 15,000 (an outside config fuzz, nineteenth round). The "*."/"." patterns that
+ * may cover a host are found by its name's suffixes, a lookup per label (a scan of every pattern
+ * was still quadratic for 20,000 "*.x" routes: third review).
  */
 import { routePath } from '../lib/route-path.ts'
 import { hostCovers } from './route-host.ts'
@@ -24,7 +26,8 @@ const newGroup = (host: string | undefined): Group => ({ host, anyPath: undefine
 export function coveringRoutes(routes: readonly { host: string | undefined; pathPrefix: string | undefined }[]): number[] {
   const anyHost = newGroup(undefined)
   const exact = new Map<string, Group>()
-  const patterned: Group[] = []
+  // Pattern groups by the name after "*." or ".": those over a host are under its name's suffixes.
+  const patterned = new Map<string, Group[]>()
   const patternedByHost = new Map<string, Group>()
   return routes.map((r, j) => {
     const path = r.pathPrefix === undefined ? undefined : routePath(r.pathPrefix)
@@ -33,7 +36,7 @@ export function coveringRoutes(routes: readonly { host: string | undefined; path
     if (r.host !== undefined) {
       const same = exact.get(r.host)
       if (same) candidates.push(same)
-      for (const g of patterned) if (hostCovers(g.host!, r.host)) candidates.push(g)
+      for (const g of patternsOver(r.host, patterned)) if (hostCovers(g.host!, r.host)) candidates.push(g)
     }
     let by = -1
     for (const g of candidates) {
@@ -45,14 +48,33 @@ export function coveringRoutes(routes: readonly { host: string | undefined; path
   })
 }
 
-function groupFor(host: string, exact: Map<string, Group>, patterned: Group[], patternedByHost: Map<string, Group>): Group {
+/** A pattern's name: "*.x" and ".x" are under (or at) "x". */
+const patternBase = (host: string) => (host.startsWith('*.') ? host.slice(2) : host.slice(1))
+
+/** The pattern groups whose name is `host`'s own name or one of its suffixes at a label ("a.b.c": "a.b.c", "b.c", "c"). */
+function* patternsOver(host: string, patterned: Map<string, Group[]>): Generator<Group> {
+  let name = host.startsWith('*.') || host.startsWith('.') ? patternBase(host) : host
+  for (;;) {
+    yield* patterned.get(name) ?? []
+    const dot = name.indexOf('.')
+    if (dot < 0) return
+    name = name.slice(dot + 1)
+  }
+}
+
+function groupFor(host: string, exact: Map<string, Group>, patterned: Map<string, Group[]>, patternedByHost: Map<string, Group>): Group {
   const isPattern = host.startsWith('*.') || host.startsWith('.')
   const map = isPattern ? patternedByHost : exact
   let g = map.get(host)
   if (!g) {
     g = newGroup(host)
     map.set(host, g)
-    if (isPattern) patterned.push(g)
+    if (isPattern) {
+      const base = patternBase(host)
+      const list = patterned.get(base)
+      if (list) list.push(g)
+      else patterned.set(base, [g])
+    }
   }
   return g
 }
