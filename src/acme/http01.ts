@@ -135,10 +135,7 @@ export class Http01Server {
     const name = redirectName(req.headers.get('host'), this.opts.defaultHost)
     if (name === undefined) return plain(400, 'a valid Host header is needed to redirect to https\n')
     const port = this.opts.httpsPort === 443 ? '' : `:${this.opts.httpsPort}`
-    const headers: Record<string, string> = { location: `https://${name}${port}${target}`, date: httpDateNow() }
-    // A body it never reads is not waited for: the connection closes after the answer.
-    if (req.body !== null) headers.connection = 'close'
-    return new Response(null, { status: 308, headers })
+    return new Response(null, { status: 308, headers: { location: `https://${name}${port}${target}`, date: httpDateNow() } })
   }
 
   private logUnknownToken(token: string): void {

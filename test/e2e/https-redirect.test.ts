@@ -81,10 +81,11 @@ test('the plain port redirects every request to https on the listener, and curl 
     expect(head).toStartWith('HTTP/1.1 308 ')
     expect(head).toMatch(new RegExp(`\\r\\nlocation: https://proxy\\.test:${tlsPort}/\\.well-known/acme-challenge/tok\\r\\n`, 'i'))
     expect(await raw(httpPort, 'GET /x HTTP/1.0\r\n\r\n')).toStartWith('HTTP/1.1 400 ')
-    // A body past 64 KiB is redirected too (it was a 413 from the runtime's default limit; second opinion, nineteenth round), unread: the connection closes.
-    const form = await raw(httpPort, `POST /upload HTTP/1.1\r\nHost: proxy.test\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(100_000)}`)
+    // A body past 64 KiB is redirected too (it was a 413 from the runtime's default limit; second opinion, nineteenth round), and
+    // read past, not cut by a close (third review: a client that sends its whole body first lost the 308 to the reset): the next request on the connection is answered.
+    const form = await raw(httpPort, `POST /upload HTTP/1.1\r\nHost: proxy.test\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(100_000)}GET /next HTTP/1.1\r\nHost: proxy.test\r\nConnection: close\r\n\r\n`)
     expect(form).toStartWith('HTTP/1.1 308 ')
-    expect(form).toMatch(/\r\nconnection: close\r\n/i)
+    expect(form.match(/\r\nlocation: [^\r]*/gi)).toEqual([`\r\nLocation: https://proxy.test:${tlsPort}/upload`, `\r\nLocation: https://proxy.test:${tlsPort}/next`])
   } finally {
     expect(await stop(p.child)).toBe(0)
   }
