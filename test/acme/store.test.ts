@@ -100,3 +100,19 @@ describe('account key', () => {
     expect(again.export({ type: 'pkcs8', format: 'pem' })).toBe(key.export({ type: 'pkcs8', format: 'pem' }))
   })
 })
+
+describe('state files that are not regular files (third review of the nineteenth round: a FIFO blocked the start in open())', () => {
+  test('a FIFO at cert.pem or account.key is reported, not opened; a FIFO lock is judged by its age', () => {
+    const store = fresh()
+    const dir = store.certDir('a.example')
+    mkdirSync(dir, { recursive: true })
+    Bun.spawnSync(['mkfifo', join(dir, 'cert.pem')])
+    writeFileSync(join(dir, 'key.pem'), 'x')
+    expect(store.loadCert('a.example')).toBeUndefined()
+    expect(store.unusableBecause('a.example')).toBe(`cannot read ${dir}: ENOTREGULAR`)
+    Bun.spawnSync(['mkfifo', store.accountKeyFile])
+    expect(() => store.accountKey()).toThrow(`cannot read the ACME account key ${store.accountKeyFile}: ${store.accountKeyFile} is not a regular file of at most 1 MiB`)
+    Bun.spawnSync(['mkfifo', join(store.caDir, 'order.lock')])
+    expect(store.tryLock(Date.now())).toBe(false) // a fresh lock file of no readable holder: not stale yet
+  })
+})
