@@ -93,7 +93,7 @@ export class Http01Server {
         tls: undefined,
         reusePort: this.opts.reusePort,
         idleTimeoutS: 10,
-        // Any declared length: the body is never read (a 413 for a large form POST would stop the redirect; nginx redirects it too).
+        // Any declared length: the runtime reads past an unread body and drops it, the connection kept (a 413 for a large form POST stopped the redirect; nginx redirects it too).
         maxRequestBodySize: Number.MAX_SAFE_INTEGER,
         fetch: (req) => this.answer(req),
         onError: (err) => this.opts.log?.('error', `${setting.key}: the listener failed on a request`, { error: err instanceof Error ? err.message : String(err) }),
