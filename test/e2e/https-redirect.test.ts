@@ -47,6 +47,18 @@ function stop(child: ChildProcess): Promise<number | null> {
   })
 }
 
+/** The child's exit code once it exits by itself (killed after 10 s: null then); a start that fails prints its error before it exits. */
+function exitOf(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode)
+    const giveUp = setTimeout(() => child.kill('SIGKILL'), 10_000)
+    child.once('exit', (code) => {
+      clearTimeout(giveUp)
+      resolve(code)
+    })
+  })
+}
+
 async function curl(args: string[]): Promise<{ code: number | null; out: string }> {
   const p = Bun.spawn(['curl', '-sS', '--max-time', '5', ...args], { stdout: 'pipe', stderr: 'pipe' })
   const out = await new Response(p.stdout).text()
@@ -100,7 +112,7 @@ test('a busy port stops the start naming the flag (exit 3); a reload that moves 
   try {
     const tlsPort = await freeTcpPort()
     const failed = await serve(['--upstream', `http://127.0.0.1:${origin.port}`, '--listen', `127.0.0.1:${tlsPort}`, '--tls-cert', certs.certFile, '--tls-key', certs.keyFile, '--http-redirect-listen', `127.0.0.1:${held.port}`, '--admin', 'off'], /E_LISTEN/)
-    expect(await stop(failed.child)).toBe(3)
+    expect(await exitOf(failed.child)).toBe(3)
     expect(failed.log()).toContain(`[E_LISTEN] cannot listen on 127.0.0.1:${held.port} for the https redirect: address in use;`)
     expect(failed.log()).toContain('--http-redirect-listen <host:port> (server.http_redirect_listen in the config file)')
   } finally {
