@@ -3,7 +3,7 @@
  * validation, defaults and documentation (fields.ts). Undefined flag values never override.
  */
 import type { Command } from 'cac'
-import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, SERVER_FIELDS, UPSTREAM_FIELDS, type Field } from '../config/fields.ts'
+import { TABLE_FIELDS, type Field } from '../config/fields.ts'
 import type { FlagLayer } from '../config/resolve.ts'
 
 type Table = 'server' | 'upstream' | 'admin' | 'log' | 'acme' | 'cache'
@@ -70,7 +70,6 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { raw: '--state-dir <dir>', table: 'acme', key: 'state_dir' },
 ]
 
-const FIELDS: Record<Table, readonly Field[]> = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS, acme: ACME_FIELDS, cache: CACHE_FIELDS }
 
 /** Kinds whose flag may be given several times, each value one entry. */
 function isListKind(field: Field): boolean {
@@ -89,7 +88,7 @@ function camel(name: string): string {
 export function addConfigFlags(cmd: Command): Command {
   cmd.option('--config <file>', 'TOML config file; flags override it, and it overrides defaults')
   for (const spec of CONFIG_FLAGS) {
-    const field = FIELDS[spec.table].find((f) => f.key === spec.key)!
+    const field = TABLE_FIELDS[spec.table].find((f) => f.key === spec.key)!
     const def = field.default
     const shown = def === undefined || (Array.isArray(def) && def.length === 0) ? '' : ` (default: ${Array.isArray(def) ? def.join(',') : String(def)})`
     const key = `${spec.table}.${spec.key}`
@@ -106,7 +105,7 @@ export function flagLayer(options: Record<string, unknown>): FlagLayer {
     const name = flagName(spec.raw)
     let value = options[camel(name)]
     if (value === undefined) continue
-    const field = FIELDS[spec.table].find((f) => f.key === spec.key)!
+    const field = TABLE_FIELDS[spec.table].find((f) => f.key === spec.key)!
     // A repeated flag: lists keep every value; for anything else the last one wins.
     if (Array.isArray(value)) value = isListKind(field) ? value.map(String) : value[value.length - 1]
     if (typeof value === 'number') value = String(value)

@@ -165,13 +165,16 @@ export const ACME_FIELDS: readonly Field[] = [
   { key: 'state_dir', prop: 'stateDir', kind: { type: 'string', path: true }, default: undefined, doc: 'Directory for the ACME account key and the certificates (PEM; keys mode 0600), created if missing and shared by workers and restarts. Default: /var/lib/proxy as root, else $XDG_STATE_HOME/proxy or ~/.local/state/proxy.' },
 ]
 
+/** Each table's fields, by the table's TOML name. */
+export const TABLE_FIELDS = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, route: ROUTE_FIELDS, cache: CACHE_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS, acme: ACME_FIELDS } as const satisfies Record<string, readonly Field[]>
+
 /**
  * Whether a key path names a secret field ("admin.token"; an upstream's keys as
  * "upstream.NAME.key"): its value is never written back, not even in a TOML syntax error.
  */
 export function isSecretKeyPath(keyPath: string): boolean {
   const parts = keyPath.split('.')
-  const tables: Record<string, readonly Field[]> = { server: SERVER_FIELDS, upstream: UPSTREAM_FIELDS, route: ROUTE_FIELDS, cache: CACHE_FIELDS, admin: ADMIN_FIELDS, log: LOG_FIELDS, acme: ACME_FIELDS }
   const key = parts[parts.length - 1]
-  return tables[parts[0]!.replace(/\[\d+\]$/, '')]?.some((f) => f.secret === true && f.key === key) ?? false
+  const fields = (TABLE_FIELDS as Record<string, readonly Field[]>)[parts[0]!.replace(/\[\d+\]$/, '')]
+  return fields?.some((f) => f.secret === true && f.key === key) ?? false
 }

@@ -139,7 +139,7 @@ export function resolveConfig(file: LoadedFile | undefined, flags: FlagLayer = {
   if (acme.domains.length > 0 && acme.httpListen && takesPortOf(acme.httpListen, sl)) {
     fail(ctx, 'acme.http_listen', `${hostPort(acme.httpListen.host, acme.httpListen.port)} is the proxy's own listen address (${hostPort(sl.host, sl.port)}); the HTTP-01 listener needs port 80 (or another port), the proxy its HTTPS one`)
   }
-  // The https redirect listener (commands/http-redirect.ts): in front of a TLS listener only, on a port of its own.
+  // The https redirect listener (serve.ts runs acme/http01.ts without challenges): in front of a TLS listener only, on a port of its own.
   const redirect = server.httpRedirectListen as HostPort | undefined
   if (redirect) {
     if (server.tlsCertFile === undefined && acme.domains.length === 0) fail(ctx, 'server.http_redirect_listen', 'redirects to https, but the listener serves plain HTTP; set tls_cert and tls_key (or acme.domains), or remove the key')
