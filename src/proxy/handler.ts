@@ -247,7 +247,7 @@ export class ProxyHandler {
     const u = pool.upstream
     // An HTTP/1.0 request may lack Host; the upstream then gets its own name.
     const clientHost = hostHeader ?? upstreamAuthority(u)
-    const requestId = req.id ?? requestIdFor(req.headers.get('x-request-id'))
+    const requestId = req.id ?? requestIdFor(req.headers)
     req.id = requestId
     return new Flight(requestId, route, pool, clientHost, req, client, sink, this.hooks)
   }

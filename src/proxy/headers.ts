@@ -343,9 +343,15 @@ export function clientResponseHeaders(upstream: readonly (readonly [string, stri
 
 const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,200}$/
 
-/** Keeps a client's X-Request-Id when it is short and plain; otherwise makes a new one. */
-export function requestIdFor(incoming: string | null): string {
-  return incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
+/**
+ * Keeps a client's X-Request-Id when it is short and plain; otherwise makes a new one. One the
+ * client's Connection lists is hop-by-hop (RFC 9110 §7.6.1): meant for no one past this hop.
+ */
+export function requestIdFor(headers: { get(name: string): string | null }): string {
+  const incoming = headers.get('x-request-id')
+  if (!incoming || !REQUEST_ID.test(incoming)) return crypto.randomUUID()
+  const connection = headers.get('connection')
+  return connection !== null && connectionTokens(connection)?.has('x-request-id') ? crypto.randomUUID() : incoming
 }
 
 /** The Host header without a port, lower-case, for route matching; an IPv6 literal in its shortest form ("[::1]"). */

@@ -1,7 +1,7 @@
 /** End-to-end behaviour of the data path: real Bun origins and real clients on loopback. */
 import { afterEach, describe, expect, test } from 'bun:test'
 import { connect } from 'node:net'
-import { Harness, waitFor } from '../support/harness.ts'
+import { Harness, rawClient, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
 afterEach(() => h.closeAll())
@@ -54,6 +54,25 @@ describe('forwarding', () => {
     expect(res.headers.get('x-request-id')).toBe('abc-123')
   })
 
+  test('an X-Request-Id the client lists in Connection is hop-by-hop: not taken as the id, a new one is made (RFC 9110 §7.6.1)', async () => {
+    const ids: string[] = []
+    const origin = h.origin({
+      fetch(req) {
+        ids.push(req.headers.get('x-request-id')!)
+        return new Response('ok')
+      },
+    })
+    const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+    const c = rawClient(h, proxy.port)
+    c.s.write('GET /a HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Request-Id\r\nX-Request-Id: hop-1\r\n\r\n')
+    expect(await waitFor(() => c.got().endsWith('ok'), 3000)).toBe(true)
+    c.clear()
+    c.s.write('GET /b HTTP/1.1\r\nHost: a\r\nX-Request-Id: end-2\r\n\r\n')
+    expect(await waitFor(() => c.got().endsWith('ok'), 3000)).toBe(true)
+    expect(ids[0]).toMatch(/^[0-9a-f-]{36}$/)
+    expect(ids[1]).toBe('end-2')
+  })
+
   test('trusted proxies have X-Forwarded-For appended to', async () => {
     let xff = ''
     const origin = h.origin({
@@ -79,9 +98,10 @@ describe('forwarding', () => {
   test('keep-alive: sequential requests reuse one upstream connection', async () => {
     const origin = h.origin({ fetch: () => new Response('ok') })
     const { url, proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
+    const before = h.records.length // the harness keeps every test's records
     for (let i = 0; i < 20; i++) await (await fetch(url)).text()
     expect(proxy.pool('default')!.connectsTotal).toBe(1)
-    expect(h.records.filter((r) => r.upstream_reused).length).toBe(19)
+    expect(h.records.slice(before).filter((r) => r.upstream_reused).length).toBe(19)
   })
 
   test('concurrent requests open no more upstream connections than the concurrency', async () => {

@@ -123,8 +123,19 @@ test.each([
   ['new\nline', null],
   [null, null],
 ])('requestIdFor(%p)', (incoming, kept) => {
-  const id = requestIdFor(incoming)
+  const id = requestIdFor({ get: (name: string) => (name === 'x-request-id' ? incoming : null) })
   if (kept) expect(id).toBe(kept)
+  else expect(id).toMatch(/^[0-9a-f-]{36}$/)
+})
+
+test.each([
+  ['keep-alive, X-Request-Id', false],
+  ['x-request-id', false],
+  ['keep-alive, x-request-idx', true],
+  ['close', true],
+])('requestIdFor with Connection: %p keeps the client\'s id: %p', (connection, kept) => {
+  const id = requestIdFor(new Headers({ connection, 'x-request-id': 'abc-123' }))
+  if (kept) expect(id).toBe('abc-123')
   else expect(id).toMatch(/^[0-9a-f-]{36}$/)
 })
 

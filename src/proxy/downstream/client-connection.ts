@@ -148,7 +148,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     this.client.protocol = head.minor === 0 ? 'HTTP/1.0' : 'HTTP/1.1'
     const headers = HeadHeaders.of(head)
     // The id is given here, so that an answer this connection makes itself (a malformed body) and the request path's record carry the same one.
-    const req: ProxyRequest = { method: head.method, target: head.target, headers, body: null, id: requestIdFor(headers.get('x-request-id')) }
+    const req: ProxyRequest = { method: head.method, target: head.target, headers, body: null, id: requestIdFor(headers) }
     this.req = req
 
     const upgrade = head.upgrade === undefined ? undefined : withoutH2c(head.upgrade)

@@ -352,7 +352,7 @@ class StreamExchange implements ClientInfo, ReplySink {
 /** A stream's request as the request path takes it: the fields as a HeadHeaders (over the request's own arrays: it only reads them), the request id given. */
 function proxyRequest(r: H2Request, body: ReadableStream<Uint8Array> | null): ProxyRequest {
   const headers = new HeadHeaders(r.names, r.values)
-  return { method: r.method, target: r.path, headers, body: body ?? noContent(r.method), id: requestIdFor(headers.get('x-request-id')) }
+  return { method: r.method, target: r.path, headers, body: body ?? noContent(r.method), id: requestIdFor(headers) }
 }
 
 /** The body of every request that ended with its head and whose method anticipates content: empty, and never written to. */
