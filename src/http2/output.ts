@@ -14,6 +14,12 @@ import { connectionError, H2Code } from './errors.ts'
 import { DEFAULT_WINDOW, Flag, FRAME_HEADER_BYTES, FrameType, headerFrames, MIN_MAX_FRAME_SIZE, writeFrameHeader } from './frames.ts'
 import type { ServerStream } from './stream.ts'
 
+/**
+ * How long a frame given to pushSoon waits. A RST_STREAM(NO_ERROR) in the same write as the end of
+ * the answer it follows (an early 413 to an upload) is read with it by curl 7.88 (Debian 12), which
+ * then drops the answer (exit 52 or 92); nginx's reset goes out after its answer's write.
+ */
+const SOON_MS = 10
 /** DATA payloads up to this size are copied into the buffer as they are queued; larger ones are kept aside. */
 const COPY_IN_MAX_BYTES = 1024
 /** The buffer's size when first needed, and the most kept between flushes (a larger one, grown for a burst, is dropped after it). */
@@ -47,6 +53,10 @@ export class Output {
   private readySet = new Set<ServerStream>()
   /** Non-DATA bytes queued while the peer does not read. */
   private blockedControlBytes = 0
+  /** Frames pushSoon holds back, and the one timer that queues them; closed: close() was called. */
+  private later: Uint8Array[] = []
+  private laterTimer: ReturnType<typeof setTimeout> | undefined
+  private closed = false
   /** Set by the session: a stream sent its last frame. */
   onStreamDone: (stream: ServerStream) => void = () => {}
   /** Set by the session: a flush outside any session call failed (it ends the connection). */
@@ -63,6 +73,31 @@ export class Output {
   push(frame: Uint8Array, checked = true): void {
     this.put(frame, 0, frame.byteLength)
     this.queued(frame.byteLength, checked)
+  }
+
+  /** Queues `frame` SOON_MS from now, so it goes in a later write than what is queued now (see SOON_MS). */
+  pushSoon(frame: Uint8Array): void {
+    if (this.closed) return
+    this.later.push(frame)
+    if (this.laterTimer !== undefined) return
+    this.laterTimer = setTimeout(() => {
+      this.laterTimer = undefined
+      const frames = this.later
+      this.later = []
+      try {
+        for (const f of frames) this.push(f)
+      } catch (err) {
+        this.onFault(err)
+      }
+    }, SOON_MS)
+  }
+
+  /** The connection ends: frames pushSoon holds are dropped, its timer stopped. */
+  close(): void {
+    this.closed = true
+    this.later = []
+    if (this.laterTimer !== undefined) clearTimeout(this.laterTimer)
+    this.laterTimer = undefined
   }
 
   /**

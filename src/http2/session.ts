@@ -319,7 +319,7 @@ export class ServerSession implements StreamHost {
     if (this.streams.size >= this.limits.maxConcurrentStreams) throw streamError(id, H2Code.REFUSED_STREAM, 'over SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 §5.1.2)')
     if (decoded.tooLarge) {
       this.streams.headTooLarge(id, decoded.fields())
-      if (!b.endStream) this.streams.sendRst(id, H2Code.NO_ERROR)
+      if (!b.endStream) this.streams.resetAfterAnswer(id)
       return
     }
     const request = this.streams.checkedRequest(id, decoded.names, decoded.values)
@@ -413,6 +413,7 @@ export class ServerSession implements StreamHost {
     this.streams.abortAll(err ? err.h2Code : H2Code.CANCEL)
     this.toDispatch = []
     this.out.flushNow()
+    this.out.close()
     this.opts.close()
     this.opts.onClose?.(err)
   }

@@ -157,6 +157,16 @@ export class StreamTable {
   }
 
   /**
+   * RST_STREAM(NO_ERROR) for a stream answered before its request ended (§8.1): what the client
+   * still sends is dropped from now on; the reset itself goes a moment later, not in the answer's
+   * write (Output.pushSoon says why).
+   */
+  resetAfterAnswer(id: number): void {
+    this.drop(id)
+    this.out.pushSoon(rstStreamFrame(id, H2Code.NO_ERROR))
+  }
+
+  /**
    * What the client sent on `id` before it learnt we dropped the stream (our RST_STREAM, or our
    * GOAWAY naming a lower id: §5.1, §6.8) is discarded from now on, within dataAfterDrop's bound.
    */
@@ -188,7 +198,7 @@ export class StreamTable {
     }
     if (s.closed) return
     // The response is complete before the request: ask the client to stop sending (§8.1).
-    if (!s.remoteEnded) this.sendRst(s.id, H2Code.NO_ERROR)
+    if (!s.remoteEnded) this.resetAfterAnswer(s.id)
     this.close(s, undefined)
   }
 

@@ -325,12 +325,16 @@ describe('responses', () => {
     expect(c.ofType(FrameType.HEADERS, 1).map((f) => [f.headers![0]![1], f.flags & Flag.END_STREAM])).toEqual([['103', 0], ['200', Flag.END_STREAM]])
     expect(err).toBeDefined()
   })
-  test('a response finished before the request body ends is followed by RST_STREAM NO_ERROR (§8.1)', async () => {
+  test('a response finished before the request body ends is followed by RST_STREAM NO_ERROR (§8.1), in a later write', async () => {
     const c = new RawClient({ onRequest: (s) => s.respond(413, [], true) }).start()
     c.send(c.get(1, '/up', [], false))
     await c.settle()
     expect(c.status(1)).toBe('413')
+    // Not with the answer: curl 7.88 reads a reset in the same read as the answer's end and drops the answer.
+    expect(c.ofType(FrameType.RST_STREAM)).toHaveLength(0)
+    for (let i = 0; i < 100 && c.rstCode(1) === undefined; i++) await Bun.sleep(5)
     expect(c.rstCode(1)).toBe(H2Code.NO_ERROR)
+    expect(c.ofType(FrameType.RST_STREAM, 1)[0]!.write!).toBeGreaterThan(c.ofType(FrameType.HEADERS, 1)[0]!.write!)
     c.send(c.data(1, new Uint8Array(100), true)) // late data on the closed stream is dropped, not an error
     await c.settle()
     expect(c.goaway()).toBeUndefined()

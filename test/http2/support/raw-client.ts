@@ -19,6 +19,8 @@ export interface RxFrame {
   payload: Uint8Array
   /** Decoded header block, for HEADERS. */
   headers?: HeaderField[]
+  /** Which of the session's writes carried it (1, 2, ...). */
+  write?: number
 }
 
 export class RawClient {
@@ -31,6 +33,8 @@ export class RawClient {
   /** What write() returns: false simulates a client that stops reading. */
   writable = true
   bytesWritten = 0
+  /** The session's writes so far. */
+  writes = 0
   private readonly rx = new FrameSplitter()
   private readonly enc = new HpackEncoder(4096)
   private readonly dec = new HpackDecoder(65536, 1 << 20)
@@ -40,6 +44,7 @@ export class RawClient {
     this.session = new ServerSession({
       write: (b) => {
         this.bytesWritten += b.byteLength
+        this.writes++
         this.parse(b)
         return this.writable
       },
@@ -113,7 +118,7 @@ export class RawClient {
 
   private parse(b: Uint8Array): void {
     this.rx.push(b, (h, payload) => {
-      const f: RxFrame = { type: h.type, flags: h.flags, streamId: h.streamId, payload }
+      const f: RxFrame = { type: h.type, flags: h.flags, streamId: h.streamId, payload, write: this.writes }
       if (h.type === FrameType.HEADERS) f.headers = this.dec.decode(payload).fields
       this.frames.push(f)
     })
