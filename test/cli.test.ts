@@ -27,6 +27,19 @@ describe('proxy check', () => {
     }
   })
 
+  test('a listen address given as a name is looked up with --no-resolve too: serve binds with that resolver (outside review, twentieth round)', async () => {
+    const asked: string[] = []
+    const io = memoryIo()
+    io.lookupHost = async (host: string) => {
+      asked.push(host)
+      throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' })
+    }
+    const code = await runCli(['check', '--upstream', 'http://127.0.0.1:1', '--listen', 'nothere.invalid:8080', '--no-resolve'], io)
+    expect(code).toBe(ExitCode.START_FAILED)
+    expect(asked).toEqual(['nothere.invalid'])
+    expect(io.stderr).toContain('error [E_LISTEN] (flags): --listen: the host nothere.invalid does not resolve (ENOTFOUND)')
+  })
+
   test('a valid config prints the resolved configuration and exits 0', async () => {
     const io = memoryIo()
     const file = tempFile('ok.toml', '[upstream]\nurl = "https://origin.example"\nconnect_timeout = "2s"\n')

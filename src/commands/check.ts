@@ -29,7 +29,7 @@ import { configFromOptions } from './serve.ts'
 export function registerCheck(cli: CAC, io: CliIo): void {
   const cmd = addConfigFlags(cli.command('check', 'Validate the config, print the resolved configuration, and resolve every upstream once'))
     .option('--json', 'Print the resolved configuration (and what each upstream resolved to) as JSON')
-    .option('--no-resolve', 'Only validate; do not look the upstreams up (default: resolve them)')
+    .option('--no-resolve', 'Do not look the upstreams up (default: resolve them); listen addresses given as names are still looked up')
     .action((opts: Record<string, unknown>) => checkCommand(opts, io))
   // cac gives a --no-… flag a default of true, which --help printed as "(default: true)" beside a
   // flag that turns resolving off; the flag's own text says what the default is.
@@ -59,7 +59,9 @@ export async function checkCommand(opts: Record<string, unknown>, io: CliIo): Pr
     )
   }
   const unresolved = Object.entries(resolved).filter(([, r]) => r.error)
-  const listenProblems = opts.resolve !== false ? await unresolvedListenNames(config) : []
+  // Listen names are looked up with --no-resolve too: serve binds with the same system resolver, and
+  // a unit's `ExecStartPre=… check --no-resolve` would pass a config serve then refuses at every restart.
+  const listenProblems = await unresolvedListenNames(config, io.lookupHost)
   // What serve warns about at start, check says too (on stderr: stdout stays the config).
   const exposed = exposedAdminWarning(config.admin)
   for (const w of [...(exposed ? [exposed] : []), ...fileWarnings, ...(config.ineffective ?? [])]) io.err(`warning: ${w}\n`)

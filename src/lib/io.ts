@@ -12,6 +12,8 @@ export interface CliIo {
   stderrIsTTY: boolean
   /** Working directory for relative paths in flags. */
   cwd: string
+  /** The system resolver's lookup of a host name, as serve binds with (node:dns lookup when not given; tests give their own). */
+  lookupHost?: (host: string) => Promise<unknown>
 }
 
 /**
