@@ -90,8 +90,7 @@ export class ServerSession implements StreamHost {
     try {
       this.reader.push(chunk, this.onFrame)
     } catch (err) {
-      this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
-      return
+      return this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
     }
     this.dispatch()
   }
