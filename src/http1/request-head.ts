@@ -92,26 +92,7 @@ export function unfinishedHeadError(held: HeadReader, end: number, maxBytes: num
 }
 
 /** method SP request-target SP HTTP-version (RFC 9112 §3), the version's digits checked later by the parser. */
-const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/\d\.\d$/
-
-/**
- * The method and target of a head parseRequestHeadBytes refused, when its request line itself
- * is well formed (the refusal was of a field after it), for the access log; else undefined.
- * Read only on that error path.
- */
-export function requestLineOf(b: Buffer, end: number): { method: string; target: string } | undefined {
-  let start = 0
-  while (start + 1 < end && b[start] === 0x0d && b[start + 1] === 0x0a) start += 2
-  const m = REQUEST_LINE.exec(b.toString('latin1', start, crlfAt(b, start, end)))
-  return m ? { method: m[1]!, target: m[2]! } : undefined
-}
-
-/** Whether the first `size` bytes of `b` begin a HEAD request (after the empty lines a request may start with): for a refusal of a head that was not parsed. */
-export function startsWithHead(b: Buffer, size: number): boolean {
-  let i = 0
-  while (i < size && (b[i] === 0x0d || b[i] === 0x0a)) i++
-  return size - i >= 5 && b[i] === 0x48 && b[i + 1] === 0x45 && b[i + 2] === 0x41 && b[i + 3] === 0x44 && b[i + 4] === 0x20
-}
+export const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/\d\.\d$/
 
 /**
  * Parses bytes[0, end): a request head without its final CRLFCRLF (which `b` holds too, at `end`: the last field's line is

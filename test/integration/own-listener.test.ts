@@ -25,6 +25,29 @@ function countingOrigin() {
 const own = (port: number, server: Record<string, unknown> = {}) => h.proxy({ upstream: { url: `http://127.0.0.1:${port}` }, server: { listener: 'own', ...server } })
 
 describe('own listener', () => {
+  test('a refused head is logged with what of it came whole: its request line, and its Host as sent (outside review, twentieth round)', async () => {
+    const { origin } = countingOrigin()
+    const { proxy } = own(origin.port!, { max_header_size: '1KiB', client_header_timeout: '1s' })
+    const cases: [string, string, number][] = [
+      ['/two-lengths', 'GET /two-lengths HTTP/1.1\r\nHost: h.example:8080\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 400],
+      ['/too-large', `POST /too-large HTTP/1.1\r\nhOsT:  h.example \r\nX-Big: ${'b'.repeat(2000)}\r\n\r\n`, 431],
+      ['/slow', 'GET /slow HTTP/1.1\r\nHost: h.example\r\nX-Slow: ', 408],
+      ['/slow-host', 'GET /slow-host HTTP/1.1\r\nX-A: 1\r\nHost: h.exa', 408],
+    ]
+    for (const [path, bytes, status] of cases) {
+      const c = rawClient(proxy.port)
+      c.s.write(bytes)
+      expect(await waitFor(() => c.closed(), 5000)).toBe(true)
+      expect(c.got()).toStartWith(`HTTP/1.1 ${status} `)
+    }
+    expect(await waitFor(() => h.records.filter((r) => cases.some(([p]) => p === r.path)).length === cases.length, 3000)).toBe(true)
+    const of = (path: string) => h.records.find((r) => r.path === path)!
+    expect(of('/two-lengths')).toMatchObject({ status: 400, method: 'GET', host: 'h.example:8080' })
+    expect(of('/too-large')).toMatchObject({ status: 431, method: 'POST', host: 'h.example' })
+    expect(of('/slow')).toMatchObject({ status: 408, method: 'GET', host: 'h.example' })
+    expect(of('/slow-host')).toMatchObject({ status: 408, method: 'GET', host: '-' }) // its Host line never ended
+  })
+
   test('client_header_timeout: an unfinished head gets 408 and is closed, a silent connection is closed; nothing reaches the upstream', async () => {
     const { origin, seen } = countingOrigin()
     const { proxy } = own(origin.port!, { client_header_timeout: '1s' })

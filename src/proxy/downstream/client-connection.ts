@@ -11,7 +11,8 @@ import type { Socket } from 'bun'
 import { SocketBodyStream, type PausableSource } from '../../http1/body-stream.ts'
 import { ChunkedDecoder } from '../../http1/chunked.ts'
 import { HeadReader } from '../../http1/head-reader.ts'
-import { HeadHeaders, parseRequestHeadBytes, RequestHeadError, requestLineOf, startsWithHead, unfinishedHeadError, type RequestHead } from '../../http1/request-head.ts'
+import { HeadHeaders, parseRequestHeadBytes, RequestHeadError, unfinishedHeadError, type RequestHead } from '../../http1/request-head.ts'
+import { refusedRequestOf, startsWithHead } from '../../http1/refused-head.ts'
 import { RepeatedStrings } from '../../lib/bytes.ts'
 import { monoNow } from '../../lib/clock.ts'
 import { ReadSizer } from '../../runtime/receive-buffer.ts'
@@ -117,13 +118,13 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     }
     const end = this.pending.findRequestEnd()
     const refused = unfinishedHeadError(this.pending, end, opts.maxHeaderBytes)
-    if (refused) return this.refuse(refused.code, refused.message)
+    if (refused) return this.refuse(refused.code, refused.message, refusedRequestOf(this.pending.buffer, end < 0 ? this.pending.size : end, end >= 0))
     if (end < 0) return // wait for more
     let head: RequestHead
     try {
       head = parseRequestHeadBytes(this.pending.headBytes(end + 4), end, this.strings)
     } catch (err) {
-      if (err instanceof RequestHeadError) return this.refuse(err.code, err.message, requestLineOf(this.pending.buffer, end))
+      if (err instanceof RequestHeadError) return this.refuse(err.code, err.message, refusedRequestOf(this.pending.buffer, end, true))
       throw err
     }
     const rest = this.pending.consume(end + 4)
@@ -334,13 +335,10 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     if (this.writer.onDrain() && this.phase === Phase.Tunnel) this.tunnel?.handlers.drain()
   }
   /** An answer the connection makes itself, then FIN. */
-  private answerAndClose(reply: ProxyReply, method: string): void {
-    this.writer.writeReply(reply, method, 1, true, () => {})
-    this.writer.endWhenFlushed()
-  }
+  private answerAndClose(reply: ProxyReply, method: string): void { void (this.writer.writeReply(reply, method, 1, true, () => {}), this.writer.endWhenFlushed()) }
 
   /** Answers a request the listener itself refuses (recorded and counted by the server), and closes; `line`: what of an unparsed one was read. */
-  refuse(code: FailureCode, detail: string, line?: { method: string; target: string }, sinceMs?: number): void {
+  refuse(code: FailureCode, detail: string, line?: { method: string; target: string; host?: string }, sinceMs?: number): void {
     // A HEAD's answer has no content (RFC 9110 §9.3.2), its line read whole or not (414, 431, a bare LF): its record says HEAD too.
     const req = this.head ? this.req : unparsedRequest(line ?? (startsWithHead(this.pending.buffer, this.pending.size) ? { method: 'HEAD', target: '-' } : undefined))
     this.pending.clear()
@@ -363,7 +361,7 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
       if (!this.deadlineKindIsIdle && !this.shared.stopping) this.shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.client.ip)
       return void (this.writer.finish(() => this.onClose(undefined)) && this.pauseReading()) // a whole reply may still be on its way (keep-alive is timed from when it was queued)
     }
-    this.refuse('CLIENT_HEADER_TIMEOUT', `request head not received within client_header_timeout (${this.shared.opts.headerTimeoutMs} ms)`, requestLineOf(this.pending.buffer, this.pending.size), headBeganMs) // its line, if it came whole
+    this.refuse('CLIENT_HEADER_TIMEOUT', `request head not received within client_header_timeout (${this.shared.opts.headerTimeoutMs} ms)`, refusedRequestOf(this.pending.buffer, this.pending.size, false), headBeganMs) // its line, if it came whole
   }
 
   closeIfIdle(graceMs: number): void {
