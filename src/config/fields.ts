@@ -103,7 +103,7 @@ export const UPSTREAM_FIELDS: readonly Field[] = [
   { key: 'fail_threshold', prop: 'failThreshold', kind: { type: 'int', min: 1 }, default: 1, doc: 'Consecutive connect failures that eject an address.' },
   dp('eject_time', 'ejectBaseMs', '1s', 'First ejection time of a failing address; after it a half-open probe (one request) decides: each failed probe doubles the time, up to eject_max_time. Requests that fail while the address is already ejected do not extend it.'),
   dp('eject_max_time', 'ejectMaxMs', '30s', 'Longest ejection time of a failing address; at least eject_time.'),
-  { key: 'health_path', prop: 'healthPath', kind: { type: 'string' }, default: undefined, doc: 'Active health check: GET this path on every address (also those from DNS); a failure or a status other than 2xx/3xx takes the address out until a check passes. An address DNS adds later is checked at once and takes traffic once that check passes. Default: passive checks only.' },
+  { key: 'health_path', prop: 'healthPath', kind: { type: 'string' }, default: undefined, doc: 'Active health check: GET this path on every address (also those from DNS); a failure or a status other than 2xx/3xx takes the address out until a check passes. When every address is out, requests still go to them (fail open, as Envoy does below its panic threshold; /readyz answers 503 meanwhile). An address DNS adds later is checked at once and takes traffic once that check passes. Default: passive checks only.' },
   dp('health_interval', 'healthIntervalMs', '10s', 'Interval between active health checks.'),
   dp('health_timeout', 'healthTimeoutMs', '2s', 'Time one active health check may take.'),
   {
