@@ -121,7 +121,7 @@ function selfCommand(): string[] {
  * --workers on the same port would silently share it with the first (measured: both started).
  * Returns the port, a concrete one for port 0 ("any free port"), so every worker shares it.
  */
-/** The supervisor's address lock, kept for its life (let go when the process ends). */
+/** The supervisor's address lock, kept while its workers listen (let go when they begin to drain, or the process ends). */
 const supervisorLocks = new AddressLocks()
 
 async function claimPort(role: ListenerRole, host: string, port: number, setAt?: string): Promise<number> {
@@ -308,6 +308,8 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   trimmer.close()
   stopping = true
   log('info', 'stopping workers', { signal })
+  // The workers stop listening as their drain begins: a successor may take the address meanwhile.
+  supervisorLocks.close()
   // 'close': the worker has exited and the last of its stdout has been read.
   await Promise.all(
     [...workers.values()].map(

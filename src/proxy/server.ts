@@ -390,6 +390,7 @@ export class ProxyServer implements ProxyView {
     const server = this.server
     this.opts.log?.('info', 'drain started', { pending_requests: this.pendingRequests, open_tunnels: this.openTunnels ?? 0, drain_timeout_ms: drainMs })
     const done = Promise.all([server.stop(false), this.retired.stop(false)]) // the listeners a reload replaced, still finishing, too
+    this.locks.close() // nothing listens here now: a successor may take the address during the drain
     let timer: ReturnType<typeof setTimeout> | undefined
     const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), drainMs)))
     const result = await Promise.race([done.then(() => 'done' as const), timedOut])
@@ -405,8 +406,7 @@ export class ProxyServer implements ProxyView {
   /** Closes everything at once. */
   close(): void {
     this.admission.stopping = true
-    void this.server?.stop(true)
-    void this.retired.stop(true)
+    void (this.server?.stop(true), this.retired.stop(true))
     this.server = undefined
     this.locks.close()
     for (const p of this.gen.upstreams.values()) this.closeParts(p)

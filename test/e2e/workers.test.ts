@@ -256,3 +256,46 @@ test('SIGHUP and SIGUSR1 to the supervisor while its workers still start: they g
     await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once('exit', r)))
   }
 })
+
+test('SIGTERM: the supervisor lets go of the address as its workers begin to drain, so the next --workers 2 starts there at once (outside review, twentieth round)', async () => {
+  let release!: () => void
+  const held = new Promise<void>((r) => (release = r))
+  const origin = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    fetch: (req) =>
+      new URL(req.url).pathname === '/hold'
+        ? new Response(
+            new ReadableStream({
+              async start(c) {
+                c.enqueue(new TextEncoder().encode('head;'))
+                await held
+                c.close()
+              },
+            }),
+          )
+        : new Response('next'),
+  })
+  servers.push(origin)
+  const args = (listen: string) => ['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', listen, '--admin', 'off', '--access-log', 'off', '--workers', '2']
+  const old = await startProxyProcess(args('127.0.0.1:0'), BIN)
+  let next: Awaited<ReturnType<typeof startProxyProcess>> | undefined
+  try {
+    expect(await bothListening(old.stderr)).toBe(true)
+    const port = new URL(old.url).port
+    const inFlight = await fetch(`${old.url}/hold`)
+    const oldExit = old.stop() // SIGTERM: the workers drain, /hold keeps them at it
+    for (let i = 0; i < 100 && !/stopping workers/.test(old.stderr()); i++) await Bun.sleep(20)
+    // Until the drain ended the supervisor kept its lock: this start failed "another proxy process listens".
+    next = await startProxyProcess(args(`127.0.0.1:${port}`), BIN)
+    expect(await (await fetch(`http://127.0.0.1:${port}/x`)).text()).toBe('next')
+    expect(old.child.exitCode).toBeNull() // still draining
+    release()
+    expect(await inFlight.text()).toBe('head;')
+    expect(await oldExit).toBe(0)
+  } finally {
+    release()
+    if (next) expect(await next.stop()).toBe(0)
+    await old.stop()
+  }
+}, 60_000)

@@ -58,6 +58,34 @@ test('/readyz answers 503 from the first moment of a drain', async () => {
   await draining
 })
 
+test('a draining proxy lets go of its address: a successor listens there at once and serves while the drain goes on (outside review, twentieth round)', async () => {
+  let release!: () => void
+  const origin = h.origin({
+    fetch: (req) =>
+      new URL(req.url).pathname === '/slow'
+        ? new Response(
+            new ReadableStream({
+              start(c) {
+                c.enqueue(new TextEncoder().encode('head;'))
+                release = () => c.close()
+              },
+            }),
+          )
+        : new Response('from the successor'),
+  })
+  const { proxy } = proxyWithLog(origin.port!)
+  const port = proxy.port
+  const inFlight = await fetch(`${proxy.url}/slow`)
+  const draining = proxy.drain(10_000)
+  // It held the address's lock until its drain ended: a successor failed with "another proxy process listens".
+  const next = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listen: `127.0.0.1:${port}` } }).proxy
+  expect(next.port).toBe(port)
+  expect(await (await fetch(`http://127.0.0.1:${port}/new`)).text()).toBe('from the successor')
+  release()
+  expect(await inFlight.text()).toBe('head;')
+  await draining
+})
+
 test('a drain at shutdown closes an idle kept-alive connection at once, as nginx does: no 503 to a request that crossed the close', async () => {
   const origin = h.origin({ fetch: (req) => new Response(`ok ${new URL(req.url).pathname}`) })
   const { proxy } = proxyWithLog(origin.port!)
