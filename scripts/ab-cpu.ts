@@ -4,7 +4,7 @@
  * machine hits both alike. What each performance commit's message quotes (issue 18's rule: an
  * optimisation is its own commit with its A/B figures).
  *
- *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2 [--streams 10] | --tls] [--gc] [--browser-head] [--cache] [--post BYTES] [--ports 18300]
+ *   bun scripts/ab-cpu.ts A_BINARY B_BINARY [--warmup 2s] [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2 [--streams 10] | --tls] [--gc] [--browser-head] [--cache] [--post BYTES] [--ports 18300]
  *
  * Starts a local nginx origin (a 100-byte answer at /small, a 1 MiB file at /1m, keepalive_requests
  * 1000000) and both
@@ -32,7 +32,7 @@ const opt = (name: string, def: string) => {
   const i = args.indexOf(name)
   return i >= 0 ? args[i + 1]! : def
 }
-const FLAGS_WITH_VALUES = new Set(['--rounds', '--duration', '--connections', '--path', '--post', '--streams', '--ports'])
+const FLAGS_WITH_VALUES = new Set(['--warmup', '--rounds', '--duration', '--connections', '--path', '--post', '--streams', '--ports'])
 const [binA, binB] = args.filter((a, i) => !a.startsWith('--') && (i === 0 || !FLAGS_WITH_VALUES.has(args[i - 1]!)))
 if (!binA || !binB) {
   console.error('usage: bun scripts/ab-cpu.ts A_BINARY B_BINARY [--rounds 4] [--duration 5s] [--connections 64] [--path /small] [--h2 [--streams 10] | --tls] [--gc] [--browser-head] [--cache] [--post BYTES] [--ports 18300]')
@@ -102,7 +102,7 @@ function countCollections(text: string, into: { eden: number; full: number; cycl
 await waitFor(PORTS.origin, PATH)
 for (const p of proxies) {
   await waitFor(p.port, PATH, TLS)
-  await load(p.port, '2s') // warm-up: JIT tiers and the upstream pool
+  await load(p.port, opt('--warmup', '2s')) // warm-up: JIT tiers and the upstream pool
 }
 
 const results = new Map<string, { rps: number[]; user: number[]; sys: number[]; rss: number[]; p99: number[]; gcMsPerK: number[] }>(

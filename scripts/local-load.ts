@@ -127,7 +127,7 @@ export async function wrk(port: number, path: string, connections: string, durat
   if (/Non-2xx/.test(r.stdout)) throw new Error(`the origin refused: ${r.stdout}`)
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1])
   const requests = Number(/(\d+) requests in/.exec(r.stdout)?.[1])
-  const p99 = /^\s*99%\s+([\d.]+)(us|ms|s)$/m.exec(r.stdout)
+  const p99 = /^\s*99%\s+([\d.]+)(us|ms|s)\s*$/m.exec(r.stdout)
   if (!rps || !requests || !p99) throw new Error(`wrk failed: ${r.stdout}${r.stderr}`)
   return { rps, requests, p99Ms: Number(p99[1]) * (p99[2] === 'us' ? 0.001 : p99[2] === 's' ? 1000 : 1) }
 }

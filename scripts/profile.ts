@@ -1,7 +1,7 @@
 /**
  * Where the proxy's CPU time goes under load: `perf` samples with JavaScript names, from source.
  *
- *   bun scripts/profile.ts [--h2 | --tls] [--browser-head] [--path /small] [--connections 64] [--seconds 5] [--top 25] [--keep]
+ *   bun scripts/profile.ts [--ports 18310] [--h2 | --tls] [--browser-head] [--path /small] [--connections 64] [--seconds 5] [--top 25] [--keep]
  *
  * Runs `bun src/main.ts serve` (JIT dump on) in front of a local nginx origin, loads it with wrk
  * (or h2load over TLS with --h2, wrk over TLS with --tls; with --browser-head wrk sends a
@@ -35,7 +35,8 @@ const FIELDS = args.includes('--browser-head') ? BROWSER_FIELDS : []
 const CONNECTIONS = opt('--connections', '64')
 const SECONDS = Number(opt('--seconds', '5'))
 const TOP = Number(opt('--top', '25'))
-const PORTS = { origin: 18310, proxy: 18311 }
+const PORT_BASE = Number(opt('--ports', '18310'))
+const PORTS = { origin: PORT_BASE, proxy: PORT_BASE + 1 }
 
 if (spawnSync('perf', ['--version']).status !== 0) {
   console.error('perf is not installed (Debian: apt-get install linux-perf)')
@@ -136,6 +137,14 @@ function report(text: string): void {
   for (const [k, v] of top(self)) console.log(`${pct(v)}  ${k}`)
   console.log('\nJavaScript, inclusive (any frame on the stack):')
   for (const [k, v] of top(inclusive)) console.log(`${pct(v)}  ${k}`)
+  const kern = new Map<string, number>()
+  for (const frames of stacks) if (frames[0]!.kernel) bump(kern, frames[0]!.name)
+  console.log('\nkernel, self:')
+  for (const [k, v] of top(kern)) console.log(`${pct(v)}  ${k}`)
+  const nat = new Map<string, number>()
+  for (const frames of stacks) if (!frames[0]!.kernel && !frames[0]!.js) bump(nat, frames[0]!.name)
+  console.log('\nnative, self (leaf symbol):')
+  for (const [k, v] of top(nat)) console.log(`${pct(v)}  ${k}`)
   console.log('\nnative (Bun, libc), by the innermost JavaScript function that called it:')
   for (const [k, v] of top(nativeBy)) console.log(`${pct(v)}  ${k}`)
 }
