@@ -30,6 +30,10 @@ describe('Vary (§4.1)', () => {
     ['two names', 'Accept, Accept-Language', { accept: 'a', 'accept-language': 'en' }, { accept: 'a', 'accept-language': 'en' }, true],
     ['two names, one differs', 'Accept, Accept-Language', { accept: 'a', 'accept-language': 'en' }, { accept: 'a', 'accept-language': 'de' }, false],
     ['no Vary matches anything', '', { a: '1' }, { a: '2' }, true],
+    // A hop-by-hop field never reaches the origin, so its value selects nothing (mutation test, twentieth round).
+    ['Vary: TE: hop-by-hop, not sent on', 'TE', { te: 'trailers' }, {}, true],
+    // Accept is compared as written: a parameter value may be case-sensitive (a variant more costs only a hit).
+    ['Accept keeps its case', 'Accept', { accept: 'text/HTML' }, { accept: 'text/html' }, false],
   ]
   test.each(cases)('%s', (_n, vary, first, later, want) => {
     const names = varyNames(vary ? [['Vary', vary]] : [])
