@@ -10,6 +10,7 @@
  * place, and goes into the flush's one copy.
  */
 import { Buffer } from 'node:buffer'
+import { monoNow } from '../lib/clock.ts'
 import { connectionError, H2Code } from './errors.ts'
 import { DEFAULT_WINDOW, Flag, FRAME_HEADER_BYTES, FrameType, headerFrames, MIN_MAX_FRAME_SIZE, writeFrameHeader } from './frames.ts'
 import type { ServerStream } from './stream.ts'
@@ -53,8 +54,8 @@ export class Output {
   private readySet = new Set<ServerStream>()
   /** Non-DATA bytes queued while the peer does not read. */
   private blockedControlBytes = 0
-  /** Frames pushSoon holds back, and the one timer that queues them; closed: close() was called. */
-  private later: Uint8Array[] = []
+  /** Frames pushSoon holds back (in the order they are due), the one timer that queues them; closed: close() was called. */
+  private later: { frame: Uint8Array; dueMs: number; streamId: number }[] = []
   private laterTimer: ReturnType<typeof setTimeout> | undefined
   private closed = false
   /** Set by the session: a stream sent its last frame. */
@@ -75,21 +76,16 @@ export class Output {
     this.queued(frame.byteLength, checked)
   }
 
-  /** Queues `frame` SOON_MS from now, so it goes in a later write than what is queued now (see SOON_MS). */
-  pushSoon(frame: Uint8Array): void {
+  /** Queues `frame` (of `streamId`) SOON_MS from now, so it goes in a later write than what is queued now (see SOON_MS). */
+  pushSoon(frame: Uint8Array, streamId: number): void {
     if (this.closed) return
-    this.later.push(frame)
-    if (this.laterTimer !== undefined) return
-    this.laterTimer = setTimeout(() => {
-      this.laterTimer = undefined
-      const frames = this.later
-      this.later = []
-      try {
-        for (const f of frames) this.push(f)
-      } catch (err) {
-        this.onFault(err)
-      }
-    }, SOON_MS)
+    this.later.push({ frame, dueMs: monoNow() + SOON_MS, streamId })
+    if (this.laterTimer === undefined) this.armLater(SOON_MS)
+  }
+
+  /** A frame pushSoon holds for `streamId` is not sent after all (the client ended the stream first). */
+  cancelSoon(streamId: number): void {
+    if (this.later.length > 0) this.later = this.later.filter((l) => l.streamId !== streamId)
   }
 
   /** The connection ends: frames pushSoon holds are dropped, its timer stopped. */
@@ -98,6 +94,25 @@ export class Output {
     this.later = []
     if (this.laterTimer !== undefined) clearTimeout(this.laterTimer)
     this.laterTimer = undefined
+  }
+
+  private armLater(ms: number): void {
+    this.laterTimer = setTimeout(() => this.sendDue(), ms)
+  }
+
+  /** Queues the held frames that are due; the timer again for the next one (each waits its own SOON_MS). */
+  private sendDue(): void {
+    this.laterTimer = undefined
+    const now = monoNow()
+    let due = 0
+    while (due < this.later.length && this.later[due]!.dueMs <= now) due++
+    const frames = this.later.splice(0, due)
+    if (this.later.length > 0) this.armLater(Math.max(1, this.later[0]!.dueMs - now))
+    try {
+      for (const l of frames) this.push(l.frame)
+    } catch (err) {
+      this.onFault(err)
+    }
   }
 
   /**

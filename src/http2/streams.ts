@@ -9,7 +9,7 @@ import { httpDateNow } from '../lib/clock.ts'
 import { connectionError, enhanceYourCalm, H2Code, streamError, type Http2Error } from './errors.ts'
 import type { FloodGuard } from './floods.ts'
 import type { ReceiveFlow } from './flow.ts'
-import { headerFrames, rstStreamFrame, stripPadding, type FrameHeader } from './frames.ts'
+import { Flag, headerFrames, rstStreamFrame, stripPadding, type FrameHeader } from './frames.ts'
 import type { HeaderField, HpackEncoder } from './hpack.ts'
 import type { Output } from './output.ts'
 import type { Refused, RefusedFields } from './refused.ts'
@@ -107,7 +107,9 @@ export class StreamTable {
   headersOnClosed(id: number): void {
     switch (this.closedAs(id)) {
       case 'dropped':
-        // Sent before the client saw our RST_STREAM (§5.1) or GOAWAY (§6.8): discarded, and counted like resets.
+        // Sent before the client saw our RST_STREAM (§5.1) or GOAWAY (§6.8): discarded, and counted like resets. Trailers end
+        // the stream: a reset still held for it would name a closed one.
+        this.out.cancelSoon(id)
         return this.floods.reset('header blocks on streams we dropped')
       case 'closed':
         // END_STREAM both ways, or the client's RST_STREAM: it knew the stream closed when it sent this. §5.1 names a connection error STREAM_CLOSED.
@@ -145,6 +147,7 @@ export class StreamTable {
     if (halfClosed) throw streamError(id, H2Code.STREAM_CLOSED, 'DATA after END_STREAM (RFC 9113 §5.1)')
     if (this.isIdle(id)) throw connectionError(H2Code.PROTOCOL_ERROR, 'DATA on an idle stream (RFC 9113 §5.1)')
     if (!this.dataAfterDrop(id, h.length)) throw streamError(id, H2Code.STREAM_CLOSED, 'DATA on a closed stream (RFC 9113 §5.1)')
+    if (h.flags & Flag.END_STREAM) this.out.cancelSoon(id) // closed both ways now: a reset held for it would name a closed stream (§5.1)
     // Counted as on an open stream, END_STREAM or not: it ends nothing here.
     const bodyBytes = stripPadding(h, p).byteLength
     if (bodyBytes === 0) this.floods.empty('empty DATA frames on streams we dropped')
@@ -163,7 +166,7 @@ export class StreamTable {
    */
   resetAfterAnswer(id: number): void {
     this.drop(id)
-    this.out.pushSoon(rstStreamFrame(id, H2Code.NO_ERROR))
+    this.out.pushSoon(rstStreamFrame(id, H2Code.NO_ERROR), id)
   }
 
   /**

@@ -325,6 +325,32 @@ describe('responses', () => {
     expect(c.ofType(FrameType.HEADERS, 1).map((f) => [f.headers![0]![1], f.flags & Flag.END_STREAM])).toEqual([['103', 0], ['200', Flag.END_STREAM]])
     expect(err).toBeDefined()
   })
+  test('each early answer\'s reset waits its own moment: a second answer does not take its reset along with the first one\'s (second opinion, twentieth round)', async () => {
+    const c = new RawClient({ onRequest: (s) => s.respond(401, [], true) }).start()
+    c.send(c.get(1, '/a', [], false))
+    await Bun.sleep(6)
+    c.send(c.get(3, '/b', [], false))
+    await c.settle()
+    for (let i = 0; i < 200 && c.rstCode(3) === undefined; i++) await Bun.sleep(2)
+    const answer3 = c.ofType(FrameType.HEADERS, 3)[0]!
+    const rst3 = c.ofType(FrameType.RST_STREAM, 3)[0]!
+    expect(c.rstCode(1)).toBe(H2Code.NO_ERROR)
+    // Never sooner than its own 10 ms (it went with stream 1's, about 4 ms after its answer).
+    expect(rst3.at! - answer3.at!).toBeGreaterThanOrEqual(9)
+  })
+  test('a client that ends its upload before the held reset goes gets none: the stream is closed both ways (§5.1)', async () => {
+    const c = new RawClient({ onRequest: (s) => s.respond(413, [], true) }).start()
+    c.send(c.get(1, '/up', [], false))
+    await c.settle()
+    expect(c.status(1)).toBe('413')
+    c.send(c.data(1, new Uint8Array(10), true))
+    c.send(c.get(3, '/up2', [], false))
+    await c.settle()
+    c.send(c.headers(3, [['x-trailer', '1']], true)) // trailers end stream 3 the same way
+    for (let i = 0; i < 10; i++) await Bun.sleep(5)
+    expect(c.ofType(FrameType.RST_STREAM)).toHaveLength(0)
+    expect(c.goaway()).toBeUndefined()
+  })
   test('a response finished before the request body ends is followed by RST_STREAM NO_ERROR (§8.1), in a later write', async () => {
     const c = new RawClient({ onRequest: (s) => s.respond(413, [], true) }).start()
     c.send(c.get(1, '/up', [], false))

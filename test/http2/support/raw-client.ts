@@ -21,6 +21,8 @@ export interface RxFrame {
   headers?: HeaderField[]
   /** Which of the session's writes carried it (1, 2, ...). */
   write?: number
+  /** performance.now() when it was written. */
+  at?: number
 }
 
 export class RawClient {
@@ -118,7 +120,7 @@ export class RawClient {
 
   private parse(b: Uint8Array): void {
     this.rx.push(b, (h, payload) => {
-      const f: RxFrame = { type: h.type, flags: h.flags, streamId: h.streamId, payload, write: this.writes }
+      const f: RxFrame = { type: h.type, flags: h.flags, streamId: h.streamId, payload, write: this.writes, at: performance.now() }
       if (h.type === FrameType.HEADERS) f.headers = this.dec.decode(payload).fields
       this.frames.push(f)
     })
