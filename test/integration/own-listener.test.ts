@@ -48,6 +48,20 @@ describe('own listener', () => {
     expect(of('/slow-host')).toMatchObject({ status: 408, method: 'GET', host: '-' }) // its Host line never ended
   })
 
+  test('a 431\'s record takes nothing past max_header_size: a Host line that ends beyond it is not logged (second opinion, twentieth round)', async () => {
+    const { origin } = countingOrigin()
+    const { proxy } = own(origin.port!, { max_header_size: '1KiB' })
+    for (const [path, hostBytes] of [['/long-host', 4000], ['/short-host', 10]] as const) {
+      const c = rawClient(proxy.port)
+      c.s.write(`GET ${path} HTTP/1.1\r\nHost: ${'h'.repeat(hostBytes)}\r\nX-Big: ${'b'.repeat(3000)}\r\n\r\n`)
+      expect(await waitFor(() => c.closed(), 5000)).toBe(true)
+      expect(c.got()).toStartWith('HTTP/1.1 431 ')
+    }
+    expect(await waitFor(() => h.records.filter((r) => r.path === '/long-host' || r.path === '/short-host').length === 2, 3000)).toBe(true)
+    expect(h.records.find((r) => r.path === '/long-host')).toMatchObject({ status: 431, host: '-' })
+    expect(h.records.find((r) => r.path === '/short-host')).toMatchObject({ status: 431, host: 'h'.repeat(10) })
+  })
+
   test('client_header_timeout: an unfinished head gets 408 and is closed, a silent connection is closed; nothing reaches the upstream', async () => {
     const { origin, seen } = countingOrigin()
     const { proxy } = own(origin.port!, { client_header_timeout: '1s' })

@@ -118,7 +118,8 @@ export class ClientConnection implements DownstreamConnection, ReplySink {
     }
     const end = this.pending.findRequestEnd()
     const refused = unfinishedHeadError(this.pending, end, opts.maxHeaderBytes)
-    if (refused) return this.refuse(refused.code, refused.message, refusedRequestOf(this.pending.buffer, end < 0 ? this.pending.size : end, end >= 0))
+    // What of it came within max_header_size only: a 431's record is no larger than the cap.
+    if (refused) return this.refuse(refused.code, refused.message, refusedRequestOf(this.pending.buffer, Math.min(end < 0 ? this.pending.size : end, opts.maxHeaderBytes), end >= 0 && end <= opts.maxHeaderBytes))
     if (end < 0) return // wait for more
     let head: RequestHead
     try {
