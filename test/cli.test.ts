@@ -4,6 +4,7 @@ import { X509Certificate } from 'node:crypto'
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../src/cli.ts'
+import { ProxyServer } from '../src/proxy/server.ts'
 import { ExitCode } from '../src/lib/exit-codes.ts'
 import { memoryIo } from '../src/lib/io.ts'
 import { DnsServer } from '../src/dns/server.ts'
@@ -395,6 +396,19 @@ describe('start-up errors: a taken port says "address in use" (exit 3) and names
     expect(await runCli(['serve', '--upstream', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${port}`], io)).toBe(ExitCode.START_FAILED)
     expect(io.stderr).toContain(`cannot listen on admin address 127.0.0.1:${port}: address in use;`)
     expect(io.stderr).toContain('--admin 127.0.0.1:<port>')
+  })
+
+  test('the admin port held: the proxy never listens on its own port first (a successor beside a draining proxy reset the connections it had taken; regression re-run, twentieth round)', async () => {
+    const port = holdPort()
+    const started = spyOn(ProxyServer.prototype, 'startResolved')
+    try {
+      const io = memoryIo()
+      expect(await runCli(['serve', '--upstream', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${port}`], io)).toBe(ExitCode.START_FAILED)
+      expect(io.stderr).toContain(`cannot listen on admin address 127.0.0.1:${port}: address in use;`)
+      expect(started).not.toHaveBeenCalled()
+    } finally {
+      started.mockRestore()
+    }
   })
 })
 

@@ -10,7 +10,7 @@ import { adoptReadOnceConfigFromStdin, loadConfigFile, readOnceConfig, readOnceR
 import { resolveConfig } from '../config/resolve.ts'
 import type { ResolvedConfig } from '../config/schema.ts'
 import { errorMessage, ProxyError, UsageError } from '../lib/errors.ts'
-import { ownPortClash } from '../lib/listen-error.ts'
+import { listenError, ownPortClash } from '../lib/listen-error.ts'
 import { ExitCode } from '../lib/exit-codes.ts'
 import type { CliIo } from '../lib/io.ts'
 import { createLogger } from '../lib/logger.ts'
@@ -25,6 +25,7 @@ import { checkAccessLogPath, checkConfigPaths } from '../runtime/config-paths.ts
 import { AutomaticHttps } from '../acme/automatic-https.ts'
 import { Http01Server } from '../acme/http01.ts'
 import { PageTrimmer } from '../runtime/page-trim.ts'
+import { probeListen } from '../runtime/listener.ts'
 import { cacheOverLimitWarning, cgroupMemoryLimitBytes } from '../runtime/memory-limit.ts'
 import { closeSignalInspector, prepareSignalInspector } from '../runtime/signal-inspector.ts'
 import { CONFIG_ON_STDIN_ENV, onUsr2Ignored, parseWorkers, reportWorkerAdmin, reportWorkerListening, reportWorkerReloaded, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
@@ -113,6 +114,11 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     await accessLog.close()
   }
   try {
+    // The admin address first, a moment: a successor started while the process before it drains
+    // (README > Restarting), which still holds that address, must fail before it accepts
+    // connections on the proxy's port that it would then reset.
+    const a = workerId === undefined ? config.admin.listen : undefined
+    if (a && a.port !== 0) await probeListen(a.host, a.port).catch((err) => Promise.reject(listenError('admin', a.host, a.port, err, undefined, config.fileKeys?.['admin.listen'])))
     await proxy.startResolved()
   } catch (err) {
     await startFailed()

@@ -220,3 +220,18 @@ function listenDeno(opts: ListenOptions): Listener {
     },
   }
 }
+
+/**
+ * Listens on host:port for a moment and lets go (node:net, on both runtimes): throws what the
+ * runtime throws when the address cannot be had (in use, not this machine's). For an address a
+ * process will open later in its start than another it must not open in vain.
+ */
+export async function probeListen(host: string, port: number): Promise<void> {
+  const { createServer } = await import('node:net')
+  const srv = createServer()
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject)
+    srv.listen({ host, port, exclusive: true }, () => resolve())
+  })
+  await new Promise<void>((resolve) => srv.close(() => resolve()))
+}
