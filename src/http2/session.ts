@@ -264,7 +264,7 @@ export class ServerSession implements StreamHost {
     const code = F.parseRstStream(p)
     if (this.streams.isIdle(h.streamId)) throw connectionError(H2Code.PROTOCOL_ERROR, 'RST_STREAM on an idle stream (RFC 9113 §6.4)')
     const s = this.streams.get(h.streamId)
-    if (!s) return this.floods.reset('resets of closed streams') // ignored (§5.1), but not for free
+    if (!s) return void (this.out.cancelSoon(h.streamId), this.floods.reset('resets of closed streams')) // ignored (§5.1), but not for free; a reset held for it goes no more
     // Rapid reset (CVE-2023-44487): opening and cancelling streams costs us work without limit.
     this.floods.reset('stream resets')
     // A request already handed on (the origin is working on it) and dropped before its answer.

@@ -347,6 +347,9 @@ describe('responses', () => {
     c.send(c.get(3, '/up2', [], false))
     await c.settle()
     c.send(c.headers(3, [['x-trailer', '1']], true)) // trailers end stream 3 the same way
+    c.send(c.get(5, '/up3', [], false))
+    await c.settle()
+    c.send(rstStreamFrame(5, H2Code.CANCEL)) // and the client's own reset closes stream 5
     for (let i = 0; i < 10; i++) await Bun.sleep(5)
     expect(c.ofType(FrameType.RST_STREAM)).toHaveLength(0)
     expect(c.goaway()).toBeUndefined()
