@@ -2,7 +2,8 @@
  * Automatic HTTPS as `proxy serve` runs it: one CertificateManager for the configured names,
  * the HTTP-01 / redirect listener, the certificate source the TLS listener reads per
  * connection, and the /metrics lines. serve.ts calls start() before the proxy listener opens
- * and close() after it drains; nothing else here knows about the proxy.
+ * stopListening() as the drain begins and close() after it; nothing else here knows about the
+ * proxy.
  */
 import type { ResolvedAcme } from '../config/schema.ts'
 import { ProxyError } from '../lib/errors.ts'
@@ -93,6 +94,16 @@ export class AutomaticHttps {
     if (st.daysLeft !== undefined) out.push(`proxy_acme_certificate_days_left{${label}} ${Number(st.daysLeft.toFixed(6))}`)
     out.push('# HELP proxy_acme_renewal_failures Consecutive failed ACME orders (0 after a success).', '# TYPE proxy_acme_renewal_failures gauge')
     out.push(`proxy_acme_renewal_failures{${label}} ${st.failures}`)
+  }
+
+  /**
+   * The drain begins: the HTTP-01 port closes, so a successor can listen there (it answers our
+   * challenges from the state directory too), and no check starts; an order under way keeps the
+   * order lock until it ends (a successor then picks its certificate up rather than order again).
+   */
+  async stopListening(): Promise<void> {
+    this.manager.stop()
+    await this.http01?.close()
   }
 
   async close(): Promise<void> {

@@ -128,11 +128,19 @@ export class CertificateManager {
     return this
   }
 
-  /** Stops the timers and releases the order lock if an order of ours holds it (shutdown mid-order). */
-  close(): void {
+  /**
+   * No check starts from now on (a drain has begun); an order under way goes on and lets go of the
+   * order lock when it ends, so that a successor waits for its certificate instead of ordering too.
+   */
+  stop(): void {
     this.closed = true
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer)
     this.timer = undefined
+  }
+
+  /** Stops the timers and releases the order lock if an order of ours holds it (shutdown mid-order). */
+  close(): void {
+    this.stop()
     this.releaseLock()
   }
 

@@ -268,11 +268,12 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   trimmer.close()
   wlog('info', 'draining', { signal, drain_timeout_ms: proxy.config.server.drainTimeoutMs })
   // A redirect is answered at once: its port closes as the drain begins, as the proxy's does; so
-  // does ACME's (challenges and redirects; its order lock let go), so a successor can start now.
+  // does ACME's (an order under way keeps its lock until it ends), so a successor can start now.
   await redirect?.close()
-  await acme?.close()
+  await acme?.stopListening()
   await proxy.drain(proxy.config.server.drainTimeoutMs)
   await admin.close()
+  await acme?.close()
   await accessLog.close()
   process.off('SIGUSR1', onUsr1)
   cache?.close()

@@ -123,6 +123,24 @@ describe('CertificateManager failures', () => {
     await checking
   })
 
+  test('stop() as a drain begins keeps the lock of an order under way until that order ends: a successor waits for its certificate, it does not order too (review, twentieth round)', async () => {
+    const { hanging, reached, release } = hangingCa()
+    const { m, clock } = setup(hanging)
+    const checking = m.check()
+    await reached
+    const lock = join(m.store.caDir, 'order.lock')
+    m.stop()
+    expect(existsSync(lock)).toBe(true)
+    expect(new StateStore(m.store.stateDir, 'https://ca.test/dir').tryLock(clock.nowMs)).toBe(false)
+    release(new Error('the CA answered at last'))
+    await checking
+    expect(existsSync(lock)).toBe(false) // the order ended: let go
+    const armed = clock.armedMs.length
+    await m.check() // stopped: no check starts
+    expect(clock.armedMs.length).toBe(armed)
+    m.close()
+  })
+
   test('an order that outlasts the lock\'s stale time (a CA slow at every step) keeps its lock: no other process takes it as left behind', async () => {
     const { hanging, reached, release } = hangingCa()
     const timers: { fn: () => void; ms: number }[] = []
