@@ -19,6 +19,7 @@ import { ineffectiveKeys } from './ineffective.ts'
 import { ROUTE_HOST_RE } from './route-host.ts'
 import { coveringRoutes } from './route-shadow.ts'
 import { closest } from '../lib/suggest.ts'
+import { prefixAsSent } from '../lib/route-path.ts'
 import { isHostValue } from '../http1/chars.ts'
 
 export { parseHostPort, parseResolverAddress, parseUpstreamUrl } from './addresses.ts'
@@ -285,6 +286,8 @@ function resolveRoutes(ctx: Ctx, raw: unknown, upstreams: Record<string, Resolve
     if (!Object.hasOwn(upstreams, r.upstream)) fail(ctx, `${prefix}.upstream`, `names ${show(r.upstream)}, which is not defined; defined: ${Object.keys(upstreams).join(', ')}`)
     if (r.host === undefined && r.pathPrefix === undefined) fail(ctx, prefix, 'a route needs host and/or path_prefix')
     if (r.pathPrefix !== undefined && !r.pathPrefix.startsWith('/')) fail(ctx, `${prefix}.path_prefix`, 'must start with "/"')
+    const sent = r.pathPrefix === undefined ? undefined : prefixAsSent(r.pathPrefix) // "/café/" as requests carry it
+    if (typeof sent === 'object') fail(ctx, `${prefix}.path_prefix`, sent.problem)
     // An IPv6 literal is matched as the Host header carries it: in brackets (RFC 3986 §3.2.2).
     const v6 = r.host === undefined ? undefined : bracketedIpv6(r.host)
     // Labels of letters, digits, "-" and "_" (none empty, none starting or ending with "-"): "a..b",
@@ -292,7 +295,7 @@ function resolveRoutes(ctx: Ctx, raw: unknown, upstreams: Record<string, Resolve
     // eighteenth round of outside reviews.
     if (r.host !== undefined && withoutFinalDot(r.host.replace(/^\*?\./, '')) === '_') fail(ctx, `${prefix}.host`, 'is nginx\'s "no name" (server_name _), which no request carries; leave host out for a route of every host, or let default_upstream take the rest')
     if (r.host !== undefined && v6 === undefined && !ROUTE_HOST_RE.test(r.host)) fail(ctx, `${prefix}.host`, `${show(r.host)} is not a host name, "*.suffix", ".suffix" (the name and any under it) or an IP address such as "[2001:db8::1]"`)
-    return { host: v6 ?? (r.host === undefined ? undefined : withoutFinalDot(r.host.toLowerCase())), pathPrefix: r.pathPrefix, upstream: r.upstream, cache: r.cache }
+    return { host: v6 ?? (r.host === undefined ? undefined : withoutFinalDot(r.host.toLowerCase())), pathPrefix: sent, upstream: r.upstream, cache: r.cache }
   })
 }
 

@@ -57,3 +57,16 @@ export function mergedPath(path: string): string {
 
 /** unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~" (RFC 3986 §2.3). */
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/
+
+/**
+ * A configured path prefix as requests carry it: what a request target cannot hold raw
+ * (non-ASCII, a space) %-encoded as UTF-8 with upper-case hex (RFC 3986 §2.1), so "/café/"
+ * matches what a browser sends for it ("/caf%C3%A9/"), as nginx's `location /café/` matches the
+ * decoded path. A problem instead for what no request's path holds: "?" or "#" (a query or
+ * fragment is not matched), a backslash or a control character (refused with 400).
+ */
+export function prefixAsSent(prefix: string): string | { problem: string } {
+  if (/[?#]/.test(prefix)) return { problem: `${JSON.stringify(prefix)} holds "?" or "#": routes match the path alone, never the query` }
+  if (/[\\\x00-\x1f\x7f]/.test(prefix)) return { problem: `${JSON.stringify(prefix)} holds a backslash or a control character, which no request path may (they are refused with 400)` }
+  return prefix.replace(/[^\x21-\x7e]+/g, (raw) => encodeURIComponent(raw))
+}

@@ -25,6 +25,14 @@ describe('matchFor with host and path routes', () => {
   })
 })
 
+test('a prefix as the config resolves "/café/" and "/my docs/" matches the path as requests carry it, its hex in either case (outside review, twentieth round)', () => {
+  const router = new Router([route('api', undefined, '/caf%C3%A9/'), route('static', undefined, '/my%20docs/'), CATCH_ALL], upstreams, 'web')
+  expect(router.routeFor('/caf%C3%A9/x', 'a')).toBe('api')
+  expect(router.routeFor('/caf%c3%a9/x', 'a')).toBe('api')
+  expect(router.routeFor('/my%20docs/x', 'a')).toBe('static')
+  expect(router.routeFor('/cafe/x', 'a')).toBe('web')
+})
+
 test('an IPv6 Host keeps its brackets and drops its port', () => {
   const router = new Router([route('api', '[::1]'), CATCH_ALL], upstreams, 'web')
   expect(router.routeFor('/', '[::1]:8080')).toBe('api')
