@@ -81,21 +81,21 @@ test.each(REFUSED)('%s is refused before the upstream', async (name, raw) => {
   expect(record.error).toMatch(/^[A-Z_]+$/)
 })
 
-test('a refused head is logged with its method and target when its request line was read; a bad line is logged "-"', async () => {
+test('a refused head is logged with its method, target and Host (as sent, the refused one too) when their lines were read; a bad request line is logged "-"', async () => {
   const origin = h.origin({ fetch: () => new Response('ok') })
   const { proxy } = h.proxy({ upstream: { url: `http://127.0.0.1:${origin.port}` } })
-  const cases: [string, string, string, string][] = [
-    ['PUT /bad-host?q=1 HTTP/1.1\r\nHost: a b\r\n\r\n', 'PUT', '/bad-host?q=1', '400'],
-    ['GET /folded HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n', 'GET', '/folded', '400'],
-    ['GET /x HTTP/2.0\r\nHost: a\r\n\r\n', 'GET', '/x', '505'],
-    ['GET  /two-spaces HTTP/1.1\r\nHost: a\r\n\r\n', '-', '-', '400'],
+  const cases: [string, string, string, string, string][] = [
+    ['PUT /bad-host?q=1 HTTP/1.1\r\nHost: a b\r\n\r\n', 'PUT', '/bad-host?q=1', 'a b', '400'],
+    ['GET /folded HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n', 'GET', '/folded', 'a', '400'],
+    ['GET /x HTTP/2.0\r\nHost: a\r\n\r\n', 'GET', '/x', 'a', '505'],
+    ['GET  /two-spaces HTTP/1.1\r\nHost: a\r\n\r\n', '-', '-', '-', '400'],
   ]
-  for (const [raw, method, path, status] of cases) {
+  for (const [raw, method, path, host, status] of cases) {
     const reply = await sendRaw(proxy.port, raw)
     const id = /\r\nx-request-id: ([^\r]+)\r\n/i.exec(reply)?.[1]
     expect(await waitFor(() => h.records.some((r) => r.request_id === id))).toBe(true)
     const r = h.records.find((x) => x.request_id === id)!
-    expect([r.method, r.path, r.host, String(r.status)]).toEqual([method, path, '-', status])
+    expect([r.method, r.path, r.host, String(r.status)]).toEqual([method, path, host, status])
   }
 })
 
