@@ -13,6 +13,7 @@ import { BIN, ensureBinary } from '../support/binary.ts'
 import { makeCerts } from '../support/certs.ts'
 import { freeTcpPort } from '../support/pebble.ts'
 import { testDir } from '../support/temp-dir.ts'
+import { holdingOrigin } from '../support/holding-origin.ts'
 
 const servers: { stop(force?: boolean): unknown }[] = []
 beforeAll(() => {
@@ -21,24 +22,7 @@ beforeAll(() => {
 afterAll(() => servers.forEach((s) => s.stop(true)))
 
 test('with [acme] and a stored certificate: the next proxy starts while the old one drains; the old one finishes its request (second opinion, twentieth round)', async () => {
-  let release!: () => void
-  const held = new Promise<void>((r) => (release = r))
-  const origin = Bun.serve({
-    hostname: '127.0.0.1',
-    port: 0,
-    fetch: (req) =>
-      new URL(req.url).pathname === '/hold'
-        ? new Response(
-            new ReadableStream({
-              async start(c) {
-                c.enqueue(new TextEncoder().encode('head;'))
-                await held
-                c.close()
-              },
-            }),
-          )
-        : new Response('next'),
-  })
+  const { origin, release } = holdingOrigin()
   servers.push(origin)
   const certs = makeCerts(['a.test'])
   const stateDir = testDir('proxy-restart-')

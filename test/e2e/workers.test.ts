@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
 import { testDir } from '../support/temp-dir.ts'
+import { holdingOrigin } from '../support/holding-origin.ts'
 import { freeTcpPort } from '../support/pebble.ts'
 
 const servers: { stop(force?: boolean): unknown }[] = []
@@ -258,24 +259,7 @@ test('SIGHUP and SIGUSR1 to the supervisor while its workers still start: they g
 })
 
 test('SIGTERM: the supervisor lets go of the address as its workers begin to drain, so the next --workers 2 starts there at once (outside review, twentieth round)', async () => {
-  let release!: () => void
-  const held = new Promise<void>((r) => (release = r))
-  const origin = Bun.serve({
-    hostname: '127.0.0.1',
-    port: 0,
-    fetch: (req) =>
-      new URL(req.url).pathname === '/hold'
-        ? new Response(
-            new ReadableStream({
-              async start(c) {
-                c.enqueue(new TextEncoder().encode('head;'))
-                await held
-                c.close()
-              },
-            }),
-          )
-        : new Response('next'),
-  })
+  const { origin, release } = holdingOrigin()
   servers.push(origin)
   const args = (listen: string) => ['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', listen, '--admin', 'off', '--access-log', 'off', '--workers', '2']
   const old = await startProxyProcess(args('127.0.0.1:0'), BIN)
