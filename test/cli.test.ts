@@ -5,6 +5,7 @@ import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runCli } from '../src/cli.ts'
 import { ProxyServer } from '../src/proxy/server.ts'
+import { Http01Server } from '../src/acme/http01.ts'
 import { ExitCode } from '../src/lib/exit-codes.ts'
 import { memoryIo } from '../src/lib/io.ts'
 import { DnsServer } from '../src/dns/server.ts'
@@ -401,13 +402,17 @@ describe('start-up errors: a taken port says "address in use" (exit 3) and names
   test('the admin port held: the proxy never listens on its own port first (a successor beside a draining proxy reset the connections it had taken; regression re-run, twentieth round)', async () => {
     const port = holdPort()
     const started = spyOn(ProxyServer.prototype, 'startResolved')
+    const redirected = spyOn(Http01Server.prototype, 'start') // the https redirect's port (and ACME's) neither (review, twentieth round)
     try {
       const io = memoryIo()
-      expect(await runCli(['serve', '--upstream', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${port}`], io)).toBe(ExitCode.START_FAILED)
+      const certs = makeCerts(['a.test'])
+      expect(await runCli(['serve', '--upstream', 'http://127.0.0.1:9', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${port}`, '--tls-cert', certs.certFile, '--tls-key', certs.keyFile, '--http-redirect-listen', '127.0.0.1:0'], io)).toBe(ExitCode.START_FAILED)
       expect(io.stderr).toContain(`cannot listen on admin address 127.0.0.1:${port}: address in use;`)
       expect(started).not.toHaveBeenCalled()
+      expect(redirected).not.toHaveBeenCalled()
     } finally {
       started.mockRestore()
+      redirected.mockRestore()
     }
   })
 })

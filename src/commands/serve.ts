@@ -64,6 +64,11 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
 
   const log = createLogger(io.err, io.env.DEBUG === '1' ? 'debug' : 'info')
   const wlog: typeof log = workerId === undefined ? log : (level, msg, fields) => log(level, msg, { worker: workerId, ...fields })
+  // The admin address first, a moment, before any port opens: a successor started while the process
+  // before it drains (README > Restarting), which still holds that address, must fail before it
+  // accepts connections (on the proxy's port, ACME's, the redirect's) that it would then reset.
+  const adminAt = workerId === undefined ? config.admin.listen : undefined
+  if (adminAt && adminAt.port !== 0) await probeListen(adminAt.host, adminAt.port).catch((err) => Promise.reject(listenError('admin', adminAt.host, adminAt.port, err, undefined, config.fileKeys?.['admin.listen'])))
   // Dropped lines are counted over every access log this process has (a reload makes a new one).
   const accessLogStats: AccessLogStats = { dropped: 0 }
   let accessLog: AccessLog = createAccessLog(config.log, wlog, { stats: accessLogStats })
@@ -114,11 +119,6 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
     await accessLog.close()
   }
   try {
-    // The admin address first, a moment: a successor started while the process before it drains
-    // (README > Restarting), which still holds that address, must fail before it accepts
-    // connections on the proxy's port that it would then reset.
-    const a = workerId === undefined ? config.admin.listen : undefined
-    if (a && a.port !== 0) await probeListen(a.host, a.port).catch((err) => Promise.reject(listenError('admin', a.host, a.port, err, undefined, config.fileKeys?.['admin.listen'])))
     await proxy.startResolved()
   } catch (err) {
     await startFailed()
