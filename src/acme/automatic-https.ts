@@ -97,13 +97,15 @@ export class AutomaticHttps {
   }
 
   /**
-   * The drain begins: the HTTP-01 port closes, so a successor can listen there (it answers our
-   * challenges from the state directory too), and no check starts; an order under way keeps the
-   * order lock until it ends (a successor then picks its certificate up rather than order again).
+   * The drain begins: no check starts, and the HTTP-01 port closes, so a successor can listen
+   * there; but an order under way keeps it, and the order lock, until it ends (or the drain does),
+   * so that the CA's validation reaches it: closed under the order, the authorization failed, and
+   * a successor would have ordered again. A successor started meanwhile exits E_LISTEN on it.
    */
   async stopListening(): Promise<void> {
     this.manager.stop()
-    await this.http01?.close()
+    if (this.manager.busy) void this.manager.idle().then(() => this.http01?.close())
+    else await this.http01?.close()
   }
 
   async close(): Promise<void> {

@@ -70,6 +70,7 @@ export class CertificateManager {
   private readonly listeners: ((c: ServedCert) => void)[] = []
   private timer: unknown
   private running = false
+  private idleWaiters: (() => void)[] = []
   private holdsLock = false
   /** The timer that marks the order lock as held while an order runs (armLockRefresh). */
   private lockRefresh: unknown
@@ -138,6 +139,16 @@ export class CertificateManager {
     this.timer = undefined
   }
 
+  /** Whether a check (an order, maybe) is under way; `idle()` resolves when none is. */
+  get busy(): boolean {
+    return this.running
+  }
+
+  idle(): Promise<void> {
+    if (!this.running) return Promise.resolve()
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+
   /** Stops the timers and releases the order lock if an order of ours holds it (shutdown mid-order). */
   close(): void {
     this.stop()
@@ -155,12 +166,14 @@ export class CertificateManager {
       this.saveUnsaved()
       const now = this.clock.now()
       const due = await this.dueAtMs(now)
-      if (now >= due && now >= this.nextAttemptMs) await this.renew(now)
+      // stop() came while the CA's renewal information was asked for: no order begins after it.
+      if (now >= due && now >= this.nextAttemptMs && !this.closed) await this.renew(now)
     } catch (err) {
       // Whatever failed (the CA, the state directory) is one failed attempt, backed off.
       this.failed(err)
     } finally {
       this.running = false
+      for (const wake of this.idleWaiters.splice(0)) wake()
       if (!this.closed) this.arm(this.nextWakeMs())
     }
   }

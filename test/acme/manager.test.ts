@@ -4,7 +4,8 @@
  * Issuance against a real CA is in renewal.test.ts (pebble).
  */
 import { afterAll, describe, expect, test } from 'bun:test'
-import { existsSync, rmSync, writeFileSync } from 'node:fs'
+import { X509Certificate } from 'node:crypto'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { CertificateManager, type Clock } from '../../src/acme/manager.ts'
 import { StateStore } from '../../src/acme/store.ts'
@@ -138,6 +139,35 @@ describe('CertificateManager failures', () => {
     const armed = clock.armedMs.length
     await m.check() // stopped: no check starts
     expect(clock.armedMs.length).toBe(armed)
+    m.close()
+  })
+
+  test('stop() while a check asks the CA for renewal information: no order follows (review, twentieth round)', async () => {
+    const certs = makeCerts(['a.test'])
+    const stateDir = join(root, `state-${++dirs}`)
+    new StateStore(stateDir, 'https://ca.test/dir').saveCert('a.test', { certPem: readFileSync(certs.certFile, 'utf8'), keyPem: readFileSync(certs.keyFile, 'utf8') })
+    let release!: () => void
+    let reached!: () => void
+    const asked = new Promise<void>((r) => (reached = r))
+    const calls: string[] = []
+    const ca = (async (url: string, init?: RequestInit) => {
+      calls.push(`${init?.method ?? 'GET'} ${url}`)
+      if (url === 'https://ca.test/dir') {
+        reached()
+        await new Promise<void>((r) => (release = r))
+        return Response.json({ newNonce: 'https://ca.test/nonce', newAccount: 'https://ca.test/acct', newOrder: 'https://ca.test/order', renewalInfo: 'https://ca.test/ari' })
+      }
+      return new Response('{"type":"urn:ietf:params:acme:error:serverInternal"}', { status: 500, headers: { 'content-type': 'application/problem+json' } })
+    }) as unknown as typeof fetch
+    const clock = new StillClock(new X509Certificate(readFileSync(certs.certFile)).validToDate.getTime() - 86_400_000) // a day left: due
+    const m = new CertificateManager({ domains: ['a.test'], directoryUrl: 'https://ca.test/dir', email: undefined, caPem: undefined, stateDir, log: () => {}, clock, random: () => 0.5, fetch: ca })
+    const checking = m.check()
+    await asked
+    m.stop() // the drain begins while the check waits on the CA
+    release()
+    await checking
+    expect(calls.filter((c) => /\/(nonce|acct|order)/.test(c))).toEqual([]) // the renewal information's own GET may go; no account, nonce or order
+    expect(existsSync(join(m.store.caDir, 'order.lock'))).toBe(false)
     m.close()
   })
 
