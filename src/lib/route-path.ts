@@ -14,12 +14,21 @@
  * are returned as they are.
  */
 export function routePath(path: string): string {
-  if (path.charCodeAt(0) !== 0x2f || (!path.includes('%') && !path.includes('/.'))) return path
+  if (path.charCodeAt(0) !== 0x2f) return path
+  const odd = NOT_PCHAR.test(path)
+  if (!odd && !path.includes('%') && !path.includes('/.')) return path
+  // What a path may not hold raw ('{', '"', '^', non-ASCII: RFC 3986 §3.3) stands for its escape, as browsers send it.
+  if (odd) path = path.replace(NOT_PCHAR_ALL, encodeURIComponent)
   let decoded = ''
   let from = 0
-  for (let i = path.indexOf('%'); i >= 0 && i + 2 < path.length; i = path.indexOf('%', i + 1)) {
+  for (let i = path.indexOf('%'); i >= 0; i = path.indexOf('%', i + 1)) {
     const hex = path.slice(i + 1, i + 3)
-    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) continue
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) {
+      // A "%" that starts no escape is the character itself: "%25" (as "/100%25/" is written for it).
+      decoded += `${path.slice(from, i)}%25`
+      from = i + 1
+      continue
+    }
     const char = String.fromCharCode(Number.parseInt(hex, 16))
     // An unreserved character is itself; any other escape is kept, its hex digits in upper case
     // ("%2f" and "%2F" are one escape: RFC 3986 §6.2.2.1).
@@ -57,16 +66,20 @@ export function mergedPath(path: string): string {
 
 /** unreserved = ALPHA / DIGIT / "-" / "." / "_" / "~" (RFC 3986 §2.3). */
 const UNRESERVED = /^[A-Za-z0-9\-._~]$/
+/** Not a path character (pchar or "/", RFC 3986 §3.3), "%" aside: what stands for its escape in the normal form. */
+const NOT_PCHAR = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/
+const NOT_PCHAR_ALL = /[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/g
 
 /**
- * A configured path prefix as requests carry it: what a request target cannot hold raw
- * (non-ASCII, a space) %-encoded as UTF-8 with upper-case hex (RFC 3986 §2.1), so "/café/"
- * matches what a browser sends for it ("/caf%C3%A9/"), as nginx's `location /café/` matches the
- * decoded path. A problem instead for what no request's path holds: "?" or "#" (a query or
- * fragment is not matched), a backslash or a control character (refused with 400).
+ * A configured path prefix as requests carry it: what a path cannot hold raw (non-ASCII, a space,
+ * "{", '"', "^", "|": RFC 3986 §3.3) %-encoded as UTF-8 with upper-case hex (§2.1), and a "%" that
+ * starts no escape as "%25", so "/café/" matches what a browser sends for it ("/caf%C3%A9/"), as
+ * nginx's `location /café/` matches the decoded path (a request with them raw is read the same way:
+ * routePath). A problem instead for what no request's path holds: "?" or "#" (a query or fragment
+ * is not matched), a backslash or a control character (refused with 400).
  */
 export function prefixAsSent(prefix: string): string | { problem: string } {
   if (/[?#]/.test(prefix)) return { problem: `${JSON.stringify(prefix)} holds "?" or "#": routes match the path alone, never the query` }
   if (/[\\\x00-\x1f\x7f]/.test(prefix)) return { problem: `${JSON.stringify(prefix)} holds a backslash or a control character, which no request path may (they are refused with 400)` }
-  return prefix.replace(/[^\x21-\x7e]+/g, (raw) => encodeURIComponent(raw))
+  return prefix.replace(NOT_PCHAR_ALL, encodeURIComponent).replace(/%(?![0-9A-Fa-f]{2})/g, '%25')
 }
