@@ -98,14 +98,27 @@ export class AutomaticHttps {
 
   /**
    * The drain begins: no check starts, and the HTTP-01 port closes, so a successor can listen
-   * there; but an order under way keeps it, and the order lock, until it ends (or the drain does),
+   * there; but an order under way keeps it, and the order lock, until it ends (orderEnd),
    * so that the CA's validation reaches it: closed under the order, the authorization failed, and
    * a successor would have ordered again. A successor started meanwhile exits E_LISTEN on it.
    */
   async stopListening(): Promise<void> {
     this.manager.stop()
-    if (this.manager.busy) void this.manager.idle().then(() => this.http01?.close())
+    if (this.manager.ordering) void this.manager.idle().then(() => this.http01?.close())
     else await this.http01?.close()
+  }
+
+  /**
+   * After the drain: an order still under way is waited for, up to `maxMs` (what is left of
+   * drain_timeout), so that an idle proxy's SIGTERM does not cut it (a failed validation, or a
+   * successor's second order, both counted by the CA). Says so when it waits.
+   */
+  async orderEnd(maxMs: number): Promise<void> {
+    if (!this.manager.ordering || maxMs <= 0) return
+    this.opts.log('info', 'acme: waiting for the order under way before exiting', { wait_at_most_ms: Math.round(maxMs) })
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([this.manager.idle(), new Promise<void>((r) => (timer = setTimeout(r, maxMs)))])
+    clearTimeout(timer)
   }
 
   async close(): Promise<void> {

@@ -101,7 +101,9 @@ export class Http01Server {
     } catch (err) {
       // A start failure like the proxy's own listener (E_LISTEN, exit 3).
       const ca = this.opts.challenges ? '; the CA must reach it on port 80' : ''
-      throw new ProxyError('E_LISTEN', `cannot listen on ${hostPort(at.host, at.port)} for ${setting.what}: ${listenFailureReason(err)}; stop the process that uses that port (ss -tanp 'sport = :${at.port}' shows it), or choose another address with ${setting.flag} <host:port> (${setting.key} in the config file)${ca}`, { cause: err })
+      // A proxy draining after SIGTERM keeps ACME's port while an order of its own ends (serve.ts): stopping it would cut that order.
+      const draining = this.opts.challenges ? ' (a proxy that is draining keeps it until its ACME order ends: start again once it has exited)' : ''
+      throw new ProxyError('E_LISTEN', `cannot listen on ${hostPort(at.host, at.port)} for ${setting.what}: ${listenFailureReason(err)}; stop the process that uses that port (ss -tanp 'sport = :${at.port}' shows it)${draining}, or choose another address with ${setting.flag} <host:port> (${setting.key} in the config file)${ca}`, { cause: err })
     }
     return this
   }

@@ -139,9 +139,9 @@ export class CertificateManager {
     this.timer = undefined
   }
 
-  /** Whether a check (an order, maybe) is under way; `idle()` resolves when none is. */
-  get busy(): boolean {
-    return this.running
+  /** Whether an order of ours is under way (it holds the order lock); `idle()` resolves when no check is. */
+  get ordering(): boolean {
+    return this.holdsLock
   }
 
   idle(): Promise<void> {

@@ -271,7 +271,9 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   // does ACME's (an order under way keeps its lock until it ends), so a successor can start now.
   await redirect?.close()
   await acme?.stopListening()
+  const drainFromMs = performance.now()
   await proxy.drain(proxy.config.server.drainTimeoutMs)
+  await acme?.orderEnd(proxy.config.server.drainTimeoutMs - (performance.now() - drainFromMs))
   await admin.close()
   await acme?.close()
   await accessLog.close()
