@@ -8,7 +8,6 @@
  * admin listens on a loopback port of its choosing, which it reports over the IPC channel.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { readOnceConfig, readOnceReloadNote } from '../config/load.ts'
 import type { HostPort, ResolvedAdmin } from '../config/schema.ts'
 import { availableParallelism } from 'node:os'
@@ -21,6 +20,7 @@ import { hostPort } from '../lib/net.ts'
 import { exposedAdminWarning } from '../proxy/observe/admin.ts'
 import { WorkersAdmin, type WorkerSlot } from '../proxy/observe/workers-admin.ts'
 import { isDeno } from '../runtime/detect.ts'
+import { probeListen } from '../runtime/listener.ts'
 import { PageTrimmer } from '../runtime/page-trim.ts'
 import { AddressLocks, canSharePort } from '../runtime/shared-port.ts'
 import { closeSignalInspector, prepareSignalInspector } from '../runtime/signal-inspector.ts'
@@ -115,15 +115,15 @@ function selfCommand(): string[] {
   return [process.execPath, ...argv.slice(2)]
 }
 
+/** The supervisor's address lock, kept while its workers listen (let go when they begin to drain, or the process ends). */
+const supervisorLocks = new AddressLocks()
+
 /**
  * Binds host:port once, without SO_REUSEPORT, and lets go: fails with E_LISTEN when anything
  * listens there. Workers bind with SO_REUSEPORT, so without this check a second instance with
  * --workers on the same port would silently share it with the first (measured: both started).
  * Returns the port, a concrete one for port 0 ("any free port"), so every worker shares it.
  */
-/** The supervisor's address lock, kept while its workers listen (let go when they begin to drain, or the process ends). */
-const supervisorLocks = new AddressLocks()
-
 async function claimPort(role: ListenerRole, host: string, port: number, setAt?: string): Promise<number> {
   // On Linux with Bun, as a single process claims its address (runtime/shared-port.ts): the lock among
   // proxies, held while the supervisor runs (supervisorLocks), then the port alone for a moment.
@@ -134,18 +134,11 @@ async function claimPort(role: ListenerRole, host: string, port: number, setAt?:
       throw listenError(role, host, port, err, undefined, setAt)
     }
   }
-  const srv = createServer()
   try {
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject)
-      srv.listen({ host, port }, () => resolve())
-    })
+    return await probeListen(host, port)
   } catch (err) {
     throw listenError(role, host, port, err, undefined, setAt)
   }
-  const p = (srv.address() as { port: number }).port
-  await new Promise<void>((resolve) => srv.close(() => resolve()))
-  return p
 }
 
 export interface SupervisorOptions {

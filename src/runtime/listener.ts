@@ -222,16 +222,19 @@ function listenDeno(opts: ListenOptions): Listener {
 }
 
 /**
- * Listens on host:port for a moment and lets go (node:net, on both runtimes): throws what the
- * runtime throws when the address cannot be had (in use, not this machine's). For an address a
- * process will open later in its start than another it must not open in vain.
+ * Listens on host:port for a moment, without SO_REUSEPORT, and lets go (node:net, on both
+ * runtimes): throws what the runtime throws when the address cannot be had (in use, not this
+ * machine's); else returns the port (for port 0, the one the kernel chose). For an address a
+ * process opens later, or shares, that it must know is free first.
  */
-export async function probeListen(host: string, port: number): Promise<void> {
+export async function probeListen(host: string, port: number): Promise<number> {
   const { createServer } = await import('node:net')
   const srv = createServer()
   await new Promise<void>((resolve, reject) => {
     srv.once('error', reject)
     srv.listen({ host, port, exclusive: true }, () => resolve())
   })
+  const chosen = (srv.address() as { port: number }).port
   await new Promise<void>((resolve) => srv.close(() => resolve()))
+  return chosen
 }
