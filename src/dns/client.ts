@@ -8,7 +8,7 @@ import { Buffer } from 'node:buffer'
 import { createSocket } from 'node:dgram'
 import { isIP, connect } from 'node:net'
 import type { HostPort } from '../config/schema.ts'
-import { CLASS_IN, decodeMessage, encodeQuery, normaliseName, RCODE, TYPE, type Message } from './wire.ts'
+import { CLASS_IN, encodeQuery, MessageReader, normaliseName, RCODE, TYPE, type Message, type MessageHead } from './wire.ts'
 import { hostPort } from '../lib/net.ts'
 
 /**
@@ -54,8 +54,8 @@ export async function queryAddresses(name: string, type: typeof TYPE.A | typeof 
   let last: DnsError | undefined
   for (const server of opts.servers) {
     try {
-      let msg = await udpExchange(name, type, server, opts.timeoutMs)
-      if (msg.truncated) msg = await tcpExchange(name, type, server, opts.timeoutMs)
+      const udp = await udpExchange(name, type, server, opts.timeoutMs)
+      const msg = udp === TRUNCATED ? await tcpExchange(name, type, server, opts.timeoutMs) : udp
       return interpret(msg, name, type, serverText(server))
     } catch (err) {
       if (!(err instanceof DnsError)) throw err
@@ -102,9 +102,10 @@ export function interpret(msg: Message, name: string, type: number, server: stri
 /**
  * Whether `msg` is the answer to our query (RFC 5452 §9.1, RFC 1035 §7.3): a response (QR) to a
  * standard query (opcode 0) with our id, and a question section that is exactly our question:
- * one entry, the same name (case-insensitively, RFC 4343), type and class IN.
+ * one entry, the same name (case-insensitively, RFC 4343), type and class IN. Read from the head
+ * alone: the records of a reply that is not ours are never decoded.
  */
-function checkReply(msg: Message, id: number, name: string, type: number, server: string): void {
+function checkReply(msg: MessageHead, id: number, name: string, type: number, server: string): void {
   if (!msg.response || msg.id !== id || msg.opcode !== 0) throw new DnsError('BAD_RESPONSE', `reply from ${server} does not match the query`, server)
   const q = msg.questions[0]
   if (msg.questions.length !== 1 || !q || q.name !== normaliseName(name) || q.type !== type || q.qclass !== CLASS_IN) {
@@ -125,14 +126,17 @@ function idOf(data: Uint8Array): number {
   return data.byteLength >= 2 ? (data[0]! << 8) | data[1]! : -1
 }
 
-function udpExchange(name: string, type: number, server: HostPort, timeoutMs: number): Promise<Message> {
+/** A UDP reply with the TC bit: its records are not read (a cut message may not parse), the question is asked again over TCP. */
+const TRUNCATED = Symbol('truncated')
+
+function udpExchange(name: string, type: number, server: HostPort, timeoutMs: number): Promise<Message | typeof TRUNCATED> {
   const id = randomId()
   const query = encodeQuery(id, name, type)
   const label = serverText(server)
-  return new Promise<Message>((resolve, reject) => {
+  return new Promise<Message | typeof TRUNCATED>((resolve, reject) => {
     const sock = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4')
     let done = false
-    const finish = (err: Error | undefined, msg?: Message) => {
+    const finish = (err: Error | undefined, msg?: Message | typeof TRUNCATED) => {
       if (done) return
       done = true
       clearTimeout(timer)
@@ -162,21 +166,23 @@ function udpExchange(name: string, type: number, server: HostPort, timeoutMs: nu
       // Ignore datagrams from anyone but the server we asked (off-path spoofing), and any that
       // is not the answer to our query id.
       if (canonicalIp(rinfo.address) !== from || rinfo.port !== server.port || idOf(data) !== id) return
-      let msg: Message
+      // Our id from our server, and not a DNS message we read: a bad answer, said at once (the
+      // next server is asked) rather than waited out as a timeout.
+      const unreadable = (err: unknown) => finish(new DnsError('BAD_RESPONSE', `${name}: unreadable reply from ${label}: ${(err as Error).message}`, label))
+      let reader: MessageReader
       try {
-        msg = decodeMessage(data)
+        reader = new MessageReader(data)
+        checkReply(reader.head(), id, name, type, label)
       } catch (err) {
-        // Our id from our server, and not a DNS message we read: a bad answer, said at once (the
-        // next server is asked) rather than waited out as a timeout.
-        finish(new DnsError('BAD_RESPONSE', `${name}: unreadable reply from ${label}: ${(err as Error).message}`, label))
-        return
+        // Not our answer (another question, or not a response): keep waiting until the timeout.
+        return err instanceof DnsError ? undefined : unreadable(err)
       }
+      if (reader.head().truncated) return finish(undefined, TRUNCATED)
       try {
-        checkReply(msg, id, name, type, label)
-      } catch {
-        return // not our answer: keep waiting until the timeout
+        finish(undefined, reader.message())
+      } catch (err) {
+        unreadable(err)
       }
-      finish(undefined, msg)
     })
     let connected = false
     function send() {
@@ -228,9 +234,9 @@ function tcpExchange(name: string, type: number, server: HostPort, timeoutMs: nu
       buf = Buffer.concat([buf, d])
       if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return
       try {
-        const msg = decodeMessage(buf.subarray(2, 2 + buf.readUInt16BE(0)))
-        checkReply(msg, id, name, type, label)
-        finish(undefined, msg)
+        const reader = new MessageReader(buf.subarray(2, 2 + buf.readUInt16BE(0)))
+        checkReply(reader.head(), id, name, type, label)
+        finish(undefined, reader.message())
       } catch (err) {
         finish(err instanceof DnsError ? err : new DnsError('BAD_RESPONSE', `${name}: unreadable TCP reply from ${label}: ${(err as Error).message}`, label))
       }

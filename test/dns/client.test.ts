@@ -133,6 +133,8 @@ describe('a reply to another question (RFC 5452 §9.1)', () => {
     ['the QR bit clear', (id: number) => (b => ((b[2]! &= 0x7f), b))(reply(id, '127.0.0.66')), '127.0.0.2'],
     ['type AAAA', (id: number) => reply(id, '127.0.0.66', [{ name: 'origin.test', type: TYPE.AAAA }]), '127.0.0.2'],
     ['the name in upper case: the same question, taken', (id: number) => reply(id, '127.0.0.66', [{ name: 'ORIGIN.TEST', type: TYPE.A }]), '127.0.0.66'],
+    // Not ours by its question: its records are never read (a pointer loop there is no bad answer of ours).
+    ['type AAAA, with records that cannot be read', (id: number) => Buffer.concat([reply(id, '127.0.0.66', [{ name: 'origin.test', type: TYPE.AAAA }]).subarray(0, 12 + 13 + 4), Buffer.from([0xc0, 12 + 13 + 4])]), '127.0.0.2'],
   ] as const)('%s', async (_what, first, want) => {
     const { createSocket } = await import('node:dgram')
     const sock = createSocket('udp4')
@@ -179,14 +181,17 @@ describe('a malformed record', () => {
 })
 
 /**
- * A server on one loopback port: UDP answers every query with the TC bit and no records, TCP
- * with `tcpReply(the whole reply for 100 A records, framed)`; closed by the test.
+ * A server on one loopback port: UDP answers every query with the TC bit and no records (or,
+ * `udp: 'cut'`, as a server that fills a datagram does: the 100 records' reply with the TC bit,
+ * cut at 512 bytes, its counts still saying 100), TCP with `tcpReply(the whole reply for 100 A
+ * records, framed)`; closed by the test.
  */
-async function truncatingServer(tcpReply: (framed: Buffer) => Buffer): Promise<{ port: number; close: () => void }> {
+async function truncatingServer(tcpReply: (framed: Buffer) => Buffer, udpShape: 'empty' | 'cut' = 'empty'): Promise<{ port: number; close: () => void }> {
   const { createSocket } = await import('node:dgram')
   const { createServer } = await import('node:net')
   const { encodeResponse } = await import('../../src/dns/wire.ts')
   const reply = (id: number, truncated: boolean) => {
+    if (truncated && udpShape === 'cut') return (b => ((b[2]! |= 0x02), b.subarray(0, 512)))(reply(id, false))
     const answers = truncated ? [] : Array.from({ length: 100 }, (_, i) => ({ name: 'many.test', type: TYPE.A, ttl: 30, data: `127.0.1.${i + 1}` }))
     return Buffer.from(encodeResponse({ id, authoritative: true, truncated, recursionDesired: true, recursionAvailable: false, rcode: 0, questions: [{ name: 'many.test', type: TYPE.A }], answers, authorities: [] }))
   }
@@ -230,6 +235,18 @@ describe('TCP fallback (RFC 7766)', () => {
       const p = queryAddresses('many.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: s.port }], timeoutMs: 3000 })
       expect(await code(p)).toBe(want)
       if (want === 'ok') expect((await p).addresses).toHaveLength(100)
+    } finally {
+      s.close()
+    }
+  })
+})
+
+describe('a TC answer cut mid-record (RFC 2181 §9: the TC bit says ask over TCP, whatever the rest holds)', () => {
+  test('its counts name records the datagram does not hold: asked over TCP, not a bad answer', async () => {
+    const s = await truncatingServer((framed) => framed, 'cut')
+    try {
+      const got = await queryAddresses('many.test', TYPE.A, { servers: [{ host: '127.0.0.1', port: s.port }], timeoutMs: 3000 })
+      expect(got.addresses).toHaveLength(100)
     } finally {
       s.close()
     }

@@ -82,6 +82,29 @@ describe('wire', () => {
     expect(decodeMessage(withAnswer([...most, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 1, 2, 3, 4])).answers).toHaveLength(1)
   })
 
+  test('a name compression builds past 255 bytes from a name already read is an error too (names are decoded once per offset)', () => {
+    // The first answer's name (at offset 27, after the 12-byte header and the 15-byte question): three labels of 63 bytes, 193 bytes.
+    const first = [...label('a'.repeat(63)), ...label('b'.repeat(63)), ...label('c'.repeat(63)), 0, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 1, 2, 3, 4]
+    const twice = (second: number[]) => (m => ((m[7] = 2), m))(withAnswer([...first, ...second, 0xc0, 27, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 5, 6, 7, 8]))
+    // A label of 61 before a pointer to it: 255 bytes; of 62: 256.
+    const ok = decodeMessage(twice(label('d'.repeat(61))))
+    expect(ok.answers.map((r) => [r.name.length, r.data])).toEqual([[191, '1.2.3.4'], [253, '5.6.7.8']])
+    expect(ok.answers[1]!.name.endsWith(ok.answers[0]!.name)).toBe(true)
+    expect(() => decodeMessage(twice(label('d'.repeat(62))))).toThrow('longer than 255')
+  })
+
+  test('4,000 records whose names point at one long name are each read whole', () => {
+    const long = Array.from({ length: 100 }, () => label('x')).flat()
+    const record = [0xc0, 27, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, 9]
+    const m = withAnswer([...long, 0, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, 1, ...Array.from({ length: 3999 }, () => record).flat()])
+    m[6] = 4000 >> 8
+    m[7] = 4000 & 0xff
+    const answers = decodeMessage(m).answers
+    expect(answers).toHaveLength(4000)
+    expect(new Set(answers.map((r) => r.name))).toEqual(new Set([Array(100).fill('x').join('.')]))
+    expect(answers[3999]!.data).toBe('127.0.0.9')
+  })
+
   test('a label holding a dot is an error (it would read as two labels)', () => {
     expect(() => decodeMessage(withAnswer([...label('a.example'), 0, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 1, 2, 3, 4]))).toThrow('dot')
   })
