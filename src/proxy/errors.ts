@@ -20,6 +20,7 @@ export type FailureCode =
   | 'NO_ADDRESS' // every address is gone or out of rotation
   | 'NOT_RESOLVED' // DNS has produced no address yet
   | 'POOL_TIMEOUT' // max_conns_per_address reached and no connection freed up in time
+  | 'UPSTREAM_LOOP' // the address is this proxy's own listener: not dialled (upstream/self-address.ts)
   // The client side. Head errors come from http1/request-head.ts under the same names.
   | HeadErrorCode // BAD_REQUEST, URI_TOO_LONG, HEAD_TOO_LARGE, METHOD_NOT_ALLOWED, NOT_IMPLEMENTED, VERSION_NOT_SUPPORTED
   | 'BAD_BODY' // a malformed chunked request body
@@ -65,7 +66,7 @@ export class RequestFailure extends Error {
 }
 
 export function isAddressFailure(code: FailureCode): boolean {
-  return code === 'CONNECT_REFUSED' || code === 'CONNECT_TIMEOUT' || code === 'CONNECT_FAILED' || code === 'TLS_FAILED'
+  return code === 'CONNECT_REFUSED' || code === 'CONNECT_TIMEOUT' || code === 'CONNECT_FAILED' || code === 'TLS_FAILED' || code === 'UPSTREAM_LOOP'
 }
 
 /**
@@ -95,6 +96,7 @@ const TABLE: Record<FailureCode, FailureStatus> = {
   CONNECT_REFUSED: { status: 502, reason: 'upstream refused the connection' },
   CONNECT_FAILED: { status: 502, reason: 'could not connect to upstream' },
   TLS_FAILED: { status: 502, reason: 'TLS handshake with upstream failed' },
+  UPSTREAM_LOOP: { status: 502, reason: 'upstream address is this proxy itself' },
   RESET_BEFORE_RESPONSE: { status: 502, reason: 'upstream closed the connection without responding' },
   BAD_RESPONSE: { status: 502, reason: 'upstream sent an invalid response' },
   // Only reachable after the head was sent; logged, never sent as a status.

@@ -7,6 +7,7 @@ const EXPECTED: [FailureCode, number, RefusalReason | undefined, boolean][] = [
   ['CONNECT_REFUSED', 502, undefined, false],
   ['CONNECT_FAILED', 502, undefined, false],
   ['TLS_FAILED', 502, undefined, false],
+  ['UPSTREAM_LOOP', 502, undefined, false], // the address is the proxy's own listener: an address failure (another address is tried)
   ['RESET_BEFORE_RESPONSE', 502, undefined, false],
   ['BAD_RESPONSE', 502, undefined, false],
   ['RESET_MID_BODY', 502, undefined, false],
@@ -36,7 +37,7 @@ const EXPECTED: [FailureCode, number, RefusalReason | undefined, boolean][] = [
   ['INTERNAL', 500, undefined, false],
 ]
 
-const ADDRESS_FAILURES = new Set<FailureCode>(['CONNECT_REFUSED', 'CONNECT_TIMEOUT', 'CONNECT_FAILED', 'TLS_FAILED'])
+const ADDRESS_FAILURES = new Set<FailureCode>(['CONNECT_REFUSED', 'CONNECT_TIMEOUT', 'CONNECT_FAILED', 'TLS_FAILED', 'UPSTREAM_LOOP'])
 
 /** Header names lower-cased into a map (each name appears once in these answers). */
 function headerMap(headers: [string, string][]): Map<string, string> {

@@ -1,0 +1,77 @@
+/**
+ * Loops through the proxy itself: an upstream address that is this proxy's own listener (DNS
+ * answering with the proxy's address, or an upstream URL naming its listen port) would send each
+ * request back into the proxy, which forwards it again: one request became ~1,470 hops and a 431
+ * once Via had filled the head, or, with via = "off", every file descriptor (503 for every other
+ * client). nginx, HAProxy and Envoy dial such an address; this proxy does not: a dial to its own
+ * listener fails at once as UPSTREAM_LOOP (a 502, an address failure: the request goes to
+ * another address, and this one is ejected as one that refuses). Checked per new connection, not
+ * per request. An address that reaches the listener by another path (a NAT port mapping, another
+ * host's hairpin) is not seen here.
+ */
+import { isIP } from 'node:net'
+import { networkInterfaces } from 'node:os'
+import type { HostPort } from '../../config/schema.ts'
+import type { LogFn } from '../../lib/logger.ts'
+import { hostPort } from '../../lib/net.ts'
+import type { Conn, DialOptions } from '../../runtime/socket.ts'
+import { RequestFailure } from '../errors.ts'
+
+/** The machine's own addresses are read again at most this often (an address added to an interface is seen within it). */
+const LOCAL_ADDRESSES_FOR_MS = 5_000
+/** One log line per this long at most, per upstream. */
+const LOG_EVERY_MS = 10_000
+
+/** IPv4 as dotted text for an IPv4-mapped IPv6 address ("::ffff:127.0.0.1"), lower-case IPv6 otherwise. */
+function plain(address: string): string {
+  const a = address.toLowerCase()
+  return a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a
+}
+
+let local: { set: Set<string>; atMs: number } | undefined
+function isLocalAddress(address: string): boolean {
+  if (address.startsWith('127.') || address === '0.0.0.0' || address === '::' || address === '::1') return true
+  const now = performance.now()
+  if (!local || now - local.atMs > LOCAL_ADDRESSES_FOR_MS) {
+    const set = new Set<string>()
+    for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) set.add(plain(i.address.split('%')[0]!))
+    local = { set, atMs: now }
+  }
+  return local.set.has(address)
+}
+
+/**
+ * Whether a connection to `address`:`port` would reach the listener at `listen` (its host as
+ * configured, its port as bound): the same address, or any address of this machine where it
+ * listens on every address ("0.0.0.0"; "::" takes IPv4 too).
+ */
+export function reachesListener(address: string, port: number, listen: HostPort | undefined): boolean {
+  if (!listen || port !== listen.port || port === 0) return false
+  const a = plain(address)
+  const host = plain(listen.host.replace(/^\[|\]$/g, ''))
+  if (host === '0.0.0.0') return isIP(a) === 4 && isLocalAddress(a)
+  if (host === '::' || host === '') return isLocalAddress(a)
+  if (host === 'localhost') return a.startsWith('127.') || a === '::1'
+  return a === host
+}
+
+/**
+ * `dial`, refusing an address that is the proxy's own listener (`listen()`: where it listens now,
+ * undefined while it does not) with UPSTREAM_LOOP, said in the log once per LOG_EVERY_MS.
+ */
+export function loopGuardedDial(dial: (opts: DialOptions) => Promise<Conn>, listen: (() => HostPort | undefined) | undefined, upstream: string, log?: LogFn): (opts: DialOptions) => Promise<Conn> {
+  if (!listen) return dial
+  let loggedAtMs = -Infinity
+  return (opts) => {
+    const own = listen()
+    if (!reachesListener(opts.address, opts.port, own)) return dial(opts)
+    const target = hostPort(opts.address, opts.port)
+    const message = `${target} is this proxy's own listener (${hostPort(own!.host, own!.port)}): a request sent there would come back to the proxy; point the upstream (or its DNS name) at the origin`
+    const now = performance.now()
+    if (now - loggedAtMs >= LOG_EVERY_MS) {
+      loggedAtMs = now
+      log?.('error', 'upstream address is this proxy itself: not dialled', { upstream, address: target, listen: hostPort(own!.host, own!.port) })
+    }
+    return Promise.reject(new RequestFailure('UPSTREAM_LOOP', 'connect', message, { address: opts.address }))
+  }
+}
