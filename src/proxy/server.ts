@@ -80,10 +80,9 @@ export class ProxyServer implements ProxyView {
     return this.gen.config
   }
 
-  /** Requests answered by the proxy itself without going upstream, by reason (for /metrics). */
-  get refused(): Readonly<Record<string, number>> {
-    return this.admission.refused
-  }
+  /** Requests answered by the proxy itself without going upstream, by reason; HTTP/2 connections it ended with an error, by code (for /metrics). */
+  get refused(): Readonly<Record<string, number>> { return this.admission.refused }
+  get http2ConnectionErrors(): Readonly<Record<string, number>> { return this.admission.http2Errors }
 
   /** Builds a generation for `config`, reusing the origin side of upstreams whose settings did not change (warm connections and DNS state survive a reload). Starts nothing. */
   private build(config: ResolvedConfig, old: Map<string, UpstreamParts>): Generation {
@@ -237,6 +236,7 @@ export class ProxyServer implements ProxyView {
           return this.gen.handler.refusal(code, detail, { ip: client.ip, tls: clientTls, protocol: client.protocol }, req, record, status, sinceMs)
         },
         onQuietClose: (code, ip) => this.admission.count(code, 'no request within client_header_timeout', ip, false),
+        onHttp2Error: (code, detail, ip) => this.admission.http2ConnectionError(code, detail, ip),
         otherConnections: () => this.retired.connections, // max_connections counts a replaced listener's too
         onError,
       })

@@ -119,6 +119,8 @@ test('rapid reset (CVE-2023-44487): 3000 streams opened and cancelled one by one
   const r = await attack(p.port, parts)
   expect(r.goaway).toBe(H2Code.ENHANCE_YOUR_CALM)
   expect(r.closedByProxy).toBe(true)
+  // What the operator sees of it: proxy_http2_connection_errors_total{code="ENHANCE_YOUR_CALM"}.
+  expect(p.http2ConnectionErrors.ENHANCE_YOUR_CALM).toBe(1)
   // The budget cuts the connection long before its 3000 streams.
   expect(r.sent).toBeLessThan(parts.length)
   // Each stream reached the request path before its reset (one read each), and each cancel ends
@@ -165,6 +167,7 @@ test.each([
   expect(r.closedByProxy).toBe(true)
   expect(r.sent).toBeLessThan(parts.length)
   expect(seen.attacker).toBe(0)
+  expect(p.http2ConnectionErrors.ENHANCE_YOUR_CALM).toBe(1)
   expect(await during).toBe('hello 200 2')
   expect(await curl(p.port)).toBe('hello 200 2')
 }, 30_000)

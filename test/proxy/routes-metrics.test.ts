@@ -265,6 +265,11 @@ test('/metrics parses as Prometheus text and counts what happened; /status and /
   expect(refused.type).toBe('counter')
   expect(refused.samples.find((s) => s.labels.reason === 'malformed')!.value).toBe(1)
   expect(refused.samples.find((s) => s.labels.reason === 'overload')!.value).toBe(0)
+  // HTTP/2 connections ended with an error code: the family is there, each code at 0 (no HTTP/2 here).
+  const h2Errors = fams.get('proxy_http2_connection_errors_total')!
+  expect(h2Errors.type).toBe('counter')
+  expect(h2Errors.samples.find((s) => s.labels.code === 'ENHANCE_YOUR_CALM')!.value).toBe(0)
+  expect(h2Errors.samples.every((s) => s.value === 0)).toBe(true)
   // The own listener counts its client connections.
   expect(fams.get('proxy_client_connections')?.type).toBe('gauge')
   const status = (await (await fetch(`${admin.url}/status`)).json()) as { upstreams: { default: { addresses: { requests: number }[] } } }

@@ -15,6 +15,13 @@ export class Admission {
   cutting = false
   readonly refused: Record<RefusalReason, number> = { malformed: 0, overload: 0, shutting_down: 0, connections: 0, header_timeout: 0, body_timeout: 0 }
   private loggedAtMonoMs = Number.NEGATIVE_INFINITY
+  /**
+   * HTTP/2 connections the proxy ended with GOAWAY and an error code (RFC 9113 §5.4.1), by code:
+   * a client's protocol error, or ENHANCE_YOUR_CALM for one that made it work without progress
+   * (a rapid-reset flood's streams never reach the request path: this is where they show).
+   */
+  readonly http2Errors: Record<string, number> = { PROTOCOL_ERROR: 0, FLOW_CONTROL_ERROR: 0, FRAME_SIZE_ERROR: 0, COMPRESSION_ERROR: 0, STREAM_CLOSED: 0, SETTINGS_TIMEOUT: 0, ENHANCE_YOUR_CALM: 0, INTERNAL_ERROR: 0 }
+  private http2LoggedAtMonoMs = Number.NEGATIVE_INFINITY
 
   constructor(
     private readonly limits: { maxConcurrentRequests(): number; pendingRequests(): number },
@@ -34,6 +41,15 @@ export class Admission {
       return 'OVERLOADED'
     }
     return undefined
+  }
+
+  /** An HTTP/2 connection ended with `code` (a name of RFC 9113 §7): counted, and logged at most once a second. */
+  http2ConnectionError(code: string, detail: string, ip: string): void {
+    this.http2Errors[code] = (this.http2Errors[code] ?? 0) + 1
+    const nowMonoMs = monoNow()
+    if (nowMonoMs - this.http2LoggedAtMonoMs < 1000) return
+    this.http2LoggedAtMonoMs = nowMonoMs
+    this.log?.(code === 'INTERNAL_ERROR' ? 'error' : code === 'ENHANCE_YOUR_CALM' ? 'warn' : 'info', 'HTTP/2 connection ended with an error', { client: ip, code, reason: detail, total: this.http2Errors[code] })
   }
 
   /**

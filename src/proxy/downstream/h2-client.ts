@@ -16,7 +16,7 @@ import { HeadHeaders } from '../../http1/request-head.ts'
 import { isBodiless } from '../../http1/response-encode.ts'
 import { httpDateNow } from '../../lib/clock.ts'
 import { H2Connection, sendBody } from '../../http2/bun-listener.ts'
-import { H2Code } from '../../http2/errors.ts'
+import { H2Code, h2CodeName } from '../../http2/errors.ts'
 import type { Http2Limits } from '../../http2/limits.ts'
 import type { HeaderField } from '../../http2/hpack.ts'
 import type { H2Request } from '../../http2/request.ts'
@@ -53,8 +53,8 @@ export class H2Client {
       sendTimeoutMs: shared.opts.sendTimeoutMs,
       onRequest: (stream) => this.serve(stream),
       onRefused: (r) => this.refused(r),
-      // As an HTTP/1.1 connection that sent no whole head in time: counted, and warned of (no request to record).
-      onHeadTimeout: () => shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.client.ip),
+      onHeadTimeout: () => shared.opts.onQuietClose('CLIENT_HEADER_TIMEOUT', this.client.ip), // as an HTTP/1.1 connection that sent no whole head in time: counted, and warned of (no request to record)
+      onClose: (err) => void (err && err.h2Code !== H2Code.NO_ERROR && shared.opts.onHttp2Error?.(h2CodeName(err.h2Code), err.message, this.client.ip)),
       onError: (err) => shared.opts.onError(err),
       // After the last bytes, a lingering close, as HTTP/1.1's over TLS (lingering-close.ts).
       end: shared.linger === undefined ? undefined : () => shared.linger!(sock, () => this.onClose()),

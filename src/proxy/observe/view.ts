@@ -22,6 +22,8 @@ export interface ProxyView {
   upstreams(): UpstreamView[]
   /** Requests the proxy answered itself, by refusal reason. */
   readonly refused: Readonly<Record<string, number>>
+  /** HTTP/2 connections the proxy ended with an error code, by its name (listener = "own"). */
+  readonly http2ConnectionErrors?: Readonly<Record<string, number>>
   readonly pendingRequests: number
   /** Open client connections, where the listener can count them. */
   readonly clientConnections: number | undefined
