@@ -380,7 +380,7 @@ export class ProxyHandler {
     }
     // The cache stores or shares it, merges a 304 into the stored one, or serves stale for a 5xx.
     if (flight.cached) {
-      const stored = flight.cached.onReply(reply)
+      const stored = flight.cached.onReply(reply, pool.upstream.scheme === 'https' && res.head.framing.kind === 'close') // a TLS close may be a cut (cache/policy.ts)
       return stored instanceof Promise ? stored.then((r) => this.answeredCached(flight, reply, r)) : this.answeredCached(flight, reply, stored)
     }
     return this.answered(flight, reply)

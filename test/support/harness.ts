@@ -6,6 +6,7 @@ import type { Server } from 'bun'
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { resolveConfig, type FlagLayer } from '../../src/config/resolve.ts'
 import type { ResolvedConfig } from '../../src/config/schema.ts'
+import type { EdgeCache } from '../../src/proxy/cache/cache.ts'
 import { staticSource, type Address, type AddressSource } from '../../src/proxy/upstream/address-source.ts'
 import type { RequestRecord } from '../../src/proxy/observe/record.ts'
 import { ProxyServer } from '../../src/proxy/server.ts'
@@ -34,12 +35,12 @@ export class Harness {
   }
 
   /** A proxy whose upstream addresses come from `addresses` (or the URL's IP literal). */
-  proxy(flags: FlagLayer, opts: { addresses?: Address[]; source?: AddressSource } = {}): { proxy: ProxyServer; url: string; source: AddressSource } {
+  proxy(flags: FlagLayer, opts: { addresses?: Address[]; source?: AddressSource; cache?: EdgeCache } = {}): { proxy: ProxyServer; url: string; source: AddressSource } {
     const config = this.config(flags)
     let source: AddressSource | undefined = opts.source
     const proxy = new ProxyServer(config, {
       sourceFor: (u) => (source ??= staticSource(opts.addresses ?? [{ address: u.host, family: u.host.includes(':') ? 6 : 4 }])),
-      hooks: { onRecord: (r) => this.records.push({ ...r }) },
+      hooks: { onRecord: (r) => this.records.push({ ...r }), cache: opts.cache },
     }).start()
     this.track(() => proxy.close())
     return { proxy, url: proxy.url, source: source! }

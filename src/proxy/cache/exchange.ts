@@ -97,7 +97,7 @@ export interface CacheInternals {
 const SHARED_WINDOW_BYTES = 256 * 1024
 
 /** Reasons about the response itself (not this one request) that make a key's answers uncacheable. */
-const RESPONSE_REASONS = new Set<NotStorable>(['no-store', 'private', 'no-freshness', 'set-cookie', 'vary-star'])
+const RESPONSE_REASONS = new Set<NotStorable>(['no-store', 'private', 'no-freshness', 'set-cookie', 'vary-star', 'unverified-end'])
 
 /**
  * Those and 'cookie' (no lifetime given; the next request is as likely to carry a Cookie) stop
@@ -230,10 +230,10 @@ export class CacheExchange {
     this.settle()
   }
 
-  /** The upstream answered: returns what to send to the client. A throw releases the flight and cancels the body first. */
-  onReply(reply: ProxyReply): ProxyReply | Promise<ProxyReply> {
+  /** The upstream answered (`endUnverified`: its body ends where a TLS connection closes, policy.ts): returns what to send to the client. A throw releases the flight and cancels the body first. */
+  onReply(reply: ProxyReply, endUnverified = false): ProxyReply | Promise<ProxyReply> {
     try {
-      return this.decide(reply)
+      return this.decide(reply, endUnverified)
     } catch (err) {
       this.settle()
       discardBody(reply.body)
@@ -241,7 +241,7 @@ export class CacheExchange {
     }
   }
 
-  private decide(reply: ProxyReply): ProxyReply | Promise<ProxyReply> {
+  private decide(reply: ProxyReply, endUnverified: boolean): ProxyReply | Promise<ProxyReply> {
     const c = this.cache
     const req = this.req
     const nowMs = c.now()
@@ -294,7 +294,7 @@ export class CacheExchange {
     // The age it came with (an upstream cache's Age, clock skew): a response already stale on
     // arrival is fresh for no time (whyNotStorable's Set-Cookie rule reads how long it is fresh).
     const arrivalAgeMs = currentAgeMs(headers, { requestTimeMs: this.requestTimeMs, responseTimeMs: nowMs }, nowMs)
-    const why = this.unkeyed() ? 'request-content' : whyNotStorable(req.method, req.headers, this.rd, reply.status, headers, rd, lifetimeMs - arrivalAgeMs)
+    const why = this.unkeyed() ? 'request-content' : endUnverified ? 'unverified-end' : whyNotStorable(req.method, req.headers, this.rd, reply.status, headers, rd, lifetimeMs - arrivalAgeMs)
     const lengthValue = headerValue(headers, 'content-length')
     const contentLength = lengthValue !== null && /^\d+$/.test(lengthValue) ? Number(lengthValue) : undefined
     // Stored only if it can ever be of use: fresh for a while (its lifetime past the age it came with), or revalidatable, or allowed stale.

@@ -48,8 +48,13 @@ export function responseDirectives(headers: Headers_): ResponseDirectives {
   return { cc: parseDirectives(headerValue(headers, 'cache-control')), targeted: false }
 }
 
-/** Why a response is not stored, or undefined when it may be (RFC 9111 §3). */
-export type NotStorable = 'method' | 'request-content' | 'status' | 'no-store' | 'request-no-store' | 'private' | 'authorization' | 'no-freshness' | 'set-cookie' | 'cookie' | 'vary-star'
+/**
+ * Why a response is not stored, or undefined when it may be (RFC 9111 §3). 'unverified-end': a
+ * body delimited by the close of a TLS connection, whose end may be an attacker's bare FIN rather
+ * than the origin's close_notify (RFC 9112 §8: an incomplete close leaves it incomplete, and
+ * RFC 9111 §3.3 forbids storing an incomplete response). Bun's TLS socket reports both alike.
+ */
+export type NotStorable = 'method' | 'request-content' | 'status' | 'no-store' | 'request-no-store' | 'private' | 'authorization' | 'no-freshness' | 'set-cookie' | 'cookie' | 'vary-star' | 'unverified-end'
 
 /** `freshForMs`: how long from now the response is fresh, its freshness lifetime less the age it came with (0 or less: stale already). */
 export function whyNotStorable(method: string, req: HeaderReader, reqDirectives: RequestDirectives, status: number, headers: Headers_, rd: ResponseDirectives, freshForMs: number): NotStorable | undefined {
