@@ -121,10 +121,22 @@ export function looseIpv4Problem(host: string, read: string, fix: (address: stri
   return `${show(host)} is not an IPv4 address as RFC 3986 writes one (four decimal numbers, no leading zeros), and would be read as ${read}; ${fix(read)}`
 }
 
-/** A value as TOML would write it, on one line: strings quoted with \", \\ and control characters escaped; floats as floats (1.0, inf, nan); dates as written. */
+/** What of a shown value an error message quotes: a 3 MB value made a 3 MB log line at each reload. */
+const SHOWN_MAX_CHARS = 200
+
+/**
+ * A value as TOML would write it, on one line: strings quoted with \", \\ and control characters
+ * escaped; floats as floats (1.0, inf, nan); dates as written. For error messages: past
+ * SHOWN_MAX_CHARS it is cut, and says how long it was.
+ */
 export function show(raw: unknown): string {
+  const text = showWhole(raw)
+  return text.length <= SHOWN_MAX_CHARS ? text : `${text.slice(0, SHOWN_MAX_CHARS)}... (${text.length} characters in all)`
+}
+
+function showWhole(raw: unknown): string {
   if (raw instanceof TomlDateTime || raw instanceof TomlFloat) return raw.text
-  if (Array.isArray(raw)) return `[${raw.map(show).join(',')}]`
+  if (Array.isArray(raw)) return `[${raw.map(showWhole).join(',')}]`
   if (typeof raw === 'number' && !Number.isFinite(raw)) return Number.isNaN(raw) ? 'nan' : raw > 0 ? 'inf' : '-inf'
   return JSON.stringify(raw)
 }
