@@ -208,7 +208,7 @@ export function indexKeyLines(text: string): Map<string, number> {
       continue
     }
     if (row === '' || row.startsWith('#')) continue
-    const arr = /^\[\[\s*([^\]]+?)\s*\]\]/.exec(row)
+    const arr = /^\[\[\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\]"'])+?)\s*\]\]/.exec(row)
     if (arr) {
       const name = normaliseKey(arr[1]!)
       const n = arrayCounts.get(name) ?? 0
@@ -217,7 +217,7 @@ export function indexKeyLines(text: string): Map<string, number> {
       lines.set(prefix, i + 1)
       continue
     }
-    const table = /^\[\s*([^\]]+?)\s*\]/.exec(row)
+    const table = /^\[\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\]"'])+?)\s*\]/.exec(row)
     if (table) {
       // [route.extra] after [[route]] is a table of the last route (route[N].extra), as the parser reads it.
       const name = normaliseKey(table[1]!)
@@ -226,7 +226,7 @@ export function indexKeyLines(text: string): Map<string, number> {
       lines.set(prefix, i + 1)
       continue
     }
-    const kv = /^((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=/.exec(row)
+    const kv = /^((?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*'))*)\s*=/.exec(row)
     if (kv) {
       const key = normaliseKey(kv[1]!)
       const full = prefix ? `${prefix}.${key}` : key
@@ -325,7 +325,7 @@ function unquotedHint(text: string, line: number | undefined, secret: boolean): 
   return secret ? '; a string is written in double quotes (the value is not shown: it is a secret)' : `; a string is written in double quotes: "${value.replace(/["\\]/g, '\\$&')}"`
 }
 
-const INLINE_KEY = /^((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=\s*/
+const INLINE_KEY = /^((?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*'))*)\s*=\s*/
 
 /** An inline table open around the scan (its key), or an array (its key, and the index of its element now: the commas seen). */
 type Open = string | { array: string; n: number }
@@ -375,6 +375,8 @@ function inlineKeys(text: string, open: Open[], lines: Map<string, number>, line
       at++
       expectKey = true
     } else if (c === '"' || c === "'") {
+      // A string; as an element of an array, KEY[n] is its line (a bad one in a list over several lines is put there).
+      if (typeof top !== 'string') lines.set(`${top.array}[${top.n}]`, line)
       const end = c === '"' ? /^"(?:[^"\\]|\\.)*"/.exec(text.slice(at)) : /^'[^']*'/.exec(text.slice(at))
       at += end ? end[0].length : text.length
       expectKey = false
@@ -386,8 +388,44 @@ function inlineKeys(text: string, open: Open[], lines: Map<string, number>, line
 }
 
 function normaliseKey(raw: string): string {
-  return raw
-    .split('.')
-    .map((part) => part.trim().replace(/^["']|["']$/g, ''))
-    .join('.')
+  // Split at the dots outside quotes; a basic-string part ("...") has its escapes undone, as the
+  // parser reads it ("retr\u0069es" is retries: it was indexed as written, and an error in it was
+  // put on its table's line), a literal one ('...') is as written.
+  const parts: string[] = []
+  let part = ''
+  let quote = ''
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!
+    if (quote === '"' && c === '\\') {
+      part += c + (raw[i + 1] ?? '')
+      i++
+    } else if (quote !== '') {
+      part += c
+      if (c === quote) quote = ''
+    } else if (c === '"' || c === "'") {
+      part += c
+      quote = c
+    } else if (c === '.') {
+      parts.push(part)
+      part = ''
+    } else part += c
+  }
+  parts.push(part)
+  return parts.map(unquoteKey).join('.')
+}
+
+const KEY_ESCAPES: Record<string, string> = { b: '\b', t: '\t', n: '\n', f: '\f', r: '\r', e: '\x1b', '"': '"', '\\': '\\' }
+
+/** One key part as the parser reads it: quotes off, a basic string's escapes (TOML 1.1's \e and \xHH too) undone. */
+function unquoteKey(raw: string): string {
+  const p = raw.trim()
+  if (p.length >= 2 && p.startsWith("'") && p.endsWith("'")) return p.slice(1, -1)
+  if (!(p.length >= 2 && p.startsWith('"') && p.endsWith('"'))) return p
+  try {
+    return p.slice(1, -1).replace(/\\(?:u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|x([0-9a-fA-F]{2})|(.))/g, (_m, u4?: string, u8?: string, x2?: string, c?: string) =>
+      u4 ? String.fromCodePoint(parseInt(u4, 16)) : u8 ? String.fromCodePoint(parseInt(u8, 16)) : x2 ? String.fromCharCode(parseInt(x2, 16)) : (KEY_ESCAPES[c!] ?? c!),
+    )
+  } catch {
+    return p.slice(1, -1) // an escape the parser refuses too (a code point past U+10FFFF): its error says so
+  }
 }
