@@ -7,6 +7,7 @@ import { parse } from 'toml'
 import { ConfigError } from '../lib/errors.ts'
 import type { FileConfig } from './schema.ts'
 import { isSecretKeyPath } from './fields.ts'
+import { normaliseKey } from './key-path.ts'
 
 export interface LoadedFile {
   path: string
@@ -384,48 +385,5 @@ function inlineKeys(text: string, open: Open[], lines: Map<string, number>, line
       at++
       expectKey = false
     }
-  }
-}
-
-function normaliseKey(raw: string): string {
-  // Split at the dots outside quotes; a basic-string part ("...") has its escapes undone, as the
-  // parser reads it ("retr\u0069es" is retries: it was indexed as written, and an error in it was
-  // put on its table's line), a literal one ('...') is as written.
-  const parts: string[] = []
-  let part = ''
-  let quote = ''
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw[i]!
-    if (quote === '"' && c === '\\') {
-      part += c + (raw[i + 1] ?? '')
-      i++
-    } else if (quote !== '') {
-      part += c
-      if (c === quote) quote = ''
-    } else if (c === '"' || c === "'") {
-      part += c
-      quote = c
-    } else if (c === '.') {
-      parts.push(part)
-      part = ''
-    } else part += c
-  }
-  parts.push(part)
-  return parts.map(unquoteKey).join('.')
-}
-
-const KEY_ESCAPES: Record<string, string> = { b: '\b', t: '\t', n: '\n', f: '\f', r: '\r', e: '\x1b', '"': '"', '\\': '\\' }
-
-/** One key part as the parser reads it: quotes off, a basic string's escapes (TOML 1.1's \e and \xHH too) undone. */
-function unquoteKey(raw: string): string {
-  const p = raw.trim()
-  if (p.length >= 2 && p.startsWith("'") && p.endsWith("'")) return p.slice(1, -1)
-  if (!(p.length >= 2 && p.startsWith('"') && p.endsWith('"'))) return p
-  try {
-    return p.slice(1, -1).replace(/\\(?:u([0-9a-fA-F]{4})|U([0-9a-fA-F]{8})|x([0-9a-fA-F]{2})|(.))/g, (_m, u4?: string, u8?: string, x2?: string, c?: string) =>
-      u4 ? String.fromCodePoint(parseInt(u4, 16)) : u8 ? String.fromCodePoint(parseInt(u8, 16)) : x2 ? String.fromCharCode(parseInt(x2, 16)) : (KEY_ESCAPES[c!] ?? c!),
-    )
-  } catch {
-    return p.slice(1, -1) // an escape the parser refuses too (a code point past U+10FFFF): its error says so
   }
 }
