@@ -49,7 +49,7 @@ export class UpstreamPool {
   readonly addresses = new Map<string, AddressState>()
   /** The same states as a list, for the pick of every request (no iterator made). */
   private states: AddressState[] = []
-  private readonly dialFn: (opts: DialOptions) => Promise<Conn>
+  readonly dialFn: (opts: DialOptions) => Promise<Conn> // with the loop guard (self-address.ts): the health checker dials with it too
   /** TLS sessions of this upstream's addresses, offered again on new connections (runtime/tls-sessions.ts). */
   readonly tlsSessions = new TlsSessionCache()
   private readonly clock: Clocks

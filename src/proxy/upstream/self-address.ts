@@ -9,6 +9,7 @@
  * per request. An address that reaches the listener by another path (a NAT port mapping, another
  * host's hairpin) is not seen here.
  */
+import { lookup } from 'node:dns'
 import { isIP } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import type { HostPort } from '../../config/schema.ts'
@@ -22,10 +23,44 @@ const LOCAL_ADDRESSES_FOR_MS = 5_000
 /** One log line per this long at most, per upstream. */
 const LOG_EVERY_MS = 10_000
 
-/** IPv4 as dotted text for an IPv4-mapped IPv6 address ("::ffff:127.0.0.1"), lower-case IPv6 otherwise. */
+/** A listen host given as a name is looked up again after this long (as the listener bound it: the first address). */
+const LISTEN_NAME_FOR_MS = 60_000
+
+/**
+ * One text per address: IPv6 as the URL parser writes it (lower case, zeros compressed), and an
+ * IPv4-mapped one as its IPv4 address, in either form ("::ffff:127.0.0.1", "::ffff:7f00:1": the
+ * resolver writes an AAAA of it the second way).
+ */
 function plain(address: string): string {
-  const a = address.toLowerCase()
-  return a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a
+  let a = address.toLowerCase().split('%')[0]!
+  if (isIP(a) !== 6) return a
+  try {
+    a = new URL(`http://[${a}]/`).hostname.slice(1, -1)
+  } catch {
+    return a
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a)
+  if (!mapped) return a
+  const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)]
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
+}
+
+/**
+ * The address a listen host given as a name was bound to (its first address, as the system
+ * resolves it), from a lookup made at the first ask and again after LISTEN_NAME_FOR_MS:
+ * undefined until the first answer (the dials of those few milliseconds are not checked).
+ */
+const named = new Map<string, { address: string | undefined; atMs: number; pending: boolean }>()
+function boundAddressOf(host: string): string | undefined {
+  if (isIP(host)) return host
+  let entry = named.get(host)
+  if (!entry || (!entry.pending && performance.now() - entry.atMs > LISTEN_NAME_FOR_MS)) {
+    const e = (entry ??= { address: undefined, atMs: 0, pending: false })
+    named.set(host, e)
+    e.pending = true
+    lookup(host, (err, address) => void ((e.pending = false), (e.atMs = performance.now()), err || (e.address = plain(address))))
+  }
+  return entry.address
 }
 
 let local: { set: Set<string>; atMs: number } | undefined
@@ -34,7 +69,7 @@ function isLocalAddress(address: string): boolean {
   const now = performance.now()
   if (!local || now - local.atMs > LOCAL_ADDRESSES_FOR_MS) {
     const set = new Set<string>()
-    for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) set.add(plain(i.address.split('%')[0]!))
+    for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) set.add(plain(i.address))
     local = { set, atMs: now }
   }
   return local.set.has(address)
@@ -51,8 +86,7 @@ export function reachesListener(address: string, port: number, listen: HostPort 
   const host = plain(listen.host.replace(/^\[|\]$/g, ''))
   if (host === '0.0.0.0') return isIP(a) === 4 && isLocalAddress(a)
   if (host === '::' || host === '') return isLocalAddress(a)
-  if (host === 'localhost') return a.startsWith('127.') || a === '::1'
-  return a === host
+  return a === boundAddressOf(host)
 }
 
 /**
