@@ -21,7 +21,8 @@ export class Admission {
    * (a rapid-reset flood's streams never reach the request path: this is where they show).
    */
   readonly http2Errors: Record<string, number> = { PROTOCOL_ERROR: 0, FLOW_CONTROL_ERROR: 0, FRAME_SIZE_ERROR: 0, COMPRESSION_ERROR: 0, STREAM_CLOSED: 0, SETTINGS_TIMEOUT: 0, ENHANCE_YOUR_CALM: 0, INTERNAL_ERROR: 0 }
-  private http2LoggedAtMonoMs = Number.NEGATIVE_INFINITY
+  /** When each code was last logged: a flood of one (PROTOCOL_ERROR) does not hide another (ENHANCE_YOUR_CALM). */
+  private readonly http2LoggedAtMonoMs = new Map<string, number>()
 
   constructor(
     private readonly limits: { maxConcurrentRequests(): number; pendingRequests(): number },
@@ -43,12 +44,12 @@ export class Admission {
     return undefined
   }
 
-  /** An HTTP/2 connection ended with `code` (a name of RFC 9113 §7): counted, and logged at most once a second. */
+  /** An HTTP/2 connection ended with `code` (a name of RFC 9113 §7): counted, and logged at most once a second per code. */
   http2ConnectionError(code: string, detail: string, ip: string): void {
     this.http2Errors[code] = (this.http2Errors[code] ?? 0) + 1
     const nowMonoMs = monoNow()
-    if (nowMonoMs - this.http2LoggedAtMonoMs < 1000) return
-    this.http2LoggedAtMonoMs = nowMonoMs
+    if (nowMonoMs - (this.http2LoggedAtMonoMs.get(code) ?? Number.NEGATIVE_INFINITY) < 1000) return
+    this.http2LoggedAtMonoMs.set(code, nowMonoMs)
     this.log?.(code === 'INTERNAL_ERROR' ? 'error' : code === 'ENHANCE_YOUR_CALM' ? 'warn' : 'info', 'HTTP/2 connection ended with an error', { client: ip, code, reason: detail, total: this.http2Errors[code] })
   }
 
