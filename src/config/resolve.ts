@@ -8,7 +8,7 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError, formatConfigLocation, type ConfigLocation } from '../lib/errors.ts'
 import { ACME_FIELDS, ADMIN_FIELDS, CACHE_FIELDS, LOG_FIELDS, ROUTE_FIELDS, SERVER_FIELDS, TOKEN_HOW, UPSTREAM_FIELDS, type Field } from './fields.ts'
-import { TomlDateTime, TomlFloat, type LoadedFile } from './load.ts'
+import { firstLineUnder, TomlDateTime, TomlFloat, type LoadedFile } from './load.ts'
 import type { HostPort, ResolvedAcme, ResolvedConfig, ResolvedRoute, ResolvedUpstream } from './schema.ts'
 import { cidrProblem, parseCidr } from '../lib/cidr.ts'
 import { isBun } from '../runtime/detect.ts'
@@ -388,14 +388,6 @@ function locate(ctx: Ctx, keyPath: string): ConfigLocation {
   return { file: ctx.file.path, keyPath, line }
 }
 
-/** The first line of a key under `keyPath` ([uptream.x] for "uptream", [[routes]] for "routes"). */
-function firstLineUnder(lines: ReadonlyMap<string, number>, keyPath: string): number | undefined {
-  let first: number | undefined
-  for (const [key, line] of lines) {
-    if ((key.startsWith(`${keyPath}.`) || key.startsWith(`${keyPath}[`)) && (first === undefined || line < first)) first = line
-  }
-  return first
-}
 
 function isTable(v: unknown): v is Table {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date) && !(v instanceof TomlDateTime) && !(v instanceof TomlFloat)
