@@ -101,7 +101,7 @@ export class ProxyServer implements ProxyView {
       // resolver, with its addresses and DNS state, so that it serves at once and a DNS outage at
       // the reload still has the last good addresses (a fresh resolver answered 503 until DNS did).
       const source = prev && sourceKey(prev.pool.upstream) === sourceKey(u) ? prev.source : this.opts.sourceFor(u)
-      const pool = new UpstreamPool(u, source, { ca, log: this.opts.log, ownListener: () => (this.server ? { host: this.config.server.listen.host, port: this.port } : undefined) })
+      const pool = new UpstreamPool(u, source, { ca, log: this.opts.log, ownListener: () => ({ host: (this.gen ? this.config : config).server.listen.host, port: this.port }) })
       // The upstream's counters go on from the parts it replaces: a counter never goes down but at a restart (Prometheus).
       if (prev) {
         pool.connectsTotal = prev.pool.connectsTotal

@@ -22,6 +22,10 @@ describe('reachesListener', () => {
     ['::ffff:7f00:5', 8080, '0.0.0.0', 8080, true],
     ['0:0:0:0:0:ffff:7f00:1', 8080, '[::]', 8080, true],
     ['::ffff:7f00:2', 8080, '127.0.0.1', 8080, false],
+    // The unspecified address as a destination is this host's loopback (Linux): a DNS filter's 0.0.0.0 answer looped (review).
+    ['0.0.0.0', 8080, '127.0.0.1', 8080, true],
+    ['::', 8080, '[::1]', 8080, true],
+    ['0.0.0.0', 8080, '127.0.0.2', 8080, false],
     ['127.0.0.5', 8080, '0.0.0.0', 8080, true],
     ['0.0.0.0', 8080, '0.0.0.0', 8080, true],
     ['::1', 8080, '0.0.0.0', 8080, false],

@@ -23,8 +23,8 @@ const LOCAL_ADDRESSES_FOR_MS = 5_000
 /** One log line per this long at most, per upstream. */
 const LOG_EVERY_MS = 10_000
 
-/** A listen host given as a name is looked up again after this long (as the listener bound it: the first address). */
-const LISTEN_NAME_FOR_MS = 60_000
+/** A listen host given as a name whose lookup failed is looked up again at a dial after this long. */
+const LISTEN_NAME_RETRY_MS = 5_000
 
 /**
  * One text per address: IPv6 as the URL parser writes it (lower case, zeros compressed), and an
@@ -46,15 +46,17 @@ function plain(address: string): string {
 }
 
 /**
- * The address a listen host given as a name was bound to (its first address, as the system
- * resolves it), from a lookup made at the first ask and again after LISTEN_NAME_FOR_MS:
- * undefined until the first answer (the dials of those few milliseconds are not checked).
+ * The address a listen host given as a name was bound to: its first address as the system
+ * resolves it (getaddrinfo, as the listener's bind did), looked up once when the pools are made,
+ * next to the bind, and kept for the process's life, as the listener keeps its address (a name
+ * that later resolves elsewhere, or not at all, is still bound where it was). Undefined until the
+ * answer; a failed lookup is tried again at a dial after LISTEN_NAME_RETRY_MS.
  */
 const named = new Map<string, { address: string | undefined; atMs: number; pending: boolean }>()
 function boundAddressOf(host: string): string | undefined {
-  if (isIP(host)) return host
+  if (host === '' || isIP(host)) return host
   let entry = named.get(host)
-  if (!entry || (!entry.pending && performance.now() - entry.atMs > LISTEN_NAME_FOR_MS)) {
+  if (!entry || (entry.address === undefined && !entry.pending && performance.now() - entry.atMs > LISTEN_NAME_RETRY_MS)) {
     const e = (entry ??= { address: undefined, atMs: 0, pending: false })
     named.set(host, e)
     e.pending = true
@@ -82,7 +84,8 @@ function isLocalAddress(address: string): boolean {
  */
 export function reachesListener(address: string, port: number, listen: HostPort | undefined): boolean {
   if (!listen || port !== listen.port || port === 0) return false
-  const a = plain(address)
+  // The unspecified address as a destination is this host: Linux connects 0.0.0.0 to 127.0.0.1 and :: to ::1.
+  const a = (a0 => (a0 === '0.0.0.0' ? '127.0.0.1' : a0 === '::' ? '::1' : a0))(plain(address))
   const host = plain(listen.host.replace(/^\[|\]$/g, ''))
   if (host === '0.0.0.0') return isIP(a) === 4 && isLocalAddress(a)
   if (host === '::' || host === '') return isLocalAddress(a)
@@ -90,11 +93,14 @@ export function reachesListener(address: string, port: number, listen: HostPort 
 }
 
 /**
- * `dial`, refusing an address that is the proxy's own listener (`listen()`: where it listens now,
- * undefined while it does not) with UPSTREAM_LOOP, said in the log once per LOG_EVERY_MS.
+ * `dial`, refusing an address that is the proxy's own listener (`listen()`: its host as configured
+ * and its port as bound, 0 while it does not listen) with UPSTREAM_LOOP, said in the log once per
+ * LOG_EVERY_MS.
  */
 export function loopGuardedDial(dial: (opts: DialOptions) => Promise<Conn>, listen: (() => HostPort | undefined) | undefined, upstream: string, log?: LogFn): (opts: DialOptions) => Promise<Conn> {
   if (!listen) return dial
+  const first = listen()
+  if (first) boundAddressOf(plain(first.host.replace(/^\[|\]$/g, ''))) // a listen name's lookup starts now, beside the bind
   let loggedAtMs = -Infinity
   return (opts) => {
     const own = listen()
