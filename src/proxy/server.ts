@@ -25,6 +25,7 @@ import type { ProxyView, UpstreamView } from './observe/view.ts'
 import type { AddressSource } from './upstream/address-source.ts'
 import { ActiveHealthChecker } from './upstream/health.ts'
 import { UpstreamPool } from './upstream/pool.ts'
+import { listenedAt } from './upstream/self-address.ts'
 import { firstAnswerWaitMs } from './upstream/resolver.ts'
 
 export interface ProxyServerOptions {
@@ -199,8 +200,7 @@ export class ProxyServer implements ProxyView {
 
   /** The certificate the listener serves from tls_cert, and when it expires (the admin's /status and /metrics). */
   get certificate(): { file: string; notAfterMs: number } | undefined {
-    const notAfterMs = this.serverTls?.notAfterMs
-    return notAfterMs === undefined ? undefined : { file: this.gen.config.server.tlsCertFile ?? '', notAfterMs }
+    return this.serverTls?.notAfterMs === undefined ? undefined : { file: this.gen.config.server.tlsCertFile ?? '', notAfterMs: this.serverTls.notAfterMs }
   }
 
   /** Whether listeners for `config` take SO_REUSEPORT: with --workers, and in one process where a reload's new listener can open beside the old one (runtime/shared-port.ts). */
@@ -210,7 +210,7 @@ export class ProxyServer implements ProxyView {
 
   /** Opens the client side for `config`; `joinPort`: beside the current listener, on its port (a reload's). */
   private openListener(config: ResolvedConfig, tls: TlsPair | undefined, joinPort?: number): Listener {
-    const cfg = config.server
+    const cfg = listenedAt(config.server) // a listen name's address, for the loop guard, looked up as the bind looks it up
     const reusePort = this.sharesPort(config)
     const onError = (err: unknown) => this.opts.log?.('error', 'listener error', { error: String(err) })
     try {

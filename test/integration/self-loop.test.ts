@@ -5,7 +5,7 @@
  * Via filled its head (a 431 after ~1,470 hops), or until descriptors ran out with via = "off".
  */
 import { afterEach, describe, expect, test } from 'bun:test'
-import { reachesListener } from '../../src/proxy/upstream/self-address.ts'
+import { listenedAt, reachesListener } from '../../src/proxy/upstream/self-address.ts'
 import { Harness, waitFor } from '../support/harness.ts'
 
 const h = new Harness()
@@ -62,6 +62,14 @@ test('a listen host given as a name is the address it resolves to, not every loo
   expect(await waitFor(() => reachesListener('127.0.0.1', 8080, listen), 3000)).toBe(true)
   expect(reachesListener('127.0.0.2', 8080, listen)).toBe(false)
   expect(reachesListener('127.0.0.1', 8081, listen)).toBe(false)
+})
+
+test('a listener opening on a name looks it up then (listenedAt), before any dial: a reload onto a name with DNS failing after it looped (review)', async () => {
+  const listen = { host: 'localhost', port: 8091 }
+  listenedAt({ listen })
+  await Bun.sleep(200) // the lookup, started by the listener's opening, not by an ask
+  expect(reachesListener('127.0.0.1', 8091, listen)).toBe(true)
+  expect(reachesListener('127.0.0.2', 8091, listen)).toBe(false)
 })
 
 describe('an upstream address that is the proxy itself', () => {

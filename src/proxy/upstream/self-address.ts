@@ -47,10 +47,11 @@ function plain(address: string): string {
 
 /**
  * The address a listen host given as a name was bound to: its first address as the system
- * resolves it (getaddrinfo, as the listener's bind did), looked up once when the pools are made,
- * next to the bind, and kept for the process's life, as the listener keeps its address (a name
- * that later resolves elsewhere, or not at all, is still bound where it was). Undefined until the
- * answer; a failed lookup is tried again at a dial after LISTEN_NAME_RETRY_MS.
+ * resolves it (getaddrinfo, as the listener's bind did), looked up when a listener opens on it
+ * (listenedAt: at the start, and at a reload that opens a new one), and kept until the next, as
+ * the listener keeps its address (a name that later resolves elsewhere, or not at all, is still
+ * bound where it was). Undefined until the answer; a failed lookup is tried again at a dial after
+ * LISTEN_NAME_RETRY_MS.
  */
 const named = new Map<string, { address: string | undefined; atMs: number; pending: boolean }>()
 function boundAddressOf(host: string): string | undefined {
@@ -65,13 +66,24 @@ function boundAddressOf(host: string): string | undefined {
   return entry.address
 }
 
+/** A listener opens on `server.listen` now: a name is looked up again (its last address forgotten: a moved name is not refused where it was). Returns `server`. */
+export function listenedAt<T extends { listen: HostPort }>(server: T): T {
+  const host = plain(server.listen.host.replace(/^\[|\]$/g, ''))
+  if (host !== '' && !isIP(host)) void (named.delete(host), boundAddressOf(host))
+  return server
+}
+
 let local: { set: Set<string>; atMs: number } | undefined
 function isLocalAddress(address: string): boolean {
   if (address.startsWith('127.') || address === '0.0.0.0' || address === '::' || address === '::1') return true
   const now = performance.now()
   if (!local || now - local.atMs > LOCAL_ADDRESSES_FOR_MS) {
     const set = new Set<string>()
-    for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) set.add(plain(i.address))
+    try {
+      for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) set.add(plain(i.address))
+    } catch {
+      // Not allowed to read them (Deno without --allow-sys): loopback and the unspecified addresses only.
+    }
     local = { set, atMs: now }
   }
   return local.set.has(address)
