@@ -403,7 +403,8 @@ export function firstLineUnder(lines: ReadonlyMap<string, number>, keyPath: stri
       for (let i = 1; i < key.length; i++) {
         if (key[i] !== '.' && key[i] !== '[') continue
         const parent = key.slice(0, i)
-        if (!(under.get(parent)! <= line)) under.set(parent, line)
+        const first = under.get(parent)
+        if (first === undefined || line < first) under.set(parent, line)
       }
     }
     parentsIndex.set(lines, under)

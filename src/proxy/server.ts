@@ -25,7 +25,7 @@ import type { ProxyView, UpstreamView } from './observe/view.ts'
 import type { AddressSource } from './upstream/address-source.ts'
 import { ActiveHealthChecker } from './upstream/health.ts'
 import { UpstreamPool } from './upstream/pool.ts'
-import { listenedAt } from './upstream/self-address.ts'
+import { listenedAt, loopGuardedDial } from './upstream/self-address.ts'
 import { firstAnswerWaitMs } from './upstream/resolver.ts'
 
 export interface ProxyServerOptions {
@@ -102,7 +102,7 @@ export class ProxyServer implements ProxyView {
       // resolver, with its addresses and DNS state, so that it serves at once and a DNS outage at
       // the reload still has the last good addresses (a fresh resolver answered 503 until DNS did).
       const source = prev && sourceKey(prev.pool.upstream) === sourceKey(u) ? prev.source : this.opts.sourceFor(u)
-      const pool = new UpstreamPool(u, source, { ca, log: this.opts.log, ownListener: () => ({ host: (this.gen ? this.config : config).server.listen.host, port: this.port }) })
+      const pool = new UpstreamPool(u, source, { ca, log: this.opts.log, dial: loopGuardedDial(() => ({ host: this.config.server.listen.host, port: this.port }), u.name, this.opts.log) })
       // The upstream's counters go on from the parts it replaces: a counter never goes down but at a restart (Prometheus).
       if (prev) {
         pool.connectsTotal = prev.pool.connectsTotal
@@ -110,7 +110,7 @@ export class ProxyServer implements ProxyView {
         // A new resolver: its counts, and for the same name its last good addresses until its first answer (a DNS outage at the reload keeps them).
         if (source !== prev.source) source.takeOver?.(prev.source)
       }
-      upstreams.set(u.name, { source, pool, health: new ActiveHealthChecker(pool, { log: this.opts.log }), ca })
+      upstreams.set(u.name, { source, pool, health: new ActiveHealthChecker(pool, { log: this.opts.log, dial: pool.dialFn }), ca })
     }
     const pools = new Map([...upstreams].map(([name, p]) => [name, p.pool]))
     const trusted = config.server.trustedProxies.map((c) => parseCidr(c)!)

@@ -23,8 +23,6 @@ export interface HealthTargets {
   /** Where the addresses come from: one it adds is checked at once (the pool's states are made first: it subscribed first). */
   readonly source?: Pick<AddressSource, 'onChange'>
   dialOptions(state: AddressState): DialOptions
-  /** How the pool dials (its loop guard: a check of the proxy's own address fails UPSTREAM_LOOP, not passes through the proxy). */
-  readonly dialFn?: (opts: DialOptions) => Promise<Conn>
 }
 
 export class ActiveHealthChecker {
@@ -74,7 +72,7 @@ export class ActiveHealthChecker {
     let why = ''
     let conn: Conn | undefined
     try {
-      conn = await (this.opts.dial ?? this.targets.dialFn ?? defaultDial)({ ...this.targets.dialOptions(state), connectTimeoutMs: Math.min(u.connectTimeoutMs, u.healthTimeoutMs) })
+      conn = await (this.opts.dial ?? defaultDial)({ ...this.targets.dialOptions(state), connectTimeoutMs: Math.min(u.connectTimeoutMs, u.healthTimeoutMs) })
       const c = new Http1Connection(conn, () => {})
       const res = await c.exchange(
         { method: 'GET', target: u.healthPath!, headers: [['host', u.hostHeader ?? upstreamAuthority(u)], ['user-agent', 'proxy-health-check'], ['connection', 'close']], body: null, bodyLength: undefined, maxBodyBytes: 0 },

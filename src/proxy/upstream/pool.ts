@@ -7,7 +7,7 @@
  * The request path calls pick / takeIdle / acquire and never awaits DNS. Ejections, idle times
  * and connection ages are on the monotonic clock; the wall clock only shows first_seen.
  */
-import type { HostPort, ResolvedUpstream } from '../../config/schema.ts'
+import type { ResolvedUpstream } from '../../config/schema.ts'
 import { heldClocks, type Clocks } from '../../lib/clock.ts'
 import type { LogFn } from '../../lib/logger.ts'
 import { OUT_OF_DESCRIPTORS_HINT } from '../../runtime/dial-errors.ts'
@@ -19,7 +19,6 @@ import { addressStats, isHealthy, newAddressState, recordFailure, recordSuccess,
 import { Http1Connection } from './connection.ts'
 import { countedUntilClose, toRequestFailure } from './dialled.ts'
 import { pickAddress } from './picker.ts'
-import { loopGuardedDial } from './self-address.ts'
 import { hostPort } from '../../lib/net.ts'
 
 export interface PoolOptions {
@@ -30,7 +29,6 @@ export interface PoolOptions {
   /** PEM CA bundle text for https upstreams (read once at start). */
   ca?: string
   log?: LogFn
-  ownListener?: () => HostPort | undefined // where this proxy listens now (its port as bound): a dial there is UPSTREAM_LOOP (self-address.ts)
 }
 
 export interface AcquiredConnection {
@@ -49,7 +47,7 @@ export class UpstreamPool {
   readonly addresses = new Map<string, AddressState>()
   /** The same states as a list, for the pick of every request (no iterator made). */
   private states: AddressState[] = []
-  readonly dialFn: (opts: DialOptions) => Promise<Conn> // with the loop guard (self-address.ts): the health checker dials with it too
+  readonly dialFn: (opts: DialOptions) => Promise<Conn> // the server's has the loop guard (self-address.ts); its health checker dials with it too
   /** TLS sessions of this upstream's addresses, offered again on new connections (runtime/tls-sessions.ts). */
   readonly tlsSessions = new TlsSessionCache()
   private readonly clock: Clocks
@@ -72,8 +70,9 @@ export class UpstreamPool {
     readonly source: AddressSource,
     private readonly opts: PoolOptions = {},
   ) {
-    this.dialFn = loopGuardedDial(opts.dial ?? defaultDial, opts.ownListener, upstream.name, opts.log)
-    ;[this.clock, this.random] = [opts.clock ?? heldClocks, opts.random ?? Math.random]
+    this.dialFn = opts.dial ?? defaultDial
+    this.clock = opts.clock ?? heldClocks
+    this.random = opts.random ?? Math.random
   }
 
   /** Follows the address source, sweeps idle connections, and pre-warms. Idempotent. */
@@ -85,7 +84,8 @@ export class UpstreamPool {
       for (const a of change.removed) this.removeAddress(a.address)
       if (change.added.length > 0) this.wakeRescue()
     })
-    ;((this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)) as { unref?: () => void }).unref?.()
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS)
+    ;(this.sweeper as { unref?: () => void }).unref?.()
     return this
   }
 

@@ -15,7 +15,7 @@ import { networkInterfaces } from 'node:os'
 import type { HostPort } from '../../config/schema.ts'
 import type { LogFn } from '../../lib/logger.ts'
 import { hostPort } from '../../lib/net.ts'
-import type { Conn, DialOptions } from '../../runtime/socket.ts'
+import { dial as defaultDial, type Conn, type DialOptions } from '../../runtime/socket.ts'
 import { RequestFailure } from '../errors.ts'
 
 /** The machine's own addresses are read again at most this often (an address added to an interface is seen within it). */
@@ -94,8 +94,8 @@ function isLocalAddress(address: string): boolean {
  * configured, its port as bound): the same address, or any address of this machine where it
  * listens on every address ("0.0.0.0"; "::" takes IPv4 too).
  */
-export function reachesListener(address: string, port: number, listen: HostPort | undefined): boolean {
-  if (!listen || port !== listen.port || port === 0) return false
+export function reachesListener(address: string, port: number, listen: HostPort): boolean {
+  if (port !== listen.port || port === 0) return false
   // The unspecified address as a destination is this host: Linux connects 0.0.0.0 to 127.0.0.1 and :: to ::1.
   const a = (a0 => (a0 === '0.0.0.0' ? '127.0.0.1' : a0 === '::' ? '::1' : a0))(plain(address))
   const host = plain(listen.host.replace(/^\[|\]$/g, ''))
@@ -105,24 +105,23 @@ export function reachesListener(address: string, port: number, listen: HostPort 
 }
 
 /**
- * `dial`, refusing an address that is the proxy's own listener (`listen()`: its host as configured
- * and its port as bound, 0 while it does not listen) with UPSTREAM_LOOP, said in the log once per
- * LOG_EVERY_MS.
+ * A dial (`dial`, the runtime's by default) that refuses an address that is the proxy's own
+ * listener (`listen()`: its host as configured, its port as bound, 0 while it does not listen)
+ * with UPSTREAM_LOOP, said in the log once per LOG_EVERY_MS. A listen name's address is looked up
+ * when the listener opens (listenedAt), not here.
  */
-export function loopGuardedDial(dial: (opts: DialOptions) => Promise<Conn>, listen: (() => HostPort | undefined) | undefined, upstream: string, log?: LogFn): (opts: DialOptions) => Promise<Conn> {
-  if (!listen) return dial
-  const first = listen()
-  if (first) boundAddressOf(plain(first.host.replace(/^\[|\]$/g, ''))) // a listen name's lookup starts now, beside the bind
+export function loopGuardedDial(listen: () => HostPort, upstream: string, log?: LogFn, dial: (opts: DialOptions) => Promise<Conn> = defaultDial): (opts: DialOptions) => Promise<Conn> {
   let loggedAtMs = -Infinity
   return (opts) => {
     const own = listen()
     if (!reachesListener(opts.address, opts.port, own)) return dial(opts)
     const target = hostPort(opts.address, opts.port)
-    const message = `${target} is this proxy's own listener (${hostPort(own!.host, own!.port)}): a request sent there would come back to the proxy; point the upstream (or its DNS name) at the origin`
+    const listening = hostPort(own.host, own.port)
+    const message = `${target} is this proxy's own listener (${listening}): a request sent there would come back to the proxy; point the upstream (or its DNS name) at the origin`
     const now = performance.now()
     if (now - loggedAtMs >= LOG_EVERY_MS) {
       loggedAtMs = now
-      log?.('error', 'upstream address is this proxy itself: not dialled', { upstream, address: target, listen: hostPort(own!.host, own!.port) })
+      log?.('error', 'upstream address is this proxy itself: not dialled', { upstream, address: target, listen: listening })
     }
     return Promise.reject(new RequestFailure('UPSTREAM_LOOP', 'connect', message, { address: opts.address }))
   }
