@@ -2,6 +2,7 @@
  * ACME failures as typed errors: problem documents (RFC 8555 §6.7, RFC 7807) become an
  * AcmeError whose message is a log line an operator can act on; the codes are stable for tests.
  */
+import { parseHttpDate } from '../lib/http-date.ts'
 
 export type AcmeErrorCode =
   | 'E_ACME' // the server answered with a problem document or an unexpected reply
@@ -92,8 +93,9 @@ export function parseRetryAfterMs(value: string | null, nowMs: number): number |
   if (value === null || value.trim() === '') return undefined
   const v = value.trim()
   if (/^\d+$/.test(v)) return Number(v) * 1000
-  const at = Date.parse(v)
-  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs)
+  // An HTTP-date, UTC in all three forms (Date.parse took asctime's, which has no zone, as local time).
+  const at = parseHttpDate(v)
+  return at === undefined ? undefined : Math.max(0, at - nowMs)
 }
 
 /** The target of a Link header's rel="terms-of-service" (RFC 8288, RFC 8555 §7.3.3), if any. */

@@ -6,7 +6,8 @@
  * conditional requests and 304 merging in revalidate.ts.
  */
 import type { HeaderReader } from '../message.ts'
-import { deltaSeconds, headerValue, parseDirectives, parseHttpDate, parseTargetedDirectives, type Directives } from './directives.ts'
+import { parseHttpDate } from '../../lib/http-date.ts'
+import { deltaSeconds, headerValue, parseDirectives, parseTargetedDirectives, type Directives } from './directives.ts'
 import { varyNames } from './vary.ts'
 
 export type Headers_ = readonly (readonly [string, string])[]

@@ -5,7 +5,8 @@
  * bad syntax, a range past the end, an If-Range that does not match) gets the whole 200. Pure.
  */
 import type { HeaderReader } from '../message.ts'
-import { headerValue, parseHttpDate } from './directives.ts'
+import { parseHttpDate } from '../../lib/http-date.ts'
+import { headerValue } from './directives.ts'
 import type { Headers_ } from './policy.ts'
 
 /** Inclusive byte positions within a body of `length` bytes. */

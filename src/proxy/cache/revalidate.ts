@@ -5,7 +5,8 @@
  * (§4.4). Pure.
  */
 import type { HeaderReader } from '../message.ts'
-import { headerValue, parseHttpDate } from './directives.ts'
+import { parseHttpDate } from '../../lib/http-date.ts'
+import { headerValue } from './directives.ts'
 import type { Headers_ } from './policy.ts'
 import { forwardedHostOf, urlKeyOf } from './key.ts'
 

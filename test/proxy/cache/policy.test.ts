@@ -1,6 +1,7 @@
 /** RFC 9111 rules as tables, with times given explicitly (the policy has no clock of its own). */
 import { describe, expect, test } from 'bun:test'
-import { deltaSeconds, parseDirectives, parseHttpDate, parseTargetedDirectives } from '../../../src/proxy/cache/directives.ts'
+import { deltaSeconds, parseDirectives, parseTargetedDirectives } from '../../../src/proxy/cache/directives.ts'
+import { parseHttpDate } from '../../../src/lib/http-date.ts'
 import {
   currentAgeMs,
   evaluateReuse,
