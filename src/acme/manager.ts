@@ -24,12 +24,15 @@ export interface ServedCert {
 }
 
 export interface Clock {
+  /** Wall-clock ms: for the certificate's dates and the renewal time drawn from them. */
   now(): number
+  /** Monotonic ms, for the back-off after a failure (a wall-clock step must not stretch or skip it); a fake without it moves both as one. */
+  monoNow?(): number
   setTimeout(fn: () => void, ms: number): unknown
   clearTimeout(handle: unknown): void
 }
 
-const REAL_CLOCK: Clock = { now: () => Date.now(), setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>) }
+const REAL_CLOCK: Clock = { now: () => Date.now(), monoNow: () => performance.now(), setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>) }
 
 export interface CertificateManagerOptions {
   domains: readonly string[]
@@ -76,7 +79,8 @@ export class CertificateManager {
   private lockRefresh: unknown
   private closed = false
   private failures = 0
-  private nextAttemptMs = 0
+  /** No attempt before this (monotonic ms: mono()); 0 when no back-off stands. */
+  private nextAttemptMonoMs = 0
   private lastError: string | undefined
   private client: AcmeClient | undefined
   private accountKey: KeyObject | undefined
@@ -113,6 +117,10 @@ export class CertificateManager {
       failures: this.failures,
       lastError: this.lastError,
     }
+  }
+
+  private mono(): number {
+    return this.clock.monoNow?.() ?? this.clock.now()
   }
 
   /** Loads what the state directory has (serving it at once) and starts the renewal loop. */
@@ -167,7 +175,7 @@ export class CertificateManager {
       const now = this.clock.now()
       const due = await this.dueAtMs(now)
       // stop() came while the CA's renewal information was asked for: no order begins after it.
-      if (now >= due && now >= this.nextAttemptMs && !this.closed) await this.renew(now)
+      if (now >= due && this.mono() >= this.nextAttemptMonoMs && !this.closed) await this.renew(now)
     } catch (err) {
       // Whatever failed (the CA, the state directory) is one failed attempt, backed off.
       this.failed(err)
@@ -189,12 +197,12 @@ export class CertificateManager {
 
   private nextWakeMs(): number {
     const now = this.clock.now()
-    const due = Math.max(this.renewAtMs ?? now, this.nextAttemptMs)
+    const waitMs = Math.max(0, (this.renewAtMs ?? now) - now, this.nextAttemptMonoMs - this.mono())
     // With nothing to serve yet, look at the state directory every second: another worker's
     // first certificate should end this process's refused handshakes quickly.
     // With a certificate only in memory, every second too: other workers wait for it on disk.
     const watchMs = this.served && !this.unsaved ? (this.opts.watchIntervalMs ?? 30_000) : Math.min(1000, this.opts.watchIntervalMs ?? 1000)
-    return Math.min(Math.max(0, due - now), watchMs)
+    return Math.min(waitMs, watchMs)
   }
 
   /** When the served certificate should be replaced: now if there is none, or it lacks a name. */
@@ -238,7 +246,7 @@ export class CertificateManager {
       if (!this.holdsLock) {
         // Look again in a second: by then the other process's certificate may be on disk, or its
         // lock stale (it died).
-        this.nextAttemptMs = now + 1000
+        this.nextAttemptMonoMs = this.mono() + 1000
         this.opts.log('debug', 'acme: another process is ordering; waiting for its certificate')
         return
       }
@@ -299,7 +307,7 @@ export class CertificateManager {
   private failed(err: unknown): void {
     this.failures++
     const retryAfter = err instanceof AcmeError ? err.retryAfterMs : undefined
-    this.nextAttemptMs = this.clock.now() + retryDelayMs(this.failures, this.random, retryAfter)
+    this.nextAttemptMonoMs = this.mono() + retryDelayMs(this.failures, this.random, retryAfter)
     this.lastError = err instanceof Error ? err.message : String(err)
     // The next attempt starts from the state directory and the CA anew: an account the CA no
     // longer knows (accountDoesNotExist) or refuses, or an account key the operator removed as the
@@ -314,7 +322,7 @@ export class CertificateManager {
       names: this.names.join(','),
       error: this.lastError,
       failures: this.failures,
-      retry_in_s: Math.round((this.nextAttemptMs - this.clock.now()) / 1000),
+      retry_in_s: Math.round((this.nextAttemptMonoMs - this.mono()) / 1000),
       days_left: left?.toFixed(1),
     })
   }
@@ -360,7 +368,7 @@ export class CertificateManager {
   /** A certificate for every name is here (ordered, or picked up): no failure, back-off or error stands. */
   private nothingOwed(): void {
     this.failures = 0
-    this.nextAttemptMs = 0
+    this.nextAttemptMonoMs = 0
     this.lastError = undefined
   }
 

@@ -111,6 +111,27 @@ describe('CertificateManager failures', () => {
     m.close()
   })
 
+  test('the back-off runs on the monotonic clock: a wall clock stepped back neither stretches it nor, stepped forward, skips it (review, twenty-second round)', async () => {
+    const { m, logs, clock } = setup(unreachable)
+    let monoMs = 1_000
+    ;(clock as StillClock & { monoNow(): number }).monoNow = () => monoMs
+    await m.check()
+    expect(m.status().failures).toBe(1)
+    expect(logs.filter((l) => l.level === 'error')[0]!.fields.retry_in_s).toBe(60)
+    // The wall clock jumps an hour ahead, 1 s passes: the back-off still stands.
+    clock.nowMs += 3_600_000
+    monoMs += 1_000
+    await m.check()
+    expect(m.status().failures).toBe(1)
+    // It steps back two hours (NTP correcting it), and the minute passes: the next attempt is made.
+    clock.nowMs -= 7_200_000
+    monoMs += 60_000
+    await m.check()
+    expect(m.status().failures).toBe(2)
+    expect(logs.filter((l) => l.level === 'error')[1]!.fields.retry_in_s).toBe(120)
+    m.close()
+  })
+
   test('close() during an order releases the order lock (a restart must not wait for it)', async () => {
     const { hanging, reached, release } = hangingCa()
     const { m } = setup(hanging)
