@@ -13,7 +13,8 @@
  */
 import type { ProxyReply, ProxyRequest } from '../message.ts'
 import { evaluateReuse, requestDirectives, staleIfErrorAllows } from './policy.ts'
-import { CacheExchange, type CacheInternals, type CacheResult, type Fill, type Flight, type LookupContext } from './exchange.ts'
+import { CacheExchange } from './exchange.ts'
+import type { CacheInternals, CacheResult, Fill, Flight, LookupContext } from './exchange-shapes.ts'
 import { keyFromUrl, urlKeyOf } from './key.ts'
 import { discardBody, hitStatus, onlyIfCachedReply } from './reply.ts'
 import { CONDITIONAL_FIELDS, failsOriginPrecondition } from './revalidate.ts'
