@@ -64,10 +64,10 @@ function startOrigin(size: number) {
   })
 }
 
-/** Starts the proxy and waits for its "proxy listening" line; `stderr()`: all it printed on stderr so far. */
-export async function startProxyProcess(argv: string[], bin?: string): Promise<{ child: ChildProcess; url: string; stderr(): string; stop(): Promise<number | null> }> {
+/** Starts the proxy (with `env` in place of this process's) and waits for its "proxy listening" line; `stderr()`: all it printed on stderr so far. */
+export async function startProxyProcess(argv: string[], bin?: string, env?: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string; stderr(): string; stop(): Promise<number | null> }> {
   const cmd = bin ? [bin] : [process.execPath, 'src/main.ts']
-  const child = spawn(cmd[0]!, [...cmd.slice(1), ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(cmd[0]!, [...cmd.slice(1), ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env: env ?? process.env })
   let err = ''
   const url = await new Promise<string>((resolve, reject) => {
     // A proxy that does not come up is killed, so that no process outlives the caller.

@@ -21,7 +21,7 @@ const BODY_BYTES = 8 * 1024 * 1024
 function cachingProxy(extra: Record<string, unknown> = {}): { port: number; records: RequestRecord[]; url: string } {
   const body = new Uint8Array(BODY_BYTES).fill(120)
   const origin = h.origin({ fetch: () => new Response(body, { headers: { 'cache-control': 'max-age=600' } }) })
-  const cache = new EdgeCache({ maxBytes: 32 << 20, maxObjectBytes: 16 << 20, staleIfErrorMs: 0, nowMs: () => Date.now() })
+  const cache = new EdgeCache({ maxBytes: 32 << 20, maxObjectBytes: 16 << 20, staleIfErrorMs: 0 })
   h.track(() => cache.close())
   const records: RequestRecord[] = []
   const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: extra })
@@ -109,7 +109,7 @@ test('the request that fills the cache, its client gone mid-body while the fill 
     },
   })
   h.track(() => origin.stop(true))
-  const cache = new EdgeCache({ maxBytes: 32 << 20, maxObjectBytes: 16 << 20, staleIfErrorMs: 0, nowMs: () => Date.now() })
+  const cache = new EdgeCache({ maxBytes: 32 << 20, maxObjectBytes: 16 << 20, staleIfErrorMs: 0 })
   h.track(() => cache.close())
   const records: RequestRecord[] = []
   const proxy = new ProxyServer(h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` } }), { sourceFor: () => staticSource([{ address: '127.0.0.1', family: 4 }]), hooks: { onRecord: (r) => void records.push({ ...r }), cache } }).start()

@@ -26,7 +26,7 @@ interface Started {
 
 function start(originPort: number | undefined, opts: { staleIfErrorMs?: number; maxObjectBytes?: number; routes?: unknown[] } = {}): Started {
   let offsetMs = 0
-  const cache = new EdgeCache({ maxBytes: 16 << 20, maxObjectBytes: opts.maxObjectBytes ?? 1 << 20, staleIfErrorMs: opts.staleIfErrorMs ?? 0, nowMs: () => Date.now() + offsetMs })
+  const cache = new EdgeCache({ maxBytes: 16 << 20, maxObjectBytes: opts.maxObjectBytes ?? 1 << 20, staleIfErrorMs: opts.staleIfErrorMs ?? 0, clocks: { monoMs: () => performance.now() + offsetMs, wallMs: () => Date.now() + offsetMs } })
   h.track(() => cache.close())
   const config = h.config({ upstream: { url: `http://127.0.0.1:${originPort!}`, retries: '0' }, admin: { listen: '127.0.0.1:0' } })
   const withRoutes = opts.routes ? { ...config, routes: [...(opts.routes as typeof config.routes), ...config.routes] } : config

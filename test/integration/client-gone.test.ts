@@ -118,7 +118,7 @@ test('a client that leaves after its exchange ended (a 304 the cache refetches) 
       return new Response('r-body', { headers: { 'cache-control': 'max-age=1', etag: '"v1"' } })
     },
   })
-  const cache = new EdgeCache({ maxBytes: 32 << 20, maxObjectBytes: 8 << 20, staleIfErrorMs: 0, nowMs: () => Date.now() })
+  const cache = new EdgeCache({ maxBytes: 32 << 20, maxObjectBytes: 8 << 20, staleIfErrorMs: 0 })
   h.track(() => cache.close())
   const records: RequestRecord[] = []
   const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}`, max_conns_per_address: 1 } })

@@ -50,7 +50,7 @@ test('two whole replies of one round that together exceed the connection window:
   let served = 0
   const body = new Uint8Array(BODY_BYTES).fill(120)
   const origin = h.origin({ fetch: () => (served++, new Response(body, { headers: { 'cache-control': 'max-age=600' } })) })
-  const cache = new EdgeCache({ maxBytes: 8 << 20, maxObjectBytes: 1 << 20, staleIfErrorMs: 0, nowMs: () => Date.now() })
+  const cache = new EdgeCache({ maxBytes: 8 << 20, maxObjectBytes: 1 << 20, staleIfErrorMs: 0 })
   h.track(() => cache.close())
   const { port, records } = startProxy(origin.port!, cache)
 

@@ -80,7 +80,7 @@ test('small upstream answers: pipelined requests wait for the client to take the
 test('cache hits: pipelined hits of a stored 1 MiB body are not copied out ahead of the client', async () => {
   const big = new Uint8Array(1024 * 1024).fill(0x62)
   const origin = h.origin({ fetch: () => new Response(big, { headers: { 'cache-control': 'max-age=600' } }) })
-  const cache = new EdgeCache({ maxBytes: 16 << 20, maxObjectBytes: 8 << 20, staleIfErrorMs: 0, nowMs: () => Date.now() })
+  const cache = new EdgeCache({ maxBytes: 16 << 20, maxObjectBytes: 8 << 20, staleIfErrorMs: 0 })
   h.track(() => cache.close())
   const records: RequestRecord[] = []
   const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { listener: 'own' }, log: { access_log: 'off' } })

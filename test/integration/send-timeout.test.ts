@@ -199,7 +199,7 @@ test('a client that never reads a body the upstream sent in full (its last read)
 test('a client that never reads a cached or cacheable body (the cache tee reads the upstream whole) is cut and its slot freed', async () => {
   const body = new Uint8Array(6 * 1024 * 1024).fill(122)
   const origin = h.origin({ fetch: () => new Response(body, { headers: { 'cache-control': 'max-age=60' } }) })
-  const cache = new EdgeCache({ maxBytes: 32 << 20, maxObjectBytes: 8 << 20, staleIfErrorMs: 0, nowMs: () => Date.now() })
+  const cache = new EdgeCache({ maxBytes: 32 << 20, maxObjectBytes: 8 << 20, staleIfErrorMs: 0 })
   h.track(() => cache.close())
   const records: RequestRecord[] = []
   const config = h.config({ upstream: { url: `http://127.0.0.1:${origin.port}` }, server: { send_timeout: '1s', max_concurrent_requests: 1 } })

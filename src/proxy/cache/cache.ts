@@ -11,6 +11,7 @@
  * waiters retry the lock). Also: purge, status and metrics. Policy is in
  * policy.ts, storage in store.ts, the per-request logic in exchange.ts.
  */
+import { heldClocks, type Clocks } from '../../lib/clock.ts'
 import type { ProxyReply, ProxyRequest } from '../message.ts'
 import { evaluateReuse, requestDirectives, staleIfErrorAllows } from './policy.ts'
 import { CacheExchange } from './exchange.ts'
@@ -31,8 +32,8 @@ export interface EdgeCacheOptions {
   maxObjectBytes: number
   /** stale-if-error for responses that do not say (0: off). */
   staleIfErrorMs: number
-  /** Wall-clock milliseconds; tests pass a fake clock. */
-  nowMs?: () => number
+  /** Monotonic ms for ages, residence and deadlines, wall-clock ms for dates (held per socket event); tests pass fakes. */
+  clocks?: Clocks
 }
 
 /** Sends a request through the rest of the request path (used for background refreshes). */
@@ -52,7 +53,7 @@ const UNCOLLAPSIBLE_ENTRY_BYTES = 64
 
 /**
  * A collapsed request between its waits: what it forwards as, when its collapse wait ends (cache
- * clock; 0: spent), and whether the leader it waited for failed.
+ * monotonic clock; 0: spent), and whether the leader it waited for failed.
  */
 export interface Waited {
   fwd: CacheExchange['fwd']
@@ -75,7 +76,7 @@ export class EdgeCache implements CacheInternals {
   waiting = 0
   /** Bodies being kept while they arrive may use as much memory as the store, and no more. */
   readonly fillBudget: FillBudget
-  private readonly clock: () => number
+  private readonly clocks: Clocks
   private readonly flights = new Map<string, Flight>()
   private readonly uncollapsible = new Map<string, number>()
   /** Every body kept while it arrives, collapsing or not (a no-cache request's is in no flight): purge and §4.4 reach them all. */
@@ -93,11 +94,15 @@ export class EdgeCache implements CacheInternals {
     this.maxObjectBytes = Math.min(opts.maxObjectBytes, opts.maxBytes)
     this.staleIfErrorMs = opts.staleIfErrorMs
     this.fillBudget = { keptBytes: 0, maxKeptBytes: opts.maxBytes }
-    this.clock = opts.nowMs ?? Date.now
+    this.clocks = opts.clocks ?? heldClocks
   }
 
   now(): number {
-    return this.clock()
+    return this.clocks.monoMs()
+  }
+
+  wallNow(): number {
+    return this.clocks.wallMs()
   }
 
   count(result: CacheResult): void {

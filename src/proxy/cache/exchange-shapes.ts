@@ -60,7 +60,7 @@ export interface Flight {
   settled: boolean
   /** The leader's upstream failed (no answer, or a 500/502/503/504): its waiters may fall back on stale-if-error. */
   failed: boolean
-  /** Cache clock time past which an unsettled flight is taken as lost: it is dropped, and nobody waits for it. */
+  /** Monotonic time (the cache's now()) past which an unsettled flight is taken as lost: it is dropped, and nobody waits for it. */
   deadlineMs: number
 }
 
@@ -70,7 +70,9 @@ export interface CacheInternals {
   readonly staleIfErrorMs: number
   /** Bytes of bodies being kept for the store while they arrive, across all requests. */
   readonly fillBudget: FillBudget
+  /** The monotonic clock (ages, residence, deadlines), and the wall clock (dates). */
   now(): number
+  wallNow(): number
   count(result: CacheResult): void
   /** Ends a flight: waiters look again. With a fill, the flight stays for later arrivals until the fill ends. */
   settle(key: string, flight: Flight, fill?: Fill, failed?: boolean): void

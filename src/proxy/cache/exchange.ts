@@ -169,6 +169,7 @@ export class CacheExchange {
     const c = this.cache
     const req = this.req
     const nowMs = c.now()
+    const wallMs = c.wallNow()
     if (this.bypassed) {
       // §4.4: an unsafe method that succeeded invalidates what it may have changed.
       for (const k of invalidatedKeys(req.method, reply.status, this.ctx.key, reply.headers)) c.invalidate(k)
@@ -179,7 +180,7 @@ export class CacheExchange {
     const candidate = this.candidate
     // A 304 to our validators: the stored response is still good; update it and serve it (§4.3.3, §4.3.4).
     if (reply.status === 304 && candidate && this.validators.length > 0 && notModifiedSelects(candidate.headers, headers)) {
-      const updated = this.refreshed(candidate, headers, nowMs)
+      const updated = this.refreshed(candidate, headers, nowMs, wallMs)
       // Still stale (max-age=0, no-cache): every request must go to the origin anyway.
       if (updated.lifetimeMs <= currentAgeMs(updated.headers, updated, nowMs) || updated.rd.cc.has('no-cache')) c.markUncollapsible(this.ctx.key)
       this.settle()
@@ -195,7 +196,7 @@ export class CacheExchange {
     // A 304 to the client's own validators goes to the client as it is, and it freshens the stored
     // response it names by a validator (§4.3.4: a cache updates what a 304 selects, whoever asked).
     if (reply.status === 304 && candidate && this.validators.length === 0 && !this.unkeyed() && namesValidator(headers) && notModifiedSelects(candidate.headers, headers)) {
-      this.refreshed(candidate, headers, nowMs)
+      this.refreshed(candidate, headers, nowMs, wallMs)
     }
     // A 304 for a validator the cache did not send (§4.3.4: it updates nothing) cannot answer a
     // client that asked unconditionally: ask again, without validators.
@@ -214,10 +215,10 @@ export class CacheExchange {
       return this.serveStale(nowMs, { fwd: this.fwd, fwdStatus: reply.status, detail: 'stale-if-error' })
     }
     const rd = responseDirectives(headers)
-    const lifetimeMs = freshnessLifetimeMs(reply.status, headers, rd, nowMs)
+    const lifetimeMs = freshnessLifetimeMs(reply.status, headers, rd, wallMs)
     // The age it came with (an upstream cache's Age, clock skew): a response already stale on
     // arrival is fresh for no time (whyNotStorable's Set-Cookie rule reads how long it is fresh).
-    const arrivalAgeMs = currentAgeMs(headers, { requestTimeMs: this.requestTimeMs, responseTimeMs: nowMs }, nowMs)
+    const arrivalAgeMs = currentAgeMs(headers, { requestTimeMs: this.requestTimeMs, responseTimeMs: nowMs, responseWallMs: wallMs }, nowMs)
     const why = this.unkeyed() ? 'request-content' : endUnverified ? 'unverified-end' : whyNotStorable(req.method, req.headers, this.rd, reply.status, headers, rd, lifetimeMs - arrivalAgeMs)
     const lengthValue = headerValue(headers, 'content-length')
     const contentLength = lengthValue !== null && /^\d+$/.test(lengthValue) ? Number(lengthValue) : undefined
@@ -237,7 +238,7 @@ export class CacheExchange {
     const names = varyNames(headers) as string[] // '*' was refused above
     const stored = storableHeaders(headers)
     // A response without Date gets the time it was received before it is cached (RFC 9110 §6.6.1).
-    if (headerValue(headers, 'date') === null) stored.push(['date', new Date(nowMs).toUTCString()])
+    if (headerValue(headers, 'date') === null) stored.push(['date', new Date(wallMs).toUTCString()])
     const entry: CacheEntry = {
       key: this.ctx.key,
       vary: varyKeyFor(names, req.headers),
@@ -247,6 +248,7 @@ export class CacheExchange {
       body: EMPTY,
       requestTimeMs: this.requestTimeMs,
       responseTimeMs: nowMs,
+      responseWallMs: wallMs,
       rd,
       lifetimeMs,
       bytes: 0,
@@ -315,8 +317,8 @@ export class CacheExchange {
   }
 
   /** The candidate updated from a 304 (§3.2, §4.3.4), replacing it in the store, or dropped when it no longer may be stored. */
-  private refreshed(candidate: CacheEntry, notModified: ProxyReply['headers'], nowMs: number): CacheEntry {
-    const merged = fieldsAfterNotModified(candidate.headers, notModified, nowMs)
+  private refreshed(candidate: CacheEntry, notModified: ProxyReply['headers'], nowMs: number, wallMs: number): CacheEntry {
+    const merged = fieldsAfterNotModified(candidate.headers, notModified, wallMs)
     const rd = responseDirectives(merged)
     const updated: CacheEntry = {
       ...candidate,
@@ -324,7 +326,8 @@ export class CacheExchange {
       rd,
       requestTimeMs: this.requestTimeMs,
       responseTimeMs: nowMs,
-      lifetimeMs: freshnessLifetimeMs(candidate.status, merged, rd, nowMs),
+      responseWallMs: wallMs,
+      lifetimeMs: freshnessLifetimeMs(candidate.status, merged, rd, wallMs),
       refreshing: false,
     }
     updated.bytes = entryBytes(updated.key, merged, updated.body, updated.vary)

@@ -102,11 +102,11 @@ export function whyNotStorable(method: string, req: HeaderReader, reqDirectives:
  * heuristic where allowed (§4.2.2). An invalid or conflicting s-maxage/max-age, or an invalid
  * Expires (such as "0"), makes the response stale (0).
  */
-export function freshnessLifetimeMs(status: number, headers: Headers_, rd: ResponseDirectives, responseTimeMs: number): number {
+export function freshnessLifetimeMs(status: number, headers: Headers_, rd: ResponseDirectives, responseWallMs: number): number {
   const cc = rd.cc
   if (cc.has('s-maxage')) return (deltaSeconds(cc.get('s-maxage')) ?? 0) * 1000
   if (cc.has('max-age')) return (deltaSeconds(cc.get('max-age')) ?? 0) * 1000
-  const dateMs = parseHttpDate(headerValue(headers, 'date')) ?? responseTimeMs
+  const dateMs = parseHttpDate(headerValue(headers, 'date')) ?? responseWallMs
   if (!rd.targeted) {
     const expires = headerValue(headers, 'expires')
     if (expires !== null) {
@@ -125,10 +125,15 @@ export function isHeuristic(headers: Headers_, rd: ResponseDirectives): boolean 
   return !rd.cc.has('s-maxage') && !rd.cc.has('max-age') && (rd.targeted || headerValue(headers, 'expires') === null)
 }
 
-/** When a stored response was requested and received, in ms of the cache's clock. */
+/**
+ * When a stored response was requested and received: marks of the cache's monotonic clock, for
+ * response_delay and resident_time (lengths of time, which a step of the wall clock must not
+ * stretch or shrink), and the wall-clock time it was received, for apparent_age against its Date.
+ */
 export interface ExchangeTimes {
   requestTimeMs: number
   responseTimeMs: number
+  responseWallMs: number
 }
 
 /**
@@ -158,7 +163,7 @@ function correctedInitialAgeMs(headers: Headers_, times: ExchangeTimes): number 
   const age = headerValue(headers, 'age')
   const ageValueMs = (deltaSeconds(age === null ? undefined : age.split(',')[0]!.trim()) ?? 0) * 1000
   const dateMs = parseHttpDate(headerValue(headers, 'date'))
-  const apparentAgeMs = dateMs === undefined ? 0 : Math.max(0, times.responseTimeMs - (dateMs + 999))
+  const apparentAgeMs = dateMs === undefined ? 0 : Math.max(0, times.responseWallMs - (dateMs + 999))
   const responseDelayMs = Math.max(0, times.responseTimeMs - times.requestTimeMs)
   const correctedAgeValueMs = ageValueMs + responseDelayMs
   return Math.max(apparentAgeMs, correctedAgeValueMs)

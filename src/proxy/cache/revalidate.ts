@@ -74,14 +74,14 @@ export function mergeNotModified(stored: Headers_, notModified: Headers_): [stri
 }
 
 /**
- * The fields a stored response has once a 304 received at `nowMs` updated it: merged as above;
- * without a Date in the 304, the time it was received (RFC 9110 §6.6.1), as a stored response
- * gets: the stored Date described the first receipt, and the age would count from it; and
- * without an Age in the 304, none: the times start again from this 304.
+ * The fields a stored response has once a 304 received at `wallMs` (the wall clock) updated it:
+ * merged as above; without a Date in the 304, the time it was received (RFC 9110 §6.6.1), as a
+ * stored response gets: the stored Date described the first receipt, and the age would count
+ * from it; and without an Age in the 304, none: the times start again from this 304.
  */
-export function fieldsAfterNotModified(stored: Headers_, notModified: Headers_, nowMs: number): [string, string][] {
+export function fieldsAfterNotModified(stored: Headers_, notModified: Headers_, wallMs: number): [string, string][] {
   let merged = mergeNotModified(stored, notModified)
-  if (headerValue(notModified, 'date') === null) merged = [...merged.filter(([n]) => n.toLowerCase() !== 'date'), ['date', new Date(nowMs).toUTCString()]]
+  if (headerValue(notModified, 'date') === null) merged = [...merged.filter(([n]) => n.toLowerCase() !== 'date'), ['date', new Date(wallMs).toUTCString()]]
   if (headerValue(notModified, 'age') === null) merged = merged.filter(([n]) => n.toLowerCase() !== 'age')
   return merged
 }

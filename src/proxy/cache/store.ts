@@ -21,6 +21,7 @@ export interface CacheEntry {
   body: Uint8Array
   requestTimeMs: number
   responseTimeMs: number
+  responseWallMs: number
   rd: ResponseDirectives
   lifetimeMs: number
   /** Bytes charged against the store's budget (body, fields, bookkeeping). */

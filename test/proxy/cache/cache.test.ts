@@ -14,7 +14,7 @@ class Clock {
 
 function setup(opts: { staleIfErrorMs?: number; maxBytes?: number; maxObjectBytes?: number } = {}) {
   const clock = new Clock()
-  const cache = new EdgeCache({ maxBytes: opts.maxBytes ?? 1 << 20, maxObjectBytes: opts.maxObjectBytes ?? 1 << 16, staleIfErrorMs: opts.staleIfErrorMs ?? 0, nowMs: clock.now })
+  const cache = new EdgeCache({ maxBytes: opts.maxBytes ?? 1 << 20, maxObjectBytes: opts.maxObjectBytes ?? 1 << 16, staleIfErrorMs: opts.staleIfErrorMs ?? 0, clocks: { monoMs: clock.now, wallMs: clock.now } })
   return { clock, cache }
 }
 

@@ -12,7 +12,7 @@ import { CacheStore, entryBytes, type CacheEntry } from '../../../src/proxy/cach
 function entry(key: string, bodyBytes: number): CacheEntry {
   const body = new Uint8Array(bodyBytes)
   const headers: [string, string][] = []
-  return { key, vary: { names: [], values: [] }, status: 200, statusText: 'OK', headers, body, requestTimeMs: 0, responseTimeMs: 0, rd: responseDirectives(headers), lifetimeMs: 1000, bytes: entryBytes(key, headers, body), refreshing: false }
+  return { key, vary: { names: [], values: [] }, status: 200, statusText: 'OK', headers, body, requestTimeMs: 0, responseTimeMs: 0, responseWallMs: 0, rd: responseDirectives(headers), lifetimeMs: 1000, bytes: entryBytes(key, headers, body), refreshing: false }
 }
 
 describe('store: pinned bodies', () => {

@@ -176,7 +176,7 @@ describe('age (§4.2.3), in milliseconds', () => {
     ['Age beyond 2^31 is 2^31', [['age', '2147483649']], T0, T0, T0, 2147483648_000],
   ]
   test.each(cases)('%s', (_n, headers, reqT, resT, now, want) => {
-    expect(currentAgeMs(headers, { requestTimeMs: reqT, responseTimeMs: resT }, now)).toBe(want)
+    expect(currentAgeMs(headers, { requestTimeMs: reqT, responseTimeMs: resT, responseWallMs: resT }, now)).toBe(want)
   })
 
   test('max-age=2 is fresh 1.5 s and stale 2.5 s after it was stored, whatever millisecond of its second it arrived in', () => {
@@ -192,7 +192,7 @@ describe('age (§4.2.3), in milliseconds', () => {
 
 function view(headers: H, storedAt: number, status = 200): StoredView {
   const rd = responseDirectives(headers)
-  return { status, headers, rd, requestTimeMs: storedAt, responseTimeMs: storedAt, lifetimeMs: freshnessLifetimeMs(status, headers, rd, storedAt) }
+  return { status, headers, rd, requestTimeMs: storedAt, responseTimeMs: storedAt, responseWallMs: storedAt, lifetimeMs: freshnessLifetimeMs(status, headers, rd, storedAt) }
 }
 
 describe('reuse of a stored response (§4.2.4, §5.2.1, RFC 5861)', () => {

@@ -14,7 +14,7 @@ const KEY = 'http://example.com/a'
 
 function setup(maxBytes = 1 << 20) {
   const clock = { t: T0 }
-  const cache = new EdgeCache({ maxBytes, maxObjectBytes: 1 << 16, staleIfErrorMs: 0, nowMs: () => clock.t })
+  const cache = new EdgeCache({ maxBytes, maxObjectBytes: 1 << 16, staleIfErrorMs: 0, clocks: { monoMs: () => clock.t, wallMs: () => clock.t } })
   return { clock, cache }
 }
 

@@ -139,7 +139,7 @@ describe('validation and invalidation (§3.2, §4.3, §4.4)', () => {
 function entry(key: string, bodyBytes: number, vary: VaryKey = { names: [], values: [] }): CacheEntry {
   const body = new Uint8Array(bodyBytes)
   const headers: H = []
-  return { key, vary, status: 200, statusText: 'OK', headers, body, requestTimeMs: 0, responseTimeMs: 0, rd: responseDirectives(headers), lifetimeMs: 1000, bytes: entryBytes(key, headers, body), refreshing: false }
+  return { key, vary, status: 200, statusText: 'OK', headers, body, requestTimeMs: 0, responseTimeMs: 0, responseWallMs: 0, rd: responseDirectives(headers), lifetimeMs: 1000, bytes: entryBytes(key, headers, body), refreshing: false }
 }
 
 /** A store with room for three 1,000-byte entries, holding a, b and c (put in that order). */

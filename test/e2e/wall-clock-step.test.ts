@@ -1,0 +1,76 @@
+/**
+ * The compiled binary under libfaketime, its wall clock stepped while it runs (the monotonic clock
+ * left real, as NTP leaves it): a cached response's age is a length of time, so a step must not
+ * change it (an outside review, twenty-second round: a step back kept a max-age=5 response a hit
+ * with Age 0 for the length of the step). Needs libfaketime (Debian: faketime; .ci/run installs
+ * it); skipped without it.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { existsSync, rmSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import { startProxyProcess } from '../../scripts/stream-rss.ts'
+import { BIN, ensureBinary } from '../support/binary.ts'
+import { testDir } from '../support/temp-dir.ts'
+
+const LIB = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'].find((p) => existsSync(p))
+
+const dir = testDir('proxy-clock-step-')
+const servers: { stop(force?: boolean): unknown }[] = []
+beforeAll(() => {
+  if (LIB) ensureBinary()
+})
+afterAll(() => {
+  servers.forEach((s) => s.stop(true))
+  rmSync(dir, { recursive: true, force: true })
+})
+
+/** The proxy's environment under libfaketime: the offset is read from `file` at every clock reading. */
+function fakeTimeEnv(file: string): NodeJS.ProcessEnv {
+  writeFileSync(file, '+0')
+  return { ...process.env, LD_PRELOAD: LIB, FAKETIME_TIMESTAMP_FILE: file, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' }
+}
+
+/** The Date of the proxy's own answer (400) to a request with a bad Content-Length, sent raw. */
+async function ownAnswerDateMs(url: string): Promise<number> {
+  const { hostname, port } = new URL(url)
+  const got = await new Promise<string>((resolve, reject) => {
+    const sock = connect({ host: hostname, port: Number(port) }, () => sock.write('GET / HTTP/1.1\r\nhost: a\r\ncontent-length: x\r\n\r\n'))
+    let text = ''
+    sock.on('data', (d) => (text += d.toString('latin1')))
+    sock.on('close', () => resolve(text))
+    sock.on('error', reject)
+    sock.setTimeout(5_000, () => sock.destroy())
+  })
+  expect(got.startsWith('HTTP/1.1 400')).toBe(true)
+  return Date.parse(/\r\ndate: ([^\r]*)/i.exec(got)?.[1] ?? '')
+}
+
+describe.skipIf(!LIB)('a wall-clock step under the compiled binary', () => {
+  test('the libfaketime offset reaches the binary, and a step back does not keep a max-age=3 response fresh', async () => {
+    let served = 0
+    const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response(`n=${++served}`, { headers: { 'cache-control': 'max-age=3' } }) })
+    servers.push(origin)
+    const file = join(dir, 'cache.ft')
+    const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off', '--cache', '1MiB'], BIN, fakeTimeEnv(file))
+    try {
+      const get = async () => {
+        const res = await fetch(`${proxy.url}/a`)
+        return { body: await res.text(), status: res.headers.get('cache-status') ?? '' }
+      }
+      expect((await get()).body).toBe('n=1')
+      const hit = await get()
+      expect(hit.body).toBe('n=1')
+      expect(hit.status).toContain('hit')
+      // The proxy's own clock is the one stepped: the Date on a 400 of its own moves with it.
+      writeFileSync(file, '-3600')
+      expect(Date.now() - (await ownAnswerDateMs(proxy.url))).toBeGreaterThan(3_500_000)
+      await Bun.sleep(4_000)
+      const after = await get()
+      expect(after.body).toBe('n=2')
+      expect(served).toBe(2)
+    } finally {
+      await proxy.stop()
+    }
+  }, 30_000)
+})
