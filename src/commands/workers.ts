@@ -178,6 +178,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
   // Their stdout (the access log's default) reaches the supervisor's a whole line at a time.
   const stdoutLines = new WorkerLines(process.stdout)
   const stdioClosed = new WeakSet<ChildProcess>()
+  /** When each slot's worker started, on the monotonic clock: a wall-clock step must not make a crash loop look like a stable run. */
   const startedAtMs = new Map<number, number>()
   const deathsInARow = new Map<number, number>()
   let fatal: ((code: number) => void) | undefined
@@ -208,7 +209,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
     if (child.stdout) stdoutLines.add(child.stdout)
     child.once('close', () => stdioClosed.add(child))
     workers.set(index, child)
-    startedAtMs.set(index, Date.now())
+    startedAtMs.set(index, performance.now())
     const slot = slots[index]!
     slot.pid = child.pid
     slot.adminUrl = undefined
@@ -252,7 +253,7 @@ export async function runSupervisor(count: number, io: CliIo, opts: SupervisorOp
       // The back-off doubles for a worker that keeps dying, and starts again for one that had run a
       // while (its own count: slot.restarts is proxy_worker_restarts_total, which never goes down).
       slot.restarts++
-      const n = Date.now() - (startedAtMs.get(index) ?? 0) >= STABLE_RUN_MS ? 1 : (deathsInARow.get(index) ?? 0) + 1
+      const n = performance.now() - (startedAtMs.get(index) ?? 0) >= STABLE_RUN_MS ? 1 : (deathsInARow.get(index) ?? 0) + 1
       deathsInARow.set(index, n)
       const delayMs = Math.min(10_000, 100 * 2 ** Math.min(n, 7))
       if (cannotStart) log('error', 'worker cannot start again (its error is above: the config file, or the port?); retrying while the other workers serve', { worker: index, code, restart_in_ms: delayMs })

@@ -1,11 +1,13 @@
 /**
  * The compiled binary under libfaketime, its wall clock stepped while it runs (the monotonic clock
- * left real, as NTP leaves it): a cached response's age is a length of time, so a step must not
- * change it (an outside review, twenty-second round: a step back kept a max-age=5 response a hit
- * with Age 0 for the length of the step). Needs libfaketime (Debian: faketime; .ci/run installs
- * it); skipped without it.
+ * left real, as NTP leaves it): a cached response's age and the supervisor's restart back-off are
+ * lengths of time, so a step must change neither (an outside review, twenty-second round: a step
+ * back kept a max-age=5 response a hit with Age 0 for the length of the step, and a step forward
+ * made a worker dying every half second look like one that had run 10 s). Needs libfaketime
+ * (Debian: faketime; .ci/run installs it); skipped without it.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { execFileSync } from 'node:child_process'
 import { existsSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
@@ -69,6 +71,53 @@ describe.skipIf(!LIB)('a wall-clock step under the compiled binary', () => {
       const after = await get()
       expect(after.body).toBe('n=2')
       expect(served).toBe(2)
+    } finally {
+      await proxy.stop()
+    }
+  }, 30_000)
+
+  test('--workers: the restart back-off keeps doubling for a worker that keeps dying when the clock steps forward an hour', async () => {
+    const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+    servers.push(origin)
+    const file = join(dir, 'workers.ft')
+    const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off', '--workers', '2'], BIN, fakeTimeEnv(file))
+    const sup = proxy.child.pid!
+    const children = (): number[] => {
+      try {
+        return execFileSync('pgrep', ['-P', String(sup)]).toString().trim().split('\n').filter(Boolean).map(Number)
+      } catch {
+        return []
+      }
+    }
+    /** The supervisor's two workers (at most 5 s). */
+    const twoWorkers = async (): Promise<number[]> => {
+      let pids = children()
+      for (let i = 0; i < 100 && pids.length < 2; i++) {
+        await Bun.sleep(50)
+        pids = children()
+      }
+      expect(pids).toHaveLength(2)
+      return pids
+    }
+    const delays = () => [...proxy.stderr().matchAll(/worker died; restarting .*?restart_in_ms=(\d+)/g)].map((m) => Number(m[1]))
+    /** Kills one slot's worker, waits for the restart, and returns the slot's new pid (at most 5 s each). */
+    const killAndRestart = async (pid: number): Promise<number> => {
+      const before = delays().length
+      const others = (await twoWorkers()).filter((p) => p !== pid)
+      process.kill(pid, 'SIGKILL')
+      for (let i = 0; i < 100 && delays().length === before; i++) await Bun.sleep(50)
+      await Bun.sleep(delays().at(-1) ?? 0)
+      const next = (await twoWorkers()).find((p) => !others.includes(p) && p !== pid)
+      expect(next).toBeGreaterThan(1)
+      return next!
+    }
+    try {
+      let pid = (await twoWorkers())[0]!
+      pid = await killAndRestart(pid)
+      pid = await killAndRestart(pid)
+      writeFileSync(file, '+3600')
+      await killAndRestart(pid)
+      expect(delays()).toEqual([200, 400, 800])
     } finally {
       await proxy.stop()
     }
