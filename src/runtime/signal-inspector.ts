@@ -41,14 +41,14 @@ export function closeSignalInspector(log: LogFn): void {
   prepareSignalInspector()
   void inspector!.then((m) => {
     if (!m || startedWithOne) return // none, or --inspect's: the operator's
-    const startedMs = Date.now()
+    const startedMs = performance.now()
     const look = () => {
       const url = m.url()
       if (url !== undefined) {
         m.close()
         return log('warn', 'Deno opened its inspector for SIGUSR1; closed it (on Deno, SIGHUP reopens the access log too)', { inspector: url })
       }
-      if (Date.now() - startedMs < WATCH_MS) setTimeout(look, STEP_MS)
+      if (performance.now() - startedMs < WATCH_MS) setTimeout(look, STEP_MS)
     }
     look()
   })
