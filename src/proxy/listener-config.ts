@@ -1,11 +1,14 @@
 /**
  * What of a config the client side's listener is made from (proxy/server.ts opens and reloads
  * it): which changes only a new listening socket can take (socketKey), which the own listener
- * takes in place (settingsKey, http1Settings), and the certificate pair, read and checked.
+ * takes in place (settingsKey, http1Settings, with the open-files budget), and the certificate
+ * pair, read and checked.
  */
 import type { ResolvedConfig } from '../config/schema.ts'
+import { socketBudget } from '../runtime/open-files.ts'
 import { loadTlsPair, type TlsPair } from '../runtime/tls-files.ts'
 import type { Http1Settings } from './downstream/http1-listener.ts'
+import { upstreamConnectionsOpen } from './upstream/address-state.ts'
 
 /** What only a new listener socket can change: the address, the certificate pair, and whether h2 is offered by ALPN. */
 export function socketKey(config: ResolvedConfig, tls: TlsPair | undefined): string {
@@ -29,6 +32,9 @@ export function http1Settings(config: ResolvedConfig): Http1Settings {
     bodyTimeoutMs: cfg.clientBodyTimeoutMs,
     sendTimeoutMs: cfg.sendTimeoutMs,
     maxConnections: cfg.maxConnections,
+    // Read again at each reload: a limit raised on the running process (prlimit) then counts.
+    socketBudget: socketBudget(),
+    otherSockets: upstreamConnectionsOpen,
   }
 }
 

@@ -68,10 +68,18 @@ export interface Http1ListenOptions extends ConnectionOptions {
   maxConnections: number
   /** Connections a reload's replaced listeners still hold, counted against maxConnections with this one's. */
   otherConnections?: () => number
+  /**
+   * Client and upstream connections the open-files limit leaves room for (runtime/open-files.ts):
+   * at it, a new client is refused as over maxConnections is, so accepting never meets a full
+   * descriptor table (Bun's accept loop would spin on it). Undefined: no limit known.
+   */
+  socketBudget?: number
+  /** Connections held beside the clients' against socketBudget: the upstream ones (each client is counted as one at least). */
+  otherSockets?: () => number
 }
 
 /** What a reload changes on an open listener in place: no new socket, so nothing in the accept queue is lost. */
-export type Http1Settings = Pick<Http1ListenOptions, 'maxHeaderBytes' | 'headerTimeoutMs' | 'keepaliveTimeoutMs' | 'bodyTimeoutMs' | 'sendTimeoutMs' | 'maxConnections' | 'http2'>
+export type Http1Settings = Pick<Http1ListenOptions, 'maxHeaderBytes' | 'headerTimeoutMs' | 'keepaliveTimeoutMs' | 'bodyTimeoutMs' | 'sendTimeoutMs' | 'maxConnections' | 'http2' | 'socketBudget' | 'otherSockets'>
 
 export interface Http1Listener {
   readonly hostname: string
@@ -100,9 +108,19 @@ export const RELOAD_IDLE_GRACE_MS = 1000
 
 export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const conns = new Set<DownstreamConnection>()
-  /** TLS connections over max_connections, answered 503 once their handshake says in which protocol. */
+  /** TLS connections over max_connections or the open-files budget, answered 503 once their handshake says in which protocol. */
   const refusing = new Set<DownstreamConnection>()
-  const overCap = () => `too many client connections (max_connections=${opts.maxConnections}); retry shortly`
+  /** Why a new connection is refused now ('' when it is not): max_connections, or the open-files budget. */
+  const overLimit = (): string => {
+    const clients = conns.size + (opts.otherConnections?.() ?? 0)
+    if (opts.maxConnections > 0 && clients >= opts.maxConnections) return `too many client connections (max_connections=${opts.maxConnections}); retry shortly`
+    const budget = opts.socketBudget
+    if (budget === undefined || clients + refusing.size + Math.max(clients, opts.otherSockets?.() ?? 0) < budget) return ''
+    return `the proxy is at its open-files limit (${budget} client and upstream connections; raise LimitNOFILE= or ulimit -n); retry shortly`
+  }
+  /** The reason the latest refused connection was given (a TLS one is answered after its handshake). */
+  let overReason = ''
+  const overCap = () => overReason
   /** A cleartext connection over max_connections: its 503 (recorded and counted as any refusal), then FIN. */
   const refuseAtAccept = (sock: Socket<DownstreamConnection>): void => {
     const client: ClientInfo = { ip: clientAddress(sock.remoteAddress), tls: false, streamKeepsLength: true, protocol: 'HTTP/1.1', forwarding: REFUSAL_FORWARDING }
@@ -149,7 +167,8 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const handlers: SocketHandler<DownstreamConnection> = {
     binaryType: 'buffer',
     open(sock) {
-      const over = opts.maxConnections > 0 && conns.size + (opts.otherConnections?.() ?? 0) >= opts.maxConnections
+      overReason = overLimit()
+      const over = overReason !== ''
       if (over) collectAfterRefusals()
       // In cleartext the 503 goes out at once, with nothing made for the connection but its
       // record (a flood of refusals made each a whole connection: 15 closures, 21 objects, 4.4 KB).

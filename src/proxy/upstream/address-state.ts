@@ -48,14 +48,30 @@ export interface EjectionPolicy {
   readonly ejectMaxMs: number
 }
 
+/** Upstream connections open in this process, every address of every pool (a reload's old ones too). */
+let connectionsOpen = 0
+
+/** What the client listener counts beside its own connections against the open-files limit (runtime/open-files.ts). */
+export function upstreamConnectionsOpen(): number {
+  return connectionsOpen
+}
+
 export function newAddressState(a: Address, port: number, nowMonoMs: number): AddressState {
+  let open = 0
   return {
     address: a.address,
     label: hostPort(a.address, port),
     family: a.family,
     firstSeenMonoMs: nowMonoMs,
     inFlight: 0,
-    open: 0,
+    // Kept with the process's total in step: the pool counts each open and close here once.
+    get open() {
+      return open
+    },
+    set open(n: number) {
+      connectionsOpen += n - open
+      open = n
+    },
     idle: [],
     requests: 0,
     failures: 0,

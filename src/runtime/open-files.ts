@@ -1,0 +1,42 @@
+/**
+ * The process's open-files limit, and how many sockets the client listener lets the proxy hold
+ * under it. Out of descriptors, Bun's accept loop retries the listening socket at once, forever
+ * (a whole core, and no word: an outside review, twenty-second round); so the own listener
+ * answers new clients 503 before the table is full, while a reserve is left for what it does not
+ * count (the listeners, the resolver's and the health checks' sockets, log files, the admin port,
+ * TLS clients waiting for their refusal) and accepting still succeeds. HAProxy derives its maxconn
+ * from the same limit.
+ */
+import { readFileSync } from 'node:fs'
+
+/** The soft RLIMIT_NOFILE as Linux reports it (Bun raises it to the hard limit as it starts); undefined elsewhere or unlimited. */
+export function openFilesLimit(limitsText?: string): number | undefined {
+  let text = limitsText
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/limits', 'utf8')
+    } catch {
+      return undefined
+    }
+  }
+  const m = /^Max open files\s+(\d+)\s/m.exec(text)
+  return m ? Number(m[1]) : undefined
+}
+
+/**
+ * Descriptors kept out of the budget: a quarter of the limit, at most 512; at least 96 where the
+ * limit allows (64 TLS clients may wait for their refusal beside the process's own dozen), else half.
+ */
+export function reservedFiles(limit: number): number {
+  return Math.min(512, Math.max(Math.floor(limit / 4), Math.min(96, Math.floor(limit / 2))))
+}
+
+/**
+ * Client and upstream connections the proxy may hold before new clients are refused; undefined:
+ * no limit known. The listener counts each client as one upstream connection too, or the upstream
+ * connections open if there are more (an idle pool, HTTP/2 streams): a client accepted at the
+ * limit's edge would otherwise find no descriptor left for its request's connection.
+ */
+export function socketBudget(limit = openFilesLimit()): number | undefined {
+  return limit === undefined ? undefined : Math.max(2, limit - reservedFiles(limit))
+}

@@ -1,0 +1,32 @@
+import { describe, expect, test } from 'bun:test'
+import { openFilesLimit, reservedFiles, socketBudget } from '../../src/runtime/open-files.ts'
+
+const LIMITS = `Limit                     Soft Limit           Hard Limit           Units     
+Max cpu time              unlimited            unlimited            seconds   
+Max open files            20000                20000                files     
+Max locked memory         8388608              8388608              bytes     
+`
+
+describe('the open-files budget of the client listener', () => {
+  test('the soft limit is read from /proc/self/limits; none when the line says unlimited or is missing', () => {
+    expect(openFilesLimit(LIMITS)).toBe(20000)
+    expect(openFilesLimit(LIMITS.replace('20000                20000', 'unlimited            unlimited'))).toBeUndefined()
+    expect(openFilesLimit('')).toBeUndefined()
+  })
+
+  test.each([
+    [64, 32, 32],
+    [256, 96, 160],
+    [1024, 256, 768],
+    [20000, 512, 19488],
+    [1048576, 512, 1048064],
+    [3, 1, 2],
+  ])('limit %p: %p kept back, %p client and upstream connections', (limit, reserve, budget) => {
+    expect(reservedFiles(limit)).toBe(reserve)
+    expect(socketBudget(limit)).toBe(budget)
+  })
+
+  test("this process's limit is read (Linux, where the tests run)", () => {
+    expect(openFilesLimit()).toBeGreaterThan(0)
+  })
+})
