@@ -84,7 +84,8 @@ export class CertificateManager {
   private lastError: string | undefined
   private client: AcmeClient | undefined
   private accountKey: KeyObject | undefined
-  private ari: { window: Window | undefined; nextFetchMs: number; forCertId: string } | undefined
+  /** The CA's renewal window, and when to ask again (monotonic ms: mono()). */
+  private ari: { window: Window | undefined; nextFetchMonoMs: number; forCertId: string } | undefined
   private renewAtMs: number | undefined
   /** An issued certificate the state directory refused: served from memory, its save tried again at each check. */
   private unsaved: StoredCert | undefined
@@ -209,20 +210,21 @@ export class CertificateManager {
   private async dueAtMs(now: number): Promise<number> {
     if (!this.info || this.missingNames().length > 0) return (this.renewAtMs = now)
     const id = this.info.certId
-    if (id && (!this.ari || this.ari.forCertId !== id || now >= this.ari.nextFetchMs)) await this.fetchAri(id, now)
+    if (id && (!this.ari || this.ari.forCertId !== id || this.mono() >= this.ari.nextFetchMonoMs)) await this.fetchAri(id)
     if (this.renewAtMs === undefined) this.renewAtMs = renewalTimeMs(this.info, this.random, this.ari?.window)
     return this.renewAtMs
   }
 
   /** RFC 9773: ask the CA for its window; failures are quiet (the two-thirds rule still applies). */
-  private async fetchAri(certId: string, now: number): Promise<void> {
+  private async fetchAri(certId: string): Promise<void> {
+    const now = this.mono()
     let window: Window | undefined = this.ari?.forCertId === certId ? this.ari.window : undefined
-    let nextFetchMs = now + 3600_000
+    let nextFetchMonoMs = now + 3600_000
     try {
       const info = await this.acme().renewalInfo(certId)
       if (info) {
         // §4.3: ask again after Retry-After; bounded so a bad header neither hammers nor forgets.
-        nextFetchMs = now + Math.min(Math.max(info.retryAfterMs ?? 6 * 3600_000, 60_000), 24 * 3600_000)
+        nextFetchMonoMs = now + Math.min(Math.max(info.retryAfterMs ?? 6 * 3600_000, 60_000), 24 * 3600_000)
         if (window?.startMs !== info.startMs || window?.endMs !== info.endMs) {
           this.renewAtMs = undefined
           if (this.info && !usableWindow(this.info, info)) {
@@ -231,12 +233,12 @@ export class CertificateManager {
         }
         window = { startMs: info.startMs, endMs: info.endMs }
       } else {
-        nextFetchMs = now + 24 * 3600_000 // the CA does not offer ARI
+        nextFetchMonoMs = now + 24 * 3600_000 // the CA does not offer ARI
       }
     } catch (err) {
       this.opts.log('debug', 'acme: renewal information not available', { error: (err as Error).message })
     }
-    this.ari = { window, nextFetchMs, forCertId: certId }
+    this.ari = { window, nextFetchMonoMs, forCertId: certId }
   }
 
   /** One order, under the state directory's lock; throws what failed (check() counts it). */

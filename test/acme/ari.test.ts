@@ -83,4 +83,32 @@ describe('ARI', () => {
     expect(warned).toEqual(["acme: the CA's renewal window lies outside the certificate's validity; renewing at two thirds of its lifetime instead"])
     m.close()
   })
+
+  test.each([
+    ['the wall clock a day ahead, 1 s passed: Retry-After (6 h) is not over', 86_400_000, 1_000, 1],
+    ['the wall clock 2 h back, 6 h 1 min passed: it is over', -2 * 3_600_000, 6 * 3_600_000 + 60_000, 2],
+  ] as const)('asked again after Retry-After on the monotonic clock: %s (review, twenty-second round)', async (_label, wallStepMs, passMs, fetches) => {
+    const cert = exampleCert()
+    const directoryUrl = 'https://ca.test/dir'
+    const stateDir = join(dir, `state-step-${fetches}`)
+    new StateStore(stateDir, directoryUrl).saveCert('ari.test', cert)
+    const clock = { wall: Date.now(), mono: 1_000 }
+    const window = { start: new Date(clock.wall + 7 * 86_400_000).toISOString(), end: new Date(clock.wall + 8 * 86_400_000).toISOString() }
+    let asked = 0
+    const fetchFn = (async (input: string | URL | Request) => {
+      const url = String(input)
+      if (url === directoryUrl) return Response.json({ newNonce: 'https://ca.test/nonce', newAccount: 'https://ca.test/acct', newOrder: 'https://ca.test/order', renewalInfo: 'https://ca.test/ari/' })
+      if (url.startsWith('https://ca.test/ari/')) return asked++, Response.json({ suggestedWindow: window }, { headers: { 'retry-after': '21600' } })
+      return new Response('unexpected', { status: 500 })
+    }) as typeof fetch
+    const m = new CertificateManager({ domains: ['ari.test'], directoryUrl, email: undefined, caPem: undefined, stateDir, log: () => {}, fetch: fetchFn, clock: { now: () => clock.wall, monoNow: () => clock.mono, setTimeout: () => 0, clearTimeout: () => {} } })
+    m.start()
+    await m.check()
+    expect(asked).toBe(1)
+    clock.wall += wallStepMs + passMs
+    clock.mono += passMs
+    await m.check()
+    expect(asked).toBe(fetches)
+    m.close()
+  })
 })
