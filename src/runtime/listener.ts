@@ -5,6 +5,7 @@
  * there is the own listener (proxy/downstream/http1-listener.ts).
  */
 import nodeHttp from 'node:http'
+import { httpDateNow } from '../lib/clock.ts'
 import { isBun } from './detect.ts'
 
 export interface RequestContext {
@@ -82,7 +83,7 @@ function listenBun(opts: ListenOptions): Listener {
       }),
     error(err) {
       opts.onError(err)
-      return new Response('500 internal error\n', { status: 500 })
+      return new Response('500 internal error\n', { status: 500, headers: { date: httpDateNow() } })
     },
   })
   return {
@@ -141,7 +142,7 @@ function listenDeno(opts: ListenOptions): Listener {
       return await opts.fetch(req, { ip: info.remoteAddr.hostname, setIdleTimeout() {}, holdUntilBodyEnds })
     } catch (err) {
       opts.onError(err)
-      return new Response('500 internal error\n', { status: 500 })
+      return new Response('500 internal error\n', { status: 500, headers: { date: httpDateNow() } })
     } finally {
       if (!held) pending--
     }
@@ -165,7 +166,7 @@ function listenDeno(opts: ListenOptions): Listener {
         // Without onError, Deno.serve prints every such error with its stack to stderr.
         onError: (err: unknown) => {
           if (typeof (err as { code?: unknown } | null)?.code !== 'string') opts.onError(err)
-          return new Response('500 internal error\n', { status: 500 })
+          return new Response('500 internal error\n', { status: 500, headers: { date: httpDateNow() } })
         },
         ...(opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
       },

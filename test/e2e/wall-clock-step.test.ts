@@ -3,13 +3,14 @@
  * left real, as NTP leaves it): a cached response's age and the supervisor's restart back-off are
  * lengths of time, so a step must change neither (an outside review, twenty-second round: a step
  * back kept a max-age=5 response a hit with Age 0 for the length of the step, and a step forward
- * made a worker dying every half second look like one that had run 10 s). Needs libfaketime
- * (Debian: faketime; .ci/run installs it); skipped without it.
+ * made a worker dying every half second look like one that had run 10 s); and on Deno the Date
+ * given to a response without one follows the step both ways. Needs libfaketime (Debian:
+ * faketime; .ci/run installs it); skipped without it.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { execFileSync } from 'node:child_process'
 import { existsSync, rmSync, writeFileSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { join } from 'node:path'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
 import { BIN, ensureBinary } from '../support/binary.ts'
@@ -48,7 +49,7 @@ async function ownAnswerDateMs(url: string): Promise<number> {
   return Date.parse(/\r\ndate: ([^\r]*)/i.exec(got)?.[1] ?? '')
 }
 
-describe.skipIf(!LIB)('a wall-clock step under the compiled binary', () => {
+describe.skipIf(!LIB)('a wall-clock step under libfaketime', () => {
   test('the libfaketime offset reaches the binary, and a step back does not keep a max-age=3 response fresh', async () => {
     let served = 0
     const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response(`n=${++served}`, { headers: { 'cache-control': 'max-age=3' } }) })
@@ -118,6 +119,34 @@ describe.skipIf(!LIB)('a wall-clock step under the compiled binary', () => {
       writeFileSync(file, '+3600')
       await killAndRestart(pid)
       expect(delays()).toEqual([200, 400, 800])
+    } finally {
+      await proxy.stop()
+    }
+  }, 30_000)
+
+  test('on Deno, a response without a Date from the origin gets the stepped clock\'s time, back and forth (Deno.serve froze its own for the length of a step back)', async () => {
+    // An origin that sends no Date (Bun.serve adds one): raw HTTP/1.1, one short answer per request.
+    const origin = createServer((sock) => {
+      sock.on('data', () => sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'))
+      sock.on('error', () => {})
+    })
+    await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r))
+    servers.push({ stop: () => origin.close() })
+    const file = join(dir, 'deno.ft')
+    const port = (origin.address() as { port: number }).port
+    const proxy = await startProxyProcess(['run', '-A', 'src/main.ts', 'serve', '--upstream', `http://127.0.0.1:${port}`, '--listen', '127.0.0.1:0', '--admin', 'off', '--access-log', 'off'], 'node_modules/.bin/deno', fakeTimeEnv(file))
+    try {
+      const skewMs = async () => {
+        const res = await fetch(proxy.url)
+        await res.text()
+        return Date.parse(res.headers.get('date') ?? '') - Date.now()
+      }
+      expect(Math.abs(await skewMs())).toBeLessThan(5_000)
+      writeFileSync(file, '+3600')
+      expect(await skewMs()).toBeGreaterThan(3_500_000)
+      writeFileSync(file, '+0')
+      await Bun.sleep(1_100)
+      expect(Math.abs(await skewMs())).toBeLessThan(5_000)
     } finally {
       await proxy.stop()
     }

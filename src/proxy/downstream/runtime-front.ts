@@ -13,6 +13,7 @@ import type { FailureCode } from '../errors.ts'
 import { clientAddress } from '../headers.ts'
 import { fromRequest, toResponse, type ProxyReply } from '../message.ts'
 import { isDeno } from '../../runtime/detect.ts'
+import { httpDateNow } from '../../lib/clock.ts'
 import { checkRequest } from './request-checks.ts'
 import { handshakeProblem, serveRuntimeWebSocket } from './runtime-websocket.ts'
 
@@ -122,6 +123,10 @@ function headReply(reply: ProxyReply): ProxyReply {
  * counts a streaming response until it ends, as on Bun, and the drain waits for it.
  */
 function respond(reply: ProxyReply, hold: RequestContext['holdUntilBodyEnds']): Response {
+  // A reply without Date gets one (RFC 9110 §6.6.1), from the wall clock now: Deno.serve's own is
+  // a string it renews only once the clock passes its next second, so a step back froze it for
+  // the length of the step (second opinion, twenty-second round).
+  if (!reply.headers.some(([n]) => n.length === 4 && n.toLowerCase() === 'date')) reply.headers = [...reply.headers, ['date', httpDateNow()]]
   const body = reply.body
   if (hold && body instanceof ReadableStream) {
     const reader = body.getReader()
