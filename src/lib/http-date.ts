@@ -10,22 +10,27 @@ const ASCTIME = /^(?:mon|tue|wed|thu|fri|sat|sun) ([a-z]{3}) ([ \d]\d) (\d{2}):(
 
 /**
  * An HTTP-date (RFC 9110 §5.6.7) in ms since the epoch: IMF-fixdate, and the obsolete RFC 850
- * and asctime forms recipients must accept. undefined when invalid; callers decide what an
- * invalid date means (an invalid Expires is "already expired", RFC 9111 §5.3).
+ * and asctime forms recipients must accept (`nowMs` places RFC 850's two-digit years). undefined
+ * when invalid; callers decide what an invalid date means (an invalid Expires is "already
+ * expired", RFC 9111 §5.3).
  */
-export function parseHttpDate(value: string | null | undefined): number | undefined {
+export function parseHttpDate(value: string | null | undefined, nowMs = Date.now()): number | undefined {
   if (!value) return undefined
   const v = value.trim().toLowerCase()
   let m = IMF.exec(v)
   if (m) return utc(Number(m[3]), m[2]!, Number(m[1]), m[4]!, m[5]!, m[6]!)
   m = RFC850.exec(v)
   if (m) {
-    // A two-digit year more than 50 years in the future is in the past century (§5.6.7).
-    const yy = Number(m[3])
-    const thisYear = new Date().getUTCFullYear()
-    let year = Math.floor(thisYear / 100) * 100 + yy
-    if (year > thisYear + 50) year -= 100
-    return utc(year, m[2]!, Number(m[1]), m[4]!, m[5]!, m[6]!)
+    // A date that appears to be more than 50 years in the future is in the past century (§5.6.7):
+    // the whole date against now plus 50 years, not its year against this year's (31 Dec of the
+    // year 50 on is more than 50 years ahead on any day but that one).
+    const thisYear = new Date(nowMs).getUTCFullYear()
+    const century = Math.floor(thisYear / 100) * 100
+    const at = utc(century + Number(m[3]), m[2]!, Number(m[1]), m[4]!, m[5]!, m[6]!)
+    if (at === undefined) return undefined
+    const fiftyYearsOn = new Date(nowMs)
+    fiftyYearsOn.setUTCFullYear(thisYear + 50)
+    return at > fiftyYearsOn.getTime() ? utc(century - 100 + Number(m[3]), m[2]!, Number(m[1]), m[4]!, m[5]!, m[6]!) : at
   }
   m = ASCTIME.exec(v)
   if (m) return utc(Number(m[6]), m[1]!, Number(m[2]!.trim()), m[3]!, m[4]!, m[5]!)

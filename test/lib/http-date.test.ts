@@ -24,6 +24,21 @@ describe('HTTP-date (RFC 9110 §5.6.7)', () => {
   })
 })
 
+describe('RFC 850 two-digit years (RFC 9110 §5.6.7: more than 50 years ahead is the past century)', () => {
+  const nowMs = Date.UTC(2026, 10, 29, 4, 0, 0)
+  test.each([
+    // The year 50 on: its last day is more than 50 years ahead (it was read by its year alone, as 2076).
+    ['Thursday, 31-Dec-76 00:00:00 GMT', Date.UTC(1976, 11, 31)],
+    ['Monday, 30-Nov-76 00:00:00 GMT', Date.UTC(1976, 10, 30)],
+    ['Sunday, 29-Nov-76 00:00:00 GMT', Date.UTC(2076, 10, 29)],
+    ['Wednesday, 01-Jan-76 00:00:00 GMT', Date.UTC(2076, 0, 1)],
+    ['Sunday, 06-Nov-94 08:49:37 GMT', Date.UTC(1994, 10, 6, 8, 49, 37)],
+    ['Tuesday, 29-Feb-00 00:00:00 GMT', Date.UTC(2000, 1, 29)],
+  ] as [string, number][])('%p', (raw, want) => {
+    expect(parseHttpDate(raw, nowMs)).toBe(want)
+  })
+})
+
 describe("ACME Retry-After (RFC 9110 §10.2.3) is read as UTC whatever the machine's time zone", () => {
   const zone = process.env.TZ
   beforeAll(() => {
