@@ -42,3 +42,13 @@ export function reservedFiles(limit: number): number {
 export function socketBudget(limit = openFilesLimit()): number | undefined {
   return limit === undefined ? undefined : Math.max(2, limit - reservedFiles(limit))
 }
+
+/** Fewer client connections than this under the budget is said at start (a limit left low, as a container's or a shell's). */
+const LOW_CLIENTS = 4096
+
+/** The start-up warning for a low limit, or undefined. */
+export function lowLimitWarning(limit = openFilesLimit()): string | undefined {
+  const budget = socketBudget(limit)
+  if (budget === undefined || budget / 2 >= LOW_CLIENTS) return undefined
+  return `the open-files limit is ${limit}: the proxy takes about ${Math.floor(budget / 2)} client connections at once (each counted with an upstream one), then answers 503; raise LimitNOFILE= in the systemd unit or ulimit -n`
+}

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { openFilesLimit, reservedFiles, socketBudget } from '../../src/runtime/open-files.ts'
+import { lowLimitWarning, openFilesLimit, reservedFiles, socketBudget } from '../../src/runtime/open-files.ts'
 
 const LIMITS = `Limit                     Soft Limit           Hard Limit           Units     
 Max cpu time              unlimited            unlimited            seconds   
@@ -28,5 +28,13 @@ describe('the open-files budget of the client listener', () => {
 
   test("this process's limit is read (Linux, where the tests run)", () => {
     expect(openFilesLimit()).toBeGreaterThan(0)
+  })
+})
+
+describe('the start-up warning for a low open-files limit', () => {
+  test('said under 4,096 clients, with what to do; not at a systemd default', () => {
+    expect(lowLimitWarning(1024)).toBe('the open-files limit is 1024: the proxy takes about 384 client connections at once (each counted with an upstream one), then answers 503; raise LimitNOFILE= in the systemd unit or ulimit -n')
+    expect(lowLimitWarning(20000)).toBeUndefined()
+    expect(lowLimitWarning(524288)).toBeUndefined()
   })
 })
