@@ -8,7 +8,7 @@ import type { ResolvedConfig } from '../config/schema.ts'
 import { socketBudget } from '../runtime/open-files.ts'
 import { loadTlsPair, type TlsPair } from '../runtime/tls-files.ts'
 import type { Http1Settings } from './downstream/http1-listener.ts'
-import { upstreamConnectionsOpen } from './upstream/address-state.ts'
+import { closeIdleUpstream, upstreamConnectionsOpen } from './upstream/address-state.ts'
 
 /** What only a new listener socket can change: the address, the certificate pair, and whether h2 is offered by ALPN. */
 export function socketKey(config: ResolvedConfig, tls: TlsPair | undefined): string {
@@ -35,6 +35,7 @@ export function http1Settings(config: ResolvedConfig): Http1Settings {
     // Read again at each reload: a limit raised on the running process (prlimit) then counts.
     socketBudget: socketBudget(),
     otherSockets: upstreamConnectionsOpen,
+    freeSockets: closeIdleUpstream,
   }
 }
 

@@ -235,7 +235,7 @@ export class ProxyServer implements ProxyView {
           this.admission.count(code, detail, client.ip)
           return this.gen.handler.refusal(code, detail, { ip: client.ip, tls: clientTls, protocol: client.protocol }, req, record, status, sinceMs)
         },
-        onQuietClose: (code, ip) => this.admission.count(code, 'no request within client_header_timeout', ip, false),
+        onQuietClose: (code, ip, detail) => this.admission.count(code, detail ?? 'no request within client_header_timeout', ip, false),
         onHttp2Error: (code, detail, ip) => this.admission.http2ConnectionError(code, detail, ip),
         otherConnections: () => this.retired.connections, // max_connections counts a replaced listener's too
         onError,

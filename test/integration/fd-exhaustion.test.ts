@@ -32,8 +32,8 @@ async function client(port: number): Promise<{ s: Socket; got: () => string }> {
 }
 
 /** `serve` from source under `ulimit -n 64` (an open-files budget of 32: runtime/open-files.ts), `extra` flags after the defaults. */
-async function proxyUnder64(originPort: number | undefined, extra: string[] = []) {
-  const serve = `ulimit -n 64; exec ${process.execPath} src/main.ts serve --upstream http://127.0.0.1:${originPort} --listen 127.0.0.1:0 --admin off --access-log stderr --log-format json ${extra.join(' ')}`
+async function proxyUnder64(originPort: number | undefined, extra: string[] = [], limit = 64) {
+  const serve = `ulimit -n ${limit}; exec ${process.execPath} src/main.ts serve --upstream http://127.0.0.1:${originPort} --listen 127.0.0.1:0 --admin off --access-log stderr --log-format json ${extra.join(' ')}`
   const proxy = await startProxyProcess(['-c', serve], 'sh')
   cleanups.push(() => proxy.stop())
   let log = ''
@@ -103,4 +103,29 @@ test('out of file descriptors on the upstream side (one HTTP/2 client fanning ou
   // Descriptors free again: the same address answers at once (it was never out of rotation).
   expect((await ask('/after')).status).toBe(200)
   expect(log()).not.toContain('upstream address ejected')
+  // The fan-out left its upstream connections idle in the pool, past the budget: a new client
+  // is still taken, the idle ones closed to make room (it was refused until pool_idle_timeout).
+  const late = http2.connect(`https://127.0.0.1:${port}`, { ca: readFileSync(certs.caFile), servername: 'fd.test' })
+  late.on('error', () => {})
+  cleanups.push(() => void late.destroy())
+  const lateStatus = await new Promise<number>((resolve) => {
+    const s = late.request({ ':path': '/late', ':authority': 'fd.test' })
+    s.on('response', (h) => resolve(Number(h[':status'])))
+    s.on('error', () => resolve(0))
+    s.resume()
+    s.end()
+  })
+  expect(lateStatus).toBe(200)
+}, 30_000)
+
+test('over TLS past the budget, a connection cut at once because 64 refused ones already wait for their handshakes is counted and logged (review of the budget)', async () => {
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('ok') })
+  cleanups.push(() => origin.stop(true))
+  const certs = makeCerts(['fd.test'])
+  // ulimit -n 256: a budget of 160, 80 clients (each counted with an upstream connection).
+  const { port, log } = await proxyUnder64(origin.port, ['--tls-cert', certs.certFile, '--tls-key', certs.keyFile], 256)
+  // Connections that never start their handshake: 80 taken, 64 waiting for theirs to be refused, the rest cut.
+  for (let i = 0; i < 160; i++) await client(port)
+  expect(await waitFor(() => log().includes('refused TLS connections already wait for their handshakes'), 5000)).toBe(true)
+  expect(log()).toContain('at its open-files limit')
 }, 30_000)

@@ -52,8 +52,8 @@ export interface ConnectionOptions {
    * for the record's duration.
    */
   refuse(code: FailureCode, detail: string, client: ClientInfo, req: ProxyRequest | undefined, record: boolean, status?: number, sinceMs?: number): ProxyReply
-  /** A connection closed without an answer (nothing was sent within client_header_timeout): counted only. */
-  onQuietClose(code: FailureCode, ip: string): void
+  /** A connection closed without an answer (nothing sent within client_header_timeout; `detail` else): counted only. */
+  onQuietClose(code: FailureCode, ip: string, detail?: string): void
   /** An HTTP/2 connection the proxy ended with GOAWAY and an error code (its name, RFC 9113 §7): counted and logged. */
   onHttp2Error?(code: string, detail: string, ip: string): void
   onError(err: unknown): void

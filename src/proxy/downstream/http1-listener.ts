@@ -76,10 +76,12 @@ export interface Http1ListenOptions extends ConnectionOptions {
   socketBudget?: number
   /** Connections held beside the clients' against socketBudget: the upstream ones (each client is counted as one at least). */
   otherSockets?: () => number
+  /** Closes up to n idle upstream connections for a client socketBudget would refuse; returns how many closed. */
+  freeSockets?: (n: number) => number
 }
 
 /** What a reload changes on an open listener in place: no new socket, so nothing in the accept queue is lost. */
-export type Http1Settings = Pick<Http1ListenOptions, 'maxHeaderBytes' | 'headerTimeoutMs' | 'keepaliveTimeoutMs' | 'bodyTimeoutMs' | 'sendTimeoutMs' | 'maxConnections' | 'http2' | 'socketBudget' | 'otherSockets'>
+export type Http1Settings = Pick<Http1ListenOptions, 'maxHeaderBytes' | 'headerTimeoutMs' | 'keepaliveTimeoutMs' | 'bodyTimeoutMs' | 'sendTimeoutMs' | 'maxConnections' | 'http2' | 'socketBudget' | 'otherSockets' | 'freeSockets'>
 
 export interface Http1Listener {
   readonly hostname: string
@@ -108,23 +110,37 @@ export const RELOAD_IDLE_GRACE_MS = 1000
 
 export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const conns = new Set<DownstreamConnection>()
-  /** TLS connections over max_connections or the open-files budget, answered 503 once their handshake says in which protocol. */
-  const refusing = new Set<DownstreamConnection>()
+  /**
+   * TLS connections over max_connections or the open-files budget, answered 503 once their
+   * handshake says in which protocol, with the reason each was refused for.
+   */
+  const refusing = new Map<DownstreamConnection, string>()
+  /** Past the open-files budget by this many (0 or less: within it), counting each client as one upstream connection at least. */
+  const overBudgetBy = (clients: number, budget: number): number => clients + refusing.size + Math.max(clients, opts.otherSockets?.() ?? 0) + 1 - budget
+  /**
+   * Closes idle pooled upstream connections while past the budget (an HTTP/2 client's fan-out
+   * leaves many behind): at an accept, for the client that would be refused; and from the sweep,
+   * for a table the fan-out filled to the last descriptor, where no accept can happen.
+   */
+  const makeRoom = (clients: number, budget: number): void => {
+    const over = overBudgetBy(clients, budget)
+    const beyondClients = (opts.otherSockets?.() ?? 0) - clients
+    if (over > 0 && beyondClients > 0) opts.freeSockets?.(Math.min(over, beyondClients))
+  }
   /** Why a new connection is refused now ('' when it is not): max_connections, or the open-files budget. */
   const overLimit = (): string => {
     const clients = conns.size + (opts.otherConnections?.() ?? 0)
     if (opts.maxConnections > 0 && clients >= opts.maxConnections) return `too many client connections (max_connections=${opts.maxConnections}); retry shortly`
     const budget = opts.socketBudget
-    if (budget === undefined || clients + refusing.size + Math.max(clients, opts.otherSockets?.() ?? 0) < budget) return ''
+    if (budget === undefined || overBudgetBy(clients, budget) <= 0) return ''
+    makeRoom(clients, budget)
+    if (overBudgetBy(clients, budget) <= 0) return ''
     return `the proxy is at its open-files limit (${budget} client and upstream connections; raise LimitNOFILE= or ulimit -n); retry shortly`
   }
-  /** The reason the latest refused connection was given (a TLS one is answered after its handshake). */
-  let overReason = ''
-  const overCap = () => overReason
-  /** A cleartext connection over max_connections: its 503 (recorded and counted as any refusal), then FIN. */
-  const refuseAtAccept = (sock: Socket<DownstreamConnection>): void => {
+  /** A cleartext connection over max_connections or the budget: its 503 (recorded and counted as any refusal), then FIN. */
+  const refuseAtAccept = (sock: Socket<DownstreamConnection>, reason: string): void => {
     const client: ClientInfo = { ip: clientAddress(sock.remoteAddress), tls: false, streamKeepsLength: true, protocol: 'HTTP/1.1', forwarding: REFUSAL_FORWARDING }
-    const reply = opts.refuse('TOO_MANY_CONNECTIONS', overCap(), client, undefined, true)
+    const reply = opts.refuse('TOO_MANY_CONNECTIONS', reason, client, undefined, true)
     // A fresh socket's send buffer takes the whole answer (under 500 bytes).
     sock.write(encodeClosingResponse(reply.status, reply.headers, reply.body as string))
     sock.end()
@@ -167,12 +183,12 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const handlers: SocketHandler<DownstreamConnection> = {
     binaryType: 'buffer',
     open(sock) {
-      overReason = overLimit()
-      const over = overReason !== ''
+      const reason = overLimit()
+      const over = reason !== ''
       if (over) collectAfterRefusals()
       // In cleartext the 503 goes out at once, with nothing made for the connection but its
       // record (a flood of refusals made each a whole connection: 15 closures, 21 objects, 4.4 KB).
-      if (over && !shared.tls) return refuseAtAccept(sock)
+      if (over && !shared.tls) return refuseAtAccept(sock, reason)
       const c = new ClientConnection(sock as Socket<ClientConnection>, shared)
       sock.data = c
       if (over) {
@@ -180,8 +196,11 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
         // chose by ALPN (an HTTP/2 client cannot read an HTTP/1.1 503). Until then the head
         // deadline (client_header_timeout, from accept) bounds it; past a cap's worth of them
         // waiting, a newcomer is cut at once.
-        if (refusing.size >= Math.max(64, opts.maxConnections)) return void sock.terminate()
-        refusing.add(c)
+        if (refusing.size >= Math.max(64, opts.maxConnections)) {
+          opts.onQuietClose('TOO_MANY_CONNECTIONS', clientAddress(sock.remoteAddress), `${reason.replace(/; retry shortly$/, '')}; closed at once: ${refusing.size} refused TLS connections already wait for their handshakes`)
+          return void sock.terminate()
+        }
+        refusing.set(c, reason)
         return
       }
       conns.add(c)
@@ -192,13 +211,14 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       const c = sock.data
       if (!c || c.isClosed) return
       const wantsH2 = h2 && (sock as { alpnProtocol?: string | false | null }).alpnProtocol === 'h2'
-      if (refusing.has(c)) {
-        if (!wantsH2) return (c as ClientConnection).refuse('TOO_MANY_CONNECTIONS', overCap())
+      const refusedFor = refusing.get(c)
+      if (refusedFor !== undefined) {
+        if (!wantsH2) return (c as ClientConnection).refuse('TOO_MANY_CONNECTIONS', refusedFor)
         // Each stream it opens is answered 503, then GOAWAY (h2-client.ts).
         refusing.delete(c)
-        const h2c = new H2Client(sock, shared, opts.http2!, ['TOO_MANY_CONNECTIONS', overCap()])
+        const h2c = new H2Client(sock, shared, opts.http2!, ['TOO_MANY_CONNECTIONS', refusedFor])
         sock.data = h2c
-        refusing.add(h2c)
+        refusing.set(h2c, refusedFor)
         return
       }
       if (!wantsH2 || !conns.has(c)) return
@@ -245,7 +265,8 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   const sweep = setInterval(() => {
     const now = performance.now()
     for (const c of conns) if (c.deadlineAt !== 0 && now >= c.deadlineAt) c.onDeadline()
-    for (const c of refusing) if (c.deadlineAt !== 0 && now >= c.deadlineAt) c.onDeadline()
+    for (const c of refusing.keys()) if (c.deadlineAt !== 0 && now >= c.deadlineAt) c.onDeadline()
+    if (opts.socketBudget !== undefined) makeRoom(conns.size + (opts.otherConnections?.() ?? 0), opts.socketBudget)
   }, SWEEP_MS)
   ;(sweep as { unref?: () => void }).unref?.()
 
@@ -275,7 +296,7 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
       stopGraceMs = idleGraceMs
       // Busy connections close after their response (closeAfter is read then), idle ones now or
       // after idleGraceMs (a reload's: a request on its way is served), unless a request arrives.
-      for (const c of [...refusing]) c.destroy()
+      for (const c of [...refusing.keys()]) c.destroy()
       for (const c of [...conns]) {
         // Forced (drain_timeout's end): a request with no answer begun gets its 503 first (each stream of an HTTP/2 connection).
         if (force) void (c instanceof ClientConnection || c instanceof H2Client ? c.cut() : c.destroy())

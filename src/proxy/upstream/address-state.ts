@@ -50,10 +50,32 @@ export interface EjectionPolicy {
 
 /** Upstream connections open in this process, every address of every pool (a reload's old ones too). */
 let connectionsOpen = 0
+/** The addresses that have any open (the open field keeps it: an address joins at its first, leaves at its last). */
+const withConnections = new Set<AddressState>()
 
 /** What the client listener counts beside its own connections against the open-files limit (runtime/open-files.ts). */
 export function upstreamConnectionsOpen(): number {
   return connectionsOpen
+}
+
+/**
+ * Closes up to `wanted` idle upstream connections, the longest idle of each address first, for a
+ * client the open-files budget would refuse (a pooled connection is only kept for reuse; a client
+ * refused for one is a request lost). Returns how many closed. Closed as the pool's sweep closes
+ * them: out of the idle list first (the connection's close then finds nothing to count), then the
+ * count down; a removed address has no idle ones (they closed when it was removed).
+ */
+export function closeIdleUpstream(wanted: number): number {
+  let closed = 0
+  for (const s of withConnections) {
+    while (closed < wanted && s.idle.length > 0) {
+      s.idle.shift()!.destroy()
+      s.open--
+      closed++
+    }
+    if (closed >= wanted) break
+  }
+  return closed
 }
 
 export function newAddressState(a: Address, port: number, nowMonoMs: number): AddressState {
@@ -70,6 +92,8 @@ export function newAddressState(a: Address, port: number, nowMonoMs: number): Ad
     },
     set open(n: number) {
       connectionsOpen += n - open
+      if (open === 0 && n > 0) withConnections.add(this)
+      else if (n === 0 && open > 0) withConnections.delete(this)
       open = n
     },
     idle: [],
