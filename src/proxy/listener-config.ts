@@ -5,7 +5,7 @@
  * pair, read and checked.
  */
 import type { ResolvedConfig } from '../config/schema.ts'
-import { socketBudget } from '../runtime/open-files.ts'
+import { socketBudget, socketTrimAt } from '../runtime/open-files.ts'
 import { loadTlsPair, type TlsPair } from '../runtime/tls-files.ts'
 import type { Http1Settings } from './downstream/http1-listener.ts'
 import { closeIdleUpstream, upstreamConnectionsOpen } from './upstream/address-state.ts'
@@ -34,6 +34,7 @@ export function http1Settings(config: ResolvedConfig): Http1Settings {
     maxConnections: cfg.maxConnections,
     // Read again at each reload: a limit raised on the running process (prlimit) then counts.
     socketBudget: socketBudget(),
+    socketTrimAt: socketTrimAt(),
     otherSockets: upstreamConnectionsOpen,
     freeSockets: closeIdleUpstream,
   }

@@ -43,6 +43,15 @@ export function socketBudget(limit = openFilesLimit()): number | undefined {
   return limit === undefined ? undefined : Math.max(2, limit - reservedFiles(limit))
 }
 
+/**
+ * Client and upstream connections past which the listener's sweep closes idle pooled ones on its
+ * own (halfway into the reserve: the table is close to full, where no accept would come to ask).
+ */
+export function socketTrimAt(limit = openFilesLimit()): number | undefined {
+  const budget = socketBudget(limit)
+  return limit === undefined || budget === undefined ? undefined : budget + Math.floor((limit - budget) / 2)
+}
+
 /** Fewer client connections than this under the budget is said at start (a limit left low, as a container's or a shell's). */
 const LOW_CLIENTS = 4096
 

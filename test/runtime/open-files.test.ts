@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { lowLimitWarning, openFilesLimit, reservedFiles, socketBudget } from '../../src/runtime/open-files.ts'
+import { lowLimitWarning, openFilesLimit, reservedFiles, socketBudget, socketTrimAt } from '../../src/runtime/open-files.ts'
 
 const LIMITS = `Limit                     Soft Limit           Hard Limit           Units     
 Max cpu time              unlimited            unlimited            seconds   
@@ -24,6 +24,12 @@ describe('the open-files budget of the client listener', () => {
   ])('limit %p: %p kept back, %p client and upstream connections', (limit, reserve, budget) => {
     expect(reservedFiles(limit)).toBe(reserve)
     expect(socketBudget(limit)).toBe(budget)
+  })
+
+  test('the sweep closes idle upstream connections on its own only halfway into the reserve', () => {
+    expect(socketTrimAt(64)).toBe(48)
+    expect(socketTrimAt(256)).toBe(208)
+    expect(socketTrimAt(20000)).toBe(19744)
   })
 
   test("this process's limit is read (Linux, where the tests run)", () => {

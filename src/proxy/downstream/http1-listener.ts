@@ -74,6 +74,11 @@ export interface Http1ListenOptions extends ConnectionOptions {
    * descriptor table (Bun's accept loop would spin on it). Undefined: no limit known.
    */
   socketBudget?: number
+  /**
+   * Client and upstream connections (as they stand) past which the sweep closes idle pooled ones
+   * without a client asking: a table nearly full, where accepts are about to fail.
+   */
+  socketTrimAt?: number
   /** Connections held beside the clients' against socketBudget: the upstream ones (each client is counted as one at least). */
   otherSockets?: () => number
   /** Closes up to n idle upstream connections for a client socketBudget would refuse; returns how many closed. */
@@ -81,7 +86,7 @@ export interface Http1ListenOptions extends ConnectionOptions {
 }
 
 /** What a reload changes on an open listener in place: no new socket, so nothing in the accept queue is lost. */
-export type Http1Settings = Pick<Http1ListenOptions, 'maxHeaderBytes' | 'headerTimeoutMs' | 'keepaliveTimeoutMs' | 'bodyTimeoutMs' | 'sendTimeoutMs' | 'maxConnections' | 'http2' | 'socketBudget' | 'otherSockets' | 'freeSockets'>
+export type Http1Settings = Pick<Http1ListenOptions, 'maxHeaderBytes' | 'headerTimeoutMs' | 'keepaliveTimeoutMs' | 'bodyTimeoutMs' | 'sendTimeoutMs' | 'maxConnections' | 'http2' | 'socketBudget' | 'socketTrimAt' | 'otherSockets' | 'freeSockets'>
 
 export interface Http1Listener {
   readonly hostname: string
@@ -120,12 +125,15 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   /**
    * Closes idle pooled upstream connections while past the budget (an HTTP/2 client's fan-out
    * leaves many behind): at an accept, for the client that would be refused; and from the sweep,
-   * for a table the fan-out filled to the last descriptor, where no accept can happen.
+   * for a table the fan-out filled close to the last descriptor, where no accept can happen (not
+   * merely past the budget: under HTTP/2 load there it closed connections the pool dialled again,
+   * 490-592 opened where 160 served).
    */
   const makeRoom = (clients: number, budget: number): void => {
     const over = overBudgetBy(clients, budget)
     const beyondClients = (opts.otherSockets?.() ?? 0) - clients
-    if (over > 0 && beyondClients > 0) opts.freeSockets?.(Math.min(over, beyondClients))
+    // Only where enough can close to let one more client in (closing fewer admits no one).
+    if (over > 0 && beyondClients >= over) opts.freeSockets?.(over)
   }
   /** Why a new connection is refused now ('' when it is not): max_connections, or the open-files budget. */
   const overLimit = (): string => {
@@ -266,7 +274,11 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
     const now = performance.now()
     for (const c of conns) if (c.deadlineAt !== 0 && now >= c.deadlineAt) c.onDeadline()
     for (const c of refusing.keys()) if (c.deadlineAt !== 0 && now >= c.deadlineAt) c.onDeadline()
-    if (opts.socketBudget !== undefined) makeRoom(conns.size + (opts.otherConnections?.() ?? 0), opts.socketBudget)
+    const trimAt = opts.socketTrimAt
+    if (trimAt !== undefined && opts.socketBudget !== undefined) {
+      const clients = conns.size + (opts.otherConnections?.() ?? 0)
+      if (clients + refusing.size + (opts.otherSockets?.() ?? 0) >= trimAt) makeRoom(clients, opts.socketBudget)
+    }
   }, SWEEP_MS)
   ;(sweep as { unref?: () => void }).unref?.()
 
