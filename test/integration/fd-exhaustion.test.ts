@@ -129,3 +129,37 @@ test('over TLS past the budget, a connection cut at once because 64 refused ones
   expect(await waitFor(() => log().includes('refused TLS connections already wait for their handshakes'), 5000)).toBe(true)
   expect(log()).toContain('at its open-files limit')
 }, 30_000)
+
+test('clients at their cap and an HTTP/2 fan-out that filled the table: the sweep closes idle pooled connections, so a new client is answered, not left to a spinning accept loop (review of the budget, r4)', async () => {
+  let release!: () => void
+  const held = new Promise<void>((r) => (release = r))
+  const origin = Bun.serve({ hostname: '127.0.0.1', port: 0, idleTimeout: 30, fetch: async (req) => (new URL(req.url).pathname === '/slow' && (await held), new Response('ok')) })
+  cleanups.push(() => (release(), origin.stop(true)))
+  const certs = makeCerts(['fd.test'])
+  // ulimit -n 64: a budget of 32, so 16 clients; 15 connections that never handshake, and the HTTP/2 one.
+  const { port } = await proxyUnder64(origin.port, ['--tls-cert', certs.certFile, '--tls-key', certs.keyFile, '--client-header-timeout', '30s'])
+  for (let i = 0; i < 15; i++) await client(port)
+  const h2session = (name: string) => {
+    const s = http2.connect(`https://127.0.0.1:${port}`, { ca: readFileSync(certs.caFile), servername: 'fd.test' })
+    s.on('error', () => {})
+    cleanups.push(() => void s.destroy())
+    return (path: string) =>
+      new Promise<number>((resolve) => {
+        const st = s.request({ ':path': path, ':authority': name })
+        st.on('response', (h) => resolve(Number(h[':status'])))
+        st.on('error', () => resolve(0))
+        st.resume()
+        st.end()
+      })
+  }
+  const ask = h2session('fd.test')
+  const answers = Array.from({ length: 60 }, () => ask('/slow'))
+  await Bun.sleep(500)
+  release()
+  await Promise.all(answers)
+  // The fan-out's connections are idle in the pool now, the table full. Before, a new client waited
+  // unanswered (its accept failing, a core spinning) until pool_idle_timeout; now it is refused at once.
+  expect(await h2session('fd.test')('/late')).toBe(503)
+  // The client being served is still served.
+  expect(await ask('/again')).toBe(200)
+}, 30_000)

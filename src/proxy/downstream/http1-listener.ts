@@ -81,8 +81,8 @@ export interface Http1ListenOptions extends ConnectionOptions {
   socketTrimAt?: number
   /** Connections held beside the clients' against socketBudget: the upstream ones (each client is counted as one at least). */
   otherSockets?: () => number
-  /** Closes up to n idle upstream connections for a client socketBudget would refuse; returns how many closed. */
-  freeSockets?: (n: number) => number
+  /** Closes n idle upstream connections (all or none, unless allOrNone is false: as many as there are); returns how many closed. */
+  freeSockets?: (n: number, allOrNone?: boolean) => number
 }
 
 /** What a reload changes on an open listener in place: no new socket, so nothing in the accept queue is lost. */
@@ -123,11 +123,10 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
   /** Past the open-files budget by this many (0 or less: within it), counting each client as one upstream connection at least. */
   const overBudgetBy = (clients: number, budget: number): number => clients + refusing.size + Math.max(clients, opts.otherSockets?.() ?? 0) + 1 - budget
   /**
-   * Closes idle pooled upstream connections while past the budget (an HTTP/2 client's fan-out
-   * leaves many behind): at an accept, for the client that would be refused; and from the sweep,
-   * for a table the fan-out filled close to the last descriptor, where no accept can happen (not
-   * merely past the budget: under HTTP/2 load there it closed connections the pool dialled again,
-   * 490-592 opened where 160 served).
+   * Closes idle pooled upstream connections past the budget (an HTTP/2 client's fan-out leaves
+   * many behind) for a client that would be refused, as many as let it in or none. (The sweep
+   * trims on its own only a table nearly full: merely past the budget, under HTTP/2 load, it closed
+   * connections the pool dialled again, 490-592 opened where 160 served.)
    */
   const makeRoom = (clients: number, budget: number): void => {
     const over = overBudgetBy(clients, budget)
@@ -274,10 +273,13 @@ export function listenHttp1(opts: Http1ListenOptions): Http1Listener {
     const now = performance.now()
     for (const c of conns) if (c.deadlineAt !== 0 && now >= c.deadlineAt) c.onDeadline()
     for (const c of refusing.keys()) if (c.deadlineAt !== 0 && now >= c.deadlineAt) c.onDeadline()
+    // A table nearly full: idle pooled connections close, as many as bring it under socketTrimAt,
+    // whether or not that lets a client in (with the clients at their cap none would be: r4 saw
+    // the table stay full, the accept loop spinning, until pool_idle_timeout).
     const trimAt = opts.socketTrimAt
-    if (trimAt !== undefined && opts.socketBudget !== undefined) {
-      const clients = conns.size + (opts.otherConnections?.() ?? 0)
-      if (clients + refusing.size + (opts.otherSockets?.() ?? 0) >= trimAt) makeRoom(clients, opts.socketBudget)
+    if (trimAt !== undefined) {
+      const standing = conns.size + (opts.otherConnections?.() ?? 0) + refusing.size + (opts.otherSockets?.() ?? 0)
+      if (standing >= trimAt) opts.freeSockets?.(standing - trimAt + 1, false)
     }
   }, SWEEP_MS)
   ;(sweep as { unref?: () => void }).unref?.()

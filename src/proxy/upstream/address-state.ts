@@ -59,18 +59,18 @@ export function upstreamConnectionsOpen(): number {
 }
 
 /**
- * Closes `wanted` idle upstream connections, the longest idle of each address first, for a client
+ * Closes `wanted` idle upstream connections, the longest idle of each address first: for a client
  * the open-files budget would refuse (a pooled connection is only kept for reuse; a client refused
- * for one is a request lost); none when fewer are idle: closing some would admit no one, and the
+ * for one is a request lost), all or none (`allOrNone`): closing some would admit no one, and the
  * pool would dial them again (a review: under HTTP/2 load at the budget, 592 connections opened
- * where 160 were enough, trimmed every 250 ms). Returns how many closed. Closed as the pool's sweep
- * closes them: out of the idle list first (the connection's close then finds nothing to count),
- * then the count down; a removed address has no idle ones (they closed when it was removed).
+ * where 160 were enough); for a table nearly full, as many as there are. Returns how many closed.
+ * Closed as the pool's sweep closes them: out of the idle list first (the connection's close then
+ * finds nothing to count), then the count down; a removed address has no idle ones.
  */
-export function closeIdleUpstream(wanted: number): number {
+export function closeIdleUpstream(wanted: number, allOrNone = true): number {
   let idle = 0
   for (const s of withConnections) idle += s.idle.length
-  if (idle < wanted) return 0
+  if (allOrNone && idle < wanted) return 0
   let closed = 0
   for (const s of withConnections) {
     while (closed < wanted && s.idle.length > 0) {
