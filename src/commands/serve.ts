@@ -27,7 +27,7 @@ import { Http01Server } from '../acme/http01.ts'
 import { PageTrimmer } from '../runtime/page-trim.ts'
 import { probeListen } from '../runtime/listener.ts'
 import { cacheOverLimitWarning, cgroupMemoryLimitBytes } from '../runtime/memory-limit.ts'
-import { lowLimitWarning } from '../runtime/open-files.ts'
+import { filesBudget, lowLimitWarning, openFilesLimit } from '../runtime/open-files.ts'
 import { closeSignalInspector, prepareSignalInspector } from '../runtime/signal-inspector.ts'
 import { CONFIG_ON_STDIN_ENV, onUsr2Ignored, parseWorkers, reportWorkerAdmin, reportWorkerListening, reportWorkerReloaded, runSupervisor, WORKER_ADMIN_LISTEN, WORKER_ENV } from './workers.ts'
 
@@ -61,7 +61,7 @@ export async function serveCommand(opts: Record<string, unknown>, io: CliIo): Pr
   // A cache the cgroup's memory limit cannot hold ends in an OOM kill under load: said at start (by the supervisor for all).
   const overLimit = workerId === undefined && config.cache.maxBytes > 0 ? cacheOverLimitWarning(config.cache.maxBytes, workers, cgroupMemoryLimitBytes()) : undefined
   if (overLimit) createLogger(io.err)('warn', overLimit)
-  const lowFiles = workerId === undefined ? lowLimitWarning() : undefined
+  const lowFiles = workerId === undefined ? lowLimitWarning(filesBudget(openFilesLimit())) : undefined
   if (lowFiles) createLogger(io.err)('warn', lowFiles)
   if (workers > 1 && workerId === undefined) return runSupervisor(workers, io, { listen: config.server.listen, admin: config.admin, trimIntervalMs: config.server.trimIntervalMs, setAt: { listen: config.fileKeys?.['server.listen'], admin: config.fileKeys?.['admin.listen'] }, reloadConfig: () => configFromOptions(opts), configPath: typeof opts.config === 'string' ? opts.config : undefined })
 

@@ -5,7 +5,7 @@
  * pair, read and checked.
  */
 import type { ResolvedConfig } from '../config/schema.ts'
-import { socketBudget, socketTrimAt } from '../runtime/open-files.ts'
+import { filesBudget, openFilesLimit } from '../runtime/open-files.ts'
 import { loadTlsPair, type TlsPair } from '../runtime/tls-files.ts'
 import type { Http1Settings } from './downstream/http1-listener.ts'
 import { closeIdleUpstream, upstreamConnectionsOpen } from './upstream/address-state.ts'
@@ -24,6 +24,8 @@ export function settingsKey(config: ResolvedConfig): string {
 
 export function http1Settings(config: ResolvedConfig): Http1Settings {
   const cfg = config.server
+  // Read again at each reload: a limit raised on the running process (prlimit) then counts.
+  const files = filesBudget(openFilesLimit())
   return {
     http2: cfg.http2 ? { maxConcurrentStreams: cfg.http2MaxConcurrentStreams, maxHeaderListBytes: cfg.maxHeaderBytes, idleTimeoutMs: cfg.keepaliveTimeoutMs, headTimeoutMs: cfg.clientHeaderTimeoutMs } : undefined,
     maxHeaderBytes: cfg.maxHeaderBytes,
@@ -32,9 +34,8 @@ export function http1Settings(config: ResolvedConfig): Http1Settings {
     bodyTimeoutMs: cfg.clientBodyTimeoutMs,
     sendTimeoutMs: cfg.sendTimeoutMs,
     maxConnections: cfg.maxConnections,
-    // Read again at each reload: a limit raised on the running process (prlimit) then counts.
-    socketBudget: socketBudget(),
-    socketTrimAt: socketTrimAt(),
+    socketBudget: files?.budget,
+    socketTrimAt: files?.trimAt,
     otherSockets: upstreamConnectionsOpen,
     freeSockets: closeIdleUpstream,
   }

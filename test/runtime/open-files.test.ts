@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { lowLimitWarning, openFilesLimit, reservedFiles, socketBudget, socketTrimAt } from '../../src/runtime/open-files.ts'
+import { filesBudget, lowLimitWarning, openFilesLimit, reservedFiles } from '../../src/runtime/open-files.ts'
 
 const LIMITS = `Limit                     Soft Limit           Hard Limit           Units     
 Max cpu time              unlimited            unlimited            seconds   
@@ -12,6 +12,7 @@ describe('the open-files budget of the client listener', () => {
     expect(openFilesLimit(LIMITS)).toBe(20000)
     expect(openFilesLimit(LIMITS.replace('20000                20000', 'unlimited            unlimited'))).toBeUndefined()
     expect(openFilesLimit('')).toBeUndefined()
+    expect(filesBudget(undefined)).toBeUndefined()
   })
 
   test.each([
@@ -23,13 +24,13 @@ describe('the open-files budget of the client listener', () => {
     [3, 1, 2],
   ])('limit %p: %p kept back, %p client and upstream connections', (limit, reserve, budget) => {
     expect(reservedFiles(limit)).toBe(reserve)
-    expect(socketBudget(limit)).toBe(budget)
+    expect(filesBudget(limit)?.budget).toBe(budget)
   })
 
   test('the sweep closes idle upstream connections on its own only halfway into the reserve', () => {
-    expect(socketTrimAt(64)).toBe(48)
-    expect(socketTrimAt(256)).toBe(208)
-    expect(socketTrimAt(20000)).toBe(19744)
+    expect(filesBudget(64)?.trimAt).toBe(48)
+    expect(filesBudget(256)?.trimAt).toBe(208)
+    expect(filesBudget(20000)?.trimAt).toBe(19744)
   })
 
   test("this process's limit is read (Linux, where the tests run)", () => {
@@ -39,8 +40,9 @@ describe('the open-files budget of the client listener', () => {
 
 describe('the start-up warning for a low open-files limit', () => {
   test('said under 4,096 clients, with what to do; not at a systemd default', () => {
-    expect(lowLimitWarning(1024)).toBe('the open-files limit is 1024: the proxy takes about 384 client connections at once (each counted with an upstream one), then answers 503; raise LimitNOFILE= in the systemd unit or ulimit -n')
-    expect(lowLimitWarning(20000)).toBeUndefined()
-    expect(lowLimitWarning(524288)).toBeUndefined()
+    expect(lowLimitWarning(undefined)).toBeUndefined()
+    expect(lowLimitWarning(filesBudget(1024))).toBe('the open-files limit is 1024: the proxy takes about 384 client connections at once (each counted with an upstream one), then answers 503; raise LimitNOFILE= in the systemd unit or ulimit -n')
+    expect(lowLimitWarning(filesBudget(20000))).toBeUndefined()
+    expect(lowLimitWarning(filesBudget(524288))).toBeUndefined()
   })
 })
