@@ -27,12 +27,12 @@ const LOG_EVERY_MS = 10_000
 const LISTEN_NAME_RETRY_MS = 5_000
 
 /**
- * One text per address: IPv6 as the URL parser writes it (lower case, zeros compressed), and an
- * IPv4-mapped one as its IPv4 address, in either form ("::ffff:127.0.0.1", "::ffff:7f00:1": the
- * resolver writes an AAAA of it the second way).
+ * One text per address: IPv6 as the URL parser writes it (lower case, zeros compressed, without
+ * the brackets a listen host may have), and an IPv4-mapped one as its IPv4 address, in either
+ * form ("::ffff:127.0.0.1", "::ffff:7f00:1": the resolver writes an AAAA of it the second way).
  */
 function plain(address: string): string {
-  let a = address.toLowerCase().split('%')[0]!
+  let a = address.replace(/^\[|\]$/g, '').toLowerCase().split('%')[0]!
   if (isIP(a) !== 6) return a
   try {
     a = new URL(`http://[${a}]/`).hostname.slice(1, -1)
@@ -68,7 +68,7 @@ function boundAddressOf(host: string): string | undefined {
 
 /** A listener opens on `server.listen` now: a name is looked up again (its last address forgotten: a moved name is not refused where it was). Returns `server`. */
 export function listenedAt<T extends { listen: HostPort }>(server: T): T {
-  const host = plain(server.listen.host.replace(/^\[|\]$/g, ''))
+  const host = plain(server.listen.host)
   if (host !== '' && !isIP(host)) void (named.delete(host), boundAddressOf(host))
   return server
 }
@@ -98,7 +98,7 @@ export function reachesListener(address: string, port: number, listen: HostPort)
   if (port !== listen.port || port === 0) return false
   // The unspecified address as a destination is this host: Linux connects 0.0.0.0 to 127.0.0.1 and :: to ::1.
   const a = (a0 => (a0 === '0.0.0.0' ? '127.0.0.1' : a0 === '::' ? '::1' : a0))(plain(address))
-  const host = plain(listen.host.replace(/^\[|\]$/g, ''))
+  const host = plain(listen.host)
   if (host === '0.0.0.0') return isIP(a) === 4 && isLocalAddress(a)
   if (host === '::' || host === '') return isLocalAddress(a)
   return a === boundAddressOf(host)
