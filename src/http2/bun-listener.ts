@@ -26,6 +26,8 @@ export const ALPN_H2 = '\x02h2'
 
 export interface H2ConnectionOptions {
   limits?: Partial<Http2Limits>
+  /** The client's round trip when it is far (SessionOptions.roundTripMs). */
+  roundTripMs?: number
   /**
    * send_timeout: bytes queued for a client that takes none of them for this long end the
    * connection (the socket is cut: a GOAWAY could not reach it either). 0 or absent: none.
@@ -70,6 +72,7 @@ export class H2Connection {
       onClose: opts.onClose,
       onError: opts.onError,
       limits: opts.limits,
+      roundTripMs: opts.roundTripMs,
     })
   }
 

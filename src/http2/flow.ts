@@ -7,7 +7,10 @@
  * that budget. The connection window is credited as DATA arrives on an open stream, not as it is
  * read: with it tied to reading, a few uploads whose upstream did not read held the whole
  * connection window and stopped every other stream's body (four stalled 256 KiB streams filled
- * 1 MiB). The send side (the peer's windows for our DATA) lives in output.ts.
+ * 1 MiB). On a far client's connection (a round trip given) the windows may grow larger
+ * (limits.ts FAR_WINDOWS), and a stream's only while its reader takes each half window within two
+ * round trips: the client is then held by the window, not by the reader. The send side (the
+ * peer's windows for our DATA) lives in output.ts.
  */
 import { connectionError, H2Code, streamError } from './errors.ts'
 import { DEFAULT_WINDOW, windowUpdateFrame } from './frames.ts'
@@ -21,6 +24,8 @@ export interface StreamWindow {
   recvUnacked: number
   /** The window this stream is kept at: the initial one, grown while its reader keeps up. */
   recvTarget: number
+  /** When it was last credited (or opened), on a far connection: how fast its reader takes a half window. */
+  recvCreditedAtMs: number
 }
 
 export interface ReceiveWindows {
@@ -44,8 +49,16 @@ export class ReceiveFlow {
   constructor(
     private readonly w: ReceiveWindows,
     private readonly push: (frame: Uint8Array) => void,
+    /** The connection's round trip when the client is far (0: near, growth not timed), and the clock that times it. */
+    private readonly roundTripMs = 0,
+    private readonly now: () => number = () => 0,
   ) {
     this.growthLeftBytes = w.streamWindowBudgetBytes
+  }
+
+  /** A stream opened: on a far connection its first half window is timed from now. */
+  opened(s: StreamWindow): void {
+    if (this.roundTripMs > 0) s.recvCreditedAtMs = this.now()
   }
 
   /** Opens the connection window to its configured size (sent with the server preface, §6.9.2). */
@@ -91,8 +104,10 @@ export class ReceiveFlow {
     if (!streamOpen) return
     s.recvUnacked += bytes
     if (s.recvUnacked < s.recvTarget / 2) return
-    // Its reader took half a window: double the window, up to the largest, while the budget lasts.
-    const grow = read ? Math.min(s.recvTarget, this.w.streamWindowBytes - s.recvTarget, this.growthLeftBytes) : 0
+    // Its reader took half a window: double the window, up to the largest, while the budget lasts
+    // (on a far connection, if it took it within two round trips).
+    const paced = this.keptPace(s)
+    const grow = read && paced ? Math.min(s.recvTarget, this.w.streamWindowBytes - s.recvTarget, this.growthLeftBytes) : 0
     let credit = s.recvUnacked
     if (grow > 0) {
       s.recvTarget += grow
@@ -102,6 +117,15 @@ export class ReceiveFlow {
     this.push(windowUpdateFrame(s.id, credit))
     s.recvWindow += credit
     s.recvUnacked = 0
+  }
+
+  /** Whether a far stream's reader took this half window within two round trips since its last credit (always, near). */
+  private keptPace(s: StreamWindow): boolean {
+    if (this.roundTripMs === 0) return true
+    const nowMs = this.now()
+    const sinceMs = nowMs - s.recvCreditedAtMs
+    s.recvCreditedAtMs = nowMs
+    return sinceMs <= 2 * this.roundTripMs
   }
 
   /** A stream closed, or sends no more: what its window grew by goes back to the budget (once). */

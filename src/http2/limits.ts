@@ -117,6 +117,20 @@ export const DEFAULT_LIMITS: Readonly<Http2Limits> = Object.freeze({
   maxQueuedControlBytes: 64 * 1024,
 })
 
+/**
+ * The receive windows of a far client's connection (SessionOptions.roundTripMs): a stream's window
+ * caps an upload at about window / round trip (256 KiB over 100 ms: 2.6 MB/s, where HTTP/1.1 on
+ * the same link, left to the kernel's autotuning, carries the link's rate), so there a stream may
+ * grow to 4 MiB, and the connection's streams by 8 MiB together, but only while its reader takes
+ * each half window within two round trips (flow.ts): an upload to a slow upstream stays near the
+ * window its upstream's rate needs. What a connection holds stays within connectionUnreadBytes.
+ */
+export const FAR_WINDOWS: Readonly<Pick<Http2Limits, 'streamWindowBytes' | 'streamWindowBudgetBytes' | 'connectionWindowBytes'>> = Object.freeze({
+  streamWindowBytes: 4 * 1024 * 1024,
+  streamWindowBudgetBytes: 8 * 1024 * 1024,
+  connectionWindowBytes: 8 * 1024 * 1024,
+})
+
 /** The SETTINGS of our server preface (RFC 9113 §3.4, §6.5.2); no server push (§8.4). */
 export function announcedSettings(l: Http2Limits): SettingsList {
   return [

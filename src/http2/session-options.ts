@@ -29,6 +29,12 @@ export interface SessionOptions {
   /** A callback of the owner (onRequest, a stream's onDrain or onClose) threw; rethrown asynchronously when absent. */
   onError?(err: unknown): void
   limits?: Partial<Http2Limits>
+  /**
+   * The connection's round trip, ms, when the client is far (runtime/receive-buffer.ts
+   * farRoundTripMs); 0 or undefined: near. A far connection's receive windows are FAR_WINDOWS
+   * (limits.ts) unless `limits` sets them, and grow only while reads keep pace with it (flow.ts).
+   */
+  roundTripMs?: number
   /** Clock for budgets and the idle timeout; performance.now (held per socket event: lib/clock.ts) by default. */
   now?: () => number
 }

@@ -15,7 +15,7 @@ import * as F from './frames.ts'
 import { HpackDecoder, HpackEncoder, type HeaderField, type HeadSource } from './hpack.ts'
 import { FloodGuard } from './floods.ts'
 import { ReceiveFlow } from './flow.ts'
-import { announcedSettings, resolveLimits, type Http2Limits } from './limits.ts'
+import { announcedSettings, FAR_WINDOWS, resolveLimits, type Http2Limits } from './limits.ts'
 import { Output } from './output.ts'
 import { FrameReader } from './reader.ts'
 import { checkTrailers } from './request.ts'
@@ -49,7 +49,7 @@ export class ServerSession implements StreamHost {
   private readonly floods: FloodGuard
 
   constructor(private readonly opts: SessionOptions) {
-    const l = (this.limits = resolveLimits(opts.limits))
+    const l = (this.limits = resolveLimits(opts.roundTripMs ? { ...FAR_WINDOWS, ...opts.limits } : opts.limits))
     this.highWaterBytes = l.streamHighWaterBytes
     this.now = opts.now ?? monoNow
     this.lastProgressMs = this.now()
@@ -69,7 +69,7 @@ export class ServerSession implements StreamHost {
     this.out.onFault = (err) => this.fail(err instanceof Http2Error ? err : connectionError(H2Code.INTERNAL_ERROR, String(err)))
     // Server preface (§3.4): our SETTINGS, then the larger connection window (§6.9.2).
     this.out.push(F.settingsFrame(announcedSettings(l)))
-    this.flow = new ReceiveFlow(l, (f) => this.out.push(f, false))
+    this.flow = new ReceiveFlow(l, (f) => this.out.push(f, false), opts.roundTripMs ?? 0, this.now)
     this.flow.start()
     this.streams = new StreamTable(this.out, this.encoder, this.flow, this.floods, l.streamInitialWindowBytes, () => this.streamClosed(), opts.onRefused, (err) => this.ownerFault(err))
   }

@@ -50,6 +50,7 @@ export class ServerStream {
   recvUnacked = 0
   /** The window this stream is kept at (flow.ts: the initial one, grown while its reader keeps up). */
   recvTarget: number
+  recvCreditedAtMs = 0
   /** Body bytes received, for the content-length check (§8.1.1). */
   receivedBytes = 0
   /** Request trailers, when the client sent them. */

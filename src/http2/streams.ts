@@ -65,6 +65,7 @@ export class StreamTable {
 
   add(s: ServerStream): void {
     this.open.set(s.id, s)
+    this.flow.opened(s)
   }
 
   get lastStreamId(): number {

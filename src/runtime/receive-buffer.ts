@@ -132,6 +132,15 @@ export function setReceiveBuffer(socket: object, bytes: number = RECEIVE_BUFFER_
 }
 
 /**
+ * The round trip the kernel measured on a connected Bun socket (from the handshake on a new
+ * connection), ms, when it is FAR_RTT_US or longer; 0 for a near one, or where it is unknown.
+ */
+export function farRoundTripMs(socket: object): number {
+  const rttUs = tcpInfoField(socket, TCP_INFO_RTT)
+  return rttUs !== undefined && rttUs >= FAR_RTT_US ? rttUs / 1000 : 0
+}
+
+/**
  * The read size of one socket whose bytes are forwarded to a peer: small from the start, large
  * for good once the peer has taken WIDEN_AFTER_BYTES whole in a row (over several responses of a
  * kept-alive connection too). Small reads bound what a slow peer leaves in user space; they cost
@@ -160,9 +169,7 @@ export class ReadSizer {
      */
     private readonly peerBacklogBounded = false,
   ) {
-    // The round trip the kernel measured (from the handshake on a new connection).
-    const rttUs = tcpInfoField(socket, TCP_INFO_RTT)
-    if (rttUs !== undefined && rttUs >= FAR_RTT_US) this.large = true
+    if (farRoundTripMs(socket) > 0) this.large = true
     else setReceiveBuffer(socket)
   }
 

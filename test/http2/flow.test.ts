@@ -16,7 +16,7 @@ test('past the unread cap, credit freed by reading goes out at once while the cl
   const W = 65_535
   const flow = new ReceiveFlow({ connectionWindowBytes: W, connectionUnreadBytes: 32_768, streamInitialWindowBytes: W, streamWindowBytes: W, streamWindowBudgetBytes: 0 }, (f) => void frames.push(f))
   flow.start()
-  const stream = (id: number): StreamWindow => ({ id, recvWindow: W, recvUnacked: 0, recvTarget: W })
+  const stream = (id: number): StreamWindow => ({ id, recvWindow: W, recvUnacked: 0, recvTarget: W, recvCreditedAtMs: 0 })
   const data = (s: StreamWindow, bytes: number) => {
     flow.chargeConnection(bytes)
     flow.chargeStream(s, bytes)
@@ -35,4 +35,63 @@ test('past the unread cap, credit freed by reading goes out at once while the cl
   expect(connectionCredits(frames)).toEqual([32_768, 16_384])
   // Nothing more is due while nothing more is read.
   expect(() => flow.chargeConnection(16_385)).toThrow('connection window')
+})
+
+/** The increments of one stream's WINDOW_UPDATE frames pushed. */
+function streamCredits(frames: Uint8Array[], id: number): number[] {
+  const v = (f: Uint8Array) => new DataView(f.buffer, f.byteOffset, f.byteLength)
+  return frames.filter((f) => f[3] === 0x8 && v(f).getUint32(5) === id).map((f) => v(f).getUint32(9) & 0x7fffffff)
+}
+
+/**
+ * One stream whose reader takes half a window every `stepMs` (a fake clock), `rounds` times, on a
+ * flow with a 100 ms round trip (a far client) or none: the stream credits it sent.
+ */
+function paced(roundTripMs: number, stepMs: number, rounds: number): number[] {
+  const frames: Uint8Array[] = []
+  let nowMs = 1_000
+  const windows = { connectionWindowBytes: 8 << 20, connectionUnreadBytes: 16 << 20, streamInitialWindowBytes: 65_536, streamWindowBytes: 4 << 20, streamWindowBudgetBytes: 8 << 20 }
+  const flow = new ReceiveFlow(windows, (f) => void frames.push(f), roundTripMs, () => nowMs)
+  flow.start()
+  const s: StreamWindow = { id: 1, recvWindow: 65_536, recvUnacked: 0, recvTarget: 65_536, recvCreditedAtMs: 0 }
+  flow.opened(s)
+  for (let i = 0; i < rounds; i++) {
+    nowMs += stepMs
+    const half = s.recvTarget / 2
+    flow.chargeConnection(half)
+    flow.chargeStream(s, half)
+    flow.consumed(s, half, true, true)
+  }
+  return streamCredits(frames, 1)
+}
+
+test('a far stream whose reader takes each half window within two round trips grows its window (doubling) up to the far maximum', () => {
+  // 100 ms round trip, half a window read every 60 ms: credit is the half read plus the growth
+  // (64 KiB doubled five times to 4 MiB), then the half read.
+  expect(paced(100, 60, 9)).toEqual([98_304, 196_608, 393_216, 786_432, 1_572_864, 3_145_728, 2_097_152, 2_097_152, 2_097_152])
+})
+
+test('a far stream whose reader is slower than that (a slow upstream) keeps its window: the client waits on the reader, not on the link', () => {
+  // Half a window every 250 ms, more than two round trips: credit for what was read only.
+  expect(paced(100, 250, 5)).toEqual([32_768, 32_768, 32_768, 32_768, 32_768])
+  // A reader that slows down after growing stops the growth where it is.
+  const frames: Uint8Array[] = []
+  let nowMs = 0
+  const flow = new ReceiveFlow({ connectionWindowBytes: 8 << 20, connectionUnreadBytes: 16 << 20, streamInitialWindowBytes: 65_536, streamWindowBytes: 4 << 20, streamWindowBudgetBytes: 8 << 20 }, (f) => void frames.push(f), 100, () => nowMs)
+  flow.start()
+  const s: StreamWindow = { id: 3, recvWindow: 65_536, recvUnacked: 0, recvTarget: 65_536, recvCreditedAtMs: 0 }
+  flow.opened(s)
+  for (const stepMs of [50, 50, 500, 500]) {
+    nowMs += stepMs
+    const half = s.recvTarget / 2
+    flow.chargeConnection(half)
+    flow.chargeStream(s, half)
+    flow.consumed(s, half, true, true)
+  }
+  expect(streamCredits(frames, 3)).toEqual([98_304, 196_608, 131_072, 131_072])
+  expect(s.recvTarget).toBe(262_144)
+})
+
+test('a near stream (no round trip given) grows whatever the time between reads, up to its maximum', () => {
+  expect(paced(0, 10_000, 9)).toEqual([98_304, 196_608, 393_216, 786_432, 1_572_864, 3_145_728, 2_097_152, 2_097_152, 2_097_152])
 })

@@ -11,16 +11,20 @@
  */
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Socket } from 'bun'
 import { startProxyProcess } from '../../scripts/stream-rss.ts'
+import { DEFAULT_LIMITS } from '../../src/http2/limits.ts'
 import { FAR_RTT_US, ReadSizer, RECEIVE_BUFFER_BYTES, TCP_INFO_RCV_SSTHRESH, TCP_INFO_RTT, tcpInfoField } from '../../src/runtime/receive-buffer.ts'
 
 const root = join(import.meta.dir, '..', '..')
 const canRun =
   process.platform === 'linux' && process.getuid?.() === 0 && existsSync('/dev/net/tun') && spawnSync('ip', ['-V']).status === 0 && spawnSync('ss', ['-V']).status === 0
 if (!canRun) console.log('far-window: skipped (needs Linux, root, /dev/net/tun, ip and ss)')
+const hasNghttp = spawnSync('sh', ['-c', 'command -v nghttp && command -v openssl']).status === 0
+if (canRun && !hasNghttp) console.log('far-window: the HTTP/2 upload case skipped (needs nghttp and openssl)')
 
 const ns = `fwt${process.pid % 100000}`
 const subnet = `10.78.${process.pid % 250}`
@@ -224,5 +228,52 @@ test.skipIf(!canRun)('a far client uploads through the proxy: the window the pro
   } finally {
     await proxy.stop()
     sink.stop(true)
+  }
+}, 40_000)
+
+test.skipIf(!canRun || !hasNghttp)('a far client uploads over HTTP/2: its stream window grows past the near maximum, as its reader keeps pace', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'far-h2-'))
+  let sinkRead = -1
+  const sink = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    async fetch(req) {
+      let n = 0
+      if (req.body) for await (const c of req.body) n += c.byteLength
+      sinkRead = n
+      return new Response(String(n))
+    },
+  })
+  const cert = join(dir, 'cert.pem')
+  const key = join(dir, 'key.pem')
+  const ssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${near}`, '-addext', `subjectAltName=IP:${near}`])
+  expect(ssl.status).toBe(0)
+  const upload = join(dir, 'upload.bin')
+  writeFileSync(upload, new Uint8Array(TOTAL_BYTES).fill(0x68))
+  const proxy = await startProxyProcess(['serve', '--upstream', `127.0.0.1:${sink.port}`, '--listen', `${near}:0`, '--tls-cert', cert, '--tls-key', key, '--admin', 'off'])
+  try {
+    const port = new URL(proxy.url).port
+    // nghttp -v prints every frame it sends and receives; not spawnSync: the sink serves from this process.
+    const run = Bun.spawn(['ip', 'netns', 'exec', ns, 'nghttp', '-v', '-d', upload, `https://${near}:${port}/up`], { stdout: 'pipe', stderr: 'pipe' })
+    const timer = setTimeout(() => run.kill(), 30_000)
+    const out = await new Response(run.stdout).text()
+    await run.exited
+    clearTimeout(timer)
+    // The stream's credits (its id is nghttp's first request stream), each frame's increment on the line after it.
+    const lines = out.split('\n')
+    const streamId = /send HEADERS frame <[^>]*stream_id=(\d+)>/.exec(out)?.[1]
+    const credits: number[] = []
+    lines.forEach((line, i) => {
+      if (line.includes('recv WINDOW_UPDATE') && line.includes(`stream_id=${streamId}>`)) credits.push(Number(/window_size_increment=(\d+)/.exec(lines[i + 1] ?? '')?.[1]))
+    })
+    console.log(`far HTTP/2 upload: status ${/:status: (\d+)/.exec(out)?.[1]}, the sink read ${sinkRead}, stream credits up to ${Math.max(0, ...credits)} bytes in ${credits.length} frames`)
+    expect(out).toContain(':status: 200')
+    expect(sinkRead).toBe(TOTAL_BYTES)
+    // Near, a stream's window stops at 256 KiB (a credit of at most that much, 2.6 MB/s over 100 ms); far, it doubles on.
+    expect(Math.max(...credits)).toBeGreaterThan(DEFAULT_LIMITS.streamWindowBytes)
+  } finally {
+    await proxy.stop()
+    sink.stop(true)
+    rmSync(dir, { recursive: true, force: true })
   }
 }, 40_000)

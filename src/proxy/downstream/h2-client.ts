@@ -24,6 +24,7 @@ import type { Refused } from '../../http2/refused.ts'
 import type { ServerStream } from '../../http2/stream.ts'
 import { failureReply, type FailureCode } from '../errors.ts'
 import { clientAddress, ForwardingLines, requestIdFor } from '../headers.ts'
+import { farRoundTripMs } from '../../runtime/receive-buffer.ts'
 import { StoredReply } from '../cache/stored-reply.ts'
 import { ForwardedReply } from '../forwarded-reply.ts'
 import { unparsedRequest, type GoneListener, type ProxyReply, type ProxyRequest, type ReplySink, type WriteCut } from '../message.ts'
@@ -49,7 +50,7 @@ export class H2Client {
   ) {
     this.client = { ip: clientAddress(sock.remoteAddress), tls: true, streamKeepsLength: true, protocol: 'HTTP/2', forwarding: new ForwardingLines() }
     this.conn = new H2Connection(sock, {
-      limits,
+      limits, roundTripMs: farRoundTripMs(sock), // a far client's windows grow larger (http2/limits.ts FAR_WINDOWS)
       sendTimeoutMs: shared.opts.sendTimeoutMs,
       onRequest: (stream) => this.serve(stream),
       onRefused: (r) => this.refused(r),
@@ -70,9 +71,8 @@ export class H2Client {
     const r = stream.request
     const req = proxyRequest(r, stream.body)
     const headers = req.headers
-    // What the HTTP/1.1 parser refuses is refused here too: never an open proxy (CONNECT), only
-    // origin-form targets, and one valid authority to route by.
-    // Over max_connections (this.refusal), every stream is refused, then GOAWAY.
+    // What the HTTP/1.1 parser refuses is refused here too: never an open proxy (CONNECT), only origin-form
+    // targets, and one valid authority to route by. Over max_connections (this.refusal), every stream is refused, then GOAWAY.
     const refusal: [FailureCode, string] | undefined =
       this.refusal ??
       (r.method === 'CONNECT'
