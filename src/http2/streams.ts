@@ -212,6 +212,7 @@ export class StreamTable {
     this.out.unschedule(s)
     this.flow.taken(s.finish(code)) // unread body bytes are dropped with the stream
     this.flow.released(s)
+    if (this.open.size === 0) this.out.idle()
     this.onClosed()
   }
 
