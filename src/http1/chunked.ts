@@ -5,7 +5,7 @@
  * no I/O, so it is table-tested directly.
  */
 
-import { concatBytes } from '../lib/bytes.ts'
+import { bytesToFill, concatBytes } from '../lib/bytes.ts'
 import { TCHAR } from './chars.ts'
 
 const enum State {
@@ -70,10 +70,13 @@ export class ChunkedDecoder {
   }
 
   /**
-   * Decodes as much of `input` as belongs to the body. Calls `emit` once with the data in it, if
-   * any: a view of `input` where it is one chunk's, else the data of its chunks in one buffer (a
-   * read of 1-byte chunks was 65,536 views and queue entries per 64 KiB, ~100 heap bytes per body
-   * byte: a client's memory and CPU attack; nginx too decodes into a buffer the size of the data).
+   * Decodes as much of `input` as belongs to the body. Calls `emit` with the data in it, if any:
+   * a view of `input` for each chunk's data of VIEW_MIN_BYTES or more, and the data of smaller
+   * chunks between them gathered into one buffer (a read of 1-byte chunks was 65,536 views and
+   * queue entries per 64 KiB, ~100 heap bytes per body byte: a client's memory and CPU attack;
+   * nginx too decodes into a buffer the size of the data). Until the thirty-fourth session all of
+   * a read's data went into one buffer: a read holding the end of one large chunk and the start of
+   * the next was copied whole.
    * Returns the number of bytes consumed; anything after the final chunk is left unconsumed
    * (the caller treats it as a protocol error or the next response).
    */
@@ -87,7 +90,10 @@ export class ChunkedDecoder {
       const more = this.more
       this.first = undefined
       this.more = undefined
-      if (first !== undefined) emit(more === undefined ? first : concatBytes([first, ...more]))
+      if (first !== undefined) {
+        if (more === undefined) emit(first)
+        else emitGathered([first, ...more], emit)
+      }
     }
     return consumed
   }
@@ -202,6 +208,24 @@ export class ChunkedDecoder {
   }
 }
 
+/** A chunk's data this large goes on as a view of the read; smaller ones are gathered (feed). */
+const VIEW_MIN_BYTES = 4096
+
+/** Emits `slices` in order: each of VIEW_MIN_BYTES or more as it is, each run of smaller ones joined into one buffer. */
+function emitGathered(slices: Uint8Array[], emit: (slice: Uint8Array) => void): void {
+  let small: Uint8Array[] = []
+  for (const slice of slices) {
+    if (slice.byteLength < VIEW_MIN_BYTES) {
+      small.push(slice)
+      continue
+    }
+    if (small.length > 0) emit(small.length === 1 ? small[0]! : concatBytes(small))
+    small = []
+    emit(slice)
+  }
+  if (small.length > 0) emit(small.length === 1 ? small[0]! : concatBytes(small))
+}
+
 // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ), ext-val = token / quoted-string
 // (RFC 9112 §7.1.1, RFC 9110 §5.6.2, §5.6.4). Only SP and HTAB are whitespace; trailing SP/HTAB
 // after the size is tolerated (nothing can read it as part of the size). No runaway backtracking:
@@ -226,7 +250,7 @@ export const LAST_CHUNK = new TextEncoder().encode('0\r\n\r\n')
 /** One chunk of a chunked body (RFC 9112 §7.1): size line, data, CRLF, in one buffer. */
 export function encodeChunk(data: Uint8Array): Uint8Array {
   const size = `${data.byteLength.toString(16)}\r\n`
-  const out = new Uint8Array(size.length + data.byteLength + 2)
+  const out = bytesToFill(size.length + data.byteLength + 2)
   for (let i = 0; i < size.length; i++) out[i] = size.charCodeAt(i)
   out.set(data, size.length)
   out[out.length - 2] = 13

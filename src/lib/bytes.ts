@@ -5,18 +5,29 @@
  */
 import { Buffer } from 'node:buffer'
 
+/**
+ * A new array of `n` bytes that the caller fills whole: from 4 KiB up not zeroed first
+ * (Buffer.allocUnsafe, which below 4 KiB hands out views of a shared pool on Node and Deno): a
+ * 64 KiB `new Uint8Array` spent 2.1 µs zeroing what was then overwritten, against 0.5 µs (Bun; the
+ * memset was 9 % of the proxy's samples under chunked uploads).
+ */
+export function bytesToFill(n: number): Uint8Array {
+  return n >= 4096 ? Buffer.allocUnsafe(n) : new Uint8Array(n)
+}
+
 /** One array holding `parts` in order; `total` is their summed length when the caller knows it. */
 export function concatBytes(parts: readonly Uint8Array[], total?: number): Uint8Array {
   if (total === undefined) {
     total = 0
     for (const p of parts) total += p.byteLength
   }
-  const out = new Uint8Array(total)
+  const out = bytesToFill(total)
   let at = 0
   for (const p of parts) {
     out.set(p, at)
     at += p.byteLength
   }
+  if (at < total) out.fill(0, at) // a total above the parts' never shows old memory
   return out
 }
 

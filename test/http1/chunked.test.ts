@@ -1,4 +1,7 @@
-/** The chunked decoder's output per read: one emit, a view where one chunk's data is all there is, one buffer for many chunks (outside review, thirteenth round). */
+/**
+ * The chunked decoder's output per read: a view of the read for each chunk's data of 4 KiB or more, one buffer for each run of
+ * smaller chunks (outside review, thirteenth round; the views since the thirty-fourth session).
+ */
 import { expect, test } from 'bun:test'
 import { ChunkedDecodeError, ChunkedDecoder } from '../../src/http1/chunked.ts'
 
@@ -21,6 +24,29 @@ test('one chunk\'s data in a read is handed on as a view of the read, not copied
   expect(emitted).toHaveLength(1)
   expect(emitted[0]!.buffer).toBe(input.buffer)
   expect(emitted[0]!.byteOffset).toBe(5)
+})
+
+test('a read with the end of one large chunk and the start of the next hands on two views of the read, not a copy of both', () => {
+  // As curl -T - frames an upload (64 KiB chunks), read in pieces that do not follow the chunks.
+  const tail = 'a'.repeat(20_000)
+  const input = enc(`${tail}\r\n10000\r\n${'b'.repeat(30_000)}`)
+  const d = new ChunkedDecoder()
+  d.feed(enc(`10000\r\n${'a'.repeat(65_536 - 20_000)}`), () => {})
+  const emitted: Uint8Array[] = []
+  expect(d.feed(input, (s) => emitted.push(s))).toBe(input.length)
+  expect(emitted.map((s) => s.byteLength)).toEqual([20_000, 30_000])
+  expect(emitted.every((s) => s.buffer === input.buffer)).toBe(true)
+  expect(emitted[1]!.byteOffset).toBe(20_000 + 2 + 7)
+})
+
+test('small chunks between large ones are joined, in order, each run into one buffer', () => {
+  const big = (c: string) => `1000\r\n${c.repeat(4096)}\r\n`
+  const input = enc(`${big('A')}1\r\nb\r\n2\r\ncd\r\n${big('E')}3\r\nfgh\r\n0\r\n\r\n`)
+  const emitted: Uint8Array[] = []
+  expect(new ChunkedDecoder().feed(input, (s) => emitted.push(s))).toBe(input.length)
+  expect(emitted.map((s) => new TextDecoder().decode(s))).toEqual(['A'.repeat(4096), 'bcd', 'E'.repeat(4096), 'fgh'])
+  expect(emitted[0]!.buffer).toBe(input.buffer)
+  expect(emitted[1]!.buffer).not.toBe(input.buffer)
 })
 
 test('chunks split across reads: each read\'s data once, in order, whole at the end', () => {

@@ -1,7 +1,7 @@
-/** lib/bytes.ts: RepeatedStrings (and the request parser with it), copyOut and putRange. */
+/** lib/bytes.ts: RepeatedStrings (and the request parser with it), copyOut, putRange and concatBytes. */
 import { describe, expect, test } from 'bun:test'
 import { Buffer } from 'node:buffer'
-import { copyOut, putRange, RepeatedStrings } from '../../src/lib/bytes.ts'
+import { bytesToFill, concatBytes, copyOut, putRange, RepeatedStrings } from '../../src/lib/bytes.ts'
 import { parseRequestHeadBytes } from '../../src/http1/request-head.ts'
 
 const bytes = (s: string) => Buffer.from(s, 'latin1')
@@ -94,4 +94,19 @@ describe('copyOut and putRange', () => {
       }
     }
   })
+})
+
+test('concatBytes: parts in order, from 4 KiB up in an array not zeroed first, and a total above the parts is zero past them', () => {
+  const parts = [new Uint8Array(3000).fill(1), new Uint8Array(3000).fill(2)]
+  const joined = concatBytes(parts)
+  expect(joined.byteLength).toBe(6000)
+  expect(joined[2999]).toBe(1)
+  expect(joined[3000]).toBe(2)
+  // Dirty memory first: what allocUnsafe may hand out again.
+  for (let i = 0; i < 50; i++) Buffer.allocUnsafe(8192).fill(0xee)
+  const padded = concatBytes([new Uint8Array(5000).fill(7)], 9000)
+  expect(padded.byteLength).toBe(9000)
+  expect(padded.subarray(0, 5000).every((b) => b === 7)).toBe(true)
+  expect(padded.subarray(5000).every((b) => b === 0)).toBe(true)
+  expect(bytesToFill(100)).toEqual(new Uint8Array(100))
 })
