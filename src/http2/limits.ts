@@ -38,7 +38,11 @@ export interface Http2Limits {
    * maxConcurrentStreams is (128 streams x 64 KiB + the growth budget stay under it).
    */
   connectionUnreadBytes: number
-  /** SETTINGS_MAX_FRAME_SIZE we accept. */
+  /**
+   * SETTINGS_MAX_FRAME_SIZE we accept. What a frame cut by a read holds grows with the bytes that
+   * came (reader.ts), so a large limit is not an allocation a header alone can ask for; clients
+   * that frame uploads by it (httpx) send fewer, larger frames.
+   */
   maxFrameBytes: number
   /** Response bytes a stream queues before write() says to wait (the drain callback follows). */
   streamHighWaterBytes: number
@@ -95,7 +99,7 @@ export const DEFAULT_LIMITS: Readonly<Http2Limits> = Object.freeze({
   streamWindowBudgetBytes: 1024 * 1024,
   connectionWindowBytes: 1024 * 1024,
   connectionUnreadBytes: 16 * 1024 * 1024,
-  maxFrameBytes: 16_384,
+  maxFrameBytes: 256 * 1024,
   streamHighWaterBytes: 64 * 1024,
   idleTimeoutMs: 60_000,
   headTimeoutMs: 0,

@@ -13,8 +13,11 @@ export class FrameReader {
   private prefaceBytes = 0
   /**
    * A frame cut by the end of a read: its header bytes so far, and once the header is whole its
-   * payload, allocated at its full length and filled as reads come. Each byte is copied once, so a
-   * frame arriving a byte at a time costs time linear in its size.
+   * payload as it comes, in a buffer of at most 16 KiB to start (or what the read holds), doubled
+   * as the bytes outgrow it, up to the frame's length: what a frame holds grows with the bytes the
+   * client sent, not with the length its header claims (SETTINGS_MAX_FRAME_SIZE is above 16 KiB).
+   * Each byte is copied at most twice in all, so a frame arriving a byte at a time costs time
+   * linear in its size.
    */
   private readonly head = new Uint8Array(FRAME_HEADER_BYTES)
   private headBytes = 0
@@ -78,14 +81,20 @@ export class FrameReader {
       const h = readFrameHeader(this.head, 0)
       if (h.length > this.maxFrameBytes) throw tooLarge(h)
       this.partialHeader = h
-      this.partial = Buffer.allocUnsafe(h.length)
+      this.partial = Buffer.allocUnsafe(Math.min(h.length, Math.max(FIRST_PART_BYTES, end - off)))
       this.partialBytes = 0
     }
-    const payload = this.partial!
-    const take = Math.min(payload.byteLength - this.partialBytes, end - off)
+    const length = this.partialHeader.length
+    const take = Math.min(length - this.partialBytes, end - off)
+    let payload = this.partial!
+    if (this.partialBytes + take > payload.byteLength) {
+      const grown = Buffer.allocUnsafe(Math.min(length, Math.max(2 * payload.byteLength, this.partialBytes + take)))
+      payload.copy(grown, 0, 0, this.partialBytes)
+      payload = this.partial = grown
+    }
     this.partialBytes = putRange(payload, this.partialBytes, chunk, off, off + take)
     off += take
-    if (this.partialBytes < payload.byteLength) return end
+    if (this.partialBytes < length) return end
     const h = this.partialHeader
     this.partialHeader = undefined
     this.partial = undefined
@@ -97,6 +106,9 @@ export class FrameReader {
 function tooLarge(h: FrameHeader): Error {
   return connectionError(H2Code.FRAME_SIZE_ERROR, `frame of ${h.length} bytes above our SETTINGS_MAX_FRAME_SIZE`)
 }
+
+/** A frame cut by a read starts in a buffer this large at most (the smallest SETTINGS_MAX_FRAME_SIZE), or as large as the read's part of it. */
+const FIRST_PART_BYTES = 16_384
 
 /** Payloads up to this size (HEADERS, control frames, small DATA) are copied out of the read rather than viewed (lib/bytes.ts copyOut). */
 const COPY_PAYLOAD_MAX_BYTES = 1024

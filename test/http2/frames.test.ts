@@ -3,6 +3,7 @@ import type { Http2Error } from '../../src/http2/errors.ts'
 import * as F from '../../src/http2/frames.ts'
 import { HpackDecoder, HpackEncoder } from '../../src/http2/hpack.ts'
 import { FrameReader, isPreface } from '../../src/http2/reader.ts'
+import { heapStats } from 'bun:jsc'
 
 const hdr = (type: number, flags: number, streamId: number, length: number): F.FrameHeader => ({ type, flags, streamId, length })
 const codeOf = (fn: () => unknown) => {
@@ -152,5 +153,31 @@ describe('FrameReader: frames cut across reads', () => {
     expect(got.length).toBe(frames.length)
     // Each byte copied once into the frame being filled (bytes.ts may copy short runs by hand); before: ~135 MB for the 16 KB frame.
     expect(copied).toBeLessThanOrEqual(wire.length)
+  })
+  test('a frame above 16 KiB (SETTINGS_MAX_FRAME_SIZE is 256 KiB), cut anywhere, is read whole', () => {
+    const big = new Uint8Array(200_000).map((_, i) => (i * 7) % 251)
+    const bigWire = Buffer.concat([F.PREFACE, F.frame(F.FrameType.DATA, 0, 1, big), F.frame(F.FrameType.PING, 0, 0, new Uint8Array(8))])
+    for (const step of [1_000, 16_393, 65_536, 150_000]) {
+      const r = new FrameReader(256 * 1024)
+      const got: [number, Uint8Array][] = []
+      for (let at = 0; at < bigWire.length; at += step) r.push(bigWire.subarray(at, at + step), (h, p) => got.push([h.type, Uint8Array.from(p)]) > 0)
+      expect(got.map(([t]) => t)).toEqual([F.FrameType.DATA, F.FrameType.PING])
+      expect(Buffer.from(got[0]![1]).equals(Buffer.from(big))).toBe(true)
+    }
+  })
+  test('what a cut frame holds grows with the bytes that came, not with the length its header claims', () => {
+    // 100 connections each send the header of a 256 KiB frame and 100 bytes of it, then wait.
+    const readers: FrameReader[] = []
+    Bun.gc(true)
+    const before = heapStats().extraMemorySize
+    for (let i = 0; i < 100; i++) {
+      const r = new FrameReader(256 * 1024)
+      r.push(Buffer.concat([F.PREFACE, F.frame(F.FrameType.DATA, 0, 1, new Uint8Array(256 * 1024)).subarray(0, 9 + 100)]), () => true)
+      readers.push(r)
+    }
+    const grownBytes = heapStats().extraMemorySize - before
+    // At most a 16 KiB start each (1.6 MB); allocated at the claimed length it was 26 MB.
+    expect(grownBytes).toBeLessThan(100 * 64 * 1024)
+    expect(readers).toHaveLength(100)
   })
 })

@@ -26,6 +26,22 @@ describe('connection start (RFC 9113 §3.4)', () => {
     expect(u32(second!.payload)).toBe(1_000_000 - 65_535)
     expect(c.ofType(FrameType.SETTINGS).some((f) => f.flags & Flag.ACK)).toBe(true)
   })
+  test('SETTINGS_MAX_FRAME_SIZE is 256 KiB: a 100,000-byte DATA frame within the window is read whole (httpx frames its uploads by it)', async () => {
+    const c = new RawClient({ limits: { streamInitialWindowBytes: 200_000, streamWindowBytes: 200_000 } }).start()
+    await c.settle()
+    expect(settingsOf(c.frames[0]!.payload).get(Setting.MAX_FRAME_SIZE)).toBe(256 * 1024)
+    c.send(c.get(1, '/up', [], false), c.data(1, new Uint8Array(100_000).fill(7), true))
+    await c.settle()
+    const body = c.requests[0]!.body!.getReader()
+    let got = 0
+    for (let r = await body.read(); !r.done; r = await body.read()) got += r.value.byteLength
+    expect(got).toBe(100_000)
+    expect(c.goaway()).toBeUndefined()
+    // One byte over it is a FRAME_SIZE_ERROR, by its header.
+    c.send(frame(FrameType.DATA, 0, 3, new Uint8Array(256 * 1024 + 1)).subarray(0, 9))
+    await c.settle()
+    expect(c.goaway()?.code).toBe(H2Code.FRAME_SIZE_ERROR)
+  })
   test('a bad preface is a PROTOCOL_ERROR', async () => {
     const c = new RawClient()
     c.send(new TextEncoder().encode('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
