@@ -68,6 +68,11 @@ export class ReceiveFlow {
     this.window = this.w.connectionWindowBytes
   }
 
+  /** Whether a DATA frame of `length` bytes fits what the client may still send on the connection. */
+  fits(length: number): boolean {
+    return length <= this.window
+  }
+
   /** A DATA frame of `length` bytes (padding included, §6.9.1) arrived on the connection. */
   chargeConnection(length: number): void {
     this.window -= length

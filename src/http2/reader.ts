@@ -27,7 +27,19 @@ export class FrameReader {
   /** The header of each whole frame of a read, read into this one object (valid during its onFrame call only). */
   private readonly current: FrameHeader = { length: 0, type: 0, flags: 0, streamId: 0 }
 
-  constructor(private readonly maxFrameBytes: number) {}
+  /** The frame being skipped (admit said no): its bytes are counted as they come, not kept. */
+  private skipping = false
+
+  constructor(
+    private readonly maxFrameBytes: number,
+    /**
+     * Judges a frame above FIRST_PART_BYTES that a read cut, by its header, before any of its
+     * bytes are held: true keeps it (filled as it comes), false skips it (its bytes dropped as
+     * they come, then onFrame with an empty payload); it may throw a connection error. Without
+     * it every frame is kept.
+     */
+    private readonly admit?: (h: FrameHeader) => boolean,
+  ) {}
 
   /**
    * Calls `onFrame` for every whole frame in what has arrived, until it returns false. Payloads
@@ -81,11 +93,13 @@ export class FrameReader {
       const h = readFrameHeader(this.head, 0)
       if (h.length > this.maxFrameBytes) throw tooLarge(h)
       this.partialHeader = h
-      this.partial = Buffer.allocUnsafe(Math.min(h.length, Math.max(FIRST_PART_BYTES, end - off)))
+      this.skipping = h.length > FIRST_PART_BYTES && this.admit !== undefined && !this.admit(h)
+      this.partial = this.skipping ? undefined : Buffer.allocUnsafe(Math.min(h.length, Math.max(FIRST_PART_BYTES, end - off)))
       this.partialBytes = 0
     }
     const length = this.partialHeader.length
     const take = Math.min(length - this.partialBytes, end - off)
+    if (this.skipping) return this.skip(take, off + take, end, onFrame)
     let payload = this.partial!
     if (this.partialBytes + take > payload.byteLength) {
       const grown = Buffer.allocUnsafe(Math.min(length, Math.max(2 * payload.byteLength, this.partialBytes + take)))
@@ -101,14 +115,28 @@ export class FrameReader {
     this.headBytes = 0
     return onFrame(h, payload) ? off : -1
   }
+
+  /** Drops `take` more bytes of the frame being skipped; at its end, onFrame with no payload. */
+  private skip(take: number, off: number, end: number, onFrame: (h: FrameHeader, payload: Uint8Array) => boolean): number {
+    this.partialBytes += take
+    const h = this.partialHeader!
+    if (this.partialBytes < h.length) return end
+    this.partialHeader = undefined
+    this.partial = undefined
+    this.skipping = false
+    this.headBytes = 0
+    return onFrame(h, NO_BYTES) ? off : -1
+  }
 }
 
 function tooLarge(h: FrameHeader): Error {
   return connectionError(H2Code.FRAME_SIZE_ERROR, `frame of ${h.length} bytes above our SETTINGS_MAX_FRAME_SIZE`)
 }
 
+const NO_BYTES = new Uint8Array(0)
+
 /** A frame cut by a read starts in a buffer this large at most (the smallest SETTINGS_MAX_FRAME_SIZE), or as large as the read's part of it. */
-const FIRST_PART_BYTES = 16_384
+export const FIRST_PART_BYTES = 16_384
 
 /** Payloads up to this size (HEADERS, control frames, small DATA) are copied out of the read rather than viewed (lib/bytes.ts copyOut). */
 const COPY_PAYLOAD_MAX_BYTES = 1024

@@ -19,6 +19,7 @@ import { announcedSettings, FAR_WINDOWS, resolveLimits, type Http2Limits } from 
 import { Output } from './output.ts'
 import { FrameReader } from './reader.ts'
 import { checkTrailers } from './request.ts'
+import { admitCutFrame } from './cut-frames.ts'
 import { ServerStream, type StreamHost } from './stream.ts'
 import { StreamTable } from './streams.ts'
 import type { SessionOptions } from './session-options.ts'
@@ -55,7 +56,7 @@ export class ServerSession implements StreamHost {
     this.lastProgressMs = this.now()
     this.headDueMs = l.headTimeoutMs > 0 ? this.lastProgressMs + l.headTimeoutMs : 0
     this.decoder = new HpackDecoder(l.headerTableBytes, l.maxHeaderListBytes)
-    this.reader = new FrameReader(l.maxFrameBytes)
+    this.reader = new FrameReader(l.maxFrameBytes, (h) => admitCutFrame(h, this.flow, this.streams, l.maxHeaderBlockBytes))
     this.block = new HeaderBlock(l.maxHeaderBlockBytes, l.maxContinuationFrames)
     this.floods = new FloodGuard(l, this.now)
     this.out = new Output({ write: (b) => opts.write(b) }, l.maxQueuedControlBytes)
@@ -107,9 +108,7 @@ export class ServerSession implements StreamHost {
   }
 
   /** The transport sent what it had queued. */
-  drained(): void {
-    if (!this.ended) this.guard(() => this.out.drained())
-  }
+  drained(): void { if (!this.ended) this.guard(() => this.out.drained()) }
 
   /**
    * Graceful shutdown (§6.8): GOAWAY naming the last stream we take, open streams finish, then close (drains, timeouts). `notice`:

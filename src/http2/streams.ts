@@ -129,6 +129,13 @@ export class StreamTable {
    * side has nothing to send. Beyond that no race explains it, only a client making us drop DATA
    * for ever: ENHANCE_YOUR_CALM.
    */
+  /** Whether DATA of `length` bytes on `id` fits its window: an open stream's, or what one we dropped may still have on its way. */
+  mayTake(id: number, length: number): boolean {
+    const s = this.open.get(id)
+    if (s !== undefined) return !s.remoteEnded && length <= s.recvWindow
+    return length <= (this.dropped.get(id) ?? -1)
+  }
+
   dataAfterDrop(id: number, length: number): boolean {
     const left = this.dropped.get(id)
     if (left === undefined) return false

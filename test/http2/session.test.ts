@@ -42,6 +42,39 @@ describe('connection start (RFC 9113 §3.4)', () => {
     await c.settle()
     expect(c.goaway()?.code).toBe(H2Code.FRAME_SIZE_ERROR)
   })
+  test('a frame above 16 KiB cut by a read is judged by its header before its bytes are held', async () => {
+    // DATA beyond the stream window (64 KiB here): FLOW_CONTROL_ERROR once its header is in, not after 200,000 bytes.
+    const a = new RawClient().start()
+    a.send(a.get(1, '/up', [], false))
+    const over = a.data(1, new Uint8Array(200_000))
+    a.send(over.subarray(0, 9 + 1_000))
+    await a.settle()
+    expect(a.goaway()?.code).toBe(H2Code.FLOW_CONTROL_ERROR)
+    // Within the windows it is kept and read whole, however it is cut.
+    const b = new RawClient({ limits: { streamInitialWindowBytes: 200_000, streamWindowBytes: 200_000 } }).start()
+    b.send(b.get(1, '/up', [], false))
+    const within = b.data(1, new Uint8Array(150_000).fill(9), true)
+    for (let at = 0; at < within.byteLength; at += 40_000) b.send(within.subarray(at, at + 40_000))
+    await b.settle()
+    const body = b.requests[0]!.body!.getReader()
+    let got = 0
+    for (let r = await body.read(); !r.done; r = await body.read()) got += r.value.byteLength
+    expect(got).toBe(150_000)
+    expect(b.goaway()).toBeUndefined()
+    // An unknown type is ignored (RFC 9113 §5.5): its bytes are dropped as they come, and what follows is read.
+    const c = new RawClient().start()
+    const unknown = frame(0xfa, 0, 0, new Uint8Array(262_143))
+    for (let at = 0; at < unknown.byteLength; at += 50_000) c.send(unknown.subarray(at, at + 50_000))
+    c.send(frame(FrameType.PING, 0, 0, new Uint8Array(8).fill(5)))
+    await c.settle()
+    expect(c.ofType(FrameType.PING).some((f) => f.flags & Flag.ACK)).toBe(true)
+    expect(c.goaway()).toBeUndefined()
+    // A PING (8 bytes by definition) whose header says 20,000: FRAME_SIZE_ERROR at the header.
+    const d = new RawClient().start()
+    d.send(frame(FrameType.PING, 0, 0, new Uint8Array(20_000)).subarray(0, 100))
+    await d.settle()
+    expect(d.goaway()?.code).toBe(H2Code.FRAME_SIZE_ERROR)
+  })
   test('a bad preface is a PROTOCOL_ERROR', async () => {
     const c = new RawClient()
     c.send(new TextEncoder().encode('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
