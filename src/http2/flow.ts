@@ -9,7 +9,8 @@
  * connection window and stopped every other stream's body (four stalled 256 KiB streams filled
  * 1 MiB). On a far client's connection (a round trip given) the windows may grow larger
  * (limits.ts FAR_WINDOWS), and a stream's only while its reader takes each half window within two
- * round trips: the client is then held by the window, not by the reader. The send side (the
+ * round trips (the client is then held by the window, not by the reader); one whose reader falls
+ * behind that gives its growth back, half a credit at a time. The send side (the
  * peer's windows for our DATA) lives in output.ts.
  */
 import { connectionError, H2Code, streamError } from './errors.ts'
@@ -26,6 +27,10 @@ export interface StreamWindow {
   recvTarget: number
   /** When it was last credited (or opened), on a far connection: how fast its reader takes a half window. */
   recvCreditedAtMs: number
+  /** Its reader fell behind once (far): its window grows no more (a burst after a drain looks fast). */
+  recvLagged: boolean
+  /** Body bytes received and not yet read: the reader, not the client, is behind while there are any. */
+  readonly recvQueuedBytes: number
 }
 
 export interface ReceiveWindows {
@@ -112,12 +117,22 @@ export class ReceiveFlow {
     // Its reader took half a window: double the window, up to the largest, while the budget lasts
     // (on a far connection, if it took it within two round trips).
     const paced = this.keptPace(s)
-    const grow = read && paced ? Math.min(s.recvTarget, this.w.streamWindowBytes - s.recvTarget, this.growthLeftBytes) : 0
+    const grow = read && paced && !s.recvLagged ? Math.min(s.recvTarget, this.w.streamWindowBytes - s.recvTarget, this.growthLeftBytes) : 0
     let credit = s.recvUnacked
     if (grow > 0) {
       s.recvTarget += grow
       this.growthLeftBytes -= grow
       credit += grow
+    } else if (!paced && s.recvQueuedBytes > 0) {
+      s.recvLagged = true
+      // A far stream whose reader fell behind (an upstream slower than the link, once the kernel's
+      // buffers toward it are full; not a client still in slow start, whose bytes wait for none):
+      // its window shrinks by half of what this credit returns, back toward the initial one, and
+      // the budget gets that back.
+      const shrink = Math.max(0, Math.min(Math.floor(credit / 2), s.recvTarget - this.w.streamInitialWindowBytes))
+      s.recvTarget -= shrink
+      this.growthLeftBytes += shrink
+      credit -= shrink
     }
     this.push(windowUpdateFrame(s.id, credit))
     s.recvWindow += credit

@@ -125,9 +125,9 @@ export const DEFAULT_LIMITS: Readonly<Http2Limits> = Object.freeze({
  * The receive windows of a far client's connection (SessionOptions.roundTripMs): a stream's window
  * caps an upload at about window / round trip (256 KiB over 100 ms: 2.6 MB/s, where HTTP/1.1 on
  * the same link, left to the kernel's autotuning, carries the link's rate), so there a stream may
- * grow to 4 MiB, and the connection's streams by 8 MiB together, but only while its reader takes
- * each half window within two round trips (flow.ts): an upload to a slow upstream stays near the
- * window its upstream's rate needs. What a connection holds stays within connectionUnreadBytes.
+ * grow to 4 MiB, and the connection's streams by 8 MiB together, while its reader takes each half
+ * window within two round trips, and gives growth back when it does not (flow.ts). What a
+ * connection holds stays within connectionUnreadBytes plus this connection window.
  */
 export const FAR_WINDOWS: Readonly<Pick<Http2Limits, 'streamWindowBytes' | 'streamWindowBudgetBytes' | 'connectionWindowBytes'>> = Object.freeze({
   streamWindowBytes: 4 * 1024 * 1024,

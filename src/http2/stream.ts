@@ -51,6 +51,10 @@ export class ServerStream {
   /** The window this stream is kept at (flow.ts: the initial one, grown while its reader keeps up). */
   recvTarget: number
   recvCreditedAtMs = 0
+  recvLagged = false
+  get recvQueuedBytes(): number {
+    return this.inBytes
+  }
   /** Body bytes received, for the content-length check (§8.1.1). */
   receivedBytes = 0
   /** Request trailers, when the client sent them. */

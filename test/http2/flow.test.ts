@@ -16,7 +16,7 @@ test('past the unread cap, credit freed by reading goes out at once while the cl
   const W = 65_535
   const flow = new ReceiveFlow({ connectionWindowBytes: W, connectionUnreadBytes: 32_768, streamInitialWindowBytes: W, streamWindowBytes: W, streamWindowBudgetBytes: 0 }, (f) => void frames.push(f))
   flow.start()
-  const stream = (id: number): StreamWindow => ({ id, recvWindow: W, recvUnacked: 0, recvTarget: W, recvCreditedAtMs: 0 })
+  const stream = (id: number): StreamWindow => ({ id, recvWindow: W, recvUnacked: 0, recvTarget: W, recvCreditedAtMs: 0, recvLagged: false, recvQueuedBytes: 0 })
   const data = (s: StreamWindow, bytes: number) => {
     flow.chargeConnection(bytes)
     flow.chargeStream(s, bytes)
@@ -53,7 +53,7 @@ function paced(roundTripMs: number, stepMs: number, rounds: number): number[] {
   const windows = { connectionWindowBytes: 8 << 20, connectionUnreadBytes: 16 << 20, streamInitialWindowBytes: 65_536, streamWindowBytes: 4 << 20, streamWindowBudgetBytes: 8 << 20 }
   const flow = new ReceiveFlow(windows, (f) => void frames.push(f), roundTripMs, () => nowMs)
   flow.start()
-  const s: StreamWindow = { id: 1, recvWindow: 65_536, recvUnacked: 0, recvTarget: 65_536, recvCreditedAtMs: 0 }
+  const s: StreamWindow = { id: 1, recvWindow: 65_536, recvUnacked: 0, recvTarget: 65_536, recvCreditedAtMs: 0, recvLagged: false, recvQueuedBytes: 0 }
   flow.opened(s)
   for (let i = 0; i < rounds; i++) {
     nowMs += stepMs
@@ -71,25 +71,33 @@ test('a far stream whose reader takes each half window within two round trips gr
   expect(paced(100, 60, 9)).toEqual([98_304, 196_608, 393_216, 786_432, 1_572_864, 3_145_728, 2_097_152, 2_097_152, 2_097_152])
 })
 
-test('a far stream whose reader is slower than that (a slow upstream) keeps its window: the client waits on the reader, not on the link', () => {
+test('a far stream whose reader is slower than that (a slow upstream) keeps its window, or gives growth back: the client waits on the reader, not on the link', () => {
   // Half a window every 250 ms, more than two round trips: credit for what was read only.
   expect(paced(100, 250, 5)).toEqual([32_768, 32_768, 32_768, 32_768, 32_768])
-  // A reader that slows down after growing stops the growth where it is.
-  const frames: Uint8Array[] = []
-  let nowMs = 0
-  const flow = new ReceiveFlow({ connectionWindowBytes: 8 << 20, connectionUnreadBytes: 16 << 20, streamInitialWindowBytes: 65_536, streamWindowBytes: 4 << 20, streamWindowBudgetBytes: 8 << 20 }, (f) => void frames.push(f), 100, () => nowMs)
-  flow.start()
-  const s: StreamWindow = { id: 3, recvWindow: 65_536, recvUnacked: 0, recvTarget: 65_536, recvCreditedAtMs: 0 }
-  flow.opened(s)
-  for (const stepMs of [50, 50, 500, 500]) {
-    nowMs += stepMs
-    const half = s.recvTarget / 2
-    flow.chargeConnection(half)
-    flow.chargeStream(s, half)
-    flow.consumed(s, half, true, true)
+  // A reader that slows down after growing (bytes wait for it) stops the growth...
+  const credits = (steps: [number, number][], id: number) => {
+    const frames: Uint8Array[] = []
+    let nowMs = 0
+    const flow = new ReceiveFlow({ connectionWindowBytes: 8 << 20, connectionUnreadBytes: 16 << 20, streamInitialWindowBytes: 65_536, streamWindowBytes: 4 << 20, streamWindowBudgetBytes: 8 << 20 }, (f) => void frames.push(f), 100, () => nowMs)
+    flow.start()
+    const s = { id, recvWindow: 65_536, recvUnacked: 0, recvTarget: 65_536, recvCreditedAtMs: 0, recvLagged: false, recvQueuedBytes: 0 }
+    flow.opened(s)
+    for (const [stepMs, queued] of steps) {
+      nowMs += stepMs
+      s.recvQueuedBytes = queued
+      const half = s.recvTarget / 2
+      flow.chargeConnection(half)
+      flow.chargeStream(s, half)
+      flow.consumed(s, half, true, true)
+    }
+    return { sent: streamCredits(frames, id), target: s.recvTarget }
   }
-  expect(streamCredits(frames, 3)).toEqual([98_304, 196_608, 131_072, 131_072])
-  expect(s.recvTarget).toBe(262_144)
+  // ...and its window shrinks again, by half of each credit, toward the initial one; reads that
+  // come fast after that (a burst once the upstream's socket drained) do not grow it again.
+  expect(credits([[50, 0], [50, 0], [500, 65_536], [500, 65_536], [10, 0], [10, 0]], 3)).toEqual({ sent: [98_304, 196_608, 65_536, 49_152, 73_728, 73_728], target: 147_456 })
+  // A slow first half window with nothing waiting for the reader is the client's pace (TCP slow
+  // start on a new connection), not the reader's: no shrink, and the window grows once it is fast.
+  expect(credits([[400, 0], [50, 0], [50, 0]], 5)).toEqual({ sent: [32_768, 98_304, 196_608], target: 262_144 })
 })
 
 test('a near stream (no round trip given) grows whatever the time between reads, up to its maximum', () => {
