@@ -136,7 +136,7 @@ function tooLarge(h: FrameHeader): Error {
 const NO_BYTES = new Uint8Array(0)
 
 /** A frame cut by a read starts in a buffer this large at most (the smallest SETTINGS_MAX_FRAME_SIZE), or as large as the read's part of it. */
-export const FIRST_PART_BYTES = 16_384
+const FIRST_PART_BYTES = 16_384
 
 /** Payloads up to this size (HEADERS, control frames, small DATA) are copied out of the read rather than viewed (lib/bytes.ts copyOut). */
 const COPY_PAYLOAD_MAX_BYTES = 1024

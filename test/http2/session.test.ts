@@ -6,6 +6,13 @@ import { RawClient } from './support/raw-client.ts'
 /** A HEADERS frame for stream 1 without END_HEADERS: a header block left unfinished. */
 const c1Block = (c: RawClient) => frame(FrameType.HEADERS, Flag.END_STREAM, 1, c.get(1).subarray(9, 12))
 const u32 = (p: Uint8Array, off = 0) => new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(off)
+/** Reads a request body to its end; its length. */
+async function bodyLength(body: ReadableStream<Uint8Array>): Promise<number> {
+  const reader = body.getReader()
+  let n = 0
+  for (let r = await reader.read(); !r.done; r = await reader.read()) n += r.value.byteLength
+  return n
+}
 const settingsOf = (p: Uint8Array) => {
   const m = new Map<number, number>()
   for (let i = 0; i < p.byteLength; i += 6) m.set((p[i]! << 8) | p[i + 1]!, u32(p, i + 2))
@@ -32,10 +39,7 @@ describe('connection start (RFC 9113 §3.4)', () => {
     expect(settingsOf(c.frames[0]!.payload).get(Setting.MAX_FRAME_SIZE)).toBe(256 * 1024)
     c.send(c.get(1, '/up', [], false), c.data(1, new Uint8Array(100_000).fill(7), true))
     await c.settle()
-    const body = c.requests[0]!.body!.getReader()
-    let got = 0
-    for (let r = await body.read(); !r.done; r = await body.read()) got += r.value.byteLength
-    expect(got).toBe(100_000)
+    expect(await bodyLength(c.requests[0]!.body!)).toBe(100_000)
     expect(c.goaway()).toBeUndefined()
     // One byte over it is a FRAME_SIZE_ERROR, by its header.
     c.send(frame(FrameType.DATA, 0, 3, new Uint8Array(256 * 1024 + 1)).subarray(0, 9))
@@ -56,10 +60,7 @@ describe('connection start (RFC 9113 §3.4)', () => {
     const within = b.data(1, new Uint8Array(150_000).fill(9), true)
     for (let at = 0; at < within.byteLength; at += 40_000) b.send(within.subarray(at, at + 40_000))
     await b.settle()
-    const body = b.requests[0]!.body!.getReader()
-    let got = 0
-    for (let r = await body.read(); !r.done; r = await body.read()) got += r.value.byteLength
-    expect(got).toBe(150_000)
+    expect(await bodyLength(b.requests[0]!.body!)).toBe(150_000)
     expect(b.goaway()).toBeUndefined()
     // An unknown type is ignored (RFC 9113 §5.5): its bytes are dropped as they come, and what follows is read.
     const c = new RawClient().start()

@@ -165,6 +165,22 @@ test.skipIf(!canRun)('the proxy dials a far origin: the window its upstream sock
   }
 }, 40_000)
 
+/** An origin here that reads each request body whole and answers its length; lastRead() is the last one's. */
+function countingSink(): { sink: ReturnType<typeof Bun.serve>; lastRead: () => number } {
+  let read = -1
+  const sink = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    async fetch(req) {
+      let n = 0
+      if (req.body) for await (const c of req.body) n += c.byteLength
+      read = n
+      return new Response(String(n))
+    },
+  })
+  return { sink, lastRead: () => read }
+}
+
 /**
  * A client in the far namespace: POSTs UPLOAD_BYTES to argv host:port, reads the answer (the byte
  * count the sink read), then prints the window its socket was last offered (ss, in its namespace).
@@ -198,15 +214,7 @@ await Bun.connect({ hostname: host, port, socket: {
 `
 
 test.skipIf(!canRun)('a far client uploads through the proxy: the window the proxy offers it opens past the small buffer', async () => {
-  const sink = Bun.serve({
-    hostname: '127.0.0.1',
-    port: 0,
-    async fetch(req) {
-      let n = 0
-      if (req.body) for await (const c of req.body) n += c.byteLength
-      return new Response(String(n))
-    },
-  })
+  const { sink } = countingSink()
   const proxy = await startProxyProcess(['serve', '--upstream', `127.0.0.1:${sink.port}`, '--listen', `${near}:0`, '--admin', 'off'])
   try {
     const port = new URL(proxy.url).port
@@ -233,17 +241,7 @@ test.skipIf(!canRun)('a far client uploads through the proxy: the window the pro
 
 test.skipIf(!canRun || !hasNghttp)('a far client uploads over HTTP/2: its stream window grows past the near maximum, as its reader keeps pace', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'far-h2-'))
-  let sinkRead = -1
-  const sink = Bun.serve({
-    hostname: '127.0.0.1',
-    port: 0,
-    async fetch(req) {
-      let n = 0
-      if (req.body) for await (const c of req.body) n += c.byteLength
-      sinkRead = n
-      return new Response(String(n))
-    },
-  })
+  const { sink, lastRead } = countingSink()
   const cert = join(dir, 'cert.pem')
   const key = join(dir, 'key.pem')
   const ssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${near}`, '-addext', `subjectAltName=IP:${near}`])
@@ -266,9 +264,9 @@ test.skipIf(!canRun || !hasNghttp)('a far client uploads over HTTP/2: its stream
     lines.forEach((line, i) => {
       if (line.includes('recv WINDOW_UPDATE') && line.includes(`stream_id=${streamId}>`)) credits.push(Number(/window_size_increment=(\d+)/.exec(lines[i + 1] ?? '')?.[1]))
     })
-    console.log(`far HTTP/2 upload: status ${/:status: (\d+)/.exec(out)?.[1]}, the sink read ${sinkRead}, stream credits up to ${Math.max(0, ...credits)} bytes in ${credits.length} frames`)
+    console.log(`far HTTP/2 upload: status ${/:status: (\d+)/.exec(out)?.[1]}, the sink read ${lastRead()}, stream credits up to ${Math.max(0, ...credits)} bytes in ${credits.length} frames`)
     expect(out).toContain(':status: 200')
-    expect(sinkRead).toBe(TOTAL_BYTES)
+    expect(lastRead()).toBe(TOTAL_BYTES)
     // Near, a stream's window stops at 256 KiB (a credit of at most that much, 2.6 MB/s over 100 ms); far, it doubles on.
     expect(Math.max(...credits)).toBeGreaterThan(DEFAULT_LIMITS.streamWindowBytes)
   } finally {
