@@ -71,6 +71,13 @@ export class SocketBodyStream {
     return byStream.get(stream)
   }
 
+  /** `wrapper` carries on `stream`'s bytes (request-body.ts): the socket behind one is behind the other. */
+  static carriedOn(stream: ReadableStream<Uint8Array>, wrapper: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+    const source = byStream.get(stream)
+    if (source !== undefined) byStream.set(wrapper, source)
+    return wrapper
+  }
+
   /** The consumer wrote `bytes` onward; `whole` when its peer took them at once. */
   wrote(whole: boolean, bytes: number): void {
     this.source.wrote?.(whole, bytes)

@@ -1,6 +1,7 @@
 /** prepareBody: small bodies are read whole (declared or chunked), larger ones stream in order, a failing body is reported. */
 import { expect, test } from 'bun:test'
 import { prepareBody, REPLAYABLE_BODY_BYTES } from '../../src/proxy/request-body.ts'
+import { SocketBodyStream } from '../../src/http1/body-stream.ts'
 
 /** A body made of these chunks; `failAfter` makes the stream error once that many were read. */
 function bodyOf(chunks: Uint8Array[], failAfter?: number): ReadableStream<Uint8Array> & { pulled: () => number } {
@@ -111,4 +112,22 @@ test('a body that stops while read ahead fails with CLIENT_BODY_TIMEOUT after th
   const whole = await prepareBody(steady, undefined, 100)
   expect(whole.kind).toBe('buffered')
   expect((whole as { bytes: Uint8Array }).bytes.byteLength).toBe(10)
+})
+
+test('a body streamed past the read-ahead still names its client socket: the pump\'s writes reach the socket\'s read sizing', async () => {
+  // Until the thirty-fourth session the stream that carries on after the read-ahead hid the
+  // socket, so an HTTP/1.1 upload's reads were never widened however fast the upstream took it.
+  const told: number[] = []
+  const socket = new SocketBodyStream({ pause() {}, resume() {}, wrote: (_whole, bytes) => void told.push(bytes) }, () => {})
+  const p = await Promise.all([prepareBody(socket.stream, 3 * 65_536), (async () => {
+    for (let i = 0; i < 3; i++) socket.push(filled(65_536, i))
+    socket.close()
+  })()]).then(([prepared]) => prepared)
+  expect(p.kind).toBe('stream')
+  const stream = (p as { stream: ReadableStream<Uint8Array> }).stream
+  const carried = SocketBodyStream.of(stream)
+  expect(carried).toBe(socket)
+  carried!.wrote(true, 1234)
+  expect(told).toEqual([1234])
+  expect((await drain(stream)).byteLength).toBe(3 * 65_536)
 })
