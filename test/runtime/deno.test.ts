@@ -356,6 +356,18 @@ function listening(port: number): number[] {
   return [...new Set([...out.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])))]
 }
 
+/**
+ * SIGKILL to each of these processes, once each: a worker is both in `pids` and listening, and one
+ * may be reaped between a check and the kill (ESRCH failed a clean-up once, a race of the test's).
+ */
+function killLeft(pids: number[]): void {
+  for (const pid of new Set(pids)) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {}
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     return !/^State:\s*Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
@@ -395,7 +407,7 @@ test('on Deno, --workers 2 serves; a worker that cannot start again does not sto
     })
     expect(free).toBe(true)
   } finally {
-    for (const pid of [...pids, ...listening(port)].filter(alive)) process.kill(pid, 'SIGKILL')
+    killLeft([...pids, ...listening(port)])
     proxy.child.kill('SIGKILL')
   }
 }, 60_000)
@@ -434,7 +446,7 @@ test('on Deno, --workers 2: SIGHUP and SIGUSR1 to the supervisor reach both work
     // The same two workers serve on.
     expect(listening(port).sort()).toEqual([...pids].sort())
   } finally {
-    for (const pid of [...pids, ...listening(port)].filter(alive)) process.kill(pid, 'SIGKILL')
+    killLeft([...pids, ...listening(port)])
     proxy.child.kill('SIGKILL')
   }
 }, 60_000)
