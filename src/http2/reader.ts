@@ -27,9 +27,6 @@ export class FrameReader {
   /** The header of each whole frame of a read, read into this one object (valid during its onFrame call only). */
   private readonly current: FrameHeader = { length: 0, type: 0, flags: 0, streamId: 0 }
 
-  /** The frame being skipped (admit said no): its bytes are counted as they come, not kept. */
-  private skipping = false
-
   constructor(
     private readonly maxFrameBytes: number,
     /**
@@ -93,39 +90,30 @@ export class FrameReader {
       const h = readFrameHeader(this.head, 0)
       if (h.length > this.maxFrameBytes) throw tooLarge(h)
       this.partialHeader = h
-      this.skipping = h.length > FIRST_PART_BYTES && this.admit !== undefined && !this.admit(h)
-      this.partial = this.skipping ? undefined : Buffer.allocUnsafe(Math.min(h.length, Math.max(FIRST_PART_BYTES, end - off)))
+      // A large frame cut by a read is kept only if admitted; a skipped one has no buffer (its bytes are counted, not kept).
+      const kept = h.length <= FIRST_PART_BYTES || this.admit === undefined || this.admit(h)
+      this.partial = kept ? Buffer.allocUnsafe(Math.min(h.length, Math.max(FIRST_PART_BYTES, end - off))) : undefined
       this.partialBytes = 0
     }
     const length = this.partialHeader.length
     const take = Math.min(length - this.partialBytes, end - off)
-    if (this.skipping) return this.skip(take, off + take, end, onFrame)
-    let payload = this.partial!
-    if (this.partialBytes + take > payload.byteLength) {
-      const grown = Buffer.allocUnsafe(Math.min(length, Math.max(2 * payload.byteLength, this.partialBytes + take)))
-      payload.copy(grown, 0, 0, this.partialBytes)
-      payload = this.partial = grown
+    let payload = this.partial
+    if (payload === undefined) this.partialBytes += take
+    else {
+      if (this.partialBytes + take > payload.byteLength) {
+        const grown = Buffer.allocUnsafe(Math.min(length, Math.max(2 * payload.byteLength, this.partialBytes + take)))
+        payload.copy(grown, 0, 0, this.partialBytes)
+        payload = this.partial = grown
+      }
+      this.partialBytes = putRange(payload, this.partialBytes, chunk, off, off + take)
     }
-    this.partialBytes = putRange(payload, this.partialBytes, chunk, off, off + take)
     off += take
     if (this.partialBytes < length) return end
     const h = this.partialHeader
     this.partialHeader = undefined
     this.partial = undefined
     this.headBytes = 0
-    return onFrame(h, payload) ? off : -1
-  }
-
-  /** Drops `take` more bytes of the frame being skipped; at its end, onFrame with no payload. */
-  private skip(take: number, off: number, end: number, onFrame: (h: FrameHeader, payload: Uint8Array) => boolean): number {
-    this.partialBytes += take
-    const h = this.partialHeader!
-    if (this.partialBytes < h.length) return end
-    this.partialHeader = undefined
-    this.partial = undefined
-    this.skipping = false
-    this.headBytes = 0
-    return onFrame(h, NO_BYTES) ? off : -1
+    return onFrame(h, payload ?? NO_BYTES) ? off : -1
   }
 }
 
